@@ -1,0 +1,254 @@
+/**
+ * The schema of `sluice.yaml`: the single source of truth for the config's TypeScript input type
+ * (`SluiceConfigInput`, used by `defineConfig`) and for the published `schema/sluice.schema.json`.
+ *
+ * It checks shapes only. Meaning (durations to milliseconds, listen addresses, cross references)
+ * is checked and resolved by `normalise.ts`, which reports problems at the same YAML positions.
+ */
+import { z } from 'zod';
+import { DURATION_PATTERN } from '../core/duration.js';
+import { SIZE_PATTERN } from '../core/size.js';
+
+/** A duration string such as `500ms`, `10s`, `5m`. */
+export const durationSchema = z
+  .string()
+  .regex(new RegExp(DURATION_PATTERN))
+  .meta({ description: 'A duration with a unit: ms, s, m, h or d (e.g. 500ms, 10s, 5m).' });
+
+/** A size string such as `16kb`, `10mb` (1 kb = 1024 bytes). */
+export const sizeSchema = z
+  .string()
+  .regex(new RegExp(SIZE_PATTERN))
+  .meta({ description: 'A size with a unit: b, kb, mb or gb (1kb = 1024 bytes).' });
+
+const stringOrList = (what: string) =>
+  z.union([z.string(), z.array(z.string())], { error: `expected ${what}: a string or a list of strings` });
+
+/** A listen address: a port, `:PORT`, `HOST:PORT` or `[IPV6]:PORT`; one or a list. */
+const listenEntry = z.union([z.string(), z.number().int()], {
+  error: 'expected a listen address such as ":8080" or "127.0.0.1:8080"',
+});
+const listenSchema = z
+  .union([listenEntry, z.array(listenEntry).min(1)], {
+    error: 'expected a listen address or a list of them, e.g. ":8080" or ["127.0.0.1:8080", "[::1]:8080"]',
+  })
+  .meta({ description: 'Addresses to listen on: ":8080", "127.0.0.1:8080", "[::]:8443", or a list.' });
+
+const headerMap = z
+  .record(z.string(), z.string())
+  .meta({ description: 'Header name to value; values may use $variables.' });
+
+const limitsSchema = z
+  .strictObject({
+    max_body: sizeSchema
+      .optional()
+      .meta({ description: 'Largest request body (413 beyond it). Default 1mb.' }),
+    max_header: sizeSchema
+      .optional()
+      .meta({
+        description: 'Largest request head, request line included (431, or 414 for the line). Default 16kb.',
+      }),
+    header_timeout: durationSchema
+      .optional()
+      .meta({ description: 'Time allowed to send the request head (408 and close after). Default 10s.' }),
+    keepalive_timeout: durationSchema
+      .optional()
+      .meta({ description: 'How long an idle client keep-alive connection stays open. Default 75s.' }),
+    request_timeout: durationSchema
+      .optional()
+      .meta({
+        description: 'Time allowed to send the whole request, head and body; 0s disables. Default 60s.',
+      }),
+    max_connections: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .meta({ description: 'Open client connections per listener and worker. Default 10000.' }),
+  })
+  .meta({ description: 'Hard limits against slow or hostile clients.' });
+
+const matchSchema = z
+  .strictObject({
+    path: z
+      .string()
+      .optional()
+      .meta({ description: 'Exact path (nginx "location ="). Wins over everything else.' }),
+    path_prefix: z
+      .string()
+      .optional()
+      .meta({ description: 'Path prefix; the longest matching prefix wins.' }),
+    path_regex: z
+      .string()
+      .optional()
+      .meta({
+        description: 'Regular expression on the path, tried in the order written, after exact paths.',
+      }),
+    methods: z.array(z.string()).min(1).optional().meta({ description: 'Only these methods match.' }),
+    headers: z
+      .record(z.string(), z.string())
+      .optional()
+      .meta({
+        description: 'Request headers that must be present with these values ("~regex" for a pattern).',
+      }),
+  })
+  .meta({ description: 'What a route matches. No match keys: every path.' });
+
+const proxySchema = z
+  .strictObject({
+    upstream: z.string().optional().meta({ description: 'Name of an upstream under upstreams:.' }),
+    url: z
+      .string()
+      .optional()
+      .meta({ description: 'A single target, e.g. http://127.0.0.1:9001 (with a base path).' }),
+    strip_prefix: z
+      .string()
+      .optional()
+      .meta({ description: 'Removed from the start of the path before forwarding.' }),
+    preserve_host: z
+      .boolean()
+      .optional()
+      .meta({ description: "Send the client's Host upstream. Default true." }),
+    set_headers: headerMap
+      .optional()
+      .meta({ description: 'Request headers set (replaced) before forwarding.' }),
+    remove_headers: z
+      .array(z.string())
+      .optional()
+      .meta({ description: 'Request headers removed before forwarding.' }),
+    response_headers: z
+      .strictObject({
+        set: headerMap.optional(),
+        remove: z.array(z.string()).optional(),
+      })
+      .optional()
+      .meta({ description: 'Response headers set or removed before answering the client.' }),
+    timeouts: z
+      .strictObject({
+        connect: durationSchema.optional().meta({ description: 'Connecting to a target. Default 5s.' }),
+        read: durationSchema
+          .optional()
+          .meta({
+            description: 'Between two reads from the target, the response head included. Default 60s.',
+          }),
+        send: durationSchema
+          .optional()
+          .meta({ description: 'Between two writes of the request body to the target. Default 60s.' }),
+      })
+      .optional(),
+  })
+  .meta({ description: 'Forward matching requests to an upstream.' });
+
+const respondSchema = z
+  .strictObject({
+    status: z.number().int().min(100).max(599).optional().meta({ description: 'Default 200.' }),
+    body: z.string().optional(),
+    headers: headerMap.optional(),
+  })
+  .meta({ description: 'Answer directly with a fixed response.' });
+
+const redirectSchema = z
+  .strictObject({
+    to: z.string().meta({ description: 'Target URL; may use $variables such as $request_uri.' }),
+    status: z
+      .union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)], {
+        error: 'expected a redirect status: 301, 302, 303, 307 or 308',
+      })
+      .optional()
+      .meta({ description: 'Default 302.' }),
+  })
+  .meta({ description: 'Answer with a redirect.' });
+
+const routeSchema = z.strictObject({
+  name: z
+    .string()
+    .optional()
+    .meta({ description: 'Used in metrics and logs. Default: the match, e.g. "/api/".' }),
+  match: matchSchema.optional(),
+  proxy: proxySchema.optional(),
+  respond: respondSchema.optional(),
+  redirect: redirectSchema.optional(),
+});
+
+const serverSchema = z.strictObject({
+  name: z
+    .string()
+    .optional()
+    .meta({ description: 'Used in metrics and logs. Default: the first server_name, else web<N>.' }),
+  listen: listenSchema,
+  server_name: stringOrList('host names')
+    .optional()
+    .meta({ description: 'Exact names, "*.example.com" / "example.*" wildcards, or "~regex"; nginx order.' }),
+  default: z
+    .boolean()
+    .optional()
+    .meta({ description: 'The default server of its listen addresses (else the first).' }),
+  trusted_proxies: z
+    .array(z.string())
+    .optional()
+    .meta({ description: 'Addresses or CIDR blocks whose X-Forwarded-For is believed.' }),
+  limits: limitsSchema.optional(),
+  routes: z.array(routeSchema).min(1),
+});
+
+const targetSchema = z.strictObject({
+  url: z.string().meta({ description: 'http://HOST:PORT or https://HOST:PORT.' }),
+  weight: z.number().int().min(1).max(1000).optional().meta({ description: 'Share of requests. Default 1.' }),
+});
+
+const upstreamSchema = z.strictObject({
+  keepalive: z
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .meta({ description: 'Idle connections kept per target and worker. Default 32.' }),
+  keepalive_timeout: durationSchema
+    .optional()
+    .meta({
+      description: "Idle connection lifetime; keep it below the target's own (Node: 5s). Default 4s.",
+    }),
+  targets: z.array(targetSchema).min(1),
+});
+
+const logSchema = z.strictObject({
+  level: z
+    .enum(['trace', 'debug', 'info', 'warn', 'error'])
+    .optional()
+    .meta({ description: 'Default info.' }),
+  access: z.string().optional().meta({ description: 'stdout, off, or a file path. Default stdout.' }),
+  format: z.enum(['json', 'pretty']).optional().meta({ description: 'Default json.' }),
+});
+
+const adminSchema = z.strictObject({
+  listen: z
+    .string()
+    .optional()
+    .meta({ description: 'Admin API and dashboard address. Default 127.0.0.1:9090.' }),
+});
+
+/** The whole `sluice.yaml`. */
+export const sluiceConfigSchema = z
+  .strictObject({
+    $schema: z.string().optional().meta({ description: 'Editor hint; ignored.' }),
+    version: z.literal(1, { error: 'expected version: 1' }).optional(),
+    workers: z
+      .union([z.literal('auto'), z.number().int().min(1).max(1024)], {
+        error: 'expected "auto" or a number of worker processes',
+      })
+      .optional()
+      .meta({ description: 'Worker processes; auto = one per CPU core.' }),
+    shutdown_timeout: durationSchema
+      .optional()
+      .meta({ description: 'Graceful drain deadline. Default 30s.' }),
+    log: logSchema.optional(),
+    admin: adminSchema.optional(),
+    servers: z.array(serverSchema).min(1),
+    upstreams: z.record(z.string(), upstreamSchema).optional(),
+  })
+  .meta({ title: 'sluice.yaml', description: 'Configuration of the sluice HTTP edge server.' });
+
+/** What a user writes: the input side of the schema (`defineConfig` takes this). */
+export type SluiceConfigInput = z.input<typeof sluiceConfigSchema>;
+/** The schema's output: shapes checked, meaning not yet resolved. */
+export type SluiceConfigParsed = z.output<typeof sluiceConfigSchema>;

@@ -1,0 +1,131 @@
+/**
+ * The resolved config: what `normalise.ts` produces from a schema-checked input. Every default
+ * applied, durations in milliseconds, sizes in bytes, addresses parsed, cross references
+ * resolved, deep-frozen. Plain JSON data (regular expressions as source strings), so it can be
+ * printed by `sluice check --print` and sent to worker processes as it is.
+ */
+
+/** One address to bind. */
+export interface ListenAddress {
+  /** IP address or host name to bind; `0.0.0.0` for ":PORT". */
+  readonly host: string;
+  readonly port: number;
+  /** Canonical text, `host:port` or `[v6]:port`; the key used to group servers sharing a socket. */
+  readonly key: string;
+}
+
+export interface ResolvedLimits {
+  readonly maxBody: number;
+  readonly maxHeader: number;
+  readonly headerTimeoutMs: number;
+  readonly keepaliveTimeoutMs: number;
+  /** 0 disables. */
+  readonly requestTimeoutMs: number;
+  readonly maxConnections: number;
+}
+
+/** How a route matches the path (nginx `location` kinds). */
+export type PathMatch =
+  | { readonly kind: 'exact'; readonly path: string }
+  | { readonly kind: 'prefix'; readonly prefix: string }
+  | { readonly kind: 'regex'; readonly source: string };
+
+/** A header condition: exact value, or a regular expression source when `regex` is true. */
+export interface HeaderMatch {
+  /** Lower-case header name. */
+  readonly name: string;
+  readonly value: string;
+  readonly regex: boolean;
+}
+
+export interface ProxyAction {
+  readonly kind: 'proxy';
+  /** Name of the upstream in `ResolvedConfig.upstreams` (an implicit one for `proxy.url`). */
+  readonly upstream: string;
+  /** Base path from `proxy.url` prepended to the forwarded path ('' for none). */
+  readonly basePath: string;
+  readonly stripPrefix: string;
+  readonly preserveHost: boolean;
+  /** [name, value template] pairs; the names keep the case written. */
+  readonly setHeaders: readonly (readonly [string, string])[];
+  /** Lower-case names. */
+  readonly removeHeaders: readonly string[];
+  readonly responseSetHeaders: readonly (readonly [string, string])[];
+  readonly responseRemoveHeaders: readonly string[];
+  readonly connectTimeoutMs: number;
+  readonly readTimeoutMs: number;
+  readonly sendTimeoutMs: number;
+}
+
+export interface RespondAction {
+  readonly kind: 'respond';
+  readonly status: number;
+  readonly body: string;
+  readonly headers: readonly (readonly [string, string])[];
+}
+
+export interface RedirectAction {
+  readonly kind: 'redirect';
+  readonly status: 301 | 302 | 303 | 307 | 308;
+  /** URL template; may hold variables. */
+  readonly to: string;
+}
+
+export type RouteAction = ProxyAction | RespondAction | RedirectAction;
+
+export interface ResolvedRoute {
+  readonly name: string;
+  /** `null` matches every path (a route without path keys). */
+  readonly path: PathMatch | null;
+  /** Upper-case methods, or `null` for any. */
+  readonly methods: readonly string[] | null;
+  readonly headers: readonly HeaderMatch[];
+  readonly action: RouteAction;
+}
+
+export interface ResolvedServer {
+  readonly name: string;
+  readonly listen: readonly ListenAddress[];
+  /** As written: exact names (lower-cased), `*.x` / `x.*` wildcards, `~regex`. */
+  readonly serverNames: readonly string[];
+  readonly default: boolean;
+  /** CIDR blocks (`10.0.0.0/8`, `::1/128`). */
+  readonly trustedProxies: readonly string[];
+  readonly limits: ResolvedLimits;
+  readonly routes: readonly ResolvedRoute[];
+}
+
+export interface ResolvedTarget {
+  /** Origin, e.g. `http://127.0.0.1:9001`; the `target` label in metrics and logs. */
+  readonly origin: string;
+  readonly weight: number;
+}
+
+export interface ResolvedUpstream {
+  readonly name: string;
+  readonly targets: readonly ResolvedTarget[];
+  readonly keepalive: number;
+  readonly keepaliveTimeoutMs: number;
+}
+
+export interface ResolvedLog {
+  readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+  /** `'stdout'`, `'off'` or an absolute file path. */
+  readonly access: string;
+  readonly format: 'json' | 'pretty';
+}
+
+export interface ResolvedConfig {
+  readonly version: 1;
+  /** Absolute path of the file it came from, or `null` for a config object. */
+  readonly file: string | null;
+  /** sha256 (hex, first 16) of the resolved config, for `/api/status` and reload logs. */
+  readonly hash: string;
+  /** Worker processes; `auto` resolved at start to the CPU count. */
+  readonly workers: number | 'auto';
+  readonly shutdownTimeoutMs: number;
+  readonly log: ResolvedLog;
+  readonly admin: { readonly listen: ListenAddress } | null;
+  readonly servers: readonly ResolvedServer[];
+  readonly upstreams: Readonly<Record<string, ResolvedUpstream>>;
+}

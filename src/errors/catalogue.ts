@@ -1,0 +1,191 @@
+/**
+ * The catalogue of error codes: permanent names, each with the HTTP status it maps to (0 when it
+ * never reaches a client), a title and a hint that says what to do. `docs/errors.md` lists the
+ * same codes; a test keeps the two in step.
+ */
+
+/** One entry of the catalogue. */
+export interface ErrorSpec {
+  /** HTTP status sent to a client, or 0 for errors that are not answers (config, CLI, runtime). */
+  readonly status: number;
+  /** A short title: what went wrong. */
+  readonly title: string;
+  /** What to do about it. */
+  readonly hint: string;
+}
+
+export const ERROR_CATALOGUE = {
+  SLUICE_E_CONFIG_FILE: {
+    status: 0,
+    title: 'cannot read the config file',
+    hint: 'check the path given with -c and that the file is readable by this user',
+  },
+  SLUICE_E_CONFIG_SYNTAX: {
+    status: 0,
+    title: 'the config file is not valid YAML',
+    hint: 'fix the YAML syntax at the position shown; indentation must use spaces',
+  },
+  SLUICE_E_CONFIG_UNKNOWN_KEY: {
+    status: 0,
+    title: 'unknown key',
+    hint: 'remove the key or correct its spelling; docs/config.md lists every key',
+  },
+  SLUICE_E_CONFIG_MISSING_KEY: {
+    status: 0,
+    title: 'a required key is missing',
+    hint: 'add the key; docs/config.md shows an example',
+  },
+  SLUICE_E_CONFIG_TYPE: {
+    status: 0,
+    title: 'a value has the wrong type',
+    hint: 'write the value in the type shown; quote strings that YAML would read as numbers or booleans',
+  },
+  SLUICE_E_CONFIG_VALUE: {
+    status: 0,
+    title: 'a value is out of range or not one of the allowed choices',
+    hint: 'use one of the values listed in the message',
+  },
+  SLUICE_E_CONFIG_DURATION: {
+    status: 0,
+    title: 'not a duration',
+    hint: 'write a number with a unit: 500ms, 10s, 5m, 1h or 1d',
+  },
+  SLUICE_E_CONFIG_SIZE: {
+    status: 0,
+    title: 'not a size',
+    hint: 'write a number with a unit: 512b, 16kb, 10mb or 1gb (1kb = 1024 bytes)',
+  },
+  SLUICE_E_CONFIG_ENV: {
+    status: 0,
+    title: 'an environment variable used in the config is not set',
+    hint: 'export the variable before starting sluice, or remove the ${NAME} reference',
+  },
+  SLUICE_E_CONFIG_LISTEN: {
+    status: 0,
+    title: 'not a listen address',
+    hint: 'write PORT, :PORT, HOST:PORT or [IPV6]:PORT, e.g. ":8080" or "127.0.0.1:8080"',
+  },
+  SLUICE_E_CONFIG_DUPLICATE_LISTEN: {
+    status: 0,
+    title: 'a listen address is given twice or overlaps another',
+    hint: 'servers may share an address, but list it in the same form everywhere and only once per server',
+  },
+  SLUICE_E_CONFIG_DUPLICATE_NAME: {
+    status: 0,
+    title: 'a name is used twice',
+    hint: 'names of servers, of routes within a server and of server_name entries on one address must be unique',
+  },
+  SLUICE_E_CONFIG_DEFAULT_SERVER: {
+    status: 0,
+    title: 'more than one default server for a listen address',
+    hint: 'mark at most one server per listen address with default: true',
+  },
+  SLUICE_E_CONFIG_UNKNOWN_UPSTREAM: {
+    status: 0,
+    title: 'a route names an upstream that is not defined',
+    hint: 'define it under upstreams:, correct the name, or use proxy.url for a single target',
+  },
+  SLUICE_E_CONFIG_ROUTE_ACTION: {
+    status: 0,
+    title: 'a route needs exactly one action',
+    hint: 'give each route one of proxy, respond or redirect',
+  },
+  SLUICE_E_CONFIG_REGEX: {
+    status: 0,
+    title: 'not a valid regular expression',
+    hint: 'regular expressions use JavaScript syntax; escape backslashes inside double-quoted YAML strings',
+  },
+  SLUICE_E_CONFIG_URL: {
+    status: 0,
+    title: 'not a valid upstream URL',
+    hint: 'write http://HOST:PORT or https://HOST:PORT, optionally with a base path',
+  },
+  SLUICE_E_CONFIG_CIDR: {
+    status: 0,
+    title: 'not an IP address or CIDR block',
+    hint: 'write an address (10.0.0.1, ::1) or a block (10.0.0.0/8, fd00::/8)',
+  },
+  SLUICE_E_CONFIG_VARIABLE: {
+    status: 0,
+    title: 'unknown variable',
+    hint: 'use $remote_addr, $host, $scheme, $request_id, $request_uri, $http_<name> or $proxy_add_x_forwarded_for',
+  },
+  SLUICE_E_CONFIG_VERSION: {
+    status: 0,
+    title: 'unsupported config version',
+    hint: 'set version: 1',
+  },
+  SLUICE_E_CLIENT_BAD_REQUEST: {
+    status: 400,
+    title: 'Bad Request',
+    hint: 'the request was malformed or ambiguous (framing, headers or request target) and was not forwarded',
+  },
+  SLUICE_E_CLIENT_TIMEOUT: {
+    status: 408,
+    title: 'Request Timeout',
+    hint: 'the client did not send a complete request head within limits.header_timeout',
+  },
+  SLUICE_E_CLIENT_BODY_TOO_LARGE: {
+    status: 413,
+    title: 'Content Too Large',
+    hint: 'the request body exceeds limits.max_body',
+  },
+  SLUICE_E_CLIENT_URI_TOO_LONG: {
+    status: 414,
+    title: 'URI Too Long',
+    hint: 'the request line exceeds limits.max_header',
+  },
+  SLUICE_E_CLIENT_HEADERS_TOO_LARGE: {
+    status: 431,
+    title: 'Request Header Fields Too Large',
+    hint: 'the request head exceeds limits.max_header',
+  },
+  SLUICE_E_ROUTE_NOT_FOUND: {
+    status: 404,
+    title: 'Not Found',
+    hint: 'no server and route match this host, path, method and headers',
+  },
+  SLUICE_E_UPSTREAM_CONNECT: {
+    status: 502,
+    title: 'Bad Gateway',
+    hint: 'the upstream target refused or failed the connection; check that it is running',
+  },
+  SLUICE_E_UPSTREAM_RESET: {
+    status: 502,
+    title: 'Bad Gateway',
+    hint: 'the upstream closed or reset the connection before a complete response head',
+  },
+  SLUICE_E_UPSTREAM_INVALID_RESPONSE: {
+    status: 502,
+    title: 'Bad Gateway',
+    hint: 'the upstream sent a malformed response head or framing; it was not passed on',
+  },
+  SLUICE_E_UPSTREAM_TIMEOUT: {
+    status: 504,
+    title: 'Gateway Timeout',
+    hint: 'the upstream did not connect, accept the body or answer within proxy.timeouts',
+  },
+  SLUICE_E_UPSTREAM_NO_LIVE: {
+    status: 502,
+    title: 'Bad Gateway',
+    hint: 'no live upstreams: every target is down or failed',
+  },
+  SLUICE_E_RUNTIME_LISTEN: {
+    status: 0,
+    title: 'cannot listen on an address',
+    hint: 'another process holds the port, or ports below 1024 need root or CAP_NET_BIND_SERVICE',
+  },
+  SLUICE_E_RUNTIME_INTERNAL: {
+    status: 500,
+    title: 'Internal Server Error',
+    hint: 'an unexpected error; the log line with this error id has the details',
+  },
+  SLUICE_E_CLI_USAGE: {
+    status: 0,
+    title: 'wrong command-line usage',
+    hint: 'run sluice --help or sluice COMMAND --help',
+  },
+} as const satisfies Record<string, ErrorSpec>;
+
+/** Every permanent error code. */
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import { didYouMean, editDistance } from '../../src/core/did-you-mean.js';
+import { formatDuration, parseDuration } from '../../src/core/duration.js';
+import { formatSize, parseSize } from '../../src/core/size.js';
+
+describe('parseDuration', () => {
+  it.each([
+    ['500ms', 500],
+    ['10s', 10_000],
+    ['1.5s', 1500],
+    ['5m', 300_000],
+    ['1h', 3_600_000],
+    ['1d', 86_400_000],
+    ['0s', 0],
+  ])('%s is %d ms', (text, ms) => expect(parseDuration(text)).toBe(ms));
+
+  it.each(['10', 's', '10 s', '-1s', '1w', '1e3s', ''])('rejects %j', (text) =>
+    expect(parseDuration(text)).toBeNull(),
+  );
+
+  it('formats back to the largest exact unit', () => {
+    expect(formatDuration(300_000)).toBe('5m');
+    expect(formatDuration(1500)).toBe('1500ms');
+    expect(formatDuration(4000)).toBe('4s');
+  });
+});
+
+describe('parseSize', () => {
+  it.each([
+    ['512b', 512],
+    ['16kb', 16_384],
+    ['16k', 16_384],
+    ['10mb', 10 * 1024 * 1024],
+    ['1GB', 1024 ** 3],
+    ['1.5kb', 1536],
+  ])('%s is %d bytes', (text, bytes) => expect(parseSize(text)).toBe(bytes));
+
+  it.each(['16', 'kb', '16 tb', '-1kb'])('rejects %j', (text) => expect(parseSize(text)).toBeNull());
+
+  it('formats back to the largest exact unit', () => {
+    expect(formatSize(16_384)).toBe('16kb');
+    expect(formatSize(1000)).toBe('1000b');
+  });
+});
+
+describe('didYouMean', () => {
+  it('computes edit distances', () => {
+    expect(editDistance('listen', 'listn')).toBe(1);
+    expect(editDistance('kitten', 'sitting')).toBe(3);
+  });
+
+  it('suggests a close key and nothing for a far one', () => {
+    expect(didYouMean('listn', ['listen', 'limits', 'routes'])).toBe('listen');
+    expect(didYouMean('server_names', ['server_name', 'servers'])).toBe('server_name');
+    expect(didYouMean('zzzzzz', ['listen', 'routes'])).toBeUndefined();
+  });
+});
