@@ -43,22 +43,18 @@ const limitsSchema = z
     max_body: sizeSchema
       .optional()
       .meta({ description: 'Largest request body (413 beyond it). Default 1mb.' }),
-    max_header: sizeSchema
-      .optional()
-      .meta({
-        description: 'Largest request head, request line included (431, or 414 for the line). Default 16kb.',
-      }),
+    max_header: sizeSchema.optional().meta({
+      description: 'Largest request head, request line included (431, or 414 for the line). Default 16kb.',
+    }),
     header_timeout: durationSchema
       .optional()
       .meta({ description: 'Time allowed to send the request head (408 and close after). Default 10s.' }),
     keepalive_timeout: durationSchema
       .optional()
       .meta({ description: 'How long an idle client keep-alive connection stays open. Default 75s.' }),
-    request_timeout: durationSchema
-      .optional()
-      .meta({
-        description: 'Time allowed to send the whole request, head and body; 0s disables. Default 60s.',
-      }),
+    request_timeout: durationSchema.optional().meta({
+      description: 'Time allowed to send the whole request, head and body; 0s disables. Default 60s.',
+    }),
     max_connections: z
       .number()
       .int()
@@ -78,19 +74,13 @@ const matchSchema = z
       .string()
       .optional()
       .meta({ description: 'Path prefix; the longest matching prefix wins.' }),
-    path_regex: z
-      .string()
-      .optional()
-      .meta({
-        description: 'Regular expression on the path, tried in the order written, after exact paths.',
-      }),
+    path_regex: z.string().optional().meta({
+      description: 'Regular expression on the path, tried in the order written, after exact paths.',
+    }),
     methods: z.array(z.string()).min(1).optional().meta({ description: 'Only these methods match.' }),
-    headers: z
-      .record(z.string(), z.string())
-      .optional()
-      .meta({
-        description: 'Request headers that must be present with these values ("~regex" for a pattern).',
-      }),
+    headers: z.record(z.string(), z.string()).optional().meta({
+      description: 'Request headers that must be present with these values ("~regex" for a pattern).',
+    }),
   })
   .meta({ description: 'What a route matches. No match keys: every path.' });
 
@@ -126,11 +116,9 @@ const proxySchema = z
     timeouts: z
       .strictObject({
         connect: durationSchema.optional().meta({ description: 'Connecting to a target. Default 5s.' }),
-        read: durationSchema
-          .optional()
-          .meta({
-            description: 'Between two reads from the target, the response head included. Default 60s.',
-          }),
+        read: durationSchema.optional().meta({
+          description: 'Between two reads from the target, the response head included. Default 60s.',
+        }),
         send: durationSchema
           .optional()
           .meta({ description: 'Between two writes of the request body to the target. Default 60s.' }),
@@ -203,11 +191,9 @@ const upstreamSchema = z.strictObject({
     .min(0)
     .optional()
     .meta({ description: 'Idle connections kept per target and worker. Default 32.' }),
-  keepalive_timeout: durationSchema
-    .optional()
-    .meta({
-      description: "Idle connection lifetime; keep it below the target's own (Node: 5s). Default 4s.",
-    }),
+  keepalive_timeout: durationSchema.optional().meta({
+    description: "Idle connection lifetime; keep it below the target's own (Node: 5s). Default 4s.",
+  }),
   targets: z.array(targetSchema).min(1),
 });
 

@@ -14,6 +14,7 @@ export interface ListenAddress {
   readonly key: string;
 }
 
+/** A server's limits, sizes in bytes and durations in milliseconds. */
 export interface ResolvedLimits {
   readonly maxBody: number;
   readonly maxHeader: number;
@@ -38,6 +39,7 @@ export interface HeaderMatch {
   readonly regex: boolean;
 }
 
+/** Forward to an upstream (`proxy:`). */
 export interface ProxyAction {
   readonly kind: 'proxy';
   /** Name of the upstream in `ResolvedConfig.upstreams` (an implicit one for `proxy.url`). */
@@ -57,6 +59,7 @@ export interface ProxyAction {
   readonly sendTimeoutMs: number;
 }
 
+/** Answer with a fixed response (`respond:`). */
 export interface RespondAction {
   readonly kind: 'respond';
   readonly status: number;
@@ -64,6 +67,7 @@ export interface RespondAction {
   readonly headers: readonly (readonly [string, string])[];
 }
 
+/** Answer with a redirect (`redirect:`). */
 export interface RedirectAction {
   readonly kind: 'redirect';
   readonly status: 301 | 302 | 303 | 307 | 308;
@@ -71,8 +75,10 @@ export interface RedirectAction {
   readonly to: string;
 }
 
+/** What a route does, by `kind`. */
 export type RouteAction = ProxyAction | RespondAction | RedirectAction;
 
+/** One route of a server, named and checked. */
 export interface ResolvedRoute {
   readonly name: string;
   /** `null` matches every path (a route without path keys). */
@@ -83,6 +89,7 @@ export interface ResolvedRoute {
   readonly action: RouteAction;
 }
 
+/** One server (virtual host) with its listen addresses and routes. */
 export interface ResolvedServer {
   readonly name: string;
   readonly listen: readonly ListenAddress[];
@@ -95,12 +102,14 @@ export interface ResolvedServer {
   readonly routes: readonly ResolvedRoute[];
 }
 
+/** One target of an upstream. */
 export interface ResolvedTarget {
   /** Origin, e.g. `http://127.0.0.1:9001`; the `target` label in metrics and logs. */
   readonly origin: string;
   readonly weight: number;
 }
 
+/** A named group of targets sharing a balancer and connection settings. */
 export interface ResolvedUpstream {
   readonly name: string;
   readonly targets: readonly ResolvedTarget[];
@@ -108,6 +117,7 @@ export interface ResolvedUpstream {
   readonly keepaliveTimeoutMs: number;
 }
 
+/** Logging settings; a relative access-log path is already resolved. */
 export interface ResolvedLog {
   readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   /** `'stdout'`, `'off'` or an absolute file path. */
@@ -115,6 +125,7 @@ export interface ResolvedLog {
   readonly format: 'json' | 'pretty';
 }
 
+/** The whole resolved config, deep-frozen. */
 export interface ResolvedConfig {
   readonly version: 1;
   /** Absolute path of the file it came from, or `null` for a config object. */

@@ -25,6 +25,11 @@ export const ERROR_CATALOGUE = {
     title: 'the config file is not valid YAML',
     hint: 'fix the YAML syntax at the position shown; indentation must use spaces',
   },
+  SLUICE_E_CONFIG_DUPLICATE_KEY: {
+    status: 0,
+    title: 'a key is given twice in one mapping',
+    hint: 'keep one of the two; YAML does not allow a key twice, and the last one would silently win',
+  },
   SLUICE_E_CONFIG_UNKNOWN_KEY: {
     status: 0,
     title: 'unknown key',
@@ -58,6 +63,7 @@ export const ERROR_CATALOGUE = {
   SLUICE_E_CONFIG_ENV: {
     status: 0,
     title: 'an environment variable used in the config is not set',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the text shows the literal ${NAME} syntax.
     hint: 'export the variable before starting sluice, or remove the ${NAME} reference',
   },
   SLUICE_E_CONFIG_LISTEN: {
@@ -174,6 +180,16 @@ export const ERROR_CATALOGUE = {
     status: 0,
     title: 'cannot listen on an address',
     hint: 'another process holds the port, or ports below 1024 need root or CAP_NET_BIND_SERVICE',
+  },
+  SLUICE_E_RUNTIME_OVERLOADED: {
+    status: 503,
+    title: 'Service Unavailable',
+    hint: 'the listener is at limits.max_connections; retry shortly, or raise the limit (see sluice doctor)',
+  },
+  SLUICE_E_RUNTIME_DRAINING: {
+    status: 503,
+    title: 'Service Unavailable',
+    hint: 'this process is shutting down; the request was refused before it was read, so it is safe to retry',
   },
   SLUICE_E_RUNTIME_INTERNAL: {
     status: 500,

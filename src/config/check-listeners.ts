@@ -1,0 +1,99 @@
+/**
+ * Cross-server checks of listen addresses: sockets that cannot all be bound, more than one
+ * default server per address, and a server name claimed twice on one address (nginx's
+ * "conflicting server name"). Servers sharing an address exactly is fine: virtual hosts.
+ */
+import { formatKeyPath } from './key-path.js';
+import { listenAddressesOverlap } from './listen-address.js';
+import type { PlacedAddress, ServerPlan } from './normalise-server.js';
+import type { ProblemCollector } from './problem-collector.js';
+
+/** A server plan with its final name, for messages. */
+export interface NamedPlan {
+  readonly plan: ServerPlan;
+  readonly name: string;
+}
+
+/** Runs every listen-address check over all servers and the admin listener. */
+export function checkListeners(
+  servers: readonly NamedPlan[],
+  admin: PlacedAddress | null,
+  problems: ProblemCollector,
+): void {
+  const all: { placed: PlacedAddress; owner: NamedPlan }[] = servers.flatMap((s) =>
+    s.plan.listen.map((placed) => ({ placed, owner: s })),
+  );
+  const label = (s: NamedPlan): string => `${formatKeyPath(s.plan.path)} (${JSON.stringify(s.name)})`;
+
+  // Overlaps: a wildcard and a specific address of one family on one port; reported at the later.
+  all.forEach(({ placed }, i) => {
+    const clash = all.slice(0, i).find((e) => listenAddressesOverlap(e.placed.address, placed.address));
+    if (clash === undefined) return;
+    problems.error(
+      placed.path,
+      'SLUICE_E_CONFIG_DUPLICATE_LISTEN',
+      `${placed.address.key} overlaps ${clash.placed.address.key} of ${label(clash.owner)}: the wildcard address takes port ${placed.address.port} on every interface, so both cannot be bound`,
+      {
+        hint: 'write the address the same way everywhere (servers then share it by server_name), or use specific addresses only',
+      },
+    );
+  });
+
+  if (admin !== null) {
+    const clash = all.find(
+      (e) =>
+        e.placed.address.key === admin.address.key || listenAddressesOverlap(e.placed.address, admin.address),
+    );
+    if (clash !== undefined) {
+      problems.error(
+        admin.path,
+        'SLUICE_E_CONFIG_DUPLICATE_LISTEN',
+        `${admin.address.key} is also a listen address of ${label(clash.owner)}`,
+        {
+          hint: 'give the admin API its own address, e.g. 127.0.0.1:9090',
+        },
+      );
+    }
+  }
+
+  // One default server per address.
+  const defaults = new Map<string, NamedPlan>();
+  for (const s of servers) {
+    if (!s.plan.isDefault) continue;
+    const taken = s.plan.listen.find((l) => defaults.has(l.address.key));
+    for (const l of s.plan.listen) if (!defaults.has(l.address.key)) defaults.set(l.address.key, s);
+    if (taken === undefined) continue;
+    const first = defaults.get(taken.address.key)!;
+    problems.error(
+      [...s.plan.path, 'default'],
+      'SLUICE_E_CONFIG_DEFAULT_SERVER',
+      `${label(first)} is already the default server of ${taken.address.key}`,
+    );
+  }
+
+  // One server per name and address.
+  const claimed = new Map<string, NamedPlan>();
+  const reported = new Set<string>();
+  for (const s of servers) {
+    for (const n of s.plan.names) {
+      const conflict = s.plan.listen
+        .map((l) => ({ key: l.address.key, owner: claimed.get(`${l.address.key} ${n.name}`) }))
+        .find((c) => c.owner !== undefined && c.owner !== s);
+      for (const l of s.plan.listen) {
+        const id = `${l.address.key} ${n.name}`;
+        if (!claimed.has(id)) claimed.set(id, s);
+      }
+      // ".example.com" stands for two names; one problem at its node is enough.
+      if (conflict?.owner === undefined || reported.has(JSON.stringify(n.path))) continue;
+      reported.add(JSON.stringify(n.path));
+      problems.error(
+        n.path,
+        'SLUICE_E_CONFIG_DUPLICATE_NAME',
+        `server name ${JSON.stringify(n.name)} on ${conflict.key} is already used by ${label(conflict.owner)}`,
+        {
+          hint: 'a host name may belong to one server per listen address; merge the two servers or their routes',
+        },
+      );
+    }
+  }
+}

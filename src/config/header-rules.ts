@@ -1,0 +1,87 @@
+/** Checks for header names and values written in the config (set, remove, respond headers). */
+
+import { HEADER_NAME_HINT, hasForbiddenValueChar, isHttpToken } from './http-token.js';
+import { isMapping, type KeyPath } from './key-path.js';
+import type { ProblemCollector } from './problem-collector.js';
+import { parseTemplate } from './template.js';
+
+/**
+ * A `{ Name: value }` mapping as [name, value] pairs in written order, names as written. Each name
+ * must be a token and given once (case-insensitively); values must not hold CR, LF or NUL, and
+ * with `variables` their `$variables` must be known.
+ */
+export function headerPairs(
+  map: Readonly<Record<string, string | undefined>> | undefined,
+  path: KeyPath,
+  problems: ProblemCollector,
+  variables: boolean,
+): [string, string][] {
+  if (!isMapping(map)) return [];
+  const pairs: [string, string][] = [];
+  const seen = new Map<string, string>();
+  for (const [name, value] of Object.entries(map)) {
+    if (value === undefined) continue;
+    const at = [...path, name];
+    const lower = name.toLowerCase();
+    if (!isHttpToken(name)) {
+      problems.error(at, 'SLUICE_E_CONFIG_VALUE', `${JSON.stringify(name)} is not a valid header name`, {
+        at: 'key',
+        hint: HEADER_NAME_HINT,
+      });
+      continue;
+    }
+    const first = seen.get(lower);
+    if (first !== undefined) {
+      problems.error(
+        at,
+        'SLUICE_E_CONFIG_DUPLICATE_NAME',
+        `header ${JSON.stringify(name)} is also set as ${JSON.stringify(first)}`,
+        {
+          at: 'key',
+          hint: 'header names are case-insensitive; keep one of them',
+        },
+      );
+      continue;
+    }
+    seen.set(lower, name);
+    if (hasForbiddenValueChar(value)) {
+      problems.error(at, 'SLUICE_E_CONFIG_VALUE', 'a header value must not contain a line break or NUL', {
+        hint: 'write the value on one line; YAML block scalars (| and >) add a line break at the end',
+      });
+      continue;
+    }
+    if (variables) {
+      const parsed = parseTemplate(value);
+      if ('error' in parsed) {
+        problems.error(at, 'SLUICE_E_CONFIG_VARIABLE', parsed.error);
+        continue;
+      }
+    }
+    pairs.push([name, value]);
+  }
+  return pairs;
+}
+
+/** A list of header names, lower-cased and each a token. */
+export function headerNames(
+  list: readonly (string | undefined)[] | undefined,
+  path: KeyPath,
+  problems: ProblemCollector,
+): string[] {
+  const names: string[] = [];
+  list?.forEach((name, i) => {
+    if (name === undefined) return;
+    if (!isHttpToken(name)) {
+      problems.error(
+        [...path, i],
+        'SLUICE_E_CONFIG_VALUE',
+        `${JSON.stringify(name)} is not a valid header name`,
+        { hint: HEADER_NAME_HINT },
+      );
+      return;
+    }
+    const lower = name.toLowerCase();
+    if (!names.includes(lower)) names.push(lower);
+  });
+  return names;
+}

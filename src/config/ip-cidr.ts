@@ -1,0 +1,18 @@
+/** `trusted_proxies` entries: an IPv4/IPv6 address or CIDR block, normalised to CIDR text. */
+import { isIP } from 'node:net';
+
+/** `10.0.0.1` → `10.0.0.1/32`, `fd00::/8` → `fd00::/8`; the error says what is wrong. */
+export function normaliseCidr(text: string): { cidr: string } | { error: string } {
+  const slash = text.indexOf('/');
+  const address = slash === -1 ? text : text.slice(0, slash);
+  const family = isIP(address);
+  if (family === 0) return { error: `${JSON.stringify(address)} is not an IP address` };
+  const max = family === 4 ? 32 : 128;
+  if (slash === -1) return { cidr: `${address.toLowerCase()}/${max}` };
+  const prefixText = text.slice(slash + 1);
+  const prefix = Number(prefixText);
+  if (!/^\d{1,3}$/.test(prefixText) || prefix > max) {
+    return { error: `${JSON.stringify(prefixText)} is not a prefix length for IPv${family} (0-${max})` };
+  }
+  return { cidr: `${address.toLowerCase()}/${prefix}` };
+}

@@ -1,0 +1,207 @@
+/** One `routes:` entry → a route without its name (names are given per server, see unique-names.ts). */
+import type { MatchDraft, RedirectDraft, RespondDraft, RouteDraft } from './config-draft.js';
+import { headerPairs } from './header-rules.js';
+import { HEADER_NAME_HINT, isHttpToken } from './http-token.js';
+import { isMapping, type KeyPath } from './key-path.js';
+import { normaliseProxy } from './normalise-proxy.js';
+import type { ProblemCollector } from './problem-collector.js';
+import { regexError } from './regex-check.js';
+import { parseTemplate } from './template.js';
+import type {
+  HeaderMatch,
+  PathMatch,
+  RedirectAction,
+  ResolvedRoute,
+  RespondAction,
+  RouteAction,
+} from './types.js';
+import type { UpstreamRegistry } from './upstream-registry.js';
+
+/** A checked route, its name still to be chosen. */
+export interface RoutePlan {
+  /** `name:` as written. */
+  readonly explicitName: string | undefined;
+  /** The default name: the path, prefix or `~regex` matched, else `*`. */
+  readonly derivedName: string;
+  /** What it matches, as a comparable string (routes with equal keys shadow one another). */
+  readonly matchKey: string;
+  /** `undefined` when the action could not be resolved (problems are reported). */
+  readonly route: Omit<ResolvedRoute, 'name'> | undefined;
+}
+
+const ACTIONS = ['proxy', 'respond', 'redirect'] as const;
+
+/** Checks one route; every problem is reported under `path`. */
+export function normaliseRoute(
+  draft: RouteDraft,
+  path: KeyPath,
+  upstreams: UpstreamRegistry,
+  problems: ProblemCollector,
+): RoutePlan {
+  const match = normaliseMatch(draft.match, [...path, 'match'], problems);
+  const given = ACTIONS.filter((a) => draft[a] !== undefined);
+  // An action dropped as malformed (`proxy: 3`) is reported already and would skew the count.
+  const uncertain = ACTIONS.some((a) => draft[a] === undefined && problems.isNearRejected([...path, a]));
+  let action: RouteAction | undefined;
+  if (given.length !== 1) {
+    const message =
+      given.length === 0
+        ? 'route has no action: give it one of proxy, respond or redirect'
+        : `route has ${given.join(' and ')}: give it exactly one action`;
+    if (!uncertain) problems.error(path, 'SLUICE_E_CONFIG_ROUTE_ACTION', message);
+  } else if (draft.proxy !== undefined) {
+    action = normaliseProxy(draft.proxy, [...path, 'proxy'], match.path, upstreams, problems);
+  } else if (draft.respond !== undefined) {
+    action = normaliseRespond(draft.respond, [...path, 'respond'], problems);
+  } else if (draft.redirect !== undefined) {
+    action = normaliseRedirect(draft.redirect, [...path, 'redirect'], problems);
+  }
+  return {
+    explicitName: draft.name,
+    derivedName: match.label,
+    matchKey: JSON.stringify([match.path, match.methods && [...match.methods].sort(), match.headers]),
+    route:
+      action === undefined
+        ? undefined
+        : { path: match.path, methods: match.methods, headers: match.headers, action },
+  };
+}
+
+interface MatchPlan {
+  readonly path: PathMatch | null;
+  readonly methods: string[] | null;
+  readonly headers: HeaderMatch[];
+  readonly label: string;
+}
+
+function normaliseMatch(draft: MatchDraft | undefined, path: KeyPath, problems: ProblemCollector): MatchPlan {
+  const kinds = (['path', 'path_prefix', 'path_regex'] as const).filter((k) => draft?.[k] !== undefined);
+  let pathMatch: PathMatch | null = null;
+  if (kinds.length > 1) {
+    problems.error(
+      path,
+      'SLUICE_E_CONFIG_VALUE',
+      `match has ${kinds.join(' and ')}: give at most one of path, path_prefix and path_regex`,
+      {
+        hint: 'split the route in two if both are meant',
+      },
+    );
+  } else if (draft?.path !== undefined) {
+    if (checkPath(draft.path, [...path, 'path'], problems)) pathMatch = { kind: 'exact', path: draft.path };
+  } else if (draft?.path_prefix !== undefined) {
+    if (checkPath(draft.path_prefix, [...path, 'path_prefix'], problems)) {
+      pathMatch = { kind: 'prefix', prefix: draft.path_prefix };
+    }
+  } else if (draft?.path_regex !== undefined) {
+    const error = regexError(draft.path_regex);
+    if (error === undefined) pathMatch = { kind: 'regex', source: draft.path_regex };
+    else problems.error([...path, 'path_regex'], 'SLUICE_E_CONFIG_REGEX', error);
+  }
+
+  let methods: string[] | null = null;
+  if (draft?.methods !== undefined) {
+    methods = [];
+    draft.methods.forEach((m, i) => {
+      if (m === undefined) return;
+      const upper = m.toUpperCase();
+      if (!isHttpToken(m)) {
+        problems.error(
+          [...path, 'methods', i],
+          'SLUICE_E_CONFIG_VALUE',
+          `${JSON.stringify(m)} is not an HTTP method`,
+          {
+            hint: 'write methods as words such as GET, POST, PUT, DELETE',
+          },
+        );
+      } else if (!methods?.includes(upper)) methods?.push(upper);
+    });
+  }
+
+  const headers: HeaderMatch[] = [];
+  if (isMapping(draft?.headers)) {
+    for (const [name, value] of Object.entries(draft.headers)) {
+      if (value === undefined) continue;
+      const at = [...path, 'headers', name];
+      if (!isHttpToken(name)) {
+        problems.error(at, 'SLUICE_E_CONFIG_VALUE', `${JSON.stringify(name)} is not a valid header name`, {
+          at: 'key',
+          hint: HEADER_NAME_HINT,
+        });
+        continue;
+      }
+      if (value.startsWith('~')) {
+        const error = regexError(value.slice(1));
+        if (error !== undefined) problems.error(at, 'SLUICE_E_CONFIG_REGEX', error);
+        else headers.push({ name: name.toLowerCase(), value: value.slice(1), regex: true });
+      } else headers.push({ name: name.toLowerCase(), value, regex: false });
+    }
+  }
+
+  const label =
+    pathMatch === null
+      ? '*'
+      : pathMatch.kind === 'exact'
+        ? pathMatch.path
+        : pathMatch.kind === 'prefix'
+          ? pathMatch.prefix
+          : `~${pathMatch.source}`;
+  return { path: pathMatch, methods, headers, label };
+}
+
+/** A path or prefix must start with `/` and cannot hold a query or fragment (they are never matched). */
+function checkPath(text: string, path: KeyPath, problems: ProblemCollector): boolean {
+  if (!text.startsWith('/')) {
+    problems.error(path, 'SLUICE_E_CONFIG_VALUE', `${JSON.stringify(text)} must start with "/"`, {
+      hint: 'paths are matched from the root: write "/api/", not "api/"',
+    });
+    return false;
+  }
+  if (/[?#\s]/.test(text)) {
+    problems.error(
+      path,
+      'SLUICE_E_CONFIG_VALUE',
+      `${JSON.stringify(text)} holds a space, "?" or "#"; routes match the path only`,
+      {
+        hint: 'match the path without its query string; percent-encode spaces as %20',
+      },
+    );
+    return false;
+  }
+  return true;
+}
+
+function normaliseRespond(draft: RespondDraft, path: KeyPath, problems: ProblemCollector): RespondAction {
+  return {
+    kind: 'respond',
+    status: draft.status ?? 200,
+    body: draft.body ?? '',
+    // Respond headers are sent as written: `$` in them is literal text, so no variable check.
+    headers: headerPairs(draft.headers, [...path, 'headers'], problems, false),
+  };
+}
+
+function normaliseRedirect(
+  draft: RedirectDraft,
+  path: KeyPath,
+  problems: ProblemCollector,
+): RedirectAction | undefined {
+  if (draft.to === undefined) return undefined;
+  if (draft.to.trim() === '') {
+    problems.error([...path, 'to'], 'SLUICE_E_CONFIG_VALUE', 'the redirect target must not be empty');
+    return undefined;
+  }
+  const parsed = parseTemplate(draft.to);
+  if ('error' in parsed) {
+    problems.error([...path, 'to'], 'SLUICE_E_CONFIG_VARIABLE', parsed.error);
+    return undefined;
+  }
+  if (/[\r\n\0]/.test(draft.to)) {
+    problems.error(
+      [...path, 'to'],
+      'SLUICE_E_CONFIG_VALUE',
+      'the redirect target must not contain a line break or NUL',
+    );
+    return undefined;
+  }
+  return { kind: 'redirect', status: draft.status ?? 302, to: draft.to };
+}

@@ -1,0 +1,96 @@
+/**
+ * Schema output → `ResolvedConfig`: defaults applied, units converted, addresses parsed, names
+ * given, cross references checked, hashed and deep-frozen. Each problem is reported at the node
+ * that caused it. Runs on the salvaged parts too when the schema check failed, so meaning
+ * problems are reported together with shape problems (see config-draft.ts).
+ */
+import { createHash } from 'node:crypto';
+import { dirname, resolve } from 'node:path';
+import { deepFreeze } from '../core/deep-freeze.js';
+import { checkListeners, type NamedPlan } from './check-listeners.js';
+import type { ConfigDraft } from './config-draft.js';
+import { durationOr } from './config-units.js';
+import type { KeyPath } from './key-path.js';
+import { parseListenAddress } from './listen-address.js';
+import { normaliseServer, type PlacedAddress } from './normalise-server.js';
+import type { ProblemCollector } from './problem-collector.js';
+import type { ResolvedConfig, ResolvedLog } from './types.js';
+import { assignUniqueNames } from './unique-names.js';
+import { UpstreamRegistry } from './upstream-registry.js';
+
+/** Where the admin API listens when `admin:` is given without `listen:`. */
+export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:9090';
+/** The graceful drain deadline when `shutdown_timeout:` is absent. */
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000;
+
+/** What normalising needs besides the draft. */
+export interface NormaliseOptions {
+  /** Absolute path of the config file (relative log paths resolve next to it), or `null`. */
+  readonly file: string | null;
+  /**
+   * Names under `upstreams:` in the input, including ones whose body is malformed, so a
+   * reference to them is not also "unknown"; `null` when `upstreams:` itself is malformed.
+   */
+  readonly declaredUpstreams: ReadonlySet<string> | null;
+}
+
+/** Resolves a (possibly salvaged) config; the result is meaningful only if no problem was reported. */
+export function normaliseConfig(
+  draft: ConfigDraft,
+  options: NormaliseOptions,
+  problems: ProblemCollector,
+): ResolvedConfig {
+  const baseDir = options.file === null ? process.cwd() : dirname(options.file);
+  const upstreams = new UpstreamRegistry(draft.upstreams, options.declaredUpstreams, problems);
+
+  const plans = (draft.servers ?? []).map((s, i) =>
+    s === undefined ? undefined : normaliseServer(s, i, upstreams, problems),
+  );
+  const names = assignUniqueNames(
+    plans.map((p) =>
+      p === undefined ? undefined : { explicit: p.explicitName, derived: p.derivedName, path: p.path },
+    ),
+    'server',
+    problems,
+  );
+  const named: NamedPlan[] = plans.flatMap((plan, i) =>
+    plan === undefined ? [] : [{ plan, name: names[i] ?? '' }],
+  );
+
+  let adminListen: PlacedAddress | null = null;
+  if (draft.admin !== undefined) {
+    const path: KeyPath = draft.admin.listen === undefined ? ['admin'] : ['admin', 'listen'];
+    const parsed = parseListenAddress(draft.admin.listen ?? DEFAULT_ADMIN_LISTEN);
+    if ('error' in parsed) problems.error(path, 'SLUICE_E_CONFIG_LISTEN', parsed.error);
+    else adminListen = { address: parsed, path };
+  }
+  checkListeners(named, adminListen, problems);
+
+  const body = {
+    version: 1 as const,
+    workers: draft.workers ?? 'auto',
+    shutdownTimeoutMs: durationOr(draft.shutdown_timeout, DEFAULT_SHUTDOWN_TIMEOUT_MS),
+    log: normaliseLog(draft.log, baseDir, problems),
+    admin: adminListen === null ? null : { listen: adminListen.address },
+    servers: named.map(({ plan, name }) => ({ name, ...plan.server })),
+    upstreams: upstreams.toRecord(),
+  };
+  const hash = createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 16);
+  const { version, ...rest } = body;
+  return deepFreeze({ version, file: options.file, hash, ...rest });
+}
+
+function normaliseLog(draft: ConfigDraft['log'], baseDir: string, problems: ProblemCollector): ResolvedLog {
+  let access = draft?.access ?? 'stdout';
+  if (access.trim() === '') {
+    problems.error(
+      ['log', 'access'],
+      'SLUICE_E_CONFIG_VALUE',
+      'expected stdout, off or a file path, got an empty string',
+    );
+  } else if (access !== 'stdout' && access !== 'off') {
+    // Relative to the config file, not to wherever sluice happens to be started from.
+    access = resolve(baseDir, access);
+  }
+  return { level: draft?.level ?? 'info', access, format: draft?.format ?? 'json' };
+}

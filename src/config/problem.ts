@@ -1,0 +1,33 @@
+/** Config problems as users see them: one line each, located at the node that caused them. */
+import type { ErrorCode } from '../errors/catalogue.js';
+
+/**
+ * One problem in a config. `line`/`col` are 1-based positions in `file`; both are 0 when the
+ * config is an object (createSluice(config), sluice.config.ts), where `file` is the module path
+ * or `"config"` and the key path at the start of `message` is the only location there is.
+ */
+export interface ConfigProblem {
+  readonly file: string;
+  readonly line: number;
+  readonly col: number;
+  readonly code: ErrorCode;
+  /** Starts with the key path when there is one: `servers[0].listen: ...`. One line. */
+  readonly message: string;
+  readonly hint: string;
+}
+
+/**
+ * Formats a problem as exactly one line:
+ * `FILE:LINE:COL: CODE message (hint: HINT)`, or `FILE: CODE message (hint: HINT)` without a
+ * position (config objects). Warnings put `warning: ` before the message.
+ */
+export function formatProblem(p: ConfigProblem, severity: 'error' | 'warning' = 'error'): string {
+  const where = p.line > 0 ? `${p.file}:${p.line}:${p.col}` : p.file;
+  const message = severity === 'warning' ? `warning: ${p.message}` : p.message;
+  return `${where}: ${p.code} ${oneLine(message)} (hint: ${oneLine(p.hint)})`;
+}
+
+/** Messages quote user values with JSON.stringify, but a stray line break must never split a line. */
+function oneLine(text: string): string {
+  return text.replace(/\r\n|[\r\n]/g, ' ');
+}

@@ -1,0 +1,43 @@
+/**
+ * Lower-case header names without a `toLowerCase()` per header per request.
+ *
+ * Raw header names repeat across requests with the same spelling ("Host", "User-Agent"), so a
+ * bounded Map from the raw spelling to the interned lower-case name turns a string allocation per
+ * header into one Map probe. The cache is cleared when full, so hostile clients sending random
+ * names cannot grow it past `MAX_CACHED`.
+ */
+
+const MAX_CACHED = 2048;
+const cache = new Map<string, string>();
+
+/** The lower-case form of a raw header name, interned. */
+export function headerName(raw: string): string {
+  let lower = cache.get(raw);
+  if (lower === undefined) {
+    lower = raw.toLowerCase();
+    if (cache.size >= MAX_CACHED) cache.clear();
+    cache.set(raw, lower);
+  }
+  return lower;
+}
+
+/**
+ * Hop-by-hop headers (RFC 9110 7.6.1, plus the RFC 2616 list and the non-standard
+ * `Proxy-Connection`): they describe one connection and are never forwarded, in either direction.
+ */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** Whether a lower-case header name is hop-by-hop. */
+export function isHopByHop(lowerName: string): boolean {
+  return HOP_BY_HOP.has(lowerName);
+}

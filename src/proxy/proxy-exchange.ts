@@ -1,0 +1,41 @@
+/**
+ * What the proxy needs from the request being served. Declared here, by the consumer, and
+ * implemented by the server's exchange, so proxy/ does not depend on server/.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ErrorCode } from '../errors/catalogue.js';
+import type { VariableSource } from './variables.js';
+
+/** The downstream side of one proxied request. */
+export interface ProxyExchange extends VariableSource {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly method: string;
+  /** Normalised path, no query. */
+  readonly path: string;
+  /** `?...` or ''. */
+  readonly query: string;
+  /** Lower-case header names the client's `Connection` header lists, or null. */
+  readonly connectionTokens: readonly string[] | null;
+  readonly bodyKind: 'none' | 'length' | 'chunked';
+  readonly contentLength: number;
+  /** The server's `limits.max_body`. */
+  readonly maxBody: number;
+  /** X-Forwarded-Proto and -Host values to send. */
+  readonly forwardedProto: string;
+  readonly forwardedHost: string;
+
+  /** Outcome fields, read by the access log. */
+  status: number;
+  bytesOut: number;
+  upstream: string | null;
+  target: string | null;
+  attempts: number;
+
+  /** Answers with the error's status (or breaks the response if it already started) and finishes. */
+  fail(code: ErrorCode, cause?: unknown): void;
+  /** The response was fully handed to the socket. */
+  complete(): void;
+  /** The client went away before the response was complete (499). */
+  clientGone(): void;
+}

@@ -1,0 +1,81 @@
+/**
+ * A route's `proxy` action compiled for the request path: header edits as lookup sets and
+ * compiled templates, the upstream resolved to its run-time object. Built once per config.
+ */
+
+import type { TemplatePart } from '../config/template.js';
+import type { ProxyAction } from '../config/types.js';
+import type { Upstream } from './upstream.js';
+import { compileTemplate, type Template } from './variables.js';
+
+/** Headers sluice writes itself on every forwarded request (unless removed or overridden). */
+const FORWARDED = ['x-forwarded-for', 'x-real-ip', 'x-forwarded-proto', 'x-forwarded-host'] as const;
+
+/** The compiled `proxy` action of one route. */
+export interface ProxyRoute {
+  readonly kind: 'proxy';
+  readonly upstream: Upstream;
+  readonly basePath: string;
+  readonly stripPrefix: string;
+  readonly preserveHost: boolean;
+  /** Incoming request headers (lower-case) not copied: removed, overridden, or written by sluice. */
+  readonly dropRequest: ReadonlySet<string>;
+  /** Which of the X-Forwarded-* / X-Real-IP headers sluice adds. */
+  readonly addXForwardedFor: boolean;
+  readonly addXRealIp: boolean;
+  readonly addXForwardedProto: boolean;
+  readonly addXForwardedHost: boolean;
+  readonly setHeaders: readonly (readonly [string, Template])[];
+  /** Upstream response headers (lower-case) not passed on: removed or overridden. */
+  readonly dropResponse: ReadonlySet<string>;
+  readonly responseSetHeaders: readonly (readonly [string, Template])[];
+  readonly connectTimeoutMs: number;
+  readonly readTimeoutMs: number;
+  readonly sendTimeoutMs: number;
+}
+
+/** Compiles a proxy action; `parse` turns a header value into template parts. */
+export function compileProxyRoute(
+  action: ProxyAction,
+  upstream: Upstream,
+  parse: (text: string) => readonly TemplatePart[],
+): ProxyRoute {
+  const setNames = action.setHeaders.map(([name]) => name.toLowerCase());
+  const removed = new Set(action.removeHeaders);
+  const overridden = new Set([...setNames, ...removed]);
+  // `Expect` is answered by sluice itself (100-continue) and undici refuses to forward it.
+  const dropRequest = new Set<string>([...overridden, ...FORWARDED, 'expect']);
+  if (!action.preserveHost) dropRequest.add('host');
+  const responseSetNames = action.responseSetHeaders.map(([name]) => name.toLowerCase());
+  return {
+    kind: 'proxy',
+    upstream,
+    basePath: action.basePath,
+    stripPrefix: action.stripPrefix,
+    preserveHost: action.preserveHost,
+    dropRequest,
+    addXForwardedFor: !overridden.has('x-forwarded-for'),
+    addXRealIp: !overridden.has('x-real-ip'),
+    addXForwardedProto: !overridden.has('x-forwarded-proto'),
+    addXForwardedHost: !overridden.has('x-forwarded-host'),
+    setHeaders: action.setHeaders.map(([name, value]) => [name, compileTemplate(parse(value))] as const),
+    dropResponse: new Set([...action.responseRemoveHeaders, ...responseSetNames]),
+    responseSetHeaders: action.responseSetHeaders.map(
+      ([name, value]) => [name, compileTemplate(parse(value))] as const,
+    ),
+    connectTimeoutMs: action.connectTimeoutMs,
+    readTimeoutMs: action.readTimeoutMs,
+    sendTimeoutMs: action.sendTimeoutMs,
+  };
+}
+
+/** The path sent upstream: strip the prefix, prepend the base path, keep the query. */
+export function upstreamPath(route: ProxyRoute, path: string, query: string): string {
+  let p = path;
+  if (route.stripPrefix !== '' && p.startsWith(route.stripPrefix)) {
+    p = p.slice(route.stripPrefix.length);
+    if (p.charCodeAt(0) !== 0x2f /* / */) p = `/${p}`;
+  }
+  if (route.basePath !== '') p = p === '/' ? `${route.basePath}/` : route.basePath + p;
+  return query === '' ? p : p + query;
+}

@@ -1,0 +1,47 @@
+/**
+ * Upstream failures mapped to the catalogue (CONTRACT section 3): connect failures and resets
+ * are 502, timeouts 504, malformed responses 502 and never passed on.
+ */
+import type { ErrorCode } from '../errors/catalogue.js';
+
+const CONNECT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_HAS_EXPIRED',
+]);
+
+const TIMEOUT_CODES = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'ETIMEDOUT',
+  'SLUICE_SEND_TIMEOUT',
+]);
+
+const INVALID_CODES = new Set([
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+  'UND_ERR_HEADERS_OVERFLOW',
+  'UND_ERR_RES_EXCEEDED_MAX_SIZE',
+  'ERR_INVALID_CHAR',
+  'ERR_HTTP_INVALID_HEADER_VALUE',
+  'ERR_INVALID_HTTP_TOKEN',
+  'ERR_HTTP_INVALID_STATUS_CODE',
+]);
+
+/** The catalogue code for an error raised while talking to a target. */
+export function upstreamErrorCode(err: unknown): ErrorCode {
+  const code = typeof err === 'object' && err !== null ? String((err as { code?: unknown }).code ?? '') : '';
+  if (TIMEOUT_CODES.has(code)) return 'SLUICE_E_UPSTREAM_TIMEOUT';
+  if (CONNECT_CODES.has(code)) return 'SLUICE_E_UPSTREAM_CONNECT';
+  // undici's HTTPParserError carries llhttp's HPE_* code.
+  if (INVALID_CODES.has(code) || code.startsWith('HPE_')) return 'SLUICE_E_UPSTREAM_INVALID_RESPONSE';
+  return 'SLUICE_E_UPSTREAM_RESET';
+}

@@ -1,0 +1,69 @@
+/**
+ * Request path normalisation before route matching, so that `/%61pi/../admin` cannot slip past a
+ * route written for `/admin`: percent-encoded unreserved characters are decoded (RFC 3986 6.2.2.2),
+ * other escapes get upper-case hex, and `.`/`..` segments are removed (RFC 3986 5.2.4).
+ * The normalised path is also what is forwarded upstream, so routing and the upstream agree.
+ */
+
+/** Returns the normalised path, or `null` when it is malformed (bad escape, `..` above the root). */
+export function normalisePath(path: string): string | null {
+  // Fast path: nearly every path has neither escapes nor dot segments.
+  if (path.indexOf('%') === -1 && path.indexOf('/.') === -1) return path;
+  const decoded = path.indexOf('%') === -1 ? path : decodeUnreserved(path);
+  if (decoded === null) return null;
+  return decoded.indexOf('/.') === -1 ? decoded : removeDotSegments(decoded);
+}
+
+function isUnreserved(c: number): boolean {
+  return (
+    (c >= 0x41 && c <= 0x5a) || // A-Z
+    (c >= 0x61 && c <= 0x7a) || // a-z
+    (c >= 0x30 && c <= 0x39) || // 0-9
+    c === 0x2d || // -
+    c === 0x2e || // .
+    c === 0x5f || // _
+    c === 0x7e // ~
+  );
+}
+
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x41 && c <= 0x46) return c - 0x37;
+  if (c >= 0x61 && c <= 0x66) return c - 0x57;
+  return -1;
+}
+
+function decodeUnreserved(path: string): string | null {
+  let out = '';
+  let last = 0;
+  for (let i = path.indexOf('%'); i !== -1; i = path.indexOf('%', i + 1)) {
+    const hi = hexValue(path.charCodeAt(i + 1));
+    const lo = hexValue(path.charCodeAt(i + 2));
+    if (hi < 0 || lo < 0) return null;
+    const c = hi * 16 + lo;
+    out += path.slice(last, i);
+    out += isUnreserved(c) ? String.fromCharCode(c) : `%${path.slice(i + 1, i + 3).toUpperCase()}`;
+    last = i + 3;
+    i += 2;
+  }
+  return out + path.slice(last);
+}
+
+function removeDotSegments(path: string): string | null {
+  const segments = path.split('/');
+  const out: string[] = [];
+  // segments[0] is '' for an absolute path.
+  for (let i = 1; i < segments.length; i++) {
+    const s = segments[i]!;
+    if (s === '.') {
+      if (i === segments.length - 1) out.push('');
+    } else if (s === '..') {
+      if (out.length === 0) return null;
+      out.pop();
+      if (i === segments.length - 1) out.push('');
+    } else {
+      out.push(s);
+    }
+  }
+  return `/${out.join('/')}`;
+}

@@ -1,0 +1,137 @@
+/**
+ * One request and its answer: the per-request state the gateway, the proxy and the access log
+ * share. One object per request; its fields are filled as the request moves through the gateway,
+ * and `finish` hands it to the observer (access log, metrics) exactly once.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { ERROR_CATALOGUE, type ErrorCode } from '../errors/catalogue.js';
+import type { ProxyExchange } from '../proxy/proxy-exchange.js';
+import { problemBody } from './error-response.js';
+import type { CompiledRoute, CompiledServer } from './gateway-tables.js';
+import { nextRequestId } from './request-id.js';
+
+/** Receives every finished exchange (access log, metrics). */
+export type ExchangeObserver = (x: Exchange) => void;
+
+/** The state of one request. */
+export class Exchange implements ProxyExchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly requestId = nextRequestId();
+  readonly startedAt = performance.now();
+  readonly method: string;
+  readonly requestUri: string;
+  readonly scheme: string;
+  readonly #observer: ExchangeObserver;
+
+  server: CompiledServer | null = null;
+  route: CompiledRoute | null = null;
+  path = '';
+  query = '';
+  hostName = '';
+  remoteAddr = '';
+  forwardedFor = '';
+  forwardedProto = '';
+  forwardedHost = '';
+  connectionTokens: readonly string[] | null = null;
+  bodyKind: 'none' | 'length' | 'chunked' = 'none';
+  contentLength = 0;
+  maxBody = 0;
+
+  status = 0;
+  bytesOut = 0;
+  upstream: string | null = null;
+  target: string | null = null;
+  attempts = 0;
+  errorCode: ErrorCode | null = null;
+  errorMessage: string | null = null;
+  durationMs = 0;
+  #finished = false;
+
+  constructor(req: IncomingMessage, res: ServerResponse, scheme: string, observer: ExchangeObserver) {
+    this.req = req;
+    this.res = res;
+    this.method = req.method ?? 'GET';
+    this.requestUri = req.url ?? '/';
+    this.scheme = scheme;
+    this.#observer = observer;
+  }
+
+  /** First value of a request header by lower-case name (linear scan; headers are few). */
+  header(lowerName: string): string | undefined {
+    const raw = this.req.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!;
+      if (name.length === lowerName.length && name.toLowerCase() === lowerName) return raw[i + 1];
+    }
+    return undefined;
+  }
+
+  /** Answers with a complete response and finishes. */
+  respond(status: number, headers: readonly string[], body: Buffer | string): void {
+    const res = this.res;
+    this.status = status;
+    // An unread request body would otherwise be drained (however large) before the next request.
+    if (this.bodyKind !== 'none' && !this.req.complete) res.shouldKeepAlive = false;
+    res.writeHead(status, headers as string[]);
+    res.end(body);
+    this.bytesOut +=
+      this.method === 'HEAD' ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+    this.#finish();
+  }
+
+  fail(code: ErrorCode, cause?: unknown): void {
+    if (this.#finished) return;
+    this.errorCode = code;
+    if (cause instanceof Error) this.errorMessage = cause.message;
+    const res = this.res;
+    if (res.headersSent || res.destroyed) {
+      // The answer already started: break it, so the client sees a broken response, never a
+      // wrong one (a truncated body with a clean end would look complete).
+      res.destroy();
+      this.#finish();
+      return;
+    }
+    const status = ERROR_CATALOGUE[code].status;
+    const body = problemBody(code, this.requestId);
+    // After a refused request the connection cannot be trusted to be in step: close it.
+    if (status === 400 || status === 408 || status === 413) res.shouldKeepAlive = false;
+    this.respond(
+      status,
+      [
+        'content-type',
+        'application/problem+json',
+        'content-length',
+        String(Buffer.byteLength(body)),
+        'x-sluice-error-id',
+        this.requestId,
+      ],
+      body,
+    );
+  }
+
+  complete(): void {
+    this.#finish();
+  }
+
+  clientGone(): void {
+    if (this.#finished) return;
+    // nginx's 499: the client closed the connection before the answer was complete.
+    this.status = 499;
+    if (!this.res.destroyed) this.res.destroy();
+    this.#finish();
+  }
+
+  /** Whether the observer has seen this exchange. */
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.durationMs = performance.now() - this.startedAt;
+    this.#observer(this);
+  }
+}

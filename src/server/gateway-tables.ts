@@ -1,0 +1,150 @@
+/**
+ * A resolved config compiled into the immutable tables the data plane reads per request: per
+ * listen address a host table, per server a route table, per route a ready-to-run action. A reload
+ * compiles new tables and swaps one reference; requests in flight finish on the tables they began
+ * with.
+ */
+import { STATUS_CODES } from 'node:http';
+import { parseTemplate, type TemplatePart } from '../config/template.js';
+import type {
+  ListenAddress,
+  RedirectAction,
+  ResolvedConfig,
+  ResolvedLimits,
+  ResolvedRoute,
+  ResolvedServer,
+  RespondAction,
+} from '../config/types.js';
+import { IpSet } from '../core/ip-set.js';
+import { compileProxyRoute, type ProxyRoute } from '../proxy/proxy-route.js';
+import { type UpstreamSet, UpstreamSet as Upstreams, type UpstreamTarget } from '../proxy/upstream.js';
+import { compileTemplate, type Template } from '../proxy/variables.js';
+import { HostTable } from '../router/host-table.js';
+import { RouteTable } from '../router/route-table.js';
+
+/** A `respond` action with its headers and body prepared. */
+export interface CompiledRespond {
+  readonly kind: 'respond';
+  readonly status: number;
+  readonly headers: readonly string[];
+  readonly body: Buffer;
+}
+
+/** A `redirect` action with its target compiled. */
+export interface CompiledRedirect {
+  readonly kind: 'redirect';
+  readonly status: number;
+  readonly to: Template;
+}
+
+export type CompiledAction = ProxyRoute | CompiledRespond | CompiledRedirect;
+
+export interface CompiledRoute {
+  readonly name: string;
+  readonly action: CompiledAction;
+}
+
+export interface CompiledServer {
+  readonly name: string;
+  readonly config: ResolvedServer;
+  readonly routes: RouteTable<CompiledRoute>;
+  /** `null` when the server trusts no proxy. */
+  readonly trusted: IpSet | null;
+  readonly limits: ResolvedLimits;
+}
+
+/** What one listen address serves. */
+export interface ListenerTable {
+  readonly address: ListenAddress;
+  readonly hosts: HostTable<CompiledServer>;
+  /** The default server's limits: they apply before the Host header is known (nginx does the same). */
+  readonly limits: ResolvedLimits;
+}
+
+/** Everything the data plane needs for one config generation. */
+export interface GatewayTables {
+  readonly config: ResolvedConfig;
+  readonly listeners: ReadonlyMap<string, ListenerTable>;
+  readonly upstreams: UpstreamSet;
+}
+
+/** Compiles a config; `previous` lends its upstream pools to unchanged targets. */
+export function compileTables(
+  config: ResolvedConfig,
+  previous?: GatewayTables,
+): { tables: GatewayTables; retired: UpstreamTarget[] } {
+  const { set: upstreams, retired } = Upstreams.build(config.upstreams, previous?.upstreams);
+  const servers = config.servers.map((s) => compileServer(s, upstreams));
+  const byAddress = new Map<string, { address: ListenAddress; servers: CompiledServer[] }>();
+  for (const server of servers) {
+    for (const address of server.config.listen) {
+      const entry = byAddress.get(address.key);
+      if (entry) entry.servers.push(server);
+      else byAddress.set(address.key, { address, servers: [server] });
+    }
+  }
+  const listeners = new Map<string, ListenerTable>();
+  for (const [key, { address, servers: list }] of byAddress) {
+    const hosts = new HostTable(
+      list.map((s) => ({ names: s.config.serverNames, isDefault: s.config.default, value: s })),
+    );
+    listeners.set(key, { address, hosts, limits: hosts.defaultValue.limits });
+  }
+  return { tables: { config, listeners, upstreams }, retired };
+}
+
+function compileServer(config: ResolvedServer, upstreams: UpstreamSet): CompiledServer {
+  return {
+    name: config.name,
+    config,
+    routes: new RouteTable(config.routes, (route) => compileRoute(route, upstreams)),
+    trusted: config.trustedProxies.length > 0 ? new IpSet(config.trustedProxies) : null,
+    limits: config.limits,
+  };
+}
+
+function compileRoute(route: ResolvedRoute, upstreams: UpstreamSet): CompiledRoute {
+  const action = route.action;
+  switch (action.kind) {
+    case 'proxy':
+      return {
+        name: route.name,
+        action: compileProxyRoute(action, upstreams.get(action.upstream), templateParts),
+      };
+    case 'respond':
+      return { name: route.name, action: compileRespond(action) };
+    case 'redirect':
+      return { name: route.name, action: compileRedirect(action) };
+  }
+}
+
+function compileRespond(action: RespondAction): CompiledRespond {
+  const body = Buffer.from(action.body);
+  const headers: string[] = [];
+  let hasType = false;
+  for (const [name, value] of action.headers) {
+    const lower = name.toLowerCase();
+    if (lower === 'content-length') continue;
+    if (lower === 'content-type') hasType = true;
+    headers.push(name, value);
+  }
+  if (!hasType && body.length > 0) headers.push('content-type', 'text/plain; charset=utf-8');
+  headers.push('content-length', String(body.length));
+  return { kind: 'respond', status: action.status, headers, body };
+}
+
+function compileRedirect(action: RedirectAction): CompiledRedirect {
+  return { kind: 'redirect', status: action.status, to: compileTemplate(templateParts(action.to)) };
+}
+
+/** Template parts of a config value already checked by config validation. */
+function templateParts(text: string): readonly TemplatePart[] {
+  const parsed = parseTemplate(text);
+  if ('error' in parsed) throw new Error(`invalid template reached the data plane: ${parsed.error}`);
+  return parsed.parts;
+}
+
+/** The body of a redirect answer: a short text naming the target, like nginx's. */
+export function redirectBody(status: number, location: string): string {
+  return `${status} ${STATUS_CODES[status] ?? 'Redirect'}: ${location}\n`;
+}

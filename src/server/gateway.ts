@@ -1,0 +1,103 @@
+/**
+ * The request lifecycle, written out in one place:
+ *
+ *   strict head checks ─▶ server by Host ─▶ path normalised ─▶ client address (trusted_proxies)
+ *     ─▶ route by path, method, headers ─▶ action: proxy | respond | redirect ─▶ observer
+ *
+ * Everything it reads per request was compiled ahead (gateway-tables.ts); nothing here walks the
+ * config.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { assertNever } from '../core/assert-never.js';
+import { clientFromForwardedFor, unmapIpv4 } from '../core/ip-set.js';
+import { forward } from '../proxy/forward.js';
+import { normaliseHost } from '../router/host-table.js';
+import { normalisePath } from '../router/normalise-path.js';
+import { Exchange, type ExchangeObserver } from './exchange.js';
+import { type CompiledRedirect, type ListenerTable, redirectBody } from './gateway-tables.js';
+import { emptyHead, scanRequestHead } from './request-head.js';
+
+/** Serves one request arriving on a listener whose current table is `table`. */
+export function handleRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  table: ListenerTable,
+  scheme: string,
+  observer: ExchangeObserver,
+): Exchange {
+  const x = new Exchange(req, res, scheme, observer);
+  const head = scanRequestHead(req, emptyHead());
+  const server = table.hosts.match(typeof head === 'string' ? undefined : head.host);
+  x.server = server;
+  x.maxBody = server.limits.maxBody;
+  const peer = unmapIpv4(req.socket.remoteAddress ?? '');
+  x.remoteAddr = peer;
+  x.forwardedFor = peer;
+  if (typeof head === 'string') {
+    x.fail('SLUICE_E_CLIENT_BAD_REQUEST', new Error(`refused request head: ${head}`));
+    return x;
+  }
+  x.connectionTokens = head.connectionTokens;
+  x.bodyKind = head.body;
+  x.contentLength = head.contentLength;
+  x.hostName = head.host === '' ? server.name : normaliseHost(head.host);
+
+  const url = x.requestUri;
+  const q = url.indexOf('?');
+  const path = normalisePath(q === -1 ? url : url.slice(0, q));
+  if (path === null) {
+    x.fail('SLUICE_E_CLIENT_BAD_REQUEST', new Error('malformed path'));
+    return x;
+  }
+  x.path = path;
+  x.query = q === -1 ? '' : url.slice(q);
+
+  // X-Forwarded-* are believed only from trusted proxies; from anyone else they start afresh.
+  const trustedSet = server.trusted;
+  const trusted = trustedSet?.has(peer) === true;
+  if (trusted && head.xForwardedFor !== null) {
+    x.remoteAddr = clientFromForwardedFor(head.xForwardedFor, trustedSet!) ?? peer;
+    x.forwardedFor = `${head.xForwardedFor}, ${peer}`;
+  }
+  x.forwardedProto = trusted && head.xForwardedProto !== null ? head.xForwardedProto : scheme;
+  x.forwardedHost = trusted && head.xForwardedHost !== null ? head.xForwardedHost : head.host;
+
+  const route = server.routes.match(path, x.method, x);
+  if (route === undefined) {
+    x.fail('SLUICE_E_ROUTE_NOT_FOUND');
+    return x;
+  }
+  x.route = route;
+  const action = route.action;
+  switch (action.kind) {
+    case 'proxy':
+      forward(x, action);
+      break;
+    case 'respond':
+      x.respond(action.status, action.headers, action.body);
+      break;
+    case 'redirect':
+      redirect(x, action);
+      break;
+    default:
+      assertNever(action, 'route action');
+  }
+  return x;
+}
+
+function redirect(x: Exchange, action: CompiledRedirect): void {
+  const location = action.to(x);
+  const body = redirectBody(action.status, location);
+  x.respond(
+    action.status,
+    [
+      'location',
+      location,
+      'content-type',
+      'text/plain; charset=utf-8',
+      'content-length',
+      String(Buffer.byteLength(body)),
+    ],
+    body,
+  );
+}

@@ -1,0 +1,206 @@
+/**
+ * One listen address: a Node HTTP/1.1 server (llhttp, strict mode) with sluice's limits, the
+ * answers for requests Node refuses before they reach a handler (400/408/413/431), a
+ * `max_connections` cap answered with 503, and a graceful close.
+ */
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import type { ErrorCode } from '../errors/catalogue.js';
+import { SluiceError } from '../errors/sluice-error.js';
+import { rawErrorResponse } from './error-response.js';
+import type { Exchange, ExchangeObserver } from './exchange.js';
+import { handleRequest } from './gateway.js';
+import type { ListenerTable } from './gateway-tables.js';
+
+/** Logs what a listener cannot attach to a request (internal errors). */
+export type ListenerErrorLog = (err: unknown, context: Record<string, unknown>) => void;
+
+/** llhttp error codes that mean "too large" rather than "malformed". */
+const CLIENT_ERROR_CODES: Record<string, ErrorCode> = {
+  HPE_HEADER_OVERFLOW: 'SLUICE_E_CLIENT_HEADERS_TOO_LARGE',
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 'SLUICE_E_CLIENT_BODY_TOO_LARGE',
+  ERR_HTTP_REQUEST_TIMEOUT: 'SLUICE_E_CLIENT_TIMEOUT',
+};
+
+const kRefused = Symbol('sluice.refused');
+const kExchange = Symbol('sluice.exchange');
+
+/** A client socket with sluice's per-connection marks. */
+type ClientSocket = Socket & { [kRefused]?: boolean; [kExchange]?: Exchange | null };
+
+/** An HTTP listener bound to one address, serving whatever table it currently holds. */
+export class HttpListener {
+  readonly #server: http.Server;
+  #table: ListenerTable;
+  readonly #observer: ExchangeObserver;
+  readonly #logError: ListenerErrorLog;
+  /** Requests being served, so a graceful close knows when it is done. */
+  #inflight = 0;
+  #draining = false;
+  #idle: (() => void) | null = null;
+
+  constructor(table: ListenerTable, observer: ExchangeObserver, logError: ListenerErrorLog) {
+    this.#table = table;
+    this.#observer = observer;
+    this.#logError = logError;
+    const limits = table.limits;
+    this.#server = http.createServer({
+      maxHeaderSize: limits.maxHeader,
+      requireHostHeader: true,
+      joinDuplicateHeaders: false,
+      noDelay: true,
+    });
+    this.#applyTimeouts(table);
+    this.#server.on('request', this.#onRequest);
+    this.#server.on('clientError', this.#onClientError);
+    this.#server.on('connection', this.#onConnection);
+    // CONNECT is only for the egress proxy; on a gateway listener it is a bad request.
+    this.#server.on('connect', (_req: http.IncomingMessage, socket: Socket) => {
+      refuse(socket, 'SLUICE_E_CLIENT_BAD_REQUEST');
+    });
+  }
+
+  /** Binds the address. */
+  async listen(): Promise<void> {
+    const { host, port } = this.#table.address;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        reject(
+          new SluiceError(
+            'SLUICE_E_RUNTIME_LISTEN',
+            `cannot listen on ${this.#table.address.key}: ${err.code ?? err.message}`,
+            {
+              cause: err,
+            },
+          ),
+        );
+      };
+      this.#server.once('error', onError);
+      this.#server.listen({ host, port, backlog: 511 }, () => {
+        this.#server.off('error', onError);
+        this.#server.on('error', (err) => this.#logError(err, { listener: this.#table.address.key }));
+        resolve();
+      });
+    });
+  }
+
+  /** The bound port (useful with port 0). */
+  get port(): number {
+    const a = this.#server.address();
+    return typeof a === 'object' && a !== null ? a.port : this.#table.address.port;
+  }
+
+  /** Open client connections. */
+  get connections(): number {
+    return this.#connections;
+  }
+  #connections = 0;
+
+  /** Swaps in the table of a new config generation (same address). */
+  update(table: ListenerTable): void {
+    this.#table = table;
+    this.#applyTimeouts(table);
+  }
+
+  #applyTimeouts(table: ListenerTable): void {
+    const limits = table.limits;
+    const s = this.#server;
+    // Node requires headersTimeout <= requestTimeout when both are set.
+    s.requestTimeout = limits.requestTimeoutMs;
+    s.headersTimeout =
+      limits.requestTimeoutMs > 0
+        ? Math.min(limits.headerTimeoutMs, limits.requestTimeoutMs)
+        : limits.headerTimeoutMs;
+    s.keepAliveTimeout = limits.keepaliveTimeoutMs;
+    s.maxHeadersCount = 0;
+  }
+
+  readonly #onConnection = (socket: Socket): void => {
+    this.#connections++;
+    socket.once('close', () => {
+      this.#connections--;
+    });
+    if (this.#connections > this.#table.limits.maxConnections || this.#draining) {
+      // Over max_connections: answer 503 at once and close, rather than queueing the client.
+      (socket as ClientSocket)[kRefused] = true;
+      refuse(socket, this.#draining ? 'SLUICE_E_RUNTIME_DRAINING' : 'SLUICE_E_RUNTIME_OVERLOADED');
+    }
+  };
+
+  readonly #onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const socket = req.socket as ClientSocket;
+    if (socket[kRefused]) {
+      socket.destroy();
+      return;
+    }
+    this.#inflight++;
+    res.once('close', this.#onResponseClose);
+    if (this.#draining) res.shouldKeepAlive = false;
+    try {
+      socket[kExchange] = handleRequest(req, res, this.#table, 'http', this.#observer);
+    } catch (err) {
+      // A bug must cost one request, never the process.
+      this.#logError(err, { listener: this.#table.address.key, url: req.url });
+      if (!res.headersSent) {
+        res.shouldKeepAlive = false;
+        res.writeHead(500).end();
+      } else {
+        res.destroy();
+      }
+    }
+  };
+
+  readonly #onResponseClose = (): void => {
+    this.#inflight--;
+    if (this.#inflight === 0 && this.#idle !== null) this.#idle();
+  };
+
+  readonly #onClientError = (err: NodeJS.ErrnoException, socket: Socket): void => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const code = CLIENT_ERROR_CODES[err.code ?? ''] ?? 'SLUICE_E_CLIENT_BAD_REQUEST';
+    // Bad framing inside a body arrives while its exchange is running (reading the body, or
+    // streaming it upstream): the exchange answers, logs, and aborts the upstream attempt.
+    const x = (socket as ClientSocket)[kExchange];
+    if (x && !x.finished) {
+      x.fail(code, err);
+      socket.destroySoon();
+    } else {
+      refuse(socket, code);
+    }
+  };
+
+  /**
+   * Stops accepting, lets requests in flight finish (their connections close after the answer),
+   * and after `deadlineMs` closes whatever is left.
+   */
+  async close(deadlineMs: number): Promise<void> {
+    this.#draining = true;
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeIdleConnections();
+    if (this.#inflight > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, deadlineMs);
+        timer.unref();
+        this.#idle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    this.#server.closeAllConnections();
+    await closed;
+  }
+}
+
+/** Writes a canned error answer to a socket whose request cannot be served, then closes it. */
+function refuse(socket: Socket, code: ErrorCode): void {
+  const current = (socket as Socket & { _httpMessage?: http.ServerResponse })._httpMessage;
+  if (socket.writable && (current === undefined || current === null || !current.headersSent)) {
+    socket.end(rawErrorResponse(code), () => socket.destroy());
+  } else {
+    socket.destroy();
+  }
+}

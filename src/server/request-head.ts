@@ -1,0 +1,152 @@
+/**
+ * One pass over a request's raw headers: the strictness checks Node's parser (llhttp) leaves to
+ * the application (RFC 9112 / BEHAVIOUR.md section 5), and the few values the gateway needs.
+ *
+ * llhttp already refuses, before any handler runs: CL with TE, repeated or non-decimal CL, obs-fold,
+ * whitespace before the colon, bad header names, CR/LF/NUL in values, a missing Host on HTTP/1.1,
+ * bad chunk sizes. It does NOT refuse, or refuses only after calling the request handler:
+ * a repeated Host, a Transfer-Encoding whose final coding is not `chunked` (it fails later, on
+ * the body), Transfer-Encoding on HTTP/1.0, a non-origin-form target, HTTP/0.9. Those are here,
+ * so an ambiguous request is answered 400 before anything reaches an upstream.
+ */
+import type { IncomingMessage } from 'node:http';
+import { headerName, isHopByHop } from '../core/header-names.js';
+
+/** What the gateway learns from the request head. */
+export interface RequestHead {
+  /** Host header value as sent (empty for HTTP/1.0 without one). */
+  host: string;
+  /** Lower-case header names listed in `Connection` (removed before forwarding), or null. */
+  connectionTokens: string[] | null;
+  /** Whether `Connection: close` was asked for. */
+  close: boolean;
+  /** The `Upgrade` header value, or null. */
+  upgrade: string | null;
+  /** Request body framing: `none`, `length` (Content-Length) or `chunked`. */
+  body: 'none' | 'length' | 'chunked';
+  /** Content-Length when `body` is `length`. */
+  contentLength: number;
+  /** Incoming X-Forwarded-For / -Proto / -Host, or null. */
+  xForwardedFor: string | null;
+  xForwardedProto: string | null;
+  xForwardedHost: string | null;
+}
+
+/** Why a request head is refused; the caller answers 400 and closes. */
+export type HeadProblem =
+  | 'http_version'
+  | 'request_target'
+  | 'host_missing'
+  | 'host_repeated'
+  | 'host_invalid'
+  | 'transfer_encoding';
+
+/** Reads and checks a request head; returns the problem, or fills and returns `head`. */
+export function scanRequestHead(req: IncomingMessage, head: RequestHead): RequestHead | HeadProblem {
+  if (req.httpVersionMajor !== 1) return 'http_version';
+  const url = req.url ?? '';
+  if (url.charCodeAt(0) !== 0x2f /* / */) return 'request_target';
+
+  const raw = req.rawHeaders;
+  let hostCount = 0;
+  let te: string | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = headerName(raw[i]!);
+    const value = raw[i + 1]!;
+    switch (name) {
+      case 'host':
+        hostCount++;
+        head.host = value;
+        break;
+      case 'transfer-encoding':
+        // llhttp rejects a second Transfer-Encoding header; join defensively anyway.
+        te = te === null ? value : `${te}, ${value}`;
+        break;
+      case 'content-length':
+        head.body = 'length';
+        head.contentLength = Number(value);
+        break;
+      case 'connection':
+        readConnectionTokens(value, head);
+        break;
+      case 'upgrade':
+        head.upgrade = value;
+        break;
+      case 'x-forwarded-for':
+        head.xForwardedFor = head.xForwardedFor === null ? value : `${head.xForwardedFor}, ${value}`;
+        break;
+      case 'x-forwarded-proto':
+        head.xForwardedProto ??= value;
+        break;
+      case 'x-forwarded-host':
+        head.xForwardedHost ??= value;
+        break;
+    }
+  }
+
+  if (hostCount > 1) return 'host_repeated';
+  if (hostCount === 0 && req.httpVersionMinor === 1) return 'host_missing';
+  if (hostCount === 1 && !isValidHost(head.host)) return 'host_invalid';
+  if (te !== null) {
+    // RFC 9112 6.1: TE on HTTP/1.0 is faulty framing; the final coding must be chunked.
+    if (req.httpVersionMinor === 0 || !finalCodingIsChunked(te)) return 'transfer_encoding';
+    head.body = 'chunked';
+  }
+  return head;
+}
+
+/** A fresh, empty head to be filled by `scanRequestHead`. */
+export function emptyHead(): RequestHead {
+  return {
+    host: '',
+    connectionTokens: null,
+    close: false,
+    upgrade: null,
+    body: 'none',
+    contentLength: 0,
+    xForwardedFor: null,
+    xForwardedProto: null,
+    xForwardedHost: null,
+  };
+}
+
+function readConnectionTokens(value: string, head: RequestHead): void {
+  for (const part of value.split(',')) {
+    const token = part.trim().toLowerCase();
+    if (token === '') continue;
+    if (token === 'close') head.close = true;
+    else if (token !== 'keep-alive' && !isHopByHop(token)) {
+      head.connectionTokens ??= [];
+      head.connectionTokens.push(token);
+    }
+  }
+}
+
+function finalCodingIsChunked(te: string): boolean {
+  const comma = te.lastIndexOf(',');
+  return (comma === -1 ? te : te.slice(comma + 1)).trim().toLowerCase() === 'chunked';
+}
+
+/**
+ * RFC 3986 host and optional port: reg-name characters, or an IP-literal in brackets. Refuses
+ * what could confuse routing or an upstream: slashes, `@`, spaces, backslashes, empty names.
+ */
+export function isValidHost(host: string): boolean {
+  const n = host.length;
+  if (n === 0 || n > 255) return false;
+  for (let i = 0; i < n; i++) {
+    const c = host.charCodeAt(i);
+    const ok =
+      (c >= 0x61 && c <= 0x7a) || // a-z
+      (c >= 0x41 && c <= 0x5a) || // A-Z
+      (c >= 0x30 && c <= 0x39) || // 0-9
+      c === 0x2e || // .
+      c === 0x2d || // -
+      c === 0x3a || // :
+      c === 0x5f || // _
+      c === 0x5b || // [
+      c === 0x5d; // ]
+    if (!ok) return false;
+  }
+  return true;
+}

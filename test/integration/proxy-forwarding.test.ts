@@ -1,0 +1,194 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { http } from '../helpers/http.js';
+import { rawRequest } from '../helpers/raw-http.js';
+import { startSluice, type TestSluice } from '../helpers/sluice.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+describe('proxy forwarding', () => {
+  let up: TestUpstream;
+  let sluice: TestSluice;
+
+  beforeAll(async () => {
+    up = await startUpstream((req, res, body) => {
+      if (req.url?.startsWith('/hop')) {
+        res.writeHead(200, [
+          'Connection',
+          'keep-alive, X-Secret-Hop',
+          'Keep-Alive',
+          'timeout=5',
+          'X-Secret-Hop',
+          'leak',
+          'Proxy-Authenticate',
+          'Basic',
+          'X-Kept',
+          'yes',
+          'Server',
+          'upstream/1.0',
+          'Content-Length',
+          '2',
+        ]);
+        res.end('ok');
+        return;
+      }
+      const doc = JSON.stringify({ url: req.url, method: req.method, body: body.toString() });
+      res.writeHead(200, { 'content-type': 'application/json', 'x-internal': 'secret' });
+      res.end(doc);
+    });
+    sluice = await startSluice({
+      log: { access: 'stdout' },
+      servers: [
+        {
+          name: 'web',
+          listen: '127.0.0.1:0',
+          trusted_proxies: ['10.0.0.0/8'],
+          routes: [
+            {
+              name: 'api',
+              match: { path_prefix: '/api/' },
+              proxy: {
+                url: `${up.url}/v1`,
+                strip_prefix: '/api',
+                set_headers: {
+                  'X-Client': '$remote_addr',
+                  'X-Req': '$request_id',
+                  'X-Agent': '$http_user_agent',
+                },
+                remove_headers: ['X-Drop-Me'],
+                response_headers: { set: { 'X-Frame-Options': 'DENY' }, remove: ['X-Internal'] },
+              },
+            },
+            {
+              name: 'rewrite-host',
+              match: { path_prefix: '/nohost/' },
+              proxy: { upstream: 'be', preserve_host: false },
+            },
+            { name: 'rest', proxy: { upstream: 'be' } },
+          ],
+        },
+      ],
+      upstreams: { be: { targets: [{ url: up.url }] } },
+    });
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+    await up.close();
+  });
+
+  const last = () => up.seen[up.seen.length - 1]!;
+
+  it('preserves Host and sets the X-Forwarded-* headers', async () => {
+    const res = await http(`${sluice.url}/plain?x=1`, {
+      headers: { host: 'example.test', 'x-forwarded-for': '6.6.6.6' },
+    });
+    expect(res.status).toBe(200);
+    const seen = last();
+    expect(seen.url).toBe('/plain?x=1');
+    expect(seen.headers.host).toBe('example.test');
+    // The peer (127.0.0.1) is not a trusted proxy: the chain starts afresh.
+    expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1');
+    expect(seen.headers['x-real-ip']).toBe('127.0.0.1');
+    expect(seen.headers['x-forwarded-proto']).toBe('http');
+    expect(seen.headers['x-forwarded-host']).toBe('example.test');
+  });
+
+  it('rewrites Host to the target when preserve_host is false', async () => {
+    await http(`${sluice.url}/nohost/a`, { headers: { host: 'example.test' } });
+    expect(last().headers.host).toBe(`127.0.0.1:${up.port}`);
+  });
+
+  it('strips the prefix, prepends the base path, keeps the query', async () => {
+    const res = await fetch(`${sluice.url}/api/users/7?fields=name`);
+    expect(await res.json()).toMatchObject({ url: '/v1/users/7?fields=name' });
+  });
+
+  it('applies set_headers with variables and remove_headers', async () => {
+    await fetch(`${sluice.url}/api/x`, { headers: { 'x-drop-me': '1', 'user-agent': 'tester/2' } });
+    const h = last().headers;
+    expect(h['x-drop-me']).toBeUndefined();
+    expect(h['x-client']).toBe('127.0.0.1');
+    expect(h['x-agent']).toBe('tester/2');
+    expect(h['x-req']).toMatch(/^[0-9a-f]{24}$/);
+  });
+
+  it('applies response_headers set and remove', async () => {
+    const res = await fetch(`${sluice.url}/api/x`);
+    expect(res.headers.get('x-frame-options')).toBe('DENY');
+    expect(res.headers.get('x-internal')).toBeNull();
+  });
+
+  it('drops hop-by-hop request headers and those Connection names', async () => {
+    const r = await rawRequest(
+      sluice.port,
+      'GET /hopreq HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Hop-Named\r\nX-Hop-Named: 1\r\n' +
+        'Keep-Alive: 300\r\nProxy-Authorization: Basic eA==\r\nTE: trailers\r\nX-Normal: 2\r\n\r\n',
+      { waitMs: 500 },
+    );
+    expect(r.status).toBe(200);
+    const h = last().headers;
+    expect(h['x-hop-named']).toBeUndefined();
+    expect(h['keep-alive']).toBeUndefined();
+    expect(h['proxy-authorization']).toBeUndefined();
+    expect(h.te).toBeUndefined();
+    expect(h['x-normal']).toBe('2');
+  });
+
+  it('drops hop-by-hop response headers and those the upstream Connection names', async () => {
+    const res = await fetch(`${sluice.url}/hop`);
+    expect(await res.text()).toBe('ok');
+    expect(res.headers.get('x-secret-hop')).toBeNull();
+    // sluice's own Keep-Alive (for its client connection) may be there; the upstream's must not.
+    expect(res.headers.get('keep-alive')).not.toBe('timeout=5');
+    expect(res.headers.get('proxy-authenticate')).toBeNull();
+    expect(res.headers.get('x-kept')).toBe('yes');
+    expect(res.headers.get('server')).toBe('upstream/1.0');
+  });
+
+  it('appends to X-Forwarded-For and believes it only from trusted proxies', async () => {
+    // Trust is decided on the TCP peer; 127.0.0.1 is not in 10.0.0.0/8, so the client's chain is dropped.
+    await fetch(`${sluice.url}/xff`, { headers: { 'x-forwarded-for': '10.1.1.1, 203.0.113.9' } });
+    expect(last().headers['x-forwarded-for']).toBe('127.0.0.1');
+  });
+
+  it('forwards request bodies, buffered and chunked', async () => {
+    const res = await fetch(`${sluice.url}/api/post`, { method: 'POST', body: 'hello body' });
+    expect(await res.json()).toMatchObject({ method: 'POST', body: 'hello body' });
+    const chunked = await rawRequest(
+      sluice.port,
+      'POST /api/chunk HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n',
+    );
+    expect(chunked.status).toBe(200);
+    expect(chunked.text).toContain('"body":"hello world"');
+  });
+
+  it('reuses upstream connections (keep-alive)', async () => {
+    const before = up.connections;
+    for (let i = 0; i < 20; i++) await (await fetch(`${sluice.url}/ka/${i}`)).text();
+    expect(up.connections - before).toBeLessThanOrEqual(1);
+  });
+
+  it('writes an access line with the contract fields, without the query string', async () => {
+    const before = sluice.accessLines().length;
+    await (await fetch(`${sluice.url}/api/logged?token=secret`)).text();
+    const lines = await sluice.waitForAccessLines(before + 1);
+    const line = lines[lines.length - 1]!;
+    expect(line).toMatchObject({
+      msg: 'request',
+      level: 'info',
+      method: 'GET',
+      path: '/api/logged',
+      status: 200,
+      status_text: 'OK',
+      server: 'web',
+      route: 'api',
+      remote_addr: '127.0.0.1',
+      upstream: up.url,
+      target: up.url,
+      attempts: 1,
+    });
+    expect(typeof line.duration_ms).toBe('number');
+    expect(line.bytes_out).toBeGreaterThan(0);
+    expect(String(line.time)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect(JSON.stringify(line)).not.toContain('secret');
+  });
+});

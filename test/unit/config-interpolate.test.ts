@@ -1,0 +1,103 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: these tests are about the literal ${NAME} syntax.
+import { describe, expect, it } from 'vitest';
+import { expandEnv, interpolateEnv } from '../../src/config/interpolate.js';
+import { loadConfigText } from '../../src/config/load.js';
+import { ProblemCollector } from '../../src/config/problem-collector.js';
+
+const env = { HOST: '10.0.0.1', PORT: '8080', EMPTY: '', DOLLAR: '${PORT}' };
+
+describe('expandEnv', () => {
+  it.each([
+    ['${HOST}', '10.0.0.1', true],
+    ['${HOST}:${PORT}', '10.0.0.1:8080', false],
+    ['http://${HOST}:${PORT}/x', 'http://10.0.0.1:8080/x', false],
+    ['a${EMPTY}b', 'ab', false],
+    ['no references', 'no references', false],
+    ['$remote_addr and $$ and $', '$remote_addr and $$ and $', false],
+    ['$${HOST} is literal', '${HOST} is literal', false],
+    // Only `$${` escapes, read left to right: a lone `$` stays, then `$${` is a literal `${`.
+    ['$$${HOST}', '$${HOST}', false],
+    ['${DOLLAR}', '${PORT}', true],
+  ])('%j → %j', (text, expected, whole) => {
+    expect(expandEnv(text, env)).toEqual({ text: expected, missing: [], malformed: [], whole });
+  });
+
+  it('names each unset variable once and leaves its reference in place', () => {
+    expect(expandEnv('${A}-${B}-${A}-${PORT}', env)).toEqual({
+      text: '${A}-${B}-${A}-8080',
+      missing: ['A', 'B'],
+      malformed: [],
+      whole: false,
+    });
+  });
+
+  it.each([
+    ['${}', ['${}']],
+    ['x ${not-a-name} y', ['${not-a-name}']],
+    ['${1ABC}', ['${1ABC}']],
+    ['tail ${OPEN', ['${OPEN']],
+  ])('reports %j as malformed', (text, malformed) => {
+    expect(expandEnv(text, env).malformed).toEqual(malformed);
+  });
+});
+
+describe('interpolateEnv', () => {
+  it('expands strings everywhere, leaves keys and other scalars alone, and reports by path', () => {
+    const problems = new ProblemCollector();
+    const out = interpolateEnv(
+      { '${HOST}': 1, list: ['${PORT}', 2, true, null], nested: { v: 'x${NOPE}' } },
+      env,
+      problems,
+    );
+    expect(out).toEqual({ '${HOST}': 1, list: ['8080', 2, true, null], nested: { v: 'x${NOPE}' } });
+    expect(problems.problems).toEqual([
+      {
+        path: ['nested', 'v'],
+        at: 'value',
+        code: 'SLUICE_E_CONFIG_ENV',
+        message: 'environment variable NOPE is not set',
+        hint: 'export NOPE before starting sluice, or write $${NOPE} for a literal ${NOPE}',
+      },
+    ]);
+  });
+
+  it('types an unquoted whole reference like the value written in place, and keeps a quoted one a string', () => {
+    const problems = new ProblemCollector();
+    const plain = new Set(['a', 'b', 'c']);
+    const out = interpolateEnv(
+      { a: '${N}', b: '${T}', c: '${S}', d: '${N}', e: '${N}s' },
+      { N: '8080', T: 'true', S: 'text' },
+      problems,
+      { isPlainScalar: (path) => plain.has(String(path[0])) },
+    );
+    expect(out).toEqual({ a: 8080, b: true, c: 'text', d: '8080', e: '8080s' });
+  });
+});
+
+describe('interpolation in YAML', () => {
+  const text = (listen: string): string => `servers:\n  - listen: ${listen}\n    routes: [{ respond: {} }]\n`;
+
+  it('makes an unquoted ${PORT} a port number and a quoted one a port string; both listen', () => {
+    for (const listen of ['${PORT}', '"${PORT}"', '":${PORT}"', '"${HOST}:${PORT}"']) {
+      const result = loadConfigText(text(listen), 's.yaml', env);
+      expect(result.ok && result.config.servers[0]?.listen[0]?.port).toBe(8080);
+    }
+  });
+
+  it('reports an unset variable at its scalar and nothing else about that value', () => {
+    const result = loadConfigText(text('${NOPE}'), 's.yaml', {});
+    expect(result.ok ? [] : result.problems.map((p) => [p.line, p.col, p.code, p.message])).toEqual([
+      [2, 13, 'SLUICE_E_CONFIG_ENV', 'servers[0].listen: environment variable NOPE is not set'],
+    ]);
+  });
+
+  it('uses process.env when no environment is given', () => {
+    process.env.SLUICE_TEST_INTERPOLATE = '9099';
+    try {
+      const result = loadConfigText(text('${SLUICE_TEST_INTERPOLATE}'), 's.yaml');
+      expect(result.ok && result.config.servers[0]?.listen[0]?.port).toBe(9099);
+    } finally {
+      delete process.env.SLUICE_TEST_INTERPOLATE;
+    }
+  });
+});

@@ -1,0 +1,415 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: these tests are about the literal ${NAME} syntax.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { defineConfig } from '../../src/config/define-config.js';
+import {
+  type ConfigResult,
+  loadConfigFile,
+  loadConfigText,
+  resolveConfigObject,
+} from '../../src/config/load.js';
+import { type ConfigProblem, formatProblem } from '../../src/config/problem.js';
+import type { ResolvedConfig } from '../../src/config/types.js';
+
+const FULL = 'test/fixtures/config/valid/full.yaml';
+const ENV = { SLUICE_TEST_PORT: '8081', SLUICE_TEST_USER: 'alice' };
+
+function config(result: ConfigResult): ResolvedConfig {
+  if (!result.ok) throw new Error(result.problems.map((p) => formatProblem(p)).join('\n'));
+  return result.config;
+}
+
+/** Each problem as `LINE:COL CODE`. */
+function where(result: ConfigResult): string[] {
+  return result.ok ? [] : result.problems.map((p) => `${p.line}:${p.col} ${p.code}`);
+}
+
+function lines(result: ConfigResult): string[] {
+  if (result.ok) throw new Error('expected problems');
+  return result.problems.map((p) => formatProblem(p));
+}
+
+describe('the full fixture', async () => {
+  const c = config(await loadConfigFile(FULL, ENV));
+  const web = c.servers[0]!;
+  const [api, healthz, old, users, docs] = web.routes;
+
+  it('resolves the top level, with the file absolute and relative log paths next to it', () => {
+    expect(c.version).toBe(1);
+    expect(c.file).toBe(resolve(FULL));
+    expect(c.workers).toBe('auto');
+    expect(c.shutdownTimeoutMs).toBe(30_000);
+    expect(c.log).toEqual({
+      level: 'info',
+      access: resolve('test/fixtures/config/valid/logs/access.log'),
+      format: 'json',
+    });
+    expect(c.admin).toEqual({ listen: { host: '127.0.0.1', port: 9090, key: '127.0.0.1:9090' } });
+    expect(c.hash).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it('resolves a server: listen keys, names, proxies, limits in bytes and milliseconds', () => {
+    expect(web.name).toBe('web');
+    expect(web.listen).toEqual([
+      { host: '0.0.0.0', port: 8080, key: '0.0.0.0:8080' },
+      { host: '::', port: 8443, key: '[::]:8443' },
+    ]);
+    expect(web.serverNames).toEqual([
+      'example.com',
+      '*.example.com',
+      '~^api\\d+\\.example\\.com$',
+      'example.org',
+      '*.example.org',
+    ]);
+    expect(web.default).toBe(true);
+    expect(web.trustedProxies).toEqual(['10.0.0.0/8', '192.168.1.10/32', 'fd00::/8']);
+    expect(web.limits).toEqual({
+      maxBody: 1_048_576,
+      maxHeader: 16_384,
+      headerTimeoutMs: 10_000,
+      keepaliveTimeoutMs: 75_000,
+      requestTimeoutMs: 60_000,
+      maxConnections: 10_000,
+    });
+  });
+
+  it('resolves a proxy route with interpolated env, ordered headers and default timeouts', () => {
+    expect(api).toEqual({
+      name: 'api',
+      path: { kind: 'prefix', prefix: '/api/' },
+      methods: ['GET', 'POST'],
+      headers: [
+        { name: 'x-canary', value: '1', regex: false },
+        { name: 'x-version', value: '^v[23]$', regex: true },
+      ],
+      action: {
+        kind: 'proxy',
+        upstream: 'backend',
+        basePath: '',
+        stripPrefix: '/api',
+        preserveHost: true,
+        setHeaders: [
+          ['X-Real-IP', '$remote_addr'],
+          ['X-Request-Id', '$request_id'],
+          ['X-User', 'alice'],
+        ],
+        removeHeaders: ['x-internal'],
+        responseSetHeaders: [['X-Frame-Options', 'DENY']],
+        responseRemoveHeaders: ['server'],
+        connectTimeoutMs: 5000,
+        readTimeoutMs: 60_000,
+        sendTimeoutMs: 60_000,
+      },
+    });
+  });
+
+  it('names routes after what they match and applies respond/redirect defaults', () => {
+    expect(healthz?.name).toBe('/healthz');
+    expect(healthz?.action).toEqual({
+      kind: 'respond',
+      status: 200,
+      body: 'ok\n',
+      headers: [['content-type', 'text/plain']],
+    });
+    expect(old?.name).toBe('/old/');
+    expect(old?.action).toEqual({ kind: 'redirect', status: 301, to: 'https://example.com/new$request_uri' });
+    expect(users?.name).toBe('~^/users/[0-9]+$');
+    expect(users?.path).toEqual({ kind: 'regex', source: '^/users/[0-9]+$' });
+  });
+
+  it('turns proxy.url into one shared implicit upstream named by its origin, with the base path on the route', () => {
+    expect(users?.action).toMatchObject({
+      kind: 'proxy',
+      upstream: 'http://127.0.0.1:9001',
+      basePath: '/v1',
+      preserveHost: false,
+    });
+    expect(docs?.action).toMatchObject({ kind: 'proxy', upstream: 'http://127.0.0.1:9001', basePath: '' });
+    expect(Object.keys(c.upstreams)).toEqual(['backend', 'http://127.0.0.1:9001']);
+    expect(c.upstreams['http://127.0.0.1:9001']).toEqual({
+      name: 'http://127.0.0.1:9001',
+      targets: [{ origin: 'http://127.0.0.1:9001', weight: 1 }],
+      keepalive: 32,
+      keepaliveTimeoutMs: 4000,
+    });
+    expect(c.upstreams.backend).toEqual({
+      name: 'backend',
+      targets: [
+        { origin: 'http://10.0.0.11:8080', weight: 1 },
+        { origin: 'http://10.0.0.12:8080', weight: 2 },
+      ],
+      keepalive: 32,
+      keepaliveTimeoutMs: 4000,
+    });
+  });
+
+  it('gives an unnamed server web<N>, reads an unquoted ${PORT} as a number and keeps $$ and $${ literal', () => {
+    const second = c.servers[1]!;
+    expect(second.name).toBe('web2');
+    expect(second.listen).toEqual([{ host: '0.0.0.0', port: 8081, key: '0.0.0.0:8081' }]);
+    expect(second.routes[0]?.action).toEqual({
+      kind: 'redirect',
+      status: 302,
+      to: 'https://$host$request_uri',
+    });
+    expect(second.routes[1]?.action).toMatchObject({ body: 'costs $$5 and ${HOME}' });
+  });
+
+  it('is deep-frozen', () => {
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(web.routes[0]?.action)).toBe(true);
+    expect(Object.isFrozen(c.upstreams.backend?.targets[0])).toBe(true);
+    expect(() => {
+      // The types say readonly; freezing makes it true at run time too.
+      (web.listen[0] as { port: number }).port = 1;
+    }).toThrow(TypeError);
+  });
+});
+
+describe('defaults', () => {
+  it('fills every default for the smallest config', async () => {
+    const c = config(await loadConfigFile('test/fixtures/config/valid/minimal.yaml', {}));
+    expect(c.admin).toBeNull();
+    expect(c.workers).toBe('auto');
+    expect(c.log).toEqual({ level: 'info', access: 'stdout', format: 'json' });
+    expect(c.upstreams).toEqual({});
+    expect(c.servers).toEqual([
+      {
+        name: 'web1',
+        listen: [{ host: '0.0.0.0', port: 8080, key: '0.0.0.0:8080' }],
+        serverNames: [],
+        default: false,
+        trustedProxies: [],
+        limits: {
+          maxBody: 1_048_576,
+          maxHeader: 16_384,
+          headerTimeoutMs: 10_000,
+          keepaliveTimeoutMs: 75_000,
+          requestTimeoutMs: 60_000,
+          maxConnections: 10_000,
+        },
+        routes: [
+          {
+            name: '*',
+            path: null,
+            methods: null,
+            headers: [],
+            action: { kind: 'respond', status: 200, body: 'ok\n', headers: [] },
+          },
+        ],
+      },
+    ]);
+  });
+
+  it('uses 127.0.0.1:9090 for admin: {} and allows request_timeout: 0s', () => {
+    const c = config(
+      loadConfigText(
+        'admin: {}\nservers: [{ listen: 80, limits: { request_timeout: 0s }, routes: [{ respond: {} }] }]\n',
+        'x.yaml',
+        {},
+      ),
+    );
+    expect(c.admin?.listen.key).toBe('127.0.0.1:9090');
+    expect(c.servers[0]?.limits.requestTimeoutMs).toBe(0);
+  });
+
+  it('derives the server name from the first non-regex server_name, and makes derived names unique', () => {
+    const c = config(
+      resolveConfigObject({
+        servers: [
+          { listen: 80, server_name: ['~^a', 'API.example.com'], routes: [{ respond: {} }] },
+          {
+            listen: 81,
+            server_name: 'api.example.com',
+            routes: [{ respond: {} }, { respond: {} }, { name: '*', respond: {} }],
+          },
+        ],
+      }),
+    );
+    expect(c.servers.map((s) => s.name)).toEqual(['api.example.com', 'api.example.com#2']);
+    expect(c.servers[1]?.routes.map((r) => r.name)).toEqual(['*#1', '*#2', '*']);
+  });
+
+  it('hashes the same config the same way wherever the file is, and differently when it changes', () => {
+    const text = 'servers: [{ listen: 80, routes: [{ respond: {} }] }]\n';
+    const a = config(loadConfigText(text, '/a/sluice.yaml', {}));
+    const b = config(loadConfigText(text, '/b/sluice.yaml', {}));
+    const c = config(loadConfigText(text.replace('80', '81'), '/a/sluice.yaml', {}));
+    expect(a.hash).toBe(b.hash);
+    expect(a.hash).not.toBe(c.hash);
+  });
+});
+
+describe('config objects', () => {
+  it('report problems by key path, with file "config" and no position, in the order written', () => {
+    const result = resolveConfigObject({
+      servers: [{ listen: ':80', routes: [{ proxy: { upstream: 'backnd' } }], tls: true }],
+      upstreams: { backend: { targets: [{ url: 'http://127.0.0.1:9001' }] } },
+    });
+    expect(lines(result)).toEqual([
+      'config: SLUICE_E_CONFIG_UNKNOWN_UPSTREAM servers[0].routes[0].proxy.upstream: unknown upstream "backnd"; did you mean "backend"? (hint: defined upstreams: backend; or use proxy.url for a single target)',
+      'config: SLUICE_E_CONFIG_UNKNOWN_KEY servers[0]: unknown key "tls" (hint: remove the key or correct its spelling; allowed here: name, listen, server_name, default, trusted_proxies, limits, routes)',
+    ]);
+    const first: ConfigProblem | undefined = result.ok ? undefined : result.problems[0];
+    expect([first?.file, first?.line, first?.col]).toEqual(['config', 0, 0]);
+  });
+
+  it('name the module file when given one, and do not interpolate ${ENV}', () => {
+    const result = resolveConfigObject(
+      { servers: [{ listen: '${PORT}', routes: [{ respond: { body: '${HOME}' } }] }] },
+      'sluice.config.ts',
+    );
+    expect(lines(result)).toEqual([
+      'sluice.config.ts: SLUICE_E_CONFIG_LISTEN servers[0].listen: "${PORT}" has no port; write HOST:PORT or :PORT (hint: write PORT, :PORT, HOST:PORT or [IPV6]:PORT, e.g. ":8080" or "127.0.0.1:8080")',
+    ]);
+  });
+
+  it('reject a non-object at the top level', () => {
+    expect(lines(resolveConfigObject(42))).toEqual([
+      'config: SLUICE_E_CONFIG_TYPE expected a mapping, got a number (42) (hint: write the value in the type shown; quote strings that YAML would read as numbers or booleans)',
+    ]);
+  });
+
+  it('accept what defineConfig returns', () => {
+    const input = defineConfig({ servers: [{ listen: 3000, routes: [{ redirect: { to: '/x' } }] }] });
+    expect(config(resolveConfigObject(input, 'sluice.config.ts')).file).toBe(resolve('sluice.config.ts'));
+  });
+});
+
+describe('files', () => {
+  it('reports an unreadable file as SLUICE_E_CONFIG_FILE naming the path as given', async () => {
+    expect(lines(await loadConfigFile('no/such/sluice.yaml'))).toEqual([
+      'no/such/sluice.yaml: SLUICE_E_CONFIG_FILE cannot read the file: no such file (hint: check the path given with -c and that the file is readable by this user)',
+    ]);
+  });
+
+  it('reads JSON (with tab indentation) as YAML, positions included', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-config-'));
+    writeFileSync(
+      join(dir, 'c.json'),
+      '{\n\t"servers": [{\n\t\t"listen": 80, "routes": [{ "respond": {} }],\n\t\t"lisen": 1\n\t}]\n}\n',
+    );
+    const result = await loadConfigFile(join(dir, 'c.json'));
+    expect(result.ok).toBe(false);
+    if (!result.ok)
+      expect(result.problems.map((p) => [p.line, p.col, p.code])).toEqual([
+        [4, 3, 'SLUICE_E_CONFIG_UNKNOWN_KEY'],
+      ]);
+  });
+
+  it('imports a .js module and resolves its default export', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-config-'));
+    writeFileSync(
+      join(dir, 'sluice.config.mjs'),
+      'export default { servers: [{ listen: 8080, routes: [{ respond: { status: 204 } }] }] };\n',
+    );
+    const c = config(await loadConfigFile(join(dir, 'sluice.config.mjs')));
+    expect(c.servers[0]?.routes[0]?.action).toEqual({ kind: 'respond', status: 204, body: '', headers: [] });
+    expect(c.file).toBe(join(dir, 'sluice.config.mjs'));
+  });
+});
+
+describe('problems in YAML', () => {
+  it('point at the value for wrong values, at the key for unknown keys and at the mapping for missing keys', () => {
+    const text = [
+      'servers:',
+      '  - listen: 80',
+      '    routes:',
+      '      - proxy: { ur: x }',
+      '        respond: { status: "2" }',
+      '',
+    ].join('\n');
+    expect(where(loadConfigText(text, 's.yaml', {}))).toEqual([
+      '4:9 SLUICE_E_CONFIG_ROUTE_ACTION',
+      '4:18 SLUICE_E_CONFIG_UNKNOWN_KEY',
+      '5:28 SLUICE_E_CONFIG_TYPE',
+    ]);
+  });
+
+  it('report all YAML syntax errors and stop there', () => {
+    const result = loadConfigText('a: [1\nb: }\n', 's.yaml', {});
+    expect(result.ok).toBe(false);
+    if (!result.ok)
+      expect(new Set(result.problems.map((p) => p.code))).toEqual(new Set(['SLUICE_E_CONFIG_SYNTAX']));
+  });
+
+  it('refuse several documents in one file', () => {
+    expect(lines(loadConfigText('servers: []\n---\nx: 1\n', 's.yaml', {}))).toEqual([
+      's.yaml:2:1: SLUICE_E_CONFIG_SYNTAX only one YAML document is allowed; remove the "---" separator and what follows it (hint: fix the YAML syntax at the position shown; indentation must use spaces)',
+    ]);
+  });
+
+  it('report an empty file as a missing servers key at 1:1', () => {
+    expect(lines(loadConfigText('', 'empty.yaml', {}))).toEqual([
+      'empty.yaml:1:1: SLUICE_E_CONFIG_TYPE expected a mapping, got an empty value (hint: write the value in the type shown; quote strings that YAML would read as numbers or booleans)',
+    ]);
+  });
+
+  it('refuse a list or mapping as a key without printing a process warning', () => {
+    expect(lines(loadConfigText('a: &x [1]\n*x : 2\n? { k: v }\n: 3\nservers: []\n', 'k.yaml', {}))).toEqual([
+      'k.yaml:2:1: SLUICE_E_CONFIG_SYNTAX a key must be plain text, not a list or mapping (hint: fix the YAML syntax at the position shown; indentation must use spaces)',
+      'k.yaml:3:3: SLUICE_E_CONFIG_SYNTAX a key must be plain text, not a list or mapping (hint: fix the YAML syntax at the position shown; indentation must use spaces)',
+    ]);
+  });
+
+  it('still check the well-formed parts next to a malformed one, without follow-on noise', () => {
+    const text = [
+      'servers:',
+      '  - listen: [":80", true, "127.0.0.1:80"]',
+      '    routes:',
+      '      - proxy: 3',
+      '      - proxy: { upstream: 4 }',
+      '      - proxy: { upstream: nope }',
+      '',
+    ].join('\n');
+    expect(where(loadConfigText(text, 's.yaml', {}))).toEqual([
+      '2:21 SLUICE_E_CONFIG_TYPE',
+      '2:27 SLUICE_E_CONFIG_DUPLICATE_LISTEN',
+      '4:16 SLUICE_E_CONFIG_TYPE',
+      '5:28 SLUICE_E_CONFIG_TYPE',
+      '6:28 SLUICE_E_CONFIG_UNKNOWN_UPSTREAM',
+    ]);
+  });
+
+  it('follow merge keys and anchors', () => {
+    const text = [
+      'x-route: &ok { respond: { status: 204 } }',
+      'servers:',
+      '  - listen: 80',
+      '    routes:',
+      '      - <<: *ok',
+      '        match: { path: /a }',
+      '',
+    ].join('\n');
+    // The anchor's holder is an unknown top-level key; the merged route itself is fine.
+    const result = loadConfigText(text, 'm.yaml', {});
+    expect(lines(result)).toEqual([
+      'm.yaml:1:1: SLUICE_E_CONFIG_UNKNOWN_KEY unknown key "x-route" (hint: remove the key or correct its spelling; allowed here: $schema, version, workers, shutdown_timeout, log, admin, servers, upstreams)',
+    ]);
+  });
+});
+
+describe('warnings', () => {
+  it('warn about a route shadowed by an identical one, strip_prefix that never applies and a Host header overriding preserve_host', () => {
+    const text = [
+      'servers:',
+      '  - listen: 80',
+      '    routes:',
+      '      - match: { path_prefix: /api/ }',
+      '        proxy: { url: http://127.0.0.1:9001, strip_prefix: /v1, preserve_host: false, set_headers: { Host: x } }',
+      '      - match: { path_prefix: /api/ }',
+      '        respond: {}',
+      '',
+    ].join('\n');
+    const result = loadConfigText(text, 'w.yaml', {});
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.warnings.map((w) => formatProblem(w, 'warning'))).toEqual([
+      'w.yaml:5:60: SLUICE_E_CONFIG_VALUE warning: servers[0].routes[0].proxy.strip_prefix: "/v1" is not a prefix of the route\'s path "/api/", so it never strips anything (hint: make strip_prefix the start of the matched path, e.g. path_prefix: /api/ with strip_prefix: /api)',
+      'w.yaml:5:80: SLUICE_E_CONFIG_VALUE warning: servers[0].routes[0].proxy.preserve_host: preserve_host: false has no effect: set_headers sets Host (hint: remove one of the two; set_headers wins)',
+      'w.yaml:6:9: SLUICE_E_CONFIG_VALUE warning: servers[0].routes[1]: this route matches exactly what routes[0] matches, so it is never chosen (hint: remove it, or narrow one of the two with methods or headers)',
+    ]);
+  });
+});
