@@ -16,6 +16,7 @@ import type { UpstreamRegistry } from './upstream-registry.js';
 export const DEFAULT_LIMITS: ResolvedLimits = {
   maxBody: 1024 ** 2,
   maxHeader: 16 * 1024,
+  maxUri: 8 * 1024,
   headerTimeoutMs: 10_000,
   keepaliveTimeoutMs: 75_000,
   requestTimeoutMs: 60_000,
@@ -203,6 +204,7 @@ function normaliseLimits(
   const limits: ResolvedLimits = {
     maxBody: sizeOr(draft?.max_body, DEFAULT_LIMITS.maxBody),
     maxHeader: sizeOr(draft?.max_header, DEFAULT_LIMITS.maxHeader),
+    maxUri: sizeOr(draft?.max_uri, DEFAULT_LIMITS.maxUri),
     headerTimeoutMs: durationOr(draft?.header_timeout, DEFAULT_LIMITS.headerTimeoutMs),
     keepaliveTimeoutMs: durationOr(draft?.keepalive_timeout, DEFAULT_LIMITS.keepaliveTimeoutMs),
     requestTimeoutMs: durationOr(draft?.request_timeout, DEFAULT_LIMITS.requestTimeoutMs),

@@ -44,7 +44,10 @@ const limitsSchema = z
       .optional()
       .meta({ description: 'Largest request body (413 beyond it). Default 1mb.' }),
     max_header: sizeSchema.optional().meta({
-      description: 'Largest request head, request line included (431, or 414 for the line). Default 16kb.',
+      description: 'Largest request head, request line included (431 beyond it). Default 16kb.',
+    }),
+    max_uri: sizeSchema.optional().meta({
+      description: 'Longest request target, path and query (414 beyond it). Default 8kb.',
     }),
     header_timeout: durationSchema
       .optional()

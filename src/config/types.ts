@@ -18,6 +18,8 @@ export interface ListenAddress {
 export interface ResolvedLimits {
   readonly maxBody: number;
   readonly maxHeader: number;
+  /** Longest request target (path and query), in bytes; 414 beyond it. */
+  readonly maxUri: number;
   readonly headerTimeoutMs: number;
   readonly keepaliveTimeoutMs: number;
   /** 0 disables. */

@@ -139,7 +139,7 @@ export const ERROR_CATALOGUE = {
   SLUICE_E_CLIENT_URI_TOO_LONG: {
     status: 414,
     title: 'URI Too Long',
-    hint: 'the request line exceeds limits.max_header',
+    hint: 'the request target exceeds limits.max_uri',
   },
   SLUICE_E_CLIENT_HEADERS_TOO_LARGE: {
     status: 431,

@@ -87,7 +87,12 @@ export function createLoggers(log: ResolvedLog): Loggers {
   if (log.format === 'pretty') {
     const pretty = pino.transport({
       target: 'pino-pretty',
-      options: { destination: 1, translateTime: 'UTC:yyyy-mm-dd HH:MM:ss.l', ignore: 'pid', singleLine: true },
+      options: {
+        destination: 1,
+        translateTime: 'UTC:yyyy-mm-dd HH:MM:ss.l',
+        ignore: 'pid',
+        singleLine: true,
+      },
     }) as DestinationStream;
     app = pino(loggerOptions(log.level), pretty);
     if (log.access === 'stdout') access = app.child({}, { level: 'info' });

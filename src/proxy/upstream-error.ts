@@ -38,10 +38,12 @@ const INVALID_CODES = new Set([
 
 /** The catalogue code for an error raised while talking to a target. */
 export function upstreamErrorCode(err: unknown): ErrorCode {
-  const code = typeof err === 'object' && err !== null ? String((err as { code?: unknown }).code ?? '') : '';
+  const e = typeof err === 'object' && err !== null ? (err as { code?: unknown; name?: unknown }) : {};
+  const code = String(e.code ?? '');
+  // undici's HTTPParserError (a malformed response) often carries no code at all.
+  if (e.name === 'HTTPParserError') return 'SLUICE_E_UPSTREAM_INVALID_RESPONSE';
   if (TIMEOUT_CODES.has(code)) return 'SLUICE_E_UPSTREAM_TIMEOUT';
   if (CONNECT_CODES.has(code)) return 'SLUICE_E_UPSTREAM_CONNECT';
-  // undici's HTTPParserError carries llhttp's HPE_* code.
   if (INVALID_CODES.has(code) || code.startsWith('HPE_')) return 'SLUICE_E_UPSTREAM_INVALID_RESPONSE';
   return 'SLUICE_E_UPSTREAM_RESET';
 }

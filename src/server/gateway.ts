@@ -43,6 +43,10 @@ export function handleRequest(
   x.hostName = head.host === '' ? server.name : normaliseHost(head.host);
 
   const url = x.requestUri;
+  if (url.length > server.limits.maxUri) {
+    x.fail('SLUICE_E_CLIENT_URI_TOO_LONG');
+    return x;
+  }
   const q = url.indexOf('?');
   const path = normalisePath(q === -1 ? url : url.slice(0, q));
   if (path === null) {

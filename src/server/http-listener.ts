@@ -49,6 +49,9 @@ export class HttpListener {
       requireHostHeader: true,
       joinDuplicateHeaders: false,
       noDelay: true,
+      // How often Node enforces header_timeout and request_timeout (its default is 30 s, which
+      // would let a slowloris client hold a connection 30 s past a 10 s header_timeout).
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headerTimeoutMs / 4))),
     });
     this.#applyTimeouts(table);
     this.#server.on('request', this.#onRequest);

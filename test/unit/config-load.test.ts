@@ -68,6 +68,7 @@ describe('the full fixture', async () => {
     expect(web.limits).toEqual({
       maxBody: 1_048_576,
       maxHeader: 16_384,
+      maxUri: 8192,
       headerTimeoutMs: 10_000,
       keepaliveTimeoutMs: 75_000,
       requestTimeoutMs: 60_000,
@@ -185,6 +186,7 @@ describe('defaults', () => {
         limits: {
           maxBody: 1_048_576,
           maxHeader: 16_384,
+          maxUri: 8192,
           headerTimeoutMs: 10_000,
           keepaliveTimeoutMs: 75_000,
           requestTimeoutMs: 60_000,

@@ -1,0 +1,166 @@
+/**
+ * Upstream failures become 502/504 answers (or a visibly broken response once the answer has
+ * started), never a crash; a client that goes away cancels the upstream request.
+ */
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { http } from '../helpers/http.js';
+import { rawRequest } from '../helpers/raw-http.js';
+import { startSluice, type TestSluice } from '../helpers/sluice.js';
+
+/** A TCP upstream whose behaviour per connection is scripted by the request path. */
+async function scriptedUpstream() {
+  const events: string[] = [];
+  const server = net.createServer((socket) => {
+    let head = '';
+    socket.on('error', () => undefined);
+    socket.on('close', () => events.push('closed'));
+    socket.on('data', (d) => {
+      head += d.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      const path = head.split(' ')[1] ?? '/';
+      events.push(`request ${path}`);
+      switch (path) {
+        case '/hang':
+          return; // accept, never answer
+        case '/reset':
+          socket.resetAndDestroy();
+          return;
+        case '/malformed':
+          socket.end('HTTP/1.1 200 OK\r\nThis is not a header\r\n\r\n');
+          return;
+        case '/bad-value':
+          socket.end('HTTP/1.1 200 OK\r\nX-A: b\rc\r\nContent-Length: 0\r\n\r\n');
+          return;
+        case '/half':
+          socket.write('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n');
+          socket.write('x'.repeat(500), () => setTimeout(() => socket.resetAndDestroy(), 50));
+          return;
+        case '/drip':
+          socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
+          {
+            const timer = setInterval(() => {
+              if (socket.destroyed) clearInterval(timer);
+              else socket.write('1\r\nx\r\n');
+            }, 20);
+            socket.on('close', () => clearInterval(timer));
+          }
+          return;
+        case '/slow-head':
+          setTimeout(() => {
+            if (!socket.destroyed) socket.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+          }, 3000);
+          return;
+        default:
+          socket.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  return { port, events, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
+/** A port with nothing listening on it. */
+async function deadPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+describe('upstream failures', () => {
+  let up: Awaited<ReturnType<typeof scriptedUpstream>>;
+  let sluice: TestSluice;
+
+  beforeAll(async () => {
+    up = await scriptedUpstream();
+    const dead = await deadPort();
+    sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          routes: [
+            { name: 'dead', match: { path_prefix: '/dead' }, proxy: { url: `http://127.0.0.1:${dead}` } },
+            {
+              name: 'scripted',
+              proxy: { url: `http://127.0.0.1:${up.port}`, timeouts: { read: '500ms', connect: '1s' } },
+            },
+          ],
+        },
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+    await up.close();
+  });
+
+  const problem = (body: string) => JSON.parse(body) as { code: string; status: number; request_id: string };
+
+  it('answers 502 SLUICE_E_UPSTREAM_CONNECT when the target refuses the connection', async () => {
+    const res = await http(`${sluice.url}/dead`);
+    expect(res.status).toBe(502);
+    expect(problem(res.body).code).toBe('SLUICE_E_UPSTREAM_CONNECT');
+    expect(res.headers['x-sluice-error-id']).toBe(problem(res.body).request_id);
+  });
+
+  it('answers 504 when the target accepts and never answers (timeouts.read)', async () => {
+    const res = await http(`${sluice.url}/hang`);
+    expect(res.status).toBe(504);
+    expect(problem(res.body).code).toBe('SLUICE_E_UPSTREAM_TIMEOUT');
+  });
+
+  it('answers 502 when the target resets the connection before answering', async () => {
+    const res = await http(`${sluice.url}/reset`);
+    expect(res.status).toBe(502);
+    expect(problem(res.body).code).toBe('SLUICE_E_UPSTREAM_RESET');
+  });
+
+  it.each(['/malformed', '/bad-value'])(
+    'answers 502 for a malformed response head (%s), never passing it on',
+    async (path) => {
+      const res = await http(`${sluice.url}${path}`);
+      expect(res.status).toBe(502);
+      expect(problem(res.body).code).toBe('SLUICE_E_UPSTREAM_INVALID_RESPONSE');
+      expect(res.headers['x-a']).toBeUndefined();
+    },
+  );
+
+  it('breaks the client response when the target resets halfway through the body', async () => {
+    const r = await rawRequest(sluice.port, 'GET /half HTTP/1.1\r\nHost: a\r\n\r\n', { waitMs: 3000 });
+    expect(r.status).toBe(200);
+    expect(r.closed).toBe(true);
+    const body = r.text.slice(r.text.indexOf('\r\n\r\n') + 4);
+    // Content-Length promised 1000 bytes: the client can tell the response is incomplete.
+    expect(r.text).toMatch(/content-length: 1000/i);
+    expect(body.length).toBeLessThan(1000);
+  });
+
+  it('cancels the upstream request and logs 499 when the client goes away mid-answer', async () => {
+    up.events.length = 0;
+    const before = sluice.accessLines().length;
+    await rawRequest(sluice.port, 'GET /drip HTTP/1.1\r\nHost: a\r\n\r\n', { waitMs: 200 });
+    const lines = await sluice.waitForAccessLines(before + 1);
+    expect(lines[lines.length - 1]).toMatchObject({ status: 499, path: '/drip' });
+    const until = Date.now() + 2000;
+    while (!up.events.includes('closed') && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    expect(up.events).toContain('closed');
+  });
+
+  it('cancels the upstream request when the client goes away before the answer', async () => {
+    up.events.length = 0;
+    await rawRequest(sluice.port, 'GET /slow-head HTTP/1.1\r\nHost: a\r\n\r\n', { waitMs: 200 });
+    const until = Date.now() + 2000;
+    while (!up.events.includes('closed') && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    expect(up.events).toEqual(['request /slow-head', 'closed']);
+  });
+
+  it('keeps serving after all of the above', async () => {
+    const res = await http(`${sluice.url}/fine`);
+    expect(res.status).toBe(200);
+    expect(res.body).toBe('ok');
+  });
+});
