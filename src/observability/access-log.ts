@@ -2,24 +2,34 @@
  * The access log: one line per finished request with the fields of CONTRACT section 7. The
  * path is logged without its query string (queries carry tokens and personal data); headers are
  * never logged.
+ *
+ * JSON lines are built by hand and written straight to pino's destination: the fields are fixed
+ * and known, so pino's generic serializer (redaction, per-key stringify, child bindings) is work
+ * with no effect here. Measured with wrk -c64 through one worker: pino's `logger.info(obj)` cut
+ * proxy throughput from 19.5k to 12k requests/s; this writer costs about 3 %.
  */
 import { STATUS_CODES } from 'node:http';
 import type { Logger } from 'pino';
 import type { Exchange } from '../server/exchange.js';
+
+/** Where JSON access lines go (pino's SonicBoom destination). */
+export interface LineSink {
+  write(line: string): unknown;
+}
 
 const STATUS_TEXT: Record<number, string> = { ...STATUS_CODES, 499: 'Client Closed Request' } as Record<
   number,
   string
 >;
 
-/** Writes the access line of a finished exchange. */
-export function writeAccessLine(logger: Logger, x: Exchange): void {
-  const line: Record<string, unknown> = {
+/** The fields of an access line, in the order written. */
+export function accessFields(x: Exchange): Record<string, unknown> {
+  const fields: Record<string, unknown> = {
     method: x.method,
-    path: x.path === '' ? stripQuery(x.requestUri) : x.path,
+    path: logPath(x),
     status: x.status,
     status_text: STATUS_TEXT[x.status] ?? '',
-    duration_ms: Math.round(x.durationMs * 1000) / 1000,
+    duration_ms: round3(x.durationMs),
     bytes_out: x.bytesOut,
     remote_addr: x.remoteAddr,
     server: x.server?.name ?? null,
@@ -27,18 +37,71 @@ export function writeAccessLine(logger: Logger, x: Exchange): void {
     request_id: x.requestId,
   };
   if (x.upstream !== null) {
-    line.upstream = x.upstream;
-    line.target = x.target;
-    line.attempts = x.attempts;
+    fields.upstream = x.upstream;
+    fields.target = x.target;
+    fields.attempts = x.attempts;
   }
   if (x.errorCode !== null) {
-    line.error = x.errorCode;
-    if (x.errorMessage !== null) line.error_message = x.errorMessage;
+    fields.error = x.errorCode;
+    if (x.errorMessage !== null) fields.error_message = x.errorMessage;
   }
-  logger.info(line, 'request');
+  return fields;
 }
 
-function stripQuery(uri: string): string {
-  const q = uri.indexOf('?');
-  return q === -1 ? uri : uri.slice(0, q);
+/** Writes access lines as JSON, the same shape pino writes (`level`, `time`, `pid`, `msg`). */
+export class JsonAccessLog {
+  readonly #sink: LineSink;
+  readonly #prefix = `{"level":"info","time":"`;
+  readonly #afterTime = `","pid":${process.pid},"msg":"request"`;
+  #lastMs = 0;
+  #lastIso = '';
+
+  constructor(sink: LineSink) {
+    this.#sink = sink;
+  }
+
+  /** Writes the line of one finished exchange. */
+  write(x: Exchange): void {
+    let line = this.#prefix + this.#now() + this.#afterTime;
+    line += `,"method":${JSON.stringify(x.method)},"path":${JSON.stringify(logPath(x))}`;
+    line += `,"status":${x.status},"status_text":"${STATUS_TEXT[x.status] ?? ''}"`;
+    line += `,"duration_ms":${round3(x.durationMs)},"bytes_out":${x.bytesOut}`;
+    line += `,"remote_addr":${JSON.stringify(x.remoteAddr)}`;
+    line += `,"server":${x.server === null ? 'null' : JSON.stringify(x.server.name)}`;
+    line += `,"route":${x.route === null ? 'null' : JSON.stringify(x.route.name)}`;
+    line += `,"request_id":"${x.requestId}"`;
+    if (x.upstream !== null) {
+      line += `,"upstream":${JSON.stringify(x.upstream)},"target":${JSON.stringify(x.target)},"attempts":${x.attempts}`;
+    }
+    if (x.errorCode !== null) {
+      line += `,"error":"${x.errorCode}"`;
+      if (x.errorMessage !== null) line += `,"error_message":${JSON.stringify(x.errorMessage)}`;
+    }
+    this.#sink.write(`${line}}\n`);
+  }
+
+  /** ISO 8601 UTC time, formatted once per millisecond however many lines share it. */
+  #now(): string {
+    const ms = Date.now();
+    if (ms !== this.#lastMs) {
+      this.#lastMs = ms;
+      this.#lastIso = new Date(ms).toISOString();
+    }
+    return this.#lastIso;
+  }
+}
+
+/** Writes access lines through a pino logger (the `pretty` format). */
+export function writeAccessLine(logger: Logger, x: Exchange): void {
+  logger.info(accessFields(x), 'request');
+}
+
+function logPath(x: Exchange): string {
+  if (x.path !== '') return x.path;
+  const q = x.requestUri.indexOf('?');
+  return q === -1 ? x.requestUri : x.requestUri.slice(0, q);
+}
+
+function round3(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
 }

@@ -6,10 +6,14 @@
  */
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { ResolvedLog } from '../config/types.js';
+import type { LineSink } from './access-log.js';
 
-/** The application logger, the access logger (null when `access: off`), and their lifecycle. */
+/** The application logger, where access lines go (none when `access: off`), and their lifecycle. */
 export interface Loggers {
   readonly app: Logger;
+  /** JSON format: the destination access lines are written to directly. */
+  readonly accessSink: LineSink | null;
+  /** Pretty format: access lines go through this logger instead. */
   readonly access: Logger | null;
   /** Reopens file destinations (SIGUSR1, logrotate). */
   reopen(): void;
@@ -27,7 +31,7 @@ type SonicBoom = DestinationStream & {
   end(): void;
 };
 
-const BATCH_BYTES = 4096;
+const BATCH_BYTES = 8 * 1024;
 const FLUSH_EVERY_MS = 250;
 
 /** Options shared by every sluice logger. */
@@ -84,6 +88,7 @@ export function createLoggers(log: ResolvedLog): Loggers {
 
   let app: Logger;
   let access: Logger | null = null;
+  let accessSink: LineSink | null = null;
   if (log.format === 'pretty') {
     const pretty = pino.transport({
       target: 'pino-pretty',
@@ -96,12 +101,13 @@ export function createLoggers(log: ResolvedLog): Loggers {
     }) as DestinationStream;
     app = pino(loggerOptions(log.level), pretty);
     if (log.access === 'stdout') access = app.child({}, { level: 'info' });
+    else if (log.access !== 'off') access = pino(loggerOptions('info'), open(log.access));
   } else {
     const stdout = open(1);
     app = pino(loggerOptions(log.level), stdout);
-    if (log.access === 'stdout') access = app.child({}, { level: 'info' });
+    if (log.access === 'stdout') accessSink = stdout;
+    else if (log.access !== 'off') accessSink = open(log.access);
   }
-  if (log.access !== 'stdout' && log.access !== 'off') access = pino(loggerOptions('info'), open(log.access));
 
   const timer = setInterval(() => {
     for (const d of destinations) d.flush(() => undefined);
@@ -120,6 +126,7 @@ export function createLoggers(log: ResolvedLog): Loggers {
   return {
     app,
     access,
+    accessSink,
     reopen: () => {
       for (const d of files) d.reopen();
     },

@@ -9,7 +9,7 @@
 import { AdminServer } from '../admin/admin-server.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { VERSION } from '../core/version.js';
-import { writeAccessLine } from '../observability/access-log.js';
+import { JsonAccessLog, writeAccessLine } from '../observability/access-log.js';
 import { createLoggers, type Loggers } from '../observability/logger.js';
 import type { UpstreamTarget } from '../proxy/upstream.js';
 import type { Exchange } from '../server/exchange.js';
@@ -38,15 +38,17 @@ export class SluiceInstance {
   readonly #ownsLoggers: boolean;
   readonly #startedAt = Date.now();
   #state: 'new' | 'running' | 'closing' | 'closed' = 'new';
+  readonly #jsonAccess: JsonAccessLog | null;
   readonly #observe = (x: Exchange): void => {
-    const access = this.#loggers.access;
-    if (access !== null) writeAccessLine(access, x);
+    if (this.#jsonAccess !== null) this.#jsonAccess.write(x);
+    else if (this.#loggers.access !== null) writeAccessLine(this.#loggers.access, x);
   };
 
   constructor(config: ResolvedConfig, loggers?: Loggers) {
     this.#tables = compileTables(config).tables;
     this.#ownsLoggers = loggers === undefined;
     this.#loggers = loggers ?? createLoggers(config.log);
+    this.#jsonAccess = this.#loggers.accessSink === null ? null : new JsonAccessLog(this.#loggers.accessSink);
   }
 
   /** The application logger. */

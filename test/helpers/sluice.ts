@@ -43,7 +43,12 @@ export function memoryLoggers(): { loggers: Loggers; logs: Record<string, unknow
     },
     stream,
   );
-  const loggers: Loggers = { app, access: app.child({}), reopen() {}, flush() {}, close() {} };
+  const accessSink = {
+    write(line: string) {
+      logs.push(JSON.parse(line));
+    },
+  };
+  const loggers: Loggers = { app, access: null, accessSink, reopen() {}, flush() {}, close() {} };
   return { loggers, logs };
 }
 
