@@ -79,7 +79,8 @@ export class HttpListener {
         );
       };
       this.#server.once('error', onError);
-      this.#server.listen({ host, port, backlog: 511 }, () => {
+      // `[::]` is bound IPv6-only, as nginx does, so ":8080" (0.0.0.0) and "[::]:8080" can coexist.
+      this.#server.listen({ host, port, backlog: 511, ipv6Only: host === '::' }, () => {
         this.#server.off('error', onError);
         this.#server.on('error', (err) => this.#logError(err, { listener: this.#table.address.key }));
         resolve();

@@ -1,0 +1,230 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: sluice beside nginx, HAProxy and the Node proxies (node-http-proxy,
+ * @fastify/http-proxy) on one upstream, same load, same run (bench/proxy-compare.sh alternates the
+ * targets each round so machine drift hits all alike). Writes bench/results/<time>.json and
+ * regenerates BENCHMARKS.md with the medians and the ratios against the anchors.
+ *
+ * env: ROUNDS (3), DURATION (5 s), CONNS (64), SCENARIOS (comma list; default all)
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const ROUNDS = process.env.ROUNDS ?? '3';
+const DURATION = process.env.DURATION ?? '5';
+const CONNS = process.env.CONNS ?? '64';
+
+/** Each scenario is one run of proxy-compare.sh with its own environment. */
+const SCENARIOS = [
+  {
+    id: 'proxy-small',
+    title: 'Proxy, small response (12 bytes), access log on',
+    env: { BODY: 'small', SLUICE_ACCESS_LOG: 'stdout' },
+  },
+  {
+    id: 'proxy-small-nolog',
+    title: 'Proxy, small response, access log off (as nginx and HAProxy run here)',
+    env: { BODY: 'small', SLUICE_ACCESS_LOG: 'off', ONLY: 'nginx haproxy sluice' },
+  },
+  {
+    id: 'proxy-16k',
+    title: 'Proxy, 16 KiB response, access log on',
+    env: { BODY: '16k', SLUICE_ACCESS_LOG: 'stdout' },
+  },
+];
+
+const wanted = process.env.SCENARIOS?.split(',') ?? SCENARIOS.map((s) => s.id);
+
+function run(scenario) {
+  process.stderr.write(`\n== ${scenario.title}\n`);
+  const res = spawnSync('bash', [join(root, 'bench/proxy-compare.sh'), root], {
+    env: { ...process.env, ROUNDS, DURATION, CONNS, ...scenario.env },
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    timeout: 30 * 60_000,
+  });
+  process.stderr.write(res.stdout);
+  if (res.status !== 0) throw new Error(`proxy-compare.sh failed (${res.status}) in ${scenario.id}`);
+  const last = res.stdout.trim().split('\n').pop();
+  return JSON.parse(last);
+}
+
+function version(cmd, args, pattern) {
+  try {
+    const out = execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return (out.match(pattern)?.[0] ?? out.split('\n')[0]).trim();
+  } catch (err) {
+    const text = `${err.stdout ?? ''}${err.stderr ?? ''}`;
+    return text.match(pattern)?.[0]?.trim() ?? 'not installed';
+  }
+}
+
+function machine() {
+  const cpu =
+    readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? os.cpus()[0]?.model;
+  const peersPkg = (name) => {
+    try {
+      const dir = process.env.PEERS_DIR ?? join(os.tmpdir(), 'sluice-bench-peers');
+      return JSON.parse(readFileSync(join(dir, 'node_modules', name, 'package.json'), 'utf8')).version;
+    } catch {
+      return 'n/a';
+    }
+  };
+  return {
+    cpu,
+    cores: os.availableParallelism(),
+    memory_gib: Math.round(os.totalmem() / 2 ** 30),
+    kernel: os.release(),
+    node: process.version,
+    sluice: JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version,
+    nginx: version('nginx', ['-v'], /nginx\/[\d.]+/),
+    haproxy: version('haproxy', ['-v'], /HAProxy version [\d.]+/),
+    wrk: version('wrk', ['-v'], /wrk [\d.]+/),
+    'http-proxy': peersPkg('http-proxy'),
+    '@fastify/http-proxy': peersPkg('@fastify/http-proxy'),
+  };
+}
+
+const ratio = (a, b) => (a && b ? a / b : null);
+const fmt = (v, digits = 2) => (v === null || v === undefined ? 'n/a' : Number(v).toFixed(digits));
+
+function ratios(results) {
+  const small = results['proxy-small'];
+  const big = results['proxy-16k'];
+  const out = [];
+  if (small?.sluice) {
+    const peers = ['http-proxy', 'fastify-proxy'].filter((p) => small[p]);
+    const fastest = peers.sort((a, b) => small[b].rps - small[a].rps)[0];
+    if (fastest) {
+      out.push({
+        measure: `proxy requests/s vs the faster Node peer (${fastest})`,
+        value: ratio(small.sluice.rps, small[fastest].rps),
+        target: 1.5,
+        better: 'higher',
+      });
+    }
+    if (small.nginx) {
+      out.push({
+        measure: 'proxy requests/s vs nginx',
+        value: ratio(small.sluice.rps, small.nginx.rps),
+        target: 0.5,
+        better: 'higher',
+      });
+      out.push({
+        measure: 'proxy p99 latency vs nginx',
+        value: ratio(small.sluice.p99_ms, small.nginx.p99_ms),
+        target: 3,
+        better: 'lower',
+      });
+    }
+    out.push({
+      measure: 'sluice RSS under that load (MB)',
+      value: small.sluice.rss_mb,
+      target: 80,
+      better: 'lower',
+    });
+  }
+  const nolog = results['proxy-small-nolog'];
+  if (nolog?.sluice && nolog.nginx) {
+    out.push({
+      measure: 'proxy requests/s vs nginx, both without access log',
+      value: ratio(nolog.sluice.rps, nolog.nginx.rps),
+      target: 0.5,
+      better: 'higher',
+    });
+  }
+  if (big?.sluice && big.nginx) {
+    out.push({
+      measure: '16 KiB responses, MB/s vs nginx',
+      value: ratio(big.sluice.rps, big.nginx.rps),
+      target: 0.5,
+      better: 'higher',
+    });
+  }
+  return out.map((r) => ({
+    ...r,
+    met: r.value === null ? null : r.better === 'higher' ? r.value >= r.target : r.value <= r.target,
+  }));
+}
+
+function markdown(report) {
+  const lines = [
+    '# Benchmarks',
+    '',
+    `Generated by \`npm run bench\` on ${report.date}. Every figure below comes from that one run; re-run it to`,
+    'regenerate this file. Targets run one at a time, alternating each round, against the same nginx upstream',
+    `on loopback (${ROUNDS} rounds of ${DURATION} s, \`wrk -t1 -c${CONNS}\`, medians shown). One worker or process each.`,
+    '',
+    '## Machine',
+    '',
+    '| | |',
+    '|---|---|',
+    ...Object.entries(report.machine).map(([k, v]) => `| ${k} | ${v} |`),
+    '',
+    '## Ratios',
+    '',
+    '| measure | sluice | target | met |',
+    '|---|---|---|---|',
+    ...report.ratios.map(
+      (r) =>
+        `| ${r.measure} | ${fmt(r.value)} | ${r.better === 'higher' ? '≥' : '≤'} ${r.target} | ${r.met === null ? 'n/a' : r.met ? 'yes' : 'no'} |`,
+    ),
+    '',
+  ];
+  for (const s of SCENARIOS) {
+    const res = report.results[s.id];
+    if (!res) continue;
+    lines.push(
+      `## ${s.title}`,
+      '',
+      '| target | requests/s | p50 ms | p99 ms | errors | RSS MB |',
+      '|---|---|---|---|---|---|',
+    );
+    for (const [target, r] of Object.entries(res)) {
+      lines.push(
+        `| ${target} | ${fmt(r.rps, 0)} | ${fmt(r.p50_ms)} | ${fmt(r.p99_ms)} | ${r.errors} | ${fmt(r.rss_mb, 1)} |`,
+      );
+    }
+    lines.push(
+      '',
+      `Command: \`${Object.entries(s.env)
+        .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+        .join(' ')} ROUNDS=${ROUNDS} DURATION=${DURATION} bench/proxy-compare.sh\``,
+      '',
+    );
+  }
+  lines.push(
+    '## Notes',
+    '',
+    '- `direct` is wrk against the upstream itself: the ceiling for any proxy on this machine.',
+    '- The machine has 2 cores shared by wrk, the upstream and the proxy under test, so absolute figures are',
+    '  lower than on a dedicated load generator; the ratios are what the targets are about.',
+    '- sluice logs every request by default (JSON lines to a file here); nginx and HAProxy run with access logs',
+    '  off. The "access log off" scenario compares like with like.',
+    '',
+  );
+  return lines.join('\n');
+}
+
+const results = {};
+for (const s of SCENARIOS) if (wanted.includes(s.id)) results[s.id] = run(s);
+const report = {
+  date: new Date().toISOString(),
+  rounds: Number(ROUNDS),
+  duration_s: Number(DURATION),
+  machine: machine(),
+  results,
+};
+report.ratios = ratios(results);
+mkdirSync(join(root, 'bench/results'), { recursive: true });
+const stamp = report.date.replace(/[:.]/g, '-');
+writeFileSync(join(root, `bench/results/${stamp}.json`), `${JSON.stringify(report, null, 2)}\n`);
+writeFileSync(join(root, 'BENCHMARKS.md'), markdown(report));
+process.stdout.write(
+  `\n${report.ratios.map((r) => `${r.measure}: ${fmt(r.value)} (target ${r.better === 'higher' ? '≥' : '≤'} ${r.target}) ${r.met ? 'met' : 'not met'}`).join('\n')}\n`,
+);
+process.stdout.write('wrote BENCHMARKS.md and bench/results/\n');
