@@ -3,7 +3,7 @@
  * The `sluice` command. The only place that sets the exit code: 0 success, 1 a runtime failure,
  * 2 a usage or config error. Commands load their implementation lazily, so `--help` stays fast.
  */
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { VERSION } from '../core/version.js';
 
 const program = new Command();
@@ -44,8 +44,7 @@ program
 
 function parsePositiveInt(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1)
-    throw new CommanderError(2, 'sluice.usage', `not a positive integer: ${value}`);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`not a positive integer: ${value}`);
   return n;
 }
 

@@ -177,7 +177,9 @@ async function loadConfigModule(file: string): Promise<ConfigResult> {
       fileProblem(file, `cannot load the module: ${err instanceof Error ? err.message : String(err)}`),
     );
   }
-  const config: unknown = isMapping(mod) ? await mod.default : undefined;
+  let config: unknown = isMapping(mod) ? await mod.default : undefined;
+  // A .ts config in a CommonJS package is compiled to CommonJS: its export arrives wrapped once more.
+  if (isMapping(config) && config.__esModule === true && 'default' in config) config = await config.default;
   if (config === undefined) {
     return failed(
       fileProblem(file, 'the module has no default export; write export default defineConfig({ ... })'),

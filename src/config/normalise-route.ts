@@ -49,6 +49,11 @@ export function normaliseRoute(
         ? 'route has no action: give it one of proxy, respond or redirect'
         : `route has ${given.join(' and ')}: give it exactly one action`;
     if (!uncertain) problems.error(path, 'SLUICE_E_CONFIG_ROUTE_ACTION', message);
+    // Check each of the actions anyway, so their own problems are reported in the same run.
+    if (draft.proxy !== undefined)
+      normaliseProxy(draft.proxy, [...path, 'proxy'], match.path, upstreams, problems);
+    if (draft.respond !== undefined) normaliseRespond(draft.respond, [...path, 'respond'], problems);
+    if (draft.redirect !== undefined) normaliseRedirect(draft.redirect, [...path, 'redirect'], problems);
   } else if (draft.proxy !== undefined) {
     action = normaliseProxy(draft.proxy, [...path, 'proxy'], match.path, upstreams, problems);
   } else if (draft.respond !== undefined) {

@@ -80,7 +80,10 @@ export class HttpListener {
       };
       this.#server.once('error', onError);
       // `[::]` is bound IPv6-only, as nginx does, so ":8080" (0.0.0.0) and "[::]:8080" can coexist.
-      this.#server.listen({ host, port, backlog: 511, ipv6Only: host === '::' }, () => {
+      // A backlog of 4096 (capped by net.core.somaxconn) absorbs a burst of a thousand new
+      // connections; with nginx's 511, about a quarter of such a burst overflowed the accept
+      // queue here and waited a 1 s SYN retransmit.
+      this.#server.listen({ host, port, backlog: 4096, ipv6Only: host === '::' }, () => {
         this.#server.off('error', onError);
         this.#server.on('error', (err) => this.#logError(err, { listener: this.#table.address.key }));
         resolve();

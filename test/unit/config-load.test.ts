@@ -325,6 +325,8 @@ describe('problems in YAML', () => {
     ].join('\n');
     expect(where(loadConfigText(text, 's.yaml', {}))).toEqual([
       '4:9 SLUICE_E_CONFIG_ROUTE_ACTION',
+      // The proxy of a route with two actions is still checked: it has no target.
+      '4:16 SLUICE_E_CONFIG_VALUE',
       '4:18 SLUICE_E_CONFIG_UNKNOWN_KEY',
       '5:28 SLUICE_E_CONFIG_TYPE',
     ]);

@@ -1,0 +1,263 @@
+/**
+ * `sluice check`, `--help`, `version` and usage errors, run as the built CLI in a child process.
+ */
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DIST_INDEX, killAll, PACKAGE_ROOT, ROOT, requireBuilt, runCli, tempDir } from '../helpers/cli.js';
+
+const FIXTURES = join(ROOT, 'test/fixtures/e2e');
+
+describe('sluice check (built CLI)', () => {
+  let tmp: { path: string; remove(): Promise<void> };
+
+  beforeAll(async () => {
+    requireBuilt();
+    tmp = await tempDir();
+  });
+  afterEach(killAll);
+  afterAll(async () => {
+    await killAll();
+    await tmp?.remove();
+  });
+
+  /** A project directory whose package.json says "type": "module", as an ESM user project would. */
+  async function esmProject(name: string): Promise<string> {
+    const dir = join(tmp.path, name);
+    await mkdir(dir);
+    await writeFile(join(dir, 'package.json'), '{ "name": "app", "private": true, "type": "module" }\n');
+    return dir;
+  }
+
+  it('accepts a valid file: exit 0 and one ok line on stdout', async () => {
+    const r = await runCli(['check', '-c', 'valid.yaml'], { cwd: FIXTURES });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('valid.yaml: ok (1 server, 2 routes, 1 upstream)\n');
+    expect(r.code).toBe(0);
+  });
+
+  it('--print prints the resolved config as JSON: defaults applied, units resolved', async () => {
+    const r = await runCli(['check', '-c', 'valid.yaml', '--print'], { cwd: FIXTURES });
+    expect(r.code).toBe(0);
+    const c = JSON.parse(r.stdout);
+    expect(c.version).toBe(1);
+    expect(c.file).toBe(join(FIXTURES, 'valid.yaml'));
+    expect(c.hash).toMatch(/^[0-9a-f]{16}$/);
+    expect(c.workers).toBe(2);
+    expect(c.shutdownTimeoutMs).toBe(15_000);
+    expect(c.log).toEqual({ level: 'warn', access: 'stdout', format: 'json' });
+    const web = c.servers[0];
+    expect(web.name).toBe('web');
+    expect(web.listen).toEqual([{ host: '127.0.0.1', port: 18080, key: '127.0.0.1:18080' }]);
+    expect(web.limits).toMatchObject({
+      maxBody: 10 * 1024 * 1024,
+      headerTimeoutMs: 500,
+      requestTimeoutMs: 120_000,
+      // defaults
+      maxHeader: 16 * 1024,
+      keepaliveTimeoutMs: 75_000,
+      maxConnections: 10_000,
+    });
+    expect(web.routes.map((r: { name: string }) => r.name)).toEqual(['api', 'health']);
+    expect(web.routes[0].path).toEqual({ kind: 'prefix', prefix: '/api/' });
+    expect(web.routes[0].action).toMatchObject({
+      kind: 'proxy',
+      upstream: 'backend',
+      connectTimeoutMs: 250,
+      readTimeoutMs: 90_000,
+      preserveHost: true,
+    });
+    expect(web.routes[1]).toMatchObject({
+      path: { kind: 'exact', path: '/healthz' },
+      action: { kind: 'respond', status: 200, body: 'ok\n' },
+    });
+    expect(c.upstreams.backend).toMatchObject({
+      name: 'backend',
+      keepaliveTimeoutMs: 3000,
+      targets: [
+        { origin: 'http://127.0.0.1:19001', weight: 1 },
+        { origin: 'http://127.0.0.1:19002', weight: 3 },
+      ],
+    });
+  });
+
+  it('rejects an invalid file: exit 2, every problem as FILE:LINE:COL: CODE message (hint: ...)', async () => {
+    const r = await runCli(['check', '-c', 'invalid.yaml'], { cwd: FIXTURES });
+    expect(r.code).toBe(2);
+    // Positions counted by hand in test/fixtures/e2e/invalid.yaml.
+    expect(r.stdout.split('\n')).toEqual([
+      'invalid.yaml:5:25: SLUICE_E_CONFIG_SIZE servers[0].limits.max_body: "lots" is not a size (hint: write a number with a unit: 512b, 16kb, 10mb or 1gb (1kb = 1024 bytes))',
+      'invalid.yaml:7:9: SLUICE_E_CONFIG_ROUTE_ACTION servers[0].routes[0]: route has respond and redirect: give it exactly one action (hint: give each route one of proxy, respond or redirect)',
+      'invalid.yaml:14:9: SLUICE_E_CONFIG_UNKNOWN_KEY upstreams.be.targets[0]: unknown key "weigth"; did you mean "weight"? (hint: remove the key or correct its spelling; allowed here: url, weight)',
+      '',
+    ]);
+    expect(r.stderr).toBe('invalid.yaml: 3 problems\n');
+  });
+
+  it('names the file as given: an absolute path appears in every problem line', async () => {
+    const file = join(FIXTURES, 'invalid.yaml');
+    const r = await runCli(['check', '-c', file]);
+    expect(r.code).toBe(2);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toHaveLength(3);
+    for (const line of lines) expect(line.startsWith(`${file}:`)).toBe(true);
+  });
+
+  it('a missing file: exit 2 with SLUICE_E_CONFIG_FILE', async () => {
+    const r = await runCli(['check', '-c', 'no-such-file.yaml'], { cwd: tmp.path });
+    expect(r.code).toBe(2);
+    expect(r.stdout).toMatch(
+      /^no-such-file\.yaml: SLUICE_E_CONFIG_FILE cannot read the file: no such file \(hint: .+\)\n$/,
+    );
+    expect(r.stderr).toBe('no-such-file.yaml: 1 problem\n');
+  });
+
+  it('sluice.config.ts with defineConfig imported from the built package passes check', async () => {
+    const dir = await esmProject('ts-abs');
+    await writeFile(
+      join(dir, 'sluice.config.ts'),
+      [
+        `import { defineConfig } from '${pathToFileURL(DIST_INDEX).href}';`,
+        '',
+        'const port: number = 18081;',
+        'export default defineConfig({',
+        '  version: 1,',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: TypeScript source written into the config file.
+        '  servers: [{ name: "ts", listen: `127.0.0.1:${port}`, limits: { max_body: "2mb" }, routes: [{ respond: { body: "ok" } }] }],',
+        '});',
+        '',
+      ].join('\n'),
+    );
+    const r = await runCli(['check', '-c', 'sluice.config.ts'], { cwd: dir });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('sluice.config.ts: ok (1 server, 1 route, 0 upstreams)\n');
+    expect(r.code).toBe(0);
+    const printed = await runCli(['check', '-c', 'sluice.config.ts', '--print'], { cwd: dir });
+    expect(printed.code).toBe(0);
+    const c = JSON.parse(printed.stdout);
+    expect(c.file).toBe(join(dir, 'sluice.config.ts'));
+    expect(c.servers[0].listen[0].key).toBe('127.0.0.1:18081');
+    expect(c.servers[0].limits.maxBody).toBe(2 * 1024 * 1024);
+  });
+
+  it("sluice.config.ts importing 'sluice' (the package as users install it) passes check", async () => {
+    const dir = await esmProject('ts-pkg');
+    await mkdir(join(dir, 'node_modules'));
+    await symlink(PACKAGE_ROOT, join(dir, 'node_modules', 'sluice'), 'dir');
+    await writeFile(
+      join(dir, 'sluice.config.ts'),
+      [
+        "import { defineConfig } from 'sluice';",
+        'export default defineConfig({',
+        '  servers: [{ listen: "127.0.0.1:18082", routes: [{ proxy: { upstream: "be" } }] }],',
+        '  upstreams: { be: { targets: [{ url: "http://127.0.0.1:19001" }] } },',
+        '});',
+        '',
+      ].join('\n'),
+    );
+    const r = await runCli(['check', '-c', 'sluice.config.ts'], { cwd: dir });
+    expect(r.stdout).toBe('sluice.config.ts: ok (1 server, 1 route, 1 upstream)\n');
+    expect(r.code).toBe(0);
+  });
+
+  it('an invalid sluice.config.ts: exit 2, problems located by key path (no line)', async () => {
+    const dir = await esmProject('ts-bad');
+    await writeFile(
+      join(dir, 'sluice.config.ts'),
+      [
+        `import { defineConfig } from '${pathToFileURL(DIST_INDEX).href}';`,
+        'export default defineConfig({',
+        '  servers: [{ listen: "127.0.0.1:18083", limits: { max_body: "lots" }, routes: [{ respond: {} }] }],',
+        '});',
+        '',
+      ].join('\n'),
+    );
+    const r = await runCli(['check', '-c', 'sluice.config.ts'], { cwd: dir });
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe(
+      'sluice.config.ts: SLUICE_E_CONFIG_SIZE servers[0].limits.max_body: "lots" is not a size (hint: write a number with a unit: 512b, 16kb, 10mb or 1gb (1kb = 1024 bytes))\n',
+    );
+  });
+
+  // Known bug (src/config/load.ts, loadConfigModule): without "type": "module" in the nearest
+  // package.json, tsx compiles sluice.config.ts as CommonJS and the imported namespace's default is
+  // module.exports ({ default: config }); sluice then reports 'unknown key "default"' and
+  // 'missing required key "servers"'. Flip to `it` when fixed.
+  it('sluice.config.ts in a project without "type": "module" passes check', async () => {
+    const dir = join(tmp.path, 'ts-cjs');
+    await mkdir(dir);
+    await writeFile(
+      join(dir, 'sluice.config.ts'),
+      [
+        `import { defineConfig } from '${pathToFileURL(DIST_INDEX).href}';`,
+        'export default defineConfig({ servers: [{ listen: "127.0.0.1:18084", routes: [{ respond: { body: "ok" } }] }] });',
+        '',
+      ].join('\n'),
+    );
+    const r = await runCli(['check', '-c', 'sluice.config.ts'], { cwd: dir });
+    expect(r.stdout).toBe('sluice.config.ts: ok (1 server, 1 route, 0 upstreams)\n');
+    expect(r.code).toBe(0);
+  });
+
+  it('sluice --help, sluice check --help and sluice start --help exit 0 with usage', async () => {
+    const top = await runCli(['--help']);
+    expect(top.code).toBe(0);
+    expect(top.stdout).toContain('Usage: sluice');
+    for (const cmd of ['start', 'check', 'version'])
+      expect(top.stdout).toMatch(new RegExp(`^\\s+${cmd}\\b`, 'm'));
+
+    const check = await runCli(['check', '--help']);
+    expect(check.code).toBe(0);
+    expect(check.stdout).toContain('Usage: sluice check');
+    expect(check.stdout).toContain('-c, --config <file>');
+    expect(check.stdout).toContain('--print');
+
+    const start = await runCli(['start', '--help']);
+    expect(start.code).toBe(0);
+    expect(start.stdout).toContain('Usage: sluice start');
+    expect(start.stdout).toContain('--workers <n>');
+  });
+
+  it('sluice version and sluice --version print the package version, exit 0', async () => {
+    const { version } = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    const r = await runCli(['version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`sluice ${version} (node ${process.version})\n`);
+    const v = await runCli(['--version']);
+    expect(v.code).toBe(0);
+    expect(v.stdout.trim()).toBe(version);
+  });
+
+  it('usage errors exit 2 with a message on stderr', async () => {
+    const unknown = await runCli(['frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("unknown command 'frobnicate'");
+
+    const badFlag = await runCli(['check', '-c', 'valid.yaml', '--bogus'], { cwd: FIXTURES });
+    expect(badFlag.code).toBe(2);
+    expect(badFlag.stderr).toContain("unknown option '--bogus'");
+    expect(badFlag.stdout).toBe('');
+
+    const noConfig = await runCli(['check']);
+    expect(noConfig.code).toBe(2);
+    expect(noConfig.stderr).toContain("required option '-c, --config <file>' not specified");
+
+    const missingArg = await runCli(['check', '-c']);
+    expect(missingArg.code).toBe(2);
+    expect(missingArg.stderr).toContain('argument missing');
+  });
+
+  it('start --workers 0 is a usage error: exit 2', async () => {
+    const r = await runCli(['start', '-c', 'valid.yaml', '--workers', '0'], { cwd: FIXTURES });
+    expect(r.code).toBe(2);
+  });
+
+  // Known bug (src/cli/bin.ts, parsePositiveInt): the CommanderError it throws bypasses commander's
+  // error output, so the usage error is silent. Flip to `it` when fixed.
+  it('start --workers 0 says why on stderr', async () => {
+    const r = await runCli(['start', '-c', 'valid.yaml', '--workers', '0'], { cwd: FIXTURES });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('not a positive integer: 0');
+  });
+});
