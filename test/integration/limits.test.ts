@@ -1,0 +1,80 @@
+/** Connection-level limits: idle keep-alive timeout, whole-request timeout, max_connections. */
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rawRequest } from '../helpers/raw-http.js';
+import { startSluice, type TestSluice } from '../helpers/sluice.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+describe('connection limits', () => {
+  let up: TestUpstream;
+  let sluice: TestSluice;
+
+  beforeAll(async () => {
+    up = await startUpstream();
+    sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          limits: {
+            keepalive_timeout: '500ms',
+            request_timeout: '1s',
+            header_timeout: '1s',
+            max_connections: 3,
+            max_body: '10mb',
+          },
+          routes: [{ proxy: { url: up.url } }],
+        },
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+    await up.close();
+  });
+
+  it('closes an idle keep-alive connection after keepalive_timeout', async () => {
+    const socket = net.connect(sluice.port, '127.0.0.1');
+    const closed = new Promise<number>((resolve) => {
+      let answeredAt = 0;
+      socket.on('data', () => {
+        answeredAt = Date.now();
+      });
+      socket.on('close', () => resolve(Date.now() - answeredAt));
+    });
+    socket.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+    const idleMs = await closed;
+    // keepalive_timeout is 500 ms; the server may close a little later, never much earlier.
+    expect(idleMs).toBeGreaterThanOrEqual(400);
+    expect(idleMs).toBeLessThan(3000);
+  });
+
+  it('answers 408 when the body does not arrive within request_timeout', async () => {
+    const r = await rawRequest(
+      sluice.port,
+      ['POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n', 'x'.repeat(10), 'x'.repeat(10)],
+      { gapMs: 1500, waitMs: 5000 },
+    );
+    expect(r.status === 408 || r.closed).toBe(true);
+    expect(up.seen.filter((s) => s.method === 'POST')).toHaveLength(0);
+  });
+
+  it('answers 503 beyond max_connections and serves again once connections close', async () => {
+    const held = await Promise.all(
+      [0, 1, 2].map(
+        () =>
+          new Promise<net.Socket>((resolve) => {
+            const s = net.connect(sluice.port, '127.0.0.1', () => resolve(s));
+          }),
+      ),
+    );
+    const refused = await rawRequest(sluice.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+    expect(refused.status).toBe(503);
+    expect(refused.text).toContain('SLUICE_E_RUNTIME_OVERLOADED');
+    expect(refused.closed).toBe(true);
+    for (const s of held) s.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    const ok = await rawRequest(sluice.port, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    expect(ok.status).toBe(200);
+  });
+});
