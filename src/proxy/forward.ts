@@ -54,6 +54,8 @@ async function readBodyThenDispatch(
   route: ProxyRoute,
   target: UpstreamTarget,
 ): Promise<void> {
+  // The body is wanted (its size is within max_body, checked above): invite it now.
+  if (x.expectContinue) x.res.writeContinue();
   const it = x.req[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const chunks: Buffer[] = [];
   let size = 0;

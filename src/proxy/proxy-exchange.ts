@@ -19,6 +19,8 @@ export interface ProxyExchange extends VariableSource {
   readonly connectionTokens: readonly string[] | null;
   readonly bodyKind: 'none' | 'length' | 'chunked';
   readonly contentLength: number;
+  /** The client sent `Expect: 100-continue` and waits for a 100 before its body. */
+  readonly expectContinue: boolean;
   /** The server's `limits.max_body`. */
   readonly maxBody: number;
   /** X-Forwarded-Proto and -Host values to send. */

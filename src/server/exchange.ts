@@ -37,6 +37,7 @@ export class Exchange implements ProxyExchange {
   connectionTokens: readonly string[] | null = null;
   bodyKind: 'none' | 'length' | 'chunked' = 'none';
   contentLength = 0;
+  expectContinue = false;
   maxBody = 0;
 
   status = 0;

@@ -40,6 +40,7 @@ export function handleRequest(
   x.connectionTokens = head.connectionTokens;
   x.bodyKind = head.body;
   x.contentLength = head.contentLength;
+  x.expectContinue = head.expectContinue;
   x.hostName = head.host === '' ? server.name : normaliseHost(head.host);
 
   const url = x.requestUri;

@@ -56,6 +56,9 @@ export class HttpListener {
     this.#applyTimeouts(table);
     this.#server.on('request', this.#onRequest);
     this.#server.on('clientError', this.#onClientError);
+    // `Expect: 100-continue` is served like any request; the 100 goes out only once the body is
+    // wanted, so a body over max_body or for a refused request is never invited.
+    this.#server.on('checkContinue', this.#onRequest);
     this.#server.on('connection', this.#onConnection);
     // CONNECT is only for the egress proxy; on a gateway listener it is a bad request.
     this.#server.on('connect', (_req: http.IncomingMessage, socket: Socket) => {

@@ -30,6 +30,8 @@ export interface RequestHead {
   xForwardedFor: string | null;
   xForwardedProto: string | null;
   xForwardedHost: string | null;
+  /** `Expect: 100-continue`: the client waits for a 100 before sending its body. */
+  expectContinue: boolean;
 }
 
 /** Why a request head is refused; the caller answers 400 and closes. */
@@ -78,6 +80,9 @@ export function scanRequestHead(req: IncomingMessage, head: RequestHead): Reques
       case 'x-forwarded-proto':
         head.xForwardedProto ??= value;
         break;
+      case 'expect':
+        if (value.toLowerCase() === '100-continue') head.expectContinue = true;
+        break;
       case 'x-forwarded-host':
         head.xForwardedHost ??= value;
         break;
@@ -107,6 +112,7 @@ export function emptyHead(): RequestHead {
     xForwardedFor: null,
     xForwardedProto: null,
     xForwardedHost: null,
+    expectContinue: false,
   };
 }
 

@@ -78,3 +78,43 @@ describe('connection limits', () => {
     expect(ok.status).toBe(200);
   });
 });
+
+describe('Expect: 100-continue', () => {
+  let up: TestUpstream;
+  let sluice: TestSluice;
+
+  beforeAll(async () => {
+    up = await startUpstream();
+    sluice = await startSluice({
+      servers: [{ listen: '127.0.0.1:0', limits: { max_body: '1kb' }, routes: [{ proxy: { url: up.url } }] }],
+    });
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+    await up.close();
+  });
+
+  it('invites a body within max_body with 100 Continue, then forwards it', async () => {
+    const r = await rawRequest(
+      sluice.port,
+      [
+        'POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n',
+        'hello',
+      ],
+      { gapMs: 200 },
+    );
+    expect(r.text.startsWith('HTTP/1.1 100 Continue\r\n')).toBe(true);
+    expect(r.text).toContain('HTTP/1.1 200 OK');
+    expect(up.seen.at(-1)?.body.toString()).toBe('hello');
+  });
+
+  it('answers 413 at once, without 100 Continue, for a body over max_body', async () => {
+    const r = await rawRequest(
+      sluice.port,
+      'POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n',
+    );
+    expect(r.status).toBe(413);
+    expect(r.text).not.toContain('100 Continue');
+  });
+});
