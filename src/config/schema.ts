@@ -185,19 +185,134 @@ const serverSchema = z.strictObject({
 const targetSchema = z.strictObject({
   url: z.string().meta({ description: 'http://HOST:PORT or https://HOST:PORT.' }),
   weight: z.number().int().min(1).max(1000).optional().meta({ description: 'Share of requests. Default 1.' }),
+  backup: z
+    .boolean()
+    .optional()
+    .meta({
+      description: 'Used only when no primary target can take the request (round_robin, least_conn).',
+    }),
+  down: z.boolean().optional().meta({ description: 'Never used; with ip_hash and hash it keeps its slot.' }),
+  max_conns: z
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .meta({ description: 'Requests in flight to this target per worker; 0 = no limit. Default 0.' }),
+  resolve: z
+    .boolean()
+    .optional()
+    .meta({ description: "Every A/AAAA record of the URL's host is a target, re-resolved on its TTL." }),
 });
 
+/** Conditions under which a request is passed to the next target (nginx proxy_next_upstream). */
+export const RETRY_CONDITIONS = [
+  'error',
+  'timeout',
+  'invalid_header',
+  'http_500',
+  'http_502',
+  'http_503',
+  'http_504',
+  'http_5xx',
+  'http_429',
+  'http_403',
+  'http_404',
+  'off',
+] as const;
+
+const healthCheckSchema = z
+  .strictObject({
+    path: z.string().optional().meta({ description: 'Probed with GET. Default /.' }),
+    interval: durationSchema.optional().meta({ description: 'Between probes of one target. Default 5s.' }),
+    timeout: durationSchema.optional().meta({ description: 'For one probe, head and body. Default 2s.' }),
+    rise: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .meta({ description: 'Passes in a row that mark a target up. Default 2.' }),
+    fall: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .meta({ description: 'Failures in a row that mark a target down. Default 3.' }),
+    expect_status: z
+      .union([z.string(), z.number().int()], {
+        error: 'expected a status or ranges, e.g. "200-399" or "200,204"',
+      })
+      .optional()
+      .meta({ description: 'Statuses that pass: "200-399", "200", "200,204,300-399". Default "200-399".' }),
+    host: z
+      .string()
+      .optional()
+      .meta({ description: "Host header of probes. Default: the target's host:port." }),
+  })
+  .meta({ description: 'Active health checks, run once per node and shared with every worker.' });
+
+const retrySchema = z
+  .strictObject({
+    on: z
+      .array(z.enum(RETRY_CONDITIONS))
+      .optional()
+      .meta({
+        description: 'When to try the next target (nginx proxy_next_upstream). Default [error, timeout].',
+      }),
+    tries: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .meta({ description: 'Attempts per request, the first included; 0 = one per target. Default 0.' }),
+    timeout: durationSchema
+      .optional()
+      .meta({ description: 'No new attempt after this long since the first; 0s = no limit. Default 0s.' }),
+    non_idempotent: z
+      .boolean()
+      .optional()
+      .meta({ description: 'Also retry POST, LOCK and PATCH once sent. Default false.' }),
+  })
+  .meta({ description: 'Retries on the next target, with nginx proxy_next_upstream rules.' });
+
 const upstreamSchema = z.strictObject({
+  balance: z
+    .enum(['round_robin', 'least_conn', 'ip_hash', 'hash', 'random'])
+    .optional()
+    .meta({ description: 'How targets are picked. Default round_robin (smooth weighted, as nginx).' }),
+  hash_key: z
+    .string()
+    .optional()
+    .meta({ description: 'With balance: hash, the key to hash, e.g. $http_x_user_id or $request_uri.' }),
   keepalive: z
     .number()
     .int()
     .min(0)
     .optional()
-    .meta({ description: 'Idle connections kept per target and worker. Default 32.' }),
+    .meta({
+      description: 'Idle connections kept per target and worker; 0 = a connection per request. Default 32.',
+    }),
   keepalive_timeout: durationSchema.optional().meta({
     description: "Idle connection lifetime; keep it below the target's own (Node: 5s). Default 4s.",
   }),
+  max_fails: z
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .meta({ description: 'Failures within fail_timeout that take a target out; 0 = never. Default 1.' }),
+  fail_timeout: durationSchema
+    .optional()
+    .meta({ description: 'Window for counting failures, and how long a failed target rests. Default 10s.' }),
   targets: z.array(targetSchema).min(1),
+  health_check: healthCheckSchema.optional(),
+  retry: retrySchema.optional(),
+  dns: z
+    .strictObject({
+      min_ttl: durationSchema.optional().meta({ description: 'Re-resolve no sooner than this. Default 1s.' }),
+      max_ttl: durationSchema.optional().meta({ description: 'Re-resolve at least this often. Default 5m.' }),
+    })
+    .optional()
+    .meta({ description: 'Bounds on the TTL of targets with resolve: true.' }),
 });
 
 const logSchema = z.strictObject({

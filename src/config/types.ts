@@ -109,14 +109,67 @@ export interface ResolvedTarget {
   /** Origin, e.g. `http://127.0.0.1:9001`; the `target` label in metrics and logs. */
   readonly origin: string;
   readonly weight: number;
+  readonly backup: boolean;
+  readonly down: boolean;
+  /** Requests in flight per worker; 0 for no limit. */
+  readonly maxConns: number;
+  /** Every A/AAAA record of the host is a target (re-resolved on its TTL). */
+  readonly resolve: boolean;
+}
+
+/** How an upstream picks a target. */
+export type BalanceKind = 'round_robin' | 'least_conn' | 'ip_hash' | 'hash' | 'random';
+
+/** When a request goes to the next target (nginx `proxy_next_upstream`); `http_5xx` is expanded. */
+export type RetryCondition =
+  | 'error'
+  | 'timeout'
+  | 'invalid_header'
+  | 'http_500'
+  | 'http_502'
+  | 'http_503'
+  | 'http_504'
+  | 'http_429'
+  | 'http_403'
+  | 'http_404';
+
+export interface ResolvedRetry {
+  readonly on: readonly RetryCondition[];
+  /** Attempts per request, the first included; 0 for one per target. */
+  readonly tries: number;
+  /** No new attempt after this long since the first; 0 for no limit. */
+  readonly timeoutMs: number;
+  readonly nonIdempotent: boolean;
+}
+
+export interface ResolvedHealthCheck {
+  readonly path: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly rise: number;
+  readonly fall: number;
+  /** Inclusive status ranges that pass. */
+  readonly expectStatus: readonly (readonly [number, number])[];
+  /** Host header of probes; null for the target's host:port. */
+  readonly host: string | null;
 }
 
 /** A named group of targets sharing a balancer and connection settings. */
 export interface ResolvedUpstream {
   readonly name: string;
+  readonly balance: BalanceKind;
+  /** Template (with $variables) hashed by `balance: hash`; null otherwise. */
+  readonly hashKey: string | null;
   readonly targets: readonly ResolvedTarget[];
   readonly keepalive: number;
   readonly keepaliveTimeoutMs: number;
+  /** 0: failures are never counted. */
+  readonly maxFails: number;
+  readonly failTimeoutMs: number;
+  readonly healthCheck: ResolvedHealthCheck | null;
+  readonly retry: ResolvedRetry;
+  readonly dnsMinTtlMs: number;
+  readonly dnsMaxTtlMs: number;
 }
 
 /** Logging settings; a relative access-log path is already resolved. */

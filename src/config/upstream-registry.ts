@@ -5,16 +5,11 @@
  */
 import { didYouMean } from '../core/did-you-mean.js';
 import type { UpstreamDraft } from './config-draft.js';
-import { durationOr } from './config-units.js';
 import { isMapping, type KeyPath } from './key-path.js';
+import { implicitUpstream, normaliseUpstream } from './normalise-upstream.js';
 import type { ProblemCollector } from './problem-collector.js';
-import type { ResolvedTarget, ResolvedUpstream } from './types.js';
-import { parseUpstreamUrl, type UpstreamUrl } from './upstream-url.js';
-
-/** Idle connections kept per target and worker, unless `keepalive:` says otherwise. */
-export const DEFAULT_KEEPALIVE = 32;
-/** Below Node's own 5 s server keep-alive, so sluice never reuses a socket the target is closing. */
-export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 4000;
+import type { ResolvedUpstream } from './types.js';
+import type { UpstreamUrl } from './upstream-url.js';
 
 /** Explicit and implicit upstreams, and the checks of references to them. */
 export class UpstreamRegistry {
@@ -73,12 +68,7 @@ export class UpstreamRegistry {
       return undefined;
     }
     if (!this.#implicit.has(name)) {
-      this.#implicit.set(name, {
-        name,
-        targets: [{ origin: url.origin, weight: 1 }],
-        keepalive: DEFAULT_KEEPALIVE,
-        keepaliveTimeoutMs: DEFAULT_KEEPALIVE_TIMEOUT_MS,
-      });
+      this.#implicit.set(name, implicitUpstream(name, url.origin));
     }
     return name;
   }
@@ -87,54 +77,4 @@ export class UpstreamRegistry {
   toRecord(): Record<string, ResolvedUpstream> {
     return Object.fromEntries([...this.#explicit, ...this.#implicit]);
   }
-}
-
-function normaliseUpstream(
-  name: string,
-  draft: UpstreamDraft,
-  path: KeyPath,
-  problems: ProblemCollector,
-): ResolvedUpstream {
-  const targets: ResolvedTarget[] = [];
-  const origins = new Map<string, number>();
-  draft.targets?.forEach((target, i) => {
-    if (target?.url === undefined) return;
-    const at: KeyPath = [...path, 'targets', i, 'url'];
-    const url = parseUpstreamUrl(target.url);
-    if ('error' in url) {
-      problems.error(at, 'SLUICE_E_CONFIG_URL', url.error);
-      return;
-    }
-    if (url.basePath !== '') {
-      problems.error(
-        at,
-        'SLUICE_E_CONFIG_URL',
-        `a target is an origin only (scheme, host and port); ${JSON.stringify(target.url)} has the path ${JSON.stringify(url.basePath)}`,
-        {
-          hint: 'remove the path; to prefix forwarded paths, proxy to this target with proxy.url: http://HOST:PORT/base',
-        },
-      );
-      return;
-    }
-    const first = origins.get(url.origin);
-    if (first !== undefined) {
-      problems.error(
-        at,
-        'SLUICE_E_CONFIG_DUPLICATE_NAME',
-        `target ${url.origin} is already listed as targets[${first}]`,
-        {
-          hint: 'list each target once; give it a weight to send it a larger share',
-        },
-      );
-      return;
-    }
-    origins.set(url.origin, i);
-    targets.push({ origin: url.origin, weight: target.weight ?? 1 });
-  });
-  return {
-    name,
-    targets,
-    keepalive: draft.keepalive ?? DEFAULT_KEEPALIVE,
-    keepaliveTimeoutMs: durationOr(draft.keepalive_timeout, DEFAULT_KEEPALIVE_TIMEOUT_MS),
-  };
 }

@@ -1,59 +1,55 @@
 /**
- * Forwarding one request to an upstream target with undici's `dispatch` API and streaming the
- * answer back with back-pressure both ways.
+ * Forwarding one request: pick a target, send, and on failure go on to the next target by
+ * nginx's rules (retry-policy.ts), streaming the answer back with back-pressure both ways.
  *
- *   pick target ─▶ headers ─▶ body? ─no──────────────────────────────▶ dispatch
- *                              └─yes─▶ buffer ≤ 64 KiB ─ended──▶ Buffer ─▶ dispatch
- *                                              └─more─▶ stream the rest ─▶ dispatch
- *   onHeaders ─▶ writeHead · onData ─▶ res.write (false pauses undici until 'drain') · onComplete ─▶ end
+ *   body? ─no──────────────────────────────────────────────┐
+ *     └─yes─▶ buffer ≤ 64 KiB ─ended──▶ Buffer (replayable) ─┤
+ *                  └─more─▶ stream the rest (not replayable)─┴─▶ ProxyRequest.next()
+ *   next(): pick target (not yet tried) ─▶ UpstreamCall.send ─▶ onHeaders ─▶ writeHead ─▶ onData… ─▶ onComplete
+ *                                              └── error / listed status ─▶ decideRetry ─▶ next() | answer
  *
  * `UpstreamCall` implements undici's handler interface in its original form (`onConnect`,
  * `onHeaders` with raw `Buffer` headers): handlers with `onRequestStart` are wrapped by undici in
  * an adapter that parses every response header into an object first, a cost the proxy never needs.
+ * WebSocket and other Upgrade requests take the same path; a 101 answer turns the call into a
+ * tunnel (tunnel.ts).
  */
+import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { ErrorCode } from '../errors/catalogue.js';
+import { awaitConnection, type ReuseListener } from './connection-reuse.js';
 import type { ProxyExchange } from './proxy-exchange.js';
 import { type ProxyRoute, upstreamPath } from './proxy-route.js';
 import { upstreamRequestHeaders } from './request-headers.js';
 import { clientResponseHeaders } from './response-headers.js';
-import type { UpstreamTarget } from './upstream.js';
+import { type AttemptFailure, countsAsFailure, decideRetry } from './retry-policy.js';
+import { openTunnel } from './tunnel.js';
+import type { Upstream, UpstreamPick } from './upstream.js';
 import { upstreamErrorCode } from './upstream-error.js';
+import type { UpstreamTarget } from './upstream-target.js';
 
 /**
  * Request bodies up to this size are read completely before the upstream is contacted: framing
- * errors in them are answered 400 with nothing forwarded, and (with retries) they can be replayed.
- * Larger bodies are streamed, so a 1 GB upload keeps memory flat.
+ * errors in them are answered 400 with nothing forwarded, and they can be replayed on a retry.
+ * Larger bodies are streamed, so a 1 GB upload keeps memory flat (and is not retried once sent).
  */
 export const BODY_BUFFER_LIMIT = 64 * 1024;
 
+type Body = Buffer | AsyncIterable<Buffer> | null;
+
 /** Forwards the request of `x` along `route`. Never throws: every failure becomes `x.fail(...)`. */
 export function forward(x: ProxyExchange, route: ProxyRoute): void {
-  const upstream = route.upstream;
-  x.upstream = upstream.name;
+  x.upstream = route.upstream.name;
   if (x.bodyKind === 'length' && x.contentLength > x.maxBody) {
     x.fail('SLUICE_E_CLIENT_BODY_TOO_LARGE');
     return;
   }
-  const target = upstream.pick();
-  if (target === null) {
-    x.fail('SLUICE_E_UPSTREAM_NO_LIVE');
-    return;
-  }
-  if (x.bodyKind === 'none') {
-    new UpstreamCall(x, route, target).send(null);
-  } else {
-    readBodyThenDispatch(x, route, target).catch((err: unknown) =>
-      x.fail('SLUICE_E_CLIENT_BAD_REQUEST', err),
-    );
-  }
+  const request = new ProxyRequest(x, route);
+  if (x.bodyKind === 'none') request.start(null, true);
+  else readBody(x, request).catch((err: unknown) => x.fail('SLUICE_E_CLIENT_BAD_REQUEST', err));
 }
 
-async function readBodyThenDispatch(
-  x: ProxyExchange,
-  route: ProxyRoute,
-  target: UpstreamTarget,
-): Promise<void> {
+async function readBody(x: ProxyExchange, request: ProxyRequest): Promise<void> {
   // The body is wanted (its size is within max_body, checked above): invite it now.
   if (x.expectContinue) x.res.writeContinue();
   const it = x.req[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
@@ -76,30 +72,28 @@ async function readBodyThenDispatch(
     }
     chunks.push(step.value);
     if (size > BODY_BUFFER_LIMIT) {
-      const call = new UpstreamCall(x, route, target);
-      call.send(streamRest(chunks, it, size, x.maxBody, call, route.sendTimeoutMs));
+      request.start(streamRest(chunks, it, size, x.maxBody, request), false);
       return;
     }
   }
-  new UpstreamCall(x, route, target).send(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+  request.start(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), true);
 }
 
 /**
  * The body of a large request: the chunks already read, then the rest as undici pulls it.
  * undici pulls the next chunk only once the previous one is written, so a target that stops
- * reading stalls this generator; `sendTimeoutMs` bounds such a stall (nginx `proxy_send_timeout`).
+ * reading stalls this generator; `timeouts.send` bounds such a stall (nginx `proxy_send_timeout`).
  */
 async function* streamRest(
   first: Buffer[],
   it: AsyncIterator<Buffer>,
   size: number,
   maxBody: number,
-  call: UpstreamCall,
-  sendTimeoutMs: number,
+  request: ProxyRequest,
 ): AsyncGenerator<Buffer> {
   let timer: NodeJS.Timeout | null = null;
   const arm = () => {
-    if (sendTimeoutMs > 0) timer = setTimeout(() => call.timeOutSend(), sendTimeoutMs).unref();
+    timer = request.armSendTimer();
   };
   const disarm = () => {
     if (timer !== null) clearTimeout(timer);
@@ -136,37 +130,199 @@ class SendTimeoutError extends Error {
   readonly code = 'SLUICE_SEND_TIMEOUT';
 }
 
+/** The client closed its connection; the attempt is abandoned without an answer. */
+class ClientGoneError extends Error {
+  readonly code = 'SLUICE_CLIENT_GONE';
+}
+
+/** Aborts an attempt whose status answer is discarded for a retry. */
+class RetryingError extends Error {
+  readonly code = 'SLUICE_RETRYING';
+}
+
+/** One proxied request across its attempts: the retry bookkeeping and the pick context. */
+class ProxyRequest implements UpstreamPick {
+  readonly x: ProxyExchange;
+  readonly route: ProxyRoute;
+  readonly upstream: Upstream;
+  readonly key: string;
+  now = 0;
+  #tried: Set<UpstreamTarget> | null = null;
+  #body: Body = null;
+  #replayable = true;
+  #startedAt = 0;
+  #staleRetries = 0;
+  #current: UpstreamCall | null = null;
+
+  constructor(x: ProxyExchange, route: ProxyRoute) {
+    this.x = x;
+    this.route = route;
+    this.upstream = route.upstream;
+    const u = this.upstream;
+    this.key = u.config.balance === 'ip_hash' ? x.remoteAddr : u.hashKey === null ? '' : u.hashKey(x);
+  }
+
+  usable(t: UpstreamTarget): boolean {
+    return this.upstream.usable(t, this.now) && (this.#tried === null || !this.#tried.has(t));
+  }
+
+  /** Starts the first attempt with the request body. */
+  start(body: Body, replayable: boolean): void {
+    this.#body = body;
+    this.#replayable = replayable;
+    this.#startedAt = Date.now();
+    this.#next(null);
+  }
+
+  /** Picks a target not yet tried and sends; `lastFailure` answers when none is left. */
+  #next(lastFailure: ErrorCode | null): void {
+    this.now = Date.now();
+    const target = this.upstream.pick(this);
+    if (target === null) {
+      this.x.fail(lastFailure ?? 'SLUICE_E_UPSTREAM_NO_LIVE');
+      return;
+    }
+    this.#send(target);
+  }
+
+  #send(target: UpstreamTarget): void {
+    const call = new UpstreamCall(this, target);
+    this.#current = call;
+    call.send(this.#body);
+  }
+
+  /** A timer that aborts the current attempt after `timeouts.send` without progress. */
+  armSendTimer(): NodeJS.Timeout | null {
+    const ms = this.route.sendTimeoutMs;
+    if (ms <= 0) return null;
+    return setTimeout(() => this.#current?.abort(new SendTimeoutError()), ms).unref();
+  }
+
+  #facts(call: UpstreamCall, failure: AttemptFailure) {
+    return {
+      method: this.x.method,
+      failure,
+      sent: call.sent,
+      reusedConnection: call.reused,
+      responseStarted: this.x.res.headersSent,
+      replayable: this.#replayable,
+      attempts: this.#tried === null ? 1 : this.#tried.size + 1,
+      elapsedMs: Date.now() - this.#startedAt,
+      staleRetries: this.#staleRetries,
+    };
+  }
+
+  /**
+   * The target answered with `status`: true when that answer is to be discarded and the request
+   * passed on (a listed status and another target ready); false to relay it.
+   */
+  retryOnStatus(call: UpstreamCall, status: number): boolean {
+    if (status < 403) {
+      this.upstream.succeeded(call.target);
+      return false;
+    }
+    const failure: AttemptFailure = { kind: 'status', status };
+    if (countsAsFailure(this.upstream.config.retry, failure, false)) this.#countFailure(call.target);
+    else this.upstream.succeeded(call.target);
+    const decision = decideRetry(this.upstream.config.retry, this.#facts(call, failure));
+    if (decision !== 'retry' || !this.#anotherTarget(call.target)) return false;
+    this.#markTried(call.target);
+    return true;
+  }
+
+  /** The status answer of `call` was discarded: go on (after undici has unwound the old attempt). */
+  retryDiscarded(): void {
+    queueMicrotask(() => this.#next(null));
+  }
+
+  /** An attempt failed before its answer was complete. */
+  attemptFailed(call: UpstreamCall, err: Error): void {
+    const x = this.x;
+    const code = errorCode(err);
+    if (x.res.headersSent || x.finished) {
+      // The answer had started: nothing can be retried; break it.
+      x.fail(code, err);
+      return;
+    }
+    const failure: AttemptFailure = {
+      kind:
+        code === 'SLUICE_E_UPSTREAM_TIMEOUT'
+          ? 'timeout'
+          : code === 'SLUICE_E_UPSTREAM_INVALID_RESPONSE'
+            ? 'invalid_header'
+            : 'error',
+    };
+    const facts = this.#facts(call, failure);
+    const stale = failure.kind === 'error' && call.reused;
+    if (code === 'SLUICE_E_CLIENT_BODY_TOO_LARGE') {
+      x.fail(code, err);
+      return;
+    }
+    if (countsAsFailure(this.upstream.config.retry, failure, stale)) this.#countFailure(call.target);
+    switch (decideRetry(this.upstream.config.retry, facts)) {
+      case 'retry_stale':
+        this.#staleRetries++;
+        this.#send(call.target);
+        return;
+      case 'retry':
+        this.#markTried(call.target);
+        this.#next(code);
+        return;
+      case 'stop':
+        x.fail(code, err);
+        return;
+    }
+  }
+
+  #markTried(t: UpstreamTarget): void {
+    this.#tried ??= new Set();
+    this.#tried.add(t);
+    this.x.retried = true;
+  }
+
+  #anotherTarget(current: UpstreamTarget): boolean {
+    this.now = Date.now();
+    return this.upstream.targets.some((t) => t !== current && this.usable(t));
+  }
+
+  #countFailure(t: UpstreamTarget): void {
+    if (this.upstream.failed(t, Date.now())) this.x.targetDisabled(t.origin);
+  }
+}
+
 /** undici's handler for one upstream attempt; also watches the client for going away. */
-export class UpstreamCall {
-  readonly #x: ProxyExchange;
-  readonly #route: ProxyRoute;
-  readonly #target: UpstreamTarget;
+export class UpstreamCall implements ReuseListener {
+  readonly request: ProxyRequest;
+  readonly target: UpstreamTarget;
+  /** The request started being written to the target. */
+  sent = false;
+  /** It went out on a reused keep-alive connection. */
+  reused = false;
   #abort: ((err?: Error) => void) | null = null;
   #resume: (() => void) | null = null;
   #done = false;
   #clientGone = false;
+  #discarding = false;
   #onClientClose: (() => void) | null = null;
 
-  constructor(x: ProxyExchange, route: ProxyRoute, target: UpstreamTarget) {
-    this.#x = x;
-    this.#route = route;
-    this.#target = target;
+  constructor(request: ProxyRequest, target: UpstreamTarget) {
+    this.request = request;
+    this.target = target;
+  }
+
+  /** Sends the request to the target. */
+  send(body: Body): void {
+    const { x, route } = this.request;
+    const target = this.target;
+    x.target = target.origin;
+    x.attempts++;
+    target.conns++;
     this.#onClientClose = () => {
       if (this.#done) return;
       this.#clientGone = true;
       this.#abort?.(new ClientGoneError());
     };
     x.res.once('close', this.#onClientClose);
-  }
-
-  /** Sends the request to the target; `body` is null, a buffered body, or a stream. */
-  send(body: Buffer | AsyncIterable<Buffer> | null): void {
-    const x = this.#x;
-    const route = this.#route;
-    const target = this.#target;
-    x.target = target.origin;
-    x.attempts++;
-    target.inflight++;
     const options: Dispatcher.DispatchOptions = {
       path: upstreamPath(route, x.path, x.query),
       method: x.method as Dispatcher.HttpMethod,
@@ -177,25 +333,37 @@ export class UpstreamCall {
       headersTimeout: route.readTimeoutMs,
       bodyTimeout: route.readTimeoutMs,
       reset: !route.upstream.reuseConnections,
+      upgrade: x.upgradeHead === null ? null : (x.upgrade ?? 'websocket'),
     };
     target.pool(route.connectTimeoutMs).dispatch(options, this as unknown as Dispatcher.DispatchHandler);
   }
 
-  /** Aborts the attempt because the target stopped reading the request body. */
-  timeOutSend(): void {
-    this.#abort?.(new SendTimeoutError());
+  /** Aborts the attempt (send timeout). */
+  abort(err: Error): void {
+    this.#abort?.(err);
+  }
+
+  connectionReused(reused: boolean): void {
+    this.reused = reused;
   }
 
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort;
+    this.sent = true;
+    awaitConnection(this);
     if (this.#clientGone) abort(new ClientGoneError());
   }
 
   onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
-    // 1xx answers (other than 101, handled by upgrade tunnelling) are not relayed.
+    // 1xx answers (other than 101, handled by onUpgrade) are not relayed.
     if (status < 200) return true;
-    const x = this.#x;
-    const headers = clientResponseHeaders(rawHeaders, this.#route, x);
+    if (this.request.retryOnStatus(this, status)) {
+      this.#discarding = true;
+      this.#abort?.(new RetryingError());
+      return false;
+    }
+    const x = this.request.x;
+    const headers = clientResponseHeaders(rawHeaders, this.request.route, x);
     // Throws on a header value Node refuses (CR/LF smuggled in by the target); undici catches
     // it, aborts the attempt, and `onError` answers 502.
     if (statusText) x.res.writeHead(status, statusText, headers);
@@ -205,8 +373,20 @@ export class UpstreamCall {
     return true;
   }
 
+  onUpgrade(status: number, rawHeaders: Buffer[], socket: Socket): void {
+    this.#finish();
+    this.request.upstream.succeeded(this.target);
+    const x = this.request.x;
+    x.status = status;
+    // The target's connection now belongs to the tunnel, which keeps `conns` until it closes.
+    this.target.conns++;
+    openTunnel(x, this.request.route, rawHeaders, socket, () => {
+      this.target.conns--;
+    });
+  }
+
   onData(chunk: Buffer): boolean {
-    const x = this.#x;
+    const x = this.request.x;
     x.bytesOut += chunk.length;
     if (x.res.write(chunk)) return true;
     x.res.once('drain', this.#resumeUpstream);
@@ -219,25 +399,30 @@ export class UpstreamCall {
 
   onComplete(): void {
     this.#finish();
-    this.#x.res.end();
-    this.#x.complete();
+    const x = this.request.x;
+    x.res.end();
+    x.complete();
   }
 
   onError(err: Error): void {
     this.#finish();
-    const x = this.#x;
-    if (this.#clientGone || err instanceof ClientGoneError) {
-      x.clientGone();
+    if (this.#discarding) {
+      this.request.retryDiscarded();
       return;
     }
-    x.fail(errorCode(err), err);
+    if (this.#clientGone || err instanceof ClientGoneError) {
+      this.request.x.clientGone();
+      return;
+    }
+    this.request.attemptFailed(this, err);
   }
 
   #finish(): void {
     if (this.#done) return;
     this.#done = true;
-    this.#target.inflight--;
-    if (this.#onClientClose !== null) this.#x.res.off('close', this.#onClientClose);
+    this.target.conns--;
+    const x = this.request.x;
+    if (this.#onClientClose !== null) x.res.off('close', this.#onClientClose);
     this.#onClientClose = null;
   }
 }
@@ -246,9 +431,4 @@ function errorCode(err: Error): ErrorCode {
   if (err instanceof BodyTooLargeError) return 'SLUICE_E_CLIENT_BODY_TOO_LARGE';
   if (err instanceof SendTimeoutError) return 'SLUICE_E_UPSTREAM_TIMEOUT';
   return upstreamErrorCode(err);
-}
-
-/** The client closed its connection; the attempt is abandoned without an answer. */
-class ClientGoneError extends Error {
-  readonly code = 'SLUICE_CLIENT_GONE';
 }

@@ -19,6 +19,12 @@ export interface ProxyExchange extends VariableSource {
   readonly connectionTokens: readonly string[] | null;
   readonly bodyKind: 'none' | 'length' | 'chunked';
   readonly contentLength: number;
+  /** The Upgrade header value, or null. */
+  readonly upgrade: string | null;
+  /** Set for Upgrade requests (WebSocket): bytes the client sent after the head. */
+  readonly upgradeHead: Buffer | null;
+  /** Whether the observer has seen the exchange (it is answered). */
+  readonly finished: boolean;
   /** The client sent `Expect: 100-continue` and waits for a 100 before its body. */
   readonly expectContinue: boolean;
   /** The server's `limits.max_body`. */
@@ -33,9 +39,13 @@ export interface ProxyExchange extends VariableSource {
   upstream: string | null;
   target: string | null;
   attempts: number;
+  /** Some attempt was passed on to another target. */
+  retried: boolean;
 
   /** Answers with the error's status (or breaks the response if it already started) and finishes. */
   fail(code: ErrorCode, cause?: unknown): void;
+  /** A target reached max_fails through this request's attempt. */
+  targetDisabled(target: string): void;
   /** The response was fully handed to the socket. */
   complete(): void;
   /** The client went away before the response was complete (499). */

@@ -1,174 +1,221 @@
 /**
- * Upstreams at run time: each target owns an undici `Pool` of keep-alive connections; the upstream
- * picks a target with the balancer. Pools survive a reload when their target and settings are
- * unchanged, so a reload does not throw away warm connections.
+ * One upstream at run time: its targets split into primaries and backups, a balancer over each,
+ * and the rules that decide which targets may take a request (BEHAVIOUR.md sections 1 and 4):
+ *
+ * - a target is skipped when it is `down`, draining, marked down by an active health check,
+ *   resting after `max_fails` failures (see health/passive-health.ts), or at `max_conns`;
+ * - a target not yet passed by its first health checks (`unknown`) gets traffic only while no
+ *   target of the upstream is known to be up;
+ * - backups are used only when no primary can take the request;
+ * - an upstream with a single target (and no backup) never marks it failed, as nginx.
  */
-import { Pool } from 'undici';
-import { pickWeighted, type WeightedPeer } from '../balancer/weighted-round-robin.js';
-import type { ResolvedUpstream } from '../config/types.js';
+import type { Balancer, PickContext } from '../balancer/balancer.js';
+import { resetWeights } from '../balancer/balancer.js';
+import { createBalancer } from '../balancer/create-balancer.js';
+import { parseTemplate } from '../config/template.js';
+import type { ResolvedTarget, ResolvedUpstream } from '../config/types.js';
+import {
+  clearFailures,
+  type FailPolicy,
+  isFailed,
+  onFailure,
+  onPicked,
+  onSuccess,
+} from '../health/passive-health.js';
+import { type TargetSpec, UpstreamTarget } from './upstream-target.js';
+import { compileTemplate, type Template } from './variables.js';
 
-/** Connection settings that require a separate pool when they differ. */
-interface PoolSettings {
-  readonly keepaliveTimeoutMs: number;
-  readonly connectTimeoutMs: number;
+/** A target's state as shown on the status page and the admin API. */
+export type TargetState = 'up' | 'down' | 'draining' | 'failed' | 'backup';
+
+/** The per-request side of a pick: which targets this request may use, and its hash key. */
+export interface UpstreamPick extends PickContext<UpstreamTarget> {
+  /** The time of this pick, ms. */
+  readonly now: number;
 }
 
-/** One target of an upstream: balancer state plus its connection pools. */
-export class UpstreamTarget implements WeightedPeer {
-  readonly origin: string;
-  /** `host:port` of the origin, sent as Host when `preserve_host` is off. */
-  readonly hostPort: string;
-  readonly weight: number;
-  effectiveWeight: number;
-  currentWeight = 0;
-  /** Requests in flight to this target from this worker. */
-  inflight = 0;
-  readonly #keepaliveTimeoutMs: number;
-  /** Keyed by connect timeout: routes may set different ones for the same target. */
-  readonly #pools = new Map<number, Pool>();
+/** Finds a target from the previous generation that a new spec can keep. */
+export type TargetReuse = (spec: TargetSpec) => UpstreamTarget | undefined;
 
-  constructor(origin: string, weight: number, keepaliveTimeoutMs: number) {
-    this.origin = origin;
-    this.hostPort = new URL(origin).host;
-    this.weight = weight;
-    this.effectiveWeight = weight;
-    this.#keepaliveTimeoutMs = keepaliveTimeoutMs;
-  }
-
-  /** The pool for a connect timeout, created on first use. */
-  pool(connectTimeoutMs: number): Pool {
-    let pool = this.#pools.get(connectTimeoutMs);
-    if (pool === undefined) {
-      pool = createPool(this.origin, { keepaliveTimeoutMs: this.#keepaliveTimeoutMs, connectTimeoutMs });
-      this.#pools.set(connectTimeoutMs, pool);
-    }
-    return pool;
-  }
-
-  /** Settings identity, to decide whether a reload may reuse this target's pools. */
-  sameSettings(origin: string, keepaliveTimeoutMs: number): boolean {
-    return this.origin === origin && this.#keepaliveTimeoutMs === keepaliveTimeoutMs;
-  }
-
-  /** Closes the pools gracefully: queued and in-flight requests finish first. */
-  async close(): Promise<void> {
-    const pools = [...this.#pools.values()];
-    this.#pools.clear();
-    await Promise.all(pools.map((p) => p.close().catch(() => undefined)));
-  }
-
-  /** Closes the pools at once, failing what is in flight. */
-  async destroy(): Promise<void> {
-    const pools = [...this.#pools.values()];
-    this.#pools.clear();
-    await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)));
-  }
+interface Entry {
+  readonly config: ResolvedTarget;
+  targets: UpstreamTarget[];
 }
 
-function createPool(origin: string, s: PoolSettings): Pool {
-  return new Pool(origin, {
-    // nginx's `keepalive N` caches idle connections without capping busy ones; undici's
-    // `connections: null` likewise opens as many as the load needs and keeps them until idle.
-    connections: null,
-    pipelining: 1,
-    keepAliveTimeout: s.keepaliveTimeoutMs,
-    // A target's `Keep-Alive: timeout=` hint may shorten our idle timeout, never lengthen it.
-    keepAliveMaxTimeout: s.keepaliveTimeoutMs,
-    connect: { timeout: s.connectTimeoutMs },
-    // Timeouts are set per request from the route's `timeouts`.
-    headersTimeout: 0,
-    bodyTimeout: 0,
-  });
-}
+const noReuse: TargetReuse = () => undefined;
 
-/** One upstream: its targets and the balancer that picks among them. */
+/** An upstream: targets, balancers and the health rules. */
 export class Upstream {
   readonly name: string;
-  readonly targets: readonly UpstreamTarget[];
+  readonly config: ResolvedUpstream;
+  /** Compiled `hash_key` (balance: hash). */
+  readonly hashKey: Template | null;
   /** `keepalive: 0` asks for a fresh connection per request. */
   readonly reuseConnections: boolean;
+  readonly #policy: FailPolicy;
+  readonly #entries: Entry[];
+  #all: UpstreamTarget[] = [];
+  #primary: Balancer<UpstreamTarget> | null = null;
+  #backup: Balancer<UpstreamTarget> | null = null;
+  #single = false;
+  #anyUp = true;
 
-  constructor(config: ResolvedUpstream, targets: readonly UpstreamTarget[]) {
+  constructor(config: ResolvedUpstream, reuse: TargetReuse) {
     this.name = config.name;
-    this.targets = targets;
+    this.config = config;
     this.reuseConnections = config.keepalive > 0;
+    this.#policy = { maxFails: config.maxFails, failTimeoutMs: config.failTimeoutMs };
+    const parsed = config.hashKey === null ? null : parseTemplate(config.hashKey);
+    this.hashKey = parsed === null || 'error' in parsed ? null : compileTemplate(parsed.parts);
+    // Targets with `resolve: true` start empty and are filled in by the DNS refresher.
+    this.#entries = config.targets.map((t) => ({
+      config: t,
+      targets: t.resolve ? [] : [this.#target(this.spec(t, t.origin), reuse)],
+    }));
+    this.#rebuild();
   }
 
-  /** Picks a target by smooth weighted round-robin, or `null` when none can take the request. */
-  pick(): UpstreamTarget | null {
-    const targets = this.targets;
-    if (targets.length === 1) return targets[0]!;
-    return pickWeighted(targets, alwaysEligible);
+  /** The spec of a configured target, connecting to `origin` (its own, or a resolved address). */
+  spec(t: ResolvedTarget, origin: string): TargetSpec {
+    return {
+      origin,
+      hostPort: new URL(t.origin).host,
+      weight: t.weight,
+      backup: t.backup,
+      down: t.down,
+      maxConns: t.maxConns,
+      keepaliveTimeoutMs: this.config.keepaliveTimeoutMs,
+    };
   }
-}
 
-const alwaysEligible = (): boolean => true;
+  #target(spec: TargetSpec, reuse: TargetReuse): UpstreamTarget {
+    return reuse(spec) ?? new UpstreamTarget(spec, this.config.healthCheck === null ? 'up' : 'unknown');
+  }
 
-/** All upstreams of one config generation. */
-export class UpstreamSet {
-  readonly #byName: Map<string, Upstream>;
-  readonly #targets: UpstreamTarget[];
+  /** Every target, in config order (resolved addresses in place of their entry). */
+  get targets(): readonly UpstreamTarget[] {
+    return this.#all;
+  }
 
-  private constructor(byName: Map<string, Upstream>, targets: UpstreamTarget[]) {
-    this.#byName = byName;
-    this.#targets = targets;
+  /** The configured targets with `resolve: true`, with their entry index. */
+  resolveEntries(): { index: number; config: ResolvedTarget }[] {
+    return this.#entries.flatMap((e, index) => (e.config.resolve ? [{ index, config: e.config }] : []));
   }
 
   /**
-   * Builds the upstreams of a config, reusing targets (and their warm pools) from `previous`
-   * where origin and settings are unchanged. Returns the set and the targets no longer used.
+   * Replaces the addresses of a `resolve: true` entry; targets whose address stays keep their
+   * state and connections. Returns the targets no longer used (to be closed by the caller).
    */
-  static build(
-    configs: Readonly<Record<string, ResolvedUpstream>>,
-    previous?: UpstreamSet,
-  ): { set: UpstreamSet; retired: UpstreamTarget[] } {
-    const reusable = new Map<string, UpstreamTarget[]>();
-    for (const t of previous === undefined ? [] : previous.#targets) {
-      const list = reusable.get(t.origin);
-      if (list) list.push(t);
-      else reusable.set(t.origin, [t]);
+  setResolved(entryIndex: number, origins: readonly string[], reuse?: TargetReuse): UpstreamTarget[] {
+    const entry = this.#entries[entryIndex];
+    if (entry === undefined) return [];
+    const old = new Map(entry.targets.map((t) => [t.origin, t]));
+    entry.targets = origins.map((origin) => {
+      const spec = this.spec(entry.config, origin);
+      const kept = old.get(origin);
+      old.delete(origin);
+      return kept ?? this.#target(spec, reuse ?? noReuse);
+    });
+    this.#rebuild();
+    return [...old.values()];
+  }
+
+  #rebuild(): void {
+    this.#all = this.#entries.flatMap((e) => e.targets);
+    const primaries = this.#all.filter((t) => !t.spec.backup);
+    const backups = this.#all.filter((t) => t.spec.backup);
+    this.#primary = primaries.length > 0 ? createBalancer(this.config.balance, primaries) : null;
+    this.#backup = backups.length > 0 ? createBalancer(this.config.balance, backups) : null;
+    this.#single = primaries.length === 1 && backups.length === 0;
+    this.#updateAnyUp();
+  }
+
+  #updateAnyUp(): void {
+    this.#anyUp = this.#all.some((t) => t.health === 'up' && !t.spec.down);
+  }
+
+  /** Whether `t` may take a new request now (whatever this request already tried). */
+  usable(t: UpstreamTarget, now: number): boolean {
+    if (t.spec.down || t.drained) return false;
+    if (t.health !== 'up' && (t.health === 'down' || this.#anyUp)) return false;
+    if (t.spec.maxConns > 0 && t.conns >= t.spec.maxConns) return false;
+    return this.#single || !isFailed(t, this.#policy, now);
+  }
+
+  /** Picks a target for the request: a primary, else a backup; null when none can take it. */
+  pick(ctx: UpstreamPick): UpstreamTarget | null {
+    const t = this.#primary?.pick(ctx) ?? this.#backup?.pick(ctx) ?? null;
+    if (t !== null && !this.#single) onPicked(t, this.#policy, ctx.now);
+    return t;
+  }
+
+  /** Counts a failed attempt (error, timeout, invalid header, or a listed status); true when it takes the target out. */
+  failed(t: UpstreamTarget, now: number): boolean {
+    return this.#single ? false : onFailure(t, this.#policy, now);
+  }
+
+  /** Counts a successful attempt. */
+  succeeded(t: UpstreamTarget): void {
+    if (!this.#single) onSuccess(t);
+  }
+
+  /**
+   * Applies an active health check result. A target that comes back up forgets its passive
+   * failures at once (Envoy: a passing check returns the host). Returns whether the state changed.
+   */
+  setHealth(origin: string, up: boolean): boolean {
+    const t = this.#all.find((x) => x.origin === origin);
+    if (t === undefined || t.health === (up ? 'up' : 'down')) return false;
+    t.health = up ? 'up' : 'down';
+    if (up) {
+      clearFailures(t);
+      resetWeights(t);
     }
-    const byName = new Map<string, Upstream>();
-    const targets: UpstreamTarget[] = [];
-    for (const config of Object.values(configs)) {
-      const list = config.targets.map((tc) => {
-        const candidates = reusable.get(tc.origin);
-        const index =
-          candidates?.findIndex(
-            (t) => t.weight === tc.weight && t.sameSettings(tc.origin, config.keepaliveTimeoutMs),
-          ) ?? -1;
-        const target =
-          index >= 0
-            ? candidates!.splice(index, 1)[0]!
-            : new UpstreamTarget(tc.origin, tc.weight, config.keepaliveTimeoutMs);
-        targets.push(target);
-        return target;
-      });
-      byName.set(config.name, new Upstream(config, list));
-    }
-    const retired = [...reusable.values()].flat();
-    return { set: new UpstreamSet(byName, targets), retired };
+    this.#updateAnyUp();
+    return true;
   }
 
-  /** The upstream of a name (config validation guarantees it exists). */
-  get(name: string): Upstream {
-    const upstream = this.#byName.get(name);
-    if (!upstream) throw new Error(`unknown upstream ${name}`);
-    return upstream;
+  /** Stops sending new requests to the target at `index` (requests in flight finish). */
+  drain(index: number): UpstreamTarget | null {
+    const t = this.#all[index];
+    if (t !== undefined) t.drained = true;
+    return t ?? null;
   }
 
-  /** Every upstream, for status pages. */
-  all(): IterableIterator<Upstream> {
-    return this.#byName.values();
+  /** Sends requests to the target at `index` again, with its failures forgotten. */
+  enable(index: number): UpstreamTarget | null {
+    const t = this.#all[index];
+    if (t === undefined) return null;
+    t.drained = false;
+    clearFailures(t);
+    resetWeights(t);
+    return t;
   }
 
-  /** Closes every pool gracefully. */
-  async close(): Promise<void> {
-    await Promise.all(this.#targets.map((t) => t.close()));
+  /** The state of a target for status pages. */
+  state(t: UpstreamTarget, now: number): TargetState {
+    if (t.spec.down || t.health === 'down' || (t.health === 'unknown' && this.#anyUp)) return 'down';
+    if (t.drained) return 'draining';
+    if (!this.#single && isFailed(t, this.#policy, now)) return 'failed';
+    return t.spec.backup ? 'backup' : 'up';
   }
 
-  /** Closes every pool at once. */
-  async destroy(): Promise<void> {
-    await Promise.all(this.#targets.map((t) => t.destroy()));
+  /** The `/api/upstreams` view of this upstream. */
+  describe(now: number): Record<string, unknown> {
+    return {
+      name: this.name,
+      balance: this.config.balance,
+      targets: this.#all.map((t, index) => ({
+        index,
+        target: t.origin,
+        host: t.hostPort,
+        weight: t.weight,
+        state: this.state(t, now),
+        health: t.health,
+        inflight: t.conns,
+        fails: t.fails,
+        backup: t.spec.backup,
+      })),
+    };
   }
 }

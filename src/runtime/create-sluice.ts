@@ -19,6 +19,12 @@ export interface Sluice {
   close(): Promise<void>;
   /** The bound addresses (after `start`). */
   addresses(): SluiceAddresses;
+  /** The `/api/upstreams` view: every target's state, health and requests in flight. */
+  upstreams(): { upstreams: Record<string, unknown>[] };
+  /** Stops new requests to target `index` of `upstream` (in-flight ones finish); its origin, or null. */
+  drainTarget(upstream: string, index: number): string | null;
+  /** Sends requests to that target again, its failures forgotten; its origin, or null. */
+  enableTarget(upstream: string, index: number): string | null;
   /** The resolved config being served. */
   readonly config: ResolvedConfig;
 }
@@ -42,6 +48,9 @@ export function createSluice(config: SluiceConfigInput): Sluice {
     reload: (next) => instance.reload(resolveOrThrow(next)),
     close: () => instance.close(),
     addresses: () => instance.addresses(),
+    upstreams: () => instance.upstreams(),
+    drainTarget: (upstream, index) => instance.drainTarget(upstream, index),
+    enableTarget: (upstream, index) => instance.enableTarget(upstream, index),
     get config() {
       return instance.config;
     },

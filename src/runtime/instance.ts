@@ -9,10 +9,13 @@
 import { AdminServer } from '../admin/admin-server.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { VERSION } from '../core/version.js';
+import { HealthChecker, type HealthTarget } from '../health/active-checker.js';
 import { JsonAccessLog, writeAccessLine } from '../observability/access-log.js';
 import { createLoggers, type Loggers } from '../observability/logger.js';
-import type { UpstreamTarget } from '../proxy/upstream.js';
-import type { Exchange } from '../server/exchange.js';
+import { probeTarget } from '../proxy/health-probe.js';
+import type { UpstreamSet } from '../proxy/upstream-set.js';
+import type { UpstreamTarget } from '../proxy/upstream-target.js';
+import type { Exchange, ExchangeObserver } from '../server/exchange.js';
 import { compileTables, type GatewayTables, type ListenerTable } from '../server/gateway-tables.js';
 import { HttpListener } from '../server/http-listener.js';
 
@@ -39,9 +42,22 @@ export class SluiceInstance {
   readonly #startedAt = Date.now();
   #state: 'new' | 'running' | 'closing' | 'closed' = 'new';
   readonly #jsonAccess: JsonAccessLog | null;
-  readonly #observe = (x: Exchange): void => {
-    if (this.#jsonAccess !== null) this.#jsonAccess.write(x);
-    else if (this.#loggers.access !== null) writeAccessLine(this.#loggers.access, x);
+  readonly #health: HealthChecker;
+  readonly #observer: ExchangeObserver = {
+    finished: (x: Exchange) => {
+      if (this.#jsonAccess !== null) this.#jsonAccess.write(x);
+      else if (this.#loggers.access !== null) writeAccessLine(this.#loggers.access, x);
+    },
+    targetDisabled: (x: Exchange, target: string) => {
+      this.#loggers.app.warn(
+        {
+          upstream: x.upstream,
+          target,
+          fail_timeout_ms: this.#tables.upstreams.find(x.upstream ?? '')?.config.failTimeoutMs,
+        },
+        'upstream target temporarily disabled',
+      );
+    },
   };
 
   constructor(config: ResolvedConfig, loggers?: Loggers) {
@@ -49,6 +65,18 @@ export class SluiceInstance {
     this.#ownsLoggers = loggers === undefined;
     this.#loggers = loggers ?? createLoggers(config.log);
     this.#jsonAccess = this.#loggers.accessSink === null ? null : new JsonAccessLog(this.#loggers.accessSink);
+    this.#health = new HealthChecker(
+      () => healthTargets(this.#tables.upstreams),
+      probeTarget,
+      (upstream, origin, up) => {
+        if (this.#tables.upstreams.setHealth(upstream, origin, up)) {
+          this.#loggers.app[up ? 'info' : 'warn'](
+            { upstream, target: origin },
+            up ? 'health check: target up' : 'health check: target down',
+          );
+        }
+      },
+    );
   }
 
   /** The application logger. */
@@ -77,6 +105,8 @@ export class SluiceInstance {
         this.#listeners.set(key, listener);
         await listener.listen();
       }
+      await this.#startDns(this.#tables.upstreams);
+      this.#health.start();
       const admin = this.#tables.config.admin;
       if (admin !== null) {
         this.#admin = new AdminServer(admin.listen, this.#adminControl());
@@ -99,6 +129,7 @@ export class SluiceInstance {
   async reload(config: ResolvedConfig): Promise<void> {
     if (this.#state !== 'running') throw new Error(`cannot reload an instance that is ${this.#state}`);
     const { tables, retired } = compileTables(config, this.#tables);
+    await this.#startDns(tables.upstreams);
     const opened: HttpListener[] = [];
     try {
       for (const [key, table] of tables.listeners) {
@@ -111,8 +142,10 @@ export class SluiceInstance {
     } catch (err) {
       for (const l of opened) await l.close(0);
       for (const [key, l] of this.#listeners) if (opened.includes(l)) this.#listeners.delete(key);
+      tables.upstreams.retire();
       throw err;
     }
+    this.#tables.upstreams.retire();
     this.#tables = tables;
     const closing: Promise<void>[] = [];
     for (const [key, listener] of this.#listeners) {
@@ -133,6 +166,7 @@ export class SluiceInstance {
   async close(deadlineMs = this.#tables.config.shutdownTimeoutMs): Promise<void> {
     if (this.#state === 'closing' || this.#state === 'closed') return;
     this.#state = 'closing';
+    this.#health.stop();
     await Promise.all([...this.#listeners.values()].map((l) => l.close(deadlineMs)));
     this.#listeners.clear();
     await this.#admin?.close();
@@ -178,21 +212,41 @@ export class SluiceInstance {
 
   /** The `/api/upstreams` document. */
   upstreams(): { upstreams: Record<string, unknown>[] } {
-    return {
-      upstreams: [...this.#tables.upstreams.all()].map((u) => ({
-        name: u.name,
-        targets: u.targets.map((t) => ({
-          target: t.origin,
-          weight: t.weight,
-          state: 'up',
-          inflight: t.inflight,
-        })),
-      })),
-    };
+    const now = Date.now();
+    return { upstreams: [...this.#tables.upstreams.all()].map((u) => u.describe(now)) };
+  }
+
+  /**
+   * Stops sending new requests to a target (requests in flight finish); `enable` undoes it and
+   * forgets the target's failures. Returns the target's origin, or null when there is no such target.
+   */
+  drainTarget(upstream: string, index: number): string | null {
+    const t = this.#tables.upstreams.find(upstream)?.drain(index) ?? null;
+    if (t !== null) this.#loggers.app.info({ upstream, target: t.origin }, 'target draining');
+    return t?.origin ?? null;
+  }
+
+  /** Sends requests to a drained or failed target again. */
+  enableTarget(upstream: string, index: number): string | null {
+    const t = this.#tables.upstreams.find(upstream)?.enable(index) ?? null;
+    if (t !== null) this.#loggers.app.info({ upstream, target: t.origin }, 'target enabled');
+    return t?.origin ?? null;
+  }
+
+  async #startDns(set: UpstreamSet): Promise<void> {
+    await set.startDns({
+      onResolved: (upstream, host, origins) =>
+        this.#loggers.app.info({ upstream, host, targets: origins }, 'dns targets updated'),
+      onResolveError: (upstream, host, err) =>
+        this.#loggers.app.warn(
+          { upstream, host, err: String(err) },
+          'dns resolution failed; keeping the previous targets',
+        ),
+    });
   }
 
   #newListener(table: ListenerTable): HttpListener {
-    return new HttpListener(table, this.#observe, (err, context) =>
+    return new HttpListener(table, this.#observer, (err, context) =>
       this.#loggers.app.error({ err, ...context }, 'internal error while serving a request'),
     );
   }
@@ -200,4 +254,18 @@ export class SluiceInstance {
   #adminControl() {
     return { status: () => this.status(), upstreams: () => this.upstreams() };
   }
+}
+
+/** The health-check view of an upstream set: every target of every upstream with a health_check. */
+function healthTargets(set: UpstreamSet): HealthTarget[] {
+  const out: HealthTarget[] = [];
+  for (const u of set.all()) {
+    const check = u.config.healthCheck;
+    if (check === null) continue;
+    for (const t of u.targets) {
+      if (t.spec.down) continue;
+      out.push({ upstream: u.name, origin: t.origin, hostPort: t.hostPort, check, health: t.health });
+    }
+  }
+  return out;
 }

@@ -11,8 +11,12 @@ import { problemBody } from './error-response.js';
 import type { CompiledRoute, CompiledServer } from './gateway-tables.js';
 import { nextRequestId } from './request-id.js';
 
-/** Receives every finished exchange (access log, metrics). */
-export type ExchangeObserver = (x: Exchange) => void;
+/** Receives what exchanges report: every finished one (access log, metrics), and events on the way. */
+export interface ExchangeObserver {
+  finished(x: Exchange): void;
+  /** A target reached `max_fails` and rests for `fail_timeout` (nginx: "upstream server temporarily disabled"). */
+  targetDisabled(x: Exchange, target: string): void;
+}
 
 /** The state of one request. */
 export class Exchange implements ProxyExchange {
@@ -37,6 +41,12 @@ export class Exchange implements ProxyExchange {
   connectionTokens: readonly string[] | null = null;
   bodyKind: 'none' | 'length' | 'chunked' = 'none';
   contentLength = 0;
+  /** Upgrade header value (WebSocket), or null. */
+  upgrade: string | null = null;
+  /** For requests that arrived as an Upgrade (Node's 'upgrade' event): bytes after the head. */
+  upgradeHead: Buffer | null = null;
+  /** Some attempt was passed on to another target. */
+  retried = false;
   expectContinue = false;
   maxBody = 0;
 
@@ -112,6 +122,10 @@ export class Exchange implements ProxyExchange {
     );
   }
 
+  targetDisabled(target: string): void {
+    this.#observer.targetDisabled(this, target);
+  }
+
   complete(): void {
     this.#finish();
   }
@@ -133,6 +147,6 @@ export class Exchange implements ProxyExchange {
     if (this.#finished) return;
     this.#finished = true;
     this.durationMs = performance.now() - this.startedAt;
-    this.#observer(this);
+    this.#observer.finished(this);
   }
 }

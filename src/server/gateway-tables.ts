@@ -17,7 +17,8 @@ import type {
 } from '../config/types.js';
 import { IpSet } from '../core/ip-set.js';
 import { compileProxyRoute, type ProxyRoute } from '../proxy/proxy-route.js';
-import { type UpstreamSet, UpstreamSet as Upstreams, type UpstreamTarget } from '../proxy/upstream.js';
+import { UpstreamSet } from '../proxy/upstream-set.js';
+import type { UpstreamTarget } from '../proxy/upstream-target.js';
 import { compileTemplate, type Template } from '../proxy/variables.js';
 import { HostTable } from '../router/host-table.js';
 import { RouteTable } from '../router/route-table.js';
@@ -73,7 +74,7 @@ export function compileTables(
   config: ResolvedConfig,
   previous?: GatewayTables,
 ): { tables: GatewayTables; retired: UpstreamTarget[] } {
-  const { set: upstreams, retired } = Upstreams.build(config.upstreams, previous?.upstreams);
+  const { set: upstreams, retired } = UpstreamSet.build(config.upstreams, previous?.upstreams);
   const servers = config.servers.map((s) => compileServer(s, upstreams));
   const byAddress = new Map<string, { address: ListenAddress; servers: CompiledServer[] }>();
   for (const server of servers) {

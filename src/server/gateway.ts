@@ -24,8 +24,10 @@ export function handleRequest(
   table: ListenerTable,
   scheme: string,
   observer: ExchangeObserver,
+  upgradeHead: Buffer | null = null,
 ): Exchange {
   const x = new Exchange(req, res, scheme, observer);
+  x.upgradeHead = upgradeHead;
   const head = scanRequestHead(req, emptyHead());
   const server = table.hosts.match(typeof head === 'string' ? undefined : head.host);
   x.server = server;
@@ -41,6 +43,7 @@ export function handleRequest(
   x.bodyKind = head.body;
   x.contentLength = head.contentLength;
   x.expectContinue = head.expectContinue;
+  x.upgrade = head.upgrade;
   x.hostName = head.host === '' ? server.name : normaliseHost(head.host);
 
   const url = x.requestUri;

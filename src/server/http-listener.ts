@@ -59,6 +59,7 @@ export class HttpListener {
     // `Expect: 100-continue` is served like any request; the 100 goes out only once the body is
     // wanted, so a body over max_body or for a refused request is never invited.
     this.#server.on('checkContinue', this.#onRequest);
+    this.#server.on('upgrade', this.#onUpgrade);
     this.#server.on('connection', this.#onConnection);
     // CONNECT is only for the egress proxy; on a gateway listener it is a bad request.
     this.#server.on('connect', (_req: http.IncomingMessage, socket: Socket) => {
@@ -160,6 +161,43 @@ export class HttpListener {
     }
   };
 
+  /**
+   * An Upgrade request (WebSocket). Node hands over the raw socket; a ServerResponse bound to it
+   * lets the gateway answer errors and non-proxied routes as usual, and a proxied one may become a
+   * tunnel. The connection never returns to HTTP, so it closes after a plain answer.
+   */
+  readonly #onUpgrade = (req: http.IncomingMessage, socket: Socket, head: Buffer): void => {
+    if ((socket as ClientSocket)[kRefused]) {
+      socket.destroy();
+      return;
+    }
+    const res = new http.ServerResponse(req);
+    res.assignSocket(socket);
+    res.shouldKeepAlive = false;
+    res.once('finish', () => socket.end());
+    socket.on('error', () => socket.destroy());
+    this.#tunnels.add(socket);
+    socket.once('close', () => this.#tunnels.delete(socket));
+    this.#inflight++;
+    res.once('close', this.#onResponseClose);
+    try {
+      (socket as ClientSocket)[kExchange] = handleRequest(
+        req,
+        res,
+        this.#table,
+        'http',
+        this.#observer,
+        head,
+      );
+    } catch (err) {
+      this.#logError(err, { listener: this.#table.address.key, url: req.url });
+      socket.destroy();
+    }
+  };
+
+  /** Sockets that left HTTP (Upgrade): Node no longer tracks them, so a close deadline must. */
+  readonly #tunnels = new Set<Socket>();
+
   readonly #onResponseClose = (): void => {
     this.#inflight--;
     if (this.#inflight === 0 && this.#idle !== null) this.#idle();
@@ -201,6 +239,7 @@ export class HttpListener {
       });
     }
     this.#server.closeAllConnections();
+    for (const socket of this.#tunnels) socket.destroy();
     await closed;
   }
 }

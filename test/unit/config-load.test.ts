@@ -128,22 +128,64 @@ describe('the full fixture', async () => {
       preserveHost: false,
     });
     expect(docs?.action).toMatchObject({ kind: 'proxy', upstream: 'http://127.0.0.1:9001', basePath: '' });
-    expect(Object.keys(c.upstreams)).toEqual(['backend', 'http://127.0.0.1:9001']);
+    expect(Object.keys(c.upstreams)).toEqual(['backend', 'sessions', 'http://127.0.0.1:9001']);
+    const target = (origin: string, extra = {}) => ({
+      origin,
+      weight: 1,
+      backup: false,
+      down: false,
+      maxConns: 0,
+      resolve: false,
+      ...extra,
+    });
     expect(c.upstreams['http://127.0.0.1:9001']).toEqual({
       name: 'http://127.0.0.1:9001',
-      targets: [{ origin: 'http://127.0.0.1:9001', weight: 1 }],
+      balance: 'round_robin',
+      hashKey: null,
+      targets: [target('http://127.0.0.1:9001')],
       keepalive: 32,
       keepaliveTimeoutMs: 4000,
+      maxFails: 1,
+      failTimeoutMs: 10_000,
+      healthCheck: null,
+      retry: { on: ['error', 'timeout'], tries: 0, timeoutMs: 0, nonIdempotent: false },
+      dnsMinTtlMs: 1000,
+      dnsMaxTtlMs: 300_000,
     });
     expect(c.upstreams.backend).toEqual({
       name: 'backend',
+      balance: 'least_conn',
+      hashKey: null,
       targets: [
-        { origin: 'http://10.0.0.11:8080', weight: 1 },
-        { origin: 'http://10.0.0.12:8080', weight: 2 },
+        target('http://10.0.0.11:8080'),
+        target('http://10.0.0.12:8080', { weight: 2, maxConns: 100 }),
+        target('http://10.0.0.13:8080', { backup: true }),
+        target('http://10.0.0.14:8080', { down: true }),
+        target('http://backend.internal:8080', { resolve: true }),
       ],
       keepalive: 32,
       keepaliveTimeoutMs: 4000,
+      maxFails: 1,
+      failTimeoutMs: 10_000,
+      healthCheck: {
+        path: '/healthz',
+        intervalMs: 5000,
+        timeoutMs: 2000,
+        rise: 2,
+        fall: 3,
+        expectStatus: [[200, 399]],
+        host: 'backend.internal',
+      },
+      retry: {
+        on: ['error', 'timeout', 'http_500', 'http_502', 'http_503', 'http_504'],
+        tries: 3,
+        timeoutMs: 10_000,
+        nonIdempotent: false,
+      },
+      dnsMinTtlMs: 1000,
+      dnsMaxTtlMs: 300_000,
     });
+    expect(c.upstreams.sessions).toMatchObject({ balance: 'hash', hashKey: '$http_x_user_id' });
   });
 
   it('gives an unnamed server web<N>, reads an unquoted ${PORT} as a number and keeps $$ and $${ literal', () => {

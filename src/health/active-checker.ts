@@ -1,0 +1,132 @@
+/**
+ * Active health checks: each target of an upstream with `health_check` is probed every `interval`;
+ * `rise` passes in a row mark it up, `fall` failures in a row mark it down (Traefik's users asked
+ * for these thresholds after one failed probe evicted a server). A target starts `unknown`.
+ *
+ * The checker sees targets only through a narrow view (what to probe, and the health each target
+ * currently has), and reports through one callback, so it can run in the primary process and feed
+ * every worker. Each tick re-reports a known state a target does not show yet (a target that
+ * arrived with a reload, a DNS refresh or a new worker).
+ */
+import type { ResolvedHealthCheck } from '../config/types.js';
+
+/** One target to probe, as the checker sees it. */
+export interface HealthTarget {
+  readonly upstream: string;
+  readonly origin: string;
+  /** The Host header for probes when the check sets none. */
+  readonly hostPort: string;
+  readonly check: ResolvedHealthCheck;
+  /** What the target currently shows. */
+  readonly health: 'up' | 'down' | 'unknown';
+}
+
+/** Probes one target; resolves true when it passes. Must not reject. */
+export type Probe = (target: HealthTarget) => Promise<boolean>;
+
+/** Receives a state change (or a re-report of a known state). */
+export type HealthReport = (upstream: string, origin: string, up: boolean) => void;
+
+interface ProbeState {
+  passes: number;
+  fails: number;
+  status: 'up' | 'down' | 'unknown';
+  nextAt: number;
+  probing: boolean;
+}
+
+/** How often the checker looks for due probes. */
+const TICK_MS = 100;
+
+/** Runs the probes of every target a view lists. */
+export class HealthChecker {
+  readonly #view: () => readonly HealthTarget[];
+  readonly #probe: Probe;
+  readonly #report: HealthReport;
+  readonly #states = new Map<string, ProbeState>();
+  readonly #now: () => number;
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    view: () => readonly HealthTarget[],
+    probe: Probe,
+    report: HealthReport,
+    now: () => number = Date.now,
+  ) {
+    this.#view = view;
+    this.#probe = probe;
+    this.#report = report;
+    this.#now = now;
+  }
+
+  /** Starts probing (the first probes go out at once). */
+  start(): void {
+    if (this.#timer !== null) return;
+    this.tick();
+    this.#timer = setInterval(() => this.tick(), TICK_MS);
+    this.#timer.unref();
+  }
+
+  /** Stops probing; probes in flight are ignored when they come back. */
+  stop(): void {
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+
+  /** One round: start due probes, re-report states targets do not show, forget vanished targets. */
+  tick(): void {
+    const now = this.#now();
+    const seen = new Set<string>();
+    for (const target of this.#view()) {
+      const key = `${target.upstream}\n${target.origin}`;
+      seen.add(key);
+      let state = this.#states.get(key);
+      if (state === undefined) {
+        state = { passes: 0, fails: 0, status: 'unknown', nextAt: now, probing: false };
+        this.#states.set(key, state);
+      }
+      if (state.status !== 'unknown' && state.status !== target.health) {
+        this.#report(target.upstream, target.origin, state.status === 'up');
+      }
+      if (!state.probing && now >= state.nextAt) this.#run(target, state);
+    }
+    for (const key of this.#states.keys()) if (!seen.has(key)) this.#states.delete(key);
+  }
+
+  #run(target: HealthTarget, state: ProbeState): void {
+    state.probing = true;
+    void this.#probe(target).then((passed) => {
+      state.probing = false;
+      state.nextAt = this.#now() + target.check.intervalMs;
+      if (this.#timer === null) return;
+      this.record(target, state, passed);
+    });
+  }
+
+  /** Counts one probe result and reports a change of state. */
+  private record(target: HealthTarget, state: ProbeState, passed: boolean): void {
+    if (passed) {
+      state.passes++;
+      state.fails = 0;
+      if (state.status !== 'up' && state.passes >= target.check.rise) {
+        state.status = 'up';
+        this.#report(target.upstream, target.origin, true);
+      }
+    } else {
+      state.fails++;
+      state.passes = 0;
+      if (state.status !== 'down' && state.fails >= target.check.fall) {
+        state.status = 'down';
+        this.#report(target.upstream, target.origin, false);
+      }
+    }
+  }
+
+  /** The checker's view of every target, for status pages. */
+  states(): { upstream: string; origin: string; status: string; passes: number; fails: number }[] {
+    return [...this.#states].map(([key, s]) => {
+      const [upstream = '', origin = ''] = key.split('\n');
+      return { upstream, origin, status: s.status, passes: s.passes, fails: s.fails };
+    });
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * One target of an upstream at run time: its balancer and health state, and the undici `Pool`s
+ * of keep-alive connections to it. A target survives a reload (and a DNS refresh) when its
+ * origin and connection settings are unchanged, keeping its warm connections and its state.
+ */
+import { Pool } from 'undici';
+import type { Peer } from '../balancer/balancer.js';
+import type { FailCounters } from '../health/passive-health.js';
+
+/** What an active health check says of a target. */
+export type TargetHealth = 'up' | 'down' | 'unknown';
+
+/** How a target is configured (static, or one address of a `resolve: true` entry). */
+export interface TargetSpec {
+  /** Where connections go: `http://10.0.0.1:8080`. */
+  readonly origin: string;
+  /** Host header when `preserve_host` is off: the configured `host:port` (the DNS name for resolved targets). */
+  readonly hostPort: string;
+  readonly weight: number;
+  readonly backup: boolean;
+  readonly down: boolean;
+  readonly maxConns: number;
+  readonly keepaliveTimeoutMs: number;
+}
+
+/** A target: spec, balancer state, passive and active health, pools. */
+export class UpstreamTarget implements Peer, FailCounters {
+  readonly spec: TargetSpec;
+  readonly origin: string;
+  readonly hostPort: string;
+  readonly weight: number;
+  effectiveWeight: number;
+  currentWeight = 0;
+  conns = 0;
+  fails = 0;
+  accessed = 0;
+  checked = 0;
+  /** Set at run time (admin API): no new requests, the ones in flight finish. */
+  drained = false;
+  health: TargetHealth;
+  /** Keyed by connect timeout: routes may set different ones for the same target. */
+  readonly #pools = new Map<number, Pool>();
+
+  constructor(spec: TargetSpec, health: TargetHealth) {
+    this.spec = spec;
+    this.origin = spec.origin;
+    this.hostPort = spec.hostPort;
+    this.weight = spec.weight;
+    this.effectiveWeight = spec.weight;
+    this.health = health;
+  }
+
+  /** The pool for a connect timeout, created on first use. */
+  pool(connectTimeoutMs: number): Pool {
+    let pool = this.#pools.get(connectTimeoutMs);
+    if (pool === undefined) {
+      pool = new Pool(this.origin, {
+        // nginx's `keepalive N` caches idle connections without capping busy ones; undici's
+        // `connections: null` likewise opens as many as the load needs and keeps them until idle.
+        connections: null,
+        pipelining: 1,
+        keepAliveTimeout: this.spec.keepaliveTimeoutMs,
+        // A target's `Keep-Alive: timeout=` hint may shorten our idle timeout, never lengthen it.
+        keepAliveMaxTimeout: this.spec.keepaliveTimeoutMs,
+        connect: { timeout: connectTimeoutMs },
+        // Timeouts are set per request from the route's `timeouts`.
+        headersTimeout: 0,
+        bodyTimeout: 0,
+      });
+      this.#pools.set(connectTimeoutMs, pool);
+    }
+    return pool;
+  }
+
+  /** Whether a new spec can keep this target's state and connections. */
+  reusableFor(spec: TargetSpec): boolean {
+    const s = this.spec;
+    return (
+      s.origin === spec.origin &&
+      s.hostPort === spec.hostPort &&
+      s.weight === spec.weight &&
+      s.backup === spec.backup &&
+      s.down === spec.down &&
+      s.maxConns === spec.maxConns &&
+      s.keepaliveTimeoutMs === spec.keepaliveTimeoutMs
+    );
+  }
+
+  /** Closes the pools gracefully: queued and in-flight requests finish first. */
+  async close(): Promise<void> {
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.all(pools.map((p) => p.close().catch(() => undefined)));
+  }
+
+  /** Closes the pools at once, failing what is in flight. */
+  async destroy(): Promise<void> {
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)));
+  }
+}
