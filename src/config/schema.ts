@@ -185,12 +185,9 @@ const serverSchema = z.strictObject({
 const targetSchema = z.strictObject({
   url: z.string().meta({ description: 'http://HOST:PORT or https://HOST:PORT.' }),
   weight: z.number().int().min(1).max(1000).optional().meta({ description: 'Share of requests. Default 1.' }),
-  backup: z
-    .boolean()
-    .optional()
-    .meta({
-      description: 'Used only when no primary target can take the request (round_robin, least_conn).',
-    }),
+  backup: z.boolean().optional().meta({
+    description: 'Used only when no primary target can take the request (round_robin, least_conn).',
+  }),
   down: z.boolean().optional().meta({ description: 'Never used; with ip_hash and hash it keeps its slot.' }),
   max_conns: z
     .number()
@@ -252,12 +249,9 @@ const healthCheckSchema = z
 
 const retrySchema = z
   .strictObject({
-    on: z
-      .array(z.enum(RETRY_CONDITIONS))
-      .optional()
-      .meta({
-        description: 'When to try the next target (nginx proxy_next_upstream). Default [error, timeout].',
-      }),
+    on: z.array(z.enum(RETRY_CONDITIONS)).optional().meta({
+      description: 'When to try the next target (nginx proxy_next_upstream). Default [error, timeout].',
+    }),
     tries: z
       .number()
       .int()
@@ -283,14 +277,9 @@ const upstreamSchema = z.strictObject({
     .string()
     .optional()
     .meta({ description: 'With balance: hash, the key to hash, e.g. $http_x_user_id or $request_uri.' }),
-  keepalive: z
-    .number()
-    .int()
-    .min(0)
-    .optional()
-    .meta({
-      description: 'Idle connections kept per target and worker; 0 = a connection per request. Default 32.',
-    }),
+  keepalive: z.number().int().min(0).optional().meta({
+    description: 'Idle connections kept per target and worker; 0 = a connection per request. Default 32.',
+  }),
   keepalive_timeout: durationSchema.optional().meta({
     description: "Idle connection lifetime; keep it below the target's own (Node: 5s). Default 4s.",
   }),

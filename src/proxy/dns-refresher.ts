@@ -8,6 +8,9 @@
  */
 import { promises as dns } from 'node:dns';
 
+/** A resolver that gives up within about 4 s when no DNS server answers. */
+const resolver = new dns.Resolver({ timeout: 2000, tries: 2 });
+
 /** Addresses of a host and how long they may be kept (ms; NaN when the source has no TTL). */
 export interface HostAddresses {
   readonly addresses: readonly string[];

@@ -37,7 +37,10 @@ describe('nginx max_fails / fail_timeout, on a fake clock', () => {
   it('lets one request through after fail_timeout; its failure starts the rest again', () => {
     const p = counters();
     let t = 0;
-    for (let i = 0; i < 3; i++) onFailure(p, policy, (t += 100));
+    for (let i = 0; i < 3; i++) {
+      t += 100;
+      onFailure(p, policy, t);
+    }
     t += 10_001;
     expect(isFailed(p, policy, t)).toBe(false);
     onPicked(p, policy, t); // checked = t: the next request is not let through

@@ -1,0 +1,127 @@
+/**
+ * The keep-alive race (BEHAVIOUR.md section 6, item 2): an upstream with Node's default 5 s
+ * keep-alive timeout closes idle sockets just as a proxy reuses them. Steady load for 30 s, with
+ * pauses around 5 s so pooled sockets are reused right as the upstream closes them.
+ *
+ * Two setups run side by side: a Node upstream behind sluice's defaults (keepalive_timeout 4 s,
+ * below the upstream's 5 s; Node also sends a `Keep-Alive: timeout=5` hint), and an upstream that
+ * closes idle sockets at 5 s without any hint, behind a 10 s keepalive_timeout: there the race
+ * happens, and the attempt on the stale socket is retried on a fresh one without using a try.
+ */
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
+import { Agent, request } from 'undici';
+import { describe, expect, it } from 'vitest';
+import { startSluice } from '../helpers/sluice.js';
+
+async function nodeUpstream() {
+  let requests = 0;
+  const server = http.createServer((req, res) => {
+    requests++;
+    req.resume();
+    res.end('ok');
+  });
+  // Node's defaults, stated: idle sockets are closed after 5 s.
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    get requests() {
+      return requests;
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** An HTTP/1.1 upstream that closes a connection after 5 s idle and says nothing about it. */
+async function hintlessUpstream() {
+  let requests = 0;
+  let staleCloses = 0;
+  const server = net.createServer((socket) => {
+    let buffered = '';
+    socket.setTimeout(5000, () => {
+      staleCloses++;
+      socket.destroy();
+    });
+    socket.on('error', () => undefined);
+    socket.on('data', (d) => {
+      buffered += d.toString('latin1');
+      let end = buffered.indexOf('\r\n\r\n');
+      while (end !== -1) {
+        requests++;
+        buffered = buffered.slice(end + 4);
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+        end = buffered.indexOf('\r\n\r\n');
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    get requests() {
+      return requests;
+    },
+    get staleCloses() {
+      return staleCloses;
+    },
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+async function steadyLoad(url: string, durationMs: number): Promise<number[]> {
+  const agent = new Agent({ connections: 20, keepAliveTimeout: 60_000 });
+  const statuses: number[] = [];
+  const end = Date.now() + durationMs;
+  let cycle = 0;
+  while (Date.now() < end) {
+    const burst = await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const res = await request(`${url}/r`, { dispatcher: agent });
+        await res.body.dump();
+        return res.statusCode;
+      }),
+    );
+    statuses.push(...burst);
+    // 4.97 s to 5.03 s: the upstream closes its idle sockets at 5 s.
+    await new Promise((r) => setTimeout(r, 4970 + ((cycle++ * 13) % 60)));
+  }
+  await agent.close();
+  return statuses;
+}
+
+describe('keep-alive race with a Node upstream', () => {
+  it('causes no 502 under steady load for 30 s', { timeout: 60_000 }, async () => {
+    const upDefault = await nodeUpstream();
+    const upLong = await hintlessUpstream();
+    const withDefault = await startSluice({
+      servers: [{ listen: '127.0.0.1:0', routes: [{ proxy: { upstream: 'app' } }] }],
+      upstreams: { app: { targets: [{ url: upDefault.url }] } },
+    });
+    const withLong = await startSluice({
+      servers: [{ listen: '127.0.0.1:0', routes: [{ proxy: { upstream: 'app' } }] }],
+      upstreams: { app: { keepalive_timeout: '10s', targets: [{ url: upLong.url }] } },
+    });
+    try {
+      const [a, b] = await Promise.all([
+        steadyLoad(withDefault.url, 30_000),
+        steadyLoad(withLong.url, 30_000),
+      ]);
+      expect(a.length).toBeGreaterThanOrEqual(100);
+      expect(a.filter((s) => s !== 200)).toEqual([]);
+      expect(b.filter((s) => s !== 200)).toEqual([]);
+      // Every request reached the upstream exactly once that it was answered for.
+      expect(upDefault.requests).toBe(a.length);
+      // The second setup did meet the race: sockets were closed under sluice while pooled.
+      expect(upLong.staleCloses).toBeGreaterThan(0);
+    } finally {
+      await withDefault.close();
+      await withLong.close();
+      await upDefault.close();
+      await upLong.close();
+    }
+  });
+});

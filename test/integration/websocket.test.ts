@@ -1,0 +1,146 @@
+/** WebSockets through sluice: a real `ws` echo server behind, undici's WebSocket client in front. */
+import type { AddressInfo } from 'node:net';
+import { WebSocket } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
+import { rawRequest } from '../helpers/raw-http.js';
+import { startSluice, type TestSluice } from '../helpers/sluice.js';
+
+async function echoServer(name: string) {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise<void>((r) => wss.once('listening', () => r()));
+  const events: string[] = [];
+  wss.on('connection', (ws, req) => {
+    events.push(`open ${req.url} ${req.headers['x-forwarded-for']}`);
+    ws.on('message', (data) => {
+      const text = data.toString();
+      if (text === 'server-close') ws.close(4000, 'bye');
+      else ws.send(`${name}:${text}`);
+    });
+    ws.on('close', (code) => events.push(`close ${code}`));
+  });
+  return {
+    port: (wss.address() as AddressInfo).port,
+    events,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const c of wss.clients) c.terminate();
+        wss.close(() => r());
+      }),
+  };
+}
+
+function open(url: string): Promise<{ ws: WebSocket; messages: string[]; closed: Promise<number> }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    const messages: string[] = [];
+    const closed = new Promise<number>((r) => ws.addEventListener('close', (e) => r(e.code)));
+    ws.addEventListener('message', (e) => messages.push(String(e.data)));
+    ws.addEventListener('open', () => resolve({ ws, messages, closed }));
+    ws.addEventListener('error', () => reject(new Error('websocket failed')));
+  });
+}
+
+const until = async (cond: () => boolean, ms = 3000) => {
+  const end = Date.now() + ms;
+  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+  return cond();
+};
+
+describe('WebSocket proxying', () => {
+  let a: Awaited<ReturnType<typeof echoServer>>;
+  let b: Awaited<ReturnType<typeof echoServer>>;
+  let sluice: TestSluice;
+
+  beforeAll(async () => {
+    a = await echoServer('a');
+    b = await echoServer('b');
+    sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          routes: [
+            { name: 'plain', match: { path: '/plain' }, respond: { body: 'not a websocket\n' } },
+            {
+              name: 'idle',
+              match: { path: '/idle' },
+              proxy: { upstream: 'ws', timeouts: { read: '300ms' } },
+            },
+            { name: 'ws', proxy: { upstream: 'ws' } },
+          ],
+        },
+      ],
+      upstreams: {
+        ws: { targets: [{ url: `http://127.0.0.1:${a.port}` }, { url: `http://127.0.0.1:${b.port}` }] },
+      },
+    });
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+    await a.close();
+    await b.close();
+  });
+
+  it('tunnels messages both ways and balances connections across targets', async () => {
+    const c1 = await open(`ws://127.0.0.1:${sluice.port}/chat`);
+    const c2 = await open(`ws://127.0.0.1:${sluice.port}/chat`);
+    c1.ws.send('hello');
+    c2.ws.send('hello');
+    c1.ws.send('x'.repeat(100_000));
+    expect(await until(() => c1.messages.length === 2 && c2.messages.length === 1)).toBe(true);
+    expect(new Set([c1.messages[0], c2.messages[0]])).toEqual(new Set(['a:hello', 'b:hello']));
+    expect(c1.messages[1]!.length).toBe(100_002);
+    expect(a.events.concat(b.events).filter((e) => e.startsWith('open /chat 127.0.0.1'))).toHaveLength(2);
+    c1.ws.close(1000);
+    c2.ws.close(1000);
+    expect(await c1.closed).toBe(1000);
+    expect(await until(() => a.events.includes('close 1000') && b.events.includes('close 1000'))).toBe(true);
+  });
+
+  it('closes the client side cleanly when the target closes', async () => {
+    const c = await open(`ws://127.0.0.1:${sluice.port}/chat`);
+    c.ws.send('server-close');
+    expect(await c.closed).toBe(4000);
+  });
+
+  it('closes a tunnel silent for timeouts.read', async () => {
+    const c = await open(`ws://127.0.0.1:${sluice.port}/idle`);
+    const started = Date.now();
+    const code = await c.closed;
+    expect(code).toBe(1006);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+  });
+
+  it('logs the tunnel with status 101 when it closes, and counts it in flight while open', async () => {
+    const c = await open(`ws://127.0.0.1:${sluice.port}/count`);
+    const view = () =>
+      (sluice.instance.upstreams().upstreams[0] as { targets: { inflight: number }[] }).targets;
+    expect(view().reduce((n, t) => n + t.inflight, 0)).toBe(1);
+    c.ws.close();
+    await c.closed;
+    expect(await until(() => sluice.accessLines().some((l) => l.path === '/count'))).toBe(true);
+    expect(sluice.accessLines().find((l) => l.path === '/count')).toMatchObject({ status: 101, route: 'ws' });
+    expect(await until(() => view().reduce((n, t) => n + t.inflight, 0) === 0)).toBe(true);
+  });
+
+  it('answers an Upgrade request on a non-proxy route like any request, then closes', async () => {
+    const r = await rawRequest(
+      sluice.port,
+      'GET /plain HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    );
+    expect(r.status).toBe(200);
+    expect(r.text).toContain('not a websocket');
+    expect(r.closed).toBe(true);
+  });
+
+  it('relays a target that refuses the upgrade', async () => {
+    const r = await rawRequest(
+      sluice.port,
+      'GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
+    );
+    // The ws server refuses a handshake without a key with 400.
+    expect(r.status).toBe(400);
+    expect(r.closed).toBe(true);
+  });
+});
