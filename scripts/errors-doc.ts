@@ -13,6 +13,7 @@ const AREAS: Record<string, string> = {
   ROUTE: 'Routing',
   UPSTREAM: 'Upstream failures (answered 502 or 504)',
   RUNTIME: 'Runtime',
+  HANDLER: 'Handlers (user code in handler routes and sluice serve)',
   CLI: 'Command line',
 };
 

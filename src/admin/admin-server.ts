@@ -10,8 +10,8 @@ import { statusPage } from './status-page.js';
 
 /** What the admin API reads from the running instance. */
 export interface AdminControl {
-  status(): Record<string, unknown>;
-  upstreams(): Record<string, unknown>;
+  status(): Promise<Record<string, unknown>>;
+  upstreams(): Promise<Record<string, unknown>>;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
@@ -36,9 +36,9 @@ export class AdminServer {
         case '/':
           return send(res, 200, 'text/html; charset=utf-8', statusPage());
         case '/api/status':
-          return sendJson(res, control.status());
+          return answer(res, control.status());
         case '/api/upstreams':
-          return sendJson(res, control.upstreams());
+          return answer(res, control.upstreams());
         default:
           return problem(res, 404, 'Not Found');
       }
@@ -85,6 +85,13 @@ function send(res: http.ServerResponse, status: number, type: string, body: stri
     'cache-control': 'no-store',
   });
   res.end(body);
+}
+
+function answer(res: http.ServerResponse, value: Promise<unknown>): void {
+  value.then(
+    (v) => sendJson(res, v),
+    () => problem(res, 500, 'Internal Server Error'),
+  );
 }
 
 function sendJson(res: http.ServerResponse, value: unknown): void {

@@ -1,4 +1,6 @@
 /** One `routes:` entry → a route without its name (names are given per server, see unique-names.ts). */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { MatchDraft, RedirectDraft, RespondDraft, RouteDraft } from './config-draft.js';
 import { headerPairs } from './header-rules.js';
 import { HEADER_NAME_HINT, isHttpToken } from './http-token.js';
@@ -8,6 +10,7 @@ import type { ProblemCollector } from './problem-collector.js';
 import { regexError } from './regex-check.js';
 import { parseTemplate } from './template.js';
 import type {
+  HandlerAction,
   HeaderMatch,
   PathMatch,
   RedirectAction,
@@ -29,7 +32,7 @@ export interface RoutePlan {
   readonly route: Omit<ResolvedRoute, 'name'> | undefined;
 }
 
-const ACTIONS = ['proxy', 'respond', 'redirect'] as const;
+const ACTIONS = ['proxy', 'respond', 'redirect', 'handler'] as const;
 
 /** Checks one route; every problem is reported under `path`. */
 export function normaliseRoute(
@@ -37,6 +40,7 @@ export function normaliseRoute(
   path: KeyPath,
   upstreams: UpstreamRegistry,
   problems: ProblemCollector,
+  baseDir: string,
 ): RoutePlan {
   const match = normaliseMatch(draft.match, [...path, 'match'], problems);
   const given = ACTIONS.filter((a) => draft[a] !== undefined);
@@ -46,7 +50,7 @@ export function normaliseRoute(
   if (given.length !== 1) {
     const message =
       given.length === 0
-        ? 'route has no action: give it one of proxy, respond or redirect'
+        ? 'route has no action: give it one of proxy, respond, redirect or handler'
         : `route has ${given.join(' and ')}: give it exactly one action`;
     if (!uncertain) problems.error(path, 'SLUICE_E_CONFIG_ROUTE_ACTION', message);
     // Check each of the actions anyway, so their own problems are reported in the same run.
@@ -54,12 +58,15 @@ export function normaliseRoute(
       normaliseProxy(draft.proxy, [...path, 'proxy'], match.path, upstreams, problems);
     if (draft.respond !== undefined) normaliseRespond(draft.respond, [...path, 'respond'], problems);
     if (draft.redirect !== undefined) normaliseRedirect(draft.redirect, [...path, 'redirect'], problems);
+    if (draft.handler !== undefined) normaliseHandler(draft.handler, [...path, 'handler'], baseDir, problems);
   } else if (draft.proxy !== undefined) {
     action = normaliseProxy(draft.proxy, [...path, 'proxy'], match.path, upstreams, problems);
   } else if (draft.respond !== undefined) {
     action = normaliseRespond(draft.respond, [...path, 'respond'], problems);
   } else if (draft.redirect !== undefined) {
     action = normaliseRedirect(draft.redirect, [...path, 'redirect'], problems);
+  } else if (draft.handler !== undefined) {
+    action = normaliseHandler(draft.handler, [...path, 'handler'], baseDir, problems);
   }
   return {
     explicitName: draft.name,
@@ -209,4 +216,25 @@ function normaliseRedirect(
     return undefined;
   }
   return { kind: 'redirect', status: draft.status ?? 302, to: draft.to };
+}
+
+const HANDLER_EXTENSIONS = /\.(ts|mts|cts|js|mjs|cjs)$/;
+
+/** A `handler:` module path, resolved next to the config file; it must exist. */
+function normaliseHandler(
+  text: string,
+  path: KeyPath,
+  baseDir: string,
+  problems: ProblemCollector,
+): HandlerAction | undefined {
+  const module = resolve(baseDir, text);
+  if (!HANDLER_EXTENSIONS.test(module)) {
+    problems.error(path, 'SLUICE_E_CONFIG_HANDLER', `${JSON.stringify(text)} is not a .ts or .js module`);
+    return undefined;
+  }
+  if (!existsSync(module)) {
+    problems.error(path, 'SLUICE_E_CONFIG_HANDLER', `handler module ${module} does not exist`);
+    return undefined;
+  }
+  return { kind: 'handler', module };
 }

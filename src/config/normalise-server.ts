@@ -21,6 +21,11 @@ export const DEFAULT_LIMITS: ResolvedLimits = {
   keepaliveTimeoutMs: 75_000,
   requestTimeoutMs: 60_000,
   maxConnections: 10_000,
+  // 4096 (capped by net.core.somaxconn) absorbs a burst of a thousand new connections; with
+  // nginx's 511, about a quarter of such a burst overflowed the accept queue and waited for a
+  // 1 s SYN retransmit.
+  backlog: 4096,
+  maxRequestsPerConnection: 1000,
 };
 
 /** A listen address with the node it was written at. */
@@ -53,6 +58,7 @@ export function normaliseServer(
   index: number,
   upstreams: UpstreamRegistry,
   problems: ProblemCollector,
+  baseDir: string,
 ): ServerPlan {
   const path: KeyPath = ['servers', index];
   const listen = normaliseListen(draft.listen, [...path, 'listen'], problems);
@@ -67,7 +73,9 @@ export function normaliseServer(
   });
 
   const plans = (draft.routes ?? []).map((route, i) =>
-    route === undefined ? undefined : normaliseRoute(route, [...path, 'routes', i], upstreams, problems),
+    route === undefined
+      ? undefined
+      : normaliseRoute(route, [...path, 'routes', i], upstreams, problems, baseDir),
   );
   const shadowing = new Map<string, number>();
   plans.forEach((plan, i) => {
@@ -209,6 +217,8 @@ function normaliseLimits(
     keepaliveTimeoutMs: durationOr(draft?.keepalive_timeout, DEFAULT_LIMITS.keepaliveTimeoutMs),
     requestTimeoutMs: durationOr(draft?.request_timeout, DEFAULT_LIMITS.requestTimeoutMs),
     maxConnections: draft?.max_connections ?? DEFAULT_LIMITS.maxConnections,
+    backlog: draft?.backlog ?? DEFAULT_LIMITS.backlog,
+    maxRequestsPerConnection: draft?.max_requests_per_connection ?? DEFAULT_LIMITS.maxRequestsPerConnection,
   };
   if (limits.headerTimeoutMs <= 0) {
     problems.error(

@@ -44,7 +44,7 @@ export function normaliseConfig(
   const upstreams = new UpstreamRegistry(draft.upstreams, options.declaredUpstreams, problems);
 
   const plans = (draft.servers ?? []).map((s, i) =>
-    s === undefined ? undefined : normaliseServer(s, i, upstreams, problems),
+    s === undefined ? undefined : normaliseServer(s, i, upstreams, problems, baseDir),
   );
   const names = assignUniqueNames(
     plans.map((p) =>
@@ -70,6 +70,10 @@ export function normaliseConfig(
     version: 1 as const,
     workers: draft.workers ?? 'auto',
     shutdownTimeoutMs: durationOr(draft.shutdown_timeout, DEFAULT_SHUTDOWN_TIMEOUT_MS),
+    user: draft.user ?? null,
+    group: draft.group ?? null,
+    pidFile: draft.pid_file === undefined ? null : resolve(baseDir, draft.pid_file),
+    allowRootHandlers: draft.allow_root_handlers ?? false,
     log: normaliseLog(draft.log, baseDir, problems),
     admin: adminListen === null ? null : { listen: adminListen.address },
     servers: named.map(({ plan, name }) => ({ name, ...plan.server })),

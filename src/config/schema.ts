@@ -58,6 +58,16 @@ const limitsSchema = z
     request_timeout: durationSchema.optional().meta({
       description: 'Time allowed to send the whole request, head and body; 0s disables. Default 60s.',
     }),
+    backlog: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .meta({ description: 'Listen queue length (capped by net.core.somaxconn). Default 4096.' }),
+    max_requests_per_connection: z.number().int().min(0).optional().meta({
+      description:
+        'Requests on one keep-alive connection before it is closed, so clients rebalance across workers; 0 = no limit. Default 1000.',
+    }),
     max_connections: z
       .number()
       .int()
@@ -159,6 +169,13 @@ const routeSchema = z.strictObject({
   proxy: proxySchema.optional(),
   respond: respondSchema.optional(),
   redirect: redirectSchema.optional(),
+  handler: z
+    .string()
+    .optional()
+    .meta({
+      description:
+        'A module (.ts or .js, relative to the config file) whose default export serves the route.',
+    }),
 });
 
 const serverSchema = z.strictObject({
@@ -331,6 +348,16 @@ export const sluiceConfigSchema = z
       })
       .optional()
       .meta({ description: 'Worker processes; auto = one per CPU core.' }),
+    user: z.string().optional().meta({ description: 'Drop to this user in the workers after binding.' }),
+    group: z.string().optional().meta({ description: "Drop to this group (default: the user's group)." }),
+    pid_file: z
+      .string()
+      .optional()
+      .meta({ description: 'Write the primary process id here (for sluice reload).' }),
+    allow_root_handlers: z
+      .boolean()
+      .optional()
+      .meta({ description: 'Let handler routes run as root (refused by default). Default false.' }),
     shutdown_timeout: durationSchema
       .optional()
       .meta({ description: 'Graceful drain deadline. Default 30s.' }),

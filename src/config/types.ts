@@ -25,6 +25,10 @@ export interface ResolvedLimits {
   /** 0 disables. */
   readonly requestTimeoutMs: number;
   readonly maxConnections: number;
+  /** Listen queue length. */
+  readonly backlog: number;
+  /** Requests per keep-alive connection before it is closed; 0 for no limit. */
+  readonly maxRequestsPerConnection: number;
 }
 
 /** How a route matches the path (nginx `location` kinds). */
@@ -78,7 +82,14 @@ export interface RedirectAction {
 }
 
 /** What a route does, by `kind`. */
-export type RouteAction = ProxyAction | RespondAction | RedirectAction;
+/** A route served by a user module (Node listener or `{ fetch }`). */
+export interface HandlerAction {
+  readonly kind: 'handler';
+  /** Absolute path of the module. */
+  readonly module: string;
+}
+
+export type RouteAction = ProxyAction | RespondAction | RedirectAction | HandlerAction;
 
 /** One route of a server, named and checked. */
 export interface ResolvedRoute {
@@ -190,6 +201,12 @@ export interface ResolvedConfig {
   /** Worker processes; `auto` resolved at start to the CPU count. */
   readonly workers: number | 'auto';
   readonly shutdownTimeoutMs: number;
+  /** Unprivileged user (and group) the workers run as, or null to stay as started. */
+  readonly user: string | null;
+  readonly group: string | null;
+  /** Where the primary writes its pid, or null. */
+  readonly pidFile: string | null;
+  readonly allowRootHandlers: boolean;
   readonly log: ResolvedLog;
   readonly admin: { readonly listen: ListenAddress } | null;
   readonly servers: readonly ResolvedServer[];

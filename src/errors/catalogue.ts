@@ -94,7 +94,7 @@ export const ERROR_CATALOGUE = {
   SLUICE_E_CONFIG_ROUTE_ACTION: {
     status: 0,
     title: 'a route needs exactly one action',
-    hint: 'give each route one of proxy, respond or redirect',
+    hint: 'give each route one of proxy, respond, redirect or handler',
   },
   SLUICE_E_CONFIG_REGEX: {
     status: 0,
@@ -115,6 +115,11 @@ export const ERROR_CATALOGUE = {
     status: 0,
     title: 'unknown variable',
     hint: 'use $remote_addr, $host, $scheme, $request_id, $request_uri, $http_<name> or $proxy_add_x_forwarded_for',
+  },
+  SLUICE_E_CONFIG_HANDLER: {
+    status: 0,
+    title: 'a handler module cannot be used',
+    hint: 'give the path of a .ts or .js file, relative to the config file, whose default export is a (req, res) listener or an object with fetch()',
   },
   SLUICE_E_CONFIG_VERSION: {
     status: 0,
@@ -195,6 +200,21 @@ export const ERROR_CATALOGUE = {
     status: 500,
     title: 'Internal Server Error',
     hint: 'an unexpected error; the log line with this error id has the details',
+  },
+  SLUICE_E_HANDLER_LOAD: {
+    status: 0,
+    title: 'a handler module cannot be loaded',
+    hint: 'the module must load without errors and default-export a (req, res) function or an object with fetch(request)',
+  },
+  SLUICE_E_HANDLER_ERROR: {
+    status: 500,
+    title: 'Internal Server Error',
+    hint: 'the handler threw or rejected; the log line with this error id has the stack',
+  },
+  SLUICE_E_HANDLER_ROOT: {
+    status: 0,
+    title: 'refusing to run handlers as root',
+    hint: 'set user: (and group:) to an unprivileged account, or allow_root_handlers: true if you really mean it',
   },
   SLUICE_E_CLI_USAGE: {
     status: 0,

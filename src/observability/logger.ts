@@ -1,12 +1,14 @@
 /**
- * Logs as JSON lines (pino): `time` in UTC ISO 8601, `level` as a word, `msg`. Writes go through
- * pino's asynchronous destination (SonicBoom) with a 4 KiB batch, so a request never waits on
- * log I/O; a 250 ms timer flushes partial batches. An unwritable destination costs one error line
- * on stderr, never the process. `reopen()` serves SIGUSR1 after logrotate.
+ * Logs as JSON lines (pino): `time` in UTC ISO 8601, `level` as a word, `msg`. Application logs
+ * and access lines of a process go through one `LineWriter` per destination: batched,
+ * asynchronous, line-atomic across worker processes. An unwritable destination costs one error
+ * line on stderr, never the process. `reopen()` serves SIGUSR1 after logrotate. The `pretty`
+ * format (for development) goes through pino-pretty instead.
  */
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { ResolvedLog } from '../config/types.js';
 import type { LineSink } from './access-log.js';
+import { LineWriter } from './line-writer.js';
 
 /** The application logger, where access lines go (none when `access: off`), and their lifecycle. */
 export interface Loggers {
@@ -19,23 +21,12 @@ export interface Loggers {
   reopen(): void;
   /** Writes out everything buffered, synchronously (before exit). */
   flush(): void;
-  /** Stops the flush timer and flushes. */
+  /** Flushes and stops. */
   close(): void;
 }
 
-type SonicBoom = DestinationStream & {
-  flush(cb?: (err?: Error) => void): void;
-  flushSync(): void;
-  reopen(file?: string): void;
-  on(event: 'error', cb: (err: Error) => void): void;
-  end(): void;
-};
-
-const BATCH_BYTES = 8 * 1024;
-const FLUSH_EVERY_MS = 250;
-
 /** Options shared by every sluice logger. */
-function loggerOptions(level: string): pino.LoggerOptions {
+export function loggerOptions(level: string): pino.LoggerOptions {
   return {
     level,
     messageKey: 'msg',
@@ -63,27 +54,16 @@ function loggerOptions(level: string): pino.LoggerOptions {
 
 /** Creates the loggers for a `log:` config. */
 export function createLoggers(log: ResolvedLog): Loggers {
-  const destinations: SonicBoom[] = [];
-  const files: SonicBoom[] = [];
-  let reported = false;
-  const open = (dest: number | string): SonicBoom => {
-    const d = pino.destination({
-      dest,
-      sync: false,
-      minLength: BATCH_BYTES,
-      mkdir: typeof dest === 'string',
-    }) as SonicBoom;
-    d.on('error', (err) => {
-      // Serving goes on without logs; say so once rather than once per request.
-      if (reported) return;
-      reported = true;
+  const writers: LineWriter[] = [];
+  const open = (target: number | string): LineWriter => {
+    const w = new LineWriter(target, (err) => {
+      // Serving goes on without logs; say so once per failure streak, not once per request.
       process.stderr.write(
-        `sluice: cannot write logs to ${String(dest)}: ${err.message}; serving continues\n`,
+        `sluice: cannot write logs to ${target === 1 ? 'stdout' : String(target)}: ${err.message}; serving continues\n`,
       );
     });
-    destinations.push(d);
-    if (typeof dest === 'string') files.push(d);
-    return d;
+    writers.push(w);
+    return w;
   };
 
   let app: Logger;
@@ -101,39 +81,37 @@ export function createLoggers(log: ResolvedLog): Loggers {
     }) as DestinationStream;
     app = pino(loggerOptions(log.level), pretty);
     if (log.access === 'stdout') access = app.child({}, { level: 'info' });
-    else if (log.access !== 'off') access = pino(loggerOptions('info'), open(log.access));
+    else if (log.access !== 'off') access = pino(loggerOptions('info'), safeOpen(open, log.access) ?? pretty);
   } else {
     const stdout = open(1);
     app = pino(loggerOptions(log.level), stdout);
     if (log.access === 'stdout') accessSink = stdout;
-    else if (log.access !== 'off') accessSink = open(log.access);
+    else if (log.access !== 'off') accessSink = safeOpen(open, log.access) ?? stdout;
   }
 
-  const timer = setInterval(() => {
-    for (const d of destinations) d.flush(() => undefined);
-  }, FLUSH_EVERY_MS);
-  timer.unref();
-
   const flush = () => {
-    for (const d of destinations) {
-      try {
-        d.flushSync();
-      } catch {
-        // Flushing an unwritable destination at exit is best effort.
-      }
-    }
+    for (const w of writers) w.flushSync();
   };
   return {
     app,
     access,
     accessSink,
     reopen: () => {
-      for (const d of files) d.reopen();
+      for (const w of writers) w.reopen();
     },
     flush,
-    close: () => {
-      clearInterval(timer);
-      flush();
-    },
+    close: flush,
   };
+}
+
+/** Opens a log file; when it cannot be opened, says so and falls back to stdout. */
+function safeOpen(open: (target: string) => LineWriter, path: string): LineWriter | null {
+  try {
+    return open(path);
+  } catch (err) {
+    process.stderr.write(
+      `sluice: cannot open log file ${path}: ${(err as Error).message}; logging to stdout\n`,
+    );
+    return null;
+  }
 }

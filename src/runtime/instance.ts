@@ -1,23 +1,32 @@
 /**
- * One running sluice in this process: listeners, upstream pools, the admin listener and the
- * loggers for one resolved config, with start, in-place reload and graceful close.
+ * One running sluice data plane in this process: listeners, upstreams, handler modules and the
+ * loggers for one resolved config, with start, in-place reload and graceful close. A worker
+ * process runs one; `createSluice()` runs one in the caller's process (then it also runs the
+ * health checks and the admin listener, which the primary runs in multi-process mode).
  *
  * Reload compiles the new config into fresh tables and swaps them into the listeners that stay;
  * listeners for new addresses are bound before any old one is closed, and upstream targets that
- * did not change keep their warm connection pools.
+ * did not change keep their warm connection pools and health.
  */
 import { AdminServer } from '../admin/admin-server.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { VERSION } from '../core/version.js';
-import { HealthChecker, type HealthTarget } from '../health/active-checker.js';
+import { type LoadedHandler, loadHandler } from '../handlers/load-handler.js';
+import { HealthChecker } from '../health/active-checker.js';
 import { JsonAccessLog, writeAccessLine } from '../observability/access-log.js';
 import { createLoggers, type Loggers } from '../observability/logger.js';
 import { probeTarget } from '../proxy/health-probe.js';
 import type { UpstreamSet } from '../proxy/upstream-set.js';
 import type { UpstreamTarget } from '../proxy/upstream-target.js';
 import type { Exchange, ExchangeObserver } from '../server/exchange.js';
-import { compileTables, type GatewayTables, type ListenerTable } from '../server/gateway-tables.js';
-import { HttpListener } from '../server/http-listener.js';
+import {
+  compileTables,
+  type GatewayTables,
+  handlerModules,
+  type ListenerTable,
+} from '../server/gateway-tables.js';
+import { HttpListener, type ListenOptions } from '../server/http-listener.js';
+import { healthTargets } from './health-targets.js';
 
 /** A bound address, as reported to users and tests. */
 export interface BoundAddress {
@@ -32,19 +41,37 @@ export interface SluiceAddresses {
   readonly admin: BoundAddress | null;
 }
 
-/** A running sluice for one resolved config. */
+/** How an instance runs: alone, or as a worker of a primary. */
+export interface InstanceOptions {
+  /** Loggers to use instead of creating them from the config (tests). */
+  readonly loggers?: Loggers;
+  /** Run active health checks here (alone) or receive results from the primary (worker). Default true. */
+  readonly healthChecks?: boolean;
+  /** Serve the admin listener here. Default true. */
+  readonly admin?: boolean;
+  /** How listeners bind (a worker may bind its own socket with SO_REUSEPORT). */
+  readonly listen?: ListenOptions;
+}
+
+/** A running data plane for one resolved config. */
 export class SluiceInstance {
-  #tables: GatewayTables;
+  #config: ResolvedConfig;
+  #tables: GatewayTables | null = null;
   readonly #listeners = new Map<string, HttpListener>();
+  readonly #handlers = new Map<string, LoadedHandler>();
   #admin: AdminServer | null = null;
   readonly #loggers: Loggers;
   readonly #ownsLoggers: boolean;
+  readonly #options: InstanceOptions;
   readonly #startedAt = Date.now();
   #state: 'new' | 'running' | 'closing' | 'closed' = 'new';
   readonly #jsonAccess: JsonAccessLog | null;
-  readonly #health: HealthChecker;
+  readonly #health: HealthChecker | null;
+  /** Requests answered by this instance (for the spread of load across workers). */
+  #served = 0;
   readonly #observer: ExchangeObserver = {
     finished: (x: Exchange) => {
+      this.#served++;
       if (this.#jsonAccess !== null) this.#jsonAccess.write(x);
       else if (this.#loggers.access !== null) writeAccessLine(this.#loggers.access, x);
     },
@@ -53,35 +80,48 @@ export class SluiceInstance {
         {
           upstream: x.upstream,
           target,
-          fail_timeout_ms: this.#tables.upstreams.find(x.upstream ?? '')?.config.failTimeoutMs,
+          fail_timeout_ms: this.#tables?.upstreams.find(x.upstream ?? '')?.config.failTimeoutMs,
         },
         'upstream target temporarily disabled',
       );
     },
+    handlerError: (x: Exchange, err: unknown) => {
+      this.#loggers.app.error(
+        { err, request_id: x.requestId, route: x.route?.name ?? null, path: x.path },
+        'handler failed; answered 500',
+      );
+    },
   };
 
-  constructor(config: ResolvedConfig, loggers?: Loggers) {
-    this.#tables = compileTables(config).tables;
-    this.#ownsLoggers = loggers === undefined;
-    this.#loggers = loggers ?? createLoggers(config.log);
+  constructor(config: ResolvedConfig, options: InstanceOptions = {}) {
+    this.#config = config;
+    this.#options = options;
+    this.#ownsLoggers = options.loggers === undefined;
+    this.#loggers = options.loggers ?? createLoggers(config.log);
     this.#jsonAccess = this.#loggers.accessSink === null ? null : new JsonAccessLog(this.#loggers.accessSink);
-    this.#health = new HealthChecker(
-      () => healthTargets(this.#tables.upstreams),
-      probeTarget,
-      (upstream, origin, up) => {
-        if (this.#tables.upstreams.setHealth(upstream, origin, up)) {
-          this.#loggers.app[up ? 'info' : 'warn'](
-            { upstream, target: origin },
-            up ? 'health check: target up' : 'health check: target down',
+    this.#health =
+      options.healthChecks === false
+        ? null
+        : new HealthChecker(
+            () => (this.#tables === null ? [] : healthTargets(this.#tables.upstreams)),
+            probeTarget,
+            (upstream, origin, up) => this.applyHealth(upstream, origin, up),
           );
-        }
-      },
-    );
   }
 
   /** The application logger. */
   get logger(): Loggers['app'] {
     return this.#loggers.app;
+  }
+
+  /** The config being served. */
+  get config(): ResolvedConfig {
+    return this.#config;
+  }
+
+  /** Requests answered so far. */
+  get served(): number {
+    return this.#served;
   }
 
   /** Reopens log files (SIGUSR1 after logrotate). */
@@ -90,26 +130,27 @@ export class SluiceInstance {
     this.#loggers.app.info('log files reopened');
   }
 
-  /** The config being served. */
-  get config(): ResolvedConfig {
-    return this.#tables.config;
-  }
-
-  /** Binds every listener; on a partial failure, closes what was opened and rethrows. */
+  /** Loads handlers, binds every listener; on a partial failure, closes what was opened and rethrows. */
   async start(): Promise<void> {
     if (this.#state !== 'new') throw new Error(`cannot start an instance that is ${this.#state}`);
     this.#state = 'running';
     try {
-      for (const [key, table] of this.#tables.listeners) {
+      await this.#loadHandlers(this.#config);
+      const { tables } = compileTables(this.#config, undefined, this.#handlers);
+      this.#tables = tables;
+      for (const [key, table] of tables.listeners) {
         const listener = this.#newListener(table);
         this.#listeners.set(key, listener);
         await listener.listen();
       }
-      await this.#startDns(this.#tables.upstreams);
-      this.#health.start();
-      const admin = this.#tables.config.admin;
-      if (admin !== null) {
-        this.#admin = new AdminServer(admin.listen, this.#adminControl());
+      await this.#startDns(tables.upstreams);
+      this.#health?.start();
+      const admin = this.#config.admin;
+      if (admin !== null && this.#options.admin !== false) {
+        this.#admin = new AdminServer(admin.listen, {
+          status: async () => this.status(),
+          upstreams: async () => this.upstreams(),
+        });
         await this.#admin.listen();
       }
     } catch (err) {
@@ -117,18 +158,23 @@ export class SluiceInstance {
       throw err;
     }
     this.#loggers.app.info(
-      { listen: this.addresses().servers.map((a) => a.key), config: this.#tables.config.hash },
+      { listen: this.addresses().servers.map((a) => a.key), config: this.#config.hash },
       'sluice started',
     );
   }
 
   /**
    * Serves a new config without dropping requests: new listeners first, then the swap, then the
-   * removed listeners and retired upstream targets are closed gracefully.
+   * removed listeners and retired upstream targets are closed gracefully. Handler modules already
+   * loaded stay loaded (a code change needs new processes: the primary rolls the workers).
    */
   async reload(config: ResolvedConfig): Promise<void> {
-    if (this.#state !== 'running') throw new Error(`cannot reload an instance that is ${this.#state}`);
-    const { tables, retired } = compileTables(config, this.#tables);
+    const current = this.#tables;
+    if (this.#state !== 'running' || current === null) {
+      throw new Error(`cannot reload an instance that is ${this.#state}`);
+    }
+    await this.#loadHandlers(config);
+    const { tables, retired } = compileTables(config, current, this.#handlers);
     await this.#startDns(tables.upstreams);
     const opened: HttpListener[] = [];
     try {
@@ -145,8 +191,9 @@ export class SluiceInstance {
       tables.upstreams.retire();
       throw err;
     }
-    this.#tables.upstreams.retire();
+    current.upstreams.retire();
     this.#tables = tables;
+    this.#config = config;
     const closing: Promise<void>[] = [];
     for (const [key, listener] of this.#listeners) {
       const table = tables.listeners.get(key);
@@ -163,27 +210,44 @@ export class SluiceInstance {
   }
 
   /** Stops accepting, drains requests in flight for up to `deadlineMs`, then closes everything. */
-  async close(deadlineMs = this.#tables.config.shutdownTimeoutMs): Promise<void> {
+  async close(deadlineMs = this.#config.shutdownTimeoutMs): Promise<void> {
     if (this.#state === 'closing' || this.#state === 'closed') return;
     this.#state = 'closing';
-    this.#health.stop();
+    this.#health?.stop();
     await Promise.all([...this.#listeners.values()].map((l) => l.close(deadlineMs)));
     this.#listeners.clear();
     await this.#admin?.close();
     this.#admin = null;
-    await this.#tables.upstreams.destroy();
+    await this.#tables?.upstreams.destroy();
+    for (const handler of this.#handlers.values()) {
+      try {
+        await handler.close();
+      } catch (err) {
+        this.#loggers.app.error({ err, module: handler.module }, 'handler close() failed');
+      }
+    }
     this.#state = 'closed';
     if (this.#ownsLoggers) this.#loggers.close();
+  }
+
+  /** Applies an active health-check result (from this instance's checker, or from the primary). */
+  applyHealth(upstream: string, origin: string, up: boolean): void {
+    if (this.#tables?.upstreams.setHealth(upstream, origin, up) && this.#health !== null) {
+      this.#loggers.app[up ? 'info' : 'warn'](
+        { upstream, target: origin },
+        up ? 'health check: target up' : 'health check: target down',
+      );
+    }
   }
 
   /** The addresses being served (ports resolved when the config asked for port 0). */
   addresses(): SluiceAddresses {
     const servers: BoundAddress[] = [];
     for (const [key, listener] of this.#listeners) {
-      const table = this.#tables.listeners.get(key);
+      const table = this.#tables?.listeners.get(key);
       if (table) servers.push({ key, host: table.address.host, port: listener.port });
     }
-    const adminAddress = this.#tables.config.admin?.listen;
+    const adminAddress = this.#config.admin?.listen;
     const admin =
       this.#admin && adminAddress
         ? { key: adminAddress.key, host: adminAddress.host, port: this.#admin.port }
@@ -191,21 +255,23 @@ export class SluiceInstance {
     return { servers, admin };
   }
 
+  /** Open client connections across listeners. */
+  connections(): number {
+    let n = 0;
+    for (const l of this.#listeners.values()) n += l.connections;
+    return n;
+  }
+
   /** The `/api/status` document. */
   status(): Record<string, unknown> {
-    const config = this.#tables.config;
+    const config = this.#config;
     return {
       version: VERSION,
       uptime_s: (Date.now() - this.#startedAt) / 1000,
       pid: process.pid,
-      workers: [{ pid: process.pid, uptime_s: process.uptime(), restarts: 0 }],
+      workers: [{ pid: process.pid, uptime_s: process.uptime(), restarts: 0, requests: this.#served }],
       config: { hash: config.hash, file: config.file },
-      servers: config.servers.map((s) => ({
-        name: s.name,
-        listen: s.listen.map((a) => a.key),
-        server_names: s.serverNames,
-        routes: s.routes.map((r) => ({ name: r.name, action: r.action.kind })),
-      })),
+      servers: describeServers(config),
       ...this.upstreams(),
     };
   }
@@ -213,7 +279,9 @@ export class SluiceInstance {
   /** The `/api/upstreams` document. */
   upstreams(): { upstreams: Record<string, unknown>[] } {
     const now = Date.now();
-    return { upstreams: [...this.#tables.upstreams.all()].map((u) => u.describe(now)) };
+    return {
+      upstreams: this.#tables === null ? [] : [...this.#tables.upstreams.all()].map((u) => u.describe(now)),
+    };
   }
 
   /**
@@ -221,16 +289,22 @@ export class SluiceInstance {
    * forgets the target's failures. Returns the target's origin, or null when there is no such target.
    */
   drainTarget(upstream: string, index: number): string | null {
-    const t = this.#tables.upstreams.find(upstream)?.drain(index) ?? null;
+    const t = this.#tables?.upstreams.find(upstream)?.drain(index) ?? null;
     if (t !== null) this.#loggers.app.info({ upstream, target: t.origin }, 'target draining');
     return t?.origin ?? null;
   }
 
   /** Sends requests to a drained or failed target again. */
   enableTarget(upstream: string, index: number): string | null {
-    const t = this.#tables.upstreams.find(upstream)?.enable(index) ?? null;
+    const t = this.#tables?.upstreams.find(upstream)?.enable(index) ?? null;
     if (t !== null) this.#loggers.app.info({ upstream, target: t.origin }, 'target enabled');
     return t?.origin ?? null;
+  }
+
+  async #loadHandlers(config: ResolvedConfig): Promise<void> {
+    for (const module of handlerModules(config)) {
+      if (!this.#handlers.has(module)) this.#handlers.set(module, await loadHandler(module));
+    }
   }
 
   async #startDns(set: UpstreamSet): Promise<void> {
@@ -246,26 +320,22 @@ export class SluiceInstance {
   }
 
   #newListener(table: ListenerTable): HttpListener {
-    return new HttpListener(table, this.#observer, (err, context) =>
-      this.#loggers.app.error({ err, ...context }, 'internal error while serving a request'),
+    return new HttpListener(
+      table,
+      this.#observer,
+      (err, context) =>
+        this.#loggers.app.error({ err, ...context }, 'internal error while serving a request'),
+      this.#options.listen,
     );
-  }
-
-  #adminControl() {
-    return { status: () => this.status(), upstreams: () => this.upstreams() };
   }
 }
 
-/** The health-check view of an upstream set: every target of every upstream with a health_check. */
-function healthTargets(set: UpstreamSet): HealthTarget[] {
-  const out: HealthTarget[] = [];
-  for (const u of set.all()) {
-    const check = u.config.healthCheck;
-    if (check === null) continue;
-    for (const t of u.targets) {
-      if (t.spec.down) continue;
-      out.push({ upstream: u.name, origin: t.origin, hostPort: t.hostPort, check, health: t.health });
-    }
-  }
-  return out;
+/** The servers of a config as `/api/status` shows them. */
+export function describeServers(config: ResolvedConfig): Record<string, unknown>[] {
+  return config.servers.map((s) => ({
+    name: s.name,
+    listen: s.listen.map((a) => a.key),
+    server_names: s.serverNames,
+    routes: s.routes.map((r) => ({ name: r.name, action: r.action.kind })),
+  }));
 }

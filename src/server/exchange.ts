@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { ERROR_CATALOGUE, type ErrorCode } from '../errors/catalogue.js';
+import type { HandlerExchange } from '../handlers/serve-handler.js';
 import type { ProxyExchange } from '../proxy/proxy-exchange.js';
 import { problemBody } from './error-response.js';
 import type { CompiledRoute, CompiledServer } from './gateway-tables.js';
@@ -16,10 +17,12 @@ export interface ExchangeObserver {
   finished(x: Exchange): void;
   /** A target reached `max_fails` and rests for `fail_timeout` (nginx: "upstream server temporarily disabled"). */
   targetDisabled(x: Exchange, target: string): void;
+  /** A user handler threw or rejected. */
+  handlerError(x: Exchange, err: unknown): void;
 }
 
 /** The state of one request. */
-export class Exchange implements ProxyExchange {
+export class Exchange implements ProxyExchange, HandlerExchange {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly requestId = nextRequestId();
@@ -32,6 +35,8 @@ export class Exchange implements ProxyExchange {
   server: CompiledServer | null = null;
   route: CompiledRoute | null = null;
   path = '';
+  /** The Host header as sent ('' when absent). */
+  hostHeader = '';
   query = '';
   hostName = '';
   remoteAddr = '';
@@ -120,6 +125,12 @@ export class Exchange implements ProxyExchange {
       ],
       body,
     );
+  }
+
+  handlerFailed(err: unknown): void {
+    if (this.#finished) return;
+    this.#observer.handlerError(this, err);
+    this.fail('SLUICE_E_HANDLER_ERROR', err);
   }
 
   targetDisabled(target: string): void {

@@ -16,6 +16,7 @@ import type {
   RespondAction,
 } from '../config/types.js';
 import { IpSet } from '../core/ip-set.js';
+import type { LoadedHandler } from '../handlers/load-handler.js';
 import { compileProxyRoute, type ProxyRoute } from '../proxy/proxy-route.js';
 import { UpstreamSet } from '../proxy/upstream-set.js';
 import type { UpstreamTarget } from '../proxy/upstream-target.js';
@@ -38,7 +39,13 @@ export interface CompiledRedirect {
   readonly to: Template;
 }
 
-export type CompiledAction = ProxyRoute | CompiledRespond | CompiledRedirect;
+/** A `handler` action with its module loaded. */
+export interface CompiledHandler {
+  readonly kind: 'handler';
+  readonly handler: LoadedHandler;
+}
+
+export type CompiledAction = ProxyRoute | CompiledRespond | CompiledRedirect | CompiledHandler;
 
 export interface CompiledRoute {
   readonly name: string;
@@ -73,9 +80,10 @@ export interface GatewayTables {
 export function compileTables(
   config: ResolvedConfig,
   previous?: GatewayTables,
+  handlers: ReadonlyMap<string, LoadedHandler> = new Map(),
 ): { tables: GatewayTables; retired: UpstreamTarget[] } {
   const { set: upstreams, retired } = UpstreamSet.build(config.upstreams, previous?.upstreams);
-  const servers = config.servers.map((s) => compileServer(s, upstreams));
+  const servers = config.servers.map((s) => compileServer(s, upstreams, handlers));
   const byAddress = new Map<string, { address: ListenAddress; servers: CompiledServer[] }>();
   for (const server of servers) {
     for (const address of server.config.listen) {
@@ -94,17 +102,25 @@ export function compileTables(
   return { tables: { config, listeners, upstreams }, retired };
 }
 
-function compileServer(config: ResolvedServer, upstreams: UpstreamSet): CompiledServer {
+function compileServer(
+  config: ResolvedServer,
+  upstreams: UpstreamSet,
+  handlers: ReadonlyMap<string, LoadedHandler>,
+): CompiledServer {
   return {
     name: config.name,
     config,
-    routes: new RouteTable(config.routes, (route) => compileRoute(route, upstreams)),
+    routes: new RouteTable(config.routes, (route) => compileRoute(route, upstreams, handlers)),
     trusted: config.trustedProxies.length > 0 ? new IpSet(config.trustedProxies) : null,
     limits: config.limits,
   };
 }
 
-function compileRoute(route: ResolvedRoute, upstreams: UpstreamSet): CompiledRoute {
+function compileRoute(
+  route: ResolvedRoute,
+  upstreams: UpstreamSet,
+  handlers: ReadonlyMap<string, LoadedHandler>,
+): CompiledRoute {
   const action = route.action;
   switch (action.kind) {
     case 'proxy':
@@ -116,6 +132,12 @@ function compileRoute(route: ResolvedRoute, upstreams: UpstreamSet): CompiledRou
       return { name: route.name, action: compileRespond(action) };
     case 'redirect':
       return { name: route.name, action: compileRedirect(action) };
+    case 'handler': {
+      const handler = handlers.get(action.module);
+      // Modules are loaded before compiling; a missing one is a programming error.
+      if (handler === undefined) throw new Error(`handler ${action.module} was not loaded`);
+      return { name: route.name, action: { kind: 'handler', handler } };
+    }
   }
 }
 
@@ -148,4 +170,13 @@ function templateParts(text: string): readonly TemplatePart[] {
 /** The body of a redirect answer: a short text naming the target, like nginx's. */
 export function redirectBody(status: number, location: string): string {
   return `${status} ${STATUS_CODES[status] ?? 'Redirect'}: ${location}\n`;
+}
+
+/** The handler modules a config uses. */
+export function handlerModules(config: ResolvedConfig): string[] {
+  const modules = new Set<string>();
+  for (const server of config.servers) {
+    for (const route of server.routes) if (route.action.kind === 'handler') modules.add(route.action.module);
+  }
+  return [...modules];
 }

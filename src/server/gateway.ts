@@ -10,6 +10,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { assertNever } from '../core/assert-never.js';
 import { clientFromForwardedFor, unmapIpv4 } from '../core/ip-set.js';
+import { serveHandler } from '../handlers/serve-handler.js';
 import { forward } from '../proxy/forward.js';
 import { normaliseHost } from '../router/host-table.js';
 import { normalisePath } from '../router/normalise-path.js';
@@ -44,6 +45,7 @@ export function handleRequest(
   x.contentLength = head.contentLength;
   x.expectContinue = head.expectContinue;
   x.upgrade = head.upgrade;
+  x.hostHeader = head.host;
   x.hostName = head.host === '' ? server.name : normaliseHost(head.host);
 
   const url = x.requestUri;
@@ -86,6 +88,10 @@ export function handleRequest(
       break;
     case 'redirect':
       redirect(x, action);
+      break;
+    case 'handler':
+      if (x.bodyKind === 'length' && x.contentLength > x.maxBody) x.fail('SLUICE_E_CLIENT_BODY_TOO_LARGE');
+      else serveHandler(x, action.handler);
       break;
     default:
       assertNever(action, 'route action');

@@ -12,6 +12,15 @@ import type { Exchange, ExchangeObserver } from './exchange.js';
 import { handleRequest } from './gateway.js';
 import type { ListenerTable } from './gateway-tables.js';
 
+/** How a listener binds its address. */
+export interface ListenOptions {
+  /**
+   * Bind an own socket with SO_REUSEPORT, so the kernel spreads connections across the workers
+   * (Node 22.12+); otherwise a cluster worker shares the primary's socket (round-robin).
+   */
+  readonly reusePort?: boolean;
+}
+
 /** Logs what a listener cannot attach to a request (internal errors). */
 export type ListenerErrorLog = (err: unknown, context: Record<string, unknown>) => void;
 
@@ -39,7 +48,15 @@ export class HttpListener {
   #draining = false;
   #idle: (() => void) | null = null;
 
-  constructor(table: ListenerTable, observer: ExchangeObserver, logError: ListenerErrorLog) {
+  readonly #listenOptions: ListenOptions;
+
+  constructor(
+    table: ListenerTable,
+    observer: ExchangeObserver,
+    logError: ListenerErrorLog,
+    listen: ListenOptions = {},
+  ) {
+    this.#listenOptions = listen;
     this.#table = table;
     this.#observer = observer;
     this.#logError = logError;
@@ -84,10 +101,16 @@ export class HttpListener {
       };
       this.#server.once('error', onError);
       // `[::]` is bound IPv6-only, as nginx does, so ":8080" (0.0.0.0) and "[::]:8080" can coexist.
-      // A backlog of 4096 (capped by net.core.somaxconn) absorbs a burst of a thousand new
-      // connections; with nginx's 511, about a quarter of such a burst overflowed the accept
-      // queue here and waited a 1 s SYN retransmit.
-      this.#server.listen({ host, port, backlog: 4096, ipv6Only: host === '::' }, () => {
+      const reusePort = this.#listenOptions.reusePort === true;
+      const options = {
+        host,
+        port,
+        backlog: this.#table.limits.backlog,
+        ipv6Only: host === '::',
+        exclusive: reusePort,
+        reusePort,
+      };
+      this.#server.listen(options, () => {
         this.#server.off('error', onError);
         this.#server.on('error', (err) => this.#logError(err, { listener: this.#table.address.key }));
         resolve();
@@ -124,6 +147,9 @@ export class HttpListener {
         : limits.headerTimeoutMs;
     s.keepAliveTimeout = limits.keepaliveTimeoutMs;
     s.maxHeadersCount = 0;
+    // Closing a keep-alive connection after N requests makes long-lived clients reconnect, and
+    // the new connection may land on another worker: requests spread, not just connections.
+    s.maxRequestsPerSocket = limits.maxRequestsPerConnection;
   }
 
   readonly #onConnection = (socket: Socket): void => {

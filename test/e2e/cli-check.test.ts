@@ -88,7 +88,7 @@ describe('sluice check (built CLI)', () => {
     // Positions counted by hand in test/fixtures/e2e/invalid.yaml.
     expect(r.stdout.split('\n')).toEqual([
       'invalid.yaml:5:25: SLUICE_E_CONFIG_SIZE servers[0].limits.max_body: "lots" is not a size (hint: write a number with a unit: 512b, 16kb, 10mb or 1gb (1kb = 1024 bytes))',
-      'invalid.yaml:7:9: SLUICE_E_CONFIG_ROUTE_ACTION servers[0].routes[0]: route has respond and redirect: give it exactly one action (hint: give each route one of proxy, respond or redirect)',
+      'invalid.yaml:7:9: SLUICE_E_CONFIG_ROUTE_ACTION servers[0].routes[0]: route has respond and redirect: give it exactly one action (hint: give each route one of proxy, respond, redirect or handler)',
       'invalid.yaml:14:9: SLUICE_E_CONFIG_UNKNOWN_KEY upstreams.be.targets[0]: unknown key "weigth"; did you mean "weight"? (hint: remove the key or correct its spelling; allowed here: url, weight, backup, down, max_conns, resolve)',
       '',
     ]);

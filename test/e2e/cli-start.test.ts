@@ -221,7 +221,7 @@ servers:
     expect(refused!.file).toBe('sluice.yaml');
     expect(refused!.problems).toEqual([
       'sluice.yaml:5:25: SLUICE_E_CONFIG_SIZE servers[0].limits.max_body: "lots" is not a size (hint: write a number with a unit: 512b, 16kb, 10mb or 1gb (1kb = 1024 bytes))',
-      'sluice.yaml:7:9: SLUICE_E_CONFIG_ROUTE_ACTION servers[0].routes[0]: route has respond and redirect: give it exactly one action (hint: give each route one of proxy, respond or redirect)',
+      'sluice.yaml:7:9: SLUICE_E_CONFIG_ROUTE_ACTION servers[0].routes[0]: route has respond and redirect: give it exactly one action (hint: give each route one of proxy, respond, redirect or handler)',
     ]);
     // Still the previous config: /new (from the last good reload) and the proxy route answer.
     expect((await request(port, '/new')).status).toBe(201);
@@ -295,7 +295,7 @@ describe('sluice start failures (built CLI)', () => {
     expect(exit.code).toBe(2);
     expect(p.stderr().split('\n')).toEqual([
       'bad.yaml:4:28: SLUICE_E_CONFIG_UNKNOWN_UPSTREAM servers[0].routes[0].proxy.upstream: unknown upstream "nowhere"; no upstreams are defined (hint: define it under upstreams:, or use proxy.url for a single target)',
-      'bad.yaml:5:9: SLUICE_E_CONFIG_ROUTE_ACTION servers[0].routes[1]: route has respond and redirect: give it exactly one action (hint: give each route one of proxy, respond or redirect)',
+      'bad.yaml:5:9: SLUICE_E_CONFIG_ROUTE_ACTION servers[0].routes[1]: route has respond and redirect: give it exactly one action (hint: give each route one of proxy, respond, redirect or handler)',
       '',
     ]);
     expect(p.stdout()).toBe('');

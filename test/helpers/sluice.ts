@@ -62,7 +62,7 @@ export function resolve(config: SluiceConfigInput) {
 /** Starts sluice in this process with `config` (use port 0 in listen addresses). */
 export async function startSluice(config: SluiceConfigInput): Promise<TestSluice> {
   const { loggers, logs } = memoryLoggers();
-  const instance = new SluiceInstance(resolve(config), loggers);
+  const instance = new SluiceInstance(resolve(config), { loggers });
   await instance.start();
   const port = instance.addresses().servers[0]!.port;
   const accessLines = () => logs.filter((l) => l.msg === 'request');

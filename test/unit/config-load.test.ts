@@ -41,6 +41,16 @@ describe('the full fixture', async () => {
     expect(c.file).toBe(resolve(FULL));
     expect(c.workers).toBe('auto');
     expect(c.shutdownTimeoutMs).toBe(30_000);
+    expect([c.user, c.group, c.pidFile, c.allowRootHandlers]).toEqual([
+      'nobody',
+      'nogroup',
+      resolve('test/fixtures/config/valid/run/sluice.pid'),
+      false,
+    ]);
+    expect(web.routes.at(-1)?.action).toEqual({
+      kind: 'handler',
+      module: resolve('test/fixtures/config/handlers/app.ts'),
+    });
     expect(c.log).toEqual({
       level: 'info',
       access: resolve('test/fixtures/config/valid/logs/access.log'),
@@ -73,6 +83,8 @@ describe('the full fixture', async () => {
       keepaliveTimeoutMs: 75_000,
       requestTimeoutMs: 60_000,
       maxConnections: 10_000,
+      backlog: 4096,
+      maxRequestsPerConnection: 1000,
     });
   });
 
@@ -233,6 +245,8 @@ describe('defaults', () => {
           keepaliveTimeoutMs: 75_000,
           requestTimeoutMs: 60_000,
           maxConnections: 10_000,
+          backlog: 4096,
+          maxRequestsPerConnection: 1000,
         },
         routes: [
           {
@@ -432,7 +446,7 @@ describe('problems in YAML', () => {
     // The anchor's holder is an unknown top-level key; the merged route itself is fine.
     const result = loadConfigText(text, 'm.yaml', {});
     expect(lines(result)).toEqual([
-      'm.yaml:1:1: SLUICE_E_CONFIG_UNKNOWN_KEY unknown key "x-route" (hint: remove the key or correct its spelling; allowed here: $schema, version, workers, shutdown_timeout, log, admin, servers, upstreams)',
+      'm.yaml:1:1: SLUICE_E_CONFIG_UNKNOWN_KEY unknown key "x-route" (hint: remove the key or correct its spelling; allowed here: $schema, version, workers, user, group, pid_file, allow_root_handlers, shutdown_timeout, log, admin, servers, upstreams)',
     ]);
   });
 });

@@ -1,0 +1,88 @@
+/**
+ * Loads a user module for `handler:` routes and `sluice serve`: its default export is either a
+ * Node request listener `(req, res) => void` or an object with `fetch(request)` (Hono, itty,
+ * Elysia-on-Node and other fetch-style apps run as they are). A `close()` export (or a `close`
+ * method on the default export) is called on shutdown.
+ *
+ * TypeScript modules are imported natively where Node strips types (Node 22.18+/23.6+ report
+ * `process.features.typescript`), and compiled on load with tsx everywhere else (Node 20).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pathToFileURL } from 'node:url';
+import { SluiceError } from '../errors/sluice-error.js';
+
+/** A Node request listener. */
+export type NodeListener = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+/** A fetch-style app. */
+export interface FetchApp {
+  fetch(request: Request, ...rest: unknown[]): Response | Promise<Response>;
+}
+
+/** A loaded handler module. */
+export type LoadedHandler =
+  | {
+      readonly kind: 'listener';
+      readonly module: string;
+      readonly listener: NodeListener;
+      close(): Promise<void>;
+    }
+  | { readonly kind: 'fetch'; readonly module: string; readonly app: FetchApp; close(): Promise<void> };
+
+const TS = /\.[mc]?ts$/;
+
+/** Imports `module` (absolute path) and checks its default export. */
+export async function loadHandler(module: string): Promise<LoadedHandler> {
+  let mod: Record<string, unknown>;
+  try {
+    const url = pathToFileURL(module).href;
+    if (TS.test(module) && !(process.features as { typescript?: unknown }).typescript) {
+      const { tsImport } = await import('tsx/esm/api');
+      mod = (await tsImport(url, import.meta.url)) as Record<string, unknown>;
+    } else {
+      mod = (await import(url)) as Record<string, unknown>;
+    }
+  } catch (err) {
+    throw new SluiceError('SLUICE_E_HANDLER_LOAD', `cannot load handler ${module}: ${firstLine(err)}`, {
+      cause: err,
+    });
+  }
+  let exported = mod.default;
+  // A .ts module compiled to CommonJS (a package without "type": "module") arrives wrapped once more.
+  if (isObject(exported) && exported.__esModule === true && 'default' in exported)
+    exported = exported.default;
+  const closer =
+    typeof mod.close === 'function'
+      ? mod.close
+      : isObject(exported) && typeof exported.close === 'function'
+        ? exported.close.bind(exported)
+        : null;
+  const close = async () => {
+    if (closer !== null) await (closer as () => unknown)();
+  };
+  if (typeof exported === 'function') {
+    return { kind: 'listener', module, listener: exported as NodeListener, close };
+  }
+  if (isObject(exported) && typeof exported.fetch === 'function') {
+    const app = exported as unknown as FetchApp;
+    return { kind: 'fetch', module, app, close };
+  }
+  throw new SluiceError(
+    'SLUICE_E_HANDLER_LOAD',
+    `handler ${module} must default-export a (req, res) function or an object with fetch(request); it exports ${describe(exported)}`,
+  );
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null;
+}
+
+function describe(v: unknown): string {
+  if (v === undefined) return 'no default';
+  if (v === null) return 'null';
+  return isObject(v) ? `an object with keys ${Object.keys(v).join(', ') || '(none)'}` : `a ${typeof v}`;
+}
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+}
