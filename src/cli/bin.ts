@@ -36,11 +36,53 @@ program
   });
 
 program
+  .command('reload')
+  .description('validate the config file, then ask the running sluice to reload it and print the outcome')
+  .option('-c, --config <file>', 'config file (default ./sluice.yaml)')
+  .action(async (opts: { config?: string }) => {
+    const { runReload } = await import('./commands/reload.js');
+    process.exitCode = await runReload(opts);
+  });
+
+program
+  .command('serve')
+  .description('run one handler module (.ts or .js; a (req, res) listener or { fetch }) on every core')
+  .argument('<app>', 'the handler module')
+  .option('--port <port>', 'port to listen on (default $PORT, else 3000)', parsePort)
+  .option('--host <host>', 'address to listen on (default 0.0.0.0)')
+  .option('--workers <n>', 'worker processes (default: one per CPU core)', parsePositiveInt)
+  .option('--user <user>', 'run the workers as this user (when started as root)')
+  .option('--group <group>', "and this group (default: the user's)")
+  .option('--allow-root', 'let the handler run as root (refused by default)')
+  .action(
+    async (
+      app: string,
+      opts: {
+        port?: number;
+        host?: string;
+        workers?: number;
+        user?: string;
+        group?: string;
+        allowRoot?: boolean;
+      },
+    ) => {
+      const { runServe } = await import('./commands/serve.js');
+      process.exit(await runServe(app, opts));
+    },
+  );
+
+program
   .command('version')
   .description('print the version')
   .action(() => {
     process.stdout.write(`sluice ${VERSION} (node ${process.version})\n`);
   });
+
+function parsePort(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`not a port: ${value}`);
+  return n;
+}
 
 function parsePositiveInt(value: string): number {
   const n = Number(value);

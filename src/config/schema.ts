@@ -169,13 +169,9 @@ const routeSchema = z.strictObject({
   proxy: proxySchema.optional(),
   respond: respondSchema.optional(),
   redirect: redirectSchema.optional(),
-  handler: z
-    .string()
-    .optional()
-    .meta({
-      description:
-        'A module (.ts or .js, relative to the config file) whose default export serves the route.',
-    }),
+  handler: z.string().optional().meta({
+    description: 'A module (.ts or .js, relative to the config file) whose default export serves the route.',
+  }),
 });
 
 const serverSchema = z.strictObject({

@@ -196,6 +196,16 @@ export const ERROR_CATALOGUE = {
     title: 'Service Unavailable',
     hint: 'this process is shutting down; the request was refused before it was read, so it is safe to retry',
   },
+  SLUICE_E_RUNTIME_PRIVILEGES: {
+    status: 0,
+    title: 'cannot drop privileges',
+    hint: 'check that user: and group: exist on this host (getent passwd NAME) and that sluice starts as root',
+  },
+  SLUICE_E_RUNTIME_WORKER: {
+    status: 0,
+    title: 'a worker process failed',
+    hint: 'the log lines before this one say why; a worker that keeps crashing is not restarted (crash loop)',
+  },
   SLUICE_E_RUNTIME_INTERNAL: {
     status: 500,
     title: 'Internal Server Error',
@@ -225,3 +235,8 @@ export const ERROR_CATALOGUE = {
 
 /** Every permanent error code. */
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/** Whether a string (from IPC, say) is a catalogue code. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERROR_CATALOGUE, code);
+}

@@ -159,7 +159,8 @@ export class SluiceInstance {
     }
     this.#loggers.app.info(
       { listen: this.addresses().servers.map((a) => a.key), config: this.#config.hash },
-      'sluice started',
+      // A worker's start is one of several; the primary announces the whole.
+      this.#options.admin === false ? 'worker ready' : 'sluice started',
     );
   }
 
@@ -205,7 +206,10 @@ export class SluiceInstance {
       }
     }
     closing.push(...retired.map((t: UpstreamTarget) => t.close()));
-    this.#loggers.app.info({ config: config.hash }, 'config reloaded');
+    this.#loggers.app.info(
+      { config: config.hash },
+      this.#options.admin === false ? 'worker reloaded' : 'config reloaded',
+    );
     await Promise.all(closing);
   }
 

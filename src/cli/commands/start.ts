@@ -1,14 +1,14 @@
 /**
- * `sluice start [-c FILE] [--workers N]`: serve in the foreground until SIGTERM or SIGINT.
- * SIGHUP reloads the config file (a bad file is refused whole and the running config stays);
- * SIGUSR1 reopens log files. Without -c and without ./sluice.yaml, it runs the demo stack.
+ * `sluice start [-c FILE] [--workers N]`: run the primary and its workers in the foreground until
+ * SIGTERM or SIGINT. SIGHUP reloads the config file (a bad file is refused whole and the running
+ * config stays); SIGUSR1 reopens log files. Without -c and without ./sluice.yaml: the demo stack.
  */
 import { loadConfigFile, resolveConfigObject } from '../../config/load.js';
 import { formatProblem } from '../../config/problem.js';
 import type { ResolvedConfig } from '../../config/types.js';
 import { type DemoStack, startDemoStack } from '../../demo/demo-stack.js';
 import { SluiceError } from '../../errors/sluice-error.js';
-import { SluiceInstance } from '../../runtime/instance.js';
+import { Primary } from '../../runtime/primary.js';
 import { defaultConfigFile } from '../config-source.js';
 
 /** Runs until stopped; returns the exit code. */
@@ -31,70 +31,81 @@ export async function runStart(opts: { config?: string; workers?: number }): Pro
     for (const w of result.warnings) process.stderr.write(`${formatProblem(w, 'warning')}\n`);
     config = result.config;
   }
-  if (opts.workers !== undefined) config = { ...config, workers: opts.workers };
+  const workers = opts.workers;
+  const withFlags = (c: ResolvedConfig): ResolvedConfig => (workers === undefined ? c : { ...c, workers });
+  const reloadSource =
+    file === null
+      ? null
+      : async () => {
+          const result = await loadConfigFile(file);
+          return result.ok ? { ...result, config: withFlags(result.config) } : result;
+        };
+  return runPrimary(withFlags(config), file, reloadSource, demo);
+}
 
-  const instance = new SluiceInstance(config);
+/** Starts a primary for `config` and serves until a stop signal; shared by start and serve. */
+export async function runPrimary(
+  config: ResolvedConfig,
+  file: string | null,
+  reloadSource: ConstructorParameters<typeof Primary>[1]['reloadSource'],
+  demo: DemoStack | null = null,
+  banner?: (primary: Primary) => Promise<void>,
+): Promise<number> {
+  let fatal: (code: number) => void = () => undefined;
+  const primary = new Primary(config, {
+    file,
+    reloadSource,
+    onFatal: (err) => {
+      primary.logger.fatal({ code: err.code }, err.message);
+      fatal(1);
+    },
+  });
   try {
-    await instance.start();
+    await primary.start();
   } catch (err) {
     await demo?.close();
     if (err instanceof SluiceError) {
       process.stderr.write(`sluice: ${err.code} ${err.message} (hint: ${err.hint})\n`);
-      return 1;
+      return err.code === 'SLUICE_E_HANDLER_ROOT' ? 2 : 1;
     }
     throw err;
   }
-  if (demo !== null) printDemoBanner(demo, instance);
+  if (demo !== null) await printDemoBanner(demo, primary);
+  else if (banner !== undefined) await banner(primary);
 
   return await new Promise<number>((resolve) => {
     let stopping = false;
-    const stop = (signal: NodeJS.Signals) => {
+    const stop = (signal: NodeJS.Signals | null, code: number) => {
       if (stopping) {
         // A second signal: the user does not want to wait for the drain.
-        instance.logger.warn({ signal }, 'second signal, exiting now');
+        primary.logger.warn({ signal }, 'second signal, exiting now');
         resolve(1);
         return;
       }
       stopping = true;
-      instance.logger.info({ signal, deadline_ms: instance.config.shutdownTimeoutMs }, 'stopping');
-      void instance
-        .close()
+      primary.logger.info({ signal, deadline_ms: primary.config.shutdownTimeoutMs }, 'stopping');
+      void primary
+        .stop()
         .then(() => demo?.close())
-        .then(() => resolve(0));
+        .then(() => resolve(code));
     };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
+    fatal = (code) => stop(null, code);
+    process.on('SIGTERM', () => stop('SIGTERM', 0));
+    process.on('SIGINT', () => stop('SIGINT', 0));
     process.on('SIGHUP', () => {
-      if (file === null) {
-        instance.logger.warn('SIGHUP ignored: the demo stack has no config file to reload');
+      if (reloadSource === null) {
+        primary.logger.warn('SIGHUP ignored: there is no config file to reload');
         return;
       }
-      void reloadFromFile(instance, file);
+      void primary.reloadFromFile();
     });
-    process.on('SIGUSR1', () => instance.reopenLogs());
+    process.on('SIGUSR1', () => primary.reopenLogs());
   });
 }
 
-async function reloadFromFile(instance: SluiceInstance, file: string): Promise<void> {
-  const result = await loadConfigFile(file);
-  if (!result.ok) {
-    instance.logger.error(
-      { file, problems: result.problems.map((p) => formatProblem(p)) },
-      'config reload refused; still serving the previous config',
-    );
-    return;
-  }
-  try {
-    await instance.reload(result.config);
-  } catch (err) {
-    instance.logger.error({ err, file }, 'config reload failed; still serving the previous config');
-  }
-}
-
-function printDemoBanner(demo: DemoStack, instance: SluiceInstance): void {
-  const { servers, admin } = instance.addresses();
-  const gateway = servers[0];
-  const base = `http://127.0.0.1:${gateway?.port}`;
+async function printDemoBanner(demo: DemoStack, primary: Primary): Promise<void> {
+  const { servers, adminPort } = await primary.addresses();
+  const base = `http://127.0.0.1:${servers[0]?.port}`;
   const lines = [
     '',
     'sluice demo stack',
@@ -103,12 +114,14 @@ function printDemoBanner(demo: DemoStack, instance: SluiceInstance): void {
         `  backend  ${b.name.padEnd(8)} http://127.0.0.1:${b.port}  (answers with its name and the path; /slow waits 2 s)`,
     ),
     `  gateway  demo     ${base}  (round-robin over ${demo.backends.map((b) => b.name).join(' and ')})`,
-    admin ? `  admin             http://127.0.0.1:${admin.port}  (status page and /api/status)` : '',
+    adminPort !== null
+      ? `  admin             http://127.0.0.1:${adminPort}  (status page and /api/status)`
+      : '',
     '',
     'Try:',
     `  curl ${base}/hello ; curl ${base}/hello        # two answers, two backends`,
     `  time (for i in $(seq 200); do curl -s ${base}/slow > /dev/null & done; wait)   # 200 concurrent 2 s requests, about 2 s`,
-    admin ? `  curl http://127.0.0.1:${admin.port}/api/status` : '',
+    adminPort !== null ? `  curl http://127.0.0.1:${adminPort}/api/status` : '',
     '',
     'Stop with Ctrl-C. Write a sluice.yaml (see docs/config.md) and run sluice start -c sluice.yaml.',
     '',

@@ -1,0 +1,47 @@
+/**
+ * `sluice serve APP [--port P] [--host H] [--workers N]`: run one handler module on every core,
+ * no config file needed. The port defaults to $PORT, else 3000; the host to 0.0.0.0.
+ */
+import { resolveConfigObject } from '../../config/load.js';
+import { formatProblem } from '../../config/problem.js';
+import type { SluiceConfigInput } from '../../config/schema.js';
+import { runPrimary } from './start.js';
+
+/** Serves `app`; returns the exit code. */
+export async function runServe(
+  app: string,
+  opts: {
+    port?: number;
+    host?: string;
+    workers?: number;
+    user?: string;
+    group?: string;
+    allowRoot?: boolean;
+  },
+): Promise<number> {
+  const port = opts.port ?? (process.env.PORT === undefined ? 3000 : Number(process.env.PORT));
+  const host = opts.host ?? '0.0.0.0';
+  const input: SluiceConfigInput = {
+    workers: opts.workers ?? 'auto',
+    ...(opts.user === undefined ? {} : { user: opts.user }),
+    ...(opts.group === undefined ? {} : { group: opts.group }),
+    ...(opts.allowRoot ? { allow_root_handlers: true } : {}),
+    log: { access: 'stdout' },
+    servers: [
+      {
+        name: 'app',
+        listen: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`,
+        routes: [{ name: 'app', handler: app }],
+      },
+    ],
+  };
+  const result = resolveConfigObject(input, null);
+  if (!result.ok) {
+    for (const p of result.problems) process.stderr.write(`${formatProblem(p)}\n`);
+    return 2;
+  }
+  return runPrimary(result.config, null, null, null, async (primary) => {
+    const { servers } = await primary.addresses();
+    primary.logger.info({ app, url: `http://${host}:${servers[0]?.port ?? port}` }, 'serving');
+  });
+}

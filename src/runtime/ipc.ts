@@ -1,0 +1,50 @@
+/** The messages between the primary and its workers (Node's cluster IPC channel, JSON). */
+import type { ResolvedConfig } from '../config/types.js';
+
+/** What a worker reports about itself. */
+export interface WorkerStats {
+  readonly pid: number;
+  /** Requests answered since the worker started. */
+  readonly served: number;
+  /** Open client connections. */
+  readonly connections: number;
+  /** The worker's view of its upstreams (requests in flight, passive failures). */
+  readonly upstreams: readonly Record<string, unknown>[];
+  /** The addresses it listens on. */
+  readonly addresses: readonly { key: string; host: string; port: number }[];
+}
+
+/** Primary → worker. */
+export type ToWorker =
+  | { readonly type: 'start'; readonly config: ResolvedConfig; readonly reusePort: boolean }
+  | { readonly type: 'reload'; readonly id: number; readonly config: ResolvedConfig }
+  | { readonly type: 'shutdown'; readonly deadlineMs: number }
+  | { readonly type: 'reopen-logs' }
+  | { readonly type: 'health'; readonly upstream: string; readonly origin: string; readonly up: boolean }
+  | {
+      readonly type: 'target';
+      readonly id: number;
+      readonly action: 'drain' | 'enable';
+      readonly upstream: string;
+      readonly index: number;
+    }
+  | { readonly type: 'query'; readonly id: number };
+
+/** Worker → primary. */
+export type FromWorker =
+  /** Sent once the worker listens for messages: anything sent earlier would be lost. */
+  | { readonly type: 'hello' }
+  | { readonly type: 'ready' }
+  | { readonly type: 'start-failed'; readonly error: string; readonly code: string | null }
+  | { readonly type: 'reloaded'; readonly id: number; readonly error: string | null }
+  | { readonly type: 'target-result'; readonly id: number; readonly origin: string | null }
+  | { readonly type: 'stats'; readonly id: number; readonly stats: WorkerStats };
+
+/** Whether an IPC message is one of ours (the channel also carries Node's internal messages). */
+export function isFromWorker(message: unknown): message is FromWorker {
+  return (
+    typeof message === 'object' &&
+    message !== null &&
+    typeof (message as { type?: unknown }).type === 'string'
+  );
+}

@@ -1,0 +1,627 @@
+/**
+ * The primary process: it validates configs, forks and supervises the workers, rolls them on
+ * reload, runs the active health checks once for the node and feeds every worker, serves the
+ * admin listener, and writes the pid file. It serves no traffic itself.
+ *
+ *   start ─▶ fork N workers ─▶ each: drop privileges, load handlers, listen ─▶ 'ready'
+ *   reload ─▶ validate ─▶ swap in place (routes, upstreams) | roll (new workers ready ─▶ old drain)
+ *   crash ─▶ restart with backoff ─▶ 5 crashes in 60 s: crash loop, reported, not restarted
+ *   stop ─▶ every worker drains (shutdown_timeout) ─▶ exit
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { AdminServer } from '../admin/admin-server.js';
+import type { ConfigResult } from '../config/load.js';
+import { formatProblem } from '../config/problem.js';
+import type { ResolvedConfig } from '../config/types.js';
+import { VERSION } from '../core/version.js';
+import { isErrorCode } from '../errors/catalogue.js';
+import { SluiceError } from '../errors/sluice-error.js';
+import { HealthChecker } from '../health/active-checker.js';
+import { createLoggers, type Loggers } from '../observability/logger.js';
+import { probeTarget } from '../proxy/health-probe.js';
+import { UpstreamSet } from '../proxy/upstream-set.js';
+import { handlerModules } from '../server/gateway-tables.js';
+import { CrashTracker } from './crash-tracker.js';
+import { healthTargets } from './health-targets.js';
+import { describeServers } from './instance.js';
+import { type FromWorker, isFromWorker, type ToWorker, type WorkerStats } from './ipc.js';
+import { listenFacts, useReusePort } from './listen-mode.js';
+import { planReload } from './reload-plan.js';
+
+/** How long a new worker may take to load its handlers and listen. */
+const READY_TIMEOUT_MS = 30_000;
+/** How long the primary waits for a worker to answer a query. */
+const QUERY_TIMEOUT_MS = 1000;
+
+/** The outcome of a reload, as logged, returned and shown by /api/status. */
+export interface ReloadOutcome {
+  readonly ok: boolean;
+  readonly at: string;
+  readonly config: string;
+  readonly how: 'swap' | 'roll' | 'refused' | 'failed';
+  readonly problems: readonly string[];
+}
+
+interface Slot {
+  readonly index: number;
+  worker: Worker | null;
+  startedAt: number;
+  restarts: number;
+  readonly crashes: CrashTracker;
+  state: 'starting' | 'ready' | 'restarting' | 'crash-loop';
+  timer: NodeJS.Timeout | null;
+}
+
+/** Worker counts from `workers:`. */
+export function workerCount(config: ResolvedConfig): number {
+  return config.workers === 'auto' ? availableParallelism() : config.workers;
+}
+
+/** What the primary needs besides its config. */
+export interface PrimaryOptions {
+  /** The config file as the user named it (for log lines), or null. */
+  readonly file: string | null;
+  /** Reads the config file again for a reload; null when the config did not come from a file. */
+  readonly reloadSource: (() => Promise<ConfigResult>) | null;
+  /** Called when every worker is in a crash loop: nothing is serving. */
+  readonly onFatal: (err: SluiceError) => void;
+}
+
+/** The supervising process of a multi-process sluice. */
+export class Primary {
+  #config: ResolvedConfig;
+  readonly #options: PrimaryOptions;
+  readonly #loggers: Loggers;
+  #slots: Slot[] = [];
+  readonly #retiring = new Set<Worker>();
+  #upstreams: UpstreamSet;
+  readonly #health: HealthChecker;
+  #admin: AdminServer | null = null;
+  #reusePort = false;
+  #stopping = false;
+  #reloading: Promise<ReloadOutcome> | null = null;
+  #lastReload: ReloadOutcome | null = null;
+  readonly #reloads = { success: 0, failure: 0 };
+  readonly #startedAt = Date.now();
+  #messageId = 0;
+  readonly #pending = new Map<number, (message: FromWorker) => void>();
+
+  constructor(config: ResolvedConfig, options: PrimaryOptions) {
+    this.#config = config;
+    this.#options = options;
+    this.#loggers = createLoggers(config.log);
+    this.#upstreams = UpstreamSet.build(config.upstreams).set;
+    this.#health = new HealthChecker(
+      () => healthTargets(this.#upstreams),
+      probeTarget,
+      (upstream, origin, up) => this.#applyHealth(upstream, origin, up),
+    );
+  }
+
+  /** The primary's logger. */
+  get logger(): Loggers['app'] {
+    return this.#loggers.app;
+  }
+
+  /** The config being served. */
+  get config(): ResolvedConfig {
+    return this.#config;
+  }
+
+  /** The last reload's outcome. */
+  get lastReload(): ReloadOutcome | null {
+    return this.#lastReload;
+  }
+
+  /** Forks the workers and waits until every one listens; starts health checks and the admin API. */
+  async start(): Promise<void> {
+    refuseRootHandlers(this.#config);
+    setupCluster();
+    this.#reusePort = useReusePort(this.#config, listenFacts());
+    const count = workerCount(this.#config);
+    try {
+      const workers = await this.#forkMany(this.#config, count);
+      this.#slots = workers.map((worker, index) => this.#newSlot(index, worker));
+      await this.#upstreams.startDns();
+      this.#health.start();
+      await this.#startAdmin();
+      if (this.#config.pidFile !== null) writeFileSync(this.#config.pidFile, `${process.pid}\n`);
+    } catch (err) {
+      await this.#killAll();
+      throw err;
+    }
+    this.#loggers.app.info(
+      {
+        workers: this.#slots.map((s) => s.worker?.process.pid),
+        listen: this.#config.servers.flatMap((s) => s.listen.map((a) => a.key)),
+        mode: this.#reusePort ? 'reuseport' : 'round-robin',
+        config: this.#config.hash,
+      },
+      'sluice started',
+    );
+  }
+
+  #newSlot(index: number, worker: Worker): Slot {
+    const slot: Slot = {
+      index,
+      worker,
+      startedAt: Date.now(),
+      restarts: 0,
+      crashes: new CrashTracker(),
+      state: 'ready',
+      timer: null,
+    };
+    this.#watch(slot, worker);
+    return slot;
+  }
+
+  /** Restarts the slot's worker when it dies unexpectedly. */
+  #watch(slot: Slot, worker: Worker): void {
+    worker.on('exit', (code, signal) => {
+      if (slot.worker !== worker || this.#stopping) return;
+      slot.worker = null;
+      const decision = slot.crashes.crashed(Date.now());
+      if ('crashLoop' in decision) {
+        slot.state = 'crash-loop';
+        this.#loggers.app.error(
+          { slot: slot.index, crashes: decision.crashes, window_s: 60 },
+          'worker crash loop: not restarting it until the next reload',
+        );
+        if (this.#slots.every((s) => s.state === 'crash-loop')) {
+          this.#options.onFatal(
+            new SluiceError('SLUICE_E_RUNTIME_WORKER', 'every worker is in a crash loop; nothing is serving'),
+          );
+        }
+        return;
+      }
+      slot.state = 'restarting';
+      this.#loggers.app.warn(
+        { slot: slot.index, pid: worker.process.pid, code, signal, restart_in_ms: decision.restartInMs },
+        'worker died; restarting it',
+      );
+      slot.timer = setTimeout(() => void this.#restart(slot), decision.restartInMs);
+    });
+  }
+
+  async #restart(slot: Slot): Promise<void> {
+    slot.timer = null;
+    if (this.#stopping) return;
+    try {
+      const worker = await this.#fork(this.#config);
+      slot.worker = worker;
+      slot.startedAt = Date.now();
+      slot.restarts++;
+      slot.state = 'ready';
+      this.#watch(slot, worker);
+      this.#loggers.app.info({ slot: slot.index, pid: worker.process.pid }, 'worker restarted');
+    } catch (err) {
+      this.#loggers.app.error({ err, slot: slot.index }, 'worker failed to start');
+      const decision = slot.crashes.crashed(Date.now());
+      if ('crashLoop' in decision) {
+        slot.state = 'crash-loop';
+        this.#loggers.app.error(
+          { slot: slot.index },
+          'worker crash loop: not restarting it until the next reload',
+        );
+      } else {
+        slot.timer = setTimeout(() => void this.#restart(slot), decision.restartInMs);
+      }
+    }
+  }
+
+  /** Forks one worker with `config`; resolves when it listens, rejects when it fails to. */
+  #fork(config: ResolvedConfig): Promise<Worker> {
+    const worker = cluster.fork({ SLUICE_WORKER: '1' });
+    return new Promise<Worker>((resolve, reject) => {
+      const timer = setTimeout(
+        () => fail(new Error(`worker ${worker.process.pid} not ready after ${READY_TIMEOUT_MS} ms`)),
+        READY_TIMEOUT_MS,
+      );
+      const cleanup = () => {
+        clearTimeout(timer);
+        worker.off('message', onMessage);
+        worker.off('exit', onExit);
+      };
+      const fail = (err: Error) => {
+        cleanup();
+        worker.process.kill('SIGKILL');
+        reject(err);
+      };
+      const onMessage = (message: unknown) => {
+        if (!isFromWorker(message)) return;
+        if (message.type === 'hello') {
+          this.#send(worker, { type: 'start', config, reusePort: this.#reusePort });
+        } else if (message.type === 'ready') {
+          cleanup();
+          worker.on('message', (m: unknown) => this.#onWorkerMessage(m));
+          this.#sendHealthSnapshot(worker);
+          resolve(worker);
+        } else if (message.type === 'start-failed') {
+          fail(
+            new SluiceError(
+              isErrorCode(message.code) ? message.code : 'SLUICE_E_RUNTIME_WORKER',
+              message.error,
+            ),
+          );
+        }
+      };
+      const onExit = (code: number | null, signal: string | null) =>
+        fail(
+          new SluiceError(
+            'SLUICE_E_RUNTIME_WORKER',
+            `worker exited while starting (code ${code}, signal ${signal})`,
+          ),
+        );
+      worker.on('message', onMessage);
+      worker.on('exit', onExit);
+      worker.on('error', () => undefined);
+    });
+  }
+
+  async #forkMany(config: ResolvedConfig, count: number): Promise<Worker[]> {
+    const results = await Promise.allSettled(Array.from({ length: count }, () => this.#fork(config)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) {
+      for (const r of results) if (r.status === 'fulfilled') r.value.process.kill('SIGKILL');
+      throw failed.reason;
+    }
+    return results.map((r) => (r as PromiseFulfilledResult<Worker>).value);
+  }
+
+  #send(worker: Worker, message: ToWorker): void {
+    if (worker.isConnected()) worker.send(message);
+  }
+
+  #broadcast(message: ToWorker): void {
+    for (const slot of this.#slots) if (slot.worker !== null) this.#send(slot.worker, message);
+  }
+
+  #onWorkerMessage(message: unknown): void {
+    if (!isFromWorker(message) || !('id' in message)) return;
+    const waiter = this.#pending.get(message.id);
+    if (waiter !== undefined) {
+      this.#pending.delete(message.id);
+      waiter(message);
+    }
+  }
+
+  /** Sends a request to one worker and waits for the answer with the same id. */
+  #ask<T extends FromWorker>(
+    worker: Worker,
+    build: (id: number) => ToWorker,
+    timeoutMs = QUERY_TIMEOUT_MS,
+  ): Promise<T | null> {
+    const id = ++this.#messageId;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        resolve(null);
+      }, timeoutMs);
+      this.#pending.set(id, (m) => {
+        clearTimeout(timer);
+        resolve(m as T);
+      });
+      this.#send(worker, build(id));
+    });
+  }
+
+  #applyHealth(upstream: string, origin: string, up: boolean): void {
+    if (this.#upstreams.setHealth(upstream, origin, up)) {
+      this.#loggers.app[up ? 'info' : 'warn'](
+        { upstream, target: origin },
+        up ? 'health check: target up' : 'health check: target down',
+      );
+    }
+    this.#broadcast({ type: 'health', upstream, origin, up });
+  }
+
+  /** A new worker learns every health result known so far. */
+  #sendHealthSnapshot(worker: Worker): void {
+    for (const u of this.#upstreams.all()) {
+      for (const t of u.targets) {
+        if (t.health !== 'unknown')
+          this.#send(worker, { type: 'health', upstream: u.name, origin: t.origin, up: t.health === 'up' });
+      }
+    }
+  }
+
+  /** Re-reads the config file and reloads; the outcome is logged and returned. */
+  async reloadFromFile(): Promise<ReloadOutcome> {
+    const source = this.#options.reloadSource;
+    if (source === null)
+      return this.#record({ ok: false, how: 'refused', problems: ['there is no config file to reload'] });
+    const result = await source();
+    if (!result.ok) {
+      return this.#record({
+        ok: false,
+        how: 'refused',
+        problems: result.problems.map((p) => formatProblem(p)),
+      });
+    }
+    return this.reload(result.config);
+  }
+
+  /** Applies a validated config: swapped into the workers, or new workers rolled in. One at a time. */
+  async reload(next: ResolvedConfig): Promise<ReloadOutcome> {
+    while (this.#reloading !== null) await this.#reloading.catch(() => undefined);
+    this.#reloading = this.#reload(next);
+    try {
+      return await this.#reloading;
+    } finally {
+      this.#reloading = null;
+    }
+  }
+
+  async #reload(next: ResolvedConfig): Promise<ReloadOutcome> {
+    if (this.#stopping) return this.#record({ ok: false, how: 'refused', problems: ['sluice is stopping'] });
+    try {
+      refuseRootHandlers(next);
+    } catch (err) {
+      return this.#record({ ok: false, how: 'refused', problems: [(err as Error).message] });
+    }
+    const plan = planReload(this.#config, next, { current: this.#slots.length, next: workerCount(next) });
+    const previous = this.#config;
+    if (plan.kind === 'swap') {
+      const answers = await Promise.all(
+        this.#slots.map((s) =>
+          s.worker === null
+            ? Promise.resolve(null)
+            : this.#ask<Extract<FromWorker, { type: 'reloaded' }>>(
+                s.worker,
+                (id) => ({ type: 'reload', id, config: next }),
+                READY_TIMEOUT_MS,
+              ),
+        ),
+      );
+      const errors = answers.flatMap((a, i) =>
+        a !== null && a.error !== null ? [`worker ${this.#slots[i]?.worker?.process.pid}: ${a.error}`] : [],
+      );
+      if (errors.length > 0) {
+        // Put the workers that did switch back on the previous config.
+        this.#broadcast({ type: 'reload', id: ++this.#messageId, config: previous });
+        return this.#record({ ok: false, how: 'failed', problems: errors });
+      }
+    } else {
+      this.#loggers.app.info({ reasons: plan.reasons }, 'reload: starting new workers');
+      let workers: Worker[];
+      try {
+        workers = await this.#forkMany(next, workerCount(next));
+      } catch (err) {
+        return this.#record({ ok: false, how: 'failed', problems: [(err as Error).message] });
+      }
+      const old = this.#slots;
+      for (const slot of old) {
+        if (slot.timer !== null) clearTimeout(slot.timer);
+        if (slot.worker !== null) this.#retire(slot.worker, next.shutdownTimeoutMs);
+      }
+      this.#slots = workers.map((worker, index) => {
+        const slot = this.#newSlot(index, worker);
+        slot.restarts = old[index]?.restarts ?? 0;
+        return slot;
+      });
+    }
+    this.#config = next;
+    const { set } = UpstreamSet.build(next.upstreams, this.#upstreams);
+    this.#upstreams.retire();
+    this.#upstreams = set;
+    await set.startDns();
+    if (JSON.stringify(previous.admin) !== JSON.stringify(next.admin)) {
+      await this.#admin?.close();
+      this.#admin = null;
+      await this.#startAdmin();
+    }
+    return this.#record({ ok: true, how: plan.kind, problems: [] });
+  }
+
+  /** Drains an old worker: it stops accepting, finishes what it serves, and exits by itself. */
+  #retire(worker: Worker, deadlineMs: number): void {
+    this.#retiring.add(worker);
+    worker.once('exit', () => this.#retiring.delete(worker));
+    this.#send(worker, { type: 'shutdown', deadlineMs });
+    // A worker that does not exit in time is stopped.
+    setTimeout(() => {
+      if (!worker.isDead()) worker.process.kill('SIGKILL');
+    }, deadlineMs + 5000).unref();
+  }
+
+  #record(o: Omit<ReloadOutcome, 'at' | 'config'>): ReloadOutcome {
+    const outcome: ReloadOutcome = {
+      ...o,
+      at: new Date().toISOString(),
+      config: o.ok ? this.#config.hash : this.#config.hash,
+    };
+    this.#lastReload = outcome;
+    if (o.ok) {
+      this.#reloads.success++;
+      this.#loggers.app.info({ how: o.how, config: this.#config.hash }, 'config reloaded');
+    } else {
+      this.#reloads.failure++;
+      this.#loggers.app.error(
+        { file: this.#options.file, problems: o.problems },
+        'config reload refused; still serving the previous config',
+      );
+    }
+    return outcome;
+  }
+
+  /** Stops the workers gracefully (each drains for up to `shutdown_timeout`), then everything else. */
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#health.stop();
+    const deadline = this.#config.shutdownTimeoutMs;
+    const all = [...this.#slots.flatMap((s) => (s.worker === null ? [] : [s.worker])), ...this.#retiring];
+    for (const slot of this.#slots) if (slot.timer !== null) clearTimeout(slot.timer);
+    await Promise.all(
+      all.map(
+        (worker) =>
+          new Promise<void>((resolve) => {
+            if (worker.isDead()) return resolve();
+            worker.once('exit', () => resolve());
+            this.#send(worker, { type: 'shutdown', deadlineMs: deadline });
+            setTimeout(() => {
+              if (!worker.isDead()) worker.process.kill('SIGKILL');
+            }, deadline + 5000).unref();
+          }),
+      ),
+    );
+    await this.#admin?.close();
+    await this.#upstreams.destroy();
+    if (this.#config.pidFile !== null) rmSync(this.#config.pidFile, { force: true });
+    this.#loggers.app.info('sluice stopped');
+    this.#loggers.close();
+  }
+
+  async #killAll(): Promise<void> {
+    this.#stopping = true;
+    this.#health.stop();
+    for (const s of this.#slots) s.worker?.process.kill('SIGKILL');
+    await this.#admin?.close();
+  }
+
+  /** Asks every worker to reopen its log files, and reopens the primary's. */
+  reopenLogs(): void {
+    this.#loggers.reopen();
+    this.#broadcast({ type: 'reopen-logs' });
+    this.#loggers.app.info('log files reopened');
+  }
+
+  /** Drains (or enables) target `index` of `upstream` in every worker; its origin, or null. */
+  async setTarget(action: 'drain' | 'enable', upstream: string, index: number): Promise<string | null> {
+    const u = this.#upstreams.find(upstream);
+    const t = action === 'drain' ? u?.drain(index) : u?.enable(index);
+    if (t === undefined || t === null) return null;
+    await Promise.all(
+      this.#slots.map((s) =>
+        s.worker === null
+          ? null
+          : this.#ask(s.worker, (id) => ({ type: 'target', id, action, upstream, index })),
+      ),
+    );
+    this.#loggers.app.info(
+      { upstream, target: t.origin },
+      action === 'drain' ? 'target draining' : 'target enabled',
+    );
+    return t.origin;
+  }
+
+  async #stats(): Promise<(WorkerStats | null)[]> {
+    return Promise.all(
+      this.#slots.map(async (s) => {
+        if (s.worker === null) return null;
+        const answer = await this.#ask<Extract<FromWorker, { type: 'stats' }>>(s.worker, (id) => ({
+          type: 'query',
+          id,
+        }));
+        return answer?.stats ?? null;
+      }),
+    );
+  }
+
+  /** The `/api/upstreams` document: the primary's health view with the workers' counts merged. */
+  async upstreams(stats?: (WorkerStats | null)[]): Promise<{ upstreams: Record<string, unknown>[] }> {
+    const per = stats ?? (await this.#stats());
+    const now = Date.now();
+    return {
+      upstreams: [...this.#upstreams.all()].map((u) => {
+        const view = u.describe(now) as { targets: Record<string, unknown>[] };
+        const targets = view.targets.map((t) => {
+          let inflight = 0;
+          let fails = 0;
+          let failed = false;
+          for (const s of per) {
+            const wu = s?.upstreams.find((x) => x.name === u.name) as
+              | { targets: Record<string, unknown>[] }
+              | undefined;
+            const wt = wu?.targets.find((x) => x.target === t.target);
+            if (wt === undefined) continue;
+            inflight += Number(wt.inflight ?? 0);
+            fails = Math.max(fails, Number(wt.fails ?? 0));
+            if (wt.state === 'failed') failed = true;
+          }
+          return { ...t, inflight, fails, state: failed && t.state === 'up' ? 'failed' : t.state };
+        });
+        return { ...view, targets };
+      }),
+    };
+  }
+
+  /** The `/api/status` document. */
+  async status(): Promise<Record<string, unknown>> {
+    const stats = await this.#stats();
+    const config = this.#config;
+    return {
+      version: VERSION,
+      uptime_s: (Date.now() - this.#startedAt) / 1000,
+      pid: process.pid,
+      mode: this.#reusePort ? 'reuseport' : 'round-robin',
+      workers: this.#slots.map((s, i) => ({
+        slot: s.index,
+        pid: s.worker?.process.pid ?? null,
+        state: s.state,
+        uptime_s: s.worker === null ? 0 : (Date.now() - s.startedAt) / 1000,
+        restarts: s.restarts,
+        requests: stats[i]?.served ?? null,
+        connections: stats[i]?.connections ?? null,
+      })),
+      config: { hash: config.hash, file: config.file },
+      reloads: { ...this.#reloads, last: this.#lastReload },
+      servers: describeServers(config),
+      ...(await this.upstreams(stats)),
+    };
+  }
+
+  async #startAdmin(): Promise<void> {
+    const admin = this.#config.admin;
+    if (admin === null) return;
+    this.#admin = new AdminServer(admin.listen, {
+      status: () => this.status(),
+      upstreams: () => this.upstreams(),
+    });
+    await this.#admin.listen();
+  }
+
+  /** The addresses the workers listen on (ports resolved when the config asked for port 0). */
+  async addresses(): Promise<{
+    servers: readonly { key: string; host: string; port: number }[];
+    adminPort: number | null;
+  }> {
+    const stats = await this.#stats();
+    return { servers: stats.find((s) => s !== null)?.addresses ?? [], adminPort: this.adminPort };
+  }
+
+  /** The bound admin port, if any. */
+  get adminPort(): number | null {
+    return this.#admin?.port ?? null;
+  }
+}
+
+/** Refuses a config whose handlers would run as root. */
+function refuseRootHandlers(config: ResolvedConfig): void {
+  const root = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (root && config.user === null && !config.allowRootHandlers && handlerModules(config).length > 0) {
+    throw new SluiceError(
+      'SLUICE_E_HANDLER_ROOT',
+      'refusing to run handlers as root: set user: (and group:) to an unprivileged account, or allow_root_handlers: true',
+    );
+  }
+}
+
+let clusterReady = false;
+
+/** Points cluster workers at worker-main (its .ts source under tsx, its .js build otherwise). */
+function setupCluster(): void {
+  if (clusterReady) return;
+  clusterReady = true;
+  const here = fileURLToPath(import.meta.url);
+  const ts = here.endsWith('.ts');
+  cluster.setupPrimary({
+    exec: fileURLToPath(new URL(`./worker-main.${ts ? 'ts' : 'js'}`, import.meta.url)),
+    execArgv: ts
+      ? [...process.execArgv, '--import', 'tsx']
+      : process.execArgv.filter((a) => !a.startsWith('--cpu-prof')),
+  });
+}

@@ -1,0 +1,40 @@
+/**
+ * Whether a new config can be swapped into the running workers, or needs new ones (a rolling
+ * restart: new workers first, old ones drained). New processes are needed when the process
+ * itself changes: the worker count, the user, the log setup, listener options fixed at creation,
+ * or handler code (which may have changed on disk even when the config did not).
+ */
+import type { ResolvedConfig } from '../config/types.js';
+import { handlerModules } from '../server/gateway-tables.js';
+
+/** `swap`: in place; `roll`: new workers, with the reasons. */
+export type ReloadPlan =
+  | { readonly kind: 'swap' }
+  | { readonly kind: 'roll'; readonly reasons: readonly string[] };
+
+/** Decides how `next` replaces `current`, given the worker counts each resolves to. */
+export function planReload(
+  current: ResolvedConfig,
+  next: ResolvedConfig,
+  workers: { current: number; next: number },
+): ReloadPlan {
+  const reasons: string[] = [];
+  if (workers.current !== workers.next) reasons.push(`workers ${workers.current} → ${workers.next}`);
+  if (current.user !== next.user || current.group !== next.group) reasons.push('user or group changed');
+  if (JSON.stringify(current.log) !== JSON.stringify(next.log)) reasons.push('log settings changed');
+  if (handlerModules(next).length > 0) reasons.push('handler code is reloaded in new workers');
+  const limitsByKey = new Map<string, string>();
+  for (const s of current.servers) for (const a of s.listen) limitsByKey.set(a.key, fixedLimits(s.limits));
+  for (const s of next.servers) {
+    for (const a of s.listen) {
+      const before = limitsByKey.get(a.key);
+      if (before !== undefined && before !== fixedLimits(s.limits))
+        reasons.push(`${a.key}: max_header or backlog changed`);
+    }
+  }
+  return reasons.length === 0 ? { kind: 'swap' } : { kind: 'roll', reasons: [...new Set(reasons)] };
+}
+
+function fixedLimits(l: ResolvedConfig['servers'][number]['limits']): string {
+  return `${l.maxHeader}/${l.backlog}`;
+}

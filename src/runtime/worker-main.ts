@@ -1,0 +1,108 @@
+/**
+ * The entry point of a worker process (forked by the primary through node:cluster). It waits for
+ * its config, drops privileges, runs a data-plane instance, and obeys the primary: reload in
+ * place, apply health results, drain and enable targets, report stats, shut down gracefully.
+ *
+ * A handler's stray exception must not take the worker down with every request it serves: uncaught
+ * errors are logged and the worker goes on (requests are isolated by the gateway; a handler that
+ * corrupts its own state is the handler's problem, and its errors are in the log).
+ */
+import type { ResolvedConfig } from '../config/types.js';
+import { SluiceError } from '../errors/sluice-error.js';
+import { SluiceInstance } from './instance.js';
+import type { FromWorker, ToWorker } from './ipc.js';
+import { dropPrivileges } from './privileges.js';
+
+let instance: SluiceInstance | null = null;
+
+function send(message: FromWorker): void {
+  process.send?.(message);
+}
+
+async function start(config: ResolvedConfig, reusePort: boolean): Promise<void> {
+  try {
+    // With the primary's shared sockets the worker binds nothing itself: drop root first, so no
+    // handler code ever runs as root. With SO_REUSEPORT the ports are >= 1024 or root is kept
+    // (the primary chose that mode knowing this).
+    if (config.user !== null) dropPrivileges(config.user, config.group);
+    instance = new SluiceInstance(config, { healthChecks: false, admin: false, listen: { reusePort } });
+    await instance.start();
+    send({ type: 'ready' });
+  } catch (err) {
+    send({
+      type: 'start-failed',
+      error: err instanceof Error ? err.message : String(err),
+      code: err instanceof SluiceError ? err.code : null,
+    });
+    process.exitCode = 1;
+    setTimeout(() => process.exit(1), 100).unref();
+  }
+}
+
+async function handle(message: ToWorker): Promise<void> {
+  switch (message.type) {
+    case 'start':
+      await start(message.config, message.reusePort);
+      return;
+    case 'reload':
+      try {
+        await instance?.reload(message.config);
+        send({ type: 'reloaded', id: message.id, error: null });
+      } catch (err) {
+        send({ type: 'reloaded', id: message.id, error: err instanceof Error ? err.message : String(err) });
+      }
+      return;
+    case 'shutdown':
+      await instance?.close(message.deadlineMs);
+      process.exit(0);
+      return;
+    case 'reopen-logs':
+      instance?.reopenLogs();
+      return;
+    case 'health':
+      instance?.applyHealth(message.upstream, message.origin, message.up);
+      return;
+    case 'target': {
+      const origin =
+        message.action === 'drain'
+          ? (instance?.drainTarget(message.upstream, message.index) ?? null)
+          : (instance?.enableTarget(message.upstream, message.index) ?? null);
+      send({ type: 'target-result', id: message.id, origin });
+      return;
+    }
+    case 'query':
+      send({
+        type: 'stats',
+        id: message.id,
+        stats: {
+          pid: process.pid,
+          served: instance?.served ?? 0,
+          connections: instance?.connections() ?? 0,
+          upstreams: instance?.upstreams().upstreams ?? [],
+          addresses: instance?.addresses().servers ?? [],
+        },
+      });
+      return;
+  }
+}
+
+process.on('message', (message: ToWorker) => {
+  void handle(message);
+});
+send({ type: 'hello' });
+
+process.on('uncaughtException', (err) => {
+  if (instance === null) throw err;
+  instance.logger.error({ err }, 'uncaught exception in a worker (from a handler?); the worker goes on');
+});
+
+process.on('unhandledRejection', (reason) => {
+  instance?.logger.error({ err: reason }, 'unhandled promise rejection in a worker (from a handler?)');
+});
+
+// Signals are for the primary; a worker stops when the primary tells it to (or when it dies).
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1'] as const) process.on(signal, () => undefined);
+process.on('disconnect', () => {
+  // The primary is gone: stop serving rather than linger as an orphan.
+  void (instance?.close(1000) ?? Promise.resolve()).then(() => process.exit(0));
+});
