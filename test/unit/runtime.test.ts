@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import { resolveConfigObject } from '../../src/config/load.js';
+import type { SluiceConfigInput } from '../../src/config/schema.js';
+import type { ResolvedConfig } from '../../src/config/types.js';
+import { CRASH_LOOP_COUNT, CrashTracker } from '../../src/runtime/crash-tracker.js';
+import { useReusePort } from '../../src/runtime/listen-mode.js';
+import { lookupIds } from '../../src/runtime/privileges.js';
+import { planReload } from '../../src/runtime/reload-plan.js';
+
+const resolved = (input: SluiceConfigInput): ResolvedConfig => {
+  const r = resolveConfigObject(input, null);
+  if (!r.ok) throw new Error(r.problems.map((p) => p.message).join('\n'));
+  return r.config;
+};
+
+const base: SluiceConfigInput = {
+  servers: [{ listen: '127.0.0.1:8080', routes: [{ respond: { body: 'a' } }] }],
+};
+
+describe('crash tracker', () => {
+  it('backs off exponentially, then reports a crash loop at 5 crashes in 60 s', () => {
+    const t = new CrashTracker();
+    expect([1000, 2000, 3000, 4000].map((now) => t.crashed(now))).toEqual([
+      { restartInMs: 100 },
+      { restartInMs: 200 },
+      { restartInMs: 400 },
+      { restartInMs: 800 },
+    ]);
+    expect(t.crashed(5000)).toEqual({ crashLoop: true, crashes: CRASH_LOOP_COUNT });
+  });
+
+  it('forgets crashes older than 60 s', () => {
+    const t = new CrashTracker();
+    for (let i = 0; i < 4; i++) t.crashed(i * 1000);
+    expect(t.crashed(70_000)).toEqual({ restartInMs: 100 });
+  });
+
+  it('starts afresh after a reset', () => {
+    const t = new CrashTracker();
+    t.crashed(0);
+    t.reset();
+    expect(t.crashed(1)).toEqual({ restartInMs: 100 });
+  });
+});
+
+describe('reload plan', () => {
+  it('swaps route and upstream changes into the running workers', () => {
+    const next = resolved({ ...base, servers: [{ listen: '127.0.0.1:8080', routes: [{ respond: { body: 'b' } }] }] });
+    expect(planReload(resolved(base), next, { current: 2, next: 2 })).toEqual({ kind: 'swap' });
+  });
+
+  it('rolls new workers for worker count, user, logs, handlers and fixed listener options', () => {
+    const current = resolved(base);
+    expect(planReload(current, current, { current: 2, next: 3 })).toMatchObject({ kind: 'roll', reasons: ['workers 2 → 3'] });
+    expect(planReload(current, resolved({ ...base, user: 'nobody' }), { current: 2, next: 2 }).kind).toBe('roll');
+    expect(planReload(current, resolved({ ...base, log: { level: 'debug' } }), { current: 2, next: 2 }).kind).toBe('roll');
+    const bigger = resolved({ servers: [{ listen: '127.0.0.1:8080', limits: { max_header: '32kb' }, routes: [{ respond: {} }] }] });
+    expect(planReload(current, bigger, { current: 2, next: 2 })).toMatchObject({ kind: 'roll', reasons: ['127.0.0.1:8080: max_header or backlog changed'] });
+    const withHandler = resolved({
+      servers: [{ listen: '127.0.0.1:8080', routes: [{ handler: 'test/fixtures/config/handlers/app.ts' }] }],
+    });
+    expect(planReload(current, withHandler, { current: 2, next: 2 }).kind).toBe('roll');
+  });
+});
+
+describe('listen mode', () => {
+  const facts = { nodeHasReusePort: true, migrateReq: true, root: false };
+
+  it('uses SO_REUSEPORT only where Node has it and the kernel migrates queued connections', () => {
+    const c = resolved(base);
+    expect(useReusePort(c, facts)).toBe(true);
+    expect(useReusePort(c, { ...facts, nodeHasReusePort: false })).toBe(false);
+    expect(useReusePort(c, { ...facts, migrateReq: false })).toBe(false);
+  });
+
+  it("keeps the primary's sockets when workers drop root but must serve a port below 1024", () => {
+    const low = resolved({ user: 'nobody', servers: [{ listen: '127.0.0.1:80', routes: [{ respond: {} }] }] });
+    expect(useReusePort(low, { ...facts, root: true })).toBe(false);
+    expect(useReusePort(low, { ...facts, root: false })).toBe(true);
+  });
+});
+
+describe('user and group lookup', () => {
+  const root = 'test/fixtures/hosts/basic/';
+
+  it('finds the uid and the primary gid of a user, or a named or numeric group', () => {
+    expect(lookupIds('nobody', null, root)).toEqual({ uid: 65534, gid: 65534 });
+    expect(lookupIds('sluice', null, root)).toEqual({ uid: 998, gid: 997 });
+    expect(lookupIds('sluice', 'web', root)).toEqual({ uid: 998, gid: 33 });
+    expect(lookupIds('1234', '55', root)).toEqual({ uid: 1234, gid: 55 });
+  });
+
+  it('says which name does not exist', () => {
+    expect(() => lookupIds('ghost', null, root)).toThrow('user "ghost" does not exist');
+    expect(() => lookupIds('nobody', 'ghosts', root)).toThrow('group "ghosts" does not exist');
+  });
+});
