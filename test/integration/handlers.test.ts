@@ -1,0 +1,82 @@
+/** Handler routes in-process: both module styles, errors as 500s with ids, limits, close(). */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { http } from '../helpers/http.js';
+import { startSluice, type TestSluice } from '../helpers/sluice.js';
+
+describe('handler routes', () => {
+  let sluice: TestSluice;
+
+  beforeAll(async () => {
+    sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          limits: { max_body: '1kb' },
+          routes: [
+            { name: 'fetch', match: { path_prefix: '/f/' }, handler: 'test/fixtures/handlers/fetch-app.ts' },
+            { name: 'listener', handler: 'test/fixtures/handlers/listener-app.ts' },
+          ],
+        },
+      ],
+    });
+  });
+
+  afterAll(() => sluice.close());
+
+  it('serves a fetch-style app: method, URL with host, body, headers both ways', async () => {
+    const res = await http(`${sluice.url}/f/echo?q=1`, {
+      method: 'POST',
+      body: 'hello',
+      headers: { host: 'app.test', 'user-agent': 'tester' },
+    });
+    expect(res.status).toBe(200);
+    expect(res.json()).toEqual({
+      method: 'POST',
+      url: 'http://app.test/f/echo?q=1',
+      body: 'hello',
+      agent: 'tester',
+    });
+  });
+
+  it('keeps every Set-Cookie and streams bodies', async () => {
+    const cookies = await http(`${sluice.url}/f/cookies`);
+    expect(cookies.status).toBe(201);
+    expect(cookies.headers['set-cookie']).toEqual(['a=1; Path=/', 'b=2; Path=/']);
+    const stream = await http(`${sluice.url}/f/stream`);
+    expect(stream.body).toBe('chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n');
+  });
+
+  it('serves a Node listener', async () => {
+    const res = await http(`${sluice.url}/anything`, { method: 'PUT', body: 'x' });
+    expect(res.json()).toEqual({ method: 'PUT', url: '/anything', body: 'x' });
+  });
+
+  it.each(['/f/throw', '/f/not-a-response', '/throw', '/reject'])(
+    'answers 500 with an error id and a log line with the stack when %s fails',
+    async (path) => {
+      const res = await http(`${sluice.url}${path}`);
+      expect(res.status).toBe(500);
+      const doc = res.json() as { code: string; request_id: string };
+      expect(doc.code).toBe('SLUICE_E_HANDLER_ERROR');
+      expect(res.headers['x-sluice-error-id']).toBe(doc.request_id);
+      const logged = sluice.logs.find(
+        (l) => l.msg === 'handler failed; answered 500' && l.request_id === doc.request_id,
+      );
+      expect(logged).toBeDefined();
+      expect(String((logged!.err as { stack?: string }).stack)).toMatch(/exploded|Response|rejected/);
+      // And the next request is served.
+      expect((await http(`${sluice.url}/f/echo`, { method: 'POST', body: 'ok' })).status).toBe(200);
+    },
+  );
+
+  it('refuses a body over max_body before the handler runs', async () => {
+    const res = await http(`${sluice.url}/f/echo`, { method: 'POST', body: 'x'.repeat(2000) });
+    expect(res.status).toBe(413);
+  });
+
+  it('logs handler requests like any other', async () => {
+    await http(`${sluice.url}/f/echo`, { method: 'POST', body: 'logged' });
+    const lines = await sluice.waitForAccessLines(1);
+    expect(lines.some((l) => l.route === 'fetch' && l.status === 200 && l.path === '/f/echo')).toBe(true);
+  });
+});
