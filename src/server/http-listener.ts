@@ -33,9 +33,23 @@ const CLIENT_ERROR_CODES: Record<string, ErrorCode> = {
 
 const kRefused = Symbol('sluice.refused');
 const kExchange = Symbol('sluice.exchange');
+const kBusy = Symbol('sluice.busy');
+const kSeen = Symbol('sluice.seen');
+/** The connection of a response (Node detaches `res.socket` before 'close'). */
+const kSocket = Symbol('sluice.socket');
+
+/** How often a draining listener looks at its idle keep-alive connections. */
+const DRAIN_SWEEP_MS = 100;
 
 /** A client socket with sluice's per-connection marks. */
-type ClientSocket = Socket & { [kRefused]?: boolean; [kExchange]?: Exchange | null };
+type ClientSocket = Socket & {
+  [kRefused]?: boolean;
+  [kExchange]?: Exchange | null;
+  /** Responses in progress on this connection. */
+  [kBusy]?: number;
+  /** bytesRead at the previous drain sweep. */
+  [kSeen]?: number;
+};
 
 /** An HTTP listener bound to one address, serving whatever table it currently holds. */
 export class HttpListener {
@@ -57,6 +71,10 @@ export class HttpListener {
     listen: ListenOptions = {},
   ) {
     this.#listenOptions = listen;
+    const self = this;
+    this.#onResponseClose = function (this: http.ServerResponse) {
+      self.#responseClosed(this);
+    };
     this.#table = table;
     this.#observer = observer;
     this.#logError = logError;
@@ -152,10 +170,16 @@ export class HttpListener {
     s.maxRequestsPerSocket = limits.maxRequestsPerConnection;
   }
 
+  /** Open client connections, for a drain that waits for them. */
+  readonly #sockets = new Set<Socket>();
+
   readonly #onConnection = (socket: Socket): void => {
     this.#connections++;
+    this.#sockets.add(socket);
     socket.once('close', () => {
       this.#connections--;
+      this.#sockets.delete(socket);
+      if (this.#sockets.size === 0) this.#idle?.();
     });
     if (this.#connections > this.#table.limits.maxConnections || this.#draining) {
       // Over max_connections: answer 503 at once and close, rather than queueing the client.
@@ -171,6 +195,8 @@ export class HttpListener {
       return;
     }
     this.#inflight++;
+    socket[kBusy] = (socket[kBusy] ?? 0) + 1;
+    (res as http.ServerResponse & { [kSocket]?: ClientSocket })[kSocket] = socket;
     res.once('close', this.#onResponseClose);
     if (this.#draining) res.shouldKeepAlive = false;
     try {
@@ -205,6 +231,8 @@ export class HttpListener {
     this.#tunnels.add(socket);
     socket.once('close', () => this.#tunnels.delete(socket));
     this.#inflight++;
+    (socket as ClientSocket)[kBusy] = ((socket as ClientSocket)[kBusy] ?? 0) + 1;
+    (res as http.ServerResponse & { [kSocket]?: ClientSocket })[kSocket] = socket;
     res.once('close', this.#onResponseClose);
     try {
       (socket as ClientSocket)[kExchange] = handleRequest(
@@ -224,10 +252,15 @@ export class HttpListener {
   /** Sockets that left HTTP (Upgrade): Node no longer tracks them, so a close deadline must. */
   readonly #tunnels = new Set<Socket>();
 
-  readonly #onResponseClose = (): void => {
+  /** Shared by every response ('close' listeners get the response as `this`): no closure per request. */
+  readonly #onResponseClose: (this: http.ServerResponse) => void;
+
+  #responseClosed(res: http.ServerResponse): void {
     this.#inflight--;
-    if (this.#inflight === 0 && this.#idle !== null) this.#idle();
-  };
+    const socket = (res as http.ServerResponse & { [kSocket]?: ClientSocket })[kSocket];
+    if (socket !== undefined) socket[kBusy] = (socket[kBusy] ?? 1) - 1;
+    if (this.#inflight === 0) this.#idle?.();
+  }
 
   readonly #onClientError = (err: NodeJS.ErrnoException, socket: Socket): void => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
@@ -247,26 +280,47 @@ export class HttpListener {
   };
 
   /**
-   * Stops accepting, lets requests in flight finish (their connections close after the answer),
-   * and after `deadlineMs` closes whatever is left.
+   * Stops accepting and drains: requests in flight finish and their connections close after the
+   * answer (`Connection: close`); an idle keep-alive connection gets a moment to send one more
+   * request (answered, then closed) and is closed once it stays silent for two sweeps 100 ms
+   * apart. Closing idle connections at once, as Node's `server.close()` does, resets a client
+   * whose next request is already on the wire. WebSocket tunnels stay until they close or the
+   * deadline; at `deadlineMs` whatever is left is closed.
    */
   async close(deadlineMs: number): Promise<void> {
     this.#draining = true;
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    this.#server.closeIdleConnections();
-    if (this.#inflight > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, deadlineMs);
-        timer.unref();
-        this.#idle = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-    this.#server.closeAllConnections();
+    const server = this.#server;
+    // Node >= 19 closes idle connections inside close(); the sweep below does it gracefully.
+    const closeIdle = server.closeIdleConnections;
+    server.closeIdleConnections = () => undefined;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections = closeIdle;
+    const sweep = setInterval(() => this.#sweepIdle(), DRAIN_SWEEP_MS);
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        if (this.#sockets.size > 0 || this.#inflight > 0) return;
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(resolve, deadlineMs);
+      timer.unref();
+      this.#idle = done;
+      done();
+    });
+    clearInterval(sweep);
+    this.#idle = null;
+    for (const socket of this.#sockets) socket.destroy();
     for (const socket of this.#tunnels) socket.destroy();
     await closed;
+  }
+
+  /** Closes connections with no request in progress that received nothing since the last sweep. */
+  #sweepIdle(): void {
+    for (const socket of this.#sockets as Set<ClientSocket>) {
+      if (this.#tunnels.has(socket) || (socket[kBusy] ?? 0) > 0) continue;
+      if (socket[kSeen] === socket.bytesRead) socket.destroy();
+      else socket[kSeen] = socket.bytesRead;
+    }
   }
 }
 

@@ -45,17 +45,32 @@ describe('crash tracker', () => {
 
 describe('reload plan', () => {
   it('swaps route and upstream changes into the running workers', () => {
-    const next = resolved({ ...base, servers: [{ listen: '127.0.0.1:8080', routes: [{ respond: { body: 'b' } }] }] });
+    const next = resolved({
+      ...base,
+      servers: [{ listen: '127.0.0.1:8080', routes: [{ respond: { body: 'b' } }] }],
+    });
     expect(planReload(resolved(base), next, { current: 2, next: 2 })).toEqual({ kind: 'swap' });
   });
 
   it('rolls new workers for worker count, user, logs, handlers and fixed listener options', () => {
     const current = resolved(base);
-    expect(planReload(current, current, { current: 2, next: 3 })).toMatchObject({ kind: 'roll', reasons: ['workers 2 → 3'] });
-    expect(planReload(current, resolved({ ...base, user: 'nobody' }), { current: 2, next: 2 }).kind).toBe('roll');
-    expect(planReload(current, resolved({ ...base, log: { level: 'debug' } }), { current: 2, next: 2 }).kind).toBe('roll');
-    const bigger = resolved({ servers: [{ listen: '127.0.0.1:8080', limits: { max_header: '32kb' }, routes: [{ respond: {} }] }] });
-    expect(planReload(current, bigger, { current: 2, next: 2 })).toMatchObject({ kind: 'roll', reasons: ['127.0.0.1:8080: max_header or backlog changed'] });
+    expect(planReload(current, current, { current: 2, next: 3 })).toMatchObject({
+      kind: 'roll',
+      reasons: ['workers 2 → 3'],
+    });
+    expect(planReload(current, resolved({ ...base, user: 'nobody' }), { current: 2, next: 2 }).kind).toBe(
+      'roll',
+    );
+    expect(
+      planReload(current, resolved({ ...base, log: { level: 'debug' } }), { current: 2, next: 2 }).kind,
+    ).toBe('roll');
+    const bigger = resolved({
+      servers: [{ listen: '127.0.0.1:8080', limits: { max_header: '32kb' }, routes: [{ respond: {} }] }],
+    });
+    expect(planReload(current, bigger, { current: 2, next: 2 })).toMatchObject({
+      kind: 'roll',
+      reasons: ['127.0.0.1:8080: max_header or backlog changed'],
+    });
     const withHandler = resolved({
       servers: [{ listen: '127.0.0.1:8080', routes: [{ handler: 'test/fixtures/config/handlers/app.ts' }] }],
     });
@@ -74,7 +89,10 @@ describe('listen mode', () => {
   });
 
   it("keeps the primary's sockets when workers drop root but must serve a port below 1024", () => {
-    const low = resolved({ user: 'nobody', servers: [{ listen: '127.0.0.1:80', routes: [{ respond: {} }] }] });
+    const low = resolved({
+      user: 'nobody',
+      servers: [{ listen: '127.0.0.1:80', routes: [{ respond: {} }] }],
+    });
     expect(useReusePort(low, { ...facts, root: true })).toBe(false);
     expect(useReusePort(low, { ...facts, root: false })).toBe(true);
   });

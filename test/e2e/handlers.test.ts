@@ -1,0 +1,274 @@
+/**
+ * `sluice serve APP` with handler modules in TypeScript (contract section 5), both styles: the
+ * examples (a 2 s wait, then the path) answer a thousand concurrent requests together; handler
+ * errors (a synchronous throw, a rejection) cost their request a 500 problem document tied to a
+ * log line by its request id, never the worker; an uncaught exception from a timer does not kill
+ * the worker either; `close()` runs on shutdown; handlers run as the unprivileged user; and
+ * serving a handler as root without `--user` is refused.
+ */
+import { chmod, mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type CliProcess,
+  freePort,
+  killAll,
+  ROOT,
+  requireBuilt,
+  runCli,
+  spawnCli,
+  waitForPort,
+} from '../helpers/cli.js';
+import { get, sharedTempDir } from '../helpers/runtime.js';
+
+const CONCURRENT = 1000;
+
+/** `sluice serve APP --port P --host 127.0.0.1 --workers 2 --user nobody`, once it serves. */
+async function serve(app: string): Promise<{ sluice: CliProcess; port: number; workerPids: number[] }> {
+  const port = await freePort();
+  const sluice = spawnCli([
+    'serve',
+    app,
+    '--port',
+    String(port),
+    '--host',
+    '127.0.0.1',
+    '--workers',
+    '2',
+    '--user',
+    'nobody',
+  ]);
+  await waitForPort(port, { proc: sluice, timeoutMs: 20_000 });
+  const [started] = await sluice.waitForJson((l) => l.msg === 'sluice started', 1, 20_000);
+  await sluice.waitForJson((l) => l.msg === 'serving', 1, 5000);
+  const workerPids = started!.workers as number[];
+  expect(workerPids).toHaveLength(2);
+  return { sluice, port, workerPids };
+}
+
+describe.each([
+  ['fetch', 'examples/slow-path.ts'],
+  ['Node listener', 'examples/slow-path-listener.ts'],
+])('sluice serve %s style (%s), workers 2, user nobody', (style, example) => {
+  beforeAll(requireBuilt);
+  afterEach(killAll);
+
+  it(`answers after 2 s, and ${CONCURRENT} concurrent requests together in well under 6 s`, async () => {
+    const { sluice, port } = await serve(example);
+    const t0 = performance.now();
+    const one = await get(port, '/some/path');
+    const single = performance.now() - t0;
+    expect(one.status).toBe(200);
+    expect(one.body).toBe('/some/path\n');
+    expect(one.headers['content-type']).toBe('text/plain');
+    expect(single).toBeGreaterThanOrEqual(1900);
+    expect(single).toBeLessThan(5000);
+
+    const agent = new Agent({ connections: CONCURRENT, pipelining: 1 });
+    try {
+      const started = performance.now();
+      const answers = await Promise.all(
+        Array.from({ length: CONCURRENT }, async (_, i) => {
+          const res = await request(`http://127.0.0.1:${port}/c/${i}`, { dispatcher: agent });
+          return { i, status: res.statusCode, body: await res.body.text() };
+        }),
+      );
+      const elapsed = performance.now() - started;
+      console.log(
+        `sluice serve ${example} (${style}): one request ${Math.round(single)} ms; ` +
+          `${CONCURRENT} concurrent 2 s requests in ${Math.round(elapsed)} ms`,
+      );
+      for (const a of answers) {
+        expect(a.status).toBe(200);
+        expect(a.body).toBe(`/c/${a.i}\n`);
+      }
+      // Together: every one waited its 2 s, and they did not queue behind each other.
+      expect(elapsed).toBeGreaterThanOrEqual(1900);
+      expect(elapsed).toBeLessThan(6000);
+    } finally {
+      await agent.close();
+    }
+    // Every request has its access line, and both workers took part.
+    const access = await sluice.waitForJson(
+      (l) => l.msg === 'request' && String(l.path).startsWith('/c/'),
+      CONCURRENT,
+    );
+    expect(access).toHaveLength(CONCURRENT);
+    expect(new Set(access.map((l) => l.pid)).size).toBe(2);
+    sluice.signal('SIGTERM');
+    expect(await sluice.waitForExit(15_000)).toEqual({ code: 0, signal: null });
+  }, 40_000);
+});
+
+/** A handler of each style with error paths, a uid probe and a close() that leaves a marker file. */
+function errorHandler(style: 'fetch' | 'listener', marks: string): string {
+  const close = `
+export function close(): void {
+  writeFileSync(join(${JSON.stringify(marks)}, \`${style}-\${process.pid}\`), 'closed\\n');
+}
+`;
+  if (style === 'fetch') {
+    return `import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export default {
+  // Not async: /throw throws synchronously, /reject returns a rejected promise.
+  fetch(request: Request): Response | Promise<Response> {
+    const path = new URL(request.url).pathname;
+    if (path === '/throw') throw new Error('thrown by the fetch handler');
+    if (path === '/reject') return Promise.reject(new Error('rejected by the fetch handler'));
+    if (path === '/uncaught') {
+      setTimeout(() => {
+        throw new Error('thrown in a timer by the fetch handler');
+      }, 10);
+      return new Response('scheduled\\n');
+    }
+    if (path === '/uid') return new Response(\`\${process.getuid?.()} \${process.getgid?.()}\\n\`);
+    return new Response(\`ok \${process.pid}\\n\`, { headers: { 'content-type': 'text/plain' } });
+  },
+};
+${close}`;
+  }
+  return `import { writeFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { join } from 'node:path';
+
+export default function app(req: IncomingMessage, res: ServerResponse): void | Promise<void> {
+  const path = (req.url ?? '/').split('?')[0];
+  if (path === '/throw') throw new Error('thrown by the listener');
+  if (path === '/reject') return Promise.reject(new Error('rejected by the listener'));
+  if (path === '/uncaught') {
+    setTimeout(() => {
+      throw new Error('thrown in a timer by the listener');
+    }, 10);
+    res.end('scheduled\\n');
+    return;
+  }
+  if (path === '/uid') {
+    res.end(\`\${process.getuid?.()} \${process.getgid?.()}\\n\`);
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'text/plain' });
+  res.end(\`ok \${process.pid}\\n\`);
+}
+${close}`;
+}
+
+describe.each([
+  ['fetch', 'thrown by the fetch handler', 'rejected by the fetch handler'],
+  ['listener', 'thrown by the listener', 'rejected by the listener'],
+] as const)('a %s handler: errors, uncaught exceptions, privileges, close()', (style, thrown, rejected) => {
+  let tmp: Awaited<ReturnType<typeof sharedTempDir>>;
+  let marks: string;
+  let app: string;
+
+  beforeAll(async () => {
+    requireBuilt();
+    tmp = await sharedTempDir();
+    // close() runs as nobody: it writes its marker into a directory anyone may write to.
+    marks = join(tmp.path, 'marks');
+    await mkdir(marks);
+    await chmod(marks, 0o777);
+    app = await tmp.write(`errors-${style}.ts`, errorHandler(style, marks));
+  });
+  afterEach(killAll);
+  afterAll(async () => {
+    await killAll();
+    await tmp?.remove();
+  });
+
+  it('answers 500 problem+json tied to a logged stack; the workers go on; close() runs on SIGTERM', async () => {
+    const { sluice, port, workerPids } = await serve(app);
+
+    // Privileges are dropped: the handler runs as nobody (uid 65534, gid 65534). Started by
+    // another user, sluice cannot switch users and --user changes nothing.
+    const root = process.getuid?.() === 0;
+    expect(await get(port, '/uid')).toMatchObject({
+      status: 200,
+      body: root ? '65534 65534\n' : `${process.getuid?.()} ${process.getgid?.()}\n`,
+    });
+
+    for (const [path, message] of [
+      ['/throw', thrown],
+      ['/reject', rejected],
+    ] as const) {
+      const res = await get(port, path);
+      expect(res.status).toBe(500);
+      expect(res.headers['content-type']).toBe('application/problem+json');
+      const doc = JSON.parse(res.body) as Record<string, unknown>;
+      expect(doc).toMatchObject({ status: 500, code: 'SLUICE_E_HANDLER_ERROR' });
+      expect(doc.request_id).toMatch(/^[0-9a-f]{24}$/);
+      expect(res.headers['x-sluice-error-id']).toBe(doc.request_id);
+      // The internal error is not shown to the client.
+      expect(res.body).not.toContain(message);
+      const [line] = await sluice.waitForJson(
+        (l) => l.level === 'error' && /handler failed/.test(String(l.msg)) && l.request_id === doc.request_id,
+      );
+      const err = line!.err as { message?: string; stack?: string };
+      expect(err.message).toBe(message);
+      expect(err.stack).toContain(`Error: ${message}`);
+      expect(err.stack).toContain(`errors-${style}.ts`);
+      expect(line).toMatchObject({ path, route: 'app' });
+      expect(workerPids).toContain(line!.pid);
+      const [access] = await sluice.waitForJson(
+        (l) => l.msg === 'request' && l.request_id === doc.request_id,
+      );
+      expect(access).toMatchObject({ status: 500, path });
+    }
+
+    // An exception thrown from a timer is uncaught: logged, and the worker goes on.
+    const scheduled = await get(port, '/uncaught');
+    expect(scheduled).toMatchObject({ status: 200, body: 'scheduled\n' });
+    const [uncaught] = await sluice.waitForJson((l) => /uncaught exception in a worker/.test(String(l.msg)));
+    expect(uncaught).toMatchObject({ level: 'error' });
+    expect((uncaught!.err as { message?: string }).message).toMatch(/thrown in a timer/);
+    expect(workerPids).toContain(uncaught!.pid);
+
+    // Both workers still serve, the same processes as before the errors.
+    const pids = new Set<number>();
+    for (let i = 0; i < 20; i++) {
+      const res = await get(port, `/after/${i}`);
+      expect(res.status).toBe(200);
+      const pid = Number(/^ok (\d+)\n$/.exec(res.body)?.[1]);
+      expect(workerPids).toContain(pid);
+      pids.add(pid);
+    }
+    expect(pids.size).toBe(2);
+    const lines = sluice.jsonLines();
+    expect(lines.some((l) => /worker died|worker restarted|crash loop/.test(String(l.msg)))).toBe(false);
+
+    // SIGTERM: each worker calls the handler's close() before it exits; the primary exits 0.
+    expect(await readdir(marks)).toEqual([]);
+    sluice.signal('SIGTERM');
+    expect(await sluice.waitForExit(15_000)).toEqual({ code: 0, signal: null });
+    expect((await readdir(marks)).sort()).toEqual(workerPids.map((pid) => `${style}-${pid}`).sort());
+    expect(sluice.jsonLines().some((l) => l.msg === 'handler close() failed')).toBe(false);
+  }, 40_000);
+});
+
+describe('sluice serve as root without --user', () => {
+  beforeAll(requireBuilt);
+  afterEach(killAll);
+
+  it.runIf(process.getuid?.() === 0)(
+    'is refused: exit 2, SLUICE_E_HANDLER_ROOT, nothing served',
+    async () => {
+      const port = await freePort();
+      const res = await runCli([
+        'serve',
+        join(ROOT, 'examples/slow-path.ts'),
+        '--port',
+        String(port),
+        '--host',
+        '127.0.0.1',
+        '--workers',
+        '1',
+      ]);
+      expect(res.code).toBe(2);
+      expect(res.stderr).toMatch(/^sluice: SLUICE_E_HANDLER_ROOT refusing to run handlers as root/);
+      expect(res.stdout).toBe('');
+      await expect(waitForPort(port, { timeoutMs: 200 })).rejects.toThrow();
+    },
+  );
+});

@@ -1,0 +1,247 @@
+/**
+ * Reloads of a multi-process `sluice start` under load (contract section 4: "under load, a reload
+ * produces zero failed requests"): an in-place swap by SIGHUP, a broken file refused by SIGHUP, and
+ * a rolling restart (workers 2 → 3) by `sluice reload`, all while autocannon keeps 32 keep-alive
+ * connections busy through a proxy route. Then `sluice reload` with a broken file: refused locally
+ * (exit 2, the problems printed), the running primary never signalled.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type CliProcess,
+  freePort,
+  killAll,
+  requireBuilt,
+  runCli,
+  spawnCli,
+  tempDir,
+  waitForPort,
+} from '../helpers/cli.js';
+import { failureKinds, failureTimeline, startLoad } from '../helpers/load.js';
+import { alive, get, sleep, status, until } from '../helpers/runtime.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+const LOAD_S = 10;
+const CONNECTIONS = 32;
+
+function config(o: {
+  port: number;
+  admin: number;
+  pidFile: string;
+  upstream: string;
+  workers: number;
+  added?: boolean;
+}): string {
+  return `# written by test/e2e/runtime-reload.test.ts
+version: 1
+workers: ${o.workers}
+pid_file: ${o.pidFile}
+shutdown_timeout: 5s
+log: { level: info, access: off, format: json }
+admin: { listen: "127.0.0.1:${o.admin}" }
+servers:
+  - name: web
+    listen: "127.0.0.1:${o.port}"
+    routes:
+      - name: api
+        match: { path_prefix: /api/ }
+        proxy: { upstream: backend, strip_prefix: /api }
+${
+  o.added
+    ? `      - name: added
+        match: { path: /added }
+        respond: { status: 201, body: "added by reload\\n", headers: { content-type: text/plain } }
+`
+    : ''
+}upstreams:
+  backend:
+    keepalive: 64
+    targets:
+      - url: ${o.upstream}
+`;
+}
+
+/** Two problems, on lines 2 and 9. */
+const BROKEN = (port: number) => `version: 1
+workers: lots
+servers:
+  - name: web
+    listen: "127.0.0.1:${port}"
+    routes:
+      - name: api
+        match: { path_prefix: /api/ }
+        proxy: { upstream: nowhere }
+`;
+
+describe('reload under load (sluice start, workers: 2)', () => {
+  let tmp: { path: string; remove(): Promise<void> };
+  let up: TestUpstream;
+  let port: number;
+  let admin: number;
+  let sluice: CliProcess;
+  let trim: NodeJS.Timeout;
+  const file = () => join(tmp.path, 'sluice.yaml');
+  const pidFile = () => join(tmp.path, 'sluice.pid');
+  const cfg = (workers: number, added: boolean) =>
+    config({ port, admin, pidFile: pidFile(), upstream: up.url, workers, added });
+
+  beforeAll(async () => {
+    requireBuilt();
+    tmp = await tempDir();
+    up = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '3' });
+      res.end('ok\n');
+    });
+    // The upstream records every request; keep only the recent ones.
+    trim = setInterval(() => up.seen.splice(0, up.seen.length), 500);
+    port = await freePort();
+    admin = await freePort();
+    await writeFile(file(), cfg(2, false));
+    sluice = spawnCli(['start', '-c', 'sluice.yaml'], { cwd: tmp.path });
+    await waitForPort(port, { proc: sluice, timeoutMs: 20_000 });
+    await sluice.waitForJson((l) => l.msg === 'sluice started', 1, 20_000);
+  });
+
+  afterAll(async () => {
+    clearInterval(trim);
+    await killAll();
+    await up?.close();
+    await tmp?.remove();
+  });
+
+  it('swap by SIGHUP, a refused broken file, and a rolling restart by `sluice reload`: zero failed requests', async () => {
+    const pid = Number(readFileSync(pidFile(), 'utf8').trim());
+    expect(pid).toBe(sluice.pid);
+    const before = await status(admin);
+    expect(before.workers).toHaveLength(2);
+    expect(before.mode).toBe('round-robin');
+    const oldPids = before.workers.map((w) => w.pid);
+    expect((await get(port, '/added')).status).toBe(404);
+
+    const load = startLoad({
+      url: `http://127.0.0.1:${port}/api/load`,
+      connections: CONNECTIONS,
+      durationS: LOAD_S,
+      expectBody: 'ok\n',
+    });
+    const at = (ms: number) => sleep(Math.max(0, load.startedAt + ms - Date.now()));
+
+    // (a) a new route, swapped into the running workers by SIGHUP.
+    await at(2500);
+    await writeFile(file(), cfg(2, true));
+    process.kill(pid, 'SIGHUP');
+    const [swapped] = await sluice.waitForJson((l) => l.msg === 'config reloaded', 1, 10_000);
+    expect(swapped).toMatchObject({ level: 'info', how: 'swap' });
+    const added = await get(port, '/added');
+    expect(added).toMatchObject({ status: 201, body: 'added by reload\n' });
+    const afterSwap = await status(admin);
+    expect(afterSwap.workers.map((w) => w.pid)).toEqual(oldPids);
+    expect(afterSwap.reloads).toMatchObject({ success: 1, failure: 0, last: { ok: true, how: 'swap' } });
+    expect(afterSwap.config.hash).toBe(swapped!.config);
+
+    // (b) a broken file by SIGHUP: refused whole, every problem logged, the running config stays.
+    await at(5000);
+    await writeFile(file(), BROKEN(port));
+    process.kill(pid, 'SIGHUP');
+    const [refused] = await sluice.waitForJson(
+      (l) => l.level === 'error' && l.msg === 'config reload refused; still serving the previous config',
+      1,
+      10_000,
+    );
+    expect(refused!.file).toBe('sluice.yaml');
+    const problems = refused!.problems as string[];
+    expect(problems).toHaveLength(2);
+    expect(problems[0]).toMatch(/^sluice\.yaml:2:10: SLUICE_E_CONFIG_\w+ workers: /);
+    expect(problems[1]).toMatch(/^sluice\.yaml:9:28: SLUICE_E_CONFIG_UNKNOWN_UPSTREAM .*"nowhere"/);
+    expect((await get(port, '/added')).status).toBe(201);
+    const afterRefused = await status(admin);
+    expect(afterRefused.config.hash).toBe(afterSwap.config.hash);
+    expect(afterRefused.reloads).toMatchObject({
+      success: 1,
+      failure: 1,
+      last: { ok: false, how: 'refused', problems },
+    });
+
+    // (c) workers 2 → 3 by `sluice reload`: new workers are started, then the old ones drain.
+    await at(7500);
+    await writeFile(file(), cfg(3, true));
+    const reload = await runCli(['reload', '-c', 'sluice.yaml'], { cwd: tmp.path, timeoutMs: 30_000 });
+    expect(reload.stderr).toBe('');
+    expect(reload.code).toBe(0);
+    const printed = /^reloaded \(roll\); serving config ([0-9a-f]{16})\n$/.exec(reload.stdout);
+    expect(printed, reload.stdout).not.toBeNull();
+    const afterRoll = await status(admin);
+    expect(afterRoll.workers).toHaveLength(3);
+    for (const w of afterRoll.workers) {
+      expect(w.pid).not.toBeNull();
+      expect(oldPids).not.toContain(w.pid);
+      expect(w.state).toBe('ready');
+    }
+    expect(new Set(afterRoll.workers.map((w) => w.pid)).size).toBe(3);
+    expect(afterRoll.reloads).toMatchObject({ success: 2, failure: 1, last: { ok: true, how: 'roll' } });
+    expect(afterRoll.config.hash).toBe(printed![1]);
+    expect(sluice.jsonLines().find((l) => l.msg === 'reload: starting new workers')).toMatchObject({
+      reasons: ['workers 2 → 3'],
+    });
+    expect((await get(port, '/added')).status).toBe(201);
+
+    const result = await load.done;
+    console.log(
+      `reload under load: ${result.total} requests in ${result.durationS} s over ${CONNECTIONS} connections ` +
+        `(3 reloads: swap, refused, roll); errors ${result.errors}, timeouts ${result.timeouts}, ` +
+        `non-2xx ${result.non2xx}, mismatches ${result.mismatches}`,
+      failureTimeline(result.failureLog, load.startedAt),
+    );
+    expect(result.errors, JSON.stringify(failureKinds(result.failureLog))).toBe(0);
+    expect(result.timeouts).toBe(0);
+    expect(result.non2xx).toBe(0);
+    expect(result.mismatches).toBe(0);
+    // Substantial: on the slowest CI machine still thousands of requests, spread over the reloads.
+    expect(result.total).toBeGreaterThan(2000);
+
+    // The old workers drained and exited (shutdown_timeout is 5 s; the load is over).
+    await until(
+      () => (oldPids.every((p) => p !== null && !alive(p)) ? true : undefined),
+      'old workers to exit',
+      15_000,
+    );
+    // Every new worker served part of the load, and the primary still runs.
+    expect(sluice.exited()).toBeNull();
+    expect((await get(port, '/api/after')).status).toBe(200);
+  }, 60_000);
+
+  it('`sluice reload` with a broken file: exit 2, problems printed, the primary not signalled', async () => {
+    const before = await status(admin);
+    const refusedBefore = sluice.jsonLines().filter((l) => /reload refused/.test(String(l.msg))).length;
+    await writeFile(file(), BROKEN(port));
+    const reload = await runCli(['reload', '-c', 'sluice.yaml'], { cwd: tmp.path });
+    expect(reload.code).toBe(2);
+    const lines = reload.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^sluice\.yaml:2:10: SLUICE_E_CONFIG_\w+ workers: /);
+    expect(lines[1]).toMatch(/^sluice\.yaml:9:28: SLUICE_E_CONFIG_UNKNOWN_UPSTREAM .*"nowhere"/);
+    expect(reload.stderr).toBe('sluice.yaml: not reloaded; the running config stays\n');
+    // Nothing reached the primary: no reload attempt logged, the counters and config unchanged.
+    await sleep(1000);
+    expect(sluice.jsonLines().filter((l) => /reload refused/.test(String(l.msg)))).toHaveLength(
+      refusedBefore,
+    );
+    const after = await status(admin);
+    expect(after.reloads).toEqual(before.reloads);
+    expect(after.config.hash).toBe(before.config.hash);
+    expect(after.workers.map((w) => w.pid)).toEqual(before.workers.map((w) => w.pid));
+    expect((await get(port, '/added')).status).toBe(201);
+  });
+
+  it('SIGTERM: the primary drains, removes its pid file and exits 0', async () => {
+    expect(existsSync(pidFile())).toBe(true);
+    const workers = (await status(admin)).workers.map((w) => w.pid!);
+    sluice.signal('SIGTERM');
+    expect(await sluice.waitForExit(15_000)).toEqual({ code: 0, signal: null });
+    expect(existsSync(pidFile())).toBe(false);
+    for (const pid of workers) expect(alive(pid)).toBe(false);
+    expect(sluice.jsonLines().at(-1)).toMatchObject({ msg: 'sluice stopped' });
+  });
+});

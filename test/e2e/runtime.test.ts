@@ -1,0 +1,321 @@
+/**
+ * The multi-process runtime as a user runs it (`sluice start -c FILE`): a worker SIGKILLed under
+ * load is restarted and costs at most the connections it held; a handler that kills its worker
+ * on every request ends in a crash loop (backoff 100, 200, 400, 800 ms, then given up) and, with
+ * every worker in a crash loop, the primary exits 1; and the round-robin accept spreads keep-alive
+ * load over the workers, also when connections are recycled after `max_requests_per_connection`.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type CliProcess,
+  freePort,
+  killAll,
+  requireBuilt,
+  spawnCli,
+  tempDir,
+  waitForPort,
+} from '../helpers/cli.js';
+import { failureTimeline, startLoad } from '../helpers/load.js';
+import { alive, get, sharedTempDir, sleep, status, until } from '../helpers/runtime.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+/** Starts `sluice start -c sluice.yaml` in `dir` and waits until it serves on `port`. */
+async function startSluice(dir: string, yaml: string, port: number): Promise<CliProcess> {
+  await writeFile(join(dir, 'sluice.yaml'), yaml);
+  const sluice = spawnCli(['start', '-c', 'sluice.yaml'], { cwd: dir });
+  await waitForPort(port, { proc: sluice, timeoutMs: 20_000 });
+  await sluice.waitForJson((l) => l.msg === 'sluice started', 1, 20_000);
+  return sluice;
+}
+
+describe('a worker SIGKILLed under load (workers: 2)', () => {
+  const CONNECTIONS = 20;
+  let tmp: { path: string; remove(): Promise<void> };
+  let up: TestUpstream;
+  let trim: NodeJS.Timeout;
+
+  beforeAll(async () => {
+    requireBuilt();
+    tmp = await tempDir();
+    up = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '3' });
+      res.end('ok\n');
+    });
+    trim = setInterval(() => up.seen.splice(0, up.seen.length), 500);
+  });
+  afterAll(async () => {
+    clearInterval(trim);
+    await killAll();
+    await up?.close();
+    await tmp?.remove();
+  });
+
+  it('is restarted; the failures are bounded by the connections it held; then every request succeeds', async () => {
+    const port = await freePort();
+    const admin = await freePort();
+    const sluice = await startSluice(
+      tmp.path,
+      `version: 1
+workers: 2
+log: { level: info, access: off, format: json }
+admin: { listen: "127.0.0.1:${admin}" }
+servers:
+  - name: web
+    listen: "127.0.0.1:${port}"
+    routes:
+      - name: api
+        match: { path_prefix: /api/ }
+        proxy: { upstream: backend, strip_prefix: /api }
+upstreams:
+  backend:
+    targets:
+      - url: ${up.url}
+`,
+      port,
+    );
+
+    const load = startLoad({
+      url: `http://127.0.0.1:${port}/api/load`,
+      connections: CONNECTIONS,
+      durationS: 6,
+      expectBody: 'ok\n',
+    });
+    await sleep(2000);
+    const before = await status(admin);
+    expect(before.workers).toHaveLength(2);
+    const victim = before.workers[0]!;
+    const survivor = before.workers[1]!;
+    expect(victim.pid).not.toBeNull();
+    const served = load.responses();
+    expect(served).toBeGreaterThan(0);
+    const killedAt = Date.now();
+    process.kill(victim.pid!, 'SIGKILL');
+
+    const [died] = await sluice.waitForJson((l) => l.msg === 'worker died; restarting it', 1, 10_000);
+    expect(died).toMatchObject({
+      level: 'warn',
+      slot: 0,
+      pid: victim.pid,
+      signal: 'SIGKILL',
+      restart_in_ms: 100,
+    });
+    const [restarted] = await sluice.waitForJson((l) => l.msg === 'worker restarted', 1, 10_000);
+    const restartedAt = Date.now();
+    expect(restarted).toMatchObject({ level: 'info', slot: 0 });
+    expect(restarted!.pid).not.toBe(victim.pid);
+    // The primary logged the death before the restart.
+    const lines = sluice.jsonLines();
+    expect(lines.findIndex((l) => l.msg === 'worker died; restarting it')).toBeLessThan(
+      lines.findIndex((l) => l.msg === 'worker restarted'),
+    );
+
+    const after = await status(admin);
+    expect(after.workers).toHaveLength(2);
+    expect(after.workers[0]).toMatchObject({ slot: 0, pid: restarted!.pid, restarts: 1, state: 'ready' });
+    expect(after.workers[1]).toMatchObject({ slot: 1, pid: survivor.pid, restarts: 0, state: 'ready' });
+    expect(alive(victim.pid!)).toBe(false);
+
+    const result = await load.done;
+    const timeline = failureTimeline(result.failureLog, killedAt);
+    console.log(
+      `SIGKILL under load: ${result.total} requests, ${result.failures} failed ` +
+        `(errors ${result.errors}, timeouts ${result.timeouts}, non-2xx ${result.non2xx}) ` +
+        `with ${CONNECTIONS} connections open (${victim.connections} of them on the killed worker); worker back ${restartedAt - killedAt} ms after the kill; ` +
+        'failures by kind, ms from the kill:',
+      timeline,
+    );
+    // Only requests on the killed worker's connections can fail: at most one per connection.
+    expect(result.failures).toBeLessThanOrEqual(CONNECTIONS);
+    expect(result.timeouts).toBe(0);
+    expect(result.mismatches).toBe(0);
+    // No failure before the kill, and none once the worker was back.
+    for (const f of result.failureLog) {
+      expect(f.at).toBeGreaterThanOrEqual(killedAt);
+      expect(f.at, `a failure (${f.what}) ${f.at - killedAt} ms after the kill`).toBeLessThanOrEqual(
+        restartedAt,
+      );
+    }
+    expect(result.total).toBeGreaterThan(served);
+
+    // After the kill, new requests all succeed: a fresh load on the restarted pair.
+    const again = await startLoad({
+      url: `http://127.0.0.1:${port}/api/again`,
+      connections: CONNECTIONS,
+      durationS: 1,
+      expectBody: 'ok\n',
+    }).done;
+    expect(again.total).toBeGreaterThan(0);
+    expect(again.failures).toBe(0);
+    expect(again.mismatches).toBe(0);
+    const final = await status(admin);
+    expect(final.workers.map((w) => w.requests ?? 0).every((n) => n > 0)).toBe(true);
+    expect(sluice.exited()).toBeNull();
+  }, 40_000);
+});
+
+describe('a crash loop (workers: 1, a handler that exits its worker)', () => {
+  let tmp: Awaited<ReturnType<typeof sharedTempDir>>;
+
+  beforeAll(async () => {
+    requireBuilt();
+    tmp = await sharedTempDir();
+  });
+  afterEach(killAll);
+  afterAll(async () => {
+    await killAll();
+    await tmp?.remove();
+  });
+
+  it('restarts with backoff 100/200/400/800 ms, gives up at the 5th crash, and the primary exits 1', async () => {
+    await tmp.write(
+      'crash.ts',
+      `export default {
+  fetch(request: Request): Response {
+    if (new URL(request.url).pathname === '/crash') process.exit(1);
+    return new Response(\`alive \${process.pid}\\n\`, { headers: { 'content-type': 'text/plain' } });
+  },
+};
+`,
+    );
+    const port = await freePort();
+    const admin = await freePort();
+    const sluice = await startSluice(
+      tmp.path,
+      `version: 1
+workers: 1
+user: nobody
+log: { level: info, access: off, format: json }
+admin: { listen: "127.0.0.1:${admin}" }
+servers:
+  - name: web
+    listen: "127.0.0.1:${port}"
+    routes:
+      - name: app
+        handler: ./crash.ts
+`,
+      port,
+    );
+    const startedAt = Date.now();
+    const pids: number[] = [];
+    for (let crash = 1; crash <= 5; crash++) {
+      // Wait until the (re)started worker serves, then kill it with a request.
+      const alivePid = await until(
+        async () => {
+          const res = await get(port, '/alive', 2000);
+          return res.status === 200 ? Number(/^alive (\d+)\n$/.exec(res.body)?.[1]) : undefined;
+        },
+        `the worker to serve before crash ${crash}`,
+        15_000,
+      );
+      expect(pids).not.toContain(alivePid);
+      pids.push(alivePid);
+      // The request dies with its worker: no answer.
+      await expect(get(port, '/crash', 5000)).rejects.toThrow();
+      if (crash < 5) {
+        await sluice.waitForJson((l) => l.msg === 'worker restarted', crash, 15_000);
+        const s = await status(admin);
+        expect(s.workers).toHaveLength(1);
+        expect(s.workers[0]).toMatchObject({ restarts: crash, state: 'ready' });
+      }
+    }
+
+    const exit = await sluice.waitForExit(15_000);
+    expect(Date.now() - startedAt).toBeLessThan(60_000);
+    expect(exit).toEqual({ code: 1, signal: null });
+    const lines = sluice.jsonLines();
+    const died = lines.filter((l) => l.msg === 'worker died; restarting it');
+    expect(died.map((l) => l.restart_in_ms)).toEqual([100, 200, 400, 800]);
+    expect(died.map((l) => l.code)).toEqual([1, 1, 1, 1]);
+    expect(died.map((l) => l.pid)).toEqual(pids.slice(0, 4));
+    const loop = lines.find((l) => /crash loop: not restarting/.test(String(l.msg)));
+    expect(loop).toMatchObject({ level: 'error', slot: 0, crashes: 5, window_s: 60 });
+    const fatal = lines.find((l) => l.level === 'fatal');
+    expect(fatal).toMatchObject({ code: 'SLUICE_E_RUNTIME_WORKER' });
+    expect(String(fatal!.msg)).toMatch(/every worker is in a crash loop/);
+    // In that order, and nothing was restarted after the crash loop.
+    const order = [
+      'worker crash loop: not restarting it until the next reload',
+      fatal!.msg,
+      'sluice stopped',
+    ].map((m) => lines.findIndex((l) => l.msg === m));
+    expect(order.every((i) => i >= 0)).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    expect(lines.filter((l) => l.msg === 'worker restarted')).toHaveLength(4);
+    for (const pid of pids) expect(alive(pid)).toBe(false);
+    await expect(waitForPort(port, { timeoutMs: 200 })).rejects.toThrow();
+  }, 60_000);
+});
+
+describe('load spread over the workers (workers: 2, round-robin accept)', () => {
+  let tmp: { path: string; remove(): Promise<void> };
+
+  beforeAll(async () => {
+    requireBuilt();
+    tmp = await tempDir();
+  });
+  afterEach(killAll);
+  afterAll(async () => {
+    await killAll();
+    await tmp?.remove();
+  });
+
+  const yaml = (port: number, admin: number, limits: string) => `version: 1
+workers: 2
+log: { level: info, access: off, format: json }
+admin: { listen: "127.0.0.1:${admin}" }
+servers:
+  - name: web
+    listen: "127.0.0.1:${port}"
+${limits}    routes:
+      - name: hello
+        match: { path: /hello }
+        respond: { status: 200, body: "hello\\n", headers: { content-type: text/plain } }
+`;
+
+  /** Runs the load, then reads each worker's share of the requests from /api/status. */
+  async function spread(o: { connections: number; durationS: number; limits: string; label: string }) {
+    const port = await freePort();
+    const admin = await freePort();
+    const sluice = await startSluice(tmp.path, yaml(port, admin, o.limits), port);
+    const result = await startLoad({
+      url: `http://127.0.0.1:${port}/hello`,
+      connections: o.connections,
+      durationS: o.durationS,
+      expectBody: 'hello\n',
+    }).done;
+    const s = await status(admin);
+    const counts = s.workers.map((w) => w.requests ?? 0);
+    const total = counts.reduce((a, b) => a + b, 0);
+    const shares = counts.map((c) => c / total);
+    console.log(
+      `spread (${o.label}): ${result.total} requests over ${o.connections} keep-alive connections; ` +
+        `per worker ${counts.join(' / ')} = ${shares.map((x) => `${(x * 100).toFixed(1)} %`).join(' / ')}; ` +
+        `failures ${result.failures}`,
+    );
+    expect(result.failures).toBe(0);
+    expect(result.mismatches).toBe(0);
+    expect(s.workers).toHaveLength(2);
+    // The workers counted every answer the client received (and at most the ones cut at the end).
+    expect(total).toBeGreaterThanOrEqual(result.total);
+    expect(total).toBeLessThanOrEqual(result.total + o.connections);
+    await sluice.kill();
+    return shares;
+  }
+
+  it('32 keep-alive connections: each worker serves at least 25 %', async () => {
+    const shares = await spread({ connections: 32, durationS: 5, limits: '', label: '32 connections' });
+    for (const share of shares) expect(share).toBeGreaterThanOrEqual(0.25);
+  }, 30_000);
+
+  it('2 keep-alive connections recycled after 100 requests: each worker serves at least 20 %', async () => {
+    const shares = await spread({
+      connections: 2,
+      durationS: 3,
+      limits: '    limits: { max_requests_per_connection: 100 }\n',
+      label: '2 connections, max_requests_per_connection 100',
+    });
+    for (const share of shares) expect(share).toBeGreaterThanOrEqual(0.2);
+  }, 30_000);
+});
