@@ -14,7 +14,7 @@ import type { KeyPath } from './key-path.js';
 import { parseListenAddress } from './listen-address.js';
 import { normaliseServer, type PlacedAddress } from './normalise-server.js';
 import type { ProblemCollector } from './problem-collector.js';
-import type { ResolvedConfig, ResolvedLog } from './types.js';
+import type { ResolvedConfig, ResolvedLog, ResolvedTracing } from './types.js';
 import { assignUniqueNames } from './unique-names.js';
 import { UpstreamRegistry } from './upstream-registry.js';
 
@@ -75,6 +75,7 @@ export function normaliseConfig(
     pidFile: draft.pid_file === undefined ? null : resolve(baseDir, draft.pid_file),
     allowRootHandlers: draft.allow_root_handlers ?? false,
     log: normaliseLog(draft.log, baseDir, problems),
+    tracing: normaliseTracing(draft.tracing, problems),
     admin: adminListen === null ? null : { listen: adminListen.address },
     servers: named.map(({ plan, name }) => ({ name, ...plan.server })),
     upstreams: upstreams.toRecord(),
@@ -82,6 +83,31 @@ export function normaliseConfig(
   const hash = createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 16);
   const { version, ...rest } = body;
   return deepFreeze({ version, file: options.file, hash, ...rest });
+}
+
+function normaliseTracing(draft: ConfigDraft['tracing'], problems: ProblemCollector): ResolvedTracing {
+  let otlpEndpoint = draft?.otlp_endpoint ?? null;
+  if (otlpEndpoint !== null) {
+    try {
+      const url = new URL(otlpEndpoint);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('scheme');
+    } catch {
+      problems.error(
+        ['tracing', 'otlp_endpoint'],
+        'SLUICE_E_CONFIG_URL',
+        `${JSON.stringify(otlpEndpoint)} is not an http(s) URL`,
+        {
+          hint: 'write the collector URL, e.g. http://127.0.0.1:4318/v1/traces',
+        },
+      );
+      otlpEndpoint = null;
+    }
+  }
+  return {
+    otlpEndpoint,
+    sampleRatio: draft?.sample_ratio ?? 1,
+    serviceName: draft?.service_name ?? 'sluice',
+  };
 }
 
 function normaliseLog(draft: ConfigDraft['log'], baseDir: string, problems: ProblemCollector): ResolvedLog {

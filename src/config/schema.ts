@@ -326,6 +326,20 @@ const logSchema = z.strictObject({
   format: z.enum(['json', 'pretty']).optional().meta({ description: 'Default json.' }),
 });
 
+const tracingSchema = z.strictObject({
+  otlp_endpoint: z.string().optional().meta({
+    description:
+      'OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318/v1/traces. Without it no spans are exported (traceparent is still propagated).',
+  }),
+  sample_ratio: z
+    .number()
+    .min(0)
+    .max(1)
+    .optional()
+    .meta({ description: "Share of new traces recorded (0–1); a parent's decision is followed. Default 1." }),
+  service_name: z.string().optional().meta({ description: 'service.name of the spans. Default sluice.' }),
+});
+
 const adminSchema = z.strictObject({
   listen: z
     .string()
@@ -358,6 +372,7 @@ export const sluiceConfigSchema = z
       .optional()
       .meta({ description: 'Graceful drain deadline. Default 30s.' }),
     log: logSchema.optional(),
+    tracing: tracingSchema.optional(),
     admin: adminSchema.optional(),
     servers: z.array(serverSchema).min(1),
     upstreams: z.record(z.string(), upstreamSchema).optional(),

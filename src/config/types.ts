@@ -192,6 +192,14 @@ export interface ResolvedLog {
 }
 
 /** The whole resolved config, deep-frozen. */
+/** Trace export settings. */
+export interface ResolvedTracing {
+  /** OTLP/HTTP endpoint, or null: ids are propagated, no spans exported. */
+  readonly otlpEndpoint: string | null;
+  readonly sampleRatio: number;
+  readonly serviceName: string;
+}
+
 export interface ResolvedConfig {
   readonly version: 1;
   /** Absolute path of the file it came from, or `null` for a config object. */
@@ -208,6 +216,7 @@ export interface ResolvedConfig {
   readonly pidFile: string | null;
   readonly allowRootHandlers: boolean;
   readonly log: ResolvedLog;
+  readonly tracing: ResolvedTracing;
   readonly admin: { readonly listen: ListenAddress } | null;
   readonly servers: readonly ResolvedServer[];
   readonly upstreams: Readonly<Record<string, ResolvedUpstream>>;

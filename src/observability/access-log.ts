@@ -35,6 +35,7 @@ export function accessFields(x: Exchange): Record<string, unknown> {
     server: x.server?.name ?? null,
     route: x.route?.name ?? null,
     request_id: x.requestId,
+    trace_id: x.traceId === '' ? null : x.traceId,
   };
   if (x.upstream !== null) {
     fields.upstream = x.upstream;
@@ -69,7 +70,7 @@ export class JsonAccessLog {
     line += `,"remote_addr":${JSON.stringify(x.remoteAddr)}`;
     line += `,"server":${x.server === null ? 'null' : JSON.stringify(x.server.name)}`;
     line += `,"route":${x.route === null ? 'null' : JSON.stringify(x.route.name)}`;
-    line += `,"request_id":"${x.requestId}"`;
+    line += `,"request_id":"${x.requestId}","trace_id":${x.traceId === '' ? 'null' : `"${x.traceId}"`}`;
     if (x.upstream !== null) {
       line += `,"upstream":${JSON.stringify(x.upstream)},"target":${JSON.stringify(x.target)},"attempts":${x.attempts}`;
     }

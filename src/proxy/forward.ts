@@ -18,7 +18,7 @@ import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { ErrorCode } from '../errors/catalogue.js';
 import { awaitConnection, type ReuseListener } from './connection-reuse.js';
-import type { ProxyExchange } from './proxy-exchange.js';
+import type { AttemptCode, AttemptObserver, ProxyExchange } from './proxy-exchange.js';
 import { type ProxyRoute, upstreamPath } from './proxy-route.js';
 import { upstreamRequestHeaders } from './request-headers.js';
 import { clientResponseHeaders } from './response-headers.js';
@@ -227,6 +227,7 @@ class ProxyRequest implements UpstreamPick {
     const decision = decideRetry(this.upstream.config.retry, this.#facts(call, failure));
     if (decision !== 'retry' || !this.#anotherTarget(call.target)) return false;
     this.#markTried(call.target);
+    this.x.retrying();
     return true;
   }
 
@@ -262,10 +263,12 @@ class ProxyRequest implements UpstreamPick {
     switch (decideRetry(this.upstream.config.retry, facts)) {
       case 'retry_stale':
         this.#staleRetries++;
+        x.retrying();
         this.#send(call.target);
         return;
       case 'retry':
         this.#markTried(call.target);
+        x.retrying();
         this.#next(code);
         return;
       case 'stop':
@@ -304,6 +307,9 @@ export class UpstreamCall implements ReuseListener {
   #clientGone = false;
   #discarding = false;
   #onClientClose: (() => void) | null = null;
+  #observer: AttemptObserver | null = null;
+  /** The status the target answered, once it did. */
+  #status = 0;
 
   constructor(request: ProxyRequest, target: UpstreamTarget) {
     this.request = request;
@@ -323,10 +329,11 @@ export class UpstreamCall implements ReuseListener {
       this.#abort?.(new ClientGoneError());
     };
     x.res.once('close', this.#onClientClose);
+    this.#observer = x.attemptStarted(route.upstream.name, target);
     const options: Dispatcher.DispatchOptions = {
       path: upstreamPath(route, x.path, x.query),
       method: x.method as Dispatcher.HttpMethod,
-      headers: upstreamRequestHeaders(x, route, target.hostPort),
+      headers: upstreamRequestHeaders(x, route, target.hostPort, this.#observer.traceparent),
       // undici writes async iterables with back-pressure (client-h1 writeIterable); its typings
       // list only streams and buffers.
       body: body as Dispatcher.DispatchOptions['body'],
@@ -357,6 +364,7 @@ export class UpstreamCall implements ReuseListener {
   onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     // 1xx answers (other than 101, handled by onUpgrade) are not relayed.
     if (status < 200) return true;
+    this.#status = status;
     if (this.request.retryOnStatus(this, status)) {
       this.#discarding = true;
       this.#abort?.(new RetryingError());
@@ -374,6 +382,7 @@ export class UpstreamCall implements ReuseListener {
   }
 
   onUpgrade(status: number, rawHeaders: Buffer[], socket: Socket): void {
+    this.#status = status;
     this.#finish();
     this.request.upstream.succeeded(this.target);
     const x = this.request.x;
@@ -405,7 +414,15 @@ export class UpstreamCall implements ReuseListener {
   }
 
   onError(err: Error): void {
-    this.#finish();
+    this.#finish(
+      this.#status !== 0
+        ? this.#status
+        : this.#clientGone || err instanceof ClientGoneError
+          ? 'aborted'
+          : errorCode(err) === 'SLUICE_E_UPSTREAM_TIMEOUT'
+            ? 'timeout'
+            : 'error',
+    );
     if (this.#discarding) {
       this.request.retryDiscarded();
       return;
@@ -417,10 +434,11 @@ export class UpstreamCall implements ReuseListener {
     this.request.attemptFailed(this, err);
   }
 
-  #finish(): void {
+  #finish(code: number | AttemptCode = this.#status): void {
     if (this.#done) return;
     this.#done = true;
     this.target.conns--;
+    this.#observer?.done(code);
     const x = this.request.x;
     if (this.#onClientClose !== null) x.res.off('close', this.#onClientClose);
     this.#onClientClose = null;

@@ -6,6 +6,17 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorCode } from '../errors/catalogue.js';
 import type { VariableSource } from './variables.js';
 
+/** How an attempt ended without a status: failed, timed out, or abandoned because the client left. */
+export type AttemptCode = 'error' | 'timeout' | 'aborted';
+
+/** Observes one upstream attempt (metrics, the attempt's span). */
+export interface AttemptObserver {
+  /** The `traceparent` to send with the attempt. */
+  readonly traceparent: string;
+  /** The attempt ended with this status, or an error or a timeout. */
+  done(code: number | AttemptCode): void;
+}
+
 /** The downstream side of one proxied request. */
 export interface ProxyExchange extends VariableSource {
   readonly req: IncomingMessage;
@@ -44,6 +55,12 @@ export interface ProxyExchange extends VariableSource {
 
   /** Answers with the error's status (or breaks the response if it already started) and finishes. */
   fail(code: ErrorCode, cause?: unknown): void;
+  /** The client's `tracestate`, passed on unchanged (null when none or no valid traceparent). */
+  readonly tracestate: string | null;
+  /** An attempt to `target` of `upstream` starts. */
+  attemptStarted(upstream: string, target: { readonly origin: string }): AttemptObserver;
+  /** The request is passed on to another attempt. */
+  retrying(): void;
   /** A target reached max_fails through this request's attempt. */
   targetDisabled(target: string): void;
   /** The response was fully handed to the socket. */

@@ -44,7 +44,8 @@ export function compileProxyRoute(
   const removed = new Set(action.removeHeaders);
   const overridden = new Set([...setNames, ...removed]);
   // `Expect` is answered by sluice itself (100-continue) and undici refuses to forward it.
-  const dropRequest = new Set<string>([...overridden, ...FORWARDED, 'expect']);
+  // traceparent and tracestate are replaced by sluice's own (the client's trace continued).
+  const dropRequest = new Set<string>([...overridden, ...FORWARDED, 'expect', 'traceparent', 'tracestate']);
   if (!action.preserveHost) dropRequest.add('host');
   const responseSetNames = action.responseSetHeaders.map(([name]) => name.toLowerCase());
   return {

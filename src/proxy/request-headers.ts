@@ -9,7 +9,12 @@ import type { ProxyExchange } from './proxy-exchange.js';
 import type { ProxyRoute } from './proxy-route.js';
 
 /** Builds the upstream request headers for `x` going to a target whose `host:port` is `targetHost`. */
-export function upstreamRequestHeaders(x: ProxyExchange, route: ProxyRoute, targetHost: string): string[] {
+export function upstreamRequestHeaders(
+  x: ProxyExchange,
+  route: ProxyRoute,
+  targetHost: string,
+  traceparent: string,
+): string[] {
   const raw = x.req.rawHeaders;
   const drop = route.dropRequest;
   const named = x.connectionTokens;
@@ -25,6 +30,8 @@ export function upstreamRequestHeaders(x: ProxyExchange, route: ProxyRoute, targ
   if (route.addXRealIp) out.push('x-real-ip', x.remoteAddr);
   if (route.addXForwardedProto) out.push('x-forwarded-proto', x.forwardedProto);
   if (route.addXForwardedHost && x.forwardedHost !== '') out.push('x-forwarded-host', x.forwardedHost);
+  out.push('traceparent', traceparent);
+  if (x.tracestate !== null) out.push('tracestate', x.tracestate);
   for (const [name, template] of route.setHeaders) {
     const value = template(x);
     // nginx: a header set to an empty value is not sent.

@@ -8,6 +8,10 @@
  * listeners for new addresses are bound before any old one is closed, and upstream targets that
  * did not change keep their warm connection pools and health.
  */
+
+import { performance } from 'node:perf_hooks';
+import type { Registry } from 'prom-client';
+import type { MetricsJson } from '../admin/admin-server.js';
 import { AdminServer } from '../admin/admin-server.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { VERSION } from '../core/version.js';
@@ -15,6 +19,9 @@ import { type LoadedHandler, loadHandler } from '../handlers/load-handler.js';
 import { HealthChecker } from '../health/active-checker.js';
 import { JsonAccessLog, writeAccessLine } from '../observability/access-log.js';
 import { createLoggers, type Loggers } from '../observability/logger.js';
+import { ControlPlaneMetrics, DataPlaneMetrics, newRegistry } from '../observability/metrics.js';
+import { Profiler } from '../observability/profiler.js';
+import { Tracer } from '../observability/tracer.js';
 import { probeTarget } from '../proxy/health-probe.js';
 import type { UpstreamSet } from '../proxy/upstream-set.js';
 import type { UpstreamTarget } from '../proxy/upstream-target.js';
@@ -69,29 +76,53 @@ export class SluiceInstance {
   readonly #health: HealthChecker | null;
   /** Requests answered by this instance (for the spread of load across workers). */
   #served = 0;
-  readonly #observer: ExchangeObserver = {
-    finished: (x: Exchange) => {
-      this.#served++;
-      if (this.#jsonAccess !== null) this.#jsonAccess.write(x);
-      else if (this.#loggers.access !== null) writeAccessLine(this.#loggers.access, x);
-    },
-    targetDisabled: (x: Exchange, target: string) => {
-      this.#loggers.app.warn(
-        {
-          upstream: x.upstream,
-          target,
-          fail_timeout_ms: this.#tables?.upstreams.find(x.upstream ?? '')?.config.failTimeoutMs,
-        },
-        'upstream target temporarily disabled',
-      );
-    },
-    handlerError: (x: Exchange, err: unknown) => {
-      this.#loggers.app.error(
-        { err, request_id: x.requestId, route: x.route?.name ?? null, path: x.path },
-        'handler failed; answered 500',
-      );
-    },
-  };
+  /** The data-plane metrics (and, alone, the control-plane ones) of this process. */
+  readonly registry: Registry;
+  readonly #metrics: DataPlaneMetrics;
+  readonly #tracer: Tracer | null;
+  readonly profiler = new Profiler();
+  readonly #observer: ExchangeObserver;
+  #makeObserver(): ExchangeObserver {
+    const metrics = this.#metrics;
+    return {
+      tracer: this.#tracer,
+      finished: (x: Exchange) => {
+        this.#served++;
+        const server = x.server;
+        if (server !== null) {
+          metrics.request(
+            x.route ?? server,
+            server.name,
+            x.route?.name ?? '',
+            x.method,
+            x.status,
+            x.durationMs / 1000,
+          );
+        }
+        if (this.#jsonAccess !== null) this.#jsonAccess.write(x);
+        else if (this.#loggers.access !== null) writeAccessLine(this.#loggers.access, x);
+      },
+      attemptDone: (key, upstream, target, code, seconds) =>
+        metrics.attempt(key, upstream, target, code, seconds),
+      retrying: (x: Exchange) => metrics.retry(x.upstream ?? ''),
+      targetDisabled: (x: Exchange, target: string) => {
+        this.#loggers.app.warn(
+          {
+            upstream: x.upstream,
+            target,
+            fail_timeout_ms: this.#tables?.upstreams.find(x.upstream ?? '')?.config.failTimeoutMs,
+          },
+          'upstream target temporarily disabled',
+        );
+      },
+      handlerError: (x: Exchange, err: unknown) => {
+        this.#loggers.app.error(
+          { err, request_id: x.requestId, trace_id: x.traceId, route: x.route?.name ?? null, path: x.path },
+          'handler failed; answered 500',
+        );
+      },
+    };
+  }
 
   constructor(config: ResolvedConfig, options: InstanceOptions = {}) {
     this.#config = config;
@@ -99,6 +130,20 @@ export class SluiceInstance {
     this.#ownsLoggers = options.loggers === undefined;
     this.#loggers = options.loggers ?? createLoggers(config.log);
     this.#jsonAccess = this.#loggers.accessSink === null ? null : new JsonAccessLog(this.#loggers.accessSink);
+    this.registry = newRegistry();
+    this.#metrics = new DataPlaneMetrics(this.registry, () => this.connections());
+    if (options.admin !== false) {
+      // Alone, this process is also the control plane.
+      new ControlPlaneMetrics(this.registry, {
+        workers: () => 1,
+        targets: () => this.#targetStates(),
+        bans: () => 0,
+      });
+    }
+    const tracing = config.tracing;
+    this.#tracer =
+      tracing.otlpEndpoint === null ? null : new Tracer({ ...tracing, otlpEndpoint: tracing.otlpEndpoint });
+    this.#observer = this.#makeObserver();
     this.#health =
       options.healthChecks === false
         ? null
@@ -135,6 +180,7 @@ export class SluiceInstance {
     if (this.#state !== 'new') throw new Error(`cannot start an instance that is ${this.#state}`);
     this.#state = 'running';
     try {
+      await this.profiler.startHeapSampling();
       await this.#loadHandlers(this.#config);
       const { tables } = compileTables(this.#config, undefined, this.#handlers);
       this.#tables = tables;
@@ -150,6 +196,14 @@ export class SluiceInstance {
         this.#admin = new AdminServer(admin.listen, {
           status: async () => this.status(),
           upstreams: async () => this.upstreams(),
+          metrics: async () => ({
+            contentType: this.registry.contentType,
+            body: await this.registry.metrics(),
+          }),
+          metricsJson: async () => (await this.registry.getMetricsAsJSON()) as unknown as MetricsJson,
+          cpuProfile: (seconds) => this.profiler.cpu(seconds),
+          heapProfile: () => this.profiler.heap(),
+          handles: async () => ({ workers: [this.handles()] }),
         });
         await this.#admin.listen();
       }
@@ -223,6 +277,8 @@ export class SluiceInstance {
     await this.#admin?.close();
     this.#admin = null;
     await this.#tables?.upstreams.destroy();
+    await this.#tracer?.shutdown();
+    this.profiler.close();
     for (const handler of this.#handlers.values()) {
       try {
         await handler.close();
@@ -257,6 +313,41 @@ export class SluiceInstance {
         ? { key: adminAddress.key, host: adminAddress.host, port: this.#admin.port }
         : null;
     return { servers, admin };
+  }
+
+  /** Every target with whether it can take requests, for `sluice_upstream_target_up`. */
+  #targetStates(): { upstream: string; target: string; up: boolean }[] {
+    if (this.#tables === null) return [];
+    const now = Date.now();
+    return [...this.#tables.upstreams.all()].flatMap((u) =>
+      u.targets.map((t) => ({
+        upstream: u.name,
+        target: t.origin,
+        up: ['up', 'backup'].includes(u.state(t, now)),
+      })),
+    );
+  }
+
+  /** Active handles and requests in flight, for `/debug/handles`. */
+  handles(): Record<string, unknown> {
+    const resources: Record<string, number> = {};
+    for (const r of process.getActiveResourcesInfo()) resources[r] = (resources[r] ?? 0) + 1;
+    const now = performance.now();
+    return {
+      pid: process.pid,
+      resources,
+      inflight: [...this.#listeners.values()].flatMap((l) =>
+        [...l.active()].map((x) => ({
+          method: x.method,
+          path: x.path,
+          route: x.route?.name ?? null,
+          upstream: x.upstream,
+          target: x.target,
+          age_ms: Math.round(now - x.startedAt),
+          request_id: x.requestId,
+        })),
+      ),
+    };
   }
 
   /** Open client connections across listeners. */

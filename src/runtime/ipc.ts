@@ -1,4 +1,5 @@
 /** The messages between the primary and its workers (Node's cluster IPC channel, JSON). */
+import type { MetricsJson } from '../admin/dashboard-stats.js';
 import type { ResolvedConfig } from '../config/types.js';
 
 /** What a worker reports about itself. */
@@ -28,7 +29,10 @@ export type ToWorker =
       readonly upstream: string;
       readonly index: number;
     }
-  | { readonly type: 'query'; readonly id: number };
+  | { readonly type: 'query'; readonly id: number }
+  | { readonly type: 'metrics'; readonly id: number }
+  | { readonly type: 'profile'; readonly id: number; readonly kind: 'cpu' | 'heap'; readonly seconds: number }
+  | { readonly type: 'handles'; readonly id: number };
 
 /** Worker → primary. */
 export type FromWorker =
@@ -38,7 +42,17 @@ export type FromWorker =
   | { readonly type: 'start-failed'; readonly error: string; readonly code: string | null }
   | { readonly type: 'reloaded'; readonly id: number; readonly error: string | null }
   | { readonly type: 'target-result'; readonly id: number; readonly origin: string | null }
-  | { readonly type: 'stats'; readonly id: number; readonly stats: WorkerStats };
+  | { readonly type: 'stats'; readonly id: number; readonly stats: WorkerStats }
+  | { readonly type: 'metrics'; readonly id: number; readonly metrics: MetricsJson }
+  /** Sent by a worker as it exits after a drain: its counters' final values. */
+  | { readonly type: 'final-metrics'; readonly metrics: MetricsJson }
+  | {
+      readonly type: 'profile';
+      readonly id: number;
+      readonly data: string | null;
+      readonly error: string | null;
+    }
+  | { readonly type: 'handles'; readonly id: number; readonly handles: Record<string, unknown> };
 
 /** Whether an IPC message is one of ours (the channel also carries Node's internal messages). */
 export function isFromWorker(message: unknown): message is FromWorker {

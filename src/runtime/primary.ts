@@ -13,6 +13,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { AdminServer } from '../admin/admin-server.js';
+import type { MetricsJson } from '../admin/dashboard-stats.js';
 import type { ConfigResult } from '../config/load.js';
 import { formatProblem } from '../config/problem.js';
 import type { ResolvedConfig } from '../config/types.js';
@@ -20,7 +21,9 @@ import { VERSION } from '../core/version.js';
 import { isErrorCode } from '../errors/catalogue.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { HealthChecker } from '../health/active-checker.js';
+import { ClusterMetrics } from '../observability/cluster-metrics.js';
 import { createLoggers, type Loggers } from '../observability/logger.js';
+import { ControlPlaneMetrics, newRegistry } from '../observability/metrics.js';
 import { probeTarget } from '../proxy/health-probe.js';
 import { UpstreamSet } from '../proxy/upstream-set.js';
 import { handlerModules } from '../server/gateway-tables.js';
@@ -88,6 +91,11 @@ export class Primary {
   readonly #startedAt = Date.now();
   #messageId = 0;
   readonly #pending = new Map<number, (message: FromWorker) => void>();
+  /** The primary's own metrics (workers, restarts, reloads, target health, process). */
+  readonly #registry = newRegistry();
+  readonly #control: ControlPlaneMetrics;
+  readonly #cluster = new ClusterMetrics();
+  #metricsTimer: NodeJS.Timeout | null = null;
 
   constructor(config: ResolvedConfig, options: PrimaryOptions) {
     this.#config = config;
@@ -99,6 +107,20 @@ export class Primary {
       probeTarget,
       (upstream, origin, up) => this.#applyHealth(upstream, origin, up),
     );
+    this.#control = new ControlPlaneMetrics(this.#registry, {
+      workers: () => this.#slots.filter((s) => s.worker !== null).length,
+      targets: () => {
+        const now = Date.now();
+        return [...this.#upstreams.all()].flatMap((u) =>
+          u.targets.map((t) => ({
+            upstream: u.name,
+            target: t.origin,
+            up: ['up', 'backup'].includes(u.state(t, now)),
+          })),
+        );
+      },
+      bans: () => 0,
+    });
   }
 
   /** The primary's logger. */
@@ -129,6 +151,9 @@ export class Primary {
       this.#health.start();
       await this.#startAdmin();
       if (this.#config.pidFile !== null) writeFileSync(this.#config.pidFile, `${process.pid}\n`);
+      // Fresh worker snapshots every 10 s, so a crash loses at most 10 s of a worker's counts.
+      this.#metricsTimer = setInterval(() => void this.#collectWorkerMetrics(), 10_000);
+      this.#metricsTimer.unref();
     } catch (err) {
       await this.#killAll();
       throw err;
@@ -194,6 +219,7 @@ export class Primary {
       slot.worker = worker;
       slot.startedAt = Date.now();
       slot.restarts++;
+      this.#control.workerRestarts.inc();
       slot.state = 'ready';
       this.#watch(slot, worker);
       this.#loggers.app.info({ slot: slot.index, pid: worker.process.pid }, 'worker restarted');
@@ -236,7 +262,9 @@ export class Primary {
           this.#send(worker, { type: 'start', config, reusePort: this.#reusePort });
         } else if (message.type === 'ready') {
           cleanup();
-          worker.on('message', (m: unknown) => this.#onWorkerMessage(m));
+          const pid = worker.process.pid ?? 0;
+          worker.on('message', (m: unknown) => this.#onWorkerMessage(pid, m));
+          worker.once('exit', () => this.#cluster.retire(pid));
           this.#sendHealthSnapshot(worker);
           resolve(worker);
         } else if (message.type === 'start-failed') {
@@ -279,8 +307,13 @@ export class Primary {
     for (const slot of this.#slots) if (slot.worker !== null) this.#send(slot.worker, message);
   }
 
-  #onWorkerMessage(message: unknown): void {
-    if (!isFromWorker(message) || !('id' in message)) return;
+  #onWorkerMessage(pid: number, message: unknown): void {
+    if (!isFromWorker(message)) return;
+    if (message.type === 'final-metrics') {
+      this.#cluster.update(pid, message.metrics);
+      return;
+    }
+    if (!('id' in message)) return;
     const waiter = this.#pending.get(message.id);
     if (waiter !== undefined) {
       this.#pending.delete(message.id);
@@ -434,6 +467,7 @@ export class Primary {
       config: o.ok ? this.#config.hash : this.#config.hash,
     };
     this.#lastReload = outcome;
+    this.#control.configReloads.labels(o.ok ? 'success' : 'failure').inc();
     if (o.ok) {
       this.#reloads.success++;
       this.#loggers.app.info({ how: o.how, config: this.#config.hash }, 'config reloaded');
@@ -452,6 +486,7 @@ export class Primary {
     if (this.#stopping) return;
     this.#stopping = true;
     this.#health.stop();
+    if (this.#metricsTimer !== null) clearInterval(this.#metricsTimer);
     const deadline = this.#config.shutdownTimeoutMs;
     const all = [...this.#slots.flatMap((s) => (s.worker === null ? [] : [s.worker])), ...this.#retiring];
     for (const slot of this.#slots) if (slot.timer !== null) clearTimeout(slot.timer);
@@ -580,6 +615,14 @@ export class Primary {
     this.#admin = new AdminServer(admin.listen, {
       status: () => this.status(),
       upstreams: () => this.upstreams(),
+      metrics: async () => {
+        const registry = await this.#aggregate();
+        return { contentType: registry.contentType, body: await registry.metrics() };
+      },
+      metricsJson: async () => (await (await this.#aggregate()).getMetricsAsJSON()) as unknown as MetricsJson,
+      cpuProfile: (seconds, worker) => this.#profile('cpu', seconds, worker),
+      heapProfile: (worker) => this.#profile('heap', 0, worker),
+      handles: () => this.#handles(),
     });
     await this.#admin.listen();
   }
@@ -591,6 +634,60 @@ export class Primary {
   }> {
     const stats = await this.#stats();
     return { servers: stats.find((s) => s !== null)?.addresses ?? [], adminPort: this.adminPort };
+  }
+
+  /** Asks every worker for its metrics (kept as its latest snapshot). */
+  async #collectWorkerMetrics(): Promise<void> {
+    await Promise.all(
+      this.#slots.map(async (s) => {
+        const worker = s.worker;
+        if (worker === null) return;
+        const answer = await this.#ask<Extract<FromWorker, { type: 'metrics' }>>(worker, (id) => ({
+          type: 'metrics',
+          id,
+        }));
+        if (answer !== null) this.#cluster.update(worker.process.pid ?? 0, answer.metrics);
+      }),
+    );
+  }
+
+  /** The node's metrics: the primary's own and every worker's, summed. */
+  async #aggregate() {
+    await this.#collectWorkerMetrics();
+    return this.#cluster.aggregate((await this.#registry.getMetricsAsJSON()) as unknown as MetricsJson);
+  }
+
+  /** A profile of worker `index` (default the first running one). */
+  async #profile(kind: 'cpu' | 'heap', seconds: number, index?: number): Promise<Buffer> {
+    const slot = index === undefined ? this.#slots.find((s) => s.worker !== null) : this.#slots[index];
+    const worker = slot?.worker ?? null;
+    if (worker === null)
+      throw new SluiceError('SLUICE_E_RUNTIME_WORKER', `no running worker ${index ?? ''}`.trim());
+    const answer = await this.#ask<Extract<FromWorker, { type: 'profile' }>>(
+      worker,
+      (id) => ({ type: 'profile', id, kind, seconds }),
+      seconds * 1000 + 15_000,
+    );
+    if (answer === null || answer.data === null) {
+      throw new SluiceError('SLUICE_E_RUNTIME_WORKER', answer?.error ?? 'the worker did not answer');
+    }
+    return Buffer.from(answer.data, 'base64');
+  }
+
+  async #handles(): Promise<Record<string, unknown>> {
+    const workers = await Promise.all(
+      this.#slots.map(async (s) => {
+        if (s.worker === null) return { slot: s.index, state: s.state };
+        const answer = await this.#ask<Extract<FromWorker, { type: 'handles' }>>(s.worker, (id) => ({
+          type: 'handles',
+          id,
+        }));
+        return { slot: s.index, ...(answer?.handles ?? { pid: s.worker.process.pid }) };
+      }),
+    );
+    const resources: Record<string, number> = {};
+    for (const r of process.getActiveResourcesInfo()) resources[r] = (resources[r] ?? 0) + 1;
+    return { primary: { pid: process.pid, resources }, workers };
   }
 
   /** The bound admin port, if any. */

@@ -7,6 +7,8 @@
  * errors are logged and the worker goes on (requests are isolated by the gateway; a handler that
  * corrupts its own state is the handler's problem, and its errors are in the log).
  */
+
+import type { MetricsJson } from '../admin/dashboard-stats.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { SluiceInstance } from './instance.js';
@@ -52,9 +54,41 @@ async function handle(message: ToWorker): Promise<void> {
         send({ type: 'reloaded', id: message.id, error: err instanceof Error ? err.message : String(err) });
       }
       return;
-    case 'shutdown':
+    case 'shutdown': {
       await instance?.close(message.deadlineMs);
-      process.exit(0);
+      // The counters' last values, so the node's totals do not drop when this worker is gone.
+      const metrics =
+        instance === null ? [] : ((await instance.registry.getMetricsAsJSON()) as unknown as MetricsJson);
+      process.send?.({ type: 'final-metrics', metrics } satisfies FromWorker, () => process.exit(0));
+      setTimeout(() => process.exit(0), 1000).unref();
+      return;
+    }
+    case 'metrics':
+      send({
+        type: 'metrics',
+        id: message.id,
+        metrics:
+          instance === null ? [] : ((await instance.registry.getMetricsAsJSON()) as unknown as MetricsJson),
+      });
+      return;
+    case 'profile':
+      try {
+        const data =
+          message.kind === 'cpu'
+            ? await instance?.profiler.cpu(message.seconds)
+            : await instance?.profiler.heap();
+        send({ type: 'profile', id: message.id, data: data?.toString('base64') ?? null, error: null });
+      } catch (err) {
+        send({
+          type: 'profile',
+          id: message.id,
+          data: null,
+          error: err instanceof Error ? err.message : String(err),
+        });
+      }
+      return;
+    case 'handles':
+      send({ type: 'handles', id: message.id, handles: instance?.handles() ?? { pid: process.pid } });
       return;
     case 'reopen-logs':
       instance?.reopenLogs();

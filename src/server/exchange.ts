@@ -7,7 +7,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { ERROR_CATALOGUE, type ErrorCode } from '../errors/catalogue.js';
 import type { HandlerExchange } from '../handlers/serve-handler.js';
-import type { ProxyExchange } from '../proxy/proxy-exchange.js';
+import { newSpanId, newTraceId, parseTraceparent } from '../observability/trace-context.js';
+import type { RequestSpan, Tracer } from '../observability/tracer.js';
+import type { AttemptCode, AttemptObserver, ProxyExchange } from '../proxy/proxy-exchange.js';
 import { problemBody } from './error-response.js';
 import type { CompiledRoute, CompiledServer } from './gateway-tables.js';
 import { nextRequestId } from './request-id.js';
@@ -19,6 +21,18 @@ export interface ExchangeObserver {
   targetDisabled(x: Exchange, target: string): void;
   /** A user handler threw or rejected. */
   handlerError(x: Exchange, err: unknown): void;
+  /** An upstream attempt ended (`key` identifies the target). */
+  attemptDone(
+    key: object,
+    upstream: string,
+    target: string,
+    code: number | AttemptCode,
+    seconds: number,
+  ): void;
+  /** A request is passed on to another attempt. */
+  retrying(x: Exchange): void;
+  /** Exports spans, when `tracing.otlp_endpoint` is set. */
+  readonly tracer: Tracer | null;
 }
 
 /** The state of one request. */
@@ -31,6 +45,13 @@ export class Exchange implements ProxyExchange, HandlerExchange {
   readonly requestUri: string;
   readonly scheme: string;
   readonly #observer: ExchangeObserver;
+
+  /** W3C trace context: this request's trace and span, and the flags and state passed on. */
+  traceId = '';
+  spanId = '';
+  traceFlags = '00';
+  tracestate: string | null = null;
+  #span: RequestSpan | null = null;
 
   server: CompiledServer | null = null;
   route: CompiledRoute | null = null;
@@ -154,10 +175,46 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     return this.#finished;
   }
 
+  /** Continues the client's trace (or starts one), with a span when spans are exported. */
+  startTrace(traceparent: string | null, tracestate: string | null): void {
+    const parent = parseTraceparent(traceparent);
+    this.tracestate = parent === null ? null : tracestate;
+    const tracer = this.#observer.tracer;
+    if (tracer !== null) {
+      const span = tracer.startRequest(this.method, this.path, parent, this.tracestate);
+      this.#span = span;
+      this.traceId = span.traceId;
+      this.spanId = span.spanId;
+      this.traceFlags = span.flags;
+    } else {
+      this.traceId = parent?.traceId ?? newTraceId();
+      this.spanId = newSpanId();
+      this.traceFlags = parent?.flags ?? '00';
+    }
+  }
+
+  attemptStarted(upstream: string, target: { readonly origin: string }): AttemptObserver {
+    const started = performance.now();
+    const span = this.#span?.attempt(upstream, target.origin) ?? null;
+    const observer = this.#observer;
+    return {
+      traceparent: `00-${this.traceId}-${span?.spanId ?? this.spanId}-${this.traceFlags}`,
+      done(code) {
+        observer.attemptDone(target, upstream, target.origin, code, (performance.now() - started) / 1000);
+        span?.end(code);
+      },
+    };
+  }
+
+  retrying(): void {
+    this.#observer.retrying(this);
+  }
+
   #finish(): void {
     if (this.#finished) return;
     this.#finished = true;
     this.durationMs = performance.now() - this.startedAt;
+    this.#span?.end(this.route?.name ?? null, this.status, this.errorCode);
     this.#observer.finished(this);
   }
 }

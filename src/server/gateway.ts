@@ -61,6 +61,7 @@ export function handleRequest(
   }
   x.path = path;
   x.query = q === -1 ? '' : url.slice(q);
+  x.startTrace(head.traceparent, head.tracestate);
 
   // X-Forwarded-* are believed only from trusted proxies; from anyone else they start afresh.
   const trustedSet = server.trusted;

@@ -37,6 +37,10 @@ const kBusy = Symbol('sluice.busy');
 const kSeen = Symbol('sluice.seen');
 /** The connection of a response (Node detaches `res.socket` before 'close'). */
 const kSocket = Symbol('sluice.socket');
+/** The exchange of a response, to forget it when the response closes. */
+const kResExchange = Symbol('sluice.resExchange');
+
+type TrackedResponse = http.ServerResponse & { [kSocket]?: ClientSocket; [kResExchange]?: Exchange };
 
 /** How often a draining listener looks at its idle keep-alive connections. */
 const DRAIN_SWEEP_MS = 100;
@@ -170,6 +174,14 @@ export class HttpListener {
     s.maxRequestsPerSocket = limits.maxRequestsPerConnection;
   }
 
+  /** Requests being served, for /debug/handles. */
+  readonly #active = new Set<Exchange>();
+
+  /** The requests being served. */
+  active(): ReadonlySet<Exchange> {
+    return this.#active;
+  }
+
   /** Open client connections, for a drain that waits for them. */
   readonly #sockets = new Set<Socket>();
 
@@ -200,7 +212,12 @@ export class HttpListener {
     res.once('close', this.#onResponseClose);
     if (this.#draining) res.shouldKeepAlive = false;
     try {
-      socket[kExchange] = handleRequest(req, res, this.#table, 'http', this.#observer);
+      const x = handleRequest(req, res, this.#table, 'http', this.#observer);
+      socket[kExchange] = x;
+      if (!x.finished) {
+        this.#active.add(x);
+        (res as TrackedResponse)[kResExchange] = x;
+      }
     } catch (err) {
       // A bug must cost one request, never the process.
       this.#logError(err, { listener: this.#table.address.key, url: req.url });
@@ -235,14 +252,12 @@ export class HttpListener {
     (res as http.ServerResponse & { [kSocket]?: ClientSocket })[kSocket] = socket;
     res.once('close', this.#onResponseClose);
     try {
-      (socket as ClientSocket)[kExchange] = handleRequest(
-        req,
-        res,
-        this.#table,
-        'http',
-        this.#observer,
-        head,
-      );
+      const x = handleRequest(req, res, this.#table, 'http', this.#observer, head);
+      (socket as ClientSocket)[kExchange] = x;
+      if (!x.finished) {
+        this.#active.add(x);
+        (res as TrackedResponse)[kResExchange] = x;
+      }
     } catch (err) {
       this.#logError(err, { listener: this.#table.address.key, url: req.url });
       socket.destroy();
@@ -257,8 +272,11 @@ export class HttpListener {
 
   #responseClosed(res: http.ServerResponse): void {
     this.#inflight--;
-    const socket = (res as http.ServerResponse & { [kSocket]?: ClientSocket })[kSocket];
+    const tracked = res as TrackedResponse;
+    const socket = tracked[kSocket];
     if (socket !== undefined) socket[kBusy] = (socket[kBusy] ?? 1) - 1;
+    const x = tracked[kResExchange];
+    if (x !== undefined) this.#active.delete(x);
     if (this.#inflight === 0) this.#idle?.();
   }
 

@@ -30,6 +30,9 @@ export interface RequestHead {
   xForwardedFor: string | null;
   xForwardedProto: string | null;
   xForwardedHost: string | null;
+  /** W3C `traceparent` and `tracestate`, or null. */
+  traceparent: string | null;
+  tracestate: string | null;
   /** `Expect: 100-continue`: the client waits for a 100 before sending its body. */
   expectContinue: boolean;
 }
@@ -80,6 +83,12 @@ export function scanRequestHead(req: IncomingMessage, head: RequestHead): Reques
       case 'x-forwarded-proto':
         head.xForwardedProto ??= value;
         break;
+      case 'traceparent':
+        head.traceparent ??= value;
+        break;
+      case 'tracestate':
+        head.tracestate = head.tracestate === null ? value : `${head.tracestate},${value}`;
+        break;
       case 'expect':
         if (value.toLowerCase() === '100-continue') head.expectContinue = true;
         break;
@@ -113,6 +122,8 @@ export function emptyHead(): RequestHead {
     xForwardedProto: null,
     xForwardedHost: null,
     expectContinue: false,
+    traceparent: null,
+    tracestate: null,
   };
 }
 

@@ -111,7 +111,7 @@ describe('sluice start without a config: the demo stack (built CLI)', () => {
     expect(page.status).toBe(200);
     expect(page.headers['content-type']).toMatch(/^text\/html/);
     expect(page.body).toMatch(/^<!doctype html>/i);
-    expect(page.body).toContain('/api/status');
+    expect(page.body).toContain('/api/stats');
 
     const status = await http(`${admin}/api/status`);
     expect(status.status).toBe(200);

@@ -15,6 +15,7 @@ function exchange(over: Partial<Exchange> = {}): Exchange {
     server: { name: 'web "1"' },
     route: { name: 'api\n' },
     requestId: '0123456789abcdef01234567',
+    traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
     upstream: 'be',
     target: 'http://127.0.0.1:1',
     attempts: 2,

@@ -30,6 +30,7 @@ describe('schema/sluice.schema.json', () => {
       'allow_root_handlers',
       'shutdown_timeout',
       'log',
+      'tracing',
       'admin',
       'servers',
       'upstreams',

@@ -446,7 +446,7 @@ describe('problems in YAML', () => {
     // The anchor's holder is an unknown top-level key; the merged route itself is fine.
     const result = loadConfigText(text, 'm.yaml', {});
     expect(lines(result)).toEqual([
-      'm.yaml:1:1: SLUICE_E_CONFIG_UNKNOWN_KEY unknown key "x-route" (hint: remove the key or correct its spelling; allowed here: $schema, version, workers, user, group, pid_file, allow_root_handlers, shutdown_timeout, log, admin, servers, upstreams)',
+      'm.yaml:1:1: SLUICE_E_CONFIG_UNKNOWN_KEY unknown key "x-route" (hint: remove the key or correct its spelling; allowed here: $schema, version, workers, user, group, pid_file, allow_root_handlers, shutdown_timeout, log, tracing, admin, servers, upstreams)',
     ]);
   });
 });

@@ -1,0 +1,121 @@
+/**
+ * The dashboard in a real browser (the system Chromium, driven by playwright-core): while traffic
+ * flows through the built CLI, the numbers move and every upstream target is listed. Saves
+ * docs/dashboard.png.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { Agent, request } from 'undici';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freePort, killAll, ROOT, requireBuilt, spawnCli, tempDir, waitForPort } from '../helpers/cli.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+requireBuilt();
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+describe('dashboard in Chromium', () => {
+  const upstreams: TestUpstream[] = [];
+
+  afterAll(async () => {
+    await killAll();
+    for (const u of upstreams) await u.close();
+  });
+
+  it('shows traffic moving and every target, and saves a screenshot', { timeout: 60_000 }, async () => {
+    upstreams.push(
+      await startUpstream((_req, res) => setTimeout(() => res.end('ok'), 2 + Math.random() * 20)),
+      await startUpstream((_req, res) => setTimeout(() => res.end('ok'), 5 + Math.random() * 40)),
+    );
+    const [a, b] = upstreams;
+    const port = await freePort();
+    const admin = await freePort();
+    const dir = (await tempDir()).path;
+    const file = join(dir, 'sluice.yaml');
+    await writeFile(
+      file,
+      `workers: 2
+admin: { listen: "127.0.0.1:${admin}" }
+servers:
+  - name: shop
+    listen: "127.0.0.1:${port}"
+    routes:
+      - name: api
+        match: { path_prefix: /api/ }
+        proxy: { upstream: catalogue }
+      - name: missing
+        respond: { status: 404, body: "no\\n" }
+upstreams:
+  catalogue:
+    targets:
+      - { url: "${a!.url}", weight: 2 }
+      - { url: "${b!.url}" }
+      - { url: "http://127.0.0.1:9", backup: true }
+`,
+    );
+    const sluice = spawnCli(['start', '-c', file], { cwd: dir });
+    await waitForPort(port, { proc: sluice });
+    await waitForPort(admin, { proc: sluice });
+
+    let stop = false;
+    const agent = new Agent({ connections: 16 });
+    const load = (async () => {
+      let i = 0;
+      while (!stop) {
+        await Promise.all(
+          Array.from({ length: 16 }, async () => {
+            const path = i++ % 10 === 0 ? '/nope' : '/api/items';
+            const res = await request(`http://127.0.0.1:${port}${path}`, { dispatcher: agent });
+            await res.body.dump();
+          }),
+        );
+      }
+    })();
+
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+      await page.goto(`http://127.0.0.1:${admin}/`);
+      // Two polls are needed before rates exist; wait for a number to appear.
+      await page.waitForFunction(
+        // A string: it runs in the page, where `document` exists.
+        "/\\d/.test(document.getElementById('rps')?.textContent ?? '')",
+        undefined,
+        { timeout: 15_000 },
+      );
+      const first = Number.parseFloat((await page.textContent('#rps')) ?? '0');
+      expect(first).toBeGreaterThan(0);
+      await page.waitForTimeout(4500);
+      const later = await page.textContent('#rps');
+      expect(Number.parseFloat(later ?? '0')).toBeGreaterThan(0);
+      expect(await page.textContent('#p99')).toMatch(/\d/);
+      expect(await page.textContent('#workers')).toContain('2');
+      const targets = await page.textContent('#targetTable');
+      expect(targets).toContain(a!.url);
+      expect(targets).toContain(b!.url);
+      expect(targets).toContain('backup');
+      const workers = await page.textContent('#workerTable');
+      expect(workers).toContain('ready');
+      // The charts have drawn at least two points.
+      expect(await page.locator('#chartRps canvas').count()).toBe(1);
+      await page.screenshot({ path: join(ROOT, 'docs/dashboard.png'), fullPage: true });
+    } finally {
+      await browser.close();
+      stop = true;
+      await load;
+      await agent.close();
+    }
+  });
+});

@@ -1,0 +1,313 @@
+/**
+ * Observability end to end, through the built CLI with two workers: a real Prometheus scrape
+ * checked by promtool, counters that match the traffic (and survive a worker's death), pprof
+ * profiles decoded, and OTLP spans matching what the upstream and the access log saw.
+ */
+import { execFileSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { Profile } from 'pprof-format';
+import { Agent, request } from 'undici';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, killAll, requireBuilt, spawnCli, tempDir, waitForPort } from '../helpers/cli.js';
+import { status, until } from '../helpers/runtime.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+requireBuilt();
+
+/** Writes `sluice.yaml` into a fresh temporary directory; its path and the directory. */
+async function configFile(yaml: string): Promise<{ file: string; dir: string }> {
+  const dir = (await tempDir()).path;
+  const file = join(dir, 'sluice.yaml');
+  await writeFile(file, yaml);
+  return { file, dir };
+}
+
+/** Waits for `check` to hold. */
+const waitFor = (check: () => Promise<boolean> | boolean, what: string, ms = 8000) =>
+  until(async () => ((await check()) ? true : undefined), what, ms);
+
+afterAll(async () => {
+  await killAll();
+});
+
+const text = async (url: string, headers: Record<string, string> = {}) => {
+  const res = await request(url, { headers });
+  return { status: res.statusCode, headers: res.headers, body: await res.body.text() };
+};
+
+/** The value of one sample in Prometheus text, or 0 when absent. */
+function sample(metrics: string, name: string, labels: Record<string, string>): number {
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  for (const line of metrics.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (want.every((w) => line.includes(w))) return Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return 0;
+}
+
+describe('metrics, profiles and the admin API (2 workers)', () => {
+  let up: TestUpstream;
+  let port: number;
+  let admin: number;
+  let sluice: ReturnType<typeof spawnCli>;
+  const base = () => `http://127.0.0.1:${port}`;
+  const adminUrl = () => `http://127.0.0.1:${admin}`;
+
+  beforeAll(async () => {
+    up = await startUpstream();
+    port = await freePort();
+    admin = await freePort();
+    const { file, dir } = await configFile(
+      `workers: 2
+admin: { listen: "127.0.0.1:${admin}" }
+servers:
+  - name: web
+    listen: "127.0.0.1:${port}"
+    routes:
+      - name: api
+        match: { path_prefix: /api/ }
+        proxy: { upstream: app }
+      - name: hello
+        respond: { body: "hello\\n" }
+upstreams:
+  app:
+    targets: [{ url: "${up.url}" }]
+`,
+    );
+    sluice = spawnCli(['start', '-c', file], { cwd: dir });
+    await waitForPort(port, { proc: sluice });
+    await waitForPort(admin, { proc: sluice });
+  });
+
+  afterAll(async () => {
+    await up.close();
+  });
+
+  it('counts every request, and the scrape passes promtool check metrics', async () => {
+    const agent = new Agent({ connections: 8 });
+    await Promise.all(
+      Array.from({ length: 50 }, async (_, i) => {
+        const res = await request(`${base()}/api/${i}`, { dispatcher: agent });
+        await res.body.dump();
+      }),
+    );
+    for (let i = 0; i < 7; i++) await text(`${base()}/missing-${i}`, {});
+    await agent.close();
+    const scrape = (await text(`${adminUrl()}/metrics`)).body;
+    expect(sample(scrape, 'sluice_http_requests_total', { route: 'api', method: 'GET', code: '200' })).toBe(
+      50,
+    );
+    expect(sample(scrape, 'sluice_http_requests_total', { route: 'hello', code: '200' })).toBe(7);
+    expect(sample(scrape, 'sluice_http_request_duration_seconds_count', { route: 'api' })).toBe(50);
+    expect(
+      sample(scrape, 'sluice_upstream_requests_total', { upstream: 'app', target: up.url, code: '200' }),
+    ).toBe(50);
+    expect(sample(scrape, 'sluice_upstream_response_duration_seconds_count', { upstream: 'app' })).toBe(50);
+    expect(sample(scrape, 'sluice_upstream_target_up', { upstream: 'app', target: up.url })).toBe(1);
+    expect(sample(scrape, 'sluice_workers', {})).toBe(2);
+    for (const name of [
+      'sluice_http_connections_active',
+      'sluice_config_reloads_total',
+      'sluice_bans_active',
+      'nodejs_eventloop_lag_seconds',
+      'process_resident_memory_bytes',
+    ]) {
+      expect(scrape).toContain(`# TYPE ${name}`);
+    }
+    // promtool reads the exposition format from stdin and lints names, types and help.
+    const lint = execFileSync('promtool', ['check', 'metrics'], { input: scrape, encoding: 'utf8' });
+    expect(lint.trim()).toBe('');
+  });
+
+  it('keeps counters when a worker dies (the node total never goes down)', async () => {
+    const before = sample((await text(`${adminUrl()}/metrics`)).body, 'sluice_http_requests_total', {
+      route: 'api',
+      code: '200',
+    });
+    const s = await status(admin);
+    const victim = s.workers[0]!.pid!;
+    process.kill(victim, 'SIGKILL');
+    await waitFor(
+      async () =>
+        (await status(admin)).workers.every((w) => w.pid !== null && w.pid !== victim && w.state === 'ready'),
+      'the worker to be replaced',
+    );
+    for (let i = 0; i < 5; i++) await text(`${base()}/api/after`);
+    const after = (await text(`${adminUrl()}/metrics`)).body;
+    expect(sample(after, 'sluice_http_requests_total', { route: 'api', code: '200' })).toBeGreaterThanOrEqual(
+      before + 5,
+    );
+    expect(sample(after, 'sluice_worker_restarts_total', {})).toBe(1);
+  });
+
+  it('serves CPU and heap profiles in pprof format with sluice functions in them', async () => {
+    let stop = false;
+    const agent = new Agent({ connections: 16 });
+    const load = (async () => {
+      while (!stop) {
+        await Promise.all(
+          Array.from({ length: 16 }, async () => {
+            const res = await request(`${base()}/api/load`, { dispatcher: agent });
+            await res.body.dump();
+          }),
+        );
+      }
+    })();
+    const workers = (await status(admin)).workers;
+    const cpu = await Promise.all(
+      workers.map((_, i) =>
+        request(`${adminUrl()}/debug/pprof/profile?seconds=2&worker=${i}`).then((r) => r.body.arrayBuffer()),
+      ),
+    );
+    stop = true;
+    await load;
+    await agent.close();
+    const functionNames = (bytes: ArrayBuffer) => {
+      const profile = Profile.decode(gunzipSync(Buffer.from(bytes)));
+      return new Set(profile.function.map((f) => String(profile.stringTable.strings[Number(f.name)])));
+    };
+    const names = new Set(cpu.flatMap((b) => [...functionNames(b)]));
+    expect(
+      [...names].filter((n) =>
+        ['handleRequest', 'scanRequestHead', 'forward', 'upstreamRequestHeaders'].includes(n),
+      ).length,
+    ).toBeGreaterThan(0);
+    const heapRes = await request(`${adminUrl()}/debug/pprof/heap?worker=1`);
+    expect(heapRes.headers['content-type']).toBe('application/octet-stream');
+    const heap = Profile.decode(gunzipSync(Buffer.from(await heapRes.body.arrayBuffer())));
+    expect(heap.sampleType.map((t) => heap.stringTable.strings[Number(t.type)])).toEqual(['inuse_space']);
+    expect(heap.sample.length).toBeGreaterThan(0);
+    const bad = await text(`${adminUrl()}/debug/pprof/profile?seconds=600`);
+    expect(bad.status).toBe(400);
+  });
+
+  it('lists handles and requests in flight per worker', async () => {
+    const doc = JSON.parse((await text(`${adminUrl()}/debug/handles`)).body) as {
+      primary: { pid: number };
+      workers: { pid: number; resources: Record<string, number>; inflight: unknown[] }[];
+    };
+    expect(doc.workers).toHaveLength(2);
+    for (const w of doc.workers) expect(typeof w.resources).toBe('object');
+  });
+
+  it('serves the dashboard and its data', async () => {
+    const page = await text(`${adminUrl()}/`);
+    expect(page.status).toBe(200);
+    expect(page.body).toContain('<title>sluice</title>');
+    expect((await text(`${adminUrl()}/assets/uplot.js`)).body).toContain('uPlot');
+    const stats = JSON.parse((await text(`${adminUrl()}/api/stats`)).body) as {
+      requests: number;
+      classes: Record<string, number>;
+    };
+    expect(stats.requests).toBeGreaterThan(50);
+    expect(stats.classes['2xx']).toBe(stats.requests);
+  });
+});
+
+describe('tracing over OTLP/HTTP', () => {
+  let up: TestUpstream;
+  let collector: http.Server;
+  const received: unknown[] = [];
+
+  beforeAll(async () => {
+    up = await startUpstream();
+    collector = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        received.push({
+          contentType: req.headers['content-type'],
+          url: req.url,
+          body: JSON.parse(Buffer.concat(chunks).toString()),
+        });
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r));
+  });
+
+  afterAll(async () => {
+    await up.close();
+    collector.close();
+  });
+
+  afterEach(async () => {
+    await killAll();
+  });
+
+  it('continues the client trace upstream, exports matching spans, and logs the trace id', async () => {
+    const port = await freePort();
+    const collectorPort = (collector.address() as AddressInfo).port;
+    const { file, dir } = await configFile(
+      `workers: 1
+tracing: { otlp_endpoint: "http://127.0.0.1:${collectorPort}/v1/traces", service_name: edge }
+servers:
+  - name: web
+    listen: "127.0.0.1:${port}"
+    routes:
+      - name: api
+        proxy: { upstream: app }
+upstreams:
+  app:
+    targets: [{ url: "${up.url}" }]
+`,
+    );
+    const sluice = spawnCli(['start', '-c', file], { cwd: dir });
+    await waitForPort(port, { proc: sluice });
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const clientSpan = '00f067aa0ba902b7';
+    const res = await text(`http://127.0.0.1:${port}/traced`, {
+      traceparent: `00-${traceId}-${clientSpan}-01`,
+      tracestate: 'vendor=opaque',
+    });
+    expect(res.status).toBe(200);
+    const seen = up.seen.at(-1)!;
+    const upstreamParent = String(seen.headers.traceparent);
+    expect(upstreamParent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
+    expect(seen.headers.tracestate).toBe('vendor=opaque');
+    const line = await sluice.waitForJson((l) => l.msg === 'request' && l.path === '/traced');
+    expect(line[0]!.trace_id).toBe(traceId);
+
+    // Spans are batched: wait for the export (BatchSpanProcessor flushes every second).
+    const spans = () =>
+      received.flatMap((r) =>
+        (
+          (r as { body: { resourceSpans: { scopeSpans: { spans: Record<string, unknown>[] }[] }[] } }).body
+            .resourceSpans ?? []
+        ).flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans)),
+      );
+    await waitFor(() => spans().filter((s) => s.traceId === traceId).length >= 2, 'two spans exported');
+    const mine = spans().filter((s) => s.traceId === traceId);
+    const server = mine.find((s) => s.kind === 2)!;
+    const client = mine.find((s) => s.kind === 3)!;
+    expect(server.parentSpanId).toBe(clientSpan);
+    expect(server.name).toBe('GET api');
+    expect(client.parentSpanId).toBe(server.spanId);
+    // The upstream's traceparent names the attempt's span as its parent.
+    expect(upstreamParent.split('-')[2]).toBe(client.spanId);
+    expect((received[0] as { contentType: string }).contentType).toContain('application/json');
+  });
+
+  it('propagates a fresh trace id upstream even with no exporter configured', async () => {
+    const port = await freePort();
+    const { file, dir } = await configFile(
+      `workers: 1
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes:
+      - proxy: { url: "${up.url}" }
+`,
+    );
+    const sluice = spawnCli(['start', '-c', file], { cwd: dir });
+    await waitForPort(port, { proc: sluice });
+    await text(`http://127.0.0.1:${port}/fresh`);
+    const parent = String(up.seen.at(-1)!.headers.traceparent);
+    expect(parent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+    const line = await sluice.waitForJson((l) => l.msg === 'request' && l.path === '/fresh');
+    expect(parent.split('-')[1]).toBe(line[0]!.trace_id);
+  });
+});
