@@ -1,0 +1,109 @@
+/**
+ * Logs as operators meet them: an access-log file that logrotate moves and SIGUSR1 reopens, lines
+ * that stay whole with several workers writing, and credentials that never appear anywhere.
+ */
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freePort, killAll, requireBuilt, spawnCli, tempDir, waitForPort } from '../helpers/cli.js';
+import { until } from '../helpers/runtime.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+requireBuilt();
+
+const SECRET = 's3cr3t-value-that-must-not-appear';
+
+describe('logs (built CLI, 2 workers)', () => {
+  let up: TestUpstream;
+
+  afterAll(async () => {
+    await killAll();
+    await up?.close();
+  });
+
+  it('reopens the access log on SIGUSR1, keeps lines whole, and never logs credentials', {
+    timeout: 60_000,
+  }, async () => {
+    up = await startUpstream();
+    const dir = (await tempDir()).path;
+    const port = await freePort();
+    const handler = join(dir, 'boom.ts');
+    await writeFile(
+      handler,
+      `export default { fetch() { throw new Error('handler failed with ${SECRET.slice(0, 4)}'); } };\n`,
+    );
+    const file = join(dir, 'sluice.yaml');
+    await writeFile(
+      file,
+      `workers: 2
+allow_root_handlers: true
+log: { access: logs/access.log }
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes:
+      - name: boom
+        match: { path: /boom }
+        handler: ./boom.ts
+      - name: api
+        proxy: { url: "${up.url}" }
+`,
+    );
+    const sluice = spawnCli(['start', '-c', file], { cwd: dir });
+    await waitForPort(port, { proc: sluice });
+    const headers = { authorization: `Bearer ${SECRET}`, cookie: `session=${SECRET}`, 'x-api-key': SECRET };
+    const agent = new Agent({ connections: 32 });
+    const burst = (n: number, path: string) =>
+      Promise.all(
+        Array.from({ length: n }, async (_, i) => {
+          const res = await request(`http://127.0.0.1:${port}${path}?token=${SECRET}&i=${i}`, {
+            headers,
+            dispatcher: agent,
+          });
+          await res.body.dump();
+        }),
+      );
+    await burst(400, '/api/first');
+    await burst(3, '/boom');
+    const access = join(dir, 'logs/access.log');
+    await until(
+      async () => ((await readFile(access, 'utf8')).split('\n').length > 403 ? true : undefined),
+      'access lines',
+      5000,
+    );
+
+    // logrotate moves the file; SIGUSR1 makes every process open a new one.
+    await rename(access, `${access}.1`);
+    sluice.signal('SIGUSR1');
+    await until(
+      () => (sluice.jsonLines().some((l) => l.msg === 'log files reopened') ? true : undefined),
+      'reopen',
+      5000,
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    await burst(200, '/api/second');
+    await until(
+      async () =>
+        (await readFile(access, 'utf8').catch(() => '')).split('\n').length > 200 ? true : undefined,
+      'new file',
+      5000,
+    );
+    await agent.close();
+    sluice.signal('SIGTERM');
+    await sluice.waitForExit(15_000);
+
+    const rotated = (await readFile(`${access}.1`, 'utf8')).trim().split('\n');
+    const fresh = (await readFile(access, 'utf8')).trim().split('\n');
+    // Every line, from both workers, is whole JSON.
+    const parsed = [...rotated, ...fresh].map((l) => JSON.parse(l) as Record<string, unknown>);
+    const requests = parsed.filter((l) => l.msg === 'request');
+    expect(requests.filter((l) => String(l.path) === '/api/first')).toHaveLength(400);
+    expect(requests.filter((l) => String(l.path) === '/api/second')).toHaveLength(200);
+    expect(new Set(requests.map((l) => l.pid)).size).toBe(2);
+    expect(fresh.every((l) => !l.includes('/api/first'))).toBe(true);
+    // Nothing anywhere carries the credentials: not the files, not stdout (app logs, the handler's error).
+    const everything = [...rotated, ...fresh, sluice.stdout(), sluice.stderr()].join('\n');
+    expect(everything).toContain('handler failed');
+    expect(everything).not.toContain(SECRET);
+  });
+});
