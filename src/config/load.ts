@@ -108,7 +108,7 @@ function check(input: unknown, options: CheckOptions): ConfigResult {
 
   const config = normaliseConfig(
     draft,
-    { file: options.absoluteFile, declaredUpstreams: declaredUpstreams(value) },
+    { file: options.absoluteFile, declaredUpstreams: declaredUpstreams(value), env: options.env },
     problems,
   );
   const all = [

@@ -6,11 +6,13 @@ import { headerPairs } from './header-rules.js';
 import { HEADER_NAME_HINT, isHttpToken } from './http-token.js';
 import { isMapping, type KeyPath } from './key-path.js';
 import { normaliseProxy } from './normalise-proxy.js';
+import { NO_GUARDS, normaliseGuards } from './normalise-security.js';
 import type { ProblemCollector } from './problem-collector.js';
 import { regexError } from './regex-check.js';
 import { parseTemplate } from './template.js';
 import type {
   HandlerAction,
+  ResolvedGuards,
   HeaderMatch,
   PathMatch,
   RedirectAction,
@@ -41,6 +43,7 @@ export function normaliseRoute(
   upstreams: UpstreamRegistry,
   problems: ProblemCollector,
   baseDir: string,
+  serverGuards: ResolvedGuards = NO_GUARDS,
 ): RoutePlan {
   const match = normaliseMatch(draft.match, [...path, 'match'], problems);
   const given = ACTIONS.filter((a) => draft[a] !== undefined);
@@ -75,7 +78,13 @@ export function normaliseRoute(
     route:
       action === undefined
         ? undefined
-        : { path: match.path, methods: match.methods, headers: match.headers, action },
+        : {
+            path: match.path,
+            methods: match.methods,
+            headers: match.headers,
+            action,
+            guards: normaliseGuards(draft, path, problems, serverGuards),
+          },
   };
 }
 

@@ -6,6 +6,7 @@ import { normaliseCidr } from './ip-cidr.js';
 import { formatKeyPath, type KeyPath } from './key-path.js';
 import { parseListenAddress } from './listen-address.js';
 import { normaliseRoute } from './normalise-route.js';
+import { normaliseGuards, normaliseServerTls } from './normalise-security.js';
 import type { ProblemCollector } from './problem-collector.js';
 import { regexError } from './regex-check.js';
 import type { ListenAddress, ResolvedLimits, ResolvedServer } from './types.js';
@@ -72,10 +73,11 @@ export function normaliseServer(
     else if (!trustedProxies.includes(r.cidr)) trustedProxies.push(r.cidr);
   });
 
+  const guards = normaliseGuards(draft, path, problems);
   const plans = (draft.routes ?? []).map((route, i) =>
     route === undefined
       ? undefined
-      : normaliseRoute(route, [...path, 'routes', i], upstreams, problems, baseDir),
+      : normaliseRoute(route, [...path, 'routes', i], upstreams, problems, baseDir, guards),
   );
   const shadowing = new Map<string, number>();
   plans.forEach((plan, i) => {
@@ -120,6 +122,9 @@ export function normaliseServer(
       default: draft.default ?? false,
       trustedProxies,
       limits: normaliseLimits(draft.limits, [...path, 'limits'], problems),
+      http2: draft.http2 ?? false,
+      tls: draft.tls === undefined ? null : normaliseServerTls(draft.tls, [...path, 'tls'], baseDir, problems),
+      guards,
       routes,
     },
   };

@@ -8,6 +8,7 @@ import { durationOr } from './config-units.js';
 import type { KeyPath } from './key-path.js';
 import type { ProblemCollector } from './problem-collector.js';
 import { RETRY_CONDITIONS } from './schema.js';
+import { normaliseUpstreamTls } from './normalise-security.js';
 import { parseTemplate } from './template.js';
 import type {
   ResolvedHealthCheck,
@@ -51,6 +52,7 @@ export function implicitUpstream(name: string, origin: string): ResolvedUpstream
     retry: DEFAULT_RETRY,
     dnsMinTtlMs: DEFAULT_DNS_MIN_TTL_MS,
     dnsMaxTtlMs: DEFAULT_DNS_MAX_TTL_MS,
+    tls: null,
   };
 }
 
@@ -60,6 +62,7 @@ export function normaliseUpstream(
   draft: UpstreamDraft,
   path: KeyPath,
   problems: ProblemCollector,
+  baseDir: string,
 ): ResolvedUpstream {
   const balance = draft.balance ?? 'round_robin';
   const targets = normaliseTargets(draft, path, problems);
@@ -125,6 +128,7 @@ export function normaliseUpstream(
     retry: normaliseRetry(draft.retry, [...path, 'retry']),
     dnsMinTtlMs,
     dnsMaxTtlMs,
+    tls: normaliseUpstreamTls(draft.tls, [...path, 'tls'], baseDir, problems),
   };
 }
 

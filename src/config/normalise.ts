@@ -12,6 +12,7 @@ import type { ConfigDraft } from './config-draft.js';
 import { durationOr } from './config-units.js';
 import type { KeyPath } from './key-path.js';
 import { parseListenAddress } from './listen-address.js';
+import { normaliseAdmin, normaliseEgress } from './normalise-security.js';
 import { normaliseServer, type PlacedAddress } from './normalise-server.js';
 import type { ProblemCollector } from './problem-collector.js';
 import type { ResolvedConfig, ResolvedLog, ResolvedTracing } from './types.js';
@@ -32,6 +33,8 @@ export interface NormaliseOptions {
    * reference to them is not also "unknown"; `null` when `upstreams:` itself is malformed.
    */
   readonly declaredUpstreams: ReadonlySet<string> | null;
+  /** Where token_env variables are read (the process environment when not given). */
+  readonly env?: Readonly<Record<string, string | undefined>> | null;
 }
 
 /** Resolves a (possibly salvaged) config; the result is meaningful only if no problem was reported. */
@@ -41,7 +44,7 @@ export function normaliseConfig(
   problems: ProblemCollector,
 ): ResolvedConfig {
   const baseDir = options.file === null ? process.cwd() : dirname(options.file);
-  const upstreams = new UpstreamRegistry(draft.upstreams, options.declaredUpstreams, problems);
+  const upstreams = new UpstreamRegistry(draft.upstreams, options.declaredUpstreams, problems, baseDir);
 
   const plans = (draft.servers ?? []).map((s, i) =>
     s === undefined ? undefined : normaliseServer(s, i, upstreams, problems, baseDir),
@@ -76,13 +79,32 @@ export function normaliseConfig(
     allowRootHandlers: draft.allow_root_handlers ?? false,
     log: normaliseLog(draft.log, baseDir, problems),
     tracing: normaliseTracing(draft.tracing, problems),
-    admin: adminListen === null ? null : { listen: adminListen.address },
+    admin:
+      adminListen === null || draft.admin === undefined
+        ? null
+        : normaliseAdmin(draft.admin, adminListen.address, baseDir, options.env ?? process.env, problems),
+    egress: normaliseEgress(draft.egress, problems),
+    state: { redis: normaliseRedis(draft.state?.redis, problems) },
     servers: named.map(({ plan, name }) => ({ name, ...plan.server })),
     upstreams: upstreams.toRecord(),
   };
   const hash = createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 16);
   const { version, ...rest } = body;
   return deepFreeze({ version, file: options.file, hash, ...rest });
+}
+
+function normaliseRedis(url: string | undefined, problems: ProblemCollector): string | null {
+  if (url === undefined) return null;
+  try {
+    const parsed = new URL(url);
+    if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new Error('scheme');
+    return url;
+  } catch {
+    problems.error(['state', 'redis'], 'SLUICE_E_CONFIG_URL', `${JSON.stringify(url)} is not a redis:// URL`, {
+      hint: 'write redis://HOST:PORT/DB, e.g. redis://127.0.0.1:6379/0',
+    });
+    return null;
+  }
 }
 
 function normaliseTracing(draft: ConfigDraft['tracing'], problems: ProblemCollector): ResolvedTracing {

@@ -160,6 +160,47 @@ const redirectSchema = z
   })
   .meta({ description: 'Answer with a redirect.' });
 
+/** CIDR rules: `{ allow: [...], deny: [...] }`, or an ordered list of `{ allow: X }` / `{ deny: X }` (nginx order). */
+const accessSchema = z
+  .union(
+    [
+      z.strictObject({
+        allow: z.array(z.string()).optional(),
+        deny: z.array(z.string()).optional(),
+      }),
+      z.array(
+        z.union([z.strictObject({ allow: z.string() }), z.strictObject({ deny: z.string() })], {
+          error: 'expected { allow: CIDR } or { deny: CIDR }',
+        }),
+      ),
+    ],
+    { error: 'expected { allow: [...], deny: [...] } or an ordered list of { allow: CIDR } / { deny: CIDR }' },
+  )
+  .meta({ description: 'Client addresses allowed or denied (403), IPv4 and IPv6 CIDR blocks or "all".' });
+
+const rateLimitSchema = z
+  .strictObject({
+    rate: z
+      .string()
+      .regex(/^\d+(\.\d+)?\/(s|m|h)$/, { error: 'expected a rate such as 100/s, 600/m or 1000/h' })
+      .meta({ description: 'Sustained requests per key: 100/s, 600/m, 1000/h.' }),
+    burst: z.number().int().min(0).optional().meta({ description: 'Requests allowed above the rate at once. Default 0.' }),
+    key: z
+      .string()
+      .optional()
+      .meta({ description: 'What is limited: $remote_addr (default), $http_<name>, $client_spiffe_id.' }),
+  })
+  .meta({ description: 'Token bucket per key; 429 with Retry-After and RateLimit headers beyond it.' });
+
+const banSchema = z
+  .strictObject({
+    statuses: z.array(z.number().int().min(100).max(599)).min(1).meta({ description: 'Answer statuses that count.' }),
+    max: z.number().int().min(1).meta({ description: 'Counted answers within window that ban the client.' }),
+    window: durationSchema.meta({ description: 'The counting window.' }),
+    duration: durationSchema.meta({ description: 'How long a ban lasts (403 meanwhile).' }),
+  })
+  .meta({ description: 'fail2ban for HTTP: clients that collect too many of these statuses are banned.' });
+
 const routeSchema = z.strictObject({
   name: z
     .string()
@@ -169,6 +210,9 @@ const routeSchema = z.strictObject({
   proxy: proxySchema.optional(),
   respond: respondSchema.optional(),
   redirect: redirectSchema.optional(),
+  access: accessSchema.optional(),
+  rate_limit: rateLimitSchema.optional(),
+  ban: banSchema.optional(),
   handler: z.string().optional().meta({
     description: 'A module (.ts or .js, relative to the config file) whose default export serves the route.',
   }),
@@ -192,6 +236,20 @@ const serverSchema = z.strictObject({
     .optional()
     .meta({ description: 'Addresses or CIDR blocks whose X-Forwarded-For is believed.' }),
   limits: limitsSchema.optional(),
+  http2: z.boolean().optional().meta({ description: 'Serve HTTP/2 (with HTTP/1.1 fallback by ALPN) on TLS listeners.' }),
+  tls: z
+    .strictObject({
+      cert: z.string().meta({ description: 'Certificate chain (PEM), re-read when it changes on disk.' }),
+      key: z.string().meta({ description: 'Private key (PEM).' }),
+      min_version: z.enum(['TLSv1.2', 'TLSv1.3']).optional().meta({ description: 'Default TLSv1.2.' }),
+      client_ca: z.string().optional().meta({ description: 'CA (PEM) that client certificates must chain to.' }),
+      require_client_cert: z.boolean().optional().meta({ description: 'Refuse clients without a valid certificate. Default false.' }),
+    })
+    .optional()
+    .meta({ description: 'Terminate TLS on this server; SNI picks the certificate among servers sharing an address.' }),
+  access: accessSchema.optional(),
+  rate_limit: rateLimitSchema.optional(),
+  ban: banSchema.optional(),
   routes: z.array(routeSchema).min(1),
 });
 
@@ -308,6 +366,19 @@ const upstreamSchema = z.strictObject({
   targets: z.array(targetSchema).min(1),
   health_check: healthCheckSchema.optional(),
   retry: retrySchema.optional(),
+  tls: z
+    .strictObject({
+      ca: z.string().optional().meta({ description: "CA (PEM) the targets' certificates must chain to. Default: the system CAs." }),
+      cert: z.string().optional().meta({ description: 'Client certificate (PEM) for mTLS.' }),
+      key: z.string().optional().meta({ description: 'Client key (PEM) for mTLS.' }),
+      server_name: z.string().optional().meta({ description: 'SNI and the name the certificate must carry. Default: the target host.' }),
+      spiffe_id: z
+        .string()
+        .optional()
+        .meta({ description: "The SPIFFE id (URI SAN) the target's certificate must carry, e.g. spiffe://example.org/backend." }),
+    })
+    .optional()
+    .meta({ description: 'TLS to https:// targets: CA, client certificate, SNI, SPIFFE id pinning.' }),
   dns: z
     .strictObject({
       min_ttl: durationSchema.optional().meta({ description: 'Re-resolve no sooner than this. Default 1s.' }),
@@ -340,11 +411,48 @@ const tracingSchema = z.strictObject({
   service_name: z.string().optional().meta({ description: 'service.name of the spans. Default sluice.' }),
 });
 
+const tokenSchema = z
+  .strictObject({
+    name: z.string().meta({ description: 'Shown in audit logs.' }),
+    role: z.enum(['viewer', 'developer', 'operator']),
+    token_env: z.string().optional().meta({ description: 'Environment variable holding the token.' }),
+    token_file: z.string().optional().meta({ description: 'File holding the token.' }),
+    token_sha256: z.string().optional().meta({ description: 'Hex SHA-256 of the token.' }),
+  })
+  .meta({ description: 'A bearer token and its role; exactly one of token_env, token_file, token_sha256.' });
+
 const adminSchema = z.strictObject({
   listen: z
     .string()
     .optional()
     .meta({ description: 'Admin API and dashboard address. Default 127.0.0.1:9090.' }),
+  metrics_auth: z.boolean().optional().meta({ description: '/metrics needs a token too. Default false.' }),
+  tokens: z.array(tokenSchema).optional().meta({ description: 'Bearer tokens; without any, read-only and loopback only.' }),
+});
+
+const egressSchema = z
+  .strictObject({
+    listen: z.string().meta({ description: 'Forward-proxy address, e.g. 127.0.0.1:3128.' }),
+    policies: z
+      .array(
+        z.strictObject({
+          name: z.string(),
+          sources: z.array(z.string()).min(1).meta({ description: 'Client addresses or CIDR blocks the policy is for.' }),
+          hosts: z
+            .array(z.string())
+            .min(1)
+            .meta({ description: 'Hosts they may reach: exact, *.wildcard, optionally with :port.' }),
+        }),
+      )
+      .min(1),
+  })
+  .meta({ description: 'Forward proxy (absolute-form HTTP and CONNECT) letting each source reach only its listed hosts.' });
+
+const stateSchema = z.strictObject({
+  redis: z
+    .string()
+    .optional()
+    .meta({ description: 'redis://HOST:PORT/DB: rate limits and bans shared by every sluice node.' }),
 });
 
 /** The whole `sluice.yaml`. */
@@ -374,6 +482,8 @@ export const sluiceConfigSchema = z
     log: logSchema.optional(),
     tracing: tracingSchema.optional(),
     admin: adminSchema.optional(),
+    egress: egressSchema.optional(),
+    state: stateSchema.optional(),
     servers: z.array(serverSchema).min(1),
     upstreams: z.record(z.string(), upstreamSchema).optional(),
   })

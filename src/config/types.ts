@@ -100,9 +100,55 @@ export interface ResolvedRoute {
   readonly methods: readonly string[] | null;
   readonly headers: readonly HeaderMatch[];
   readonly action: RouteAction;
+  readonly guards: ResolvedGuards;
 }
 
 /** One server (virtual host) with its listen addresses and routes. */
+/** One allow/deny rule; `cidr` covers IPv4 or IPv6 (`all` becomes both 0.0.0.0/0 and ::/0). */
+export interface AccessRule {
+  readonly allow: boolean;
+  readonly cidr: string;
+}
+
+/** Client-address rules, checked in order; the first match decides, else `otherwise`. */
+export interface ResolvedAccess {
+  readonly rules: readonly AccessRule[];
+  /** Whether an address no rule matches is allowed. */
+  readonly otherwise: boolean;
+}
+
+/** A token bucket per key. */
+export interface ResolvedRateLimit {
+  readonly perSecond: number;
+  readonly burst: number;
+  /** Template evaluated per request ($remote_addr by default). */
+  readonly key: string;
+}
+
+/** Ban clients that collect `max` of these statuses within `windowMs`, for `durationMs`. */
+export interface ResolvedBan {
+  readonly statuses: readonly number[];
+  readonly max: number;
+  readonly windowMs: number;
+  readonly durationMs: number;
+}
+
+/** TLS termination of a server (file paths absolute). */
+export interface ResolvedServerTls {
+  readonly cert: string;
+  readonly key: string;
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+  readonly clientCa: string | null;
+  readonly requireClientCert: boolean;
+}
+
+/** The security settings that apply to a request (a route's own, else its server's). */
+export interface ResolvedGuards {
+  readonly access: ResolvedAccess | null;
+  readonly rateLimit: ResolvedRateLimit | null;
+  readonly ban: ResolvedBan | null;
+}
+
 export interface ResolvedServer {
   readonly name: string;
   readonly listen: readonly ListenAddress[];
@@ -112,6 +158,10 @@ export interface ResolvedServer {
   /** CIDR blocks (`10.0.0.0/8`, `::1/128`). */
   readonly trustedProxies: readonly string[];
   readonly limits: ResolvedLimits;
+  readonly http2: boolean;
+  readonly tls: ResolvedServerTls | null;
+  /** For requests no route takes; routes carry their own (inherited unless they set them). */
+  readonly guards: ResolvedGuards;
   readonly routes: readonly ResolvedRoute[];
 }
 
@@ -181,6 +231,44 @@ export interface ResolvedUpstream {
   readonly retry: ResolvedRetry;
   readonly dnsMinTtlMs: number;
   readonly dnsMaxTtlMs: number;
+  /** TLS settings for https:// targets, or null for the defaults. */
+  readonly tls: ResolvedUpstreamTls | null;
+}
+
+/** TLS to upstream targets (file paths absolute). */
+export interface ResolvedUpstreamTls {
+  readonly ca: string | null;
+  readonly cert: string | null;
+  readonly key: string | null;
+  readonly serverName: string | null;
+  readonly spiffeId: string | null;
+}
+
+export type AdminRole = 'viewer' | 'developer' | 'operator';
+
+/** An admin token: its name, role, and the SHA-256 (hex) of the secret — never the secret itself. */
+export interface ResolvedToken {
+  readonly name: string;
+  readonly role: AdminRole;
+  readonly sha256: string;
+}
+
+export interface ResolvedAdmin {
+  readonly listen: ListenAddress;
+  readonly metricsAuth: boolean;
+  readonly tokens: readonly ResolvedToken[];
+}
+
+export interface ResolvedEgressPolicy {
+  readonly name: string;
+  readonly sources: readonly string[];
+  /** Lower-case; `*.example.com` wildcards; an optional `:port`. */
+  readonly hosts: readonly string[];
+}
+
+export interface ResolvedEgress {
+  readonly listen: ListenAddress;
+  readonly policies: readonly ResolvedEgressPolicy[];
 }
 
 /** Logging settings; a relative access-log path is already resolved. */
@@ -217,7 +305,10 @@ export interface ResolvedConfig {
   readonly allowRootHandlers: boolean;
   readonly log: ResolvedLog;
   readonly tracing: ResolvedTracing;
-  readonly admin: { readonly listen: ListenAddress } | null;
+  readonly admin: ResolvedAdmin | null;
+  readonly egress: ResolvedEgress | null;
+  /** Shared state across nodes: a Redis URL, or null for this node only. */
+  readonly state: { readonly redis: string | null };
   readonly servers: readonly ResolvedServer[];
   readonly upstreams: Readonly<Record<string, ResolvedUpstream>>;
 }

@@ -23,13 +23,14 @@ export class UpstreamRegistry {
     drafts: Readonly<Record<string, UpstreamDraft | undefined>> | undefined,
     declared: ReadonlySet<string> | null,
     problems: ProblemCollector,
+    baseDir: string,
   ) {
     this.#declared = declared;
     this.#problems = problems;
     if (!isMapping(drafts)) return;
     for (const [name, draft] of Object.entries(drafts)) {
       if (draft === undefined) continue;
-      this.#explicit.set(name, normaliseUpstream(name, draft, ['upstreams', name], problems));
+      this.#explicit.set(name, normaliseUpstream(name, draft, ['upstreams', name], problems, baseDir));
     }
   }
 

@@ -60,6 +60,7 @@ const route = (
   methods: null,
   headers: [],
   action: { kind: 'respond', status: 200, body: name, headers: [] },
+  guards: { access: null, rateLimit: null, ban: null },
   ...extra,
 });
 
