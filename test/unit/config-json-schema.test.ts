@@ -32,6 +32,8 @@ describe('schema/sluice.schema.json', () => {
       'log',
       'tracing',
       'admin',
+      'egress',
+      'state',
       'servers',
       'upstreams',
     ]);

@@ -56,7 +56,14 @@ describe('the full fixture', async () => {
       access: resolve('test/fixtures/config/valid/logs/access.log'),
       format: 'json',
     });
-    expect(c.admin).toEqual({ listen: { host: '127.0.0.1', port: 9090, key: '127.0.0.1:9090' } });
+    expect(c.admin).toEqual({
+      listen: { host: '127.0.0.1', port: 9090, key: '127.0.0.1:9090' },
+      metricsAuth: false,
+      tokens: [],
+    });
+    expect(c.egress).toBeNull();
+    expect(c.state).toEqual({ redis: null });
+    expect(c.tracing).toEqual({ otlpEndpoint: null, sampleRatio: 1, serviceName: 'sluice' });
     expect(c.hash).toMatch(/^[0-9a-f]{16}$/);
   });
 
@@ -89,7 +96,7 @@ describe('the full fixture', async () => {
   });
 
   it('resolves a proxy route with interpolated env, ordered headers and default timeouts', () => {
-    expect(api).toEqual({
+    expect(api).toMatchObject({
       name: 'api',
       path: { kind: 'prefix', prefix: '/api/' },
       methods: ['GET', 'POST'],
@@ -163,8 +170,9 @@ describe('the full fixture', async () => {
       retry: { on: ['error', 'timeout'], tries: 0, timeoutMs: 0, nonIdempotent: false },
       dnsMinTtlMs: 1000,
       dnsMaxTtlMs: 300_000,
+      tls: null,
     });
-    expect(c.upstreams.backend).toEqual({
+    expect(c.upstreams.backend).toMatchObject({
       name: 'backend',
       balance: 'least_conn',
       hashKey: null,
@@ -248,6 +256,9 @@ describe('defaults', () => {
           backlog: 4096,
           maxRequestsPerConnection: 1000,
         },
+        http2: false,
+        tls: null,
+        guards: { access: null, rateLimit: null, ban: null },
         routes: [
           {
             name: '*',
@@ -255,6 +266,7 @@ describe('defaults', () => {
             methods: null,
             headers: [],
             action: { kind: 'respond', status: 200, body: 'ok\n', headers: [] },
+            guards: { access: null, rateLimit: null, ban: null },
           },
         ],
       },
@@ -303,12 +315,12 @@ describe('defaults', () => {
 describe('config objects', () => {
   it('report problems by key path, with file "config" and no position, in the order written', () => {
     const result = resolveConfigObject({
-      servers: [{ listen: ':80', routes: [{ proxy: { upstream: 'backnd' } }], tls: true }],
+      servers: [{ listen: ':80', routes: [{ proxy: { upstream: 'backnd' } }], tlss: true }],
       upstreams: { backend: { targets: [{ url: 'http://127.0.0.1:9001' }] } },
     });
     expect(lines(result)).toEqual([
       'config: SLUICE_E_CONFIG_UNKNOWN_UPSTREAM servers[0].routes[0].proxy.upstream: unknown upstream "backnd"; did you mean "backend"? (hint: defined upstreams: backend; or use proxy.url for a single target)',
-      'config: SLUICE_E_CONFIG_UNKNOWN_KEY servers[0]: unknown key "tls" (hint: remove the key or correct its spelling; allowed here: name, listen, server_name, default, trusted_proxies, limits, routes)',
+      'config: SLUICE_E_CONFIG_UNKNOWN_KEY servers[0]: unknown key "tlss"; did you mean "tls"? (hint: remove the key or correct its spelling; allowed here: name, listen, server_name, default, trusted_proxies, limits, http2, tls, access, rate_limit, ban, routes)',
     ]);
     const first: ConfigProblem | undefined = result.ok ? undefined : result.problems[0];
     expect([first?.file, first?.line, first?.col]).toEqual(['config', 0, 0]);
@@ -446,7 +458,7 @@ describe('problems in YAML', () => {
     // The anchor's holder is an unknown top-level key; the merged route itself is fine.
     const result = loadConfigText(text, 'm.yaml', {});
     expect(lines(result)).toEqual([
-      'm.yaml:1:1: SLUICE_E_CONFIG_UNKNOWN_KEY unknown key "x-route" (hint: remove the key or correct its spelling; allowed here: $schema, version, workers, user, group, pid_file, allow_root_handlers, shutdown_timeout, log, tracing, admin, servers, upstreams)',
+      'm.yaml:1:1: SLUICE_E_CONFIG_UNKNOWN_KEY unknown key "x-route" (hint: remove the key or correct its spelling; allowed here: $schema, version, workers, user, group, pid_file, allow_root_handlers, shutdown_timeout, log, tracing, admin, egress, state, servers, upstreams)',
     ]);
   });
 });
