@@ -14,6 +14,8 @@ const AREAS: Record<string, string> = {
   UPSTREAM: 'Upstream failures (answered 502 or 504)',
   RUNTIME: 'Runtime',
   HANDLER: 'Handlers (user code in handler routes and sluice serve)',
+  AUTH: 'Access control (allow/deny, bans, rate limits): answered to the client, never forwarded',
+  ADMIN: 'Admin API',
   CLI: 'Command line',
 };
 

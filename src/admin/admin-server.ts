@@ -6,10 +6,13 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { createRequire } from 'node:module';
-import type { ListenAddress } from '../config/types.js';
+import { isLoopback } from '../config/normalise-security.js';
+import type { ResolvedAdmin } from '../config/types.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { dashboardPage } from './dashboard-page.js';
 import { dashboardStats, type MetricsJson } from './dashboard-stats.js';
+import { authorize, type Endpoint } from './rbac.js';
+import { identify } from './tokens.js';
 
 export type { MetricsJson } from './dashboard-stats.js';
 
@@ -27,9 +30,24 @@ export interface AdminControl {
   heapProfile(worker?: number): Promise<Buffer>;
   /** Active handles and requests in flight, per worker. */
   handles(): Promise<Record<string, unknown>>;
+  /** Active bans. */
+  bans(): Promise<readonly { scope: string; address: string; until: number }[]>;
+  /** Lifts every ban of an address; how many there were. */
+  unban(address: string): Promise<number>;
+  /** The resolved config with secrets redacted. */
+  config(): Promise<Record<string, unknown>>;
+  /** Reloads the config file; the outcome. */
+  reload(): Promise<{ ok: boolean; how: string; problems: readonly string[]; config: string }>;
+  /** Drains or enables a target; its origin, or null when there is no such target. */
+  setTarget(action: 'drain' | 'enable', upstream: string, index: number): Promise<string | null>;
 }
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+/** Where the admin API writes its audit lines. */
+export interface AdminLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
 const MAX_PROFILE_SECONDS = 60;
 
 const require = createRequire(import.meta.url);
@@ -45,18 +63,22 @@ const ASSETS: Record<string, { type: string; file: string }> = {
 /** The admin HTTP listener. */
 export class AdminServer {
   readonly #server: http.Server;
-  readonly #address: ListenAddress;
+  readonly #settings: ResolvedAdmin;
   readonly #control: AdminControl;
+  readonly #log: AdminLog;
 
-  constructor(address: ListenAddress, control: AdminControl) {
-    if (!LOOPBACK.has(address.host) && !address.host.startsWith('127.')) {
+  constructor(settings: ResolvedAdmin, control: AdminControl, log: AdminLog) {
+    const address = settings.listen;
+    // The config check reports this with its position; this guards configs built in code.
+    if (settings.tokens.length === 0 && !isLoopback(address.host)) {
       throw new SluiceError(
-        'SLUICE_E_RUNTIME_LISTEN',
+        'SLUICE_E_ADMIN_EXPOSED',
         `the admin listener without tokens serves only loopback addresses, not ${address.key}`,
       );
     }
-    this.#address = address;
+    this.#settings = settings;
     this.#control = control;
+    this.#log = log;
     this.#server = http.createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => {
       this.#route(req, res).catch((err: unknown) => {
         if (!res.headersSent)
@@ -70,7 +92,36 @@ export class AdminServer {
 
   async #route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin');
-    if (req.method !== 'GET' && req.method !== 'HEAD') return problem(res, 405, 'Method Not Allowed');
+    const method = req.method ?? 'GET';
+    const found = endpointOf(method, url.pathname);
+    if (found === null) return problem(res, 404, 'Not Found');
+    if ('wrongMethod' in found) return problem(res, 405, 'Method Not Allowed', `use ${found.wrongMethod}`);
+    const { endpoint, params } = found;
+    const { caller, token } = identify(req.headers.authorization, this.#settings.tokens);
+    const decision = authorize(endpoint, caller, {
+      tokensConfigured: this.#settings.tokens.length > 0,
+      metricsAuth: this.#settings.metricsAuth,
+    });
+    if (decision === 'unauthenticated') {
+      res.setHeader('www-authenticate', 'Bearer realm="sluice"');
+      return problem(
+        res,
+        401,
+        'Unauthorized',
+        caller === 'no-token' ? 'send Authorization: Bearer <token>' : 'unknown token',
+      );
+    }
+    if (decision === 'forbidden') {
+      const detail =
+        this.#settings.tokens.length === 0
+          ? 'this admin API is read-only: configure admin.tokens to allow changes'
+          : `the ${token?.role ?? ''} role may not call this endpoint`;
+      if (MATRIX_CHANGES.has(endpoint)) {
+        const action = endpoint === 'target' ? `target.${params.action}` : endpoint;
+        this.#audit(action, token?.name ?? null, params, 'forbidden');
+      }
+      return problem(res, 403, 'Forbidden', detail);
+    }
     const control = this.#control;
     const worker = url.searchParams.has('worker') ? Number(url.searchParams.get('worker')) : undefined;
     if (worker !== undefined && (!Number.isInteger(worker) || worker < 0)) {
@@ -81,44 +132,93 @@ export class AdminServer {
         'worker must be a worker index (0, 1, ...) as listed by /api/status',
       );
     }
-    switch (url.pathname) {
-      case '/':
-        return send(res, 200, 'text/html; charset=utf-8', dashboardPage());
-      case '/api/status':
+    switch (endpoint) {
+      case 'dashboard': {
+        if (url.pathname === '/') return send(res, 200, 'text/html; charset=utf-8', dashboardPage());
+        const asset = ASSETS[url.pathname]!;
+        return send(res, 200, asset.type, readFileSync(asset.file), 'public, max-age=3600');
+      }
+      case 'status':
         return sendJson(res, await control.status());
-      case '/api/upstreams':
+      case 'upstreams':
         return sendJson(res, await control.upstreams());
-      case '/api/stats': {
+      case 'bans':
+        return sendJson(res, {
+          bans: (await control.bans()).map((b) => ({
+            address: b.address,
+            scope: b.scope,
+            until: new Date(b.until).toISOString(),
+          })),
+        });
+      case 'stats': {
         const [metrics, status] = await Promise.all([control.metricsJson(), control.status()]);
         return sendJson(res, dashboardStats(metrics, status));
       }
-      case '/metrics': {
+      case 'metrics': {
         const m = await control.metrics();
         return send(res, 200, m.contentType, m.body);
       }
-      case '/debug/pprof/profile': {
+      case 'config':
+        return sendJson(res, await control.config());
+      case 'pprof': {
+        if (url.pathname === '/debug/pprof/heap')
+          return sendProfile(res, await control.heapProfile(worker), 'heap');
         const seconds = Number(url.searchParams.get('seconds') ?? '30');
         if (!Number.isFinite(seconds) || seconds <= 0 || seconds > MAX_PROFILE_SECONDS) {
           return problem(res, 400, 'Bad Request', `seconds must be between 0 and ${MAX_PROFILE_SECONDS}`);
         }
         return sendProfile(res, await control.cpuProfile(seconds, worker), 'cpu');
       }
-      case '/debug/pprof/heap':
-        return sendProfile(res, await control.heapProfile(worker), 'heap');
-      case '/debug/handles':
+      case 'handles':
         return sendJson(res, await control.handles());
-      default: {
-        const asset = ASSETS[url.pathname];
-        if (asset !== undefined)
-          return send(res, 200, asset.type, readFileSync(asset.file), 'public, max-age=3600');
-        return problem(res, 404, 'Not Found');
+      case 'reload': {
+        const outcome = await control.reload();
+        this.#audit('reload', token?.name ?? null, {}, outcome.ok ? 'success' : 'failure', {
+          problems: outcome.problems,
+        });
+        return sendJson(res, outcome, outcome.ok ? 200 : 422);
+      }
+      case 'target': {
+        const index = Number(params.index);
+        const action = params.action as 'drain' | 'enable';
+        const origin = Number.isInteger(index)
+          ? await control.setTarget(action, params.upstream ?? '', index)
+          : null;
+        this.#audit(
+          `target.${action}`,
+          token?.name ?? null,
+          params,
+          origin === null ? 'not-found' : 'success',
+        );
+        if (origin === null)
+          return problem(res, 404, 'Not Found', `no target ${params.index} in upstream ${params.upstream}`);
+        return sendJson(res, { upstream: params.upstream, index, target: origin, action });
+      }
+      case 'unban': {
+        const address = params.address ?? '';
+        const n = await control.unban(address);
+        this.#audit('unban', token?.name ?? null, { address }, n > 0 ? 'success' : 'not-found');
+        return sendJson(res, { address, lifted: n });
       }
     }
   }
 
+  /** One audit line per state change, with who asked and how it went (never the token itself). */
+  #audit(
+    action: string,
+    token: string | null,
+    params: Record<string, string>,
+    outcome: string,
+    extra: object = {},
+  ): void {
+    // The path parameters, minus `action` (already folded into the action's name).
+    const { action: _verb, ...where } = params;
+    this.#log.info({ audit: true, action, token_name: token, ...where, outcome, ...extra }, 'admin action');
+  }
+
   /** Binds the admin address. */
   async listen(): Promise<void> {
-    const { host, port, key } = this.#address;
+    const { host, port, key } = this.#settings.listen;
     await new Promise<void>((resolve, reject) => {
       this.#server.once('error', (err: NodeJS.ErrnoException) =>
         reject(
@@ -135,7 +235,7 @@ export class AdminServer {
   /** The bound port. */
   get port(): number {
     const a = this.#server.address();
-    return typeof a === 'object' && a !== null ? a.port : this.#address.port;
+    return typeof a === 'object' && a !== null ? a.port : this.#settings.listen.port;
   }
 
   /** Stops the listener. */
@@ -162,8 +262,57 @@ function send(
   res.end(body);
 }
 
-function sendJson(res: http.ServerResponse, value: unknown): void {
-  send(res, 200, 'application/json', `${JSON.stringify(value, null, 2)}\n`);
+function sendJson(res: http.ServerResponse, value: unknown, status = 200): void {
+  send(res, status, 'application/json', `${JSON.stringify(value, null, 2)}\n`);
+}
+
+const MATRIX_CHANGES = new Set<Endpoint>(['reload', 'target', 'unban']);
+
+/** The endpoint of a method and path, with its path parameters; null when there is none. */
+export function endpointOf(
+  method: string,
+  path: string,
+): { endpoint: Endpoint; params: Record<string, string> } | { wrongMethod: string } | null {
+  const read = (endpoint: Endpoint) =>
+    method === 'GET' || method === 'HEAD' ? { endpoint, params: {} } : { wrongMethod: 'GET' };
+  switch (path) {
+    case '/':
+      return read('dashboard');
+    case '/api/status':
+      return read('status');
+    case '/api/upstreams':
+      return read('upstreams');
+    case '/api/bans':
+      return read('bans');
+    case '/api/stats':
+      return read('stats');
+    case '/api/config':
+      return read('config');
+    case '/metrics':
+      return read('metrics');
+    case '/debug/pprof/profile':
+    case '/debug/pprof/heap':
+      return read('pprof');
+    case '/debug/handles':
+      return read('handles');
+    case '/api/reload':
+      return method === 'POST' ? { endpoint: 'reload', params: {} } : { wrongMethod: 'POST' };
+  }
+  if (ASSETS[path] !== undefined) return read('dashboard');
+  const target = /^\/api\/upstreams\/([^/]+)\/targets\/(\d+)\/(drain|enable)$/.exec(path);
+  if (target !== null) {
+    if (method !== 'POST') return { wrongMethod: 'POST' };
+    return {
+      endpoint: 'target',
+      params: { upstream: decodeURIComponent(target[1]!), index: target[2]!, action: target[3]! },
+    };
+  }
+  const ban = /^\/api\/bans\/([^/]+)$/.exec(path);
+  if (ban !== null) {
+    if (method !== 'DELETE') return { wrongMethod: 'DELETE' };
+    return { endpoint: 'unban', params: { address: decodeURIComponent(ban[1]!) } };
+  }
+  return null;
 }
 
 function sendProfile(res: http.ServerResponse, profile: Buffer, kind: string): void {

@@ -14,10 +14,19 @@ export interface NamedPlan {
   readonly name: string;
 }
 
-/** Runs every listen-address check over all servers and the admin listener. */
+/** A listener that is not a server's: the admin API or the egress proxy. */
+export interface OwnListener {
+  readonly placed: PlacedAddress;
+  /** What it is, for messages: "the admin API". */
+  readonly what: string;
+  /** An address to suggest. */
+  readonly example: string;
+}
+
+/** Runs every listen-address check over all servers, the admin API and the egress proxy. */
 export function checkListeners(
   servers: readonly NamedPlan[],
-  admin: PlacedAddress | null,
+  others: readonly OwnListener[],
   problems: ProblemCollector,
 ): void {
   const all: { placed: PlacedAddress; owner: NamedPlan }[] = servers.flatMap((s) =>
@@ -39,21 +48,51 @@ export function checkListeners(
     );
   });
 
-  if (admin !== null) {
-    const clash = all.find(
+  // The admin API and the egress proxy need addresses of their own. Port 0 (an ephemeral port,
+  // in tests and embedding) never clashes.
+  const own = others.filter((o) => o.placed.address.port !== 0);
+  own.forEach((o, i) => {
+    const server = all.find(
       (e) =>
-        e.placed.address.key === admin.address.key || listenAddressesOverlap(e.placed.address, admin.address),
+        e.placed.address.key === o.placed.address.key ||
+        listenAddressesOverlap(e.placed.address, o.placed.address),
     );
-    if (clash !== undefined) {
-      problems.error(
-        admin.path,
-        'SLUICE_E_CONFIG_DUPLICATE_LISTEN',
-        `${admin.address.key} is also a listen address of ${label(clash.owner)}`,
-        {
-          hint: 'give the admin API its own address, e.g. 127.0.0.1:9090',
-        },
+    const earlier = own
+      .slice(0, i)
+      .find(
+        (e) =>
+          e.placed.address.key === o.placed.address.key ||
+          listenAddressesOverlap(e.placed.address, o.placed.address),
       );
+    if (server === undefined && earlier === undefined) return;
+    problems.error(
+      o.placed.path,
+      'SLUICE_E_CONFIG_DUPLICATE_LISTEN',
+      `${o.placed.address.key} is also a listen address of ${server !== undefined ? label(server.owner) : earlier!.what}`,
+      { hint: `give ${o.what} its own address, e.g. ${o.example}` },
+    );
+  });
+
+  // One socket is either TLS or plain: the servers sharing an address must agree (reported once
+  // per address, at the first server that differs from the first one there).
+  const firstOn = new Map<string, NamedPlan>();
+  for (const { placed, owner } of all) {
+    const first = firstOn.get(placed.address.key);
+    if (first === undefined) {
+      firstOn.set(placed.address.key, owner);
+      continue;
     }
+    if (first === owner || (first.plan.server.tls === null) === (owner.plan.server.tls === null)) continue;
+    const [withTls, plain] = first.plan.server.tls === null ? [owner, first] : [first, owner];
+    problems.error(
+      placed.path,
+      'SLUICE_E_CONFIG_DUPLICATE_LISTEN',
+      `${placed.address.key} is shared by ${label(withTls)}, which sets tls, and ${label(plain)}, which does not: one address is either TLS or plain`,
+      {
+        hint: 'give both servers tls: (each its own certificate, chosen by SNI), or listen on separate ports',
+      },
+    );
+    firstOn.set(placed.address.key, owner);
   }
 
   // One default server per address.

@@ -12,10 +12,10 @@ import { regexError } from './regex-check.js';
 import { parseTemplate } from './template.js';
 import type {
   HandlerAction,
-  ResolvedGuards,
   HeaderMatch,
   PathMatch,
   RedirectAction,
+  ResolvedGuards,
   ResolvedRoute,
   RespondAction,
   RouteAction,

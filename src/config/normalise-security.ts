@@ -38,13 +38,18 @@ export function normaliseGuards(
   draft: Pick<ServerDraft | RouteDraft, 'access' | 'rate_limit' | 'ban'>,
   path: KeyPath,
   problems: ProblemCollector,
-  inherited: ResolvedGuards = NO_GUARDS,
+  inherited: ResolvedGuards | null = null,
 ): ResolvedGuards {
+  const level = inherited === null ? 'server' : 'route';
+  const from = inherited ?? NO_GUARDS;
   return {
-    access: draft.access === undefined ? inherited.access : normaliseAccess(draft.access, [...path, 'access'], problems),
+    access:
+      draft.access === undefined ? from.access : normaliseAccess(draft.access, [...path, 'access'], problems),
     rateLimit:
-      draft.rate_limit === undefined ? inherited.rateLimit : normaliseRateLimit(draft.rate_limit, [...path, 'rate_limit'], problems),
-    ban: draft.ban === undefined ? inherited.ban : normaliseBan(draft.ban, [...path, 'ban'], problems),
+      draft.rate_limit === undefined
+        ? from.rateLimit
+        : normaliseRateLimit(draft.rate_limit, [...path, 'rate_limit'], problems, level),
+    ban: draft.ban === undefined ? from.ban : normaliseBan(draft.ban, [...path, 'ban'], problems, level),
   };
 }
 
@@ -63,48 +68,66 @@ function cidrs(text: string, path: KeyPath, problems: ProblemCollector): string[
  * there is an allow list (then it is denied: `allow: [10.0.0.0/8]` alone means "only these").
  * The ordered list form is nginx's exactly: first match wins, no match allowed.
  */
-export function normaliseAccess(draft: AccessDraft, path: KeyPath, problems: ProblemCollector): ResolvedAccess {
+export function normaliseAccess(
+  draft: AccessDraft,
+  path: KeyPath,
+  problems: ProblemCollector,
+): ResolvedAccess {
   const rules: AccessRule[] = [];
   if (Array.isArray(draft)) {
     draft.forEach((entry, i) => {
       if (entry === undefined) return;
       const allow = 'allow' in entry && entry.allow !== undefined;
       const text = allow ? (entry as { allow: string }).allow : (entry as { deny: string }).deny;
-      for (const cidr of cidrs(text, [...path, i, allow ? 'allow' : 'deny'], problems)) rules.push({ allow, cidr });
+      for (const cidr of cidrs(text, [...path, i, allow ? 'allow' : 'deny'], problems))
+        rules.push({ allow, cidr });
     });
     return { rules, otherwise: true };
   }
   const object = draft as { allow?: (string | undefined)[]; deny?: (string | undefined)[] };
   object.allow?.forEach((t, i) => {
-    if (t !== undefined) for (const cidr of cidrs(t, [...path, 'allow', i], problems)) rules.push({ allow: true, cidr });
+    if (t !== undefined)
+      for (const cidr of cidrs(t, [...path, 'allow', i], problems)) rules.push({ allow: true, cidr });
   });
   object.deny?.forEach((t, i) => {
-    if (t !== undefined) for (const cidr of cidrs(t, [...path, 'deny', i], problems)) rules.push({ allow: false, cidr });
+    if (t !== undefined)
+      for (const cidr of cidrs(t, [...path, 'deny', i], problems)) rules.push({ allow: false, cidr });
   });
   return { rules, otherwise: object.allow === undefined || object.allow.length === 0 };
 }
 
 const PER = { s: 1, m: 60, h: 3600 } as const;
 
-function normaliseRateLimit(draft: RateDraft, path: KeyPath, problems: ProblemCollector): ResolvedRateLimit {
+function normaliseRateLimit(
+  draft: RateDraft,
+  path: KeyPath,
+  problems: ProblemCollector,
+  level: 'server' | 'route',
+): ResolvedRateLimit {
   const [amount = '0', unit = 's'] = (draft.rate ?? '0/s').split('/');
   const perSecond = Number(amount) / PER[unit as keyof typeof PER];
-  if (!(perSecond > 0)) problems.error([...path, 'rate'], 'SLUICE_E_CONFIG_VALUE', 'the rate must be more than 0');
+  if (!(perSecond > 0))
+    problems.error([...path, 'rate'], 'SLUICE_E_CONFIG_VALUE', 'the rate must be more than 0');
   const key = draft.key ?? '$remote_addr';
   const parsed = parseTemplate(key);
   if ('error' in parsed && !key.includes('$client_spiffe_id')) {
     problems.error([...path, 'key'], 'SLUICE_E_CONFIG_VARIABLE', parsed.error);
   }
-  return { perSecond, burst: draft.burst ?? 0, key };
+  return { perSecond, burst: draft.burst ?? 0, key, level };
 }
 
-function normaliseBan(draft: BanDraft, path: KeyPath, problems: ProblemCollector): ResolvedBan {
+function normaliseBan(
+  draft: BanDraft,
+  path: KeyPath,
+  problems: ProblemCollector,
+  level: 'server' | 'route',
+): ResolvedBan {
   const windowMs = durationOr(draft.window, 60_000);
   const durationMs = durationOr(draft.duration, 600_000);
   if (windowMs <= 0) problems.error([...path, 'window'], 'SLUICE_E_CONFIG_VALUE', 'must be more than 0s');
   if (durationMs <= 0) problems.error([...path, 'duration'], 'SLUICE_E_CONFIG_VALUE', 'must be more than 0s');
   const statuses = (draft.statuses ?? []).filter((x): x is number => x !== undefined);
-  return { statuses: [...new Set(statuses)], max: draft.max ?? 1, windowMs, durationMs };
+  return { statuses: [...new Set(statuses)], max: draft.max ?? 1, windowMs, durationMs, level };
 }
 
 /** A file the config names: resolved next to the config file; it must exist now. */
@@ -123,15 +146,23 @@ export function normaliseServerTls(
 ): ResolvedServerTls {
   const requireClientCert = draft.require_client_cert ?? false;
   if (requireClientCert && draft.client_ca === undefined) {
-    problems.error([...path, 'require_client_cert'], 'SLUICE_E_CONFIG_MISSING_KEY', 'require_client_cert needs client_ca', {
-      hint: 'give client_ca: the CA (PEM) that signs the client certificates',
-    });
+    problems.error(
+      [...path, 'require_client_cert'],
+      'SLUICE_E_CONFIG_MISSING_KEY',
+      'require_client_cert needs client_ca',
+      {
+        hint: 'give client_ca: the CA (PEM) that signs the client certificates',
+      },
+    );
   }
   return {
     cert: existingFile(draft.cert ?? '', baseDir, [...path, 'cert'], problems),
     key: existingFile(draft.key ?? '', baseDir, [...path, 'key'], problems),
     minVersion: draft.min_version ?? 'TLSv1.2',
-    clientCa: draft.client_ca === undefined ? null : existingFile(draft.client_ca, baseDir, [...path, 'client_ca'], problems),
+    clientCa:
+      draft.client_ca === undefined
+        ? null
+        : existingFile(draft.client_ca, baseDir, [...path, 'client_ca'], problems),
     requireClientCert,
   };
 }
@@ -148,11 +179,17 @@ export function normaliseUpstreamTls(
     problems.error(path, 'SLUICE_E_CONFIG_MISSING_KEY', 'a client certificate needs both cert and key');
   }
   if (draft.spiffe_id !== undefined && !/^spiffe:\/\/[^/]+(\/.*)?$/.test(draft.spiffe_id)) {
-    problems.error([...path, 'spiffe_id'], 'SLUICE_E_CONFIG_VALUE', `${JSON.stringify(draft.spiffe_id)} is not a SPIFFE id`, {
-      hint: 'write spiffe://TRUST-DOMAIN/PATH, e.g. spiffe://example.org/backend',
-    });
+    problems.error(
+      [...path, 'spiffe_id'],
+      'SLUICE_E_CONFIG_VALUE',
+      `${JSON.stringify(draft.spiffe_id)} is not a SPIFFE id`,
+      {
+        hint: 'write spiffe://TRUST-DOMAIN/PATH, e.g. spiffe://example.org/backend',
+      },
+    );
   }
-  const file = (t: string | undefined, key: string) => (t === undefined ? null : existingFile(t, baseDir, [...path, key], problems));
+  const file = (t: string | undefined, key: string) =>
+    t === undefined ? null : existingFile(t, baseDir, [...path, key], problems);
   return {
     ca: file(draft.ca, 'ca'),
     cert: file(draft.cert, 'cert'),
@@ -176,18 +213,31 @@ export function normaliseTokens(
     const path: KeyPath = ['admin', 'tokens', i];
     const sources = (['token_env', 'token_file', 'token_sha256'] as const).filter((k) => t[k] !== undefined);
     if (sources.length !== 1) {
-      problems.error(path, 'SLUICE_E_CONFIG_VALUE', 'give exactly one of token_env, token_file and token_sha256');
+      problems.error(
+        path,
+        'SLUICE_E_CONFIG_VALUE',
+        'give exactly one of token_env, token_file and token_sha256',
+      );
       return;
     }
     if (t.name === undefined || t.role === undefined) return;
-    if (names.has(t.name)) problems.error([...path, 'name'], 'SLUICE_E_CONFIG_DUPLICATE_NAME', `token name ${JSON.stringify(t.name)} is used twice`);
+    if (names.has(t.name))
+      problems.error(
+        [...path, 'name'],
+        'SLUICE_E_CONFIG_DUPLICATE_NAME',
+        `token name ${JSON.stringify(t.name)} is used twice`,
+      );
     names.add(t.name);
     let secret: string | null = null;
     let sha256: string | null = null;
     if (t.token_env !== undefined) {
       secret = env[t.token_env] ?? null;
       if (secret === null || secret === '') {
-        problems.error([...path, 'token_env'], 'SLUICE_E_CONFIG_ENV', `environment variable ${t.token_env} is not set`);
+        problems.error(
+          [...path, 'token_env'],
+          'SLUICE_E_CONFIG_ENV',
+          `environment variable ${t.token_env} is not set`,
+        );
         return;
       }
     } else if (t.token_file !== undefined) {
@@ -195,21 +245,34 @@ export function normaliseTokens(
       try {
         secret = readFileSync(file, 'utf8').trim();
       } catch (err) {
-        problems.error([...path, 'token_file'], 'SLUICE_E_CONFIG_FILE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+        problems.error(
+          [...path, 'token_file'],
+          'SLUICE_E_CONFIG_FILE',
+          `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+        );
         return;
       }
     } else {
       sha256 = String(t.token_sha256).toLowerCase();
       if (!/^[0-9a-f]{64}$/.test(sha256)) {
-        problems.error([...path, 'token_sha256'], 'SLUICE_E_CONFIG_VALUE', 'expected 64 hex digits (sha256sum of the token)');
+        problems.error(
+          [...path, 'token_sha256'],
+          'SLUICE_E_CONFIG_VALUE',
+          'expected 64 hex digits (sha256sum of the token)',
+        );
         return;
       }
     }
     if (secret !== null) {
       if (secret.length < 16) {
-        problems.error(path, 'SLUICE_E_CONFIG_VALUE', `token ${JSON.stringify(t.name)} is shorter than 16 characters`, {
-          hint: 'generate one with: openssl rand -hex 32',
-        });
+        problems.error(
+          path,
+          'SLUICE_E_CONFIG_VALUE',
+          `token ${JSON.stringify(t.name)} is shorter than 16 characters`,
+          {
+            hint: 'generate one with: openssl rand -hex 32',
+          },
+        );
         return;
       }
       sha256 = createHash('sha256').update(secret).digest('hex');
@@ -227,11 +290,30 @@ export function normaliseAdmin(
   env: Readonly<Record<string, string | undefined>>,
   problems: ProblemCollector,
 ): ResolvedAdmin {
-  return { listen, metricsAuth: draft.metrics_auth ?? false, tokens: normaliseTokens(draft.tokens, baseDir, env, problems) };
+  const tokens = normaliseTokens(draft.tokens, baseDir, env, problems);
+  if ((draft.tokens ?? []).length === 0 && !isLoopback(listen.host)) {
+    problems.error(
+      ['admin', 'listen'],
+      'SLUICE_E_ADMIN_EXPOSED',
+      `the admin API without tokens serves only loopback addresses, not ${listen.key}`,
+      {
+        hint: 'listen on 127.0.0.1 (or ::1), or configure admin.tokens',
+      },
+    );
+  }
+  return { listen, metricsAuth: draft.metrics_auth ?? false, tokens };
+}
+
+/** Whether a listen host is a loopback address (127.0.0.0/8, ::1, localhost). */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 /** The egress forward proxy. */
-export function normaliseEgress(draft: ConfigDraft['egress'], problems: ProblemCollector): ResolvedEgress | null {
+export function normaliseEgress(
+  draft: ConfigDraft['egress'],
+  problems: ProblemCollector,
+): ResolvedEgress | null {
   if (draft?.listen === undefined) return null;
   const listen = parseListenAddress(draft.listen);
   if ('error' in listen) {
@@ -240,12 +322,18 @@ export function normaliseEgress(draft: ConfigDraft['egress'], problems: ProblemC
   }
   const policies = (draft.policies ?? []).flatMap((p, i) => {
     if (p?.name === undefined) return [];
-    const sources = (p.sources ?? []).flatMap((t, j) => (t === undefined ? [] : cidrs(t, ['egress', 'policies', i, 'sources', j], problems)));
+    const sources = (p.sources ?? []).flatMap((t, j) =>
+      t === undefined ? [] : cidrs(t, ['egress', 'policies', i, 'sources', j], problems),
+    );
     const hosts = (p.hosts ?? []).flatMap((h, j) => {
       if (h === undefined) return [];
       const host = h.toLowerCase();
       if (!/^(\*\.)?[a-z0-9_.-]+(:\d{1,5})?$|^\[[0-9a-f:.]+\](:\d{1,5})?$/.test(host)) {
-        problems.error(['egress', 'policies', i, 'hosts', j], 'SLUICE_E_CONFIG_VALUE', `${JSON.stringify(h)} is not a host, *.domain or host:port`);
+        problems.error(
+          ['egress', 'policies', i, 'hosts', j],
+          'SLUICE_E_CONFIG_VALUE',
+          `${JSON.stringify(h)} is not a host, *.domain or host:port`,
+        );
         return [];
       }
       return [host];

@@ -123,7 +123,8 @@ export function normaliseServer(
       trustedProxies,
       limits: normaliseLimits(draft.limits, [...path, 'limits'], problems),
       http2: draft.http2 ?? false,
-      tls: draft.tls === undefined ? null : normaliseServerTls(draft.tls, [...path, 'tls'], baseDir, problems),
+      tls:
+        draft.tls === undefined ? null : normaliseServerTls(draft.tls, [...path, 'tls'], baseDir, problems),
       guards,
       routes,
     },

@@ -6,9 +6,9 @@ import { isIP } from 'node:net';
 import type { UpstreamDraft } from './config-draft.js';
 import { durationOr } from './config-units.js';
 import type { KeyPath } from './key-path.js';
+import { normaliseUpstreamTls } from './normalise-security.js';
 import type { ProblemCollector } from './problem-collector.js';
 import { RETRY_CONDITIONS } from './schema.js';
-import { normaliseUpstreamTls } from './normalise-security.js';
 import { parseTemplate } from './template.js';
 import type {
   ResolvedHealthCheck,

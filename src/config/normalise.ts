@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import { deepFreeze } from '../core/deep-freeze.js';
-import { checkListeners, type NamedPlan } from './check-listeners.js';
+import { checkListeners, type NamedPlan, type OwnListener } from './check-listeners.js';
 import type { ConfigDraft } from './config-draft.js';
 import { durationOr } from './config-units.js';
 import type { KeyPath } from './key-path.js';
@@ -67,7 +67,20 @@ export function normaliseConfig(
     if ('error' in parsed) problems.error(path, 'SLUICE_E_CONFIG_LISTEN', parsed.error);
     else adminListen = { address: parsed, path };
   }
-  checkListeners(named, adminListen, problems);
+  const own: OwnListener[] = [];
+  if (adminListen !== null)
+    own.push({ placed: adminListen, what: 'the admin API', example: '127.0.0.1:9090' });
+  if (draft.egress?.listen !== undefined) {
+    const parsed = parseListenAddress(draft.egress.listen);
+    if (!('error' in parsed)) {
+      own.push({
+        placed: { address: parsed, path: ['egress', 'listen'] },
+        what: 'the egress proxy',
+        example: '127.0.0.1:3128',
+      });
+    }
+  }
+  checkListeners(named, own, problems);
 
   const body = {
     version: 1 as const,
@@ -100,9 +113,14 @@ function normaliseRedis(url: string | undefined, problems: ProblemCollector): st
     if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new Error('scheme');
     return url;
   } catch {
-    problems.error(['state', 'redis'], 'SLUICE_E_CONFIG_URL', `${JSON.stringify(url)} is not a redis:// URL`, {
-      hint: 'write redis://HOST:PORT/DB, e.g. redis://127.0.0.1:6379/0',
-    });
+    problems.error(
+      ['state', 'redis'],
+      'SLUICE_E_CONFIG_URL',
+      `${JSON.stringify(url)} is not a redis:// URL`,
+      {
+        hint: 'write redis://HOST:PORT/DB, e.g. redis://127.0.0.1:6379/0',
+      },
+    );
     return null;
   }
 }

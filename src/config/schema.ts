@@ -174,7 +174,9 @@ const accessSchema = z
         }),
       ),
     ],
-    { error: 'expected { allow: [...], deny: [...] } or an ordered list of { allow: CIDR } / { deny: CIDR }' },
+    {
+      error: 'expected { allow: [...], deny: [...] } or an ordered list of { allow: CIDR } / { deny: CIDR }',
+    },
   )
   .meta({ description: 'Client addresses allowed or denied (403), IPv4 and IPv6 CIDR blocks or "all".' });
 
@@ -184,7 +186,12 @@ const rateLimitSchema = z
       .string()
       .regex(/^\d+(\.\d+)?\/(s|m|h)$/, { error: 'expected a rate such as 100/s, 600/m or 1000/h' })
       .meta({ description: 'Sustained requests per key: 100/s, 600/m, 1000/h.' }),
-    burst: z.number().int().min(0).optional().meta({ description: 'Requests allowed above the rate at once. Default 0.' }),
+    burst: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .meta({ description: 'Requests allowed above the rate at once. Default 0.' }),
     key: z
       .string()
       .optional()
@@ -194,10 +201,15 @@ const rateLimitSchema = z
 
 const banSchema = z
   .strictObject({
-    statuses: z.array(z.number().int().min(100).max(599)).min(1).meta({ description: 'Answer statuses that count.' }),
+    statuses: z
+      .array(z.number().int().min(100).max(599))
+      .min(1)
+      .meta({ description: 'Answer statuses that count.' }),
     max: z.number().int().min(1).meta({ description: 'Counted answers within window that ban the client.' }),
-    window: durationSchema.meta({ description: 'The counting window.' }),
-    duration: durationSchema.meta({ description: 'How long a ban lasts (403 meanwhile).' }),
+    window: durationSchema.optional().meta({ description: 'The counting window. Default 1m.' }),
+    duration: durationSchema
+      .optional()
+      .meta({ description: 'How long a ban lasts (403 meanwhile). Default 10m.' }),
   })
   .meta({ description: 'fail2ban for HTTP: clients that collect too many of these statuses are banned.' });
 
@@ -236,17 +248,29 @@ const serverSchema = z.strictObject({
     .optional()
     .meta({ description: 'Addresses or CIDR blocks whose X-Forwarded-For is believed.' }),
   limits: limitsSchema.optional(),
-  http2: z.boolean().optional().meta({ description: 'Serve HTTP/2 (with HTTP/1.1 fallback by ALPN) on TLS listeners.' }),
+  http2: z
+    .boolean()
+    .optional()
+    .meta({ description: 'Serve HTTP/2 (with HTTP/1.1 fallback by ALPN) on TLS listeners.' }),
   tls: z
     .strictObject({
       cert: z.string().meta({ description: 'Certificate chain (PEM), re-read when it changes on disk.' }),
       key: z.string().meta({ description: 'Private key (PEM).' }),
       min_version: z.enum(['TLSv1.2', 'TLSv1.3']).optional().meta({ description: 'Default TLSv1.2.' }),
-      client_ca: z.string().optional().meta({ description: 'CA (PEM) that client certificates must chain to.' }),
-      require_client_cert: z.boolean().optional().meta({ description: 'Refuse clients without a valid certificate. Default false.' }),
+      client_ca: z
+        .string()
+        .optional()
+        .meta({ description: 'CA (PEM) that client certificates must chain to.' }),
+      require_client_cert: z
+        .boolean()
+        .optional()
+        .meta({ description: 'Refuse clients without a valid certificate. Default false.' }),
     })
     .optional()
-    .meta({ description: 'Terminate TLS on this server; SNI picks the certificate among servers sharing an address.' }),
+    .meta({
+      description:
+        'Terminate TLS on this server; SNI picks the certificate among servers sharing an address.',
+    }),
   access: accessSchema.optional(),
   rate_limit: rateLimitSchema.optional(),
   ban: banSchema.optional(),
@@ -368,14 +392,20 @@ const upstreamSchema = z.strictObject({
   retry: retrySchema.optional(),
   tls: z
     .strictObject({
-      ca: z.string().optional().meta({ description: "CA (PEM) the targets' certificates must chain to. Default: the system CAs." }),
-      cert: z.string().optional().meta({ description: 'Client certificate (PEM) for mTLS.' }),
-      key: z.string().optional().meta({ description: 'Client key (PEM) for mTLS.' }),
-      server_name: z.string().optional().meta({ description: 'SNI and the name the certificate must carry. Default: the target host.' }),
-      spiffe_id: z
+      ca: z
         .string()
         .optional()
-        .meta({ description: "The SPIFFE id (URI SAN) the target's certificate must carry, e.g. spiffe://example.org/backend." }),
+        .meta({ description: "CA (PEM) the targets' certificates must chain to. Default: the system CAs." }),
+      cert: z.string().optional().meta({ description: 'Client certificate (PEM) for mTLS.' }),
+      key: z.string().optional().meta({ description: 'Client key (PEM) for mTLS.' }),
+      server_name: z
+        .string()
+        .optional()
+        .meta({ description: 'SNI and the name the certificate must carry. Default: the target host.' }),
+      spiffe_id: z.string().optional().meta({
+        description:
+          "The SPIFFE id (URI SAN) the target's certificate must carry, e.g. spiffe://example.org/backend.",
+      }),
     })
     .optional()
     .meta({ description: 'TLS to https:// targets: CA, client certificate, SNI, SPIFFE id pinning.' }),
@@ -427,7 +457,10 @@ const adminSchema = z.strictObject({
     .optional()
     .meta({ description: 'Admin API and dashboard address. Default 127.0.0.1:9090.' }),
   metrics_auth: z.boolean().optional().meta({ description: '/metrics needs a token too. Default false.' }),
-  tokens: z.array(tokenSchema).optional().meta({ description: 'Bearer tokens; without any, read-only and loopback only.' }),
+  tokens: z
+    .array(tokenSchema)
+    .optional()
+    .meta({ description: 'Bearer tokens; without any, read-only and loopback only.' }),
 });
 
 const egressSchema = z
@@ -437,7 +470,10 @@ const egressSchema = z
       .array(
         z.strictObject({
           name: z.string(),
-          sources: z.array(z.string()).min(1).meta({ description: 'Client addresses or CIDR blocks the policy is for.' }),
+          sources: z
+            .array(z.string())
+            .min(1)
+            .meta({ description: 'Client addresses or CIDR blocks the policy is for.' }),
           hosts: z
             .array(z.string())
             .min(1)
@@ -446,7 +482,10 @@ const egressSchema = z
       )
       .min(1),
   })
-  .meta({ description: 'Forward proxy (absolute-form HTTP and CONNECT) letting each source reach only its listed hosts.' });
+  .meta({
+    description:
+      'Forward proxy (absolute-form HTTP and CONNECT) letting each source reach only its listed hosts.',
+  });
 
 const stateSchema = z.strictObject({
   redis: z

@@ -15,6 +15,7 @@ export const TEMPLATE_VARIABLES = [
   'request_id',
   'request_uri',
   'proxy_add_x_forwarded_for',
+  'client_spiffe_id',
 ] as const;
 
 /** The prefix of request-header variables: `$http_x_user_id` reads `x-user-id`. */

@@ -123,6 +123,8 @@ export interface ResolvedRateLimit {
   readonly burst: number;
   /** Template evaluated per request ($remote_addr by default). */
   readonly key: string;
+  /** Where it was set: buckets are shared by every route using the server's. */
+  readonly level: 'server' | 'route';
 }
 
 /** Ban clients that collect `max` of these statuses within `windowMs`, for `durationMs`. */
@@ -131,6 +133,8 @@ export interface ResolvedBan {
   readonly max: number;
   readonly windowMs: number;
   readonly durationMs: number;
+  /** Where it was set: a ban from the server's rule applies to every route using it. */
+  readonly level: 'server' | 'route';
 }
 
 /** TLS termination of a server (file paths absolute). */

@@ -226,6 +226,46 @@ export const ERROR_CATALOGUE = {
     title: 'refusing to run handlers as root',
     hint: 'set user: (and group:) to an unprivileged account, or allow_root_handlers: true if you really mean it',
   },
+  SLUICE_E_ADMIN_EXPOSED: {
+    status: 0,
+    title: 'the admin listener would be open to the network without tokens',
+    hint: 'listen on 127.0.0.1 (or ::1), or configure admin.tokens',
+  },
+  SLUICE_E_AUTH_DENIED: {
+    status: 403,
+    title: 'Forbidden',
+    hint: "the client's address is denied by an access rule (access: allow/deny)",
+  },
+  SLUICE_E_AUTH_BANNED: {
+    status: 403,
+    title: 'Forbidden',
+    hint: 'the client is banned for a while after too many failed requests (ban:)',
+  },
+  SLUICE_E_AUTH_RATE_LIMITED: {
+    status: 429,
+    title: 'Too Many Requests',
+    hint: 'the client exceeds a rate limit; retry after the Retry-After seconds',
+  },
+  SLUICE_E_AUTH_EGRESS_DENIED: {
+    status: 403,
+    title: 'Forbidden',
+    hint: 'no egress policy lets this client address reach this host and port; list the host in a policy whose sources include the client (egress.policies)',
+  },
+  SLUICE_E_CLIENT_EGRESS_LOOP: {
+    status: 403,
+    title: 'Forbidden',
+    hint: 'the target is this egress proxy itself; a request through the proxy to the proxy would loop',
+  },
+  SLUICE_E_CLIENT_EGRESS_NOT_PROXY: {
+    status: 400,
+    title: 'Bad Request',
+    hint: 'this listener is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT host:port, e.g. by setting HTTP_PROXY and HTTPS_PROXY',
+  },
+  SLUICE_E_CLIENT_EGRESS_TARGET: {
+    status: 400,
+    title: 'Bad Request',
+    hint: 'the proxy target must be http://HOST[:PORT]/PATH, or HOST:PORT for CONNECT; https:// URLs go through CONNECT',
+  },
   SLUICE_E_CLI_USAGE: {
     status: 0,
     title: 'wrong command-line usage',

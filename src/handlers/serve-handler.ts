@@ -38,12 +38,14 @@ export function serveHandler(x: HandlerExchange, handler: LoadedHandler): void {
     );
     return;
   }
-  // A Node listener writes to `res` itself: watch the response to know how it ended.
+  // A Node listener writes to `res` itself: watch the response to know how it ended. HTTP/2
+  // streams share their connection's socket, so their body bytes are counted as written.
+  const counted = x.req.httpVersionMajor === 2 ? countWrites(res) : null;
   const socket = x.req.socket;
-  const before = socket.bytesWritten;
+  const before = counted === null ? socket.bytesWritten : 0;
   res.once('finish', () => {
     x.status = res.statusCode;
-    x.bytesOut = socket.bytesWritten - before;
+    x.bytesOut = counted === null ? socket.bytesWritten - before : counted.bytes;
     x.complete();
   });
   res.once('close', () => {
@@ -55,4 +57,33 @@ export function serveHandler(x: HandlerExchange, handler: LoadedHandler): void {
   } catch (err) {
     x.handlerFailed(err);
   }
+}
+
+/** Counts the body bytes written to a response (its `write` and `end` wrapped). */
+function countWrites(res: ServerResponse): { bytes: number } {
+  const counter = { bytes: 0 };
+  const size = (chunk: unknown, encoding: unknown): number =>
+    typeof chunk === 'string'
+      ? Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8')
+      : chunk instanceof Uint8Array
+        ? chunk.byteLength
+        : 0;
+  const write = res.write;
+  const end = res.end;
+  // Node's HTTP/2 `end(chunk)` writes the chunk through `write`: count it once.
+  let ending = false;
+  res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
+    if (!ending) counter.bytes += size(chunk, rest[0]);
+    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as ServerResponse['write'];
+  res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
+    if (typeof chunk !== 'function') counter.bytes += size(chunk, rest[0]);
+    ending = true;
+    try {
+      return (end as (...args: unknown[]) => ServerResponse).call(this, chunk, ...rest);
+    } finally {
+      ending = false;
+    }
+  } as ServerResponse['end'];
+  return counter;
 }

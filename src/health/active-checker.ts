@@ -8,7 +8,7 @@
  * every worker. Each tick re-reports a known state a target does not show yet (a target that
  * arrived with a reload, a DNS refresh or a new worker).
  */
-import type { ResolvedHealthCheck } from '../config/types.js';
+import type { ResolvedHealthCheck, ResolvedUpstreamTls } from '../config/types.js';
 
 /** One target to probe, as the checker sees it. */
 export interface HealthTarget {
@@ -17,6 +17,8 @@ export interface HealthTarget {
   /** The Host header for probes when the check sets none. */
   readonly hostPort: string;
   readonly check: ResolvedHealthCheck;
+  /** The upstream's `tls:` for https targets (CA, client certificate, server name, SPIFFE id). */
+  readonly tls?: ResolvedUpstreamTls | null;
   /** What the target currently shows. */
   readonly health: 'up' | 'down' | 'unknown';
 }

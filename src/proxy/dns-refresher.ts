@@ -23,8 +23,8 @@ export type ResolveHost = (host: string) => Promise<HostAddresses>;
 /** DNS A and AAAA records, else the system resolver. */
 export const systemResolve: ResolveHost = async (host) => {
   const [v4, v6] = await Promise.allSettled([
-    dns.resolve4(host, { ttl: true }),
-    dns.resolve6(host, { ttl: true }),
+    resolver.resolve4(host, { ttl: true }),
+    resolver.resolve6(host, { ttl: true }),
   ]);
   const records = [
     ...(v4.status === 'fulfilled' ? v4.value : []),

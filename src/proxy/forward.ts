@@ -174,12 +174,12 @@ class ProxyRequest implements UpstreamPick {
     this.#next(null);
   }
 
-  /** Picks a target not yet tried and sends; `lastFailure` answers when none is left. */
-  #next(lastFailure: ErrorCode | null): void {
+  /** Picks a target not yet tried and sends; `lastFailure` (and its error, for the log) answers when none is left. */
+  #next(lastFailure: ErrorCode | null, lastError?: Error): void {
     this.now = Date.now();
     const target = this.upstream.pick(this);
     if (target === null) {
-      this.x.fail(lastFailure ?? 'SLUICE_E_UPSTREAM_NO_LIVE');
+      this.x.fail(lastFailure ?? 'SLUICE_E_UPSTREAM_NO_LIVE', lastError);
       return;
     }
     this.#send(target);
@@ -269,7 +269,7 @@ class ProxyRequest implements UpstreamPick {
       case 'retry':
         this.#markTried(call.target);
         x.retrying();
-        this.#next(code);
+        this.#next(code, err);
         return;
       case 'stop':
         x.fail(code, err);
@@ -341,7 +341,9 @@ export class UpstreamCall implements ReuseListener {
       bodyTimeout: route.readTimeoutMs,
       reset: !route.upstream.reuseConnections,
       upgrade: x.upgradeHead === null ? null : (x.upgrade ?? 'websocket'),
-    };
+      // https targets: a fixed TLS name, not one undici would derive from the Host header.
+      servername: target.servername,
+    } as Dispatcher.DispatchOptions;
     target.pool(route.connectTimeoutMs).dispatch(options, this as unknown as Dispatcher.DispatchHandler);
   }
 

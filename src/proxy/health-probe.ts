@@ -1,20 +1,34 @@
 /**
  * The probe behind active health checks: one GET of `health_check.path` on a fresh connection
  * (a pooled one could hide a target that no longer accepts connections), with the check's
- * timeout for the whole exchange; it passes when the status is in `expect_status`.
+ * timeout for the whole exchange; it passes when the status is in `expect_status`. An https
+ * target is probed with its upstream's TLS settings (CA, client certificate, server name, SPIFFE
+ * id), as requests reach it.
  */
-import { Agent, request } from 'undici';
+import { Agent, Client, type Dispatcher, request } from 'undici';
 import type { HealthTarget } from '../health/active-checker.js';
+import { hostOf, httpsConnector, UpstreamTls, upstreamServerName } from './upstream-tls.js';
 
 const agent = new Agent({ keepAliveTimeout: 1000, connections: 4 });
 
 /** Probes one target; never rejects. */
 export async function probeTarget(target: HealthTarget): Promise<boolean> {
   const check = target.check;
+  const https = target.origin.startsWith('https:');
+  const config = target.tls ?? null;
+  let tls: UpstreamTls | null = null;
+  let dispatcher: Dispatcher = agent;
   try {
+    if (https) {
+      tls = config === null ? null : UpstreamTls.acquire(config);
+      const sni = upstreamServerName(config, hostOf(target.hostPort));
+      dispatcher = new Client(target.origin, {
+        connect: httpsConnector(tls?.connectionOptions ?? { rejectUnauthorized: true }, sni, check.timeoutMs),
+      });
+    }
     const res = await request(`${target.origin}${check.path}`, {
       method: 'GET',
-      dispatcher: agent,
+      dispatcher,
       headers: { host: check.host ?? target.hostPort, 'user-agent': 'sluice-health-check' },
       headersTimeout: check.timeoutMs,
       bodyTimeout: check.timeoutMs,
@@ -25,5 +39,8 @@ export async function probeTarget(target: HealthTarget): Promise<boolean> {
     return check.expectStatus.some(([lo, hi]) => res.statusCode >= lo && res.statusCode <= hi);
   } catch {
     return false;
+  } finally {
+    if (dispatcher !== agent) dispatcher.destroy().catch(() => undefined);
+    tls?.release();
   }
 }

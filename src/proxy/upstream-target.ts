@@ -1,11 +1,16 @@
 /**
  * One target of an upstream at run time: its balancer and health state, and the undici `Pool`s
  * of keep-alive connections to it. A target survives a reload (and a DNS refresh) when its
- * origin and connection settings are unchanged, keeping its warm connections and its state.
+ * origin and connection settings (TLS included) are unchanged, keeping its warm connections and
+ * its state. An https target connects with its upstream's TLS settings (upstream-tls.ts); when
+ * their files rotate, new pools take the new certificate and the old ones close once their
+ * requests are done.
  */
 import { Pool } from 'undici';
 import type { Peer } from '../balancer/balancer.js';
+import type { ResolvedUpstreamTls } from '../config/types.js';
 import type { FailCounters } from '../health/passive-health.js';
+import { hostOf, httpsConnector, UpstreamTls, upstreamServerName } from './upstream-tls.js';
 
 /** What an active health check says of a target. */
 export type TargetHealth = 'up' | 'down' | 'unknown';
@@ -21,6 +26,9 @@ export interface TargetSpec {
   readonly down: boolean;
   readonly maxConns: number;
   readonly keepaliveTimeoutMs: number;
+  /** The upstream's `tls:` (used by https targets only), and its identity (`upstreamTlsKey`). */
+  readonly tls: ResolvedUpstreamTls | null;
+  readonly tlsKey: string;
 }
 
 /** A target: spec, balancer state, passive and active health, pools. */
@@ -38,9 +46,21 @@ export class UpstreamTarget implements Peer, FailCounters {
   /** Set at run time (admin API): no new requests, the ones in flight finish. */
   drained = false;
   health: TargetHealth;
+  /**
+   * For https targets, a fixed server name passed with each request, so undici does not derive
+   * one from the Host header and reconnect whenever it changes; undefined for http targets.
+   */
+  readonly servername: string | undefined;
+  /** The name sent in SNI and verified; undefined for an IP address without `server_name`. */
+  readonly #sni: string | undefined;
+  #released = false;
   /** Keyed by connect timeout: routes may set different ones for the same target. */
   readonly #pools = new Map<number, Pool>();
+  readonly #https: boolean;
+  readonly #tls: UpstreamTls | null;
+  readonly #unsubscribe: (() => void) | null;
 
+  /** An https target with `tls:` reads its files here (shared with targets of the same settings). */
   constructor(spec: TargetSpec, health: TargetHealth) {
     this.spec = spec;
     this.origin = spec.origin;
@@ -48,6 +68,12 @@ export class UpstreamTarget implements Peer, FailCounters {
     this.weight = spec.weight;
     this.effectiveWeight = spec.weight;
     this.health = health;
+    this.#https = spec.origin.startsWith('https:');
+    const host = hostOf(spec.hostPort);
+    this.#sni = this.#https ? upstreamServerName(spec.tls, host) : undefined;
+    this.servername = this.#https ? (this.#sni ?? host) : undefined;
+    this.#tls = this.#https && spec.tls !== null ? UpstreamTls.acquire(spec.tls) : null;
+    this.#unsubscribe = this.#tls?.subscribe(() => this.#rotate()) ?? null;
   }
 
   /** The pool for a connect timeout, created on first use. */
@@ -62,7 +88,13 @@ export class UpstreamTarget implements Peer, FailCounters {
         keepAliveTimeout: this.spec.keepaliveTimeoutMs,
         // A target's `Keep-Alive: timeout=` hint may shorten our idle timeout, never lengthen it.
         keepAliveMaxTimeout: this.spec.keepaliveTimeoutMs,
-        connect: { timeout: connectTimeoutMs },
+        connect: this.#https
+          ? httpsConnector(
+              this.#tls?.connectionOptions ?? { rejectUnauthorized: true },
+              this.#sni,
+              connectTimeoutMs,
+            )
+          : { timeout: connectTimeoutMs },
         // Timeouts are set per request from the route's `timeouts`.
         headersTimeout: 0,
         bodyTimeout: 0,
@@ -82,12 +114,28 @@ export class UpstreamTarget implements Peer, FailCounters {
       s.backup === spec.backup &&
       s.down === spec.down &&
       s.maxConns === spec.maxConns &&
-      s.keepaliveTimeoutMs === spec.keepaliveTimeoutMs
+      s.keepaliveTimeoutMs === spec.keepaliveTimeoutMs &&
+      s.tlsKey === spec.tlsKey
     );
+  }
+
+  /** The TLS files changed: new requests go to new pools; the old ones close when their requests are done. */
+  #rotate(): void {
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    for (const p of pools) p.close().catch(() => undefined);
+  }
+
+  #release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#unsubscribe?.();
+    this.#tls?.release();
   }
 
   /** Closes the pools gracefully: queued and in-flight requests finish first. */
   async close(): Promise<void> {
+    this.#release();
     const pools = [...this.#pools.values()];
     this.#pools.clear();
     await Promise.all(pools.map((p) => p.close().catch(() => undefined)));
@@ -95,6 +143,7 @@ export class UpstreamTarget implements Peer, FailCounters {
 
   /** Closes the pools at once, failing what is in flight. */
   async destroy(): Promise<void> {
+    this.#release();
     const pools = [...this.#pools.values()];
     this.#pools.clear();
     await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)));

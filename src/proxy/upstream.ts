@@ -23,6 +23,7 @@ import {
   onSuccess,
 } from '../health/passive-health.js';
 import { type TargetSpec, UpstreamTarget } from './upstream-target.js';
+import { upstreamTlsKey } from './upstream-tls.js';
 import { compileTemplate, type Template } from './variables.js';
 
 /** A target's state as shown on the status page and the admin API. */
@@ -53,6 +54,7 @@ export class Upstream {
   /** `keepalive: 0` asks for a fresh connection per request. */
   readonly reuseConnections: boolean;
   readonly #policy: FailPolicy;
+  readonly #tlsKey: string;
   readonly #entries: Entry[];
   #all: UpstreamTarget[] = [];
   #primary: Balancer<UpstreamTarget> | null = null;
@@ -65,6 +67,7 @@ export class Upstream {
     this.config = config;
     this.reuseConnections = config.keepalive > 0;
     this.#policy = { maxFails: config.maxFails, failTimeoutMs: config.failTimeoutMs };
+    this.#tlsKey = upstreamTlsKey(config.tls);
     const parsed = config.hashKey === null ? null : parseTemplate(config.hashKey);
     this.hashKey = parsed === null || 'error' in parsed ? null : compileTemplate(parsed.parts);
     // Targets with `resolve: true` start empty and are filled in by the DNS refresher.
@@ -85,6 +88,8 @@ export class Upstream {
       down: t.down,
       maxConns: t.maxConns,
       keepaliveTimeoutMs: this.config.keepaliveTimeoutMs,
+      tls: this.config.tls,
+      tlsKey: this.#tlsKey,
     };
   }
 

@@ -17,6 +17,8 @@ export interface VariableSource {
   readonly requestUri: string;
   /** The X-Forwarded-For value sent upstream (incoming chain plus the peer, when trusted). */
   readonly forwardedFor: string;
+  /** The SPIFFE id of the client's verified TLS certificate, '' when none (read lazily: only templates that use it pay). */
+  readonly clientSpiffeId: string;
   /** First value of a request header by lower-case name. */
   header(lowerName: string): string | undefined;
 }
@@ -53,6 +55,8 @@ function variableGetter(name: string): Template {
       return (s) => s.requestUri;
     case 'proxy_add_x_forwarded_for':
       return (s) => s.forwardedFor;
+    case 'client_spiffe_id':
+      return (s) => s.clientSpiffeId;
     default: {
       if (name.startsWith('http_')) {
         const header = name.slice(5).replaceAll('_', '-');

@@ -10,7 +10,14 @@ export function healthTargets(set: UpstreamSet): HealthTarget[] {
     if (check === null) continue;
     for (const t of u.targets) {
       if (t.spec.down) continue;
-      out.push({ upstream: u.name, origin: t.origin, hostPort: t.hostPort, check, health: t.health });
+      out.push({
+        upstream: u.name,
+        origin: t.origin,
+        hostPort: t.hostPort,
+        check,
+        health: t.health,
+        tls: u.config.tls,
+      });
     }
   }
   return out;

@@ -13,8 +13,10 @@ import { performance } from 'node:perf_hooks';
 import type { Registry } from 'prom-client';
 import type { MetricsJson } from '../admin/admin-server.js';
 import { AdminServer } from '../admin/admin-server.js';
+import { redactConfig } from '../admin/redact-config.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { VERSION } from '../core/version.js';
+import { EgressServer } from '../egress/egress-server.js';
 import { type LoadedHandler, loadHandler } from '../handlers/load-handler.js';
 import { HealthChecker } from '../health/active-checker.js';
 import { JsonAccessLog, writeAccessLine } from '../observability/access-log.js';
@@ -25,6 +27,7 @@ import { Tracer } from '../observability/tracer.js';
 import { probeTarget } from '../proxy/health-probe.js';
 import type { UpstreamSet } from '../proxy/upstream-set.js';
 import type { UpstreamTarget } from '../proxy/upstream-target.js';
+import { setUpstreamTlsErrorLog } from '../proxy/upstream-tls.js';
 import type { Exchange, ExchangeObserver } from '../server/exchange.js';
 import {
   compileTables,
@@ -34,6 +37,7 @@ import {
 } from '../server/gateway-tables.js';
 import { HttpListener, type ListenOptions } from '../server/http-listener.js';
 import { healthTargets } from './health-targets.js';
+import { type GuardMode, ProcessGuards } from './process-guards.js';
 
 /** A bound address, as reported to users and tests. */
 export interface BoundAddress {
@@ -46,6 +50,7 @@ export interface BoundAddress {
 export interface SluiceAddresses {
   readonly servers: readonly BoundAddress[];
   readonly admin: BoundAddress | null;
+  readonly egress: BoundAddress | null;
 }
 
 /** How an instance runs: alone, or as a worker of a primary. */
@@ -58,6 +63,15 @@ export interface InstanceOptions {
   readonly admin?: boolean;
   /** How listeners bind (a worker may bind its own socket with SO_REUSEPORT). */
   readonly listen?: ListenOptions;
+  /** How this process takes part in bans (alone: its own ban manager; worker: reports to the primary). */
+  readonly guardMode?: GuardMode;
+  /** The primary's admin actions (a worker's instance has no admin listener; this one runs alone). */
+  readonly reloadSource?: () => Promise<{
+    ok: boolean;
+    how: string;
+    problems: readonly string[];
+    config: string;
+  }>;
 }
 
 /** A running data plane for one resolved config. */
@@ -67,6 +81,8 @@ export class SluiceInstance {
   readonly #listeners = new Map<string, HttpListener>();
   readonly #handlers = new Map<string, LoadedHandler>();
   #admin: AdminServer | null = null;
+  /** The egress forward proxy, when `egress:` is set (in every worker, like the servers). */
+  #egress: EgressServer | null = null;
   readonly #loggers: Loggers;
   readonly #ownsLoggers: boolean;
   readonly #options: InstanceOptions;
@@ -81,14 +97,22 @@ export class SluiceInstance {
   readonly #metrics: DataPlaneMetrics;
   readonly #tracer: Tracer | null;
   readonly profiler = new Profiler();
+  /** Bans, rate-limit buckets and strikes of this process. */
+  readonly guards: ProcessGuards;
   readonly #observer: ExchangeObserver;
   #makeObserver(): ExchangeObserver {
     const metrics = this.#metrics;
+    const guards = this.guards;
     return {
       tracer: this.#tracer,
+      guards,
       finished: (x: Exchange) => {
         this.#served++;
         const server = x.server;
+        const ban = x.guards?.ban ?? null;
+        if (ban?.statuses.has(x.status)) guards.strike(ban.scope, x.remoteAddr);
+        if (x.errorCode === 'SLUICE_E_AUTH_RATE_LIMITED' && server !== null)
+          metrics.rateLimited.labels(server.name).inc();
         if (server !== null) {
           metrics.request(
             x.route ?? server,
@@ -137,12 +161,19 @@ export class SluiceInstance {
       new ControlPlaneMetrics(this.registry, {
         workers: () => 1,
         targets: () => this.#targetStates(),
-        bans: () => 0,
+        bans: () => this.guards.all().length,
       });
     }
     const tracing = config.tracing;
     this.#tracer =
       tracing.otlpEndpoint === null ? null : new Tracer({ ...tracing, otlpEndpoint: tracing.otlpEndpoint });
+    setUpstreamTlsErrorLog((err, info) =>
+      this.#loggers.app.error(
+        { err: String(err), ...info },
+        'upstream TLS files not reloaded; the previous ones stay in use',
+      ),
+    );
+    this.guards = new ProcessGuards(config, this.#loggers.app, options.guardMode ?? { kind: 'alone' });
     this.#observer = this.#makeObserver();
     this.#health =
       options.healthChecks === false
@@ -190,21 +221,39 @@ export class SluiceInstance {
         await listener.listen();
       }
       await this.#startDns(tables.upstreams);
+      await this.#startEgress(this.#config);
       this.#health?.start();
       const admin = this.#config.admin;
       if (admin !== null && this.#options.admin !== false) {
-        this.#admin = new AdminServer(admin.listen, {
-          status: async () => this.status(),
-          upstreams: async () => this.upstreams(),
-          metrics: async () => ({
-            contentType: this.registry.contentType,
-            body: await this.registry.metrics(),
-          }),
-          metricsJson: async () => (await this.registry.getMetricsAsJSON()) as unknown as MetricsJson,
-          cpuProfile: (seconds) => this.profiler.cpu(seconds),
-          heapProfile: () => this.profiler.heap(),
-          handles: async () => ({ workers: [this.handles()] }),
-        });
+        this.#admin = new AdminServer(
+          admin,
+          {
+            status: async () => this.status(),
+            upstreams: async () => this.upstreams(),
+            metrics: async () => ({
+              contentType: this.registry.contentType,
+              body: await this.registry.metrics(),
+            }),
+            metricsJson: async () => (await this.registry.getMetricsAsJSON()) as unknown as MetricsJson,
+            cpuProfile: (seconds) => this.profiler.cpu(seconds),
+            heapProfile: () => this.profiler.heap(),
+            handles: async () => ({ workers: [this.handles()] }),
+            bans: async () => this.guards.all(),
+            unban: (address) => this.guards.unban(address),
+            config: async () => redactConfig(this.#config),
+            reload: async () =>
+              this.#options.reloadSource?.() ??
+              Promise.resolve({
+                ok: false,
+                how: 'refused',
+                problems: ['this sluice has no config file to reload'],
+                config: this.#config.hash,
+              }),
+            setTarget: async (action, upstream, index) =>
+              action === 'drain' ? this.drainTarget(upstream, index) : this.enableTarget(upstream, index),
+          },
+          this.#loggers.app,
+        );
         await this.#admin.listen();
       }
     } catch (err) {
@@ -249,6 +298,7 @@ export class SluiceInstance {
     current.upstreams.retire();
     this.#tables = tables;
     this.#config = config;
+    this.guards.reload(config);
     const closing: Promise<void>[] = [];
     for (const [key, listener] of this.#listeners) {
       const table = tables.listeners.get(key);
@@ -260,6 +310,7 @@ export class SluiceInstance {
       }
     }
     closing.push(...retired.map((t: UpstreamTarget) => t.close()));
+    closing.push(this.#reloadEgress(config));
     this.#loggers.app.info(
       { config: config.hash },
       this.#options.admin === false ? 'worker reloaded' : 'config reloaded',
@@ -274,10 +325,13 @@ export class SluiceInstance {
     this.#health?.stop();
     await Promise.all([...this.#listeners.values()].map((l) => l.close(deadlineMs)));
     this.#listeners.clear();
+    await this.#egress?.close(deadlineMs);
+    this.#egress = null;
     await this.#admin?.close();
     this.#admin = null;
     await this.#tables?.upstreams.destroy();
     await this.#tracer?.shutdown();
+    await this.guards.close();
     this.profiler.close();
     for (const handler of this.#handlers.values()) {
       try {
@@ -288,6 +342,30 @@ export class SluiceInstance {
     }
     this.#state = 'closed';
     if (this.#ownsLoggers) this.#loggers.close();
+  }
+
+  async #startEgress(config: ResolvedConfig): Promise<void> {
+    if (config.egress === null) return;
+    const egress = new EgressServer(config.egress, this.#loggers.app);
+    await egress.listen();
+    this.#egress = egress;
+  }
+
+  /** New policies in place; a moved, added or removed egress listener opened or closed. */
+  async #reloadEgress(config: ResolvedConfig): Promise<void> {
+    const current = this.#egress;
+    if (current !== null && config.egress !== null && current.listenKey === config.egress.listen.key) {
+      current.update(config.egress);
+      return;
+    }
+    // The new listener first (no gap for clients), then the old one drains.
+    this.#egress = null;
+    try {
+      await this.#startEgress(config);
+    } catch (err) {
+      this.#loggers.app.error({ err: (err as Error).message }, 'egress listener not started');
+    }
+    await current?.close(config.shutdownTimeoutMs);
   }
 
   /** Applies an active health-check result (from this instance's checker, or from the primary). */
@@ -312,7 +390,12 @@ export class SluiceInstance {
       this.#admin && adminAddress
         ? { key: adminAddress.key, host: adminAddress.host, port: this.#admin.port }
         : null;
-    return { servers, admin };
+    const egressAddress = this.#config.egress?.listen;
+    const egress =
+      this.#egress && egressAddress
+        ? { key: egressAddress.key, host: egressAddress.host, port: this.#egress.port }
+        : null;
+    return { servers, admin, egress };
   }
 
   /** Every target with whether it can take requests, for `sluice_upstream_target_up`. */
@@ -415,12 +498,23 @@ export class SluiceInstance {
   }
 
   #newListener(table: ListenerTable): HttpListener {
+    const log = this.#loggers.app;
     return new HttpListener(
       table,
       this.#observer,
-      (err, context) =>
-        this.#loggers.app.error({ err, ...context }, 'internal error while serving a request'),
+      (err, context) => {
+        // A certificate that cannot be (re)loaded is an operator's problem, not a request's.
+        if (context.event === 'tls_reload_failed') {
+          log.error(
+            { err: String(err), ...context },
+            'TLS certificate not reloaded; the previous one stays in use',
+          );
+        } else {
+          log.error({ err, ...context }, 'internal error while serving a request');
+        }
+      },
       this.#options.listen,
+      { tlsReloaded: (info) => log.info(info, 'TLS certificate reloaded') },
     );
   }
 }

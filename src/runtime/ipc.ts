@@ -1,6 +1,7 @@
 /** The messages between the primary and its workers (Node's cluster IPC channel, JSON). */
 import type { MetricsJson } from '../admin/dashboard-stats.js';
 import type { ResolvedConfig } from '../config/types.js';
+import type { Ban } from '../security/ban-list.js';
 
 /** What a worker reports about itself. */
 export interface WorkerStats {
@@ -17,7 +18,14 @@ export interface WorkerStats {
 
 /** Primary → worker. */
 export type ToWorker =
-  | { readonly type: 'start'; readonly config: ResolvedConfig; readonly reusePort: boolean }
+  | {
+      readonly type: 'start';
+      readonly config: ResolvedConfig;
+      readonly reusePort: boolean;
+      readonly workers: number;
+    }
+  | { readonly type: 'ban'; readonly ban: Ban }
+  | { readonly type: 'unban'; readonly address: string }
   | { readonly type: 'reload'; readonly id: number; readonly config: ResolvedConfig }
   | { readonly type: 'shutdown'; readonly deadlineMs: number }
   | { readonly type: 'reopen-logs' }
@@ -52,7 +60,9 @@ export type FromWorker =
       readonly data: string | null;
       readonly error: string | null;
     }
-  | { readonly type: 'handles'; readonly id: number; readonly handles: Record<string, unknown> };
+  | { readonly type: 'handles'; readonly id: number; readonly handles: Record<string, unknown> }
+  /** Answers a ban rule counts, batched: [scope, client address, count]. */
+  | { readonly type: 'strikes'; readonly batch: readonly (readonly [string, string, number])[] };
 
 /** Whether an IPC message is one of ours (the channel also carries Node's internal messages). */
 export function isFromWorker(message: unknown): message is FromWorker {

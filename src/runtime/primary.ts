@@ -14,6 +14,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { AdminServer } from '../admin/admin-server.js';
 import type { MetricsJson } from '../admin/dashboard-stats.js';
+import { redactConfig } from '../admin/redact-config.js';
 import type { ConfigResult } from '../config/load.js';
 import { formatProblem } from '../config/problem.js';
 import type { ResolvedConfig } from '../config/types.js';
@@ -26,7 +27,9 @@ import { createLoggers, type Loggers } from '../observability/logger.js';
 import { ControlPlaneMetrics, newRegistry } from '../observability/metrics.js';
 import { probeTarget } from '../proxy/health-probe.js';
 import { UpstreamSet } from '../proxy/upstream-set.js';
-import { handlerModules } from '../server/gateway-tables.js';
+import { BanManager } from '../security/ban-manager.js';
+import { SharedState } from '../security/shared-state.js';
+import { banRules, handlerModules } from '../server/gateway-tables.js';
 import { CrashTracker } from './crash-tracker.js';
 import { healthTargets } from './health-targets.js';
 import { describeServers } from './instance.js';
@@ -96,6 +99,10 @@ export class Primary {
   readonly #control: ControlPlaneMetrics;
   readonly #cluster = new ClusterMetrics();
   #metricsTimer: NodeJS.Timeout | null = null;
+  /** Redis, when `state.redis` is set: bans shared across nodes. */
+  #state: SharedState | null;
+  /** The node's bans: fed by the workers' strikes, pushed to every worker. */
+  #bans: BanManager;
 
   constructor(config: ResolvedConfig, options: PrimaryOptions) {
     this.#config = config;
@@ -107,6 +114,9 @@ export class Primary {
       probeTarget,
       (upstream, origin, up) => this.#applyHealth(upstream, origin, up),
     );
+    this.#state = config.state.redis === null ? null : new SharedState(config.state.redis, this.#loggers.app);
+    this.#bans = new BanManager(this.#state, this.#loggers.app, (e) => this.#broadcast(e));
+    this.#bans.setRules(banRules(config));
     this.#control = new ControlPlaneMetrics(this.#registry, {
       workers: () => this.#slots.filter((s) => s.worker !== null).length,
       targets: () => {
@@ -119,7 +129,7 @@ export class Primary {
           })),
         );
       },
-      bans: () => 0,
+      bans: () => this.#bans.all().length,
     });
   }
 
@@ -259,13 +269,19 @@ export class Primary {
       const onMessage = (message: unknown) => {
         if (!isFromWorker(message)) return;
         if (message.type === 'hello') {
-          this.#send(worker, { type: 'start', config, reusePort: this.#reusePort });
+          this.#send(worker, {
+            type: 'start',
+            config,
+            reusePort: this.#reusePort,
+            workers: workerCount(config),
+          });
         } else if (message.type === 'ready') {
           cleanup();
           const pid = worker.process.pid ?? 0;
           worker.on('message', (m: unknown) => this.#onWorkerMessage(pid, m));
           worker.once('exit', () => this.#cluster.retire(pid));
           this.#sendHealthSnapshot(worker);
+          for (const ban of this.#bans.all()) this.#send(worker, { type: 'ban', ban });
           resolve(worker);
         } else if (message.type === 'start-failed') {
           fail(
@@ -311,6 +327,10 @@ export class Primary {
     if (!isFromWorker(message)) return;
     if (message.type === 'final-metrics') {
       this.#cluster.update(pid, message.metrics);
+      return;
+    }
+    if (message.type === 'strikes') {
+      for (const [scope, address, n] of message.batch) this.#bans.strike(scope, address, n);
       return;
     }
     if (!('id' in message)) return;
@@ -437,6 +457,8 @@ export class Primary {
       });
     }
     this.#config = next;
+    if (previous.state.redis !== next.state.redis) await this.#replaceSharedState(next);
+    this.#bans.setRules(banRules(next));
     const { set } = UpstreamSet.build(next.upstreams, this.#upstreams);
     this.#upstreams.retire();
     this.#upstreams = set;
@@ -505,6 +527,8 @@ export class Primary {
     );
     await this.#admin?.close();
     await this.#upstreams.destroy();
+    this.#bans.close();
+    await this.#state?.close();
     if (this.#config.pidFile !== null) rmSync(this.#config.pidFile, { force: true });
     this.#loggers.app.info('sluice stopped');
     this.#loggers.close();
@@ -609,21 +633,40 @@ export class Primary {
     };
   }
 
+  /** A new `state.redis`: a new connection and ban manager, which keeps the bans in force. */
+  async #replaceSharedState(next: ResolvedConfig): Promise<void> {
+    const old = { state: this.#state, bans: this.#bans };
+    this.#state = next.state.redis === null ? null : new SharedState(next.state.redis, this.#loggers.app);
+    this.#bans = new BanManager(this.#state, this.#loggers.app, (e) => this.#broadcast(e));
+    this.#bans.adopt(old.bans.all());
+    old.bans.close();
+    await old.state?.close();
+  }
   async #startAdmin(): Promise<void> {
     const admin = this.#config.admin;
     if (admin === null) return;
-    this.#admin = new AdminServer(admin.listen, {
-      status: () => this.status(),
-      upstreams: () => this.upstreams(),
-      metrics: async () => {
-        const registry = await this.#aggregate();
-        return { contentType: registry.contentType, body: await registry.metrics() };
+    this.#admin = new AdminServer(
+      admin,
+      {
+        status: () => this.status(),
+        upstreams: () => this.upstreams(),
+        metrics: async () => {
+          const registry = await this.#aggregate();
+          return { contentType: registry.contentType, body: await registry.metrics() };
+        },
+        metricsJson: async () =>
+          (await (await this.#aggregate()).getMetricsAsJSON()) as unknown as MetricsJson,
+        cpuProfile: (seconds, worker) => this.#profile('cpu', seconds, worker),
+        heapProfile: (worker) => this.#profile('heap', 0, worker),
+        handles: () => this.#handles(),
+        bans: async () => this.#bans.all(),
+        unban: (address) => this.#bans.unban(address),
+        config: async () => redactConfig(this.#config),
+        reload: () => this.reloadFromFile(),
+        setTarget: (action, upstream, index) => this.setTarget(action, upstream, index),
       },
-      metricsJson: async () => (await (await this.#aggregate()).getMetricsAsJSON()) as unknown as MetricsJson,
-      cpuProfile: (seconds, worker) => this.#profile('cpu', seconds, worker),
-      heapProfile: (worker) => this.#profile('heap', 0, worker),
-      handles: () => this.#handles(),
-    });
+      this.#loggers.app,
+    );
     await this.#admin.listen();
   }
 

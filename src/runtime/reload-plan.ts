@@ -6,6 +6,7 @@
  */
 import type { ResolvedConfig } from '../config/types.js';
 import { handlerModules } from '../server/gateway-tables.js';
+import { listenerModeChanges } from '../server/listener-mode.js';
 
 /** `swap`: in place; `roll`: new workers, with the reasons. */
 export type ReloadPlan =
@@ -23,6 +24,10 @@ export function planReload(
   if (current.user !== next.user || current.group !== next.group) reasons.push('user or group changed');
   if (JSON.stringify(current.log) !== JSON.stringify(next.log)) reasons.push('log settings changed');
   if (handlerModules(next).length > 0) reasons.push('handler code is reloaded in new workers');
+  if (current.state.redis !== next.state.redis) reasons.push('state.redis changed');
+  // A socket cannot turn from plain to TLS (or gain HTTP/2): new workers bind it anew.
+  reasons.push(...listenerModeChanges(current, next));
+  if (current.egress?.listen.key !== next.egress?.listen.key) reasons.push('egress.listen changed');
   const limitsByKey = new Map<string, string>();
   for (const s of current.servers) for (const a of s.listen) limitsByKey.set(a.key, fixedLimits(s.limits));
   for (const s of next.servers) {

@@ -21,13 +21,18 @@ function send(message: FromWorker): void {
   process.send?.(message);
 }
 
-async function start(config: ResolvedConfig, reusePort: boolean): Promise<void> {
+async function start(config: ResolvedConfig, reusePort: boolean, workers: number): Promise<void> {
   try {
     // With the primary's shared sockets the worker binds nothing itself: drop root first, so no
     // handler code ever runs as root. With SO_REUSEPORT the ports are >= 1024 or root is kept
     // (the primary chose that mode knowing this).
     if (config.user !== null) dropPrivileges(config.user, config.group);
-    instance = new SluiceInstance(config, { healthChecks: false, admin: false, listen: { reusePort } });
+    instance = new SluiceInstance(config, {
+      healthChecks: false,
+      admin: false,
+      listen: { reusePort },
+      guardMode: { kind: 'worker', workers, report: (batch) => send({ type: 'strikes', batch }) },
+    });
     await instance.start();
     send({ type: 'ready' });
   } catch (err) {
@@ -44,7 +49,13 @@ async function start(config: ResolvedConfig, reusePort: boolean): Promise<void> 
 async function handle(message: ToWorker): Promise<void> {
   switch (message.type) {
     case 'start':
-      await start(message.config, message.reusePort);
+      await start(message.config, message.reusePort, message.workers);
+      return;
+    case 'ban':
+      instance?.guards.bans.add(message.ban);
+      return;
+    case 'unban':
+      instance?.guards.bans.remove(message.address);
       return;
     case 'reload':
       try {

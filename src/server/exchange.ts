@@ -10,8 +10,10 @@ import type { HandlerExchange } from '../handlers/serve-handler.js';
 import { newSpanId, newTraceId, parseTraceparent } from '../observability/trace-context.js';
 import type { RequestSpan, Tracer } from '../observability/tracer.js';
 import type { AttemptCode, AttemptObserver, ProxyExchange } from '../proxy/proxy-exchange.js';
+import type { GuardServices } from '../security/guard-services.js';
+import { clientSpiffeId } from './client-identity.js';
 import { problemBody } from './error-response.js';
-import type { CompiledRoute, CompiledServer } from './gateway-tables.js';
+import type { CompiledGuards, CompiledRoute, CompiledServer } from './gateway-tables.js';
 import { nextRequestId } from './request-id.js';
 
 /** Receives what exchanges report: every finished one (access log, metrics), and events on the way. */
@@ -33,6 +35,8 @@ export interface ExchangeObserver {
   retrying(x: Exchange): void;
   /** Exports spans, when `tracing.otlp_endpoint` is set. */
   readonly tracer: Tracer | null;
+  /** Bans, rate limits and strikes. */
+  readonly guards: GuardServices;
 }
 
 /** The state of one request. */
@@ -54,6 +58,8 @@ export class Exchange implements ProxyExchange, HandlerExchange {
   #span: RequestSpan | null = null;
 
   server: CompiledServer | null = null;
+  /** The security checks that applied (the route's, else the server's). */
+  guards: CompiledGuards | null = null;
   route: CompiledRoute | null = null;
   path = '';
   /** The Host header as sent ('' when absent). */
@@ -95,6 +101,11 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     this.#observer = observer;
   }
 
+  /** The SPIFFE id of the client's verified certificate ('' when none); computed on first use. */
+  get clientSpiffeId(): string {
+    return clientSpiffeId(this.req.socket);
+  }
+
   /** First value of a request header by lower-case name (linear scan; headers are few). */
   header(lowerName: string): string | undefined {
     const raw = this.req.rawHeaders;
@@ -117,6 +128,13 @@ export class Exchange implements ProxyExchange, HandlerExchange {
       this.method === 'HEAD' ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length;
     this.#finish();
   }
+
+  /** Like `fail`, with extra response headers (Retry-After and RateLimit-* on 429). */
+  failWithHeaders(code: ErrorCode, headers: readonly string[]): void {
+    this.#extraHeaders = headers;
+    this.fail(code);
+  }
+  #extraHeaders: readonly string[] | null = null;
 
   fail(code: ErrorCode, cause?: unknown): void {
     if (this.#finished) return;
@@ -143,6 +161,7 @@ export class Exchange implements ProxyExchange, HandlerExchange {
         String(Buffer.byteLength(body)),
         'x-sluice-error-id',
         this.requestId,
+        ...(this.#extraHeaders ?? []),
       ],
       body,
     );

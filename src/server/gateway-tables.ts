@@ -9,13 +9,17 @@ import { parseTemplate, type TemplatePart } from '../config/template.js';
 import type {
   ListenAddress,
   RedirectAction,
+  ResolvedBan,
   ResolvedConfig,
+  ResolvedGuards,
   ResolvedLimits,
+  ResolvedRateLimit,
   ResolvedRoute,
   ResolvedServer,
   RespondAction,
 } from '../config/types.js';
 import { IpSet } from '../core/ip-set.js';
+import { SluiceError } from '../errors/sluice-error.js';
 import type { LoadedHandler } from '../handlers/load-handler.js';
 import { compileProxyRoute, type ProxyRoute } from '../proxy/proxy-route.js';
 import { UpstreamSet } from '../proxy/upstream-set.js';
@@ -23,6 +27,9 @@ import type { UpstreamTarget } from '../proxy/upstream-target.js';
 import { compileTemplate, type Template } from '../proxy/variables.js';
 import { HostTable } from '../router/host-table.js';
 import { RouteTable } from '../router/route-table.js';
+import { AccessControl } from '../security/access-control.js';
+import { describeMode, type ListenerMode, listenerMode, sameListenerMode } from './listener-mode.js';
+import { preflightTls } from './tls-preflight.js';
 
 /** A `respond` action with its headers and body prepared. */
 export interface CompiledRespond {
@@ -47,9 +54,24 @@ export interface CompiledHandler {
 
 export type CompiledAction = ProxyRoute | CompiledRespond | CompiledRedirect | CompiledHandler;
 
+/** The security checks of a route (or of a server, for requests no route takes). */
+export interface CompiledGuards {
+  readonly access: AccessControl | null;
+  readonly rate: { readonly scope: string; readonly rule: ResolvedRateLimit; readonly key: Template } | null;
+  readonly ban: {
+    readonly scope: string;
+    readonly rule: ResolvedBan;
+    readonly statuses: ReadonlySet<number>;
+  } | null;
+}
+
+/** The shared "no guards" object: most routes have none, and skip the checks with one comparison. */
+export const NO_CHECKS: CompiledGuards = Object.freeze({ access: null, rate: null, ban: null });
+
 export interface CompiledRoute {
   readonly name: string;
   readonly action: CompiledAction;
+  readonly guards: CompiledGuards;
 }
 
 export interface CompiledServer {
@@ -59,12 +81,17 @@ export interface CompiledServer {
   /** `null` when the server trusts no proxy. */
   readonly trusted: IpSet | null;
   readonly limits: ResolvedLimits;
+  readonly guards: CompiledGuards;
 }
 
 /** What one listen address serves. */
 export interface ListenerTable {
   readonly address: ListenAddress;
   readonly hosts: HostTable<CompiledServer>;
+  /** The servers on this address, in config order (TLS: their certificates, by SNI). */
+  readonly servers: readonly CompiledServer[];
+  /** Plain HTTP/1.1, TLS, or TLS with HTTP/2: fixed for the life of the listener. */
+  readonly mode: ListenerMode;
   /** The default server's limits: they apply before the Host header is known (nginx does the same). */
   readonly limits: ResolvedLimits;
 }
@@ -76,12 +103,20 @@ export interface GatewayTables {
   readonly upstreams: UpstreamSet;
 }
 
-/** Compiles a config; `previous` lends its upstream pools to unchanged targets. */
+/**
+ * Compiles a config; `previous` lends its upstream pools to unchanged targets. Throws
+ * SLUICE_E_RUNTIME_LISTEN when the servers of an address disagree on TLS, when an address would
+ * change between plain and TLS (or HTTP/2) under listeners that already exist, or when a
+ * certificate cannot be loaded (tls-preflight.ts).
+ */
 export function compileTables(
   config: ResolvedConfig,
   previous?: GatewayTables,
   handlers: ReadonlyMap<string, LoadedHandler> = new Map(),
 ): { tables: GatewayTables; retired: UpstreamTarget[] } {
+  // Checked before anything is built, so a refused config leaves nothing to clean up.
+  const modes = listenerModes(config, previous);
+  preflightTls(config);
   const { set: upstreams, retired } = UpstreamSet.build(config.upstreams, previous?.upstreams);
   const servers = config.servers.map((s) => compileServer(s, upstreams, handlers));
   const byAddress = new Map<string, { address: ListenAddress; servers: CompiledServer[] }>();
@@ -97,9 +132,34 @@ export function compileTables(
     const hosts = new HostTable(
       list.map((s) => ({ names: s.config.serverNames, isDefault: s.config.default, value: s })),
     );
-    listeners.set(key, { address, hosts, limits: hosts.defaultValue.limits });
+    const mode = modes.get(key)!;
+    listeners.set(key, { address, hosts, servers: list, mode, limits: hosts.defaultValue.limits });
   }
   return { tables: { config, listeners, upstreams }, retired };
+}
+
+function listenerModes(
+  config: ResolvedConfig,
+  previous: GatewayTables | undefined,
+): Map<string, ListenerMode> {
+  const byAddress = new Map<string, ResolvedServer[]>();
+  for (const server of config.servers) {
+    for (const address of server.listen)
+      byAddress.set(address.key, [...(byAddress.get(address.key) ?? []), server]);
+  }
+  const modes = new Map<string, ListenerMode>();
+  for (const [key, servers] of byAddress) {
+    const mode = listenerMode(key, servers);
+    const before = previous?.listeners.get(key)?.mode;
+    if (before !== undefined && !sameListenerMode(before, mode)) {
+      throw new SluiceError(
+        'SLUICE_E_RUNTIME_LISTEN',
+        `${key} is served as ${describeMode(before)} and cannot switch to ${describeMode(mode)} in place; restart sluice (or change the listen address)`,
+      );
+    }
+    modes.set(key, mode);
+  }
+  return modes;
 }
 
 function compileServer(
@@ -107,20 +167,61 @@ function compileServer(
   upstreams: UpstreamSet,
   handlers: ReadonlyMap<string, LoadedHandler>,
 ): CompiledServer {
+  const serverGuards = compileGuards(config.guards, config.name, null);
   return {
     name: config.name,
     config,
-    routes: new RouteTable(config.routes, (route) => compileRoute(route, upstreams, handlers)),
+    routes: new RouteTable(config.routes, (route) => ({
+      ...compileRoute(route, upstreams, handlers),
+      guards: compileGuards(route.guards, config.name, route.name),
+    })),
     trusted: config.trustedProxies.length > 0 ? new IpSet(config.trustedProxies) : null,
     limits: config.limits,
+    guards: serverGuards,
   };
+}
+
+/**
+ * Compiles guards; a rate limit or ban set on the server has the server's scope (one bucket and
+ * one ban per client across all its routes), one set on a route its own (`server/route`).
+ */
+function compileGuards(g: ResolvedGuards, server: string, route: string | null): CompiledGuards {
+  if (g.access === null && g.rateLimit === null && g.ban === null) return NO_CHECKS;
+  const scope = (level: 'server' | 'route') =>
+    level === 'server' || route === null ? server : `${server}/${route}`;
+  return {
+    access: g.access === null ? null : new AccessControl(g.access),
+    rate:
+      g.rateLimit === null
+        ? null
+        : {
+            scope: scope(g.rateLimit.level),
+            rule: g.rateLimit,
+            key: compileTemplate(templateParts(g.rateLimit.key)),
+          },
+    ban:
+      g.ban === null ? null : { scope: scope(g.ban.level), rule: g.ban, statuses: new Set(g.ban.statuses) },
+  };
+}
+
+/** Every ban rule of a config by scope, for the ban manager. */
+export function banRules(config: ResolvedConfig): Map<string, ResolvedBan> {
+  const rules = new Map<string, ResolvedBan>();
+  for (const s of config.servers) {
+    if (s.guards.ban !== null) rules.set(s.name, s.guards.ban);
+    for (const r of s.routes) {
+      if (r.guards.ban !== null)
+        rules.set(r.guards.ban.level === 'server' ? s.name : `${s.name}/${r.name}`, r.guards.ban);
+    }
+  }
+  return rules;
 }
 
 function compileRoute(
   route: ResolvedRoute,
   upstreams: UpstreamSet,
   handlers: ReadonlyMap<string, LoadedHandler>,
-): CompiledRoute {
+): Omit<CompiledRoute, 'guards'> {
   const action = route.action;
   switch (action.kind) {
     case 'proxy':

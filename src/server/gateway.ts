@@ -14,8 +14,17 @@ import { serveHandler } from '../handlers/serve-handler.js';
 import { forward } from '../proxy/forward.js';
 import { normaliseHost } from '../router/host-table.js';
 import { normalisePath } from '../router/normalise-path.js';
+import type { GuardServices } from '../security/guard-services.js';
+import type { TakeResult } from '../security/token-bucket.js';
 import { Exchange, type ExchangeObserver } from './exchange.js';
-import { type CompiledRedirect, type ListenerTable, redirectBody } from './gateway-tables.js';
+import {
+  type CompiledGuards,
+  type CompiledRedirect,
+  type CompiledRoute,
+  type ListenerTable,
+  NO_CHECKS,
+  redirectBody,
+} from './gateway-tables.js';
 import { emptyHead, scanRequestHead } from './request-head.js';
 
 /** Serves one request arriving on a listener whose current table is `table`. */
@@ -73,12 +82,33 @@ export function handleRequest(
   x.forwardedProto = trusted && head.xForwardedProto !== null ? head.xForwardedProto : scheme;
   x.forwardedHost = trusted && head.xForwardedHost !== null ? head.xForwardedHost : head.host;
 
-  const route = server.routes.match(path, x.method, x);
-  if (route === undefined) {
-    x.fail('SLUICE_E_ROUTE_NOT_FOUND');
-    return x;
-  }
+  const route = server.routes.match(path, x.method, x) ?? null;
   x.route = route;
+  const guards = route?.guards ?? server.guards;
+  x.guards = guards;
+  if (guards !== NO_CHECKS) {
+    const verdict = checkGuards(x, guards, observer.guards);
+    if (verdict === 'refused') return x;
+    if (verdict !== 'pass') {
+      verdict.then(
+        (r) => {
+          if (r === 'pass') act(x, route);
+        },
+        (err: unknown) => x.fail('SLUICE_E_RUNTIME_INTERNAL', err),
+      );
+      return x;
+    }
+  }
+  act(x, route);
+  return x;
+}
+
+/** Runs the route's action (or answers 404 when no route matched). */
+function act(x: Exchange, route: CompiledRoute | null): void {
+  if (route === null) {
+    x.fail('SLUICE_E_ROUTE_NOT_FOUND');
+    return;
+  }
   const action = route.action;
   switch (action.kind) {
     case 'proxy':
@@ -97,7 +127,46 @@ export function handleRequest(
     default:
       assertNever(action, 'route action');
   }
-  return x;
+}
+
+/**
+ * Ban, then allow/deny, then the rate limit (cheap checks first: a banned or denied client never
+ * reaches Redis). 'refused' when an answer was sent; a promise when the rate limit asks Redis.
+ */
+function checkGuards(
+  x: Exchange,
+  g: CompiledGuards,
+  services: GuardServices,
+): 'pass' | 'refused' | Promise<'pass' | 'refused'> {
+  if (g.ban !== null && services.banned(g.ban.scope, x.remoteAddr)) {
+    x.fail('SLUICE_E_AUTH_BANNED');
+    return 'refused';
+  }
+  if (g.access !== null && !g.access.allows(x.remoteAddr)) {
+    x.fail('SLUICE_E_AUTH_DENIED');
+    return 'refused';
+  }
+  if (g.rate === null) return 'pass';
+  const key = g.rate.key(x);
+  const result = services.take(g.rate.scope, key, g.rate.rule);
+  if (result instanceof Promise) return result.then((r) => rateVerdict(x, r));
+  return rateVerdict(x, result);
+}
+
+function rateVerdict(x: Exchange, r: TakeResult): 'pass' | 'refused' {
+  if (r.allowed) return 'pass';
+  // draft-ietf-httpapi-ratelimit-headers, in its separate-fields form, and the classic Retry-After.
+  x.failWithHeaders('SLUICE_E_AUTH_RATE_LIMITED', [
+    'retry-after',
+    String(r.retryAfter),
+    'ratelimit-limit',
+    String(r.limit),
+    'ratelimit-remaining',
+    String(r.remaining),
+    'ratelimit-reset',
+    String(r.reset),
+  ]);
+  return 'refused';
 }
 
 function redirect(x: Exchange, action: CompiledRedirect): void {

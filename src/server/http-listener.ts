@@ -2,15 +2,27 @@
  * One listen address: a Node HTTP/1.1 server (llhttp, strict mode) with sluice's limits, the
  * answers for requests Node refuses before they reach a handler (400/408/413/431), a
  * `max_connections` cap answered with 503, and a graceful close.
+ *
+ * A TLS address (listener-mode.ts) is an `https` server, or with HTTP/2 an `http2` secure server
+ * that falls back to HTTP/1.1 by ALPN; certificates by SNI, client certificates and rotation are
+ * tls-terminator.ts. HTTP/1.1 over TLS takes the same path as plain HTTP/1.1 (same parser, same
+ * limits); HTTP/2 requests arrive as the compat objects of h2-compat.ts, and their connections
+ * close by GOAWAY (idle after keepalive_timeout, or on drain). A plain listener's request path
+ * is untouched by any of it.
  */
 import http from 'node:http';
+import http2 from 'node:http2';
+import https from 'node:https';
 import type { Socket } from 'node:net';
+import type tls from 'node:tls';
 import type { ErrorCode } from '../errors/catalogue.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { rawErrorResponse } from './error-response.js';
 import type { Exchange, ExchangeObserver } from './exchange.js';
 import { handleRequest } from './gateway.js';
 import type { ListenerTable } from './gateway-tables.js';
+import { H2Request, H2Response } from './h2-compat.js';
+import { TlsTerminator, type TlsTerminatorHooks } from './tls-terminator.js';
 
 /** How a listener binds its address. */
 export interface ListenOptions {
@@ -21,8 +33,33 @@ export interface ListenOptions {
   readonly reusePort?: boolean;
 }
 
-/** Logs what a listener cannot attach to a request (internal errors). */
+/** Logs what a listener cannot attach to a request (internal errors, a certificate that cannot be reloaded). */
 export type ListenerErrorLog = (err: unknown, context: Record<string, unknown>) => void;
+
+/** Optional reports of a listener, beyond errors. */
+export interface ListenerHooks {
+  /** A certificate was reloaded from disk (rotation). */
+  readonly tlsReloaded?: (info: Record<string, unknown>) => void;
+  /** How often certificate files are polled, ms (default 1000; tests use less). */
+  readonly tlsWatchIntervalMs?: number;
+}
+
+/** HTTP/2 settings: nginx's `http2_max_concurrent_streams` default. */
+const H2_MAX_CONCURRENT_STREAMS = 128;
+
+/** The socket servers a listener may run. */
+type NodeServer = http.Server | https.Server | http2.Http2SecureServer;
+
+/** The HTTP/1.1 server settings, which an `http2` server with `allowHTTP1` reads from itself. */
+type Http1Settings = Pick<
+  http.Server,
+  'requestTimeout' | 'headersTimeout' | 'keepAliveTimeout' | 'maxHeadersCount' | 'maxRequestsPerSocket'
+> & {
+  maxHeaderSize?: number;
+  requireHostHeader?: boolean;
+  joinDuplicateHeaders?: boolean;
+  connectionsCheckingInterval?: number;
+};
 
 /** llhttp error codes that mean "too large" rather than "malformed". */
 const CLIENT_ERROR_CODES: Record<string, ErrorCode> = {
@@ -35,6 +72,8 @@ const kRefused = Symbol('sluice.refused');
 const kExchange = Symbol('sluice.exchange');
 const kBusy = Symbol('sluice.busy');
 const kSeen = Symbol('sluice.seen');
+/** A TLS socket carrying an HTTP/2 session. */
+const kH2 = Symbol('sluice.h2');
 /** The connection of a response (Node detaches `res.socket` before 'close'). */
 const kSocket = Symbol('sluice.socket');
 /** The exchange of a response, to forget it when the response closes. */
@@ -53,11 +92,18 @@ type ClientSocket = Socket & {
   [kBusy]?: number;
   /** bytesRead at the previous drain sweep. */
   [kSeen]?: number;
+  [kH2]?: boolean;
 };
 
 /** An HTTP listener bound to one address, serving whatever table it currently holds. */
 export class HttpListener {
-  readonly #server: http.Server;
+  readonly #server: NodeServer;
+  /** `http`, or `https` on a TLS address. */
+  readonly #scheme: string;
+  /** Certificates and client certificates of a TLS address; null on a plain one. */
+  readonly #tls: TlsTerminator | null;
+  /** HTTP/2 connections, closed with GOAWAY on drain. */
+  readonly #sessions = new Set<http2.ServerHttp2Session>();
   #table: ListenerTable;
   readonly #observer: ExchangeObserver;
   readonly #logError: ListenerErrorLog;
@@ -68,11 +114,13 @@ export class HttpListener {
 
   readonly #listenOptions: ListenOptions;
 
+  /** Reads the certificates of a TLS address now: a missing or broken one throws SLUICE_E_RUNTIME_LISTEN. */
   constructor(
     table: ListenerTable,
     observer: ExchangeObserver,
     logError: ListenerErrorLog,
     listen: ListenOptions = {},
+    hooks: ListenerHooks = {},
   ) {
     this.#listenOptions = listen;
     const self = this;
@@ -83,7 +131,7 @@ export class HttpListener {
     this.#observer = observer;
     this.#logError = logError;
     const limits = table.limits;
-    this.#server = http.createServer({
+    const http1 = {
       maxHeaderSize: limits.maxHeader,
       requireHostHeader: true,
       joinDuplicateHeaders: false,
@@ -91,15 +139,51 @@ export class HttpListener {
       // How often Node enforces header_timeout and request_timeout (its default is 30 s, which
       // would let a slowloris client hold a connection 30 s past a 10 s header_timeout).
       connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headerTimeoutMs / 4))),
-    });
+    };
+    // `Expect: 100-continue` is served like any request ('checkContinue'); the 100 goes out only
+    // once the body is wanted, so a body over max_body or for a refused request is never invited.
+    if (!table.mode.tls) {
+      this.#scheme = 'http';
+      this.#tls = null;
+      this.#server = http.createServer(http1);
+      this.#server.on('request', this.#onRequest);
+      this.#server.on('checkContinue', this.#onRequest);
+      this.#server.on('connection', this.#onConnection);
+    } else {
+      this.#scheme = 'https';
+      this.#tls = newTerminator(table, logError, hooks);
+      const tlsOptions = this.#tls.serverOptions();
+      if (table.mode.http2) {
+        const server = http2.createSecureServer({
+          ...tlsOptions,
+          allowHTTP1: true,
+          noDelay: true,
+          Http2ServerRequest: H2Request,
+          Http2ServerResponse: H2Response,
+          settings: {
+            maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS,
+            maxHeaderListSize: limits.maxHeader,
+          },
+        });
+        // The HTTP/1.1 side of an http2 server reads these from the server object.
+        Object.assign(server as unknown as Http1Settings, http1);
+        server.on('session', this.#onSession);
+        this.#tls.attach(server);
+        this.#server = server;
+      } else {
+        const server = https.createServer({ ...tlsOptions, ...http1 });
+        this.#tls.attach(server);
+        this.#server = server;
+      }
+      this.#server.on('request', this.#onSecureRequest);
+      this.#server.on('checkContinue', this.#onSecureRequest);
+      this.#server.on('connection', this.#onTlsConnection);
+      this.#server.on('secureConnection', this.#onSecureConnection);
+    }
     this.#applyTimeouts(table);
-    this.#server.on('request', this.#onRequest);
     this.#server.on('clientError', this.#onClientError);
-    // `Expect: 100-continue` is served like any request; the 100 goes out only once the body is
-    // wanted, so a body over max_body or for a refused request is never invited.
-    this.#server.on('checkContinue', this.#onRequest);
+    // WebSocket and other Upgrade requests: HTTP/1.1 only (also on an HTTP/2 address, by ALPN).
     this.#server.on('upgrade', this.#onUpgrade);
-    this.#server.on('connection', this.#onConnection);
     // CONNECT is only for the egress proxy; on a gateway listener it is a bad request.
     this.#server.on('connect', (_req: http.IncomingMessage, socket: Socket) => {
       refuse(socket, 'SLUICE_E_CLIENT_BAD_REQUEST');
@@ -111,6 +195,7 @@ export class HttpListener {
     const { host, port } = this.#table.address;
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
+        this.#tls?.close();
         reject(
           new SluiceError(
             'SLUICE_E_RUNTIME_LISTEN',
@@ -152,15 +237,30 @@ export class HttpListener {
   }
   #connections = 0;
 
-  /** Swaps in the table of a new config generation (same address). */
+  /**
+   * Swaps in the table of a new config generation (same address, same mode). Certificates were
+   * loaded once already (compileTables); should one fail now all the same (changed on disk in
+   * between), it is logged and the previous certificates stay, so a reload never stops half-way.
+   */
   update(table: ListenerTable): void {
+    if (this.#tls !== null) {
+      try {
+        this.#tls.update(table);
+      } catch (err) {
+        this.#logError(err, {
+          listener: table.address.key,
+          event: 'tls_reload_failed',
+          detail: 'the certificates of the new config cannot be loaded; the previous ones stay in use',
+        });
+      }
+    }
     this.#table = table;
     this.#applyTimeouts(table);
   }
 
   #applyTimeouts(table: ListenerTable): void {
     const limits = table.limits;
-    const s = this.#server;
+    const s = this.#server as unknown as Http1Settings;
     // Node requires headersTimeout <= requestTimeout when both are set.
     s.requestTimeout = limits.requestTimeoutMs;
     s.headersTimeout =
@@ -200,6 +300,71 @@ export class HttpListener {
     }
   };
 
+  /**
+   * A TCP connection to a TLS address. Over max_connections (or draining) it is closed at once:
+   * a 503 cannot be written before a handshake, which is the costly part to refuse.
+   */
+  readonly #onTlsConnection = (socket: Socket): void => {
+    this.#connections++;
+    this.#handshaking.add(socket);
+    socket.once('close', () => {
+      this.#connections--;
+      this.#handshaking.delete(socket);
+      if (this.#handshaking.size === 0 && this.#sockets.size === 0) this.#idle?.();
+    });
+    if (this.#connections > this.#table.limits.maxConnections || this.#draining) socket.destroy();
+  };
+
+  /** TCP connections of a TLS address whose handshake is not done yet. */
+  readonly #handshaking = new Set<Socket>();
+
+  /** A TLS connection after its handshake: tracked like a plain one (drain, sweeps). */
+  readonly #onSecureConnection = (socket: tls.TLSSocket): void => {
+    if (socket.destroyed) return;
+    this.#sockets.add(socket);
+    socket.once('close', () => {
+      this.#sockets.delete(socket);
+      if (this.#sockets.size === 0 && this.#handshaking.size === 0) this.#idle?.();
+    });
+  };
+
+  /** An HTTP/2 connection: closed with GOAWAY when idle for keepalive_timeout, or on drain. */
+  readonly #onSession = (session: http2.ServerHttp2Session): void => {
+    this.#sessions.add(session);
+    session.once('close', () => this.#sessions.delete(session));
+    // Marks the TLS socket (the session's socket is a proxy to it) so drain sweeps leave it to GOAWAY.
+    (session.socket as ClientSocket)[kH2] = true;
+    const idleMs = this.#table.limits.keepaliveTimeoutMs;
+    if (idleMs > 0) session.setTimeout(idleMs, () => session.close());
+    if (this.#draining) session.close();
+  };
+
+  /** A request on a TLS address: HTTP/1.1 takes the plain path, HTTP/2 its own. */
+  readonly #onSecureRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    if (req.httpVersionMajor === 2) this.#onH2Request(req, res);
+    else this.#onRequest(req, res);
+  };
+
+  /**
+   * An HTTP/2 request. Its `req.socket` is a proxy that throws once the session is gone, so no
+   * per-connection marks are kept on it; the response's 'close' still counts it out.
+   */
+  #onH2Request(req: http.IncomingMessage, res: http.ServerResponse): void {
+    this.#inflight++;
+    res.once('close', this.#onResponseClose);
+    try {
+      const x = handleRequest(req, res, this.#table, this.#scheme, this.#observer);
+      if (!x.finished) {
+        this.#active.add(x);
+        (res as TrackedResponse)[kResExchange] = x;
+      }
+    } catch (err) {
+      this.#logError(err, { listener: this.#table.address.key, url: req.url });
+      if (!res.headersSent) res.writeHead(500).end();
+      else res.destroy();
+    }
+  }
+
   readonly #onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const socket = req.socket as ClientSocket;
     if (socket[kRefused]) {
@@ -212,7 +377,7 @@ export class HttpListener {
     res.once('close', this.#onResponseClose);
     if (this.#draining) res.shouldKeepAlive = false;
     try {
-      const x = handleRequest(req, res, this.#table, 'http', this.#observer);
+      const x = handleRequest(req, res, this.#table, this.#scheme, this.#observer);
       socket[kExchange] = x;
       if (!x.finished) {
         this.#active.add(x);
@@ -252,7 +417,7 @@ export class HttpListener {
     (res as http.ServerResponse & { [kSocket]?: ClientSocket })[kSocket] = socket;
     res.once('close', this.#onResponseClose);
     try {
-      const x = handleRequest(req, res, this.#table, 'http', this.#observer, head);
+      const x = handleRequest(req, res, this.#table, this.#scheme, this.#observer, head);
       (socket as ClientSocket)[kExchange] = x;
       if (!x.finished) {
         this.#active.add(x);
@@ -307,7 +472,9 @@ export class HttpListener {
    */
   async close(deadlineMs: number): Promise<void> {
     this.#draining = true;
-    const server = this.#server;
+    // HTTP/2: GOAWAY; streams in flight finish, then each session closes itself.
+    for (const session of this.#sessions) session.close();
+    const server = this.#server as NodeServer & { closeIdleConnections: () => void };
     // Node >= 19 closes idle connections inside close(); the sweep below does it gracefully.
     const closeIdle = server.closeIdleConnections;
     server.closeIdleConnections = () => undefined;
@@ -316,7 +483,7 @@ export class HttpListener {
     const sweep = setInterval(() => this.#sweepIdle(), DRAIN_SWEEP_MS);
     await new Promise<void>((resolve) => {
       const done = () => {
-        if (this.#sockets.size > 0 || this.#inflight > 0) return;
+        if (this.#sockets.size > 0 || this.#handshaking.size > 0 || this.#inflight > 0) return;
         clearTimeout(timer);
         resolve();
       };
@@ -328,18 +495,44 @@ export class HttpListener {
     clearInterval(sweep);
     this.#idle = null;
     for (const socket of this.#sockets) socket.destroy();
+    for (const socket of this.#handshaking) socket.destroy();
     for (const socket of this.#tunnels) socket.destroy();
+    this.#tls?.close();
     await closed;
   }
 
   /** Closes connections with no request in progress that received nothing since the last sweep. */
   #sweepIdle(): void {
     for (const socket of this.#sockets as Set<ClientSocket>) {
-      if (this.#tunnels.has(socket) || (socket[kBusy] ?? 0) > 0) continue;
+      if (this.#tunnels.has(socket) || socket[kH2] === true || (socket[kBusy] ?? 0) > 0) continue;
       if (socket[kSeen] === socket.bytesRead) socket.destroy();
       else socket[kSeen] = socket.bytesRead;
     }
   }
+}
+
+function newTerminator(
+  table: ListenerTable,
+  logError: ListenerErrorLog,
+  hooks: ListenerHooks,
+): TlsTerminator {
+  const events: TlsTerminatorHooks = {
+    failed: logError,
+    ...(hooks.tlsReloaded === undefined ? {} : { reloaded: hooks.tlsReloaded }),
+  };
+  try {
+    return new TlsTerminator(table, events, hooks.tlsWatchIntervalMs);
+  } catch (err) {
+    throw listenError(table, err);
+  }
+}
+
+/** A certificate that cannot be loaded, as a listen failure. */
+function listenError(table: ListenerTable, err: unknown): SluiceError {
+  const reason = err instanceof Error ? err.message : String(err);
+  return new SluiceError('SLUICE_E_RUNTIME_LISTEN', `cannot serve TLS on ${table.address.key}: ${reason}`, {
+    cause: err,
+  });
 }
 
 /** Writes a canned error answer to a socket whose request cannot be served, then closes it. */

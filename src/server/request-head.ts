@@ -8,9 +8,18 @@
  * a repeated Host, a Transfer-Encoding whose final coding is not `chunked` (it fails later, on
  * the body), Transfer-Encoding on HTTP/1.0, a non-origin-form target, HTTP/0.9. Those are here,
  * so an ambiguous request is answered 400 before anything reaches an upstream.
+ *
+ * HTTP/2 requests (RFC 9113 8.2-8.3) are checked by their own pass: nghttp2 has already refused
+ * malformed pseudo-headers, upper-case names and a Content-Length that disagrees with the data;
+ * here a request is refused for connection-specific fields (Connection, Keep-Alive,
+ * Proxy-Connection, Transfer-Encoding, Upgrade), a TE other than `trailers`, no `:authority` nor
+ * Host, a repeated Host, or a Host that differs from `:authority`. Its body is known by whether
+ * the client ended the stream with the headers (`length` with a Content-Length, else `chunked`:
+ * read to the end of the stream).
  */
 import type { IncomingMessage } from 'node:http';
 import { headerName, isHopByHop } from '../core/header-names.js';
+import type { H2Request } from './h2-compat.js';
 
 /** What the gateway learns from the request head. */
 export interface RequestHead {
@@ -44,11 +53,15 @@ export type HeadProblem =
   | 'host_missing'
   | 'host_repeated'
   | 'host_invalid'
-  | 'transfer_encoding';
+  | 'host_authority_mismatch'
+  | 'transfer_encoding'
+  | 'connection_specific_header';
 
 /** Reads and checks a request head; returns the problem, or fills and returns `head`. */
 export function scanRequestHead(req: IncomingMessage, head: RequestHead): RequestHead | HeadProblem {
-  if (req.httpVersionMajor !== 1) return 'http_version';
+  if (req.httpVersionMajor !== 1) {
+    return req.httpVersionMajor === 2 ? scanH2RequestHead(req as unknown as H2Request, head) : 'http_version';
+  }
   const url = req.url ?? '';
   if (url.charCodeAt(0) !== 0x2f /* / */) return 'request_target';
 
@@ -104,6 +117,76 @@ export function scanRequestHead(req: IncomingMessage, head: RequestHead): Reques
   if (te !== null) {
     // RFC 9112 6.1: TE on HTTP/1.0 is faulty framing; the final coding must be chunked.
     if (req.httpVersionMinor === 0 || !finalCodingIsChunked(te)) return 'transfer_encoding';
+    head.body = 'chunked';
+  }
+  return head;
+}
+
+/** The HTTP/2 pass of `scanRequestHead` (see the file comment). */
+function scanH2RequestHead(req: H2Request, head: RequestHead): RequestHead | HeadProblem {
+  const url = req.url ?? '';
+  if (url.charCodeAt(0) !== 0x2f /* / */) return 'request_target';
+  // HTTP/2 field names arrive lower-case (nghttp2 refuses others), so no headerName() here.
+  const raw = req.h2RawHeaders;
+  let authority: string | null = null;
+  let hostCount = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    switch (name) {
+      case ':authority':
+        authority = value;
+        break;
+      case 'host':
+        hostCount++;
+        head.host = value;
+        break;
+      case 'connection':
+      case 'keep-alive':
+      case 'proxy-connection':
+      case 'transfer-encoding':
+      case 'upgrade':
+        return 'connection_specific_header';
+      case 'te':
+        if (value.trim().toLowerCase() !== 'trailers') return 'transfer_encoding';
+        break;
+      case 'content-length':
+        head.body = 'length';
+        head.contentLength = Number(value);
+        break;
+      case 'x-forwarded-for':
+        head.xForwardedFor = head.xForwardedFor === null ? value : `${head.xForwardedFor}, ${value}`;
+        break;
+      case 'x-forwarded-proto':
+        head.xForwardedProto ??= value;
+        break;
+      case 'x-forwarded-host':
+        head.xForwardedHost ??= value;
+        break;
+      case 'traceparent':
+        head.traceparent ??= value;
+        break;
+      case 'tracestate':
+        head.tracestate = head.tracestate === null ? value : `${head.tracestate},${value}`;
+        break;
+      case 'expect':
+        if (value.toLowerCase() === '100-continue') head.expectContinue = true;
+        break;
+    }
+  }
+  if (hostCount > 1) return 'host_repeated';
+  if (authority !== null) {
+    // RFC 9113 8.3.1: a Host naming another authority than `:authority` makes the request malformed.
+    if (hostCount === 1 && head.host !== authority) return 'host_authority_mismatch';
+    head.host = authority;
+  } else if (hostCount === 0) {
+    return 'host_missing';
+  }
+  if (!isValidHost(head.host)) return 'host_invalid';
+  if (req.endStream) {
+    head.body = 'none';
+    head.contentLength = 0;
+  } else if (head.body === 'none') {
     head.body = 'chunked';
   }
   return head;

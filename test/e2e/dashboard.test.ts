@@ -118,4 +118,58 @@ upstreams:
       await agent.close();
     }
   });
+
+  it('asks for a token once when the admin API has tokens, then shows the data', {
+    timeout: 60_000,
+  }, async () => {
+    const port = await freePort();
+    const admin = await freePort();
+    const dir = (await tempDir()).path;
+    const file = join(dir, 'sluice.yaml');
+    await writeFile(
+      file,
+      `workers: 1
+admin:
+  listen: "127.0.0.1:${admin}"
+  tokens: [{ name: browser, role: viewer, token_env: SLUICE_TEST_VIEWER }]
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes: [{ respond: { body: "ok\\n" } }]
+`,
+    );
+    const token = 'viewer-token-typed-in-the-page';
+    const sluice = spawnCli(['start', '-c', file], { cwd: dir, env: { SLUICE_TEST_VIEWER: token } });
+    await waitForPort(admin, { proc: sluice });
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu'],
+    });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`http://127.0.0.1:${admin}/`);
+      await page.waitForSelector('#token', { state: 'visible', timeout: 10_000 });
+      expect(await page.textContent('#workers')).not.toContain('1');
+      await page.fill('#tokenInput', token);
+      await page.press('#tokenInput', 'Enter');
+      await page.waitForFunction(
+        "/1/.test(document.getElementById('workers')?.textContent ?? '')",
+        undefined,
+        {
+          timeout: 10_000,
+        },
+      );
+      // Kept for the session: a reload of the page needs no token again.
+      await page.reload();
+      await page.waitForFunction(
+        "/1/.test(document.getElementById('workers')?.textContent ?? '')",
+        undefined,
+        {
+          timeout: 10_000,
+        },
+      );
+      expect(await page.isVisible('#token')).toBe(false);
+    } finally {
+      await browser.close();
+    }
+  });
 });

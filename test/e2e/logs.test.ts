@@ -51,6 +51,8 @@ servers:
     );
     const sluice = spawnCli(['start', '-c', file], { cwd: dir });
     await waitForPort(port, { proc: sluice });
+    // Both workers must be listening before the burst, or the first one takes every connection.
+    await sluice.waitForJson((l) => l.msg === 'sluice started');
     const headers = { authorization: `Bearer ${SECRET}`, cookie: `session=${SECRET}`, 'x-api-key': SECRET };
     const agent = new Agent({ connections: 32 });
     const burst = (n: number, path: string) =>

@@ -1,7 +1,8 @@
 /**
  * `sluice reload [-c FILE]`: validate the config file first (a broken one is reported here and
- * never sent), then signal the running primary (SIGHUP to the pid in `pid_file`) and, when the
- * admin listener is configured, wait for the outcome and print it.
+ * never sent), then ask the running primary to reload: through `POST /api/reload` when the admin
+ * listener is configured and `SLUICE_ADMIN_TOKEN` holds an operator token (the answer is the
+ * outcome), else by SIGHUP to the pid in `pid_file`, polling `/api/status` for the outcome.
  */
 import { readFileSync } from 'node:fs';
 import { request } from 'undici';
@@ -26,6 +27,8 @@ export async function runReload(opts: { config?: string }): Promise<number> {
     return 2;
   }
   const config = result.config;
+  const token = process.env.SLUICE_ADMIN_TOKEN;
+  if (config.admin !== null && token !== undefined && token !== '') return reloadByApi(config, token);
   if (config.pidFile === null) {
     process.stderr.write(
       `sluice reload: ${file} has no pid_file: to find the running sluice; add one, e.g. pid_file: /run/sluice.pid\n`,
@@ -41,7 +44,7 @@ export async function runReload(opts: { config?: string }): Promise<number> {
     );
     return 1;
   }
-  const before = await lastReload(config);
+  const before = await lastReload(config, token);
   try {
     process.kill(pid, 'SIGHUP');
   } catch (err) {
@@ -55,7 +58,13 @@ export async function runReload(opts: { config?: string }): Promise<number> {
   const until = Date.now() + WAIT_MS;
   while (Date.now() < until) {
     await new Promise((r) => setTimeout(r, 200));
-    const last = await lastReload(config);
+    const last = await lastReload(config, token);
+    if (last === 'unauthorized') {
+      process.stdout.write(
+        `sent SIGHUP to sluice (pid ${pid}); set SLUICE_ADMIN_TOKEN to a viewer token to see the outcome here\n`,
+      );
+      return 0;
+    }
     if (last !== null && last.at !== before?.at) {
       if (last.ok) {
         process.stdout.write(`reloaded (${last.how}); serving config ${last.config}\n`);
@@ -78,15 +87,68 @@ interface LastReload {
   problems: string[];
 }
 
-async function lastReload(config: ResolvedConfig): Promise<LastReload | null> {
+/** The admin API's base URL. */
+function adminUrl(config: ResolvedConfig): string | null {
   const admin = config.admin?.listen;
   if (admin === undefined) return null;
-  const host = admin.host.includes(':') ? `[${admin.host}]` : admin.host;
+  const host = admin.host === '0.0.0.0' ? '127.0.0.1' : admin.host === '::' ? '::1' : admin.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${admin.port}`;
+}
+
+function bearer(token: string | undefined): Record<string, string> {
+  return token === undefined || token === '' ? {} : { authorization: `Bearer ${token}` };
+}
+
+/** `POST /api/reload` with the operator token; the answer carries the outcome. */
+async function reloadByApi(config: ResolvedConfig, token: string): Promise<number> {
+  const url = `${adminUrl(config)}/api/reload`;
+  let res: Awaited<ReturnType<typeof request>>;
   try {
-    const res = await request(`http://${host}:${admin.port}/api/status`, {
+    res = await request(url, {
+      method: 'POST',
+      headers: bearer(token),
+      headersTimeout: WAIT_MS,
+      bodyTimeout: WAIT_MS,
+    });
+  } catch (err) {
+    process.stderr.write(
+      `sluice reload: cannot reach the admin API at ${url}: ${(err as Error).message}; is sluice running?\n`,
+    );
+    return 1;
+  }
+  const doc = (await res.body.json().catch(() => ({}))) as Partial<LastReload> & { detail?: string };
+  if (res.statusCode === 200 && doc.ok === true) {
+    process.stdout.write(`reloaded (${doc.how}); serving config ${doc.config}\n`);
+    return 0;
+  }
+  if (res.statusCode === 422) {
+    for (const p of doc.problems ?? []) process.stdout.write(`${p}\n`);
+    process.stderr.write('reload refused; the running config stays\n');
+    return 1;
+  }
+  process.stderr.write(
+    `sluice reload: the admin API answered ${res.statusCode}${doc.detail === undefined ? '' : `: ${doc.detail}`}` +
+      `${res.statusCode === 401 || res.statusCode === 403 ? ' (SLUICE_ADMIN_TOKEN must be an operator token)' : ''}\n`,
+  );
+  return 1;
+}
+
+async function lastReload(
+  config: ResolvedConfig,
+  token: string | undefined,
+): Promise<LastReload | 'unauthorized' | null> {
+  const base = adminUrl(config);
+  if (base === null) return null;
+  try {
+    const res = await request(`${base}/api/status`, {
+      headers: bearer(token),
       headersTimeout: 2000,
       bodyTimeout: 2000,
     });
+    if (res.statusCode === 401 || res.statusCode === 403) {
+      await res.body.dump();
+      return 'unauthorized';
+    }
     const doc = (await res.body.json()) as { reloads?: { last?: LastReload | null } };
     return doc.reloads?.last ?? null;
   } catch {

@@ -1,0 +1,296 @@
+/**
+ * The egress forward proxy (`egress:` in sluice.yaml): the allow-list through which applications
+ * make their outbound calls (HTTP_PROXY / HTTPS_PROXY). It speaks HTTP/1.1 on `egress.listen`:
+ *
+ *   absolute-form  GET http://host[:port]/path ─▶ target ─▶ policy ─allowed─▶ forwardEgress (undici) ─▶ origin
+ *   CONNECT host:port                          ─▶ target ─▶ policy ─allowed─▶ openEgressTunnel (TCP) ─▶ origin
+ *   origin-form    GET /path                   ─▶ 400 (this listener only proxies)
+ *                                                            └─denied─▶ 403 + `egress denied` (warn)
+ *
+ * The policy is compiled once per config (`update` swaps it on reload; requests in flight keep
+ * the decision they had). A socket error, a bad request or a failing origin is an answer and a
+ * log line, never an exception out of this class.
+ */
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import { Agent, buildConnector } from 'undici';
+import type { ResolvedEgress } from '../config/types.js';
+import { unmapIpv4 } from '../core/ip-set.js';
+import { SluiceError } from '../errors/sluice-error.js';
+import { nextRequestId } from '../server/request-id.js';
+import { EGRESS_TIMEOUTS, type EgressContext, type EgressTimeouts } from './egress-context.js';
+import { type EgressErrorCode, rawEgressResponse } from './egress-errors.js';
+import { answerProblem, EgressLoopError, forwardEgress, hasBody } from './egress-forward.js';
+import { type EgressLog, logDenied } from './egress-log.js';
+import { type CompiledEgressPolicy, compileEgressPolicies, decideEgress } from './egress-policy.js';
+import { parseAbsoluteTarget, parseConnectTarget, type TargetError } from './egress-target.js';
+import { openEgressTunnel } from './egress-tunnel.js';
+import { LoopGuard } from './loop-guard.js';
+
+/** Options for embedding and tests. */
+export interface EgressServerOptions {
+  /** Overrides of the default timeouts (`EGRESS_TIMEOUTS`). */
+  readonly timeouts?: Partial<EgressTimeouts>;
+}
+
+/** How long the drain waits between looks at idle keep-alive connections. */
+const DRAIN_SWEEP_MS = 100;
+/** Idle keep-alive connections to origins are closed after this (below Node's 5 s server default). */
+const UPSTREAM_KEEPALIVE_MS = 4_000;
+
+const kBusy = Symbol('sluice.egress.busy');
+const kSeen = Symbol('sluice.egress.seen');
+type ClientSocket = Socket & { [kBusy]?: number; [kSeen]?: number };
+
+/** The forward proxy on one listen address. */
+export class EgressServer {
+  #config: ResolvedEgress;
+  #policies: readonly CompiledEgressPolicy[];
+  readonly #server: http.Server;
+  readonly #ctx: EgressContext;
+  readonly #agent: Agent;
+  /** HTTP connections (not yet tunnels). */
+  readonly #sockets = new Set<ClientSocket>();
+  /** Client sockets of CONNECT tunnels. */
+  readonly #tunnels = new Set<Socket>();
+  #draining = false;
+  #idle: (() => void) | null = null;
+
+  constructor(config: ResolvedEgress, log: EgressLog, options: EgressServerOptions = {}) {
+    this.#config = config;
+    this.#policies = compileEgressPolicies(config.policies);
+    const timeouts: EgressTimeouts = { ...EGRESS_TIMEOUTS, ...options.timeouts };
+    const loop = new LoopGuard();
+    const connect = buildConnector({ timeout: timeouts.connectMs });
+    this.#agent = new Agent({
+      keepAliveTimeout: UPSTREAM_KEEPALIVE_MS,
+      // A new connection is checked once, after DNS: one that reached this proxy is a loop.
+      connect: (opts, callback) => {
+        connect(opts, (err, socket) => {
+          if (err !== null) {
+            callback(err, null);
+          } else if (loop.pointsAtSelf(socket.remoteAddress, socket.remotePort)) {
+            socket.destroy();
+            callback(new EgressLoopError('the target is this egress proxy'), null);
+          } else {
+            callback(null, socket);
+          }
+        });
+      },
+    });
+    this.#ctx = { log, loop, timeouts, agent: this.#agent };
+    this.#server = http.createServer({
+      // The target is the request line's; a Host header is neither needed nor trusted.
+      requireHostHeader: false,
+      joinDuplicateHeaders: false,
+      noDelay: true,
+      // How often Node enforces headersTimeout (its default, 30 s, would double it).
+      connectionsCheckingInterval: 5_000,
+    });
+    this.#server.requestTimeout = 0;
+    this.#server.headersTimeout = 30_000;
+    this.#server.keepAliveTimeout = 5_000;
+    // Idle client connections (also one stalled mid-body) close after this.
+    this.#server.timeout = timeouts.idleMs;
+    this.#server.on('connection', this.#onConnection);
+    this.#server.on('request', this.#onRequest);
+    this.#server.on('connect', this.#onConnect);
+    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      if (err.code === 'ECONNRESET' || !socket.writable) socket.destroy();
+      else
+        socket.end(rawEgressResponse('SLUICE_E_CLIENT_BAD_REQUEST', nextRequestId()), () => socket.destroy());
+    });
+  }
+
+  /** Binds `egress.listen`; rejects with SLUICE_E_RUNTIME_LISTEN. */
+  async listen(): Promise<void> {
+    const { host, port, key } = this.#config.listen;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        reject(
+          new SluiceError(
+            'SLUICE_E_RUNTIME_LISTEN',
+            `cannot listen on ${key} (egress): ${err.code ?? err.message}`,
+            {
+              cause: err,
+            },
+          ),
+        );
+      };
+      this.#server.once('error', onError);
+      this.#server.listen({ host, port, ipv6Only: host === '::' }, () => {
+        this.#server.off('error', onError);
+        this.#server.on('error', (err) =>
+          this.#ctx.log.error({ err, listener: key }, 'egress listener error'),
+        );
+        const a = this.#server.address();
+        if (typeof a === 'object' && a !== null) this.#ctx.loop.bind(a.address, a.port);
+        resolve();
+      });
+    });
+  }
+
+  /** The bound port (the kernel's pick when the config asked for port 0). */
+  get port(): number {
+    const a = this.#server.address();
+    return typeof a === 'object' && a !== null ? a.port : this.#config.listen.port;
+  }
+
+  /** The configured listen address (`host:port` as written). */
+  get listenKey(): string {
+    return this.#config.listen.key;
+  }
+
+  /** Swaps in the policies of a reloaded config (the listen address is the caller's to keep). */
+  update(config: ResolvedEgress): void {
+    this.#policies = compileEgressPolicies(config.policies);
+    this.#config = { ...config, listen: this.#config.listen };
+  }
+
+  readonly #onConnection = (socket: ClientSocket): void => {
+    this.#sockets.add(socket);
+    socket.once('close', () => {
+      this.#sockets.delete(socket);
+      this.#checkIdle();
+    });
+  };
+
+  readonly #onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const socket = req.socket as ClientSocket;
+    socket[kBusy] = (socket[kBusy] ?? 0) + 1;
+    res.once('close', () => {
+      socket[kBusy] = (socket[kBusy] ?? 1) - 1;
+      this.#checkIdle();
+    });
+    if (this.#draining) res.shouldKeepAlive = false;
+    try {
+      this.#serve(req, res, unmapIpv4(socket.remoteAddress ?? ''));
+    } catch (err) {
+      // A bug must cost one request, never the process.
+      this.#ctx.log.error({ err, url: req.url }, 'egress request failed');
+      if (!res.headersSent) answerProblem(res, 'SLUICE_E_RUNTIME_INTERNAL', nextRequestId(), true);
+      else res.destroy();
+    }
+  };
+
+  #serve(req: http.IncomingMessage, res: http.ServerResponse, source: string): void {
+    const target = parseAbsoluteTarget(req.url ?? '');
+    if ('error' in target) {
+      answerProblem(res, targetErrorCode(target.error), nextRequestId(), true);
+      return;
+    }
+    const method = req.method ?? '';
+    const decision = decideEgress(this.#policies, source, target.host, target.port);
+    if (!decision.allowed) {
+      const id = nextRequestId();
+      logDenied(this.#ctx.log, {
+        source,
+        host: target.host,
+        port: target.port,
+        method,
+        reason: decision.reason,
+        error_id: id,
+      });
+      answerProblem(res, 'SLUICE_E_AUTH_EGRESS_DENIED', id, hasBody(req));
+      return;
+    }
+    forwardEgress(this.#ctx, req, res, target, source, decision.policy);
+  }
+
+  readonly #onConnect = (req: http.IncomingMessage, client: Socket, head: Buffer): void => {
+    // Node hands the socket over without an error listener: one must exist before anything else.
+    client.on('error', () => client.destroy());
+    this.#sockets.delete(client);
+    this.#tunnels.add(client);
+    client.once('close', () => {
+      this.#tunnels.delete(client);
+      this.#checkIdle();
+    });
+    try {
+      const source = unmapIpv4(client.remoteAddress ?? '');
+      const target = parseConnectTarget(req.url ?? '');
+      if ('error' in target) {
+        refuse(client, targetErrorCode(target.error));
+        return;
+      }
+      if (this.#draining) {
+        refuse(client, 'SLUICE_E_RUNTIME_DRAINING');
+        return;
+      }
+      const decision = decideEgress(this.#policies, source, target.host, target.port);
+      if (!decision.allowed) {
+        const id = nextRequestId();
+        logDenied(this.#ctx.log, {
+          source,
+          host: target.host,
+          port: target.port,
+          method: 'CONNECT',
+          reason: decision.reason,
+          error_id: id,
+        });
+        refuse(client, 'SLUICE_E_AUTH_EGRESS_DENIED', id);
+        return;
+      }
+      openEgressTunnel(this.#ctx, client, head, target, source, decision.policy);
+    } catch (err) {
+      this.#ctx.log.error({ err, url: req.url }, 'egress CONNECT failed');
+      client.destroy();
+    }
+  };
+
+  /**
+   * Stops accepting and drains: requests in flight finish (their connections then close),
+   * idle keep-alive connections close once silent for a sweep, tunnels run until they end or
+   * `deadlineMs`; then whatever is left is closed, with the agent's origin connections.
+   */
+  async close(deadlineMs: number): Promise<void> {
+    this.#draining = true;
+    const server = this.#server;
+    const closeIdle = server.closeIdleConnections;
+    // Node's close() would cut idle connections at once; the sweep below gives them a moment.
+    server.closeIdleConnections = () => undefined;
+    const closed = server.listening ? new Promise<void>((resolve) => server.close(() => resolve())) : null;
+    server.closeIdleConnections = closeIdle;
+    const sweep = setInterval(() => this.#sweepIdle(), DRAIN_SWEEP_MS);
+    sweep.unref();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, deadlineMs);
+      timer.unref();
+      this.#idle = () => {
+        if (this.#sockets.size > 0 || this.#tunnels.size > 0) return;
+        clearTimeout(timer);
+        resolve();
+      };
+      this.#idle();
+    });
+    clearInterval(sweep);
+    this.#idle = null;
+    for (const socket of this.#sockets) socket.destroy();
+    for (const socket of this.#tunnels) socket.destroy();
+    await closed;
+    await this.#agent.destroy().catch(() => undefined);
+  }
+
+  #checkIdle(): void {
+    this.#idle?.();
+  }
+
+  /** Closes connections with no request in progress that received nothing since the last sweep. */
+  #sweepIdle(): void {
+    for (const socket of this.#sockets) {
+      if ((socket[kBusy] ?? 0) > 0) continue;
+      if (socket[kSeen] === socket.bytesRead) socket.destroy();
+      else socket[kSeen] = socket.bytesRead;
+    }
+  }
+}
+
+function targetErrorCode(error: TargetError): EgressErrorCode {
+  return error === 'origin-form' ? 'SLUICE_E_CLIENT_EGRESS_NOT_PROXY' : 'SLUICE_E_CLIENT_EGRESS_TARGET';
+}
+
+/** Answers a CONNECT that is not tunnelled, then closes. */
+function refuse(client: Socket, code: Parameters<typeof rawEgressResponse>[0], id = nextRequestId()): void {
+  if (client.writable) client.end(rawEgressResponse(code, id), () => client.destroy());
+  else client.destroy();
+}

@@ -1,0 +1,142 @@
+/**
+ * A CONNECT tunnel: connect to the target, answer `200 Connection Established`, then relay bytes
+ * both ways with back-pressure (`pipe`) until both sides are done.
+ *
+ *   net.connect ─connect─▶ peer is this proxy? ─yes─▶ 403 loop
+ *        │                       └─no─▶ 200, early bytes (`head`) upstream, pipe ⇄ pipe
+ *        ├─error─▶ 502          (connect refused, DNS failure, reset)
+ *        └─timeout─▶ 504        (no connection within timeouts.connectMs)
+ *
+ * Half-closes are passed on (a FIN from one side ends the other's writing side); an error on either
+ * side destroys both; so does `timeouts.idleMs` without a byte either way (each socket's timer
+ * counts its reads and writes, so it fires only when the tunnel is silent both ways). Only the
+ * name in the CONNECT line is known here: what flows inside (usually TLS) is not inspected.
+ */
+import net, { type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { upstreamErrorCode } from '../proxy/upstream-error.js';
+import { nextRequestId } from '../server/request-id.js';
+import type { EgressContext } from './egress-context.js';
+import { type EgressAnswerCode, egressStatus, rawEgressResponse } from './egress-errors.js';
+import { logDenied, logEgress } from './egress-log.js';
+import type { EgressTarget } from './egress-target.js';
+
+const ESTABLISHED = 'HTTP/1.1 200 Connection Established\r\n\r\n';
+
+/** Opens an allowed tunnel for `client`; `head` holds bytes it sent after the CONNECT head. */
+export function openEgressTunnel(
+  ctx: EgressContext,
+  client: Socket,
+  head: Buffer,
+  target: EgressTarget,
+  source: string,
+  policy: string,
+): void {
+  const startedAt = performance.now();
+  const upstream = net.connect({
+    host: target.connectHost,
+    port: target.port,
+    allowHalfOpen: true,
+    noDelay: true,
+  });
+  let status = 0;
+  let error: string | null = null;
+  let errorId: string | null = null;
+  let logged = false;
+  const log = () => {
+    if (logged) return;
+    logged = true;
+    logEgress(ctx.log, {
+      source,
+      host: target.host,
+      port: target.port,
+      method: 'CONNECT',
+      policy,
+      status,
+      bytes_sent: upstream.bytesWritten,
+      bytes_received: upstream.bytesRead,
+      duration_ms: Math.round(performance.now() - startedAt),
+      error,
+      error_id: errorId,
+    });
+  };
+  const fail = (code: EgressAnswerCode) => {
+    if (logged) return;
+    upstream.destroy();
+    errorId = nextRequestId();
+    error = code;
+    if (!client.destroyed) {
+      status = egressStatus(code);
+      client.end(rawEgressResponse(code, errorId), () => client.destroy());
+    }
+    log();
+  };
+  const clientGone = () => {
+    if (logged) return;
+    upstream.destroy();
+    error = 'client_gone';
+    log();
+  };
+
+  upstream.setTimeout(ctx.timeouts.connectMs);
+  upstream.once('timeout', () => fail('SLUICE_E_UPSTREAM_TIMEOUT'));
+  upstream.on('error', (err) => fail(upstreamErrorCode(err)));
+  client.once('close', clientGone);
+  upstream.once('connect', () => {
+    upstream.removeAllListeners('timeout');
+    upstream.removeAllListeners('error');
+    client.off('close', clientGone);
+    if (client.destroyed) {
+      upstream.on('error', ignore);
+      upstream.destroy();
+      clientGone();
+      return;
+    }
+    if (ctx.loop.pointsAtSelf(upstream.remoteAddress, upstream.remotePort)) {
+      upstream.on('error', ignore);
+      upstream.destroy();
+      const id = nextRequestId();
+      client.end(rawEgressResponse('SLUICE_E_CLIENT_EGRESS_LOOP', id), () => client.destroy());
+      logDenied(ctx.log, {
+        source,
+        host: target.host,
+        port: target.port,
+        method: 'CONNECT',
+        reason: 'loop',
+        error_id: id,
+      });
+      return;
+    }
+    status = 200;
+    client.write(ESTABLISHED);
+    if (head.length > 0) upstream.write(head);
+    join(client, upstream, ctx.timeouts.idleMs, log);
+  });
+}
+
+/** Relays bytes both ways; `onClosed` runs once, when both sockets are closed. */
+function join(client: Socket, upstream: Socket, idleMs: number, onClosed: () => void): void {
+  let closed = 0;
+  for (const [a, b] of [
+    [client, upstream],
+    [upstream, client],
+  ] as const) {
+    a.on('error', () => {
+      a.destroy();
+      b.destroy();
+    });
+    a.on('close', () => {
+      // Nothing more can reach `a`: finish what is being written to `b`, then close it.
+      if (!b.destroyed) b.destroySoon();
+      if (++closed === 2) onClosed();
+    });
+    a.setTimeout(idleMs, () => {
+      a.destroy();
+      b.destroy();
+    });
+  }
+  client.pipe(upstream);
+  upstream.pipe(client);
+}
+
+function ignore(): void {}

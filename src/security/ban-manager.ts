@@ -1,0 +1,212 @@
+/**
+ * fail2ban for HTTP: counts, per (scope, client), the answers a `ban:` rule lists, in a sliding
+ * window; at `max` the client is banned from that scope for `duration`. Runs once per node (in
+ * the primary; in a lone instance, in it): workers report strikes in batches and receive bans.
+ *
+ * With `state.redis`, strikes are counted in Redis (a sorted set per client, one atomic script)
+ * and bans are written there and announced on a channel, so every node bans together; when Redis
+ * is unreachable counting goes on locally, and when it returns the bans of both sides are merged.
+ */
+import type { Redis } from 'ioredis';
+import type { ResolvedBan } from '../config/types.js';
+import { type Ban, BanList } from './ban-list.js';
+import { PREFIX, type SharedState, type StateLog } from './shared-state.js';
+
+/** What the manager tells the rest of the node. */
+export type BanEvent =
+  | { readonly type: 'ban'; readonly ban: Ban }
+  | { readonly type: 'unban'; readonly address: string };
+
+const CHANNEL = `${PREFIX}bans`;
+
+/** The node's bans and strike counts. */
+export class BanManager {
+  readonly #list = new BanList();
+  readonly #strikes = new Map<string, number[]>();
+  #rules = new Map<string, ResolvedBan>();
+  readonly #state: SharedState | null;
+  readonly #log: StateLog;
+  readonly #onChange: (e: BanEvent) => void;
+  #subscriber: Redis | null = null;
+  #sweeper: NodeJS.Timeout;
+
+  constructor(state: SharedState | null, log: StateLog, onChange: (e: BanEvent) => void) {
+    this.#state = state;
+    this.#log = log;
+    this.#onChange = onChange;
+    this.#sweeper = setInterval(() => this.#sweep(), 10_000);
+    this.#sweeper.unref();
+    if (state !== null) {
+      // Its own connection (a subscribed one takes no other commands), which may queue the
+      // SUBSCRIBE until it connects; ioredis subscribes again after every reconnect.
+      const sub = state.redis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined });
+      sub.on('error', () => undefined);
+      sub.on('message', (_channel: string, text: string) => this.#remote(text));
+      void sub.subscribe(CHANNEL).catch(() => undefined);
+      this.#subscriber = sub;
+      state.onReady(() => void this.#resync());
+    }
+  }
+
+  /** The ban rules of the current config, by scope. */
+  setRules(rules: ReadonlyMap<string, ResolvedBan>): void {
+    this.#rules = new Map(rules);
+  }
+
+  /** Counts `count` listed answers for `address` in `scope`. */
+  strike(scope: string, address: string, count = 1, now = Date.now()): void {
+    const rule = this.#rules.get(scope);
+    if (rule === undefined || this.#list.banned(scope, address, now)) return;
+    if (this.#state?.up) {
+      void this.#state.redis
+        .sluiceStrike(
+          `${PREFIX}strikes:${encodeURIComponent(scope)}:${address}`,
+          rule.windowMs,
+          count,
+          `${process.pid}-${now}`,
+        )
+        .then(
+          (n) => {
+            if (n >= rule.max) this.#ban(scope, address, rule, n, Date.now());
+          },
+          () => this.#strikeLocally(scope, address, count, rule, now),
+        );
+      return;
+    }
+    this.#strikeLocally(scope, address, count, rule, now);
+  }
+
+  #strikeLocally(scope: string, address: string, count: number, rule: ResolvedBan, now: number): void {
+    const id = `${scope}\n${address}`;
+    const times = (this.#strikes.get(id) ?? []).filter((t) => now - t < rule.windowMs);
+    for (let i = 0; i < count; i++) times.push(now);
+    // Only the newest `max` strikes can ever matter.
+    if (times.length > rule.max) times.splice(0, times.length - rule.max);
+    this.#strikes.set(id, times);
+    if (times.length >= rule.max) this.#ban(scope, address, rule, times.length, now);
+  }
+
+  #ban(scope: string, address: string, rule: ResolvedBan, strikes: number, now: number): void {
+    if (this.#list.banned(scope, address, now)) return;
+    const ban: Ban = { scope, address, until: now + rule.durationMs };
+    this.#apply(ban);
+    this.#strikes.delete(`${scope}\n${address}`);
+    this.#log.warn(
+      {
+        audit: true,
+        scope,
+        client: address,
+        strikes,
+        window_ms: rule.windowMs,
+        until: new Date(ban.until).toISOString(),
+      },
+      'client banned',
+    );
+    if (this.#state?.up) {
+      const redis = this.#state.redis;
+      void redis
+        .set(`${PREFIX}ban:${encodeURIComponent(scope)}:${address}`, String(ban.until), 'PX', rule.durationMs)
+        .then(() => redis.publish(CHANNEL, JSON.stringify({ type: 'ban', ban })))
+        .catch(() => undefined);
+    }
+  }
+
+  #apply(ban: Ban): void {
+    this.#list.add(ban);
+    this.#onChange({ type: 'ban', ban });
+  }
+
+  /** Lifts every ban of `address` here and, with Redis, on every node; how many there were. */
+  async unban(address: string): Promise<number> {
+    const n = this.#list.remove(address);
+    for (const id of this.#strikes.keys()) if (id.endsWith(`\n${address}`)) this.#strikes.delete(id);
+    this.#onChange({ type: 'unban', address });
+    if (this.#state?.up) {
+      const redis = this.#state.redis;
+      try {
+        const keys = await scanKeys(redis, `${PREFIX}ban:*:${address}`);
+        const strikeKeys = await scanKeys(redis, `${PREFIX}strikes:*:${address}`);
+        if (keys.length + strikeKeys.length > 0) await redis.del(...keys, ...strikeKeys);
+        await redis.publish(CHANNEL, JSON.stringify({ type: 'unban', address }));
+        return Math.max(n, keys.length);
+      } catch {
+        return n;
+      }
+    }
+    return n;
+  }
+
+  /** Takes over the bans of a manager being replaced (state.redis changed); written to Redis on resync. */
+  adopt(bans: readonly Ban[]): void {
+    for (const ban of bans) this.#list.add(ban);
+  }
+
+  /** Every active ban. */
+  all(now = Date.now()): Ban[] {
+    return this.#list.all(now);
+  }
+
+  /** A ban announced by another node. */
+  #remote(text: string): void {
+    try {
+      const e = JSON.parse(text) as BanEvent;
+      if (e.type === 'ban' && !this.#list.banned(e.ban.scope, e.ban.address)) this.#apply(e.ban);
+      else if (e.type === 'unban' && this.#list.remove(e.address) > 0) this.#onChange(e);
+    } catch {
+      // Not ours: ignore.
+    }
+  }
+
+  /** Redis is (back) up: take the bans it holds, give it the ones made while it was away. */
+  async #resync(): Promise<void> {
+    const redis = this.#state?.redis;
+    if (redis === undefined) return;
+    try {
+      const now = Date.now();
+      for (const key of await scanKeys(redis, `${PREFIX}ban:*`)) {
+        const until = Number(await redis.get(key));
+        // sluice:ban:<scope, URI-encoded so it has no ':'>:<address, which may (IPv6)>.
+        const rest = key.slice(`${PREFIX}ban:`.length);
+        const cut = rest.indexOf(':');
+        const scope = decodeURIComponent(rest.slice(0, cut));
+        const address = rest.slice(cut + 1);
+        if (cut > 0 && until > now && !this.#list.banned(scope, address, now))
+          this.#apply({ scope, address, until });
+      }
+      // Bans made here while Redis was away: stored, and announced to the nodes that resynchronised first.
+      for (const ban of this.#list.all(now)) {
+        const key = `${PREFIX}ban:${encodeURIComponent(ban.scope)}:${ban.address}`;
+        if ((await redis.set(key, String(ban.until), 'PX', ban.until - now, 'NX')) === 'OK') {
+          await redis.publish(CHANNEL, JSON.stringify({ type: 'ban', ban }));
+        }
+      }
+    } catch (err) {
+      this.#log.warn({ err: String(err) }, 'shared state: could not resynchronise bans');
+    }
+  }
+
+  #sweep(now = Date.now()): void {
+    for (const [id, times] of this.#strikes) {
+      const scope = id.slice(0, id.indexOf('\n'));
+      const window = this.#rules.get(scope)?.windowMs ?? 0;
+      if (times.every((t) => now - t >= window)) this.#strikes.delete(id);
+    }
+  }
+
+  /** Stops timers and the subscription. */
+  close(): void {
+    clearInterval(this.#sweeper);
+    this.#subscriber?.disconnect();
+  }
+}
+
+async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 200);
+    cursor = next;
+    keys.push(...batch);
+  } while (cursor !== '0');
+  return keys;
+}

@@ -1,0 +1,125 @@
+/**
+ * The Redis connection behind `state.redis` (ioredis): rate-limit buckets and bans shared by every
+ * sluice node. Redis is a helper, never a dependency of serving: commands fail fast (no offline
+ * queue, a 250 ms command timeout) so callers fall back to local state at once; losing and
+ * regaining the connection is logged once each, and `onReady` listeners resynchronise.
+ */
+import { Redis } from 'ioredis';
+
+/** Logs what happens to the connection. */
+export interface StateLog {
+  warn(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+}
+
+/** A token-bucket take, atomically in Redis. Returns [allowed (0/1), tokens left as a string]. */
+const TAKE = `
+local rate = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(b[1]) or capacity
+local at = tonumber(b[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - at) / 1000 * rate)
+local allowed = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
+return { allowed, tostring(tokens) }
+`;
+
+/** Strikes in a sliding window: adds `ARGV[3]` strikes at now, drops older than the window, returns the count. */
+const STRIKE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+for i = 1, tonumber(ARGV[2]) do
+  redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[3] .. ':' .. i)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+redis.call('PEXPIRE', KEYS[1], window)
+return redis.call('ZCARD', KEYS[1])
+`;
+
+type SluiceRedis = Redis & {
+  sluiceTake(key: string, rate: number, capacity: number): Promise<[number, string]>;
+  sluiceStrike(key: string, windowMs: number, count: number, nonce: string): Promise<number>;
+};
+
+/** Key prefix of everything sluice keeps in Redis. */
+export const PREFIX = 'sluice:';
+
+/** A fail-fast Redis connection with up/down notifications. */
+export class SharedState {
+  readonly redis: SluiceRedis;
+  readonly #ready: (() => void)[] = [];
+  #up = false;
+  #reportedDown = false;
+
+  constructor(url: string, log: StateLog) {
+    const redis = new Redis(url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      commandTimeout: 250,
+      connectTimeout: 2000,
+      lazyConnect: false,
+      // Keep trying to come back, at most every 2 s.
+      retryStrategy: (times) => Math.min(times * 200, 2000),
+    }) as SluiceRedis;
+    redis.defineCommand('sluiceTake', { numberOfKeys: 1, lua: TAKE });
+    redis.defineCommand('sluiceStrike', { numberOfKeys: 1, lua: STRIKE });
+    redis.on('ready', () => {
+      this.#up = true;
+      if (this.#reportedDown)
+        log.info({ redis: redact(url) }, 'shared state: Redis is back; resynchronising');
+      this.#reportedDown = false;
+      for (const f of this.#ready) f();
+    });
+    const down = (err?: Error) => {
+      this.#up = false;
+      if (this.#reportedDown) return;
+      this.#reportedDown = true;
+      log.warn(
+        { redis: redact(url), err: err?.message },
+        'shared state: Redis unreachable; serving with local state',
+      );
+    };
+    redis.on('error', down);
+    redis.on('end', () => down());
+    redis.on('close', () => {
+      if (this.#up) down();
+    });
+    this.redis = redis;
+  }
+
+  /** Whether commands can be sent now. */
+  get up(): boolean {
+    return this.#up && this.redis.status === 'ready';
+  }
+
+  /** Runs `f` every time the connection becomes ready (and now, if it is). */
+  onReady(f: () => void): void {
+    this.#ready.push(f);
+    if (this.up) f();
+  }
+
+  /** Closes the connection. */
+  async close(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}
+
+/** A Redis URL without its password, for logs and /api/config. */
+export function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = 'redacted';
+    return u.toString();
+  } catch {
+    return 'redis://[invalid]';
+  }
+}

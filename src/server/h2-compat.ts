@@ -1,0 +1,100 @@
+/**
+ * Node's HTTP/2 compatibility request and response, shaped so the gateway (written against
+ * HTTP/1.1's `IncomingMessage` and `ServerResponse`) serves HTTP/2 requests unchanged:
+ *
+ * - `rawHeaders` of a request lists HTTP/1.1-style fields: no pseudo-headers, a `host` taken from
+ *   `:authority` when the client sent none, and the cookie crumbs of RFC 9113 8.2.3 joined into
+ *   one `cookie` field, so the headers forwarded to an HTTP/1.1 upstream are valid there;
+ *   `h2RawHeaders` keeps the fields as received for the strictness checks (request-head.ts).
+ * - `writeHead(status, statusText, headers)` drops the reason phrase (HTTP/2 has none; Node would
+ *   warn); `shouldKeepAlive` is a no-op (an HTTP/2 connection closes with GOAWAY, not per response).
+ *
+ * The listener passes these classes to `http2.createSecureServer`; HTTP/1.1 connections on the
+ * same port get Node's usual classes, so the HTTP/1.1 path pays nothing for HTTP/2.
+ */
+import http2 from 'node:http2';
+
+const kAssigned = Symbol('sluice.h2RawHeaders');
+
+/** Node's own `rawHeaders` accessor (a getter on the prototype in Node 20 to 24). */
+const receivedRawHeaders = Object.getOwnPropertyDescriptor(http2.Http2ServerRequest.prototype, 'rawHeaders')
+  ?.get as ((this: http2.Http2ServerRequest) => string[]) | undefined;
+
+/** An HTTP/2 request whose `rawHeaders` read as HTTP/1.1 fields. */
+export class H2Request extends http2.Http2ServerRequest {
+  #fields: string[] | null = null;
+
+  /** The header fields as received, pseudo-headers (`:method`, `:path`, `:authority`…) included. */
+  get h2RawHeaders(): string[] {
+    return receivedRawHeaders?.call(this) ?? (this as { [kAssigned]?: string[] })[kAssigned] ?? [];
+  }
+
+  /** The client ended the stream with its headers: the request has no body. */
+  get endStream(): boolean {
+    return this.stream.endAfterHeaders;
+  }
+
+  static {
+    // `rawHeaders` is declared as a data property in Node's typings; an accessor must be defined.
+    Object.defineProperty(H2Request.prototype, 'rawHeaders', {
+      configurable: true,
+      get(this: H2Request): string[] {
+        this.#fields ??= http1Fields(this.h2RawHeaders);
+        return this.#fields;
+      },
+      // Only if a Node version assigned `rawHeaders` in its constructor (before private fields exist).
+      set(this: { [kAssigned]?: string[] }, value: string[]) {
+        this[kAssigned] = value;
+      },
+    });
+  }
+}
+
+/** An HTTP/2 response that accepts the HTTP/1.1 calls the gateway makes. */
+export class H2Response extends http2.Http2ServerResponse<H2Request> {
+  static {
+    const writeHead = http2.Http2ServerResponse.prototype.writeHead as (
+      this: http2.Http2ServerResponse,
+      status: number,
+      headers?: unknown,
+    ) => http2.Http2ServerResponse;
+    Object.defineProperties(H2Response.prototype, {
+      writeHead: {
+        configurable: true,
+        writable: true,
+        value(this: H2Response, status: number, textOrHeaders?: unknown, headers?: unknown) {
+          const statusText = typeof textOrHeaders === 'string' || textOrHeaders === undefined;
+          return writeHead.call(this, status, statusText ? headers : textOrHeaders);
+        },
+      },
+      shouldKeepAlive: { configurable: true, get: () => true, set: () => undefined },
+    });
+  }
+}
+
+/** HTTP/1.1-style fields of an HTTP/2 header list (see the file comment). */
+export function http1Fields(raw: readonly string[]): string[] {
+  const out: string[] = [];
+  let authority: string | null = null;
+  let hasHost = false;
+  let cookie = -1;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    if (name.charCodeAt(0) === 0x3a /* : */) {
+      if (name === ':authority') authority = value;
+      continue;
+    }
+    if (name === 'host') hasHost = true;
+    if (name === 'cookie') {
+      if (cookie !== -1) {
+        out[cookie] = `${out[cookie]}; ${value}`;
+        continue;
+      }
+      cookie = out.length + 1;
+    }
+    out.push(name, value);
+  }
+  if (!hasHost && authority !== null) out.unshift('host', authority);
+  return out;
+}

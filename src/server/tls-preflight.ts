@@ -1,0 +1,48 @@
+/**
+ * Loads every certificate, key and CA a config names before anything of it is served, so a
+ * reload whose files cannot be used fails as a whole (the running config stays) instead of
+ * half-way through swapping listeners. Config validation only checks that the files exist; here
+ * they are read and built into TLS contexts (a key that does not match its certificate, a file
+ * that is not PEM). Runs at start and on reload only.
+ */
+import type { ResolvedConfig } from '../config/types.js';
+import { SluiceError } from '../errors/sluice-error.js';
+import { checkUpstreamTls } from '../proxy/upstream-tls.js';
+import { loadServerTls, serverTlsKey } from './tls-settings.js';
+
+/** Throws SLUICE_E_RUNTIME_LISTEN (servers) or SLUICE_E_CONFIG_FILE (upstreams) for the first TLS setting that cannot be loaded. */
+export function preflightTls(config: ResolvedConfig): void {
+  const seen = new Set<string>();
+  for (const server of config.servers) {
+    const tls = server.tls;
+    if (tls === null || seen.has(serverTlsKey(tls))) continue;
+    seen.add(serverTlsKey(tls));
+    try {
+      loadServerTls(tls);
+    } catch (err) {
+      throw new SluiceError(
+        'SLUICE_E_RUNTIME_LISTEN',
+        `server ${JSON.stringify(server.name)}: cannot use its TLS certificate ${tls.cert} with key ${tls.key}${tls.clientCa === null ? '' : ` and client CA ${tls.clientCa}`}: ${reason(err)}`,
+        { cause: err },
+      );
+    }
+  }
+  for (const upstream of Object.values(config.upstreams)) {
+    const tls = upstream.tls;
+    if (tls === null || !upstream.targets.some((t) => t.origin.startsWith('https:'))) continue;
+    try {
+      checkUpstreamTls(tls);
+    } catch (err) {
+      const files = [tls.ca, tls.cert, tls.key].filter((f) => f !== null).join(', ');
+      throw new SluiceError(
+        'SLUICE_E_CONFIG_FILE',
+        `upstream ${JSON.stringify(upstream.name)}: cannot use its TLS files (${files}): ${reason(err)}`,
+        { cause: err },
+      );
+    }
+  }
+}
+
+function reason(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,54 @@
+/**
+ * One server's TLS certificate as a listener serves it: the secure context built from its
+ * `tls:` files, rebuilt when the files change on disk (certificate rotation, no restart). The
+ * next handshake uses the new context; open connections keep the one they began with. A broken
+ * replacement (unreadable, a key that does not match) keeps the previous context and is reported
+ * once.
+ */
+import type tls from 'node:tls';
+import type { ResolvedServerTls } from '../config/types.js';
+import { WatchedFiles } from '../core/watched-files.js';
+import { loadServerTls, type ServerSecureContext, serverTlsFiles, serverTlsKey } from './tls-settings.js';
+
+/** What a server context reports. */
+export interface ServerTlsContextHooks {
+  /** The files changed and a new context is in use. */
+  readonly onReload: (ctx: ServerTlsContext) => void;
+  /** The changed files do not make a context; the previous one stays. */
+  readonly onError: (ctx: ServerTlsContext, err: unknown) => void;
+}
+
+/** A server's watched secure context. */
+export class ServerTlsContext {
+  readonly config: ResolvedServerTls;
+  /** Equal keys: the same files and settings (see `serverTlsKey`). */
+  readonly key: string;
+  readonly #watch: WatchedFiles<ServerSecureContext>;
+
+  /** Reads the files now; throws when they do not make a context. */
+  constructor(config: ResolvedServerTls, hooks: ServerTlsContextHooks, intervalMs?: number) {
+    this.config = config;
+    this.key = serverTlsKey(config);
+    this.#watch = new WatchedFiles(
+      serverTlsFiles(config),
+      () => loadServerTls(config),
+      { onReload: () => hooks.onReload(this), onError: (err) => hooks.onError(this, err) },
+      intervalMs,
+    );
+  }
+
+  /** The context for the next handshake. */
+  get context(): tls.SecureContext {
+    return this.#watch.value.context;
+  }
+
+  /** The options the current context was built from. */
+  get options(): tls.SecureContextOptions {
+    return this.#watch.value.options;
+  }
+
+  /** Stops watching the files. */
+  close(): void {
+    this.#watch.close();
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * The TLS parameters sluice terminates with, and a server's secure context built from its files.
+ *
+ * Ciphers follow Mozilla's "intermediate" profile (TLS 1.2 AEAD suites with forward secrecy, and
+ * the three TLS 1.3 suites); the server's order is preferred; no OCSP stapling; TLS 1.2 at least.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import tls from 'node:tls';
+import type { ResolvedServerTls } from '../config/types.js';
+
+/** Mozilla intermediate (v5.7): TLS 1.3 suites, then TLS 1.2 ECDHE and DHE AEAD suites. */
+export const TLS_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+  'DHE-RSA-AES128-GCM-SHA256',
+  'DHE-RSA-AES256-GCM-SHA384',
+  'DHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+/** Mozilla intermediate key-exchange groups. */
+export const TLS_ECDH_CURVES = 'X25519:prime256v1:secp384r1';
+
+/** The files of a server's `tls:` as read from disk. */
+export interface ServerTlsFiles {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  readonly clientCa: Buffer | null;
+}
+
+/** A server's secure context and the options it was built from (for `Server.setSecureContext`). */
+export interface ServerSecureContext {
+  readonly options: tls.SecureContextOptions;
+  readonly context: tls.SecureContext;
+}
+
+/** The files a server's `tls:` names, in a fixed order (for watching). */
+export function serverTlsFiles(config: ResolvedServerTls): string[] {
+  return config.clientCa === null ? [config.cert, config.key] : [config.cert, config.key, config.clientCa];
+}
+
+/** Reads a server's certificate, key and client CA, and builds its secure context; throws when they do not make one. */
+export function loadServerTls(config: ResolvedServerTls): ServerSecureContext {
+  const files: ServerTlsFiles = {
+    cert: readFileSync(config.cert),
+    key: readFileSync(config.key),
+    clientCa: config.clientCa === null ? null : readFileSync(config.clientCa),
+  };
+  const options = secureContextOptions(config, files);
+  return { options, context: tls.createSecureContext(options) };
+}
+
+/** The secure-context options of a server's `tls:` with its files read. */
+export function secureContextOptions(
+  config: ResolvedServerTls,
+  files: ServerTlsFiles,
+): tls.SecureContextOptions {
+  return {
+    cert: files.cert,
+    key: files.key,
+    ...(files.clientCa === null ? {} : { ca: files.clientCa }),
+    minVersion: config.minVersion,
+    ciphers: TLS_CIPHERS,
+    ecdhCurve: TLS_ECDH_CURVES,
+    honorCipherOrder: true,
+    // Set on every context: OpenSSL refuses to resume a session whose context has none while
+    // client certificates are requested ("session id context uninitialized").
+    sessionIdContext: sessionIdContext(config),
+  };
+}
+
+/** The identity of a server's `tls:` settings: equal keys build equal contexts from the same files. */
+export function serverTlsKey(config: ResolvedServerTls): string {
+  return JSON.stringify([
+    config.cert,
+    config.key,
+    config.clientCa,
+    config.minVersion,
+    config.requireClientCert,
+  ]);
+}
+
+function sessionIdContext(config: ResolvedServerTls): string {
+  return createHash('sha256').update(serverTlsKey(config)).digest('hex').slice(0, 32);
+}

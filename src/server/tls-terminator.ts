@@ -1,0 +1,204 @@
+/**
+ * TLS termination for one listen address: the certificate of each server chosen by SNI, with
+ * nginx's `server_name` order (exact, `*.x`, `x.*`, regex, default server), client certificates,
+ * and certificate rotation without a restart.
+ *
+ *   ClientHello ─▶ SNICallback: server by SNI name ─▶ its current secure context (cert, key, client CA)
+ *   handshake done ─▶ per-server checks, when the servers of the address differ:
+ *                     require_client_cert, min_version TLSv1.3, client_ca (else no client identity)
+ *
+ * Some settings belong to the socket, not to the certificate: the lowest TLS version is settled
+ * before SNI is read, and whether a client certificate is asked for is set per connection. The
+ * address asks for what its most demanding server needs (a certificate when one server has a
+ * `client_ca`, refusal in the handshake when all of them require one; the lowest `min_version`),
+ * and a server that wants more refuses the connection right after the handshake.
+ *
+ * Each server's context watches its files (tls-server-context.ts): the next handshake uses a new
+ * certificate, open connections keep theirs, a broken replacement keeps the old one.
+ */
+import type tls from 'node:tls';
+import type { ResolvedServerTls } from '../config/types.js';
+import { HostTable } from '../router/host-table.js';
+import { withoutClientIdentity } from './client-identity.js';
+import type { CompiledServer, ListenerTable } from './gateway-tables.js';
+import { ServerTlsContext } from './tls-server-context.js';
+import { serverTlsKey } from './tls-settings.js';
+
+/** What a terminator reports. */
+export interface TlsTerminatorHooks {
+  /** A server's certificate files changed and the new certificate is in use. */
+  readonly reloaded?: (info: Record<string, unknown>) => void;
+  /** A server's changed files do not make a certificate; the previous one stays (reported once). */
+  readonly failed: (err: unknown, info: Record<string, unknown>) => void;
+}
+
+/** What one server asks of a connection beyond what the address enforces. */
+interface ServerPolicy {
+  readonly clientCa: boolean;
+  readonly requireClientCert: boolean;
+  readonly tls13: boolean;
+}
+
+/** The TLS side of a listener. */
+export class TlsTerminator {
+  readonly #hooks: TlsTerminatorHooks;
+  readonly #address: string;
+  readonly #watchIntervalMs: number | undefined;
+  /** Contexts by `serverTlsKey`: servers with the same files share one. */
+  #contexts = new Map<string, ServerTlsContext>();
+  #sni!: HostTable<ServerTlsContext>;
+  #default!: ServerTlsContext;
+  /** Per-server checks after the handshake; null when the address-wide settings say it all. */
+  #policies: HostTable<ServerPolicy> | null = null;
+  #requestCert = false;
+  #rejectUnauthorized = false;
+  #minVersion: tls.SecureVersion = 'TLSv1.2';
+  #handshakeTimeoutMs = 10_000;
+  #server: tls.Server | null = null;
+
+  /** Reads every server's certificate now; throws when one cannot be loaded. */
+  constructor(table: ListenerTable, hooks: TlsTerminatorHooks, watchIntervalMs?: number) {
+    this.#hooks = hooks;
+    this.#address = table.address.key;
+    this.#watchIntervalMs = watchIntervalMs;
+    this.#build(table);
+  }
+
+  /** Options for `https.createServer` / `http2.createSecureServer`. */
+  serverOptions(): tls.TlsOptions {
+    return {
+      ...this.#default.options,
+      minVersion: this.#minVersion,
+      SNICallback: this.#sniCallback,
+      requestCert: this.#requestCert,
+      rejectUnauthorized: this.#rejectUnauthorized,
+      handshakeTimeout: this.#handshakeTimeoutMs,
+    };
+  }
+
+  /** Starts serving `server` (created with `serverOptions()`). */
+  attach(server: tls.Server): void {
+    this.#server = server;
+    server.on('secureConnection', this.#onSecureConnection);
+  }
+
+  /** Serves the servers of a new config generation on the same address. */
+  update(table: ListenerTable): void {
+    this.#build(table);
+    const server = this.#server;
+    if (server === null) return;
+    // Read from the server object for every new connection.
+    const s = server as tls.Server & { requestCert: boolean; rejectUnauthorized: boolean };
+    s.requestCert = this.#requestCert;
+    s.rejectUnauthorized = this.#rejectUnauthorized;
+    // The default server, or the lowest version, may have changed.
+    this.#setDefaultContext();
+  }
+
+  /** Stops watching certificate files. */
+  close(): void {
+    for (const ctx of this.#contexts.values()) ctx.close();
+    this.#contexts.clear();
+  }
+
+  #build(table: ListenerTable): void {
+    const servers = table.servers.filter(
+      (s): s is CompiledServer & { config: { tls: ResolvedServerTls } } => s.config.tls !== null,
+    );
+    const old = this.#contexts;
+    const contexts = new Map<string, ServerTlsContext>();
+    const contextOf = (config: ResolvedServerTls): ServerTlsContext => {
+      const key = serverTlsKey(config);
+      let ctx = contexts.get(key) ?? old.get(key);
+      if (ctx === undefined) {
+        ctx = new ServerTlsContext(
+          config,
+          { onReload: (c) => this.#reloaded(c), onError: (c, err) => this.#failed(c, err) },
+          this.#watchIntervalMs,
+        );
+      }
+      contexts.set(key, ctx);
+      return ctx;
+    };
+    let sni: HostTable<ServerTlsContext>;
+    try {
+      sni = new HostTable(
+        servers.map((s) => ({
+          names: s.config.serverNames,
+          isDefault: s.config.default,
+          value: contextOf(s.config.tls),
+        })),
+      );
+    } catch (err) {
+      // A certificate that cannot be loaded: drop the contexts this attempt opened.
+      for (const [key, ctx] of contexts) if (!old.has(key)) ctx.close();
+      throw err;
+    }
+    for (const [key, ctx] of old) if (!contexts.has(key)) ctx.close();
+    this.#contexts = contexts;
+    this.#sni = sni;
+    this.#default = sni.defaultValue;
+
+    const policies = servers.map((s) => ({
+      names: s.config.serverNames,
+      isDefault: s.config.default,
+      value: {
+        clientCa: s.config.tls.clientCa !== null,
+        requireClientCert: s.config.tls.requireClientCert,
+        tls13: s.config.tls.minVersion === 'TLSv1.3',
+      },
+    }));
+    this.#requestCert = policies.some((p) => p.value.clientCa);
+    this.#rejectUnauthorized = policies.every((p) => p.value.requireClientCert);
+    this.#minVersion = policies.every((p) => p.value.tls13) ? 'TLSv1.3' : 'TLSv1.2';
+    const uniform =
+      policies.every((p) => p.value.clientCa === this.#requestCert) &&
+      policies.every((p) => p.value.requireClientCert === this.#rejectUnauthorized) &&
+      policies.every((p) => p.value.tls13 === (this.#minVersion === 'TLSv1.3'));
+    this.#policies = uniform ? null : new HostTable(policies);
+    this.#handshakeTimeoutMs = Math.max(1000, table.limits.headerTimeoutMs);
+  }
+
+  readonly #sniCallback = (
+    servername: string,
+    cb: (err: Error | null, ctx?: tls.SecureContext) => void,
+  ): void => {
+    cb(null, this.#sni.match(servername).context);
+  };
+
+  /** The per-server checks the address-wide settings cannot make. */
+  readonly #onSecureConnection = (socket: tls.TLSSocket): void => {
+    const policies = this.#policies;
+    if (policies === null) return;
+    const p = policies.match(socket.servername || undefined);
+    if ((p.requireClientCert && !socket.authorized) || (p.tls13 && socket.getProtocol() !== 'TLSv1.3')) {
+      socket.destroy();
+      return;
+    }
+    if (!p.clientCa) withoutClientIdentity(socket);
+  };
+
+  #setDefaultContext(): void {
+    const server = this.#server;
+    if (server === null) return;
+    // Keep the session-ticket keys: clients resume across a certificate change.
+    const keys = server.getTicketKeys();
+    server.setSecureContext({ ...this.#default.options, minVersion: this.#minVersion });
+    server.setTicketKeys(keys);
+  }
+
+  #reloaded(ctx: ServerTlsContext): void {
+    if (ctx === this.#default) this.#setDefaultContext();
+    this.#hooks.reloaded?.({ listener: this.#address, cert: ctx.config.cert, key: ctx.config.key });
+  }
+
+  #failed(ctx: ServerTlsContext, err: unknown): void {
+    this.#hooks.failed(err, {
+      listener: this.#address,
+      event: 'tls_reload_failed',
+      cert: ctx.config.cert,
+      key: ctx.config.key,
+      detail: 'the changed certificate files cannot be used; the previous certificate stays in use',
+    });
+  }
+}

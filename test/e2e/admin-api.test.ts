@@ -1,0 +1,250 @@
+/**
+ * The admin API's roles through the built CLI (CONTRACT section 6): every endpoint × every role ×
+ * no token × an unknown token, over HTTP, with tokens from token_env, token_file and
+ * token_sha256; audit lines for state changes; no secret in any output; `sluice reload` through
+ * the API with SLUICE_ADMIN_TOKEN; and the read-only, loopback-only admin API without tokens.
+ */
+import { createHash } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type CliProcess,
+  freePort,
+  killAll,
+  requireBuilt,
+  runCli,
+  spawnCli,
+  tempDir,
+  waitForPort,
+} from '../helpers/cli.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+requireBuilt();
+
+const SECRETS = {
+  viewer: 'view-4b1d2c7a9e03f5',
+  developer: 'dev-93ff0a6b21c8d4',
+  operator: 'ops-e7a15c0d3f92b8',
+};
+type Caller = 'viewer' | 'developer' | 'operator' | 'none' | 'unknown';
+const CALLERS: Caller[] = ['viewer', 'developer', 'operator', 'none', 'unknown'];
+
+/** CONTRACT section 6, row by row: who may call each request. */
+const MATRIX: { method: string; path: string; allowed: Caller[] | 'anyone' }[] = [
+  { method: 'GET', path: '/', allowed: 'anyone' },
+  { method: 'GET', path: '/assets/uplot.js', allowed: 'anyone' },
+  { method: 'GET', path: '/api/status', allowed: ['viewer', 'developer', 'operator'] },
+  { method: 'GET', path: '/api/upstreams', allowed: ['viewer', 'developer', 'operator'] },
+  { method: 'GET', path: '/api/bans', allowed: ['viewer', 'developer', 'operator'] },
+  { method: 'GET', path: '/api/stats', allowed: ['viewer', 'developer', 'operator'] },
+  { method: 'GET', path: '/metrics', allowed: ['viewer', 'developer', 'operator'] },
+  { method: 'GET', path: '/api/config', allowed: ['developer', 'operator'] },
+  { method: 'GET', path: '/debug/pprof/profile?seconds=0.2', allowed: ['developer'] },
+  { method: 'GET', path: '/debug/pprof/heap', allowed: ['developer'] },
+  { method: 'GET', path: '/debug/handles', allowed: ['developer'] },
+  { method: 'POST', path: '/api/reload', allowed: ['operator'] },
+  { method: 'POST', path: '/api/upstreams/app/targets/0/drain', allowed: ['operator'] },
+  { method: 'POST', path: '/api/upstreams/app/targets/0/enable', allowed: ['operator'] },
+  { method: 'DELETE', path: '/api/bans/192.0.2.1', allowed: ['operator'] },
+];
+
+const headersOf = (caller: Caller): Record<string, string> =>
+  caller === 'none'
+    ? {}
+    : { authorization: `Bearer ${caller === 'unknown' ? 'not-a-token-of-ours-at-all' : SECRETS[caller]}` };
+
+async function call(base: string, method: string, path: string, caller: Caller) {
+  const res = await request(`${base}${path}`, { method: method as 'GET', headers: headersOf(caller) });
+  const body = await res.body.text();
+  return { status: res.statusCode, headers: res.headers, body };
+}
+
+afterAll(async () => {
+  await killAll();
+});
+
+describe('admin API roles (sluice start, tokens from env, file and sha256)', () => {
+  let up: TestUpstream;
+  let sluice: CliProcess;
+  let dir: string;
+  let file: string;
+  let admin: number;
+  const env = { SLUICE_TEST_VIEW_TOKEN: SECRETS.viewer };
+  const base = () => `http://127.0.0.1:${admin}`;
+
+  beforeAll(async () => {
+    up = await startUpstream();
+    dir = (await tempDir()).path;
+    const port = await freePort();
+    admin = await freePort();
+    await writeFile(join(dir, 'dev.token'), `${SECRETS.developer}\n`);
+    const opsSha = createHash('sha256').update(SECRETS.operator).digest('hex');
+    file = join(dir, 'sluice.yaml');
+    await writeFile(
+      file,
+      `workers: 1
+pid_file: ${join(dir, 'sluice.pid')}
+log: { access: off }
+admin:
+  listen: "127.0.0.1:${admin}"
+  metrics_auth: true
+  tokens:
+    - { name: grafana, role: viewer, token_env: SLUICE_TEST_VIEW_TOKEN }
+    - { name: dev, role: developer, token_file: dev.token }
+    - { name: ops, role: operator, token_sha256: "${opsSha}" }
+servers:
+  - name: web
+    listen: "127.0.0.1:${port}"
+    ban: { statuses: [404], max: 100, window: 1m, duration: 1m }
+    routes:
+      - proxy: { upstream: app }
+upstreams:
+  app:
+    targets: [{ url: "${up.url}" }]
+`,
+    );
+    sluice = spawnCli(['start', '-c', file], { env });
+    await waitForPort(admin, { proc: sluice });
+    await sluice.waitForJson((l) => l.msg === 'sluice started');
+  });
+
+  afterAll(async () => {
+    sluice?.signal('SIGTERM');
+    await sluice?.waitForExit(10_000);
+    await up?.close();
+  });
+
+  it('answers every endpoint × role × no token × unknown token as CONTRACT section 6 says', async () => {
+    const outcomes: string[] = [];
+    const wrong: string[] = [];
+    for (const row of MATRIX) {
+      for (const caller of CALLERS) {
+        const r = await call(base(), row.method, row.path, caller);
+        const allowed = row.allowed === 'anyone' || row.allowed.includes(caller);
+        const anonymous = caller === 'none' || caller === 'unknown';
+        const want = allowed ? 200 : anonymous ? 401 : 403;
+        outcomes.push(`${row.method} ${row.path} ${caller} ${r.status}`);
+        if (r.status !== want)
+          wrong.push(`${row.method} ${row.path} as ${caller}: ${r.status}, want ${want}: ${r.body}`);
+        if (r.status === 401) {
+          if (r.headers['www-authenticate'] !== 'Bearer realm="sluice"')
+            wrong.push(`${row.path}: no WWW-Authenticate`);
+        }
+        if (r.status === 401 || r.status === 403) {
+          if (r.headers['content-type'] !== 'application/problem+json')
+            wrong.push(`${row.path}: not problem+json`);
+          const doc = JSON.parse(r.body) as { status: number; title: string };
+          if (doc.status !== r.status) wrong.push(`${row.path}: problem status ${doc.status}`);
+        }
+      }
+    }
+    expect(wrong).toEqual([]);
+    expect(outcomes).toHaveLength(MATRIX.length * CALLERS.length);
+  });
+
+  it('redacts secrets from /api/config', async () => {
+    const r = await call(base(), 'GET', '/api/config', 'operator');
+    expect(r.status).toBe(200);
+    for (const secret of Object.values(SECRETS)) expect(r.body).not.toContain(secret);
+    expect(r.body).not.toContain(createHash('sha256').update(SECRETS.operator).digest('hex'));
+  });
+
+  it('logs every state change and refused attempt with audit: true, the token name and the outcome', async () => {
+    const audit = await sluice.waitForJson((l) => l.audit === true && l.msg === 'admin action', 12);
+    const by = (action: string, outcome: string) =>
+      audit.filter((l) => l.action === action && l.outcome === outcome);
+    expect(by('reload', 'success').map((l) => l.token_name)).toEqual(['ops']);
+    expect(by('target.drain', 'success')[0]).toMatchObject({
+      token_name: 'ops',
+      upstream: 'app',
+      index: '0',
+    });
+    expect(by('target.enable', 'success')[0]).toMatchObject({ token_name: 'ops' });
+    expect(by('unban', 'not-found')[0]).toMatchObject({ token_name: 'ops', address: '192.0.2.1' });
+    expect(
+      by('reload', 'forbidden')
+        .map((l) => l.token_name)
+        .sort(),
+    ).toEqual(['dev', 'grafana']);
+  });
+
+  it('`sluice reload` goes through the API with SLUICE_ADMIN_TOKEN, and needs an operator token', async () => {
+    const ok = await runCli(['reload', '-c', file], {
+      env: { ...env, SLUICE_ADMIN_TOKEN: SECRETS.operator },
+    });
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/^reloaded \((swap|roll)\); serving config [0-9a-f]+/);
+    const viewer = await runCli(['reload', '-c', file], {
+      env: { ...env, SLUICE_ADMIN_TOKEN: SECRETS.viewer },
+    });
+    expect(viewer.code).toBe(1);
+    expect(viewer.stderr).toContain('answered 403');
+    expect(viewer.stderr).toContain('operator token');
+    // Without a token: SIGHUP to the pid file; the outcome needs a token to read.
+    const signalled = await runCli(['reload', '-c', file], { env });
+    expect(signalled.code).toBe(0);
+    expect(signalled.stdout).toContain('sent SIGHUP');
+    await sluice.waitForJson((l) => l.msg === 'config reloaded' || l.msg === 'reload finished', 1);
+  });
+
+  it('never writes a token to its output', () => {
+    const output = sluice.stdout() + sluice.stderr();
+    for (const secret of Object.values(SECRETS)) expect(output).not.toContain(secret);
+    expect(output).not.toContain('not-a-token-of-ours-at-all');
+  });
+});
+
+describe('admin API without tokens', () => {
+  it('serves the read-only endpoints on loopback and forbids changes', async () => {
+    const dir = (await tempDir()).path;
+    const port = await freePort();
+    const admin = await freePort();
+    const file = join(dir, 'sluice.yaml');
+    await writeFile(
+      file,
+      `workers: 1
+log: { access: off }
+admin: { listen: "127.0.0.1:${admin}" }
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes: [{ respond: { body: "ok\\n" } }]
+`,
+    );
+    const sluice = spawnCli(['start', '-c', file]);
+    try {
+      await waitForPort(admin, { proc: sluice });
+      const base = `http://127.0.0.1:${admin}`;
+      for (const path of ['/api/status', '/api/bans', '/metrics', '/api/config', '/debug/handles']) {
+        expect((await call(base, 'GET', path, 'none')).status, path).toBe(200);
+      }
+      const reload = await call(base, 'POST', '/api/reload', 'none');
+      expect(reload.status).toBe(403);
+      expect(JSON.parse(reload.body).detail).toContain('configure admin.tokens');
+      expect((await call(base, 'DELETE', '/api/bans/192.0.2.1', 'none')).status).toBe(403);
+      expect((await call(base, 'GET', '/api/reload', 'none')).status).toBe(405);
+      expect((await call(base, 'GET', '/api/nope', 'none')).status).toBe(404);
+    } finally {
+      sluice.signal('SIGTERM');
+      await sluice.waitForExit(10_000);
+    }
+  });
+
+  it('refuses a non-loopback admin address: exit 2 with the position and SLUICE_E_ADMIN_EXPOSED', async () => {
+    const dir = (await tempDir()).path;
+    const file = join(dir, 'sluice.yaml');
+    await writeFile(
+      file,
+      `admin: { listen: "0.0.0.0:9090" }
+servers:
+  - listen: "127.0.0.1:8080"
+    routes: [{ respond: { body: "ok\\n" } }]
+`,
+    );
+    const r = await runCli(['start', '-c', file]);
+    expect(r.code).toBe(2);
+    expect(r.stdout + r.stderr).toMatch(/sluice\.yaml:1:18: SLUICE_E_ADMIN_EXPOSED admin\.listen/);
+  });
+});

@@ -1,0 +1,205 @@
+/**
+ * Two sluice nodes (built CLI; one with 2 workers, one with 1) sharing rate limits and bans
+ * through a real redis-server started here on a free port: a client's bucket is one bucket across
+ * both nodes, a ban made on one node is enforced by the other and lifted on both; with Redis
+ * stopped both nodes keep serving on local state (logged once per process), and when Redis comes
+ * back a ban made in the meantime reaches the other node.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type CliProcess,
+  freePort,
+  killAll,
+  requireBuilt,
+  spawnCli,
+  tempDir,
+  waitForPort,
+} from '../helpers/cli.js';
+import { until } from '../helpers/runtime.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+requireBuilt();
+
+const OPS = 'ops-token-for-shared-state';
+
+/** A throwaway redis-server: no persistence, loopback only. */
+async function startRedis(port: number, dir: string): Promise<ChildProcess> {
+  const child: ChildProcess = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+    { stdio: 'ignore' },
+  );
+  const failed = new Promise<never>((_, reject) =>
+    child.once('error', (err) =>
+      reject(new Error(`cannot run redis-server (apt-get install redis-server): ${err.message}`)),
+    ),
+  );
+  await Promise.race([waitForPort(port), failed]);
+  return child;
+}
+
+async function stopRedis(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const gone = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await gone;
+}
+
+async function get(port: number, path: string, client: string): Promise<number> {
+  const res = await request(`http://127.0.0.1:${port}${path}`, { headers: { 'x-forwarded-for': client } });
+  await res.body.dump();
+  return res.statusCode;
+}
+
+describe('shared state through Redis (two nodes)', () => {
+  let up: TestUpstream;
+  let redis: ChildProcess;
+  let redisPort: number;
+  let dir: string;
+  const nodes: { proc: CliProcess; port: number; admin: number }[] = [];
+
+  const config = (port: number, admin: number, workers: number) => `workers: ${workers}
+log: { access: off }
+state: { redis: "redis://127.0.0.1:${redisPort}/0" }
+admin:
+  listen: "127.0.0.1:${admin}"
+  tokens: [{ name: ops, role: operator, token_env: SLUICE_TEST_OPS }]
+servers:
+  - name: web
+    listen: "127.0.0.1:${port}"
+    trusted_proxies: [127.0.0.1]
+    ban: { statuses: [404], max: 3, window: 1m, duration: 10m }
+    routes:
+      - name: limited
+        match: { path_prefix: /limited/ }
+        rate_limit: { rate: 1/m, burst: 4 }
+        proxy: { upstream: app }
+      - match: { path: /ok }
+        proxy: { upstream: app }
+upstreams:
+  app:
+    targets: [{ url: "${up.url}" }]
+`;
+
+  const bans = async (admin: number) => {
+    const res = await request(`http://127.0.0.1:${admin}/api/bans`, {
+      headers: { authorization: `Bearer ${OPS}` },
+    });
+    return ((await res.body.json()) as { bans: { address: string }[] }).bans.map((b) => b.address);
+  };
+
+  beforeAll(async () => {
+    up = await startUpstream();
+    dir = (await tempDir()).path;
+    redisPort = await freePort();
+    redis = await startRedis(redisPort, dir);
+    for (const workers of [2, 1]) {
+      const port = await freePort();
+      const admin = await freePort();
+      const file = join(dir, `node-${workers}.yaml`);
+      await writeFile(file, config(port, admin, workers));
+      const proc = spawnCli(['start', '-c', file], { env: { SLUICE_TEST_OPS: OPS } });
+      nodes.push({ proc, port, admin });
+    }
+    for (const n of nodes) {
+      await waitForPort(n.port, { proc: n.proc });
+      await n.proc.waitForJson((l) => l.msg === 'sluice started');
+    }
+  });
+
+  afterAll(async () => {
+    for (const n of nodes) n.proc.signal('SIGTERM');
+    await Promise.all(nodes.map((n) => n.proc.waitForExit(10_000).catch(() => undefined)));
+    await killAll();
+    if (redis !== undefined) await stopRedis(redis);
+    await up?.close();
+  });
+
+  it('shares one token bucket per client across both nodes', async () => {
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    const client = '198.51.100.20';
+    // burst 4: five requests in all, wherever they land; on one node alone each would allow five.
+    const answers = [
+      await get(a.port, '/limited/1', client),
+      await get(a.port, '/limited/2', client),
+      await get(b.port, '/limited/3', client),
+      await get(a.port, '/limited/4', client),
+      await get(b.port, '/limited/5', client),
+      await get(b.port, '/limited/6', client),
+      await get(a.port, '/limited/7', client),
+    ];
+    expect(answers).toEqual([200, 200, 200, 200, 200, 429, 429]);
+    expect(await get(b.port, '/limited/8', '198.51.100.21')).toBe(200);
+  });
+
+  it('enforces a ban made on one node on the other, and lifts it on both', async () => {
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    const scanner = '203.0.113.50';
+    for (const path of ['/.env', '/.git/config', '/wp-login.php'])
+      expect(await get(a.port, path, scanner)).toBe(404);
+    await until(
+      async () => ((await get(b.port, '/ok', scanner)) === 403 ? true : undefined),
+      'node B enforcing the ban',
+      5000,
+    );
+    expect(await get(a.port, '/ok', scanner)).toBe(403);
+    expect(await bans(b.admin)).toContain(scanner);
+
+    const lifted = await request(`http://127.0.0.1:${b.admin}/api/bans/${scanner}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${OPS}` },
+    });
+    expect(lifted.statusCode).toBe(200);
+    await lifted.body.dump();
+    await until(
+      async () => ((await get(a.port, '/ok', scanner)) === 200 ? true : undefined),
+      'node A lifting the ban',
+      5000,
+    );
+    expect(await get(b.port, '/ok', scanner)).toBe(200);
+    expect(await bans(a.admin)).not.toContain(scanner);
+  });
+
+  it('keeps serving when Redis stops, and shares a ban made meanwhile once Redis is back', async () => {
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    await stopRedis(redis);
+    // Traffic goes on: plain requests, rate-limited ones (local buckets now), and bans counted locally.
+    for (let i = 0; i < 20; i++) {
+      expect(await get(a.port, '/ok', `198.51.100.${100 + (i % 5)}`)).toBe(200);
+      expect(await get(b.port, '/ok', `198.51.100.${100 + (i % 5)}`)).toBe(200);
+    }
+    expect(await get(a.port, '/limited/x', '198.51.100.30')).toBe(200);
+    for (const n of nodes) {
+      await n.proc.waitForJson((l) => l.msg === 'shared state: Redis unreachable; serving with local state');
+    }
+    const scanner = '203.0.113.60';
+    for (const path of ['/a', '/b', '/c']) expect(await get(a.port, path, scanner)).toBe(404);
+    await until(
+      async () => ((await get(a.port, '/ok', scanner)) === 403 ? true : undefined),
+      'node A banning locally',
+      5000,
+    );
+    expect(await get(b.port, '/ok', scanner)).toBe(200);
+
+    // Down once, reported once per process (primary and workers), not once per request.
+    const downLines = (n: (typeof nodes)[0]) =>
+      n.proc.jsonLines().filter((l) => l.msg === 'shared state: Redis unreachable; serving with local state')
+        .length;
+    expect(downLines(a)).toBeLessThanOrEqual(3);
+    expect(downLines(b)).toBeLessThanOrEqual(2);
+
+    redis = await startRedis(redisPort, dir);
+    await until(
+      async () => ((await get(b.port, '/ok', scanner)) === 403 ? true : undefined),
+      'node B learning the ban',
+      10_000,
+    );
+    await a.proc.waitForJson((l) => l.msg === 'shared state: Redis is back; resynchronising');
+    const output = nodes.map((n) => n.proc.stdout() + n.proc.stderr()).join('');
+    expect(output).not.toContain(OPS);
+  });
+});

@@ -1,0 +1,562 @@
+/**
+ * The egress forward proxy with real sockets: a real curl through `-x`, a local HTTP origin, a
+ * TCP echo origin for CONNECT, and the log lines the proxy writes.
+ */
+import { execFile } from 'node:child_process';
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { ResolvedEgress } from '../../src/config/types.js';
+import { EgressServer } from '../../src/egress/egress-server.js';
+import { rawRequest } from '../helpers/raw-http.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+interface LogLine {
+  level: 'info' | 'warn' | 'error';
+  msg: string;
+  [key: string]: unknown;
+}
+
+function captureLog() {
+  const lines: LogLine[] = [];
+  const at = (level: LogLine['level']) => (obj: object, msg: string) => {
+    lines.push({ ...(obj as Record<string, unknown>), level, msg });
+  };
+  return { lines, log: { info: at('info'), warn: at('warn'), error: at('error') } };
+}
+
+interface CurlResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the real curl; `input` goes to its stdin (for `--data-binary @-`). */
+function curl(args: readonly string[], input?: Buffer): Promise<CurlResult> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      'curl',
+      ['-sS', '--max-time', '10', ...args],
+      { maxBuffer: 64 * 1024 * 1024, encoding: 'latin1' },
+      (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
+        resolve({ code, stdout, stderr });
+      },
+    );
+    if (input !== undefined) child.stdin?.end(input);
+  });
+}
+
+/** A TCP server that echoes every byte back. */
+async function startEcho(): Promise<{ port: number; connections: () => number; close(): Promise<void> }> {
+  let connections = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    connections++;
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => s.destroy());
+    s.pipe(s);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    connections: () => connections,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A port on 127.0.0.1 that nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Opens a CONNECT tunnel on a raw socket; resolves with the socket and the proxy's answer head. */
+function connectTunnel(
+  proxyPort: number,
+  authority: string,
+  early = '',
+): Promise<{ socket: net.Socket; head: string; rest: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(proxyPort, '127.0.0.1');
+    let buf = Buffer.alloc(0);
+    socket.on('error', reject);
+    socket.on('connect', () =>
+      socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n${early}`),
+    );
+    const onData = (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      socket.off('data', onData);
+      socket.pause();
+      resolve({ socket, head: buf.subarray(0, end).toString('latin1'), rest: buf.subarray(end + 4) });
+    };
+    socket.on('data', onData);
+    socket.on('close', () => reject(new Error(`closed before an answer: ${buf.toString('latin1')}`)));
+  });
+}
+
+/** Writes `payload` through an open tunnel and collects the same number of bytes back. */
+function echoThrough(
+  socket: net.Socket,
+  payload: Buffer,
+  already: Buffer = Buffer.alloc(0),
+): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [already];
+    let size = already.length;
+    socket.on('data', (d: Buffer) => {
+      chunks.push(d);
+      size += d.length;
+      if (size >= payload.length) resolve(Buffer.concat(chunks));
+    });
+    socket.on('error', reject);
+    socket.resume();
+    socket.write(payload);
+  });
+}
+
+const waitFor = async (check: () => boolean, ms = 3000): Promise<void> => {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+describe('egress forward proxy', () => {
+  let origin: TestUpstream;
+  let echo: Awaited<ReturnType<typeof startEcho>>;
+  let egress: EgressServer;
+  let capture: ReturnType<typeof captureLog>;
+  let proxy: string;
+
+  const config = (hosts: string[]): ResolvedEgress => ({
+    listen: { host: '127.0.0.1', port: 0, key: '127.0.0.1:0' },
+    policies: [
+      // 127.0.0.2 (another loopback address) is in no policy.
+      { name: 'apps', sources: ['127.0.0.1/32', '::1/128'], hosts },
+      { name: 'other', sources: ['10.0.0.0/8'], hosts: ['localhost'] },
+    ],
+  });
+
+  beforeAll(async () => {
+    origin = await startUpstream();
+    echo = await startEcho();
+    capture = captureLog();
+    // The origin is allowed by address; `localhost` (the same origin, by name) is not.
+    egress = new EgressServer(config(['127.0.0.1', '*.example.test']), capture.log, {
+      timeouts: { headersMs: 500, connectMs: 2000 },
+    });
+    await egress.listen();
+    proxy = `http://127.0.0.1:${egress.port}`;
+  });
+
+  afterAll(async () => {
+    await egress.close(1000);
+    await origin.close();
+    await echo.close();
+  });
+
+  afterEach(() => {
+    origin.seen.length = 0;
+    capture.lines.length = 0;
+  });
+
+  it('forwards an allowed absolute-form request from curl -x, hop-by-hop and Proxy-* headers stripped, body intact', async () => {
+    const body = Buffer.alloc(300_000, 'abcdefghij');
+    const r = await curl(
+      [
+        '-x',
+        proxy,
+        '-H',
+        'Proxy-Authorization: Basic dXNlcjpwYXNz',
+        '-H',
+        'Proxy-Connection: keep-alive',
+        '-H',
+        'Connection: keep-alive, X-Hop',
+        '-H',
+        'X-Hop: secret',
+        '-H',
+        'Keep-Alive: timeout=5',
+        '-H',
+        'TE: trailers',
+        '-H',
+        'X-Kept: yes',
+        '-H',
+        'Content-Type: application/octet-stream',
+        '--data-binary',
+        '@-',
+        '-w',
+        '\n%{http_code}',
+        `http://127.0.0.1:${origin.port}/upload?x=1`,
+      ],
+      body,
+    );
+    expect(r.stderr).toBe('');
+    expect(r.stdout.endsWith('\n200')).toBe(true);
+    expect(origin.seen).toHaveLength(1);
+    const seen = origin.seen[0]!;
+    expect(seen.method).toBe('POST');
+    expect(seen.url).toBe('/upload?x=1');
+    expect(seen.body.equals(body)).toBe(true);
+    expect(seen.headers.host).toBe(`127.0.0.1:${origin.port}`);
+    expect(seen.headers['x-kept']).toBe('yes');
+    for (const name of ['proxy-authorization', 'proxy-connection', 'x-hop', 'keep-alive', 'te']) {
+      expect(seen.headers[name], name).toBeUndefined();
+    }
+    // Node adds its own `connection: keep-alive` towards the origin; the client's tokens are gone.
+    expect(seen.headers.connection ?? 'keep-alive').toBe('keep-alive');
+    const line = capture.lines.find((l) => l.msg === 'egress');
+    expect(line).toMatchObject({
+      level: 'info',
+      source: '127.0.0.1',
+      host: '127.0.0.1',
+      port: origin.port,
+      method: 'POST',
+      policy: 'apps',
+      status: 200,
+      bytes_sent: body.length,
+    });
+    expect(line?.bytes_received).toBeGreaterThan(body.length);
+  });
+
+  it('streams a large response back through the proxy', async () => {
+    const big = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      const chunk = Buffer.alloc(64 * 1024, 'z');
+      let sent = 0;
+      const pump = () => {
+        while (sent < 8 * 1024 * 1024) {
+          sent += chunk.length;
+          if (!res.write(chunk)) {
+            res.once('drain', pump);
+            return;
+          }
+        }
+        res.end();
+      };
+      pump();
+    });
+    try {
+      const r = await curl([
+        '-x',
+        proxy,
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code} %{size_download}',
+        `${big.url}/big`,
+      ]);
+      expect(r.stdout).toBe(`200 ${8 * 1024 * 1024}`);
+    } finally {
+      await big.close();
+    }
+  });
+
+  it('refuses a host not in the policy with 403, the origin sees nothing, and logs a warning', async () => {
+    const r = await curl(['-x', proxy, '-i', `http://localhost:${origin.port}/secret`]);
+    expect(r.stdout).toMatch(/^HTTP\/1\.1 403 /);
+    expect(r.stdout).toMatch(/content-type: application\/problem\+json/i);
+    const doc = JSON.parse(r.stdout.slice(r.stdout.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>;
+    expect(doc).toMatchObject({ status: 403, code: 'SLUICE_E_AUTH_EGRESS_DENIED' });
+    expect(origin.seen).toHaveLength(0);
+    expect(capture.lines).toEqual([
+      expect.objectContaining({
+        level: 'warn',
+        msg: 'egress denied',
+        source: '127.0.0.1',
+        host: 'localhost',
+        port: origin.port,
+        method: 'GET',
+        reason: 'host',
+        error_id: doc.request_id,
+      }),
+    ]);
+  });
+
+  it('refuses a client address that no policy lists', async () => {
+    const r = await curl([
+      '--interface',
+      '127.0.0.2',
+      '-x',
+      proxy,
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      `http://127.0.0.1:${origin.port}/`,
+    ]);
+    expect(r.stdout).toBe('403');
+    expect(origin.seen).toHaveLength(0);
+    expect(capture.lines[0]).toMatchObject({ msg: 'egress denied', source: '127.0.0.2', reason: 'source' });
+  });
+
+  it('tunnels an allowed CONNECT (curl -p) and relays bytes both ways', async () => {
+    const r = await curl([
+      '-p',
+      '-x',
+      proxy,
+      '-w',
+      '\n%{http_code}',
+      `http://127.0.0.1:${origin.port}/through-tunnel`,
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.endsWith('\n200')).toBe(true);
+    expect(origin.seen.map((s) => s.url)).toEqual(['/through-tunnel']);
+
+    const { socket, head, rest } = await connectTunnel(egress.port, `127.0.0.1:${echo.port}`, 'early bytes|');
+    expect(head).toBe('HTTP/1.1 200 Connection Established');
+    const payload = Buffer.alloc(4 * 1024 * 1024);
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 7) & 0xff;
+    const back = await echoThrough(socket, payload, rest);
+    expect(back.subarray(0, 12).toString()).toBe('early bytes|');
+    expect(back.subarray(12).equals(payload)).toBe(true);
+    socket.end();
+    await waitFor(() => capture.lines.filter((l) => l.method === 'CONNECT').length === 2);
+    const lines = capture.lines.filter((l) => l.method === 'CONNECT');
+    expect(lines.every((l) => l.msg === 'egress' && l.level === 'info' && l.policy === 'apps')).toBe(true);
+    expect(lines[1]).toMatchObject({ host: '127.0.0.1', port: echo.port, status: 200 });
+    expect(lines[1]!.bytes_sent).toBe(payload.length + 12);
+    expect(lines[1]!.bytes_received).toBe(payload.length + 12);
+  });
+
+  it('refuses a denied CONNECT with 403 and closes', async () => {
+    const r = await curl(['-p', '-x', proxy, `http://localhost:${origin.port}/`]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/403/);
+    expect(origin.seen).toHaveLength(0);
+
+    const before = echo.connections();
+    const raw = await rawRequest(
+      egress.port,
+      `CONNECT localhost:${echo.port} HTTP/1.1\r\nHost: localhost\r\n\r\n`,
+    );
+    expect(raw.status).toBe(403);
+    expect(raw.closed).toBe(true);
+    expect(raw.text).toContain('SLUICE_E_AUTH_EGRESS_DENIED');
+    expect(echo.connections()).toBe(before);
+    expect(capture.lines.filter((l) => l.msg === 'egress denied').map((l) => [l.method, l.host])).toEqual([
+      ['CONNECT', 'localhost'],
+      ['CONNECT', 'localhost'],
+    ]);
+  });
+
+  it('matches wildcard names through CONNECT by the name in the CONNECT line', async () => {
+    // `*.example.test` is allowed; `.test` names do not resolve, so the allowed tunnel fails (502,
+    // or 504 where DNS answers slowly) instead of being refused.
+    const ok = await rawRequest(egress.port, 'CONNECT api.example.test:443 HTTP/1.1\r\n\r\n', {
+      waitMs: 5000,
+    });
+    expect([502, 504]).toContain(ok.status);
+    expect(capture.lines[0]).toMatchObject({
+      msg: 'egress',
+      policy: 'apps',
+      host: 'api.example.test',
+      port: 443,
+    });
+    const apex = await rawRequest(egress.port, 'CONNECT example.test:443 HTTP/1.1\r\n\r\n');
+    expect(apex.status).toBe(403);
+    expect(capture.lines[1]).toMatchObject({ msg: 'egress denied', host: 'example.test', reason: 'host' });
+  });
+
+  it('answers origin-form requests with 400: the listener is only a proxy', async () => {
+    const raw = await rawRequest(egress.port, 'GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    expect(raw.status).toBe(400);
+    expect(raw.text).toContain('SLUICE_E_CLIENT_EGRESS_NOT_PROXY');
+    const https = await rawRequest(egress.port, 'GET https://127.0.0.1/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    expect(https.status).toBe(400);
+    expect(https.text).toContain('SLUICE_E_CLIENT_EGRESS_TARGET');
+    const noPort = await rawRequest(egress.port, 'CONNECT 127.0.0.1 HTTP/1.1\r\n\r\n');
+    expect(noPort.status).toBe(400);
+  });
+
+  it('answers 502 when the origin is down, for both forms', async () => {
+    const port = await closedPort();
+    const r = await curl(['-x', proxy, '-i', `http://127.0.0.1:${port}/`]);
+    expect(r.stdout).toMatch(/^HTTP\/1\.1 502 /);
+    expect(r.stdout).toContain('SLUICE_E_UPSTREAM_CONNECT');
+    const raw = await rawRequest(egress.port, `CONNECT 127.0.0.1:${port} HTTP/1.1\r\n\r\n`);
+    expect(raw.status).toBe(502);
+    expect(raw.closed).toBe(true);
+    const failures = capture.lines.filter((l) => l.msg === 'egress');
+    expect(failures.map((l) => [l.level, l.method, l.status, l.error])).toEqual([
+      ['warn', 'GET', 502, 'SLUICE_E_UPSTREAM_CONNECT'],
+      ['warn', 'CONNECT', 502, 'SLUICE_E_UPSTREAM_CONNECT'],
+    ]);
+  });
+
+  it('answers 502 to a request with a body when the origin is down', async () => {
+    const port = await closedPort();
+    const r = await curl(
+      [
+        '-x',
+        proxy,
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        '--data-binary',
+        '@-',
+        `http://127.0.0.1:${port}/`,
+      ],
+      Buffer.alloc(20_000, 'b'),
+    );
+    expect(r.stdout).toBe('502');
+  });
+
+  it('answers 504 when the origin does not answer in time', async () => {
+    const silent = await startUpstream(() => undefined);
+    try {
+      const r = await curl(['-x', proxy, '-o', '/dev/null', '-w', '%{http_code}', `${silent.url}/slow`]);
+      expect(r.stdout).toBe('504');
+    } finally {
+      await silent.close();
+    }
+  });
+
+  it('refuses requests that would loop back into the proxy itself', async () => {
+    const r = await curl(['-x', proxy, '-i', `http://127.0.0.1:${egress.port}/`]);
+    expect(r.stdout).toMatch(/^HTTP\/1\.1 403 /);
+    expect(r.stdout).toContain('SLUICE_E_CLIENT_EGRESS_LOOP');
+    const raw = await rawRequest(egress.port, `CONNECT 127.0.0.1:${egress.port} HTTP/1.1\r\n\r\n`);
+    expect(raw.status).toBe(403);
+    expect(raw.text).toContain('SLUICE_E_CLIENT_EGRESS_LOOP');
+    expect(capture.lines.filter((l) => l.msg === 'egress denied').map((l) => l.reason)).toEqual([
+      'loop',
+      'loop',
+    ]);
+  });
+
+  it('keeps serving after a client resets mid-request', async () => {
+    const socket = net.connect(egress.port, '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    socket.write(
+      `POST http://127.0.0.1:${origin.port}/ HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\npartial`,
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    socket.resetAndDestroy();
+    const r = await curl(['-x', proxy, '-o', '/dev/null', '-w', '%{http_code}', `${origin.url}/after`]);
+    expect(r.stdout).toBe('200');
+  });
+
+  it('swaps policies on update()', async () => {
+    try {
+      egress.update(config(['localhost']));
+      const denied = await curl(['-x', proxy, '-o', '/dev/null', '-w', '%{http_code}', `${origin.url}/`]);
+      expect(denied.stdout).toBe('403');
+    } finally {
+      egress.update(config(['127.0.0.1', '*.example.test']));
+    }
+    const allowed = await curl(['-x', proxy, '-o', '/dev/null', '-w', '%{http_code}', `${origin.url}/`]);
+    expect(allowed.stdout).toBe('200');
+  });
+});
+
+describe('egress lifecycle', () => {
+  it('closes: stops accepting, ends open tunnels at the deadline', async () => {
+    const echo = await startEcho();
+    const { log } = captureLog();
+    const egress = new EgressServer(
+      {
+        listen: { host: '127.0.0.1', port: 0, key: '127.0.0.1:0' },
+        policies: [{ name: 'p', sources: ['127.0.0.1/32'], hosts: ['127.0.0.1'] }],
+      },
+      log,
+    );
+    await egress.listen();
+    const port = egress.port;
+    const { socket } = await connectTunnel(port, `127.0.0.1:${echo.port}`);
+    socket.resume();
+    const closedAt = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+    const started = Date.now();
+    await egress.close(300);
+    expect((await closedAt) - started).toBeGreaterThanOrEqual(250);
+    const refused = await new Promise<string>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? ''));
+      s.on('connect', () => {
+        s.destroy();
+        resolve('connected');
+      });
+    });
+    expect(refused).toBe('ECONNREFUSED');
+    await echo.close();
+  });
+
+  it('lets a request in flight finish while closing', async () => {
+    const slow = await startUpstream((_req, res) => {
+      setTimeout(() => res.end('late'), 200);
+    });
+    const { log } = captureLog();
+    const egress = new EgressServer(
+      {
+        listen: { host: '127.0.0.1', port: 0, key: '127.0.0.1:0' },
+        policies: [{ name: 'p', sources: ['127.0.0.1/32'], hosts: ['127.0.0.1'] }],
+      },
+      log,
+    );
+    await egress.listen();
+    const pending = curl([
+      '-x',
+      `http://127.0.0.1:${egress.port}`,
+      '-w',
+      ' %{http_code}',
+      `${slow.url}/slow`,
+    ]);
+    await waitFor(() => slow.seen.length === 1);
+    await egress.close(5000);
+    expect((await pending).stdout).toBe('late 200');
+    await slow.close();
+  });
+
+  it('closes a tunnel that stays silent for the idle timeout', async () => {
+    const echo = await startEcho();
+    const { lines, log } = captureLog();
+    const egress = new EgressServer(
+      {
+        listen: { host: '127.0.0.1', port: 0, key: '127.0.0.1:0' },
+        policies: [{ name: 'p', sources: ['127.0.0.1/32'], hosts: ['127.0.0.1'] }],
+      },
+      log,
+      { timeouts: { idleMs: 200 } },
+    );
+    await egress.listen();
+    const { socket } = await connectTunnel(egress.port, `127.0.0.1:${echo.port}`);
+    const back = await echoThrough(socket, Buffer.from('ping'));
+    expect(back.toString()).toBe('ping');
+    const started = Date.now();
+    await new Promise((resolve) => socket.once('close', resolve));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+    await waitFor(() => lines.some((l) => l.msg === 'egress'));
+    expect(lines.find((l) => l.msg === 'egress')).toMatchObject({
+      method: 'CONNECT',
+      status: 200,
+      bytes_sent: 4,
+    });
+    await egress.close(0);
+    await echo.close();
+  });
+
+  it('reports a listen failure as SLUICE_E_RUNTIME_LISTEN', async () => {
+    const taken = http.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as AddressInfo).port;
+    const egress = new EgressServer(
+      { listen: { host: '127.0.0.1', port, key: `127.0.0.1:${port}` }, policies: [] },
+      captureLog().log,
+    );
+    await expect(egress.listen()).rejects.toMatchObject({ code: 'SLUICE_E_RUNTIME_LISTEN' });
+    await egress.close(0);
+    await new Promise<void>((resolve) => taken.close(() => resolve()));
+  });
+});

@@ -1,0 +1,233 @@
+/**
+ * Rate limits, bans and allow/deny on real loopback traffic through an in-process sluice: refused
+ * requests get their 4xx and never reach the upstream; bans show up in the admin API, the metrics
+ * and the log; other clients (told apart through a trusted X-Forwarded-For) are unaffected.
+ */
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { http } from '../helpers/http.js';
+import { startSluice, type TestSluice } from '../helpers/sluice.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+const OPS = 'ops-secret-for-tests';
+const tokens = [
+  { name: 'ops', role: 'operator' as const, token_sha256: createHash('sha256').update(OPS).digest('hex') },
+];
+
+/** The value of one sample in Prometheus text, or 0 when absent. */
+function sample(metrics: string, name: string, labels: Record<string, string> = {}): number {
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  for (const line of metrics.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (want.every((w) => line.includes(w))) return Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return 0;
+}
+
+let up: TestUpstream;
+beforeAll(async () => {
+  up = await startUpstream();
+});
+afterAll(async () => {
+  await up.close();
+});
+
+describe('rate limits', () => {
+  let sluice: TestSluice;
+  let adminUrl: string;
+
+  beforeAll(async () => {
+    sluice = await startSluice({
+      admin: { listen: '127.0.0.1:0' },
+      servers: [
+        {
+          name: 'web',
+          listen: '127.0.0.1:0',
+          trusted_proxies: ['127.0.0.1'],
+          rate_limit: { rate: '2/s', burst: 3 },
+          routes: [
+            {
+              name: 'keyed',
+              match: { path_prefix: '/keyed/' },
+              rate_limit: { rate: '1/m', key: '$http_x_api_key' },
+              proxy: { url: up.url },
+            },
+            { name: 'open', match: { path_prefix: '/open/' }, proxy: { url: up.url } },
+          ],
+        },
+      ],
+    });
+    adminUrl = `http://127.0.0.1:${sluice.instance.addresses().admin!.port}`;
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+  });
+
+  it('lets burst + 1 through, then answers 429 with Retry-After and RateLimit headers; the upstream sees none of them', async () => {
+    const before = up.seen.length;
+    const client = { 'x-forwarded-for': '198.51.100.1' };
+    const answers = [];
+    for (let i = 0; i < 10; i++) answers.push(await http(`${sluice.url}/open/${i}`, { headers: client }));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 429, 429, 429, 429, 429, 429]);
+    const refused = answers[4]!;
+    expect(refused.headers['retry-after']).toBe('1');
+    expect(refused.headers['ratelimit-limit']).toBe('4');
+    expect(refused.headers['ratelimit-remaining']).toBe('0');
+    expect(Number(refused.headers['ratelimit-reset'])).toBeGreaterThanOrEqual(1);
+    expect(refused.headers['content-type']).toBe('application/problem+json');
+    expect(refused.body).toContain('SLUICE_E_AUTH_RATE_LIMITED');
+    expect(up.seen.length - before).toBe(4);
+    // Another client has its own bucket.
+    expect(
+      (await http(`${sluice.url}/open/x`, { headers: { 'x-forwarded-for': '198.51.100.2' } })).status,
+    ).toBe(200);
+    // 2/s: a token is back after half a second.
+    await new Promise((r) => setTimeout(r, 600));
+    expect((await http(`${sluice.url}/open/y`, { headers: client })).status).toBe(200);
+
+    const metrics = (await http(`${adminUrl}/metrics`)).body;
+    expect(sample(metrics, 'sluice_rate_limited_total', { server: 'web' })).toBe(6);
+    const lines = await sluice.waitForAccessLines(12);
+    expect(lines.filter((l) => l.status === 429)).toHaveLength(6);
+  });
+
+  it('keys a route limit by a header, independently of the server limit', async () => {
+    const a = { 'x-api-key': 'key-a', 'x-forwarded-for': '198.51.100.10' };
+    const b = { 'x-api-key': 'key-b', 'x-forwarded-for': '198.51.100.10' };
+    expect((await http(`${sluice.url}/keyed/1`, { headers: a })).status).toBe(200);
+    expect((await http(`${sluice.url}/keyed/2`, { headers: a })).status).toBe(429);
+    expect((await http(`${sluice.url}/keyed/3`, { headers: b })).status).toBe(200);
+    const refused = await http(`${sluice.url}/keyed/4`, { headers: b });
+    expect(refused.status).toBe(429);
+    // 1 per minute: the next token is a minute away.
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(50);
+  });
+});
+
+describe('bans', () => {
+  let sluice: TestSluice;
+  let adminUrl: string;
+
+  beforeAll(async () => {
+    sluice = await startSluice({
+      admin: { listen: '127.0.0.1:0', tokens },
+      servers: [
+        {
+          name: 'web',
+          listen: '127.0.0.1:0',
+          trusted_proxies: ['127.0.0.1'],
+          ban: { statuses: [401, 404], max: 3, window: '10s', duration: '1500ms' },
+          routes: [
+            { match: { path: '/ok' }, proxy: { url: up.url } },
+            { match: { path: '/login' }, respond: { status: 401 } },
+          ],
+        },
+      ],
+    });
+    adminUrl = `http://127.0.0.1:${sluice.instance.addresses().admin!.port}`;
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+  });
+
+  const as = (client: string) => ({ headers: { 'x-forwarded-for': client } });
+  const bans = async () =>
+    (await http(`${adminUrl}/api/bans`, { headers: { authorization: `Bearer ${OPS}` } })).json() as {
+      bans: { address: string; scope: string; until: string }[];
+    };
+
+  it('bans a client after max listed answers in the window; 403 then, even where it was fine; others go on', async () => {
+    const scanner = '203.0.113.7';
+    expect((await http(`${sluice.url}/ok`, as(scanner))).status).toBe(200);
+    expect((await http(`${sluice.url}/wp-admin`, as(scanner))).status).toBe(404);
+    expect((await http(`${sluice.url}/login`, as(scanner))).status).toBe(401);
+    expect((await http(`${sluice.url}/.env`, as(scanner))).status).toBe(404);
+    const seen = up.seen.length;
+    const refused = await http(`${sluice.url}/ok`, as(scanner));
+    expect(refused.status).toBe(403);
+    expect(refused.body).toContain('SLUICE_E_AUTH_BANNED');
+    expect(up.seen.length).toBe(seen);
+    expect((await http(`${sluice.url}/ok`, as('203.0.113.8'))).status).toBe(200);
+
+    const listed = (await bans()).bans;
+    expect(listed).toHaveLength(1);
+    expect(listed[0]).toMatchObject({ address: scanner, scope: 'web' });
+    const metrics = (await http(`${adminUrl}/metrics`, { headers: { authorization: `Bearer ${OPS}` } })).body;
+    expect(sample(metrics, 'sluice_bans_active')).toBe(1);
+    const logged = sluice.logs.find((l) => l.msg === 'client banned');
+    expect(logged).toMatchObject({ audit: true, client: scanner, scope: 'web', strikes: 3, level: 'warn' });
+
+    // The ban runs out after its duration.
+    await new Promise((r) => setTimeout(r, 1600));
+    expect((await http(`${sluice.url}/ok`, as(scanner))).status).toBe(200);
+    expect((await bans()).bans).toHaveLength(0);
+  });
+
+  it('DELETE /api/bans/{ip} lifts a ban at once (operator only) and logs it', async () => {
+    const client = '2001:db8::77';
+    for (const path of ['/a', '/b', '/c']) await http(`${sluice.url}${path}`, as(client));
+    expect((await http(`${sluice.url}/ok`, as(client))).status).toBe(403);
+    const anonymous = await http(`${adminUrl}/api/bans/${encodeURIComponent(client)}`, { method: 'DELETE' });
+    expect(anonymous.status).toBe(401);
+    expect((await http(`${sluice.url}/ok`, as(client))).status).toBe(403);
+    const lifted = await http(`${adminUrl}/api/bans/${encodeURIComponent(client)}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${OPS}` },
+    });
+    expect(lifted.status).toBe(200);
+    expect(lifted.json()).toEqual({ address: client, lifted: 1 });
+    expect((await http(`${sluice.url}/ok`, as(client))).status).toBe(200);
+    expect(sluice.logs.find((l) => l.msg === 'admin action' && l.action === 'unban')).toMatchObject({
+      audit: true,
+      token_name: 'ops',
+      address: client,
+      outcome: 'success',
+    });
+    expect(JSON.stringify(sluice.logs)).not.toContain(OPS);
+  });
+});
+
+describe('allow/deny', () => {
+  let sluice: TestSluice;
+  let v6Port: number;
+
+  beforeAll(async () => {
+    sluice = await startSluice({
+      servers: [
+        {
+          name: 'web',
+          listen: ['127.0.0.1:0', '[::1]:0'],
+          access: [{ deny: '127.0.0.1' }, { allow: '::1' }, { deny: 'all' }],
+          routes: [
+            {
+              name: 'lan',
+              match: { path_prefix: '/lan/' },
+              access: { allow: ['10.0.0.0/8', '127.0.0.0/8'] },
+              proxy: { url: up.url },
+            },
+            { proxy: { url: up.url } },
+          ],
+        },
+      ],
+    });
+    v6Port = sluice.instance.addresses().servers[1]!.port;
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+  });
+
+  it('applies the server list in nginx order over IPv4 and IPv6; a route list replaces it', async () => {
+    const seen = up.seen.length;
+    const v4 = await http(`${sluice.url}/x`);
+    expect(v4.status).toBe(403);
+    expect(v4.body).toContain('SLUICE_E_AUTH_DENIED');
+    expect(up.seen.length).toBe(seen);
+    expect((await http(`http://[::1]:${v6Port}/x`)).status).toBe(200);
+    // The route's own list admits 127.0.0.0/8 only.
+    expect((await http(`${sluice.url}/lan/x`)).status).toBe(200);
+    expect((await http(`http://[::1]:${v6Port}/lan/x`)).status).toBe(403);
+  });
+});

@@ -1,0 +1,394 @@
+/**
+ * A TLS listener through its life: WebSockets (HTTP/1.1 only) on an HTTP/2 address, the
+ * HTTP/1.1 limits over TLS, HTTP/2 limits and idle sessions, reloads that change certificates (or
+ * try to switch an address between plain and TLS), and a drain that sends HTTP/2 clients GOAWAY.
+ */
+import { readFileSync } from 'node:fs';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket, { WebSocketServer } from 'ws';
+import type { SluiceConfigInput } from '../../src/config/schema.js';
+import { resolve, startSluice } from '../helpers/sluice.js';
+import { type CertFiles, makePki, type TestPki } from '../helpers/tls-pki.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+let pki: TestPki;
+let ca: Buffer;
+let a: CertFiles;
+let a2: CertFiles;
+let up: TestUpstream;
+
+beforeAll(async () => {
+  pki = makePki();
+  const root = pki.ca('root');
+  ca = readFileSync(root.cert);
+  a = root.leaf('a.test', { dns: ['a.test'], usage: 'server' });
+  a2 = root.leaf('a.test-2', { dns: ['a.test'], usage: 'server' });
+  up = await startUpstream((req, res) => {
+    if (req.url === '/slow') {
+      setTimeout(() => res.end('slow done'), 400);
+      return;
+    }
+    res.end(`ok ${req.url}`);
+  });
+});
+
+afterAll(async () => {
+  await up?.close();
+  pki?.remove();
+});
+
+function config(extra: Record<string, unknown> = {}, cert: CertFiles = a): SluiceConfigInput {
+  return {
+    servers: [
+      {
+        listen: '127.0.0.1:0',
+        server_name: ['a.test'],
+        http2: true,
+        tls: { cert: cert.cert, key: cert.key },
+        routes: [{ proxy: { url: up.url } }],
+        ...extra,
+      },
+    ],
+  } as SluiceConfigInput;
+}
+
+function h2Connect(port: number): Promise<http2.ClientHttp2Session> {
+  return new Promise((resolvePromise, reject) => {
+    const client = http2.connect(`https://127.0.0.1:${port}`, { ca, servername: 'a.test' }, () =>
+      resolvePromise(client),
+    );
+    client.on('error', reject);
+  });
+}
+
+function h2Get(
+  client: http2.ClientHttp2Session,
+  path: string,
+  body?: Buffer,
+  headers: http2.OutgoingHttpHeaders = {},
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolvePromise, reject) => {
+    const req = client.request({ ':path': path, ':method': body === undefined ? 'GET' : 'POST', ...headers });
+    let status = 0;
+    let data = '';
+    req.setEncoding('utf8');
+    req.on('response', (h) => {
+      status = Number(h[':status']);
+    });
+    req.on('data', (d: string) => {
+      data += d;
+    });
+    req.on('end', () => resolvePromise({ status, body: data }));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** The CN a new TLS connection is served. */
+function servedCn(port: number): Promise<string> {
+  return new Promise((resolvePromise, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'a.test', ca }, () => {
+      resolvePromise(String(socket.getPeerCertificate().subject.CN));
+      socket.destroy();
+    });
+    socket.on('error', reject);
+  });
+}
+
+describe('WebSocket on an HTTP/2 TLS address', () => {
+  it('tunnels wss:// over HTTP/1.1', async () => {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise<void>((r) => wss.once('listening', () => r()));
+    wss.on('connection', (ws) => ws.on('message', (d) => ws.send(`echo:${d.toString()}`)));
+    const wsPort = (wss.address() as AddressInfo).port;
+    const sluice = await startSluice(config({ routes: [{ proxy: { url: `http://127.0.0.1:${wsPort}` } }] }));
+    try {
+      const options = { ca, servername: 'a.test', headers: { host: 'a.test' } } as WebSocket.ClientOptions;
+      const ws = new WebSocket(`wss://127.0.0.1:${sluice.port}/ws`, options);
+      const reply = await new Promise<string>((resolvePromise, reject) => {
+        ws.on('open', () => ws.send('hi'));
+        ws.on('message', (d) => resolvePromise(d.toString()));
+        ws.on('error', reject);
+      });
+      expect(reply).toBe('echo:hi');
+      ws.close();
+    } finally {
+      await sluice.close();
+      for (const c of wss.clients) c.terminate();
+      await new Promise<void>((r) => wss.close(() => r()));
+    }
+  });
+});
+
+describe('handlers over HTTP/2', () => {
+  it('serves a fetch-style app and a Node listener: status, headers, Set-Cookie, bodies', async () => {
+    const sluice = await startSluice(
+      config({
+        routes: [
+          { name: 'fetch', match: { path_prefix: '/f/' }, handler: 'test/fixtures/handlers/fetch-app.ts' },
+          { name: 'listener', handler: 'test/fixtures/handlers/listener-app.ts' },
+        ],
+      }),
+    );
+    const client = await h2Connect(sluice.port);
+    try {
+      const echo = await h2Get(client, '/f/echo', Buffer.from('hi'));
+      expect(echo.status).toBe(200);
+      expect(JSON.parse(echo.body)).toMatchObject({
+        method: 'POST',
+        body: 'hi',
+        url: `https://a.test:${sluice.port}/f/echo`,
+      });
+      const cookies = await new Promise<http2.IncomingHttpHeaders>((resolvePromise, reject) => {
+        const req = client.request({ ':path': '/f/cookies' });
+        req.on('response', resolvePromise);
+        req.on('error', reject);
+        req.resume();
+        req.end();
+      });
+      expect(cookies[':status']).toBe(201);
+      expect(cookies['set-cookie']).toEqual(['a=1; Path=/', 'b=2; Path=/']);
+      expect(await h2Get(client, '/f/stream')).toEqual({
+        status: 200,
+        body: 'chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n',
+      });
+      const listener = await h2Get(client, '/anything', Buffer.from('x'));
+      expect(listener.status).toBe(200);
+      expect(JSON.parse(listener.body)).toMatchObject({ method: 'POST', url: '/anything', body: 'x' });
+      const lines = await sluice.waitForAccessLines(5);
+      expect(lines.find((l) => l.path === '/anything')).toMatchObject({
+        status: 200,
+        bytes_out: Buffer.byteLength(listener.body),
+      });
+    } finally {
+      client.close();
+      await sluice.close();
+    }
+  });
+});
+
+describe('limits over TLS', () => {
+  it('answers 408 to a slow HTTP/1.1 head on an HTTP/2 address (header_timeout)', async () => {
+    const sluice = await startSluice(config({ limits: { header_timeout: '1s' } }));
+    try {
+      const started = Date.now();
+      const text = await new Promise<string>((resolvePromise) => {
+        let out = '';
+        const socket = tls.connect(
+          { host: '127.0.0.1', port: sluice.port, servername: 'a.test', ca, ALPNProtocols: ['http/1.1'] },
+          () => socket.write('GET / HTTP/1.1\r\nHost: a.test\r\n'),
+        );
+        socket.setEncoding('latin1');
+        socket.on('data', (d: string) => {
+          out += d;
+        });
+        socket.on('close', () => resolvePromise(out));
+        socket.on('error', () => undefined);
+      });
+      expect(text).toMatch(/^HTTP\/1\.1 408 /);
+      expect(Date.now() - started).toBeLessThan(4000);
+    } finally {
+      await sluice.close();
+    }
+  });
+
+  it('answers 413 to an HTTP/2 body over max_body, with or without a content-length', async () => {
+    const sluice = await startSluice(config({ limits: { max_body: '1kb' } }));
+    const client = await h2Connect(sluice.port);
+    try {
+      expect(await h2Get(client, '/small', Buffer.alloc(100, 'x'))).toMatchObject({ status: 200 });
+      expect(await h2Get(client, '/big', Buffer.alloc(5000, 'x'))).toMatchObject({ status: 413 });
+      const sized = await h2Get(client, '/big-sized', Buffer.alloc(5000, 'x'), { 'content-length': 5000 });
+      expect(sized).toMatchObject({ status: 413 });
+      expect(up.seen.map((r) => r.url)).not.toContain('/big-sized');
+    } finally {
+      client.close();
+      await sluice.close();
+    }
+  });
+
+  it('refuses TLS connections over max_connections', async () => {
+    const sluice = await startSluice(config({ limits: { max_connections: 1 } }));
+    const first = await h2Connect(sluice.port);
+    try {
+      expect(await h2Get(first, '/one')).toMatchObject({ status: 200 });
+      await expect(h2Connect(sluice.port).then((c) => h2Get(c, '/two'))).rejects.toThrow();
+      expect(sluice.instance.connections()).toBe(1);
+    } finally {
+      first.close();
+      await sluice.close();
+    }
+  });
+
+  it('closes an idle HTTP/2 connection after keepalive_timeout with GOAWAY', async () => {
+    const sluice = await startSluice(config({ limits: { keepalive_timeout: '500ms' } }));
+    const client = await h2Connect(sluice.port);
+    try {
+      const goaway = new Promise<number>((r) => client.once('goaway', (code) => r(code)));
+      expect(await h2Get(client, '/')).toMatchObject({ status: 200 });
+      const started = Date.now();
+      expect(await goaway).toBe(http2.constants.NGHTTP2_NO_ERROR);
+      expect(Date.now() - started).toBeLessThan(3000);
+    } finally {
+      client.close();
+      await sluice.close();
+    }
+  });
+});
+
+describe('min_version', () => {
+  /** Opens a TLS connection with `version` and sends a request; the status, or the error. */
+  function tryVersion(port: number, servername: string, version: tls.SecureVersion): Promise<string> {
+    return new Promise((resolvePromise) => {
+      let out = '';
+      const socket = tls.connect(
+        {
+          host: '127.0.0.1',
+          port,
+          servername,
+          ca,
+          minVersion: version,
+          maxVersion: version,
+          checkServerIdentity: () => undefined,
+        },
+        () => socket.write(`GET / HTTP/1.1\r\nHost: ${servername}\r\nConnection: close\r\n\r\n`),
+      );
+      socket.setEncoding('latin1');
+      socket.on('data', (d: string) => {
+        out += d;
+      });
+      socket.on('close', () => resolvePromise(out.slice(0, 12) || 'closed'));
+      socket.on('error', (err: NodeJS.ErrnoException) => resolvePromise(err.code ?? 'error'));
+    });
+  }
+
+  it('TLSv1.3 on every server of an address refuses TLS 1.2 in the handshake', async () => {
+    const sluice = await startSluice(config({ tls: { cert: a.cert, key: a.key, min_version: 'TLSv1.3' } }));
+    try {
+      expect(await tryVersion(sluice.port, 'a.test', 'TLSv1.2')).toBe('ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION');
+      expect(await tryVersion(sluice.port, 'a.test', 'TLSv1.3')).toBe('HTTP/1.1 200');
+    } finally {
+      await sluice.close();
+    }
+  });
+
+  it('TLSv1.3 on one server of a shared address closes TLS 1.2 connections that name it', async () => {
+    const sluice = await startSluice({
+      servers: [
+        {
+          name: 'modern',
+          listen: '127.0.0.1:0',
+          server_name: ['a.test'],
+          tls: { cert: a.cert, key: a.key, min_version: 'TLSv1.3' },
+          routes: [{ proxy: { url: up.url } }],
+        },
+        {
+          name: 'legacy',
+          listen: '127.0.0.1:0',
+          server_name: ['b.test'],
+          tls: { cert: a.cert, key: a.key },
+          routes: [{ proxy: { url: up.url } }],
+        },
+      ],
+    } as SluiceConfigInput);
+    try {
+      // Closed right after the handshake, before any answer.
+      expect(['closed', 'ECONNRESET']).toContain(await tryVersion(sluice.port, 'a.test', 'TLSv1.2'));
+      expect(await tryVersion(sluice.port, 'a.test', 'TLSv1.3')).toBe('HTTP/1.1 200');
+      expect(await tryVersion(sluice.port, 'b.test', 'TLSv1.2')).toBe('HTTP/1.1 200');
+    } finally {
+      await sluice.close();
+    }
+  });
+});
+
+describe('reload and drain', () => {
+  it('serves the certificate of a reloaded config to new connections', async () => {
+    const sluice = await startSluice(config());
+    try {
+      expect(await servedCn(sluice.port)).toBe('a.test');
+      await sluice.instance.reload(resolve(config({}, a2)));
+      expect(await servedCn(sluice.port)).toBe('a.test-2');
+    } finally {
+      await sluice.close();
+    }
+  });
+
+  it('refuses a reload that would switch a listen address from TLS to plain HTTP', async () => {
+    const sluice = await startSluice(config());
+    try {
+      const plain = {
+        servers: [{ listen: `127.0.0.1:0`, routes: [{ proxy: { url: up.url } }] }],
+      } as SluiceConfigInput;
+      await expect(sluice.instance.reload(resolve(plain))).rejects.toThrow(
+        /cannot switch to plain HTTP\/1\.1 in place/,
+      );
+      expect(await servedCn(sluice.port)).toBe('a.test');
+    } finally {
+      await sluice.close();
+    }
+  });
+
+  it('refuses a reload whose certificate cannot be used, and keeps serving the old one', async () => {
+    const sluice = await startSluice(config());
+    try {
+      const mismatched = { cert: a2.cert, key: a.key };
+      await expect(sluice.instance.reload(resolve(config({}, mismatched)))).rejects.toMatchObject({
+        code: 'SLUICE_E_RUNTIME_LISTEN',
+        message: expect.stringContaining('cannot use its TLS certificate'),
+      });
+      expect(await servedCn(sluice.port)).toBe('a.test');
+      const broken = {
+        ...config(),
+        upstreams: { u: { targets: [{ url: 'https://127.0.0.1:1' }], tls: { cert: a2.cert, key: a.key } } },
+      } as SluiceConfigInput;
+      await expect(sluice.instance.reload(resolve(broken))).rejects.toMatchObject({
+        code: 'SLUICE_E_CONFIG_FILE',
+      });
+    } finally {
+      await sluice.close();
+    }
+  });
+
+  it('refuses a config whose servers sharing an address disagree on TLS', async () => {
+    const mixed = {
+      servers: [
+        {
+          name: 'tls',
+          listen: '127.0.0.1:0',
+          server_name: ['a.test'],
+          tls: { cert: a.cert, key: a.key },
+          routes: [{ proxy: { url: up.url } }],
+        },
+        {
+          name: 'plain',
+          listen: '127.0.0.1:0',
+          server_name: ['b.test'],
+          routes: [{ proxy: { url: up.url } }],
+        },
+      ],
+    } as SluiceConfigInput;
+    // Caught by the config check (with its position), before anything is bound.
+    await expect(startSluice(mixed)).rejects.toThrow(
+      /SLUICE_E_CONFIG_DUPLICATE_LISTEN servers\[1\]\.listen: 127\.0\.0\.1:0 is shared by .* one address is either TLS or plain/,
+    );
+  });
+
+  it('drains: an HTTP/2 request in flight finishes, the client gets GOAWAY, close does not wait for the deadline', async () => {
+    const sluice = await startSluice(config());
+    const client = await h2Connect(sluice.port);
+    const goaway = new Promise<void>((r) => client.once('goaway', () => r()));
+    const inflight = h2Get(client, '/slow');
+    await new Promise((r) => setTimeout(r, 100));
+    const started = Date.now();
+    await sluice.instance.close(5000);
+    const took = Date.now() - started;
+    expect(await inflight).toEqual({ status: 200, body: 'slow done' });
+    await goaway;
+    expect(took).toBeLessThan(2000);
+    client.close();
+  });
+});

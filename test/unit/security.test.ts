@@ -1,0 +1,171 @@
+/** Pure security decisions: the admin role matrix, token identification, buckets, allow/deny, bans. */
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { authorize, type Caller, type Endpoint, MATRIX } from '../../src/admin/rbac.js';
+import { identify } from '../../src/admin/tokens.js';
+import type { AdminRole, ResolvedToken } from '../../src/config/types.js';
+import { AccessControl } from '../../src/security/access-control.js';
+import { BanList } from '../../src/security/ban-list.js';
+import { LocalRateLimiter } from '../../src/security/rate-limiter.js';
+import { fullBucket, take } from '../../src/security/token-bucket.js';
+import { resolve } from '../helpers/sluice.js';
+
+const ROLES: AdminRole[] = ['viewer', 'developer', 'operator'];
+
+/** CONTRACT section 6, written out independently of MATRIX: endpoint → roles allowed. */
+const EXPECTED: Record<Endpoint, AdminRole[] | 'public'> = {
+  dashboard: 'public',
+  status: ['viewer', 'developer', 'operator'],
+  upstreams: ['viewer', 'developer', 'operator'],
+  bans: ['viewer', 'developer', 'operator'],
+  stats: ['viewer', 'developer', 'operator'],
+  metrics: ['viewer', 'developer', 'operator'],
+  config: ['developer', 'operator'],
+  pprof: ['developer'],
+  handles: ['developer'],
+  reload: ['operator'],
+  target: ['operator'],
+  unban: ['operator'],
+};
+
+describe('admin role matrix', () => {
+  const endpoints = Object.keys(MATRIX) as Endpoint[];
+  const withTokens = { tokensConfigured: true, metricsAuth: true };
+
+  it('lists every endpoint of CONTRACT section 6', () => {
+    expect(endpoints.sort()).toEqual((Object.keys(EXPECTED) as Endpoint[]).sort());
+  });
+
+  for (const endpoint of Object.keys(EXPECTED) as Endpoint[]) {
+    const allowed = EXPECTED[endpoint];
+    for (const role of ROLES) {
+      const want = allowed === 'public' || allowed.includes(role) ? 'allow' : 'forbidden';
+      it(`${endpoint} × ${role}: ${want}`, () => {
+        expect(authorize(endpoint, { role }, withTokens)).toBe(want);
+      });
+    }
+    for (const caller of ['no-token', 'unknown-token'] as Caller[]) {
+      const want = allowed === 'public' ? 'allow' : 'unauthenticated';
+      it(`${endpoint} × ${String(caller)}: ${want}`, () => {
+        expect(authorize(endpoint, caller, withTokens)).toBe(want);
+      });
+    }
+    const readOnly = !['reload', 'target', 'unban'].includes(endpoint);
+    it(`${endpoint} without configured tokens: ${readOnly ? 'allow' : 'forbidden'}`, () => {
+      expect(authorize(endpoint, 'no-token', { tokensConfigured: false, metricsAuth: false })).toBe(
+        readOnly ? 'allow' : 'forbidden',
+      );
+    });
+  }
+
+  it('/metrics needs no token unless metrics_auth is true', () => {
+    expect(authorize('metrics', 'no-token', { tokensConfigured: true, metricsAuth: false })).toBe('allow');
+    expect(authorize('metrics', 'no-token', { tokensConfigured: true, metricsAuth: true })).toBe(
+      'unauthenticated',
+    );
+  });
+});
+
+describe('admin token identification', () => {
+  const sha = (t: string) => createHash('sha256').update(t).digest('hex');
+  const tokens: ResolvedToken[] = [
+    { name: 'grafana', role: 'viewer', sha256: sha('view-secret') },
+    { name: 'ops', role: 'operator', sha256: sha('ops-secret') },
+  ];
+
+  it('finds the token by its hash, with any case of "Bearer"', () => {
+    expect(identify('Bearer ops-secret', tokens)).toEqual({ caller: { role: 'operator' }, token: tokens[1] });
+    expect(identify('bearer view-secret', tokens).token?.name).toBe('grafana');
+  });
+
+  it('tells no token from an unknown or malformed one', () => {
+    expect(identify(undefined, tokens).caller).toBe('no-token');
+    expect(identify('Bearer nope', tokens).caller).toBe('unknown-token');
+    expect(identify('Basic b3BzLXNlY3JldA==', tokens).caller).toBe('unknown-token');
+    expect(identify('Bearer ', tokens).caller).toBe('unknown-token');
+  });
+});
+
+describe('token bucket', () => {
+  it('lets burst + 1 through at once, then one per 1/rate seconds', () => {
+    const b = fullBucket(2, 0);
+    const at0 = [take(b, 10, 2, 0), take(b, 10, 2, 0), take(b, 10, 2, 0), take(b, 10, 2, 0)];
+    expect(at0.map((r) => r.allowed)).toEqual([true, true, true, false]);
+    expect(at0[3]).toMatchObject({ remaining: 0, retryAfter: 1, limit: 3 });
+    expect(take(b, 10, 2, 50).allowed).toBe(false);
+    expect(take(b, 10, 2, 100).allowed).toBe(true);
+  });
+
+  it('never holds more than burst + 1 tokens however long it idles', () => {
+    const b = fullBucket(1, 0);
+    take(b, 1, 1, 0);
+    expect(take(b, 1, 1, 3_600_000)).toMatchObject({ allowed: true, remaining: 1 });
+    expect(take(b, 1, 1, 3_600_000)).toMatchObject({ allowed: true, remaining: 0 });
+    expect(take(b, 1, 1, 3_600_000)).toMatchObject({ allowed: false, retryAfter: 1, reset: 2 });
+  });
+
+  it('gives each of N workers 1/N of the rate and burst', () => {
+    const rule = { perSecond: 10, burst: 9, key: '$remote_addr', level: 'server' as const };
+    const limiter = new LocalRateLimiter(0.5);
+    const results = Array.from({ length: 8 }, () => limiter.take('web', '10.0.0.1', rule, 1000).allowed);
+    // burst 9 → 4 per worker, plus the one token: 5 at once.
+    expect(results.filter(Boolean)).toHaveLength(5);
+    expect(limiter.take('web', '10.0.0.2', rule, 1000).allowed).toBe(true);
+    limiter.close();
+  });
+});
+
+describe('allow/deny', () => {
+  const access = (yamlAccess: unknown) => {
+    const config = resolve({
+      servers: [
+        { listen: '127.0.0.1:0', access: yamlAccess as never, routes: [{ respond: { status: 204 } }] },
+      ],
+    });
+    return new AccessControl(config.servers[0]!.guards.access!);
+  };
+
+  it('the ordered list form is nginx: first match wins, no match is allowed', () => {
+    const a = access([
+      { deny: '192.168.1.1' },
+      { allow: '192.168.1.0/24' },
+      { allow: '2001:db8::/32' },
+      { deny: 'all' },
+    ]);
+    expect(a.allows('192.168.1.1')).toBe(false);
+    expect(a.allows('192.168.1.77')).toBe(true);
+    expect(a.allows('2001:db8::5')).toBe(true);
+    expect(a.allows('2001:db9::5')).toBe(false);
+    expect(a.allows('10.0.0.1')).toBe(false);
+    expect(a.allows('::ffff:192.168.1.77')).toBe(true);
+  });
+
+  it('the object form: allow first, then deny; an allow list alone admits only itself', () => {
+    const only = access({ allow: ['10.0.0.0/8', '::1'] });
+    expect(only.allows('10.9.9.9')).toBe(true);
+    expect(only.allows('::1')).toBe(true);
+    expect(only.allows('11.0.0.1')).toBe(false);
+    const block = access({ deny: ['203.0.113.0/24', 'fe80::/10'] });
+    expect(block.allows('203.0.113.9')).toBe(false);
+    expect(block.allows('fe80::1')).toBe(false);
+    expect(block.allows('198.51.100.1')).toBe(true);
+    const both = access({ allow: ['10.1.0.0/16'], deny: ['10.0.0.0/8'] });
+    expect(both.allows('10.1.2.3')).toBe(true);
+    expect(both.allows('10.2.2.3')).toBe(false);
+  });
+});
+
+describe('ban list', () => {
+  it('bans per scope until the deadline, and unbans an address everywhere', () => {
+    const list = new BanList();
+    list.add({ scope: 'web', address: '10.0.0.1', until: 1000 });
+    list.add({ scope: 'web/api', address: '10.0.0.1', until: 2000 });
+    expect(list.banned('web', '10.0.0.1', 999)).toBe(true);
+    expect(list.banned('web', '10.0.0.2', 999)).toBe(false);
+    expect(list.banned('other', '10.0.0.1', 999)).toBe(false);
+    expect(list.banned('web', '10.0.0.1', 1000)).toBe(false);
+    expect(list.all(1500)).toHaveLength(1);
+    expect(list.remove('10.0.0.1')).toBe(1);
+    expect(list.all(0)).toHaveLength(0);
+  });
+});
