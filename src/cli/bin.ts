@@ -72,6 +72,54 @@ program
   );
 
 program
+  .command('doctor')
+  .description('audit the host for high-concurrency serving; exit 1 when a check fails')
+  .option('-c, --config <file>', 'size the expected values for this config file')
+  .option('--json', 'print the checks as JSON')
+  .option('--root <dir>', 'read host files under this directory instead of /')
+  .action(async (opts: { config?: string; json?: boolean; root?: string }) => {
+    const { runDoctor } = await import('./commands/doctor.js');
+    process.exitCode = await runDoctor(opts);
+  });
+
+program
+  .command('bench')
+  .description('load-test a URL with a live progress bar; prints requests/s, latency p50/p90/p99/max, errors')
+  .argument('<url>', 'the URL to load (http:// or https://)')
+  .option('-c, --connections <n>', 'concurrent connections (default 50)')
+  .option('-d, --duration <duration>', 'measured time per target: 500ms, 10s, 1m (default 10s)')
+  .option('--compare <url2>', 'also load URL2, alternating with URL in rounds; prints B / A ratios')
+  .option('--rounds <n>', 'with --compare: rounds per target, -d split evenly over them (default 3)')
+  .option('--warmup <duration>', 'unmeasured load per target before measuring (default none)')
+  .option('-m, --method <method>', 'request method (default GET, or POST with --body)')
+  .option(
+    '-H, --header <header>',
+    "request header 'Name: value' (repeatable)",
+    (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
+  )
+  .option('-b, --body <body>', 'request body')
+  .option('-p, --pipelining <n>', 'requests in flight per connection (default 1)')
+  .option('-t, --timeout <duration>', 'time to wait for an answer before counting a timeout (default 10s)')
+  .option('--no-keepalive', 'send Connection: close: a new connection for every request')
+  .option('--json', 'print the result as one JSON object (docs/bench.md); no progress bar')
+  .action(async (url: string, opts: import('./commands/bench.js').BenchCommandArgs) => {
+    const { runBench } = await import('./commands/bench.js');
+    process.exitCode = await runBench(url, opts);
+  });
+
+program
+  .command('init')
+  .description('print or write deployment files; TARGET is systemd, docker, sysctl, limits or k8s')
+  .argument('<target>', 'systemd, docker, sysctl, limits or k8s')
+  .option('-c, --config <file>', 'the config to deploy (default ./sluice.yaml, else a minimal one)')
+  .option('--out <dir>', 'write the files under this directory instead of printing them')
+  .option('--force', 'overwrite files that exist')
+  .action(async (target: string, opts: { config?: string; out?: string; force?: boolean }) => {
+    const { runInit } = await import('./commands/init.js');
+    process.exitCode = await runInit(target, opts);
+  });
+
+program
   .command('version')
   .description('print the version')
   .action(() => {

@@ -1,0 +1,56 @@
+/**
+ * `sluice doctor [-c FILE] [--json] [--root DIR]`: audit the host for high-concurrency serving.
+ *
+ *   -c FILE ─▶ sizing ─┐
+ *   probe (root) ─▶ facts ─▶ runChecks ─▶ renderTable | renderJson ─▶ stdout
+ *
+ * Exit 0 when no check fails, 1 when one does, 2 when the config or the arguments are wrong.
+ */
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { loadConfigFile } from '../../config/load.js';
+import { formatProblem } from '../../config/problem.js';
+import { exitCodeFor, runChecks } from '../../ops/doctor/checks.js';
+import { type DoctorSizing, NO_CONFIG_SIZING, sizingFromConfig } from '../../ops/doctor/doctor-sizing.js';
+import { probeHost } from '../../ops/doctor/probe.js';
+import { renderJson } from '../../ops/doctor/render-json.js';
+import { colorWanted, renderTable } from '../../ops/doctor/render-table.js';
+
+/** Runs the audit and returns the exit code. */
+export async function runDoctor(opts: { config?: string; json?: boolean; root?: string }): Promise<number> {
+  let sizing: DoctorSizing = NO_CONFIG_SIZING;
+  if (opts.config !== undefined) {
+    const result = await loadConfigFile(opts.config);
+    if (!result.ok) {
+      for (const p of result.problems) process.stdout.write(`${formatProblem(p)}\n`);
+      const n = result.problems.length;
+      process.stderr.write(`${opts.config}: ${n} problem${n === 1 ? '' : 's'}\n`);
+      return 2;
+    }
+    for (const w of result.warnings) process.stderr.write(`${formatProblem(w, 'warning')}\n`);
+    sizing = sizingFromConfig(result.config, opts.config);
+  }
+
+  const root = resolve(opts.root ?? '/');
+  if (!(await isDirectory(root))) {
+    process.stderr.write(`sluice doctor: --root ${opts.root}: not a directory\n`);
+    return 2;
+  }
+  // Commands and $SSL_CERT_FILE describe this host, not a tree standing in for one.
+  const facts = await probeHost({ root, live: root === '/', env: process.env });
+  const results = runChecks(facts, sizing);
+  process.stdout.write(
+    opts.json
+      ? renderJson(results)
+      : renderTable(results, { color: colorWanted(process.env, process.stdout.isTTY === true) }),
+  );
+  return exitCodeFor(results);
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}

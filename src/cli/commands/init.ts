@@ -1,0 +1,134 @@
+/**
+ * `sluice init TARGET [-c FILE] [--out DIR] [--force]`: print or write deployment files. The
+ * generators (src/ops/init/) are pure; this wrapper reads the config, prints or writes, and
+ * decides the exit code: 2 for an unknown target or a config with problems, 1 when a file exists
+ * (without --force) or cannot be written — in both cases before anything is written.
+ */
+import { lstatSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { loadConfigFile, loadConfigText } from '../../config/load.js';
+import { formatProblem } from '../../config/problem.js';
+import { didYouMean } from '../../core/did-you-mean.js';
+import { DEFAULT_CONFIG_PATH, DEFAULT_CONFIG_TEXT } from '../../ops/init/default-config.js';
+import { DEFAULT_SLUICE_BIN, type InitFile, type InitInput } from '../../ops/init/init-input.js';
+import { INIT_TARGETS, isInitTarget } from '../../ops/init/init-targets.js';
+import { defaultConfigFile } from '../config-source.js';
+
+/** The command's options, as commander parses them. */
+export interface InitOptions {
+  readonly config?: string;
+  readonly out?: string;
+  readonly force?: boolean;
+}
+
+/** Runs the command and returns the exit code. */
+export async function runInit(target: string, opts: InitOptions): Promise<number> {
+  if (!isInitTarget(target)) {
+    const names = Object.keys(INIT_TARGETS);
+    const guess = didYouMean(target, names);
+    process.stderr.write(
+      `sluice init: unknown target ${JSON.stringify(target)}${guess === undefined ? '' : ` (did you mean ${guess}?)`}` +
+        `; the targets are ${names.join(', ')}\n`,
+    );
+    return 2;
+  }
+  const generator = INIT_TARGETS[target];
+  const input = await readInput(opts.config, generator.usesConfig);
+  if (typeof input === 'number') return input;
+  const files = generator.render(input);
+  if (opts.out === undefined) {
+    process.stdout.write(
+      files.length === 1
+        ? files[0]!.content
+        : files.map((f) => `# ==> ${f.path} <==\n${f.content}`).join('\n'),
+    );
+    return 0;
+  }
+  const code = await writeFiles(files, opts.out, opts.force === true);
+  if (code === 0) process.stdout.write(`next: ${generator.next.replaceAll('DIR', opts.out)}\n`);
+  return code;
+}
+
+/**
+ * The generators' input: the `-c` config, else ./sluice.yaml, else the minimal default; or an exit
+ * code. `announce`: say on stderr which config was taken when none was named.
+ */
+async function readInput(option: string | undefined, announce: boolean): Promise<InitInput | number> {
+  const common = { cpus: availableParallelism(), sluiceBin: DEFAULT_SLUICE_BIN };
+  const file = option ?? defaultConfigFile();
+  if (file === null) {
+    // No environment: the default text has no ${NAME} references, and nothing of this host leaks in.
+    const result = loadConfigText(DEFAULT_CONFIG_TEXT, DEFAULT_CONFIG_PATH, {});
+    if (!result.ok)
+      throw new Error(`the default config has problems: ${result.problems.map((p) => p.message)}`);
+    if (announce) {
+      process.stderr.write(
+        `sluice init: no -c FILE and no ./sluice.yaml: using a minimal config (one server on :8080, admin on 127.0.0.1:9090) at ${DEFAULT_CONFIG_PATH}\n`,
+      );
+    }
+    return {
+      ...common,
+      config: result.config,
+      configText: DEFAULT_CONFIG_TEXT,
+      configPath: DEFAULT_CONFIG_PATH,
+    };
+  }
+  if (option === undefined && announce) process.stderr.write(`sluice init: using ./${file}\n`);
+  const result = await loadConfigFile(file);
+  if (!result.ok) {
+    for (const p of result.problems) process.stdout.write(`${formatProblem(p)}\n`);
+    const n = result.problems.length;
+    process.stderr.write(`${file}: ${n} problem${n === 1 ? '' : 's'}; nothing generated\n`);
+    return 2;
+  }
+  for (const w of result.warnings) process.stderr.write(`${formatProblem(w, 'warning')}\n`);
+  return {
+    ...common,
+    config: result.config,
+    configText: await readFile(file, 'utf8'),
+    configPath: resolve(file),
+  };
+}
+
+/**
+ * Writes every file under `out`, creating directories. Every destination is checked first: one
+ * that exists (without `force`) or is a directory stops the whole run before anything is written.
+ */
+async function writeFiles(files: readonly InitFile[], out: string, force: boolean): Promise<number> {
+  const plan = files.map((f) => ({ file: f, dest: join(out, f.path) }));
+  const blocked: string[] = [];
+  for (const { dest } of plan) {
+    const kind = existing(dest);
+    if (kind === 'directory') blocked.push(`${dest} is a directory`);
+    else if (kind === 'file' && !force) blocked.push(`${dest} exists`);
+  }
+  if (blocked.length > 0) {
+    for (const b of blocked) process.stderr.write(`sluice init: ${b}\n`);
+    process.stderr.write(
+      `sluice init: nothing written${blocked.every((b) => b.endsWith(' exists')) ? ' (--force overwrites)' : ''}\n`,
+    );
+    return 1;
+  }
+  for (const { file, dest } of plan) {
+    try {
+      await mkdir(dirname(dest), { recursive: true });
+      await writeFile(dest, file.content);
+    } catch (err) {
+      process.stderr.write(`sluice init: cannot write ${dest}: ${(err as Error).message}\n`);
+      return 1;
+    }
+    process.stdout.write(`wrote ${dest}\n`);
+  }
+  return 0;
+}
+
+/** What is at `path` now (a dangling symlink counts as a file: writing would follow it). */
+function existing(path: string): 'none' | 'file' | 'directory' {
+  try {
+    return lstatSync(path).isDirectory() ? 'directory' : 'file';
+  } catch {
+    return 'none';
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * What a config asks of the host, reduced to the numbers the checks size their expectations by.
+ * Without `-c` the checks expect the recommended values alone.
+ */
+import type { ResolvedConfig } from '../../config/types.js';
+import { nofileNeeded } from '../host-tuning.js';
+
+/** The config's demands on the host. */
+export interface DoctorSizing {
+  /** The config file as the user named it, for messages; null without `-c`. */
+  readonly file: string | null;
+  /** `workers:` as configured; `auto` is one per core. */
+  readonly workers: number | 'auto';
+  /**
+   * Client connections one worker may hold: for each listen address, the largest
+   * `limits.max_connections` of the servers on it (the default server's applies, and it is at
+   * most that), summed over addresses. Null without a config.
+   */
+  readonly connectionsPerWorker: number | null;
+  /** The largest `limits.backlog` of any server; the kernel caps it at `net.core.somaxconn`. */
+  readonly backlog: number | null;
+  /** `user:` of the config: the workers drop to it when started as root. */
+  readonly user: string | null;
+}
+
+/** No config: recommendations only, `workers: auto` as `sluice start` defaults to. */
+export const NO_CONFIG_SIZING: DoctorSizing = {
+  file: null,
+  workers: 'auto',
+  connectionsPerWorker: null,
+  backlog: null,
+  user: null,
+};
+
+/** The sizing of a resolved config; `file` is its name as the user gave it. */
+export function sizingFromConfig(config: ResolvedConfig, file: string): DoctorSizing {
+  const perAddress = new Map<string, number>();
+  let backlog = 0;
+  for (const server of config.servers) {
+    backlog = Math.max(backlog, server.limits.backlog);
+    for (const address of server.listen) {
+      perAddress.set(address.key, Math.max(perAddress.get(address.key) ?? 0, server.limits.maxConnections));
+    }
+  }
+  let connections = 0;
+  for (const n of perAddress.values()) connections += n;
+  return {
+    file,
+    workers: config.workers,
+    connectionsPerWorker: connections,
+    backlog: config.servers.length === 0 ? null : backlog,
+    user: config.user,
+  };
+}
+
+/** Worker processes `sluice start` runs: `auto` is one per core, as `workerCount` in runtime/primary.ts. */
+export function resolvedWorkers(sizing: DoctorSizing, cores: number): number {
+  return sizing.workers === 'auto' ? cores : sizing.workers;
+}
+
+/** Open files the config may need in one process, and the sum that gives it. */
+export interface OpenFilesNeed {
+  readonly files: number;
+  /** `4 workers × 20000 connections × 2 + 1024`. */
+  readonly sum: string;
+}
+
+/** What `nofileNeeded` makes of the config on a host with `cores` cores; null without a config. */
+export function openFilesNeeded(sizing: DoctorSizing, cores: number): OpenFilesNeed | null {
+  if (sizing.connectionsPerWorker === null) return null;
+  const workers = resolvedWorkers(sizing, cores);
+  return {
+    files: nofileNeeded(workers, sizing.connectionsPerWorker),
+    sum: `${workers} worker${workers === 1 ? '' : 's'} × ${sizing.connectionsPerWorker} connections × 2 + 1024`,
+  };
+}

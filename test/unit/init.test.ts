@@ -1,0 +1,468 @@
+/**
+ * `sluice init` generators: golden files for one fixed config (UPDATE_GOLDEN=1 rewrites them),
+ * structural checks of each output, the config values that must flow in, and the unit checked
+ * by `systemd-analyze verify`.
+ */
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { loadConfigFile, loadConfigText } from '../../src/config/load.js';
+import { RECOMMENDED_NOFILE, SYSCTL_SETTINGS } from '../../src/ops/host-tuning.js';
+import { DEFAULT_CONFIG_PATH, DEFAULT_CONFIG_TEXT } from '../../src/ops/init/default-config.js';
+import type { InitFile, InitInput } from '../../src/ops/init/init-input.js';
+import { INIT_TARGETS, type InitTargetName, isInitTarget } from '../../src/ops/init/init-targets.js';
+import { quoteArg } from '../../src/ops/init/systemd-unit.js';
+
+const FIXTURES = 'test/fixtures/init';
+const CONFIG_FILE = join(FIXTURES, 'sluice.yaml');
+/** `UPDATE_GOLDEN=1 npx vitest run test/unit/init.test.ts` rewrites the golden files from the generators. */
+const UPDATE = process.env.UPDATE_GOLDEN === '1';
+const TEST_FILE = 'test/unit/init.test.ts';
+
+/** The fixed input of the golden files: the fixture config, as if installed in /etc/sluice, on 4 CPUs. */
+async function fixtureInput(): Promise<InitInput> {
+  const result = await loadConfigFile(CONFIG_FILE, {});
+  if (!result.ok) throw new Error(result.problems.map((p) => p.message).join('\n'));
+  return {
+    config: result.config,
+    configText: readFileSync(CONFIG_FILE, 'utf8'),
+    configPath: '/etc/sluice/sluice.yaml',
+    cpus: 4,
+    sluiceBin: '/usr/local/bin/sluice',
+  };
+}
+
+/** An input from config text (resolved as if it were `path`). */
+function inputOf(text: string, overrides: Partial<InitInput> = {}, path = DEFAULT_CONFIG_PATH): InitInput {
+  const result = loadConfigText(text, path, {});
+  if (!result.ok) throw new Error(result.problems.map((p) => p.message).join('\n'));
+  return {
+    config: result.config,
+    configText: text,
+    configPath: path,
+    cpus: 4,
+    sluiceBin: '/usr/local/bin/sluice',
+    ...overrides,
+  };
+}
+
+function render(target: InitTargetName, input: InitInput): InitFile[] {
+  return INIT_TARGETS[target].render(input);
+}
+
+function only(files: readonly InitFile[], path: string): string {
+  const file = files.find((f) => f.path === path);
+  if (file === undefined) throw new Error(`no ${path} among ${files.map((f) => f.path).join(', ')}`);
+  return file.content;
+}
+
+/** The directive lines (`Key=value`) of a unit or conf text, comments left out. */
+function directives(text: string): string[] {
+  return text.split('\n').filter((l) => /^[A-Za-z]\w*=/.test(l));
+}
+
+function directive(text: string, key: string): string[] {
+  return directives(text)
+    .filter((l) => l.startsWith(`${key}=`))
+    .map((l) => l.slice(key.length + 1));
+}
+
+const GOLDEN: readonly { target: InitTargetName; path: string; golden: string }[] = [
+  { target: 'systemd', path: 'etc/systemd/system/sluice.service', golden: 'systemd.golden' },
+  { target: 'docker', path: 'Dockerfile', golden: 'dockerfile.golden' },
+  { target: 'docker', path: '.dockerignore', golden: 'dockerignore.golden' },
+  { target: 'sysctl', path: 'etc/sysctl.d/60-sluice.conf', golden: 'sysctl.golden' },
+  { target: 'limits', path: 'etc/security/limits.d/sluice.conf', golden: 'limits.golden' },
+  { target: 'k8s', path: 'k8s/sluice.yaml', golden: 'k8s.golden.yaml' },
+];
+
+describe('sluice init: golden files', () => {
+  for (const g of GOLDEN) {
+    it(`${g.target}: ${g.path} matches ${g.golden}`, async () => {
+      const content = only(render(g.target, await fixtureInput()), g.path);
+      const file = join(FIXTURES, g.golden);
+      if (UPDATE) writeFileSync(file, content);
+      else if (!existsSync(file))
+        throw new Error(`${file} is missing: run UPDATE_GOLDEN=1 npx vitest run ${TEST_FILE}`);
+      expect(content).toBe(readFileSync(file, 'utf8'));
+    });
+  }
+
+  it('every target has a golden file, and renders the same files twice (pure)', async () => {
+    const input = await fixtureInput();
+    for (const target of Object.keys(INIT_TARGETS) as InitTargetName[]) {
+      const files = render(target, input);
+      expect(files.map((f) => f.path).sort()).toEqual(
+        GOLDEN.filter((g) => g.target === target)
+          .map((g) => g.path)
+          .sort(),
+      );
+      expect(render(target, input)).toEqual(files);
+    }
+  });
+
+  it('knows exactly its five targets', () => {
+    expect(Object.keys(INIT_TARGETS)).toEqual(['systemd', 'docker', 'sysctl', 'limits', 'k8s']);
+    expect(isInitTarget('k8s')).toBe(true);
+    expect(isInitTarget('toString')).toBe(false);
+  });
+});
+
+describe('sluice init systemd', () => {
+  it('takes user, group, open files, stop timeout and writable directories from the config', async () => {
+    const unit = only(render('systemd', await fixtureInput()), 'etc/systemd/system/sluice.service');
+    expect(directive(unit, 'User')).toEqual(['sluice-svc']);
+    expect(directive(unit, 'Group')).toEqual(['sluice-svc']);
+    expect(directive(unit, 'ExecStart')).toEqual(['/usr/local/bin/sluice start -c /etc/sluice/sluice.yaml']);
+    // 4 workers x (20000 + 20000 + 10000) connections x 2 + 1024.
+    expect(directive(unit, 'LimitNOFILE')).toEqual(['401024']);
+    // shutdown_timeout 20 s + 10 s.
+    expect(directive(unit, 'TimeoutStopSec')).toEqual(['30']);
+    expect(directive(unit, 'RuntimeDirectory')).toEqual(['sluice']);
+    expect(directive(unit, 'LogsDirectory')).toEqual(['sluice']);
+    expect(unit).toContain('`user:` in the config is\n# unnecessary');
+  });
+
+  it('has the required directives, and never MemoryDenyWriteExecute (V8 needs W+X memory)', () => {
+    const unit = only(render('systemd', inputOf(DEFAULT_CONFIG_TEXT)), 'etc/systemd/system/sluice.service');
+    const expected: Record<string, string> = {
+      User: 'sluice',
+      Restart: 'on-failure',
+      AmbientCapabilities: 'CAP_NET_BIND_SERVICE',
+      CapabilityBoundingSet: 'CAP_NET_BIND_SERVICE',
+      ExecReload: '/bin/kill -HUP $MAINPID',
+      KillSignal: 'SIGTERM',
+      TimeoutStopSec: '40',
+      NoNewPrivileges: 'yes',
+      ProtectSystem: 'strict',
+      ProtectHome: 'yes',
+      PrivateTmp: 'yes',
+      PrivateDevices: 'yes',
+      ProtectKernelTunables: 'yes',
+      ProtectKernelModules: 'yes',
+      ProtectControlGroups: 'yes',
+      RestrictAddressFamilies: 'AF_INET AF_INET6 AF_UNIX',
+      LockPersonality: 'yes',
+      StandardOutput: 'journal',
+      SyslogIdentifier: 'sluice',
+    };
+    for (const [key, value] of Object.entries(expected)) expect(directive(unit, key), key).toEqual([value]);
+    expect(directive(unit, 'MemoryDenyWriteExecute')).toEqual([]);
+    expect(unit).toMatch(/^# MemoryDenyWriteExecute= is deliberately not set: V8/m);
+    expect(directive(unit, 'Group')).toEqual([]);
+    expect(unit).toContain('useradd --system');
+    // Nothing written: no writable paths.
+    for (const key of ['ReadWritePaths', 'RuntimeDirectory', 'LogsDirectory'])
+      expect(directive(unit, key)).toEqual([]);
+  });
+
+  it('LimitNOFILE: 65536 at least; workers: auto counts the CPUs given', () => {
+    const unit = (cpus: number) =>
+      only(render('systemd', inputOf(DEFAULT_CONFIG_TEXT, { cpus })), 'etc/systemd/system/sluice.service');
+    expect(directive(unit(1), 'LimitNOFILE')).toEqual([String(RECOMMENDED_NOFILE)]);
+    // 4 x 10000 x 2 + 1024.
+    expect(directive(unit(4), 'LimitNOFILE')).toEqual(['81024']);
+    expect(unit(4)).toContain('counted as the 4 CPUs');
+  });
+
+  it('adapts the sandbox: egress needs netlink, a config under /home stays readable, other dirs are opened', () => {
+    const text = [
+      'pid_file: /srv/sluice/sluice.pid',
+      'egress: { listen: "127.0.0.1:3128", policies: [{ name: all, sources: [127.0.0.1], hosts: [example.com] }] }',
+      'servers: [{ listen: 8080, routes: [{ respond: { body: ok } }] }]',
+    ].join('\n');
+    const unit = only(
+      render('systemd', inputOf(text, {}, '/home/ops/sluice.yaml')),
+      'etc/systemd/system/sluice.service',
+    );
+    expect(directive(unit, 'RestrictAddressFamilies')).toEqual(['AF_INET AF_INET6 AF_UNIX AF_NETLINK']);
+    expect(directive(unit, 'ProtectHome')).toEqual(['read-only']);
+    expect(directive(unit, 'ReadWritePaths')).toEqual(['/srv/sluice']);
+    expect(directive(unit, 'EnvironmentFile')).toEqual(['-/home/ops/sluice.env']);
+  });
+
+  it('quotes ExecStart words as systemd reads them', () => {
+    expect(quoteArg('/opt/my app/sluice')).toBe('"/opt/my app/sluice"');
+    expect(quoteArg('/etc/100%/$HOME.yaml')).toBe('/etc/100%%/$$HOME.yaml');
+    expect(quoteArg('/plain/path')).toBe('/plain/path');
+  });
+
+  describe('systemd-analyze verify', () => {
+    const analyze = '/usr/bin/systemd-analyze';
+    const present = existsSync(analyze);
+    if (!present) console.log(`skipped: ${analyze} is absent, the units cannot be verified`);
+    /** Warnings systemd-analyze may print that say nothing about the unit itself. None are known so far. */
+    const HARMLESS: readonly RegExp[] = [];
+
+    const cases: { name: string; input: () => Promise<InitInput> }[] = [
+      { name: 'the fixture config', input: fixtureInput },
+      { name: 'the default config', input: async () => inputOf(DEFAULT_CONFIG_TEXT) },
+      {
+        name: 'an egress config under /home',
+        input: async () =>
+          inputOf(
+            [
+              'egress: { listen: "127.0.0.1:3128", policies: [{ name: all, sources: [127.0.0.1], hosts: [example.com] }] }',
+              'servers: [{ listen: 8080, routes: [{ respond: { body: ok } }] }]',
+            ].join('\n'),
+            {},
+            '/home/ops/sluice.yaml',
+          ),
+      },
+    ];
+    for (const c of cases) {
+      it.skipIf(!present)(`accepts the unit for ${c.name}`, async () => {
+        const dir = mkdtempSync(join(tmpdir(), 'sluice-unit-'));
+        try {
+          // ExecStart must name an executable that exists: a stand-in script.
+          const bin = join(dir, 'sluice');
+          writeFileSync(bin, '#!/bin/sh\nexit 0\n');
+          chmodSync(bin, 0o755);
+          const unit = only(
+            render('systemd', { ...(await c.input()), sluiceBin: bin }),
+            'etc/systemd/system/sluice.service',
+          );
+          writeFileSync(join(dir, 'sluice.service'), unit);
+          const run = spawnSync(analyze, ['verify', join(dir, 'sluice.service')], { encoding: 'utf8' });
+          const lines = `${run.stdout}${run.stderr}`.split('\n').filter((l) => l.trim() !== '');
+          const harmless = lines.filter((l) => HARMLESS.some((h) => h.test(l)));
+          if (harmless.length > 0) console.log(`systemd-analyze verify (tolerated):\n${harmless.join('\n')}`);
+          expect(lines.filter((l) => !harmless.includes(l))).toEqual([]);
+          expect(run.status).toBe(0);
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      });
+    }
+  });
+});
+
+describe('sluice init docker', () => {
+  it('builds in one stage and runs in another, as a non-root user, with a node health check', async () => {
+    const files = render('docker', await fixtureInput());
+    const dockerfile = only(files, 'Dockerfile');
+    const instructions = dockerfile.split('\n').filter((l) => /^[A-Z]+ /.test(l));
+    const from = instructions.filter((l) => l.startsWith('FROM '));
+    expect(from).toEqual(['FROM node:22-bookworm-slim AS build', 'FROM node:22-bookworm-slim']);
+    const runtimeStart = instructions.indexOf(from[1]!);
+    const build = instructions.slice(0, runtimeStart);
+    const runtime = instructions.slice(runtimeStart);
+    expect(build.join('\n')).toMatch(/npm ci/);
+    expect(build).toContain('RUN npm run build && npm prune --omit=dev');
+    for (const what of ['dist', 'node_modules', 'package.json']) {
+      expect(
+        runtime.some((l) => l.startsWith('COPY --from=build ') && l.includes(`/app/${what}`)),
+        what,
+      ).toBe(true);
+    }
+    const user = runtime.filter((l) => l.startsWith('USER '));
+    expect(user).toHaveLength(1);
+    expect(user[0]).not.toMatch(/^USER (root|0)(:|$)/);
+    expect(dockerfile).toMatch(/apt-get install -y --no-install-recommends ca-certificates/);
+    expect(runtime).toContain('EXPOSE 80 8080');
+    expect(runtime).toContain('STOPSIGNAL SIGTERM');
+    expect(runtime).toContain('COPY sluice.yaml /etc/sluice/sluice.yaml');
+    expect(runtime).toContain('CMD ["start", "-c", "/etc/sluice/sluice.yaml"]');
+    // The health check is node, not curl, and asks the admin API.
+    const health = /^ {2}CMD (\[.*\])$/m.exec(dockerfile.slice(dockerfile.indexOf('HEALTHCHECK')));
+    const argv = JSON.parse(health![1]!) as string[];
+    expect(argv.slice(0, 2)).toEqual(['node', '-e']);
+    expect(argv[2]).toContain('http://127.0.0.1:9090/api/status');
+    // The header tells docker run how long to wait and how many files to allow.
+    expect(dockerfile).toContain('--stop-timeout 30 --ulimit nofile=401024:401024 -p 80:80 -p 8080:8080');
+    // The config's user: does not exist in the image.
+    expect(dockerfile).toContain("The config's user: sluice-svc must go");
+
+    const ignore = only(files, '.dockerignore');
+    const rules = ignore.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+    expect(rules[0]).toBe('*');
+    expect(rules).toEqual(
+      expect.arrayContaining(['!package.json', '!package-lock.json', '!src/', '!sluice.yaml']),
+    );
+  });
+
+  it('without an admin API, checks the first plain-HTTP server port; with none, has no HEALTHCHECK', () => {
+    const server = only(
+      render('docker', inputOf('servers: [{ listen: "[::]:8081", routes: [{ respond: { body: ok } }] }]')),
+      'Dockerfile',
+    );
+    expect(server).toContain("require('http').get('http://[::1]:8081/'");
+    expect(server).not.toContain('statusCode<500');
+
+    // Config loading checks that TLS files exist: empty stand-ins are enough for a generator.
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-init-tls-'));
+    writeFileSync(join(dir, 'c.pem'), '');
+    writeFileSync(join(dir, 'k.pem'), '');
+    const tlsText = `servers: [{ listen: 8443, tls: { cert: ${dir}/c.pem, key: ${dir}/k.pem }, routes: [{ respond: { body: ok } }] }]`;
+    let tls: string;
+    try {
+      tls = only(render('docker', inputOf(tlsText)), 'Dockerfile');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(tls).not.toMatch(/^HEALTHCHECK/m);
+    expect(tls).toContain('# No HEALTHCHECK');
+    expect(tls).toContain(`${dir}/c.pem, ${dir}/k.pem`);
+  });
+});
+
+describe('sluice init sysctl and limits', () => {
+  it('sysctl sets every SYSCTL_SETTINGS key, each after its why, and says how to apply', async () => {
+    const conf = only(render('sysctl', await fixtureInput()), 'etc/sysctl.d/60-sluice.conf');
+    const lines = conf.split('\n');
+    for (const s of SYSCTL_SETTINGS) {
+      const at = lines.indexOf(`${s.key} = ${s.value}`);
+      expect(at, s.key).toBeGreaterThan(0);
+      expect(lines[at - 1]).toBe(`# ${s.why}`);
+    }
+    expect(lines.filter((l) => l !== '' && !l.startsWith('#'))).toHaveLength(SYSCTL_SETTINGS.length);
+    expect(conf).toContain('sysctl --system');
+  });
+
+  it('limits sets soft and hard nofile for the service user, and points systemd at LimitNOFILE', async () => {
+    const conf = only(render('limits', await fixtureInput()), 'etc/security/limits.d/sluice.conf');
+    expect(conf.split('\n').filter((l) => l !== '' && !l.startsWith('#'))).toEqual([
+      'sluice-svc soft nofile 401024',
+      'sluice-svc hard nofile 401024',
+    ]);
+    expect(conf).toContain('LimitNOFILE=');
+    const plain = only(
+      render('limits', inputOf(DEFAULT_CONFIG_TEXT, { cpus: 1 })),
+      'etc/security/limits.d/sluice.conf',
+    );
+    expect(plain).toContain(
+      `sluice soft nofile ${RECOMMENDED_NOFILE}\nsluice hard nofile ${RECOMMENDED_NOFILE}\n`,
+    );
+  });
+});
+
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; labels: Record<string, string> };
+  // biome-ignore lint/suspicious/noExplicitAny: the manifests are checked field by field below.
+  spec?: any;
+  data?: Record<string, string>;
+}
+
+function k8sObjects(text: string): K8sObject[] {
+  const docs = parseAllDocuments(text);
+  if (!Array.isArray(docs)) throw new Error('not a YAML stream');
+  for (const d of docs) expect(d.errors).toEqual([]);
+  return docs.map((d) => d.toJS() as K8sObject);
+}
+
+describe('sluice init k8s', () => {
+  it('is one YAML stream of ConfigMap, Deployment, Service, HorizontalPodAutoscaler and PodDisruptionBudget', async () => {
+    const input = await fixtureInput();
+    const objects = k8sObjects(only(render('k8s', input), 'k8s/sluice.yaml'));
+    expect(objects.map((o) => `${o.apiVersion} ${o.kind}`)).toEqual([
+      'v1 ConfigMap',
+      'apps/v1 Deployment',
+      'v1 Service',
+      'autoscaling/v2 HorizontalPodAutoscaler',
+      'policy/v1 PodDisruptionBudget',
+    ]);
+    const [configMap, deployment, service, hpa, pdb] = objects as [
+      K8sObject,
+      K8sObject,
+      K8sObject,
+      K8sObject,
+      K8sObject,
+    ];
+    for (const o of objects) expect(o.metadata.name).toBe('sluice');
+    const labels = deployment.spec.template.metadata.labels as Record<string, string>;
+
+    expect(configMap.data).toEqual({ 'sluice.yaml': input.configText });
+
+    expect(deployment.spec.replicas).toBeUndefined();
+    expect(deployment.spec.selector.matchLabels).toEqual(labels);
+    const pod = deployment.spec.template.spec;
+    // preStop 5 s + shutdown_timeout 20 s + 10 s.
+    expect(pod.terminationGracePeriodSeconds).toBe(35);
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 });
+    // Port 80 without root.
+    expect(pod.securityContext.sysctls).toEqual([
+      { name: 'net.ipv4.ip_unprivileged_port_start', value: '0' },
+    ]);
+    expect(pod.containers).toHaveLength(1);
+    const c = pod.containers[0];
+    expect(c.image).toBe('sluice:latest');
+    expect(c.args).toEqual(['start', '-c', '/etc/sluice/sluice.yaml']);
+    expect(c.ports.map((p: { containerPort: number }) => p.containerPort)).toEqual([80, 8080]);
+    expect(c.readinessProbe.tcpSocket.port).toBe('http');
+    expect(c.livenessProbe.exec.command.slice(0, 2)).toEqual(['node', '-e']);
+    expect(c.livenessProbe.exec.command[2]).toContain('127.0.0.1:9090/api/status');
+    expect(c.lifecycle.preStop.exec.command).toEqual(['sleep', '5']);
+    expect(c.resources.requests).toEqual({ cpu: '4', memory: '1152Mi' });
+    expect(c.resources.limits).toEqual(c.resources.requests);
+    expect(c.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
+    const mounts = Object.fromEntries(
+      c.volumeMounts.map((m: { name: string; mountPath: string }) => [m.mountPath, m.name]),
+    );
+    expect(Object.keys(mounts)).toEqual(['/etc/sluice', '/tmp', '/run/sluice', '/var/log/sluice']);
+    const volumes = pod.volumes.map((v: { name: string }) => v.name);
+    for (const name of Object.values(mounts)) expect(volumes).toContain(name);
+    expect(pod.volumes[0]).toEqual({ name: 'config', configMap: { name: 'sluice' } });
+    expect(deployment.spec.template.metadata.annotations['sluice/config-sha256']).toMatch(/^[0-9a-f]{64}$/);
+
+    expect(service.spec.selector).toEqual(labels);
+    expect(service.spec.ports).toEqual([
+      { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' },
+      { name: 'http-8080', port: 8080, targetPort: 'http-8080', protocol: 'TCP' },
+    ]);
+
+    expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'sluice' });
+    expect(hpa.spec.minReplicas).toBeGreaterThanOrEqual(2);
+    expect(hpa.spec.maxReplicas).toBeGreaterThan(hpa.spec.minReplicas);
+    expect(hpa.spec.metrics).toEqual([
+      {
+        type: 'Resource',
+        resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } },
+      },
+    ]);
+
+    expect(pdb.spec.selector.matchLabels).toEqual(labels);
+    expect(pdb.spec.maxUnavailable).toBe(1);
+  });
+
+  it('notes that replicas need state.redis, with a commented example, and no YAML aliases', async () => {
+    const text = only(render('k8s', await fixtureInput()), 'k8s/sluice.yaml');
+    expect(text).toMatch(/^# .*rate limits and bans/m);
+    expect(text).toMatch(/^# {3}state:\n# {5}redis: redis:\/\//m);
+    expect(text).not.toMatch(/[&*]a\d/);
+    const shared = only(
+      render(
+        'k8s',
+        inputOf(
+          'state: { redis: "redis://redis:6379/0" }\nservers: [{ listen: 8080, routes: [{ respond: { body: ok } }] }]',
+        ),
+      ),
+      'k8s/sluice.yaml',
+    );
+    expect(shared).toContain("shared through the config's state.redis");
+  });
+
+  it('workers: auto becomes --workers 2 in the pod; without an admin API both probes are TCP', () => {
+    const text = only(
+      render('k8s', inputOf('servers: [{ listen: 8080, routes: [{ respond: { body: ok } }] }]')),
+      'k8s/sluice.yaml',
+    );
+    const deployment = k8sObjects(text)[1]!;
+    const pod = deployment.spec.template.spec;
+    const c = pod.containers[0];
+    expect(c.args).toEqual(['start', '-c', '/etc/sluice/sluice.yaml', '--workers', '2']);
+    expect(c.resources.limits.cpu).toBe('2');
+    expect(c.livenessProbe.tcpSocket.port).toBe('http');
+    expect(pod.securityContext.sysctls).toBeUndefined();
+    // shutdown_timeout defaults to 30 s.
+    expect(pod.terminationGracePeriodSeconds).toBe(45);
+  });
+});
