@@ -1,10 +1,15 @@
 /**
- * Log lines to a file descriptor, batched and asynchronous, in writes that never split a line:
- * each write is at most 4096 bytes (PIPE_BUF) and ends at a line end. Several worker processes
- * share stdout (a pipe to journald or Docker) or append to one file; writes of up to PIPE_BUF
- * bytes to a pipe are atomic, and O_APPEND writes to a file land whole, so lines from different
- * workers never interleave. (pino's SonicBoom batches without regard to line ends, which could
- * interleave half-lines across processes.)
+ * Log lines to a file descriptor, batched and asynchronous, in writes that never split a line.
+ * Several worker processes share stdout (a pipe to journald or Docker) or append to one file.
+ * A write to a regular file lands whole (Linux holds the file's position lock for the length of
+ * a write), so there batches are large (1 MiB). On a pipe, socket or terminal, a batch is at most
+ * PIPE_BUF (4096 bytes, atomic on a pipe) and ends at a line end; when several batches are
+ * waiting they go in one writev of at most 64 KiB (a pipe's default capacity: Linux writes it
+ * under the pipe's lock while the reader keeps up). One write at a time is in flight, so a
+ * request rate above one write per event-loop turn must batch: writing a single 4 KiB batch per
+ * turn fell behind at 14k lines/s and queued megabytes.
+ * (pino's SonicBoom batches without regard to line ends, which could interleave half-lines
+ * across processes.)
  *
  * A request never waits on log I/O: lines are queued, at most one write is in flight, and when
  * the destination cannot keep up beyond `MAX_PENDING` bytes, new lines are dropped and counted
@@ -13,7 +18,10 @@
 import fs from 'node:fs';
 import { dirname } from 'node:path';
 
-const ATOMIC_WRITE = 4096;
+const PIPE_BATCH = 4096;
+const FILE_BATCH = 1024 * 1024;
+/** Most bytes in one writev to a pipe, socket or terminal. */
+const PIPE_WRITE = 64 * 1024;
 const MAX_PENDING = 16 * 1024 * 1024;
 const FLUSH_AFTER_MS = 100;
 
@@ -25,7 +33,20 @@ export class LineWriter {
   #fd: number;
   readonly #path: string | null;
   readonly #onError: WriteErrorReport;
-  #pending = '';
+  /** Bytes per write: whole lines only, at most this many (one longer line goes alone). */
+  #batchBytes: number;
+  /** Bytes per writev. */
+  #writeBytes: number;
+  /**
+   * Full batches waiting for the destination, oldest first. Kept as separate strings rather than
+   * one growing string: slicing a multi-megabyte string after every write copied it whole each
+   * time, which a destination slower than the requests turned quadratic (measured: 14k → 6k
+   * requests/s and 160 MB RSS with the access log on a file).
+   */
+  readonly #batches: string[] = [];
+  #current = '';
+  #currentBytes = 0;
+  #queuedBytes = 0;
   #writing = false;
   #timer: NodeJS.Timeout | null = null;
   #failing = false;
@@ -37,19 +58,26 @@ export class LineWriter {
     this.#path = typeof target === 'string' ? target : null;
     this.#onError = onError;
     this.#fd = typeof target === 'number' ? target : openAppend(target);
+    this.#batchBytes = batchSize(this.#fd);
+    this.#writeBytes = this.#batchBytes === PIPE_BATCH ? PIPE_WRITE : FILE_BATCH;
   }
 
   /** Queues one line (it must end with a newline). */
   write(line: string): boolean {
-    if (this.#pending.length + line.length > MAX_PENDING) {
+    const bytes = Buffer.byteLength(line);
+    if (this.#queuedBytes + bytes > MAX_PENDING) {
       this.dropped++;
       return false;
     }
-    this.#pending += line;
-    if (this.#pending.length >= ATOMIC_WRITE) this.#flush();
+    if (this.#currentBytes + bytes > this.#batchBytes && this.#current !== '') this.#seal();
+    this.#current += line;
+    this.#currentBytes += bytes;
+    this.#queuedBytes += bytes;
+    if (this.#batches.length > 0) this.#flush();
     else if (this.#timer === null) {
       this.#timer = setTimeout(() => {
         this.#timer = null;
+        if (this.#current !== '') this.#seal();
         this.#flush();
       }, FLUSH_AFTER_MS);
       this.#timer.unref();
@@ -57,22 +85,37 @@ export class LineWriter {
     return true;
   }
 
+  /** Closes the batch being filled. */
+  #seal(): void {
+    this.#batches.push(this.#current);
+    this.#current = '';
+    this.#currentBytes = 0;
+  }
+
   #flush(): void {
-    if (this.#writing || this.#pending === '') return;
-    const chunk = takeChunk(this.#pending);
-    this.#pending = this.#pending.slice(chunk.chars);
+    if (this.#writing || this.#batches.length === 0) return;
+    const buffers: Buffer[] = [];
+    let size = 0;
+    while (
+      this.#batches.length > 0 &&
+      (buffers.length === 0 || size + this.#batchBytes <= this.#writeBytes)
+    ) {
+      const bytes = Buffer.from(this.#batches.shift()!);
+      buffers.push(bytes);
+      size += bytes.length;
+    }
+    this.#queuedBytes -= size;
     this.#writing = true;
-    fs.write(this.#fd, chunk.bytes, 0, chunk.bytes.length, null, (err) => {
+    fs.writev(this.#fd, buffers, null, (err) => {
       this.#writing = false;
       if (err) {
         if (!this.#failing) this.#onError(err);
         this.#failing = true;
-        this.dropped++;
+        this.dropped += buffers.length;
       } else {
         this.#failing = false;
       }
-      if (this.#pending.length >= ATOMIC_WRITE || (this.#pending !== '' && this.#timer === null))
-        this.#flush();
+      this.#flush();
     });
   }
 
@@ -80,11 +123,12 @@ export class LineWriter {
   flushSync(): void {
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
-    while (this.#pending !== '') {
-      const chunk = takeChunk(this.#pending);
-      this.#pending = this.#pending.slice(chunk.chars);
+    if (this.#current !== '') this.#seal();
+    for (let batch = this.#batches.shift(); batch !== undefined; batch = this.#batches.shift()) {
+      const bytes = Buffer.from(batch);
+      this.#queuedBytes -= bytes.length;
       try {
-        fs.writeSync(this.#fd, chunk.bytes);
+        fs.writeSync(this.#fd, bytes);
       } catch {
         this.dropped++;
       }
@@ -97,6 +141,8 @@ export class LineWriter {
     const old = this.#fd;
     try {
       this.#fd = openAppend(this.#path);
+      this.#batchBytes = batchSize(this.#fd);
+      this.#writeBytes = this.#batchBytes === PIPE_BATCH ? PIPE_WRITE : FILE_BATCH;
       this.#failing = false;
       fs.close(old, () => undefined);
     } catch (err) {
@@ -110,25 +156,11 @@ function openAppend(path: string): number {
   return fs.openSync(path, 'a');
 }
 
-/** The longest prefix of whole lines within ATOMIC_WRITE bytes (or one longer line alone). */
-function takeChunk(pending: string): { bytes: Buffer; chars: number } {
-  // JSON lines are ASCII unless a path or message carries other characters: measure in bytes.
-  let end = Math.min(pending.length, ATOMIC_WRITE);
-  let bytes = Buffer.from(pending.slice(0, end));
-  while (bytes.length > ATOMIC_WRITE) {
-    end = Math.floor(end / 2);
-    bytes = Buffer.from(pending.slice(0, end));
+/** Batch size for a descriptor: large on a regular file, PIPE_BUF on anything else. */
+function batchSize(fd: number): number {
+  try {
+    return fs.fstatSync(fd).isFile() ? FILE_BATCH : PIPE_BATCH;
+  } catch {
+    return PIPE_BATCH;
   }
-  if (end < pending.length) {
-    const lastNewline = pending.lastIndexOf('\n', end - 1);
-    if (lastNewline >= 0) {
-      end = lastNewline + 1;
-    } else {
-      // One line longer than ATOMIC_WRITE: written alone, whole.
-      const nl = pending.indexOf('\n');
-      end = nl === -1 ? pending.length : nl + 1;
-    }
-    bytes = Buffer.from(pending.slice(0, end));
-  }
-  return { bytes, chars: end };
 }
