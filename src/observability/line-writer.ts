@@ -50,6 +50,8 @@ export class LineWriter {
   #writing = false;
   #timer: NodeJS.Timeout | null = null;
   #failing = false;
+  /** Waiting for everything queued to be written (`drain`). */
+  #drained: (() => void)[] = [];
   /** Lines dropped because the destination could not keep up or failed. */
   dropped = 0;
 
@@ -93,7 +95,11 @@ export class LineWriter {
   }
 
   #flush(): void {
-    if (this.#writing || this.#batches.length === 0) return;
+    if (this.#writing) return;
+    if (this.#batches.length === 0) {
+      if (this.#current === '') for (const done of this.#drained.splice(0)) done();
+      return;
+    }
     const buffers: Buffer[] = [];
     let size = 0;
     while (
@@ -119,7 +125,20 @@ export class LineWriter {
     });
   }
 
-  /** Writes everything queued, synchronously (before exit). */
+  /**
+   * Resolves once everything queued is written. Before exit, this comes first: `flushSync` alone
+   * could overtake a write still in flight and put its lines out of order.
+   */
+  drain(): Promise<void> {
+    if (this.#current !== '') this.#seal();
+    if (!this.#writing && this.#batches.length === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#drained.push(resolve);
+      this.#flush();
+    });
+  }
+
+  /** Writes everything queued, synchronously (a last resort before exit; see `drain`). */
   flushSync(): void {
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;

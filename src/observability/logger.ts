@@ -21,9 +21,12 @@ export interface Loggers {
   reopen(): void;
   /** Writes out everything buffered, synchronously (before exit). */
   flush(): void;
-  /** Flushes and stops. */
-  close(): void;
+  /** Writes out everything queued (waiting at most 2 s for a slow destination) and stops. */
+  close(): Promise<void>;
 }
+
+/** How long closing waits for log writes in flight before writing the rest synchronously. */
+const CLOSE_WAIT_MS = 2000;
 
 /** Options shared by every sluice logger. */
 export function loggerOptions(level: string): pino.LoggerOptions {
@@ -100,7 +103,15 @@ export function createLoggers(log: ResolvedLog): Loggers {
       for (const w of writers) w.reopen();
     },
     flush,
-    close: flush,
+    close: async () => {
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, CLOSE_WAIT_MS);
+      });
+      await Promise.race([Promise.all(writers.map((w) => w.drain())), deadline]);
+      clearTimeout(timer);
+      flush();
+    },
   };
 }
 

@@ -341,7 +341,7 @@ export class SluiceInstance {
       }
     }
     this.#state = 'closed';
-    if (this.#ownsLoggers) this.#loggers.close();
+    if (this.#ownsLoggers) await this.#loggers.close();
   }
 
   async #startEgress(config: ResolvedConfig): Promise<void> {

@@ -531,7 +531,7 @@ export class Primary {
     await this.#state?.close();
     if (this.#config.pidFile !== null) rmSync(this.#config.pidFile, { force: true });
     this.#loggers.app.info('sluice stopped');
-    this.#loggers.close();
+    await this.#loggers.close();
   }
 
   async #killAll(): Promise<void> {

@@ -48,7 +48,7 @@ export function memoryLoggers(): { loggers: Loggers; logs: Record<string, unknow
       logs.push(JSON.parse(line));
     },
   };
-  const loggers: Loggers = { app, access: null, accessSink, reopen() {}, flush() {}, close() {} };
+  const loggers: Loggers = { app, access: null, accessSink, reopen() {}, flush() {}, close: async () => {} };
   return { loggers, logs };
 }
 
