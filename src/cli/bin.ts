@@ -120,6 +120,25 @@ program
   });
 
 program
+  .command('import')
+  .description("convert another server's config to a sluice.yaml (sluice import nginx FILE)")
+  .command('nginx')
+  .description(
+    'print the sluice.yaml equivalent of an nginx config; warnings on stderr as FILE:LINE: warning: ...',
+  )
+  .argument('<file>', 'the nginx config (nginx.conf, or a file of server { } blocks)')
+  .option('-o, --output <file>', 'write the YAML to this file instead of stdout')
+  .option('--force', 'overwrite the -o file if it exists')
+  .option(
+    '--prefix <dir>',
+    "nginx's prefix: relative include and certificate paths (default: FILE's directory)",
+  )
+  .action(async (file: string, opts: import('./commands/import-nginx.js').ImportNginxCommandOptions) => {
+    const { runImportNginx } = await import('./commands/import-nginx.js');
+    process.exitCode = await runImportNginx(file, opts);
+  });
+
+program
   .command('version')
   .description('print the version')
   .action(() => {

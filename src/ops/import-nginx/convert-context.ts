@@ -1,0 +1,36 @@
+/** What every part of the conversion shares: the warnings, the upstreams and the rate-limit zones. */
+import type { NginxDirective, SourcePlace } from './ast.js';
+import type { UpstreamPlan, UpstreamUsage } from './convert-upstream.js';
+import type { WarningList } from './warnings.js';
+
+/** A `limit_req_zone`: the key and rate a `limit_req zone=NAME` refers to. */
+export interface ZonePlan {
+  /** The key as nginx wrote it (`$binary_remote_addr`). */
+  readonly key: string;
+  /** The sluice rate: `10/s`, `30/m`. */
+  readonly rate: string;
+  readonly directive: NginxDirective;
+}
+
+/** Shared state of one conversion. */
+export interface ConvertContext {
+  readonly warnings: WarningList;
+  readonly upstreams: ReadonlyMap<string, UpstreamPlan>;
+  readonly usage: UpstreamUsage;
+  readonly zones: ReadonlyMap<string, ZonePlan>;
+  /** Variables set by `map $http_upgrade $NAME { ... }`: the WebSocket `Connection` idiom. */
+  readonly upgradeVariables: ReadonlySet<string>;
+  /** `FILE:LINE` for a comment in the YAML, the file relative to nginx's prefix. */
+  readonly where: (at: SourcePlace) => string;
+}
+
+/** What a location's conversion knows about its server. */
+export interface ServerContext {
+  readonly ctx: ConvertContext;
+  /** What `$server_name` stands for: the server's first plain name. */
+  readonly serverName: string | undefined;
+  /** Named locations (`location @name`) of the server, by name with the `@`. */
+  readonly named: ReadonlyMap<string, NginxDirective>;
+  /** Named locations a `try_files` sent requests to. */
+  readonly usedNamed: Set<string>;
+}

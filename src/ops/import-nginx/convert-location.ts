@@ -1,0 +1,178 @@
+/**
+ * nginx `location` → a sluice route. Nested locations become routes of their own, after their
+ * parent, inheriting what the parent sets (sluice's routes are flat).
+ *
+ *   = /x      → match: { path: /x }
+ *   ^~ /x, /x → match: { path_prefix: /x }     (^~ is kept by a guard on the regexes, see convert-server.ts)
+ *   ~ re      → match: { path_regex: re }
+ *   ~* re     → match: { path_regex: re with its letters folded, e.g. [pP][hH][pP] }
+ *   @name     → no route; reachable only through try_files (whose fallback it then serves)
+ *
+ * The action follows nginx's phases: a `return` (or redirecting `rewrite`) answers before any
+ * content handler; then `proxy_pass`; a location that serves files, which sluice cannot do,
+ * answers 404; one whose content cannot be carried over answers 502. Each such route has a
+ * comment in the YAML and a warning on stderr.
+ */
+import type { NginxDirective } from './ast.js';
+import type { ServerContext } from './convert-context.js';
+import { accessAt, deniesEveryone, rateLimitAt } from './convert-guards.js';
+import { convertProxy } from './convert-proxy.js';
+import { firstReturn } from './convert-return.js';
+import { FOREIGN_CONTENT, OWN_CONTENT } from './directives.js';
+import { type LocationMatch, parseLocation } from './location-match.js';
+import { translateRegex } from './regex.js';
+import { childScope, own, type Scope } from './scope.js';
+import type { SluiceRoute } from './sluice-config.js';
+
+/** A converted location. */
+export interface RoutePlan {
+  route: SluiceRoute;
+  readonly match: LocationMatch;
+  readonly notes: string[];
+  readonly directive: NginxDirective;
+}
+
+const FILE_DIRECTIVES = ['root', 'alias', 'index', 'try_files', 'autoindex'];
+
+/**
+ * Converts one location, not the locations nested in it (the caller walks those, with this
+ * location's scope as their parent); `null` for a named location or one sluice cannot match.
+ */
+export function convertLocation(d: NginxDirective, parent: Scope, server: ServerContext): RoutePlan | null {
+  const { warnings } = server.ctx;
+  const match = parseLocation(d);
+  if (match.kind === 'named') return null;
+  const scope = childScope('location', d.block ?? [], parent);
+
+  const routeMatch = convertMatch(d, match, server);
+  if (routeMatch === null) return null;
+  if (parent.kind === 'location' && match.kind === 'regex') {
+    warnings.add(
+      d,
+      'nested regex location: sluice routes are flat, so it is checked for every path, not only for those its parent location matched',
+    );
+  }
+
+  const route: SluiceRoute = { match: routeMatch };
+  const notes: string[] = [];
+  const access = accessAt(scope, warnings);
+  const rate = rateLimitAt(scope, server.ctx);
+  const placeholder = (status: number, note: string): void => {
+    route.respond = { status };
+    notes.push(note);
+  };
+
+  const returned = firstReturn(scope, server);
+  const pass = own(scope, 'proxy_pass')[0];
+  if (returned !== undefined) {
+    if (returned.action === null) {
+      placeholder(
+        502,
+        'the nginx return here could not be carried over (see the warning); this route answers 502',
+      );
+    } else Object.assign(route, returned.action);
+    if (pass !== undefined) {
+      warnings.add(
+        pass,
+        `proxy_pass is never used: the ${returned.directive.name} on line ${returned.directive.line} answers first`,
+      );
+    }
+  } else if (pass !== undefined) {
+    const plan = convertProxy(pass, match, scope, server);
+    if (plan === null)
+      placeholder(
+        502,
+        'nginx proxies here to a target sluice cannot use (see the warning); this route answers 502',
+      );
+    else {
+      route.proxy = plan.proxy;
+      notes.push(...plan.notes);
+    }
+  } else if (FOREIGN_CONTENT.some((name) => own(scope, name).length > 0)) {
+    placeholder(
+      502,
+      'nginx passes these requests on with a protocol other than HTTP; sluice proxies HTTP only, so this route answers 502',
+    );
+  } else if (OWN_CONTENT.some((name) => own(scope, name).length > 0)) {
+    const name = OWN_CONTENT.find((n) => own(scope, n).length > 0);
+    placeholder(
+      404,
+      `nginx answers here itself (${name}); sluice has no equivalent, so this route answers 404`,
+    );
+  } else if (!tryFilesFallback(scope, match, server, route, notes)) {
+    if (deniesEveryone(access?.value)) {
+      placeholder(404, 'every client is denied here (403), as in nginx');
+    } else {
+      const how = FILE_DIRECTIVES.filter((name) => own(scope, name).length > 0);
+      warnings.add(
+        d,
+        `location ${d.args.join(' ')}: nginx serves files here${how.length > 0 ? ` (${how.join(', ')})` : ''}; sluice serves no files, so the route answers 404`,
+      );
+      placeholder(
+        404,
+        'nginx serves files from disk here; sluice serves no files, so this route answers 404',
+      );
+    }
+  }
+
+  if (access?.level === 'location') route.access = access.value;
+  if (rate?.level === 'location') route.rate_limit = rate.value;
+  return { route, match, notes, directive: d };
+}
+
+/** The route's `match:`, or `null` (with a warning) when sluice cannot match the same paths. */
+function convertMatch(
+  d: NginxDirective,
+  match: LocationMatch,
+  server: ServerContext,
+): SluiceRoute['match'] | null {
+  const { warnings } = server.ctx;
+  if (match.kind === 'regex') {
+    const r = translateRegex(match.path, match.caseless);
+    if ('error' in r) {
+      warnings.add(d, `location ${d.args.join(' ')}: ${r.error}; not carried over`);
+      return null;
+    }
+    return { path_regex: r.source };
+  }
+  if (!match.path.startsWith('/') || /[?#\s]/.test(match.path)) {
+    warnings.add(
+      d,
+      `location ${d.args.join(' ')}: sluice matches paths that start with "/" and hold no space, "?" or "#"; not carried over`,
+    );
+    return null;
+  }
+  return match.kind === 'exact' ? { path: match.path } : { path_prefix: match.path };
+}
+
+/**
+ * `try_files ... @name`: sluice cannot look for the files, so every request goes to the named
+ * location's proxy. Returns whether the route got an action this way.
+ */
+function tryFilesFallback(
+  scope: Scope,
+  match: LocationMatch,
+  server: ServerContext,
+  route: SluiceRoute,
+  notes: string[],
+): boolean {
+  const tryFiles = own(scope, 'try_files')[0];
+  const fallback = tryFiles?.args.at(-1);
+  if (tryFiles === undefined || fallback === undefined || !fallback.startsWith('@')) return false;
+  const named = server.named.get(fallback);
+  const pass = named?.block?.find((x) => x.name === 'proxy_pass' && x.block === null);
+  if (named === undefined || pass === undefined) return false;
+  server.usedNamed.add(fallback);
+  let serverScope = scope;
+  while (serverScope.kind === 'location' && serverScope.parent !== null) serverScope = serverScope.parent;
+  const namedScope = childScope('location', named.block ?? [], serverScope);
+  const plan = convertProxy(pass, { ...match, kind: 'named' }, namedScope, server);
+  if (plan === null) return false;
+  server.ctx.warnings.add(
+    tryFiles,
+    `try_files: sluice serves no files, so every request here goes to ${fallback} (proxy_pass ${pass.args[0] ?? ''})`,
+  );
+  route.proxy = plan.proxy;
+  notes.push(`nginx tries files first here; sluice sends every request to ${fallback}'s upstream`);
+  return true;
+}

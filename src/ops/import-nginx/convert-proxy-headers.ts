@@ -1,0 +1,118 @@
+/**
+ * `proxy_set_header` → `set_headers`, `remove_headers` and `preserve_host`.
+ *
+ * The usual reverse-proxy headers are what sluice sends anyway (docs/config.md, Forwarding
+ * headers), so they are dropped without a word: `X-Real-IP $remote_addr`, `X-Forwarded-For
+ * $proxy_add_x_forwarded_for`, `X-Forwarded-Proto $scheme`, `X-Forwarded-Host $host`. So are the
+ * WebSocket ones (`Upgrade $http_upgrade`, `Connection "upgrade"`): sluice tunnels upgrades
+ * itself. `Host` decides `preserve_host`: nginx sends the target's name (`$proxy_host`) unless
+ * told otherwise, sluice the client's unless `preserve_host: false`.
+ */
+import { isHttpToken } from '../../config/http-token.js';
+import type { NginxDirective } from './ast.js';
+import type { ConvertContext, ServerContext } from './convert-context.js';
+import { toSluiceTemplate } from './variables.js';
+
+/** What the headers of one location become. */
+export interface ProxyHeaders {
+  readonly setHeaders: Record<string, string>;
+  readonly removeHeaders: string[];
+  readonly preserveHost: boolean;
+  /** The location sets the WebSocket upgrade headers. */
+  readonly websocket: boolean;
+}
+
+/** sluice's own forwarding headers, and the nginx values that equal them. */
+const SLUICE_DEFAULTS: Readonly<Record<string, readonly string[]>> = {
+  'x-real-ip': ['$remote_addr'],
+  'x-forwarded-for': ['$proxy_add_x_forwarded_for'],
+  'x-forwarded-proto': ['$scheme'],
+  'x-forwarded-host': ['$host', '$http_host'],
+};
+
+/** Host values that mean "the client's Host", which sluice sends by default. */
+// biome-ignore lint/suspicious/noTemplateCurlyInString: "${host}" is nginx's braced variable syntax, not a template.
+const CLIENT_HOST = new Set(['$host', '$http_host', '${host}', '$host:$server_port']);
+
+/** Converts the effective `proxy_set_header` list of a location. */
+export function convertProxyHeaders(list: readonly NginxDirective[], server: ServerContext): ProxyHeaders {
+  const { ctx } = server;
+  const setHeaders: Record<string, string> = {};
+  const removeHeaders: string[] = [];
+  const seen = new Set<string>();
+  // Without a Host line nginx sends $proxy_host: the target's (or the upstream's) name.
+  let preserveHost = false;
+  let websocket = false;
+  for (const d of list) {
+    const [name, value] = d.args;
+    if (name === undefined || value === undefined || d.args.length !== 2) {
+      ctx.warnings.add(d, 'proxy_set_header takes a name and a value; not carried over');
+      continue;
+    }
+    const lower = name.toLowerCase();
+    if (!isHttpToken(name)) {
+      ctx.warnings.add(d, `proxy_set_header ${name}: not a valid header name; not carried over`);
+      continue;
+    }
+    if (seen.has(lower)) {
+      ctx.warnings.add(d, `proxy_set_header ${name} is set twice; sluice sends the first value only`);
+      continue;
+    }
+    seen.add(lower);
+    if (lower === 'host') {
+      // A Host of its own is sent by set_headers whatever preserve_host says; keep the default then.
+      preserveHost = value !== '$proxy_host';
+      if (!CLIENT_HOST.has(value) && value !== '$proxy_host') hostHeader(d, value, setHeaders, server);
+      continue;
+    }
+    if (SLUICE_DEFAULTS[lower]?.includes(value)) continue;
+    if (lower === 'upgrade' && value === '$http_upgrade') {
+      websocket = true;
+      continue;
+    }
+    if (lower === 'connection') {
+      if (isUpgradeConnection(value, ctx)) websocket = true;
+      else if (value !== '') {
+        ctx.warnings.add(
+          d,
+          `proxy_set_header Connection ${JSON.stringify(value)}: sluice manages upstream connections itself (keepalive: 0 closes each one); not carried over`,
+        );
+      }
+      continue;
+    }
+    if (value === '') {
+      removeHeaders.push(name);
+      continue;
+    }
+    const t = toSluiceTemplate(value, { serverName: server.serverName });
+    if ('error' in t) {
+      ctx.warnings.add(d, `proxy_set_header ${name} ${value}: ${t.error}; not carried over`);
+      continue;
+    }
+    setHeaders[name] = t.text;
+  }
+  return { setHeaders, removeHeaders, preserveHost, websocket };
+}
+
+function hostHeader(
+  d: NginxDirective,
+  value: string,
+  setHeaders: Record<string, string>,
+  server: ServerContext,
+): void {
+  const t = toSluiceTemplate(value, { serverName: server.serverName });
+  if ('error' in t) {
+    server.ctx.warnings.add(
+      d,
+      `proxy_set_header Host ${value}: ${t.error}; the client's Host is sent instead`,
+    );
+    return;
+  }
+  setHeaders.Host = t.text;
+}
+
+function isUpgradeConnection(value: string, ctx: ConvertContext): boolean {
+  if (value.toLowerCase() === 'upgrade') return true;
+  const m = /^\$\{?([A-Za-z0-9_]+)\}?$/.exec(value);
+  return m !== null && ctx.upgradeVariables.has(m[1]!);
+}

@@ -1,0 +1,284 @@
+/**
+ * `proxy_pass` and the directives around it → a route's `proxy:`.
+ *
+ * The target: `proxy_pass http://NAME` naming an upstream (no port) → `upstream: NAME`; any other
+ * `http(s)://host:port` → `url:`. A URI part replaces the matched location prefix in nginx
+ * (`location /api/ { proxy_pass http://b/v1/; }` sends /api/x as /v1/x); sluice writes that as
+ * `strip_prefix: /api` plus the base path `/v1` of `url:`. Where the two cannot agree (an
+ * upstream has no base path; `/api/` with `/v1` gives nginx's /v1x) the difference is a warning.
+ */
+import { parseUpstreamUrl } from '../../config/upstream-url.js';
+import type { NginxDirective } from './ast.js';
+import type { ServerContext } from './convert-context.js';
+import { convertProxyHeaders } from './convert-proxy-headers.js';
+import type { LocationMatch } from './location-match.js';
+import { nearest, nearestList, type Scope } from './scope.js';
+import type { SluiceProxy, SluiceRetry } from './sluice-config.js';
+import { toSluiceDuration } from './units.js';
+import { hasVariables, toSluiceTemplate, variablesOf } from './variables.js';
+
+/** A converted proxy, with comments for the YAML. */
+export interface ProxyPlan {
+  readonly proxy: SluiceProxy;
+  readonly notes: string[];
+}
+
+const WEBSOCKET_NOTE =
+  'WebSocket upgrades are tunnelled by sluice itself: nginx\'s "proxy_http_version 1.1", "Upgrade" and "Connection" lines need no equivalent';
+
+/** Converts the `proxy_pass` of a location; `null` (with a warning) when it cannot be carried over. */
+export function convertProxy(
+  pass: NginxDirective,
+  match: LocationMatch,
+  scope: Scope,
+  server: ServerContext,
+): ProxyPlan | null {
+  const { ctx } = server;
+  const target = pass.args[0];
+  if (target === undefined || pass.args.length !== 1) {
+    ctx.warnings.add(pass, 'proxy_pass takes one URL; not carried over');
+    return null;
+  }
+  if (hasVariables(target)) {
+    ctx.warnings.add(
+      pass,
+      `proxy_pass ${target}: a target chosen by variables (${variablesOf(target)
+        .map((v) => `$${v}`)
+        .join(', ')}) is not carried over; sluice needs a fixed target, so the route answers 502`,
+    );
+    return null;
+  }
+  const m = /^(https?):\/\/([^/?#]+)(\/[^?#]*)?$/i.exec(target);
+  if (!m) {
+    ctx.warnings.add(
+      pass,
+      `proxy_pass ${target}: sluice proxies to http:// and https:// addresses only; the route answers 502`,
+    );
+    return null;
+  }
+  const scheme = m[1]!.toLowerCase();
+  const hostPort = m[2]!;
+  if (hostPort.startsWith('unix:')) {
+    ctx.warnings.add(
+      pass,
+      `proxy_pass ${target}: sluice proxies to TCP addresses only, not to unix sockets; the route answers 502`,
+    );
+    return null;
+  }
+  const uri = m[3];
+  const proxy: SluiceProxy = {};
+  let base = '';
+  const upstream = ctx.upstreams.get(hostPort);
+  if (upstream !== undefined) {
+    if (upstream.targets.length === 0) {
+      ctx.warnings.add(
+        pass,
+        `proxy_pass ${target}: upstream ${upstream.name} has no server sluice can connect to; the route answers 502`,
+      );
+      return null;
+    }
+    proxy.upstream = upstream.name;
+    const retry = convertRetry(scope, server);
+    ctx.usage.use(upstream.name, scheme, pass, retry.retry, retry.at ?? pass, ctx.warnings);
+  } else {
+    const parsed = parseUpstreamUrl(`${scheme}://${hostPort}`);
+    if ('error' in parsed) {
+      ctx.warnings.add(pass, `proxy_pass ${target}: ${parsed.error}; the route answers 502`);
+      return null;
+    }
+    proxy.url = parsed.origin;
+    const retry = nearest(scope, 'proxy_next_upstream');
+    if (retry !== undefined) {
+      ctx.warnings.add(
+        retry,
+        `proxy_next_upstream: ${hostPort} is a single address, not an upstream, so there is no next target to try; not carried over`,
+      );
+    }
+  }
+
+  if (uri !== undefined) {
+    const plan = uriPlan(match, uri, proxy.upstream !== undefined);
+    if (plan.warning !== undefined) ctx.warnings.add(pass, `proxy_pass ${target}: ${plan.warning}`);
+    if (plan.strip !== '') proxy.strip_prefix = plan.strip;
+    base = plan.base;
+  }
+  if (base !== '' && proxy.url !== undefined) proxy.url += base;
+
+  const notes: string[] = [];
+  const headers = convertProxyHeaders(nearestList(scope, 'proxy_set_header')?.directives ?? [], server);
+  if (!headers.preserveHost) proxy.preserve_host = false;
+  if (Object.keys(headers.setHeaders).length > 0) proxy.set_headers = headers.setHeaders;
+  if (headers.removeHeaders.length > 0) proxy.remove_headers = headers.removeHeaders;
+  if (headers.websocket) notes.push(WEBSOCKET_NOTE);
+
+  const response = convertResponseHeaders(scope, server);
+  if (response !== undefined) proxy.response_headers = response;
+
+  const timeouts: NonNullable<SluiceProxy['timeouts']> = {};
+  for (const [key, name] of [
+    ['connect', 'proxy_connect_timeout'],
+    ['read', 'proxy_read_timeout'],
+    ['send', 'proxy_send_timeout'],
+  ] as const) {
+    const d = nearest(scope, name);
+    if (d === undefined) continue;
+    const value = toSluiceDuration(d.args[0] ?? '');
+    if (value === null) ctx.warnings.add(d, `${name} ${d.args[0] ?? ''}: not a time; not carried over`);
+    else timeouts[key] = value;
+  }
+  if (Object.keys(timeouts).length > 0) proxy.timeouts = timeouts;
+
+  const version = nearest(scope, 'proxy_http_version');
+  if (version !== undefined && version.args[0] !== '1.1') {
+    ctx.warnings.add(
+      version,
+      `proxy_http_version ${version.args[0] ?? ''}: sluice speaks HTTP/1.1 to upstreams`,
+    );
+  }
+  const redirect = nearest(scope, 'proxy_redirect');
+  if (redirect !== undefined && redirect.args[0] !== 'off') {
+    ctx.warnings.add(
+      redirect,
+      'proxy_redirect is not carried over: sluice passes Location headers on unchanged',
+    );
+  }
+  return { proxy, notes };
+}
+
+/** How a URI part of proxy_pass maps to strip_prefix and a base path. */
+function uriPlan(
+  match: LocationMatch,
+  uri: string,
+  isUpstream: boolean,
+): { strip: string; base: string; warning?: string } {
+  if (match.kind === 'regex' || match.kind === 'named') {
+    return {
+      strip: '',
+      base: '',
+      warning: `a URI part in a ${match.kind === 'regex' ? 'regex' : 'named'} location is refused by nginx too; ${uri} is ignored`,
+    };
+  }
+  const base = uri.endsWith('/') ? uri.slice(0, -1) : uri;
+  const lost = isUpstream && base !== '';
+  const baseNote = lost
+    ? `sluice adds a base path to proxy.url targets only, not to an upstream: ${uri} is not added to forwarded paths`
+    : undefined;
+  if (match.kind === 'exact') {
+    const exact = !uri.endsWith('/') && uri !== '' && !lost;
+    return {
+      strip: match.path,
+      base: lost ? '' : base,
+      ...(baseNote !== undefined
+        ? { warning: baseNote }
+        : exact
+          ? { warning: `sluice forwards ${match.path} as ${uri}/, nginx as ${uri}` }
+          : {}),
+    };
+  }
+  const prefixSlash = match.path.endsWith('/');
+  const uriSlash = uri.endsWith('/');
+  const strip = prefixSlash ? match.path.slice(0, -1) : match.path;
+  let warning = baseNote;
+  if (warning === undefined && prefixSlash !== uriSlash) {
+    // A path where the two differ: nginx swaps the prefix for the URI, sluice strips and prepends.
+    const example = prefixSlash ? `${match.path}x` : `${match.path}/x`;
+    const nginxPath = uri + example.slice(match.path.length);
+    const rest = example.slice(strip.length);
+    const sluicePath = base + (rest.startsWith('/') ? rest : `/${rest}`);
+    warning = `nginx forwards ${example} as ${nginxPath}, sluice as ${sluicePath}`;
+  }
+  return { strip, base: lost ? '' : base, ...(warning !== undefined ? { warning } : {}) };
+}
+
+/** `proxy_next_upstream`, `_tries` and `_timeout` → an upstream's `retry:`, and where they were written. */
+function convertRetry(
+  scope: Scope,
+  server: ServerContext,
+): { retry: SluiceRetry | undefined; at: NginxDirective | undefined } {
+  const on = nearest(scope, 'proxy_next_upstream');
+  const tries = nearest(scope, 'proxy_next_upstream_tries');
+  const timeout = nearest(scope, 'proxy_next_upstream_timeout');
+  if (on === undefined && tries === undefined && timeout === undefined)
+    return { retry: undefined, at: undefined };
+  const retry: SluiceRetry = {};
+  if (on !== undefined) {
+    const conditions: NonNullable<SluiceRetry['on']> = [];
+    for (const a of on.args) {
+      if (a === 'non_idempotent') retry.non_idempotent = true;
+      else if (isRetryCondition(a)) conditions.push(a);
+      else
+        server.ctx.warnings.add(
+          on,
+          `proxy_next_upstream ${a}: sluice has no such condition; not carried over`,
+        );
+    }
+    if (conditions.length > 0) retry.on = conditions;
+  }
+  if (tries !== undefined) {
+    const n = Number(tries.args[0]);
+    if (Number.isInteger(n) && n >= 0) retry.tries = n;
+    else
+      server.ctx.warnings.add(
+        tries,
+        `proxy_next_upstream_tries ${tries.args[0] ?? ''}: not a number; not carried over`,
+      );
+  }
+  if (timeout !== undefined) {
+    const value = toSluiceDuration(timeout.args[0] ?? '');
+    if (value !== null) retry.timeout = value;
+    else
+      server.ctx.warnings.add(
+        timeout,
+        `proxy_next_upstream_timeout ${timeout.args[0] ?? ''}: not a time; not carried over`,
+      );
+  }
+  return { retry, at: on ?? tries ?? timeout };
+}
+
+const RETRY_CONDITIONS = new Set([
+  'error',
+  'timeout',
+  'invalid_header',
+  'http_500',
+  'http_502',
+  'http_503',
+  'http_504',
+  'http_429',
+  'http_403',
+  'http_404',
+  'off',
+]);
+
+function isRetryCondition(a: string): a is NonNullable<SluiceRetry['on']>[number] {
+  return RETRY_CONDITIONS.has(a);
+}
+
+/** `proxy_hide_header` and `add_header` → `response_headers`. */
+function convertResponseHeaders(
+  scope: Scope,
+  server: ServerContext,
+): SluiceProxy['response_headers'] | undefined {
+  const out: NonNullable<SluiceProxy['response_headers']> = {};
+  const hide = nearestList(scope, 'proxy_hide_header')?.directives ?? [];
+  if (hide.length > 0) out.remove = hide.flatMap((d) => d.args.slice(0, 1));
+  const set: Record<string, string> = {};
+  for (const d of nearestList(scope, 'add_header')?.directives ?? []) {
+    const [name, value] = d.args;
+    if (name === undefined || value === undefined) {
+      server.ctx.warnings.add(d, 'add_header takes a name and a value; not carried over');
+      continue;
+    }
+    const t = toSluiceTemplate(value, { serverName: server.serverName });
+    if ('error' in t) {
+      server.ctx.warnings.add(d, `add_header ${name} ${value}: ${t.error}; not carried over`);
+      continue;
+    }
+    if (Object.keys(set).some((k) => k.toLowerCase() === name.toLowerCase())) {
+      server.ctx.warnings.add(d, `add_header ${name} is set twice; sluice sends the first value only`);
+      continue;
+    }
+    set[name] = t.text;
+  }
+  if (Object.keys(set).length > 0) out.set = set;
+  return Object.keys(out).length > 0 ? out : undefined;
+}

@@ -1,0 +1,553 @@
+/**
+ * nginx `server { }` → one sluice server, or two when it listens both plain and with TLS (sluice
+ * sets `tls:` per server, nginx per `listen`): the plain half and the TLS half share the routes.
+ *
+ *   listen ADDR [ssl] [http2] [default_server] [backlog=N] → listen, tls, http2, default, limits.backlog
+ *   server_name a.com *.a.com ~^re$                        → server_name (`_` and "" are dropped)
+ *   ssl_certificate(_key), ssl_protocols,
+ *   ssl_client_certificate, ssl_verify_client              → tls
+ *   client_max_body_size, client_header_timeout,
+ *   keepalive_timeout, keepalive_requests                  → limits
+ *   set_real_ip_from + real_ip_header X-Forwarded-For     → trusted_proxies
+ *   allow/deny, limit_req (server or http level)           → access, rate_limit
+ *   return / redirecting rewrite at server level          → one route for every path
+ *   location                                               → routes (convert-location.ts)
+ *
+ * nginx checks regex locations before the longest prefix unless that prefix is `^~`; sluice
+ * always checks regexes first. So every regex route gets a lookahead that refuses the paths whose
+ * longest prefix location is a `^~` one (`caretGuard`), and the two orders agree.
+ */
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import type { NginxDirective } from './ast.js';
+import type { ConvertContext, ServerContext } from './convert-context.js';
+import { accessAt, rateLimitAt } from './convert-guards.js';
+import { convertLocation, type RoutePlan } from './convert-location.js';
+import { firstReturn } from './convert-return.js';
+import { type ListenPlan, parseListen } from './listen.js';
+import { parseLocation } from './location-match.js';
+import { escapeRegex, guardRegex, translateRegex } from './regex.js';
+import { childScope, nearest, nearestList, own, type Scope } from './scope.js';
+import type { SluiceLimits, SluiceRoute, SluiceServer, SluiceTls, YamlNote } from './sluice-config.js';
+import { toSluiceDuration, toSluiceSize } from './units.js';
+import { hasVariables } from './variables.js';
+
+/** Where paths in the nginx config are resolved from, and where the YAML will be. */
+export interface PathContext {
+  /** nginx's prefix: relative certificate paths are resolved against it. */
+  readonly prefix: string;
+  /** The directory of the YAML file; paths inside it are written relative to it. `undefined`: always absolute. */
+  readonly outputDir: string | undefined;
+}
+
+/** A converted listen, with the directive it came from. */
+export interface PlacedListen {
+  plan: ListenPlan;
+  readonly directive: NginxDirective | null;
+}
+
+/** One sluice server made from an nginx server block. */
+export interface ServerPart {
+  readonly server: SluiceServer;
+  listens: PlacedListen[];
+  /** Server names as written into `server_name`, with the directive they came from. */
+  names: { readonly name: string; readonly directive: NginxDirective }[];
+  isDefault: boolean;
+  readonly tls: boolean;
+  /** Comments, at paths relative to the server's node. */
+  readonly notes: YamlNote[];
+  readonly directive: NginxDirective;
+  /** `-tls` for the TLS half of a split server. */
+  readonly nameSuffix: string;
+}
+
+/** Converts one `server { }`; `[]` (with a warning) when nothing of it can be served by sluice. */
+export function convertServer(
+  d: NginxDirective,
+  http: Scope,
+  ctx: ConvertContext,
+  paths: PathContext,
+): ServerPart[] {
+  const { warnings } = ctx;
+  const scope = childScope('server', d.block ?? [], http);
+  const notes: YamlNote[] = [];
+
+  const listens = readListens(scope, ctx);
+  if (listens.length === 0) {
+    warnings.add(d, 'server: none of its listen addresses can be carried over; the server is left out');
+    return [];
+  }
+  if (listens[0]?.directive === null) {
+    notes.push({ path: ['listen'], text: 'nginx listens on *:80 when a server has no listen' });
+  }
+  const names = readServerNames(scope, ctx);
+  const serverName = names.find((n) => !n.name.startsWith('~') && !n.name.includes('*'))?.name;
+  const named = new Map<string, NginxDirective>();
+  for (const x of scope.directives) {
+    if (x.name === 'location' && x.block !== null && x.args[0]?.startsWith('@')) named.set(x.args[0], x);
+  }
+  const server: ServerContext = { ctx, serverName, named, usedNamed: new Set() };
+
+  const sslOn = nearest(scope, 'ssl')?.args[0] === 'on';
+  const wantsTls = sslOn || listens.some((l) => l.plan.ssl);
+  const tls = readTls(scope, ctx, paths, wantsTls);
+  if (wantsTls && tls === undefined) {
+    warnings.add(
+      listens.find((l) => l.plan.ssl)?.directive ?? d,
+      'listen ... ssl without a usable ssl_certificate and ssl_certificate_key: nginx refuses this too; these addresses are served without TLS',
+    );
+  }
+
+  const routes = convertRoutes(scope, server, d, notes);
+
+  const base: SluiceServer = { listen: [], routes: [] };
+  if (names.length > 0) base.server_name = names.map((n) => n.name);
+  const limits = readLimits(scope, ctx, notes);
+  const backlog = Math.max(0, ...listens.map((l) => l.plan.backlog ?? 0));
+  if (backlog > 0) limits.backlog = backlog;
+  if (Object.keys(limits).length > 0) base.limits = limits;
+  const trusted = readTrustedProxies(scope, ctx);
+  if (trusted.length > 0) base.trusted_proxies = trusted;
+  const access = accessAt(scope, warnings);
+  if (access !== undefined && access.level !== 'location') base.access = access.value;
+  const rate = rateLimitAt(scope, ctx);
+  if (rate !== undefined && rate.level !== 'location') base.rate_limit = rate.value;
+  base.routes = routes;
+
+  const http2Directive = nearest(scope, 'http2');
+  const http2 = listens.some((l) => l.plan.http2) || http2Directive?.args[0] === 'on';
+
+  const tlsListens = tls === undefined ? [] : listens.filter((l) => l.plan.ssl || sslOn);
+  const plainListens = listens.filter((l) => !tlsListens.includes(l));
+  if (http2 && tlsListens.length === 0) {
+    const at = http2Directive ?? listens.find((l) => l.plan.http2)?.directive ?? d;
+    warnings.add(
+      at,
+      'http2 without TLS (h2c): sluice serves HTTP/2 on TLS listeners only; HTTP/1.1 is served',
+    );
+  }
+
+  const part = (chosen: PlacedListen[], withTls: boolean, nameSuffix: string): ServerPart => {
+    const isDefault = chosen.some((l) => l.plan.isDefault);
+    const notDefault = chosen.find((l) => !l.plan.isDefault);
+    if (isDefault && notDefault !== undefined && notDefault.directive !== null) {
+      warnings.add(
+        notDefault.directive,
+        `listen ${notDefault.plan.text}: sluice makes a server the default of all its addresses, so it is the default here too`,
+      );
+    }
+    const s: SluiceServer = structuredClone(base);
+    if (withTls && tls !== undefined) {
+      s.tls = structuredClone(tls);
+      if (http2) s.http2 = true;
+    }
+    return {
+      server: s,
+      listens: chosen,
+      names: [...names],
+      isDefault,
+      tls: withTls,
+      notes: structuredClone(notes),
+      directive: d,
+      nameSuffix,
+    };
+  };
+  if (tlsListens.length === 0) return [part(plainListens, false, '')];
+  if (plainListens.length === 0) return [part(tlsListens, true, '')];
+  const [first] = tlsListens;
+  const plain = part(plainListens, false, '');
+  const secure = part(tlsListens, true, '-tls');
+  secure.notes.unshift({
+    path: [],
+    text: `the ${first?.plan.text ?? 'TLS'} half of the same nginx server: sluice sets tls per server, nginx per listen`,
+  });
+  return [plain, secure];
+}
+
+/** The server's listens; nginx's `*:80` when it has none. */
+function readListens(scope: Scope, ctx: ConvertContext): PlacedListen[] {
+  const out: PlacedListen[] = [];
+  const written = own(scope, 'listen');
+  if (written.length === 0) {
+    const plan = parseListen(['80']);
+    if (!('error' in plan)) out.push({ plan, directive: null });
+    return out;
+  }
+  for (const l of written) {
+    const plan = parseListen(l.args);
+    if ('error' in plan) {
+      ctx.warnings.add(l, `listen ${l.args.join(' ')}: ${plan.error}; not carried over`);
+      continue;
+    }
+    for (const p of plan.dropped) {
+      ctx.warnings.add(l, `listen ${plan.text}: parameter ${p} is not carried over`);
+    }
+    const twin = out.find((o) => o.plan.address.key === plan.address.key);
+    if (twin !== undefined) {
+      ctx.warnings.add(l, `listen ${plan.text} is already listed in this server; nginx refuses this too`);
+      continue;
+    }
+    out.push({ plan, directive: l });
+  }
+  return out;
+}
+
+/** server_name entries sluice can match, with a warning for each it cannot. */
+function readServerNames(
+  scope: Scope,
+  ctx: ConvertContext,
+): { readonly name: string; readonly directive: NginxDirective }[] {
+  const out: { name: string; directive: NginxDirective }[] = [];
+  for (const d of own(scope, 'server_name')) {
+    for (const raw of d.args) {
+      const name = convertServerName(raw, d, ctx);
+      if (name !== null && !out.some((o) => o.name === name)) out.push({ name, directive: d });
+    }
+  }
+  return out;
+}
+
+function convertServerName(raw: string, d: NginxDirective, ctx: ConvertContext): string | null {
+  // "_" is the customary never-matching name of a catch-all server, "" matches requests without Host.
+  if (raw === '_' || raw === '') return null;
+  if (raw.startsWith('~')) {
+    const r = translateRegex(raw.slice(1), false);
+    if ('error' in r) {
+      ctx.warnings.add(d, `server_name ${raw}: ${r.error}; not carried over`);
+      return null;
+    }
+    return `~${r.source}`;
+  }
+  if (hasVariables(raw)) {
+    ctx.warnings.add(
+      d,
+      `server_name ${raw}: sluice takes server names as written, not from variables; not carried over`,
+    );
+    return null;
+  }
+  const name = raw.toLowerCase();
+  if (name.includes('*') && !/^\*\.[^*]+$/.test(name) && !/^[^*]+\.\*$/.test(name)) {
+    ctx.warnings.add(
+      d,
+      `server_name ${raw}: sluice matches "*.a.com" and "a.*" wildcards only (use a ~regex); not carried over`,
+    );
+    return null;
+  }
+  return name;
+}
+
+/** The TLS settings of the server (from its level or http's); `undefined` when there is no certificate. */
+function readTls(
+  scope: Scope,
+  ctx: ConvertContext,
+  paths: PathContext,
+  wanted: boolean,
+): SluiceTls | undefined {
+  const warn = (d: NginxDirective, message: string): void => {
+    if (wanted) ctx.warnings.add(d, message);
+  };
+  const certs = nearestList(scope, 'ssl_certificate')?.directives ?? [];
+  const keys = nearestList(scope, 'ssl_certificate_key')?.directives ?? [];
+  const [cert, ...moreCerts] = certs;
+  const [key] = keys;
+  if (cert === undefined || key === undefined) return undefined;
+  for (const extra of moreCerts) {
+    warn(extra, 'ssl_certificate: sluice takes one certificate per server; only the first is carried over');
+  }
+  for (const extra of keys.slice(1)) {
+    warn(extra, 'ssl_certificate_key: sluice takes one key per server; only the first is carried over');
+  }
+  const file = (d: NginxDirective): string | null => {
+    const p = d.args[0] ?? '';
+    if (p === '' || hasVariables(p) || p.startsWith('data:') || p.startsWith('engine:')) {
+      warn(d, `${d.name} ${p}: sluice reads certificates from files named as written; not carried over`);
+      return null;
+    }
+    return outputPath(p, paths);
+  };
+  const certFile = file(cert);
+  const keyFile = file(key);
+  if (certFile === null || keyFile === null) return undefined;
+  const tls: SluiceTls = { cert: certFile, key: keyFile };
+
+  const protocols = nearest(scope, 'ssl_protocols');
+  if (protocols !== undefined) {
+    const listed = protocols.args;
+    if (listed.length === 1 && listed[0] === 'TLSv1.3') tls.min_version = 'TLSv1.3';
+    else if (!listed.includes('TLSv1.2') && !listed.includes('TLSv1.3')) {
+      warn(protocols, `ssl_protocols ${listed.join(' ')}: sluice accepts TLSv1.2 and TLSv1.3`);
+    } else if (listed.some((p) => p !== 'TLSv1.2' && p !== 'TLSv1.3')) {
+      warn(
+        protocols,
+        `ssl_protocols ${listed.join(' ')}: sluice accepts TLSv1.2 and later; ${listed.filter((p) => p !== 'TLSv1.2' && p !== 'TLSv1.3').join(' ')} is refused`,
+      );
+    }
+  }
+  const verify = nearest(scope, 'ssl_verify_client');
+  const clientCa = nearest(scope, 'ssl_client_certificate');
+  const mode = verify?.args[0] ?? 'off';
+  if (mode === 'on' || mode === 'optional') {
+    const ca = clientCa === undefined ? null : file(clientCa);
+    if (ca !== null) {
+      tls.client_ca = ca;
+      if (mode === 'on') tls.require_client_cert = true;
+    } else if (verify !== undefined) {
+      warn(
+        verify,
+        `ssl_verify_client ${mode} needs ssl_client_certificate; client certificates are not checked`,
+      );
+    }
+  } else if (mode === 'optional_no_ca' && verify !== undefined) {
+    warn(
+      verify,
+      'ssl_verify_client optional_no_ca: sluice checks client certificates against client_ca only',
+    );
+  }
+  return tls;
+}
+
+/** A path of the nginx config as the YAML should name it. */
+function outputPath(p: string, paths: PathContext): string {
+  if (isAbsolute(p)) return p;
+  const full = resolve(join(paths.prefix, p));
+  if (paths.outputDir === undefined) return full;
+  const rel = relative(resolve(paths.outputDir), full);
+  return rel === '' || rel.startsWith('..') || isAbsolute(rel) ? full : rel;
+}
+
+/** client_max_body_size, client_header_timeout, keepalive_timeout, keepalive_requests → limits. */
+function readLimits(scope: Scope, ctx: ConvertContext, notes: YamlNote[]): SluiceLimits {
+  const limits: SluiceLimits = {};
+  const body = nearest(scope, 'client_max_body_size');
+  if (body !== undefined) {
+    const size = toSluiceSize(body.args[0] ?? '');
+    if (size === null)
+      ctx.warnings.add(body, `client_max_body_size ${body.args[0] ?? ''}: not a size; not carried over`);
+    else if (size === '0b') {
+      // nginx's 0 turns the check off; sluice has no "unlimited", so a limit no upload reaches.
+      limits.max_body = '1024gb';
+      notes.push({ path: ['limits', 'max_body'], text: 'nginx: client_max_body_size 0 (no limit)' });
+    } else if (size !== '1mb') limits.max_body = size;
+  }
+  const header = nearest(scope, 'client_header_timeout');
+  if (header !== undefined) {
+    const t = toSluiceDuration(header.args[0] ?? '');
+    if (t === null || t === '0s') {
+      ctx.warnings.add(
+        header,
+        `client_header_timeout ${header.args[0] ?? ''}: not a time above 0; not carried over`,
+      );
+    } else limits.header_timeout = t;
+  }
+  const keepalive = nearest(scope, 'keepalive_timeout');
+  if (keepalive !== undefined) {
+    const t = toSluiceDuration(keepalive.args[0] ?? '');
+    if (t === null || t === '0s') {
+      ctx.warnings.add(
+        keepalive,
+        `keepalive_timeout ${keepalive.args[0] ?? ''}: sluice always keeps client connections open for a while; not carried over`,
+      );
+    } else if (t !== '75s') limits.keepalive_timeout = t;
+    if (keepalive.args.length > 1) {
+      ctx.warnings.add(
+        keepalive,
+        `keepalive_timeout: the Keep-Alive header timeout ${keepalive.args[1]} is not carried over`,
+      );
+    }
+  }
+  const requests = nearest(scope, 'keepalive_requests');
+  if (requests !== undefined) {
+    const n = Number(requests.args[0]);
+    if (!Number.isInteger(n) || n < 0) {
+      ctx.warnings.add(
+        requests,
+        `keepalive_requests ${requests.args[0] ?? ''}: not a number; not carried over`,
+      );
+    } else if (n !== 1000) limits.max_requests_per_connection = n;
+  }
+  return limits;
+}
+
+/** set_real_ip_from (with real_ip_header X-Forwarded-For) → trusted_proxies. */
+function readTrustedProxies(scope: Scope, ctx: ConvertContext): string[] {
+  const from = nearestList(scope, 'set_real_ip_from')?.directives ?? [];
+  if (from.length === 0) return [];
+  const header = nearest(scope, 'real_ip_header');
+  const headerName = header?.args[0] ?? 'X-Real-IP';
+  if (headerName.toLowerCase() !== 'x-forwarded-for') {
+    ctx.warnings.add(
+      header ?? from[0]!,
+      `real_ip_header ${headerName}: sluice takes the client address from X-Forwarded-For only; set_real_ip_from is not carried over`,
+    );
+    return [];
+  }
+  const recursive = nearest(scope, 'real_ip_recursive');
+  if (recursive?.args[0] !== 'on') {
+    ctx.warnings.add(
+      recursive ?? header ?? from[0]!,
+      'real_ip_recursive off: sluice always skips every trusted address in X-Forwarded-For (as with real_ip_recursive on)',
+    );
+  }
+  const out: string[] = [];
+  for (const d of from) {
+    const value = d.args[0] ?? '';
+    if (!/^[0-9a-fA-F.:]+(\/\d+)?$/.test(value)) {
+      ctx.warnings.add(
+        d,
+        `set_real_ip_from ${value}: sluice trusts addresses and CIDR blocks only; not carried over`,
+      );
+      continue;
+    }
+    if (!out.includes(value)) out.push(value);
+  }
+  return out;
+}
+
+/** The server's routes: one for a server-level return, else one per location (at least one). */
+function convertRoutes(
+  scope: Scope,
+  server: ServerContext,
+  d: NginxDirective,
+  notes: YamlNote[],
+): SluiceRoute[] {
+  const { warnings } = server.ctx;
+  const locations = scope.directives.filter((x) => x.name === 'location' && x.block !== null);
+  const returned = firstReturn(scope, server);
+  if (returned !== undefined) {
+    for (const l of locations) {
+      warnings.add(
+        l,
+        `location ${l.args.join(' ')} is never reached: the ${returned.directive.name} at server level (line ${returned.directive.line}) answers every request first`,
+      );
+    }
+    const route: SluiceRoute =
+      returned.action === null ? { respond: { status: 502 } } : { ...returned.action };
+    notes.push({
+      path: ['routes', 0],
+      text:
+        returned.action === null
+          ? `nginx: ${returned.directive.name} ${returned.directive.args.join(' ')} (could not be carried over; see the warning)`
+          : `nginx: ${returned.directive.name} ${returned.directive.args.join(' ')} (server level: every path)`,
+    });
+    return [route];
+  }
+
+  const plans: RoutePlan[] = [];
+  const seen = new Map<string, NginxDirective>();
+  const walk = (list: readonly NginxDirective[], parent: Scope): void => {
+    for (const l of list) {
+      if (l.name !== 'location' || l.block === null) continue;
+      const key = locationKey(l);
+      const earlier = key === null ? undefined : seen.get(key);
+      if (earlier !== undefined) {
+        warnings.add(
+          l,
+          `duplicate location ${l.args.join(' ')} (first at line ${earlier.line}); nginx refuses this too`,
+        );
+        continue;
+      }
+      if (key !== null) seen.set(key, l);
+      const plan = convertLocation(l, parent, server);
+      if (plan !== null) plans.push(plan);
+      walk(l.block, childScope('location', l.block, parent));
+    }
+  };
+  walk(scope.directives, scope);
+
+  for (const [name, l] of server.named) {
+    if (!server.usedNamed.has(name)) {
+      warnings.add(
+        l,
+        `location ${name}: named locations are reached through error_page, try_files or X-Accel-Redirect; not carried over`,
+      );
+    }
+  }
+
+  const guarded = applyCaretGuards(plans);
+  if (guarded !== undefined) notes.push({ path: ['routes'], text: guarded });
+  nameRegexRoutes(plans);
+  const routes: SluiceRoute[] = [];
+  for (const plan of plans) {
+    const index = routes.length;
+    routes.push(plan.route);
+    const origin = `nginx: location ${plan.directive.args.join(' ')} (${server.ctx.where(plan.directive)})`;
+    notes.push({ path: ['routes', index], text: [origin, ...plan.notes].join('\n') });
+  }
+  if (routes.length === 0) {
+    warnings.add(
+      d,
+      'server has no location sluice can carry over: nginx serves files from its root here; sluice answers 404 for every path',
+    );
+    routes.push({ respond: { status: 404 } });
+    notes.push({ path: ['routes', 0], text: 'nginx serves files here; sluice serves no files' });
+  }
+  return routes;
+}
+
+/** A location's identity for nginx's "duplicate location"; `null` for named ones (handled apart). */
+function locationKey(l: NginxDirective): string | null {
+  const m = parseLocation(l);
+  if (m.kind === 'named') return null;
+  // `^~ /x` and `/x` are the same prefix location to nginx.
+  const kind = m.kind === 'caret' ? 'prefix' : m.kind;
+  return `${kind} ${m.caseless ? '*' : ''}${m.path}`;
+}
+
+/**
+ * nginx's `^~`: when the longest prefix location matching a path is a `^~` one, no regex is
+ * tried. sluice tries regex routes before prefixes, so each regex route refuses those paths with
+ * a lookahead: for each `^~` prefix C, "starts with C and with no longer plain prefix that
+ * extends C". O(routes²), once. Returns the comment for the YAML when it guarded anything.
+ */
+function applyCaretGuards(plans: RoutePlan[]): string | undefined {
+  const prefixes = plans.filter(
+    (p) =>
+      (p.match.kind === 'prefix' || p.match.kind === 'caret') && p.route.match?.path_prefix !== undefined,
+  );
+  const carets = prefixes.filter((p) => p.match.kind === 'caret');
+  if (carets.length === 0 || !plans.some((p) => p.match.kind === 'regex')) return undefined;
+  const plainLonger = (c: RoutePlan): RoutePlan[] =>
+    prefixes.filter(
+      (p) =>
+        p.match.kind === 'prefix' &&
+        p.match.path.length > c.match.path.length &&
+        p.match.path.startsWith(c.match.path),
+    );
+  // A ^~ prefix inside a shorter one, with no plain prefix between them, is covered by the shorter.
+  const covering = carets.filter(
+    (c) =>
+      !carets.some(
+        (outer) =>
+          outer !== c &&
+          c.match.path.startsWith(outer.match.path) &&
+          !plainLonger(outer).some((l) => c.match.path.startsWith(l.match.path)),
+      ),
+  );
+  const alternatives = covering.map((c) => {
+    const longer = plainLonger(c).map((p) => escapeRegex(p.match.path.slice(c.match.path.length)));
+    const rest = longer.length === 0 ? '' : `(?!${longer.join('|')})`;
+    return `${escapeRegex(c.match.path)}${rest}`;
+  });
+  const excluded = alternatives.length === 1 ? alternatives[0]! : `(?:${alternatives.join('|')})`;
+  for (const p of plans) {
+    const source = p.route.match?.path_regex;
+    if (p.match.kind !== 'regex' || source === undefined || p.route.match === undefined) continue;
+    p.route.match.path_regex = guardRegex(source, excluded);
+  }
+  return `regex routes start with a (?!...) lookahead that keeps nginx's order: paths whose longest prefix location is ${carets.map((c) => `^~ ${c.match.path}`).join(' or ')} never reach a regex`;
+}
+
+/**
+ * A regex route whose regex had to be rewritten (letters folded for `~*`, a `^~` guard) is named
+ * after the nginx location (`~* \.(png|jpg)$`), so logs and metrics show what was written.
+ */
+function nameRegexRoutes(plans: RoutePlan[]): void {
+  const taken = new Set<string>();
+  for (const p of plans) {
+    const source = p.route.match?.path_regex;
+    if (p.match.kind !== 'regex' || source === undefined || source === p.match.path) continue;
+    const name = p.directive.args.join(' ');
+    if (taken.has(name)) continue;
+    taken.add(name);
+    p.route = { name, ...p.route };
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * `sluice import nginx` end to end with the built CLI: an nginx config pointing at real upstream
+ * servers on 127.0.0.1 is imported, checked with `sluice check`, started with `sluice start`, and
+ * real requests show nginx's behaviour carried over: location precedence (= before ^~ before
+ * regex before prefix), weighted round-robin that never uses the backup or the down server while
+ * the primaries are up, the backup taking over from a dead primary, `return` answers and
+ * redirects, proxy_pass with a URI part, and the proxied headers.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type CliProcess,
+  freePort,
+  killAll,
+  requireBuilt,
+  runCli,
+  spawnCli,
+  tempDir,
+  waitForPort,
+} from '../helpers/cli.js';
+import { http } from '../helpers/http.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+/** An upstream that answers with its name and the request it saw. */
+function named(name: string): Promise<TestUpstream> {
+  return startUpstream((req, res) => {
+    const doc = JSON.stringify({ name, url: req.url, headers: req.headers });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(doc) });
+    res.end(doc);
+  });
+}
+
+function nginxConf(p: Record<'port' | 'a' | 'b' | 'c' | 'd' | 's' | 'dead', number>): string {
+  return `# written by test/e2e/import-nginx.test.ts
+worker_processes 1;
+events {}
+
+http {
+    gzip on;
+
+    upstream pool {
+        server 127.0.0.1:${p.a} weight=3;
+        server 127.0.0.1:${p.b};
+        server 127.0.0.1:${p.c} backup;
+        server 127.0.0.1:${p.d} down;
+    }
+
+    upstream failover {
+        server 127.0.0.1:${p.dead};
+        server 127.0.0.1:${p.c} backup;
+    }
+
+    server {
+        listen 127.0.0.1:${p.port};
+        server_name import.test;
+
+        proxy_set_header Host $host;
+        proxy_set_header X-Real-IP $remote_addr;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Via nginx-import;
+
+        location = /exact {
+            return 200 "exact\\n";
+        }
+        location / {
+            proxy_pass http://pool;
+        }
+        location ^~ /static/ {
+            proxy_pass http://127.0.0.1:${p.s};
+        }
+        location ~* \\.png$ {
+            return 200 "regex png\\n";
+        }
+        location /old/ {
+            return 301 https://example.com/new/;
+        }
+        location /api/ {
+            proxy_pass http://127.0.0.1:${p.b}/v1/;
+        }
+        location /fail/ {
+            proxy_pass http://failover;
+        }
+    }
+}
+`;
+}
+
+describe('sluice import nginx (built CLI)', () => {
+  let tmp: { path: string; remove(): Promise<void> };
+  const up: Record<'a' | 'b' | 'c' | 'd' | 's', TestUpstream> = {} as never;
+  let port: number;
+  let sluice: CliProcess;
+  let conf: string;
+  let out: string;
+  let imported: Awaited<ReturnType<typeof runCli>>;
+
+  const get = (path: string) => http(`http://127.0.0.1:${port}${path}`, { headers: { host: 'import.test' } });
+  const seen = (u: TestUpstream, prefix: string) => u.seen.filter((r) => r.url.startsWith(prefix));
+
+  beforeAll(async () => {
+    requireBuilt();
+    tmp = await tempDir('sluice-import-nginx-');
+    for (const name of ['a', 'b', 'c', 'd', 's'] as const) up[name] = await named(name);
+    port = await freePort();
+    const dead = await freePort();
+    conf = join(tmp.path, 'nginx.conf');
+    out = join(tmp.path, 'sluice.yaml');
+    await writeFile(
+      conf,
+      nginxConf({ port, a: up.a.port, b: up.b.port, c: up.c.port, d: up.d.port, s: up.s.port, dead }),
+    );
+    imported = await runCli(['import', 'nginx', conf, '-o', out]);
+  });
+
+  afterAll(async () => {
+    await killAll();
+    for (const u of Object.values(up)) await u?.close();
+    await tmp?.remove();
+  });
+
+  it('writes the YAML with -o and prints each dropped directive as FILE:LINE: warning', async () => {
+    expect(imported.code, imported.stderr).toBe(0);
+    expect(imported.stdout).toBe(`wrote ${out} (1 warning); next: sluice check -c ${out}\n`);
+    expect(imported.stderr).toBe(
+      `${conf}:6: warning: gzip: not carried over: sluice does not compress responses; let the upstream compress them\n`,
+    );
+    const yaml = await readFile(out, 'utf8');
+    expect(yaml).toMatch(/^# Imported from nginx\.conf by `sluice import nginx`\./);
+    // Without -o the same YAML goes to stdout.
+    const printed = await runCli(['import', 'nginx', conf], { cwd: tmp.path });
+    expect(printed.code).toBe(0);
+    expect(printed.stdout).toBe(yaml);
+  });
+
+  it('does not overwrite the -o file without --force', async () => {
+    const again = await runCli(['import', 'nginx', conf, '-o', out]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toBe(`sluice import nginx: ${out} exists; nothing written (--force overwrites)\n`);
+    expect((await runCli(['import', 'nginx', conf, '-o', out, '--force'])).code).toBe(0);
+  });
+
+  it('refuses a file nginx would refuse, with FILE:LINE:COL, exit 2', async () => {
+    const bad = join(tmp.path, 'bad.conf');
+    await writeFile(bad, 'http {\n    server {\n        listen 80\n    }\n}\n');
+    const r = await runCli(['import', 'nginx', bad]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(
+      `${bad}:3:18: error: directive "listen" is not terminated by ";" before "}" on line 4\n`,
+    );
+  });
+
+  it('gives a config that sluice check accepts', async () => {
+    const r = await runCli(['check', '-c', out]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe(`${out}: ok (1 server, 7 routes, 4 upstreams)\n`);
+    expect(r.code).toBe(0);
+  });
+
+  describe('started with sluice start', () => {
+    beforeAll(async () => {
+      sluice = spawnCli(['start', '-c', out]);
+      await waitForPort(port, { proc: sluice });
+    });
+
+    it('answers an exact location with its return', async () => {
+      const r = await get('/exact');
+      expect([r.status, r.body]).toEqual([200, 'exact\n']);
+    });
+
+    it('lets a ^~ prefix win over a regex, and the regex (case-insensitive) over a plain prefix', async () => {
+      const s = await get('/static/logo.png');
+      expect(s.status).toBe(200);
+      expect(s.json()).toMatchObject({ name: 's', url: '/static/logo.png' });
+      const png = await get('/images/LOGO.PNG');
+      expect([png.status, png.body]).toEqual([200, 'regex png\n']);
+    });
+
+    it('redirects as the return says', async () => {
+      const r = await get('/old/page');
+      expect(r.status).toBe(301);
+      expect(r.headers.location).toBe('https://example.com/new/');
+    });
+
+    it('replaces the location prefix with the URI part of proxy_pass', async () => {
+      const r = await get('/api/users?page=2');
+      expect(r.json()).toMatchObject({ name: 'b', url: '/v1/users?page=2' });
+    });
+
+    it('balances 3:1 by weight and never uses the backup or the down server while both primaries are up', async () => {
+      for (let i = 0; i < 40; i++) {
+        const r = await get(`/pool/${i}`);
+        expect(r.status).toBe(200);
+      }
+      expect([seen(up.a, '/pool/').length, seen(up.b, '/pool/').length]).toEqual([30, 10]);
+      expect(up.c.seen).toEqual([]);
+      expect(up.d.seen).toEqual([]);
+    });
+
+    it('sends the headers nginx would: the client Host, X-Real-IP, X-Forwarded-For and its own', () => {
+      const headers = seen(up.a, '/pool/')[0]?.headers;
+      expect(headers).toMatchObject({
+        host: 'import.test',
+        'x-real-ip': '127.0.0.1',
+        'x-forwarded-for': '127.0.0.1',
+        'x-via': 'nginx-import',
+      });
+    });
+
+    it('falls over to the backup when the primary cannot be reached', async () => {
+      const r = await get('/fail/over');
+      expect(r.status).toBe(200);
+      expect(r.json()).toMatchObject({ name: 'c', url: '/fail/over' });
+    });
+
+    it('stops on SIGTERM', async () => {
+      sluice.signal('SIGTERM');
+      expect(await sluice.waitForExit(15_000)).toEqual({ code: 0, signal: null });
+    });
+  });
+});

@@ -1,0 +1,409 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: nginx writes variables as ${name}; these strings are nginx text, not templates.
+/**
+ * `sluice import nginx`: golden files (test/fixtures/nginx/NAME/: nginx.conf and its includes, the
+ * expected sluice.yaml and warnings.txt), each output loaded by the real config loader, nginx's own
+ * `nginx -t` on every fixture when nginx is installed, location precedence checked against an
+ * nginx model through sluice's real router, and the syntax errors with their line and column.
+ *
+ * UPDATE_GOLDEN=1 rewrites the expected files from the current output.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfigFile, loadConfigText } from '../../src/config/load.js';
+import { formatProblem } from '../../src/config/problem.js';
+import type { ResolvedConfig } from '../../src/config/types.js';
+import { importNginx } from '../../src/ops/import-nginx/import-nginx.js';
+import type { NginxFiles } from '../../src/ops/import-nginx/load-nginx-tree.js';
+import { NginxSyntaxError } from '../../src/ops/import-nginx/nginx-syntax-error.js';
+import { NothingToImportError } from '../../src/ops/import-nginx/nothing-to-import-error.js';
+import { parseNginx } from '../../src/ops/import-nginx/parse.js';
+import { translateRegex } from '../../src/ops/import-nginx/regex.js';
+import { tokenize } from '../../src/ops/import-nginx/tokenize.js';
+import { toSluiceDuration, toSluiceSize } from '../../src/ops/import-nginx/units.js';
+import { formatWarning } from '../../src/ops/import-nginx/warnings.js';
+import { RouteTable } from '../../src/router/route-table.js';
+
+/** Relative to the repository root, as a user would name the file. */
+const FIXTURES = 'test/fixtures/nginx';
+const UPDATE = process.env.UPDATE_GOLDEN === '1';
+const fixtures = readdirSync(FIXTURES).filter((d) => statSync(join(FIXTURES, d)).isDirectory());
+
+/** Imports the fixture as `sluice import nginx DIR/nginx.conf -o DIR/sluice.yaml` would. */
+function importFixture(name: string) {
+  const dir = join(FIXTURES, name);
+  const file = join(dir, 'nginx.conf');
+  const result = importNginx({ file, text: readFileSync(file, 'utf8'), outputDir: dir });
+  const warnings = result.warnings.map((w) => `${formatWarning(w)}\n`).join('');
+  return { dir, result, warnings };
+}
+
+function resolved(yaml: string, file = 'sluice.yaml'): ResolvedConfig {
+  const r = loadConfigText(yaml, file, {});
+  if (!r.ok) throw new Error(r.problems.map((p) => formatProblem(p)).join('\n'));
+  expect(r.warnings.map((w) => formatProblem(w, 'warning'))).toEqual([]);
+  return r.config;
+}
+
+/** In-memory files for the include tests. */
+function memoryFiles(files: Record<string, string>): NginxFiles {
+  return {
+    read: (path) => {
+      const text = files[path];
+      if (text === undefined) throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
+      return text;
+    },
+    glob: (pattern) => {
+      const re = new RegExp(`^${pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '[^/]*')}$`);
+      return Object.keys(files)
+        .filter((f) => re.test(f))
+        .sort();
+    },
+  };
+}
+
+describe('golden fixtures', () => {
+  it('has at least five fixtures, each with its expected YAML and warnings', () => {
+    expect(fixtures.length).toBeGreaterThanOrEqual(5);
+    for (const name of fixtures) {
+      const files = readdirSync(join(FIXTURES, name));
+      expect(files).toContain('nginx.conf');
+      if (!UPDATE) expect(files).toEqual(expect.arrayContaining(['sluice.yaml', 'warnings.txt']));
+    }
+  });
+
+  it.each(fixtures)('%s converts to the expected sluice.yaml and warnings', (name) => {
+    const { dir, result, warnings } = importFixture(name);
+    if (UPDATE) {
+      writeFileSync(join(dir, 'sluice.yaml'), result.yaml);
+      writeFileSync(join(dir, 'warnings.txt'), warnings);
+    }
+    expect(result.yaml).toBe(readFileSync(join(dir, 'sluice.yaml'), 'utf8'));
+    expect(warnings).toBe(readFileSync(join(dir, 'warnings.txt'), 'utf8'));
+  });
+
+  it.each(fixtures)(
+    '%s: the expected sluice.yaml passes the config loader with no problem or warning',
+    async (name) => {
+      const result = await loadConfigFile(join(FIXTURES, name, 'sluice.yaml'), {});
+      expect(result.ok ? [] : result.problems.map((p) => formatProblem(p))).toEqual([]);
+      expect(result.ok ? result.warnings.map((w) => formatProblem(w, 'warning')) : []).toEqual([]);
+    },
+  );
+
+  it.each(fixtures)('%s: every warning names an existing fixture file and line', (name) => {
+    const { result } = importFixture(name);
+    for (const w of result.warnings) {
+      const lines = readFileSync(w.file, 'utf8').split('\n');
+      expect(w.line, formatWarning(w)).toBeGreaterThanOrEqual(1);
+      expect(w.line, formatWarning(w)).toBeLessThanOrEqual(lines.length);
+    }
+  });
+});
+
+const nginx = ['/usr/sbin/nginx', 'nginx'].find((bin) => spawnSync(bin, ['-v']).status === 0);
+
+describe('the fixtures are valid nginx', () => {
+  if (nginx === undefined) console.info('nginx is not installed: `nginx -t` on the fixtures is skipped');
+  it.skipIf(nginx === undefined).each(fixtures)('nginx -t accepts %s', (name) => {
+    const prefix = mkdtempSync(join(tmpdir(), 'sluice-nginx-t-'));
+    mkdirSync(join(prefix, 'logs'));
+    try {
+      const file = resolve(FIXTURES, name, 'nginx.conf');
+      const run = spawnSync(nginx!, ['-t', '-q', '-e', 'stderr', '-p', `${prefix}/`, '-c', file], {
+        encoding: 'utf8',
+      });
+      if (run.status !== 0 && /getpwnam|getgrnam/.test(run.stderr)) {
+        console.info(`nginx -t on ${name} skipped: a user or group of the fixture is missing here`);
+        return;
+      }
+      // Warnings (a conflicting server name, on purpose in vhosts) are fine; errors are not.
+      expect(run.stderr).not.toMatch(/\[(emerg|alert|crit|error)\]/);
+      expect(run.status).toBe(0);
+    } finally {
+      rmSync(prefix, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('location precedence, against a model of nginx', () => {
+  // Flat locations of every kind; the paths below cross every rule of nginx's order.
+  const locations = [
+    '= /',
+    '/',
+    '/images/',
+    '^~ /static/',
+    '^~ /static/img/',
+    '/static/js/',
+    '^~ /assets',
+    '~ ^/users/\\d+$',
+    '~* \\.(png|jpe?g)$',
+    '~ /static/js/.*\\.js$',
+    '= /images/logo.png',
+  ];
+  const text = `http { server { listen 8080;\n${locations.map((l, i) => `location ${l} { return 200 "${i}"; }`).join('\n')}\n} }`;
+
+  /** nginx's choice (ngx_http_core_find_location), for flat locations. */
+  function nginxChoice(path: string): number {
+    const parsed = locations.map((l) => {
+      const [mod, arg] = l.includes(' ') ? (l.split(' ') as [string, string]) : ['', l];
+      return { mod, arg };
+    });
+    const exact = parsed.findIndex((p) => p.mod === '=' && p.arg === path);
+    if (exact !== -1) return exact;
+    let longest = -1;
+    parsed.forEach((p, i) => {
+      if ((p.mod === '' || p.mod === '^~') && path.startsWith(p.arg)) {
+        if (longest === -1 || p.arg.length > parsed[longest]!.arg.length) longest = i;
+      }
+    });
+    if (longest !== -1 && parsed[longest]!.mod === '^~') return longest;
+    const regex = parsed.findIndex(
+      (p) => (p.mod === '~' || p.mod === '~*') && new RegExp(p.arg, p.mod === '~*' ? 'i' : '').test(path),
+    );
+    return regex !== -1 ? regex : longest;
+  }
+
+  const { config, yaml } = importNginx({ file: 'precedence.conf', text });
+  const server = resolved(yaml).servers[0]!;
+  const table = new RouteTable(server.routes, (route) => {
+    if (route.action.kind !== 'respond') throw new Error('expected respond routes');
+    return Number(route.action.body);
+  });
+  const noHeaders = { header: () => undefined };
+
+  it('converts every location to one route', () => {
+    expect(config.servers[0]!.routes).toHaveLength(locations.length);
+  });
+
+  it.each([
+    '/',
+    '/index.html',
+    '/users/42',
+    '/users/42/edit',
+    '/images/',
+    '/images/logo.png',
+    '/images/photo.JPG',
+    '/static/app.css',
+    '/static/logo.png',
+    '/static/img/a.png',
+    '/static/js/app.js',
+    '/static/js/logo.png',
+    '/assets/x.png',
+    '/assetsfoo/x.PNG',
+    '/other/x.jpeg',
+  ])('%s goes where nginx sends it', (path) => {
+    expect(table.match(path, 'GET', noHeaders)).toBe(nginxChoice(path));
+  });
+});
+
+describe('includes', () => {
+  const files = {
+    '/etc/nginx/nginx.conf': 'events {}\nhttp {\n  include conf.d/*.conf;\n  include missing/*.conf;\n}\n',
+    '/etc/nginx/conf.d/b.conf':
+      'server {\n  listen 80;\n  server_name b.test;\n  include snippets/proxy.conf;\n  location / { proxy_pass http://127.0.0.1:9002; }\n}\n',
+    '/etc/nginx/conf.d/a.conf': 'upstream a { server 127.0.0.1:9001; }\n',
+    '/etc/nginx/snippets/proxy.conf': 'proxy_set_header Host $host;\nproxy_read_timeout 5s;\ngzip on;\n',
+  };
+
+  it('resolves relative includes against the prefix, in glob order, and warns in the included file', () => {
+    const r = importNginx({
+      file: '/etc/nginx/nginx.conf',
+      text: files['/etc/nginx/nginx.conf'],
+      files: memoryFiles(files),
+    });
+    expect(r.config.servers[0]!.routes[0]!.proxy).toEqual({
+      url: 'http://127.0.0.1:9002',
+      timeouts: { read: '5s' },
+    });
+    expect(Object.keys(r.config.upstreams ?? {})).toEqual(['a']);
+    expect(r.warnings.map(formatWarning)).toEqual([
+      '/etc/nginx/nginx.conf:4: warning: include missing/*.conf matches no file',
+      '/etc/nginx/snippets/proxy.conf:3: warning: gzip: not carried over: sluice does not compress responses; let the upstream compress them',
+    ]);
+  });
+
+  it('reads a file of server blocks on its own as part of http, and finds includes next to it too', () => {
+    const r = importNginx({
+      file: '/etc/nginx/conf.d/b.conf',
+      text: files['/etc/nginx/conf.d/b.conf'],
+      prefix: '/etc/nginx',
+      files: memoryFiles(files),
+    });
+    expect(r.config.servers[0]!.server_name).toEqual(['b.test']);
+    expect(r.warnings.map((w) => w.file)).toEqual(['/etc/nginx/snippets/proxy.conf']);
+  });
+
+  it('reports an include loop and an unreadable include, and goes on', () => {
+    const loop = {
+      '/x/nginx.conf':
+        'http { include self.conf; include gone.conf; server { listen 80; location / { return 204; } } }',
+      '/x/self.conf': 'include self.conf;',
+    };
+    const r = importNginx({ file: '/x/nginx.conf', text: loop['/x/nginx.conf'], files: memoryFiles(loop) });
+    expect(r.warnings.map(formatWarning)).toEqual([
+      '/x/nginx.conf:1: warning: include /x/gone.conf: cannot read the file (no such file); its directives are missing',
+      '/x/self.conf:1: warning: include /x/self.conf includes itself (through /x/nginx.conf → /x/self.conf); skipped',
+    ]);
+  });
+});
+
+describe('conversions', () => {
+  const convert = (http: string) => importNginx({ file: 'n.conf', text: `http {\n${http}\n}\n` });
+
+  it('turns a mixed 80/443 server into a plain and a TLS server with the same routes', () => {
+    const r = importNginx({
+      file: join(FIXTURES, 'tls/nginx.conf'),
+      text: 'http { server { listen 80; listen 443 ssl; server_name a.test; ssl_certificate certs/example.com.crt; ssl_certificate_key certs/example.com.key; location / { return 204; } } }',
+      outputDir: join(FIXTURES, 'tls'),
+    });
+    expect(r.config.servers.map((s) => [s.name, s.listen, s.tls?.cert])).toEqual([
+      ['a.test', [':80'], undefined],
+      ['a.test-tls', [':443'], 'certs/example.com.crt'],
+    ]);
+    expect(r.config.servers[0]!.routes).toEqual(r.config.servers[1]!.routes);
+  });
+
+  it('widens a specific address beside a wildcard on the same port, with a warning', () => {
+    const r = convert(
+      'server { listen 80; location / { return 204; } }\nserver { listen 127.0.0.1:80; server_name local; location / { return 200; } }',
+    );
+    expect(r.config.servers.map((s) => s.listen)).toEqual([[':80'], [':80']]);
+    expect(r.warnings.map((w) => w.line)).toEqual([3]);
+    resolved(r.yaml);
+  });
+
+  it('keeps the first of two default servers on one address', () => {
+    const r = convert(
+      'server { listen 80 default_server; location / { return 204; } }\nserver { listen 80 default_server; server_name b; location / { return 200; } }',
+    );
+    expect(r.config.servers.map((s) => s.default)).toEqual([true, undefined]);
+    expect(r.warnings[0]?.message).toMatch(/already the default of :80/);
+    resolved(r.yaml);
+  });
+
+  it('maps http-level guards and limits onto every server', () => {
+    const r = convert(
+      'limit_req_zone $binary_remote_addr zone=z:1m rate=30r/m;\nlimit_req zone=z burst=5 nodelay;\nallow 10.0.0.0/8;\ndeny all;\nclient_max_body_size 0;\nserver { listen 80; location / { proxy_pass http://127.0.0.1:9000; } }',
+    );
+    const s = r.config.servers[0]!;
+    expect(s.rate_limit).toEqual({ rate: '30/m', burst: 5 });
+    expect(s.access).toEqual([{ allow: '10.0.0.0/8' }, { deny: 'all' }]);
+    expect(s.limits).toEqual({ max_body: '1024gb' });
+    expect(r.warnings).toEqual([]);
+    resolved(r.yaml);
+  });
+
+  it('carries proxy_next_upstream to the upstream and warns when locations disagree', () => {
+    const r = convert(
+      'upstream u { server 127.0.0.1:9001; server 127.0.0.1:9002; }\nserver { listen 80;\nlocation /a/ { proxy_next_upstream error timeout http_503; proxy_pass http://u; }\nlocation /b/ { proxy_next_upstream off; proxy_pass http://u; } }',
+    );
+    expect(r.config.upstreams?.u?.retry).toEqual({ on: ['error', 'timeout', 'http_503'] });
+    expect(r.warnings.map((w) => [w.line, w.message.slice(0, 40)])).toEqual([
+      [5, 'proxy_next_upstream settings differ from'],
+    ]);
+  });
+
+  it('writes a server-level return as one route for every path and warns for the locations it hides', () => {
+    const r = convert(
+      'server { listen 80; return 301 https://$host$request_uri; location /x/ { return 204; } }',
+    );
+    expect(r.config.servers[0]!.routes).toEqual([
+      { redirect: { to: 'https://$host$request_uri', status: 301 } },
+    ]);
+    expect(r.warnings[0]?.message).toMatch(/^location \/x\/ is never reached/);
+  });
+
+  it('needs at least one server', () => {
+    expect(() => convert('upstream u { server 127.0.0.1:1; }')).toThrow(NothingToImportError);
+  });
+
+  it('writes nginx times and sizes with sluice units', () => {
+    expect(['30', '1m30s', '500ms', '2h', '1d'].map(toSluiceDuration)).toEqual([
+      '30s',
+      '90s',
+      '500ms',
+      '2h',
+      '1d',
+    ]);
+    expect(['1024', '16k', '10m', '1G', 'x'].map(toSluiceSize)).toEqual(['1kb', '16kb', '10mb', '1gb', null]);
+  });
+
+  it('folds letters for ~* and refuses PCRE-only syntax', () => {
+    expect(translateRegex('\\.(gif|jpg)$', true)).toEqual({ source: '\\.([gG][iI][fF]|[jJ][pP][gG])$' });
+    expect(translateRegex('^/(?P<id>[a-f0-9]+)$', true)).toEqual({ source: '^/(?<id>[a-f0-9A-F]+)$' });
+    expect(translateRegex('\\Aabc', false)).toHaveProperty('error');
+    expect(translateRegex('a++', false)).toHaveProperty('error');
+  });
+});
+
+describe('tokenizer and parser', () => {
+  /** The error `parseNginx` throws, as `LINE:COL message`. */
+  function syntaxError(text: string): string {
+    try {
+      parseNginx(text, 'bad.conf');
+    } catch (err) {
+      if (!(err instanceof NginxSyntaxError)) throw err;
+      expect(err.format()).toBe(`bad.conf:${err.line}:${err.col}: error: ${err.message}`);
+      return `${err.line}:${err.col} ${err.message}`;
+    }
+    throw new Error('expected a syntax error');
+  }
+
+  it('reads quotes, escapes, variables with braces and comments as nginx does', () => {
+    const words = tokenize("a \"b c\" 'd\\'e' ${x}y\\;z f#g # comment\n;", 'f').flatMap((t) =>
+      t.kind === 'word' ? [t.value] : [t.kind],
+    );
+    expect(words).toEqual(['a', 'b c', "d'e", '${x}y\\;z', 'f#g', ';']);
+    const [d] = parseNginx('\n  location ~ \\.php$ {\n    return 200 "a\\"b";\n  }\n', 'f');
+    expect(d).toMatchObject({ name: 'location', args: ['~', '\\.php$'], line: 2, col: 3 });
+    expect(d?.block?.[0]).toMatchObject({ name: 'return', args: ['200', 'a"b'], line: 3, col: 5 });
+  });
+
+  it('reports an unterminated quote where it opens', () => {
+    expect(syntaxError('http {\n  server {\n    return 200 "ok;\n  }\n}\n')).toBe(
+      '3:16 unexpected end of file: the string opened here is not closed by "',
+    );
+  });
+
+  it('reports a missing ";" after the last word of the directive', () => {
+    expect(syntaxError('server {\n    listen 80\n    server_name a.test;\n}\n')).toBe(
+      '2:14 directive "listen" is not terminated by ";" before "server_name" on line 3',
+    );
+    expect(syntaxError('server {\n  location / {\n    proxy_pass http://b\n  }\n}\n')).toBe(
+      '3:24 directive "proxy_pass" is not terminated by ";" before "}" on line 4',
+    );
+    expect(syntaxError('worker_processes 2')).toBe(
+      '1:19 directive "worker_processes" is not terminated by ";" before the end of the file',
+    );
+  });
+
+  it('reports unbalanced braces', () => {
+    expect(syntaxError('http {\n  server {\n    listen 80;\n}\n')).toBe(
+      '1:1 unexpected end of file: the "http" block opened here is not closed by "}"',
+    );
+    expect(syntaxError('http {\n}\n}\n')).toBe('3:1 unexpected "}": no block is open here');
+    expect(syntaxError('http {\n  ;\n}')).toBe('2:3 unexpected ";": a directive name must come first');
+  });
+
+  it('reports a word glued to a quoted string', () => {
+    expect(syntaxError('return 200 "a"b;')).toBe('1:15 unexpected "b" after a quoted string');
+  });
+
+  it('keeps directives whose arguments span lines', () => {
+    const [d] = parseNginx("log_format main '$a'\n                '$b';\n", 'f');
+    expect(d?.args).toEqual(['main', '$a', '$b']);
+  });
+
+  it('passes a syntax error of an included file through with that file', () => {
+    const files = {
+      '/n/nginx.conf': 'http { include bad.conf; }',
+      '/n/bad.conf': 'server {\n  listen 80;\n',
+    };
+    expect(() =>
+      importNginx({ file: '/n/nginx.conf', text: files['/n/nginx.conf'], files: memoryFiles(files) }),
+    ).toThrow(expect.objectContaining({ file: '/n/bad.conf', line: 1, col: 1 }));
+  });
+});
