@@ -126,7 +126,7 @@ to_ms() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) {sub(/us$/,"",v); print v/1000} e
 for t in $ONLY; do code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${PORT[$t]}/bench"); [[ $code == 200 ]] || { echo "$t answered $code" >&2; [[ $t == sluice ]] && cat "$WORK/sluice.log" >&2; exit 5; }; done
 for t in $ONLY; do wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:${PORT[$t]}/warm" >/dev/null 2>&1; done
 
-declare -A RPS P50 P99 ERR RSS
+declare -A RPS P50 P99 ERR RSS WRSS
 for r in $(seq 1 "$ROUNDS"); do
   for t in $ONLY; do
     out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT[$t]}/bench?round=$r" 2>&1)
@@ -135,15 +135,17 @@ for r in $(seq 1 "$ROUNDS"); do
     err=$(awk '/Non-2xx/{n+=$NF} /Socket errors/{gsub(/,/,""); n+=$4+$6+$8+$10} END{print n+0}' <<<"$out")
     RPS[$t]+="$rps "; P50[$t]+="$p50 "; P99[$t]+="$p99 "; ERR[$t]+="$err "
     RSS[$t]+="$(desc_rss_kb "${ROOTPID[$t]}") "
+    # The largest process of the tree: sluice's worker (its primary only supervises), nginx's worker.
+    WRSS[$t]+="$( { ps -o rss= -p "${ROOTPID[$t]}"; for c in $(pgrep -P "${ROOTPID[$t]}"); do ps -o rss= -p "$c"; done; } 2>/dev/null | sort -n | tail -1) "
   done
 done
 median() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 printf '%-14s %10s %9s %9s %8s %9s\n' target rps p50_ms p99_ms errors rss_mb
 json="{"
 for t in $ONLY; do
-  m=$(median "${RPS[$t]}"); a=$(median "${P50[$t]}"); b=$(median "${P99[$t]}"); e=$(tr ' ' '\n' <<<"${ERR[$t]}" | awk '{s+=$1} END{print s+0}'); k=$(median "${RSS[$t]}")
+  m=$(median "${RPS[$t]}"); a=$(median "${P50[$t]}"); b=$(median "${P99[$t]}"); e=$(tr ' ' '\n' <<<"${ERR[$t]}" | awk '{s+=$1} END{print s+0}'); k=$(median "${RSS[$t]}"); w=$(median "${WRSS[$t]}")
   printf '%-14s %10.0f %9.2f %9.2f %8d %9.1f\n' "$t" "$m" "$a" "$b" "$e" "$(awk -v k="$k" 'BEGIN{print k/1024}')"
-  json+="\"$t\":{\"rps\":$m,\"p50_ms\":$a,\"p99_ms\":$b,\"errors\":$e,\"rss_mb\":$(awk -v k="$k" 'BEGIN{printf "%.1f", k/1024}')},"
+  json+="\"$t\":{\"rps\":$m,\"p50_ms\":$a,\"p99_ms\":$b,\"errors\":$e,\"rss_mb\":$(awk -v k="$k" 'BEGIN{printf "%.1f", k/1024}'),\"largest_process_rss_mb\":$(awk -v k="$w" 'BEGIN{printf "%.1f", k/1024}')},"
 done
 json="${json%,}}"
 echo "$json"
