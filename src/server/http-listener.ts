@@ -72,6 +72,8 @@ const kRefused = Symbol('sluice.refused');
 const kExchange = Symbol('sluice.exchange');
 const kBusy = Symbol('sluice.busy');
 const kSeen = Symbol('sluice.seen');
+/** Requests read on this connection. */
+const kRequests = Symbol('sluice.requests');
 /** A TLS socket carrying an HTTP/2 session. */
 const kH2 = Symbol('sluice.h2');
 /** The connection of a response (Node detaches `res.socket` before 'close'). */
@@ -92,6 +94,7 @@ type ClientSocket = Socket & {
   [kBusy]?: number;
   /** bytesRead at the previous drain sweep. */
   [kSeen]?: number;
+  [kRequests]?: number;
   [kH2]?: boolean;
 };
 
@@ -269,9 +272,11 @@ export class HttpListener {
         : limits.headerTimeoutMs;
     s.keepAliveTimeout = limits.keepaliveTimeoutMs;
     s.maxHeadersCount = 0;
-    // Closing a keep-alive connection after N requests makes long-lived clients reconnect, and
-    // the new connection may land on another worker: requests spread, not just connections.
-    s.maxRequestsPerSocket = limits.maxRequestsPerConnection;
+    // max_requests_per_connection is counted in #onRequest, not with Node's maxRequestsPerSocket:
+    // Node only marks the last answer `Connection: close` and keeps the connection open, answering
+    // 503 to every later request, which a client that ignores the header (autocannon does) takes
+    // by the thousand, unlogged. nginx's keepalive_requests closes the connection instead.
+    s.maxRequestsPerSocket = 0;
   }
 
   /** Requests being served, for /debug/handles. */
@@ -373,9 +378,14 @@ export class HttpListener {
     }
     this.#inflight++;
     socket[kBusy] = (socket[kBusy] ?? 0) + 1;
+    const requests = (socket[kRequests] ?? 0) + 1;
+    socket[kRequests] = requests;
     (res as http.ServerResponse & { [kSocket]?: ClientSocket })[kSocket] = socket;
     res.once('close', this.#onResponseClose);
-    if (this.#draining) res.shouldKeepAlive = false;
+    // Closing a keep-alive connection after N requests makes long-lived clients reconnect, and
+    // the new connection may land on another worker: requests spread, not just connections.
+    const max = this.#table.limits.maxRequestsPerConnection;
+    if (this.#draining || (max > 0 && requests >= max)) res.shouldKeepAlive = false;
     try {
       const x = handleRequest(req, res, this.#table, this.#scheme, this.#observer);
       socket[kExchange] = x;

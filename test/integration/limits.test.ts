@@ -118,3 +118,52 @@ describe('Expect: 100-continue', () => {
     expect(r.text).not.toContain('100 Continue');
   });
 });
+
+describe('max_requests_per_connection', () => {
+  let up: TestUpstream;
+  let sluice: TestSluice;
+
+  beforeAll(async () => {
+    up = await startUpstream();
+    sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          limits: { max_requests_per_connection: 3 },
+          routes: [{ proxy: { url: up.url } }],
+        },
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+    await up.close();
+  });
+
+  it('closes the connection after the Nth answer, even for a client that ignores Connection: close', async () => {
+    const socket = net.connect(sluice.port, '127.0.0.1');
+    let text = '';
+    socket.setEncoding('latin1').on('data', (d: string) => {
+      text += d;
+    });
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.on('error', () => undefined);
+    // Five requests, one after the other, as a client that never looks at Connection would send them.
+    for (let i = 1; i <= 5 && !socket.destroyed; i++) {
+      const before = (text.match(/HTTP\/1\.1 /g) ?? []).length;
+      socket.write(`GET /n${i} HTTP/1.1\r\nHost: a\r\n\r\n`);
+      for (
+        let t = 0;
+        t < 100 && (text.match(/HTTP\/1\.1 /g) ?? []).length === before && !socket.destroyed;
+        t++
+      )
+        await new Promise((r) => setTimeout(r, 10));
+    }
+    await closed;
+    const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
+    expect(statuses).toEqual(['200', '200', '200']);
+    expect(text.split('HTTP/1.1 ')[3]).toMatch(/\r\nconnection: close\r\n/i);
+    expect(up.seen.map((s) => s.url)).toEqual(['/n1', '/n2', '/n3']);
+  });
+});
