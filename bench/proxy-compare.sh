@@ -120,17 +120,23 @@ fi
 
 tree_rss_kb() { local total=0 p; for p in $(pgrep -g "$(ps -o pgid= -p "$1" | tr -d ' ')" 2>/dev/null || echo "$1"); do total=$((total + $(ps -o rss= -p "$p" 2>/dev/null || echo 0))); done; echo $total; }
 desc_rss_kb() { local total=$(ps -o rss= -p "$1" 2>/dev/null || echo 0) c; for c in $(pgrep -P "$1" 2>/dev/null); do total=$((total + $(desc_rss_kb "$c"))); done; echo $total; }
+# CPU ticks (1/100 s) used so far by a process and its children, from /proc.
+tree_ticks() { local total=$(awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0) c; for c in $(pgrep -P "$1" 2>/dev/null); do total=$((total + $(tree_ticks "$c"))); done; echo $total; }
 to_ms() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) {sub(/us$/,"",v); print v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v+0} else if (v ~ /s$/) {sub(/s$/,"",v); print v*1000} else print v }'; }
 
 # sanity: every target answers 200 before timing
 for t in $ONLY; do code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${PORT[$t]}/bench"); [[ $code == 200 ]] || { echo "$t answered $code" >&2; [[ $t == sluice ]] && cat "$WORK/sluice.log" >&2; exit 5; }; done
 for t in $ONLY; do wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:${PORT[$t]}/warm" >/dev/null 2>&1; done
 
-declare -A RPS P50 P99 ERR RSS WRSS
+declare -A RPS P50 P99 ERR RSS WRSS CPU
 for r in $(seq 1 "$ROUNDS"); do
   for t in $ONLY; do
+    t0=$(tree_ticks "${ROOTPID[$t]}")
     out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT[$t]}/bench?round=$r" 2>&1)
+    t1=$(tree_ticks "${ROOTPID[$t]}")
     rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
+    # CPU microseconds per request: ticks are 10 ms; requests = rps × duration.
+    CPU[$t]+="$(awk -v d=$((t1 - t0)) -v r="$rps" -v s="$DURATION" 'BEGIN{ if (r > 0) printf "%.1f", d * 10000 / (r * s); else print 0 }') "
     p50=$(to_ms "$(awk '$1=="50%"{print $2}' <<<"$out")"); p99=$(to_ms "$(awk '$1=="99%"{print $2}' <<<"$out")")
     err=$(awk '/Non-2xx/{n+=$NF} /Socket errors/{gsub(/,/,""); n+=$4+$6+$8+$10} END{print n+0}' <<<"$out")
     RPS[$t]+="$rps "; P50[$t]+="$p50 "; P99[$t]+="$p99 "; ERR[$t]+="$err "
@@ -143,9 +149,9 @@ median() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END{ if
 printf '%-14s %10s %9s %9s %8s %9s\n' target rps p50_ms p99_ms errors rss_mb
 json="{"
 for t in $ONLY; do
-  m=$(median "${RPS[$t]}"); a=$(median "${P50[$t]}"); b=$(median "${P99[$t]}"); e=$(tr ' ' '\n' <<<"${ERR[$t]}" | awk '{s+=$1} END{print s+0}'); k=$(median "${RSS[$t]}"); w=$(median "${WRSS[$t]}")
+  m=$(median "${RPS[$t]}"); a=$(median "${P50[$t]}"); b=$(median "${P99[$t]}"); e=$(tr ' ' '\n' <<<"${ERR[$t]}" | awk '{s+=$1} END{print s+0}'); k=$(median "${RSS[$t]}"); w=$(median "${WRSS[$t]}"); u=$(median "${CPU[$t]}")
   printf '%-14s %10.0f %9.2f %9.2f %8d %9.1f\n' "$t" "$m" "$a" "$b" "$e" "$(awk -v k="$k" 'BEGIN{print k/1024}')"
-  json+="\"$t\":{\"rps\":$m,\"p50_ms\":$a,\"p99_ms\":$b,\"errors\":$e,\"rss_mb\":$(awk -v k="$k" 'BEGIN{printf "%.1f", k/1024}'),\"largest_process_rss_mb\":$(awk -v k="$w" 'BEGIN{printf "%.1f", k/1024}')},"
+  json+="\"$t\":{\"rps\":$m,\"p50_ms\":$a,\"p99_ms\":$b,\"errors\":$e,\"rss_mb\":$(awk -v k="$k" 'BEGIN{printf "%.1f", k/1024}'),\"largest_process_rss_mb\":$(awk -v k="$w" 'BEGIN{printf "%.1f", k/1024}'),\"cpu_us_per_request\":$u},"
 done
 json="${json%,}}"
 echo "$json"
