@@ -224,3 +224,43 @@ export async function serveHello(bin, { rounds = 3, seconds = 5 } = {}) {
   const rps = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)]));
   return { rps, note: goNote };
 }
+
+/**
+ * 1,000 concurrent requests to a handler that answers after 2 s, through `sluice serve` on every
+ * core: the wall time until the last answer (2 s is the floor) and how many succeeded.
+ */
+export async function slowHandler(bin, { concurrency = 1000, delayMs = 2000 } = {}) {
+  const dir = mkdtempSync(join(os.tmpdir(), 'sluice-bench-slow-'));
+  writeFileSync(
+    join(dir, 'slow.mjs'),
+    `export default (req, res) => { setTimeout(() => { res.writeHead(200, { 'content-type': 'text/plain' }); res.end('slow\\n'); }, ${delayMs}); };\n`,
+  );
+  const port = await freePort();
+  const proc = start(
+    bin,
+    ['serve', 'slow.mjs', '--port', String(port), '--host', '127.0.0.1', '--allow-root'],
+    dir,
+  );
+  try {
+    await waitPort(port);
+    await sleep(1000);
+    const one = () =>
+      new Promise((resolve) => {
+        const s = net.connect(port, '127.0.0.1');
+        let text = '';
+        s.setEncoding('latin1');
+        s.on('data', (d) => {
+          text += d;
+        });
+        s.on('error', () => resolve(false));
+        s.on('close', () => resolve(text.startsWith('HTTP/1.1 200')));
+        s.once('connect', () => s.write('GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n'));
+      });
+    const t0 = performance.now();
+    const results = await Promise.all(Array.from({ length: concurrency }, one));
+    const wallMs = performance.now() - t0;
+    return { concurrency, delay_ms: delayMs, ok: results.filter(Boolean).length, wall_ms: wallMs };
+  } finally {
+    await stop(proc);
+  }
+}
