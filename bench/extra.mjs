@@ -17,7 +17,8 @@ import { join } from 'node:path';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function freePort() {
+/** A free loopback port. */
+export async function freePort() {
   const srv = net.createServer();
   await new Promise((r) => srv.listen(0, '127.0.0.1', r));
   const { port } = srv.address();
@@ -25,7 +26,8 @@ async function freePort() {
   return port;
 }
 
-async function waitPort(port, ms = 15_000) {
+/** Resolves once `port` accepts connections. */
+export async function waitPort(port, ms = 15_000) {
   const until = Date.now() + ms;
   while (Date.now() < until) {
     const ok = await new Promise((resolve) => {

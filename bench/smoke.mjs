@@ -10,12 +10,12 @@
  * the floor sits far enough below to trip only on a regression of a third or more.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { mkdtempSync, openSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { freePort, waitPort } from './extra.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const FLOOR = 0.6;
@@ -23,30 +23,6 @@ const ROUNDS = 3;
 const SECONDS = 3;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort() {
-  const srv = net.createServer();
-  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address();
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-async function waitPort(port) {
-  for (let i = 0; i < 150; i++) {
-    const ok = await new Promise((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await sleep(100);
-  }
-  throw new Error(`port ${port} did not open`);
-}
 
 /** wrk when installed (a C load generator leaves the cores to the proxies), else autocannon. */
 const haveWrk = !spawnSync('wrk', ['-v']).error;
