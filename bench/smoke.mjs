@@ -10,7 +10,7 @@
  * the floor sits far enough below to trip only on a regression of a third or more.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, openSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -105,8 +105,15 @@ try {
     `smoke bench (${haveWrk ? 'wrk' : 'autocannon'}): sluice ${median(rounds.sluice).toFixed(0)} req/s, plain Node proxy ${median(rounds.naive).toFixed(0)} req/s, ratio ${ratio.toFixed(2)} (floor ${FLOOR}); sluice errors ${errors}\n`,
   );
   code = ratio >= FLOOR && errors === 0 ? 0 : 1;
-  if (code !== 0)
+  if (code !== 0) {
     process.stdout.write('smoke bench: FAILED — sluice fell below the floor or answered errors\n');
+    const odd = readFileSync(join(dir, 'sluice.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l !== '' && !l.includes('"status":200'));
+    process.stdout.write(
+      `sluice log, lines other than 200 answers (${odd.length}):\n${odd.slice(0, 20).join('\n')}\n`,
+    );
+  }
 } finally {
   for (const p of procs) p.kill('SIGTERM');
 }
