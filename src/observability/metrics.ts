@@ -4,11 +4,13 @@
  * (metrics-aggregator.ts).
  *
  * Recording is on the request path, so label children are looked up once and cached per route
- * (a Map keyed by a number built from method and status: no string built per request). Label
- * values are bounded: route names, not paths; methods outside the standard set become OTHER.
+ * (a Map keyed by a number built from method and status: no string built per request), and the
+ * four per-request families are fast-metrics.ts's rather than prom-client's. Label values are
+ * bounded: route names, not paths; methods outside the standard set become OTHER.
  */
-import client, { type Counter, type Gauge, type Histogram, type Registry } from 'prom-client';
+import client, { type Counter, type Gauge, type Registry } from 'prom-client';
 import type { AttemptCode } from '../proxy/proxy-exchange.js';
+import { type CounterChild, FastCounter, FastHistogram, type HistogramChild } from './fast-metrics.js';
 
 /** Seconds: 1 ms to 60 s, for request and upstream response times. */
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -23,11 +25,11 @@ export function methodLabel(method: string): string {
 
 /** The data-plane metrics of one process. */
 export class DataPlaneMetrics {
-  readonly requests: Counter<'server' | 'route' | 'method' | 'code'>;
-  readonly requestDuration: Histogram<'server' | 'route'>;
+  readonly requests: FastCounter<'server' | 'route' | 'method' | 'code'>;
+  readonly requestDuration: FastHistogram<'server' | 'route'>;
   readonly connections: Gauge;
-  readonly upstreamRequests: Counter<'upstream' | 'target' | 'code'>;
-  readonly upstreamDuration: Histogram<'upstream' | 'target'>;
+  readonly upstreamRequests: FastCounter<'upstream' | 'target' | 'code'>;
+  readonly upstreamDuration: FastHistogram<'upstream' | 'target'>;
   readonly upstreamRetries: Counter<'upstream'>;
   readonly rateLimited: Counter<'server'>;
   /** Keyed by the compiled route (or server, for requests no route took): a lookup, no string built. */
@@ -38,13 +40,13 @@ export class DataPlaneMetrics {
   /** Registers the metrics in `registry`; `connections` is read from the callback at scrape time. */
   constructor(registry: Registry, connections: () => number) {
     const registers = [registry];
-    this.requests = new client.Counter({
+    this.requests = new FastCounter({
       name: 'sluice_http_requests_total',
       help: 'HTTP requests answered, by server, route, method and status code.',
       labelNames: ['server', 'route', 'method', 'code'],
       registers,
     });
-    this.requestDuration = new client.Histogram({
+    this.requestDuration = new FastHistogram({
       name: 'sluice_http_request_duration_seconds',
       help: 'Time from the request head to the end of the answer, by server and route.',
       labelNames: ['server', 'route'],
@@ -59,13 +61,13 @@ export class DataPlaneMetrics {
         this.set(connections());
       },
     });
-    this.upstreamRequests = new client.Counter({
+    this.upstreamRequests = new FastCounter({
       name: 'sluice_upstream_requests_total',
       help: 'Attempts sent to upstream targets, by upstream, target and status code (error or timeout when none came).',
       labelNames: ['upstream', 'target', 'code'],
       registers,
     });
-    this.upstreamDuration = new client.Histogram({
+    this.upstreamDuration = new FastHistogram({
       name: 'sluice_upstream_response_duration_seconds',
       help: 'Time from sending an attempt to the end of its response, by upstream and target.',
       labelNames: ['upstream', 'target'],
@@ -90,7 +92,7 @@ export class DataPlaneMetrics {
   request(key: object, server: string, route: string, method: string, status: number, seconds: number): void {
     let children = this.#perRoute.get(key);
     if (children === undefined) {
-      children = { duration: this.requestDuration.labels(server, route), counts: new Map(), server, route };
+      children = { duration: this.requestDuration.child(server, route), counts: new Map(), server, route };
       this.#perRoute.set(key, children);
     }
     children.duration.observe(seconds);
@@ -98,7 +100,7 @@ export class DataPlaneMetrics {
     const countKey = status * 16 + index;
     let counter = children.counts.get(countKey);
     if (counter === undefined) {
-      counter = this.requests.labels(server, route, methodLabel(method), String(status));
+      counter = this.requests.child(server, route, methodLabel(method), String(status));
       children.counts.set(countKey, counter);
     }
     counter.inc();
@@ -108,13 +110,13 @@ export class DataPlaneMetrics {
   attempt(key: object, upstream: string, target: string, code: number | AttemptCode, seconds: number): void {
     let children = this.#perTarget.get(key);
     if (children === undefined) {
-      children = { duration: this.upstreamDuration.labels(upstream, target), counts: new Map() };
+      children = { duration: this.upstreamDuration.child(upstream, target), counts: new Map() };
       this.#perTarget.set(key, children);
     }
     children.duration.observe(seconds);
     let counter = children.counts.get(code);
     if (counter === undefined) {
-      counter = this.upstreamRequests.labels(upstream, target, String(code));
+      counter = this.upstreamRequests.child(upstream, target, String(code));
       children.counts.set(code, counter);
     }
     counter.inc();
@@ -129,13 +131,13 @@ export class DataPlaneMetrics {
 interface RouteChildren {
   readonly server: string;
   readonly route: string;
-  readonly duration: client.Histogram.Internal<'server' | 'route'>;
-  readonly counts: Map<number, client.Counter.Internal>;
+  readonly duration: HistogramChild;
+  readonly counts: Map<number, CounterChild>;
 }
 
 interface TargetChildren {
-  readonly duration: client.Histogram.Internal<'upstream' | 'target'>;
-  readonly counts: Map<number | string, client.Counter.Internal>;
+  readonly duration: HistogramChild;
+  readonly counts: Map<number | string, CounterChild>;
 }
 
 /** The primary's own metrics: workers, restarts, reloads, target health, bans. */
