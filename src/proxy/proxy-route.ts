@@ -17,6 +17,10 @@ export interface ProxyRoute {
   readonly upstream: Upstream;
   readonly basePath: string;
   readonly stripPrefix: string;
+  /**
+   * Send the client's Host (or the one `set_headers` writes); false: sluice adds the target's
+   * `host:port`.
+   */
   readonly preserveHost: boolean;
   /** Incoming request headers (lower-case) not copied: removed, overridden, or written by sluice. */
   readonly dropRequest: ReadonlySet<string>;
@@ -53,7 +57,10 @@ export function compileProxyRoute(
     upstream,
     basePath: action.basePath,
     stripPrefix: action.stripPrefix,
-    preserveHost: action.preserveHost,
+    // `set_headers: { Host: ... }` wins over `preserve_host: false` (the config check says so):
+    // adding the target's host:port as well sent two Host headers, and the upstream refused
+    // every request (a 502 each time).
+    preserveHost: action.preserveHost || setNames.includes('host'),
     dropRequest,
     addXForwardedFor: !overridden.has('x-forwarded-for'),
     addXRealIp: !overridden.has('x-real-ip'),

@@ -5,30 +5,12 @@
  * every worker in a crash loop, the primary exits 1; and the round-robin accept spreads keep-alive
  * load over the workers, also when connections are recycled after `max_requests_per_connection`.
  */
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type CliProcess,
-  freePort,
-  killAll,
-  requireBuilt,
-  spawnCli,
-  tempDir,
-  waitForPort,
-} from '../helpers/cli.js';
-import { failureTimeline, startLoad } from '../helpers/load.js';
+import { freePort, killAll, requireBuilt, startConfigured, tempDir, waitForPort } from '../helpers/cli.js';
+import { failureKinds, failureTimeline, startLoad } from '../helpers/load.js';
+import { recordReliability } from '../helpers/reliability.js';
 import { alive, get, sharedTempDir, sleep, status, until } from '../helpers/runtime.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
-
-/** Starts `sluice start -c sluice.yaml` in `dir` and waits until it serves on `port`. */
-async function startSluice(dir: string, yaml: string, port: number): Promise<CliProcess> {
-  await writeFile(join(dir, 'sluice.yaml'), yaml);
-  const sluice = spawnCli(['start', '-c', 'sluice.yaml'], { cwd: dir });
-  await waitForPort(port, { proc: sluice, timeoutMs: 20_000 });
-  await sluice.waitForJson((l) => l.msg === 'sluice started', 1, 20_000);
-  return sluice;
-}
 
 describe('a worker SIGKILLed under load (workers: 2)', () => {
   const CONNECTIONS = 20;
@@ -55,7 +37,7 @@ describe('a worker SIGKILLed under load (workers: 2)', () => {
   it('is restarted; the failures are bounded by the connections it held; then every request succeeds', async () => {
     const port = await freePort();
     const admin = await freePort();
-    const sluice = await startSluice(
+    const sluice = await startConfigured(
       tmp.path,
       `version: 1
 workers: 2
@@ -138,6 +120,18 @@ upstreams:
       );
     }
     expect(result.total).toBeGreaterThan(served);
+    recordReliability({
+      id: 'faults-04-worker-sigkill',
+      group: 'faults',
+      title: 'A worker SIGKILLed under load (2 workers, 20 keep-alive connections)',
+      requests: result.total + result.errors,
+      failed: result.failures,
+      allowed: `the requests in flight on the killed worker's connections (at most ${CONNECTIONS})`,
+      outcome:
+        `worker restarted ${restartedAt - killedAt} ms after the kill; failures ` +
+        `${JSON.stringify(failureKinds(result.failureLog))}, all between the kill and the restart`,
+      duration_s: result.durationS,
+    });
 
     // After the kill, new requests all succeed: a fresh load on the restarted pair.
     const again = await startLoad({
@@ -181,7 +175,7 @@ describe('a crash loop (workers: 1, a handler that exits its worker)', () => {
     );
     const port = await freePort();
     const admin = await freePort();
-    const sluice = await startSluice(
+    const sluice = await startConfigured(
       tmp.path,
       `version: 1
 workers: 1
@@ -278,7 +272,7 @@ ${limits}    routes:
   async function spread(o: { connections: number; durationS: number; limits: string; label: string }) {
     const port = await freePort();
     const admin = await freePort();
-    const sluice = await startSluice(tmp.path, yaml(port, admin, o.limits), port);
+    const sluice = await startConfigured(tmp.path, yaml(port, admin, o.limits), port);
     const result = await startLoad({
       url: `http://127.0.0.1:${port}/hello`,
       connections: o.connections,

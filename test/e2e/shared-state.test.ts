@@ -5,7 +5,7 @@
  * stopped both nodes keep serving on local state (logged once per process), and when Redis comes
  * back a ban made in the meantime reaches the other node.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -19,35 +19,13 @@ import {
   tempDir,
   waitForPort,
 } from '../helpers/cli.js';
+import { startRedis, stopRedis } from '../helpers/redis.js';
 import { until } from '../helpers/runtime.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 requireBuilt();
 
 const OPS = 'ops-token-for-shared-state';
-
-/** A throwaway redis-server: no persistence, loopback only. */
-async function startRedis(port: number, dir: string): Promise<ChildProcess> {
-  const child: ChildProcess = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
-    { stdio: 'ignore' },
-  );
-  const failed = new Promise<never>((_, reject) =>
-    child.once('error', (err) =>
-      reject(new Error(`cannot run redis-server (apt-get install redis-server): ${err.message}`)),
-    ),
-  );
-  await Promise.race([waitForPort(port), failed]);
-  return child;
-}
-
-async function stopRedis(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const gone = new Promise((r) => child.once('exit', r));
-  child.kill('SIGKILL');
-  await gone;
-}
 
 async function get(port: number, path: string, client: string): Promise<number> {
   const res = await request(`http://127.0.0.1:${port}${path}`, { headers: { 'x-forwarded-for': client } });

@@ -8,7 +8,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -299,4 +299,21 @@ export async function waitForPort(
 export async function tempDir(prefix = 'sluice-e2e-'): Promise<{ path: string; remove(): Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));
   return { path, remove: () => rm(path, { recursive: true, force: true }) };
+}
+
+/**
+ * Writes `yaml` to DIR/sluice.yaml, runs `sluice start -c sluice.yaml` in DIR and waits until it
+ * serves on `port` and has logged "sluice started" (every worker listening).
+ */
+export async function startConfigured(
+  dir: string,
+  yaml: string,
+  port: number,
+  opts: { env?: NodeJS.ProcessEnv } = {},
+): Promise<CliProcess> {
+  await writeFile(join(dir, 'sluice.yaml'), yaml);
+  const sluice = spawnCli(['start', '-c', 'sluice.yaml'], { cwd: dir, ...opts });
+  await waitForPort(port, { proc: sluice, timeoutMs: 20_000 });
+  await sluice.waitForJson((l) => l.msg === 'sluice started', 1, 20_000);
+  return sluice;
 }

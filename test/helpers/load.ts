@@ -16,6 +16,7 @@
  * connection.
  */
 import { createRequire } from 'node:module';
+import { expect } from 'vitest';
 
 /** The parts of autocannon's result the tests read. */
 export interface AutocannonResult {
@@ -167,4 +168,28 @@ export function failureTimeline(
     kinds[f.what] = k;
   }
   return kinds;
+}
+
+/**
+ * Runs `task(i)` for i in 0..count-1 with at most `concurrency` running at once, for tests that
+ * check every answer themselves; resolves when all have settled (a task must not throw).
+ */
+export async function forEachConcurrent(
+  count: number,
+  concurrency: number,
+  task: (i: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    for (let i = next++; i < count; i = next++) await task(i);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, lane));
+}
+
+/** Asserts that every request of a run succeeded: no error, timeout, non-2xx answer or wrong body. */
+export function expectNoFailures(r: LoadSummary): void {
+  expect(r.errors, JSON.stringify(failureKinds(r.failureLog))).toBe(0);
+  expect(r.timeouts).toBe(0);
+  expect(r.non2xx).toBe(0);
+  expect(r.mismatches).toBe(0);
 }

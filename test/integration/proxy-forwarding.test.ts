@@ -62,6 +62,11 @@ describe('proxy forwarding', () => {
               match: { path_prefix: '/nohost/' },
               proxy: { upstream: 'be', preserve_host: false },
             },
+            {
+              name: 'set-host',
+              match: { path_prefix: '/sethost/' },
+              proxy: { upstream: 'be', preserve_host: false, set_headers: { Host: 'internal.$host' } },
+            },
             { name: 'rest', proxy: { upstream: 'be' } },
           ],
         },
@@ -95,6 +100,15 @@ describe('proxy forwarding', () => {
   it('rewrites Host to the target when preserve_host is false', async () => {
     await http(`${sluice.url}/nohost/a`, { headers: { host: 'example.test' } });
     expect(last().headers.host).toBe(`127.0.0.1:${up.port}`);
+  });
+
+  it('sends one Host, the one set_headers writes, even with preserve_host: false', async () => {
+    const res = await http(`${sluice.url}/sethost/a`, { headers: { host: 'example.test' } });
+    expect(res.status).toBe(200);
+    const hosts = last().rawHeaders.filter(
+      (_, i, raw) => i % 2 === 1 && raw[i - 1]!.toLowerCase() === 'host',
+    );
+    expect(hosts).toEqual(['internal.example.test']);
   });
 
   it('strips the prefix, prepends the base path, keeps the query', async () => {

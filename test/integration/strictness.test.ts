@@ -3,51 +3,10 @@
  * the connection is closed, and the upstream never sees them.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { BAD_REQUESTS, H } from '../helpers/hostile-requests.js';
 import { rawRequest } from '../helpers/raw-http.js';
 import { startSluice, type TestSluice } from '../helpers/sluice.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
-
-const H = 'Host: a.test\r\n';
-
-/** Requests that must be refused with 400 before anything is forwarded. */
-const BAD_REQUESTS: Record<string, string> = {
-  'Content-Length with Transfer-Encoding (CL.TE)': `POST / HTTP/1.1\r\n${H}Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
-  'Transfer-Encoding with Content-Length (TE.CL)': `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n`,
-  'two equal Content-Length headers': `POST / HTTP/1.1\r\n${H}Content-Length: 1\r\nContent-Length: 1\r\n\r\nx`,
-  'two different Content-Length headers': `POST / HTTP/1.1\r\n${H}Content-Length: 1\r\nContent-Length: 2\r\n\r\nxx`,
-  'a Content-Length list': `POST / HTTP/1.1\r\n${H}Content-Length: 1, 1\r\n\r\nx`,
-  'a signed Content-Length': `POST / HTTP/1.1\r\n${H}Content-Length: +1\r\n\r\nx`,
-  'a hexadecimal Content-Length': `POST / HTTP/1.1\r\n${H}Content-Length: 0x1\r\n\r\nx`,
-  'Transfer-Encoding: gzip (final coding not chunked)': `POST / HTTP/1.1\r\n${H}Transfer-Encoding: gzip\r\n\r\nx`,
-  'Transfer-Encoding: chunked, gzip': `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n`,
-  'Transfer-Encoding: xchunked (obfuscated)': `POST / HTTP/1.1\r\n${H}Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n`,
-  'two Transfer-Encoding headers (TE.TE)': `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n`,
-  'space before the colon of Transfer-Encoding': `POST / HTTP/1.1\r\n${H}Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n`,
-  'Transfer-Encoding on HTTP/1.0': `POST / HTTP/1.0\r\n${H}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
-  'a bad chunk size': `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\nzz\r\nx\r\n0\r\n\r\n`,
-  'a control character in a chunk extension': `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n1;\x01\r\nx\r\n0\r\n\r\n`,
-  'obs-fold (a header line starting with a space)': `GET / HTTP/1.1\r\n${H}X-A: b\r\n c\r\n\r\n`,
-  'whitespace between a header name and the colon': `GET / HTTP/1.1\r\n${H}X-A : b\r\n\r\n`,
-  'a header name outside tchar': `GET / HTTP/1.1\r\n${H}X(A): b\r\n\r\n`,
-  'an empty header name': `GET / HTTP/1.1\r\n${H}: b\r\n\r\n`,
-  'NUL in a header value': `GET / HTTP/1.1\r\n${H}X-A: b\x00c\r\n\r\n`,
-  'a bare CR in a header value': `GET / HTTP/1.1\r\n${H}X-A: b\rc\r\n\r\n`,
-  'bare LF line endings': 'GET / HTTP/1.1\nHost: a.test\n\n',
-  'an absolute-form request target': `GET http://evil.test/x HTTP/1.1\r\n${H}\r\n`,
-  'an asterisk-form request target': `OPTIONS * HTTP/1.1\r\n${H}\r\n`,
-  'CONNECT on a gateway listener': 'CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n',
-  'a missing Host on HTTP/1.1': 'GET / HTTP/1.1\r\n\r\n',
-  'two Host headers': `GET / HTTP/1.1\r\n${H}Host: b.test\r\n\r\n`,
-  'a Host with a slash': 'GET / HTTP/1.1\r\nHost: a.test/evil\r\n\r\n',
-  'a Host with an at sign': 'GET / HTTP/1.1\r\nHost: user@a.test\r\n\r\n',
-  'HTTP/0.9': 'GET /\r\n\r\n',
-  'HTTP/1.2': `GET / HTTP/1.2\r\n${H}\r\n`,
-  'a space inside the path': `GET /a b HTTP/1.1\r\n${H}\r\n`,
-  'a control character in the path': `GET /a\x01b HTTP/1.1\r\n${H}\r\n`,
-  'an invalid method token': `G(T / HTTP/1.1\r\n${H}\r\n`,
-  'a bad percent escape in the path': `GET /a%zz HTTP/1.1\r\n${H}\r\n`,
-  'a path climbing above the root': `GET /a/../../etc/passwd HTTP/1.1\r\n${H}\r\n`,
-};
 
 describe('HTTP/1.1 strictness', () => {
   let up: TestUpstream;
