@@ -131,6 +131,9 @@ for t in $ONLY; do wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:${PORT[$t]}/warm" >
 declare -A RPS P50 P99 ERR RSS WRSS CPU
 for r in $(seq 1 "$ROUNDS"); do
   for t in $ONLY; do
+    # 1 s unmeasured first: a target that idled while the others ran (its upstream keep-alive
+    # connections expired, its heap shrunk) is measured warm, as in steady service.
+    wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:${PORT[$t]}/warm" >/dev/null 2>&1
     t0=$(tree_ticks "${ROOTPID[$t]}")
     out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT[$t]}/bench?round=$r" 2>&1)
     t1=$(tree_ticks "${ROOTPID[$t]}")

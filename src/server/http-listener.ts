@@ -388,7 +388,9 @@ export class HttpListener {
     if (this.#draining || (max > 0 && requests >= max)) res.shouldKeepAlive = false;
     try {
       const x = handleRequest(req, res, this.#table, this.#scheme, this.#observer);
-      socket[kExchange] = x;
+      // Kept only while it runs (a finished one is dropped in #responseClosed), so an idle
+      // keep-alive connection does not hold its last request and response objects.
+      socket[kExchange] = x.finished ? null : x;
       if (!x.finished) {
         this.#active.add(x);
         (res as TrackedResponse)[kResExchange] = x;
@@ -452,6 +454,7 @@ export class HttpListener {
     if (socket !== undefined) socket[kBusy] = (socket[kBusy] ?? 1) - 1;
     const x = tracked[kResExchange];
     if (x !== undefined) this.#active.delete(x);
+    if (socket !== undefined && x !== undefined && socket[kExchange] === x) socket[kExchange] = null;
     if (this.#inflight === 0) this.#idle?.();
   }
 
