@@ -77,3 +77,23 @@ describe('JSON access lines', () => {
     });
   });
 });
+
+describe('jsonString', () => {
+  it('writes exactly what JSON.stringify writes, with and without characters to escape', async () => {
+    const { jsonString } = await import('../../src/observability/access-log.js');
+    for (const s of [
+      '/plain/path',
+      '',
+      'quote"d',
+      'back\\slash',
+      'tab\there',
+      'nl\n',
+      '\u0000',
+      'é/ü/漢字',
+      '\ud800',
+      'a\u001fb',
+      '\u007f',
+    ])
+      expect(jsonString(s)).toBe(JSON.stringify(s));
+  });
+});
