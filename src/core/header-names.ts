@@ -41,3 +41,26 @@ const HOP_BY_HOP = new Set([
 export function isHopByHop(lowerName: string): boolean {
   return HOP_BY_HOP.has(lowerName);
 }
+
+/**
+ * Adds the header names a `Connection` value lists (lower-case; not `close` or `keep-alive`) to
+ * `into` (a new list when null). A sender uses them to mark further headers hop-by-hop.
+ */
+export function connectionTokens(value: string, into: string[] | null): string[] {
+  const list = into ?? [];
+  for (const part of value.split(',')) {
+    const token = part.trim().toLowerCase();
+    if (token !== '' && token !== 'close' && token !== 'keep-alive') list.push(token);
+  }
+  return list;
+}
+
+/** `headers` (a flat `[name, value, ...]` list) without the ones `named` lists. */
+export function withoutNamed(headers: string[], named: readonly string[]): string[] {
+  if (named.length === 0) return headers;
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    if (!named.includes(headerName(headers[i]!))) out.push(headers[i]!, headers[i + 1]!);
+  }
+  return out;
+}

@@ -7,7 +7,7 @@
  * `100 Continue`). Nothing is added: no `Via`, no `X-Forwarded-For`, so internal addresses do not
  * leak to third parties.
  */
-import { headerName, isHopByHop } from '../core/header-names.js';
+import { connectionTokens, headerName, isHopByHop, withoutNamed } from '../core/header-names.js';
 
 /** The headers sent to the origin, from the client's raw headers. */
 export function egressRequestHeaders(raw: readonly string[], hostHeader: string): string[] {
@@ -20,7 +20,13 @@ export function egressRequestHeaders(raw: readonly string[], hostHeader: string)
     if (isHopByHop(lower) || lower === 'host' || lower === 'expect') continue;
     out.push(name, raw[i + 1]!);
   }
-  return named === null ? out : withoutNamed(out, named);
+  // `host` named in Connection must not strip the Host this proxy sets.
+  return named === null
+    ? out
+    : withoutNamed(
+        out,
+        named.filter((t) => t !== 'host'),
+      );
 }
 
 /** The headers relayed to the client, from the origin's raw `Buffer` pairs (undici). */
@@ -36,23 +42,4 @@ export function egressResponseHeaders(raw: readonly Buffer[]): string[] {
     out.push(name, value);
   }
   return named === null ? out : withoutNamed(out, named);
-}
-
-function connectionTokens(value: string, into: string[] | null): string[] {
-  const list = into ?? [];
-  for (const part of value.split(',')) {
-    const token = part.trim().toLowerCase();
-    // `host` named in Connection must not strip the Host this proxy sets.
-    if (token !== '' && token !== 'close' && token !== 'keep-alive' && token !== 'host') list.push(token);
-  }
-  return list;
-}
-
-function withoutNamed(headers: string[], named: readonly string[]): string[] {
-  if (named.length === 0) return headers;
-  const out: string[] = [];
-  for (let i = 0; i < headers.length; i += 2) {
-    if (!named.includes(headerName(headers[i]!))) out.push(headers[i]!, headers[i + 1]!);
-  }
-  return out;
 }

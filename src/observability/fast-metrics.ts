@@ -28,6 +28,35 @@ interface FamilyOptions<L extends string> {
   readonly registers: readonly Registry[];
 }
 
+/** What both families share: registration and children looked up by their label values. */
+abstract class Family<L extends string, C> {
+  readonly name: string;
+  readonly help: string;
+  readonly aggregator = 'sum';
+  protected readonly children = new Map<string, C>();
+  readonly #labelNames: readonly L[];
+
+  constructor(options: FamilyOptions<L>) {
+    this.name = options.name;
+    this.help = options.help;
+    this.#labelNames = options.labelNames;
+    for (const registry of options.registers) registry.registerMetric(this as unknown as Metric);
+  }
+
+  /** The child for these label values (in `labelNames` order); keep it, it does not change. */
+  child(...values: string[]): C {
+    const key = values.join('\u0000');
+    let child = this.children.get(key);
+    if (child === undefined) {
+      child = this.newChild(labelObject(this.#labelNames, values));
+      this.children.set(key, child);
+    }
+    return child;
+  }
+
+  protected abstract newChild(labels: Readonly<Record<string, string>>): C;
+}
+
 /** A counter child: `value` only ever grows (until a registry reset). */
 export class CounterChild {
   value = 0;
@@ -39,40 +68,21 @@ export class CounterChild {
 }
 
 /** A family of counters. */
-export class FastCounter<L extends string> {
-  readonly name: string;
-  readonly help: string;
+export class FastCounter<L extends string> extends Family<L, CounterChild> {
   readonly type = 'counter';
-  readonly aggregator = 'sum';
-  readonly #labelNames: readonly L[];
-  readonly #children = new Map<string, CounterChild>();
 
-  constructor(options: FamilyOptions<L>) {
-    this.name = options.name;
-    this.help = options.help;
-    this.#labelNames = options.labelNames;
-    for (const registry of options.registers) registry.registerMetric(this as unknown as Metric);
-  }
-
-  /** The child for these label values (in `labelNames` order); keep it, it does not change. */
-  child(...values: string[]): CounterChild {
-    const key = values.join('\u0000');
-    let child = this.#children.get(key);
-    if (child === undefined) {
-      child = new CounterChild(labelObject(this.#labelNames, values));
-      this.#children.set(key, child);
-    }
-    return child;
+  protected newChild(labels: Readonly<Record<string, string>>): CounterChild {
+    return new CounterChild(labels);
   }
 
   async get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: Sample[] }> {
     const values: Sample[] = [];
-    for (const c of this.#children.values()) values.push({ labels: { ...c.labels }, value: c.value });
+    for (const c of this.children.values()) values.push({ labels: { ...c.labels }, value: c.value });
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
   }
 
   reset(): void {
-    for (const c of this.#children.values()) c.value = 0;
+    for (const c of this.children.values()) c.value = 0;
   }
 }
 
@@ -104,39 +114,24 @@ export class HistogramChild {
 }
 
 /** A family of histograms with the same bucket bounds. */
-export class FastHistogram<L extends string> {
-  readonly name: string;
-  readonly help: string;
+export class FastHistogram<L extends string> extends Family<L, HistogramChild> {
   readonly type = 'histogram';
-  readonly aggregator = 'sum';
-  readonly #labelNames: readonly L[];
   readonly #bounds: readonly number[];
-  readonly #children = new Map<string, HistogramChild>();
 
   constructor(options: FamilyOptions<L> & { readonly buckets: readonly number[] }) {
-    this.name = options.name;
-    this.help = options.help;
-    this.#labelNames = options.labelNames;
+    super(options);
     this.#bounds = [...options.buckets].sort((a, b) => a - b);
-    for (const registry of options.registers) registry.registerMetric(this as unknown as Metric);
   }
 
-  /** The child for these label values (in `labelNames` order); keep it, it does not change. */
-  child(...values: string[]): HistogramChild {
-    const key = values.join('\u0000');
-    let child = this.#children.get(key);
-    if (child === undefined) {
-      child = new HistogramChild(labelObject(this.#labelNames, values), this.#bounds);
-      this.#children.set(key, child);
-    }
-    return child;
+  protected newChild(labels: Readonly<Record<string, string>>): HistogramChild {
+    return new HistogramChild(labels, this.#bounds);
   }
 
   /** The samples in prom-client's order: cumulative buckets, +Inf, sum, count, per child. */
   async get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: Sample[] }> {
     const values: Sample[] = [];
     const bucket = `${this.name}_bucket`;
-    for (const c of this.#children.values()) {
+    for (const c of this.children.values()) {
       let acc = 0;
       for (let i = 0; i < this.#bounds.length; i++) {
         acc += c.counts[i]!;
@@ -160,7 +155,7 @@ export class FastHistogram<L extends string> {
   }
 
   reset(): void {
-    for (const c of this.#children.values()) {
+    for (const c of this.children.values()) {
       c.counts.fill(0);
       c.count = 0;
       c.sum = 0;

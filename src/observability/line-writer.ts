@@ -35,8 +35,6 @@ export class LineWriter {
   readonly #onError: WriteErrorReport;
   /** Bytes per write: whole lines only, at most this many (one longer line goes alone). */
   #batchBytes: number;
-  /** Bytes per writev. */
-  #writeBytes: number;
   /**
    * Full batches waiting for the destination, oldest first. Kept as separate strings rather than
    * one growing string: slicing a multi-megabyte string after every write copied it whole each
@@ -61,7 +59,6 @@ export class LineWriter {
     this.#onError = onError;
     this.#fd = typeof target === 'number' ? target : openAppend(target);
     this.#batchBytes = batchSize(this.#fd);
-    this.#writeBytes = this.#batchBytes === PIPE_BATCH ? PIPE_WRITE : FILE_BATCH;
   }
 
   /** Queues one line (it must end with a newline). */
@@ -100,12 +97,11 @@ export class LineWriter {
       if (this.#current === '') for (const done of this.#drained.splice(0)) done();
       return;
     }
+    // A file takes one batch per write (batches are already 1 MiB); a pipe up to 64 KiB of them.
+    const writeBytes = this.#batchBytes === PIPE_BATCH ? PIPE_WRITE : FILE_BATCH;
     const buffers: Buffer[] = [];
     let size = 0;
-    while (
-      this.#batches.length > 0 &&
-      (buffers.length === 0 || size + this.#batchBytes <= this.#writeBytes)
-    ) {
+    while (this.#batches.length > 0 && (buffers.length === 0 || size + this.#batchBytes <= writeBytes)) {
       const bytes = Buffer.from(this.#batches.shift()!);
       buffers.push(bytes);
       size += bytes.length;
@@ -161,7 +157,6 @@ export class LineWriter {
     try {
       this.#fd = openAppend(this.#path);
       this.#batchBytes = batchSize(this.#fd);
-      this.#writeBytes = this.#batchBytes === PIPE_BATCH ? PIPE_WRITE : FILE_BATCH;
       this.#failing = false;
       fs.close(old, () => undefined);
     } catch (err) {

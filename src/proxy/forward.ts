@@ -416,15 +416,7 @@ export class UpstreamCall implements ReuseListener {
   }
 
   onError(err: Error): void {
-    this.#finish(
-      this.#status !== 0
-        ? this.#status
-        : this.#clientGone || err instanceof ClientGoneError
-          ? 'aborted'
-          : errorCode(err) === 'SLUICE_E_UPSTREAM_TIMEOUT'
-            ? 'timeout'
-            : 'error',
-    );
+    this.#finish(this.#status !== 0 ? this.#status : this.#failureCode(err));
     if (this.#discarding) {
       this.request.retryDiscarded();
       return;
@@ -434,6 +426,12 @@ export class UpstreamCall implements ReuseListener {
       return;
     }
     this.request.attemptFailed(this, err);
+  }
+
+  /** How an attempt that got no answer ended, for its metric and span. */
+  #failureCode(err: Error): AttemptCode {
+    if (this.#clientGone || err instanceof ClientGoneError) return 'aborted';
+    return errorCode(err) === 'SLUICE_E_UPSTREAM_TIMEOUT' ? 'timeout' : 'error';
   }
 
   #finish(code: number | AttemptCode = this.#status): void {

@@ -3,7 +3,7 @@
  * `Buffer` pairs): hop-by-hop headers and those named in the upstream's `Connection` are dropped,
  * then the route's `response_headers` are applied.
  */
-import { headerName, isHopByHop } from '../core/header-names.js';
+import { connectionTokens, headerName, isHopByHop, withoutNamed } from '../core/header-names.js';
 import type { ProxyRoute } from './proxy-route.js';
 import type { VariableSource } from './variables.js';
 
@@ -30,22 +30,4 @@ export function clientResponseHeaders(
     if (value !== '') result.push(name, value);
   }
   return result;
-}
-
-function connectionTokens(value: string, into: string[] | null): string[] {
-  const list = into ?? [];
-  for (const part of value.split(',')) {
-    const token = part.trim().toLowerCase();
-    if (token !== '' && token !== 'close' && token !== 'keep-alive') list.push(token);
-  }
-  return list;
-}
-
-function withoutNamed(headers: string[], named: readonly string[]): string[] {
-  if (named.length === 0) return headers;
-  const out: string[] = [];
-  for (let i = 0; i < headers.length; i += 2) {
-    if (!named.includes(headerName(headers[i]!))) out.push(headers[i]!, headers[i + 1]!);
-  }
-  return out;
 }

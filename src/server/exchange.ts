@@ -56,6 +56,8 @@ export class Exchange implements ProxyExchange, HandlerExchange {
   traceFlags = '00';
   tracestate: string | null = null;
   #span: RequestSpan | null = null;
+  /** Headers `failWithHeaders` adds to the error answer. */
+  #extraHeaders: readonly string[] | null = null;
 
   server: CompiledServer | null = null;
   /** The security checks that applied (the route's, else the server's). */
@@ -134,7 +136,6 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     this.#extraHeaders = headers;
     this.fail(code);
   }
-  #extraHeaders: readonly string[] | null = null;
 
   fail(code: ErrorCode, cause?: unknown): void {
     if (this.#finished) return;

@@ -80,34 +80,14 @@ export function scanRequestHead(req: IncomingMessage, head: RequestHead): Reques
         // llhttp rejects a second Transfer-Encoding header; join defensively anyway.
         te = te === null ? value : `${te}, ${value}`;
         break;
-      case 'content-length':
-        head.body = 'length';
-        head.contentLength = Number(value);
-        break;
       case 'connection':
         readConnectionTokens(value, head);
         break;
       case 'upgrade':
         head.upgrade = value;
         break;
-      case 'x-forwarded-for':
-        head.xForwardedFor = head.xForwardedFor === null ? value : `${head.xForwardedFor}, ${value}`;
-        break;
-      case 'x-forwarded-proto':
-        head.xForwardedProto ??= value;
-        break;
-      case 'traceparent':
-        head.traceparent ??= value;
-        break;
-      case 'tracestate':
-        head.tracestate = head.tracestate === null ? value : `${head.tracestate},${value}`;
-        break;
-      case 'expect':
-        if (value.toLowerCase() === '100-continue') head.expectContinue = true;
-        break;
-      case 'x-forwarded-host':
-        head.xForwardedHost ??= value;
-        break;
+      default:
+        readSharedField(name, value, head);
     }
   }
 
@@ -150,28 +130,8 @@ function scanH2RequestHead(req: H2Request, head: RequestHead): RequestHead | Hea
       case 'te':
         if (value.trim().toLowerCase() !== 'trailers') return 'transfer_encoding';
         break;
-      case 'content-length':
-        head.body = 'length';
-        head.contentLength = Number(value);
-        break;
-      case 'x-forwarded-for':
-        head.xForwardedFor = head.xForwardedFor === null ? value : `${head.xForwardedFor}, ${value}`;
-        break;
-      case 'x-forwarded-proto':
-        head.xForwardedProto ??= value;
-        break;
-      case 'x-forwarded-host':
-        head.xForwardedHost ??= value;
-        break;
-      case 'traceparent':
-        head.traceparent ??= value;
-        break;
-      case 'tracestate':
-        head.tracestate = head.tracestate === null ? value : `${head.tracestate},${value}`;
-        break;
-      case 'expect':
-        if (value.toLowerCase() === '100-continue') head.expectContinue = true;
-        break;
+      default:
+        readSharedField(name, value, head);
     }
   }
   if (hostCount > 1) return 'host_repeated';
@@ -190,6 +150,34 @@ function scanH2RequestHead(req: H2Request, head: RequestHead): RequestHead | Hea
     head.body = 'chunked';
   }
   return head;
+}
+
+/** The fields HTTP/1.1 and HTTP/2 heads carry alike (`name` lower-case). */
+function readSharedField(name: string, value: string, head: RequestHead): void {
+  switch (name) {
+    case 'content-length':
+      head.body = 'length';
+      head.contentLength = Number(value);
+      break;
+    case 'x-forwarded-for':
+      head.xForwardedFor = head.xForwardedFor === null ? value : `${head.xForwardedFor}, ${value}`;
+      break;
+    case 'x-forwarded-proto':
+      head.xForwardedProto ??= value;
+      break;
+    case 'x-forwarded-host':
+      head.xForwardedHost ??= value;
+      break;
+    case 'traceparent':
+      head.traceparent ??= value;
+      break;
+    case 'tracestate':
+      head.tracestate = head.tracestate === null ? value : `${head.tracestate},${value}`;
+      break;
+    case 'expect':
+      if (value.toLowerCase() === '100-continue') head.expectContinue = true;
+      break;
+  }
 }
 
 /** A fresh, empty head to be filled by `scanRequestHead`. */

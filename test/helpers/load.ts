@@ -17,6 +17,7 @@
  */
 import { createRequire } from 'node:module';
 import { expect } from 'vitest';
+import { honourConnectionClose } from '../../src/ops/bench/connection-close.js';
 
 /** The parts of autocannon's result the tests read. */
 export interface AutocannonResult {
@@ -37,31 +38,6 @@ interface AutocannonInstance extends PromiseLike<AutocannonResult> {
 }
 
 type Autocannon = (opts: Record<string, unknown>) => AutocannonInstance;
-
-/** The internals of autocannon's per-connection client (lib/httpClient.js) that the shim uses. */
-interface AutocannonClient {
-  on(event: 'headers', fn: (info: { shouldKeepAlive?: boolean }) => void): void;
-  _doRequest(...args: unknown[]): unknown;
-  _resetConnection(): void;
-}
-
-/** Makes one autocannon client open a new connection after an answer with `Connection: close`. */
-function honourConnectionClose(client: AutocannonClient): void {
-  let closing = false;
-  client.on('headers', (info) => {
-    if (info.shouldKeepAlive === false) closing = true;
-  });
-  const doRequest = client._doRequest;
-  client._doRequest = function (this: AutocannonClient, ...args: unknown[]) {
-    if (closing) {
-      closing = false;
-      // Destroys this socket and connects again; the new connection sends the next request.
-      this._resetConnection();
-      return undefined;
-    }
-    return doRequest.apply(this, args);
-  };
-}
 
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 

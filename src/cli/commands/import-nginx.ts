@@ -9,13 +9,13 @@
  * - 2: FILE cannot be read, nginx would refuse it (`FILE:LINE:COL: error: message`), or it holds
  *   no server to convert.
  */
-import { lstatSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { importNginx } from '../../ops/import-nginx/import-nginx.js';
 import { NginxSyntaxError } from '../../ops/import-nginx/nginx-syntax-error.js';
 import { NothingToImportError } from '../../ops/import-nginx/nothing-to-import-error.js';
 import { formatWarning } from '../../ops/import-nginx/warnings.js';
+import { existing } from '../existing-path.js';
 
 /** The command's options, as commander parses them. */
 export interface ImportNginxCommandOptions {
@@ -76,13 +76,4 @@ export async function runImportNginx(file: string, opts: ImportNginxCommandOptio
   const n = result.warnings.length;
   process.stdout.write(`wrote ${out} (${n} warning${n === 1 ? '' : 's'}); next: sluice check -c ${out}\n`);
   return 0;
-}
-
-/** What is at `path` now (a dangling symlink counts as a file: writing would follow it). */
-function existing(path: string): 'none' | 'file' | 'directory' {
-  try {
-    return lstatSync(path).isDirectory() ? 'directory' : 'file';
-  } catch {
-    return 'none';
-  }
 }

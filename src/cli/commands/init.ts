@@ -4,7 +4,6 @@
  * decides the exit code: 2 for an unknown target or a config with problems, 1 when a file exists
  * (without --force) or cannot be written — in both cases before anything is written.
  */
-import { lstatSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -15,6 +14,7 @@ import { DEFAULT_CONFIG_PATH, DEFAULT_CONFIG_TEXT } from '../../ops/init/default
 import { DEFAULT_SLUICE_BIN, type InitFile, type InitInput } from '../../ops/init/init-input.js';
 import { INIT_TARGETS, isInitTarget } from '../../ops/init/init-targets.js';
 import { defaultConfigFile } from '../config-source.js';
+import { existing } from '../existing-path.js';
 
 /** The command's options, as commander parses them. */
 export interface InitOptions {
@@ -122,13 +122,4 @@ async function writeFiles(files: readonly InitFile[], out: string, force: boolea
     process.stdout.write(`wrote ${dest}\n`);
   }
   return 0;
-}
-
-/** What is at `path` now (a dangling symlink counts as a file: writing would follow it). */
-function existing(path: string): 'none' | 'file' | 'directory' {
-  try {
-    return lstatSync(path).isDirectory() ? 'directory' : 'file';
-  } catch {
-    return 'none';
-  }
 }
