@@ -18,12 +18,14 @@ import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { ErrorCode } from '../errors/catalogue.js';
 import { awaitConnection, type ReuseListener } from './connection-reuse.js';
+import type { H1Handler } from './h1-client.js';
 import type { AttemptCode, AttemptObserver, ProxyExchange } from './proxy-exchange.js';
 import { type ProxyRoute, upstreamPath } from './proxy-route.js';
 import { upstreamRequestHeaders } from './request-headers.js';
 import { clientResponseHeaders } from './response-headers.js';
 import { type AttemptFailure, countsAsFailure, decideRetry } from './retry-policy.js';
 import { openTunnel } from './tunnel.js';
+import { corkUntilTurnEnd } from './turn-batch.js';
 import type { Upstream, UpstreamPick } from './upstream.js';
 import { upstreamErrorCode } from './upstream-error.js';
 import type { UpstreamTarget } from './upstream-target.js';
@@ -293,8 +295,8 @@ class ProxyRequest implements UpstreamPick {
   }
 }
 
-/** undici's handler for one upstream attempt; also watches the client for going away. */
-export class UpstreamCall implements ReuseListener {
+/** The handler of one upstream attempt (sluice's client or undici); also watches the client for going away. */
+export class UpstreamCall implements ReuseListener, H1Handler {
   readonly request: ProxyRequest;
   readonly target: UpstreamTarget;
   /** The request started being written to the target. */
@@ -330,10 +332,28 @@ export class UpstreamCall implements ReuseListener {
     };
     x.res.once('close', this.#onClientClose);
     this.#observer = x.attemptStarted(route.upstream.name, target);
+    const path = upstreamPath(route, x.path, x.query);
+    const headers = upstreamRequestHeaders(x, route, target.hostPort, this.#observer.traceparent);
+    // Plain-http requests without an Upgrade or a streamed body take sluice's own client.
+    const h1 = x.upgradeHead === null ? target.h1(route.connectTimeoutMs) : null;
+    if (h1 !== null && (body === null || Buffer.isBuffer(body))) {
+      h1.request(
+        {
+          method: x.method,
+          path,
+          headers,
+          body,
+          readTimeoutMs: route.readTimeoutMs,
+          reset: !route.upstream.reuseConnections,
+        },
+        this,
+      );
+      return;
+    }
     const options: Dispatcher.DispatchOptions = {
-      path: upstreamPath(route, x.path, x.query),
+      path,
       method: x.method as Dispatcher.HttpMethod,
-      headers: upstreamRequestHeaders(x, route, target.hostPort, this.#observer.traceparent),
+      headers,
       // undici writes async iterables with back-pressure (client-h1 writeIterable); its typings
       // list only streams and buffers.
       body: body as Dispatcher.DispatchOptions['body'],
@@ -356,14 +376,21 @@ export class UpstreamCall implements ReuseListener {
     this.reused = reused;
   }
 
-  onConnect(abort: (err?: Error) => void): void {
+  /** `reused` comes from sluice's client; undici's is learnt from its diagnostics channel. */
+  onConnect(abort: (err?: Error) => void, reused?: boolean): void {
     this.#abort = abort;
     this.sent = true;
-    awaitConnection(this);
+    if (reused === undefined) awaitConnection(this);
+    else this.reused = reused;
     if (this.#clientGone) abort(new ClientGoneError());
   }
 
-  onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  onHeaders(
+    status: number,
+    rawHeaders: readonly (Buffer | string)[],
+    resume: () => void,
+    statusText: string,
+  ): boolean {
     // 1xx answers (other than 101, handled by onUpgrade) are not relayed.
     if (status < 200) return true;
     this.#status = status;
@@ -374,6 +401,8 @@ export class UpstreamCall implements ReuseListener {
     }
     const x = this.request.x;
     const headers = clientResponseHeaders(rawHeaders, this.request.route, x);
+    // HTTP/1.x: the answer goes out with the turn's other writes (turn-batch.ts).
+    if (x.req.httpVersionMajor === 1 && x.res.socket !== null) corkUntilTurnEnd(x.res.socket as Socket);
     // Throws on a header value Node refuses (CR/LF smuggled in by the target); undici catches
     // it, aborts the attempt, and `onError` answers 502.
     if (statusText) x.res.writeHead(status, statusText, headers);

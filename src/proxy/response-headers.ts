@@ -1,6 +1,6 @@
 /**
  * The header list sent to the client from an upstream response (undici hands over raw
- * `Buffer` pairs): hop-by-hop headers and those named in the upstream's `Connection` are dropped,
+ * `Buffer` pairs, sluice's client strings): hop-by-hop headers and those named in the upstream's `Connection` are dropped,
  * then the route's `response_headers` are applied.
  */
 import { connectionTokens, headerName, isHopByHop, withoutNamed } from '../core/header-names.js';
@@ -9,7 +9,7 @@ import type { VariableSource } from './variables.js';
 
 /** Builds the client response headers as a flat `[name, value, ...]` array. */
 export function clientResponseHeaders(
-  raw: readonly Buffer[],
+  raw: readonly (Buffer | string)[],
   route: ProxyRoute,
   src: VariableSource,
 ): string[] {
@@ -17,11 +17,11 @@ export function clientResponseHeaders(
   let named: string[] | null = null;
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1');
+    const name = latin1(raw[i]!);
     const lower = headerName(name);
-    if (lower === 'connection') named = connectionTokens(raw[i + 1]!.toString('latin1'), named);
+    if (lower === 'connection') named = connectionTokens(latin1(raw[i + 1]!), named);
     if (isHopByHop(lower) || drop.has(lower)) continue;
-    out.push(name, raw[i + 1]!.toString('latin1'));
+    out.push(name, latin1(raw[i + 1]!));
   }
   // Rare: an upstream naming extra hop-by-hop headers in `Connection`; filter them afterwards.
   const result = named === null ? out : withoutNamed(out, named);
@@ -30,4 +30,8 @@ export function clientResponseHeaders(
     if (value !== '') result.push(name, value);
   }
   return result;
+}
+
+function latin1(v: Buffer | string): string {
+  return typeof v === 'string' ? v : v.toString('latin1');
 }

@@ -24,6 +24,9 @@ const TIMEOUT_CODES = new Set([
   'UND_ERR_BODY_TIMEOUT',
   'ETIMEDOUT',
   'SLUICE_SEND_TIMEOUT',
+  // sluice's own client (h1-client.ts)
+  'SLUICE_CONNECT_TIMEOUT',
+  'SLUICE_READ_TIMEOUT',
 ]);
 
 const INVALID_CODES = new Set([
@@ -34,6 +37,7 @@ const INVALID_CODES = new Set([
   'ERR_HTTP_INVALID_HEADER_VALUE',
   'ERR_INVALID_HTTP_TOKEN',
   'ERR_HTTP_INVALID_STATUS_CODE',
+  'SLUICE_INVALID_RESPONSE',
 ]);
 
 /** The catalogue code for an error raised while talking to a target. */

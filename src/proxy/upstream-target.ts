@@ -1,6 +1,7 @@
 /**
- * One target of an upstream at run time: its balancer and health state, and the undici `Pool`s
- * of keep-alive connections to it. A target survives a reload (and a DNS refresh) when its
+ * One target of an upstream at run time: its balancer and health state, and its pools of
+ * keep-alive connections: sluice's own HTTP/1.1 client (h1-client.ts) for plain-http requests,
+ * undici `Pool`s for https targets, Upgrade requests and streamed bodies. A target survives a reload (and a DNS refresh) when its
  * origin and connection settings (TLS included) are unchanged, keeping its warm connections and
  * its state. An https target connects with its upstream's TLS settings (upstream-tls.ts); when
  * their files rotate, new pools take the new certificate and the old ones close once their
@@ -10,6 +11,7 @@ import { Pool } from 'undici';
 import type { Peer } from '../balancer/balancer.js';
 import type { ResolvedUpstreamTls } from '../config/types.js';
 import type { FailCounters } from '../health/passive-health.js';
+import { H1Pool } from './h1-client.js';
 import { hostOf, httpsConnector, UpstreamTls, upstreamServerName } from './upstream-tls.js';
 
 /** What an active health check says of a target. */
@@ -26,6 +28,8 @@ export interface TargetSpec {
   readonly down: boolean;
   readonly maxConns: number;
   readonly keepaliveTimeoutMs: number;
+  /** Idle connections kept (`keepalive`; 0: a connection per request). */
+  readonly keepalive: number;
   /** The upstream's `tls:` (used by https targets only), and its identity (`upstreamTlsKey`). */
   readonly tls: ResolvedUpstreamTls | null;
   readonly tlsKey: string;
@@ -56,6 +60,7 @@ export class UpstreamTarget implements Peer, FailCounters {
   #released = false;
   /** Keyed by connect timeout: routes may set different ones for the same target. */
   readonly #pools = new Map<number, Pool>();
+  readonly #h1Pools = new Map<number, H1Pool>();
   readonly #https: boolean;
   readonly #tls: UpstreamTls | null;
   readonly #unsubscribe: (() => void) | null;
@@ -104,6 +109,21 @@ export class UpstreamTarget implements Peer, FailCounters {
     return pool;
   }
 
+  /** sluice's own client for a connect timeout, created on first use; null for https targets. */
+  h1(connectTimeoutMs: number): H1Pool | null {
+    if (this.#https) return null;
+    let pool = this.#h1Pools.get(connectTimeoutMs);
+    if (pool === undefined) {
+      pool = new H1Pool(this.origin, {
+        connectTimeoutMs,
+        keepaliveTimeoutMs: this.spec.keepaliveTimeoutMs,
+        maxIdle: this.spec.keepalive,
+      });
+      this.#h1Pools.set(connectTimeoutMs, pool);
+    }
+    return pool;
+  }
+
   /** Whether a new spec can keep this target's state and connections. */
   reusableFor(spec: TargetSpec): boolean {
     const s = this.spec;
@@ -115,6 +135,7 @@ export class UpstreamTarget implements Peer, FailCounters {
       s.down === spec.down &&
       s.maxConns === spec.maxConns &&
       s.keepaliveTimeoutMs === spec.keepaliveTimeoutMs &&
+      s.keepalive === spec.keepalive &&
       s.tlsKey === spec.tlsKey
     );
   }
@@ -136,16 +157,20 @@ export class UpstreamTarget implements Peer, FailCounters {
   /** Closes the pools gracefully: queued and in-flight requests finish first. */
   async close(): Promise<void> {
     this.#release();
-    const pools = [...this.#pools.values()];
-    this.#pools.clear();
-    await Promise.all(pools.map((p) => p.close().catch(() => undefined)));
+    await Promise.all(this.#takePools().map((p) => p.close().catch(() => undefined)));
   }
 
   /** Closes the pools at once, failing what is in flight. */
   async destroy(): Promise<void> {
     this.#release();
-    const pools = [...this.#pools.values()];
+    await Promise.all(this.#takePools().map((p) => p.destroy().catch(() => undefined)));
+  }
+
+  /** Every pool, removed from the target. */
+  #takePools(): (Pool | H1Pool)[] {
+    const pools = [...this.#pools.values(), ...this.#h1Pools.values()];
     this.#pools.clear();
-    await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)));
+    this.#h1Pools.clear();
+    return pools;
   }
 }

@@ -88,6 +88,7 @@ export class Upstream {
       down: t.down,
       maxConns: t.maxConns,
       keepaliveTimeoutMs: this.config.keepaliveTimeoutMs,
+      keepalive: this.config.keepalive,
       tls: this.config.tls,
       tlsKey: this.#tlsKey,
     };
