@@ -8,20 +8,12 @@
  * corrupts its own state is the handler's problem, and its errors are in the log).
  */
 
-import { setFlagsFromString } from 'node:v8';
 import type { MetricsJson } from '../admin/dashboard-stats.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { SluiceInstance } from './instance.js';
 import type { FromWorker, ToWorker } from './ipc.js';
 import { dropPrivileges } from './privileges.js';
-
-// V8 pretenures objects of allocation sites it sees surviving a scavenge: under proxy load it
-// picked per-request sites and filled the old generation with short-lived garbage (heap 22 → 80 MB
-// between mark-compacts, scavenges 0.7 → 3 ms, about one mark-compact a second). Without it the
-// heap stays at 23 MB and throughput rose 9 % (`wrk -c64`, 2-core VM). Unknown to a future V8, the
-// flag is ignored.
-setFlagsFromString('--no-allocation-site-pretenuring');
 
 let instance: SluiceInstance | null = null;
 
