@@ -2,7 +2,7 @@
  * Log lines to a file descriptor, batched and asynchronous, in writes that never split a line.
  * Several worker processes share stdout (a pipe to journald or Docker) or append to one file.
  * A write to a regular file lands whole (Linux holds the file's position lock for the length of
- * a write), so there batches are large (1 MiB). On a pipe, socket or terminal, a batch is at most
+ * a write), so there batches are large (256 KiB, up to 1 MiB per write). On a pipe, socket or terminal, a batch is at most
  * PIPE_BUF (4096 bytes, atomic on a pipe) and ends at a line end; when several batches are
  * waiting they go in one writev of at most 64 KiB (a pipe's default capacity: Linux writes it
  * under the pipe's lock while the reader keeps up). One write at a time is in flight, so a
@@ -11,6 +11,12 @@
  * (pino's SonicBoom batches without regard to line ends, which could interleave half-lines
  * across processes.)
  *
+ * Lines are encoded into preallocated buffers as they come, not concatenated into a batch string:
+ * a string batch lived until its write (up to 100 ms), so V8 promoted every line to the old
+ * generation and a mark-compact ran each second under load; encoding at once lets each line
+ * die young. Measured with the access log on a file, `wrk -c64` through the proxy: 50–57 → 45 µs
+ * CPU per request.
+ *
  * A request never waits on log I/O: lines are queued, at most one write is in flight, and when
  * the destination cannot keep up beyond `MAX_PENDING` bytes, new lines are dropped and counted
  * rather than growing memory without bound.
@@ -18,8 +24,11 @@
 import fs from 'node:fs';
 import { dirname } from 'node:path';
 
+/** Batch (buffer) size on a pipe, socket or terminal: PIPE_BUF, which a pipe writes atomically. */
 const PIPE_BATCH = 4096;
-const FILE_BATCH = 1024 * 1024;
+/** Batch (buffer) size on a regular file, and the most bytes in one write to it. */
+const FILE_BATCH = 256 * 1024;
+const FILE_WRITE = 1024 * 1024;
 /** Most bytes in one writev to a pipe, socket or terminal. */
 const PIPE_WRITE = 64 * 1024;
 const MAX_PENDING = 16 * 1024 * 1024;
@@ -33,17 +42,13 @@ export class LineWriter {
   #fd: number;
   readonly #path: string | null;
   readonly #onError: WriteErrorReport;
-  /** Bytes per write: whole lines only, at most this many (one longer line goes alone). */
+  /** Bytes per batch: whole lines only, at most this many (one longer line goes alone). */
   #batchBytes: number;
-  /**
-   * Full batches waiting for the destination, oldest first. Kept as separate strings rather than
-   * one growing string: slicing a multi-megabyte string after every write copied it whole each
-   * time, which a destination slower than the requests turned quadratic (measured: 14k → 6k
-   * requests/s and 160 MB RSS with the access log on a file).
-   */
-  readonly #batches: string[] = [];
-  #current = '';
-  #currentBytes = 0;
+  /** Full batches waiting for the destination, oldest first. */
+  readonly #batches: Buffer[] = [];
+  /** The batch being filled, and how much of it is. */
+  #current: Buffer | null = null;
+  #used = 0;
   #queuedBytes = 0;
   #writing = false;
   #timer: NodeJS.Timeout | null = null;
@@ -63,20 +68,26 @@ export class LineWriter {
 
   /** Queues one line (it must end with a newline). */
   write(line: string): boolean {
-    const bytes = Buffer.byteLength(line);
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: most lines need no exact count.
+    const room = this.#current === null ? 0 : this.#batchBytes - this.#used;
+    const bytes = line.length * 3 <= room ? line.length : Buffer.byteLength(line);
     if (this.#queuedBytes + bytes > MAX_PENDING) {
       this.dropped++;
       return false;
     }
-    if (this.#currentBytes + bytes > this.#batchBytes && this.#current !== '') this.#seal();
-    this.#current += line;
-    this.#currentBytes += bytes;
-    this.#queuedBytes += bytes;
+    if (bytes > room) {
+      if (this.#used > 0) this.#seal();
+      this.#current = Buffer.allocUnsafe(Math.max(this.#batchBytes, bytes));
+      this.#used = 0;
+    }
+    const written = this.#current!.write(line, this.#used);
+    this.#used += written;
+    this.#queuedBytes += written;
     if (this.#batches.length > 0) this.#flush();
     else if (this.#timer === null) {
       this.#timer = setTimeout(() => {
         this.#timer = null;
-        if (this.#current !== '') this.#seal();
+        if (this.#used > 0) this.#seal();
         this.#flush();
       }, FLUSH_AFTER_MS);
       this.#timer.unref();
@@ -86,23 +97,25 @@ export class LineWriter {
 
   /** Closes the batch being filled. */
   #seal(): void {
-    this.#batches.push(this.#current);
-    this.#current = '';
-    this.#currentBytes = 0;
+    this.#batches.push(this.#current!.subarray(0, this.#used));
+    this.#current = null;
+    this.#used = 0;
   }
 
   #flush(): void {
     if (this.#writing) return;
     if (this.#batches.length === 0) {
-      if (this.#current === '') for (const done of this.#drained.splice(0)) done();
+      if (this.#used === 0) for (const done of this.#drained.splice(0)) done();
       return;
     }
-    // A file takes one batch per write (batches are already 1 MiB); a pipe up to 64 KiB of them.
-    const writeBytes = this.#batchBytes === PIPE_BATCH ? PIPE_WRITE : FILE_BATCH;
+    const writeBytes = this.#batchBytes === PIPE_BATCH ? PIPE_WRITE : FILE_WRITE;
     const buffers: Buffer[] = [];
     let size = 0;
-    while (this.#batches.length > 0 && (buffers.length === 0 || size + this.#batchBytes <= writeBytes)) {
-      const bytes = Buffer.from(this.#batches.shift()!);
+    while (
+      this.#batches.length > 0 &&
+      (buffers.length === 0 || size + this.#batches[0]!.length <= writeBytes)
+    ) {
+      const bytes = this.#batches.shift()!;
       buffers.push(bytes);
       size += bytes.length;
     }
@@ -126,7 +139,7 @@ export class LineWriter {
    * could overtake a write still in flight and put its lines out of order.
    */
   drain(): Promise<void> {
-    if (this.#current !== '') this.#seal();
+    if (this.#used > 0) this.#seal();
     if (!this.#writing && this.#batches.length === 0) return Promise.resolve();
     return new Promise((resolve) => {
       this.#drained.push(resolve);
@@ -138,12 +151,11 @@ export class LineWriter {
   flushSync(): void {
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
-    if (this.#current !== '') this.#seal();
+    if (this.#used > 0) this.#seal();
     for (let batch = this.#batches.shift(); batch !== undefined; batch = this.#batches.shift()) {
-      const bytes = Buffer.from(batch);
-      this.#queuedBytes -= bytes.length;
+      this.#queuedBytes -= batch.length;
       try {
-        fs.writeSync(this.#fd, bytes);
+        fs.writeSync(this.#fd, batch);
       } catch {
         this.dropped++;
       }
@@ -156,6 +168,7 @@ export class LineWriter {
     const old = this.#fd;
     try {
       this.#fd = openAppend(this.#path);
+      if (this.#used > 0) this.#seal(); // a batch sized for the old descriptor goes out as it is
       this.#batchBytes = batchSize(this.#fd);
       this.#failing = false;
       fs.close(old, () => undefined);
