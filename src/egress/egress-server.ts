@@ -13,9 +13,10 @@
  */
 import http from 'node:http';
 import type { Socket } from 'node:net';
-import { Agent, buildConnector } from 'undici';
+import type { Agent } from 'undici';
 import type { ResolvedEgress } from '../config/types.js';
 import { unmapIpv4 } from '../core/ip-set.js';
+import { undici } from '../core/undici.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { nextRequestId } from '../server/request-id.js';
 import { EGRESS_TIMEOUTS, type EgressContext, type EgressTimeouts } from './egress-context.js';
@@ -61,8 +62,8 @@ export class EgressServer {
     this.#policies = compileEgressPolicies(config.policies);
     const timeouts: EgressTimeouts = { ...EGRESS_TIMEOUTS, ...options.timeouts };
     const loop = new LoopGuard();
-    const connect = buildConnector({ timeout: timeouts.connectMs });
-    this.#agent = new Agent({
+    const connect = undici().buildConnector({ timeout: timeouts.connectMs });
+    this.#agent = new (undici().Agent)({
       keepAliveTimeout: UPSTREAM_KEEPALIVE_MS,
       // A new connection is checked once, after DNS: one that reached this proxy is a loop.
       connect: (opts, callback) => {

@@ -5,11 +5,12 @@
  * target is probed with its upstream's TLS settings (CA, client certificate, server name, SPIFFE
  * id), as requests reach it.
  */
-import { Agent, Client, type Dispatcher, request } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
+import { undici } from '../core/undici.js';
 import type { HealthTarget } from '../health/active-checker.js';
 import { hostOf, httpsConnector, UpstreamTls, upstreamServerName } from './upstream-tls.js';
 
-const agent = new Agent({ keepAliveTimeout: 1000, connections: 4 });
+let agent: Agent | null = null;
 
 /** Probes one target; never rejects. */
 export async function probeTarget(target: HealthTarget): Promise<boolean> {
@@ -17,6 +18,8 @@ export async function probeTarget(target: HealthTarget): Promise<boolean> {
   const https = target.origin.startsWith('https:');
   const config = target.tls ?? null;
   let tls: UpstreamTls | null = null;
+  const { Agent, Client, request } = undici();
+  agent ??= new Agent({ keepAliveTimeout: 1000, connections: 4 });
   let dispatcher: Dispatcher = agent;
   try {
     if (https) {

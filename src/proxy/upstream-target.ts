@@ -7,9 +7,10 @@
  * their files rotate, new pools take the new certificate and the old ones close once their
  * requests are done.
  */
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
 import type { Peer } from '../balancer/balancer.js';
 import type { ResolvedUpstreamTls } from '../config/types.js';
+import { undici } from '../core/undici.js';
 import type { FailCounters } from '../health/passive-health.js';
 import { H1Pool } from './h1-client.js';
 import { hostOf, httpsConnector, UpstreamTls, upstreamServerName } from './upstream-tls.js';
@@ -85,7 +86,7 @@ export class UpstreamTarget implements Peer, FailCounters {
   pool(connectTimeoutMs: number): Pool {
     let pool = this.#pools.get(connectTimeoutMs);
     if (pool === undefined) {
-      pool = new Pool(this.origin, {
+      pool = new (undici().Pool)(this.origin, {
         // nginx's `keepalive N` caches idle connections without capping busy ones; undici's
         // `connections: null` likewise opens as many as the load needs and keeps them until idle.
         connections: null,

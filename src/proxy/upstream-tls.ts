@@ -19,9 +19,10 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import tls from 'node:tls';
-import { buildConnector } from 'undici';
+import type { buildConnector } from 'undici';
 import type { ResolvedUpstreamTls } from '../config/types.js';
 import { spiffeIdOf } from '../core/spiffe-id.js';
+import { undici } from '../core/undici.js';
 import { WatchedFiles } from '../core/watched-files.js';
 
 /** The certificate material of an upstream's `tls:` as read from disk. */
@@ -92,7 +93,7 @@ export function httpsConnector(
   servername: string | undefined,
   timeoutMs: number,
 ): buildConnector.connector {
-  const connector = buildConnector({ ...tlsOptions, timeout: timeoutMs });
+  const connector = undici().buildConnector({ ...tlsOptions, timeout: timeoutMs });
   // The request's own servername (derived from its Host header) is replaced by the target's.
   return (options, callback) => connector({ ...options, servername: servername ?? '' }, callback);
 }

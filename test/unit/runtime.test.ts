@@ -4,6 +4,7 @@ import type { SluiceConfigInput } from '../../src/config/schema.js';
 import type { ResolvedConfig } from '../../src/config/types.js';
 import { CRASH_LOOP_COUNT, CrashTracker } from '../../src/runtime/crash-tracker.js';
 import { useReusePort } from '../../src/runtime/listen-mode.js';
+import { workerV8Flags } from '../../src/runtime/primary.js';
 import { lookupIds } from '../../src/runtime/privileges.js';
 import { planReload } from '../../src/runtime/reload-plan.js';
 
@@ -111,5 +112,18 @@ describe('user and group lookup', () => {
   it('says which name does not exist', () => {
     expect(() => lookupIds('ghost', null, root)).toThrow('user "ghost" does not exist');
     expect(() => lookupIds('nobody', 'ghosts', root)).toThrow('group "ghosts" does not exist');
+  });
+});
+
+describe('worker V8 flags', () => {
+  it('adds the tuned defaults unless the operator gave the same flag', () => {
+    expect(workerV8Flags([], '')).toEqual([
+      '--no-allocation-site-pretenuring',
+      '--initial-old-space-size=64',
+      '--max-semi-space-size=8',
+    ]);
+    expect(workerV8Flags(['--max-semi-space-size=32'], '--allocation_site_pretenuring')).toEqual([
+      '--initial-old-space-size=64',
+    ]);
   });
 });
