@@ -25,7 +25,7 @@ import { upstreamRequestHeaders } from './request-headers.js';
 import { clientResponseHeaders } from './response-headers.js';
 import { type AttemptFailure, countsAsFailure, decideRetry } from './retry-policy.js';
 import { openTunnel } from './tunnel.js';
-import { corkUntilTurnEnd } from './turn-batch.js';
+import { corkUntilTurnEnd, flushAtTurnEnd, type TurnFlush } from './turn-batch.js';
 import type { Upstream, UpstreamPick } from './upstream.js';
 import { upstreamErrorCode } from './upstream-error.js';
 import type { UpstreamTarget } from './upstream-target.js';
@@ -296,7 +296,7 @@ class ProxyRequest implements UpstreamPick {
 }
 
 /** The handler of one upstream attempt (sluice's client or undici); also watches the client for going away. */
-export class UpstreamCall implements ReuseListener, H1Handler {
+export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
   readonly request: ProxyRequest;
   readonly target: UpstreamTarget;
   /** The request started being written to the target. */
@@ -439,6 +439,14 @@ export class UpstreamCall implements ReuseListener, H1Handler {
 
   onComplete(): void {
     this.#finish();
+    // Ended with the turn's other writes (turn-batch.ts): Node's `res.end()` uncorks the socket
+    // fully, so ending here would send the answer at once, whatever the cork.
+    if (this.request.x.req.httpVersionMajor === 1) flushAtTurnEnd(this);
+    else this.flushTurn();
+  }
+
+  /** Ends the answer (at the end of the turn, for HTTP/1.x). */
+  flushTurn(): void {
     const x = this.request.x;
     x.res.end();
     x.complete();

@@ -323,7 +323,8 @@ class H1Connection implements ResponseSink, TurnFlush {
     const handler = this.#handler!;
     this.#handler = null;
     this.#request = null;
-    this.#socket.setTimeout(0);
+    // The read timeout stays armed until idle() replaces it, or the socket is destroyed: one
+    // timer update per request fewer.
     if (this.#paused) this.#resume();
     const keep = this.#reusable && extra === 0 && !this.#socket.readableEnded;
     if (!(keep && this.#pool.release(this, this.#idleMs))) {
