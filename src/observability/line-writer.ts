@@ -95,7 +95,8 @@ export class LineWriter {
     this.#used += written;
     this.#queuedBytes += written;
     if (this.#batches.length > 0) this.#flush();
-    else if (this.#timer === null) {
+    // Armed whatever is queued: a write in flight may finish with this batch still unsealed.
+    if (this.#timer === null) {
       this.#timer = setTimeout(() => {
         this.#timer = null;
         if (this.#used > 0) this.#seal();

@@ -429,11 +429,19 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
     const x = this.request.x;
     x.bytesOut += chunk.length;
     if (x.res.write(chunk)) return true;
-    x.res.once('drain', this.#resumeUpstream);
+    // More chunks of the same read may follow a `false` (sluice's client delivers a read whole):
+    // one drain listener is enough.
+    if (!this.#waitingDrain) {
+      this.#waitingDrain = true;
+      x.res.once('drain', this.#resumeUpstream);
+    }
     return false;
   }
 
+  #waitingDrain = false;
+
   readonly #resumeUpstream = (): void => {
+    this.#waitingDrain = false;
     this.#resume?.();
   };
 

@@ -64,10 +64,11 @@ class UpstreamSocketError extends Error {
   }
 }
 
-// Request head values must not carry controls (CR and LF above all: header injection). Values
-// from the client were checked by Node's parser; set_headers templates may yield anything.
-const BAD_HEADER_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
-const BAD_TARGET = /[\x00-\x20\x7f]/;
+// Request head values must not carry controls (CR and LF above all: header injection), nor
+// characters above U+00FF, whose low byte latin1 would write (U+010A is an LF). Values from the
+// client were checked by Node's parser; set_headers templates may yield anything.
+const BAD_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+const BAD_TARGET = /[^\x21-\x7e\x80-\xff]/;
 /** Methods whose requests normally carry a body: one without is sent `Content-Length: 0`. */
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
@@ -122,9 +123,10 @@ export class H1Pool {
   /** A connection finished its exchange and may be kept: true when it was. */
   release(conn: H1Connection, idleMs: number): boolean {
     this.#busy.delete(conn);
-    const keep = !this.#closing && idleMs > 0 && this.#idle.length < this.#options.maxIdle;
+    const ms = Math.min(idleMs, this.#options.keepaliveTimeoutMs);
+    const keep = !this.#closing && ms > 0 && this.#idle.length < this.#options.maxIdle;
     if (keep) {
-      conn.idle(Math.min(idleMs, this.#options.keepaliveTimeoutMs));
+      conn.idle(ms);
       this.#idle.push(conn);
     }
     this.#maybeClosed();
@@ -187,6 +189,13 @@ function requestHead(req: H1Request, authority: string): string | Error {
     else if (name.length === 14 && name.toLowerCase() === 'content-length') {
       if (req.body !== null) continue; // replaced by the body's own length below
       length = true;
+    } else if (
+      (name.length === 17 && name.toLowerCase() === 'transfer-encoding') ||
+      (name.length === 10 && name.toLowerCase() === 'connection')
+    ) {
+      // Framing is this client's (a body goes with its Content-Length), and so is the connection:
+      // a set_headers entry naming either would desynchronise the connection.
+      continue;
     }
     if (BAD_HEADER_VALUE.test(value)) {
       return new UpstreamSocketError('SLUICE_INVALID_REQUEST', `invalid value for request header ${name}`);
@@ -334,13 +343,19 @@ class H1Connection implements ResponseSink, TurnFlush {
     handler.onComplete(null);
   }
 
+  /**
+   * Stops reading while the client is behind. The read timeout is off meanwhile: it bounds the
+   * target's silence, not a slow client's (undici's body timeout likewise skips a paused parser).
+   */
   #pause(): void {
     this.#paused = true;
+    this.#socket.setTimeout(0);
     this.#socket.pause();
   }
 
   #resume(): void {
     this.#paused = false;
+    if (this.#request !== null) this.#socket.setTimeout(this.#request.readTimeoutMs);
     this.#socket.resume();
   }
 

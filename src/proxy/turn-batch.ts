@@ -28,15 +28,32 @@ function schedule(): void {
 }
 
 function runTurnEnd(): void {
-  try {
-    // Items added while flushing (a flush's callbacks may start more) run in this same pass.
-    for (let i = 0; i < flushes.length; i++) flushes[i]!.flushTurn();
-    for (let i = 0; i < corked.length; i++) corked[i]!.uncork();
-  } finally {
-    flushes.length = 0;
-    corked.length = 0;
-    scheduled = false;
+  // Items added while flushing (a flush's callbacks may start more) run in this same pass. One
+  // that throws must not strand the others: its error is reported, the pass goes on.
+  for (let i = 0; i < flushes.length; i++) {
+    try {
+      flushes[i]!.flushTurn();
+    } catch (err) {
+      reportLater(err);
+    }
   }
+  for (let i = 0; i < corked.length; i++) {
+    try {
+      corked[i]!.uncork();
+    } catch (err) {
+      reportLater(err);
+    }
+  }
+  flushes.length = 0;
+  corked.length = 0;
+  scheduled = false;
+}
+
+/** Rethrows outside the pass, where the process's uncaught-exception handling sees it. */
+function reportLater(err: unknown): void {
+  queueMicrotask(() => {
+    throw err;
+  });
 }
 
 /** Calls `f.flushTurn()` at the end of this turn. */

@@ -178,6 +178,11 @@ describe('the upstream HTTP/1.1 client', () => {
     await sleep(20);
     expect(p.connections).toBe(0);
     expect(u.seen.closed).toBe(2);
+    // keepalive_timeout 0: nothing is kept idle.
+    const none = pool(u.port, { keepaliveTimeoutMs: 0 });
+    await send(none);
+    await sleep(20);
+    expect(none.connections).toBe(0);
   });
 
   it('fails with a read timeout when the target says nothing, and with ECONNREFUSED when it is not there', async () => {
@@ -220,7 +225,7 @@ describe('the upstream HTTP/1.1 client', () => {
     expect(bad.status).toBe(0);
   });
 
-  it('stops reading while the handler is behind, and goes on when resumed', async () => {
+  it('stops reading while the handler is behind, and goes on when resumed (a slow client is not a read timeout)', async () => {
     const size = 4 * 1024 * 1024;
     const u = await upstream((_h, _c, s) => s.write(ok('x'.repeat(size))));
     const p = pool(u.port);
@@ -228,7 +233,7 @@ describe('the upstream HTTP/1.1 client', () => {
     let received = 0;
     const done = send(
       p,
-      {},
+      { readTimeoutMs: 150 },
       {
         onHeaders(_s, _h, r) {
           resume = r;
@@ -248,6 +253,7 @@ describe('the upstream HTTP/1.1 client', () => {
     const timer = setInterval(() => resume?.(), 1);
     const out = await done;
     clearInterval(timer);
+    expect(out.error).toBeNull();
     expect(out.body.length).toBe(size);
   });
 
@@ -268,9 +274,19 @@ describe('the upstream HTTP/1.1 client', () => {
     expect(put).toMatch(/\r\ncontent-length: 0$/);
     const injected = await send(p, { headers: ['X-Evil', 'a\r\nX-Injected: 1'] });
     expect(injected.error?.code).toBe('SLUICE_INVALID_REQUEST');
+    // U+010A written as latin1 would be an LF.
+    const wide = await send(p, { headers: ['X-Evil', 'a\u010aX-Injected: 1'] });
+    expect(wide.error?.code).toBe('SLUICE_INVALID_REQUEST');
     const badPath = await send(p, { path: '/a b' });
     expect(badPath.error?.code).toBe('SLUICE_INVALID_REQUEST');
     expect(u.seen.heads[0]).toHaveLength(3);
+    // Framing and the connection are the client's own, whatever a header list says.
+    await send(p, {
+      method: 'POST',
+      headers: ['Transfer-Encoding', 'chunked', 'Connection', 'upgrade'],
+      body: Buffer.from('abc'),
+    });
+    expect(u.seen.heads[0]![3]).toBe(`POST / HTTP/1.1\r\nhost: 127.0.0.1:${u.port}\r\ncontent-length: 3`);
   });
 
   it('abandons an exchange on abort and closes its connection', async () => {
