@@ -19,6 +19,7 @@
  * - timeouts: connect (`timeouts.connect`, 504) and read, between two reads (`timeouts.read`, 504).
  */
 import { connect, type Socket } from 'node:net';
+import { headerName } from '../core/header-names.js';
 import { InvalidResponseError, ResponseParser, type ResponseSink } from './h1-response-parser.js';
 import { flushAtTurnEnd, type TurnFlush } from './turn-batch.js';
 
@@ -74,8 +75,8 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
 /** Keep-alive connections to one `host:port`. */
 export class H1Pool {
-  readonly host: string;
-  readonly port: number;
+  readonly #host: string;
+  readonly #port: number;
   /** `host:port` as sent in Host when the request has none. */
   readonly #authority: string;
   readonly #options: H1PoolOptions;
@@ -87,8 +88,8 @@ export class H1Pool {
   /** `origin` is `http://host:port`. */
   constructor(origin: string, options: H1PoolOptions) {
     const url = new URL(origin);
-    this.host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    this.port = url.port === '' ? 80 : Number(url.port);
+    this.#host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    this.#port = url.port === '' ? 80 : Number(url.port);
     this.#authority = url.host;
     this.#options = options;
   }
@@ -114,16 +115,20 @@ export class H1Pool {
     let conn = this.#idle.pop();
     while (conn?.gone) conn = this.#idle.pop();
     if (conn === undefined) {
-      conn = new H1Connection(this, this.host, this.port, this.#options.connectTimeoutMs);
+      conn = new H1Connection(this, this.#host, this.#port, this.#options.connectTimeoutMs);
     }
     this.#busy.add(conn);
     conn.start(req, head, handler);
   }
 
-  /** A connection finished its exchange and may be kept: true when it was. */
-  release(conn: H1Connection, idleMs: number): boolean {
+  /**
+   * A connection finished its exchange and may be kept: true when it was. `hintMs` is how long
+   * the target's `Keep-Alive: timeout=` lets it idle (less a second), or -1 without a hint.
+   */
+  release(conn: H1Connection, hintMs: number): boolean {
     this.#busy.delete(conn);
-    const ms = Math.min(idleMs, this.#options.keepaliveTimeoutMs);
+    const timeout = this.#options.keepaliveTimeoutMs;
+    const ms = hintMs < 0 ? timeout : Math.min(hintMs, timeout);
     const keep = !this.#closing && ms > 0 && this.#idle.length < this.#options.maxIdle;
     if (keep) {
       conn.idle(ms);
@@ -139,10 +144,6 @@ export class H1Pool {
     const i = this.#idle.indexOf(conn);
     if (i !== -1) this.#idle.splice(i, 1);
     this.#maybeClosed();
-  }
-
-  get keepaliveTimeoutMs(): number {
-    return this.#options.keepaliveTimeoutMs;
   }
 
   #maybeClosed(): void {
@@ -185,14 +186,12 @@ function requestHead(req: H1Request, authority: string): string | Error {
   for (let i = 0; i < h.length; i += 2) {
     const name = h[i]!;
     const value = h[i + 1]!;
-    if (name.length === 4 && !host && name.toLowerCase() === 'host') host = true;
-    else if (name.length === 14 && name.toLowerCase() === 'content-length') {
+    const lower = headerName(name);
+    if (lower === 'host') host = true;
+    else if (lower === 'content-length') {
       if (req.body !== null) continue; // replaced by the body's own length below
       length = true;
-    } else if (
-      (name.length === 17 && name.toLowerCase() === 'transfer-encoding') ||
-      (name.length === 10 && name.toLowerCase() === 'connection')
-    ) {
+    } else if (lower === 'transfer-encoding' || lower === 'connection') {
       // Framing is this client's (a body goes with its Content-Length), and so is the connection:
       // a set_headers entry naming either would desynchronise the connection.
       continue;
@@ -222,10 +221,10 @@ class H1Connection implements ResponseSink, TurnFlush {
   /** Counts exchanges, so an abort or resume from a finished one does nothing. */
   #exchange = 0;
   #reusable = false;
-  #idleMs = 0;
+  /** How long the target lets this connection idle, from its Keep-Alive hint; -1 without one. */
+  #idleHintMs = -1;
   #paused = false;
   #received = false;
-  #gone = false;
 
   constructor(pool: H1Pool, host: string, port: number, connectTimeoutMs: number) {
     this.#pool = pool;
@@ -243,7 +242,7 @@ class H1Connection implements ResponseSink, TurnFlush {
 
   /** Closed, or closing: not to be used. */
   get gone(): boolean {
-    return this.#gone || this.#socket.destroyed;
+    return this.#socket.destroyed;
   }
 
   start(req: H1Request, head: string, handler: H1Handler): void {
@@ -310,7 +309,7 @@ class H1Connection implements ResponseSink, TurnFlush {
   onHead(status: number, reason: string, headers: string[], keepAlive: boolean, keepAliveMs: number): void {
     const handler = this.#handler!;
     this.#reusable = keepAlive && !this.#request!.reset;
-    this.#idleMs = keepAliveMs < 0 ? this.#pool.keepaliveTimeoutMs : keepAliveMs - 1000;
+    this.#idleHintMs = keepAliveMs < 0 ? -1 : Math.max(0, keepAliveMs - 1000);
     const id = this.#exchange;
     const resume = () => {
       if (id === this.#exchange) this.#resume();
@@ -336,7 +335,7 @@ class H1Connection implements ResponseSink, TurnFlush {
     // timer update per request fewer.
     if (this.#paused) this.#resume();
     const keep = this.#reusable && extra === 0 && !this.#socket.readableEnded;
-    if (!(keep && this.#pool.release(this, this.#idleMs))) {
+    if (!(keep && this.#pool.release(this, this.#idleHintMs))) {
       this.#pool.forget(this);
       this.destroy();
     }
@@ -390,7 +389,6 @@ class H1Connection implements ResponseSink, TurnFlush {
   }
 
   #onClose(): void {
-    this.#gone = true;
     if (this.#handler !== null) {
       this.fail(new UpstreamSocketError('SLUICE_UPSTREAM_CLOSED', 'upstream connection closed'));
     }
@@ -408,7 +406,6 @@ class H1Connection implements ResponseSink, TurnFlush {
   }
 
   destroy(): void {
-    this.#gone = true;
     this.#socket.destroy();
   }
 }

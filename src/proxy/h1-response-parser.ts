@@ -16,8 +16,10 @@
  * Body bytes are handed on as slices of the read buffers, never copied.
  */
 
+import { headerName } from '../core/header-names.js';
+
 /** The largest response head (status line and headers) accepted. */
-export const MAX_HEAD_BYTES = 16 * 1024;
+const MAX_HEAD_BYTES = 16 * 1024;
 /** The largest chunk-size line (with extensions) and trailer section accepted. */
 const MAX_CHUNK_LINE = 4 * 1024;
 const MAX_TRAILER_BYTES = 16 * 1024;
@@ -215,32 +217,21 @@ export class ResponseParser {
       const value = trimOws(line, colon + 1);
       if (BAD_VALUE.test(value)) throw invalid('control character in a header value');
       headers.push(name, value);
-      switch (name.length) {
-        case 10: {
-          const lower = name.toLowerCase();
-          if (lower === 'connection') {
-            const v = value.toLowerCase();
-            if (v.includes('close')) close = true;
-            else if (http10 && v.includes('keep-alive')) close = false;
-          } else if (lower === 'keep-alive') {
-            keepAliveMs = keepAliveTimeout(value);
-          }
-          break;
-        }
-        case 14:
-          if (name.toLowerCase() === 'content-length') {
-            if (!/^\d{1,15}$/.test(value)) throw invalid('malformed Content-Length');
-            const n = Number(value);
-            if (length !== -1 && length !== n) throw invalid('differing Content-Length values');
-            length = n;
-          }
-          break;
-        case 17:
-          if (name.toLowerCase() === 'transfer-encoding') {
-            if (chunked || value.toLowerCase() !== 'chunked') throw invalid('unsupported Transfer-Encoding');
-            chunked = true;
-          }
-          break;
+      const lower = headerName(name);
+      if (lower === 'connection') {
+        const v = value.toLowerCase();
+        if (v.includes('close')) close = true;
+        else if (http10 && v.includes('keep-alive')) close = false;
+      } else if (lower === 'keep-alive') {
+        keepAliveMs = keepAliveTimeout(value);
+      } else if (lower === 'content-length') {
+        if (!/^\d{1,15}$/.test(value)) throw invalid('malformed Content-Length');
+        const n = Number(value);
+        if (length !== -1 && length !== n) throw invalid('differing Content-Length values');
+        length = n;
+      } else if (lower === 'transfer-encoding') {
+        if (chunked || value.toLowerCase() !== 'chunked') throw invalid('unsupported Transfer-Encoding');
+        chunked = true;
       }
     }
     if (status < 200) {
