@@ -1,13 +1,21 @@
 /**
- * Log lines to a file descriptor, batched and asynchronous, in writes that never split a line.
- * Several worker processes share stdout (a pipe to journald or Docker) or append to one file.
- * A write to a regular file lands whole (Linux holds the file's position lock for the length of
- * a write), so there batches are large (256 KiB, up to 1 MiB per write). On a pipe, socket or terminal, a batch is at most
- * PIPE_BUF (4096 bytes, atomic on a pipe) and ends at a line end; when several batches are
- * waiting they go in one writev of at most 64 KiB (a pipe's default capacity: Linux writes it
- * under the pipe's lock while the reader keeps up). One write at a time is in flight, so a
- * request rate above one write per event-loop turn must batch: writing a single 4 KiB batch per
- * turn fell behind at 14k lines/s and queued megabytes.
+ * Log lines to a file descriptor, batched, in writes that never split a line. Several worker
+ * processes share stdout (a pipe to Docker, a socket to journald) or append to one file.
+ *
+ * On a regular file a write lands whole (Linux holds the file's position lock for the length of
+ * a write), so batches are large (256 KiB, up to 1 MiB per writev) and go through the thread pool,
+ * one write in flight: writing a single 4 KiB batch per event-loop turn fell behind at 14k lines/s.
+ *
+ * On a pipe, socket or terminal, a batch is at most PIPE_BUF (4096 bytes) and ends at a line end,
+ * and each batch is one write() of its own: a pipe writes at most PIPE_BUF all-or-nothing, while a
+ * larger write may stop part-way when the pipe is full (non-blocking) or let another writer in
+ * while it waits for room (blocking), cutting a line in two. These writes are synchronous and
+ * non-blocking: the descriptor is put in non-blocking mode (Node does so anyway for a pipe or socket
+ * on stdout once `process.stdout` is touched, and the flag is shared by every process on that pipe),
+ * so a write either takes the whole batch at once or answers EAGAIN, and then the batch waits first
+ * in the queue and goes again `RETRY_AFTER_MS` later. A synchronous write of one page costs a few
+ * microseconds, less than a thread-pool round trip, and needs no write in flight. A terminal stays
+ * blocking (Node makes it so for `process.stdout`), as console output does.
  * (pino's SonicBoom batches without regard to line ends, which could interleave half-lines
  * across processes.)
  *
@@ -17,9 +25,9 @@
  * die young. Measured with the access log on a file, `wrk -c64` through the proxy: 50–57 → 47 µs
  * CPU per request.
  *
- * A request never waits on log I/O: lines are queued, at most one write is in flight, and when
- * the destination cannot keep up beyond `MAX_PENDING` bytes, new lines are dropped and counted
- * rather than growing memory without bound.
+ * A request never waits on log I/O: lines are queued, and when the destination cannot keep up
+ * beyond `MAX_PENDING` bytes, new lines are dropped and counted rather than growing memory
+ * without bound.
  */
 import fs from 'node:fs';
 import { dirname } from 'node:path';
@@ -30,10 +38,12 @@ const PIPE_BATCH = 4096;
 const FILE_BATCH = 256 * 1024;
 /** Most bytes in one writev to a regular file. */
 const FILE_WRITE = 1024 * 1024;
-/** Most bytes in one writev to a pipe, socket or terminal. */
-const PIPE_WRITE = 64 * 1024;
 const MAX_PENDING = 16 * 1024 * 1024;
 const FLUSH_AFTER_MS = 100;
+/** Wait before writing again to a full pipe or socket (EAGAIN). */
+const RETRY_AFTER_MS = 5;
+/** Longest `flushSync` waits in all for a full pipe or socket before it drops what is left. */
+const SYNC_WAIT_MS = 1000;
 /** Written batch buffers kept for reuse. */
 const SPARE_BATCHES = 4;
 
@@ -59,8 +69,11 @@ export class LineWriter {
   readonly #spare: Buffer[] = [];
   #used = 0;
   #queuedBytes = 0;
+  /** A regular-file write is in flight. */
   #writing = false;
   #timer: NodeJS.Timeout | null = null;
+  /** A full pipe or socket is waited for. */
+  #retry: NodeJS.Timeout | null = null;
   #failing = false;
   /** Waiting for everything queued to be written (`drain`). */
   #drained: (() => void)[] = [];
@@ -73,6 +86,7 @@ export class LineWriter {
     this.#onError = onError;
     this.#fd = typeof target === 'number' ? target : openAppend(target);
     this.#batchBytes = batchSize(this.#fd);
+    if (this.#batchBytes === PIPE_BATCH) nonBlocking(this.#fd);
   }
 
   /** Queues one line (it must end with a newline). */
@@ -116,17 +130,57 @@ export class LineWriter {
   }
 
   #flush(): void {
-    if (this.#writing) return;
-    if (this.#batches.length === 0) {
-      if (this.#used === 0) for (const done of this.#drained.splice(0)) done();
-      return;
+    if (this.#writing || this.#retry !== null) return;
+    if (this.#batchBytes === PIPE_BATCH) this.#writeBatches();
+    else if (this.#batches.length > 0) this.#writeFile();
+    if (!this.#writing && this.#batches.length === 0 && this.#used === 0) {
+      for (const done of this.#drained.splice(0)) done();
     }
-    const writeBytes = this.#batchBytes === PIPE_BATCH ? PIPE_WRITE : FILE_WRITE;
+  }
+
+  /** Pipe, socket or terminal: each batch in a write of its own, now, until one does not fit. */
+  #writeBatches(): void {
+    for (let batch = this.#batches[0]; batch !== undefined; batch = this.#batches[0]) {
+      let written: number;
+      try {
+        written = fs.writeSync(this.#fd, batch);
+      } catch (err) {
+        if (isFull(err)) {
+          this.#waitForRoom();
+          return;
+        }
+        this.#batches.shift();
+        this.#queuedBytes -= batch.length;
+        this.#failed(err as Error, 1);
+        continue;
+      }
+      this.#queuedBytes -= written;
+      this.#failing = false;
+      if (written < batch.length) {
+        // A socket may take part of a write; what is left goes first, as soon as there is room.
+        this.#batches[0] = batch.subarray(written);
+        this.#waitForRoom();
+        return;
+      }
+      this.#batches.shift();
+      this.#recycle(batch);
+    }
+  }
+
+  #waitForRoom(): void {
+    this.#retry = setTimeout(() => {
+      this.#retry = null;
+      this.#flush();
+    }, RETRY_AFTER_MS);
+  }
+
+  /** Regular file: as many batches as fit in one writev, in the thread pool, one write in flight. */
+  #writeFile(): void {
     const buffers: Buffer[] = [];
     let size = 0;
     while (
       this.#batches.length > 0 &&
-      (buffers.length === 0 || size + this.#batches[0]!.length <= writeBytes)
+      (buffers.length === 0 || size + this.#batches[0]!.length <= FILE_WRITE)
     ) {
       const bytes = this.#batches.shift()!;
       buffers.push(bytes);
@@ -134,18 +188,31 @@ export class LineWriter {
     }
     this.#queuedBytes -= size;
     this.#writing = true;
-    fs.writev(this.#fd, buffers, null, (err) => {
+    fs.writev(this.#fd, buffers, null, (err, written) => {
       this.#writing = false;
       if (err) {
-        if (!this.#failing) this.#onError(err);
-        this.#failing = true;
-        this.dropped += buffers.length;
+        this.#failed(err, buffers.length);
       } else {
         this.#failing = false;
+        // A short write (the disk filled) leaves the rest first in the queue; its retry reports why.
+        for (let i = buffers.length - 1; written < size; i--) {
+          const b = buffers[i]!;
+          const keep = Math.min(b.length, size - written);
+          this.#batches.unshift(keep === b.length ? b : b.subarray(b.length - keep));
+          this.#queuedBytes += keep;
+          size -= keep;
+        }
       }
       for (const b of buffers) this.#recycle(b);
       this.#flush();
     });
+  }
+
+  /** Counts what a failed write lost; reports once per failure streak. */
+  #failed(err: Error, batches: number): void {
+    if (!this.#failing) this.#onError(err);
+    this.#failing = true;
+    this.dropped += batches;
   }
 
   /** Keeps a written batch's buffer for reuse, when it is a whole batch buffer of the current size. */
@@ -166,6 +233,7 @@ export class LineWriter {
    */
   drain(): Promise<void> {
     if (this.#used > 0) this.#seal();
+    this.#flush();
     if (!this.#writing && this.#batches.length === 0) return Promise.resolve();
     return new Promise((resolve) => {
       this.#drained.push(resolve);
@@ -176,15 +244,14 @@ export class LineWriter {
   /** Writes everything queued, synchronously (a last resort before exit; see `drain`). */
   flushSync(): void {
     if (this.#timer !== null) clearTimeout(this.#timer);
+    if (this.#retry !== null) clearTimeout(this.#retry);
     this.#timer = null;
+    this.#retry = null;
     if (this.#used > 0) this.#seal();
+    const deadline = Date.now() + SYNC_WAIT_MS;
     for (let batch = this.#batches.shift(); batch !== undefined; batch = this.#batches.shift()) {
       this.#queuedBytes -= batch.length;
-      try {
-        fs.writeSync(this.#fd, batch);
-      } catch {
-        this.dropped++;
-      }
+      if (!writeAllSync(this.#fd, batch, deadline)) this.dropped++;
     }
   }
 
@@ -196,6 +263,7 @@ export class LineWriter {
       this.#fd = openAppend(this.#path);
       if (this.#used > 0) this.#seal(); // a batch sized for the old descriptor goes out as it is
       this.#batchBytes = batchSize(this.#fd);
+      if (this.#batchBytes === PIPE_BATCH) nonBlocking(this.#fd);
       this.#spare.length = 0;
       this.#failing = false;
       fs.close(old, () => undefined);
@@ -207,8 +275,45 @@ export class LineWriter {
 
 function openAppend(path: string): number {
   fs.mkdirSync(dirname(path), { recursive: true });
-  return fs.openSync(path, 'a');
+  // Non-blocking matters only for a FIFO: its open fails at once (ENXIO) without a reader rather
+  // than hanging the start, and its writes answer EAGAIN when full. A regular file ignores it.
+  const { O_WRONLY, O_APPEND, O_CREAT, O_NONBLOCK } = fs.constants;
+  return fs.openSync(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK, 0o666);
 }
+
+/**
+ * Puts stdout or stderr, when a pipe or socket, in non-blocking mode, the way Node's own stream
+ * does: reading `process.stdout` opens it as a libuv pipe, which sets O_NONBLOCK. Node has no
+ * fcntl; a descriptor this writer opened itself is non-blocking from its open.
+ */
+function nonBlocking(fd: number): void {
+  if (fd === 1) void process.stdout;
+  else if (fd === 2) void process.stderr;
+}
+
+/** A non-blocking pipe or socket had no room. */
+function isFull(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'EAGAIN' || code === 'EWOULDBLOCK';
+}
+
+/**
+ * Writes all of `bytes`, waiting (blocked, 1 ms at a time, until `deadline`) while a pipe or
+ * socket is full. False when it could not.
+ */
+function writeAllSync(fd: number, bytes: Buffer, deadline: number): boolean {
+  let offset = 0;
+  while (offset < bytes.length) {
+    try {
+      offset += fs.writeSync(fd, bytes, offset);
+    } catch (err) {
+      if (!isFull(err) || Date.now() >= deadline) return false;
+      Atomics.wait(SLEEP, 0, 0, 1);
+    }
+  }
+  return true;
+}
+const SLEEP = new Int32Array(new SharedArrayBuffer(4));
 
 /** Batch size for a descriptor: large on a regular file, PIPE_BUF on anything else. */
 function batchSize(fd: number): number {

@@ -1,7 +1,8 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { LineWriter } from '../../src/observability/line-writer.js';
 
@@ -37,20 +38,30 @@ describe('LineWriter', () => {
     expect(readFileSync(file, 'utf8')).toBe(`first\n${long}last\n`);
   });
 
-  it('on a pipe, the reader gets every line whole and in order', async () => {
-    // A child process writes through a pipe we read; lines must arrive whole and in order.
-    const script = `
+  it('on a pipe shared by two processes and read late, every line arrives whole and in order', async () => {
+    // Two writers share one real pipe whose reader starts 0.5 s late, so the pipe (64 KiB) fills.
+    // Each writer first touches process.stdout, as sluice's primary does with its banner: Node
+    // then puts the pipe in non-blocking mode, and a full pipe answers EAGAIN or a partial write.
+    const writer = (id: string) => `
       import { LineWriter } from ${JSON.stringify(join(process.cwd(), 'src/observability/line-writer.ts'))};
+      process.stdout.write('');
       const w = new LineWriter(1, (e) => { process.stderr.write(String(e)); });
       let n = 0;
       const tick = () => {
-        for (let i = 0; i < 400; i++) w.write(JSON.stringify({ n: n++, pad: 'z'.repeat(n % 200) }) + '\\n');
-        if (n < 20000) setImmediate(tick); else void w.drain();
+        for (let i = 0; i < 400; i++) w.write(JSON.stringify({ w: '${id}', n: n++, pad: 'z'.repeat(n % 200) }) + '\\n');
+        if (n < 20000) setImmediate(tick); else w.drain().then(() => process.stderr.write(String(w.dropped === 0 ? '' : 'dropped ' + w.dropped)));
       };
       tick();
     `;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-lw-'));
+    writeFileSync(join(dir, 'a.mjs'), writer('a'));
+    writeFileSync(join(dir, 'b.mjs'), writer('b'));
+    const tsx = pathToFileURL(join(process.cwd(), 'node_modules/tsx/dist/loader.mjs')).href;
+    const node = `${JSON.stringify(process.execPath)} --import ${tsx}`;
+    const child = spawn('sh', ['-c', `(${node} a.mjs & ${node} b.mjs & wait) | (sleep 0.5; cat)`], {
+      cwd: dir,
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NODE_OPTIONS: '' },
     });
     let out = '';
     let err = '';
@@ -64,9 +75,22 @@ describe('LineWriter', () => {
     expect(err).toBe('');
     const lines = out.split('\n');
     expect(lines.pop()).toBe('');
-    expect(lines).toHaveLength(20_000);
-    expect(lines.map((l) => JSON.parse(l).n)).toEqual(lines.map((_, i) => i));
+    expect(lines).toHaveLength(40_000);
+    const seen = { a: [] as number[], b: [] as number[] };
+    for (const l of lines) {
+      const { w, n } = JSON.parse(l) as { w: 'a' | 'b'; n: number };
+      seen[w].push(n);
+    }
+    const expected = Array.from({ length: 20_000 }, (_, i) => i);
+    expect(seen.a).toEqual(expected);
+    expect(seen.b).toEqual(expected);
   }, 30_000);
+
+  it('refuses a FIFO without a reader at once rather than hanging the start', () => {
+    const fifo = join(mkdtempSync(join(tmpdir(), 'sluice-lw-')), 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    expect(() => new LineWriter(fifo, () => undefined)).toThrow(/ENXIO/);
+  });
 
   it('flushSync writes what is queued when nothing is in flight', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'sluice-lw-')), 'c.log');
