@@ -151,7 +151,7 @@ export class LineWriter {
         }
         this.#batches.shift();
         this.#queuedBytes -= batch.length;
-        this.#failed(err as Error, 1);
+        this.#failed(err as Error, [batch]);
         continue;
       }
       this.#queuedBytes -= written;
@@ -191,7 +191,7 @@ export class LineWriter {
     fs.writev(this.#fd, buffers, null, (err, written) => {
       this.#writing = false;
       if (err) {
-        this.#failed(err, buffers.length);
+        this.#failed(err, buffers);
       } else {
         this.#failing = false;
         // A short write (the disk filled) leaves the rest first in the queue; its retry reports why.
@@ -209,10 +209,10 @@ export class LineWriter {
   }
 
   /** Counts what a failed write lost; reports once per failure streak. */
-  #failed(err: Error, batches: number): void {
+  #failed(err: Error, lost: readonly Buffer[]): void {
     if (!this.#failing) this.#onError(err);
     this.#failing = true;
-    this.dropped += batches;
+    for (const b of lost) this.dropped += countLines(b);
   }
 
   /** Keeps a written batch's buffer for reuse, when it is a whole batch buffer of the current size. */
@@ -251,7 +251,7 @@ export class LineWriter {
     const deadline = Date.now() + SYNC_WAIT_MS;
     for (let batch = this.#batches.shift(); batch !== undefined; batch = this.#batches.shift()) {
       this.#queuedBytes -= batch.length;
-      if (!writeAllSync(this.#fd, batch, deadline)) this.dropped++;
+      if (!writeAllSync(this.#fd, batch, deadline)) this.dropped += countLines(batch);
     }
   }
 
@@ -289,6 +289,13 @@ function openAppend(path: string): number {
 function nonBlocking(fd: number): void {
   if (fd === 1) void process.stdout;
   else if (fd === 2) void process.stderr;
+}
+
+/** Lines in a batch (each ends with a newline). */
+function countLines(batch: Buffer): number {
+  let n = 0;
+  for (let i = batch.indexOf(10); i !== -1; i = batch.indexOf(10, i + 1)) n++;
+  return n;
 }
 
 /** A non-blocking pipe or socket had no room. */

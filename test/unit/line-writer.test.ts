@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -90,6 +90,19 @@ describe('LineWriter', () => {
     const fifo = join(mkdtempSync(join(tmpdir(), 'sluice-lw-')), 'fifo');
     execFileSync('mkfifo', [fifo]);
     expect(() => new LineWriter(fifo, () => undefined)).toThrow(/ENXIO/);
+  });
+
+  it('counts the lines a failing destination lost and reports the failure once', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'sluice-lw-')), 'ro.log');
+    writeFileSync(file, '');
+    const errors: Error[] = [];
+    const w = new LineWriter(openSync(file, 'r'), (e) => errors.push(e));
+    for (let i = 0; i < 10; i++) w.write(line(i));
+    await w.drain();
+    for (let i = 0; i < 5; i++) w.write(line(i));
+    w.flushSync();
+    expect(w.dropped).toBe(15);
+    expect(errors.map((e) => (e as NodeJS.ErrnoException).code)).toEqual(['EBADF']);
   });
 
   it('flushSync writes what is queued when nothing is in flight', () => {
