@@ -134,7 +134,7 @@ export const ERROR_CATALOGUE = {
   SLUICE_E_CLIENT_TIMEOUT: {
     status: 408,
     title: 'Request Timeout',
-    hint: 'the client did not send a complete request head within limits.header_timeout',
+    hint: 'the client did not send a complete request head within limits.header_timeout, or the whole request within limits.request_timeout',
   },
   SLUICE_E_CLIENT_BODY_TOO_LARGE: {
     status: 413,

@@ -73,11 +73,15 @@ async function readBody(x: ProxyExchange, request: ProxyRequest): Promise<void> 
       return;
     }
     chunks.push(step.value);
+    // Answered meanwhile (an HTTP/2 request_timeout): what was read is not the whole body.
+    if (x.finished) return;
     if (size > BODY_BUFFER_LIMIT) {
       request.start(streamRest(chunks, it, size, x.maxBody, request), false);
       return;
     }
   }
+  // An HTTP/2 stream reset after a timeout ends the body cleanly, short: never forward it.
+  if (x.finished) return;
   request.start(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), true);
 }
 

@@ -44,6 +44,32 @@ export interface ListenerHooks {
   readonly tlsWatchIntervalMs?: number;
 }
 
+/**
+ * `limits.request_timeout` for an HTTP/2 request with a body (Node's `requestTimeout` covers
+ * HTTP/1.1 only). When the client has not sent its whole body in time, the exchange answers 408
+ * (or is broken, when its answer has started), and once that answer is out the stream is reset with
+ * NO_ERROR, which RFC 9113 section 8.1 lets a server send after a complete response to stop an
+ * upload. Without it, a client sending a body a byte at a time would hold a stream for ever: every
+ * byte is activity, so the connection's idle timeout never fires, and 128 streams fit in one
+ * connection. A body the client finished sending (END_STREAM) is not timed, even when sluice is
+ * still reading it at the pace of a slow upstream.
+ */
+function armH2RequestTimeout(req: H2Request, x: Exchange, ms: number): void {
+  if (ms <= 0) return;
+  const stream = req.stream;
+  const timer = setTimeout(() => {
+    if (stream.closed || stream.destroyed || stream.state.remoteClose) return;
+    x.fail('SLUICE_E_CLIENT_TIMEOUT');
+    const reset = () => {
+      if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    };
+    if (stream.writableFinished) reset();
+    else stream.once('finish', reset);
+  }, ms);
+  timer.unref();
+  stream.once('close', () => clearTimeout(timer));
+}
+
 /** HTTP/2 settings: nginx's `http2_max_concurrent_streams` default. */
 const H2_MAX_CONCURRENT_STREAMS = 128;
 
@@ -363,6 +389,8 @@ export class HttpListener {
         this.#active.add(x);
         (res as TrackedResponse)[kResExchange] = x;
       }
+      const h2 = req as unknown as H2Request;
+      if (!h2.endStream) armH2RequestTimeout(h2, x, this.#table.limits.requestTimeoutMs);
     } catch (err) {
       this.#logError(err, { listener: this.#table.address.key, url: req.url });
       if (!res.headersSent) res.writeHead(500).end();

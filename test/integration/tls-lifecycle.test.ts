@@ -210,6 +210,78 @@ describe('limits over TLS', () => {
     }
   });
 
+  it('answers 408 to an HTTP/2 body still arriving at request_timeout, and resets its stream', async () => {
+    // One byte every 100 ms: the connection is never idle, so only request_timeout can end it.
+    const sluice = await startSluice(
+      config({ limits: { request_timeout: '1s', keepalive_timeout: '600ms' } }),
+    );
+    const client = await h2Connect(sluice.port);
+    try {
+      const started = Date.now();
+      const req = client.request({ ':path': '/trickle', ':method': 'POST', 'content-length': 1000 });
+      const drip = setInterval(() => req.write('x'), 100);
+      const answer = await new Promise<{ status: number; body: string; rst: number }>((resolvePromise) => {
+        let status = 0;
+        let body = '';
+        req.setEncoding('utf8');
+        req.on('response', (h) => {
+          status = Number(h[':status']);
+        });
+        req.on('data', (d: string) => {
+          body += d;
+        });
+        req.on('error', () => undefined);
+        req.on('close', () => resolvePromise({ status, body, rst: req.rstCode ?? -1 }));
+      });
+      clearInterval(drip);
+      expect(answer.status).toBe(408);
+      expect(JSON.parse(answer.body)).toMatchObject({ code: 'SLUICE_E_CLIENT_TIMEOUT' });
+      expect(answer.rst).toBe(http2.constants.NGHTTP2_NO_ERROR);
+      expect(Date.now() - started).toBeLessThan(4000);
+      // The connection stays usable for other streams.
+      expect(await h2Get(client, '/after')).toMatchObject({ status: 200, body: 'ok /after' });
+      await new Promise((r) => setTimeout(r, 200));
+      expect(up.seen.map((r) => r.url)).not.toContain('/trickle');
+    } finally {
+      client.close();
+      await sluice.close();
+    }
+  });
+
+  it('never forwards an HTTP/2 body the client reset part-way', async () => {
+    const sluice = await startSluice(config());
+    const client = await h2Connect(sluice.port);
+    try {
+      for (const headers of [{ 'content-length': 1000 }, {}]) {
+        const req = client.request({ ':path': '/cut', ':method': 'POST', ...headers });
+        req.on('error', () => undefined);
+        req.write(Buffer.alloc(500, 'x'));
+        await new Promise((r) => setTimeout(r, 150));
+        req.close(http2.constants.NGHTTP2_CANCEL);
+        await new Promise((r) => req.once('close', r));
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      expect(up.seen.map((r) => r.url)).not.toContain('/cut');
+      expect(await h2Get(client, '/after-cut')).toMatchObject({ status: 200 });
+    } finally {
+      client.close();
+      await sluice.close();
+    }
+  });
+
+  it('leaves an HTTP/2 upload alone while it keeps within request_timeout', async () => {
+    const sluice = await startSluice(config({ limits: { request_timeout: '1s' } }));
+    const client = await h2Connect(sluice.port);
+    try {
+      expect(await h2Get(client, '/upload', Buffer.alloc(200_000, 'y'))).toMatchObject({ status: 200 });
+      await new Promise((r) => setTimeout(r, 1200));
+      expect(await h2Get(client, '/after')).toMatchObject({ status: 200 });
+    } finally {
+      client.close();
+      await sluice.close();
+    }
+  });
+
   it('refuses TLS connections over max_connections', async () => {
     const sluice = await startSluice(config({ limits: { max_connections: 1 } }));
     const first = await h2Connect(sluice.port);
