@@ -13,6 +13,7 @@ import type { KeyPath } from './key-path.js';
 import { parseListenAddress } from './listen-address.js';
 import type { ProblemCollector } from './problem-collector.js';
 import { parseTemplate } from './template.js';
+import { checkTlsFiles } from './tls-files.js';
 import type {
   AccessRule,
   ResolvedAccess,
@@ -155,7 +156,7 @@ export function normaliseServerTls(
       },
     );
   }
-  return {
+  const resolved: ResolvedServerTls = {
     cert: existingFile(draft.cert ?? '', baseDir, [...path, 'cert'], problems),
     key: existingFile(draft.key ?? '', baseDir, [...path, 'key'], problems),
     minVersion: draft.min_version ?? 'TLSv1.2',
@@ -165,6 +166,15 @@ export function normaliseServerTls(
         : existingFile(draft.client_ca, baseDir, [...path, 'client_ca'], problems),
     requireClientCert,
   };
+  checkTlsFiles(
+    {
+      cert: { file: resolved.cert, path: [...path, 'cert'] },
+      key: { file: resolved.key, path: [...path, 'key'] },
+      ca: { file: resolved.clientCa, path: [...path, 'client_ca'] },
+    },
+    problems,
+  );
+  return resolved;
 }
 
 /** An upstream's `tls:`. */
@@ -190,13 +200,22 @@ export function normaliseUpstreamTls(
   }
   const file = (t: string | undefined, key: string) =>
     t === undefined ? null : existingFile(t, baseDir, [...path, key], problems);
-  return {
+  const resolved: ResolvedUpstreamTls = {
     ca: file(draft.ca, 'ca'),
     cert: file(draft.cert, 'cert'),
     key: file(draft.key, 'key'),
     serverName: draft.server_name ?? null,
     spiffeId: draft.spiffe_id ?? null,
   };
+  checkTlsFiles(
+    {
+      cert: { file: resolved.cert, path: [...path, 'cert'] },
+      key: { file: resolved.key, path: [...path, 'key'] },
+      ca: { file: resolved.ca, path: [...path, 'ca'] },
+    },
+    problems,
+  );
+  return resolved;
 }
 
 /** The admin tokens, each reduced to its SHA-256. */

@@ -8,13 +8,18 @@ export class SluiceError extends Error {
   /** Further problems reported together with this one (config validation returns them all). */
   readonly details: readonly string[];
 
-  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; details?: readonly string[] }) {
+  /** `options.hint` replaces the catalogue's where the code covers several situations. */
+  constructor(
+    code: ErrorCode,
+    message?: string,
+    options?: { cause?: unknown; details?: readonly string[]; hint?: string },
+  ) {
     super(
       message ?? ERROR_CATALOGUE[code].title,
       options?.cause === undefined ? undefined : { cause: options.cause },
     );
     this.code = code;
-    this.hint = ERROR_CATALOGUE[code].hint;
+    this.hint = options?.hint ?? ERROR_CATALOGUE[code].hint;
     this.details = options?.details ?? [];
   }
 

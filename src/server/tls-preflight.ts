@@ -1,9 +1,9 @@
 /**
  * Loads every certificate, key and CA a config names before anything of it is served, so a
  * reload whose files cannot be used fails as a whole (the running config stays) instead of
- * half-way through swapping listeners. Config validation only checks that the files exist; here
- * they are read and built into TLS contexts (a key that does not match its certificate, a file
- * that is not PEM). Runs at start and on reload only.
+ * half-way through swapping listeners. Config validation tried the same files (config/tls-files.ts),
+ * but they may have changed since (a certificate renewed between `sluice check` and the reload).
+ * Runs at start and on reload only.
  */
 import type { ResolvedConfig } from '../config/types.js';
 import { SluiceError } from '../errors/sluice-error.js';
@@ -23,7 +23,7 @@ export function preflightTls(config: ResolvedConfig): void {
       throw new SluiceError(
         'SLUICE_E_RUNTIME_LISTEN',
         `server ${JSON.stringify(server.name)}: cannot use its TLS certificate ${tls.cert} with key ${tls.key}${tls.clientCa === null ? '' : ` and client CA ${tls.clientCa}`}: ${reason(err)}`,
-        { cause: err },
+        { cause: err, hint: FILES_HINT },
       );
     }
   }
@@ -37,11 +37,14 @@ export function preflightTls(config: ResolvedConfig): void {
       throw new SluiceError(
         'SLUICE_E_CONFIG_FILE',
         `upstream ${JSON.stringify(upstream.name)}: cannot use its TLS files (${files}): ${reason(err)}`,
-        { cause: err },
+        { cause: err, hint: FILES_HINT },
       );
     }
   }
 }
+
+const FILES_HINT =
+  'a TLS file changed after the config was checked: run sluice check -c FILE, which reads and tries every certificate and key';
 
 function reason(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

@@ -3,9 +3,11 @@
  * HTTP/1.1 limits over TLS, HTTP/2 limits and idle sessions, reloads that change certificates (or
  * try to switch an address between plain and TLS), and a drain that sends HTTP/2 clients GOAWAY.
  */
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -405,23 +407,34 @@ describe('reload and drain', () => {
   });
 
   it('refuses a reload whose certificate cannot be used, and keeps serving the old one', async () => {
+    // Config validation tries the files (config-tls-files.test.ts); here a file changes after it,
+    // before the reload applies, and the last check before serving refuses it.
     const sluice = await startSluice(config());
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-tls-swap-'));
+    const cert = join(dir, 'cert.pem');
     try {
-      const mismatched = { cert: a2.cert, key: a.key };
-      await expect(sluice.instance.reload(resolve(config({}, mismatched)))).rejects.toMatchObject({
+      copyFileSync(a.cert, cert);
+      const validated = resolve(config({}, { cert, key: a.key }));
+      copyFileSync(a2.cert, cert);
+      await expect(sluice.instance.reload(validated)).rejects.toMatchObject({
         code: 'SLUICE_E_RUNTIME_LISTEN',
         message: expect.stringContaining('cannot use its TLS certificate'),
       });
       expect(await servedCn(sluice.port)).toBe('a.test');
-      const broken = {
+      copyFileSync(a.cert, cert);
+      const upstreamTls = {
         ...config(),
-        upstreams: { u: { targets: [{ url: 'https://127.0.0.1:1' }], tls: { cert: a2.cert, key: a.key } } },
+        upstreams: { u: { targets: [{ url: 'https://127.0.0.1:1' }], tls: { cert, key: a.key } } },
       } as SluiceConfigInput;
-      await expect(sluice.instance.reload(resolve(broken))).rejects.toMatchObject({
+      const validatedUpstream = resolve(upstreamTls);
+      copyFileSync(a2.cert, cert);
+      await expect(sluice.instance.reload(validatedUpstream)).rejects.toMatchObject({
         code: 'SLUICE_E_CONFIG_FILE',
       });
+      expect(await servedCn(sluice.port)).toBe('a.test');
     } finally {
       await sluice.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -15,6 +15,7 @@ import { DEFAULT_CONFIG_PATH, DEFAULT_CONFIG_TEXT } from '../../src/ops/init/def
 import type { InitFile, InitInput } from '../../src/ops/init/init-input.js';
 import { INIT_TARGETS, type InitTargetName, isInitTarget } from '../../src/ops/init/init-targets.js';
 import { quoteArg } from '../../src/ops/init/systemd-unit.js';
+import { makePki } from '../helpers/tls-pki.js';
 
 const FIXTURES = 'test/fixtures/init';
 const CONFIG_FILE = join(FIXTURES, 'sluice.yaml');
@@ -292,20 +293,19 @@ describe('sluice init docker', () => {
     expect(server).toContain("require('http').get('http://[::1]:8081/'");
     expect(server).not.toContain('statusCode<500');
 
-    // Config loading checks that TLS files exist: empty stand-ins are enough for a generator.
-    const dir = mkdtempSync(join(tmpdir(), 'sluice-init-tls-'));
-    writeFileSync(join(dir, 'c.pem'), '');
-    writeFileSync(join(dir, 'k.pem'), '');
-    const tlsText = `servers: [{ listen: 8443, tls: { cert: ${dir}/c.pem, key: ${dir}/k.pem }, routes: [{ respond: { body: ok } }] }]`;
+    // Config loading reads the TLS files: a real pair.
+    const pki = makePki();
+    const leaf = pki.ca('root').leaf('a.test', { dns: ['a.test'], usage: 'server' });
+    const tlsText = `servers: [{ listen: 8443, tls: { cert: ${leaf.cert}, key: ${leaf.key} }, routes: [{ respond: { body: ok } }] }]`;
     let tls: string;
     try {
       tls = only(render('docker', inputOf(tlsText)), 'Dockerfile');
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      pki.remove();
     }
     expect(tls).not.toMatch(/^HEALTHCHECK/m);
     expect(tls).toContain('# No HEALTHCHECK');
-    expect(tls).toContain(`${dir}/c.pem, ${dir}/k.pem`);
+    expect(tls).toContain(`${leaf.cert}, ${leaf.key}`);
   });
 });
 

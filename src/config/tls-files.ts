@@ -1,0 +1,103 @@
+/**
+ * The PEM files a `tls:` names, read and tried at load time: `sluice check`, start and reload
+ * then report a file that is not PEM, a key that is not the certificate's, or a CA file without a
+ * certificate, at the position of its key in the config and together with every other problem.
+ * Before this, such files passed `sluice check` and failed only when the listener was built.
+ * (tls-preflight.ts still tries them again just before serving: a file may change in between.)
+ */
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import tls from 'node:tls';
+import type { KeyPath } from './key-path.js';
+import type { ProblemCollector } from './problem-collector.js';
+
+/** One file of a `tls:` and the position of its key. */
+export interface TlsFile {
+  readonly file: string | null;
+  readonly path: KeyPath;
+}
+
+const PAIR_HINT =
+  'the key must be the private key of the certificate; these two print the same line when it is: ' +
+  'openssl x509 -noout -pubkey -in CERT | openssl sha256, and openssl pkey -pubout -in KEY | openssl sha256';
+
+/** Checks a certificate, its key and a CA bundle (any may be absent); reports what cannot be used. */
+export function checkTlsFiles(
+  files: { readonly cert: TlsFile; readonly key: TlsFile; readonly ca: TlsFile },
+  problems: ProblemCollector,
+): void {
+  const cert = readPem(files.cert, problems);
+  const key = readPem(files.key, problems);
+  const ca = readPem(files.ca, problems);
+  const certOk = cert !== null && tryContext({ cert }, files.cert, 'is not a PEM certificate', problems);
+  const keyOk = key !== null && tryContext({ key }, files.key, 'is not a PEM private key', problems);
+  if (certOk && keyOk) {
+    try {
+      tls.createSecureContext({ cert, key });
+    } catch (err) {
+      problems.error(
+        files.key.path,
+        'SLUICE_E_CONFIG_FILE',
+        `${files.key.file} is not the private key of ${files.cert.file} (${reason(err)})`,
+        { hint: PAIR_HINT },
+      );
+    }
+  }
+  if (ca !== null) checkCaBundle(ca, files.ca, problems);
+}
+
+/** A file's bytes; null when there is none, it is missing (reported already) or cannot be read. */
+function readPem(f: TlsFile, problems: ProblemCollector): Buffer | null {
+  if (f.file === null || !existsSync(f.file)) return null;
+  try {
+    return readFileSync(f.file);
+  } catch (err) {
+    problems.error(f.path, 'SLUICE_E_CONFIG_FILE', `cannot read ${f.file}: ${reason(err)}`);
+    return null;
+  }
+}
+
+function tryContext(
+  options: tls.SecureContextOptions,
+  f: TlsFile,
+  what: string,
+  problems: ProblemCollector,
+): boolean {
+  try {
+    tls.createSecureContext(options);
+    return true;
+  } catch (err) {
+    problems.error(f.path, 'SLUICE_E_CONFIG_FILE', `${f.file} ${what} (${reason(err)})`, {
+      hint: 'give the PEM file ("-----BEGIN ...-----" blocks), unencrypted',
+    });
+    return false;
+  }
+}
+
+const CERTIFICATE_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+/** OpenSSL skips what it cannot read in a CA bundle: a bundle with no certificate would trust nobody. */
+function checkCaBundle(bytes: Buffer, f: TlsFile, problems: ProblemCollector): void {
+  const blocks = bytes.toString('latin1').match(CERTIFICATE_BLOCK) ?? [];
+  if (blocks.length === 0) {
+    problems.error(f.path, 'SLUICE_E_CONFIG_FILE', `${f.file} holds no PEM certificate`, {
+      hint: 'give the CA certificates as PEM ("-----BEGIN CERTIFICATE-----" blocks)',
+    });
+    return;
+  }
+  blocks.forEach((block, i) => {
+    try {
+      new X509Certificate(block);
+    } catch (err) {
+      problems.error(
+        f.path,
+        'SLUICE_E_CONFIG_FILE',
+        `certificate ${i + 1} of ${f.file} cannot be read (${reason(err)})`,
+      );
+    }
+  });
+}
+
+function reason(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
