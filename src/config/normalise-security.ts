@@ -166,14 +166,7 @@ export function normaliseServerTls(
         : existingFile(draft.client_ca, baseDir, [...path, 'client_ca'], problems),
     requireClientCert,
   };
-  checkTlsFiles(
-    {
-      cert: { file: resolved.cert, path: [...path, 'cert'] },
-      key: { file: resolved.key, path: [...path, 'key'] },
-      ca: { file: resolved.clientCa, path: [...path, 'client_ca'] },
-    },
-    problems,
-  );
+  checkTlsFiles(path, { ...resolved, ca: resolved.clientCa }, 'client_ca', problems);
   return resolved;
 }
 
@@ -207,14 +200,7 @@ export function normaliseUpstreamTls(
     serverName: draft.server_name ?? null,
     spiffeId: draft.spiffe_id ?? null,
   };
-  checkTlsFiles(
-    {
-      cert: { file: resolved.cert, path: [...path, 'cert'] },
-      key: { file: resolved.key, path: [...path, 'key'] },
-      ca: { file: resolved.ca, path: [...path, 'ca'] },
-    },
-    problems,
-  );
+  checkTlsFiles(path, resolved, 'ca', problems);
   return resolved;
 }
 

@@ -12,7 +12,7 @@ import type { KeyPath } from './key-path.js';
 import type { ProblemCollector } from './problem-collector.js';
 
 /** One file of a `tls:` and the position of its key. */
-export interface TlsFile {
+interface TlsFile {
   readonly file: string | null;
   readonly path: KeyPath;
 }
@@ -21,11 +21,21 @@ const PAIR_HINT =
   'the key must be the private key of the certificate; these two print the same line when it is: ' +
   'openssl x509 -noout -pubkey -in CERT | openssl sha256, and openssl pkey -pubout -in KEY | openssl sha256';
 
-/** Checks a certificate, its key and a CA bundle (any may be absent); reports what cannot be used. */
+/**
+ * Checks the certificate, key and CA bundle (any may be null) of the `tls:` at `path`, whose CA
+ * is under `caKey` (`client_ca` on a server, `ca` on an upstream); reports what cannot be used.
+ */
 export function checkTlsFiles(
-  files: { readonly cert: TlsFile; readonly key: TlsFile; readonly ca: TlsFile },
+  path: KeyPath,
+  names: { readonly cert: string | null; readonly key: string | null; readonly ca: string | null },
+  caKey: string,
   problems: ProblemCollector,
 ): void {
+  const files = {
+    cert: { file: names.cert, path: [...path, 'cert'] },
+    key: { file: names.key, path: [...path, 'key'] },
+    ca: { file: names.ca, path: [...path, caKey] },
+  };
   const cert = readPem(files.cert, problems);
   const key = readPem(files.key, problems);
   const ca = readPem(files.ca, problems);

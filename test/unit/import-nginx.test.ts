@@ -266,6 +266,39 @@ describe('conversions', () => {
     expect(r.config.servers[0]!.routes).toEqual(r.config.servers[1]!.routes);
   });
 
+  it('carries proxy_ssl_* to the upstream, inherited from the server, and warns where sluice cannot follow', () => {
+    const r = convert(
+      [
+        'upstream b { server 10.0.0.5:8443; }',
+        'server { listen 80;',
+        '  proxy_ssl_trusted_certificate /etc/ca.pem; proxy_ssl_verify on;',
+        '  location /a/ { proxy_pass https://b; proxy_ssl_name b.internal; }',
+        '  location /b/ { proxy_pass https://b; proxy_ssl_certificate /etc/c.pem; }',
+        '  location /c/ { proxy_pass https://b; proxy_ssl_name $host; }',
+        '}',
+      ].join('\n'),
+    );
+    expect(r.config.upstreams?.b?.tls).toEqual({ ca: '/etc/ca.pem', server_name: 'b.internal' });
+    expect(r.warnings.map((w) => [w.line, w.message])).toEqual([
+      [6, expect.stringMatching(/^proxy_ssl_certificate: a client certificate needs both/)],
+      [6, expect.stringMatching(/^proxy_ssl_\* settings differ from those of n\.conf:5 for upstream b/)],
+      [7, expect.stringMatching(/^proxy_ssl_name \$host: sluice needs a fixed name/)],
+      [7, expect.stringMatching(/^proxy_ssl_\* settings differ from those of n\.conf:5/)],
+    ]);
+  });
+
+  it('warns that nginx does not check an https target unless proxy_ssl_verify on, and sluice does', () => {
+    const r = convert('server { listen 80; location / { proxy_pass https://10.0.0.5:8443; } }');
+    expect(r.config.servers[0]!.routes[0]!.proxy?.url).toBe('https://10.0.0.5:8443');
+    expect(r.warnings.map((w) => w.message)).toEqual([
+      expect.stringMatching(/proxy_ssl_verify off, its default\); sluice always checks it/),
+    ]);
+    const plain = convert(
+      'server { listen 80; proxy_ssl_verify off; location / { proxy_pass http://10.0.0.5:8080; } }',
+    );
+    expect(plain.warnings).toEqual([]);
+  });
+
   it('widens a specific address beside a wildcard on the same port, with a warning', () => {
     const r = convert(
       'server { listen 80; location / { return 204; } }\nserver { listen 127.0.0.1:80; server_name local; location / { return 200; } }',

@@ -1,6 +1,7 @@
 /** What every part of the conversion shares: the warnings, the upstreams and the rate-limit zones. */
 import type { NginxDirective, SourcePlace } from './ast.js';
 import type { UpstreamPlan, UpstreamUsage } from './convert-upstream.js';
+import type { PathContext } from './output-path.js';
 import type { WarningList } from './warnings.js';
 
 /** A `limit_req_zone`: the key and rate a `limit_req zone=NAME` refers to. */
@@ -33,4 +34,6 @@ export interface ServerContext {
   readonly named: ReadonlyMap<string, NginxDirective>;
   /** Named locations a `try_files` sent requests to. */
   readonly usedNamed: Set<string>;
+  /** How file paths (certificates, keys) are written. */
+  readonly paths: PathContext;
 }

@@ -11,6 +11,7 @@ import { parseUpstreamUrl } from '../../config/upstream-url.js';
 import type { NginxDirective } from './ast.js';
 import type { ServerContext } from './convert-context.js';
 import { convertProxyHeaders } from './convert-proxy-headers.js';
+import { convertProxySsl } from './convert-proxy-ssl.js';
 import type { LocationMatch } from './location-match.js';
 import { nearest, nearestList, type Scope } from './scope.js';
 import type { SluiceProxy, SluiceRetry } from './sluice-config.js';
@@ -79,7 +80,8 @@ export function convertProxy(
     }
     proxy.upstream = upstream.name;
     const retry = convertRetry(scope, server);
-    ctx.usage.use(upstream.name, scheme, pass, retry.retry, retry.at ?? pass, ctx.warnings);
+    const tls = scheme === 'https' ? convertProxySsl(pass, scope, server, upstream.name).tls : undefined;
+    ctx.usage.use(upstream.name, scheme, pass, retry.retry, retry.at ?? pass, ctx.warnings, tls);
   } else {
     const parsed = parseUpstreamUrl(`${scheme}://${hostPort}`);
     if ('error' in parsed) {
@@ -87,6 +89,7 @@ export function convertProxy(
       return null;
     }
     proxy.url = parsed.origin;
+    if (scheme === 'https') convertProxySsl(pass, scope, server, null);
     const retry = nearest(scope, 'proxy_next_upstream');
     if (retry !== undefined) {
       ctx.warnings.add(

@@ -17,7 +17,6 @@
  * always checks regexes first. So every regex route gets a lookahead that refuses the paths whose
  * longest prefix location is a `^~` one (`caretGuard`), and the two orders agree.
  */
-import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { NginxDirective } from './ast.js';
 import type { ConvertContext, ServerContext } from './convert-context.js';
 import { accessAt, rateLimitAt } from './convert-guards.js';
@@ -25,19 +24,12 @@ import { convertLocation, type RoutePlan } from './convert-location.js';
 import { firstReturn } from './convert-return.js';
 import { type ListenPlan, parseListen } from './listen.js';
 import { parseLocation } from './location-match.js';
+import { outputPath, type PathContext } from './output-path.js';
 import { escapeRegex, guardRegex, translateRegex } from './regex.js';
 import { childScope, nearest, nearestList, own, type Scope } from './scope.js';
 import type { SluiceLimits, SluiceRoute, SluiceServer, SluiceTls, YamlNote } from './sluice-config.js';
 import { toSluiceDuration, toSluiceSize } from './units.js';
 import { hasVariables } from './variables.js';
-
-/** Where paths in the nginx config are resolved from, and where the YAML will be. */
-export interface PathContext {
-  /** nginx's prefix: relative certificate paths are resolved against it. */
-  readonly prefix: string;
-  /** The directory of the YAML file; paths inside it are written relative to it. `undefined`: always absolute. */
-  readonly outputDir: string | undefined;
-}
 
 /** A converted listen, with the directive it came from. */
 export interface PlacedListen {
@@ -85,7 +77,7 @@ export function convertServer(
   for (const x of scope.directives) {
     if (x.name === 'location' && x.block !== null && x.args[0]?.startsWith('@')) named.set(x.args[0], x);
   }
-  const server: ServerContext = { ctx, serverName, named, usedNamed: new Set() };
+  const server: ServerContext = { ctx, serverName, named, usedNamed: new Set(), paths };
 
   const sslOn = nearest(scope, 'ssl')?.args[0] === 'on';
   const wantsTls = sslOn || listens.some((l) => l.plan.ssl);
@@ -303,15 +295,6 @@ function readTls(
     );
   }
   return tls;
-}
-
-/** A path of the nginx config as the YAML should name it. */
-function outputPath(p: string, paths: PathContext): string {
-  if (isAbsolute(p)) return p;
-  const full = resolve(join(paths.prefix, p));
-  if (paths.outputDir === undefined) return full;
-  const rel = relative(resolve(paths.outputDir), full);
-  return rel === '' || rel.startsWith('..') || isAbsolute(rel) ? full : rel;
 }
 
 /** client_max_body_size, client_header_timeout, keepalive_timeout, keepalive_requests → limits. */

@@ -8,6 +8,7 @@
  * are taken, and every server or location that differs is a warning.
  */
 import type { NginxDirective, SourcePlace } from './ast.js';
+import type { SluiceUpstreamTls } from './convert-proxy-ssl.js';
 import { NginxSyntaxError } from './nginx-syntax-error.js';
 import type { SluiceRetry, SluiceUpstream } from './sluice-config.js';
 import { parseNginxTime, toSluiceDuration } from './units.js';
@@ -238,8 +239,12 @@ function mergeDuplicates(targets: TargetPlan[], warnings: WarningList): TargetPl
 export class UpstreamUsage {
   readonly #scheme = new Map<string, { scheme: string; at: SourcePlace }>();
   readonly #retry = new Map<string, { retry: SluiceRetry | undefined; at: SourcePlace }>();
+  readonly #tls = new Map<string, { tls: SluiceUpstreamTls | undefined; at: SourcePlace }>();
 
-  /** Records one proxy_pass to `name`; `retryAt` is where its retry settings were written. */
+  /**
+   * Records one proxy_pass to `name`; `retryAt` is where its retry settings were written, `tls`
+   * its proxy_ssl_* (https only).
+   */
   use(
     name: string,
     scheme: string,
@@ -247,6 +252,7 @@ export class UpstreamUsage {
     retry: SluiceRetry | undefined,
     retryAt: SourcePlace,
     warnings: WarningList,
+    tls?: SluiceUpstreamTls,
   ): void {
     const seen = this.#scheme.get(name);
     if (seen === undefined) this.#scheme.set(name, { scheme, at });
@@ -264,6 +270,20 @@ export class UpstreamUsage {
         `proxy_next_upstream settings differ from those of ${first.at.file}:${first.at.line} for upstream ${name}; sluice sets retries per upstream, so the first ones are used`,
       );
     }
+    if (scheme !== 'https') return;
+    const firstTls = this.#tls.get(name);
+    if (firstTls === undefined) this.#tls.set(name, { tls, at });
+    else if (JSON.stringify(firstTls.tls ?? {}) !== JSON.stringify(tls ?? {})) {
+      warnings.add(
+        at,
+        `proxy_ssl_* settings differ from those of ${firstTls.at.file}:${firstTls.at.line} for upstream ${name}; sluice sets TLS per upstream, so the first ones are used`,
+      );
+    }
+  }
+
+  /** The TLS settings of the first https location using `name`. */
+  tlsOf(name: string): SluiceUpstreamTls | undefined {
+    return this.#tls.get(name)?.tls;
   }
 
   /** The scheme `name` is used with; `http` when no location uses it. */
@@ -330,5 +350,7 @@ export function toSluiceUpstream(
   });
   const retry = usage.retryOf(plan.name);
   if (retry !== undefined) out.retry = retry;
+  const tls = scheme === 'https' ? usage.tlsOf(plan.name) : undefined;
+  if (tls !== undefined) out.tls = tls;
   return out;
 }

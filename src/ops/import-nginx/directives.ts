@@ -32,6 +32,11 @@ const PROXY = [
   'deny',
   'limit_req',
   'limit_req_status',
+  'proxy_ssl_trusted_certificate',
+  'proxy_ssl_certificate',
+  'proxy_ssl_certificate_key',
+  'proxy_ssl_name',
+  'proxy_ssl_verify',
 ];
 const SERVER_WIDE = [
   'client_max_body_size',
@@ -85,6 +90,10 @@ const CONVERTED: Readonly<Record<NginxContext, ReadonlySet<string>>> = {
 const SAME_AS_SLUICE: Readonly<Record<string, { readonly value: string; readonly otherwise: string }>> = {
   tcp_nodelay: { value: 'on', otherwise: 'sluice always sets TCP_NODELAY on client connections' },
   server_tokens: { value: 'off', otherwise: 'sluice sends no Server header of its own' },
+  proxy_ssl_server_name: {
+    value: 'on',
+    otherwise: 'sluice always sends SNI to a target named by a host name',
+  },
 };
 
 const FILES = 'sluice serves no files from disk';
@@ -217,7 +226,8 @@ const REASONS: Readonly<Record<string, string>> = {
   ssi: 'sluice does not rewrite response bodies',
 };
 
-const PROXY_SSL = 'TLS to upstream targets is set on the upstream (upstreams.NAME.tls), not converted';
+const PROXY_SSL =
+  "sluice's TLS to upstreams takes ca, cert, key and server_name (upstreams.NAME.tls), with TLS 1.2 or later, its own ciphers and session reuse, and always sends SNI to a host name";
 const CACHE = 'sluice does not cache responses';
 
 /** What happens to directive `d`, written in `context`. */
