@@ -6,8 +6,12 @@
  * the primaries are up, the backup taking over from a dead primary, `return` answers and
  * redirects, proxy_pass with a URI part, and the proxied headers.
  */
+import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import type tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type CliProcess,
@@ -20,6 +24,7 @@ import {
   waitForPort,
 } from '../helpers/cli.js';
 import { http } from '../helpers/http.js';
+import { makePki, type TestPki } from '../helpers/tls-pki.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 /** An upstream that answers with its name and the request it saw. */
@@ -218,5 +223,81 @@ describe('sluice import nginx (built CLI)', () => {
       sluice.signal('SIGTERM');
       expect(await sluice.waitForExit(15_000)).toEqual({ code: 0, signal: null });
     });
+  });
+});
+
+describe('sluice import nginx: an https upstream with its own CA and a client certificate', () => {
+  let tmp: { path: string; remove(): Promise<void> };
+  let pki: TestPki;
+  let upstream: https.Server;
+
+  beforeAll(async () => {
+    requireBuilt();
+    tmp = await tempDir('sluice-import-mtls-');
+    pki = makePki();
+    const root = pki.ca('private-root');
+    const server = root.leaf('backend.internal', { dns: ['backend.internal'], usage: 'server' });
+    const client = root.leaf('edge', { dns: ['edge.internal'], usage: 'client' });
+    // Answers only a client holding a certificate of the private CA, and says who it was.
+    upstream = https.createServer(
+      {
+        cert: readFileSync(server.cert),
+        key: readFileSync(server.key),
+        ca: readFileSync(root.cert),
+        requestCert: true,
+        rejectUnauthorized: true,
+      },
+      (req, res) => {
+        const socket = req.socket as tls.TLSSocket;
+        res.end(
+          `client ${socket.getPeerCertificate().subject.CN} sni ${String((socket as { servername?: string }).servername)}`,
+        );
+      },
+    );
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    const port = (upstream.address() as AddressInfo).port;
+    await writeFile(
+      join(tmp.path, 'nginx.conf'),
+      `events {}
+http {
+    upstream secure { server 127.0.0.1:${port}; }
+    server {
+        listen 127.0.0.1:PORT;
+        location / {
+            proxy_pass https://secure;
+            proxy_ssl_trusted_certificate ${root.cert};
+            proxy_ssl_certificate ${client.cert};
+            proxy_ssl_certificate_key ${client.key};
+            proxy_ssl_verify on;
+            proxy_ssl_name backend.internal;
+        }
+    }
+}
+`,
+    );
+  });
+
+  afterAll(async () => {
+    await killAll();
+    await new Promise<void>((r) => upstream?.close(() => r()));
+    pki?.remove();
+    await tmp?.remove();
+  });
+
+  it('imports proxy_ssl_* without a warning, and the started config reaches the target over mTLS', async () => {
+    const port = await freePort();
+    const conf = join(tmp.path, 'nginx.conf');
+    await writeFile(conf, (await readFile(conf, 'utf8')).replace('PORT', String(port)));
+    const out = join(tmp.path, 'sluice.yaml');
+    const imported = await runCli(['import', 'nginx', conf, '-o', out]);
+    expect(imported.stderr).toBe('');
+    expect(imported.code).toBe(0);
+    expect((await runCli(['check', '-c', out])).code).toBe(0);
+    const sluice = spawnCli(['start', '-c', out]);
+    await waitForPort(port, { proc: sluice });
+    const r = await http(`http://127.0.0.1:${port}/`);
+    expect([r.status, r.body]).toEqual([200, 'client edge sni backend.internal']);
+    sluice.signal('SIGTERM');
+    expect(await sluice.waitForExit(15_000)).toEqual({ code: 0, signal: null });
   });
 });
