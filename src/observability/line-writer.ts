@@ -75,6 +75,8 @@ export class LineWriter {
   /** A full pipe or socket is waited for. */
   #retry: NodeJS.Timeout | null = null;
   #failing = false;
+  /** Lines are being dropped because the queue is full (reported once until it halves). */
+  #behind = false;
   /** Waiting for everything queued to be written (`drain`). */
   #drained: (() => void)[] = [];
   /** Lines dropped because the destination could not keep up or failed. */
@@ -96,8 +98,18 @@ export class LineWriter {
     const bytes = line.length * 3 <= room ? line.length : Buffer.byteLength(line);
     if (this.#queuedBytes + bytes > MAX_PENDING) {
       this.dropped++;
+      if (!this.#behind) {
+        this.#behind = true;
+        this.#onError(
+          new Error(
+            `the destination is ${MAX_PENDING / 1024 / 1024} MiB behind; new lines are dropped until it catches up`,
+          ),
+        );
+      }
       return false;
     }
+    // Caught up to half the limit: a new overflow is reported again.
+    if (this.#behind && this.#queuedBytes < MAX_PENDING / 2) this.#behind = false;
     if (bytes > room) {
       if (this.#used > 0) this.#seal();
       this.#current =

@@ -19,6 +19,8 @@ export interface Loggers {
   readonly access: Logger | null;
   /** Reopens file destinations (SIGUSR1, logrotate). */
   reopen(): void;
+  /** Lines lost so far: the destination failed, or fell more than 16 MiB behind. */
+  droppedLines(): number;
   /** Writes out everything buffered, synchronously (before exit). */
   flush(): void;
   /** Writes out everything queued (waiting at most 2 s for a slow destination) and stops. */
@@ -102,6 +104,7 @@ export function createLoggers(log: ResolvedLog): Loggers {
     reopen: () => {
       for (const w of writers) w.reopen();
     },
+    droppedLines: () => writers.reduce((n, w) => n + w.dropped, 0),
     flush,
     close: async () => {
       let timer: NodeJS.Timeout | undefined;

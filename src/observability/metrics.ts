@@ -32,13 +32,17 @@ export class DataPlaneMetrics {
   readonly upstreamDuration: FastHistogram<'upstream' | 'target'>;
   readonly upstreamRetries: Counter<'upstream'>;
   readonly rateLimited: Counter<'server'>;
+  readonly logLinesDropped: Counter;
   /** Keyed by the compiled route (or server, for requests no route took): a lookup, no string built. */
   readonly #perRoute = new WeakMap<object, RouteChildren>();
   /** Keyed by the run-time target object. */
   readonly #perTarget = new WeakMap<object, TargetChildren>();
 
-  /** Registers the metrics in `registry`; `connections` is read from the callback at scrape time. */
-  constructor(registry: Registry, connections: () => number) {
+  /**
+   * Registers the metrics in `registry`; `connections` and `droppedLogLines` (a running total) are
+   * read from their callbacks at scrape time.
+   */
+  constructor(registry: Registry, connections: () => number, droppedLogLines: () => number = () => 0) {
     const registers = [registry];
     this.requests = new FastCounter({
       name: 'sluice_http_requests_total',
@@ -85,6 +89,17 @@ export class DataPlaneMetrics {
       help: 'Requests refused with 429 by a rate limit, by server.',
       labelNames: ['server'],
       registers,
+    });
+    let counted = 0;
+    this.logLinesDropped = new client.Counter({
+      name: 'sluice_log_lines_dropped_total',
+      help: 'Log lines lost: the destination failed, or fell more than 16 MiB behind.',
+      registers,
+      collect() {
+        const total = droppedLogLines();
+        if (total > counted) this.inc(total - counted);
+        counted = total;
+      },
     });
   }
 

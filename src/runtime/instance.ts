@@ -155,7 +155,11 @@ export class SluiceInstance {
     this.#loggers = options.loggers ?? createLoggers(config.log);
     this.#jsonAccess = this.#loggers.accessSink === null ? null : new JsonAccessLog(this.#loggers.accessSink);
     this.registry = newRegistry();
-    this.#metrics = new DataPlaneMetrics(this.registry, () => this.connections());
+    this.#metrics = new DataPlaneMetrics(
+      this.registry,
+      () => this.connections(),
+      () => this.#loggers.droppedLines(),
+    );
     if (options.admin !== false) {
       // Alone, this process is also the control plane.
       new ControlPlaneMetrics(this.registry, {

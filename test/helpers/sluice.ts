@@ -48,7 +48,15 @@ export function memoryLoggers(): { loggers: Loggers; logs: Record<string, unknow
       logs.push(JSON.parse(line));
     },
   };
-  const loggers: Loggers = { app, access: null, accessSink, reopen() {}, flush() {}, close: async () => {} };
+  const loggers: Loggers = {
+    app,
+    access: null,
+    accessSink,
+    reopen() {},
+    droppedLines: () => 0,
+    flush() {},
+    close: async () => {},
+  };
   return { loggers, logs };
 }
 

@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -103,6 +103,52 @@ describe('LineWriter', () => {
     w.flushSync();
     expect(w.dropped).toBe(15);
     expect(errors.map((e) => (e as NodeJS.ErrnoException).code)).toEqual(['EBADF']);
+  });
+
+  it('keeps at most 16 MiB for a reader that stopped, drops and counts the rest, reports it once, and catches up', async () => {
+    const fifo = join(mkdtempSync(join(tmpdir(), 'sluice-lw-')), 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const errors: Error[] = [];
+    const w = new LineWriter(fifo, (e) => errors.push(e));
+    const total = 80_000; // 24 MB of lines, the reader reading nothing meanwhile
+    const text = `{"pad":"${'p'.repeat(290)}"}\n`;
+    for (let i = 0; i < total; i++) w.write(text);
+    expect(w.dropped).toBeGreaterThan(0);
+    expect(errors.map((e) => e.message)).toEqual([
+      expect.stringMatching(/16 MiB behind; new lines are dropped/),
+    ]);
+    // The reader comes back: everything kept arrives, whole.
+    let received = 0;
+    let rest = '';
+    const buf = Buffer.alloc(1 << 16);
+    let drained = false;
+    void w.drain().then(() => {
+      drained = true;
+    });
+    for (let idle = 0; !drained || idle < 3; ) {
+      let n = 0;
+      try {
+        n = readSync(reader, buf);
+      } catch {
+        n = 0; // EAGAIN: nothing yet
+      }
+      if (n === 0) {
+        idle++;
+        await new Promise((r) => setTimeout(r, 10));
+        continue;
+      }
+      idle = 0;
+      const chunk = rest + buf.toString('latin1', 0, n);
+      const lines = chunk.split('\n');
+      rest = lines.pop()!;
+      for (const l of lines) expect(l).toBe(text.slice(0, -1));
+      received += lines.length;
+    }
+    closeSync(reader);
+    expect(rest).toBe('');
+    expect(received + w.dropped).toBe(total);
+    expect(received * text.length).toBeGreaterThan(15 * 1024 * 1024);
   });
 
   it('flushSync writes what is queued when nothing is in flight', () => {

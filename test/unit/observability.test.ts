@@ -77,6 +77,21 @@ describe('metrics', () => {
     expect(text).toContain('nodejs_active_handles ');
   });
 
+  it('counts dropped log lines from the running total at each scrape', async () => {
+    const registry = newRegistry();
+    let dropped = 0;
+    new DataPlaneMetrics(
+      registry,
+      () => 0,
+      () => dropped,
+    );
+    expect(await registry.metrics()).toContain('sluice_log_lines_dropped_total 0');
+    dropped = 7;
+    expect(await registry.metrics()).toContain('sluice_log_lines_dropped_total 7');
+    dropped = 9;
+    expect(await registry.metrics()).toContain('sluice_log_lines_dropped_total 9');
+  });
+
   it('sums workers, and keeps a gone worker counters but not its gauges', async () => {
     const snapshot = async (n: number, conns: number) => {
       const r = new client.Registry();
