@@ -1,33 +1,37 @@
 /**
  * Log lines to a file descriptor, batched, in writes that never split a line. Several worker
- * processes share stdout (a pipe to Docker, a socket to journald) or append to one file.
+ * processes share stdout (a pipe to Docker, a socket to journald, a terminal) or append to one file.
+ * A request never waits on log I/O: lines are queued, and when the destination falls more than
+ * `MAX_PENDING` bytes behind, new lines are dropped and counted (`dropped`, reported once) rather
+ * than growing memory without bound. How lines are written depends on the destination:
  *
- * On a regular file a write lands whole (Linux holds the file's position lock for the length of
- * a write), so batches are large (256 KiB, up to 1 MiB per writev) and go through the thread pool,
- * one write in flight: writing a single 4 KiB batch per event-loop turn fell behind at 14k lines/s.
+ * - **Regular file**: a write lands whole (Linux holds the file's position lock for the length of a
+ *   write), so batches are large (256 KiB, up to 1 MiB per writev) and go through the thread pool,
+ *   one write in flight: writing a single 4 KiB batch per event-loop turn fell behind at 14k lines/s.
+ * - **Pipe, terminal or other device** (stdout under Docker, a console): the descriptor is opened
+ *   again through /proc/self/fd as a private, non-blocking one, and each batch of whole lines, at
+ *   most PIPE_BUF (4096 bytes), is one synchronous write() of its own. A pipe writes at most
+ *   PIPE_BUF all-or-nothing, while a larger write may stop part-way when the pipe is full or let
+ *   another writer in while it waits for room, cutting a line in two. Non-blocking, a full pipe or a
+ *   terminal nobody reads (Ctrl-S, `docker run -t` with a stalled reader) answers EAGAIN at once and
+ *   the batch waits first in the queue for `RETRY_AFTER_MS`; the event loop never blocks. The flag
+ *   is set on a private open file because O_NONBLOCK on the shared one would be every process's
+ *   (and any of them may reset it). A write of one page costs a few microseconds, less than a
+ *   thread-pool round trip.
+ * - **Socket** (journald's stdout stream), or when /proc cannot open the descriptor again (no /proc,
+ *   or after the worker dropped privileges): writev of up to 64 KiB through the thread pool, one in
+ *   flight, as for files. A Unix stream socket queues a write of that size as one unit, so lines stay
+ *   whole; EAGAIN or a short write (someone made the shared descriptor non-blocking, as Node does
+ *   when `process.stdout` is used) puts the rest back first in the queue for `RETRY_AFTER_MS`.
  *
- * On a pipe, socket or terminal, a batch is at most PIPE_BUF (4096 bytes) and ends at a line end,
- * and each batch is one write() of its own: a pipe writes at most PIPE_BUF all-or-nothing, while a
- * larger write may stop part-way when the pipe is full (non-blocking) or let another writer in
- * while it waits for room (blocking), cutting a line in two. These writes are synchronous and
- * non-blocking: the descriptor is put in non-blocking mode (Node does so anyway for a pipe or socket
- * on stdout once `process.stdout` is touched, and the flag is shared by every process on that pipe),
- * so a write either takes the whole batch at once or answers EAGAIN, and then the batch waits first
- * in the queue and goes again `RETRY_AFTER_MS` later. A synchronous write of one page costs a few
- * microseconds, less than a thread-pool round trip, and needs no write in flight. A terminal stays
- * blocking (Node makes it so for `process.stdout`), as console output does.
- * (pino's SonicBoom batches without regard to line ends, which could interleave half-lines
- * across processes.)
+ * (pino's SonicBoom batches without regard to line ends, which could interleave half-lines across
+ * processes.)
  *
  * Lines are encoded into preallocated buffers as they come, not concatenated into a batch string:
  * a string batch lived until its write (up to 100 ms), so V8 promoted every line to the old
  * generation and a mark-compact ran each second under load; encoding at once lets each line
  * die young. Measured with the access log on a file, `wrk -c64` through the proxy: 50–57 → 47 µs
  * CPU per request.
- *
- * A request never waits on log I/O: lines are queued, and when the destination cannot keep up
- * beyond `MAX_PENDING` bytes, new lines are dropped and counted rather than growing memory
- * without bound.
  */
 import fs from 'node:fs';
 import { dirname } from 'node:path';
@@ -38,9 +42,14 @@ const PIPE_BATCH = 4096;
 const FILE_BATCH = 256 * 1024;
 /** Most bytes in one writev to a regular file. */
 const FILE_WRITE = 1024 * 1024;
+/** Most bytes in one writev to a socket. */
+const SOCKET_WRITE = 64 * 1024;
 const MAX_PENDING = 16 * 1024 * 1024;
 const FLUSH_AFTER_MS = 100;
-/** Wait before writing again to a full pipe or socket (EAGAIN). */
+/** How lines reach the destination (see the top of this file). */
+type Mode = 'file' | 'sync' | 'socket';
+
+/** Wait before writing again to a full pipe, terminal or socket (EAGAIN). */
 const RETRY_AFTER_MS = 5;
 /** Longest `flushSync` waits in all for a full pipe or socket before it drops what is left. */
 const SYNC_WAIT_MS = 1000;
@@ -52,7 +61,11 @@ export type WriteErrorReport = (err: Error) => void;
 
 /** A line-atomic, batched writer on a file descriptor. */
 export class LineWriter {
+  /** The descriptor given, or opened from the path. */
   #fd: number;
+  /** The descriptor written to: `#fd`, or a private non-blocking one opened again from it. */
+  #out: number;
+  #mode: Mode = 'file';
   readonly #path: string | null;
   readonly #onError: WriteErrorReport;
   /** Bytes per batch: whole lines only, at most this many (one longer line goes alone). */
@@ -69,10 +82,10 @@ export class LineWriter {
   readonly #spare: Buffer[] = [];
   #used = 0;
   #queuedBytes = 0;
-  /** A regular-file write is in flight. */
+  /** A thread-pool write (file, socket) is in flight. */
   #writing = false;
   #timer: NodeJS.Timeout | null = null;
-  /** A full pipe or socket is waited for. */
+  /** A full destination is waited for. */
   #retry: NodeJS.Timeout | null = null;
   #failing = false;
   /** Lines are being dropped because the queue is full (reported once until it halves). */
@@ -87,8 +100,24 @@ export class LineWriter {
     this.#path = typeof target === 'string' ? target : null;
     this.#onError = onError;
     this.#fd = typeof target === 'number' ? target : openAppend(target);
-    this.#batchBytes = batchSize(this.#fd);
-    if (this.#batchBytes === PIPE_BATCH) nonBlocking(this.#fd);
+    this.#out = this.#fd;
+    this.#batchBytes = FILE_BATCH;
+    this.#setUp();
+  }
+
+  /** Picks the mode for `#fd`, and the descriptor to write to. */
+  #setUp(): void {
+    if (isRegularFile(this.#fd)) {
+      this.#mode = 'file';
+      this.#out = this.#fd;
+      this.#batchBytes = FILE_BATCH;
+      return;
+    }
+    this.#batchBytes = PIPE_BATCH;
+    // A path this writer opened is its own open file, non-blocking already.
+    const own = this.#path !== null ? this.#fd : reopenNonBlocking(this.#fd);
+    this.#mode = own === null ? 'socket' : 'sync';
+    this.#out = own ?? this.#fd;
   }
 
   /** Queues one line (it must end with a newline). */
@@ -143,19 +172,19 @@ export class LineWriter {
 
   #flush(): void {
     if (this.#writing || this.#retry !== null) return;
-    if (this.#batchBytes === PIPE_BATCH) this.#writeBatches();
-    else if (this.#batches.length > 0) this.#writeFile();
-    if (!this.#writing && this.#batches.length === 0 && this.#used === 0) {
+    if (this.#mode === 'sync') this.#writeBatches();
+    else if (this.#batches.length > 0) this.#writeAsync(this.#mode === 'file' ? FILE_WRITE : SOCKET_WRITE);
+    if (!this.#writing && this.#retry === null && this.#batches.length === 0 && this.#used === 0) {
       for (const done of this.#drained.splice(0)) done();
     }
   }
 
-  /** Pipe, socket or terminal: each batch in a write of its own, now, until one does not fit. */
+  /** Pipe, terminal or device: each batch in a write of its own, now, until one does not fit. */
   #writeBatches(): void {
     for (let batch = this.#batches[0]; batch !== undefined; batch = this.#batches[0]) {
       let written: number;
       try {
-        written = fs.writeSync(this.#fd, batch);
+        written = fs.writeSync(this.#out, batch);
       } catch (err) {
         if (isFull(err)) {
           this.#waitForRoom();
@@ -166,17 +195,70 @@ export class LineWriter {
         this.#failed(err as Error, [batch]);
         continue;
       }
-      this.#queuedBytes -= written;
       this.#failing = false;
+      this.#batches.shift();
+      this.#queuedBytes -= batch.length;
       if (written < batch.length) {
-        // A socket may take part of a write; what is left goes first, as soon as there is room.
-        this.#batches[0] = batch.subarray(written);
-        this.#waitForRoom();
+        // Not a pipe (a terminal may take part of a write): the rest goes first, once there is room.
+        this.#requeue([batch], written);
         return;
       }
-      this.#batches.shift();
       this.#recycle(batch);
     }
+  }
+
+  /** File or socket: as many batches as fit in `limit` bytes in one writev, in the thread pool. */
+  #writeAsync(limit: number): void {
+    const buffers: Buffer[] = [];
+    let size = 0;
+    while (this.#batches.length > 0 && (buffers.length === 0 || size + this.#batches[0]!.length <= limit)) {
+      const bytes = this.#batches.shift()!;
+      buffers.push(bytes);
+      size += bytes.length;
+    }
+    this.#queuedBytes -= size;
+    this.#writing = true;
+    fs.writev(this.#out, buffers, null, (err, written) => {
+      this.#writing = false;
+      if (err && isFull(err)) {
+        this.#requeue(buffers, 0);
+        return;
+      }
+      if (err) {
+        this.#failed(err, buffers);
+        for (const b of buffers) this.#recycle(b);
+      } else {
+        this.#failing = false;
+        if (written < size) {
+          // A full socket, or a file whose disk filled: the retry says which.
+          this.#requeue(buffers, written);
+          return;
+        }
+        for (const b of buffers) this.#recycle(b);
+      }
+      this.#flush();
+    });
+  }
+
+  /**
+   * Puts back what a write did not take (all of `buffers` after their first `written` bytes), first
+   * in the queue, and writes again after `RETRY_AFTER_MS`. Only the buffers written whole are
+   * reused: the others are still to be written.
+   */
+  #requeue(buffers: readonly Buffer[], written: number): void {
+    const rest: Buffer[] = [];
+    for (const b of buffers) {
+      if (written >= b.length) {
+        written -= b.length;
+        this.#recycle(b);
+      } else {
+        rest.push(written > 0 ? b.subarray(written) : b);
+        written = 0;
+      }
+    }
+    for (const b of rest) this.#queuedBytes += b.length;
+    this.#batches.unshift(...rest);
+    this.#waitForRoom();
   }
 
   #waitForRoom(): void {
@@ -184,40 +266,8 @@ export class LineWriter {
       this.#retry = null;
       this.#flush();
     }, RETRY_AFTER_MS);
-  }
-
-  /** Regular file: as many batches as fit in one writev, in the thread pool, one write in flight. */
-  #writeFile(): void {
-    const buffers: Buffer[] = [];
-    let size = 0;
-    while (
-      this.#batches.length > 0 &&
-      (buffers.length === 0 || size + this.#batches[0]!.length <= FILE_WRITE)
-    ) {
-      const bytes = this.#batches.shift()!;
-      buffers.push(bytes);
-      size += bytes.length;
-    }
-    this.#queuedBytes -= size;
-    this.#writing = true;
-    fs.writev(this.#fd, buffers, null, (err, written) => {
-      this.#writing = false;
-      if (err) {
-        this.#failed(err, buffers);
-      } else {
-        this.#failing = false;
-        // A short write (the disk filled) leaves the rest first in the queue; its retry reports why.
-        for (let i = buffers.length - 1; written < size; i--) {
-          const b = buffers[i]!;
-          const keep = Math.min(b.length, size - written);
-          this.#batches.unshift(keep === b.length ? b : b.subarray(b.length - keep));
-          this.#queuedBytes += keep;
-          size -= keep;
-        }
-      }
-      for (const b of buffers) this.#recycle(b);
-      this.#flush();
-    });
+    // A destination nobody reads must not keep the process alive, unless someone waits on drain().
+    if (this.#drained.length === 0) this.#retry.unref();
   }
 
   /** Counts what a failed write lost; reports once per failure streak. */
@@ -246,9 +296,10 @@ export class LineWriter {
   drain(): Promise<void> {
     if (this.#used > 0) this.#seal();
     this.#flush();
-    if (!this.#writing && this.#batches.length === 0) return Promise.resolve();
+    if (!this.#writing && this.#retry === null && this.#batches.length === 0) return Promise.resolve();
     return new Promise((resolve) => {
       this.#drained.push(resolve);
+      this.#retry?.ref();
       this.#flush();
     });
   }
@@ -263,7 +314,7 @@ export class LineWriter {
     const deadline = Date.now() + SYNC_WAIT_MS;
     for (let batch = this.#batches.shift(); batch !== undefined; batch = this.#batches.shift()) {
       this.#queuedBytes -= batch.length;
-      if (!writeAllSync(this.#fd, batch, deadline)) this.dropped += countLines(batch);
+      if (!writeAllSync(this.#out, batch, deadline)) this.dropped += countLines(batch);
     }
   }
 
@@ -274,8 +325,7 @@ export class LineWriter {
     try {
       this.#fd = openAppend(this.#path);
       if (this.#used > 0) this.#seal(); // a batch sized for the old descriptor goes out as it is
-      this.#batchBytes = batchSize(this.#fd);
-      if (this.#batchBytes === PIPE_BATCH) nonBlocking(this.#fd);
+      this.#setUp();
       this.#spare.length = 0;
       this.#failing = false;
       fs.close(old, () => undefined);
@@ -294,13 +344,18 @@ function openAppend(path: string): number {
 }
 
 /**
- * Puts stdout or stderr, when a pipe or socket, in non-blocking mode, the way Node's own stream
- * does: reading `process.stdout` opens it as a libuv pipe, which sets O_NONBLOCK. Node has no
- * fcntl; a descriptor this writer opened itself is non-blocking from its open.
+ * A private, non-blocking open file on what `fd` refers to (a pipe, terminal or device), opened
+ * again through /proc; null for a socket (ENXIO), without /proc, or when not allowed (a worker that
+ * dropped privileges may not open root's pipe). Node has no fcntl to set O_NONBLOCK on `fd` itself,
+ * and setting it there would change it for every process sharing the descriptor.
  */
-function nonBlocking(fd: number): void {
-  if (fd === 1) void process.stdout;
-  else if (fd === 2) void process.stderr;
+function reopenNonBlocking(fd: number): number | null {
+  const { O_WRONLY, O_NONBLOCK, O_NOCTTY } = fs.constants;
+  try {
+    return fs.openSync(`/proc/self/fd/${fd}`, O_WRONLY | O_NONBLOCK | O_NOCTTY);
+  } catch {
+    return null;
+  }
 }
 
 /** Lines in a batch (each ends with a newline). */
@@ -334,11 +389,11 @@ function writeAllSync(fd: number, bytes: Buffer, deadline: number): boolean {
 }
 const SLEEP = new Int32Array(new SharedArrayBuffer(4));
 
-/** Batch size for a descriptor: large on a regular file, PIPE_BUF on anything else. */
-function batchSize(fd: number): number {
+/** Whether `fd` is a regular file (else a pipe, socket, terminal or device). */
+function isRegularFile(fd: number): boolean {
   try {
-    return fs.fstatSync(fd).isFile() ? FILE_BATCH : PIPE_BATCH;
+    return fs.fstatSync(fd).isFile();
   } catch {
-    return PIPE_BATCH;
+    return false;
   }
 }

@@ -1,10 +1,19 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import fs, {
+  closeSync,
+  constants,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { LineWriter } from '../../src/observability/line-writer.js';
+import { requireBuilt } from '../helpers/cli.js';
 
 const line = (i: number) => `{"n":${i},"pad":"${'x'.repeat(i % 300)}"}\n`;
 
@@ -86,6 +95,43 @@ describe('LineWriter', () => {
     expect(seen.b).toEqual(expected);
   }, 30_000);
 
+  it('writes to stdout on a pipe through a private non-blocking descriptor, leaving the shared one as it was', async () => {
+    // O_NONBLOCK belongs to the open file, shared with every process on the pipe: not ours to change.
+    // Plain node on the build: tsx itself makes stdout non-blocking.
+    requireBuilt();
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-lw-'));
+    writeFileSync(
+      join(dir, 'w.mjs'),
+      `
+      import { readFileSync } from 'node:fs';
+      import { LineWriter } from ${JSON.stringify(join(process.cwd(), 'dist/observability/line-writer.js'))};
+      const flags = () => readFileSync('/proc/self/fdinfo/1', 'utf8').match(/flags:\\s+(\\d+)/)[1];
+      const before = flags();
+      const w = new LineWriter(1, (e) => process.stderr.write(String(e)));
+      for (let i = 0; i < 1000; i++) w.write('line ' + i + '\\n');
+      await w.drain();
+      process.stderr.write(before + ' ' + flags());
+    `,
+    );
+    const child = spawn('sh', ['-c', `${JSON.stringify(process.execPath)} w.mjs | cat`], {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      err += d;
+    });
+    await new Promise((r) => child.on('close', r));
+    const [before, after] = err.split(' ');
+    expect(Number.parseInt(before!, 8) & constants.O_NONBLOCK).toBe(0);
+    expect(after).toBe(before);
+    expect(out.split('\n')).toHaveLength(1001);
+  }, 30_000);
+
   it('refuses a FIFO without a reader at once rather than hanging the start', () => {
     const fifo = join(mkdtempSync(join(tmpdir(), 'sluice-lw-')), 'fifo');
     execFileSync('mkfifo', [fifo]);
@@ -149,6 +195,37 @@ describe('LineWriter', () => {
     expect(rest).toBe('');
     expect(received + w.dropped).toBe(total);
     expect(received * text.length).toBeGreaterThan(15 * 1024 * 1024);
+  });
+
+  it('after a short write to a file, writes the rest first and never reuses a buffer still to be written', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'sluice-lw-')), 'short.log');
+    const calls: { bufs: Buffer[]; cb: (e: Error | null, n: number) => void }[] = [];
+    const spy = vi.spyOn(fs, 'writev').mockImplementation(((
+      _fd: number,
+      bufs: Buffer[],
+      _pos: null,
+      cb: (e: Error | null, n: number) => void,
+    ) => {
+      calls.push({ bufs, cb });
+    }) as never);
+    try {
+      const w = new LineWriter(file, () => undefined);
+      const text = (c: string) => `${c.repeat(1000)}\n`;
+      for (let i = 0; i < 262; i++) w.write(text('a'));
+      for (let i = 0; i < 262; i++) w.write(text('b'));
+      w.write(text('c'));
+      expect(calls).toHaveLength(1);
+      calls[0]!.cb(null, 1000); // the disk took 1000 bytes only
+      // Lines keep coming while the rest waits for its retry: they must not land in its buffers.
+      for (let i = 0; i < 600; i++) w.write(text('x'));
+      await new Promise((r) => setTimeout(r, 20));
+      expect(calls.length).toBeGreaterThanOrEqual(2);
+      const retried = Buffer.concat(calls[1]!.bufs).toString('latin1');
+      const expected = `${text('a').repeat(262)}${text('b').repeat(262)}`.slice(1000);
+      expect(retried.startsWith(expected)).toBe(true);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('flushSync writes what is queued when nothing is in flight', () => {
