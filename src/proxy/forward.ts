@@ -114,7 +114,11 @@ async function* streamRest(
     let total = size;
     for (;;) {
       const step = await it.next();
-      if (step.done) return;
+      if (step.done) {
+        // An HTTP/2 stream reset after a timeout ends the body cleanly, short: never send that end.
+        if (request.x.finished) throw new ClientGoneError();
+        return;
+      }
       total += step.value.length;
       if (total > maxBody) throw new BodyTooLargeError();
       arm();
