@@ -44,7 +44,7 @@ export function preflightTls(config: ResolvedConfig): void {
 }
 
 const FILES_HINT =
-  'a TLS file changed after the config was checked: run sluice check -c FILE, which reads and tries every certificate and key';
+  'a TLS file may have changed since the config was loaded: sluice check -c FILE reads and tries every certificate and key';
 
 function reason(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

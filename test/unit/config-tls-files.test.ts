@@ -2,7 +2,8 @@
  * TLS files are read and tried when the config loads, so `sluice check` reports what would fail
  * when the listener is built, at the position of the key, together with every other problem.
  */
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
@@ -65,6 +66,35 @@ describe('TLS files at config load', () => {
     expect(found).toEqual([
       expect.stringMatching(/servers\[0\]\.tls\.client_ca: .*junk\.pem holds no PEM certificate/),
     ]);
+  });
+
+  it('takes a CA bundle in OpenSSL’s TRUSTED CERTIFICATE form, as Node does', () => {
+    const trusted = join(pki.dir, 'trusted.pem');
+    execFileSync('openssl', ['x509', '-in', caCert, '-trustout', '-addtrust', 'clientAuth', '-out', trusted]);
+    expect(readFileSync(trusted, 'utf8')).toMatch(/^-----BEGIN TRUSTED CERTIFICATE-----/);
+    expect(problems(server(`cert: ${a.cert}, key: ${a.key}, client_ca: ${trusted}`))).toEqual([]);
+  });
+
+  it('says a key is encrypted rather than not PEM', () => {
+    const encrypted = join(pki.dir, 'encrypted.key');
+    execFileSync('openssl', ['pkey', '-in', a.key, '-aes256', '-passout', 'pass:secret', '-out', encrypted]);
+    expect(problems(server(`cert: ${a.cert}, key: ${encrypted}`))).toEqual([
+      expect.stringMatching(
+        /servers\[0\]\.tls\.key: .*encrypted\.key is an encrypted private key.*openssl pkey/,
+      ),
+    ]);
+  });
+
+  it('tries a set of files once per load, however many servers share it', () => {
+    const twice = `servers:
+  - listen: 127.0.0.1:8443
+    tls: { cert: ${a.cert}, key: ${b.key} }
+    routes: [{ respond: { body: ok } }]
+  - listen: 127.0.0.1:8444
+    tls: { cert: ${a.cert}, key: ${b.key} }
+    routes: [{ respond: { body: ok } }]
+`;
+    expect(problems(twice)).toEqual([expect.stringMatching(/^sluice\.yaml:3:.* is not the private key of /)]);
   });
 
   it('checks an upstream’s client certificate and CA the same way', () => {
