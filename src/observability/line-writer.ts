@@ -350,12 +350,27 @@ function openAppend(path: string): number {
  * and setting it there would change it for every process sharing the descriptor.
  */
 function reopenNonBlocking(fd: number): number | null {
+  const opened = preopened.get(fd);
+  if (opened !== undefined) return opened;
   const { O_WRONLY, O_NONBLOCK, O_NOCTTY } = fs.constants;
   try {
     return fs.openSync(`/proc/self/fd/${fd}`, O_WRONLY | O_NONBLOCK | O_NOCTTY);
   } catch {
     return null;
   }
+}
+
+/** Private descriptors opened before a privilege drop, by the descriptor they stand for. */
+const preopened = new Map<number, number | null>();
+
+/**
+ * Opens the private non-blocking descriptor for `fd` now, while the process may still open its
+ * own /proc entries: once a worker has dropped root, /proc/self/fd is root's and the open fails,
+ * and lines would go the socket way (thread pool, up to 64 KiB per write) on a pipe.
+ */
+export function preopenForLogs(fd: number): void {
+  if (preopened.has(fd) || isRegularFile(fd)) return;
+  preopened.set(fd, reopenNonBlocking(fd));
 }
 
 /** Lines in a batch (each ends with a newline). */

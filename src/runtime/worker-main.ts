@@ -11,6 +11,7 @@
 import type { MetricsJson } from '../admin/dashboard-stats.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { SluiceError } from '../errors/sluice-error.js';
+import { preopenForLogs } from '../observability/line-writer.js';
 import { SluiceInstance } from './instance.js';
 import type { FromWorker, ToWorker } from './ipc.js';
 import { dropPrivileges } from './privileges.js';
@@ -26,7 +27,10 @@ async function start(config: ResolvedConfig, reusePort: boolean, workers: number
     // With the primary's shared sockets the worker binds nothing itself: drop root first, so no
     // handler code ever runs as root. With SO_REUSEPORT the ports are >= 1024 or root is kept
     // (the primary chose that mode knowing this).
-    if (config.user !== null) dropPrivileges(config.user, config.group);
+    if (config.user !== null) {
+      preopenForLogs(1); // a private non-blocking stdout, opened while /proc/self is still ours
+      dropPrivileges(config.user, config.group);
+    }
     instance = new SluiceInstance(config, {
       healthChecks: false,
       admin: false,
