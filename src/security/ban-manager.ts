@@ -42,7 +42,16 @@ export class BanManager {
       const sub = state.redis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined });
       sub.on('error', () => undefined);
       sub.on('message', (_channel: string, text: string) => this.#remote(text));
-      void sub.subscribe(CHANNEL).catch(() => undefined);
+      // Each time the subscription is (re)confirmed, read the bans Redis holds: a ban another node
+      // announced while this connection was still reconnecting is then stored and found. Reading
+      // only when the main connection came back missed it whenever that one won the race.
+      // (When the main connection is still away, its own return reads them instead.)
+      sub.on('ready', () => {
+        sub.subscribe(CHANNEL).then(
+          () => (state.up ? this.#resync() : undefined),
+          () => undefined,
+        );
+      });
       this.#subscriber = sub;
       state.onReady(() => void this.#resync());
     }
