@@ -15,6 +15,25 @@ import { describe, expect, it, vi } from 'vitest';
 import { LineWriter } from '../../src/observability/line-writer.js';
 import { requireBuilt } from '../helpers/cli.js';
 
+/** Runs a shell command line in `cwd`; its stdout and stderr once it has exited. */
+async function shell(command: string, cwd: string): Promise<{ out: string; err: string }> {
+  const child = spawn('sh', ['-c', command], {
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    err += d;
+  });
+  await new Promise((r) => child.on('close', r));
+  return { out, err };
+}
+
 const line = (i: number) => `{"n":${i},"pad":"${'x'.repeat(i % 300)}"}\n`;
 
 describe('LineWriter', () => {
@@ -67,20 +86,7 @@ describe('LineWriter', () => {
     writeFileSync(join(dir, 'b.mjs'), writer('b'));
     const tsx = pathToFileURL(join(process.cwd(), 'node_modules/tsx/dist/loader.mjs')).href;
     const node = `${JSON.stringify(process.execPath)} --import ${tsx}`;
-    const child = spawn('sh', ['-c', `(${node} a.mjs & ${node} b.mjs & wait) | (sleep 0.5; cat)`], {
-      cwd: dir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NODE_OPTIONS: '' },
-    });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      err += d;
-    });
-    await new Promise((r) => child.on('close', r));
+    const { out, err } = await shell(`(${node} a.mjs & ${node} b.mjs & wait) | (sleep 0.5; cat)`, dir);
     expect(err).toBe('');
     const lines = out.split('\n');
     expect(lines.pop()).toBe('');
@@ -113,19 +119,7 @@ describe('LineWriter', () => {
       process.stderr.write(before + ' ' + flags());
     `,
     );
-    const child = spawn('sh', ['-c', `${JSON.stringify(process.execPath)} w.mjs | cat`], {
-      cwd: dir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      err += d;
-    });
-    await new Promise((r) => child.on('close', r));
+    const { out, err } = await shell(`${JSON.stringify(process.execPath)} w.mjs | cat`, dir);
     const [before, after] = err.split(' ');
     expect(Number.parseInt(before!, 8) & constants.O_NONBLOCK).toBe(0);
     expect(after).toBe(before);
