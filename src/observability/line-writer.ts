@@ -63,13 +63,13 @@ export type WriteErrorReport = (err: Error) => void;
 export class LineWriter {
   /** The descriptor given, or opened from the path. */
   #fd: number;
-  /** The descriptor written to: `#fd`, or a private non-blocking one opened again from it. */
-  #out: number;
-  #mode: Mode = 'file';
+  /** The descriptor written to: `#fd`, or a private non-blocking one opened again from it (`#setUp`). */
+  #out!: number;
+  #mode!: Mode;
   readonly #path: string | null;
   readonly #onError: WriteErrorReport;
   /** Bytes per batch: whole lines only, at most this many (one longer line goes alone). */
-  #batchBytes: number;
+  #batchBytes!: number;
   /** Full batches waiting for the destination, oldest first. */
   readonly #batches: Buffer[] = [];
   /** The batch being filled, and how much of it is. */
@@ -100,8 +100,6 @@ export class LineWriter {
     this.#path = typeof target === 'string' ? target : null;
     this.#onError = onError;
     this.#fd = typeof target === 'number' ? target : openAppend(target);
-    this.#out = this.#fd;
-    this.#batchBytes = FILE_BATCH;
     this.#setUp();
   }
 

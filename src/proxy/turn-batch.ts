@@ -28,25 +28,26 @@ function schedule(): void {
 }
 
 function runTurnEnd(): void {
-  // Items added while flushing (a flush's callbacks may start more) run in this same pass. One
-  // that throws must not strand the others: its error is reported, the pass goes on.
-  for (let i = 0; i < flushes.length; i++) {
-    try {
-      flushes[i]!.flushTurn();
-    } catch (err) {
-      reportLater(err);
-    }
-  }
-  for (let i = 0; i < corked.length; i++) {
-    try {
-      corked[i]!.uncork();
-    } catch (err) {
-      reportLater(err);
-    }
-  }
+  // Items added while flushing (a flush's callbacks may start more) run in this same pass.
+  runEach(flushes, flushOne);
+  runEach(corked, uncorkOne);
   flushes.length = 0;
   corked.length = 0;
   scheduled = false;
+}
+
+const flushOne = (f: TurnFlush): void => f.flushTurn();
+const uncorkOne = (s: Socket): void => s.uncork();
+
+/** Runs `run` on each item; one that throws must not strand the others: its error is reported. */
+function runEach<T>(items: readonly T[], run: (item: T) => void): void {
+  for (let i = 0; i < items.length; i++) {
+    try {
+      run(items[i]!);
+    } catch (err) {
+      reportLater(err);
+    }
+  }
 }
 
 /** Rethrows outside the pass, where the process's uncaught-exception handling sees it. */

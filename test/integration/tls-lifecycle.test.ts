@@ -57,13 +57,28 @@ function config(extra: Record<string, unknown> = {}, cert: CertFiles = a): Sluic
   } as SluiceConfigInput;
 }
 
-function h2Connect(port: number): Promise<http2.ClientHttp2Session> {
+function h2Connect(port: number, settings: http2.Settings = {}): Promise<http2.ClientHttp2Session> {
   return new Promise((resolvePromise, reject) => {
-    const client = http2.connect(`https://127.0.0.1:${port}`, { ca, servername: 'a.test' }, () =>
+    const client = http2.connect(`https://127.0.0.1:${port}`, { ca, servername: 'a.test', settings }, () =>
       resolvePromise(client),
     );
     client.on('error', reject);
   });
+}
+
+/** Starts sluice with `cfg`, connects an HTTP/2 client, runs `run`, and closes both whatever happens. */
+async function withH2(
+  cfg: SluiceConfigInput,
+  run: (client: http2.ClientHttp2Session, sluice: Awaited<ReturnType<typeof startSluice>>) => Promise<void>,
+): Promise<void> {
+  const sluice = await startSluice(cfg);
+  const client = await h2Connect(sluice.port);
+  try {
+    await run(client, sluice);
+  } finally {
+    client.close();
+    await sluice.close();
+  }
 }
 
 function h2Get(
@@ -72,20 +87,25 @@ function h2Get(
   body?: Buffer,
   headers: http2.OutgoingHttpHeaders = {},
 ): Promise<{ status: number; body: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const req = client.request({ ':path': path, ':method': body === undefined ? 'GET' : 'POST', ...headers });
+  const req = client.request({ ':path': path, ':method': body === undefined ? 'GET' : 'POST', ...headers });
+  const failed = new Promise<never>((_, reject) => req.on('error', reject));
+  req.end(body);
+  return Promise.race([h2Answer(req), failed]);
+}
+
+/** The status and body of the answer on `req`, once it has ended (errors are the caller's). */
+function h2Answer(req: http2.ClientHttp2Stream): Promise<{ status: number; body: string }> {
+  return new Promise((resolvePromise) => {
     let status = 0;
-    let data = '';
+    let body = '';
     req.setEncoding('utf8');
     req.on('response', (h) => {
       status = Number(h[':status']);
     });
     req.on('data', (d: string) => {
-      data += d;
+      body += d;
     });
-    req.on('end', () => resolvePromise({ status, body: data }));
-    req.on('error', reject);
-    req.end(body);
+    req.on('end', () => resolvePromise({ status, body }));
   });
 }
 
@@ -127,48 +147,44 @@ describe('WebSocket on an HTTP/2 TLS address', () => {
 
 describe('handlers over HTTP/2', () => {
   it('serves a fetch-style app and a Node listener: status, headers, Set-Cookie, bodies', async () => {
-    const sluice = await startSluice(
+    await withH2(
       config({
         routes: [
           { name: 'fetch', match: { path_prefix: '/f/' }, handler: 'test/fixtures/handlers/fetch-app.ts' },
           { name: 'listener', handler: 'test/fixtures/handlers/listener-app.ts' },
         ],
       }),
+      async (client, sluice) => {
+        const echo = await h2Get(client, '/f/echo', Buffer.from('hi'));
+        expect(echo.status).toBe(200);
+        expect(JSON.parse(echo.body)).toMatchObject({
+          method: 'POST',
+          body: 'hi',
+          url: `https://a.test:${sluice.port}/f/echo`,
+        });
+        const cookies = await new Promise<http2.IncomingHttpHeaders>((resolvePromise, reject) => {
+          const req = client.request({ ':path': '/f/cookies' });
+          req.on('response', resolvePromise);
+          req.on('error', reject);
+          req.resume();
+          req.end();
+        });
+        expect(cookies[':status']).toBe(201);
+        expect(cookies['set-cookie']).toEqual(['a=1; Path=/', 'b=2; Path=/']);
+        expect(await h2Get(client, '/f/stream')).toEqual({
+          status: 200,
+          body: 'chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n',
+        });
+        const listener = await h2Get(client, '/anything', Buffer.from('x'));
+        expect(listener.status).toBe(200);
+        expect(JSON.parse(listener.body)).toMatchObject({ method: 'POST', url: '/anything', body: 'x' });
+        const lines = await sluice.waitForAccessLines(5);
+        expect(lines.find((l) => l.path === '/anything')).toMatchObject({
+          status: 200,
+          bytes_out: Buffer.byteLength(listener.body),
+        });
+      },
     );
-    const client = await h2Connect(sluice.port);
-    try {
-      const echo = await h2Get(client, '/f/echo', Buffer.from('hi'));
-      expect(echo.status).toBe(200);
-      expect(JSON.parse(echo.body)).toMatchObject({
-        method: 'POST',
-        body: 'hi',
-        url: `https://a.test:${sluice.port}/f/echo`,
-      });
-      const cookies = await new Promise<http2.IncomingHttpHeaders>((resolvePromise, reject) => {
-        const req = client.request({ ':path': '/f/cookies' });
-        req.on('response', resolvePromise);
-        req.on('error', reject);
-        req.resume();
-        req.end();
-      });
-      expect(cookies[':status']).toBe(201);
-      expect(cookies['set-cookie']).toEqual(['a=1; Path=/', 'b=2; Path=/']);
-      expect(await h2Get(client, '/f/stream')).toEqual({
-        status: 200,
-        body: 'chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n',
-      });
-      const listener = await h2Get(client, '/anything', Buffer.from('x'));
-      expect(listener.status).toBe(200);
-      expect(JSON.parse(listener.body)).toMatchObject({ method: 'POST', url: '/anything', body: 'x' });
-      const lines = await sluice.waitForAccessLines(5);
-      expect(lines.find((l) => l.path === '/anything')).toMatchObject({
-        status: 200,
-        bytes_out: Buffer.byteLength(listener.body),
-      });
-    } finally {
-      client.close();
-      await sluice.close();
-    }
   });
 });
 
@@ -198,43 +214,25 @@ describe('limits over TLS', () => {
   });
 
   it('answers 413 to an HTTP/2 body over max_body, with or without a content-length', async () => {
-    const sluice = await startSluice(config({ limits: { max_body: '1kb' } }));
-    const client = await h2Connect(sluice.port);
-    try {
+    await withH2(config({ limits: { max_body: '1kb' } }), async (client) => {
       expect(await h2Get(client, '/small', Buffer.alloc(100, 'x'))).toMatchObject({ status: 200 });
       expect(await h2Get(client, '/big', Buffer.alloc(5000, 'x'))).toMatchObject({ status: 413 });
       const sized = await h2Get(client, '/big-sized', Buffer.alloc(5000, 'x'), { 'content-length': 5000 });
       expect(sized).toMatchObject({ status: 413 });
       expect(up.seen.map((r) => r.url)).not.toContain('/big-sized');
-    } finally {
-      client.close();
-      await sluice.close();
-    }
+    });
   });
 
   it('answers 408 to an HTTP/2 body still arriving at request_timeout, and resets its stream', async () => {
     // One byte every 100 ms: the connection is never idle, so only request_timeout can end it.
-    const sluice = await startSluice(config({ limits: { request_timeout: '1s', keepalive_timeout: '3s' } }));
-    const client = await h2Connect(sluice.port);
-    try {
+    await withH2(config({ limits: { request_timeout: '1s', keepalive_timeout: '3s' } }), async (client) => {
       const started = Date.now();
       const req = client.request({ ':path': '/trickle', ':method': 'POST', 'content-length': 1000 });
       const drip = setInterval(() => req.write('x'), 100);
       // Waits for the end of the answer, not for the client stream's 'close': Node's client holds
       // that back while a write of its own is queued on a stream the server reset with NO_ERROR.
-      const answer = await new Promise<{ status: number; body: string }>((resolvePromise) => {
-        let status = 0;
-        let body = '';
-        req.setEncoding('utf8');
-        req.on('response', (h) => {
-          status = Number(h[':status']);
-        });
-        req.on('data', (d: string) => {
-          body += d;
-        });
-        req.on('error', () => undefined);
-        req.on('end', () => resolvePromise({ status, body }));
-      });
+      req.on('error', () => undefined);
+      const answer = await h2Answer(req);
       clearInterval(drip);
       expect(answer.status).toBe(408);
       expect(JSON.parse(answer.body)).toMatchObject({ code: 'SLUICE_E_CLIENT_TIMEOUT' });
@@ -245,24 +243,14 @@ describe('limits over TLS', () => {
       expect(await h2Get(client, '/after')).toMatchObject({ status: 200, body: 'ok /after' });
       await new Promise((r) => setTimeout(r, 200));
       expect(up.seen.map((r) => r.url)).not.toContain('/trickle');
-    } finally {
-      client.close();
-      await sluice.close();
-    }
+    });
   });
 
   it('cancels a timed-out HTTP/2 stream whose client keeps its window shut to the answer', async () => {
     const sluice = await startSluice(
       config({ limits: { request_timeout: '1s', keepalive_timeout: '600ms' } }),
     );
-    const client = await new Promise<http2.ClientHttp2Session>((resolvePromise, reject) => {
-      const c = http2.connect(
-        `https://127.0.0.1:${sluice.port}`,
-        { ca, servername: 'a.test', settings: { initialWindowSize: 0 } },
-        () => resolvePromise(c),
-      );
-      c.on('error', reject);
-    });
+    const client = await h2Connect(sluice.port, { initialWindowSize: 0 });
     try {
       const started = Date.now();
       const req = client.request({ ':path': '/shut', ':method': 'POST', 'content-length': 1000 });
@@ -287,9 +275,7 @@ describe('limits over TLS', () => {
 
   it('never lets a streamed HTTP/2 body cut by request_timeout reach the upstream as complete', async () => {
     // Over 64 KiB and no content-length: the body is streamed to the upstream as it comes.
-    const sluice = await startSluice(config({ limits: { request_timeout: '1s' } }));
-    const client = await h2Connect(sluice.port);
-    try {
+    await withH2(config({ limits: { request_timeout: '1s' } }), async (client) => {
       const req = client.request({ ':path': '/streamed-cut', ':method': 'POST' });
       req.on('error', () => undefined);
       req.resume();
@@ -303,16 +289,11 @@ describe('limits over TLS', () => {
       clearInterval(drip);
       await new Promise((r) => setTimeout(r, 300));
       expect(up.seen.map((r) => r.url)).not.toContain('/streamed-cut');
-    } finally {
-      client.close();
-      await sluice.close();
-    }
+    });
   });
 
   it('never forwards an HTTP/2 body the client reset part-way', async () => {
-    const sluice = await startSluice(config());
-    const client = await h2Connect(sluice.port);
-    try {
+    await withH2(config(), async (client) => {
       for (const headers of [{ 'content-length': 1000 }, {}]) {
         const req = client.request({ ':path': '/cut', ':method': 'POST', ...headers });
         req.on('error', () => undefined);
@@ -324,23 +305,15 @@ describe('limits over TLS', () => {
       await new Promise((r) => setTimeout(r, 300));
       expect(up.seen.map((r) => r.url)).not.toContain('/cut');
       expect(await h2Get(client, '/after-cut')).toMatchObject({ status: 200 });
-    } finally {
-      client.close();
-      await sluice.close();
-    }
+    });
   });
 
   it('leaves an HTTP/2 upload alone while it keeps within request_timeout', async () => {
-    const sluice = await startSluice(config({ limits: { request_timeout: '1s' } }));
-    const client = await h2Connect(sluice.port);
-    try {
+    await withH2(config({ limits: { request_timeout: '1s' } }), async (client) => {
       expect(await h2Get(client, '/upload', Buffer.alloc(200_000, 'y'))).toMatchObject({ status: 200 });
       await new Promise((r) => setTimeout(r, 1200));
       expect(await h2Get(client, '/after')).toMatchObject({ status: 200 });
-    } finally {
-      client.close();
-      await sluice.close();
-    }
+    });
   });
 
   it('refuses TLS connections over max_connections', async () => {
@@ -357,18 +330,13 @@ describe('limits over TLS', () => {
   });
 
   it('closes an idle HTTP/2 connection after keepalive_timeout with GOAWAY', async () => {
-    const sluice = await startSluice(config({ limits: { keepalive_timeout: '500ms' } }));
-    const client = await h2Connect(sluice.port);
-    try {
+    await withH2(config({ limits: { keepalive_timeout: '500ms' } }), async (client) => {
       const goaway = new Promise<number>((r) => client.once('goaway', (code) => r(code)));
       expect(await h2Get(client, '/')).toMatchObject({ status: 200 });
       const started = Date.now();
       expect(await goaway).toBe(http2.constants.NGHTTP2_NO_ERROR);
       expect(Date.now() - started).toBeLessThan(3000);
-    } finally {
-      client.close();
-      await sluice.close();
-    }
+    });
   });
 });
 

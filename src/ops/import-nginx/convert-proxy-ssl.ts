@@ -11,9 +11,9 @@
  *   location that differs is a warning (convert-upstream.ts, `UpstreamUsage`). A single address
  *   (`proxy_pass https://host:port`) has no `tls:` in sluice, so its settings are a warning too.
  */
-import type { NginxDirective, SourcePlace } from './ast.js';
+import type { NginxDirective } from './ast.js';
 import type { ServerContext } from './convert-context.js';
-import { outputPath } from './output-path.js';
+import { namedFile } from './output-path.js';
 import { nearest, type Scope } from './scope.js';
 import type { SluiceUpstream } from './sluice-config.js';
 import { hasVariables } from './variables.js';
@@ -21,30 +21,30 @@ import { hasVariables } from './variables.js';
 /** An upstream's `tls:`. */
 export type SluiceUpstreamTls = NonNullable<SluiceUpstream['tls']>;
 
-/** The TLS settings of one https proxy_pass, and where they were written. */
-export interface ProxyTlsPlan {
-  readonly tls: SluiceUpstreamTls | undefined;
-  readonly at: SourcePlace;
-}
-
-/** Reads the proxy_ssl_* in effect for `pass` (an https proxy_pass to `upstream`, or to a single address when null). */
+/**
+ * Reads the proxy_ssl_* in effect for `pass` (an https proxy_pass to `upstream`, or to a single
+ * address when null): the upstream's `tls:`, undefined when there is nothing to carry over.
+ */
 export function convertProxySsl(
   pass: NginxDirective,
   scope: Scope,
   server: ServerContext,
   upstream: string | null,
-): ProxyTlsPlan {
+): SluiceUpstreamTls | undefined {
   const { warnings } = server.ctx;
   const tls: SluiceUpstreamTls = {};
   const file = (name: string): string | undefined => {
     const d = nearest(scope, name);
     if (d === undefined) return undefined;
-    const p = d.args[0] ?? '';
-    if (p === '' || hasVariables(p) || p.startsWith('data:') || p.startsWith('engine:')) {
-      warnings.add(d, `${name} ${p}: sluice reads TLS files from paths named as written; not carried over`);
+    const path = namedFile(d.args[0], server.paths);
+    if (path === null) {
+      warnings.add(
+        d,
+        `${name} ${d.args[0] ?? ''}: sluice reads TLS files from paths named as written; not carried over`,
+      );
       return undefined;
     }
-    return outputPath(p, server.paths);
+    return path;
   };
   const ca = file('proxy_ssl_trusted_certificate');
   if (ca !== undefined) tls.ca = ca;
@@ -84,13 +84,13 @@ export function convertProxySsl(
     );
   }
 
-  const at = [ca, cert, key].some((f) => f !== undefined) || tls.server_name !== undefined ? tls : undefined;
-  if (at !== undefined && upstream === null) {
+  if ([ca, cert, key, tls.server_name].every((v) => v === undefined)) return undefined;
+  if (upstream === null) {
     warnings.add(
       pass,
       `proxy_pass ${pass.args[0] ?? ''}: proxy_ssl_* settings need an upstream in sluice (upstreams.NAME.tls), and a single address has none; write an upstream block for it to carry them over`,
     );
-    return { tls: undefined, at: pass };
+    return undefined;
   }
-  return { tls: at, at: pass };
+  return tls;
 }

@@ -80,7 +80,7 @@ export function convertProxy(
     }
     proxy.upstream = upstream.name;
     const retry = convertRetry(scope, server);
-    const tls = scheme === 'https' ? convertProxySsl(pass, scope, server, upstream.name).tls : undefined;
+    const tls = scheme === 'https' ? convertProxySsl(pass, scope, server, upstream.name) : undefined;
     ctx.usage.use(upstream.name, scheme, pass, retry.retry, retry.at ?? pass, ctx.warnings, tls);
   } else {
     const parsed = parseUpstreamUrl(`${scheme}://${hostPort}`);

@@ -24,7 +24,7 @@ import { convertLocation, type RoutePlan } from './convert-location.js';
 import { firstReturn } from './convert-return.js';
 import { type ListenPlan, parseListen } from './listen.js';
 import { parseLocation } from './location-match.js';
-import { outputPath, type PathContext } from './output-path.js';
+import { namedFile, type PathContext } from './output-path.js';
 import { escapeRegex, guardRegex, translateRegex } from './regex.js';
 import { childScope, nearest, nearestList, own, type Scope } from './scope.js';
 import type { SluiceLimits, SluiceRoute, SluiceServer, SluiceTls, YamlNote } from './sluice-config.js';
@@ -249,12 +249,14 @@ function readTls(
     warn(extra, 'ssl_certificate_key: sluice takes one key per server; only the first is carried over');
   }
   const file = (d: NginxDirective): string | null => {
-    const p = d.args[0] ?? '';
-    if (p === '' || hasVariables(p) || p.startsWith('data:') || p.startsWith('engine:')) {
-      warn(d, `${d.name} ${p}: sluice reads certificates from files named as written; not carried over`);
-      return null;
+    const path = namedFile(d.args[0], paths);
+    if (path === null) {
+      warn(
+        d,
+        `${d.name} ${d.args[0] ?? ''}: sluice reads certificates from files named as written; not carried over`,
+      );
     }
-    return outputPath(p, paths);
+    return path;
   };
   const certFile = file(cert);
   const keyFile = file(key);

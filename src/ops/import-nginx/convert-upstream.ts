@@ -235,11 +235,42 @@ function mergeDuplicates(targets: TargetPlan[], warnings: WarningList): TargetPl
   return out;
 }
 
-/** How the locations use the upstreams: the scheme of their proxy_pass, and their retry settings. */
+/** The first setting seen for each upstream, and where it was written. */
+type FirstSeen<T> = Map<string, { readonly value: T; readonly at: SourcePlace }>;
+
+/**
+ * Keeps the first `value` given for upstream `name`; a later one that differs (compared as
+ * `key(value)`) is a warning at its own place: sluice sets `setting` per upstream, nginx sets its
+ * `directives` per location.
+ */
+function keepFirst<T>(
+  seen: FirstSeen<T>,
+  name: string,
+  value: T,
+  at: SourcePlace,
+  key: (v: T) => string,
+  words: { readonly directives: string; readonly setting: string },
+  warnings: WarningList,
+): void {
+  const first = seen.get(name);
+  if (first === undefined) seen.set(name, { value, at });
+  else if (key(first.value) !== key(value)) {
+    warnings.add(
+      at,
+      `${words.directives} settings differ from those of ${first.at.file}:${first.at.line} for upstream ${name}; sluice sets ${words.setting} per upstream, so the first ones are used`,
+    );
+  }
+}
+
+const RETRY_WORDS = { directives: 'proxy_next_upstream', setting: 'retries' } as const;
+const TLS_WORDS = { directives: 'proxy_ssl_*', setting: 'TLS' } as const;
+const tlsKey = (t: SluiceUpstreamTls | undefined): string => JSON.stringify(t ?? {});
+
+/** How the locations use the upstreams: the scheme of their proxy_pass, their retry and TLS settings. */
 export class UpstreamUsage {
   readonly #scheme = new Map<string, { scheme: string; at: SourcePlace }>();
-  readonly #retry = new Map<string, { retry: SluiceRetry | undefined; at: SourcePlace }>();
-  readonly #tls = new Map<string, { tls: SluiceUpstreamTls | undefined; at: SourcePlace }>();
+  readonly #retry: FirstSeen<SluiceRetry | undefined> = new Map();
+  readonly #tls: FirstSeen<SluiceUpstreamTls | undefined> = new Map();
 
   /**
    * Records one proxy_pass to `name`; `retryAt` is where its retry settings were written, `tls`
@@ -262,28 +293,13 @@ export class UpstreamUsage {
         `proxy_pass ${scheme}://${name}: upstream ${name} is already used with ${seen.scheme}:// (${seen.at.file}:${seen.at.line}); sluice gives each target one scheme, so ${seen.scheme}:// is used`,
       );
     }
-    const first = this.#retry.get(name);
-    if (first === undefined) this.#retry.set(name, { retry, at: retryAt });
-    else if (retryKey(first.retry) !== retryKey(retry)) {
-      warnings.add(
-        retryAt,
-        `proxy_next_upstream settings differ from those of ${first.at.file}:${first.at.line} for upstream ${name}; sluice sets retries per upstream, so the first ones are used`,
-      );
-    }
-    if (scheme !== 'https') return;
-    const firstTls = this.#tls.get(name);
-    if (firstTls === undefined) this.#tls.set(name, { tls, at });
-    else if (JSON.stringify(firstTls.tls ?? {}) !== JSON.stringify(tls ?? {})) {
-      warnings.add(
-        at,
-        `proxy_ssl_* settings differ from those of ${firstTls.at.file}:${firstTls.at.line} for upstream ${name}; sluice sets TLS per upstream, so the first ones are used`,
-      );
-    }
+    keepFirst(this.#retry, name, retry, retryAt, retryKey, RETRY_WORDS, warnings);
+    if (scheme === 'https') keepFirst(this.#tls, name, tls, at, tlsKey, TLS_WORDS, warnings);
   }
 
   /** The TLS settings of the first https location using `name`. */
   tlsOf(name: string): SluiceUpstreamTls | undefined {
-    return this.#tls.get(name)?.tls;
+    return this.#tls.get(name)?.value;
   }
 
   /** The scheme `name` is used with; `http` when no location uses it. */
@@ -293,7 +309,7 @@ export class UpstreamUsage {
 
   /** The retry settings of the first location using `name`; `undefined` when they are nginx's defaults. */
   retryOf(name: string): SluiceRetry | undefined {
-    const retry = this.#retry.get(name)?.retry;
+    const retry = this.#retry.get(name)?.value;
     return retry === undefined || retryKey(retry) === retryKey(undefined) ? undefined : retry;
   }
 
