@@ -13,6 +13,8 @@
  * same port get Node's usual classes, so the HTTP/1.1 path pays nothing for HTTP/2.
  */
 import http2 from 'node:http2';
+import type { ReadableOptions } from 'node:stream';
+import { abortBody } from './abort-body.js';
 
 const kAssigned = Symbol('sluice.h2RawHeaders');
 
@@ -23,6 +25,44 @@ const receivedRawHeaders = Object.getOwnPropertyDescriptor(http2.Http2ServerRequ
 /** An HTTP/2 request whose `rawHeaders` read as HTTP/1.1 fields. */
 export class H2Request extends http2.Http2ServerRequest {
   #fields: string[] | null = null;
+
+  /** The client sent END_STREAM: the body, if any, is whole. */
+  #clientEnded: boolean;
+
+  constructor(
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    options: ReadableOptions | undefined,
+    rawHeaders: string[],
+  ) {
+    // Node emits the request's 'close' itself when the stream closes; a destroy must not add a second.
+    super(stream, headers, { ...options, emitClose: false }, rawHeaders);
+    this.#clientEnded = stream.endAfterHeaders;
+    if (!this.#clientEnded)
+      watchEndStream(stream, () => {
+        this.#clientEnded = true;
+      });
+  }
+
+  /**
+   * Node ends the request's body when its stream ends, and also when the stream closes before the
+   * client finished sending (a reset by the client, or by request_timeout once its 408 is out): a reader would take a body cut short for
+   * a whole one (an 'end' event, or a clean end of iteration for some readers). A body whose
+   * END_STREAM never came ends with an error instead, as HTTP/1.1 does when a connection closes
+   * mid-body.
+   */
+  override push(chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (chunk === null && !this.#clientEnded) {
+      abortBody(this);
+      return false;
+    }
+    return super.push(chunk, encoding);
+  }
+
+  /** As HTTP/1.1's IncomingMessage: the abort is an 'error' only for a reader that listens for one. */
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    callback(err !== null && this.listenerCount('error') > 0 ? err : null);
+  }
 
   /** The header fields as received, pseudo-headers (`:method`, `:path`, `:authority`…) included. */
   get h2RawHeaders(): string[] {
@@ -48,6 +88,20 @@ export class H2Request extends http2.Http2ServerRequest {
       },
     });
   }
+}
+
+/**
+ * Calls `onEnd` when the client's END_STREAM arrives on `stream`. Node delivers it as the end of
+ * the stream's readable side, but ends that side the same way when the stream closes early; only the
+ * order tells them apart: END_STREAM ends it while the stream is still open. Node has no event for
+ * it, so the stream's own `push` is wrapped (streams with a body only).
+ */
+function watchEndStream(stream: http2.ServerHttp2Stream, onEnd: () => void): void {
+  const push = stream.push;
+  stream.push = function (this: http2.ServerHttp2Stream, chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (chunk === null && !stream.closed) onEnd();
+    return push.call(this, chunk, encoding);
+  };
 }
 
 /** An HTTP/2 response that accepts the HTTP/1.1 calls the gateway makes. */

@@ -17,6 +17,7 @@ import type { Socket } from 'node:net';
 import type tls from 'node:tls';
 import type { ErrorCode } from '../errors/catalogue.js';
 import { SluiceError } from '../errors/sluice-error.js';
+import { abortBody } from './abort-body.js';
 import { rawErrorResponse } from './error-response.js';
 import type { Exchange, ExchangeObserver } from './exchange.js';
 import { handleRequest } from './gateway.js';
@@ -510,6 +511,10 @@ export class HttpListener {
     if (x && !x.finished) {
       x.fail(code, err);
       socket.destroySoon();
+      // Node drops a request from its connection's list once its answer is out (this error
+      // answer), so the connection's close no longer aborts its body: whoever still reads it (a
+      // handler, the proxy reading or streaming it) would wait for ever. End it as Node does.
+      if (!x.req.complete) socket.once('close', () => abortBody(x.req));
     } else {
       refuse(socket, code);
     }

@@ -1,4 +1,5 @@
 /** Handler routes in-process: both module styles, errors as 500s with ids, limits, close(). */
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { http } from '../helpers/http.js';
 import { startSluice, type TestSluice } from '../helpers/sluice.js';
@@ -78,5 +79,59 @@ describe('handler routes', () => {
     await http(`${sluice.url}/f/echo`, { method: 'POST', body: 'logged' });
     const lines = await sluice.waitForAccessLines(1);
     expect(lines.some((l) => l.route === 'fetch' && l.status === 200 && l.path === '/f/echo')).toBe(true);
+  });
+});
+
+describe('a request body cut short, over HTTP/1.1', () => {
+  it('reaches the handler as an error, never as a whole body: client gone part-way, or request_timeout', async () => {
+    // The fixture app records into this array (sluice runs in the test's process).
+    const outcomes: { path: string; outcome: string }[] = [];
+    (globalThis as { __bodyOutcomes?: unknown }).__bodyOutcomes = outcomes;
+    const readers = ['/i/', '/e/', '/f/'];
+    const sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          limits: { request_timeout: '1s' },
+          routes: [{ handler: 'test/fixtures/handlers/body-outcome-app.ts' }],
+        },
+      ],
+    });
+    const send = (head: string, body: string, closeAfterMs: number): Promise<string> =>
+      new Promise((resolvePromise) => {
+        const socket = net.connect(sluice.port, '127.0.0.1', () => socket.write(`${head}\r\n\r\n${body}`));
+        let answer = '';
+        socket.on('data', (d) => {
+          answer += d;
+        });
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolvePromise(answer));
+        if (closeAfterMs > 0) setTimeout(() => socket.destroy(), closeAfterMs);
+      });
+    try {
+      const cut = readers.flatMap((r) => [
+        send(`POST ${r}gone HTTP/1.1\r\nHost: a\r\nContent-Length: 1000`, 'x'.repeat(500), 150),
+        send(
+          `POST ${r}gone HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked`,
+          `1f4\r\n${'x'.repeat(500)}\r\n`,
+          150,
+        ),
+        send(`POST ${r}slow HTTP/1.1\r\nHost: a\r\nContent-Length: 1000`, 'z'.repeat(100), 0),
+      ]);
+      const answers = await Promise.all(cut);
+      expect(answers.filter((a) => a.startsWith('HTTP/1.1 408'))).toHaveLength(readers.length);
+      for (const r of readers) {
+        const whole = await http(`${sluice.url}${r}whole`, { method: 'POST', body: 'y'.repeat(3000) });
+        expect(whole.body).toBe('3000\n');
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      expect(outcomes.map((o) => `${o.path} ${o.outcome}`).sort()).toEqual(
+        readers
+          .flatMap((r) => [`${r}gone error`, `${r}gone error`, `${r}slow error`, `${r}whole complete`])
+          .sort(),
+      );
+    } finally {
+      await sluice.close();
+    }
   });
 });

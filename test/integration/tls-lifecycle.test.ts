@@ -186,6 +186,52 @@ describe('handlers over HTTP/2', () => {
       },
     );
   });
+
+  it('never lets a handler read an HTTP/2 body cut short as complete: client reset or request_timeout', async () => {
+    // The fixture app records into this array (sluice runs in the test's process).
+    const outcomes: { path: string; outcome: string }[] = [];
+    (globalThis as { __bodyOutcomes?: unknown }).__bodyOutcomes = outcomes;
+    const readers = ['/i/', '/e/', '/f/'];
+    await withH2(
+      config({
+        routes: [{ handler: 'test/fixtures/handlers/body-outcome-app.ts' }],
+        limits: { request_timeout: '1s' },
+      }),
+      async (client) => {
+        // RST_STREAM part-way through the body, with no END_STREAM.
+        for (const reader of readers) {
+          for (const headers of [{ 'content-length': 1000 }, {}]) {
+            const req = client.request({ ':path': `${reader}reset`, ':method': 'POST', ...headers });
+            req.on('error', () => undefined);
+            req.write(Buffer.alloc(500, 'x'));
+            await new Promise((r) => setTimeout(r, 100));
+            req.destroy();
+            await new Promise((r) => req.once('close', r));
+          }
+        }
+        // A body still arriving at request_timeout: the client gets 408, the reader an error.
+        const slow = readers.map((reader) => {
+          const req = client.request({ ':path': `${reader}slow`, ':method': 'POST' });
+          req.on('error', () => undefined);
+          req.write(Buffer.alloc(100, 'z'));
+          return h2Answer(req);
+        });
+        for (const answer of await Promise.all(slow)) expect(answer.status).toBe(408);
+        for (const reader of readers) {
+          expect(await h2Get(client, `${reader}whole`, Buffer.alloc(3000, 'y'))).toEqual({
+            status: 200,
+            body: '3000\n',
+          });
+        }
+        await new Promise((r) => setTimeout(r, 200));
+        expect(outcomes.map((o) => `${o.path} ${o.outcome}`).sort()).toEqual(
+          readers
+            .flatMap((r) => [`${r}reset error`, `${r}reset error`, `${r}slow error`, `${r}whole complete`])
+            .sort(),
+        );
+      },
+    );
+  });
 });
 
 describe('limits over TLS', () => {
