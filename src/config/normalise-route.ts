@@ -1,6 +1,7 @@
 /** One `routes:` entry → a route without its name (names are given per server, see unique-names.ts). */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { parseSize } from '../core/size.js';
 import type { MatchDraft, RedirectDraft, RespondDraft, RouteDraft } from './config-draft.js';
 import { headerPairs } from './header-rules.js';
 import { HEADER_NAME_HINT, isHttpToken } from './http-token.js';
@@ -84,6 +85,7 @@ export function normaliseRoute(
             headers: match.headers,
             action,
             guards: normaliseGuards(draft, path, problems, serverGuards),
+            maxBody: draft.max_body === undefined ? null : (parseSize(draft.max_body) ?? null),
           },
   };
 }

@@ -228,6 +228,10 @@ const routeSchema = z.strictObject({
   handler: z.string().optional().meta({
     description: 'A module (.ts or .js, relative to the config file) whose default export serves the route.',
   }),
+  max_body: sizeSchema.optional().meta({
+    description:
+      "Largest request body on this route, in place of the server's limits.max_body (nginx: client_max_body_size in a location).",
+  }),
 });
 
 const serverSchema = z.strictObject({

@@ -101,6 +101,8 @@ export interface ResolvedRoute {
   readonly headers: readonly HeaderMatch[];
   readonly action: RouteAction;
   readonly guards: ResolvedGuards;
+  /** The route's `max_body` in bytes, or `null` for the server's `limits.max_body`. */
+  readonly maxBody: number | null;
 }
 
 /** One server (virtual host) with its listen addresses and routes. */

@@ -72,6 +72,8 @@ export interface CompiledRoute {
   readonly name: string;
   readonly action: CompiledAction;
   readonly guards: CompiledGuards;
+  /** The route's `max_body`, else the server's. */
+  readonly maxBody: number;
 }
 
 export interface CompiledServer {
@@ -174,6 +176,7 @@ function compileServer(
     routes: new RouteTable(config.routes, (route) => ({
       ...compileRoute(route, upstreams, handlers),
       guards: compileGuards(route.guards, config.name, route.name),
+      maxBody: route.maxBody ?? config.limits.maxBody,
     })),
     trusted: config.trustedProxies.length > 0 ? new IpSet(config.trustedProxies) : null,
     limits: config.limits,
@@ -221,7 +224,7 @@ function compileRoute(
   route: ResolvedRoute,
   upstreams: UpstreamSet,
   handlers: ReadonlyMap<string, LoadedHandler>,
-): Omit<CompiledRoute, 'guards'> {
+): Omit<CompiledRoute, 'guards' | 'maxBody'> {
   const action = route.action;
   switch (action.kind) {
     case 'proxy':

@@ -84,6 +84,7 @@ export function handleRequest(
 
   const route = server.routes.match(path, x.method, x) ?? null;
   x.route = route;
+  if (route !== null) x.maxBody = route.maxBody;
   const guards = route?.guards ?? server.guards;
   x.guards = guards;
   if (guards !== NO_CHECKS) {

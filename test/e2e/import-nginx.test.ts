@@ -64,6 +64,7 @@ http {
         proxy_set_header X-Real-IP $remote_addr;
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         proxy_set_header X-Via nginx-import;
+        client_max_body_size 1k;
 
         location = /exact {
             return 200 "exact\\n";
@@ -81,6 +82,7 @@ http {
             return 301 https://example.com/new/;
         }
         location /api/ {
+            client_max_body_size 64k;
             proxy_pass http://127.0.0.1:${p.b}/v1/;
         }
         location /fail/ {
@@ -186,6 +188,18 @@ describe('sluice import nginx (built CLI)', () => {
       const r = await get('/old/page');
       expect(r.status).toBe(301);
       expect(r.headers.location).toBe('https://example.com/new/');
+    });
+
+    it("limits request bodies by the server's client_max_body_size, and by a location's own", async () => {
+      const post = (path: string) =>
+        http(`http://127.0.0.1:${port}${path}`, {
+          method: 'POST',
+          body: 'u'.repeat(8 * 1024),
+          headers: { host: 'import.test' },
+        });
+      expect((await post('/api/upload')).json()).toMatchObject({ name: 'b', url: '/v1/upload' });
+      expect((await post('/pool/upload')).status).toBe(413);
+      expect([up.a, up.b, up.c].some((u) => seen(u, '/pool/upload').length > 0)).toBe(false);
     });
 
     it('replaces the location prefix with the URI part of proxy_pass', async () => {

@@ -167,3 +167,68 @@ describe('max_requests_per_connection', () => {
     expect(up.seen.map((s) => s.url)).toEqual(['/n1', '/n2', '/n3']);
   });
 });
+
+describe('a route max_body (nginx: client_max_body_size in a location)', () => {
+  let up: TestUpstream;
+  let sluice: TestSluice;
+
+  beforeAll(async () => {
+    up = await startUpstream();
+    sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          limits: { max_body: '1kb' },
+          routes: [
+            { match: { path_prefix: '/upload/' }, max_body: '8kb', proxy: { url: up.url } },
+            { match: { path_prefix: '/tiny/' }, max_body: '16b', proxy: { url: up.url } },
+            { proxy: { url: up.url } },
+          ],
+        },
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+    await up.close();
+  });
+
+  const post = (path: string, body: string, chunked = false) =>
+    rawRequest(
+      sluice.port,
+      chunked
+        ? `POST ${path} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`
+        : `POST ${path} HTTP/1.1\r\nHost: a\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    );
+
+  it("takes the route's limit in place of the server's, larger or smaller, by Content-Length or chunked", async () => {
+    const big = 'b'.repeat(4000);
+    expect((await post('/upload/a', big)).status).toBe(200);
+    expect(up.seen.at(-1)?.body.length).toBe(4000);
+    expect((await post('/upload/b', big, true)).status).toBe(200);
+    expect(up.seen.at(-1)?.body.length).toBe(4000);
+    expect((await post('/upload/c', 'b'.repeat(9000))).status).toBe(413);
+    expect((await post('/upload/d', 'b'.repeat(9000), true)).status).toBe(413);
+    expect((await post('/elsewhere-big', big)).status).toBe(413);
+    expect((await post('/elsewhere-big-chunked', big, true)).status).toBe(413);
+    expect((await post('/tiny/a', 'x'.repeat(10))).status).toBe(200);
+    expect((await post('/tiny/b', 'x'.repeat(100))).status).toBe(413);
+    expect((await post('/elsewhere-small', 'x'.repeat(100))).status).toBe(200);
+    const refused = ['/upload/c', '/upload/d', '/elsewhere-big', '/elsewhere-big-chunked', '/tiny/b'];
+    expect(up.seen.filter((r) => refused.includes(r.url))).toEqual([]);
+  });
+
+  it("invites a body within the route's limit with 100 Continue", async () => {
+    const r = await rawRequest(
+      sluice.port,
+      [
+        'POST /upload/e HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4000\r\nConnection: close\r\n\r\n',
+        'e'.repeat(4000),
+      ],
+      { gapMs: 200 },
+    );
+    expect(r.text.startsWith('HTTP/1.1 100 Continue\r\n')).toBe(true);
+    expect(r.text).toContain('HTTP/1.1 200 OK');
+  });
+});

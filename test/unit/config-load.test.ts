@@ -267,6 +267,7 @@ describe('defaults', () => {
             headers: [],
             action: { kind: 'respond', status: 200, body: 'ok\n', headers: [] },
             guards: { access: null, rateLimit: null, ban: null },
+            maxBody: null,
           },
         ],
       },
@@ -398,6 +399,19 @@ describe('problems in YAML', () => {
       '4:18 SLUICE_E_CONFIG_UNKNOWN_KEY',
       '5:28 SLUICE_E_CONFIG_TYPE',
     ]);
+  });
+
+  it("resolve a route's max_body in bytes, and point at a bad one", () => {
+    const good = loadConfigText(
+      'servers:\n  - listen: 80\n    routes:\n      - match: { path_prefix: /up/ }\n        max_body: 200mb\n        respond: { status: 204 }\n      - respond: { status: 204 }\n',
+      's.yaml',
+      {},
+    );
+    if (!good.ok) throw new Error('expected the config to load');
+    expect(good.config.servers[0]!.routes.map((r) => r.maxBody)).toEqual([200 * 1024 ** 2, null]);
+    const bad =
+      'servers:\n  - listen: 80\n    routes:\n      - max_body: lots\n        respond: { status: 204 }\n';
+    expect(where(loadConfigText(bad, 's.yaml', {}))).toEqual(['4:19 SLUICE_E_CONFIG_SIZE']);
   });
 
   it('report all YAML syntax errors and stop there', () => {

@@ -213,6 +213,7 @@ describe('RouteTable on random tables and paths', () => {
             methods: s.methods,
             headers: [],
             action: { kind: 'respond', status: 200, body: '', headers: [] },
+            maxBody: null,
             guards: { access: null, rateLimit: null, ban: null },
           }));
           const table = new RouteTable(routes, (r) => r);

@@ -329,6 +329,34 @@ describe('conversions', () => {
     resolved(r.yaml);
   });
 
+  it('gives a location its own client_max_body_size as the route max_body, nested locations included', () => {
+    const r = convert(
+      'client_max_body_size 2m;\nserver { listen 80;\nlocation / { proxy_pass http://127.0.0.1:9000; }\nlocation /upload/ { client_max_body_size 200m; proxy_pass http://127.0.0.1:9000;\nlocation /upload/raw/ { proxy_pass http://127.0.0.1:9000; } }\nlocation /any/ { client_max_body_size 0; proxy_pass http://127.0.0.1:9000; }\nlocation /bad/ { client_max_body_size lots; proxy_pass http://127.0.0.1:9000; } }',
+    );
+    const s = r.config.servers[0]!;
+    expect(s.limits).toEqual({ max_body: '2mb' });
+    const byPrefix = Object.fromEntries(s.routes.map((route) => [route.match?.path_prefix, route.max_body]));
+    expect(byPrefix).toEqual({
+      '/': undefined,
+      '/upload/': '200mb',
+      '/upload/raw/': '200mb',
+      '/any/': '1024gb',
+      '/bad/': undefined,
+    });
+    expect(r.yaml).toContain('nginx: client_max_body_size 0 (no limit)');
+    expect(r.warnings.map((w) => [w.line, w.message])).toEqual([
+      [8, 'client_max_body_size lots: not a size; not carried over'],
+    ]);
+    const config = resolved(r.yaml);
+    expect(config.servers[0]!.routes.map((route) => [route.name, route.maxBody])).toEqual([
+      ['/', null],
+      ['/upload/', 200 * 1024 ** 2],
+      ['/upload/raw/', 200 * 1024 ** 2],
+      ['/any/', 1024 ** 4],
+      ['/bad/', null],
+    ]);
+  });
+
   it('carries proxy_next_upstream to the upstream and warns when locations disagree', () => {
     const r = convert(
       'upstream u { server 127.0.0.1:9001; server 127.0.0.1:9002; }\nserver { listen 80;\nlocation /a/ { proxy_next_upstream error timeout http_503; proxy_pass http://u; }\nlocation /b/ { proxy_next_upstream off; proxy_pass http://u; } }',

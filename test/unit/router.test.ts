@@ -61,6 +61,7 @@ const route = (
   headers: [],
   action: { kind: 'respond', status: 200, body: name, headers: [] },
   guards: { access: null, rateLimit: null, ban: null },
+  maxBody: null,
   ...extra,
 });
 

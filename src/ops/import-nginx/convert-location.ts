@@ -8,12 +8,15 @@
  *   ~* re     → match: { path_regex: re with its letters folded, e.g. [pP][hH][pP] }
  *   @name     → no route; reachable only through try_files (whose fallback it then serves)
  *
+ * A location's client_max_body_size (or its parent location's) becomes the route's max_body.
+ *
  * The action follows nginx's phases: a `return` (or redirecting `rewrite`) answers before any
  * content handler; then `proxy_pass`; a location that serves files, which sluice cannot do,
  * answers 404; one whose content cannot be carried over answers 502. Each such route has a
  * comment in the YAML and a warning on stderr.
  */
 import type { NginxDirective } from './ast.js';
+import { convertBodySize } from './convert-body-size.js';
 import type { ServerContext } from './convert-context.js';
 import { accessAt, deniesEveryone, rateLimitAt } from './convert-guards.js';
 import { convertProxy } from './convert-proxy.js';
@@ -21,7 +24,7 @@ import { firstReturn } from './convert-return.js';
 import { FOREIGN_CONTENT, OWN_CONTENT } from './directives.js';
 import { type LocationMatch, parseLocation } from './location-match.js';
 import { translateRegex } from './regex.js';
-import { childScope, own, type Scope } from './scope.js';
+import { childScope, nearestList, own, type Scope } from './scope.js';
 import type { SluiceRoute } from './sluice-config.js';
 
 /** A converted location. */
@@ -117,6 +120,13 @@ export function convertLocation(d: NginxDirective, parent: Scope, server: Server
 
   if (access?.level === 'location') route.access = access.value;
   if (rate?.level === 'location') route.rate_limit = rate.value;
+  // Set in this location or one it is nested in; the server's own is its limits.max_body.
+  const body = nearestList(scope, 'client_max_body_size');
+  if (body?.scope.kind === 'location') {
+    const converted = convertBodySize(body.directives.at(-1)!, warnings);
+    if (converted !== null) route.max_body = converted.size;
+    if (converted?.note) notes.push(converted.note);
+  }
   return { route, match, notes, directive: d };
 }
 

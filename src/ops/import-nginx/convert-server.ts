@@ -18,6 +18,7 @@
  * longest prefix location is a `^~` one (`caretGuard`), and the two orders agree.
  */
 import type { NginxDirective } from './ast.js';
+import { convertBodySize } from './convert-body-size.js';
 import type { ConvertContext, ServerContext } from './convert-context.js';
 import { accessAt, rateLimitAt } from './convert-guards.js';
 import { convertLocation, type RoutePlan } from './convert-location.js';
@@ -28,7 +29,7 @@ import { namedFile, type PathContext } from './output-path.js';
 import { escapeRegex, guardRegex, translateRegex } from './regex.js';
 import { childScope, nearest, nearestList, own, type Scope } from './scope.js';
 import type { SluiceLimits, SluiceRoute, SluiceServer, SluiceTls, YamlNote } from './sluice-config.js';
-import { toSluiceDuration, toSluiceSize } from './units.js';
+import { toSluiceDuration } from './units.js';
 import { hasVariables } from './variables.js';
 
 /** A converted listen, with the directive it came from. */
@@ -302,17 +303,11 @@ function readTls(
 /** client_max_body_size, client_header_timeout, keepalive_timeout, keepalive_requests → limits. */
 function readLimits(scope: Scope, ctx: ConvertContext, notes: YamlNote[]): SluiceLimits {
   const limits: SluiceLimits = {};
-  const body = nearest(scope, 'client_max_body_size');
-  if (body !== undefined) {
-    const size = toSluiceSize(body.args[0] ?? '');
-    if (size === null)
-      ctx.warnings.add(body, `client_max_body_size ${body.args[0] ?? ''}: not a size; not carried over`);
-    else if (size === '0b') {
-      // nginx's 0 turns the check off; sluice has no "unlimited", so a limit no upload reaches.
-      limits.max_body = '1024gb';
-      notes.push({ path: ['limits', 'max_body'], text: 'nginx: client_max_body_size 0 (no limit)' });
-    } else if (size !== '1mb') limits.max_body = size;
-  }
+  const directive = nearest(scope, 'client_max_body_size');
+  const body = directive === undefined ? null : convertBodySize(directive, ctx.warnings);
+  // 1mb is sluice's default too.
+  if (body !== null && (body.size !== '1mb' || body.note !== null)) limits.max_body = body.size;
+  if (body?.note) notes.push({ path: ['limits', 'max_body'], text: body.note });
   const header = nearest(scope, 'client_header_timeout');
   if (header !== undefined) {
     const t = toSluiceDuration(header.args[0] ?? '');

@@ -73,6 +73,7 @@ const CONVERTED: Readonly<Record<NginxContext, ReadonlySet<string>>> = {
   location: new Set([
     ...PROXY,
     'location',
+    'client_max_body_size',
     'proxy_pass',
     'return',
     'rewrite',
@@ -241,9 +242,6 @@ export function dispositionOf(d: Pick<NginxDirective, 'name' | 'args'>, context:
       : { kind: 'dropped', reason: same.otherwise };
   }
   const reason =
-    (context === 'location' && name === 'client_max_body_size'
-      ? 'sluice limits request bodies per server (limits.max_body), not per route'
-      : undefined) ??
     (context === 'location' && SERVER_WIDE.includes(name)
       ? 'sluice sets this per server, not per route'
       : undefined) ??
