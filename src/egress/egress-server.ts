@@ -16,6 +16,7 @@ import type { Socket } from 'node:net';
 import type { Agent } from 'undici';
 import type { ResolvedEgress } from '../config/types.js';
 import { unmapIpv4 } from '../core/ip-set.js';
+import { SlotSet } from '../core/slot-set.js';
 import { undici } from '../core/undici.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { nextRequestId } from '../server/request-id.js';
@@ -51,9 +52,9 @@ export class EgressServer {
   readonly #ctx: EgressContext;
   readonly #agent: Agent;
   /** HTTP connections (not yet tunnels). */
-  readonly #sockets = new Set<ClientSocket>();
+  readonly #sockets = new SlotSet<ClientSocket>('sluice.egress.sockets');
   /** Client sockets of CONNECT tunnels. */
-  readonly #tunnels = new Set<Socket>();
+  readonly #tunnels = new SlotSet<Socket>('sluice.egress.tunnels');
   #draining = false;
   #idle: (() => void) | null = null;
 

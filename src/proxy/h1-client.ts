@@ -20,6 +20,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { headerName } from '../core/header-names.js';
+import { SlotSet } from '../core/slot-set.js';
 import { InvalidResponseError, ResponseParser, type ResponseSink } from './h1-response-parser.js';
 import { flushAtTurnEnd, type TurnFlush } from './turn-batch.js';
 
@@ -81,7 +82,7 @@ export class H1Pool {
   readonly #authority: string;
   readonly #options: H1PoolOptions;
   readonly #idle: H1Connection[] = [];
-  readonly #busy = new Set<H1Connection>();
+  readonly #busy = new SlotSet<H1Connection>('sluice.busy');
   #closing = false;
   #closed: (() => void) | null = null;
 

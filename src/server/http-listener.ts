@@ -15,6 +15,7 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import type tls from 'node:tls';
+import { SlotSet } from '../core/slot-set.js';
 import type { ErrorCode } from '../errors/catalogue.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { abortBody } from './abort-body.js';
@@ -145,7 +146,7 @@ export class HttpListener {
   /** Certificates and client certificates of a TLS address; null on a plain one. */
   readonly #tls: TlsTerminator | null;
   /** HTTP/2 connections, closed with GOAWAY on drain. */
-  readonly #sessions = new Set<http2.ServerHttp2Session>();
+  readonly #sessions = new SlotSet<http2.ServerHttp2Session>('sluice.sessions');
   #table: ListenerTable;
   readonly #observer: ExchangeObserver;
   readonly #logError: ListenerErrorLog;
@@ -319,15 +320,15 @@ export class HttpListener {
   }
 
   /** Requests being served, for /debug/handles. */
-  readonly #active = new Set<Exchange>();
+  readonly #active = new SlotSet<Exchange>('sluice.active');
 
   /** The requests being served. */
-  active(): ReadonlySet<Exchange> {
+  active(): Iterable<Exchange> {
     return this.#active;
   }
 
   /** Open client connections, for a drain that waits for them. */
-  readonly #sockets = new Set<Socket>();
+  readonly #sockets = new SlotSet<Socket>('sluice.sockets');
 
   readonly #onConnection = (socket: Socket): void => {
     this.#connections++;
@@ -360,7 +361,7 @@ export class HttpListener {
   };
 
   /** TCP connections of a TLS address whose handshake is not done yet. */
-  readonly #handshaking = new Set<Socket>();
+  readonly #handshaking = new SlotSet<Socket>('sluice.handshaking');
 
   /** A TLS connection after its handshake: tracked like a plain one (drain, sweeps). */
   readonly #onSecureConnection = (socket: tls.TLSSocket): void => {
@@ -483,7 +484,7 @@ export class HttpListener {
   };
 
   /** Sockets that left HTTP (Upgrade): Node no longer tracks them, so a close deadline must. */
-  readonly #tunnels = new Set<Socket>();
+  readonly #tunnels = new SlotSet<Socket>('sluice.tunnels');
 
   /** Shared by every response ('close' listeners get the response as `this`): no closure per request. */
   readonly #onResponseClose: (this: http.ServerResponse) => void;
@@ -561,7 +562,7 @@ export class HttpListener {
 
   /** Closes connections with no request in progress that received nothing since the last sweep. */
   #sweepIdle(): void {
-    for (const socket of this.#sockets as Set<ClientSocket>) {
+    for (const socket of this.#sockets as Iterable<ClientSocket>) {
       if (this.#tunnels.has(socket) || socket[kH2] === true || (socket[kBusy] ?? 0) > 0) continue;
       if (socket[kSeen] === socket.bytesRead) socket.destroy();
       else socket[kSeen] = socket.bytesRead;
