@@ -754,16 +754,19 @@ function refuseRootHandlers(config: ResolvedConfig): void {
  * V8 settings for workers, measured under proxy load (`wrk -c64` through one worker, 2-core VM):
  * - no allocation-site pretenuring: V8 pretenured per-request allocation sites and filled the
  *   old generation with short-lived garbage (1.8 MB promoted per scavenge, a mark-compact a second);
- * - a 64 MB initial old generation: from a small one, V8 fell into a mode (in about half of the
- *   runs) where most scavenge survivors were promoted: 51 instead of 44 µs of CPU per request and
- *   20 MB more RSS;
+ * - a 16 MB initial old generation: a worker's old generation grows by about 1 MB/s of promoted
+ *   request garbage under load, and V8's default first limit let it reach 57 MB before the first
+ *   full GC (RSS 90 → 123 MB and back every 45 s); from 16 MB the first full GC comes sooner and
+ *   V8 sizes the next limits from the live heap (about 10 MB): RSS stays at 87 MB, CPU per request
+ *   unchanged (39–40 µs). (A 64 MB start was chosen before the SlotSet fix, when every full GC
+ *   threw the worker into promoting most request objects: see core/slot-set.ts.)
  * - young generation semi-spaces of 8 MB rather than 16: 15 MB less RSS for about 1 µs per request.
  * Each is left out when the same flag is already given (on the command line or in NODE_OPTIONS).
  * Passed on the command line: `v8.setFlagsFromString` at run time did not take effect in workers.
  */
 const WORKER_V8_FLAGS = [
   '--no-allocation-site-pretenuring',
-  '--initial-old-space-size=64',
+  '--initial-old-space-size=16',
   '--max-semi-space-size=8',
 ];
 

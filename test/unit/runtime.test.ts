@@ -119,11 +119,11 @@ describe('worker V8 flags', () => {
   it('adds the tuned defaults unless the operator gave the same flag', () => {
     expect(workerV8Flags([], '')).toEqual([
       '--no-allocation-site-pretenuring',
-      '--initial-old-space-size=64',
+      '--initial-old-space-size=16',
       '--max-semi-space-size=8',
     ]);
     expect(workerV8Flags(['--max-semi-space-size=32'], '--allocation_site_pretenuring')).toEqual([
-      '--initial-old-space-size=64',
+      '--initial-old-space-size=16',
     ]);
   });
 });
