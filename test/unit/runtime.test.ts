@@ -120,7 +120,7 @@ describe('worker V8 flags', () => {
     expect(workerV8Flags([], '')).toEqual([
       '--no-allocation-site-pretenuring',
       '--initial-old-space-size=16',
-      '--max-semi-space-size=8',
+      '--max-semi-space-size=4',
     ]);
     expect(workerV8Flags(['--max-semi-space-size=32'], '--allocation_site_pretenuring')).toEqual([
       '--initial-old-space-size=16',
