@@ -296,7 +296,7 @@ function markdown(report) {
     '  of its total; the rest is Node. Against the Node peers, which pay the same floor, sluice is ahead.',
     "- **A worker's memory and CPU hold steady over a run**: V8 promotes about 1 MB/s of a worker's",
     '  short-lived objects under load; from a 16 MB initial old generation it collects them every few',
-    "  seconds and RSS stays near 85 MB. Until 2026-11-26 the runs showed two states: after a worker's first",
+    "  seconds, and with 4 MB semi-spaces RSS stays near 80 MB. Until 2026-11-26 the runs showed two states: after a worker's first",
     '  full GC, the Set that tracked requests in flight made V8 promote most request objects (870 KB per',
     '  scavenge instead of 6 KB, a full GC every second), at 46–51 instead of 37–40 µs per request and',
     '  100–120 MB of RSS. Tracking them in an array-backed set (src/core/slot-set.ts) removed the second state.',
