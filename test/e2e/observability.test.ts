@@ -63,6 +63,7 @@ describe('metrics, profiles and the admin API (2 workers)', () => {
     admin = await freePort();
     const { file, dir } = await configFile(
       `workers: 2
+allow_root_handlers: true
 admin: { listen: "127.0.0.1:${admin}" }
 servers:
   - name: web
@@ -71,11 +72,24 @@ servers:
       - name: api
         match: { path_prefix: /api/ }
         proxy: { upstream: app }
+      - name: cache
+        match: { path: /cache }
+        handler: ./cache.ts
       - name: hello
         respond: { body: "hello\\n" }
 upstreams:
   app:
     targets: [{ url: "${up.url}" }]
+`,
+    );
+    // A handler that keeps about 7 MB live from its start: the heap profile must show it.
+    await writeFile(
+      join(dir, 'cache.ts'),
+      `const cache = fillCache();
+function fillCache() {
+  return Array.from({ length: 100_000 }, (_, i) => ({ i, key: 'entry ' + i }));
+}
+export default (_req: unknown, res: { end(s: string): void }) => res.end(String(cache.length));
 `,
     );
     sluice = spawnCli(['start', '-c', file], { cwd: dir });
@@ -181,6 +195,8 @@ upstreams:
     const heap = Profile.decode(gunzipSync(Buffer.from(await heapRes.body.arrayBuffer())));
     expect(heap.sampleType.map((t) => heap.stringTable.strings[Number(t.type)])).toEqual(['inuse_space']);
     expect(heap.sample.length).toBeGreaterThan(0);
+    const heapFunctions = new Set(heap.function.map((f) => String(heap.stringTable.strings[Number(f.name)])));
+    expect(heapFunctions.has('fillCache')).toBe(true);
     const bad = await text(`${adminUrl()}/debug/pprof/profile?seconds=600`);
     expect(bad.status).toBe(400);
   });
