@@ -47,12 +47,11 @@ export class SlotSet<T extends object> implements Iterable<T> {
       items[i] = last;
       (last as Record<symbol, number>)[this.#key] = i;
     }
-    (item as Record<symbol, number>)[this.#key] = -1;
+    // The old index stays on `item`: `has` checks the slot holds it.
     return true;
   }
 
   clear(): void {
-    for (const item of this.#items) (item as Record<symbol, number>)[this.#key] = -1;
     this.#items.length = 0;
   }
 

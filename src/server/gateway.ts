@@ -41,7 +41,6 @@ export function handleRequest(
   const head = scanRequestHead(req, emptyHead());
   const server = table.hosts.match(typeof head === 'string' ? undefined : head.host);
   x.server = server;
-  x.maxBody = server.limits.maxBody;
   const peer = unmapIpv4(req.socket.remoteAddress ?? '');
   x.remoteAddr = peer;
   x.forwardedFor = peer;
@@ -84,7 +83,8 @@ export function handleRequest(
 
   const route = server.routes.match(path, x.method, x) ?? null;
   x.route = route;
-  if (route !== null) x.maxBody = route.maxBody;
+  // The route's max_body, else the server's (compiled into the route).
+  x.maxBody = route === null ? server.limits.maxBody : route.maxBody;
   const guards = route?.guards ?? server.guards;
   x.guards = guards;
   if (guards !== NO_CHECKS) {

@@ -46,10 +46,9 @@ export class H2Request extends http2.Http2ServerRequest {
 
   /**
    * Node ends the request's body when its stream ends, and also when the stream closes before the
-   * client finished sending (a reset by the client, or by request_timeout once its 408 is out): a reader would take a body cut short for
-   * a whole one (an 'end' event, or a clean end of iteration for some readers). A body whose
-   * END_STREAM never came ends with an error instead, as HTTP/1.1 does when a connection closes
-   * mid-body.
+   * client finished sending (a reset by the client, or by request_timeout once its 408 is out): a
+   * reader would take a body cut short for a whole one. A body whose END_STREAM never came ends
+   * with an error instead, as HTTP/1.1 does when a connection closes mid-body.
    */
   override push(chunk: unknown, encoding?: BufferEncoding): boolean {
     if (chunk === null && !this.#clientEnded) {
