@@ -54,6 +54,7 @@ program
   .option('--user <user>', 'run the workers as this user (when started as root)')
   .option('--group <group>', "and this group (default: the user's)")
   .option('--allow-root', 'let the handler run as root (refused by default)')
+  .option('--access-log <dest>', 'where access lines go: stdout, off, or a file path (default stdout)')
   .action(
     async (
       app: string,
@@ -64,6 +65,7 @@ program
         user?: string;
         group?: string;
         allowRoot?: boolean;
+        accessLog?: string;
       },
     ) => {
       const { runServe } = await import('./commands/serve.js');

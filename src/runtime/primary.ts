@@ -35,6 +35,7 @@ import { healthTargets } from './health-targets.js';
 import { describeServers } from './instance.js';
 import { type FromWorker, isFromWorker, type ToWorker, type WorkerStats } from './ipc.js';
 import { listenFacts, useReusePort } from './listen-mode.js';
+import { prepareWorkerLogFiles } from './log-files.js';
 import { planReload } from './reload-plan.js';
 
 /** How long a new worker may take to load its handlers and listen. */
@@ -154,6 +155,7 @@ export class Primary {
     setupCluster();
     this.#reusePort = useReusePort(this.#config, listenFacts());
     const count = workerCount(this.#config);
+    this.#prepareLogFiles(this.#config);
     try {
       const workers = await this.#forkMany(this.#config, count);
       this.#slots = workers.map((worker, index) => this.#newSlot(index, worker));
@@ -417,6 +419,7 @@ export class Primary {
     }
     const plan = planReload(this.#config, next, { current: this.#slots.length, next: workerCount(next) });
     const previous = this.#config;
+    this.#prepareLogFiles(next);
     if (plan.kind === 'swap') {
       const answers = await Promise.all(
         this.#slots.map((s) =>
@@ -541,9 +544,16 @@ export class Primary {
     await this.#admin?.close();
   }
 
+  /** Gives `config`'s access log file to the workers' user (see log-files.ts); a failure is logged. */
+  #prepareLogFiles(config: ResolvedConfig): void {
+    const problem = prepareWorkerLogFiles(config);
+    if (problem !== null) this.#loggers.app.warn(problem);
+  }
+
   /** Asks every worker to reopen its log files, and reopens the primary's. */
   reopenLogs(): void {
     this.#loggers.reopen();
+    this.#prepareLogFiles(this.#config);
     this.#broadcast({ type: 'reopen-logs' });
     this.#loggers.app.info('log files reopened');
   }

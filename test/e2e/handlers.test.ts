@@ -6,7 +6,7 @@
  * the worker either; `close()` runs on shutdown; handlers run as the unprivileged user; and
  * serving a handler as root without `--user` is refused.
  */
-import { chmod, mkdir, readdir } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -20,12 +20,24 @@ import {
   spawnCli,
   waitForPort,
 } from '../helpers/cli.js';
-import { get, sharedTempDir } from '../helpers/runtime.js';
+import { get, sharedTempDir, until } from '../helpers/runtime.js';
 
 const CONCURRENT = 1000;
 
-/** `sluice serve APP --port P --host 127.0.0.1 --workers 2 --user nobody`, once it serves. */
-async function serve(app: string): Promise<{ sluice: CliProcess; port: number; workerPids: number[] }> {
+/** The JSON lines of a log file ([] while it does not exist). */
+async function readLines(file: string): Promise<Record<string, unknown>[]> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** `sluice serve APP --port P --host 127.0.0.1 --workers 2 --user nobody [EXTRA]`, once it serves. */
+async function serve(
+  app: string,
+  extra: readonly string[] = [],
+): Promise<{ sluice: CliProcess; port: number; workerPids: number[] }> {
   const port = await freePort();
   const sluice = spawnCli([
     'serve',
@@ -38,6 +50,7 @@ async function serve(app: string): Promise<{ sluice: CliProcess; port: number; w
     '2',
     '--user',
     'nobody',
+    ...extra,
   ]);
   await waitForPort(port, { proc: sluice, timeoutMs: 20_000 });
   const [started] = await sluice.waitForJson((l) => l.msg === 'sluice started', 1, 20_000);
@@ -244,6 +257,67 @@ describe.each([
     expect(await sluice.waitForExit(15_000)).toEqual({ code: 0, signal: null });
     expect((await readdir(marks)).sort()).toEqual(workerPids.map((pid) => `${style}-${pid}`).sort());
     expect(sluice.jsonLines().some((l) => l.msg === 'handler close() failed')).toBe(false);
+  }, 40_000);
+});
+
+describe('sluice serve --access-log', () => {
+  let tmp: Awaited<ReturnType<typeof sharedTempDir>>;
+  let app: string;
+  beforeAll(async () => {
+    requireBuilt();
+    tmp = await sharedTempDir('sluice-serve-log-');
+    app = await tmp.write(
+      'hello.ts',
+      "import type { IncomingMessage, ServerResponse } from 'node:http';\n" +
+        "export default (_req: IncomingMessage, res: ServerResponse): void => { res.end('hello\\n'); };\n",
+    );
+  });
+  afterEach(killAll);
+  afterAll(async () => {
+    await killAll();
+    await tmp?.remove();
+  });
+
+  it('FILE: access lines go to the file, which the workers (user nobody) reopen after logrotate', async () => {
+    const file = join(tmp.path, 'logs', 'access.log');
+    const { sluice, port, workerPids } = await serve(app, ['--access-log', file]);
+    for (let i = 0; i < 4; i++) expect((await get(port, `/file/${i}`)).status).toBe(200);
+    // logrotate: move the file, then SIGUSR1; the workers open a new file under the same name.
+    await until(async () => ((await readLines(file)).length === 4 ? true : undefined), 'the 4 lines', 5000);
+    await rename(file, `${file}.1`);
+    sluice.signal('SIGUSR1');
+    await sluice.waitForJson(
+      (l) => l.msg === 'log files reopened' && workerPids.includes(l.pid as number),
+      2,
+    );
+    for (let i = 0; i < 2; i++) expect((await get(port, `/rotated/${i}`)).status).toBe(200);
+    sluice.signal('SIGTERM');
+    expect(await sluice.waitForExit(15_000)).toEqual({ code: 0, signal: null });
+
+    const before = await readLines(`${file}.1`);
+    const after = await readLines(file);
+    expect(before.map((l) => l.path).sort()).toEqual(['/file/0', '/file/1', '/file/2', '/file/3']);
+    expect(after.map((l) => l.path).sort()).toEqual(['/rotated/0', '/rotated/1']);
+    for (const l of [...before, ...after]) {
+      expect(l).toMatchObject({ msg: 'request', status: 200, route: 'app' });
+      expect(workerPids).toContain(l.pid);
+    }
+    // Started as root, the primary gives the file to the workers' user (as nginx does).
+    if (process.getuid?.() === 0) expect((await stat(file)).uid).toBe(65534);
+    const lines = sluice.jsonLines();
+    expect(lines.some((l) => l.msg === 'request')).toBe(false);
+    expect(lines.some((l) => /cannot open log file/.test(String(l.msg)))).toBe(false);
+    expect(sluice.stderr()).not.toMatch(/cannot open log file/);
+  }, 40_000);
+
+  it('off: no access lines anywhere; the app log still reports', async () => {
+    const { sluice, port } = await serve(app, ['--access-log', 'off']);
+    for (let i = 0; i < 4; i++) expect((await get(port, `/off/${i}`)).status).toBe(200);
+    sluice.signal('SIGTERM');
+    expect(await sluice.waitForExit(15_000)).toEqual({ code: 0, signal: null });
+    const lines = sluice.jsonLines();
+    expect(lines.some((l) => l.msg === 'request')).toBe(false);
+    expect(lines.some((l) => l.msg === 'sluice stopped')).toBe(true);
   }, 40_000);
 });
 

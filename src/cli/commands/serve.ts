@@ -1,6 +1,7 @@
 /**
- * `sluice serve APP [--port P] [--host H] [--workers N]`: run one handler module on every core,
- * no config file needed. The port defaults to $PORT, else 3000; the host to 0.0.0.0.
+ * `sluice serve APP [--port P] [--host H] [--workers N] [--access-log DEST]`: run one handler module
+ * on every core, no config file needed. The port defaults to $PORT, else 3000; the host to 0.0.0.0;
+ * access lines to stdout (`off`, or a file path relative to the current directory, as `log.access`).
  */
 import { resolveConfigObject } from '../../config/load.js';
 import { formatProblem } from '../../config/problem.js';
@@ -17,6 +18,7 @@ export async function runServe(
     user?: string;
     group?: string;
     allowRoot?: boolean;
+    accessLog?: string;
   },
 ): Promise<number> {
   const port = opts.port ?? (process.env.PORT === undefined ? 3000 : Number(process.env.PORT));
@@ -26,7 +28,7 @@ export async function runServe(
     ...(opts.user === undefined ? {} : { user: opts.user }),
     ...(opts.group === undefined ? {} : { group: opts.group }),
     ...(opts.allowRoot ? { allow_root_handlers: true } : {}),
-    log: { access: 'stdout' },
+    log: { access: opts.accessLog ?? 'stdout' },
     servers: [
       {
         name: 'app',
