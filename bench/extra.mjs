@@ -4,8 +4,9 @@
  * - idle-conns: 10,000 keep-alive client connections held open by one worker; RSS per connection.
  * - workers: `sluice serve` hello world with 1 and then 2 workers, wrk pinned to the last core;
  *   the scaling factor (2 workers / 1 worker) on this machine.
- * - serve-hello: `sluice serve` on every core against Go net/http when `go` is installed (else the row
- *   is skipped with a note), with a plain node:http process as the Node ceiling.
+ * - serve-hello: `sluice serve` on every core, with and without its access log, against Go net/http
+ *   (installed from the distribution when missing and running as root; else the row is skipped with
+ *   a note), with a plain node:http process for reference.
  *
  * Each function returns plain figures; run.mjs renders them.
  */
@@ -176,7 +177,31 @@ export async function workerScaling(bin, { rounds = 3, seconds = 5 } = {}) {
   };
 }
 
-/** `sluice serve` hello world on every core beside a plain node:http process and, when installed, Go. */
+/**
+ * The Go toolchain, installed from the distribution (package golang-go) when missing and running
+ * as root, as proxy-compare.sh installs wrk and nginx. A note saying why when there is none.
+ */
+function ensureGo() {
+  const has = () => !spawnSync('go', ['version'], { encoding: 'utf8' }).error;
+  if (has()) return null;
+  if (process.getuid?.() === 0) {
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    const install = () =>
+      spawnSync('apt-get', ['install', '-y', '-qq', 'golang-go'], { env, stdio: 'ignore' });
+    if (install().status !== 0) {
+      spawnSync('apt-get', ['update', '-qq'], { env, stdio: 'ignore' });
+      install();
+    }
+    if (has()) return null;
+  }
+  return 'go is not installed on this machine (apt package golang-go): the Go net/http row is skipped';
+}
+
+/**
+ * `sluice serve` hello world on every core, with its access log (stdout, the default; here a
+ * discarded stream) and without (`--access-log off`, as the others run), against Go net/http
+ * (GOMAXPROCS = cores) and one plain node:http process; rounds alternate the targets.
+ */
 export async function serveHello(bin, { rounds = 3, seconds = 5 } = {}) {
   const dir = mkdtempSync(join(os.tmpdir(), 'sluice-bench-serve-'));
   writeFileSync(join(dir, 'hello.mjs'), HELLO);
@@ -185,31 +210,53 @@ export async function serveHello(bin, { rounds = 3, seconds = 5 } = {}) {
     join(dir, 'plain.mjs'),
     `import http from 'node:http';\nimport hello from './hello.mjs';\nhttp.createServer(hello).listen(${nodePort}, '127.0.0.1');\n`,
   );
-  const sluicePort = await freePort();
+  const serve = async (extra) => {
+    const port = await freePort();
+    const args = [
+      'serve',
+      'hello.mjs',
+      '--port',
+      String(port),
+      '--host',
+      '127.0.0.1',
+      '--allow-root',
+      ...extra,
+    ];
+    return { port, proc: start(bin, args, dir) };
+  };
   const targets = {
-    sluice: {
-      port: sluicePort,
-      proc: start(
-        bin,
-        ['serve', 'hello.mjs', '--port', String(sluicePort), '--host', '127.0.0.1', '--allow-root'],
-        dir,
-      ),
-    },
+    sluice: await serve([]),
+    'sluice, access log off': await serve(['--access-log', 'off']),
     'node:http (1 process)': {
       port: nodePort,
       proc: spawn(process.execPath, [join(dir, 'plain.mjs')], { stdio: 'ignore' }),
     },
   };
-  const go = spawnSync('go', ['version'], { encoding: 'utf8' });
-  const goNote = go.error ? 'go is not installed on this machine: the Go net/http row is skipped' : null;
-  if (!go.error) {
+  let note = ensureGo();
+  let goVersion = null;
+  if (note === null) {
+    goVersion = spawnSync('go', ['version'], { encoding: 'utf8' }).stdout.trim();
     const goPort = await freePort();
     writeFileSync(
       join(dir, 'main.go'),
       `package main\nimport "net/http"\nfunc main() { http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { w.Header().Set("content-type", "text/plain"); w.Write([]byte("hello world\\n")) }); http.ListenAndServe("127.0.0.1:${goPort}", nil) }\n`,
     );
-    spawnSync('go', ['build', '-o', join(dir, 'hello-go'), join(dir, 'main.go')], { cwd: dir });
-    targets['go net/http'] = { port: goPort, proc: spawn(join(dir, 'hello-go'), [], { stdio: 'ignore' }) };
+    const build = spawnSync('go', ['build', '-o', join(dir, 'hello-go'), join(dir, 'main.go')], {
+      cwd: dir,
+      encoding: 'utf8',
+      // One file, no module; a build cache under $HOME when there is one (the standard library
+      // compiles once), else in the scratch folder.
+      env: {
+        ...process.env,
+        GO111MODULE: 'off',
+        ...(process.env.HOME ? {} : { GOCACHE: join(dir, 'go-cache'), GOPATH: join(dir, 'go') }),
+      },
+    });
+    if (build.status === 0) {
+      targets['go net/http'] = { port: goPort, proc: spawn(join(dir, 'hello-go'), [], { stdio: 'ignore' }) };
+    } else {
+      note = `go build failed, the Go net/http row is skipped: ${(build.stderr || build.error?.message || '').trim()}`;
+    }
   }
   const results = Object.fromEntries(Object.keys(targets).map((k) => [k, []]));
   try {
@@ -224,7 +271,7 @@ export async function serveHello(bin, { rounds = 3, seconds = 5 } = {}) {
     for (const t of Object.values(targets)) await stop(t.proc);
   }
   const rps = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)]));
-  return { rps, note: goNote };
+  return { rps, note, go: goVersion };
 }
 
 /**

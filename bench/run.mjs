@@ -184,6 +184,15 @@ function ratios(results) {
       target: 0.9,
       better: 'higher',
     });
+    const quiet = serve.rps['sluice, access log off'];
+    if (go && quiet) {
+      out.push({
+        measure: 'sluice serve vs Go net/http, both without access log',
+        value: ratio(quiet, go),
+        target: 0.9,
+        better: 'higher',
+      });
+    }
   }
   return out.map((r) => ({
     ...r,
@@ -282,7 +291,14 @@ function markdown(report) {
   if (serve) {
     lines.push('## `sluice serve` hello world, all cores', '', '| target | requests/s |', '|---|---|');
     for (const [name, v] of Object.entries(serve.rps)) lines.push(`| ${name} | ${fmt(v, 0)} |`);
-    lines.push('', serve.note ? `Note: ${serve.note}.` : '', '');
+    lines.push(
+      '',
+      serve.note
+        ? `Note: ${serve.note}.`
+        : `Go: ${serve.go ?? 'go'} (GOMAXPROCS = cores). sluice writes its access lines to stdout, discarded here;` +
+            ' with `--access-log off` it logs none, as the others.',
+      '',
+    );
   }
   lines.push(
     '## Notes',
