@@ -15,6 +15,8 @@ export interface HandlerExchange {
   readonly hostHeader: string;
   status: number;
   bytesOut: number;
+  /** The socket's `bytesWritten` when the handler started (HTTP/1.1). */
+  wireBytesBefore: number;
   /** The handler failed: log it and answer 500 (or break a started answer). */
   handlerFailed(err: unknown): void;
   complete(): void;
@@ -38,25 +40,56 @@ export function serveHandler(x: HandlerExchange, handler: LoadedHandler): void {
     );
     return;
   }
-  // A Node listener writes to `res` itself: watch the response to know how it ended. HTTP/2
-  // streams share their connection's socket, so their body bytes are counted as written.
-  const counted = x.req.httpVersionMajor === 2 ? countWrites(res) : null;
-  const socket = x.req.socket;
-  const before = counted === null ? socket.bytesWritten : 0;
-  res.once('finish', () => {
-    x.status = res.statusCode;
-    x.bytesOut = counted === null ? socket.bytesWritten - before : counted.bytes;
-    x.complete();
-  });
-  res.once('close', () => {
-    if (!res.writableFinished) x.clientGone();
-  });
+  // A Node listener writes to `res` itself: watch the response to know how it ended.
+  if (x.req.httpVersionMajor === 2) watchH2(x, res);
+  else {
+    // Listeners shared by every response, the exchange on the response: no closure per request.
+    // With 'on' for the listener's own 'close' hook: 19.6 → 19.2 µs of worker CPU per hello-world
+    // request (one worker, wrk -c64, access log off, medians of 5 alternating runs).
+    x.wireBytesBefore = x.req.socket.bytesWritten;
+    (res as Watched)[kWatched] = x;
+    // 'on', not 'once' (no wrapper per request): Node emits each of these once per response.
+    res.on('finish', onH1Finish);
+    res.on('close', onClose);
+  }
   try {
     const result = handler.listener(x.req, res);
     if (result instanceof Promise) result.catch((err: unknown) => x.handlerFailed(err));
   } catch (err) {
     x.handlerFailed(err);
   }
+}
+
+/** The exchange a Node listener's response belongs to. */
+const kWatched = Symbol('sluice.handlerExchange');
+interface Watched {
+  [kWatched]?: HandlerExchange;
+}
+
+/** 'finish' of an HTTP/1.1 response (`this`): its status and the bytes its socket took. */
+function onH1Finish(this: ServerResponse): void {
+  const x = (this as Watched)[kWatched]!;
+  x.status = this.statusCode;
+  // The server has detached the socket from the response by now; the request keeps it.
+  x.bytesOut = x.req.socket.bytesWritten - x.wireBytesBefore;
+  x.complete();
+}
+
+/** 'close' of a response (`this`) that never finished: the client went away. */
+function onClose(this: ServerResponse): void {
+  if (!this.writableFinished) (this as Watched)[kWatched]!.clientGone();
+}
+
+/** HTTP/2 streams share their connection's socket, so their body bytes are counted as written. */
+function watchH2(x: HandlerExchange, res: ServerResponse): void {
+  const counted = countWrites(res);
+  (res as Watched)[kWatched] = x;
+  res.once('finish', () => {
+    x.status = res.statusCode;
+    x.bytesOut = counted.bytes;
+    x.complete();
+  });
+  res.once('close', onClose);
 }
 
 /** Counts the body bytes written to a response (its `write` and `end` wrapped). */

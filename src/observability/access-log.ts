@@ -22,6 +22,22 @@ const STATUS_TEXT: Record<number, string> = { ...STATUS_CODES, 499: 'Client Clos
   string
 >;
 
+/**
+ * `,"status":N,"status_text":"…"` by status code, made once per code: the number's conversion and
+ * the dictionary lookup of its text were per line. With the Host normalised once per request
+ * (gateway.ts): 21.3 → 20.9 µs of worker CPU per hello-world request with the access log on.
+ */
+const STATUS_FIELDS: (string | undefined)[] = new Array<string | undefined>(1000).fill(undefined);
+function statusFields(status: number): string {
+  let fields = STATUS_FIELDS[status];
+  if (fields === undefined) {
+    fields = `,"status":${status},"status_text":"${STATUS_TEXT[status] ?? ''}"`;
+    // Statuses are 100-999 (Node refuses others).
+    if (status >= 0 && status < 1000) STATUS_FIELDS[status] = fields;
+  }
+  return fields;
+}
+
 /** The fields of an access line, in the order written. */
 export function accessFields(x: Exchange): Record<string, unknown> {
   const fields: Record<string, unknown> = {
@@ -65,7 +81,7 @@ export class JsonAccessLog {
   write(x: Exchange): void {
     let line = this.#prefix + this.#now() + this.#afterTime;
     line += `,"method":${jsonConstant(x.method)},"path":${jsonString(logPath(x))}`;
-    line += `,"status":${x.status},"status_text":"${STATUS_TEXT[x.status] ?? ''}"`;
+    line += statusFields(x.status);
     line += `,"duration_ms":${round3(x.durationMs)},"bytes_out":${x.bytesOut}`;
     line += `,"remote_addr":${jsonString(x.remoteAddr)}`;
     line += `,"server":${x.server === null ? 'null' : jsonConstant(x.server.name)}`;

@@ -65,8 +65,12 @@ export class HostTable<T> {
 
   /** Picks the server for a Host header value (port and trailing dot ignored, case-insensitive). */
   match(hostHeader: string | undefined): T {
-    if (!hostHeader) return this.#default;
-    const host = normaliseHost(hostHeader);
+    return hostHeader ? this.matchName(normaliseHost(hostHeader)) : this.#default;
+  }
+
+  /** Picks the server for a host name already normalised (`normaliseHost`); '' is the default. */
+  matchName(host: string): T {
+    if (host === '') return this.#default;
     const exact = this.#exact.get(host);
     if (exact !== undefined) return exact;
     if (!this.#hasWildcards) return this.#default;

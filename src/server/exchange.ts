@@ -86,6 +86,7 @@ export class Exchange implements ProxyExchange, HandlerExchange {
 
   status = 0;
   bytesOut = 0;
+  wireBytesBefore = 0;
   upstream: string | null = null;
   target: string | null = null;
   attempts = 0;

@@ -39,7 +39,8 @@ export function handleRequest(
   const x = new Exchange(req, res, scheme, observer);
   x.upgradeHead = upgradeHead;
   const head = scanRequestHead(req, emptyHead());
-  const server = table.hosts.match(typeof head === 'string' ? undefined : head.host);
+  const hostName = typeof head === 'string' || head.host === '' ? '' : normaliseHost(head.host);
+  const server = table.hosts.matchName(hostName);
   x.server = server;
   const peer = unmapIpv4(req.socket.remoteAddress ?? '');
   x.remoteAddr = peer;
@@ -54,7 +55,7 @@ export function handleRequest(
   x.expectContinue = head.expectContinue;
   x.upgrade = head.upgrade;
   x.hostHeader = head.host;
-  x.hostName = head.host === '' ? server.name : normaliseHost(head.host);
+  x.hostName = hostName === '' ? server.name : hostName;
 
   const url = x.requestUri;
   if (url.length > server.limits.maxUri) {

@@ -423,7 +423,8 @@ export class HttpListener {
     const requests = (socket[kRequests] ?? 0) + 1;
     socket[kRequests] = requests;
     (res as http.ServerResponse & { [kSocket]?: ClientSocket })[kSocket] = socket;
-    res.once('close', this.#onResponseClose);
+    // 'on', not 'once' (no wrapper per request): Node emits a ServerResponse's 'close' once.
+    res.on('close', this.#onResponseClose);
     // Closing a keep-alive connection after N requests makes long-lived clients reconnect, and
     // the new connection may land on another worker: requests spread, not just connections.
     const max = this.#table.limits.maxRequestsPerConnection;

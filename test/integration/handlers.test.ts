@@ -2,6 +2,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { http } from '../helpers/http.js';
+import { until } from '../helpers/runtime.js';
 import { startSluice, type TestSluice } from '../helpers/sluice.js';
 
 describe('handler routes', () => {
@@ -79,6 +80,47 @@ describe('handler routes', () => {
     await http(`${sluice.url}/f/echo`, { method: 'POST', body: 'logged' });
     const lines = await sluice.waitForAccessLines(1);
     expect(lines.some((l) => l.route === 'fetch' && l.status === 200 && l.path === '/f/echo')).toBe(true);
+  });
+
+  it("logs a Node listener's bytes on the wire per response, and 499 when the client leaves first", async () => {
+    // Two requests on one keep-alive connection: each line counts its own response, head included.
+    const socket = net.connect(sluice.port, '127.0.0.1');
+    let received = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => {
+      received += d;
+    });
+    const answers = () => received.split(/(?=HTTP\/1\.1 )/).filter((a) => a !== '');
+    const untilAnswers = async (n: number) => {
+      while (answers().length < n || !/(}|\r\n0\r\n\r\n)$/.test(answers()[n - 1]!))
+        await new Promise((r) => setTimeout(r, 10));
+    };
+    socket.write('GET /wire/a HTTP/1.1\r\nHost: x\r\n\r\n');
+    await untilAnswers(1);
+    socket.write('GET /wire/bb HTTP/1.1\r\nHost: x\r\n\r\n');
+    await untilAnswers(2);
+    socket.destroy();
+    const sizes = answers().map((a) => Buffer.byteLength(a, 'latin1'));
+    const logged = await until(() => {
+      const lines = sluice.logs.filter((l) => l.msg === 'request' && String(l.path).startsWith('/wire/'));
+      return lines.length === 2 ? lines : undefined;
+    }, 'two access lines');
+    expect(logged.map((l) => [l.path, l.status, l.bytes_out])).toEqual([
+      ['/wire/a', 200, sizes[0]],
+      ['/wire/bb', 200, sizes[1]],
+    ]);
+
+    // The client goes away before the listener answers (300 ms): nginx's 499.
+    const gone = net.connect(sluice.port, '127.0.0.1');
+    gone.on('error', () => undefined);
+    gone.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
+    await new Promise((r) => setTimeout(r, 50));
+    gone.destroy();
+    const line = await until(
+      () => sluice.logs.find((l) => l.msg === 'request' && l.path === '/slow'),
+      '499 line',
+    );
+    expect(line).toMatchObject({ route: 'listener', status: 499 });
   });
 });
 
