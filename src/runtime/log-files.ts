@@ -7,10 +7,12 @@
  * Done at start, before a reload, and before workers reopen their logs; a failure is reported and
  * serving goes on (the worker then logs to stdout and says why).
  */
-import { closeSync, fchownSync, fstatSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, constants, fchownSync, fstatSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ResolvedConfig } from '../config/types.js';
 import { lookupIds } from './privileges.js';
+
+const { O_APPEND, O_CREAT, O_NOFOLLOW, O_WRONLY } = constants;
 
 /** The mode of a log file sluice creates (the same as a worker's own open). */
 const LOG_FILE_MODE = 0o644;
@@ -28,8 +30,14 @@ export function prepareWorkerLogFiles(config: ResolvedConfig): string | null {
   try {
     const { uid } = lookupIds(config.user, config.group);
     mkdirSync(dirname(path), { recursive: true });
-    fd = openSync(path, 'a', LOG_FILE_MODE);
-    if (fstatSync(fd).uid !== uid) fchownSync(fd, uid, -1);
+    // Root acting on a path in a directory the worker user may own: never follow a symlink nor
+    // give away a file linked elsewhere (CVE-2016-1247, nginx's log directory, was exactly that).
+    fd = openSync(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW, LOG_FILE_MODE);
+    const st = fstatSync(fd);
+    if (!st.isFile()) return `the access log ${path} is not a regular file`;
+    if (st.uid === uid) return null;
+    if (st.nlink !== 1) return `the access log ${path} has ${st.nlink} hard links; not giving it to user ${config.user}`;
+    fchownSync(fd, uid, -1);
     return null;
   } catch (err) {
     return `cannot give the access log ${path} to user ${config.user}: ${(err as Error).message}`;
