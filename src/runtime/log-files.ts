@@ -36,7 +36,8 @@ export function prepareWorkerLogFiles(config: ResolvedConfig): string | null {
     const st = fstatSync(fd);
     if (!st.isFile()) return `the access log ${path} is not a regular file`;
     if (st.uid === uid) return null;
-    if (st.nlink !== 1) return `the access log ${path} has ${st.nlink} hard links; not giving it to user ${config.user}`;
+    if (st.nlink !== 1)
+      return `the access log ${path} has ${st.nlink} hard links; not giving it to user ${config.user}`;
     fchownSync(fd, uid, -1);
     return null;
   } catch (err) {
