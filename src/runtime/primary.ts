@@ -108,7 +108,9 @@ export class Primary {
   constructor(config: ResolvedConfig, options: PrimaryOptions) {
     this.#config = config;
     this.#options = options;
-    this.#loggers = createLoggers(config.log);
+    // The primary serves no requests: its loggers leave the access log to the workers (opening it
+    // here as root would also follow whatever symlink the workers' user left at that path).
+    this.#loggers = createLoggers({ ...config.log, access: 'off' });
     this.#upstreams = UpstreamSet.build(config.upstreams).set;
     this.#health = new HealthChecker(
       () => healthTargets(this.#upstreams),

@@ -6,8 +6,9 @@
  * the worker either; `close()` runs on shutdown; handlers run as the unprivileged user; and
  * serving a handler as root without `--user` is refused.
  */
-import { chmod, mkdir, readdir, readFile, rename, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { chmod, chown, mkdir, readdir, readFile, rename, stat, symlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -123,7 +124,7 @@ export function close(): void {
 `;
   if (style === 'fetch') {
     return `import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export default {
   // Not async: /throw throws synchronously, /reject returns a rejected promise.
@@ -145,7 +146,7 @@ ${close}`;
   }
   return `import { writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export default function app(req: IncomingMessage, res: ServerResponse): void | Promise<void> {
   const path = (req.url ?? '/').split('?')[0];
@@ -309,6 +310,30 @@ describe('sluice serve --access-log', () => {
     expect(lines.some((l) => /cannot open log file/.test(String(l.msg)))).toBe(false);
     expect(sluice.stderr()).not.toMatch(/cannot open log file/);
   }, 40_000);
+
+  it.runIf(process.getuid?.() === 0)(
+    "FILE as a symlink the workers' user planted: no root process follows it",
+    async () => {
+      // The workers' user owns the log directory and points access.log at a file only root may create.
+      const dir = join(tmp.path, 'planted');
+      await mkdir(dir);
+      await chown(dir, 65534, 65534);
+      const target = join(tmp.path, 'root-only', 'created-by-root');
+      await mkdir(dirname(target), { mode: 0o700 });
+      await symlink(target, join(dir, 'access.log'));
+      const { sluice, port } = await serve(app, ['--access-log', join(dir, 'access.log')]);
+      expect((await get(port, '/planted')).status).toBe(200);
+      const [warning] = await sluice.waitForJson((l) => /cannot give the access log/.test(String(l.msg)));
+      expect(String(warning!.msg)).toMatch(/ELOOP/);
+      sluice.signal('SIGTERM');
+      expect(await sluice.waitForExit(15_000)).toEqual({ code: 0, signal: null });
+      expect(existsSync(target)).toBe(false);
+      // The workers, unable to open it, log to stdout and say so.
+      expect(sluice.stderr()).toMatch(/cannot open log file/);
+      expect(sluice.jsonLines().some((l) => l.msg === 'request' && l.path === '/planted')).toBe(true);
+    },
+    40_000,
+  );
 
   it('off: no access lines anywhere; the app log still reports', async () => {
     const { sluice, port } = await serve(app, ['--access-log', 'off']);
