@@ -7,7 +7,7 @@
  * serving a handler as root without `--user` is refused.
  */
 import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, readdir, readFile, rename, stat, symlink } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, rename, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +19,7 @@ import {
   requireBuilt,
   runCli,
   spawnCli,
+  startConfigured,
   waitForPort,
 } from '../helpers/cli.js';
 import { get, sharedTempDir, until } from '../helpers/runtime.js';
@@ -261,7 +262,7 @@ describe.each([
   }, 40_000);
 });
 
-describe('sluice serve --access-log', () => {
+describe('access log files: sluice serve --access-log, and workers running as user: nobody', () => {
   let tmp: Awaited<ReturnType<typeof sharedTempDir>>;
   let app: string;
   beforeAll(async () => {
@@ -331,6 +332,38 @@ describe('sluice serve --access-log', () => {
       // The workers, unable to open it, log to stdout and say so.
       expect(sluice.stderr()).toMatch(/cannot open log file/);
       expect(sluice.jsonLines().some((l) => l.msg === 'request' && l.path === '/planted')).toBe(true);
+    },
+    40_000,
+  );
+
+  it.runIf(process.getuid?.() === 0)(
+    'sluice start with user: nobody: a reload that moves log.access gives the new file to the workers',
+    async () => {
+      const port = await freePort();
+      const yaml = (file: string) => `version: 1
+workers: 1
+user: nobody
+log: { access: ${JSON.stringify(file)} }
+servers:
+  - name: web
+    listen: "127.0.0.1:${port}"
+    routes:
+      - { name: hello, respond: { status: 200, body: "hello\\n" } }
+`;
+      const first = join(tmp.path, 'first', 'access.log');
+      const second = join(tmp.path, 'second', 'access.log');
+      const sluice = await startConfigured(tmp.path, yaml(first), port);
+      expect((await get(port, '/one')).status).toBe(200);
+      await writeFile(join(tmp.path, 'sluice.yaml'), yaml(second));
+      sluice.signal('SIGHUP');
+      await sluice.waitForJson((l) => l.msg === 'config reloaded');
+      expect((await get(port, '/two')).status).toBe(200);
+      sluice.signal('SIGTERM');
+      expect(await sluice.waitForExit(15_000)).toEqual({ code: 0, signal: null });
+      expect((await readLines(first)).map((l) => l.path)).toEqual(['/one']);
+      expect((await readLines(second)).map((l) => l.path)).toEqual(['/two']);
+      expect((await stat(second)).uid).toBe(65534);
+      expect(sluice.stderr()).not.toMatch(/cannot open log file/);
     },
     40_000,
   );
