@@ -128,7 +128,14 @@ function normaliseBan(
   if (windowMs <= 0) problems.error([...path, 'window'], 'SLUICE_E_CONFIG_VALUE', 'must be more than 0s');
   if (durationMs <= 0) problems.error([...path, 'duration'], 'SLUICE_E_CONFIG_VALUE', 'must be more than 0s');
   const statuses = (draft.statuses ?? []).filter((x): x is number => x !== undefined);
-  return { statuses: [...new Set(statuses)], max: draft.max ?? 1, windowMs, durationMs, level };
+  return {
+    statuses: [...new Set(statuses)],
+    max: draft.max ?? 1,
+    windowMs,
+    durationMs,
+    per: draft.per ?? 'address',
+    level,
+  };
 }
 
 /** A file the config names: resolved next to the config file; it must exist now. */

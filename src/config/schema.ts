@@ -192,10 +192,10 @@ const rateLimitSchema = z
       .min(0)
       .optional()
       .meta({ description: 'Requests allowed above the rate at once. Default 0.' }),
-    key: z
-      .string()
-      .optional()
-      .meta({ description: 'What is limited: $remote_addr (default), $http_<name>, $client_spiffe_id.' }),
+    key: z.string().optional().meta({
+      description:
+        'What is limited: $remote_addr (default), $remote_net (an IPv6 client counts as its /64), $http_<name>, $client_spiffe_id.',
+    }),
   })
   .meta({ description: 'Token bucket per key; 429 with Retry-After and RateLimit headers beyond it.' });
 
@@ -210,6 +210,10 @@ const banSchema = z
     duration: durationSchema
       .optional()
       .meta({ description: 'How long a ban lasts (403 meanwhile). Default 10m.' }),
+    per: z.enum(['address', 'network']).optional().meta({
+      description:
+        'What is counted and banned: the client address (default), or its network ($remote_net: an IPv6 address stands for its /64).',
+    }),
   })
   .meta({ description: 'fail2ban for HTTP: clients that collect too many of these statuses are banned.' });
 

@@ -10,6 +10,7 @@ import { didYouMean } from '../core/did-you-mean.js';
 /** The variables a template may use, besides `$http_<name>` (a request header, `-` as `_`). */
 export const TEMPLATE_VARIABLES = [
   'remote_addr',
+  'remote_net',
   'host',
   'scheme',
   'request_id',

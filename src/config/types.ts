@@ -135,6 +135,8 @@ export interface ResolvedBan {
   readonly max: number;
   readonly windowMs: number;
   readonly durationMs: number;
+  /** What is counted and banned: the client address, or its network (an IPv6 address's /64). */
+  readonly per: 'address' | 'network';
   /** Where it was set: a ban from the server's rule applies to every route using it. */
   readonly level: 'server' | 'route';
 }

@@ -3,7 +3,9 @@
  * config load is compiled here into a function, so a request evaluates only the variables it
  * uses and constant values cost nothing.
  */
+
 import type { TemplatePart } from '../config/template.js';
+import { clientNetwork } from '../core/client-network.js';
 
 /** What a template can read from the request being served. */
 export interface VariableSource {
@@ -45,6 +47,8 @@ function variableGetter(name: string): Template {
   switch (name) {
     case 'remote_addr':
       return (s) => s.remoteAddr;
+    case 'remote_net':
+      return (s) => clientNetwork(s.remoteAddr);
     case 'host':
       return (s) => s.hostName;
     case 'scheme':

@@ -110,7 +110,7 @@ export class SluiceInstance {
         this.#served++;
         const server = x.server;
         const ban = x.guards?.ban ?? null;
-        if (ban?.statuses.has(x.status)) guards.strike(ban.scope, x.remoteAddr);
+        if (ban?.statuses.has(x.status)) guards.strike(ban.scope, ban.client(x.remoteAddr));
         if (x.errorCode === 'SLUICE_E_AUTH_RATE_LIMITED' && server !== null)
           metrics.rateLimited.labels(server.name).inc();
         if (server !== null) {

@@ -9,6 +9,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { ResolvedBan } from '../config/types.js';
+import { clientNetwork } from '../core/client-network.js';
 import { type Ban, BanList } from './ban-list.js';
 import { PREFIX, type SharedState, type StateLog } from './shared-state.js';
 
@@ -125,8 +126,19 @@ export class BanManager {
     this.#onChange({ type: 'ban', ban });
   }
 
-  /** Lifts every ban of `address` here and, with Redis, on every node; how many there were. */
+  /**
+   * Lifts every ban of `address` here and, with Redis, on every node; how many there were. An IPv6
+   * address also lifts the ban of its /64 (`per: network` rules ban the network); the network itself
+   * (`2001:db8:1:2::/64`) can be given too.
+   */
   async unban(address: string): Promise<number> {
+    const network = clientNetwork(address);
+    if (network === address) return this.#unbanOne(address);
+    const [one, other] = await Promise.all([this.#unbanOne(address), this.#unbanOne(network)]);
+    return one + other;
+  }
+
+  async #unbanOne(address: string): Promise<number> {
     const n = this.#list.remove(address);
     for (const id of this.#strikes.keys()) if (id.endsWith(`\n${address}`)) this.#strikes.delete(id);
     this.#onChange({ type: 'unban', address });

@@ -18,6 +18,7 @@ import type {
   ResolvedServer,
   RespondAction,
 } from '../config/types.js';
+import { clientNetwork } from '../core/client-network.js';
 import { IpSet } from '../core/ip-set.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import type { LoadedHandler } from '../handlers/load-handler.js';
@@ -62,6 +63,8 @@ export interface CompiledGuards {
     readonly scope: string;
     readonly rule: ResolvedBan;
     readonly statuses: ReadonlySet<number>;
+    /** Who is counted and banned for a client address: itself, or its network (`per: network`). */
+    readonly client: (address: string) => string;
   } | null;
 }
 
@@ -203,9 +206,18 @@ function compileGuards(g: ResolvedGuards, server: string, route: string | null):
             key: compileTemplate(templateParts(g.rateLimit.key)),
           },
     ban:
-      g.ban === null ? null : { scope: scope(g.ban.level), rule: g.ban, statuses: new Set(g.ban.statuses) },
+      g.ban === null
+        ? null
+        : {
+            scope: scope(g.ban.level),
+            rule: g.ban,
+            statuses: new Set(g.ban.statuses),
+            client: g.ban.per === 'network' ? clientNetwork : sameAddress,
+          },
   };
 }
+
+const sameAddress = (address: string): string => address;
 
 /** Every ban rule of a config by scope, for the ban manager. */
 export function banRules(config: ResolvedConfig): Map<string, ResolvedBan> {

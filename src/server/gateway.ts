@@ -140,7 +140,7 @@ function checkGuards(
   g: CompiledGuards,
   services: GuardServices,
 ): 'pass' | 'refused' | Promise<'pass' | 'refused'> {
-  if (g.ban !== null && services.banned(g.ban.scope, x.remoteAddr)) {
+  if (g.ban !== null && services.banned(g.ban.scope, g.ban.client(x.remoteAddr))) {
     x.fail('SLUICE_E_AUTH_BANNED');
     return 'refused';
   }

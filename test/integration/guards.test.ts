@@ -52,6 +52,12 @@ describe('rate limits', () => {
               rate_limit: { rate: '1/m', key: '$http_x_api_key' },
               proxy: { url: up.url },
             },
+            {
+              name: 'net',
+              match: { path_prefix: '/net/' },
+              rate_limit: { rate: '1/m', key: '$remote_net' },
+              proxy: { url: up.url },
+            },
             { name: 'open', match: { path_prefix: '/open/' }, proxy: { url: up.url } },
           ],
         },
@@ -102,6 +108,75 @@ describe('rate limits', () => {
     expect(refused.status).toBe(429);
     // 1 per minute: the next token is a minute away.
     expect(Number(refused.headers['retry-after'])).toBeGreaterThan(50);
+  });
+
+  it('keys by $remote_net: an IPv6 client is its /64, an IPv4 client its address', async () => {
+    const status = async (client: string) =>
+      (await http(`${sluice.url}/net/x`, { headers: { 'x-forwarded-for': client } })).status;
+    expect(await status('2001:db8:1:2::1')).toBe(200);
+    // Another address of the same /64 shares the bucket (written differently, too).
+    expect(await status('2001:DB8:1:2:ffff:ffff:ffff:ffff')).toBe(429);
+    expect(await status('2001:db8:1:3::1')).toBe(200);
+    expect(await status('203.0.113.20')).toBe(200);
+    expect(await status('203.0.113.21')).toBe(200);
+    expect(await status('203.0.113.20')).toBe(429);
+  });
+});
+
+describe('bans per network (per: network)', () => {
+  let sluice: TestSluice;
+  let adminUrl: string;
+
+  beforeAll(async () => {
+    sluice = await startSluice({
+      admin: { listen: '127.0.0.1:0', tokens },
+      servers: [
+        {
+          name: 'web',
+          listen: '127.0.0.1:0',
+          trusted_proxies: ['127.0.0.1'],
+          ban: { statuses: [404], max: 2, window: '10s', duration: '10s', per: 'network' },
+          routes: [{ match: { path: '/ok' }, proxy: { url: up.url } }],
+        },
+      ],
+    });
+    adminUrl = `http://127.0.0.1:${sluice.instance.addresses().admin!.port}`;
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+  });
+
+  const get = async (path: string, client: string) =>
+    (await http(`${sluice.url}${path}`, { headers: { 'x-forwarded-for': client } })).status;
+  const admin = { authorization: `Bearer ${OPS}` };
+
+  it('counts and bans an IPv6 /64 as one client, an IPv4 address as itself; DELETE with any address of it lifts it', async () => {
+    // Two addresses of one /64, one strike each: the network is banned.
+    expect(await get('/probe-1', '2001:db8:1:2::a')).toBe(404);
+    expect(await get('/probe-2', '2001:db8:1:2::b')).toBe(404);
+    expect(await get('/ok', '2001:db8:1:2::c')).toBe(403);
+    expect(await get('/ok', '2001:db8:1:3::1')).toBe(200);
+    // IPv4 addresses are counted one by one.
+    expect(await get('/probe', '203.0.113.50')).toBe(404);
+    expect(await get('/probe', '203.0.113.51')).toBe(404);
+    expect(await get('/ok', '203.0.113.50')).toBe(200);
+
+    const listed = (await http(`${adminUrl}/api/bans`, { headers: admin })).json() as {
+      bans: { address: string; scope: string }[];
+    };
+    expect(listed.bans).toEqual([expect.objectContaining({ address: '2001:db8:1:2::/64', scope: 'web' })]);
+    expect(sluice.logs.find((l) => l.msg === 'client banned')).toMatchObject({
+      client: '2001:db8:1:2::/64',
+      strikes: 2,
+    });
+
+    const lifted = await http(`${adminUrl}/api/bans/${encodeURIComponent('2001:db8:1:2::c')}`, {
+      method: 'DELETE',
+      headers: admin,
+    });
+    expect(lifted.json()).toEqual({ address: '2001:db8:1:2::c', lifted: 1 });
+    expect(await get('/ok', '2001:db8:1:2::c')).toBe(200);
   });
 });
 
