@@ -4,7 +4,9 @@
  * errors (a synchronous throw, a rejection) cost their request a 500 problem document tied to a
  * log line by its request id, never the worker; an uncaught exception from a timer does not kill
  * the worker either; `close()` runs on shutdown; handlers run as the unprivileged user; and
- * serving a handler as root without `--user` is refused.
+ * serving a handler as root without `--user` is refused. Access log files: `--access-log FILE|off`,
+ * and workers running as `nobody` keep logging to their file across logrotate and a reload, while no
+ * root process follows a symlink planted at its path.
  */
 import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, readdir, readFile, rename, stat, symlink, writeFile } from 'node:fs/promises';

@@ -1,7 +1,8 @@
 /**
  * Rate limits, bans and allow/deny on real loopback traffic through an in-process sluice: refused
  * requests get their 4xx and never reach the upstream; bans show up in the admin API, the metrics
- * and the log; other clients (told apart through a trusted X-Forwarded-For) are unaffected.
+ * and the log; other clients (told apart through a trusted X-Forwarded-For) are unaffected. With
+ * `$remote_net` and `per: network`, an IPv6 client is its /64.
  */
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
