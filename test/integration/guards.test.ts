@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SluiceConfigInput } from '../../src/config/schema.js';
 import { http } from '../helpers/http.js';
 import { startSluice, type TestSluice } from '../helpers/sluice.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
@@ -124,24 +125,29 @@ describe('rate limits', () => {
   });
 });
 
+type WebServer = NonNullable<SluiceConfigInput['servers']>[number];
+
+/** A sluice whose server `web` has `ban` and `routes`, behind a trusted proxy, and its admin URL. */
+async function startBanning(
+  ban: WebServer['ban'],
+  routes: WebServer['routes'],
+): Promise<{ sluice: TestSluice; adminUrl: string }> {
+  const sluice = await startSluice({
+    admin: { listen: '127.0.0.1:0', tokens },
+    servers: [{ name: 'web', listen: '127.0.0.1:0', trusted_proxies: ['127.0.0.1'], ban, routes }],
+  });
+  return { sluice, adminUrl: `http://127.0.0.1:${sluice.instance.addresses().admin!.port}` };
+}
+
 describe('bans per network (per: network)', () => {
   let sluice: TestSluice;
   let adminUrl: string;
 
   beforeAll(async () => {
-    sluice = await startSluice({
-      admin: { listen: '127.0.0.1:0', tokens },
-      servers: [
-        {
-          name: 'web',
-          listen: '127.0.0.1:0',
-          trusted_proxies: ['127.0.0.1'],
-          ban: { statuses: [404], max: 2, window: '10s', duration: '10s', per: 'network' },
-          routes: [{ match: { path: '/ok' }, proxy: { url: up.url } }],
-        },
-      ],
-    });
-    adminUrl = `http://127.0.0.1:${sluice.instance.addresses().admin!.port}`;
+    ({ sluice, adminUrl } = await startBanning(
+      { statuses: [404], max: 2, window: '10s', duration: '10s', per: 'network' },
+      [{ match: { path: '/ok' }, proxy: { url: up.url } }],
+    ));
   });
 
   afterAll(async () => {
@@ -186,22 +192,13 @@ describe('bans', () => {
   let adminUrl: string;
 
   beforeAll(async () => {
-    sluice = await startSluice({
-      admin: { listen: '127.0.0.1:0', tokens },
-      servers: [
-        {
-          name: 'web',
-          listen: '127.0.0.1:0',
-          trusted_proxies: ['127.0.0.1'],
-          ban: { statuses: [401, 404], max: 3, window: '10s', duration: '1500ms' },
-          routes: [
-            { match: { path: '/ok' }, proxy: { url: up.url } },
-            { match: { path: '/login' }, respond: { status: 401 } },
-          ],
-        },
+    ({ sluice, adminUrl } = await startBanning(
+      { statuses: [401, 404], max: 3, window: '10s', duration: '1500ms' },
+      [
+        { match: { path: '/ok' }, proxy: { url: up.url } },
+        { match: { path: '/login' }, respond: { status: 401 } },
       ],
-    });
-    adminUrl = `http://127.0.0.1:${sluice.instance.addresses().admin!.port}`;
+    ));
   });
 
   afterAll(async () => {
