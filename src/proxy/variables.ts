@@ -3,7 +3,6 @@
  * config load is compiled here into a function, so a request evaluates only the variables it
  * uses and constant values cost nothing.
  */
-
 import type { TemplatePart } from '../config/template.js';
 import { clientNetwork } from '../core/client-network.js';
 
