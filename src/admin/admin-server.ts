@@ -63,19 +63,13 @@ const ASSETS: Record<string, { type: string; file: string }> = {
 /** The admin HTTP listener. */
 export class AdminServer {
   readonly #server: http.Server;
-  readonly #settings: ResolvedAdmin;
+  /** Replaced in place by `update` when a reload keeps the address (token rotation). */
+  #settings: ResolvedAdmin;
   readonly #control: AdminControl;
   readonly #log: AdminLog;
 
   constructor(settings: ResolvedAdmin, control: AdminControl, log: AdminLog) {
-    const address = settings.listen;
-    // The config check reports this with its position; this guards configs built in code.
-    if (settings.tokens.length === 0 && !isLoopback(address.host)) {
-      throw new SluiceError(
-        'SLUICE_E_ADMIN_EXPOSED',
-        `the admin listener without tokens serves only loopback addresses, not ${address.key}`,
-      );
-    }
+    refuseExposed(settings);
     this.#settings = settings;
     this.#control = control;
     this.#log = log;
@@ -238,12 +232,35 @@ export class AdminServer {
     return typeof a === 'object' && a !== null ? a.port : this.#settings.listen.port;
   }
 
-  /** Stops the listener. */
-  async close(): Promise<void> {
+  /** Takes new tokens and settings for the same address (checked by `refuseExposed`); connections stay open. */
+  update(settings: ResolvedAdmin): void {
+    this.#settings = settings;
+  }
+
+  /**
+   * Stops the listener. Requests in flight get `graceMs` to finish (a reload that moves the admin
+   * listener must not cut off the `POST /api/reload` that asked for it); 0 closes every connection now.
+   */
+  async close(graceMs = 0): Promise<void> {
     await new Promise<void>((resolve) => {
       this.#server.close(() => resolve());
-      this.#server.closeAllConnections();
+      if (graceMs === 0) {
+        this.#server.closeAllConnections();
+        return;
+      }
+      this.#server.closeIdleConnections();
+      setTimeout(() => this.#server.closeAllConnections(), graceMs).unref();
     });
+  }
+}
+
+/** The config check reports this with its position; this guards configs built in code. */
+export function refuseExposed(settings: ResolvedAdmin): void {
+  if (settings.tokens.length === 0 && !isLoopback(settings.listen.host)) {
+    throw new SluiceError(
+      'SLUICE_E_ADMIN_EXPOSED',
+      `the admin listener without tokens serves only loopback addresses, not ${settings.listen.key}`,
+    );
   }
 }
 

@@ -13,8 +13,9 @@ import { performance } from 'node:perf_hooks';
 import type { Registry } from 'prom-client';
 import type { MetricsJson } from '../admin/admin-server.js';
 import { AdminServer } from '../admin/admin-server.js';
+import { AdminSlot } from '../admin/admin-slot.js';
 import { redactConfig } from '../admin/redact-config.js';
-import type { ResolvedConfig } from '../config/types.js';
+import type { ResolvedAdmin, ResolvedConfig } from '../config/types.js';
 import { VERSION } from '../core/version.js';
 import { EgressServer } from '../egress/egress-server.js';
 import { type LoadedHandler, loadHandler } from '../handlers/load-handler.js';
@@ -80,7 +81,7 @@ export class SluiceInstance {
   #tables: GatewayTables | null = null;
   readonly #listeners = new Map<string, HttpListener>();
   readonly #handlers = new Map<string, LoadedHandler>();
-  #admin: AdminServer | null = null;
+  readonly #admin = new AdminSlot((settings) => this.#newAdmin(settings));
   /** The egress forward proxy, when `egress:` is set (in every worker, like the servers). */
   #egress: EgressServer | null = null;
   readonly #loggers: Loggers;
@@ -227,39 +228,7 @@ export class SluiceInstance {
       await this.#startDns(tables.upstreams);
       await this.#startEgress(this.#config);
       this.#health?.start();
-      const admin = this.#config.admin;
-      if (admin !== null && this.#options.admin !== false) {
-        this.#admin = new AdminServer(
-          admin,
-          {
-            status: async () => this.status(),
-            upstreams: async () => this.upstreams(),
-            metrics: async () => ({
-              contentType: this.registry.contentType,
-              body: await this.registry.metrics(),
-            }),
-            metricsJson: async () => (await this.registry.getMetricsAsJSON()) as unknown as MetricsJson,
-            cpuProfile: (seconds) => this.profiler.cpu(seconds),
-            heapProfile: () => this.profiler.heap(),
-            handles: async () => ({ workers: [this.handles()] }),
-            bans: async () => this.guards.all(),
-            unban: (address) => this.guards.unban(address),
-            config: async () => redactConfig(this.#config),
-            reload: async () =>
-              this.#options.reloadSource?.() ??
-              Promise.resolve({
-                ok: false,
-                how: 'refused',
-                problems: ['this sluice has no config file to reload'],
-                config: this.#config.hash,
-              }),
-            setTarget: async (action, upstream, index) =>
-              action === 'drain' ? this.drainTarget(upstream, index) : this.enableTarget(upstream, index),
-          },
-          this.#loggers.app,
-        );
-        await this.#admin.listen();
-      }
+      if (this.#options.admin !== false) await this.#admin.start(this.#config.admin);
     } catch (err) {
       await this.close(0);
       throw err;
@@ -268,6 +237,39 @@ export class SluiceInstance {
       { listen: this.addresses().servers.map((a) => a.key), config: this.#config.hash },
       // A worker's start is one of several; the primary announces the whole.
       this.#options.admin === false ? 'worker ready' : 'sluice started',
+    );
+  }
+
+  /** The admin listener of a lone instance (not yet bound). */
+  #newAdmin(settings: ResolvedAdmin): AdminServer {
+    return new AdminServer(
+      settings,
+      {
+        status: async () => this.status(),
+        upstreams: async () => this.upstreams(),
+        metrics: async () => ({
+          contentType: this.registry.contentType,
+          body: await this.registry.metrics(),
+        }),
+        metricsJson: async () => (await this.registry.getMetricsAsJSON()) as unknown as MetricsJson,
+        cpuProfile: (seconds) => this.profiler.cpu(seconds),
+        heapProfile: () => this.profiler.heap(),
+        handles: async () => ({ workers: [this.handles()] }),
+        bans: async () => this.guards.all(),
+        unban: (address) => this.guards.unban(address),
+        config: async () => redactConfig(this.#config),
+        reload: async () =>
+          this.#options.reloadSource?.() ??
+          Promise.resolve({
+            ok: false,
+            how: 'refused',
+            problems: ['this sluice has no config file to reload'],
+            config: this.#config.hash,
+          }),
+        setTarget: async (action, upstream, index) =>
+          action === 'drain' ? this.drainTarget(upstream, index) : this.enableTarget(upstream, index),
+      },
+      this.#loggers.app,
     );
   }
 
@@ -281,7 +283,15 @@ export class SluiceInstance {
     if (this.#state !== 'running' || current === null) {
       throw new Error(`cannot reload an instance that is ${this.#state}`);
     }
-    await this.#loadHandlers(config);
+    // A new admin address is bound first: one that cannot be fails the reload with nothing changed.
+    const admin =
+      this.#options.admin === false ? null : await this.#admin.prepare(this.#config.admin, config.admin);
+    try {
+      await this.#loadHandlers(config);
+    } catch (err) {
+      await admin?.abort();
+      throw err;
+    }
     const { tables, retired } = compileTables(config, current, this.#handlers);
     await this.#startDns(tables.upstreams);
     const opened: HttpListener[] = [];
@@ -297,11 +307,13 @@ export class SluiceInstance {
       for (const l of opened) await l.close(0);
       for (const [key, l] of this.#listeners) if (opened.includes(l)) this.#listeners.delete(key);
       tables.upstreams.retire();
+      await admin?.abort();
       throw err;
     }
     current.upstreams.retire();
     this.#tables = tables;
     this.#config = config;
+    admin?.commit();
     this.guards.reload(config);
     const closing: Promise<void>[] = [];
     for (const [key, listener] of this.#listeners) {
@@ -331,8 +343,7 @@ export class SluiceInstance {
     this.#listeners.clear();
     await this.#egress?.close(deadlineMs);
     this.#egress = null;
-    await this.#admin?.close();
-    this.#admin = null;
+    await this.#admin.close();
     await this.#tables?.upstreams.destroy();
     await this.#tracer?.shutdown();
     await this.guards.close();
@@ -391,8 +402,8 @@ export class SluiceInstance {
     }
     const adminAddress = this.#config.admin?.listen;
     const admin =
-      this.#admin && adminAddress
-        ? { key: adminAddress.key, host: adminAddress.host, port: this.#admin.port }
+      this.#admin.server && adminAddress
+        ? { key: adminAddress.key, host: adminAddress.host, port: this.#admin.server.port }
         : null;
     const egressAddress = this.#config.egress?.listen;
     const egress =

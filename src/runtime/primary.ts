@@ -13,11 +13,12 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { AdminServer } from '../admin/admin-server.js';
+import { type AdminChange, AdminSlot } from '../admin/admin-slot.js';
 import type { MetricsJson } from '../admin/dashboard-stats.js';
 import { redactConfig } from '../admin/redact-config.js';
 import type { ConfigResult } from '../config/load.js';
 import { formatProblem } from '../config/problem.js';
-import type { ResolvedConfig } from '../config/types.js';
+import type { ResolvedAdmin, ResolvedConfig } from '../config/types.js';
 import { VERSION } from '../core/version.js';
 import { isErrorCode } from '../errors/catalogue.js';
 import { SluiceError } from '../errors/sluice-error.js';
@@ -86,7 +87,7 @@ export class Primary {
   readonly #retiring = new Set<Worker>();
   #upstreams: UpstreamSet;
   readonly #health: HealthChecker;
-  #admin: AdminServer | null = null;
+  readonly #admin = new AdminSlot((settings) => this.#newAdmin(settings));
   #reusePort = false;
   #stopping = false;
   #reloading: Promise<ReloadOutcome> | null = null;
@@ -163,7 +164,7 @@ export class Primary {
       this.#slots = workers.map((worker, index) => this.#newSlot(index, worker));
       await this.#upstreams.startDns();
       this.#health.start();
-      await this.#startAdmin();
+      await this.#admin.start(this.#config.admin);
       if (this.#config.pidFile !== null) writeFileSync(this.#config.pidFile, `${process.pid}\n`);
       // Fresh worker snapshots every 10 s, so a crash loses at most 10 s of a worker's counts.
       this.#metricsTimer = setInterval(() => void this.#collectWorkerMetrics(), 10_000);
@@ -421,6 +422,13 @@ export class Primary {
     }
     const plan = planReload(this.#config, next, { current: this.#slots.length, next: workerCount(next) });
     const previous = this.#config;
+    // A new admin address is bound first: one that cannot be refuses the reload with nothing changed.
+    let admin: AdminChange;
+    try {
+      admin = await this.#admin.prepare(previous.admin, next.admin);
+    } catch (err) {
+      return this.#record({ ok: false, how: 'refused', problems: [(err as Error).message] });
+    }
     this.#prepareLogFiles(next);
     if (plan.kind === 'swap') {
       const answers = await Promise.all(
@@ -440,6 +448,7 @@ export class Primary {
       if (errors.length > 0) {
         // Put the workers that did switch back on the previous config.
         this.#broadcast({ type: 'reload', id: ++this.#messageId, config: previous });
+        await admin.abort();
         return this.#record({ ok: false, how: 'failed', problems: errors });
       }
     } else {
@@ -448,6 +457,7 @@ export class Primary {
       try {
         workers = await this.#forkMany(next, workerCount(next));
       } catch (err) {
+        await admin.abort();
         return this.#record({ ok: false, how: 'failed', problems: [(err as Error).message] });
       }
       const old = this.#slots;
@@ -462,17 +472,13 @@ export class Primary {
       });
     }
     this.#config = next;
+    admin.commit();
     if (previous.state.redis !== next.state.redis) await this.#replaceSharedState(next);
     this.#bans.setRules(banRules(next));
     const { set } = UpstreamSet.build(next.upstreams, this.#upstreams);
     this.#upstreams.retire();
     this.#upstreams = set;
     await set.startDns();
-    if (JSON.stringify(previous.admin) !== JSON.stringify(next.admin)) {
-      await this.#admin?.close();
-      this.#admin = null;
-      await this.#startAdmin();
-    }
     return this.#record({ ok: true, how: plan.kind, problems: [] });
   }
 
@@ -530,7 +536,7 @@ export class Primary {
           }),
       ),
     );
-    await this.#admin?.close();
+    await this.#admin.close();
     await this.#upstreams.destroy();
     this.#bans.close();
     await this.#state?.close();
@@ -543,7 +549,7 @@ export class Primary {
     this.#stopping = true;
     this.#health.stop();
     for (const s of this.#slots) s.worker?.process.kill('SIGKILL');
-    await this.#admin?.close();
+    await this.#admin.close();
   }
 
   /** Gives `config`'s access log file to the workers' user (see log-files.ts); a failure is logged. */
@@ -654,11 +660,9 @@ export class Primary {
     old.bans.close();
     await old.state?.close();
   }
-  async #startAdmin(): Promise<void> {
-    const admin = this.#config.admin;
-    if (admin === null) return;
-    this.#admin = new AdminServer(
-      admin,
+  #newAdmin(settings: ResolvedAdmin): AdminServer {
+    return new AdminServer(
+      settings,
       {
         status: () => this.status(),
         upstreams: () => this.upstreams(),
@@ -679,7 +683,6 @@ export class Primary {
       },
       this.#loggers.app,
     );
-    await this.#admin.listen();
   }
 
   /** The addresses the workers listen on (ports resolved when the config asked for port 0). */
@@ -747,7 +750,7 @@ export class Primary {
 
   /** The bound admin port, if any. */
   get adminPort(): number | null {
-    return this.#admin?.port ?? null;
+    return this.#admin.server?.port ?? null;
   }
 }
 

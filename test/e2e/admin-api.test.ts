@@ -5,7 +5,10 @@
  * the API with SLUICE_ADMIN_TOKEN; and the read-only, loopback-only admin API without tokens.
  */
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -194,6 +197,85 @@ upstreams:
     const output = sluice.stdout() + sluice.stderr();
     for (const secret of Object.values(SECRETS)) expect(output).not.toContain(secret);
     expect(output).not.toContain('not-a-token-of-ours-at-all');
+  });
+});
+
+describe('admin listener across reloads', () => {
+  const config = (admin: number, port: number, opsToken: string) => `workers: 1
+log: { access: off }
+admin:
+  listen: "127.0.0.1:${admin}"
+  tokens: [{ name: ops, role: operator, token_sha256: "${createHash('sha256').update(opsToken).digest('hex')}" }]
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes: [{ respond: { body: "ok\\n" } }]
+`;
+  const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+  it('rotates tokens in place, refuses an address it cannot bind, and moves without cutting off the caller', async () => {
+    const dir = (await tempDir()).path;
+    const file = join(dir, 'sluice.yaml');
+    const [port, admin, moved] = [await freePort(), await freePort(), await freePort()];
+    await writeFile(file, config(admin, port, 'first-token-0a1b2c'));
+    const sluice = spawnCli(['start', '-c', file]);
+    const busy = http.createServer().listen(0, '127.0.0.1');
+    await once(busy, 'listening');
+    try {
+      await waitForPort(admin, { proc: sluice });
+      const base = `http://127.0.0.1:${admin}`;
+
+      // Token rotation through the API: the caller gets its answer, the new token works at once.
+      await writeFile(file, config(admin, port, 'second-token-3d4e5f'));
+      const rotated = await request(`${base}/api/reload`, {
+        method: 'POST',
+        headers: bearer('first-token-0a1b2c'),
+      });
+      expect(rotated.statusCode).toBe(200);
+      expect(await rotated.body.json()).toMatchObject({ ok: true });
+      const statusWith = async (token: string) =>
+        (
+          await request(`${base}/api/status`, { headers: bearer(token) }).then(async (r) => {
+            await r.body.dump();
+            return r;
+          })
+        ).statusCode;
+      expect(await statusWith('first-token-0a1b2c')).toBe(401);
+      expect(await statusWith('second-token-3d4e5f')).toBe(200);
+
+      // An address in use: the reload is refused, the old listener and the gateway serve on.
+      const taken = (busy.address() as AddressInfo).port;
+      await writeFile(file, config(taken, port, 'second-token-3d4e5f'));
+      sluice.signal('SIGHUP');
+      const [refused] = await sluice.waitForJson(
+        (l) => l.msg === 'config reload refused; still serving the previous config',
+      );
+      expect(JSON.stringify(refused)).toContain(`cannot listen on 127.0.0.1:${taken} (admin): EADDRINUSE`);
+      expect(await statusWith('second-token-3d4e5f')).toBe(200);
+      const served = await request(`http://127.0.0.1:${port}/`);
+      expect(await served.body.text()).toBe('ok\n');
+      expect(sluice.exited()).toBeNull();
+
+      // A free address: the reload's own request is answered on the old one, then it closes.
+      await writeFile(file, config(moved, port, 'second-token-3d4e5f'));
+      const move = await request(`${base}/api/reload`, {
+        method: 'POST',
+        headers: { ...bearer('second-token-3d4e5f'), connection: 'close' },
+      });
+      expect(move.statusCode).toBe(200);
+      expect(await move.body.json()).toMatchObject({ ok: true });
+      const there = await request(`http://127.0.0.1:${moved}/api/status`, {
+        headers: bearer('second-token-3d4e5f'),
+      });
+      expect(there.statusCode).toBe(200);
+      await there.body.dump();
+      await expect(request(`${base}/api/status`, { headers: bearer('second-token-3d4e5f') })).rejects.toThrow(
+        /ECONNREFUSED/,
+      );
+    } finally {
+      busy.close();
+      sluice.signal('SIGTERM');
+      await sluice.waitForExit(10_000);
+    }
   });
 });
 

@@ -97,7 +97,10 @@ export async function runPrimary(
         primary.logger.warn('SIGHUP ignored: there is no config file to reload');
         return;
       }
-      void primary.reloadFromFile();
+      // A reload that fails unexpectedly leaves the running config serving; it must not end the process.
+      primary.reloadFromFile().catch((err: unknown) => {
+        primary.logger.error({ err }, 'config reload failed; still serving the previous config');
+      });
     });
     process.on('SIGUSR1', () => primary.reopenLogs());
   });
