@@ -4,9 +4,11 @@
  * that caused it. Runs on the salvaged parts too when the schema check failed, so meaning
  * problems are reported together with shape problems (see config-draft.ts).
  */
+
 import { createHash } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import { deepFreeze } from '../core/deep-freeze.js';
+import { redactUrl } from '../core/redact.js';
 import { checkListeners, type NamedPlan, type OwnListener } from './check-listeners.js';
 import type { ConfigDraft } from './config-draft.js';
 import { durationOr } from './config-units.js';
@@ -116,7 +118,7 @@ function normaliseRedis(url: string | undefined, problems: ProblemCollector): st
     problems.error(
       ['state', 'redis'],
       'SLUICE_E_CONFIG_URL',
-      `${JSON.stringify(url)} is not a redis:// URL`,
+      `${JSON.stringify(redactUrl(url))} is not a redis:// URL`,
       {
         hint: 'write redis://HOST:PORT/DB, e.g. redis://127.0.0.1:6379/0',
       },
@@ -135,7 +137,7 @@ function normaliseTracing(draft: ConfigDraft['tracing'], problems: ProblemCollec
       problems.error(
         ['tracing', 'otlp_endpoint'],
         'SLUICE_E_CONFIG_URL',
-        `${JSON.stringify(otlpEndpoint)} is not an http(s) URL`,
+        `${JSON.stringify(redactUrl(otlpEndpoint))} is not an http(s) URL`,
         {
           hint: 'write the collector URL, e.g. http://127.0.0.1:4318/v1/traces',
         },

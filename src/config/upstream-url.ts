@@ -1,4 +1,5 @@
 /** Upstream URLs: `proxy.url` (an origin with an optional base path) and target URLs (an origin only). */
+import { redactUrl } from '../core/redact.js';
 
 /** What a valid upstream URL gives. */
 export interface UpstreamUrl {
@@ -10,7 +11,8 @@ export interface UpstreamUrl {
 
 /** Parses an absolute http(s) URL with a host and without credentials, query or fragment. */
 export function parseUpstreamUrl(text: string): UpstreamUrl | { error: string } {
-  const shown = JSON.stringify(text);
+  // Shown in problems, which are logged: a password in the URL is not.
+  const shown = JSON.stringify(redactUrl(text));
   if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(text)) {
     return { error: `${shown} is not an absolute URL; write it as http://${text.replace(/^\/+/, '')}` };
   }

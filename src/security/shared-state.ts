@@ -6,6 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';
+import { redactUrl } from '../core/redact.js';
 
 /**
  * ioredis is loaded by the first connection, not with this module: it costs every process about
@@ -87,7 +88,7 @@ export class SharedState {
     redis.on('ready', () => {
       this.#up = true;
       if (this.#reportedDown)
-        log.info({ redis: redact(url) }, 'shared state: Redis is back; resynchronising');
+        log.info({ redis: redactUrl(url) }, 'shared state: Redis is back; resynchronising');
       this.#reportedDown = false;
       for (const f of this.#ready) f();
     });
@@ -96,7 +97,7 @@ export class SharedState {
       if (this.#reportedDown) return;
       this.#reportedDown = true;
       log.warn(
-        { redis: redact(url), err: err?.message },
+        { redis: redactUrl(url), err: err?.message },
         'shared state: Redis unreachable; serving with local state',
       );
     };
@@ -122,16 +123,5 @@ export class SharedState {
   /** Closes the connection. */
   async close(): Promise<void> {
     await this.redis.quit().catch(() => this.redis.disconnect());
-  }
-}
-
-/** A Redis URL without its password, for logs and /api/config. */
-export function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== '') u.password = 'redacted';
-    return u.toString();
-  } catch {
-    return 'redis://[invalid]';
   }
 }
