@@ -30,12 +30,21 @@ export class BanManager {
   readonly #onChange: (e: BanEvent) => void;
   #subscriber: Redis | null = null;
   #sweeper: NodeJS.Timeout;
+  /**
+   * Addresses unbanned while Redis could not be told, with when. Lifted there when it is back
+   * (before its bans are read, or by the sweep when the connection never dropped): otherwise the
+   * resync brought back the very bans an operator had just lifted.
+   */
+  readonly #pendingUnbans = new Map<string, number>();
 
   constructor(state: SharedState | null, log: StateLog, onChange: (e: BanEvent) => void) {
     this.#state = state;
     this.#log = log;
     this.#onChange = onChange;
-    this.#sweeper = setInterval(() => this.#sweep(), 10_000);
+    this.#sweeper = setInterval(() => {
+      this.#sweep();
+      if (this.#pendingUnbans.size > 0 && this.#state?.up) void this.#liftPending();
+    }, 10_000);
     this.#sweeper.unref();
     if (state !== null) {
       // Its own connection (a subscribed one takes no other commands), which may queue the
@@ -68,19 +77,12 @@ export class BanManager {
     const rule = this.#rules.get(scope);
     if (rule === undefined || this.#list.banned(scope, address, now)) return;
     if (this.#state?.up) {
-      void this.#state.redis
-        .sluiceStrike(
-          `${PREFIX}strikes:${encodeURIComponent(scope)}:${address}`,
-          rule.windowMs,
-          count,
-          `${process.pid}-${now}`,
-        )
-        .then(
-          (n) => {
-            if (n >= rule.max) this.#ban(scope, address, rule, n, Date.now());
-          },
-          () => this.#strikeLocally(scope, address, count, rule, now),
-        );
+      void this.#state.strike(strikeKey(scope, address), rule.windowMs, count, `${process.pid}-${now}`).then(
+        (n) => {
+          if (n >= rule.max) this.#ban(scope, address, rule, n, Date.now());
+        },
+        () => this.#strikeLocally(scope, address, count, rule, now),
+      );
       return;
     }
     this.#strikeLocally(scope, address, count, rule, now);
@@ -142,19 +144,54 @@ export class BanManager {
     const n = this.#list.remove(address);
     for (const id of this.#strikes.keys()) if (id.endsWith(`\n${address}`)) this.#strikes.delete(id);
     this.#onChange({ type: 'unban', address });
-    if (this.#state?.up) {
-      const redis = this.#state.redis;
+    if (this.#state === null) return n;
+    const at = Date.now();
+    if (this.#state.up) {
       try {
-        const keys = await scanKeys(redis, `${PREFIX}ban:*:${address}`);
-        const strikeKeys = await scanKeys(redis, `${PREFIX}strikes:*:${address}`);
-        if (keys.length + strikeKeys.length > 0) await redis.del(...keys, ...strikeKeys);
-        await redis.publish(CHANNEL, JSON.stringify({ type: 'unban', address }));
-        return Math.max(n, keys.length);
+        return Math.max(n, await this.#unbanInRedis(this.#state.redis, address, at));
       } catch {
-        return n;
+        // Told when Redis is back.
       }
     }
+    this.#pendingUnbans.set(address, at);
     return n;
+  }
+
+  /**
+   * Deletes the bans and strikes of `address` in Redis, leaves a tombstone with the time of the
+   * unban (for nodes that still hold the ban from before: see #resync), and tells the other nodes.
+   * How many bans there were.
+   */
+  async #unbanInRedis(redis: Redis, address: string, at: number): Promise<number> {
+    // Keys are matched exactly, not by a SCAN pattern: an address is no pattern (`*` matched every
+    // ban) and a scope wildcard could also take the end of an IPv6 address (`1` matched `::1`).
+    const bans = (await scanKeys(redis, `${PREFIX}ban:*`)).filter(
+      (k) => keyParts(k, 'ban:')?.address === address,
+    );
+    const strikes = [...this.#rules.keys()].map((scope) => strikeKey(scope, address));
+    if (bans.length + strikes.length > 0) await redis.del(...bans, ...strikes);
+    // No ban made before the unban outlives the longest ban duration.
+    const keep = Math.max(60_000, ...[...this.#rules.values()].map((r) => r.durationMs));
+    await redis.set(`${PREFIX}unban:${address}`, String(at), 'PX', keep);
+    await redis.publish(CHANNEL, JSON.stringify({ type: 'unban', address }));
+    return bans.length;
+  }
+
+  /** Tells Redis of the unbans made while it could not be told. */
+  async #liftPending(): Promise<void> {
+    const redis = this.#state?.redis;
+    if (redis === undefined) return;
+    for (const [address, at] of this.#pendingUnbans) {
+      await this.#unbanInRedis(redis, address, at);
+      this.#pendingUnbans.delete(address);
+    }
+  }
+
+  /** Whether an unban of the ban's address came after the ban was made (found in Redis). */
+  async #liftedSince(redis: Redis, ban: Ban): Promise<boolean> {
+    const at = Number(await redis.get(`${PREFIX}unban:${ban.address}`));
+    const made = ban.until - (this.#rules.get(ban.scope)?.durationMs ?? 0);
+    return at > 0 && at >= made;
   }
 
   /** Takes over the bans of a manager being replaced (state.redis changed); written to Redis on resync. */
@@ -183,19 +220,24 @@ export class BanManager {
     const redis = this.#state?.redis;
     if (redis === undefined) return;
     try {
+      await this.#liftPending();
       const now = Date.now();
       for (const key of await scanKeys(redis, `${PREFIX}ban:*`)) {
         const until = Number(await redis.get(key));
-        // sluice:ban:<scope, URI-encoded so it has no ':'>:<address, which may (IPv6)>.
-        const rest = key.slice(`${PREFIX}ban:`.length);
-        const cut = rest.indexOf(':');
-        const scope = decodeURIComponent(rest.slice(0, cut));
-        const address = rest.slice(cut + 1);
-        if (cut > 0 && until > now && !this.#list.banned(scope, address, now))
-          this.#apply({ scope, address, until });
+        const parts = keyParts(key, 'ban:');
+        if (parts === null || until <= now || this.#list.banned(parts.scope, parts.address, now)) continue;
+        const ban = { scope: parts.scope, address: parts.address, until };
+        // Written back by a node that had not heard of a later unban.
+        if (await this.#liftedSince(redis, ban)) await redis.del(key);
+        else this.#apply(ban);
       }
-      // Bans made here while Redis was away: stored, and announced to the nodes that resynchronised first.
+      // Bans made here while Redis was away: stored, and announced to the nodes that resynchronised
+      // first; a ban lifted elsewhere meanwhile is lifted here instead.
       for (const ban of this.#list.all(now)) {
+        if (await this.#liftedSince(redis, ban)) {
+          if (this.#list.remove(ban.address) > 0) this.#onChange({ type: 'unban', address: ban.address });
+          continue;
+        }
         const key = `${PREFIX}ban:${encodeURIComponent(ban.scope)}:${ban.address}`;
         if ((await redis.set(key, String(ban.until), 'PX', ban.until - now, 'NX')) === 'OK') {
           await redis.publish(CHANNEL, JSON.stringify({ type: 'ban', ban }));
@@ -218,6 +260,22 @@ export class BanManager {
   close(): void {
     clearInterval(this.#sweeper);
     this.#subscriber?.disconnect();
+  }
+}
+
+function strikeKey(scope: string, address: string): string {
+  return `${PREFIX}strikes:${encodeURIComponent(scope)}:${address}`;
+}
+
+/** The scope and address of `sluice:<kind><scope, URI-encoded so it has no ':'>:<address, which may (IPv6)>`. */
+function keyParts(key: string, kind: string): { scope: string; address: string } | null {
+  const rest = key.slice(PREFIX.length + kind.length);
+  const cut = rest.indexOf(':');
+  if (cut <= 0) return null;
+  try {
+    return { scope: decodeURIComponent(rest.slice(0, cut)), address: rest.slice(cut + 1) };
+  } catch {
+    return null;
   }
 }
 

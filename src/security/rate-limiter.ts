@@ -78,21 +78,19 @@ export class SharedRateLimiter implements RateLimiter {
   take(scope: string, key: string, rule: ResolvedRateLimit): TakeResult | Promise<TakeResult> {
     if (!this.#state.up) return this.#local.take(scope, key, rule);
     const capacity = rule.burst + 1;
-    return this.#state.redis
-      .sluiceTake(`${PREFIX}rl:${encodeURIComponent(scope)}:${key}`, rule.perSecond, capacity)
-      .then(
-        ([allowed, left]) => {
-          const tokens = Number(left);
-          return {
-            allowed: allowed === 1,
-            remaining: Math.floor(tokens),
-            retryAfter: allowed === 1 ? 0 : Math.ceil((1 - tokens) / rule.perSecond),
-            reset: Math.ceil((capacity - tokens) / rule.perSecond),
-            limit: capacity,
-          };
-        },
-        () => this.#local.take(scope, key, rule),
-      );
+    return this.#state.take(`${PREFIX}rl:${encodeURIComponent(scope)}:${key}`, rule.perSecond, capacity).then(
+      ([allowed, left]) => {
+        const tokens = Number(left);
+        return {
+          allowed: allowed === 1,
+          remaining: Math.floor(tokens),
+          retryAfter: allowed === 1 ? 0 : Math.ceil((1 - tokens) / rule.perSecond),
+          reset: Math.ceil((capacity - tokens) / rule.perSecond),
+          limit: capacity,
+        };
+      },
+      () => this.#local.take(scope, key, rule),
+    );
   }
 
   close(): void {

@@ -66,12 +66,21 @@ type SluiceRedis = Redis & {
 /** Key prefix of everything sluice keeps in Redis. */
 export const PREFIX = 'sluice:';
 
+/**
+ * Command timeouts in a row after which Redis counts as down. A Redis that accepts connections but
+ * never answers (stopped, or a partition that drops packets) raises no connection error: without
+ * this, every request waited the 250 ms command timeout, for as long as it lasted.
+ */
+const TIMEOUTS_BEFORE_DOWN = 3;
+
 /** A fail-fast Redis connection with up/down notifications. */
 export class SharedState {
   readonly redis: SluiceRedis;
   readonly #ready: (() => void)[] = [];
   #up = false;
   #reportedDown = false;
+  #timeouts = 0;
+  readonly #down: (err?: Error) => void;
 
   constructor(url: string, log: StateLog) {
     const redis = new (redisClass())(url, {
@@ -87,6 +96,7 @@ export class SharedState {
     redis.defineCommand('sluiceStrike', { numberOfKeys: 1, lua: STRIKE });
     redis.on('ready', () => {
       this.#up = true;
+      this.#timeouts = 0;
       if (this.#reportedDown)
         log.info({ redis: redactUrl(url) }, 'shared state: Redis is back; resynchronising');
       this.#reportedDown = false;
@@ -106,7 +116,43 @@ export class SharedState {
     redis.on('close', () => {
       if (this.#up) down();
     });
+    this.#down = down;
     this.redis = redis;
+  }
+
+  /** A token-bucket take (see TAKE), counted by the timeout breaker. */
+  take(key: string, rate: number, capacity: number): Promise<[number, string]> {
+    return this.#watch(this.redis.sluiceTake(key, rate, capacity));
+  }
+
+  /** Strikes in a sliding window (see STRIKE), counted by the timeout breaker. */
+  strike(key: string, windowMs: number, count: number, nonce: string): Promise<number> {
+    return this.#watch(this.redis.sluiceStrike(key, windowMs, count, nonce));
+  }
+
+  /**
+   * Counts timeouts in a row: at TIMEOUTS_BEFORE_DOWN, Redis is down (callers go local at once) and
+   * the connection is made again; it is up when Redis answers ioredis's ready check.
+   */
+  #watch<T>(command: Promise<T>): Promise<T> {
+    return command.then(
+      (value) => {
+        this.#timeouts = 0;
+        return value;
+      },
+      (err: unknown) => {
+        if (
+          err instanceof Error &&
+          err.message === 'Command timed out' &&
+          ++this.#timeouts >= TIMEOUTS_BEFORE_DOWN
+        ) {
+          this.#timeouts = 0;
+          this.#down(new Error(`${TIMEOUTS_BEFORE_DOWN} commands in a row timed out`));
+          this.redis.disconnect(true);
+        }
+        throw err;
+      },
+    );
   }
 
   /** Whether commands can be sent now. */

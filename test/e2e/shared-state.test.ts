@@ -180,4 +180,100 @@ upstreams:
     const output = nodes.map((n) => n.proc.stdout() + n.proc.stderr()).join('');
     expect(output).not.toContain(OPS);
   });
+
+  const unban = async (admin: number, address: string) => {
+    const res = await request(`http://127.0.0.1:${admin}/api/bans/${encodeURIComponent(address)}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${OPS}` },
+    });
+    expect(res.statusCode).toBe(200);
+    return (await res.body.json()) as { lifted: number };
+  };
+
+  const banOn = async (node: (typeof nodes)[0], other: (typeof nodes)[0], scanner: string) => {
+    for (const path of ['/x1', '/x2', '/x3']) expect(await get(node.port, path, scanner)).toBe(404);
+    await until(
+      async () => ((await get(other.port, '/ok', scanner)) === 403 ? true : undefined),
+      'the other node enforcing the ban',
+      5000,
+    );
+  };
+
+  it('stops waiting on a Redis that hangs, and an unban made meanwhile reaches Redis and every node', async () => {
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    const scanner = '203.0.113.70';
+    await banOn(a, b, scanner);
+
+    redis.kill('SIGSTOP');
+    try {
+      // Each rate-limited request asks Redis; the first ones wait for the 250 ms command timeout,
+      // then the worker counts Redis as down. 20 requests that all waited would take 5 s.
+      const started = Date.now();
+      for (let i = 0; i < 20; i++) expect(await get(b.port, '/limited/h', `198.51.100.${150 + i}`)).toBe(200);
+      expect(Date.now() - started).toBeLessThan(3000);
+      const [down] = await b.proc.waitForJson(
+        (l) =>
+          l.msg === 'shared state: Redis unreachable; serving with local state' &&
+          l.err === '3 commands in a row timed out',
+      );
+      expect(down).toBeDefined();
+
+      // The unban cannot reach Redis: lifted on this node now, on the others once Redis answers.
+      expect((await unban(b.admin, scanner)).lifted).toBe(1);
+      expect(await get(b.port, '/ok', scanner)).toBe(200);
+    } finally {
+      redis.kill('SIGCONT');
+    }
+    await until(
+      async () => ((await get(a.port, '/ok', scanner)) === 200 ? true : undefined),
+      'node A lifting the ban once Redis answers',
+      15_000,
+    );
+    expect(await get(b.port, '/ok', scanner)).toBe(200);
+    expect(await bans(a.admin)).not.toContain(scanner);
+    expect(await bans(b.admin)).not.toContain(scanner);
+  });
+
+  it('does not bring back, after an outage, a ban lifted during it', async () => {
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    const scanner = '203.0.113.80';
+    await banOn(a, b, scanner);
+    await stopRedis(redis);
+    // Node B lifts it; node A cannot hear of it and keeps its own copy of the ban.
+    expect((await unban(b.admin, scanner)).lifted).toBe(1);
+    expect(await get(b.port, '/ok', scanner)).toBe(200);
+    expect(await get(a.port, '/ok', scanner)).toBe(403);
+
+    const back = (n: (typeof nodes)[0]) =>
+      n.proc.jsonLines().filter((l) => l.msg === 'shared state: Redis is back; resynchronising').length;
+    const before = nodes.map(back);
+    redis = await startRedis(redisPort, dir);
+    // Node A writes its copy back to Redis when it resynchronises; node B's unban (with its time)
+    // lifts it wherever it went, in whichever order the two nodes come back.
+    await until(
+      async () => ((await get(a.port, '/ok', scanner)) === 200 ? true : undefined),
+      'node A lifting the ban after the outage',
+      15_000,
+    );
+    await until(
+      () => (nodes.every((n, i) => back(n) > (before[i] ?? 0)) ? true : undefined),
+      'both nodes back',
+      10_000,
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await get(a.port, '/ok', scanner)).toBe(200);
+    expect(await get(b.port, '/ok', scanner)).toBe(200);
+    expect(await bans(a.admin)).not.toContain(scanner);
+    expect(await bans(b.admin)).not.toContain(scanner);
+  });
+
+  it('matches an unbanned address exactly, not as a pattern', async () => {
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    await banOn(a, b, '203.0.113.91');
+    expect((await unban(a.admin, '*')).lifted).toBe(0);
+    expect((await unban(a.admin, '1')).lifted).toBe(0);
+    expect(await bans(a.admin)).toContain('203.0.113.91');
+    expect(await get(b.port, '/ok', '203.0.113.91')).toBe(403);
+    expect((await unban(a.admin, '203.0.113.91')).lifted).toBe(1);
+  });
 });
