@@ -120,6 +120,8 @@ const kH2 = Symbol('sluice.h2');
 const kSocket = Symbol('sluice.socket');
 /** The exchange of a response, to forget it when the response closes. */
 const kResExchange = Symbol('sluice.resExchange');
+/** Pipelined requests waiting for the answer before them: [req, res, req, res, ...]. */
+const kPipelined = Symbol('sluice.pipelined');
 
 type TrackedResponse = http.ServerResponse & { [kSocket]?: ClientSocket; [kResExchange]?: Exchange };
 
@@ -136,6 +138,7 @@ type ClientSocket = Socket & {
   [kSeen]?: number;
   [kRequests]?: number;
   [kH2]?: boolean;
+  [kPipelined]?: (http.IncomingMessage | http.ServerResponse)[];
 };
 
 /** An HTTP listener bound to one address, serving whatever table it currently holds. */
@@ -418,6 +421,18 @@ export class HttpListener {
       socket.destroy();
       return;
     }
+    // A pipelined request waits until the answer before it is out, as nginx reads the next request
+    // only then: Node hands over every request it parses at once, and one that followed an answer
+    // closing the connection (a 400, max_requests_per_connection, a drain) went upstream all the
+    // same and was never answered nor counted out. See #responseClosed.
+    if ((socket[kBusy] ?? 0) > 0) {
+      (socket[kPipelined] ??= []).push(req, res);
+      return;
+    }
+    this.#serve(req, res, socket);
+  };
+
+  #serve(req: http.IncomingMessage, res: http.ServerResponse, socket: ClientSocket): void {
     this.#inflight++;
     socket[kBusy] = (socket[kBusy] ?? 0) + 1;
     const requests = (socket[kRequests] ?? 0) + 1;
@@ -448,7 +463,7 @@ export class HttpListener {
         res.destroy();
       }
     }
-  };
+  }
 
   /**
    * An Upgrade request (WebSocket). Node hands over the raw socket; a ServerResponse bound to it
@@ -498,12 +513,37 @@ export class HttpListener {
     const x = tracked[kResExchange];
     if (x !== undefined) this.#active.delete(x);
     if (socket !== undefined && x !== undefined && socket[kExchange] === x) socket[kExchange] = null;
+    if (socket?.[kPipelined] !== undefined && socket[kBusy] === 0) this.#servePipelined(socket);
     if (this.#inflight === 0) this.#idle?.();
+  }
+
+  /**
+   * The next pipelined request of a connection whose answer is out; none when that answer closed
+   * the connection (its end is written, or it is gone): they are dropped unread, as nginx does.
+   */
+  #servePipelined(socket: ClientSocket): void {
+    const queue = socket[kPipelined]!;
+    if (socket.destroyed || socket.writableEnded) {
+      socket[kPipelined] = undefined;
+      return;
+    }
+    const req = queue.shift() as http.IncomingMessage;
+    const res = queue.shift() as http.ServerResponse;
+    if (queue.length === 0) socket[kPipelined] = undefined;
+    this.#serve(req, res, socket);
   }
 
   readonly #onClientError = (err: NodeJS.ErrnoException, socket: Socket): void => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
+      return;
+    }
+    if (err.code === 'HPE_CLOSED_CONNECTION') {
+      // Bytes after a request that asked to close the connection: ignored, as nginx does; the
+      // request's answer still goes out (it was answered 400 instead), then the connection closes.
+      const x = (socket as ClientSocket)[kExchange];
+      if (x && !x.finished) socket.pause();
+      else socket.destroySoon();
       return;
     }
     const code = CLIENT_ERROR_CODES[err.code ?? ''] ?? 'SLUICE_E_CLIENT_BAD_REQUEST';

@@ -106,11 +106,75 @@ describe('HTTP/1.1 strictness', () => {
       `POST /one HTTP/1.1\r\n${H}Content-Length: 3\r\n\r\nabcGET /two HTTP/1.1\r\n${H}Connection: close\r\n\r\n`,
     );
     expect(r.text.match(/HTTP\/1\.1 200/g)).toHaveLength(2);
-    // Answers come back in request order, whatever order the upstream saw them in.
     expect(r.text.indexOf('"url":"/one"')).toBeLessThan(r.text.indexOf('"url":"/two"'));
-    expect(up.seen.map((s) => [s.url, s.body.toString()]).sort()).toEqual([
+    // One after the other, as nginx: the second is read once the first is answered.
+    expect(up.seen.map((s) => [s.url, s.body.toString()])).toEqual([
       ['/one', 'abc'],
       ['/two', ''],
     ]);
+  });
+
+  it.each([
+    ['a refused request (duplicate Host)', `GET /bad HTTP/1.1\r\n${H}Host: b.test\r\n\r\n`],
+    ['a bad path', `GET /%zz HTTP/1.1\r\n${H}\r\n`],
+  ])('drops a request pipelined after %s: never forwarded, nothing left in flight', async (_name, first) => {
+    const r = await rawRequest(
+      sluice.port,
+      `${first}POST /smuggled HTTP/1.1\r\n${H}Content-Length: 4\r\n\r\nevil`,
+    );
+    expect(r.status).toBe(400);
+    expect(r.closed).toBe(true);
+    expect(r.text.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+    await new Promise((res) => setTimeout(res, 100));
+    expect(up.seen).toHaveLength(0);
+    expect(sluice.instance.handles().inflight).toEqual([]);
+  });
+
+  it('answers a request sent with Connection: close despite bytes after it', async () => {
+    const r = await rawRequest(
+      sluice.port,
+      `GET /closing HTTP/1.1\r\n${H}Connection: close\r\n\r\nGARBAGE\r\n`,
+    );
+    expect(r.status).toBe(200);
+    expect(r.closed).toBe(true);
+    expect(up.seen.map((s) => s.url)).toEqual(['/closing']);
+  });
+});
+
+describe('pipelining past the last request of a connection', () => {
+  let up: TestUpstream;
+  let sluice: TestSluice;
+
+  beforeAll(async () => {
+    up = await startUpstream();
+    sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          limits: { max_requests_per_connection: 1 },
+          routes: [{ proxy: { url: up.url } }],
+        },
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+    await up.close();
+  });
+
+  it('answers the first with Connection: close and never forwards the second', async () => {
+    const r = await rawRequest(sluice.port, `GET /one HTTP/1.1\r\n${H}\r\nGET /two HTTP/1.1\r\n${H}\r\n`);
+    expect(r.status).toBe(200);
+    expect(r.closed).toBe(true);
+    expect(r.text.toLowerCase()).toContain('connection: close');
+    expect(r.text.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+    await new Promise((res) => setTimeout(res, 100));
+    expect(up.seen.map((s) => s.url)).toEqual(['/one']);
+    expect(sluice.instance.handles().inflight).toEqual([]);
+    // Closing does not wait for a request that will never be answered.
+    const started = Date.now();
+    await sluice.instance.close(10_000);
+    expect(Date.now() - started).toBeLessThan(5000);
   });
 });
