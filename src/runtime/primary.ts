@@ -59,7 +59,7 @@ interface Slot {
   startedAt: number;
   restarts: number;
   readonly crashes: CrashTracker;
-  state: 'starting' | 'ready' | 'restarting' | 'crash-loop';
+  state: 'starting' | 'ready' | 'restarting' | 'crash-loop' | 'retired';
   timer: NodeJS.Timeout | null;
 }
 
@@ -231,6 +231,11 @@ export class Primary {
     if (this.#stopping) return;
     try {
       const worker = await this.#fork(this.#config);
+      // A reload rolled the workers while this one started: it belongs to no slot any more.
+      if (!this.#slots.includes(slot) || this.#stopping) {
+        this.#retire(worker, 0);
+        return;
+      }
       slot.worker = worker;
       slot.startedAt = Date.now();
       slot.restarts++;
@@ -247,7 +252,7 @@ export class Primary {
           { slot: slot.index },
           'worker crash loop: not restarting it until the next reload',
         );
-      } else {
+      } else if (this.#slots.includes(slot)) {
         slot.timer = setTimeout(() => void this.#restart(slot), decision.restartInMs);
       }
     }
@@ -463,7 +468,13 @@ export class Primary {
       const old = this.#slots;
       for (const slot of old) {
         if (slot.timer !== null) clearTimeout(slot.timer);
-        if (slot.worker !== null) this.#retire(slot.worker, next.shutdownTimeoutMs);
+        slot.timer = null;
+        // Detached from its slot first: the retired worker's exit is then not taken for a crash
+        // (which restarted it, on the old config, in a slot no reload reaches any more).
+        const worker = slot.worker;
+        slot.worker = null;
+        slot.state = 'retired';
+        if (worker !== null) this.#retire(worker, next.shutdownTimeoutMs);
       }
       this.#slots = workers.map((worker, index) => {
         const slot = this.#newSlot(index, worker);

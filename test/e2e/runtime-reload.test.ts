@@ -5,6 +5,7 @@
  * connections busy through a proxy route. Then `sluice reload` with a broken file: refused locally
  * (exit 2, the problems printed), the running primary never signalled.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -215,6 +216,14 @@ describe('reload under load (sluice start, workers: 2)', () => {
       'old workers to exit',
       15_000,
     );
+    // A drained worker's exit is no crash: nothing restarted, the primary has its 3 workers only
+    // (it used to fork a replacement on the old config, which no later reload reached).
+    await sleep(1500);
+    expect(sluice.jsonLines().filter((l) => l.msg === 'worker died; restarting it')).toEqual([]);
+    const children = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+      .trim()
+      .split('\n');
+    expect(children.map(Number).sort()).toEqual(afterRoll.workers.map((w) => w.pid).sort());
     // Every new worker served part of the load, and the primary still runs.
     expect(sluice.exited()).toBeNull();
     expect((await get(port, '/api/after')).status).toBe(200);
