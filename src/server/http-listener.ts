@@ -389,7 +389,8 @@ export class HttpListener {
 
   /** A request on a TLS address: HTTP/1.1 takes the plain path, HTTP/2 its own. */
   readonly #onSecureRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    if (req.httpVersionMajor === 2) this.#onH2Request(req, res);
+    // By the stream, not the version: `HTTP/2.0` in an HTTP/1.1 request line is refused as HTTP/1.
+    if ((req as { stream?: unknown }).stream !== undefined) this.#onH2Request(req, res);
     else this.#onRequest(req, res);
   };
 

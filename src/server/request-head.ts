@@ -5,8 +5,9 @@
  * llhttp already refuses, before any handler runs: CL with TE, repeated or non-decimal CL, obs-fold,
  * whitespace before the colon, bad header names, CR/LF/NUL in values, a missing Host on HTTP/1.1,
  * bad chunk sizes. It does NOT refuse, or refuses only after calling the request handler:
- * a repeated Host, a Transfer-Encoding whose final coding is not `chunked` (it fails later, on
- * the body), Transfer-Encoding on HTTP/1.0, a non-origin-form target, HTTP/0.9. Those are here,
+ * a repeated Host, a Transfer-Encoding other than `chunked` alone (it fails later, on the body,
+ * when the final coding is not `chunked`), Transfer-Encoding on HTTP/1.0, a non-origin-form target
+ * or one with a fragment, HTTP/0.9, `HTTP/2.0` in an HTTP/1 request line. Those are here,
  * so an ambiguous request is answered 400 before anything reaches an upstream.
  *
  * HTTP/2 requests (RFC 9113 8.2-8.3) are checked by their own pass: nghttp2 has already refused
@@ -60,10 +61,11 @@ export type HeadProblem =
 /** Reads and checks a request head; returns the problem, or fills and returns `head`. */
 export function scanRequestHead(req: IncomingMessage, head: RequestHead): RequestHead | HeadProblem {
   if (req.httpVersionMajor !== 1) {
-    return req.httpVersionMajor === 2 ? scanH2RequestHead(req as unknown as H2Request, head) : 'http_version';
+    // `HTTP/2.0` in an HTTP/1 request line is no HTTP/2 request (it has no stream).
+    return isH2Request(req) ? scanH2RequestHead(req as unknown as H2Request, head) : 'http_version';
   }
   const url = req.url ?? '';
-  if (url.charCodeAt(0) !== 0x2f /* / */) return 'request_target';
+  if (!isOriginForm(url)) return 'request_target';
 
   const raw = req.rawHeaders;
   let hostCount = 0;
@@ -95,8 +97,10 @@ export function scanRequestHead(req: IncomingMessage, head: RequestHead): Reques
   if (hostCount === 0 && req.httpVersionMinor === 1) return 'host_missing';
   if (hostCount === 1 && !isValidHost(head.host)) return 'host_invalid';
   if (te !== null) {
-    // RFC 9112 6.1: TE on HTTP/1.0 is faulty framing; the final coding must be chunked.
-    if (req.httpVersionMinor === 0 || !finalCodingIsChunked(te)) return 'transfer_encoding';
+    // RFC 9112 6.1: TE on HTTP/1.0 is faulty framing. Only `chunked` alone, as nginx: sluice
+    // applies no other coding, and forwarding `gzip, chunked` de-chunked as plain bytes would
+    // drop the gzip label from a body that still has it.
+    if (req.httpVersionMinor === 0 || te.trim().toLowerCase() !== 'chunked') return 'transfer_encoding';
     head.body = 'chunked';
   }
   return head;
@@ -105,7 +109,7 @@ export function scanRequestHead(req: IncomingMessage, head: RequestHead): Reques
 /** The HTTP/2 pass of `scanRequestHead` (see the file comment). */
 function scanH2RequestHead(req: H2Request, head: RequestHead): RequestHead | HeadProblem {
   const url = req.url ?? '';
-  if (url.charCodeAt(0) !== 0x2f /* / */) return 'request_target';
+  if (!isOriginForm(url)) return 'request_target';
   // HTTP/2 field names arrive lower-case (nghttp2 refuses others), so no headerName() here.
   const raw = req.h2RawHeaders;
   let authority: string | null = null;
@@ -210,31 +214,71 @@ function readConnectionTokens(value: string, head: RequestHead): void {
   }
 }
 
-function finalCodingIsChunked(te: string): boolean {
-  const comma = te.lastIndexOf(',');
-  return (comma === -1 ? te : te.slice(comma + 1)).trim().toLowerCase() === 'chunked';
+/** An HTTP/2 request (Node's compatibility layer), not an HTTP/1 one claiming version 2. */
+function isH2Request(req: IncomingMessage): boolean {
+  return (req as unknown as { stream?: unknown }).stream !== undefined;
 }
 
 /**
- * RFC 3986 host and optional port: reg-name characters, or an IP-literal in brackets. Refuses
- * what could confuse routing or an upstream: slashes, `@`, spaces, backslashes, empty names.
+ * RFC 9112 origin-form: a path (and query) starting with `/`, without a fragment. A `#` would
+ * let `/secret#x` miss an exact or regex route for `/secret` while an upstream that parses URLs
+ * serves `/secret`.
+ */
+function isOriginForm(url: string): boolean {
+  return url.charCodeAt(0) === 0x2f /* / */ && !url.includes('#');
+}
+
+/**
+ * RFC 3986 host and optional port: a reg-name (or IPv4 address) or an IP-literal in brackets,
+ * then `:` and 1 to 5 digits up to 65535. Refuses what could confuse routing or an upstream:
+ * slashes, `@`, spaces, backslashes, empty names, a second colon, a port that is no port.
  */
 export function isValidHost(host: string): boolean {
   const n = host.length;
   if (n === 0 || n > 255) return false;
-  for (let i = 0; i < n; i++) {
-    const c = host.charCodeAt(i);
-    const ok =
-      (c >= 0x61 && c <= 0x7a) || // a-z
-      (c >= 0x41 && c <= 0x5a) || // A-Z
-      (c >= 0x30 && c <= 0x39) || // 0-9
-      c === 0x2e || // .
-      c === 0x2d || // -
-      c === 0x3a || // :
-      c === 0x5f || // _
-      c === 0x5b || // [
-      c === 0x5d; // ]
-    if (!ok) return false;
+  let end: number;
+  if (host.charCodeAt(0) === 0x5b /* [ */) {
+    end = host.indexOf(']');
+    if (end < 2) return false;
+    for (let i = 1; i < end; i++) {
+      const c = host.charCodeAt(i);
+      const ok = isHexDigit(c) || c === 0x3a /* : */ || c === 0x2e; /* . (IPv4 tail) */
+      if (!ok) return false;
+    }
+    end++;
+  } else {
+    end = host.indexOf(':');
+    if (end === -1) end = n;
+    if (end === 0) return false;
+    for (let i = 0; i < end; i++) {
+      const c = host.charCodeAt(i);
+      const ok =
+        (c >= 0x61 && c <= 0x7a) || // a-z
+        (c >= 0x41 && c <= 0x5a) || // A-Z
+        (c >= 0x30 && c <= 0x39) || // 0-9
+        c === 0x2e || // .
+        c === 0x2d || // -
+        c === 0x5f; // _
+      if (!ok) return false;
+    }
   }
-  return true;
+  if (end === n) return true;
+  return host.charCodeAt(end) === 0x3a /* : */ && isPort(host, end + 1);
+}
+
+function isHexDigit(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46);
+}
+
+/** 1 to 5 digits from `from` to the end, at most 65535. */
+function isPort(s: string, from: number): boolean {
+  const digits = s.length - from;
+  if (digits < 1 || digits > 5) return false;
+  let port = 0;
+  for (let i = from; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return false;
+    port = port * 10 + (c - 0x30);
+  }
+  return port <= 65535;
 }
