@@ -13,6 +13,8 @@ export interface HandlerExchange {
   readonly scheme: string;
   /** The Host header value as sent. */
   readonly hostHeader: string;
+  /** `Expect: 100-continue`: the client waits for a 100 before it sends the body. */
+  readonly expectContinue: boolean;
   status: number;
   bytesOut: number;
   /** The socket's `bytesWritten` when the handler started (HTTP/1.1). */
@@ -26,6 +28,10 @@ export interface HandlerExchange {
 /** Runs `handler` for `x`. */
 export function serveHandler(x: HandlerExchange, handler: LoadedHandler): void {
   const res = x.res;
+  // The listener takes Expect: 100-continue requests itself (to refuse a body over max_body
+  // before inviting it), so Node sends no 100: a handler reading the body waited for ever. A
+  // handler may read it, so the 100 goes out now (over max_body was answered 413 before this).
+  if (x.expectContinue) res.writeContinue();
   if (handler.kind === 'fetch') {
     serveFetch(handler.app, x.req, res, x.scheme, x.hostHeader).then(
       (bytes) => {

@@ -71,6 +71,29 @@ describe('handler routes', () => {
     },
   );
 
+  it.each(['/f/echo', '/expect'])(
+    'sends 100 Continue to a client that waits for it before its body (%s)',
+    async (path) => {
+      const socket = net.connect(sluice.port, '127.0.0.1');
+      let text = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (d: string) => {
+        text += d;
+      });
+      socket.write(
+        `POST ${path} HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
+      );
+      await until(
+        () => (text.startsWith('HTTP/1.1 100 Continue\r\n\r\n') ? true : undefined),
+        'the 100',
+        3000,
+      );
+      socket.write('hello');
+      await until(() => (/HTTP\/1\.1 200[\s\S]*hello/.test(text) ? true : undefined), 'the answer', 3000);
+      socket.destroy();
+    },
+  );
+
   it('refuses a body over max_body before the handler runs', async () => {
     const res = await http(`${sluice.url}/f/echo`, { method: 'POST', body: 'x'.repeat(2000) });
     expect(res.status).toBe(413);
