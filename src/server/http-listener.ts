@@ -16,10 +16,10 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import type tls from 'node:tls';
 import { SlotSet } from '../core/slot-set.js';
-import type { ErrorCode } from '../errors/catalogue.js';
+import { ERROR_CATALOGUE, type ErrorCode } from '../errors/catalogue.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { abortBody } from './abort-body.js';
-import { rawErrorResponse } from './error-response.js';
+import { problemBody, rawErrorResponse } from './error-response.js';
 import type { Exchange, ExchangeObserver } from './exchange.js';
 import { handleRequest } from './gateway.js';
 import type { ListenerTable } from './gateway-tables.js';
@@ -230,9 +230,11 @@ export class HttpListener {
     this.#server.on('clientError', this.#onClientError);
     // WebSocket and other Upgrade requests: HTTP/1.1 only (also on an HTTP/2 address, by ALPN).
     this.#server.on('upgrade', this.#onUpgrade);
-    // CONNECT is only for the egress proxy; on a gateway listener it is a bad request.
-    this.#server.on('connect', (_req: http.IncomingMessage, socket: Socket) => {
-      refuse(socket, 'SLUICE_E_CLIENT_BAD_REQUEST');
+    // CONNECT is only for the egress proxy; on a gateway listener it is a bad request. On an
+    // HTTP/2 address the second argument is the stream's response, not a socket.
+    this.#server.on('connect', (_req: http.IncomingMessage, socket: Socket | http2.Http2ServerResponse) => {
+      if (socket instanceof http2.Http2ServerResponse) refuseStream(socket, 'SLUICE_E_CLIENT_BAD_REQUEST');
+      else refuse(socket, 'SLUICE_E_CLIENT_BAD_REQUEST');
     });
   }
 
@@ -637,6 +639,16 @@ function listenError(table: ListenerTable, err: unknown): SluiceError {
 }
 
 /** Writes a canned error answer to a socket whose request cannot be served, then closes it. */
+/** Answers an HTTP/2 stream that cannot be served with the code's problem document. */
+function refuseStream(res: http2.Http2ServerResponse, code: ErrorCode): void {
+  const body = problemBody(code, null);
+  res.writeHead(ERROR_CATALOGUE[code].status, {
+    'content-type': 'application/problem+json',
+    'content-length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
 function refuse(socket: Socket, code: ErrorCode): void {
   const current = (socket as Socket & { _httpMessage?: http.ServerResponse })._httpMessage;
   if (socket.writable && (current === undefined || current === null || !current.headersSent)) {

@@ -262,6 +262,15 @@ describe('HTTP/2 and HTTP/1.1 on one TLS port', () => {
     expect(up.seen).toHaveLength(0);
   });
 
+  it('refuses an HTTP/2 CONNECT with a 400 problem, not a 200 carrying an HTTP/1.1 answer', async () => {
+    const before = up.seen.length;
+    const r = await h2Request({ ':method': 'CONNECT', ':authority': 'a.test:443' });
+    expect(r.headers[':status']).toBe(400);
+    expect(r.headers['content-type']).toBe('application/problem+json');
+    expect(JSON.parse(r.body)).toMatchObject({ status: 400, code: 'SLUICE_E_CLIENT_BAD_REQUEST' });
+    expect(up.seen.length).toBe(before);
+  });
+
   it('writes access lines for HTTP/2 requests', async () => {
     const before = sluice.accessLines().length;
     await h2Request({ ':path': '/logged' });
