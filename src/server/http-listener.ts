@@ -120,6 +120,8 @@ const kH2 = Symbol('sluice.h2');
 const kSocket = Symbol('sluice.socket');
 /** The exchange of a response, to forget it when the response closes. */
 const kResExchange = Symbol('sluice.resExchange');
+/** A connection handed to a new HTTP parser after an `Upgrade: h2c` (see #reparseWithoutUpgrade). */
+const kReparsed = Symbol('sluice.reparsed');
 /** Pipelined requests waiting for the answer before them: [req, res, req, res, ...]. */
 const kPipelined = Symbol('sluice.pipelined');
 
@@ -139,6 +141,7 @@ type ClientSocket = Socket & {
   [kRequests]?: number;
   [kH2]?: boolean;
   [kPipelined]?: (http.IncomingMessage | http.ServerResponse)[];
+  [kReparsed]?: boolean;
 };
 
 /** An HTTP listener bound to one address, serving whatever table it currently holds. */
@@ -336,6 +339,8 @@ export class HttpListener {
   readonly #sockets = new SlotSet<Socket>('sluice.sockets');
 
   readonly #onConnection = (socket: Socket): void => {
+    // Already counted: the same connection given back to HTTP parsing.
+    if ((socket as ClientSocket)[kReparsed]) return;
     this.#connections++;
     this.#sockets.add(socket);
     socket.once('close', () => {
@@ -370,7 +375,7 @@ export class HttpListener {
 
   /** A TLS connection after its handshake: tracked like a plain one (drain, sweeps). */
   readonly #onSecureConnection = (socket: tls.TLSSocket): void => {
-    if (socket.destroyed) return;
+    if (socket.destroyed || (socket as ClientSocket)[kReparsed]) return;
     this.#sockets.add(socket);
     socket.once('close', () => {
       this.#sockets.delete(socket);
@@ -478,6 +483,10 @@ export class HttpListener {
       socket.destroy();
       return;
     }
+    if (isH2cUpgrade(req.headers.upgrade)) {
+      this.#reparseWithoutUpgrade(req, socket, head);
+      return;
+    }
     const res = new http.ServerResponse(req);
     res.assignSocket(socket);
     res.shouldKeepAlive = false;
@@ -501,6 +510,37 @@ export class HttpListener {
       socket.destroy();
     }
   };
+
+  /**
+   * `Upgrade: h2c` is not an upgrade sluice makes (there is no h2c, as in nginx and Envoy): the
+   * request is served as a plain HTTP/1.1 one without its Upgrade and HTTP2-Settings. Node has
+   * already taken the connection off HTTP parsing without reading the body (a POST from Java's
+   * HttpClient lost it, and an upstream answering 101 would have opened a tunnel past every route):
+   * the head, rebuilt from what Node parsed minus those fields, and the bytes after it go back in
+   * front of the socket's input, for a new parser that reads the request whole, body and all.
+   */
+  #reparseWithoutUpgrade(req: http.IncomingMessage, socket: Socket, rest: Buffer): void {
+    let head = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
+    const raw = req.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!;
+      let value = raw[i + 1]!;
+      const lower = name.toLowerCase();
+      if (lower === 'upgrade' || lower === 'http2-settings') continue;
+      if (lower === 'connection') {
+        value = value
+          .split(',')
+          .map((t) => t.trim())
+          .filter((t) => t !== '' && !/^(?:upgrade|http2-settings)$/i.test(t))
+          .join(', ');
+        if (value === '') continue;
+      }
+      head += `${name}: ${value}\r\n`;
+    }
+    (socket as ClientSocket)[kReparsed] = true;
+    socket.unshift(Buffer.concat([Buffer.from(`${head}\r\n`, 'latin1'), rest]));
+    this.#server.emit(this.#tls === null ? 'connection' : 'secureConnection', socket);
+  }
 
   /** Sockets that left HTTP (Upgrade): Node no longer tracks them, so a close deadline must. */
   readonly #tunnels = new SlotSet<Socket>('sluice.tunnels');
@@ -639,6 +679,11 @@ function listenError(table: ListenerTable, err: unknown): SluiceError {
 }
 
 /** Writes a canned error answer to a socket whose request cannot be served, then closes it. */
+/** Whether an Upgrade header asks for h2c (alone or among others). */
+function isH2cUpgrade(upgrade: string | undefined): boolean {
+  return upgrade !== undefined && /(?:^|,)\s*h2c\s*(?:,|$)/i.test(upgrade);
+}
+
 /** Answers an HTTP/2 stream that cannot be served with the code's problem document. */
 function refuseStream(res: http2.Http2ServerResponse, code: ErrorCode): void {
   const body = problemBody(code, null);

@@ -130,6 +130,27 @@ describe('HTTP/1.1 strictness', () => {
     expect(sluice.instance.handles().inflight).toEqual([]);
   });
 
+  it.each([
+    ['Content-Length', 'Content-Length: 5\r\n\r\nhello'],
+    ['chunked', 'Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'],
+  ])('serves an Upgrade: h2c request as plain HTTP/1.1 with its body (%s)', async (_framing, rest) => {
+    const r = await rawRequest(
+      sluice.port,
+      `POST /h2c HTTP/1.1\r\n${H}Connection: Upgrade, HTTP2-Settings, X-Drop\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\nX-Drop: 1\r\n${rest}` +
+        `GET /next HTTP/1.1\r\n${H}Connection: close\r\n\r\n`,
+    );
+    expect(r.text.match(/HTTP\/1\.1 200/g)).toHaveLength(2);
+    expect(up.seen.map((s) => [s.url, s.body.toString()])).toEqual([
+      ['/h2c', 'hello'],
+      ['/next', ''],
+    ]);
+    const headers = up.seen[0]!.headers;
+    expect(headers.upgrade).toBeUndefined();
+    expect(headers['http2-settings']).toBeUndefined();
+    expect(headers['x-drop']).toBeUndefined();
+    expect(sluice.instance.handles().inflight).toEqual([]);
+  });
+
   it('answers a request sent with Connection: close despite bytes after it', async () => {
     const r = await rawRequest(
       sluice.port,

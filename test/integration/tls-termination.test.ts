@@ -285,6 +285,18 @@ describe('HTTP/1.1 strictness over TLS', () => {
     expect(r.status).toBe(200);
   });
 
+  it('serves an Upgrade: h2c request as plain HTTP/1.1 with its body', async () => {
+    up.seen.length = 0;
+    const r = await rawTls(
+      'POST /h2c HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\n' +
+        'HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\nContent-Length: 5\r\n\r\nhello',
+    );
+    expect(r.status).toBe(200);
+    expect(up.seen.map((s) => [s.url, s.body.toString(), s.headers.upgrade])).toEqual([
+      ['/h2c', 'hello', undefined],
+    ]);
+  });
+
   it.each([
     ['two Host headers', 'GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n'],
     ['Transfer-Encoding: gzip', 'POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: gzip\r\n\r\nx'],
