@@ -4,11 +4,12 @@
  * a loopback address.
  */
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
+import http, { STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
 import { isLoopback } from '../config/normalise-security.js';
 import type { ResolvedAdmin } from '../config/types.js';
 import { SluiceError } from '../errors/sluice-error.js';
+import { ProfilerBusyError } from '../observability/profiler.js';
 import { dashboardPage } from './dashboard-page.js';
 import { dashboardStats, type MetricsJson } from './dashboard-stats.js';
 import { authorize, type Endpoint } from './rbac.js';
@@ -60,6 +61,18 @@ const ASSETS: Record<string, { type: string; file: string }> = {
   '/assets/uplot.css': { type: 'text/css; charset=utf-8', file: require.resolve('uplot/dist/uPlot.min.css') },
 };
 
+/**
+ * A request the admin API cannot serve, with its status: thrown by an `AdminControl` (no such
+ * worker: 404; a CPU profile already being taken: 409) and answered as a problem.
+ */
+export class AdminRequestError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
 /** The admin HTTP listener. */
 export class AdminServer {
   readonly #server: http.Server;
@@ -75,9 +88,11 @@ export class AdminServer {
     this.#log = log;
     this.#server = http.createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => {
       this.#route(req, res).catch((err: unknown) => {
-        if (!res.headersSent)
-          problem(res, 500, 'Internal Server Error', err instanceof Error ? err.message : String(err));
-        else res.destroy();
+        if (res.headersSent) res.destroy();
+        else if (err instanceof AdminRequestError)
+          problem(res, err.status, STATUS_CODES[err.status] ?? 'Error', err.message);
+        else if (err instanceof ProfilerBusyError) problem(res, 409, 'Conflict', err.message);
+        else problem(res, 500, 'Internal Server Error', err instanceof Error ? err.message : String(err));
       });
     });
     this.#server.headersTimeout = 10_000;
@@ -90,13 +105,29 @@ export class AdminServer {
     const found = endpointOf(method, url.pathname);
     if (found === null) return problem(res, 404, 'Not Found');
     if ('wrongMethod' in found) return problem(res, 405, 'Method Not Allowed', `use ${found.wrongMethod}`);
+    if ('badPath' in found) return problem(res, 400, 'Bad Request', found.badPath);
+    const tokensConfigured = this.#settings.tokens.length > 0;
+    // Without tokens anyone who reaches the port is served, so a web page whose name an attacker
+    // points at 127.0.0.1 (DNS rebinding) could read it from a browser: only loopback names pass.
+    if (!tokensConfigured && !isLoopbackHost(req.headers.host)) {
+      return problem(
+        res,
+        403,
+        'Forbidden',
+        'without admin.tokens this API answers only requests addressed to a loopback host (127.0.0.1, [::1], localhost)',
+      );
+    }
     const { endpoint, params } = found;
     const { caller, token } = identify(req.headers.authorization, this.#settings.tokens);
     const decision = authorize(endpoint, caller, {
-      tokensConfigured: this.#settings.tokens.length > 0,
+      tokensConfigured,
       metricsAuth: this.#settings.metricsAuth,
     });
     if (decision === 'unauthenticated') {
+      if (MATRIX_CHANGES.has(endpoint)) {
+        const action = endpoint === 'target' ? `target.${params.action}` : endpoint;
+        this.#audit(action, null, params, 'unauthenticated');
+      }
       res.setHeader('www-authenticate', 'Bearer realm="sluice"');
       return problem(
         res,
@@ -289,7 +320,11 @@ const MATRIX_CHANGES = new Set<Endpoint>(['reload', 'target', 'unban']);
 export function endpointOf(
   method: string,
   path: string,
-): { endpoint: Endpoint; params: Record<string, string> } | { wrongMethod: string } | null {
+):
+  | { endpoint: Endpoint; params: Record<string, string> }
+  | { wrongMethod: string }
+  | { badPath: string }
+  | null {
   const read = (endpoint: Endpoint) =>
     method === 'GET' || method === 'HEAD' ? { endpoint, params: {} } : { wrongMethod: 'GET' };
   switch (path) {
@@ -319,17 +354,35 @@ export function endpointOf(
   const target = /^\/api\/upstreams\/([^/]+)\/targets\/(\d+)\/(drain|enable)$/.exec(path);
   if (target !== null) {
     if (method !== 'POST') return { wrongMethod: 'POST' };
-    return {
-      endpoint: 'target',
-      params: { upstream: decodeURIComponent(target[1]!), index: target[2]!, action: target[3]! },
-    };
+    const upstream = decodeSegment(target[1]!);
+    if (upstream === null) return { badPath: 'the upstream name is not valid percent-encoding' };
+    return { endpoint: 'target', params: { upstream, index: target[2]!, action: target[3]! } };
   }
   const ban = /^\/api\/bans\/([^/]+)$/.exec(path);
   if (ban !== null) {
     if (method !== 'DELETE') return { wrongMethod: 'DELETE' };
-    return { endpoint: 'unban', params: { address: decodeURIComponent(ban[1]!) } };
+    const address = decodeSegment(ban[1]!);
+    if (address === null) return { badPath: 'the address is not valid percent-encoding' };
+    return { endpoint: 'unban', params: { address } };
   }
   return null;
+}
+
+/** A percent-decoded path segment, or null when its escapes are malformed. */
+function decodeSegment(segment: string): string | null {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a Host header names a loopback address or `localhost` (any port). */
+function isLoopbackHost(host: string | undefined): boolean {
+  if (host === undefined) return false;
+  const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d*$/, '');
+  const lower = name.toLowerCase();
+  return lower === 'localhost' || lower.endsWith('.localhost') || isLoopback(lower);
 }
 
 function sendProfile(res: http.ServerResponse, profile: Buffer, kind: string): void {

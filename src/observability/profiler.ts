@@ -76,11 +76,12 @@ export class Profiler {
       await this.#connect();
       await this.#session.post('Profiler.enable');
       await this.#session.post('Profiler.setSamplingInterval', { interval: 1000 });
+      const startedAt = Date.now();
       await this.#session.post('Profiler.start');
       await new Promise((r) => setTimeout(r, seconds * 1000));
       const { profile } = (await this.#session.post('Profiler.stop')) as unknown as { profile: CpuProfile };
       await this.#session.post('Profiler.disable');
-      return gzipSync(cpuToPprof(profile));
+      return gzipSync(cpuToPprof(profile, startedAt));
     } finally {
       this.#cpuBusy = false;
     }
@@ -141,7 +142,11 @@ class PprofBuilder {
 }
 
 /** V8 CPU profile → pprof (samples/count and cpu/nanoseconds per stack). */
-export function cpuToPprof(profile: CpuProfile): Uint8Array {
+/**
+ * `startedAtMs` is the wall-clock time the profile started: V8's `startTime` counts microseconds
+ * on a monotonic clock (pprof read it as a time in January 1970).
+ */
+export function cpuToPprof(profile: CpuProfile, startedAtMs: number): Uint8Array {
   const b = new PprofBuilder();
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
@@ -181,7 +186,7 @@ export function cpuToPprof(profile: CpuProfile): Uint8Array {
     location: b.locations,
     function: b.functions,
     stringTable: b.strings,
-    timeNanos: BigInt(Math.round(profile.startTime)) * 1000n,
+    timeNanos: BigInt(Math.round(startedAtMs)) * 1_000_000n,
     durationNanos: (profile.endTime - profile.startTime) * 1000,
     periodType: new ValueType({ type: b.strings.dedup('cpu'), unit: b.strings.dedup('nanoseconds') }),
     period: 1_000_000,

@@ -12,7 +12,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { AdminServer } from '../admin/admin-server.js';
+import { AdminRequestError, AdminServer } from '../admin/admin-server.js';
 import { type AdminChange, AdminSlot } from '../admin/admin-slot.js';
 import type { MetricsJson } from '../admin/dashboard-stats.js';
 import { redactConfig } from '../admin/redact-config.js';
@@ -26,6 +26,7 @@ import { HealthChecker } from '../health/active-checker.js';
 import { ClusterMetrics } from '../observability/cluster-metrics.js';
 import { createLoggers, type Loggers } from '../observability/logger.js';
 import { ControlPlaneMetrics, newRegistry } from '../observability/metrics.js';
+import { ProfilerBusyError } from '../observability/profiler.js';
 import { probeTarget } from '../proxy/health-probe.js';
 import { UpstreamSet } from '../proxy/upstream-set.js';
 import { BanManager } from '../security/ban-manager.js';
@@ -730,15 +731,16 @@ export class Primary {
   async #profile(kind: 'cpu' | 'heap', seconds: number, index?: number): Promise<Buffer> {
     const slot = index === undefined ? this.#slots.find((s) => s.worker !== null) : this.#slots[index];
     const worker = slot?.worker ?? null;
-    if (worker === null)
-      throw new SluiceError('SLUICE_E_RUNTIME_WORKER', `no running worker ${index ?? ''}`.trim());
+    if (worker === null) throw new AdminRequestError(404, `no running worker ${index ?? ''}`.trim());
     const answer = await this.#ask<Extract<FromWorker, { type: 'profile' }>>(
       worker,
       (id) => ({ type: 'profile', id, kind, seconds }),
       seconds * 1000 + 15_000,
     );
     if (answer === null || answer.data === null) {
-      throw new SluiceError('SLUICE_E_RUNTIME_WORKER', answer?.error ?? 'the worker did not answer');
+      const error = answer?.error ?? 'the worker did not answer';
+      if (error === new ProfilerBusyError().message) throw new AdminRequestError(409, error);
+      throw new SluiceError('SLUICE_E_RUNTIME_WORKER', error);
     }
     return Buffer.from(answer.data, 'base64');
   }

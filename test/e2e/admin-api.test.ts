@@ -171,6 +171,26 @@ upstreams:
         .map((l) => l.token_name)
         .sort(),
     ).toEqual(['dev', 'grafana']);
+    // No token, or an unknown one: audited too, with no token name.
+    expect(by('reload', 'unauthenticated').map((l) => l.token_name)).toEqual([null, null]);
+    expect(by('unban', 'unauthenticated')).toHaveLength(2);
+  });
+
+  it('answers client mistakes as 4xx, not 500', async () => {
+    expect((await call(base(), 'DELETE', '/api/bans/%E0%A4%A', 'none')).status).toBe(400);
+    expect((await call(base(), 'POST', '/api/upstreams/%ZZ/targets/0/drain', 'operator')).status).toBe(400);
+    const missing = await call(base(), 'GET', '/debug/pprof/heap?worker=7', 'developer');
+    expect(missing.status).toBe(404);
+    expect(JSON.parse(missing.body).detail).toBe('no running worker 7');
+    const [first, second] = await Promise.all([
+      call(base(), 'GET', '/debug/pprof/profile?seconds=1', 'developer'),
+      new Promise((r) => setTimeout(r, 200)).then(() =>
+        call(base(), 'GET', '/debug/pprof/profile?seconds=0.2', 'developer'),
+      ),
+    ]);
+    expect(first.status).toBe(200);
+    expect(second.status).toBe(409);
+    expect(second.headers['content-type']).toBe('application/problem+json');
   });
 
   it('`sluice reload` goes through the API with SLUICE_ADMIN_TOKEN, and needs an operator token', async () => {
@@ -308,6 +328,13 @@ servers:
       expect((await call(base, 'DELETE', '/api/bans/192.0.2.1', 'none')).status).toBe(403);
       expect((await call(base, 'GET', '/api/reload', 'none')).status).toBe(405);
       expect((await call(base, 'GET', '/api/nope', 'none')).status).toBe(404);
+      // DNS rebinding: a page under another name pointed at 127.0.0.1 reads nothing.
+      const rebound = await request(`${base}/api/config`, { headers: { host: `attacker.example:${admin}` } });
+      expect(rebound.statusCode).toBe(403);
+      await rebound.body.dump();
+      const local = await request(`${base}/api/status`, { headers: { host: `localhost:${admin}` } });
+      expect(local.statusCode).toBe(200);
+      await local.body.dump();
     } finally {
       sluice.signal('SIGTERM');
       await sluice.waitForExit(10_000);

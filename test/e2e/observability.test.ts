@@ -185,6 +185,9 @@ export default (_req: unknown, res: { end(s: string): void }) => res.end(String(
       return new Set(profile.function.map((f) => String(profile.stringTable.strings[Number(f.name)])));
     };
     const names = new Set(cpu.flatMap((b) => [...functionNames(b)]));
+    // The profile's time is the wall clock when it started (pprof shows it), not 1970.
+    const started = Number(Profile.decode(gunzipSync(Buffer.from(cpu[0]!))).timeNanos) / 1e6;
+    expect(Math.abs(Date.now() - started)).toBeLessThan(60_000);
     expect(
       [...names].filter((n) =>
         ['handleRequest', 'scanRequestHead', 'forward', 'upstreamRequestHeaders'].includes(n),
