@@ -3,7 +3,7 @@
  * points on a 32-bit ring (CRC32 of its origin and the point number); a key goes to the first
  * point at or after CRC32(key). Adding or removing one of N peers moves about 1/N of the keys.
  * An unusable peer passes the key on to the next point; after 20 points the pick falls back to
- * round-robin. Lookup is a binary search: O(log points).
+ * round-robin, as does an empty key. Lookup is a binary search: O(log points).
  */
 import { crc32 } from 'node:zlib';
 import type { Balancer, Peer, PickContext } from './balancer.js';
@@ -33,6 +33,9 @@ export class ConsistentHash<P extends Peer> implements Balancer<P> {
   pick(ctx: PickContext<P>): P | null {
     const n = this.#hashes.length;
     if (n === 0) return null;
+    // An empty key (the variable is unset: a request without the header or cookie) is no key, as in
+    // nginx: round-robin, rather than every such request on the one peer that owns CRC32('').
+    if (ctx.key === '') return pickWeighted(this.#peers, ctx);
     let i = this.#firstAtOrAfter(crc32(ctx.key));
     for (let tries = 0; tries < MAX_NEXT; tries++, i++) {
       const peer = this.#owners[i % n]!;

@@ -149,6 +149,18 @@ describe('consistent hash (ketama)', () => {
     expect(b.pick(ctx('k1', (p) => p !== first))).toBe(next);
   });
 
+  it('spreads requests with an empty key round-robin, as nginx, instead of onto one peer', () => {
+    const b = new ConsistentHash(['a', 'b', 'c'].map((n) => peer(n)));
+    expect(Array.from({ length: 6 }, () => b.pick(ctx(''))!.name).sort()).toEqual([
+      'a',
+      'a',
+      'b',
+      'b',
+      'c',
+      'c',
+    ]);
+  });
+
   it('gives a heavier peer proportionally more keys', () => {
     const m = mapping([peer('a', 3), peer('b', 1)]);
     const share = m.filter((n) => n === 'a').length / m.length;
