@@ -7,7 +7,8 @@ import { parseTemplate } from './template.js';
 
 /**
  * A `{ Name: value }` mapping as [name, value] pairs in written order, names as written. Each name
- * must be a token and given once (case-insensitively); values must not hold CR, LF or NUL, and
+ * must be a token and given once (case-insensitively); values must not hold CR, LF, NUL, other
+ * controls but tab, nor characters above U+00FF, and
  * with `variables` their `$variables` must be known.
  */
 export function headerPairs(
@@ -48,6 +49,21 @@ export function headerPairs(
       problems.error(at, 'SLUICE_E_CONFIG_VALUE', 'a header value must not contain a line break or NUL', {
         hint: 'write the value on one line; YAML block scalars (| and >) add a line break at the end',
       });
+      continue;
+    }
+    // What HTTP can carry (Node refuses the rest when sending): checked here, or every request of
+    // the route failed at run time (a proxy route's failure even counted against its targets).
+    const bad = /[^\t\x20-\x7e\x80-\xff]/.exec(value);
+    if (bad !== null) {
+      const code = bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
+      problems.error(
+        at,
+        'SLUICE_E_CONFIG_VALUE',
+        `a header value cannot hold U+${code} ${JSON.stringify(bad[0])}`,
+        {
+          hint: 'header values are bytes: use ASCII (or Latin-1) characters, and percent-encode others as the receiver expects',
+        },
+      );
       continue;
     }
     if (variables) {

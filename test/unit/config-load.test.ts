@@ -414,6 +414,21 @@ describe('problems in YAML', () => {
     expect(where(loadConfigText(bad, 's.yaml', {}))).toEqual(['4:19 SLUICE_E_CONFIG_SIZE']);
   });
 
+  it('refuse header values HTTP cannot carry, where they are written', () => {
+    const text = [
+      'servers:',
+      '  - listen: 80',
+      '    routes:',
+      '      - proxy: { url: "http://127.0.0.1:9001", set_headers: { X-Note: "snow \u2603" } }',
+      '      - respond: { headers: { X-Bell: "a\\u0007b", X-Ok: "café" } }',
+      '',
+    ].join('\n');
+    expect(lines(loadConfigText(text, 's.yaml', {}))).toEqual([
+      's.yaml:4:71: SLUICE_E_CONFIG_VALUE servers[0].routes[0].proxy.set_headers.X-Note: a header value cannot hold U+2603 "\u2603" (hint: header values are bytes: use ASCII (or Latin-1) characters, and percent-encode others as the receiver expects)',
+      's.yaml:5:39: SLUICE_E_CONFIG_VALUE servers[0].routes[1].respond.headers.X-Bell: a header value cannot hold U+0007 "\\u0007" (hint: header values are bytes: use ASCII (or Latin-1) characters, and percent-encode others as the receiver expects)',
+    ]);
+  });
+
   it('report all YAML syntax errors and stop there', () => {
     const result = loadConfigText('a: [1\nb: }\n', 's.yaml', {});
     expect(result.ok).toBe(false);
