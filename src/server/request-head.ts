@@ -207,7 +207,9 @@ function readConnectionTokens(value: string, head: RequestHead): void {
     const token = part.trim().toLowerCase();
     if (token === '') continue;
     if (token === 'close') head.close = true;
-    else if (token !== 'keep-alive' && !isHopByHop(token)) {
+    // Host is never hop-by-hop: `Connection: Host` must not make the proxy send the target's
+    // address instead of the client's Host (defeating preserve_host and name-based routing upstream).
+    else if (token !== 'keep-alive' && token !== 'host' && !isHopByHop(token)) {
       head.connectionTokens ??= [];
       head.connectionTokens.push(token);
     }

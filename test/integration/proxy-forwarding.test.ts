@@ -147,6 +147,16 @@ describe('proxy forwarding', () => {
     expect(h['x-normal']).toBe('2');
   });
 
+  it('keeps the client Host when Connection names it', async () => {
+    const r = await rawRequest(
+      sluice.port,
+      'GET /hophost HTTP/1.1\r\nHost: public.example\r\nConnection: Host, close\r\n\r\n',
+      { waitMs: 500 },
+    );
+    expect(r.status).toBe(200);
+    expect(last().headers.host).toBe('public.example');
+  });
+
   it('drops hop-by-hop response headers and those the upstream Connection names', async () => {
     const res = await fetch(`${sluice.url}/hop`);
     expect(await res.text()).toBe('ok');
