@@ -201,7 +201,14 @@ export class AdminServer {
         this.#audit('reload', token?.name ?? null, {}, outcome.ok ? 'success' : 'failure', {
           problems: outcome.problems,
         });
-        return sendJson(res, outcome, outcome.ok ? 200 : 422);
+        if (outcome.ok) return sendJson(res, outcome);
+        // A problem document (CONTRACT section 6), with the outcome's members beside its own.
+        return send(
+          res,
+          422,
+          'application/problem+json',
+          `${JSON.stringify({ type: 'about:blank', title: 'Unprocessable Content', status: 422, detail: 'the config was not reloaded; the running config stays', ...outcome }, null, 2)}\n`,
+        );
       }
       case 'target': {
         const index = Number(params.index);

@@ -186,6 +186,11 @@ export const ERROR_CATALOGUE = {
     title: 'cannot listen on an address',
     hint: 'another process holds the port, or ports below 1024 need root or CAP_NET_BIND_SERVICE',
   },
+  SLUICE_E_RUNTIME_PID_FILE: {
+    status: 0,
+    title: 'cannot write the pid file',
+    hint: "the pid_file's directory must exist and be writable by the user sluice starts as; under systemd with User=, put it below /run in a RuntimeDirectory=, e.g. /run/sluice/sluice.pid",
+  },
   SLUICE_E_RUNTIME_OVERLOADED: {
     status: 503,
     title: 'Service Unavailable',

@@ -64,6 +64,18 @@ interface Slot {
   timer: NodeJS.Timeout | null;
 }
 
+/** Writes this process's pid; a path it cannot write is a SLUICE_E_RUNTIME_PID_FILE. */
+function writePidFile(file: string): void {
+  try {
+    writeFileSync(file, `${process.pid}\n`);
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new SluiceError('SLUICE_E_RUNTIME_PID_FILE', `cannot write pid_file ${file}: ${reason}`, {
+      cause: err,
+    });
+  }
+}
+
 /** Worker counts from `workers:`. */
 export function workerCount(config: ResolvedConfig): number {
   return config.workers === 'auto' ? availableParallelism() : config.workers;
@@ -166,7 +178,7 @@ export class Primary {
       await this.#upstreams.startDns();
       this.#health.start();
       await this.#admin.start(this.#config.admin);
-      if (this.#config.pidFile !== null) writeFileSync(this.#config.pidFile, `${process.pid}\n`);
+      if (this.#config.pidFile !== null) writePidFile(this.#config.pidFile);
       // Fresh worker snapshots every 10 s, so a crash loses at most 10 s of a worker's counts.
       this.#metricsTimer = setInterval(() => void this.#collectWorkerMetrics(), 10_000);
       this.#metricsTimer.unref();
@@ -220,7 +232,13 @@ export class Primary {
       }
       slot.state = 'restarting';
       this.#loggers.app.warn(
-        { slot: slot.index, pid: worker.process.pid, code, signal, restart_in_ms: decision.restartInMs },
+        {
+          slot: slot.index,
+          worker_pid: worker.process.pid,
+          code,
+          signal,
+          restart_in_ms: decision.restartInMs,
+        },
         'worker died; restarting it',
       );
       slot.timer = setTimeout(() => void this.#restart(slot), decision.restartInMs);
@@ -243,7 +261,7 @@ export class Primary {
       this.#control.workerRestarts.inc();
       slot.state = 'ready';
       this.#watch(slot, worker);
-      this.#loggers.app.info({ slot: slot.index, pid: worker.process.pid }, 'worker restarted');
+      this.#loggers.app.info({ slot: slot.index, worker_pid: worker.process.pid }, 'worker restarted');
     } catch (err) {
       this.#loggers.app.error({ err, slot: slot.index }, 'worker failed to start');
       const decision = slot.crashes.crashed(Date.now());

@@ -328,4 +328,23 @@ describe('sluice start failures (built CLI)', () => {
       await new Promise<void>((resolve) => blocker.close(() => resolve()));
     }
   });
+
+  it('a pid_file it cannot write: exit 1 with SLUICE_E_RUNTIME_PID_FILE, no stack trace, nothing left running', async () => {
+    const port = await freePort();
+    await writeFile(
+      join(tmp.path, 'pid.yaml'),
+      `pid_file: ${join(tmp.path, 'no-such-dir', 'sluice.pid')}\nservers:\n  - listen: "127.0.0.1:${port}"\n    routes:\n      - respond: { body: "x" }\n`,
+    );
+    const p = spawnCli(['start', '-c', 'pid.yaml'], { cwd: tmp.path });
+    expect((await p.waitForExit(15_000)).code).toBe(1);
+    expect(p.stderr()).toMatch(
+      /^sluice: SLUICE_E_RUNTIME_PID_FILE cannot write pid_file \S+no-such-dir\/sluice\.pid: ENOENT \(hint: .+\)\n$/,
+    );
+    // The workers were stopped with the primary: nothing answers on the port.
+    await expect(
+      new Promise((resolve, reject) =>
+        net.connect(port, '127.0.0.1').on('connect', resolve).on('error', reject),
+      ),
+    ).rejects.toThrow(/ECONNREFUSED/);
+  });
 });

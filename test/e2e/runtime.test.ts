@@ -79,14 +79,14 @@ upstreams:
     expect(died).toMatchObject({
       level: 'warn',
       slot: 0,
-      pid: victim.pid,
+      worker_pid: victim.pid,
       signal: 'SIGKILL',
       restart_in_ms: 100,
     });
     const [restarted] = await sluice.waitForJson((l) => l.msg === 'worker restarted', 1, 10_000);
     const restartedAt = Date.now();
     expect(restarted).toMatchObject({ level: 'info', slot: 0 });
-    expect(restarted!.pid).not.toBe(victim.pid);
+    expect(restarted!.worker_pid).not.toBe(victim.pid);
     // The primary logged the death before the restart.
     const lines = sluice.jsonLines();
     expect(lines.findIndex((l) => l.msg === 'worker died; restarting it')).toBeLessThan(
@@ -95,7 +95,7 @@ upstreams:
 
     const after = await status(admin);
     expect(after.workers).toHaveLength(2);
-    expect(after.workers[0]).toMatchObject({ slot: 0, pid: restarted!.pid, restarts: 1, state: 'ready' });
+    expect(after.workers[0]).toMatchObject({ slot: 0, pid: restarted!.worker_pid, restarts: 1, state: 'ready' });
     expect(after.workers[1]).toMatchObject({ slot: 1, pid: survivor.pid, restarts: 0, state: 'ready' });
     expect(alive(victim.pid!)).toBe(false);
 
@@ -222,7 +222,7 @@ servers:
     const died = lines.filter((l) => l.msg === 'worker died; restarting it');
     expect(died.map((l) => l.restart_in_ms)).toEqual([100, 200, 400, 800]);
     expect(died.map((l) => l.code)).toEqual([1, 1, 1, 1]);
-    expect(died.map((l) => l.pid)).toEqual(pids.slice(0, 4));
+    expect(died.map((l) => l.worker_pid)).toEqual(pids.slice(0, 4));
     const loop = lines.find((l) => /crash loop: not restarting/.test(String(l.msg)));
     expect(loop).toMatchObject({ level: 'error', slot: 0, crashes: 5, window_s: 60 });
     const fatal = lines.find((l) => l.level === 'fatal');

@@ -2,7 +2,8 @@
  * `sluice reload [-c FILE]`: validate the config file first (a broken one is reported here and
  * never sent), then ask the running primary to reload: through `POST /api/reload` when the admin
  * listener is configured and `SLUICE_ADMIN_TOKEN` holds an operator token (the answer is the
- * outcome), else by SIGHUP to the pid in `pid_file`, polling `/api/status` for the outcome.
+ * outcome), else by SIGHUP to the pid in `pid_file`, polling `/api/status` for the outcome (with
+ * `SLUICE_ADMIN_TOKEN` of any role when the admin API has tokens).
  */
 import { readFileSync } from 'node:fs';
 import { request } from 'undici';
@@ -28,7 +29,12 @@ export async function runReload(opts: { config?: string }): Promise<number> {
   }
   const config = result.config;
   const token = process.env.SLUICE_ADMIN_TOKEN;
-  if (config.admin !== null && token !== undefined && token !== '') return reloadByApi(config, token);
+  if (config.admin !== null && token !== undefined && token !== '') {
+    // A viewer or developer token cannot reload through the API, but it can read the outcome of
+    // a SIGHUP: that is the way left when there is a pid file.
+    const code = await reloadByApi(config, token, config.pidFile !== null);
+    if (code !== 'not-operator') return code;
+  }
   if (config.pidFile === null) {
     process.stderr.write(
       `sluice reload: ${file} has no pid_file: to find the running sluice; add one, e.g. pid_file: /run/sluice.pid\n`,
@@ -61,7 +67,7 @@ export async function runReload(opts: { config?: string }): Promise<number> {
     const last = await lastReload(config, token);
     if (last === 'unauthorized') {
       process.stdout.write(
-        `sent SIGHUP to sluice (pid ${pid}); set SLUICE_ADMIN_TOKEN to a viewer token to see the outcome here\n`,
+        `sent SIGHUP to sluice (pid ${pid}); the outcome is in its log, or set SLUICE_ADMIN_TOKEN to a token of any role to see it here\n`,
       );
       return 0;
     }
@@ -99,8 +105,15 @@ function bearer(token: string | undefined): Record<string, string> {
   return token === undefined || token === '' ? {} : { authorization: `Bearer ${token}` };
 }
 
-/** `POST /api/reload` with the operator token; the answer carries the outcome. */
-async function reloadByApi(config: ResolvedConfig, token: string): Promise<number> {
+/**
+ * `POST /api/reload` with the operator token; the answer carries the outcome. `not-operator` when
+ * the token is known but of another role and `fallback` says a SIGHUP can be sent instead.
+ */
+async function reloadByApi(
+  config: ResolvedConfig,
+  token: string,
+  fallback: boolean,
+): Promise<number | 'not-operator'> {
   const url = `${adminUrl(config)}/api/reload`;
   let res: Awaited<ReturnType<typeof request>>;
   try {
@@ -121,6 +134,7 @@ async function reloadByApi(config: ResolvedConfig, token: string): Promise<numbe
     process.stdout.write(`reloaded (${doc.how}); serving config ${doc.config}\n`);
     return 0;
   }
+  if (res.statusCode === 403 && fallback) return 'not-operator';
   if (res.statusCode === 422) {
     for (const p of doc.problems ?? []) process.stdout.write(`${p}\n`);
     process.stderr.write('reload refused; the running config stays\n');
