@@ -41,7 +41,11 @@ export function checkListeners(
     problems.error(
       placed.path,
       'SLUICE_E_CONFIG_DUPLICATE_LISTEN',
-      `${placed.address.key} overlaps ${clash.placed.address.key} of ${label(clash.owner)}: the wildcard address takes port ${placed.address.port} on every interface, so both cannot be bound`,
+      `${placed.address.key} overlaps ${clash.placed.address.key} of ${label(clash.owner)}: ${
+        placed.address.host === 'localhost' || clash.placed.address.host === 'localhost'
+          ? 'localhost is bound as its loopback address'
+          : `the wildcard address takes port ${placed.address.port} on every interface`
+      }, so both cannot be bound`,
       {
         hint: 'write the address the same way everywhere (servers then share it by server_name), or use specific addresses only',
       },

@@ -55,7 +55,8 @@ function canonicalIpv6(address: string): string {
  * Whether two different addresses cannot both be bound: a wildcard and a specific address of the
  * same family on the same port (`0.0.0.0:80` with `127.0.0.1:80` or `localhost:80`; `[::]:80`
  * with `[::1]:80`). `[::]` and `0.0.0.0` do not clash: IPv6 wildcards are bound IPv6-only, as
- * nginx does, so `listen: [":80", "[::]:80"]` serves both families.
+ * nginx does, so `listen: [":80", "[::]:80"]` serves both families. `localhost` clashes with
+ * `127.0.0.1` and `[::1]` on the same port: it is bound as one of them.
  */
 export function listenAddressesOverlap(a: ListenAddress, b: ListenAddress): boolean {
   if (a.port !== b.port || a.key === b.key) return false;
@@ -64,5 +65,9 @@ export function listenAddressesOverlap(a: ListenAddress, b: ListenAddress): bool
   if (b.host === IPV4_ANY) return !v6(a);
   if (a.host === IPV6_ANY) return v6(b);
   if (b.host === IPV6_ANY) return v6(a);
+  // `localhost` is bound as the loopback address it resolves to: 127.0.0.1 or ::1.
+  const loopback = (x: ListenAddress): boolean => x.host === '127.0.0.1' || x.host === '::1';
+  if (a.host === 'localhost') return loopback(b);
+  if (b.host === 'localhost') return loopback(a);
   return false;
 }

@@ -58,6 +58,10 @@ describe('listenAddressesOverlap', () => {
     [':80', '[::1]:80', false],
     ['[::]:80', '127.0.0.1:80', false],
     ['127.0.0.1:80', '127.0.0.2:80', false],
+    ['localhost:80', '127.0.0.1:80', true],
+    ['[::1]:80', 'localhost:80', true],
+    ['localhost:80', '127.0.0.1:81', false],
+    ['localhost:80', '127.0.0.2:80', false],
   ])('%s with %s: %s', (x, y, overlap) => {
     expect(listenAddressesOverlap(a(x), a(y))).toBe(overlap);
   });
