@@ -289,7 +289,12 @@ export function normaliseTokens(
       }
       sha256 = createHash('sha256').update(secret).digest('hex');
     }
-    tokens.push({ name: t.name, role: t.role, sha256: sha256! });
+    tokens.push({
+      name: t.name,
+      role: t.role,
+      sha256: sha256!,
+      file: t.token_file === undefined ? null : resolve(baseDir, t.token_file),
+    });
   });
   return tokens;
 }

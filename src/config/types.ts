@@ -259,6 +259,8 @@ export interface ResolvedToken {
   readonly name: string;
   readonly role: AdminRole;
   readonly sha256: string;
+  /** The absolute path of its `token_file` (read when the config is loaded), or null. */
+  readonly file: string | null;
 }
 
 export interface ResolvedAdmin {

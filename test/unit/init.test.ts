@@ -307,6 +307,23 @@ describe('sluice init docker', () => {
     expect(tls).toContain('# No HEALTHCHECK');
     expect(tls).toContain(`${leaf.cert}, ${leaf.key}`);
   });
+
+  it('lists an admin token_file among the files to copy or mount', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-init-'));
+    const tokenFile = join(dir, 'ops.token');
+    writeFileSync(tokenFile, 'an-operator-token-0123456789\n');
+    try {
+      const text = `admin: { listen: "127.0.0.1:9090", tokens: [{ name: ops, role: operator, token_file: ${tokenFile} }] }\nservers: [{ listen: 8080, routes: [{ respond: { body: ok } }] }]`;
+      expect(only(render('docker', inputOf(text)), 'Dockerfile')).toContain(tokenFile);
+      expect(
+        render('k8s', inputOf(text))
+          .map((f) => f.content)
+          .join('\n'),
+      ).toContain(tokenFile);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('sluice init sysctl and limits', () => {

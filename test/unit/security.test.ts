@@ -69,8 +69,8 @@ describe('admin role matrix', () => {
 describe('admin token identification', () => {
   const sha = (t: string) => createHash('sha256').update(t).digest('hex');
   const tokens: ResolvedToken[] = [
-    { name: 'grafana', role: 'viewer', sha256: sha('view-secret') },
-    { name: 'ops', role: 'operator', sha256: sha('ops-secret') },
+    { name: 'grafana', role: 'viewer', sha256: sha('view-secret'), file: null },
+    { name: 'ops', role: 'operator', sha256: sha('ops-secret'), file: null },
   ];
 
   it('finds the token by its hash, with any case of "Bearer"', () => {

@@ -220,7 +220,8 @@ export function directoriesOf(files: readonly string[]): string[] {
 }
 
 /**
- * Files the config reads besides itself: handler modules and TLS material (absolute). ProtectHome
+ * Files the config reads besides itself: handler modules, TLS material and admin token files
+ * (absolute). ProtectHome
  * must leave /home readable when any of them (or the config) lives there.
  */
 export function readFiles(config: ResolvedConfig): string[] {
@@ -233,5 +234,6 @@ export function readFiles(config: ResolvedConfig): string[] {
   for (const u of Object.values(config.upstreams)) {
     for (const f of [u.tls?.ca, u.tls?.cert, u.tls?.key]) if (typeof f === 'string') files.push(f);
   }
+  for (const t of config.admin?.tokens ?? []) if (t.file !== null) files.push(t.file);
   return files;
 }
