@@ -174,6 +174,11 @@ export class ResponseParser {
     const end = buf.indexOf(CRLFCRLF, from);
     if (end === -1) {
       if (buf.length > MAX_HEAD_BYTES) throw invalid('response head larger than 16 KiB');
+      // A head with bare LF line ends never shows CRLFCRLF: refused now, not at the read timeout
+      // (a 504 after timeouts.read, for a target that answered at once).
+      for (let i = buf.indexOf(0x0a, from); i !== -1; i = buf.indexOf(0x0a, i + 1)) {
+        if (i === 0 || buf[i - 1] !== 0x0d) throw invalid('bare LF in the response head');
+      }
       // Copied: the read buffer may be reused by the caller once this returns.
       this.#pending = this.#pending === null ? Buffer.from(buf) : buf;
       return data.length;

@@ -27,6 +27,9 @@ async function scriptedUpstream() {
         case '/reset':
           socket.resetAndDestroy();
           return;
+        case '/bare-lf':
+          socket.write('HTTP/1.1 200 OK\nContent-Length: 2\n\nok');
+          return; // and keeps the connection open
         case '/malformed':
           socket.end('HTTP/1.1 200 OK\r\nThis is not a header\r\n\r\n');
           return;
@@ -157,6 +160,12 @@ describe('upstream failures', () => {
     const until = Date.now() + 2000;
     while (!up.events.includes('closed') && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     expect(up.events).toEqual(['request /slow-head', 'closed']);
+  });
+
+  it('answers 502 at once for a response head with bare LF line ends, not 504 at the read timeout', async () => {
+    const res = await http(`${sluice.url}/bare-lf`);
+    expect(res.status).toBe(502);
+    expect(problem(res.body).code).toBe('SLUICE_E_UPSTREAM_INVALID_RESPONSE');
   });
 
   it('keeps serving after all of the above', async () => {
