@@ -38,7 +38,7 @@ export function handleRequest(
 ): Exchange {
   const x = new Exchange(req, res, scheme, observer);
   x.upgradeHead = upgradeHead;
-  const head = scanRequestHead(req, emptyHead());
+  const head = scanRequestHead(req, emptyHead(), table.limits.maxHeader);
   const hostName = typeof head === 'string' || head.host === '' ? '' : normaliseHost(head.host);
   const server = table.hosts.matchName(hostName);
   x.server = server;
@@ -46,7 +46,9 @@ export function handleRequest(
   x.remoteAddr = peer;
   x.forwardedFor = peer;
   if (typeof head === 'string') {
-    x.fail('SLUICE_E_CLIENT_BAD_REQUEST', new Error(`refused request head: ${head}`));
+    const code =
+      head === 'headers_too_large' ? 'SLUICE_E_CLIENT_HEADERS_TOO_LARGE' : 'SLUICE_E_CLIENT_BAD_REQUEST';
+    x.fail(code, new Error(`refused request head: ${head}`));
     return x;
   }
   x.connectionTokens = head.connectionTokens;

@@ -33,7 +33,7 @@ beforeAll(async () => {
         default: true,
         http2: true,
         tls: { cert: a.cert, key: a.key },
-        limits: { header_timeout: '2s' },
+        limits: { header_timeout: '2s', max_header: '8kb' },
         routes: [{ proxy: { url: up.url } }],
       },
       {
@@ -259,6 +259,15 @@ describe('HTTP/2 and HTTP/1.1 on one TLS port', () => {
     up.seen.length = 0;
     const r = await h2Request({ ':path': '/', ':authority': 'a.test', host: 'b.test' });
     expect(r.headers[':status']).toBe(400);
+    expect(up.seen).toHaveLength(0);
+  });
+
+  it('answers 431 to an HTTP/2 request whose header list is over max_header (8kb here), and forwards nothing', async () => {
+    up.seen.length = 0;
+    const big: http2.OutgoingHttpHeaders = { ':path': '/big-head' };
+    for (let i = 0; i < 12; i++) big[`x-filler-${i}`] = 'f'.repeat(1000);
+    const r = await h2Request(big);
+    expect(r.headers[':status']).toBe(431);
     expect(up.seen).toHaveLength(0);
   });
 
