@@ -122,6 +122,7 @@ export function normaliseServer(
       default: draft.default ?? false,
       trustedProxies,
       limits: normaliseLimits(draft.limits, [...path, 'limits'], problems),
+      mergeSlashes: draft.merge_slashes ?? true,
       http2: draft.http2 ?? false,
       tls:
         draft.tls === undefined ? null : normaliseServerTls(draft.tls, [...path, 'tls'], baseDir, problems),

@@ -256,6 +256,10 @@ const serverSchema = z.strictObject({
     .optional()
     .meta({ description: 'Addresses or CIDR blocks whose X-Forwarded-For is believed.' }),
   limits: limitsSchema.optional(),
+  merge_slashes: z.boolean().optional().meta({
+    description:
+      "Merge runs of '/' in the path before matching routes and forwarding (nginx's merge_slashes). Default true.",
+  }),
   http2: z
     .boolean()
     .optional()

@@ -166,6 +166,8 @@ export interface ResolvedServer {
   /** CIDR blocks (`10.0.0.0/8`, `::1/128`). */
   readonly trustedProxies: readonly string[];
   readonly limits: ResolvedLimits;
+  /** Runs of `/` in the path become one before routing and forwarding (nginx's merge_slashes). */
+  readonly mergeSlashes: boolean;
   readonly http2: boolean;
   readonly tls: ResolvedServerTls | null;
   /** For requests no route takes; routes carry their own (inherited unless they set them). */

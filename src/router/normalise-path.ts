@@ -1,16 +1,23 @@
 /**
  * Request path normalisation before route matching, so that `/%61pi/../admin` cannot slip past a
  * route written for `/admin`: percent-encoded unreserved characters are decoded (RFC 3986 6.2.2.2),
- * other escapes get upper-case hex, and `.`/`..` segments are removed (RFC 3986 5.2.4).
+ * other escapes get upper-case hex, runs of `/` are merged (unless `merge_slashes: false`), and
+ * `.`/`..` segments are removed (RFC 3986 5.2.4).
  * The normalised path is also what is forwarded upstream, so routing and the upstream agree.
  */
 
-/** Returns the normalised path, or `null` when it is malformed (bad escape, `..` above the root). */
-export function normalisePath(path: string): string | null {
-  // Fast path: nearly every path has neither escapes nor dot segments.
-  if (path.indexOf('%') === -1 && path.indexOf('/.') === -1) return path;
-  const decoded = path.indexOf('%') === -1 ? path : decodeUnreserved(path);
+/**
+ * Returns the normalised path, or `null` when it is malformed (bad escape, `..` above the root).
+ * With `mergeSlashes` (nginx's default), runs of `/` become one: `//admin/x` must not slip past a
+ * route for `/admin/`, as it did, while an upstream that merges them too serves `/admin/x`.
+ */
+export function normalisePath(path: string, mergeSlashes = true): string | null {
+  // Fast path: nearly every path has neither escapes, dot segments nor doubled slashes.
+  if (path.indexOf('%') === -1 && path.indexOf('/.') === -1 && (!mergeSlashes || path.indexOf('//') === -1))
+    return path;
+  let decoded = path.indexOf('%') === -1 ? path : decodeUnreserved(path);
   if (decoded === null) return null;
+  if (mergeSlashes && decoded.indexOf('//') !== -1) decoded = decoded.replace(/\/{2,}/g, '/');
   return decoded.indexOf('/.') === -1 ? decoded : removeDotSegments(decoded);
 }
 

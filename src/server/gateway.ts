@@ -65,7 +65,7 @@ export function handleRequest(
     return x;
   }
   const q = url.indexOf('?');
-  const path = normalisePath(q === -1 ? url : url.slice(0, q));
+  const path = normalisePath(q === -1 ? url : url.slice(0, q), server.config.mergeSlashes);
   if (path === null) {
     x.fail('SLUICE_E_CLIENT_BAD_REQUEST', new Error('malformed path'));
     return x;

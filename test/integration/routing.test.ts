@@ -108,6 +108,9 @@ describe('virtual hosts and routes', () => {
     ['/docs/x', 'short-prefix'],
     ['/docs/./api/y', 'long-prefix'],
     ['/%64ocs', 'exact-path'],
+    // Runs of slashes merged, as nginx's merge_slashes: no way past a route by doubling them.
+    ['//docs', 'exact-path'],
+    ['/docs//api///x', 'long-prefix'],
   ])('path %s picks route %s (exact, then regex in order, then longest prefix)', async (path, route) => {
     expect((await get(path, 'fallback.test')).body).toBe(route);
   });

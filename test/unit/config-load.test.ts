@@ -256,6 +256,7 @@ describe('defaults', () => {
           backlog: 4096,
           maxRequestsPerConnection: 1000,
         },
+        mergeSlashes: true,
         http2: false,
         tls: null,
         guards: { access: null, rateLimit: null, ban: null },
@@ -321,7 +322,7 @@ describe('config objects', () => {
     });
     expect(lines(result)).toEqual([
       'config: SLUICE_E_CONFIG_UNKNOWN_UPSTREAM servers[0].routes[0].proxy.upstream: unknown upstream "backnd"; did you mean "backend"? (hint: defined upstreams: backend; or use proxy.url for a single target)',
-      'config: SLUICE_E_CONFIG_UNKNOWN_KEY servers[0]: unknown key "tlss"; did you mean "tls"? (hint: remove the key or correct its spelling; allowed here: name, listen, server_name, default, trusted_proxies, limits, http2, tls, access, rate_limit, ban, routes)',
+      'config: SLUICE_E_CONFIG_UNKNOWN_KEY servers[0]: unknown key "tlss"; did you mean "tls"? (hint: remove the key or correct its spelling; allowed here: name, listen, server_name, default, trusted_proxies, limits, merge_slashes, http2, tls, access, rate_limit, ban, routes)',
     ]);
     const first: ConfigProblem | undefined = result.ok ? undefined : result.problems[0];
     expect([first?.file, first?.line, first?.col]).toEqual(['config', 0, 0]);

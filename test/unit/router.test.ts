@@ -131,5 +131,13 @@ describe('normalisePath', () => {
     ['/../x', null],
     ['/a%zz', null],
     ['/a%2', null],
+    ['//admin//x', '/admin/x'],
+    ['/%2f/admin', '/%2F/admin'],
+    ['//a/..//b', '/b'],
   ])('%s → %s', (input, output) => expect(normalisePath(input)).toBe(output));
+
+  it('keeps doubled slashes with merge_slashes: false', () => {
+    expect(normalisePath('//proxy/http://x', false)).toBe('//proxy/http://x');
+    expect(normalisePath('//a/./b', false)).toBe('//a/b');
+  });
 });
