@@ -15,6 +15,8 @@ export const TEMPLATE_VARIABLES = [
   'scheme',
   'request_id',
   'request_uri',
+  'args',
+  'is_args',
   'proxy_add_x_forwarded_for',
   'client_spiffe_id',
 ] as const;

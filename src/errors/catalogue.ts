@@ -114,7 +114,7 @@ export const ERROR_CATALOGUE = {
   SLUICE_E_CONFIG_VARIABLE: {
     status: 0,
     title: 'unknown variable',
-    hint: 'use $remote_addr, $remote_net, $host, $scheme, $request_id, $request_uri, $http_<name>, $client_spiffe_id or $proxy_add_x_forwarded_for',
+    hint: 'use $remote_addr, $remote_net, $host, $scheme, $request_id, $request_uri, $args, $is_args, $http_<name>, $client_spiffe_id or $proxy_add_x_forwarded_for',
   },
   SLUICE_E_CONFIG_HANDLER: {
     status: 0,

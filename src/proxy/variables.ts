@@ -16,6 +16,8 @@ export interface VariableSource {
   readonly requestId: string;
   /** The original request target with its query string (nginx `$request_uri`). */
   readonly requestUri: string;
+  /** The query string with its `?`, or '' (nginx `$is_args$args`). */
+  readonly query: string;
   /** The X-Forwarded-For value sent upstream (incoming chain plus the peer, when trusted). */
   readonly forwardedFor: string;
   /** The SPIFFE id of the client's verified TLS certificate, '' when none (read lazily: only templates that use it pay). */
@@ -56,6 +58,10 @@ function variableGetter(name: string): Template {
       return (s) => s.requestId;
     case 'request_uri':
       return (s) => s.requestUri;
+    case 'args':
+      return (s) => s.query.slice(1);
+    case 'is_args':
+      return (s) => (s.query === '' ? '' : '?');
     case 'proxy_add_x_forwarded_for':
       return (s) => s.forwardedFor;
     case 'client_spiffe_id':

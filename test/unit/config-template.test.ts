@@ -40,6 +40,6 @@ describe('parseTemplate', () => {
     expect(isTemplateVariable('http_user_agent')).toBe(true);
     expect(isTemplateVariable('http_')).toBe(false);
     expect(isTemplateVariable('http_X')).toBe(false);
-    expect(isTemplateVariable('args')).toBe(false);
+    expect(isTemplateVariable('document_root')).toBe(false);
   });
 });

@@ -132,6 +132,7 @@ function source(raw: readonly string[]): VariableSource {
     scheme: 'http',
     requestId: '0123456789abcdef01234567',
     requestUri: '/x?y',
+    query: '?y',
     forwardedFor: '192.0.2.7',
     clientSpiffeId: '',
     header: (name) => {

@@ -9,6 +9,7 @@ const src: VariableSource = {
   scheme: 'https',
   requestId: 'abc',
   requestUri: '/p?q=1',
+  query: '?q=1',
   forwardedFor: '10.0.0.1, 203.0.113.7',
   clientSpiffeId: 'spiffe://example.org/client',
   header: (n) => (n === 'x-user-id' ? 'u42' : undefined),
@@ -27,6 +28,8 @@ describe('templates', () => {
       compile('$remote_addr|$request_id|$http_x_user_id|$http_missing|$proxy_add_x_forwarded_for')(src),
     ).toBe('203.0.113.7|abc|u42||10.0.0.1, 203.0.113.7');
     expect(compile('id=$client_spiffe_id')(src)).toBe('id=spiffe://example.org/client');
+    expect(compile('/new$is_args$args')(src)).toBe('/new?q=1');
+    expect(compile('/new$is_args$args')({ ...src, query: '' })).toBe('/new');
   });
 
   it('keeps constants constant and $$ literal', () => {
