@@ -348,13 +348,26 @@ describe('conversions', () => {
       [8, 'client_max_body_size lots: not a size; not carried over'],
     ]);
     const config = resolved(r.yaml);
-    expect(config.servers[0]!.routes.map((route) => [route.name, route.maxBody])).toEqual([
+    const proxied = config.servers[0]!.routes.filter((route) => route.action.kind === 'proxy');
+    expect(proxied.map((route) => [route.name, route.maxBody])).toEqual([
       ['/', null],
       ['/upload/', 200 * 1024 ** 2],
       ['/upload/raw/', 200 * 1024 ** 2],
       ['/any/', 1024 ** 4],
       ['/bad/', null],
     ]);
+  });
+
+  it("carries nginx's 301 for a proxied prefix location's path without its slash, unless a location has that path", () => {
+    const r = convert(
+      'server { listen 80;\nlocation /api/ { proxy_pass http://127.0.0.1:9000/v1/; }\nlocation /files/ { proxy_pass http://127.0.0.1:9000; }\nlocation = /files { return 204; }\nlocation /static/ { return 200 "s"; }\nlocation / { proxy_pass http://127.0.0.1:9001; } }',
+    );
+    const routes = r.config.servers[0]!.routes;
+    expect(routes.filter((route) => route.redirect !== undefined)).toEqual([
+      { match: { path: '/api' }, redirect: { to: '/api/$is_args$args', status: 301 } },
+    ]);
+    const config = resolved(r.yaml);
+    expect(config.servers[0]!.routes[0]).toMatchObject({ path: { kind: 'exact', path: '/api' } });
   });
 
   it('carries proxy_next_upstream to the upstream and warns when locations disagree', () => {

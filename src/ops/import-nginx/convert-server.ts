@@ -442,6 +442,7 @@ function convertRoutes(
     }
   }
 
+  addAutoRedirects(plans);
   const guarded = applyCaretGuards(plans);
   if (guarded !== undefined) notes.push({ path: ['routes'], text: guarded });
   nameRegexRoutes(plans);
@@ -461,6 +462,34 @@ function convertRoutes(
     notes.push({ path: ['routes', 0], text: 'nginx serves files here; sluice serves no files' });
   }
   return routes;
+}
+
+/**
+ * nginx's auto-redirect: a prefix location ending in `/` that proxies (`location /api/ { proxy_pass
+ * ... }`) answers the same path without the slash (`/api`) with a 301 to it, unless a location
+ * for that path exists; nginx decides this before any regex, as for an exact location. Each
+ * becomes an exact route with a redirect, placed before its location's route.
+ */
+function addAutoRedirects(plans: RoutePlan[]): void {
+  const taken = new Set(plans.filter((p) => p.match.kind !== 'regex').map((p) => p.match.path));
+  for (let i = plans.length - 1; i >= 0; i--) {
+    const p = plans[i]!;
+    const { kind, path } = p.match;
+    if ((kind !== 'prefix' && kind !== 'caret') || path.length < 2 || !path.endsWith('/')) continue;
+    if (p.route.proxy === undefined) continue;
+    const bare = path.slice(0, -1);
+    if (taken.has(bare)) continue;
+    taken.add(bare);
+    plans.splice(i, 0, {
+      route: {
+        match: { path: bare },
+        redirect: { to: `${path.replaceAll('$', '$$$$')}$is_args$args`, status: 301 },
+      },
+      match: { kind: 'exact', path: bare, caseless: false },
+      notes: [`nginx answers ${bare} with a 301 to ${path}: the location proxies, and ends with a slash`],
+      directive: p.directive,
+    });
+  }
 }
 
 /** A location's identity for nginx's "duplicate location"; `null` for named ones (handled apart). */
