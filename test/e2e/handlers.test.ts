@@ -24,7 +24,7 @@ import {
   startConfigured,
   waitForPort,
 } from '../helpers/cli.js';
-import { get, sharedTempDir, until } from '../helpers/runtime.js';
+import { alive, get, sharedTempDir, until } from '../helpers/runtime.js';
 
 const CONCURRENT = 1000;
 
@@ -369,6 +369,30 @@ servers:
     },
     40_000,
   );
+
+  it('SIGHUP deploys a new version of the app: new workers load it, the old ones drain', async () => {
+    const versioned = await tmp.write(
+      'versioned.ts',
+      "export default (_req: unknown, res: { end(s: string): void }): void => { res.end('v1\\n'); };\n",
+    );
+    const { sluice, port, workerPids } = await serve(versioned, ['--access-log', 'off']);
+    expect((await get(port, '/')).body).toBe('v1\n');
+    await writeFile(
+      versioned,
+      "export default (_req: unknown, res: { end(s: string): void }): void => { res.end('v2\\n'); };\n",
+    );
+    sluice.signal('SIGHUP');
+    const [reloaded] = await sluice.waitForJson((l) => l.msg === 'config reloaded', 1, 20_000);
+    expect(reloaded).toMatchObject({ how: 'roll' });
+    for (let i = 0; i < 4; i++) expect((await get(port, `/after/${i}`)).body).toBe('v2\n');
+    await until(
+      () => (workerPids.every((pid) => !alive(pid)) ? true : undefined),
+      'the old workers to exit',
+      15_000,
+    );
+    sluice.signal('SIGTERM');
+    expect(await sluice.waitForExit(15_000)).toEqual({ code: 0, signal: null });
+  }, 60_000);
 
   it('off: no access lines anywhere; the app log still reports', async () => {
     const { sluice, port } = await serve(app, ['--access-log', 'off']);

@@ -42,7 +42,10 @@ export async function runServe(
     for (const p of result.problems) process.stderr.write(`${formatProblem(p)}\n`);
     return 2;
   }
-  return runPrimary(result.config, null, null, null, async (primary) => {
+  // SIGHUP (and `systemctl reload`) deploys a new version of the app: the same settings, new
+  // workers, which load the module afresh (a config with handler routes always rolls the workers).
+  const reloadSource = async () => resolveConfigObject(input, null);
+  return runPrimary(result.config, null, reloadSource, null, async (primary) => {
     const { servers } = await primary.addresses();
     primary.logger.info({ app, url: `http://${host}:${servers[0]?.port ?? port}` }, 'serving');
   });
