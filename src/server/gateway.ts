@@ -113,6 +113,12 @@ function act(x: Exchange, route: CompiledRoute | null): void {
     x.fail('SLUICE_E_ROUTE_NOT_FOUND');
     return;
   }
+  // Before any action, as nginx checks client_max_body_size when the location is chosen: a
+  // respond or redirect route refuses an announced body over max_body too.
+  if (x.bodyKind === 'length' && x.contentLength > x.maxBody) {
+    x.fail('SLUICE_E_CLIENT_BODY_TOO_LARGE');
+    return;
+  }
   const action = route.action;
   switch (action.kind) {
     case 'proxy':
@@ -125,8 +131,7 @@ function act(x: Exchange, route: CompiledRoute | null): void {
       redirect(x, action);
       break;
     case 'handler':
-      if (x.bodyKind === 'length' && x.contentLength > x.maxBody) x.fail('SLUICE_E_CLIENT_BODY_TOO_LARGE');
-      else serveHandler(x, action.handler);
+      serveHandler(x, action.handler);
       break;
     default:
       assertNever(action, 'route action');

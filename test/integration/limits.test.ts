@@ -182,6 +182,7 @@ describe('a route max_body (nginx: client_max_body_size in a location)', () => {
           routes: [
             { match: { path_prefix: '/upload/' }, max_body: '8kb', proxy: { url: up.url } },
             { match: { path_prefix: '/tiny/' }, max_body: '16b', proxy: { url: up.url } },
+            { match: { path: '/ok' }, respond: { body: 'ok' } },
             { proxy: { url: up.url } },
           ],
         },
@@ -217,6 +218,11 @@ describe('a route max_body (nginx: client_max_body_size in a location)', () => {
     expect((await post('/elsewhere-small', 'x'.repeat(100))).status).toBe(200);
     const refused = ['/upload/c', '/upload/d', '/elsewhere-big', '/elsewhere-big-chunked', '/tiny/b'];
     expect(up.seen.filter((r) => refused.includes(r.url))).toEqual([]);
+  });
+
+  it('refuses an announced body over max_body on a respond route too, as nginx', async () => {
+    expect((await post('/ok', 'x'.repeat(2000))).status).toBe(413);
+    expect((await post('/ok', 'x'.repeat(10))).status).toBe(200);
   });
 
   it("invites a body within the route's limit with 100 Continue", async () => {

@@ -75,8 +75,14 @@ describe('HTTP/1.1 strictness', () => {
   });
 
   it('answers 414 for a request target over max_uri', async () => {
-    const r = await rawRequest(sluice.port, `GET /${'a'.repeat(3000)} HTTP/1.1\r\n${H}\r\n`, { waitMs: 300 });
+    const r = await rawRequest(
+      sluice.port,
+      `GET /${'a'.repeat(3000)} HTTP/1.1\r\n${H}\r\nGET /after HTTP/1.1\r\n${H}\r\n`,
+    );
     expect(r.status).toBe(414);
+    // Closed, as the other refusals: the request pipelined after it is not served.
+    expect(r.closed).toBe(true);
+    expect(r.text.match(/HTTP\/1\.1 /g)).toHaveLength(1);
     expect(up.seen).toHaveLength(0);
   });
 
