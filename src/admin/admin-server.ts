@@ -8,6 +8,7 @@ import http, { STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
 import { isLoopback } from '../config/normalise-security.js';
 import type { ResolvedAdmin } from '../config/types.js';
+import { listenError } from '../errors/listen-error.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { ProfilerBusyError } from '../observability/profiler.js';
 import { dashboardPage } from './dashboard-page.js';
@@ -252,14 +253,7 @@ export class AdminServer {
   async listen(): Promise<void> {
     const { host, port, key } = this.#settings.listen;
     await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', (err: NodeJS.ErrnoException) =>
-        reject(
-          new SluiceError(
-            'SLUICE_E_RUNTIME_LISTEN',
-            `cannot listen on ${key} (admin): ${err.code ?? err.message}`,
-          ),
-        ),
-      );
+      this.#server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(key, err, ' (admin)')));
       this.#server.listen({ host, port }, () => resolve());
     });
   }

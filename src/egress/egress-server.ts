@@ -18,7 +18,7 @@ import type { ResolvedEgress } from '../config/types.js';
 import { unmapIpv4 } from '../core/ip-set.js';
 import { SlotSet } from '../core/slot-set.js';
 import { undici } from '../core/undici.js';
-import { SluiceError } from '../errors/sluice-error.js';
+import { listenError } from '../errors/listen-error.js';
 import { nextRequestId } from '../server/request-id.js';
 import { EGRESS_TIMEOUTS, type EgressContext, type EgressTimeouts } from './egress-context.js';
 import { type EgressErrorCode, rawEgressResponse } from './egress-errors.js';
@@ -109,15 +109,7 @@ export class EgressServer {
     const { host, port, key } = this.#config.listen;
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
-        reject(
-          new SluiceError(
-            'SLUICE_E_RUNTIME_LISTEN',
-            `cannot listen on ${key} (egress): ${err.code ?? err.message}`,
-            {
-              cause: err,
-            },
-          ),
-        );
+        reject(listenError(key, err, ' (egress)'));
       };
       this.#server.once('error', onError);
       this.#server.listen({ host, port, ipv6Only: host === '::' }, () => {

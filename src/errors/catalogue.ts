@@ -18,7 +18,7 @@ export const ERROR_CATALOGUE = {
   SLUICE_E_CONFIG_FILE: {
     status: 0,
     title: 'cannot read the config file',
-    hint: 'check the path given with -c and that the file is readable by this user',
+    hint: 'check the path (given with -c, or named in the config: relative to its directory) and that the file is readable by this user',
   },
   SLUICE_E_CONFIG_SYNTAX: {
     status: 0,

@@ -47,7 +47,12 @@ export type FromWorker =
   /** Sent once the worker listens for messages: anything sent earlier would be lost. */
   | { readonly type: 'hello' }
   | { readonly type: 'ready' }
-  | { readonly type: 'start-failed'; readonly error: string; readonly code: string | null }
+  | {
+      readonly type: 'start-failed';
+      readonly error: string;
+      readonly code: string | null;
+      readonly hint: string | null;
+    }
   | { readonly type: 'reloaded'; readonly id: number; readonly error: string | null }
   | { readonly type: 'target-result'; readonly id: number; readonly origin: string | null }
   | { readonly type: 'stats'; readonly id: number; readonly stats: WorkerStats }

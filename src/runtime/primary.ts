@@ -317,6 +317,7 @@ export class Primary {
             new SluiceError(
               isErrorCode(message.code) ? message.code : 'SLUICE_E_RUNTIME_WORKER',
               message.error,
+              message.hint === null ? {} : { hint: message.hint },
             ),
           );
         }

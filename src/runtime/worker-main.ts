@@ -44,6 +44,7 @@ async function start(config: ResolvedConfig, reusePort: boolean, workers: number
       type: 'start-failed',
       error: err instanceof Error ? err.message : String(err),
       code: err instanceof SluiceError ? err.code : null,
+      hint: err instanceof SluiceError ? err.hint : null,
     });
     process.exitCode = 1;
     setTimeout(() => process.exit(1), 100).unref();

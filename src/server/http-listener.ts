@@ -17,6 +17,7 @@ import type { Socket } from 'node:net';
 import type tls from 'node:tls';
 import { SlotSet } from '../core/slot-set.js';
 import { ERROR_CATALOGUE, type ErrorCode } from '../errors/catalogue.js';
+import { listenError } from '../errors/listen-error.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { abortBody } from './abort-body.js';
 import { problemBody, rawErrorResponse } from './error-response.js';
@@ -247,15 +248,7 @@ export class HttpListener {
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         this.#tls?.close();
-        reject(
-          new SluiceError(
-            'SLUICE_E_RUNTIME_LISTEN',
-            `cannot listen on ${this.#table.address.key}: ${err.code ?? err.message}`,
-            {
-              cause: err,
-            },
-          ),
-        );
+        reject(listenError(this.#table.address.key, err));
       };
       this.#server.once('error', onError);
       // `[::]` is bound IPv6-only, as nginx does, so ":8080" (0.0.0.0) and "[::]:8080" can coexist.
@@ -666,12 +659,12 @@ function newTerminator(
   try {
     return new TlsTerminator(table, events, hooks.tlsWatchIntervalMs);
   } catch (err) {
-    throw listenError(table, err);
+    throw tlsListenError(table, err);
   }
 }
 
 /** A certificate that cannot be loaded, as a listen failure. */
-function listenError(table: ListenerTable, err: unknown): SluiceError {
+function tlsListenError(table: ListenerTable, err: unknown): SluiceError {
   const reason = err instanceof Error ? err.message : String(err);
   return new SluiceError('SLUICE_E_RUNTIME_LISTEN', `cannot serve TLS on ${table.address.key}: ${reason}`, {
     cause: err,

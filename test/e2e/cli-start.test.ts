@@ -329,6 +329,18 @@ describe('sluice start failures (built CLI)', () => {
     }
   });
 
+  it('an address not of this host: exit 1, SLUICE_E_RUNTIME_LISTEN with a hint about the address, not the port', async () => {
+    await writeFile(
+      join(tmp.path, 'foreign.yaml'),
+      'servers:\n  - listen: "192.0.2.1:8080"\n    routes:\n      - respond: { body: "x" }\n',
+    );
+    const p = spawnCli(['start', '-c', 'foreign.yaml'], { cwd: tmp.path });
+    expect((await p.waitForExit(15_000)).code).toBe(1);
+    expect(p.stderr()).toMatch(
+      /^sluice: SLUICE_E_RUNTIME_LISTEN cannot listen on 192\.0\.2\.1:8080: EADDRNOTAVAIL \(hint: the address is not one of this host's .+\)\n$/,
+    );
+  });
+
   it('a pid_file it cannot write: exit 1 with SLUICE_E_RUNTIME_PID_FILE, no stack trace, nothing left running', async () => {
     const port = await freePort();
     await writeFile(

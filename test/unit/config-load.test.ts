@@ -353,7 +353,7 @@ describe('config objects', () => {
 describe('files', () => {
   it('reports an unreadable file as SLUICE_E_CONFIG_FILE naming the path as given', async () => {
     expect(lines(await loadConfigFile('no/such/sluice.yaml'))).toEqual([
-      'no/such/sluice.yaml: SLUICE_E_CONFIG_FILE cannot read the file: no such file (hint: check the path given with -c and that the file is readable by this user)',
+      'no/such/sluice.yaml: SLUICE_E_CONFIG_FILE cannot read the file: no such file (hint: check the path (given with -c, or named in the config: relative to its directory) and that the file is readable by this user)',
     ]);
   });
 
