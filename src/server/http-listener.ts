@@ -427,7 +427,9 @@ export class HttpListener {
     // closing the connection (a 400, max_requests_per_connection, a drain) went upstream all the
     // same and was never answered nor counted out. See #responseClosed.
     if ((socket[kBusy] ?? 0) > 0) {
-      (socket[kPipelined] ??= []).push(req, res);
+      const queue = socket[kPipelined];
+      if (queue === undefined) socket[kPipelined] = [req, res];
+      else queue.push(req, res);
       return;
     }
     this.#serve(req, res, socket);

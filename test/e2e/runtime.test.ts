@@ -95,7 +95,12 @@ upstreams:
 
     const after = await status(admin);
     expect(after.workers).toHaveLength(2);
-    expect(after.workers[0]).toMatchObject({ slot: 0, pid: restarted!.worker_pid, restarts: 1, state: 'ready' });
+    expect(after.workers[0]).toMatchObject({
+      slot: 0,
+      pid: restarted!.worker_pid,
+      restarts: 1,
+      state: 'ready',
+    });
     expect(after.workers[1]).toMatchObject({ slot: 1, pid: survivor.pid, restarts: 0, state: 'ready' });
     expect(alive(victim.pid!)).toBe(false);
 

@@ -166,6 +166,18 @@ describe('max_requests_per_connection', () => {
     expect(text.split('HTTP/1.1 ')[3]).toMatch(/\r\nconnection: close\r\n/i);
     expect(up.seen.map((s) => s.url)).toEqual(['/n1', '/n2', '/n3']);
   });
+
+  it('answers a pipelined burst up to the Nth request, never forwarding those after it', async () => {
+    up.seen.length = 0;
+    const burst = [1, 2, 3, 4, 5].map((i) => `GET /p${i} HTTP/1.1\r\nHost: a\r\n\r\n`).join('');
+    const r = await rawRequest(sluice.port, burst);
+    expect(r.closed).toBe(true);
+    expect([...r.text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1])).toEqual(['200', '200', '200']);
+    await new Promise((res) => setTimeout(res, 100));
+    // In order, one after the other, and nothing left waiting (a drain would wait for it).
+    expect(up.seen.map((s) => s.url)).toEqual(['/p1', '/p2', '/p3']);
+    expect(sluice.instance.handles().inflight).toEqual([]);
+  });
 });
 
 describe('a route max_body (nginx: client_max_body_size in a location)', () => {
