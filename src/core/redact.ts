@@ -21,15 +21,17 @@ export function isSecretHeader(name: string): boolean {
 
 /**
  * `text` with the password and secret query values of a URL replaced; other text as it is. Text
- * that does not parse as a URL (a typo in a config) loses whatever precedes an `@`, where userinfo
- * would be.
+ * shaped like a URL that does not parse as one (a typo in a config: `redis//:pw@host`) loses what
+ * lies between `//` and an `@`, where userinfo would be.
  */
 export function redactUrl(text: string): string {
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    return text.replace(/^((?:[^/@]*\/\/)?)[^@]*@/, '$1redacted@');
+    // Only for text shaped like a URL: other text (a respond body) is no URL and kept as written.
+    if (!/^[A-Za-z][A-Za-z0-9+.-]*:?\/\//.test(text)) return text;
+    return text.replace(/^([^/@]*\/\/)[^@/]*@/, '$1redacted@');
   }
   let changed = false;
   // Without brackets, which a URL would percent-encode.

@@ -286,13 +286,15 @@ export class SluiceInstance {
     // A new admin address is bound first: one that cannot be fails the reload with nothing changed.
     const admin =
       this.#options.admin === false ? null : await this.#admin.prepare(this.#config.admin, config.admin);
+    let compiled: ReturnType<typeof compileTables>;
     try {
       await this.#loadHandlers(config);
+      compiled = compileTables(config, current, this.#handlers);
     } catch (err) {
       await admin?.abort();
       throw err;
     }
-    const { tables, retired } = compileTables(config, current, this.#handlers);
+    const { tables, retired } = compiled;
     await this.#startDns(tables.upstreams);
     const opened: HttpListener[] = [];
     try {

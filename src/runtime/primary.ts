@@ -249,12 +249,16 @@ export class Primary {
     slot.timer = null;
     if (this.#stopping) return;
     try {
-      const worker = await this.#fork(this.#config);
+      const config = this.#config;
+      const worker = await this.#fork(config);
       // A reload rolled the workers while this one started: it belongs to no slot any more.
       if (!this.#slots.includes(slot) || this.#stopping) {
         this.#retire(worker, 0);
         return;
       }
+      // A reload swapped a new config into the other workers while this one started on the old.
+      if (config !== this.#config)
+        this.#send(worker, { type: 'reload', id: ++this.#messageId, config: this.#config });
       slot.worker = worker;
       slot.startedAt = Date.now();
       slot.restarts++;

@@ -43,7 +43,10 @@ export class BanManager {
     this.#onChange = onChange;
     this.#sweeper = setInterval(() => {
       this.#sweep();
-      if (this.#pendingUnbans.size > 0 && this.#state?.up) void this.#liftPending();
+      if (this.#pendingUnbans.size > 0 && this.#state?.up) {
+        // Still failing (a Redis that hangs counts as up here): tried again at the next sweep.
+        this.#liftPending().catch(() => undefined);
+      }
     }, 10_000);
     this.#sweeper.unref();
     if (state !== null) {
@@ -177,8 +180,16 @@ export class BanManager {
     return bans.length;
   }
 
-  /** Tells Redis of the unbans made while it could not be told. */
-  async #liftPending(): Promise<void> {
+  /** Tells Redis of the unbans made while it could not be told; one pass at a time. */
+  #lifting: Promise<void> | null = null;
+  #liftPending(): Promise<void> {
+    this.#lifting ??= this.#liftAll().finally(() => {
+      this.#lifting = null;
+    });
+    return this.#lifting;
+  }
+
+  async #liftAll(): Promise<void> {
     const redis = this.#state?.redis;
     if (redis === undefined) return;
     for (const [address, at] of this.#pendingUnbans) {
@@ -190,7 +201,10 @@ export class BanManager {
   /** Whether an unban of the ban's address came after the ban was made (found in Redis). */
   async #liftedSince(redis: Redis, ban: Ban): Promise<boolean> {
     const at = Number(await redis.get(`${PREFIX}unban:${ban.address}`));
-    const made = ban.until - (this.#rules.get(ban.scope)?.durationMs ?? 0);
+    // Without the scope's rule (a config since changed) when the ban was made is unknown: the
+    // unban is taken to be later.
+    const rule = this.#rules.get(ban.scope);
+    const made = rule === undefined ? 0 : ban.until - rule.durationMs;
     return at > 0 && at >= made;
   }
 

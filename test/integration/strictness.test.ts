@@ -157,6 +157,32 @@ describe('HTTP/1.1 strictness', () => {
     expect(sluice.instance.handles().inflight).toEqual([]);
   });
 
+  it('serves an Upgrade: h2c request pipelined behind one still being answered', async () => {
+    const r = await rawRequest(
+      sluice.port,
+      `GET /first HTTP/1.1\r\n${H}\r\nPOST /h2c-second HTTP/1.1\r\n${H}Connection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\nContent-Length: 2\r\n\r\nhi`,
+    );
+    expect(r.text.match(/HTTP\/1\.1 200/g)).toHaveLength(2);
+    expect(up.seen.map((s) => [s.url, s.body.toString()])).toEqual([
+      ['/first', ''],
+      ['/h2c-second', 'hi'],
+    ]);
+    expect(sluice.instance.handles().inflight).toEqual([]);
+  });
+
+  it('answers a WebSocket upgrade pipelined behind a request still being answered, in order', async () => {
+    const r = await rawRequest(
+      sluice.port,
+      `GET /first HTTP/1.1\r\n${H}\r\nGET /ws HTTP/1.1\r\n${H}Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+    );
+    // The upstream is no WebSocket server: it answers 200, relayed, and the connection closes.
+    expect(r.text.match(/HTTP\/1\.1 200/g)).toHaveLength(2);
+    expect(r.closed).toBe(true);
+    expect(up.seen.map((s) => s.url)).toEqual(['/first', '/ws']);
+    await new Promise((res) => setTimeout(res, 300));
+    expect(sluice.instance.handles().inflight).toEqual([]);
+  });
+
   it('answers a request sent with Connection: close despite bytes after it', async () => {
     const r = await rawRequest(
       sluice.port,

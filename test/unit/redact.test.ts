@@ -16,6 +16,11 @@ describe('redactUrl', () => {
     // Nothing secret: the text as written, not as the URL parser would write it.
     ['http://127.0.0.1:8080', 'http://127.0.0.1:8080'],
     ['HTTP://Example.COM:80/a/../b', 'HTTP://Example.COM:80/a/../b'],
+    // Text that only mentions a URL (a respond body) is no URL.
+    [
+      'Mail ops@example.com, status at https://status.example.com',
+      'Mail ops@example.com, status at https://status.example.com',
+    ],
   ])('%s → %s', (text, shown) => {
     expect(redactUrl(text)).toBe(shown);
   });
