@@ -12,6 +12,7 @@ import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { SluiceConfigInput } from '../../src/config/schema.js';
+import { freePort } from '../helpers/cli.js';
 import { resolve, startSluice } from '../helpers/sluice.js';
 import { type CertFiles, makePki, type TestPki } from '../helpers/tls-pki.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
@@ -474,6 +475,22 @@ describe('reload and drain', () => {
         /cannot switch to plain HTTP\/1\.1 in place/,
       );
       expect(await servedCn(sluice.port)).toBe('a.test');
+    } finally {
+      await sluice.close();
+    }
+  });
+
+  it('releases the admin listener bound for a reload that is then refused', async () => {
+    const [first, second] = [await freePort(), await freePort()];
+    const sluice = await startSluice({ ...config(), admin: { listen: `127.0.0.1:${first}` } });
+    try {
+      const plain = {
+        admin: { listen: `127.0.0.1:${second}` },
+        servers: [{ listen: '127.0.0.1:0', routes: [{ proxy: { url: up.url } }] }],
+      } as SluiceConfigInput;
+      await expect(sluice.instance.reload(resolve(plain))).rejects.toThrow(/in place/);
+      expect((await fetch(`http://127.0.0.1:${first}/api/status`)).status).toBe(200);
+      await expect(fetch(`http://127.0.0.1:${second}/api/status`)).rejects.toThrow();
     } finally {
       await sluice.close();
     }
