@@ -409,6 +409,12 @@ describe('sluice serve as root without --user', () => {
   beforeAll(requireBuilt);
   afterEach(killAll);
 
+  it('names a missing app module in its own terms: exit 2', async () => {
+    const res = await runCli(['serve', 'no-such-app.ts', '--port', String(await freePort())]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toBe('sluice serve: no-such-app.ts: no such file\n');
+  });
+
   it.runIf(process.getuid?.() === 0)(
     'is refused: exit 2, SLUICE_E_HANDLER_ROOT, nothing served',
     async () => {
@@ -425,6 +431,8 @@ describe('sluice serve as root without --user', () => {
       ]);
       expect(res.code).toBe(2);
       expect(res.stderr).toMatch(/^sluice: SLUICE_E_HANDLER_ROOT refusing to run handlers as root/);
+      // In the command's terms: its flags, not config keys.
+      expect(res.stderr).toContain('(hint: pass --user (and --group)');
       expect(res.stdout).toBe('');
       await expect(waitForPort(port, { timeoutMs: 200 })).rejects.toThrow();
     },

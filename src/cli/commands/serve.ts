@@ -3,6 +3,8 @@
  * on every core, no config file needed. The port defaults to $PORT, else 3000; the host to 0.0.0.0;
  * access lines to stdout (`off`, or a file path relative to the current directory, as `log.access`).
  */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { resolveConfigObject } from '../../config/load.js';
 import { formatProblem } from '../../config/problem.js';
 import type { SluiceConfigInput } from '../../config/schema.js';
@@ -37,6 +39,11 @@ export async function runServe(
       },
     ],
   };
+  // Said in the command's terms: the config problem would name servers[0].routes[0].handler.
+  if (!existsSync(resolve(app))) {
+    process.stderr.write(`sluice serve: ${app}: no such file\n`);
+    return 2;
+  }
   const result = resolveConfigObject(input, null);
   if (!result.ok) {
     for (const p of result.problems) process.stderr.write(`${formatProblem(p)}\n`);
@@ -45,8 +52,18 @@ export async function runServe(
   // SIGHUP (and `systemctl reload`) deploys a new version of the app: the same settings, new
   // workers, which load the module afresh (a config with handler routes always rolls the workers).
   const reloadSource = async () => resolveConfigObject(input, null);
-  return runPrimary(result.config, null, reloadSource, null, async (primary) => {
-    const { servers } = await primary.addresses();
-    primary.logger.info({ app, url: `http://${host}:${servers[0]?.port ?? port}` }, 'serving');
-  });
+  return runPrimary(
+    result.config,
+    null,
+    reloadSource,
+    null,
+    async (primary) => {
+      const { servers } = await primary.addresses();
+      primary.logger.info({ app, url: `http://${host}:${servers[0]?.port ?? port}` }, 'serving');
+    },
+    {
+      SLUICE_E_HANDLER_ROOT:
+        'pass --user (and --group) to run the workers as an unprivileged account, or --allow-root if you really mean it',
+    },
+  );
 }

@@ -7,6 +7,7 @@ import { loadConfigFile, resolveConfigObject } from '../../config/load.js';
 import { formatProblem } from '../../config/problem.js';
 import type { ResolvedConfig } from '../../config/types.js';
 import { type DemoStack, startDemoStack } from '../../demo/demo-stack.js';
+import type { ErrorCode } from '../../errors/catalogue.js';
 import { SluiceError } from '../../errors/sluice-error.js';
 import { Primary } from '../../runtime/primary.js';
 import { defaultConfigFile } from '../config-source.js';
@@ -50,6 +51,8 @@ export async function runPrimary(
   reloadSource: ConstructorParameters<typeof Primary>[1]['reloadSource'],
   demo: DemoStack | null = null,
   banner?: (primary: Primary) => Promise<void>,
+  /** Hints in the caller's terms (`sluice serve` has flags where a config has keys). */
+  hints: Partial<Record<ErrorCode, string>> = {},
 ): Promise<number> {
   let fatal: (code: number) => void = () => undefined;
   const primary = new Primary(config, {
@@ -65,7 +68,7 @@ export async function runPrimary(
   } catch (err) {
     await demo?.close();
     if (err instanceof SluiceError) {
-      process.stderr.write(`sluice: ${err.code} ${err.message} (hint: ${err.hint})\n`);
+      process.stderr.write(`sluice: ${err.code} ${err.message} (hint: ${hints[err.code] ?? err.hint})\n`);
       return err.code === 'SLUICE_E_HANDLER_ROOT' ? 2 : 1;
     }
     throw err;
