@@ -529,6 +529,7 @@ export class HttpListener {
       if (!x.finished) {
         this.#active.add(x);
         (res as TrackedResponse)[kResExchange] = x;
+        readUntilUpgraded(socket, x);
       }
     } catch (err) {
       this.#logError(err, { listener: this.#table.address.key, url: req.url });
@@ -716,6 +717,33 @@ function tlsListenError(table: ListenerTable, err: unknown): SluiceError {
 }
 
 /** Writes a canned error answer to a socket whose request cannot be served, then closes it. */
+/**
+ * Reads an upgrading client until the target answers. Node leaves the socket unread after
+ * 'upgrade', so a client that gave up during the handshake was noticed only at the target's answer:
+ * the attempt held its target (least_conn, max_conns) for up to timeouts.read and was logged 101.
+ * Read, its end destroys the socket and so closes the response: the attempt is cancelled, logged 499.
+ * Bytes a client sends before the 101 are kept for the tunnel, which writes `upgradeHead` first.
+ */
+const EARLY_UPGRADE_BYTES = 64 * 1024;
+
+function readUntilUpgraded(socket: Socket, x: Exchange): void {
+  const onData = (chunk: Buffer): void => {
+    // From the 101 on, the tunnel reads the socket itself (it starts synchronously after the status).
+    if (x.status === 101 || x.finished) {
+      socket.off('data', onData);
+      return;
+    }
+    x.upgradeHead = x.upgradeHead === null ? chunk : Buffer.concat([x.upgradeHead, chunk]);
+    // A client that sends much before the answer is read no further until the tunnel starts.
+    if (x.upgradeHead.length > EARLY_UPGRADE_BYTES) socket.pause();
+  };
+  socket.on('data', onData);
+  // The server is half-open (allowHalfOpen), and Node's own 'end' handling left with the upgrade.
+  socket.once('end', () => {
+    if (x.status !== 101 && !x.finished) socket.destroy();
+  });
+}
+
 /** Whether an Upgrade header asks for h2c (alone or among others). */
 function isH2cUpgrade(upgrade: string | undefined): boolean {
   return upgrade !== undefined && /(?:^|,)\s*h2c\s*(?:,|$)/i.test(upgrade);

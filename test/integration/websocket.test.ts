@@ -1,5 +1,5 @@
 /** WebSockets through sluice: a real `ws` echo server behind, undici's WebSocket client in front. */
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
@@ -142,5 +142,48 @@ describe('WebSocket proxying', () => {
     // The ws server refuses a handshake without a key with 400.
     expect(r.status).toBe(400);
     expect(r.closed).toBe(true);
+  });
+});
+
+describe('a client that leaves during the upgrade handshake', () => {
+  it('ends the attempt when the client leaves, logged 499, not 101 when the target answers later', async () => {
+    // A target that takes the upgrade request and answers 101 only after 3 s.
+    const accepted: net.Socket[] = [];
+    const slow = net.createServer((socket) => {
+      accepted.push(socket);
+      socket.on('error', () => undefined);
+      setTimeout(() => {
+        if (!socket.destroyed)
+          socket.write(
+            'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
+          );
+      }, 3000);
+    });
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', () => r()));
+    const sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          routes: [{ proxy: { url: `http://127.0.0.1:${(slow.address() as AddressInfo).port}` } }],
+        },
+      ],
+    });
+    try {
+      const client = net.connect(sluice.port, '127.0.0.1');
+      client.on('error', () => undefined);
+      client.write('GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+      expect(await until(() => accepted.length === 1)).toBe(true);
+      client.end();
+      // Logged 499 when the client left, not 101 when the target answered (3 s later); the attempt
+      // no longer counts in flight for least_conn and max_conns.
+      const lines = await sluice.waitForAccessLines(1, 2000);
+      expect(lines.at(-1)).toMatchObject({ path: '/chat', status: 499 });
+      expect(lines.at(-1)?.duration_ms).toBeLessThan(2000);
+      expect(sluice.instance.handles().inflight).toEqual([]);
+    } finally {
+      for (const socket of accepted) socket.destroy();
+      await sluice.close();
+      await new Promise<void>((r) => slow.close(() => r()));
+    }
   });
 });
