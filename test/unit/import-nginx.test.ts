@@ -370,6 +370,20 @@ describe('conversions', () => {
     expect(config.servers[0]!.routes[0]).toMatchObject({ path: { kind: 'exact', path: '/api' } });
   });
 
+  it('carries merge_slashes off (on is the default of both)', () => {
+    const off = convert(
+      'merge_slashes off;\nserver { listen 80;\nlocation / { proxy_pass http://127.0.0.1:9000; } }',
+    );
+    expect(off.config.servers[0]!.merge_slashes).toBe(false);
+    expect(off.warnings).toEqual([]);
+    const on = convert(
+      'server { listen 80; merge_slashes on;\nlocation / { proxy_pass http://127.0.0.1:9000; } }',
+    );
+    expect(on.config.servers[0]!.merge_slashes).toBeUndefined();
+    expect(on.warnings).toEqual([]);
+    expect(resolved(off.yaml).servers[0]!.mergeSlashes).toBe(false);
+  });
+
   it('carries proxy_next_upstream to the upstream and warns when locations disagree', () => {
     const r = convert(
       'upstream u { server 127.0.0.1:9001; server 127.0.0.1:9002; }\nserver { listen 80;\nlocation /a/ { proxy_next_upstream error timeout http_503; proxy_pass http://u; }\nlocation /b/ { proxy_next_upstream off; proxy_pass http://u; } }',

@@ -104,6 +104,13 @@ export function convertServer(
   if (access !== undefined && access.level !== 'location') base.access = access.value;
   const rate = rateLimitAt(scope, ctx);
   if (rate !== undefined && rate.level !== 'location') base.rate_limit = rate.value;
+  // `on` is sluice's default too.
+  const merge = nearest(scope, 'merge_slashes');
+  if (merge !== undefined) {
+    if (merge.args[0] === 'off') base.merge_slashes = false;
+    else if (merge.args[0] !== 'on')
+      warnings.add(merge, `merge_slashes ${merge.args.join(' ')}: not on or off; not carried over`);
+  }
   base.routes = routes;
 
   const http2Directive = nearest(scope, 'http2');

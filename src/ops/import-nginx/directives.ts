@@ -53,6 +53,7 @@ const SERVER_WIDE = [
   'set_real_ip_from',
   'real_ip_header',
   'real_ip_recursive',
+  'merge_slashes',
 ];
 
 /** Converted directives per context. */
