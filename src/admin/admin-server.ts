@@ -124,11 +124,12 @@ export class AdminServer {
       tokensConfigured,
       metricsAuth: this.#settings.metricsAuth,
     });
+    // Every refused attempt at a state change is audited, the outcome being the refusal.
+    if (decision !== 'allow' && MATRIX_CHANGES.has(endpoint)) {
+      const action = endpoint === 'target' ? `target.${params.action}` : endpoint;
+      this.#audit(action, token?.name ?? null, params, decision);
+    }
     if (decision === 'unauthenticated') {
-      if (MATRIX_CHANGES.has(endpoint)) {
-        const action = endpoint === 'target' ? `target.${params.action}` : endpoint;
-        this.#audit(action, null, params, 'unauthenticated');
-      }
       res.setHeader('www-authenticate', 'Bearer realm="sluice"');
       return problem(
         res,
@@ -142,10 +143,6 @@ export class AdminServer {
         this.#settings.tokens.length === 0
           ? 'this admin API is read-only: configure admin.tokens to allow changes'
           : `the ${token?.role ?? ''} role may not call this endpoint`;
-      if (MATRIX_CHANGES.has(endpoint)) {
-        const action = endpoint === 'target' ? `target.${params.action}` : endpoint;
-        this.#audit(action, token?.name ?? null, params, 'forbidden');
-      }
       return problem(res, 403, 'Forbidden', detail);
     }
     const control = this.#control;
@@ -204,11 +201,12 @@ export class AdminServer {
         });
         if (outcome.ok) return sendJson(res, outcome);
         // A problem document (CONTRACT section 6), with the outcome's members beside its own.
-        return send(
+        return problem(
           res,
           422,
-          'application/problem+json',
-          `${JSON.stringify({ type: 'about:blank', title: 'Unprocessable Content', status: 422, detail: 'the config was not reloaded; the running config stays', ...outcome }, null, 2)}\n`,
+          'Unprocessable Content',
+          'the config was not reloaded; the running config stays',
+          outcome,
         );
       }
       case 'target': {
@@ -396,8 +394,14 @@ function sendProfile(res: http.ServerResponse, profile: Buffer, kind: string): v
   res.end(profile);
 }
 
-/** An RFC 9457 problem answer. */
-export function problem(res: http.ServerResponse, status: number, title: string, detail?: string): void {
-  const doc = { type: 'about:blank', title, status, ...(detail === undefined ? {} : { detail }) };
+/** An RFC 9457 problem answer; `extra` members (an extension, RFC 9457 3.2) go beside the standard ones. */
+export function problem(
+  res: http.ServerResponse,
+  status: number,
+  title: string,
+  detail?: string,
+  extra: object = {},
+): void {
+  const doc = { type: 'about:blank', title, status, ...(detail === undefined ? {} : { detail }), ...extra };
   send(res, status, 'application/problem+json', `${JSON.stringify(doc)}\n`);
 }

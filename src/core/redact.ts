@@ -7,9 +7,8 @@
 /** What replaces a secret. */
 export const REDACTED = '[redacted]';
 
-/** Header names whose values are credentials: the standard ones, and names that say so. */
-const SECRET_HEADER =
-  /^(?:authorization|proxy-authorization|cookie|set-cookie)$|token|secret|passw|api[-_]?key|auth|credential|session|signature/i;
+/** Header names whose values are credentials: cookies, and names that say so (`auth` takes Authorization and Proxy-Authorization). */
+const SECRET_HEADER = /^(?:set-)?cookie$|auth|token|secret|passw|api[-_]?key|credential|session|signature/i;
 
 /** Query parameters whose values are credentials. */
 const SECRET_PARAM = /passw|secret|token|api[-_]?key|auth|credential|signature|^(?:key|pass|pwd|sig)$/i;

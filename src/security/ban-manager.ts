@@ -120,7 +120,7 @@ export class BanManager {
     if (this.#state?.up) {
       const redis = this.#state.redis;
       void redis
-        .set(`${PREFIX}ban:${encodeURIComponent(scope)}:${address}`, String(ban.until), 'PX', rule.durationMs)
+        .set(banKey(scope, address), String(ban.until), 'PX', rule.durationMs)
         .then(() => redis.publish(CHANNEL, JSON.stringify({ type: 'ban', ban })))
         .catch(() => undefined);
     }
@@ -252,7 +252,7 @@ export class BanManager {
           if (this.#list.remove(ban.address) > 0) this.#onChange({ type: 'unban', address: ban.address });
           continue;
         }
-        const key = `${PREFIX}ban:${encodeURIComponent(ban.scope)}:${ban.address}`;
+        const key = banKey(ban.scope, ban.address);
         if ((await redis.set(key, String(ban.until), 'PX', ban.until - now, 'NX')) === 'OK') {
           await redis.publish(CHANNEL, JSON.stringify({ type: 'ban', ban }));
         }
@@ -275,6 +275,10 @@ export class BanManager {
     clearInterval(this.#sweeper);
     this.#subscriber?.disconnect();
   }
+}
+
+function banKey(scope: string, address: string): string {
+  return `${PREFIX}ban:${encodeURIComponent(scope)}:${address}`;
 }
 
 function strikeKey(scope: string, address: string): string {

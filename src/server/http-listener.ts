@@ -15,6 +15,7 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import type tls from 'node:tls';
+import { headerName } from '../core/header-names.js';
 import { SlotSet } from '../core/slot-set.js';
 import { ERROR_CATALOGUE, type ErrorCode } from '../errors/catalogue.js';
 import { listenError } from '../errors/listen-error.js';
@@ -25,6 +26,7 @@ import type { Exchange, ExchangeObserver } from './exchange.js';
 import { handleRequest } from './gateway.js';
 import type { ListenerTable } from './gateway-tables.js';
 import { H2Request, H2Response } from './h2-compat.js';
+import { isH2Request } from './request-head.js';
 import { TlsTerminator, type TlsTerminatorHooks } from './tls-terminator.js';
 
 /** How a listener binds its address. */
@@ -399,7 +401,7 @@ export class HttpListener {
   /** A request on a TLS address: HTTP/1.1 takes the plain path, HTTP/2 its own. */
   readonly #onSecureRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     // By the stream, not the version: `HTTP/2.0` in an HTTP/1.1 request line is refused as HTTP/1.
-    if ((req as { stream?: unknown }).stream !== undefined) this.#onH2Request(req, res);
+    if (isH2Request(req)) this.#onH2Request(req, res);
     else this.#onRequest(req, res);
   };
 
@@ -551,7 +553,7 @@ export class HttpListener {
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
       let value = raw[i + 1]!;
-      const lower = name.toLowerCase();
+      const lower = headerName(name);
       if (lower === 'upgrade' || lower === 'http2-settings') continue;
       if (lower === 'connection') {
         value = value
@@ -598,7 +600,8 @@ export class HttpListener {
     }
     const step = queue.shift()!;
     if (queue.length === 0) socket[kPipelined] = undefined;
-    if (socket[kPipelinePaused] && queue.length < PIPELINE_PAUSE_AT) {
+    // Paused at PIPELINE_PAUSE_AT waiting: one fewer now, so reading goes on.
+    if (socket[kPipelinePaused]) {
       socket[kPipelinePaused] = false;
       socket.resume();
     }
@@ -716,7 +719,9 @@ function tlsListenError(table: ListenerTable, err: unknown): SluiceError {
   });
 }
 
-/** Writes a canned error answer to a socket whose request cannot be served, then closes it. */
+/** Bytes a client may send before the target answers its upgrade; past them it is read no further. */
+const EARLY_UPGRADE_BYTES = 64 * 1024;
+
 /**
  * Reads an upgrading client until the target answers. Node leaves the socket unread after
  * 'upgrade', so a client that gave up during the handshake was noticed only at the target's answer:
@@ -724,8 +729,6 @@ function tlsListenError(table: ListenerTable, err: unknown): SluiceError {
  * Read, its end destroys the socket and so closes the response: the attempt is cancelled, logged 499.
  * Bytes a client sends before the 101 are kept for the tunnel, which writes `upgradeHead` first.
  */
-const EARLY_UPGRADE_BYTES = 64 * 1024;
-
 function readUntilUpgraded(socket: Socket, x: Exchange): void {
   const onData = (chunk: Buffer): void => {
     // From the 101 on, the tunnel reads the socket itself (it starts synchronously after the status).
@@ -759,6 +762,7 @@ function refuseStream(res: http2.Http2ServerResponse, code: ErrorCode): void {
   res.end(body);
 }
 
+/** Writes a canned error answer to a socket whose request cannot be served, then closes it. */
 function refuse(socket: Socket, code: ErrorCode): void {
   const current = (socket as Socket & { _httpMessage?: http.ServerResponse })._httpMessage;
   if (socket.writable && (current === undefined || current === null || !current.headersSent)) {

@@ -230,7 +230,7 @@ function readConnectionTokens(value: string, head: RequestHead): void {
 }
 
 /** An HTTP/2 request (Node's compatibility layer), not an HTTP/1 one claiming version 2. */
-function isH2Request(req: IncomingMessage): boolean {
+export function isH2Request(req: IncomingMessage): boolean {
   return (req as unknown as { stream?: unknown }).stream !== undefined;
 }
 
