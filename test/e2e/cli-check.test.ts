@@ -37,6 +37,29 @@ describe('sluice check (built CLI)', () => {
     expect(r.code).toBe(0);
   });
 
+  it('counts proxy.url origins apart from the upstreams the file defines', async () => {
+    const dir = join(tmp.path, 'origins');
+    await mkdir(dir);
+    await writeFile(
+      join(dir, 'sluice.yaml'),
+      [
+        'servers:',
+        '  - listen: "127.0.0.1:18083"',
+        '    routes:',
+        '      - { match: { path_prefix: /a/ }, proxy: { url: "http://127.0.0.1:19001" } }',
+        '      - { match: { path_prefix: /b/ }, proxy: { url: "http://127.0.0.1:19001/b" } }',
+        '      - { match: { path_prefix: /c/ }, proxy: { url: "http://127.0.0.1:19002" } }',
+        '      - { proxy: { upstream: be } }',
+        'upstreams:',
+        '  be: { targets: [{ url: "http://127.0.0.1:19003" }] }',
+        '',
+      ].join('\n'),
+    );
+    const r = await runCli(['check', '-c', 'sluice.yaml'], { cwd: dir });
+    expect(r.stdout).toBe('sluice.yaml: ok (1 server, 4 routes, 1 upstream, 2 proxy.url origins)\n');
+    expect(r.code).toBe(0);
+  });
+
   it('--print prints the resolved config as JSON: defaults applied, units resolved', async () => {
     const r = await runCli(['check', '-c', 'valid.yaml', '--print'], { cwd: FIXTURES });
     expect(r.code).toBe(0);

@@ -161,7 +161,7 @@ describe('sluice import nginx (built CLI)', () => {
   it('gives a config that sluice check accepts', async () => {
     const r = await runCli(['check', '-c', out]);
     expect(r.stderr).toBe('');
-    expect(r.stdout).toBe(`${out}: ok (1 server, 10 routes, 4 upstreams)\n`);
+    expect(r.stdout).toBe(`${out}: ok (1 server, 10 routes, 2 upstreams, 2 proxy.url origins)\n`);
     expect(r.code).toBe(0);
   });
 

@@ -18,9 +18,23 @@ export async function runCheck(opts: { config: string; print?: boolean }): Promi
   } else {
     const c = result.config;
     const routes = c.servers.reduce((n, s) => n + s.routes.length, 0);
-    process.stdout.write(
-      `${opts.config}: ok (${c.servers.length} server${c.servers.length === 1 ? '' : 's'}, ${routes} route${routes === 1 ? '' : 's'}, ${Object.keys(c.upstreams).length} upstream${Object.keys(c.upstreams).length === 1 ? '' : 's'})\n`,
-    );
+    // Implicit upstreams (one per proxy.url origin) are named by their one target's origin: counted
+    // apart, so the upstream figure matches what the file defines under upstreams:.
+    const names = Object.keys(c.upstreams);
+    const origins = Object.values(c.upstreams).filter(
+      (u) => u.targets.length === 1 && u.name === u.targets[0]!.origin,
+    ).length;
+    const parts = [
+      count(c.servers.length, 'server'),
+      count(routes, 'route'),
+      count(names.length - origins, 'upstream'),
+    ];
+    if (origins > 0) parts.push(count(origins, 'proxy.url origin'));
+    process.stdout.write(`${opts.config}: ok (${parts.join(', ')})\n`);
   }
   return 0;
+}
+
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
