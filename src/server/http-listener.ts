@@ -510,9 +510,16 @@ export class HttpListener {
       this.#defer(socket as ClientSocket, () => this.#onUpgrade(req, socket, head));
       return;
     }
-    if (isH2cUpgrade(req.headers.upgrade)) {
-      this.#reparseWithoutUpgrade(req, socket, head);
-      return;
+    const offered = req.headers.upgrade;
+    if (offered !== undefined && H2C_TOKEN.test(offered)) {
+      // h2c is never taken (see #reparseWithoutUpgrade); with other protocols offered beside it
+      // (`h2c, websocket`), the upgrade goes on for those, as Envoy drops h2c from the list.
+      const others = withoutH2c(offered);
+      if (others === '') {
+        this.#reparseWithoutUpgrade(req, socket, head);
+        return;
+      }
+      setUpgrade(req, others);
     }
     const res = new http.ServerResponse(req);
     res.assignSocket(socket);
@@ -748,8 +755,23 @@ function readUntilUpgraded(socket: Socket, x: Exchange): void {
 }
 
 /** Whether an Upgrade header asks for h2c (alone or among others). */
-function isH2cUpgrade(upgrade: string | undefined): boolean {
-  return upgrade !== undefined && /(?:^|,)\s*h2c\s*(?:,|$)/i.test(upgrade);
+/** `h2c` as one of the protocols of an Upgrade value. */
+const H2C_TOKEN = /(?:^|,)\s*h2c\s*(?:,|$)/i;
+
+/** An Upgrade value without its `h2c` entries ('' when nothing else was offered). */
+function withoutH2c(upgrade: string): string {
+  return upgrade
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '' && p.toLowerCase() !== 'h2c')
+    .join(', ');
+}
+
+/** Replaces the request's Upgrade value, in the parsed headers and the raw ones the gateway reads. */
+function setUpgrade(req: http.IncomingMessage, value: string): void {
+  req.headers.upgrade = value;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) if (headerName(raw[i]!) === 'upgrade') raw[i + 1] = value;
 }
 
 /** Answers an HTTP/2 stream that cannot be served with the code's problem document. */

@@ -170,6 +170,20 @@ describe('HTTP/1.1 strictness', () => {
     expect(sluice.instance.handles().inflight).toEqual([]);
   });
 
+  it('takes h2c out of an Upgrade that offers other protocols beside it, and upgrades to those', async () => {
+    const r = await rawRequest(
+      sluice.port,
+      `GET /ws HTTP/1.1\r\n${H}Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c, websocket\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+    );
+    // The upstream is no WebSocket server: its 200 is relayed and the connection closes, as after
+    // any upgrade that was not taken.
+    expect(r.status).toBe(200);
+    expect(r.closed).toBe(true);
+    expect(up.seen).toHaveLength(1);
+    expect(up.seen[0]!.headers.upgrade).toBe('websocket');
+    expect(up.seen[0]!.headers['http2-settings']).toBeUndefined();
+  });
+
   it('answers a WebSocket upgrade pipelined behind a request still being answered, in order', async () => {
     const r = await rawRequest(
       sluice.port,
