@@ -12,7 +12,8 @@
 import type http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
-import { upstreamErrorCode } from '../proxy/upstream-error.js';
+import { writeTargetHead } from '../proxy/response-headers.js';
+import { isBodylessLengthMismatch, upstreamErrorCode } from '../proxy/upstream-error.js';
 import { nextRequestId } from '../server/request-id.js';
 import type { EgressContext } from './egress-context.js';
 import { type EgressAnswerCode, egressProblemBody, egressStatus } from './egress-errors.js';
@@ -134,9 +135,8 @@ class EgressCall {
     // 1xx answers are not relayed (Node answered the client's Expect itself).
     if (status < 200) return true;
     const headers = egressResponseHeaders(rawHeaders);
-    // Throws on a header value Node refuses; undici catches it, aborts, and onError answers 502.
-    if (statusText) this.#res.writeHead(status, statusText, headers);
-    else this.#res.writeHead(status, headers);
+    // Throws on a reason or header value Node refuses; undici catches it, aborts, and onError answers 502.
+    writeTargetHead(this.#res, status, statusText, headers);
     this.#status = status;
     this.#resume = resume;
     return true;
@@ -160,6 +160,10 @@ class EgressCall {
 
   onError(err: Error): void {
     if (this.#done) return;
+    if (isBodylessLengthMismatch(this.#status, err)) {
+      this.onComplete();
+      return;
+    }
     const res = this.#res;
     if (this.#clientGone || err instanceof ClientGoneError) {
       // 499, as nginx logs a client that left before its answer was complete.

@@ -22,12 +22,12 @@ import type { H1Handler } from './h1-client.js';
 import type { AttemptCode, AttemptObserver, ProxyExchange } from './proxy-exchange.js';
 import { type ProxyRoute, upstreamPath } from './proxy-route.js';
 import { upstreamRequestHeaders } from './request-headers.js';
-import { clientResponseHeaders } from './response-headers.js';
+import { clientResponseHeaders, writeTargetHead } from './response-headers.js';
 import { type AttemptFailure, countsAsFailure, decideRetry } from './retry-policy.js';
 import { openTunnel } from './tunnel.js';
 import { corkUntilTurnEnd, flushAtTurnEnd, type TurnFlush } from './turn-batch.js';
 import type { Upstream, UpstreamPick } from './upstream.js';
-import { upstreamErrorCode } from './upstream-error.js';
+import { isBodylessLengthMismatch, upstreamErrorCode } from './upstream-error.js';
 import type { UpstreamTarget } from './upstream-target.js';
 
 /**
@@ -403,10 +403,9 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
     const headers = clientResponseHeaders(rawHeaders, this.request.route, x);
     // HTTP/1.x: the answer goes out with the turn's other writes (turn-batch.ts).
     if (x.req.httpVersionMajor === 1 && x.res.socket !== null) corkUntilTurnEnd(x.res.socket as Socket);
-    // Throws on a header value Node refuses (CR/LF smuggled in by the target); undici catches
-    // it, aborts the attempt, and `onError` answers 502.
-    if (statusText) x.res.writeHead(status, statusText, headers);
-    else x.res.writeHead(status, headers);
+    // Throws on a reason or header value Node refuses (a control character sent by the target);
+    // undici catches it, aborts the attempt, and `onError` answers 502.
+    writeTargetHead(x.res, status, statusText, headers);
     x.status = status;
     this.#resume = resume;
     return true;
@@ -461,13 +460,8 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
   }
 
   onError(err: Error): void {
-    // undici checks a response's Content-Length against its body even for 204 and 304, which have
-    // no body whatever their Content-Length says (RFC 9110 8.6, as llhttp parses them): such an
-    // answer is complete, and was turned into a cut-off reply. (sluice's own client knows this.)
-    if (
-      (this.#status === 204 || this.#status === 304) &&
-      (err as { code?: unknown }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'
-    ) {
+    // (sluice's own client knows a 204 or 304 has no body; undici's check made a cut-off reply of it.)
+    if (isBodylessLengthMismatch(this.#status, err)) {
       this.onComplete();
       return;
     }

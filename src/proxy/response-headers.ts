@@ -3,6 +3,7 @@
  * `Buffer` pairs, sluice's client strings): hop-by-hop headers and those named in the upstream's `Connection` are dropped,
  * then the route's `response_headers` are applied.
  */
+import type { ServerResponse } from 'node:http';
 import { connectionTokens, headerName, isHopByHop, withoutNamed } from '../core/header-names.js';
 import type { ProxyRoute } from './proxy-route.js';
 import type { VariableSource } from './variables.js';
@@ -34,4 +35,25 @@ export function clientResponseHeaders(
 
 function latin1(v: Buffer | string): string {
   return typeof v === 'string' ? v : v.toString('latin1');
+}
+
+/**
+ * Writes a target's status line and headers to the client. Node refuses a reason phrase or a
+ * header value with a control character by throwing, after it has stored the reason on `res`: the
+ * 502 that follows would reuse that reason and throw again, leaving the client with no answer and
+ * no log line. The stored reason is cleared before the error goes on, so the 502 can be written.
+ */
+export function writeTargetHead(
+  res: ServerResponse,
+  status: number,
+  reason: string,
+  headers: readonly string[],
+): void {
+  try {
+    if (reason) res.writeHead(status, reason, headers as string[]);
+    else res.writeHead(status, headers as string[]);
+  } catch (err) {
+    res.statusMessage = '';
+    throw err;
+  }
 }

@@ -51,3 +51,15 @@ export function upstreamErrorCode(err: unknown): ErrorCode {
   if (INVALID_CODES.has(code) || code.startsWith('HPE_')) return 'SLUICE_E_UPSTREAM_INVALID_RESPONSE';
   return 'SLUICE_E_UPSTREAM_RESET';
 }
+
+/**
+ * undici checks a response's Content-Length against its body even for 204 and 304, which have no
+ * body whatever their Content-Length says (RFC 9110 8.6, as llhttp parses them): such an answer is
+ * complete, not the broken one undici's error would make of it.
+ */
+export function isBodylessLengthMismatch(status: number, err: unknown): boolean {
+  return (
+    (status === 204 || status === 304) &&
+    (err as { code?: unknown } | null)?.code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'
+  );
+}

@@ -414,6 +414,42 @@ describe('egress forward proxy', () => {
     expect(r.stdout).toBe('502');
   });
 
+  it.each([
+    ['304', 'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nContent-Length: 50\r\n\r\n', 304, null],
+    ['204', 'HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n', 204, null],
+    // Node refuses to write this reason: the 502 reused it and threw too, and the client hung unanswered.
+    [
+      'a reason phrase with a control character',
+      'HTTP/1.1 200 O\x01K\r\nContent-Length: 2\r\n\r\nok',
+      502,
+      'SLUICE_E_UPSTREAM_INVALID_RESPONSE',
+    ],
+  ])('relays or refuses an origin answer: %s', async (_name, answer, status, error) => {
+    const raw = net.createServer((s) => {
+      s.on('error', () => undefined);
+      s.once('data', () => s.end(answer));
+    });
+    await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (raw.address() as AddressInfo).port;
+      const r = await curl([
+        '-x',
+        proxy,
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        `http://127.0.0.1:${port}/`,
+      ]);
+      expect(r.stdout).toBe(String(status));
+      await waitFor(() => capture.lines.some((l) => l.msg === 'egress'));
+      const line = capture.lines.find((l) => l.msg === 'egress');
+      expect([line?.status, line?.error]).toEqual([status, error]);
+    } finally {
+      await new Promise<void>((resolve) => raw.close(() => resolve()));
+    }
+  });
+
   it('answers 504 when the origin does not answer in time', async () => {
     const silent = await startUpstream(() => undefined);
     try {

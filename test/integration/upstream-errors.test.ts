@@ -14,6 +14,7 @@ async function scriptedUpstream() {
   const events: string[] = [];
   const server = net.createServer((socket) => {
     let head = '';
+    let answered = false;
     socket.on('error', () => undefined);
     socket.on('close', () => events.push('closed'));
     socket.on('data', (d) => {
@@ -30,6 +31,11 @@ async function scriptedUpstream() {
         case '/bare-lf':
           socket.write('HTTP/1.1 200 OK\nContent-Length: 2\n\nok');
           return; // and keeps the connection open
+        case '/bad-reason':
+          // A body streamed through undici (over 64 KiB) may still be arriving: answer once.
+          if (!answered) socket.end('HTTP/1.1 200 O\x01K\r\nContent-Length: 2\r\n\r\nok');
+          answered = true;
+          return;
         case '/malformed':
           socket.end('HTTP/1.1 200 OK\r\nThis is not a header\r\n\r\n');
           return;
@@ -166,6 +172,20 @@ describe('upstream failures', () => {
     const res = await http(`${sluice.url}/bare-lf`);
     expect(res.status).toBe(502);
     expect(problem(res.body).code).toBe('SLUICE_E_UPSTREAM_INVALID_RESPONSE');
+  });
+
+  // undici (https targets, streamed request bodies) hands over a reason phrase with a control
+  // character, which Node refuses to write: the 502 that followed reused it, threw as well, and the
+  // client waited for ever with nothing logged.
+  it('answers 502 for a reason phrase with a control character, through undici', async () => {
+    const body = 'x'.repeat(100 * 1024);
+    const r = await rawRequest(
+      sluice.port,
+      `PUT /bad-reason HTTP/1.1\r\nHost: a\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    );
+    expect(r.status).toBe(502);
+    expect(r.text).toMatch(/^HTTP\/1\.1 502 Bad Gateway\r\n/);
+    expect(r.text).toContain('SLUICE_E_UPSTREAM_INVALID_RESPONSE');
   });
 
   it('keeps serving after all of the above', async () => {
