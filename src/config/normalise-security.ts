@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { domainToASCII } from 'node:url';
 import type { ConfigDraft, RouteDraft, ServerDraft, UpstreamDraft } from './config-draft.js';
 import { durationOr } from './config-units.js';
 import { normaliseCidr } from './ip-cidr.js';
@@ -344,13 +345,11 @@ export function normaliseEgress(
     );
     const hosts = (p.hosts ?? []).flatMap((h, j) => {
       if (h === undefined) return [];
-      const host = h.toLowerCase();
-      if (!/^(\*\.)?[a-z0-9_.-]+(:\d{1,5})?$|^\[[0-9a-f:.]+\](:\d{1,5})?$/.test(host)) {
-        problems.error(
-          ['egress', 'policies', i, 'hosts', j],
-          'SLUICE_E_CONFIG_VALUE',
-          `${JSON.stringify(h)} is not a host, *.domain or host:port`,
-        );
+      const host = policyHost(h);
+      if (typeof host !== 'string') {
+        problems.error(['egress', 'policies', i, 'hosts', j], 'SLUICE_E_CONFIG_VALUE', host.error, {
+          hint: 'write a name (api.example.com), *.example.com, an address (10.0.0.7, [fd00::7]), each with an optional :PORT from 1 to 65535',
+        });
         return [];
       }
       return [host];
@@ -358,4 +357,28 @@ export function normaliseEgress(
     return [{ name: p.name, sources, hosts }];
   });
   return { listen, policies };
+}
+
+/**
+ * An egress policy's host entry, canonical: lower case, and an internationalised name in its
+ * `xn--` form, as request targets are compared (a client's `bücher.example` arrives as
+ * `xn--bcher-kva.example`).
+ */
+function policyHost(entry: string): string | { error: string } {
+  const m = /^(.*?)(?::(\d+))?$/.exec(entry.trim())!;
+  let name = m[1]!.toLowerCase();
+  const port = m[2];
+  if (!name.startsWith('[') && /[^\x00-\x7f]/.test(name)) {
+    const wildcard = name.startsWith('*.');
+    const ascii = domainToASCII(wildcard ? name.slice(2) : name);
+    if (ascii === '') return { error: `${JSON.stringify(entry)} is not a valid internationalised name` };
+    name = wildcard ? `*.${ascii}` : ascii;
+  }
+  if (!/^(\*\.)?[a-z0-9_.-]+$|^\[[0-9a-f:.]+\]$/.test(name)) {
+    return { error: `${JSON.stringify(entry)} is not a host, *.domain or host:port` };
+  }
+  if (port !== undefined && (port.length > 5 || Number(port) < 1 || Number(port) > 65535)) {
+    return { error: `${JSON.stringify(entry)}: port ${port} is not between 1 and 65535` };
+  }
+  return port === undefined ? name : `${name}:${port}`;
 }

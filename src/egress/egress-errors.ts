@@ -32,6 +32,16 @@ export function egressStatus(code: EgressAnswerCode): number {
   return spec(code).status;
 }
 
+/**
+ * Details for upstream codes whose catalogue hint speaks of the reverse proxy's settings
+ * (`proxy.timeouts`), which the egress proxy does not have: its timeouts are fixed.
+ */
+const EGRESS_DETAILS: Partial<Record<EgressAnswerCode, string>> = {
+  SLUICE_E_UPSTREAM_TIMEOUT:
+    'the origin did not connect within 10 s or answer within 60 s (the egress timeouts)',
+  SLUICE_E_UPSTREAM_RESET: 'the origin closed or reset the connection before a complete answer',
+};
+
 /** The problem document (RFC 9457) for an answer code. */
 export function egressProblemBody(code: EgressAnswerCode, errorId: string): string {
   const s = spec(code);
@@ -40,7 +50,7 @@ export function egressProblemBody(code: EgressAnswerCode, errorId: string): stri
     title: STATUS_CODES[s.status] ?? s.title,
     status: s.status,
     code,
-    detail: s.hint,
+    detail: EGRESS_DETAILS[code] ?? s.hint,
     request_id: errorId,
   })}\n`;
 }

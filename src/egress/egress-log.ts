@@ -1,7 +1,8 @@
 /**
  * The egress log lines, with their field names in one place. One line per proxied request or
  * tunnel, written when it ends: `egress` (info; warn when the origin could not be reached or broke
- * off) and `egress denied` (warn). A line is one pino call with a flat object: nothing else is
+ * off), `egress denied` (warn) for a policy's refusal, and `egress refused` (warn) for a request
+ * refused before any policy was asked (not a proxy request, a malformed target, a drain). A line is one pino call with a flat object: nothing else is
  * allocated or formatted on the request path.
  */
 import type { EgressDenyReason } from './egress-policy.js';
@@ -44,6 +45,17 @@ export interface EgressDenial {
   readonly error_id: string;
 }
 
+/** A request refused before any policy was asked. */
+export interface EgressRefusal {
+  readonly source: string;
+  readonly method: string;
+  /** The request target as sent (at most 256 characters). */
+  readonly target: string;
+  /** The code of the answer (`SLUICE_E_CLIENT_EGRESS_NOT_PROXY`, `…_TARGET`, `SLUICE_E_RUNTIME_DRAINING`). */
+  readonly code: string;
+  readonly error_id: string;
+}
+
 /** Logs an allowed request or tunnel. */
 export function logEgress(log: EgressLog, record: EgressRecord): void {
   // A client that hangs up is routine; a failure on the way to or from the origin is not.
@@ -54,4 +66,10 @@ export function logEgress(log: EgressLog, record: EgressRecord): void {
 /** Logs a refused request. */
 export function logDenied(log: EgressLog, denial: EgressDenial): void {
   log.warn(denial, 'egress denied');
+}
+
+/** Logs a request refused before any policy was asked; a long target is cut (it is the client's text). */
+export function logRefused(log: EgressLog, refusal: EgressRefusal): void {
+  const target = refusal.target.length > 256 ? `${refusal.target.slice(0, 256)}…` : refusal.target;
+  log.warn({ ...refusal, target }, 'egress refused');
 }

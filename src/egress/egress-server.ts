@@ -19,11 +19,12 @@ import { unmapIpv4 } from '../core/ip-set.js';
 import { SlotSet } from '../core/slot-set.js';
 import { undici } from '../core/undici.js';
 import { listenError } from '../errors/listen-error.js';
+import { clientErrorCode, rawErrorResponse } from '../server/error-response.js';
 import { nextRequestId } from '../server/request-id.js';
 import { EGRESS_TIMEOUTS, type EgressContext, type EgressTimeouts } from './egress-context.js';
-import { type EgressErrorCode, rawEgressResponse } from './egress-errors.js';
+import { type EgressAnswerCode, type EgressErrorCode, rawEgressResponse } from './egress-errors.js';
 import { answerProblem, EgressLoopError, forwardEgress, hasBody } from './egress-forward.js';
-import { type EgressLog, logDenied } from './egress-log.js';
+import { type EgressLog, logDenied, logRefused } from './egress-log.js';
 import { type CompiledEgressPolicy, compileEgressPolicies, decideEgress } from './egress-policy.js';
 import { parseAbsoluteTarget, parseConnectTarget, type TargetError } from './egress-target.js';
 import { openEgressTunnel } from './egress-tunnel.js';
@@ -97,10 +98,10 @@ export class EgressServer {
     this.#server.on('connection', this.#onConnection);
     this.#server.on('request', this.#onRequest);
     this.#server.on('connect', this.#onConnect);
+    // As on the gateway's listeners: 431, 408 or 400, before any request exists (so no id, no line).
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       if (err.code === 'ECONNRESET' || !socket.writable) socket.destroy();
-      else
-        socket.end(rawEgressResponse('SLUICE_E_CLIENT_BAD_REQUEST', nextRequestId()), () => socket.destroy());
+      else socket.end(rawErrorResponse(clientErrorCode(err)), () => socket.destroy());
     });
   }
 
@@ -112,7 +113,9 @@ export class EgressServer {
         reject(listenError(key, err, ' (egress)'));
       };
       this.#server.once('error', onError);
-      this.#server.listen({ host, port, ipv6Only: host === '::' }, () => {
+      // One address, so `[::]` is dual stack: IPv4 clients too (the gateway's listen lists may
+      // name `0.0.0.0:P` and `[::]:P` side by side, and bind `::` IPv6-only for that).
+      this.#server.listen({ host, port, ipv6Only: false }, () => {
         this.#server.off('error', onError);
         this.#server.on('error', (err) =>
           this.#ctx.log.error({ err, listener: key }, 'egress listener error'),
@@ -161,19 +164,21 @@ export class EgressServer {
       this.#serve(req, res, unmapIpv4(socket.remoteAddress ?? ''));
     } catch (err) {
       // A bug must cost one request, never the process.
-      this.#ctx.log.error({ err, url: req.url }, 'egress request failed');
-      if (!res.headersSent) answerProblem(res, 'SLUICE_E_RUNTIME_INTERNAL', nextRequestId(), true);
+      const id = nextRequestId();
+      this.#ctx.log.error({ err, url: req.url, error_id: id }, 'egress request failed');
+      if (!res.headersSent) answerProblem(res, 'SLUICE_E_RUNTIME_INTERNAL', id, true);
       else res.destroy();
     }
   };
 
   #serve(req: http.IncomingMessage, res: http.ServerResponse, source: string): void {
+    const method = req.method ?? '';
     const target = parseAbsoluteTarget(req.url ?? '');
     if ('error' in target) {
-      answerProblem(res, targetErrorCode(target.error), nextRequestId(), true);
+      const code = targetErrorCode(target.error);
+      answerProblem(res, code, this.#refused(source, method, req.url ?? '', code), true);
       return;
     }
-    const method = req.method ?? '';
     const decision = decideEgress(this.#policies, source, target.host, target.port);
     if (!decision.allowed) {
       const id = nextRequestId();
@@ -203,12 +208,9 @@ export class EgressServer {
     try {
       const source = unmapIpv4(client.remoteAddress ?? '');
       const target = parseConnectTarget(req.url ?? '');
-      if ('error' in target) {
-        refuse(client, targetErrorCode(target.error));
-        return;
-      }
-      if (this.#draining) {
-        refuse(client, 'SLUICE_E_RUNTIME_DRAINING');
+      if ('error' in target || this.#draining) {
+        const code = 'error' in target ? targetErrorCode(target.error) : 'SLUICE_E_RUNTIME_DRAINING';
+        refuse(client, code, this.#refused(source, 'CONNECT', req.url ?? '', code));
         return;
       }
       const decision = decideEgress(this.#policies, source, target.host, target.port);
@@ -265,6 +267,13 @@ export class EgressServer {
     await this.#agent.destroy().catch(() => undefined);
   }
 
+  /** Logs a request refused before any policy was asked; returns the id its answer carries. */
+  #refused(source: string, method: string, target: string, code: EgressAnswerCode): string {
+    const id = nextRequestId();
+    logRefused(this.#ctx.log, { source, method, target, code, error_id: id });
+    return id;
+  }
+
   #checkIdle(): void {
     this.#idle?.();
   }
@@ -284,7 +293,7 @@ function targetErrorCode(error: TargetError): EgressErrorCode {
 }
 
 /** Answers a CONNECT that is not tunnelled, then closes. */
-function refuse(client: Socket, code: Parameters<typeof rawEgressResponse>[0], id = nextRequestId()): void {
+function refuse(client: Socket, code: EgressAnswerCode, id: string): void {
   if (client.writable) client.end(rawEgressResponse(code, id), () => client.destroy());
   else client.destroy();
 }

@@ -23,6 +23,9 @@ import type { EgressTarget } from './egress-target.js';
 
 const ESTABLISHED = 'HTTP/1.1 200 Connection Established\r\n\r\n';
 
+/** Bytes a client may send before its tunnel is established that are held for the target. */
+const EARLY_MAX = 64 * 1024;
+
 /** Opens an allowed tunnel for `client`; `head` holds bytes it sent after the CONNECT head. */
 export function openEgressTunnel(
   ctx: EgressContext,
@@ -71,12 +74,29 @@ export function openEgressTunnel(
     }
     log();
   };
+  // 499, as for a request whose client left before its answer.
   const clientGone = () => {
     if (logged) return;
     upstream.destroy();
+    client.destroy();
+    status = 499;
     error = 'client_gone';
     log();
   };
+  // The client is read while the target connects, so its FIN is seen (a client that gave up ends
+  // the attempt at once, not at the connect timeout with a 504 written to a closed socket); bytes
+  // it sends meanwhile are kept for the target, at most EARLY_MAX before reading pauses.
+  const early: Buffer[] = head.length > 0 ? [head] : [];
+  let earlyBytes = head.length;
+  const onEarly = (chunk: Buffer) => {
+    early.push(chunk);
+    earlyBytes += chunk.length;
+    if (earlyBytes >= EARLY_MAX) client.pause();
+  };
+  client.on('data', onEarly);
+  client.once('end', clientGone);
+  // Node hands a CONNECT's socket over paused.
+  client.resume();
 
   upstream.setTimeout(ctx.timeouts.connectMs);
   upstream.once('timeout', () => fail('SLUICE_E_UPSTREAM_TIMEOUT'));
@@ -86,6 +106,8 @@ export function openEgressTunnel(
     upstream.removeAllListeners('timeout');
     upstream.removeAllListeners('error');
     client.off('close', clientGone);
+    client.off('end', clientGone);
+    client.off('data', onEarly);
     if (client.destroyed) {
       upstream.on('error', ignore);
       upstream.destroy();
@@ -109,7 +131,7 @@ export function openEgressTunnel(
     }
     status = 200;
     client.write(ESTABLISHED);
-    if (head.length > 0) upstream.write(head);
+    for (const chunk of early) upstream.write(chunk);
     join(client, upstream, ctx.timeouts.idleMs, log);
   });
 }

@@ -42,3 +42,15 @@ export function rawErrorResponse(code: ErrorCode): Buffer {
   }
   return buf;
 }
+
+/** llhttp and Node errors on a connection that mean "too large" or "too slow" rather than "malformed". */
+const CLIENT_ERROR_CODES: Readonly<Record<string, ErrorCode>> = {
+  HPE_HEADER_OVERFLOW: 'SLUICE_E_CLIENT_HEADERS_TOO_LARGE',
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 'SLUICE_E_CLIENT_BODY_TOO_LARGE',
+  ERR_HTTP_REQUEST_TIMEOUT: 'SLUICE_E_CLIENT_TIMEOUT',
+};
+
+/** The answer to a `clientError` of Node's HTTP server: 431, 413, 408, else 400. */
+export function clientErrorCode(err: { code?: string }): ErrorCode {
+  return CLIENT_ERROR_CODES[err.code ?? ''] ?? 'SLUICE_E_CLIENT_BAD_REQUEST';
+}

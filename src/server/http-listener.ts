@@ -21,7 +21,7 @@ import { ERROR_CATALOGUE, type ErrorCode } from '../errors/catalogue.js';
 import { listenError } from '../errors/listen-error.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { abortBody } from './abort-body.js';
-import { problemBody, rawErrorResponse } from './error-response.js';
+import { clientErrorCode, problemBody, rawErrorResponse } from './error-response.js';
 import type { Exchange, ExchangeObserver } from './exchange.js';
 import { handleRequest } from './gateway.js';
 import type { ListenerTable } from './gateway-tables.js';
@@ -102,13 +102,6 @@ type Http1Settings = Pick<
   requireHostHeader?: boolean;
   joinDuplicateHeaders?: boolean;
   connectionsCheckingInterval?: number;
-};
-
-/** llhttp error codes that mean "too large" rather than "malformed". */
-const CLIENT_ERROR_CODES: Record<string, ErrorCode> = {
-  HPE_HEADER_OVERFLOW: 'SLUICE_E_CLIENT_HEADERS_TOO_LARGE',
-  HPE_CHUNK_EXTENSIONS_OVERFLOW: 'SLUICE_E_CLIENT_BODY_TOO_LARGE',
-  ERR_HTTP_REQUEST_TIMEOUT: 'SLUICE_E_CLIENT_TIMEOUT',
 };
 
 const kRefused = Symbol('sluice.refused');
@@ -637,7 +630,7 @@ export class HttpListener {
       else if (!current.res.headersSent) current.res.shouldKeepAlive = false;
       return;
     }
-    const code = CLIENT_ERROR_CODES[err.code ?? ''] ?? 'SLUICE_E_CLIENT_BAD_REQUEST';
+    const code = clientErrorCode(err);
     // Bad framing inside a body arrives while its exchange is running (reading the body, or
     // streaming it upstream): the exchange answers, logs, and aborts the upstream attempt.
     const x = (socket as ClientSocket)[kExchange];

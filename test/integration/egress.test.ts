@@ -2,7 +2,7 @@
  * The egress forward proxy with real sockets: a real curl through `-x`, a local HTTP origin, a
  * TCP echo origin for CONNECT, and the log lines the proxy writes.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -123,6 +123,39 @@ function echoThrough(
     socket.resume();
     socket.write(payload);
   });
+}
+
+/**
+ * A port whose connections never complete: a child process listens with a backlog of 1 and never
+ * accepts (its event loop blocked), and three connections fill its accept queue, so the kernel drops
+ * further SYNs and a connect hangs until its timeout. (Node takes a backlog of 0 as its default, 511.)
+ */
+async function unacceptingPort(): Promise<{ port: number; close(): void }> {
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const s = require('node:net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+        console.log(s.address().port);
+        setTimeout(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20000), 50);
+      });`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const port = await new Promise<number>((resolve) =>
+    child.stdout.once('data', (d) => resolve(Number(String(d)))),
+  );
+  await new Promise((r) => setTimeout(r, 150));
+  const fillers = [1, 2, 3].map(() => net.connect(port, '127.0.0.1'));
+  for (const f of fillers) f.on('error', () => undefined);
+  await new Promise((r) => setTimeout(r, 100));
+  return {
+    port,
+    close() {
+      for (const f of fillers) f.destroy();
+      child.kill('SIGKILL');
+    },
+  };
 }
 
 const waitFor = async (check: () => boolean, ms = 3000): Promise<void> => {
@@ -378,6 +411,49 @@ describe('egress forward proxy', () => {
     expect(https.text).toContain('SLUICE_E_CLIENT_EGRESS_TARGET');
     const noPort = await rawRequest(egress.port, 'CONNECT 127.0.0.1 HTTP/1.1\r\n\r\n');
     expect(noPort.status).toBe(400);
+    // Each answer's id is in a log line, as for every other error answer.
+    const ids = [raw, https, noPort].map((r) => /x-sluice-error-id: (\w+)/i.exec(r.text)?.[1]);
+    const refused = capture.lines.filter((l) => l.msg === 'egress refused');
+    expect(refused.map((l) => [l.level, l.method, l.target, l.code, l.error_id])).toEqual([
+      ['warn', 'GET', '/x', 'SLUICE_E_CLIENT_EGRESS_NOT_PROXY', ids[0]],
+      ['warn', 'GET', 'https://127.0.0.1/', 'SLUICE_E_CLIENT_EGRESS_TARGET', ids[1]],
+      ['warn', 'CONNECT', '127.0.0.1', 'SLUICE_E_CLIENT_EGRESS_TARGET', ids[2]],
+    ]);
+  });
+
+  it('answers a request head over the size limit 431, as the gateway does (not 400)', async () => {
+    const big = await rawRequest(
+      egress.port,
+      `GET http://127.0.0.1:${origin.port}/ HTTP/1.1\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+    );
+    expect(big.status).toBe(431);
+    expect(origin.seen).toHaveLength(0);
+  });
+
+  it('sees a client that gives up while its tunnel connects: 499 at once, no 504 at the connect timeout', async () => {
+    const stuck = await unacceptingPort();
+    try {
+      const socket = net.connect(egress.port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      const answer: Buffer[] = [];
+      socket.on('data', (d: Buffer) => answer.push(d));
+      socket.write(`CONNECT 127.0.0.1:${stuck.port} HTTP/1.1\r\n\r\n`);
+      await new Promise((r) => setTimeout(r, 200));
+      const endedAt = Date.now();
+      socket.end();
+      await waitFor(() => capture.lines.some((l) => l.msg === 'egress'), 1500);
+      // The proxy's connect timeout here is 2 s: the line came from the client's end, not from it.
+      expect(Date.now() - endedAt).toBeLessThan(1500);
+      expect(capture.lines.find((l) => l.msg === 'egress')).toMatchObject({
+        method: 'CONNECT',
+        status: 499,
+        error: 'client_gone',
+      });
+      await new Promise((r) => setTimeout(r, 100));
+      expect(Buffer.concat(answer).toString()).toBe('');
+    } finally {
+      stuck.close();
+    }
   });
 
   it('answers 502 when the origin is down, for both forms', async () => {
@@ -453,8 +529,10 @@ describe('egress forward proxy', () => {
   it('answers 504 when the origin does not answer in time', async () => {
     const silent = await startUpstream(() => undefined);
     try {
-      const r = await curl(['-x', proxy, '-o', '/dev/null', '-w', '%{http_code}', `${silent.url}/slow`]);
-      expect(r.stdout).toBe('504');
+      const r = await curl(['-x', proxy, '-w', '%{http_code}', `${silent.url}/slow`]);
+      expect(r.stdout.endsWith('504')).toBe(true);
+      // Egress timeouts are fixed: the answer names them, not the reverse proxy's proxy.timeouts.
+      expect(r.stdout).toContain('the egress timeouts');
     } finally {
       await silent.close();
     }
@@ -581,6 +659,30 @@ describe('egress lifecycle', () => {
     });
     await egress.close(0);
     await echo.close();
+  });
+
+  it('takes IPv4 and IPv6 clients on [::] (one address, so dual stack)', async () => {
+    const capture = captureLog();
+    const egress = new EgressServer(
+      {
+        listen: { host: '::', port: 0, key: '[::]:0' },
+        policies: [{ name: 'all', sources: ['127.0.0.1/32', '::1/128'], hosts: ['127.0.0.1'] }],
+      },
+      capture.log,
+    );
+    await egress.listen();
+    const origin = await startUpstream();
+    try {
+      for (const proxy of [`http://127.0.0.1:${egress.port}`, `http://[::1]:${egress.port}`]) {
+        const r = await curl(['-x', proxy, '-o', '/dev/null', '-w', '%{http_code}', `${origin.url}/`]);
+        expect(r.stdout).toBe('200');
+      }
+      // The IPv4 client is matched (and logged) unmapped, not as ::ffff:127.0.0.1.
+      expect(capture.lines.map((l) => l.source)).toEqual(['127.0.0.1', '::1']);
+    } finally {
+      await egress.close(500);
+      await origin.close();
+    }
   });
 
   it('reports a listen failure as SLUICE_E_RUNTIME_LISTEN', async () => {

@@ -515,3 +515,40 @@ describe('warnings', () => {
     ]);
   });
 });
+
+describe('egress policy hosts', () => {
+  const load = (hosts: string) =>
+    loadConfigText(
+      [
+        'egress:',
+        '  listen: 127.0.0.1:3128',
+        `  policies: [{ name: p, sources: [127.0.0.1], hosts: ${hosts} }]`,
+        'servers: [{ listen: "127.0.0.1:8080", routes: [{ respond: { status: 200 } }] }]',
+        '',
+      ].join('\n'),
+      'm.yaml',
+      {},
+    );
+
+  it('keeps names in lower case and international names in their xn-- form, as requests are compared', () => {
+    const c = config(load('[API.Example.com, "bücher.example.org:443", "*.bücher.example"]'));
+    expect(c.egress?.policies[0]?.hosts).toEqual([
+      'api.example.com',
+      'xn--bcher-kva.example.org:443',
+      '*.xn--bcher-kva.example',
+    ]);
+  });
+
+  it('refuses ports outside 1-65535, each at its line and column, with a hint that says what to write', () => {
+    const r = load('["example.com:99999", "example.net:0", "[::1]:443", "a b"]');
+    expect(where(r)).toEqual([
+      '3:55 SLUICE_E_CONFIG_VALUE',
+      '3:76 SLUICE_E_CONFIG_VALUE',
+      '3:106 SLUICE_E_CONFIG_VALUE',
+    ]);
+    expect(lines(r)[0]).toContain(
+      '"example.com:99999": port 99999 is not between 1 and 65535 (hint: write a name',
+    );
+    expect(lines(r)[2]).toContain('"a b" is not a host, *.domain or host:port');
+  });
+});
