@@ -3,7 +3,7 @@
  * 500 (with an error id matching one log line carrying the stack), never the worker.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { serveFetch } from './fetch-adapter.js';
+import { ClientGoneError, serveFetch } from './fetch-adapter.js';
 import type { LoadedHandler } from './load-handler.js';
 
 /** What serving a handler needs from the request being served (declared here, implemented by the server). */
@@ -33,6 +33,10 @@ export function serveHandler(x: HandlerExchange, handler: LoadedHandler): void {
   // handler may read it, so the 100 goes out now (over max_body was answered 413 before this).
   if (x.expectContinue) res.writeContinue();
   if (handler.kind === 'fetch') {
+    // A client that leaves is logged (499) when it leaves, not when the app next writes, which a
+    // stream waiting for events may never do.
+    (res as Watched)[kWatched] = x;
+    res.on('close', onClose);
     serveFetch(handler.app, x.req, res, x.scheme, x.hostHeader).then(
       (bytes) => {
         x.status = res.statusCode;
@@ -40,7 +44,7 @@ export function serveHandler(x: HandlerExchange, handler: LoadedHandler): void {
         x.complete();
       },
       (err: unknown) => {
-        if (res.destroyed && !res.writableFinished) x.clientGone();
+        if (err instanceof ClientGoneError || (res.destroyed && !res.writableFinished)) x.clientGone();
         else x.handlerFailed(err);
       },
     );

@@ -145,7 +145,9 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     const res = this.res;
     if (res.headersSent || res.destroyed) {
       // The answer already started: break it, so the client sees a broken response, never a
-      // wrong one (a truncated body with a clean end would look complete).
+      // wrong one (a truncated body with a clean end would look complete). The log says which
+      // status the client had been sent.
+      if (res.headersSent) this.status = res.statusCode;
       res.destroy();
       this.#finish();
       return;

@@ -200,3 +200,106 @@ describe('a request body cut short, over HTTP/1.1', () => {
     }
   });
 });
+
+describe('fetch-style bodies follow the client', () => {
+  let sluice: TestSluice;
+  const stats = async () =>
+    (await http(`${sluice.url}/f/stats`)).json() as {
+      pulls: number;
+      cancelled: number;
+      aborted: number;
+      open: number;
+    };
+
+  beforeAll(async () => {
+    sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          routes: [
+            {
+              match: { path_prefix: '/f/' },
+              max_body: '10mb',
+              handler: 'test/fixtures/handlers/fetch-app.ts',
+            },
+          ],
+        },
+      ],
+    });
+  });
+
+  afterAll(() => sluice.close());
+
+  /** Reads answers from a raw connection; `count()` is how many heads arrived. */
+  function connection() {
+    const socket = net.connect(sluice.port, '127.0.0.1');
+    let received = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => {
+      received += d;
+    });
+    socket.on('error', () => undefined);
+    return { socket, count: () => received.match(/HTTP\/1\.1 \d{3}/g)?.length ?? 0, text: () => received };
+  }
+
+  // Node discards what is written for a HEAD and never pushes back: a body that never ends was read
+  // for ever, the head never left, and the worker served nothing else.
+  it('answers HEAD at once and cancels the body unread, however long it would be', async () => {
+    const before = await stats();
+    const c = connection();
+    c.socket.write('HEAD /f/infinite HTTP/1.1\r\nHost: x\r\n\r\n');
+    await until(() => c.count() === 1 || undefined, 'the HEAD answer');
+    expect(c.text()).toMatch(/^HTTP\/1\.1 200 /);
+    c.socket.destroy();
+    const after = await stats();
+    expect(after.cancelled).toBe(before.cancelled + 1);
+    expect(after.pulls - before.pulls).toBeLessThan(10);
+    const line = await until(
+      () => sluice.logs.find((l) => l.msg === 'request' && l.path === '/f/infinite'),
+      'line',
+    );
+    expect(line).toMatchObject({ status: 200, bytes_out: 0 });
+  });
+
+  it('cancels an event stream and aborts request.signal when the client leaves, and logs 499 then', async () => {
+    const c = connection();
+    c.socket.write('GET /f/events HTTP/1.1\r\nHost: x\r\n\r\n');
+    await until(() => c.text().includes('data: tick') || undefined, 'the first event');
+    const before = await stats();
+    expect(before.open).toBe(1);
+    c.socket.destroy();
+    const after = await until(async () => {
+      const s = await stats();
+      return s.open === 0 ? s : undefined;
+    }, 'the stream cancelled');
+    expect(after.cancelled).toBe(before.cancelled + 1);
+    expect(after.aborted).toBe(before.aborted + 1);
+    const line = await until(
+      () => sluice.logs.find((l) => l.msg === 'request' && l.path === '/f/events'),
+      'line',
+    );
+    expect(line).toMatchObject({ status: 499 });
+  });
+
+  it('reads and drops a request body the app did not read, so the connection serves the next request', async () => {
+    const c = connection();
+    c.socket.write(`POST /f/ignore-body HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n`);
+    c.socket.write(Buffer.alloc(2_000_000, 'b'));
+    c.socket.write('GET /f/stats HTTP/1.1\r\nHost: x\r\n\r\n');
+    await until(() => c.count() === 2 || undefined, 'both answers', 5000);
+    expect(c.text()).toMatch(/^HTTP\/1\.1 200 [\s\S]*not read\n[\s\S]*HTTP\/1\.1 200 /);
+    c.socket.destroy();
+  });
+
+  it('logs the status the client was sent when a streamed body breaks after the head', async () => {
+    const c = connection();
+    c.socket.write('GET /f/stream-error HTTP/1.1\r\nHost: x\r\n\r\n');
+    const line = await until(
+      () => sluice.logs.find((l) => l.msg === 'request' && l.path === '/f/stream-error'),
+      'line',
+    );
+    expect(line).toMatchObject({ status: 200, error: 'SLUICE_E_HANDLER_ERROR' });
+    expect(c.text()).toMatch(/^HTTP\/1\.1 200 [\s\S]*part one\n/);
+    c.socket.destroy();
+  });
+});
