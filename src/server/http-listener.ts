@@ -218,6 +218,11 @@ export class HttpListener {
             maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS,
             maxHeaderListSize: limits.maxHeader,
           },
+          // Node resets a stream of over 128 fields (ENHANCE_YOUR_CALM), with no answer and no
+          // log line: 150 cookie crumbs failed over HTTP/2 alone. Every field costs at least 32
+          // bytes of the RFC 9113 size that max_header bounds (answered 431 in request-head.ts),
+          // so that many fields always fit.
+          maxHeaderListPairs: Math.max(128, Math.ceil(limits.maxHeader / 32)),
         });
         // The HTTP/1.1 side of an http2 server reads these from the server object.
         Object.assign(server as unknown as Http1Settings, http1);
@@ -609,7 +614,10 @@ export class HttpListener {
   }
 
   readonly #onClientError = (err: NodeJS.ErrnoException, socket: Socket): void => {
-    if (err.code === 'ECONNRESET' || !socket.writable) {
+    // A TLS connection whose handshake failed or timed out (header_timeout) cannot carry an HTTP
+    // answer: the plain-text 400 never flushed, so the socket stayed open for ever, still counted
+    // against max_connections after its client had gone, and held every drain to its deadline.
+    if (err.code === 'ECONNRESET' || !socket.writable || (this.#tls !== null && !this.#sockets.has(socket))) {
       socket.destroy();
       return;
     }

@@ -154,7 +154,8 @@ function scanH2RequestHead(req: H2Request, head: RequestHead, maxHeader: number)
   if (hostCount > 1) return 'host_repeated';
   if (authority !== null) {
     // RFC 9113 8.3.1: a Host naming another authority than `:authority` makes the request malformed.
-    if (hostCount === 1 && head.host !== authority) return 'host_authority_mismatch';
+    if (hostCount === 1 && head.host.toLowerCase() !== authority.toLowerCase())
+      return 'host_authority_mismatch';
     head.host = authority;
   } else if (hostCount === 0) {
     return 'host_missing';

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import https from 'node:https';
+import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSluice, type TestSluice } from '../helpers/sluice.js';
@@ -154,6 +155,27 @@ describe('TLS versions', () => {
   });
 });
 
+describe('TLS handshake timeout', () => {
+  // header_timeout is 2 s here. The plain-text 400 written to a socket still in its handshake never
+  // flushed, so the socket was never closed: a few such connections held max_connections for good.
+  it.each([
+    ['sends nothing', Buffer.alloc(0)],
+    ['stops inside its ClientHello', Buffer.from([0x16, 0x03, 0x01, 0x00])],
+  ])('closes a connection that %s once header_timeout has passed', async (_name, bytes) => {
+    const socket = net.connect(sluice.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.on('connect', () => socket.write(bytes));
+    const started = Date.now();
+    const closedAfter = await new Promise<number>((resolve) => {
+      socket.on('close', () => resolve(Date.now() - started));
+      setTimeout(() => resolve(-1), 8000);
+    });
+    socket.destroy();
+    expect(closedAfter).toBeGreaterThan(1500);
+    expect(closedAfter).toBeLessThan(6000);
+  });
+});
+
 describe('SNI', () => {
   it.each([
     ['a.test', 'a.test'],
@@ -260,6 +282,20 @@ describe('HTTP/2 and HTTP/1.1 on one TLS port', () => {
     const r = await h2Request({ ':path': '/', ':authority': 'a.test', host: 'b.test' });
     expect(r.headers[':status']).toBe(400);
     expect(up.seen).toHaveLength(0);
+    // The same authority in other letter case is no mismatch (host names are case-insensitive).
+    const same = await h2Request({ ':path': '/case', ':authority': 'a.test', host: 'A.Test' });
+    expect(same.headers[':status']).toBe(200);
+  });
+
+  it('serves an HTTP/2 request of 200 fields within max_header (Node resets those over 128)', async () => {
+    const headers: http2.OutgoingHttpHeaders = { ':path': '/many', host: 'a.test' };
+    for (let i = 0; i < 150; i++) headers[`x-h${i}`] = 'v';
+    headers.cookie = Array.from({ length: 50 }, (_, i) => `c${i}=v`);
+    const r = await h2Request(headers);
+    expect(r.headers[':status']).toBe(200);
+    const seen = up.seen.find((s) => s.url === '/many');
+    expect(seen?.headers['x-h149']).toBe('v');
+    expect(seen?.headers.cookie).toBe(Array.from({ length: 50 }, (_, i) => `c${i}=v`).join('; '));
   });
 
   it('answers 431 to an HTTP/2 request whose header list is over max_header (8kb here), and forwards nothing', async () => {
