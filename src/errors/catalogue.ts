@@ -151,6 +151,11 @@ export const ERROR_CATALOGUE = {
     title: 'Request Header Fields Too Large',
     hint: 'the request head exceeds limits.max_header',
   },
+  SLUICE_E_CLIENT_MISDIRECTED: {
+    status: 421,
+    title: 'Misdirected Request',
+    hint: 'the request names a server whose client-certificate settings differ from those of the server this TLS connection was made for (its SNI name); connect with the name you request',
+  },
   SLUICE_E_ROUTE_NOT_FOUND: {
     status: 404,
     title: 'Not Found',

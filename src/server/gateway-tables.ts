@@ -31,6 +31,7 @@ import { RouteTable } from '../router/route-table.js';
 import { AccessControl } from '../security/access-control.js';
 import { describeMode, type ListenerMode, listenerMode, sameListenerMode } from './listener-mode.js';
 import { preflightTls } from './tls-preflight.js';
+import { clientCertKey } from './tls-settings.js';
 
 /** A `respond` action with its headers and body prepared. */
 export interface CompiledRespond {
@@ -99,6 +100,11 @@ export interface ListenerTable {
   readonly mode: ListenerMode;
   /** The default server's limits: they apply before the Host header is known (nginx does the same). */
   readonly limits: ResolvedLimits;
+  /**
+   * TLS servers here differ in client certificates (`client_ca`, `require_client_cert`): a request
+   * must then name the server its connection's SNI chose, else it is answered 421 (see gateway.ts).
+   */
+  readonly clientCertsDiffer: boolean;
 }
 
 /** Everything the data plane needs for one config generation. */
@@ -138,7 +144,15 @@ export function compileTables(
       list.map((s) => ({ names: s.config.serverNames, isDefault: s.config.default, value: s })),
     );
     const mode = modes.get(key)!;
-    listeners.set(key, { address, hosts, servers: list, mode, limits: hosts.defaultValue.limits });
+    const clientCertsDiffer = new Set(list.map((s) => clientCertKey(s.config.tls))).size > 1;
+    listeners.set(key, {
+      address,
+      hosts,
+      servers: list,
+      mode,
+      limits: hosts.defaultValue.limits,
+      clientCertsDiffer,
+    });
   }
   return { tables: { config, listeners, upstreams }, retired };
 }

@@ -21,11 +21,13 @@ import {
   type CompiledGuards,
   type CompiledRedirect,
   type CompiledRoute,
+  type CompiledServer,
   type ListenerTable,
   NO_CHECKS,
   redirectBody,
 } from './gateway-tables.js';
 import { emptyHead, scanRequestHead } from './request-head.js';
+import { clientCertKey } from './tls-settings.js';
 
 /** Serves one request arriving on a listener whose current table is `table`. */
 export function handleRequest(
@@ -49,6 +51,13 @@ export function handleRequest(
     const code =
       head === 'headers_too_large' ? 'SLUICE_E_CLIENT_HEADERS_TOO_LARGE' : 'SLUICE_E_CLIENT_BAD_REQUEST';
     x.fail(code, new Error(`refused request head: ${head}`));
+    return x;
+  }
+  // nginx's 421: a TLS connection's client certificate was checked (or not) for the server its SNI
+  // named; a request naming another server with other client-certificate settings would pass its
+  // require_client_cert, or carry an identity its client_ca never verified.
+  if (table.clientCertsDiffer && misdirected(req, server, table)) {
+    x.fail('SLUICE_E_CLIENT_MISDIRECTED');
     return x;
   }
   x.connectionTokens = head.connectionTokens;
@@ -105,6 +114,13 @@ export function handleRequest(
   }
   act(x, route);
   return x;
+}
+
+/** Whether the server a request names differs in client certificates from the one its SNI chose. */
+function misdirected(req: IncomingMessage, server: CompiledServer, table: ListenerTable): boolean {
+  const sni = (req.socket as { servername?: string | false }).servername;
+  const chosen = table.hosts.matchName(typeof sni === 'string' ? normaliseHost(sni) : '');
+  return chosen !== server && clientCertKey(chosen.config.tls) !== clientCertKey(server.config.tls);
 }
 
 /** Runs the route's action (or answers 404 when no route matched). */

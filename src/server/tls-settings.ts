@@ -90,3 +90,12 @@ export function serverTlsKey(config: ResolvedServerTls): string {
 function sessionIdContext(config: ResolvedServerTls): string {
   return createHash('sha256').update(serverTlsKey(config)).digest('hex').slice(0, 32);
 }
+
+/**
+ * What a server asks of client certificates ('' when nothing): servers with equal keys verify
+ * alike, so a TLS connection made for one is as good for the other.
+ */
+export function clientCertKey(config: ResolvedServerTls | null): string {
+  if (config === null || config.clientCa === null) return '';
+  return `${config.clientCa}\n${config.requireClientCert}`;
+}

@@ -16,13 +16,14 @@
  * Each server's context watches its files (tls-server-context.ts): the next handshake uses a new
  * certificate, open connections keep theirs, a broken replacement keeps the old one.
  */
+import { constants } from 'node:crypto';
 import type tls from 'node:tls';
 import type { ResolvedServerTls } from '../config/types.js';
 import { HostTable } from '../router/host-table.js';
 import { withoutClientIdentity } from './client-identity.js';
 import type { CompiledServer, ListenerTable } from './gateway-tables.js';
 import { ServerTlsContext } from './tls-server-context.js';
-import { serverTlsKey } from './tls-settings.js';
+import { clientCertKey, serverTlsKey } from './tls-settings.js';
 
 /** What a terminator reports. */
 export interface TlsTerminatorHooks {
@@ -54,6 +55,8 @@ export class TlsTerminator {
   #rejectUnauthorized = false;
   #minVersion: tls.SecureVersion = 'TLSv1.2';
   #handshakeTimeoutMs = 10_000;
+  /** SSL_OP_NO_TICKET when the servers here differ in client certificates (see #build). */
+  #secureOptions = 0;
   #server: tls.Server | null = null;
 
   /** Reads every server's certificate now; throws when one cannot be loaded. */
@@ -73,6 +76,7 @@ export class TlsTerminator {
       requestCert: this.#requestCert,
       rejectUnauthorized: this.#rejectUnauthorized,
       handshakeTimeout: this.#handshakeTimeoutMs,
+      secureOptions: this.#secureOptions,
     };
   }
 
@@ -157,6 +161,12 @@ export class TlsTerminator {
       policies.every((p) => p.value.tls13 === (this.#minVersion === 'TLSv1.3'));
     this.#policies = uniform ? null : new HostTable(policies);
     this.#handshakeTimeoutMs = Math.max(1000, table.limits.headerTimeoutMs);
+    // A resumed session keeps the client-certificate verdict of the handshake that made it, under
+    // whichever server's SNI that was: a certificate from one server's client_ca would then count
+    // on a server that trusts another CA, or none be needed where one is required. Where the
+    // servers differ in client certificates, sessions are not resumed (a full handshake each time).
+    const certKeys = new Set(servers.map((s) => clientCertKey(s.config.tls)));
+    this.#secureOptions = certKeys.size > 1 ? constants.SSL_OP_NO_TICKET : 0;
   }
 
   readonly #sniCallback = (
@@ -183,7 +193,11 @@ export class TlsTerminator {
     if (server === null) return;
     // Keep the session-ticket keys: clients resume across a certificate change.
     const keys = server.getTicketKeys();
-    server.setSecureContext({ ...this.#default.options, minVersion: this.#minVersion });
+    server.setSecureContext({
+      ...this.#default.options,
+      minVersion: this.#minVersion,
+      secureOptions: this.#secureOptions,
+    });
     server.setTicketKeys(keys);
   }
 

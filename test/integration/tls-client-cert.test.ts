@@ -90,7 +90,17 @@ afterAll(async () => {
 type Outcome = { status: number; clientId: string | null } | { error: string };
 
 /** GET / over HTTP/1.1 with `name` in SNI and Host, with an optional client certificate. */
-function get(sluice: TestSluice, name: string, cert?: { cert: Buffer; key: Buffer }): Promise<Outcome> {
+function get(
+  sluice: TestSluice,
+  name: string,
+  cert?: { cert: Buffer; key: Buffer },
+  opts: {
+    host?: string;
+    session?: Buffer;
+    onSession?: (s: Buffer) => void;
+    onReused?: (r: boolean) => void;
+  } = {},
+): Promise<Outcome> {
   return new Promise((resolve) => {
     const req = https.request(
       {
@@ -100,10 +110,12 @@ function get(sluice: TestSluice, name: string, cert?: { cert: Buffer; key: Buffe
         servername: name,
         ca,
         ...cert,
+        ...(opts.session === undefined ? {} : { session: opts.session }),
         agent: false,
-        headers: { host: name },
+        headers: { host: opts.host ?? name },
       },
       (res) => {
+        opts.onReused?.((res.socket as import('node:tls').TLSSocket).isSessionReused());
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (d: string) => {
@@ -115,6 +127,7 @@ function get(sluice: TestSluice, name: string, cert?: { cert: Buffer; key: Buffe
         });
       },
     );
+    req.on('socket', (socket) => socket.on('session', (s: Buffer) => opts.onSession?.(s)));
     req.on('error', (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message }));
     req.end();
   });
@@ -144,6 +157,45 @@ describe('require_client_cert (every server of the address requires one)', () =>
 });
 
 describe('servers of one address asking differently', () => {
+  // nginx's 421: the certificate was checked (or not) for the server the SNI name chose; a request
+  // naming another server walked past its require_client_cert, or carried an identity its
+  // client_ca never verified.
+  it('answers 421 to a request naming another server than its SNI, when they differ in client certificates', async () => {
+    expect(await get(shared, 'plain.test', undefined, { host: 'required.test' })).toEqual({
+      status: 421,
+      clientId: null,
+    });
+    expect(await get(shared, 'optional.test', clientCert, { host: 'plain.test' })).toEqual({
+      status: 421,
+      clientId: null,
+    });
+    expect(await get(shared, 'optional.test', undefined, { host: 'required.test' })).toEqual({
+      status: 421,
+      clientId: null,
+    });
+  });
+
+  it('does not resume a session made under another server of the address', async () => {
+    let session: Buffer | undefined;
+    const first = await get(shared, 'optional.test', clientCert, {
+      onSession: (s) => {
+        session = s;
+      },
+    });
+    expect(first).toEqual({ status: 200, clientId: 'spiffe://example.org/client' });
+    expect(session).toBeDefined();
+    let reused: boolean | undefined;
+    // No certificate this time: a resumed session would have carried the first one's verdict.
+    const second = await get(shared, 'required.test', undefined, {
+      session,
+      onReused: (r) => {
+        reused = r;
+      },
+    });
+    expect(second).toHaveProperty('error');
+    expect(reused).not.toBe(true);
+  });
+
   it('required: refuses a client without a certificate', async () => {
     expect(await get(shared, 'required.test')).toHaveProperty('error');
   });
