@@ -218,16 +218,7 @@ export class Primary {
       slot.worker = null;
       const decision = slot.crashes.crashed(Date.now());
       if ('crashLoop' in decision) {
-        slot.state = 'crash-loop';
-        this.#loggers.app.error(
-          { slot: slot.index, crashes: decision.crashes, window_s: 60 },
-          'worker crash loop: not restarting it until the next reload',
-        );
-        if (this.#slots.every((s) => s.state === 'crash-loop')) {
-          this.#options.onFatal(
-            new SluiceError('SLUICE_E_RUNTIME_WORKER', 'every worker is in a crash loop; nothing is serving'),
-          );
-        }
+        this.#crashLoop(slot, decision.crashes);
         return;
       }
       slot.state = 'restarting';
@@ -237,6 +228,7 @@ export class Primary {
           worker_pid: worker.process.pid,
           code,
           signal,
+          restarts: slot.restarts,
           restart_in_ms: decision.restartInMs,
         },
         'worker died; restarting it',
@@ -269,15 +261,27 @@ export class Primary {
     } catch (err) {
       this.#loggers.app.error({ err, slot: slot.index }, 'worker failed to start');
       const decision = slot.crashes.crashed(Date.now());
-      if ('crashLoop' in decision) {
-        slot.state = 'crash-loop';
-        this.#loggers.app.error(
-          { slot: slot.index },
-          'worker crash loop: not restarting it until the next reload',
-        );
-      } else if (this.#slots.includes(slot)) {
+      if ('crashLoop' in decision) this.#crashLoop(slot, decision.crashes);
+      else if (this.#slots.includes(slot)) {
         slot.timer = setTimeout(() => void this.#restart(slot), decision.restartInMs);
       }
+    }
+  }
+
+  /**
+   * A slot that crashed too often rests until the next reload; when every slot rests, nothing is
+   * serving and sluice exits (whether the workers died running or failed to start again).
+   */
+  #crashLoop(slot: Slot, crashes: number): void {
+    slot.state = 'crash-loop';
+    this.#loggers.app.error(
+      { slot: slot.index, crashes, window_s: 60 },
+      'worker crash loop: not restarting it until the next reload',
+    );
+    if (this.#slots.every((s) => s.state === 'crash-loop')) {
+      this.#options.onFatal(
+        new SluiceError('SLUICE_E_RUNTIME_WORKER', 'every worker is in a crash loop; nothing is serving'),
+      );
     }
   }
 

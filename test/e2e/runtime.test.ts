@@ -226,6 +226,7 @@ servers:
     const lines = sluice.jsonLines();
     const died = lines.filter((l) => l.msg === 'worker died; restarting it');
     expect(died.map((l) => l.restart_in_ms)).toEqual([100, 200, 400, 800]);
+    expect(died.map((l) => l.restarts)).toEqual([0, 1, 2, 3]);
     expect(died.map((l) => l.code)).toEqual([1, 1, 1, 1]);
     expect(died.map((l) => l.worker_pid)).toEqual(pids.slice(0, 4));
     const loop = lines.find((l) => /crash loop: not restarting/.test(String(l.msg)));
@@ -245,6 +246,53 @@ servers:
     for (const pid of pids) expect(alive(pid)).toBe(false);
     await expect(waitForPort(port, { timeoutMs: 200 })).rejects.toThrow();
   }, 60_000);
+});
+
+describe('a crash loop of workers that cannot start again', () => {
+  let tmp: Awaited<ReturnType<typeof sharedTempDir>>;
+
+  beforeAll(async () => {
+    requireBuilt();
+    tmp = await sharedTempDir();
+  });
+  afterAll(async () => {
+    await killAll();
+    await tmp?.remove();
+  });
+
+  // The app broke on disk after start: each restart fails to load it. Nothing serves, so sluice
+  // exits 1, as when workers die running (it used to stay up with no worker at all).
+  it('exits 1 when every slot ends in a crash loop through failed restarts', async () => {
+    await tmp.write(
+      'app.ts',
+      `export default (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
+  if (req.url === '/crash') process.exit(1);
+  res.end('alive\\n');
+};
+`,
+    );
+    const port = await freePort();
+    const sluice = await startConfigured(
+      tmp.path,
+      `version: 1
+workers: 1
+user: nobody
+log: { level: info, access: off, format: json }
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes: [{ handler: ./app.ts }]
+`,
+      port,
+    );
+    expect((await get(port, '/alive')).status).toBe(200);
+    await tmp.write('app.ts', 'export default { fetch( { syntax error\n');
+    await expect(get(port, '/crash', 5000)).rejects.toThrow();
+    const exit = await sluice.waitForExit(30_000);
+    expect(exit).toEqual({ code: 1, signal: null });
+    const lines = sluice.jsonLines();
+    expect(lines.filter((l) => l.msg === 'worker failed to start')).toHaveLength(4);
+    expect(lines.find((l) => l.level === 'fatal')).toMatchObject({ code: 'SLUICE_E_RUNTIME_WORKER' });
+  }, 40_000);
 });
 
 describe('load spread over the workers (workers: 2, round-robin accept)', () => {
