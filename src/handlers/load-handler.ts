@@ -7,6 +7,8 @@
  * TypeScript modules are imported natively where Node strips types (Node 22.18+/23.6+ report
  * `process.features.typescript`), and compiled on load with tsx everywhere else (Node 20).
  */
+
+import { spawnSync } from 'node:child_process';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { SluiceError } from '../errors/sluice-error.js';
@@ -43,9 +45,13 @@ export async function loadHandler(module: string): Promise<LoadedHandler> {
       mod = (await import(url)) as Record<string, unknown>;
     }
   } catch (err) {
-    throw new SluiceError('SLUICE_E_HANDLER_LOAD', `cannot load handler ${module}: ${firstLine(err)}`, {
-      cause: err,
-    });
+    throw new SluiceError(
+      'SLUICE_E_HANDLER_LOAD',
+      `cannot load handler ${module}: ${loadErrorText(module, err)}`,
+      {
+        cause: err,
+      },
+    );
   }
   let exported = mod.default;
   // A .ts module compiled to CommonJS (a package without "type": "module") arrives wrapped once more.
@@ -83,6 +89,23 @@ function describe(v: unknown): string {
   return isObject(v) ? `an object with keys ${Object.keys(v).join(', ') || '(none)'}` : `a ${typeof v}`;
 }
 
-function firstLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+/**
+ * What went wrong loading a module, with where when it can be told: tsx's compile errors carry
+ * `FILE:LINE:COL: ERROR: …` after a first line that says only "Transform failed with 1 error:", and
+ * Node's SyntaxError from an ES module import carries no position at all (`node --check` on the
+ * file gives it: run only on this failure path, never when a handler loads).
+ */
+function loadErrorText(module: string, err: unknown): string {
+  const e = typeof err === 'object' && err !== null ? (err as { message?: unknown; name?: unknown }) : {};
+  const message = typeof e.message === 'string' ? e.message : String(err);
+  const lines = message.split('\n').filter((l) => l.trim() !== '');
+  const first = lines[0] ?? '';
+  if (/^Transform failed with \d+ errors?:$/.test(first) && lines.length > 1)
+    return lines.slice(1).join('; ');
+  if (e.name === 'SyntaxError') {
+    const check = spawnSync(process.execPath, ['--check', module], { encoding: 'utf8', timeout: 10_000 });
+    const where = /^(.+:\d+)$/m.exec(check.stderr ?? '')?.[1];
+    if (check.status !== 0 && where !== undefined) return `${where}: ${first}`;
+  }
+  return first;
 }

@@ -9,7 +9,20 @@
  * root process follows a symlink planted at its path.
  */
 import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, readdir, readFile, rename, stat, symlink, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  chown,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -413,6 +426,23 @@ describe('sluice serve as root without --user', () => {
     const res = await runCli(['serve', 'no-such-app.ts', '--port', String(await freePort())]);
     expect(res.code).toBe(2);
     expect(res.stderr).toBe('sluice serve: no-such-app.ts: no such file\n');
+  });
+
+  // Node's SyntaxError from an ES module import has no position of its own.
+  it('says on which line an app module has a syntax error: exit 1', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sluice-bad-app-'));
+    try {
+      await writeFile(join(dir, 'bad.mjs'), 'export default () => {};\nconst y = ;\n');
+      const res = await runCli(['serve', 'bad.mjs', '--allow-root', '--port', String(await freePort())], {
+        cwd: dir,
+      });
+      expect(res.code).toBe(1);
+      expect(res.stderr).toContain(
+        `cannot load handler ${join(dir, 'bad.mjs')}: ${join(dir, 'bad.mjs')}:2: Unexpected token ';'`,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it.runIf(process.getuid?.() === 0)(

@@ -1,0 +1,47 @@
+/** Loading handler modules: what a module that cannot load is reported as. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadHandler } from '../../src/handlers/load-handler.js';
+
+describe('loadHandler', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-load-handler-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const file = (name: string, text: string) => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+  const failure = (path: string) =>
+    loadHandler(path).then(
+      () => {
+        throw new Error('loaded');
+      },
+      (err: Error & { code?: string }) => ({ code: err.code, message: err.message }),
+    );
+
+  it('loads both styles', async () => {
+    const listener = await loadHandler(file('l.mjs', 'export default (req, res) => res.end("x");\n'));
+    expect(listener.kind).toBe('listener');
+    const fetchApp = await loadHandler(
+      file('f.ts', 'export default { fetch: (r: Request) => new Response("x") };\n'),
+    );
+    expect(fetchApp.kind).toBe('fetch');
+  });
+
+  // The compiler's first line was all the message had: "Transform failed with 1 error:".
+  it('says where a TypeScript module fails to compile', async () => {
+    const path = file('bad.ts', 'export default { fetch( { syntax error\n');
+    const r = await failure(path);
+    expect(r.code).toBe('SLUICE_E_HANDLER_LOAD');
+    expect(r.message).toBe(
+      `cannot load handler ${path}: ${path}:1:33: ERROR: Expected "}" but found "error"`,
+    );
+  });
+
+  it('names what the module exported when it is no handler', async () => {
+    const r = await failure(file('n.mjs', 'export default 42;\n'));
+    expect(r.code).toBe('SLUICE_E_HANDLER_LOAD');
+  });
+});
