@@ -468,3 +468,43 @@ describe('sluice serve as root without --user', () => {
     },
   );
 });
+
+describe('signals while sluice serve starts', () => {
+  beforeAll(requireBuilt);
+  afterEach(killAll);
+
+  // An app that takes a while to load: Node's default for SIGHUP ended the process (exit 129)
+  // before sluice had installed its own handlers.
+  it.each([
+    ['SIGHUP', 'keeps starting, then serves (the reload is carried out once it serves)'],
+    ['SIGTERM', 'finishes starting, then stops with exit 0'],
+  ] as const)(
+    '%s: %s',
+    async (signal, _what) => {
+      const dir = await mkdtemp(join(tmpdir(), 'sluice-slow-start-'));
+      try {
+        await writeFile(
+          join(dir, 'slow.mjs'),
+          "await new Promise((r) => setTimeout(r, 1500));\nexport default (req, res) => res.end('up\\n');\n",
+        );
+        const port = await freePort();
+        const p = spawnCli(['serve', 'slow.mjs', '--allow-root', '--workers', '1', '--port', String(port)], {
+          cwd: dir,
+        });
+        await new Promise((r) => setTimeout(r, 500));
+        p.signal(signal);
+        if (signal === 'SIGHUP') {
+          await waitForPort(port, { timeoutMs: 15_000 });
+          expect((await get(port, '/')).body).toBe('up\n');
+          expect(p.exited()).toBeNull();
+          await p.waitForJson((l) => String(l.msg).includes('reload'), 1, 15_000);
+          p.signal('SIGTERM');
+        }
+        expect(await p.waitForExit(20_000)).toEqual({ code: 0, signal: null });
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+    40_000,
+  );
+});

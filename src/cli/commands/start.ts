@@ -63,6 +63,16 @@ export async function runPrimary(
       fatal(1);
     },
   });
+  // Signals are taken from the start: while the workers start (handlers loading may take
+  // seconds), Node's default for SIGHUP would end the process. A stop or a reload asked for then
+  // is carried out once sluice serves.
+  const early: { stop: NodeJS.Signals | null; reload: boolean } = { stop: null, reload: false };
+  let onSignal = (signal: NodeJS.Signals): void => {
+    if (signal === 'SIGHUP') early.reload = true;
+    else if (signal !== 'SIGUSR1') early.stop ??= signal;
+  };
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1'] as const)
+    process.on(signal, () => onSignal(signal));
   try {
     await primary.start();
   } catch (err) {
@@ -93,9 +103,7 @@ export async function runPrimary(
         .then(() => resolve(code));
     };
     fatal = (code) => stop(null, code);
-    process.on('SIGTERM', () => stop('SIGTERM', 0));
-    process.on('SIGINT', () => stop('SIGINT', 0));
-    process.on('SIGHUP', () => {
+    const reload = () => {
       if (reloadSource === null) {
         primary.logger.warn('SIGHUP ignored: there is no config file to reload');
         return;
@@ -104,8 +112,14 @@ export async function runPrimary(
       primary.reloadFromFile().catch((err: unknown) => {
         primary.logger.error({ err }, 'config reload failed; still serving the previous config');
       });
-    });
-    process.on('SIGUSR1', () => primary.reopenLogs());
+    };
+    onSignal = (signal) => {
+      if (signal === 'SIGHUP') reload();
+      else if (signal === 'SIGUSR1') primary.reopenLogs();
+      else stop(signal, 0);
+    };
+    if (early.stop !== null) stop(early.stop, 0);
+    else if (early.reload) reload();
   });
 }
 
