@@ -130,6 +130,9 @@ class BodyTooLargeError extends Error {
 /** Thrown into undici when the target stops reading the body for `timeouts.send`. */
 class SendTimeoutError extends Error {
   readonly code = 'SLUICE_SEND_TIMEOUT';
+  constructor() {
+    super('the upstream stopped reading the request body for timeouts.send');
+  }
 }
 
 /** The client closed its connection; the attempt is abandoned without an answer. */
@@ -173,15 +176,15 @@ class ProxyRequest implements UpstreamPick {
     this.#body = body;
     this.#replayable = replayable;
     this.#startedAt = Date.now();
-    this.#next(null);
+    this.#next();
   }
 
-  /** Picks a target not yet tried and sends; `lastFailure` (and its error, for the log) answers when none is left. */
-  #next(lastFailure: ErrorCode | null, lastError?: Error): void {
+  /** Picks a target not yet tried and sends; 502 NO_LIVE when none is left. */
+  #next(): void {
     this.now = Date.now();
     const target = this.upstream.pick(this);
     if (target === null) {
-      this.x.fail(lastFailure ?? 'SLUICE_E_UPSTREAM_NO_LIVE', lastError);
+      this.x.fail('SLUICE_E_UPSTREAM_NO_LIVE');
       return;
     }
     this.#send(target);
@@ -235,7 +238,7 @@ class ProxyRequest implements UpstreamPick {
 
   /** The status answer of `call` was discarded: go on (after undici has unwound the old attempt). */
   retryDiscarded(): void {
-    queueMicrotask(() => this.#next(null));
+    queueMicrotask(() => this.#next());
   }
 
   /** An attempt failed before its answer was complete. */
@@ -269,9 +272,20 @@ class ProxyRequest implements UpstreamPick {
         this.#send(call.target);
         return;
       case 'retry':
-        this.#markTried(call.target);
-        x.retrying();
-        this.#next(code, err);
+        // Counted as a retry (metrics, `retried`) only when another target takes it.
+        this.#tried ??= new Set();
+        this.#tried.add(call.target);
+        this.now = Date.now();
+        {
+          const next = this.upstream.pick(this);
+          if (next === null) {
+            x.fail(code, err);
+            return;
+          }
+          x.retried = true;
+          x.retrying();
+          this.#send(next);
+        }
         return;
       case 'stop':
         x.fail(code, err);

@@ -142,7 +142,10 @@ export class Primary {
           u.targets.map((t) => ({
             upstream: u.name,
             target: t.origin,
-            up: ['up', 'backup'].includes(u.state(t, now)),
+            // Passive failures live in the workers: their latest view (taken with each scrape).
+            up:
+              ['up', 'backup'].includes(u.state(t, now)) &&
+              !this.#failedInWorkers.has(`${u.name}\n${t.origin}`),
           })),
         );
       },
@@ -748,9 +751,13 @@ export class Primary {
     );
   }
 
+  /** Targets some worker holds as failed (max_fails reached), as `upstream\ntarget`; read by the target_up gauge. */
+  #failedInWorkers: ReadonlySet<string> = new Set();
+
   /** The node's metrics: the primary's own and every worker's, summed. */
   async #aggregate() {
-    await this.#collectWorkerMetrics();
+    const [, stats] = await Promise.all([this.#collectWorkerMetrics(), this.#stats()]);
+    this.#failedInWorkers = failedTargets(stats);
     return this.#cluster.aggregate((await this.#registry.getMetricsAsJSON()) as unknown as MetricsJson);
   }
 
@@ -858,4 +865,16 @@ function setupCluster(): void {
       ...workerV8Flags(process.execArgv, process.env.NODE_OPTIONS ?? ''),
     ],
   });
+}
+
+/** The targets any worker reports `failed` (passive health), as `upstream\ntarget`. */
+function failedTargets(stats: readonly (WorkerStats | null)[]): Set<string> {
+  const out = new Set<string>();
+  for (const s of stats) {
+    for (const u of s?.upstreams ?? []) {
+      const targets = (u as { targets?: readonly Record<string, unknown>[] }).targets ?? [];
+      for (const t of targets) if (t.state === 'failed') out.add(`${String(u.name)}\n${String(t.target)}`);
+    }
+  }
+  return out;
 }

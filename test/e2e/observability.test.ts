@@ -53,6 +53,8 @@ describe('metrics, profiles and the admin API (2 workers)', () => {
   let up: TestUpstream;
   let port: number;
   let admin: number;
+  /** A port nothing listens on: a target that refuses every connection. */
+  let dead: number;
   let sluice: ReturnType<typeof spawnCli>;
   const base = () => `http://127.0.0.1:${port}`;
   const adminUrl = () => `http://127.0.0.1:${admin}`;
@@ -61,6 +63,7 @@ describe('metrics, profiles and the admin API (2 workers)', () => {
     up = await startUpstream();
     port = await freePort();
     admin = await freePort();
+    dead = await freePort();
     const { file, dir } = await configFile(
       `workers: 2
 allow_root_handlers: true
@@ -75,11 +78,21 @@ servers:
       - name: cache
         match: { path: /cache }
         handler: ./cache.ts
+      - name: flaky
+        match: { path_prefix: /flaky/ }
+        proxy: { upstream: flaky }
+      - name: lonely
+        match: { path_prefix: /lonely/ }
+        proxy: { upstream: lonely }
       - name: hello
         respond: { body: "hello\\n" }
 upstreams:
   app:
     targets: [{ url: "${up.url}" }]
+  flaky:
+    targets: [{ url: "http://127.0.0.1:${dead}" }, { url: "${up.url}" }]
+  lonely:
+    targets: [{ url: "http://127.0.0.1:${dead}" }]
 `,
     );
     // A handler that keeps about 7 MB live from its start: the heap profile must show it.
@@ -135,6 +148,25 @@ export default (_req: unknown, res: { end(s: string): void }) => res.end(String(
     // promtool reads the exposition format from stdin and lints names, types and help.
     const lint = execFileSync('promtool', ['check', 'metrics'], { input: scrape, encoding: 'utf8' });
     expect(lint.trim()).toBe('');
+  });
+
+  // The gauge came from the primary's own view, which sees active health only: a target the
+  // workers had taken out (max_fails) still showed 1. And a request with no other target to try
+  // was counted as retried.
+  it('shows a target the workers took out as down, and counts only retries that happened', async () => {
+    for (let i = 0; i < 6; i++) expect((await text(`${base()}/flaky/${i}`, {})).status).toBe(200);
+    for (let i = 0; i < 3; i++) expect((await text(`${base()}/lonely/${i}`, {})).status).toBe(502);
+    const scrape = (await text(`${adminUrl()}/metrics`)).body;
+    const deadUrl = `http://127.0.0.1:${dead}`;
+    // Exact lines: sample() reads an absent series as 0.
+    expect(scrape).toContain(`sluice_upstream_target_up{upstream="flaky",target="${deadUrl}"} 0\n`);
+    expect(scrape).toContain(`sluice_upstream_target_up{upstream="flaky",target="${up.url}"} 1\n`);
+    // A lone target is never taken out (nginx ignores max_fails with one server): still 1.
+    expect(scrape).toContain(`sluice_upstream_target_up{upstream="lonely",target="${deadUrl}"} 1\n`);
+    const flakyRetries = sample(scrape, 'sluice_upstream_retries_total', { upstream: 'flaky' });
+    expect(flakyRetries).toBeGreaterThanOrEqual(1);
+    expect(flakyRetries).toBeLessThanOrEqual(2);
+    expect(sample(scrape, 'sluice_upstream_retries_total', { upstream: 'lonely' })).toBe(0);
   });
 
   it('keeps counters when a worker dies (the node total never goes down)', async () => {
@@ -223,7 +255,9 @@ export default (_req: unknown, res: { end(s: string): void }) => res.end(String(
       classes: Record<string, number>;
     };
     expect(stats.requests).toBeGreaterThan(50);
-    expect(stats.classes['2xx']).toBe(stats.requests);
+    // The 502s of the lonely upstream above, and 2xx for the rest.
+    expect(stats.classes['5xx']).toBe(3);
+    expect(stats.classes['2xx']).toBe(stats.requests - 3);
   });
 });
 

@@ -230,3 +230,39 @@ describe('answers without a body that carry a Content-Length (RFC 9110 8.6)', ()
     expect(line?.error).toBeUndefined();
   });
 });
+
+describe('timeouts.send', () => {
+  it('answers 504 when the target stops reading the body, and logs why', async () => {
+    // Accepts, never reads: the kernel buffers fill and the upload stalls.
+    const stalled = net.createServer((socket) => {
+      socket.pause();
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
+    const port = (stalled.address() as net.AddressInfo).port;
+    const sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          limits: { max_body: '100mb' },
+          routes: [{ proxy: { url: `http://127.0.0.1:${port}`, timeouts: { send: '300ms', read: '30s' } } }],
+        },
+      ],
+    });
+    try {
+      const size = 32 * 1024 * 1024;
+      const r = await rawRequest(
+        sluice.port,
+        `PUT /upload HTTP/1.1\r\nHost: a\r\nContent-Length: ${size}\r\n\r\n${'u'.repeat(size)}`,
+        { waitMs: 10_000 },
+      );
+      expect(r.status).toBe(504);
+      const [line] = await sluice.waitForAccessLines(1);
+      expect(line).toMatchObject({ status: 504, error: 'SLUICE_E_UPSTREAM_TIMEOUT' });
+      expect(String(line?.error_message)).toContain('timeouts.send');
+    } finally {
+      await sluice.close();
+      stalled.close();
+    }
+  });
+});
