@@ -82,6 +82,9 @@ export function createLoggers(log: ResolvedLog): Loggers {
         translateTime: 'UTC:yyyy-mm-dd HH:MM:ss.l',
         ignore: 'pid',
         singleLine: true,
+        // Only `err` holds an Error: the access line's `error` is a code, and pino-pretty's
+        // default (err, error) printed it on a line of its own.
+        errorLikeObjectKeys: ['err'],
       },
     }) as DestinationStream;
     app = pino(loggerOptions(log.level), pretty);

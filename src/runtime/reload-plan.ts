@@ -1,8 +1,8 @@
 /**
  * Whether a new config can be swapped into the running workers, or needs new ones (a rolling
  * restart: new workers first, old ones drained). New processes are needed when the process
- * itself changes: the worker count, the user, the log setup, listener options fixed at creation,
- * or handler code (which may have changed on disk even when the config did not).
+ * itself changes: the worker count, the user, the log setup, tracing, listener options fixed at
+ * creation, or handler code (which may have changed on disk even when the config did not).
  */
 import type { ResolvedConfig } from '../config/types.js';
 import { handlerModules } from '../server/gateway-tables.js';
@@ -25,6 +25,8 @@ export function planReload(
   if (JSON.stringify(current.log) !== JSON.stringify(next.log)) reasons.push('log settings changed');
   if (handlerModules(next).length > 0) reasons.push('handler code is reloaded in new workers');
   if (current.state.redis !== next.state.redis) reasons.push('state.redis changed');
+  // A worker's span exporter is built when it starts.
+  if (JSON.stringify(current.tracing) !== JSON.stringify(next.tracing)) reasons.push('tracing changed');
   // A socket cannot turn from plain to TLS (or gain HTTP/2): new workers bind it anew.
   reasons.push(...listenerModeChanges(current, next));
   if (current.egress?.listen.key !== next.egress?.listen.key) reasons.push('egress.listen changed');

@@ -76,6 +76,12 @@ describe('reload plan', () => {
       servers: [{ listen: '127.0.0.1:8080', routes: [{ handler: 'test/fixtures/config/handlers/app.ts' }] }],
     });
     expect(planReload(current, withHandler, { current: 2, next: 2 }).kind).toBe('roll');
+    // Each worker builds its span exporter when it starts: a swap left tracing as it was.
+    const traced = resolved({ ...base, tracing: { otlp_endpoint: 'http://127.0.0.1:4318/v1/traces' } });
+    expect(planReload(current, traced, { current: 2, next: 2 })).toMatchObject({
+      kind: 'roll',
+      reasons: ['tracing changed'],
+    });
   });
 });
 
