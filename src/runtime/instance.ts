@@ -333,12 +333,27 @@ export class SluiceInstance {
       { config: config.hash },
       this.#options.admin === false ? 'worker reloaded' : 'config reloaded',
     );
-    await Promise.all(closing);
+    // The new tables serve from here on: what the old ones leave (listeners no longer configured,
+    // targets no longer listed) drains in the background, each within its own deadline. Waiting
+    // for it held the reload's outcome for as long as the longest request to a removed target.
+    Promise.all(closing).catch((err: unknown) =>
+      this.#loggers.app.error({ err }, 'closing what a reload left behind failed'),
+    );
   }
 
-  /** Stops accepting, drains requests in flight for up to `deadlineMs`, then closes everything. */
-  async close(deadlineMs = this.#config.shutdownTimeoutMs): Promise<void> {
-    if (this.#state === 'closing' || this.#state === 'closed') return;
+  /**
+   * Stops accepting, drains requests in flight for up to `deadlineMs`, then closes everything. A
+   * second call waits for the first (a worker asked twice to stop exited mid-drain).
+   */
+  close(deadlineMs = this.#config.shutdownTimeoutMs): Promise<void> {
+    this.#closing ??= this.#close(deadlineMs);
+    return this.#closing;
+  }
+
+  #closing: Promise<void> | null = null;
+
+  async #close(deadlineMs: number): Promise<void> {
+    if (this.#state === 'closed') return;
     this.#state = 'closing';
     this.#health?.stop();
     await Promise.all([...this.#listeners.values()].map((l) => l.close(deadlineMs)));

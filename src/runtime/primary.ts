@@ -62,6 +62,8 @@ interface Slot {
   readonly crashes: CrashTracker;
   state: 'starting' | 'ready' | 'restarting' | 'crash-loop' | 'retired';
   timer: NodeJS.Timeout | null;
+  /** The config its worker was last given. */
+  config: ResolvedConfig;
 }
 
 /** Writes this process's pid; a path it cannot write is a SLUICE_E_RUNTIME_PID_FILE. */
@@ -177,7 +179,7 @@ export class Primary {
     this.#prepareLogFiles(this.#config);
     try {
       const workers = await this.#forkMany(this.#config, count);
-      this.#slots = workers.map((worker, index) => this.#newSlot(index, worker));
+      this.#slots = workers.map((worker, index) => this.#newSlot(index, worker, this.#config));
       await this.#upstreams.startDns();
       this.#health.start();
       await this.#admin.start(this.#config.admin);
@@ -200,7 +202,7 @@ export class Primary {
     );
   }
 
-  #newSlot(index: number, worker: Worker): Slot {
+  #newSlot(index: number, worker: Worker, config: ResolvedConfig): Slot {
     const slot: Slot = {
       index,
       worker,
@@ -209,6 +211,7 @@ export class Primary {
       crashes: new CrashTracker(),
       state: 'ready',
       timer: null,
+      config,
     };
     this.#watch(slot, worker);
     return slot;
@@ -244,16 +247,21 @@ export class Primary {
     slot.timer = null;
     if (this.#stopping) return;
     try {
-      const config = this.#config;
+      // During a swap, the config being swapped in: the others are switching to it.
+      const config = this.#swapping ?? this.#config;
       const worker = await this.#fork(config);
       // A reload rolled the workers while this one started: it belongs to no slot any more.
       if (!this.#slots.includes(slot) || this.#stopping) {
         this.#retire(worker, 0);
         return;
       }
-      // A reload swapped a new config into the other workers while this one started on the old.
-      if (config !== this.#config)
-        this.#send(worker, { type: 'reload', id: ++this.#messageId, config: this.#config });
+      slot.config = config;
+      // A swap ended (or was undone) while this one started: it gets what the others run.
+      const current = this.#swapping ?? this.#config;
+      if (config !== current) {
+        this.#send(worker, { type: 'reload', id: ++this.#messageId, config: current });
+        slot.config = current;
+      }
       slot.worker = worker;
       slot.startedAt = Date.now();
       slot.restarts++;
@@ -390,14 +398,17 @@ export class Primary {
   ): Promise<T | null> {
     const id = ++this.#messageId;
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(id);
-        resolve(null);
-      }, timeoutMs);
-      this.#pending.set(id, (m) => {
+      // A worker that dies is not waited for until the timeout (a reload waited 30 s for one).
+      const onExit = () => settle(null);
+      const settle = (m: T | null) => {
         clearTimeout(timer);
-        resolve(m as T);
-      });
+        worker.off('exit', onExit);
+        this.#pending.delete(id);
+        resolve(m);
+      };
+      const timer = setTimeout(() => settle(null), timeoutMs);
+      this.#pending.set(id, (m) => settle(m as T));
+      worker.once('exit', onExit);
       this.#send(worker, build(id));
     });
   }
@@ -467,25 +478,39 @@ export class Primary {
     }
     this.#prepareLogFiles(next);
     if (plan.kind === 'swap') {
-      const answers = await Promise.all(
-        this.#slots.map((s) =>
-          s.worker === null
-            ? Promise.resolve(null)
-            : this.#ask<Extract<FromWorker, { type: 'reloaded' }>>(
-                s.worker,
-                (id) => ({ type: 'reload', id, config: next }),
-                READY_TIMEOUT_MS,
-              ),
-        ),
-      );
-      const errors = answers.flatMap((a, i) =>
-        a !== null && a.error !== null ? [`worker ${this.#slots[i]?.worker?.process.pid}: ${a.error}`] : [],
-      );
+      this.#swapping = next;
+      let errors: string[];
+      try {
+        const answers = await Promise.all(
+          this.#slots.map((s) => {
+            if (s.worker === null) return Promise.resolve(null);
+            s.config = next;
+            return this.#ask<Extract<FromWorker, { type: 'reloaded' }>>(
+              s.worker,
+              (id) => ({ type: 'reload', id, config: next }),
+              READY_TIMEOUT_MS,
+            );
+          }),
+        );
+        errors = answers.flatMap((a, i) =>
+          a !== null && a.error !== null ? [`worker ${this.#slots[i]?.worker?.process.pid}: ${a.error}`] : [],
+        );
+      } finally {
+        this.#swapping = null;
+      }
       if (errors.length > 0) {
         // Put the workers that did switch back on the previous config.
         this.#broadcast({ type: 'reload', id: ++this.#messageId, config: previous });
+        for (const slot of this.#slots) slot.config = previous;
         await admin.abort();
         return this.#record({ ok: false, how: 'failed', problems: errors });
+      }
+      // A worker restarted while the others switched started on whatever was current then.
+      for (const slot of this.#slots) {
+        if (slot.worker !== null && slot.config !== next) {
+          this.#send(slot.worker, { type: 'reload', id: ++this.#messageId, config: next });
+          slot.config = next;
+        }
       }
     } else {
       this.#loggers.app.info({ reasons: plan.reasons }, 'reload: starting new workers');
@@ -495,6 +520,12 @@ export class Primary {
       } catch (err) {
         await admin.abort();
         return this.#record({ ok: false, how: 'failed', problems: [(err as Error).message] });
+      }
+      if (this.#stopping) {
+        // A stop came while they started: the old workers are draining under it; these go too.
+        for (const worker of workers) this.#retire(worker, 0);
+        await admin.abort();
+        return this.#record({ ok: false, how: 'refused', problems: ['sluice is stopping'] });
       }
       const old = this.#slots;
       for (const slot of old) {
@@ -508,7 +539,7 @@ export class Primary {
         if (worker !== null) this.#retire(worker, next.shutdownTimeoutMs);
       }
       this.#slots = workers.map((worker, index) => {
-        const slot = this.#newSlot(index, worker);
+        const slot = this.#newSlot(index, worker, next);
         slot.restarts = old[index]?.restarts ?? 0;
         return slot;
       });
@@ -585,6 +616,11 @@ export class Primary {
     if (this.#config.pidFile !== null) rmSync(this.#config.pidFile, { force: true });
     this.#loggers.app.info('sluice stopped');
     await this.#loggers.close();
+  }
+
+  /** Removes the pid file, for an exit that does not wait for `stop()` (a second signal). */
+  removePidFile(): void {
+    if (this.#config.pidFile !== null) rmSync(this.#config.pidFile, { force: true });
   }
 
   async #killAll(): Promise<void> {
@@ -750,6 +786,9 @@ export class Primary {
       }),
     );
   }
+
+  /** The config a swap reload is putting into the workers, while it does. */
+  #swapping: ResolvedConfig | null = null;
 
   /** Targets some worker holds as failed (max_fails reached), as `upstream\ntarget`; read by the target_up gauge. */
   #failedInWorkers: ReadonlySet<string> = new Set();

@@ -262,3 +262,155 @@ describe('reload under load (sluice start, workers: 2)', () => {
     expect(sluice.jsonLines().at(-1)).toMatchObject({ msg: 'sluice stopped' });
   });
 });
+
+describe('reloads meeting a stop or a crash (sluice start, workers: 2)', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let slow: TestUpstream;
+
+  beforeAll(async () => {
+    requireBuilt();
+    tmp = await tempDir();
+    // Answers after 2 s.
+    slow = await startUpstream((_req, res) => {
+      setTimeout(() => res.end('slow done\n'), 2000);
+    });
+  });
+  afterAll(async () => {
+    await killAll();
+    await slow?.close();
+    await tmp?.remove();
+  });
+
+  // The workers draining under the roll were told to stop a second time, and the second call
+  // returned at once: they exited mid-drain and the requests were reset.
+  it('SIGTERM while a rolling reload drains the old workers: the requests in flight finish, exit 0', async () => {
+    const port = await freePort();
+    await writeFile(join(tmp.path, 'app.mjs'), "export default (req, res) => res.end('app\\n');\n");
+    const file = join(tmp.path, 'roll.yaml');
+    await writeFile(
+      file,
+      `workers: 2
+allow_root_handlers: true
+shutdown_timeout: 10s
+log: { level: info, access: off, format: json }
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes:
+      - { match: { path_prefix: /slow }, proxy: { url: "${slow.url}" } }
+      - { handler: ./app.mjs }
+`,
+    );
+    const sluice = spawnCli(['start', '-c', file], { cwd: tmp.path });
+    await waitForPort(port, { proc: sluice });
+    const inFlight = Array.from({ length: 4 }, (_, i) => get(port, `/slow/${i}`, 15_000));
+    await sleep(300);
+    sluice.signal('SIGHUP');
+    await sluice.waitForJson((l) => l.msg === 'reload: starting new workers', 1, 10_000);
+    await sleep(300);
+    sluice.signal('SIGTERM');
+    const answers = await Promise.all(inFlight);
+    expect(answers.map((a) => [a.status, a.body])).toEqual(Array(4).fill([200, 'slow done\n']));
+    expect(await sluice.waitForExit(20_000)).toEqual({ code: 0, signal: null });
+  }, 40_000);
+
+  // The workers answered the reload only once requests to targets it removed were done.
+  it('a swap that removes a target with a request in flight ends at once; the request finishes', async () => {
+    const port = await freePort();
+    const file = join(tmp.path, 'removed.yaml');
+    const write = (target: string) =>
+      writeFile(
+        file,
+        `workers: 1
+log: { level: info, access: off, format: json }
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes: [{ proxy: { upstream: be } }]
+upstreams:
+  be: { targets: [{ url: "${target}" }] }
+`,
+      );
+    const slowLong = await startUpstream((_req, res) => {
+      setTimeout(() => res.end('long done\n'), 6000);
+    });
+    try {
+      await write(slowLong.url);
+      const sluice = spawnCli(['start', '-c', file], { cwd: tmp.path });
+      await waitForPort(port, { proc: sluice });
+      const inFlight = get(port, '/long', 15_000);
+      await sleep(300);
+      await write(slow.url);
+      const startedAt = Date.now();
+      sluice.signal('SIGHUP');
+      await sluice.waitForJson((l) => l.msg === 'config reloaded' && l.how === 'swap', 1, 15_000);
+      expect(Date.now() - startedAt).toBeLessThan(4000);
+      expect(await inFlight).toMatchObject({ status: 200, body: 'long done\n' });
+      sluice.signal('SIGTERM');
+      expect((await sluice.waitForExit(15_000)).code).toBe(0);
+    } finally {
+      await slowLong.close();
+    }
+  }, 40_000);
+
+  it('a second SIGTERM exits 1 at once and removes the pid file', async () => {
+    const port = await freePort();
+    const pid = join(tmp.path, 'second.pid');
+    const file = join(tmp.path, 'second.yaml');
+    await writeFile(
+      file,
+      `workers: 1
+pid_file: ${pid}
+log: { level: info, access: off, format: json }
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes: [{ proxy: { url: "${slow.url}" } }]
+`,
+    );
+    const sluice = spawnCli(['start', '-c', file], { cwd: tmp.path });
+    await waitForPort(port, { proc: sluice });
+    const inFlight = get(port, '/held', 15_000).catch(() => null);
+    await sleep(300);
+    expect(existsSync(pid)).toBe(true);
+    sluice.signal('SIGTERM');
+    await sleep(200);
+    sluice.signal('SIGTERM');
+    expect(await sluice.waitForExit(10_000)).toEqual({ code: 1, signal: null });
+    expect(existsSync(pid)).toBe(false);
+    await inFlight;
+  }, 30_000);
+
+  // The reload waited 30 s for the dead worker's answer and its replacement started on the old
+  // config, which it kept until the next reload.
+  it('a worker killed as a swap reload starts: the reload ends at once and every worker serves the new config', async () => {
+    const port = await freePort();
+    const admin = await freePort();
+    const file = join(tmp.path, 'swap.yaml');
+    const write = (body: string) =>
+      writeFile(
+        file,
+        `workers: 2
+log: { level: info, access: off, format: json }
+admin: { listen: "127.0.0.1:${admin}" }
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes: [{ respond: { body: "${body}\\n" } }]
+`,
+      );
+    await write('v1');
+    const sluice = spawnCli(['start', '-c', file], { cwd: tmp.path });
+    await waitForPort(port, { proc: sluice });
+    await waitForPort(admin, { proc: sluice });
+    const victim = (await status(admin)).workers[0]!.pid!;
+    await write('v2');
+    process.kill(victim, 'SIGKILL');
+    sluice.signal('SIGHUP');
+    const startedAt = Date.now();
+    await sluice.waitForJson((l) => l.msg === 'config reloaded', 1, 30_000);
+    expect(Date.now() - startedAt).toBeLessThan(10_000);
+    await sluice.waitForJson((l) => l.msg === 'worker restarted', 1, 15_000);
+    const bodies = new Set<string>();
+    for (let i = 0; i < 20; i++) bodies.add((await get(port, '/')).body);
+    expect([...bodies]).toEqual(['v2\n']);
+    sluice.signal('SIGTERM');
+    expect((await sluice.waitForExit(15_000)).code).toBe(0);
+  }, 60_000);
+});

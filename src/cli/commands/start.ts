@@ -92,6 +92,8 @@ export async function runPrimary(
       if (stopping) {
         // A second signal: the user does not want to wait for the drain.
         primary.logger.warn({ signal }, 'second signal, exiting now');
+        // Left behind, it would name a pid that another process may get next.
+        primary.removePidFile();
         resolve(1);
         return;
       }
