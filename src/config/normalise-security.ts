@@ -250,6 +250,9 @@ export function normaliseTokens(
           [...path, 'token_env'],
           'SLUICE_E_CONFIG_ENV',
           `environment variable ${t.token_env} is not set`,
+          {
+            hint: `set ${t.token_env} in the environment sluice runs in (systemd: Environment= or EnvironmentFile=), or use token_file`,
+          },
         );
         return;
       }

@@ -47,6 +47,11 @@ const QUERY_TIMEOUT_MS = 1000;
 
 /** The outcome of a reload, as logged, returned and shown by /api/status. */
 export interface ReloadOutcome {
+  /**
+   * The number of the reload request this answers, counted from 1 as requests arrive (SIGHUP,
+   * `POST /api/reload`); `reloads.requested` in /api/status is the latest number given out.
+   */
+  readonly request: number;
   readonly ok: boolean;
   readonly at: string;
   readonly config: string;
@@ -435,23 +440,36 @@ export class Primary {
 
   /** Re-reads the config file and reloads; the outcome is logged and returned. */
   async reloadFromFile(): Promise<ReloadOutcome> {
+    const request = ++this.#requested;
     const source = this.#options.reloadSource;
     if (source === null)
-      return this.#record({ ok: false, how: 'refused', problems: ['there is no config file to reload'] });
+      return this.#record(
+        { ok: false, how: 'refused', problems: ['there is no config file to reload'] },
+        request,
+      );
     const result = await source();
     if (!result.ok) {
-      return this.#record({
-        ok: false,
-        how: 'refused',
-        problems: result.problems.map((p) => formatProblem(p)),
-      });
+      return this.#record(
+        { ok: false, how: 'refused', problems: result.problems.map((p) => formatProblem(p)) },
+        request,
+      );
     }
-    return this.reload(result.config);
+    return this.#reloadQueued(result.config, request);
   }
 
   /** Applies a validated config: swapped into the workers, or new workers rolled in. One at a time. */
-  async reload(next: ResolvedConfig): Promise<ReloadOutcome> {
+  reload(next: ResolvedConfig): Promise<ReloadOutcome> {
+    return this.#reloadQueued(next, ++this.#requested);
+  }
+
+  /** Reload requests numbered as they arrive, so an outcome can be told from another's. */
+  #requested = 0;
+  /** The request of the reload running now. */
+  #running = 0;
+
+  async #reloadQueued(next: ResolvedConfig, request: number): Promise<ReloadOutcome> {
     while (this.#reloading !== null) await this.#reloading.catch(() => undefined);
+    this.#running = request;
     this.#reloading = this.#reload(next);
     try {
       return await this.#reloading;
@@ -566,8 +584,9 @@ export class Primary {
     }, deadlineMs + 5000).unref();
   }
 
-  #record(o: Omit<ReloadOutcome, 'at' | 'config'>): ReloadOutcome {
+  #record(o: Omit<ReloadOutcome, 'at' | 'config' | 'request'>, request = this.#running): ReloadOutcome {
     const outcome: ReloadOutcome = {
+      request,
       ...o,
       at: new Date().toISOString(),
       config: o.ok ? this.#config.hash : this.#config.hash,
@@ -723,7 +742,7 @@ export class Primary {
         connections: stats[i]?.connections ?? null,
       })),
       config: { hash: config.hash, file: config.file },
-      reloads: { ...this.#reloads, last: this.#lastReload },
+      reloads: { ...this.#reloads, requested: this.#requested, last: this.#lastReload },
       servers: describeServers(config),
       ...(await this.upstreams(stats)),
     };

@@ -378,6 +378,128 @@ servers:
     await inFlight;
   }, 30_000);
 
+  // Under systemd the service's EnvironmentFile= holds secrets the operator's shell has not:
+  // `sluice reload` refused the file for them although the running sluice has them.
+  it('`sluice reload` leaves variables only the service has to the running sluice', async () => {
+    const port = await freePort();
+    const admin = await freePort();
+    const pid = join(tmp.path, 'env.pid');
+    const file = join(tmp.path, 'env.yaml');
+    const write = (body: string) =>
+      writeFile(
+        file,
+        `workers: 1
+pid_file: ${pid}
+log: { level: info, access: off, format: json }
+admin:
+  listen: "127.0.0.1:${admin}"
+  tokens: [{ name: ops, role: operator, token_env: SERVICE_ONLY_TOKEN }]
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes: [{ respond: { body: "${body}\\n" } }]
+`,
+      );
+    await write('before');
+    const sluice = spawnCli(['start', '-c', file], {
+      cwd: tmp.path,
+      env: { SERVICE_ONLY_TOKEN: 'a-secret-the-shell-has-not-got' },
+    });
+    await waitForPort(port, { proc: sluice });
+    await write('after');
+    const reload = await runCli(['reload', '-c', file], { cwd: tmp.path, env: { SERVICE_ONLY_TOKEN: '' } });
+    expect(reload.stderr).toMatch(
+      /env\.yaml:6:52: SLUICE_E_CONFIG_ENV warning: admin\.tokens\[0\]\.token_env: environment variable SERVICE_ONLY_TOKEN is not set \(hint: set SERVICE_ONLY_TOKEN in the environment sluice runs in .*\) \(left to the running sluice/,
+    );
+    expect(reload.code).toBe(0);
+    await until(async () => ((await get(port, '/')).body === 'after\n' ? true : undefined), 'the new config');
+    // A real problem is still caught before the signal.
+    await writeFile(file, 'workers: lots\n');
+    const broken = await runCli(['reload', '-c', file], { cwd: tmp.path, env: { SERVICE_ONLY_TOKEN: '' } });
+    expect(broken.code).toBe(2);
+    sluice.signal('SIGTERM');
+    expect((await sluice.waitForExit(15_000)).code).toBe(0);
+  }, 40_000);
+
+  // It took the first outcome after its signal, which was the reload already running.
+  it('`sluice reload` prints its own outcome, not that of a reload still running when it signalled', async () => {
+    const port = await freePort();
+    const admin = await freePort();
+    const pid = join(tmp.path, 'own.pid');
+    const file = join(tmp.path, 'own.yaml');
+    const write = (module: string) =>
+      writeFile(
+        file,
+        `workers: 1
+allow_root_handlers: true
+pid_file: ${pid}
+log: { level: info, access: off, format: json }
+admin: { listen: "127.0.0.1:${admin}" }
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes: [{ handler: ./${module} }]
+`,
+      );
+    await writeFile(join(tmp.path, 'fine.mjs'), "export default (req, res) => res.end('fine\\n');\n");
+    await writeFile(
+      join(tmp.path, 'slow-load.mjs'),
+      "await new Promise((r) => setTimeout(r, 2500));\nexport default (req, res) => res.end('slow\\n');\n",
+    );
+    await writeFile(join(tmp.path, 'broken.mjs'), "throw new Error('broken at import');\n");
+    await write('fine.mjs');
+    const sluice = spawnCli(['start', '-c', file], { cwd: tmp.path });
+    await waitForPort(port, { proc: sluice });
+    await waitForPort(admin, { proc: sluice });
+    // A reload that takes 2.5 s (its new worker loads slowly) and will succeed...
+    await write('slow-load.mjs');
+    sluice.signal('SIGHUP');
+    await sluice.waitForJson((l) => l.msg === 'reload: starting new workers', 1, 10_000);
+    // ...while this one is asked for: it fails, and that is what it must print.
+    await write('broken.mjs');
+    const reload = await runCli(['reload', '-c', file], { cwd: tmp.path });
+    expect(reload.stdout).toContain('broken at import');
+    expect(reload.code).toBe(1);
+    expect((await get(port, '/')).body).toBe('slow\n');
+    sluice.signal('SIGTERM');
+    expect((await sluice.waitForExit(15_000)).code).toBe(0);
+  }, 40_000);
+
+  it('`sluice reload` of a file that moves admin.listen reloads by SIGHUP and reads the outcome at the new address', async () => {
+    const port = await freePort();
+    const [adminA, adminB] = [await freePort(), await freePort()];
+    const pid = join(tmp.path, 'moved.pid');
+    const file = join(tmp.path, 'moved.yaml');
+    const token = 'an-operator-token-for-the-moved-admin';
+    await writeFile(join(tmp.path, 'moved.token'), `${token}\n`);
+    const write = (adminPort: number) =>
+      writeFile(
+        file,
+        `workers: 1
+pid_file: ${pid}
+log: { level: info, access: off, format: json }
+admin:
+  listen: "127.0.0.1:${adminPort}"
+  tokens: [{ name: ops, role: operator, token_file: ./moved.token }]
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes: [{ respond: { body: "${adminPort}\\n" } }]
+`,
+      );
+    await write(adminA);
+    const sluice = spawnCli(['start', '-c', file], { cwd: tmp.path });
+    await waitForPort(port, { proc: sluice });
+    await write(adminB);
+    const reload = await runCli(['reload', '-c', file], {
+      cwd: tmp.path,
+      env: { SLUICE_ADMIN_TOKEN: token },
+    });
+    expect(reload.stdout).toMatch(/^reloaded \(swap\)/);
+    expect(reload.code).toBe(0);
+    expect((await get(port, '/')).body).toBe(`${adminB}\n`);
+    await waitForPort(adminB);
+    sluice.signal('SIGTERM');
+    expect((await sluice.waitForExit(15_000)).code).toBe(0);
+  }, 40_000);
+
   // The reload waited 30 s for the dead worker's answer and its replacement started on the old
   // config, which it kept until the next reload.
   it('a worker killed as a swap reload starts: the reload ends at once and every worker serves the new config', async () => {

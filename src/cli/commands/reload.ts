@@ -21,7 +21,20 @@ export async function runReload(opts: { config?: string }): Promise<number> {
     process.stderr.write('sluice reload: no config file; give -c FILE\n');
     return 2;
   }
-  const result = await loadConfigFile(file);
+  let result = await loadConfigFile(file);
+  if (!result.ok && result.problems.every((p) => p.code === 'SLUICE_E_CONFIG_ENV')) {
+    // Variables the service has (systemd's EnvironmentFile=, token_env secrets) and this shell
+    // does not: the running sluice reads the file in its own environment and checks them there.
+    // Checked here with stand-ins, so everything else is still caught before the signal.
+    const standIn = await loadConfigFile(file, withStandIns(process.env));
+    if (standIn.ok) {
+      for (const p of result.problems)
+        process.stderr.write(
+          `${formatProblem(p, 'warning')} (left to the running sluice, which reads its own environment)\n`,
+        );
+      result = standIn;
+    }
+  }
   if (!result.ok) {
     for (const p of result.problems) process.stdout.write(`${formatProblem(p)}\n`);
     process.stderr.write(`${file}: not reloaded; the running config stays\n`);
@@ -33,7 +46,7 @@ export async function runReload(opts: { config?: string }): Promise<number> {
     // A viewer or developer token cannot reload through the API, but it can read the outcome of
     // a SIGHUP: that is the way left when there is a pid file.
     const code = await reloadByApi(config, token, config.pidFile !== null);
-    if (code !== 'not-operator') return code;
+    if (code !== 'use-signal') return code;
   }
   if (config.pidFile === null) {
     process.stderr.write(
@@ -50,7 +63,7 @@ export async function runReload(opts: { config?: string }): Promise<number> {
     );
     return 1;
   }
-  const before = await lastReload(config, token);
+  const before = await reloadState(config, token);
   try {
     process.kill(pid, 'SIGHUP');
   } catch (err) {
@@ -64,14 +77,21 @@ export async function runReload(opts: { config?: string }): Promise<number> {
   const until = Date.now() + WAIT_MS;
   while (Date.now() < until) {
     await new Promise((r) => setTimeout(r, 200));
-    const last = await lastReload(config, token);
-    if (last === 'unauthorized') {
+    const state = await reloadState(config, token);
+    if (state === 'unauthorized') {
       process.stdout.write(
         `sent SIGHUP to sluice (pid ${pid}); the outcome is in its log, or set SLUICE_ADMIN_TOKEN to a token of any role to see it here\n`,
       );
       return 0;
     }
-    if (last !== null && last.at !== before?.at) {
+    const last = state?.last ?? null;
+    // This signal's outcome: requests are numbered as they arrive, so one already running when
+    // the signal came (its outcome comes first) is not taken for it.
+    const ours =
+      before !== null && before !== 'unauthorized' && before.requested !== undefined
+        ? last !== null && last.request !== undefined && last.request > before.requested
+        : last !== null && last.at !== (before === 'unauthorized' ? undefined : before?.last?.at);
+    if (last !== null && ours) {
       if (last.ok) {
         process.stdout.write(`reloaded (${last.how}); serving config ${last.config}\n`);
         return 0;
@@ -86,6 +106,8 @@ export async function runReload(opts: { config?: string }): Promise<number> {
 }
 
 interface LastReload {
+  /** Absent from servers before request numbers. */
+  request?: number;
   at: string;
   ok: boolean;
   how: string;
@@ -106,14 +128,15 @@ function bearer(token: string | undefined): Record<string, string> {
 }
 
 /**
- * `POST /api/reload` with the operator token; the answer carries the outcome. `not-operator` when
- * the token is known but of another role and `fallback` says a SIGHUP can be sent instead.
+ * `POST /api/reload` with the operator token; the answer carries the outcome. `use-signal` when
+ * `fallback` says a SIGHUP can be sent instead and the API cannot do it: the token is of another
+ * role, or nothing listens at the file's admin address (a reload that moves it).
  */
 async function reloadByApi(
   config: ResolvedConfig,
   token: string,
   fallback: boolean,
-): Promise<number | 'not-operator'> {
+): Promise<number | 'use-signal'> {
   const url = `${adminUrl(config)}/api/reload`;
   let res: Awaited<ReturnType<typeof request>>;
   try {
@@ -124,6 +147,9 @@ async function reloadByApi(
       bodyTimeout: WAIT_MS,
     });
   } catch (err) {
+    // Nothing listens there: the file may move admin.listen, which the running sluice has not
+    // done yet. The pid file still finds it.
+    if (fallback && (err as { code?: unknown }).code === 'ECONNREFUSED') return 'use-signal';
     process.stderr.write(
       `sluice reload: cannot reach the admin API at ${url}: ${(err as Error).message}; is sluice running?\n`,
     );
@@ -134,7 +160,7 @@ async function reloadByApi(
     process.stdout.write(`reloaded (${doc.how}); serving config ${doc.config}\n`);
     return 0;
   }
-  if (res.statusCode === 403 && fallback) return 'not-operator';
+  if (res.statusCode === 403 && fallback) return 'use-signal';
   if (res.statusCode === 422) {
     for (const p of doc.problems ?? []) process.stdout.write(`${p}\n`);
     process.stderr.write('reload refused; the running config stays\n');
@@ -147,10 +173,16 @@ async function reloadByApi(
   return 1;
 }
 
-async function lastReload(
+/** `reloads` of /api/status: the last outcome, and the number of the latest request. */
+interface ReloadState {
+  requested?: number;
+  last: LastReload | null;
+}
+
+async function reloadState(
   config: ResolvedConfig,
   token: string | undefined,
-): Promise<LastReload | 'unauthorized' | null> {
+): Promise<ReloadState | 'unauthorized' | null> {
   const base = adminUrl(config);
   if (base === null) return null;
   try {
@@ -163,9 +195,19 @@ async function lastReload(
       await res.body.dump();
       return 'unauthorized';
     }
-    const doc = (await res.body.json()) as { reloads?: { last?: LastReload | null } };
-    return doc.reloads?.last ?? null;
+    const doc = (await res.body.json()) as { reloads?: { requested?: number; last?: LastReload | null } };
+    return { requested: doc.reloads?.requested, last: doc.reloads?.last ?? null };
   } catch {
     return null;
   }
+}
+
+/** An environment in which every unset variable reads as a stand-in value. */
+function withStandIns(env: NodeJS.ProcessEnv): Record<string, string | undefined> {
+  return new Proxy(env, {
+    get: (target, name) =>
+      typeof name === 'string' && (target[name] === undefined || target[name] === '')
+        ? 'sluice-reload-stand-in'
+        : Reflect.get(target, name),
+  }) as Record<string, string | undefined>;
 }
