@@ -194,6 +194,12 @@ function checkPath(text: string, path: KeyPath, problems: ProblemCollector): boo
 }
 
 function normaliseRespond(draft: RespondDraft, path: KeyPath, problems: ProblemCollector): RespondAction {
+  // RFC 9110 6.4.1: these answers have no body; a client would read one as the next response.
+  if ((draft.status === 204 || draft.status === 304) && draft.body !== undefined && draft.body !== '') {
+    problems.error([...path, 'body'], 'SLUICE_E_CONFIG_VALUE', `a ${draft.status} answer has no body`, {
+      hint: 'remove body:, or use another status (200 with a body)',
+    });
+  }
   return {
     kind: 'respond',
     status: draft.status ?? 200,

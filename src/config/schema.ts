@@ -142,7 +142,14 @@ const proxySchema = z
 
 const respondSchema = z
   .strictObject({
-    status: z.number().int().min(100).max(599).optional().meta({ description: 'Default 200.' }),
+    status: z
+      .number()
+      .int()
+      // A 1xx is no final answer: a client waits on for one that never comes.
+      .min(200)
+      .max(599)
+      .optional()
+      .meta({ description: 'Default 200; 200–599.' }),
     body: z.string().optional(),
     headers: headerMap.optional(),
   })

@@ -282,7 +282,8 @@ function compileRespond(action: RespondAction): CompiledRespond {
     headers.push(name, value);
   }
   if (!hasType && body.length > 0) headers.push('content-type', 'text/plain; charset=utf-8');
-  headers.push('content-length', String(body.length));
+  // RFC 9110 8.6: no Content-Length on a 204; on a 304 it would describe the representation.
+  if (action.status !== 204 && action.status !== 304) headers.push('content-length', String(body.length));
   return { kind: 'respond', status: action.status, headers, body };
 }
 

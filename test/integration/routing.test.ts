@@ -58,6 +58,7 @@ describe('virtual hosts and routes', () => {
               match: { path_prefix: '/old/' },
               redirect: { to: 'https://$host/new$request_uri', status: 301 },
             },
+            { name: 'empty', match: { path: '/empty' }, respond: { status: 204 } },
             {
               name: 'teapot',
               match: { path: '/teapot' },
@@ -133,6 +134,15 @@ describe('virtual hosts and routes', () => {
     expect(status).toBe(418);
     expect(headers['content-type']).toBe('application/json');
     expect(JSON.parse(body)).toEqual({ tea: true });
+  });
+
+  it('answers a 204 without Content-Length (RFC 9110 8.6)', async () => {
+    const r = await rawRequest(
+      sluice.port,
+      'GET /empty HTTP/1.1\r\nHost: fallback.test\r\nConnection: close\r\n\r\n',
+    );
+    expect(r.status).toBe(204);
+    expect(r.text.toLowerCase()).not.toContain('content-length');
   });
 
   it('answers 404 as problem+json with an error id when nothing matches', async () => {

@@ -552,3 +552,19 @@ describe('egress policy hosts', () => {
     expect(lines(r)[2]).toContain('"a b" is not a host, *.domain or host:port');
   });
 });
+
+describe('respond status', () => {
+  const load = (respond: string) =>
+    loadConfigText(
+      `servers: [{ listen: "127.0.0.1:8080", routes: [{ respond: ${respond} }] }]\n`,
+      'r.yaml',
+      {},
+    );
+
+  it('refuses a 1xx (no final answer: the client waits on) and a body on a 204 or 304', () => {
+    expect(lines(load('{ status: 100 }'))[0]).toContain('respond.status: must be at least 200, got 100');
+    expect(lines(load('{ status: 204, body: "x" }'))[0]).toContain('a 204 answer has no body');
+    expect(lines(load('{ status: 304, body: "x" }'))[0]).toContain('a 304 answer has no body');
+    expect(config(load('{ status: 204 }')).servers[0]?.routes[0]?.action).toMatchObject({ status: 204 });
+  });
+});
