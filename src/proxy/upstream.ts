@@ -170,15 +170,20 @@ export class Upstream {
    * failures at once (Envoy: a passing check returns the host). Returns whether the state changed.
    */
   setHealth(origin: string, up: boolean): boolean {
-    const t = this.#all.find((x) => x.origin === origin);
-    if (t === undefined || t.health === (up ? 'up' : 'down')) return false;
-    t.health = up ? 'up' : 'down';
-    if (up) {
-      clearFailures(t);
-      resetWeights(t);
+    // Every target with that origin: a `resolve: true` name can expand to an address also listed
+    // on its own, and the second one never got a health state (and so no traffic).
+    let changed = false;
+    for (const t of this.#all) {
+      if (t.origin !== origin || t.health === (up ? 'up' : 'down')) continue;
+      t.health = up ? 'up' : 'down';
+      if (up) {
+        clearFailures(t);
+        resetWeights(t);
+      }
+      changed = true;
     }
-    this.#updateAnyUp();
-    return true;
+    if (changed) this.#updateAnyUp();
+    return changed;
   }
 
   /** Stops sending new requests to the target at `index` (requests in flight finish). */

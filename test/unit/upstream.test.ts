@@ -85,6 +85,22 @@ describe('Upstream', () => {
     expect(u.state(u.targets[0]!, 0)).toBe('down');
   });
 
+  it('gives a health result to every target with that origin (a resolved name may repeat a listed address)', () => {
+    const check = {
+      path: '/',
+      intervalMs: 1000,
+      timeoutMs: 500,
+      rise: 1,
+      fall: 1,
+      expectStatus: [[200, 399]] as [number, number][],
+      host: null,
+    };
+    const u = upstream([target('a'), target('a'), target('b')], { healthCheck: check });
+    expect(u.setHealth('http://a:80', true)).toBe(true);
+    expect(u.targets.map((t) => t.health)).toEqual(['up', 'up', 'unknown']);
+    expect(u.setHealth('http://a:80', true)).toBe(false);
+  });
+
   it('forgets passive failures when a health check passes', () => {
     const check = {
       path: '/',
