@@ -4,7 +4,9 @@
  * and `finish` hands it to the observer (access log, metrics) exactly once.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { unmapIpv4 } from '../core/ip-set.js';
 import { ERROR_CATALOGUE, type ErrorCode } from '../errors/catalogue.js';
 import type { HandlerExchange } from '../handlers/serve-handler.js';
 import { newSpanId, newTraceId, parseTraceparent } from '../observability/trace-context.js';
@@ -102,6 +104,36 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     this.requestUri = req.url ?? '/';
     this.scheme = scheme;
     this.#observer = observer;
+  }
+
+  /**
+   * Logs and counts (through `observer.finished`) an answer written before a request existed: a
+   * request head Node's parser refused (400, 431, 408), a connection over max_connections (503),
+   * a CONNECT on a gateway listener. Such answers went to the client with no access line, no
+   * metric and no ban strike, so a client sending malformed requests was never banned for them.
+   */
+  static refused(
+    socket: Socket,
+    request: { readonly method: string; readonly url: string } | null,
+    scheme: string,
+    server: CompiledServer,
+    code: ErrorCode,
+    observer: ExchangeObserver,
+  ): void {
+    const req = {
+      method: request?.method ?? '-',
+      url: request?.url ?? '',
+      socket,
+    } as unknown as IncomingMessage;
+    const x = new Exchange(req, null as unknown as ServerResponse, scheme, observer);
+    x.server = server;
+    x.guards = server.guards;
+    x.remoteAddr = unmapIpv4(socket.remoteAddress ?? '');
+    x.forwardedFor = x.remoteAddr;
+    x.status = ERROR_CATALOGUE[code].status;
+    x.bytesOut = Buffer.byteLength(problemBody(code, null));
+    x.errorCode = code;
+    x.#finish();
   }
 
   /** The SPIFFE id of the client's verified certificate ('' when none); computed on first use. */

@@ -22,7 +22,7 @@ import { listenError } from '../errors/listen-error.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { abortBody } from './abort-body.js';
 import { clientErrorCode, problemBody, rawErrorResponse } from './error-response.js';
-import type { Exchange, ExchangeObserver } from './exchange.js';
+import { Exchange, type ExchangeObserver } from './exchange.js';
 import { handleRequest } from './gateway.js';
 import type { ListenerTable } from './gateway-tables.js';
 import { H2Request, H2Response } from './h2-compat.js';
@@ -245,9 +245,9 @@ export class HttpListener {
     this.#server.on('upgrade', this.#onUpgrade);
     // CONNECT is only for the egress proxy; on a gateway listener it is a bad request. On an
     // HTTP/2 address the second argument is the stream's response, not a socket.
-    this.#server.on('connect', (_req: http.IncomingMessage, socket: Socket | http2.Http2ServerResponse) => {
+    this.#server.on('connect', (req: http.IncomingMessage, socket: Socket | http2.Http2ServerResponse) => {
       if (socket instanceof http2.Http2ServerResponse) refuseStream(socket, 'SLUICE_E_CLIENT_BAD_REQUEST');
-      else refuse(socket, 'SLUICE_E_CLIENT_BAD_REQUEST');
+      else this.#refuse(socket, 'SLUICE_E_CLIENT_BAD_REQUEST', { method: 'CONNECT', url: req.url ?? '' });
     });
   }
 
@@ -353,7 +353,7 @@ export class HttpListener {
     if (this.#connections > this.#table.limits.maxConnections || this.#draining) {
       // Over max_connections: answer 503 at once and close, rather than queueing the client.
       (socket as ClientSocket)[kRefused] = true;
-      refuse(socket, this.#draining ? 'SLUICE_E_RUNTIME_DRAINING' : 'SLUICE_E_RUNTIME_OVERLOADED');
+      this.#refuse(socket, this.#draining ? 'SLUICE_E_RUNTIME_DRAINING' : 'SLUICE_E_RUNTIME_OVERLOADED');
     }
   };
 
@@ -650,9 +650,15 @@ export class HttpListener {
       // handler, the proxy reading or streaming it) would wait for ever. End it as Node does.
       if (!x.req.complete) socket.once('close', () => abortBody(x.req));
     } else {
-      refuse(socket, code);
+      this.#refuse(socket, code);
     }
   };
+
+  /** Answers a connection with no request to serve (see refuse), and logs and counts that answer. */
+  #refuse(socket: Socket, code: ErrorCode, request: { method: string; url: string } | null = null): void {
+    refuse(socket, code);
+    Exchange.refused(socket, request, this.#scheme, this.#table.hosts.defaultValue, code, this.#observer);
+  }
 
   /**
    * Stops accepting and drains: requests in flight finish and their connections close after the

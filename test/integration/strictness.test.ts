@@ -207,3 +207,43 @@ describe('HTTP/1.1 strictness', () => {
     expect(up.seen.map((s) => s.url)).toEqual(['/closing']);
   });
 });
+
+describe('answers given before a request exists', () => {
+  // They went to the client with no access line, no metric and no ban strike: a client sending
+  // malformed requests was never banned for them.
+  it('are logged, counted and count towards a ban on the default server', async () => {
+    const sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          limits: { max_header: '4kb' },
+          ban: { statuses: [400, 431], max: 3, window: '1m', duration: '1m' },
+          routes: [{ respond: { body: 'ok\n' } }],
+        },
+      ],
+    });
+    try {
+      const bad = await rawRequest(sluice.port, `GET / HTTP/1.1\r\n${H}Bad Header\r\n\r\n`);
+      expect(bad.status).toBe(400);
+      const big = await rawRequest(sluice.port, `GET / HTTP/1.1\r\n${H}X-Big: ${'a'.repeat(8000)}\r\n\r\n`);
+      expect(big.status).toBe(431);
+      const connect = await rawRequest(
+        sluice.port,
+        'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n',
+      );
+      expect(connect.status).toBe(400);
+      const lines = await sluice.waitForAccessLines(3);
+      expect(lines.map((l) => [l.method, l.status, l.error])).toEqual([
+        ['-', 400, 'SLUICE_E_CLIENT_BAD_REQUEST'],
+        ['-', 431, 'SLUICE_E_CLIENT_HEADERS_TOO_LARGE'],
+        ['CONNECT', 400, 'SLUICE_E_CLIENT_BAD_REQUEST'],
+      ]);
+      // Three strikes: banned.
+      const after = await rawRequest(sluice.port, `GET / HTTP/1.1\r\n${H}Connection: close\r\n\r\n`);
+      expect(after.status).toBe(403);
+      expect(after.text).toContain('SLUICE_E_AUTH_BANNED');
+    } finally {
+      await sluice.close();
+    }
+  });
+});
