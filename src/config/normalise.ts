@@ -133,6 +133,16 @@ function normaliseTracing(draft: ConfigDraft['tracing'], problems: ProblemCollec
     try {
       const url = new URL(otlpEndpoint);
       if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('scheme');
+      // The exporter posts to the URL as written: a collector's base address gets spans at `/`,
+      // which collectors answer 404 (the SDK drops them).
+      if (url.pathname === '/' || url.pathname === '') {
+        problems.warn(
+          ['tracing', 'otlp_endpoint'],
+          'SLUICE_E_CONFIG_URL',
+          `${JSON.stringify(redactUrl(otlpEndpoint))} has no path: spans are posted to "/"`,
+          { hint: `OTLP/HTTP collectors take traces at /v1/traces: ${url.origin}/v1/traces` },
+        );
+      }
     } catch {
       problems.error(
         ['tracing', 'otlp_endpoint'],

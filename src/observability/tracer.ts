@@ -67,7 +67,11 @@ export class Tracer {
   readonly #tracer: OtelTracer;
   readonly #otel: Otel;
 
-  constructor(config: ResolvedTracing & { otlpEndpoint: string }) {
+  /** `warn` hears once when spans start failing to export, and once when they export again. */
+  constructor(
+    config: ResolvedTracing & { otlpEndpoint: string },
+    warn: (obj: object, msg: string) => void = () => undefined,
+  ) {
     const o = otel();
     this.#otel = o;
     const { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } = o.sdk;
@@ -77,9 +81,10 @@ export class Tracer {
       resource: resourceFromAttributes({ 'service.name': config.serviceName, 'service.version': VERSION }),
       sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.sampleRatio) }),
       spanProcessors: [
-        new BatchSpanProcessor(new OTLPTraceExporter({ url: config.otlpEndpoint }), {
-          scheduledDelayMillis: 1000,
-        }),
+        new BatchSpanProcessor(
+          watchExports(new OTLPTraceExporter({ url: config.otlpEndpoint }), config.otlpEndpoint, warn),
+          { scheduledDelayMillis: 1000 },
+        ),
       ],
     });
     this.#tracer = this.#provider.getTracer('sluice', VERSION);
@@ -113,6 +118,11 @@ export class Tracer {
   }
 
   /** Exports what is buffered and stops. */
+  /** Exports the spans ended so far. */
+  async flush(): Promise<void> {
+    await this.#provider.forceFlush().catch(() => undefined);
+  }
+
   async shutdown(): Promise<void> {
     await this.#provider.shutdown().catch(() => undefined);
   }
@@ -172,4 +182,36 @@ class ServerSpan implements RequestSpan {
       span.setStatus({ code: SpanStatusCode.ERROR, ...(error === null ? {} : { message: error }) });
     span.end();
   }
+}
+
+/**
+ * The exporter, with its failures said once per streak: the SDK drops spans it cannot export
+ * without a word, so a wrong endpoint or a collector that is down looked like tracing that works.
+ */
+function watchExports(
+  exporter: OtelSdk.SpanExporter,
+  endpoint: string,
+  warn: (obj: object, msg: string) => void,
+): OtelSdk.SpanExporter {
+  let failing = false;
+  return {
+    export(spans, done) {
+      exporter.export(spans, (result) => {
+        // ExportResultCode: 0 SUCCESS, 1 FAILED.
+        if (result.code !== 0 && !failing) {
+          failing = true;
+          warn(
+            { endpoint, err: result.error?.message ?? 'export failed', spans: spans.length },
+            'tracing: spans could not be exported; they are dropped until the collector takes them',
+          );
+        } else if (result.code === 0 && failing) {
+          failing = false;
+          warn({ endpoint }, 'tracing: spans are exported again');
+        }
+        done(result);
+      });
+    },
+    shutdown: () => exporter.shutdown(),
+    forceFlush: () => exporter.forceFlush?.() ?? Promise.resolve(),
+  };
 }

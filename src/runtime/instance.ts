@@ -171,7 +171,11 @@ export class SluiceInstance {
     }
     const tracing = config.tracing;
     this.#tracer =
-      tracing.otlpEndpoint === null ? null : new Tracer({ ...tracing, otlpEndpoint: tracing.otlpEndpoint });
+      tracing.otlpEndpoint === null
+        ? null
+        : new Tracer({ ...tracing, otlpEndpoint: tracing.otlpEndpoint }, (obj, msg) =>
+            this.#loggers.app.warn(obj, msg),
+          );
     setUpstreamTlsErrorLog((err, info) =>
       this.#loggers.app.error(
         { err: String(err), ...info },

@@ -1,0 +1,61 @@
+/** The tracer says when its spans cannot be exported: the SDK drops them without a word. */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { loadConfigText } from '../../src/config/load.js';
+import { formatProblem } from '../../src/config/problem.js';
+import { Tracer } from '../../src/observability/tracer.js';
+
+describe('span exports', () => {
+  it('warns once while exports fail, and once when they work again', async () => {
+    let status = 500;
+    let received = 0;
+    const collector = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (status === 200) received++;
+        res.writeHead(status).end();
+      });
+    });
+    await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(collector.address() as AddressInfo).port}/v1/traces`;
+    const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
+    const tracer = new Tracer({ otlpEndpoint: url, sampleRatio: 1, serviceName: 't' }, (obj, msg) =>
+      warnings.push({ obj: obj as Record<string, unknown>, msg }),
+    );
+    const oneSpan = () => tracer.startRequest('GET', '/', null, null).end(null, 200, null);
+    try {
+      for (let round = 0; round < 2; round++) {
+        oneSpan();
+        await tracer.flush();
+      }
+      expect(warnings.map((w) => w.msg)).toEqual([
+        'tracing: spans could not be exported; they are dropped until the collector takes them',
+      ]);
+      expect(warnings[0]?.obj.endpoint).toBe(url);
+      status = 200;
+      oneSpan();
+      await tracer.flush();
+      expect(received).toBe(1);
+      expect(warnings.map((w) => w.msg)).toEqual([
+        'tracing: spans could not be exported; they are dropped until the collector takes them',
+        'tracing: spans are exported again',
+      ]);
+    } finally {
+      await tracer.shutdown();
+      collector.close();
+    }
+  });
+
+  it('warns in the config when the endpoint has no path (spans would be posted to /)', () => {
+    const r = loadConfigText(
+      'tracing: { otlp_endpoint: "http://127.0.0.1:4318" }\nservers: [{ listen: "127.0.0.1:8080", routes: [{ respond: {} }] }]\n',
+      't.yaml',
+      {},
+    );
+    if (!r.ok) throw new Error('refused');
+    expect(r.warnings.map((w) => formatProblem(w, 'warning'))).toEqual([
+      't.yaml:1:27: SLUICE_E_CONFIG_URL warning: tracing.otlp_endpoint: "http://127.0.0.1:4318" has no path: spans are posted to "/" (hint: OTLP/HTTP collectors take traces at /v1/traces: http://127.0.0.1:4318/v1/traces)',
+    ]);
+  });
+});
