@@ -169,8 +169,12 @@ export function cpuToPprof(profile: CpuProfile, startedAtMs: number): Uint8Array
   const counts = new Map<number, { n: number; ns: number }>();
   const samples = profile.samples ?? [];
   const deltas = profile.timeDeltas ?? [];
+  // V8's `(idle)` samples are the thread waiting for events, not running: counted as CPU time they
+  // made an idle worker look 97 % busy (pprof's cpu profiles count time on the CPU only).
+  const idle = new Set(profile.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
   for (let i = 0; i < samples.length; i++) {
     const id = samples[i]!;
+    if (idle.has(id)) continue;
     const entry = counts.get(id) ?? { n: 0, ns: 0 };
     entry.n++;
     entry.ns += (deltas[i + 1] ?? deltas[i] ?? 0) * 1000;

@@ -1,0 +1,39 @@
+/** V8 CPU profiles as pprof: what counts as CPU time. */
+import { Profile } from 'pprof-format';
+import { describe, expect, it } from 'vitest';
+import { cpuToPprof } from '../../src/observability/profiler.js';
+
+const frame = (functionName: string) => ({
+  functionName,
+  url: 'file:///app.js',
+  lineNumber: 1,
+  columnNumber: 1,
+});
+
+describe('cpuToPprof', () => {
+  // (idle) is the thread waiting in the event loop: counted, an idle worker looked 97 % busy.
+  it('leaves out the samples of (idle); (program) and (garbage collector) stay', () => {
+    const profile = {
+      nodes: [
+        { id: 1, callFrame: frame('(root)'), children: [2, 3, 4, 5] },
+        { id: 2, callFrame: frame('(idle)') },
+        { id: 3, callFrame: frame('handle') },
+        { id: 4, callFrame: frame('(program)') },
+        { id: 5, callFrame: frame('(garbage collector)') },
+      ],
+      startTime: 0,
+      endTime: 6000,
+      samples: [2, 2, 2, 3, 4, 5],
+      timeDeltas: [1000, 1000, 1000, 1000, 1000, 1000],
+    };
+    const decoded = Profile.decode(cpuToPprof(profile, Date.now()));
+    const names = decoded.sample.map((s) => {
+      const loc = decoded.location.find((l) => l.id === s.locationId[0]);
+      const fn = decoded.function.find((f) => f.id === loc?.line[0]?.functionId);
+      return decoded.stringTable.strings[Number(fn?.name)];
+    });
+    expect(names.sort()).toEqual(['(garbage collector)', '(program)', 'handle']);
+    const total = decoded.sample.reduce((n, s) => n + Number(s.value[0]), 0);
+    expect(total).toBe(3);
+  });
+});
