@@ -428,6 +428,14 @@ describe('sluice serve as root without --user', () => {
     expect(res.stderr).toBe('sluice serve: no-such-app.ts: no such file\n');
   });
 
+  it.each(['abc', '99999'])('names a $PORT that is no port (%s): exit 2', async (value) => {
+    const res = await runCli(['serve', 'no-such-app.ts'], { env: { PORT: value } });
+    expect(res.code).toBe(2);
+    expect(res.stderr).toBe(
+      `sluice serve: $PORT is "${value}", not a port number (give --port or fix $PORT)\n`,
+    );
+  });
+
   // Node's SyntaxError from an ES module import has no position of its own.
   it('says on which line an app module has a syntax error: exit 1', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sluice-bad-app-'));

@@ -23,7 +23,21 @@ export async function runServe(
     accessLog?: string;
   },
 ): Promise<number> {
-  const port = opts.port ?? (process.env.PORT === undefined ? 3000 : Number(process.env.PORT));
+  const env = process.env.PORT;
+  // An empty $PORT is unset (3000); anything else must be a port: `Number('')` listened on a
+  // random port, and `abc` was reported as servers[0].listen "NaN".
+  if (
+    opts.port === undefined &&
+    env !== undefined &&
+    env !== '' &&
+    (!/^\d{1,5}$/.test(env.trim()) || Number(env) > 65535)
+  ) {
+    process.stderr.write(
+      `sluice serve: $PORT is ${JSON.stringify(env)}, not a port number (give --port or fix $PORT)\n`,
+    );
+    return 2;
+  }
+  const port = opts.port ?? (env === undefined || env === '' ? 3000 : Number(env));
   const host = opts.host ?? '0.0.0.0';
   const input: SluiceConfigInput = {
     workers: opts.workers ?? 'auto',
