@@ -281,6 +281,22 @@ describe('reloads meeting a stop or a crash (sluice start, workers: 2)', () => {
     await tmp?.remove();
   });
 
+  /** Free ports, and the paths of one test's config and pid file. */
+  async function place(name: string) {
+    return {
+      port: await freePort(),
+      admin: await freePort(),
+      pid: join(tmp.path, `${name}.pid`),
+      file: join(tmp.path, `${name}.yaml`),
+    };
+  }
+
+  /** SIGTERM, and a clean exit. */
+  async function stop(sluice: CliProcess): Promise<void> {
+    sluice.signal('SIGTERM');
+    expect((await sluice.waitForExit(15_000)).code).toBe(0);
+  }
+
   // The workers draining under the roll were told to stop a second time, and the second call
   // returned at once: they exited mid-drain and the requests were reset.
   it('SIGTERM while a rolling reload drains the old workers: the requests in flight finish, exit 0', async () => {
@@ -315,8 +331,7 @@ servers:
 
   // The workers answered the reload only once requests to targets it removed were done.
   it('a swap that removes a target with a request in flight ends at once; the request finishes', async () => {
-    const port = await freePort();
-    const file = join(tmp.path, 'removed.yaml');
+    const { port, file } = await place('removed');
     const write = (target: string) =>
       writeFile(
         file,
@@ -344,17 +359,14 @@ upstreams:
       await sluice.waitForJson((l) => l.msg === 'config reloaded' && l.how === 'swap', 1, 15_000);
       expect(Date.now() - startedAt).toBeLessThan(4000);
       expect(await inFlight).toMatchObject({ status: 200, body: 'long done\n' });
-      sluice.signal('SIGTERM');
-      expect((await sluice.waitForExit(15_000)).code).toBe(0);
+      await stop(sluice);
     } finally {
       await slowLong.close();
     }
   }, 40_000);
 
   it('a second SIGTERM exits 1 at once and removes the pid file', async () => {
-    const port = await freePort();
-    const pid = join(tmp.path, 'second.pid');
-    const file = join(tmp.path, 'second.yaml');
+    const { port, pid, file } = await place('second');
     await writeFile(
       file,
       `workers: 1
@@ -381,10 +393,7 @@ servers:
   // Under systemd the service's EnvironmentFile= holds secrets the operator's shell has not:
   // `sluice reload` refused the file for them although the running sluice has them.
   it('`sluice reload` leaves variables only the service has to the running sluice', async () => {
-    const port = await freePort();
-    const admin = await freePort();
-    const pid = join(tmp.path, 'env.pid');
-    const file = join(tmp.path, 'env.yaml');
+    const { port, admin, pid, file } = await place('env');
     const write = (body: string) =>
       writeFile(
         file,
@@ -416,16 +425,12 @@ servers:
     await writeFile(file, 'workers: lots\n');
     const broken = await runCli(['reload', '-c', file], { cwd: tmp.path, env: { SERVICE_ONLY_TOKEN: '' } });
     expect(broken.code).toBe(2);
-    sluice.signal('SIGTERM');
-    expect((await sluice.waitForExit(15_000)).code).toBe(0);
+    await stop(sluice);
   }, 40_000);
 
   // It took the first outcome after its signal, which was the reload already running.
   it('`sluice reload` prints its own outcome, not that of a reload still running when it signalled', async () => {
-    const port = await freePort();
-    const admin = await freePort();
-    const pid = join(tmp.path, 'own.pid');
-    const file = join(tmp.path, 'own.yaml');
+    const { port, admin, pid, file } = await place('own');
     const write = (module: string) =>
       writeFile(
         file,
@@ -459,8 +464,7 @@ servers:
     expect(reload.stdout).toContain('broken at import');
     expect(reload.code).toBe(1);
     expect((await get(port, '/')).body).toBe('slow\n');
-    sluice.signal('SIGTERM');
-    expect((await sluice.waitForExit(15_000)).code).toBe(0);
+    await stop(sluice);
   }, 40_000);
 
   it('`sluice reload` of a file that moves admin.listen reloads by SIGHUP and reads the outcome at the new address', async () => {
@@ -496,16 +500,13 @@ servers:
     expect(reload.code).toBe(0);
     expect((await get(port, '/')).body).toBe(`${adminB}\n`);
     await waitForPort(adminB);
-    sluice.signal('SIGTERM');
-    expect((await sluice.waitForExit(15_000)).code).toBe(0);
+    await stop(sluice);
   }, 40_000);
 
   // The reload waited 30 s for the dead worker's answer and its replacement started on the old
   // config, which it kept until the next reload.
   it('a worker killed as a swap reload starts: the reload ends at once and every worker serves the new config', async () => {
-    const port = await freePort();
-    const admin = await freePort();
-    const file = join(tmp.path, 'swap.yaml');
+    const { port, admin, file } = await place('swap');
     const write = (body: string) =>
       writeFile(
         file,
@@ -532,7 +533,6 @@ servers:
     const bodies = new Set<string>();
     for (let i = 0; i < 20; i++) bodies.add((await get(port, '/')).body);
     expect([...bodies]).toEqual(['v2\n']);
-    sluice.signal('SIGTERM');
-    expect((await sluice.waitForExit(15_000)).code).toBe(0);
+    await stop(sluice);
   }, 60_000);
 });

@@ -14,6 +14,17 @@ const target = (host: string, extra: Partial<ResolvedTarget> = {}): ResolvedTarg
   ...extra,
 });
 
+/** An active health check that decides on one result. */
+const CHECK = {
+  path: '/',
+  intervalMs: 1000,
+  timeoutMs: 500,
+  rise: 1,
+  fall: 1,
+  expectStatus: [[200, 399]] as [number, number][],
+  host: null,
+};
+
 const upstream = (targets: ResolvedTarget[], extra: Partial<ResolvedUpstream> = {}) =>
   new Upstream({ ...implicitUpstream('u', 'http://x:80'), targets, ...extra }, () => undefined);
 
@@ -64,16 +75,7 @@ describe('Upstream', () => {
   });
 
   it('keeps unknown targets (no health result yet) out while another target is up', () => {
-    const check = {
-      path: '/',
-      intervalMs: 1000,
-      timeoutMs: 500,
-      rise: 1,
-      fall: 1,
-      expectStatus: [[200, 399]] as [number, number][],
-      host: null,
-    };
-    const u = upstream([target('a'), target('b')], { healthCheck: check });
+    const u = upstream([target('a'), target('b')], { healthCheck: CHECK });
     expect(u.targets.map((t) => t.health)).toEqual(['unknown', 'unknown']);
     // Nothing is known to be up yet: everyone gets traffic.
     expect([pick(u), pick(u)].sort()).toEqual(['a', 'b']);
@@ -86,32 +88,14 @@ describe('Upstream', () => {
   });
 
   it('gives a health result to every target with that origin (a resolved name may repeat a listed address)', () => {
-    const check = {
-      path: '/',
-      intervalMs: 1000,
-      timeoutMs: 500,
-      rise: 1,
-      fall: 1,
-      expectStatus: [[200, 399]] as [number, number][],
-      host: null,
-    };
-    const u = upstream([target('a'), target('a'), target('b')], { healthCheck: check });
+    const u = upstream([target('a'), target('a'), target('b')], { healthCheck: CHECK });
     expect(u.setHealth('http://a:80', true)).toBe(true);
     expect(u.targets.map((t) => t.health)).toEqual(['up', 'up', 'unknown']);
     expect(u.setHealth('http://a:80', true)).toBe(false);
   });
 
   it('forgets passive failures when a health check passes', () => {
-    const check = {
-      path: '/',
-      intervalMs: 1000,
-      timeoutMs: 500,
-      rise: 1,
-      fall: 1,
-      expectStatus: [[200, 399]] as [number, number][],
-      host: null,
-    };
-    const u = upstream([target('a'), target('b')], { healthCheck: check });
+    const u = upstream([target('a'), target('b')], { healthCheck: CHECK });
     u.setHealth('http://a:80', true);
     u.setHealth('http://b:80', true);
     const [a] = u.targets;
