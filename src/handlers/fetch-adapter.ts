@@ -30,25 +30,67 @@ export class ClientGoneError extends Error {
   }
 }
 
-/** Builds the web `Request` for a Node request; `signal` aborts when the client leaves. */
-export function toRequest(
-  req: IncomingMessage,
-  scheme: string,
-  host: string,
-  signal: AbortSignal,
-): FetchRequest {
+/**
+ * Watches the client of one exchange: whether it has gone, and the `request.signal` the app sees,
+ * made only when the app reads it (undici's Request costs about 15 µs more per request when given a
+ * signal: a follower controller, listener bookkeeping, a finalization entry).
+ */
+class ClientWatch {
+  gone: boolean;
+  #controller: AbortController | null = null;
+  /** Called once when the client leaves (writeResponse's reader and its wait for drain). */
+  onGone: (() => void) | null = null;
+
+  constructor(res: ServerResponse) {
+    // A client that left before the app was called (during a rate-limit check in Redis, say).
+    this.gone = closed(res);
+    // Ended by us, or left by the client. (Not writableFinished: an HTTP/2 compat response reads
+    // its stream's, which a reset stream has too.)
+    res.once('close', () => {
+      if (!res.writableEnded) this.leave();
+    });
+  }
+
+  leave(): void {
+    if (this.gone) return;
+    this.gone = true;
+    this.#controller?.abort(new ClientGoneError());
+    this.onGone?.();
+  }
+
+  get signal(): AbortSignal {
+    if (this.#controller === null) {
+      this.#controller = new AbortController();
+      if (this.gone) this.#controller.abort(new ClientGoneError());
+    }
+    return this.#controller.signal;
+  }
+}
+
+/**
+ * Whether a response's client is gone. An HTTP/2 compat response has no `destroyed` of its own:
+ * its stream does.
+ */
+function closed(res: ServerResponse): boolean {
+  return res.destroyed === true || (res as { stream?: { destroyed?: boolean } }).stream?.destroyed === true;
+}
+
+/** Builds the web `Request` for a Node request; its `signal` aborts when the client leaves. */
+function toRequest(req: IncomingMessage, scheme: string, host: string, watch: ClientWatch): FetchRequest {
   const headers = new Headers();
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!);
   const method = req.method ?? 'GET';
-  const init: RequestInit & { duplex?: 'half' } = { method, headers, signal };
+  const init: RequestInit & { duplex?: 'half' } = { method, headers };
   let body: ReadableStream<Uint8Array> | null = null;
   if (method !== 'GET' && method !== 'HEAD') {
     body = Readable.toWeb(req) as unknown as ReadableStream<Uint8Array>;
     init.body = body;
     init.duplex = 'half';
   }
-  return { request: new Request(`${scheme}://${host || 'localhost'}${req.url ?? '/'}`, init), body };
+  const request = new Request(`${scheme}://${host || 'localhost'}${req.url ?? '/'}`, init);
+  Object.defineProperty(request, 'signal', { get: () => watch.signal, configurable: true });
+  return { request, body };
 }
 
 /** Statuses whose answers have no body (RFC 9110 6.4.1). */
@@ -60,65 +102,62 @@ function bodyless(method: string | undefined, status: number): boolean {
  * Writes a web `Response` to the Node response; resolves with the body bytes written, or rejects
  * with ClientGoneError when the client left first (the body is cancelled then).
  */
-export async function writeResponse(
+async function writeResponse(
   req: IncomingMessage,
   res: ServerResponse,
   response: Response,
+  watch: ClientWatch,
 ): Promise<number> {
   const headers: string[] = [];
   response.headers.forEach((value, name) => {
     if (name !== 'set-cookie') headers.push(name, value);
   });
   for (const cookie of response.headers.getSetCookie()) headers.push('set-cookie', cookie);
-  if (res.destroyed) {
-    await response.body?.cancel(new ClientGoneError()).catch(ignore);
+  if (watch.gone) {
+    response.body?.cancel(new ClientGoneError()).catch(ignore);
     throw new ClientGoneError();
   }
   res.writeHead(response.status, response.statusText || undefined, headers);
   if (response.body === null || bodyless(req.method, response.status)) {
-    await response.body?.cancel().catch(ignore);
+    // The answer first: a cancel() that waits on the app's own work does not hold it.
     res.end();
+    response.body?.cancel().catch(ignore);
     return 0;
   }
   const reader = response.body.getReader();
-  let gone = false;
   // A client that leaves while the app produces its next chunk: the read in progress ends at
   // once (cancel() settles it), and the stream's cancel() runs.
-  const onClose = () => {
-    if (res.writableFinished) return;
-    gone = true;
+  let wake: (() => void) | null = null;
+  watch.onGone = () => {
     reader.cancel(new ClientGoneError()).catch(ignore);
+    wake?.();
   };
-  res.once('close', onClose);
   let bytes = 0;
   try {
     for (;;) {
       const { done, value } = await reader.read();
-      if (done || gone) break;
+      if (done || watch.gone) break;
       bytes += value.byteLength;
-      if (!res.write(value)) await drainOrClose(res);
-      if (gone) break;
+      if (!res.write(value)) {
+        if (watch.gone) break;
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            res.off('drain', done);
+            wake = null;
+            resolve();
+          };
+          wake = done;
+          res.once('drain', done);
+        });
+      }
+      if (watch.gone) break;
     }
   } finally {
-    res.off('close', onClose);
+    watch.onGone = null;
   }
-  if (gone) throw new ClientGoneError();
+  if (watch.gone) throw new ClientGoneError();
   res.end();
   return bytes;
-}
-
-/** Waits until `res` can take more, or is closed. */
-function drainOrClose(res: ServerResponse): Promise<void> {
-  if (res.destroyed) return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.once('drain', done);
-    res.once('close', done);
-  });
 }
 
 /**
@@ -150,30 +189,22 @@ export async function serveFetch(
   scheme: string,
   host: string,
 ): Promise<number> {
-  const abort = new AbortController();
-  const onClose = () => {
-    if (!res.writableFinished) abort.abort(new ClientGoneError());
-  };
-  res.once('close', onClose);
-  const { request, body } = toRequest(req, scheme, host, abort.signal);
-  try {
-    const response: unknown = await app.fetch(request);
-    // Duck-typed: a Response from another copy of undici (or a framework's subclass) is fine.
-    if (
-      typeof response !== 'object' ||
-      response === null ||
-      typeof (response as Response).status !== 'number'
-    ) {
-      throw new TypeError(
-        `fetch() must return a Response, got ${response === null ? 'null' : typeof response}`,
-      );
-    }
-    const bytes = await writeResponse(req, res, response as Response);
-    finishRequestBody(req, body);
-    return bytes;
-  } finally {
-    res.off('close', onClose);
+  const watch = new ClientWatch(res);
+  const { request, body } = toRequest(req, scheme, host, watch);
+  const response: unknown = await app.fetch(request);
+  // Duck-typed: a Response from another copy of undici (or a framework's subclass) is fine.
+  if (
+    typeof response !== 'object' ||
+    response === null ||
+    typeof (response as Response).status !== 'number'
+  ) {
+    throw new TypeError(
+      `fetch() must return a Response, got ${response === null ? 'null' : typeof response}`,
+    );
   }
+  const bytes = await writeResponse(req, res, response as Response, watch);
+  finishRequestBody(req, body);
+  return bytes;
 }
 
 function ignore(): void {}

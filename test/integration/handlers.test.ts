@@ -1,9 +1,12 @@
 /** Handler routes in-process: both module styles, errors as 500s with ids, limits, close(). */
+import { readFileSync } from 'node:fs';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { http } from '../helpers/http.js';
 import { until } from '../helpers/runtime.js';
 import { startSluice, type TestSluice } from '../helpers/sluice.js';
+import { makePki } from '../helpers/tls-pki.js';
 
 describe('handler routes', () => {
   let sluice: TestSluice;
@@ -301,5 +304,57 @@ describe('fetch-style bodies follow the client', () => {
     expect(line).toMatchObject({ status: 200, error: 'SLUICE_E_HANDLER_ERROR' });
     expect(c.text()).toMatch(/^HTTP\/1\.1 200 [\s\S]*part one\n/);
     c.socket.destroy();
+  });
+});
+
+describe('fetch-style streams over HTTP/2', () => {
+  // An HTTP/2 compat response has no `destroyed`: a stream reset while the app worked went
+  // unnoticed, and the body it then returned was never cancelled (its timers ran on for ever).
+  it('cancels the body of an answer whose stream the client reset while the app was working', async () => {
+    const pki = makePki();
+    const root = pki.ca('root');
+    const leaf = root.leaf('h.test', { dns: ['h.test'], usage: 'server' });
+    const ca = readFileSync(root.cert);
+    const sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          http2: true,
+          tls: { cert: leaf.cert, key: leaf.key },
+          routes: [{ match: { path_prefix: '/f/' }, handler: 'test/fixtures/handlers/fetch-app.ts' }],
+        },
+      ],
+    });
+    const client = http2.connect(`https://127.0.0.1:${sluice.port}`, { ca, servername: 'h.test' });
+    client.on('error', () => undefined);
+    const stats = () =>
+      new Promise<{ cancelled: number; open: number }>((resolve, reject) => {
+        const r = client.request({ ':path': '/f/stats', ':authority': 'h.test' });
+        let data = '';
+        r.setEncoding('utf8');
+        r.on('data', (d: string) => {
+          data += d;
+        });
+        r.on('end', () => resolve(JSON.parse(data)));
+        r.on('error', reject);
+        r.end();
+      });
+    try {
+      const before = await stats();
+      const req = client.request({ ':path': '/f/late-events', ':authority': 'h.test' });
+      req.on('error', () => undefined);
+      req.end();
+      await new Promise((r) => setTimeout(r, 50));
+      req.close(http2.constants.NGHTTP2_CANCEL);
+      const after = await until(async () => {
+        const s = await stats();
+        return s.cancelled === before.cancelled + 1 ? s : undefined;
+      }, 'the stream cancelled');
+      expect(after.open).toBe(before.open);
+    } finally {
+      client.close();
+      await sluice.close();
+      pki.remove();
+    }
   });
 });
