@@ -332,18 +332,26 @@ export class SluiceInstance {
       }
     }
     closing.push(...retired.map((t: UpstreamTarget) => t.close()));
-    closing.push(this.#reloadEgress(config));
+    // A new egress address is listening before the reload is done; the old one drains.
+    closing.push((await this.#reloadEgress(config)).drained);
     this.#loggers.app.info(
       { config: config.hash },
       this.#options.admin === false ? 'worker reloaded' : 'config reloaded',
     );
     // The new tables serve from here on: what the old ones leave (listeners no longer configured,
-    // targets no longer listed) drains in the background, each within its own deadline. Waiting
-    // for it held the reload's outcome for as long as the longest request to a removed target.
-    Promise.all(closing).catch((err: unknown) =>
-      this.#loggers.app.error({ err }, 'closing what a reload left behind failed'),
-    );
+    // targets no longer listed, an egress address given up) drains in the background. Waiting for
+    // it held the reload's outcome for as long as the longest request to a removed target. A
+    // close() waits for it too, so a stop does not cut those requests.
+    const drained = Promise.all(closing)
+      .catch((err: unknown) => this.#loggers.app.error({ err }, 'closing what a reload left behind failed'))
+      .then(() => {
+        this.#leftovers.delete(drained);
+      });
+    this.#leftovers.add(drained);
   }
+
+  /** What reloads left draining (see reload). */
+  readonly #leftovers = new Set<Promise<void>>();
 
   /**
    * Stops accepting, drains requests in flight for up to `deadlineMs`, then closes everything. A
@@ -360,9 +368,12 @@ export class SluiceInstance {
     if (this.#state === 'closed') return;
     this.#state = 'closing';
     this.#health?.stop();
+    const leftovers = Promise.all(this.#leftovers);
     await Promise.all([...this.#listeners.values()].map((l) => l.close(deadlineMs)));
     this.#listeners.clear();
     await this.#egress?.close(deadlineMs);
+    // Within the same deadline: a removed target's requests have none of their own.
+    await Promise.race([leftovers, new Promise((r) => setTimeout(r, deadlineMs).unref())]);
     this.#egress = null;
     await this.#admin.close();
     await this.#tables?.upstreams.destroy();
@@ -388,11 +399,15 @@ export class SluiceInstance {
   }
 
   /** New policies in place; a moved, added or removed egress listener opened or closed. */
-  async #reloadEgress(config: ResolvedConfig): Promise<void> {
+  /**
+   * Swaps the egress proxy's policies, or its listener: resolves once a new one listens, with the
+   * old one's drain (wrapped: a promise resolved with a promise would wait for it).
+   */
+  async #reloadEgress(config: ResolvedConfig): Promise<{ drained: Promise<void> }> {
     const current = this.#egress;
     if (current !== null && config.egress !== null && current.listenKey === config.egress.listen.key) {
       current.update(config.egress);
-      return;
+      return { drained: Promise.resolve() };
     }
     // The new listener first (no gap for clients), then the old one drains.
     this.#egress = null;
@@ -401,7 +416,7 @@ export class SluiceInstance {
     } catch (err) {
       this.#loggers.app.error({ err: (err as Error).message }, 'egress listener not started');
     }
-    await current?.close(config.shutdownTimeoutMs);
+    return { drained: current?.close(config.shutdownTimeoutMs) ?? Promise.resolve() };
   }
 
   /** Applies an active health-check result (from this instance's checker, or from the primary). */

@@ -516,3 +516,34 @@ describe('signals while sluice serve starts', () => {
     40_000,
   );
 });
+
+describe('a second stop signal while sluice serve starts', () => {
+  beforeAll(requireBuilt);
+  afterEach(killAll);
+
+  it('exits 1 at once, without waiting for the start', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sluice-slow-start-'));
+    try {
+      await writeFile(
+        join(dir, 'slow.mjs'),
+        "await new Promise((r) => setTimeout(r, 4000));\nexport default (req, res) => res.end('up\\n');\n",
+      );
+      const p = spawnCli(
+        ['serve', 'slow.mjs', '--allow-root', '--workers', '1', '--port', String(await freePort())],
+        {
+          cwd: dir,
+        },
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      p.signal('SIGTERM');
+      await new Promise((r) => setTimeout(r, 200));
+      const sentAt = Date.now();
+      p.signal('SIGTERM');
+      expect(await p.waitForExit(10_000)).toEqual({ code: 1, signal: null });
+      expect(Date.now() - sentAt).toBeLessThan(2000);
+      expect(p.stderr()).toContain('second SIGTERM while starting, exiting now');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});

@@ -5,7 +5,7 @@
  * connections busy through a proxy route. Then `sluice reload` with a broken file: refused locally
  * (exit 2, the problems printed), the running primary never signalled.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -364,6 +364,53 @@ upstreams:
       await slowLong.close();
     }
   }, 40_000);
+
+  // A swap answered at once and left the removed listener draining, and a stop right after it
+  // closed only the listeners still configured: the request on the removed one was cut.
+  it('SIGTERM right after a swap that removed a listener: its request in flight finishes', async () => {
+    const { port, admin: second, file } = await place('removed-listener');
+    const write = (both: boolean) =>
+      writeFile(
+        file,
+        `workers: 1
+shutdown_timeout: 10s
+log: { level: info, access: off, format: json }
+servers:
+  - listen: ${both ? `["127.0.0.1:${port}", "127.0.0.1:${second}"]` : `"127.0.0.1:${port}"`}
+    routes: [{ proxy: { url: "${slow.url}" } }]
+`,
+      );
+    await write(true);
+    const sluice = spawnCli(['start', '-c', file], { cwd: tmp.path });
+    await waitForPort(second, { proc: sluice });
+    const inFlight = get(second, '/on-removed', 15_000);
+    await sleep(300);
+    await write(false);
+    sluice.signal('SIGHUP');
+    await sluice.waitForJson((l) => l.msg === 'config reloaded', 1, 10_000);
+    await stop(sluice);
+    expect(await inFlight).toMatchObject({ status: 200, body: 'slow done\n' });
+  }, 30_000);
+
+  // A pid file left by a killed sluice may name another process by now: SIGHUP would end it.
+  it('`sluice reload` does not signal a pid that is not sluice', async () => {
+    const { port, pid, file } = await place('stale');
+    await writeFile(
+      file,
+      `pid_file: ${pid}\nservers: [{ listen: "127.0.0.1:${port}", routes: [{ respond: {} }] }]\n`,
+    );
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      await writeFile(pid, `${other.pid}\n`);
+      const reload = await runCli(['reload', '-c', file], { cwd: tmp.path });
+      expect(reload.code).toBe(1);
+      expect(reload.stderr).toContain(`pid ${other.pid} (from ${pid}) is not a running sluice`);
+      await sleep(200);
+      expect(alive(other.pid!)).toBe(true);
+    } finally {
+      other.kill('SIGKILL');
+    }
+  });
 
   it('a second SIGTERM exits 1 at once and removes the pid file', async () => {
     const { port, pid, file } = await place('second');

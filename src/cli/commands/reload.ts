@@ -5,7 +5,7 @@
  * outcome), else by SIGHUP to the pid in `pid_file`, polling `/api/status` for the outcome (with
  * `SLUICE_ADMIN_TOKEN` of any role when the admin API has tokens).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'undici';
 import { loadConfigFile } from '../../config/load.js';
 import { formatProblem } from '../../config/problem.js';
@@ -60,6 +60,14 @@ export async function runReload(opts: { config?: string }): Promise<number> {
   } catch (err) {
     process.stderr.write(
       `sluice reload: cannot read ${config.pidFile}: ${(err as Error).message}; is sluice running?\n`,
+    );
+    return 1;
+  }
+  // A pid file left by a sluice that was killed may name another process by now, which SIGHUP's
+  // default action would end.
+  if (!looksLikeSluice(pid)) {
+    process.stderr.write(
+      `sluice reload: pid ${pid} (from ${config.pidFile}) is not a running sluice; is sluice running?\n`,
     );
     return 1;
   }
@@ -210,4 +218,17 @@ function withStandIns(env: NodeJS.ProcessEnv): Record<string, string | undefined
         ? 'sluice-reload-stand-in'
         : Reflect.get(target, name),
   }) as Record<string, string | undefined>;
+}
+
+/** Whether `pid` runs sluice, by its command line where /proc tells (elsewhere: assumed). */
+function looksLikeSluice(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  let cmdline: string;
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+  } catch (err) {
+    // No such process, or no /proc on this system (then the signal decides).
+    return (err as NodeJS.ErrnoException).code !== 'ENOENT' || !existsSync('/proc/self');
+  }
+  return /sluice|cli\/bin\.js/.test(cmdline);
 }

@@ -69,7 +69,13 @@ export async function runPrimary(
   const early: { stop: NodeJS.Signals | null; reload: boolean } = { stop: null, reload: false };
   let onSignal = (signal: NodeJS.Signals): void => {
     if (signal === 'SIGHUP') early.reload = true;
-    else if (signal !== 'SIGUSR1') early.stop ??= signal;
+    else if (signal === 'SIGUSR1') return;
+    // A second stop signal does not wait for the start (a handler may hang while loading): out at
+    // once, as a second signal does once serving. Workers being started end with their channel.
+    else if (early.stop !== null) {
+      process.stderr.write(`sluice: second ${signal} while starting, exiting now\n`);
+      process.exit(1);
+    } else early.stop = signal;
   };
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1'] as const)
     process.on(signal, () => onSignal(signal));
