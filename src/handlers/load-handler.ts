@@ -102,10 +102,12 @@ function loadErrorText(module: string, err: unknown): string {
   const first = lines[0] ?? '';
   if (/^Transform failed with \d+ errors?:$/.test(first) && lines.length > 1)
     return lines.slice(1).join('; ');
-  if (e.name === 'SyntaxError') {
+  // JavaScript only (node --check cannot read TypeScript on every Node), and only a position in
+  // the module itself: a SyntaxError thrown at run time (JSON.parse) or by a dependency is not its.
+  if (e.name === 'SyntaxError' && /\.[mc]?js$/.test(module)) {
     const check = spawnSync(process.execPath, ['--check', module], { encoding: 'utf8', timeout: 10_000 });
     const where = /^(.+:\d+)$/m.exec(check.stderr ?? '')?.[1];
-    if (check.status !== 0 && where !== undefined) return `${where}: ${first}`;
+    if (check.status !== 0 && where?.startsWith(`${module}:`)) return `${where}: ${first}`;
   }
   return first;
 }

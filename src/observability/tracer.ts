@@ -12,6 +12,7 @@ import type * as OtelExporter from '@opentelemetry/exporter-trace-otlp-http';
 import type * as OtelResources from '@opentelemetry/resources';
 import type * as OtelSdk from '@opentelemetry/sdk-trace-base';
 import type { ResolvedTracing } from '../config/types.js';
+import { redactUrl } from '../core/redact.js';
 import { VERSION } from '../core/version.js';
 import type { AttemptCode } from '../proxy/proxy-exchange.js';
 import type { TraceParent } from './trace-context.js';
@@ -190,9 +191,11 @@ class ServerSpan implements RequestSpan {
  */
 function watchExports(
   exporter: OtelSdk.SpanExporter,
-  endpoint: string,
+  url: string,
   warn: (obj: object, msg: string) => void,
 ): OtelSdk.SpanExporter {
+  // Logged as the config shows it: credentials in the URL stay out of the log.
+  const endpoint = redactUrl(url);
   let failing = false;
   return {
     export(spans, done) {

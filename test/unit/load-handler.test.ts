@@ -40,6 +40,13 @@ describe('loadHandler', () => {
     );
   });
 
+  // A SyntaxError thrown at run time is no syntax error of the module: no position is made up.
+  it('reports a SyntaxError thrown while loading as it is', async () => {
+    const path = file('json.ts', "JSON.parse('{');\nexport default () => undefined;\n");
+    const r = await failure(path);
+    expect(r.message).toMatch(new RegExp(`^cannot load handler ${path}: [^/]*JSON`));
+  });
+
   it('names what the module exported when it is no handler', async () => {
     const r = await failure(file('n.mjs', 'export default 42;\n'));
     expect(r.code).toBe('SLUICE_E_HANDLER_LOAD');

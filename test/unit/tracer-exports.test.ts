@@ -18,7 +18,8 @@ describe('span exports', () => {
       });
     });
     await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(collector.address() as AddressInfo).port}/v1/traces`;
+    // Credentials in the URL stay out of the warning.
+    const url = `http://user:secret@127.0.0.1:${(collector.address() as AddressInfo).port}/v1/traces`;
     const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
     const tracer = new Tracer({ otlpEndpoint: url, sampleRatio: 1, serviceName: 't' }, (obj, msg) =>
       warnings.push({ obj: obj as Record<string, unknown>, msg }),
@@ -32,7 +33,7 @@ describe('span exports', () => {
       expect(warnings.map((w) => w.msg)).toEqual([
         'tracing: spans could not be exported; they are dropped until the collector takes them',
       ]);
-      expect(warnings[0]?.obj.endpoint).toBe(url);
+      expect(warnings[0]?.obj.endpoint).toBe(url.replace('user:secret', 'user:redacted'));
       status = 200;
       oneSpan();
       await tracer.flush();
