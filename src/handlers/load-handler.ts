@@ -5,11 +5,16 @@
  * method on the default export) is called on shutdown.
  *
  * TypeScript modules are imported natively where Node strips types (Node 22.18+/23.6+ report
- * `process.features.typescript`), and compiled on load with tsx everywhere else (Node 20).
+ * `process.features.typescript`), and compiled on load with tsx everywhere else (Node 20): as an
+ * ES module where the package says so (`"type": "module"`, `.mts`), else as CommonJS through tsx's
+ * require, whose stack traces name the file and line (its ESM API loaded those through a `data:`
+ * URL holding the whole compiled source, which every stack frame then repeated in the logs).
  */
 
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SluiceError } from '../errors/sluice-error.js';
 
@@ -39,8 +44,13 @@ export async function loadHandler(module: string): Promise<LoadedHandler> {
   try {
     const url = pathToFileURL(module).href;
     if (TS.test(module) && !(process.features as { typescript?: unknown }).typescript) {
-      const { tsImport } = await import('tsx/esm/api');
-      mod = (await tsImport(url, import.meta.url)) as Record<string, unknown>;
+      if (isEsm(module)) {
+        const { tsImport } = await import('tsx/esm/api');
+        mod = (await tsImport(url, import.meta.url)) as Record<string, unknown>;
+      } else {
+        const { require: tsxRequire } = await import('tsx/cjs/api');
+        mod = tsxRequire(module, import.meta.url) as Record<string, unknown>;
+      }
     } else {
       mod = (await import(url)) as Record<string, unknown>;
     }
@@ -110,4 +120,20 @@ function loadErrorText(module: string, err: unknown): string {
     if (check.status !== 0 && where?.startsWith(`${module}:`)) return `${where}: ${first}`;
   }
   return first;
+}
+
+/** Whether a TypeScript file is an ES module: `.mts`, or `.ts` in a package of `"type": "module"`. */
+function isEsm(module: string): boolean {
+  if (module.endsWith('.mts')) return true;
+  if (module.endsWith('.cts')) return false;
+  for (let dir = dirname(module); ; dir = dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { type?: unknown };
+      return pkg.type === 'module';
+    } catch (err) {
+      // A package.json that cannot be parsed is Node's error to report when it loads the module.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return false;
+    }
+    if (dirname(dir) === dir) return false;
+  }
 }

@@ -47,6 +47,29 @@ describe('loadHandler', () => {
     expect(r.message).toMatch(new RegExp(`^cannot load handler ${path}: [^/]*JSON`));
   });
 
+  // tsx's ESM API loaded such a module from a data: URL holding its compiled source, which every
+  // stack frame then carried into the logs (5 KB a frame), with positions in the compiled code.
+  it('names the .ts file and line in stack traces of a module in a CommonJS package', async () => {
+    const path = file(
+      'cjs-app.ts',
+      "const n: number = 1;\nexport default {\n  fetch(): Response {\n    if (n > 0) throw new Error('boom');\n    return new Response('x');\n  },\n};\n",
+    );
+    const h = await loadHandler(path);
+    if (h.kind !== 'fetch') throw new Error(h.kind);
+    const err = (() => {
+      try {
+        h.app.fetch(new Request('http://x/'));
+      } catch (e) {
+        return e as Error;
+      }
+      throw new Error('did not throw');
+    })();
+    const frame = err.stack?.split('\n')[1] ?? '';
+    // (The line is checked with the built CLI: the test runner maps positions its own way.)
+    expect(frame).toContain(`(${path}:`);
+    expect(frame).not.toContain('data:');
+  });
+
   it('names what the module exported when it is no handler', async () => {
     const r = await failure(file('n.mjs', 'export default 42;\n'));
     expect(r.code).toBe('SLUICE_E_HANDLER_LOAD');
