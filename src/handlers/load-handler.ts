@@ -12,8 +12,9 @@
  */
 
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SluiceError } from '../errors/sluice-error.js';
@@ -106,6 +107,14 @@ function describe(v: unknown): string {
  * file gives it: run only on this failure path, never when a handler loads).
  */
 function loadErrorText(module: string, err: unknown): string {
+  // A module the workers' user cannot read (or a directory on its path it cannot enter) is
+  // "not found" to the loader; said as what it is ('sluice check' runs as root and passes it).
+  try {
+    accessSync(module, constants.R_OK);
+  } catch (access) {
+    if ((access as NodeJS.ErrnoException).code === 'EACCES')
+      return `permission denied: ${currentUser()} cannot read it, or cannot enter a directory on its path`;
+  }
   const e = typeof err === 'object' && err !== null ? (err as { message?: unknown; name?: unknown }) : {};
   const message = typeof e.message === 'string' ? e.message : String(err);
   const lines = message.split('\n').filter((l) => l.trim() !== '');
@@ -135,5 +144,14 @@ function isEsm(module: string): boolean {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return false;
     }
     if (dirname(dir) === dir) return false;
+  }
+}
+
+/** The user this process runs as, for messages. */
+function currentUser(): string {
+  try {
+    return `user ${userInfo().username}`;
+  } catch {
+    return `uid ${process.getuid?.() ?? '?'}`;
   }
 }

@@ -547,3 +547,36 @@ describe('a second stop signal while sluice serve starts', () => {
     }
   }, 30_000);
 });
+
+describe('an app module the workers cannot read', () => {
+  beforeAll(requireBuilt);
+  afterEach(killAll);
+
+  // The loader called it "Cannot find module", and `sluice check` (run as root) passed it.
+  it.runIf(process.getuid?.() === 0)('says permission denied, naming the user: exit 1', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sluice-private-'));
+    try {
+      await mkdir(join(dir, 'private'), { mode: 0o700 });
+      await writeFile(join(dir, 'private', 'app.mjs'), "export default (req, res) => res.end('x');\n");
+      const res = await runCli(
+        [
+          'serve',
+          'private/app.mjs',
+          '--user',
+          'nobody',
+          '--workers',
+          '1',
+          '--port',
+          String(await freePort()),
+        ],
+        { cwd: dir },
+      );
+      expect(res.code).toBe(1);
+      expect(res.stderr).toContain(
+        `cannot load handler ${join(dir, 'private', 'app.mjs')}: permission denied: user nobody cannot read it, or cannot enter a directory on its path`,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
