@@ -176,16 +176,24 @@ class ProxyRequest implements UpstreamPick {
     this.#body = body;
     this.#replayable = replayable;
     this.#startedAt = Date.now();
-    this.#next();
+    this.#next(null);
   }
 
-  /** Picks a target not yet tried and sends; 502 NO_LIVE when none is left. */
-  #next(): void {
+  /**
+   * Picks a target not yet tried and sends. After a `failed` attempt this is a retry, counted as
+   * one (metrics, `retried`) only when another target takes the request; when none is left, that
+   * failure answers (502 NO_LIVE when there was none).
+   */
+  #next(failed: { code: ErrorCode; err: Error } | null): void {
     this.now = Date.now();
     const target = this.upstream.pick(this);
     if (target === null) {
-      this.x.fail('SLUICE_E_UPSTREAM_NO_LIVE');
+      this.x.fail(failed?.code ?? 'SLUICE_E_UPSTREAM_NO_LIVE', failed?.err);
       return;
+    }
+    if (failed !== null) {
+      this.x.retried = true;
+      this.x.retrying();
     }
     this.#send(target);
   }
@@ -231,14 +239,15 @@ class ProxyRequest implements UpstreamPick {
     else this.upstream.succeeded(call.target);
     const decision = decideRetry(this.upstream.config.retry, this.#facts(call, failure));
     if (decision !== 'retry' || !this.#anotherTarget(call.target)) return false;
-    this.#markTried(call.target);
+    this.#exclude(call.target);
+    this.x.retried = true;
     this.x.retrying();
     return true;
   }
 
   /** The status answer of `call` was discarded: go on (after undici has unwound the old attempt). */
   retryDiscarded(): void {
-    queueMicrotask(() => this.#next());
+    queueMicrotask(() => this.#next(null));
   }
 
   /** An attempt failed before its answer was complete. */
@@ -272,20 +281,8 @@ class ProxyRequest implements UpstreamPick {
         this.#send(call.target);
         return;
       case 'retry':
-        // Counted as a retry (metrics, `retried`) only when another target takes it.
-        this.#tried ??= new Set();
-        this.#tried.add(call.target);
-        this.now = Date.now();
-        {
-          const next = this.upstream.pick(this);
-          if (next === null) {
-            x.fail(code, err);
-            return;
-          }
-          x.retried = true;
-          x.retrying();
-          this.#send(next);
-        }
+        this.#exclude(call.target);
+        this.#next({ code, err });
         return;
       case 'stop':
         x.fail(code, err);
@@ -293,10 +290,10 @@ class ProxyRequest implements UpstreamPick {
     }
   }
 
-  #markTried(t: UpstreamTarget): void {
+  /** Leaves `t` out of the picks still to come for this request. */
+  #exclude(t: UpstreamTarget): void {
     this.#tried ??= new Set();
     this.#tried.add(t);
-    this.x.retried = true;
   }
 
   #anotherTarget(current: UpstreamTarget): boolean {

@@ -260,13 +260,10 @@ export class Primary {
         this.#retire(worker, 0);
         return;
       }
-      slot.config = config;
       // A swap ended (or was undone) while this one started: it gets what the others run.
       const current = this.#swapping ?? this.#config;
-      if (config !== current) {
-        this.#send(worker, { type: 'reload', id: ++this.#messageId, config: current });
-        slot.config = current;
-      }
+      if (config !== current) this.#send(worker, { type: 'reload', id: ++this.#messageId, config: current });
+      slot.config = current;
       slot.worker = worker;
       slot.startedAt = Date.now();
       slot.restarts++;

@@ -761,7 +761,6 @@ function readUntilUpgraded(socket: Socket, x: Exchange): void {
   });
 }
 
-/** Whether an Upgrade header asks for h2c (alone or among others). */
 /** `h2c` as one of the protocols of an Upgrade value. */
 const H2C_TOKEN = /(?:^|,)\s*h2c\s*(?:,|$)/i;
 

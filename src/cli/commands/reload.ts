@@ -71,7 +71,8 @@ export async function runReload(opts: { config?: string }): Promise<number> {
     );
     return 1;
   }
-  const before = await reloadState(config, token);
+  const seen = await reloadState(config, token);
+  const before = seen === 'unauthorized' ? null : seen;
   try {
     process.kill(pid, 'SIGHUP');
   } catch (err) {
@@ -95,10 +96,12 @@ export async function runReload(opts: { config?: string }): Promise<number> {
     const last = state?.last ?? null;
     // This signal's outcome: requests are numbered as they arrive, so one already running when
     // the signal came (its outcome comes first) is not taken for it.
+    // (A running sluice from before request numbers: the first outcome newer than the one seen.)
     const ours =
-      before !== null && before !== 'unauthorized' && before.requested !== undefined
-        ? last !== null && last.request !== undefined && last.request > before.requested
-        : last !== null && last.at !== (before === 'unauthorized' ? undefined : before?.last?.at);
+      last !== null &&
+      (before?.requested !== undefined
+        ? (last.request ?? 0) > before.requested
+        : last.at !== before?.last?.at);
     if (last !== null && ours) {
       if (last.ok) {
         process.stdout.write(`reloaded (${last.how}); serving config ${last.config}\n`);
