@@ -118,12 +118,12 @@ export class Tracer {
     return new ServerSpan(this.#otel.api, this.#tracer, span, method);
   }
 
-  /** Exports what is buffered and stops. */
   /** Exports the spans ended so far. */
   async flush(): Promise<void> {
     await this.#provider.forceFlush().catch(() => undefined);
   }
 
+  /** Exports what is buffered and stops. */
   async shutdown(): Promise<void> {
     await this.#provider.shutdown().catch(() => undefined);
   }
@@ -151,9 +151,19 @@ class ServerSpan implements RequestSpan {
 
   attempt(upstream: string, target: string): AttemptSpan {
     const { SpanKind, SpanStatusCode, context, trace } = this.#api;
+    const server = serverOf(target);
     const span = this.#tracer.startSpan(
       `proxy ${upstream}`,
-      { kind: SpanKind.CLIENT, attributes: { 'sluice.upstream': upstream, 'server.address': target } },
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          'http.request.method': this.#method,
+          'server.address': server.address,
+          'server.port': server.port,
+          'sluice.upstream': upstream,
+          'sluice.target': target,
+        },
+      },
       trace.setSpan(context.active(), this.#span),
     );
     return {
@@ -161,7 +171,11 @@ class ServerSpan implements RequestSpan {
       end(code) {
         if (typeof code === 'number') {
           span.setAttribute('http.response.status_code', code);
-          if (code >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+          // A CLIENT span is an error for a 4xx too (OTel's HTTP conventions).
+          if (code >= 400) {
+            span.setAttribute('error.type', String(code));
+            span.setStatus({ code: SpanStatusCode.ERROR });
+          }
         } else {
           span.setAttribute('error.type', code);
           span.setStatus({ code: SpanStatusCode.ERROR, message: code });
@@ -179,10 +193,30 @@ class ServerSpan implements RequestSpan {
       span.setAttribute('http.route', route);
     }
     span.setAttribute('http.response.status_code', status);
-    if (status >= 500 || error !== null)
+    if (error !== null) span.setAttribute('sluice.error', error);
+    // OTel's HTTP conventions: a SERVER span is an error for a 5xx only; a 4xx is the client's
+    // (a 413 or a 429 is sluice working), so its status stays unset and the code is an attribute.
+    if (status >= 500) {
+      span.setAttribute('error.type', error ?? String(status));
       span.setStatus({ code: SpanStatusCode.ERROR, ...(error === null ? {} : { message: error }) });
+    }
     span.end();
   }
+}
+
+/** Where a target origin points, as OTel's `server.address` and `server.port`; memoized per origin. */
+const servers = new Map<string, { readonly address: string; readonly port: number }>();
+function serverOf(origin: string): { readonly address: string; readonly port: number } {
+  let server = servers.get(origin);
+  if (server === undefined) {
+    const url = new URL(origin);
+    const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
+    server = { address: url.hostname.replace(/^\[(.*)\]$/, '$1'), port };
+    // Resolved targets come and go with DNS: the memo stays bounded.
+    if (servers.size >= 1024) servers.clear();
+    servers.set(origin, server);
+  }
+  return server;
 }
 
 /**

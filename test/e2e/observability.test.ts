@@ -301,6 +301,7 @@ tracing: { otlp_endpoint: "http://127.0.0.1:${collectorPort}/v1/traces", service
 servers:
   - name: web
     listen: "127.0.0.1:${port}"
+    limits: { max_body: 16b }
     routes:
       - name: api
         proxy: { upstream: app }
@@ -312,6 +313,13 @@ upstreams:
     const sluice = spawnCli(['start', '-c', file], { cwd: dir });
     await waitForPort(port, { proc: sluice });
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const refusedTrace = '5bf92f3577b34da6a3ce929d0e0e4737';
+    const refused = await fetch(`http://127.0.0.1:${port}/too-big`, {
+      method: 'POST',
+      body: 'x'.repeat(100),
+      headers: { traceparent: `00-${refusedTrace}-${'1'.repeat(16)}-01` },
+    });
+    expect(refused.status).toBe(413);
     const clientSpan = '00f067aa0ba902b7';
     const res = await text(`http://127.0.0.1:${port}/traced`, {
       traceparent: `00-${traceId}-${clientSpan}-01`,
@@ -342,6 +350,27 @@ upstreams:
     expect(client.parentSpanId).toBe(server.spanId);
     // The upstream's traceparent names the attempt's span as its parent.
     expect(upstreamParent.split('-')[2]).toBe(client.spanId);
+    type Attr = { key: string; value: { stringValue?: string; intValue?: number | string } };
+    const attrs = (s: Record<string, unknown>) =>
+      Object.fromEntries(
+        (s.attributes as Attr[]).map((a) => [a.key, a.value.stringValue ?? Number(a.value.intValue)]),
+      );
+    expect(attrs(client)).toMatchObject({
+      'http.request.method': 'GET',
+      'server.address': '127.0.0.1',
+      'server.port': up.port,
+      'sluice.upstream': 'app',
+      'sluice.target': up.url,
+      'http.response.status_code': 200,
+    });
+    // A 413 is the client's: the SERVER span carries the code, its status is not an error.
+    await waitFor(() => spans().some((s) => s.traceId === refusedTrace), 'the refused request exported');
+    const tooBig = spans().find((s) => s.traceId === refusedTrace)!;
+    expect(attrs(tooBig)).toMatchObject({
+      'http.response.status_code': 413,
+      'sluice.error': 'SLUICE_E_CLIENT_BODY_TOO_LARGE',
+    });
+    expect((tooBig.status as { code?: number }).code ?? 0).toBe(0);
     expect((received[0] as { contentType: string }).contentType).toContain('application/json');
   });
 
