@@ -8,6 +8,7 @@ import http, { STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
 import { isLoopback } from '../config/normalise-security.js';
 import type { ResolvedAdmin } from '../config/types.js';
+import { canonicalIp } from '../core/ip-set.js';
 import { listenError } from '../errors/listen-error.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { ProfilerBusyError } from '../observability/profiler.js';
@@ -362,7 +363,8 @@ export function endpointOf(
     if (method !== 'DELETE') return { wrongMethod: 'DELETE' };
     const address = decodeSegment(ban[1]!);
     if (address === null) return { badPath: 'the address is not valid percent-encoding' };
-    return { endpoint: 'unban', params: { address } };
+    // Bans are keyed by canonical addresses: `2001:0DB8::A` lifts the ban of `2001:db8::a`.
+    return { endpoint: 'unban', params: { address: canonicalIp(address) ?? address } };
   }
   return null;
 }

@@ -36,15 +36,65 @@ export function unmapIpv4(address: string): string {
 }
 
 /**
+ * An address as sluice keys bans, rate limits and logs by: IPv4 dotted, IPv6 in RFC 5952 form
+ * (lower case, longest zero run as `::`), an IPv4-mapped IPv6 address as the IPv4 address it
+ * carries; null when `text` is not an address (or has a zone id). Peer addresses come in this form
+ * from Node already; X-Forwarded-For entries may be spelt any way, and `2001:DB8::77` had a bucket
+ * (and a ban) of its own apart from `2001:db8::77`.
+ */
+export function canonicalIp(text: string): string | null {
+  const family = isIP(text);
+  if (family === 4) return text;
+  if (family !== 6 || text.includes('%')) return null;
+  // The URL parser writes IPv6 hosts in RFC 5952 form, and IPv4-mapped ones in hex (::ffff:102:304).
+  const host = new URL(`http://[${text}]/`).hostname.slice(1, -1);
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(host);
+  if (mapped === null) return host;
+  const hi = Number.parseInt(mapped[1]!, 16);
+  const lo = Number.parseInt(mapped[2]!, 16);
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+}
+
+/**
+ * One X-Forwarded-For entry's address: a bare address, or one with a port as some load
+ * balancers write it (`203.0.113.7:50312`, `[2001:db8::1]:443`), as nginx's realip reads them;
+ * null when it is neither.
+ */
+function forwardedAddress(entry: string): string | null {
+  if (entry.startsWith('[')) {
+    const end = entry.indexOf(']');
+    if (end === -1 || !PORT_SUFFIX.test(entry.slice(end + 1))) return null;
+    return canonicalIp(entry.slice(1, end));
+  }
+  const colon = entry.indexOf(':');
+  // One colon: IPv4 with a port; more: IPv6, whose colons are its own.
+  if (colon !== -1 && colon === entry.lastIndexOf(':')) {
+    if (!PORT_SUFFIX.test(entry.slice(colon))) return null;
+    return canonicalIp(entry.slice(0, colon));
+  }
+  return canonicalIp(entry);
+}
+
+/** Nothing, or `:` and a port, after an address. */
+const PORT_SUFFIX = /^(?::\d{1,5})?$/;
+
+/**
  * The client address from an X-Forwarded-For chain sent by a trusted peer, as nginx's
- * `real_ip_recursive on`: the right-most address that is not itself a trusted proxy.
+ * `real_ip_recursive on`: the right-most address that is not itself a trusted proxy. Empty entries
+ * (`1.2.3.4,,`) are skipped; an entry that is not an address ends the walk with null (the peer
+ * stays the client, as in nginx).
  */
 export function clientFromForwardedFor(chain: string, trusted: IpSet): string | null {
   const parts = chain.split(',');
+  let leftmost: string | null = null;
   for (let i = parts.length - 1; i >= 0; i--) {
-    const addr = unmapIpv4(parts[i]!.trim());
-    if (isIP(addr) === 0) return null;
-    if (!trusted.has(addr) || i === 0) return addr;
+    const entry = parts[i]!.trim();
+    if (entry === '') continue;
+    const addr = forwardedAddress(entry);
+    if (addr === null) return null;
+    if (!trusted.has(addr)) return addr;
+    leftmost = addr;
   }
-  return null;
+  // Every entry a trusted proxy: the left-most is the client.
+  return leftmost;
 }

@@ -343,7 +343,14 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
     };
     x.res.once('close', this.#onClientClose);
     this.#observer = x.attemptStarted(route.upstream.name, target);
-    const path = upstreamPath(route, x.path, x.query);
+    // A prefix matched through a `%2F` (x.routePath) is stripped from that decoded form; a `%2F`
+    // after the prefix stays as sent.
+    const strip = route.stripPrefix;
+    const stripFrom =
+      strip === '' || (x.path.startsWith(strip) && !x.path.startsWith('%2F', strip.length))
+        ? x.path
+        : x.routePath;
+    const path = upstreamPath(route, stripFrom, x.query);
     const headers = upstreamRequestHeaders(x, route, target.hostPort, this.#observer.traceparent);
     // Plain-http requests without an Upgrade or a streamed body take sluice's own client.
     const h1 = x.upgradeHead === null ? target.h1(route.connectTimeoutMs) : null;

@@ -24,6 +24,8 @@ export interface ProxyExchange extends VariableSource {
   readonly method: string;
   /** Normalised path, no query. */
   readonly path: string;
+  /** The path routes matched (`%2F` read as `/`); `path` itself unless it holds a `%2F`. */
+  readonly routePath: string;
   /** `?...` or ''. */
   readonly query: string;
   /** Lower-case header names the client's `Connection` header lists, or null. */

@@ -111,7 +111,7 @@ export class SluiceInstance {
         this.#served++;
         const server = x.server;
         const ban = x.guards?.ban ?? null;
-        if (ban?.statuses.has(x.status)) guards.strike(ban.scope, ban.client(x.remoteAddr));
+        if (ban?.statuses.has(x.status) && strikable(x)) guards.strike(ban.scope, ban.client(x.remoteAddr));
         if (x.errorCode === 'SLUICE_E_AUTH_RATE_LIMITED' && server !== null)
           metrics.rateLimited.labels(server.name).inc();
         if (server !== null) {
@@ -578,4 +578,13 @@ export function describeServers(config: ResolvedConfig): Record<string, unknown>
     server_names: s.serverNames,
     routes: s.routes.map((r) => ({ name: r.name, action: r.action.kind })),
   }));
+}
+
+/**
+ * Whether an answer may strike its client. A trusted proxy's own address never does: an answer
+ * refused before its X-Forwarded-For was read (a head the parser refused) names only the proxy,
+ * and banning it would refuse every client behind it.
+ */
+function strikable(x: Exchange): boolean {
+  return x.remoteAddr !== '' && x.server?.trusted?.has(x.remoteAddr) !== true;
 }

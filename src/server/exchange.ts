@@ -66,6 +66,8 @@ export class Exchange implements ProxyExchange, HandlerExchange {
   guards: CompiledGuards | null = null;
   route: CompiledRoute | null = null;
   path = '';
+  /** The path routes matched: `path` with `%2F` read as `/` (see gateway.ts); usually `path` itself. */
+  routePath = '';
   /** The Host header as sent ('' when absent). */
   hostHeader = '';
   query = '';

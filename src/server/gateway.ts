@@ -47,12 +47,31 @@ export function handleRequest(
   const peer = unmapIpv4(req.socket.remoteAddress ?? '');
   x.remoteAddr = peer;
   x.forwardedFor = peer;
+  // No address: the connection was reset before its address was read (the listener reads it on
+  // accept, so this is a corner). Access rules, bans and rate limits all key on the address, so the
+  // request goes no further: unchecked, a reset sent right after a request passed `deny: all`.
+  if (peer === '') {
+    x.clientGone();
+    return x;
+  }
+  // Answers sluice gives before a route is chosen strike against the server's ban scope.
+  x.guards = server.guards;
   if (typeof head === 'string') {
     const code =
       head === 'headers_too_large' ? 'SLUICE_E_CLIENT_HEADERS_TOO_LARGE' : 'SLUICE_E_CLIENT_BAD_REQUEST';
     x.fail(code, new Error(`refused request head: ${head}`));
     return x;
   }
+  // X-Forwarded-* are believed only from trusted proxies; from anyone else they start afresh.
+  // Read before any refusal, so that a refused request behind a proxy names (and strikes) its client.
+  const trustedSet = server.trusted;
+  const trusted = trustedSet?.has(peer) === true;
+  if (trusted && head.xForwardedFor !== null) {
+    x.remoteAddr = clientFromForwardedFor(head.xForwardedFor, trustedSet!) ?? peer;
+    x.forwardedFor = `${head.xForwardedFor}, ${peer}`;
+  }
+  x.forwardedProto = trusted && head.xForwardedProto !== null ? head.xForwardedProto : scheme;
+  x.forwardedHost = trusted && head.xForwardedHost !== null ? head.xForwardedHost : head.host;
   // nginx's 421: a TLS connection's client certificate was checked (or not) for the server its SNI
   // named; a request naming another server with other client-certificate settings would pass its
   // require_client_cert, or carry an identity its client_ca never verified.
@@ -80,20 +99,22 @@ export function handleRequest(
     return x;
   }
   x.path = path;
+  // nginx decodes the path before it matches locations: `/admin%2Fx` is `/admin/x` there, as it is
+  // to an upstream that decodes %2F. Matched as sent, it slipped past a route for `/admin/` (and its
+  // access rules). Routes see `%2F` as `/`; the path forwarded keeps the client's `%2F`.
+  const routePath =
+    path.indexOf('%2F') === -1
+      ? path
+      : normalisePath(path.replaceAll('%2F', '/'), server.config.mergeSlashes);
+  if (routePath === null) {
+    x.fail('SLUICE_E_CLIENT_BAD_REQUEST', new Error('malformed path'));
+    return x;
+  }
+  x.routePath = routePath;
   x.query = q === -1 ? '' : url.slice(q);
   x.startTrace(head.traceparent, head.tracestate);
 
-  // X-Forwarded-* are believed only from trusted proxies; from anyone else they start afresh.
-  const trustedSet = server.trusted;
-  const trusted = trustedSet?.has(peer) === true;
-  if (trusted && head.xForwardedFor !== null) {
-    x.remoteAddr = clientFromForwardedFor(head.xForwardedFor, trustedSet!) ?? peer;
-    x.forwardedFor = `${head.xForwardedFor}, ${peer}`;
-  }
-  x.forwardedProto = trusted && head.xForwardedProto !== null ? head.xForwardedProto : scheme;
-  x.forwardedHost = trusted && head.xForwardedHost !== null ? head.xForwardedHost : head.host;
-
-  const route = server.routes.match(path, x.method, x) ?? null;
+  const route = server.routes.match(routePath, x.method, x) ?? null;
   x.route = route;
   // The route's max_body, else the server's (compiled into the route).
   x.maxBody = route === null ? server.limits.maxBody : route.maxBody;

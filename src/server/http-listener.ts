@@ -343,6 +343,10 @@ export class HttpListener {
   readonly #onConnection = (socket: Socket): void => {
     // Already counted: the same connection given back to HTTP parsing.
     if ((socket as ClientSocket)[kReparsed]) return;
+    // Node reads the peer address on first use and keeps it: read now, while the connection is
+    // surely there. Read at the request, a client that reset the connection right after sending it
+    // had no address (getpeername fails), and access rules, bans and rate limits matched nothing.
+    void socket.remoteAddress;
     this.#connections++;
     this.#sockets.add(socket);
     socket.once('close', () => {
@@ -378,6 +382,7 @@ export class HttpListener {
   /** A TLS connection after its handshake: tracked like a plain one (drain, sweeps). */
   readonly #onSecureConnection = (socket: tls.TLSSocket): void => {
     if (socket.destroyed || (socket as ClientSocket)[kReparsed]) return;
+    void socket.remoteAddress; // kept for the requests to come (see #onConnection)
     this.#sockets.add(socket);
     socket.once('close', () => {
       this.#sockets.delete(socket);

@@ -180,11 +180,13 @@ function readSharedField(name: string, value: string, head: RequestHead): void {
     case 'x-forwarded-for':
       head.xForwardedFor = head.xForwardedFor === null ? value : `${head.xForwardedFor}, ${value}`;
       break;
+    // The last value, as for X-Forwarded-For's right-most entry: a trusted proxy appends its own
+    // after whatever its client sent (first-wins kept a client's `https` or `evil.example`).
     case 'x-forwarded-proto':
-      head.xForwardedProto ??= value;
+      head.xForwardedProto = lastListValue(value);
       break;
     case 'x-forwarded-host':
-      head.xForwardedHost ??= value;
+      head.xForwardedHost = lastListValue(value);
       break;
     case 'traceparent':
       head.traceparent ??= value;
@@ -297,4 +299,10 @@ function isPort(s: string, from: number): boolean {
     port = port * 10 + (c - 0x30);
   }
   return port <= 65535;
+}
+
+/** The last entry of a comma-separated header value, trimmed (`a, b` → `b`). */
+function lastListValue(value: string): string {
+  const comma = value.lastIndexOf(',');
+  return comma === -1 ? value : value.slice(comma + 1).trim();
 }

@@ -5,6 +5,7 @@
  * `$remote_net` and `per: network`, an IPv6 client is its /64.
  */
 import { createHash } from 'node:crypto';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SluiceConfigInput } from '../../src/config/schema.js';
 import { http } from '../helpers/http.js';
@@ -193,7 +194,7 @@ describe('bans', () => {
 
   beforeAll(async () => {
     ({ sluice, adminUrl } = await startBanning(
-      { statuses: [401, 404], max: 3, window: '10s', duration: '1500ms' },
+      { statuses: [400, 401, 404], max: 3, window: '10s', duration: '1500ms' },
       [
         { match: { path: '/ok' }, proxy: { url: up.url } },
         { match: { path: '/login' }, respond: { status: 401 } },
@@ -259,6 +260,47 @@ describe('bans', () => {
     ]);
     expect(JSON.stringify(sluice.logs)).not.toContain(OPS);
   });
+
+  it('strikes the answers sluice gives before a route is chosen (a malformed path), keyed by the client behind the proxy', async () => {
+    const client = '203.0.113.30';
+    for (let i = 0; i < 3; i++) expect((await http(`${sluice.url}/%zz${i}`, as(client))).status).toBe(400);
+    expect((await http(`${sluice.url}/ok`, as(client))).status).toBe(403);
+    expect((await http(`${sluice.url}/ok`, as('203.0.113.31'))).status).toBe(200);
+  });
+
+  it("takes a trusted proxy's X-Forwarded-Proto and -Host as their last values, the ones it added", async () => {
+    await http(`${sluice.url}/ok`, {
+      headers: {
+        'x-forwarded-for': '203.0.113.40',
+        'x-forwarded-proto': 'https, http',
+        'x-forwarded-host': 'evil.example, shop.example',
+      },
+    });
+    const seen = up.seen.at(-1)!.headers;
+    expect(seen['x-forwarded-proto']).toBe('http');
+    expect(seen['x-forwarded-host']).toBe('shop.example');
+  });
+
+  it('reads a forwarded address however it is spelt: with a port, after empty entries, in any IPv6 form', async () => {
+    // Three spellings of one client strike one key; the proxy itself is never struck.
+    for (const spelt of ['2001:DB8::99', '[2001:db8:0:0:0:0:0:99]:443, ', '2001:0db8::0099,,'])
+      expect((await http(`${sluice.url}/miss`, as(spelt))).status).toBe(404);
+    expect((await http(`${sluice.url}/ok`, as('2001:db8::99'))).status).toBe(403);
+    expect((await bans()).bans.map((b) => b.address)).toContain('2001:db8::99');
+    for (let i = 0; i < 3; i++)
+      expect((await http(`${sluice.url}/miss`, as(`198.51.100.40:${5000 + i}`))).status).toBe(404);
+    expect((await http(`${sluice.url}/ok`, as('198.51.100.40'))).status).toBe(403);
+    // The trusted proxy (127.0.0.1, no X-Forwarded-For) gets no strike: a ban would refuse everyone behind it.
+    for (let i = 0; i < 4; i++) expect((await http(`${sluice.url}/miss`)).status).toBe(404);
+    expect((await http(`${sluice.url}/ok`)).status).toBe(200);
+    // Lifted by any spelling.
+    const lifted = await http(`${adminUrl}/api/bans/${encodeURIComponent('2001:0DB8::0099')}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${OPS}` },
+    });
+    expect(lifted.json()).toEqual({ address: '2001:db8::99', lifted: 1 });
+    expect((await http(`${sluice.url}/ok`, as('2001:db8::99'))).status).toBe(200);
+  });
 });
 
 describe('allow/deny', () => {
@@ -301,5 +343,26 @@ describe('allow/deny', () => {
     // The route's own list admits 127.0.0.0/8 only.
     expect((await http(`${sluice.url}/lan/x`)).status).toBe(200);
     expect((await http(`http://[::1]:${v6Port}/lan/x`)).status).toBe(403);
+    // An encoded slash does not slip past the route (nginx decodes before matching locations).
+    expect((await http(`http://[::1]:${v6Port}/lan%2Fx`)).status).toBe(403);
+    expect((await http(`http://[::1]:${v6Port}/lan%2f..%2fx`)).status).toBe(200);
+  });
+
+  it('never lets a request through whose connection was reset right after it was sent', async () => {
+    // A reset makes the peer address unreadable; read at the request, it was '' and matched no rule,
+    // `deny` included, so 7 in 30 such requests reached the upstream.
+    const seen = up.seen.length;
+    const port = sluice.instance.addresses().servers[0]!.port;
+    const body = 'x'.repeat(100);
+    for (let i = 0; i < 40; i++) {
+      const socket = net.connect(port, '127.0.0.1');
+      await new Promise<void>((resolve) => socket.once('connect', resolve));
+      socket.write(`POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: ${body.length}\r\n\r\n${body}`, () =>
+        socket.resetAndDestroy(),
+      );
+      await new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect(up.seen.length).toBe(seen);
   });
 });

@@ -116,6 +116,17 @@ describe('proxy forwarding', () => {
     expect(await res.json()).toMatchObject({ url: '/v1/users/7?fields=name' });
   });
 
+  it('matches routes with %2F read as /, and forwards the %2F the client sent', async () => {
+    // Matched as sent, `/api%2Fusers` went to the catch-all route (and past the /api/ route's rules).
+    const viaEncoded = await fetch(`${sluice.url}/api%2Fusers%2F7`);
+    expect(await viaEncoded.json()).toMatchObject({ url: '/v1/users/7' });
+    // After the prefix, an encoded slash is the app's business: it stays as sent.
+    const kept = await fetch(`${sluice.url}/api/projects/group%2Fname`);
+    expect(await kept.json()).toMatchObject({ url: '/v1/projects/group%2Fname' });
+    const plain = await fetch(`${sluice.url}/files/a%2Fb`);
+    expect(await plain.json()).toMatchObject({ url: '/files/a%2Fb' });
+  });
+
   it('applies set_headers with variables and remove_headers', async () => {
     await fetch(`${sluice.url}/api/x`, { headers: { 'x-drop-me': '1', 'user-agent': 'tester/2' } });
     const h = last().headers;

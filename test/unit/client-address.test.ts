@@ -1,0 +1,43 @@
+/** Client addresses: one canonical form per address, and the client read from X-Forwarded-For. */
+import { describe, expect, it } from 'vitest';
+import { canonicalIp, clientFromForwardedFor, IpSet } from '../../src/core/ip-set.js';
+
+describe('canonicalIp', () => {
+  it('writes IPv6 in RFC 5952 form and IPv4-mapped addresses as IPv4', () => {
+    expect(canonicalIp('203.0.113.7')).toBe('203.0.113.7');
+    expect(canonicalIp('2001:DB8::77')).toBe('2001:db8::77');
+    expect(canonicalIp('2001:0db8:0:0:0:0:0:0077')).toBe('2001:db8::77');
+    expect(canonicalIp('::ffff:198.51.100.7')).toBe('198.51.100.7');
+    expect(canonicalIp('::FFFF:198.51.100.7')).toBe('198.51.100.7');
+    expect(canonicalIp('::ffff:c633:6407')).toBe('198.51.100.7');
+    expect(canonicalIp('::1')).toBe('::1');
+  });
+
+  it('refuses what is not an address, zone ids included', () => {
+    for (const bad of ['', 'example.com', '1.2.3', '1.2.3.4:80', 'fe80::1%eth0', '::ffff:1.2.3.4.5'])
+      expect(canonicalIp(bad)).toBeNull();
+  });
+});
+
+describe('clientFromForwardedFor', () => {
+  const trusted = new IpSet(['10.0.0.0/8']);
+
+  it('takes the right-most untrusted entry, as nginx real_ip_recursive', () => {
+    expect(clientFromForwardedFor('203.0.113.7, 10.0.0.2', trusted)).toBe('203.0.113.7');
+    expect(clientFromForwardedFor('198.51.100.1, 203.0.113.7', trusted)).toBe('203.0.113.7');
+    expect(clientFromForwardedFor('10.0.0.3, 10.0.0.2', trusted)).toBe('10.0.0.3');
+  });
+
+  it('reads entries with a port, skips empty ones, and writes the address canonically', () => {
+    expect(clientFromForwardedFor('203.0.113.7:50312', trusted)).toBe('203.0.113.7');
+    expect(clientFromForwardedFor('[2001:DB8::1]:443, 10.0.0.2:80', trusted)).toBe('2001:db8::1');
+    expect(clientFromForwardedFor('1.2.3.4,,', trusted)).toBe('1.2.3.4');
+    expect(clientFromForwardedFor('1.2.3.4, ', trusted)).toBe('1.2.3.4');
+    expect(clientFromForwardedFor('::ffff:c633:6407', trusted)).toBe('198.51.100.7');
+  });
+
+  it('gives up (the peer stays the client) on an entry that is not an address', () => {
+    for (const bad of ['unknown', '1.2.3.4:http', '[2001:db8::1', '[2001:db8::1]x', '1.2.3.4:123456', ','])
+      expect(clientFromForwardedFor(bad, trusted)).toBeNull();
+  });
+});
