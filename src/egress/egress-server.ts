@@ -145,6 +145,9 @@ export class EgressServer {
   }
 
   readonly #onConnection = (socket: ClientSocket): void => {
+    // Read on accept, kept by Node: read at the request, a client that reset right after sending
+    // it had no address (policies then refuse it as an unknown source; this keeps it known).
+    void socket.remoteAddress;
     this.#sockets.add(socket);
     socket.once('close', () => {
       this.#sockets.delete(socket);
