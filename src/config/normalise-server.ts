@@ -21,6 +21,7 @@ export const DEFAULT_LIMITS: ResolvedLimits = {
   headerTimeoutMs: 10_000,
   keepaliveTimeoutMs: 75_000,
   requestTimeoutMs: 60_000,
+  sendTimeoutMs: 60_000,
   maxConnections: 10_000,
   // 4096 (capped by net.core.somaxconn) absorbs a burst of a thousand new connections; with
   // nginx's 511, about a quarter of such a burst overflowed the accept queue and waited for a
@@ -223,6 +224,7 @@ function normaliseLimits(
     headerTimeoutMs: durationOr(draft?.header_timeout, DEFAULT_LIMITS.headerTimeoutMs),
     keepaliveTimeoutMs: durationOr(draft?.keepalive_timeout, DEFAULT_LIMITS.keepaliveTimeoutMs),
     requestTimeoutMs: durationOr(draft?.request_timeout, DEFAULT_LIMITS.requestTimeoutMs),
+    sendTimeoutMs: durationOr(draft?.send_timeout, DEFAULT_LIMITS.sendTimeoutMs),
     maxConnections: draft?.max_connections ?? DEFAULT_LIMITS.maxConnections,
     backlog: draft?.backlog ?? DEFAULT_LIMITS.backlog,
     maxRequestsPerConnection: draft?.max_requests_per_connection ?? DEFAULT_LIMITS.maxRequestsPerConnection,

@@ -58,6 +58,10 @@ const limitsSchema = z
     request_timeout: durationSchema.optional().meta({
       description: 'Time allowed to send the whole request, head and body; 0s disables. Default 60s.',
     }),
+    send_timeout: durationSchema.optional().meta({
+      description:
+        'A client that takes no byte of a response for this long is closed (nginx send_timeout); 0s disables. Default 60s.',
+    }),
     backlog: z
       .number()
       .int()

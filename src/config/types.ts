@@ -24,6 +24,8 @@ export interface ResolvedLimits {
   readonly keepaliveTimeoutMs: number;
   /** 0 disables. */
   readonly requestTimeoutMs: number;
+  /** A client that takes nothing of a response for this long is closed (nginx send_timeout); 0 disables. */
+  readonly sendTimeoutMs: number;
   readonly maxConnections: number;
   /** Listen queue length. */
   readonly backlog: number;

@@ -151,6 +151,11 @@ export const ERROR_CATALOGUE = {
     title: 'Request Header Fields Too Large',
     hint: 'the request head exceeds limits.max_header',
   },
+  SLUICE_E_CLIENT_SEND_TIMEOUT: {
+    status: 0,
+    title: 'client send timeout',
+    hint: 'the client took no byte of the response for limits.send_timeout and the connection was closed (a client that stopped reading, or a link that stalled)',
+  },
   SLUICE_E_CLIENT_MISDIRECTED: {
     status: 421,
     title: 'Misdirected Request',

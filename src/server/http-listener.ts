@@ -134,6 +134,12 @@ type TrackedResponse = http.ServerResponse & { [kSocket]?: ClientSocket; [kResEx
 /** How often a draining listener looks at its idle keep-alive connections. */
 const DRAIN_SWEEP_MS = 100;
 
+/** How often connections are looked at for a stalled send (send_timeout is checked to this grain). */
+const SEND_SWEEP_MS = 1000;
+/** Bytes of a connection's answers the client had taken at the last sweep, and since when. */
+const kSendDone = Symbol('sluice.sendDone');
+const kSendSince = Symbol('sluice.sendSince');
+
 /** A client socket with sluice's per-connection marks. */
 type ClientSocket = Socket & {
   [kRefused]?: boolean;
@@ -147,6 +153,8 @@ type ClientSocket = Socket & {
   [kPipelined]?: (() => void)[];
   [kPipelinePaused]?: boolean;
   [kReparsed]?: boolean;
+  [kSendDone]?: number;
+  [kSendSince]?: number;
 };
 
 /** An HTTP listener bound to one address, serving whatever table it currently holds. */
@@ -271,6 +279,8 @@ export class HttpListener {
         reusePort,
       };
       this.#server.listen(options, () => {
+        this.#sendSweep = setInterval(() => this.#sweepStalledSends(), SEND_SWEEP_MS);
+        this.#sendSweep.unref();
         this.#server.off('error', onError);
         this.#server.on('error', (err) => this.#logError(err, { listener: this.#table.address.key }));
         resolve();
@@ -696,12 +706,47 @@ export class HttpListener {
       done();
     });
     clearInterval(sweep);
+    clearInterval(this.#sendSweep);
     this.#idle = null;
     for (const socket of this.#sockets) socket.destroy();
     for (const socket of this.#handshaking) socket.destroy();
     for (const socket of this.#tunnels) socket.destroy();
     this.#tls?.close();
     await closed;
+  }
+
+  #sendSweep: NodeJS.Timeout | undefined = undefined;
+
+  /**
+   * nginx's send_timeout: closes a connection whose client took no byte of an answer for
+   * `limits.send_timeout`. Nothing else did: a client that stopped reading held its connection,
+   * the upstream connection behind it and the buffered answer for as long as it liked (79 s in a
+   * test, and counting). A sweep, not a timer per write: nothing is added to the request path.
+   * Progress is the bytes the kernel took (`bytesWritten` counts what is still queued, so the
+   * queue's length is taken off). HTTP/2 streams and WebSocket tunnels are left to their own timeouts.
+   */
+  #sweepStalledSends(): void {
+    const limit = this.#table.limits.sendTimeoutMs;
+    if (limit === 0) return;
+    const now = performance.now();
+    for (const socket of this.#sockets as Iterable<ClientSocket>) {
+      const queued = socket.writableLength;
+      if (queued === 0 || socket[kH2] === true || this.#tunnels.has(socket)) {
+        socket[kSendSince] = undefined;
+        continue;
+      }
+      const done = socket.bytesWritten - queued;
+      if (socket[kSendSince] === undefined || socket[kSendDone] !== done) {
+        socket[kSendDone] = done;
+        socket[kSendSince] = now;
+      } else if (now - socket[kSendSince] >= limit) {
+        // The answer in progress is logged with why its client was cut (Node's own reference to it).
+        const res = (socket as { _httpMessage?: TrackedResponse | null })._httpMessage;
+        const x = res?.[kResExchange];
+        if (x !== undefined && !x.finished) x.errorCode = 'SLUICE_E_CLIENT_SEND_TIMEOUT';
+        socket.destroy();
+      }
+    }
   }
 
   /** Closes connections with no request in progress that received nothing since the last sweep. */

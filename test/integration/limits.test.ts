@@ -250,3 +250,59 @@ describe('a route max_body (nginx: client_max_body_size in a location)', () => {
     expect(r.text).toContain('HTTP/1.1 200 OK');
   });
 });
+
+describe('send_timeout', () => {
+  let up: TestUpstream;
+  let sluice: TestSluice;
+  let upstreamClosed: Promise<void>;
+
+  beforeAll(async () => {
+    let closed!: () => void;
+    upstreamClosed = new Promise((resolve) => {
+      closed = resolve;
+    });
+    // 256 MB, written as the client takes it: far more than the socket buffers hold.
+    up = await startUpstream((_req, res) => {
+      const chunk = Buffer.alloc(64 * 1024, 'x');
+      let left = 4096;
+      res.writeHead(200, { 'content-length': String(chunk.length * left) });
+      res.once('close', closed);
+      const pump = () => {
+        while (left > 0) {
+          left--;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      pump();
+    });
+    sluice = await startSluice({
+      servers: [
+        { listen: '127.0.0.1:0', limits: { send_timeout: '1s' }, routes: [{ proxy: { url: up.url } }] },
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+    await up.close();
+  });
+
+  it('closes a client that stops reading, and the upstream connection behind it', async () => {
+    const socket = net.connect(sluice.port, '127.0.0.1');
+    const started = Date.now();
+    socket.on('error', () => undefined);
+    socket.write('GET /big HTTP/1.1\r\nHost: a\r\n\r\n');
+    // Reads the head, then nothing more (a paused socket does not see the close either).
+    socket.once('data', () => socket.pause());
+    const [line] = await sluice.waitForAccessLines(1, 15_000);
+    // send_timeout is 1 s, checked every second: cut within seconds, not at the 60 s read timeout.
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(line).toMatchObject({ path: '/big', error: 'SLUICE_E_CLIENT_SEND_TIMEOUT' });
+    await upstreamClosed;
+    // What was buffered is read, then the connection ends: it was closed, not left open.
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.resume();
+    await closed;
+  });
+});
