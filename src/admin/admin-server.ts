@@ -106,7 +106,11 @@ export class AdminServer {
     const method = req.method ?? 'GET';
     const found = endpointOf(method, url.pathname);
     if (found === null) return problem(res, 404, 'Not Found');
-    if ('wrongMethod' in found) return problem(res, 405, 'Method Not Allowed', `use ${found.wrongMethod}`);
+    if ('wrongMethod' in found) {
+      // RFC 9110: a 405 carries Allow.
+      res.setHeader('allow', found.allow ?? found.wrongMethod);
+      return problem(res, 405, 'Method Not Allowed', `use ${found.wrongMethod}`);
+    }
     if ('badPath' in found) return problem(res, 400, 'Bad Request', found.badPath);
     const tokensConfigured = this.#settings.tokens.length > 0;
     // Without tokens anyone who reaches the port is served, so a web page whose name an attacker
@@ -306,6 +310,10 @@ function send(
     'content-type': type,
     'content-length': Buffer.byteLength(body),
     'cache-control': cache,
+    // The dashboard is not to be framed by another page (clickjacking), nor any answer sniffed.
+    'x-frame-options': 'DENY',
+    'content-security-policy': "frame-ancestors 'none'",
+    'x-content-type-options': 'nosniff',
   });
   res.end(body);
 }
@@ -322,11 +330,13 @@ export function endpointOf(
   path: string,
 ):
   | { endpoint: Endpoint; params: Record<string, string> }
-  | { wrongMethod: string }
+  | { wrongMethod: string; allow?: string }
   | { badPath: string }
   | null {
   const read = (endpoint: Endpoint) =>
-    method === 'GET' || method === 'HEAD' ? { endpoint, params: {} } : { wrongMethod: 'GET' };
+    method === 'GET' || method === 'HEAD'
+      ? { endpoint, params: {} }
+      : { wrongMethod: 'GET', allow: 'GET, HEAD' };
   switch (path) {
     case '/':
       return read('dashboard');
@@ -344,7 +354,8 @@ export function endpointOf(
       return read('metrics');
     case '/debug/pprof/profile':
     case '/debug/pprof/heap':
-      return read('pprof');
+      // A HEAD would take a whole profile to answer nothing (and hold the profiler meanwhile).
+      return method === 'GET' ? { endpoint: 'pprof', params: {} } : { wrongMethod: 'GET' };
     case '/debug/handles':
       return read('handles');
     case '/api/reload':

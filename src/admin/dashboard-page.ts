@@ -10,6 +10,7 @@ const PAGE = `<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>sluice</title>
 <link rel="stylesheet" href="/assets/uplot.css">
 <style>

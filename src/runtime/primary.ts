@@ -425,13 +425,20 @@ export class Primary {
     this.#broadcast({ type: 'health', upstream, origin, up });
   }
 
-  /** A new worker learns every health result known so far. */
+  /**
+   * A new worker learns every health result known so far, and which targets an operator drained:
+   * it builds its upstreams from the config, so a worker started by a rolling reload or after a
+   * crash sent its share to a drained target again while the API still said "draining".
+   */
   #sendHealthSnapshot(worker: Worker): void {
     for (const u of this.#upstreams.all()) {
-      for (const t of u.targets) {
+      u.targets.forEach((t, index) => {
         if (t.health !== 'unknown')
           this.#send(worker, { type: 'health', upstream: u.name, origin: t.origin, up: t.health === 'up' });
-      }
+        // id 0: no answer is waited for (#ask numbers from 1).
+        if (t.drained)
+          this.#send(worker, { type: 'target', id: 0, action: 'drain', upstream: u.name, index });
+      });
     }
   }
 

@@ -191,6 +191,17 @@ upstreams:
     expect(first.status).toBe(200);
     expect(second.status).toBe(409);
     expect(second.headers['content-type']).toBe('application/problem+json');
+    // 405 names what is allowed (RFC 9110); a HEAD takes no profile.
+    const wrong = await call(base(), 'PUT', '/api/status', 'viewer');
+    expect([wrong.status, wrong.headers.allow]).toEqual([405, 'GET, HEAD']);
+    expect((await call(base(), 'GET', '/api/reload', 'operator')).headers.allow).toBe('POST');
+    expect((await call(base(), 'HEAD', '/debug/pprof/profile?seconds=5', 'developer')).headers.allow).toBe(
+      'GET',
+    );
+    // Not to be framed by another page.
+    const page = await call(base(), 'GET', '/', 'none');
+    expect(page.headers['x-frame-options']).toBe('DENY');
+    expect(page.headers['content-security-policy']).toBe("frame-ancestors 'none'");
   });
 
   it('`sluice reload` goes through the API with SLUICE_ADMIN_TOKEN, and needs an operator token', async () => {
@@ -357,4 +368,75 @@ servers:
     expect(r.code).toBe(2);
     expect(r.stdout + r.stderr).toMatch(/sluice\.yaml:1:18: SLUICE_E_ADMIN_EXPOSED admin\.listen/);
   });
+});
+
+describe('a drained target stays drained in workers started later', () => {
+  it('after a worker crash and after a rolling reload, no request reaches it while the API says draining', async () => {
+    const a = await startUpstream();
+    const b = await startUpstream();
+    const dir = (await tempDir()).path;
+    const port = await freePort();
+    const admin = await freePort();
+    const file = join(dir, 'sluice.yaml');
+    const write = (workers: number) =>
+      writeFile(
+        file,
+        `workers: ${workers}
+log: { access: off }
+admin:
+  listen: "127.0.0.1:${admin}"
+  tokens: [{ name: ops, role: operator, token_env: SLUICE_TEST_OPS }]
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes:
+      - proxy: { upstream: app }
+upstreams:
+  app:
+    targets: [{ url: "${a.url}" }, { url: "${b.url}" }]
+`,
+      );
+    await write(2);
+    const sluice = spawnCli(['start', '-c', file], { env: { SLUICE_TEST_OPS: SECRETS.operator } });
+    try {
+      await waitForPort(port, { proc: sluice });
+      await sluice.waitForJson((l) => l.msg === 'sluice started');
+      const base = `http://127.0.0.1:${admin}`;
+      expect((await call(base, 'POST', '/api/upstreams/app/targets/0/drain', 'operator')).status).toBe(200);
+      // New connections each: spread over every worker.
+      const spread = async (n: number) => {
+        for (let i = 0; i < n; i++) {
+          const res = await request(`http://127.0.0.1:${port}/x`, { headers: { connection: 'close' } });
+          await res.body.dump();
+        }
+      };
+      const workerPids = async () =>
+        (
+          JSON.parse((await call(base, 'GET', '/api/status', 'operator')).body) as {
+            workers: { pid: number }[];
+          }
+        ).workers
+          .map((w) => w.pid)
+          .filter((pid) => pid > 0);
+
+      const before = await workerPids();
+      process.kill(before[0]!, 'SIGKILL');
+      // Logged once the new worker is ready.
+      await sluice.waitForJson((l) => l.msg === 'worker restarted', 1, 20_000);
+      await spread(30);
+      expect(a.seen).toHaveLength(0);
+      expect(b.seen.length).toBe(30);
+
+      await write(3);
+      expect((await call(base, 'POST', '/api/reload', 'operator')).status).toBe(200);
+      await spread(30);
+      expect(a.seen).toHaveLength(0);
+      const listed = JSON.parse((await call(base, 'GET', '/api/upstreams', 'operator')).body);
+      expect(JSON.stringify(listed)).toContain('draining');
+    } finally {
+      sluice.signal('SIGTERM');
+      await sluice.waitForExit(10_000);
+      await a.close();
+      await b.close();
+    }
+  }, 60_000);
 });
