@@ -98,6 +98,7 @@ export class ProcessGuards implements GuardServices {
   async close(): Promise<void> {
     this.#flush();
     this.#limiter.close();
+    this.bans.close();
     this.#manager?.close();
     await this.#state?.close();
   }

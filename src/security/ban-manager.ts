@@ -132,7 +132,7 @@ export class BanManager {
   }
 
   /**
-   * Lifts every ban of `address` here and, with Redis, on every node; how many there were. An IPv6
+   * Lifts every ban of `address` here and, with Redis, on every node; how many were in force. An IPv6
    * address also lifts the ban of its /64 (`per: network` rules ban the network); the network itself
    * (`2001:db8:1:2::/64`) can be given too.
    */
@@ -273,6 +273,7 @@ export class BanManager {
   /** Stops timers and the subscription. */
   close(): void {
     clearInterval(this.#sweeper);
+    this.#list.close();
     this.#subscriber?.disconnect();
   }
 }

@@ -233,10 +233,17 @@ describe('bans', () => {
     const logged = sluice.logs.find((l) => l.msg === 'client banned');
     expect(logged).toMatchObject({ audit: true, client: scanner, scope: 'web', strikes: 3, level: 'warn' });
 
-    // The ban runs out after its duration.
+    // The ban runs out after its duration; lifting it then lifts nothing.
     await new Promise((r) => setTimeout(r, 1600));
     expect((await http(`${sluice.url}/ok`, as(scanner))).status).toBe(200);
     expect((await bans()).bans).toHaveLength(0);
+    const lifted = await http(`${adminUrl}/api/bans/${scanner}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${OPS}` },
+    });
+    expect(lifted.json()).toEqual({ address: scanner, lifted: 0 });
+    const audit = sluice.logs.filter((l) => l.action === 'unban' && l.address === scanner);
+    expect(audit).toMatchObject([{ audit: true, token_name: 'ops', outcome: 'not-found' }]);
   });
 
   it('DELETE /api/bans/{ip} lifts a ban at once (operator only) and logs it', async () => {
@@ -253,7 +260,9 @@ describe('bans', () => {
     expect(lifted.status).toBe(200);
     expect(lifted.json()).toEqual({ address: client, lifted: 1 });
     expect((await http(`${sluice.url}/ok`, as(client))).status).toBe(200);
-    const audit = sluice.logs.filter((l) => l.msg === 'admin action' && l.action === 'unban');
+    const audit = sluice.logs.filter(
+      (l) => l.msg === 'admin action' && l.action === 'unban' && l.address === client,
+    );
     expect(audit).toMatchObject([
       { audit: true, token_name: null, address: client, outcome: 'unauthenticated' },
       { audit: true, token_name: 'ops', address: client, outcome: 'success' },

@@ -6,6 +6,7 @@ import { identify } from '../../src/admin/tokens.js';
 import type { AdminRole, ResolvedToken } from '../../src/config/types.js';
 import { AccessControl } from '../../src/security/access-control.js';
 import { BanList } from '../../src/security/ban-list.js';
+import { BanManager } from '../../src/security/ban-manager.js';
 import { LocalRateLimiter } from '../../src/security/rate-limiter.js';
 import { fullBucket, take } from '../../src/security/token-bucket.js';
 import { resolve } from '../helpers/sluice.js';
@@ -158,14 +159,75 @@ describe('allow/deny', () => {
 describe('ban list', () => {
   it('bans per scope until the deadline, and unbans an address everywhere', () => {
     const list = new BanList();
-    list.add({ scope: 'web', address: '10.0.0.1', until: 1000 });
-    list.add({ scope: 'web/api', address: '10.0.0.1', until: 2000 });
+    list.add({ scope: 'web', address: '10.0.0.1', until: 1000 }, 0);
+    list.add({ scope: 'web/api', address: '10.0.0.1', until: 2000 }, 0);
     expect(list.banned('web', '10.0.0.1', 999)).toBe(true);
     expect(list.banned('web', '10.0.0.2', 999)).toBe(false);
     expect(list.banned('other', '10.0.0.1', 999)).toBe(false);
     expect(list.banned('web', '10.0.0.1', 1000)).toBe(false);
     expect(list.all(1500)).toHaveLength(1);
-    expect(list.remove('10.0.0.1')).toBe(1);
+    expect(list.remove('10.0.0.1', 1500)).toBe(1);
     expect(list.all(0)).toHaveLength(0);
+    list.close();
+  });
+
+  it('drops expired bans in slices that resume where the last stopped; lifting one counts as none', () => {
+    const list = new BanList();
+    for (let i = 0; i < 10; i++) list.add({ scope: 'web', address: `10.0.0.${i}`, until: 1000 + i * 100 }, 0);
+    list.add({ scope: 'web', address: '10.0.1.1', until: 5000 }, 0);
+    expect(list.size).toBe(11);
+    list.sweep(0, 100); // ends the pass the adds began: the next starts from the oldest
+    list.sweep(1500, 4);
+    // The first 4 (until 1000..1300) looked at and dropped; 1400 and 1500 expired too, not yet seen.
+    expect(list.size).toBe(7);
+    list.sweep(1500, 4);
+    expect(list.size).toBe(5);
+    list.sweep(1500, 100);
+    expect(list.size).toBe(5);
+    // An expired ban not yet swept is lifted (dropped) but was not in force.
+    expect(list.remove('10.0.0.9', 2000)).toBe(0);
+    expect(list.remove('10.0.1.1', 2000)).toBe(1);
+    list.sweep(10_000, 100);
+    expect(list.size).toBe(0);
+    list.close();
+  });
+
+  it('keeps a flood of short bans near the number in force, with no timed sweep', () => {
+    const list = new BanList();
+    let most = 0;
+    // 100 000 addresses of one /64, 1 000 a second, each banned for 1 s.
+    for (let i = 0; i < 100_000; i++) {
+      const now = i;
+      list.add({ scope: 'web', address: `2001:db8:0:5::${i.toString(16)}`, until: now + 1000 }, now);
+      most = Math.max(most, list.size);
+    }
+    // 1 000 in force at any time; without the steps per add, all 100 000.
+    expect(most).toBeLessThan(3000);
+    list.close();
+  });
+});
+
+describe('ban manager', () => {
+  const log = { warn: () => undefined, info: () => undefined };
+
+  it('answers the lifting of an expired ban as of an unknown one, and lists it nowhere', async () => {
+    const events: string[] = [];
+    const manager = new BanManager(null, log, (e) => events.push(e.type));
+    const rule = {
+      statuses: [404],
+      max: 1,
+      windowMs: 10_000,
+      durationMs: 1000,
+      per: 'address',
+      level: 'server',
+    } as const;
+    manager.setRules(new Map([['web', rule]]));
+    manager.strike('web', '2001:db8:0:5::1', 1, Date.now() - 5000);
+    manager.strike('web', '2001:db8:0:5::2', 1);
+    expect(events).toEqual(['ban', 'ban']);
+    expect(manager.all().map((b) => b.address)).toEqual(['2001:db8:0:5::2']);
+    expect(await manager.unban('2001:db8:0:5::1')).toBe(0);
+    expect(await manager.unban('2001:db8:0:5::2')).toBe(1);
+    manager.close();
   });
 });
