@@ -35,9 +35,9 @@ export class ProcessGuards implements GuardServices {
   constructor(config: ResolvedConfig, log: StateLog, mode: GuardMode) {
     this.#mode = mode;
     this.#state = config.state.redis === null ? null : new SharedState(config.state.redis, log);
-    const share = mode.kind === 'worker' ? 1 / Math.max(1, mode.workers) : 1;
+    const workers = mode.kind === 'worker' ? Math.max(1, mode.workers) : 1;
     this.#limiter =
-      this.#state === null ? new LocalRateLimiter(share) : new SharedRateLimiter(this.#state, share);
+      this.#state === null ? new LocalRateLimiter(workers) : new SharedRateLimiter(this.#state, workers);
     this.#manager =
       mode.kind === 'alone'
         ? new BanManager(this.#state, log, (e) =>

@@ -3,10 +3,12 @@
  * `state.redis` every take is one atomic Redis script, shared by every worker of every node, and
  * falls back to the local buckets the moment Redis does not answer.
  *
- * Local buckets are per worker: with N workers each gets 1/N of the rate and burst (`share`), so
- * a client spread over the workers gets the configured rate in total, and one pinned to a single
- * keep-alive connection gets less, never more. Memory is bounded: full buckets (idle keys) are
- * swept every 10 s, and past 100 000 keys the table is cleared (failing open) rather than grown.
+ * Local buckets are per worker: with N workers each refills at 1/N of the rate and holds 1/N of
+ * the `burst + 1` tokens (`workerBurst`), so a client spread over the workers gets the configured
+ * rate in total, and one pinned to a single keep-alive connection gets less. A worker's bucket
+ * holds at least the one token a request needs: with burst + 1 < N the workers let up to N through
+ * at once (burst 0 with 2 workers: 2), then the rate. Memory is bounded: full buckets (idle keys)
+ * are swept every 10 s, and past 100 000 keys the table is cleared (failing open) rather than grown.
  */
 import type { ResolvedRateLimit } from '../config/types.js';
 import { PREFIX, type SharedState } from './shared-state.js';
@@ -21,23 +23,33 @@ export interface RateLimiter {
   close(): void;
 }
 
+/**
+ * The burst of this worker's bucket when `workers` processes each keep one for the same clients:
+ * the `burst + 1` tokens split evenly and rounded down, so the buckets add up to no more than
+ * `burst + 1` (burst 2 over 2 workers: one token each, 2 at once in all), but never below the one
+ * token a request needs: when burst + 1 < workers, up to `workers` get through at once.
+ */
+export function workerBurst(burst: number, workers: number): number {
+  return Math.max(1, Math.floor((burst + 1) / workers)) - 1;
+}
+
 /** Buckets in this process. */
 export class LocalRateLimiter implements RateLimiter {
   readonly #buckets = new Map<string, { bucket: Bucket; rule: ResolvedRateLimit }>();
-  readonly #share: number;
+  readonly #workers: number;
   readonly #timer: NodeJS.Timeout;
 
-  /** `share`: this process's part of the configured rate (1 / workers). */
-  constructor(share = 1) {
-    this.#share = share;
+  /** `workers`: how many processes keep buckets of their own for the same clients. */
+  constructor(workers = 1) {
+    this.#workers = workers;
     this.#timer = setInterval(() => this.#sweep(), SWEEP_MS);
     this.#timer.unref();
   }
 
   take(scope: string, key: string, rule: ResolvedRateLimit, now = Date.now()): TakeResult {
     const id = `${scope}\n${key}`;
-    const perSecond = rule.perSecond * this.#share;
-    const burst = Math.floor(rule.burst * this.#share);
+    const perSecond = rule.perSecond / this.#workers;
+    const burst = workerBurst(rule.burst, this.#workers);
     let entry = this.#buckets.get(id);
     if (entry === undefined) {
       if (this.#buckets.size >= MAX_KEYS) this.#buckets.clear();
@@ -49,8 +61,8 @@ export class LocalRateLimiter implements RateLimiter {
 
   #sweep(now = Date.now()): void {
     for (const [id, { bucket, rule }] of this.#buckets) {
-      const capacity = Math.floor(rule.burst * this.#share) + 1;
-      if (bucket.tokens + ((now - bucket.at) / 1000) * rule.perSecond * this.#share >= capacity)
+      const capacity = workerBurst(rule.burst, this.#workers) + 1;
+      if (bucket.tokens + ((now - bucket.at) / 1000) * (rule.perSecond / this.#workers) >= capacity)
         this.#buckets.delete(id);
     }
   }
@@ -70,9 +82,10 @@ export class SharedRateLimiter implements RateLimiter {
   readonly #state: SharedState;
   readonly #local: LocalRateLimiter;
 
-  constructor(state: SharedState, localShare: number) {
+  /** `localWorkers`: as for LocalRateLimiter, for the buckets used while Redis is away. */
+  constructor(state: SharedState, localWorkers: number) {
     this.#state = state;
-    this.#local = new LocalRateLimiter(localShare);
+    this.#local = new LocalRateLimiter(localWorkers);
   }
 
   take(scope: string, key: string, rule: ResolvedRateLimit): TakeResult | Promise<TakeResult> {

@@ -7,7 +7,7 @@ import type { AdminRole, ResolvedToken } from '../../src/config/types.js';
 import { AccessControl } from '../../src/security/access-control.js';
 import { BanList } from '../../src/security/ban-list.js';
 import { BanManager } from '../../src/security/ban-manager.js';
-import { LocalRateLimiter } from '../../src/security/rate-limiter.js';
+import { LocalRateLimiter, workerBurst } from '../../src/security/rate-limiter.js';
 import { fullBucket, take } from '../../src/security/token-bucket.js';
 import { resolve } from '../helpers/sluice.js';
 
@@ -105,14 +105,59 @@ describe('token bucket', () => {
     expect(take(b, 1, 1, 3_600_000)).toMatchObject({ allowed: false, retryAfter: 1, reset: 2 });
   });
 
-  it('gives each of N workers 1/N of the rate and burst', () => {
+  it('gives each of N workers 1/N of the rate and of the burst + 1 tokens', () => {
     const rule = { perSecond: 10, burst: 9, key: '$remote_addr', level: 'server' as const };
-    const limiter = new LocalRateLimiter(0.5);
-    const results = Array.from({ length: 8 }, () => limiter.take('web', '10.0.0.1', rule, 1000).allowed);
-    // burst 9 → 4 per worker, plus the one token: 5 at once.
-    expect(results.filter(Boolean)).toHaveLength(5);
+    const limiter = new LocalRateLimiter(2);
+    const results = Array.from({ length: 8 }, () => limiter.take('web', '10.0.0.1', rule, 1000));
+    // burst 9 → 10 tokens, 5 per worker.
+    expect(results.filter((r) => r.allowed)).toHaveLength(5);
+    expect(results[0]?.limit).toBe(5);
     expect(limiter.take('web', '10.0.0.2', rule, 1000).allowed).toBe(true);
     limiter.close();
+  });
+
+  it('splits burst + 1 over the workers with no more in all, but at least a token each', () => {
+    // [burst, workers] → each worker's burst.
+    const cases: [number, number, number][] = [
+      [0, 1, 0],
+      [5, 1, 5],
+      [0, 2, 0],
+      [2, 2, 0],
+      [3, 2, 1],
+      [9, 2, 4],
+      [200, 3, 66],
+      [2, 4, 0],
+    ];
+    for (const [burst, workers, want] of cases)
+      expect([burst, workers, workerBurst(burst, workers)]).toEqual([burst, workers, want]);
+    for (let workers = 1; workers <= 16; workers++) {
+      for (let burst = 0; burst <= 100; burst++) {
+        const tokens = workers * (workerBurst(burst, workers) + 1);
+        expect(tokens).toBeLessThanOrEqual(Math.max(burst + 1, workers));
+        expect(workerBurst(burst, workers)).toBeGreaterThanOrEqual(0);
+      }
+    }
+  });
+
+  it('with burst 2 over 2 workers, lets 2 through at once in all and says RateLimit-Limit 1', () => {
+    const rule = { perSecond: 1 / 60, burst: 2, key: '$remote_addr', level: 'server' as const };
+    const workers = [new LocalRateLimiter(2), new LocalRateLimiter(2)];
+    // Requests spread over both workers in turn, as the primary hands out connections.
+    const results = Array.from({ length: 10 }, (_, i) => workers[i % 2]!.take('web', '10.0.0.1', rule, 1000));
+    expect(results.map((r) => r.allowed)).toEqual([
+      true,
+      true,
+      false,
+      false,
+      false,
+      false,
+      false,
+      false,
+      false,
+      false,
+    ]);
+    expect(results.map((r) => r.limit)).toEqual(Array(10).fill(1));
+    for (const w of workers) w.close();
   });
 });
 
