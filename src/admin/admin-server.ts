@@ -27,8 +27,11 @@ export interface AdminControl {
   metrics(): Promise<{ contentType: string; body: string }>;
   /** The same metrics as prom-client JSON (for the dashboard). */
   metricsJson(): Promise<MetricsJson>;
-  /** pprof CPU profile of a worker (index; default the first) over `seconds`. */
-  cpuProfile(seconds: number, worker?: number): Promise<Buffer>;
+  /**
+   * pprof CPU profile of a worker (index; default the first) over `seconds`; `gone` aborts when the
+   * caller left, and the profile ends early.
+   */
+  cpuProfile(seconds: number, worker?: number, gone?: AbortSignal): Promise<Buffer>;
   /** pprof heap profile of a worker. */
   heapProfile(worker?: number): Promise<Buffer>;
   /** Active handles and requests in flight, per worker. */
@@ -132,7 +135,7 @@ export class AdminServer {
     // Every refused attempt at a state change is audited, the outcome being the refusal.
     if (decision !== 'allow' && MATRIX_CHANGES.has(endpoint)) {
       const action = endpoint === 'target' ? `target.${params.action}` : endpoint;
-      this.#audit(action, token?.name ?? null, params, decision);
+      this.#audit(req, action, token?.name ?? null, params, decision);
     }
     if (decision === 'unauthenticated') {
       res.setHeader('www-authenticate', 'Bearer realm="sluice"');
@@ -195,13 +198,19 @@ export class AdminServer {
         if (!Number.isFinite(seconds) || seconds <= 0 || seconds > MAX_PROFILE_SECONDS) {
           return problem(res, 400, 'Bad Request', `seconds must be between 0 and ${MAX_PROFILE_SECONDS}`);
         }
-        return sendProfile(res, await control.cpuProfile(seconds, worker), 'cpu');
+        // A caller that leaves ends the profile: it went on for its full time (up to 60 s) with
+        // nobody waiting, and every other profile of that worker meanwhile was refused 409.
+        const gone = new AbortController();
+        res.once('close', () => {
+          if (!res.writableFinished) gone.abort();
+        });
+        return sendProfile(res, await control.cpuProfile(seconds, worker, gone.signal), 'cpu');
       }
       case 'handles':
         return sendJson(res, await control.handles());
       case 'reload': {
         const outcome = await control.reload();
-        this.#audit('reload', token?.name ?? null, {}, outcome.ok ? 'success' : 'failure', {
+        this.#audit(req, 'reload', token?.name ?? null, {}, outcome.ok ? 'success' : 'failure', {
           problems: outcome.problems,
         });
         if (outcome.ok) return sendJson(res, outcome);
@@ -221,6 +230,7 @@ export class AdminServer {
           ? await control.setTarget(action, params.upstream ?? '', index)
           : null;
         this.#audit(
+          req,
           `target.${action}`,
           token?.name ?? null,
           params,
@@ -233,7 +243,7 @@ export class AdminServer {
       case 'unban': {
         const address = params.address ?? '';
         const n = await control.unban(address);
-        this.#audit('unban', token?.name ?? null, { address }, n > 0 ? 'success' : 'not-found');
+        this.#audit(req, 'unban', token?.name ?? null, { address }, n > 0 ? 'success' : 'not-found');
         return sendJson(res, { address, lifted: n });
       }
     }
@@ -241,6 +251,7 @@ export class AdminServer {
 
   /** One audit line per state change, with who asked and how it went (never the token itself). */
   #audit(
+    req: http.IncomingMessage,
     action: string,
     token: string | null,
     params: Record<string, string>,
@@ -249,7 +260,12 @@ export class AdminServer {
   ): void {
     // The path parameters, minus `action` (already folded into the action's name).
     const { action: _verb, ...where } = params;
-    this.#log.info({ audit: true, action, token_name: token, ...where, outcome, ...extra }, 'admin action');
+    // The caller's address: who tried, for refused attempts above all.
+    const from = req.socket.remoteAddress ?? null;
+    this.#log.info(
+      { audit: true, action, token_name: token, ...where, outcome, remote_addr: from, ...extra },
+      'admin action',
+    );
   }
 
   /** Binds the admin address. */

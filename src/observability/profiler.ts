@@ -68,7 +68,14 @@ export class Profiler {
     await this.#session.post('HeapProfiler.startSampling', { samplingInterval: HEAP_SAMPLING_BYTES });
   }
 
-  /** Samples the CPU for `seconds`; the pprof bytes. One profile at a time. */
+  /** Ends the CPU profile being taken now, if any (its caller left). */
+  endCpu(): void {
+    this.#endCpu?.();
+  }
+
+  #endCpu: (() => void) | null = null;
+
+  /** Samples the CPU for `seconds` (or until endCpu); the pprof bytes. One profile at a time. */
   async cpu(seconds: number): Promise<Buffer> {
     if (this.#cpuBusy) throw new ProfilerBusyError();
     this.#cpuBusy = true;
@@ -78,7 +85,15 @@ export class Profiler {
       await this.#session.post('Profiler.setSamplingInterval', { interval: 1000 });
       const startedAt = Date.now();
       await this.#session.post('Profiler.start');
-      await new Promise((r) => setTimeout(r, seconds * 1000));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(end, seconds * 1000);
+        function end(): void {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.#endCpu = end;
+      });
+      this.#endCpu = null;
       const { profile } = (await this.#session.post('Profiler.stop')) as unknown as { profile: CpuProfile };
       await this.#session.post('Profiler.disable');
       return gzipSync(cpuToPprof(profile, startedAt));

@@ -256,7 +256,10 @@ export class SluiceInstance {
           body: await this.registry.metrics(),
         }),
         metricsJson: async () => (await this.registry.getMetricsAsJSON()) as unknown as MetricsJson,
-        cpuProfile: (seconds) => this.profiler.cpu(seconds),
+        cpuProfile: (seconds, _worker, gone) => {
+          gone?.addEventListener('abort', () => this.profiler.endCpu(), { once: true });
+          return this.profiler.cpu(seconds);
+        },
         heapProfile: () => this.profiler.heap(),
         handles: async () => ({ workers: [this.handles()] }),
         bans: async () => this.guards.all(),

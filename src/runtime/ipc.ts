@@ -40,6 +40,8 @@ export type ToWorker =
   | { readonly type: 'query'; readonly id: number }
   | { readonly type: 'metrics'; readonly id: number }
   | { readonly type: 'profile'; readonly id: number; readonly kind: 'cpu' | 'heap'; readonly seconds: number }
+  /** The caller of a CPU profile left: end it now. */
+  | { readonly type: 'profile-cancel' }
   | { readonly type: 'handles'; readonly id: number };
 
 /** Worker → primary. */

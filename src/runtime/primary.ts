@@ -773,7 +773,7 @@ export class Primary {
         },
         metricsJson: async () =>
           (await (await this.#aggregate()).getMetricsAsJSON()) as unknown as MetricsJson,
-        cpuProfile: (seconds, worker) => this.#profile('cpu', seconds, worker),
+        cpuProfile: (seconds, worker, gone) => this.#profile('cpu', seconds, worker, gone),
         heapProfile: (worker) => this.#profile('heap', 0, worker),
         handles: () => this.#handles(),
         bans: async () => this.#bans.all(),
@@ -824,10 +824,11 @@ export class Primary {
   }
 
   /** A profile of worker `index` (default the first running one). */
-  async #profile(kind: 'cpu' | 'heap', seconds: number, index?: number): Promise<Buffer> {
+  async #profile(kind: 'cpu' | 'heap', seconds: number, index?: number, gone?: AbortSignal): Promise<Buffer> {
     const slot = index === undefined ? this.#slots.find((s) => s.worker !== null) : this.#slots[index];
     const worker = slot?.worker ?? null;
     if (worker === null) throw new AdminRequestError(404, `no running worker ${index ?? ''}`.trim());
+    gone?.addEventListener('abort', () => this.#send(worker, { type: 'profile-cancel' }), { once: true });
     const answer = await this.#ask<Extract<FromWorker, { type: 'profile' }>>(
       worker,
       (id) => ({ type: 'profile', id, kind, seconds }),

@@ -87,6 +87,9 @@ async function handle(message: ToWorker): Promise<void> {
           instance === null ? [] : ((await instance.registry.getMetricsAsJSON()) as unknown as MetricsJson),
       });
       return;
+    case 'profile-cancel':
+      instance?.profiler.endCpu();
+      return;
     case 'profile':
       try {
         const data =

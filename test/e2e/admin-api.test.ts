@@ -191,6 +191,18 @@ upstreams:
     expect(first.status).toBe(200);
     expect(second.status).toBe(409);
     expect(second.headers['content-type']).toBe('application/problem+json');
+    // A caller that leaves ends its profile: the next one is taken, not refused 409.
+    const abandoned = new AbortController();
+    const left = request(`${base()}/debug/pprof/profile?seconds=20`, {
+      headers: headersOf('developer'),
+      signal: abandoned.signal,
+    }).catch(() => 'left');
+    await new Promise((r) => setTimeout(r, 300));
+    abandoned.abort();
+    expect(await left).toBe('left');
+    await new Promise((r) => setTimeout(r, 300));
+    const next = await call(base(), 'GET', '/debug/pprof/profile?seconds=0.2', 'developer');
+    expect(next.status).toBe(200);
     // 405 names what is allowed (RFC 9110); a HEAD takes no profile.
     const wrong = await call(base(), 'PUT', '/api/status', 'viewer');
     expect([wrong.status, wrong.headers.allow]).toEqual([405, 'GET, HEAD']);

@@ -264,7 +264,13 @@ describe('bans', () => {
       (l) => l.msg === 'admin action' && l.action === 'unban' && l.address === client,
     );
     expect(audit).toMatchObject([
-      { audit: true, token_name: null, address: client, outcome: 'unauthenticated' },
+      {
+        audit: true,
+        token_name: null,
+        address: client,
+        outcome: 'unauthenticated',
+        remote_addr: '127.0.0.1',
+      },
       { audit: true, token_name: 'ops', address: client, outcome: 'success' },
     ]);
     expect(JSON.stringify(sluice.logs)).not.toContain(OPS);
