@@ -38,6 +38,7 @@ import { describeServers } from './instance.js';
 import { type FromWorker, isFromWorker, type ToWorker, type WorkerStats } from './ipc.js';
 import { listenFacts, useReusePort } from './listen-mode.js';
 import { prepareWorkerLogFiles } from './log-files.js';
+import { workersKeepRoot } from './privileges.js';
 import { planReload } from './reload-plan.js';
 
 /** How long a new worker may take to load its handlers and listen. */
@@ -867,10 +868,17 @@ export class Primary {
 /** Refuses a config whose handlers would run as root. */
 function refuseRootHandlers(config: ResolvedConfig): void {
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
-  if (root && config.user === null && !config.allowRootHandlers && handlerModules(config).length > 0) {
+  // `user: root` (or 0) is no way out: the test is the uid the workers end up with.
+  if (
+    root &&
+    workersKeepRoot(config.user) &&
+    !config.allowRootHandlers &&
+    handlerModules(config).length > 0
+  ) {
+    const which = config.user === null ? '' : ` (user: ${config.user} is uid 0)`;
     throw new SluiceError(
       'SLUICE_E_HANDLER_ROOT',
-      'refusing to run handlers as root: set user: (and group:) to an unprivileged account, or allow_root_handlers: true',
+      `refusing to run handlers as root${which}: set user: (and group:) to an unprivileged account, or allow_root_handlers: true`,
     );
   }
 }

@@ -27,6 +27,20 @@ export function lookupIds(user: string, group: string | null, root = '/'): { uid
   return { uid, gid };
 }
 
+/**
+ * Whether workers started as root keep uid 0: no `user:`, or a user that is root under another
+ * name or number (`root`, `0`, a second uid-0 account). A user that does not exist is not root
+ * here: that is a config problem of its own (config/check-user.ts).
+ */
+export function workersKeepRoot(user: string | null, root = '/'): boolean {
+  if (user === null) return true;
+  try {
+    return lookupIds(user, null, root).uid === 0;
+  } catch {
+    return false;
+  }
+}
+
 function readDatabase(path: string): string[][] {
   try {
     return readFileSync(path, 'utf8')

@@ -475,6 +475,33 @@ describe('sluice serve as root without --user', () => {
       await expect(waitForPort(port, { timeoutMs: 200 })).rejects.toThrow();
     },
   );
+
+  // The refusal is about the uid the workers end up with: `--user root` or `--user 0` is root.
+  it.runIf(process.getuid?.() === 0).each(['root', '0'])(
+    '--user %s is refused as root too: exit 2, SLUICE_E_HANDLER_ROOT',
+    async (user) => {
+      const port = await freePort();
+      const res = await runCli([
+        'serve',
+        join(ROOT, 'examples/slow-path.ts'),
+        '--port',
+        String(port),
+        '--host',
+        '127.0.0.1',
+        '--workers',
+        '1',
+        '--user',
+        user,
+      ]);
+      expect(res.code).toBe(2);
+      expect(res.stderr).toMatch(
+        new RegExp(
+          `^sluice: SLUICE_E_HANDLER_ROOT refusing to run handlers as root \\(user: ${user} is uid 0\\)`,
+        ),
+      );
+      await expect(waitForPort(port, { timeoutMs: 200 })).rejects.toThrow();
+    },
+  );
 });
 
 describe('signals while sluice serve starts', () => {

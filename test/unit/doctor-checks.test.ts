@@ -58,7 +58,8 @@ function check(id: CheckId, f: HostFacts, sizing: DoctorSizing = NO_CONFIG_SIZIN
 function sizingOf(yaml: string): DoctorSizing {
   const result = loadConfigText(yaml, 'sluice.yaml', {});
   if (!result.ok) throw new Error(JSON.stringify(result.problems));
-  return sizingFromConfig(result.config, 'sluice.yaml');
+  // Users are looked up in a fixture host's /etc/passwd (it has sluice), not this one's.
+  return sizingFromConfig(result.config, 'sluice.yaml', 'test/fixtures/hosts/basic/');
 }
 
 const SIZED = `version: 1
@@ -373,6 +374,32 @@ describe('process checks', () => {
     expect(r.status).toBe('pass');
     expect(r.message).toContain('drop to user sluice');
     expect(check('running_as_root', facts({ uid: null })).status).toBe('warn');
+  });
+
+  // What counts is the uid the user has in the host's /etc/passwd (under --root in tests).
+  it('running_as_root: user: root or 0 warns as no user: does; a user not in /etc/passwd fails', () => {
+    const hostRoot = 'test/fixtures/hosts/basic/';
+    const sizingFor = (user: string) => {
+      const result = loadConfigText(
+        `user: "${user}"\nservers: [{ listen: 8080, routes: [{ respond: { body: "x" } }] }]`,
+        'sluice.yaml',
+        {},
+      );
+      if (!result.ok) throw new Error(JSON.stringify(result.problems));
+      return sizingFromConfig(result.config, 'sluice.yaml', hostRoot);
+    };
+    for (const user of ['root', '0']) {
+      const r = check('running_as_root', facts({ uid: 0 }), sizingFor(user));
+      expect(r.status).toBe('warn');
+      expect(r.message).toBe(
+        `root, and sluice.yaml sets user: ${user}, which is uid 0: every worker keeps root`,
+      );
+    }
+    expect(check('running_as_root', facts({ uid: 0 }), sizingFor('sluice')).status).toBe('pass');
+    expect(check('running_as_root', facts({ uid: 0 }), sizingFor('1000')).status).toBe('pass');
+    const missing = check('running_as_root', facts({ uid: 0 }), sizingFor('nosuchuser'));
+    expect(missing.status).toBe('fail');
+    expect(missing.message).toContain('user: nosuchuser, which is not in /etc/passwd');
   });
 
   it('node_version: 20.18 is the floor; 22.12+ mentions SO_REUSEPORT and tcp_migrate_req', () => {

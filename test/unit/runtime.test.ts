@@ -5,7 +5,7 @@ import type { ResolvedConfig } from '../../src/config/types.js';
 import { CRASH_LOOP_COUNT, CrashTracker } from '../../src/runtime/crash-tracker.js';
 import { useReusePort } from '../../src/runtime/listen-mode.js';
 import { workerV8Flags } from '../../src/runtime/primary.js';
-import { lookupIds } from '../../src/runtime/privileges.js';
+import { lookupIds, workersKeepRoot } from '../../src/runtime/privileges.js';
 import { planReload } from '../../src/runtime/reload-plan.js';
 
 const resolved = (input: SluiceConfigInput): ResolvedConfig => {
@@ -113,6 +113,15 @@ describe('user and group lookup', () => {
     expect(lookupIds('sluice', null, root)).toEqual({ uid: 998, gid: 997 });
     expect(lookupIds('sluice', 'web', root)).toEqual({ uid: 998, gid: 33 });
     expect(lookupIds('1234', '55', root)).toEqual({ uid: 1234, gid: 55 });
+  });
+
+  it('tells workers that keep root: no user, or one that is uid 0 under any name', () => {
+    expect(workersKeepRoot(null, root)).toBe(true);
+    expect(workersKeepRoot('root', root)).toBe(true);
+    expect(workersKeepRoot('0', root)).toBe(true);
+    expect(workersKeepRoot('sluice', root)).toBe(false);
+    expect(workersKeepRoot('1000', root)).toBe(false);
+    expect(workersKeepRoot('ghost', root)).toBe(false);
   });
 
   it('says which name does not exist', () => {

@@ -7,7 +7,7 @@
  * Exit 0 when no check fails, 1 when one does, 2 when the config or the arguments are wrong.
  */
 import { stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { loadConfigFile } from '../../config/load.js';
 import { formatProblem } from '../../config/problem.js';
 import { exitCodeFor, runChecks } from '../../ops/doctor/checks.js';
@@ -18,6 +18,7 @@ import { colorWanted, renderTable } from '../../ops/doctor/render-table.js';
 
 /** Runs the audit and returns the exit code. */
 export async function runDoctor(opts: { config?: string; json?: boolean; root?: string }): Promise<number> {
+  const root = resolve(opts.root ?? '/');
   let sizing: DoctorSizing = NO_CONFIG_SIZING;
   if (opts.config !== undefined) {
     const result = await loadConfigFile(opts.config);
@@ -28,10 +29,9 @@ export async function runDoctor(opts: { config?: string; json?: boolean; root?: 
       return 2;
     }
     for (const w of result.warnings) process.stderr.write(`${formatProblem(w, 'warning')}\n`);
-    sizing = sizingFromConfig(result.config, opts.config);
+    sizing = sizingFromConfig(result.config, opts.config, join(root, '/'));
   }
 
-  const root = resolve(opts.root ?? '/');
   if (!(await isDirectory(root))) {
     process.stderr.write(`sluice doctor: --root ${opts.root}: not a directory\n`);
     return 2;

@@ -3,6 +3,7 @@
  * Without `-c` the checks expect the recommended values alone.
  */
 import type { ResolvedConfig } from '../../config/types.js';
+import { lookupIds } from '../../runtime/privileges.js';
 import { nofileNeeded } from '../host-tuning.js';
 
 /** The config's demands on the host. */
@@ -21,6 +22,11 @@ export interface DoctorSizing {
   readonly backlog: number | null;
   /** `user:` of the config: the workers drop to it when started as root. */
   readonly user: string | null;
+  /**
+   * The uid `user:` has in the host's /etc/passwd (`root` and `0` are 0: the workers keep root);
+   * null without `user:` or when it is not there (the workers cannot switch to it).
+   */
+  readonly userUid: number | null;
 }
 
 /** No config: recommendations only, `workers: auto` as `sluice start` defaults to. */
@@ -30,10 +36,14 @@ export const NO_CONFIG_SIZING: DoctorSizing = {
   connectionsPerWorker: null,
   backlog: null,
   user: null,
+  userUid: null,
 };
 
-/** The sizing of a resolved config; `file` is its name as the user gave it. */
-export function sizingFromConfig(config: ResolvedConfig, file: string): DoctorSizing {
+/**
+ * The sizing of a resolved config; `file` is its name as the user gave it, `root` the host tree
+ * whose /etc/passwd names the users.
+ */
+export function sizingFromConfig(config: ResolvedConfig, file: string, root = '/'): DoctorSizing {
   const perAddress = new Map<string, number>();
   let backlog = 0;
   for (const server of config.servers) {
@@ -50,7 +60,16 @@ export function sizingFromConfig(config: ResolvedConfig, file: string): DoctorSi
     connectionsPerWorker: connections,
     backlog: config.servers.length === 0 ? null : backlog,
     user: config.user,
+    userUid: config.user === null ? null : uidOf(config.user, root),
   };
+}
+
+function uidOf(user: string, root: string): number | null {
+  try {
+    return lookupIds(user, null, root).uid;
+  } catch {
+    return null;
+  }
 }
 
 /** Worker processes `sluice start` runs: `auto` is one per core, as `workerCount` in runtime/primary.ts. */

@@ -1,7 +1,7 @@
 /**
  * `running_as_root`: who sluice would run as. Started as root it binds its ports, then the workers
- * drop to `user:` — so root is fine with `user:` set; without it every worker, and every handler
- * module, keeps root.
+ * drop to `user:` — so root is fine with `user:` set to another account; without it (or with
+ * `user: root`) every worker, and every handler module, keeps root.
  */
 import type { CheckResult, DoctorCheck } from './doctor-check.js';
 
@@ -28,7 +28,17 @@ export const runningAsRootCheck: DoctorCheck = (facts, sizing): CheckResult => {
       fix: '',
     };
   }
-  if (sizing.user !== null) {
+  if (sizing.user !== null && sizing.userUid === null) {
+    return {
+      id: 'running_as_root',
+      status: 'fail',
+      value: 'root (uid 0)',
+      expected,
+      message: `${sizing.file} sets user: ${sizing.user}, which is not in /etc/passwd: the workers cannot switch to it`,
+      fix: `useradd --system ${sizing.user} (sluice reads /etc/passwd, not NSS or LDAP), or a numeric uid`,
+    };
+  }
+  if (sizing.user !== null && sizing.userUid !== 0) {
     return {
       id: 'running_as_root',
       status: 'pass',
@@ -46,7 +56,9 @@ export const runningAsRootCheck: DoctorCheck = (facts, sizing): CheckResult => {
     message:
       sizing.file === null
         ? 'root: without user: in the config, every worker keeps root'
-        : `root, and ${sizing.file} sets no user:, so every worker keeps root`,
+        : sizing.user !== null
+          ? `root, and ${sizing.file} sets user: ${sizing.user}, which is uid 0: every worker keeps root`
+          : `root, and ${sizing.file} sets no user:, so every worker keeps root`,
     fix: 'user: sluice in the config (useradd --system sluice), or run sluice as an unprivileged user',
   };
 };
