@@ -12,6 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ERROR_CATALOGUE, type ErrorCode } from '../errors/catalogue.js';
+import { checkHostUsers } from './check-user.js';
 import type { ConfigDraft } from './config-draft.js';
 import { type Environment, interpolateEnv } from './interpolate.js';
 import { formatKeyPath, isMapping, type KeyPath } from './key-path.js';
@@ -30,6 +31,12 @@ export type ConfigResult =
   | { readonly ok: true; readonly config: ResolvedConfig; readonly warnings: readonly ConfigProblem[] }
   | { readonly ok: false; readonly problems: readonly ConfigProblem[] };
 
+/** What else to check beyond the file itself. */
+export interface LoadOptions {
+  /** `user:`/`group:` exist in this host's files, when running as root (see check-user.ts). */
+  readonly hostUsers?: boolean;
+}
+
 /** Extensions loaded as JavaScript modules whose default export is the config object. */
 const MODULE_EXTENSIONS = new Set(['.ts', '.mts', '.cts', '.js', '.mjs', '.cjs']);
 
@@ -38,19 +45,28 @@ const MODULE_EXTENSIONS = new Set(['.ts', '.mts', '.cts', '.js', '.mjs', '.cjs']
  * parsed with positions; a module (`.ts`, `.js`, ...) is imported and its default export resolved
  * like `resolveConfigObject`. Problems name `file` as given; the resolved `file` is absolute.
  */
-export async function loadConfigFile(file: string, env: Environment = process.env): Promise<ConfigResult> {
-  if (MODULE_EXTENSIONS.has(extname(file).toLowerCase())) return loadConfigModule(file);
+export async function loadConfigFile(
+  file: string,
+  env: Environment = process.env,
+  options: LoadOptions = {},
+): Promise<ConfigResult> {
+  if (MODULE_EXTENSIONS.has(extname(file).toLowerCase())) return loadConfigModule(file, options);
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
     return failed(fileProblem(file, `cannot read the file: ${ioReason(err)}`));
   }
-  return loadConfigText(text, file, env);
+  return loadConfigText(text, file, env, options);
 }
 
 /** Resolves config text (YAML or JSON); `file` is used as given in problems and resolved for `config.file`. */
-export function loadConfigText(text: string, file: string, env: Environment = process.env): ConfigResult {
+export function loadConfigText(
+  text: string,
+  file: string,
+  env: Environment = process.env,
+  options: LoadOptions = {},
+): ConfigResult {
   const source = parseYamlSource(text, file);
   if (source.value === undefined) return failed(...source.problems);
   return check(source.value, {
@@ -59,6 +75,7 @@ export function loadConfigText(text: string, file: string, env: Environment = pr
     env,
     isPlainScalar: (path) => source.isPlainScalar(path),
     earlier: source.problems,
+    hostUsers: options.hostUsers === true,
   });
 }
 
@@ -68,13 +85,18 @@ export function loadConfigText(text: string, file: string, env: Environment = pr
  * name `file` when given, else `"config"`. Strings are not `${ENV}`-interpolated: code that
  * builds a config object reads `process.env` itself.
  */
-export function resolveConfigObject(input: unknown, file: string | null = null): ConfigResult {
+export function resolveConfigObject(
+  input: unknown,
+  file: string | null = null,
+  options: LoadOptions = {},
+): ConfigResult {
   return check(input, {
     locator: objectLocator(input, file ?? 'config'),
     absoluteFile: file === null ? null : resolve(file),
     env: null,
     isPlainScalar: () => false,
     earlier: [],
+    hostUsers: options.hostUsers === true,
   });
 }
 
@@ -85,6 +107,7 @@ interface CheckOptions {
   readonly isPlainScalar: (path: KeyPath) => boolean;
   /** Problems the parser found that did not stop it (keys given twice). */
   readonly earlier: readonly ConfigProblem[];
+  readonly hostUsers: boolean;
 }
 
 function check(input: unknown, options: CheckOptions): ConfigResult {
@@ -111,6 +134,7 @@ function check(input: unknown, options: CheckOptions): ConfigResult {
     { file: options.absoluteFile, declaredUpstreams: declaredUpstreams(value), env: options.env },
     problems,
   );
+  if (options.hostUsers) checkHostUsers(draft, problems);
   const all = [
     ...options.earlier.map((p) => ({ p, order: 0 })),
     ...problems.problems.map((p) => place(p, options.locator)),
@@ -160,7 +184,7 @@ function inDocumentOrder(items: readonly { p: ConfigProblem; order: number }[]):
     });
 }
 
-async function loadConfigModule(file: string): Promise<ConfigResult> {
+async function loadConfigModule(file: string, options: LoadOptions): Promise<ConfigResult> {
   let mod: unknown;
   try {
     // The query makes a reload import the file afresh instead of the cached first version.
@@ -185,7 +209,7 @@ async function loadConfigModule(file: string): Promise<ConfigResult> {
       fileProblem(file, 'the module has no default export; write export default defineConfig({ ... })'),
     );
   }
-  return resolveConfigObject(config, file);
+  return resolveConfigObject(config, file, options);
 }
 
 function fileProblem(file: string, message: string): ConfigProblem {

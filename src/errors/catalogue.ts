@@ -214,7 +214,7 @@ export const ERROR_CATALOGUE = {
   SLUICE_E_RUNTIME_PRIVILEGES: {
     status: 0,
     title: 'cannot drop privileges',
-    hint: 'check that user: and group: exist on this host (getent passwd NAME) and that sluice starts as root',
+    hint: 'user: and group: must be in /etc/passwd and /etc/group (sluice reads those files, not NSS or LDAP), and sluice must start as root',
   },
   SLUICE_E_RUNTIME_WORKER: {
     status: 0,

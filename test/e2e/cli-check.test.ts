@@ -37,6 +37,33 @@ describe('sluice check (built CLI)', () => {
     expect(r.code).toBe(0);
   });
 
+  // Workers switch to user: only when started as root: then a user the host lacks is a config
+  // problem (exit 2) for check and start, found before any worker is forked.
+  it.runIf(process.getuid?.() === 0)(
+    'as root, refuses a user: or group: not in /etc/passwd or /etc/group: exit 2, before forking',
+    async () => {
+      const dir = join(tmp.path, 'nouser');
+      await mkdir(dir);
+      await writeFile(
+        join(dir, 'sluice.yaml'),
+        'user: no-such-user-x\ngroup: no-such-group-x\nservers:\n  - listen: "127.0.0.1:18084"\n    routes: [{ respond: { body: "x" } }]\n',
+      );
+      const r = await runCli(['check', '-c', 'sluice.yaml'], { cwd: dir });
+      expect(r.code).toBe(2);
+      expect(r.stdout).toContain(
+        'sluice.yaml:1:7: SLUICE_E_CONFIG_VALUE user: "no-such-user-x" is not in /etc/passwd',
+      );
+      expect(r.stdout).toContain(
+        'sluice.yaml:2:8: SLUICE_E_CONFIG_VALUE group: "no-such-group-x" is not in /etc/group',
+      );
+      expect(r.stdout).toContain('(hint: sluice reads /etc/passwd and /etc/group (not NSS or LDAP)');
+      const start = await runCli(['start', '-c', 'sluice.yaml'], { cwd: dir });
+      expect(start.code).toBe(2);
+      expect(start.stderr).toContain('"no-such-user-x" is not in /etc/passwd');
+      expect(start.stderr).not.toContain('SLUICE_E_RUNTIME_PRIVILEGES');
+    },
+  );
+
   it('counts proxy.url origins apart from the upstreams the file defines', async () => {
     const dir = join(tmp.path, 'origins');
     await mkdir(dir);

@@ -5,7 +5,7 @@ import { formatProblem } from '../../config/problem.js';
 
 /** Runs the check and returns the exit code. */
 export async function runCheck(opts: { config: string; print?: boolean }): Promise<number> {
-  const result = await loadConfigFile(opts.config);
+  const result = await loadConfigFile(opts.config, process.env, { hostUsers: true });
   if (!result.ok) {
     for (const p of result.problems) process.stdout.write(`${formatProblem(p)}\n`);
     const n = result.problems.length;

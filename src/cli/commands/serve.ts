@@ -58,14 +58,14 @@ export async function runServe(
     process.stderr.write(`sluice serve: ${app}: no such file\n`);
     return 2;
   }
-  const result = resolveConfigObject(input, null);
+  const result = resolveConfigObject(input, null, { hostUsers: true });
   if (!result.ok) {
     for (const p of result.problems) process.stderr.write(`${formatProblem(p)}\n`);
     return 2;
   }
   // SIGHUP (and `systemctl reload`) deploys a new version of the app: the same settings, new
   // workers, which load the module afresh (a config with handler routes always rolls the workers).
-  const reloadSource = async () => resolveConfigObject(input, null);
+  const reloadSource = async () => resolveConfigObject(input, null, { hostUsers: true });
   return runPrimary(
     result.config,
     null,

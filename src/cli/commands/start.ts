@@ -24,7 +24,7 @@ export async function runStart(opts: { config?: string; workers?: number }): Pro
       throw new Error(`demo config invalid: ${result.problems.map((p) => formatProblem(p)).join('; ')}`);
     config = result.config;
   } else {
-    const result = await loadConfigFile(file);
+    const result = await loadConfigFile(file, process.env, { hostUsers: true });
     if (!result.ok) {
       for (const p of result.problems) process.stderr.write(`${formatProblem(p)}\n`);
       return 2;
@@ -38,7 +38,7 @@ export async function runStart(opts: { config?: string; workers?: number }): Pro
     file === null
       ? null
       : async () => {
-          const result = await loadConfigFile(file);
+          const result = await loadConfigFile(file, process.env, { hostUsers: true });
           return result.ok ? { ...result, config: withFlags(result.config) } : result;
         };
   return runPrimary(withFlags(config), file, reloadSource, demo);
