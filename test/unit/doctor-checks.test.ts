@@ -188,7 +188,9 @@ describe('sizing from -c', () => {
     expect(openFilesNeeded(auto, 8)?.files).toBe(nofileNeeded(8, 10000));
   });
 
-  it('max_connections: the largest per address, summed over addresses', () => {
+  // The default server's limit is the one enforced on an address (the first listed here), and the
+  // one init limits/systemd size LimitNOFILE by: the doctor sized it by the largest (3000).
+  it("max_connections: the default server's per address, summed over addresses, as init sizes it", () => {
     const sizing = sizingOf(`servers:
   - name: a
     listen: "127.0.0.1:18480"
@@ -204,7 +206,7 @@ describe('sizing from -c', () => {
     limits: { max_connections: 1000 }
     routes: [{ respond: { body: "x" } }]
 `);
-    expect(sizing.connectionsPerWorker).toBe(3000 + 1000 + 1000);
+    expect(sizing.connectionsPerWorker).toBe(500 + 1000 + 1000);
     expect(sizing.backlog).toBe(8192);
   });
 

@@ -12,7 +12,7 @@ import { parseAllDocuments } from 'yaml';
 import { loadConfigFile, loadConfigText } from '../../src/config/load.js';
 import { RECOMMENDED_NOFILE, SYSCTL_SETTINGS } from '../../src/ops/host-tuning.js';
 import { DEFAULT_CONFIG_PATH, DEFAULT_CONFIG_TEXT } from '../../src/ops/init/default-config.js';
-import type { InitFile, InitInput } from '../../src/ops/init/init-input.js';
+import { type InitFile, type InitInput, nofileLimit } from '../../src/ops/init/init-input.js';
 import { INIT_TARGETS, type InitTargetName, isInitTarget } from '../../src/ops/init/init-targets.js';
 import { quoteArg } from '../../src/ops/init/systemd-unit.js';
 import { makePki } from '../helpers/tls-pki.js';
@@ -337,6 +337,53 @@ describe('sluice init sysctl and limits', () => {
     }
     expect(lines.filter((l) => l !== '' && !l.startsWith('#'))).toHaveLength(SYSCTL_SETTINGS.length);
     expect(conf).toContain('sysctl --system');
+  });
+
+  // A sysctl.d file sets values: one below the host's own lowered it (systemd's fs.file-max of
+  // 2^63 - 1 became 1000000), and fixed values ignored what -c asks for, which the doctor checks.
+  it("sysctl writes what the doctor expects for -c, or the host's value where that is better", () => {
+    const big = `workers: 4
+servers:
+  - listen: "127.0.0.1:24280"
+    limits: { backlog: 131072, max_connections: 150000 }
+    routes: [{ respond: { body: "x" } }]
+`;
+    const hostSysctl = {
+      'fs.file-max': '9223372036854775807',
+      'net.core.somaxconn': '262144',
+      'net.ipv4.tcp_max_syn_backlog': '1024',
+      'net.ipv4.ip_local_port_range': '2000 60999',
+      'net.ipv4.tcp_fin_timeout': '60',
+      'net.core.rmem_default': null,
+    };
+    const values = (input: InitInput) =>
+      Object.fromEntries(
+        only(render('sysctl', input), 'etc/sysctl.d/60-sluice.conf')
+          .split('\n')
+          .filter((l) => l !== '' && !l.startsWith('#'))
+          .map((l) => l.split(' = ') as [string, string]),
+      );
+    expect(values(inputOf(big, {}, '/etc/sluice/big.yaml'))).toMatchObject({
+      'fs.file-max': '1201024', // 4 workers × 150000 × 2 + 1024, as the doctor and LimitNOFILE count
+      'net.core.somaxconn': '131072',
+      'net.ipv4.tcp_max_syn_backlog': '131072',
+    });
+    const conf = only(render('sysctl', inputOf(big, { hostSysctl })), 'etc/sysctl.d/60-sluice.conf');
+    expect(values(inputOf(big, { hostSysctl }))).toEqual({
+      'fs.file-max': '9223372036854775807',
+      'net.core.somaxconn': '262144',
+      'net.ipv4.tcp_max_syn_backlog': '131072',
+      'net.ipv4.ip_local_port_range': '1024 65535',
+      'net.ipv4.tcp_tw_reuse': '1',
+      'net.ipv4.tcp_fin_timeout': '30',
+      'net.core.rmem_default': '262144',
+      'net.core.wmem_default': '262144',
+    });
+    expect(conf).toContain('# (1201024 needed; this host has 9223372036854775807, which is kept)');
+    expect(conf).toContain(
+      'sluice.yaml needs 1201024 open files (4 workers × 150000 connections × 2 + 1024)',
+    );
+    expect(nofileLimit(inputOf(big).config, 4).value).toBe(1201024);
   });
 
   it('limits sets soft and hard nofile for the service user, and points systemd at LimitNOFILE', async () => {

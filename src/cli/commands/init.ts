@@ -10,6 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { loadConfigFile, loadConfigText } from '../../config/load.js';
 import { formatProblem } from '../../config/problem.js';
 import { didYouMean } from '../../core/did-you-mean.js';
+import { procSysPath, SYSCTL_SETTINGS } from '../../ops/host-tuning.js';
 import { DEFAULT_CONFIG_PATH, DEFAULT_CONFIG_TEXT } from '../../ops/init/default-config.js';
 import { DEFAULT_SLUICE_BIN, type InitFile, type InitInput } from '../../ops/init/init-input.js';
 import { INIT_TARGETS, isInitTarget } from '../../ops/init/init-targets.js';
@@ -56,7 +57,11 @@ export async function runInit(target: string, opts: InitOptions): Promise<number
  * code. `announce`: say on stderr which config was taken when none was named.
  */
 async function readInput(option: string | undefined, announce: boolean): Promise<InitInput | number> {
-  const common = { cpus: availableParallelism(), sluiceBin: DEFAULT_SLUICE_BIN };
+  const common = {
+    cpus: availableParallelism(),
+    sluiceBin: DEFAULT_SLUICE_BIN,
+    hostSysctl: await hostSysctl(),
+  };
   const file = option ?? defaultConfigFile();
   if (file === null) {
     // No environment: the default text has no ${NAME} references, and nothing of this host leaks in.
@@ -90,6 +95,19 @@ async function readInput(option: string | undefined, announce: boolean): Promise
     configText: await readFile(file, 'utf8'),
     configPath: resolve(file),
   };
+}
+
+/** This host's kernel settings now, so `init sysctl` lowers none of them. */
+async function hostSysctl(): Promise<Record<string, string | null>> {
+  const values = await Promise.all(
+    SYSCTL_SETTINGS.map((s) =>
+      readFile(`/${procSysPath(s.key)}`, 'utf8').then(
+        (text) => text.trim().split(/\s+/).join(' '),
+        () => null,
+      ),
+    ),
+  );
+  return Object.fromEntries(SYSCTL_SETTINGS.map((s, i) => [s.key, values[i] ?? null]));
 }
 
 /**

@@ -5,6 +5,7 @@
 import type { ResolvedConfig } from '../../config/types.js';
 import { lookupIds } from '../../runtime/privileges.js';
 import { nofileNeeded } from '../host-tuning.js';
+import { connectionsPerWorker } from '../init/init-input.js';
 
 /** The config's demands on the host. */
 export interface DoctorSizing {
@@ -13,9 +14,9 @@ export interface DoctorSizing {
   /** `workers:` as configured; `auto` is one per core. */
   readonly workers: number | 'auto';
   /**
-   * Client connections one worker may hold: for each listen address, the largest
-   * `limits.max_connections` of the servers on it (the default server's applies, and it is at
-   * most that), summed over addresses. Null without a config.
+   * Client connections one worker may hold: for each listen address, the default server's
+   * `limits.max_connections` (the one enforced there), summed over addresses, as `sluice init
+   * limits` and `init systemd` size LimitNOFILE. Null without a config.
    */
   readonly connectionsPerWorker: number | null;
   /** The largest `limits.backlog` of any server; the kernel caps it at `net.core.somaxconn`. */
@@ -44,20 +45,12 @@ export const NO_CONFIG_SIZING: DoctorSizing = {
  * whose /etc/passwd names the users.
  */
 export function sizingFromConfig(config: ResolvedConfig, file: string, root = '/'): DoctorSizing {
-  const perAddress = new Map<string, number>();
   let backlog = 0;
-  for (const server of config.servers) {
-    backlog = Math.max(backlog, server.limits.backlog);
-    for (const address of server.listen) {
-      perAddress.set(address.key, Math.max(perAddress.get(address.key) ?? 0, server.limits.maxConnections));
-    }
-  }
-  let connections = 0;
-  for (const n of perAddress.values()) connections += n;
+  for (const server of config.servers) backlog = Math.max(backlog, server.limits.backlog);
   return {
     file,
     workers: config.workers,
-    connectionsPerWorker: connections,
+    connectionsPerWorker: connectionsPerWorker(config),
     backlog: config.servers.length === 0 ? null : backlog,
     user: config.user,
     userUid: config.user === null ? null : uidOf(config.user, root),

@@ -8,7 +8,7 @@ import { type CheckId, type CheckResult, type DoctorCheck, isCheckId } from './d
 import { type DoctorSizing, openFilesNeeded } from './doctor-sizing.js';
 
 /** How a host value meets the recommendation. */
-type Comparison = 'at-least' | 'at-most' | 'equal' | 'range';
+export type Comparison = 'at-least' | 'at-most' | 'equal' | 'range';
 
 /** The sysctl check ids: the ones SYSCTL_SETTINGS carries. */
 type SysctlCheckId = Extract<
@@ -45,6 +45,23 @@ export const sysctlChecks: DoctorCheck = (facts, sizing) => {
   }
   return results;
 };
+
+/** How a host value of `setting` meets what is expected: `at-least` for one the doctor has no rule for. */
+export function sysctlComparison(setting: SysctlSetting): Comparison {
+  return setting.id in COMPARISONS ? COMPARISONS[setting.id as SysctlCheckId] : 'at-least';
+}
+
+/**
+ * What the doctor expects of `setting` for `sizing` on a host with `cores` cores, and why (a note
+ * that starts with `; ` when the config raises it). `sluice init sysctl -c` writes the same values.
+ */
+export function sysctlExpectation(
+  setting: SysctlSetting,
+  cores: number,
+  sizing: DoctorSizing,
+): { expected: string; note: string } {
+  return expectation(setting.id as SysctlCheckId, setting, cores, sizing);
+}
 
 /** The recommended value, raised to what the config needs where it needs more. */
 function expectation(

@@ -24,6 +24,11 @@ export interface InitInput {
   readonly cpus: number;
   /** The `sluice` executable systemd starts. */
   readonly sluiceBin: string;
+  /**
+   * The kernel settings this host has now (`/proc/sys`, by sysctl key; null when unreadable), so
+   * that `init sysctl` writes none lower than it is. Absent: nothing known of the host.
+   */
+  readonly hostSysctl?: Readonly<Record<string, string | null>>;
 }
 
 /** Where the config goes on a host without `-c`, and inside the image and the pod. */

@@ -11,7 +11,7 @@ export interface InitTarget {
   readonly render: (input: InitInput) => InitFile[];
   /** Shown after `--out` wrote the files; `DIR` stands for the output directory. */
   readonly next: string;
-  /** Whether the output depends on the config (the kernel settings do not). */
+  /** Whether the output depends on the config (then init says which config it took). */
   readonly usesConfig: boolean;
 }
 
@@ -27,7 +27,7 @@ export const INIT_TARGETS = {
     next: 'docker build -t sluice:latest DIR (DIR: the root of a sluice source checkout, with your config there)',
     usesConfig: true,
   },
-  sysctl: { render: () => renderSysctlConf(), next: 'with --out /: sysctl --system', usesConfig: false },
+  sysctl: { render: renderSysctlConf, next: 'with --out /: sysctl --system', usesConfig: true },
   limits: { render: renderLimitsConf, next: 'applies from the next login of the user', usesConfig: true },
   k8s: {
     render: renderK8s,
