@@ -184,6 +184,37 @@ describe('sluice init (built CLI)', () => {
     expect(missing.code).toBe(2);
   });
 
+  // The k8s header recommends exactly this (the password in the Secret): the shell that generates
+  // the files need not have it. Init and doctor refused it (SLUICE_E_CONFIG_ENV, nothing generated).
+  it('a variable only the service has is a warning for init and doctor, and the reference is kept', async () => {
+    const text = `state:
+  redis: redis://:\${SLUICE_E2E_SECRET_ONLY}@redis.default.svc.cluster.local:6379/0
+servers:
+  - listen: ":8080"
+    routes: [{ respond: { body: "x" } }]
+`;
+    const dir = await workdir('env.yaml', text);
+    // Unset here: runCli passes process.env on, which has no such variable.
+    const env = {};
+    for (const target of ['k8s', 'systemd', 'docker']) {
+      const r = await runCli(['init', target, '-c', 'env.yaml'], { cwd: dir, env });
+      expect(r.code, target).toBe(0);
+      expect(r.stderr).toMatch(
+        /^env\.yaml:2:\d+: SLUICE_E_CONFIG_ENV warning: .*SLUICE_E2E_SECRET_ONLY is not set .*\(left to the service, which reads its own environment\)$/m,
+      );
+      expect(r.stdout).not.toContain('stand-in');
+    }
+    const k8s = await runCli(['init', 'k8s', '-c', 'env.yaml'], { cwd: dir, env });
+    expect(k8s.stdout).toContain(`\${SLUICE_E2E_SECRET_ONLY}`);
+    const doctor = await runCli(['doctor', '-c', 'env.yaml', '--json'], { cwd: dir, env });
+    expect(doctor.code).not.toBe(2);
+    expect(doctor.stderr).toContain('SLUICE_E2E_SECRET_ONLY is not set');
+    // Any other problem still refuses: the stand-ins cover unset variables only.
+    await writeFile(join(dir, 'env.yaml'), `${text}bogus: 1\n`);
+    const bad = await runCli(['init', 'k8s', '-c', 'env.yaml'], { cwd: dir, env });
+    expect(bad.code).toBe(2);
+  });
+
   it('a config with problems exits 2, printed as sluice check prints them, and writes nothing', async () => {
     const dir = await workdir('bad.yaml', 'servers:\n  - listn: 8080\n    routes: []\n');
     const r = await runCli(['init', 'systemd', '-c', 'bad.yaml', '--out', 'out'], { cwd: dir });

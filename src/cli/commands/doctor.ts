@@ -8,20 +8,21 @@
  */
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { loadConfigFile } from '../../config/load.js';
 import { formatProblem } from '../../config/problem.js';
 import { exitCodeFor, runChecks } from '../../ops/doctor/checks.js';
 import { type DoctorSizing, NO_CONFIG_SIZING, sizingFromConfig } from '../../ops/doctor/doctor-sizing.js';
 import { probeHost } from '../../ops/doctor/probe.js';
 import { renderJson } from '../../ops/doctor/render-json.js';
 import { colorWanted, renderTable } from '../../ops/doctor/render-table.js';
+import { loadConfigLeavingEnv } from '../load-leaving-env.js';
 
 /** Runs the audit and returns the exit code. */
 export async function runDoctor(opts: { config?: string; json?: boolean; root?: string }): Promise<number> {
   const root = resolve(opts.root ?? '/');
   let sizing: DoctorSizing = NO_CONFIG_SIZING;
   if (opts.config !== undefined) {
-    const result = await loadConfigFile(opts.config);
+    // The doctor sizes by the config's numbers; a variable only the service has is no matter here.
+    const result = await loadConfigLeavingEnv(opts.config, 'the service, which reads its own environment');
     if (!result.ok) {
       for (const p of result.problems) process.stdout.write(`${formatProblem(p)}\n`);
       const n = result.problems.length;

@@ -7,7 +7,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { loadConfigFile, loadConfigText } from '../../config/load.js';
+import { loadConfigText } from '../../config/load.js';
 import { formatProblem } from '../../config/problem.js';
 import { didYouMean } from '../../core/did-you-mean.js';
 import { procSysPath, SYSCTL_SETTINGS } from '../../ops/host-tuning.js';
@@ -16,6 +16,7 @@ import { DEFAULT_SLUICE_BIN, type InitFile, type InitInput } from '../../ops/ini
 import { INIT_TARGETS, isInitTarget } from '../../ops/init/init-targets.js';
 import { defaultConfigFile } from '../config-source.js';
 import { existing } from '../existing-path.js';
+import { loadConfigLeavingEnv } from '../load-leaving-env.js';
 
 /** The command's options, as commander parses them. */
 export interface InitOptions {
@@ -81,7 +82,9 @@ async function readInput(option: string | undefined, announce: boolean): Promise
     };
   }
   if (option === undefined && announce) process.stderr.write(`sluice init: using ./${file}\n`);
-  const result = await loadConfigFile(file);
+  // ${VARIABLES} the service has (a Secret, EnvironmentFile=) and this shell lacks: the generated
+  // files carry the reference, not the value, so they are warnings here.
+  const result = await loadConfigLeavingEnv(file, 'the service, which reads its own environment');
   if (!result.ok) {
     for (const p of result.problems) process.stdout.write(`${formatProblem(p)}\n`);
     const n = result.problems.length;

@@ -7,10 +7,10 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'undici';
-import { loadConfigFile } from '../../config/load.js';
 import { formatProblem } from '../../config/problem.js';
 import type { ResolvedConfig } from '../../config/types.js';
 import { defaultConfigFile } from '../config-source.js';
+import { loadConfigLeavingEnv } from '../load-leaving-env.js';
 
 const WAIT_MS = 60_000;
 
@@ -21,20 +21,8 @@ export async function runReload(opts: { config?: string }): Promise<number> {
     process.stderr.write('sluice reload: no config file; give -c FILE\n');
     return 2;
   }
-  let result = await loadConfigFile(file);
-  if (!result.ok && result.problems.every((p) => p.code === 'SLUICE_E_CONFIG_ENV')) {
-    // Variables the service has (systemd's EnvironmentFile=, token_env secrets) and this shell
-    // does not: the running sluice reads the file in its own environment and checks them there.
-    // Checked here with stand-ins, so everything else is still caught before the signal.
-    const standIn = await loadConfigFile(file, withStandIns(process.env));
-    if (standIn.ok) {
-      for (const p of result.problems)
-        process.stderr.write(
-          `${formatProblem(p, 'warning')} (left to the running sluice, which reads its own environment)\n`,
-        );
-      result = standIn;
-    }
-  }
+  // Variables only the service has are checked by the running sluice, in its own environment.
+  const result = await loadConfigLeavingEnv(file, 'the running sluice, which reads its own environment');
   if (!result.ok) {
     for (const p of result.problems) process.stdout.write(`${formatProblem(p)}\n`);
     process.stderr.write(`${file}: not reloaded; the running config stays\n`);
@@ -211,16 +199,6 @@ async function reloadState(
   } catch {
     return null;
   }
-}
-
-/** An environment in which every unset variable reads as a stand-in value. */
-function withStandIns(env: NodeJS.ProcessEnv): Record<string, string | undefined> {
-  return new Proxy(env, {
-    get: (target, name) =>
-      typeof name === 'string' && (target[name] === undefined || target[name] === '')
-        ? 'sluice-reload-stand-in'
-        : Reflect.get(target, name),
-  }) as Record<string, string | undefined>;
 }
 
 /** Whether `pid` runs sluice, by its command line where /proc tells (elsewhere: assumed). */
