@@ -215,6 +215,30 @@ servers:
     expect(bad.code).toBe(2);
   });
 
+  // The Dockerfile COPYs sluice.yaml and the unit reads /etc/sluice/sluice.yaml: without -c,
+  // nothing wrote either, so the image did not build and the service did not start.
+  it('without a config, --out writes the minimal config the docker and systemd files name, over nothing', async () => {
+    const dir = await workdir();
+    const docker = await runCli(['init', 'docker', '--out', 'img'], { cwd: dir });
+    expect(docker.code).toBe(0);
+    expect(await readFile(join(dir, 'img/Dockerfile'), 'utf8')).toMatch(/^COPY sluice\.yaml /m);
+    expect(await readFile(join(dir, 'img/sluice.yaml'), 'utf8')).toMatch(/^# sluice\.yaml: a minimal config/);
+    expect(docker.stdout).toContain(`wrote ${join('img', 'sluice.yaml')} (the minimal config`);
+    const systemd = await runCli(['init', 'systemd', '--out', 'root'], { cwd: dir });
+    expect(systemd.code).toBe(0);
+    expect(await readFile(join(dir, 'root/etc/systemd/system/sluice.service'), 'utf8')).toContain(
+      '-c /etc/sluice/sluice.yaml',
+    );
+    expect(await readFile(join(dir, 'root/etc/sluice/sluice.yaml'), 'utf8')).toMatch(
+      /^# sluice\.yaml: a minimal/,
+    );
+    // One already there is the operator's: kept, even with --force.
+    await writeFile(join(dir, 'img/sluice.yaml'), 'mine\n');
+    const again = await runCli(['init', 'docker', '--out', 'img', '--force'], { cwd: dir });
+    expect(again.code).toBe(0);
+    expect(await readFile(join(dir, 'img/sluice.yaml'), 'utf8')).toBe('mine\n');
+  });
+
   it('a config with problems exits 2, printed as sluice check prints them, and writes nothing', async () => {
     const dir = await workdir('bad.yaml', 'servers:\n  - listn: 8080\n    routes: []\n');
     const r = await runCli(['init', 'systemd', '-c', 'bad.yaml', '--out', 'out'], { cwd: dir });

@@ -6,7 +6,7 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { loadConfigText } from '../../config/load.js';
 import { formatProblem } from '../../config/problem.js';
 import { didYouMean } from '../../core/did-you-mean.js';
@@ -40,7 +40,13 @@ export async function runInit(target: string, opts: InitOptions): Promise<number
   const input = await readInput(opts.config, generator.usesConfig);
   if (typeof input === 'number') return input;
   const files = generator.render(input);
+  const isDefault = input.configPath === DEFAULT_CONFIG_PATH && input.configText === DEFAULT_CONFIG_TEXT;
+  const defaultConfig = isDefault ? DEFAULT_CONFIG_FILES[target] : undefined;
   if (opts.out === undefined) {
+    if (defaultConfig !== undefined)
+      process.stderr.write(
+        `sluice init: the minimal config is not printed; --out DIR writes it as DIR/${defaultConfig}\n`,
+      );
     process.stdout.write(
       files.length === 1
         ? files[0]!.content
@@ -48,7 +54,9 @@ export async function runInit(target: string, opts: InitOptions): Promise<number
     );
     return 0;
   }
-  const code = await writeFiles(files, opts.out, opts.force === true);
+  let code = await writeFiles(files, opts.out, opts.force === true);
+  if (code === 0 && defaultConfig !== undefined)
+    code = await writeDefaultConfig(join(opts.out, defaultConfig));
   if (code === 0) process.stdout.write(`next: ${generator.next.replaceAll('DIR', opts.out)}\n`);
   return code;
 }
@@ -98,6 +106,33 @@ async function readInput(option: string | undefined, announce: boolean): Promise
     configText: await readFile(file, 'utf8'),
     configPath: resolve(file),
   };
+}
+
+/**
+ * Where the minimal config goes, for targets whose files name a config file (the Dockerfile COPYs
+ * it from the build context; the unit's ExecStart reads /etc/sluice/sluice.yaml). Kubernetes
+ * carries it in the ConfigMap, and sysctl and limits name none.
+ */
+const DEFAULT_CONFIG_FILES: Partial<Record<string, string>> = {
+  docker: basename(DEFAULT_CONFIG_PATH),
+  systemd: DEFAULT_CONFIG_PATH.slice(1),
+};
+
+/** Writes the minimal config at `dest` unless a file is there already (never overwritten, even with --force). */
+async function writeDefaultConfig(dest: string): Promise<number> {
+  if (existing(dest) !== 'none') {
+    process.stdout.write(`kept ${dest} (the minimal config is not written over it)\n`);
+    return 0;
+  }
+  try {
+    await mkdir(dirname(dest), { recursive: true });
+    await writeFile(dest, DEFAULT_CONFIG_TEXT);
+  } catch (err) {
+    process.stderr.write(`sluice init: cannot write ${dest}: ${(err as Error).message}\n`);
+    return 1;
+  }
+  process.stdout.write(`wrote ${dest} (the minimal config: replace the upstream URL with your app's)\n`);
+  return 0;
 }
 
 /** This host's kernel settings now, so `init sysctl` lowers none of them. */
