@@ -58,13 +58,15 @@ export const SYSCTL_SETTINGS: readonly SysctlSetting[] = [
     id: 'rmem_default',
     key: 'net.core.rmem_default',
     value: '262144',
-    why: 'default socket receive buffer: 256 KiB keeps fast links busy',
+    // TCP sockets start from net.ipv4.tcp_rmem's middle value instead (tcp_init_sock): this sizes
+    // the others, UDP above all (DNS answers for resolve: true targets, syslog shipping).
+    why: 'default receive buffer of non-TCP sockets (UDP: DNS answers); TCP sockets use net.ipv4.tcp_rmem',
   },
   {
     id: 'wmem_default',
     key: 'net.core.wmem_default',
     value: '262144',
-    why: 'default socket send buffer: 256 KiB keeps fast links busy',
+    why: 'default send buffer of non-TCP sockets (UDP); TCP sockets use net.ipv4.tcp_wmem',
   },
 ];
 
