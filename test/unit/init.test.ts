@@ -185,6 +185,23 @@ describe('sluice init systemd', () => {
     expect(directive(unit, 'EnvironmentFile')).toEqual(['-/home/ops/sluice.env']);
   });
 
+  it('quotes paths with spaces, and keeps the shared /tmp when the config or its files lie there', () => {
+    const text = [
+      'pid_file: "/run/my sluice/sluice.pid"',
+      'log: { access: "/tmp/logs dir/access.log" }',
+      'servers: [{ listen: 8080, routes: [{ respond: { body: ok } }] }]',
+    ].join('\n');
+    const unit = only(render('systemd', inputOf(text)), 'etc/systemd/system/sluice.service');
+    expect(directive(unit, 'RuntimeDirectory')).toEqual(['"my sluice"']);
+    expect(directive(unit, 'ReadWritePaths')).toEqual(['"/tmp/logs dir"']);
+    expect(directive(unit, 'PrivateTmp')).toEqual(['no']);
+    const plain = only(
+      render('systemd', inputOf('servers: [{ listen: 8080, routes: [{ respond: { body: ok } }] }]')),
+      'etc/systemd/system/sluice.service',
+    );
+    expect(directive(plain, 'PrivateTmp')).toEqual(['yes']);
+  });
+
   it('quotes ExecStart words as systemd reads them', () => {
     expect(quoteArg('/opt/my app/sluice')).toBe('"/opt/my app/sluice"');
     expect(quoteArg('/etc/100%/$HOME.yaml')).toBe('/etc/100%%/$$HOME.yaml');

@@ -38,7 +38,7 @@ export async function runReload(opts: { config?: string }): Promise<number> {
   }
   if (config.pidFile === null) {
     process.stderr.write(
-      `sluice reload: ${file} has no pid_file: to find the running sluice; add one, e.g. pid_file: /run/sluice.pid\n`,
+      `sluice reload: ${file} has no pid_file: to find the running sluice; add one, e.g. pid_file: /run/sluice/sluice.pid (under systemd, in its RuntimeDirectory=)\n`,
     );
     return 2;
   }

@@ -76,8 +76,8 @@ export function renderSystemdUnit(input: InitInput): InitFile[] {
     'ProtectSystem=strict',
     ...writableLines(config),
     ...protectHomeLines(input),
-    '# A private /tmp (tsx keeps the TypeScript it compiles there), and no physical devices.',
-    'PrivateTmp=yes',
+    ...privateTmpLines(input),
+    '# No physical devices.',
     'PrivateDevices=yes',
     'ProtectKernelTunables=yes',
     'ProtectKernelModules=yes',
@@ -159,6 +159,18 @@ function writableLines(config: ResolvedConfig): string[] {
   return out;
 }
 
+/**
+ * A private /tmp, unless the config or a file it names lives in /tmp or /var/tmp: the service
+ * would see an empty one there, and fail to find its config or lose its log.
+ */
+function privateTmpLines(input: InitInput): string[] {
+  const paths = [input.configPath, ...readFiles(input.config), ...writtenFiles(input.config)];
+  const tmp = paths.find((p) => /^\/(var\/)?tmp(\/|$)/.test(p));
+  if (tmp === undefined)
+    return ['# A private /tmp (tsx keeps the TypeScript it compiles there).', 'PrivateTmp=yes'];
+  return [`# The shared /tmp: ${tmp} lies there, and a private /tmp would hide it.`, 'PrivateTmp=no'];
+}
+
 /** /home, /root and /run/user hidden, unless the config or a file it names lives there. */
 function protectHomeLines(input: InitInput): string[] {
   const paths = [input.configPath, ...readFiles(input.config), ...directoriesOf(writtenFiles(input.config))];
@@ -183,8 +195,13 @@ function addressFamilyLines(config: ResolvedConfig): string[] {
 }
 
 /** A path as systemd reads it: `%` starts a specifier, so a literal one is doubled. */
+/**
+ * A path in a setting that takes a list of paths (ReadWritePaths=, RuntimeDirectory=): `%`
+ * doubled, and double-quoted when it holds spaces or quotes, or systemd reads several paths.
+ */
 function specifiers(path: string): string {
-  return path.replaceAll('%', '%%');
+  const escaped = path.replaceAll('%', '%%');
+  return /[\s"'\\]/.test(escaped) ? `"${escaped.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"` : escaped;
 }
 
 /**
