@@ -302,6 +302,14 @@ describe('sluice init docker', () => {
     );
   });
 
+  it('copies the handler modules the routes run beside the config, and lets them into the build context', () => {
+    const path = join(process.cwd(), 'test/fixtures/config/handlers/sluice.yaml');
+    const text = 'servers: [{ listen: 8080, routes: [{ handler: ./app.ts }] }]';
+    const files = render('docker', inputOf(text, {}, path));
+    expect(only(files, 'Dockerfile')).toContain('\nCOPY app.ts /etc/sluice/app.ts\n');
+    expect(only(files, '.dockerignore').split('\n')).toContain('!app.ts');
+  });
+
   it('without an admin API, checks the first plain-HTTP server port; with none, has no HEALTHCHECK', () => {
     const server = only(
       render('docker', inputOf('servers: [{ listen: "[::]:8081", routes: [{ respond: { body: ok } }] }]')),

@@ -4,6 +4,7 @@
  * only what the build reads into the context. Built from a checkout of sluice's source with the
  * config beside it.
  */
+import { dirname, isAbsolute, relative } from 'node:path';
 import {
   configFileName,
   containerPath,
@@ -94,7 +95,12 @@ function renderDockerfile(input: InitInput): string {
     '# Owned by root and read-only for the server, which runs as another user.',
     `COPY ${source} ${target}`,
     ...writableDirLines(written),
-    ...readFileLines(readFiles(config).map((f) => containerPath(f, config.file ?? input.configPath))),
+    ...handlerLines(input),
+    ...readFileLines(
+      readFiles(config)
+        .filter((f) => !handlerModules(config).includes(f))
+        .map((f) => containerPath(f, config.file ?? input.configPath)),
+    ),
     ...(config.user !== null && config.user !== 'node'
       ? [
           `# The config's user: ${config.user} must go: the container already runs unprivileged, and sluice`,
@@ -143,13 +149,46 @@ function execForm(words: readonly string[]): string {
   return `[${words.map((w) => JSON.stringify(w)).join(', ')}]`;
 }
 
-/** Files the config reads besides itself (handlers, TLS material): the image must have them too. */
+/** Other files the config reads (TLS material, token files): the container must have them too. */
 function readFileLines(files: readonly string[]): string[] {
   if (files.length === 0) return [];
   return [
-    '# The config also reads these; COPY handler modules in beside it, and mount TLS keys at run time',
-    `# (docker run -v, or a secret) rather than baking them into the image: ${files.join(', ')}`,
+    '# The config also reads these; mount them at run time (docker run -v, or a secret) rather than',
+    `# baking keys into the image: ${files.join(', ')}`,
   ];
+}
+
+/** The handler modules the config's routes run (absolute paths). */
+function handlerModules(config: InitInput['config']): string[] {
+  return config.servers.flatMap((s) =>
+    s.routes.flatMap((r) => (r.action.kind === 'handler' ? [r.action.module] : [])),
+  );
+}
+
+/**
+ * Handler modules, as the build context holds them (relative to the config, which sits at its root),
+ * each copied beside the config: without them the image's sluice refused to start (the comment said
+ * to COPY them, and the .dockerignore kept them out). A module outside the config's directory is not
+ * in the context: said, not copied.
+ */
+function handlerContextPaths(input: InitInput): { readonly from: string; readonly module: string }[] {
+  const dir = dirname(input.config.file ?? input.configPath);
+  return handlerModules(input.config).map((module) => ({ from: relative(dir, module), module }));
+}
+
+function handlerLines(input: InitInput): string[] {
+  const handlers = handlerContextPaths(input);
+  if (handlers.length === 0) return [];
+  const configPath = input.config.file ?? input.configPath;
+  const lines = ['# The handler modules the routes run, beside the config (copy what they import too).'];
+  for (const h of handlers) {
+    if (h.from.startsWith('..') || isAbsolute(h.from))
+      lines.push(
+        `# ${h.module} lies outside the config's directory: copy it to ${containerPath(h.module, configPath)}.`,
+      );
+    else lines.push(`COPY ${h.from} ${containerPath(h.module, configPath)}`);
+  }
+  return lines;
 }
 
 function exposeLines(input: InitInput): string[] {
@@ -193,6 +232,9 @@ function renderDockerignore(input: InitInput): string {
     '!tsconfig.build.json',
     '!src/',
     `!${configFileName(input.configPath)}`,
+    ...handlerContextPaths(input)
+      .filter((h) => !h.from.startsWith('..') && !isAbsolute(h.from))
+      .map((h) => `!${h.from}`),
   ];
   return `${lines.join('\n')}\n`;
 }

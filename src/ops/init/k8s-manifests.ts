@@ -81,8 +81,10 @@ function configMap(input: InitInput): Document {
     ...(reads.length === 0
       ? []
       : [
-          `The config also reads ${reads.join(', ')}: mount them (TLS keys from a Secret, handler`,
-          `modules from a ConfigMap or the image) at those paths; ${DEFAULT_CONFIG_DIR} itself is this ConfigMap.`,
+          `The config also reads ${reads.join(', ')}: mount them at those paths (TLS keys from a Secret).`,
+          `${DEFAULT_CONFIG_DIR} itself is this ConfigMap, mounted over whatever the image has there, so handler`,
+          'modules under it must be keys of this ConfigMap too (kubectl create configmap --from-file), or live',
+          `outside ${DEFAULT_CONFIG_DIR} in the image (a path the config names absolutely).`,
         ]),
     ...(config.user !== null && config.user !== 'node'
       ? [
