@@ -228,6 +228,12 @@ class ProxyRequest implements UpstreamPick {
   /**
    * The target answered with `status`: true when that answer is to be discarded and the request
    * passed on (a listed status and another target ready); false to relay it.
+   *
+   * A listed status counts against the target only when the request is passed on because of it,
+   * as nginx counts one only in `ngx_http_upstream_next`: an answer relayed to the client (the
+   * last try, a POST, no other target) is a success to nginx, whatever its status. Counted before
+   * the decision, a 503 from every target of a three-target upstream (max_fails 1) took all three
+   * out for fail_timeout, where nginx keeps the last one serving.
    */
   retryOnStatus(call: UpstreamCall, status: number): boolean {
     if (status < 403) {
@@ -235,10 +241,13 @@ class ProxyRequest implements UpstreamPick {
       return false;
     }
     const failure: AttemptFailure = { kind: 'status', status };
-    if (countsAsFailure(this.upstream.config.retry, failure, false)) this.#countFailure(call.target);
+    const passOn =
+      decideRetry(this.upstream.config.retry, this.#facts(call, failure)) === 'retry' &&
+      this.#anotherTarget(call.target);
+    if (passOn && countsAsFailure(this.upstream.config.retry, failure, false))
+      this.#countFailure(call.target);
     else this.upstream.succeeded(call.target);
-    const decision = decideRetry(this.upstream.config.retry, this.#facts(call, failure));
-    if (decision !== 'retry' || !this.#anotherTarget(call.target)) return false;
+    if (!passOn) return false;
     this.#exclude(call.target);
     this.x.retried = true;
     this.x.retrying();

@@ -79,8 +79,9 @@ export function decideRetry(policy: ResolvedRetry, f: AttemptFacts): RetryDecisi
 
 /**
  * Whether the attempt counts as a target failure for `max_fails`: errors, timeouts and invalid
- * headers always; 5xx and 429 only when listed in `retry.on`; 403 and 404 never; a keep-alive race
- * is not the target's fault.
+ * headers always; 5xx and 429 only when listed in `retry.on` (and, the caller's part, only when
+ * the request is passed on because of it); 403 and 404 never; a keep-alive race is not the
+ * target's fault.
  */
 export function countsAsFailure(
   policy: ResolvedRetry,

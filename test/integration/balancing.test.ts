@@ -166,6 +166,41 @@ describe('balancing and failover', () => {
     expect(lines.some((l) => l.attempts === 2)).toBe(true);
   });
 
+  it('counts a listed status against a target only when it passes the request on, as nginx', async () => {
+    const targets = await Promise.all(['a', 'b', 'c'].map((n) => backend(n)));
+    const sluice = await setup(targets, {
+      max_fails: 1,
+      fail_timeout: '10s',
+      retry: { on: ['error', 'timeout', 'http_502', 'http_503'], tries: 3 },
+    });
+    const states = () =>
+      (sluice.instance.upstreams().upstreams[0] as { targets: { state: string }[] }).targets.map(
+        (t) => t.state,
+      );
+    // A momentary 503 from every target: the first two are passed on (and rest), the last is relayed.
+    for (const t of targets) t.state.status = 503;
+    expect((await get(`${sluice.url}/x`)).status).toBe(503);
+    expect(states().filter((s) => s === 'failed')).toHaveLength(2);
+    for (const t of targets) t.state.status = 200;
+    for (let i = 0; i < 3; i++) expect((await get(`${sluice.url}/x`)).status).toBe(200);
+    // A POST answered 503 is relayed, never passed on: not a failure.
+    sluice.instance.enableTarget('app', 0);
+    sluice.instance.enableTarget('app', 1);
+    for (const t of targets) t.state.status = 503;
+    expect((await get(`${sluice.url}/x`, { method: 'POST', body: 'x' })).status).toBe(503);
+    expect(states()).toEqual(['up', 'up', 'up']);
+  });
+
+  it('does not count a listed status on the last allowed try against its target', async () => {
+    const targets = await Promise.all(['a', 'b', 'c'].map((n) => backend(n)));
+    for (const t of targets) t.state.status = 503;
+    const sluice = await setup(targets, { retry: { on: ['error', 'timeout', 'http_503'], tries: 2 } });
+    expect((await get(`${sluice.url}/x`)).status).toBe(503);
+    const view = sluice.instance.upstreams().upstreams[0] as { targets: { state: string }[] };
+    expect(targets.map((t) => t.state.hits).reduce((s, n) => s + n)).toBe(2);
+    expect(view.targets.filter((t) => t.state === 'failed')).toHaveLength(1);
+  });
+
   it('does not pass a POST on once it was sent, but does retry a GET', async () => {
     const a = await backend('a');
     const b = await backend('b');
