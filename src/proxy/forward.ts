@@ -181,14 +181,16 @@ class ProxyRequest implements UpstreamPick {
 
   /**
    * Picks a target not yet tried and sends. After a `failed` attempt this is a retry, counted as
-   * one (metrics, `retried`) only when another target takes the request; when none is left, that
-   * failure answers (502 NO_LIVE when there was none).
+   * one (metrics, `retried`) only when another target takes the request. When no target can be
+   * picked the answer is 502 NO_LIVE, after a failure too, as nginx's "no live upstreams": tries
+   * remained (decideRetry stops once every target was tried, and then the failure answers), but
+   * every target left is resting, down or full.
    */
   #next(failed: { code: ErrorCode; err: Error } | null): void {
     this.now = Date.now();
     const target = this.upstream.pick(this);
     if (target === null) {
-      this.x.fail(failed?.code ?? 'SLUICE_E_UPSTREAM_NO_LIVE', failed?.err);
+      this.x.fail('SLUICE_E_UPSTREAM_NO_LIVE', failed?.err);
       return;
     }
     if (failed !== null) {
@@ -220,6 +222,7 @@ class ProxyRequest implements UpstreamPick {
       responseStarted: this.x.res.headersSent,
       replayable: this.#replayable,
       attempts: this.#tried === null ? 1 : this.#tried.size + 1,
+      targets: this.upstream.triable,
       elapsedMs: Date.now() - this.#startedAt,
       staleRetries: this.#staleRetries,
     };

@@ -7,7 +7,8 @@
  * 3. POST, LOCK and PATCH: never once sent, unless `non_idempotent`.
  * 4. A connection error on a reused idle keep-alive connection is the keep-alive race (the
  *    target closed the socket as the request went out): retried without using a try, up to 2 times.
- * 5. Otherwise only for the conditions listed in `retry.on`, within `tries` and `timeout`.
+ * 5. Otherwise only for the conditions listed in `retry.on`, within `tries` (and one try per
+ *    target not configured down, as nginx's `peer.tries`) and `timeout`.
  *
  * Each target is tried at most once per request; that is the caller's bookkeeping.
  */
@@ -32,6 +33,8 @@ export interface AttemptFacts {
   readonly replayable: boolean;
   /** Attempts counted against `tries` so far, this one included. */
   readonly attempts: number;
+  /** The upstream's targets not configured `down`: one try each at most (nginx's `peer.tries`). */
+  readonly targets: number;
   /** Since the first attempt, ms. */
   readonly elapsedMs: number;
   /** Keep-alive race retries already made. */
@@ -72,7 +75,9 @@ export function decideRetry(policy: ResolvedRetry, f: AttemptFacts): RetryDecisi
     return 'retry_stale';
   const condition = conditionOf(f.failure);
   if (condition === null || !policy.on.includes(condition)) return 'stop';
-  if (policy.tries > 0 && f.attempts >= policy.tries) return 'stop';
+  // Every target tried (or `tries` used): the failure answers. A retry that then finds no target
+  // to pick answers 502 "no live upstreams" instead (forward.ts), as in nginx.
+  if (f.attempts >= (policy.tries > 0 ? Math.min(policy.tries, f.targets) : f.targets)) return 'stop';
   if (policy.timeoutMs > 0 && f.elapsedMs >= policy.timeoutMs) return 'stop';
   return 'retry';
 }

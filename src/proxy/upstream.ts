@@ -61,6 +61,7 @@ export class Upstream {
   #backup: Balancer<UpstreamTarget> | null = null;
   #single = false;
   #anyUp = true;
+  #triable = 0;
 
   constructor(config: ResolvedUpstream, reuse: TargetReuse) {
     this.name = config.name;
@@ -103,6 +104,14 @@ export class Upstream {
     return this.#all;
   }
 
+  /**
+   * The targets not configured `down`, backups included: the most attempts a request makes
+   * (nginx's `peer.tries`), whatever state they are in now.
+   */
+  get triable(): number {
+    return this.#triable;
+  }
+
   /** The configured targets with `resolve: true`, with their entry index. */
   resolveEntries(): { index: number; config: ResolvedTarget }[] {
     return this.#entries.flatMap((e, index) => (e.config.resolve ? [{ index, config: e.config }] : []));
@@ -133,6 +142,7 @@ export class Upstream {
     this.#primary = primaries.length > 0 ? createBalancer(this.config.balance, primaries) : null;
     this.#backup = backups.length > 0 ? createBalancer(this.config.balance, backups) : null;
     this.#single = primaries.length === 1 && backups.length === 0;
+    this.#triable = this.#all.filter((t) => !t.spec.down).length;
     this.#updateAnyUp();
   }
 

@@ -201,6 +201,28 @@ describe('balancing and failover', () => {
     expect(view.targets.filter((t) => t.state === 'failed')).toHaveLength(1);
   });
 
+  it('answers 502 "no live upstreams" after a timeout when the other targets rest, as nginx', async () => {
+    const a = await backend('a');
+    const b = await backend('b');
+    const sluice = await setup([a, b], { fail_timeout: '10s' }, { timeouts: { read: '300ms' } });
+    await a.kill();
+    expect((await get(`${sluice.url}/x`)).body).toBe('b');
+    // a rests (max_fails 1); b times out; a retry remains but nothing can take it.
+    b.state.delayMs = 1000;
+    const nolive = await get(`${sluice.url}/x`);
+    expect(nolive.status).toBe(502);
+    expect(JSON.parse(nolive.body).code).toBe('SLUICE_E_UPSTREAM_NO_LIVE');
+  });
+
+  it('answers 504 when every target was tried and timed out', async () => {
+    const targets = await Promise.all(['a', 'b'].map((n) => backend(n)));
+    for (const t of targets) t.state.delayMs = 1000;
+    const sluice = await setup(targets, { max_fails: 0 }, { timeouts: { read: '300ms' } });
+    const res = await get(`${sluice.url}/x`);
+    expect(res.status).toBe(504);
+    expect(targets.map((t) => t.state.hits)).toEqual([1, 1]);
+  });
+
   it('does not pass a POST on once it was sent, but does retry a GET', async () => {
     const a = await backend('a');
     const b = await backend('b');

@@ -41,6 +41,7 @@ const facts = (over: Partial<AttemptFacts>): AttemptFacts => ({
   responseStarted: false,
   replayable: true,
   attempts: 1,
+  targets: 4,
   elapsedMs: 0,
   staleRetries: 0,
   ...over,
@@ -94,6 +95,13 @@ describe('retry policy details', () => {
     expect(decideRetry(capped, facts({ attempts: 1 }))).toBe('retry');
     expect(decideRetry(capped, facts({ attempts: 2 }))).toBe('stop');
     expect(decideRetry(capped, facts({ attempts: 1, elapsedMs: 1000 }))).toBe('stop');
+  });
+
+  it('stops once every target was tried, as nginx counts one try per target not configured down', () => {
+    expect(decideRetry(defaults, facts({ attempts: 1, targets: 2 }))).toBe('retry');
+    expect(decideRetry(defaults, facts({ attempts: 2, targets: 2 }))).toBe('stop');
+    expect(decideRetry({ ...defaults, tries: 5 }, facts({ attempts: 2, targets: 2 }))).toBe('stop');
+    expect(decideRetry({ ...defaults, tries: 2 }, facts({ attempts: 2, targets: 4 }))).toBe('stop');
   });
 
   it('retries the keep-alive race without using a try, a bounded number of times, never for POST', () => {
