@@ -200,10 +200,11 @@ class ProxyRequest implements UpstreamPick {
     this.#send(target);
   }
 
-  #send(target: UpstreamTarget): void {
+  /** Sends to `target`; on a new connection when `fresh` (the keep-alive race's retry). */
+  #send(target: UpstreamTarget, fresh = false): void {
     const call = new UpstreamCall(this, target);
     this.#current = call;
-    call.send(this.#body);
+    call.send(this.#body, fresh);
   }
 
   /** A timer that aborts the current attempt after `timeouts.send` without progress. */
@@ -290,7 +291,9 @@ class ProxyRequest implements UpstreamPick {
       case 'retry_stale':
         this.#staleRetries++;
         x.retrying();
-        this.#send(call.target);
+        // On a fresh connection: the next idle one may be just as stale (taking it, a target with
+        // 3 stale idle connections answered 502 after MAX_STALE_RETRIES).
+        this.#send(call.target, true);
         return;
       case 'retry':
         this.#exclude(call.target);
@@ -341,8 +344,8 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
     this.target = target;
   }
 
-  /** Sends the request to the target. */
-  send(body: Body): void {
+  /** Sends the request to the target, on a new connection when `fresh`. */
+  send(body: Body, fresh: boolean): void {
     const { x, route } = this.request;
     const target = this.target;
     x.target = target.origin;
@@ -375,6 +378,7 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
           body,
           readTimeoutMs: route.readTimeoutMs,
           reset: !route.upstream.reuseConnections,
+          fresh,
         },
         this,
       );
@@ -394,7 +398,9 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
       // https targets: a fixed TLS name, not one undici would derive from the Host header.
       servername: target.servername,
     } as Dispatcher.DispatchOptions;
-    target.pool(route.connectTimeoutMs).dispatch(options, this as unknown as Dispatcher.DispatchHandler);
+    const handler = this as unknown as Dispatcher.DispatchHandler;
+    if (fresh) target.dispatchFresh(route.connectTimeoutMs, options, handler);
+    else target.pool(route.connectTimeoutMs).dispatch(options, handler);
   }
 
   /** Aborts the attempt (send timeout). */

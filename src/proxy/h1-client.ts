@@ -48,6 +48,12 @@ export interface H1Request {
   readonly readTimeoutMs: number;
   /** Close the connection after this request (`keepalive: 0`). */
   readonly reset: boolean;
+  /**
+   * Open a new connection for it rather than take an idle one: the keep-alive race's retry, which
+   * on the next idle connection could meet the same race (every idle connection of a target that
+   * restarted is stale).
+   */
+  readonly fresh?: boolean;
 }
 
 export interface H1PoolOptions {
@@ -113,7 +119,7 @@ export class H1Pool {
       queueMicrotask(() => handler.onError(head));
       return;
     }
-    let conn = this.#idle.pop();
+    let conn = req.fresh === true ? undefined : this.#idle.pop();
     while (conn?.gone) conn = this.#idle.pop();
     if (conn === undefined) {
       conn = new H1Connection(this, this.#host, this.#port, this.#options.connectTimeoutMs);

@@ -6,7 +6,8 @@
  * 2. Never when a streamed request body was (partly) sent: it cannot be replayed.
  * 3. POST, LOCK and PATCH: never once sent, unless `non_idempotent`.
  * 4. A connection error on a reused idle keep-alive connection is the keep-alive race (the
- *    target closed the socket as the request went out): retried without using a try, up to 2 times.
+ *    target closed the socket as the request went out): retried on a fresh connection to the same
+ *    target without using a try, up to 2 times.
  * 5. Otherwise only for the conditions listed in `retry.on`, within `tries` (and one try per
  *    target not configured down, as nginx's `peer.tries`) and `timeout`.
  *

@@ -7,7 +7,7 @@
  * their files rotate, new pools take the new certificate and the old ones close once their
  * requests are done.
  */
-import type { Pool } from 'undici';
+import type { Client, Dispatcher, Pool } from 'undici';
 import type { Peer } from '../balancer/balancer.js';
 import type { ResolvedUpstreamTls } from '../config/types.js';
 import { undici } from '../core/undici.js';
@@ -62,6 +62,8 @@ export class UpstreamTarget implements Peer, FailCounters {
   /** Keyed by connect timeout: routes may set different ones for the same target. */
   readonly #pools = new Map<number, Pool>();
   readonly #h1Pools = new Map<number, H1Pool>();
+  /** One-request clients (`freshClient`), until they close. */
+  readonly #fresh = new Set<Client>();
   readonly #https: boolean;
   readonly #tls: UpstreamTls | null;
   readonly #unsubscribe: (() => void) | null;
@@ -87,27 +89,53 @@ export class UpstreamTarget implements Peer, FailCounters {
     let pool = this.#pools.get(connectTimeoutMs);
     if (pool === undefined) {
       pool = new (undici().Pool)(this.origin, {
+        ...this.#clientOptions(connectTimeoutMs),
         // nginx's `keepalive N` caches idle connections without capping busy ones; undici's
         // `connections: null` likewise opens as many as the load needs and keeps them until idle.
         connections: null,
-        pipelining: 1,
-        keepAliveTimeout: this.spec.keepaliveTimeoutMs,
-        // A target's `Keep-Alive: timeout=` hint may shorten our idle timeout, never lengthen it.
-        keepAliveMaxTimeout: this.spec.keepaliveTimeoutMs,
-        connect: this.#https
-          ? httpsConnector(
-              this.#tls?.connectionOptions ?? { rejectUnauthorized: true },
-              this.#sni,
-              connectTimeoutMs,
-            )
-          : { timeout: connectTimeoutMs },
-        // Timeouts are set per request from the route's `timeouts`.
-        headersTimeout: 0,
-        bodyTimeout: 0,
       });
       this.#pools.set(connectTimeoutMs, pool);
     }
     return pool;
+  }
+
+  /**
+   * Sends one request on a connection of its own, closed once that request is done (undici's
+   * `close()` waits for it; an upgraded socket belongs to the tunnel by then). The keep-alive
+   * race's retry goes out this way: the pool would hand it another idle connection, as stale as
+   * the first.
+   */
+  dispatchFresh(
+    connectTimeoutMs: number,
+    options: Dispatcher.DispatchOptions,
+    handler: Dispatcher.DispatchHandler,
+  ): void {
+    const client = new (undici().Client)(this.origin, this.#clientOptions(connectTimeoutMs));
+    this.#fresh.add(client);
+    client.dispatch(options, handler);
+    client
+      .close()
+      .catch(() => undefined)
+      .finally(() => this.#fresh.delete(client));
+  }
+
+  #clientOptions(connectTimeoutMs: number): Client.Options {
+    return {
+      pipelining: 1,
+      keepAliveTimeout: this.spec.keepaliveTimeoutMs,
+      // A target's `Keep-Alive: timeout=` hint may shorten our idle timeout, never lengthen it.
+      keepAliveMaxTimeout: this.spec.keepaliveTimeoutMs,
+      connect: this.#https
+        ? httpsConnector(
+            this.#tls?.connectionOptions ?? { rejectUnauthorized: true },
+            this.#sni,
+            connectTimeoutMs,
+          )
+        : { timeout: connectTimeoutMs },
+      // Timeouts are set per request from the route's `timeouts`.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    };
   }
 
   /** sluice's own client for a connect timeout, created on first use; null for https targets. */
@@ -167,10 +195,11 @@ export class UpstreamTarget implements Peer, FailCounters {
     await Promise.all(this.#takePools().map((p) => p.destroy().catch(() => undefined)));
   }
 
-  /** Every pool, removed from the target. */
-  #takePools(): (Pool | H1Pool)[] {
-    const pools = [...this.#pools.values(), ...this.#h1Pools.values()];
+  /** Every pool (and one-request client), removed from the target. */
+  #takePools(): (Pool | Client | H1Pool)[] {
+    const pools = [...this.#pools.values(), ...this.#fresh, ...this.#h1Pools.values()];
     this.#pools.clear();
+    this.#fresh.clear();
     this.#h1Pools.clear();
     return pools;
   }

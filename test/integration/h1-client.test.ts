@@ -136,6 +136,16 @@ describe('the upstream HTTP/1.1 client', () => {
     expect(u.seen.heads[0]).toHaveLength(2);
   });
 
+  it('opens a new connection for a fresh request and keeps the idle one', async () => {
+    const u = await upstream((_h, _c, s) => s.write(ok()));
+    const p = pool(u.port);
+    await send(p);
+    const fresh = await send(p, { fresh: true });
+    expect([fresh.status, fresh.reused]).toEqual([200, false]);
+    expect(u.seen.heads.map((h) => h.length)).toEqual([1, 1]);
+    expect(p.connections).toBe(2);
+  });
+
   it('does not reuse after Connection: close, HTTP/1.0, extra bytes or keepalive: 0', async () => {
     const answers = [
       ok('a', 'Connection: close\r\n'),

@@ -8,11 +8,14 @@
  * closes idle sockets at 5 s without any hint, behind a 10 s keepalive_timeout: there the race
  * happens, and the attempt on the stale socket is retried on a fresh one without using a try.
  */
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import https from 'node:https';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import { Agent, request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { startSluice } from '../helpers/sluice.js';
+import { makePki } from '../helpers/tls-pki.js';
 
 async function nodeUpstream() {
   let requests = 0;
@@ -122,6 +125,100 @@ describe('keep-alive race with a Node upstream', () => {
       await withLong.close();
       await upDefault.close();
       await upLong.close();
+    }
+  });
+});
+
+/**
+ * Answers the first request on each connection (after `delayMs`, so that concurrent requests open
+ * connections of their own) and cuts every later one: each idle connection a proxy keeps to it
+ * fails the way a connection closed under the proxy does. Counts the requests it cut.
+ */
+function cutReused(delayMs: number): { listener: http.RequestListener; cut: number } {
+  const served = new WeakMap<Socket, number>();
+  const out = {
+    cut: 0,
+    listener: (req: http.IncomingMessage, res: http.ServerResponse) => {
+      req.resume();
+      const n = (served.get(req.socket) ?? 0) + 1;
+      served.set(req.socket, n);
+      if (n === 1) {
+        setTimeout(() => res.end('ok'), delayMs);
+        return;
+      }
+      out.cut++;
+      // (A TLS socket cannot be reset: closed.)
+      if ('encrypted' in req.socket) req.socket.destroy();
+      else req.socket.resetAndDestroy();
+    },
+  };
+  return out;
+}
+
+/** Leaves `n` idle connections from sluice to its one target, then sends one more request. */
+async function afterIdle(url: string, n: number): Promise<{ status: number; body: string }> {
+  const agent = new Agent({ connections: n });
+  try {
+    await Promise.all(
+      Array.from({ length: n }, async () =>
+        (await request(`${url}/warm`, { dispatcher: agent })).body.dump(),
+      ),
+    );
+    const res = await request(`${url}/x`, { dispatcher: agent });
+    return { status: res.statusCode, body: await res.body.text() };
+  } finally {
+    await agent.close();
+  }
+}
+
+describe('the keep-alive race retry', () => {
+  it('goes out on a fresh connection, not on another idle one (http target)', async () => {
+    const upstream = cutReused(150);
+    const server = http.createServer(upstream.listener);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const sluice = await startSluice({
+      servers: [{ listen: '127.0.0.1:0', routes: [{ proxy: { upstream: 'app' } }] }],
+      upstreams: {
+        app: { targets: [{ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }] },
+      },
+    });
+    try {
+      // Four stale idle connections: a retry on the next idle one met three more failures.
+      expect(await afterIdle(sluice.url, 4)).toEqual({ status: 200, body: 'ok' });
+      expect(upstream.cut).toBe(1);
+    } finally {
+      await sluice.close();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it('goes out on a fresh connection, not on another idle one (https target)', async () => {
+    const pki = makePki();
+    const root = pki.ca('root');
+    const cert = root.leaf('backend', { dns: ['backend.internal'], usage: 'server' });
+    const upstream = cutReused(150);
+    const server = https.createServer(
+      { cert: readFileSync(cert.cert), key: readFileSync(cert.key) },
+      upstream.listener,
+    );
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const sluice = await startSluice({
+      servers: [{ listen: '127.0.0.1:0', routes: [{ proxy: { upstream: 'app' } }] }],
+      upstreams: {
+        app: {
+          targets: [{ url: `https://127.0.0.1:${(server.address() as AddressInfo).port}` }],
+          tls: { ca: root.cert, server_name: 'backend.internal' },
+        },
+      },
+    });
+    try {
+      expect(await afterIdle(sluice.url, 4)).toEqual({ status: 200, body: 'ok' });
+      expect(upstream.cut).toBe(1);
+    } finally {
+      await sluice.close();
+      server.closeAllConnections();
+      server.close();
     }
   });
 });
