@@ -13,8 +13,11 @@ export interface Peer {
   currentWeight: number;
   /** Requests (and tunnels) in flight to this peer from this worker. */
   conns: number;
-  /** Stable identity for hashing: the origin. */
-  readonly origin: string;
+  /**
+   * The `host:port` as configured (the DNS name's for the addresses of a `resolve: true` entry):
+   * the name consistent hashing places on its ring, as nginx places a server's address.
+   */
+  readonly hostPort: string;
 }
 
 /** The request being balanced. */
