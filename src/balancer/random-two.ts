@@ -3,6 +3,9 @@
  * weighted by weight, and take the one with fewer requests in flight relative to its weight. As
  * good as least_conn at spreading load, without its O(peers) scan or its herd behaviour when many
  * workers see the same counts. Falls back to round-robin when 20 draws find nothing usable.
+ * Unlike nginx, which draws two different peers and on a tie takes the second (3:1 weights, idle:
+ * 75 % to the lighter peer), the draws may coincide and a tie keeps the first: unloaded traffic
+ * follows the weights.
  */
 import type { Balancer, Peer, PickContext } from './balancer.js';
 import { pickWeighted } from './weighted-round-robin.js';
