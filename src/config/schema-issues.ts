@@ -5,10 +5,11 @@
  */
 import type { z } from 'zod';
 import { didYouMean } from '../core/did-you-mean.js';
+import { formatDuration, MAX_TIMER_MS } from '../core/duration.js';
 import { ERROR_CATALOGUE } from '../errors/catalogue.js';
 import { isMapping, type KeyPath, valueAtPath } from './key-path.js';
 import type { ProblemCollector } from './problem-collector.js';
-import { durationSchema, sizeSchema } from './schema.js';
+import { banDurationSchema, durationSchema, MAX_BAN_DURATION_MS, sizeSchema } from './schema.js';
 import { allowedKeys, schemaAt, unwrapSchema } from './schema-walk.js';
 
 type Issue = z.core.$ZodIssue;
@@ -69,7 +70,7 @@ function reportIssue(
     case 'invalid_type': {
       const target = schemaAt(root, path);
       const unit = target === undefined ? undefined : unwrapSchema(target);
-      if (unit === durationSchema) {
+      if (isDurationSchema(unit)) {
         problems.reject(
           path,
           'SLUICE_E_CONFIG_DURATION',
@@ -89,7 +90,7 @@ function reportIssue(
     case 'invalid_format': {
       const target = schemaAt(root, path);
       const unit = target === undefined ? undefined : unwrapSchema(target);
-      if (unit === durationSchema) {
+      if (isDurationSchema(unit)) {
         problems.reject(path, 'SLUICE_E_CONFIG_DURATION', `${showValue(value)} is not a duration`);
       } else if (unit === sizeSchema) {
         problems.reject(path, 'SLUICE_E_CONFIG_SIZE', `${showValue(value)} is not a size`);
@@ -142,11 +143,35 @@ function reportIssue(
       );
       return;
     }
+    case 'custom': {
+      const target = schemaAt(root, path);
+      const unit = target === undefined ? undefined : unwrapSchema(target);
+      if (isDurationSchema(unit)) {
+        problems.reject(
+          path,
+          'SLUICE_E_CONFIG_DURATION',
+          `${showValue(value)} is too long: ${issue.message}`,
+          {
+            hint: unit === banDurationSchema ? LONG_BAN_HINT : LONG_TIMER_HINT,
+          },
+        );
+        return;
+      }
+      problems.reject(path, 'SLUICE_E_CONFIG_VALUE', `${issue.message} (got ${showValue(value)})`);
+      return;
+    }
     default:
       problems.reject(path, 'SLUICE_E_CONFIG_VALUE', `${issue.message} (got ${showValue(value)})`, {
         hint: ERROR_CATALOGUE.SLUICE_E_CONFIG_VALUE.hint,
       });
   }
+}
+
+const LONG_TIMER_HINT = `a duration arms a timer, and a timer holds at most ${MAX_TIMER_MS} ms (24.8 days): beyond that it would fire at once; write 24d or less`;
+const LONG_BAN_HINT = `write ${formatDuration(MAX_BAN_DURATION_MS)} or less`;
+
+function isDurationSchema(unit: z.ZodType | undefined): boolean {
+  return unit === durationSchema || unit === banDurationSchema;
 }
 
 function rangeMessage(issue: z.core.$ZodIssueTooSmall | z.core.$ZodIssueTooBig, value: unknown): string {

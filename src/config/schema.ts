@@ -6,14 +6,35 @@
  * is checked and resolved by `normalise.ts`, which reports problems at the same YAML positions.
  */
 import { z } from 'zod';
-import { DURATION_PATTERN } from '../core/duration.js';
+import { DURATION_PATTERN, durationAtMost, formatDuration, MAX_DURATION_MS } from '../core/duration.js';
 import { SIZE_PATTERN } from '../core/size.js';
 
-/** A duration string such as `500ms`, `10s`, `5m`. */
-export const durationSchema = z
-  .string()
-  .regex(new RegExp(DURATION_PATTERN))
-  .meta({ description: 'A duration with a unit: ms, s, m, h or d (e.g. 500ms, 10s, 5m).' });
+/** A duration string with a unit, at most `maxMs` long (a longer one is a `custom` issue). */
+function boundedDuration(maxMs: number, description: string) {
+  return z
+    .string()
+    .regex(new RegExp(DURATION_PATTERN))
+    .refine((text) => durationAtMost(text, maxMs), { error: `must be at most ${formatDuration(maxMs)}` })
+    .meta({ description });
+}
+
+/** A duration string such as `500ms`, `10s`, `5m`; at most 24d, since it arms a timer. */
+export const durationSchema = boundedDuration(
+  MAX_DURATION_MS,
+  'A duration with a unit: ms, s, m, h or d (e.g. 500ms, 10s, 5m), at most 24d.',
+);
+
+/**
+ * The longest ban and ban window: 365 days. Bans are compared with the clock (and kept in Redis
+ * with that expiry), not timed, so they may outlast the 24 days of a timer.
+ */
+export const MAX_BAN_DURATION_MS = 365 * 86_400_000;
+
+/** A ban's window or length: a duration of at most 365d. */
+export const banDurationSchema = boundedDuration(
+  MAX_BAN_DURATION_MS,
+  'A duration with a unit: ms, s, m, h or d (e.g. 10m, 1h, 7d), at most 365d.',
+);
 
 /** A size string such as `16kb`, `10mb` (1 kb = 1024 bytes). */
 export const sizeSchema = z
@@ -217,8 +238,8 @@ const banSchema = z
       .min(1)
       .meta({ description: 'Answer statuses that count.' }),
     max: z.number().int().min(1).meta({ description: 'Counted answers within window that ban the client.' }),
-    window: durationSchema.optional().meta({ description: 'The counting window. Default 1m.' }),
-    duration: durationSchema
+    window: banDurationSchema.optional().meta({ description: 'The counting window. Default 1m.' }),
+    duration: banDurationSchema
       .optional()
       .meta({ description: 'How long a ban lasts (403 meanwhile). Default 10m.' }),
     per: z.enum(['address', 'network']).optional().meta({

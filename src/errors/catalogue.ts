@@ -52,7 +52,7 @@ export const ERROR_CATALOGUE = {
   },
   SLUICE_E_CONFIG_DURATION: {
     status: 0,
-    title: 'not a duration',
+    title: 'not a duration, or longer than allowed (24d; a ban 365d)',
     hint: 'write a number with a unit: 500ms, 10s, 5m, 1h or 1d',
   },
   SLUICE_E_CONFIG_SIZE: {

@@ -19,6 +19,7 @@ import { redactConfig } from '../admin/redact-config.js';
 import type { ConfigResult } from '../config/load.js';
 import { formatProblem } from '../config/problem.js';
 import type { ResolvedAdmin, ResolvedConfig } from '../config/types.js';
+import { timerDelay } from '../core/duration.js';
 import { VERSION } from '../core/version.js';
 import { isErrorCode } from '../errors/catalogue.js';
 import { SluiceError } from '../errors/sluice-error.js';
@@ -584,9 +585,12 @@ export class Primary {
     worker.once('exit', () => this.#retiring.delete(worker));
     this.#send(worker, { type: 'shutdown', deadlineMs });
     // A worker that does not exit in time is stopped.
-    setTimeout(() => {
-      if (!worker.isDead()) worker.process.kill('SIGKILL');
-    }, deadlineMs + 5000).unref();
+    setTimeout(
+      () => {
+        if (!worker.isDead()) worker.process.kill('SIGKILL');
+      },
+      timerDelay(deadlineMs + 5000),
+    ).unref();
   }
 
   #record(o: Omit<ReloadOutcome, 'at' | 'config' | 'request'>, request = this.#running): ReloadOutcome {
@@ -627,9 +631,12 @@ export class Primary {
             if (worker.isDead()) return resolve();
             worker.once('exit', () => resolve());
             this.#send(worker, { type: 'shutdown', deadlineMs: deadline });
-            setTimeout(() => {
-              if (!worker.isDead()) worker.process.kill('SIGKILL');
-            }, deadline + 5000).unref();
+            setTimeout(
+              () => {
+                if (!worker.isDead()) worker.process.kill('SIGKILL');
+              },
+              timerDelay(deadline + 5000),
+            ).unref();
           }),
       ),
     );

@@ -555,6 +555,30 @@ describe('egress policy hosts', () => {
   });
 });
 
+describe('durations', () => {
+  const text = (lines: string): string =>
+    `${lines}servers:\n  - listen: 80\n    routes:\n      - proxy: { url: "http://127.0.0.1:9001", timeouts: { send: 25d } }\n`;
+
+  it('refuse one longer than a timer holds (it would fire after 1 ms), where it is written', () => {
+    expect(lines(loadConfigText(text('shutdown_timeout: 30d\n'), 's.yaml', {}))).toEqual([
+      's.yaml:1:19: SLUICE_E_CONFIG_DURATION shutdown_timeout: "30d" is too long: must be at most 24d (hint: a duration arms a timer, and a timer holds at most 2147483647 ms (24.8 days): beyond that it would fire at once; write 24d or less)',
+      's.yaml:5:66: SLUICE_E_CONFIG_DURATION servers[0].routes[0].proxy.timeouts.send: "25d" is too long: must be at most 24d (hint: a duration arms a timer, and a timer holds at most 2147483647 ms (24.8 days): beyond that it would fire at once; write 24d or less)',
+    ]);
+  });
+
+  it('accept 24d, and bans (compared with the clock, not timed) up to 365d', () => {
+    const ok = loadConfigText(
+      'shutdown_timeout: 24d\nservers:\n  - listen: 80\n    ban: { statuses: [404], max: 3, window: 30d, duration: 365d }\n    routes: [{ respond: {} }]\n',
+      's.yaml',
+      {},
+    );
+    expect(config(ok).shutdownTimeoutMs).toBe(24 * 86_400_000);
+    const long =
+      'servers:\n  - listen: 80\n    ban: { statuses: [404], max: 3, duration: 366d }\n    routes: [{ respond: {} }]\n';
+    expect(where(loadConfigText(long, 's.yaml', {}))).toEqual(['3:47 SLUICE_E_CONFIG_DURATION']);
+  });
+});
+
 describe('respond status', () => {
   const load = (respond: string) =>
     loadConfigText(

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { didYouMean, editDistance } from '../../src/core/did-you-mean.js';
-import { formatDuration, parseDuration } from '../../src/core/duration.js';
+import {
+  durationAtMost,
+  formatDuration,
+  MAX_DURATION_MS,
+  MAX_TIMER_MS,
+  parseDuration,
+  timerDelay,
+} from '../../src/core/duration.js';
 import { formatSize, parseSize } from '../../src/core/size.js';
 
 describe('parseDuration', () => {
@@ -22,6 +29,20 @@ describe('parseDuration', () => {
     expect(formatDuration(300_000)).toBe('5m');
     expect(formatDuration(1500)).toBe('1500ms');
     expect(formatDuration(4000)).toBe('4s');
+  });
+
+  it('keeps a config duration and a deadline plus its grace within what a timer holds', () => {
+    expect(MAX_DURATION_MS).toBe(parseDuration('24d'));
+    expect(MAX_DURATION_MS + 5000).toBeLessThan(MAX_TIMER_MS);
+    expect(durationAtMost('24d', MAX_DURATION_MS)).toBe(true);
+    expect(durationAtMost('24.1d', MAX_DURATION_MS)).toBe(false);
+    expect(durationAtMost('25d', MAX_DURATION_MS)).toBe(false);
+    // Too long to count is too long, not "not a duration" (parseDuration gives null for it).
+    expect(durationAtMost(`${'9'.repeat(400)}ms`, MAX_DURATION_MS)).toBe(false);
+    // Not a duration at all is the pattern's business.
+    expect(durationAtMost('soon', MAX_DURATION_MS)).toBe(true);
+    expect(timerDelay(30 * 86_400_000)).toBe(MAX_TIMER_MS);
+    expect(timerDelay(5000)).toBe(5000);
   });
 });
 
