@@ -2,6 +2,9 @@
  * `${NAME}` environment interpolation, applied to every string value after parsing and before
  * the schema check, so each unset variable is reported at the scalar that uses it.
  * `$${` is a literal `${`. A bare `$word` is not touched: it is a request variable (`$host`).
+ * A value is taken verbatim: put into a `$variable` template (a header value sluice sets, a
+ * redirect target, a hash or rate-limit key) its `$` is written `$$`, so an API key `pa$$w0rd`
+ * arrives as written instead of as `pa$w0rd`, or as a client's Host for `k3y$http_host`.
  */
 import { isMapping, type KeyPath } from './key-path.js';
 import type { ProblemCollector } from './problem-collector.js';
@@ -23,8 +26,12 @@ export interface ExpandResult {
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/** Expands `${NAME}` references in `text` from `env`; `$${` gives a literal `${`. O(length). */
-export function expandEnv(text: string, env: Environment): ExpandResult {
+/**
+ * Expands `${NAME}` references in `text` from `env`; `$${` gives a literal `${`. With `template`,
+ * `text` is a `$variable` template and each value's `$` is written `$$` (a literal `$` there).
+ * O(length).
+ */
+export function expandEnv(text: string, env: Environment, template = false): ExpandResult {
   let out = '';
   const missing: string[] = [];
   const malformed: string[] = [];
@@ -52,7 +59,8 @@ export function expandEnv(text: string, env: Environment): ExpandResult {
       else if (value === undefined) {
         if (!missing.includes(name)) missing.push(name);
       }
-      out += value ?? text.slice(dollar, close + 1);
+      if (value === undefined) out += text.slice(dollar, close + 1);
+      else out += template ? value.replaceAll('$', () => '$$') : value;
       i = close + 1;
     } else {
       out += '$';
@@ -72,6 +80,8 @@ export interface InterpolateOptions {
    * value had been written in place); a quoted one stays a string.
    */
   readonly isPlainScalar?: (path: KeyPath) => boolean;
+  /** Whether the string at `path` is a `$variable` template (its values' `$` are then escaped). */
+  readonly isTemplate?: (path: KeyPath) => boolean;
 }
 
 /**
@@ -105,7 +115,7 @@ export function interpolateEnv(
 
   const expandAt = (text: string, path: KeyPath): unknown => {
     if (!text.includes('$')) return text;
-    const r = expandEnv(text, env);
+    const r = expandEnv(text, env, text.includes('${') && (options.isTemplate?.(path) ?? false));
     for (const name of r.missing) {
       problems.reject(path, 'SLUICE_E_CONFIG_ENV', `environment variable ${name} is not set`, {
         hint: `export ${name} before starting sluice, or write $\${${name}} for a literal \${${name}}`,

@@ -19,9 +19,9 @@ import { formatKeyPath, isMapping, type KeyPath } from './key-path.js';
 import { normaliseConfig } from './normalise.js';
 import type { ConfigProblem } from './problem.js';
 import { type PathProblem, ProblemCollector } from './problem-collector.js';
-import { sluiceConfigSchema } from './schema.js';
+import { isTemplateSchema, sluiceConfigSchema } from './schema.js';
 import { reportSchemaIssues } from './schema-issues.js';
-import { salvage } from './schema-walk.js';
+import { salvage, schemaAt } from './schema-walk.js';
 import { objectLocator, type SourceLocator } from './source-locator.js';
 import type { ResolvedConfig } from './types.js';
 import { parseYamlSource } from './yaml-source.js';
@@ -115,7 +115,10 @@ function check(input: unknown, options: CheckOptions): ConfigResult {
   const value =
     options.env === null
       ? input
-      : interpolateEnv(input, options.env, problems, { isPlainScalar: options.isPlainScalar });
+      : interpolateEnv(input, options.env, problems, {
+          isPlainScalar: options.isPlainScalar,
+          isTemplate: (path) => isTemplateSchema(schemaAt(sluiceConfigSchema, path)),
+        });
   problems.endStage();
 
   const parsed = sluiceConfigSchema.safeParse(value);

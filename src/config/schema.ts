@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { DURATION_PATTERN, durationAtMost, formatDuration, MAX_DURATION_MS } from '../core/duration.js';
 import { SIZE_PATTERN } from '../core/size.js';
+import { unwrapSchema } from './schema-walk.js';
 
 /** A duration string with a unit, at most `maxMs` long (a longer one is a `custom` issue). */
 function boundedDuration(maxMs: number, description: string) {
@@ -55,9 +56,30 @@ const listenSchema = z
   })
   .meta({ description: 'Addresses to listen on: ":8080", "127.0.0.1:8080", "[::]:8443", or a list.' });
 
-const headerMap = z
-  .record(z.string(), z.string())
+/** The schemas of strings read as `$variable` templates (see `templateString`). */
+const TEMPLATE_STRINGS = new WeakSet<z.ZodType>();
+
+/**
+ * A string read as a `$variable` template. `${NAME}` interpolation asks for it (`isTemplateSchema`):
+ * an environment value put into one is taken verbatim, its `$` written `$$` so the template does
+ * not read a secret's `$w0rd` as a variable.
+ */
+function templateString(description?: string): z.ZodString {
+  const schema = description === undefined ? z.string() : z.string().meta({ description });
+  TEMPLATE_STRINGS.add(schema);
+  return schema;
+}
+
+/** Whether `schema` (found with `schemaAt`) checks a `$variable` template. */
+export function isTemplateSchema(schema: z.ZodType | undefined): boolean {
+  return schema !== undefined && TEMPLATE_STRINGS.has(unwrapSchema(schema));
+}
+
+const templateHeaderMap = z
+  .record(z.string(), templateString())
   .meta({ description: 'Header name to value; values may use $variables.' });
+
+const headerMap = z.record(z.string(), z.string()).meta({ description: 'Header name to value.' });
 
 const limitsSchema = z
   .strictObject({
@@ -137,7 +159,7 @@ const proxySchema = z
       .boolean()
       .optional()
       .meta({ description: "Send the client's Host upstream. Default true." }),
-    set_headers: headerMap
+    set_headers: templateHeaderMap
       .optional()
       .meta({ description: 'Request headers set (replaced) before forwarding.' }),
     remove_headers: z
@@ -146,7 +168,7 @@ const proxySchema = z
       .meta({ description: 'Request headers removed before forwarding.' }),
     response_headers: z
       .strictObject({
-        set: headerMap.optional(),
+        set: templateHeaderMap.optional(),
         remove: z.array(z.string()).optional(),
       })
       .optional()
@@ -182,7 +204,7 @@ const respondSchema = z
 
 const redirectSchema = z
   .strictObject({
-    to: z.string().meta({ description: 'Target URL; may use $variables such as $request_uri.' }),
+    to: templateString('Target URL; may use $variables such as $request_uri.'),
     status: z
       .union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)], {
         error: 'expected a redirect status: 301, 302, 303, 307 or 308',
@@ -224,7 +246,7 @@ const rateLimitSchema = z
       .min(0)
       .optional()
       .meta({ description: 'Requests allowed above the rate at once. Default 0.' }),
-    key: z.string().optional().meta({
+    key: templateString().optional().meta({
       description:
         'What is limited: $remote_addr (default), $remote_net (an IPv6 client counts as its /64), $http_<name>, $client_spiffe_id.',
     }),
@@ -412,8 +434,7 @@ const upstreamSchema = z.strictObject({
     .enum(['round_robin', 'least_conn', 'ip_hash', 'hash', 'random'])
     .optional()
     .meta({ description: 'How targets are picked. Default round_robin (smooth weighted, as nginx).' }),
-  hash_key: z
-    .string()
+  hash_key: templateString()
     .optional()
     .meta({ description: 'With balance: hash, the key to hash, e.g. $http_x_user_id or $request_uri.' }),
   keepalive: z.number().int().min(0).optional().meta({

@@ -2,7 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { expandEnv, interpolateEnv } from '../../src/config/interpolate.js';
 import { loadConfigText } from '../../src/config/load.js';
+import { formatProblem } from '../../src/config/problem.js';
 import { ProblemCollector } from '../../src/config/problem-collector.js';
+import { parseTemplate } from '../../src/config/template.js';
 
 const env = { HOST: '10.0.0.1', PORT: '8080', EMPTY: '', DOLLAR: '${PORT}' };
 
@@ -20,6 +22,12 @@ describe('expandEnv', () => {
     ['${DOLLAR}', '${PORT}', true],
   ])('%j → %j', (text, expected, whole) => {
     expect(expandEnv(text, env)).toEqual({ text: expected, missing: [], malformed: [], whole });
+  });
+
+  it("writes a value's $ as $$ in a $variable template, and only the value's", () => {
+    expect(expandEnv('$host ${K} $$ $${K}', { K: 'pa$$w0rd$http_host' }, true).text).toBe(
+      '$host pa$$$$w0rd$$http_host $$ ${K}',
+    );
   });
 
   it('names each unset variable once and leaves its reference in place', () => {
@@ -82,6 +90,47 @@ describe('interpolation in YAML', () => {
       const result = loadConfigText(text(listen), 's.yaml', env);
       expect(result.ok && result.config.servers[0]?.listen[0]?.port).toBe(8080);
     }
+  });
+
+  it('takes a value verbatim in every $variable template, and as it is in other strings', () => {
+    const yaml = [
+      'servers:',
+      '  - listen: 80',
+      '    rate_limit: { rate: 10/s, key: "${KEY}" }',
+      '    routes:',
+      '      - match: { path: /r }',
+      '        redirect: { to: "https://example.com/${KEY}" }',
+      '      - match: { path: /s }',
+      '        respond: { body: "${KEY}", headers: { X-Plain: "${KEY}" } }',
+      '      - proxy:',
+      '          upstream: be',
+      '          set_headers: { X-Api-Key: "${KEY}" }',
+      '          response_headers: { set: { X-Out: "${KEY}" } }',
+      'upstreams:',
+      '  be: { balance: hash, hash_key: "${KEY}", targets: [{ url: "http://127.0.0.1:9001" }] }',
+      '',
+    ].join('\n');
+    // abc$def was refused as "unknown variable $def", showing part of the secret.
+    const key = 'k3y$http_host pa$$w0rd $1 abc$def';
+    const result = loadConfigText(yaml, 's.yaml', { KEY: key });
+    if (!result.ok) throw new Error(result.problems.map((p) => formatProblem(p)).join('\n'));
+    const [server] = result.config.servers;
+    const [redirect, respond, proxy] = server!.routes.map((r) => r.action);
+    const templates = [
+      server!.routes[0]!.guards.rateLimit!.key,
+      redirect?.kind === 'redirect' ? redirect.to : '',
+      proxy?.kind === 'proxy' ? proxy.setHeaders[0]![1] : '',
+      proxy?.kind === 'proxy' ? proxy.responseSetHeaders[0]![1] : '',
+      result.config.upstreams.be!.hashKey!,
+    ];
+    expect(templates.map((t) => parseTemplate(t))).toEqual([
+      { parts: [key] },
+      { parts: [`https://example.com/${key}`] },
+      { parts: [key] },
+      { parts: [key] },
+      { parts: [key] },
+    ]);
+    expect(respond?.kind === 'respond' && [respond.body, respond.headers[0]![1]]).toEqual([key, key]);
   });
 
   it('reports an unset variable at its scalar and nothing else about that value', () => {
