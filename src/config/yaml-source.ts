@@ -6,11 +6,13 @@
  *                    └──────────────▶ locator: key path ─▶ node ─▶ line:col
  */
 import {
+  CST,
   type Document,
   isAlias,
   isMap,
   isScalar,
   isSeq,
+  Lexer,
   LineCounter,
   parseDocument,
   type YAMLError,
@@ -34,8 +36,24 @@ export interface YamlSource {
 /** An AST node as far as locating needs it. */
 type AnyNode = unknown;
 
-/** Parses YAML text, keeping node positions; `file` is used as given in every problem. */
+/**
+ * Parses YAML text, keeping node positions; `file` is used as given in every problem. A file
+ * nested more than MAX_DEPTH levels is refused before parsing, and whatever the parser throws is
+ * a syntax problem too (a stack overflow ended `sluice check` with exit 1, not a config problem).
+ */
 export function parseYamlSource(text: string, file: string): YamlSource {
+  try {
+    return parseChecked(text, file);
+  } catch (err) {
+    // No position: whatever the parser threw has none.
+    const problem = positioned(file, { line: 1, col: 1 }, 'SLUICE_E_CONFIG_SYNTAX', thrownText(err));
+    return unreadable(file, isStackOverflow(err) ? { ...problem, hint: TOO_DEEP_HINT } : problem);
+  }
+}
+
+function parseChecked(text: string, file: string): YamlSource {
+  const deep = tooDeepAt(text);
+  if (deep !== undefined) return tooDeep(file, new LineCounter(), text, deep);
   const lineCounter = new LineCounter();
   // uniqueKeys is off because repeated keys are found below with their key path and both lines;
   // merge keys (`<<: *defaults`) are on because YAML users reach for them to share route blocks.
@@ -83,16 +101,103 @@ export function parseYamlSource(text: string, file: string): YamlSource {
   };
 }
 
+/**
+ * How deep a config may nest lists and mappings: 100 levels (one uses about 10). The parser
+ * recurses once a level and overflows the stack from about 1,000 levels; worse, after an overflow
+ * it caught itself, parsing such a file again in the same process could abort it (V8: "RegExpCompiler
+ * Allocation failed"). So depth is counted before parsing, and the parser never gets that deep.
+ */
+const MAX_DEPTH = 100;
+
+/**
+ * The offset of the first token nested deeper than MAX_DEPTH, counted over the lexer's tokens
+ * without recursion: open `[`/`{`, plus the indentation levels of the open block lines, plus the
+ * `-` and `?` indicators on the line. Close to the real depth (a list under a key at the key's own
+ * indentation counts once for both). O(length).
+ */
+function tooDeepAt(text: string): number | undefined {
+  const indents: number[] = [];
+  let flow = 0;
+  let indicators = 0;
+  let lineStart = true;
+  let indent = 0;
+  let offset = 0;
+  let scalarNext = false;
+  for (const token of new Lexer().lex(text)) {
+    const at = offset;
+    // The lexer's control tokens (document, scalar and flow-error markers) are not in the text.
+    if (!/^[\x02\x18\x1f]$/.test(token)) offset += token.length;
+    const type = scalarNext ? 'scalar-source' : CST.tokenType(token);
+    scalarNext = token === CST.SCALAR;
+    if (type === 'newline' || (type === 'scalar-source' && token.endsWith('\n'))) {
+      lineStart = true;
+      indent = 0;
+      indicators = 0;
+      continue;
+    }
+    if (type === 'space' && lineStart) indent = token.length;
+    if (type === 'space' || type === 'comment' || type === 'doc-mode' || type === 'byte-order-mark') continue;
+    if (lineStart && flow === 0) {
+      while (indents.length > 0 && indents[indents.length - 1]! > indent) indents.pop();
+      if (indents.length === 0 || indents[indents.length - 1]! < indent) indents.push(indent);
+    }
+    lineStart = false;
+    if (type === 'flow-map-start' || type === 'flow-seq-start') flow++;
+    else if (type === 'flow-map-end' || type === 'flow-seq-end') flow = Math.max(0, flow - 1);
+    else if (flow === 0 && (type === 'seq-item-ind' || type === 'explicit-key-ind')) indicators++;
+    if (indents.length + indicators + flow > MAX_DEPTH) return at;
+  }
+  return undefined;
+}
+
+function tooDeep(file: string, lineCounter: LineCounter, text: string, offset: number): YamlSource {
+  // linePos needs the line starts, which the lexer does not record.
+  lineCounter.addNewLine(0);
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) lineCounter.addNewLine(i + 1);
+  const message = `the file nests lists and mappings more than ${MAX_DEPTH} levels deep`;
+  const problem = positioned(file, lineCounter.linePos(offset), 'SLUICE_E_CONFIG_SYNTAX', message);
+  return unreadable(file, { ...problem, hint: TOO_DEEP_HINT });
+}
+
+/** A source the parser gave up on: one problem, no value. */
+function unreadable(file: string, problem: ConfigProblem): YamlSource {
+  return {
+    value: undefined,
+    problems: [problem],
+    locator: { file, locate: () => ({ line: 1, col: 1, order: 0 }) },
+    isPlainScalar: () => false,
+  };
+}
+
+const STACK_OVERFLOW = /maximum call stack size exceeded/i;
+const TOO_DEEP = 'the file nests lists and mappings too deeply to be read';
+const TOO_DEEP_HINT =
+  'a config nests a few levels deep (servers, routes, proxy, ...); write the nested lists and mappings out flatter';
+
+/** What a thrown error says, as a problem message: a stack overflow is named as the file's depth. */
+function thrownText(err: unknown): string {
+  return isStackOverflow(err) ? TOO_DEEP : `the file cannot be read: ${lowerFirst(errorText(err))}`;
+}
+
+function isStackOverflow(err: unknown): boolean {
+  return err instanceof RangeError && STACK_OVERFLOW.test(err.message);
+}
+
 function syntaxProblem(
   err: YAMLError,
   file: string,
   position: (offset: number) => { line: number; col: number },
 ): ConfigProblem {
+  const at = position(err.pos[0]);
+  // The composer catches a stack overflow itself and reports it at the node it was on.
+  if (STACK_OVERFLOW.test(err.message)) {
+    return { ...positioned(file, at, 'SLUICE_E_CONFIG_SYNTAX', TOO_DEEP), hint: TOO_DEEP_HINT };
+  }
   const message =
     err.code === 'MULTIPLE_DOCS'
       ? 'only one YAML document is allowed; remove the "---" separator and what follows it'
       : lowerFirst(err.message);
-  return positioned(file, position(err.pos[0]), 'SLUICE_E_CONFIG_SYNTAX', message);
+  return positioned(file, at, 'SLUICE_E_CONFIG_SYNTAX', message);
 }
 
 /** Keys that are lists or mappings, and keys given twice in one mapping (the last would silently win). */

@@ -477,6 +477,34 @@ describe('problems in YAML', () => {
     ]);
   });
 
+  it('refuse a file nested more than 100 levels deep at the first level too many, as often as it is read', () => {
+    const blockMaps = (levels: number): string =>
+      Array.from({ length: levels }, (_, i) => `${' '.repeat(i)}k:`).join('\n') + ' 1\n';
+    const refused = (at: string): string[] => [
+      `d.yaml:${at}: SLUICE_E_CONFIG_SYNTAX the file nests lists and mappings more than 100 levels deep (hint: a config nests a few levels deep (servers, routes, proxy, ...); write the nested lists and mappings out flatter)`,
+    ];
+    // 2,500 levels of block mappings overflowed the parser's stack: a RangeError, not a problem.
+    // After 3,000 nested "- " the parser caught its own overflow, and parsing them again in the
+    // same process could abort it (V8 could no longer compile a regular expression).
+    for (let i = 0; i < 2; i++) {
+      expect(lines(loadConfigText(blockMaps(2500), 'd.yaml', {}))).toEqual(refused('101:101'));
+      expect(lines(loadConfigText(`${'- '.repeat(3000)}1\n`, 'd.yaml', {}))).toEqual(refused('1:199'));
+      expect(lines(loadConfigText(`a: ${'['.repeat(3000)}${']'.repeat(3000)}\n`, 'd.yaml', {}))).toEqual(
+        refused('1:103'),
+      );
+    }
+    // 100 levels are read; the position survives comments, quoted and block scalars and CRLF.
+    expect(where(loadConfigText(blockMaps(100), 'd.yaml', {}))).toEqual([
+      '1:1 SLUICE_E_CONFIG_MISSING_KEY',
+      '1:1 SLUICE_E_CONFIG_UNKNOWN_KEY',
+    ]);
+    const head =
+      '# [[[[\r\nx: "over\r\n  lines [[["\r\ny: |\r\n  - - [[[ {{{\r\nz: plain\r\n  more - ? [\r\n';
+    expect(where(loadConfigText(`${head}w: ${'['.repeat(100)}${']'.repeat(100)}\r\n`, 'd.yaml', {}))).toEqual(
+      ['8:103 SLUICE_E_CONFIG_SYNTAX'],
+    );
+  });
+
   it('follow merge keys and anchors', () => {
     const text = [
       'x-route: &ok { respond: { status: 204 } }',
