@@ -15,6 +15,7 @@ import {
   Lexer,
   LineCounter,
   parseDocument,
+  visit,
   type YAMLError,
 } from 'yaml';
 import { ERROR_CATALOGUE, type ErrorCode } from '../errors/catalogue.js';
@@ -70,13 +71,17 @@ function parseChecked(text: string, file: string): YamlSource {
 
   let value: unknown;
   if (!fatal) {
-    try {
-      value = doc.toJS({ maxAliasCount: 100 });
-    } catch (err) {
-      // toJS refuses alias bombs ("billion laughs") rather than expanding them.
-      problems.push(
-        positioned(file, { line: 1, col: 1 }, 'SLUICE_E_CONFIG_SYNTAX', lowerFirst(errorText(err))),
-      );
+    const aliases = inlineAliases(doc, file, position);
+    problems.push(...aliases.problems);
+    if (aliases.problems.length === 0) {
+      try {
+        // No alias is left to count: inlineAliases bounded what they add.
+        value = aliases.doc.toJS({ maxAliasCount: -1 });
+      } catch (err) {
+        problems.push(
+          positioned(file, { line: 1, col: 1 }, 'SLUICE_E_CONFIG_SYNTAX', lowerFirst(errorText(err))),
+        );
+      }
     }
   }
 
@@ -239,6 +244,126 @@ function keyProblems(
   };
   visit(doc.contents, []);
   return out;
+}
+
+/**
+ * The most values aliases may add to a file: 100,000. Sharing a block is free (a 10-value proxy
+ * block used by 1,000 routes adds 10,000), an alias bomb ("billion laughs": each line aliases the
+ * one above ten times) stops within five lines. yaml's own limit (maxAliasCount) counted each
+ * anchor's uses times its nesting, refused a block shared by 101 routes, and said so at 1:1.
+ */
+const MAX_ALIAS_VALUES = 100_000;
+
+/**
+ * A copy of `doc` with every alias replaced by the node it names, or the problems that prevent
+ * it, each at its alias or merge: an alias with no anchor before it, one inside the node it names
+ * (which would hold itself), a merge (`<<`) of something that is not a mapping, and aliases that
+ * add more than MAX_ALIAS_VALUES values. Inlined, toJS converts each use on its own (yaml looked
+ * every alias up by scanning all the aliases before it: 10,000 of them took 4 s). One pass in
+ * document order: an alias names a node that ends before it, whose size is known.
+ */
+function inlineAliases(
+  doc: Document,
+  file: string,
+  position: (offset: number) => { line: number; col: number },
+): { doc: Document; problems: ConfigProblem[] } {
+  const problems: ConfigProblem[] = [];
+  // Without aliases there is nothing to replace, only merges to check: no copy needed.
+  const copy = hasAliases(doc) ? doc.clone() : doc;
+  const anchors = new Map<string, unknown>();
+  const sizes = new Map<unknown, number>();
+  const open = new Set<unknown>();
+  let added = 0;
+  const problem = (node: AnyNode, message: string, hint: string): void => {
+    const at = position(nodeOffset(node) ?? 0);
+    problems.push({ ...positioned(file, at, 'SLUICE_E_CONFIG_SYNTAX', message), hint });
+  };
+
+  /** The node to use in place of `node`, and the number of values it stands for. */
+  const inline = (node: AnyNode): [AnyNode, number] => {
+    if (isAlias(node)) {
+      const target = anchors.get(node.source);
+      if (target === undefined) {
+        problem(node, `alias *${node.source} has no anchor &${node.source} before it`, ALIAS_HINT);
+        return [node, 1];
+      }
+      if (open.has(target)) {
+        problem(
+          node,
+          `alias *${node.source} is inside the node it names, which would hold itself`,
+          ALIAS_HINT,
+        );
+        return [node, 1];
+      }
+      const size = sizes.get(target) ?? 1;
+      added += size;
+      if (added > MAX_ALIAS_VALUES && added - size <= MAX_ALIAS_VALUES) {
+        problem(
+          node,
+          `with this alias, aliases add more than ${MAX_ALIAS_VALUES.toLocaleString('en-US')} values to the file (an alias bomb?)`,
+          'an alias may be used as often as needed, but what the aliases stand for must stay within that; share smaller blocks, or write them out',
+        );
+      }
+      return [target, size];
+    }
+    if (!isScalar(node) && !isMap(node) && !isSeq(node)) return [node, 1];
+    if (node.anchor !== undefined) anchors.set(node.anchor, node);
+    if (isScalar(node)) return [node, 1];
+    open.add(node);
+    let size = 1;
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        const [key, keySize] = inline(pair.key);
+        const [value, valueSize] = inline(pair.value);
+        pair.key = key;
+        pair.value = value;
+        size += keySize + valueSize;
+        if (isMergeKey(key) && !isMergeSource(value)) {
+          problem(
+            pair.value ?? pair.key,
+            'a merge (<<) takes a mapping, an alias of one (*name) or a list of them',
+            'write <<: *name with &name on a mapping, or <<: [*a, *b]',
+          );
+        }
+      }
+    } else {
+      node.items = node.items.map((item) => {
+        const [value, itemSize] = inline(item);
+        size += itemSize;
+        return value;
+      });
+    }
+    open.delete(node);
+    sizes.set(node, size);
+    return [node, size];
+  };
+  const [contents] = inline(copy.contents);
+  copy.contents = contents as typeof copy.contents;
+  return { doc: copy, problems };
+}
+
+const ALIAS_HINT = 'put the anchor (&name) on a node before the alias (*name) and outside it';
+
+function hasAliases(doc: Document): boolean {
+  let found = false;
+  visit(doc, {
+    Alias() {
+      found = true;
+      return visit.BREAK;
+    },
+  });
+  return found;
+}
+
+/** Whether a map key is the merge key `<<` (yaml gives it a symbol for a value). */
+function isMergeKey(key: AnyNode): boolean {
+  return isScalar(key) && typeof key.value === 'symbol';
+}
+
+/** What `<<` may take: a mapping or a list of them (an alias left here is reported already). */
+function isMergeSource(value: AnyNode): boolean {
+  const one = (n: AnyNode): boolean => isMap(n) || isAlias(n);
+  return one(value) || (isSeq(value) && value.items.every(one));
 }
 
 interface FoundNode {

@@ -505,6 +505,54 @@ describe('problems in YAML', () => {
     );
   });
 
+  it('point at the alias or merge that cannot be resolved', () => {
+    const text = [
+      'servers:',
+      '  - listen: 80',
+      '    routes: *nope',
+      '  - listen: 81',
+      '    routes: &self [{ respond: {} }, *self]',
+      '  - listen: 82',
+      '    routes:',
+      '      - respond:',
+      '          <<: 5',
+      '          status: 200',
+      '',
+    ].join('\n');
+    expect(lines(loadConfigText(text, 'a.yaml', {}))).toEqual([
+      'a.yaml:3:13: SLUICE_E_CONFIG_SYNTAX alias *nope has no anchor &nope before it (hint: put the anchor (&name) on a node before the alias (*name) and outside it)',
+      'a.yaml:5:37: SLUICE_E_CONFIG_SYNTAX alias *self is inside the node it names, which would hold itself (hint: put the anchor (&name) on a node before the alias (*name) and outside it)',
+      'a.yaml:9:15: SLUICE_E_CONFIG_SYNTAX a merge (<<) takes a mapping, an alias of one (*name) or a list of them (hint: write <<: *name with &name on a mapping, or <<: [*a, *b])',
+    ]);
+  });
+
+  it('let an anchor be used as often as needed, and stop an alias bomb where it goes past 100,000 values', () => {
+    const routes = Array.from({ length: 500 }, (_, i) => `      - { match: { path: /p${i} }, proxy: *px }`);
+    const shared = [
+      'servers:',
+      '  - listen: 80',
+      '    routes:',
+      '      - { match: { path: /p }, proxy: &px { url: "http://127.0.0.1:9001", timeouts: { read: 5s } } }',
+      ...routes,
+      '',
+    ].join('\n');
+    // yaml's own limit refused the 101st use, at 1:1, as "excessive alias count".
+    const c = config(loadConfigText(shared, 's.yaml', {}));
+    expect(c.servers[0]!.routes).toHaveLength(501);
+    expect(
+      c.servers[0]!.routes.every((r) => r.action.kind === 'proxy' && r.action.readTimeoutMs === 5000),
+    ).toBe(true);
+    const laughs = ['a: &a [x, x, x, x, x, x, x, x, x]'];
+    for (const [i, name] of ['b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'].entries()) {
+      const above = 'abcdefgh'[i];
+      laughs.push(`${name}: &${name} [${Array(9).fill(`*${above}`).join(', ')}]`);
+    }
+    // b adds 90 values, c 819, d 7,380, e 66,429: the first *e on f's line goes past 100,000.
+    expect(lines(loadConfigText(`${laughs.join('\n')}\nservers: *i\n`, 'bomb.yaml', {}))).toEqual([
+      'bomb.yaml:6:8: SLUICE_E_CONFIG_SYNTAX with this alias, aliases add more than 100,000 values to the file (an alias bomb?) (hint: an alias may be used as often as needed, but what the aliases stand for must stay within that; share smaller blocks, or write them out)',
+    ]);
+  });
+
   it('follow merge keys and anchors', () => {
     const text = [
       'x-route: &ok { respond: { status: 204 } }',
