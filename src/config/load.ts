@@ -51,13 +51,59 @@ export async function loadConfigFile(
   options: LoadOptions = {},
 ): Promise<ConfigResult> {
   if (MODULE_EXTENSIONS.has(extname(file).toLowerCase())) return loadConfigModule(file, options);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(file, 'utf8');
+    bytes = await readFile(file);
   } catch (err) {
     return failed(fileProblem(file, `cannot read the file: ${ioReason(err)}`));
   }
-  return loadConfigText(text, file, env, options);
+  const text = utf8Text(bytes, file);
+  return typeof text === 'string' ? loadConfigText(text, file, env, options) : failed(text);
+}
+
+/**
+ * The file's text, or a problem at its first byte that is not UTF-8. YAML is Unicode; read as
+ * 'utf8', a Latin-1 `café` became `caf\uFFFD` silently and was served that way. The BOM is kept
+ * (the YAML parser skips it), so columns stay as the parser counts them.
+ */
+function utf8Text(bytes: Buffer, file: string): string | ConfigProblem {
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    const text = bytes.toString('utf8');
+    const { index, byte } = firstNonUtf8(bytes, text);
+    const lineStart = text.lastIndexOf('\n', index - 1) + 1;
+    const line = text.slice(0, lineStart).split('\n').length;
+    const hex = `0x${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+    // From 0xA0 on, Latin-1 and Windows-1252 agree: show what the byte was most likely meant as.
+    const meant = byte >= 0xa0 ? ` (in Latin-1, ${hex} is ${JSON.stringify(String.fromCharCode(byte))})` : '';
+    return {
+      file,
+      line,
+      col: index - lineStart + 1,
+      code: 'SLUICE_E_CONFIG_SYNTAX',
+      message: `byte ${hex} is not UTF-8: the file is in another encoding`,
+      hint: `save the file as UTF-8${meant}`,
+    };
+  }
+}
+
+/** Where `text` (bytes decoded with U+FFFD for bad sequences) has its first replaced byte. */
+function firstNonUtf8(bytes: Buffer, text: string): { index: number; byte: number } {
+  let offset = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.codePointAt(i)!;
+    // A U+FFFD written in the file is three bytes EF BF BD; a replaced one is not.
+    if (
+      code === 0xfffd &&
+      !(bytes[offset] === 0xef && bytes[offset + 1] === 0xbf && bytes[offset + 2] === 0xbd)
+    ) {
+      return { index: i, byte: bytes[offset]! };
+    }
+    offset += code < 0x80 ? 1 : code < 0x800 ? 2 : code < 0x10000 ? 3 : 4;
+    if (code > 0xffff) i++;
+  }
+  return { index: text.length, byte: bytes[offset] ?? 0 };
 }
 
 /** Resolves config text (YAML or JSON); `file` is used as given in problems and resolved for `config.file`. */

@@ -359,6 +359,26 @@ describe('files', () => {
     ]);
   });
 
+  it('refuses bytes that are not UTF-8 at the first of them, and reads UTF-8 with a BOM', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-config-'));
+    const file = join(dir, 'latin1.yaml');
+    const head = 'servers:\n  - listen: 80\n    routes:\n';
+    // "café" saved as Latin-1 passed and was served as "caf\uFFFD". An emoji (4 bytes, 2 columns
+    // as the parser counts them) and a U+FFFD written as such come before it on the line.
+    const route = Buffer.concat([
+      Buffer.from('      - respond: { body: "\u{1F600}\uFFFD caf'),
+      Buffer.from([0xe9]),
+      Buffer.from('" }\n'),
+    ]);
+    writeFileSync(file, Buffer.concat([Buffer.from(head), route]));
+    expect(lines(await loadConfigFile(file))).toEqual([
+      `${file}:4:34: SLUICE_E_CONFIG_SYNTAX byte 0xE9 is not UTF-8: the file is in another encoding (hint: save the file as UTF-8 (in Latin-1, 0xE9 is "é"))`,
+    ]);
+    writeFileSync(file, `\uFEFF${head}      - respond: { body: "café" }\n`);
+    const c = config(await loadConfigFile(file));
+    expect(c.servers[0]!.routes[0]!.action).toMatchObject({ kind: 'respond', body: 'café' });
+  });
+
   it('reads JSON (with tab indentation) as YAML, positions included', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-config-'));
     writeFileSync(
