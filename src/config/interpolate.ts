@@ -77,11 +77,17 @@ export interface InterpolateOptions {
   /**
    * Whether a string at `path` was written unquoted. An unquoted value that is exactly one
    * `${NAME}` takes the type its expansion reads as (`port: ${PORT}` is a number, as if the
-   * value had been written in place); a quoted one stays a string.
+   * value had been written in place); a quoted one stays a string unless `accepts` says otherwise.
    */
   readonly isPlainScalar?: (path: KeyPath) => boolean;
   /** Whether the string at `path` is a `$variable` template (its values' `$` are then escaped). */
   readonly isTemplate?: (path: KeyPath) => boolean;
+  /**
+   * Whether the key at `path` takes `value`. A quoted value that is exactly one `${NAME}` takes
+   * the type its expansion reads as where the key takes that and not the text: inside `{ }` the
+   * reference must be quoted, and `{ status: "${STATUS}" }` is then the number it says.
+   */
+  readonly accepts?: (path: KeyPath, value: unknown) => boolean;
 }
 
 /**
@@ -128,7 +134,12 @@ export function interpolateEnv(
       });
     }
     if (r.missing.length > 0 || r.malformed.length > 0) return text;
-    if (r.whole && options.isPlainScalar?.(path)) return typedScalar(r.text);
+    if (!r.whole) return r.text;
+    const typed = typedScalar(r.text);
+    if (options.isPlainScalar?.(path)) return typed;
+    const accepts = options.accepts;
+    if (typed !== r.text && accepts !== undefined && !accepts(path, r.text) && accepts(path, typed))
+      return typed;
     return r.text;
   };
 

@@ -164,6 +164,7 @@ function check(input: unknown, options: CheckOptions): ConfigResult {
       : interpolateEnv(input, options.env, problems, {
           isPlainScalar: options.isPlainScalar,
           isTemplate: (path) => isTemplateSchema(schemaAt(sluiceConfigSchema, path)),
+          accepts: (path, v) => schemaAt(sluiceConfigSchema, path)?.safeParse(v).success ?? true,
         });
   problems.endStage();
 

@@ -62,7 +62,9 @@ function parseChecked(text: string, file: string): YamlSource {
   const position = (offset: number): { line: number; col: number } => lineCounter.linePos(offset);
 
   const problems: ConfigProblem[] = [];
-  for (const err of [...doc.errors, ...doc.warnings]) problems.push(syntaxProblem(err, file, position));
+  for (const err of withoutFollowOns(text, [...doc.errors, ...doc.warnings])) {
+    problems.push(syntaxProblem(err, text, file, position));
+  }
   const keys = keyProblems(doc, file, position);
   // A key that is a list or mapping has no JavaScript form (toJS would stringify it and print a
   // process warning), so it stops loading like a syntax error; a repeated key does not.
@@ -188,12 +190,44 @@ function isStackOverflow(err: unknown): boolean {
   return err instanceof RangeError && STACK_OVERFLOW.test(err.message);
 }
 
+/**
+ * The `${NAME}` whose `{` YAML stumbled on at `offset`: unquoted in a flow collection
+ * (`{ status: ${STATUS} }`), where `{` opens a mapping; `undefined` for any other error.
+ */
+function flowEnvReference(text: string, offset: number): string | undefined {
+  if (text[offset - 1] !== '$' || text[offset] !== '{') return undefined;
+  return /^\$\{[A-Za-z_][A-Za-z0-9_]*\}/.exec(text.slice(offset - 1))?.[0];
+}
+
+/**
+ * The errors worth showing: after an unquoted `${NAME}` in a flow collection, YAML loses track
+ * of the rest of the file and reports each token after it (33 lines for one `${STATUS}`), so
+ * only such references are kept from the first one on.
+ */
+function withoutFollowOns(text: string, errors: readonly YAMLError[]): YAMLError[] {
+  const refs = errors.filter((e) => flowEnvReference(text, e.pos[0]) !== undefined);
+  if (refs.length === 0) return [...errors];
+  const first = Math.min(...refs.map((e) => e.pos[0]));
+  return errors.filter((e) => e.pos[0] < first || refs.includes(e));
+}
+
 function syntaxProblem(
   err: YAMLError,
+  text: string,
   file: string,
   position: (offset: number) => { line: number; col: number },
 ): ConfigProblem {
   const at = position(err.pos[0]);
+  const ref = flowEnvReference(text, err.pos[0]);
+  if (ref !== undefined) {
+    // Pointed at the `$`, where the reference is written.
+    const where = position(err.pos[0] - 1);
+    const message = `${ref} inside { } or [ ] must be quoted: unquoted, YAML reads its { as the start of a mapping`;
+    return {
+      ...positioned(file, where, 'SLUICE_E_CONFIG_SYNTAX', message),
+      hint: `quote the whole value, e.g. "${ref}"; a quoted value that is only one \${NAME} still becomes a number or true/false where the key takes one`,
+    };
+  }
   // The composer catches a stack overflow itself and reports it at the node it was on.
   if (STACK_OVERFLOW.test(err.message)) {
     return { ...positioned(file, at, 'SLUICE_E_CONFIG_SYNTAX', TOO_DEEP), hint: TOO_DEEP_HINT };

@@ -80,6 +80,62 @@ describe('interpolateEnv', () => {
     );
     expect(out).toEqual({ a: 8080, b: true, c: 'text', d: '8080', e: '8080s' });
   });
+
+  it('types a quoted whole reference only where the key takes that type and not the text', () => {
+    const problems = new ProblemCollector();
+    const numbers = new Set(['n']);
+    const out = interpolateEnv({ n: '${N}', s: '${N}', bad: '${T}' }, { N: '8080', T: 'text' }, problems, {
+      accepts: (path, value) => (numbers.has(String(path[0])) ? typeof value === 'number' : true),
+    });
+    expect(out).toEqual({ n: 8080, s: '8080', bad: 'text' });
+  });
+});
+
+describe('interpolation in YAML, inside { } and [ ]', () => {
+  const env = { STATUS: '201', MAXC: '100', W: '2', ON: 'false', N: '42' };
+
+  it('makes a quoted whole reference the number or boolean a key takes, and leaves text where text is taken', () => {
+    const yaml = [
+      'workers: "${W}"',
+      'servers:',
+      '  - listen: ["${MAXC}"]',
+      '    limits: { max_connections: "${MAXC}" }',
+      '    routes:',
+      '      - match: { path: /a }',
+      '        respond: { status: "${STATUS}", body: "${N}", headers: { X-N: "${N}" } }',
+      '      - proxy: { url: "http://127.0.0.1:9001", preserve_host: "${ON}" }',
+      '',
+    ].join('\n');
+    const result = loadConfigText(yaml, 's.yaml', env);
+    if (!result.ok) throw new Error(result.problems.map((p) => formatProblem(p)).join('\n'));
+    const [server] = result.config.servers;
+    expect(result.config.workers).toBe(2);
+    expect(server!.limits.maxConnections).toBe(100);
+    expect(server!.listen[0]!.port).toBe(100);
+    expect(server!.routes[0]!.action).toMatchObject({ status: 201, body: '42', headers: [['X-N', '42']] });
+    expect(server!.routes[1]!.action).toMatchObject({ preserveHost: false });
+  });
+
+  it('says to quote an unquoted reference, once, instead of a screenful of follow-on syntax errors', () => {
+    const yaml = [
+      'servers:',
+      '  - listen: [80',
+      '    routes:',
+      '      - respond: { status: ${STATUS} }',
+      '      - match: { path: /a }',
+      '        respond: { headers: { X-A: x${N}y } }',
+      '',
+    ].join('\n');
+    const result = loadConfigText(yaml, 's.yaml', env);
+    const hint = (ref: string) =>
+      `(hint: quote the whole value, e.g. "${ref}"; a quoted value that is only one \${NAME} still becomes a number or true/false where the key takes one)`;
+    expect(result.ok ? [] : result.problems.map((p) => formatProblem(p))).toEqual([
+      // An error before the first reference is its own.
+      expect.stringMatching(/^s\.yaml:3:5: SLUICE_E_CONFIG_SYNTAX /),
+      `s.yaml:4:28: SLUICE_E_CONFIG_SYNTAX \${STATUS} inside { } or [ ] must be quoted: unquoted, YAML reads its { as the start of a mapping ${hint('${STATUS}')}`,
+      `s.yaml:6:37: SLUICE_E_CONFIG_SYNTAX \${N} inside { } or [ ] must be quoted: unquoted, YAML reads its { as the start of a mapping ${hint('${N}')}`,
+    ]);
+  });
 });
 
 describe('interpolation in YAML', () => {
