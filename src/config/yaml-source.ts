@@ -347,14 +347,16 @@ function inlineAliases(
     let size = 1;
     if (isMap(node)) {
       for (const pair of node.items) {
+        const written = pair.value;
         const [key, keySize] = inline(pair.key);
         const [value, valueSize] = inline(pair.value);
         pair.key = key;
         pair.value = value;
         size += keySize + valueSize;
         if (isMergeKey(key) && !isMergeSource(value)) {
+          // At the merge as written (`<<: *list`), not at the list the alias names.
           problem(
-            pair.value ?? pair.key,
+            written ?? key,
             'a merge (<<) takes a mapping, an alias of one (*name) or a list of them',
             'write <<: *name with &name on a mapping, or <<: [*a, *b]',
           );

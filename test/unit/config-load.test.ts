@@ -537,12 +537,15 @@ describe('problems in YAML', () => {
       '      - respond:',
       '          <<: 5',
       '          status: 200',
+      '      - respond: &list [1]',
+      '      - respond: { <<: *list }',
       '',
     ].join('\n');
     expect(lines(loadConfigText(text, 'a.yaml', {}))).toEqual([
       'a.yaml:3:13: SLUICE_E_CONFIG_SYNTAX alias *nope has no anchor &nope before it (hint: put the anchor (&name) on a node before the alias (*name) and outside it)',
       'a.yaml:5:37: SLUICE_E_CONFIG_SYNTAX alias *self is inside the node it names, which would hold itself (hint: put the anchor (&name) on a node before the alias (*name) and outside it)',
       'a.yaml:9:15: SLUICE_E_CONFIG_SYNTAX a merge (<<) takes a mapping, an alias of one (*name) or a list of them (hint: write <<: *name with &name on a mapping, or <<: [*a, *b])',
+      'a.yaml:12:24: SLUICE_E_CONFIG_SYNTAX a merge (<<) takes a mapping, an alias of one (*name) or a list of them (hint: write <<: *name with &name on a mapping, or <<: [*a, *b])',
     ]);
   });
 
