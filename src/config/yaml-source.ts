@@ -1,9 +1,10 @@
 /**
  * The YAML side of config loading (the one module that imports `yaml`): parse with node
- * positions, report syntax errors and repeated keys, and locate any key path afterwards.
+ * positions, report syntax errors, repeated keys and bad aliases, and locate any key path afterwards.
  *
- *   text ─▶ parseDocument (LineCounter) ─▶ syntax problems ─▶ repeated keys ─▶ plain data
- *                    └──────────────▶ locator: key path ─▶ node ─▶ line:col
+ *   text ─▶ depth (lexer) ─▶ parseDocument (LineCounter) ─▶ syntax problems ─▶ repeated keys
+ *                                   │                    ─▶ aliases inlined ─▶ plain data
+ *                                   └──────────────▶ locator: key path ─▶ node ─▶ line:col
  */
 import {
   CST,
@@ -54,7 +55,7 @@ export function parseYamlSource(text: string, file: string): YamlSource {
 
 function parseChecked(text: string, file: string): YamlSource {
   const deep = tooDeepAt(text);
-  if (deep !== undefined) return tooDeep(file, new LineCounter(), text, deep);
+  if (deep !== undefined) return tooDeep(file, text, deep);
   const lineCounter = new LineCounter();
   // uniqueKeys is off because repeated keys are found below with their key path and both lines;
   // merge keys (`<<: *defaults`) are on because YAML users reach for them to share route blocks.
@@ -157,8 +158,10 @@ function tooDeepAt(text: string): number | undefined {
   return undefined;
 }
 
-function tooDeep(file: string, lineCounter: LineCounter, text: string, offset: number): YamlSource {
+/** The problem of a file nested too deeply, at `offset`. */
+function tooDeep(file: string, text: string, offset: number): YamlSource {
   // linePos needs the line starts, which the lexer does not record.
+  const lineCounter = new LineCounter();
   lineCounter.addNewLine(0);
   for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) lineCounter.addNewLine(i + 1);
   const message = `the file nests lists and mappings more than ${MAX_DEPTH} levels deep`;
