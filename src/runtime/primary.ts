@@ -585,12 +585,10 @@ export class Primary {
     worker.once('exit', () => this.#retiring.delete(worker));
     this.#send(worker, { type: 'shutdown', deadlineMs });
     // A worker that does not exit in time is stopped.
-    setTimeout(
-      () => {
-        if (!worker.isDead()) worker.process.kill('SIGKILL');
-      },
-      timerDelay(deadlineMs + 5000),
-    ).unref();
+    const killAfter = timerDelay(deadlineMs + 5000);
+    setTimeout(() => {
+      if (!worker.isDead()) worker.process.kill('SIGKILL');
+    }, killAfter).unref();
   }
 
   #record(o: Omit<ReloadOutcome, 'at' | 'config' | 'request'>, request = this.#running): ReloadOutcome {
@@ -631,12 +629,10 @@ export class Primary {
             if (worker.isDead()) return resolve();
             worker.once('exit', () => resolve());
             this.#send(worker, { type: 'shutdown', deadlineMs: deadline });
-            setTimeout(
-              () => {
-                if (!worker.isDead()) worker.process.kill('SIGKILL');
-              },
-              timerDelay(deadline + 5000),
-            ).unref();
+            const killAfter = timerDelay(deadline + 5000);
+            setTimeout(() => {
+              if (!worker.isDead()) worker.process.kill('SIGKILL');
+            }, killAfter).unref();
           }),
       ),
     );
