@@ -17,12 +17,6 @@ export function formatKeyPath(path: KeyPath): string {
   return out;
 }
 
-/** Whether `outer` is `inner` or one of its ancestors. */
-export function isPrefixPath(outer: KeyPath, inner: KeyPath): boolean {
-  if (outer.length > inner.length) return false;
-  return outer.every((seg, i) => seg === inner[i]);
-}
-
 /** Whether a value is a plain mapping (not a list, not null). */
 export function isMapping(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

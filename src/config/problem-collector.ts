@@ -3,7 +3,7 @@
  * line and column through a `SourceLocator`, so the stages stay independent of YAML.
  */
 import type { ErrorCode } from '../errors/catalogue.js';
-import { isPrefixPath, type KeyPath } from './key-path.js';
+import type { KeyPath } from './key-path.js';
 
 /** A problem at a key path, before it is given a file position. */
 export interface PathProblem {
@@ -38,7 +38,14 @@ export interface ReportOptions {
 export class ProblemCollector {
   readonly #problems: PathProblem[] = [];
   readonly #warnings: PathProblem[] = [];
-  readonly #rejected: { readonly path: KeyPath; readonly stage: number }[] = [];
+  /**
+   * The key of each rejected node → the first stage that rejected it. Indexed, so a question costs
+   * one look-up per level of the path asked about, not one comparison per rejected node: a file
+   * with 10,000 bad routes took 20 s to check when each route and action scanned every rejection.
+   */
+  readonly #rejectedAt = new Map<string, number>();
+  /** The keys of every rejected node and of all its ancestors. */
+  readonly #aboveRejected = new Set<string>();
   #stage = 0;
 
   /** Every problem reported and not dropped, in the order reported. */
@@ -53,7 +60,7 @@ export class ProblemCollector {
 
   /** Reports a meaning problem, unless an earlier stage rejected the node or an ancestor. */
   error(path: KeyPath, code: ErrorCode, message: string, options: ReportOptions = {}): void {
-    if (this.#rejected.some((r) => isPrefixPath(r.path, path))) return;
+    if (this.#rejectedAtOrAbove(path, Number.POSITIVE_INFINITY)) return;
     this.#problems.push(problem(path, code, message, options));
   }
 
@@ -64,9 +71,12 @@ export class ProblemCollector {
    */
   reject(path: KeyPath, code: ErrorCode, message: string, options: ReportOptions = {}): void {
     const rejects = options.rejects ?? path;
-    if (this.#rejected.some((r) => r.stage < this.#stage && isPrefixPath(r.path, rejects))) return;
+    if (this.#rejectedAtOrAbove(rejects, this.#stage)) return;
     this.#problems.push(problem(path, code, message, options));
-    this.#rejected.push({ path: rejects, stage: this.#stage });
+    const keys = prefixKeys(rejects);
+    const own = keys[keys.length - 1]!;
+    if (!this.#rejectedAt.has(own)) this.#rejectedAt.set(own, this.#stage);
+    for (const key of keys) this.#aboveRejected.add(key);
   }
 
   /** Ends a stage: nodes rejected so far silence `reject` at and below them from now on. */
@@ -76,14 +86,45 @@ export class ProblemCollector {
 
   /** Reports a warning: not a reason to refuse the config. */
   warn(path: KeyPath, code: ErrorCode, message: string, options: ReportOptions = {}): void {
-    if (this.#rejected.some((r) => isPrefixPath(r.path, path))) return;
+    if (this.#rejectedAtOrAbove(path, Number.POSITIVE_INFINITY)) return;
     this.#warnings.push(problem(path, code, message, options));
   }
 
   /** Whether an earlier stage rejected `path`, one of its ancestors or one of its descendants. */
   isNearRejected(path: KeyPath): boolean {
-    return this.#rejected.some((r) => isPrefixPath(r.path, path) || isPrefixPath(path, r.path));
+    if (this.#rejectedAtOrAbove(path, Number.POSITIVE_INFINITY)) return true;
+    return this.#aboveRejected.has(path.map(segmentKey).join(''));
   }
+
+  /** Whether `path` or an ancestor was rejected by a stage before `stage`. O(depth). */
+  #rejectedAtOrAbove(path: KeyPath, stage: number): boolean {
+    if (this.#rejectedAt.size === 0) return false;
+    let key = '';
+    for (let i = 0; ; i++) {
+      const at = this.#rejectedAt.get(key);
+      if (at !== undefined && at < stage) return true;
+      if (i === path.length) return false;
+      key += segmentKey(path[i]!);
+    }
+  }
+}
+
+/**
+ * The index keys of `path` and of each of its ancestors, the root's (`''`) first. Indices and
+ * keys are spelt apart (`[0]` and `"0"`): a list's first entry is not a mapping's key "0".
+ */
+function prefixKeys(path: KeyPath): string[] {
+  const keys = [''];
+  let key = '';
+  for (const seg of path) {
+    key += segmentKey(seg);
+    keys.push(key);
+  }
+  return keys;
+}
+
+function segmentKey(seg: string | number): string {
+  return typeof seg === 'number' ? `[${seg}]` : JSON.stringify(seg);
 }
 
 function problem(path: KeyPath, code: ErrorCode, message: string, options: ReportOptions): PathProblem {
