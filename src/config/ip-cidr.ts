@@ -6,6 +6,13 @@ export function normaliseCidr(text: string): { cidr: string } | { error: string 
   const slash = text.indexOf('/');
   const address = slash === -1 ? text : text.slice(0, slash);
   const family = isIP(address);
+  // Node's BlockList drops a zone id: `fe80::1%eth0` would match fe80::1 on every interface.
+  const percent = address.indexOf('%');
+  if (family === 6 && percent !== -1) {
+    return {
+      error: `${JSON.stringify(address)} has an IPv6 zone id (${JSON.stringify(address.slice(percent))}), but rules apply on every interface; write the address without it`,
+    };
+  }
   if (family === 0) return { error: `${JSON.stringify(address)} is not an IP address` };
   const max = family === 4 ? 32 : 128;
   if (slash === -1) return { cidr: `${address.toLowerCase()}/${max}` };

@@ -19,6 +19,8 @@ export function parseListenAddress(input: string | number): ListenAddress | { er
     const m = /^\[([^\]]*)\]:(\d*)$/.exec(input);
     if (!m) return { error: `${JSON.stringify(input)} is not [IPV6]:PORT` };
     if (isIP(m[1]!) !== 6) return { error: `${JSON.stringify(m[1])} is not an IPv6 address` };
+    const zone = zoneIdError(m[1]!);
+    if (zone !== undefined) return { error: zone };
     return withPort(canonicalIpv6(m[1]!), m[2]!);
   }
   const colon = input.lastIndexOf(':');
@@ -33,6 +35,17 @@ export function parseListenAddress(input: string | number): ListenAddress | { er
   if (/^[\d.]+$/.test(host)) return { error: `${JSON.stringify(host)} is not an IPv4 address` };
   if (!HOST_NAME.test(host)) return { error: `${JSON.stringify(host)} is not an IP address or host name` };
   return withPort(host.toLowerCase(), port);
+}
+
+/**
+ * Refuses an IPv6 zone id (`fe80::1%eth0`): Node's isIP takes it, but the address would need the
+ * zone in every key, URL and comparison (the URL parser refuses it). Listening on `[::]` serves
+ * the link-local addresses of every interface too.
+ */
+function zoneIdError(address: string): string | undefined {
+  const percent = address.indexOf('%');
+  if (percent === -1) return undefined;
+  return `${JSON.stringify(address)} has an IPv6 zone id (${JSON.stringify(address.slice(percent))}), which a listen address cannot have; listen on "[::]:PORT" to serve link-local addresses`;
 }
 
 function withPort(host: string, portText: string): ListenAddress | { error: string } {

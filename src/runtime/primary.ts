@@ -85,6 +85,12 @@ function writePidFile(file: string): void {
   }
 }
 
+/** A reload problem for an error sluice did not expect, in the form of the others: code, message, hint. */
+function unexpectedProblem(err: unknown, file: string | null = null): string {
+  const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return `${file === null ? '' : `${file}: `}SLUICE_E_RUNTIME_INTERNAL ${message} (hint: an error in sluice itself, with its stack in the log; the running config stays)`;
+}
+
 /** Worker counts from `workers:`. */
 export function workerCount(config: ResolvedConfig): number {
   return config.workers === 'auto' ? availableParallelism() : config.workers;
@@ -453,7 +459,18 @@ export class Primary {
         { ok: false, how: 'refused', problems: ['there is no config file to reload'] },
         request,
       );
-    const result = await source();
+    let result: ConfigResult;
+    try {
+      result = await source();
+    } catch (err) {
+      // A check that throws is a bug in sluice, not in the file: it must still cost neither the
+      // running config nor the reload's answer (it was a 500, and no failure was counted).
+      this.#loggers.app.error({ err }, 'config reload: the file could not be checked');
+      return this.#record(
+        { ok: false, how: 'refused', problems: [unexpectedProblem(err, this.#options.file)] },
+        request,
+      );
+    }
     if (!result.ok) {
       return this.#record(
         { ok: false, how: 'refused', problems: result.problems.map((p) => formatProblem(p)) },
@@ -476,7 +493,10 @@ export class Primary {
   async #reloadQueued(next: ResolvedConfig, request: number): Promise<ReloadOutcome> {
     while (this.#reloading !== null) await this.#reloading.catch(() => undefined);
     this.#running = request;
-    this.#reloading = this.#reload(next);
+    this.#reloading = this.#reload(next).catch((err: unknown) => {
+      this.#loggers.app.error({ err }, 'config reload failed unexpectedly');
+      return this.#record({ ok: false, how: 'failed', problems: [unexpectedProblem(err)] });
+    });
     try {
       return await this.#reloading;
     } finally {

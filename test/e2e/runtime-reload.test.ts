@@ -9,6 +9,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type CliProcess,
@@ -547,6 +548,60 @@ servers:
     expect(reload.code).toBe(0);
     expect((await get(port, '/')).body).toBe(`${adminB}\n`);
     await waitForPort(adminB);
+    await stop(sluice);
+  }, 40_000);
+
+  // A zone id in a listen address made the checks throw: POST /api/reload answered 500, SIGHUP
+  // left nothing but a stack in the log, and neither was counted as a failed reload.
+  it('a file with a zone id in listen is refused by POST /api/reload (422), SIGHUP and `sluice reload`, each failure counted', async () => {
+    const { port, admin, file } = await place('zone');
+    const token = 'an-operator-token-for-the-zone-test';
+    await writeFile(join(tmp.path, 'zone.token'), `${token}\n`);
+    const write = (listen: string) =>
+      writeFile(
+        file,
+        `workers: 1
+log: { level: info, access: off, format: json }
+admin:
+  listen: "127.0.0.1:${admin}"
+  tokens: [{ name: ops, role: operator, token_file: ./zone.token }]
+servers:
+  - listen: "${listen}"
+    routes: [{ respond: { body: "up\\n" } }]
+`,
+      );
+    const api = async (method: 'GET' | 'POST', path: string) => {
+      const res = await request(`http://127.0.0.1:${admin}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token}` },
+      });
+      return { status: res.statusCode, body: await res.body.text() };
+    };
+    await write(`127.0.0.1:${port}`);
+    const sluice = spawnCli(['start', '-c', file], { cwd: tmp.path });
+    await waitForPort(port, { proc: sluice });
+    await waitForPort(admin, { proc: sluice });
+    await write(`[fe80::1%lo]:${port}`);
+    const problem =
+      /zone\.yaml:7:13: SLUICE_E_CONFIG_LISTEN servers\[0\]\.listen: "fe80::1%lo" has an IPv6 zone id/;
+
+    const byApi = await api('POST', '/api/reload');
+    expect(byApi.status).toBe(422);
+    expect(JSON.parse(byApi.body).problems).toEqual([expect.stringMatching(problem)]);
+    sluice.signal('SIGHUP');
+    const [, byHup] = await sluice.waitForJson(
+      (l) => l.msg === 'config reload refused; still serving the previous config',
+      2,
+    );
+    expect(byHup?.problems).toEqual([expect.stringMatching(problem)]);
+    const byCli = await runCli(['reload', '-c', file], { cwd: tmp.path, env: { SLUICE_ADMIN_TOKEN: token } });
+    expect(byCli.stdout).toMatch(problem);
+    expect(byCli.code).toBe(2);
+
+    const { reloads } = JSON.parse((await api('GET', '/api/status')).body);
+    expect(reloads).toMatchObject({ requested: 2, success: 0, failure: 2, last: { request: 2, ok: false } });
+    expect((await api('GET', '/metrics')).body).toContain('sluice_config_reloads_total{result="failure"} 2');
+    expect((await get(port, '/')).body).toBe('up\n');
     await stop(sluice);
   }, 40_000);
 

@@ -36,6 +36,12 @@ describe('parseListenAddress', () => {
     ['1.2.3:80', '"1.2.3" is not an IPv4 address'],
     ['bad_host:80', '"bad_host" is not an IP address or host name'],
     ['-x.com:80', '"-x.com" is not an IP address or host name'],
+    // Node's isIP takes a zone id, the URL parser that spells the key threw on it.
+    [
+      '[fe80::1%lo]:8080',
+      '"fe80::1%lo" has an IPv6 zone id ("%lo"), which a listen address cannot have; listen on "[::]:PORT" to serve link-local addresses',
+    ],
+    ['[x%lo]:8080', '"x%lo" is not an IPv6 address'],
   ])('rejects %j', (input, error) => {
     expect(parseListenAddress(input)).toEqual({ error });
   });
@@ -83,6 +89,12 @@ describe('normaliseCidr', () => {
     ['10.0.0.0/8/8', '"8/8" is not a prefix length for IPv4 (0-32)'],
     ['10.0.0/8', '"10.0.0" is not an IP address'],
     ['example.com', '"example.com" is not an IP address'],
+    // Node's BlockList would drop the zone and match the address on every interface.
+    [
+      'fe80::1%eth0/128',
+      '"fe80::1%eth0" has an IPv6 zone id ("%eth0"), but rules apply on every interface; write the address without it',
+    ],
+    ['10.0.0.1%eth0', '"10.0.0.1%eth0" is not an IP address'],
   ])('rejects %s', (text, error) => expect(normaliseCidr(text)).toEqual({ error }));
 });
 

@@ -693,3 +693,33 @@ describe('respond status', () => {
     expect(config(load('{ status: 204 }')).servers[0]?.routes[0]?.action).toMatchObject({ status: 204 });
   });
 });
+
+describe('IPv6 zone ids', () => {
+  // A zone id in a listen address made the checks throw (TypeError: Invalid URL): sluice check
+  // printed a stack trace, and a reload answered 500. In a rule it was taken and then ignored.
+  it('are refused in listen addresses and address rules, each at its line and column', () => {
+    const text = [
+      'admin: { listen: "[fe80::1%eth0]:9090" }',
+      'egress:',
+      '  listen: "127.0.0.1:3128"',
+      '  policies: [{ name: p, sources: ["fe80::2%eth0"], hosts: [a.example] }]',
+      'servers:',
+      '  - listen: ["[fe80::1%lo]:8080", "[::1]:8080"]',
+      '    trusted_proxies: ["fe80::1%eth0/64"]',
+      '    access: { allow: ["fe80::3%eth0"] }',
+      '    routes: [{ respond: {} }]',
+      '',
+    ].join('\n');
+    const r = loadConfigText(text, 'z.yaml', {});
+    expect(where(r)).toEqual([
+      '1:18 SLUICE_E_CONFIG_LISTEN',
+      '4:35 SLUICE_E_CONFIG_CIDR',
+      '6:14 SLUICE_E_CONFIG_LISTEN',
+      '7:23 SLUICE_E_CONFIG_CIDR',
+      '8:23 SLUICE_E_CONFIG_CIDR',
+    ]);
+    expect(lines(r)[2]).toBe(
+      'z.yaml:6:14: SLUICE_E_CONFIG_LISTEN servers[0].listen[0]: "fe80::1%lo" has an IPv6 zone id ("%lo"), which a listen address cannot have; listen on "[::]:PORT" to serve link-local addresses (hint: write PORT, :PORT, HOST:PORT or [IPV6]:PORT, e.g. ":8080" or "127.0.0.1:8080")',
+    );
+  });
+});

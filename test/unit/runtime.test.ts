@@ -4,7 +4,7 @@ import type { SluiceConfigInput } from '../../src/config/schema.js';
 import type { ResolvedConfig } from '../../src/config/types.js';
 import { CRASH_LOOP_COUNT, CrashTracker } from '../../src/runtime/crash-tracker.js';
 import { useReusePort } from '../../src/runtime/listen-mode.js';
-import { workerV8Flags } from '../../src/runtime/primary.js';
+import { Primary, workerV8Flags } from '../../src/runtime/primary.js';
 import { lookupIds, workersKeepRoot } from '../../src/runtime/privileges.js';
 import { planReload } from '../../src/runtime/reload-plan.js';
 
@@ -140,5 +140,35 @@ describe('worker V8 flags', () => {
     expect(workerV8Flags(['--max-semi-space-size=32'], '--allocation_site_pretenuring')).toEqual([
       '--initial-old-space-size=16',
     ]);
+  });
+});
+
+describe('a reload whose config check throws', () => {
+  // The error escaped: POST /api/reload answered 500, sluice reload saw no outcome, and neither
+  // reloads.failure nor sluice_config_reloads_total{result="failure"} counted it.
+  it('is a refused reload, numbered, shown by /api/status and never thrown', async () => {
+    const primary = new Primary(resolved({ ...base, log: { level: 'error', access: 'off' } }), {
+      file: 'sluice.yaml',
+      reloadSource: async () => {
+        throw new TypeError('Invalid URL');
+      },
+      onFatal: () => undefined,
+    });
+    try {
+      const outcome = await primary.reloadFromFile();
+      expect(outcome).toMatchObject({
+        request: 1,
+        ok: false,
+        how: 'refused',
+        problems: [
+          expect.stringMatching(/^sluice\.yaml: SLUICE_E_RUNTIME_INTERNAL TypeError: Invalid URL \(hint: /),
+        ],
+      });
+      expect(primary.lastReload).toBe(outcome);
+      const { reloads } = (await primary.status()) as { reloads: Record<string, unknown> };
+      expect(reloads).toMatchObject({ requested: 1, success: 0, failure: 1, last: outcome });
+    } finally {
+      await primary.stop();
+    }
   });
 });
