@@ -59,7 +59,12 @@ export interface ReloadOutcome {
   readonly config: string;
   readonly how: 'swap' | 'roll' | 'refused' | 'failed';
   readonly problems: readonly string[];
+  /** The new file's warnings (as `sluice check` prints them), whatever the outcome. */
+  readonly warnings: readonly string[];
 }
+
+/** An outcome as the reload steps give it to `#record`. */
+type Recorded = Omit<ReloadOutcome, 'at' | 'config' | 'request' | 'warnings'>;
 
 interface Slot {
   readonly index: number;
@@ -477,25 +482,34 @@ export class Primary {
         request,
       );
     }
-    return this.#reloadQueued(result.config, request);
+    // Logged as `sluice start` prints them, and returned with the outcome (they were dropped).
+    const warnings = result.warnings.map((w) => formatProblem(w, 'warning'));
+    if (warnings.length > 0)
+      this.#loggers.app.warn({ file: this.#options.file, warnings }, 'config reload: the file has warnings');
+    return this.#reloadQueued(result.config, request, warnings);
   }
 
   /** Applies a validated config: swapped into the workers, or new workers rolled in. One at a time. */
   reload(next: ResolvedConfig): Promise<ReloadOutcome> {
-    return this.#reloadQueued(next, ++this.#requested);
+    return this.#reloadQueued(next, ++this.#requested, []);
   }
 
   /** Reload requests numbered as they arrive, so an outcome can be told from another's. */
   #requested = 0;
-  /** The request of the reload running now. */
-  #running = 0;
 
-  async #reloadQueued(next: ResolvedConfig, request: number): Promise<ReloadOutcome> {
+  async #reloadQueued(
+    next: ResolvedConfig,
+    request: number,
+    warnings: readonly string[],
+  ): Promise<ReloadOutcome> {
     while (this.#reloading !== null) await this.#reloading.catch(() => undefined);
-    this.#running = request;
-    this.#reloading = this.#reload(next).catch((err: unknown) => {
+    this.#reloading = this.#reload(next, (o) => this.#record(o, request, warnings)).catch((err: unknown) => {
       this.#loggers.app.error({ err }, 'config reload failed unexpectedly');
-      return this.#record({ ok: false, how: 'failed', problems: [unexpectedProblem(err)] });
+      return this.#record(
+        { ok: false, how: 'failed', problems: [unexpectedProblem(err)] },
+        request,
+        warnings,
+      );
     });
     try {
       return await this.#reloading;
@@ -504,12 +518,13 @@ export class Primary {
     }
   }
 
-  async #reload(next: ResolvedConfig): Promise<ReloadOutcome> {
-    if (this.#stopping) return this.#record({ ok: false, how: 'refused', problems: ['sluice is stopping'] });
+  /** Applies `next`; every outcome goes through `record`, which knows the request and its warnings. */
+  async #reload(next: ResolvedConfig, record: (o: Recorded) => ReloadOutcome): Promise<ReloadOutcome> {
+    if (this.#stopping) return record({ ok: false, how: 'refused', problems: ['sluice is stopping'] });
     try {
       refuseRootHandlers(next);
     } catch (err) {
-      return this.#record({ ok: false, how: 'refused', problems: [(err as Error).message] });
+      return record({ ok: false, how: 'refused', problems: [(err as Error).message] });
     }
     const plan = planReload(this.#config, next, { current: this.#slots.length, next: workerCount(next) });
     const previous = this.#config;
@@ -518,7 +533,7 @@ export class Primary {
     try {
       admin = await this.#admin.prepare(previous.admin, next.admin);
     } catch (err) {
-      return this.#record({ ok: false, how: 'refused', problems: [(err as Error).message] });
+      return record({ ok: false, how: 'refused', problems: [(err as Error).message] });
     }
     this.#prepareLogFiles(next);
     if (plan.kind === 'swap') {
@@ -547,7 +562,7 @@ export class Primary {
         this.#broadcast({ type: 'reload', id: ++this.#messageId, config: previous });
         for (const slot of this.#slots) slot.config = previous;
         await admin.abort();
-        return this.#record({ ok: false, how: 'failed', problems: errors });
+        return record({ ok: false, how: 'failed', problems: errors });
       }
       // A worker restarted while the others switched started on whatever was current then.
       for (const slot of this.#slots) {
@@ -563,13 +578,13 @@ export class Primary {
         workers = await this.#forkMany(next, workerCount(next));
       } catch (err) {
         await admin.abort();
-        return this.#record({ ok: false, how: 'failed', problems: [(err as Error).message] });
+        return record({ ok: false, how: 'failed', problems: [(err as Error).message] });
       }
       if (this.#stopping) {
         // A stop came while they started: the old workers are draining under it; these go too.
         for (const worker of workers) this.#retire(worker, 0);
         await admin.abort();
-        return this.#record({ ok: false, how: 'refused', problems: ['sluice is stopping'] });
+        return record({ ok: false, how: 'refused', problems: ['sluice is stopping'] });
       }
       const old = this.#slots;
       for (const slot of old) {
@@ -596,7 +611,7 @@ export class Primary {
     this.#upstreams.retire();
     this.#upstreams = set;
     await set.startDns();
-    return this.#record({ ok: true, how: plan.kind, problems: [] });
+    return record({ ok: true, how: plan.kind, problems: [] });
   }
 
   /** Drains an old worker: it stops accepting, finishes what it serves, and exits by itself. */
@@ -611,12 +626,13 @@ export class Primary {
     }, killAfter).unref();
   }
 
-  #record(o: Omit<ReloadOutcome, 'at' | 'config' | 'request'>, request = this.#running): ReloadOutcome {
+  #record(o: Recorded, request: number, warnings: readonly string[] = []): ReloadOutcome {
     const outcome: ReloadOutcome = {
       request,
       ...o,
+      warnings,
       at: new Date().toISOString(),
-      config: o.ok ? this.#config.hash : this.#config.hash,
+      config: this.#config.hash,
     };
     this.#lastReload = outcome;
     this.#control.configReloads.labels(o.ok ? 'success' : 'failure').inc();

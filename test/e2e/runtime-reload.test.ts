@@ -605,6 +605,53 @@ servers:
     await stop(sluice);
   }, 40_000);
 
+  // `sluice start` printed the file's warnings; a reload of the same file logged none and
+  // answered "problems": [] with no word of them.
+  it('a reload logs and returns the warnings of the file, as `sluice start` prints them', async () => {
+    const { port, admin, file } = await place('warn');
+    const token = 'an-operator-token-for-the-warn-test';
+    await writeFile(join(tmp.path, 'warn.token'), `${token}\n`);
+    await writeFile(
+      file,
+      `workers: 1
+log: { level: info, access: off, format: json }
+admin:
+  listen: "127.0.0.1:${admin}"
+  tokens: [{ name: ops, role: operator, token_file: ./warn.token }]
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes:
+      - { match: { path: /v }, respond: { body: "v1\\n" } }
+      - { match: { path: /v }, respond: { body: "shadowed\\n" } }
+`,
+    );
+    const warning =
+      /warn\.yaml:10:9: SLUICE_E_CONFIG_VALUE warning: servers\[0\]\.routes\[1\]: this route matches exactly what routes\[0\] matches, so it is never chosen/;
+    const sluice = spawnCli(['start', '-c', file], { cwd: tmp.path });
+    await waitForPort(port, { proc: sluice });
+    await waitForPort(admin, { proc: sluice });
+    expect(sluice.stderr()).toMatch(warning);
+
+    const res = await request(`http://127.0.0.1:${admin}/api/reload`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(await res.body.json()).toMatchObject({
+      ok: true,
+      problems: [],
+      warnings: [expect.stringMatching(warning)],
+    });
+    sluice.signal('SIGHUP');
+    const logged = await sluice.waitForJson((l) => l.msg === 'config reload: the file has warnings', 2);
+    expect(logged.map((l) => l.warnings)).toEqual(Array(2).fill([expect.stringMatching(warning)]));
+    const byCli = await runCli(['reload', '-c', file], { cwd: tmp.path, env: { SLUICE_ADMIN_TOKEN: token } });
+    expect(byCli.stderr).toMatch(warning);
+    expect(byCli.stdout).toMatch(/^reloaded \(swap\)/);
+    expect(byCli.code).toBe(0);
+    await stop(sluice);
+  }, 40_000);
+
   // The reload waited 30 s for the dead worker's answer and its replacement started on the old
   // config, which it kept until the next reload.
   it('a worker killed as a swap reload starts: the reload ends at once and every worker serves the new config', async () => {

@@ -29,11 +29,16 @@ export async function runReload(opts: { config?: string }): Promise<number> {
     return 2;
   }
   const config = result.config;
+  // The running sluice's own warnings come with its outcome; these stand in where there is none.
+  const checked = result.warnings.map((w) => formatProblem(w, 'warning'));
+  const warn = (outcome?: { warnings?: readonly string[] }): void => {
+    for (const w of outcome?.warnings ?? checked) process.stderr.write(`${w}\n`);
+  };
   const token = process.env.SLUICE_ADMIN_TOKEN;
   if (config.admin !== null && token !== undefined && token !== '') {
     // A viewer or developer token cannot reload through the API, but it can read the outcome of
     // a SIGHUP: that is the way left when there is a pid file.
-    const code = await reloadByApi(config, token, config.pidFile !== null);
+    const code = await reloadByApi(config, token, config.pidFile !== null, warn);
     if (code !== 'use-signal') return code;
   }
   if (config.pidFile === null) {
@@ -68,6 +73,7 @@ export async function runReload(opts: { config?: string }): Promise<number> {
     return 1;
   }
   if (config.admin === null) {
+    warn();
     process.stdout.write(`sent SIGHUP to sluice (pid ${pid}); set admin.listen to see the outcome here\n`);
     return 0;
   }
@@ -76,6 +82,7 @@ export async function runReload(opts: { config?: string }): Promise<number> {
     await new Promise((r) => setTimeout(r, 200));
     const state = await reloadState(config, token);
     if (state === 'unauthorized') {
+      warn();
       process.stdout.write(
         `sent SIGHUP to sluice (pid ${pid}); the outcome is in its log, or set SLUICE_ADMIN_TOKEN to a token of any role to see it here\n`,
       );
@@ -91,6 +98,7 @@ export async function runReload(opts: { config?: string }): Promise<number> {
         ? (last.request ?? 0) > before.requested
         : last.at !== before?.last?.at);
     if (last !== null && ours) {
+      warn(last);
       if (last.ok) {
         process.stdout.write(`reloaded (${last.how}); serving config ${last.config}\n`);
         return 0;
@@ -112,6 +120,8 @@ interface LastReload {
   how: string;
   config: string;
   problems: string[];
+  /** Absent from servers before reloads returned them. */
+  warnings?: string[];
 }
 
 /** The admin API's base URL. */
@@ -135,6 +145,7 @@ async function reloadByApi(
   config: ResolvedConfig,
   token: string,
   fallback: boolean,
+  warn: (outcome: Partial<LastReload>) => void,
 ): Promise<number | 'use-signal'> {
   const url = `${adminUrl(config)}/api/reload`;
   let res: Awaited<ReturnType<typeof request>>;
@@ -156,11 +167,13 @@ async function reloadByApi(
   }
   const doc = (await res.body.json().catch(() => ({}))) as Partial<LastReload> & { detail?: string };
   if (res.statusCode === 200 && doc.ok === true) {
+    warn(doc);
     process.stdout.write(`reloaded (${doc.how}); serving config ${doc.config}\n`);
     return 0;
   }
   if (res.statusCode === 403 && fallback) return 'use-signal';
   if (res.statusCode === 422) {
+    warn(doc);
     for (const p of doc.problems ?? []) process.stdout.write(`${p}\n`);
     process.stderr.write('reload refused; the running config stays\n');
     return 1;
