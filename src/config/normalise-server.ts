@@ -168,8 +168,9 @@ function normaliseListen(
 }
 
 /**
- * server_name entries: exact names lower-cased, `*.suffix` and `prefix.*` wildcards, `~regex`
- * as written, and `.example.com` expanded into `example.com` and `*.example.com` (nginx).
+ * server_name entries: exact names lower-cased and without a trailing dot, `*.suffix` and
+ * `prefix.*` wildcards, `~regex` as written, and `.example.com` expanded into `example.com` and
+ * `*.example.com` (nginx).
  */
 function normaliseServerNames(
   draft: ServerDraft['server_name'],
@@ -192,8 +193,10 @@ function normaliseServerNames(
       else problems.error(at, 'SLUICE_E_CONFIG_REGEX', error);
       continue;
     }
-    const name = value.toLowerCase();
-    if (name === '' || name === '.' || /\s/.test(name)) {
+    // A Host's trailing dot is dropped before matching (host-table.ts): a name kept with its dot
+    // would match nothing, and would not be seen as the same name as one written without it.
+    const name = value.toLowerCase().replace(/\.$/, '');
+    if (name === '' || name.endsWith('.') || /\s/.test(name)) {
       problems.error(at, 'SLUICE_E_CONFIG_VALUE', `${JSON.stringify(value)} is not a server name`, {
         hint: 'write a host name such as example.com, a wildcard such as *.example.com, or ~regex',
       });

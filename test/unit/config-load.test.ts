@@ -723,3 +723,41 @@ describe('IPv6 zone ids', () => {
     );
   });
 });
+
+describe('server names', () => {
+  const load = (a: string, b: string) =>
+    loadConfigText(
+      [
+        'servers:',
+        `  - { name: a, listen: "127.0.0.1:8080", server_name: ${a}, routes: [{ respond: {} }] }`,
+        `  - { name: b, listen: "127.0.0.1:8080", server_name: ${b}, routes: [{ respond: {} }] }`,
+        '',
+      ].join('\n'),
+      'n.yaml',
+      {},
+    );
+
+  // Hosts are matched without their trailing dot: "example.com." matched no request, and was not
+  // seen as another server's "example.com" on the same address.
+  it('drop a trailing dot, as Host headers are matched', () => {
+    const c = config(load('[Example.COM., "*.example.org.", ".example.net."]', 'b.example.com'));
+    expect(c.servers[0]?.serverNames).toEqual([
+      'example.com',
+      '*.example.org',
+      'example.net',
+      '*.example.net',
+    ]);
+  });
+
+  it('refuse a name claimed twice on one address when one is written with a trailing dot', () => {
+    expect(lines(load('example.com', '"example.com."'))).toEqual([
+      'n.yaml:3:55: SLUICE_E_CONFIG_DUPLICATE_NAME servers[1].server_name: server name "example.com" on 127.0.0.1:8080 is already used by servers[0] ("a") (hint: a host name may belong to one server per listen address; merge the two servers or their routes)',
+    ]);
+  });
+
+  it('refuse a name that still ends in a dot without it', () => {
+    expect(lines(load('"example.com.."', 'b.example.com'))[0]).toContain(
+      'servers[0].server_name: "example.com.." is not a server name',
+    );
+  });
+});
