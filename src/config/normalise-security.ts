@@ -234,7 +234,11 @@ export function normaliseTokens(
       return;
     }
     if (t.name === undefined || t.role === undefined) return;
-    if (names.has(t.name))
+    if (t.name.trim() === '')
+      problems.error([...path, 'name'], 'SLUICE_E_CONFIG_VALUE', 'must not be empty', {
+        hint: 'write the name audit log lines give this token, e.g. ci-deploy',
+      });
+    else if (names.has(t.name))
       problems.error(
         [...path, 'name'],
         'SLUICE_E_CONFIG_DUPLICATE_NAME',
@@ -337,10 +341,8 @@ export function normaliseEgress(
 ): ResolvedEgress | null {
   if (draft?.listen === undefined) return null;
   const listen = parseListenAddress(draft.listen);
-  if ('error' in listen) {
-    problems.error(['egress', 'listen'], 'SLUICE_E_CONFIG_LISTEN', listen.error);
-    return null;
-  }
+  // The policies are checked all the same: a bad address must not hide their problems.
+  if ('error' in listen) problems.error(['egress', 'listen'], 'SLUICE_E_CONFIG_LISTEN', listen.error);
   const policies = (draft.policies ?? []).flatMap((p, i) => {
     if (p?.name === undefined) return [];
     const sources = (p.sources ?? []).flatMap((t, j) =>
@@ -359,7 +361,7 @@ export function normaliseEgress(
     });
     return [{ name: p.name, sources, hosts }];
   });
-  return { listen, policies };
+  return 'error' in listen ? null : { listen, policies };
 }
 
 /**

@@ -85,6 +85,11 @@ export function normaliseUpstream(
       problems.error([...path, 'balance'], 'SLUICE_E_CONFIG_MISSING_KEY', 'balance: hash needs hash_key', {
         hint: 'add hash_key: with the value to hash, e.g. $http_x_user_id, $remote_addr or $request_uri',
       });
+    } else if (draft.hash_key.trim() === '') {
+      // Every request would hash alike: one target would take them all.
+      problems.error([...path, 'hash_key'], 'SLUICE_E_CONFIG_VALUE', 'must not be empty', {
+        hint: 'write the value to hash, e.g. $http_x_user_id, $remote_addr or $request_uri',
+      });
     } else {
       const parsed = parseTemplate(draft.hash_key);
       if ('error' in parsed) problems.error([...path, 'hash_key'], 'SLUICE_E_CONFIG_VARIABLE', parsed.error);

@@ -14,7 +14,8 @@ import type { ConfigDraft } from './config-draft.js';
 import { durationOr } from './config-units.js';
 import type { KeyPath } from './key-path.js';
 import { parseListenAddress } from './listen-address.js';
-import { normaliseAdmin, normaliseEgress } from './normalise-security.js';
+import { nonEmpty } from './non-empty.js';
+import { normaliseAdmin, normaliseEgress, normaliseTokens } from './normalise-security.js';
 import { normaliseServer, type PlacedAddress } from './normalise-server.js';
 import type { ProblemCollector } from './problem-collector.js';
 import type { ResolvedConfig, ResolvedLog, ResolvedTracing } from './types.js';
@@ -84,20 +85,42 @@ export function normaliseConfig(
   }
   checkListeners(named, own, problems);
 
+  const env = options.env ?? process.env;
+  let admin: ResolvedConfig['admin'] = null;
+  if (draft.admin !== undefined) {
+    if (adminListen !== null)
+      admin = normaliseAdmin(draft.admin, adminListen.address, baseDir, env, problems);
+    // A bad address must not hide the tokens' own problems: both are reported in one run.
+    else normaliseTokens(draft.admin.tokens, baseDir, env, problems);
+  }
+  const pidFile = nonEmpty(
+    draft.pid_file,
+    ['pid_file'],
+    'write a file path, e.g. /run/sluice/sluice.pid, or remove pid_file:',
+    problems,
+  );
+
   const body = {
     version: 1 as const,
     workers: draft.workers ?? 'auto',
     shutdownTimeoutMs: durationOr(draft.shutdown_timeout, DEFAULT_SHUTDOWN_TIMEOUT_MS),
-    user: draft.user ?? null,
-    group: draft.group ?? null,
-    pidFile: draft.pid_file === undefined ? null : resolve(baseDir, draft.pid_file),
+    user: nonEmpty(
+      draft.user,
+      ['user'],
+      'write a user name or uid, or remove user: to keep the user sluice starts as',
+      problems,
+    ),
+    group: nonEmpty(
+      draft.group,
+      ['group'],
+      "write a group name or gid, or remove group: to use the user's group",
+      problems,
+    ),
+    pidFile: pidFile === null ? null : resolve(baseDir, pidFile),
     allowRootHandlers: draft.allow_root_handlers ?? false,
     log: normaliseLog(draft.log, baseDir, problems),
     tracing: normaliseTracing(draft.tracing, problems),
-    admin:
-      adminListen === null || draft.admin === undefined
-        ? null
-        : normaliseAdmin(draft.admin, adminListen.address, baseDir, options.env ?? process.env, problems),
+    admin,
     egress: normaliseEgress(draft.egress, problems),
     state: { redis: normaliseRedis(draft.state?.redis, problems) },
     servers: named.map(({ plan, name }) => ({ name, ...plan.server })),

@@ -32,15 +32,15 @@ import { probeTarget } from '../proxy/health-probe.js';
 import { UpstreamSet } from '../proxy/upstream-set.js';
 import { BanManager } from '../security/ban-manager.js';
 import { SharedState } from '../security/shared-state.js';
-import { banRules, handlerModules } from '../server/gateway-tables.js';
+import { banRules } from '../server/gateway-tables.js';
 import { CrashTracker } from './crash-tracker.js';
 import { healthTargets } from './health-targets.js';
 import { describeServers } from './instance.js';
 import { type FromWorker, isFromWorker, type ToWorker, type WorkerStats } from './ipc.js';
 import { listenFacts, useReusePort } from './listen-mode.js';
 import { prepareWorkerLogFiles } from './log-files.js';
-import { workersKeepRoot } from './privileges.js';
 import { planReload } from './reload-plan.js';
+import { rootHandlersError } from './root-handlers.js';
 
 /** How long a new worker may take to load its handlers and listen. */
 const READY_TIMEOUT_MS = 30_000;
@@ -906,20 +906,8 @@ export class Primary {
 
 /** Refuses a config whose handlers would run as root. */
 function refuseRootHandlers(config: ResolvedConfig): void {
-  const root = typeof process.getuid === 'function' && process.getuid() === 0;
-  // `user: root` (or 0) is no way out: the test is the uid the workers end up with.
-  if (
-    root &&
-    workersKeepRoot(config.user) &&
-    !config.allowRootHandlers &&
-    handlerModules(config).length > 0
-  ) {
-    const which = config.user === null ? '' : ` (user: ${config.user} is uid 0)`;
-    throw new SluiceError(
-      'SLUICE_E_HANDLER_ROOT',
-      `refusing to run handlers as root${which}: set user: (and group:) to an unprivileged account, or allow_root_handlers: true`,
-    );
-  }
+  const err = rootHandlersError(config);
+  if (err !== null) throw err;
 }
 
 /**

@@ -64,6 +64,30 @@ describe('sluice check (built CLI)', () => {
     },
   );
 
+  // As root, sluice start refused a config whose handlers would run as root, while check said ok.
+  it.runIf(process.getuid?.() === 0)(
+    'run as root, warns that start would refuse handlers running as root, and still says ok',
+    async () => {
+      const dir = join(tmp.path, 'root-handlers');
+      await mkdir(dir);
+      await writeFile(join(dir, 'app.mjs'), 'export default (req, res) => res.end();\n');
+      const write = (extra: string) =>
+        writeFile(
+          join(dir, 'sluice.yaml'),
+          `${extra}servers: [{ listen: "127.0.0.1:18084", routes: [{ handler: ./app.mjs }] }]\n`,
+        );
+      await write('');
+      const r = await runCli(['check', '-c', 'sluice.yaml'], { cwd: dir });
+      expect(r.stderr).toBe(
+        'sluice.yaml: SLUICE_E_HANDLER_ROOT warning: handler routes would run as root, which sluice start refuses when run as root, as this check is (hint: set user: (and group:) to an unprivileged account, or allow_root_handlers: true if you really mean it)\n',
+      );
+      expect(r.stdout).toBe('sluice.yaml: ok (1 server, 1 route, 0 upstreams)\n');
+      expect(r.code).toBe(0);
+      await write('user: nobody\n');
+      expect((await runCli(['check', '-c', 'sluice.yaml'], { cwd: dir })).stderr).toBe('');
+    },
+  );
+
   it('counts proxy.url origins apart from the upstreams the file defines', async () => {
     const dir = join(tmp.path, 'origins');
     await mkdir(dir);

@@ -761,3 +761,54 @@ describe('server names', () => {
     );
   });
 });
+
+describe('empty settings', () => {
+  // Each passed sluice check: user: "" then failed at start (SLUICE_E_RUNTIME_PRIVILEGES), the
+  // others did nothing (hash_key: "" hashed every request alike, onto one target).
+  it('are refused where an empty string means nothing, each at its line and column', () => {
+    const text = [
+      'user: ""',
+      'group: " "',
+      'pid_file: ""',
+      'admin:',
+      '  listen: 127.0.0.1:9090',
+      '  tokens: [{ name: "", role: viewer, token_sha256: "' + 'a'.repeat(64) + '" }]',
+      'servers: [{ listen: "127.0.0.1:8080", routes: [{ proxy: { upstream: u } }] }]',
+      'upstreams:',
+      '  u: { balance: hash, hash_key: "", targets: [{ url: "http://127.0.0.1:9001" }] }',
+      '',
+    ].join('\n');
+    const r = loadConfigText(text, 'e.yaml', {});
+    expect(where(r)).toEqual([
+      '1:7 SLUICE_E_CONFIG_VALUE',
+      '2:8 SLUICE_E_CONFIG_VALUE',
+      '3:11 SLUICE_E_CONFIG_VALUE',
+      '6:20 SLUICE_E_CONFIG_VALUE',
+      '9:33 SLUICE_E_CONFIG_VALUE',
+    ]);
+    expect(lines(r)[0]).toBe(
+      'e.yaml:1:7: SLUICE_E_CONFIG_VALUE user: must not be empty (hint: write a user name or uid, or remove user: to keep the user sluice starts as)',
+    );
+    expect(lines(r)[4]).toContain('upstreams.u.hash_key: must not be empty (hint: write the value to hash');
+  });
+
+  // A bad admin.listen (or egress.listen) skipped the checks of its tokens (or policies).
+  it('hide nothing: a bad admin or egress address is reported with the problems of its tokens and policies', () => {
+    const text = [
+      'admin:',
+      '  listen: "nowhere"',
+      '  tokens: [{ name: a, role: viewer, token_sha256: "abc" }]',
+      'egress:',
+      '  listen: "nowhere"',
+      '  policies: [{ name: p, sources: ["10.0.0.0/33"], hosts: [a.example] }]',
+      'servers: [{ listen: "127.0.0.1:8080", routes: [{ respond: {} }] }]',
+      '',
+    ].join('\n');
+    expect(where(loadConfigText(text, 'h.yaml', {}))).toEqual([
+      '2:11 SLUICE_E_CONFIG_LISTEN',
+      '3:51 SLUICE_E_CONFIG_VALUE',
+      '5:11 SLUICE_E_CONFIG_LISTEN',
+      '6:35 SLUICE_E_CONFIG_CIDR',
+    ]);
+  });
+});

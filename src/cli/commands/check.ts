@@ -2,6 +2,7 @@
 
 import { loadConfigFile } from '../../config/load.js';
 import { formatProblem } from '../../config/problem.js';
+import { rootHandlersError } from '../../runtime/root-handlers.js';
 
 /** Runs the check and returns the exit code. */
 export async function runCheck(opts: { config: string; print?: boolean }): Promise<number> {
@@ -13,6 +14,14 @@ export async function runCheck(opts: { config: string; print?: boolean }): Promi
     return 2;
   }
   for (const w of result.warnings) process.stderr.write(`${formatProblem(w, 'warning')}\n`);
+  // Decided by who starts sluice, so not a config problem: said when that is who checks it now.
+  const asRoot = rootHandlersError(result.config);
+  if (asRoot !== null) {
+    const problem = { file: opts.config, line: 0, col: 0, code: asRoot.code, hint: asRoot.hint };
+    const message =
+      'handler routes would run as root, which sluice start refuses when run as root, as this check is';
+    process.stderr.write(`${formatProblem({ ...problem, message }, 'warning')}\n`);
+  }
   if (opts.print) {
     process.stdout.write(`${JSON.stringify(result.config, null, 2)}\n`);
   } else {
