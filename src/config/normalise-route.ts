@@ -216,7 +216,9 @@ function normaliseRedirect(
 ): RedirectAction | undefined {
   if (draft.to === undefined) return undefined;
   if (draft.to.trim() === '') {
-    problems.error([...path, 'to'], 'SLUICE_E_CONFIG_VALUE', 'the redirect target must not be empty');
+    problems.error([...path, 'to'], 'SLUICE_E_CONFIG_VALUE', 'the redirect target must not be empty', {
+      hint: 'write a URL or a path, e.g. https://example.com$request_uri or /new/',
+    });
     return undefined;
   }
   const parsed = parseTemplate(draft.to);
@@ -229,6 +231,7 @@ function normaliseRedirect(
       [...path, 'to'],
       'SLUICE_E_CONFIG_VALUE',
       'the redirect target must not contain a line break or NUL',
+      { hint: 'write the target on one line; YAML block scalars (| and >) add a line break at the end' },
     );
     return undefined;
   }

@@ -12,6 +12,7 @@ import { durationOr } from './config-units.js';
 import { normaliseCidr } from './ip-cidr.js';
 import type { KeyPath } from './key-path.js';
 import { parseListenAddress } from './listen-address.js';
+import { nonEmpty } from './non-empty.js';
 import type { ProblemCollector } from './problem-collector.js';
 import { parseTemplate } from './template.js';
 import { checkTlsFiles } from './tls-files.js';
@@ -109,7 +110,9 @@ function normaliseRateLimit(
   const [amount = '0', unit = 's'] = (draft.rate ?? '0/s').split('/');
   const perSecond = Number(amount) / PER[unit as keyof typeof PER];
   if (!(perSecond > 0))
-    problems.error([...path, 'rate'], 'SLUICE_E_CONFIG_VALUE', 'the rate must be more than 0');
+    problems.error([...path, 'rate'], 'SLUICE_E_CONFIG_VALUE', 'the rate must be more than 0', {
+      hint: 'write requests per unit above 0, e.g. 100/s or 600/m',
+    });
   const key = draft.key ?? '$remote_addr';
   const parsed = parseTemplate(key);
   if ('error' in parsed && !key.includes('$client_spiffe_id')) {
@@ -126,8 +129,14 @@ function normaliseBan(
 ): ResolvedBan {
   const windowMs = durationOr(draft.window, 60_000);
   const durationMs = durationOr(draft.duration, 600_000);
-  if (windowMs <= 0) problems.error([...path, 'window'], 'SLUICE_E_CONFIG_VALUE', 'must be more than 0s');
-  if (durationMs <= 0) problems.error([...path, 'duration'], 'SLUICE_E_CONFIG_VALUE', 'must be more than 0s');
+  if (windowMs <= 0)
+    problems.error([...path, 'window'], 'SLUICE_E_CONFIG_VALUE', 'must be more than 0s', {
+      hint: 'write the counting window, e.g. 1m (the default)',
+    });
+  if (durationMs <= 0)
+    problems.error([...path, 'duration'], 'SLUICE_E_CONFIG_VALUE', 'must be more than 0s', {
+      hint: 'write how long a ban lasts, e.g. 10m (the default)',
+    });
   const statuses = (draft.statuses ?? []).filter((x): x is number => x !== undefined);
   return {
     statuses: [...new Set(statuses)],
@@ -139,8 +148,14 @@ function normaliseBan(
   };
 }
 
-/** A file the config names: resolved next to the config file; it must exist now. */
+/**
+ * A file the config names: resolved next to the config file; it must exist now. An empty name is
+ * said to be empty (it resolved to the config's directory: "cannot read /dir: EISDIR"), and gives
+ * `''`, which the TLS checks skip.
+ */
 function existingFile(text: string, baseDir: string, path: KeyPath, problems: ProblemCollector): string {
+  if (nonEmpty(text, path, 'write the path of the PEM file, relative to the config file', problems) === null)
+    return '';
   const file = resolve(baseDir, text);
   if (!existsSync(file)) problems.error(path, 'SLUICE_E_CONFIG_FILE', `${file} does not exist`);
   return file;
@@ -212,6 +227,13 @@ export function normaliseUpstreamTls(
   return resolved;
 }
 
+/** What to write in each token source. */
+const TOKEN_SOURCE_HINTS = {
+  token_env: 'write the name of the variable that holds the token, e.g. SLUICE_OPS_TOKEN',
+  token_file: 'write the path of the file that holds the token, relative to the config file',
+  token_sha256: 'write the SHA-256 of the token in hex: printf %s "$TOKEN" | sha256sum',
+} as const;
+
 /** The admin tokens, each reduced to its SHA-256. */
 export function normaliseTokens(
   draft: NonNullable<ConfigDraft['admin']>['tokens'],
@@ -230,6 +252,9 @@ export function normaliseTokens(
         path,
         'SLUICE_E_CONFIG_VALUE',
         'give exactly one of token_env, token_file and token_sha256',
+        {
+          hint: 'token_env names the variable holding the token, token_file the file holding it, token_sha256 is its SHA-256',
+        },
       );
       return;
     }
@@ -247,6 +272,9 @@ export function normaliseTokens(
     names.add(t.name);
     let secret: string | null = null;
     let sha256: string | null = null;
+    const source = sources[0]!;
+    const named = nonEmpty(t[source], [...path, source], TOKEN_SOURCE_HINTS[source], problems);
+    if (named === null) return;
     if (t.token_env !== undefined) {
       secret = env[t.token_env] ?? null;
       if (secret === null || secret === '') {
@@ -279,6 +307,7 @@ export function normaliseTokens(
           [...path, 'token_sha256'],
           'SLUICE_E_CONFIG_VALUE',
           'expected 64 hex digits (sha256sum of the token)',
+          { hint: TOKEN_SOURCE_HINTS.token_sha256 },
         );
         return;
       }

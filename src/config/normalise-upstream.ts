@@ -110,12 +110,15 @@ export function normaliseUpstream(
       [...path, 'targets'],
       'SLUICE_E_CONFIG_VALUE',
       'every target is down: requests to this upstream get 502',
+      { hint: 'remove down: true from a target, or the routes that proxy to this upstream' },
     );
   }
   const dnsMinTtlMs = durationOr(draft.dns?.min_ttl, DEFAULT_DNS_MIN_TTL_MS);
   const dnsMaxTtlMs = durationOr(draft.dns?.max_ttl, DEFAULT_DNS_MAX_TTL_MS);
   if (dnsMinTtlMs <= 0 || dnsMaxTtlMs < dnsMinTtlMs) {
-    problems.error([...path, 'dns'], 'SLUICE_E_CONFIG_VALUE', 'dns needs 0 < min_ttl <= max_ttl');
+    problems.error([...path, 'dns'], 'SLUICE_E_CONFIG_VALUE', 'dns needs 0 < min_ttl <= max_ttl', {
+      hint: 'e.g. min_ttl: 1s and max_ttl: 5m (the defaults)',
+    });
   }
   return {
     name,
@@ -205,18 +208,28 @@ function normaliseHealthCheck(
 ): ResolvedHealthCheck {
   const intervalMs = durationOr(draft.interval, 5000);
   const timeoutMs = durationOr(draft.timeout, 2000);
-  if (intervalMs <= 0) problems.error([...path, 'interval'], 'SLUICE_E_CONFIG_VALUE', 'must be more than 0s');
-  if (timeoutMs <= 0) problems.error([...path, 'timeout'], 'SLUICE_E_CONFIG_VALUE', 'must be more than 0s');
+  if (intervalMs <= 0)
+    problems.error([...path, 'interval'], 'SLUICE_E_CONFIG_VALUE', 'must be more than 0s', {
+      hint: 'write the time between two probes of a target, e.g. 5s (the default)',
+    });
+  if (timeoutMs <= 0)
+    problems.error([...path, 'timeout'], 'SLUICE_E_CONFIG_VALUE', 'must be more than 0s', {
+      hint: 'write the time one probe may take, e.g. 2s (the default)',
+    });
   const checkPath = draft.path ?? '/';
   if (!checkPath.startsWith('/')) {
     problems.error(
       [...path, 'path'],
       'SLUICE_E_CONFIG_VALUE',
       `must start with "/", not ${JSON.stringify(checkPath)}`,
+      { hint: 'write the path probes request, e.g. /healthz' },
     );
   }
   const expect = parseStatusRanges(String(draft.expect_status ?? '200-399'));
-  if ('error' in expect) problems.error([...path, 'expect_status'], 'SLUICE_E_CONFIG_VALUE', expect.error);
+  if ('error' in expect)
+    problems.error([...path, 'expect_status'], 'SLUICE_E_CONFIG_VALUE', expect.error, {
+      hint: 'statuses are 100-599; separate statuses and ranges with commas',
+    });
   return {
     path: checkPath,
     intervalMs,

@@ -192,6 +192,7 @@ function normaliseLog(draft: ConfigDraft['log'], baseDir: string, problems: Prob
       ['log', 'access'],
       'SLUICE_E_CONFIG_VALUE',
       'expected stdout, off or a file path, got an empty string',
+      { hint: 'write stdout, off, or the path of the access log file' },
     );
   } else if (access !== 'stdout' && access !== 'off') {
     // Relative to the config file, not to wherever sluice happens to be started from.

@@ -94,8 +94,13 @@ function reportIssue(
         problems.reject(path, 'SLUICE_E_CONFIG_DURATION', `${showValue(value)} is not a duration`);
       } else if (unit === sizeSchema) {
         problems.reject(path, 'SLUICE_E_CONFIG_SIZE', `${showValue(value)} is not a size`);
-      } else {
+      } else if (issue.message.startsWith('Invalid')) {
         problems.reject(path, 'SLUICE_E_CONFIG_VALUE', `${showValue(value)} has the wrong format`);
+      } else {
+        // The schema's own words for the pattern ("expected a rate such as 100/s, ...").
+        problems.reject(path, 'SLUICE_E_CONFIG_VALUE', `${issue.message}, got ${showValue(value)}`, {
+          hint: 'write the value in the form the message shows',
+        });
       }
       return;
     }
@@ -110,7 +115,14 @@ function reportIssue(
       }
       const choices = issue.values.map((v) => JSON.stringify(v));
       const expected = choices.length === 1 ? choices[0] : `one of ${choices.join(', ')}`;
-      problems.reject(path, 'SLUICE_E_CONFIG_VALUE', `expected ${expected}, got ${showValue(value)}`);
+      const guess = typeof value === 'string' ? choiceGuess(value, issue.values) : undefined;
+      const suggestion = guess === undefined ? '' : `; did you mean ${JSON.stringify(guess)}?`;
+      problems.reject(
+        path,
+        'SLUICE_E_CONFIG_VALUE',
+        `expected ${expected}, got ${showValue(value)}${suggestion}`,
+        { hint: LISTED_HINT },
+      );
       return;
     }
     case 'too_small':
@@ -140,6 +152,8 @@ function reportIssue(
         path,
         valueOnly ? 'SLUICE_E_CONFIG_VALUE' : 'SLUICE_E_CONFIG_TYPE',
         `${issue.message}, got ${got}`,
+        // The union's own message lists what it takes ("expected a redirect status: 301, ...").
+        valueOnly ? { hint: LISTED_HINT } : {},
       );
       return;
     }
@@ -173,6 +187,20 @@ const LONG_BAN_HINT = `write ${formatDuration(MAX_BAN_DURATION_MS)} or less`;
 function isDurationSchema(unit: z.ZodType | undefined): boolean {
   return unit === durationSchema || unit === banDurationSchema;
 }
+
+/**
+ * The choice `value` is likely a typo of (`roundrobin` → `round_robin`), if any. Another number is
+ * no typo: `http_418` is not taken for `http_429`.
+ */
+function choiceGuess(value: string, choices: readonly unknown[]): string | undefined {
+  const words = choices.filter((c): c is string => typeof c === 'string');
+  const guess = didYouMean(value, words);
+  const digits = (text: string) => text.replace(/\D/g, '');
+  return guess !== undefined && digits(guess) === digits(value) ? guess : undefined;
+}
+
+/** For a message that lists the values a key takes. */
+const LISTED_HINT = 'use one of the values listed in the message';
 
 function rangeMessage(issue: z.core.$ZodIssueTooSmall | z.core.$ZodIssueTooBig, value: unknown): string {
   const small = issue.code === 'too_small';

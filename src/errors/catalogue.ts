@@ -48,7 +48,7 @@ export const ERROR_CATALOGUE = {
   SLUICE_E_CONFIG_VALUE: {
     status: 0,
     title: 'a value is out of range or not one of the allowed choices',
-    hint: 'use one of the values listed in the message',
+    hint: 'correct the value as the message says; docs/config.md describes every key',
   },
   SLUICE_E_CONFIG_DURATION: {
     status: 0,

@@ -55,7 +55,14 @@ export type FromWorker =
       readonly code: string | null;
       readonly hint: string | null;
     }
-  | { readonly type: 'reloaded'; readonly id: number; readonly error: string | null }
+  | {
+      readonly type: 'reloaded';
+      readonly id: number;
+      readonly error: string | null;
+      /** The error's code and hint when it has them (absent from workers before them). */
+      readonly code?: string | null;
+      readonly hint?: string | null;
+    }
   | { readonly type: 'target-result'; readonly id: number; readonly origin: string | null }
   | { readonly type: 'stats'; readonly id: number; readonly stats: WorkerStats }
   | { readonly type: 'metrics'; readonly id: number; readonly metrics: MetricsJson }

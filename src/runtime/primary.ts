@@ -21,7 +21,7 @@ import { formatProblem } from '../config/problem.js';
 import type { ResolvedAdmin, ResolvedConfig } from '../config/types.js';
 import { timerDelay } from '../core/duration.js';
 import { VERSION } from '../core/version.js';
-import { isErrorCode } from '../errors/catalogue.js';
+import { type ErrorCode, isErrorCode } from '../errors/catalogue.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { HealthChecker } from '../health/active-checker.js';
 import { ClusterMetrics } from '../observability/cluster-metrics.js';
@@ -88,6 +88,18 @@ function writePidFile(file: string): void {
       cause: err,
     });
   }
+}
+
+/**
+ * A reload problem from an error found while applying a config (an address in use, handlers as
+ * root), as config problems read: `CODE message (hint: HINT)`; `fallback` for an error without a code.
+ */
+function errorProblem(err: unknown, fallback: ErrorCode, prefix = ''): string {
+  const e =
+    err instanceof SluiceError
+      ? err
+      : new SluiceError(fallback, err instanceof Error ? err.message : String(err));
+  return `${e.code} ${prefix}${e.message} (hint: ${e.hint})`;
 }
 
 /** A reload problem for an error sluice did not expect, in the form of the others: code, message, hint. */
@@ -521,11 +533,9 @@ export class Primary {
   /** Applies `next`; every outcome goes through `record`, which knows the request and its warnings. */
   async #reload(next: ResolvedConfig, record: (o: Recorded) => ReloadOutcome): Promise<ReloadOutcome> {
     if (this.#stopping) return record({ ok: false, how: 'refused', problems: ['sluice is stopping'] });
-    try {
-      refuseRootHandlers(next);
-    } catch (err) {
-      return record({ ok: false, how: 'refused', problems: [(err as Error).message] });
-    }
+    const asRoot = rootHandlersError(next);
+    if (asRoot !== null)
+      return record({ ok: false, how: 'refused', problems: [errorProblem(asRoot, asRoot.code)] });
     const plan = planReload(this.#config, next, { current: this.#slots.length, next: workerCount(next) });
     const previous = this.#config;
     // A new admin address is bound first: one that cannot be refuses the reload with nothing changed.
@@ -533,7 +543,7 @@ export class Primary {
     try {
       admin = await this.#admin.prepare(previous.admin, next.admin);
     } catch (err) {
-      return record({ ok: false, how: 'refused', problems: [(err as Error).message] });
+      return record({ ok: false, how: 'refused', problems: [errorProblem(err, 'SLUICE_E_RUNTIME_LISTEN')] });
     }
     this.#prepareLogFiles(next);
     if (plan.kind === 'swap') {
@@ -551,9 +561,12 @@ export class Primary {
             );
           }),
         );
-        errors = answers.flatMap((a, i) =>
-          a !== null && a.error !== null ? [`worker ${this.#slots[i]?.worker?.process.pid}: ${a.error}`] : [],
-        );
+        errors = answers.flatMap((a, i) => {
+          if (a === null || a.error === null) return [];
+          const code = isErrorCode(a.code) ? a.code : 'SLUICE_E_RUNTIME_WORKER';
+          const err = new SluiceError(code, a.error, typeof a.hint === 'string' ? { hint: a.hint } : {});
+          return [errorProblem(err, code, `worker ${this.#slots[i]?.worker?.process.pid}: `)];
+        });
       } finally {
         this.#swapping = null;
       }
@@ -578,7 +591,7 @@ export class Primary {
         workers = await this.#forkMany(next, workerCount(next));
       } catch (err) {
         await admin.abort();
-        return record({ ok: false, how: 'failed', problems: [(err as Error).message] });
+        return record({ ok: false, how: 'failed', problems: [errorProblem(err, 'SLUICE_E_RUNTIME_WORKER')] });
       }
       if (this.#stopping) {
         // A stop came while they started: the old workers are draining under it; these go too.

@@ -67,7 +67,13 @@ async function handle(message: ToWorker): Promise<void> {
         await instance?.reload(message.config);
         send({ type: 'reloaded', id: message.id, error: null });
       } catch (err) {
-        send({ type: 'reloaded', id: message.id, error: err instanceof Error ? err.message : String(err) });
+        send({
+          type: 'reloaded',
+          id: message.id,
+          error: err instanceof Error ? err.message : String(err),
+          code: err instanceof SluiceError ? err.code : null,
+          hint: err instanceof SluiceError ? err.hint : null,
+        });
       }
       return;
     case 'shutdown': {

@@ -8,6 +8,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -412,6 +413,64 @@ servers:
       other.kill('SIGKILL');
     }
   });
+
+  // It read the pid as NaN and said "pid NaN (from ...) is not a running sluice".
+  it('`sluice reload` says a pid file that holds no pid holds none', async () => {
+    const { port, pid, file } = await place('garbage');
+    await writeFile(
+      file,
+      `pid_file: ${pid}\nservers: [{ listen: "127.0.0.1:${port}", routes: [{ respond: {} }] }]\n`,
+    );
+    await writeFile(pid, 'not a pid\n');
+    const reload = await runCli(['reload', '-c', file], { cwd: tmp.path });
+    expect(reload.stderr).toBe(`sluice reload: ${pid} holds no pid ("not a pid"); is sluice running?\n`);
+    expect(reload.code).toBe(1);
+  });
+
+  // The outcome said "worker 1234: cannot listen on ...: EADDRINUSE" and "refusing to run handlers
+  // as root: ...", without the codes and hints every other problem has.
+  it('a reload that fails as it is applied gives the code and hint of what failed', async () => {
+    const { port, admin: taken, file } = await place('runtime-codes');
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(taken, '127.0.0.1', resolve));
+    await writeFile(join(tmp.path, 'app.mjs'), 'export default (req, res) => res.end();\n');
+    const write = (listen: string, handler: boolean) =>
+      writeFile(
+        file,
+        `workers: 1
+log: { level: info, access: off, format: json }
+servers:
+  - listen: ${listen}
+    routes: [${handler ? '{ match: { path: /app }, handler: ./app.mjs }, ' : ''}{ respond: { body: "up\\n" } }]
+`,
+      );
+    try {
+      await write(`"127.0.0.1:${port}"`, false);
+      const sluice = spawnCli(['start', '-c', file], { cwd: tmp.path });
+      await waitForPort(port, { proc: sluice });
+      const refused = (n: number) =>
+        sluice.waitForJson((l) => l.msg === 'config reload refused; still serving the previous config', n);
+
+      await write(`["127.0.0.1:${port}", "127.0.0.1:${taken}"]`, false);
+      sluice.signal('SIGHUP');
+      expect((await refused(1))[0]?.problems).toEqual([
+        expect.stringMatching(
+          /^SLUICE_E_RUNTIME_LISTEN worker \d+: cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE \(hint: another process holds the port/,
+        ),
+      ]);
+      if (process.getuid?.() === 0) {
+        await write(`"127.0.0.1:${port}"`, true);
+        sluice.signal('SIGHUP');
+        expect((await refused(2))[1]?.problems).toEqual([
+          'SLUICE_E_HANDLER_ROOT refusing to run handlers as root: set user: (and group:) to an unprivileged account, or allow_root_handlers: true (hint: set user: (and group:) to an unprivileged account, or allow_root_handlers: true if you really mean it)',
+        ]);
+      }
+      expect((await get(port, '/')).body).toBe('up\n');
+      await stop(sluice);
+    } finally {
+      holder.close();
+    }
+  }, 40_000);
 
   it('a second SIGTERM exits 1 at once and removes the pid file', async () => {
     const { port, pid, file } = await place('second');

@@ -812,3 +812,65 @@ describe('empty settings', () => {
     ]);
   });
 });
+
+describe('messages', () => {
+  const problemsOf = (text: string) => lines(loadConfigText(text, 'm.yaml', {}));
+
+  // "use one of the values listed in the message" was the hint of messages that list none.
+  it('give a hint that fits a message listing no values', () => {
+    const text = [
+      'servers:',
+      '  - listen: 80',
+      '    ban: { statuses: [404], max: 1, window: 0s }',
+      '    routes:',
+      '      - { match: { path: /r }, redirect: { to: "" } }',
+      '      - { proxy: { upstream: u } }',
+      'upstreams:',
+      '  u: { targets: [{ url: "http://127.0.0.1:1" }], health_check: { interval: 0s, path: x } }',
+      '',
+    ].join('\n');
+    const hints = problemsOf(text).map((l) => l.replace(/^.*\(hint: (.*)\)$/, '$1'));
+    expect(hints).toEqual([
+      'write the counting window, e.g. 1m (the default)',
+      'write a URL or a path, e.g. https://example.com$request_uri or /new/',
+      'write the time between two probes of a target, e.g. 5s (the default)',
+      'write the path probes request, e.g. /healthz',
+    ]);
+  });
+
+  it('suggest the choice a typo was meant for, but not another number', () => {
+    const text = [
+      'servers: [{ listen: 80, routes: [{ proxy: { upstream: u } }] }]',
+      'upstreams:',
+      '  u: { balance: roundrobin, targets: [{ url: "http://127.0.0.1:1" }], retry: { on: [http_418] } }',
+      '',
+    ].join('\n');
+    const [balance, retry] = problemsOf(text);
+    expect(balance).toContain(
+      'got "roundrobin"; did you mean "round_robin"? (hint: use one of the values listed in the message)',
+    );
+    expect(retry).toContain('got "http_418" (hint: use one of the values listed in the message)');
+  });
+
+  it("say a rate's expected form, not only that it is wrong", () => {
+    const text = 'servers: [{ listen: 80, rate_limit: { rate: fast }, routes: [{ respond: {} }] }]\n';
+    expect(problemsOf(text)).toEqual([
+      'm.yaml:1:45: SLUICE_E_CONFIG_VALUE servers[0].rate_limit.rate: expected a rate such as 100/s, 600/m or 1000/h, got "fast" (hint: write the value in the form the message shows)',
+    ]);
+  });
+
+  // token_env: "" said "environment variable  is not set"; tls.cert: "" "cannot read /dir: EISDIR".
+  it('say that an empty file or variable name is empty', () => {
+    const text = [
+      'admin: { tokens: [{ name: a, role: viewer, token_env: "" }, { name: b, role: viewer, token_file: "" }] }',
+      'servers: [{ listen: 443, tls: { cert: "", key: "" }, routes: [{ respond: {} }] }]',
+      '',
+    ].join('\n');
+    expect(problemsOf(text).map((l) => l.replace(/ \(hint: .*/, ''))).toEqual([
+      'm.yaml:1:55: SLUICE_E_CONFIG_VALUE admin.tokens[0].token_env: must not be empty',
+      'm.yaml:1:98: SLUICE_E_CONFIG_VALUE admin.tokens[1].token_file: must not be empty',
+      'm.yaml:2:39: SLUICE_E_CONFIG_VALUE servers[0].tls.cert: must not be empty',
+      'm.yaml:2:48: SLUICE_E_CONFIG_VALUE servers[0].tls.key: must not be empty',
+    ]);
+  });
+});

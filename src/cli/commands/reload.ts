@@ -47,15 +47,23 @@ export async function runReload(opts: { config?: string }): Promise<number> {
     );
     return 2;
   }
-  let pid: number;
+  let text: string;
   try {
-    pid = Number(readFileSync(config.pidFile, 'utf8').trim());
+    text = readFileSync(config.pidFile, 'utf8').trim();
   } catch (err) {
     process.stderr.write(
       `sluice reload: cannot read ${config.pidFile}: ${(err as Error).message}; is sluice running?\n`,
     );
     return 1;
   }
+  // What sluice writes is the pid and a line break; anything else was "pid NaN" in the message.
+  if (!/^[1-9]\d*$/.test(text)) {
+    process.stderr.write(
+      `sluice reload: ${config.pidFile} holds no pid (${JSON.stringify(text.slice(0, 40))}); is sluice running?\n`,
+    );
+    return 1;
+  }
+  const pid = Number(text);
   // A pid file left by a sluice that was killed may name another process by now, which SIGHUP's
   // default action would end.
   if (!looksLikeSluice(pid)) {
