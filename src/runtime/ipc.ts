@@ -28,6 +28,11 @@ export type ToWorker =
   | { readonly type: 'unban'; readonly address: string }
   | { readonly type: 'reload'; readonly id: number; readonly config: ResolvedConfig }
   | { readonly type: 'shutdown'; readonly deadlineMs: number }
+  /**
+   * The answer to `drained`: the worker is out of the shared sockets' rotation and every
+   * connection handed to it is ahead of this message on the channel, so it may exit.
+   */
+  | { readonly type: 'exit' }
   | { readonly type: 'reopen-logs' }
   | { readonly type: 'health'; readonly upstream: string; readonly origin: string; readonly up: boolean }
   | {
@@ -66,6 +71,8 @@ export type FromWorker =
   | { readonly type: 'target-result'; readonly id: number; readonly origin: string | null }
   | { readonly type: 'stats'; readonly id: number; readonly stats: WorkerStats }
   | { readonly type: 'metrics'; readonly id: number; readonly metrics: MetricsJson }
+  /** A draining worker has closed its listeners and served what it had; it waits for `exit`. */
+  | { readonly type: 'drained' }
   /** Sent by a worker as it exits after a drain: its counters' final values. */
   | { readonly type: 'final-metrics'; readonly metrics: MetricsJson }
   | {

@@ -353,7 +353,7 @@ export class Primary {
         } else if (message.type === 'ready') {
           cleanup();
           const pid = worker.process.pid ?? 0;
-          worker.on('message', (m: unknown) => this.#onWorkerMessage(pid, m));
+          worker.on('message', (m: unknown) => this.#onWorkerMessage(worker, pid, m));
           worker.once('exit', () => this.#cluster.retire(pid));
           this.#sendHealthSnapshot(worker);
           for (const ban of this.#bans.all()) this.#send(worker, { type: 'ban', ban });
@@ -399,8 +399,18 @@ export class Primary {
     for (const slot of this.#slots) if (slot.worker !== null) this.#send(slot.worker, message);
   }
 
-  #onWorkerMessage(pid: number, message: unknown): void {
+  #onWorkerMessage(worker: Worker, pid: number, message: unknown): void {
     if (!isFromWorker(message)) return;
+    if (message.type === 'drained') {
+      // Node's cluster, sharing a socket round-robin, hands a connection to a worker and forgets
+      // it until the worker answers; a worker that exits first leaves that client hanging for
+      // good (seen: the first request after a rolling reload, about one run in three). The
+      // worker's listener close reached this process before this message did, so no connection
+      // goes to it any more, and those already sent are ahead of this answer: the worker
+      // refuses them back to the rotation before it reads `exit`.
+      this.#send(worker, { type: 'exit' });
+      return;
+    }
     if (message.type === 'final-metrics') {
       this.#cluster.update(pid, message.metrics);
       return;

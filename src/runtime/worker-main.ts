@@ -18,6 +18,9 @@ import { dropPrivileges } from './privileges.js';
 
 let instance: SluiceInstance | null = null;
 
+/** How long a drained worker waits for the primary's `exit` before it exits anyway. */
+const EXIT_WAIT_MS = 2000;
+
 function send(message: FromWorker): void {
   process.send?.(message);
 }
@@ -76,13 +79,19 @@ async function handle(message: ToWorker): Promise<void> {
         });
       }
       return;
-    case 'shutdown': {
+    case 'shutdown':
       await instance?.close(message.deadlineMs);
+      // Not gone yet: the primary may have handed this worker a connection it must give back
+      // (see 'exit'). A primary that does not answer is not waited for long.
+      send({ type: 'drained' });
+      setTimeout(() => process.exit(0), EXIT_WAIT_MS).unref();
+      return;
+    case 'exit': {
       // The counters' last values, so the node's totals do not drop when this worker is gone.
+      // Sent last: its write callback also means every refusal of a late connection went out.
       const metrics =
         instance === null ? [] : ((await instance.registry.getMetricsAsJSON()) as unknown as MetricsJson);
       process.send?.({ type: 'final-metrics', metrics } satisfies FromWorker, () => process.exit(0));
-      setTimeout(() => process.exit(0), 1000).unref();
       return;
     }
     case 'metrics':
