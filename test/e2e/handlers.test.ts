@@ -8,7 +8,7 @@
  * and workers running as `nobody` keep logging to their file across logrotate and a reload, while no
  * root process follows a symlink planted at its path.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import {
   chmod,
   chown,
@@ -561,7 +561,13 @@ describe('a second stop signal while sluice serve starts', () => {
           cwd: dir,
         },
       );
-      await new Promise((r) => setTimeout(r, 500));
+      // The primary takes signals before it forks its worker: wait for the worker, not a fixed
+      // 500 ms (on a loaded machine Node had not started yet, and the default SIGTERM killed it).
+      await until(
+        () =>
+          readFileSync(`/proc/${p.pid}/task/${p.pid}/children`, 'utf8').trim() === '' ? undefined : true,
+        'the worker to be forked',
+      );
       p.signal('SIGTERM');
       await new Promise((r) => setTimeout(r, 200));
       const sentAt = Date.now();
