@@ -324,6 +324,18 @@ export function normaliseTokens(
         );
         return;
       }
+      // The admin API reads `Authorization: Bearer <token>` as one run of visible ASCII: a token
+      // with a space, a control character (a newline left in a variable) or a non-ASCII letter
+      // passed check and could never be presented, every call answered 401.
+      if (!/^[\x21-\x7e]+$/.test(secret)) {
+        problems.error(
+          path,
+          'SLUICE_E_CONFIG_VALUE',
+          `token ${JSON.stringify(t.name)} holds a space, a control character or a non-ASCII character, which an Authorization header cannot carry`,
+          { hint: 'use letters, digits and -._~+/= only, e.g. from: openssl rand -hex 32' },
+        );
+        return;
+      }
       sha256 = createHash('sha256').update(secret).digest('hex');
     }
     tokens.push({

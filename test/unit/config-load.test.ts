@@ -859,6 +859,32 @@ describe('messages', () => {
     ]);
   });
 
+  // They passed check, and every call made with them was answered 401.
+  it('refuse a token an Authorization header cannot carry', () => {
+    const text = [
+      'admin:',
+      '  tokens:',
+      '    - { name: spaced, role: viewer, token_env: A }',
+      '    - { name: newline, role: viewer, token_env: B }',
+      '    - { name: accented, role: viewer, token_env: C }',
+      '    - { name: fine, role: viewer, token_env: D }',
+      'servers: [{ listen: 80, routes: [{ respond: {} }] }]',
+      '',
+    ].join('\n');
+    const env = {
+      A: 'correct horse battery staple',
+      B: '0123456789abcdef0123\n',
+      C: 'päßwörd-päßwörd-päßwörd',
+      D: 'abcdefABCDEF0123456789-._~+/==',
+    };
+    expect(lines(loadConfigText(text, 'm.yaml', env)).map((l) => l.replace(/ \(hint: .*/, ''))).toEqual(
+      ['spaced', 'newline', 'accented'].map(
+        (name, i) =>
+          `m.yaml:${3 + i}:7: SLUICE_E_CONFIG_VALUE admin.tokens[${i}]: token "${name}" holds a space, a control character or a non-ASCII character, which an Authorization header cannot carry`,
+      ),
+    );
+  });
+
   // token_env: "" said "environment variable  is not set"; tls.cert: "" "cannot read /dir: EISDIR".
   it('say that an empty file or variable name is empty', () => {
     const text = [
