@@ -367,6 +367,16 @@ export function normaliseAdmin(
       },
     );
   }
+  // Without tokens every read is open to loopback callers, /metrics included: say so rather than
+  // let the file look as if /metrics were protected.
+  if (draft.metrics_auth === true && (draft.tokens ?? []).length === 0) {
+    problems.warn(
+      ['admin', 'metrics_auth'],
+      'SLUICE_E_CONFIG_VALUE',
+      'metrics_auth: true has no effect without admin.tokens: /metrics stays open to loopback callers',
+      { hint: 'configure admin.tokens (any role may then read /metrics), or remove metrics_auth' },
+    );
+  }
   return { listen, metricsAuth: draft.metrics_auth ?? false, tokens };
 }
 

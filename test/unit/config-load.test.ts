@@ -615,6 +615,21 @@ describe('warnings', () => {
       'w.yaml:6:9: SLUICE_E_CONFIG_VALUE warning: servers[0].routes[1]: this route matches exactly what routes[0] matches, so it is never chosen (hint: remove it, or narrow one of the two with methods or headers)',
     ]);
   });
+
+  // The file looked as if /metrics were protected; without tokens every read is open on loopback.
+  it('warn that metrics_auth: true does nothing without admin tokens', () => {
+    const text = [
+      'admin: { listen: "127.0.0.1:9090", metrics_auth: true }',
+      'servers: [{ listen: 80, routes: [{ respond: {} }] }]',
+      '',
+    ].join('\n');
+    const result = loadConfigText(text, 'w.yaml', {});
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.warnings.map((w) => formatProblem(w, 'warning'))).toEqual([
+      'w.yaml:1:50: SLUICE_E_CONFIG_VALUE warning: admin.metrics_auth: metrics_auth: true has no effect without admin.tokens: /metrics stays open to loopback callers (hint: configure admin.tokens (any role may then read /metrics), or remove metrics_auth)',
+    ]);
+  });
 });
 
 describe('egress policy hosts', () => {
