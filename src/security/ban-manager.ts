@@ -97,7 +97,7 @@ export class BanManager {
     const rule = this.#rules.get(scope);
     if (rule === undefined || this.#list.banned(scope, address, now)) return;
     if (this.#state?.up) {
-      void this.#state.strike(strikeKey(scope, address), rule.windowMs, count, strikeTag()).then(
+      void this.#state.strike(strikeKey(scope, address), rule.windowMs, count, strikeTag(), rule.max).then(
         (n) => {
           if (n >= rule.max) this.#ban(scope, address, rule, n, Date.now());
         },

@@ -45,7 +45,12 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
 return { allowed, tostring(tokens) }
 `;
 
-/** Strikes in a sliding window: adds `ARGV[3]` strikes at now, drops older than the window, returns the count. */
+/**
+ * Strikes in a sliding window: adds `ARGV[2]` strikes tagged `ARGV[3]` at now, drops those older
+ * than the window, returns the count. At `ARGV[4]` (the rule's max) the count is the ban's and the
+ * set is deleted, so the strikes after the ban count from 0 as the in-memory manager's do: they
+ * stayed, and with a ban shorter than its window the first strike after it banned again at once.
+ */
 const STRIKE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -54,13 +59,18 @@ for i = 1, tonumber(ARGV[2]) do
   redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[3] .. ':' .. i)
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-redis.call('PEXPIRE', KEYS[1], window)
-return redis.call('ZCARD', KEYS[1])
+local count = redis.call('ZCARD', KEYS[1])
+if count >= tonumber(ARGV[4]) then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('PEXPIRE', KEYS[1], window)
+end
+return count
 `;
 
 type SluiceRedis = Redis & {
   sluiceTake(key: string, rate: number, capacity: number): Promise<[number, string]>;
-  sluiceStrike(key: string, windowMs: number, count: number, nonce: string): Promise<number>;
+  sluiceStrike(key: string, windowMs: number, count: number, tag: string, max: number): Promise<number>;
 };
 
 /** Key prefix of everything sluice keeps in Redis. */
@@ -125,9 +135,9 @@ export class SharedState {
     return this.#watch(this.redis.sluiceTake(key, rate, capacity));
   }
 
-  /** Strikes in a sliding window (see STRIKE), counted by the timeout breaker. */
-  strike(key: string, windowMs: number, count: number, nonce: string): Promise<number> {
-    return this.#watch(this.redis.sluiceStrike(key, windowMs, count, nonce));
+  /** Strikes in a sliding window, deleted at `max` (see STRIKE), counted by the timeout breaker. */
+  strike(key: string, windowMs: number, count: number, tag: string, max: number): Promise<number> {
+    return this.#watch(this.redis.sluiceStrike(key, windowMs, count, tag, max));
   }
 
   /**

@@ -75,6 +75,17 @@ describe('shared state in Redis', () => {
     if (redis !== undefined) await stopRedis(redis);
   });
 
+  it('starts the strike count again from 0 once a ban is issued', async () => {
+    const { state } = connect();
+    await upNow(state);
+    const { m, events } = manager(state);
+    for (let i = 0; i < 3; i++) m.strike('web', '203.0.113.1');
+    await until(() => (events.length > 0 ? true : undefined), 'the ban');
+    expect(events[0]?.type).toBe('ban');
+    // The sorted set of strikes is gone with the ban: the next strikes count from 0, as locally.
+    expect(await redisCli('EXISTS', 'sluice:strikes:web:203.0.113.1')).toBe('0');
+  });
+
   it('counts every strike sent in the same millisecond, from one node or two', async () => {
     const { state } = connect();
     await upNow(state);
