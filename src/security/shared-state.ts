@@ -90,6 +90,7 @@ export class SharedState {
   #up = false;
   #reportedDown = false;
   #timeouts = 0;
+  #closing = false;
   readonly #down: (err?: Error) => void;
 
   constructor(url: string, log: StateLog) {
@@ -114,7 +115,8 @@ export class SharedState {
     });
     const down = (err?: Error) => {
       this.#up = false;
-      if (this.#reportedDown) return;
+      // A connection closed on purpose (stop, or a reload that replaces it) is no outage.
+      if (this.#reportedDown || this.#closing) return;
       this.#reportedDown = true;
       log.warn(
         { redis: redactUrl(url), err: err?.message },
@@ -176,8 +178,9 @@ export class SharedState {
     if (this.up) f();
   }
 
-  /** Closes the connection. */
+  /** Closes the connection, without taking its end for an outage. */
   async close(): Promise<void> {
+    this.#closing = true;
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }

@@ -106,4 +106,13 @@ describe('shared state in Redis', () => {
       5000,
     ).catch(async () => expect(await redisCli('ZCARD', 'sluice:strikes:web:203.0.113.2')).toBe('20'));
   });
+
+  it('logs no "Redis unreachable" when the connection is closed on purpose', async () => {
+    const { state, log } = connect();
+    await upNow(state);
+    closing.pop();
+    await state.close();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(log.lines.filter((l) => l.level === 'warn')).toEqual([]);
+  });
 });
