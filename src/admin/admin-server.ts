@@ -9,9 +9,11 @@ import { createRequire } from 'node:module';
 import { isLoopback } from '../config/normalise-security.js';
 import type { ResolvedAdmin } from '../config/types.js';
 import { canonicalIp } from '../core/ip-set.js';
+import type { ErrorCode } from '../errors/catalogue.js';
 import { listenError } from '../errors/listen-error.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { ProfilerBusyError } from '../observability/profiler.js';
+import { banAddress } from '../security/ban-address.js';
 import { dashboardPage } from './dashboard-page.js';
 import { dashboardStats, type MetricsJson } from './dashboard-stats.js';
 import { authorize, type Endpoint } from './rbac.js';
@@ -241,7 +243,17 @@ export class AdminServer {
         return sendJson(res, { upstream: params.upstream, index, target: origin, action });
       }
       case 'unban': {
-        const address = params.address ?? '';
+        const address = banAddress(params.address ?? '');
+        if (address === null) {
+          this.#audit(req, 'unban', token?.name ?? null, params, 'bad-address');
+          return problem(
+            res,
+            400,
+            'Bad Request',
+            `${JSON.stringify(params.address)} is not an IP address or an IPv6 /64`,
+            { code: 'SLUICE_E_ADMIN_BAD_ADDRESS' satisfies ErrorCode },
+          );
+        }
         const n = await control.unban(address);
         this.#audit(req, 'unban', token?.name ?? null, { address }, n > 0 ? 'success' : 'not-found');
         return sendJson(res, { address, lifted: n });
@@ -390,7 +402,8 @@ export function endpointOf(
     if (method !== 'DELETE') return { wrongMethod: 'DELETE' };
     const address = decodeSegment(ban[1]!);
     if (address === null) return { badPath: 'the address is not valid percent-encoding' };
-    // Bans are keyed by canonical addresses: `2001:0DB8::A` lifts the ban of `2001:db8::a`.
+    // Bans are keyed by canonical addresses: `2001:0DB8::A` lifts the ban of `2001:db8::a`. What is
+    // no address is refused once the caller is known to be allowed (see banAddress).
     return { endpoint: 'unban', params: { address: canonicalIp(address) ?? address } };
   }
   return null;

@@ -246,6 +246,11 @@ export const ERROR_CATALOGUE = {
     title: 'the admin listener would be open to the network without tokens',
     hint: 'listen on 127.0.0.1 (or ::1), or configure admin.tokens',
   },
+  SLUICE_E_ADMIN_BAD_ADDRESS: {
+    status: 400,
+    title: 'not an address that can be banned',
+    hint: 'give an IPv4 or IPv6 address (e.g. DELETE /api/bans/203.0.113.7), or an IPv6 /64 as listed by GET /api/bans (2001:db8:1:2::/64); percent-encode the / and :',
+  },
   SLUICE_E_AUTH_DENIED: {
     status: 403,
     title: 'Forbidden',

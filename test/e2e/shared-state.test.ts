@@ -271,11 +271,18 @@ upstreams:
     expect(await bans(b.admin)).not.toContain(scanner);
   });
 
-  it('matches an unbanned address exactly, not as a pattern', async () => {
+  it('refuses an unban of what is no address, and matches an address exactly', async () => {
     const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
     await banOn(a, b, '203.0.113.91');
-    expect((await unban(a.admin, '*')).lifted).toBe(0);
-    expect((await unban(a.admin, '1')).lifted).toBe(0);
+    // Neither is an address: refused, and nothing lifted.
+    for (const text of ['*', '1']) {
+      const res = await request(`http://127.0.0.1:${a.admin}/api/bans/${encodeURIComponent(text)}`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${OPS}` },
+      });
+      expect(res.statusCode).toBe(400);
+      expect(((await res.body.json()) as { code: string }).code).toBe('SLUICE_E_ADMIN_BAD_ADDRESS');
+    }
     expect(await bans(a.admin)).toContain('203.0.113.91');
     expect(await get(b.port, '/ok', '203.0.113.91')).toBe(403);
     expect((await unban(a.admin, '203.0.113.91')).lifted).toBe(1);

@@ -246,6 +246,23 @@ describe('bans', () => {
     expect(audit).toMatchObject([{ audit: true, token_name: 'ops', outcome: 'not-found' }]);
   });
 
+  it('DELETE /api/bans/{ip} refuses what is no address (400 SLUICE_E_ADMIN_BAD_ADDRESS) and takes an IPv6 /64', async () => {
+    for (const text of ['not-an-ip', '*', '1', '10.0.0.0/8', '2001:db8::/48']) {
+      const res = await http(`${adminUrl}/api/bans/${encodeURIComponent(text)}`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${OPS}` },
+      });
+      expect(res.status, text).toBe(400);
+      expect(res.headers['content-type']).toBe('application/problem+json');
+      expect(res.json()).toMatchObject({ status: 400, code: 'SLUICE_E_ADMIN_BAD_ADDRESS' });
+    }
+    const network = await http(`${adminUrl}/api/bans/${encodeURIComponent('2001:DB8:1:2::/64')}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${OPS}` },
+    });
+    expect(network.json()).toEqual({ address: '2001:db8:1:2::/64', lifted: 0 });
+  });
+
   it('DELETE /api/bans/{ip} lifts a ban at once (operator only) and logs it', async () => {
     const client = '2001:db8::77';
     for (const path of ['/a', '/b', '/c']) await http(`${sluice.url}${path}`, as(client));
