@@ -221,6 +221,11 @@ export const ERROR_CATALOGUE = {
     title: 'a worker process failed',
     hint: 'the log lines before this one say why; a worker that keeps crashing is not restarted (crash loop)',
   },
+  SLUICE_E_RUNTIME_REDIS_DB: {
+    status: 0,
+    title: 'Redis refuses the database number of state.redis',
+    hint: "the /DB of state.redis must be below the Redis server's `databases` setting (16 by default: 0 to 15); until it is fixed sluice shares nothing and serves on local state, rather than write to database 0",
+  },
   SLUICE_E_RUNTIME_INTERNAL: {
     status: 500,
     title: 'Internal Server Error',

@@ -7,6 +7,7 @@
 import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';
 import { redactUrl } from '../core/redact.js';
+import { ERROR_CATALOGUE, type ErrorCode } from '../errors/catalogue.js';
 
 /**
  * ioredis is loaded by the first connection, not with this module: it costs every process about
@@ -21,6 +22,7 @@ function redisClass(): typeof Redis {
 
 /** Logs what happens to the connection. */
 export interface StateLog {
+  error(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
   info(obj: object, msg: string): void;
 }
@@ -76,24 +78,81 @@ type SluiceRedis = Redis & {
 /** Key prefix of everything sluice keeps in Redis. */
 export const PREFIX = 'sluice:';
 
-/**
- * Command timeouts in a row after which Redis counts as down. A Redis that accepts connections but
- * never answers (stopped, or a partition that drops packets) raises no connection error: without
- * this, every request waited the 250 ms command timeout, for as long as it lasted.
- */
-const TIMEOUTS_BEFORE_DOWN = 3;
+/** Why a command failed, as `sluice_shared_state_failures_total{reason}` counts it. */
+export type FailureReason = 'timeout' | 'error' | 'connection';
 
-/** A fail-fast Redis connection with up/down notifications. */
+/** What the owner of the connection is told besides the log. */
+export interface StateHooks {
+  /** A command failed. */
+  failure?(reason: FailureReason): void;
+}
+
+/**
+ * Failures in a row after which Redis counts as down: timeouts, error replies (`-READONLY` from a
+ * master turned replica, `-OOM`, a key of the wrong type) and lost connections alike. A Redis that
+ * accepts connections but never answers (stopped, or a partition that drops packets) raises no
+ * connection error: without this, every request waited the 250 ms command timeout, for as long as
+ * it lasted; one that answers every write with an error was never down at all.
+ */
+const FAILURES_BEFORE_DOWN = 3;
+
+/**
+ * Probes in a row that must succeed before Redis counts as up again after being down, one every
+ * PROBE_MS: a connection that drops every second or two (seen with a flapping link or a Redis that
+ * restarts in a loop) stays down, with one log line, instead of a pair of lines and a resync per
+ * flap. The first connection after start needs one probe only.
+ */
+const SUCCESSES_BEFORE_UP = 3;
+const PROBE_MS = 1000;
+
+/** The key a probe writes: a write, so a read-only or full Redis does not pass for up. */
+const PROBE_KEY = `${PREFIX}probe`;
+
+/** The database number in a redis:// URL (`/3`), 0 without one. */
+function databaseOf(url: string): number {
+  try {
+    const db = Number.parseInt(new URL(url).pathname.slice(1), 10);
+    return Number.isInteger(db) ? db : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** How a failed command failed. */
+function failureReason(err: unknown): FailureReason {
+  if (err instanceof Error && err.message === 'Command timed out') return 'timeout';
+  if (err instanceof Error && err.name === 'ReplyError') return 'error';
+  return 'connection';
+}
+
+/**
+ * A fail-fast Redis connection with up/down notifications.
+ *
+ *   connect ─▶ probe (SELECT db, SET sluice:probe) ─▶ up ─▶ 3 failures in a row, or the connection lost ─▶ down
+ *   down ─▶ probe every 1 s while connected ─▶ 3 in a row succeed ─▶ up (onReady listeners resynchronise)
+ */
 export class SharedState {
   readonly redis: SluiceRedis;
   readonly #ready: (() => void)[] = [];
+  readonly #log: StateLog;
+  readonly #url: string;
+  readonly #db: number;
+  readonly #hooks: StateHooks;
+  readonly #prober: NodeJS.Timeout;
   #up = false;
+  #wasUp = false;
   #reportedDown = false;
-  #timeouts = 0;
+  #reportedDb = false;
+  #failures = 0;
+  #probes = 0;
+  #probing = false;
   #closing = false;
-  readonly #down: (err?: Error) => void;
 
-  constructor(url: string, log: StateLog) {
+  constructor(url: string, log: StateLog, hooks: StateHooks = {}) {
+    this.#log = log;
+    this.#url = url;
+    this.#db = databaseOf(url);
+    this.#hooks = hooks;
     const redis = new (redisClass())(url, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
@@ -105,62 +164,123 @@ export class SharedState {
     }) as SluiceRedis;
     redis.defineCommand('sluiceTake', { numberOfKeys: 1, lua: TAKE });
     redis.defineCommand('sluiceStrike', { numberOfKeys: 1, lua: STRIKE });
-    redis.on('ready', () => {
-      this.#up = true;
-      this.#timeouts = 0;
-      if (this.#reportedDown)
-        log.info({ redis: redactUrl(url) }, 'shared state: Redis is back; resynchronising');
-      this.#reportedDown = false;
-      for (const f of this.#ready) f();
+    redis.on('ready', () => void this.#probe());
+    redis.on('error', (err: Error) => {
+      // ioredis's own SELECT at connect fails as an error event on a connection that stays: the
+      // probe reports it (SLUICE_E_RUNTIME_REDIS_DB) and keeps Redis down.
+      if (err.name !== 'ReplyError') this.#lost(err);
     });
-    const down = (err?: Error) => {
-      this.#up = false;
-      // A connection closed on purpose (stop, or a reload that replaces it) is no outage.
-      if (this.#reportedDown || this.#closing) return;
-      this.#reportedDown = true;
-      log.warn(
-        { redis: redactUrl(url), err: err?.message },
-        'shared state: Redis unreachable; serving with local state',
-      );
-    };
-    redis.on('error', down);
-    redis.on('end', () => down());
-    redis.on('close', () => {
-      if (this.#up) down();
-    });
-    this.#down = down;
+    redis.on('end', () => this.#lost());
+    redis.on('close', () => this.#lost());
     this.redis = redis;
+    this.#prober = setInterval(() => {
+      if (!this.#up && redis.status === 'ready') void this.#probe();
+    }, PROBE_MS);
+    this.#prober.unref();
   }
 
-  /** A token-bucket take (see TAKE), counted by the timeout breaker. */
-  take(key: string, rate: number, capacity: number): Promise<[number, string]> {
-    return this.#watch(this.redis.sluiceTake(key, rate, capacity));
+  /** The connection is gone: down now (nothing can be sent), counted once. */
+  #lost(err?: Error): void {
+    if (this.#closing) return;
+    this.#probes = 0;
+    if (this.#up) this.#hooks.failure?.('connection');
+    this.#down(err?.message);
   }
 
-  /** Strikes in a sliding window, deleted at `max` (see STRIKE), counted by the timeout breaker. */
-  strike(key: string, windowMs: number, count: number, tag: string, max: number): Promise<number> {
-    return this.#watch(this.redis.sluiceStrike(key, windowMs, count, tag, max));
+  #down(why: string | undefined): void {
+    this.#up = false;
+    if (this.#reportedDown || this.#closing) return;
+    this.#reportedDown = true;
+    this.#log.warn(
+      { redis: redactUrl(this.#url), err: why },
+      'shared state: Redis unreachable; serving with local state',
+    );
   }
 
   /**
-   * Counts timeouts in a row: at TIMEOUTS_BEFORE_DOWN, Redis is down (callers go local at once) and
-   * the connection is made again; it is up when Redis answers ioredis's ready check.
+   * Checks that Redis takes writes in the configured database; up after SUCCESSES_BEFORE_UP in a
+   * row (one at the first connection). ioredis selects the database itself, but when that fails
+   * (`/99` on a server with 16) it only emits an error and sends every command to database 0.
    */
-  #watch<T>(command: Promise<T>): Promise<T> {
+  async #probe(): Promise<void> {
+    if (this.#probing || this.#up || this.#closing) return;
+    this.#probing = true;
+    try {
+      if (this.#db !== 0) await this.redis.select(this.#db);
+      await this.redis.set(PROBE_KEY, '1', 'PX', 10_000);
+      this.#reportedDb = false;
+      this.#probes++;
+      if (this.#probes >= (this.#wasUp ? SUCCESSES_BEFORE_UP : 1)) this.#upNow();
+    } catch (err) {
+      this.#probes = 0;
+      const message = err instanceof Error ? err.message : String(err);
+      if (/DB index is out of range|invalid DB index/i.test(message)) {
+        if (!this.#reportedDb) {
+          this.#reportedDb = true;
+          this.#log.error(
+            {
+              code: 'SLUICE_E_RUNTIME_REDIS_DB' satisfies ErrorCode,
+              redis: redactUrl(this.#url),
+              err: message,
+              hint: ERROR_CATALOGUE.SLUICE_E_RUNTIME_REDIS_DB.hint,
+            },
+            `shared state: Redis cannot select database ${this.#db}; serving with local state`,
+          );
+        }
+        // Never taken for the database asked for: the probe goes on, in case Redis is fixed.
+        this.#reportedDown = true;
+        this.#up = false;
+      } else this.#down(message);
+    } finally {
+      this.#probing = false;
+    }
+  }
+
+  #upNow(): void {
+    if (this.#closing) return;
+    this.#up = true;
+    this.#wasUp = true;
+    this.#failures = 0;
+    this.#probes = 0;
+    if (this.#reportedDown)
+      this.#log.info({ redis: redactUrl(this.#url) }, 'shared state: Redis is back; resynchronising');
+    this.#reportedDown = false;
+    for (const f of this.#ready) f();
+  }
+
+  /** A token-bucket take (see TAKE), counted by the failure breaker. */
+  take(key: string, rate: number, capacity: number): Promise<[number, string]> {
+    return this.watch(this.redis.sluiceTake(key, rate, capacity));
+  }
+
+  /** Strikes in a sliding window, deleted at `max` (see STRIKE), counted by the failure breaker. */
+  strike(key: string, windowMs: number, count: number, tag: string, max: number): Promise<number> {
+    return this.watch(this.redis.sluiceStrike(key, windowMs, count, tag, max));
+  }
+
+  /**
+   * Counts failures in a row: at FAILURES_BEFORE_DOWN, Redis is down (callers go local at once) and,
+   * after timeouts, the connection is made again; it is up again once probes pass (see #probe).
+   */
+  watch<T>(command: Promise<T>): Promise<T> {
     return command.then(
       (value) => {
-        this.#timeouts = 0;
+        this.#failures = 0;
         return value;
       },
       (err: unknown) => {
-        if (
-          err instanceof Error &&
-          err.message === 'Command timed out' &&
-          ++this.#timeouts >= TIMEOUTS_BEFORE_DOWN
-        ) {
-          this.#timeouts = 0;
-          this.#down(new Error(`${TIMEOUTS_BEFORE_DOWN} commands in a row timed out`));
-          this.redis.disconnect(true);
+        const reason = failureReason(err);
+        this.#hooks.failure?.(reason);
+        if (this.#up && ++this.#failures >= FAILURES_BEFORE_DOWN) {
+          this.#failures = 0;
+          this.#probes = 0;
+          this.#down(
+            reason === 'timeout'
+              ? `${FAILURES_BEFORE_DOWN} commands in a row timed out`
+              : `${FAILURES_BEFORE_DOWN} commands in a row failed; the last: ${err instanceof Error ? err.message : String(err)}`,
+          );
+          // A Redis that does not answer may be behind a dead connection; one that answers errors is not.
+          if (reason === 'timeout') this.redis.disconnect(true);
         }
         throw err;
       },
@@ -172,7 +292,12 @@ export class SharedState {
     return this.#up && this.redis.status === 'ready';
   }
 
-  /** Runs `f` every time the connection becomes ready (and now, if it is). */
+  /** As `/api/status` and `sluice_shared_state_up` say it. */
+  get health(): 'up' | 'down' {
+    return this.up ? 'up' : 'down';
+  }
+
+  /** Runs `f` every time Redis becomes up (and now, if it is). */
   onReady(f: () => void): void {
     this.#ready.push(f);
     if (this.up) f();
@@ -181,6 +306,7 @@ export class SharedState {
   /** Closes the connection, without taking its end for an outage. */
   async close(): Promise<void> {
     this.#closing = true;
+    clearInterval(this.#prober);
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }

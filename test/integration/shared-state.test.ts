@@ -46,10 +46,16 @@ describe('shared state in Redis', () => {
 
   const connect = (db = 0) => {
     const log = memoryLog();
-    const state = new SharedState(`redis://127.0.0.1:${port}/${db}`, log);
+    const failures: string[] = [];
+    const state = new SharedState(`redis://127.0.0.1:${port}/${db}`, log, {
+      failure: (reason) => failures.push(reason),
+    });
     closing.push(() => state.close());
-    return { state, log };
+    return { state, log, failures };
   };
+  const lines = (log: ReturnType<typeof memoryLog>, msg: string) => log.lines.filter((l) => l.msg === msg);
+  const DOWN = 'shared state: Redis unreachable; serving with local state';
+  const BACK = 'shared state: Redis is back; resynchronising';
 
   const manager = (state: SharedState, log = memoryLog(), rule = RULE) => {
     const events: BanEvent[] = [];
@@ -114,5 +120,59 @@ describe('shared state in Redis', () => {
     await state.close();
     await new Promise((r) => setTimeout(r, 200));
     expect(log.lines.filter((l) => l.level === 'warn')).toEqual([]);
+  });
+
+  it('counts error replies (a read-only replica) as failures: down after 3, up once writes work again', async () => {
+    const { state, log, failures } = connect();
+    await upNow(state);
+    // A master turned replica (a failover) answers every write -READONLY while the connection stays.
+    await redisCli('REPLICAOF', '127.0.0.1', String(await freePort()));
+    try {
+      for (let i = 0; i < 3; i++)
+        await expect(state.take('sluice:rl:web:x', 1, 5)).rejects.toThrow(/READONLY/);
+      expect(failures).toEqual(['error', 'error', 'error']);
+      expect(state.up).toBe(false);
+      expect(lines(log, DOWN)).toHaveLength(1);
+      expect(lines(log, DOWN)[0]?.obj.err).toMatch(/3 commands in a row failed.*READONLY/);
+    } finally {
+      await redisCli('REPLICAOF', 'NO', 'ONE');
+    }
+    await upNow(state);
+    expect(lines(log, BACK)).toHaveLength(1);
+    expect(await state.take('sluice:rl:web:x', 1, 5)).toEqual([1, expect.any(String)]);
+  });
+
+  it('logs one line per transition while the connection flaps, and comes back only once it holds', async () => {
+    const { state, log } = connect();
+    await upNow(state);
+    // Five connection losses, each after the client has connected again.
+    for (let i = 0; i < 5; i++) {
+      await until(() => (state.redis.status === 'ready' ? true : undefined), 'connected again');
+      await redisCli('CLIENT', 'KILL', 'TYPE', 'normal');
+      await until(() => (state.redis.status !== 'ready' ? true : undefined), 'the connection lost');
+    }
+    await upNow(state);
+    expect(lines(log, DOWN)).toHaveLength(1);
+    expect(lines(log, BACK)).toHaveLength(1);
+  });
+
+  it('puts keys in the database of the URL, and reports one it cannot select instead of using db 0', async () => {
+    const three = connect(3);
+    await upNow(three.state);
+    await three.state.take('sluice:rl:web:db', 1, 5);
+    expect(await redisCli('-n', '3', 'EXISTS', 'sluice:rl:web:db')).toBe('1');
+    expect(await redisCli('-n', '0', 'EXISTS', 'sluice:rl:web:db')).toBe('0');
+
+    // redis-server has 16 databases by default: 99 cannot be selected.
+    const bad = connect(99);
+    const [line] = await until(() => {
+      const found = bad.log.lines.filter((l) => l.obj.code === 'SLUICE_E_RUNTIME_REDIS_DB');
+      return found.length > 0 ? found : undefined;
+    }, 'the SELECT failure reported');
+    expect(line).toMatchObject({ level: 'error' });
+    expect(String(line?.obj.err)).toMatch(/DB index is out of range/);
+    expect(bad.state.up).toBe(false);
+    expect(bad.state.health).toBe('down');
+    expect(await redisCli('-n', '0', 'DBSIZE')).toBe('0');
   });
 });

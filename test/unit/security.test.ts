@@ -253,7 +253,7 @@ describe('ban list', () => {
 });
 
 describe('ban manager', () => {
-  const log = { warn: () => undefined, info: () => undefined };
+  const log = { error: () => undefined, warn: () => undefined, info: () => undefined };
 
   it('answers the lifting of an expired ban as of an unknown one, and lists it nowhere', async () => {
     const events: string[] = [];
