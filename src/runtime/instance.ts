@@ -24,6 +24,7 @@ import { JsonAccessLog, writeAccessLine } from '../observability/access-log.js';
 import { createLoggers, type Loggers } from '../observability/logger.js';
 import { ControlPlaneMetrics, DataPlaneMetrics, newRegistry } from '../observability/metrics.js';
 import { Profiler } from '../observability/profiler.js';
+import { SharedStateMetrics } from '../observability/shared-state-metrics.js';
 import { Tracer } from '../observability/tracer.js';
 import { probeTarget } from '../proxy/health-probe.js';
 import type { UpstreamSet } from '../proxy/upstream-set.js';
@@ -182,7 +183,12 @@ export class SluiceInstance {
         'upstream TLS files not reloaded; the previous ones stay in use',
       ),
     );
-    this.guards = new ProcessGuards(config, this.#loggers.app, options.guardMode ?? { kind: 'alone' });
+    const stateMetrics = new SharedStateMetrics(this.registry, () => this.guards.redis);
+    // Alone, this process is the node's view of Redis; a worker's gauges would be summed.
+    if (options.admin !== false) stateMetrics.showUp(config.state.redis !== null);
+    this.guards = new ProcessGuards(config, this.#loggers.app, options.guardMode ?? { kind: 'alone' }, {
+      failure: (reason) => stateMetrics.failure(reason),
+    });
     this.#observer = this.#makeObserver();
     this.#health =
       options.healthChecks === false
@@ -503,6 +509,7 @@ export class SluiceInstance {
       pid: process.pid,
       workers: [{ pid: process.pid, uptime_s: process.uptime(), restarts: 0, requests: this.#served }],
       config: { hash: config.hash, file: config.file },
+      state: { redis: this.guards.redis },
       servers: describeServers(config),
       ...this.upstreams(),
     };

@@ -28,6 +28,7 @@ import { ClusterMetrics } from '../observability/cluster-metrics.js';
 import { createLoggers, type Loggers } from '../observability/logger.js';
 import { ControlPlaneMetrics, newRegistry } from '../observability/metrics.js';
 import { ProfilerBusyError } from '../observability/profiler.js';
+import { SharedStateMetrics } from '../observability/shared-state-metrics.js';
 import { probeTarget } from '../proxy/health-probe.js';
 import { UpstreamSet } from '../proxy/upstream-set.js';
 import { BanManager } from '../security/ban-manager.js';
@@ -150,6 +151,7 @@ export class Primary {
   #state: SharedState | null;
   /** The node's bans: fed by the workers' strikes, pushed to every worker. */
   #bans: BanManager;
+  readonly #stateMetrics: SharedStateMetrics;
 
   constructor(config: ResolvedConfig, options: PrimaryOptions) {
     this.#config = config;
@@ -163,7 +165,9 @@ export class Primary {
       probeTarget,
       (upstream, origin, up) => this.#applyHealth(upstream, origin, up),
     );
-    this.#state = config.state.redis === null ? null : new SharedState(config.state.redis, this.#loggers.app);
+    this.#stateMetrics = new SharedStateMetrics(this.#registry, () => this.#state?.health ?? 'off');
+    this.#stateMetrics.showUp(config.state.redis !== null);
+    this.#state = this.#newSharedState(config);
     this.#bans = new BanManager(this.#state, this.#loggers.app, (e) => this.#broadcast(e));
     this.#bans.setRules(banRules(config));
     this.#control = new ControlPlaneMetrics(this.#registry, {
@@ -809,16 +813,27 @@ export class Primary {
         connections: stats[i]?.connections ?? null,
       })),
       config: { hash: config.hash, file: config.file },
+      // The primary's view: it holds the node's bans (workers fall back on their own for rate limits).
+      state: { redis: this.#state?.health ?? 'off' },
       reloads: { ...this.#reloads, requested: this.#requested, last: this.#lastReload },
       servers: describeServers(config),
       ...(await this.upstreams(stats)),
     };
   }
 
+  /** The primary's Redis connection for `config`, or null; its failures counted in the metrics. */
+  #newSharedState(config: ResolvedConfig): SharedState | null {
+    if (config.state.redis === null) return null;
+    return new SharedState(config.state.redis, this.#loggers.app, {
+      failure: (reason) => this.#stateMetrics.failure(reason),
+    });
+  }
+
   /** A new `state.redis`: a new connection and ban manager, which keeps the bans in force. */
   async #replaceSharedState(next: ResolvedConfig): Promise<void> {
     const old = { state: this.#state, bans: this.#bans };
-    this.#state = next.state.redis === null ? null : new SharedState(next.state.redis, this.#loggers.app);
+    this.#state = this.#newSharedState(next);
+    this.#stateMetrics.showUp(next.state.redis !== null);
     this.#bans = new BanManager(this.#state, this.#loggers.app, (e) => this.#broadcast(e));
     this.#bans.adopt(old.bans.all());
     old.bans.close();

@@ -9,7 +9,7 @@ import { type Ban, BanList } from '../security/ban-list.js';
 import { BanManager } from '../security/ban-manager.js';
 import type { GuardServices } from '../security/guard-services.js';
 import { LocalRateLimiter, type RateLimiter, SharedRateLimiter } from '../security/rate-limiter.js';
-import { SharedState, type StateLog } from '../security/shared-state.js';
+import { SharedState, type StateHooks, type StateLog } from '../security/shared-state.js';
 import { banRules } from '../server/gateway-tables.js';
 
 const STRIKE_BATCH_MS = 250;
@@ -32,9 +32,9 @@ export class ProcessGuards implements GuardServices {
   #pending = new Map<string, number>();
   #timer: NodeJS.Timeout | null = null;
 
-  constructor(config: ResolvedConfig, log: StateLog, mode: GuardMode) {
+  constructor(config: ResolvedConfig, log: StateLog, mode: GuardMode, hooks: StateHooks = {}) {
     this.#mode = mode;
-    this.#state = config.state.redis === null ? null : new SharedState(config.state.redis, log);
+    this.#state = config.state.redis === null ? null : new SharedState(config.state.redis, log, hooks);
     const workers = mode.kind === 'worker' ? Math.max(1, mode.workers) : 1;
     this.#limiter =
       this.#state === null ? new LocalRateLimiter(workers) : new SharedRateLimiter(this.#state, workers);
@@ -92,6 +92,11 @@ export class ProcessGuards implements GuardServices {
   /** Lifts the bans of an address (a lone process only; workers are told by the primary). */
   async unban(address: string): Promise<number> {
     return this.#manager === null ? this.bans.remove(address) : this.#manager.unban(address);
+  }
+
+  /** Whether this process's Redis is up; 'off' without `state.redis`. */
+  get redis(): 'up' | 'down' | 'off' {
+    return this.#state?.health ?? 'off';
   }
 
   /** Stops timers and closes Redis. */

@@ -70,6 +70,17 @@ upstreams:
     return ((await res.body.json()) as { bans: { address: string }[] }).bans.map((b) => b.address);
   };
 
+  const admin = async (port: number, path: string) => {
+    const res = await request(`http://127.0.0.1:${port}${path}`, {
+      headers: { authorization: `Bearer ${OPS}` },
+    });
+    return res.body.text();
+  };
+  const redisState = async (port: number) =>
+    (JSON.parse(await admin(port, '/api/status')) as { state: { redis: string } }).state.redis;
+  const upGauge = async (port: number) =>
+    /^sluice_shared_state_up (\d+)$/m.exec(await admin(port, '/metrics'))?.[1] ?? null;
+
   beforeAll(async () => {
     up = await startUpstream();
     dir = (await tempDir()).path;
@@ -142,9 +153,26 @@ upstreams:
     expect(await bans(a.admin)).not.toContain(scanner);
   });
 
+  it('says whether Redis is up in /api/status and sluice_shared_state_up', async () => {
+    for (const n of nodes) {
+      expect(await redisState(n.admin)).toBe('up');
+      expect(await upGauge(n.admin)).toBe('1');
+      expect(await admin(n.admin, '/metrics')).toMatch(
+        /^sluice_shared_state_failures_total\{reason="timeout"\} \d+$/m,
+      );
+    }
+  });
+
   it('keeps serving when Redis stops, and shares a ban made meanwhile once Redis is back', async () => {
     const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
     await stopRedis(redis);
+    for (const n of nodes) {
+      await until(
+        async () => ((await redisState(n.admin)) === 'down' ? true : undefined),
+        'Redis down in /api/status',
+      );
+      expect(await upGauge(n.admin)).toBe('0');
+    }
     // Traffic goes on: plain requests, rate-limited ones (local buckets now), and bans counted locally.
     for (let i = 0; i < 20; i++) {
       expect(await get(a.port, '/ok', `198.51.100.${100 + (i % 5)}`)).toBe(200);
@@ -177,6 +205,11 @@ upstreams:
       10_000,
     );
     await a.proc.waitForJson((l) => l.msg === 'shared state: Redis is back; resynchronising');
+    await until(
+      async () => ((await redisState(a.admin)) === 'up' ? true : undefined),
+      'Redis up in /api/status',
+    );
+    expect(await upGauge(a.admin)).toBe('1');
     const output = nodes.map((n) => n.proc.stdout() + n.proc.stderr()).join('');
     expect(output).not.toContain(OPS);
   });
@@ -202,6 +235,18 @@ upstreams:
   it('stops waiting on a Redis that hangs, and an unban made meanwhile reaches Redis and every node', async () => {
     const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
     const scanner = '203.0.113.70';
+    // Every process of node B is back from the last outage (up again after 3 probes in a row), so
+    // its worker asks Redis, not its local buckets.
+    const count = (msg: string) => b.proc.jsonLines().filter((l) => l.msg === msg).length;
+    await until(
+      () =>
+        count('shared state: Redis is back; resynchronising') >=
+        count('shared state: Redis unreachable; serving with local state')
+          ? true
+          : undefined,
+      'node B back from the last outage',
+      10_000,
+    );
     await banOn(a, b, scanner);
 
     redis.kill('SIGSTOP');

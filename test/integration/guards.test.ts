@@ -246,6 +246,14 @@ describe('bans', () => {
     expect(audit).toMatchObject([{ audit: true, token_name: 'ops', outcome: 'not-found' }]);
   });
 
+  it('says Redis is off in /api/status, and has no sluice_shared_state_up, without state.redis', async () => {
+    const status = await http(`${adminUrl}/api/status`, { headers: { authorization: `Bearer ${OPS}` } });
+    expect((status.json() as { state: unknown }).state).toEqual({ redis: 'off' });
+    const metrics = await http(`${adminUrl}/metrics`, { headers: { authorization: `Bearer ${OPS}` } });
+    expect(metrics.body).not.toContain('sluice_shared_state_up');
+    expect(metrics.body).toContain('sluice_shared_state_failures_total{reason="error"} 0');
+  });
+
   it('DELETE /api/bans/{ip} refuses what is no address (400 SLUICE_E_ADMIN_BAD_ADDRESS) and takes an IPv6 /64', async () => {
     for (const text of ['not-an-ip', '*', '1', '10.0.0.0/8', '2001:db8::/48']) {
       const res = await http(`${adminUrl}/api/bans/${encodeURIComponent(text)}`, {
