@@ -53,6 +53,13 @@ export class BanManager {
    * resync brought back the very bans an operator had just lifted.
    */
   readonly #pendingUnbans = new Map<string, number>();
+  /**
+   * Bans made here whose write to Redis failed, by scope and address. Written and announced at the
+   * next sweep or resync: a write that timed out or got an error reply while Redis stayed up (a
+   * stall shorter than 3 timeouts, a moment of -READONLY during a failover) was dropped, and the
+   * other nodes never heard of the ban.
+   */
+  readonly #pendingBans = new Map<string, Ban>();
 
   constructor(state: SharedState | null, log: StateLog, onChange: (e: BanEvent) => void) {
     this.#state = state;
@@ -64,6 +71,7 @@ export class BanManager {
         // Still failing (a Redis that hangs counts as up here): tried again at the next sweep.
         this.#liftPending().catch(() => undefined);
       }
+      if (this.#pendingBans.size > 0 && this.#state?.up) this.#announcePending().catch(() => undefined);
     }, 10_000);
     this.#sweeper.unref();
     if (state !== null) {
@@ -134,12 +142,52 @@ export class BanManager {
       },
       'client banned',
     );
-    if (this.#state?.up) {
-      const redis = this.#state.redis;
-      void redis
-        .set(banKey(scope, address), String(ban.until), 'PX', rule.durationMs)
-        .then(() => redis.publish(CHANNEL, JSON.stringify({ type: 'ban', ban })))
-        .catch(() => undefined);
+    if (this.#state === null) return;
+    const id = `${scope}\n${address}`;
+    // While Redis is down the resync that ends the outage writes it; until then it is pending too.
+    this.#pendingBans.set(id, ban);
+    if (this.#state.up) {
+      this.#announce(this.#state, ban).then(
+        () => this.#pendingBans.delete(id),
+        () => undefined,
+      );
+    }
+  }
+
+  /** Writes a ban to Redis and tells the other nodes; a failure counts towards Redis being down. */
+  async #announce(state: SharedState, ban: Ban): Promise<void> {
+    const left = ban.until - Date.now();
+    if (left <= 0) return;
+    await state.watch(state.redis.set(banKey(ban.scope, ban.address), String(ban.until), 'PX', left));
+    await state.watch(state.redis.publish(CHANNEL, JSON.stringify({ type: 'ban', ban })));
+  }
+
+  /** Writes and announces the bans whose first write failed; one pass at a time. */
+  #announcing: Promise<void> | null = null;
+  #announcePending(): Promise<void> {
+    this.#announcing ??= this.#announceAll().finally(() => {
+      this.#announcing = null;
+    });
+    return this.#announcing;
+  }
+
+  async #announceAll(): Promise<void> {
+    const state = this.#state;
+    if (state === null) return;
+    for (const [id, ban] of this.#pendingBans) {
+      // Lifted or run out meanwhile: nothing to tell.
+      if (!this.#list.banned(ban.scope, ban.address)) {
+        this.#pendingBans.delete(id);
+        continue;
+      }
+      // Lifted on another node since it was made (see #unbanInRedis): lifted here too.
+      if (await this.#liftedSince(state.redis, ban)) {
+        this.#pendingBans.delete(id);
+        if (this.#list.remove(ban.address) > 0) this.#onChange({ type: 'unban', address: ban.address });
+        continue;
+      }
+      await this.#announce(state, ban);
+      this.#pendingBans.delete(id);
     }
   }
 
@@ -263,16 +311,17 @@ export class BanManager {
         else this.#apply(ban);
       }
       // Bans made here while Redis was away: stored, and announced to the nodes that resynchronised
-      // first; a ban lifted elsewhere meanwhile is lifted here instead.
+      // first; a ban lifted elsewhere meanwhile is lifted here instead. The pending ones are among them.
       for (const ban of this.#list.all(now)) {
         if (await this.#liftedSince(redis, ban)) {
           if (this.#list.remove(ban.address) > 0) this.#onChange({ type: 'unban', address: ban.address });
-          continue;
+        } else {
+          const key = banKey(ban.scope, ban.address);
+          if ((await redis.set(key, String(ban.until), 'PX', ban.until - now, 'NX')) === 'OK') {
+            await redis.publish(CHANNEL, JSON.stringify({ type: 'ban', ban }));
+          }
         }
-        const key = banKey(ban.scope, ban.address);
-        if ((await redis.set(key, String(ban.until), 'PX', ban.until - now, 'NX')) === 'OK') {
-          await redis.publish(CHANNEL, JSON.stringify({ type: 'ban', ban }));
-        }
+        this.#pendingBans.delete(`${ban.scope}\n${ban.address}`);
       }
     } catch (err) {
       this.#log.warn({ err: String(err) }, 'shared state: could not resynchronise bans');

@@ -175,4 +175,30 @@ describe('shared state in Redis', () => {
     expect(bad.state.health).toBe('down');
     expect(await redisCli('-n', '0', 'DBSIZE')).toBe('0');
   });
+
+  it('announces a ban whose write to Redis failed once Redis takes writes again, without an outage in between', async () => {
+    const { state } = connect();
+    const other = connect();
+    await upNow(state);
+    await upNow(other.state);
+    const rule = { ...RULE, max: 1 };
+    const a = manager(state, memoryLog(), rule);
+    const b = manager(other.state, memoryLog(), rule);
+    // Read-only for a moment (a failover): the strike and the ban's write fail, 2 failures, not 3.
+    await redisCli('REPLICAOF', '127.0.0.1', String(await freePort()));
+    try {
+      a.m.strike('web', '203.0.113.9');
+      await until(() => (a.events.length > 0 ? true : undefined), 'the local ban');
+      // Its write is sent with the ban, long before redis-cli below has started.
+      expect(state.up).toBe(true);
+    } finally {
+      await redisCli('REPLICAOF', 'NO', 'ONE');
+    }
+    await until(
+      async () => ((await redisCli('EXISTS', 'sluice:ban:web:203.0.113.9')) === '1' ? true : undefined),
+      'the ban written to Redis',
+      25_000,
+    );
+    await until(() => (b.events.some((e) => e.type === 'ban') ? true : undefined), 'the other node told');
+  }, 40_000);
 });
