@@ -244,7 +244,12 @@ export class SluiceInstance {
       throw err;
     }
     this.#loggers.app.info(
-      { listen: this.addresses().servers.map((a) => a.key), config: this.#config.hash },
+      // The bans it enforces from its first request (a worker gets the node's with its config).
+      {
+        listen: this.addresses().servers.map((a) => a.key),
+        config: this.#config.hash,
+        bans: this.guards.all().length,
+      },
       // A worker's start is one of several; the primary announces the whole.
       this.#options.admin === false ? 'worker ready' : 'sluice started',
     );

@@ -23,6 +23,11 @@ export type ToWorker =
       readonly config: ResolvedConfig;
       readonly reusePort: boolean;
       readonly workers: number;
+      /**
+       * The node's bans, in force before the worker listens: sent after `ready`, they left a
+       * worker started after a crash or by a rolling reload serving banned clients meanwhile.
+       */
+      readonly bans: readonly Ban[];
     }
   | { readonly type: 'ban'; readonly ban: Ban }
   | { readonly type: 'unban'; readonly address: string }

@@ -45,6 +45,11 @@ import { rootHandlersError } from './root-handlers.js';
 
 /** How long a new worker may take to load its handlers and listen. */
 const READY_TIMEOUT_MS = 30_000;
+/**
+ * How long a start waits for the bans in Redis: above the 2 s connect timeout, so a Redis that is
+ * only slow to accept is waited for; one that refuses connections ends the wait at once.
+ */
+const START_BANS_WAIT_MS = 3000;
 /** How long the primary waits for a worker to answer a query. */
 const QUERY_TIMEOUT_MS = 1000;
 
@@ -211,6 +216,13 @@ export class Primary {
     this.#reusePort = useReusePort(this.#config, listenFacts());
     const count = workerCount(this.#config);
     this.#prepareLogFiles(this.#config);
+    // The bans other nodes made are read before any worker serves: otherwise a client they banned
+    // was served until the read ended. Bounded, so an unreachable Redis delays start by no more.
+    if (!(await this.#bans.loaded(START_BANS_WAIT_MS)) && this.#state !== null)
+      this.#loggers.app.warn(
+        { waited_ms: START_BANS_WAIT_MS },
+        'shared state: the bans in Redis were not read before start; they are read when Redis answers',
+      );
     try {
       const workers = await this.#forkMany(this.#config, count);
       this.#slots = workers.map((worker, index) => this.#newSlot(index, worker, this.#config));
@@ -353,6 +365,7 @@ export class Primary {
             config,
             reusePort: this.#reusePort,
             workers: workerCount(config),
+            bans: this.#bans.all(),
           });
         } else if (message.type === 'ready') {
           cleanup();
@@ -360,6 +373,7 @@ export class Primary {
           worker.on('message', (m: unknown) => this.#onWorkerMessage(worker, pid, m));
           worker.once('exit', () => this.#cluster.retire(pid));
           this.#sendHealthSnapshot(worker);
+          // Again: a ban made while it started went only to the workers of the slots.
           for (const ban of this.#bans.all()) this.#send(worker, { type: 'ban', ban });
           resolve(worker);
         } else if (message.type === 'start-failed') {

@@ -12,6 +12,7 @@ import type { MetricsJson } from '../admin/dashboard-stats.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { preopenForLogs } from '../observability/line-writer.js';
+import type { Ban } from '../security/ban-list.js';
 import { SluiceInstance } from './instance.js';
 import type { FromWorker, ToWorker } from './ipc.js';
 import { dropPrivileges } from './privileges.js';
@@ -25,7 +26,12 @@ function send(message: FromWorker): void {
   process.send?.(message);
 }
 
-async function start(config: ResolvedConfig, reusePort: boolean, workers: number): Promise<void> {
+async function start(
+  config: ResolvedConfig,
+  reusePort: boolean,
+  workers: number,
+  bans: readonly Ban[],
+): Promise<void> {
   try {
     // With the primary's shared sockets the worker binds nothing itself: drop root first, so no
     // handler code ever runs as root. With SO_REUSEPORT the ports are >= 1024 or root is kept
@@ -40,6 +46,7 @@ async function start(config: ResolvedConfig, reusePort: boolean, workers: number
       listen: { reusePort },
       guardMode: { kind: 'worker', workers, report: (batch) => send({ type: 'strikes', batch }) },
     });
+    for (const ban of bans) instance.guards.bans.add(ban);
     await instance.start();
     send({ type: 'ready' });
   } catch (err) {
@@ -57,7 +64,7 @@ async function start(config: ResolvedConfig, reusePort: boolean, workers: number
 async function handle(message: ToWorker): Promise<void> {
   switch (message.type) {
     case 'start':
-      await start(message.config, message.reusePort, message.workers);
+      await start(message.config, message.reusePort, message.workers, message.bans);
       return;
     case 'ban':
       instance?.guards.bans.add(message.ban);

@@ -91,7 +91,36 @@ export class BanManager {
         );
       });
       this.#subscriber = sub;
-      state.onReady(() => void this.#resync());
+      state.onReady(() => {
+        const done = this.#resync();
+        this.#firstResync ??= done;
+      });
+    }
+  }
+
+  /** The first resync's, once Redis is first up. */
+  #firstResync: Promise<void> | null = null;
+
+  /**
+   * Resolves true once the bans Redis held at start are loaded (at once without Redis), false when
+   * Redis was found down first or `timeoutMs` passed: the caller starts serving either way.
+   */
+  async loaded(timeoutMs: number): Promise<boolean> {
+    const state = this.#state;
+    if (state === null) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    const read = state.first.then(async (up) => {
+      if (!up) return false;
+      await (this.#firstResync ?? this.#resync());
+      return true;
+    });
+    try {
+      return await Promise.race([read, late]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 

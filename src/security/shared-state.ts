@@ -191,6 +191,7 @@ export class SharedState {
     this.#up = false;
     if (this.#reportedDown || this.#closing) return;
     this.#reportedDown = true;
+    this.#settle(false);
     this.#log.warn(
       { redis: redactUrl(this.#url), err: why },
       'shared state: Redis unreachable; serving with local state',
@@ -230,6 +231,7 @@ export class SharedState {
         // Never taken for the database asked for: the probe goes on, in case Redis is fixed.
         this.#reportedDown = true;
         this.#up = false;
+        this.#settle(false);
       } else this.#down(message);
     } finally {
       this.#probing = false;
@@ -245,8 +247,16 @@ export class SharedState {
     if (this.#reportedDown)
       this.#log.info({ redis: redactUrl(this.#url) }, 'shared state: Redis is back; resynchronising');
     this.#reportedDown = false;
+    this.#settle(true);
     for (const f of this.#ready) f();
   }
+
+  /** Resolves `first` with the first verdict: up, or down (unreachable, refused, no such database). */
+  #settle: (up: boolean) => void = () => undefined;
+  /** Whether Redis came up (true) or was found down (false) first, after the connection was opened. */
+  readonly first: Promise<boolean> = new Promise((resolve) => {
+    this.#settle = resolve;
+  });
 
   /** A token-bucket take (see TAKE), counted by the failure breaker. */
   take(key: string, rate: number, capacity: number): Promise<[number, string]> {

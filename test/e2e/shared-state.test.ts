@@ -163,6 +163,44 @@ upstreams:
     }
   });
 
+  it('starts a worker with the bans in force: one restarted after a crash, and every one of a node started later', async () => {
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    const scanner = '203.0.113.40';
+    for (const path of ['/s1', '/s2', '/s3']) expect(await get(a.port, path, scanner)).toBe(404);
+    await until(
+      async () => ((await get(b.port, '/ok', scanner)) === 403 ? true : undefined),
+      'node B enforcing the ban',
+      5000,
+    );
+    // A worker's lines reach the pipe on their own schedule, maybe after the primary's.
+    const readyBans = async (proc: CliProcess, pid: number) =>
+      (await proc.waitForJson((l) => l.msg === 'worker ready' && l.pid === pid))[0]?.bans;
+
+    // A worker of node A dies: the one started in its place holds the ban from its first request.
+    const status = JSON.parse(await admin(a.admin, '/api/status')) as { workers: { pid: number }[] };
+    const victim = status.workers[0]!.pid;
+    process.kill(victim, 'SIGKILL');
+    const [restarted] = await a.proc.waitForJson((l) => l.msg === 'worker restarted', 1, 20_000);
+    expect(await readyBans(a.proc, restarted!.worker_pid as number)).toBeGreaterThanOrEqual(1);
+
+    // A third node started now reads the bans Redis holds before its workers serve.
+    const port = await freePort();
+    const adminPort = await freePort();
+    const file = join(dir, 'node-late.yaml');
+    await writeFile(file, config(port, adminPort, 2));
+    const late = spawnCli(['start', '-c', file], { env: { SLUICE_TEST_OPS: OPS } });
+    try {
+      await waitForPort(port, { proc: late });
+      await late.waitForJson((l) => l.msg === 'sluice started');
+      const ready = await late.waitForJson((l) => l.msg === 'worker ready', 2);
+      for (const line of ready) expect(line.bans).toBeGreaterThanOrEqual(1);
+      expect(await get(port, '/ok', scanner)).toBe(403);
+    } finally {
+      late.signal('SIGTERM');
+      await late.waitForExit(10_000).catch(() => undefined);
+    }
+  }, 60_000);
+
   it('keeps serving when Redis stops, and shares a ban made meanwhile once Redis is back', async () => {
     const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
     await stopRedis(redis);
