@@ -218,9 +218,10 @@ export class Primary {
     this.#prepareLogFiles(this.#config);
     // The bans other nodes made are read before any worker serves: otherwise a client they banned
     // was served until the read ended. Bounded, so an unreachable Redis delays start by no more.
-    if (!(await this.#bans.loaded(START_BANS_WAIT_MS)) && this.#state !== null)
+    const bans = await this.#bans.loaded(START_BANS_WAIT_MS);
+    if (bans !== 'loaded')
       this.#loggers.app.warn(
-        { waited_ms: START_BANS_WAIT_MS },
+        { reason: bans, wait_ms: START_BANS_WAIT_MS },
         'shared state: the bans in Redis were not read before start; they are read when Redis answers',
       );
     try {

@@ -102,20 +102,20 @@ export class BanManager {
   #firstResync: Promise<void> | null = null;
 
   /**
-   * Resolves true once the bans Redis held at start are loaded (at once without Redis), false when
-   * Redis was found down first or `timeoutMs` passed: the caller starts serving either way.
+   * Resolves once the bans Redis held at start are loaded (at once without Redis): `loaded`; `down`
+   * when Redis was found down first, `timeout` when `timeoutMs` passed: the caller serves either way.
    */
-  async loaded(timeoutMs: number): Promise<boolean> {
+  async loaded(timeoutMs: number): Promise<'loaded' | 'down' | 'timeout'> {
     const state = this.#state;
-    if (state === null) return true;
+    if (state === null) return 'loaded';
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), timeoutMs);
+    const late = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
     });
     const read = state.first.then(async (up) => {
-      if (!up) return false;
+      if (!up) return 'down' as const;
       await (this.#firstResync ?? this.#resync());
-      return true;
+      return 'loaded' as const;
     });
     try {
       return await Promise.race([read, late]);

@@ -371,3 +371,43 @@ upstreams:
     expect((await unban(a.admin, '203.0.113.91')).lifted).toBe(1);
   });
 });
+
+describe('a node started while its Redis refuses connections', () => {
+  it('starts without waiting for the bans, serves on local state, and says Redis is down', async () => {
+    const up = await startUpstream();
+    const dir = (await tempDir()).path;
+    const [port, admin, closed] = [await freePort(), await freePort(), await freePort()];
+    const file = join(dir, 'alone.yaml');
+    await writeFile(
+      file,
+      `workers: 1
+log: { access: off }
+state: { redis: "redis://127.0.0.1:${closed}/0" }
+admin: { listen: "127.0.0.1:${admin}" }
+servers:
+  - name: web
+    listen: "127.0.0.1:${port}"
+    routes:
+      - match: { path: /ok }
+        proxy: { upstream: app }
+upstreams:
+  app:
+    targets: [{ url: "${up.url}" }]
+`,
+    );
+    const proc = spawnCli(['start', '-c', file]);
+    try {
+      await proc.waitForJson((l) => l.msg === 'sluice started', 1, 20_000);
+      // Refused at once: the wait for the bans ends then (reason down), not at its 3 s bound (timeout).
+      const notRead = proc.jsonLines().filter((l) => String(l.msg).includes('were not read before start'));
+      expect(notRead).toMatchObject([{ level: 'warn', reason: 'down' }]);
+      expect(await get(port, '/ok', '198.51.100.1')).toBe(200);
+      const res = await request(`http://127.0.0.1:${admin}/api/status`);
+      expect(((await res.body.json()) as { state: unknown }).state).toEqual({ redis: 'down' });
+    } finally {
+      proc.signal('SIGTERM');
+      await proc.waitForExit(10_000).catch(() => undefined);
+      await up.close();
+    }
+  });
+});
