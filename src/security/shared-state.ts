@@ -214,6 +214,8 @@ export class SharedState {
       if (this.#probes >= (this.#wasUp ? SUCCESSES_BEFORE_UP : 1)) this.#upNow();
     } catch (err) {
       this.#probes = 0;
+      // Counted like any command: the failures go on climbing for as long as Redis stays broken.
+      this.#hooks.failure?.(failureReason(err));
       const message = err instanceof Error ? err.message : String(err);
       if (/DB index is out of range|invalid DB index/i.test(message)) {
         if (!this.#reportedDb) {
