@@ -128,9 +128,10 @@ describe('sluice import nginx (built CLI)', () => {
 
   it('writes the YAML with -o and prints each dropped directive as FILE:LINE: warning', async () => {
     expect(imported.code, imported.stderr).toBe(0);
-    expect(imported.stdout).toBe(`wrote ${out} (1 warning); next: sluice check -c ${out}\n`);
+    expect(imported.stdout).toBe(`wrote ${out} (2 warnings); next: sluice check -c ${out}\n`);
     expect(imported.stderr).toBe(
-      `${conf}:6: warning: gzip: not carried over: sluice does not compress responses; let the upstream compress them\n`,
+      `${conf}:6: warning: gzip: not carried over: sluice does not compress responses; let the upstream compress them\n` +
+        `${conf}:26: warning: proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for: sluice sends X-Forwarded-For itself, but keeps the client's chain only when the peer is one of trusted_proxies (else the peer address alone); nginx appends the peer to any chain the client sent\n`,
     );
     const yaml = await readFile(out, 'utf8');
     expect(yaml).toMatch(/^# Imported from nginx\.conf by `sluice import nginx`\./);

@@ -2,8 +2,9 @@
  * `proxy_set_header` → `set_headers`, `remove_headers` and `preserve_host`.
  *
  * The usual reverse-proxy headers are what sluice sends anyway (docs/config.md, Forwarding
- * headers), so they are dropped without a word: `X-Real-IP $remote_addr`, `X-Forwarded-For
- * $proxy_add_x_forwarded_for`, `X-Forwarded-Proto $scheme`, `X-Forwarded-Host $host`. So are the
+ * headers), so they are dropped without a word: `X-Real-IP $remote_addr`, `X-Forwarded-Proto
+ * $scheme`, `X-Forwarded-Host $host`. `X-Forwarded-For $proxy_add_x_forwarded_for` is dropped with
+ * a warning: sluice's chain differs for a client that sends one and is no trusted proxy. So are the
  * WebSocket ones (`Upgrade $http_upgrade`, `Connection "upgrade"`): sluice tunnels upgrades
  * itself. `Host` decides `preserve_host`: nginx sends the target's name (`$proxy_host`) unless
  * told otherwise, sluice the client's unless `preserve_host: false`.
@@ -29,6 +30,9 @@ const SLUICE_DEFAULTS: Readonly<Record<string, readonly string[]>> = {
   'x-forwarded-proto': ['$scheme'],
   'x-forwarded-host': ['$host', '$http_host'],
 };
+
+const XFF_DIFFERS =
+  "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for: sluice sends X-Forwarded-For itself, but keeps the client's chain only when the peer is one of trusted_proxies (else the peer address alone); nginx appends the peer to any chain the client sent";
 
 /** Host values that mean "the client's Host", which sluice sends by default. */
 // biome-ignore lint/suspicious/noTemplateCurlyInString: "${host}" is nginx's braced variable syntax, not a template.
@@ -65,7 +69,11 @@ export function convertProxyHeaders(list: readonly NginxDirective[], server: Ser
       if (!CLIENT_HOST.has(value) && value !== '$proxy_host') hostHeader(d, value, setHeaders, server);
       continue;
     }
-    if (SLUICE_DEFAULTS[lower]?.includes(value)) continue;
+    if (SLUICE_DEFAULTS[lower]?.includes(value)) {
+      // The same header, built differently: nginx passes on whatever chain the client sent.
+      if (lower === 'x-forwarded-for') ctx.warnings.add(d, XFF_DIFFERS);
+      continue;
+    }
     if (lower === 'upgrade' && value === '$http_upgrade') {
       websocket = true;
       continue;

@@ -7,7 +7,7 @@
  *   ssl_certificate(_key), ssl_protocols,
  *   ssl_client_certificate, ssl_verify_client              → tls
  *   client_max_body_size, client_header_timeout,
- *   keepalive_timeout, keepalive_requests                  → limits
+ *   send_timeout, keepalive_timeout, keepalive_requests    → limits
  *   set_real_ip_from + real_ip_header X-Forwarded-For     → trusted_proxies
  *   allow/deny, limit_req (server or http level)           → access, rate_limit
  *   return / redirecting rewrite at server level          → one route for every path
@@ -29,7 +29,7 @@ import { namedFile, type PathContext } from './output-path.js';
 import { escapeRegex, guardRegex, translateRegex } from './regex.js';
 import { childScope, nearest, nearestList, own, type Scope } from './scope.js';
 import type { SluiceLimits, SluiceRoute, SluiceServer, SluiceTls, YamlNote } from './sluice-config.js';
-import { toSluiceDuration } from './units.js';
+import { parseNginxTime, toSluiceDuration } from './units.js';
 import { hasVariables } from './variables.js';
 
 /** A converted listen, with the directive it came from. */
@@ -307,7 +307,7 @@ function readTls(
   return tls;
 }
 
-/** client_max_body_size, client_header_timeout, keepalive_timeout, keepalive_requests → limits. */
+/** client_max_body_size, client_header_timeout, send_timeout, keepalive_timeout, keepalive_requests → limits. */
 function readLimits(scope: Scope, ctx: ConvertContext, notes: YamlNote[]): SluiceLimits {
   const limits: SluiceLimits = {};
   const directive = nearest(scope, 'client_max_body_size');
@@ -324,6 +324,14 @@ function readLimits(scope: Scope, ctx: ConvertContext, notes: YamlNote[]): Sluic
         `client_header_timeout ${header.args[0] ?? ''}: not a time above 0; not carried over`,
       );
     } else limits.header_timeout = t;
+  }
+  // nginx's default is sluice's too (60s); 0 disables the limit in both.
+  const send = nearest(scope, 'send_timeout');
+  if (send !== undefined) {
+    const t = toSluiceDuration(send.args[0] ?? '');
+    if (t === null) {
+      ctx.warnings.add(send, `send_timeout ${send.args[0] ?? ''}: not a time; not carried over`);
+    } else if (parseNginxTime(send.args[0] ?? '') !== 60_000) limits.send_timeout = t;
   }
   const keepalive = nearest(scope, 'keepalive_timeout');
   if (keepalive !== undefined) {

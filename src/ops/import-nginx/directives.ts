@@ -41,6 +41,7 @@ const PROXY = [
 const SERVER_WIDE = [
   'client_max_body_size',
   'client_header_timeout',
+  'send_timeout',
   'keepalive_timeout',
   'keepalive_requests',
   'ssl_certificate',

@@ -1,0 +1,45 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: nginx writes variables as ${name}; these strings are nginx text, not templates.
+/**
+ * `sluice import nginx` is never more permissive than the nginx config it came from: directives
+ * that change behaviour are carried over (send_timeout, add_header, the Host nginx sends, the query
+ * string of a rewrite, both sides of a dual-stack listen), or the route refuses requests (internal,
+ * auth_basic, limit_except) with a warning at the line they were written on.
+ */
+import { describe, expect, it } from 'vitest';
+import { loadConfigText } from '../../src/config/load.js';
+import { formatProblem } from '../../src/config/problem.js';
+import type { ResolvedConfig } from '../../src/config/types.js';
+import { importNginx } from '../../src/ops/import-nginx/import-nginx.js';
+
+const convert = (http: string) => importNginx({ file: 'n.conf', text: `http {\n${http}\n}\n` });
+const messages = (r: ReturnType<typeof convert>) => r.warnings.map((w) => [w.line, w.message]);
+
+function resolved(yaml: string): ResolvedConfig {
+  const r = loadConfigText(yaml, 'sluice.yaml', {});
+  if (!r.ok) throw new Error(r.problems.map((p) => formatProblem(p)).join('\n'));
+  return r.config;
+}
+
+describe('limits and forwarding headers', () => {
+  it('carries send_timeout to limits.send_timeout (60s, the default of both, is not written)', () => {
+    const r = convert(
+      [
+        'send_timeout 30s;',
+        'server { listen 80; location / { return 204; } }',
+        'server { listen 81; send_timeout 60; location / { return 204; } }',
+      ].join('\n'),
+    );
+    expect(r.config.servers.map((s) => s.limits?.send_timeout)).toEqual(['30s', undefined]);
+    expect(r.warnings).toEqual([]);
+    expect(resolved(r.yaml).servers[0]!.limits.sendTimeoutMs).toBe(30_000);
+  });
+
+  it('says how X-Forwarded-For differs when nginx appends to the chain the client sent', () => {
+    const r = convert(
+      'server { listen 80; location / { proxy_pass http://10.0.0.5:8080; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; } }',
+    );
+    expect(messages(r)).toEqual([
+      [2, expect.stringMatching(/X-Forwarded-For .*trusted_proxies.*nginx appends the peer to any chain/)],
+    ]);
+  });
+});
