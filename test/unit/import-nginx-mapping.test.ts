@@ -43,3 +43,24 @@ describe('limits and forwarding headers', () => {
     ]);
   });
 });
+
+describe('rewrite', () => {
+  it("keeps the query string nginx appends to a redirect, unless the replacement ends with '?'", () => {
+    const r = convert(
+      [
+        'server { listen 80;',
+        '  location /a/ { rewrite ^ https://b.test/x permanent; }',
+        '  location /b/ { rewrite ^ https://b.test/y? redirect; }',
+        '  location /c/ { rewrite ^ https://b.test/z?from=c permanent; }',
+        '}',
+      ].join('\n'),
+    );
+    expect(r.config.servers[0]!.routes.map((route) => route.redirect)).toEqual([
+      { to: 'https://b.test/x$is_args$args', status: 301 },
+      { to: 'https://b.test/y' },
+      { to: 'https://b.test/z?from=c', status: 301 },
+    ]);
+    expect(messages(r)).toEqual([[5, expect.stringMatching(/adds the request's query string to this one/)]]);
+    resolved(r.yaml);
+  });
+});

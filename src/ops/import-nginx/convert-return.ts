@@ -184,7 +184,13 @@ export function convertRewrite(d: NginxDirective, scope: Scope, server: ServerCo
       'rewrite: nginx appends the query string a second time here (no "?" at the end); sluice does not',
     );
   } else if (keepsArgs && !target.includes('$request_uri')) {
-    warnings.add(d, 'rewrite: the query string nginx appends is not carried over (sluice has no $args)');
+    if (target.includes('?')) {
+      // nginx joins the two with "&"; sluice has no way to write the "&" only when there are args.
+      warnings.add(
+        d,
+        `rewrite ${pattern} ${replacement}: nginx adds the request's query string to this one with "&"; sluice sends the target's query only`,
+      );
+    } else target += '$is_args$args';
   }
   return redirectTo(d, target, status, scope, server);
 }
