@@ -64,3 +64,24 @@ describe('rewrite', () => {
     resolved(r.yaml);
   });
 });
+
+describe('listen', () => {
+  it('keeps the IPv4 side of a dual-stack [::]:PORT ipv6only=off (sluice binds [::] IPv6-only)', () => {
+    const r = convert(
+      [
+        'server { listen [::]:80 ipv6only=off default_server; location / { return 204; } }',
+        'server { listen [::]:8443 ssl ipv6only=off; listen [::1]:81 ipv6only=off; ssl_certificate /c.pem; ssl_certificate_key /k.pem; location / { return 204; } }',
+      ].join('\n'),
+    );
+    expect(r.config.servers.map((s) => [s.listen, s.default])).toEqual([
+      [['[::]:80', ':80'], true],
+      [['[::1]:81'], undefined],
+      [['[::]:8443', ':8443'], undefined],
+    ]);
+    expect(r.config.servers[2]!.tls).toEqual({ cert: '/c.pem', key: '/k.pem' });
+    expect(r.warnings).toEqual([]);
+    const plain = convert('server { listen [::]:80 ipv6only=off; location / { return 204; } }');
+    const listens = resolved(plain.yaml).servers[0]!.listen.map((a) => a.key);
+    expect(listens).toEqual(['[::]:80', '0.0.0.0:80']);
+  });
+});

@@ -23,7 +23,7 @@ import type { ConvertContext, ServerContext } from './convert-context.js';
 import { accessAt, rateLimitAt } from './convert-guards.js';
 import { convertLocation, type RoutePlan } from './convert-location.js';
 import { firstReturn } from './convert-return.js';
-import { type ListenPlan, parseListen } from './listen.js';
+import { ipv4Side, type ListenPlan, parseListen } from './listen.js';
 import { parseLocation } from './location-match.js';
 import { namedFile, type PathContext } from './output-path.js';
 import { escapeRegex, guardRegex, translateRegex } from './regex.js';
@@ -187,6 +187,11 @@ function readListens(scope: Scope, ctx: ConvertContext): PlacedListen[] {
       continue;
     }
     out.push({ plan, directive: l });
+    const ipv4 = plan.dualStack ? ipv4Side(plan) : null;
+    // A `listen 80` of its own beside it would make nginx fail to bind; one entry does for sluice.
+    if (ipv4 !== null && !out.some((o) => o.plan.address.key === ipv4.address.key)) {
+      out.push({ plan: ipv4, directive: l });
+    }
   }
   return out;
 }

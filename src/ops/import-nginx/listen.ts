@@ -16,6 +16,11 @@ export interface ListenPlan {
   readonly isDefault: boolean;
   /** `backlog=N`, which sluice has per server (`limits.backlog`). */
   readonly backlog: number | undefined;
+  /**
+   * `[::]:PORT ipv6only=off`: nginx binds one socket for both families. sluice binds `[::]`
+   * IPv6-only, so the caller adds the IPv4 wildcard of the same port beside it.
+   */
+  readonly dualStack: boolean;
   /** Parameters with no sluice equivalent, as written. */
   readonly dropped: readonly string[];
 }
@@ -37,15 +42,26 @@ export function parseListen(args: readonly string[]): ListenPlan | { error: stri
   let http2 = false;
   let isDefault = false;
   let backlog: number | undefined;
+  let dualStack = false;
   const dropped: string[] = [];
   for (const p of params) {
     if (p === 'ssl') ssl = true;
     else if (p === 'http2') http2 = true;
     else if (p === 'default_server' || p === 'default') isDefault = true;
     else if (/^backlog=\d+$/.test(p)) backlog = Number(p.slice('backlog='.length));
+    // Only the IPv6 wildcard takes IPv4 connections with ipv6only=off; on any other address it does nothing.
+    else if (p === 'ipv6only=off') dualStack = address.host === '::';
     else if (!SOCKET_TUNING.test(p)) dropped.push(p);
   }
-  return { text, address, ssl, http2, isDefault, backlog, dropped };
+  return { text, address, ssl, http2, isDefault, backlog, dualStack, dropped };
+}
+
+/** The IPv4 side of a dual-stack `[::]:PORT ipv6only=off`: `:PORT` with the same parameters. */
+export function ipv4Side(plan: ListenPlan): ListenPlan | null {
+  const text = `:${plan.address.port}`;
+  const address = parseListenAddress(text);
+  if ('error' in address) return null;
+  return { ...plan, text, address, dualStack: false, dropped: [] };
 }
 
 /** The sluice spelling of an nginx address, or `null` when it has none. */
