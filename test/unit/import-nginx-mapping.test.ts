@@ -85,3 +85,34 @@ describe('listen', () => {
     expect(listens).toEqual(['[::]:80', '0.0.0.0:80']);
   });
 });
+
+describe('the Host sent upstream', () => {
+  it("sends the upstream block's name as Host, as nginx's $proxy_host; the client's with proxy_set_header Host $host", () => {
+    const r = convert(
+      [
+        'upstream Backend { server 10.0.0.5:8080; server 10.0.0.6:8080; }',
+        'server { listen 80;',
+        '  location /a/ { proxy_pass http://Backend; }',
+        '  location /b/ { proxy_pass http://10.0.0.7:8080; }',
+        '  location /c/ { proxy_pass http://Backend; proxy_set_header Host $host; }',
+        '  location /d/ { proxy_pass http://Backend; proxy_set_header Host $proxy_host; }',
+        '}',
+      ].join('\n'),
+    );
+    const proxies = r.config.servers[0]!.routes.filter((x) => x.proxy !== undefined).map((x) => x.proxy);
+    expect(proxies.map((p) => [p?.upstream ?? p?.url, p?.set_headers?.Host, p?.preserve_host])).toEqual([
+      ['Backend', 'Backend', undefined],
+      ['http://10.0.0.7:8080', undefined, false],
+      ['Backend', undefined, undefined],
+      ['Backend', 'Backend', undefined],
+    ]);
+    const routes = resolved(r.yaml).servers[0]!.routes;
+    const actions = routes.map((x) => x.action).filter((a) => a.kind === 'proxy');
+    expect(actions.map((a) => [a.preserveHost, a.setHeaders.map(([name]) => name)])).toEqual([
+      [true, ['Host']],
+      [false, []],
+      [true, []],
+      [true, ['Host']],
+    ]);
+  });
+});

@@ -109,8 +109,15 @@ export function convertProxy(
 
   const notes: string[] = [];
   const headers = convertProxyHeaders(nearestList(scope, 'proxy_set_header')?.directives ?? [], server);
-  if (!headers.preserveHost) proxy.preserve_host = false;
-  if (Object.keys(headers.setHeaders).length > 0) proxy.set_headers = headers.setHeaders;
+  const setHeaders = { ...headers.setHeaders };
+  if (!headers.preserveHost) {
+    // nginx's $proxy_host is the name written in proxy_pass: for an upstream block that is the
+    // block's name (`backend`), which sluice's preserve_host: false would replace with the
+    // target's address; a single address (`10.0.0.5:8080`) is what sluice sends too.
+    if (proxy.upstream !== undefined) setHeaders.Host = hostPort;
+    else proxy.preserve_host = false;
+  }
+  if (Object.keys(setHeaders).length > 0) proxy.set_headers = setHeaders;
   if (headers.removeHeaders.length > 0) proxy.remove_headers = headers.removeHeaders;
   if (headers.websocket) notes.push(WEBSOCKET_NOTE);
 
