@@ -6,7 +6,7 @@
  * the primaries are up, the backup taking over from a dead primary, `return` answers and
  * redirects, proxy_pass with a URI part, and the proxied headers.
  */
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -314,5 +314,46 @@ http {
     expect([r.status, r.body]).toEqual([200, 'client edge sni backend.internal']);
     sluice.signal('SIGTERM');
     expect(await sluice.waitForExit(15_000)).toEqual({ code: 0, signal: null });
+  });
+});
+
+describe('sluice import nginx: certificate paths', () => {
+  let tmp: { path: string; remove(): Promise<void> };
+
+  beforeAll(async () => {
+    requireBuilt();
+    tmp = await tempDir('sluice-import-certs-');
+  });
+
+  afterAll(async () => {
+    await tmp?.remove();
+  });
+
+  it("writes relative ssl_certificate paths absolute, from the main file's directory even in an include, so the YAML works anywhere", async () => {
+    const nginxDir = join(tmp.path, 'nginx');
+    mkdirSync(join(nginxDir, 'sites'), { recursive: true });
+    mkdirSync(join(nginxDir, 'certs'));
+    mkdirSync(join(tmp.path, 'elsewhere'));
+    for (const f of ['example.com.crt', 'example.com.key']) {
+      copyFileSync(join('test/fixtures/nginx/tls/certs', f), join(nginxDir, 'certs', f));
+    }
+    await writeFile(join(nginxDir, 'nginx.conf'), 'events {}\nhttp {\n    include sites/*.conf;\n}\n');
+    await writeFile(
+      join(nginxDir, 'sites', 'a.conf'),
+      'server {\n    listen 127.0.0.1:8443 ssl;\n    ssl_certificate certs/example.com.crt;\n    ssl_certificate_key certs/example.com.key;\n    location / { return 204; }\n}\n',
+    );
+    // Printed from inside nginx's directory, saved and checked from another one.
+    const printed = await runCli(['import', 'nginx', 'nginx.conf'], { cwd: nginxDir });
+    expect(printed.stderr).toBe('');
+    expect(printed.code).toBe(0);
+    expect(printed.stdout).toContain(`cert: ${join(nginxDir, 'certs', 'example.com.crt')}\n`);
+    const saved = join(tmp.path, 'elsewhere', 'sluice.yaml');
+    await writeFile(saved, printed.stdout);
+    const check = await runCli(['check', '-c', saved], { cwd: tmp.path });
+    expect([check.code, check.stderr]).toEqual([0, '']);
+    // With -o beside the certificates too: the YAML may be moved.
+    const out = join(nginxDir, 'sluice.yaml');
+    expect((await runCli(['import', 'nginx', join(nginxDir, 'nginx.conf'), '-o', out])).code).toBe(0);
+    expect(await readFile(out, 'utf8')).toContain(`key: ${join(nginxDir, 'certs', 'example.com.key')}\n`);
   });
 });

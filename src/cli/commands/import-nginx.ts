@@ -10,7 +10,6 @@
  *   no server to convert.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
 import { importNginx } from '../../ops/import-nginx/import-nginx.js';
 import { NginxSyntaxError } from '../../ops/import-nginx/nginx-syntax-error.js';
 import { NothingToImportError } from '../../ops/import-nginx/nothing-to-import-error.js';
@@ -51,8 +50,9 @@ export async function runImportNginx(file: string, opts: ImportNginxCommandOptio
     result = importNginx({
       file,
       text,
+      // No outputDir: certificate paths are written absolute, so the YAML names the same files
+      // wherever it is moved and whatever directory sluice is started from.
       prefix: opts.prefix,
-      outputDir: out === undefined ? process.cwd() : dirname(resolve(out)),
     });
   } catch (err) {
     if (err instanceof NginxSyntaxError || err instanceof NothingToImportError) {

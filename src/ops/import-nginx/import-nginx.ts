@@ -35,7 +35,10 @@ export interface ImportNginxOptions {
   readonly text: string;
   /** nginx's prefix, against which relative includes and certificate paths are resolved; default: `file`'s directory. */
   readonly prefix?: string | undefined;
-  /** The directory the YAML will be written to: certificate paths under it are written relative to it. */
+  /**
+   * Certificate paths under this directory are written relative to it (for files kept beside
+   * the YAML, as the golden tests are); `undefined`, the CLI's choice: always absolute.
+   */
   readonly outputDir?: string | undefined;
   /** How included files are read; default: from disk. */
   readonly files?: NginxFiles | undefined;
