@@ -10,6 +10,7 @@ import { loadConfigText } from '../../src/config/load.js';
 import { formatProblem } from '../../src/config/problem.js';
 import type { ResolvedConfig } from '../../src/config/types.js';
 import { importNginx } from '../../src/ops/import-nginx/import-nginx.js';
+import { RouteTable } from '../../src/router/route-table.js';
 
 const convert = (http: string) => importNginx({ file: 'n.conf', text: `http {\n${http}\n}\n` });
 const messages = (r: ReturnType<typeof convert>) => r.warnings.map((w) => [w.line, w.message]);
@@ -113,6 +114,78 @@ describe('the Host sent upstream', () => {
       [false, []],
       [true, []],
       [true, ['Host']],
+    ]);
+  });
+});
+
+describe('what sluice cannot do is refused, never served more openly', () => {
+  const r = convert(
+    [
+      'server { listen 80;',
+      '  location / { proxy_pass http://10.0.0.5:8080; }',
+      '  location /int/ { internal; proxy_pass http://10.0.0.5:8080; location /int/deep/ { return 200 "deep"; } }',
+      '  location /auth/ { auth_basic "staff"; auth_basic_user_file /etc/nginx/htpasswd; proxy_pass http://10.0.0.5:8080;',
+      '    location /auth/open/ { auth_basic off; proxy_pass http://10.0.0.6:8080; } }',
+      '  location = /auth/ping { auth_basic "staff"; return 200 "pong"; }',
+      '  location /sso/ { auth_request /check; proxy_pass http://10.0.0.5:8080; }',
+      '  location /ro/ { limit_except GET { deny all; } proxy_pass http://10.0.0.7:8080; }',
+      '  location /lan/ { limit_except GET POST { allow 10.0.0.0/8; deny all; } proxy_pass http://10.0.0.7:8080; }',
+      '  location /odd/ { limit_except GET { auth_basic "x"; } proxy_pass http://10.0.0.7:8080; }',
+      '}',
+    ].join('\n'),
+  );
+  const server = resolved(r.yaml).servers[0]!;
+  const table = new RouteTable(server.routes, (route) => route);
+  const answer = (path: string, method = 'GET') => {
+    const route = table.match(path, method, { header: () => undefined });
+    const a = route?.action;
+    if (a?.kind === 'respond') return a.status;
+    if (a?.kind === 'redirect') return `${a.status} redirect`;
+    if (a?.kind === 'proxy') return `proxy ${a.upstream}`;
+    return a?.kind;
+  };
+
+  it('answers 404 for an internal location and those nested in it, its slash redirect too', () => {
+    expect([answer('/int/x'), answer('/int/deep/x'), answer('/int')]).toEqual([404, 404, 404]);
+  });
+
+  it('refuses (403) where nginx asks for credentials, but for a return (answered first) and auth_basic off', () => {
+    expect(answer('/auth/x')).toBe(403);
+    expect(answer('/sso/x')).toBe(403);
+    expect(answer('/auth/ping')).toBe(200);
+    expect(answer('/auth/open/x')).toMatch(/^proxy/);
+  });
+
+  it('refuses the methods limit_except leaves out, or checks them against its allow/deny', () => {
+    expect([answer('/ro/x'), answer('/ro/x', 'HEAD'), answer('/ro/x', 'POST')]).toEqual([
+      expect.stringMatching(/^proxy/),
+      expect.stringMatching(/^proxy/),
+      403,
+    ]);
+    expect(answer('/lan/x', 'POST')).toMatch(/^proxy/);
+    const del = table.match('/lan/x', 'DELETE', { header: () => undefined });
+    expect(del?.action.kind).toBe('proxy');
+    expect(del?.guards.access).not.toBeNull();
+    expect([answer('/odd/x'), answer('/odd/x', 'POST')]).toEqual([403, 403]);
+  });
+
+  it('warns at each line', () => {
+    expect(messages(r)).toEqual([
+      [4, expect.stringMatching(/^internal: not carried over: .*answers 404 to every request/)],
+      [5, expect.stringMatching(/^auth_basic_user_file: not carried over/)],
+      [
+        5,
+        expect.stringMatching(
+          /^auth_basic staff: sluice cannot check credentials, so the location refuses every request \(403\)/,
+        ),
+      ],
+      [8, expect.stringMatching(/^auth_request \/check: sluice cannot check credentials/)],
+      [
+        11,
+        expect.stringMatching(
+          /^limit_except \{ auth_basic \}: sluice can restrict the other methods by allow\/deny only; the location refuses every request \(403\)/,
+        ),
+      ],
     ]);
   });
 });

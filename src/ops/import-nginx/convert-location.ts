@@ -19,12 +19,13 @@ import type { NginxDirective } from './ast.js';
 import { convertBodySize } from './convert-body-size.js';
 import type { ServerContext } from './convert-context.js';
 import { accessAt, deniesEveryone, rateLimitAt } from './convert-guards.js';
+import { convertLimitExcept } from './convert-limit-except.js';
 import { convertProxy } from './convert-proxy.js';
 import { firstReturn } from './convert-return.js';
 import { FOREIGN_CONTENT, OWN_CONTENT } from './directives.js';
 import { type LocationMatch, parseLocation } from './location-match.js';
 import { translateRegex } from './regex.js';
-import { childScope, nearestList, own, type Scope } from './scope.js';
+import { childScope, nearest, nearestList, own, type Scope } from './scope.js';
 import type { SluiceRoute } from './sluice-config.js';
 
 /** A converted location. */
@@ -33,6 +34,13 @@ export interface RoutePlan {
   readonly match: LocationMatch;
   readonly notes: string[];
   readonly directive: NginxDirective;
+  /**
+   * `limit_except`: `route` takes these methods only, and `others` (its `match:` that of `route`)
+   * follows it for the rest.
+   */
+  readonly limitExcept?: { readonly methods: string[]; readonly others: Omit<SluiceRoute, 'match'> };
+  /** `internal`: nginx answers 404 before anything else, its auto-redirect included. */
+  readonly internal?: true;
 }
 
 const FILE_DIRECTIVES = ['root', 'alias', 'index', 'try_files', 'autoindex'];
@@ -67,7 +75,31 @@ export function convertLocation(d: NginxDirective, parent: Scope, server: Server
 
   const returned = firstReturn(scope, server);
   const pass = own(scope, 'proxy_pass')[0];
-  if (returned !== undefined) {
+  // nginx settles `internal` (inherited by nested locations) and limit_except before any phase
+  // runs, and asks for a password before the content handler but after `return`.
+  const internal = nearest(scope, 'internal');
+  const limitExcept = internal === undefined ? convertLimitExcept(scope, warnings) : undefined;
+  const auth = returned === undefined ? authAt(scope) : undefined;
+  if (internal !== undefined) {
+    placeholder(
+      404,
+      `nginx serves this location to its own internal redirects only (internal, line ${internal.line}); sluice has none, so it answers 404 to every request, as nginx does to a request from outside`,
+    );
+  } else if (limitExcept?.kind === 'refuse') {
+    placeholder(
+      403,
+      'nginx restricts methods here in a way sluice cannot follow (see the warning); this route refuses every request',
+    );
+  } else if (auth !== undefined) {
+    warnings.add(
+      auth,
+      `${auth.name} ${auth.args.join(' ')}: sluice cannot check credentials, so the location refuses every request (403) instead of serving it without them`,
+    );
+    placeholder(
+      403,
+      `nginx asks for credentials here (${auth.name}); sluice cannot check them, so this route refuses every request`,
+    );
+  } else if (returned !== undefined) {
     if (returned.action === null) {
       placeholder(
         502,
@@ -120,6 +152,20 @@ export function convertLocation(d: NginxDirective, parent: Scope, server: Server
 
   if (access?.level === 'location') route.access = access.value;
   if (rate?.level === 'location') route.rate_limit = rate.value;
+  let split: RoutePlan['limitExcept'];
+  if (limitExcept?.kind === 'split' && route.respond?.status !== 403) {
+    const { match: _, ...action } = route;
+    const others: Omit<SluiceRoute, 'match'> =
+      limitExcept.access === null
+        ? { respond: { status: 403 } }
+        : { ...structuredClone(action), access: limitExcept.access };
+    if (route.rate_limit !== undefined && others.rate_limit === undefined)
+      others.rate_limit = route.rate_limit;
+    split = { methods: limitExcept.methods, others };
+    notes.push(
+      `nginx: limit_except ${limitExcept.methods.join(' ')}: other methods ${limitExcept.access === null ? 'are refused (403)' : 'are checked against its allow/deny'} by the route after this one`,
+    );
+  }
   // Set in this location or one it is nested in; the server's own is its limits.max_body.
   const body = nearestList(scope, 'client_max_body_size');
   if (body?.scope.kind === 'location') {
@@ -127,7 +173,23 @@ export function convertLocation(d: NginxDirective, parent: Scope, server: Server
     if (converted !== null) route.max_body = converted.size;
     if (converted?.note) notes.push(converted.note);
   }
-  return { route, match, notes, directive: d };
+  return {
+    route,
+    match,
+    notes,
+    directive: d,
+    ...(split === undefined ? {} : { limitExcept: split }),
+    ...(internal === undefined ? {} : { internal: true }),
+  };
+}
+
+/** The `auth_basic` or `auth_request` in force here (nearest level, not `off`). */
+function authAt(scope: Scope): NginxDirective | undefined {
+  for (const name of ['auth_basic', 'auth_request']) {
+    const d = nearest(scope, name);
+    if (d !== undefined && d.args[0] !== 'off') return d;
+  }
+  return undefined;
 }
 
 /** The route's `match:`, or `null` (with a warning) when sluice cannot match the same paths. */

@@ -23,6 +23,7 @@ import type { ConvertContext, ServerContext } from './convert-context.js';
 import { accessAt, rateLimitAt } from './convert-guards.js';
 import { convertLocation, type RoutePlan } from './convert-location.js';
 import { firstReturn } from './convert-return.js';
+import { FOREIGN_CONTENT } from './directives.js';
 import { ipv4Side, type ListenPlan, parseListen } from './listen.js';
 import { parseLocation } from './location-match.js';
 import { namedFile, type PathContext } from './output-path.js';
@@ -469,9 +470,26 @@ function convertRoutes(
   const routes: SluiceRoute[] = [];
   for (const plan of plans) {
     const index = routes.length;
-    routes.push(plan.route);
     const origin = `nginx: location ${plan.directive.args.join(' ')} (${server.ctx.where(plan.directive)})`;
     notes.push({ path: ['routes', index], text: [origin, ...plan.notes].join('\n') });
+    const split = plan.limitExcept;
+    if (split === undefined) {
+      routes.push(plan.route);
+      continue;
+    }
+    // The listed methods first; the same match without methods then takes every other one.
+    const { name, match, ...action } = plan.route;
+    routes.push({
+      ...(name === undefined ? {} : { name }),
+      match: { ...match, methods: split.methods },
+      ...action,
+    });
+    routes.push({
+      ...(name === undefined ? {} : { name: `${name} (other methods)` }),
+      ...(match === undefined ? {} : { match: { ...match } }),
+      ...split.others,
+    });
+    notes.push({ path: ['routes', index + 1], text: `${origin}: limit_except, the other methods` });
   }
   if (routes.length === 0) {
     warnings.add(
@@ -496,21 +514,32 @@ function addAutoRedirects(plans: RoutePlan[]): void {
     const p = plans[i]!;
     const { kind, path } = p.match;
     if ((kind !== 'prefix' && kind !== 'caret') || path.length < 2 || !path.endsWith('/')) continue;
-    if (p.route.proxy === undefined) continue;
+    // nginx sets the redirect up for the location's *_pass, whatever the route became here (a
+    // refusal, a placeholder for fastcgi_pass).
+    if (!PASSES.some((name) => p.directive.block?.some((x) => x.name === name && x.block === null))) continue;
     const bare = path.slice(0, -1);
     if (taken.has(bare)) continue;
     taken.add(bare);
     plans.splice(i, 0, {
-      route: {
-        match: { path: bare },
-        redirect: { to: `${path.replaceAll('$', '$$$$')}$is_args$args`, status: 301 },
-      },
+      route: p.internal
+        ? { match: { path: bare }, respond: { status: 404 } }
+        : {
+            match: { path: bare },
+            redirect: { to: `${path.replaceAll('$', '$$$$')}$is_args$args`, status: 301 },
+          },
       match: { kind: 'exact', path: bare, caseless: false },
-      notes: [`nginx answers ${bare} with a 301 to ${path}: the location proxies, and ends with a slash`],
+      notes: [
+        p.internal
+          ? `nginx answers ${bare} with 404: the location it would redirect to is internal`
+          : `nginx answers ${bare} with a 301 to ${path}: the location proxies, and ends with a slash`,
+      ],
       directive: p.directive,
     });
   }
 }
+
+/** The content handlers for which nginx redirects a location's path without its slash. */
+const PASSES = ['proxy_pass', ...FOREIGN_CONTENT];
 
 /** A location's identity for nginx's "duplicate location"; `null` for named ones (handled apart). */
 function locationKey(l: NginxDirective): string | null {

@@ -75,6 +75,7 @@ const CONVERTED: Readonly<Record<NginxContext, ReadonlySet<string>>> = {
   location: new Set([
     ...PROXY,
     'location',
+    'limit_except',
     'client_max_body_size',
     'proxy_pass',
     'return',
@@ -93,6 +94,9 @@ const CONVERTED: Readonly<Record<NginxContext, ReadonlySet<string>>> = {
 const SAME_AS_SLUICE: Readonly<Record<string, { readonly value: string; readonly otherwise: string }>> = {
   tcp_nodelay: { value: 'on', otherwise: 'sluice always sets TCP_NODELAY on client connections' },
   server_tokens: { value: 'off', otherwise: 'sluice sends no Server header of its own' },
+  // Any other value is warned (and refused, 403) where a route applies it: convert-location.ts.
+  auth_basic: { value: 'off', otherwise: '' },
+  auth_request: { value: 'off', otherwise: '' },
   proxy_ssl_server_name: {
     value: 'on',
     otherwise: 'sluice always sends SNI to a target named by a host name',
@@ -106,6 +110,7 @@ const TLS_SESSIONS = 'sluice manages TLS sessions itself (session tickets)';
 const OTHER_PROTOCOL = 'sluice proxies HTTP only';
 const PROCESS = "a process setting of nginx's with no sluice equivalent";
 const AUTH = 'sluice has no per-route HTTP authentication; put it in the app or in a handler route';
+const AUTH_FILE = 'part of auth_basic or auth_request, which sluice cannot check (see their warning)';
 const MIME = 'sluice sets no Content-Type from file extensions';
 
 /** Why a directive is dropped, by name. */
@@ -178,16 +183,14 @@ const REASONS: Readonly<Record<string, string>> = {
   memcached_pass: OTHER_PROTOCOL,
   stream: OTHER_PROTOCOL,
   mail: OTHER_PROTOCOL,
-  auth_basic: AUTH,
-  auth_basic_user_file: AUTH,
-  auth_request: AUTH,
+  auth_basic_user_file: AUTH_FILE,
+  auth_request_set: AUTH_FILE,
   satisfy: AUTH,
   limit_conn: 'sluice limits request rates (rate_limit), not connections per client',
   limit_conn_zone: 'sluice limits request rates (rate_limit), not connections per client',
   limit_rate: 'sluice does not limit bandwidth',
   limit_rate_after: 'sluice does not limit bandwidth',
   if: 'sluice routes match paths, methods and headers only, never conditions on variables',
-  limit_except: 'sluice restricts methods by route (match.methods), not inside one',
   map: 'map variables have no sluice equivalent',
   geo: 'geo variables have no sluice equivalent',
   split_clients: 'split_clients variables have no sluice equivalent',
@@ -198,6 +201,8 @@ const REASONS: Readonly<Record<string, string>> = {
   sticky: 'an NGINX Plus directive with no sluice equivalent',
   least_time: 'an NGINX Plus directive with no sluice equivalent',
   queue: 'an NGINX Plus directive with no sluice equivalent',
+  internal:
+    'sluice has no internal redirects: the route answers 404 to every request, as nginx does to a request from outside',
   pid: "sluice's pid_file is left unset, so sluice and nginx can run side by side; set pid_file: for `sluice reload`",
   daemon: PROCESS,
   master_process: PROCESS,
@@ -238,6 +243,7 @@ export function dispositionOf(d: Pick<NginxDirective, 'name' | 'args'>, context:
   const { name } = d;
   if (CONVERTED[context].has(name)) return { kind: 'converted' };
   const same = SAME_AS_SLUICE[name];
+  if (same?.otherwise === '') return { kind: 'silent' };
   if (same !== undefined) {
     return d.args.length === 1 && d.args[0] === same.value
       ? { kind: 'silent' }
