@@ -189,3 +189,32 @@ describe('what sluice cannot do is refused, never served more openly', () => {
     ]);
   });
 });
+
+describe('if ($scheme = http) { return 301 https://... }', () => {
+  it('redirects every path on the plain addresses and leaves the TLS ones as they are', () => {
+    const r = convert(
+      [
+        'server { listen 80; listen 443 ssl; server_name a.test;',
+        '  ssl_certificate /c.pem; ssl_certificate_key /k.pem;',
+        '  if ($scheme = http) { return 301 https://$host$request_uri; }',
+        '  location / { proxy_pass http://10.0.0.5:8080; }',
+        '}',
+        'server { listen 8080; if ( $scheme != "https" ) { return 301 https://b.test$request_uri; } location / { return 204; } }',
+        'server { listen 8081; if ($scheme = http) { set $x 1; return 301 https://c.test; } location / { return 204; } }',
+      ].join('\n'),
+    );
+    const routes = r.config.servers.map((s) => [s.name, s.routes]);
+    expect(routes).toEqual([
+      ['a.test', [{ redirect: { to: 'https://$host$request_uri', status: 301 } }]],
+      [
+        'a.test-tls',
+        [{ match: { path_prefix: '/' }, proxy: { url: 'http://10.0.0.5:8080', preserve_host: false } }],
+      ],
+      ['server2', [{ redirect: { to: 'https://b.test$request_uri', status: 301 } }]],
+      ['server3', [{ respond: { status: 502 } }]],
+    ]);
+    expect(messages(r)).toEqual([
+      [8, expect.stringMatching(/^if \(\$scheme = http\): only a return .* the plain addresses answer 502/)],
+    ]);
+  });
+});

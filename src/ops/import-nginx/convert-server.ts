@@ -23,6 +23,7 @@ import type { ConvertContext, ServerContext } from './convert-context.js';
 import { accessAt, rateLimitAt } from './convert-guards.js';
 import { convertLocation, type RoutePlan } from './convert-location.js';
 import { firstReturn } from './convert-return.js';
+import { convertSchemeIf } from './convert-scheme-if.js';
 import { FOREIGN_CONTENT } from './directives.js';
 import { ipv4Side, type ListenPlan, parseListen } from './listen.js';
 import { parseLocation } from './location-match.js';
@@ -92,6 +93,7 @@ export function convertServer(
   }
 
   const routes = convertRoutes(scope, server, d, notes);
+  const schemeRedirect = convertSchemeIf(scope, server);
 
   const base: SluiceServer = { listen: [], routes: [] };
   if (names.length > 0) base.server_name = names.map((n) => n.name);
@@ -137,9 +139,15 @@ export function convertServer(
       );
     }
     const s: SluiceServer = structuredClone(base);
+    let partNotes = structuredClone(notes);
     if (withTls && tls !== undefined) {
       s.tls = structuredClone(tls);
       if (http2) s.http2 = true;
+    } else if (schemeRedirect !== undefined) {
+      // `if ($scheme = http)` holds on every plain address: its return answers every path there.
+      s.routes = [structuredClone(schemeRedirect.route)];
+      partNotes = partNotes.filter((n) => n.path[0] !== 'routes');
+      partNotes.push({ path: ['routes', 0], text: schemeRedirect.note });
     }
     return {
       server: s,
@@ -147,7 +155,7 @@ export function convertServer(
       names: [...names],
       isDefault,
       tls: withTls,
-      notes: structuredClone(notes),
+      notes: partNotes,
       directive: d,
       nameSuffix,
     };

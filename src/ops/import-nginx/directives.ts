@@ -5,6 +5,7 @@
  * line on stderr.
  */
 import type { NginxDirective } from './ast.js';
+import { isPlainSchemeTest } from './convert-scheme-if.js';
 import type { WarningList } from './warnings.js';
 
 /** Where a directive is written. */
@@ -242,6 +243,8 @@ const CACHE = 'sluice does not cache responses';
 export function dispositionOf(d: Pick<NginxDirective, 'name' | 'args'>, context: NginxContext): Disposition {
   const { name } = d;
   if (CONVERTED[context].has(name)) return { kind: 'converted' };
+  // The HTTPS redirect idiom, settled per sluice server (convert-scheme-if.ts).
+  if (name === 'if' && context === 'server' && isPlainSchemeTest(d.args)) return { kind: 'converted' };
   const same = SAME_AS_SLUICE[name];
   if (same?.otherwise === '') return { kind: 'silent' };
   if (same !== undefined) {
