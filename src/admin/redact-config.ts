@@ -22,7 +22,13 @@ export function redactConfig(config: ResolvedConfig): Record<string, unknown> {
 }
 
 /** Keys whose values are `[name, value]` header pairs or `{ name, value }` header conditions. */
-const HEADER_KEYS = new Set(['setHeaders', 'responseSetHeaders', 'headers']);
+const HEADER_KEYS = new Set([
+  'setHeaders',
+  'responseSetHeaders',
+  'responseAddHeaders',
+  'responseAddAlwaysHeaders',
+  'headers',
+]);
 
 function redactTree(value: unknown, key = ''): unknown {
   if (typeof value === 'string') return value.includes('://') ? redactUrl(value) : value;

@@ -90,6 +90,13 @@ export function normaliseProxy(
     removeHeaders: headerNames(draft.remove_headers, [...path, 'remove_headers'], problems),
     responseSetHeaders: headerPairs(response?.set, [...path, 'response_headers', 'set'], problems, true),
     responseRemoveHeaders: headerNames(response?.remove, [...path, 'response_headers', 'remove'], problems),
+    responseAddHeaders: headerPairs(response?.add, [...path, 'response_headers', 'add'], problems, true),
+    responseAddAlwaysHeaders: headerPairs(
+      response?.add_always,
+      [...path, 'response_headers', 'add_always'],
+      problems,
+      true,
+    ),
     connectTimeoutMs: durationOr(timeouts?.connect, DEFAULT_PROXY_TIMEOUTS.connectMs),
     readTimeoutMs: durationOr(timeouts?.read, DEFAULT_PROXY_TIMEOUTS.readMs),
     sendTimeoutMs: durationOr(timeouts?.send, DEFAULT_PROXY_TIMEOUTS.sendMs),

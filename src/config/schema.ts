@@ -170,9 +170,17 @@ const proxySchema = z
       .strictObject({
         set: templateHeaderMap.optional(),
         remove: z.array(z.string()).optional(),
+        add: templateHeaderMap.optional().meta({
+          description:
+            "Response headers added beside the target's own (nginx add_header), on 200, 201, 204, 206, 301, 302, 303, 304, 307 and 308 answers only.",
+        }),
+        add_always: templateHeaderMap.optional().meta({
+          description:
+            "Response headers added beside the target's own on every answer of the target (nginx add_header ... always).",
+        }),
       })
       .optional()
-      .meta({ description: 'Response headers set or removed before answering the client.' }),
+      .meta({ description: 'Response headers set, added or removed before answering the client.' }),
     timeouts: z
       .strictObject({
         connect: durationSchema.optional().meta({ description: 'Connecting to a target. Default 5s.' }),

@@ -62,6 +62,10 @@ export interface ProxyAction {
   readonly removeHeaders: readonly string[];
   readonly responseSetHeaders: readonly (readonly [string, string])[];
   readonly responseRemoveHeaders: readonly string[];
+  /** Added beside the target's headers on the statuses of `ADD_HEADER_STATUSES` (nginx add_header). */
+  readonly responseAddHeaders: readonly (readonly [string, string])[];
+  /** Added beside the target's headers whatever the status (add_header ... always). */
+  readonly responseAddAlwaysHeaders: readonly (readonly [string, string])[];
   readonly connectTimeoutMs: number;
   readonly readTimeoutMs: number;
   readonly sendTimeoutMs: number;

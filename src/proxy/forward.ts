@@ -436,7 +436,7 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
       return false;
     }
     const x = this.request.x;
-    const headers = clientResponseHeaders(rawHeaders, this.request.route, x);
+    const headers = clientResponseHeaders(rawHeaders, this.request.route, x, status);
     // HTTP/1.x: the answer goes out with the turn's other writes (turn-batch.ts).
     if (x.req.httpVersionMajor === 1 && x.res.socket !== null) corkUntilTurnEnd(x.res.socket as Socket);
     // Throws on a reason or header value Node refuses (a control character sent by the target);

@@ -33,6 +33,10 @@ export interface ProxyRoute {
   /** Upstream response headers (lower-case) not passed on: removed or overridden. */
   readonly dropResponse: ReadonlySet<string>;
   readonly responseSetHeaders: readonly (readonly [string, Template])[];
+  /** Added on the statuses nginx's add_header adds to (`addsHeaders`). */
+  readonly responseAddHeaders: readonly (readonly [string, Template])[];
+  /** Added on every status. */
+  readonly responseAddAlwaysHeaders: readonly (readonly [string, Template])[];
   readonly connectTimeoutMs: number;
   readonly readTimeoutMs: number;
   readonly sendTimeoutMs: number;
@@ -69,6 +73,12 @@ export function compileProxyRoute(
     setHeaders: action.setHeaders.map(([name, value]) => [name, compileTemplate(parse(value))] as const),
     dropResponse: new Set([...action.responseRemoveHeaders, ...responseSetNames]),
     responseSetHeaders: action.responseSetHeaders.map(
+      ([name, value]) => [name, compileTemplate(parse(value))] as const,
+    ),
+    responseAddHeaders: action.responseAddHeaders.map(
+      ([name, value]) => [name, compileTemplate(parse(value))] as const,
+    ),
+    responseAddAlwaysHeaders: action.responseAddAlwaysHeaders.map(
       ([name, value]) => [name, compileTemplate(parse(value))] as const,
     ),
     connectTimeoutMs: action.connectTimeoutMs,

@@ -8,11 +8,12 @@ import { connectionTokens, headerName, isHopByHop, withoutNamed } from '../core/
 import type { ProxyRoute } from './proxy-route.js';
 import type { VariableSource } from './variables.js';
 
-/** Builds the client response headers as a flat `[name, value, ...]` array. */
+/** Builds the client response headers for a `status` answer as a flat `[name, value, ...]` array. */
 export function clientResponseHeaders(
   raw: readonly (Buffer | string)[],
   route: ProxyRoute,
   src: VariableSource,
+  status: number,
 ): string[] {
   const drop = route.dropResponse;
   let named: string[] | null = null;
@@ -30,7 +31,32 @@ export function clientResponseHeaders(
     const value = template(src);
     if (value !== '') result.push(name, value);
   }
+  if (addsHeaders(status)) appendTemplates(result, route.responseAddHeaders, src);
+  appendTemplates(result, route.responseAddAlwaysHeaders, src);
   return result;
+}
+
+/**
+ * The statuses nginx's `add_header` (without `always`) adds to: success and redirect answers, not
+ * errors, so a header meant for pages (a Cache-Control, a CSP) does not stick to an error.
+ */
+const ADD_HEADER_STATUSES: ReadonlySet<number> = new Set([200, 201, 204, 206, 301, 302, 303, 304, 307, 308]);
+
+/** Whether `response_headers.add` applies to a `status` answer. */
+export function addsHeaders(status: number): boolean {
+  return ADD_HEADER_STATUSES.has(status);
+}
+
+/** Appends each header whose value is not empty (nginx sends no header added with an empty value). */
+function appendTemplates(
+  out: string[],
+  headers: readonly (readonly [string, (src: VariableSource) => string])[],
+  src: VariableSource,
+): void {
+  for (const [name, template] of headers) {
+    const value = template(src);
+    if (value !== '') out.push(name, value);
+  }
 }
 
 function latin1(v: Buffer | string): string {

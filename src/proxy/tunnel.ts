@@ -36,7 +36,8 @@ export function openTunnel(
     if (DROP_101.has(lower) || route.dropResponse.has(lower)) continue;
     head += `${name}: ${rawHeaders[i + 1]!.toString('latin1')}\r\n`;
   }
-  for (const [name, template] of route.responseSetHeaders) {
+  // A 101 is none of the statuses `response_headers.add` applies to; `add_always` applies.
+  for (const [name, template] of [...route.responseSetHeaders, ...route.responseAddAlwaysHeaders]) {
     const value = template(x);
     if (value !== '' && !/[\r\n\0]/.test(value)) head += `${name}: ${value}\r\n`;
   }

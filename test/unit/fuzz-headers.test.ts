@@ -105,6 +105,8 @@ function compile(s: { preserveHost: boolean; set: [string, string][]; remove: st
     removeHeaders: s.remove.map((n) => n.toLowerCase()),
     responseSetHeaders: s.set,
     responseRemoveHeaders: s.remove.map((n) => n.toLowerCase()),
+    responseAddHeaders: [],
+    responseAddAlwaysHeaders: [],
     connectTimeoutMs: 1000,
     readTimeoutMs: 1000,
     sendTimeoutMs: 1000,
@@ -222,7 +224,7 @@ describe('clientResponseHeaders on hostile upstream answers', () => {
           const route = compile(settings);
           const buffers = raw.map((s) => Buffer.from(s, 'latin1'));
           const src = source([]);
-          const out = clientResponseHeaders(buffers, route, src);
+          const out = clientResponseHeaders(buffers, route, src, 200);
           expect(out.length % 2).toBe(0);
           const names = namesOf(out);
           const tokens = connectionTokens(raw);
