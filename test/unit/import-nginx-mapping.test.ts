@@ -218,3 +218,30 @@ describe('if ($scheme = http) { return 301 https://... }', () => {
     ]);
   });
 });
+
+describe('add_header', () => {
+  it("adds beside the target's header, on the statuses nginx adds to, or on every one with always", () => {
+    const r = convert(
+      [
+        'server { listen 80;',
+        '  add_header X-Frame-Options DENY;',
+        '  add_header Strict-Transport-Security "max-age=31536000" always;',
+        '  location / { proxy_pass http://10.0.0.5:8080; }',
+        '  location /api/ { proxy_pass http://10.0.0.5:8080; add_header X-Api $host; }',
+        '}',
+      ].join('\n'),
+    );
+    const headers = r.config.servers[0]!.routes.map((x) => x.proxy?.response_headers);
+    expect(headers).toEqual([
+      { add: { 'X-Frame-Options': 'DENY' }, add_always: { 'Strict-Transport-Security': 'max-age=31536000' } },
+      undefined,
+      { add: { 'X-Api': '$host' } },
+    ]);
+    expect(r.warnings).toEqual([]);
+    const action = resolved(r.yaml).servers[0]!.routes[0]!.action;
+    expect(action.kind === 'proxy' && [action.responseAddHeaders, action.responseAddAlwaysHeaders]).toEqual([
+      [['X-Frame-Options', 'DENY']],
+      [['Strict-Transport-Security', 'max-age=31536000']],
+    ]);
+  });
+});

@@ -263,7 +263,11 @@ function isRetryCondition(a: string): a is NonNullable<SluiceRetry['on']>[number
   return RETRY_CONDITIONS.has(a);
 }
 
-/** `proxy_hide_header` and `add_header` → `response_headers`. */
+/**
+ * `proxy_hide_header` → `response_headers.remove`; `add_header` → `response_headers.add` (the
+ * statuses nginx adds to) or, with `always`, `add_always`: added beside the target's own header
+ * of the same name, as nginx does.
+ */
 function convertResponseHeaders(
   scope: Scope,
   server: ServerContext,
@@ -271,11 +275,17 @@ function convertResponseHeaders(
   const out: NonNullable<SluiceProxy['response_headers']> = {};
   const hide = nearestList(scope, 'proxy_hide_header')?.directives ?? [];
   if (hide.length > 0) out.remove = hide.flatMap((d) => d.args.slice(0, 1));
-  const set: Record<string, string> = {};
+  const add: Record<string, string> = {};
+  const always: Record<string, string> = {};
   for (const d of nearestList(scope, 'add_header')?.directives ?? []) {
-    const [name, value] = d.args;
-    if (name === undefined || value === undefined) {
-      server.ctx.warnings.add(d, 'add_header takes a name and a value; not carried over');
+    const [name, value, flag] = d.args;
+    if (
+      name === undefined ||
+      value === undefined ||
+      (flag !== undefined && flag !== 'always') ||
+      d.args.length > 3
+    ) {
+      server.ctx.warnings.add(d, 'add_header takes a name, a value and "always"; not carried over');
       continue;
     }
     const t = toSluiceTemplate(value, { serverName: server.serverName });
@@ -283,12 +293,15 @@ function convertResponseHeaders(
       server.ctx.warnings.add(d, `add_header ${name} ${value}: ${t.error}; not carried over`);
       continue;
     }
-    if (Object.keys(set).some((k) => k.toLowerCase() === name.toLowerCase())) {
-      server.ctx.warnings.add(d, `add_header ${name} is set twice; sluice sends the first value only`);
+    const taken = [...Object.keys(add), ...Object.keys(always)];
+    if (taken.some((k) => k.toLowerCase() === name.toLowerCase())) {
+      server.ctx.warnings.add(d, `add_header ${name} is added twice; sluice adds the first value only`);
       continue;
     }
-    set[name] = t.text;
+    if (flag === 'always') always[name] = t.text;
+    else add[name] = t.text;
   }
-  if (Object.keys(set).length > 0) out.set = set;
+  if (Object.keys(add).length > 0) out.add = add;
+  if (Object.keys(always).length > 0) out.add_always = always;
   return Object.keys(out).length > 0 ? out : undefined;
 }
