@@ -245,3 +245,35 @@ describe('add_header', () => {
     ]);
   });
 });
+
+describe('nested locations', () => {
+  it('refuses a regex location with locations nested in it (nginx searches them after the regex), and inherits into nested ones', () => {
+    const r = convert(
+      [
+        'server { listen 80;',
+        '  location ~ \\.php$ { proxy_pass http://10.0.0.5:8080; location ~ ^/admin { deny all; } }',
+        '  location /a/ { proxy_pass http://10.0.0.5:8080; proxy_read_timeout 5s; allow 10.0.0.0/8; deny all;',
+        '    location /a/b/ { proxy_pass http://10.0.0.6:8080; } }',
+        '}',
+      ].join('\n'),
+    );
+    const routes = r.config.servers[0]!.routes;
+    expect(routes.find((x) => x.name === '~ \\.php$' || x.match?.path_regex === '\\.php$')?.respond).toEqual({
+      status: 502,
+    });
+    expect(routes.some((x) => x.match?.path_regex?.includes('admin'))).toBe(false);
+    const nested = routes.find((x) => x.match?.path_prefix === '/a/b/');
+    expect([nested?.proxy?.timeouts, nested?.access]).toEqual([
+      { read: '5s' },
+      [{ allow: '10.0.0.0/8' }, { deny: 'all' }],
+    ]);
+    expect(messages(r)).toEqual([
+      [
+        3,
+        expect.stringMatching(
+          /^location ~ \^\/admin is nested in the regex location ~ \\\.php\$ \(line 3\).*refuses every request \(502\)/,
+        ),
+      ],
+    ]);
+  });
+});

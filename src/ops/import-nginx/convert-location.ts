@@ -1,6 +1,7 @@
 /**
  * nginx `location` → a sluice route. Nested locations become routes of their own, after their
- * parent, inheriting what the parent sets (sluice's routes are flat).
+ * parent, inheriting what the parent sets (sluice's routes are flat; location-tree.ts makes them
+ * choose as nginx's tree does).
  *
  *   = /x      → match: { path: /x }
  *   ^~ /x, /x → match: { path_prefix: /x }     (^~ is kept by a guard on the regexes, see convert-server.ts)
@@ -57,12 +58,6 @@ export function convertLocation(d: NginxDirective, parent: Scope, server: Server
 
   const routeMatch = convertMatch(d, match, server);
   if (routeMatch === null) return null;
-  if (parent.kind === 'location' && match.kind === 'regex') {
-    warnings.add(
-      d,
-      'nested regex location: sluice routes are flat, so it is checked for every path, not only for those its parent location matched',
-    );
-  }
 
   const route: SluiceRoute = { match: routeMatch };
   const notes: string[] = [];

@@ -13,9 +13,9 @@
  *   return / redirecting rewrite at server level          → one route for every path
  *   location                                               → routes (convert-location.ts)
  *
- * nginx checks regex locations before the longest prefix unless that prefix is `^~`; sluice
- * always checks regexes first. So every regex route gets a lookahead that refuses the paths whose
- * longest prefix location is a `^~` one (`caretGuard`), and the two orders agree.
+ * nginx checks regex locations before the longest prefix unless that prefix is `^~`, level by
+ * level of its location tree; sluice always checks regexes first, over a flat list. So regex
+ * routes get lookaheads (location-tree.ts), and the two orders agree.
  */
 import type { NginxDirective } from './ast.js';
 import { convertBodySize } from './convert-body-size.js';
@@ -27,8 +27,9 @@ import { convertSchemeIf } from './convert-scheme-if.js';
 import { FOREIGN_CONTENT } from './directives.js';
 import { ipv4Side, type ListenPlan, parseListen } from './listen.js';
 import { parseLocation } from './location-match.js';
+import { flattenLocations, type LocationNode } from './location-tree.js';
 import { namedFile, type PathContext } from './output-path.js';
-import { escapeRegex, guardRegex, translateRegex } from './regex.js';
+import { translateRegex } from './regex.js';
 import { childScope, nearest, nearestList, own, type Scope } from './scope.js';
 import type { SluiceLimits, SluiceRoute, SluiceServer, SluiceTls, YamlNote } from './sluice-config.js';
 import { parseNginxTime, toSluiceDuration } from './units.js';
@@ -441,8 +442,11 @@ function convertRoutes(
   }
 
   const plans: RoutePlan[] = [];
-  const seen = new Map<string, NginxDirective>();
-  const walk = (list: readonly NginxDirective[], parent: Scope): void => {
+  const nodes: LocationNode[] = [];
+  const walk = (list: readonly NginxDirective[], parent: Scope, parentNode: LocationNode | null): void => {
+    const level: LocationNode[] = [];
+    // nginx refuses the same location twice in one block; nested ones may repeat an outer regex.
+    const seen = new Map<string, NginxDirective>();
     for (const l of list) {
       if (l.name !== 'location' || l.block === null) continue;
       const key = locationKey(l);
@@ -457,10 +461,19 @@ function convertRoutes(
       if (key !== null) seen.set(key, l);
       const plan = convertLocation(l, parent, server);
       if (plan !== null) plans.push(plan);
-      walk(l.block, childScope('location', l.block, parent));
+      const match = parseLocation(l);
+      let node: LocationNode | null = null;
+      // Named locations are never matched against a path.
+      if (match.kind !== 'named') {
+        node = { directive: l, match, parent: parentNode, level, children: [], plan };
+        level.push(node);
+        parentNode?.children.push(node);
+        nodes.push(node);
+      }
+      walk(l.block, childScope('location', l.block, parent), node ?? parentNode);
     }
   };
-  walk(scope.directives, scope);
+  walk(scope.directives, scope, null);
 
   for (const [name, l] of server.named) {
     if (!server.usedNamed.has(name)) {
@@ -471,12 +484,17 @@ function convertRoutes(
     }
   }
 
-  addAutoRedirects(plans);
-  const guarded = applyCaretGuards(plans);
-  if (guarded !== undefined) notes.push({ path: ['routes'], text: guarded });
-  nameRegexRoutes(plans);
+  const redirects = addAutoRedirects(plans, nodes);
+  const flat = flattenLocations(nodes, redirects, plans, warnings);
+  if (flat.guarded) {
+    notes.push({
+      path: ['routes'],
+      text: "regex routes start with lookaheads that keep nginx's order: a regex is tried only for the paths nginx tries it on (under its parent locations, and not when the longest prefix beside it is ^~)",
+    });
+  }
+  nameRegexRoutes(flat.plans);
   const routes: SluiceRoute[] = [];
-  for (const plan of plans) {
+  for (const plan of flat.plans) {
     const index = routes.length;
     const origin = `nginx: location ${plan.directive.args.join(' ')} (${server.ctx.where(plan.directive)})`;
     notes.push({ path: ['routes', index], text: [origin, ...plan.notes].join('\n') });
@@ -516,7 +534,8 @@ function convertRoutes(
  * for that path exists; nginx decides this before any regex, as for an exact location. Each
  * becomes an exact route with a redirect, placed before its location's route.
  */
-function addAutoRedirects(plans: RoutePlan[]): void {
+function addAutoRedirects(plans: RoutePlan[], nodes: readonly LocationNode[]): Map<RoutePlan, LocationNode> {
+  const added = new Map<RoutePlan, LocationNode>();
   const taken = new Set(plans.filter((p) => p.match.kind !== 'regex').map((p) => p.match.path));
   for (let i = plans.length - 1; i >= 0; i--) {
     const p = plans[i]!;
@@ -528,7 +547,7 @@ function addAutoRedirects(plans: RoutePlan[]): void {
     const bare = path.slice(0, -1);
     if (taken.has(bare)) continue;
     taken.add(bare);
-    plans.splice(i, 0, {
+    const redirect: RoutePlan = {
       route: p.internal
         ? { match: { path: bare }, respond: { status: 404 } }
         : {
@@ -542,8 +561,12 @@ function addAutoRedirects(plans: RoutePlan[]): void {
           : `nginx answers ${bare} with a 301 to ${path}: the location proxies, and ends with a slash`,
       ],
       directive: p.directive,
-    });
+    };
+    plans.splice(i, 0, redirect);
+    const node = nodes.find((n) => n.plan === p);
+    if (node !== undefined) added.set(redirect, node);
   }
+  return added;
 }
 
 /** The content handlers for which nginx redirects a location's path without its slash. */
@@ -556,50 +579,6 @@ function locationKey(l: NginxDirective): string | null {
   // `^~ /x` and `/x` are the same prefix location to nginx.
   const kind = m.kind === 'caret' ? 'prefix' : m.kind;
   return `${kind} ${m.caseless ? '*' : ''}${m.path}`;
-}
-
-/**
- * nginx's `^~`: when the longest prefix location matching a path is a `^~` one, no regex is
- * tried. sluice tries regex routes before prefixes, so each regex route refuses those paths with
- * a lookahead: for each `^~` prefix C, "starts with C and with no longer plain prefix that
- * extends C". O(routes²), once. Returns the comment for the YAML when it guarded anything.
- */
-function applyCaretGuards(plans: RoutePlan[]): string | undefined {
-  const prefixes = plans.filter(
-    (p) =>
-      (p.match.kind === 'prefix' || p.match.kind === 'caret') && p.route.match?.path_prefix !== undefined,
-  );
-  const carets = prefixes.filter((p) => p.match.kind === 'caret');
-  if (carets.length === 0 || !plans.some((p) => p.match.kind === 'regex')) return undefined;
-  const plainLonger = (c: RoutePlan): RoutePlan[] =>
-    prefixes.filter(
-      (p) =>
-        p.match.kind === 'prefix' &&
-        p.match.path.length > c.match.path.length &&
-        p.match.path.startsWith(c.match.path),
-    );
-  // A ^~ prefix inside a shorter one, with no plain prefix between them, is covered by the shorter.
-  const covering = carets.filter(
-    (c) =>
-      !carets.some(
-        (outer) =>
-          outer !== c &&
-          c.match.path.startsWith(outer.match.path) &&
-          !plainLonger(outer).some((l) => c.match.path.startsWith(l.match.path)),
-      ),
-  );
-  const alternatives = covering.map((c) => {
-    const longer = plainLonger(c).map((p) => escapeRegex(p.match.path.slice(c.match.path.length)));
-    const rest = longer.length === 0 ? '' : `(?!${longer.join('|')})`;
-    return `${escapeRegex(c.match.path)}${rest}`;
-  });
-  const excluded = alternatives.length === 1 ? alternatives[0]! : `(?:${alternatives.join('|')})`;
-  for (const p of plans) {
-    const source = p.route.match?.path_regex;
-    if (p.match.kind !== 'regex' || source === undefined || p.route.match === undefined) continue;
-    p.route.match.path_regex = guardRegex(source, excluded);
-  }
-  return `regex routes start with a (?!...) lookahead that keeps nginx's order: paths whose longest prefix location is ${carets.map((c) => `^~ ${c.match.path}`).join(' or ')} never reach a regex`;
 }
 
 /**

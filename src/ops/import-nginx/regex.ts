@@ -225,6 +225,14 @@ export function hasTopLevelAlternation(source: string): boolean {
  * lookahead anchored at the start). `excluded` is already regex source.
  */
 export function guardRegex(source: string, excluded: string): string {
-  if (source.startsWith('^') && !hasTopLevelAlternation(source)) return `^(?!${excluded})${source.slice(1)}`;
-  return `^(?!${excluded})[\\s\\S]*?(?:${source})`;
+  return assertRegex(source, `(?!${excluded})`);
+}
+
+/**
+ * A regex that matches what `source` matches among the paths for which `assertions` (lookaheads,
+ * regex source) hold at the start.
+ */
+export function assertRegex(source: string, assertions: string): string {
+  if (source.startsWith('^') && !hasTopLevelAlternation(source)) return `^${assertions}${source.slice(1)}`;
+  return `^${assertions}[\\s\\S]*?(?:${source})`;
 }
