@@ -8,9 +8,10 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
 import { formatProblem } from '../../src/config/problem.js';
-import type { ResolvedConfig } from '../../src/config/types.js';
+import type { ResolvedAccess, ResolvedConfig } from '../../src/config/types.js';
 import { importNginx } from '../../src/ops/import-nginx/import-nginx.js';
 import { RouteTable } from '../../src/router/route-table.js';
+import { AccessControl } from '../../src/security/access-control.js';
 
 const convert = (http: string) => importNginx({ file: 'n.conf', text: `http {\n${http}\n}\n` });
 const messages = (r: ReturnType<typeof convert>) => r.warnings.map((w) => [w.line, w.message]);
@@ -274,6 +275,61 @@ describe('nested locations', () => {
           /^location ~ \^\/admin is nested in the regex location ~ \\\.php\$ \(line 3\).*refuses every request \(502\)/,
         ),
       ],
+    ]);
+  });
+});
+
+describe('return routes keep the allow/deny in force where they are', () => {
+  const r = convert(
+    [
+      'allow 192.168.0.0/16; deny all;',
+      'server { listen 80; allow 10.0.0.0/8; deny all;',
+      '  location = /health { return 200 "ok"; }',
+      '  location /gone { return 404; }',
+      '  location /lan/ { allow 10.1.0.0/16; deny all; return 200 "lan"; }',
+      '  location /p/ { proxy_pass http://10.0.0.5:8080; }',
+      '}',
+      'server { listen 81; return 301 https://x.test$request_uri; }',
+      'server { listen 82; listen 443 ssl; ssl_certificate /c.pem; ssl_certificate_key /k.pem; allow 10.0.0.0/8; deny all;',
+      '  if ($scheme = http) { return 301 https://$host$request_uri; }',
+      '  location / { return 200 "tls"; }',
+      '}',
+    ].join('\n'),
+  );
+
+  it('checks every route of a server, return routes included, against the nearest allow/deny', () => {
+    // Only the routes: the TLS files of the last server do not exist here.
+    const config = resolved(r.yaml.replace(/\n {4}tls:\n {6}cert: \/c\.pem\n {6}key: \/k\.pem/, ''));
+    const allowed = (route: { guards: { access: ResolvedAccess | null } }, address: string) =>
+      route.guards.access === null || new AccessControl(route.guards.access).allows(address);
+    const verdicts = config.servers.map((s) =>
+      s.routes.map((route) => ['10.2.0.1', '10.1.0.1', '192.168.1.1'].map((a) => allowed(route, a))),
+    );
+    expect(verdicts).toEqual([
+      // /health, /gone, /lan/, /p (the slash redirect), /p/
+      [
+        [true, true, false],
+        [true, true, false],
+        [false, true, false],
+        [true, true, false],
+        [true, true, false],
+      ],
+      // server-level return: the http level's rules
+      [[false, false, true]],
+      // the plain half's redirect, and the TLS half's route
+      [[true, true, false]],
+      [[true, true, false]],
+    ]);
+  });
+
+  it('warns that nginx answers a return before it checks allow/deny', () => {
+    expect(messages(r).filter(([, m]) => String(m).includes('before it checks allow/deny'))).toEqual([
+      [4, expect.any(String)],
+      [5, expect.any(String)],
+      [6, expect.any(String)],
+      [9, expect.any(String)],
+      [11, expect.any(String)],
+      [12, expect.any(String)],
     ]);
   });
 });

@@ -46,6 +46,10 @@ export interface RoutePlan {
 
 const FILE_DIRECTIVES = ['root', 'alias', 'index', 'try_files', 'autoindex'];
 
+/** nginx's rewrite phase runs before its access phase; sluice checks access before any action. */
+export const RETURN_BEFORE_ACCESS =
+  'nginx answers this before it checks allow/deny, so every client gets the answer; sluice keeps the allow/deny in force here, and a denied client gets 403';
+
 /**
  * Converts one location, not the locations nested in it (the caller walks those, with this
  * location's scope as their parent); `null` for a named location or one sluice cannot match.
@@ -100,7 +104,10 @@ export function convertLocation(d: NginxDirective, parent: Scope, server: Server
         502,
         'the nginx return here could not be carried over (see the warning); this route answers 502',
       );
-    } else Object.assign(route, returned.action);
+    } else {
+      Object.assign(route, returned.action);
+      if (access !== undefined) warnings.add(returned.directive, RETURN_BEFORE_ACCESS);
+    }
     if (pass !== undefined) {
       warnings.add(
         pass,

@@ -21,7 +21,7 @@ import type { NginxDirective } from './ast.js';
 import { convertBodySize } from './convert-body-size.js';
 import type { ConvertContext, ServerContext } from './convert-context.js';
 import { accessAt, rateLimitAt } from './convert-guards.js';
-import { convertLocation, type RoutePlan } from './convert-location.js';
+import { convertLocation, RETURN_BEFORE_ACCESS, type RoutePlan } from './convert-location.js';
 import { firstReturn } from './convert-return.js';
 import { convertSchemeIf } from './convert-scheme-if.js';
 import { FOREIGN_CONTENT } from './directives.js';
@@ -95,6 +95,9 @@ export function convertServer(
 
   const routes = convertRoutes(scope, server, d, notes);
   const schemeRedirect = convertSchemeIf(scope, server);
+  if (schemeRedirect?.route.redirect !== undefined && accessAt(scope, warnings) !== undefined) {
+    warnings.add(schemeRedirect.directive, RETURN_BEFORE_ACCESS);
+  }
 
   const base: SluiceServer = { listen: [], routes: [] };
   if (names.length > 0) base.server_name = names.map((n) => n.name);
@@ -431,6 +434,9 @@ function convertRoutes(
     }
     const route: SluiceRoute =
       returned.action === null ? { respond: { status: 502 } } : { ...returned.action };
+    if (returned.action !== null && accessAt(scope, warnings) !== undefined) {
+      warnings.add(returned.directive, RETURN_BEFORE_ACCESS);
+    }
     notes.push({
       path: ['routes', 0],
       text:
