@@ -333,3 +333,26 @@ describe('return routes keep the allow/deny in force where they are', () => {
     ]);
   });
 });
+
+describe('proxy_redirect and limit_req', () => {
+  it('warns that Location headers pass unchanged, and carries limit_req to rate_limit', () => {
+    const r = convert(
+      [
+        'limit_req_zone $binary_remote_addr zone=one:10m rate=5r/s;',
+        'server { listen 80;',
+        '  location / { proxy_pass http://10.0.0.5:8080; proxy_redirect http://10.0.0.5:8080/ /; limit_req zone=one burst=10 nodelay; }',
+        '  location /off/ { proxy_pass http://10.0.0.5:8080; proxy_redirect off; }',
+        '}',
+      ].join('\n'),
+    );
+    expect(r.config.servers[0]!.routes[0]!.rate_limit).toEqual({ rate: '5/s', burst: 10 });
+    expect(messages(r)).toEqual([
+      [
+        4,
+        expect.stringMatching(
+          /^proxy_redirect is not carried over: sluice passes Location headers on unchanged/,
+        ),
+      ],
+    ]);
+  });
+});
