@@ -356,3 +356,28 @@ describe('proxy_redirect and limit_req', () => {
     ]);
   });
 });
+
+describe('an if that refuses requests on a condition sluice cannot test', () => {
+  it('refuses the whole location (or server) rather than serve everyone; other ifs are only warned', () => {
+    const r = convert(
+      [
+        'server { listen 80;',
+        '  location /a/ { if ($http_user_agent ~* bot) { return 403; } proxy_pass http://10.0.0.5:8080; }',
+        '  location /b/ { if ($request_method = OPTIONS) { return 204; } proxy_pass http://10.0.0.5:8080; }',
+        '  location /c/ { if ($http_x_debug) { rewrite ^ https://secure.test$request_uri permanent; } proxy_pass http://10.0.0.5:8080; }',
+        '}',
+        'server { listen 81; if ($host !~ ^a\\.test$) { return 444; } location / { proxy_pass http://10.0.0.5:8080; } }',
+      ].join('\n'),
+    );
+    const [one, two] = r.config.servers;
+    const answers = one!.routes.filter((x) => x.match?.path_prefix !== undefined);
+    expect(answers.map((x) => [x.match?.path_prefix, x.respond?.status ?? 'proxy'])).toEqual([
+      ['/a/', 403],
+      ['/b/', 'proxy'],
+      ['/c/', 403],
+    ]);
+    expect(two!.routes).toEqual([{ respond: { status: 403 } }]);
+    const refusals = messages(r).filter(([, m]) => String(m).includes('refuses every request (403)'));
+    expect(refusals.map(([line]) => line)).toEqual([3, 5, 7]);
+  });
+});

@@ -25,6 +25,7 @@ import { convertProxy } from './convert-proxy.js';
 import { firstReturn } from './convert-return.js';
 import { FOREIGN_CONTENT, OWN_CONTENT } from './directives.js';
 import { type LocationMatch, parseLocation } from './location-match.js';
+import { refusingIf } from './refusing-if.js';
 import { translateRegex } from './regex.js';
 import { childScope, nearest, nearestList, own, type Scope } from './scope.js';
 import type { SluiceRoute } from './sluice-config.js';
@@ -79,10 +80,17 @@ export function convertLocation(d: NginxDirective, parent: Scope, server: Server
   const internal = nearest(scope, 'internal');
   const limitExcept = internal === undefined ? convertLimitExcept(scope, warnings) : undefined;
   const auth = returned === undefined ? authAt(scope) : undefined;
+  const guard = refusingIf(scope);
   if (internal !== undefined) {
     placeholder(
       404,
       `nginx serves this location to its own internal redirects only (internal, line ${internal.line}); sluice has none, so it answers 404 to every request, as nginx does to a request from outside`,
+    );
+  } else if (guard !== undefined) {
+    warnings.add(guard, refusingIfWarning(guard, 'location'));
+    placeholder(
+      403,
+      `nginx refuses some requests here on a condition sluice cannot test (if, line ${guard.line}); this route refuses every request`,
     );
   } else if (limitExcept?.kind === 'refuse') {
     placeholder(
@@ -183,6 +191,11 @@ export function convertLocation(d: NginxDirective, parent: Scope, server: Server
     ...(split === undefined ? {} : { limitExcept: split }),
     ...(internal === undefined ? {} : { internal: true }),
   };
+}
+
+/** The warning for an `if` that refuses requests on a condition sluice cannot test. */
+export function refusingIfWarning(d: NginxDirective, where: 'location' | 'server'): string {
+  return `if ${d.args.join(' ')}: nginx refuses (or sends to https) the requests this matches, which sluice cannot tell apart, so the ${where} refuses every request (403) instead of serving them all`;
 }
 
 /** The `auth_basic` or `auth_request` in force here (nearest level, not `off`). */

@@ -21,7 +21,12 @@ import type { NginxDirective } from './ast.js';
 import { convertBodySize } from './convert-body-size.js';
 import type { ConvertContext, ServerContext } from './convert-context.js';
 import { accessAt, rateLimitAt } from './convert-guards.js';
-import { convertLocation, RETURN_BEFORE_ACCESS, type RoutePlan } from './convert-location.js';
+import {
+  convertLocation,
+  RETURN_BEFORE_ACCESS,
+  type RoutePlan,
+  refusingIfWarning,
+} from './convert-location.js';
 import { firstReturn } from './convert-return.js';
 import { convertSchemeIf } from './convert-scheme-if.js';
 import { FOREIGN_CONTENT } from './directives.js';
@@ -29,6 +34,7 @@ import { ipv4Side, type ListenPlan, parseListen } from './listen.js';
 import { parseLocation } from './location-match.js';
 import { flattenLocations, type LocationNode } from './location-tree.js';
 import { namedFile, type PathContext } from './output-path.js';
+import { refusingIf } from './refusing-if.js';
 import { translateRegex } from './regex.js';
 import { childScope, nearest, nearestList, own, type Scope } from './scope.js';
 import type { SluiceLimits, SluiceRoute, SluiceServer, SluiceTls, YamlNote } from './sluice-config.js';
@@ -424,6 +430,15 @@ function convertRoutes(
 ): SluiceRoute[] {
   const { warnings } = server.ctx;
   const locations = scope.directives.filter((x) => x.name === 'location' && x.block !== null);
+  const guard = refusingIf(scope);
+  if (guard !== undefined) {
+    warnings.add(guard, refusingIfWarning(guard, 'server'));
+    notes.push({
+      path: ['routes', 0],
+      text: `nginx refuses some requests of this server on a condition sluice cannot test (if, line ${guard.line}); every request is refused`,
+    });
+    return [{ respond: { status: 403 } }];
+  }
   const returned = firstReturn(scope, server);
   if (returned !== undefined) {
     for (const l of locations) {

@@ -1,0 +1,40 @@
+/**
+ * An `if` sluice cannot test, whose block refuses requests: `if ($http_user_agent ~* bot) { return
+ * 403; }`, `if ($host !~ ...) { return 444; }`, a `deny` or `auth_basic` inside, or a redirect to
+ * `https://`. Dropping it would serve everyone what nginx refuses to some, so the location (or,
+ * at server level, the server) refuses every request instead, with a warning. An `if` whose block
+ * only answers or redirects otherwise (`return 204` to a CORS preflight) is dropped with the
+ * catalogue's warning alone: without it sluice is no more open than nginx.
+ */
+import type { NginxDirective } from './ast.js';
+import { isPlainSchemeTest } from './convert-scheme-if.js';
+import type { Scope } from './scope.js';
+
+const REFUSING = new Set(['deny', 'auth_basic', 'auth_request', 'limit_except']);
+
+/** The first `if` of this level (not inherited: nginx runs a level's own) whose block refuses. */
+export function refusingIf(scope: Scope): NginxDirective | undefined {
+  return scope.directives.find(
+    (d) =>
+      d.name === 'if' &&
+      d.block !== null &&
+      // The server-level HTTPS redirect is carried over per sluice server (convert-scheme-if.ts).
+      !(scope.kind === 'server' && isPlainSchemeTest(d.args)) &&
+      refuses(d.block),
+  );
+}
+
+function refuses(block: readonly NginxDirective[]): boolean {
+  return block.some((x) => {
+    if (REFUSING.has(x.name) && !(x.args[0] === 'off')) return true;
+    if (x.block !== null) return refuses(x.block);
+    if (x.name === 'return') {
+      const code = Number(x.args[0]);
+      if (Number.isInteger(code) && code >= 400) return true;
+      const target = Number.isInteger(code) ? x.args[1] : x.args[0];
+      return target?.startsWith('https://') === true;
+    }
+    if (x.name === 'rewrite') return x.args[1]?.startsWith('https://') === true;
+    return false;
+  });
+}
