@@ -25,7 +25,7 @@ import { convertProxy } from './convert-proxy.js';
 import { firstReturn } from './convert-return.js';
 import { FOREIGN_CONTENT, OWN_CONTENT } from './directives.js';
 import { type LocationMatch, parseLocation } from './location-match.js';
-import { refusingIf } from './refusing-if.js';
+import { refusingIf, refusingIfWarning } from './refusing-if.js';
 import { translateRegex } from './regex.js';
 import { childScope, nearest, nearestList, own, type Scope } from './scope.js';
 import type { SluiceRoute } from './sluice-config.js';
@@ -191,11 +191,6 @@ export function convertLocation(d: NginxDirective, parent: Scope, server: Server
     ...(split === undefined ? {} : { limitExcept: split }),
     ...(internal === undefined ? {} : { internal: true }),
   };
-}
-
-/** The warning for an `if` that refuses requests on a condition sluice cannot test. */
-export function refusingIfWarning(d: NginxDirective, where: 'location' | 'server'): string {
-  return `if ${d.args.join(' ')}: nginx refuses (or sends to https) the requests this matches, which sluice cannot tell apart, so the ${where} refuses every request (403) instead of serving them all`;
 }
 
 /** The `auth_basic` or `auth_request` in force here (nearest level, not `off`). */

@@ -21,12 +21,7 @@ import type { NginxDirective } from './ast.js';
 import { convertBodySize } from './convert-body-size.js';
 import type { ConvertContext, ServerContext } from './convert-context.js';
 import { accessAt, rateLimitAt } from './convert-guards.js';
-import {
-  convertLocation,
-  RETURN_BEFORE_ACCESS,
-  type RoutePlan,
-  refusingIfWarning,
-} from './convert-location.js';
+import { convertLocation, RETURN_BEFORE_ACCESS, type RoutePlan } from './convert-location.js';
 import { firstReturn } from './convert-return.js';
 import { convertSchemeIf } from './convert-scheme-if.js';
 import { FOREIGN_CONTENT } from './directives.js';
@@ -34,7 +29,7 @@ import { ipv4Side, type ListenPlan, parseListen } from './listen.js';
 import { parseLocation } from './location-match.js';
 import { flattenLocations, type LocationNode } from './location-tree.js';
 import { namedFile, type PathContext } from './output-path.js';
-import { refusingIf } from './refusing-if.js';
+import { refusingIf, refusingIfWarning } from './refusing-if.js';
 import { translateRegex } from './regex.js';
 import { childScope, nearest, nearestList, own, type Scope } from './scope.js';
 import type { SluiceLimits, SluiceRoute, SluiceServer, SluiceTls, YamlNote } from './sluice-config.js';

@@ -20,6 +20,8 @@
  *
  * A location nested in a regex location is matched by nginx only after the regex; sluice cannot
  * say that, so such a regex location refuses every request (502) rather than answer for them.
+ *
+ * Cost: O(locations² × nesting depth), once per server at import time.
  */
 import type { NginxDirective } from './ast.js';
 import type { RoutePlan } from './convert-location.js';

@@ -38,3 +38,8 @@ function refuses(block: readonly NginxDirective[]): boolean {
     return false;
   });
 }
+
+/** The warning for an `if` that refuses requests on a condition sluice cannot test. */
+export function refusingIfWarning(d: NginxDirective, where: 'location' | 'server'): string {
+  return `if ${d.args.join(' ')}: nginx refuses (or sends to https) the requests this matches, which sluice cannot tell apart, so the ${where} refuses every request (403) instead of serving them all`;
+}
