@@ -31,8 +31,10 @@ export function clientResponseHeaders(
     const value = template(src);
     if (value !== '') result.push(name, value);
   }
-  if (addsHeaders(status)) appendTemplates(result, route.responseAddHeaders, src);
-  appendTemplates(result, route.responseAddAlwaysHeaders, src);
+  // Length first: most routes add nothing, and this runs for every proxied answer.
+  if (route.responseAddHeaders.length > 0 && addsHeaders(status))
+    appendTemplates(result, route.responseAddHeaders, src);
+  if (route.responseAddAlwaysHeaders.length > 0) appendTemplates(result, route.responseAddAlwaysHeaders, src);
   return result;
 }
 
