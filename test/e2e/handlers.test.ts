@@ -8,7 +8,7 @@
  * and workers running as `nobody` keep logging to their file across logrotate and a reload, while no
  * root process follows a symlink planted at its path.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import {
   chmod,
   chown,
@@ -37,7 +37,7 @@ import {
   startConfigured,
   waitForPort,
 } from '../helpers/cli.js';
-import { alive, get, sharedTempDir, until } from '../helpers/runtime.js';
+import { alive, get, sharedTempDir, until, waitForChild } from '../helpers/runtime.js';
 
 const CONCURRENT = 1000;
 
@@ -526,7 +526,7 @@ describe('signals while sluice serve starts', () => {
         const p = spawnCli(['serve', 'slow.mjs', '--allow-root', '--workers', '1', '--port', String(port)], {
           cwd: dir,
         });
-        await new Promise((r) => setTimeout(r, 500));
+        await waitForChild(p.pid);
         p.signal(signal);
         if (signal === 'SIGHUP') {
           await waitForPort(port, { timeoutMs: 15_000 });
@@ -561,13 +561,7 @@ describe('a second stop signal while sluice serve starts', () => {
           cwd: dir,
         },
       );
-      // The primary takes signals before it forks its worker: wait for the worker, not a fixed
-      // 500 ms (on a loaded machine Node had not started yet, and the default SIGTERM killed it).
-      await until(
-        () =>
-          readFileSync(`/proc/${p.pid}/task/${p.pid}/children`, 'utf8').trim() === '' ? undefined : true,
-        'the worker to be forked',
-      );
+      await waitForChild(p.pid);
       p.signal('SIGTERM');
       await new Promise((r) => setTimeout(r, 200));
       const sentAt = Date.now();

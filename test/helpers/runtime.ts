@@ -3,6 +3,7 @@
  * the primary's `/api/status`, polling with a bound, process liveness, and temporary directories
  * that an unprivileged worker (user nobody) can read handler modules from.
  */
+import { readFileSync } from 'node:fs';
 import { chmod, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { join } from 'node:path';
@@ -97,6 +98,19 @@ export async function until<T>(
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Waits until process `pid` has a child: a sluice primary takes signals before it forks its first
+ * worker, so from then on a signal reaches sluice's handlers, not Node's defaults (a fixed wait of
+ * 500 ms was not always enough on a loaded machine).
+ */
+export function waitForChild(pid: number, timeoutMs = 10_000): Promise<true> {
+  return until(
+    () => (readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim() === '' ? undefined : true),
+    `process ${pid} to fork a child`,
+    timeoutMs,
+  );
 }
 
 /** Whether a process with this pid exists. */
