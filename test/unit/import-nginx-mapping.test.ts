@@ -191,6 +191,27 @@ describe('what sluice cannot do is refused, never served more openly', () => {
   });
 });
 
+describe('a regex location sluice cannot follow, with limit_except', () => {
+  // The route for the other methods was a copy of the proxy and went on proxying: POST
+  // /app/admin from 10.x reached the app, where nginx answers 403.
+  it('refuses every method, not only those limit_except lists', () => {
+    const r = convert(
+      [
+        'server { listen 80;',
+        '  location ~ ^/app { limit_except GET { allow 10.0.0.0/8; deny all; } proxy_pass http://10.0.0.5:8080;',
+        '    location ~ ^/app/admin { deny all; } }',
+        '}',
+      ].join('\n'),
+    );
+    const table = new RouteTable(resolved(r.yaml).servers[0]!.routes, (route) => route);
+    const kinds = ['GET', 'HEAD', 'POST', 'DELETE'].map((method) => {
+      const a = table.match('/app/admin', method, { header: () => undefined })?.action;
+      return a?.kind === 'respond' ? a.status : a?.kind;
+    });
+    expect(kinds).toEqual([502, 502, 502, 502]);
+  });
+});
+
 describe('if ($scheme = http) { return 301 https://... }', () => {
   it('redirects every path on the plain addresses and leaves the TLS ones as they are', () => {
     const r = convert(

@@ -40,7 +40,7 @@ export interface RoutePlan {
    * `limit_except`: `route` takes these methods only, and `others` (its `match:` that of `route`)
    * follows it for the rest.
    */
-  readonly limitExcept?: { readonly methods: string[]; readonly others: Omit<SluiceRoute, 'match'> };
+  limitExcept?: { readonly methods: string[]; readonly others: Omit<SluiceRoute, 'match'> };
   /** `internal`: nginx answers 404 before anything else, its auto-redirect included. */
   readonly internal?: true;
 }

@@ -193,6 +193,9 @@ export function flattenLocations(
 /** Turns a route into a refusal: what it would answer cannot be carried over faithfully. */
 function refuse(plan: RoutePlan): void {
   const { name, match } = plan.route;
+  // Every method is refused, not only limit_except's: the route for the other methods was a copy
+  // of the location's proxy, and went on proxying what the refusal covers.
+  plan.limitExcept = undefined;
   plan.route = {
     ...(name === undefined ? {} : { name }),
     ...(match === undefined ? {} : { match }),
