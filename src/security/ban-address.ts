@@ -3,6 +3,7 @@
  * `per: network` rule bans (`2001:db8:1:2::/64`), both in the canonical form bans are kept under.
  */
 import { isIPv6 } from 'node:net';
+import { clientNetwork } from '../core/client-network.js';
 import { canonicalIp } from '../core/ip-set.js';
 
 /**
@@ -17,5 +18,8 @@ export function banAddress(text: string): string | null {
   const prefix = text.slice(0, -3);
   if (!isIPv6(prefix)) return null;
   const network = canonicalIp(prefix);
-  return network === null || network.includes('.') ? null : `${network}/64`;
+  if (network === null || network.includes('.')) return null;
+  // Bans are kept under the network with its host bits cleared; `2001:db8:1:2:3::/64` names the
+  // same /64 and was answered lifted: 0.
+  return clientNetwork(network);
 }
