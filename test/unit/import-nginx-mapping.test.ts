@@ -239,6 +239,28 @@ describe('if ($scheme = http) { return 301 https://... }', () => {
       [8, expect.stringMatching(/^if \(\$scheme = http\): only a return .* the plain addresses answer 502/)],
     ]);
   });
+
+  // A rewrite without a flag goes on to the next directive: the redirect was dropped and the
+  // plain address proxied everything.
+  it('looks past a server-level rewrite that does not end the rewrites, and refuses after one that does', () => {
+    const r = convert(
+      [
+        'server { listen 80; listen 443 ssl; server_name a.test;',
+        '  ssl_certificate /c.pem; ssl_certificate_key /k.pem;',
+        '  rewrite ^/old/(.*)$ /new/$1;',
+        '  if ($scheme = http) { return 301 https://$host$request_uri; }',
+        '  location / { proxy_pass http://10.0.0.5:8080; }',
+        '}',
+        'server { listen 8080; rewrite ^/old/(.*)$ /new/$1 last;',
+        '  if ($scheme = http) { return 301 https://b.test$request_uri; } location / { return 204; } }',
+      ].join('\n'),
+    );
+    expect(r.config.servers.map((s) => s.routes[0])).toEqual([
+      { redirect: { to: 'https://$host$request_uri', status: 301 } },
+      expect.objectContaining({ match: { path_prefix: '/' } }),
+      { respond: { status: 502 } },
+    ]);
+  });
 });
 
 describe('add_header', () => {

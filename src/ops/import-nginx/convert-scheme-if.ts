@@ -36,9 +36,31 @@ export function isPlainSchemeTest(args: readonly string[]): boolean {
  * or a server-level `return` comes first (it answers everything before the `if` is reached).
  */
 export function convertSchemeIf(scope: Scope, server: ServerContext): SchemeRedirect | undefined {
+  // A `rewrite ... last|break` before the `if` ends the server's rewrites for the paths it
+  // matches, so nginx serves those over plain HTTP and redirects the rest: not expressible here.
+  let cutBy: NginxDirective | null = null;
   for (const d of scope.directives) {
-    if (d.block === null && (d.name === 'return' || d.name === 'rewrite')) return undefined;
+    if (d.block === null && d.name === 'return') return undefined;
+    if (d.block === null && d.name === 'rewrite') {
+      // One that redirects answers first; one without a flag goes on to the next directive.
+      const flag = d.args[2];
+      if (flag === 'redirect' || flag === 'permanent' || /^https?:\/\//.test(d.args[1] ?? ''))
+        return undefined;
+      if (flag === 'last' || flag === 'break') cutBy ??= d;
+      continue;
+    }
     if (d.name !== 'if' || d.block === null || !isPlainSchemeTest(d.args)) continue;
+    if (cutBy !== null) {
+      server.ctx.warnings.add(
+        d,
+        `if ${d.args.join(' ')}: nginx skips it for the paths rewrite ${cutBy.args.join(' ')} (line ${cutBy.line}) matches, which sluice cannot tell apart; the plain addresses answer 502 to every request`,
+      );
+      return {
+        route: { respond: { status: 502 } },
+        note: `nginx: if ${d.args.join(' ')} after rewrite ... ${cutBy.args[2]} (not carried over; see the warning)`,
+        directive: d,
+      };
+    }
     const inner = childScope('location', d.block, scope);
     const returned = firstReturn(inner, server);
     const others = d.block.filter((x) => x !== returned?.directive);
