@@ -408,6 +408,9 @@ describe('an if that refuses requests on a condition sluice cannot test', () => 
         '  location /a/ { if ($http_user_agent ~* bot) { return 403; } proxy_pass http://10.0.0.5:8080; }',
         '  location /b/ { if ($request_method = OPTIONS) { return 204; } proxy_pass http://10.0.0.5:8080; }',
         '  location /c/ { if ($http_x_debug) { rewrite ^ https://secure.test$request_uri permanent; } proxy_pass http://10.0.0.5:8080; }',
+        // Every visitor without a session reached the app: the if was dropped with a warning.
+        '  location /d/ { if ($cookie_session = "") { return 302 /login; } proxy_pass http://10.0.0.5:8080; }',
+        '  location /e/ { if ($cookie_session = "") { rewrite ^ /login redirect; } proxy_pass http://10.0.0.5:8080; }',
         '}',
         'server { listen 81; if ($host !~ ^a\\.test$) { return 444; } location / { proxy_pass http://10.0.0.5:8080; } }',
       ].join('\n'),
@@ -418,9 +421,11 @@ describe('an if that refuses requests on a condition sluice cannot test', () => 
       ['/a/', 403],
       ['/b/', 'proxy'],
       ['/c/', 403],
+      ['/d/', 403],
+      ['/e/', 403],
     ]);
     expect(two!.routes).toEqual([{ respond: { status: 403 } }]);
     const refusals = messages(r).filter(([, m]) => String(m).includes('refuses every request (403)'));
-    expect(refusals.map(([line]) => line)).toEqual([3, 5, 7]);
+    expect(refusals.map(([line]) => line)).toEqual([3, 5, 6, 7, 9]);
   });
 });

@@ -1,10 +1,10 @@
 /**
  * An `if` sluice cannot test, whose block refuses requests: `if ($http_user_agent ~* bot) { return
  * 403; }`, `if ($host !~ ...) { return 444; }`, a `deny` or `auth_basic` inside, or a redirect to
- * `https://`. Dropping it would serve everyone what nginx refuses to some, so the location (or,
- * at server level, the server) refuses every request instead, with a warning. An `if` whose block
- * only answers or redirects otherwise (`return 204` to a CORS preflight) is dropped with the
- * catalogue's warning alone: without it sluice is no more open than nginx.
+ * `https://` or to a login page (`return 302 /login`). Dropping it would serve everyone what nginx
+ * refuses to some, so the location (or, at server level, the server) refuses every request
+ * instead, with a warning. An `if` whose block only answers 2xx (`return 204` to a CORS preflight)
+ * is dropped with the catalogue's warning alone: without it sluice is no more open than nginx.
  */
 import type { NginxDirective } from './ast.js';
 import { isPlainSchemeTest } from './convert-scheme-if.js';
@@ -29,17 +29,23 @@ function refuses(block: readonly NginxDirective[]): boolean {
     if (REFUSING.has(x.name) && !(x.args[0] === 'off')) return true;
     if (x.block !== null) return refuses(x.block);
     if (x.name === 'return') {
+      // A redirect gates too: `if ($cookie_session = "") { return 302 /login; }` keeps the
+      // location from everyone without a session; dropped, it served them all. Only a 2xx, which
+      // answers instead of the location without sending anyone elsewhere, is left.
       const code = Number(x.args[0]);
-      if (Number.isInteger(code) && code >= 400) return true;
-      const target = Number.isInteger(code) ? x.args[1] : x.args[0];
-      return target?.startsWith('https://') === true;
+      return !Number.isInteger(code) || code >= 300;
     }
-    if (x.name === 'rewrite') return x.args[1]?.startsWith('https://') === true;
+    if (x.name === 'rewrite')
+      return (
+        x.args[2] === 'redirect' ||
+        x.args[2] === 'permanent' ||
+        /^(https?:\/\/|\$scheme)/.test(x.args[1] ?? '')
+      );
     return false;
   });
 }
 
 /** The warning for an `if` that refuses requests on a condition sluice cannot test. */
 export function refusingIfWarning(d: NginxDirective, where: 'location' | 'server'): string {
-  return `if ${d.args.join(' ')}: nginx refuses (or sends to https) the requests this matches, which sluice cannot tell apart, so the ${where} refuses every request (403) instead of serving them all`;
+  return `if ${d.args.join(' ')}: nginx refuses or redirects the requests this matches, which sluice cannot tell apart, so the ${where} refuses every request (403) instead of serving them all`;
 }
