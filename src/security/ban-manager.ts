@@ -358,6 +358,9 @@ export class BanManager {
   }
 
   #sweep(now = Date.now()): void {
+    // Whatever Redis's state: during a long outage (or with a database it cannot select) every
+    // ban made stayed here, expired ones included; only the live ones are still worth writing.
+    for (const [id, ban] of this.#pendingBans) if (ban.until <= now) this.#pendingBans.delete(id);
     for (const [id, times] of this.#strikes) {
       const scope = id.slice(0, id.indexOf('\n'));
       const window = this.#rules.get(scope)?.windowMs ?? 0;
