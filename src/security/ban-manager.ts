@@ -31,6 +31,25 @@ const CHANNEL = `${PREFIX}bans`;
 const NODE_ID = randomBytes(6).toString('hex');
 let strikeSequence = 0;
 
+/** The key of a client's strikes and of its pending ban: a scope and an address. */
+function entryId(scope: string, address: string): string {
+  return `${scope}\n${address}`;
+}
+
+/**
+ * `pass` run one at a time: a call while one runs gets that one (the 10 s sweep and a resync
+ * may both ask for the same pass).
+ */
+function oneAtATime(pass: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | null = null;
+  return () => {
+    running ??= pass().finally(() => {
+      running = null;
+    });
+    return running;
+  };
+}
+
 /** A tag no other strike of any node has. */
 function strikeTag(): string {
   strikeSequence = (strikeSequence + 1) % Number.MAX_SAFE_INTEGER;
@@ -146,7 +165,7 @@ export class BanManager {
   }
 
   #strikeLocally(scope: string, address: string, count: number, rule: ResolvedBan, now: number): void {
-    const id = `${scope}\n${address}`;
+    const id = entryId(scope, address);
     const times = (this.#strikes.get(id) ?? []).filter((t) => now - t < rule.windowMs);
     for (let i = 0; i < count; i++) times.push(now);
     // Only the newest `max` strikes can ever matter.
@@ -159,7 +178,7 @@ export class BanManager {
     if (this.#list.banned(scope, address, now)) return;
     const ban: Ban = { scope, address, until: now + rule.durationMs };
     this.#apply(ban);
-    this.#strikes.delete(`${scope}\n${address}`);
+    this.#strikes.delete(entryId(scope, address));
     this.#log.warn(
       {
         audit: true,
@@ -172,7 +191,7 @@ export class BanManager {
       'client banned',
     );
     if (this.#state === null) return;
-    const id = `${scope}\n${address}`;
+    const id = entryId(scope, address);
     // While Redis is down the resync that ends the outage writes it; until then it is pending too.
     this.#pendingBans.set(id, ban);
     if (this.#state.up) {
@@ -192,13 +211,7 @@ export class BanManager {
   }
 
   /** Writes and announces the bans whose first write failed; one pass at a time. */
-  #announcing: Promise<void> | null = null;
-  #announcePending(): Promise<void> {
-    this.#announcing ??= this.#announceAll().finally(() => {
-      this.#announcing = null;
-    });
-    return this.#announcing;
-  }
+  readonly #announcePending = oneAtATime(() => this.#announceAll());
 
   async #announceAll(): Promise<void> {
     const state = this.#state;
@@ -275,13 +288,7 @@ export class BanManager {
   }
 
   /** Tells Redis of the unbans made while it could not be told; one pass at a time. */
-  #lifting: Promise<void> | null = null;
-  #liftPending(): Promise<void> {
-    this.#lifting ??= this.#liftAll().finally(() => {
-      this.#lifting = null;
-    });
-    return this.#lifting;
-  }
+  readonly #liftPending = oneAtATime(() => this.#liftAll());
 
   async #liftAll(): Promise<void> {
     const redis = this.#state?.redis;
@@ -350,7 +357,7 @@ export class BanManager {
             await redis.publish(CHANNEL, JSON.stringify({ type: 'ban', ban }));
           }
         }
-        this.#pendingBans.delete(`${ban.scope}\n${ban.address}`);
+        this.#pendingBans.delete(entryId(ban.scope, ban.address));
       }
     } catch (err) {
       this.#log.warn({ err: String(err) }, 'shared state: could not resynchronise bans');
