@@ -187,15 +187,17 @@ export class SharedState {
     this.#down(err?.message);
   }
 
-  #down(why: string | undefined): void {
+  /** Down, reported once per outage: with the warning, or (`warn` false) with what the caller logged. */
+  #down(why: string | undefined, warn = true): void {
     this.#up = false;
     if (this.#reportedDown || this.#closing) return;
     this.#reportedDown = true;
     this.#settle(false);
-    this.#log.warn(
-      { redis: redactUrl(this.#url), err: why },
-      'shared state: Redis unreachable; serving with local state',
-    );
+    if (warn)
+      this.#log.warn(
+        { redis: redactUrl(this.#url), err: why },
+        'shared state: Redis unreachable; serving with local state',
+      );
   }
 
   /**
@@ -231,9 +233,7 @@ export class SharedState {
           );
         }
         // Never taken for the database asked for: the probe goes on, in case Redis is fixed.
-        this.#reportedDown = true;
-        this.#up = false;
-        this.#settle(false);
+        this.#down(message, false);
       } else this.#down(message);
     } finally {
       this.#probing = false;
