@@ -136,6 +136,16 @@ const MATCH_ALL: Readonly<Record<string, 'none' | 'path' | 'after-slash'>> = {
 };
 
 /**
+ * Whether nginx answers a `rewrite` with a redirect: the `redirect` or `permanent` flag, or a
+ * replacement starting with http://, https:// or $scheme. Any other rewrite changes the path and
+ * goes on (or, with `last` or `break`, ends the rewrites).
+ */
+export function rewriteRedirects(d: NginxDirective): boolean {
+  const [, replacement, flag] = d.args;
+  return flag === 'permanent' || flag === 'redirect' || /^(https?:\/\/|\$scheme)/.test(replacement ?? '');
+}
+
+/**
  * Converts a redirecting `rewrite`; `null` (with a warning) when it is not one sluice can write.
  */
 export function convertRewrite(d: NginxDirective, scope: Scope, server: ServerContext): ReturnAction | null {
@@ -145,8 +155,7 @@ export function convertRewrite(d: NginxDirective, scope: Scope, server: ServerCo
     warnings.add(d, 'rewrite takes a pattern and a replacement; not carried over');
     return null;
   }
-  const external = /^(https?:\/\/|\$scheme)/.test(replacement);
-  const status = flag === 'permanent' ? 301 : flag === 'redirect' || external ? 302 : null;
+  const status = !rewriteRedirects(d) ? null : flag === 'permanent' ? 301 : 302;
   if (status === null) {
     warnings.add(
       d,

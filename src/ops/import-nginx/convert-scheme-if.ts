@@ -10,7 +10,7 @@
  */
 import type { NginxDirective } from './ast.js';
 import type { ServerContext } from './convert-context.js';
-import { firstReturn } from './convert-return.js';
+import { firstReturn, rewriteRedirects } from './convert-return.js';
 import { childScope, type Scope } from './scope.js';
 import type { SluiceRoute } from './sluice-config.js';
 
@@ -43,10 +43,8 @@ export function convertSchemeIf(scope: Scope, server: ServerContext): SchemeRedi
     if (d.block === null && d.name === 'return') return undefined;
     if (d.block === null && d.name === 'rewrite') {
       // One that redirects answers first; one without a flag goes on to the next directive.
-      const flag = d.args[2];
-      if (flag === 'redirect' || flag === 'permanent' || /^https?:\/\//.test(d.args[1] ?? ''))
-        return undefined;
-      if (flag === 'last' || flag === 'break') cutBy ??= d;
+      if (rewriteRedirects(d)) return undefined;
+      if (d.args[2] === 'last' || d.args[2] === 'break') cutBy ??= d;
       continue;
     }
     if (d.name !== 'if' || d.block === null || !isPlainSchemeTest(d.args)) continue;

@@ -7,6 +7,7 @@
  * is dropped with the catalogue's warning alone: without it sluice is no more open than nginx.
  */
 import type { NginxDirective } from './ast.js';
+import { rewriteRedirects } from './convert-return.js';
 import { isPlainSchemeTest } from './convert-scheme-if.js';
 import type { Scope } from './scope.js';
 
@@ -35,12 +36,7 @@ function refuses(block: readonly NginxDirective[]): boolean {
       const code = Number(x.args[0]);
       return !Number.isInteger(code) || code >= 300;
     }
-    if (x.name === 'rewrite')
-      return (
-        x.args[2] === 'redirect' ||
-        x.args[2] === 'permanent' ||
-        /^(https?:\/\/|\$scheme)/.test(x.args[1] ?? '')
-      );
+    if (x.name === 'rewrite') return rewriteRedirects(x);
     return false;
   });
 }
