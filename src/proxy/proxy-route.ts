@@ -70,21 +70,23 @@ export function compileProxyRoute(
     addXRealIp: !overridden.has('x-real-ip'),
     addXForwardedProto: !overridden.has('x-forwarded-proto'),
     addXForwardedHost: !overridden.has('x-forwarded-host'),
-    setHeaders: action.setHeaders.map(([name, value]) => [name, compileTemplate(parse(value))] as const),
+    setHeaders: compileHeaders(action.setHeaders, parse),
     dropResponse: new Set([...action.responseRemoveHeaders, ...responseSetNames]),
-    responseSetHeaders: action.responseSetHeaders.map(
-      ([name, value]) => [name, compileTemplate(parse(value))] as const,
-    ),
-    responseAddHeaders: action.responseAddHeaders.map(
-      ([name, value]) => [name, compileTemplate(parse(value))] as const,
-    ),
-    responseAddAlwaysHeaders: action.responseAddAlwaysHeaders.map(
-      ([name, value]) => [name, compileTemplate(parse(value))] as const,
-    ),
+    responseSetHeaders: compileHeaders(action.responseSetHeaders, parse),
+    responseAddHeaders: compileHeaders(action.responseAddHeaders, parse),
+    responseAddAlwaysHeaders: compileHeaders(action.responseAddAlwaysHeaders, parse),
     connectTimeoutMs: action.connectTimeoutMs,
     readTimeoutMs: action.readTimeoutMs,
     sendTimeoutMs: action.sendTimeoutMs,
   };
+}
+
+/** Header pairs with their values compiled once, at config time. */
+function compileHeaders(
+  pairs: readonly (readonly [string, string])[],
+  parse: (text: string) => readonly TemplatePart[],
+): (readonly [string, Template])[] {
+  return pairs.map(([name, value]) => [name, compileTemplate(parse(value))] as const);
 }
 
 /** The path sent upstream: strip the prefix, prepend the base path, keep the query. */

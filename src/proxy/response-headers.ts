@@ -27,10 +27,7 @@ export function clientResponseHeaders(
   }
   // Rare: an upstream naming extra hop-by-hop headers in `Connection`; filter them afterwards.
   const result = named === null ? out : withoutNamed(out, named);
-  for (const [name, template] of route.responseSetHeaders) {
-    const value = template(src);
-    if (value !== '') result.push(name, value);
-  }
+  appendTemplates(result, route.responseSetHeaders, src);
   // Length first: most routes add nothing, and this runs for every proxied answer.
   if (route.responseAddHeaders.length > 0 && addsHeaders(status))
     appendTemplates(result, route.responseAddHeaders, src);
