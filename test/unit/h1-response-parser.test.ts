@@ -88,6 +88,58 @@ describe('the upstream response parser', () => {
     expect(out.headers).toEqual(['Content-Length', '5', 'X-B', '1', 'x-b', '2']);
   });
 
+  it('reads framing headers in any spelling and keeps field values as sent, trimmed', () => {
+    for (const name of ['content-length', 'CONTENT-LENGTH', 'Content-length'])
+      expect(parse(`HTTP/1.1 200 OK\r\n${name}: 2\r\n\r\nokX`).extra).toBe(1);
+    expect(parse('HTTP/1.1 200 OK\r\nCONNECTION: Close\r\nContent-Length: 0\r\n\r\n').keepAlive).toBe(false);
+    const out = parse('HTTP/1.1 200 OK\r\nX-A:\t caf\xe9 \t\r\nX-B:\r\nContent-Length: 0\r\n\r\n');
+    expect(out.headers).toEqual(['X-A', 'caf\xe9', 'X-B', '', 'Content-Length', '0']);
+  });
+
+  it('accepts exactly the names that are tokens and the values without control characters', () => {
+    const token = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+    const bad = /[\x00-\x08\x0a-\x1f\x7f]/;
+    const chars = fc.oneof(
+      fc.constantFrom(
+        'a',
+        'Z',
+        '-',
+        '!',
+        ' ',
+        '\t',
+        ':',
+        '"',
+        '(',
+        '\x7f',
+        '\x00',
+        '\r',
+        '\n',
+        '\xe9',
+        '\x1f',
+      ),
+      fc.integer({ min: 0, max: 255 }).map((c) => String.fromCharCode(c)),
+    );
+    const text = fc.array(chars, { maxLength: 12 }).map((cs) => cs.join(''));
+    fc.assert(
+      fc.property(text, text, (name, value) => {
+        const head = `HTTP/1.1 200 OK\r\n${name}:${value}\r\nContent-Length: 0\r\n\r\n`;
+        // A CRLF ends the line early, and the first colon ends the name: cases of their own above.
+        fc.pre(!`${name}:${value}`.includes('\r\n') && !name.includes(':'));
+        const valid = token.test(name) && !bad.test(value);
+        let out: Parsed | null = null;
+        try {
+          out = parse(head);
+        } catch (err) {
+          expect(err).toBeInstanceOf(InvalidResponseError);
+        }
+        expect(out !== null).toBe(valid);
+        if (out !== null)
+          expect(out.headers.slice(0, 2)).toEqual([name, value.replace(/^[ \t]+|[ \t]+$/g, '')]);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
   it('decodes chunked bodies with extensions and drops trailers', () => {
     const out = parse(CHUNKED);
     expect(out.body).toBe('helloabcdefghijklmnopqrstuvwxyz');
