@@ -195,6 +195,27 @@ describe('the upstream HTTP/1.1 client', () => {
     expect(none.connections).toBe(0);
   });
 
+  it('keeps an idle connection past a shorter read timeout, and times reads again on its next request', async () => {
+    const u = await upstream((h, _c, s) => {
+      if (!h.includes('/silent')) s.write(ok());
+    });
+    const p = pool(u.port, { keepaliveTimeoutMs: 600 });
+    await send(p, { readTimeoutMs: 100 });
+    // Idle for three read timeouts: still kept, keepalive_timeout is what closes an idle connection.
+    await sleep(300);
+    expect(p.connections).toBe(1);
+    const started = Date.now();
+    const silent = await send(p, { path: '/silent', readTimeoutMs: 100 });
+    expect(silent.reused).toBe(true);
+    expect(silent.error?.code).toBe('SLUICE_READ_TIMEOUT');
+    expect(Date.now() - started).toBeLessThan(2000);
+    // And an idle connection still goes at keepalive_timeout when reads are timed longer.
+    await send(p, { readTimeoutMs: 5000 });
+    expect(p.connections).toBe(1);
+    await sleep(900);
+    expect(p.connections).toBe(0);
+  });
+
   it('fails with a read timeout when the target says nothing, and with ECONNREFUSED when it is not there', async () => {
     const u = await upstream(() => undefined);
     const started = Date.now();
