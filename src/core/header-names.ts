@@ -44,13 +44,19 @@ export function isHopByHop(lowerName: string): boolean {
 
 /**
  * Adds the header names a `Connection` value lists (lower-case; not `close` or `keep-alive`) to
- * `into` (a new list when null). A sender uses them to mark further headers hop-by-hop.
+ * `into` (a new list when null and there is one to add): `into` as given when it names none. A
+ * sender uses them to mark further headers hop-by-hop.
  */
-export function connectionTokens(value: string, into: string[] | null): string[] {
-  const list = into ?? [];
+export function connectionTokens(value: string, into: string[] | null): string[] | null {
+  // The values nearly every answer carries name no header: no split, trim or lower-casing for them
+  // (0.9 % of a proxy worker's CPU, for nginx's `Connection: keep-alive` on every answer).
+  if (value === 'keep-alive' || value === 'close' || value === 'Keep-Alive' || value === 'Close') return into;
+  let list = into;
   for (const part of value.split(',')) {
     const token = part.trim().toLowerCase();
-    if (token !== '' && token !== 'close' && token !== 'keep-alive') list.push(token);
+    if (token === '' || token === 'close' || token === 'keep-alive') continue;
+    if (list === null) list = [];
+    list.push(token);
   }
   return list;
 }
