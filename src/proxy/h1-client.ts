@@ -146,7 +146,7 @@ export class H1Pool {
     const ms = hintMs < 0 ? timeout : Math.min(hintMs, timeout);
     const keep = !this.#closing && ms > 0 && this.#idle.length < this.#options.maxIdle;
     if (keep) {
-      const until = Date.now() + ms;
+      const until = performance.now() + ms;
       conn.idleUntil = until;
       this.#idle.push(conn);
       // Deadlines mostly come in order: the timer is moved only for a shorter one (a target's hint).
@@ -159,7 +159,7 @@ export class H1Pool {
   #armSweep(at: number): void {
     if (this.#sweepTimer !== null) clearTimeout(this.#sweepTimer);
     this.#sweepAt = at;
-    this.#sweepTimer = setTimeout(() => this.#sweep(), Math.max(0, at - Date.now()));
+    this.#sweepTimer = setTimeout(() => this.#sweep(), Math.max(0, at - performance.now()));
     this.#sweepTimer.unref();
   }
 
@@ -167,7 +167,7 @@ export class H1Pool {
   #sweep(): void {
     this.#sweepTimer = null;
     this.#sweepAt = Number.POSITIVE_INFINITY;
-    const now = Date.now();
+    const now = performance.now();
     let next = Number.POSITIVE_INFINITY;
     for (const c of this.#idle) {
       if (c.gone) continue;
@@ -274,7 +274,10 @@ class H1Connection implements ResponseSink, TurnFlush {
   #received = false;
   /** The socket's timeout as last set: set again only when it changes (the pool's note on timers). */
   #timeoutMs = 0;
-  /** While idle in the pool: when it is to be closed (ms since the epoch). */
+  /**
+   * While idle in the pool: when it is to be closed, on the monotonic clock (`performance.now()`):
+   * a wall clock set back would keep idle connections past keepalive_timeout.
+   */
   idleUntil = 0;
 
   constructor(pool: H1Pool, host: string, port: number, connectTimeoutMs: number) {
@@ -433,9 +436,13 @@ class H1Connection implements ResponseSink, TurnFlush {
     if (this.#handler === null) {
       // The read timeout, run out while idle: the pool's deadline decides (a keepalive_timeout
       // longer than timeouts.read keeps the connection). It starts again with the next write.
-      if (Date.now() >= this.idleUntil) this.destroy();
+      if (performance.now() >= this.idleUntil) this.destroy();
       return;
     }
+    // Taken from the pool with its read timer about to run out from the idle time, which the
+    // request's write (held to the turn's end) has not restarted yet: the target has not been
+    // asked anything, so it cannot be late. The write re-arms the timer.
+    if (this.#connected && this.#head !== '') return;
     this.fail(
       this.#connected
         ? new UpstreamSocketError('SLUICE_READ_TIMEOUT', 'upstream read timed out')

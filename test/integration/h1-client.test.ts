@@ -216,6 +216,23 @@ describe('the upstream HTTP/1.1 client', () => {
     expect(p.connections).toBe(0);
   });
 
+  it('does not time out a request taken onto an idle connection before it is written', async () => {
+    const u = await upstream((_h, _c, s) => s.write(ok()));
+    const p = pool(u.port, { keepaliveTimeoutMs: 5000 });
+    await send(p, { readTimeoutMs: 200 });
+    // A request started from a timer callback in a turn that ran late (a retry after another
+    // attempt's timeout): the idle connection's read timer, counting since the last answer, is
+    // due in the same timers phase, before the request's write at the end of the turn.
+    const second = new Promise<Outcome>((resolve) => {
+      setTimeout(() => resolve(send(p, { readTimeoutMs: 200 })), 20);
+      const until = Date.now() + 300;
+      while (Date.now() < until);
+    });
+    const out = await second;
+    expect(out.error).toBeNull();
+    expect(out).toMatchObject({ status: 200, reused: true });
+  });
+
   it('fails with a read timeout when the target says nothing, and with ECONNREFUSED when it is not there', async () => {
     const u = await upstream(() => undefined);
     const started = Date.now();
