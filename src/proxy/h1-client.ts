@@ -165,8 +165,7 @@ export class H1Pool {
 
   /** Closes the idle connections past their deadline, and waits for the next one. */
   #sweep(): void {
-    this.#sweepTimer = null;
-    this.#sweepAt = Number.POSITIVE_INFINITY;
+    this.#stopSweep();
     const now = performance.now();
     let next = Number.POSITIVE_INFINITY;
     for (const c of this.#idle) {

@@ -57,15 +57,6 @@ const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 const TOKEN_CHAR = new Uint8Array(256);
 for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
   TOKEN_CHAR[c.charCodeAt(0)] = 1;
-/** The usual spellings of the names the parser reads, without the cache's lower-casing. */
-const COMMON_SPELLING = new Map<string, string>();
-for (const lower of ['connection', 'keep-alive', 'content-length', 'transfer-encoding']) {
-  COMMON_SPELLING.set(lower, lower);
-  COMMON_SPELLING.set(
-    lower.replace(/(^|-)[a-z]/g, (m) => m.toUpperCase()),
-    lower,
-  );
-}
 const HEX = /^[0-9A-Fa-f]{1,15}$/;
 const LF = 10;
 
@@ -249,7 +240,7 @@ export class ResponseParser {
       // Only these four names matter here; a length test skips the lookup for the others.
       const len = colon - i;
       if (len !== 10 && len !== 14 && len !== 17) continue;
-      const lower = COMMON_SPELLING.get(name) ?? headerName(name);
+      const lower = headerName(name);
       if (lower === 'connection') {
         const v = value.toLowerCase();
         if (v.includes('close')) close = true;
