@@ -33,6 +33,11 @@ async function get(port: number, path: string, client: string): Promise<number> 
   return res.statusCode;
 }
 
+/** Waits until `port` answers `client` 403: a ban on it in force there. */
+function enforcing(port: number, client: string, what: string, timeoutMs = 5000): Promise<true> {
+  return until(async () => ((await get(port, '/ok', client)) === 403 ? true : undefined), what, timeoutMs);
+}
+
 describe('shared state through Redis (two nodes)', () => {
   let up: TestUpstream;
   let redis: ChildProcess;
@@ -130,11 +135,7 @@ upstreams:
     const scanner = '203.0.113.50';
     for (const path of ['/.env', '/.git/config', '/wp-login.php'])
       expect(await get(a.port, path, scanner)).toBe(404);
-    await until(
-      async () => ((await get(b.port, '/ok', scanner)) === 403 ? true : undefined),
-      'node B enforcing the ban',
-      5000,
-    );
+    await enforcing(b.port, scanner, 'node B enforcing the ban');
     expect(await get(a.port, '/ok', scanner)).toBe(403);
     expect(await bans(b.admin)).toContain(scanner);
 
@@ -167,11 +168,7 @@ upstreams:
     const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
     const scanner = '203.0.113.40';
     for (const path of ['/s1', '/s2', '/s3']) expect(await get(a.port, path, scanner)).toBe(404);
-    await until(
-      async () => ((await get(b.port, '/ok', scanner)) === 403 ? true : undefined),
-      'node B enforcing the ban',
-      5000,
-    );
+    await enforcing(b.port, scanner, 'node B enforcing the ban');
     // A worker's lines reach the pipe on their own schedule, maybe after the primary's.
     const readyBans = async (proc: CliProcess, pid: number) =>
       (await proc.waitForJson((l) => l.msg === 'worker ready' && l.pid === pid))[0]?.bans;
@@ -222,11 +219,7 @@ upstreams:
     }
     const scanner = '203.0.113.60';
     for (const path of ['/a', '/b', '/c']) expect(await get(a.port, path, scanner)).toBe(404);
-    await until(
-      async () => ((await get(a.port, '/ok', scanner)) === 403 ? true : undefined),
-      'node A banning locally',
-      5000,
-    );
+    await enforcing(a.port, scanner, 'node A banning locally');
     expect(await get(b.port, '/ok', scanner)).toBe(200);
 
     // Down once, reported once per process (primary and workers), not once per request.
@@ -237,11 +230,7 @@ upstreams:
     expect(downLines(b)).toBeLessThanOrEqual(2);
 
     redis = await startRedis(redisPort, dir);
-    await until(
-      async () => ((await get(b.port, '/ok', scanner)) === 403 ? true : undefined),
-      'node B learning the ban',
-      10_000,
-    );
+    await enforcing(b.port, scanner, 'node B learning the ban', 10_000);
     await a.proc.waitForJson((l) => l.msg === 'shared state: Redis is back; resynchronising');
     await until(
       async () => ((await redisState(a.admin)) === 'up' ? true : undefined),
@@ -263,11 +252,7 @@ upstreams:
 
   const banOn = async (node: (typeof nodes)[0], other: (typeof nodes)[0], scanner: string) => {
     for (const path of ['/x1', '/x2', '/x3']) expect(await get(node.port, path, scanner)).toBe(404);
-    await until(
-      async () => ((await get(other.port, '/ok', scanner)) === 403 ? true : undefined),
-      'the other node enforcing the ban',
-      5000,
-    );
+    await enforcing(other.port, scanner, 'the other node enforcing the ban');
   };
 
   it('stops waiting on a Redis that hangs, and an unban made meanwhile reaches Redis and every node', async () => {
