@@ -19,7 +19,8 @@ export type BanEvent =
   | { readonly type: 'ban'; readonly ban: Ban }
   | { readonly type: 'unban'; readonly address: string };
 
-const CHANNEL = `${PREFIX}bans`;
+/** Bans and unbans are announced on `sluice:bans` (`SharedState.channel` adds the database). */
+const CHANNEL = 'bans';
 
 /**
  * The tag of this process's strikes in Redis: a strike is a member of a sorted set, so two with the
@@ -62,6 +63,8 @@ export class BanManager {
   readonly #strikes = new Map<string, number[]>();
   #rules = new Map<string, ResolvedBan>();
   readonly #state: SharedState | null;
+  /** The channel of this Redis database that bans and unbans are announced on. */
+  readonly #channel: string;
   readonly #log: StateLog;
   readonly #onChange: (e: BanEvent) => void;
   #subscriber: Redis | null = null;
@@ -82,6 +85,7 @@ export class BanManager {
 
   constructor(state: SharedState | null, log: StateLog, onChange: (e: BanEvent) => void) {
     this.#state = state;
+    this.#channel = state?.channel(CHANNEL) ?? '';
     this.#log = log;
     this.#onChange = onChange;
     this.#sweeper = setInterval(() => {
@@ -104,7 +108,7 @@ export class BanManager {
       // only when the main connection came back missed it whenever that one won the race.
       // (When the main connection is still away, its own return reads them instead.)
       sub.on('ready', () => {
-        sub.subscribe(CHANNEL).then(
+        sub.subscribe(this.#channel).then(
           () => (state.up ? this.#resync() : undefined),
           () => undefined,
         );
@@ -207,7 +211,7 @@ export class BanManager {
     const left = ban.until - Date.now();
     if (left <= 0) return;
     await state.watch(state.redis.set(banKey(ban.scope, ban.address), String(ban.until), 'PX', left));
-    await state.watch(state.redis.publish(CHANNEL, JSON.stringify({ type: 'ban', ban })));
+    await state.watch(state.redis.publish(this.#channel, JSON.stringify({ type: 'ban', ban })));
   }
 
   /** Writes and announces the bans whose first write failed; one pass at a time. */
@@ -283,7 +287,7 @@ export class BanManager {
     // No ban made before the unban outlives the longest ban duration.
     const keep = Math.max(60_000, ...[...this.#rules.values()].map((r) => r.durationMs));
     await redis.set(`${PREFIX}unban:${address}`, String(at), 'PX', keep);
-    await redis.publish(CHANNEL, JSON.stringify({ type: 'unban', address }));
+    await redis.publish(this.#channel, JSON.stringify({ type: 'unban', address }));
     return bans.length;
   }
 
@@ -354,7 +358,7 @@ export class BanManager {
         } else {
           const key = banKey(ban.scope, ban.address);
           if ((await redis.set(key, String(ban.until), 'PX', ban.until - now, 'NX')) === 'OK') {
-            await redis.publish(CHANNEL, JSON.stringify({ type: 'ban', ban }));
+            await redis.publish(this.#channel, JSON.stringify({ type: 'ban', ban }));
           }
         }
         this.#pendingBans.delete(entryId(ban.scope, ban.address));

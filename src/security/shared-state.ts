@@ -299,6 +299,16 @@ export class SharedState {
     );
   }
 
+  /**
+   * The name of a pub/sub channel (`sluice:bans`) for this URL's database. Redis delivers a
+   * message to every subscriber of the channel whatever database either side selected: two fleets
+   * kept apart by database number on one server (`/1`, `/2`) received each other's bans. Database 0
+   * keeps the plain name, so nodes of earlier versions on it still hear and are heard.
+   */
+  channel(name: string): string {
+    return this.#db === 0 ? `${PREFIX}${name}` : `${PREFIX}${name}:db${this.#db}`;
+  }
+
   /** Whether commands can be sent now. */
   get up(): boolean {
     return this.#up && this.redis.status === 'ready';

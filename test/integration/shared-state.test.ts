@@ -178,6 +178,41 @@ describe('shared state in Redis', () => {
     expect(await redisCli('-n', '0', 'DBSIZE')).toBe('0');
   });
 
+  it('announces bans only to the nodes of the same database: two fleets on /1 and /2 of one server stay apart', async () => {
+    const one = connect(1);
+    const oneMore = connect(1);
+    const two = connect(2);
+    const zero = connect(0);
+    for (const c of [one, oneMore, two, zero]) await upNow(c.state);
+    const rule = { ...RULE, max: 1 };
+    const a = manager(one.state, memoryLog(), rule);
+    const b = manager(oneMore.state, memoryLog(), rule);
+    const c = manager(two.state, memoryLog(), rule);
+    const d = manager(zero.state, memoryLog(), rule);
+    // All four subscriptions confirmed, whatever their channels, or the announcement could beat them.
+    const subscribers = async () => {
+      const channels = (await redisCli('PUBSUB', 'CHANNELS', 'sluice:*')).split('\n').filter(Boolean);
+      const counts = channels.length === 0 ? '' : await redisCli('PUBSUB', 'NUMSUB', ...channels);
+      return counts
+        .split('\n')
+        .filter((_, i) => i % 2 === 1)
+        .reduce((n, c) => n + Number(c), 0);
+    };
+    await until(async () => ((await subscribers()) === 4 ? true : undefined), 'the four subscriptions');
+    a.m.strike('web', '203.0.113.7');
+    await until(() => (b.events.some((e) => e.type === 'ban') ? true : undefined), 'the node on /1 told');
+    // Redis sends the message to every subscriber within the one PUBLISH: a node of another
+    // database that heard it would have been told by now, 200 ms later at the most.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(c.events).toEqual([]);
+    expect(d.events).toEqual([]);
+    expect(await redisCli('-n', '2', 'EXISTS', 'sluice:ban:web:203.0.113.7')).toBe('0');
+
+    await a.m.unban('203.0.113.7');
+    await until(() => (b.events.some((e) => e.type === 'unban') ? true : undefined), 'the unban on /1');
+    expect(c.events).toEqual([]);
+  });
+
   it('announces a ban whose write to Redis failed once Redis takes writes again, without an outage in between', async () => {
     const { state } = connect();
     const other = connect();
