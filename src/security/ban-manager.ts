@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { ResolvedBan } from '../config/types.js';
 import { clientNetwork } from '../core/client-network.js';
+import { LruMap } from '../core/lru-map.js';
 import { type Ban, BanList } from './ban-list.js';
 import { PREFIX, type SharedState, type StateLog } from './shared-state.js';
 
@@ -18,6 +19,12 @@ import { PREFIX, type SharedState, type StateLog } from './shared-state.js';
 export type BanEvent =
   | { readonly type: 'ban'; readonly ban: Ban }
   | { readonly type: 'unban'; readonly address: string };
+
+/**
+ * Clients whose strikes a node keeps, the least recently struck going first: 64 MB measured at
+ * this bound with IPv6 addresses of 19 strikes each (`max: 20`).
+ */
+const MAX_STRIKE_KEYS = 100_000;
 
 /** Bans and unbans are announced on `sluice:bans` (`SharedState.channel` adds the database). */
 const CHANNEL = 'bans';
@@ -60,7 +67,11 @@ function strikeTag(): string {
 /** The node's bans and strike counts. */
 export class BanManager {
   readonly #list = new BanList();
-  readonly #strikes = new Map<string, number[]>();
+  /**
+   * Recent strikes by scope and client, at most MAX_STRIKE_KEYS clients: a client with a new
+   * address per request (an IPv6 /64) grew this without bound for as long as `window` (up to 365 d).
+   */
+  readonly #strikes = new LruMap<string, number[]>(MAX_STRIKE_KEYS);
   #rules = new Map<string, ResolvedBan>();
   readonly #state: SharedState | null;
   /** The channel of this Redis database that bans and unbans are announced on. */

@@ -8,12 +8,15 @@
  * rate in total, and one pinned to a single keep-alive connection gets less. A worker's bucket
  * holds at least the one token a request needs: with burst + 1 < N the workers let up to N through
  * at once (burst 0 with 2 workers: 2), then the rate. Memory is bounded: full buckets (idle keys)
- * are swept every 10 s, and past 100 000 keys the table is cleared (failing open) rather than grown.
+ * are swept every 10 s, and past 100 000 keys the least recently used go first (core/lru-map.ts),
+ * so a client sending new keys cannot reset the buckets of those still sending.
  */
 import type { ResolvedRateLimit } from '../config/types.js';
+import { LruMap } from '../core/lru-map.js';
 import { PREFIX, type SharedState } from './shared-state.js';
 import { type Bucket, fullBucket, type TakeResult, take } from './token-bucket.js';
 
+/** Keys a worker keeps buckets for: 32 MB at most, measured with IPv6 addresses as keys. */
 const MAX_KEYS = 100_000;
 const SWEEP_MS = 10_000;
 
@@ -35,7 +38,7 @@ export function workerBurst(burst: number, workers: number): number {
 
 /** Buckets in this process. */
 export class LocalRateLimiter implements RateLimiter {
-  readonly #buckets = new Map<string, { bucket: Bucket; rule: ResolvedRateLimit }>();
+  readonly #buckets = new LruMap<string, { bucket: Bucket; rule: ResolvedRateLimit }>(MAX_KEYS);
   readonly #workers: number;
   readonly #timer: NodeJS.Timeout;
 
@@ -52,7 +55,6 @@ export class LocalRateLimiter implements RateLimiter {
     const burst = workerBurst(rule.burst, this.#workers);
     let entry = this.#buckets.get(id);
     if (entry === undefined) {
-      if (this.#buckets.size >= MAX_KEYS) this.#buckets.clear();
       entry = { bucket: fullBucket(burst, now), rule };
       this.#buckets.set(id, entry);
     }

@@ -250,6 +250,22 @@ describe('ban list', () => {
     expect(most).toBeLessThan(3000);
     list.close();
   });
+  it('keeps a limited client limited while others flood it with 150,000 new keys (no reset at the bound)', () => {
+    const rule = { perSecond: 1 / 60, burst: 0, key: '$http_x_key', level: 'server' as const };
+    const limiter = new LocalRateLimiter(1);
+    let now = 1000;
+    expect(limiter.take('web', 'limited', rule, now).allowed).toBe(true);
+    for (let i = 0; i < 150_000; i++) {
+      limiter.take('web', `spray-${i}`, rule, now);
+      // The limited client keeps trying every thousand keys, and stays refused.
+      if (i % 1000 === 0) expect(limiter.take('web', 'limited', rule, now++).allowed).toBe(false);
+    }
+    expect(limiter.size).toBeLessThanOrEqual(100_000);
+    // The least recently used keys went: the earliest sprayed ones, not the latest.
+    expect(limiter.take('web', 'spray-149999', rule, now).allowed).toBe(false);
+    expect(limiter.take('web', 'spray-0', rule, now).allowed).toBe(true);
+    limiter.close();
+  });
 });
 
 describe('ban manager', () => {
@@ -273,6 +289,32 @@ describe('ban manager', () => {
     expect(manager.all().map((b) => b.address)).toEqual(['2001:db8:0:5::2']);
     expect(await manager.unban('2001:db8:0:5::1')).toBe(0);
     expect(await manager.unban('2001:db8:0:5::2')).toBe(1);
+    manager.close();
+  });
+  it('keeps strikes for at most 100,000 clients, forgetting the least recently struck', () => {
+    const events: string[] = [];
+    const manager = new BanManager(null, log, (e) => events.push(e.type));
+    const rule = {
+      statuses: [404],
+      max: 4,
+      windowMs: 600_000,
+      durationMs: 1000,
+      per: 'address',
+      level: 'server',
+    } as const;
+    manager.setRules(new Map([['web', rule]]));
+    manager.strike('web', '203.0.113.1', 2);
+    for (let i = 0; i < 120_000; i++) {
+      manager.strike('web', `2001:db8::${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}`, 1);
+      // A client striking now and then is among the recently used, and is kept.
+      if (i === 60_000) manager.strike('web', '203.0.113.1', 1);
+    }
+    expect(events).toEqual([]);
+    manager.strike('web', '203.0.113.1', 1);
+    expect(events).toEqual(['ban']);
+    // The first sprayed address was forgotten: three more strikes do not ban it.
+    manager.strike('web', '2001:db8::0:0', 3);
+    expect(events).toEqual(['ban']);
     manager.close();
   });
 });
