@@ -149,12 +149,15 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 median() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
+json_list() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | paste -sd, | sed 's/^/[/; s/$/]/'; }
 printf '%-14s %10s %9s %9s %8s %9s\n' target rps p50_ms p99_ms errors rss_mb
 json="{"
 for t in $ONLY; do
   m=$(median "${RPS[$t]}"); a=$(median "${P50[$t]}"); b=$(median "${P99[$t]}"); e=$(tr ' ' '\n' <<<"${ERR[$t]}" | awk '{s+=$1} END{print s+0}'); k=$(median "${RSS[$t]}"); w=$(median "${WRSS[$t]}"); u=$(median "${CPU[$t]}")
   printf '%-14s %10.0f %9.2f %9.2f %8d %9.1f\n' "$t" "$m" "$a" "$b" "$e" "$(awk -v k="$k" 'BEGIN{print k/1024}')"
-  json+="\"$t\":{\"rps\":$m,\"p50_ms\":$a,\"p99_ms\":$b,\"errors\":$e,\"rss_mb\":$(awk -v k="$k" 'BEGIN{printf "%.1f", k/1024}'),\"largest_process_rss_mb\":$(awk -v k="$w" 'BEGIN{printf "%.1f", k/1024}'),\"cpu_us_per_request\":$u},"
+  json+="\"$t\":{\"rps\":$m,\"p50_ms\":$a,\"p99_ms\":$b,\"errors\":$e,\"rss_mb\":$(awk -v k="$k" 'BEGIN{printf "%.1f", k/1024}'),\"largest_process_rss_mb\":$(awk -v k="$w" 'BEGIN{printf "%.1f", k/1024}'),\"cpu_us_per_request\":$u"
+  # Every round's figures, in round order: the spread the medians hide.
+  json+=",\"rounds\":{\"rps\":$(json_list "${RPS[$t]}"),\"p99_ms\":$(json_list "${P99[$t]}"),\"cpu_us_per_request\":$(json_list "${CPU[$t]}")}},"
 done
 json="${json%,}}"
 echo "$json"

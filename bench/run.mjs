@@ -94,6 +94,17 @@ function machine() {
 }
 
 const ratio = (a, b) => (a && b ? a / b : null);
+/**
+ * The ratio in each round, sluice's round against the other target's same round (measured a few
+ * seconds apart): how much of a median ratio is the machine drifting between rounds. Null when
+ * the run has no per-round figures.
+ */
+const roundRatios = (a, b, key = 'rps') => {
+  const x = a?.rounds?.[key];
+  const y = b?.rounds?.[key];
+  if (!Array.isArray(x) || !Array.isArray(y) || x.length !== y.length) return null;
+  return x.map((v, i) => ratio(v, y[i]));
+};
 const fmt = (v, digits = 2) => (v === null || v === undefined ? 'n/a' : Number(v).toFixed(digits));
 
 function ratios(results) {
@@ -107,6 +118,7 @@ function ratios(results) {
       out.push({
         measure: `proxy requests/s vs the faster Node peer (${fastest})`,
         value: ratio(small.sluice.rps, small[fastest].rps),
+        rounds: roundRatios(small.sluice, small[fastest]),
         target: 1.5,
         better: 'higher',
       });
@@ -115,12 +127,14 @@ function ratios(results) {
       out.push({
         measure: 'proxy requests/s vs nginx',
         value: ratio(small.sluice.rps, small.nginx.rps),
+        rounds: roundRatios(small.sluice, small.nginx),
         target: 0.5,
         better: 'higher',
       });
       out.push({
         measure: 'proxy p99 latency vs nginx',
         value: ratio(small.sluice.p99_ms, small.nginx.p99_ms),
+        rounds: roundRatios(small.sluice, small.nginx, 'p99_ms'),
         target: 3,
         better: 'lower',
       });
@@ -143,6 +157,7 @@ function ratios(results) {
     out.push({
       measure: 'proxy requests/s vs nginx, both without access log',
       value: ratio(nolog.sluice.rps, nolog.nginx.rps),
+      rounds: roundRatios(nolog.sluice, nolog.nginx),
       target: 0.5,
       better: 'higher',
     });
@@ -151,6 +166,7 @@ function ratios(results) {
     out.push({
       measure: '16 KiB responses, MB/s vs nginx',
       value: ratio(big.sluice.rps, big.nginx.rps),
+      rounds: roundRatios(big.sluice, big.nginx),
       target: 0.5,
       better: 'higher',
     });
@@ -222,12 +238,16 @@ function markdown(report) {
     '',
     '## Ratios',
     '',
-    '| measure | sluice | target | met |',
-    '|---|---|---|---|',
+    '| measure | sluice | target | met | round by round |',
+    '|---|---|---|---|---|',
     ...report.ratios.map(
       (r) =>
-        `| ${r.measure} | ${fmt(r.value)} | ${r.target === null ? 'reported' : `${r.better === 'higher' ? '≥' : '≤'} ${r.target}`} | ${r.met === null ? 'n/a' : r.met ? 'yes' : 'no'} |`,
+        `| ${r.measure} | ${fmt(r.value)} | ${r.target === null ? 'reported' : `${r.better === 'higher' ? '≥' : '≤'} ${r.target}`} | ${r.met === null ? 'n/a' : r.met ? 'yes' : 'no'} | ${r.rounds ? r.rounds.map((v) => fmt(v)).join(' / ') : ''} |`,
     ),
+    '',
+    'The first column is the ratio of the medians. **Round by round** is the same ratio within each round',
+    "(sluice's round against the other target's, a few seconds apart): its spread is the machine's drift",
+    'between rounds, which a single median hides.',
     '',
   ];
   for (const s of SCENARIOS) {
@@ -236,12 +256,13 @@ function markdown(report) {
     lines.push(
       `## ${s.title}`,
       '',
-      '| target | requests/s | p50 ms | p99 ms | errors | CPU µs per request | RSS MB (all processes) | RSS MB (largest process) |',
-      '|---|---|---|---|---|---|---|---|',
+      '| target | requests/s | p50 ms | p99 ms | errors | CPU µs per request | RSS MB (all processes) | RSS MB (largest process) | requests/s by round | CPU µs by round |',
+      '|---|---|---|---|---|---|---|---|---|---|',
     );
     for (const [target, r] of Object.entries(res)) {
+      const byRound = (key, digits) => r.rounds?.[key]?.map((v) => fmt(v, digits)).join(' / ') ?? '';
       lines.push(
-        `| ${target} | ${fmt(r.rps, 0)} | ${fmt(r.p50_ms)} | ${fmt(r.p99_ms)} | ${r.errors} | ${fmt(r.cpu_us_per_request, 1)} | ${fmt(r.rss_mb, 1)} | ${fmt(r.largest_process_rss_mb, 1)} |`,
+        `| ${target} | ${fmt(r.rps, 0)} | ${fmt(r.p50_ms)} | ${fmt(r.p99_ms)} | ${r.errors} | ${fmt(r.cpu_us_per_request, 1)} | ${fmt(r.rss_mb, 1)} | ${fmt(r.largest_process_rss_mb, 1)} | ${byRound('rps', 0)} | ${byRound('cpu_us_per_request', 1)} |`,
       );
     }
     lines.push(
