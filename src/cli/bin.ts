@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { VERSION } from '../core/version.js';
+import { holdSignals } from './held-signals.js';
 
 const program = new Command();
 program
@@ -20,6 +21,8 @@ program
   .option('-c, --config <file>', 'config file (sluice.yaml, .json, or sluice.config.ts/.js)')
   .option('--workers <n>', 'worker processes (overrides workers: in the config)', parsePositiveInt)
   .action(async (opts: { config?: string; workers?: number }) => {
+    // Before loading the runtime and the config: a reload or stop sent meanwhile waits for it.
+    holdSignals();
     const { runStart } = await import('./commands/start.js');
     // Exit as soon as the drain is done: nothing else may hold the process open after a stop.
     process.exit(await runStart(opts));
@@ -68,6 +71,7 @@ program
         accessLog?: string;
       },
     ) => {
+      holdSignals();
       const { runServe } = await import('./commands/serve.js');
       process.exit(await runServe(app, opts));
     },

@@ -1,9 +1,12 @@
 /**
  * `sluice start -c FILE` as a real process: proxying to an upstream in this process, JSON access
  * lines on stdout, SIGHUP reloads (good and bad files), graceful SIGTERM with a request in flight,
- * and the exit codes of a bad config (2) and of a port already taken (1).
+ * the exit codes of a bad config (2) and of a port already taken (1), and a SIGHUP sent before the
+ * config is even read.
  */
 
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
@@ -18,6 +21,7 @@ import {
   tempDir,
   waitForPort,
 } from '../helpers/cli.js';
+import { until } from '../helpers/runtime.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 /** One request on a fresh connection (node:http lets tests send Connection and other hop headers). */
@@ -358,5 +362,46 @@ describe('sluice start failures (built CLI)', () => {
         net.connect(port, '127.0.0.1').on('connect', resolve).on('error', reject),
       ),
     ).rejects.toThrow(/ECONNREFUSED/);
+  });
+});
+
+describe('sluice start: signals sent while it is still loading', () => {
+  let tmp: { path: string; remove(): Promise<void> };
+
+  beforeAll(async () => {
+    requireBuilt();
+    tmp = await tempDir();
+  });
+
+  afterAll(async () => {
+    await killAll();
+    await tmp?.remove();
+  });
+
+  /** Whether `pid` has a handler for signal `n` (SigCgt in /proc/PID/status). */
+  const catches = (pid: number, n: number): boolean => {
+    const mask = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return mask !== undefined && (BigInt(`0x${mask}`) & (1n << BigInt(n - 1))) !== 0n;
+  };
+
+  it('a SIGHUP while the config is being read does not end the process: the reload follows once it serves', async () => {
+    const port = await freePort();
+    // A FIFO as the config file: the start stops at reading it until the test writes it, a
+    // moment that lasts as long as the test wants, where a real start passes in half a second.
+    const fifo = join(tmp.path, 'sluice.yaml');
+    execFileSync('mkfifo', [fifo]);
+    const first = `servers:\n  - listen: "127.0.0.1:${port}"\n    routes:\n      - respond: { status: 200, body: "first\\n" }\n`;
+    const p = spawnCli(['start', '-c', 'sluice.yaml'], { cwd: tmp.path });
+    await until(() => (catches(p.pid, 1) ? true : undefined), 'a SIGHUP handler', 15_000);
+    p.signal('SIGHUP');
+    await writeFile(fifo, first);
+    await p.waitForJson((l) => l.msg === 'sluice started');
+    // The held SIGHUP: a reload, which reads the file again.
+    await writeFile(fifo, first.replace('first', 'second'));
+    await p.waitForJson((l) => l.msg === 'config reloaded');
+    const res = await fetch(`http://127.0.0.1:${port}/`);
+    expect(await res.text()).toBe('second\n');
+    p.signal('SIGTERM');
+    expect((await p.waitForExit(15_000)).code).toBe(0);
   });
 });

@@ -11,6 +11,7 @@ import type { ErrorCode } from '../../errors/catalogue.js';
 import { SluiceError } from '../../errors/sluice-error.js';
 import { Primary } from '../../runtime/primary.js';
 import { defaultConfigFile } from '../config-source.js';
+import { takeHeldSignals } from '../held-signals.js';
 
 /** Runs until stopped; returns the exit code. */
 export async function runStart(opts: { config?: string; workers?: number }): Promise<number> {
@@ -65,7 +66,8 @@ export async function runPrimary(
   });
   // Signals are taken from the start: while the workers start (handlers loading may take
   // seconds), Node's default for SIGHUP would end the process. A stop or a reload asked for then
-  // is carried out once sluice serves.
+  // is carried out once sluice serves; so are those bin.ts held while the config was loaded.
+  const held = takeHeldSignals();
   const early: { stop: NodeJS.Signals | null; reload: boolean } = { stop: null, reload: false };
   let onSignal = (signal: NodeJS.Signals): void => {
     if (signal === 'SIGHUP') early.reload = true;
@@ -79,6 +81,7 @@ export async function runPrimary(
   };
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1'] as const)
     process.on(signal, () => onSignal(signal));
+  for (const signal of held) onSignal(signal);
   try {
     await primary.start();
   } catch (err) {

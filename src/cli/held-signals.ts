@@ -1,0 +1,49 @@
+/**
+ * Signals that arrive while `sluice start` or `sluice serve` is still loading its modules and its
+ * config, before the primary has handlers of its own: until 350–410 ms after exec measured on Node
+ * 20 (the config schema and the runtime are loaded then), longer with a config on a slow disk or a
+ * `.ts` config compiled at start. Node's default action for SIGHUP and SIGTERM ends the process,
+ * so a `systemctl reload` right after a start killed sluice. Held from the command's first turn,
+ * they are taken 110–140 ms after exec (Node's own start and the command-line parser).
+ *
+ * bin.ts holds them from the command's first turn, before it loads anything else (this module
+ * imports nothing); `runPrimary` takes them over once its own handlers are in place and acts on
+ * them in order, as on any signal received while the workers start. A second stop signal in this
+ * phase exits at once, as it does later.
+ */
+const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1'] as const;
+
+let held: NodeJS.Signals[] | null = null;
+const listeners: [NodeJS.Signals, () => void][] = [];
+
+const isStop = (s: NodeJS.Signals) => s === 'SIGTERM' || s === 'SIGINT';
+
+/** Starts holding SIGTERM, SIGINT, SIGHUP and SIGUSR1 (once; again after `takeHeldSignals`). */
+export function holdSignals(): void {
+  if (held !== null) return;
+  const seen: NodeJS.Signals[] = [];
+  held = seen;
+  for (const signal of SIGNALS) {
+    const listener = () => {
+      if (isStop(signal) && seen.some(isStop)) {
+        process.stderr.write(`sluice: second ${signal} while starting, exiting now\n`);
+        process.exit(1);
+      }
+      seen.push(signal);
+    };
+    listeners.push([signal, listener]);
+    process.on(signal, listener);
+  }
+}
+
+/**
+ * Stops holding and returns the signals received meanwhile, oldest first (none when nothing held
+ * them). Call it before adding the handlers that will act on them, in the same turn: a signal is
+ * then either among those returned or seen by the new handlers, never both.
+ */
+export function takeHeldSignals(): NodeJS.Signals[] {
+  for (const [signal, listener] of listeners.splice(0)) process.off(signal, listener);
+  const seen = held ?? [];
+  held = null;
+  return seen;
+}
