@@ -74,6 +74,12 @@ ${extraRoutes}upstreams:
 `;
 }
 
+/** Whether `pid` has a handler for signal `n` (SigCgt in /proc/PID/status). */
+const catches = (pid: number, n: number): boolean => {
+  const mask = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return mask !== undefined && (BigInt(`0x${mask}`) & (1n << BigInt(n - 1))) !== 0n;
+};
+
 describe('sluice start -c FILE (built CLI)', () => {
   let tmp: { path: string; remove(): Promise<void> };
   let up: TestUpstream;
@@ -269,7 +275,7 @@ servers:
   });
 });
 
-describe('sluice start failures (built CLI)', () => {
+describe('sluice start failures, and signals before the config is read (built CLI)', () => {
   let tmp: { path: string; remove(): Promise<void> };
 
   beforeAll(async () => {
@@ -363,26 +369,6 @@ describe('sluice start failures (built CLI)', () => {
       ),
     ).rejects.toThrow(/ECONNREFUSED/);
   });
-});
-
-describe('sluice start: signals sent while it is still loading', () => {
-  let tmp: { path: string; remove(): Promise<void> };
-
-  beforeAll(async () => {
-    requireBuilt();
-    tmp = await tempDir();
-  });
-
-  afterAll(async () => {
-    await killAll();
-    await tmp?.remove();
-  });
-
-  /** Whether `pid` has a handler for signal `n` (SigCgt in /proc/PID/status). */
-  const catches = (pid: number, n: number): boolean => {
-    const mask = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-    return mask !== undefined && (BigInt(`0x${mask}`) & (1n << BigInt(n - 1))) !== 0n;
-  };
 
   it('a SIGHUP while the config is being read does not end the process: the reload follows once it serves', async () => {
     const port = await freePort();
