@@ -38,8 +38,11 @@ export function holdSignals(): void {
 
 /**
  * Stops holding and returns the signals received meanwhile, oldest first (none when nothing held
- * them). Call it before adding the handlers that will act on them, in the same turn: a signal is
- * then either among those returned or seen by the new handlers, never both.
+ * them). Call it after adding the handlers that will act on them, in the same turn: a signal is
+ * then either among those returned or seen by the new handlers, never both and never neither.
+ * Called first, it removed the signal's last listener, which closes Node's watcher for it: a
+ * signal caught by the process but not yet delivered to JavaScript was dropped with it (a SIGTERM
+ * sent while the config was parsed was lost, and the stop waited for systemd's SIGKILL).
  */
 export function takeHeldSignals(): NodeJS.Signals[] {
   for (const [signal, listener] of listeners.splice(0)) process.off(signal, listener);

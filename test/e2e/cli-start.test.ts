@@ -370,6 +370,40 @@ describe('sluice start failures, and signals before the config is read (built CL
     ).rejects.toThrow(/ECONNREFUSED/);
   });
 
+  it('a SIGHUP while the config is parsed is carried out: none is lost as the primary takes the signals over', async () => {
+    const port = await freePort();
+    const fifo = join(tmp.path, 'large.yaml');
+    execFileSync('mkfifo', [fifo]);
+    // 2,000 routes: parsing and checking them takes long enough for the signal to land there.
+    let config = `servers:\n  - listen: "127.0.0.1:${port}"\n    routes:\n`;
+    for (let i = 0; i < 2000; i++)
+      config += `      - match: { path: /r${i} }\n        respond: { status: 200 }\n`;
+    config += '      - respond: { status: 200, body: "first\\n" }\n';
+    const p = spawnCli(['start', '-c', 'large.yaml'], { cwd: tmp.path });
+    await until(() => (catches(p.pid, 1) ? true : undefined), 'a SIGHUP handler', 15_000);
+    await writeFile(fifo, config);
+    // Written and closed: sluice has the whole file and checks it. Here a signal sent 20-600 ms
+    // after the write landed in the synchronous stretch before the primary takes the signals over,
+    // which lost it when the held ones were taken before its handlers were added.
+    await new Promise((r) => setTimeout(r, 150));
+    p.signal('SIGHUP');
+    await p.waitForJson((l) => l.msg === 'sluice started');
+    // The reload opens the file again; a lost SIGHUP never does, and this write would wait forever.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      writeFile(fifo, config.replace('first', 'second')),
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error('the file was not read again: the SIGHUP was lost')),
+          15_000,
+        );
+      }),
+    ]);
+    clearTimeout(timer);
+    await p.waitForJson((l) => l.msg === 'config reloaded');
+    expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe('second\n');
+  });
+
   it('a SIGHUP while the config is being read does not end the process: the reload follows once it serves', async () => {
     const port = await freePort();
     // A FIFO as the config file: the start stops at reading it until the test writes it, a

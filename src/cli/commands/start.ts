@@ -67,7 +67,6 @@ export async function runPrimary(
   // Signals are taken from the start: while the workers start (handlers loading may take
   // seconds), Node's default for SIGHUP would end the process. A stop or a reload asked for then
   // is carried out once sluice serves; so are those bin.ts held while the config was loaded.
-  const held = takeHeldSignals();
   const early: { stop: NodeJS.Signals | null; reload: boolean } = { stop: null, reload: false };
   let onSignal = (signal: NodeJS.Signals): void => {
     if (signal === 'SIGHUP') early.reload = true;
@@ -81,7 +80,9 @@ export async function runPrimary(
   };
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1'] as const)
     process.on(signal, () => onSignal(signal));
-  for (const signal of held) onSignal(signal);
+  // Taken over after these handlers are added: a signal caught but not yet delivered stays with
+  // Node's watcher, which closes when its last listener goes (and the signal with it).
+  for (const signal of takeHeldSignals()) onSignal(signal);
   try {
     await primary.start();
   } catch (err) {
