@@ -108,16 +108,6 @@ const PROBE_MS = 1000;
 /** The key a probe writes: a write, so a read-only or full Redis does not pass for up. */
 const PROBE_KEY = `${PREFIX}probe`;
 
-/** The database number in a redis:// URL (`/3`), 0 without one. */
-function databaseOf(url: string): number {
-  try {
-    const db = Number.parseInt(new URL(url).pathname.slice(1), 10);
-    return Number.isInteger(db) ? db : 0;
-  } catch {
-    return 0;
-  }
-}
-
 /** How a failed command failed. */
 function failureReason(err: unknown): FailureReason {
   if (err instanceof Error && err.message === 'Command timed out') return 'timeout';
@@ -151,7 +141,6 @@ export class SharedState {
   constructor(url: string, log: StateLog, hooks: StateHooks = {}) {
     this.#log = log;
     this.#url = url;
-    this.#db = databaseOf(url);
     this.#hooks = hooks;
     const redis = new (redisClass())(url, {
       enableOfflineQueue: false,
@@ -162,6 +151,8 @@ export class SharedState {
       // Keep trying to come back, at most every 2 s.
       retryStrategy: (times) => Math.min(times * 200, 2000),
     }) as SluiceRedis;
+    // The database as ioredis took it from the URL: the path (`/3`) or the query (`?db=3`).
+    this.#db = redis.options.db ?? 0;
     redis.defineCommand('sluiceTake', { numberOfKeys: 1, lua: TAKE });
     redis.defineCommand('sluiceStrike', { numberOfKeys: 1, lua: STRIKE });
     redis.on('ready', () => void this.#probe());
@@ -303,7 +294,8 @@ export class SharedState {
    * The name of a pub/sub channel (`sluice:bans`) for this URL's database. Redis delivers a
    * message to every subscriber of the channel whatever database either side selected: two fleets
    * kept apart by database number on one server (`/1`, `/2`) received each other's bans. Database 0
-   * keeps the plain name, so nodes of earlier versions on it still hear and are heard.
+   * keeps the plain name, so nodes of earlier versions on it still hear and are heard; on another
+   * database they do not until all are upgraded (docs/security.md).
    */
   channel(name: string): string {
     return this.#db === 0 ? `${PREFIX}${name}` : `${PREFIX}${name}:db${this.#db}`;

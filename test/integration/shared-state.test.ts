@@ -44,10 +44,12 @@ describe('shared state in Redis', () => {
   const redisCli = async (...args: string[]) =>
     (await run('redis-cli', ['-p', String(port), ...args])).stdout.trim();
 
-  const connect = (db = 0) => {
+  /** A connection to database `db`, named in the URL's path (`/2`) or its query (`?db=2`). */
+  const connect = (db = 0, form: 'path' | 'query' = 'path') => {
     const log = memoryLog();
     const failures: string[] = [];
-    const state = new SharedState(`redis://127.0.0.1:${port}/${db}`, log, {
+    const url = form === 'path' ? `redis://127.0.0.1:${port}/${db}` : `redis://127.0.0.1:${port}?db=${db}`;
+    const state = new SharedState(url, log, {
       failure: (reason) => failures.push(reason),
     });
     closing.push(() => state.close());
@@ -178,39 +180,52 @@ describe('shared state in Redis', () => {
     expect(await redisCli('-n', '0', 'DBSIZE')).toBe('0');
   });
 
-  it('announces bans only to the nodes of the same database: two fleets on /1 and /2 of one server stay apart', async () => {
+  it('announces bans only to the nodes of the same database: fleets on /1, ?db=2 and /0 of one server stay apart', async () => {
     const one = connect(1);
     const oneMore = connect(1);
-    const two = connect(2);
+    const two = connect(2, 'query');
     const zero = connect(0);
-    for (const c of [one, oneMore, two, zero]) await upNow(c.state);
+    const states = [one, oneMore, two, zero].map((c) => c.state);
+    for (const state of states) await upNow(state);
     const rule = { ...RULE, max: 1 };
-    const a = manager(one.state, memoryLog(), rule);
-    const b = manager(oneMore.state, memoryLog(), rule);
-    const c = manager(two.state, memoryLog(), rule);
-    const d = manager(zero.state, memoryLog(), rule);
-    // All four subscriptions confirmed, whatever their channels, or the announcement could beat them.
-    const subscribers = async () => {
-      const channels = (await redisCli('PUBSUB', 'CHANNELS', 'sluice:*')).split('\n').filter(Boolean);
-      const counts = channels.length === 0 ? '' : await redisCli('PUBSUB', 'NUMSUB', ...channels);
-      return counts
-        .split('\n')
-        .filter((_, i) => i % 2 === 1)
-        .reduce((n, c) => n + Number(c), 0);
+    const [a, b, c, d] = states.map((state) => manager(state, memoryLog(), rule));
+    // Every subscription confirmed, or an announcement could beat it.
+    const want = new Map<string, number>();
+    for (const state of states) want.set(state.channel('bans'), (want.get(state.channel('bans')) ?? 0) + 1);
+    expect(want.size).toBe(3);
+    const subscribed = async () => {
+      const counts = (await redisCli('PUBSUB', 'NUMSUB', ...want.keys())).split('\n');
+      return [...want.values()].every((n, i) => Number(counts[2 * i + 1]) === n);
     };
-    await until(async () => ((await subscribers()) === 4 ? true : undefined), 'the four subscriptions');
-    a.m.strike('web', '203.0.113.7');
-    await until(() => (b.events.some((e) => e.type === 'ban') ? true : undefined), 'the node on /1 told');
-    // Redis sends the message to every subscriber within the one PUBLISH: a node of another
-    // database that heard it would have been told by now, 200 ms later at the most.
-    await new Promise((r) => setTimeout(r, 200));
-    expect(c.events).toEqual([]);
-    expect(d.events).toEqual([]);
+    await until(async () => ((await subscribed()) ? true : undefined), 'the four subscriptions');
+    // Redis sends a message to every subscriber within the one PUBLISH: a node that heard it would
+    // have been told by the time another node was, and 200 ms later at the most.
+    const settle = () => new Promise((r) => setTimeout(r, 200));
+
+    a!.m.strike('web', '203.0.113.7');
+    await until(() => (b!.events.some((e) => e.type === 'ban') ? true : undefined), 'the node on /1 told');
+    await settle();
+    expect(c!.events).toEqual([]);
+    expect(d!.events).toEqual([]);
     expect(await redisCli('-n', '2', 'EXISTS', 'sluice:ban:web:203.0.113.7')).toBe('0');
 
-    await a.m.unban('203.0.113.7');
-    await until(() => (b.events.some((e) => e.type === 'unban') ? true : undefined), 'the unban on /1');
-    expect(c.events).toEqual([]);
+    await a!.m.unban('203.0.113.7');
+    await until(() => (b!.events.some((e) => e.type === 'unban') ? true : undefined), 'the unban on /1');
+    await settle();
+    expect(c!.events).toEqual([]);
+    expect(d!.events).toEqual([]);
+
+    // The database given as ?db=2 is the fleet's for its keys and its announcements alike.
+    c!.m.strike('web', '198.51.100.9');
+    await until(() => (c!.events.length > 0 ? true : undefined), 'the ban on ?db=2');
+    await until(
+      async () =>
+        (await redisCli('-n', '2', 'EXISTS', 'sluice:ban:web:198.51.100.9')) === '1' ? true : undefined,
+      'the ban written to database 2',
+    );
+    await settle();
+    expect(d!.events).toEqual([]);
+    expect(b!.events.filter((e) => e.type === 'ban')).toHaveLength(1);
   });
 
   it('announces a ban whose write to Redis failed once Redis takes writes again, without an outage in between', async () => {
