@@ -137,10 +137,13 @@ for r in $(seq 1 "$ROUNDS"); do
     t0=$(tree_ticks "${ROOTPID[$t]}")
     out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT[$t]}/bench?round=$r" 2>&1)
     t1=$(tree_ticks "${ROOTPID[$t]}")
-    rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
+    # A figure wrk did not print is null in this round's lists (the rounds stay aligned) and is
+    # left out of the median.
+    rps=$(awk '/Requests\/sec/{print $2}' <<<"$out"); rps=${rps:-null}
     # CPU microseconds per request: ticks are 10 ms; requests = rps × duration.
-    CPU[$t]+="$(awk -v d=$((t1 - t0)) -v r="$rps" -v s="$DURATION" 'BEGIN{ if (r > 0) printf "%.1f", d * 10000 / (r * s); else print 0 }') "
+    CPU[$t]+="$(awk -v d=$((t1 - t0)) -v r="$rps" -v s="$DURATION" 'BEGIN{ if (r > 0) printf "%.1f", d * 10000 / (r * s); else print "null" }') "
     p50=$(to_ms "$(awk '$1=="50%"{print $2}' <<<"$out")"); p99=$(to_ms "$(awk '$1=="99%"{print $2}' <<<"$out")")
+    p50=${p50:-null}; p99=${p99:-null}
     err=$(awk '/Non-2xx/{n+=$NF} /Socket errors/{gsub(/,/,""); n+=$4+$6+$8+$10} END{print n+0}' <<<"$out")
     RPS[$t]+="$rps "; P50[$t]+="$p50 "; P99[$t]+="$p99 "; ERR[$t]+="$err "
     RSS[$t]+="$(desc_rss_kb "${ROOTPID[$t]}") "
@@ -148,7 +151,7 @@ for r in $(seq 1 "$ROUNDS"); do
     WRSS[$t]+="$( { ps -o rss= -p "${ROOTPID[$t]}"; for c in $(pgrep -P "${ROOTPID[$t]}"); do ps -o rss= -p "$c"; done; } 2>/dev/null | sort -n | tail -1) "
   done
 done
-median() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
+median() { tr ' ' '\n' <<<"$1" | grep -E '^-?[0-9.]+$' | sort -g | awk '{a[NR]=$1} END{ if (NR == 0) print "null"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 json_list() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | paste -sd, | sed 's/^/[/; s/$/]/'; }
 printf '%-14s %10s %9s %9s %8s %9s\n' target rps p50_ms p99_ms errors rss_mb
 json="{"
