@@ -21,7 +21,7 @@ export type BanEvent =
   | { readonly type: 'unban'; readonly address: string };
 
 /**
- * Clients whose strikes a node keeps, the least recently struck going first: 64 MB measured at
+ * Clients whose strikes a node keeps, the least recently struck going first: 68 MB measured at
  * this bound with IPv6 addresses of 19 strikes each (`max: 20`).
  */
 const MAX_STRIKE_KEYS = 100_000;

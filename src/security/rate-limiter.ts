@@ -16,7 +16,7 @@ import { LruMap } from '../core/lru-map.js';
 import { PREFIX, type SharedState } from './shared-state.js';
 import { type Bucket, fullBucket, type TakeResult, take } from './token-bucket.js';
 
-/** Keys a worker keeps buckets for: 32 MB measured with IPv6 addresses as keys (more for long ones). */
+/** Keys a worker keeps buckets for: 36 MB measured with IPv6 addresses as keys (more for long ones). */
 const MAX_KEYS = 100_000;
 const SWEEP_MS = 10_000;
 
