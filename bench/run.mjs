@@ -105,6 +105,8 @@ const roundRatios = (a, b, key = 'rps') => {
   if (!Array.isArray(x) || !Array.isArray(y) || x.length !== y.length) return null;
   return x.map((v, i) => ratio(v, y[i]));
 };
+/** `a` against `b` on `key`: the ratio of the medians and the ratio round by round. */
+const against = (a, b, key = 'rps') => ({ value: ratio(a[key], b[key]), rounds: roundRatios(a, b, key) });
 const fmt = (v, digits = 2) => (v === null || v === undefined ? 'n/a' : Number(v).toFixed(digits));
 
 function ratios(results) {
@@ -117,8 +119,7 @@ function ratios(results) {
     if (fastest) {
       out.push({
         measure: `proxy requests/s vs the faster Node peer (${fastest})`,
-        value: ratio(small.sluice.rps, small[fastest].rps),
-        rounds: roundRatios(small.sluice, small[fastest]),
+        ...against(small.sluice, small[fastest]),
         target: 1.5,
         better: 'higher',
       });
@@ -126,15 +127,13 @@ function ratios(results) {
     if (small.nginx) {
       out.push({
         measure: 'proxy requests/s vs nginx',
-        value: ratio(small.sluice.rps, small.nginx.rps),
-        rounds: roundRatios(small.sluice, small.nginx),
+        ...against(small.sluice, small.nginx),
         target: 0.5,
         better: 'higher',
       });
       out.push({
         measure: 'proxy p99 latency vs nginx',
-        value: ratio(small.sluice.p99_ms, small.nginx.p99_ms),
-        rounds: roundRatios(small.sluice, small.nginx, 'p99_ms'),
+        ...against(small.sluice, small.nginx, 'p99_ms'),
         target: 3,
         better: 'lower',
       });
@@ -156,8 +155,7 @@ function ratios(results) {
   if (nolog?.sluice && nolog.nginx) {
     out.push({
       measure: 'proxy requests/s vs nginx, both without access log',
-      value: ratio(nolog.sluice.rps, nolog.nginx.rps),
-      rounds: roundRatios(nolog.sluice, nolog.nginx),
+      ...against(nolog.sluice, nolog.nginx),
       target: 0.5,
       better: 'higher',
     });
@@ -165,8 +163,7 @@ function ratios(results) {
   if (big?.sluice && big.nginx) {
     out.push({
       measure: '16 KiB responses, MB/s vs nginx',
-      value: ratio(big.sluice.rps, big.nginx.rps),
-      rounds: roundRatios(big.sluice, big.nginx),
+      ...against(big.sluice, big.nginx),
       target: 0.5,
       better: 'higher',
     });

@@ -1,15 +1,13 @@
 /**
- * Signals that arrive while `sluice start` or `sluice serve` is still loading its modules and its
- * config, before the primary has handlers of its own: until 350–410 ms after exec measured on Node
- * 20 (the config schema and the runtime are loaded then), longer with a config on a slow disk or a
- * `.ts` config compiled at start. Node's default action for SIGHUP and SIGTERM ends the process,
- * so a `systemctl reload` right after a start killed sluice. Held from the command's first turn,
- * they are taken 110–140 ms after exec (Node's own start and the command-line parser).
- *
- * bin.ts holds them from the command's first turn, before it loads anything else (this module
- * imports nothing); `runPrimary` takes them over once its own handlers are in place and acts on
- * them in order, as on any signal received while the workers start. A second stop signal in this
- * phase exits at once, as it does later.
+ * Signals that arrive while `sluice start` or `sluice serve` is still starting: loading its
+ * modules and its config (until 350–410 ms after exec measured on Node 20, longer with a config on
+ * a slow disk or a `.ts` config compiled at start), then starting the workers (handlers loading
+ * may take seconds). Node's default action for SIGHUP and SIGTERM ends the process, so a
+ * `systemctl reload` right after a start killed sluice. bin.ts holds them from the command's first
+ * turn, before it loads anything else (this module imports nothing): taken 110–140 ms after exec,
+ * Node's own start and the command-line parser. `runPrimary` takes over once sluice serves and
+ * carries out what was asked: a stop, else a reload. SIGUSR1 (reopen logs) meanwhile is moot, and
+ * a second stop signal exits at once with 1, as it does later.
  */
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1'] as const;
 
@@ -36,17 +34,23 @@ export function holdSignals(): void {
   }
 }
 
+/** What the held signals asked for: the first stop signal, and whether a reload. */
+export interface HeldSignals {
+  readonly stop: NodeJS.Signals | null;
+  readonly reload: boolean;
+}
+
 /**
- * Stops holding and returns the signals received meanwhile, oldest first (none when nothing held
- * them). Call it after adding the handlers that will act on them, in the same turn: a signal is
- * then either among those returned or seen by the new handlers, never both and never neither.
- * Called first, it removed the signal's last listener, which closes Node's watcher for it: a
- * signal caught by the process but not yet delivered to JavaScript was dropped with it (a SIGTERM
- * sent while the config was parsed was lost, and the stop waited for systemd's SIGKILL).
+ * Stops holding and says what the signals received meanwhile asked for (nothing when nothing held
+ * them). Call it after adding the handlers that will act on later signals, in the same turn: a
+ * signal is then either among those taken or seen by the new handlers, never both and never
+ * neither. Called first, it removed the signal's last listener, which closes Node's watcher for it:
+ * a signal caught by the process but not yet delivered to JavaScript was dropped with it (a
+ * SIGTERM sent while the config was parsed was lost, and the stop waited for systemd's SIGKILL).
  */
-export function takeHeldSignals(): NodeJS.Signals[] {
+export function takeHeldSignals(): HeldSignals {
   for (const [signal, listener] of listeners.splice(0)) process.off(signal, listener);
   const seen = held ?? [];
   held = null;
-  return seen;
+  return { stop: seen.find(isStop) ?? null, reload: seen.includes('SIGHUP') };
 }

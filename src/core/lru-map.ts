@@ -60,10 +60,6 @@ export class LruMap<K, V> {
     return this.#map.has(key);
   }
 
-  clear(): void {
-    this.#map.clear();
-  }
-
   get size(): number {
     return this.#map.size;
   }

@@ -270,19 +270,24 @@ describe('ban list', () => {
 
 describe('ban manager', () => {
   const log = { error: () => undefined, warn: () => undefined, info: () => undefined };
-
-  it('answers the lifting of an expired ban as of an unknown one, and lists it nowhere', async () => {
+  /** A manager without Redis for a rule on 404s of scope `web`, and the events it told. */
+  const managerFor = (max: number, windowMs: number) => {
     const events: string[] = [];
     const manager = new BanManager(null, log, (e) => events.push(e.type));
     const rule = {
       statuses: [404],
-      max: 1,
-      windowMs: 10_000,
+      max,
+      windowMs,
       durationMs: 1000,
       per: 'address',
       level: 'server',
     } as const;
     manager.setRules(new Map([['web', rule]]));
+    return { manager, events };
+  };
+
+  it('answers the lifting of an expired ban as of an unknown one, and lists it nowhere', async () => {
+    const { manager, events } = managerFor(1, 10_000);
     manager.strike('web', '2001:db8:0:5::1', 1, Date.now() - 5000);
     manager.strike('web', '2001:db8:0:5::2', 1);
     expect(events).toEqual(['ban', 'ban']);
@@ -291,18 +296,9 @@ describe('ban manager', () => {
     expect(await manager.unban('2001:db8:0:5::2')).toBe(1);
     manager.close();
   });
+
   it('keeps strikes for at most 100,000 clients, forgetting the least recently struck', () => {
-    const events: string[] = [];
-    const manager = new BanManager(null, log, (e) => events.push(e.type));
-    const rule = {
-      statuses: [404],
-      max: 4,
-      windowMs: 600_000,
-      durationMs: 1000,
-      per: 'address',
-      level: 'server',
-    } as const;
-    manager.setRules(new Map([['web', rule]]));
+    const { manager, events } = managerFor(4, 600_000);
     manager.strike('web', '203.0.113.1', 2);
     for (let i = 0; i < 120_000; i++) {
       manager.strike('web', `2001:db8::${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}`, 1);

@@ -11,7 +11,7 @@ import type { ErrorCode } from '../../errors/catalogue.js';
 import { SluiceError } from '../../errors/sluice-error.js';
 import { Primary } from '../../runtime/primary.js';
 import { defaultConfigFile } from '../config-source.js';
-import { takeHeldSignals } from '../held-signals.js';
+import { holdSignals, takeHeldSignals } from '../held-signals.js';
 
 /** Runs until stopped; returns the exit code. */
 export async function runStart(opts: { config?: string; workers?: number }): Promise<number> {
@@ -64,25 +64,10 @@ export async function runPrimary(
       fatal(1);
     },
   });
-  // Signals are taken from the start: while the workers start (handlers loading may take
-  // seconds), Node's default for SIGHUP would end the process. A stop or a reload asked for then
-  // is carried out once sluice serves; so are those bin.ts held while the config was loaded.
-  const early: { stop: NodeJS.Signals | null; reload: boolean } = { stop: null, reload: false };
-  let onSignal = (signal: NodeJS.Signals): void => {
-    if (signal === 'SIGHUP') early.reload = true;
-    else if (signal === 'SIGUSR1') return;
-    // A second stop signal does not wait for the start (a handler may hang while loading): out at
-    // once, as a second signal does once serving. Workers being started end with their channel.
-    else if (early.stop !== null) {
-      process.stderr.write(`sluice: second ${signal} while starting, exiting now\n`);
-      process.exit(1);
-    } else early.stop = signal;
-  };
-  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1'] as const)
-    process.on(signal, () => onSignal(signal));
-  // Taken over after these handlers are added: a signal caught but not yet delivered stays with
-  // Node's watcher, which closes when its last listener goes (and the signal with it).
-  for (const signal of takeHeldSignals()) onSignal(signal);
+  // Signals are held from the start (bin.ts holds them before loading the config; a caller that
+  // did not is covered here): while the workers start (handlers loading may take seconds), Node's
+  // default for SIGHUP would end the process. What was asked meanwhile is carried out once serving.
+  holdSignals();
   try {
     await primary.start();
   } catch (err) {
@@ -125,13 +110,17 @@ export async function runPrimary(
         primary.logger.error({ err }, 'config reload failed; still serving the previous config');
       });
     };
-    onSignal = (signal) => {
-      if (signal === 'SIGHUP') reload();
-      else if (signal === 'SIGUSR1') primary.reopenLogs();
-      else stop(signal, 0);
-    };
-    if (early.stop !== null) stop(early.stop, 0);
-    else if (early.reload) reload();
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1'] as const) {
+      process.on(signal, () => {
+        if (signal === 'SIGHUP') reload();
+        else if (signal === 'SIGUSR1') primary.reopenLogs();
+        else stop(signal, 0);
+      });
+    }
+    // Taken over after these handlers are added (see takeHeldSignals).
+    const held = takeHeldSignals();
+    if (held.stop !== null) stop(held.stop, 0);
+    else if (held.reload) reload();
   });
 }
 
