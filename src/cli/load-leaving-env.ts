@@ -1,33 +1,58 @@
 /**
  * Loading a config that names `${VARIABLES}` the service has (systemd's EnvironmentFile=, a
  * Kubernetes Secret, token_env) and this shell does not. Commands that only read the config here
- * (`reload`, `init`, `doctor`) check it with a stand-in for each one instead, so everything else is
- * still caught; the missing variables are warnings, left to the process that reads its own
- * environment.
+ * (`reload`, `init`, `doctor`) check it with a stand-in for each one instead (stand-ins.ts), so
+ * everything else is still caught; the missing variables are warnings, left to the process that
+ * reads its own environment. A variable what the command makes from the config depends on (the
+ * ports of a Kubernetes Service, the workers a file limit is sized for) stays a problem: a stand-in
+ * there would be written out as if it were the value.
  */
 import { type ConfigResult, loadConfigFile } from '../config/load.js';
 import { formatProblem } from '../config/problem.js';
+import { StandIns } from '../config/stand-ins.js';
+import type { ResolvedConfig } from '../config/types.js';
 
 /**
  * Loads `file`; when its only problems are unset variables, loads it again with stand-ins and
- * writes each as a warning on stderr, followed by `(left to ...)`.
+ * writes each as a warning on stderr, followed by `(left to ...)`. With `derive` (what the command
+ * makes from the config), a variable whose stand-in changes what `derive` returns is a problem,
+ * its hint saying to set it: each variable is given other values in turn and the two compared.
  */
-export async function loadConfigLeavingEnv(file: string, leftTo: string): Promise<ConfigResult> {
+export async function loadConfigLeavingEnv(
+  file: string,
+  leftTo: string,
+  derive?: (config: ResolvedConfig) => unknown,
+): Promise<ConfigResult> {
   const result = await loadConfigFile(file);
   if (result.ok || !result.problems.every((p) => p.code === 'SLUICE_E_CONFIG_ENV')) return result;
-  const standIn = await loadConfigFile(file, withStandIns(process.env));
+  const standIns = new StandIns();
+  const standIn = await loadConfigFile(file, process.env, { standIns });
   if (!standIn.ok) return result;
+  if (derive !== undefined) {
+    const base = JSON.stringify(derive(standIn.config));
+    const needed: string[] = [];
+    for (const name of standIns.names) {
+      const other = await loadConfigFile(file, process.env, { standIns: standIns.varied(name) });
+      if (!other.ok || JSON.stringify(derive(other.config)) !== base) needed.push(name);
+    }
+    const mentions = (message: string): string | undefined =>
+      needed.find((name) => message.includes(`environment variable ${name} is not set`));
+    if (needed.length > 0) {
+      const problems = result.problems.flatMap((p) => {
+        const name = mentions(p.message);
+        return name === undefined
+          ? []
+          : [
+              {
+                ...p,
+                hint: `what this command writes depends on it: run it with ${name} set as the service has it`,
+              },
+            ];
+      });
+      return { ok: false, problems };
+    }
+  }
   for (const p of result.problems)
     process.stderr.write(`${formatProblem(p, 'warning')} (left to ${leftTo})\n`);
   return standIn;
-}
-
-/** An environment in which every unset variable reads as a stand-in value. */
-function withStandIns(env: NodeJS.ProcessEnv): Record<string, string | undefined> {
-  return new Proxy(env, {
-    get: (target, name) =>
-      typeof name === 'string' && (target[name] === undefined || target[name] === '')
-        ? 'sluice-env-stand-in'
-        : Reflect.get(target, name),
-  }) as Record<string, string | undefined>;
 }

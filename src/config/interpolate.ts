@@ -8,6 +8,7 @@
  */
 import { isMapping, type KeyPath } from './key-path.js';
 import type { ProblemCollector } from './problem-collector.js';
+import type { StandIns } from './stand-ins.js';
 
 /** Environment variables as `process.env` holds them. */
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -88,6 +89,11 @@ export interface InterpolateOptions {
    * reference must be quoted, and `{ status: "${STATUS}" }` is then the number it says.
    */
   readonly accepts?: (path: KeyPath, value: unknown) => boolean;
+  /**
+   * Unset variables are not problems but read as stand-ins (stand-ins.ts): a value that is exactly
+   * one `${NAME}` as a stand-in value the key takes, one inside text as the variable's text.
+   */
+  readonly standIns?: StandIns;
 }
 
 /**
@@ -121,7 +127,13 @@ export function interpolateEnv(
 
   const expandAt = (text: string, path: KeyPath): unknown => {
     if (!text.includes('$')) return text;
-    const r = expandEnv(text, env, text.includes('${') && (options.isTemplate?.(path) ?? false));
+    const template = text.includes('${') && (options.isTemplate?.(path) ?? false);
+    const r = expandEnv(text, env, template);
+    const standIns = options.standIns;
+    if (standIns !== undefined && r.missing.length > 0 && r.malformed.length === 0) {
+      if (!r.whole) return expandEnv(text, standIns.environment(env), template).text;
+      return standIns.pick(r.missing[0]!, path, (v) => options.accepts?.(path, v) ?? true);
+    }
     for (const name of r.missing) {
       problems.reject(path, 'SLUICE_E_CONFIG_ENV', `environment variable ${name} is not set`, {
         hint: `export ${name} before starting sluice, or write $\${${name}} for a literal \${${name}}`,

@@ -23,6 +23,7 @@ import { isTemplateSchema, sluiceConfigSchema } from './schema.js';
 import { reportSchemaIssues } from './schema-issues.js';
 import { salvage, schemaAt } from './schema-walk.js';
 import { objectLocator, type SourceLocator } from './source-locator.js';
+import type { StandIns } from './stand-ins.js';
 import type { ResolvedConfig } from './types.js';
 import { parseYamlSource } from './yaml-source.js';
 
@@ -35,6 +36,11 @@ export type ConfigResult =
 export interface LoadOptions {
   /** `user:`/`group:` exist in this host's files, when running as root (see check-user.ts). */
   readonly hostUsers?: boolean;
+  /**
+   * Unset `${VARIABLES}` read as these stand-ins instead of being problems (stand-ins.ts): `reload`,
+   * `init` and `doctor` check a config for a service that has an environment they do not.
+   */
+  readonly standIns?: StandIns;
 }
 
 /** Extensions loaded as JavaScript modules whose default export is the config object. */
@@ -122,6 +128,7 @@ export function loadConfigText(
     isPlainScalar: (path) => source.isPlainScalar(path),
     earlier: source.problems,
     hostUsers: options.hostUsers === true,
+    standIns: options.standIns ?? null,
   });
 }
 
@@ -143,6 +150,7 @@ export function resolveConfigObject(
     isPlainScalar: () => false,
     earlier: [],
     hostUsers: options.hostUsers === true,
+    standIns: null,
   });
 }
 
@@ -154,9 +162,23 @@ interface CheckOptions {
   /** Problems the parser found that did not stop it (keys given twice). */
   readonly earlier: readonly ConfigProblem[];
   readonly hostUsers: boolean;
+  readonly standIns: StandIns | null;
 }
 
 function check(input: unknown, options: CheckOptions): ConfigResult {
+  // With stand-ins, a problem at a key an unset variable filled is the stand-in's: the check runs
+  // again with the variable's next value (a port, a URL, ...), so only the file's own problems stay.
+  for (;;) {
+    const { result, problems } = checkOnce(input, options);
+    if (result.ok || options.standIns === null || !options.standIns.retry(problems.map((p) => p.path)))
+      return result;
+  }
+}
+
+function checkOnce(
+  input: unknown,
+  options: CheckOptions,
+): { result: ConfigResult; problems: readonly PathProblem[] } {
   const problems = new ProblemCollector();
   const value =
     options.env === null
@@ -165,6 +187,7 @@ function check(input: unknown, options: CheckOptions): ConfigResult {
           isPlainScalar: options.isPlainScalar,
           isTemplate: (path) => isTemplateSchema(schemaAt(sluiceConfigSchema, path)),
           accepts: (path, v) => schemaAt(sluiceConfigSchema, path)?.safeParse(v).success ?? true,
+          ...(options.standIns === null ? {} : { standIns: options.standIns }),
         });
   problems.endStage();
 
@@ -181,7 +204,14 @@ function check(input: unknown, options: CheckOptions): ConfigResult {
 
   const config = normaliseConfig(
     draft,
-    { file: options.absoluteFile, declaredUpstreams: declaredUpstreams(value), env: options.env },
+    {
+      file: options.absoluteFile,
+      declaredUpstreams: declaredUpstreams(value),
+      env:
+        options.env !== null && options.standIns !== null
+          ? options.standIns.environment(options.env)
+          : options.env,
+    },
     problems,
   );
   if (options.hostUsers) checkHostUsers(draft, problems);
@@ -189,12 +219,9 @@ function check(input: unknown, options: CheckOptions): ConfigResult {
     ...options.earlier.map((p) => ({ p, order: 0 })),
     ...problems.problems.map((p) => place(p, options.locator)),
   ];
-  if (all.length > 0) return failed(...inDocumentOrder(all));
-  return {
-    ok: true,
-    config,
-    warnings: inDocumentOrder(problems.warnings.map((p) => place(p, options.locator))),
-  };
+  if (all.length > 0) return { result: failed(...inDocumentOrder(all)), problems: problems.problems };
+  const warnings = inDocumentOrder(problems.warnings.map((p) => place(p, options.locator)));
+  return { result: { ok: true, config, warnings }, problems: [] };
 }
 
 /** Names under `upstreams:` as written; `null` when it is not a mapping (references cannot be checked). */

@@ -215,6 +215,65 @@ servers:
     expect(bad.code).toBe(2);
   });
 
+  // A whole value from a variable (`listen: ${PORT}`, a URL, a count) took the one stand-in text,
+  // which no port, URL or number takes: init, doctor and reload refused the config (exit 2).
+  it('a whole value from an unset variable is a warning unless the generated files depend on it', async () => {
+    const text = `servers:
+  - listen: \${SLUICE_E2E_PORT}
+    routes:
+      - proxy: { url: "\${SLUICE_E2E_BACKEND}" }
+  - listen: \${SLUICE_E2E_PORT_2}
+    routes: [{ proxy: { url: "http://\${SLUICE_E2E_HOST}:3000/" } }]
+shutdown_timeout: \${SLUICE_E2E_GRACE}
+`;
+    const dir = await workdir('env.yaml', text);
+    const env = {};
+    // The unit depends on the drain time (TimeoutStopSec), not on the ports or the backends.
+    const unit = await runCli(['init', 'systemd', '-c', 'env.yaml'], {
+      cwd: dir,
+      env: { SLUICE_E2E_GRACE: '20s' },
+    });
+    expect(unit.code).toBe(0);
+    for (const name of ['SLUICE_E2E_PORT', 'SLUICE_E2E_BACKEND', 'SLUICE_E2E_PORT_2', 'SLUICE_E2E_HOST'])
+      expect(unit.stderr).toMatch(new RegExp(`warning: .*${name} is not set .*\\(left to the service`));
+    expect(unit.stdout).toContain('TimeoutStopSec=30');
+    expect(unit.stdout).not.toContain('stand-in');
+    const noGrace = await runCli(['init', 'systemd', '-c', 'env.yaml'], { cwd: dir, env });
+    expect(noGrace.code).toBe(2);
+    expect(noGrace.stdout).toMatch(
+      /^env\.yaml:7:19: SLUICE_E_CONFIG_ENV shutdown_timeout: environment variable SLUICE_E2E_GRACE is not set \(hint: what this command writes depends on it: run it with SLUICE_E2E_GRACE set as the service has it\)$/m,
+    );
+    expect(noGrace.stdout.trim().split('\n')).toHaveLength(1);
+    // The Service and EXPOSE list the ports: those two must be set, the backends need not.
+    const k8s = await runCli(['init', 'k8s', '-c', 'env.yaml'], {
+      cwd: dir,
+      env: { SLUICE_E2E_GRACE: '5s' },
+    });
+    expect(k8s.code).toBe(2);
+    expect(k8s.stdout.match(/^env\.yaml:\d+:\d+: .* is not set/gm)?.map((l) => l.split(':')[1])).toEqual([
+      '2',
+      '5',
+    ]);
+    const ports = { SLUICE_E2E_GRACE: '5s', SLUICE_E2E_PORT: ':8080', SLUICE_E2E_PORT_2: '8081' };
+    const docker = await runCli(['init', 'docker', '-c', 'env.yaml'], { cwd: dir, env: ports });
+    expect(docker.code).toBe(0);
+    expect(docker.stdout).toMatch(/^EXPOSE 8080 8081$/m);
+    expect(docker.stdout).not.toContain('stand-in');
+    // The doctor sizes by neither; reload only checks.
+    const doctor = await runCli(['doctor', '-c', 'env.yaml', '--json'], { cwd: dir, env });
+    expect(doctor.code).not.toBe(2);
+    const reload = await runCli(['reload', '-c', 'env.yaml'], { cwd: dir, env });
+    expect(reload.stderr).toContain('has no pid_file');
+    expect(reload.stderr).not.toContain('not reloaded');
+    // A problem of the file's own is still one, next to a stand-in.
+    await writeFile(
+      join(dir, 'env.yaml'),
+      text.replace('routes:\n', 'routes:\n      - proxy: { url: "ftp://x" }\n'),
+    );
+    const bad = await runCli(['reload', '-c', 'env.yaml'], { cwd: dir, env });
+    expect(bad.stderr).toContain('not reloaded');
+  });
+
   // The Dockerfile COPYs sluice.yaml and the unit reads /etc/sluice/sluice.yaml: without -c,
   // nothing wrote either, so the image did not build and the service did not start.
   it('without a config, --out writes the minimal config the docker and systemd files name, over nothing', async () => {

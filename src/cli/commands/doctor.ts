@@ -22,7 +22,12 @@ export async function runDoctor(opts: { config?: string; json?: boolean; root?: 
   let sizing: DoctorSizing = NO_CONFIG_SIZING;
   if (opts.config !== undefined) {
     // The doctor sizes by the config's numbers; a variable only the service has is no matter here.
-    const result = await loadConfigLeavingEnv(opts.config, 'the service, which reads its own environment');
+    const file = opts.config;
+    const result = await loadConfigLeavingEnv(
+      file,
+      'the service, which reads its own environment',
+      (config) => sizingFromConfig(config, file, join(root, '/')),
+    );
     if (!result.ok) {
       for (const p of result.problems) process.stdout.write(`${formatProblem(p)}\n`);
       const n = result.problems.length;

@@ -13,7 +13,7 @@ import { didYouMean } from '../../core/did-you-mean.js';
 import { procSysPath, SYSCTL_SETTINGS } from '../../ops/host-tuning.js';
 import { DEFAULT_CONFIG_PATH, DEFAULT_CONFIG_TEXT } from '../../ops/init/default-config.js';
 import { DEFAULT_SLUICE_BIN, type InitFile, type InitInput } from '../../ops/init/init-input.js';
-import { INIT_TARGETS, isInitTarget } from '../../ops/init/init-targets.js';
+import { INIT_TARGETS, type InitTarget, isInitTarget } from '../../ops/init/init-targets.js';
 import { defaultConfigFile } from '../config-source.js';
 import { existing } from '../existing-path.js';
 import { loadConfigLeavingEnv } from '../load-leaving-env.js';
@@ -37,7 +37,7 @@ export async function runInit(target: string, opts: InitOptions): Promise<number
     return 2;
   }
   const generator = INIT_TARGETS[target];
-  const input = await readInput(opts.config, generator.usesConfig);
+  const input = await readInput(opts.config, generator);
   if (typeof input === 'number') return input;
   const files = generator.render(input);
   const isDefault = input.configPath === DEFAULT_CONFIG_PATH && input.configText === DEFAULT_CONFIG_TEXT;
@@ -65,7 +65,8 @@ export async function runInit(target: string, opts: InitOptions): Promise<number
  * The generators' input: the `-c` config, else ./sluice.yaml, else the minimal default; or an exit
  * code. `announce`: say on stderr which config was taken when none was named.
  */
-async function readInput(option: string | undefined, announce: boolean): Promise<InitInput | number> {
+async function readInput(option: string | undefined, generator: InitTarget): Promise<InitInput | number> {
+  const announce = generator.usesConfig;
   const common = {
     cpus: availableParallelism(),
     sluiceBin: DEFAULT_SLUICE_BIN,
@@ -90,9 +91,15 @@ async function readInput(option: string | undefined, announce: boolean): Promise
     };
   }
   if (option === undefined && announce) process.stderr.write(`sluice init: using ./${file}\n`);
+  // Unreadable, it is the load's problem to report.
+  const configText = await readFile(file, 'utf8').catch(() => '');
+  const configPath = resolve(file);
   // ${VARIABLES} the service has (a Secret, EnvironmentFile=) and this shell lacks: the generated
-  // files carry the reference, not the value, so they are warnings here.
-  const result = await loadConfigLeavingEnv(file, 'the service, which reads its own environment');
+  // files carry the reference, not the value, so they are warnings here, unless a generated file
+  // depends on one (a listen port, the workers): that one must be set.
+  const result = await loadConfigLeavingEnv(file, 'the service, which reads its own environment', (config) =>
+    generator.render({ ...common, config, configText, configPath }),
+  );
   if (!result.ok) {
     for (const p of result.problems) process.stdout.write(`${formatProblem(p)}\n`);
     const n = result.problems.length;
@@ -100,12 +107,7 @@ async function readInput(option: string | undefined, announce: boolean): Promise
     return 2;
   }
   for (const w of result.warnings) process.stderr.write(`${formatProblem(w, 'warning')}\n`);
-  return {
-    ...common,
-    config: result.config,
-    configText: await readFile(file, 'utf8'),
-    configPath: resolve(file),
-  };
+  return { ...common, config: result.config, configText, configPath };
 }
 
 /**
