@@ -1,13 +1,17 @@
 /**
- * A set of CIDR blocks answering "is this address inside?", on Node's `net.BlockList` (native,
- * IPv4 and IPv6). IPv4-mapped IPv6 addresses (`::ffff:10.1.2.3`, what a dual-stack listener
- * reports) are checked as the IPv4 address they carry.
+ * A set of CIDR blocks answering "is this address inside?", on Node's `net.BlockList` (native).
+ * As in nginx's allow/deny, an IPv4 address is checked against the IPv4 blocks only and an IPv6
+ * address against the IPv6 ones, and an IPv4-mapped IPv6 address (`::ffff:10.1.2.3`, what a
+ * dual-stack listener reports) as the IPv4 address it carries. One BlockList for both families
+ * matched IPv4 addresses against IPv6 blocks as `::ffff:a.b.c.d`, so `deny: "::/0"` ("no IPv6")
+ * refused every IPv4 client and `trusted_proxies: ["::/0"]` trusted any IPv4 peer's X-Forwarded-For.
  */
 import { BlockList, isIP } from 'node:net';
 
 /** An immutable set of address blocks. */
 export class IpSet {
-  readonly #list = new BlockList();
+  readonly #v4 = new BlockList();
+  readonly #v6 = new BlockList();
   readonly size: number;
 
   /** Builds the set from validated CIDR texts (`10.0.0.0/8`, `::1/128`). */
@@ -15,18 +19,24 @@ export class IpSet {
     for (const cidr of cidrs) {
       const slash = cidr.indexOf('/');
       const net = slash === -1 ? cidr : cidr.slice(0, slash);
-      const family = isIP(net) === 6 ? 'ipv6' : 'ipv4';
-      const prefix = slash === -1 ? (family === 'ipv6' ? 128 : 32) : Number(cidr.slice(slash + 1));
-      this.#list.addSubnet(net, prefix, family);
+      const v6 = isIP(net) === 6;
+      const prefix = slash === -1 ? (v6 ? 128 : 32) : Number(cidr.slice(slash + 1));
+      if (v6) this.#v6.addSubnet(net, prefix, 'ipv6');
+      else this.#v4.addSubnet(net, prefix, 'ipv4');
     }
     this.size = cidrs.length;
   }
 
-  /** Whether `address` (plain, IPv4-mapped or IPv6) lies in one of the blocks. */
+  /** Whether `address` (plain, IPv4-mapped or IPv6) lies in one of the blocks of its family. */
   has(address: string): boolean {
     const family = isIP(address);
-    if (family === 0) return false;
-    return this.#list.check(address, family === 6 ? 'ipv6' : 'ipv4');
+    if (family === 4) return this.#v4.check(address, 'ipv4');
+    if (family !== 6) return false;
+    if (address.length > 7 && address.slice(0, 7).toLowerCase() === '::ffff:') {
+      const v4 = canonicalIp(address);
+      if (v4 !== null && isIP(v4) === 4) return this.#v4.check(v4, 'ipv4');
+    }
+    return this.#v6.check(address, 'ipv6');
   }
 }
 

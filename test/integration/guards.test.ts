@@ -361,6 +361,12 @@ describe('allow/deny', () => {
               access: { allow: ['10.0.0.0/8', '127.0.0.0/8'] },
               proxy: { url: up.url },
             },
+            {
+              name: 'no-v6',
+              match: { path_prefix: '/no-v6/' },
+              access: [{ deny: '::/0' }],
+              proxy: { url: up.url },
+            },
             { proxy: { url: up.url } },
           ],
         },
@@ -386,6 +392,12 @@ describe('allow/deny', () => {
     // An encoded slash does not slip past the route (nginx decodes before matching locations).
     expect((await http(`http://[::1]:${v6Port}/lan%2Fx`)).status).toBe(403);
     expect((await http(`http://[::1]:${v6Port}/lan%2f..%2fx`)).status).toBe(200);
+  });
+
+  // Checked in one BlockList, 127.0.0.1 matched ::/0 (as ::ffff:127.0.0.1) and was refused.
+  it('matches IPv6 blocks against IPv6 clients only', async () => {
+    expect((await http(`${sluice.url}/no-v6/x`)).status).toBe(200);
+    expect((await http(`http://[::1]:${v6Port}/no-v6/x`)).status).toBe(403);
   });
 
   it('never lets a request through whose connection was reset right after it was sent', async () => {

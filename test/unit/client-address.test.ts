@@ -19,6 +19,34 @@ describe('canonicalIp', () => {
   });
 });
 
+describe('IpSet', () => {
+  // One BlockList for both families matched IPv4 against IPv6 blocks (as ::ffff:a.b.c.d): a
+  // "deny ::/0" refused every IPv4 client, "trusted_proxies: ::/0" trusted every IPv4 peer.
+  it('checks each address against the blocks of its own family, as nginx allow/deny', () => {
+    const v6 = new IpSet(['::/0']);
+    expect(v6.has('10.1.2.3')).toBe(false);
+    expect(v6.has('::ffff:10.1.2.3')).toBe(false);
+    expect(v6.has('2001:db8::1')).toBe(true);
+    expect(new IpSet(['::ffff:0:0/96']).has('10.1.2.3')).toBe(false);
+    expect(new IpSet(['::/1']).has('10.1.2.3')).toBe(false);
+    const v4 = new IpSet(['0.0.0.0/0']);
+    expect(v4.has('2001:db8::1')).toBe(false);
+    expect(v4.has('::1')).toBe(false);
+    expect(v4.has('10.1.2.3')).toBe(true);
+  });
+
+  it('checks an IPv4-mapped address as the IPv4 address it carries, in either spelling', () => {
+    const set = new IpSet(['10.0.0.0/8', '2001:db8::/32']);
+    expect(set.has('::ffff:10.1.2.3')).toBe(true);
+    expect(set.has('::FFFF:10.1.2.3')).toBe(true);
+    expect(set.has('::ffff:a01:203')).toBe(true);
+    expect(set.has('::ffff:11.1.2.3')).toBe(false);
+    expect(set.has('2001:db8:1::5')).toBe(true);
+    expect(set.has('2001:db9::5')).toBe(false);
+    expect(set.has('not an address')).toBe(false);
+  });
+});
+
 describe('clientFromForwardedFor', () => {
   const trusted = new IpSet(['10.0.0.0/8']);
 
