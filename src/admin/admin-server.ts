@@ -196,9 +196,16 @@ export class AdminServer {
       case 'pprof': {
         if (url.pathname === '/debug/pprof/heap')
           return sendProfile(res, await control.heapProfile(worker), 'heap');
-        const seconds = Number(url.searchParams.get('seconds') ?? '30');
+        // Absent or empty, 30 as in Go's net/http/pprof.
+        const given = url.searchParams.get('seconds') ?? '';
+        const seconds = given === '' ? 30 : Number(given);
         if (!Number.isFinite(seconds) || seconds <= 0 || seconds > MAX_PROFILE_SECONDS) {
-          return problem(res, 400, 'Bad Request', `seconds must be between 0 and ${MAX_PROFILE_SECONDS}`);
+          return problem(
+            res,
+            400,
+            'Bad Request',
+            `seconds must be above 0 and at most ${MAX_PROFILE_SECONDS}`,
+          );
         }
         // A caller that leaves ends the profile: it went on for its full time (up to 60 s) with
         // nobody waiting, and every other profile of that worker meanwhile was refused 409.
@@ -333,8 +340,10 @@ function send(
   type: string,
   body: string | Buffer,
   cache = 'no-store',
+  extra: Readonly<Record<string, string>> = {},
 ): void {
   res.writeHead(status, {
+    ...extra,
     'content-type': type,
     'content-length': Buffer.byteLength(body),
     'cache-control': cache,
@@ -427,13 +436,9 @@ function isLoopbackHost(host: string | undefined): boolean {
 }
 
 function sendProfile(res: http.ServerResponse, profile: Buffer, kind: string): void {
-  res.writeHead(200, {
-    'content-type': 'application/octet-stream',
+  send(res, 200, 'application/octet-stream', profile, 'no-store', {
     'content-disposition': `attachment; filename="sluice-${kind}.pb.gz"`,
-    'content-length': profile.length,
-    'cache-control': 'no-store',
   });
-  res.end(profile);
 }
 
 /** An RFC 9457 problem answer; `extra` members (an extension, RFC 9457 3.2) go beside the standard ones. */

@@ -227,13 +227,19 @@ export default (_req: unknown, res: { end(s: string): void }) => res.end(String(
     ).toBeGreaterThan(0);
     const heapRes = await request(`${adminUrl()}/debug/pprof/heap?worker=1`);
     expect(heapRes.headers['content-type']).toBe('application/octet-stream');
+    // Like every admin answer: a profile is no more to be sniffed or framed than a page.
+    expect(heapRes.headers['x-content-type-options']).toBe('nosniff');
+    expect(heapRes.headers['x-frame-options']).toBe('DENY');
     const heap = Profile.decode(gunzipSync(Buffer.from(await heapRes.body.arrayBuffer())));
     expect(heap.sampleType.map((t) => heap.stringTable.strings[Number(t.type)])).toEqual(['inuse_space']);
     expect(heap.sample.length).toBeGreaterThan(0);
     const heapFunctions = new Set(heap.function.map((f) => String(heap.stringTable.strings[Number(f.name)])));
     expect(heapFunctions.has('fillCache')).toBe(true);
-    const bad = await text(`${adminUrl()}/debug/pprof/profile?seconds=600`);
-    expect(bad.status).toBe(400);
+    for (const seconds of ['600', '0', 'x']) {
+      const bad = await text(`${adminUrl()}/debug/pprof/profile?seconds=${seconds}`);
+      expect(bad.status).toBe(400);
+      expect(bad.body).toContain('seconds must be above 0 and at most 60');
+    }
   });
 
   it('lists handles and requests in flight per worker', async () => {
