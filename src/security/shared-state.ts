@@ -159,10 +159,11 @@ export class SharedState {
     redis.on('error', (err: Error) => {
       // ioredis's own SELECT at connect fails as an error event on a connection that stays: the
       // probe reports it (SLUICE_E_RUNTIME_REDIS_DB) and keeps Redis down.
-      if (err.name !== 'ReplyError') this.#lost(err);
+      if (err.name !== 'ReplyError') this.#lost(err.message);
     });
-    redis.on('end', () => this.#lost());
-    redis.on('close', () => this.#lost());
+    // A server that stops (or a proxy that drops the connection) closes it without an error event.
+    redis.on('end', () => this.#lost('the connection was closed'));
+    redis.on('close', () => this.#lost('the connection was closed'));
     this.redis = redis;
     this.#prober = setInterval(() => {
       if (!this.#up && redis.status === 'ready') void this.#probe();
@@ -171,11 +172,11 @@ export class SharedState {
   }
 
   /** The connection is gone: down now (nothing can be sent), counted once. */
-  #lost(err?: Error): void {
+  #lost(why: string): void {
     if (this.#closing) return;
     this.#probes = 0;
     if (this.#up) this.#hooks.failure?.('connection');
-    this.#down(err?.message);
+    this.#down(why);
   }
 
   /** Down, reported once per outage: with the warning, or (`warn` false) with what the caller logged. */
