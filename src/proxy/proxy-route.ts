@@ -90,7 +90,11 @@ function compileHeaders(
 }
 
 /** The path sent upstream: strip the prefix, prepend the base path, keep the query. */
-export function upstreamPath(route: ProxyRoute, path: string, query: string): string {
+export function upstreamPath(
+  route: Pick<ProxyRoute, 'stripPrefix' | 'basePath'>,
+  path: string,
+  query: string,
+): string {
   let p = path;
   if (route.stripPrefix !== '' && p.startsWith(route.stripPrefix)) {
     p = p.slice(route.stripPrefix.length);

@@ -10,6 +10,7 @@ import { loadConfigText } from '../../src/config/load.js';
 import { formatProblem } from '../../src/config/problem.js';
 import type { ResolvedAccess, ResolvedConfig } from '../../src/config/types.js';
 import { importNginx } from '../../src/ops/import-nginx/import-nginx.js';
+import { upstreamPath } from '../../src/proxy/proxy-route.js';
 import { RouteTable } from '../../src/router/route-table.js';
 import { AccessControl } from '../../src/security/access-control.js';
 
@@ -64,6 +65,47 @@ describe('rewrite', () => {
     ]);
     expect(messages(r)).toEqual([[5, expect.stringMatching(/adds the request's query string to this one/)]]);
     resolved(r.yaml);
+  });
+});
+
+describe('proxy_pass with a URI part', () => {
+  // `location /orders { proxy_pass http://h/orders; }` became strip_prefix /orders and a base path
+  // /orders, which sent /ordersX as /orders/X and /orders as /orders/, without a warning.
+  it('forwards the path as it came when the URI part is the location itself', () => {
+    const r = convert(
+      [
+        'server { listen 80;',
+        '  location /orders { proxy_pass http://127.0.0.1:9000/orders; }',
+        '  location /api/ { proxy_pass http://127.0.0.1:9000/api/; }',
+        '  location = /exact { proxy_pass http://127.0.0.1:9000/exact; }',
+        '}',
+      ].join('\n'),
+    );
+    expect(r.warnings).toEqual([]);
+    const proxies = resolved(r.yaml).servers[0]!.routes.flatMap((route) =>
+      route.action.kind === 'proxy' ? [route.action] : [],
+    );
+    expect(proxies).toHaveLength(3);
+    const sent = (i: number, path: string) => upstreamPath(proxies[i]!, path, '');
+    expect([sent(0, '/orders'), sent(0, '/ordersX'), sent(0, '/orders/1')]).toEqual([
+      '/orders',
+      '/ordersX',
+      '/orders/1',
+    ]);
+    expect([sent(1, '/api/'), sent(1, '/api/x')]).toEqual(['/api/', '/api/x']);
+    expect(sent(2, '/exact')).toBe('/exact');
+  });
+
+  it('says how a path differs when neither the location nor the URI part ends with a slash', () => {
+    const r = convert(
+      'server { listen 80; location /orders { proxy_pass http://127.0.0.1:9000/v2/orders; } }',
+    );
+    expect(messages(r)).toEqual([
+      [
+        2,
+        'proxy_pass http://127.0.0.1:9000/v2/orders: nginx forwards /ordersx as /v2/ordersx, sluice as /v2/orders/x',
+      ],
+    ]);
   });
 });
 
@@ -394,6 +436,29 @@ describe('proxy_redirect and limit_req', () => {
         4,
         expect.stringMatching(
           /^proxy_redirect is not carried over: sluice passes Location headers on unchanged/,
+        ),
+      ],
+    ]);
+  });
+});
+
+describe('a limit_req key that can be empty', () => {
+  // nginx counts no request with an empty key; sluice counts them in one bucket, so clients without
+  // the header throttled each other after the import, which said nothing.
+  it('says that requests without the header share one bucket in sluice', () => {
+    const r = convert(
+      [
+        'limit_req_zone $http_x_api_key zone=key:10m rate=5r/s;',
+        'limit_req_zone $binary_remote_addr$http_x_api_key zone=mixed:10m rate=5r/s;',
+        'server { listen 80; location /k/ { limit_req zone=key; return 204; } location /m/ { limit_req zone=mixed; return 204; } }',
+      ].join('\n'),
+    );
+    expect(r.config.servers[0]!.routes[0]!.rate_limit).toEqual({ rate: '5/s', key: '$http_x_api_key' });
+    expect(messages(r)).toEqual([
+      [
+        2,
+        expect.stringMatching(
+          /^limit_req_zone \$http_x_api_key: nginx does not limit requests whose key is empty/,
         ),
       ],
     ]);

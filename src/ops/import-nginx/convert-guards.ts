@@ -98,6 +98,14 @@ export function rateLimitAt(scope: Scope, ctx: ConvertContext): GuardPlan<Sluice
   const burst = Number(params.get('burst') ?? '0');
   if (Number.isInteger(burst) && burst > 0) value.burst = burst;
   if (key.text !== '$remote_addr') value.key = key.text;
+  // A key made only of request parts can be empty: nginx counts no such request, sluice counts them
+  // all in one bucket (a client cannot leave its limit by leaving out the header).
+  if (/^(?:\$(?:http|cookie|arg)_[a-z0-9_]+)+$/i.test(zone.key.replaceAll(/[{}]/g, ''))) {
+    ctx.warnings.add(
+      zone.directive,
+      `limit_req_zone ${zone.key}: nginx does not limit requests whose key is empty (without the header, cookie or argument); sluice limits them together, as one bucket`,
+    );
+  }
   if (burst > 0 && !params.has('nodelay')) {
     ctx.warnings.add(
       d,

@@ -168,6 +168,8 @@ function uriPlan(
       warning: `a URI part in a ${match.kind === 'regex' ? 'regex' : 'named'} location is refused by nginx too; ${uri} is ignored`,
     };
   }
+  // nginx swaps the location's prefix for the URI part: for the same text, the path goes as it came.
+  if (uri === match.path) return { strip: '', base: '' };
   const base = uri.endsWith('/') ? uri.slice(0, -1) : uri;
   const lost = isUpstream && base !== '';
   const baseNote = lost
@@ -196,6 +198,10 @@ function uriPlan(
     const rest = example.slice(strip.length);
     const sluicePath = base + (rest.startsWith('/') ? rest : `/${rest}`);
     warning = `nginx forwards ${example} as ${nginxPath}, sluice as ${sluicePath}`;
+  } else if (warning === undefined && !prefixSlash) {
+    // Neither ends with a slash: nginx carries on the name (`/ordersX` → `/v2/ordersX`), sluice
+    // strips it and starts the rest with a slash (`/v2/orders/X`).
+    warning = `nginx forwards ${match.path}x as ${uri}x, sluice as ${base}/x`;
   }
   return { strip, base: lost ? '' : base, ...(warning !== undefined ? { warning } : {}) };
 }
