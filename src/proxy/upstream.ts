@@ -96,7 +96,13 @@ export class Upstream {
   }
 
   #target(spec: TargetSpec, reuse: TargetReuse): UpstreamTarget {
-    return reuse(spec) ?? new UpstreamTarget(spec, this.config.healthCheck === null ? 'up' : 'unknown');
+    const unchecked = this.config.healthCheck === null;
+    const kept = reuse(spec);
+    if (kept === undefined) return new UpstreamTarget(spec, unchecked ? 'up' : 'unknown');
+    // Without a health_check there are no check results: a target the removed check had marked
+    // down (or not yet up) was never probed again, and never served again until a restart.
+    if (unchecked) kept.health = 'up';
+    return kept;
   }
 
   /** Every target, in config order (resolved addresses in place of their entry). */

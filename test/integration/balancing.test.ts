@@ -7,7 +7,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SluiceConfigInput } from '../../src/config/schema.js';
-import { startSluice, type TestSluice } from '../helpers/sluice.js';
+import { resolve, startSluice, type TestSluice } from '../helpers/sluice.js';
 
 /** A named upstream that answers with its name; its status and liveness can be changed. */
 async function backend(name: string, port = 0) {
@@ -317,5 +317,34 @@ describe('active health checks', () => {
     const later = await Promise.all(Array.from({ length: 8 }, () => get(`${sluice.url}/x`)));
     expect(new Set(later.map((r) => r.body))).toEqual(new Set(['a', 'b']));
     expect(sluice.logs.some((l) => l.msg === 'health check: target down' && l.target === b.url)).toBe(true);
+  });
+
+  // The target kept the removed check's last result: nothing probed it again, and it never served
+  // again until a restart (reloads, worker restarts and the admin enable did not bring it back).
+  it('forgets the results of a health check removed by a reload', async () => {
+    const a = await backend('a');
+    const b = await backend('b');
+    const upstream = (extra: Record<string, unknown>) =>
+      ({
+        servers: [{ listen: '127.0.0.1:0', routes: [{ name: 'app', proxy: { upstream: 'app' } }] }],
+        upstreams: { app: { targets: [{ url: a.url }, { url: b.url }], ...extra } },
+      }) as SluiceConfigInput;
+    running.backends = [a, b];
+    b.state.health = 500;
+    const sluice = await startSluice(
+      upstream({ health_check: { path: '/healthz', interval: '100ms', timeout: '500ms', rise: 1, fall: 1 } }),
+    );
+    running.sluice = sluice;
+    const states = () =>
+      (sluice.instance.upstreams().upstreams[0] as { targets: { health: string }[] }).targets.map(
+        (t) => t.health,
+      );
+    const until = Date.now() + 5000;
+    while (states().join() !== 'up,down' && Date.now() < until) await sleep(20);
+    expect(states()).toEqual(['up', 'down']);
+    await sluice.instance.reload(resolve(upstream({})));
+    expect(states()).toEqual(['up', 'up']);
+    const answers = await Promise.all(Array.from({ length: 8 }, () => get(`${sluice.url}/x`)));
+    expect(new Set(answers.map((r) => r.body))).toEqual(new Set(['a', 'b']));
   });
 });
