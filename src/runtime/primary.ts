@@ -340,6 +340,20 @@ export class Primary {
     }
   }
 
+  /**
+   * The fresh start a reload gives a slot that rests in a crash loop (a roll gives it by replacing
+   * every slot): a swap skipped the slots without a worker, and the node went on with fewer.
+   */
+  #restartCrashLooped(): void {
+    for (const slot of this.#slots) {
+      if (slot.state !== 'crash-loop') continue;
+      slot.crashes.reset();
+      slot.state = 'restarting';
+      this.#loggers.app.info({ slot: slot.index }, 'reload: restarting the worker of a crash loop');
+      void this.#restart(slot);
+    }
+  }
+
   /** Forks one worker with `config`; resolves when it listens, rejects when it fails to. */
   #fork(config: ResolvedConfig): Promise<Worker> {
     const worker = cluster.fork({ SLUICE_WORKER: '1' });
@@ -647,6 +661,7 @@ export class Primary {
     }
     this.#config = next;
     admin.commit();
+    if (plan.kind === 'swap') this.#restartCrashLooped();
     if (previous.state.redis !== next.state.redis) await this.#replaceSharedState(next);
     this.#bans.setRules(banRules(next));
     const { set } = UpstreamSet.build(next.upstreams, this.#upstreams);

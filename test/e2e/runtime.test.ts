@@ -5,6 +5,8 @@
  * every worker in a crash loop, the primary exits 1; and the round-robin accept spreads keep-alive
  * load over the workers, also when connections are recycled after `max_requests_per_connection`.
  */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, killAll, requireBuilt, startConfigured, tempDir, waitForPort } from '../helpers/cli.js';
 import { failureKinds, failureTimeline, startLoad } from '../helpers/load.js';
@@ -245,6 +247,63 @@ servers:
     expect(lines.filter((l) => l.msg === 'worker restarted')).toHaveLength(4);
     for (const pid of pids) expect(alive(pid)).toBe(false);
     await expect(waitForPort(port, { timeoutMs: 200 })).rejects.toThrow();
+  }, 60_000);
+});
+
+describe('a crash loop ended by a reload (workers: 2)', () => {
+  let tmp: Awaited<ReturnType<typeof sharedTempDir>>;
+
+  beforeAll(async () => {
+    requireBuilt();
+    tmp = await sharedTempDir();
+  });
+  afterEach(killAll);
+  afterAll(async () => {
+    await killAll();
+    await tmp?.remove();
+  });
+
+  // A swap reload (the routes changed, nothing that needs new processes) skipped the slot without
+  // a worker: the node went on with one of its two workers until a reload that rolled them all.
+  it('gives the slot a fresh start on a swap reload too', async () => {
+    const port = await freePort();
+    const admin = await freePort();
+    const yaml = (body: string) => `version: 1
+workers: 2
+log: { level: info, access: off, format: json }
+admin: { listen: "127.0.0.1:${admin}" }
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes: [{ respond: { body: "${body}" } }]
+`;
+    const sluice = await startConfigured(tmp.path, yaml('a'), port);
+    for (let crash = 1; crash <= 5; crash++) {
+      const pid = await until(async () => {
+        const w = (await status(admin)).workers[0];
+        return w?.state === 'ready' && typeof w.pid === 'number' ? w.pid : undefined;
+      }, `slot 0 ready before crash ${crash}`);
+      process.kill(pid, 'SIGKILL');
+      await until(
+        async () => ((await status(admin)).workers[0]?.pid !== pid ? true : undefined),
+        'slot 0 gone',
+      );
+    }
+    await until(
+      async () => ((await status(admin)).workers[0]?.state === 'crash-loop' ? true : undefined),
+      'slot 0 in a crash loop',
+    );
+    await writeFile(join(tmp.path, 'sluice.yaml'), yaml('b'));
+    sluice.signal('SIGHUP');
+    await sluice.waitForJson((l) => l.msg === 'config reloaded' && l.how === 'swap', 1, 10_000);
+    const after = await until(async () => {
+      const s = await status(admin);
+      return s.workers.every((w) => w.state === 'ready') ? s : undefined;
+    }, 'both slots ready after the reload');
+    expect(after.workers).toHaveLength(2);
+    expect((await get(port, '/')).body).toBe('b');
+    expect(sluice.jsonLines().some((l) => l.msg === 'reload: restarting the worker of a crash loop')).toBe(
+      true,
+    );
   }, 60_000);
 });
 
