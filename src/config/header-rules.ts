@@ -101,3 +101,57 @@ export function headerNames(
   });
   return names;
 }
+
+/**
+ * Names sluice writes or removes itself when it forwards a message: the framing (Content-Length,
+ * Transfer-Encoding), the connection's own headers (RFC 9110 7.6.1) and, upstream, Expect (sluice
+ * answers 100-continue to the client itself).
+ */
+const MANAGED = {
+  request: new Set([
+    'connection',
+    'keep-alive',
+    'proxy-connection',
+    'te',
+    'trailer',
+    'transfer-encoding',
+    'upgrade',
+    'content-length',
+    'expect',
+  ]),
+  response: new Set([
+    'connection',
+    'keep-alive',
+    'proxy-connection',
+    'trailer',
+    'transfer-encoding',
+    'upgrade',
+    'content-length',
+  ]),
+} as const;
+
+/**
+ * `pairs` without the headers sluice manages itself, each left out with a warning at its name.
+ * Set anyway, they broke the exchange: nginx's WebSocket idiom (`Upgrade: $http_upgrade`,
+ * `Connection: upgrade`) made undici refuse the upgrade, counted as a failure of every target
+ * (502 for the whole upstream for fail_timeout), and a Transfer-Encoding set on a response with a
+ * Content-Length framed it both ways.
+ */
+export function withoutManaged(
+  pairs: readonly [string, string][],
+  path: KeyPath,
+  problems: ProblemCollector,
+  side: keyof typeof MANAGED,
+): [string, string][] {
+  return pairs.filter(([name]) => {
+    if (!MANAGED[side].has(name.toLowerCase())) return true;
+    problems.warn([...path, name], 'SLUICE_E_CONFIG_VALUE', `${name} is left out: sluice sets it itself`, {
+      at: 'key',
+      hint:
+        side === 'request'
+          ? 'remove it: sluice frames the request, keeps its upstream connections alive and proxies WebSocket upgrades as they come (nginx needs proxy_set_header Upgrade/Connection for that, sluice does not)'
+          : "remove it: sluice frames the response and manages the client's connection",
+    });
+    return false;
+  });
+}

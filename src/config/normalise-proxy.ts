@@ -1,7 +1,7 @@
 /** `proxy:` of a route → `ProxyAction`: the upstream it names (or the implicit one of its url), headers, timeouts. */
 import type { ProxyDraft } from './config-draft.js';
 import { durationOr } from './config-units.js';
-import { headerNames, headerPairs } from './header-rules.js';
+import { headerNames, headerPairs, withoutManaged } from './header-rules.js';
 import type { KeyPath } from './key-path.js';
 import type { ProblemCollector } from './problem-collector.js';
 import type { PathMatch, ProxyAction } from './types.js';
@@ -67,7 +67,13 @@ export function normaliseProxy(
   }
 
   const preserveHost = draft.preserve_host ?? true;
-  const setHeaders = headerPairs(draft.set_headers, [...path, 'set_headers'], problems, true);
+  const setPath = [...path, 'set_headers'];
+  const setHeaders = withoutManaged(
+    headerPairs(draft.set_headers, setPath, problems, true),
+    setPath,
+    problems,
+    'request',
+  );
   if (!preserveHost && setHeaders.some(([name]) => name.toLowerCase() === 'host')) {
     problems.warn(
       [...path, 'preserve_host'],
@@ -88,18 +94,26 @@ export function normaliseProxy(
     preserveHost,
     setHeaders,
     removeHeaders: headerNames(draft.remove_headers, [...path, 'remove_headers'], problems),
-    responseSetHeaders: headerPairs(response?.set, [...path, 'response_headers', 'set'], problems, true),
+    responseSetHeaders: responseHeaders(response?.set, [...path, 'response_headers', 'set'], problems),
     responseRemoveHeaders: headerNames(response?.remove, [...path, 'response_headers', 'remove'], problems),
-    responseAddHeaders: headerPairs(response?.add, [...path, 'response_headers', 'add'], problems, true),
-    responseAddAlwaysHeaders: headerPairs(
+    responseAddHeaders: responseHeaders(response?.add, [...path, 'response_headers', 'add'], problems),
+    responseAddAlwaysHeaders: responseHeaders(
       response?.add_always,
       [...path, 'response_headers', 'add_always'],
       problems,
-      true,
     ),
     connectTimeoutMs: durationOr(timeouts?.connect, DEFAULT_PROXY_TIMEOUTS.connectMs),
     readTimeoutMs: durationOr(timeouts?.read, DEFAULT_PROXY_TIMEOUTS.readMs),
     sendTimeoutMs: durationOr(timeouts?.send, DEFAULT_PROXY_TIMEOUTS.sendMs),
   };
   return upstream === undefined ? undefined : action;
+}
+
+/** `response_headers` pairs with `$variables`, without the ones sluice manages. */
+function responseHeaders(
+  map: Readonly<Record<string, string | undefined>> | undefined,
+  path: KeyPath,
+  problems: ProblemCollector,
+): [string, string][] {
+  return withoutManaged(headerPairs(map, path, problems, true), path, problems, 'response');
 }

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseSize } from '../core/size.js';
 import type { MatchDraft, RedirectDraft, RespondDraft, RouteDraft } from './config-draft.js';
-import { headerPairs } from './header-rules.js';
+import { headerPairs, withoutManaged } from './header-rules.js';
 import { HEADER_NAME_HINT, isHttpToken } from './http-token.js';
 import { isMapping, type KeyPath } from './key-path.js';
 import { normaliseProxy } from './normalise-proxy.js';
@@ -205,7 +205,12 @@ function normaliseRespond(draft: RespondDraft, path: KeyPath, problems: ProblemC
     status: draft.status ?? 200,
     body: draft.body ?? '',
     // Respond headers are sent as written: `$` in them is literal text, so no variable check.
-    headers: headerPairs(draft.headers, [...path, 'headers'], problems, false),
+    headers: withoutManaged(
+      headerPairs(draft.headers, [...path, 'headers'], problems, false),
+      [...path, 'headers'],
+      problems,
+      'response',
+    ),
   };
 }
 

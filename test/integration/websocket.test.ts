@@ -66,6 +66,12 @@ describe('WebSocket proxying', () => {
               match: { path: '/idle' },
               proxy: { upstream: 'ws', timeouts: { read: '300ms' } },
             },
+            {
+              name: 'idiom',
+              match: { path: '/idiom' },
+              // nginx's WebSocket idiom, copied over: sluice leaves both headers out (a warning).
+              proxy: { upstream: 'ws', set_headers: { Upgrade: '$http_upgrade', Connection: 'upgrade' } },
+            },
             { name: 'ws', proxy: { upstream: 'ws' } },
           ],
         },
@@ -96,6 +102,19 @@ describe('WebSocket proxying', () => {
     c2.ws.close(1000);
     expect(await c1.closed).toBe(1000);
     expect(await until(() => a.events.includes('close 1000') && b.events.includes('close 1000'))).toBe(true);
+  });
+
+  // Sent as set, the two made undici refuse the upgrade: a 502, counted as a failure of every
+  // target, so the whole upstream answered 502 for fail_timeout.
+  it("proxies the upgrade when the route sets nginx's Upgrade and Connection headers", async () => {
+    for (let i = 0; i < 2; i++) {
+      const c = await open(`ws://127.0.0.1:${sluice.port}/idiom`);
+      c.ws.send('hi');
+      expect(await until(() => c.messages.length === 1)).toBe(true);
+      c.ws.close(1000);
+      expect(await c.closed).toBe(1000);
+    }
+    expect(sluice.logs.some((l) => l.msg === 'upstream target temporarily disabled')).toBe(false);
   });
 
   it('closes the client side cleanly when the target closes', async () => {
