@@ -17,12 +17,19 @@ export function clientResponseHeaders(
 ): string[] {
   const drop = route.dropResponse;
   let named: string[] | null = null;
+  let length = false;
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = latin1(raw[i]!);
     const lower = headerName(name);
     if (lower === 'connection') named = connectionTokens(latin1(raw[i + 1]!), named);
     if (isHopByHop(lower) || drop.has(lower)) continue;
+    // Equal Content-Lengths pass the parser (differing ones are a 502); relayed twice, they made
+    // Node's and undici's clients refuse the answer. One is sent, as nginx does (RFC 9110 8.6).
+    if (lower === 'content-length') {
+      if (length) continue;
+      length = true;
+    }
     out.push(name, latin1(raw[i + 1]!));
   }
   // Rare: an upstream naming extra hop-by-hop headers in `Connection`; filter them afterwards.

@@ -44,7 +44,12 @@ const BAD_ANSWERS: Record<string, string> = {
   '/bad-chunk': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n',
 };
 
-/** A raw upstream that answers each request with BAD_ANSWERS[path] and closes. */
+/** Answers that are well formed but for the receiver to tidy, by request path. */
+const UNTIDY_ANSWERS: Record<string, string> = {
+  '/equal-cl': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok',
+};
+
+/** A raw upstream that answers each request with BAD_ANSWERS[path] (or UNTIDY_ANSWERS) and closes. */
 async function badUpstream(): Promise<{ port: number; close(): Promise<void> }> {
   const server = net.createServer((socket) => {
     let head = '';
@@ -53,7 +58,8 @@ async function badUpstream(): Promise<{ port: number; close(): Promise<void> }> 
       head += d.toString('latin1');
       if (!head.includes('\r\n\r\n')) return;
       const path = head.split(' ')[1] ?? '/';
-      socket.end(BAD_ANSWERS[path] ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n', 'latin1');
+      const answer = BAD_ANSWERS[path] ?? UNTIDY_ANSWERS[path];
+      socket.end(answer ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n', 'latin1');
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -181,6 +187,16 @@ upstreams:
       allowed: 'none: each refused with 400 and closed, neither request forwarded',
       outcome: `${pairs - wrong.length} refused; the upstream received no front request and no smuggled one`,
     });
+  });
+
+  // Relayed twice, equal Content-Lengths made Node's and undici's clients refuse the answer.
+  it('sends one Content-Length for an upstream answer that repeats an equal one, as nginx', async () => {
+    const r = await rawRequest(port, `GET /bad-upstream/equal-cl HTTP/1.1\r\n${H}Connection: close\r\n\r\n`, {
+      waitMs: 3000,
+    });
+    expect(r.status).toBe(200);
+    expect(r.text.match(/^content-length: 2\r$/gim)).toHaveLength(1);
+    expect(r.text.endsWith('\r\n\r\nok')).toBe(true);
   });
 
   it('never passes on an upstream answer with a malformed head or framing: 502, or a visibly broken answer', async () => {
