@@ -82,6 +82,12 @@ export interface CompiledRoute {
 
 export interface CompiledServer {
   readonly name: string;
+  /**
+   * `$host` for a request without a Host (HTTP/1.0): the first plain `server_name`, as nginx's
+   * server name; the server's `name` when it has none. The label alone made redirects to
+   * `https://$host$request_uri` point at `https://main/...`.
+   */
+  readonly hostName: string;
   readonly config: ResolvedServer;
   readonly routes: RouteTable<CompiledRoute>;
   /** `null` when the server trusts no proxy. */
@@ -189,6 +195,8 @@ function compileServer(
   const serverGuards = compileGuards(config.guards, config.name, null);
   return {
     name: config.name,
+    hostName:
+      config.serverNames.find((n) => n !== '' && !n.includes('*') && !n.startsWith('~')) ?? config.name,
     config,
     routes: new RouteTable(config.routes, (route) => ({
       ...compileRoute(route, upstreams, handlers),

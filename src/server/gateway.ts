@@ -85,7 +85,7 @@ export function handleRequest(
   x.expectContinue = head.expectContinue;
   x.upgrade = head.upgrade;
   x.hostHeader = head.host;
-  x.hostName = hostName === '' ? server.name : hostName;
+  x.hostName = hostName === '' ? server.hostName : hostName;
 
   const url = x.requestUri;
   if (url.length > server.limits.maxUri) {

@@ -99,6 +99,10 @@ describe('virtual hosts and routes', () => {
     const r = await rawRequest(sluice.port, 'GET /docs HTTP/1.0\r\n\r\n');
     expect(r.status).toBe(200);
     expect(r.text.endsWith('exact-path')).toBe(true);
+    // $host is then the server's first server_name, as in nginx, not its name ("fallback").
+    const moved = await rawRequest(sluice.port, 'GET /old/x HTTP/1.0\r\n\r\n');
+    expect(moved.status).toBe(301);
+    expect(moved.text).toMatch(/^location: https:\/\/fallback\.test\/new\/old\/x\r$/im);
   });
 
   it.each([
