@@ -111,6 +111,34 @@ describe('sluice check (built CLI)', () => {
     expect(r.code).toBe(0);
   });
 
+  // It printed the Redis password and the values of credential headers in clear: --print output
+  // goes to CI logs and bug reports.
+  it('--print redacts secrets as GET /api/config does', async () => {
+    const dir = join(tmp.path, 'print-secrets');
+    await mkdir(dir);
+    await writeFile(
+      join(dir, 'sluice.yaml'),
+      [
+        'state: { redis: "redis://:hunter2pass@127.0.0.1:6379/0" }',
+        'servers:',
+        '  - listen: "127.0.0.1:18084"',
+        '    routes:',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a ${VARIABLE} of the config, not of this file.
+        '      - proxy: { url: "http://127.0.0.1:19001", set_headers: { Authorization: "Bearer ${SLUICE_E2E_API_SECRET}" } }',
+        '',
+      ].join('\n'),
+    );
+    const r = await runCli(['check', '-c', 'sluice.yaml', '--print'], {
+      cwd: dir,
+      env: { SLUICE_E2E_API_SECRET: 's3cr3t-value' },
+    });
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toContain('hunter2pass');
+    expect(r.stdout).not.toContain('s3cr3t-value');
+    const c = JSON.parse(r.stdout);
+    expect(c.state.redis).toContain('127.0.0.1:6379');
+  });
+
   it('--print prints the resolved config as JSON: defaults applied, units resolved', async () => {
     const r = await runCli(['check', '-c', 'valid.yaml', '--print'], { cwd: FIXTURES });
     expect(r.code).toBe(0);

@@ -1,5 +1,6 @@
 /** `sluice check -c FILE [--print]`: validate, print every problem, exit 2 when there is one. */
 
+import { redactConfig } from '../../admin/redact-config.js';
 import { loadConfigFile } from '../../config/load.js';
 import { formatProblem } from '../../config/problem.js';
 import { rootHandlersError } from '../../runtime/root-handlers.js';
@@ -23,7 +24,8 @@ export async function runCheck(opts: { config: string; print?: boolean }): Promi
     process.stderr.write(`${formatProblem({ ...problem, message }, 'warning')}\n`);
   }
   if (opts.print) {
-    process.stdout.write(`${JSON.stringify(result.config, null, 2)}\n`);
+    // Secrets as GET /api/config shows them: the output lands in CI logs and bug reports.
+    process.stdout.write(`${JSON.stringify(redactConfig(result.config), null, 2)}\n`);
   } else {
     const c = result.config;
     const routes = c.servers.reduce((n, s) => n + s.routes.length, 0);
