@@ -11,6 +11,7 @@ import { formatProblem } from '../../src/config/problem.js';
 import type { ResolvedAccess, ResolvedConfig } from '../../src/config/types.js';
 import { importNginx } from '../../src/ops/import-nginx/import-nginx.js';
 import { upstreamPath } from '../../src/proxy/proxy-route.js';
+import { HostTable } from '../../src/router/host-table.js';
 import { RouteTable } from '../../src/router/route-table.js';
 import { AccessControl } from '../../src/security/access-control.js';
 
@@ -302,6 +303,46 @@ describe('if ($scheme = http) { return 301 https://... }', () => {
       expect.objectContaining({ match: { path_prefix: '/' } }),
       { respond: { status: 502 } },
     ]);
+  });
+});
+
+describe("certbot's if ($host = NAME) { return 301 https://... }", () => {
+  const CERTBOT = [
+    'server {',
+    '  if ($host = www.example.com) { return 301 https://$host$request_uri; }',
+    '  if ($host = example.com) { return 301 https://$host$request_uri; }',
+    '  listen 80; server_name example.com www.example.com; return 404;',
+    '}',
+  ].join('\n');
+
+  // Read as a condition sluice cannot test, the server refused every request (403): the site
+  // lost its redirect to https.
+  it('redirects the tested names and leaves the rest of the server (its 404, its default) as it was', () => {
+    const r = convert(CERTBOT);
+    expect(r.warnings).toEqual([]);
+    const servers = resolved(r.yaml).servers;
+    expect(servers).toHaveLength(2);
+    const hosts = new HostTable(
+      servers.map((s) => ({ names: s.serverNames, isDefault: s.default, value: s })),
+    );
+    const answer = (host: string) => {
+      const route = new RouteTable(hosts.match(host).routes, (x) => x).match('/a', 'GET', {
+        header: () => undefined,
+      });
+      return route?.action;
+    };
+    for (const host of ['example.com', 'WWW.Example.com:80']) {
+      expect(answer(host)).toMatchObject({ kind: 'redirect', to: 'https://$host$request_uri', status: 301 });
+    }
+    expect(answer('other.test')).toMatchObject({ kind: 'respond', status: 404 });
+    expect(answer('')).toMatchObject({ kind: 'respond', status: 404 });
+  });
+
+  it('still refuses the whole server when an if tests a name the server does not have', () => {
+    const r = convert(CERTBOT.replace('$host = example.com', '$host = elsewhere.test'));
+    expect(r.config.servers).toHaveLength(1);
+    expect(r.config.servers[0]!.routes).toEqual([{ respond: { status: 403 } }]);
+    expect(messages(r).map(([line]) => line)).toEqual([3, 3, 4]);
   });
 });
 

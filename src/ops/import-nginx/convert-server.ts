@@ -21,10 +21,11 @@ import type { NginxDirective } from './ast.js';
 import { convertBodySize } from './convert-body-size.js';
 import type { ConvertContext, ServerContext } from './convert-context.js';
 import { accessAt, rateLimitAt } from './convert-guards.js';
+import { convertHostIfs, type HostRedirect } from './convert-host-if.js';
 import { convertLocation, RETURN_BEFORE_ACCESS, type RoutePlan } from './convert-location.js';
 import { firstReturn } from './convert-return.js';
 import { convertSchemeIf } from './convert-scheme-if.js';
-import { FOREIGN_CONTENT } from './directives.js';
+import { FOREIGN_CONTENT, IF_REASON } from './directives.js';
 import { ipv4Side, type ListenPlan, parseListen } from './listen.js';
 import { parseLocation } from './location-match.js';
 import { flattenLocations, type LocationNode } from './location-tree.js';
@@ -94,8 +95,17 @@ export function convertServer(
     );
   }
 
-  const routes = convertRoutes(scope, server, d, notes);
   const schemeRedirect = convertSchemeIf(scope, server);
+  const hostRedirect =
+    schemeRedirect === undefined
+      ? convertHostIfs(
+          scope,
+          server,
+          names.map((n) => n.name),
+          IF_REASON,
+        )
+      : undefined;
+  const routes = convertRoutes(scope, server, d, notes, hostRedirect?.directives);
   if (schemeRedirect?.route.redirect !== undefined && accessAt(scope, warnings) !== undefined) {
     warnings.add(schemeRedirect.directive, RETURN_BEFORE_ACCESS);
   }
@@ -165,8 +175,8 @@ export function convertServer(
       nameSuffix,
     };
   };
-  if (tlsListens.length === 0) return [part(plainListens, false, '')];
-  if (plainListens.length === 0) return [part(tlsListens, true, '')];
+  if (tlsListens.length === 0) return byHost(part(plainListens, false, ''), hostRedirect);
+  if (plainListens.length === 0) return byHost(part(tlsListens, true, ''), hostRedirect);
   const [first] = tlsListens;
   const plain = part(plainListens, false, '');
   const secure = part(tlsListens, true, '-tls');
@@ -174,7 +184,29 @@ export function convertServer(
     path: [],
     text: `the ${first?.plan.text ?? 'TLS'} half of the same nginx server: sluice sets tls per server, nginx per listen`,
   });
-  return [plain, secure];
+  return [...byHost(plain, hostRedirect), ...byHost(secure, hostRedirect)];
+}
+
+/**
+ * A part whose `if ($host = NAME)`s were carried over, as two: first the rest of it (its other
+ * names and its default, so it stays the first server of its addresses, as nginx's implicit
+ * default), then the tested names answering every path with the `return`.
+ */
+function byHost(p: ServerPart, hostRedirect: HostRedirect | undefined): ServerPart[] {
+  if (hostRedirect === undefined) return [p];
+  const tested = (n: { readonly name: string }): boolean => hostRedirect.names.has(n.name.toLowerCase());
+  const redirect: ServerPart = {
+    ...p,
+    server: { ...structuredClone(p.server), routes: [structuredClone(hostRedirect.route)] },
+    listens: p.listens.map((l) => ({ ...l })),
+    names: p.names.filter(tested),
+    isDefault: false,
+    notes: [
+      ...p.notes.filter((n) => n.path[0] !== 'routes'),
+      { path: ['routes', 0], text: hostRedirect.note },
+    ],
+  };
+  return [{ ...p, names: p.names.filter((n) => !tested(n)) }, redirect];
 }
 
 /** The server's listens; nginx's `*:80` when it has none. */
@@ -422,10 +454,11 @@ function convertRoutes(
   server: ServerContext,
   d: NginxDirective,
   notes: YamlNote[],
+  settled?: ReadonlySet<NginxDirective>,
 ): SluiceRoute[] {
   const { warnings } = server.ctx;
   const locations = scope.directives.filter((x) => x.name === 'location' && x.block !== null);
-  const guard = refusingIf(scope);
+  const guard = refusingIf(scope, settled);
   if (guard !== undefined) {
     warnings.add(guard, refusingIfWarning(guard, 'server'));
     notes.push({

@@ -5,6 +5,7 @@
  * line on stderr.
  */
 import type { NginxDirective } from './ast.js';
+import { hostTest } from './convert-host-if.js';
 import { isPlainSchemeTest } from './convert-scheme-if.js';
 import type { WarningList } from './warnings.js';
 
@@ -115,6 +116,9 @@ const AUTH_FILE = 'part of auth_basic or auth_request, which sluice cannot check
 const MIME = 'sluice sets no Content-Type from file extensions';
 
 /** Why a directive is dropped, by name. */
+/** Why an `if` is not carried over. */
+export const IF_REASON = 'sluice routes match paths, methods and headers only, never conditions on variables';
+
 const REASONS: Readonly<Record<string, string>> = {
   sendfile: FILES,
   tcp_nopush: FILES,
@@ -191,7 +195,7 @@ const REASONS: Readonly<Record<string, string>> = {
   limit_conn_zone: 'sluice limits request rates (rate_limit), not connections per client',
   limit_rate: 'sluice does not limit bandwidth',
   limit_rate_after: 'sluice does not limit bandwidth',
-  if: 'sluice routes match paths, methods and headers only, never conditions on variables',
+  if: IF_REASON,
   map: 'map variables have no sluice equivalent',
   geo: 'geo variables have no sluice equivalent',
   split_clients: 'split_clients variables have no sluice equivalent',
@@ -245,6 +249,9 @@ export function dispositionOf(d: Pick<NginxDirective, 'name' | 'args'>, context:
   if (CONVERTED[context].has(name)) return { kind: 'converted' };
   // The HTTPS redirect idiom, settled per sluice server (convert-scheme-if.ts).
   if (name === 'if' && context === 'server' && isPlainSchemeTest(d.args)) return { kind: 'converted' };
+  // certbot's `if ($host = NAME)` redirects, settled per server name (convert-host-if.ts, which
+  // warns as below when it cannot carry them over).
+  if (name === 'if' && context === 'server' && hostTest(d.args) !== null) return { kind: 'converted' };
   const same = SAME_AS_SLUICE[name];
   if (same?.otherwise === '') return { kind: 'silent' };
   if (same !== undefined) {

@@ -13,12 +13,19 @@ import type { Scope } from './scope.js';
 
 const REFUSING = new Set(['deny', 'auth_basic', 'auth_request', 'limit_except']);
 
-/** The first `if` of this level (not inherited: nginx runs a level's own) whose block refuses. */
-export function refusingIf(scope: Scope): NginxDirective | undefined {
+/**
+ * The first `if` of this level (not inherited: nginx runs a level's own) whose block refuses,
+ * leaving out those `settled` elsewhere (convert-host-if.ts).
+ */
+export function refusingIf(
+  scope: Scope,
+  settled: ReadonlySet<NginxDirective> = new Set(),
+): NginxDirective | undefined {
   return scope.directives.find(
     (d) =>
       d.name === 'if' &&
       d.block !== null &&
+      !settled.has(d) &&
       // The server-level HTTPS redirect is carried over per sluice server (convert-scheme-if.ts).
       !(scope.kind === 'server' && isPlainSchemeTest(d.args)) &&
       refuses(d.block),
