@@ -31,9 +31,34 @@ export class ClusterMetrics {
 
   /** The summed registry of the primary's own metrics, the live workers' and the gone ones'. */
   aggregate(primary: MetricsJson): client.Registry {
-    return client.AggregatorRegistry.aggregate([primary, ...this.#live.values(), this.#gone] as never);
+    const own = primary.filter((m) => PRIMARY_ONLY.has(m.name));
+    const summed: client.Registry = client.AggregatorRegistry.aggregate(
+      [primary, ...this.#live.values(), this.#gone].map((list) =>
+        list.filter((m) => !PRIMARY_ONLY.has(m.name)),
+      ) as never,
+    );
+    for (const m of own) {
+      const gauge = new client.Gauge({ name: m.name, help: HELP[m.name] ?? m.name, registers: [summed] });
+      const value = m.values[0]?.value;
+      if (typeof value === 'number') gauge.set(value);
+    }
+    return summed;
   }
 }
+
+/**
+ * Facts of one process that no sum or maximum makes a node's: the node's are the primary's, the
+ * process a supervisor starts and restarts. prom-client's aggregator left out the start time
+ * (`time() - process_start_time_seconds`, the usual uptime query, had nothing) and added up the
+ * open-file limits of every process.
+ */
+const PRIMARY_ONLY = new Set(['process_start_time_seconds', 'process_max_fds']);
+
+/** Their help texts, as prom-client writes them. */
+const HELP: Readonly<Record<string, string>> = {
+  process_start_time_seconds: 'Start time of the process since unix epoch in seconds.',
+  process_max_fds: 'Maximum number of open file descriptors.',
+};
 
 /** A registry's metrics as JSON, synchronously (aggregated registries hold plain values). */
 function toJson(registry: client.Registry): MetricsJson {

@@ -110,6 +110,26 @@ describe('metrics', () => {
     expect(text).toContain('g 4');
   });
 
+  // prom-client's aggregator left the start time out (no uptime query worked) and summed the
+  // open-file limits of every process (60000 for three processes of 20000).
+  it("takes the node's start time and open-file limit from the primary", async () => {
+    const process = async () => {
+      const r = new client.Registry();
+      client.collectDefaultMetrics({ register: r });
+      return (await r.getMetricsAsJSON()) as unknown as MetricsJson;
+    };
+    const primary = await process();
+    const cluster = new ClusterMetrics();
+    cluster.update(1, await process());
+    cluster.update(2, await process());
+    const text = await cluster.aggregate(primary).metrics();
+    const own = (name: string) => primary.find((m) => m.name === name)?.values[0]?.value;
+    expect(text).toContain(`process_start_time_seconds ${own('process_start_time_seconds')}`);
+    expect(text).toContain('# TYPE process_start_time_seconds gauge');
+    if (own('process_max_fds') !== undefined)
+      expect(text).toContain(`process_max_fds ${own('process_max_fds')}\n`);
+  });
+
   it('derives dashboard totals: requests, classes and merged latency buckets', async () => {
     const registry = newRegistry();
     const m = new DataPlaneMetrics(registry, () => 7);
