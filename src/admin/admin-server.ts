@@ -235,6 +235,16 @@ export class AdminServer {
       case 'target': {
         const index = Number(params.index);
         const action = params.action as 'drain' | 'enable';
+        // Enabling it answered 200 and changed nothing: the config keeps it out of service.
+        if (action === 'enable' && (await configuredDown(control, params.upstream ?? '', index))) {
+          this.#audit(req, 'target.enable', token?.name ?? null, params, 'failure');
+          return problem(
+            res,
+            409,
+            'Conflict',
+            `target ${params.index} of upstream ${params.upstream} is down: true in the config; remove that and reload to serve from it`,
+          );
+        }
         const origin = Number.isInteger(index)
           ? await control.setTarget(action, params.upstream ?? '', index)
           : null;
@@ -439,6 +449,15 @@ function sendProfile(res: http.ServerResponse, profile: Buffer, kind: string): v
   send(res, 200, 'application/octet-stream', profile, 'no-store', {
     'content-disposition': `attachment; filename="sluice-${kind}.pb.gz"`,
   });
+}
+
+/** Whether target `index` of `upstream` is configured `down: true`, as /api/upstreams shows it. */
+async function configuredDown(control: AdminControl, upstream: string, index: number): Promise<boolean> {
+  const doc = (await control.upstreams()) as {
+    upstreams?: { name: string; targets: { index: number; down?: boolean }[] }[];
+  };
+  const u = doc.upstreams?.find((x) => x.name === upstream);
+  return u?.targets.find((t) => t.index === index)?.down === true;
 }
 
 /** An RFC 9457 problem answer; `extra` members (an extension, RFC 9457 3.2) go beside the standard ones. */

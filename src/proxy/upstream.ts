@@ -242,6 +242,8 @@ export class Upstream {
         inflight: t.conns,
         fails: t.fails,
         backup: t.spec.backup,
+        // `down: true` in the config: out of service whatever its health, until a reload.
+        down: t.spec.down,
       })),
     };
   }

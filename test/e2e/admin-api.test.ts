@@ -105,7 +105,7 @@ servers:
       - proxy: { upstream: app }
 upstreams:
   app:
-    targets: [{ url: "${up.url}" }]
+    targets: [{ url: "${up.url}" }, { url: "http://127.0.0.1:9", down: true }]
 `,
     );
     sluice = spawnCli(['start', '-c', file], { env });
@@ -184,6 +184,10 @@ upstreams:
   it('answers client mistakes as 4xx, not 500', async () => {
     expect((await call(base(), 'DELETE', '/api/bans/%E0%A4%A', 'none')).status).toBe(400);
     expect((await call(base(), 'POST', '/api/upstreams/%ZZ/targets/0/drain', 'operator')).status).toBe(400);
+    // A target the config marks down: enabling it answered 200 and changed nothing.
+    const down = await call(base(), 'POST', '/api/upstreams/app/targets/1/enable', 'operator');
+    expect(down.status).toBe(409);
+    expect(JSON.parse(down.body).detail).toMatch(/down: true in the config/);
     const missing = await call(base(), 'GET', '/debug/pprof/heap?worker=7', 'developer');
     expect(missing.status).toBe(404);
     expect(JSON.parse(missing.body).detail).toBe('no running worker 7');
