@@ -136,6 +136,11 @@ export class Primary {
   readonly #loggers: Loggers;
   #slots: Slot[] = [];
   readonly #retiring = new Set<Worker>();
+  /**
+   * Workers forked by a roll or a restart and not yet in a slot or draining, and whether they
+   * reported ready: a stop must end them too, or the primary exits under them.
+   */
+  readonly #starting = new Map<Worker, 'starting' | 'ready'>();
   #upstreams: UpstreamSet;
   readonly #health: HealthChecker;
   readonly #admin = new AdminSlot((settings) => this.#newAdmin(settings));
@@ -250,6 +255,7 @@ export class Primary {
   }
 
   #newSlot(index: number, worker: Worker, config: ResolvedConfig): Slot {
+    this.#starting.delete(worker);
     const slot: Slot = {
       index,
       worker,
@@ -306,6 +312,7 @@ export class Primary {
       const current = this.#swapping ?? this.#config;
       if (config !== current) this.#send(worker, { type: 'reload', id: ++this.#messageId, config: current });
       slot.config = current;
+      this.#starting.delete(worker);
       slot.worker = worker;
       slot.startedAt = Date.now();
       slot.restarts++;
@@ -314,6 +321,8 @@ export class Primary {
       this.#watch(slot, worker);
       this.#loggers.app.info({ slot: slot.index, worker_pid: worker.process.pid }, 'worker restarted');
     } catch (err) {
+      // Ended by a stop as it started: not a crash (counted, it could end in a crash loop and an exit 1).
+      if (this.#stopping) return;
       this.#loggers.app.error({ err, slot: slot.index }, 'worker failed to start');
       const decision = slot.crashes.crashed(Date.now());
       if ('crashLoop' in decision) this.#crashLoop(slot, decision.crashes);
@@ -354,9 +363,17 @@ export class Primary {
     }
   }
 
-  /** Forks one worker with `config`; resolves when it listens, rejects when it fails to. */
+  /**
+   * Forks one worker with `config`; resolves when it listens, rejects when it fails to. Until the
+   * caller puts it in a slot or retires it, the worker is in `#starting`, for a stop to find.
+   */
   #fork(config: ResolvedConfig): Promise<Worker> {
+    // A reload that was binding its admin address when the stop came forks nothing any more.
+    if (this.#stopping)
+      return Promise.reject(new SluiceError('SLUICE_E_RUNTIME_WORKER', 'sluice is stopping'));
     const worker = cluster.fork({ SLUICE_WORKER: '1' });
+    this.#starting.set(worker, 'starting');
+    worker.once('exit', () => this.#starting.delete(worker));
     return new Promise<Worker>((resolve, reject) => {
       const timer = setTimeout(
         () => fail(new Error(`worker ${worker.process.pid} not ready after ${READY_TIMEOUT_MS} ms`)),
@@ -384,6 +401,7 @@ export class Primary {
           });
         } else if (message.type === 'ready') {
           cleanup();
+          if (this.#starting.has(worker)) this.#starting.set(worker, 'ready');
           const pid = worker.process.pid ?? 0;
           worker.on('message', (m: unknown) => this.#onWorkerMessage(worker, pid, m));
           worker.once('exit', () => this.#cluster.retire(pid));
@@ -418,7 +436,9 @@ export class Primary {
     const results = await Promise.allSettled(Array.from({ length: count }, () => this.#fork(config)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed !== undefined) {
-      for (const r of results) if (r.status === 'fulfilled') r.value.process.kill('SIGKILL');
+      // Those a stop already told to drain (they may have been handed connections) finish under it.
+      for (const r of results)
+        if (r.status === 'fulfilled' && !this.#retiring.has(r.value)) r.value.process.kill('SIGKILL');
       throw failed.reason;
     }
     return results.map((r) => (r as PromiseFulfilledResult<Worker>).value);
@@ -634,6 +654,8 @@ export class Primary {
         workers = await this.#forkMany(next, workerCount(next));
       } catch (err) {
         await admin.abort();
+        // The stop ended the workers still starting: that is the stop's doing, not a failed start.
+        if (this.#stopping) return record({ ok: false, how: 'refused', problems: ['sluice is stopping'] });
         return record({ ok: false, how: 'failed', problems: [errorProblem(err, 'SLUICE_E_RUNTIME_WORKER')] });
       }
       if (this.#stopping) {
@@ -673,6 +695,9 @@ export class Primary {
 
   /** Drains an old worker: it stops accepting, finishes what it serves, and exits by itself. */
   #retire(worker: Worker, deadlineMs: number): void {
+    // A stop may have retired it already (a worker a roll was starting): its deadline stands.
+    if (this.#retiring.has(worker)) return;
+    this.#starting.delete(worker);
     this.#retiring.add(worker);
     worker.once('exit', () => this.#retiring.delete(worker));
     this.#send(worker, { type: 'shutdown', deadlineMs });
@@ -713,10 +738,29 @@ export class Primary {
     this.#health.stop();
     if (this.#metricsTimer !== null) clearInterval(this.#metricsTimer);
     const deadline = this.#config.shutdownTimeoutMs;
+    // The workers a roll (or a restart) is starting: left out, the primary exited under them, and
+    // each crashed in Node's cluster setup (an unhandled EPIPE) or lived on as an orphan. One that
+    // reported ready may already hold connections handed to it, and drains like the others; one
+    // still starting has served nothing, and is ended at once rather than waited for (loading
+    // handlers may take up to READY_TIMEOUT_MS).
+    const killed: Worker[] = [];
+    for (const [worker, state] of [...this.#starting]) {
+      if (state === 'ready') this.#retire(worker, deadline);
+      else {
+        worker.process.kill('SIGKILL');
+        killed.push(worker);
+      }
+    }
     const all = [...this.#slots.flatMap((s) => (s.worker === null ? [] : [s.worker])), ...this.#retiring];
     for (const slot of this.#slots) if (slot.timer !== null) clearTimeout(slot.timer);
-    await Promise.all(
-      all.map(
+    await Promise.all([
+      ...killed.map(
+        (worker) =>
+          new Promise<void>((resolve) =>
+            worker.isDead() ? resolve() : worker.once('exit', () => resolve()),
+          ),
+      ),
+      ...all.map(
         (worker) =>
           new Promise<void>((resolve) => {
             if (worker.isDead()) return resolve();
@@ -728,7 +772,7 @@ export class Primary {
             }, killAfter).unref();
           }),
       ),
-    );
+    ]);
     await this.#admin.close();
     await this.#upstreams.destroy();
     this.#bans.close();

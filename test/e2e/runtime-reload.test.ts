@@ -7,7 +7,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -330,6 +330,90 @@ servers:
     expect(answers.map((a) => [a.status, a.body])).toEqual(Array(4).fill([200, 'slow done\n']));
     expect(await sluice.waitForExit(20_000)).toEqual({ code: 0, signal: null });
   }, 40_000);
+
+  // The stop waited only for the workers of the slots and those draining: the primary exited under
+  // the workers the roll was starting, which outlived it, or crashed in Node's cluster setup with
+  // an unhandled EPIPE stack dump each.
+  it('SIGTERM while a rolling reload starts new workers: they are stopped before the primary exits', async () => {
+    const port = await freePort();
+    const dir = join(tmp.path, 'starting');
+    await mkdir(join(dir, 'pids'), { recursive: true });
+    // Once `slow-load` exists, a worker loading the module records its pid and then takes 20 s.
+    await writeFile(
+      join(dir, 'app.mjs'),
+      `import { existsSync, writeFileSync } from 'node:fs';
+if (existsSync(new URL('./slow-load', import.meta.url))) {
+  writeFileSync(new URL(\`./pids/\${process.pid}\`, import.meta.url), '');
+  await new Promise((resolve) => setTimeout(resolve, 20_000));
+}
+export default (req, res) => res.end('app\\n');
+`,
+    );
+    await writeFile(
+      join(dir, 'sluice.yaml'),
+      `workers: 2
+allow_root_handlers: true
+log: { level: info, access: off, format: json }
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes: [{ handler: ./app.mjs }]
+`,
+    );
+    const sluice = spawnCli(['start', '-c', 'sluice.yaml'], { cwd: dir });
+    await sluice.waitForJson((l) => l.msg === 'sluice started', 1, 20_000);
+    await writeFile(join(dir, 'slow-load'), '');
+    sluice.signal('SIGHUP');
+    const starting = await until(async () => {
+      const pids = (await readdir(join(dir, 'pids'))).map(Number);
+      return pids.length === 2 ? pids : undefined;
+    }, 'both new workers loading the app');
+    // Which of them still run the moment the primary is gone (the pipes' close waits for them too).
+    const left = new Promise<number[]>((resolve) =>
+      sluice.child.once('exit', () => resolve(starting.filter((pid) => alive(pid)))),
+    );
+    sluice.signal('SIGTERM');
+    expect(await sluice.waitForExit(15_000)).toEqual({ code: 0, signal: null });
+    expect(await left).toEqual([]);
+    expect(sluice.stderr()).toBe('');
+    const lines = sluice.jsonLines();
+    expect(lines.some((l) => l.msg === 'sluice stopped')).toBe(true);
+    // The reload they belonged to is refused, not reported as workers that failed to start.
+    expect(
+      lines.find((l) => l.msg === 'config reload refused; still serving the previous config'),
+    ).toMatchObject({ problems: ['sluice is stopping'] });
+  }, 40_000);
+
+  // The same, with the signal early in the new workers' start: Node's cluster setup in each wrote
+  // to a primary that had exited (`Error: write EPIPE ... at cluster._setupWorker`).
+  it('SIGTERM just after a rolling reload forks new workers: no worker crashes, exit 0', async () => {
+    const dir = join(tmp.path, 'forking');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'app.mjs'), "export default (req, res) => res.end('app\\n');\n");
+    for (const delayMs of [0, 100, 250]) {
+      const port = await freePort();
+      await writeFile(
+        join(dir, 'sluice.yaml'),
+        `workers: 2
+allow_root_handlers: true
+log: { level: info, access: off, format: json }
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes: [{ handler: ./app.mjs }]
+`,
+      );
+      const sluice = spawnCli(['start', '-c', 'sluice.yaml'], { cwd: dir });
+      await sluice.waitForJson((l) => l.msg === 'sluice started', 1, 20_000);
+      sluice.signal('SIGHUP');
+      await sluice.waitForJson((l) => l.msg === 'reload: starting new workers', 1, 10_000);
+      await sleep(delayMs);
+      sluice.signal('SIGTERM');
+      expect(await sluice.waitForExit(15_000), `SIGTERM ${delayMs} ms into the roll`).toEqual({
+        code: 0,
+        signal: null,
+      });
+      expect(sluice.stderr(), `SIGTERM ${delayMs} ms into the roll`).toBe('');
+    }
+  }, 60_000);
 
   // The workers answered the reload only once requests to targets it removed were done.
   it('a swap that removes a target with a request in flight ends at once; the request finishes', async () => {
