@@ -211,6 +211,11 @@ export const ERROR_CATALOGUE = {
     title: 'Service Unavailable',
     hint: 'this process is shutting down; the request was refused before it was read, so it is safe to retry',
   },
+  SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT: {
+    status: 0,
+    title: 'cut at shutdown_timeout',
+    hint: 'the request was still being answered when shutdown_timeout ran out (sluice stopping, old workers retiring after a rolling reload, or a listener a reload removed) and its connection was closed; no target is blamed for it. Raise shutdown_timeout if requests need longer',
+  },
   SLUICE_E_RUNTIME_PRIVILEGES: {
     status: 0,
     title: 'cannot drop privileges',

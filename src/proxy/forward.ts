@@ -430,6 +430,12 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
     // 1xx answers (other than 101, handled by onUpgrade) are not relayed.
     if (status < 200) return true;
     this.#status = status;
+    // The exchange was cut (shutdown_timeout) before its client's connection closed: the answer
+    // has nowhere to go, and a listed status must not blame the target or start a retry.
+    if (this.request.x.finished) {
+      this.#abort?.(new ClientGoneError());
+      return false;
+    }
     if (this.request.retryOnStatus(this, status)) {
       this.#discarding = true;
       this.#abort?.(new RetryingError());
@@ -506,7 +512,9 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
       this.request.retryDiscarded();
       return;
     }
-    if (this.#clientGone || err instanceof ClientGoneError) {
+    // Ended from the client's side, or by sluice (cut at shutdown_timeout): abandoned, not failed,
+    // so no target is counted against or retried for a request nobody waits for any more.
+    if (this.#clientGone || err instanceof ClientGoneError || this.request.x.finished) {
       this.request.x.clientGone();
       return;
     }
@@ -515,7 +523,7 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
 
   /** How an attempt that got no answer ended, for its metric and span. */
   #failureCode(err: Error): AttemptCode {
-    if (this.#clientGone || err instanceof ClientGoneError) return 'aborted';
+    if (this.#clientGone || err instanceof ClientGoneError || this.request.x.finished) return 'aborted';
     return errorCode(err) === 'SLUICE_E_UPSTREAM_TIMEOUT' ? 'timeout' : 'error';
   }
 

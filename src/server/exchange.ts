@@ -229,6 +229,18 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     this.#finish();
   }
 
+  /**
+   * sluice closes the connection of this request, unanswered or part-way (`shutdown_timeout` ran
+   * out): logged at once with `code`, as a client that left is (499, nothing more sent). Left to
+   * the closing socket and upstream pools, the cut was logged as a failure of a healthy target,
+   * retried on another, or, for a handler, not at all. An open tunnel keeps its 101 line.
+   */
+  cut(code: ErrorCode): void {
+    if (this.#finished || this.status === 101) return;
+    this.errorCode = code;
+    this.clientGone();
+  }
+
   /** Whether the observer has seen this exchange. */
   get finished(): boolean {
     return this.#finished;

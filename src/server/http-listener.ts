@@ -708,6 +708,10 @@ export class HttpListener {
     clearInterval(sweep);
     clearInterval(this.#sendSweep);
     this.#idle = null;
+    // What is still in flight is cut by the deadline, and logged as such before its connection
+    // closes: the instance destroys its upstream pools next, which may fail the attempts before
+    // the connections' 'close' events have been seen (see Exchange.cut).
+    for (const x of [...this.#active]) x.cut('SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT');
     for (const socket of this.#sockets) socket.destroy();
     for (const socket of this.#handshaking) socket.destroy();
     for (const socket of this.#tunnels) socket.destroy();

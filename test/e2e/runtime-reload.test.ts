@@ -415,6 +415,62 @@ servers:
     }
   }, 60_000);
 
+  // At the deadline the worker destroyed its upstream pools under the request: logged as a
+  // failure of both healthy targets (502, attempts 2, "upstream pool destroyed"), and a handler
+  // that never answered left no access line at all.
+  it('SIGTERM cuts the requests still in flight at shutdown_timeout: logged as cut, no target blamed', async () => {
+    const port = await freePort();
+    const other = await startUpstream((_req, res) => {
+      setTimeout(() => res.end('slow done\n'), 2000);
+    });
+    try {
+      const dir = join(tmp.path, 'cut');
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, 'hang.mjs'), 'export default () => {};\n');
+      await writeFile(
+        join(dir, 'sluice.yaml'),
+        `workers: 1
+allow_root_handlers: true
+shutdown_timeout: 500ms
+log: { level: info, access: stdout, format: json }
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes:
+      - { match: { path: /hang }, handler: ./hang.mjs }
+      - { proxy: { upstream: be } }
+upstreams:
+  be: { targets: [{ url: "${slow.url}" }, { url: "${other.url}" }] }
+`,
+      );
+      const sluice = spawnCli(['start', '-c', 'sluice.yaml'], { cwd: dir });
+      await sluice.waitForJson((l) => l.msg === 'sluice started', 1, 20_000);
+      const cut = ['/slow', '/hang'].map((path) =>
+        get(port, path, 10_000).then(
+          () => 'answered',
+          () => 'cut',
+        ),
+      );
+      await sleep(300);
+      await stop(sluice);
+      expect(await Promise.all(cut)).toEqual(['cut', 'cut']);
+      const lines = sluice.jsonLines();
+      const access = lines.filter((l) => l.msg === 'request');
+      expect(access.find((l) => l.path === '/slow')).toMatchObject({
+        status: 499,
+        attempts: 1,
+        bytes_out: 0,
+        error: 'SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT',
+      });
+      expect(access.find((l) => l.path === '/hang')).toMatchObject({
+        status: 499,
+        error: 'SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT',
+      });
+      expect(lines.filter((l) => l.msg === 'upstream target temporarily disabled')).toEqual([]);
+    } finally {
+      await other.close();
+    }
+  }, 30_000);
+
   // The workers answered the reload only once requests to targets it removed were done.
   it('a swap that removes a target with a request in flight ends at once; the request finishes', async () => {
     const { port, file } = await place('removed');

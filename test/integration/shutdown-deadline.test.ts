@@ -1,0 +1,125 @@
+/**
+ * Requests still in flight when `shutdown_timeout` runs out are cut by sluice, not by their
+ * targets: the cut counts against no target (passive health), is retried nowhere, and the access
+ * line says what the client got: 499, `error: SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT`, nothing sent.
+ * A handler that never answers is logged the same way, at the deadline.
+ */
+import { writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers/cli.js';
+import { startSluice } from '../helpers/sluice.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+/** Sends a request and settles with what came back before the connection ended. */
+function send(
+  port: number,
+  o: { method?: string; path: string; body?: Buffer },
+): Promise<{ status: number | null; error: string | null }> {
+  return new Promise((resolve) => {
+    const req = http.request(
+      { host: '127.0.0.1', port, method: o.method ?? 'GET', path: o.path, agent: false },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, error: null }));
+        res.on('error', (err) => resolve({ status: res.statusCode ?? 0, error: err.message }));
+      },
+    );
+    req.on('error', (err) => resolve({ status: null, error: err.message }));
+    req.end(o.body);
+  });
+}
+
+describe('requests in flight at shutdown_timeout', () => {
+  let slowA: TestUpstream;
+  let slowB: TestUpstream;
+  let handlers: Awaited<ReturnType<typeof tempDir>>;
+
+  beforeAll(async () => {
+    // Both targets answer after 5 s: well after the 300 ms deadline below.
+    const slow = (_req: http.IncomingMessage, res: http.ServerResponse) => {
+      const timer = setTimeout(() => res.end('late\n'), 5000);
+      res.on('close', () => clearTimeout(timer));
+    };
+    slowA = await startUpstream(slow);
+    slowB = await startUpstream(slow);
+    handlers = await tempDir();
+  });
+  afterAll(async () => {
+    await slowA?.close();
+    await slowB?.close();
+    await handlers?.remove();
+  });
+
+  const upstream = () => ({ targets: [{ url: slowA.url }, { url: slowB.url }] });
+
+  it('a proxied request is cut, not failed: no target disabled, no retry, logged 499', async () => {
+    const sluice = await startSluice({
+      servers: [{ listen: '127.0.0.1:0', routes: [{ proxy: { upstream: 'be' } }] }],
+      upstreams: { be: upstream() },
+    });
+    const answer = send(sluice.port, { path: '/slow' });
+    await until(() => slowA.seen.length + slowB.seen.length === 1);
+    await sluice.instance.close(300);
+    const got = await answer;
+    expect(got.status).toBeNull(); // nothing reached the client: the connection was closed
+    const [line] = await sluice.waitForAccessLines(1);
+    expect(line).toMatchObject({
+      path: '/slow',
+      status: 499,
+      attempts: 1,
+      bytes_out: 0,
+      error: 'SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT',
+    });
+    expect(sluice.accessLines()).toHaveLength(1);
+    // Neither target was blamed, and the request went to one of them only.
+    expect(sluice.logs.filter((l) => l.msg === 'upstream target temporarily disabled')).toEqual([]);
+    expect(slowA.seen.length + slowB.seen.length).toBe(1);
+  });
+
+  // A body over 64 KiB is streamed, through undici rather than sluice's own client.
+  it('the same for a streamed request body (undici)', async () => {
+    const sluice = await startSluice({
+      servers: [{ listen: '127.0.0.1:0', routes: [{ proxy: { upstream: 'be' } }] }],
+      upstreams: { be: upstream() },
+    });
+    const before = slowA.seen.length + slowB.seen.length;
+    const answer = send(sluice.port, { method: 'PUT', path: '/upload', body: Buffer.alloc(100 * 1024, 'x') });
+    await until(() => slowA.seen.length + slowB.seen.length === before + 1);
+    await sluice.instance.close(300);
+    expect((await answer).status).toBeNull();
+    const [line] = await sluice.waitForAccessLines(1);
+    expect(line).toMatchObject({
+      path: '/upload',
+      status: 499,
+      attempts: 1,
+      error: 'SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT',
+    });
+    expect(sluice.logs.filter((l) => l.msg === 'upstream target temporarily disabled')).toEqual([]);
+  });
+
+  // It wrote no access line at all: the cut came after the instance had stopped logging.
+  it('a handler that never answers is logged at the deadline', async () => {
+    const module = join(handlers.path, 'hang.mjs');
+    await writeFile(module, 'export default () => {};\n');
+    const sluice = await startSluice({
+      servers: [{ listen: '127.0.0.1:0', routes: [{ handler: module }] }],
+    });
+    const answer = send(sluice.port, { path: '/hang' });
+    await until(() => sluice.instance.connections() === 1);
+    await sluice.instance.close(300);
+    expect((await answer).status).toBeNull();
+    const [line] = await sluice.waitForAccessLines(1);
+    expect(line).toMatchObject({ path: '/hang', status: 499, error: 'SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT' });
+  });
+});
+
+/** Polls `check` every 10 ms, for at most 5 s. */
+async function until(check: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
