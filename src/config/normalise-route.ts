@@ -1,5 +1,6 @@
 /** One `routes:` entry → a route without its name (names are given per server, see unique-names.ts). */
 import { existsSync } from 'node:fs';
+import { METHODS } from 'node:http';
 import { resolve } from 'node:path';
 import { parseSize } from '../core/size.js';
 import type { MatchDraft, RedirectDraft, RespondDraft, RouteDraft } from './config-draft.js';
@@ -136,7 +137,19 @@ function normaliseMatch(draft: MatchDraft | undefined, path: KeyPath, problems: 
             hint: 'write methods as words such as GET, POST, PUT, DELETE',
           },
         );
-      } else if (!methods?.includes(upper)) methods?.push(upper);
+      } else {
+        // Node's parser knows a fixed list (http.METHODS) and answers 400 to any other method
+        // before sluice sees the request: such a route never matches it.
+        if (!METHODS.includes(upper)) {
+          problems.warn(
+            [...path, 'methods', i],
+            'SLUICE_E_CONFIG_VALUE',
+            `${upper} never reaches this route: Node's HTTP parser refuses methods outside its list with 400`,
+            { hint: `the methods it takes: ${METHODS.join(', ')}` },
+          );
+        }
+        if (!methods?.includes(upper)) methods?.push(upper);
+      }
     });
   }
 

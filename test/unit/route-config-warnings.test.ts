@@ -36,3 +36,23 @@ describe('headers sluice manages itself', () => {
     expect(respond.headers).toEqual([['X-Frame-Options', 'DENY']]);
   });
 });
+
+// Node's parser answers 400 to a method outside its list before sluice sees the request.
+describe('a route method Node cannot parse', () => {
+  it('is a warning: the route never matches it', () => {
+    const r = loadConfigText(
+      `servers:
+  - listen: ":8080"
+    routes:
+      - match: { path_prefix: /, methods: [BREW, purge, GET] }
+        respond: { body: teapot }
+`,
+      'sluice.yaml',
+      {},
+    );
+    if (!r.ok) throw new Error(r.problems.map((p) => p.message).join('\n'));
+    expect(r.warnings.map((w) => `${w.line}:${w.col}: ${w.message}`)).toEqual([
+      "4:44: servers[0].routes[0].match.methods[0]: BREW never reaches this route: Node's HTTP parser refuses methods outside its list with 400",
+    ]);
+  });
+});
