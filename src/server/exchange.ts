@@ -157,13 +157,28 @@ export class Exchange implements ProxyExchange, HandlerExchange {
   respond(status: number, headers: readonly string[], body: Buffer | string): void {
     const res = this.res;
     this.status = status;
-    // An unread request body would otherwise be drained (however large) before the next request.
-    if (this.bodyKind !== 'none' && !this.req.complete) res.shouldKeepAlive = false;
+    if (this.bodyKind !== 'none' && !this.req.complete && res.shouldKeepAlive) this.#leaveUnreadBody();
     res.writeHead(status, headers as string[]);
     res.end(body);
     this.bytesOut +=
       this.method === 'HEAD' ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length;
     this.#finish();
+  }
+
+  /**
+   * An answer goes out before the request body was read (a respond route, a redirect, a refusal;
+   * answered in the turn that parsed the head, even a `Content-Length: 0` body is not complete
+   * yet). Node reads and drops what is left before the next request, as nginx discards a body
+   * it does not need, however large: the connection is kept only while that is cheap. A body
+   * someone started reading (a proxy attempt, a handler) is theirs, and its connection closes.
+   */
+  #leaveUnreadBody(): void {
+    const req = this.req;
+    // An HTTP/2 stream's body is its own: nothing to keep or close.
+    if (req.httpVersionMajor !== 1) return;
+    if (req.readableFlowing !== null) this.res.shouldKeepAlive = false;
+    else if (this.bodyKind === 'chunked') discardChunked(req);
+    else if (this.contentLength > UNREAD_BODY_LIMIT) this.res.shouldKeepAlive = false;
   }
 
   /** Like `fail`, with extra response headers (Retry-After and RateLimit-* on 429). */
@@ -288,4 +303,23 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     this.#span?.end(this.route?.name ?? null, this.status, this.errorCode);
     this.#observer.finished(this);
   }
+}
+
+/** Bytes of an unread request body dropped to keep its connection (nginx discards any, for up to 30 s). */
+const UNREAD_BODY_LIMIT = 64 * 1024;
+
+/**
+ * Reads and drops a chunked body whose request was answered. Its size is unknown until it ends:
+ * once over UNREAD_BODY_LIMIT the connection closes after the answer, and the requests behind it
+ * are not served (http-listener.ts).
+ */
+function discardChunked(req: IncomingMessage): void {
+  let dropped = 0;
+  const onData = (chunk: Buffer): void => {
+    dropped += chunk.length;
+    if (dropped <= UNREAD_BODY_LIMIT) return;
+    req.off('data', onData);
+    req.socket.destroySoon();
+  };
+  req.on('data', onData);
 }

@@ -446,6 +446,9 @@ export class HttpListener {
       socket.destroy();
       return;
     }
+    // The answer before it closes the connection (its unread body was too large to drop, see
+    // Exchange.respond): Node still parses what follows the body, which is not served.
+    if (socket.writableEnded) return;
     // A pipelined request waits until the answer before it is out, as nginx reads the next request
     // only then: Node hands over every request it parses at once, and one that followed an answer
     // closing the connection (a 400, max_requests_per_connection, a drain) went upstream all the
@@ -517,6 +520,8 @@ export class HttpListener {
       socket.destroy();
       return;
     }
+    // Closing after the answer before it (see #onRequest).
+    if (socket.writableEnded) return;
     // Behind a request still being answered (pipelined), the upgrade waits for that answer: the
     // socket is still that response's, and a new parser would queue its answers apart from it.
     if (((socket as ClientSocket)[kBusy] ?? 0) > 0) {
