@@ -43,7 +43,7 @@ export interface RequestHead {
   /** W3C `traceparent` and `tracestate`, or null. */
   traceparent: string | null;
   tracestate: string | null;
-  /** `Expect: 100-continue`: the client waits for a 100 before sending its body. */
+  /** `Expect: 100-continue` (HTTP/1.1 and HTTP/2): the client waits for a 100 before sending its body. */
   expectContinue: boolean;
 }
 
@@ -101,6 +101,9 @@ export function scanRequestHead(
     }
   }
 
+  // RFC 9110 10.1.1: an HTTP/1.0 request's 100-continue is ignored, and no 1xx may go to an
+  // HTTP/1.0 client (15.2); Node's own Expect handling is for HTTP/1.1 alone too.
+  if (req.httpVersionMinor === 0) head.expectContinue = false;
   if (hostCount > 1) return 'host_repeated';
   if (hostCount === 0 && req.httpVersionMinor === 1) return 'host_missing';
   if (hostCount === 1 && !isValidHost(head.host)) return 'host_invalid';

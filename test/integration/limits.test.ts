@@ -117,6 +117,17 @@ describe('Expect: 100-continue', () => {
     expect(r.status).toBe(413);
     expect(r.text).not.toContain('100 Continue');
   });
+
+  it('sends no 100 Continue to an HTTP/1.0 client (RFC 9110 10.1.1, 15.2), and serves it', async () => {
+    const r = await rawRequest(
+      sluice.port,
+      'POST /e HTTP/1.0\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi',
+    );
+    expect(r.text).not.toContain('100 Continue');
+    expect(r.text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(up.seen.at(-1)?.body.toString()).toBe('hi');
+  });
+  });
 });
 
 describe('max_requests_per_connection', () => {
