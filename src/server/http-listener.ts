@@ -204,12 +204,15 @@ export class HttpListener {
     };
     // `Expect: 100-continue` is served like any request ('checkContinue'); the 100 goes out only
     // once the body is wanted, so a body over max_body or for a refused request is never invited.
+    // Any other expectation is ignored and the request served, as nginx does ('checkExpectation';
+    // without a listener Node answered a bare 417 itself, unlogged). Expect is never forwarded.
     if (!table.mode.tls) {
       this.#scheme = 'http';
       this.#tls = null;
       this.#server = http.createServer(http1);
       this.#server.on('request', this.#onRequest);
       this.#server.on('checkContinue', this.#onRequest);
+      this.#server.on('checkExpectation', this.#onRequest);
       this.#server.on('connection', this.#onConnection);
     } else {
       this.#scheme = 'https';
@@ -244,6 +247,7 @@ export class HttpListener {
       }
       this.#server.on('request', this.#onSecureRequest);
       this.#server.on('checkContinue', this.#onSecureRequest);
+      this.#server.on('checkExpectation', this.#onSecureRequest);
       this.#server.on('connection', this.#onTlsConnection);
       this.#server.on('secureConnection', this.#onSecureConnection);
     }

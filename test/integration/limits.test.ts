@@ -127,6 +127,19 @@ describe('Expect: 100-continue', () => {
     expect(r.text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
     expect(up.seen.at(-1)?.body.toString()).toBe('hi');
   });
+
+  it('ignores an expectation it does not know and serves the request, as nginx', async () => {
+    const before = sluice.accessLines().length;
+    const r = await rawRequest(
+      sluice.port,
+      'POST /e HTTP/1.1\r\nHost: a\r\nExpect: foo\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi',
+    );
+    expect(r.status).toBe(200);
+    const seen = up.seen.at(-1);
+    expect(seen?.body.toString()).toBe('hi');
+    expect(seen?.headers.expect).toBeUndefined();
+    const lines = await sluice.waitForAccessLines(before + 1);
+    expect(lines.at(-1)).toMatchObject({ path: '/e', status: 200 });
   });
 });
 
