@@ -161,6 +161,11 @@ export const ERROR_CATALOGUE = {
     title: 'Misdirected Request',
     hint: 'the request names a server whose client-certificate settings differ from those of the server this TLS connection was made for (its SNI name); connect with the name you request',
   },
+  SLUICE_E_CLIENT_METHOD_NOT_ALLOWED: {
+    status: 405,
+    title: 'Method Not Allowed',
+    hint: 'TRACE is never served nor forwarded, as in nginx: an upstream echoing the request would reflect its cookies and credentials to a script (cross-site tracing)',
+  },
   SLUICE_E_ROUTE_NOT_FOUND: {
     status: 404,
     title: 'Not Found',

@@ -204,8 +204,16 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     const status = ERROR_CATALOGUE[code].status;
     const body = problemBody(code, this.requestId);
     // After a refused request the connection cannot be trusted to be in step (its body, if any,
-    // was never read): close it, as nginx does for these statuses (414 included).
-    if (status === 400 || status === 408 || status === 413 || status === 414 || status === 431)
+    // was never read): close it, as nginx does for these statuses (414 included, and 405, which
+    // only TRACE gets).
+    if (
+      status === 400 ||
+      status === 405 ||
+      status === 408 ||
+      status === 413 ||
+      status === 414 ||
+      status === 431
+    )
       res.shouldKeepAlive = false;
     this.respond(
       status,

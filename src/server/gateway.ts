@@ -113,6 +113,12 @@ export function handleRequest(
   x.routePath = routePath;
   x.query = q === -1 ? '' : url.slice(q);
   x.startTrace(head.traceparent, head.tracestate);
+  // nginx answers TRACE 405 before any location: a target that echoes it back (as TRACE asks)
+  // hands a script the cookies and credentials it cannot read itself (cross-site tracing).
+  if (x.method === 'TRACE') {
+    x.fail('SLUICE_E_CLIENT_METHOD_NOT_ALLOWED');
+    return x;
+  }
 
   const route = server.routes.match(routePath, x.method, x) ?? null;
   x.route = route;

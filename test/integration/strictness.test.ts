@@ -206,6 +206,23 @@ describe('HTTP/1.1 strictness', () => {
     expect(r.closed).toBe(true);
     expect(up.seen.map((s) => s.url)).toEqual(['/closing']);
   });
+
+  it('answers TRACE 405 and closes, never forwarding it (cross-site tracing), as nginx', async () => {
+    const before = sluice.accessLines().length;
+    const r = await rawRequest(
+      sluice.port,
+      `TRACE /echo HTTP/1.1\r\n${H}Cookie: session=secret\r\n\r\nGET /after HTTP/1.1\r\n${H}\r\n`,
+    );
+    expect(r.status).toBe(405);
+    expect(r.text).toMatch(/content-type: application\/problem\+json/i);
+    expect(r.text).toContain('"code":"SLUICE_E_CLIENT_METHOD_NOT_ALLOWED"');
+    expect(r.text).not.toContain('secret');
+    expect(r.closed).toBe(true);
+    expect(r.text.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+    expect(up.seen).toHaveLength(0);
+    const lines = await sluice.waitForAccessLines(before + 1);
+    expect(lines.at(-1)).toMatchObject({ method: 'TRACE', status: 405 });
+  });
 });
 
 describe('answers given before a request exists', () => {
