@@ -179,6 +179,7 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     if (req.readableFlowing !== null) this.res.shouldKeepAlive = false;
     else if (this.bodyKind === 'chunked') discardChunked(req);
     else if (this.contentLength > UNREAD_BODY_LIMIT) this.res.shouldKeepAlive = false;
+    if (this.res.shouldKeepAlive) dropWithin(req, UNREAD_BODY_MS);
   }
 
   /** Like `fail`, with extra response headers (Retry-After and RateLimit-* on 429). */
@@ -315,6 +316,23 @@ export class Exchange implements ProxyExchange, HandlerExchange {
 
 /** Bytes of an unread request body dropped to keep its connection (nginx discards any, for up to 30 s). */
 const UNREAD_BODY_LIMIT = 64 * 1024;
+
+/**
+ * How long the rest of an answered request's body may take to arrive (nginx's lingering_timeout).
+ * Without it, a client that announced a body and sent it slowly kept its connection (and a
+ * `max_connections` place) for the whole `request_timeout`, after which Node wrote a 408 that no
+ * request asked for behind the answer: a refused (403, 429) client held it for 60 s.
+ */
+const UNREAD_BODY_MS = 5000;
+
+/** Closes the connection once the response is out if `req`'s body has not ended within `ms`. */
+function dropWithin(req: IncomingMessage, ms: number): void {
+  const timer = setTimeout(() => req.socket.destroySoon(), ms);
+  timer.unref();
+  const done = (): void => clearTimeout(timer);
+  req.once('end', done);
+  req.once('close', done);
+}
 
 /**
  * Reads and drops a chunked body whose request was answered. Its size is unknown until it ends:
