@@ -8,6 +8,9 @@
  */
 import { BlockList, isIP } from 'node:net';
 
+/** An IPv4-mapped IPv6 address, in any case. */
+const MAPPED = /^::ffff:/i;
+
 /** An immutable set of address blocks. */
 export class IpSet {
   readonly #v4 = new BlockList();
@@ -32,8 +35,10 @@ export class IpSet {
     const family = isIP(address);
     if (family === 4) return this.#v4.check(address, 'ipv4');
     if (family !== 6) return false;
-    if (address.length > 7 && address.slice(0, 7).toLowerCase() === '::ffff:') {
-      const v4 = canonicalIp(address);
+    // Peers and X-Forwarded-For entries come canonical (`::ffff:1.2.3.4`, dotted); the test
+    // allocates nothing for the IPv6 addresses that are not mapped.
+    if (MAPPED.test(address)) {
+      const v4 = address.includes('.') ? address.slice(7) : canonicalIp(address);
       if (v4 !== null && isIP(v4) === 4) return this.#v4.check(v4, 'ipv4');
     }
     return this.#v6.check(address, 'ipv6');

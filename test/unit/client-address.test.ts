@@ -1,5 +1,6 @@
 /** Client addresses: one canonical form per address, and the client read from X-Forwarded-For. */
 import { describe, expect, it } from 'vitest';
+import { normaliseCidr } from '../../src/config/ip-cidr.js';
 import { canonicalIp, clientFromForwardedFor, IpSet } from '../../src/core/ip-set.js';
 
 describe('canonicalIp', () => {
@@ -27,7 +28,14 @@ describe('IpSet', () => {
     expect(v6.has('10.1.2.3')).toBe(false);
     expect(v6.has('::ffff:10.1.2.3')).toBe(false);
     expect(v6.has('2001:db8::1')).toBe(true);
-    expect(new IpSet(['::ffff:0:0/96']).has('10.1.2.3')).toBe(false);
+    // A mapped block is written as the IPv4 block it covers (ip-cidr.ts), which is what IpSet holds.
+    expect(normaliseCidr('::ffff:0:0/96')).toEqual({ cidr: '0.0.0.0/0' });
+    expect(normaliseCidr('::FFFF:203.0.113.0/120')).toEqual({ cidr: '203.0.113.0/24' });
+    expect(normaliseCidr('::ffff:10.0.0.1')).toEqual({ cidr: '10.0.0.1/32' });
+    expect(normaliseCidr('::ffff:0:0/95')).toEqual({ error: expect.stringMatching(/covers more than/) });
+    expect(
+      new IpSet([(normaliseCidr('::ffff:203.0.113.0/120') as { cidr: string }).cidr]).has('203.0.113.7'),
+    ).toBe(true);
     expect(new IpSet(['::/1']).has('10.1.2.3')).toBe(false);
     const v4 = new IpSet(['0.0.0.0/0']);
     expect(v4.has('2001:db8::1')).toBe(false);
