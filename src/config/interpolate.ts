@@ -131,7 +131,14 @@ export function interpolateEnv(
     const r = expandEnv(text, env, template);
     const standIns = options.standIns;
     if (standIns !== undefined && r.missing.length > 0 && r.malformed.length === 0) {
-      if (!r.whole) return expandEnv(text, standIns.environment(env), template).text;
+      if (!r.whole) {
+        const missing = new Map(r.missing.map((name) => [name, standIns.inText(name, path)]));
+        const filled = new Proxy(env, {
+          get: (target, name) =>
+            typeof name === 'string' && missing.has(name) ? missing.get(name) : Reflect.get(target, name),
+        });
+        return expandEnv(text, filled, template).text;
+      }
       return standIns.pick(r.missing[0]!, path, (v) => options.accepts?.(path, v) ?? true);
     }
     for (const name of r.missing) {

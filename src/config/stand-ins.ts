@@ -9,7 +9,8 @@
  * on them. Each variable gets its own values (two `listen: ${A}` / `${B}` must not collide, two
  * token_env secrets must not be one token), the same at every use (`${PORT}` twice is one port).
  * A variable tries its values in turn: the schema picks the first of its type, and a problem the
- * later checks find at the key it filled (a port in a URL key) moves it on to the next (`retry`).
+ * later checks find at the key it filled (a port in a URL key) moves it on to the next (`retry`);
+ * inside a longer string it tries them as text.
  */
 import type { Environment } from './interpolate.js';
 import type { KeyPath } from './key-path.js';
@@ -69,6 +70,16 @@ export class StandIns {
     while (index < VALUES - 1 && !takes(values[index])) index++;
     this.#filled.push({ path, name, index });
     return values[index];
+  }
+
+  /**
+   * What `${name}` inside a longer string at `path` reads as: its text, then on a retry its next
+   * values as text (`http://backend:${PORT}/` takes no word, but a port).
+   */
+  inText(name: string, path: KeyPath): string {
+    const index = this.#from.get(name) ?? 0;
+    this.#filled.push({ path, name, index });
+    return String(this.#values(name)[index]);
   }
 
   /**

@@ -21,6 +21,22 @@ describe('stand-ins for unset variables', () => {
     expect(r.config.shutdownTimeoutMs).toBe(1000);
   });
 
+  // Inside a longer string a variable read as a word only: `http://backend:${PORT}/` and
+  // `0.0.0.0:${PORT}` failed the check, and the reload with them.
+  it('give a variable inside a longer value the text of a value its key takes', () => {
+    const r = loadConfigText(
+      `servers:
+  - listen: "127.0.0.1:\${LISTEN_PORT}"
+    routes: [{ proxy: { url: "http://backend:\${BACKEND_PORT}/v1" } }]
+`,
+      'sluice.yaml',
+      {},
+      { standIns: new StandIns() },
+    );
+    if (!r.ok) throw new Error(r.problems.map((p) => p.message).join('\n'));
+    expect(r.config.servers[0]!.listen[0]!.host).toBe('127.0.0.1');
+  });
+
   it('without them the same file has one problem per variable', () => {
     const r = loadConfigText(TEXT, 'sluice.yaml', {});
     expect(r.ok).toBe(false);
