@@ -40,14 +40,12 @@ export async function loadConfigLeavingEnv(
     if (needed.length > 0) {
       const problems = result.problems.flatMap((p) => {
         const name = mentions(p.message);
-        return name === undefined
-          ? []
-          : [
-              {
-                ...p,
-                hint: `what this command writes depends on it: run it with ${name} set as the service has it`,
-              },
-            ];
+        if (name === undefined) {
+          process.stderr.write(`${formatProblem(p, 'warning')} (left to ${leftTo})\n`);
+          return [];
+        }
+        const hint = `what this command writes depends on it: run it with ${name} set as the service has it`;
+        return [{ ...p, hint }];
       });
       return { ok: false, problems };
     }
