@@ -338,6 +338,32 @@ describe("certbot's if ($host = NAME) { return 301 https://... }", () => {
     expect(answer('')).toMatchObject({ kind: 'respond', status: 404 });
   });
 
+  // Beside an `if ($scheme = http)`, the host test turned the TLS half into 403 for every request.
+  it('redirects www to the bare name on the TLS half when the plain half redirects by scheme', () => {
+    const r = convert(
+      [
+        'server { listen 80; listen 443 ssl; server_name example.com www.example.com;',
+        '  ssl_certificate /c.pem; ssl_certificate_key /k.pem;',
+        '  if ($scheme = http) { return 301 https://$host$request_uri; }',
+        '  if ($host = www.example.com) { return 301 https://example.com$request_uri; }',
+        '  location / { return 204; }',
+        '}',
+      ].join('\n'),
+    );
+    expect(r.warnings).toEqual([]);
+    expect(
+      r.config.servers.map((s) => [
+        s.listen,
+        s.server_name,
+        s.routes.map((x) => x.redirect?.to ?? x.respond?.status),
+      ]),
+    ).toEqual([
+      [[':80'], ['example.com', 'www.example.com'], ['https://$host$request_uri']],
+      [[':443'], ['example.com'], [204]],
+      [[':443'], ['www.example.com'], ['https://example.com$request_uri']],
+    ]);
+  });
+
   it('still refuses the whole server when an if tests a name the server does not have', () => {
     const r = convert(CERTBOT.replace('$host = example.com', '$host = elsewhere.test'));
     expect(r.config.servers).toHaveLength(1);

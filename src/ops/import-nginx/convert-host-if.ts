@@ -16,6 +16,7 @@
 import type { NginxDirective } from './ast.js';
 import type { ServerContext } from './convert-context.js';
 import { firstReturn, rewriteRedirects } from './convert-return.js';
+import { isPlainSchemeTest } from './convert-scheme-if.js';
 import { childScope, type Scope } from './scope.js';
 import type { SluiceRoute } from './sluice-config.js';
 
@@ -41,7 +42,8 @@ export function hostTest(args: readonly string[]): string | null {
 }
 
 /**
- * The server-level `if ($host = NAME)` blocks, converted, when every `if` of the server is one,
+ * The server-level `if ($host = NAME)` blocks, converted, when every `if` of the server is one
+ * (but `if ($scheme = http)`, which takes the plain addresses whole),
  * tests one of `serverNames` (exact names), and holds only a `return` (or a redirecting rewrite)
  * like the others, with no return before them; `undefined` otherwise, each such `if` then warned
  * as the catalogue warns an `if`.
@@ -52,7 +54,10 @@ export function convertHostIfs(
   serverNames: readonly string[],
   ifReason: string,
 ): HostRedirect | undefined {
-  const ifs = scope.directives.filter((d) => d.name === 'if' && d.block !== null);
+  // `if ($scheme = http)` is settled per address apart (convert-scheme-if.ts).
+  const ifs = scope.directives.filter(
+    (d) => d.name === 'if' && d.block !== null && !isPlainSchemeTest(d.args),
+  );
   const hostIfs = ifs.filter((d) => hostTest(d.args) !== null);
   if (hostIfs.length === 0) return undefined;
   const converted = convert(scope, server, serverNames, ifs, hostIfs);

@@ -96,15 +96,15 @@ export function convertServer(
   }
 
   const schemeRedirect = convertSchemeIf(scope, server);
-  const hostRedirect =
-    schemeRedirect === undefined
-      ? convertHostIfs(
-          scope,
-          server,
-          names.map((n) => n.name),
-          IF_REASON,
-        )
-      : undefined;
+  const hostRedirect = convertHostIfs(
+    scope,
+    server,
+    names.map((n) => n.name),
+    IF_REASON,
+  );
+  if (hostRedirect?.route.redirect !== undefined && accessAt(scope, warnings) !== undefined) {
+    for (const x of hostRedirect.directives) warnings.add(x, RETURN_BEFORE_ACCESS);
+  }
   const routes = convertRoutes(scope, server, d, notes, hostRedirect?.directives);
   if (schemeRedirect?.route.redirect !== undefined && accessAt(scope, warnings) !== undefined) {
     warnings.add(schemeRedirect.directive, RETURN_BEFORE_ACCESS);
@@ -175,7 +175,9 @@ export function convertServer(
       nameSuffix,
     };
   };
-  if (tlsListens.length === 0) return byHost(part(plainListens, false, ''), hostRedirect);
+  // On the plain addresses an `if ($scheme = http)` redirect answers every request already.
+  const plainHosts = schemeRedirect === undefined ? hostRedirect : undefined;
+  if (tlsListens.length === 0) return byHost(part(plainListens, false, ''), plainHosts);
   if (plainListens.length === 0) return byHost(part(tlsListens, true, ''), hostRedirect);
   const [first] = tlsListens;
   const plain = part(plainListens, false, '');
@@ -184,7 +186,7 @@ export function convertServer(
     path: [],
     text: `the ${first?.plan.text ?? 'TLS'} half of the same nginx server: sluice sets tls per server, nginx per listen`,
   });
-  return [...byHost(plain, hostRedirect), ...byHost(secure, hostRedirect)];
+  return [...byHost(plain, plainHosts), ...byHost(secure, hostRedirect)];
 }
 
 /**
