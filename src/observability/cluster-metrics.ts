@@ -38,7 +38,8 @@ export class ClusterMetrics {
       ) as never,
     );
     for (const m of own) {
-      const gauge = new client.Gauge({ name: m.name, help: HELP[m.name] ?? m.name, registers: [summed] });
+      const help = (m as { readonly help?: string }).help ?? m.name;
+      const gauge = new client.Gauge({ name: m.name, help, registers: [summed] });
       const value = m.values[0]?.value;
       if (typeof value === 'number') gauge.set(value);
     }
@@ -53,12 +54,6 @@ export class ClusterMetrics {
  * open-file limits of every process.
  */
 const PRIMARY_ONLY = new Set(['process_start_time_seconds', 'process_max_fds']);
-
-/** Their help texts, as prom-client writes them. */
-const HELP: Readonly<Record<string, string>> = {
-  process_start_time_seconds: 'Start time of the process since unix epoch in seconds.',
-  process_max_fds: 'Maximum number of open file descriptors.',
-};
 
 /** A registry's metrics as JSON, synchronously (aggregated registries hold plain values). */
 function toJson(registry: client.Registry): MetricsJson {

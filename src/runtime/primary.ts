@@ -949,15 +949,17 @@ export class Primary {
 
   /** Asks every worker for its metrics (kept as its latest snapshot). */
   async #collectWorkerMetrics(): Promise<void> {
+    // Draining workers too: one killed at its deadline lost every count since it left its slot.
+    const workers = [...this.#slots.flatMap((s) => (s.worker === null ? [] : [s.worker])), ...this.#retiring];
     await Promise.all(
-      this.#slots.map(async (s) => {
-        const worker = s.worker;
-        if (worker === null) return;
+      workers.map(async (worker) => {
         const answer = await this.#ask<Extract<FromWorker, { type: 'metrics' }>>(worker, (id) => ({
           type: 'metrics',
           id,
         }));
-        if (answer !== null) this.#cluster.update(worker.process.pid ?? 0, answer.metrics);
+        // After its exit, the snapshot would stay among the live ones, its gauges with it.
+        if (answer !== null && !worker.isDead())
+          this.#cluster.update(worker.process.pid ?? 0, answer.metrics);
       }),
     );
   }
