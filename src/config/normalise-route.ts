@@ -138,13 +138,17 @@ function normaliseMatch(draft: MatchDraft | undefined, path: KeyPath, problems: 
           },
         );
       } else {
-        // Node's parser knows a fixed list (http.METHODS) and answers 400 to any other method
-        // before sluice sees the request: such a route never matches it.
-        if (!METHODS.includes(upper)) {
+        // Node's HTTP/1 parser knows a fixed list (http.METHODS) and answers 400 to any other
+        // method before sluice sees the request; TRACE is answered 405 before any route.
+        if (upper === 'TRACE') {
+          problems.warn([...path, 'methods', i], 'SLUICE_E_CONFIG_VALUE', 'TRACE never reaches a route', {
+            hint: 'sluice answers TRACE with 405 itself, as nginx does (cross-site tracing); remove it',
+          });
+        } else if (!METHODS.includes(upper)) {
           problems.warn(
             [...path, 'methods', i],
             'SLUICE_E_CONFIG_VALUE',
-            `${upper} never reaches this route: Node's HTTP parser refuses methods outside its list with 400`,
+            `${upper} reaches this route over HTTP/2 only: Node's HTTP/1 parser refuses methods outside its list with 400`,
             { hint: `the methods it takes: ${METHODS.join(', ')}` },
           );
         }

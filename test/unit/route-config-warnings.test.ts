@@ -39,12 +39,12 @@ describe('headers sluice manages itself', () => {
 
 // Node's parser answers 400 to a method outside its list before sluice sees the request.
 describe('a route method Node cannot parse', () => {
-  it('is a warning: the route never matches it', () => {
+  it('is a warning; TRACE, answered 405 first, too', () => {
     const r = loadConfigText(
       `servers:
   - listen: ":8080"
     routes:
-      - match: { path_prefix: /, methods: [BREW, purge, GET] }
+      - match: { path_prefix: /, methods: [BREW, purge, GET, trace] }
         respond: { body: teapot }
 `,
       'sluice.yaml',
@@ -52,7 +52,8 @@ describe('a route method Node cannot parse', () => {
     );
     if (!r.ok) throw new Error(r.problems.map((p) => p.message).join('\n'));
     expect(r.warnings.map((w) => `${w.line}:${w.col}: ${w.message}`)).toEqual([
-      "4:44: servers[0].routes[0].match.methods[0]: BREW never reaches this route: Node's HTTP parser refuses methods outside its list with 400",
+      "4:44: servers[0].routes[0].match.methods[0]: BREW reaches this route over HTTP/2 only: Node's HTTP/1 parser refuses methods outside its list with 400",
+      '4:62: servers[0].routes[0].match.methods[3]: TRACE never reaches a route',
     ]);
   });
 });

@@ -115,10 +115,10 @@ const AUTH = 'sluice has no per-route HTTP authentication; put it in the app or 
 const AUTH_FILE = 'part of auth_basic or auth_request, which sluice cannot check (see their warning)';
 const MIME = 'sluice sets no Content-Type from file extensions';
 
-/** Why a directive is dropped, by name. */
 /** Why an `if` is not carried over. */
 export const IF_REASON = 'sluice routes match paths, methods and headers only, never conditions on variables';
 
+/** Why a directive is dropped, by name. */
 const REASONS: Readonly<Record<string, string>> = {
   sendfile: FILES,
   tcp_nopush: FILES,
