@@ -79,6 +79,15 @@ servers:
         proxy: { upstream: nowhere }
 `;
 
+/** Two workers serving ./app.mjs on `port`: every reload of it rolls the workers. */
+const handlerApp = (port: number): string => `workers: 2
+allow_root_handlers: true
+log: { level: info, access: off, format: json }
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes: [{ handler: ./app.mjs }]
+`;
+
 describe('reload under load (sluice start, workers: 2)', () => {
   let tmp: { path: string; remove(): Promise<void> };
   let up: TestUpstream;
@@ -349,16 +358,7 @@ if (existsSync(new URL('./slow-load', import.meta.url))) {
 export default (req, res) => res.end('app\\n');
 `,
     );
-    await writeFile(
-      join(dir, 'sluice.yaml'),
-      `workers: 2
-allow_root_handlers: true
-log: { level: info, access: off, format: json }
-servers:
-  - listen: "127.0.0.1:${port}"
-    routes: [{ handler: ./app.mjs }]
-`,
-    );
+    await writeFile(join(dir, 'sluice.yaml'), handlerApp(port));
     const sluice = spawnCli(['start', '-c', 'sluice.yaml'], { cwd: dir });
     await sluice.waitForJson((l) => l.msg === 'sluice started', 1, 20_000);
     await writeFile(join(dir, 'slow-load'), '');
@@ -391,16 +391,7 @@ servers:
     await writeFile(join(dir, 'app.mjs'), "export default (req, res) => res.end('app\\n');\n");
     for (const delayMs of [0, 100, 250]) {
       const port = await freePort();
-      await writeFile(
-        join(dir, 'sluice.yaml'),
-        `workers: 2
-allow_root_handlers: true
-log: { level: info, access: off, format: json }
-servers:
-  - listen: "127.0.0.1:${port}"
-    routes: [{ handler: ./app.mjs }]
-`,
-      );
+      await writeFile(join(dir, 'sluice.yaml'), handlerApp(port));
       const sluice = spawnCli(['start', '-c', 'sluice.yaml'], { cwd: dir });
       await sluice.waitForJson((l) => l.msg === 'sluice started', 1, 20_000);
       sluice.signal('SIGHUP');
