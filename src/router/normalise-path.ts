@@ -7,7 +7,7 @@
  */
 
 /**
- * Returns the normalised path, or `null` when it is malformed (bad escape, `..` above the root).
+ * Returns the normalised path, or `null` when it is malformed (bad escape, `%00`, `..` above the root).
  * With `mergeSlashes` (nginx's default), runs of `/` become one: `//admin/x` must not slip past a
  * route for `/admin/`, as it did, while an upstream that merges them too serves `/admin/x`.
  */
@@ -46,8 +46,9 @@ function decodeUnreserved(path: string): string | null {
   for (let i = path.indexOf('%'); i !== -1; i = path.indexOf('%', i + 1)) {
     const hi = hexValue(path.charCodeAt(i + 1));
     const lo = hexValue(path.charCodeAt(i + 2));
-    if (hi < 0 || lo < 0) return null;
     const c = hi * 16 + lo;
+    // A NUL is no path byte: an upstream in C may end the path there (nginx refuses it too).
+    if (hi < 0 || lo < 0 || c === 0) return null;
     out += path.slice(last, i);
     out += isUnreserved(c) ? String.fromCharCode(c) : `%${path.slice(i + 1, i + 3).toUpperCase()}`;
     last = i + 3;

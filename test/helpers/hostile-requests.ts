@@ -53,6 +53,8 @@ export const BAD_REQUESTS: Record<string, string> = {
   'a control character in the path': `GET /a\x01b HTTP/1.1\r\n${H}\r\n`,
   'an invalid method token': `G(T / HTTP/1.1\r\n${H}\r\n`,
   'a bad percent escape in the path': `GET /a%zz HTTP/1.1\r\n${H}\r\n`,
+  // An upstream in C may end the path at the NUL (nginx refuses it as well).
+  'an encoded NUL in the path': `GET /a%00b HTTP/1.1\r\n${H}\r\n`,
   'a path climbing above the root': `GET /a/../../etc/passwd HTTP/1.1\r\n${H}\r\n`,
 };
 
