@@ -132,11 +132,7 @@ export function interpolateEnv(
     const standIns = options.standIns;
     if (standIns !== undefined && r.missing.length > 0 && r.malformed.length === 0) {
       if (!r.whole) {
-        const missing = new Map(r.missing.map((name) => [name, standIns.inText(name, path)]));
-        const filled = new Proxy(env, {
-          get: (target, name) =>
-            typeof name === 'string' && missing.has(name) ? missing.get(name) : Reflect.get(target, name),
-        });
+        const filled = standIns.environment(env, (name) => standIns.inText(name, path));
         return expandEnv(text, filled, template).text;
       }
       return standIns.pick(r.missing[0]!, path, (v) => options.accepts?.(path, v) ?? true);

@@ -100,12 +100,15 @@ export class StandIns {
     return moved;
   }
 
-  /** `env` with every unset (or empty) variable reading as its stand-in text (token_env). */
-  environment(env: Environment): Environment {
+  /**
+   * `env` with every unset (or empty) variable reading as `read` gives it: its stand-in text
+   * (token_env), or, inside a longer string, what `inText` gives there.
+   */
+  environment(env: Environment, read = (name: string): string => this.text(name)): Environment {
     return new Proxy(env, {
       get: (target, name) =>
         typeof name === 'string' && (target[name] === undefined || target[name] === '')
-          ? this.text(name)
+          ? read(name)
           : Reflect.get(target, name),
     });
   }

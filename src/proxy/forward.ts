@@ -512,18 +512,24 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
       this.request.retryDiscarded();
       return;
     }
-    // Ended from the client's side, or by sluice (cut at shutdown_timeout): abandoned, not failed,
-    // so no target is counted against or retried for a request nobody waits for any more.
-    if (this.#clientGone || err instanceof ClientGoneError || this.request.x.finished) {
+    if (this.#abandoned(err)) {
       this.request.x.clientGone();
       return;
     }
     this.request.attemptFailed(this, err);
   }
 
+  /**
+   * Ended from the client's side, or by sluice (cut at shutdown_timeout): abandoned, not failed,
+   * so no target is counted against or retried for a request nobody waits for any more.
+   */
+  #abandoned(err: Error): boolean {
+    return this.#clientGone || err instanceof ClientGoneError || this.request.x.finished;
+  }
+
   /** How an attempt that got no answer ended, for its metric and span. */
   #failureCode(err: Error): AttemptCode {
-    if (this.#clientGone || err instanceof ClientGoneError || this.request.x.finished) return 'aborted';
+    if (this.#abandoned(err)) return 'aborted';
     return errorCode(err) === 'SLUICE_E_UPSTREAM_TIMEOUT' ? 'timeout' : 'error';
   }
 

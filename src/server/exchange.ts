@@ -204,18 +204,7 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     }
     const status = ERROR_CATALOGUE[code].status;
     const body = problemBody(code, this.requestId);
-    // After a refused request the connection cannot be trusted to be in step (its body, if any,
-    // was never read): close it, as nginx does for these statuses (414 included, and 405, which
-    // only TRACE gets).
-    if (
-      status === 400 ||
-      status === 405 ||
-      status === 408 ||
-      status === 413 ||
-      status === 414 ||
-      status === 431
-    )
-      res.shouldKeepAlive = false;
+    if (CLOSING_STATUSES.has(status)) res.shouldKeepAlive = false;
     this.respond(
       status,
       [
@@ -313,6 +302,13 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     this.#observer.finished(this);
   }
 }
+
+/**
+ * After a request refused with one of these the connection cannot be trusted to be in step (its
+ * body, if any, was never read): it is closed, as nginx does (414 included, and 405, which only
+ * TRACE gets).
+ */
+const CLOSING_STATUSES: ReadonlySet<number> = new Set([400, 405, 408, 413, 414, 431]);
 
 /** Bytes of an unread request body dropped to keep its connection (nginx discards any, for up to 30 s). */
 const UNREAD_BODY_LIMIT = 64 * 1024;
