@@ -13,7 +13,7 @@ import type http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import { writeTargetHead } from '../proxy/response-headers.js';
-import { isBodylessLengthMismatch, upstreamErrorCode } from '../proxy/upstream-error.js';
+import { isBodylessLengthMismatch, REFUSED_BY_UNDICI, upstreamErrorCode } from '../proxy/upstream-error.js';
 import { nextRequestId } from '../server/request-id.js';
 import type { EgressContext } from './egress-context.js';
 import { type EgressAnswerCode, egressProblemBody, egressStatus } from './egress-errors.js';
@@ -220,9 +220,10 @@ class EgressCall {
   }
 }
 
-/** undici refuses some requests before sending them (a header value it cannot send): the client's fault. */
-const REFUSED_BY_UNDICI = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
-
+/**
+ * undici refuses some requests before sending them (a header value it cannot send). Egress passes
+ * the client's own headers on, so here that is the client's fault.
+ */
 function requestErrorCode(err: Error): EgressAnswerCode {
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && REFUSED_BY_UNDICI.has(code)) return 'SLUICE_E_CLIENT_BAD_REQUEST';

@@ -282,7 +282,8 @@ class ProxyRequest implements UpstreamPick {
     };
     const facts = this.#facts(call, failure);
     const stale = failure.kind === 'error' && call.reused;
-    if (code === 'SLUICE_E_CLIENT_BODY_TOO_LARGE') {
+    // Neither is the target's doing: nothing to count against it, and another would fare no better.
+    if (code === 'SLUICE_E_CLIENT_BODY_TOO_LARGE' || code === 'SLUICE_E_RUNTIME_INTERNAL') {
       x.fail(code, err);
       return;
     }

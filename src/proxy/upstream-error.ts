@@ -40,12 +40,23 @@ const INVALID_CODES = new Set([
   'SLUICE_INVALID_RESPONSE',
 ]);
 
+/**
+ * undici refuses some requests before sending anything (a header it will not send, an argument
+ * out of range). Nothing reached the target, so this is sluice's fault, not the target's: a 500
+ * that neither counts against the target nor moves on to another.
+ */
+export const REFUSED_BY_UNDICI: ReadonlySet<string> = new Set([
+  'UND_ERR_INVALID_ARG',
+  'UND_ERR_NOT_SUPPORTED',
+]);
+
 /** The catalogue code for an error raised while talking to a target. */
 export function upstreamErrorCode(err: unknown): ErrorCode {
   const e = typeof err === 'object' && err !== null ? (err as { code?: unknown; name?: unknown }) : {};
   const code = String(e.code ?? '');
   // undici's HTTPParserError (a malformed response) often carries no code at all.
   if (e.name === 'HTTPParserError') return 'SLUICE_E_UPSTREAM_INVALID_RESPONSE';
+  if (REFUSED_BY_UNDICI.has(code)) return 'SLUICE_E_RUNTIME_INTERNAL';
   if (TIMEOUT_CODES.has(code)) return 'SLUICE_E_UPSTREAM_TIMEOUT';
   if (CONNECT_CODES.has(code)) return 'SLUICE_E_UPSTREAM_CONNECT';
   if (INVALID_CODES.has(code) || code.startsWith('HPE_')) return 'SLUICE_E_UPSTREAM_INVALID_RESPONSE';

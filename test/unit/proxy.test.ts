@@ -49,6 +49,8 @@ describe('upstream error mapping', () => {
     [{ name: 'HTTPParserError' }, 'SLUICE_E_UPSTREAM_INVALID_RESPONSE'],
     [{ code: 'HPE_INVALID_CONSTANT' }, 'SLUICE_E_UPSTREAM_INVALID_RESPONSE'],
     [{ code: 'ERR_INVALID_CHAR' }, 'SLUICE_E_UPSTREAM_INVALID_RESPONSE'],
+    [{ code: 'UND_ERR_INVALID_ARG' }, 'SLUICE_E_RUNTIME_INTERNAL'],
+    [{ code: 'UND_ERR_NOT_SUPPORTED' }, 'SLUICE_E_RUNTIME_INTERNAL'],
     [new Error('anything else'), 'SLUICE_E_UPSTREAM_RESET'],
   ])('%j → %s', (err, code) => expect(upstreamErrorCode(err)).toBe(code));
 });
