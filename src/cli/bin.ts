@@ -4,6 +4,7 @@
  * 2 a usage or config error. Commands load their implementation lazily, so `--help` stays fast.
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { MAX_WORKERS } from '../config/max-workers.js';
 import { VERSION } from '../core/version.js';
 import { holdSignals } from './held-signals.js';
 
@@ -19,7 +20,7 @@ program
   .command('start')
   .description('run in the foreground; without -c and ./sluice.yaml, the demo stack')
   .option('-c, --config <file>', 'config file (sluice.yaml, .json, or sluice.config.ts/.js)')
-  .option('--workers <n>', 'worker processes (overrides workers: in the config)', parsePositiveInt)
+  .option('--workers <n>', 'worker processes (overrides workers: in the config)', parseWorkers)
   .action(async (opts: { config?: string; workers?: number }) => {
     // Before loading the runtime and the config: a reload or stop sent meanwhile waits for it.
     holdSignals();
@@ -53,7 +54,7 @@ program
   .argument('<app>', 'the handler module')
   .option('--port <port>', 'port to listen on (default $PORT, else 3000)', parsePort)
   .option('--host <host>', 'address to listen on (default 0.0.0.0)')
-  .option('--workers <n>', 'worker processes (default: one per CPU core)', parsePositiveInt)
+  .option('--workers <n>', 'worker processes (default: one per CPU core)', parseWorkers)
   .option('--user <user>', 'run the workers as this user (when started as root)')
   .option('--group <group>', "and this group (default: the user's)")
   .option('--allow-root', 'let the handler run as root (refused by default)')
@@ -157,9 +158,11 @@ function parsePort(value: string): number {
   return n;
 }
 
-function parsePositiveInt(value: string): number {
+/** As `workers:` in the config: 1 to MAX_WORKERS. */
+function parseWorkers(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`not a positive integer: ${value}`);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS)
+    throw new InvalidArgumentError(`not a number of workers from 1 to ${MAX_WORKERS}: ${value}`);
   return n;
 }
 

@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { DURATION_PATTERN, durationAtMost, formatDuration, MAX_DURATION_MS } from '../core/duration.js';
 import { SIZE_PATTERN } from '../core/size.js';
+import { MAX_WORKERS } from './max-workers.js';
 import { unwrapSchema } from './schema-walk.js';
 
 /** A duration string with a unit, at most `maxMs` long (a longer one is a `custom` issue). */
@@ -573,8 +574,8 @@ export const sluiceConfigSchema = z
     $schema: z.string().optional().meta({ description: 'Editor hint; ignored.' }),
     version: z.literal(1, { error: 'expected version: 1' }).optional(),
     workers: z
-      .union([z.literal('auto'), z.number().int().min(1).max(1024)], {
-        error: 'expected "auto" or a number of worker processes',
+      .union([z.literal('auto'), z.number().int().min(1).max(MAX_WORKERS)], {
+        error: `expected "auto" or a number of worker processes, 1 to ${MAX_WORKERS}`,
       })
       .optional()
       .meta({ description: 'Worker processes; auto = one per CPU core.' }),

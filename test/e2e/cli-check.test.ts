@@ -197,6 +197,17 @@ describe('sluice check (built CLI)', () => {
     expect(r.stderr).toBe('invalid.yaml: 3 problems\n');
   });
 
+  it('--workers takes what workers: takes, at most 1024: start and serve refuse more before starting anything', async () => {
+    for (const args of [
+      ['start', '--workers', '5000', '-c', 'no-such-file.yaml'],
+      ['serve', 'no-such-app.ts', '--workers', '1025'],
+    ]) {
+      const r = await runCli(args, { cwd: tmp.path });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/not a number of workers from 1 to 1024: (5000|1025)\n/);
+    }
+  });
+
   it('names the file as given: an absolute path appears in every problem line', async () => {
     const file = join(FIXTURES, 'invalid.yaml');
     const r = await runCli(['check', '-c', file]);
@@ -360,6 +371,6 @@ describe('sluice check (built CLI)', () => {
   it('start --workers 0 says why on stderr', async () => {
     const r = await runCli(['start', '-c', 'valid.yaml', '--workers', '0'], { cwd: FIXTURES });
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('not a positive integer: 0');
+    expect(r.stderr).toContain('not a number of workers from 1 to 1024: 0');
   });
 });
