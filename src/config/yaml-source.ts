@@ -434,7 +434,10 @@ function childOf(
     return item === undefined ? undefined : { key: null, value: item };
   }
   if (!isMap(node)) return undefined;
-  for (const pair of node.items) {
+  // From the end: of a key given twice (reported as SLUICE_E_CONFIG_DUPLICATE_KEY), the last one is
+  // the value the config holds, so problems inside it are found there.
+  for (let i = node.items.length - 1; i >= 0; i--) {
+    const pair = node.items[i]!;
     if (isScalar(pair.key) && typeof pair.key.value !== 'symbol' && String(pair.key.value) === String(seg)) {
       return { key: pair.key, value: pair.value };
     }
