@@ -50,7 +50,38 @@ const CLIENT_ERROR_CODES: Readonly<Record<string, ErrorCode>> = {
   ERR_HTTP_REQUEST_TIMEOUT: 'SLUICE_E_CLIENT_TIMEOUT',
 };
 
-/** The answer to a `clientError` of Node's HTTP server: 431, 413, 408, else 400. */
-export function clientErrorCode(err: { code?: string }): ErrorCode {
+/** What Node's HTTP server hands a `clientError` listener besides the code. */
+interface ParseError {
+  readonly code?: string;
+  /** The chunk being parsed when the error came. */
+  readonly rawPacket?: Buffer;
+  /** How far into `rawPacket` the parser got. */
+  readonly bytesParsed?: number;
+}
+
+/** The answer to a `clientError` of Node's HTTP server: 414, 431, 413, 408, else 400. */
+export function clientErrorCode(err: ParseError): ErrorCode {
+  if (err.code === 'HPE_HEADER_OVERFLOW' && overflowInTarget(err)) return 'SLUICE_E_CLIENT_URI_TOO_LONG';
   return CLIENT_ERROR_CODES[err.code ?? ''] ?? 'SLUICE_E_CLIENT_BAD_REQUEST';
+}
+
+/**
+ * Node counts the request target into its header limit (`max_header`), so a target longer than
+ * that overflows the head before sluice sees `max_uri`: nginx answers such a request line 414, not
+ * a header error. The parser stops at the end of the span that crossed the limit: for the target,
+ * on the space before the version (`GET /aaa…a HTTP/1.1`); or at the end of a chunk that starts
+ * the request line and has not ended it. (A chunk from the middle of a long target that crosses
+ * the limit at its own end looks like one from the middle of a long header value: Node keeps the
+ * head so far out of reach, so that one stays a 431.)
+ */
+function overflowInTarget(err: ParseError): boolean {
+  const packet = err.rawPacket;
+  const at = err.bytesParsed;
+  if (packet === undefined || at === undefined) return false;
+  if (packet[at] === 0x20) return true;
+  return (
+    at === packet.length &&
+    packet.indexOf(0x0a) === -1 &&
+    /^[A-Z]{3,10} \//.test(packet.toString('latin1', 0, 12))
+  );
 }

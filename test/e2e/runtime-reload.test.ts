@@ -250,7 +250,7 @@ describe('reload under load (sluice start, workers: 2)', () => {
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatch(/^sluice\.yaml:2:10: SLUICE_E_CONFIG_\w+ workers: /);
     expect(lines[1]).toMatch(/^sluice\.yaml:9:28: SLUICE_E_CONFIG_UNKNOWN_UPSTREAM .*"nowhere"/);
-    expect(reload.stderr).toBe('sluice.yaml: not reloaded; the running config stays\n');
+    expect(reload.stderr).toBe('sluice.yaml: not reloaded; a running sluice keeps the config it has\n');
     // Nothing reached the primary: no reload attempt logged, the counters and config unchanged.
     await sleep(1000);
     expect(sluice.jsonLines().filter((l) => /reload refused/.test(String(l.msg)))).toHaveLength(

@@ -25,7 +25,8 @@ export async function runReload(opts: { config?: string }): Promise<number> {
   const result = await loadConfigLeavingEnv(file, 'the running sluice, which reads its own environment');
   if (!result.ok) {
     for (const p of result.problems) process.stdout.write(`${formatProblem(p)}\n`);
-    process.stderr.write(`${file}: not reloaded; the running config stays\n`);
+    // Whether a sluice runs is not known yet (the pid_file is in the config that did not load).
+    process.stderr.write(`${file}: not reloaded; a running sluice keeps the config it has\n`);
     return 2;
   }
   const config = result.config;
