@@ -251,8 +251,10 @@ function isOriginForm(url: string): boolean {
 
 /**
  * RFC 3986 host and optional port: a reg-name (or IPv4 address) or an IP-literal in brackets,
- * then `:` and 1 to 5 digits up to 65535. Refuses what could confuse routing or an upstream:
- * slashes, `@`, spaces, backslashes, empty names, a second colon, a port that is no port.
+ * then `:` and up to 5 digits up to 65535 (an empty port, `example.com:`, is allowed there, and
+ * nginx takes it). Refuses what could confuse routing or an upstream: slashes, `@`, spaces,
+ * backslashes, empty names and empty labels (`a..b`, `.`: nginx refuses them too), a second
+ * colon, a port that is no port.
  */
 export function isValidHost(host: string): boolean {
   const n = host.length;
@@ -277,7 +279,7 @@ export function isValidHost(host: string): boolean {
         (c >= 0x61 && c <= 0x7a) || // a-z
         (c >= 0x41 && c <= 0x5a) || // A-Z
         (c >= 0x30 && c <= 0x39) || // 0-9
-        c === 0x2e || // .
+        (c === 0x2e && (i === 0 || host.charCodeAt(i - 1) !== 0x2e) && end > 1) || // . (not `..`, not alone)
         c === 0x2d || // -
         c === 0x5f; // _
       if (!ok) return false;
@@ -291,10 +293,10 @@ function isHexDigit(c: number): boolean {
   return (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46);
 }
 
-/** 1 to 5 digits from `from` to the end, at most 65535. */
+/** Up to 5 digits from `from` to the end, at most 65535 (none: RFC 3986's empty port). */
 function isPort(s: string, from: number): boolean {
   const digits = s.length - from;
-  if (digits < 1 || digits > 5) return false;
+  if (digits > 5) return false;
   let port = 0;
   for (let i = from; i < s.length; i++) {
     const c = s.charCodeAt(i);

@@ -43,6 +43,17 @@ describe('HTTP/1.1 strictness', () => {
     expect(up.seen).toHaveLength(1);
   });
 
+  it('forwards a Host with an empty port (RFC 3986 allows it, as nginx does) and one trailing dot', async () => {
+    for (const host of ['a.test:', 'a.test.', 'A.Test.:80']) {
+      const r = await rawRequest(
+        sluice.port,
+        `GET /h HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
+      );
+      expect(r.status, host).toBe(200);
+    }
+    expect(up.seen).toHaveLength(3);
+  });
+
   it.each(Object.entries(BAD_REQUESTS))(
     'refuses %s: 400, connection closed, nothing forwarded',
     async (_name, raw) => {
