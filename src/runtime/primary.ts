@@ -405,7 +405,7 @@ export class Primary {
           const pid = worker.process.pid ?? 0;
           worker.on('message', (m: unknown) => this.#onWorkerMessage(worker, pid, m));
           worker.once('exit', () => this.#cluster.retire(pid));
-          this.#sendHealthSnapshot(worker);
+          this.#sendHealthSnapshot(worker, config);
           // Again: a ban made while it started went only to the workers of the slots.
           for (const ban of this.#bans.all()) this.#send(worker, { type: 'ban', ban });
           resolve(worker);
@@ -517,11 +517,16 @@ export class Primary {
    * A new worker learns every health result known so far, and which targets an operator drained:
    * it builds its upstreams from the config, so a worker started by a rolling reload or after a
    * crash sent its share to a drained target again while the API still said "draining".
+   * Check results go only to upstreams that have a check in the worker's `config`: a rolling
+   * reload starts its workers while this set is still the previous config's, and a result of a
+   * check the reload removed (a target marked down) would stay in the new worker for good, with
+   * nothing left to probe it.
    */
-  #sendHealthSnapshot(worker: Worker): void {
+  #sendHealthSnapshot(worker: Worker, config: ResolvedConfig): void {
     for (const u of this.#upstreams.all()) {
+      const checked = config.upstreams[u.name]?.healthCheck != null;
       u.targets.forEach((t, index) => {
-        if (t.health !== 'unknown')
+        if (checked && t.health !== 'unknown')
           this.#send(worker, { type: 'health', upstream: u.name, origin: t.origin, up: t.health === 'up' });
         // id 0: no answer is waited for (#ask numbers from 1).
         if (t.drained)

@@ -308,6 +308,53 @@ describe('reloads meeting a stop or a crash (sluice start, workers: 2)', () => {
     expect((await sluice.waitForExit(15_000)).code).toBe(0);
   }
 
+  // The new workers of a roll got the previous set's check results: a target the removed check had
+  // marked down stayed out in them for good, while the API and the metric said it was up.
+  it('a rolling reload that removes a health_check brings its down targets back into every new worker', async () => {
+    const { port, admin, file } = await place('unchecked');
+    const sick = await startUpstream((req, res) => {
+      res.statusCode = req.url === '/healthz' ? 503 : 200;
+      res.end('sick\n');
+    });
+    const well = await startUpstream((_req, res) => res.end('well\n'));
+    const write = (workers: number, check: boolean) =>
+      writeFile(
+        file,
+        `workers: ${workers}
+log: { level: info, access: off, format: json }
+admin: { listen: "127.0.0.1:${admin}" }
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes: [{ proxy: { upstream: be } }]
+upstreams:
+  be:
+    targets: [{ url: "${sick.url}" }, { url: "${well.url}" }]
+${check ? '    health_check: { path: /healthz, interval: 200ms, rise: 1, fall: 1 }\n' : ''}`,
+      );
+    try {
+      await write(1, true);
+      const sluice = spawnCli(['start', '-c', file], { cwd: tmp.path });
+      await waitForPort(port, { proc: sluice });
+      const health = async () => {
+        const r = await request(`http://127.0.0.1:${admin}/api/upstreams`);
+        const doc = (await r.body.json()) as { upstreams: { targets: { health: string }[] }[] };
+        return doc.upstreams[0]!.targets.map((t) => t.health).join();
+      };
+      await until(async () => ((await health()) === 'down,up' ? true : undefined), 'the sick target down');
+      await write(2, false);
+      sluice.signal('SIGHUP');
+      await sluice.waitForJson((l) => l.msg === 'config reloaded' && l.how === 'roll', 1, 20_000);
+      expect(await health()).toBe('up,up');
+      const bodies = new Set<string>();
+      for (let i = 0; i < 12; i++) bodies.add((await get(port, '/x')).body);
+      expect(bodies).toEqual(new Set(['sick\n', 'well\n']));
+      await stop(sluice);
+    } finally {
+      await sick.close();
+      await well.close();
+    }
+  }, 40_000);
+
   // The workers draining under the roll were told to stop a second time, and the second call
   // returned at once: they exited mid-drain and the requests were reset.
   it('SIGTERM while a rolling reload drains the old workers: the requests in flight finish, exit 0', async () => {
