@@ -38,7 +38,11 @@ export function onPicked(p: FailCounters, policy: FailPolicy, now: number): void
   if (now - p.checked > policy.failTimeoutMs) p.checked = now;
 }
 
-/** Called when a request to the peer failed; returns true when this failure takes it out. */
+/**
+ * Called when a request to the peer failed; returns true when this failure takes it out: at
+ * `max_fails`, and again at each failure after it (the trial request after `fail_timeout` that
+ * fails too), where nginx logs "upstream server temporarily disabled" each time.
+ */
 export function onFailure(p: FailCounters, policy: FailPolicy, now: number): boolean {
   p.fails++;
   p.accessed = now;
@@ -46,7 +50,7 @@ export function onFailure(p: FailCounters, policy: FailPolicy, now: number): boo
   if (policy.maxFails > 0) {
     p.effectiveWeight -= Math.floor(p.weight / policy.maxFails);
     if (p.effectiveWeight < 0) p.effectiveWeight = 0;
-    return p.fails === policy.maxFails;
+    return p.fails >= policy.maxFails;
   }
   if (p.effectiveWeight < 0) p.effectiveWeight = 0;
   return false;

@@ -866,7 +866,9 @@ export class Primary {
             fails = Math.max(fails, Number(wt.fails ?? 0));
             if (wt.state === 'failed') failed = true;
           }
-          return { ...t, inflight, fails, state: failed && t.state === 'up' ? 'failed' : t.state };
+          // A backup fails as any target does (the metric already said 0 for it).
+          const usable = t.state === 'up' || t.state === 'backup';
+          return { ...t, inflight, fails, state: failed && usable ? 'failed' : t.state };
         });
         return { ...view, targets };
       }),

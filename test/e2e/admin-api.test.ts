@@ -10,6 +10,7 @@ import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -392,6 +393,54 @@ servers:
 });
 
 describe('a drained target stays drained in workers started later', () => {
+  // A backup's passive failures were dropped from the merged view: it said "backup" while the
+  // metric said 0. And "temporarily disabled" was logged only the first time a target went out.
+  it('a failed backup shows as failed, and each time a target is taken out again it is logged', async () => {
+    const dir = (await tempDir()).path;
+    const port = await freePort();
+    const admin = await freePort();
+    const [dead, deadBackup] = [await freePort(), await freePort()];
+    const file = join(dir, 'sluice.yaml');
+    await writeFile(
+      file,
+      `workers: 1
+log: { access: off }
+admin: { listen: "127.0.0.1:${admin}" }
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes:
+      - proxy: { upstream: bk }
+upstreams:
+  bk:
+    max_fails: 1
+    fail_timeout: 1s
+    targets:
+      - { url: "http://127.0.0.1:${dead}" }
+      - { url: "http://127.0.0.1:${deadBackup}", backup: true }
+`,
+    );
+    const sluice = spawnCli(['start', '-c', file]);
+    try {
+      await waitForPort(port, { proc: sluice });
+      const ask = async () => (await request(`http://127.0.0.1:${port}/x`)).statusCode;
+      expect(await ask()).toBe(502);
+      const listed = JSON.parse(
+        (await call(`http://127.0.0.1:${admin}`, 'GET', '/api/upstreams', 'none')).body,
+      ) as {
+        upstreams: { targets: { state: string }[] }[];
+      };
+      expect(listed.upstreams[0]!.targets.map((t) => t.state)).toEqual(['failed', 'failed']);
+      await sluice.waitForJson((l) => l.msg === 'upstream target temporarily disabled', 2, 10_000);
+      // After fail_timeout, the trial request to each fails again: each is taken out again, and said.
+      await sleep(1200);
+      expect(await ask()).toBe(502);
+      await sluice.waitForJson((l) => l.msg === 'upstream target temporarily disabled', 4, 10_000);
+    } finally {
+      sluice.signal('SIGTERM');
+      await sluice.waitForExit(10_000);
+    }
+  }, 40_000);
+
   it('after a worker crash and after a rolling reload, no request reaches it while the API says draining', async () => {
     const a = await startUpstream();
     const b = await startUpstream();
