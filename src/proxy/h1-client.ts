@@ -128,7 +128,15 @@ export class H1Pool {
       return;
     }
     let conn = req.fresh === true ? undefined : this.#idle.pop();
-    while (conn?.gone) conn = this.#idle.pop();
+    if (conn !== undefined) {
+      // Past its deadline is as good as closed: the sweep timer runs late when the event loop is
+      // busy (a blocked turn of 300 ms), and the target may be closing it at that very moment.
+      const now = performance.now();
+      while (conn !== undefined && (conn.gone || conn.idleUntil <= now)) {
+        if (!conn.gone) conn.destroy();
+        conn = this.#idle.pop();
+      }
+    }
     if (conn === undefined) {
       conn = new H1Connection(this, this.#host, this.#port, this.#options.connectTimeoutMs);
     }

@@ -195,6 +195,18 @@ describe('the upstream HTTP/1.1 client', () => {
     expect(none.connections).toBe(0);
   });
 
+  it('does not take an idle connection past keepalive_timeout when the sweep timer has not run yet', async () => {
+    const u = await upstream((_h, _c, s) => s.write(ok()));
+    const p = pool(u.port, { keepaliveTimeoutMs: 100 });
+    await send(p);
+    // A turn of the event loop that outlasts the deadline: the sweep cannot run before the next request.
+    const until = performance.now() + 150;
+    while (performance.now() < until);
+    const late = await send(p);
+    expect([late.status, late.reused]).toEqual([200, false]);
+    expect(u.seen.heads.length).toBe(2);
+  });
+
   it('keeps an idle connection past a shorter read timeout, and times reads again on its next request', async () => {
     const u = await upstream((h, _c, s) => {
       if (!h.includes('/silent')) s.write(ok());
