@@ -436,9 +436,11 @@ export class Primary {
     const results = await Promise.allSettled(Array.from({ length: count }, () => this.#fork(config)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed !== undefined) {
-      // Those a stop already told to drain (they may have been handed connections) finish under it.
-      for (const r of results)
-        if (r.status === 'fulfilled' && !this.#retiring.has(r.value)) r.value.process.kill('SIGKILL');
+      // The ones that started may have been handed connections already (round-robin gives them
+      // out as soon as a worker listens): they drain as retired workers do, under the deadline of
+      // the config they started on, rather than cut what they serve. (#retire keeps the deadline
+      // of those a stop already told to drain.)
+      for (const r of results) if (r.status === 'fulfilled') this.#retire(r.value, config.shutdownTimeoutMs);
       throw failed.reason;
     }
     return results.map((r) => (r as PromiseFulfilledResult<Worker>).value);

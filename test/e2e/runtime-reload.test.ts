@@ -308,6 +308,51 @@ describe('reloads meeting a stop or a crash (sluice start, workers: 2)', () => {
     expect((await sluice.waitForExit(15_000)).code).toBe(0);
   }
 
+  // One new worker failing to start SIGKILLed the others, which were ready and may have been handed
+  // connections already: their requests were cut. They are retired now, and finish what they serve.
+  it('a roll in which one new worker fails to start: the ones already serving finish their requests', async () => {
+    const { port } = await place('half-failed');
+    const dir = join(tmp.path, 'half-failed');
+    await mkdir(dir, { recursive: true });
+    // Once `gen2` exists, the first new worker to load the module serves; the second fails after 2 s.
+    await writeFile(
+      join(dir, 'app.mjs'),
+      `import { existsSync, writeFileSync } from 'node:fs';
+if (existsSync(new URL('./gen2', import.meta.url))) {
+  try {
+    writeFileSync(new URL('./first', import.meta.url), '', { flag: 'wx' });
+  } catch {
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    throw new Error('the second new worker does not start');
+  }
+}
+export default (req, res) => setTimeout(() => res.end(\`\${process.pid}\\n\`), 3000);
+`,
+    );
+    await writeFile(join(dir, 'sluice.yaml'), handlerApp(port));
+    const sluice = spawnCli(['start', '-c', 'sluice.yaml'], { cwd: dir });
+    await sluice.waitForJson((l) => l.msg === 'sluice started', 1, 20_000);
+    const [oldA, oldB] = (await Promise.all([get(port, '/'), get(port, '/')])).map((a) => a.body);
+    await writeFile(join(dir, 'gen2'), '');
+    sluice.signal('SIGHUP');
+    await until(() => (existsSync(join(dir, 'first')) ? true : undefined), 'the first new worker loading');
+    await sleep(300);
+    // New connections while the second new worker fails: some go to the first, which is ready.
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, () => get(port, '/', 15_000).catch((e) => e)),
+    );
+    await sluice.waitForJson(
+      (l) => l.msg === 'config reload refused; still serving the previous config',
+      1,
+      20_000,
+    );
+    expect(answers.map((a) => (a instanceof Error ? a.message : a.status))).toEqual(Array(8).fill(200));
+    // Some of them were served by the new worker, which is gone now; the old ones serve on.
+    expect(answers.some((a) => a.body !== oldA && a.body !== oldB)).toBe(true);
+    expect((await get(port, '/')).status).toBe(200);
+    await stop(sluice);
+  }, 60_000);
+
   // The new workers of a roll got the previous set's check results: a target the removed check had
   // marked down stayed out in them for good, while the API and the metric said it was up.
   it('a rolling reload that removes a health_check brings its down targets back into every new worker', async () => {
