@@ -495,9 +495,9 @@ export class HttpListener {
     if (this.#draining || (max > 0 && requests >= max)) res.shouldKeepAlive = false;
     try {
       const x = handleRequest(req, res, this.#table, this.#scheme, this.#observer);
-      // Kept only while it runs (a finished one is dropped in #responseClosed), so an idle
+      // Kept while it runs or its body is unread (dropped in #responseClosed), so an idle
       // keep-alive connection does not hold its last request and response objects.
-      socket[kExchange] = x.finished ? null : x;
+      socket[kExchange] = x;
       if (!x.finished) {
         this.#active.add(x);
         (res as TrackedResponse)[kResExchange] = x;
@@ -612,7 +612,11 @@ export class HttpListener {
     if (socket !== undefined) socket[kBusy] = (socket[kBusy] ?? 1) - 1;
     const x = tracked[kResExchange];
     if (x !== undefined) this.#active.delete(x);
-    if (socket !== undefined && x !== undefined && socket[kExchange] === x) socket[kExchange] = null;
+    const last = socket?.[kExchange];
+    // Forgotten once its request was read whole. Answered before its body was (a refusal, a
+    // respond route), it stays while that body is read: a framing error in it is its request's
+    // (see #onClientError), not a new one.
+    if (last != null && (last === x || last.finished) && last.req.complete) socket![kExchange] = null;
     if (socket?.[kPipelined] !== undefined && socket[kBusy] === 0) this.#servePipelined(socket);
     if (this.#inflight === 0) this.#idle?.();
   }
@@ -673,6 +677,12 @@ export class HttpListener {
       // answer), so the connection's close no longer aborts its body: whoever still reads it (a
       // handler, the proxy reading or streaming it) would wait for ever. End it as Node does.
       if (!x.req.complete) socket.once('close', () => abortBody(x.req));
+    } else if (x && !x.req.complete) {
+      // The error is in a request already answered: a Transfer-Encoding not ending in chunked,
+      // which llhttp refuses just after the head sluice answered 400 for it, or bad framing in a
+      // body dropped after an early answer. That answer and its access line were the request's
+      // one; refused again, it was logged, counted and struck twice (and a 400 followed a 200).
+      socket.destroySoon();
     } else {
       this.#refuse(socket, code);
     }

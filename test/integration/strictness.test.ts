@@ -294,3 +294,63 @@ describe('answers given before a request exists', () => {
     }
   });
 });
+
+describe('a request refused after its head was read', () => {
+  // llhttp refuses a Transfer-Encoding not ending in chunked only after the head, which sluice
+  // has answered 400 by then: the parser's error was refused again, so one request had two access
+  // lines (`GET /a` and `-`), two counts and two ban strikes.
+  it('is logged, counted and struck once, as is bad framing in a body dropped after an early answer', async () => {
+    const sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          ban: { statuses: [400], max: 4, window: '1m', duration: '1m' },
+          routes: [{ respond: { body: 'ok\n' } }],
+        },
+      ],
+    });
+    try {
+      for (const raw of [
+        'GET /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n',
+        'GET /b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n',
+        ['POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n', 'xxxx', 'yyyy'],
+      ]) {
+        const r = await rawRequest(sluice.port, raw, { gapMs: 50 });
+        expect(r.status).toBe(400);
+        expect(r.closed).toBe(true);
+        expect(r.text.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+      }
+      // Answered 200 before its body was read, whose chunk size is bad: one answer, one line.
+      const early = await rawRequest(
+        sluice.port,
+        [`POST /d HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n`, 'zz\r\nx\r\n0\r\n\r\n'],
+        { gapMs: 50 },
+      );
+      expect(early.status).toBe(200);
+      expect(early.closed).toBe(true);
+      expect(early.text.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+      // Three strikes of four: not banned (six were counted before).
+      const after = await rawRequest(sluice.port, `GET /e HTTP/1.1\r\n${H}Connection: close\r\n\r\n`);
+      expect(after.status).toBe(200);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(sluice.accessLines().map((l) => [l.method, l.path, l.status])).toEqual([
+        ['GET', '/a', 400],
+        ['GET', '/b', 400],
+        ['POST', '/c', 400],
+        ['POST', '/d', 200],
+        ['GET', '/e', 200],
+      ]);
+      const counts = (await sluice.instance.registry.metrics())
+        .split('\n')
+        .filter((l) => l.startsWith('sluice_http_requests_total{'));
+      expect(counts).toEqual([
+        expect.stringMatching(/method="GET",code="400"} 2$/),
+        expect.stringMatching(/method="POST",code="400"} 1$/),
+        expect.stringMatching(/method="POST",code="200"} 1$/),
+        expect.stringMatching(/method="GET",code="200"} 1$/),
+      ]);
+    } finally {
+      await sluice.close();
+    }
+  });
+});
