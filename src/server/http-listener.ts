@@ -195,7 +195,10 @@ export class HttpListener {
     const limits = table.limits;
     const http1 = {
       maxHeaderSize: limits.maxHeader,
-      requireHostHeader: true,
+      // request-head.ts refuses HTTP/1.1 without Host (HTTP/1.0 may omit it, as nginx allows).
+      // Node's own check answered a bare 400 of its own: no problem document, no error id, no
+      // access line, no count and no ban strike.
+      requireHostHeader: false,
       joinDuplicateHeaders: false,
       noDelay: true,
       // How often Node enforces header_timeout and request_timeout (its default is 30 s, which

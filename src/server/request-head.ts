@@ -3,10 +3,11 @@
  * the application (RFC 9112 / BEHAVIOUR.md section 5), and the few values the gateway needs.
  *
  * llhttp already refuses, before any handler runs: CL with TE, repeated or non-decimal CL, obs-fold,
- * whitespace before the colon, bad header names, CR/LF/NUL in values, a missing Host on HTTP/1.1,
- * bad chunk sizes. It does NOT refuse, or refuses only after calling the request handler:
- * a repeated Host, a Transfer-Encoding other than `chunked` alone (it fails later, on the body,
- * when the final coding is not `chunked`), Transfer-Encoding on HTTP/1.0, a non-origin-form target
+ * whitespace before the colon, bad header names, CR/LF/NUL in values, bad chunk sizes. It does NOT
+ * refuse, or refuses only after calling the request handler: a missing Host on HTTP/1.1 (Node's
+ * `requireHostHeader` is off, so that this answer is sluice's, logged and counted), a repeated
+ * Host, a Transfer-Encoding other than `chunked` alone (llhttp fails just after handing the head
+ * over, see http-listener.ts's client errors), Transfer-Encoding on HTTP/1.0, a non-origin-form target
  * or one with a fragment, HTTP/0.9, `HTTP/2.0` in an HTTP/1 request line. Those are here,
  * so an ambiguous request is answered 400 before anything reaches an upstream.
  *

@@ -354,3 +354,48 @@ describe('a request refused after its head was read', () => {
     }
   });
 });
+
+describe('HTTP/1.1 without Host', () => {
+  // Node's requireHostHeader answered it with a bare 400 of its own (an empty chunked body): no
+  // problem document, no error id, no access line, no count and no ban strike.
+  it("is sluice's 400: problem document, error id, access line, count and ban strike; HTTP/1.0 may omit it", async () => {
+    const sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          ban: { statuses: [400], max: 2, window: '1m', duration: '1m' },
+          routes: [{ respond: { body: 'ok\n' } }],
+        },
+      ],
+    });
+    try {
+      const old = await rawRequest(sluice.port, 'GET /old HTTP/1.0\r\n\r\n');
+      expect(old.status).toBe(200);
+      const r = await rawRequest(sluice.port, 'GET /api/x HTTP/1.1\r\n\r\n');
+      expect(r.status).toBe(400);
+      expect(r.closed).toBe(true);
+      expect(r.text).toMatch(/content-type: application\/problem\+json/i);
+      expect(r.text).toContain('"code":"SLUICE_E_CLIENT_BAD_REQUEST"');
+      const id = /x-sluice-error-id: (\w+)/i.exec(r.text)?.[1];
+      expect(id).toBeDefined();
+      const lines = await sluice.waitForAccessLines(2);
+      expect(lines[1]).toMatchObject({
+        method: 'GET',
+        path: '/api/x',
+        status: 400,
+        request_id: id,
+        error: 'SLUICE_E_CLIENT_BAD_REQUEST',
+        error_message: 'refused request head: host_missing',
+      });
+      expect(await sluice.instance.registry.metrics()).toMatch(
+        /sluice_http_requests_total\{server="[^"]+",route="",method="GET",code="400"\} 1\n/,
+      );
+      // The second strike bans.
+      await rawRequest(sluice.port, 'GET /again HTTP/1.1\r\n\r\n');
+      const after = await rawRequest(sluice.port, `GET / HTTP/1.1\r\n${H}Connection: close\r\n\r\n`);
+      expect(after.status).toBe(403);
+    } finally {
+      await sluice.close();
+    }
+  });
+});
