@@ -298,6 +298,9 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     if (this.#finished) return;
     this.#finished = true;
     this.durationMs = performance.now() - this.startedAt;
+    // Answered before its trace started (a refused head, 431, 408, a CONNECT, a 414): a fresh
+    // trace id, as for any request without traceparent, so that every access line has one.
+    if (this.traceId === '') this.traceId = newTraceId();
     this.#span?.end(this.route?.name ?? null, this.status, this.errorCode);
     this.#observer.finished(this);
   }

@@ -293,6 +293,35 @@ describe('answers given before a request exists', () => {
       await sluice.close();
     }
   });
+  it('have a trace id, as every access line has (CONTRACT section 7)', async () => {
+    const sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          limits: { max_header: '4kb', max_uri: '1kb', header_timeout: '1s' },
+          routes: [{ respond: { body: 'ok\n' } }],
+        },
+      ],
+    });
+    try {
+      const requests = [
+        `POST / HTTP/1.1\r\n${H}Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+        `GET / HTTP/1.1\r\n${H}X-Big: ${'a'.repeat(8000)}\r\n\r\n`,
+        'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n',
+        `GET / HTTP/1.1\r\n${H}Host: b.test\r\n\r\n`,
+        `GET /${'a'.repeat(2000)} HTTP/1.1\r\n${H}\r\n`,
+        'GET / HTTP/1.1\r\n',
+      ];
+      for (const raw of requests) await rawRequest(sluice.port, raw, { waitMs: 3000 });
+      const lines = await sluice.waitForAccessLines(requests.length);
+      expect(lines.map((l) => l.status)).toEqual([400, 431, 400, 400, 414, 408]);
+      const ids = lines.map((l) => l.trace_id);
+      for (const id of ids) expect(id).toMatch(/^[0-9a-f]{32}$/);
+      expect(new Set(ids).size).toBe(ids.length);
+    } finally {
+      await sluice.close();
+    }
+  });
 });
 
 describe('a request refused after its head was read', () => {
