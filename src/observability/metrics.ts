@@ -6,7 +6,8 @@
  * Recording is on the request path, so label children are looked up once and cached per route
  * (a Map keyed by a number built from method and status: no string built per request), and the
  * four per-request families are fast-metrics.ts's rather than prom-client's. Label values are
- * bounded: route names, not paths; methods outside the standard set become OTHER.
+ * bounded: route names, not paths; methods outside the standard nine become OTHER, and `-` (an
+ * answer given before there was a request) stays `-`.
  */
 import client, { type Counter, type Gauge, type Registry } from 'prom-client';
 import type { AttemptCode } from '../proxy/proxy-exchange.js';
@@ -16,9 +17,15 @@ import { type CounterChild, FastCounter, FastHistogram, type HistogramChild } fr
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE'] as const;
-const METHOD_INDEX = new Map<string, number>(METHODS.map((m, i) => [m, i]));
+/**
+ * The method of an answer given before there was a request (a refused head, 431, 408, 503): the
+ * access line says `-`, as nginx logs it, and the label says the same rather than OTHER, which
+ * is for requests with a method outside the nine. CONTRACT section 7 fixes neither value.
+ */
+const NO_METHOD = '-';
+const METHOD_INDEX = new Map<string, number>([...METHODS, NO_METHOD].map((m, i) => [m, i]));
 
-/** A method as a label: the standard ones as they are, anything else OTHER. */
+/** A method as a label: the standard ones and `-` as they are, anything else OTHER. */
 export function methodLabel(method: string): string {
   return METHOD_INDEX.has(method) ? method : 'OTHER';
 }
@@ -111,7 +118,7 @@ export class DataPlaneMetrics {
       this.#perRoute.set(key, children);
     }
     children.duration.observe(seconds);
-    const index = METHOD_INDEX.get(method) ?? METHODS.length;
+    const index = METHOD_INDEX.get(method) ?? METHOD_INDEX.size;
     const countKey = status * 16 + index;
     let counter = children.counts.get(countKey);
     if (counter === undefined) {

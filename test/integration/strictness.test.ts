@@ -285,6 +285,12 @@ describe('answers given before a request exists', () => {
         ['-', 431, 'SLUICE_E_CLIENT_HEADERS_TOO_LARGE'],
         ['CONNECT', 400, 'SLUICE_E_CLIENT_BAD_REQUEST'],
       ]);
+      // Counted with the method their lines have (`-` was OTHER, which is for unknown methods).
+      const counts = (await sluice.instance.registry.metrics())
+        .split('\n')
+        .filter((l) => l.startsWith('sluice_http_requests_total{'))
+        .map((l) => l.replace(/^.*method="([^"]*)",code="(\d+)"\} (\d+)$/, '$1 $2 $3'));
+      expect(counts).toEqual(['- 400 1', '- 431 1', 'CONNECT 400 1']);
       // Three strikes: banned.
       const after = await rawRequest(sluice.port, `GET / HTTP/1.1\r\n${H}Connection: close\r\n\r\n`);
       expect(after.status).toBe(403);

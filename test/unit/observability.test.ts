@@ -50,6 +50,8 @@ describe('metrics', () => {
   it('keeps method labels bounded', () => {
     expect(methodLabel('GET')).toBe('GET');
     expect(methodLabel('FROBNICATE')).toBe('OTHER');
+    // An answer given before there was a request: `-`, as its access line says.
+    expect(methodLabel('-')).toBe('-');
   });
 
   it('records requests and attempts with cached label children', async () => {
