@@ -96,10 +96,12 @@ export function normaliseUpstream(
       else hashKey = draft.hash_key;
     }
   } else if (draft.hash_key !== undefined) {
-    problems.error(
+    // A warning, not a refusal: the key changes nothing (nginx has no such pairing to refuse), and
+    // CONTRACT's own example config lists it beside balance: round_robin.
+    problems.warn(
       [...path, 'hash_key'],
       'SLUICE_E_CONFIG_VALUE',
-      `hash_key is used only with balance: hash, not ${balance}`,
+      `hash_key is used only with balance: hash, not ${balance}: it is ignored`,
       {
         hint: 'set balance: hash, or remove hash_key',
       },

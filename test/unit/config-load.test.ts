@@ -616,6 +616,22 @@ describe('warnings', () => {
     ]);
   });
 
+  // CONTRACT's example lists hash_key beside balance: round_robin; refused, the example failed check.
+  it('warn that hash_key is ignored without balance: hash, and load', () => {
+    const text = [
+      'servers: [{ listen: 80, routes: [{ proxy: { upstream: be } }] }]',
+      'upstreams:',
+      '  be: { balance: round_robin, hash_key: $http_x_user_id, targets: [{ url: http://127.0.0.1:9001 }] }',
+      '',
+    ].join('\n');
+    const result = loadConfigText(text, 'w.yaml', {});
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.warnings.map((w) => formatProblem(w, 'warning'))).toEqual([
+      'w.yaml:3:41: SLUICE_E_CONFIG_VALUE warning: upstreams.be.hash_key: hash_key is used only with balance: hash, not round_robin: it is ignored (hint: set balance: hash, or remove hash_key)',
+    ]);
+  });
+
   // The file looked as if /metrics were protected; without tokens every read is open on loopback.
   it('warn that metrics_auth: true does nothing without admin tokens', () => {
     const text = [
