@@ -38,10 +38,18 @@ export class H2Request extends http2.Http2ServerRequest {
     // Node emits the request's 'close' itself when the stream closes; a destroy must not add a second.
     super(stream, headers, { ...options, emitClose: false }, rawHeaders);
     this.#clientEnded = stream.endAfterHeaders;
-    if (!this.#clientEnded)
+    if (!this.#clientEnded) {
       watchEndStream(stream, () => {
         this.#clientEnded = true;
       });
+      // A reset or a lost connection before the answer was complete: Node says 'aborted' to the
+      // request before it ends the body, and a stream reader (`for await`, `Readable.toWeb`) takes
+      // an 'aborted' before the end for ERR_STREAM_PREMATURE_CLOSE. HTTP/1.1 errs first, then says
+      // 'aborted', and its readers get ECONNRESET: so here, ahead of Node's listener.
+      stream.prependListener('aborted', () => {
+        if (!this.readableEnded) abortBody(this);
+      });
+    }
   }
 
   /**
