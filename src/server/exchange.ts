@@ -4,6 +4,7 @@
  * and `finish` hands it to the observer (access log, metrics) exactly once.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { unmapIpv4 } from '../core/ip-set.js';
@@ -16,6 +17,7 @@ import type { GuardServices } from '../security/guard-services.js';
 import { clientSpiffeId } from './client-identity.js';
 import { problemBody } from './error-response.js';
 import type { CompiledGuards, CompiledRoute, CompiledServer } from './gateway-tables.js';
+import { stopUpload } from './h2-stop-upload.js';
 import { nextRequestId } from './request-id.js';
 
 /** Receives what exchanges report: every finished one (access log, metrics), and events on the way. */
@@ -174,8 +176,11 @@ export class Exchange implements ProxyExchange, HandlerExchange {
    */
   #leaveUnreadBody(): void {
     const req = this.req;
-    // An HTTP/2 stream's body is its own: nothing to keep or close.
-    if (req.httpVersionMajor !== 1) return;
+    // An HTTP/2 stream's body is its own: no connection to keep or close, but its upload is stopped.
+    if (req.httpVersionMajor !== 1) {
+      stopUpload((req as unknown as Http2ServerRequest).stream);
+      return;
+    }
     if (req.readableFlowing !== null) this.res.shouldKeepAlive = false;
     else if (this.bodyKind === 'chunked') discardChunked(req);
     else if (this.contentLength > UNREAD_BODY_LIMIT) this.res.shouldKeepAlive = false;

@@ -26,6 +26,7 @@ import { Exchange, type ExchangeObserver } from './exchange.js';
 import { handleRequest } from './gateway.js';
 import type { ListenerTable } from './gateway-tables.js';
 import { H2Request, H2Response } from './h2-compat.js';
+import { stopUpload } from './h2-stop-upload.js';
 import { isH2Request } from './request-head.js';
 import { TlsTerminator, type TlsTerminatorHooks } from './tls-terminator.js';
 
@@ -52,40 +53,24 @@ export interface ListenerHooks {
 /**
  * `limits.request_timeout` for an HTTP/2 request with a body (Node's `requestTimeout` covers
  * HTTP/1.1 only). When the client has not sent its whole body in time, the exchange answers 408
- * (or is broken, when its answer has started), and once that answer is out the stream is reset with
- * NO_ERROR, which RFC 9113 section 8.1 lets a server send after a complete response to stop an
- * upload. Without it, a client sending a body a byte at a time would hold a stream for ever: every
- * byte is activity, so the connection's idle timeout never fires, and 128 streams fit in one
- * connection. A client that also keeps its receive window shut never lets the answer out: after
- * `H2_RESET_GRACE_MS` the stream is reset with CANCEL, answer or not. A body the client finished
- * sending (END_STREAM) is not timed, even when sluice is still reading it at the pace of a slow
- * upstream.
+ * (or is broken, when its answer has started), and the upload is stopped (h2-stop-upload.ts: reset
+ * with NO_ERROR once the answer is out), also when a handler had answered already. Without it, a
+ * client sending a body a byte at a time would hold a stream for ever: every byte is activity, so
+ * the connection's idle timeout never fires, and 128 streams fit in one connection. A body the
+ * client finished sending (END_STREAM) is not timed, even when sluice is still reading it at the
+ * pace of a slow upstream.
  */
 function armH2RequestTimeout(req: H2Request, x: Exchange, ms: number): void {
   if (ms <= 0) return;
   const stream = req.stream;
-  let grace: NodeJS.Timeout | undefined;
   const timer = setTimeout(() => {
     if (stream.closed || stream.destroyed || stream.state.remoteClose) return;
     x.fail('SLUICE_E_CLIENT_TIMEOUT');
-    const reset = (code: number) => {
-      if (!stream.closed && !stream.destroyed) stream.close(code);
-    };
-    if (stream.writableFinished) return reset(http2.constants.NGHTTP2_NO_ERROR);
-    stream.once('finish', () => reset(http2.constants.NGHTTP2_NO_ERROR));
-    // A code other than NO_ERROR resets at once, without waiting for the answer to leave.
-    grace = setTimeout(() => reset(http2.constants.NGHTTP2_CANCEL), H2_RESET_GRACE_MS);
-    grace.unref();
+    stopUpload(stream);
   }, ms);
   timer.unref();
-  stream.once('close', () => {
-    clearTimeout(timer);
-    clearTimeout(grace);
-  });
+  stream.once('close', () => clearTimeout(timer));
 }
-
-/** How long a timed-out HTTP/2 stream's answer may take to leave before the stream is cancelled. */
-const H2_RESET_GRACE_MS = 1000;
 
 /** HTTP/2 settings: nginx's `http2_max_concurrent_streams` default. */
 const H2_MAX_CONCURRENT_STREAMS = 128;

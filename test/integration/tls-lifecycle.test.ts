@@ -288,6 +288,30 @@ describe('limits over TLS', () => {
     });
   });
 
+  it('resets the stream of an HTTP/2 upload answered 413 part-way, so the client stops sending', async () => {
+    // No content-length: the body is counted as it comes, buffered (1kb) or streamed upstream (100kb).
+    const routes = [
+      { match: { path_prefix: '/buffered/' }, max_body: '1kb', proxy: { url: up.url } },
+      { max_body: '100kb', proxy: { url: up.url } },
+    ];
+    await withH2(config({ routes }), async (client) => {
+      for (const path of ['/buffered/over', '/streamed/over']) {
+        const req = client.request({ ':path': path, ':method': 'POST' });
+        req.on('error', () => undefined);
+        // Never ended: without the reset, Node's client waits in these writes for ever.
+        for (let i = 0; i < 4; i++) req.write(Buffer.alloc(512 * 1024, 'x'));
+        const answer = await h2Answer(req);
+        expect(answer.status).toBe(413);
+        await new Promise((r) => setTimeout(r, 200));
+        // RST_STREAM closed the stream (rstCode reads 0 before any reset too).
+        expect(req.closed).toBe(true);
+        expect(req.rstCode).toBe(http2.constants.NGHTTP2_NO_ERROR);
+        expect(up.seen.map((r) => r.url)).not.toContain(path);
+      }
+      expect(await h2Get(client, '/after-413')).toMatchObject({ status: 200, body: 'ok /after-413' });
+    });
+  });
+
   it('answers 408 to an HTTP/2 body still arriving at request_timeout, and resets its stream', async () => {
     // One byte every 100 ms: the connection is never idle, so only request_timeout can end it.
     await withH2(config({ limits: { request_timeout: '1s', keepalive_timeout: '3s' } }), async (client) => {
