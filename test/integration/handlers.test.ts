@@ -102,6 +102,21 @@ describe('handler routes', () => {
     expect(res.status).toBe(413);
   });
 
+  it('hands a chunked body over max_body to the handler, which enforces its own limit', async () => {
+    const socket = net.connect(sluice.port, '127.0.0.1');
+    let text = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => {
+      text += d;
+    });
+    socket.write(
+      `POST /anything HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n7d0\r\n${'x'.repeat(2000)}\r\n0\r\n\r\n`,
+    );
+    await new Promise((r) => socket.once('close', r));
+    expect(text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(text).toContain(`"body":"${'x'.repeat(2000)}"`);
+  });
+
   it('logs handler requests like any other', async () => {
     await http(`${sluice.url}/f/echo`, { method: 'POST', body: 'logged' });
     const lines = await sluice.waitForAccessLines(1);

@@ -188,6 +188,21 @@ describe('handlers over HTTP/2', () => {
     );
   });
 
+  it('applies max_body to a handler body by its content-length only, as for HTTP/1.1 chunked', async () => {
+    await withH2(
+      config({
+        routes: [{ handler: 'test/fixtures/handlers/body-outcome-app.ts' }],
+        limits: { max_body: '1kb' },
+      }),
+      async (client) => {
+        const body = Buffer.alloc(5000, 'x');
+        expect(await h2Get(client, '/i/unsized', body)).toEqual({ status: 200, body: '5000\n' });
+        const sized = await h2Get(client, '/i/sized', body, { 'content-length': 5000 });
+        expect(sized.status).toBe(413);
+      },
+    );
+  });
+
   it('never lets a handler read an HTTP/2 body cut short as complete: client reset, connection lost or request_timeout', async () => {
     // The fixture app records into this array (sluice runs in the test's process).
     const outcomes: { path: string; outcome: string; code: string }[] = [];
@@ -381,14 +396,23 @@ describe('limits over TLS', () => {
     });
   });
 
-  it('never forwards an HTTP/2 body the client reset part-way', async () => {
+  it('never forwards an HTTP/2 body the client reset part-way, buffered or streamed', async () => {
     await withH2(config(), async (client) => {
-      for (const headers of [{ 'content-length': 1000 }, {}]) {
+      // 500 bytes are buffered; 100,000 without content-length are streamed upstream chunked, and
+      // the reset must not send their last chunk.
+      const cases = [
+        { size: 500, headers: { 'content-length': 1000 } },
+        { size: 500, headers: {} },
+        { size: 100_000, headers: {} },
+      ];
+      for (const { size, headers } of cases) {
         const req = client.request({ ':path': '/cut', ':method': 'POST', ...headers });
         req.on('error', () => undefined);
-        req.write(Buffer.alloc(500, 'x'));
-        await new Promise((r) => setTimeout(r, 150));
-        req.close(http2.constants.NGHTTP2_CANCEL);
+        req.write(Buffer.alloc(size, 'x'));
+        await new Promise((r) => setTimeout(r, 300));
+        // destroy() sends RST_STREAM(CANCEL) alone: close(code) would send END_STREAM first,
+        // and a body with its END_STREAM is whole.
+        req.destroy();
         await new Promise((r) => req.once('close', r));
       }
       await new Promise((r) => setTimeout(r, 300));
