@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import { deepFreeze } from '../core/deep-freeze.js';
 import { redactUrl } from '../core/redact.js';
+import { MAX_REDIS_DATABASE, redisDatabase } from '../core/redis-database.js';
 import { checkListeners, type NamedPlan, type OwnListener } from './check-listeners.js';
 import type { ConfigDraft } from './config-draft.js';
 import { durationOr } from './config-units.js';
@@ -136,7 +137,18 @@ function normaliseRedis(url: string | undefined, problems: ProblemCollector): st
   try {
     const parsed = new URL(url);
     if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new Error('scheme');
-    return url;
+    const database = redisDatabase(parsed);
+    if (database.ok) return url;
+    // Refused here: at runtime ioredis read `/abc` as NaN, and its SELECT NaN ended the process.
+    problems.error(
+      ['state', 'redis'],
+      'SLUICE_E_CONFIG_URL',
+      `${JSON.stringify(redactUrl(url))}: the database ${JSON.stringify(database.text)} is not a number from 0 to ${MAX_REDIS_DATABASE}`,
+      {
+        hint: 'write the database number after the port (redis://HOST:PORT/0) or as ?db=0; a Redis server has 16 by default, 0 to 15',
+      },
+    );
+    return null;
   } catch {
     problems.error(
       ['state', 'redis'],

@@ -234,7 +234,7 @@ export const ERROR_CATALOGUE = {
   SLUICE_E_RUNTIME_REDIS_DB: {
     status: 0,
     title: 'Redis refuses the database number of state.redis',
-    hint: "the /DB of state.redis must be below the Redis server's `databases` setting (16 by default: 0 to 15); until it is fixed sluice shares nothing and serves on local state, rather than write to database 0",
+    hint: "the /DB of state.redis must be below the Redis server's `databases` setting (16 by default: 0 to 15), and its user allowed to SELECT; until it is fixed sluice shares nothing and serves on local state, rather than write to database 0",
   },
   SLUICE_E_RUNTIME_INTERNAL: {
     status: 500,

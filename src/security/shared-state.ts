@@ -7,6 +7,7 @@
 import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';
 import { redactUrl } from '../core/redact.js';
+import { type RedisDatabase, redisDatabase } from '../core/redis-database.js';
 import { ERROR_CATALOGUE, type ErrorCode } from '../errors/catalogue.js';
 
 /**
@@ -126,7 +127,7 @@ export class SharedState {
   readonly #ready: (() => void)[] = [];
   readonly #log: StateLog;
   readonly #url: string;
-  readonly #db: number;
+  readonly #db: RedisDatabase;
   readonly #hooks: StateHooks;
   readonly #prober: NodeJS.Timeout;
   #up = false;
@@ -142,7 +143,16 @@ export class SharedState {
     this.#log = log;
     this.#url = url;
     this.#hooks = hooks;
-    const redis = new (redisClass())(url, {
+    // The database is read here, as `sluice check` reads it, and given to ioredis as a number: from
+    // the URL ioredis took `/abc` for NaN, and its SELECT NaN was an unhandled rejection that ended
+    // the process. One that is no number (a config that skipped the check) gets database 0, which
+    // is never used: the probe reports it and Redis stays down.
+    const target = new URL(url);
+    this.#db = redisDatabase(target);
+    target.pathname = '';
+    target.searchParams.delete('db');
+    const redis = new (redisClass())(target.toString(), {
+      db: this.#db.ok ? this.#db.db : 0,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       commandTimeout: 250,
@@ -151,8 +161,6 @@ export class SharedState {
       // Keep trying to come back, at most every 2 s.
       retryStrategy: (times) => Math.min(times * 200, 2000),
     }) as SluiceRedis;
-    // The database as ioredis took it from the URL: the path (`/3`) or the query (`?db=3`).
-    this.#db = redis.options.db ?? 0;
     redis.defineCommand('sluiceTake', { numberOfKeys: 1, lua: TAKE });
     redis.defineCommand('sluiceStrike', { numberOfKeys: 1, lua: STRIKE });
     redis.on('ready', () => void this.#probe());
@@ -201,7 +209,12 @@ export class SharedState {
     if (this.#probing || this.#up || this.#closing) return;
     this.#probing = true;
     try {
-      if (this.#db !== 0) await this.redis.select(this.#db);
+      const refused = await this.#select();
+      if (refused !== null) {
+        this.#probes = 0;
+        this.#refusedDb(refused);
+        return;
+      }
       await this.redis.set(PROBE_KEY, '1', 'PX', 10_000);
       this.#reportedDb = false;
       this.#probes++;
@@ -210,26 +223,47 @@ export class SharedState {
       this.#probes = 0;
       // Counted like any command: the failures go on climbing for as long as Redis stays broken.
       this.#hooks.failure?.(failureReason(err));
-      const message = err instanceof Error ? err.message : String(err);
-      if (/DB index is out of range|invalid DB index/i.test(message)) {
-        if (!this.#reportedDb) {
-          this.#reportedDb = true;
-          this.#log.error(
-            {
-              code: 'SLUICE_E_RUNTIME_REDIS_DB' satisfies ErrorCode,
-              redis: redactUrl(this.#url),
-              err: message,
-              hint: ERROR_CATALOGUE.SLUICE_E_RUNTIME_REDIS_DB.hint,
-            },
-            `shared state: Redis cannot select database ${this.#db}; serving with local state`,
-          );
-        }
-        // Never taken for the database asked for: the probe goes on, in case Redis is fixed.
-        this.#down(message, false);
-      } else this.#down(message);
+      this.#down(err instanceof Error ? err.message : String(err));
     } finally {
       this.#probing = false;
     }
+  }
+
+  /**
+   * Selects the URL's database: null once done, or why it cannot be. Any error reply to SELECT is
+   * the database's fault, whatever its words (`DB index is out of range` for `/99`, `value is out of
+   * range` past 32 bits); a timeout or a lost connection is not, and throws.
+   */
+  async #select(): Promise<string | null> {
+    if (!this.#db.ok) return `${JSON.stringify(this.#db.text)} is not a database number`;
+    if (this.#db.db === 0) return null;
+    try {
+      await this.redis.select(this.#db.db);
+      return null;
+    } catch (err) {
+      if (failureReason(err) !== 'error') throw err;
+      this.#hooks.failure?.('error');
+      return err instanceof Error ? err.message : String(err);
+    }
+  }
+
+  /** The database cannot be selected: reported once (until it could be), and Redis stays down. */
+  #refusedDb(why: string): void {
+    if (!this.#reportedDb) {
+      this.#reportedDb = true;
+      const db = this.#db.ok ? String(this.#db.db) : JSON.stringify(this.#db.text);
+      this.#log.error(
+        {
+          code: 'SLUICE_E_RUNTIME_REDIS_DB' satisfies ErrorCode,
+          redis: redactUrl(this.#url),
+          err: why,
+          hint: ERROR_CATALOGUE.SLUICE_E_RUNTIME_REDIS_DB.hint,
+        },
+        `shared state: Redis cannot select database ${db}; serving with local state`,
+      );
+    }
+    // Never taken for the database asked for: the probe goes on, in case Redis is fixed.
+    this.#down(why, false);
   }
 
   #upNow(): void {
@@ -299,7 +333,9 @@ export class SharedState {
    * database they do not until all are upgraded (docs/security.md).
    */
   channel(name: string): string {
-    return this.#db === 0 ? `${PREFIX}${name}` : `${PREFIX}${name}:db${this.#db}`;
+    // A database that is no number gets a channel no fleet uses (`:dbabc`), not database 0's.
+    const db = this.#db.ok ? this.#db.db : this.#db.text;
+    return db === 0 ? `${PREFIX}${name}` : `${PREFIX}${name}:db${db}`;
   }
 
   /** Whether commands can be sent now. */

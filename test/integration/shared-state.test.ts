@@ -180,6 +180,45 @@ describe('shared state in Redis', () => {
     expect(await redisCli('-n', '0', 'DBSIZE')).toBe('0');
   });
 
+  it('reports a database that is no number, or a SELECT refused for any reason, as SLUICE_E_RUNTIME_REDIS_DB, and stays down', async () => {
+    const dbLine = async (log: ReturnType<typeof memoryLog>) =>
+      (
+        await until(() => {
+          const found = log.lines.filter((l) => l.obj.code === 'SLUICE_E_RUNTIME_REDIS_DB');
+          return found.length > 0 ? found : undefined;
+        }, 'the SELECT failure reported')
+      )[0];
+    // Past `sluice check` (which refuses them): ioredis read both as NaN, and its SELECT NaN was an
+    // unhandled rejection, which ends a process (and fails this file).
+    for (const url of [`redis://127.0.0.1:${port}/abc`, `redis://127.0.0.1:${port}?db=x`]) {
+      const log = memoryLog();
+      const state = new SharedState(url, log);
+      closing.push(() => state.close());
+      expect(await state.first).toBe(false);
+      const line = await dbLine(log);
+      expect(line).toMatchObject({ level: 'error' });
+      expect(String(line?.obj.err)).toMatch(/is not a database number/);
+      // A second's probe later: still down, and reported once.
+      await new Promise((r) => setTimeout(r, 1200));
+      expect(state.health).toBe('down');
+      expect(log.lines.filter((l) => l.obj.code === 'SLUICE_E_RUNTIME_REDIS_DB')).toHaveLength(1);
+    }
+    // A user who may not SELECT gets NOPERM, not "DB index is out of range": the database is
+    // refused all the same, and writing to database 0 instead is no answer.
+    await redisCli('ACL', 'SETUSER', 'noselect', 'on', 'nopass', '~*', '&*', '+@all', '-select');
+    try {
+      const log = memoryLog();
+      const state = new SharedState(`redis://noselect:any@127.0.0.1:${port}/3`, log);
+      closing.push(() => state.close());
+      const line = await dbLine(log);
+      expect(String(line?.obj.err)).toMatch(/NOPERM/);
+      expect(state.health).toBe('down');
+      expect(await redisCli('-n', '0', 'DBSIZE')).toBe('0');
+    } finally {
+      await redisCli('ACL', 'DELUSER', 'noselect');
+    }
+  });
+
   it('announces bans only to the nodes of the same database: fleets on /1, ?db=2 and /0 of one server stay apart', async () => {
     const one = connect(1);
     const oneMore = connect(1);

@@ -685,6 +685,47 @@ describe('egress policy hosts', () => {
   });
 });
 
+describe('state.redis', () => {
+  const load = (url: string) =>
+    loadConfigText(
+      `state: { redis: "${url}" }\nservers: [{ listen: "127.0.0.1:8080", routes: [{ respond: {} }] }]\n`,
+      'r.yaml',
+      {},
+    );
+
+  it('refuses a database that is no number, in the path or the query, where it is written', () => {
+    // ioredis read these with parseInt: NaN (its SELECT NaN ended the process) and 3.
+    for (const [url, db] of [
+      ['redis://127.0.0.1:6379/abc', 'abc'],
+      ['redis://127.0.0.1:6379?db=x', 'x'],
+      ['redis://:pw-9f8e@127.0.0.1:6379/3abc', '3abc'],
+      ['redis://127.0.0.1:6379/-1', '-1'],
+      ['redis://127.0.0.1:6379/2147483648', '2147483648'],
+      ['redis://127.0.0.1:6379/1/2', '1/2'],
+    ]) {
+      const r = load(url as string);
+      expect(where(r)).toEqual(['1:17 SLUICE_E_CONFIG_URL']);
+      const [line] = lines(r);
+      expect(line).toContain(
+        `the database "${db}" is not a number from 0 to 2147483647 (hint: write the database`,
+      );
+      expect(line).not.toContain('pw-9f8e');
+    }
+  });
+
+  it('takes a database number in the path or the query, or none', () => {
+    for (const url of [
+      'redis://127.0.0.1:6379',
+      'redis://127.0.0.1:6379/',
+      'redis://127.0.0.1:6379/0',
+      'redis://127.0.0.1:6379/15',
+      'redis://127.0.0.1:6379?db=2',
+      'rediss://:pw@127.0.0.1:6379/2147483647',
+    ])
+      expect(config(load(url)).state.redis).toBe(url);
+  });
+});
+
 describe('durations', () => {
   const text = (lines: string): string =>
     `${lines}servers:\n  - listen: 80\n    routes:\n      - proxy: { url: "http://127.0.0.1:9001", timeouts: { send: 25d } }\n`;
