@@ -4,7 +4,8 @@
  * no connection) and `sluice_shared_state_up` (1 or 0). The gauge is registered only while a Redis
  * is configured: a node without one has no such series, so an alert on `== 0` never fires there.
  * Workers count their failures too (summed over the node); the gauge is the control plane's alone,
- * since the node's metrics sum gauges over processes.
+ * since the node's metrics sum gauges over processes, and says 0 when the control plane's connection
+ * is down or any worker serves on local state (the primary asks them at each scrape).
  */
 import client, { type Counter, type Gauge, type Registry } from 'prom-client';
 import type { FailureReason } from '../security/shared-state.js';

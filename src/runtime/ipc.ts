@@ -14,6 +14,8 @@ export interface WorkerStats {
   readonly upstreams: readonly Record<string, unknown>[];
   /** The addresses it listens on. */
   readonly addresses: readonly { key: string; host: string; port: number }[];
+  /** Whether its Redis is up ('off' without `state.redis`; absent from workers before it). */
+  readonly redis?: 'up' | 'down' | 'off';
 }
 
 /** Primary → worker. */

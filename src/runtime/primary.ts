@@ -175,7 +175,9 @@ export class Primary {
       probeTarget,
       (upstream, origin, up) => this.#applyHealth(upstream, origin, up),
     );
-    this.#stateMetrics = new SharedStateMetrics(this.#registry, () => this.#state?.health ?? 'off');
+    this.#stateMetrics = new SharedStateMetrics(this.#registry, () =>
+      this.#redisHealth(this.#redisDownInWorkers),
+    );
     this.#stateMetrics.showUp(config.state.redis !== null);
     this.#state = this.#newSharedState(config);
     this.#bans = new BanManager(this.#state, this.#loggers.app, (e) => this.#broadcast(e));
@@ -896,12 +898,22 @@ export class Primary {
         connections: stats[i]?.connections ?? null,
       })),
       config: { hash: config.hash, file: config.file },
-      // The primary's view: it holds the node's bans (workers fall back on their own for rate limits).
-      state: { redis: this.#state?.health ?? 'off' },
+      state: { redis: this.#redisHealth(stats.some((s) => s?.redis === 'down')) },
       reloads: { ...this.#reloads, requested: this.#requested, last: this.#lastReload },
       servers: describeServers(config),
       ...(await this.upstreams(stats)),
     };
+  }
+
+  /**
+   * Redis for the node, as `/api/status` and `sluice_shared_state_up` say it: down when the
+   * primary's connection is, or when any worker serves on local state (`workersDown`). The
+   * primary's alone said up while every worker logged Redis unreachable: each process counts its
+   * own failures, and a worker that served rate-limited requests found a hung Redis first.
+   */
+  #redisHealth(workersDown: boolean): 'up' | 'down' | 'off' {
+    const own = this.#state?.health ?? 'off';
+    return own === 'up' && workersDown ? 'down' : own;
   }
 
   /** The primary's Redis connection for `config`, or null; its failures counted in the metrics. */
@@ -909,6 +921,8 @@ export class Primary {
     if (config.state.redis === null) return null;
     return new SharedState(config.state.redis, this.#loggers.app, {
       failure: (reason) => this.#stateMetrics.failure(reason),
+      // Without a heartbeat the primary, which sends commands only for strikes, never saw a hang.
+      heartbeat: true,
     });
   }
 
@@ -979,10 +993,14 @@ export class Primary {
   /** Targets some worker holds as failed (max_fails reached), as `upstream\ntarget`; read by the target_up gauge. */
   #failedInWorkers: ReadonlySet<string> = new Set();
 
+  /** Whether some worker served on local state at the last scrape; read by sluice_shared_state_up. */
+  #redisDownInWorkers = false;
+
   /** The node's metrics: the primary's own and every worker's, summed. */
   async #aggregate() {
     const [, stats] = await Promise.all([this.#collectWorkerMetrics(), this.#stats()]);
     this.#failedInWorkers = failedTargets(stats);
+    this.#redisDownInWorkers = stats.some((s) => s?.redis === 'down');
     return this.#cluster.aggregate((await this.#registry.getMetricsAsJSON()) as unknown as MetricsJson);
   }
 

@@ -34,7 +34,11 @@ export class ProcessGuards implements GuardServices {
 
   constructor(config: ResolvedConfig, log: StateLog, mode: GuardMode, hooks: StateHooks = {}) {
     this.#mode = mode;
-    this.#state = config.state.redis === null ? null : new SharedState(config.state.redis, log, hooks);
+    // Alone, this process is also the control plane, which reports Redis's state: it keeps a heartbeat.
+    this.#state =
+      config.state.redis === null
+        ? null
+        : new SharedState(config.state.redis, log, { ...hooks, heartbeat: mode.kind === 'alone' });
     const workers = mode.kind === 'worker' ? Math.max(1, mode.workers) : 1;
     this.#limiter =
       this.#state === null ? new LocalRateLimiter(workers) : new SharedRateLimiter(this.#state, workers);

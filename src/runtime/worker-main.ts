@@ -155,6 +155,7 @@ async function handle(message: ToWorker): Promise<void> {
           connections: instance?.connections() ?? 0,
           upstreams: instance?.upstreams().upstreams ?? [],
           addresses: instance?.addresses().servers ?? [],
+          redis: instance?.guards.redis ?? 'off',
         },
       });
       return;

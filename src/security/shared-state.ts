@@ -82,10 +82,15 @@ export const PREFIX = 'sluice:';
 /** Why a command failed, as `sluice_shared_state_failures_total{reason}` counts it. */
 export type FailureReason = 'timeout' | 'error' | 'connection';
 
-/** What the owner of the connection is told besides the log. */
+/** What the owner of the connection is told besides the log, and what it asks of it. */
 export interface StateHooks {
   /** A command failed. */
   failure?(reason: FailureReason): void;
+  /**
+   * Write to Redis every PROBE_MS while it is up, counted like any command (see #beat): for the
+   * process that reports Redis's state, the primary or a lone process.
+   */
+  heartbeat?: boolean;
 }
 
 /**
@@ -137,6 +142,7 @@ export class SharedState {
   #failures = 0;
   #probes = 0;
   #probing = false;
+  #beating = false;
   #closing = false;
 
   constructor(url: string, log: StateLog, hooks: StateHooks = {}) {
@@ -174,7 +180,9 @@ export class SharedState {
     redis.on('close', () => this.#lost('the connection was closed'));
     this.redis = redis;
     this.#prober = setInterval(() => {
-      if (!this.#up && redis.status === 'ready') void this.#probe();
+      if (!this.#up) {
+        if (redis.status === 'ready') void this.#probe();
+      } else if (hooks.heartbeat === true) this.#beat();
     }, PROBE_MS);
     this.#prober.unref();
   }
@@ -264,6 +272,26 @@ export class SharedState {
     }
     // Never taken for the database asked for: the probe goes on, in case Redis is fixed.
     this.#down(why, false);
+  }
+
+  /**
+   * One heartbeat, unless the last is still waiting for its answer. The primary sends commands
+   * only for strikes and bans: a Redis that hung or turned read-only went on counting as up in
+   * `/api/status` and `sluice_shared_state_up` for as long as nobody was banned, while the workers
+   * that served rate-limited requests had gone local. With a write every PROBE_MS, such a Redis is
+   * down for the primary after 3 beats (2 to 3 s), whatever the traffic; 1 write a second per node.
+   */
+  #beat(): void {
+    if (this.#beating) return;
+    this.#beating = true;
+    this.watch(this.redis.set(PROBE_KEY, '1', 'PX', 10_000)).then(
+      () => {
+        this.#beating = false;
+      },
+      () => {
+        this.#beating = false;
+      },
+    );
   }
 
   #upNow(): void {

@@ -146,6 +146,31 @@ describe('shared state in Redis', () => {
     expect(await state.take('sluice:rl:web:x', 1, 5)).toEqual([1, expect.any(String)]);
   });
 
+  it('finds a read-only Redis with a heartbeat when asked for one, without any command from its owner', async () => {
+    const log = memoryLog();
+    const failures: string[] = [];
+    const state = new SharedState(`redis://127.0.0.1:${port}/0`, log, {
+      failure: (reason) => failures.push(reason),
+      heartbeat: true,
+    });
+    closing.push(() => state.close());
+    // Without one (the workers), nothing is sent when nothing is asked: it stays up.
+    const quiet = connect();
+    await upNow(state);
+    await upNow(quiet.state);
+    await redisCli('REPLICAOF', '127.0.0.1', String(await freePort()));
+    try {
+      // 3 beats, one a second.
+      await until(() => (state.up ? undefined : true), 'down from its heartbeat', 5000);
+      expect(lines(log, DOWN)[0]?.obj.err).toMatch(/3 commands in a row failed.*READONLY/);
+      expect(failures.slice(0, 3)).toEqual(['error', 'error', 'error']);
+      expect(quiet.state.up).toBe(true);
+    } finally {
+      await redisCli('REPLICAOF', 'NO', 'ONE');
+    }
+    await upNow(state);
+  });
+
   it('logs one line per transition while the connection flaps, and comes back only once it holds', async () => {
     const { state, log } = connect();
     await upNow(state);
