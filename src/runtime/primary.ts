@@ -47,7 +47,8 @@ import { rootHandlersError } from './root-handlers.js';
 const READY_TIMEOUT_MS = 30_000;
 /**
  * How long a start waits for the bans in Redis: above the 2 s connect timeout, so a Redis that is
- * only slow to accept is waited for; one that refuses connections ends the wait at once.
+ * only slow to accept is waited for, as is one that accepts but does not answer yet (its commands'
+ * 250 ms timeouts are no verdict); one that refuses connections ends the wait at once.
  */
 const START_BANS_WAIT_MS = 3000;
 /** How long the primary waits for a worker to answer a query. */

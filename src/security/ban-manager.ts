@@ -137,7 +137,8 @@ export class BanManager {
 
   /**
    * Resolves once the bans Redis held at start are loaded (at once without Redis): `loaded`; `down`
-   * when Redis was found down first, `timeout` when `timeoutMs` passed: the caller serves either way.
+   * when Redis refused first (see SharedState.first), `timeout` when `timeoutMs` passed: the caller
+   * serves either way.
    */
   async loaded(timeoutMs: number): Promise<'loaded' | 'down' | 'timeout'> {
     const state = this.#state;

@@ -122,6 +122,14 @@ function failureReason(err: unknown): FailureReason {
 }
 
 /**
+ * Whether an error is a timeout (no answer to a command in 250 ms, or to the connect in 2 s): no
+ * verdict on Redis yet, unlike a refusal (a refused connection, an error reply).
+ */
+function timedOut(err: unknown): boolean {
+  return failureReason(err) === 'timeout' || (err as NodeJS.ErrnoException | null)?.code === 'ETIMEDOUT';
+}
+
+/**
  * A fail-fast Redis connection with up/down notifications.
  *
  *   connect ─▶ probe (SELECT db, SET sluice:probe) ─▶ up ─▶ 3 failures in a row, or the connection lost ─▶ down
@@ -143,6 +151,8 @@ export class SharedState {
   #probes = 0;
   #probing = false;
   #beating = false;
+  /** Whether the connection's last error was a timeout: the close that follows it is the timeout's. */
+  #timedOut = false;
   #closing = false;
 
   constructor(url: string, log: StateLog, hooks: StateHooks = {}) {
@@ -170,14 +180,18 @@ export class SharedState {
     redis.defineCommand('sluiceTake', { numberOfKeys: 1, lua: TAKE });
     redis.defineCommand('sluiceStrike', { numberOfKeys: 1, lua: STRIKE });
     redis.on('ready', () => void this.#probe());
+    redis.on('connect', () => {
+      this.#timedOut = false;
+    });
     redis.on('error', (err: Error) => {
+      this.#timedOut = timedOut(err);
       // ioredis's own SELECT at connect fails as an error event on a connection that stays: the
       // probe reports it (SLUICE_E_RUNTIME_REDIS_DB) and keeps Redis down.
-      if (err.name !== 'ReplyError') this.#lost(err.message);
+      if (err.name !== 'ReplyError') this.#lost(err.message, this.#timedOut);
     });
     // A server that stops (or a proxy that drops the connection) closes it without an error event.
-    redis.on('end', () => this.#lost('the connection was closed'));
-    redis.on('close', () => this.#lost('the connection was closed'));
+    redis.on('end', () => this.#lost('the connection was closed', this.#timedOut));
+    redis.on('close', () => this.#lost('the connection was closed', this.#timedOut));
     this.redis = redis;
     this.#prober = setInterval(() => {
       if (!this.#up) {
@@ -187,20 +201,26 @@ export class SharedState {
     this.#prober.unref();
   }
 
-  /** The connection is gone: down now (nothing can be sent), counted once. */
-  #lost(why: string): void {
+  /** The connection is gone: down now (nothing can be sent), counted once; `wait` after a timeout. */
+  #lost(why: string, wait: boolean): void {
     if (this.#closing) return;
     this.#probes = 0;
     if (this.#up) this.#hooks.failure?.('connection');
-    this.#down(why);
+    this.#down(why, true, !wait);
   }
 
-  /** Down, reported once per outage: with the warning, or (`warn` false) with what the caller logged. */
-  #down(why: string | undefined, warn = true): void {
+  /**
+   * Down, reported once per outage: with the warning, or (`warn` false) with what the caller logged.
+   * `verdict` false for a timeout: `first` stays open, so a start waits its bound for a Redis that
+   * takes connections but does not answer yet (stopped, or still loading its data); one timeout
+   * after 250 ms ended the wait as if Redis had refused.
+   */
+  #down(why: string | undefined, warn = true, verdict = true): void {
     this.#up = false;
-    if (this.#reportedDown || this.#closing) return;
+    if (this.#closing) return;
+    if (verdict) this.#settle(false);
+    if (this.#reportedDown) return;
     this.#reportedDown = true;
-    this.#settle(false);
     if (warn)
       this.#log.warn(
         { redis: redactUrl(this.#url), err: why },
@@ -231,7 +251,7 @@ export class SharedState {
       this.#probes = 0;
       // Counted like any command: the failures go on climbing for as long as Redis stays broken.
       this.#hooks.failure?.(failureReason(err));
-      this.#down(err instanceof Error ? err.message : String(err));
+      this.#down(err instanceof Error ? err.message : String(err), true, !timedOut(err));
     } finally {
       this.#probing = false;
     }
@@ -307,9 +327,12 @@ export class SharedState {
     for (const f of this.#ready) f();
   }
 
-  /** Resolves `first` with the first verdict: up, or down (unreachable, refused, no such database). */
+  /** Resolves `first` with the first verdict: up, or down (refused, an error reply, no such database). */
   #settle: (up: boolean) => void = () => undefined;
-  /** Whether Redis came up (true) or was found down (false) first, after the connection was opened. */
+  /**
+   * Whether Redis came up (true) or refused (false) first, after the connection was opened; open
+   * while it only times out.
+   */
   readonly first: Promise<boolean> = new Promise((resolve) => {
     this.#settle = resolve;
   });

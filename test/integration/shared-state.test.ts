@@ -171,6 +171,48 @@ describe('shared state in Redis', () => {
     await upNow(state);
   });
 
+  it('waits at start up to its bound for a Redis that takes connections but does not answer, and reads its bans once it does', async () => {
+    const until_ = Date.now() + 600_000;
+    await redisCli('SET', 'sluice:ban:web:203.0.113.11', String(until_), 'PX', '600000');
+    // Stopped: the kernel still takes connections, nothing answers; one 250 ms timeout ended the
+    // wait after about 0.9 s as if Redis had refused, and the node started without the ban.
+    redis.kill('SIGSTOP');
+    const resume = setTimeout(() => redis.kill('SIGCONT'), 1600);
+    try {
+      const { state } = connect();
+      const { m } = manager(state);
+      const started = Date.now();
+      expect(await m.loaded(3000)).toBe('loaded');
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1500);
+      expect(m.all().map((b) => b.address)).toContain('203.0.113.11');
+    } finally {
+      clearTimeout(resume);
+      redis.kill('SIGCONT');
+    }
+
+    // Stopped for longer than the bound: the wait ends at it, as a timeout.
+    redis.kill('SIGSTOP');
+    try {
+      const { state } = connect();
+      const { m } = manager(state);
+      const started = Date.now();
+      expect(await m.loaded(3000)).toBe('timeout');
+      expect(Date.now() - started).toBeGreaterThanOrEqual(2900);
+    } finally {
+      redis.kill('SIGCONT');
+    }
+  });
+
+  it('ends the wait at start at once when Redis refuses connections', async () => {
+    const log = memoryLog();
+    const state = new SharedState(`redis://127.0.0.1:${await freePort()}/0`, log);
+    closing.push(() => state.close());
+    const { m } = manager(state);
+    const started = Date.now();
+    expect(await m.loaded(3000)).toBe('down');
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
   it('logs one line per transition while the connection flaps, and comes back only once it holds', async () => {
     const { state, log } = connect();
     await upNow(state);
