@@ -153,6 +153,12 @@ export class SharedState {
   #beating = false;
   /** Whether the connection's last error was a timeout: the close that follows it is the timeout's. */
   #timedOut = false;
+  /**
+   * The error that made ioredis close the connection, if any: the close is reported with it. A
+   * refused login (`WRONGPASS`, `NOAUTH`) is an error reply, which ioredis follows with a close:
+   * it was logged as "the connection was closed", never saying why.
+   */
+  #closedBy: string | null = null;
   #closing = false;
 
   constructor(url: string, log: StateLog, hooks: StateHooks = {}) {
@@ -179,19 +185,25 @@ export class SharedState {
     }) as SluiceRedis;
     redis.defineCommand('sluiceTake', { numberOfKeys: 1, lua: TAKE });
     redis.defineCommand('sluiceStrike', { numberOfKeys: 1, lua: STRIKE });
-    redis.on('ready', () => void this.#probe());
+    redis.on('ready', () => {
+      this.#closedBy = null;
+      void this.#probe();
+    });
     redis.on('connect', () => {
       this.#timedOut = false;
+      this.#closedBy = null;
     });
     redis.on('error', (err: Error) => {
       this.#timedOut = timedOut(err);
+      this.#closedBy = err.message;
       // ioredis's own SELECT at connect fails as an error event on a connection that stays: the
       // probe reports it (SLUICE_E_RUNTIME_REDIS_DB) and keeps Redis down.
       if (err.name !== 'ReplyError') this.#lost(err.message, this.#timedOut);
     });
     // A server that stops (or a proxy that drops the connection) closes it without an error event.
-    redis.on('end', () => this.#lost('the connection was closed', this.#timedOut));
-    redis.on('close', () => this.#lost('the connection was closed', this.#timedOut));
+    const closed = () => this.#lost(this.#closedBy ?? 'the connection was closed', this.#timedOut);
+    redis.on('end', closed);
+    redis.on('close', closed);
     this.redis = redis;
     this.#prober = setInterval(() => {
       if (!this.#up) {

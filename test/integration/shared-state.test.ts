@@ -213,6 +213,30 @@ describe('shared state in Redis', () => {
     expect(Date.now() - started).toBeLessThan(1000);
   });
 
+  it('says why Redis refused the login: a wrong password, or none where one is needed', async () => {
+    const reason = async (url: string) => {
+      const log = memoryLog();
+      const state = new SharedState(url, log);
+      closing.push(() => state.close());
+      expect(await state.first).toBe(false);
+      const [line] = lines(log, DOWN);
+      // It said "the connection was closed": ioredis closes it after the error reply.
+      return String(line?.obj.err);
+    };
+    await redisCli('ACL', 'SETUSER', 'sluice-test', 'on', '>right-pw-7c1d', '~*', '&*', '+@all');
+    try {
+      expect(await reason(`redis://sluice-test:wrong-pw-7c1d@127.0.0.1:${port}/0`)).toMatch(/^WRONGPASS/);
+    } finally {
+      await redisCli('ACL', 'DELUSER', 'sluice-test');
+    }
+    await redisCli('CONFIG', 'SET', 'requirepass', 'needed-pw-7c1d');
+    try {
+      expect(await reason(`redis://127.0.0.1:${port}/0`)).toMatch(/^NOAUTH/);
+    } finally {
+      await redisCli('-a', 'needed-pw-7c1d', '--no-auth-warning', 'CONFIG', 'SET', 'requirepass', '');
+    }
+  });
+
   it('logs one line per transition while the connection flaps, and comes back only once it holds', async () => {
     const { state, log } = connect();
     await upNow(state);
