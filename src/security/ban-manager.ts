@@ -39,6 +39,39 @@ const CHANNEL = 'bans';
 const NODE_ID = randomBytes(6).toString('hex');
 let strikeSequence = 0;
 
+/**
+ * The latest time a Date holds, either side of 1970 (ECMAScript: 8.64e15 ms). A ban announced or
+ * stored with a later end (`until: 99999999999999999`) was enforced, and made `GET /api/bans` a 500
+ * until it was lifted: its end has no ISO form.
+ */
+const MAX_TIME_MS = 8.64e15;
+
+/** Whether `until` is a time a ban can end at: a finite number within a Date's range. */
+function banTime(until: unknown): until is number {
+  return typeof until === 'number' && Number.isFinite(until) && Math.abs(until) <= MAX_TIME_MS;
+}
+
+/**
+ * A ban or unban announced on the channel, or null for anything else: a malformed message, or
+ * another program's on the same channel. Redis is outside the node: what it hands over is checked.
+ */
+function remoteEvent(text: string): BanEvent | null {
+  let e: unknown;
+  try {
+    e = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof e !== 'object' || e === null) return null;
+  const { type, ban, address } = e as Record<string, unknown>;
+  if (type === 'unban') return typeof address === 'string' ? { type, address } : null;
+  if (type !== 'ban' || typeof ban !== 'object' || ban === null) return null;
+  const fields = ban as Record<string, unknown>;
+  if (typeof fields.scope !== 'string' || typeof fields.address !== 'string' || !banTime(fields.until))
+    return null;
+  return { type, ban: { scope: fields.scope, address: fields.address, until: fields.until } };
+}
+
 /** The key of a client's strikes and of its pending ban: a scope and an address. */
 function entryId(scope: string, address: string): string {
   return `${scope}\n${address}`;
@@ -337,13 +370,9 @@ export class BanManager {
 
   /** A ban announced by another node. */
   #remote(text: string): void {
-    try {
-      const e = JSON.parse(text) as BanEvent;
-      if (e.type === 'ban' && !this.#list.banned(e.ban.scope, e.ban.address)) this.#apply(e.ban);
-      else if (e.type === 'unban' && this.#list.remove(e.address) > 0) this.#onChange(e);
-    } catch {
-      // Not ours: ignore.
-    }
+    const e = remoteEvent(text);
+    if (e?.type === 'ban' && !this.#list.banned(e.ban.scope, e.ban.address)) this.#apply(e.ban);
+    else if (e?.type === 'unban' && this.#list.remove(e.address) > 0) this.#onChange(e);
   }
 
   /** Redis is (back) up: take the bans it holds, give it the ones made while it was away. */
@@ -356,7 +385,13 @@ export class BanManager {
       for (const key of await scanKeys(redis, `${PREFIX}ban:*`)) {
         const until = Number(await redis.get(key));
         const parts = keyParts(key, 'ban:');
-        if (parts === null || until <= now || this.#list.banned(parts.scope, parts.address, now)) continue;
+        if (
+          parts === null ||
+          !banTime(until) ||
+          until <= now ||
+          this.#list.banned(parts.scope, parts.address, now)
+        )
+          continue;
         const ban = { scope: parts.scope, address: parts.address, until };
         // Written back by a node that had not heard of a later unban.
         if (await this.#liftedSince(redis, ban)) await redis.del(key);

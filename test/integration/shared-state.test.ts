@@ -237,6 +237,45 @@ describe('shared state in Redis', () => {
     }
   });
 
+  it('ignores a ban announced or stored with an end no date can hold, and takes the valid ones', async () => {
+    // Past the ±8.64e15 ms a Date holds: enforced, it made GET /api/bans a 500 (toISOString threw).
+    await redisCli('SET', 'sluice:ban:web:203.0.113.21', '99999999999999999', 'PX', '600000');
+    await redisCli('SET', 'sluice:ban:web:203.0.113.22', String(Date.now() + 600_000), 'PX', '600000');
+    const { state } = connect();
+    await upNow(state);
+    const { m, events } = manager(state);
+    const banned = (address: string) =>
+      until(
+        () => (events.some((e) => e.type === 'ban' && e.ban.address === address) ? true : undefined),
+        `the ban of ${address}`,
+      );
+    await banned('203.0.113.22');
+    await until(
+      async () => ((await redisCli('PUBSUB', 'NUMSUB', 'sluice:bans')).endsWith('1') ? true : undefined),
+      'subscribed',
+    );
+    const announce = (text: string) => redisCli('PUBLISH', 'sluice:bans', text);
+    await announce('{"type":"ban","ban":{"scope":"web","address":"203.0.113.23","until":99999999999999999}}');
+    // JSON.parse reads 1e999 as Infinity.
+    await announce('{"type":"ban","ban":{"scope":"web","address":"203.0.113.24","until":1e999}}');
+    await announce('{"type":"ban","ban":{"scope":"web","address":"203.0.113.25","until":"soon"}}');
+    // Delivered in order: once this one is in, the others were read.
+    await announce(
+      JSON.stringify({
+        type: 'ban',
+        ban: { scope: 'web', address: '203.0.113.26', until: Date.now() + 600_000 },
+      }),
+    );
+    await banned('203.0.113.26');
+    expect(
+      m
+        .all()
+        .map((b) => b.address)
+        .sort(),
+    ).toEqual(['203.0.113.22', '203.0.113.26']);
+    for (const ban of m.all()) expect(new Date(ban.until).toISOString()).toEqual(expect.any(String));
+  });
+
   it('logs one line per transition while the connection flaps, and comes back only once it holds', async () => {
     const { state, log } = connect();
     await upNow(state);
