@@ -47,6 +47,11 @@ export class ServerTlsContext {
     return this.#watch.value.options;
   }
 
+  /** Looks at the files now rather than at the next poll. */
+  poll(): Promise<void> {
+    return this.#watch.poll();
+  }
+
   /** Stops watching the files. */
   close(): void {
     this.#watch.close();

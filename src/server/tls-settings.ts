@@ -72,7 +72,7 @@ export function secureContextOptions(
     honorCipherOrder: true,
     // Set on every context: OpenSSL refuses to resume a session whose context has none while
     // client certificates are requested ("session id context uninitialized").
-    sessionIdContext: sessionIdContext(config),
+    sessionIdContext: sessionIdContext(config, files),
   };
 }
 
@@ -87,8 +87,17 @@ export function serverTlsKey(config: ResolvedServerTls): string {
   ]);
 }
 
-function sessionIdContext(config: ResolvedServerTls): string {
-  return createHash('sha256').update(serverTlsKey(config)).digest('hex').slice(0, 32);
+/**
+ * OpenSSL resumes a session (TLS 1.2 id or ticket, TLS 1.3 ticket) only under the session id
+ * context it was made in, and a resumed session keeps the client certificate verified then. The
+ * client CA bundle's content is folded in (as nginx folds its client CA list) so that a rotated
+ * bundle no longer honours sessions verified by the old one; a rotated certificate or key leaves
+ * the context, and resumption, as they were. 32 hex characters: OpenSSL's limit is 32 bytes.
+ */
+function sessionIdContext(config: ResolvedServerTls, files: ServerTlsFiles): string {
+  const hash = createHash('sha256').update(serverTlsKey(config));
+  if (files.clientCa !== null) hash.update('\0').update(files.clientCa);
+  return hash.digest('hex').slice(0, 32);
 }
 
 /**

@@ -191,7 +191,8 @@ export class TlsTerminator {
   #setDefaultContext(): void {
     const server = this.#server;
     if (server === null) return;
-    // Keep the session-ticket keys: clients resume across a certificate change.
+    // Keep the session-ticket keys: clients resume across a certificate change. A changed client
+    // CA bundle changes the session id context instead, which refuses the old sessions.
     const keys = server.getTicketKeys();
     server.setSecureContext({
       ...this.#default.options,
@@ -203,6 +204,12 @@ export class TlsTerminator {
 
   #reloaded(ctx: ServerTlsContext): void {
     if (ctx === this.#default) this.#setDefaultContext();
+    // A resumed session is checked against the default context's session id context (the
+    // session is looked up before SNI picks a context), which holds the client CA bundle's
+    // content. Where sessions are resumed, every server here names the same client_ca: look at
+    // the default's copy now, so that a session verified by the old bundle is not resumed
+    // during the up to one second until its own poll.
+    else if (ctx.config.clientCa !== null && this.#secureOptions === 0) void this.#default.poll();
     this.#hooks.reloaded?.({ listener: this.#address, cert: ctx.config.cert, key: ctx.config.key });
   }
 
