@@ -69,6 +69,10 @@ export function secureContextOptions(
     minVersion: config.minVersion,
     ciphers: TLS_CIPHERS,
     ecdhCurve: TLS_ECDH_CURVES,
+    // Without DH parameters OpenSSL silently drops the DHE-RSA suites above, and a client that
+    // offers only those gets handshake_failure. 'auto' lets OpenSSL pick a well-known group
+    // matched to the certificate key's strength (2048-bit for RSA 2048).
+    dhparam: 'auto',
     honorCipherOrder: true,
     // Set on every context: OpenSSL refuses to resume a session whose context has none while
     // client certificates are requested ("session id context uninitialized").

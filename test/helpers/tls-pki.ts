@@ -1,7 +1,7 @@
 /**
  * Test certificates made with the `openssl` CLI in a temporary directory: a CA, and leaf
  * certificates signed by it with the DNS names and URI SANs (SPIFFE ids) a test asks for.
- * EC P-256 keys, valid for two days.
+ * EC P-256 keys (RSA 2048 for a leaf that asks), valid for two days.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,7 +19,13 @@ export interface TestCa extends CertFiles {
   /** Signs a leaf; `name` names its files (and is its CN). */
   leaf(
     name: string,
-    opts: { dns?: string[]; uri?: string[]; usage: 'server' | 'client' | 'both' },
+    opts: {
+      dns?: string[];
+      uri?: string[];
+      usage: 'server' | 'client' | 'both';
+      /** The leaf's key type: EC P-256 (the default), or RSA 2048 (DHE-RSA suites need one). */
+      keyType?: 'ec' | 'rsa';
+    },
   ): CertFiles;
 }
 
@@ -97,9 +103,7 @@ export function makePki(): TestPki {
               'req',
               '-new',
               '-newkey',
-              'ec',
-              '-pkeyopt',
-              'ec_paramgen_curve:P-256',
+              ...(opts.keyType === 'rsa' ? ['rsa:2048'] : ['ec', '-pkeyopt', 'ec_paramgen_curve:P-256']),
               '-nodes',
               '-keyout',
               leafKey,

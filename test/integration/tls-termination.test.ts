@@ -24,6 +24,7 @@ beforeAll(async () => {
   ca = readFileSync(root.cert);
   const a = root.leaf('a.test', { dns: ['a.test'], usage: 'server' });
   const b = root.leaf('b.test', { dns: ['b.test', '*.b.test'], usage: 'server' });
+  const rsa = root.leaf('rsa.test', { dns: ['rsa.test'], usage: 'server', keyType: 'rsa' });
   up = await startUpstream();
   sluice = await startSluice({
     servers: [
@@ -43,6 +44,13 @@ beforeAll(async () => {
         server_name: ['b.test', '*.b.test'],
         tls: { cert: b.cert, key: b.key },
         routes: [{ respond: { status: 200, body: 'server b\n' } }],
+      },
+      {
+        name: 'rsa',
+        listen: '127.0.0.1:0',
+        server_name: ['rsa.test'],
+        tls: { cert: rsa.cert, key: rsa.key },
+        routes: [{ respond: { status: 200, body: 'server rsa\n' } }],
       },
     ],
   });
@@ -152,6 +160,43 @@ describe('TLS versions', () => {
   it.each(['TLSv1.2', 'TLSv1.3'] as const)('accepts %s', async (version) => {
     const r = await handshake({ servername: 'a.test', minVersion: version, maxVersion: version });
     expect(r).toMatchObject({ protocol: version, cn: 'a.test' });
+  });
+});
+
+describe('TLS 1.2 cipher suites', () => {
+  /** The suite and key exchange a TLS 1.2 client offering only `ciphers` gets, or the error. */
+  function negotiate(
+    servername: string,
+    ciphers: string,
+  ): Promise<{ cipher: string; kx: unknown } | { error: string }> {
+    return new Promise((resolve) => {
+      const socket = tls.connect(
+        { host: '127.0.0.1', port: sluice.port, ca, servername, maxVersion: 'TLSv1.2', ciphers },
+        () => {
+          resolve({ cipher: socket.getCipher().name, kx: socket.getEphemeralKeyInfo() });
+          socket.destroy();
+        },
+      );
+      socket.on('error', (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message }));
+    });
+  }
+
+  // Mozilla intermediate lists DHE-RSA for clients without ECDHE; without DH parameters OpenSSL
+  // drops those suites silently and such a client got a handshake_failure alert.
+  it.each(['DHE-RSA-AES128-GCM-SHA256', 'DHE-RSA-AES256-GCM-SHA384', 'DHE-RSA-CHACHA20-POLY1305'])(
+    'negotiates %s with a 2048-bit DH group for an RSA certificate',
+    async (suite) => {
+      expect(await negotiate('rsa.test', suite)).toEqual({ cipher: suite, kx: { type: 'DH', size: 2048 } });
+    },
+  );
+
+  it('prefers ECDHE when the client offers both', async () => {
+    expect(
+      await negotiate('rsa.test', 'DHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256'),
+    ).toMatchObject({
+      cipher: 'ECDHE-RSA-AES128-GCM-SHA256',
+      kx: { type: 'ECDH', name: 'X25519' },
+    });
   });
 });
 
