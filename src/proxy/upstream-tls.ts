@@ -55,7 +55,8 @@ export function upstreamTlsKey(config: ResolvedUpstreamTls | null): string {
 
 /**
  * A `checkServerIdentity` that accepts exactly the certificate whose SPIFFE id (its URI SAN) is
- * `expected`, whatever host name it was reached by.
+ * `expected`, whatever host name it was reached by. The certificate must be a valid X.509-SVID
+ * (spiffeIdOf): a second URI SAN, or an id with a query or fragment, is no id.
  */
 export function spiffeIdentityCheck(
   expected: string,
@@ -65,7 +66,7 @@ export function spiffeIdentityCheck(
     if (actual === expected) return undefined;
     const err = new Error(
       actual === ''
-        ? `upstream certificate has no single SPIFFE id, expected ${expected}`
+        ? `upstream certificate has no single valid SPIFFE id (one URI SAN, spiffe://, no query or fragment), expected ${expected}`
         : `upstream certificate SPIFFE id ${actual}, expected ${expected}`,
     ) as Error & { code: string };
     // The code of a host-name mismatch: the same failure, so the same answer (502, connect).

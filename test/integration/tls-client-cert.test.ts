@@ -16,6 +16,10 @@ let ca: Buffer;
 let clientCert: { cert: Buffer; key: Buffer };
 let rogueCert: { cert: Buffer; key: Buffer };
 let noIdCert: { cert: Buffer; key: Buffer };
+/** A SPIFFE id and a second URI SAN: not an X.509-SVID. */
+let mixedCert: { cert: Buffer; key: Buffer };
+/** A SPIFFE id with a query, which the SPIFFE id format forbids. */
+let queryCert: { cert: Buffer; key: Buffer };
 let up: TestUpstream;
 /** required.test requires a certificate, optional.test takes one, plain.test asks for none. */
 let shared: TestSluice;
@@ -38,6 +42,10 @@ beforeAll(async () => {
   });
   clientCert = read(root.leaf('client', { uri: ['spiffe://example.org/client'], usage: 'client' }));
   noIdCert = read(root.leaf('no-id', { dns: ['client.test'], usage: 'client' }));
+  mixedCert = read(
+    root.leaf('mixed', { uri: ['spiffe://example.org/mixed', 'https://example.org/x'], usage: 'client' }),
+  );
+  queryCert = read(root.leaf('query', { uri: ['spiffe://example.org/p?q=1'], usage: 'client' }));
   rogueCert = read(rogue.leaf('rogue-client', { uri: ['spiffe://example.org/client'], usage: 'client' }));
   up = await startUpstream();
   const tls = (extra: object) => ({ cert: server.cert, key: server.key, ...extra });
@@ -153,6 +161,11 @@ describe('require_client_cert (every server of the address requires one)', () =>
 
   it('sends no id for a verified certificate without a SPIFFE id', async () => {
     expect(await get(strict, 'strict.test', noIdCert)).toEqual({ status: 200, clientId: null });
+  });
+
+  it('sends no id for a certificate that is not an X.509-SVID: two URI SANs, or an id with a query', async () => {
+    expect(await get(strict, 'strict.test', mixedCert)).toEqual({ status: 200, clientId: null });
+    expect(await get(strict, 'strict.test', queryCert)).toEqual({ status: 200, clientId: null });
   });
 });
 

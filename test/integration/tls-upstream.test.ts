@@ -62,6 +62,8 @@ async function startMtlsUpstream(server: CertFiles, ca: string): Promise<MtlsUps
 let pki: TestPki;
 let backend: MtlsUpstream;
 let impostor: MtlsUpstream;
+/** Carries the pinned id next to a second URI SAN: not an X.509-SVID. */
+let mixed: MtlsUpstream;
 let named: MtlsUpstream;
 let sluice: TestSluice;
 let liveClient: CertFiles;
@@ -74,6 +76,10 @@ beforeAll(async () => {
   rootCa = root.cert;
   const backendCert = root.leaf('backend', { uri: ['spiffe://example.org/backend'], usage: 'server' });
   const otherCert = root.leaf('other', { uri: ['spiffe://example.org/other'], usage: 'server' });
+  const mixedCert = root.leaf('mixed', {
+    uri: ['spiffe://example.org/backend', 'https://example.org/x'],
+    usage: 'server',
+  });
   const namedCert = root.leaf('named', { dns: ['backend.internal'], usage: 'server' });
   const sluiceClient = root.leaf('sluice', { uri: ['spiffe://example.org/sluice'], usage: 'client' });
   rotatedClient = root.leaf('sluice-next', { uri: ['spiffe://example.org/sluice-next'], usage: 'client' });
@@ -82,6 +88,7 @@ beforeAll(async () => {
   copyFileSync(sluiceClient.key, liveClient.key);
   backend = await startMtlsUpstream(backendCert, root.cert);
   impostor = await startMtlsUpstream(otherCert, root.cert);
+  mixed = await startMtlsUpstream(mixedCert, root.cert);
   named = await startMtlsUpstream(namedCert, root.cert);
   const mtls = { ca: root.cert, cert: liveClient.cert, key: liveClient.key };
   const route = (prefix: string, upstream: string) => ({
@@ -95,6 +102,7 @@ beforeAll(async () => {
         routes: [
           route('/pinned/', 'pinned'),
           route('/impostor/', 'impostor'),
+          route('/mixed/', 'mixed'),
           route('/no-client-cert/', 'no_client_cert'),
           route('/named/', 'named'),
           route('/misnamed/', 'misnamed'),
@@ -109,6 +117,10 @@ beforeAll(async () => {
       },
       impostor: {
         targets: [{ url: impostor.url }],
+        tls: { ...mtls, spiffe_id: 'spiffe://example.org/backend' },
+      },
+      mixed: {
+        targets: [{ url: mixed.url }],
         tls: { ...mtls, spiffe_id: 'spiffe://example.org/backend' },
       },
       no_client_cert: {
@@ -127,7 +139,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await sluice?.close();
-  await Promise.all([backend?.close(), impostor?.close(), named?.close()]);
+  await Promise.all([backend?.close(), impostor?.close(), mixed?.close(), named?.close()]);
   pki?.remove();
 });
 
@@ -160,6 +172,16 @@ describe('upstream mTLS with SPIFFE pinning', () => {
       error: 'SLUICE_E_UPSTREAM_CONNECT',
       error_message:
         'upstream certificate SPIFFE id spiffe://example.org/other, expected spiffe://example.org/backend',
+    });
+  });
+
+  it('answers 502 when the pinned id is one of two URI SANs (not an X.509-SVID)', async () => {
+    const res = await http(`${sluice.url}/mixed/x`);
+    expect(res.status).toBe(502);
+    expect(mixed.seen).toHaveLength(0);
+    expect(await accessLine('/mixed/x')).toMatchObject({
+      error: 'SLUICE_E_UPSTREAM_CONNECT',
+      error_message: expect.stringContaining('no single valid SPIFFE id'),
     });
   });
 

@@ -971,4 +971,25 @@ describe('messages', () => {
       'm.yaml:2:48: SLUICE_E_CONFIG_VALUE servers[0].tls.key: must not be empty',
     ]);
   });
+
+  // A pin with a query, a port or an upper-case trust domain was taken, then could never match:
+  // a target certificate's id is held to the SPIFFE id format (core/spiffe-id.ts).
+  it('refuse an upstream spiffe_id a valid X.509-SVID cannot carry', () => {
+    const text = (id: string) =>
+      [
+        'servers: [{ listen: 80, routes: [{ proxy: { upstream: u } }] }]',
+        `upstreams: { u: { targets: [{ url: "https://127.0.0.1:1" }], tls: { spiffe_id: "${id}" } } }`,
+        '',
+      ].join('\n');
+    for (const id of [
+      'spiffe://example.org/p?q=1',
+      'spiffe://example.org:8443/p',
+      'spiffe://Example.org/p',
+    ]) {
+      expect(problemsOf(text(id)).map((l) => l.replace(/ \(hint: .*/, ''))).toEqual([
+        `m.yaml:2:80: SLUICE_E_CONFIG_VALUE upstreams.u.tls.spiffe_id: "${id}" is not a SPIFFE id`,
+      ]);
+    }
+    expect(loadConfigText(text('spiffe://example.org/ns/a/sa/b'), 'm.yaml', {}).ok).toBe(true);
+  });
 });

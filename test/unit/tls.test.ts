@@ -17,8 +17,38 @@ describe('spiffeIdOf', () => {
     ['URI:https://example.org/', ''],
     ['URI:spiffe://example.org/a, URI:spiffe://example.org/b', ''],
     [undefined, ''],
+    // Exactly one URI SAN, whatever the other's scheme (X.509-SVID section 2).
+    ['URI:spiffe://example.org/mixed, URI:https://example.org/x', ''],
+    ['URI:https://example.org/x, URI:spiffe://example.org/mixed', ''],
+    ['URI:spiffe://example.org/a, URI:"https://example.org/a,b"', ''],
+    // Other kinds of SAN do not count, quoted or not.
+    [
+      'DirName:"CN=a,O=b", email:a@b.test, IP Address:10.0.0.1, URI:spiffe://example.org/x',
+      'spiffe://example.org/x',
+    ],
+    ['URI:spiffe://example.org', 'spiffe://example.org'],
+    ['URI:spiffe://example.org/A_b.c-d/9', 'spiffe://example.org/A_b.c-d/9'],
+    // Not SPIFFE ids (SPIFFE-ID section 2): query, fragment, port, user info, upper-case trust
+    // domain, empty, dot or dot-dot segments, a trailing slash, percent-encoding.
+    ['URI:spiffe://example.org/p?q=1', ''],
+    ['URI:spiffe://example.org/p#f', ''],
+    ['URI:spiffe://example.org:8443/p', ''],
+    ['URI:spiffe://u@example.org/p', ''],
+    ['URI:spiffe://Example.org/p', ''],
+    ['URI:spiffe://example.org//p', ''],
+    ['URI:spiffe://example.org/./p', ''],
+    ['URI:spiffe://example.org/a/..', ''],
+    ['URI:spiffe://example.org/p/', ''],
+    ['URI:spiffe://example.org/p%20q', ''],
+    ['URI:spiffe:///p', ''],
   ])('%s → %s', (san, id) => {
     expect(spiffeIdOf(san)).toBe(id);
+  });
+
+  it('takes an id of 2048 bytes and not one longer', () => {
+    const id = (n: number) => `spiffe://example.org/${'a'.repeat(n - 'spiffe://example.org/'.length)}`;
+    expect(spiffeIdOf(`URI:${id(2048)}`)).toBe(id(2048));
+    expect(spiffeIdOf(`URI:${id(2049)}`)).toBe('');
   });
 });
 
@@ -36,7 +66,10 @@ describe('spiffeIdentityCheck', () => {
       'upstream certificate SPIFFE id spiffe://example.org/other, expected spiffe://example.org/backend',
     );
     expect(err.code).toBe('ERR_TLS_CERT_ALTNAME_INVALID');
-    expect(check('x', cert('DNS:backend'))?.message).toMatch(/no single SPIFFE id/);
+    expect(check('x', cert('DNS:backend'))?.message).toMatch(/no single valid SPIFFE id/);
+    expect(check('x', cert('URI:spiffe://example.org/backend, URI:https://example.org/x'))?.message).toMatch(
+      /no single valid SPIFFE id/,
+    );
   });
 });
 
