@@ -1,5 +1,6 @@
 /** What the request paths of the egress proxy share with the server that owns them. */
 import type { Dispatcher } from 'undici';
+import type { SlotSet } from '../core/slot-set.js';
 import type { EgressLog } from './egress-log.js';
 import type { LoopGuard } from './loop-guard.js';
 
@@ -20,6 +21,16 @@ export const EGRESS_TIMEOUTS: EgressTimeouts = Object.freeze({
   idleMs: 5 * 60_000,
 });
 
+/** A request or tunnel in progress, which the drain cuts when `shutdown_timeout` runs out. */
+export interface EgressInFlight {
+  /**
+   * Logs it now as cut (499 with `code`), then closes both sides. Left to the closing sockets and
+   * agent, a tunnel was logged after the worker had flushed its log and exited (so never), and a
+   * request as the origin's failure (`SLUICE_E_UPSTREAM_RESET`).
+   */
+  cut(code: 'SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT'): void;
+}
+
 /** The shared state a request or tunnel needs. */
 export interface EgressContext {
   readonly log: EgressLog;
@@ -27,4 +38,6 @@ export interface EgressContext {
   readonly timeouts: EgressTimeouts;
   /** One keep-alive agent for every origin. */
   readonly agent: Dispatcher;
+  /** Requests and tunnels not yet logged: each is in here from its policy check to its line. */
+  readonly inFlight: SlotSet<EgressInFlight>;
 }

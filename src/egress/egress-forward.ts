@@ -15,7 +15,7 @@ import type { Dispatcher } from 'undici';
 import { writeTargetHead } from '../proxy/response-headers.js';
 import { isBodylessLengthMismatch, REFUSED_BY_UNDICI, upstreamErrorCode } from '../proxy/upstream-error.js';
 import { nextRequestId } from '../server/request-id.js';
-import type { EgressContext } from './egress-context.js';
+import type { EgressContext, EgressInFlight } from './egress-context.js';
 import { type EgressAnswerCode, egressProblemBody, egressStatus } from './egress-errors.js';
 import { egressRequestHeaders, egressResponseHeaders } from './egress-headers.js';
 import { logDenied, logEgress } from './egress-log.js';
@@ -68,7 +68,7 @@ export function hasBody(req: http.IncomingMessage): boolean {
   );
 }
 
-class EgressCall {
+class EgressCall implements EgressInFlight {
   readonly #ctx: EgressContext;
   readonly #req: http.IncomingMessage;
   readonly #res: http.ServerResponse;
@@ -102,6 +102,7 @@ class EgressCall {
 
   send(): void {
     const req = this.#req;
+    this.#ctx.inFlight.add(this);
     this.#res.once('close', this.#onClientClose);
     const options: Dispatcher.DispatchOptions = {
       origin: this.#target.origin,
@@ -114,6 +115,16 @@ class EgressCall {
       bodyTimeout: this.#ctx.timeouts.idleMs,
     };
     this.#ctx.agent.dispatch(options, this as unknown as Dispatcher.DispatchHandler);
+  }
+
+  cut(code: 'SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT'): void {
+    if (this.#done) return;
+    // 499 whatever was sent, as the gateway logs its cuts: the client did not get all of it.
+    this.#status = 499;
+    this.#clientGone = true;
+    this.#finish(code, null);
+    this.#abort?.(new ClientGoneError());
+    this.#res.destroy();
   }
 
   readonly #onClientClose = (): void => {
@@ -175,6 +186,7 @@ class EgressCall {
     const id = nextRequestId();
     if (err instanceof EgressLoopError) {
       this.#done = true;
+      this.#ctx.inFlight.delete(this);
       this.#res.off('close', this.#onClientClose);
       answerProblem(res, 'SLUICE_E_CLIENT_EGRESS_LOOP', id, hasBody(this.#req));
       const t = this.#target;
@@ -202,6 +214,7 @@ class EgressCall {
   #finish(error: string | null, errorId: string | null): void {
     if (this.#done) return;
     this.#done = true;
+    this.#ctx.inFlight.delete(this);
     this.#res.off('close', this.#onClientClose);
     const t = this.#target;
     logEgress(this.#ctx.log, {

@@ -28,7 +28,10 @@ export interface EgressRecord {
   /** Bytes from the origin to the client (response body, or tunnel downstream). */
   readonly bytes_received: number;
   readonly duration_ms: number;
-  /** The code of a failure (502, 504, a broken stream, 400), `client_gone` when the client hung up, or null. */
+  /**
+   * The code of a failure (502, 504, a broken stream, 400), `client_gone` when the client hung up,
+   * SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT when `shutdown_timeout` cut it, or null.
+   */
   readonly error: string | null;
   /** The id of an error answer, as sent in `x-sluice-error-id`, or null. */
   readonly error_id: string | null;
@@ -58,7 +61,8 @@ export interface EgressRefusal {
 
 /** Logs an allowed request or tunnel. */
 export function logEgress(log: EgressLog, record: EgressRecord): void {
-  // A client that hangs up is routine; a failure on the way to or from the origin is not.
+  // A client that hangs up is routine; a failure on the way to or from the origin is not, nor is
+  // a cut at shutdown_timeout (work lost: the deadline may want raising).
   if (record.error !== null && record.error !== 'client_gone') log.warn(record, 'egress');
   else log.info(record, 'egress');
 }

@@ -21,7 +21,12 @@ import { undici } from '../core/undici.js';
 import { listenError } from '../errors/listen-error.js';
 import { clientErrorCode, rawErrorResponse } from '../server/error-response.js';
 import { nextRequestId } from '../server/request-id.js';
-import { EGRESS_TIMEOUTS, type EgressContext, type EgressTimeouts } from './egress-context.js';
+import {
+  EGRESS_TIMEOUTS,
+  type EgressContext,
+  type EgressInFlight,
+  type EgressTimeouts,
+} from './egress-context.js';
 import { type EgressAnswerCode, type EgressErrorCode, rawEgressResponse } from './egress-errors.js';
 import { answerProblem, EgressLoopError, forwardEgress, hasBody } from './egress-forward.js';
 import { type EgressLog, logDenied, logRefused } from './egress-log.js';
@@ -81,7 +86,13 @@ export class EgressServer {
         });
       },
     });
-    this.#ctx = { log, loop, timeouts, agent: this.#agent };
+    this.#ctx = {
+      log,
+      loop,
+      timeouts,
+      agent: this.#agent,
+      inFlight: new SlotSet<EgressInFlight>('sluice.egress.inflight'),
+    };
     this.#server = http.createServer({
       // The target is the request line's; a Host header is neither needed nor trusted.
       requireHostHeader: false,
@@ -240,7 +251,9 @@ export class EgressServer {
   /**
    * Stops accepting and drains: requests in flight finish (their connections then close),
    * idle keep-alive connections close once silent for a sweep, tunnels run until they end or
-   * `deadlineMs`; then whatever is left is closed, with the agent's origin connections.
+   * `deadlineMs`; then whatever is left is cut (logged at once, 499 with
+   * SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT, as the gateway logs its cuts) and closed, with the agent's
+   * origin connections.
    */
   async close(deadlineMs: number): Promise<void> {
     this.#draining = true;
@@ -264,6 +277,10 @@ export class EgressServer {
     });
     clearInterval(sweep);
     this.#idle = null;
+    // Logged before any socket closes: the lines are written while the caller can still flush
+    // them (a worker exits right after), and before the agent's destruction fails a request as
+    // if its origin had reset it.
+    for (const x of [...this.#ctx.inFlight]) x.cut('SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT');
     for (const socket of this.#sockets) socket.destroy();
     for (const socket of this.#tunnels) socket.destroy();
     await closed;

@@ -16,7 +16,7 @@ import net, { type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { upstreamErrorCode } from '../proxy/upstream-error.js';
 import { nextRequestId } from '../server/request-id.js';
-import type { EgressContext } from './egress-context.js';
+import type { EgressContext, EgressInFlight } from './egress-context.js';
 import { type EgressAnswerCode, egressStatus, rawEgressResponse } from './egress-errors.js';
 import { logDenied, logEgress } from './egress-log.js';
 import type { EgressTarget } from './egress-target.js';
@@ -46,9 +46,21 @@ export function openEgressTunnel(
   let error: string | null = null;
   let errorId: string | null = null;
   let logged = false;
+  const inFlight: EgressInFlight = {
+    cut(code) {
+      if (logged) return;
+      status = 499;
+      error = code;
+      log();
+      upstream.destroy();
+      client.destroy();
+    },
+  };
+  ctx.inFlight.add(inFlight);
   const log = () => {
     if (logged) return;
     logged = true;
+    ctx.inFlight.delete(inFlight);
     logEgress(ctx.log, {
       source,
       host: target.host,
@@ -115,6 +127,9 @@ export function openEgressTunnel(
       return;
     }
     if (ctx.loop.pointsAtSelf(upstream.remoteAddress, upstream.remotePort)) {
+      // Denied, not tunnelled: its line is `egress denied`.
+      logged = true;
+      ctx.inFlight.delete(inFlight);
       upstream.on('error', ignore);
       upstream.destroy();
       const id = nextRequestId();

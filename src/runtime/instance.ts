@@ -383,11 +383,16 @@ export class SluiceInstance {
     this.#state = 'closing';
     this.#health?.stop();
     const leftovers = Promise.all(this.#leftovers);
-    await Promise.all([...this.#listeners.values()].map((l) => l.close(deadlineMs)));
+    // One deadline for all of them, side by side: one after the other, a request on a server and
+    // a tunnel on the egress listener took twice shutdown_timeout, and the primary's kill (at the
+    // deadline plus 5 s) came before the egress had logged its cuts.
+    await Promise.all([
+      ...[...this.#listeners.values()].map((l) => l.close(deadlineMs)),
+      this.#egress?.close(deadlineMs),
+      // A removed target's requests have no deadline of their own.
+      Promise.race([leftovers, new Promise((r) => setTimeout(r, deadlineMs).unref())]),
+    ]);
     this.#listeners.clear();
-    await this.#egress?.close(deadlineMs);
-    // Within the same deadline: a removed target's requests have none of their own.
-    await Promise.race([leftovers, new Promise((r) => setTimeout(r, deadlineMs).unref())]);
     this.#egress = null;
     await this.#admin.close();
     await this.#tables?.upstreams.destroy();

@@ -5,6 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -97,5 +98,68 @@ servers:
     );
     const viaTunnel = await curl(['-p', '-x', proxy, `http://localhost:${origin.port}/tunnel`]);
     expect(viaTunnel.status).toBe(200);
+  });
+});
+
+describe('egress at shutdown (sluice start, SIGTERM)', () => {
+  // A tunnel cut at the drain deadline wrote no line: the worker exited first.
+  it('logs a tunnel cut at shutdown_timeout, and the line reaches stdout before the exit', async () => {
+    const echo = net.createServer((s) => {
+      s.on('error', () => s.destroy());
+      s.pipe(s);
+    });
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    const echoPort = (echo.address() as net.AddressInfo).port;
+    const dir = await tempDir();
+    const egressPort = await freePort();
+    const file = join(dir.path, 'sluice.yaml');
+    await writeFile(
+      file,
+      `workers: 1
+shutdown_timeout: 1s
+egress:
+  listen: "127.0.0.1:${egressPort}"
+  policies:
+    - { name: local-apps, sources: [127.0.0.0/8], hosts: [127.0.0.1] }
+servers:
+  - listen: "127.0.0.1:${await freePort()}"
+    routes: [{ respond: { body: "ok\\n" } }]
+`,
+    );
+    const sluice = spawnCli(['start', '-c', file]);
+    try {
+      await waitForPort(egressPort, { proc: sluice });
+      const tunnel = net.connect(egressPort, '127.0.0.1');
+      tunnel.on('error', () => undefined);
+      tunnel.write(`CONNECT 127.0.0.1:${echoPort} HTTP/1.1\r\nHost: 127.0.0.1:${echoPort}\r\n\r\n`);
+      let seen = '';
+      tunnel.on('data', (d: Buffer) => {
+        seen += d.toString('latin1');
+      });
+      await until(async () => (seen.includes('200') ? true : undefined), 'the tunnel', 5000);
+      tunnel.write('ping');
+      await until(async () => (seen.endsWith('ping') ? true : undefined), 'the echo', 5000);
+      sluice.signal('SIGTERM');
+      expect(await sluice.waitForExit(10_000)).toMatchObject({ code: 0 });
+      // Read after the exit: only what was written before it counts.
+      expect(sluice.jsonLines().filter((l) => l.msg === 'egress')).toMatchObject([
+        {
+          level: 'warn',
+          method: 'CONNECT',
+          host: '127.0.0.1',
+          port: echoPort,
+          policy: 'local-apps',
+          status: 499,
+          bytes_sent: 4,
+          bytes_received: 4,
+          error: 'SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT',
+          error_id: null,
+        },
+      ]);
+    } finally {
+      await sluice.kill();
+      await new Promise<void>((r) => echo.close(() => r()));
+      await dir.remove();
+    }
   });
 });

@@ -607,6 +607,64 @@ describe('egress lifecycle', () => {
     await echo.close();
   });
 
+  it('logs a tunnel and a request cut at the deadline as 499 SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT, before close() resolves', async () => {
+    const echo = await startEcho();
+    // Sends its head and part of the body, then nothing: still in flight at the deadline.
+    const stalled = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('partial');
+    });
+    const { lines, log } = captureLog();
+    const egress = new EgressServer(
+      {
+        listen: { host: '127.0.0.1', port: 0, key: '127.0.0.1:0' },
+        policies: [{ name: 'p', sources: ['127.0.0.1/32'], hosts: ['127.0.0.1'] }],
+      },
+      log,
+    );
+    await egress.listen();
+    const { socket } = await connectTunnel(egress.port, `127.0.0.1:${echo.port}`);
+    expect((await echoThrough(socket, Buffer.from('ping'))).toString()).toBe('ping');
+    const request = http.get(
+      { host: '127.0.0.1', port: egress.port, path: `${stalled.url}/stalled` },
+      (res) => {
+        res.on('error', () => undefined);
+        res.resume();
+      },
+    );
+    request.on('error', () => undefined);
+    await waitFor(() => stalled.seen.length === 1);
+    await new Promise((r) => setTimeout(r, 50));
+    await egress.close(300);
+    // Nothing waited for: a worker flushes its log and exits right after close().
+    const cut = lines.filter((l) => l.msg === 'egress');
+    expect(cut).toHaveLength(2);
+    expect(cut.find((l) => l.method === 'CONNECT')).toMatchObject({
+      level: 'warn',
+      host: '127.0.0.1',
+      port: echo.port,
+      policy: 'p',
+      status: 499,
+      bytes_sent: 4,
+      bytes_received: 4,
+      error: 'SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT',
+      error_id: null,
+    });
+    // Not the origin's fault: the agent's destruction used to fail it as SLUICE_E_UPSTREAM_RESET.
+    expect(cut.find((l) => l.method === 'GET')).toMatchObject({
+      level: 'warn',
+      status: 499,
+      bytes_received: 7,
+      error: 'SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT',
+      error_id: null,
+    });
+    // Each is logged once, however its sockets close afterwards.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(lines.filter((l) => l.msg === 'egress')).toHaveLength(2);
+    await echo.close();
+    await stalled.close();
+  });
+
   it('lets a request in flight finish while closing', async () => {
     const slow = await startUpstream((_req, res) => {
       setTimeout(() => res.end('late'), 200);

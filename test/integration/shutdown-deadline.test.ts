@@ -2,10 +2,12 @@
  * Requests still in flight when `shutdown_timeout` runs out are cut by sluice, not by their
  * targets: the cut counts against no target (passive health), is retried nowhere, and the access
  * line says what the client got: 499, `error: SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT`, nothing sent.
- * A handler that never answers is logged the same way, at the deadline.
+ * A handler that never answers is logged the same way, at the deadline, and so is an egress
+ * tunnel, under the same deadline.
  */
 import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/cli.js';
@@ -112,6 +114,46 @@ describe('requests in flight at shutdown_timeout', () => {
     expect((await answer).status).toBeNull();
     const [line] = await sluice.waitForAccessLines(1);
     expect(line).toMatchObject({ path: '/hang', status: 499, error: 'SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT' });
+  });
+
+  // The egress listener drained after the servers, under a deadline of its own: 2 x
+  // shutdown_timeout in all, past the primary's kill at shutdown_timeout + 5 s for 5 s or more,
+  // so a worker died before logging its cut tunnels.
+  it('a server request and an egress tunnel share one deadline, and both are logged', async () => {
+    const echo = net.createServer((s) => {
+      s.on('error', () => s.destroy());
+      s.pipe(s);
+    });
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    const echoPort = (echo.address() as AddressInfo).port;
+    const sluice = await startSluice({
+      servers: [{ listen: '127.0.0.1:0', routes: [{ proxy: { upstream: 'be' } }] }],
+      upstreams: { be: upstream() },
+      egress: {
+        listen: '127.0.0.1:0',
+        policies: [{ name: 'local', sources: ['127.0.0.1/32'], hosts: ['127.0.0.1'] }],
+      },
+    });
+    const before = slowA.seen.length + slowB.seen.length;
+    const answer = send(sluice.port, { path: '/slow' });
+    const tunnel = net.connect(sluice.instance.addresses().egress!.port, '127.0.0.1');
+    tunnel.on('error', () => undefined);
+    tunnel.write(`CONNECT 127.0.0.1:${echoPort} HTTP/1.1\r\nHost: 127.0.0.1:${echoPort}\r\n\r\n`);
+    let head = '';
+    tunnel.on('data', (d: Buffer) => {
+      head += d.toString('latin1');
+    });
+    await until(() => slowA.seen.length + slowB.seen.length === before + 1 && head.includes('200'));
+    const started = Date.now();
+    await sluice.instance.close(300);
+    expect(Date.now() - started).toBeLessThan(550);
+    expect((await answer).status).toBeNull();
+    expect(sluice.logs.filter((l) => l.msg === 'egress')).toMatchObject([
+      { method: 'CONNECT', port: echoPort, status: 499, error: 'SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT' },
+    ]);
+    const [line] = await sluice.waitForAccessLines(1);
+    expect(line).toMatchObject({ path: '/slow', status: 499, error: 'SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT' });
+    await new Promise<void>((r) => echo.close(() => r()));
   });
 });
 
