@@ -179,7 +179,7 @@ export class SluiceInstance {
           );
     setUpstreamTlsErrorLog((err, info) =>
       this.#loggers.app.error(
-        { err: String(err), ...info },
+        { err, ...info },
         'upstream TLS files not reloaded; the previous ones stay in use',
       ),
     );
@@ -576,10 +576,9 @@ export class SluiceInstance {
       (err, context) => {
         // A certificate that cannot be (re)loaded is an operator's problem, not a request's.
         if (context.event === 'tls_reload_failed') {
-          log.error(
-            { err: String(err), ...context },
-            'TLS certificate not reloaded; the previous one stays in use',
-          );
+          // `err` through pino's serializer (type, message, stack, OpenSSL's code), as every
+          // other line with an error logs it; String(err) made it "Error: …", not the documented object.
+          log.error({ err, ...context }, 'TLS certificate not reloaded; the previous one stays in use');
         } else {
           log.error({ err, ...context }, 'internal error while serving a request');
         }

@@ -68,12 +68,14 @@ let named: MtlsUpstream;
 let sluice: TestSluice;
 let liveClient: CertFiles;
 let rootCa: string;
+let rootKey: string;
 let rotatedClient: CertFiles;
 
 beforeAll(async () => {
   pki = makePki();
   const root = pki.ca('root');
   rootCa = root.cert;
+  rootKey = root.key;
   const backendCert = root.leaf('backend', { uri: ['spiffe://example.org/backend'], usage: 'server' });
   const otherCert = root.leaf('other', { uri: ['spiffe://example.org/other'], usage: 'server' });
   const mixedCert = root.leaf('mixed', {
@@ -275,5 +277,23 @@ describe('client certificate rotation', () => {
       await new Promise((r) => setTimeout(r, 200));
     }
     expect(san).toBe('URI:spiffe://example.org/sluice-next');
+  });
+
+  it('keeps the previous files when the key no longer matches, and logs the error as an object', async () => {
+    // A key that is not the certificate's: the CA's.
+    copyFileSync(rootKey, `${liveClient.key}.tmp`);
+    renameSync(`${liveClient.key}.tmp`, liveClient.key);
+    const until = Date.now() + 6000;
+    const failed = () =>
+      sluice.logs.find((l) => l.msg === 'upstream TLS files not reloaded; the previous ones stay in use');
+    while (failed() === undefined && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    expect(failed()).toMatchObject({
+      level: 'error',
+      key: liveClient.key,
+      err: { type: 'Error', message: expect.stringContaining('key values mismatch') },
+    });
+    const res = await http(`${sluice.url}/pinned/after-broken`);
+    expect(res.status).toBe(200);
+    expect((res.json() as { clientSan: string }).clientSan).toBe('URI:spiffe://example.org/sluice-next');
   });
 });
