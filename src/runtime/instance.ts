@@ -433,7 +433,7 @@ export class SluiceInstance {
     try {
       await this.#startEgress(config);
     } catch (err) {
-      this.#loggers.app.error({ err: (err as Error).message }, 'egress listener not started');
+      this.#loggers.app.error({ err }, 'egress listener not started');
     }
     return { drained: current?.close(config.shutdownTimeoutMs) ?? Promise.resolve() };
   }
@@ -562,7 +562,7 @@ export class SluiceInstance {
         this.#loggers.app.info({ upstream, host, targets: origins }, 'dns targets updated'),
       onResolveError: (upstream, host, err) =>
         this.#loggers.app.warn(
-          { upstream, host, err: String(err) },
+          { upstream, host, err },
           'dns resolution failed; keeping the previous targets',
         ),
     });

@@ -411,7 +411,7 @@ export class BanManager {
         this.#pendingBans.delete(entryId(ban.scope, ban.address));
       }
     } catch (err) {
-      this.#log.warn({ err: String(err) }, 'shared state: could not resynchronise bans');
+      this.#log.warn({ err }, 'shared state: could not resynchronise bans');
     }
   }
 
