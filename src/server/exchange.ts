@@ -210,19 +210,29 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     const status = ERROR_CATALOGUE[code].status;
     const body = problemBody(code, this.requestId);
     if (CLOSING_STATUSES.has(status)) res.shouldKeepAlive = false;
-    this.respond(
-      status,
-      [
-        'content-type',
-        'application/problem+json',
-        'content-length',
-        String(Buffer.byteLength(body)),
-        'x-sluice-error-id',
-        this.requestId,
-        ...(this.#extraHeaders ?? []),
-      ],
-      body,
-    );
+    const headers = [
+      'content-type',
+      'application/problem+json',
+      'content-length',
+      String(Buffer.byteLength(body)),
+      'x-sluice-error-id',
+      this.requestId,
+      ...(this.#extraHeaders ?? []),
+    ];
+    try {
+      this.respond(status, headers, body);
+    } catch {
+      // Node refused the head for a field a handler stored on `res` before it failed (HTTP/2 throws
+      // when the head is sent, for two ETags, say): the same throw had left the stream unanswered.
+      // The answer goes without the handler's fields; if even that is refused, the stream is broken.
+      try {
+        for (const name of res.getHeaderNames()) res.removeHeader(name);
+        this.respond(status, headers, body);
+      } catch {
+        res.destroy();
+        this.#finish();
+      }
+    }
   }
 
   handlerFailed(err: unknown): void {

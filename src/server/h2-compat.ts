@@ -7,14 +7,17 @@
  *   one `cookie` field, so the headers forwarded to an HTTP/1.1 upstream are valid there;
  *   `h2RawHeaders` keeps the fields as received for the strictness checks (request-head.ts).
  * - `writeHead(status, statusText, headers)` drops the reason phrase (HTTP/2 has none; Node would
- *   warn); `shouldKeepAlive` is a no-op (an HTTP/2 connection closes with GOAWAY, not per response).
+ *   warn) and the connection-specific fields HTTP/2 forbids (h2-response-fields.ts); `shouldKeepAlive`
+ *   is a no-op (an HTTP/2 connection closes with GOAWAY, not per response).
  *
  * The listener passes these classes to `http2.createSecureServer`; HTTP/1.1 connections on the
  * same port get Node's usual classes, so the HTTP/1.1 path pays nothing for HTTP/2.
  */
 import http2 from 'node:http2';
 import type { ReadableOptions } from 'node:stream';
+import { connectionTokens, headerName } from '../core/header-names.js';
 import { abortBody } from './abort-body.js';
+import { withoutConnectionFields } from './h2-response-fields.js';
 
 const kAssigned = Symbol('sluice.h2RawHeaders');
 
@@ -119,18 +122,45 @@ export class H2Response extends http2.Http2ServerResponse<H2Request> {
       status: number,
       headers?: unknown,
     ) => http2.Http2ServerResponse;
+    const { setHeader, appendHeader } = http2.Http2ServerResponse.prototype;
     Object.defineProperties(H2Response.prototype, {
       writeHead: {
         configurable: true,
         writable: true,
-        value(this: H2Response, status: number, textOrHeaders?: unknown, headers?: unknown) {
+        value(this: H2Response & Named, status: number, textOrHeaders?: unknown, headers?: unknown) {
           const statusText = typeof textOrHeaders === 'string' || textOrHeaders === undefined;
-          return writeHead.call(this, status, statusText ? headers : textOrHeaders);
+          const fields = (statusText ? headers : textOrHeaders) as Parameters<
+            typeof withoutConnectionFields
+          >[1];
+          return writeHead.call(this, status, withoutConnectionFields(this, fields, this[kNamed] ?? null));
         },
       },
+      // Node drops a `Connection` without a trace: the names it lists are kept for writeHead.
+      setHeader: { configurable: true, writable: true, value: noteConnection(setHeader) },
+      appendHeader: { configurable: true, writable: true, value: noteConnection(appendHeader) },
       shouldKeepAlive: { configurable: true, get: () => true, set: () => undefined },
     });
   }
+}
+
+/** The names a `Connection` given to `setHeader` listed (h2-response-fields.ts). */
+const kNamed = Symbol('sluice.connectionNamed');
+interface Named {
+  [kNamed]?: string[] | null;
+}
+
+/**
+ * `set` (Node's setHeader or appendHeader), which keeps a `Connection` to itself: the names it lists
+ * are noted, and Node, which would drop it with a process warning, never sees it.
+ */
+function noteConnection<F extends (this: H2Response, name: string, value: never) => unknown>(set: F): F {
+  return function (this: H2Response & Named, name: string, value: never) {
+    // (Once the head is out, Node's own call throws its error.)
+    if (typeof name !== 'string' || headerName(name) !== 'connection' || this.headersSent)
+      return set.call(this, name, value);
+    this[kNamed] = connectionTokens(String(value), this[kNamed] ?? null);
+    return this;
+  } as F;
 }
 
 /** HTTP/1.1-style fields of an HTTP/2 header list (see the file comment). */

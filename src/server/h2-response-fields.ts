@@ -1,0 +1,89 @@
+/**
+ * The connection-specific fields of an HTTP/2 response head, dropped before Node sees them.
+ *
+ * RFC 9113 8.2.2 forbids them in HTTP/2, and Node refuses them by throwing from `respond()` when
+ * the head goes out (ERR_HTTP2_INVALID_CONNECTION_HEADERS), inside a handler's `writeHead`, `write`
+ * or `end`, or inside the fetch adapter's `writeHead`: the 500 that followed carried the same stored
+ * fields and threw again, and the stream was never answered. Handlers written for HTTP/1.1 set them
+ * (Express's `res.set('Transfer-Encoding')`, a fetch relay copying an upstream's `Keep-Alive`), so
+ * they are dropped, as nginx and Envoy drop them; Node already drops `Connection` itself, silently.
+ */
+import { connectionTokens, headerName } from '../core/header-names.js';
+
+/** Node's list (Node 20 to 24): `te` is allowed with `trailers`, which means nothing in a response. */
+const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'http2-settings',
+]);
+
+/** The header store of an HTTP/2 compat response, as far as this needs it. */
+export interface StoredFields {
+  getHeaderNames(): string[];
+  removeHeader(name: string): void;
+}
+
+/** The fields `writeHead` takes: an object, a flat `[name, value, …]` list, or a list of pairs. */
+type HeadFields = Record<string, unknown> | unknown[] | undefined | null;
+
+/**
+ * `fields` without connection-specific ones and those a `Connection` names (the same object when
+ * it has none, the usual case: no copy), after removing the same from what `res` stores.
+ * `named` lists the names a `Connection` given to `setHeader` named (Node keeps no trace of it);
+ * the names of a `Connection` in `fields` are added to it.
+ * Cost: a Set probe per field given and per field stored.
+ */
+export function withoutConnectionFields(
+  res: StoredFields,
+  fields: HeadFields,
+  named: string[] | null,
+): HeadFields {
+  let drop = named;
+  let found = false;
+  if (Array.isArray(fields)) {
+    const pairs = fields.length > 0 && Array.isArray(fields[0]);
+    const step = pairs ? 1 : 2;
+    for (let i = 0; i < fields.length; i += step) {
+      const name = pairs ? (fields[i] as unknown[])[0] : fields[i];
+      const value = pairs ? (fields[i] as unknown[])[1] : fields[i + 1];
+      if (typeof name !== 'string') continue;
+      const lower = headerName(name);
+      if (!CONNECTION_SPECIFIC.has(lower)) continue;
+      found = true;
+      if (lower === 'connection') drop = connectionTokens(String(value), drop);
+    }
+  } else if (fields !== null && typeof fields === 'object') {
+    for (const name in fields) {
+      const lower = headerName(name);
+      if (!CONNECTION_SPECIFIC.has(lower)) continue;
+      found = true;
+      if (lower === 'connection') drop = connectionTokens(String(fields[name]), drop);
+    }
+  }
+  for (const name of res.getHeaderNames())
+    if (CONNECTION_SPECIFIC.has(name) || drop?.includes(name)) res.removeHeader(name);
+  if (fields === null || fields === undefined || (!found && drop === null)) return fields;
+  return keep(fields, (name) => {
+    const lower = headerName(name);
+    return !CONNECTION_SPECIFIC.has(lower) && !drop?.includes(lower);
+  });
+}
+
+/** The fields whose name `keeps`, in the form they came in. */
+function keep(fields: HeadFields, keeps: (name: string) => boolean): HeadFields {
+  if (Array.isArray(fields)) {
+    if (fields.length > 0 && Array.isArray(fields[0]))
+      return fields.filter((pair) => keeps(String((pair as unknown[])[0])));
+    const out: unknown[] = [];
+    for (let i = 0; i < fields.length; i += 2)
+      if (keeps(String(fields[i]))) out.push(fields[i], fields[i + 1]);
+    return out;
+  }
+  const out: Record<string, unknown> = {};
+  for (const name in fields) if (keeps(name)) out[name] = (fields as Record<string, unknown>)[name];
+  return out;
+}
