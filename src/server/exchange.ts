@@ -4,7 +4,7 @@
  * and `finish` hands it to the observer (access log, metrics) exactly once.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Http2ServerRequest } from 'node:http2';
+import { type Http2ServerRequest, type Http2ServerResponse, constants as h2 } from 'node:http2';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { unmapIpv4 } from '../core/ip-set.js';
@@ -201,9 +201,9 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     if (res.headersSent || res.destroyed) {
       // The answer already started: break it, so the client sees a broken response, never a
       // wrong one (a truncated body with a clean end would look complete). The log says which
-      // status the client had been sent.
+      // status the client had been sent. An HTTP/2 stream is reset with INTERNAL_ERROR.
       if (res.headersSent) this.status = res.statusCode;
-      res.destroy();
+      this.#breakAnswer(h2.NGHTTP2_INTERNAL_ERROR);
       this.#finish();
       return;
     }
@@ -253,13 +253,33 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     if (this.#finished) return;
     // nginx's 499: the client closed the connection before the answer was complete.
     this.status = 499;
-    if (!this.res.destroyed) this.res.destroy();
+    this.#breakAnswer(h2.NGHTTP2_CANCEL);
     this.#finish();
   }
 
   /**
+   * Ends an answer that will not be complete so that no client takes it for one: HTTP/1.1 closes
+   * the connection (a body short of its length, or with no last chunk), HTTP/2 resets the stream
+   * with `h2Code` (RFC 9113 8.1: only END_STREAM completes an answer). Node's `destroy()` resets an
+   * HTTP/2 stream with NO_ERROR, which curl and Node's client read as a clean end (curl exited 0).
+   */
+  #breakAnswer(h2Code: number): void {
+    const res = this.res;
+    if (this.req.httpVersionMajor !== 2) {
+      if (!res.destroyed) res.destroy();
+      return;
+    }
+    const stream = (res as unknown as Http2ServerResponse).stream;
+    if (stream === undefined || stream.destroyed) return;
+    // Not a close with NO_ERROR: that would wait for the queued data to go out first.
+    if (!stream.closed) stream.close(h2Code);
+    else res.destroy();
+  }
+
+  /**
    * sluice closes the connection of this request, unanswered or part-way (`shutdown_timeout` ran
-   * out): logged at once with `code`, as a client that left is (499, nothing more sent). Left to
+   * out): logged at once with `code`, as a client that left is (499, nothing more sent; an HTTP/2
+   * stream is reset with CANCEL, the stream no longer being served, RFC 9113 7). Left to
    * the closing socket and upstream pools, the cut was logged as a failure of a healthy target,
    * retried on another, or, for a handler, not at all. An open tunnel keeps its 101 line.
    */

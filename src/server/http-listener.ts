@@ -719,6 +719,9 @@ export class HttpListener {
     // closes: the instance destroys its upstream pools next, which may fail the attempts before
     // the connections' 'close' events have been seen (see Exchange.cut).
     for (const x of [...this.#active]) x.cut('SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT');
+    // The RST_STREAMs of cut HTTP/2 streams are written on the next turn: a connection closed now
+    // dropped them, and the client saw its stream end with the connection, not as reset.
+    if (this.#sessions.size > 0) await new Promise((resolve) => setImmediate(resolve));
     for (const socket of this.#sockets) socket.destroy();
     for (const socket of this.#handshaking) socket.destroy();
     for (const socket of this.#tunnels) socket.destroy();

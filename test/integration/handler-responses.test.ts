@@ -7,11 +7,13 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tappedSession } from '../helpers/h2-frames.js';
 import { until } from '../helpers/runtime.js';
 import { startSluice, type TestSluice } from '../helpers/sluice.js';
-import { makePki, type TestPki } from '../helpers/tls-pki.js';
+import { type CertFiles, makePki, type TestPki } from '../helpers/tls-pki.js';
 
 let pki: TestPki;
+let leaf: CertFiles;
 let ca: Buffer;
 /** The same routes on plain HTTP/1.1 (`h1`) and on TLS with HTTP/2 (`h2`). */
 let h1: TestSluice;
@@ -23,15 +25,23 @@ let relay: string;
 beforeAll(async () => {
   pki = makePki();
   const root = pki.ca('root');
-  const leaf = root.leaf('h.test', { dns: ['h.test'], usage: 'server' });
+  leaf = root.leaf('h.test', { dns: ['h.test'], usage: 'server' });
   ca = readFileSync(root.cert);
-  upstream = http.createServer((_req, res) => {
+  upstream = http.createServer((req, res) => {
+    if (req.url === '/p/cut') {
+      // Chunked, 100 KB, then the connection is gone with no last chunk.
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.write(Buffer.alloc(100 * 1024, 'x'), () => res.socket?.destroy());
+      return;
+    }
     res.write('relayed ');
     res.end('body\n');
   });
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
-  relay = `/f/relay?to=${encodeURIComponent(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}/`)}`;
+  const upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  relay = `/f/relay?to=${encodeURIComponent(`${upstreamUrl}/`)}`;
   const routes = [
+    { name: 'proxy', match: { path_prefix: '/p/' }, proxy: { url: upstreamUrl } },
     { name: 'fetch', match: { path_prefix: '/f/' }, handler: 'test/fixtures/handlers/edge-fetch-app.ts' },
     { name: 'listener', handler: 'test/fixtures/handlers/edge-listener-app.ts' },
   ];
@@ -47,25 +57,21 @@ afterAll(async () => {
   pki.remove();
 });
 
-/** How an HTTP/2 stream ended, as its client saw it. */
+/** An HTTP/2 answer, and how its stream ended on the wire. */
 interface H2Answer {
   readonly headers: http2.IncomingHttpHeaders;
   readonly body: string;
-  /** The RST_STREAM code the stream closed with (0 after a clean END_STREAM too). */
-  readonly rstCode: number;
-  /** The client's 'end': the server's END_STREAM, or (Node) a reset with NO_ERROR. */
-  readonly ended: boolean;
+  /** END_STREAM, or RST_STREAM with its code (Node's client reads a NO_ERROR reset as an end). */
+  readonly wire: { endStream: true } | { rstCode: number } | null;
 }
 
-/** One HTTP/2 request; settles when the stream closes, or after `timeoutMs` with what came. */
-function h2Get(path: string, timeoutMs = 3000): Promise<H2Answer | 'timeout'> {
+/** One HTTP/2 request to `port`; settles when the stream closes, or after `timeoutMs`. */
+function h2Get(path: string, timeoutMs = 3000, port = h2.port): Promise<H2Answer | 'timeout'> {
   return new Promise((resolve) => {
-    const client = http2.connect(`https://127.0.0.1:${h2.port}`, { ca, servername: 'h.test' });
-    client.on('error', () => undefined);
-    const req = client.request({ ':path': path, ':authority': 'h.test' });
+    const tapped = tappedSession(port, ca, 'h.test');
+    const req = tapped.session.request({ ':path': path, ':authority': 'h.test' });
     let headers: http2.IncomingHttpHeaders = {};
     let body = '';
-    let ended = false;
     req.setEncoding('utf8');
     req.on('response', (h) => {
       headers = h;
@@ -73,18 +79,15 @@ function h2Get(path: string, timeoutMs = 3000): Promise<H2Answer | 'timeout'> {
     req.on('data', (d: string) => {
       body += d;
     });
-    req.on('end', () => {
-      ended = true;
-    });
     req.on('error', () => undefined);
     const timer = setTimeout(() => {
-      client.destroy();
+      tapped.session.destroy();
       resolve('timeout');
     }, timeoutMs);
     req.on('close', () => {
       clearTimeout(timer);
-      client.close();
-      resolve({ headers, body, rstCode: req.rstCode ?? -1, ended });
+      tapped.session.close();
+      resolve({ headers, body, wire: tapped.ending(req.id!) });
     });
     req.end();
   });
@@ -113,6 +116,7 @@ describe('connection-specific fields of a handler answer, over HTTP/2', () => {
     const a = answer as H2Answer;
     expect(a.headers[':status']).toBe(200);
     expect(a.body).toBe(body);
+    expect(a.wire).toEqual({ endStream: true });
     for (const name of [
       'connection',
       'keep-alive',
@@ -136,5 +140,49 @@ describe('a handler answer Node refuses to send, over HTTP/2', () => {
       status: 500,
       error: 'SLUICE_E_HANDLER_ERROR',
     });
+  });
+});
+
+describe('an answer cut short, over HTTP/2', () => {
+  // RST_STREAM(NO_ERROR) without END_STREAM read as a complete answer: curl exited 0, Node's client
+  // emitted 'end'.
+  it('resets the stream with INTERNAL_ERROR when a fetch body fails after the head', async () => {
+    const answer = (await h2Get('/f/break')) as H2Answer;
+    expect(answer.headers[':status']).toBe(200);
+    expect(answer.body).toBe('chunk 0\nchunk 1\nchunk 2\n');
+    expect(answer.wire).toEqual({ rstCode: http2.constants.NGHTTP2_INTERNAL_ERROR });
+    expect(await accessLine(h2, '/f/break')).toMatchObject({ status: 200, error: 'SLUICE_E_HANDLER_ERROR' });
+  });
+
+  it('resets the stream with INTERNAL_ERROR when the upstream connection breaks part-way', async () => {
+    const answer = (await h2Get('/p/cut')) as H2Answer;
+    expect(answer.headers[':status']).toBe(200);
+    expect(answer.body.length).toBeGreaterThan(0);
+    expect(answer.body.length).toBeLessThanOrEqual(100 * 1024);
+    expect(answer.wire).toEqual({ rstCode: http2.constants.NGHTTP2_INTERNAL_ERROR });
+  });
+
+  it('resets the stream with CANCEL when shutdown_timeout cuts it', async () => {
+    const own = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          http2: true,
+          tls: { cert: leaf.cert, key: leaf.key },
+          routes: [{ handler: 'test/fixtures/handlers/edge-fetch-app.ts' }],
+        },
+      ],
+    });
+    const tapped = tappedSession(own.port, ca, 'h.test');
+    const req = tapped.session.request({ ':path': '/f/events', ':authority': 'h.test' });
+    req.on('error', () => undefined);
+    const closed = new Promise((resolve) => req.once('close', resolve));
+    await new Promise((resolve) => req.once('data', resolve));
+    req.resume();
+    req.end();
+    await own.instance.close(200);
+    await closed;
+    tapped.session.destroy();
+    expect(tapped.ending(req.id!)).toEqual({ rstCode: http2.constants.NGHTTP2_CANCEL });
   });
 });
