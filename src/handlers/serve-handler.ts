@@ -90,12 +90,18 @@ function onClose(this: ServerResponse): void {
   if (!this.writableFinished) (this as Watched)[kWatched]!.clientGone();
 }
 
-/** HTTP/2 streams share their connection's socket, so their body bytes are counted as written. */
+/**
+ * HTTP/2 streams share their connection's socket, so their body bytes are counted as written.
+ * Node's compat response emits 'finish' (and then 'close', with `writableFinished` true: it reads
+ * the stream's) whenever its stream closes, a reset by the client included: only `writableEnded`
+ * (the handler called `end()`) tells an answer from a client gone, logged 200 before.
+ */
 function watchH2Finish(x: HandlerExchange, res: ServerResponse): void {
   const counted = countWrites(res);
   res.once('finish', () => {
-    x.status = res.statusCode;
     x.bytesOut = counted.bytes;
+    if (!res.writableEnded) return x.clientGone();
+    x.status = res.statusCode;
     x.complete();
   });
 }

@@ -186,3 +186,17 @@ describe('an answer cut short, over HTTP/2', () => {
     expect(tapped.ending(req.id!)).toEqual({ rstCode: http2.constants.NGHTTP2_CANCEL });
   });
 });
+
+describe('a client that leaves a Node listener, over HTTP/2', () => {
+  // Node's compat response emits 'finish' for a stream the client reset: it was logged 200.
+  it('is logged 499 when it resets the stream before the answer', async () => {
+    const tapped = tappedSession(h2.port, ca, 'h.test');
+    const req = tapped.session.request({ ':path': '/never', ':authority': 'h.test' });
+    req.on('error', () => undefined);
+    req.end();
+    await new Promise((r) => setTimeout(r, 100));
+    req.close(http2.constants.NGHTTP2_CANCEL);
+    expect(await accessLine(h2, '/never')).toMatchObject({ route: 'listener', status: 499 });
+    tapped.session.close();
+  });
+});
