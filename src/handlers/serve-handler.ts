@@ -56,8 +56,10 @@ export function serveHandler(x: HandlerExchange, handler: LoadedHandler): void {
   // listener's own 'close' hook: 19.6 → 19.2 µs of worker CPU per hello-world request (one
   // worker, wrk -c64, access log off, medians of 5 alternating runs).
   (res as Watched)[kWatched] = x;
-  if (x.req.httpVersionMajor === 2) watchH2Finish(x, res);
-  else {
+  if (x.req.httpVersionMajor === 2) {
+    watchH2Finish(x, res);
+    withHost(x.req);
+  } else {
     x.wireBytesBefore = x.req.socket.bytesWritten;
     res.on('finish', onH1Finish);
   }
@@ -68,6 +70,17 @@ export function serveHandler(x: HandlerExchange, handler: LoadedHandler): void {
   } catch (err) {
     x.handlerFailed(err);
   }
+}
+
+/**
+ * Gives an HTTP/2 request the `host` a listener written for HTTP/1.1 reads (Express's
+ * `req.hostname`, `req.get('host')`, virtual hosts): Node's `headers` has only `:authority`
+ * (its `rawHeaders`, h2-compat.ts, already has `host`). For listeners only: nothing else reads
+ * `headers.host`, and a client's own `host` field is kept (request-head.ts checks it matches).
+ */
+function withHost(req: IncomingMessage): void {
+  const authority = req.headers[':authority'];
+  if (req.headers.host === undefined && typeof authority === 'string') req.headers.host = authority;
 }
 
 /** The exchange a Node listener's response belongs to. */

@@ -200,3 +200,11 @@ describe('a client that leaves a Node listener, over HTTP/2', () => {
     tapped.session.close();
   });
 });
+
+describe('the request a Node listener gets, over HTTP/2', () => {
+  // Node's HTTP/2 headers have `:authority` only: Express's req.hostname was undefined.
+  it('has a host header, from :authority', async () => {
+    const answer = (await h2Get('/host')) as H2Answer;
+    expect(JSON.parse(answer.body)).toEqual({ host: 'h.test', authority: 'h.test' });
+  });
+});
