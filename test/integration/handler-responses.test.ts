@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tappedSession } from '../helpers/h2-frames.js';
 import { until } from '../helpers/runtime.js';
@@ -206,5 +206,67 @@ describe('the request a Node listener gets, over HTTP/2', () => {
   it('has a host header, from :authority', async () => {
     const answer = (await h2Get('/host')) as H2Answer;
     expect(JSON.parse(answer.body)).toEqual({ host: 'h.test', authority: 'h.test' });
+  });
+});
+
+/** Writes `request` to the HTTP/1.1 listener; resolves with what came back and whether the server closed. */
+function h1Raw(request: string, waitMs = 1500): Promise<{ text: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    const socket = net.connect(h1.port, '127.0.0.1');
+    let text = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => {
+      text += d;
+    });
+    socket.on('error', () => undefined);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ text, closed: false });
+    }, waitMs);
+    socket.on('end', () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ text, closed: true });
+    });
+    socket.write(request);
+  });
+}
+
+/** The header fields of a raw HTTP/1.1 answer, lower-cased names. */
+function fieldsOf(text: string): Record<string, string> {
+  const head = text.split('\r\n\r\n')[0]!.split('\r\n').slice(1);
+  return Object.fromEntries(
+    head.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]),
+  );
+}
+
+describe('hop-by-hop fields of a fetch answer, over HTTP/1.1', () => {
+  it("leave the connection to the client's Connection: close", async () => {
+    const { text, closed } = await h1Raw(
+      'GET /f/keep-alive HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+    );
+    expect(text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(fieldsOf(text)).toMatchObject({ connection: 'close' });
+    expect(fieldsOf(text)['keep-alive']).toBeUndefined();
+    expect(closed).toBe(true);
+  });
+
+  it('are not copied: Node frames the answer and sets its own Connection', async () => {
+    const { text, closed } = await h1Raw('GET /f/hop-by-hop HTTP/1.1\r\nHost: x\r\n\r\n', 300);
+    const fields = fieldsOf(text);
+    expect(text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(fields).toMatchObject({ connection: 'keep-alive', 'x-kept': 'yes' });
+    for (const name of ['x-hop', 'proxy-connection', 'upgrade']) expect(fields[name]).toBeUndefined();
+    expect(fields['keep-alive']).not.toBe('timeout=5');
+    // The app's `Connection: close` is not the connection's: it stays open for the next request.
+    expect(closed).toBe(false);
+  });
+
+  it("are not copied from a relayed upstream's answer", async () => {
+    const { text } = await h1Raw(`GET ${relay} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    const fields = fieldsOf(text);
+    expect(fields).toMatchObject({ connection: 'close' });
+    expect(fields['keep-alive']).toBeUndefined();
+    expect(text).toMatch(/relayed body\n/);
   });
 });
