@@ -115,16 +115,22 @@ function bodyless(method: string | undefined, status: number): boolean {
   return method === 'HEAD' || status === 204 || status === 304 || status < 200;
 }
 
+/** Where the body bytes written are counted, as they go (an answer cut short is counted too). */
+export interface BodyBytes {
+  bytesOut: number;
+}
+
 /**
- * Writes a web `Response` to the Node response; resolves with the body bytes written, or rejects
- * with ClientGoneError when the client left first (the body is cancelled then).
+ * Writes a web `Response` to the Node response, counting its body bytes into `sent`; rejects with
+ * ClientGoneError when the client left first (the body is cancelled then).
  */
 async function writeResponse(
   req: IncomingMessage,
   res: ServerResponse,
   response: Response,
   watch: ClientWatch,
-): Promise<number> {
+  sent: BodyBytes,
+): Promise<void> {
   let headers: string[] = [];
   let named = null as string[] | null;
   // (Names arrive lower-case from Headers.)
@@ -144,7 +150,7 @@ async function writeResponse(
     // The answer first: a cancel() that waits on the app's own work does not hold it.
     res.end();
     response.body?.cancel().catch(ignore);
-    return 0;
+    return;
   }
   const reader = response.body.getReader();
   // A client that leaves while the app produces its next chunk: the read in progress ends at
@@ -154,12 +160,11 @@ async function writeResponse(
     reader.cancel(new ClientGoneError()).catch(ignore);
     wake?.();
   };
-  let bytes = 0;
   try {
     for (;;) {
       const { done, value } = await reader.read();
       if (done || watch.gone) break;
-      bytes += value.byteLength;
+      sent.bytesOut += value.byteLength;
       if (!res.write(value)) {
         if (watch.gone) break;
         await new Promise<void>((resolve) => {
@@ -179,7 +184,6 @@ async function writeResponse(
   }
   if (watch.gone) throw new ClientGoneError();
   res.end();
-  return bytes;
 }
 
 /**
@@ -203,14 +207,15 @@ function finishRequestBody(req: IncomingMessage, body: ReadableStream | null): v
   drop();
 }
 
-/** Calls a fetch app for one request and writes its answer. */
+/** Calls a fetch app for one request and writes its answer, counting its body bytes into `sent`. */
 export async function serveFetch(
   app: FetchApp,
   req: IncomingMessage,
   res: ServerResponse,
   scheme: string,
   host: string,
-): Promise<number> {
+  sent: BodyBytes,
+): Promise<void> {
   const watch = new ClientWatch(res);
   const { request, body } = toRequest(req, scheme, host, watch);
   const response: unknown = await app.fetch(request);
@@ -224,9 +229,8 @@ export async function serveFetch(
       `fetch() must return a Response, got ${response === null ? 'null' : typeof response}`,
     );
   }
-  const bytes = await writeResponse(req, res, response as Response, watch);
+  await writeResponse(req, res, response as Response, watch, sent);
   finishRequestBody(req, body);
-  return bytes;
 }
 
 function ignore(): void {}

@@ -16,8 +16,12 @@ export interface HandlerExchange {
   /** `Expect: 100-continue`: the client waits for a 100 before it sends the body. */
   readonly expectContinue: boolean;
   status: number;
+  /** Counted as the answer goes out, so an answer cut short is logged with what was sent. */
   bytesOut: number;
-  /** The socket's `bytesWritten` when the handler started (HTTP/1.1). */
+  /**
+   * The socket's `bytesWritten` when a Node listener started (HTTP/1.1; -1 otherwise): the
+   * exchange counts a listener's answer cut short from it.
+   */
   wireBytesBefore: number;
   /** The handler failed: log it and answer 500 (or break a started answer). */
   handlerFailed(err: unknown): void;
@@ -37,10 +41,9 @@ export function serveHandler(x: HandlerExchange, handler: LoadedHandler): void {
     // stream waiting for events may never do.
     (res as Watched)[kWatched] = x;
     res.on('close', onClose);
-    serveFetch(handler.app, x.req, res, x.scheme, x.hostHeader).then(
-      (bytes) => {
+    serveFetch(handler.app, x.req, res, x.scheme, x.hostHeader, x).then(
+      () => {
         x.status = res.statusCode;
-        x.bytesOut = bytes;
         x.complete();
       },
       (err: unknown) => {
@@ -110,18 +113,16 @@ function onClose(this: ServerResponse): void {
  * (the handler called `end()`) tells an answer from a client gone, logged 200 before.
  */
 function watchH2Finish(x: HandlerExchange, res: ServerResponse): void {
-  const counted = countWrites(res);
+  countWrites(res, x);
   res.once('finish', () => {
-    x.bytesOut = counted.bytes;
     if (!res.writableEnded) return x.clientGone();
     x.status = res.statusCode;
     x.complete();
   });
 }
 
-/** Counts the body bytes written to a response (its `write` and `end` wrapped). */
-function countWrites(res: ServerResponse): { bytes: number } {
-  const counter = { bytes: 0 };
+/** Counts the body bytes written to a response into `counter.bytesOut` (its `write` and `end` wrapped). */
+function countWrites(res: ServerResponse, counter: { bytesOut: number }): void {
   const size = (chunk: unknown, encoding: unknown): number =>
     typeof chunk === 'string'
       ? Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8')
@@ -133,11 +134,11 @@ function countWrites(res: ServerResponse): { bytes: number } {
   // Node's HTTP/2 `end(chunk)` writes the chunk through `write`: count it once.
   let ending = false;
   res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
-    if (!ending) counter.bytes += size(chunk, rest[0]);
+    if (!ending) counter.bytesOut += size(chunk, rest[0]);
     return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
   } as ServerResponse['write'];
   res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
-    if (typeof chunk !== 'function') counter.bytes += size(chunk, rest[0]);
+    if (typeof chunk !== 'function') counter.bytesOut += size(chunk, rest[0]);
     ending = true;
     try {
       return (end as (...args: unknown[]) => ServerResponse).call(this, chunk, ...rest);
@@ -145,5 +146,4 @@ function countWrites(res: ServerResponse): { bytes: number } {
       ending = false;
     }
   } as ServerResponse['end'];
-  return counter;
 }

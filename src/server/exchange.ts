@@ -92,7 +92,8 @@ export class Exchange implements ProxyExchange, HandlerExchange {
 
   status = 0;
   bytesOut = 0;
-  wireBytesBefore = 0;
+  /** The socket's `bytesWritten` when a Node listener started (HTTP/1.1; -1 otherwise). */
+  wireBytesBefore = -1;
   upstream: string | null = null;
   target: string | null = null;
   attempts = 0;
@@ -265,6 +266,8 @@ export class Exchange implements ProxyExchange, HandlerExchange {
    */
   #breakAnswer(h2Code: number): void {
     const res = this.res;
+    // A Node listener's answer is counted on the wire (serve-handler.ts): what went out so far.
+    if (this.wireBytesBefore >= 0) this.bytesOut = this.req.socket.bytesWritten - this.wireBytesBefore;
     if (this.req.httpVersionMajor !== 2) {
       if (!res.destroyed) res.destroy();
       return;

@@ -270,3 +270,80 @@ describe('hop-by-hop fields of a fetch answer, over HTTP/1.1', () => {
     expect(text).toMatch(/relayed body\n/);
   });
 });
+
+describe('bytes_out of a handler answer cut short', () => {
+  /** An HTTP/1.1 GET on `port` that resolves once `bytes` have come back; returns its socket. */
+  function h1Stream(
+    port: number,
+    path: string,
+    bytes: number,
+  ): Promise<{ socket: net.Socket; received: () => number }> {
+    return new Promise((resolve) => {
+      const socket = net.connect(port, '127.0.0.1');
+      let received = 0;
+      socket.on('error', () => undefined);
+      socket.on('data', (d: Buffer) => {
+        const before = received;
+        received += d.length;
+        if (before < bytes && received >= bytes) resolve({ socket, received: () => received });
+      });
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    });
+  }
+
+  it('counts the body bytes sent before a fetch stream failed, over HTTP/1.1 and HTTP/2', async () => {
+    // Three chunks of 8 bytes, then the error.
+    await h1Raw('GET /f/break HTTP/1.1\r\nHost: x\r\n\r\n', 300);
+    expect(await accessLine(h1, '/f/break')).toMatchObject({ status: 200, bytes_out: 24 });
+    await h2Get('/f/break');
+    expect(await accessLine(h2, '/f/break')).toMatchObject({ status: 200, bytes_out: 24 });
+  });
+
+  it('counts what a Node listener sent before it failed', async () => {
+    const { text } = await h1Raw('GET /write-then-reject HTTP/1.1\r\nHost: x\r\n\r\n', 300);
+    expect(text).toMatch(/part one\n/);
+    const line = await accessLine(h1, '/write-then-reject');
+    expect(line).toMatchObject({ status: 200, error: 'SLUICE_E_HANDLER_ERROR' });
+    expect(line.bytes_out).toBe(Buffer.byteLength(text, 'latin1'));
+  });
+
+  it('counts what a Node listener sent before its client left (499)', async () => {
+    const { socket, received } = await h1Stream(h1.port, '/events', 200);
+    socket.destroy();
+    const line = await accessLine(h1, '/events');
+    expect(line).toMatchObject({ route: 'listener', status: 499 });
+    // Head included, as for a whole answer; at least what the client had.
+    expect(line.bytes_out).toBeGreaterThanOrEqual(received());
+  });
+
+  it('counts what went out before shutdown_timeout cut a stream, fetch style or Node listener', async () => {
+    const own = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          routes: [
+            {
+              name: 'fetch',
+              match: { path_prefix: '/f/' },
+              handler: 'test/fixtures/handlers/edge-fetch-app.ts',
+            },
+            { name: 'listener', handler: 'test/fixtures/handlers/edge-listener-app.ts' },
+          ],
+        },
+      ],
+    });
+    const fetchStream = await h1Stream(own.port, '/f/events', 200);
+    const listenerStream = await h1Stream(own.port, '/events', 200);
+    await own.instance.close(200);
+    fetchStream.socket.destroy();
+    listenerStream.socket.destroy();
+    const fetchLine = await accessLine(own, '/f/events');
+    expect(fetchLine).toMatchObject({ status: 499, error: 'SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT' });
+    // Body bytes: whole events of 18 bytes.
+    expect(fetchLine.bytes_out).toBeGreaterThan(0);
+    expect(Number(fetchLine.bytes_out) % 18).toBe(0);
+    const listenerLine = await accessLine(own, '/events');
+    expect(listenerLine).toMatchObject({ status: 499, error: 'SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT' });
+    expect(listenerLine.bytes_out).toBeGreaterThanOrEqual(listenerStream.received());
+  });
+});
