@@ -124,11 +124,38 @@ function loadErrorText(module: string, err: unknown): string {
   // JavaScript only (node --check cannot read TypeScript on every Node), and only a position in
   // the module itself: a SyntaxError thrown at run time (JSON.parse) or by a dependency is not its.
   if (e.name === 'SyntaxError' && /\.[mc]?js$/.test(module)) {
-    const check = spawnSync(process.execPath, ['--check', module], { encoding: 'utf8', timeout: 10_000 });
-    const where = /^(.+:\d+)$/m.exec(check.stderr ?? '')?.[1];
-    if (check.status !== 0 && where?.startsWith(`${module}:`)) return `${where}: ${first}`;
+    const where = checkedLine(['--check', module], module) ?? reparsedLine(module, err);
+    if (where !== null) return `${where}: ${first}`;
   }
   return first;
+}
+
+/** The `FILE:LINE` of the syntax error `node ARGS` reports for `module`, or null. */
+function checkedLine(args: string[], module: string, input?: string, label = module): string | null {
+  const check = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 10_000, input });
+  const where = /^(.+):(\d+)$/m.exec(check.stderr ?? '');
+  return check.status !== 0 && where?.[1] === label ? `${module}:${where[2]}` : null;
+}
+
+/**
+ * The line of a syntax error in a `.js` module Node loaded as an ES module although no
+ * `"type": "module"` says so: Node parses it as CommonJS, then again as ESM when that fails on
+ * module syntax (`export`), and `node --check` does the first only (Node 20.20 passes such a file
+ * whatever follows). The source is checked again as ESM, from stdin. Not for an error whose stack
+ * names the module: one thrown while it ran, or from a CommonJS parse, which `--check` reported.
+ */
+function reparsedLine(module: string, err: unknown): string | null {
+  if (!module.endsWith('.js')) return null;
+  const stack =
+    typeof (err as { stack?: unknown }).stack === 'string' ? (err as { stack: string }).stack : '';
+  if (stack.includes(module) || stack.includes(pathToFileURL(module).href)) return null;
+  let source: string;
+  try {
+    source = readFileSync(module, 'utf8');
+  } catch {
+    return null;
+  }
+  return checkedLine(['--input-type=module', '--check'], module, source, '[stdin]');
 }
 
 /** Whether a TypeScript file is an ES module: `.mts`, or `.ts` in a package of `"type": "module"`. */

@@ -453,6 +453,29 @@ describe('sluice serve as root without --user', () => {
     }
   });
 
+  // Outside a "type": "module" package Node parses a .js as CommonJS, then as ESM when it has
+  // module syntax; `node --check` did the first only (and passed), and the line was lost.
+  it('says on which line a .js app with ES syntax in no "type": "module" package fails to parse', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sluice-bad-app-'));
+    try {
+      await writeFile(join(dir, 'bad.js'), 'export default (req, res) => {\n  res.end("x"\n};\n');
+      // Run-time SyntaxErrors are no syntax errors of the module: no line is made up for them.
+      await writeFile(join(dir, 'json.js'), "export default () => undefined;\nJSON.parse('{');\n");
+      const serve = async (app: string) =>
+        runCli(['serve', app, '--allow-root', '--port', String(await freePort())], { cwd: dir });
+      const bad = await serve('bad.js');
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toContain(
+        `cannot load handler ${join(dir, 'bad.js')}: ${join(dir, 'bad.js')}:2: missing ) after argument list`,
+      );
+      const json = await serve('json.js');
+      expect(json.code).toBe(1);
+      expect(json.stderr).toMatch(/cannot load handler \S+json\.js: [^/\n]*JSON/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it.runIf(process.getuid?.() === 0)(
     'is refused: exit 2, SLUICE_E_HANDLER_ROOT, nothing served',
     async () => {
