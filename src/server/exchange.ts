@@ -163,7 +163,9 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     if (this.bodyKind !== 'none' && !this.req.complete && res.shouldKeepAlive) this.#leaveUnreadBody();
     res.writeHead(status, headers as string[]);
     res.end(body);
-    this.bytesOut +=
+    // Set, not added: nothing went out before this head, and a Node listener's writes are counted
+    // as they go (serve-handler.ts), this `end` among them: added, an HTTP/2 500 counted twice.
+    this.bytesOut =
       this.method === 'HEAD' ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length;
     this.#finish();
   }

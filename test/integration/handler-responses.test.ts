@@ -210,26 +210,38 @@ describe('the request a Node listener gets, over HTTP/2', () => {
 });
 
 /** Writes `request` to the HTTP/1.1 listener; resolves with what came back and whether the server closed. */
-function h1Raw(request: string, waitMs = 1500): Promise<{ text: string; closed: boolean }> {
+function h1Raw(request: string, waitMs = 5000): Promise<{ text: string; closed: boolean }> {
   return new Promise((resolve) => {
     const socket = net.connect(h1.port, '127.0.0.1');
     let text = '';
+    let settle: NodeJS.Timeout | null = null;
+    const done = (closed: boolean) => {
+      clearTimeout(timer);
+      if (settle !== null) clearTimeout(settle);
+      socket.destroy();
+      resolve({ text, closed });
+    };
     socket.setEncoding('latin1');
     socket.on('data', (d: string) => {
       text += d;
+      // A whole answer on a connection kept open: still open 300 ms after it is, it stays open
+      // (one that is to close is closed right after its answer).
+      if (settle === null && isComplete(text)) settle = setTimeout(() => done(false), 300);
     });
     socket.on('error', () => undefined);
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve({ text, closed: false });
-    }, waitMs);
-    socket.on('end', () => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve({ text, closed: true });
-    });
+    const timer = setTimeout(() => done(false), waitMs);
+    socket.on('end', () => done(true));
     socket.write(request);
   });
+}
+
+/** Whether `text` holds a whole HTTP/1.1 answer: its Content-Length read, or its last chunk. */
+function isComplete(text: string): boolean {
+  const end = text.indexOf('\r\n\r\n');
+  if (end === -1) return false;
+  const length = /\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end));
+  if (length !== null) return Buffer.byteLength(text.slice(end + 4), 'latin1') >= Number(length[1]);
+  return /\r\ntransfer-encoding: *chunked/i.test(text.slice(0, end)) && text.endsWith('\r\n0\r\n\r\n');
 }
 
 /** The header fields of a raw HTTP/1.1 answer, lower-cased names. */
@@ -252,7 +264,7 @@ describe('hop-by-hop fields of a fetch answer, over HTTP/1.1', () => {
   });
 
   it('are not copied: Node frames the answer and sets its own Connection', async () => {
-    const { text, closed } = await h1Raw('GET /f/hop-by-hop HTTP/1.1\r\nHost: x\r\n\r\n', 300);
+    const { text, closed } = await h1Raw('GET /f/hop-by-hop HTTP/1.1\r\nHost: x\r\n\r\n');
     const fields = fieldsOf(text);
     expect(text).toMatch(/^HTTP\/1\.1 200 /);
     expect(fields).toMatchObject({ connection: 'keep-alive', 'x-kept': 'yes' });
@@ -293,18 +305,31 @@ describe('bytes_out of a handler answer cut short', () => {
 
   it('counts the body bytes sent before a fetch stream failed, over HTTP/1.1 and HTTP/2', async () => {
     // Three chunks of 8 bytes, then the error.
-    await h1Raw('GET /f/break HTTP/1.1\r\nHost: x\r\n\r\n', 300);
+    await h1Raw('GET /f/break HTTP/1.1\r\nHost: x\r\n\r\n');
     expect(await accessLine(h1, '/f/break')).toMatchObject({ status: 200, bytes_out: 24 });
     await h2Get('/f/break');
     expect(await accessLine(h2, '/f/break')).toMatchObject({ status: 200, bytes_out: 24 });
   });
 
   it('counts what a Node listener sent before it failed', async () => {
-    const { text } = await h1Raw('GET /write-then-reject HTTP/1.1\r\nHost: x\r\n\r\n', 300);
+    const { text } = await h1Raw('GET /write-then-reject HTTP/1.1\r\nHost: x\r\n\r\n');
     expect(text).toMatch(/part one\n/);
     const line = await accessLine(h1, '/write-then-reject');
     expect(line).toMatchObject({ status: 200, error: 'SLUICE_E_HANDLER_ERROR' });
     expect(line.bytes_out).toBe(Buffer.byteLength(text, 'latin1'));
+  });
+
+  it("counts a Node listener's 500 once, over HTTP/1.1 and HTTP/2", async () => {
+    const { text } = await h1Raw('GET /throw HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    const length = Number(fieldsOf(text)['content-length']);
+    expect(length).toBeGreaterThan(0);
+    expect(await accessLine(h1, '/throw')).toMatchObject({ status: 500, bytes_out: length });
+    const answer = (await h2Get('/throw')) as H2Answer;
+    expect(answer.headers[':status']).toBe(500);
+    expect(await accessLine(h2, '/throw')).toMatchObject({
+      status: 500,
+      bytes_out: Buffer.byteLength(answer.body),
+    });
   });
 
   it('counts what a Node listener sent before its client left (499)', async () => {
