@@ -8,6 +8,7 @@
  * config.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerResponse } from 'node:http2';
 import { assertNever } from '../core/assert-never.js';
 import { clientFromForwardedFor, unmapIpv4 } from '../core/ip-set.js';
 import { serveHandler } from '../handlers/serve-handler.js';
@@ -26,6 +27,7 @@ import {
   NO_CHECKS,
   redirectBody,
 } from './gateway-tables.js';
+import { handlerAnswer } from './h2-compat.js';
 import { emptyHead, scanRequestHead } from './request-head.js';
 import { clientCertKey } from './tls-settings.js';
 
@@ -174,6 +176,8 @@ function act(x: Exchange, route: CompiledRoute | null): void {
       redirect(x, action);
       break;
     case 'handler':
+      // On HTTP/2 its head goes out without the connection-specific fields HTTP/1.1 code sets.
+      if (x.req.httpVersionMajor === 2) handlerAnswer(x.res as unknown as Http2ServerResponse);
       serveHandler(x, action.handler);
       break;
     default:

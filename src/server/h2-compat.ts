@@ -132,6 +132,8 @@ export class H2Response extends http2.Http2ServerResponse<H2Request> {
           const fields = (statusText ? headers : textOrHeaders) as Parameters<
             typeof withoutConnectionFields
           >[1];
+          // Only a handler's answer can hold such fields: the proxy's and sluice's own never do.
+          if (this[kHandlerAnswer] !== true) return writeHead.call(this, status, fields);
           return writeHead.call(this, status, withoutConnectionFields(this, fields, this[kNamed] ?? null));
         },
       },
@@ -145,8 +147,20 @@ export class H2Response extends http2.Http2ServerResponse<H2Request> {
 
 /** The names a `Connection` given to `setHeader` listed (h2-response-fields.ts). */
 const kNamed = Symbol('sluice.connectionNamed');
+/** Set on a response a handler writes: only its fields are checked (see handlerAnswer). */
+const kHandlerAnswer = Symbol('sluice.handlerAnswer');
 interface Named {
   [kNamed]?: string[] | null;
+  [kHandlerAnswer]?: true;
+}
+
+/**
+ * Marks an HTTP/2 response as a handler's: its head goes out without the connection-specific
+ * fields (h2-response-fields.ts). Proxied answers are not checked: response-headers.ts has
+ * already dropped hop-by-hop fields from them, and the check cost a scan per answer.
+ */
+export function handlerAnswer(res: http2.Http2ServerResponse): void {
+  (res as Named)[kHandlerAnswer] = true;
 }
 
 /**
