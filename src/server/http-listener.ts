@@ -483,8 +483,8 @@ export class HttpListener {
     if (this.#draining || (max > 0 && requests >= max)) res.shouldKeepAlive = false;
     try {
       const x = handleRequest(req, res, this.#table, this.#scheme, this.#observer);
-      // Kept while it runs or its body is unread (dropped in #responseClosed), so an idle
-      // keep-alive connection does not hold its last request and response objects.
+      // Kept while it runs or its body is unread (dropped in #responseClosed, or when that body
+      // ends), so an idle keep-alive connection does not hold its last request and response.
       socket[kExchange] = x;
       if (!x.finished) {
         this.#active.add(x);
@@ -604,7 +604,12 @@ export class HttpListener {
     // Forgotten once its request was read whole. Answered before its body was (a refusal, a
     // respond route), it stays while that body is read: a framing error in it is its request's
     // (see #onClientError), not a new one.
-    if (last != null && (last === x || last.finished) && last.req.complete) socket![kExchange] = null;
+    if (last != null && (last === x || last.finished)) {
+      if (last.req.complete) socket![kExchange] = null;
+      // Node reads and drops the rest of that body: forgotten once it is read (else the idle
+      // connection held the request, the response and its route until its next request).
+      else last.req.once('end', forgetAnswered);
+    }
     if (socket?.[kPipelined] !== undefined && socket[kBusy] === 0) this.#servePipelined(socket);
     if (this.#inflight === 0) this.#idle?.();
   }
@@ -771,6 +776,12 @@ export class HttpListener {
       else socket[kSeen] = socket.bytesRead;
     }
   }
+}
+
+/** 'end' of a request answered before its body was read (`this`): its connection lets it go. */
+function forgetAnswered(this: http.IncomingMessage): void {
+  const socket = this.socket as ClientSocket | null;
+  if (socket?.[kExchange]?.req === this) socket[kExchange] = null;
 }
 
 function newTerminator(
