@@ -335,8 +335,8 @@ export default (req, res) => setTimeout(() => res.end(\`\${process.pid}\\n\`), 3
     const [oldA, oldB] = (await Promise.all([get(port, '/'), get(port, '/')])).map((a) => a.body);
     await writeFile(join(dir, 'gen2'), '');
     sluice.signal('SIGHUP');
-    await until(() => (existsSync(join(dir, 'first')) ? true : undefined), 'the first new worker loading');
-    await sleep(300);
+    // Two ready at start; the third is the first new one, listening.
+    await sluice.waitForJson((l) => l.msg === 'worker ready', 3, 20_000);
     // New connections while the second new worker fails: some go to the first, which is ready.
     const answers = await Promise.all(
       Array.from({ length: 8 }, () => get(port, '/', 15_000).catch((e) => e)),
