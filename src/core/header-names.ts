@@ -37,6 +37,21 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
+/**
+ * The fields of a response that describe its connection and have no place in an answer an app
+ * writes: HTTP/2 forbids them (RFC 9113 8.2.2; Node's list, Node 20 to 24), and on HTTP/1.1 Node
+ * frames the answer and sets Connection and Keep-Alive itself. `te` means nothing in a response.
+ */
+export const CONNECTION_FIELDS: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'http2-settings',
+]);
+
 /** Whether a lower-case header name is hop-by-hop. */
 export function isHopByHop(lowerName: string): boolean {
   return HOP_BY_HOP.has(lowerName);

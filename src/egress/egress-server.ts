@@ -109,7 +109,7 @@ export class EgressServer {
     this.#server.on('connection', this.#onConnection);
     this.#server.on('request', this.#onRequest);
     this.#server.on('connect', this.#onConnect);
-    // As on the gateway's listeners: 431, 408 or 400, before any request exists (so no id, no line).
+    // As on the gateway's listeners: 414, 431, 408 or 400, before any request exists (so no id, no line).
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       if (err.code === 'ECONNRESET' || !socket.writable) socket.destroy();
       else socket.end(rawErrorResponse(clientErrorCode(err)), () => socket.destroy());

@@ -46,16 +46,16 @@ export function openEgressTunnel(
   let error: string | null = null;
   let errorId: string | null = null;
   let logged = false;
-  const inFlight: EgressInFlight = {
-    cut(code) {
-      if (logged) return;
-      status = 499;
-      error = code;
-      log();
-      upstream.destroy();
-      client.destroy();
-    },
+  // 499, as for a request whose client left before its answer: the client gone, or sluice cut it.
+  const end499 = (why: string) => {
+    if (logged) return;
+    upstream.destroy();
+    client.destroy();
+    status = 499;
+    error = why;
+    log();
   };
+  const inFlight: EgressInFlight = { cut: end499 };
   ctx.inFlight.add(inFlight);
   const log = () => {
     if (logged) return;
@@ -86,15 +86,7 @@ export function openEgressTunnel(
     }
     log();
   };
-  // 499, as for a request whose client left before its answer.
-  const clientGone = () => {
-    if (logged) return;
-    upstream.destroy();
-    client.destroy();
-    status = 499;
-    error = 'client_gone';
-    log();
-  };
+  const clientGone = () => end499('client_gone');
   // The client is read while the target connects, so its FIN is seen (a client that gave up ends
   // the attempt at once, not at the connect timeout with a 504 written to a closed socket); bytes
   // it sends meanwhile are kept for the target, at most EARLY_MAX before reading pauses.

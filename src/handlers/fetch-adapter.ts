@@ -15,7 +15,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import { connectionTokens, withoutNamed } from '../core/header-names.js';
+import { CONNECTION_FIELDS, connectionTokens, withoutNamed } from '../core/header-names.js';
 import type { FetchApp } from './load-handler.js';
 
 /** A `Request` and what serving it needs to finish its request body. */
@@ -95,21 +95,6 @@ function toRequest(req: IncomingMessage, scheme: string, host: string, watch: Cl
   return { request, body };
 }
 
-/**
- * Fields of a `Response` that describe a connection, not the answer (RFC 9110 7.6.1), and are not
- * copied, nor those a `Connection` names: Node frames the answer and sets Connection and Keep-Alive
- * itself, from the client's request (a client's `Connection: close` closes the connection, RFC 9112
- * 9.6). Copied, an app's `Connection: keep-alive` kept a connection the client asked to close, and a
- * relay (`new Response(up.body, { headers: up.headers })`) passed on its upstream's.
- */
-const HOP_BY_HOP: ReadonlySet<string> = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'upgrade',
-]);
-
 /** Statuses whose answers have no body (RFC 9110 6.4.1). */
 function bodyless(method: string | undefined, status: number): boolean {
   return method === 'HEAD' || status === 204 || status === 304 || status < 200;
@@ -136,7 +121,12 @@ async function writeResponse(
   // (Names arrive lower-case from Headers.)
   response.headers.forEach((value, name) => {
     if (name === 'set-cookie') return;
-    if (!HOP_BY_HOP.has(name)) headers.push(name, value);
+    // Fields that describe a connection, not the answer (RFC 9110 7.6.1), are not copied, nor
+    // those a `Connection` names: Node frames the answer and sets Connection and Keep-Alive itself,
+    // from the client's request (a client's `Connection: close` closes it, RFC 9112 9.6). Copied,
+    // an app's `Connection: keep-alive` kept a connection the client asked to close, and a relay
+    // (`new Response(up.body, { headers: up.headers })`) passed on its upstream's.
+    if (!CONNECTION_FIELDS.has(name)) headers.push(name, value);
     else if (name === 'connection') named = connectionTokens(value, named);
   });
   if (named !== null) headers = withoutNamed(headers, named);

@@ -56,7 +56,8 @@ export function upstreamErrorCode(err: unknown): ErrorCode {
   const code = String(e.code ?? '');
   // undici's HTTPParserError (a malformed response) often carries no code at all.
   if (e.name === 'HTTPParserError') return 'SLUICE_E_UPSTREAM_INVALID_RESPONSE';
-  if (REFUSED_BY_UNDICI.has(code)) return 'SLUICE_E_RUNTIME_INTERNAL';
+  // sluice's own client refuses the same way (a request target or header value it cannot write).
+  if (REFUSED_BY_UNDICI.has(code) || code === 'SLUICE_INVALID_REQUEST') return 'SLUICE_E_RUNTIME_INTERNAL';
   if (TIMEOUT_CODES.has(code)) return 'SLUICE_E_UPSTREAM_TIMEOUT';
   if (CONNECT_CODES.has(code)) return 'SLUICE_E_UPSTREAM_CONNECT';
   if (INVALID_CODES.has(code) || code.startsWith('HPE_')) return 'SLUICE_E_UPSTREAM_INVALID_RESPONSE';

@@ -8,18 +8,7 @@
  * (Express's `res.set('Transfer-Encoding')`, a fetch relay copying an upstream's `Keep-Alive`), so
  * they are dropped, as nginx and Envoy drop them; Node already drops `Connection` itself, silently.
  */
-import { connectionTokens, headerName } from '../core/header-names.js';
-
-/** Node's list (Node 20 to 24): `te` is allowed with `trailers`, which means nothing in a response. */
-const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'upgrade',
-  'te',
-  'http2-settings',
-]);
+import { CONNECTION_FIELDS, connectionTokens, headerName } from '../core/header-names.js';
 
 /** The header store of an HTTP/2 compat response, as far as this needs it. */
 export interface StoredFields {
@@ -52,24 +41,24 @@ export function withoutConnectionFields(
       const value = pairs ? (fields[i] as unknown[])[1] : fields[i + 1];
       if (typeof name !== 'string') continue;
       const lower = headerName(name);
-      if (!CONNECTION_SPECIFIC.has(lower)) continue;
+      if (!CONNECTION_FIELDS.has(lower)) continue;
       found = true;
       if (lower === 'connection') drop = connectionTokens(String(value), drop);
     }
   } else if (fields !== null && typeof fields === 'object') {
     for (const name in fields) {
       const lower = headerName(name);
-      if (!CONNECTION_SPECIFIC.has(lower)) continue;
+      if (!CONNECTION_FIELDS.has(lower)) continue;
       found = true;
       if (lower === 'connection') drop = connectionTokens(String(fields[name]), drop);
     }
   }
   for (const name of res.getHeaderNames())
-    if (CONNECTION_SPECIFIC.has(name) || drop?.includes(name)) res.removeHeader(name);
+    if (CONNECTION_FIELDS.has(name) || drop?.includes(name)) res.removeHeader(name);
   if (fields === null || fields === undefined || (!found && drop === null)) return fields;
   return keep(fields, (name) => {
     const lower = headerName(name);
-    return !CONNECTION_SPECIFIC.has(lower) && !drop?.includes(lower);
+    return !CONNECTION_FIELDS.has(lower) && !drop?.includes(lower);
   });
 }
 

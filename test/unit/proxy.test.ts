@@ -51,6 +51,7 @@ describe('upstream error mapping', () => {
     [{ code: 'ERR_INVALID_CHAR' }, 'SLUICE_E_UPSTREAM_INVALID_RESPONSE'],
     [{ code: 'UND_ERR_INVALID_ARG' }, 'SLUICE_E_RUNTIME_INTERNAL'],
     [{ code: 'UND_ERR_NOT_SUPPORTED' }, 'SLUICE_E_RUNTIME_INTERNAL'],
+    [{ code: 'SLUICE_INVALID_REQUEST' }, 'SLUICE_E_RUNTIME_INTERNAL'],
     [new Error('anything else'), 'SLUICE_E_UPSTREAM_RESET'],
   ])('%j → %s', (err, code) => expect(upstreamErrorCode(err)).toBe(code));
 });
