@@ -5,14 +5,17 @@
  * may take seconds). Node's default action for SIGHUP and SIGTERM ends the process, so a
  * `systemctl reload` right after a start killed sluice. bin.ts holds them from the command's first
  * turn, before it loads anything else (this module imports nothing): taken 110–140 ms after exec,
- * Node's own start and the command-line parser. `runPrimary` takes over once sluice serves and
- * carries out what was asked: a stop, else a reload. SIGUSR1 (reopen logs) meanwhile is moot, and
- * a second stop signal exits at once with 1, as it does later.
+ * Node's own start and the command-line parser. `runPrimary` acts on a stop at once from when it
+ * starts the workers (`onHeldStop`), and takes over once sluice serves, carrying out a reload
+ * asked for meanwhile. SIGUSR1 (reopen logs) meanwhile is moot, and a second stop signal exits at
+ * once with 1, as it does later.
  */
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1'] as const;
 
 let held: NodeJS.Signals[] | null = null;
 const listeners: [NodeJS.Signals, () => void][] = [];
+/** Acts on the first stop signal while it is held (see onHeldStop). */
+let stopHook: ((signal: NodeJS.Signals) => void) | null = null;
 
 const isStop = (s: NodeJS.Signals) => s === 'SIGTERM' || s === 'SIGINT';
 
@@ -28,10 +31,23 @@ export function holdSignals(): void {
         process.exit(1);
       }
       seen.push(signal);
+      if (isStop(signal) && stopHook !== null) stopHook(signal);
     };
     listeners.push([signal, listener]);
     process.on(signal, listener);
   }
+}
+
+/**
+ * Acts on a stop signal at once rather than once serving: from now on while signals are held,
+ * and now if one was held already. Starting the workers may take up to their ready timeout
+ * (handlers loading); holding a stop that long kept `systemctl stop` waiting. A second stop
+ * signal still exits at once with 1.
+ */
+export function onHeldStop(hook: (signal: NodeJS.Signals) => void): void {
+  stopHook = hook;
+  const first = held?.find(isStop);
+  if (first !== undefined) hook(first);
 }
 
 /** What the held signals asked for: the first stop signal, and whether a reload. */
@@ -50,6 +66,7 @@ export interface HeldSignals {
  */
 export function takeHeldSignals(): HeldSignals {
   for (const [signal, listener] of listeners.splice(0)) process.off(signal, listener);
+  stopHook = null;
   const seen = held ?? [];
   held = null;
   return { stop: seen.find(isStop) ?? null, reload: seen.includes('SIGHUP') };

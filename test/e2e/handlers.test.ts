@@ -571,27 +571,36 @@ describe('a second stop signal while sluice serve starts', () => {
   beforeAll(requireBuilt);
   afterEach(killAll);
 
-  it('exits 1 at once, without waiting for the start', async () => {
+  // A first stop while the workers start stops at once (the one still loading is ended, the one
+  // listening drains its request); a second one does not wait for that drain.
+  it('exits 1 at once, without waiting for the drain the first one began', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sluice-slow-start-'));
     try {
+      // The first worker to load serves (answering after 5 s); the second takes 20 s to load.
       await writeFile(
         join(dir, 'slow.mjs'),
-        "await new Promise((r) => setTimeout(r, 4000));\nexport default (req, res) => res.end('up\\n');\n",
+        `import { writeFileSync } from 'node:fs';
+let first = true;
+try { writeFileSync(new URL('./first', import.meta.url), '', { flag: 'wx' }); } catch { first = false; }
+if (!first) await new Promise((r) => setTimeout(r, 20_000));
+export default (req, res) => setTimeout(() => res.end('up\\n'), 5000);
+`,
       );
-      const p = spawnCli(
-        ['serve', 'slow.mjs', '--allow-root', '--workers', '1', '--port', String(await freePort())],
-        {
-          cwd: dir,
-        },
-      );
-      await waitForChild(p.pid);
+      const port = await freePort();
+      const p = spawnCli(['serve', 'slow.mjs', '--allow-root', '--workers', '2', '--port', String(port)], {
+        cwd: dir,
+      });
+      await waitForPort(port, { timeoutMs: 15_000 });
+      const inFlight = get(port, '/', 15_000).catch((e: Error) => e);
+      await new Promise((r) => setTimeout(r, 300));
       p.signal('SIGTERM');
-      await new Promise((r) => setTimeout(r, 200));
+      await p.waitForJson((l) => l.msg === 'stopping while starting', 1, 5000);
       const sentAt = Date.now();
       p.signal('SIGTERM');
       expect(await p.waitForExit(10_000)).toEqual({ code: 1, signal: null });
       expect(Date.now() - sentAt).toBeLessThan(2000);
       expect(p.stderr()).toContain('second SIGTERM while starting, exiting now');
+      await inFlight;
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

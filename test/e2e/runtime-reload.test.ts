@@ -432,6 +432,37 @@ servers:
     expect(await sluice.waitForExit(20_000)).toEqual({ code: 0, signal: null });
   }, 40_000);
 
+  // A stop signal was held until every worker had started: with handlers loading for 20 s, a
+  // `systemctl stop` right after a start waited those 20 s.
+  it('SIGTERM while the first workers start: they are stopped at once, exit 0', async () => {
+    const port = await freePort();
+    const dir = join(tmp.path, 'first-start');
+    await mkdir(join(dir, 'pids'), { recursive: true });
+    await writeFile(
+      join(dir, 'app.mjs'),
+      `import { writeFileSync } from 'node:fs';
+writeFileSync(new URL(\`./pids/\${process.pid}\`, import.meta.url), '');
+await new Promise((resolve) => setTimeout(resolve, 20_000));
+export default (req, res) => res.end('app\\n');
+`,
+    );
+    await writeFile(join(dir, 'sluice.yaml'), handlerApp(port));
+    const sluice = spawnCli(['start', '-c', 'sluice.yaml'], { cwd: dir });
+    const starting = await until(async () => {
+      const pids = (await readdir(join(dir, 'pids'))).map(Number);
+      return pids.length === 2 ? pids : undefined;
+    }, 'both workers loading the app');
+    const stoppedAt = Date.now();
+    sluice.signal('SIGTERM');
+    expect(await sluice.waitForExit(15_000)).toEqual({ code: 0, signal: null });
+    expect(Date.now() - stoppedAt).toBeLessThan(10_000);
+    expect(starting.filter((pid) => alive(pid))).toEqual([]);
+    expect(sluice.stderr()).toBe('');
+    expect(sluice.jsonLines().map((l) => l.msg)).toEqual(
+      expect.arrayContaining(['stopping while starting', 'sluice stopped']),
+    );
+  }, 40_000);
+
   // The stop waited only for the workers of the slots and those draining: the primary exited under
   // the workers the roll was starting, which outlived it, or crashed in Node's cluster setup with
   // an unhandled EPIPE stack dump each.

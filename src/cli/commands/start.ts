@@ -11,7 +11,7 @@ import type { ErrorCode } from '../../errors/catalogue.js';
 import { SluiceError } from '../../errors/sluice-error.js';
 import { Primary } from '../../runtime/primary.js';
 import { defaultConfigFile } from '../config-source.js';
-import { holdSignals, takeHeldSignals } from '../held-signals.js';
+import { holdSignals, onHeldStop, takeHeldSignals } from '../held-signals.js';
 
 /** Runs until stopped; returns the exit code. */
 export async function runStart(opts: { config?: string; workers?: number }): Promise<number> {
@@ -68,9 +68,23 @@ export async function runPrimary(
   // did not is covered here): while the workers start (handlers loading may take seconds), Node's
   // default for SIGHUP would end the process. What was asked meanwhile is carried out once serving.
   holdSignals();
+  // A stop while the workers start stops them (those still loading are ended, those ready drain)
+  // and the start with them, rather than waiting for every one to be ready first.
+  let stoppedWhileStarting: Promise<void> | null = null;
+  onHeldStop((signal) => {
+    if (stoppedWhileStarting !== null) return;
+    primary.logger.info({ signal, deadline_ms: primary.config.shutdownTimeoutMs }, 'stopping while starting');
+    stoppedWhileStarting = primary.stop();
+  });
+  const stoppedEarly = async (): Promise<number> => {
+    await stoppedWhileStarting;
+    await demo?.close();
+    return 0;
+  };
   try {
     await primary.start();
   } catch (err) {
+    if (stoppedWhileStarting !== null) return stoppedEarly();
     await demo?.close();
     if (err instanceof SluiceError) {
       process.stderr.write(`sluice: ${err.code} ${err.message} (hint: ${hints[err.code] ?? err.hint})\n`);
@@ -78,6 +92,8 @@ export async function runPrimary(
     }
     throw err;
   }
+  // Started all the same (the stop came as the last worker was ready): the stop goes on.
+  if (stoppedWhileStarting !== null) return stoppedEarly();
   if (demo !== null) await printDemoBanner(demo, primary);
   else if (banner !== undefined) await banner(primary);
 
