@@ -270,6 +270,7 @@ export function normaliseTokens(
         [...path, 'name'],
         'SLUICE_E_CONFIG_DUPLICATE_NAME',
         `token name ${JSON.stringify(t.name)} is used twice`,
+        { hint: 'give each token its own name: audit log lines name the token that made a change' },
       );
     names.add(t.name);
     let secret: string | null = null;

@@ -648,6 +648,32 @@ describe('warnings', () => {
   });
 });
 
+describe('admin tokens', () => {
+  // A problem in one token hid nothing of another's, but the hint of a repeated name spoke of
+  // servers and routes only.
+  it('report each token its own problems, a repeated name with a hint about tokens', () => {
+    const text = [
+      'admin:',
+      '  listen: 127.0.0.1:9091',
+      '  tokens:',
+      '    - { name: a, role: viewr, token_env: X }',
+      '    - { name: b, role: operator, token_file: /nonexistent-sluice-token }',
+      '    - { name: b, role: viewer, token_sha256: "0000000000000000000000000000000000000000000000000000000000000000" }',
+      'servers: [{ listen: 80, routes: [{ respond: {} }] }]',
+      '',
+    ].join('\n');
+    const result = loadConfigText(text, 't.yaml', {});
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.problems.map((p) => `${p.line}:${p.code}`)).toEqual([
+      '4:SLUICE_E_CONFIG_VALUE',
+      '5:SLUICE_E_CONFIG_FILE',
+      '6:SLUICE_E_CONFIG_DUPLICATE_NAME',
+    ]);
+    expect(result.problems[2]!.hint).toMatch(/each token its own name/);
+  });
+});
+
 describe('egress policy hosts', () => {
   const load = (hosts: string) =>
     loadConfigText(
