@@ -397,8 +397,20 @@ export function normaliseEgress(
   const listen = parseListenAddress(draft.listen);
   // The policies are checked all the same: a bad address must not hide their problems.
   if ('error' in listen) problems.error(['egress', 'listen'], 'SLUICE_E_CONFIG_LISTEN', listen.error);
+  const names = new Set<string>();
   const policies = (draft.policies ?? []).flatMap((p, i) => {
     if (p?.name === undefined) return [];
+    // The log names the policy that let a request through: two of one name would say neither.
+    if (names.has(p.name))
+      problems.error(
+        ['egress', 'policies', i, 'name'],
+        'SLUICE_E_CONFIG_DUPLICATE_NAME',
+        `policy name ${JSON.stringify(p.name)} is used twice`,
+        {
+          hint: "give each policy its own name: an egress log line's `policy` names the one that allowed it",
+        },
+      );
+    names.add(p.name);
     const sources = (p.sources ?? []).flatMap((t, j) =>
       t === undefined ? [] : cidrs(t, ['egress', 'policies', i, 'sources', j], problems),
     );

@@ -674,6 +674,26 @@ describe('admin tokens', () => {
   });
 });
 
+describe('egress policy names', () => {
+  it('refuse a name used twice: the log says which policy allowed a request', () => {
+    const text = [
+      'egress:',
+      '  listen: 127.0.0.1:3128',
+      '  policies:',
+      '    - { name: web, sources: [10.0.0.0/8], hosts: [example.com] }',
+      '    - { name: web, sources: [10.0.0.0/8], hosts: [example.org] }',
+      'servers: [{ listen: 80, routes: [{ respond: {} }] }]',
+      '',
+    ].join('\n');
+    const result = loadConfigText(text, 'e.yaml', {});
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.problems.map((p) => formatProblem(p))).toEqual([
+      'e.yaml:5:15: SLUICE_E_CONFIG_DUPLICATE_NAME egress.policies[1].name: policy name "web" is used twice (hint: give each policy its own name: an egress log line\'s `policy` names the one that allowed it)',
+    ]);
+  });
+});
+
 describe('egress policy hosts', () => {
   const load = (hosts: string) =>
     loadConfigText(
