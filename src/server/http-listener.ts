@@ -635,6 +635,15 @@ export class HttpListener {
   }
 
   readonly #onClientError = (err: NodeJS.ErrnoException, socket: Socket): void => {
+    if (err.code === 'ERR_SSL_HTTP_REQUEST') {
+      // Plain HTTP sent to a TLS address (OpenSSL recognises the request line): answered 400 in
+      // plain text on the TCP connection under the TLS one, as nginx answers "The plain HTTP
+      // request was sent to HTTPS port", where the client saw the connection close unanswered.
+      const raw = (socket as Socket & { _parent?: Socket | null })._parent;
+      if (raw?.writable) this.#refuse(raw, 'SLUICE_E_CLIENT_BAD_REQUEST');
+      else socket.destroy();
+      return;
+    }
     // A TLS connection whose handshake failed or timed out (header_timeout) cannot carry an HTTP
     // answer: the plain-text 400 never flushed, so the socket stayed open for ever, still counted
     // against max_connections after its client had gone, and held every drain to its deadline.

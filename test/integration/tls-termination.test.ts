@@ -9,6 +9,7 @@ import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '../helpers/runtime.js';
 import { startSluice, type TestSluice } from '../helpers/sluice.js';
 import { makePki, type TestPki } from '../helpers/tls-pki.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
@@ -218,6 +219,34 @@ describe('TLS handshake timeout', () => {
     socket.destroy();
     expect(closedAfter).toBeGreaterThan(1500);
     expect(closedAfter).toBeLessThan(6000);
+  });
+});
+
+describe('plain HTTP sent to the TLS port', () => {
+  // The client saw the connection close without a word; nginx answers "The plain HTTP request was
+  // sent to HTTPS port".
+  it('gets a plain-text 400, is logged, and reaches no upstream', async () => {
+    const before = up.seen.length;
+    const socket = net.connect(sluice.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.on('connect', () => socket.write('GET /plain HTTP/1.1\r\nHost: a.test\r\n\r\n'));
+    const text = await new Promise<string>((resolve) => {
+      let got = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (d: string) => {
+        got += d;
+      });
+      socket.on('close', () => resolve(got));
+      setTimeout(() => resolve(got), 5000);
+    });
+    socket.destroy();
+    expect(text).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(text).toContain('SLUICE_E_CLIENT_BAD_REQUEST');
+    expect(up.seen.length).toBe(before);
+    await until(
+      () => sluice.logs.find((l) => l.msg === 'request' && l.status === 400 && l.method === '-'),
+      'the access line of the refusal',
+    );
   });
 });
 
