@@ -761,7 +761,7 @@ export class Primary {
         killed.push(worker);
       }
     }
-    const all = [...this.#slots.flatMap((s) => (s.worker === null ? [] : [s.worker])), ...this.#retiring];
+    const all = this.#everyWorker();
     for (const slot of this.#slots) if (slot.timer !== null) clearTimeout(slot.timer);
     await Promise.all([
       ...killed.map(
@@ -899,7 +899,7 @@ export class Primary {
         connections: stats[i]?.connections ?? null,
       })),
       config: { hash: config.hash, file: config.file },
-      state: { redis: this.#redisHealth(stats.some((s) => s?.redis === 'down')) },
+      state: { redis: this.#redisHealth(redisDownIn(stats)) },
       reloads: { ...this.#reloads, requested: this.#requested, last: this.#lastReload },
       servers: describeServers(config),
       ...(await this.upstreams(stats)),
@@ -971,12 +971,16 @@ export class Primary {
     return { servers: stats.find((s) => s !== null)?.addresses ?? [], adminPort: this.adminPort };
   }
 
+  /** The workers of the slots and those draining. */
+  #everyWorker(): Worker[] {
+    return [...this.#slots.flatMap((s) => (s.worker === null ? [] : [s.worker])), ...this.#retiring];
+  }
+
   /** Asks every worker for its metrics (kept as its latest snapshot). */
   async #collectWorkerMetrics(): Promise<void> {
     // Draining workers too: one killed at its deadline lost every count since it left its slot.
-    const workers = [...this.#slots.flatMap((s) => (s.worker === null ? [] : [s.worker])), ...this.#retiring];
     await Promise.all(
-      workers.map(async (worker) => {
+      this.#everyWorker().map(async (worker) => {
         const answer = await this.#ask<Extract<FromWorker, { type: 'metrics' }>>(worker, (id) => ({
           type: 'metrics',
           id,
@@ -1001,7 +1005,7 @@ export class Primary {
   async #aggregate() {
     const [, stats] = await Promise.all([this.#collectWorkerMetrics(), this.#stats()]);
     this.#failedInWorkers = failedTargets(stats);
-    this.#redisDownInWorkers = stats.some((s) => s?.redis === 'down');
+    this.#redisDownInWorkers = redisDownIn(stats);
     return this.#cluster.aggregate((await this.#registry.getMetricsAsJSON()) as unknown as MetricsJson);
   }
 
@@ -1105,6 +1109,11 @@ function setupCluster(): void {
       ...workerV8Flags(process.execArgv, process.env.NODE_OPTIONS ?? ''),
     ],
   });
+}
+
+/** Whether some worker serves on local state: its Redis is down. */
+function redisDownIn(stats: readonly (WorkerStats | null)[]): boolean {
+  return stats.some((s) => s?.redis === 'down');
 }
 
 /** The targets any worker reports `failed` (passive health), as `upstream\ntarget`. */

@@ -316,14 +316,10 @@ export class SharedState {
   #beat(): void {
     if (this.#beating) return;
     this.#beating = true;
-    this.watch(this.redis.set(PROBE_KEY, '1', 'PX', 10_000)).then(
-      () => {
-        this.#beating = false;
-      },
-      () => {
-        this.#beating = false;
-      },
-    );
+    const done = (): void => {
+      this.#beating = false;
+    };
+    this.watch(this.redis.set(PROBE_KEY, '1', 'PX', 10_000)).then(done, done);
   }
 
   #upNow(): void {
