@@ -227,12 +227,13 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     } catch {
       // Node refused the head for a field a handler stored on `res` before it failed (HTTP/2 throws
       // when the head is sent, for two ETags, say): the same throw had left the stream unanswered.
-      // The answer goes without the handler's fields; if even that is refused, the stream is broken.
+      // The answer goes without the handler's fields; if even that is refused, the answer is broken
+      // as any other (an HTTP/2 reset with INTERNAL_ERROR, not destroy()'s NO_ERROR).
       try {
         for (const name of res.getHeaderNames()) res.removeHeader(name);
         this.respond(status, headers, body);
       } catch {
-        res.destroy();
+        this.#breakAnswer(h2.NGHTTP2_INTERNAL_ERROR);
         this.#finish();
       }
     }
