@@ -96,8 +96,9 @@ const PORT_SUFFIX = /^(?::\d{1,5})?$/;
 /**
  * The client address from an X-Forwarded-For chain sent by a trusted peer, as nginx's
  * `real_ip_recursive on`: the right-most address that is not itself a trusted proxy. Empty entries
- * (`1.2.3.4,,`) are skipped; an entry that is not an address ends the walk with null (the peer
- * stays the client, as in nginx).
+ * (`1.2.3.4,,`) are skipped; an entry that is not an address ends the walk, as in nginx: the client
+ * is the last address read (a trusted proxy's), or null when it is the right-most entry (the peer
+ * stays the client).
  */
 export function clientFromForwardedFor(chain: string, trusted: IpSet): string | null {
   const parts = chain.split(',');
@@ -106,7 +107,9 @@ export function clientFromForwardedFor(chain: string, trusted: IpSet): string | 
     const entry = parts[i]!.trim();
     if (entry === '') continue;
     const addr = forwardedAddress(entry);
-    if (addr === null) return null;
+    // nginx (ngx_http_get_forwarded_addr_internal) keeps the last address it parsed: the
+    // nearest trusted proxy's entry when one came before, else nothing (the peer stays).
+    if (addr === null) return leftmost;
     if (!trusted.has(addr)) return addr;
     leftmost = addr;
   }

@@ -76,4 +76,12 @@ describe('clientFromForwardedFor', () => {
     for (const bad of ['unknown', '1.2.3.4:http', '[2001:db8::1', '[2001:db8::1]x', '1.2.3.4:123456', ','])
       expect(clientFromForwardedFor(bad, trusted)).toBeNull();
   });
+
+  it('stops at an entry that is not an address with the last address read, as nginx does', () => {
+    // nginx 1.22 with set_real_ip_from 127.0.0.1 and 10.0.0.0/8, real_ip_recursive on.
+    expect(clientFromForwardedFor('garbage, 10.0.0.2', trusted)).toBe('10.0.0.2');
+    expect(clientFromForwardedFor('1.1.1.1, garbage, 10.0.0.2, 10.0.0.3', trusted)).toBe('10.0.0.2');
+    expect(clientFromForwardedFor('1.1.1.1, 300.1.1.1, 10.0.0.3', trusted)).toBe('10.0.0.3');
+    expect(clientFromForwardedFor('1.2.3.4, unknown', trusted)).toBeNull();
+  });
 });
