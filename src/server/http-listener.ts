@@ -531,6 +531,14 @@ export class HttpListener {
       }
       setUpgrade(req, others);
     }
+    // An Upgrade request with a body: Node stops parsing at the head, so the body would reach the
+    // target after its 101, as tunnel bytes (a WebSocket client read its own body back as data).
+    // It is served as a plain request, body and all, without its Upgrade: WebSocket handshakes
+    // (GET, no body) are untouched, and a target that wants the upgrade refuses it as usual.
+    if (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) !== 0) {
+      this.#reparseWithoutUpgrade(req, socket, head);
+      return;
+    }
     const res = new http.ServerResponse(req);
     res.assignSocket(socket);
     res.shouldKeepAlive = false;

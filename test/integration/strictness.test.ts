@@ -187,6 +187,27 @@ describe('HTTP/1.1 strictness', () => {
     expect(sluice.instance.handles().inflight).toEqual([]);
   });
 
+  it.each([
+    ['Content-Length', 'Content-Length: 5\r\n\r\nhello'],
+    ['chunked', 'Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'],
+  ])(
+    'serves a WebSocket Upgrade request with a body as plain HTTP/1.1, body and all (%s)',
+    async (_framing, rest) => {
+      const r = await rawRequest(
+        sluice.port,
+        `GET /ws-body HTTP/1.1\r\n${H}Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${rest}` +
+          `GET /next HTTP/1.1\r\n${H}Connection: close\r\n\r\n`,
+      );
+      expect(r.text.match(/HTTP\/1\.1 200/g)).toHaveLength(2);
+      expect(up.seen.map((s) => [s.url, s.body.toString()])).toEqual([
+        ['/ws-body', 'hello'],
+        ['/next', ''],
+      ]);
+      expect(up.seen[0]!.headers.upgrade).toBeUndefined();
+      expect(sluice.instance.handles().inflight).toEqual([]);
+    },
+  );
+
   it('serves an Upgrade: h2c request pipelined behind one still being answered', async () => {
     const r = await rawRequest(
       sluice.port,
