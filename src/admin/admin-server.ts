@@ -107,7 +107,15 @@ export class AdminServer {
   }
 
   async #route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://admin');
+    const url = requestUrl(req.url ?? '/');
+    if (url === null) {
+      return problem(
+        res,
+        400,
+        'Bad Request',
+        'the request target is not a valid URL path, such as /api/status',
+      );
+    }
     const method = req.method ?? 'GET';
     const found = endpointOf(method, url.pathname);
     if (found === null) return problem(res, 404, 'Not Found');
@@ -426,6 +434,19 @@ export function endpointOf(
     return { endpoint: 'unban', params: { address: canonicalIp(address) ?? address } };
   }
   return null;
+}
+
+/**
+ * The URL of a request target, or null when the URL parser cannot read it: `//[`, `//x:99999/`
+ * and `http://[::1` are read as an authority, and a bad one made the parser throw, which was
+ * answered 500 as if sluice had failed rather than the client.
+ */
+export function requestUrl(target: string): URL | null {
+  try {
+    return new URL(target, 'http://admin');
+  } catch {
+    return null;
+  }
 }
 
 /** A percent-decoded path segment, or null when its escapes are malformed. */
