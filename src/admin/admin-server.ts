@@ -16,7 +16,7 @@ import { ProfilerBusyError } from '../observability/profiler.js';
 import { banAddress } from '../security/ban-address.js';
 import { dashboardPage } from './dashboard-page.js';
 import { dashboardStats, type MetricsJson } from './dashboard-stats.js';
-import { authorize, type Endpoint } from './rbac.js';
+import { authorize, type Endpoint, MATRIX } from './rbac.js';
 import { identify } from './tokens.js';
 
 export type { MetricsJson } from './dashboard-stats.js';
@@ -124,11 +124,18 @@ export class AdminServer {
       res.setHeader('allow', found.allow ?? found.wrongMethod);
       return problem(res, 405, 'Method Not Allowed', `use ${found.wrongMethod}`);
     }
-    if ('badPath' in found) return problem(res, 400, 'Bad Request', found.badPath);
+    // Who is asking comes before what is asked: a malformed parameter is the caller's to hear about
+    // only once the caller may call the endpoint (it was 400 to anyone, where 401 or 403 was due),
+    // and every refused attempt at a change is audited, whatever refused it.
+    const { endpoint, params, badPath } = found;
+    const changes = MATRIX[endpoint].changes;
+    const action = endpoint === 'target' ? `target.${params.action}` : endpoint;
     const tokensConfigured = this.#settings.tokens.length > 0;
+    const { caller, token } = identify(req.headers.authorization, this.#settings.tokens);
     // Without tokens anyone who reaches the port is served, so a web page whose name an attacker
     // points at 127.0.0.1 (DNS rebinding) could read it from a browser: only loopback names pass.
     if (!tokensConfigured && !isLoopbackHost(req.headers.host)) {
+      if (changes) this.#audit(req, action, null, params, 'forbidden');
       return problem(
         res,
         403,
@@ -136,17 +143,12 @@ export class AdminServer {
         'without admin.tokens this API answers only requests addressed to a loopback host (127.0.0.1, [::1], localhost)',
       );
     }
-    const { endpoint, params } = found;
-    const { caller, token } = identify(req.headers.authorization, this.#settings.tokens);
     const decision = authorize(endpoint, caller, {
       tokensConfigured,
       metricsAuth: this.#settings.metricsAuth,
     });
     // Every refused attempt at a state change is audited, the outcome being the refusal.
-    if (decision !== 'allow' && MATRIX_CHANGES.has(endpoint)) {
-      const action = endpoint === 'target' ? `target.${params.action}` : endpoint;
-      this.#audit(req, action, token?.name ?? null, params, decision);
-    }
+    if (decision !== 'allow' && changes) this.#audit(req, action, token?.name ?? null, params, decision);
     if (decision === 'unauthenticated') {
       res.setHeader('www-authenticate', 'Bearer realm="sluice"');
       return problem(
@@ -162,6 +164,10 @@ export class AdminServer {
           ? 'this admin API is read-only: configure admin.tokens to allow changes'
           : `the ${token?.role ?? ''} role may not call this endpoint`;
       return problem(res, 403, 'Forbidden', detail);
+    }
+    if (badPath !== undefined) {
+      if (changes) this.#audit(req, action, token?.name ?? null, params, 'bad-request');
+      return problem(res, 400, 'Bad Request', badPath);
     }
     const control = this.#control;
     const worker = url.searchParams.has('worker') ? Number(url.searchParams.get('worker')) : undefined;
@@ -377,16 +383,13 @@ function sendJson(res: http.ServerResponse, value: unknown, status = 200): void 
   send(res, status, 'application/json', `${JSON.stringify(value, null, 2)}\n`);
 }
 
-const MATRIX_CHANGES = new Set<Endpoint>(['reload', 'target', 'unban']);
-
 /** The endpoint of a method and path, with its path parameters; null when there is none. */
 export function endpointOf(
   method: string,
   path: string,
 ):
-  | { endpoint: Endpoint; params: Record<string, string> }
+  | { endpoint: Endpoint; params: Record<string, string>; badPath?: string }
   | { wrongMethod: string; allow?: string }
-  | { badPath: string }
   | null {
   const read = (endpoint: Endpoint) =>
     method === 'GET' || method === 'HEAD'
@@ -421,14 +424,23 @@ export function endpointOf(
   if (target !== null) {
     if (method !== 'POST') return { wrongMethod: 'POST' };
     const upstream = decodeSegment(target[1]!);
-    if (upstream === null) return { badPath: 'the upstream name is not valid percent-encoding' };
-    return { endpoint: 'target', params: { upstream, index: target[2]!, action: target[3]! } };
+    const params = { upstream: upstream ?? target[1]!, index: target[2]!, action: target[3]! };
+    // Refused only once the caller is known to be allowed: see #route.
+    if (upstream === null)
+      return { endpoint: 'target', params, badPath: 'the upstream name is not valid percent-encoding' };
+    return { endpoint: 'target', params };
   }
   const ban = /^\/api\/bans\/([^/]+)$/.exec(path);
   if (ban !== null) {
     if (method !== 'DELETE') return { wrongMethod: 'DELETE' };
     const address = decodeSegment(ban[1]!);
-    if (address === null) return { badPath: 'the address is not valid percent-encoding' };
+    if (address === null) {
+      return {
+        endpoint: 'unban',
+        params: { address: ban[1]! },
+        badPath: 'the address is not valid percent-encoding',
+      };
+    }
     // Bans are keyed by canonical addresses: `2001:0DB8::A` lifts the ban of `2001:db8::a`. What is
     // no address is refused once the caller is known to be allowed (see banAddress).
     return { endpoint: 'unban', params: { address: canonicalIp(address) ?? address } };

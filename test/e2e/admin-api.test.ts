@@ -183,7 +183,9 @@ upstreams:
   });
 
   it('answers client mistakes as 4xx, not 500', async () => {
-    expect((await call(base(), 'DELETE', '/api/bans/%E0%A4%A', 'none')).status).toBe(400);
+    // A malformed parameter is answered once the caller may call the endpoint: 401 before 400.
+    expect((await call(base(), 'DELETE', '/api/bans/%E0%A4%A', 'none')).status).toBe(401);
+    expect((await call(base(), 'DELETE', '/api/bans/%E0%A4%A', 'operator')).status).toBe(400);
     expect((await call(base(), 'POST', '/api/upstreams/%ZZ/targets/0/drain', 'operator')).status).toBe(400);
     // A target the config marks down: enabling it answered 200 and changed nothing.
     const down = await call(base(), 'POST', '/api/upstreams/app/targets/1/enable', 'operator');

@@ -60,3 +60,105 @@ describe('admin API: malformed request targets', () => {
     expect(absolute.status).toBe(200);
   });
 });
+
+describe('admin API: who is asking, before what is asked', () => {
+  let sluice: TestSluice;
+  let open: TestSluice;
+  const portOf = (s: TestSluice) => s.instance.addresses().admin!.port;
+  const audits = (s: TestSluice) => s.logs.filter((l) => l.audit === true && l.msg === 'admin action');
+
+  beforeAll(async () => {
+    const servers = [{ listen: '127.0.0.1:0', routes: [{ respond: { body: 'ok\n' } }] }];
+    sluice = await startSluice({ admin: { listen: '127.0.0.1:0', tokens: TOKENS }, servers });
+    open = await startSluice({ admin: { listen: '127.0.0.1:0' }, servers });
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+    await open.close();
+  });
+
+  it('answers a malformed parameter of a change 401 without a token, 403 to a viewer, 400 to an operator, each audited', async () => {
+    const changes = [
+      { line: 'DELETE /api/bans/%E0 HTTP/1.1', action: 'unban', where: { address: '%E0' } },
+      {
+        line: 'POST /api/upstreams/%E0/targets/0/drain HTTP/1.1',
+        action: 'target.drain',
+        where: { upstream: '%E0', index: '0' },
+      },
+    ];
+    const callers = [
+      { fields: [], status: 401, token_name: null, outcome: 'unauthenticated' },
+      {
+        fields: ['Authorization: Bearer not-a-token-of-ours'],
+        status: 401,
+        token_name: null,
+        outcome: 'unauthenticated',
+      },
+      {
+        fields: [`Authorization: Bearer ${SECRETS.viewer}`],
+        status: 403,
+        token_name: 'grafana',
+        outcome: 'forbidden',
+      },
+      {
+        fields: [`Authorization: Bearer ${SECRETS.operator}`],
+        status: 400,
+        token_name: 'ops',
+        outcome: 'bad-request',
+      },
+    ];
+    for (const change of changes) {
+      for (const caller of callers) {
+        const before = audits(sluice).length;
+        const r = await rawRequest(portOf(sluice), head(change.line, ...caller.fields));
+        expect(r.status, `${change.line} ${caller.outcome}`).toBe(caller.status);
+        expect(problemOf(r.text)).toMatchObject({ status: caller.status });
+        if (caller.status === 401) expect(r.text).toContain('www-authenticate: Bearer realm="sluice"');
+        const lines = audits(sluice).slice(before);
+        expect(lines, `${change.line} ${caller.outcome}`).toHaveLength(1);
+        expect(lines[0]).toMatchObject({
+          action: change.action,
+          token_name: caller.token_name,
+          outcome: caller.outcome,
+          remote_addr: '127.0.0.1',
+          ...change.where,
+        });
+      }
+    }
+  });
+
+  it('without tokens, audits a change refused for its Host as it audits one refused as read-only', async () => {
+    const refusals = [
+      { line: 'POST /api/reload HTTP/1.1', host: 'evil.example', action: 'reload', detail: /loopback host/ },
+      { line: 'POST /api/reload HTTP/1.1', host: '127.0.0.1', action: 'reload', detail: /read-only/ },
+      {
+        line: 'DELETE /api/bans/%E0 HTTP/1.1',
+        host: 'evil.example',
+        action: 'unban',
+        detail: /loopback host/,
+      },
+      { line: 'DELETE /api/bans/%E0 HTTP/1.1', host: 'localhost', action: 'unban', detail: /read-only/ },
+    ];
+    for (const refusal of refusals) {
+      const before = audits(open).length;
+      const r = await rawRequest(
+        portOf(open),
+        `${refusal.line}\r\nHost: ${refusal.host}\r\nConnection: close\r\n\r\n`,
+      );
+      expect(r.status, `${refusal.line} ${refusal.host}`).toBe(403);
+      expect(String(problemOf(r.text).detail)).toMatch(refusal.detail);
+      const lines = audits(open).slice(before);
+      expect(lines, `${refusal.line} ${refusal.host}`).toHaveLength(1);
+      expect(lines[0]).toMatchObject({ action: refusal.action, token_name: null, outcome: 'forbidden' });
+    }
+    // A read refused for its Host changes nothing: no audit line.
+    const before = audits(open).length;
+    const read = await rawRequest(
+      portOf(open),
+      'GET /api/config HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n',
+    );
+    expect(read.status).toBe(403);
+    expect(audits(open).slice(before)).toEqual([]);
+  });
+});
