@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import http, { STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
 import { isLoopback } from '../config/normalise-security.js';
-import type { ResolvedAdmin } from '../config/types.js';
+import type { ResolvedAdmin, ResolvedToken } from '../config/types.js';
 import { canonicalIp } from '../core/ip-set.js';
 import type { ErrorCode } from '../errors/catalogue.js';
 import { listenError } from '../errors/listen-error.js';
@@ -87,6 +87,11 @@ export class AdminServer {
   #settings: ResolvedAdmin;
   readonly #control: AdminControl;
   readonly #log: AdminLog;
+  /**
+   * Set by `retire` to the tokens of the listener that replaced this one (which name the callers of
+   * the changes refused here); null while this listener serves.
+   */
+  #retiredFor: readonly ResolvedToken[] | null = null;
 
   constructor(settings: ResolvedAdmin, control: AdminControl, log: AdminLog) {
     refuseExposed(settings);
@@ -107,6 +112,7 @@ export class AdminServer {
   }
 
   async #route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (this.#retiredFor !== null) return this.#refuseRetired(req, res, this.#retiredFor);
     const url = requestUrl(req.url ?? '/');
     if (url === null) {
       return problem(
@@ -129,7 +135,7 @@ export class AdminServer {
     // and every refused attempt at a change is audited, whatever refused it.
     const { endpoint, params, badPath } = found;
     const changes = MATRIX[endpoint].changes;
-    const action = endpoint === 'target' ? `target.${params.action}` : endpoint;
+    const action = actionOf(endpoint, params);
     const tokensConfigured = this.#settings.tokens.length > 0;
     const { caller, token } = identify(req.headers.authorization, this.#settings.tokens);
     // Without tokens anyone who reaches the port is served, so a web page whose name an attacker
@@ -292,6 +298,37 @@ export class AdminServer {
     }
   }
 
+  /**
+   * The answer of a retired listener: 503, and the connection closed after it (requests pipelined
+   * behind it are dropped). A change asked for here is audited `unavailable`, its caller named by
+   * the tokens now in force.
+   */
+  #refuseRetired(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    tokens: readonly ResolvedToken[],
+  ): void {
+    res.shouldKeepAlive = false;
+    const url = requestUrl(req.url ?? '/');
+    const found = url === null ? null : endpointOf(req.method ?? 'GET', url.pathname);
+    if (found !== null && 'endpoint' in found && MATRIX[found.endpoint].changes) {
+      const { token } = identify(req.headers.authorization, tokens);
+      this.#audit(
+        req,
+        actionOf(found.endpoint, found.params),
+        token?.name ?? null,
+        found.params,
+        'unavailable',
+      );
+    }
+    problem(
+      res,
+      503,
+      'Service Unavailable',
+      'a reload moved the admin listener: this address is closing; connect to the one in admin.listen',
+    );
+  }
+
   /** One audit line per state change, with who asked and how it went (never the token itself). */
   #audit(
     req: http.IncomingMessage,
@@ -329,6 +366,17 @@ export class AdminServer {
   /** Takes new tokens and settings for the same address (checked by `refuseExposed`); connections stay open. */
   update(settings: ResolvedAdmin): void {
     this.#settings = settings;
+  }
+
+  /**
+   * Refuses every request from now on (see #refuseRetired); requests already being answered finish.
+   * A reload that moves the admin listener calls this as it commits, before `close`: the old
+   * listener's open connections were served with the old tokens until the close grace ran out, so
+   * a token the reload revoked kept working on them (up to 10 s), and a rotated-out operator token
+   * could reload again.
+   */
+  retire(next: ResolvedAdmin | null): void {
+    this.#retiredFor = next?.tokens ?? [];
   }
 
   /**
@@ -381,6 +429,11 @@ function send(
 
 function sendJson(res: http.ServerResponse, value: unknown, status = 200): void {
   send(res, status, 'application/json', `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** The audit action of a call to an endpoint (`target` splits by its verb). */
+function actionOf(endpoint: Endpoint, params: Readonly<Record<string, string>>): string {
+  return endpoint === 'target' ? `target.${params.action}` : endpoint;
 }
 
 /** The endpoint of a method and path, with its path parameters; null when there is none. */

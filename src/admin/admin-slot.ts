@@ -3,12 +3,13 @@
  * listener in place (tokens rotate without a dropped connection); one that moves it binds the new
  * address before the reload commits, so an address that cannot be bound (in use, a typo) refuses the
  * whole reload and the old listener keeps serving. The old listener then closes gracefully: the
- * `POST /api/reload` that asked for the change gets its answer.
+ * `POST /api/reload` that asked for the change gets its answer, as does every request in flight,
+ * and any request that comes after the commit on a connection still open is refused (503).
  */
 import type { ResolvedAdmin } from '../config/types.js';
 import { type AdminServer, refuseExposed } from './admin-server.js';
 
-/** How long requests on a replaced admin listener get to finish. */
+/** How long requests in flight on a replaced admin listener get to finish. */
 const REPLACED_GRACE_MS = 10_000;
 
 /** A prepared admin change: applied by `commit`, undone by `abort`. */
@@ -57,6 +58,9 @@ export class AdminSlot {
     return {
       commit: () => {
         this.#server = fresh;
+        // From the commit on, the old address refuses what it has not started answering: its open
+        // connections must not outlive the tokens (or the listener) the reload took away.
+        running?.retire(next);
         void running?.close(REPLACED_GRACE_MS);
       },
       abort: async () => {

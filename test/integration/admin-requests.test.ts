@@ -4,9 +4,14 @@
  * lines of refused changes. The role matrix through the built CLI is in test/e2e/admin-api.test.ts.
  */
 import { createHash } from 'node:crypto';
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SluiceConfigInput } from '../../src/config/schema.js';
+import { freePort } from '../helpers/cli.js';
+import { http } from '../helpers/http.js';
 import { rawRequest } from '../helpers/raw-http.js';
-import { startSluice, type TestSluice } from '../helpers/sluice.js';
+import { resolve, startSluice, type TestSluice } from '../helpers/sluice.js';
 
 const SECRETS = { viewer: 'viewer-secret-for-tests', operator: 'operator-secret-for-tests' };
 const sha = (secret: string) => createHash('sha256').update(secret).digest('hex');
@@ -160,5 +165,103 @@ describe('admin API: who is asking, before what is asked', () => {
     );
     expect(read.status).toBe(403);
     expect(audits(open).slice(before)).toEqual([]);
+  });
+});
+
+describe('admin API: a reload that moves the listener', () => {
+  const OLD = { developer: 'developer-before-the-reload', operator: 'operator-before-the-reload' };
+  const NEW = { developer: 'developer-after-the-reload', operator: 'operator-after-the-reload' };
+  const config = (listen: string, secrets: typeof OLD): SluiceConfigInput => ({
+    admin: {
+      listen,
+      tokens: [
+        { name: 'dev', role: 'developer', token_sha256: sha(secrets.developer) },
+        { name: 'ops', role: 'operator', token_sha256: sha(secrets.operator) },
+      ],
+    },
+    servers: [{ listen: '127.0.0.1:0', routes: [{ respond: { body: 'ok\n' } }] }],
+  });
+
+  it('refuses the revoked tokens on the old address from the commit on, while the request in flight finishes', async () => {
+    const sluice = await startSluice(config('127.0.0.1:0', OLD));
+    try {
+      const old = sluice.instance.addresses().admin!.port;
+      // A keep-alive connection busy with a profile when the reload commits: it is not idle, so the
+      // listener's close leaves it open.
+      const socket = net.connect(old, '127.0.0.1');
+      socket.setEncoding('latin1');
+      let text = '';
+      socket.on('data', (d: string) => {
+        text += d;
+      });
+      const closed = new Promise<void>((done) => socket.once('close', () => done()));
+      socket.write(
+        `GET /debug/pprof/profile?seconds=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${OLD.developer}\r\n\r\n`,
+      );
+      await sleep(200);
+      const moved = await freePort();
+      await sluice.instance.reload(resolve(config(`127.0.0.1:${moved}`, NEW)));
+      // Sent on that connection after the commit: the tokens the reload revoked, pipelined.
+      socket.write(
+        `GET /api/config HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${OLD.developer}\r\n\r\n` +
+          `POST /api/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${OLD.operator}\r\nContent-Length: 0\r\n\r\n`,
+      );
+      await Promise.race([closed, sleep(5000)]);
+      socket.destroy();
+      const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+      // The profile asked for before the reload is answered; the next request is refused and the
+      // connection closed after it, so the pipelined reload is never served.
+      expect(statuses).toEqual([200, 503]);
+      expect(text).toMatch(/\r\nConnection: close\r\n/i);
+      expect(text).not.toContain('"admin"');
+      expect(
+        sluice.logs.filter(
+          (l) => l.msg === 'admin action' && l.action === 'reload' && l.outcome === 'success',
+        ),
+      ).toEqual([]);
+
+      // The new address knows only the new tokens.
+      const at = (token: string) =>
+        http(`http://127.0.0.1:${moved}/api/config`, { headers: { authorization: `Bearer ${token}` } });
+      expect((await at(OLD.developer)).status).toBe(401);
+      expect((await at(NEW.developer)).status).toBe(200);
+    } finally {
+      await sluice.close();
+    }
+  });
+
+  it('audits a change asked of the old address after the commit as unavailable, naming the caller by the new tokens', async () => {
+    const sluice = await startSluice(config('127.0.0.1:0', OLD));
+    try {
+      const old = sluice.instance.addresses().admin!.port;
+      const socket = net.connect(old, '127.0.0.1');
+      socket.setEncoding('latin1');
+      let text = '';
+      socket.on('data', (d: string) => {
+        text += d;
+      });
+      const closed = new Promise<void>((done) => socket.once('close', () => done()));
+      socket.write(
+        `GET /debug/pprof/profile?seconds=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${OLD.developer}\r\n\r\n`,
+      );
+      await sleep(200);
+      await sluice.instance.reload(resolve(config(`127.0.0.1:${await freePort()}`, NEW)));
+      socket.write(
+        `DELETE /api/bans/192.0.2.1 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${NEW.operator}\r\n\r\n`,
+      );
+      await Promise.race([closed, sleep(5000)]);
+      socket.destroy();
+      expect([...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]))).toEqual([200, 503]);
+      const audits = sluice.logs.filter((l) => l.msg === 'admin action');
+      expect(audits).toHaveLength(1);
+      expect(audits[0]).toMatchObject({
+        action: 'unban',
+        token_name: 'ops',
+        address: '192.0.2.1',
+        outcome: 'unavailable',
+      });
+    } finally {
+      await sluice.close();
+    }
   });
 });
