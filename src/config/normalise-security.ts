@@ -245,6 +245,8 @@ export function normaliseTokens(
 ): ResolvedToken[] {
   const tokens: ResolvedToken[] = [];
   const names = new Set<string>();
+  /** The entry each token (by its SHA-256, whatever its source) was first given to. */
+  const owners = new Map<string, { name: string; role: string; index: number }>();
   draft?.forEach((t, i) => {
     if (t === undefined) return;
     const path: KeyPath = ['admin', 'tokens', i];
@@ -341,6 +343,20 @@ export function normaliseTokens(
       }
       sha256 = createHash('sha256').update(secret).digest('hex');
     }
+    // A presented token is matched to the first entry holding it: a second entry with the same
+    // token (from any source: secrets are known only now, so hashes are compared) could never be
+    // used, and its role never granted. Neither the token nor its hash is printed.
+    const owner = owners.get(sha256!);
+    if (owner !== undefined) {
+      problems.error(
+        path,
+        'SLUICE_E_ADMIN_DUPLICATE_TOKEN',
+        `token ${JSON.stringify(t.name)} (${t.role}) is the same token as ${JSON.stringify(owner.name)} (${owner.role}, admin.tokens[${owner.index}]): every call with it would be taken as ${JSON.stringify(owner.name)}'s`,
+        { hint: 'give each entry its own token, e.g. from: openssl rand -hex 32' },
+      );
+      return;
+    }
+    owners.set(sha256!, { name: t.name, role: t.role, index: i });
     tokens.push({
       name: t.name,
       role: t.role,

@@ -261,6 +261,11 @@ export const ERROR_CATALOGUE = {
     title: 'the admin listener would be open to the network without tokens',
     hint: 'listen on 127.0.0.1 (or ::1), or configure admin.tokens',
   },
+  SLUICE_E_ADMIN_DUPLICATE_TOKEN: {
+    status: 0,
+    title: 'two admin tokens are the same token',
+    hint: "give each entry of admin.tokens its own token (openssl rand -hex 32): a call with a shared one is always taken as the first entry's, and the role of the others is never granted",
+  },
   SLUICE_E_ADMIN_BAD_ADDRESS: {
     status: 400,
     title: 'not an address that can be banned',

@@ -1,4 +1,5 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: these tests are about the literal ${NAME} syntax.
+import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -671,6 +672,42 @@ describe('admin tokens', () => {
       '6:SLUICE_E_CONFIG_DUPLICATE_NAME',
     ]);
     expect(result.problems[2]!.hint).toMatch(/each token its own name/);
+  });
+});
+
+describe('admin tokens given twice', () => {
+  // Both passed check; the first entry listed took every call, so `ops` could never operate.
+  it('refuse one token in two entries, whatever their sources, without printing it', () => {
+    const secret = 'shared-token-0123456789abcdef';
+    const file = join(mkdtempSync(join(tmpdir(), 'sluice-tokens-')), 'ops.token');
+    writeFileSync(file, `${secret}\n`);
+    const sha = createHash('sha256').update(secret).digest('hex');
+    const text = [
+      'admin:',
+      '  tokens:',
+      '    - { name: grafana, role: viewer, token_env: TA }',
+      `    - { name: ops, role: operator, token_file: ${file} }`,
+      `    - { name: dev, role: developer, token_sha256: "${sha.toUpperCase()}" }`,
+      '    - { name: other, role: operator, token_env: TB }',
+      'servers: [{ listen: 80, routes: [{ respond: {} }] }]',
+      '',
+    ].join('\n');
+    const env = { TA: secret, TB: 'another-token-0123456789abcdef' };
+    const found = lines(loadConfigText(text, 'd.yaml', env));
+    expect(found.map((l) => l.replace(/ \(hint: .*/, ''))).toEqual([
+      'd.yaml:4:7: SLUICE_E_ADMIN_DUPLICATE_TOKEN admin.tokens[1]: token "ops" (operator) is the same token as "grafana" (viewer, admin.tokens[0]): every call with it would be taken as "grafana"\'s',
+      'd.yaml:5:7: SLUICE_E_ADMIN_DUPLICATE_TOKEN admin.tokens[2]: token "dev" (developer) is the same token as "grafana" (viewer, admin.tokens[0]): every call with it would be taken as "grafana"\'s',
+    ]);
+    expect(found[0]).toMatch(/\(hint: give each entry its own token/);
+    for (const line of found) {
+      expect(line).not.toContain(secret);
+      expect(line.toLowerCase()).not.toContain(sha);
+    }
+    // Each its own token: no problem.
+    const distinct = text.replace(/\n {4}- \{ name: dev[^\n]*/, '');
+    expect(loadConfigText(distinct, 'd.yaml', { ...env, TA: 'grafana-token-0123456789abcdef' }).ok).toBe(
+      true,
+    );
   });
 });
 
