@@ -67,10 +67,18 @@ function cidrs(text: string, path: KeyPath, problems: ProblemCollector): string[
   return [parsed.cidr];
 }
 
+/** What to write instead of an access setting that names no client. */
+const EMPTY_ACCESS_HINT =
+  "to let every client in, write allow: [all] (or remove access: a route then has its server's); to let none in, write deny: [all]";
+
 /**
  * `{ allow, deny }` is checked allow first, then deny; an address neither lists is allowed unless
  * there is an allow list (then it is denied: `allow: [10.0.0.0/8]` alone means "only these").
  * The ordered list form is nginx's exactly: first match wins, no match allowed.
+ *
+ * A setting that names no client is refused: `allow: []` let everyone in (an allow list meant
+ * "only these", and this one named none), and on a route an empty setting replaced the server's,
+ * so `access: { allow: [] }` there opened what the server restricted.
  */
 export function normaliseAccess(
   draft: AccessDraft,
@@ -79,6 +87,14 @@ export function normaliseAccess(
 ): ResolvedAccess {
   const rules: AccessRule[] = [];
   if (Array.isArray(draft)) {
+    if (draft.length === 0) {
+      problems.error(
+        path,
+        'SLUICE_E_CONFIG_VALUE',
+        'an empty access list names no client: it would let every client in (on a route, whatever its server allows)',
+        { hint: EMPTY_ACCESS_HINT },
+      );
+    }
     draft.forEach((entry, i) => {
       if (entry === undefined) return;
       const allow = 'allow' in entry && entry.allow !== undefined;
@@ -89,6 +105,21 @@ export function normaliseAccess(
     return { rules, otherwise: true };
   }
   const object = draft as { allow?: (string | undefined)[]; deny?: (string | undefined)[] };
+  if (object.allow?.length === 0) {
+    problems.error(
+      [...path, 'allow'],
+      'SLUICE_E_CONFIG_VALUE',
+      'an empty allow list names no client to let in',
+      { hint: EMPTY_ACCESS_HINT },
+    );
+  } else if (object.allow === undefined && (object.deny === undefined || object.deny.length === 0)) {
+    problems.error(
+      path,
+      'SLUICE_E_CONFIG_VALUE',
+      'access names no client in allow or deny: it would let every client in (on a route, whatever its server allows)',
+      { hint: EMPTY_ACCESS_HINT },
+    );
+  }
   object.allow?.forEach((t, i) => {
     if (t !== undefined)
       for (const cidr of cidrs(t, [...path, 'allow', i], problems)) rules.push({ allow: true, cidr });
@@ -97,7 +128,8 @@ export function normaliseAccess(
     if (t !== undefined)
       for (const cidr of cidrs(t, [...path, 'deny', i], problems)) rules.push({ allow: false, cidr });
   });
-  return { rules, otherwise: object.allow === undefined || object.allow.length === 0 };
+  // An allow list, even one refused above as empty, lets in only what it names.
+  return { rules, otherwise: object.allow === undefined };
 }
 
 const PER = { s: 1, m: 60, h: 3600 } as const;

@@ -711,6 +711,58 @@ describe('admin tokens given twice', () => {
   });
 });
 
+describe('access that names no client', () => {
+  // `allow: []` let every client in, and on a route replaced the server's access: with the server
+  // allowing 10.0.0.0/8 only, 127.0.0.1 got /internal/x (200) where /x was 403.
+  it('is refused in either form, at its line and column, with a hint', () => {
+    const text = [
+      'servers:',
+      '  - listen: "127.0.0.1:8080"',
+      '    access: { allow: [10.0.0.0/8] }',
+      '    routes:',
+      '      - { match: { path_prefix: /internal/ }, access: { allow: [] }, respond: {} }',
+      '      - { match: { path_prefix: /both/ }, access: { allow: [], deny: [all] }, respond: {} }',
+      '      - { match: { path_prefix: /list/ }, access: [], respond: {} }',
+      '      - { match: { path_prefix: /none/ }, access: {}, respond: {} }',
+      '      - { match: { path_prefix: /deny/ }, access: { deny: [] }, respond: {} }',
+      '      - { respond: {} }',
+      '  - listen: "127.0.0.1:8081"',
+      '    access: { allow: [] }',
+      '    routes: [{ respond: {} }]',
+      '',
+    ].join('\n');
+    const found = lines(loadConfigText(text, 'a.yaml', {}));
+    expect(found.map((l) => l.replace(/ \(hint: .*/, ''))).toEqual([
+      'a.yaml:5:64: SLUICE_E_CONFIG_VALUE servers[0].routes[0].access.allow: an empty allow list names no client to let in',
+      'a.yaml:6:60: SLUICE_E_CONFIG_VALUE servers[0].routes[1].access.allow: an empty allow list names no client to let in',
+      'a.yaml:7:51: SLUICE_E_CONFIG_VALUE servers[0].routes[2].access: an empty access list names no client: it would let every client in (on a route, whatever its server allows)',
+      'a.yaml:8:51: SLUICE_E_CONFIG_VALUE servers[0].routes[3].access: access names no client in allow or deny: it would let every client in (on a route, whatever its server allows)',
+      'a.yaml:9:51: SLUICE_E_CONFIG_VALUE servers[0].routes[4].access: access names no client in allow or deny: it would let every client in (on a route, whatever its server allows)',
+      'a.yaml:12:22: SLUICE_E_CONFIG_VALUE servers[1].access.allow: an empty allow list names no client to let in',
+    ]);
+    for (const line of found) {
+      expect(line).toContain(
+        "(hint: to let every client in, write allow: [all] (or remove access: a route then has its server's); to let none in, write deny: [all])",
+      );
+    }
+  });
+
+  it('lets a route open what its server restricts only when it says so', () => {
+    const text = [
+      'servers:',
+      '  - listen: "127.0.0.1:8080"',
+      '    access: { allow: [10.0.0.0/8] }',
+      '    routes:',
+      '      - { match: { path_prefix: /public/ }, access: { allow: [all] }, respond: {} }',
+      '      - { match: { path_prefix: /closed/ }, access: [{ deny: all }], respond: {} }',
+      '      - { match: { path_prefix: /spared/ }, access: { allow: [10.0.0.0/8], deny: [] }, respond: {} }',
+      '      - { respond: {} }',
+      '',
+    ].join('\n');
+    expect(loadConfigText(text, 'a.yaml', {}).ok).toBe(true);
+  });
+});
+
 describe('egress policy names', () => {
   it('refuse a name used twice: the log says which policy allowed a request', () => {
     const text = [
