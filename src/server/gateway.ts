@@ -4,13 +4,15 @@
  *   strict head checks ─▶ server by Host ─▶ path normalised ─▶ client address (trusted_proxies)
  *     ─▶ route by path, method, headers ─▶ action: proxy | respond | redirect ─▶ observer
  *
- * Everything it reads per request was compiled ahead (gateway-tables.ts); nothing here walks the
- * config.
+ * A refusal before the route is chosen (a refused head, 421, 414, a malformed path, TRACE) is the
+ * server's ban 403 for a client the server bans. Everything it reads per request was compiled ahead
+ * (gateway-tables.ts); nothing here walks the config.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import { assertNever } from '../core/assert-never.js';
 import { clientFromForwardedFor, unmapIpv4 } from '../core/ip-set.js';
+import type { ErrorCode } from '../errors/catalogue.js';
 import { serveHandler } from '../handlers/serve-handler.js';
 import { forward } from '../proxy/forward.js';
 import { normaliseHost } from '../router/host-table.js';
@@ -61,7 +63,7 @@ export function handleRequest(
   if (typeof head === 'string') {
     const code =
       head === 'headers_too_large' ? 'SLUICE_E_CLIENT_HEADERS_TOO_LARGE' : 'SLUICE_E_CLIENT_BAD_REQUEST';
-    x.fail(code, new Error(`refused request head: ${head}`));
+    refuseBeforeRoute(x, server, observer.guards, code, new Error(`refused request head: ${head}`));
     return x;
   }
   // X-Forwarded-* are believed only from trusted proxies; from anyone else they start afresh.
@@ -78,7 +80,7 @@ export function handleRequest(
   // named; a request naming another server with other client-certificate settings would pass its
   // require_client_cert, or carry an identity its client_ca never verified.
   if (table.clientCertsDiffer && misdirected(req, server, table)) {
-    x.fail('SLUICE_E_CLIENT_MISDIRECTED');
+    refuseBeforeRoute(x, server, observer.guards, 'SLUICE_E_CLIENT_MISDIRECTED');
     return x;
   }
   x.connectionTokens = head.connectionTokens;
@@ -91,13 +93,13 @@ export function handleRequest(
 
   const url = x.requestUri;
   if (url.length > server.limits.maxUri) {
-    x.fail('SLUICE_E_CLIENT_URI_TOO_LONG');
+    refuseBeforeRoute(x, server, observer.guards, 'SLUICE_E_CLIENT_URI_TOO_LONG');
     return x;
   }
   const q = url.indexOf('?');
   const path = normalisePath(q === -1 ? url : url.slice(0, q), server.config.mergeSlashes);
   if (path === null) {
-    x.fail('SLUICE_E_CLIENT_BAD_REQUEST', new Error('malformed path'));
+    refuseBeforeRoute(x, server, observer.guards, 'SLUICE_E_CLIENT_BAD_REQUEST', new Error('malformed path'));
     return x;
   }
   x.path = path;
@@ -109,7 +111,7 @@ export function handleRequest(
       ? path
       : normalisePath(path.replaceAll('%2F', '/'), server.config.mergeSlashes);
   if (routePath === null) {
-    x.fail('SLUICE_E_CLIENT_BAD_REQUEST', new Error('malformed path'));
+    refuseBeforeRoute(x, server, observer.guards, 'SLUICE_E_CLIENT_BAD_REQUEST', new Error('malformed path'));
     return x;
   }
   x.routePath = routePath;
@@ -118,7 +120,7 @@ export function handleRequest(
   // nginx answers TRACE 405 before any location: a target that echoes it back (as TRACE asks)
   // hands a script the cookies and credentials it cannot read itself (cross-site tracing).
   if (x.method === 'TRACE') {
-    x.fail('SLUICE_E_CLIENT_METHOD_NOT_ALLOWED');
+    refuseBeforeRoute(x, server, observer.guards, 'SLUICE_E_CLIENT_METHOD_NOT_ALLOWED');
     return x;
   }
 
@@ -143,6 +145,25 @@ export function handleRequest(
   }
   act(x, route);
   return x;
+}
+
+/**
+ * Refuses a request before a route is chosen: with `code`, or with 403 SLUICE_E_AUTH_BANNED when
+ * the client is banned from the server, as every request a banned client makes there is. The ban
+ * was checked only once a route was chosen, so a banned client still got the 400, 405, 414 or 421
+ * of a malformed, TRACE or overlong request, as if the ban were not in force. Only refusals pay
+ * for the look-up; a banned client's 403 is no strike (a ban's strikes are not counted).
+ */
+function refuseBeforeRoute(
+  x: Exchange,
+  server: CompiledServer,
+  services: GuardServices,
+  code: ErrorCode,
+  cause?: unknown,
+): void {
+  const ban = server.guards.ban;
+  if (ban !== null && services.banned(ban.scope, ban.client(x.remoteAddr))) x.fail('SLUICE_E_AUTH_BANNED');
+  else x.fail(code, cause);
 }
 
 /** Whether the server a request names differs in client certificates from the one its SNI chose. */

@@ -16,6 +16,7 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import type tls from 'node:tls';
 import { headerName } from '../core/header-names.js';
+import { unmapIpv4 } from '../core/ip-set.js';
 import { SlotSet } from '../core/slot-set.js';
 import { ERROR_CATALOGUE, type ErrorCode } from '../errors/catalogue.js';
 import { listenError } from '../errors/listen-error.js';
@@ -698,10 +699,22 @@ export class HttpListener {
     }
   };
 
-  /** Answers a connection with no request to serve (see refuse), and logs and counts that answer. */
+  /**
+   * Answers a connection with no request to serve (see refuse), and logs and counts that answer. A
+   * request refused from a client the default server bans is answered 403 SLUICE_E_AUTH_BANNED, as
+   * the gateway answers its own refusals (a 400 or 431 said the ban was not in force).
+   */
   #refuse(socket: Socket, code: ErrorCode, request: { method: string; url: string } | null = null): void {
-    refuse(socket, code);
-    Exchange.refused(socket, request, this.#scheme, this.#table.hosts.defaultValue, code, this.#observer);
+    const server = this.#table.hosts.defaultValue;
+    const ban = server.guards.ban;
+    let answer = code;
+    if (ban !== null && BANNED_INSTEAD.has(code)) {
+      const peer = unmapIpv4(socket.remoteAddress ?? '');
+      if (peer !== '' && this.#observer.guards.banned(ban.scope, ban.client(peer)))
+        answer = 'SLUICE_E_AUTH_BANNED';
+    }
+    refuse(socket, answer);
+    Exchange.refused(socket, request, this.#scheme, server, answer, this.#observer);
   }
 
   /**
@@ -881,6 +894,17 @@ function refuseStream(res: http2.Http2ServerResponse, code: ErrorCode): void {
   });
   res.end(body);
 }
+
+/**
+ * The refusals of a request (not of a connection: 503 over max_connections or while draining, 408
+ * for a head that never came) that a banned client gets as its ban's 403.
+ */
+const BANNED_INSTEAD: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'SLUICE_E_CLIENT_BAD_REQUEST',
+  'SLUICE_E_CLIENT_URI_TOO_LONG',
+  'SLUICE_E_CLIENT_HEADERS_TOO_LARGE',
+  'SLUICE_E_CLIENT_BODY_TOO_LARGE',
+]);
 
 /** Writes a canned error answer to a socket whose request cannot be served, then closes it. */
 function refuse(socket: Socket, code: ErrorCode): void {

@@ -8,7 +8,9 @@ import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SluiceConfigInput } from '../../src/config/schema.js';
+import { freePort } from '../helpers/cli.js';
 import { http } from '../helpers/http.js';
+import { rawRequest } from '../helpers/raw-http.js';
 import { startSluice, type TestSluice } from '../helpers/sluice.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
@@ -416,5 +418,80 @@ describe('allow/deny', () => {
     }
     await new Promise((r) => setTimeout(r, 300));
     expect(up.seen.length).toBe(seen);
+  });
+});
+
+describe('a banned client, whatever it sends', () => {
+  // Refusals sluice gives before a route is chosen came before the ban check: a banned client got
+  // 405 for TRACE, 400 for a malformed path and 414 for a long target, as if the ban were not in force.
+  let sluice: TestSluice;
+  let direct: number;
+  const ban = { statuses: [400, 405, 414, 431], max: 3, window: '10s', duration: '10s' };
+  const limits = { max_uri: '1kb', max_header: '4kb' };
+
+  beforeAll(async () => {
+    const routes = [{ match: { path_prefix: '/a/' }, proxy: { url: up.url } }];
+    // Its own address: servers on one address share its listener.
+    direct = await freePort();
+    sluice = await startSluice({
+      servers: [
+        { name: 'proxied', listen: '127.0.0.1:0', trusted_proxies: ['127.0.0.1'], ban, limits, routes },
+        { name: 'direct', listen: `127.0.0.1:${direct}`, ban, limits, routes },
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+  });
+
+  const long = `/a/${'x'.repeat(1536)}`;
+  /** A raw request's status, and whether it was the ban's problem document. */
+  const raw = async (port: number, text: string) => {
+    const r = await rawRequest(port, text);
+    return `${r.status}${r.text.includes('SLUICE_E_AUTH_BANNED') ? ' banned' : ''}`;
+  };
+  const from = (client: string, line: string) =>
+    `${line}\r\nHost: a.test\r\nX-Forwarded-For: ${client}\r\nConnection: close\r\n\r\n`;
+
+  it('gets 403 SLUICE_E_AUTH_BANNED for TRACE, a malformed path and an overlong target; other clients get their 405, 400, 414', async () => {
+    const port = sluice.port;
+    const banned = '203.0.113.50';
+    for (let i = 0; i < 3; i++) expect(await raw(port, from(banned, `GET /a/%zz${i} HTTP/1.1`))).toBe('400');
+    const seen = up.seen.length;
+    const lines = sluice.accessLines().length;
+    expect(await raw(port, from(banned, 'GET /a/ok HTTP/1.1'))).toBe('403 banned');
+    expect(await raw(port, from(banned, 'TRACE /a/ok HTTP/1.1'))).toBe('403 banned');
+    expect(await raw(port, from(banned, 'GET /a/%zz HTTP/1.1'))).toBe('403 banned');
+    expect(await raw(port, from(banned, `GET ${long} HTTP/1.1`))).toBe('403 banned');
+    // The ban is the client's (behind the trusted proxy), not the proxy's.
+    const other = '203.0.113.51';
+    expect(await raw(port, from(other, 'TRACE /a/ok HTTP/1.1'))).toBe('405');
+    expect(await raw(port, from(other, 'GET /a/%zz HTTP/1.1'))).toBe('400');
+    expect(await raw(port, from(other, `GET ${long} HTTP/1.1`))).toBe('414');
+    expect(up.seen.length).toBe(seen);
+    // Logged as the ban's refusals, with the client behind the proxy.
+    const logged = (await sluice.waitForAccessLines(lines + 7)).slice(lines, lines + 4);
+    expect(logged.map((l) => [l.status, l.error, l.remote_addr])).toEqual(
+      Array.from({ length: 4 }, () => [403, 'SLUICE_E_AUTH_BANNED', banned]),
+    );
+  });
+
+  it('gets 403 SLUICE_E_AUTH_BANNED for the heads Node refuses too (431, 400)', async () => {
+    for (let i = 0; i < 3; i++)
+      expect(await raw(direct, `GET ${long}${i} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`)).toBe(
+        '414',
+      );
+    const seen = up.seen.length;
+    const big = `GET /a/ok HTTP/1.1\r\nHost: a\r\nX-Big: ${'y'.repeat(6000)}\r\n\r\n`;
+    expect(await raw(direct, big)).toBe('403 banned');
+    expect(await raw(direct, 'GET /a/ok HTTP/1.1\r\nHost: a\r\nno colon here\r\n\r\n')).toBe('403 banned');
+    expect(await raw(direct, 'TRACE /a/ok HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')).toBe(
+      '403 banned',
+    );
+    expect(up.seen.length).toBe(seen);
+    // A banned client's 403s strike nothing: one ban, logged once.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(sluice.logs.filter((l) => l.msg === 'client banned' && l.client === '127.0.0.1')).toHaveLength(1);
   });
 });
