@@ -2,7 +2,9 @@
  * The live dashboard at the admin listener's `/`. It holds no data: every two seconds it reads
  * `/api/stats` and turns the running totals into requests/s, p50/p99 latency (from histogram
  * bucket deltas, as Prometheus' histogram_quantile does) and status-class rates, drawn with uPlot.
- * When the admin API wants a token, the page asks for it once and keeps it in sessionStorage.
+ * When the admin API wants a token, the page asks for it once and keeps it in sessionStorage; a
+ * token the API refuses (401) is forgotten and said to be refused, one whose role may not read the
+ * data (403) is said so, and polling waits for the next token meanwhile.
  */
 
 const PAGE = `<!doctype html>
@@ -55,6 +57,8 @@ const PAGE = `<!doctype html>
   #token { display: none; padding: 16px; }
   #token input { font: inherit; padding: 6px 10px; width: 340px; max-width: 100%; border: 1px solid var(--line); border-radius: 6px; background: var(--bg); color: var(--fg); }
   #token button { font: inherit; padding: 6px 14px; border-radius: 6px; border: 0; background: var(--accent); color: #fff; cursor: pointer; }
+  #tokenMsg { color: var(--bad); font-weight: 600; margin: 0 0 10px; }
+  #tokenMsg:empty { display: none; }
   .uplot { font-family: inherit; }
 </style>
 </head>
@@ -68,6 +72,7 @@ const PAGE = `<!doctype html>
   <section id="token">
     <h2>Admin token</h2>
     <p class="meta">This admin API needs a token (viewer or above). It is kept in this tab only.</p>
+    <p id="tokenMsg" role="alert"></p>
     <form id="tokenForm"><input id="tokenInput" type="password" placeholder="token" autocomplete="off"> <button>Use token</button></form>
   </section>
   <div class="cards">
@@ -188,11 +193,46 @@ const PAGE = `<!doctype html>
     $('dot').className = 'dot';
   }
 
+  // True while the API wants a token this page does not have: polling waits for one to be typed,
+  // rather than send a refused token (or none) every two seconds, each a 401 in the console.
+  let waiting = false;
+
+  // Shows the token form with why it is shown ('' for the first ask), and stops polling.
+  function askToken(status, message) {
+    waiting = true;
+    $('token').style.display = 'block';
+    $('tokenMsg').textContent = message;
+    $('meta').textContent = status;
+    $('dot').className = 'dot stale';
+    $('updated').textContent = '—';
+    if (message) { $('tokenInput').value = ''; $('tokenInput').focus(); }
+  }
+
+  // The detail of a problem answer, when there is one.
+  async function detailOf(res) {
+    try { const doc = await res.json(); return doc && doc.detail ? ': ' + doc.detail : ''; } catch (e) { return ''; }
+  }
+
   async function poll() {
+    if (waiting) return;
     try {
       const token = sessionStorage.getItem('sluice-token');
       const res = await fetch('/api/stats', { cache: 'no-store', headers: token ? { authorization: 'Bearer ' + token } : {} });
-      if (res.status === 401 || res.status === 403) { $('token').style.display = 'block'; $('dot').className = 'dot stale'; return; }
+      // A refused token is forgotten: kept, it went out with every poll and came back 401 each time.
+      if (res.status === 401) {
+        sessionStorage.removeItem('sluice-token');
+        if (token) askToken('token refused', 'The token was refused (401): this admin API does not know it. Check it and type it again.');
+        else askToken('token needed', '');
+        return;
+      }
+      if (res.status === 403) {
+        sessionStorage.removeItem('sluice-token');
+        const detail = await detailOf(res);
+        askToken('not allowed', token
+          ? "The token is known, but its role may not read the dashboard data (403)" + detail
+          : 'The admin API refused to serve the dashboard data (403)' + detail);
+        return;
+      }
       $('token').style.display = 'none';
       render(await res.json());
     } catch (e) {
@@ -200,7 +240,17 @@ const PAGE = `<!doctype html>
       $('updated').textContent = 'cannot reach the admin API';
     }
   }
-  $('tokenForm').addEventListener('submit', (e) => { e.preventDefault(); sessionStorage.setItem('sluice-token', $('tokenInput').value); prev = null; poll(); });
+  $('tokenForm').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const typed = $('tokenInput').value.trim();
+    if (!typed) { $('tokenMsg').textContent = 'Type a token first.'; return; }
+    sessionStorage.setItem('sluice-token', typed);
+    $('tokenMsg').textContent = '';
+    $('meta').textContent = 'connecting…';
+    prev = null;
+    waiting = false;
+    poll();
+  });
   poll();
   setInterval(poll, POLL_MS);
 })();
