@@ -8,11 +8,13 @@
  *   next(): pick target (not yet tried) ─▶ UpstreamCall.send ─▶ onHeaders ─▶ writeHead ─▶ onData… ─▶ onComplete
  *                                              └── error / listed status ─▶ decideRetry ─▶ next() | answer
  *
- * `UpstreamCall` implements undici's handler interface in its original form (`onConnect`,
- * `onHeaders` with raw `Buffer` headers): handlers with `onRequestStart` are wrapped by undici in
- * an adapter that parses every response header into an object first, a cost the proxy never needs.
- * WebSocket and other Upgrade requests take the same path; a 101 answer turns the call into a
- * tunnel (tunnel.ts).
+ * Plain-http requests go through sluice's own HTTP/1.1 client (h1-client.ts), whatever their body,
+ * so every answer of an http target meets one strict parser; https targets and Upgrade requests go
+ * through undici. `UpstreamCall` is the handler of both: it implements undici's handler interface
+ * in its original form (`onConnect`, `onHeaders` with raw `Buffer` headers): handlers with
+ * `onRequestStart` are wrapped by undici in an adapter that parses every response header into an
+ * object first, a cost the proxy never needs. A 101 answer to an Upgrade request turns the call
+ * into a tunnel (tunnel.ts).
  */
 import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
@@ -81,9 +83,10 @@ async function readBody(x: ProxyExchange, request: ProxyRequest): Promise<void> 
 }
 
 /**
- * The body of a large request: the chunks already read, then the rest as undici pulls it.
- * undici pulls the next chunk only once the previous one is written, so a target that stops
- * reading stalls this generator; `timeouts.send` bounds such a stall (nginx `proxy_send_timeout`).
+ * The body of a large request: the chunks already read, then the rest as the upstream client
+ * pulls it. The client (h1-body-writer.ts, or undici for https targets) pulls the next chunk only
+ * once the previous one is written, so a target that stops reading stalls this generator;
+ * `timeouts.send` bounds such a stall (nginx `proxy_send_timeout`).
  */
 async function* streamRest(
   first: Buffer[],
@@ -122,12 +125,12 @@ async function* streamRest(
   }
 }
 
-/** Thrown into undici by the body stream; mapped back to 413. */
+/** Thrown by the body stream into the client writing it; mapped back to 413. */
 class BodyTooLargeError extends Error {
   readonly code = 'SLUICE_BODY_TOO_LARGE';
 }
 
-/** Thrown into undici when the target stops reading the body for `timeouts.send`. */
+/** Aborts the attempt when the target stops reading the body for `timeouts.send`. */
 class SendTimeoutError extends Error {
   readonly code = 'SLUICE_SEND_TIMEOUT';
   constructor() {
@@ -368,9 +371,9 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
         : x.routePath;
     const path = upstreamPath(route, stripFrom, x.query);
     const headers = upstreamRequestHeaders(x, route, target.hostPort, this.#observer.traceparent);
-    // Plain-http requests without an Upgrade or a streamed body take sluice's own client.
+    // Plain-http requests without an Upgrade take sluice's own client, streamed bodies included.
     const h1 = x.upgradeHead === null ? target.h1(route.connectTimeoutMs) : null;
-    if (h1 !== null && (body === null || Buffer.isBuffer(body))) {
+    if (h1 !== null) {
       h1.request(
         {
           method: x.method,

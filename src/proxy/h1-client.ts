@@ -7,8 +7,8 @@
  * validation and normalisation, its wasm parser's callbacks, kQueue bookkeeping and per-request
  * timers) cost 8–9 µs of CPU per proxied request on a 2-core Xeon; a minimal Node proxy over
  * undici's `dispatch` spent 39 µs per request, the same proxy over these sockets 31 µs (same
- * upstream, `wrk -c64`). undici still carries what this client does not: https targets,
- * Upgrade (WebSocket) requests and streamed request bodies (forward.ts chooses).
+ * upstream, `wrk -c64`). undici still carries what this client does not: https targets and
+ * Upgrade (WebSocket) requests (forward.ts chooses).
  *
  * Semantics follow undici's and nginx's where the proxy relies on them:
  * - a connection is reused only after a complete response that allows it (HTTP/1.1 without
@@ -16,11 +16,15 @@
  *   idle connections are kept (nginx `keepalive N`), each for `keepaliveTimeoutMs`, shortened by
  *   a target's `Keep-Alive: timeout=` hint less a second (so sluice closes first, not the target);
  * - the handler learns whether its connection was reused (the keep-alive race rule);
- * - timeouts: connect (`timeouts.connect`, 504) and read, between two reads (`timeouts.read`, 504).
+ * - timeouts: connect (`timeouts.connect`, 504) and read, between two reads (`timeouts.read`, 504);
+ * - a streamed body (h1-body-writer.ts) goes out with back-pressure, framed by the client's
+ *   Content-Length or else chunked; an answer that comes before it is all out stops it (as nginx
+ *   stops sending once the answer is relayed), and its connection is not reused.
  */
 import { connect, type Socket } from 'node:net';
 import { headerName } from '../core/header-names.js';
 import { SlotSet } from '../core/slot-set.js';
+import { BodyWriter } from './h1-body-writer.js';
 import { InvalidResponseError, ResponseParser, type ResponseSink } from './h1-response-parser.js';
 import { flushAtTurnEnd, type TurnFlush } from './turn-batch.js';
 
@@ -42,8 +46,11 @@ export interface H1Request {
   readonly path: string;
   /** A flat `[name, value, ...]` list; a Host header is added from the target when absent. */
   readonly headers: readonly string[];
-  /** Null, or the whole body (sent with its Content-Length). */
-  readonly body: Buffer | null;
+  /**
+   * Null; the whole body (sent with its Content-Length); or a body streamed as it comes, sent
+   * with the Content-Length in `headers`, else chunked.
+   */
+  readonly body: Buffer | AsyncIterable<Buffer> | null;
   /** `timeouts.read`: the longest wait between two reads of the response; 0 for none. */
   readonly readTimeoutMs: number;
   /** Close the connection after this request (`keepalive: 0`). */
@@ -236,6 +243,8 @@ function requestHead(req: H1Request, authority: string): string | Error {
   let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
   let host = false;
   let length = false;
+  const body = req.body;
+  const whole = body !== null && Buffer.isBuffer(body);
   const h = req.headers;
   for (let i = 0; i < h.length; i += 2) {
     const name = h[i]!;
@@ -243,7 +252,7 @@ function requestHead(req: H1Request, authority: string): string | Error {
     const lower = headerName(name);
     if (lower === 'host') host = true;
     else if (lower === 'content-length') {
-      if (req.body !== null) continue; // replaced by the body's own length below
+      if (whole) continue; // replaced by the body's own length below
       length = true;
     } else if (lower === 'transfer-encoding' || lower === 'connection') {
       // Framing is this client's (a body goes with its Content-Length), and so is the connection:
@@ -256,10 +265,24 @@ function requestHead(req: H1Request, authority: string): string | Error {
     head += `${name}: ${value}\r\n`;
   }
   if (!host) head += `host: ${authority}\r\n`;
-  if (req.body !== null) head += `content-length: ${req.body.length}\r\n`;
-  else if (!length && BODY_METHODS.has(req.method)) head += 'content-length: 0\r\n';
+  if (whole) head += `content-length: ${body.length}\r\n`;
+  else if (body !== null) {
+    // A streamed body without a length (the client's was chunked): chunked, as undici sent it.
+    if (!length) head += 'transfer-encoding: chunked\r\n';
+  } else if (!length && BODY_METHODS.has(req.method)) head += 'content-length: 0\r\n';
   if (req.reset) head += 'connection: close\r\n';
   return `${head}\r\n`;
+}
+
+/**
+ * The Content-Length among `headers` (a streamed body's, as the client sent it and its parser
+ * checked it), or -1 when there is none.
+ */
+function declaredLength(headers: readonly string[]): number {
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headerName(headers[i]!) === 'content-length') return Number(headers[i + 1]);
+  }
+  return -1;
 }
 
 /** One connection to a target, carrying one exchange at a time. */
@@ -279,6 +302,8 @@ class H1Connection implements ResponseSink, TurnFlush {
   #idleHintMs = -1;
   #paused = false;
   #received = false;
+  /** The streamed body still going out, if any. */
+  #writer: BodyWriter | null = null;
   /** The socket's timeout as last set: set again only when it changes (the pool's note on timers). */
   #timeoutMs = 0;
   /**
@@ -344,14 +369,40 @@ class H1Connection implements ResponseSink, TurnFlush {
     const head = this.#head;
     this.#head = '';
     if (req === null || head === '' || this.#socket.destroyed) return;
-    if (req.body === null) {
+    const body = req.body;
+    if (body === null) {
       this.#socket.write(head, 'latin1');
-    } else {
+    } else if (Buffer.isBuffer(body)) {
       this.#socket.cork();
       this.#socket.write(head, 'latin1');
-      this.#socket.write(req.body);
+      this.#socket.write(body);
       this.#socket.uncork();
+    } else {
+      this.#socket.write(head, 'latin1');
+      this.#stream(body, declaredLength(req.headers));
     }
+  }
+
+  /** Sends a streamed body after its head; `length` is its Content-Length, or -1 (chunked). */
+  #stream(body: AsyncIterable<Buffer>, length: number): void {
+    const id = this.#exchange;
+    const writer = new BodyWriter(this.#socket, body, length, (err) => {
+      if (this.#writer !== writer) return;
+      this.#writer = null;
+      if (err !== null && id === this.#exchange && this.#handler !== null) this.fail(err);
+    });
+    this.#writer = writer;
+    writer.start();
+  }
+
+  /**
+   * The answer came before the streamed body was all out: nothing more of it is sent (nginx stops
+   * sending once the answer is relayed), and the connection, left mid-body, is not reused.
+   */
+  #stopBody(): void {
+    this.#reusable = false;
+    this.#writer!.stop();
+    this.#writer = null;
   }
 
   #onData(data: Buffer): void {
@@ -371,6 +422,7 @@ class H1Connection implements ResponseSink, TurnFlush {
   onHead(status: number, reason: string, headers: string[], keepAlive: boolean, keepAliveMs: number): void {
     const handler = this.#handler!;
     this.#reusable = keepAlive && !this.#request!.reset;
+    if (this.#writer !== null) this.#stopBody();
     this.#idleHintMs = keepAliveMs < 0 ? -1 : Math.max(0, keepAliveMs - 1000);
     const id = this.#exchange;
     const resume = () => {
@@ -450,6 +502,10 @@ class H1Connection implements ResponseSink, TurnFlush {
     // request's write (held to the turn's end) has not restarted yet: the target has not been
     // asked anything, so it cannot be late. The write re-arms the timer.
     if (this.#connected && this.#head !== '') return;
+    // Waiting for the client's next piece of a streamed body: the target is not late. (undici's
+    // headers timeout, which timed these bodies before, likewise held off while one was written.)
+    // The next write starts the countdown again.
+    if (this.#writer !== null && !this.#writer.waitingForTarget) return;
     this.fail(
       this.#connected
         ? new UpstreamSocketError('SLUICE_READ_TIMEOUT', 'upstream read timed out')
@@ -470,6 +526,8 @@ class H1Connection implements ResponseSink, TurnFlush {
     this.#handler = null;
     this.#request = null;
     this.#parser.stop();
+    this.#writer?.stop();
+    this.#writer = null;
     this.destroy();
     handler?.onError(err);
   }

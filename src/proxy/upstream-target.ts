@@ -1,7 +1,7 @@
 /**
  * One target of an upstream at run time: its balancer and health state, and its pools of
  * keep-alive connections: sluice's own HTTP/1.1 client (h1-client.ts) for plain-http requests,
- * undici `Pool`s for https targets, Upgrade requests and streamed bodies. A target survives a reload (and a DNS refresh) when its
+ * undici `Pool`s for https targets and Upgrade requests. A target survives a reload (and a DNS refresh) when its
  * origin and connection settings (TLS included) are unchanged, keeping its warm connections and
  * its state. An https target connects with its upstream's TLS settings (upstream-tls.ts); when
  * their files rotate, new pools take the new certificate and the old ones close once their

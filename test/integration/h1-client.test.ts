@@ -349,6 +349,49 @@ describe('the upstream HTTP/1.1 client', () => {
     expect(u.seen.heads[0]![3]).toBe(`POST / HTTP/1.1\r\nhost: 127.0.0.1:${u.port}\r\ncontent-length: 3`);
   });
 
+  it('writes a streamed body as it comes, with its Content-Length or else chunked, and reuses the connection', async () => {
+    // Answers once the body is in (the answer to a body still going out would stop it).
+    const u = await upstream((_h, _c, s) => setTimeout(() => s.write(ok()), 50));
+    const p = pool(u.port);
+    async function* body(...parts: string[]) {
+      for (const part of parts) yield Buffer.from(part);
+    }
+    const sized = await send(p, {
+      method: 'PUT',
+      headers: ['Content-Length', '6'],
+      body: body('abc', 'def'),
+    });
+    const chunked = await send(p, { method: 'PUT', body: body('abc', '', 'defgh') });
+    expect([sized.status, chunked.status, chunked.reused]).toEqual([200, 200, true]);
+    expect(u.seen.raw[0]).toBe(
+      `PUT / HTTP/1.1\r\nContent-Length: 6\r\nhost: 127.0.0.1:${u.port}\r\n\r\nabcdef` +
+        `PUT / HTTP/1.1\r\nhost: 127.0.0.1:${u.port}\r\ntransfer-encoding: chunked\r\n\r\n` +
+        '3\r\nabc\r\n5\r\ndefgh\r\n0\r\n\r\n',
+    );
+  });
+
+  it('refuses a streamed body longer or shorter than its Content-Length, and closes the connection', async () => {
+    const u = await upstream((_h, _c, s) => s.write(ok()));
+    const p = pool(u.port);
+    async function* body(...parts: string[]) {
+      for (const part of parts) yield Buffer.from(part);
+    }
+    const longer = await send(p, {
+      method: 'PUT',
+      headers: ['Content-Length', '4'],
+      body: body('abc', 'def'),
+    });
+    const shorter = await send(p, { method: 'PUT', headers: ['Content-Length', '10'], body: body('abc') });
+    expect([longer.error?.code, shorter.error?.code]).toEqual([
+      'SLUICE_INVALID_REQUEST',
+      'SLUICE_INVALID_REQUEST',
+    ]);
+    await sleep(20);
+    expect(u.seen.closed).toBe(2);
+    // Nothing past the announced length went out.
+    expect(u.seen.raw[0]!.endsWith('\r\n\r\nabc')).toBe(true);
+  });
+
   it('abandons an exchange on abort and closes its connection', async () => {
     const u = await upstream((_h, _c, s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc'));
     const p = pool(u.port);

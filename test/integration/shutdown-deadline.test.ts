@@ -80,8 +80,8 @@ describe('requests in flight at shutdown_timeout', () => {
     expect(slowA.seen.length + slowB.seen.length).toBe(1);
   });
 
-  // A body over 64 KiB is streamed, through undici rather than sluice's own client.
-  it('the same for a streamed request body (undici)', async () => {
+  // A body over 64 KiB is streamed as it arrives, not read whole first.
+  it('the same for a streamed request body', async () => {
     const sluice = await startSluice({
       servers: [{ listen: '127.0.0.1:0', routes: [{ proxy: { upstream: 'be' } }] }],
       upstreams: { be: upstream() },

@@ -32,7 +32,7 @@ async function scriptedUpstream() {
           socket.write('HTTP/1.1 200 OK\nContent-Length: 2\n\nok');
           return; // and keeps the connection open
         case '/bad-reason':
-          // A body streamed through undici (over 64 KiB) may still be arriving: answer once.
+          // A streamed body (over 64 KiB) may still be arriving: answer once.
           if (!answered) socket.end('HTTP/1.1 200 O\x01K\r\nContent-Length: 2\r\n\r\nok');
           answered = true;
           return;
@@ -174,15 +174,20 @@ describe('upstream failures', () => {
     expect(problem(res.body).code).toBe('SLUICE_E_UPSTREAM_INVALID_RESPONSE');
   });
 
-  // undici (https targets, streamed request bodies) hands over a reason phrase with a control
-  // character, which Node refuses to write: the 502 that followed reused it, threw as well, and the
-  // client waited for ever with nothing logged.
-  it('answers 502 for a reason phrase with a control character, through undici', async () => {
-    const body = 'x'.repeat(100 * 1024);
-    const r = await rawRequest(
-      sluice.port,
-      `PUT /bad-reason HTTP/1.1\r\nHost: a\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
-    );
+  // undici (https targets, and Upgrade requests the target answers without 101) hands over a reason
+  // phrase with a control character, which Node refuses to write: the 502 that followed reused it,
+  // threw as well, and the client waited for ever with nothing logged. sluice's own parser refuses it.
+  it.each([
+    [
+      'a streamed body',
+      `PUT /bad-reason HTTP/1.1\r\nHost: a\r\nContent-Length: 102400\r\nConnection: close\r\n\r\n${'x'.repeat(102_400)}`,
+    ],
+    [
+      'an Upgrade request (undici)',
+      'GET /bad-reason HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
+    ],
+  ])('answers 502 for a reason phrase with a control character, after %s', async (_name, request) => {
+    const r = await rawRequest(sluice.port, request);
     expect(r.status).toBe(502);
     expect(r.text).toMatch(/^HTTP\/1\.1 502 Bad Gateway\r\n/);
     expect(r.text).toContain('SLUICE_E_UPSTREAM_INVALID_RESPONSE');
@@ -214,14 +219,21 @@ describe('answers without a body that carry a Content-Length (RFC 9110 8.6)', ()
     await up.close();
   });
 
-  // A body over 64 KiB is streamed upstream through undici (as are https targets), which checked
-  // the Content-Length of a 304 against its absent body and broke the answer.
-  it.each(['/304', '/204'])('relays %s after a streamed request body', async (path) => {
+  // undici (https targets, and Upgrade requests the target answers without 101; streamed request
+  // bodies too, once) checked the Content-Length of a 304 against its absent body and broke the answer.
+  it.each([
+    ['/304', 'a streamed request body'],
+    ['/204', 'a streamed request body'],
+    ['/304', 'an Upgrade request (undici)'],
+    ['/204', 'an Upgrade request (undici)'],
+  ])('relays %s after %s', async (path, kind) => {
     // Raw, since undici as the client has the same trouble with such answers.
     const body = 'x'.repeat(100 * 1024);
     const r = await rawRequest(
       sluice.port,
-      `PUT ${path} HTTP/1.1\r\nHost: a\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+      kind.startsWith('an Upgrade')
+        ? `GET ${path} HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`
+        : `PUT ${path} HTTP/1.1\r\nHost: a\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
     );
     expect(r.status).toBe(Number(path.slice(1)));
     expect(r.text).toMatch(/\r\netag: "v1"\r\n/i);

@@ -1,0 +1,469 @@
+/**
+ * Request bodies over 64 KiB (BODY_BUFFER_LIMIT) are streamed to the target as they arrive. Every
+ * plain-http request is answered through the same client and response parser, whatever its body:
+ * an unsolicited 100 Continue is skipped, a malformed answer is a 502, for streamed bodies as for
+ * buffered ones. The streaming itself keeps its rules: back-pressure, timeouts.send, 413 past
+ * max_body, a client that leaves aborts the upstream request, the framing the client sent, no retry
+ * once sent, and an early answer stops the upload and closes the connection.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import net from 'node:net';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { rawRequest } from '../helpers/raw-http.js';
+import { startSluice, type TestSluice } from '../helpers/sluice.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+/** Over BODY_BUFFER_LIMIT (64 KiB): streamed. */
+const STREAMED = 70_000;
+/** Under it: read whole first. */
+const BUFFERED = 60_000;
+
+/** One connection of a raw upstream, as it went. */
+interface RawConnection {
+  /** Bytes received. */
+  received: number;
+  /** Request heads received, in order. */
+  heads: string[];
+  closed: boolean;
+}
+
+/**
+ * A TCP upstream: by default it reads each request whole (its Content-Length or chunked body)
+ * and writes `answer(path)` (then closes, unless `keepOpen`). `early` answers as soon as the head
+ * is in, and keeps reading (`tail`, when given, follows the answer 300 ms later). `reset` resets
+ * the connection once body bytes arrive; `silent` reads and never answers.
+ */
+async function rawUpstream(
+  answer: (path: string) => string,
+  opts: { mode?: 'whole' | 'early' | 'reset' | 'silent'; keepOpen?: boolean; tail?: string } = {},
+) {
+  const connections: RawConnection[] = [];
+  const server = net.createServer((socket) => {
+    const conn: RawConnection = { received: 0, heads: [], closed: false };
+    connections.push(conn);
+    let buf = Buffer.alloc(0);
+    let head = '';
+    let need = -1; // body bytes still expected; -2: chunked
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      conn.closed = true;
+    });
+    const reply = (path: string) => {
+      if (opts.keepOpen) socket.write(answer(path), 'latin1');
+      else socket.end(answer(path), 'latin1');
+      const tail = opts.tail;
+      if (tail !== undefined) setTimeout(() => socket.writable && socket.write(tail, 'latin1'), 300);
+    };
+    socket.on('data', (d: Buffer) => {
+      conn.received += d.length;
+      if (opts.mode === 'reset' && head !== '') {
+        socket.resetAndDestroy();
+        return;
+      }
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        if (head === '') {
+          const end = buf.indexOf('\r\n\r\n');
+          if (end === -1) return;
+          head = buf.toString('latin1', 0, end);
+          buf = buf.subarray(end + 4);
+          conn.heads.push(head);
+          const cl = /\r\ncontent-length: *(\d+)/i.exec(head);
+          need = /\r\ntransfer-encoding: *chunked/i.test(head) ? -2 : cl ? Number(cl[1]) : 0;
+          if (opts.mode === 'early') reply(head.split(' ')[1] ?? '/');
+          if (opts.mode === 'reset' && buf.length > 0) {
+            socket.resetAndDestroy();
+            return;
+          }
+        }
+        if (opts.mode !== undefined && opts.mode !== 'whole') return;
+        // The test bodies are all `x`: the last chunk is the first `0\r\n\r\n`.
+        const done = need === -2 ? buf.indexOf('0\r\n\r\n') : need <= buf.length ? need : -1;
+        if (done === -1) return;
+        const path = head.split(' ')[1] ?? '/';
+        buf = buf.subarray(need === -2 ? done + 5 : need);
+        head = '';
+        reply(path);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    connections,
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+      }),
+  };
+}
+
+/** A request with a body of `size` `x`s, announced by Content-Length or sent chunked, answered on a closing connection. */
+function upload(
+  path: string,
+  size: number,
+  framing: 'length' | 'chunked' = 'length',
+  method = 'PUT',
+): string {
+  const body = 'x'.repeat(size);
+  return framing === 'length'
+    ? `${method} ${path} HTTP/1.1\r\nHost: a\r\nContent-Length: ${size}\r\nConnection: close\r\n\r\n${body}`
+    : `${method} ${path} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${size.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+}
+
+const bodyOf = (text: string) => text.slice(text.indexOf('\r\n\r\n') + 4);
+
+async function until(check: () => boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+}
+
+describe('an unsolicited 100 Continue from the target', () => {
+  let up: Awaited<ReturnType<typeof rawUpstream>>;
+  let sluice: TestSluice;
+
+  beforeAll(async () => {
+    up = await rawUpstream(
+      () => 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello',
+    );
+    sluice = await startSluice({
+      servers: [{ listen: '127.0.0.1:0', routes: [{ proxy: { url: `http://127.0.0.1:${up.port}` } }] }],
+    });
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+    await up.close();
+  });
+
+  // RFC 9110 15.2: a client must accept 1xx answers it did not ask for. undici (which carried
+  // streamed bodies) destroyed the connection on any 100: a 502 that counted against the target.
+  it.each([
+    [BUFFERED, 'length'],
+    [STREAMED, 'length'],
+    [STREAMED, 'chunked'],
+  ] as const)('is skipped, and the final answer relayed, for a %i-byte body (%s)', async (size, framing) => {
+    const r = await rawRequest(sluice.port, upload('/x', size, framing, 'POST'), { waitMs: 5000 });
+    expect(r.status).toBe(200);
+    expect(r.text).not.toContain('100 Continue');
+    expect(bodyOf(r.text)).toBe('hello');
+  });
+
+  it('counts nothing against the target', async () => {
+    const before = sluice.accessLines().length;
+    const r = await rawRequest(sluice.port, 'GET /after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    expect(r.status).toBe(200);
+    const lines = await sluice.waitForAccessLines(before + 1);
+    expect(lines.filter((l) => l.error !== undefined)).toEqual([]);
+  });
+});
+
+/** Answers a strict client refuses, by path; every one is a 502, whatever the request body. */
+const BAD_ANSWERS: Record<string, string> = {
+  '/http2': 'HTTP/2.0 200 OK\r\nContent-Length: 5\r\n\r\nhello',
+  '/te-gzip': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nhello',
+  '/te-gzip-chunked': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+  '/te-chunked-chunked':
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+  '/te-twice':
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+  '/te-empty': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: \r\nContent-Length: 5\r\n\r\nhello',
+  '/te-and-cl':
+    'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+  '/empty-line-first': '\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello',
+  '/differing-cl': 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!',
+};
+
+describe('upstream response strictness', () => {
+  let up: Awaited<ReturnType<typeof rawUpstream>>;
+  let sluice: TestSluice;
+
+  beforeAll(async () => {
+    up = await rawUpstream(
+      (path) =>
+        BAD_ANSWERS[path] ??
+        (path === '/equal-cl'
+          ? 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello'
+          : 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n'),
+    );
+    sluice = await startSluice({
+      servers: [{ listen: '127.0.0.1:0', routes: [{ proxy: { url: `http://127.0.0.1:${up.port}` } }] }],
+    });
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+    await up.close();
+  });
+
+  const cases = Object.keys(BAD_ANSWERS).flatMap((path) =>
+    [BUFFERED, STREAMED].map((size) => [path, size] as const),
+  );
+
+  it.each(cases)('answers 502 for %s after a %i-byte body', async (path, size) => {
+    const r = await rawRequest(sluice.port, upload(path, size), { waitMs: 5000 });
+    expect(r.status).toBe(502);
+    expect(r.text).toContain('SLUICE_E_UPSTREAM_INVALID_RESPONSE');
+    expect(r.text).not.toContain('hello');
+  });
+
+  it.each([BUFFERED, STREAMED])(
+    'relays an answer repeating an equal Content-Length, with one, after a %i-byte body',
+    async (size) => {
+      const r = await rawRequest(sluice.port, upload('/equal-cl', size), { waitMs: 5000 });
+      expect(r.status).toBe(200);
+      expect(r.text.match(/^content-length: 5\r$/gim)).toHaveLength(1);
+      expect(bodyOf(r.text)).toBe('hello');
+    },
+  );
+});
+
+describe('a streamed upload', () => {
+  let up: TestUpstream;
+  let sluice: TestSluice;
+
+  beforeAll(async () => {
+    up = await startUpstream((req, res, body) => {
+      const doc = JSON.stringify({
+        length: body.length,
+        sha256: createHash('sha256').update(body).digest('hex'),
+        contentLength: req.headers['content-length'] ?? null,
+        transferEncoding: req.headers['transfer-encoding'] ?? null,
+      });
+      res.writeHead(200, { 'content-type': 'application/json' }).end(doc);
+    });
+    sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          limits: { max_body: '64mb' },
+          routes: [{ proxy: { url: up.url, timeouts: { read: '500ms' } } }],
+        },
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+    await up.close();
+  });
+
+  beforeEach(() => {
+    up.seen.length = 0;
+  });
+
+  /** Sends `body` in 64 KiB writes, with Content-Length or chunked (no length: Node's client chunks it). */
+  function send(body: Buffer, framing: 'length' | 'chunked') {
+    return new Promise<{ status: number; json: Record<string, unknown> }>((resolve, reject) => {
+      const req = http.request(`${sluice.url}/upload`, {
+        method: 'PUT',
+        headers: framing === 'length' ? { 'content-length': body.length } : {},
+      });
+      req.on('response', (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          text += d;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) }));
+      });
+      req.on('error', reject);
+      (async () => {
+        for (let at = 0; at < body.length; at += 65_536) {
+          if (!req.write(body.subarray(at, at + 65_536)))
+            await new Promise((r) => req.once('drain', () => r(undefined)));
+        }
+        req.end();
+      })().catch(reject);
+    });
+  }
+
+  it.each(['length', 'chunked'] as const)(
+    'delivers 30 MB byte for byte, framed as the client framed it (%s)',
+    async (framing) => {
+      const body = randomBytes(30 * 1024 * 1024);
+      const r = await send(body, framing);
+      expect(r.status).toBe(200);
+      expect(r.json).toEqual({
+        length: body.length,
+        sha256: createHash('sha256').update(body).digest('hex'),
+        contentLength: framing === 'length' ? String(body.length) : null,
+        transferEncoding: framing === 'chunked' ? 'chunked' : null,
+      });
+    },
+  );
+
+  it('reuses the connection after a streamed body was sent whole', async () => {
+    const before = up.connections;
+    for (const framing of ['length', 'chunked', 'length'] as const) {
+      expect((await send(Buffer.alloc(STREAMED, 'y'), framing)).status).toBe(200);
+    }
+    expect(up.connections - before).toBeLessThanOrEqual(1);
+  });
+
+  // timeouts.read bounds the target's silence, not the client's: undici's headers timeout, which
+  // carried these bodies, likewise holds off while the body is still being written.
+  it('is not a read timeout while the client pauses mid-body longer than timeouts.read', async () => {
+    const head = `PUT /slow HTTP/1.1\r\nHost: a\r\nContent-Length: ${2 * STREAMED}\r\nConnection: close\r\n\r\n`;
+    const r = await rawRequest(sluice.port, [head + 'x'.repeat(STREAMED), 'x'.repeat(STREAMED)], {
+      gapMs: 1200,
+      waitMs: 5000,
+    });
+    expect(r.status).toBe(200);
+    expect(r.text).toContain(`"length":${2 * STREAMED}`);
+  });
+});
+
+describe('a streamed upload cut short', () => {
+  let up: Awaited<ReturnType<typeof rawUpstream>>;
+  let sluice: TestSluice;
+
+  beforeAll(async () => {
+    // Reads and never answers.
+    up = await rawUpstream(() => '', { mode: 'silent' });
+    sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          limits: { max_body: '200kb' },
+          routes: [{ proxy: { url: `http://127.0.0.1:${up.port}` } }],
+        },
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+    await up.close();
+  });
+
+  /** The connection that carried the request for `path`. */
+  const carrying = (path: string) => up.connections.find((c) => c.heads.some((h) => h.includes(` ${path} `)));
+
+  it('past max_body (chunked): 413, and the upstream request is aborted', async () => {
+    const chunk = `${(50_000).toString(16)}\r\n${'x'.repeat(50_000)}\r\n`;
+    const r = await rawRequest(
+      sluice.port,
+      `PUT /big HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n${chunk.repeat(6)}0\r\n\r\n`,
+      { waitMs: 5000 },
+    );
+    expect(r.status).toBe(413);
+    expect(r.text).toContain('SLUICE_E_CLIENT_BODY_TOO_LARGE');
+    await until(() => carrying('/big')?.closed === true);
+    expect(carrying('/big')?.closed).toBe(true);
+    // The body was streamed (over 64 KiB went out), never whole (300,000 bytes).
+    expect(carrying('/big')?.received).toBeGreaterThan(STREAMED);
+    expect(carrying('/big')?.received).toBeLessThan(300_000);
+  });
+
+  it('by a client that leaves: the upstream request is aborted, logged 499', async () => {
+    const lines = sluice.accessLines().length;
+    const socket = net.connect(sluice.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.write(`PUT /leave HTTP/1.1\r\nHost: a\r\nContent-Length: 150000\r\n\r\n${'x'.repeat(STREAMED)}`);
+    await until(() => (carrying('/leave')?.received ?? 0) > STREAMED);
+    // A reset: a clean close half-way through a body is bad framing (400), not a client leaving.
+    socket.resetAndDestroy();
+    await until(() => carrying('/leave')?.closed === true);
+    expect(carrying('/leave')?.closed).toBe(true);
+    const [line] = (await sluice.waitForAccessLines(lines + 1)).slice(lines);
+    expect(line).toMatchObject({ status: 499, path: '/leave' });
+  });
+});
+
+describe('an early answer to a streamed upload', () => {
+  let up: Awaited<ReturnType<typeof rawUpstream>>;
+  let sluice: TestSluice;
+
+  beforeAll(async () => {
+    // Answers as soon as the head is in (its body 300 ms later), keeps the connection open and
+    // reads on.
+    up = await rawUpstream(() => 'HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\n\r\n', {
+      mode: 'early',
+      keepOpen: true,
+      tail: 'nope',
+    });
+    sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          limits: { max_body: '64mb' },
+          routes: [{ proxy: { url: `http://127.0.0.1:${up.port}` } }],
+        },
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+    await up.close();
+  });
+
+  it('is relayed; the rest of the body is not sent, and the connection is not reused', async () => {
+    const size = 8 * 1024 * 1024;
+    const client = net.connect(sluice.port, '127.0.0.1');
+    client.on('error', () => undefined);
+    let text = '';
+    client.setEncoding('latin1');
+    client.on('data', (d: string) => {
+      text += d;
+    });
+    client.write(`PUT /early HTTP/1.1\r\nHost: a\r\nContent-Length: ${size}\r\n\r\n${'x'.repeat(STREAMED)}`);
+    const first = () => up.connections[0];
+    // The target has answered the head (its body follows 300 ms later); then the client goes on
+    // sending: none of that reaches the target.
+    await until(() => first()?.heads.length === 1);
+    await new Promise((r) => setTimeout(r, 50));
+    client.write('x'.repeat(size - STREAMED));
+    await until(() => text.includes('nope'));
+    expect(text).toMatch(/^HTTP\/1\.1 413 /);
+    expect(text.endsWith('\r\n\r\nnope')).toBe(true);
+    await until(() => first()?.closed === true);
+    expect(first()?.closed).toBe(true);
+    expect(first()?.received).toBeLessThan(2 * 1024 * 1024);
+    client.destroy();
+    // The next request takes a new connection.
+    const r = await rawRequest(sluice.port, 'GET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    expect(r.status).toBe(413);
+    expect(up.connections).toHaveLength(2);
+  });
+});
+
+describe('a streamed upload that fails once sent', () => {
+  let a: Awaited<ReturnType<typeof rawUpstream>>;
+  let b: Awaited<ReturnType<typeof rawUpstream>>;
+  let sluice: TestSluice;
+
+  beforeAll(async () => {
+    // Both reset the connection once body bytes arrive.
+    a = await rawUpstream(() => '', { mode: 'reset' });
+    b = await rawUpstream(() => '', { mode: 'reset' });
+    sluice = await startSluice({
+      servers: [{ listen: '127.0.0.1:0', routes: [{ proxy: { upstream: 'two' } }] }],
+      upstreams: {
+        two: {
+          max_fails: 0,
+          targets: [{ url: `http://127.0.0.1:${a.port}` }, { url: `http://127.0.0.1:${b.port}` }],
+        },
+      },
+    });
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+    await a.close();
+    await b.close();
+  });
+
+  const requests = () => a.connections.length + b.connections.length;
+
+  it('is not retried on another target, even for PUT; a buffered body is (control)', async () => {
+    const streamed = await rawRequest(sluice.port, upload('/streamed', STREAMED), { waitMs: 5000 });
+    expect(streamed.status).toBe(502);
+    expect(requests()).toBe(1);
+    const buffered = await rawRequest(sluice.port, upload('/buffered', BUFFERED), { waitMs: 5000 });
+    expect(buffered.status).toBe(502);
+    expect(requests()).toBe(3);
+  });
+});
