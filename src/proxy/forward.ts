@@ -8,9 +8,9 @@
  *   next(): pick target (not yet tried) ─▶ UpstreamCall.send ─▶ onHeaders ─▶ writeHead ─▶ onData… ─▶ onComplete
  *                                              └── error / listed status ─▶ decideRetry ─▶ next() | answer
  *
- * Plain-http requests go through sluice's own HTTP/1.1 client (h1-client.ts), whatever their body,
- * so every answer of an http target meets one strict parser; https targets and Upgrade requests go
- * through undici. `UpstreamCall` is the handler of both: it implements undici's handler interface
+ * Requests go through sluice's own HTTP/1.1 client (h1-client.ts), whatever their body and over TLS
+ * for https targets, so every answer meets one strict parser; only Upgrade requests go through
+ * undici. `UpstreamCall` is the handler of both: it implements undici's handler interface
  * in its original form (`onConnect`, `onHeaders` with raw `Buffer` headers): handlers with
  * `onRequestStart` are wrapped by undici in an adapter that parses every response header into an
  * object first, a cost the proxy never needs. A 101 answer to an Upgrade request turns the call
@@ -84,7 +84,7 @@ async function readBody(x: ProxyExchange, request: ProxyRequest): Promise<void> 
 
 /**
  * The body of a large request: the chunks already read, then the rest as the upstream client
- * pulls it. The client (h1-body-writer.ts, or undici for https targets) pulls the next chunk only
+ * pulls it. The client (h1-body-writer.ts, or undici for an Upgrade request) pulls the next chunk only
  * once the previous one is written, so a target that stops reading stalls this generator;
  * `timeouts.send` bounds such a stall (nginx `proxy_send_timeout`).
  */
@@ -371,7 +371,7 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
         : x.routePath;
     const path = upstreamPath(route, stripFrom, x.query);
     const headers = upstreamRequestHeaders(x, route, target.hostPort, this.#observer.traceparent);
-    // Plain-http requests without an Upgrade take sluice's own client, streamed bodies included.
+    // Requests without an Upgrade take sluice's own client, streamed bodies and https included.
     const h1 = x.upgradeHead === null ? target.h1(route.connectTimeoutMs) : null;
     if (h1 !== null) {
       h1.request(
@@ -399,7 +399,7 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
       bodyTimeout: route.readTimeoutMs,
       reset: !route.upstream.reuseConnections,
       upgrade: x.upgradeHead === null ? null : (x.upgrade ?? 'websocket'),
-      // https targets: a fixed TLS name, not one undici would derive from the Host header.
+      // wss: a fixed TLS name, not one undici would derive from the Host header.
       servername: target.servername,
     } as Dispatcher.DispatchOptions;
     const handler = this as unknown as Dispatcher.DispatchHandler;

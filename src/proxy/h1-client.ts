@@ -1,14 +1,14 @@
 /**
- * The proxy's own HTTP/1.1 client for plain-http targets: keep-alive connections on raw sockets,
- * the request head written as one string, the response read by a strict parser
+ * The proxy's own HTTP/1.1 client for http and https targets: keep-alive connections on raw (or
+ * TLS) sockets, the request head written as one string, the response read by a strict parser
  * (h1-response-parser.ts) whose body slices go to the handler without copies.
  *
  * Why not undici here: on this path undici's general machinery (request objects, header
  * validation and normalisation, its wasm parser's callbacks, kQueue bookkeeping and per-request
  * timers) cost 8–9 µs of CPU per proxied request on a 2-core Xeon; a minimal Node proxy over
  * undici's `dispatch` spent 39 µs per request, the same proxy over these sockets 31 µs (same
- * upstream, `wrk -c64`). undici still carries what this client does not: https targets and
- * Upgrade (WebSocket) requests (forward.ts chooses).
+ * upstream, `wrk -c64`). undici still carries what this client does not: Upgrade (WebSocket)
+ * requests (forward.ts chooses).
  *
  * Semantics follow undici's and nginx's where the proxy relies on them:
  * - a connection is reused only after a complete response that allows it (HTTP/1.1 without
@@ -19,9 +19,14 @@
  * - timeouts: connect (`timeouts.connect`, 504) and read, between two reads (`timeouts.read`, 504);
  * - a streamed body (h1-body-writer.ts) goes out with back-pressure, framed by the client's
  *   Content-Length or else chunked; an answer that comes before it is all out stops it (as nginx
- *   stops sending once the answer is relayed), and its connection is not reused.
+ *   stops sending once the answer is relayed), and its connection is not reused;
+ * - https: TLS with the upstream's options (upstream-tls.ts: CA, client certificate, SPIFFE
+ *   pinning), the target's fixed SNI name (none for an IP address without `server_name`), ALPN
+ *   `http/1.1`, and the last session the target gave offered again (resumption), as undici's
+ *   connector does; `timeouts.connect` covers the handshake, and a failed one is a connect failure.
  */
 import { connect, type Socket } from 'node:net';
+import { type ConnectionOptions, connect as connectTls } from 'node:tls';
 import { headerName } from '../core/header-names.js';
 import { SlotSet } from '../core/slot-set.js';
 import { BodyWriter } from './h1-body-writer.js';
@@ -63,11 +68,21 @@ export interface H1Request {
   readonly fresh?: boolean;
 }
 
+/** TLS to an https target. */
+export interface H1Tls {
+  /** The upstream's secure context, verification and pinning (`checkServerIdentity`). */
+  readonly options: ConnectionOptions;
+  /** Sent in SNI and verified; undefined: no SNI, the certificate is checked against the address. */
+  readonly servername: string | undefined;
+}
+
 export interface H1PoolOptions {
   readonly connectTimeoutMs: number;
   readonly keepaliveTimeoutMs: number;
   /** Idle connections kept at most. */
   readonly maxIdle: number;
+  /** For an https target; null or absent: plain TCP. */
+  readonly tls?: H1Tls | null;
 }
 
 /** A failure with a code upstream-error.ts maps to a status. */
@@ -106,14 +121,36 @@ export class H1Pool {
    */
   #sweepTimer: NodeJS.Timeout | null = null;
   #sweepAt = Number.POSITIVE_INFINITY;
+  /** The last TLS session the target gave: a new connection offers it (resumption). */
+  #session: Buffer | undefined = undefined;
+  readonly #keepSession = (session: Buffer): void => {
+    this.#session = session;
+  };
 
-  /** `origin` is `http://host:port`. */
+  /** `origin` is `http://host:port` or `https://host:port` (then `options.tls` says how). */
   constructor(origin: string, options: H1PoolOptions) {
     const url = new URL(origin);
     this.#host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    this.#port = url.port === '' ? 80 : Number(url.port);
+    this.#port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
     this.#authority = url.host;
     this.#options = options;
+  }
+
+  /** A new connection's socket: TCP, or TLS for an https target. */
+  #open(): Socket {
+    const secure = this.#options.tls;
+    if (secure == null) return connect({ host: this.#host, port: this.#port, noDelay: true });
+    const socket = connectTls({
+      ...secure.options,
+      host: this.#host,
+      port: this.#port,
+      ...(secure.servername === undefined ? {} : { servername: secure.servername }),
+      session: this.#session,
+      ALPNProtocols: ['http/1.1'],
+    });
+    socket.setNoDelay(true);
+    socket.on('session', this.#keepSession);
+    return socket;
   }
 
   /** Connections open (busy and idle), for tests and the status page. */
@@ -145,7 +182,7 @@ export class H1Pool {
       }
     }
     if (conn === undefined) {
-      conn = new H1Connection(this, this.#host, this.#port, this.#options.connectTimeoutMs);
+      conn = new H1Connection(this, this.#open(), this.#options.tls != null, this.#options.connectTimeoutMs);
     }
     this.#busy.add(conn);
     conn.start(req, head, handler);
@@ -312,13 +349,13 @@ class H1Connection implements ResponseSink, TurnFlush {
    */
   idleUntil = 0;
 
-  constructor(pool: H1Pool, host: string, port: number, connectTimeoutMs: number) {
+  /** `secure`: a TLS socket, ready once its handshake is done. */
+  constructor(pool: H1Pool, socket: Socket, secure: boolean, connectTimeoutMs: number) {
     this.#pool = pool;
     this.#parser = new ResponseParser(this);
-    const socket = connect({ host, port, noDelay: true });
     this.#socket = socket;
     this.#setTimeout(connectTimeoutMs);
-    socket.on('connect', () => this.#onConnect());
+    socket.on(secure ? 'secureConnect' : 'connect', () => this.#onConnect());
     socket.on('data', (data: Buffer) => this.#onData(data));
     socket.on('end', () => this.#onEnd());
     socket.on('error', (err: Error) => this.fail(err));

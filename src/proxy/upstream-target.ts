@@ -1,7 +1,7 @@
 /**
  * One target of an upstream at run time: its balancer and health state, and its pools of
- * keep-alive connections: sluice's own HTTP/1.1 client (h1-client.ts) for plain-http requests,
- * undici `Pool`s for https targets and Upgrade requests. A target survives a reload (and a DNS refresh) when its
+ * keep-alive connections: sluice's own HTTP/1.1 client (h1-client.ts), over TLS for https targets,
+ * and undici `Pool`s for Upgrade requests. A target survives a reload (and a DNS refresh) when its
  * origin and connection settings (TLS included) are unchanged, keeping its warm connections and
  * its state. An https target connects with its upstream's TLS settings (upstream-tls.ts); when
  * their files rotate, new pools take the new certificate and the old ones close once their
@@ -52,8 +52,8 @@ export class UpstreamTarget implements Peer, FailCounters {
   drained = false;
   health: TargetHealth;
   /**
-   * For https targets, a fixed server name passed with each request, so undici does not derive
-   * one from the Host header and reconnect whenever it changes; undefined for http targets.
+   * For https targets, a fixed server name passed with each Upgrade request, so undici does not
+   * derive one from the Host header and reconnect whenever it changes; undefined for http targets.
    */
   readonly servername: string | undefined;
   /** The name sent in SNI and verified; undefined for an IP address without `server_name`. */
@@ -138,15 +138,20 @@ export class UpstreamTarget implements Peer, FailCounters {
     };
   }
 
-  /** sluice's own client for a connect timeout, created on first use; null for https targets. */
-  h1(connectTimeoutMs: number): H1Pool | null {
-    if (this.#https) return null;
+  /**
+   * sluice's own client for a connect timeout, created on first use. An https target's connects
+   * with the TLS files as loaded now (a rotation replaces the pool) and the target's fixed SNI name.
+   */
+  h1(connectTimeoutMs: number): H1Pool {
     let pool = this.#h1Pools.get(connectTimeoutMs);
     if (pool === undefined) {
       pool = new H1Pool(this.origin, {
         connectTimeoutMs,
         keepaliveTimeoutMs: this.spec.keepaliveTimeoutMs,
         maxIdle: this.spec.keepalive,
+        tls: this.#https
+          ? { options: this.#tls?.connectionOptions ?? { rejectUnauthorized: true }, servername: this.#sni }
+          : null,
       });
       this.#h1Pools.set(connectTimeoutMs, pool);
     }
@@ -171,8 +176,9 @@ export class UpstreamTarget implements Peer, FailCounters {
 
   /** The TLS files changed: new requests go to new pools; the old ones close when their requests are done. */
   #rotate(): void {
-    const pools = [...this.#pools.values()];
+    const pools: (Pool | H1Pool)[] = [...this.#pools.values(), ...this.#h1Pools.values()];
     this.#pools.clear();
+    this.#h1Pools.clear();
     for (const p of pools) p.close().catch(() => undefined);
   }
 

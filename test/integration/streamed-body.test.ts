@@ -11,6 +11,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { rawRequest } from '../helpers/raw-http.js';
+import { rawUpstream } from '../helpers/raw-upstream.js';
 import { startSluice, type TestSluice } from '../helpers/sluice.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
@@ -18,86 +19,6 @@ import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 const STREAMED = 70_000;
 /** Under it: read whole first. */
 const BUFFERED = 60_000;
-
-/** One connection of a raw upstream, as it went. */
-interface RawConnection {
-  /** Bytes received. */
-  received: number;
-  /** Request heads received, in order. */
-  heads: string[];
-  closed: boolean;
-}
-
-/**
- * A TCP upstream: by default it reads each request whole (its Content-Length or chunked body)
- * and writes `answer(path)` (then closes, unless `keepOpen`). `early` answers as soon as the head
- * is in, and keeps reading (`tail`, when given, follows the answer 300 ms later). `reset` resets
- * the connection once body bytes arrive; `silent` reads and never answers.
- */
-async function rawUpstream(
-  answer: (path: string) => string,
-  opts: { mode?: 'whole' | 'early' | 'reset' | 'silent'; keepOpen?: boolean; tail?: string } = {},
-) {
-  const connections: RawConnection[] = [];
-  const server = net.createServer((socket) => {
-    const conn: RawConnection = { received: 0, heads: [], closed: false };
-    connections.push(conn);
-    let buf = Buffer.alloc(0);
-    let head = '';
-    let need = -1; // body bytes still expected; -2: chunked
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      conn.closed = true;
-    });
-    const reply = (path: string) => {
-      if (opts.keepOpen) socket.write(answer(path), 'latin1');
-      else socket.end(answer(path), 'latin1');
-      const tail = opts.tail;
-      if (tail !== undefined) setTimeout(() => socket.writable && socket.write(tail, 'latin1'), 300);
-    };
-    socket.on('data', (d: Buffer) => {
-      conn.received += d.length;
-      if (opts.mode === 'reset' && head !== '') {
-        socket.resetAndDestroy();
-        return;
-      }
-      buf = Buffer.concat([buf, d]);
-      for (;;) {
-        if (head === '') {
-          const end = buf.indexOf('\r\n\r\n');
-          if (end === -1) return;
-          head = buf.toString('latin1', 0, end);
-          buf = buf.subarray(end + 4);
-          conn.heads.push(head);
-          const cl = /\r\ncontent-length: *(\d+)/i.exec(head);
-          need = /\r\ntransfer-encoding: *chunked/i.test(head) ? -2 : cl ? Number(cl[1]) : 0;
-          if (opts.mode === 'early') reply(head.split(' ')[1] ?? '/');
-          if (opts.mode === 'reset' && buf.length > 0) {
-            socket.resetAndDestroy();
-            return;
-          }
-        }
-        if (opts.mode !== undefined && opts.mode !== 'whole') return;
-        // The test bodies are all `x`: the last chunk is the first `0\r\n\r\n`.
-        const done = need === -2 ? buf.indexOf('0\r\n\r\n') : need <= buf.length ? need : -1;
-        if (done === -1) return;
-        const path = head.split(' ')[1] ?? '/';
-        buf = buf.subarray(need === -2 ? done + 5 : need);
-        head = '';
-        reply(path);
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    connections,
-    close: () =>
-      new Promise<void>((r) => {
-        server.close(() => r());
-      }),
-  };
-}
 
 /** A request with a body of `size` `x`s, announced by Content-Length or sent chunked, answered on a closing connection. */
 function upload(
