@@ -1,8 +1,8 @@
 /** One `routes:` entry → a route without its name (names are given per server, see unique-names.ts). */
 import { existsSync } from 'node:fs';
 import { METHODS } from 'node:http';
-import { resolve } from 'node:path';
 import { parseSize } from '../core/size.js';
+import type { ConfigDir } from './config-dir.js';
 import type { MatchDraft, RedirectDraft, RespondDraft, RouteDraft } from './config-draft.js';
 import { headerPairs, withoutManaged } from './header-rules.js';
 import { HEADER_NAME_HINT, isHttpToken } from './http-token.js';
@@ -44,7 +44,7 @@ export function normaliseRoute(
   path: KeyPath,
   upstreams: UpstreamRegistry,
   problems: ProblemCollector,
-  baseDir: string,
+  baseDir: ConfigDir,
   serverGuards: ResolvedGuards = NO_GUARDS,
 ): RoutePlan {
   const match = normaliseMatch(draft.match, [...path, 'match'], problems);
@@ -266,10 +266,10 @@ const HANDLER_EXTENSIONS = /\.(ts|mts|cts|js|mjs|cjs)$/;
 function normaliseHandler(
   text: string,
   path: KeyPath,
-  baseDir: string,
+  baseDir: ConfigDir,
   problems: ProblemCollector,
 ): HandlerAction | undefined {
-  const module = resolve(baseDir, text);
+  const module = baseDir.resolve(text);
   if (!HANDLER_EXTENSIONS.test(module)) {
     problems.error(path, 'SLUICE_E_CONFIG_HANDLER', `${JSON.stringify(text)} is not a .ts or .js module`);
     return undefined;

@@ -5,9 +5,9 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { domainToASCII } from 'node:url';
 import { isSpiffeId } from '../core/spiffe-id.js';
+import type { ConfigDir } from './config-dir.js';
 import type { ConfigDraft, RouteDraft, ServerDraft, UpstreamDraft } from './config-draft.js';
 import { durationOr } from './config-units.js';
 import { normaliseCidr } from './ip-cidr.js';
@@ -186,10 +186,10 @@ function normaliseBan(
  * said to be empty (it resolved to the config's directory: "cannot read /dir: EISDIR"), and gives
  * `''`, which the TLS checks skip.
  */
-function existingFile(text: string, baseDir: string, path: KeyPath, problems: ProblemCollector): string {
+function existingFile(text: string, baseDir: ConfigDir, path: KeyPath, problems: ProblemCollector): string {
   if (nonEmpty(text, path, 'write the path of the PEM file, relative to the config file', problems) === null)
     return '';
-  const file = resolve(baseDir, text);
+  const file = baseDir.resolve(text);
   if (!existsSync(file)) problems.error(path, 'SLUICE_E_CONFIG_FILE', `${file} does not exist`);
   return file;
 }
@@ -198,7 +198,7 @@ function existingFile(text: string, baseDir: string, path: KeyPath, problems: Pr
 export function normaliseServerTls(
   draft: NonNullable<ServerDraft['tls']>,
   path: KeyPath,
-  baseDir: string,
+  baseDir: ConfigDir,
   problems: ProblemCollector,
 ): ResolvedServerTls {
   const requireClientCert = draft.require_client_cert ?? false;
@@ -230,7 +230,7 @@ export function normaliseServerTls(
 export function normaliseUpstreamTls(
   draft: UpstreamDraft['tls'],
   path: KeyPath,
-  baseDir: string,
+  baseDir: ConfigDir,
   problems: ProblemCollector,
 ): ResolvedUpstreamTls | null {
   if (draft === undefined) return null;
@@ -271,7 +271,7 @@ const TOKEN_SOURCE_HINTS = {
 /** The admin tokens, each reduced to its SHA-256. */
 export function normaliseTokens(
   draft: NonNullable<ConfigDraft['admin']>['tokens'],
-  baseDir: string,
+  baseDir: ConfigDir,
   env: Readonly<Record<string, string | undefined>>,
   problems: ProblemCollector,
 ): ResolvedToken[] {
@@ -326,7 +326,7 @@ export function normaliseTokens(
         return;
       }
     } else if (t.token_file !== undefined) {
-      const file = resolve(baseDir, t.token_file);
+      const file = baseDir.resolve(t.token_file);
       try {
         secret = readFileSync(file, 'utf8').trim();
       } catch (err) {
@@ -393,7 +393,7 @@ export function normaliseTokens(
       name: t.name,
       role: t.role,
       sha256: sha256!,
-      file: t.token_file === undefined ? null : resolve(baseDir, t.token_file),
+      file: t.token_file === undefined ? null : baseDir.resolve(t.token_file),
     });
   });
   return tokens;
@@ -403,7 +403,7 @@ export function normaliseTokens(
 export function normaliseAdmin(
   draft: NonNullable<ConfigDraft['admin']>,
   listen: ResolvedAdmin['listen'],
-  baseDir: string,
+  baseDir: ConfigDir,
   env: Readonly<Record<string, string | undefined>>,
   problems: ProblemCollector,
 ): ResolvedAdmin {

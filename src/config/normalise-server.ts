@@ -1,5 +1,6 @@
 /** One `servers:` entry → a server without its name, plus what the cross-server checks need. */
 
+import type { ConfigDir } from './config-dir.js';
 import type { LimitsDraft, ServerDraft } from './config-draft.js';
 import { durationOr, sizeOr } from './config-units.js';
 import { normaliseCidr } from './ip-cidr.js';
@@ -60,7 +61,7 @@ export function normaliseServer(
   index: number,
   upstreams: UpstreamRegistry,
   problems: ProblemCollector,
-  baseDir: string,
+  baseDir: ConfigDir,
 ): ServerPlan {
   const path: KeyPath = ['servers', index];
   const listen = normaliseListen(draft.listen, [...path, 'listen'], problems);

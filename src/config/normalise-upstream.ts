@@ -3,6 +3,7 @@
  * bounds; every default applied and every combination nginx refuses reported.
  */
 import { isIP } from 'node:net';
+import type { ConfigDir } from './config-dir.js';
 import type { UpstreamDraft } from './config-draft.js';
 import { durationOr } from './config-units.js';
 import type { KeyPath } from './key-path.js';
@@ -62,7 +63,7 @@ export function normaliseUpstream(
   draft: UpstreamDraft,
   path: KeyPath,
   problems: ProblemCollector,
-  baseDir: string,
+  baseDir: ConfigDir,
 ): ResolvedUpstream {
   const balance = draft.balance ?? 'round_robin';
   const targets = normaliseTargets(draft, path, problems);

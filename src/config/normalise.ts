@@ -6,11 +6,12 @@
  */
 
 import { createHash } from 'node:crypto';
-import { dirname, resolve } from 'node:path';
+import { dirname } from 'node:path';
 import { deepFreeze } from '../core/deep-freeze.js';
 import { redactUrl } from '../core/redact.js';
 import { MAX_REDIS_DATABASE, redisDatabase } from '../core/redis-database.js';
 import { checkListeners, type NamedPlan, type OwnListener } from './check-listeners.js';
+import { ConfigDir } from './config-dir.js';
 import type { ConfigDraft } from './config-draft.js';
 import { durationOr } from './config-units.js';
 import type { KeyPath } from './key-path.js';
@@ -47,7 +48,7 @@ export function normaliseConfig(
   options: NormaliseOptions,
   problems: ProblemCollector,
 ): ResolvedConfig {
-  const baseDir = options.file === null ? process.cwd() : dirname(options.file);
+  const baseDir = new ConfigDir(options.file === null ? process.cwd() : dirname(options.file));
   const upstreams = new UpstreamRegistry(draft.upstreams, options.declaredUpstreams, problems, baseDir);
 
   const plans = (draft.servers ?? []).map((s, i) =>
@@ -117,7 +118,7 @@ export function normaliseConfig(
       "write a group name or gid, or remove group: to use the user's group",
       problems,
     ),
-    pidFile: pidFile === null ? null : resolve(baseDir, pidFile),
+    pidFile: pidFile === null ? null : baseDir.resolve(pidFile),
     allowRootHandlers: draft.allow_root_handlers ?? false,
     log: normaliseLog(draft.log, baseDir, problems),
     tracing: normaliseTracing(draft.tracing, problems),
@@ -129,7 +130,8 @@ export function normaliseConfig(
   };
   const hash = createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 16);
   const { version, ...rest } = body;
-  return deepFreeze({ version, file: options.file, hash, ...rest });
+  // Outside the hash: where the file lies is not what it configures.
+  return deepFreeze({ version, file: options.file, hash, ...rest, relativePaths: baseDir.relativePaths() });
 }
 
 function normaliseRedis(url: string | undefined, problems: ProblemCollector): string | null {
@@ -197,7 +199,11 @@ function normaliseTracing(draft: ConfigDraft['tracing'], problems: ProblemCollec
   };
 }
 
-function normaliseLog(draft: ConfigDraft['log'], baseDir: string, problems: ProblemCollector): ResolvedLog {
+function normaliseLog(
+  draft: ConfigDraft['log'],
+  baseDir: ConfigDir,
+  problems: ProblemCollector,
+): ResolvedLog {
   let access = draft?.access ?? 'stdout';
   if (access.trim() === '') {
     problems.error(
@@ -208,7 +214,7 @@ function normaliseLog(draft: ConfigDraft['log'], baseDir: string, problems: Prob
     );
   } else if (access !== 'stdout' && access !== 'off') {
     // Relative to the config file, not to wherever sluice happens to be started from.
-    access = resolve(baseDir, access);
+    access = baseDir.resolve(access);
   }
   return { level: draft?.level ?? 'info', access, format: draft?.format ?? 'json' };
 }

@@ -329,4 +329,10 @@ export interface ResolvedConfig {
   readonly state: { readonly redis: string | null };
   readonly servers: readonly ResolvedServer[];
   readonly upstreams: Readonly<Record<string, ResolvedUpstream>>;
+  /**
+   * The paths above (pid_file, log.access, TLS and token files, handler modules) that the file
+   * wrote relative to its directory, resolved: deployed elsewhere (`sluice init docker`, `k8s`),
+   * they move with the file, and absolute ones stay.
+   */
+  readonly relativePaths: readonly string[];
 }

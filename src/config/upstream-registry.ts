@@ -4,6 +4,7 @@
  * resolves to a named upstream and shares its connection pool with the others using it.
  */
 import { didYouMean } from '../core/did-you-mean.js';
+import type { ConfigDir } from './config-dir.js';
 import type { UpstreamDraft } from './config-draft.js';
 import { isMapping, type KeyPath } from './key-path.js';
 import { implicitUpstream, normaliseUpstream } from './normalise-upstream.js';
@@ -23,7 +24,7 @@ export class UpstreamRegistry {
     drafts: Readonly<Record<string, UpstreamDraft | undefined>> | undefined,
     declared: ReadonlySet<string> | null,
     problems: ProblemCollector,
-    baseDir: string,
+    baseDir: ConfigDir,
   ) {
     this.#declared = declared;
     this.#problems = problems;

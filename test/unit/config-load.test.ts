@@ -404,6 +404,20 @@ describe('files', () => {
     expect(c.servers[0]?.routes[0]?.action).toEqual({ kind: 'respond', status: 204, body: '', headers: [] });
     expect(c.file).toBe(join(dir, 'sluice.config.mjs'));
   });
+  it('notes which paths were written relative to the file, which a deployment moves with it', () => {
+    const text = [
+      'pid_file: ../run/sluice.pid',
+      'log: { access: /var/log/sluice/access.log }',
+      'servers: [{ listen: 8080, routes: [{ respond: { body: ok } }] }]',
+    ].join('\n');
+    const c = config(loadConfigText(text, '/srv/app/sluice.yaml', {}));
+    expect(c.pidFile).toBe('/srv/run/sluice.pid');
+    expect(c.relativePaths).toEqual(['/srv/run/sluice.pid']);
+    // `..` above the root stays at the root, as the kernel resolves it.
+    expect(config(loadConfigText(text, '/elsewhere/sluice.yaml', {})).relativePaths).toEqual([
+      '/run/sluice.pid',
+    ]);
+  });
 });
 
 describe('problems in YAML', () => {

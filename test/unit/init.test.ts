@@ -4,7 +4,16 @@
  * by `systemd-analyze verify`.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -553,5 +562,107 @@ describe('sluice init k8s', () => {
     expect(pod.securityContext.sysctls).toBeUndefined();
     // shutdown_timeout defaults to 30 s.
     expect(pod.terminationGracePeriodSeconds).toBe(45);
+  });
+});
+
+describe('sluice init docker and k8s: paths in the container', () => {
+  /**
+   * A config in ROOT/dir naming files relative to itself, above it (`..`), and absolutely; in the
+   * image and the pod the same text is /etc/sluice/sluice.yaml, and sluice resolves from there.
+   */
+  function placedConfig(body: (root: string) => string[]): {
+    root: string;
+    input: InitInput;
+    remove(): void;
+  } {
+    const pki = makePki();
+    const leaf = pki.ca('root').leaf('a.test', { dns: ['a.test'], usage: 'server' });
+    const root = pki.dir;
+    mkdirSync(join(root, 'dir', 'tokens'), { recursive: true });
+    mkdirSync(join(root, 'cfg'));
+    copyFileSync(leaf.cert, join(root, 'cfg', 'cert.pem'));
+    copyFileSync(leaf.key, join(root, 'cfg', 'key.pem'));
+    writeFileSync(
+      join(root, 'app-out.ts'),
+      'export default (_req: unknown, res: { end(): void }) => res.end();\n',
+    );
+    writeFileSync(join(root, 'dir', 'tokens', 'ci.token'), 'a-ci-token-0123456789abcdef\n');
+    writeFileSync(join(root, 'dir', 'ops.token'), 'an-ops-token-0123456789abcdef\n');
+    const path = join(root, 'dir', 'rel.yaml');
+    return { root, input: inputOf(body(root).join('\n'), {}, path), remove: () => pki.remove() };
+  }
+
+  const relative = (root: string) => [
+    'pid_file: ../run/sluice.pid',
+    'log: { access: ../logs/access.log }',
+    'admin:',
+    '  listen: 127.0.0.1:9090',
+    '  tokens:',
+    '    - { name: ci, role: viewer, token_file: ./tokens/ci.token }',
+    `    - { name: ops, role: operator, token_file: ${join(root, 'dir', 'ops.token')} }`,
+    'servers:',
+    '  - listen: 8443',
+    '    tls: { cert: ../cfg/cert.pem, key: ../cfg/key.pem }',
+    '    routes: [{ handler: ../app-out.ts }]',
+  ];
+
+  it('resolves a relative path from /etc/sluice, .. included, and keeps an absolute one', () => {
+    const { root, input, remove } = placedConfig(relative);
+    try {
+      const dockerfile = only(render('docker', input), 'Dockerfile');
+      expect(dockerfile).toContain(
+        '\nRUN mkdir -p /etc/run /etc/logs && chown 1000:1000 /etc/run /etc/logs\n',
+      );
+      expect(dockerfile).toContain(
+        `# ${join(root, 'app-out.ts')} lies outside the config's directory: copy it to /etc/app-out.ts.`,
+      );
+      const reads = /baking keys into the image: (.*)$/m.exec(dockerfile)?.[1]?.split(', ');
+      expect(reads).toEqual([
+        '/etc/cfg/cert.pem',
+        '/etc/cfg/key.pem',
+        '/etc/sluice/tokens/ci.token',
+        join(root, 'dir', 'ops.token'),
+      ]);
+      expect(dockerfile).not.toContain(join(root, 'run'));
+
+      const manifest = only(render('k8s', input), 'k8s/sluice.yaml');
+      const deployment = k8sObjects(manifest)[1]!;
+      const container = deployment.spec.template.spec.containers[0];
+      expect(container.volumeMounts.map((m: { mountPath: string }) => m.mountPath)).toEqual([
+        '/etc/sluice',
+        '/tmp',
+        '/etc/run',
+        '/etc/logs',
+      ]);
+      expect(manifest).toContain(
+        `# The config also reads /etc/cfg/cert.pem, /etc/cfg/key.pem, /etc/app-out.ts, /etc/sluice/tokens/ci.token, ${join(root, 'dir', 'ops.token')}: mount them`,
+      );
+      expect(manifest).not.toContain(join(root, 'cfg'));
+    } finally {
+      remove();
+    }
+  });
+
+  it('never gives away or mounts over a directory holding /etc/sluice', () => {
+    const { input, remove } = placedConfig(() => [
+      'pid_file: ../sluice.pid',
+      'log: { access: ../logs/access.log }',
+      'servers: [{ listen: 8080, routes: [{ respond: { body: ok } }] }]',
+    ]);
+    try {
+      const dockerfile = only(render('docker', input), 'Dockerfile');
+      expect(dockerfile).toContain('\nRUN mkdir -p /etc/logs && chown 1000:1000 /etc/logs\n');
+      expect(dockerfile).toContain('# /etc holds /etc/sluice and system files: not given');
+      const manifest = only(render('k8s', input), 'k8s/sluice.yaml');
+      const container = k8sObjects(manifest)[1]!.spec.template.spec.containers[0];
+      expect(container.volumeMounts.map((m: { mountPath: string }) => m.mountPath)).toEqual([
+        '/etc/sluice',
+        '/tmp',
+        '/etc/logs',
+      ]);
+      expect(manifest).toContain('# /etc cannot be written (a volume there would hide /etc/sluice');
+    } finally {
+      remove();
+    }
   });
 });

@@ -13,6 +13,7 @@ import {
   directoriesOf,
   healthCheckScript,
   healthUrl,
+  holdsConfigDir,
   type InitFile,
   type InitInput,
   loopbackListeners,
@@ -46,9 +47,7 @@ function renderDockerfile(input: InitInput): string {
   const ports = offeredPorts(config);
   const grace = stopGraceSeconds(config);
   const publish = ports.map((p) => `-p ${p.port}:${p.port}`).join(' ');
-  const written = directoriesOf(
-    writtenFiles(config).map((f) => containerPath(f, config.file ?? input.configPath)),
-  );
+  const written = directoriesOf(writtenFiles(config).map((f) => containerPath(f, input)));
   const check = healthUrl(config);
   const nofile = nofileLimit(config, input.cpus);
   const lines = [
@@ -99,7 +98,7 @@ function renderDockerfile(input: InitInput): string {
     ...readFileLines(
       readFiles(config)
         .filter((f) => !handlerModules(config).includes(f))
-        .map((f) => containerPath(f, config.file ?? input.configPath)),
+        .map((f) => containerPath(f, input)),
     ),
     ...(config.user !== null && config.user !== 'node'
       ? [
@@ -134,13 +133,25 @@ function renderDockerfile(input: InitInput): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Directories the config writes to (pid file, access log), created for the unprivileged user. */
+/**
+ * Directories the config writes to (pid file, access log), created for the unprivileged user; one
+ * that holds the config's directory (`pid_file: ../sluice.pid` is `/etc/sluice.pid`) is said, not
+ * given away.
+ */
 function writableDirLines(dirs: readonly string[]): string[] {
-  if (dirs.length === 0) return [];
+  const own = dirs.filter((d) => !holdsConfigDir(d));
+  const lines = dirs
+    .filter(holdsConfigDir)
+    .map(
+      (d) =>
+        `# ${d} holds ${DEFAULT_CONFIG_DIR} and system files: not given to the server's user. Write to a directory of its own (e.g. /run/sluice), or log.access: stdout.`,
+    );
+  if (own.length === 0) return lines;
   return [
+    ...lines,
     '# The config writes files here (pid file, access log). In a container, log.access: stdout lets',
     '# `docker logs` collect access lines instead.',
-    `RUN mkdir -p ${dirs.join(' ')} && chown ${NODE_USER} ${dirs.join(' ')}`,
+    `RUN mkdir -p ${own.join(' ')} && chown ${NODE_USER} ${own.join(' ')}`,
   ];
 }
 
@@ -179,14 +190,13 @@ function handlerContextPaths(input: InitInput): { readonly from: string; readonl
 function handlerLines(input: InitInput): string[] {
   const handlers = handlerContextPaths(input);
   if (handlers.length === 0) return [];
-  const configPath = input.config.file ?? input.configPath;
   const lines = ['# The handler modules the routes run, beside the config (copy what they import too).'];
   for (const h of handlers) {
     if (h.from.startsWith('..') || isAbsolute(h.from))
       lines.push(
-        `# ${h.module} lies outside the config's directory: copy it to ${containerPath(h.module, configPath)}.`,
+        `# ${h.module} lies outside the config's directory: copy it to ${containerPath(h.module, input)}.`,
       );
-    else lines.push(`COPY ${h.from} ${containerPath(h.module, configPath)}`);
+    else lines.push(`COPY ${h.from} ${containerPath(h.module, input)}`);
   }
   return lines;
 }

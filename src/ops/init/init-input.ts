@@ -3,7 +3,7 @@
  * worker count, open files, stop grace, the addresses a health check can reach. Pure: the CLI
  * gathers the input (config, its text, the CPU count), the generators only compute.
  */
-import { basename, dirname, extname, isAbsolute, relative } from 'node:path';
+import { basename, dirname, extname, posix, relative, sep } from 'node:path';
 import type { ResolvedConfig, ResolvedServer } from '../../config/types.js';
 import { nofileNeeded, RECOMMENDED_NOFILE } from '../host-tuning.js';
 
@@ -201,11 +201,7 @@ export function configFileName(configPath: string): string {
   return basename(configPath);
 }
 
-/**
- * Files sluice writes (pid file, access log): `null` or absolute host paths. Relative paths in
- * the config were resolved against its directory; inside the image and the pod the config lives
- * in `/etc/sluice`, so those are mapped there.
- */
+/** Files sluice writes (pid file, access log), as absolute host paths. */
 export function writtenFiles(config: ResolvedConfig): string[] {
   const files: string[] = [];
   if (config.pidFile !== null) files.push(config.pidFile);
@@ -213,10 +209,24 @@ export function writtenFiles(config: ResolvedConfig): string[] {
   return files;
 }
 
-/** Where a host path the config resolved lands when the config sits in `/etc/sluice` instead. */
-export function containerPath(path: string, configPath: string): string {
-  const rel = relative(dirname(configPath), path);
-  return rel.startsWith('..') || isAbsolute(rel) ? path : `${DEFAULT_CONFIG_DIR}/${rel}`;
+/**
+ * Where a path the config names lies in the image and the pod, where the config is
+ * `/etc/sluice/NAME`. A path written relative to the config moves with it: it is resolved from
+ * `/etc/sluice`, as sluice there resolves it, so `../run/sluice.pid` is `/etc/run/sluice.pid`. An
+ * absolute path is the same path there.
+ */
+export function containerPath(path: string, input: InitInput): string {
+  if (!input.config.relativePaths.includes(path)) return path;
+  const rel = relative(dirname(input.config.file ?? input.configPath), path);
+  return posix.resolve(DEFAULT_CONFIG_DIR, rel.split(sep).join(posix.sep));
+}
+
+/**
+ * Whether a directory holds `/etc/sluice` (`/etc`, `/`): given to sluice's user or replaced by a
+ * volume, it would take the config and the system's files with it, so it is never made writable.
+ */
+export function holdsConfigDir(dir: string): boolean {
+  return dir === '/' || DEFAULT_CONFIG_DIR.startsWith(`${dir}/`);
 }
 
 /** Distinct directories of `files`, in order. */

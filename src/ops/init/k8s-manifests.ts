@@ -13,6 +13,7 @@ import {
   directoriesOf,
   healthCheckScript,
   healthUrl,
+  holdsConfigDir,
   type InitFile,
   type InitInput,
   loopbackListeners,
@@ -52,7 +53,7 @@ export function renderK8s(input: InitInput): InitFile[] {
 
 function configMap(input: InitInput): Document {
   const { config } = input;
-  const reads = readFiles(config).map((f) => containerPath(f, config.file ?? input.configPath));
+  const reads = readFiles(config).map((f) => containerPath(f, input));
   const doc = newDocument({
     apiVersion: 'v1',
     kind: 'ConfigMap',
@@ -115,11 +116,11 @@ function deployment(input: InitInput): Document {
   const lowPorts = ports.some((p) => p.port < 1024);
   const check = healthUrl(config);
   const adminCheck = check?.via === 'admin' ? check : null;
-  const written = directoriesOf(
-    writtenFiles(config).map((f) => containerPath(f, config.file ?? input.configPath)),
-  );
-  const mountable = written.filter((d) => !`${d}/`.startsWith(`${DEFAULT_CONFIG_DIR}/`));
-  const unwritable = written.filter((d) => !mountable.includes(d));
+  const written = directoriesOf(writtenFiles(config).map((f) => containerPath(f, input)));
+  // A volume over the ConfigMap's directory, or over one holding it (/etc), would hide the config.
+  const inConfigMap = written.filter((d) => `${d}/`.startsWith(`${DEFAULT_CONFIG_DIR}/`));
+  const holding = written.filter(holdsConfigDir);
+  const mountable = written.filter((d) => !inConfigMap.includes(d) && !holding.includes(d));
   const mounts = mountable.map((dir, i) => ({ name: `writable-${i + 1}`, dir }));
 
   const doc = newDocument({
@@ -304,9 +305,13 @@ function deployment(input: InitInput): Document {
       ...(mounts.length > 0
         ? [`writable-N: directories the config writes to (${mounts.map((m) => m.dir).join(', ')}).`]
         : []),
-      ...unwritable.map(
+      ...inConfigMap.map(
         (d) =>
           `${d} cannot be written (it is in the ConfigMap's directory): use an absolute path, or log.access: stdout.`,
+      ),
+      ...holding.map(
+        (d) =>
+          `${d} cannot be written (a volume there would hide ${DEFAULT_CONFIG_DIR} and system files): write to a directory of its own (e.g. /run/sluice), or log.access: stdout.`,
       ),
     ],
   );
