@@ -12,6 +12,9 @@ import { formatProblem } from '../config/problem.js';
 import { StandIns } from '../config/stand-ins.js';
 import type { ResolvedConfig } from '../config/types.js';
 
+/** A load's result; once loaded, the variables read as stand-ins (none when the shell had them all). */
+export type LeavingEnvResult = ConfigResult & { readonly standIns?: readonly string[] };
+
 /**
  * Loads `file`; when its only problems are unset variables, loads it again with stand-ins and
  * writes each as a warning on stderr, followed by `(left to ...)`. With `derive` (what the command
@@ -22,7 +25,7 @@ export async function loadConfigLeavingEnv(
   file: string,
   leftTo: string,
   derive?: (config: ResolvedConfig) => unknown,
-): Promise<ConfigResult> {
+): Promise<LeavingEnvResult> {
   const result = await loadConfigFile(file);
   if (result.ok || !result.problems.every((p) => p.code === 'SLUICE_E_CONFIG_ENV')) return result;
   const standIns = new StandIns();
@@ -52,5 +55,5 @@ export async function loadConfigLeavingEnv(
   }
   for (const p of result.problems)
     process.stderr.write(`${formatProblem(p, 'warning')} (left to ${leftTo})\n`);
-  return standIn;
+  return { ...standIn, standIns: standIns.names };
 }

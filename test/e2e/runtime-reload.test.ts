@@ -7,7 +7,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -861,6 +861,66 @@ servers:
     expect(reload.code).toBe(0);
     expect((await get(port, '/')).body).toBe(`${adminB}\n`);
     await waitForPort(adminB);
+    await stop(sluice);
+  }, 40_000);
+
+  // Given another file than the running sluice's, it printed "reloaded (swap); serving config
+  // <hash>" and exit 0: the running sluice re-read its own file, and that hash was its.
+  it('`sluice reload -c OTHER` is refused when the running sluice reads another file; a hash not the checked one is said', async () => {
+    const { port, admin, pid, file } = await place('running');
+    const other = join(tmp.path, 'other.yaml');
+    const token = 'an-operator-token-for-the-file-check';
+    const text = (body: string) => `workers: 1
+pid_file: ${pid}
+log: { level: info, access: off, format: json }
+admin:
+  listen: "127.0.0.1:${admin}"
+  tokens: [{ name: ops, role: operator, token_env: RELOAD_TOKEN }]
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes: [{ respond: { body: "${body} \${GREETING}\\n" } }]
+`;
+    await writeFile(file, text('running'));
+    await writeFile(other, text('other'));
+    const env = { RELOAD_TOKEN: token, SLUICE_ADMIN_TOKEN: token, GREETING: 'hello' };
+    const requested = async (): Promise<number> => {
+      const res = await request(`http://127.0.0.1:${admin}/api/status`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      return ((await res.body.json()) as { reloads: { requested: number } }).reloads.requested;
+    };
+    const sluice = spawnCli(['start', '-c', file], { cwd: tmp.path, env });
+    await waitForPort(port, { proc: sluice });
+    await waitForPort(admin, { proc: sluice });
+
+    for (const via of [{ SLUICE_ADMIN_TOKEN: token }, { SLUICE_ADMIN_TOKEN: '' }]) {
+      const refused = await runCli(['reload', '-c', 'other.yaml'], {
+        cwd: tmp.path,
+        env: { ...env, ...via },
+      });
+      expect(refused.stderr).toContain(
+        `sluice reload: the running sluice was started with ${file}, not ${other}; a reload re-reads the file it was started with`,
+      );
+      expect(refused.stdout).toBe('');
+      expect(refused.code).toBe(2);
+    }
+    expect(await requested()).toBe(0);
+    expect((await get(port, '/')).body).toBe('running hello\n');
+
+    // The same file by another name (a link) is the running one.
+    await symlink(file, join(tmp.path, 'link.yaml'));
+    const same = await runCli(['reload', '-c', 'link.yaml'], { cwd: tmp.path, env });
+    expect(same.stdout).toMatch(/^reloaded \(swap\); serving config [0-9a-f]{16}\n$/);
+    expect(same.code).toBe(0);
+
+    // ${GREETING} has another value here than in the running sluice: what it serves is not what
+    // was checked, which is said rather than "reloaded".
+    const differs = await runCli(['reload', '-c', file], { cwd: tmp.path, env: { ...env, GREETING: 'bye' } });
+    expect(differs.stdout).toBe('');
+    expect(differs.stderr).toMatch(
+      /^sluice reload: the running sluice reloaded \(swap\) but serves config [0-9a-f]{16}, not [0-9a-f]{16} as .*running\.yaml reads here: it read other text/,
+    );
+    expect(differs.code).toBe(1);
     await stop(sluice);
   }, 40_000);
 

@@ -5,7 +5,8 @@
  * outcome), else by SIGHUP to the pid in `pid_file`, polling `/api/status` for the outcome (with
  * `SLUICE_ADMIN_TOKEN` of any role when the admin API has tokens).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { request } from 'undici';
 import { formatProblem } from '../../config/problem.js';
 import type { ResolvedConfig } from '../../config/types.js';
@@ -36,10 +37,18 @@ export async function runReload(opts: { config?: string }): Promise<number> {
     for (const w of outcome?.warnings ?? checked) process.stderr.write(`${w}\n`);
   };
   const token = process.env.SLUICE_ADMIN_TOKEN;
+  // A reload re-reads the file the running sluice was started with: given another file, it would
+  // report that one's outcome as this one's. Checked where the admin API says which it is.
+  const running = await reloadState(config, token);
+  if (typeof running === 'object' && typeof running?.file === 'string' && !sameFile(running.file, file))
+    return otherFile(running.file, file);
+  // The hash the running sluice should report: not known when variables were stand-ins here.
+  const expected = (result.standIns ?? []).length === 0 ? config.hash : null;
+  const done = (outcome: Partial<LastReload>): number => reloaded(outcome, expected, file);
   if (config.admin !== null && token !== undefined && token !== '') {
     // A viewer or developer token cannot reload through the API, but it can read the outcome of
     // a SIGHUP: that is the way left when there is a pid file.
-    const code = await reloadByApi(config, token, config.pidFile !== null, warn);
+    const code = await reloadByApi(config, token, config.pidFile !== null, warn, done);
     if (code !== 'use-signal') return code;
   }
   if (config.pidFile === null) {
@@ -73,6 +82,9 @@ export async function runReload(opts: { config?: string }): Promise<number> {
     );
     return 1;
   }
+  // Where the admin API could not say it (no admin API, or no token to read it): the command line.
+  const started = startedWith(pid);
+  if (started !== null && !sameFile(started, file)) return otherFile(started, file);
   const seen = await reloadState(config, token);
   const before = seen === 'unauthorized' ? null : seen;
   try {
@@ -108,10 +120,7 @@ export async function runReload(opts: { config?: string }): Promise<number> {
         : last.at !== before?.last?.at);
     if (last !== null && ours) {
       warn(last);
-      if (last.ok) {
-        process.stdout.write(`reloaded (${last.how}); serving config ${last.config}\n`);
-        return 0;
-      }
+      if (last.ok) return done(last);
       for (const p of last.problems) process.stdout.write(`${p}\n`);
       process.stderr.write('reload refused; the running config stays\n');
       return 1;
@@ -155,6 +164,7 @@ async function reloadByApi(
   token: string,
   fallback: boolean,
   warn: (outcome: Partial<LastReload>) => void,
+  done: (outcome: Partial<LastReload>) => number,
 ): Promise<number | 'use-signal'> {
   const url = `${adminUrl(config)}/api/reload`;
   let res: Awaited<ReturnType<typeof request>>;
@@ -177,8 +187,7 @@ async function reloadByApi(
   const doc = (await res.body.json().catch(() => ({}))) as Partial<LastReload> & { detail?: string };
   if (res.statusCode === 200 && doc.ok === true) {
     warn(doc);
-    process.stdout.write(`reloaded (${doc.how}); serving config ${doc.config}\n`);
-    return 0;
+    return done(doc);
   }
   if (res.statusCode === 403 && fallback) return 'use-signal';
   if (res.statusCode === 422) {
@@ -194,8 +203,73 @@ async function reloadByApi(
   return 1;
 }
 
-/** `reloads` of /api/status: the last outcome, and the number of the latest request. */
+/**
+ * Prints a successful outcome, exit 0, when the running sluice serves the config this command
+ * checked (`expected`, its hash; null when that cannot be known). Another hash means it read other
+ * text than was checked (the file changed since) or a variable with another value in its own
+ * environment: said on stderr instead, exit 1.
+ */
+function reloaded(outcome: Partial<LastReload>, expected: string | null, file: string): number {
+  if (expected === null || outcome.config === undefined || outcome.config === expected) {
+    process.stdout.write(`reloaded (${outcome.how}); serving config ${outcome.config}\n`);
+    return 0;
+  }
+  process.stderr.write(
+    `sluice reload: the running sluice reloaded (${outcome.how}) but serves config ${outcome.config}, not ${expected} as ${file} reads here: ` +
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the text names the config's literal ${NAME} syntax.
+      'it read other text (the file changed after this check) or a ${VARIABLE} with another value in its environment; check GET /api/config\n',
+  );
+  return 1;
+}
+
+/** Refuses a reload the running sluice would answer by re-reading another file: exit 2. */
+function otherFile(running: string, file: string): number {
+  process.stderr.write(
+    `sluice reload: the running sluice was started with ${running}, not ${resolve(file)}; a reload re-reads the file it was started with, so ${file} would not be read: not reloaded. Reload with -c ${running}, or restart sluice with -c ${file} to serve it\n`,
+  );
+  return 2;
+}
+
+/**
+ * The config file a `sluice start -c FILE` process was given, resolved against its working
+ * directory, where /proc tells; null when it cannot (another system, another user's process, no
+ * -c: the file found in its directory is not guessed).
+ */
+function startedWith(pid: number): string | null {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const start = argv.indexOf('start');
+    if (start < 0) return null;
+    let given: string | undefined;
+    for (let i = start + 1; i < argv.length; i++) {
+      const arg = argv[i]!;
+      if (arg === '-c' || arg === '--config') given = argv[i + 1];
+      else if (arg.startsWith('--config=')) given = arg.slice('--config='.length);
+      else if (arg.startsWith('-c') && arg.length > 2) given = arg.slice(2);
+    }
+    if (given === undefined || given === '') return null;
+    return resolve(readlinkSync(`/proc/${pid}/cwd`), given);
+  } catch {
+    return null;
+  }
+}
+
+/** Whether two paths name one file (links resolved where they exist). */
+function sameFile(a: string, b: string): boolean {
+  const real = (p: string): string => {
+    try {
+      return realpathSync.native(p);
+    } catch {
+      return resolve(p);
+    }
+  };
+  return real(a) === real(b);
+}
+
+/** `/api/status`: the running config's file, the last reload outcome, and the latest request's number. */
 interface ReloadState {
+  /** Absent from servers that do not say it; null for a config given as an object. */
+  file?: string | null;
   requested?: number;
   last: LastReload | null;
 }
@@ -216,8 +290,11 @@ async function reloadState(
       await res.body.dump();
       return 'unauthorized';
     }
-    const doc = (await res.body.json()) as { reloads?: { requested?: number; last?: LastReload | null } };
-    return { requested: doc.reloads?.requested, last: doc.reloads?.last ?? null };
+    const doc = (await res.body.json()) as {
+      config?: { file?: string | null };
+      reloads?: { requested?: number; last?: LastReload | null };
+    };
+    return { file: doc.config?.file, requested: doc.reloads?.requested, last: doc.reloads?.last ?? null };
   } catch {
     return null;
   }
