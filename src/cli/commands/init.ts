@@ -101,7 +101,9 @@ async function readInput(option: string | undefined, generator: InitTarget): Pro
     generator.render({ ...common, config, configText, configPath }),
   );
   if (!result.ok) {
-    for (const p of result.problems) process.stdout.write(`${formatProblem(p)}\n`);
+    // stderr, as the warnings: stdout is the generated file, often piped straight into place
+    // (`sluice init systemd | sudo tee ...`), which must not receive error text instead.
+    for (const p of result.problems) process.stderr.write(`${formatProblem(p)}\n`);
     const n = result.problems.length;
     process.stderr.write(`${file}: ${n} problem${n === 1 ? '' : 's'}; nothing generated\n`);
     return 2;
