@@ -19,7 +19,8 @@ export type LeavingEnvResult = ConfigResult & { readonly standIns?: readonly str
  * Loads `file`; when its only problems are unset variables, loads it again with stand-ins and
  * writes each as a warning on stderr, followed by `(left to ...)`. With `derive` (what the command
  * makes from the config), a variable whose stand-in changes what `derive` returns is a problem,
- * its hint saying to set it: each variable is given other values in turn and the two compared.
+ * its hint saying to set it: each variable is given other values in turn (small ones, then far
+ * larger numbers) and what `derive` returns compared.
  */
 export async function loadConfigLeavingEnv(
   file: string,
@@ -36,7 +37,15 @@ export async function loadConfigLeavingEnv(
     const needed: string[] = [];
     for (const name of standIns.names) {
       const other = await loadConfigFile(file, process.env, { standIns: standIns.varied(name) });
-      if (!other.ok || JSON.stringify(derive(other.config)) !== base) needed.push(name);
+      if (!other.ok || JSON.stringify(derive(other.config)) !== base) {
+        needed.push(name);
+        continue;
+      }
+      // Two small values can both fall under a floor (65536 open files, somaxconn 65535) and
+      // derive the same; a far larger one passes it. Where no later check takes it (a port), the
+      // config has a problem: that says nothing of what is derived.
+      const far = await loadConfigFile(file, process.env, { standIns: standIns.varied(name, true) });
+      if (far.ok && JSON.stringify(derive(far.config)) !== base) needed.push(name);
     }
     const mentions = (message: string): string | undefined =>
       needed.find((name) => message.includes(`environment variable ${name} is not set`));

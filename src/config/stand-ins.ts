@@ -18,6 +18,14 @@ import type { KeyPath } from './key-path.js';
 /** How many values a variable has to try (#values). */
 const VALUES = 8;
 
+/**
+ * The numbers a variable varied `far` takes instead of its own, the first its key's schema takes:
+ * beyond the floors and caps what init and doctor derive passes through (65536 open files,
+ * fs.file-max 1000000, somaxconn 65535, the host's own values), which the small stand-ins of both
+ * other sets stay below, so their outputs compared equal for a value that matters.
+ */
+const FAR_NUMBERS = [4_000_000, 1000] as const;
+
 /** The stand-ins of one load, by variable name. */
 export class StandIns {
   /** Variables in the order first met, which numbers their ports. */
@@ -26,6 +34,8 @@ export class StandIns {
   readonly #from: Map<string, number>;
   /** The one variable whose values are its second set (`varied`), else null. */
   readonly #varied: string | null;
+  /** Whether the varied variable's numbers are `FAR_NUMBERS`. */
+  readonly #far: boolean;
   /** The keys a whole `${NAME}` filled in the last check, with the variable and the value's index. */
   #filled: { path: KeyPath; name: string; index: number }[] = [];
 
@@ -33,10 +43,12 @@ export class StandIns {
     order = new Map<string, number>(),
     from = new Map<string, number>(),
     varied: string | null = null,
+    far = false,
   ) {
     this.#order = order;
     this.#from = from;
     this.#varied = varied;
+    this.#far = far;
   }
 
   /** The variables given a stand-in so far, in the order met. */
@@ -47,10 +59,12 @@ export class StandIns {
   /**
    * The same stand-ins with other values for `name` (another text, port, count...), the same kind
    * of value at each key: what a config read with them yields and one read with these do not
-   * share depends on `name`'s value.
+   * share depends on `name`'s value. `far`: numbers far larger than the others (`FAR_NUMBERS`),
+   * where a key's schema takes them; a key that takes them but no later check does leaves the
+   * config with a problem.
    */
-  varied(name: string): StandIns {
-    return new StandIns(new Map(this.#order), new Map(this.#from), name);
+  varied(name: string, far = false): StandIns {
+    return new StandIns(new Map(this.#order), new Map(this.#from), name, far);
   }
 
   /** The text `name` reads as inside a longer string: a valid host name, ≥ 16 characters (a token). */
@@ -69,7 +83,10 @@ export class StandIns {
     let index = this.#from.get(name) ?? 0;
     while (index < VALUES - 1 && !takes(values[index])) index++;
     this.#filled.push({ path, name, index });
-    return values[index];
+    const value = values[index];
+    if (this.#far && name === this.#varied && typeof value === 'number')
+      return FAR_NUMBERS.find((n) => takes(n)) ?? value;
+    return value;
   }
 
   /**

@@ -1,6 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+import { loadConfigLeavingEnv } from '../../src/cli/load-leaving-env.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { StandIns } from '../../src/config/stand-ins.js';
+import { INIT_TARGETS, type InitTargetName } from '../../src/ops/init/init-targets.js';
 
 const TEXT = `servers:
   - listen: \${A_PORT}
@@ -60,5 +65,68 @@ describe('stand-ins for unset variables', () => {
     expect(other.config.servers[0]!.listen[0]!.port).not.toBe(one.config.servers[0]!.listen[0]!.port);
     expect(other.config.servers[1]!.listen[0]!.port).toBe(one.config.servers[1]!.listen[0]!.port);
     expect(other.config.workers).toBe(one.config.workers);
+  });
+});
+
+describe('what init derives from a variable the shell lacks', () => {
+  const sized = `workers: \${SIZE_WORKERS}
+servers:
+  - listen: \${SIZE_PORT}
+    limits: { max_connections: "\${SIZE_MAXC}", backlog: "\${SIZE_BACKLOG}" }
+    routes: [{ proxy: { url: "\${SIZE_BACKEND}" } }]
+`;
+
+  /** The variables `target`'s files depend on, for a file of `text` on 4 CPUs and a host not known. */
+  async function needed(target: InitTargetName, text: string): Promise<string[]> {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-stand-ins-'));
+    const file = join(dir, 'sluice.yaml');
+    writeFileSync(file, text);
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      const result = await loadConfigLeavingEnv(file, 'the service', (config) =>
+        INIT_TARGETS[target].render({
+          config,
+          configText: text,
+          configPath: file,
+          cpus: 4,
+          sluiceBin: 'sluice',
+        }),
+      );
+      if (result.ok) return [];
+      return result.problems.map((p) => /variable (\w+) is not set/.exec(p.message)?.[1] ?? p.message);
+    } finally {
+      stderr.mockRestore();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('varied far, a number is past the floors and caps init applies, where its key takes it', () => {
+    const base = new StandIns();
+    const one = loadConfigText(sized, 'sluice.yaml', {}, { standIns: base });
+    if (!one.ok) throw new Error(one.problems.map((p) => p.message).join('\n'));
+    const far = (name: string) => {
+      const r = loadConfigText(sized, 'sluice.yaml', {}, { standIns: base.varied(name, true) });
+      if (!r.ok) throw new Error(r.problems.map((p) => p.message).join('\n'));
+      return r.config;
+    };
+    expect(far('SIZE_WORKERS').workers).toBe(1000);
+    expect(far('SIZE_MAXC').servers[0]!.limits.maxConnections).toBe(4_000_000);
+    expect(far('SIZE_BACKLOG').servers[0]!.limits.backlog).toBe(4_000_000);
+    expect(far('SIZE_BACKLOG').servers[0]!.limits.maxConnections).toBe(
+      one.config.servers[0]!.limits.maxConnections,
+    );
+  });
+
+  // The stand-ins (a count of 1 or 2, a port-sized number) both sized every value at its floor
+  // (65535, 1000000 or 65536), so the outputs compared equal: sysctl wrote somaxconn = 65535 for a
+  // backlog the service reads as 200000, and exit 0.
+  it('a variable sysctl, limits or systemd sizes by is a problem; one they do not read stays a warning', async () => {
+    expect(await needed('sysctl', sized)).toEqual(['SIZE_WORKERS', 'SIZE_MAXC', 'SIZE_BACKLOG']);
+    expect(await needed('limits', sized)).toEqual(['SIZE_WORKERS', 'SIZE_MAXC']);
+    expect(await needed('systemd', sized)).toEqual(['SIZE_WORKERS', 'SIZE_MAXC']);
+    expect(await needed('k8s', sized)).toEqual(['SIZE_WORKERS', 'SIZE_PORT']);
+    const unsized = `servers: [{ listen: "\${SIZE_PORT}", routes: [{ proxy: { url: "\${SIZE_BACKEND}" } }] }]\n`;
+    for (const target of ['sysctl', 'limits', 'systemd'] as const)
+      expect(await needed(target, unsized)).toEqual([]);
   });
 });
