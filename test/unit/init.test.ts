@@ -211,6 +211,31 @@ describe('sluice init systemd', () => {
     expect(directive(plain, 'PrivateTmp')).toEqual(['yes']);
   });
 
+  // EnvironmentFile= was written "/srv/my sluice/sluice.env", quotes included: systemd ignored it
+  // ("path is not absolute") and the service started without its secrets.
+  it('writes each path the way its setting reads it: EnvironmentFile= whole, lists quoted, names with : escaped', () => {
+    const text = [
+      'pid_file: "/run/my:sluice/sluice.pid"',
+      'log: { access: "/srv/logs 100%/access.log" }',
+      'servers: [{ listen: 8080, routes: [{ respond: { body: ok } }] }]',
+    ].join('\n');
+    const unit = only(
+      render('systemd', inputOf(text, {}, '/srv/my sluice/sluice.yaml')),
+      'etc/systemd/system/sluice.service',
+    );
+    expect(directive(unit, 'EnvironmentFile')).toEqual(['-/srv/my sluice/sluice.env']);
+    expect(directive(unit, 'ExecStart')).toEqual([
+      '/usr/local/bin/sluice start -c "/srv/my sluice/sluice.yaml"',
+    ]);
+    expect(directive(unit, 'RuntimeDirectory')).toEqual(['my\\:sluice']);
+    expect(directive(unit, 'ReadWritePaths')).toEqual(['"/srv/logs 100%%"']);
+    const percent = only(
+      render('systemd', inputOf(text, {}, '/srv/100%/sluice.yaml')),
+      'etc/systemd/system/sluice.service',
+    );
+    expect(directive(percent, 'EnvironmentFile')).toEqual(['-/srv/100%%/sluice.env']);
+  });
+
   it('quotes ExecStart words as systemd reads them', () => {
     expect(quoteArg('/opt/my app/sluice')).toBe('"/opt/my app/sluice"');
     expect(quoteArg('/etc/100%/$HOME.yaml')).toBe('/etc/100%%/$$HOME.yaml');
@@ -227,6 +252,19 @@ describe('sluice init systemd', () => {
     const cases: { name: string; input: () => Promise<InitInput> }[] = [
       { name: 'the fixture config', input: fixtureInput },
       { name: 'the default config', input: async () => inputOf(DEFAULT_CONFIG_TEXT) },
+      {
+        name: 'paths with spaces, a % and a colon',
+        input: async () =>
+          inputOf(
+            [
+              'pid_file: "/run/my:sluice/sluice.pid"',
+              'log: { access: "/srv/logs 100%/access.log" }',
+              'servers: [{ listen: 8080, routes: [{ respond: { body: ok } }] }]',
+            ].join('\n'),
+            {},
+            '/srv/my sluice/sluice.yaml',
+          ),
+      },
       {
         name: 'an egress config under /home',
         input: async () =>

@@ -49,7 +49,7 @@ export function renderSystemdUnit(input: InitInput): InitFile[] {
     `ExecStart=${[input.sluiceBin, 'start', '-c', input.configPath].map(quoteArg).join(' ')}`,
     // biome-ignore lint/suspicious/noTemplateCurlyInString: the text shows the config's literal ${NAME} syntax.
     '# Optional (the leading -): NAME=value lines for ${NAME} references in the config.',
-    `EnvironmentFile=-${specifiers(join(dirname(input.configPath), 'sluice.env'))}`,
+    `EnvironmentFile=-${wholeValuePath(join(dirname(input.configPath), 'sluice.env'))}`,
     '# SIGHUP re-reads the config: a file with problems is refused and the running config keeps serving.',
     'ExecReload=/bin/kill -HUP $MAINPID',
     'Restart=on-failure',
@@ -141,19 +141,19 @@ function writableLines(config: ResolvedConfig): string[] {
     const logs = /^\/var\/log\/(.+)$/.exec(dir);
     if (run !== null) {
       out.push(`# ${what}: systemd creates ${dir} owned by User= at start and removes it at stop.`);
-      out.push(`RuntimeDirectory=${specifiers(run[1]!)}`);
+      out.push(`RuntimeDirectory=${directoryName(run[1]!)}`);
     } else if (logs !== null) {
       out.push(
         `# ${what}: systemd creates ${dir} owned by User=; it stays writable under ProtectSystem=strict.`,
       );
-      out.push(`LogsDirectory=${specifiers(logs[1]!)}`);
+      out.push(`LogsDirectory=${directoryName(logs[1]!)}`);
     } else {
       out.push(
         dir === '/run' || dir === '/var/log'
           ? `# ${what}: ${dir} itself is writable by root only; use a directory below it, e.g. ${dir}/sluice/.`
           : `# ${what}: ${dir} must exist and be writable by User=.`,
       );
-      out.push(`ReadWritePaths=${specifiers(dir)}`);
+      out.push(`ReadWritePaths=${listedPath(dir)}`);
     }
   }
   return out;
@@ -194,14 +194,33 @@ function addressFamilyLines(config: ResolvedConfig): string[] {
   ];
 }
 
-/** A path as systemd reads it: `%` starts a specifier, so a literal one is doubled. */
 /**
- * A path in a setting that takes a list of paths (ReadWritePaths=, RuntimeDirectory=): `%`
- * doubled, and double-quoted when it holds spaces or quotes, or systemd reads several paths.
+ * A path in a setting whose whole value is one path (EnvironmentFile=): `%` starts a specifier, so
+ * a literal one is doubled; nothing else is read specially, spaces included. Quotes would be taken
+ * as part of the path, which is then not absolute, and systemd ignores the setting.
  */
-function specifiers(path: string): string {
+function wholeValuePath(path: string): string {
+  return path.replaceAll('%', '%%');
+}
+
+/**
+ * A path in a setting that takes a list of paths (ReadWritePaths=): `%` doubled, and
+ * double-quoted when it holds spaces or quotes, or systemd reads several paths; inside the quotes
+ * a backslash escapes the character after it (systemd.syntax(7)).
+ */
+function listedPath(path: string): string {
   const escaped = path.replaceAll('%', '%%');
   return /[\s"'\\]/.test(escaped) ? `"${escaped.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"` : escaped;
+}
+
+/**
+ * A directory name in RuntimeDirectory= or LogsDirectory=: a list too, but each entry may be
+ * `NAME:SYMLINK` (systemd 250 and later), and its backslash escapes are read after the quotes are
+ * removed, so a backslash and a colon are escaped and the quotes only group words.
+ */
+function directoryName(name: string): string {
+  const escaped = name.replaceAll('%', '%%').replaceAll('\\', '\\\\').replaceAll(':', '\\:');
+  return /[\s"']/.test(escaped) ? `"${escaped}"` : escaped;
 }
 
 /**
