@@ -159,6 +159,16 @@ describe('sysctl checks', () => {
     expect(check('ip_local_port_range', sysctl({ 'net.ipv4.ip_local_port_range': '1024' })).status).toBe(
       'warn',
     );
+    // tcp_tw_reuse, compared for equality, failed on these as if they were a wrong value.
+    for (const value of ['abc', '1 x', '']) {
+      expect(check('tcp_tw_reuse', sysctl({ 'net.ipv4.tcp_tw_reuse': value }))).toMatchObject({
+        status: 'warn',
+        value,
+        message: `cannot tell: ${JSON.stringify(value)} is not a number`,
+        fix: 'check with: sysctl net.ipv4.tcp_tw_reuse',
+      });
+    }
+    expect(check('tcp_tw_reuse', sysctl({ 'net.ipv4.tcp_tw_reuse': '1' })).status).toBe('pass');
   });
 });
 

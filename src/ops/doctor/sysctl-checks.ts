@@ -119,14 +119,18 @@ function judge(
       status = ok ? 'pass' : 'fail';
       break;
     }
-    case 'equal':
-      status = value === expected ? 'pass' : 'fail';
+    case 'equal': {
+      // Malformed is "cannot tell", as for the other comparisons: not a value short of the one expected.
+      const n = integer(value);
+      if (n === null) return cannotTell(`${JSON.stringify(value)} is not a number`);
+      status = n === Number(expected) ? 'pass' : 'fail';
       // tcp_tw_reuse 2, the default since Linux 4.19, reuses TIME_WAIT for loopback only.
-      if (id === 'tcp_tw_reuse' && value === '2') {
+      if (id === 'tcp_tw_reuse' && n === 2) {
         status = 'warn';
         detail = '2 = loopback connections only; ';
       }
       break;
+    }
     case 'range': {
       const [low, high] = value.split(' ').map(integer);
       const [wantLow, wantHigh] = expected.split(' ').map(Number);
