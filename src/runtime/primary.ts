@@ -787,14 +787,25 @@ export class Primary {
     await this.#upstreams.destroy();
     this.#bans.close();
     await this.#state?.close();
-    if (this.#config.pidFile !== null) rmSync(this.#config.pidFile, { force: true });
+    this.removePidFile();
     this.#loggers.app.info('sluice stopped');
     await this.#loggers.close();
   }
 
-  /** Removes the pid file, for an exit that does not wait for `stop()` (a second signal). */
+  /**
+   * Removes the pid file (also for an exit that does not wait for `stop()`: a second signal). One
+   * that cannot be removed is logged and left: a file in a directory only root may change (systemd
+   * creates /run/sluice.pid for the service and removes it after stop) must not fail the stop.
+   */
   removePidFile(): void {
-    if (this.#config.pidFile !== null) rmSync(this.#config.pidFile, { force: true });
+    const file = this.#config.pidFile;
+    if (file === null) return;
+    try {
+      rmSync(file, { force: true });
+    } catch (err) {
+      const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      this.#loggers.app.warn({ file, reason }, 'cannot remove pid_file; left in place');
+    }
   }
 
   async #killAll(): Promise<void> {

@@ -7,7 +7,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -368,6 +368,28 @@ describe('sluice start failures, and signals before the config is read (built CL
         net.connect(port, '127.0.0.1').on('connect', resolve).on('error', reject),
       ),
     ).rejects.toThrow(/ECONNREFUSED/);
+  });
+
+  // Under systemd a pid file directly in /run is created for the service, which may write it but not
+  // remove it: the stop threw (EACCES, EISDIR...) with a stack and exit 1, and systemd saw a failure.
+  it('a pid_file it cannot remove at stop is logged and left; the stop still ends with 0', async () => {
+    const port = await freePort();
+    const pid = join(tmp.path, 'kept.pid');
+    await writeFile(
+      join(tmp.path, 'kept.yaml'),
+      `pid_file: ${pid}\nworkers: 1\nservers:\n  - listen: "127.0.0.1:${port}"\n    routes:\n      - respond: { body: "x" }\n`,
+    );
+    const p = spawnCli(['start', '-c', 'kept.yaml'], { cwd: tmp.path });
+    await p.waitForJson((l) => l.msg === 'sluice started');
+    // What no rm with force removes: a directory that is not empty.
+    await rm(pid);
+    await mkdir(join(pid, 'in-the-way'), { recursive: true });
+    p.signal('SIGTERM');
+    expect((await p.waitForExit(15_000)).code).toBe(0);
+    const [left] = await p.waitForJson((l) => l.msg === 'cannot remove pid_file; left in place');
+    expect(left).toMatchObject({ level: 'warn', file: pid, reason: 'ERR_FS_EISDIR' });
+    await p.waitForJson((l) => l.msg === 'sluice stopped');
+    expect(p.stderr()).toBe('');
   });
 
   it('a SIGHUP while the config is parsed is carried out: none is lost as the primary takes the signals over', async () => {
