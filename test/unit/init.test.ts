@@ -236,6 +236,41 @@ describe('sluice init systemd', () => {
     expect(directive(percent, 'EnvironmentFile')).toEqual(['-/srv/100%%/sluice.env']);
   });
 
+  // ReadWritePaths=/run let the service write /run, but /run belongs to root: sluice, started as
+  // User=, could not create its pid file there (SLUICE_E_RUNTIME_PID_FILE) and restarted for ever.
+  it('creates a file sluice writes directly in /run or /var/log for User= before start', () => {
+    const text = [
+      'user: www-data',
+      'group: adm',
+      'pid_file: /run/sluice.pid',
+      'log: { access: /var/log/sluice-access.log }',
+      'servers: [{ listen: 8080, routes: [{ respond: { body: ok } }] }]',
+    ].join('\n');
+    const unit = only(render('systemd', inputOf(text)), 'etc/systemd/system/sluice.service');
+    expect(directive(unit, 'ExecStartPre')).toEqual([
+      '+/bin/touch /run/sluice.pid',
+      '+/bin/chown www-data:adm /run/sluice.pid',
+      '+/bin/touch /var/log/sluice-access.log',
+      '+/bin/chown www-data:adm /var/log/sluice-access.log',
+    ]);
+    expect(directive(unit, 'ExecStopPost')).toEqual(['+/bin/rm -f /run/sluice.pid']);
+    // The pid file alone; the log's directory, where logrotate puts the next file.
+    expect(directive(unit, 'ReadWritePaths')).toEqual(['/run/sluice.pid', '/var/log']);
+    expect(directive(unit, 'RuntimeDirectory')).toEqual([]);
+    expect(unit).toContain('Simpler: a directory of its own, e.g. /run/sluice/sluice.pid.');
+    // Below /run (or /var/run, the same), systemd makes the directory: nothing is created by hand.
+    const below = only(
+      render('systemd', inputOf(text.replace('/run/sluice.pid', '/var/run/edge/sluice.pid'))),
+      'etc/systemd/system/sluice.service',
+    );
+    expect(directive(below, 'RuntimeDirectory')).toEqual(['edge']);
+    expect(directive(below, 'ExecStartPre')).toEqual([
+      '+/bin/touch /var/log/sluice-access.log',
+      '+/bin/chown www-data:adm /var/log/sluice-access.log',
+    ]);
+    expect(directive(below, 'ExecStopPost')).toEqual([]);
+  });
+
   it('quotes ExecStart words as systemd reads them', () => {
     expect(quoteArg('/opt/my app/sluice')).toBe('"/opt/my app/sluice"');
     expect(quoteArg('/etc/100%/$HOME.yaml')).toBe('/etc/100%%/$$HOME.yaml');
@@ -263,6 +298,17 @@ describe('sluice init systemd', () => {
             ].join('\n'),
             {},
             '/srv/my sluice/sluice.yaml',
+          ),
+      },
+      {
+        name: 'a pid file directly in /run and a log directly in /var/log',
+        input: async () =>
+          inputOf(
+            [
+              'pid_file: /run/sluice.pid',
+              'log: { access: /var/log/sluice-access.log }',
+              'servers: [{ listen: 8080, routes: [{ respond: { body: ok } }] }]',
+            ].join('\n'),
           ),
       },
       {

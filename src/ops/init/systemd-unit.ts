@@ -3,7 +3,7 @@
  * capability to bind ports below 1024, reloads on `systemctl reload`, stops within
  * `shutdown_timeout`, and is confined by systemd's sandboxing directives.
  */
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { ResolvedConfig } from '../../config/types.js';
 import {
   directoriesOf,
@@ -121,23 +121,64 @@ function userLines(config: ResolvedConfig, user: string): string[] {
 }
 
 /**
- * The directories sluice writes to (pid file, access log): under /run and /var/log systemd creates
- * them owned by User= (RuntimeDirectory=, LogsDirectory=); elsewhere they are opened for writing.
+ * Directories root owns on every distribution: User= can create no file in them, so a file sluice
+ * writes directly in one is created for it before start.
+ */
+const ROOT_OWNED_DIRS: ReadonlySet<string> = new Set([
+  '/',
+  '/etc',
+  '/opt',
+  '/run',
+  '/srv',
+  '/usr',
+  '/var',
+  '/var/cache',
+  '/var/lib',
+  '/var/log',
+  '/var/run',
+]);
+
+/**
+ * Where sluice writes (pid file, access log). Below /run (/var/run) and /var/log systemd creates
+ * the directory owned by User= (RuntimeDirectory=, LogsDirectory=). A file directly in a directory
+ * only root may write (`pid_file: /run/sluice.pid`) is created for User= before start by commands
+ * run as root (`+`), a pid file removed after stop; any other directory is opened for writing.
  */
 function writableLines(config: ResolvedConfig): string[] {
+  const user = serviceUser(config);
+  const owner = config.group === null ? user : `${user}:${config.group}`;
   const labelled = [
-    ...(config.pidFile === null ? [] : [{ file: config.pidFile, what: 'the pid file' }]),
+    ...(config.pidFile === null ? [] : [{ file: config.pidFile, what: 'the pid file', pid: true }]),
     ...(config.log.access === 'stdout' || config.log.access === 'off'
       ? []
-      : [{ file: config.log.access, what: 'the access log' }]),
+      : [{ file: config.log.access, what: 'the access log', pid: false }]),
   ];
   const out: string[] = [];
-  for (const dir of directoriesOf(labelled.map((l) => l.file))) {
-    const what = labelled
-      .filter((l) => l.file.startsWith(`${dir}/`))
+  for (const l of labelled.filter((f) => ROOT_OWNED_DIRS.has(dirname(f.file)))) {
+    const dir = dirname(l.file);
+    out.push(
+      `# ${l.what}: ${dir} is writable by root only, so systemd creates ${l.file} for User= before start`,
+      `# ("+": as root)${l.pid ? ' and removes it after stop' : ''}. Simpler: a directory of its own, e.g. ${join(dir, 'sluice', basename(l.file))}.`,
+      `ExecStartPre=+${['/bin/touch', l.file].map(quoteArg).join(' ')}`,
+      `ExecStartPre=+${['/bin/chown', owner, l.file].map(quoteArg).join(' ')}`,
+    );
+    if (l.pid) {
+      // The file alone is opened, not the directory: sluice rewrites it, nothing more.
+      out.push(`ExecStopPost=+${['/bin/rm', '-f', l.file].map(quoteArg).join(' ')}`);
+      out.push(`ReadWritePaths=${listedPath(l.file)}`);
+    } else {
+      // The directory: after logrotate renames the log, SIGUSR1 reopens the new file there (give it
+      // to User= in logrotate's create).
+      out.push(`ReadWritePaths=${listedPath(dir)}`);
+    }
+  }
+  const others = labelled.filter((f) => !ROOT_OWNED_DIRS.has(dirname(f.file)));
+  for (const dir of directoriesOf(others.map((l) => l.file))) {
+    const what = others
+      .filter((l) => dirname(l.file) === dir)
       .map((l) => l.what)
       .join(' and ');
-    const run = /^\/run\/(.+)$/.exec(dir);
+    const run = /^\/(?:var\/)?run\/(.+)$/.exec(dir);
     const logs = /^\/var\/log\/(.+)$/.exec(dir);
     if (run !== null) {
       out.push(`# ${what}: systemd creates ${dir} owned by User= at start and removes it at stop.`);
@@ -148,11 +189,7 @@ function writableLines(config: ResolvedConfig): string[] {
       );
       out.push(`LogsDirectory=${directoryName(logs[1]!)}`);
     } else {
-      out.push(
-        dir === '/run' || dir === '/var/log'
-          ? `# ${what}: ${dir} itself is writable by root only; use a directory below it, e.g. ${dir}/sluice/.`
-          : `# ${what}: ${dir} must exist and be writable by User=.`,
-      );
+      out.push(`# ${what}: ${dir} must exist and be writable by User=.`);
       out.push(`ReadWritePaths=${listedPath(dir)}`);
     }
   }
