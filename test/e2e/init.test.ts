@@ -169,6 +169,20 @@ describe('sluice init (built CLI)', () => {
     );
   });
 
+  // Node's recursive mkdir never returns on procfs: `init sysctl --out /proc/x` spun for ever.
+  it('--out under /proc or /sys: the kernel refuses the directory, exit 1 at once', async () => {
+    const dir = await workdir();
+    for (const [out, reason] of [
+      ['/proc/sluice-init-test', 'ENOENT'],
+      ['/sys/sluice-init-test', 'EPERM'],
+    ] as const) {
+      const r = await runCli(['init', 'sysctl', '--out', out], { cwd: dir, timeoutMs: 10_000 });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`sluice init: cannot write ${out}/etc/sysctl.d/60-sluice.conf: ${reason}`);
+      expect(r.stdout).toBe('');
+    }
+  });
+
   it('an unknown target exits 2 and lists the valid ones', async () => {
     const dir = await workdir();
     const r = await runCli(['init', 'kubernetes'], { cwd: dir });

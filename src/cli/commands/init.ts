@@ -4,12 +4,13 @@
  * decides the exit code: 2 for an unknown target or a config with problems, 1 when a file exists
  * (without --force) or cannot be written — in both cases before anything is written.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { loadConfigText } from '../../config/load.js';
 import { formatProblem } from '../../config/problem.js';
 import { didYouMean } from '../../core/did-you-mean.js';
+import { makeDirectories } from '../../core/make-directories.js';
 import { procSysPath, SYSCTL_SETTINGS } from '../../ops/host-tuning.js';
 import { DEFAULT_CONFIG_PATH, DEFAULT_CONFIG_TEXT } from '../../ops/init/default-config.js';
 import { DEFAULT_SLUICE_BIN, type InitFile, type InitInput } from '../../ops/init/init-input.js';
@@ -129,7 +130,7 @@ async function writeDefaultConfig(dest: string): Promise<number> {
     return 0;
   }
   try {
-    await mkdir(dirname(dest), { recursive: true });
+    await makeDirectories(dirname(dest));
     await writeFile(dest, DEFAULT_CONFIG_TEXT);
   } catch (err) {
     process.stderr.write(`sluice init: cannot write ${dest}: ${(err as Error).message}\n`);
@@ -173,7 +174,7 @@ async function writeFiles(files: readonly InitFile[], out: string, force: boolea
   }
   for (const { file, dest } of plan) {
     try {
-      await mkdir(dirname(dest), { recursive: true });
+      await makeDirectories(dirname(dest));
       await writeFile(dest, file.content);
     } catch (err) {
       process.stderr.write(`sluice init: cannot write ${dest}: ${(err as Error).message}\n`);
