@@ -35,6 +35,7 @@
  */
 import fs from 'node:fs';
 import { dirname } from 'node:path';
+import { makeDirectoriesSync } from '../core/make-directories.js';
 
 /** Batch (buffer) size on a pipe, socket or terminal: PIPE_BUF, which a pipe writes atomically. */
 const PIPE_BATCH = 4096;
@@ -334,7 +335,7 @@ export class LineWriter {
 }
 
 function openAppend(path: string): number {
-  fs.mkdirSync(dirname(path), { recursive: true });
+  makeDirectoriesSync(dirname(path));
   // Non-blocking matters only for a FIFO: its open fails at once (ENXIO) without a reader rather
   // than hanging the start, and its writes answer EAGAIN when full. A regular file ignores it.
   const { O_WRONLY, O_APPEND, O_CREAT, O_NONBLOCK } = fs.constants;

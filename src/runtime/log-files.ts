@@ -7,9 +7,10 @@
  * Done at start, before a reload, and before workers reopen their logs; a failure is reported and
  * serving goes on (the worker then logs to stdout and says why).
  */
-import { closeSync, constants, fchownSync, fstatSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, constants, fchownSync, fstatSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ResolvedConfig } from '../config/types.js';
+import { makeDirectoriesSync } from '../core/make-directories.js';
 import { lookupIds } from './privileges.js';
 
 const { O_APPEND, O_CREAT, O_NOFOLLOW, O_WRONLY } = constants;
@@ -29,7 +30,7 @@ export function prepareWorkerLogFiles(config: ResolvedConfig): string | null {
   let fd: number | null = null;
   try {
     const { uid } = lookupIds(config.user, config.group);
-    mkdirSync(dirname(path), { recursive: true });
+    makeDirectoriesSync(dirname(path));
     // Root acting on a path in a directory the worker user may own: never follow a symlink nor
     // give away a file linked elsewhere (CVE-2016-1247, nginx's log directory, was exactly that).
     fd = openSync(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW, LOG_FILE_MODE);

@@ -392,6 +392,23 @@ describe('sluice start failures, and signals before the config is read (built CL
     expect(p.stderr()).toBe('');
   });
 
+  // Node's recursive mkdir never returns on procfs: the start hung creating /proc/..., a SIGTERM
+  // could not end it, and nothing was served.
+  it('an access log under /proc: said, logged to stdout instead, and the start goes on', async () => {
+    const port = await freePort();
+    await writeFile(
+      join(tmp.path, 'proc-log.yaml'),
+      `workers: 1\nlog: { access: /proc/sluice-log-test/access.log }\nservers:\n  - listen: "127.0.0.1:${port}"\n    routes:\n      - respond: { body: "x" }\n`,
+    );
+    const p = spawnCli(['start', '-c', 'proc-log.yaml'], { cwd: tmp.path });
+    await p.waitForJson((l) => l.msg === 'sluice started', 1, 15_000);
+    expect(p.stderr()).toContain(
+      "cannot open log file /proc/sluice-log-test/access.log: ENOENT: no such file or directory, mkdir '/proc/sluice-log-test'; logging to stdout",
+    );
+    p.signal('SIGTERM');
+    expect((await p.waitForExit(15_000)).code).toBe(0);
+  });
+
   it('a SIGHUP while the config is parsed is carried out: none is lost as the primary takes the signals over', async () => {
     const port = await freePort();
     const fifo = join(tmp.path, 'large.yaml');
