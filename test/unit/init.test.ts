@@ -504,6 +504,27 @@ servers:
     expect(nofileLimit(inputOf(big).config, 4).value).toBe(1201024);
   });
 
+  // `user: "33"` gave `33 soft nofile ...`: pam_limits reads a bare number as a user name, so the
+  // lines matched no one; a uid is `:33` there.
+  it('limits names a numeric user: as a uid, :UID', () => {
+    const conf = (user: string) =>
+      only(
+        render(
+          'limits',
+          inputOf(`user: "${user}"\nservers: [{ listen: 8080, routes: [{ respond: { body: ok } }] }]`),
+        ),
+        'etc/security/limits.d/sluice.conf',
+      );
+    const rules = (text: string) =>
+      text
+        .split('\n')
+        .filter((l) => l !== '' && !l.startsWith('#'))
+        .map((l) => l.replace(/\d+$/, 'N'));
+    expect(rules(conf('33'))).toEqual([':33 soft nofile N', ':33 hard nofile N']);
+    expect(conf('33')).toContain('# Open files for uid 33 when');
+    expect(rules(conf('www-data'))).toEqual(['www-data soft nofile N', 'www-data hard nofile N']);
+  });
+
   it('limits sets soft and hard nofile for the service user, and points systemd at LimitNOFILE', async () => {
     const conf = only(render('limits', await fixtureInput()), 'etc/security/limits.d/sluice.conf');
     expect(conf.split('\n').filter((l) => l !== '' && !l.startsWith('#'))).toEqual([
