@@ -32,11 +32,18 @@ program
 program
   .command('check')
   .description('validate a config file; print every problem as FILE:LINE:COL: CODE message')
-  .requiredOption('-c, --config <file>', 'config file to check')
+  // Required, but checked in the action: commander checks required options before unknown ones, so
+  // `check --bogus` said -c was missing instead of naming --bogus.
+  .option('-c, --config <file>', 'config file to check (required)')
   .option('--print', 'print the resolved config as JSON when it is valid')
-  .action(async (opts: { config: string; print?: boolean }) => {
+  .action(async function (this: Command, opts: { config?: string; print?: boolean }) {
+    if (opts.config === undefined)
+      this.error("error: required option '-c, --config <file>' not specified", {
+        code: 'commander.missingMandatoryOptionValue',
+        exitCode: 2,
+      });
     const { runCheck } = await import('./commands/check.js');
-    process.exitCode = await runCheck(opts);
+    process.exitCode = await runCheck({ ...opts, config: opts.config });
   });
 
 program

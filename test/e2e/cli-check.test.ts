@@ -354,7 +354,13 @@ describe('sluice check (built CLI)', () => {
 
     const noConfig = await runCli(['check']);
     expect(noConfig.code).toBe(2);
-    expect(noConfig.stderr).toContain("required option '-c, --config <file>' not specified");
+    expect(noConfig.stderr).toBe(
+      "error: required option '-c, --config <file>' not specified\n(run sluice --help for usage)\n",
+    );
+    // The unknown option is the error to name, not the -c it may have been meant as.
+    const bogusAlone = await runCli(['check', '--bogus']);
+    expect(bogusAlone.code).toBe(2);
+    expect(bogusAlone.stderr).toBe("error: unknown option '--bogus'\n(run sluice --help for usage)\n");
 
     const missingArg = await runCli(['check', '-c']);
     expect(missingArg.code).toBe(2);
