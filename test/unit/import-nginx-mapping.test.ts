@@ -561,3 +561,38 @@ describe('an if that refuses requests on a condition sluice cannot test', () => 
     expect(refusals.map(([line]) => line)).toEqual([3, 5, 6, 7, 9]);
   });
 });
+
+describe('a proxy_set_header whose value sluice cannot build', () => {
+  // nginx always sets the header (an empty value sends none), so a client's own X-Client-Verify
+  // never reached the upstream; dropped with a warning, the client's copy went through.
+  it("removes the client's header of that name, and says so", () => {
+    const r = convert(
+      [
+        'map $ssl_client_s_dn $who { default ""; }',
+        'server { listen 80;',
+        '  proxy_set_header X-Client-Verify $ssl_client_verify;',
+        '  proxy_set_header X-Client-DN $ssl_client_s_dn;',
+        '  proxy_set_header X-User $remote_user;',
+        '  proxy_set_header X-Who $who;',
+        '  proxy_set_header X-Via edge;',
+        '  location / { proxy_pass http://10.0.0.5:8080; }',
+        '}',
+      ].join('\n'),
+    );
+    const proxy = r.config.servers[0]!.routes[0]!.proxy;
+    expect(proxy?.remove_headers).toEqual(['X-Client-Verify', 'X-Client-DN', 'X-User', 'X-Who']);
+    expect(proxy?.set_headers).toEqual({ 'X-Via': 'edge' });
+    const removed = messages(r).filter(([, m]) => String(m).includes('remove_headers'));
+    expect(removed.map(([line]) => line)).toEqual([4, 5, 6, 7]);
+    expect(String(removed[0]![1])).toMatch(
+      /^proxy_set_header X-Client-Verify \$ssl_client_verify: sluice has no variable \$ssl_client_verify; not carried over: sluice removes the client's X-Client-Verify instead/,
+    );
+    const action = resolved(r.yaml).servers[0]!.routes[0]!.action;
+    expect(action.kind === 'proxy' && action.removeHeaders).toEqual([
+      'x-client-verify',
+      'x-client-dn',
+      'x-user',
+      'x-who',
+    ]);
+  });
+});

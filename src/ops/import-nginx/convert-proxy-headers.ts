@@ -94,7 +94,14 @@ export function convertProxyHeaders(list: readonly NginxDirective[], server: Ser
     }
     const t = toSluiceTemplate(value, { serverName: server.serverName });
     if ('error' in t) {
-      ctx.warnings.add(d, `proxy_set_header ${name} ${value}: ${t.error}; not carried over`);
+      // nginx always sets the header (an empty value sends none), so whatever the client sent under
+      // this name never reaches the upstream: an upstream that trusts X-Client-Verify must not get
+      // the client's own. Removed, it reaches the upstream as nginx's empty value would.
+      ctx.warnings.add(
+        d,
+        `proxy_set_header ${name} ${value}: ${t.error}; not carried over: sluice removes the client's ${name} instead (remove_headers), so the upstream gets no ${name} at all`,
+      );
+      removeHeaders.push(name);
       continue;
     }
     setHeaders[name] = t.text;

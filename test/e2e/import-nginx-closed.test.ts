@@ -1,0 +1,97 @@
+/**
+ * `sluice import nginx` is never more open than the nginx config it came from, shown with the
+ * built CLI: each nginx config below is imported, checked with `sluice check`, started with
+ * `sluice start` in front of a loopback echo upstream, and sent the requests nginx refuses (or
+ * answers itself), which must not reach the upstream in sluice either.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type CliProcess,
+  freePort,
+  killAll,
+  requireBuilt,
+  runCli,
+  spawnCli,
+  tempDir,
+  waitForPort,
+} from '../helpers/cli.js';
+import { http } from '../helpers/http.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+/** One nginx config imported, checked and started. */
+interface Imported {
+  readonly port: number;
+  readonly warnings: string;
+  readonly yaml: string;
+  readonly sluice: CliProcess;
+  get(path: string, headers?: Record<string, string>): ReturnType<typeof http>;
+}
+
+let tmp: { path: string; remove(): Promise<void> };
+let upstream: TestUpstream;
+let n = 0;
+
+/**
+ * Imports `conf` (PORT and UP stand for the listen port and the echo upstream's), requires
+ * `sluice check` to accept the output, and starts it.
+ */
+async function importAndStart(conf: string): Promise<Imported> {
+  const port = await freePort();
+  const dir = join(tmp.path, String(++n));
+  const file = `${dir}.conf`;
+  const out = `${dir}.yaml`;
+  await writeFile(
+    file,
+    `events {}\nhttp {\n${conf.replaceAll('PORT', String(port)).replaceAll('UP', `127.0.0.1:${upstream.port}`)}\n}\n`,
+  );
+  const imported = await runCli(['import', 'nginx', file, '-o', out]);
+  expect(imported.code, imported.stderr).toBe(0);
+  const check = await runCli(['check', '-c', out]);
+  expect([check.code, check.stderr]).toEqual([0, '']);
+  const sluice = spawnCli(['start', '-c', out]);
+  await waitForPort(port, { proc: sluice });
+  const { readFile } = await import('node:fs/promises');
+  return {
+    port,
+    warnings: imported.stderr,
+    yaml: await readFile(out, 'utf8'),
+    sluice,
+    get: (path, headers = {}) => http(`http://127.0.0.1:${port}${path}`, { headers }),
+  };
+}
+
+beforeAll(async () => {
+  requireBuilt();
+  tmp = await tempDir('sluice-import-closed-');
+  upstream = await startUpstream();
+});
+
+afterAll(async () => {
+  await killAll();
+  await upstream?.close();
+  await tmp?.remove();
+});
+
+describe('a proxy_set_header sluice cannot build', () => {
+  let s: Imported;
+  beforeAll(async () => {
+    s = await importAndStart(`
+    server {
+        listen 127.0.0.1:PORT;
+        proxy_set_header X-Client-Verify $ssl_client_verify;
+        proxy_set_header X-Remote-User $remote_user;
+        location / { proxy_pass http://UP; }
+    }`);
+  });
+
+  it("never passes on the client's own copy of the header (nginx always sets it)", async () => {
+    const r = await s.get('/headers', { 'x-client-verify': 'SUCCESS', 'x-remote-user': 'admin' });
+    expect(r.status).toBe(200);
+    const seen = (r.json() as { headers: Record<string, string> }).headers;
+    expect(seen['x-client-verify']).toBeUndefined();
+    expect(seen['x-remote-user']).toBeUndefined();
+    expect(s.warnings).toMatch(/X-Client-Verify \$ssl_client_verify: .*removes the client's X-Client-Verify/);
+  });
+});
