@@ -95,3 +95,45 @@ describe('a proxy_set_header sluice cannot build', () => {
     expect(s.warnings).toMatch(/X-Client-Verify \$ssl_client_verify: .*removes the client's X-Client-Verify/);
   });
 });
+
+describe('locations that nginx matches on the decoded path', () => {
+  let s: Imported;
+  beforeAll(async () => {
+    s = await importAndStart(`
+    server {
+        listen 127.0.0.1:PORT;
+        location /café/ { deny all; }
+        location ~ ^/naïve { deny all; }
+        location ~ "^/sp ace" { deny all; }
+        location ~ ^/tab\\s { deny all; }
+        location ~ \\.php$ { deny all; }
+        location /a%20b/ { deny all; }
+        location /@admin/ { deny all; }
+        location / { proxy_pass http://UP; }
+    }`);
+  });
+
+  it.each([
+    '/caf%C3%A9/x',
+    '/caf%c3%a9/x',
+    '/na%C3%AFve',
+    '/sp%20ace',
+    '/tab%09x',
+    '/index.php',
+    '/index.php%0A',
+    '/a%2520b/',
+    '/@admin/x',
+    '/%40admin/x',
+  ])('refuses %s as nginx does (403)', async (path) => {
+    expect((await s.get(path)).status).toBe(403);
+  });
+
+  it.each(['/cafe/x', '/naive', '/space', '/tabx', '/index.php5', '/a%20b/'])(
+    'proxies %s as nginx does',
+    async (path) => {
+      const r = await s.get(path);
+      expect(r.status).toBe(200);
+      expect((r.json() as { url: string }).url).toBe(path);
+    },
+  );
+});

@@ -24,9 +24,10 @@ import { convertLimitExcept } from './convert-limit-except.js';
 import { convertProxy } from './convert-proxy.js';
 import { firstReturn } from './convert-return.js';
 import { FOREIGN_CONTENT, OWN_CONTENT } from './directives.js';
+import { encodePath, pathSource } from './encoded-path.js';
 import { type LocationMatch, parseLocation } from './location-match.js';
+import { translatePathRegex } from './path-regex.js';
 import { refusingIf, refusingIfWarning } from './refusing-if.js';
-import { translateRegex } from './regex.js';
 import { childScope, nearest, nearestList, own, type Scope } from './scope.js';
 import type { SluiceRoute } from './sluice-config.js';
 
@@ -43,6 +44,11 @@ export interface RoutePlan {
   limitExcept?: { readonly methods: string[]; readonly others: Omit<SluiceRoute, 'match'> };
   /** `internal`: nginx answers 404 before anything else, its auto-redirect included. */
   readonly internal?: true;
+  /**
+   * An exact or prefix path holding a byte the client may also escape (`@` or `%40`): `route`
+   * matches the raw spelling, and a regex route with this source takes every spelling.
+   */
+  alias?: string;
 }
 
 const FILE_DIRECTIVES = ['root', 'alias', 'index', 'try_files', 'autoindex'];
@@ -61,10 +67,10 @@ export function convertLocation(d: NginxDirective, parent: Scope, server: Server
   if (match.kind === 'named') return null;
   const scope = childScope('location', d.block ?? [], parent);
 
-  const routeMatch = convertMatch(d, match, server);
-  if (routeMatch === null) return null;
+  const converted = convertMatch(d, match, server);
+  if (converted === null) return null;
 
-  const route: SluiceRoute = { match: routeMatch };
+  const route: SluiceRoute = { match: converted.match };
   const notes: string[] = [];
   const access = accessAt(scope, warnings);
   const rate = rateLimitAt(scope, server.ctx);
@@ -190,6 +196,7 @@ export function convertLocation(d: NginxDirective, parent: Scope, server: Server
     directive: d,
     ...(split === undefined ? {} : { limitExcept: split }),
     ...(internal === undefined ? {} : { internal: true }),
+    ...(converted.alias === undefined ? {} : { alias: converted.alias }),
   };
 }
 
@@ -202,29 +209,39 @@ function authAt(scope: Scope): NginxDirective | undefined {
   return undefined;
 }
 
-/** The route's `match:`, or `null` (with a warning) when sluice cannot match the same paths. */
+/**
+ * The route's `match:`, or `null` (with a warning) when sluice cannot match the same paths. nginx
+ * compares the decoded path with the location's text as written; sluice matches the normalised
+ * path, which keeps escapes, so the text is written as sluice spells it (`/café/` is
+ * `/caf%C3%A9/`, `/a%20b/` is `/a%2520b/`) and a regex is translated to match those spellings.
+ */
 function convertMatch(
   d: NginxDirective,
   match: LocationMatch,
   server: ServerContext,
-): SluiceRoute['match'] | null {
+): { match: NonNullable<SluiceRoute['match']>; alias?: string } | null {
   const { warnings } = server.ctx;
   if (match.kind === 'regex') {
-    const r = translateRegex(match.path, match.caseless);
+    const r = translatePathRegex(match.path, match.caseless);
     if ('error' in r) {
       warnings.add(d, `location ${d.args.join(' ')}: ${r.error}; not carried over`);
       return null;
     }
-    return { path_regex: r.source };
+    return { match: { path_regex: r.source } };
   }
-  if (!match.path.startsWith('/') || /[?#\s]/.test(match.path)) {
+  if (!match.path.startsWith('/')) {
     warnings.add(
       d,
-      `location ${d.args.join(' ')}: sluice matches paths that start with "/" and hold no space, "?" or "#"; not carried over`,
+      `location ${d.args.join(' ')}: request paths start with "/", so nginx never matches this location; not carried over`,
     );
     return null;
   }
-  return match.kind === 'exact' ? { path: match.path } : { path_prefix: match.path };
+  const { path, ambiguous } = encodePath(match.path);
+  const out: { match: NonNullable<SluiceRoute['match']>; alias?: string } = {
+    match: match.kind === 'exact' ? { path } : { path_prefix: path },
+  };
+  if (ambiguous) out.alias = `^${pathSource(match.path)}${match.kind === 'exact' ? '$' : ''}`;
+  return out;
 }
 
 /**

@@ -12,6 +12,7 @@ import type { NginxDirective } from './ast.js';
 import type { ServerContext } from './convert-context.js';
 import { convertProxyHeaders } from './convert-proxy-headers.js';
 import { convertProxySsl } from './convert-proxy-ssl.js';
+import { encodePath } from './encoded-path.js';
 import type { LocationMatch } from './location-match.js';
 import { nearest, nearestList, type Scope } from './scope.js';
 import type { SluiceProxy, SluiceRetry } from './sluice-config.js';
@@ -168,8 +169,10 @@ function uriPlan(
       warning: `a URI part in a ${match.kind === 'regex' ? 'regex' : 'named'} location is refused by nginx too; ${uri} is ignored`,
     };
   }
+  // sluice strips the prefix from the normalised path, so it is written as sluice spells it.
+  const path = encodePath(match.path).path;
   // nginx swaps the location's prefix for the URI part: for the same text, the path goes as it came.
-  if (uri === match.path) return { strip: '', base: '' };
+  if (uri === match.path || uri === path) return { strip: '', base: '' };
   const base = uri.endsWith('/') ? uri.slice(0, -1) : uri;
   const lost = isUpstream && base !== '';
   const baseNote = lost
@@ -178,30 +181,30 @@ function uriPlan(
   if (match.kind === 'exact') {
     const exact = !uri.endsWith('/') && uri !== '' && !lost;
     return {
-      strip: match.path,
+      strip: path,
       base: lost ? '' : base,
       ...(baseNote !== undefined
         ? { warning: baseNote }
         : exact
-          ? { warning: `sluice forwards ${match.path} as ${uri}/, nginx as ${uri}` }
+          ? { warning: `sluice forwards ${path} as ${uri}/, nginx as ${uri}` }
           : {}),
     };
   }
-  const prefixSlash = match.path.endsWith('/');
+  const prefixSlash = path.endsWith('/');
   const uriSlash = uri.endsWith('/');
-  const strip = prefixSlash ? match.path.slice(0, -1) : match.path;
+  const strip = prefixSlash ? path.slice(0, -1) : path;
   let warning = baseNote;
   if (warning === undefined && prefixSlash !== uriSlash) {
     // A path where the two differ: nginx swaps the prefix for the URI, sluice strips and prepends.
-    const example = prefixSlash ? `${match.path}x` : `${match.path}/x`;
-    const nginxPath = uri + example.slice(match.path.length);
+    const example = prefixSlash ? `${path}x` : `${path}/x`;
+    const nginxPath = uri + example.slice(path.length);
     const rest = example.slice(strip.length);
     const sluicePath = base + (rest.startsWith('/') ? rest : `/${rest}`);
     warning = `nginx forwards ${example} as ${nginxPath}, sluice as ${sluicePath}`;
   } else if (warning === undefined && !prefixSlash) {
     // Neither ends with a slash: nginx carries on the name (`/ordersX` → `/v2/ordersX`), sluice
     // strips it and starts the rest with a slash (`/v2/orders/X`).
-    warning = `nginx forwards ${match.path}x as ${uri}x, sluice as ${base}/x`;
+    warning = `nginx forwards ${path}x as ${uri}x, sluice as ${base}/x`;
   }
   return { strip, base: lost ? '' : base, ...(warning !== undefined ? { warning } : {}) };
 }

@@ -26,6 +26,7 @@ import { convertLocation, RETURN_BEFORE_ACCESS, type RoutePlan } from './convert
 import { firstReturn } from './convert-return.js';
 import { convertSchemeIf } from './convert-scheme-if.js';
 import { FOREIGN_CONTENT, IF_REASON } from './directives.js';
+import { encodePath, pathSource } from './encoded-path.js';
 import { ipv4Side, type ListenPlan, parseListen } from './listen.js';
 import { parseLocation } from './location-match.js';
 import { flattenLocations, type LocationNode } from './location-tree.js';
@@ -544,29 +545,58 @@ function convertRoutes(
     });
   }
   nameRegexRoutes(flat.plans);
-  const routes: SluiceRoute[] = [];
+  const entries: { route: SluiceRoute; text: string }[] = [];
+  const exactAliases: { route: SluiceRoute; text: string }[] = [];
+  const prefixAliases: { route: SluiceRoute; text: string; length: number }[] = [];
   for (const plan of flat.plans) {
-    const index = routes.length;
     const origin = `nginx: location ${plan.directive.args.join(' ')} (${server.ctx.where(plan.directive)})`;
-    notes.push({ path: ['routes', index], text: [origin, ...plan.notes].join('\n') });
+    const own: { route: SluiceRoute; text: string }[] = [];
     const split = plan.limitExcept;
-    if (split === undefined) {
-      routes.push(plan.route);
-      continue;
+    if (split === undefined) own.push({ route: plan.route, text: [origin, ...plan.notes].join('\n') });
+    else {
+      // The listed methods first; the same match without methods then takes every other one.
+      const { name, match, ...action } = plan.route;
+      own.push({
+        route: {
+          ...(name === undefined ? {} : { name }),
+          match: { ...match, methods: split.methods },
+          ...action,
+        },
+        text: [origin, ...plan.notes].join('\n'),
+      });
+      own.push({
+        route: {
+          ...(name === undefined ? {} : { name: `${name} (other methods)` }),
+          ...(match === undefined ? {} : { match: { ...match } }),
+          ...split.others,
+        },
+        text: `${origin}: limit_except, the other methods`,
+      });
     }
-    // The listed methods first; the same match without methods then takes every other one.
-    const { name, match, ...action } = plan.route;
-    routes.push({
-      ...(name === undefined ? {} : { name }),
-      match: { ...match, methods: split.methods },
-      ...action,
-    });
-    routes.push({
-      ...(name === undefined ? {} : { name: `${name} (other methods)` }),
-      ...(match === undefined ? {} : { match: { ...match } }),
-      ...split.others,
-    });
-    notes.push({ path: ['routes', index + 1], text: `${origin}: limit_except, the other methods` });
+    entries.push(...own);
+    if (plan.alias === undefined) continue;
+    // The escaped spellings (`/%40x/` for `/@x/`), which the exact or prefix route cannot name:
+    // a regex route for every spelling, placed where sluice's order gives nginx's. An exact one
+    // before every regex (nginx takes an exact location first), a prefix one after them (nginx
+    // tries the regexes before a prefix that is not ^~, whose guard keeps them off), longest first.
+    for (const [k, x] of own.entries()) {
+      const { path: _p, path_prefix: _pp, ...rest } = x.route.match ?? {};
+      const route: SluiceRoute = {
+        ...structuredClone(x.route),
+        name: `${x.route.name ?? plan.directive.args.join(' ')} (escaped)${k === 0 ? '' : ' (other methods)'}`,
+        match: { ...rest, path_regex: plan.alias },
+      };
+      const text = `${origin}: the same location for the escaped spellings of its path, which nginx decodes`;
+      if (plan.match.kind === 'exact') exactAliases.push({ route, text });
+      else prefixAliases.push({ route, text, length: plan.match.path.length });
+    }
+  }
+  prefixAliases.sort((a, b) => b.length - a.length);
+  const all = [...exactAliases, ...entries, ...prefixAliases];
+  const routes: SluiceRoute[] = [];
+  for (const [index, e] of all.entries()) {
+    routes.push(e.route);
+    notes.push({ path: ['routes', index], text: e.text });
   }
   if (routes.length === 0) {
     warnings.add(
@@ -598,12 +628,13 @@ function addAutoRedirects(plans: RoutePlan[], nodes: readonly LocationNode[]): M
     const bare = path.slice(0, -1);
     if (taken.has(bare)) continue;
     taken.add(bare);
+    const encoded = encodePath(bare);
     const redirect: RoutePlan = {
       route: p.internal
-        ? { match: { path: bare }, respond: { status: 404 } }
+        ? { match: { path: encoded.path }, respond: { status: 404 } }
         : {
-            match: { path: bare },
-            redirect: { to: `${path.replaceAll('$', '$$$$')}$is_args$args`, status: 301 },
+            match: { path: encoded.path },
+            redirect: { to: `${encodePath(path).path.replaceAll('$', '$$$$')}$is_args$args`, status: 301 },
           },
       match: { kind: 'exact', path: bare, caseless: false },
       notes: [
@@ -612,6 +643,7 @@ function addAutoRedirects(plans: RoutePlan[], nodes: readonly LocationNode[]): M
           : `nginx answers ${bare} with a 301 to ${path}: the location proxies, and ends with a slash`,
       ],
       directive: p.directive,
+      ...(encoded.ambiguous ? { alias: `^${pathSource(bare)}$` } : {}),
     };
     plans.splice(i, 0, redirect);
     const node = nodes.find((n) => n.plan === p);

@@ -25,8 +25,9 @@
  */
 import type { NginxDirective } from './ast.js';
 import type { RoutePlan } from './convert-location.js';
+import { pathSource } from './encoded-path.js';
 import type { LocationMatch } from './location-match.js';
-import { assertRegex, escapeRegex } from './regex.js';
+import { assertRegex } from './regex.js';
 import type { WarningList } from './warnings.js';
 
 /** One location of the tree. */
@@ -97,9 +98,9 @@ function caretExclusion(level: readonly LocationNode[]): string | undefined {
       ),
   );
   const alternatives = covering.map((c) => {
-    const longer = plainLonger(c).map((p) => escapeRegex(p.match.path.slice(c.match.path.length)));
+    const longer = plainLonger(c).map((p) => pathSource(p.match.path.slice(c.match.path.length)));
     const rest = longer.length === 0 ? '' : `(?!${longer.join('|')})`;
-    return `${escapeRegex(c.match.path)}${rest}`;
+    return `${pathSource(c.match.path)}${rest}`;
   });
   return alternatives.length === 1 ? alternatives[0]! : `(?:${alternatives.join('|')})`;
 }
@@ -109,9 +110,9 @@ function regexConditions(n: LocationNode): string {
   const chain = ancestors(n);
   let out = '';
   const parent = chain.at(-1);
-  if (parent !== undefined) out += `(?=${escapeRegex(parent.match.path)})`;
+  if (parent !== undefined) out += `(?=${pathSource(parent.match.path)})`;
   for (const a of chain) {
-    const longer = longerBeside(a).map((x) => escapeRegex(x.match.path));
+    const longer = longerBeside(a).map((x) => pathSource(x.match.path));
     if (longer.length > 0) out += `(?!${longer.length === 1 ? longer[0] : `(?:${longer.join('|')})`})`;
   }
   const carets = caretExclusion(n.level);

@@ -1,6 +1,7 @@
 /**
- * nginx regexes (PCRE) → JavaScript regexes, as sluice compiles them (`new RegExp(source)`, no
- * flags).
+ * `server_name ~...` regexes (PCRE) → JavaScript regexes, as sluice compiles them (`new
+ * RegExp(source)`, no flags). Host names are matched as the text they are; location regexes,
+ * matched against escaped paths, are path-regex.ts.
  *
  * - Case-insensitive matching (`~*`, a leading `(?i)`) has no flag to carry it, and inline
  *   modifiers are not in Node 20's JavaScript; letters are rewritten as character classes instead
@@ -8,7 +9,7 @@
  * - Python-style named groups (`(?P<name>...)`, `(?P=name)`) become JavaScript's.
  * - PCRE-only syntax that JavaScript would read differently or not at all (`\A`, `\z`, `\Q...\E`,
  *   possessive quantifiers, atomic groups, POSIX classes, `\p{..}` without the u flag...) is
- *   refused, so the caller drops the location with a warning rather than emit a regex that
+ *   refused, so the caller drops the name with a warning rather than emit a regex that
  *   silently matches something else.
  *
  * One scan over the pattern, O(length).
@@ -194,11 +195,6 @@ function foldRange(lo: string, hi: string): string[] {
   return out;
 }
 
-/** `text` as a regex matching itself literally. */
-export function escapeRegex(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
 /** Whether the pattern has a `|` outside any group or class. */
 export function hasTopLevelAlternation(source: string): boolean {
   let depth = 0;
@@ -218,14 +214,6 @@ export function hasTopLevelAlternation(source: string): boolean {
     else if (c === '|' && depth === 0) return true;
   }
   return false;
-}
-
-/**
- * A regex that matches what `source` matches, except paths that start with `excluded` (a
- * lookahead anchored at the start). `excluded` is already regex source.
- */
-export function guardRegex(source: string, excluded: string): string {
-  return assertRegex(source, `(?!${excluded})`);
 }
 
 /**
