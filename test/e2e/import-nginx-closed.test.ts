@@ -4,8 +4,9 @@
  * `sluice start` in front of a loopback echo upstream, and sent the requests nginx refuses (or
  * answers itself), which must not reach the upstream in sluice either.
  */
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile, writeFile } from 'node:fs/promises';
+import https from 'node:https';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type CliProcess,
@@ -52,7 +53,6 @@ async function importAndStart(conf: string): Promise<Imported> {
   expect([check.code, check.stderr]).toEqual([0, '']);
   const sluice = spawnCli(['start', '-c', out]);
   await waitForPort(port, { proc: sluice });
-  const { readFile } = await import('node:fs/promises');
   return {
     port,
     warnings: imported.stderr,
@@ -136,4 +136,37 @@ describe('locations that nginx matches on the decoded path', () => {
       expect((r.json() as { url: string }).url).toBe(path);
     },
   );
+});
+
+describe("nginx's HTTP/3 layout: a quic listen beside the ssl one", () => {
+  let s: Imported;
+  const certs = resolve('test/fixtures/nginx/tls/certs');
+  beforeAll(async () => {
+    s = await importAndStart(`
+    server {
+        listen 127.0.0.1:PORT quic reuseport;
+        listen 127.0.0.1:PORT ssl;
+        http2 on;
+        http3 on;
+        ssl_certificate ${certs}/example.com.crt;
+        ssl_certificate_key ${certs}/example.com.key;
+        location / { proxy_pass http://UP; }
+    }`);
+  });
+
+  it('serves TLS on the port, never plain HTTP', async () => {
+    expect(s.yaml).toContain('tls:');
+    expect(s.warnings).toMatch(/quic reuseport: HTTP\/3 \(QUIC, over UDP\) is not carried over/);
+    const status = await new Promise<number>((done, fail) => {
+      https
+        .get({ host: '127.0.0.1', port: s.port, path: '/tls', rejectUnauthorized: false }, (res) => {
+          res.resume();
+          done(res.statusCode ?? 0);
+        })
+        .on('error', fail);
+    });
+    expect(status).toBe(200);
+    // Plain HTTP on the TLS address gets sluice's plain-text 400, not the upstream.
+    expect((await s.get('/plain')).status).toBe(400);
+  });
 });

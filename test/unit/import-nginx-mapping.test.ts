@@ -129,6 +129,41 @@ describe('listen', () => {
     const listens = resolved(plain.yaml).servers[0]!.listen.map((a) => a.key);
     expect(listens).toEqual(['[::]:80', '0.0.0.0:80']);
   });
+
+  // nginx's HTTP/3 layout: a quic (UDP) listen beside the ssl (TCP) one of the same address. The
+  // quic line was read as a TCP listen, the ssl one dropped as its duplicate, and the server lost
+  // its tls: plain HTTP on the HTTPS port.
+  it('leaves out a quic listen (HTTP/3 over UDP) and keeps TLS on the ssl one', () => {
+    const r = convert(
+      [
+        'server {',
+        '  listen 127.0.0.1:8443 quic reuseport;',
+        '  listen 127.0.0.1:8443 ssl;',
+        '  http2 on;',
+        '  http3 on;',
+        '  ssl_certificate /c.pem; ssl_certificate_key /k.pem;',
+        '  location / { return 204; }',
+        '}',
+      ].join('\n'),
+    );
+    expect(r.config.servers.map((s) => [s.listen, s.tls, s.http2])).toEqual([
+      [['127.0.0.1:8443'], { cert: '/c.pem', key: '/k.pem' }, true],
+    ]);
+    expect(messages(r)).toEqual([
+      [
+        3,
+        expect.stringMatching(
+          /^listen 127\.0\.0\.1:8443 quic reuseport: HTTP\/3 \(QUIC, over UDP\) is not carried over/,
+        ),
+      ],
+      [
+        6,
+        expect.stringMatching(
+          /^http3: not carried over: sluice serves HTTP\/1\.1 and HTTP\/2 over TCP; HTTP\/3/,
+        ),
+      ],
+    ]);
+  });
 });
 
 describe('the Host sent upstream', () => {

@@ -222,6 +222,16 @@ function readListens(scope: Scope, ctx: ConvertContext): PlacedListen[] {
     return out;
   }
   for (const l of written) {
+    // A quic listen is a UDP socket for HTTP/3, beside the TCP listen of the same address (nginx's
+    // own layout): read as TCP, it took that address and left the ssl listen out as a duplicate,
+    // so HTTPS's port served plain HTTP.
+    if (l.args.slice(1).includes('quic')) {
+      ctx.warnings.add(
+        l,
+        `listen ${l.args.join(' ')}: HTTP/3 (QUIC, over UDP) is not carried over; sluice serves HTTP/1.1 and HTTP/2 over TCP on the server's other listens`,
+      );
+      continue;
+    }
     const plan = parseListen(l.args);
     if ('error' in plan) {
       ctx.warnings.add(l, `listen ${l.args.join(' ')}: ${plan.error}; not carried over`);

@@ -110,6 +110,7 @@ const BUFFERS = 'sluice streams bodies both ways with back-pressure; there are n
 const TLS_PROFILE = "sluice uses Mozilla's intermediate TLS profile (docs/tls.md)";
 const TLS_SESSIONS = 'sluice manages TLS sessions itself (session tickets)';
 const OTHER_PROTOCOL = 'sluice proxies HTTP only';
+const HTTP3 = 'sluice serves HTTP/1.1 and HTTP/2 over TCP; HTTP/3 (QUIC, over UDP) is not carried over';
 const PROCESS = "a process setting of nginx's with no sluice equivalent";
 const AUTH = 'sluice has no per-route HTTP authentication; put it in the app or in a handler route';
 const AUTH_FILE = 'part of auth_basic or auth_request, which sluice cannot check (see their warning)';
@@ -230,8 +231,15 @@ const REASONS: Readonly<Record<string, string>> = {
   http2_max_concurrent_streams: "sluice uses Node's HTTP/2 settings",
   http2_push: 'sluice does not push',
   http2_push_preload: 'sluice does not push',
-  http3: OTHER_PROTOCOL,
-  quic_retry: OTHER_PROTOCOL,
+  http3: HTTP3,
+  http3_hq: HTTP3,
+  http3_max_concurrent_streams: HTTP3,
+  http3_stream_buffer_size: HTTP3,
+  quic_retry: HTTP3,
+  quic_gso: HTTP3,
+  quic_host_key: HTTP3,
+  quic_active_connection_id_limit: HTTP3,
+  quic_bpf: HTTP3,
   stub_status: "sluice's status is on the admin listener (GET /api/status, GET /metrics)",
   empty_gif: 'sluice serves no files (a respond: route can answer with a fixed body)',
   sub_filter: 'sluice does not rewrite response bodies',
