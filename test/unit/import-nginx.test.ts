@@ -15,7 +15,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfigFile, loadConfigText } from '../../src/config/load.js';
 import { formatProblem } from '../../src/config/problem.js';
 import type { ResolvedConfig } from '../../src/config/types.js';
-import { importNginx } from '../../src/ops/import-nginx/import-nginx.js';
+import { DEFAULT_REDIRECT, importNginx } from '../../src/ops/import-nginx/import-nginx.js';
 import type { NginxFiles } from '../../src/ops/import-nginx/load-nginx-tree.js';
 import { NginxSyntaxError } from '../../src/ops/import-nginx/nginx-syntax-error.js';
 import { NothingToImportError } from '../../src/ops/import-nginx/nothing-to-import-error.js';
@@ -45,6 +45,11 @@ function resolved(yaml: string, file = 'sluice.yaml'): ResolvedConfig {
   if (!r.ok) throw new Error(r.problems.map((p) => formatProblem(p)).join('\n'));
   expect(r.warnings.map((w) => formatProblem(w, 'warning'))).toEqual([]);
   return r.config;
+}
+
+/** The warnings but the one for nginx's default proxy_redirect (said once per file, tested on its own). */
+function warned(r: ReturnType<typeof importNginx>) {
+  return r.warnings.filter((w) => w.message !== DEFAULT_REDIRECT);
 }
 
 /** In-memory files for the include tests. */
@@ -219,7 +224,7 @@ describe('includes', () => {
       timeouts: { read: '5s' },
     });
     expect(Object.keys(r.config.upstreams ?? {})).toEqual(['a']);
-    expect(r.warnings.map(formatWarning)).toEqual([
+    expect(warned(r).map(formatWarning)).toEqual([
       '/etc/nginx/nginx.conf:4: warning: include missing/*.conf matches no file',
       '/etc/nginx/snippets/proxy.conf:3: warning: gzip: not carried over: sluice does not compress responses; let the upstream compress them',
     ]);
@@ -233,7 +238,7 @@ describe('includes', () => {
       files: memoryFiles(files),
     });
     expect(r.config.servers[0]!.server_name).toEqual(['b.test']);
-    expect(r.warnings.map((w) => w.file)).toEqual(['/etc/nginx/snippets/proxy.conf']);
+    expect(warned(r).map((w) => w.file)).toEqual(['/etc/nginx/snippets/proxy.conf']);
   });
 
   it('reports an include loop and an unreadable include, and goes on', () => {
@@ -243,7 +248,7 @@ describe('includes', () => {
       '/x/self.conf': 'include self.conf;',
     };
     const r = importNginx({ file: '/x/nginx.conf', text: loop['/x/nginx.conf'], files: memoryFiles(loop) });
-    expect(r.warnings.map(formatWarning)).toEqual([
+    expect(warned(r).map(formatWarning)).toEqual([
       '/x/nginx.conf:1: warning: include /x/gone.conf: cannot read the file (no such file); its directives are missing',
       '/x/self.conf:1: warning: include /x/self.conf includes itself (through /x/nginx.conf → /x/self.conf); skipped',
     ]);
@@ -279,7 +284,7 @@ describe('conversions', () => {
       ].join('\n'),
     );
     expect(r.config.upstreams?.b?.tls).toEqual({ ca: '/etc/ca.pem', server_name: 'b.internal' });
-    expect(r.warnings.map((w) => [w.line, w.message])).toEqual([
+    expect(warned(r).map((w) => [w.line, w.message])).toEqual([
       [6, expect.stringMatching(/^proxy_ssl_certificate: a client certificate needs both/)],
       [6, expect.stringMatching(/^proxy_ssl_\* settings differ from those of n\.conf:5 for upstream b/)],
       [7, expect.stringMatching(/^proxy_ssl_name \$host: sluice needs a fixed name/)],
@@ -290,13 +295,13 @@ describe('conversions', () => {
   it('warns that nginx does not check an https target unless proxy_ssl_verify on, and sluice does', () => {
     const r = convert('server { listen 80; location / { proxy_pass https://10.0.0.5:8443; } }');
     expect(r.config.servers[0]!.routes[0]!.proxy?.url).toBe('https://10.0.0.5:8443');
-    expect(r.warnings.map((w) => w.message)).toEqual([
+    expect(warned(r).map((w) => w.message)).toEqual([
       expect.stringMatching(/proxy_ssl_verify off, its default\); sluice always checks it/),
     ]);
     const plain = convert(
       'server { listen 80; proxy_ssl_verify off; location / { proxy_pass http://10.0.0.5:8080; } }',
     );
-    expect(plain.warnings).toEqual([]);
+    expect(warned(plain)).toEqual([]);
   });
 
   it('widens a specific address beside a wildcard on the same port, with a warning', () => {
@@ -304,7 +309,7 @@ describe('conversions', () => {
       'server { listen 80; location / { return 204; } }\nserver { listen 127.0.0.1:80; server_name local; location / { return 200; } }',
     );
     expect(r.config.servers.map((s) => s.listen)).toEqual([[':80'], [':80']]);
-    expect(r.warnings.map((w) => w.line)).toEqual([3]);
+    expect(warned(r).map((w) => w.line)).toEqual([3]);
     resolved(r.yaml);
   });
 
@@ -313,7 +318,7 @@ describe('conversions', () => {
       'server { listen 80 default_server; location / { return 204; } }\nserver { listen 80 default_server; server_name b; location / { return 200; } }',
     );
     expect(r.config.servers.map((s) => s.default)).toEqual([true, undefined]);
-    expect(r.warnings[0]?.message).toMatch(/already the default of :80/);
+    expect(warned(r)[0]?.message).toMatch(/already the default of :80/);
     resolved(r.yaml);
   });
 
@@ -325,7 +330,7 @@ describe('conversions', () => {
     expect(s.rate_limit).toEqual({ rate: '30/m', burst: 5 });
     expect(s.access).toEqual([{ allow: '10.0.0.0/8' }, { deny: 'all' }]);
     expect(s.limits).toEqual({ max_body: '1024gb' });
-    expect(r.warnings).toEqual([]);
+    expect(warned(r)).toEqual([]);
     resolved(r.yaml);
   });
 
@@ -344,7 +349,7 @@ describe('conversions', () => {
       '/bad/': undefined,
     });
     expect(r.yaml).toContain('nginx: client_max_body_size 0 (no limit)');
-    expect(r.warnings.map((w) => [w.line, w.message])).toEqual([
+    expect(warned(r).map((w) => [w.line, w.message])).toEqual([
       [8, 'client_max_body_size lots: not a size; not carried over'],
     ]);
     const config = resolved(r.yaml);
@@ -375,12 +380,12 @@ describe('conversions', () => {
       'merge_slashes off;\nserver { listen 80;\nlocation / { proxy_pass http://127.0.0.1:9000; } }',
     );
     expect(off.config.servers[0]!.merge_slashes).toBe(false);
-    expect(off.warnings).toEqual([]);
+    expect(warned(off)).toEqual([]);
     const on = convert(
       'server { listen 80; merge_slashes on;\nlocation / { proxy_pass http://127.0.0.1:9000; } }',
     );
     expect(on.config.servers[0]!.merge_slashes).toBeUndefined();
-    expect(on.warnings).toEqual([]);
+    expect(warned(on)).toEqual([]);
     expect(resolved(off.yaml).servers[0]!.mergeSlashes).toBe(false);
   });
 
@@ -389,7 +394,7 @@ describe('conversions', () => {
       'upstream u { server 127.0.0.1:9001; server 127.0.0.1:9002; }\nserver { listen 80;\nlocation /a/ { proxy_next_upstream error timeout http_503; proxy_pass http://u; }\nlocation /b/ { proxy_next_upstream off; proxy_pass http://u; } }',
     );
     expect(r.config.upstreams?.u?.retry).toEqual({ on: ['error', 'timeout', 'http_503'] });
-    expect(r.warnings.map((w) => [w.line, w.message.slice(0, 40)])).toEqual([
+    expect(warned(r).map((w) => [w.line, w.message.slice(0, 40)])).toEqual([
       [5, 'proxy_next_upstream settings differ from'],
     ]);
   });
@@ -401,7 +406,7 @@ describe('conversions', () => {
     expect(r.config.servers[0]!.routes).toEqual([
       { redirect: { to: 'https://$host$request_uri', status: 301 } },
     ]);
-    expect(r.warnings[0]?.message).toMatch(/^location \/x\/ is never reached/);
+    expect(warned(r)[0]?.message).toMatch(/^location \/x\/ is never reached/);
   });
 
   it('needs at least one server', () => {

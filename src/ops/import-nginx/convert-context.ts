@@ -23,6 +23,11 @@ export interface ConvertContext {
   readonly upgradeVariables: ReadonlySet<string>;
   /** `FILE:LINE` for a comment in the YAML, the file relative to nginx's prefix. */
   readonly where: (at: SourcePlace) => string;
+  /**
+   * Per file, the first `proxy_pass` carried over under nginx's implicit `proxy_redirect default`,
+   * which sluice does not apply: one warning per file says so.
+   */
+  readonly defaultRedirects: Map<string, NginxDirective>;
 }
 
 /** What a location's conversion knows about its server. */

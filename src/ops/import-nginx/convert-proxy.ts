@@ -147,7 +147,10 @@ export function convertProxy(
     );
   }
   const redirect = nearest(scope, 'proxy_redirect');
-  if (redirect !== undefined && redirect.args[0] !== 'off') {
+  if (redirect === undefined) {
+    const first = ctx.defaultRedirects.get(pass.file);
+    if (first === undefined || pass.line < first.line) ctx.defaultRedirects.set(pass.file, pass);
+  } else if (redirect.args[0] !== 'off') {
     ctx.warnings.add(
       redirect,
       'proxy_redirect is not carried over: sluice passes Location headers on unchanged',

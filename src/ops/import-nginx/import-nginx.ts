@@ -51,6 +51,14 @@ export interface ImportNginxResult {
   readonly warnings: readonly ImportWarning[];
 }
 
+/**
+ * nginx rewrites a `Location` or `Refresh` header that starts with the proxy_pass URL to the
+ * location's path unless told `proxy_redirect off`; sluice has no such rewrite, so an upstream's
+ * redirect to its own address reaches the client. Said once per file, at its first proxy_pass.
+ */
+export const DEFAULT_REDIRECT =
+  "proxy_pass: nginx's default proxy_redirect is not carried over: nginx rewrites a Location or Refresh header that starts with the proxy_pass URL to the location's path (http://10.0.0.5:8080/v1/login to /api/login); sluice passes it on unchanged, so the client sees the upstream's own address: have the upstream redirect to public or relative URLs (said once per file, at its first proxy_pass)";
+
 /** Converts an nginx config to a sluice config. */
 export function importNginx(options: ImportNginxOptions): ImportNginxResult {
   const fileOrder: string[] = [];
@@ -74,6 +82,7 @@ export function importNginx(options: ImportNginxOptions): ImportNginxResult {
     usage: new UpstreamUsage(),
     zones: readZones(http, warnings),
     upgradeVariables: readUpgradeMaps(http, warnings),
+    defaultRedirects: new Map(),
     where: (at) => {
       const rel = relative(prefix, at.file);
       return `${rel === '' || rel.startsWith('..') || isAbsolute(rel) ? at.file : rel}:${at.line}`;
@@ -85,6 +94,7 @@ export function importNginx(options: ImportNginxOptions): ImportNginxResult {
     if (d.name !== 'server' || d.block === null) continue;
     parts.push(...convertServer(d, httpScope, ctx, { prefix, outputDir: options.outputDir }));
   }
+  for (const pass of ctx.defaultRedirects.values()) warnings.add(pass, DEFAULT_REDIRECT);
   const servers = reconcileServers(parts, warnings);
   if (servers.length === 0) {
     throw new NothingToImportError(
