@@ -170,3 +170,46 @@ describe("nginx's HTTP/3 layout: a quic listen beside the ssl one", () => {
     expect((await s.get('/plain')).status).toBe(400);
   });
 });
+
+describe('PCRE-only syntax in a location that refuses', () => {
+  let s: Imported;
+  beforeAll(async () => {
+    s = await importAndStart(`
+    server {
+        listen 127.0.0.1:PORT;
+        location ~ ^/[[:alpha:]]+\\d\\z { deny all; }
+        location ~ ^/(?>admin|adm)in { deny all; }
+        location ~ ^/\\Q.git\\E { deny all; }
+        location ~ \\A/private { return 404; }
+        location / { proxy_pass http://UP; }
+    }`);
+  });
+
+  it.each(['/abc1', '/adminin', '/.git/config', '/private/x'])(
+    'is carried over: %s is refused as in nginx',
+    async (path) => {
+      expect([403, 404]).toContain((await s.get(path)).status);
+    },
+  );
+
+  // An atomic group does not give back: /admin is not refused, as in nginx.
+  it.each(['/abc1%0A', '/admin', '/xgit', '/public'])('and %s is proxied as in nginx', async (path) => {
+    expect((await s.get(path)).status).toBe(200);
+  });
+
+  it('stops the import (exit 2, FILE:LINE:COL) where a refusing location has no translation', async () => {
+    const file = join(tmp.path, 'backref.conf');
+    await writeFile(
+      file,
+      'events {}\nhttp {\n  server {\n    listen 127.0.0.1:8080;\n    location ~ ^/(\\w+)/\\1$ { deny all; }\n    location / { return 204; }\n  }\n}\n',
+    );
+    const r = await runCli(['import', 'nginx', file]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `^${file.replaceAll('.', '\\.')}:5:5: error: location ~ \\^/\\(\\\\w\\+\\)/\\\\1\\$: the back reference .*\\(hint: .*\\)\\n$`,
+      ),
+    );
+  });
+});

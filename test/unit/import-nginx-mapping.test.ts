@@ -10,6 +10,7 @@ import { loadConfigText } from '../../src/config/load.js';
 import { formatProblem } from '../../src/config/problem.js';
 import type { ResolvedAccess, ResolvedConfig } from '../../src/config/types.js';
 import { DEFAULT_REDIRECT, importNginx } from '../../src/ops/import-nginx/import-nginx.js';
+import { RefusedLocationError } from '../../src/ops/import-nginx/refused-location-error.js';
 import { upstreamPath } from '../../src/proxy/proxy-route.js';
 import { HostTable } from '../../src/router/host-table.js';
 import { RouteTable } from '../../src/router/route-table.js';
@@ -664,5 +665,43 @@ describe("nginx's default proxy_redirect", () => {
       ['/etc/nginx/site.conf', 1],
     ]);
     expect(DEFAULT_REDIRECT).toMatch(/Location or Refresh header .* sluice passes it on unchanged/);
+  });
+});
+
+describe('a location sluice cannot match', () => {
+  // A location whose regex has no exact translation was dropped with a warning: its deny went
+  // with it, and its requests reached location / and were proxied.
+  it('stops the import when it refuses, redirects or limits requests, naming every such location', () => {
+    const text = [
+      'http { server { listen 80;',
+      '  location ~ ^/(\\w+)/\\1$ { deny all; }',
+      '  location ~ "^/\\p{Lu}" { return 404; }',
+      '  location ~ ^/(a)\\1 { proxy_pass http://10.0.0.5:8080; }',
+      '  location ~ ^/(b)\\1 { location /b/ { auth_basic "x"; } }',
+      '  location / { proxy_pass http://10.0.0.5:8080; }',
+      '} }',
+    ].join('\n');
+    let error: unknown;
+    try {
+      importNginx({ file: 'n.conf', text });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(RefusedLocationError);
+    const lines = (error as RefusedLocationError).format().split('\n');
+    expect(lines).toEqual([
+      expect.stringMatching(
+        /^n\.conf:2:3: error: location ~ \^\/\(\\w\+\)\/\\1\$: the back reference \\1 .*nothing is imported \(hint: /,
+      ),
+      expect.stringMatching(/^n\.conf:3:3: error: location ~ \^\/\\p\{Lu\}: \\p \(Unicode property\)/),
+      expect.stringMatching(/^n\.conf:5:3: error: location ~ \^\/\(b\)\\1: /),
+    ]);
+  });
+
+  it('is dropped with a warning when it only serves (its requests go to another route, as open as it)', () => {
+    const r = convert(
+      'server { listen 80; location ~ ^/(a)\\1 { proxy_pass http://10.0.0.5:8080; } location / { return 204; } }',
+    );
+    expect(messages(r)).toEqual([[2, expect.stringMatching(/back reference .*; not carried over$/)]]);
   });
 });

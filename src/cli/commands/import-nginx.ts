@@ -6,13 +6,15 @@
  *
  * - 0: converted (warnings do not change it);
  * - 1: OUT exists (without --force) or cannot be written; nothing is written;
- * - 2: FILE cannot be read, nginx would refuse it (`FILE:LINE:COL: error: message`), or it holds
+ * - 2: FILE cannot be read, nginx would refuse it (`FILE:LINE:COL: error: message`), a location
+ *   that refuses requests cannot be matched by sluice (the same form, one line each), or it holds
  *   no server to convert.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { importNginx } from '../../ops/import-nginx/import-nginx.js';
 import { NginxSyntaxError } from '../../ops/import-nginx/nginx-syntax-error.js';
 import { NothingToImportError } from '../../ops/import-nginx/nothing-to-import-error.js';
+import { RefusedLocationError } from '../../ops/import-nginx/refused-location-error.js';
 import { formatWarning } from '../../ops/import-nginx/warnings.js';
 import { existing } from '../existing-path.js';
 
@@ -55,7 +57,11 @@ export async function runImportNginx(file: string, opts: ImportNginxCommandOptio
       prefix: opts.prefix,
     });
   } catch (err) {
-    if (err instanceof NginxSyntaxError || err instanceof NothingToImportError) {
+    if (
+      err instanceof NginxSyntaxError ||
+      err instanceof NothingToImportError ||
+      err instanceof RefusedLocationError
+    ) {
       process.stderr.write(`${err.format()}\n`);
       return 2;
     }

@@ -2,6 +2,7 @@
 import type { NginxDirective, SourcePlace } from './ast.js';
 import type { UpstreamPlan, UpstreamUsage } from './convert-upstream.js';
 import type { PathContext } from './output-path.js';
+import type { RefusedLocation } from './refused-location-error.js';
 import type { WarningList } from './warnings.js';
 
 /** A `limit_req_zone`: the key and rate a `limit_req zone=NAME` refers to. */
@@ -28,6 +29,8 @@ export interface ConvertContext {
    * which sluice does not apply: one warning per file says so.
    */
   readonly defaultRedirects: Map<string, NginxDirective>;
+  /** Locations that restrict requests and cannot be matched: the import stops with them all. */
+  readonly refused: RefusedLocation[];
 }
 
 /** What a location's conversion knows about its server. */

@@ -27,7 +27,7 @@ import { FOREIGN_CONTENT, OWN_CONTENT } from './directives.js';
 import { encodePath, pathSource } from './encoded-path.js';
 import { type LocationMatch, parseLocation } from './location-match.js';
 import { translatePathRegex } from './path-regex.js';
-import { refusingIf, refusingIfWarning } from './refusing-if.js';
+import { blockRefuses, refusingIf, refusingIfWarning } from './refusing-if.js';
 import { childScope, nearest, nearestList, own, type Scope } from './scope.js';
 import type { SluiceRoute } from './sluice-config.js';
 
@@ -59,7 +59,9 @@ export const RETURN_BEFORE_ACCESS =
 
 /**
  * Converts one location, not the locations nested in it (the caller walks those, with this
- * location's scope as their parent); `null` for a named location or one sluice cannot match.
+ * location's scope as their parent); `null` for a named location or one sluice cannot match. One
+ * sluice cannot match that refuses or limits requests is added to `ctx.refused` instead of being
+ * dropped: the import stops.
  */
 export function convertLocation(d: NginxDirective, parent: Scope, server: ServerContext): RoutePlan | null {
   const { warnings } = server.ctx;
@@ -69,6 +71,12 @@ export function convertLocation(d: NginxDirective, parent: Scope, server: Server
 
   const converted = convertMatch(d, match, server);
   if (converted === null) return null;
+  if ('refused' in converted) {
+    // Dropped, its requests would reach another route: the import stops (refused-location-error.ts).
+    if (blockRefuses(d.block ?? [])) server.ctx.refused.push({ directive: d, reason: converted.refused });
+    else warnings.add(d, `location ${d.args.join(' ')}: ${converted.refused}; not carried over`);
+    return null;
+  }
 
   const route: SluiceRoute = { match: converted.match };
   const notes: string[] = [];
@@ -219,14 +227,11 @@ function convertMatch(
   d: NginxDirective,
   match: LocationMatch,
   server: ServerContext,
-): { match: NonNullable<SluiceRoute['match']>; alias?: string } | null {
+): { match: NonNullable<SluiceRoute['match']>; alias?: string } | { refused: string } | null {
   const { warnings } = server.ctx;
   if (match.kind === 'regex') {
     const r = translatePathRegex(match.path, match.caseless);
-    if ('error' in r) {
-      warnings.add(d, `location ${d.args.join(' ')}: ${r.error}; not carried over`);
-      return null;
-    }
+    if ('error' in r) return { refused: r.error };
     return { match: { path_regex: r.source } };
   }
   if (!match.path.startsWith('/')) {

@@ -7,8 +7,9 @@
  *        ─▶ reconcile servers ─▶ upstreams (schemes and retries the locations asked for)
  *        ─▶ catalogue walk (every dropped directive is a warning) ─▶ YAML with comments
  *
- * Throws `NginxSyntaxError` where nginx would refuse the file and `NothingToImportError` when
- * no server is left.
+ * Throws `NginxSyntaxError` where nginx would refuse the file, `RefusedLocationError` when a
+ * location that refuses requests cannot be matched (dropped, sluice would serve them), and
+ * `NothingToImportError` when no server is left.
  */
 import { basename, dirname, isAbsolute, relative } from 'node:path';
 import type { SluiceConfigInput } from '../../config/schema.js';
@@ -21,6 +22,7 @@ import { type NginxContext, reportDropped } from './directives.js';
 import { loadNginxTree, type NginxFiles } from './load-nginx-tree.js';
 import { NothingToImportError } from './nothing-to-import-error.js';
 import { reconcileServers } from './reconcile-servers.js';
+import { RefusedLocationError } from './refused-location-error.js';
 import type { Scope } from './scope.js';
 import type { SluiceUpstream, YamlNote } from './sluice-config.js';
 import { toSluiceDuration } from './units.js';
@@ -83,6 +85,7 @@ export function importNginx(options: ImportNginxOptions): ImportNginxResult {
     zones: readZones(http, warnings),
     upgradeVariables: readUpgradeMaps(http, warnings),
     defaultRedirects: new Map(),
+    refused: [],
     where: (at) => {
       const rel = relative(prefix, at.file);
       return `${rel === '' || rel.startsWith('..') || isAbsolute(rel) ? at.file : rel}:${at.line}`;
@@ -94,6 +97,7 @@ export function importNginx(options: ImportNginxOptions): ImportNginxResult {
     if (d.name !== 'server' || d.block === null) continue;
     parts.push(...convertServer(d, httpScope, ctx, { prefix, outputDir: options.outputDir }));
   }
+  if (ctx.refused.length > 0) throw new RefusedLocationError(ctx.refused);
   for (const pass of ctx.defaultRedirects.values()) warnings.add(pass, DEFAULT_REDIRECT);
   const servers = reconcileServers(parts, warnings);
   if (servers.length === 0) {

@@ -20,7 +20,8 @@
  *   (?<=X) (?<!X)                                          the same, starting at a whole escape
  *
  * An unanchored pattern starts at a whole escape too (`(?<!%[0-9A-F]?)`), so `A` does not match
- * the hex digit of `%3A`. What has no exact translation (back references, \p, \K, \R, \X,
+ * the hex digit of `%3A`. `\K` (where the reported match starts) changes nothing nginx asks, and
+ * `\R` is its newline sequences. What has no exact translation (back references, \p, \X,
  * recursion, conditionals, verbs, (?x)) is refused with the reason. One pass, O(pattern length).
  */
 import { regexError } from '../../config/regex-check.js';
@@ -328,6 +329,18 @@ class Parser {
       case 'E':
         this.#i++;
         return [];
+      case 'K':
+        // Where the reported match starts; nginx asks whether it matches (and for captures).
+        this.#i++;
+        return [];
+      case 'R': {
+        // Any newline sequence, CRLF taken whole (PCRE makes \R atomic).
+        this.#i++;
+        const one = (b: number): string => byteSetSource(new Set([b])).text;
+        const crlf = `${one(0x0d)}${one(0x0a)}`;
+        const alternatives = [crlf, ...[0x0a, 0x0b, 0x0c, 0x0d, 0x85].map(one)].join('|');
+        return [{ text: this.#atomicOf(alternatives), single: true }];
+      }
       default:
         return [byteSetSource(letterSet(this.#literalEscape(c), flags.caseless))];
     }
@@ -493,8 +506,6 @@ class Parser {
 }
 
 const UNSUPPORTED: Readonly<Record<string, string>> = {
-  K: 'reset match start',
-  R: 'any newline',
   X: 'extended grapheme',
   C: 'one code unit',
   p: 'Unicode property',

@@ -11,7 +11,8 @@ import { rewriteRedirects } from './convert-return.js';
 import { isPlainSchemeTest } from './convert-scheme-if.js';
 import type { Scope } from './scope.js';
 
-const REFUSING = new Set(['deny', 'auth_basic', 'auth_request', 'limit_except']);
+/** Directives that keep some requests from what a block would serve (`if` can hold the first four). */
+const REFUSING = new Set(['deny', 'auth_basic', 'auth_request', 'limit_except', 'internal', 'limit_req']);
 
 /**
  * The first `if` of this level (not inherited: nginx runs a level's own) whose block refuses,
@@ -30,6 +31,15 @@ export function refusingIf(
       !(scope.kind === 'server' && isPlainSchemeTest(d.args)) &&
       refuses(d.block),
   );
+}
+
+/**
+ * Whether a block (an `if`'s, or a location's with its nested ones) refuses, redirects or limits
+ * some requests: `deny`, `auth_*`, `limit_except`, `internal`, `limit_req`, a `return` of 300 or
+ * more, a redirecting `rewrite`.
+ */
+export function blockRefuses(block: readonly NginxDirective[]): boolean {
+  return refuses(block);
 }
 
 function refuses(block: readonly NginxDirective[]): boolean {
