@@ -705,3 +705,52 @@ describe('a location sluice cannot match', () => {
     expect(messages(r)).toEqual([[2, expect.stringMatching(/back reference .*; not carried over$/)]]);
   });
 });
+
+describe('what nginx accepts gives a config sluice check accepts', () => {
+  // Each of these made `sluice check` refuse the import: ${ read as an environment variable, a body
+  // on a 204 or 304, a 1xx said to be fine, an empty redirect target, a timer beyond 24d.
+  it('escapes ${, leaves out bodies that cannot be sent, answers 502 for a 1xx and cuts times to 24d', () => {
+    const r = convert(
+      [
+        'server { listen 80;',
+        '  location /a { return 200 "it\'s: ${host} $${x}"; }',
+        '  location /b { return 204 "nobody"; }',
+        '  location /c { return 304 "x"; }',
+        '  location /d { return 100; }',
+        '  location /e { return 308 ""; }',
+        '  location /f { proxy_pass http://10.0.0.5:8080; proxy_read_timeout 30d; }',
+        '  location /g { add_header X-T "${x}"; return 200; }',
+        '}',
+      ].join('\n'),
+    );
+    const routes = resolved(r.yaml).servers[0]!.routes.map((route) => route.action);
+    expect(routes.map((a) => (a.kind === 'respond' ? [a.status, a.body] : a.kind))).toEqual([
+      [200, "it's: ${host} $${x}"],
+      [204, ''],
+      [304, ''],
+      [502, ''],
+      [308, ''],
+      'proxy',
+      [200, ''],
+    ]);
+    const proxy = routes[5];
+    expect(proxy?.kind === 'proxy' && proxy.readTimeoutMs).toBe(24 * 86_400_000);
+    expect(messages(r)).toEqual([
+      [3, expect.stringMatching(/^return 200 .*: sluice sends the text as written/)],
+      [4, 'return 204 "nobody": a 204 answer has no body; the text is left out'],
+      [5, 'return 304 "x": a 304 answer has no body; the text is left out'],
+      [
+        6,
+        'return 100: sluice answers with statuses 200-599 only (a 1xx is no final answer); not carried over',
+      ],
+      [7, 'return 308 "": nginx answers 308 with an empty Location; sluice answers 308 without one'],
+      [
+        8,
+        expect.stringMatching(
+          /^proxy_read_timeout 30d: longer than sluice's longest duration .*; 24d is used$/,
+        ),
+      ],
+      [9, expect.stringMatching(/^add_header X-T \$\{x\}: sluice sends respond headers as written/)],
+    ]);
+  });
+});

@@ -414,12 +414,14 @@ describe('conversions', () => {
   });
 
   it('writes nginx times and sizes with sluice units', () => {
-    expect(['30', '1m30s', '500ms', '2h', '1d'].map(toSluiceDuration)).toEqual([
+    expect(['30', '1m30s', '500ms', '2h', '1d', '30d', '1y'].map((t) => toSluiceDuration(t))).toEqual([
       '30s',
       '90s',
       '500ms',
       '2h',
       '1d',
+      '24d',
+      '24d',
     ]);
     expect(['1024', '16k', '10m', '1G', 'x'].map(toSluiceSize)).toEqual(['1kb', '16kb', '10mb', '1gb', null]);
   });

@@ -133,7 +133,7 @@ export function convertProxy(
   ] as const) {
     const d = nearest(scope, name);
     if (d === undefined) continue;
-    const value = toSluiceDuration(d.args[0] ?? '');
+    const value = toSluiceDuration(d.args[0] ?? '', { at: d, warnings: ctx.warnings });
     if (value === null) ctx.warnings.add(d, `${name} ${d.args[0] ?? ''}: not a time; not carried over`);
     else timeouts[key] = value;
   }
@@ -246,7 +246,7 @@ function convertRetry(
       );
   }
   if (timeout !== undefined) {
-    const value = toSluiceDuration(timeout.args[0] ?? '');
+    const value = toSluiceDuration(timeout.args[0] ?? '', { at: timeout, warnings: server.ctx.warnings });
     if (value !== null) retry.timeout = value;
     else
       server.ctx.warnings.add(

@@ -40,18 +40,32 @@ export function convertReturn(d: NginxDirective, scope: Scope, server: ServerCon
     return redirectTo(d, first, 302, scope, server);
   }
   const code = Number(first);
-  if (REDIRECT_CODES.has(code) && text !== undefined)
+  if (REDIRECT_CODES.has(code) && text !== undefined && text !== '')
     return redirectTo(d, text, code as SluiceRedirect['status'] & number, scope, server);
   let status = code;
   if (code === 444) {
     warnings.add(d, 'return 444: sluice cannot close a connection without answering; it answers 403 instead');
     status = 403;
-  } else if (code < 100 || code > 599) {
-    warnings.add(d, `return ${code}: sluice answers with statuses 100-599 only; not carried over`);
+  } else if (code < 200 || code > 599) {
+    // nginx sends a 1xx as if it were the answer, which a client takes for an interim one and
+    // goes on waiting; sluice answers with final statuses only.
+    warnings.add(
+      d,
+      `return ${code}: sluice answers with statuses 200-599 only (a 1xx is no final answer); not carried over`,
+    );
     return null;
   }
+  if (REDIRECT_CODES.has(code) && text === '') {
+    warnings.add(
+      d,
+      `return ${code} "": nginx answers ${code} with an empty Location; sluice answers ${code} without one`,
+    );
+  }
   const respond: SluiceRespond = { status };
-  if (text !== undefined && text !== '') {
+  // RFC 9110: a 204 or 304 has no body; nginx sends none either.
+  if (text !== undefined && text !== '' && (code === 204 || code === 304)) {
+    warnings.add(d, `return ${code} "${text}": a ${code} answer has no body; the text is left out`);
+  } else if (text !== undefined && text !== '') {
     respond.body = text;
     if (hasVariables(text)) {
       warnings.add(

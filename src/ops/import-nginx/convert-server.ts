@@ -381,7 +381,7 @@ function readLimits(scope: Scope, ctx: ConvertContext, notes: YamlNote[]): Sluic
   if (body?.note) notes.push({ path: ['limits', 'max_body'], text: body.note });
   const header = nearest(scope, 'client_header_timeout');
   if (header !== undefined) {
-    const t = toSluiceDuration(header.args[0] ?? '');
+    const t = toSluiceDuration(header.args[0] ?? '', { at: header, warnings: ctx.warnings });
     if (t === null || t === '0s') {
       ctx.warnings.add(
         header,
@@ -392,14 +392,14 @@ function readLimits(scope: Scope, ctx: ConvertContext, notes: YamlNote[]): Sluic
   // nginx's default is sluice's too (60s); 0 disables the limit in both.
   const send = nearest(scope, 'send_timeout');
   if (send !== undefined) {
-    const t = toSluiceDuration(send.args[0] ?? '');
+    const t = toSluiceDuration(send.args[0] ?? '', { at: send, warnings: ctx.warnings });
     if (t === null) {
       ctx.warnings.add(send, `send_timeout ${send.args[0] ?? ''}: not a time; not carried over`);
     } else if (parseNginxTime(send.args[0] ?? '') !== 60_000) limits.send_timeout = t;
   }
   const keepalive = nearest(scope, 'keepalive_timeout');
   if (keepalive !== undefined) {
-    const t = toSluiceDuration(keepalive.args[0] ?? '');
+    const t = toSluiceDuration(keepalive.args[0] ?? '', { at: keepalive, warnings: ctx.warnings });
     if (t === null || t === '0s') {
       ctx.warnings.add(
         keepalive,

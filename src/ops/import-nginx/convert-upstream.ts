@@ -108,7 +108,7 @@ export function readUpstream(d: NginxDirective, warnings: WarningList): Upstream
           warnings.add(x, `keepalive_timeout ${x.args[0] ?? ''}: not a time; not carried over`);
           break;
         }
-        keepaliveTimeout = toSluiceDuration(x.args[0]!) ?? undefined;
+        keepaliveTimeout = toSluiceDuration(x.args[0]!, { at: x, warnings }) ?? undefined;
         if (ms > SAFE_KEEPALIVE_TIMEOUT_MS) {
           notes.push(
             `keepalive_timeout ${keepaliveTimeout} (from nginx) is above sluice's 4s default: a Node target closes idle connections after 5s`,
@@ -177,7 +177,7 @@ function readTarget(x: NginxDirective, warnings: WarningList): TargetPlan | null
     } else if (key === 'max_fails' && /^\d+$/.test(value)) maxFails = Number(value);
     else if (key === 'fail_timeout' && parseNginxTime(value) !== null) {
       failTimeoutMs = parseNginxTime(value)!;
-      failTimeoutText = toSluiceDuration(value)!;
+      failTimeoutText = toSluiceDuration(value, { at: x, warnings })!;
     } else if (key === 'max_conns' && /^\d+$/.test(value)) maxConns = Number(value);
     else warnings.add(x, `server ${address}: parameter ${p} is not carried over`);
   }

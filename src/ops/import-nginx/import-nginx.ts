@@ -239,7 +239,7 @@ function readMain(main: readonly NginxDirective[], config: SluiceConfigInput, wa
         if (d.args[1] !== undefined) config.group = d.args[1];
         break;
       case 'worker_shutdown_timeout': {
-        const t = toSluiceDuration(value);
+        const t = toSluiceDuration(value, { at: d, warnings });
         if (t === null) warnings.add(d, `worker_shutdown_timeout ${value}: not a time; not carried over`);
         else config.shutdown_timeout = t;
         break;

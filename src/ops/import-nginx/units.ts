@@ -3,8 +3,10 @@
  * (a bare number is seconds) and `10m`, `1k`, `1024` (a bare number is bytes); sluice always
  * wants a unit: `60s`, `90s`, `500ms`, `10mb`, `1kb`, `1kb`.
  */
-import { formatDuration } from '../../core/duration.js';
+import { formatDuration, MAX_DURATION_MS } from '../../core/duration.js';
 import { formatSize } from '../../core/size.js';
+import type { NginxDirective } from './ast.js';
+import type { WarningList } from './warnings.js';
 
 /** nginx's time units (ngx_parse_time): M is 30 days, y 365. */
 const TIME_UNIT_MS: Readonly<Record<string, number>> = {
@@ -44,10 +46,27 @@ export function parseNginxSize(text: string): number | null {
   return Number(m[1]) * factor;
 }
 
-/** An nginx time as a sluice duration (`1m30s` → `90s`), or `null` when it is not a time. */
-export function toSluiceDuration(text: string): string | null {
+/** Where a time was written, to warn when it is cut to sluice's longest duration. */
+export interface TimeSource {
+  readonly at: NginxDirective;
+  readonly warnings: WarningList;
+}
+
+/**
+ * An nginx time as a sluice duration (`1m30s` → `90s`), or `null` when it is not a time. A time
+ * above sluice's longest, 24d (each duration arms a Node timer), is 24d, with a warning at `source`.
+ */
+export function toSluiceDuration(text: string, source?: TimeSource): string | null {
   const ms = parseNginxTime(text);
-  return ms === null ? null : ms === 0 ? '0s' : formatDuration(ms);
+  if (ms === null) return null;
+  if (ms > MAX_DURATION_MS) {
+    source?.warnings.add(
+      source.at,
+      `${source.at.name} ${text}: longer than sluice's longest duration (24d: a duration arms a timer, which holds at most 24.8 days); 24d is used`,
+    );
+    return formatDuration(MAX_DURATION_MS);
+  }
+  return ms === 0 ? '0s' : formatDuration(ms);
 }
 
 /** An nginx size as a sluice size (`10m` → `10mb`, `1024` → `1kb`), or `null`. */

@@ -49,7 +49,7 @@ const COMMENT_WIDTH = 100;
 
 /** Renders `config` with `header` as the file's first comment and each note before its node. */
 export function renderYaml(config: SluiceConfigInput, notes: readonly YamlNote[], header: string): string {
-  const doc = new Document(ordered(config));
+  const doc = new Document(literalDollarBraces(ordered(config)));
   doc.commentBefore = comment(header);
   styleFlow(doc);
   const byPath = new Map<string, { path: readonly (string | number)[]; texts: string[] }>();
@@ -81,6 +81,19 @@ function ordered(config: SluiceConfigInput): Record<string, unknown> {
     );
   }
   return out;
+}
+
+/**
+ * Every `${` of a value written `$${`: sluice reads `${NAME}` in any string as an environment
+ * variable, and nginx text such as `return 200 "it's: ${host}"` means none.
+ */
+function literalDollarBraces<T>(value: T): T {
+  if (typeof value === 'string') return value.replaceAll('${', () => '$${') as T;
+  if (Array.isArray(value)) return value.map(literalDollarBraces) as T;
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, literalDollarBraces(v)])) as T;
+  }
+  return value;
 }
 
 function order(value: object, keys: readonly string[]): Record<string, unknown> {
