@@ -6,6 +6,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import https from 'node:https';
+import { networkInterfaces } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -212,4 +213,41 @@ describe('PCRE-only syntax in a location that refuses', () => {
       ),
     );
   });
+});
+
+/** An address of this host that is not loopback, or `undefined` (then the check is skipped). */
+const outside = Object.values(networkInterfaces())
+  .flat()
+  .find((i) => i !== undefined && !i.internal && i.family === 'IPv4')?.address;
+
+describe('a loopback-only server beside a wildcard listen of its port', () => {
+  let s: Imported;
+  beforeAll(async () => {
+    s = await importAndStart(`
+    server {
+        listen PORT;
+        location / { return 204; }
+    }
+    server {
+        listen 127.0.0.1:PORT;
+        server_name a.test;
+        location / { proxy_pass http://UP; }
+    }`);
+  });
+
+  it('serves loopback clients', async () => {
+    const r = await s.get('/local', { host: 'a.test' });
+    expect(r.status).toBe(200);
+  });
+
+  it.skipIf(outside === undefined)(
+    'refuses a client from another address, as nginx never sees it',
+    async () => {
+      const r = await http(`http://${outside}:${s.port}/outside`, { headers: { host: 'a.test' } });
+      expect(r.status).toBe(403);
+      expect(upstream.seen.some((x) => x.url === '/outside')).toBe(false);
+      // The wildcard server still answers everyone.
+      expect((await http(`http://${outside}:${s.port}/`)).status).toBe(204);
+    },
+  );
 });

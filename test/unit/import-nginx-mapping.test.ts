@@ -754,3 +754,52 @@ describe('what nginx accepts gives a config sluice check accepts', () => {
     ]);
   });
 });
+
+describe('a loopback-only server beside a wildcard of its port', () => {
+  // sluice cannot bind 127.0.0.1:8080 beside :8080, so the server listens on :8080: it was
+  // reachable from every interface with its Host, where nginx served local clients only.
+  it('allows loopback clients only, keeping its own allow/deny, in a server of its own when it also listens elsewhere', () => {
+    const r = convert(
+      [
+        'server { listen 8080; location / { return 204; } }',
+        'server { listen 127.0.0.1:8080; server_name a.test;',
+        '  location / { proxy_pass http://10.0.0.5:8080; proxy_redirect off; }',
+        '  location /x/ { allow 10.0.0.0/8; allow 127.0.0.2; deny 127.0.0.3; proxy_pass http://10.0.0.5:8080; proxy_redirect off; }',
+        '}',
+        'server { listen 127.0.0.1:8080; listen 9090; server_name b.test; location / { return 204; } }',
+        'server { listen 127.0.0.1:8080; listen 8080; server_name c.test; location / { return 204; } }',
+      ].join('\n'),
+    );
+    const servers = r.config.servers.map((s) => [s.name, s.listen, s.access]);
+    expect(servers).toEqual([
+      ['server1', [':8080'], undefined],
+      ['a.test', [':8080'], [{ allow: '127.0.0.0/8' }, { deny: 'all' }]],
+      ['b.test', [':9090'], undefined],
+      ['b.test-local', [':8080'], [{ allow: '127.0.0.0/8' }, { deny: 'all' }]],
+      ['c.test', [':8080'], undefined],
+    ]);
+    expect(r.config.servers[1]!.routes.find((x) => x.match?.path_prefix === '/x/')?.access).toEqual([
+      { deny: '10.0.0.0/8' },
+      { allow: '127.0.0.2' },
+      { deny: '127.0.0.2' },
+      { deny: '127.0.0.3' },
+      { allow: '127.0.0.0/8' },
+      { deny: 'all' },
+    ]);
+    const local = "and allows loopback clients (127.0.0.0/8) only, as nginx's address did";
+    expect(
+      messages(r).map(([line, m]) => [line, String(m).replace(/^.*\(server_name still picks it\),? ?/, '')]),
+    ).toEqual([
+      [3, local],
+      [7, local],
+      [8, ''],
+    ]);
+    const guards = resolved(r.yaml).servers[1]!.guards;
+    const access = new AccessControl(guards.access as ResolvedAccess);
+    expect([access.allows('127.0.0.1'), access.allows('192.0.2.2'), access.allows('::1')]).toEqual([
+      true,
+      false,
+      false,
+    ]);
+  });
+});

@@ -3,7 +3,7 @@
  *
  * - `listen 127.0.0.1:80` beside another server's `listen 80`: nginx binds the wildcard and sorts
  *   connections by address; sluice cannot bind both, so the specific address becomes the wildcard
- *   (server_name still tells the servers apart);
+ *   (server_name still tells the servers apart), and a loopback one allows loopback clients only;
  * - an address one server uses with `ssl` and another without: nginx makes it TLS for both; sluice
  *   sets TLS per server, so the plain server leaves that address;
  * - two `default_server`s on one address, and one name claimed by two servers on one address:
@@ -14,11 +14,12 @@
  */
 import { parseListenAddress } from '../../config/listen-address.js';
 import type { ServerPart } from './convert-server.js';
+import { loopbackBlock, onlyFrom } from './loopback-access.js';
 import type { WarningList } from './warnings.js';
 
 /** Settles the parts against one another; returns those left with an address. */
-export function reconcileServers(parts: readonly ServerPart[], warnings: WarningList): ServerPart[] {
-  widenOverlaps(parts, warnings);
+export function reconcileServers(given: readonly ServerPart[], warnings: WarningList): ServerPart[] {
+  const parts = widenOverlaps(given, warnings);
   settleTls(parts, warnings);
   const kept = parts.filter((p) => {
     if (p.listens.length > 0) return true;
@@ -34,11 +35,19 @@ export function reconcileServers(parts: readonly ServerPart[], warnings: Warning
   return kept;
 }
 
-function widenOverlaps(parts: readonly ServerPart[], warnings: WarningList): void {
+/**
+ * Widens a specific address beside another server's wildcard of the same port. A loopback one
+ * keeps its restriction as access rules (loopback-access.ts): in a part of its own when the server
+ * also listens elsewhere, so only its loopback addresses are restricted.
+ */
+function widenOverlaps(parts: readonly ServerPart[], warnings: WarningList): ServerPart[] {
   const all = parts.flatMap((p) => p.listens);
   const isWildcard = (host: string): boolean => host === '0.0.0.0' || host === '::';
+  const out: ServerPart[] = [];
   for (const part of parts) {
     const next: typeof part.listens = [];
+    /** Widened loopback listens, with the block their clients come from. */
+    const local: { listen: (typeof part.listens)[number]; block: string; said: string }[] = [];
     for (const l of part.listens) {
       const { host, port } = l.plan.address;
       const v6 = host.includes(':');
@@ -52,19 +61,67 @@ function widenOverlaps(parts: readonly ServerPart[], warnings: WarningList): voi
         const text = v6 ? `[::]:${port}` : `:${port}`;
         const address = parseListenAddress(text);
         if (!('error' in address)) {
-          if (l.directive !== null) {
-            warnings.add(
-              l.directive,
-              `listen ${l.plan.text}: another server listens on ${wildcard.plan.text}, and sluice cannot bind both; this server listens on ${text} too (server_name still picks it)`,
-            );
-          }
+          const block = loopbackBlock(host);
+          const said = `listen ${l.plan.text}: another server listens on ${wildcard.plan.text}, and sluice cannot bind both; this server listens on ${text} too (server_name still picks it)`;
           l.plan = { ...l.plan, text, address };
+          if (block !== null) local.push({ listen: l, block, said });
+          else if (l.directive !== null) warnings.add(l.directive, `${said}, on every address of the port`);
         }
       }
       if (!next.some((o) => o.plan.address.key === l.plan.address.key)) next.push(l);
     }
-    part.listens = next;
+    // A loopback listen whose wildcard the server also has serves everyone already.
+    const key = (l: (typeof part.listens)[number]): string => l.plan.address.key;
+    const openKeys = new Set(part.listens.filter((l) => !local.some((x) => x.listen === l)).map(key));
+    const restrictedKeys = new Set(local.map((x) => key(x.listen)).filter((k) => !openKeys.has(k)));
+    for (const x of local) {
+      if (x.listen.directive === null) continue;
+      warnings.add(
+        x.listen.directive,
+        restrictedKeys.has(key(x.listen))
+          ? `${x.said}, and allows loopback clients (${x.block}) only, as nginx's address did`
+          : x.said,
+      );
+    }
+    const open = next.filter((l) => !restrictedKeys.has(key(l)));
+    const restricted = next.filter((l) => restrictedKeys.has(key(l)));
+    if (restricted.length === 0) {
+      part.listens = next;
+      out.push(part);
+      continue;
+    }
+    const blocks = [...new Set(local.filter((x) => restrictedKeys.has(key(x.listen))).map((x) => x.block))];
+    if (open.length === 0) {
+      part.listens = next;
+      restrict(part, blocks);
+      out.push(part);
+      continue;
+    }
+    part.listens = open;
+    out.push(part);
+    const copy: ServerPart = {
+      ...part,
+      server: structuredClone(part.server),
+      listens: restricted,
+      names: [...part.names],
+      notes: structuredClone(part.notes),
+      nameSuffix: `${part.nameSuffix}-local`,
+    };
+    restrict(copy, blocks);
+    out.push(copy);
   }
+  return out;
+}
+
+/** Allows only clients of `blocks` on every route of the part, and says why in a comment. */
+function restrict(part: ServerPart, blocks: readonly string[]): void {
+  const s = part.server;
+  s.access = onlyFrom(s.access, blocks);
+  for (const route of s.routes) if (route.access !== undefined) route.access = onlyFrom(route.access, blocks);
+  part.notes.push({
+    path: ['access'],
+    text: `nginx binds this server to a loopback address only; sluice listens on the port's wildcard (another server does), so only loopback clients (${blocks.join(', ')}) are allowed`,
+  });
 }
 
 function settleTls(parts: readonly ServerPart[], warnings: WarningList): void {
