@@ -251,3 +251,21 @@ describe('a loopback-only server beside a wildcard listen of its port', () => {
     },
   );
 });
+
+describe('keepalive_requests 0', () => {
+  let s: Imported;
+  beforeAll(async () => {
+    s = await importAndStart(`
+    keepalive_requests 0;
+    server {
+        listen 127.0.0.1:PORT;
+        location / { proxy_pass http://UP; }
+    }`);
+  });
+
+  it('closes the connection after every request, as nginx does', async () => {
+    const r = await s.get('/once');
+    expect(r.status).toBe(200);
+    expect(r.headers.connection).toBe('close');
+  });
+});

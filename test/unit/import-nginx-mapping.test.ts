@@ -803,3 +803,19 @@ describe('a loopback-only server beside a wildcard of its port', () => {
     ]);
   });
 });
+
+describe('keepalive_requests', () => {
+  // nginx closes the connection after every request with keepalive_requests 0; it became
+  // max_requests_per_connection: 0, which is no limit at all in sluice.
+  it('0 closes after every request, as in nginx (sluice: 1); other numbers are carried as they are', () => {
+    const r = convert(
+      [
+        'server { listen 80; keepalive_requests 0; location / { return 204; } }',
+        'server { listen 81; keepalive_requests 50; location / { return 204; } }',
+      ].join('\n'),
+    );
+    expect(r.config.servers.map((s) => s.limits?.max_requests_per_connection)).toEqual([1, 50]);
+    expect(resolved(r.yaml).servers.map((s) => s.limits.maxRequestsPerConnection)).toEqual([1, 50]);
+    expect(messages(r)).toEqual([]);
+  });
+});

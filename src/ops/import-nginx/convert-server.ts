@@ -421,6 +421,9 @@ function readLimits(scope: Scope, ctx: ConvertContext, notes: YamlNote[]): Sluic
         requests,
         `keepalive_requests ${requests.args[0] ?? ''}: not a number; not carried over`,
       );
+    } else if (n === 0) {
+      // nginx closes the connection after every request then; sluice's 0 is "no limit", its 1 that.
+      limits.max_requests_per_connection = 1;
     } else if (n !== 1000) limits.max_requests_per_connection = n;
   }
   return limits;
