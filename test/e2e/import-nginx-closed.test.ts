@@ -269,3 +269,29 @@ describe('keepalive_requests 0', () => {
     expect(r.headers.connection).toBe('close');
   });
 });
+
+describe('$host, $http_host and $server_port in proxy_set_header', () => {
+  let s: Imported;
+  beforeAll(async () => {
+    s = await importAndStart(`
+    server {
+        listen 127.0.0.1:PORT;
+        server_name host.test;
+        location /host { proxy_pass http://UP; proxy_set_header Host $host; proxy_set_header X-Forwarded-Host $host; }
+        location /http-host { proxy_pass http://UP; proxy_set_header Host $http_host; }
+        location /with-port { proxy_pass http://UP; proxy_set_header Host $host:$server_port; }
+    }`);
+  });
+
+  const sent = async (path: string) =>
+    ((await s.get(path, { host: 'Host.TEST:1234' })).json() as { headers: Record<string, string> }).headers;
+
+  it('sends $host as nginx has it: lower-case, without the port', async () => {
+    expect(await sent('/host')).toMatchObject({ host: 'host.test', 'x-forwarded-host': 'host.test' });
+  });
+
+  it('sends $http_host as the client wrote it, and $server_port as the port it reached', async () => {
+    expect((await sent('/http-host')).host).toBe('Host.TEST:1234');
+    expect((await sent('/with-port')).host).toBe(`host.test:${s.port}`);
+  });
+});

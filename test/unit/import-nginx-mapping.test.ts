@@ -170,7 +170,7 @@ describe('listen', () => {
 });
 
 describe('the Host sent upstream', () => {
-  it("sends the upstream block's name as Host, as nginx's $proxy_host; the client's with proxy_set_header Host $host", () => {
+  it("sends the upstream block's name as Host, as nginx's $proxy_host; $host, $http_host and $server_port as nginx has them", () => {
     const r = convert(
       [
         'upstream Backend { server 10.0.0.5:8080; server 10.0.0.6:8080; }',
@@ -179,23 +179,41 @@ describe('the Host sent upstream', () => {
         '  location /b/ { proxy_pass http://10.0.0.7:8080; }',
         '  location /c/ { proxy_pass http://Backend; proxy_set_header Host $host; }',
         '  location /d/ { proxy_pass http://Backend; proxy_set_header Host $proxy_host; }',
+        '  location /e/ { proxy_pass http://Backend; proxy_set_header Host $http_host; }',
+        '  location /f/ { proxy_pass http://Backend; proxy_set_header Host $host:$server_port; proxy_set_header X-Forwarded-Host $host; }',
         '}',
+        'server { listen 81; listen 82; location / { proxy_pass http://Backend; proxy_set_header Host $host:$server_port; } }',
       ].join('\n'),
     );
     const proxies = r.config.servers[0]!.routes.filter((x) => x.proxy !== undefined).map((x) => x.proxy);
-    expect(proxies.map((p) => [p?.upstream ?? p?.url, p?.set_headers?.Host, p?.preserve_host])).toEqual([
-      ['Backend', 'Backend', undefined],
+    expect(proxies.map((p) => [p?.upstream ?? p?.url, p?.set_headers, p?.preserve_host])).toEqual([
+      ['Backend', { Host: 'Backend' }, undefined],
       ['http://10.0.0.7:8080', undefined, false],
+      // $host is the name without the port, lower-case: sluice's $host, not the client's Host.
+      ['Backend', { Host: '$host' }, undefined],
+      ['Backend', { Host: 'Backend' }, undefined],
       ['Backend', undefined, undefined],
-      ['Backend', 'Backend', undefined],
+      ['Backend', { Host: '$host:80', 'X-Forwarded-Host': '$host' }, undefined],
     ]);
     const routes = resolved(r.yaml).servers[0]!.routes;
     const actions = routes.map((x) => x.action).filter((a) => a.kind === 'proxy');
     expect(actions.map((a) => [a.preserveHost, a.setHeaders.map(([name]) => name)])).toEqual([
       [true, ['Host']],
       [false, []],
-      [true, []],
       [true, ['Host']],
+      [true, ['Host']],
+      [true, []],
+      [true, ['Host', 'X-Forwarded-Host']],
+    ]);
+    // Two ports: $server_port stands for neither, and the client's Host (with its port) is sent.
+    expect(r.config.servers[1]!.routes[0]!.proxy?.set_headers).toBeUndefined();
+    expect(messages(r)).toEqual([
+      [
+        11,
+        expect.stringMatching(
+          /^proxy_set_header Host \$host:\$server_port: \$server_port stands for no one port here .*; the client's Host is sent instead$/,
+        ),
+      ],
     ]);
   });
 });

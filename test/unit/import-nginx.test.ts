@@ -221,6 +221,7 @@ describe('includes', () => {
     });
     expect(r.config.servers[0]!.routes[0]!.proxy).toEqual({
       url: 'http://127.0.0.1:9002',
+      set_headers: { Host: '$host' },
       timeouts: { read: '5s' },
     });
     expect(Object.keys(r.config.upstreams ?? {})).toEqual(['a']);

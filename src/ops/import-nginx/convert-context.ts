@@ -38,6 +38,8 @@ export interface ServerContext {
   readonly ctx: ConvertContext;
   /** What `$server_name` stands for: the server's first plain name. */
   readonly serverName: string | undefined;
+  /** What `$server_port` stands for: the port of all the server's listens, if they have one. */
+  readonly serverPort: number | undefined;
   /** Named locations (`location @name`) of the server, by name with the `@`. */
   readonly named: ReadonlyMap<string, NginxDirective>;
   /** Named locations a `try_files` sent requests to. */

@@ -3,7 +3,9 @@
  *
  * The usual reverse-proxy headers are what sluice sends anyway (docs/config.md, Forwarding
  * headers), so they are dropped without a word: `X-Real-IP $remote_addr`, `X-Forwarded-Proto
- * $scheme`, `X-Forwarded-Host $host`. `X-Forwarded-For $proxy_add_x_forwarded_for` is dropped with
+ * $scheme`, `X-Forwarded-Host $http_host`. (`$host` is the name without the port, lower-case,
+ * which sluice's `$host` is too: `Host $host` and `X-Forwarded-Host $host` are set as written,
+ * sluice's own would carry the client's port.) `X-Forwarded-For $proxy_add_x_forwarded_for` is dropped with
  * a warning: sluice's chain differs for a client that sends one and is no trusted proxy. So are the
  * WebSocket ones (`Upgrade $http_upgrade`, `Connection "upgrade"`): sluice tunnels upgrades
  * itself. `Host` decides `preserve_host`: nginx sends the target's name (`$proxy_host`) unless
@@ -28,15 +30,15 @@ const SLUICE_DEFAULTS: Readonly<Record<string, readonly string[]>> = {
   'x-real-ip': ['$remote_addr'],
   'x-forwarded-for': ['$proxy_add_x_forwarded_for'],
   'x-forwarded-proto': ['$scheme'],
-  'x-forwarded-host': ['$host', '$http_host'],
+  'x-forwarded-host': ['$http_host'],
 };
 
 const XFF_DIFFERS =
   "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for: sluice sends X-Forwarded-For itself, but keeps the client's chain only when the peer is one of trusted_proxies (else the peer address alone); nginx appends the peer to any chain the client sent";
 
-/** Host values that mean "the client's Host", which sluice sends by default. */
-// biome-ignore lint/suspicious/noTemplateCurlyInString: "${host}" is nginx's braced variable syntax, not a template.
-const CLIENT_HOST = new Set(['$host', '$http_host', '${host}', '$host:$server_port']);
+/** Host values that mean "the client's Host, as it sent it", which sluice sends by default. */
+// biome-ignore lint/suspicious/noTemplateCurlyInString: "${http_host}" is nginx's braced variable syntax, not a template.
+const CLIENT_HOST = new Set(['$http_host', '${http_host}']);
 
 /** Converts the effective `proxy_set_header` list of a location. */
 export function convertProxyHeaders(list: readonly NginxDirective[], server: ServerContext): ProxyHeaders {
@@ -92,7 +94,7 @@ export function convertProxyHeaders(list: readonly NginxDirective[], server: Ser
       removeHeaders.push(name);
       continue;
     }
-    const t = toSluiceTemplate(value, { serverName: server.serverName });
+    const t = toSluiceTemplate(value, { serverName: server.serverName, serverPort: server.serverPort });
     if ('error' in t) {
       // nginx always sets the header (an empty value sends none), so whatever the client sent under
       // this name never reaches the upstream: an upstream that trusts X-Client-Verify must not get
@@ -115,7 +117,7 @@ function hostHeader(
   setHeaders: Record<string, string>,
   server: ServerContext,
 ): void {
-  const t = toSluiceTemplate(value, { serverName: server.serverName });
+  const t = toSluiceTemplate(value, { serverName: server.serverName, serverPort: server.serverPort });
   if ('error' in t) {
     server.ctx.warnings.add(
       d,

@@ -300,7 +300,7 @@ function convertResponseHeaders(
       server.ctx.warnings.add(d, 'add_header takes a name, a value and "always"; not carried over');
       continue;
     }
-    const t = toSluiceTemplate(value, { serverName: server.serverName });
+    const t = toSluiceTemplate(value, { serverName: server.serverName, serverPort: server.serverPort });
     if ('error' in t) {
       server.ctx.warnings.add(d, `add_header ${name} ${value}: ${t.error}; not carried over`);
       continue;

@@ -86,7 +86,7 @@ function redirectTo(
   scope: Scope,
   server: ServerContext,
 ): ReturnAction | null {
-  const t = toSluiceTemplate(url, { serverName: server.serverName });
+  const t = toSluiceTemplate(url, { serverName: server.serverName, serverPort: server.serverPort });
   if ('error' in t) {
     server.ctx.warnings.add(d, `${d.name} ${d.args.join(' ')}: ${t.error}; not carried over`);
     return null;

@@ -84,7 +84,9 @@ export function convertServer(
   for (const x of scope.directives) {
     if (x.name === 'location' && x.block !== null && x.args[0]?.startsWith('@')) named.set(x.args[0], x);
   }
-  const server: ServerContext = { ctx, serverName, named, usedNamed: new Set(), paths };
+  const ports = new Set(listens.map((l) => l.plan.address.port));
+  const serverPort = ports.size === 1 ? [...ports][0] : undefined;
+  const server: ServerContext = { ctx, serverName, serverPort, named, usedNamed: new Set(), paths };
 
   const sslOn = nearest(scope, 'ssl')?.args[0] === 'on';
   const wantsTls = sslOn || listens.some((l) => l.plan.ssl);

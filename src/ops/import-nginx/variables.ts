@@ -9,6 +9,8 @@ import { isTemplateVariable } from '../../config/template.js';
 export interface TemplateContext {
   /** The server's first name, which `$server_name` stands for; `undefined` when it has none. */
   readonly serverName?: string | undefined;
+  /** The port every listen of the server has, which `$server_port` stands for; `undefined` when they differ. */
+  readonly serverPort?: number | undefined;
 }
 
 /** A translated value, or the variable that stopped it. */
@@ -26,8 +28,8 @@ export function hasVariables(text: string): boolean {
 }
 
 /**
- * Rewrites `text` for sluice: `${name}` becomes `$name`, `$server_name` the server's name, and
- * every other variable must be one sluice supports.
+ * Rewrites `text` for sluice: `${name}` becomes `$name`, `$server_name` the server's name,
+ * `$server_port` its port, and every other variable must be one sluice supports.
  */
 export function toSluiceTemplate(text: string, ctx: TemplateContext = {}): TemplateResult {
   let out = '';
@@ -55,6 +57,11 @@ export function toSluiceTemplate(text: string, ctx: TemplateContext = {}): Templ
         return { error: '$server_name stands for no plain server name here' };
       }
       replacement = ctx.serverName;
+    } else if (lower === 'server_port') {
+      if (ctx.serverPort === undefined) {
+        return { error: '$server_port stands for no one port here (the server listens on several)' };
+      }
+      replacement = String(ctx.serverPort);
     } else {
       const sluiceName = RENAMED[lower] ?? (lower.startsWith('http_') ? lower : name);
       if (!isTemplateVariable(sluiceName) || sluiceName === 'client_spiffe_id') {
