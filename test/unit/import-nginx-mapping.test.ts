@@ -555,6 +555,7 @@ describe('proxy_redirect and limit_req', () => {
     );
     expect(r.config.servers[0]!.routes[0]!.rate_limit).toEqual({ rate: '5/s', burst: 10 });
     expect(messages(r)).toEqual([
+      [4, expect.stringMatching(/^limit_req: nginx refuses requests above the rate with 503/)],
       [
         4,
         expect.stringMatching(
@@ -573,10 +574,12 @@ describe('a limit_req key that can be empty', () => {
       [
         'limit_req_zone $http_x_api_key zone=key:10m rate=5r/s;',
         'limit_req_zone $binary_remote_addr$http_x_api_key zone=mixed:10m rate=5r/s;',
-        'server { listen 80; location /k/ { limit_req zone=key; return 204; } location /m/ { limit_req zone=mixed; return 204; } }',
+        'limit_req_status 429;',
+        'server { listen 80; location /k/ { limit_req zone=key; proxy_pass http://10.0.0.5; } location /m/ { limit_req zone=mixed; proxy_pass http://10.0.0.5; } }',
       ].join('\n'),
     );
-    expect(r.config.servers[0]!.routes[0]!.rate_limit).toEqual({ rate: '5/s', key: '$http_x_api_key' });
+    const k = r.config.servers[0]!.routes.find((x) => x.match?.path_prefix === '/k/');
+    expect(k?.rate_limit).toEqual({ rate: '5/s', key: '$http_x_api_key' });
     expect(messages(r)).toEqual([
       [
         2,
@@ -835,5 +838,53 @@ describe('keepalive_requests', () => {
     expect(r.config.servers.map((s) => s.limits?.max_requests_per_connection)).toEqual([1, 50]);
     expect(resolved(r.yaml).servers.map((s) => s.limits.maxRequestsPerConnection)).toEqual([1, 50]);
     expect(messages(r)).toEqual([]);
+  });
+});
+
+describe('limit_req as nginx applies it', () => {
+  it('says that nginx refuses with 503 without limit_req_status, and leaves the limit off a location that returns', () => {
+    const r = convert(
+      [
+        'limit_req_zone $binary_remote_addr zone=one:10m rate=5r/s;',
+        'server { listen 80;',
+        '  location /p/ { limit_req zone=one burst=5 nodelay; proxy_pass http://10.0.0.5:8080; proxy_redirect off; }',
+        // nginx answers the return in its rewrite phase, before limit_req: never limited.
+        '  location /r/ { limit_req zone=one burst=5 nodelay; return 200 "ok"; }',
+        '}',
+        'server { listen 81; limit_req zone=one burst=5 nodelay; location / { return 204; } }',
+      ].join('\n'),
+    );
+    const [one, two] = r.config.servers;
+    const byPath = (p: string) => one!.routes.find((x) => x.match?.path_prefix === p);
+    expect(byPath('/p/')?.rate_limit).toEqual({ rate: '5/s', burst: 5 });
+    expect(byPath('/r/')?.rate_limit).toBeUndefined();
+    expect(two!.rate_limit).toEqual({ rate: '5/s', burst: 5 });
+    const routes = resolved(r.yaml).servers[0]!.routes;
+    expect(routes.map((x) => [x.name, x.guards.rateLimit === null])).toEqual([
+      ['/p', true],
+      ['/p/', false],
+      ['/r/', true],
+    ]);
+    expect(messages(r)).toEqual([
+      [
+        4,
+        expect.stringMatching(
+          /^limit_req: nginx refuses requests above the rate with 503 \(limit_req_status is not set\); sluice refuses them with 429/,
+        ),
+      ],
+      [
+        5,
+        expect.stringMatching(
+          /^limit_req: nginx answers the return on line 5 before it applies limit_req, so the limit is not carried over/,
+        ),
+      ],
+      [7, expect.stringMatching(/^limit_req: nginx refuses requests above the rate with 503/)],
+      [
+        7,
+        expect.stringMatching(
+          /^nginx answers this before it applies limit_req, so no request here is limited; sluice applies the server's rate_limit/,
+        ),
+      ],
+    ]);
   });
 });

@@ -325,7 +325,7 @@ describe('conversions', () => {
 
   it('maps http-level guards and limits onto every server', () => {
     const r = convert(
-      'limit_req_zone $binary_remote_addr zone=z:1m rate=30r/m;\nlimit_req zone=z burst=5 nodelay;\nallow 10.0.0.0/8;\ndeny all;\nclient_max_body_size 0;\nserver { listen 80; location / { proxy_pass http://127.0.0.1:9000; } }',
+      'limit_req_zone $binary_remote_addr zone=z:1m rate=30r/m;\nlimit_req zone=z burst=5 nodelay;\nlimit_req_status 429;\nallow 10.0.0.0/8;\ndeny all;\nclient_max_body_size 0;\nserver { listen 80; location / { proxy_pass http://127.0.0.1:9000; } }',
     );
     const s = r.config.servers[0]!;
     expect(s.rate_limit).toEqual({ rate: '30/m', burst: 5 });

@@ -115,7 +115,13 @@ export function rateLimitAt(scope: Scope, ctx: ConvertContext): GuardPlan<Sluice
     );
   }
   const status = nearest(scope, 'limit_req_status');
-  if (status !== undefined && status.args[0] !== '429') {
+  if (status === undefined) {
+    // sluice's rate limit has no status of its own to set.
+    ctx.warnings.add(
+      d,
+      'limit_req: nginx refuses requests above the rate with 503 (limit_req_status is not set); sluice refuses them with 429 (and Retry-After)',
+    );
+  } else if (status.args[0] !== '429') {
     ctx.warnings.add(status, `limit_req_status ${status.args[0] ?? ''}: sluice refuses with 429`);
   }
   return { value, level: found.scope.kind };

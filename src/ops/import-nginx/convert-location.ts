@@ -57,6 +57,10 @@ const FILE_DIRECTIVES = ['root', 'alias', 'index', 'try_files', 'autoindex'];
 export const RETURN_BEFORE_ACCESS =
   'nginx answers this before it checks allow/deny, so every client gets the answer; sluice keeps the allow/deny in force here, and a denied client gets 403';
 
+/** nginx answers a return before limit_req; sluice applies a server's rate_limit to every route. */
+export const RETURN_BEFORE_RATE =
+  "nginx answers this before it applies limit_req, so no request here is limited; sluice applies the server's rate_limit to this route too, and refuses (429) above the rate";
+
 /**
  * Converts one location, not the locations nested in it (the caller walks those, with this
  * location's scope as their parent); `null` for a named location or one sluice cannot match. One
@@ -81,13 +85,17 @@ export function convertLocation(d: NginxDirective, parent: Scope, server: Server
   const route: SluiceRoute = { match: converted.match };
   const notes: string[] = [];
   const access = accessAt(scope, warnings);
-  const rate = rateLimitAt(scope, server.ctx);
+  const returned = firstReturn(scope, server);
+  // nginx answers a return in its rewrite phase, before limit_req: a location's own limit never
+  // applies there (a server's is still sluice's for the route; the return branch says so).
+  const limitReq = nearestList(scope, 'limit_req');
+  const unlimited = returned !== undefined && limitReq?.scope.kind === 'location';
+  const rate = unlimited ? undefined : rateLimitAt(scope, server.ctx);
   const placeholder = (status: number, note: string): void => {
     route.respond = { status };
     notes.push(note);
   };
 
-  const returned = firstReturn(scope, server);
   const pass = own(scope, 'proxy_pass')[0];
   // nginx settles `internal` (inherited by nested locations) and limit_except before any phase
   // runs, and asks for a password before the content handler but after `return`.
@@ -129,6 +137,14 @@ export function convertLocation(d: NginxDirective, parent: Scope, server: Server
     } else {
       Object.assign(route, returned.action);
       if (access !== undefined) warnings.add(returned.directive, RETURN_BEFORE_ACCESS);
+    }
+    if (unlimited && limitReq !== undefined) {
+      warnings.add(
+        limitReq.directives[0]!,
+        `limit_req: nginx answers the ${returned.directive.name} on line ${returned.directive.line} before it applies limit_req, so the limit is not carried over to this route`,
+      );
+    } else if (rate !== undefined) {
+      warnings.add(returned.directive, RETURN_BEFORE_RATE);
     }
     if (pass !== undefined) {
       warnings.add(

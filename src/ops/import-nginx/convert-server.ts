@@ -22,7 +22,12 @@ import { convertBodySize } from './convert-body-size.js';
 import type { ConvertContext, ServerContext } from './convert-context.js';
 import { accessAt, rateLimitAt } from './convert-guards.js';
 import { convertHostIfs, type HostRedirect } from './convert-host-if.js';
-import { convertLocation, RETURN_BEFORE_ACCESS, type RoutePlan } from './convert-location.js';
+import {
+  convertLocation,
+  RETURN_BEFORE_ACCESS,
+  RETURN_BEFORE_RATE,
+  type RoutePlan,
+} from './convert-location.js';
 import { firstReturn } from './convert-return.js';
 import { convertSchemeIf } from './convert-scheme-if.js';
 import { FOREIGN_CONTENT, IF_REASON } from './directives.js';
@@ -498,6 +503,7 @@ function convertRoutes(
     if (returned.action !== null && accessAt(scope, warnings) !== undefined) {
       warnings.add(returned.directive, RETURN_BEFORE_ACCESS);
     }
+    if (rateLimitAt(scope, server.ctx) !== undefined) warnings.add(returned.directive, RETURN_BEFORE_RATE);
     notes.push({
       path: ['routes', 0],
       text:
