@@ -503,3 +503,57 @@ describe('tokenizer and parser', () => {
     ).toThrow(expect.objectContaining({ file: '/n/bad.conf', line: 1, col: 1 }));
   });
 });
+
+describe('very large configs', () => {
+  // 4000 nested blocks ran the import out of stack (a RangeError and a stack trace, exit 1).
+  it('refuses blocks nested more than 100 deep where the too-deep block opens, includes counted in', () => {
+    const nested = (n: number) => `${'location /a { '.repeat(n)}return 204;${' }'.repeat(n)}`;
+    const deep = `http { server { listen 80; ${nested(4000)} } }`;
+    let error: unknown;
+    try {
+      importNginx({ file: 'deep.conf', text: deep });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(NginxSyntaxError);
+    expect((error as NginxSyntaxError).format()).toBe(
+      'deep.conf:1:1400: error: the "location" block is nested more than 100 levels deep; sluice import nginx reads at most 100 (a config uses about five)',
+    );
+    // 60 levels in each of two files: each alone is fine, not the two together.
+    const files = {
+      '/n/nginx.conf': `http { server { listen 80; ${'location /a { '.repeat(60)}include inner.conf;${' }'.repeat(60)} } }`,
+      '/n/inner.conf': nested(60),
+    };
+    expect(() =>
+      importNginx({ file: '/n/nginx.conf', text: files['/n/nginx.conf'], files: memoryFiles(files) }),
+    ).toThrow(/nested more than 100 levels deep/);
+    expect(() =>
+      importNginx({ file: 'ok.conf', text: `http { server { listen 80; ${nested(90)} } }` }),
+    ).not.toThrow();
+  });
+
+  // 16,000 locations took 31 s: every location searched its server's whole list for each directive.
+  it('takes about linear time in the number of locations', () => {
+    const server = (n: number) =>
+      `http { server { listen 80;\n${Array.from(
+        { length: n },
+        (_, i) =>
+          `location /l${i}/ { proxy_pass http://127.0.0.1:9000; location ~ \\.x$ { return 204; } }\nlocation ^~ /c${i}/ { return 204; }\nlocation = /e${i} { return 204; }`,
+      ).join('\n')}\n} }`;
+    const time = (n: number): number => {
+      const text = server(n);
+      let best = Number.POSITIVE_INFINITY;
+      for (let k = 0; k < 2; k++) {
+        const start = performance.now();
+        importNginx({ file: 'big.conf', text });
+        best = Math.min(best, performance.now() - start);
+      }
+      return best;
+    };
+    time(200);
+    const small = time(1000);
+    const large = time(4000);
+    // Four times the locations: about four times the time; quadratic work would be sixteen.
+    expect(large / small).toBeLessThan(8);
+  }, 120_000);
+});

@@ -639,6 +639,9 @@ function convertRoutes(
 function addAutoRedirects(plans: RoutePlan[], nodes: readonly LocationNode[]): Map<RoutePlan, LocationNode> {
   const added = new Map<RoutePlan, LocationNode>();
   const taken = new Set(plans.filter((p) => p.match.kind !== 'regex').map((p) => p.match.path));
+  const nodeOf = new Map(nodes.map((n) => [n.plan, n]));
+  /** Each redirect, by the plan it goes before. */
+  const before = new Map<RoutePlan, RoutePlan>();
   for (let i = plans.length - 1; i >= 0; i--) {
     const p = plans[i]!;
     const { kind, path } = p.match;
@@ -666,9 +669,18 @@ function addAutoRedirects(plans: RoutePlan[], nodes: readonly LocationNode[]): M
       directive: p.directive,
       ...(encoded.ambiguous ? { alias: `^${pathSource(bare)}$` } : {}),
     };
-    plans.splice(i, 0, redirect);
-    const node = nodes.find((n) => n.plan === p);
+    before.set(p, redirect);
+    const node = nodeOf.get(p);
     if (node !== undefined) added.set(redirect, node);
+  }
+  if (before.size > 0) {
+    const all = [...plans];
+    plans.length = 0;
+    for (const p of all) {
+      const redirect = before.get(p);
+      if (redirect !== undefined) plans.push(redirect);
+      plans.push(p);
+    }
   }
   return added;
 }

@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { NginxDirective } from './ast.js';
 import { expandGlob, isGlobPattern } from './glob.js';
-import { parseNginx } from './parse.js';
+import { MAX_NESTING, parseNginx, tooDeep } from './parse.js';
 import type { WarningList } from './warnings.js';
 
 /** How included files are found and read. */
@@ -76,11 +76,19 @@ interface Walk {
   readonly files: string[];
 }
 
-function expand(list: readonly NginxDirective[], chain: readonly string[], walk: Walk): NginxDirective[] {
+/** `list` with its includes read in place; `depth`: how many blocks `list` is nested in. */
+function expand(
+  list: readonly NginxDirective[],
+  chain: readonly string[],
+  walk: Walk,
+  depth = 0,
+): NginxDirective[] {
   const out: NginxDirective[] = [];
   for (const d of list) {
     if (d.name !== 'include') {
-      out.push(d.block === null ? d : { ...d, block: expand(d.block, chain, walk) });
+      // Each file is checked on its own; an include inside blocks adds its file's levels to theirs.
+      if (d.block !== null && depth >= MAX_NESTING) throw tooDeep(d.file, d.line, d.col, d.name);
+      out.push(d.block === null ? d : { ...d, block: expand(d.block, chain, walk, depth + 1) });
       continue;
     }
     const arg = d.args[0];
@@ -104,7 +112,7 @@ function expand(list: readonly NginxDirective[], chain: readonly string[], walk:
         continue;
       }
       if (!walk.files.includes(target)) walk.files.push(target);
-      out.push(...expand(parseNginx(text, target), [...chain, target], walk));
+      for (const x of expand(parseNginx(text, target), [...chain, target], walk, depth)) out.push(x);
     }
   }
   return out;

@@ -21,7 +21,8 @@
  * A location nested in a regex location is matched by nginx only after the regex; sluice cannot
  * say that, so such a regex location refuses every request (502) rather than answer for them.
  *
- * Cost: O(locations² × nesting depth), once per server at import time.
+ * Each level is indexed once (its prefix paths sorted and by path), so a location costs a lookup
+ * per parent and per byte of its path: near-linear in the number of locations, once per server.
  */
 import type { NginxDirective } from './ast.js';
 import type { RoutePlan } from './convert-location.js';
@@ -44,34 +45,91 @@ export interface LocationNode {
 
 const isStatic = (n: LocationNode): boolean => n.match.kind === 'prefix' || n.match.kind === 'caret';
 
-/** The prefix locations of `n`'s level that are longer than `n` and extend it. */
+/** A level's locations indexed, so each question about it costs a lookup, not a scan of the level. */
+interface LevelIndex {
+  /** Its prefix locations sorted by path: those that extend a path are one run of them. */
+  readonly sorted: readonly LocationNode[];
+  readonly byPath: ReadonlyMap<string, readonly LocationNode[]>;
+  /** The first exact location of each path. */
+  readonly exact: ReadonlyMap<string, LocationNode>;
+  readonly position: ReadonlyMap<LocationNode, number>;
+  /** caretExclusion of the level, once computed. */
+  carets?: string | undefined;
+}
+
+/** Built when the tree is complete (flattenLocations), once per level. */
+const LEVELS = new WeakMap<readonly LocationNode[], LevelIndex>();
+
+function levelIndex(level: readonly LocationNode[]): LevelIndex {
+  let index = LEVELS.get(level);
+  if (index === undefined) {
+    const statics = level.filter(isStatic);
+    const byPath = new Map<string, LocationNode[]>();
+    for (const x of statics) byPath.set(x.match.path, [...(byPath.get(x.match.path) ?? []), x]);
+    const exact = new Map<string, LocationNode>();
+    for (const x of level)
+      if (x.match.kind === 'exact' && !exact.has(x.match.path)) exact.set(x.match.path, x);
+    index = {
+      sorted: [...statics].sort((a, b) =>
+        a.match.path < b.match.path ? -1 : a.match.path > b.match.path ? 1 : 0,
+      ),
+      byPath,
+      exact,
+      position: new Map(level.map((x, i) => [x, i])),
+    };
+    LEVELS.set(level, index);
+  }
+  return index;
+}
+
+/**
+ * The prefix locations of `n`'s level that are longer than `n` and extend it, in written order.
+ * O(log level + found): they are one run of the level's sorted paths.
+ */
 function longerBeside(n: LocationNode): LocationNode[] {
-  return n.level.filter(
-    (x) =>
-      x !== n &&
-      isStatic(x) &&
-      x.match.path.length > n.match.path.length &&
-      x.match.path.startsWith(n.match.path),
-  );
+  const { sorted, position } = levelIndex(n.level);
+  const path = n.match.path;
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid]!.match.path < path) lo = mid + 1;
+    else hi = mid;
+  }
+  const out: LocationNode[] = [];
+  for (let i = lo; i < sorted.length && sorted[i]!.match.path.startsWith(path); i++) {
+    const x = sorted[i]!;
+    if (x !== n && x.match.path.length > path.length) out.push(x);
+  }
+  return out.sort((a, b) => position.get(a)! - position.get(b)!);
 }
 
 /** `n`'s ancestors, outermost first. */
 function ancestors(n: LocationNode): LocationNode[] {
   const out: LocationNode[] = [];
-  for (let p = n.parent; p !== null; p = p.parent) out.unshift(p);
-  return out;
+  for (let p = n.parent; p !== null; p = p.parent) out.push(p);
+  return out.reverse();
 }
 
 /**
  * The location nginx takes instead for every path `path` of a location under `chain` (exact
  * siblings of a parent with that path, or a longer prefix beside a parent), or `undefined`.
+ * O(chain × path length): the candidates are the prefixes of `path`.
  */
 function shadowOf(path: string, exact: boolean, chain: readonly LocationNode[]): LocationNode | undefined {
   for (const a of chain) {
-    const longer = longerBeside(a).find((x) => path.startsWith(x.match.path));
+    const { byPath, exact: exacts, position } = levelIndex(a.level);
+    let longer: LocationNode | undefined;
+    if (path.startsWith(a.match.path)) {
+      for (let len = a.match.path.length + 1; len <= path.length; len++) {
+        for (const x of byPath.get(path.slice(0, len)) ?? []) {
+          if (longer === undefined || position.get(x)! < position.get(longer)!) longer = x;
+        }
+      }
+    }
     if (longer !== undefined) return longer;
     if (exact) {
-      const same = a.level.find((x) => x.match.kind === 'exact' && x.match.path === path);
+      const same = exacts.get(path);
       if (same !== undefined) return same;
     }
   }
@@ -88,21 +146,36 @@ function caretExclusion(level: readonly LocationNode[]): string | undefined {
   if (carets.length === 0) return undefined;
   const plainLonger = (c: LocationNode): LocationNode[] =>
     longerBeside(c).filter((x) => x.match.kind === 'prefix');
-  const covering = carets.filter(
-    (c) =>
-      !carets.some(
-        (outer) =>
-          outer !== c &&
-          c.match.path.startsWith(outer.match.path) &&
-          !plainLonger(outer).some((l) => c.match.path.startsWith(l.match.path)),
-      ),
-  );
+  // A ^~ inside a shorter ^~ with no plain prefix between them is covered by the shorter. The
+  // locations that can be either are prefixes of its path: looked up by path, not searched for.
+  const { byPath } = levelIndex(level);
+  const at = (path: string, length: number): readonly LocationNode[] =>
+    byPath.get(path.slice(0, length)) ?? [];
+  const covering = carets.filter((c) => {
+    const path = c.match.path;
+    for (let len = 1; len < path.length; len++) {
+      if (!at(path, len).some((outer) => outer.match.kind === 'caret')) continue;
+      let plainBetween = false;
+      for (let k = len + 1; k <= path.length && !plainBetween; k++) {
+        plainBetween = at(path, k).some((l) => l.match.kind === 'prefix');
+      }
+      if (!plainBetween) return false;
+    }
+    return true;
+  });
   const alternatives = covering.map((c) => {
     const longer = plainLonger(c).map((p) => pathSource(p.match.path.slice(c.match.path.length)));
     const rest = longer.length === 0 ? '' : `(?!${longer.join('|')})`;
     return `${pathSource(c.match.path)}${rest}`;
   });
   return alternatives.length === 1 ? alternatives[0]! : `(?:${alternatives.join('|')})`;
+}
+
+/** caretExclusion of a level, computed once per level. */
+function levelCarets(level: readonly LocationNode[]): string | undefined {
+  const index = levelIndex(level);
+  if (!('carets' in index)) index.carets = caretExclusion(level);
+  return index.carets;
 }
 
 /** The lookaheads under which nginx tries regex location `n`; `''` when it always does. */
@@ -115,7 +188,7 @@ function regexConditions(n: LocationNode): string {
     const longer = longerBeside(a).map((x) => pathSource(x.match.path));
     if (longer.length > 0) out += `(?!${longer.length === 1 ? longer[0] : `(?:${longer.join('|')})`})`;
   }
-  const carets = caretExclusion(n.level);
+  const carets = levelCarets(n.level);
   if (carets !== undefined) out += `(?!${carets})`;
   return out;
 }

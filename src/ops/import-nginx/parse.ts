@@ -14,6 +14,22 @@ import { type Token, tokenize } from './tokenize.js';
 
 type Word = Extract<Token, { kind: 'word' }>;
 
+/**
+ * Blocks nested deeper than this are refused (a config uses about five levels). The import walks
+ * the tree recursively; thousands of levels ran it out of stack.
+ */
+export const MAX_NESTING = 100;
+
+/** The error for a block opened `MAX_NESTING` levels deep. */
+export function tooDeep(file: string, line: number, col: number, name: string): NginxSyntaxError {
+  return new NginxSyntaxError(
+    file,
+    line,
+    col,
+    `the "${name}" block is nested more than ${MAX_NESTING} levels deep; sluice import nginx reads at most ${MAX_NESTING} (a config uses about five)`,
+  );
+}
+
 interface OpenBlock {
   readonly name: string;
   readonly line: number;
@@ -64,6 +80,7 @@ export function parseNginx(text: string, file: string): NginxDirective[] {
     if (token.kind === ';') {
       into().push({ name: head.value, args, block: null, ...place });
     } else {
+      if (stack.length >= MAX_NESTING) throw tooDeep(file, head.line, head.col, head.value);
       const block: NginxDirective[] = [];
       into().push({ name: head.value, args, block, ...place });
       stack.push({ name: head.value, line: head.line, col: head.col, into: block });

@@ -52,6 +52,8 @@ function assertion(text: string): Atom {
 
 class Refused extends Error {}
 
+const MAX_GROUP_DEPTH = 200;
+
 const WORD = '[A-Za-z0-9_]';
 /** The previous byte is a raw word character, not the hex digit of an escape. */
 const WORD_BEFORE = `(?<=${WORD})(?<!%[0-9A-F]{2})`;
@@ -105,6 +107,8 @@ class Parser {
 
   /** `a|b|c` up to a `)` (not consumed) or the end. */
   alternation(flags: Flags, depth: number): string {
+    // The parser recurses per group: a pattern of thousands of nested groups would exhaust the stack.
+    if (depth > MAX_GROUP_DEPTH) throw new Refused(`groups nested more than ${MAX_GROUP_DEPTH} deep`);
     const branches: string[] = [];
     let current = flags;
     for (;;) {

@@ -22,9 +22,43 @@ export function childScope(kind: Scope['kind'], directives: readonly NginxDirect
   return { kind, directives, parent };
 }
 
-/** The directives named `names` at this level only, in written order. */
+/** A level's simple directives by name, and where each stands among them. */
+interface LevelIndex {
+  readonly byName: ReadonlyMap<string, readonly NginxDirective[]>;
+  readonly position: ReadonlyMap<NginxDirective, number>;
+}
+
+/**
+ * Built once per level: a location asks its server's level for dozens of names, and a server of
+ * thousands of locations made each ask a scan of them all (quadratic).
+ */
+const INDEX = new WeakMap<readonly NginxDirective[], LevelIndex>();
+
+function indexOf(directives: readonly NginxDirective[]): LevelIndex {
+  let index = INDEX.get(directives);
+  if (index === undefined) {
+    const byName = new Map<string, NginxDirective[]>();
+    const position = new Map<NginxDirective, number>();
+    directives.forEach((d, i) => {
+      if (d.block !== null) return;
+      position.set(d, i);
+      const list = byName.get(d.name);
+      if (list === undefined) byName.set(d.name, [d]);
+      else list.push(d);
+    });
+    index = { byName, position };
+    INDEX.set(directives, index);
+  }
+  return index;
+}
+
+/** The directives named `names` at this level only, in written order. O(found) once indexed. */
 export function own(scope: Scope, ...names: string[]): NginxDirective[] {
-  return scope.directives.filter((d) => d.block === null && names.includes(d.name));
+  const { byName, position } = indexOf(scope.directives);
+  const found = names.flatMap((n) => byName.get(n) ?? []);
+  // Several names (allow and deny) interleave: back in written order.
+  if (names.length > 1 && found.length > 1) found.sort((a, b) => position.get(a)! - position.get(b)!);
+  return found;
 }
 
 /** The list directives `names` from the nearest level with any of them, and that level. */
