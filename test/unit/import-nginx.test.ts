@@ -557,3 +557,34 @@ describe('very large configs', () => {
     expect(large / small).toBeLessThan(8);
   }, 120_000);
 });
+
+describe('errors and warnings say where and what', () => {
+  const convert = (http: string) => importNginx({ file: 'n.conf', text: `http {\n${http}\n}\n` });
+
+  it('keeps a warning on one line when it quotes a text with a newline', () => {
+    const r = convert('server { listen 80; location / { return 200 "$host\\nok\\tthere"; } }');
+    expect(warned(r).map(formatWarning)).toEqual([
+      'n.conf:2: warning: return 200 "$host\\nok\\tthere": sluice sends the text as written, without expanding its variables',
+    ]);
+  });
+
+  it('reports an unquoted "{" inside an argument where nginx does, not at the end of the file', () => {
+    let error: unknown;
+    try {
+      parseNginx('http {\n  server {\n    server_name ~^\\p{Lu}+\\.test$;\n  }\n}\n', 'brace.conf');
+    } catch (err) {
+      error = err;
+    }
+    expect((error as NginxSyntaxError).format()).toBe(
+      'brace.conf:3:21: error: directive "server_name" is not terminated by ";": a "{" opens a block here, which server_name does not take (quote an argument that holds "{" or "}")',
+    );
+  });
+
+  it('says that the query string of a proxy_pass is what sluice cannot carry', () => {
+    const r = convert('server { listen 80; location / { proxy_pass http://h:8080/q?x=1; } }');
+    expect(r.config.servers[0]!.routes[0]!.respond).toEqual({ status: 502 });
+    expect(warned(r).map((w) => w.message)).toEqual([
+      "proxy_pass http://h:8080/q?x=1: sluice forwards the request's own query string; a query (or fragment) in proxy_pass, ?x=1, has no sluice equivalent; the route answers 502",
+    ]);
+  });
+});

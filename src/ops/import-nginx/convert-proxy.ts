@@ -50,6 +50,14 @@ export function convertProxy(
     );
     return null;
   }
+  const query = /^https?:\/\/[^?#]*([?#].*)$/i.exec(target);
+  if (query) {
+    ctx.warnings.add(
+      pass,
+      `proxy_pass ${target}: sluice forwards the request's own query string; a query (or fragment) in proxy_pass, ${query[1]}, has no sluice equivalent; the route answers 502`,
+    );
+    return null;
+  }
   const m = /^(https?):\/\/([^/?#]+)(\/[^?#]*)?$/i.exec(target);
   if (!m) {
     ctx.warnings.add(

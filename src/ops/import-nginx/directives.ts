@@ -330,6 +330,33 @@ export function isKnownDirective(name: string): boolean {
   );
 }
 
+/** nginx directives that take a `{ }` block (`server` is one in http, a simple one in upstream). */
+const BLOCK_DIRECTIVES = new Set([
+  'http',
+  'events',
+  'server',
+  'location',
+  'upstream',
+  'if',
+  'limit_except',
+  'map',
+  'geo',
+  'split_clients',
+  'types',
+  'charset_map',
+  'match',
+  'stream',
+  'mail',
+]);
+
+/**
+ * Whether `name` is a directive nginx knows to take no block: a `{` after it is nginx's "not
+ * terminated by ;" (an unquoted `{` inside an argument, such as a regex's `\p{Lu}`, opens a block).
+ */
+export function takesNoBlock(name: string): boolean {
+  return isKnownDirective(name) && !BLOCK_DIRECTIVES.has(name);
+}
+
 /** Content handlers that answer from nginx itself: a location using one answers 404 in sluice. */
 export const OWN_CONTENT = ['stub_status', 'empty_gif', 'mp4', 'flv', 'image_filter', 'perl'] as const;
 

@@ -8,7 +8,7 @@
  * directive above it. nginx reports that one later, as an argument it does not understand.
  */
 import type { NginxDirective } from './ast.js';
-import { isKnownDirective } from './directives.js';
+import { isKnownDirective, takesNoBlock } from './directives.js';
 import { NginxSyntaxError } from './nginx-syntax-error.js';
 import { type Token, tokenize } from './tokenize.js';
 
@@ -81,6 +81,15 @@ export function parseNginx(text: string, file: string): NginxDirective[] {
       into().push({ name: head.value, args, block: null, ...place });
     } else {
       if (stack.length >= MAX_NESTING) throw tooDeep(file, head.line, head.col, head.value);
+      // nginx refuses it here, where the "{" is; read on, the error surfaced at the end of the file.
+      if (takesNoBlock(head.value)) {
+        throw new NginxSyntaxError(
+          file,
+          token.line,
+          token.col,
+          `directive ${JSON.stringify(head.value)} is not terminated by ";": a "{" opens a block here, which ${head.value} does not take (quote an argument that holds "{" or "}")`,
+        );
+      }
       const block: NginxDirective[] = [];
       into().push({ name: head.value, args, block, ...place });
       stack.push({ name: head.value, line: head.line, col: head.col, into: block });

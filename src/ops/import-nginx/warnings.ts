@@ -25,9 +25,9 @@ export class WarningList {
     this.#fileOrder = fileOrder;
   }
 
-  /** Adds a warning at `at` (a directive or any place). */
+  /** Adds a warning at `at` (a directive or any place), on one line whatever text it quotes. */
   add(at: SourcePlace, message: string): void {
-    const w = { file: at.file, line: at.line, message };
+    const w = { file: at.file, line: at.line, message: oneLine(message) };
     const id = formatWarning(w);
     if (this.#seen.has(id)) return;
     this.#seen.add(id);
@@ -45,4 +45,17 @@ export class WarningList {
       .sort((a, b) => rank(a.w.file) - rank(b.w.file) || a.w.line - b.w.line || a.i - b.i)
       .map((x) => x.w);
   }
+}
+
+const NAMED_CONTROLS: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * `text` with its control characters escaped (`\n`, `\t`, `\x07`): a warning quotes nginx text (a
+ * `return` body), and a newline in it split the warning over two lines of stderr.
+ */
+function oneLine(text: string): string {
+  return text.replace(
+    /\p{Cc}/gu,
+    (c) => NAMED_CONTROLS[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
 }
