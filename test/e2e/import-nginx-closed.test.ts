@@ -295,3 +295,37 @@ describe('$host, $http_host and $server_port in proxy_set_header', () => {
     expect((await sent('/with-port')).host).toBe(`host.test:${s.port}`);
   });
 });
+
+describe('the response headers nginx hides from clients', () => {
+  let s: Imported;
+  let accel: TestUpstream;
+  beforeAll(async () => {
+    accel = await startUpstream((_req, res) => {
+      res.writeHead(200, {
+        'x-accel-redirect': '/internal/secret.pdf',
+        'x-accel-buffering': 'no',
+        'x-accel-expires': '60',
+        'x-pad': 'avoid browser bug',
+        'x-kept': 'yes',
+      });
+      res.end('body');
+    });
+    s = await importAndStart(`
+    server {
+        listen 127.0.0.1:PORT;
+        location / { proxy_pass http://127.0.0.1:${accel.port}; }
+    }`);
+  });
+  afterAll(async () => {
+    await accel?.close();
+  });
+
+  it('does not pass X-Accel-* or X-Pad on, as nginx does not', async () => {
+    const r = await s.get('/file');
+    expect(r.status).toBe(200);
+    expect(r.headers['x-kept']).toBe('yes');
+    for (const name of ['x-accel-redirect', 'x-accel-buffering', 'x-accel-expires', 'x-pad']) {
+      expect(r.headers[name], name).toBeUndefined();
+    }
+  });
+});

@@ -17,6 +17,16 @@ import { RouteTable } from '../../src/router/route-table.js';
 import { AccessControl } from '../../src/security/access-control.js';
 
 const convert = (http: string) => importNginx({ file: 'n.conf', text: `http {\n${http}\n}\n` });
+/** The response headers nginx never passes on (proxy_hide_header's defaults), removed on every proxy route. */
+const HIDDEN = [
+  'X-Accel-Redirect',
+  'X-Accel-Buffering',
+  'X-Accel-Charset',
+  'X-Accel-Expires',
+  'X-Accel-Limit-Rate',
+  'X-Pad',
+];
+
 /** The warnings but the one for nginx's default proxy_redirect (said once per file, tested on its own). */
 const messages = (r: ReturnType<typeof convert>) =>
   r.warnings.filter((w) => w.message !== DEFAULT_REDIRECT).map((w) => [w.line, w.message]);
@@ -329,7 +339,16 @@ describe('if ($scheme = http) { return 301 https://... }', () => {
       ['a.test', [{ redirect: { to: 'https://$host$request_uri', status: 301 } }]],
       [
         'a.test-tls',
-        [{ match: { path_prefix: '/' }, proxy: { url: 'http://10.0.0.5:8080', preserve_host: false } }],
+        [
+          {
+            match: { path_prefix: '/' },
+            proxy: {
+              url: 'http://10.0.0.5:8080',
+              preserve_host: false,
+              response_headers: { remove: HIDDEN },
+            },
+          },
+        ],
       ],
       ['server2', [{ redirect: { to: 'https://b.test$request_uri', status: 301 } }]],
       ['server3', [{ respond: { status: 502 } }]],
@@ -442,9 +461,13 @@ describe('add_header', () => {
     );
     const headers = r.config.servers[0]!.routes.map((x) => x.proxy?.response_headers);
     expect(headers).toEqual([
-      { add: { 'X-Frame-Options': 'DENY' }, add_always: { 'Strict-Transport-Security': 'max-age=31536000' } },
+      {
+        remove: HIDDEN,
+        add: { 'X-Frame-Options': 'DENY' },
+        add_always: { 'Strict-Transport-Security': 'max-age=31536000' },
+      },
       undefined,
-      { add: { 'X-Api': '$host' } },
+      { remove: HIDDEN, add: { 'X-Api': '$host' } },
     ]);
     expect(messages(r)).toEqual([]);
     const action = resolved(r.yaml).servers[0]!.routes[0]!.action;
@@ -886,5 +909,29 @@ describe('limit_req as nginx applies it', () => {
         ),
       ],
     ]);
+  });
+});
+
+describe('the response headers nginx hides', () => {
+  // nginx never passes X-Accel-* (its own instructions, X-Accel-Redirect among them) or X-Pad to
+  // the client; sluice passed them on.
+  it('removes X-Accel-* and X-Pad from every proxied answer, but those proxy_pass_header lets through', () => {
+    const r = convert(
+      [
+        'server { listen 80;',
+        '  location / { proxy_pass http://10.0.0.5:8080; proxy_redirect off; }',
+        '  location /h/ { proxy_pass http://10.0.0.5:8080; proxy_redirect off; proxy_hide_header X-Powered-By; proxy_pass_header X-Accel-Buffering; }',
+        '}',
+      ].join('\n'),
+    );
+    const removed = r.config.servers[0]!.routes.flatMap((x) =>
+      x.proxy === undefined ? [] : [x.proxy.response_headers?.remove],
+    );
+    expect(removed).toEqual([HIDDEN, ['X-Powered-By', ...HIDDEN.filter((h) => h !== 'X-Accel-Buffering')]]);
+    expect(messages(r)).toEqual([]);
+    const action = resolved(r.yaml).servers[0]!.routes[0]!.action;
+    expect(action.kind === 'proxy' && action.responseRemoveHeaders).toEqual(
+      HIDDEN.map((h) => h.toLowerCase()),
+    );
   });
 });

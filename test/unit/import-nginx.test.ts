@@ -219,7 +219,7 @@ describe('includes', () => {
       text: files['/etc/nginx/nginx.conf'],
       files: memoryFiles(files),
     });
-    expect(r.config.servers[0]!.routes[0]!.proxy).toEqual({
+    expect(r.config.servers[0]!.routes[0]!.proxy).toMatchObject({
       url: 'http://127.0.0.1:9002',
       set_headers: { Host: '$host' },
       timeouts: { read: '5s' },

@@ -284,7 +284,22 @@ function isRetryCondition(a: string): a is NonNullable<SluiceRetry['on']>[number
 }
 
 /**
- * `proxy_hide_header` → `response_headers.remove`; `add_header` → `response_headers.add` (the
+ * Response headers nginx never passes to the client unless `proxy_pass_header` names them: its
+ * instructions to itself (X-Accel-Redirect, which it follows, and the rest), and X-Pad. sluice
+ * passes every header on, so the route removes them.
+ */
+const NGINX_HIDES = [
+  'X-Accel-Redirect',
+  'X-Accel-Buffering',
+  'X-Accel-Charset',
+  'X-Accel-Expires',
+  'X-Accel-Limit-Rate',
+  'X-Pad',
+];
+
+/**
+ * `proxy_hide_header` and nginx's own hidden headers (but those `proxy_pass_header` names) →
+ * `response_headers.remove`; `add_header` → `response_headers.add` (the
  * statuses nginx adds to) or, with `always`, `add_always`: added beside the target's own header
  * of the same name, as nginx does.
  */
@@ -293,8 +308,16 @@ function convertResponseHeaders(
   server: ServerContext,
 ): SluiceProxy['response_headers'] | undefined {
   const out: NonNullable<SluiceProxy['response_headers']> = {};
-  const hide = nearestList(scope, 'proxy_hide_header')?.directives ?? [];
-  if (hide.length > 0) out.remove = hide.flatMap((d) => d.args.slice(0, 1));
+  const hide = (nearestList(scope, 'proxy_hide_header')?.directives ?? []).flatMap((d) => d.args.slice(0, 1));
+  const passed = new Set(
+    (nearestList(scope, 'proxy_pass_header')?.directives ?? []).map((d) => d.args[0]?.toLowerCase()),
+  );
+  const remove = [...hide];
+  for (const name of NGINX_HIDES) {
+    const lower = name.toLowerCase();
+    if (!passed.has(lower) && !remove.some((r) => r.toLowerCase() === lower)) remove.push(name);
+  }
+  if (remove.length > 0) out.remove = remove;
   const add: Record<string, string> = {};
   const always: Record<string, string> = {};
   for (const d of nearestList(scope, 'add_header')?.directives ?? []) {

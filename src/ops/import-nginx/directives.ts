@@ -21,6 +21,7 @@ export type Disposition =
 const PROXY = [
   'proxy_set_header',
   'proxy_hide_header',
+  'proxy_pass_header',
   'add_header',
   'proxy_connect_timeout',
   'proxy_read_timeout',

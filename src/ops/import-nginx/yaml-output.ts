@@ -139,7 +139,8 @@ function styleFlow(doc: Document): void {
           flow(proxy.get('timeouts', true));
           flowIfShort(proxy.get('remove_headers', true));
           const response = proxy.get('response_headers', true);
-          if (isMap(response)) flowIfShort(response.get('remove', true));
+          // nginx's hidden headers alone are about 100 characters: one line still reads best.
+          if (isMap(response)) flowIfShort(response.get('remove', true), 120);
         }
       }
     }
@@ -168,8 +169,8 @@ function flowItems(node: unknown): void {
   if (isSeq(node)) for (const item of node.items) flow(item);
 }
 
-function flowIfShort(node: unknown): void {
-  if (isSeq(node) && JSON.stringify(node.toJSON()).length <= 80) node.flow = true;
+function flowIfShort(node: unknown, width = 80): void {
+  if (isSeq(node) && JSON.stringify(node.toJSON()).length <= width) node.flow = true;
 }
 
 /** Puts `text` as a comment before the node at `path` (before its key when it is a map value). */
