@@ -248,3 +248,24 @@ describe('the spellings of a decoded path', () => {
     }
   });
 });
+
+describe('a location path a client may escape otherwise', () => {
+  it('gets a regex route for every spelling, and says that strip_prefix takes one of them', () => {
+    const r = importNginx({
+      file: 'n.conf',
+      text: 'http { server { listen 80; location /@x/ { proxy_pass http://10.0.0.5:8080/v1/; proxy_redirect off; } } }',
+    });
+    const routes = r.config.servers[0]!.routes;
+    expect(routes.map((x) => [x.name, x.match])).toEqual([
+      // nginx's slash redirect for /@x, exact: before every regex.
+      ['= /@x (escaped)', { path_regex: '^/(?:@|%40)x$' }],
+      [undefined, { path: '/@x' }],
+      [undefined, { path_prefix: '/@x/' }],
+      ['/@x/ (escaped)', { path_regex: '^/(?:@|%40)x/' }],
+    ]);
+    expect(loadConfigText(r.yaml, 'sluice.yaml', {}).ok).toBe(true);
+    expect(r.warnings.map((w) => w.message)).toEqual([
+      'location /@x/: a request that escapes its path otherwise (/(?:@|%40)x/) reaches this location as in nginx, but sluice forwards it with the prefix kept (strip_prefix /@x matches one spelling)',
+    ]);
+  });
+});

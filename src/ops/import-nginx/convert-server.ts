@@ -602,12 +602,21 @@ function convertRoutes(
     // tries the regexes before a prefix that is not ^~, whose guard keeps them off), longest first.
     for (const [k, x] of own.entries()) {
       const { path: _p, path_prefix: _pp, ...rest } = x.route.match ?? {};
+      // Named after the route's path (`= ` for an exact one), unique beside the slash redirect's.
+      const path = x.route.match?.path === undefined ? x.route.match?.path_prefix : `= ${x.route.match.path}`;
       const route: SluiceRoute = {
         ...structuredClone(x.route),
-        name: `${x.route.name ?? plan.directive.args.join(' ')} (escaped)${k === 0 ? '' : ' (other methods)'}`,
+        name: `${x.route.name ?? path} (escaped)${k === 0 ? '' : ' (other methods)'}`,
         match: { ...rest, path_regex: plan.alias },
       };
       const text = `${origin}: the same location for the escaped spellings of its path, which nginx decodes`;
+      const strip = route.proxy?.strip_prefix;
+      if (strip !== undefined) {
+        warnings.add(
+          plan.directive,
+          `location ${plan.directive.args.join(' ')}: a request that escapes its path otherwise (${pathSource(plan.match.path)}) reaches this location as in nginx, but sluice forwards it with the prefix kept (strip_prefix ${strip} matches one spelling)`,
+        );
+      }
       if (plan.match.kind === 'exact') exactAliases.push({ route, text });
       else prefixAliases.push({ route, text, length: plan.match.path.length });
     }
