@@ -121,7 +121,7 @@ export function scanRequestHead(
 /** The HTTP/2 pass of `scanRequestHead` (see the file comment). */
 function scanH2RequestHead(req: H2Request, head: RequestHead, maxHeader: number): RequestHead | HeadProblem {
   const url = req.url ?? '';
-  if (!isOriginForm(url)) return 'request_target';
+  if (!isOriginForm(url) || !isVisibleAscii(url)) return 'request_target';
   // HTTP/2 field names arrive lower-case (nghttp2 refuses others), so no headerName() here.
   const raw = req.h2RawHeaders;
   let authority: string | null = null;
@@ -248,6 +248,20 @@ export function isH2Request(req: IncomingMessage): boolean {
  */
 function isOriginForm(url: string): boolean {
   return url.charCodeAt(0) === 0x2f /* / */ && !url.includes('#');
+}
+
+/**
+ * Whether a target holds only visible ASCII, as RFC 3986 wants (other bytes percent-encoded).
+ * Node's HTTP/1.1 parser refuses the others (a 400); nghttp2 passed them through in `:path`, one
+ * character per byte, where no route matched them: `/café/` sent raw over HTTP/2 missed the
+ * route (and its access rules) for `/caf%C3%A9/` that its escaped spelling meets.
+ */
+function isVisibleAscii(url: string): boolean {
+  for (let i = 0; i < url.length; i++) {
+    const c = url.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
 }
 
 /**

@@ -381,6 +381,17 @@ describe('HTTP/2 and HTTP/1.1 on one TLS port', () => {
     expect(up.seen).toHaveLength(0);
   });
 
+  it('refuses an HTTP/2 path with raw bytes outside ASCII, as HTTP/1.1 does, and forwards nothing', async () => {
+    up.seen.length = 0;
+    // Routes match the escaped spelling (/caf%C3%A9/): the raw one met none of their rules.
+    const r = await h2Request({ ':path': '/caf\u00e9/x' });
+    expect(r.headers[':status']).toBe(400);
+    expect(JSON.parse(r.body)).toMatchObject({ status: 400, code: 'SLUICE_E_CLIENT_BAD_REQUEST' });
+    expect(up.seen).toHaveLength(0);
+    const escaped = await h2Request({ ':path': '/caf%C3%A9/x' });
+    expect(escaped.headers[':status']).toBe(200);
+  });
+
   it('refuses an HTTP/2 CONNECT with a 400 problem, not a 200 carrying an HTTP/1.1 answer', async () => {
     const before = up.seen.length;
     const r = await h2Request({ ':method': 'CONNECT', ':authority': 'a.test:443' });
