@@ -427,14 +427,19 @@ class H1Connection implements ResponseSink, TurnFlush {
       if (this.#writer !== writer) return;
       this.#writer = null;
       if (err !== null && id === this.#exchange && this.#handler !== null) this.fail(err);
+      // The whole body is out: the target's silence counts from now. The timer may have run out
+      // (and been passed over, see #onTimeout) while the client held back its body's end, and a
+      // Content-Length body ends with no write that would have started it again.
+      else if (err === null && this.#handler !== null) this.#socket.setTimeout(this.#timeoutMs);
     });
     this.#writer = writer;
     writer.start();
   }
 
   /**
-   * The answer came before the streamed body was all out: nothing more of it is sent (nginx stops
-   * sending once the answer is relayed), and the connection, left mid-body, is not reused.
+   * The answer is complete before the streamed body is all out: nothing more of it is sent, and
+   * the connection, left mid-body, is not reused. (Until then the body goes on, as undici sent it:
+   * a target answering while it reads, `req.pipe(res)`, needs the rest of the body to finish.)
    */
   #stopBody(): void {
     this.#reusable = false;
@@ -459,7 +464,6 @@ class H1Connection implements ResponseSink, TurnFlush {
   onHead(status: number, reason: string, headers: string[], keepAlive: boolean, keepAliveMs: number): void {
     const handler = this.#handler!;
     this.#reusable = keepAlive && !this.#request!.reset;
-    if (this.#writer !== null) this.#stopBody();
     this.#idleHintMs = keepAliveMs < 0 ? -1 : Math.max(0, keepAliveMs - 1000);
     const id = this.#exchange;
     const resume = () => {
@@ -480,6 +484,7 @@ class H1Connection implements ResponseSink, TurnFlush {
 
   onEnd(extra: number): void {
     const handler = this.#handler!;
+    if (this.#writer !== null) this.#stopBody();
     this.#handler = null;
     this.#request = null;
     // The read timeout stays armed while idle (the pool times idleness), so the next request on
@@ -541,8 +546,12 @@ class H1Connection implements ResponseSink, TurnFlush {
     if (this.#connected && this.#head !== '') return;
     // Waiting for the client's next piece of a streamed body: the target is not late. (undici's
     // headers timeout, which timed these bodies before, likewise held off while one was written.)
-    // The next write starts the countdown again.
-    if (this.#writer !== null && !this.#writer.waitingForTarget) return;
+    // The countdown starts again now (a socket's timer fires once, then waits for activity) and
+    // when the body is all out.
+    if (this.#writer !== null && !this.#writer.waitingForTarget) {
+      this.#socket.setTimeout(this.#timeoutMs);
+      return;
+    }
     this.fail(
       this.#connected
         ? new UpstreamSocketError('SLUICE_READ_TIMEOUT', 'upstream read timed out')

@@ -4,7 +4,8 @@
  * an unsolicited 100 Continue is skipped, a malformed answer is a 502, for streamed bodies as for
  * buffered ones. The streaming itself keeps its rules: back-pressure, timeouts.send, 413 past
  * max_body, a client that leaves aborts the upstream request, the framing the client sent, no retry
- * once sent, and an early answer stops the upload and closes the connection.
+ * once sent, and an answer complete before the body stops the upload and closes the connection, while
+ * a target answering as it reads (`req.pipe(res)`) gets the whole body.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -321,7 +322,7 @@ describe('an early answer to a streamed upload', () => {
     await up.close();
   });
 
-  it('is relayed; the rest of the body is not sent, and the connection is not reused', async () => {
+  it('is relayed; once it is complete the rest of the body is not sent, and the connection is not reused', async () => {
     const size = 8 * 1024 * 1024;
     const client = net.connect(sluice.port, '127.0.0.1');
     client.on('error', () => undefined);
@@ -332,14 +333,12 @@ describe('an early answer to a streamed upload', () => {
     });
     client.write(`PUT /early HTTP/1.1\r\nHost: a\r\nContent-Length: ${size}\r\n\r\n${'x'.repeat(STREAMED)}`);
     const first = () => up.connections[0];
-    // The target has answered the head (its body follows 300 ms later); then the client goes on
-    // sending: none of that reaches the target.
-    await until(() => first()?.heads.length === 1);
-    await new Promise((r) => setTimeout(r, 50));
-    client.write('x'.repeat(size - STREAMED));
+    // The target has answered whole (its body follows its head 300 ms later); then the client goes
+    // on sending: none of that reaches the target.
     await until(() => text.includes('nope'));
     expect(text).toMatch(/^HTTP\/1\.1 413 /);
     expect(text.endsWith('\r\n\r\nnope')).toBe(true);
+    client.write('x'.repeat(size - STREAMED));
     await until(() => first()?.closed === true);
     expect(first()?.closed).toBe(true);
     expect(first()?.received).toBeLessThan(2 * 1024 * 1024);
@@ -348,6 +347,64 @@ describe('an early answer to a streamed upload', () => {
     const r = await rawRequest(sluice.port, 'GET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
     expect(r.status).toBe(413);
     expect(up.connections).toHaveLength(2);
+  });
+});
+
+describe('a target that answers while it reads the body', () => {
+  it('gets the whole body, its answer relayed whole', async () => {
+    // An echo: the answer's head goes out with the first bytes read, before the body has all come.
+    const echo = http.createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      req.pipe(res);
+    });
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    const port = (echo.address() as net.AddressInfo).port;
+    const sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          limits: { max_body: '64mb' },
+          routes: [{ proxy: { url: `http://127.0.0.1:${port}` } }],
+        },
+      ],
+    });
+    try {
+      const body = randomBytes(4 * 1024 * 1024);
+      const got = await new Promise<Buffer>((resolve, reject) => {
+        const req = http.request(
+          {
+            port: sluice.port,
+            host: '127.0.0.1',
+            method: 'POST',
+            path: '/echo',
+            headers: { 'content-length': body.length },
+          },
+          (res) => {
+            const parts: Buffer[] = [];
+            res.on('data', (d: Buffer) => parts.push(d));
+            res.on('end', () => resolve(Buffer.concat(parts)));
+            res.on('error', reject);
+          },
+        );
+        req.on('error', reject);
+        // In pieces, so the echo answers before the body is all sent.
+        let i = 0;
+        const next = () => {
+          if (i >= body.length) return req.end();
+          req.write(body.subarray(i, i + 256 * 1024));
+          i += 256 * 1024;
+          setTimeout(next, 5);
+        };
+        next();
+      });
+      expect(got.length).toBe(body.length);
+      expect(createHash('sha256').update(got).digest('hex')).toBe(
+        createHash('sha256').update(body).digest('hex'),
+      );
+    } finally {
+      await sluice.close();
+      await new Promise((r) => echo.close(r));
+    }
   });
 });
 
