@@ -18,8 +18,8 @@
  * - the handler learns whether its connection was reused (the keep-alive race rule);
  * - timeouts: connect (`timeouts.connect`, 504) and read, between two reads (`timeouts.read`, 504);
  * - a streamed body (h1-body-writer.ts) goes out with back-pressure, framed by the client's
- *   Content-Length or else chunked; an answer that comes before it is all out stops it (as nginx
- *   stops sending once the answer is relayed), and its connection is not reused;
+ *   Content-Length or else chunked; it goes on while an early answer streams (a target echoing as
+ *   it reads needs it all) and stops once that answer is complete, and its connection is not reused;
  * - https: TLS with the upstream's options (upstream-tls.ts: CA, client certificate, SPIFFE
  *   pinning), the target's fixed SNI name (none for an IP address without `server_name`), ALPN
  *   `http/1.1`, and the last session the target gave offered again (resumption), as undici's
