@@ -68,6 +68,8 @@ export interface H1Request {
   readonly fresh?: boolean;
 }
 
+const KEEPALIVE = { keepAlive: true, keepAliveInitialDelay: 60_000 } as const;
+
 /** TLS to an https target. */
 export interface H1Tls {
   /** The upstream's secure context, verification and pinning (`checkServerIdentity`). */
@@ -139,7 +141,9 @@ export class H1Pool {
   /** A new connection's socket: TCP, or TLS for an https target. */
   #open(): Socket {
     const secure = this.#options.tls;
-    if (secure == null) return connect({ host: this.#host, port: this.#port, noDelay: true });
+    // TCP keep-alive after 60 s idle, as undici's connector sets it: a target that vanished
+    // (rebooted, a NAT entry dropped) is found out on an idle pooled connection too.
+    if (secure == null) return connect({ ...KEEPALIVE, host: this.#host, port: this.#port, noDelay: true });
     const socket = connectTls({
       ...secure.options,
       host: this.#host,
@@ -149,6 +153,7 @@ export class H1Pool {
       ALPNProtocols: ['http/1.1'],
     });
     socket.setNoDelay(true);
+    socket.setKeepAlive(true, KEEPALIVE.keepAliveInitialDelay);
     socket.on('session', this.#keepSession);
     return socket;
   }
