@@ -161,9 +161,14 @@ function refuseBeforeRoute(
   code: ErrorCode,
   cause?: unknown,
 ): void {
-  const ban = server.guards.ban;
-  if (ban !== null && services.banned(ban.scope, ban.client(x.remoteAddr))) x.fail('SLUICE_E_AUTH_BANNED');
+  if (isBanned(server.guards, services, x.remoteAddr)) x.fail('SLUICE_E_AUTH_BANNED');
   else x.fail(code, cause);
+}
+
+/** Whether `guards` ban `address` (itself, or its network with `per: network`). */
+export function isBanned(guards: CompiledGuards, services: GuardServices, address: string): boolean {
+  const ban = guards.ban;
+  return ban !== null && services.banned(ban.scope, ban.client(address));
 }
 
 /** Whether the server a request names differs in client certificates from the one its SNI chose. */
@@ -215,7 +220,7 @@ function checkGuards(
   g: CompiledGuards,
   services: GuardServices,
 ): 'pass' | 'refused' | Promise<'pass' | 'refused'> {
-  if (g.ban !== null && services.banned(g.ban.scope, g.ban.client(x.remoteAddr))) {
+  if (isBanned(g, services, x.remoteAddr)) {
     x.fail('SLUICE_E_AUTH_BANNED');
     return 'refused';
   }

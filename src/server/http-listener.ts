@@ -24,7 +24,7 @@ import { SluiceError } from '../errors/sluice-error.js';
 import { abortBody } from './abort-body.js';
 import { clientErrorCode, problemBody, rawErrorResponse } from './error-response.js';
 import { Exchange, type ExchangeObserver } from './exchange.js';
-import { handleRequest } from './gateway.js';
+import { handleRequest, isBanned } from './gateway.js';
 import type { ListenerTable } from './gateway-tables.js';
 import { H2Request, H2Response } from './h2-compat.js';
 import { stopUpload } from './h2-stop-upload.js';
@@ -706,13 +706,9 @@ export class HttpListener {
    */
   #refuse(socket: Socket, code: ErrorCode, request: { method: string; url: string } | null = null): void {
     const server = this.#table.hosts.defaultValue;
-    const ban = server.guards.ban;
-    let answer = code;
-    if (ban !== null && BANNED_INSTEAD.has(code)) {
-      const peer = unmapIpv4(socket.remoteAddress ?? '');
-      if (peer !== '' && this.#observer.guards.banned(ban.scope, ban.client(peer)))
-        answer = 'SLUICE_E_AUTH_BANNED';
-    }
+    const peer = BANNED_INSTEAD.has(code) ? unmapIpv4(socket.remoteAddress ?? '') : '';
+    const answer =
+      peer !== '' && isBanned(server.guards, this.#observer.guards, peer) ? 'SLUICE_E_AUTH_BANNED' : code;
     refuse(socket, answer);
     Exchange.refused(socket, request, this.#scheme, server, answer, this.#observer);
   }
