@@ -11,6 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { sendInPieces } from '../helpers/http.js';
 import { rawRequest } from '../helpers/raw-http.js';
 import { rawUpstream } from '../helpers/raw-upstream.js';
 import { startSluice, type TestSluice } from '../helpers/sluice.js';
@@ -175,31 +176,11 @@ describe('a streamed upload', () => {
     up.seen.length = 0;
   });
 
-  /** Sends `body` in 64 KiB writes, with Content-Length or chunked (no length: Node's client chunks it). */
-  function send(body: Buffer, framing: 'length' | 'chunked') {
-    return new Promise<{ status: number; json: Record<string, unknown> }>((resolve, reject) => {
-      const req = http.request(`${sluice.url}/upload`, {
-        method: 'PUT',
-        headers: framing === 'length' ? { 'content-length': body.length } : {},
-      });
-      req.on('response', (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => {
-          text += d;
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) }));
-      });
-      req.on('error', reject);
-      (async () => {
-        for (let at = 0; at < body.length; at += 65_536) {
-          if (!req.write(body.subarray(at, at + 65_536)))
-            await new Promise((r) => req.once('drain', () => r(undefined)));
-        }
-        req.end();
-      })().catch(reject);
-    });
-  }
+  /** Sends `body` in 64 KiB writes, with Content-Length or chunked; the target's JSON answer. */
+  const send = async (body: Buffer, framing: 'length' | 'chunked') => {
+    const r = await sendInPieces(`${sluice.url}/upload`, body, { framing });
+    return { status: r.status, json: JSON.parse(r.body.toString()) as Record<string, unknown> };
+  };
 
   it.each(['length', 'chunked'] as const)(
     'delivers 30 MB byte for byte, framed as the client framed it (%s)',
@@ -370,32 +351,11 @@ describe('a target that answers while it reads the body', () => {
     });
     try {
       const body = randomBytes(4 * 1024 * 1024);
-      const got = await new Promise<Buffer>((resolve, reject) => {
-        const req = http.request(
-          {
-            port: sluice.port,
-            host: '127.0.0.1',
-            method: 'POST',
-            path: '/echo',
-            headers: { 'content-length': body.length },
-          },
-          (res) => {
-            const parts: Buffer[] = [];
-            res.on('data', (d: Buffer) => parts.push(d));
-            res.on('end', () => resolve(Buffer.concat(parts)));
-            res.on('error', reject);
-          },
-        );
-        req.on('error', reject);
-        // In pieces, so the echo answers before the body is all sent.
-        let i = 0;
-        const next = () => {
-          if (i >= body.length) return req.end();
-          req.write(body.subarray(i, i + 256 * 1024));
-          i += 256 * 1024;
-          setTimeout(next, 5);
-        };
-        next();
+      // In pieces, so the echo answers before the body is all sent.
+      const { body: got } = await sendInPieces(`${sluice.url}/echo`, body, {
+        method: 'POST',
+        piece: 256 * 1024,
+        pauseMs: 5,
       });
       expect(got.length).toBe(body.length);
       expect(createHash('sha256').update(got).digest('hex')).toBe(

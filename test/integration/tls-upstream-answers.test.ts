@@ -6,10 +6,10 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sendInPieces } from '../helpers/http.js';
 import { rawRequest } from '../helpers/raw-http.js';
 import { type RawUpstream, rawUpstream } from '../helpers/raw-upstream.js';
 import { startSluice, type TestSluice } from '../helpers/sluice.js';
@@ -177,24 +177,10 @@ describe('TLS to an https target', () => {
     'carries a 10 MB streamed body byte for byte (%s)',
     async (framing) => {
       const body = randomBytes(10 * 1024 * 1024);
-      const answer = await new Promise<string>((resolve, reject) => {
-        const req = http.request(`${sluice.url}/hashing/x`, {
-          method: 'PUT',
-          headers: framing === 'length' ? { 'content-length': body.length } : {},
-        });
-        req.on('response', (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (d: string) => {
-            text += d;
-          });
-          res.on('end', () => resolve(text));
-        });
-        req.on('error', reject);
-        // Two writes: without a length, Node's client sends them chunked.
-        req.write(body.subarray(0, 1 << 20));
-        req.end(body.subarray(1 << 20));
-      });
+      // Several writes: without a length, Node's client sends them chunked.
+      const answer = (
+        await sendInPieces(`${sluice.url}/hashing/x`, body, { framing, piece: 1 << 20 })
+      ).body.toString();
       expect(JSON.parse(answer)).toEqual({
         length: body.length,
         sha256: createHash('sha256').update(body).digest('hex'),
