@@ -103,6 +103,9 @@ async function* streamRest(
     if (timer !== null) clearTimeout(timer);
     timer = null;
   };
+  // Whether the client has more to send: the writer stopped pulling (an answer complete before
+  // the body, a failed attempt), not the body ending or failing.
+  let open = true;
   try {
     for (const chunk of first) {
       arm();
@@ -113,15 +116,39 @@ async function* streamRest(
     for (;;) {
       const step = await it.next();
       // A body cut short ends with an error, never here (h2-compat.ts, http-listener.ts).
-      if (step.done) return;
+      if (step.done) {
+        open = false;
+        return;
+      }
       total += step.value.length;
-      if (total > maxBody) throw new BodyTooLargeError();
+      if (total > maxBody) {
+        open = false;
+        throw new BodyTooLargeError();
+      }
       arm();
       yield step.value;
       disarm();
     }
+  } catch (err) {
+    open = false;
+    throw err;
   } finally {
     disarm();
+    if (open) void dropRest(it);
+  }
+}
+
+/**
+ * Reads and drops the rest of a body nothing will send on, as nginx discards it: left unread it
+ * filled the socket buffers and its client waited in its write until request_timeout. The
+ * connection closes if the rest takes over 5 s (`Exchange.dropUnreadBody`), or with the failed
+ * answer that stopped it, which ends this read.
+ */
+async function dropRest(it: AsyncIterator<Buffer>): Promise<void> {
+  try {
+    while (!(await it.next()).done);
+  } catch {
+    // The client left or sent bad framing: nothing to drop any more.
   }
 }
 
@@ -501,6 +528,7 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
   /** Ends the answer (at the end of the turn, for HTTP/1.x). */
   flushTurn(): void {
     const x = this.request.x;
+    x.dropUnreadBody();
     x.res.end();
     x.complete();
   }

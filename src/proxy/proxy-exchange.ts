@@ -65,6 +65,8 @@ export interface ProxyExchange extends VariableSource {
   retrying(): void;
   /** A target reached max_fails through this request's attempt. */
   targetDisabled(target: string): void;
+  /** The answer is complete before the request body: its rest is dropped within a bound. */
+  dropUnreadBody(): void;
   /** The response was fully handed to the socket. */
   complete(): void;
   /** The client went away before the response was complete (499). */

@@ -190,6 +190,20 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     if (this.res.shouldKeepAlive) dropWithin(req, UNREAD_BODY_MS);
   }
 
+  /**
+   * The answer is complete while the client is still sending a body someone started reading (a
+   * target that answered before it had all of a streamed upload): the reader drops the rest
+   * (forward.ts), for at most UNREAD_BODY_MS before the connection closes, as nginx's lingering
+   * close; the connection serves the next request if the rest came in time. An HTTP/2 upload is
+   * stopped instead.
+   */
+  dropUnreadBody(): void {
+    const req = this.req;
+    if (this.bodyKind === 'none' || req.complete) return;
+    if (req.httpVersionMajor !== 1) stopUpload((req as unknown as Http2ServerRequest).stream);
+    else dropWithin(req, UNREAD_BODY_MS);
+  }
+
   /** Like `fail`, with extra response headers (Retry-After and RateLimit-* on 429). */
   failWithHeaders(code: ErrorCode, headers: readonly string[]): void {
     this.#extraHeaders = headers;

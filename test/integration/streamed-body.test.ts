@@ -331,6 +331,72 @@ describe('an early answer to a streamed upload', () => {
   });
 });
 
+describe('the rest of a streamed upload answered early', () => {
+  let up: Awaited<ReturnType<typeof rawUpstream>>;
+  let sluice: TestSluice;
+
+  beforeAll(async () => {
+    up = await rawUpstream(
+      () => 'HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\n',
+      { mode: 'early', keepOpen: true, tail: 'nope' },
+    );
+    sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          limits: { max_body: '64mb', request_timeout: '60s' },
+          routes: [{ proxy: { url: `http://127.0.0.1:${up.port}` } }],
+        },
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+    await up.close();
+  });
+
+  // nginx reads and drops the rest of a body it no longer needs (lingering close). Left unread,
+  // the body filled the socket buffers and the client waited in its write until request_timeout.
+  it('lets the client finish sending the rest, dropped, and serves its next request on the connection', async () => {
+    const size = 8 * 1024 * 1024;
+    const client = net.connect(sluice.port, '127.0.0.1');
+    client.on('error', () => undefined);
+    let text = '';
+    client.setEncoding('latin1');
+    client.on('data', (d: string) => {
+      text += d;
+    });
+    client.write(`PUT /early HTTP/1.1\r\nHost: a\r\nContent-Length: ${size}\r\n\r\n${'x'.repeat(STREAMED)}`);
+    await until(() => text.includes('nope'));
+    const sent = client.write('x'.repeat(size - STREAMED));
+    if (!sent) await new Promise((r) => client.once('drain', r));
+    client.write('GET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    await until(() => text.split('HTTP/1.1 413').length === 3, 10_000);
+    client.destroy();
+    expect(text.split('HTTP/1.1 413')).toHaveLength(3);
+  });
+
+  it('closes the connection of a client that stops sending the rest, within seconds', async () => {
+    const client = net.connect(sluice.port, '127.0.0.1');
+    client.on('error', () => undefined);
+    let text = '';
+    client.setEncoding('latin1');
+    client.on('data', (d: string) => {
+      text += d;
+    });
+    const closed = new Promise<number>((resolve) => client.on('close', () => resolve(Date.now())));
+    client.write(`PUT /early HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n${'x'.repeat(STREAMED)}`);
+    await until(() => text.includes('nope'));
+    const answered = Date.now();
+    // request_timeout is 60 s here: the 5 s bound on the unread rest closes it first.
+    const at = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(0), 15_000))]);
+    client.destroy();
+    expect(at).toBeGreaterThan(0);
+    expect(at - answered).toBeLessThan(15_000);
+  }, 20_000);
+});
+
 describe('a target that answers while it reads the body', () => {
   it('gets the whole body, its answer relayed whole', async () => {
     // An echo: the answer's head goes out with the first bytes read, before the body has all come.
