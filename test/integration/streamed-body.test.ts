@@ -8,13 +8,16 @@
  * a target answering as it reads (`req.pipe(res)`) gets the whole body.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sendInPieces } from '../helpers/http.js';
 import { rawRequest } from '../helpers/raw-http.js';
 import { rawUpstream } from '../helpers/raw-upstream.js';
 import { startSluice, type TestSluice } from '../helpers/sluice.js';
+import { makePki, type TestPki } from '../helpers/tls-pki.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 /** Over BODY_BUFFER_LIMIT (64 KiB): streamed. */
@@ -470,4 +473,64 @@ describe('a streamed upload that fails once sent', () => {
     expect(buffered.status).toBe(502);
     expect(requests()).toBe(3);
   });
+});
+
+describe('an HTTP/2 upload whose end comes after timeouts.read, to a silent target', () => {
+  let pki: TestPki;
+  let ca: Buffer;
+  let up: Awaited<ReturnType<typeof rawUpstream>>;
+  let sluice: TestSluice;
+
+  beforeAll(async () => {
+    pki = makePki();
+    const root = pki.ca('root');
+    ca = readFileSync(root.cert);
+    const leaf = root.leaf('a.test', { dns: ['a.test'], usage: 'server' });
+    up = await rawUpstream(() => '', { mode: 'silent' });
+    sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          http2: true,
+          tls: { cert: leaf.cert, key: leaf.key },
+          routes: [{ proxy: { url: `http://127.0.0.1:${up.port}`, timeouts: { read: '500ms' } } }],
+        },
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await sluice?.close();
+    await up?.close();
+    pki?.remove();
+  });
+
+  // All of a Content-Length body is sent at once, its END_STREAM 1.2 s later: no write follows the
+  // end, so the read timer had to start again by itself (it had run out while the client held back).
+  it('is a 504 once timeouts.read has passed after the end', async () => {
+    const client = http2.connect(`https://127.0.0.1:${sluice.port}`, { ca, servername: 'a.test' });
+    client.on('error', () => undefined);
+    try {
+      const stream = client.request({
+        ':method': 'PUT',
+        ':path': '/held',
+        'content-length': String(STREAMED),
+      });
+      const status = new Promise<number>((resolve) => {
+        stream.on('response', (h) => resolve(Number(h[':status'])));
+        stream.on('close', () => resolve(0));
+      });
+      stream.on('error', () => undefined);
+      stream.resume();
+      stream.write(Buffer.alloc(STREAMED, 0x78));
+      await new Promise((r) => setTimeout(r, 1200));
+      const ended = Date.now();
+      stream.end();
+      const got = await Promise.race([status, new Promise<number>((r) => setTimeout(() => r(-1), 10_000))]);
+      expect(got).toBe(504);
+      expect(Date.now() - ended).toBeLessThan(10_000);
+    } finally {
+      client.destroy();
+    }
+  }, 20_000);
 });
