@@ -32,6 +32,7 @@ import { SlotSet } from '../core/slot-set.js';
 import { BodyWriter } from './h1-body-writer.js';
 import { InvalidResponseError, ResponseParser, type ResponseSink } from './h1-response-parser.js';
 import { flushAtTurnEnd, type TurnFlush } from './turn-batch.js';
+import { upstreamErrorCode } from './upstream-error.js';
 
 /** What a request needs from its caller (forward.ts's UpstreamCall). */
 export interface H1Handler {
@@ -94,6 +95,19 @@ class UpstreamSocketError extends Error {
     super(message);
     this.code = code;
   }
+}
+
+/**
+ * An error before the connection was ready, a TLS handshake's included, is a connect failure
+ * whatever its code (nginx: "SSL_do_handshake() failed ... while SSL handshaking to upstream"):
+ * OpenSSL's `ERR_SSL_*` and verification codes (`CERT_NOT_YET_VALID`) were logged as a reset of a
+ * connection that never carried a request. The code and message are kept in the message.
+ */
+function connectFailure(err: Error): Error {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && upstreamErrorCode(err) === 'SLUICE_E_UPSTREAM_CONNECT') return err;
+  const named = typeof code === 'string' ? `${code}: ${err.message}` : err.message;
+  return new UpstreamSocketError('SLUICE_CONNECT_FAILED', named);
 }
 
 // Request head values must not carry controls (CR and LF above all: header injection), nor
@@ -363,7 +377,7 @@ class H1Connection implements ResponseSink, TurnFlush {
     socket.on(secure ? 'secureConnect' : 'connect', () => this.#onConnect());
     socket.on('data', (data: Buffer) => this.#onData(data));
     socket.on('end', () => this.#onEnd());
-    socket.on('error', (err: Error) => this.fail(err));
+    socket.on('error', (err: Error) => this.fail(this.#connected ? err : connectFailure(err)));
     socket.on('close', () => this.#onClose());
     socket.on('timeout', () => this.#onTimeout());
   }

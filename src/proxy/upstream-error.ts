@@ -16,6 +16,8 @@ const CONNECT_CODES = new Set([
   'DEPTH_ZERO_SELF_SIGNED_CERT',
   'SELF_SIGNED_CERT_IN_CHAIN',
   'CERT_HAS_EXPIRED',
+  // sluice's own client: any other failure before the connection was ready (h1-client.ts)
+  'SLUICE_CONNECT_FAILED',
 ]);
 
 const TIMEOUT_CODES = new Set([

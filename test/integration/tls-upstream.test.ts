@@ -15,6 +15,7 @@ import { probeTarget } from '../../src/proxy/health-probe.js';
 import { http } from '../helpers/http.js';
 import { startSluice, type TestSluice } from '../helpers/sluice.js';
 import { type CertFiles, makePki, type TestPki } from '../helpers/tls-pki.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 /** An https upstream that requires a client certificate signed by `ca` and echoes who it was. */
 interface MtlsUpstream {
@@ -65,6 +66,8 @@ let impostor: MtlsUpstream;
 /** Carries the pinned id next to a second URI SAN: not an X.509-SVID. */
 let mixed: MtlsUpstream;
 let named: MtlsUpstream;
+/** Speaks plain HTTP on the port an https target names. */
+let plain: TestUpstream;
 let sluice: TestSluice;
 let liveClient: CertFiles;
 let rootCa: string;
@@ -92,6 +95,7 @@ beforeAll(async () => {
   impostor = await startMtlsUpstream(otherCert, root.cert);
   mixed = await startMtlsUpstream(mixedCert, root.cert);
   named = await startMtlsUpstream(namedCert, root.cert);
+  plain = await startUpstream();
   const mtls = { ca: root.cert, cert: liveClient.cert, key: liveClient.key };
   const route = (prefix: string, upstream: string) => ({
     match: { path_prefix: prefix },
@@ -109,6 +113,7 @@ beforeAll(async () => {
           route('/named/', 'named'),
           route('/misnamed/', 'misnamed'),
           route('/untrusted/', 'untrusted'),
+          route('/plain/', 'plain'),
         ],
       },
     ],
@@ -131,6 +136,7 @@ beforeAll(async () => {
       },
       named: { targets: [{ url: named.url }], tls: { ...mtls, server_name: 'backend.internal' } },
       misnamed: { targets: [{ url: named.url }], tls: { ...mtls, server_name: 'elsewhere.internal' } },
+      plain: { targets: [{ url: `https://127.0.0.1:${plain.port}` }], tls: { ca: root.cert } },
       untrusted: {
         targets: [{ url: backend.url }],
         tls: { cert: liveClient.cert, key: liveClient.key, spiffe_id: 'spiffe://example.org/backend' },
@@ -141,7 +147,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await sluice?.close();
-  await Promise.all([backend?.close(), impostor?.close(), mixed?.close(), named?.close()]);
+  await Promise.all([backend?.close(), impostor?.close(), mixed?.close(), named?.close(), plain?.close()]);
   pki?.remove();
 });
 
@@ -199,6 +205,16 @@ describe('upstream mTLS with SPIFFE pinning', () => {
       error: 'SLUICE_E_UPSTREAM_CONNECT',
       error_message: expect.stringContaining('certificate'),
     });
+  });
+});
+
+describe('a TLS handshake that fails', () => {
+  // nginx: "SSL_do_handshake() failed ... while SSL handshaking to upstream", a connect failure.
+  // OpenSSL's own codes (ERR_SSL_*) were logged as a reset of a connection that never carried a request.
+  it('with a target speaking plain HTTP is a connect failure in the access line', async () => {
+    const res = await http(`${sluice.url}/plain/x`);
+    expect(res.status).toBe(502);
+    expect(await accessLine('/plain/x')).toMatchObject({ status: 502, error: 'SLUICE_E_UPSTREAM_CONNECT' });
   });
 });
 
