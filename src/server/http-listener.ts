@@ -290,7 +290,7 @@ export class HttpListener {
     // CONNECT is only for the egress proxy; on a gateway listener it is a bad request. On an
     // HTTP/2 address the second argument is the stream's response, not a socket.
     this.#server.on('connect', (req: http.IncomingMessage, socket: Socket | http2.Http2ServerResponse) => {
-      if (socket instanceof http2.Http2ServerResponse) refuseStream(socket, 'SLUICE_E_CLIENT_BAD_REQUEST');
+      if (socket instanceof http2.Http2ServerResponse) this.#refuseConnectStream(req, socket);
       else this.#refuse(socket, 'SLUICE_E_CLIENT_BAD_REQUEST', { method: 'CONNECT', url: req.url ?? '' });
     });
   }
@@ -764,6 +764,27 @@ export class HttpListener {
       peer !== '' && isBanned(server.guards, this.#observer.guards, peer) ? 'SLUICE_E_AUTH_BANNED' : code;
     refuse(socket, answer);
     Exchange.refused(socket, request, this.#scheme, server, answer, this.#observer);
+  }
+
+  /**
+   * An HTTP/2 CONNECT, refused as over HTTP/1.1 (#refuse): a banned client gets its ban's 403, and
+   * the refusal is logged and counted (it went unlogged, and was never a strike).
+   */
+  #refuseConnectStream(req: http.IncomingMessage, res: http2.Http2ServerResponse): void {
+    const server = this.#table.hosts.defaultValue;
+    const peer = unmapIpv4(req.socket.remoteAddress ?? '');
+    const code: ErrorCode = isBanned(server.guards, this.#observer.guards, peer)
+      ? 'SLUICE_E_AUTH_BANNED'
+      : 'SLUICE_E_CLIENT_BAD_REQUEST';
+    refuseStream(res, code);
+    Exchange.refused(
+      req.socket,
+      { method: 'CONNECT', url: req.url ?? '' },
+      this.#scheme,
+      server,
+      code,
+      this.#observer,
+    );
   }
 
   /**

@@ -401,6 +401,16 @@ describe('HTTP/2 and HTTP/1.1 on one TLS port', () => {
     expect(up.seen.length).toBe(before);
   });
 
+  // As the same refusal over HTTP/1.1: logged, counted, and a strike for a ban rule (none before).
+  it('writes an access line for a refused HTTP/2 CONNECT', async () => {
+    const before = sluice.accessLines().length;
+    await h2Request({ ':method': 'CONNECT', ':authority': 'b.test:443' });
+    const lines = await sluice.waitForAccessLines(before + 1);
+    expect(lines.slice(before)).toContainEqual(
+      expect.objectContaining({ status: 400, method: 'CONNECT', error: 'SLUICE_E_CLIENT_BAD_REQUEST' }),
+    );
+  });
+
   it('writes access lines for HTTP/2 requests', async () => {
     const before = sluice.accessLines().length;
     await h2Request({ ':path': '/logged' });
