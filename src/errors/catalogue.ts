@@ -159,7 +159,7 @@ export const ERROR_CATALOGUE = {
   SLUICE_E_CLIENT_MISDIRECTED: {
     status: 421,
     title: 'Misdirected Request',
-    hint: 'the request names a server whose client-certificate settings differ from those of the server this TLS connection was made for (its SNI name); connect with the name you request',
+    hint: 'the request names a server whose client-certificate settings differ from those of the server this TLS connection was made for (its SNI name), or whose min_version the TLS version of this connection is below; connect with the name you request',
   },
   SLUICE_E_CLIENT_METHOD_NOT_ALLOWED: {
     status: 405,

@@ -111,6 +111,12 @@ export interface ListenerTable {
    * must then name the server its connection's SNI chose, else it is answered 421 (see gateway.ts).
    */
   readonly clientCertsDiffer: boolean;
+  /**
+   * TLS servers here differ in `min_version`: the address takes TLS 1.2, so a request naming a
+   * TLSv1.3-only server over a TLS 1.2 connection (made under another server's SNI name) is
+   * answered 421 (see gateway.ts).
+   */
+  readonly minVersionsDiffer: boolean;
 }
 
 /** Everything the data plane needs for one config generation. */
@@ -151,6 +157,7 @@ export function compileTables(
     );
     const mode = modes.get(key)!;
     const clientCertsDiffer = new Set(list.map((s) => clientCertKey(s.config.tls))).size > 1;
+    const minVersionsDiffer = new Set(list.map((s) => s.config.tls?.minVersion)).size > 1;
     listeners.set(key, {
       address,
       hosts,
@@ -158,6 +165,7 @@ export function compileTables(
       mode,
       limits: hosts.defaultValue.limits,
       clientCertsDiffer,
+      minVersionsDiffer,
     });
   }
   return { tables: { config, listeners, upstreams }, retired };

@@ -10,6 +10,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
 import { assertNever } from '../core/assert-never.js';
 import { clientFromForwardedFor, unmapIpv4 } from '../core/ip-set.js';
 import type { ErrorCode } from '../errors/catalogue.js';
@@ -78,8 +79,9 @@ export function handleRequest(
   x.forwardedHost = trusted && head.xForwardedHost !== null ? head.xForwardedHost : head.host;
   // nginx's 421: a TLS connection's client certificate was checked (or not) for the server its SNI
   // named; a request naming another server with other client-certificate settings would pass its
-  // require_client_cert, or carry an identity its client_ca never verified.
-  if (table.clientCertsDiffer && misdirected(req, server, table)) {
+  // require_client_cert, or carry an identity its client_ca never verified. Likewise a TLS 1.2
+  // connection made under another server's name would reach a server with min_version TLSv1.3.
+  if ((table.clientCertsDiffer || table.minVersionsDiffer) && misdirected(req, server, table)) {
     refuseBeforeRoute(x, server, observer.guards, 'SLUICE_E_CLIENT_MISDIRECTED');
     return x;
   }
@@ -171,9 +173,26 @@ export function isBanned(guards: CompiledGuards, services: GuardServices, addres
   return ban !== null && services.banned(ban.scope, ban.client(address));
 }
 
-/** Whether the server a request names differs in client certificates from the one its SNI chose. */
+/**
+ * Whether the TLS connection of a request does not meet the policy of the server the request
+ * names: a TLSv1.3-only server reached over TLS 1.2, or a server that differs in client
+ * certificates from the one the connection's SNI chose. A connection that meets the server's
+ * policy serves it whatever its SNI name (a TLS 1.3 connection made for a TLS 1.2 server may ask
+ * for a TLSv1.3-only one), as browsers share one connection between names of one certificate.
+ * Ciphers are the same for every server (tls-settings.ts), so there is nothing to compare there.
+ */
 function misdirected(req: IncomingMessage, server: CompiledServer, table: ListenerTable): boolean {
-  const sni = (req.socket as { servername?: string | false }).servername;
+  // On HTTP/2, req.socket is Node's proxy, which passes the call on to the TLS socket.
+  const socket = req.socket as Partial<Pick<TLSSocket, 'servername' | 'getProtocol'>>;
+  if (
+    table.minVersionsDiffer &&
+    server.config.tls?.minVersion === 'TLSv1.3' &&
+    socket.getProtocol?.() !== 'TLSv1.3'
+  ) {
+    return true;
+  }
+  if (!table.clientCertsDiffer) return false;
+  const sni = socket.servername;
   const chosen = table.hosts.matchName(typeof sni === 'string' ? normaliseHost(sni) : '');
   return chosen !== server && clientCertKey(chosen.config.tls) !== clientCertKey(server.config.tls);
 }
