@@ -76,6 +76,21 @@ function armH2RequestTimeout(req: H2Request, x: Exchange, ms: number): void {
 /** HTTP/2 settings: nginx's `http2_max_concurrent_streams` default. */
 const H2_MAX_CONCURRENT_STREAMS = 128;
 
+/**
+ * The HTTP/2 header list size (RFC 9113: names, values and 32 octets per field) a stream may
+ * send and still be answered, advertised as SETTINGS_MAX_HEADER_LIST_SIZE: four times max_header
+ * (nginx reads a request head into up to four large_client_header_buffers). A list over
+ * max_header and within it is read whole and answered 431 (request-head.ts), as HTTP/1.1 answers
+ * any head over max_header. Once the client has acknowledged the SETTINGS, Node resets a stream
+ * whose list passes the advertised size (ENHANCE_YOUR_CALM, no answer, no log line): advertising
+ * max_header itself made every list over it, from a connection's second request on, a reset
+ * rather than a 431. HPACK decodes a header block whole (its table must stay in step), so a list
+ * is bounded somewhere; past this bound it is reset.
+ */
+function h2HeaderListBound(maxHeader: number): number {
+  return maxHeader * 4;
+}
+
 /** The socket servers a listener may run. */
 type NodeServer = http.Server | https.Server | http2.Http2SecureServer;
 
@@ -259,13 +274,15 @@ export class HttpListener {
           Http2ServerResponse: H2Response,
           settings: {
             maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS,
-            maxHeaderListSize: limits.maxHeader,
+            maxHeaderListSize: h2HeaderListBound(limits.maxHeader),
           },
-          // Node resets a stream of over 128 fields (ENHANCE_YOUR_CALM), with no answer and no
-          // log line: 150 cookie crumbs failed over HTTP/2 alone. Every field costs at least 32
-          // bytes of the RFC 9113 size that max_header bounds (answered 431 in request-head.ts),
-          // so that many fields always fit.
-          maxHeaderListPairs: Math.max(128, Math.ceil(limits.maxHeader / 32)),
+          // Node resets a stream of more fields than this (ENHANCE_YOUR_CALM), with no answer and
+          // no log line. Every field costs at least 32 octets of the RFC 9113 size, so any list
+          // within h2HeaderListBound fits: its size alone decides between serving, 431
+          // (request-head.ts) and a reset, never its count (520 small fields, 20.8 KB against a
+          // 16 KB max_header, were reset at a cap of max_header / 32 = 512 rather than answered
+          // 431). A flood of fields is still bounded: at most 2048 for a 16 KB max_header.
+          maxHeaderListPairs: Math.max(128, Math.ceil(h2HeaderListBound(limits.maxHeader) / 32)),
         });
         // The HTTP/1.1 side of an http2 server reads these from the server object.
         Object.assign(server as unknown as Http1Settings, http1);

@@ -381,6 +381,46 @@ describe('HTTP/2 and HTTP/1.1 on one TLS port', () => {
     expect(up.seen).toHaveLength(0);
   });
 
+  it('answers 431 to a header list over max_header of many small fields or a few large ones, also once SETTINGS are acknowledged, and resets a flood of fields', async () => {
+    const client = http2.connect(`https://127.0.0.1:${sluice.port}`, { ca, servername: 'a.test' });
+    client.on('error', () => undefined);
+    /** One request on the shared connection: its status, or the RST_STREAM code when it was reset. */
+    const send = (headers: http2.OutgoingHttpHeaders) =>
+      new Promise<{ status: number } | { reset: number }>((resolve) => {
+        const req = client.request(headers);
+        req.on('response', (h) => {
+          req.resume();
+          resolve({ status: Number(h[':status']) });
+        });
+        req.on('error', () => resolve({ reset: req.rstCode ?? -1 }));
+        req.on('close', () => resolve({ reset: req.rstCode ?? -1 }));
+        req.end();
+      });
+    const fields = (n: number, value: string): http2.OutgoingHttpHeaders => {
+      const h: http2.OutgoingHttpHeaders = { ':path': '/many-fields' };
+      for (let i = 0; i < n; i++) h[`x-f${i}`] = value;
+      return h;
+    };
+    try {
+      // The first request crosses the server's SETTINGS; from the second on, Node enforces them.
+      expect(await send({ ':path': '/' })).toEqual({ status: 200 });
+      up.seen.length = 0;
+      const before = sluice.accessLines().length;
+      // 300 fields of about 39 octets (RFC 9113 counts 32 per field): 11.7 KB, over 8kb, and more
+      // fields than the max_header / 32 = 256 Node was told to take.
+      expect(await send(fields(300, 'v'))).toEqual({ status: 431 });
+      // 12 fields of 1000 octets: 12.4 KB.
+      expect(await send(fields(12, 'f'.repeat(1000)))).toEqual({ status: 431 });
+      const lines = await sluice.waitForAccessLines(before + 2);
+      expect(lines.slice(before).map((l) => l.status)).toEqual([431, 431]);
+      // Past four times max_header (32 KB here) the list is not read to the end: 1000 fields, 39 KB.
+      expect(await send(fields(1000, 'v'))).toEqual({ reset: http2.constants.NGHTTP2_ENHANCE_YOUR_CALM });
+      expect(up.seen).toHaveLength(0);
+    } finally {
+      client.close();
+    }
+  });
+
   it('refuses an HTTP/2 path with raw bytes outside ASCII, as HTTP/1.1 does, and forwards nothing', async () => {
     up.seen.length = 0;
     // Routes match the escaped spelling (/caf%C3%A9/): the raw one met none of their rules.
