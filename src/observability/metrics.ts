@@ -11,6 +11,7 @@
  */
 import client, { type Counter, type Gauge, type Registry } from 'prom-client';
 import type { AttemptCode } from '../proxy/proxy-exchange.js';
+import { TLS_FAILURE_REASONS } from '../server/tls-handshake-failure.js';
 import { type CounterChild, FastCounter, FastHistogram, type HistogramChild } from './fast-metrics.js';
 
 /** Seconds: 1 ms to 60 s, for request and upstream response times. */
@@ -40,6 +41,7 @@ export class DataPlaneMetrics {
   readonly upstreamRetries: Counter<'upstream'>;
   readonly rateLimited: Counter<'server'>;
   readonly logLinesDropped: Counter;
+  readonly tlsHandshakeFailures: Counter<'reason'>;
   /** Keyed by the compiled route (or server, for requests no route took): a lookup, no string built. */
   readonly #perRoute = new WeakMap<object, RouteChildren>();
   /** Keyed by the run-time target object. */
@@ -108,6 +110,14 @@ export class DataPlaneMetrics {
         counted = total;
       },
     });
+    this.tlsHandshakeFailures = new client.Counter({
+      name: 'sluice_tls_handshake_failures_total',
+      help: 'TLS connections refused before they carried a request, by reason (client_cert_missing, client_cert_rejected, version, protocol, plain_http, timeout, closed).',
+      labelNames: ['reason'],
+      registers,
+    });
+    // Every reason from the start, so a rate over it has a series before the first failure.
+    for (const reason of TLS_FAILURE_REASONS) this.tlsHandshakeFailures.labels(reason).inc(0);
   }
 
   /** Records one answered request; `key` identifies the (server, route) pair. */

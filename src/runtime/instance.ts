@@ -21,6 +21,7 @@ import { EgressServer } from '../egress/egress-server.js';
 import { type LoadedHandler, loadHandler } from '../handlers/load-handler.js';
 import { HealthChecker } from '../health/active-checker.js';
 import { JsonAccessLog, writeAccessLine } from '../observability/access-log.js';
+import { LogRateLimit } from '../observability/log-rate-limit.js';
 import { createLoggers, type Loggers } from '../observability/logger.js';
 import { ControlPlaneMetrics, DataPlaneMetrics, newRegistry } from '../observability/metrics.js';
 import { Profiler } from '../observability/profiler.js';
@@ -38,8 +39,17 @@ import {
   type ListenerTable,
 } from '../server/gateway-tables.js';
 import { HttpListener, type ListenOptions } from '../server/http-listener.js';
+import { isClientCertFailure } from '../server/tls-handshake-failure.js';
+import type { TlsRefusal } from '../server/tls-terminator.js';
 import { healthTargets } from './health-targets.js';
 import { type GuardMode, ProcessGuards } from './process-guards.js';
+
+/**
+ * Lines a second, per process, about refused client certificates: enough to see who is refused and
+ * why; a flood (a misconfigured fleet reconnecting, or a scan) is counted in
+ * sluice_tls_handshake_failures_total and does not fill the log.
+ */
+const CLIENT_CERT_LINES_PER_SECOND = 10;
 
 /** A bound address, as reported to users and tests. */
 export interface BoundAddress {
@@ -584,7 +594,40 @@ export class SluiceInstance {
         }
       },
       this.#options.listen,
-      { tlsReloaded: (info) => log.info(info, 'TLS certificate reloaded') },
+      {
+        tlsReloaded: (info) => log.info(info, 'TLS certificate reloaded'),
+        tlsRefused: (refusal) => this.#tlsRefused(refusal),
+      },
+    );
+  }
+
+  /** Lines about refused client certificates: a flood of refused clients writes this many a second. */
+  readonly #clientCertLines = new LogRateLimit(CLIENT_CERT_LINES_PER_SECOND);
+
+  /**
+   * Counts a TLS connection refused before its first request, and logs a refused client
+   * certificate (nginx: "client SSL certificate verify error", at info), at most
+   * CLIENT_CERT_LINES_PER_SECOND lines a second; the next line written says how many were left out.
+   */
+  #tlsRefused(r: TlsRefusal): void {
+    this.#metrics.tlsHandshakeFailures.labels(r.reason).inc();
+    if (!isClientCertFailure(r.reason)) return;
+    const suppressed = this.#clientCertLines.take();
+    if (suppressed === null) return;
+    this.#loggers.app.info(
+      {
+        event: 'tls_client_cert_refused',
+        listener: r.listener,
+        remote_addr: r.remoteAddr,
+        server: r.server,
+        sni: r.sni,
+        reason: r.reason,
+        tls_error: r.code,
+        ...(suppressed > 0 ? { suppressed } : {}),
+      },
+      r.reason === 'client_cert_missing'
+        ? 'client certificate required and not sent; connection refused'
+        : 'client certificate did not verify; connection refused',
     );
   }
 }

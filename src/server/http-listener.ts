@@ -29,7 +29,7 @@ import type { ListenerTable } from './gateway-tables.js';
 import { H2Request, H2Response } from './h2-compat.js';
 import { stopUpload } from './h2-stop-upload.js';
 import { isH2Request } from './request-head.js';
-import { TlsTerminator, type TlsTerminatorHooks } from './tls-terminator.js';
+import { type TlsRefusal, TlsTerminator, type TlsTerminatorHooks } from './tls-terminator.js';
 
 /** How a listener binds its address. */
 export interface ListenOptions {
@@ -49,6 +49,8 @@ export interface ListenerHooks {
   readonly tlsReloaded?: (info: Record<string, unknown>) => void;
   /** How often certificate files are polled, ms (default 1000; tests use less). */
   readonly tlsWatchIntervalMs?: number;
+  /** A TLS connection was refused before it carried a request (tls-terminator.ts). */
+  readonly tlsRefused?: (refusal: TlsRefusal) => void;
 }
 
 /**
@@ -429,6 +431,9 @@ export class HttpListener {
    * a 503 cannot be written before a handshake, which is the costly part to refuse.
    */
   readonly #onTlsConnection = (socket: Socket): void => {
+    // Read now and kept (see #onConnection): a handshake that fails destroys the TLS socket, whose
+    // address goes with it, and the report of the refusal names the client by this one.
+    void socket.remoteAddress;
     this.#connections++;
     this.#handshaking.add(socket);
     socket.once('close', () => {
@@ -909,6 +914,7 @@ function newTerminator(
   const events: TlsTerminatorHooks = {
     failed: logError,
     ...(hooks.tlsReloaded === undefined ? {} : { reloaded: hooks.tlsReloaded }),
+    ...(hooks.tlsRefused === undefined ? {} : { refused: hooks.tlsRefused }),
   };
   try {
     return new TlsTerminator(table, events, hooks.tlsWatchIntervalMs);

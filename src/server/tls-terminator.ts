@@ -6,6 +6,7 @@
  *   ClientHello ─▶ SNICallback: server by SNI name ─▶ its current secure context (cert, key, client CA)
  *   handshake done ─▶ per-server checks, when the servers of the address differ:
  *                     require_client_cert, min_version TLSv1.3, client_ca (else no client identity)
+ *   handshake failed, or a client certificate refused ─▶ `refused` hook (counted, logged)
  *
  * Some settings belong to the socket, not to the certificate: the lowest TLS version is settled
  * before SNI is read, and whether a client certificate is asked for is set per connection. The
@@ -19,11 +20,28 @@
 import { constants } from 'node:crypto';
 import type tls from 'node:tls';
 import type { ResolvedServerTls } from '../config/types.js';
+import { unmapIpv4 } from '../core/ip-set.js';
 import { HostTable } from '../router/host-table.js';
 import { withoutClientIdentity } from './client-identity.js';
 import type { CompiledServer, ListenerTable } from './gateway-tables.js';
+import { handshakeFailureReason, NO_CLIENT_CERT, type TlsFailureReason } from './tls-handshake-failure.js';
 import { ServerTlsContext } from './tls-server-context.js';
 import { clientCertKey, serverTlsKey } from './tls-settings.js';
+
+/** A connection refused before it carried a request (a failed handshake, or a server's own check after it). */
+export interface TlsRefusal {
+  readonly reason: TlsFailureReason;
+  /** The listen address. */
+  readonly listener: string;
+  /** The client's address ('' when the connection was gone before it was read). */
+  readonly remoteAddr: string;
+  /** The server the SNI name chose (the address's default server without one). */
+  readonly server: string;
+  /** The SNI name as sent, null without one (or when the handshake failed before it was read). */
+  readonly sni: string | null;
+  /** The X.509 verification code (CERT_HAS_EXPIRED, UNABLE_TO_VERIFY_LEAF_SIGNATURE...) or Node's error code. */
+  readonly code: string;
+}
 
 /** What a terminator reports. */
 export interface TlsTerminatorHooks {
@@ -31,6 +49,8 @@ export interface TlsTerminatorHooks {
   readonly reloaded?: (info: Record<string, unknown>) => void;
   /** A server's changed files do not make a certificate; the previous one stays (reported once). */
   readonly failed: (err: unknown, info: Record<string, unknown>) => void;
+  /** A connection was refused before it carried a request. */
+  readonly refused?: (refusal: TlsRefusal) => void;
 }
 
 /** What one server asks of a connection beyond what the address enforces. */
@@ -49,6 +69,8 @@ export class TlsTerminator {
   #contexts = new Map<string, ServerTlsContext>();
   #sni!: HostTable<ServerTlsContext>;
   #default!: ServerTlsContext;
+  /** Server names by SNI, for the reports of refused connections. */
+  #names!: HostTable<string>;
   /** Per-server checks after the handshake; null when the address-wide settings say it all. */
   #policies: HostTable<ServerPolicy> | null = null;
   #requestCert = false;
@@ -84,6 +106,7 @@ export class TlsTerminator {
   attach(server: tls.Server): void {
     this.#server = server;
     server.on('secureConnection', this.#onSecureConnection);
+    server.on('tlsClientError', this.#onHandshakeError);
   }
 
   /** Serves the servers of a new config generation on the same address. */
@@ -160,6 +183,9 @@ export class TlsTerminator {
       policies.every((p) => p.value.requireClientCert === this.#rejectUnauthorized) &&
       policies.every((p) => p.value.tls13 === (this.#minVersion === 'TLSv1.3'));
     this.#policies = uniform ? null : new HostTable(policies);
+    this.#names = new HostTable(
+      servers.map((s) => ({ names: s.config.serverNames, isDefault: s.config.default, value: s.name })),
+    );
     this.#handshakeTimeoutMs = Math.max(1000, table.limits.headerTimeoutMs);
     // A resumed session keeps the client-certificate verdict of the handshake that made it, under
     // whichever server's SNI that was: a certificate from one server's client_ca would then count
@@ -181,12 +207,53 @@ export class TlsTerminator {
     const policies = this.#policies;
     if (policies === null) return;
     const p = policies.match(socket.servername || undefined);
-    if ((p.requireClientCert && !socket.authorized) || (p.tls13 && socket.getProtocol() !== 'TLSv1.3')) {
+    if (p.requireClientCert && !socket.authorized) {
+      // Node gives a missing certificate a verification code too (UNABLE_TO_GET_ISSUER_CERT):
+      // reported as OpenSSL reports it where every server requires one.
+      const missing = Object.keys(socket.getPeerCertificate()).length === 0;
+      this.#refused(
+        socket,
+        missing ? 'client_cert_missing' : 'client_cert_rejected',
+        missing ? NO_CLIENT_CERT : (verifyCode(socket) ?? 'UNVERIFIED'),
+      );
+      socket.destroy();
+      return;
+    }
+    if (p.tls13 && socket.getProtocol() !== 'TLSv1.3') {
+      this.#refused(socket, 'version', String(socket.getProtocol()));
       socket.destroy();
       return;
     }
     if (!p.clientCa) withoutClientIdentity(socket);
   };
+
+  /**
+   * A handshake that failed, or a connection Node closed right after it for a client certificate
+   * that does not verify (`rejectUnauthorized`, where every server requires one): Node closes it
+   * without a word, and reports only ECONNRESET here (see tls-handshake-failure.ts).
+   */
+  readonly #onHandshakeError = (err: NodeJS.ErrnoException, socket: tls.TLSSocket): void => {
+    const verify = verifyCode(socket);
+    const reason = handshakeFailureReason(err.code, verify);
+    this.#refused(socket, reason, verify ?? err.code ?? 'ERR_TLS');
+  };
+
+  #refused(socket: tls.TLSSocket, reason: TlsFailureReason, code: string): void {
+    const report = this.#hooks.refused;
+    if (report === undefined) return;
+    const sni = (socket as { servername?: string | false | null }).servername;
+    // Node has closed the TLS socket by now, and its address goes with its handle: the TCP
+    // connection under it had its address read on accept (http-listener.ts).
+    const parent = (socket as tls.TLSSocket & { _parent?: { remoteAddress?: string } | null })._parent;
+    report({
+      reason,
+      listener: this.#address,
+      remoteAddr: unmapIpv4(socket.remoteAddress ?? parent?.remoteAddress ?? ''),
+      server: this.#names.match(typeof sni === 'string' && sni !== '' ? sni : undefined),
+      sni: typeof sni === 'string' && sni !== '' ? sni : null,
+      code,
+    });
+  }
 
   #setDefaultContext(): void {
     const server = this.#server;
@@ -222,4 +289,15 @@ export class TlsTerminator {
       detail: 'the changed certificate files cannot be used; the previous certificate stays in use',
     });
   }
+}
+
+/**
+ * The X.509 verification code of a client certificate that did not verify (CERT_HAS_EXPIRED...),
+ * null when none: Node sets `authorizationError` to the code, a string, where its typings say Error.
+ */
+function verifyCode(socket: tls.TLSSocket): string | null {
+  const e: unknown = socket.authorizationError;
+  if (typeof e === 'string') return e === '' ? null : e;
+  if (e instanceof Error) return (e as NodeJS.ErrnoException).code ?? e.message;
+  return null;
 }
