@@ -32,7 +32,7 @@ import { answerProblem, EgressLoopError, forwardEgress, hasBody } from './egress
 import { type EgressLog, logDenied, logRefused } from './egress-log.js';
 import { type CompiledEgressPolicy, compileEgressPolicies, decideEgress } from './egress-policy.js';
 import { parseAbsoluteTarget, parseConnectTarget, type TargetError } from './egress-target.js';
-import { openEgressTunnel } from './egress-tunnel.js';
+import { holdEarly, openEgressTunnel } from './egress-tunnel.js';
 import { LoopGuard } from './loop-guard.js';
 
 /** Options for embedding and tests. */
@@ -48,7 +48,9 @@ const UPSTREAM_KEEPALIVE_MS = 4_000;
 
 const kBusy = Symbol('sluice.egress.busy');
 const kSeen = Symbol('sluice.egress.seen');
-type ClientSocket = Socket & { [kBusy]?: number; [kSeen]?: number };
+/** A CONNECT that waits for the answers ahead of it on its connection (#onConnect). */
+const kAfterBusy = Symbol('sluice.egress.afterBusy');
+type ClientSocket = Socket & { [kBusy]?: number; [kSeen]?: number; [kAfterBusy]?: () => void };
 
 /** The forward proxy on one listen address. */
 export class EgressServer {
@@ -171,6 +173,11 @@ export class EgressServer {
     socket[kBusy] = (socket[kBusy] ?? 0) + 1;
     res.once('close', () => {
       socket[kBusy] = (socket[kBusy] ?? 1) - 1;
+      if (socket[kBusy] === 0 && socket[kAfterBusy] !== undefined) {
+        const next = socket[kAfterBusy];
+        socket[kAfterBusy] = undefined;
+        next();
+      }
       this.#checkIdle();
     });
     if (this.#draining) res.shouldKeepAlive = false;
@@ -210,7 +217,7 @@ export class EgressServer {
     forwardEgress(this.#ctx, req, res, target, source, decision.policy);
   }
 
-  readonly #onConnect = (req: http.IncomingMessage, client: Socket, head: Buffer): void => {
+  readonly #onConnect = (req: http.IncomingMessage, client: ClientSocket, head: Buffer): void => {
     // Node hands the socket over without an error listener: one must exist before anything else.
     client.on('error', () => client.destroy());
     this.#sockets.delete(client);
@@ -219,6 +226,27 @@ export class EgressServer {
       this.#tunnels.delete(client);
       this.#checkIdle();
     });
+    // Node emits 'connect' as soon as it has parsed the head, while requests pipelined ahead of it
+    // may still be answering on this socket: their answers went into the tunnel, after its 200, or
+    // a 403's close cut them. Answers go out in request order (RFC 9112 9.3.2), so the CONNECT is
+    // served once the last of them has closed.
+    // Meanwhile the client is read (holdEarly): what it sends after `head` is kept behind it, and
+    // one that leaves is closed at once, which also ends the answers ahead (their client is gone).
+    if ((client[kBusy] ?? 0) > 0) {
+      const release = holdEarly(client, head);
+      client[kAfterBusy] = () => this.#serveConnect(req, client, release());
+    } else {
+      this.#serveConnect(req, client, head);
+    }
+  };
+
+  #serveConnect(req: http.IncomingMessage, client: Socket, head: Buffer): void {
+    // The client left while the answers ahead were going out: its CONNECT is dropped unanswered,
+    // as pipelined requests behind a closed connection are.
+    if (client.destroyed || !client.writable) {
+      client.destroy();
+      return;
+    }
     try {
       const source = unmapIpv4(client.remoteAddress ?? '');
       const target = parseConnectTarget(req.url ?? '');
@@ -246,7 +274,7 @@ export class EgressServer {
       this.#ctx.log.error({ err, url: req.url }, 'egress CONNECT failed');
       client.destroy();
     }
-  };
+  }
 
   /**
    * Stops accepting and drains: requests in flight finish (their connections then close),

@@ -99,8 +99,8 @@ export function openEgressTunnel(
   };
   client.on('data', onEarly);
   client.once('end', clientGone);
-  // Node hands a CONNECT's socket over paused.
-  client.resume();
+  // Node hands a CONNECT's socket over paused (and holdEarly leaves it so).
+  if (earlyBytes < EARLY_MAX) client.resume();
 
   upstream.setTimeout(ctx.timeouts.connectMs);
   upstream.once('timeout', () => fail('SLUICE_E_UPSTREAM_TIMEOUT'));
@@ -141,6 +141,32 @@ export function openEgressTunnel(
     for (const chunk of early) upstream.write(chunk);
     join(client, upstream, ctx.timeouts.idleMs, log);
   });
+}
+
+/**
+ * Reads a CONNECT's client while its answer waits (for the answers ahead of it on its connection):
+ * bytes it sends are kept, behind `head`, at most EARLY_MAX before reading pauses, and its FIN
+ * destroys it, so a client that left is seen at once. The returned function stops reading, leaves
+ * the socket paused, and returns `head` with what was kept, for `openEgressTunnel`.
+ */
+export function holdEarly(client: Socket, head: Buffer): () => Buffer {
+  const early: Buffer[] = [head];
+  let earlyBytes = head.length;
+  const onData = (chunk: Buffer) => {
+    early.push(chunk);
+    earlyBytes += chunk.length;
+    if (earlyBytes >= EARLY_MAX) client.pause();
+  };
+  const onEnd = () => client.destroy();
+  client.on('data', onData);
+  client.once('end', onEnd);
+  if (earlyBytes < EARLY_MAX) client.resume();
+  return () => {
+    client.off('data', onData);
+    client.off('end', onEnd);
+    client.pause();
+    return early.length === 1 ? head : Buffer.concat(early);
+  };
 }
 
 /** Relays bytes both ways; `onClosed` runs once, when both sockets are closed. */

@@ -756,3 +756,127 @@ describe('egress lifecycle', () => {
     await new Promise<void>((resolve) => taken.close(() => resolve()));
   });
 });
+
+describe('egress: a CONNECT pipelined behind a request', () => {
+  let slow: TestUpstream;
+  let echo: Awaited<ReturnType<typeof startEcho>>;
+  let egress: EgressServer;
+  let capture: ReturnType<typeof captureLog>;
+
+  beforeAll(async () => {
+    // Answers 300 ms late: the CONNECT behind the request arrives long before its answer.
+    slow = await startUpstream((_req, res) => {
+      setTimeout(() => res.end('slow done'), 300);
+    });
+    echo = await startEcho();
+    capture = captureLog();
+    egress = new EgressServer(
+      {
+        listen: { host: '127.0.0.1', port: 0, key: '127.0.0.1:0' },
+        policies: [{ name: 'p', sources: ['127.0.0.1/32'], hosts: ['127.0.0.1'] }],
+      },
+      capture.log,
+    );
+    await egress.listen();
+  });
+
+  afterAll(async () => {
+    await egress.close(500);
+    await slow.close();
+    await echo.close();
+  });
+
+  afterEach(() => {
+    capture.lines.length = 0;
+  });
+
+  /**
+   * Sends each part of `payload` in one write, 100 ms apart; collects the answer until
+   * `done(text)` or the socket closes.
+   */
+  const pipelined = (payload: readonly string[], done: (text: string) => boolean) =>
+    new Promise<{ text: string; closed: boolean }>((resolve) => {
+      const socket = net.connect(egress.port, '127.0.0.1');
+      let text = '';
+      const timer = setTimeout(() => finish(false), 3000);
+      const finish = (closed: boolean) => {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve({ text, closed });
+      };
+      socket.setEncoding('latin1');
+      socket.on('data', (d: string) => {
+        text += d;
+        if (done(text)) finish(false);
+      });
+      socket.on('close', () => finish(true));
+      socket.on('error', () => undefined);
+      socket.on('connect', async () => {
+        for (const part of payload) {
+          if (socket.destroyed) return;
+          socket.write(part);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      });
+    });
+
+  it('answers an allowed CONNECT, and tunnels the bytes after it, only once the request ahead is answered', async () => {
+    // `|later` is sent while the CONNECT waits: it follows `hi-there` (the bytes after its head).
+    const r = await pipelined(
+      [
+        `GET ${slow.url}/slow HTTP/1.1\r\nHost: x\r\n\r\nCONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\n\r\nhi-there`,
+        '|later',
+      ],
+      (text) => text.endsWith('|later'),
+    );
+    // RFC 9112 9.3.2: the answers in the order of the requests; the echo sends the bytes back.
+    expect(r.text).toMatch(
+      /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nslow doneHTTP\/1\.1 200 Connection Established\r\n\r\nhi-there\|later$/,
+    );
+    await waitFor(() => capture.lines.filter((l) => l.msg === 'egress').length === 2);
+    expect(capture.lines.map((l) => [l.method, l.status])).toEqual([
+      ['GET', 200],
+      ['CONNECT', 200],
+    ]);
+  });
+
+  it('answers a denied CONNECT with its 403 after the request ahead, which is not cut', async () => {
+    const before = echo.connections();
+    const r = await pipelined(
+      [
+        `GET ${slow.url}/slow HTTP/1.1\r\nHost: x\r\n\r\nCONNECT localhost:${echo.port} HTTP/1.1\r\n\r\nhi-there`,
+      ],
+      () => false,
+    );
+    expect(r.closed).toBe(true);
+    expect(r.text).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nslow doneHTTP\/1\.1 403 Forbidden\r\n/);
+    expect(r.text).toContain('SLUICE_E_AUTH_EGRESS_DENIED');
+    expect(echo.connections()).toBe(before);
+    expect(capture.lines.map((l) => [l.msg, l.method, l.status ?? l.reason])).toEqual([
+      ['egress', 'GET', 200],
+      ['egress denied', 'CONNECT', 'host'],
+    ]);
+  });
+
+  it('drops a waiting CONNECT whose client left: no tunnel opened, nothing held', async () => {
+    const before = echo.connections();
+    const seen = slow.seen.length;
+    const socket = net.connect(egress.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    await new Promise((r) => socket.once('connect', r));
+    socket.write(
+      `GET ${slow.url}/slow HTTP/1.1\r\nHost: x\r\n\r\nCONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\n\r\nhi`,
+    );
+    await waitFor(() => slow.seen.length > seen);
+    socket.destroy();
+    await waitFor(() => capture.lines.some((l) => l.method === 'GET'));
+    expect(capture.lines[0]).toMatchObject({ method: 'GET', status: 499, error: 'client_gone' });
+    await new Promise((r) => setTimeout(r, 400));
+    expect(echo.connections()).toBe(before);
+    expect(capture.lines).toHaveLength(1);
+    // Nothing of that connection is left for a drain to wait for.
+    const started = Date.now();
+    await egress.close(2000);
+    expect(Date.now() - started).toBeLessThan(500);
+  });
+});
