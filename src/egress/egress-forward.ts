@@ -31,7 +31,11 @@ class ClientGoneError extends Error {
   readonly code = 'SLUICE_CLIENT_GONE';
 }
 
-/** Forwards an allowed absolute-form request. Never throws: failures become answers and log lines. */
+/**
+ * Forwards an allowed absolute-form request. Never throws: failures become answers and log lines.
+ * `expectContinue`: the client waits for a `100 Continue` before its body, sent here, now that the
+ * body is wanted.
+ */
 export function forwardEgress(
   ctx: EgressContext,
   req: http.IncomingMessage,
@@ -39,7 +43,9 @@ export function forwardEgress(
   target: AbsoluteTarget,
   source: string,
   policy: string,
+  expectContinue: boolean,
 ): void {
+  if (expectContinue) res.writeContinue();
   new EgressCall(ctx, req, res, target, source, policy).send();
 }
 
@@ -143,7 +149,7 @@ class EgressCall implements EgressInFlight {
   }
 
   onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
-    // 1xx answers are not relayed (Node answered the client's Expect itself).
+    // 1xx answers are not relayed (the client's Expect was answered by forwardEgress).
     if (status < 200) return true;
     const headers = egressResponseHeaders(rawHeaders);
     // Throws on a reason or header value Node refuses; undici catches it, aborts, and onError answers 502.

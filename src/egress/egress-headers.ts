@@ -3,8 +3,8 @@
  * (undici's and Node's cheapest form). Both ways, hop-by-hop headers (RFC 9110 7.6.1, with
  * `Proxy-Connection` and `Proxy-Authorization`, which is meant for this proxy and never for the
  * origin) and every header named in `Connection` are dropped. Towards the origin, `Host` is set
- * from the request target (RFC 9112 3.2.2) and `Expect` is dropped (Node already answered the
- * `100 Continue`). Nothing is added: no `Via`, no `X-Forwarded-For`, so internal addresses do not
+ * from the request target (RFC 9112 3.2.2) and `Expect` is dropped (sluice answers the
+ * `100 Continue` itself, once the policy allows the request). Nothing is added: no `Via`, no `X-Forwarded-For`, so internal addresses do not
  * leak to third parties.
  */
 import { connectionTokens, headerName, isHopByHop, withoutNamed } from '../core/header-names.js';

@@ -110,6 +110,10 @@ export class EgressServer {
     this.#server.timeout = timeouts.idleMs;
     this.#server.on('connection', this.#onConnection);
     this.#server.on('request', this.#onRequest);
+    // `Expect: 100-continue` (HTTP/1.1; Node's test): without a listener Node sent the 100 before
+    // the request was seen, so a request then refused had invited its body. The 100 goes out only
+    // once the policy allows it (forwardEgress).
+    this.#server.on('checkContinue', this.#onCheckContinue);
     this.#server.on('connect', this.#onConnect);
     // As on the gateway's listeners: 414, 431, 408 or 400, before any request exists (so no id, no line).
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
@@ -168,7 +172,15 @@ export class EgressServer {
     });
   };
 
-  readonly #onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+  readonly #onCheckContinue = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    this.#onRequest(req, res, true);
+  };
+
+  readonly #onRequest = (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    expectContinue = false,
+  ): void => {
     const socket = req.socket as ClientSocket;
     socket[kBusy] = (socket[kBusy] ?? 0) + 1;
     res.once('close', () => {
@@ -182,7 +194,7 @@ export class EgressServer {
     });
     if (this.#draining) res.shouldKeepAlive = false;
     try {
-      this.#serve(req, res, unmapIpv4(socket.remoteAddress ?? ''));
+      this.#serve(req, res, unmapIpv4(socket.remoteAddress ?? ''), expectContinue);
     } catch (err) {
       // A bug must cost one request, never the process.
       const id = nextRequestId();
@@ -192,7 +204,7 @@ export class EgressServer {
     }
   };
 
-  #serve(req: http.IncomingMessage, res: http.ServerResponse, source: string): void {
+  #serve(req: http.IncomingMessage, res: http.ServerResponse, source: string, expectContinue: boolean): void {
     const method = req.method ?? '';
     const target = parseAbsoluteTarget(req.url ?? '');
     if ('error' in target) {
@@ -214,7 +226,7 @@ export class EgressServer {
       answerProblem(res, 'SLUICE_E_AUTH_EGRESS_DENIED', id, hasBody(req));
       return;
     }
-    forwardEgress(this.#ctx, req, res, target, source, decision.policy);
+    forwardEgress(this.#ctx, req, res, target, source, decision.policy, expectContinue);
   }
 
   readonly #onConnect = (req: http.IncomingMessage, client: ClientSocket, head: Buffer): void => {

@@ -421,6 +421,27 @@ describe('egress forward proxy', () => {
     ]);
   });
 
+  it('checks the policy before inviting a body: a denied Expect: 100-continue gets its 403 and no 100', async () => {
+    const head = (host: string) =>
+      `POST http://${host}:${origin.port}/up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n`;
+    // The body is never sent: the client waits for the 100 (curl waits 1 s, then sends it anyway).
+    const denied = await rawRequest(egress.port, head('localhost'));
+    expect(denied.status).toBe(403);
+    expect(denied.text).not.toContain('100 Continue');
+    expect(denied.text).toContain('SLUICE_E_AUTH_EGRESS_DENIED');
+    // Its body was announced and never read: the connection closes, as for any refused body.
+    expect(denied.closed).toBe(true);
+    const refused = await rawRequest(egress.port, head('127.0.0.1').replace('http://', 'https://'));
+    expect(refused.status).toBe(400);
+    expect(refused.text).not.toContain('100 Continue');
+    // An allowed one is invited, and its body goes through.
+    const allowed = await rawRequest(egress.port, [head('127.0.0.1'), 'hello'], { gapMs: 200 });
+    expect(allowed.text).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+    expect(origin.seen.map((r) => [r.url, r.body.toString(), r.headers.expect])).toEqual([
+      ['/up', 'hello', undefined],
+    ]);
+  });
+
   it('answers a request head over the size limit 431, as the gateway does (not 400)', async () => {
     const big = await rawRequest(
       egress.port,
