@@ -3,8 +3,11 @@
  * absolute-form URL of a plain HTTP request (`GET http://api.example.com/v1 HTTP/1.1`) or the
  * authority of a CONNECT (`CONNECT api.example.com:443`). The host is canonicalised by the WHATWG
  * URL host parser (lower case, IDNA to punycode, `127.1` → `127.0.0.1`, `[0::1]` → `[::1]`, no
- * trailing dot), so the name the policy checks is exactly the name the proxy connects to.
+ * trailing dot), so the name the policy checks is exactly the name the proxy connects to. A name
+ * that DNS cannot carry (an empty label, a label over 63 octets, a name over 253, `*`) is refused
+ * here, before any policy or lookup.
  */
+import { isIP } from 'node:net';
 
 /** Where a proxied request goes. */
 export interface EgressTarget {
@@ -28,7 +31,8 @@ export interface AbsoluteTarget extends EgressTarget {
 /**
  * Why a request target was refused: `origin-form` (`GET /x`, not a proxy request at all),
  * `scheme` (`https://` and others: only `http://` is forwarded, HTTPS goes through CONNECT),
- * `invalid` (no host, a bad port, userinfo, characters the URL host parser refuses).
+ * `invalid` (no host, a bad port, userinfo, characters the URL host parser refuses, a name that
+ * is not a DNS name).
  */
 export type TargetError = 'origin-form' | 'scheme' | 'invalid';
 
@@ -57,16 +61,37 @@ export function parseConnectTarget(authority: string): EgressTarget | { error: T
 
 /**
  * The canonical form of a host as written in a policy or a request (`[v6]` keeps its brackets),
- * or null when it is not a host.
+ * or null when it is not a host: the URL parser refuses it, or it is a name DNS cannot carry.
  */
 export function canonicalHost(host: string): string | null {
+  let name: string;
   try {
-    const name = new URL(`http://${host}/`).hostname;
-    if (name === '') return null;
-    return name.endsWith('.') ? name.slice(0, -1) : name;
+    name = new URL(`http://${host}/`).hostname;
   } catch {
     return null;
   }
+  if (name.endsWith('.')) name = name.slice(0, -1);
+  if (name.startsWith('[') || isIP(name) === 4) return name;
+  return isDnsName(name) ? name : null;
+}
+
+/**
+ * A label of a name as resolvers take it, after IDNA: letters, digits, hyphens and underscores
+ * (`_dmarc`, and names some services use), 1 to 63 octets (RFC 1035 2.3.4).
+ */
+const DNS_LABEL = /^[a-z0-9_-]{1,63}$/;
+
+/**
+ * Whether a lower-case ASCII name (the URL parser's, without its trailing dot) can be looked up.
+ * The URL parser lets through empty labels (`.example.com`, `x..example.com`), labels and names
+ * over the DNS limits and characters such as `*` or `$`: a wildcard policy matched them, and
+ * they went on to DNS, which refused them with getaddrinfo EINVAL or ENOTFOUND.
+ */
+function isDnsName(name: string): boolean {
+  // 253: the 255 octets of RFC 1035 2.3.4 in wire form are 253 written, without the trailing dot.
+  if (name.length === 0 || name.length > 253) return false;
+  for (const label of name.split('.')) if (!DNS_LABEL.test(label)) return false;
+  return true;
 }
 
 function parseAuthority(text: string, defaultPort: number | null): EgressTarget | null {

@@ -54,14 +54,19 @@ export const REFUSED_BY_UNDICI: ReadonlySet<string> = new Set([
 
 /** The catalogue code for an error raised while talking to a target. */
 export function upstreamErrorCode(err: unknown): ErrorCode {
-  const e = typeof err === 'object' && err !== null ? (err as { code?: unknown; name?: unknown }) : {};
+  const e =
+    typeof err === 'object' && err !== null
+      ? (err as { code?: unknown; name?: unknown; syscall?: unknown })
+      : {};
   const code = String(e.code ?? '');
   // undici's HTTPParserError (a malformed response) often carries no code at all.
   if (e.name === 'HTTPParserError') return 'SLUICE_E_UPSTREAM_INVALID_RESPONSE';
   // sluice's own client refuses the same way (a request target or header value it cannot write).
   if (REFUSED_BY_UNDICI.has(code) || code === 'SLUICE_INVALID_REQUEST') return 'SLUICE_E_RUNTIME_INTERNAL';
   if (TIMEOUT_CODES.has(code)) return 'SLUICE_E_UPSTREAM_TIMEOUT';
-  if (CONNECT_CODES.has(code)) return 'SLUICE_E_UPSTREAM_CONNECT';
+  // A failed name lookup, whatever its code (EINVAL for a name over 253 octets, ENODATA, EAI_FAIL):
+  // nothing was connected to.
+  if (CONNECT_CODES.has(code) || e.syscall === 'getaddrinfo') return 'SLUICE_E_UPSTREAM_CONNECT';
   if (INVALID_CODES.has(code) || code.startsWith('HPE_')) return 'SLUICE_E_UPSTREAM_INVALID_RESPONSE';
   return 'SLUICE_E_UPSTREAM_RESET';
 }

@@ -402,6 +402,29 @@ describe('egress forward proxy', () => {
     expect(capture.lines[1]).toMatchObject({ msg: 'egress denied', host: 'example.test', reason: 'host' });
   });
 
+  it('refuses a target that is not a DNS name with 400, before the policy and DNS, even under an allowed wildcard', async () => {
+    const long = ['a', 'b', 'c', 'd'].map((c) => c.repeat(70)).join('.');
+    // 4 labels of 60: each within 63 octets, the name over 253.
+    const tooLong = ['a', 'b', 'c', 'd'].map((c) => c.repeat(60)).join('.');
+    const targets = [
+      `CONNECT ${long}.example.test:443`,
+      `CONNECT ${tooLong}.example.test:443`,
+      'GET http://.example.test/',
+      'GET http://x..example.test/',
+      'GET http://*.example.test/',
+      'GET http://a$b.example.test/',
+      'CONNECT x.example.test..:443',
+    ];
+    for (const t of targets) {
+      const r = await rawRequest(egress.port, `${t} HTTP/1.1\r\nHost: x\r\n\r\n`, { waitMs: 3000 });
+      expect([t, r.status]).toEqual([t, 400]);
+      expect(r.text).toContain('SLUICE_E_CLIENT_EGRESS_TARGET');
+    }
+    expect(capture.lines.map((l) => [l.msg, l.code])).toEqual(
+      targets.map(() => ['egress refused', 'SLUICE_E_CLIENT_EGRESS_TARGET']),
+    );
+  });
+
   it('answers origin-form requests with 400: the listener is only a proxy', async () => {
     const raw = await rawRequest(egress.port, 'GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
     expect(raw.status).toBe(400);

@@ -173,6 +173,24 @@ describe('egress targets', () => {
     expect(canonicalHost('[0:0::1]')).toBe('[::1]');
     expect(canonicalHost('a b')).toBe(null);
   });
+
+  it('refuses names DNS cannot carry: empty labels, labels over 63 octets, names over 253, `*`', () => {
+    expect(canonicalHost('x.example.com.')).toBe('x.example.com');
+    expect(canonicalHost('_dmarc.example.com')).toBe('_dmarc.example.com');
+    expect(canonicalHost(`${'a'.repeat(63)}.com`)).toBe(`${'a'.repeat(63)}.com`);
+    for (const bad of [
+      '.example.com',
+      'x..example.com',
+      'x.example.com..',
+      '*.example.com',
+      'a$b.example.com',
+      `${'a'.repeat(64)}.com`,
+      `${['a', 'b', 'c', 'd', 'e'].map((c) => c.repeat(50)).join('.')}.com`,
+    ]) {
+      expect([bad, canonicalHost(bad)]).toEqual([bad, null]);
+    }
+    expect(parseConnectTarget('*.example.com:443')).toEqual({ error: 'invalid' });
+  });
 });
 
 describe('egress headers', () => {

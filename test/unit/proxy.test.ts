@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { parseTemplate } from '../../src/config/template.js';
 import { upstreamErrorCode } from '../../src/proxy/upstream-error.js';
@@ -54,4 +55,14 @@ describe('upstream error mapping', () => {
     [{ code: 'SLUICE_INVALID_REQUEST' }, 'SLUICE_E_RUNTIME_INTERNAL'],
     [new Error('anything else'), 'SLUICE_E_UPSTREAM_RESET'],
   ])('%j → %s', (err, code) => expect(upstreamErrorCode(err)).toBe(code));
+
+  it('takes any failed name lookup for a connect failure, EINVAL (a name over 253 octets) included', async () => {
+    const name = `${['a', 'b', 'c', 'd'].map((c) => c.repeat(70)).join('.')}.example.test`;
+    const err = await new Promise<Error>((resolve) => {
+      const socket = net.connect({ host: name, port: 443 });
+      socket.on('error', resolve);
+    });
+    expect(err).toMatchObject({ code: 'EINVAL', syscall: 'getaddrinfo' });
+    expect(upstreamErrorCode(err)).toBe('SLUICE_E_UPSTREAM_CONNECT');
+  });
 });
