@@ -5,8 +5,10 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { domainToASCII } from 'node:url';
 import { isSpiffeId } from '../core/spiffe-id.js';
+import { canonicalHost } from '../egress/egress-target.js';
 import type { ConfigDir } from './config-dir.js';
 import type { ConfigDraft, RouteDraft, ServerDraft, UpstreamDraft } from './config-draft.js';
 import { durationOr } from './config-units.js';
@@ -467,7 +469,7 @@ export function normaliseEgress(
       const host = policyHost(h);
       if (typeof host !== 'string') {
         problems.error(['egress', 'policies', i, 'hosts', j], 'SLUICE_E_CONFIG_VALUE', host.error, {
-          hint: 'write a name (api.example.com), *.example.com, an address (10.0.0.7, [fd00::7]), each with an optional :PORT from 1 to 65535',
+          hint: host.hint ?? HOST_HINT,
         });
         return [];
       }
@@ -478,26 +480,43 @@ export function normaliseEgress(
   return 'error' in listen ? null : { listen, policies };
 }
 
+const HOST_HINT =
+  'write a name (api.example.com), *.example.com, an address (10.0.0.7, [fd00::7]), each with an optional :PORT from 1 to 65535';
+
 /**
- * An egress policy's host entry, canonical: lower case, and an internationalised name in its
- * `xn--` form, as request targets are compared (a client's `bücher.example` arrives as
- * `xn--bcher-kva.example`).
+ * An egress policy's host entry, canonical as request targets are (egress-target.ts): lower case,
+ * an internationalised name in its `xn--` form (a client's `bücher.example` arrives as
+ * `xn--bcher-kva.example`), no trailing dot, an IPv4 address as four numbers (`127.1` is
+ * `127.0.0.1`), an IPv6 address compressed, the port without leading zeros. An entry that could
+ * never match a request is refused: one the target parser would not take (`foo.123`, read as a
+ * bad IPv4 address; `x..example.com`), and a wildcard over an address (wildcards match names only).
  */
-function policyHost(entry: string): string | { error: string } {
-  const m = /^(.*?)(?::(\d+))?$/.exec(entry.trim())!;
-  let name = m[1]!.toLowerCase();
-  const port = m[2];
-  if (!name.startsWith('[') && /[^\x00-\x7f]/.test(name)) {
-    const wildcard = name.startsWith('*.');
-    const ascii = domainToASCII(wildcard ? name.slice(2) : name);
-    if (ascii === '') return { error: `${JSON.stringify(entry)} is not a valid internationalised name` };
-    name = wildcard ? `*.${ascii}` : ascii;
+function policyHost(entry: string): string | { error: string; hint?: string } {
+  const m = /^(\*\.)?(\[[^\]]*\]|[^:[\]]*)(?::(\d+))?$/.exec(entry.trim());
+  const what = JSON.stringify(entry);
+  if (m === null) return { error: `${what} is not a host, *.domain or host:port` };
+  const wildcard = m[1] !== undefined;
+  const written = m[2]!;
+  const port = m[3];
+  const host = canonicalHost(written);
+  if (host === null) {
+    if (/[^\x00-\x7f]/.test(written) && domainToASCII(written) === '') {
+      return { error: `${what} is not a valid internationalised name` };
+    }
+    return {
+      error: `${what} is not a host, *.domain or host:port`,
+      hint: `${HOST_HINT}; a name is labels of letters, digits, hyphens and underscores, 1 to 63 characters each, and does not end in a number (a.123 is read as an IPv4 address)`,
+    };
   }
-  if (!/^(\*\.)?[a-z0-9_.-]+$|^\[[0-9a-f:.]+\]$/.test(name)) {
-    return { error: `${JSON.stringify(entry)} is not a host, *.domain or host:port` };
+  if (wildcard && (host.startsWith('[') || isIP(host) !== 0)) {
+    return {
+      error: `${what}: a wildcard never matches an IP address`,
+      hint: 'list the address itself (10.0.0.7, [fd00::7]), or use *. with a domain name',
+    };
   }
   if (port !== undefined && (port.length > 5 || Number(port) < 1 || Number(port) > 65535)) {
-    return { error: `${JSON.stringify(entry)}: port ${port} is not between 1 and 65535` };
+    return { error: `${what}: port ${port} is not between 1 and 65535` };
   }
-  return port === undefined ? name : `${name}:${port}`;
+  const name = wildcard ? `*.${host}` : host;
+  return port === undefined ? name : `${name}:${Number(port)}`;
 }

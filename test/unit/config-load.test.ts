@@ -832,6 +832,32 @@ describe('egress policy hosts', () => {
     );
     expect(lines(r)[2]).toContain('"a b" is not a host, *.domain or host:port');
   });
+
+  it('keeps entries in the canonical form requests are compared in: no trailing dot, IPv4 as four numbers', () => {
+    const c = config(load('["api.example.com.", "127.1:80", "[0:0::1]:0443", "*.Example.ORG."]'));
+    expect(c.egress?.policies[0]?.hosts).toEqual([
+      'api.example.com',
+      '127.0.0.1:80',
+      '[::1]:443',
+      '*.example.org',
+    ]);
+  });
+
+  it('refuses entries that could never match a request: not a host, or a wildcard over an address', () => {
+    const r = load('["foo.123", "*.127.0.0.1", "*.[::1]:443", "x..example.com", "ok.example.com"]');
+    expect(where(r)).toEqual([
+      '3:55 SLUICE_E_CONFIG_VALUE',
+      '3:66 SLUICE_E_CONFIG_VALUE',
+      '3:81 SLUICE_E_CONFIG_VALUE',
+      '3:96 SLUICE_E_CONFIG_VALUE',
+    ]);
+    const text = lines(r);
+    expect(text[0]).toContain('m.yaml:3:55: SLUICE_E_CONFIG_VALUE egress.policies[0].hosts[0]: "foo.123"');
+    expect(text[0]).toContain('(hint: ');
+    expect(text[1]).toContain('"*.127.0.0.1": a wildcard never matches an IP address');
+    expect(text[2]).toContain('"*.[::1]:443": a wildcard never matches an IP address');
+    expect(text[3]).toContain('"x..example.com"');
+  });
 });
 
 describe('state.redis', () => {
