@@ -44,9 +44,22 @@ export function forwardEgress(
   source: string,
   policy: string,
   expectContinue: boolean,
-): void {
+): EgressRequest {
   if (expectContinue) res.writeContinue();
-  new EgressCall(ctx, req, res, target, source, policy).send();
+  const call = new EgressCall(ctx, req, res, target, source, policy);
+  call.send();
+  return call;
+}
+
+/** A request being forwarded, as its connection's error handler sees it. */
+export interface EgressRequest {
+  /**
+   * Node's parser refused the request's body framing (`code`, from clientErrorCode): answers it
+   * (400 with an id, or a cut when the answer had started), logs it with that code, and abandons
+   * the origin request. False when the error cannot be this request's: it is complete (the error
+   * is in a request behind it) or already answered.
+   */
+  badRequest(code: EgressAnswerCode): boolean;
 }
 
 /** Answers an error as `application/problem+json`; the id ties it to the log line. */
@@ -74,7 +87,7 @@ export function hasBody(req: http.IncomingMessage): boolean {
   );
 }
 
-class EgressCall implements EgressInFlight {
+class EgressCall implements EgressInFlight, EgressRequest {
   readonly #ctx: EgressContext;
   readonly #req: http.IncomingMessage;
   readonly #res: http.ServerResponse;
@@ -107,9 +120,25 @@ class EgressCall implements EgressInFlight {
   }
 
   send(): void {
-    const req = this.#req;
     this.#ctx.inFlight.add(this);
     this.#res.once('close', this.#onClientClose);
+    // Node's parser reports bad body framing (a Transfer-Encoding not ending in chunked, a bad
+    // chunk) after it emitted the request, in the same read when the bytes came with the head:
+    // waiting for the end of that read (setImmediate) refuses those before anything is opened to
+    // the origin. A later chunk's error finds the request under way (badRequest).
+    if (hasBody(this.#req)) setImmediate(this.#dispatch);
+    else this.#dispatch();
+  }
+
+  readonly #dispatch = (): void => {
+    if (this.#done) return;
+    if (this.#clientGone) {
+      // Gone before the dispatch (setImmediate above): 499, as nginx logs it, and nothing opened.
+      this.#status = 499;
+      this.#finish('client_gone', null);
+      return;
+    }
+    const req = this.#req;
     const options: Dispatcher.DispatchOptions = {
       origin: this.#target.origin,
       path: this.#target.path,
@@ -121,6 +150,23 @@ class EgressCall implements EgressInFlight {
       bodyTimeout: this.#ctx.timeouts.idleMs,
     };
     this.#ctx.agent.dispatch(options, this as unknown as Dispatcher.DispatchHandler);
+  };
+
+  badRequest(code: EgressAnswerCode): boolean {
+    if (this.#done || this.#req.complete) return false;
+    const res = this.#res;
+    let id: string | null = null;
+    if (res.headersSent) {
+      // The origin's answer had started: it cannot become an error answer; cut it.
+      res.destroy();
+    } else {
+      id = nextRequestId();
+      this.#status = egressStatus(code);
+      answerProblem(res, code, id, true);
+    }
+    this.#finish(code, id);
+    this.#abort?.(new ClientGoneError());
+    return true;
   }
 
   cut(code: 'SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT'): void {
@@ -141,7 +187,7 @@ class EgressCall implements EgressInFlight {
 
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort;
-    if (this.#clientGone) abort(new ClientGoneError());
+    if (this.#clientGone || this.#done) abort(new ClientGoneError());
   }
 
   onBodySent(chunk: Buffer | string): void {

@@ -28,7 +28,13 @@ import {
   type EgressTimeouts,
 } from './egress-context.js';
 import { type EgressAnswerCode, type EgressErrorCode, rawEgressResponse } from './egress-errors.js';
-import { answerProblem, EgressLoopError, forwardEgress, hasBody } from './egress-forward.js';
+import {
+  answerProblem,
+  EgressLoopError,
+  type EgressRequest,
+  forwardEgress,
+  hasBody,
+} from './egress-forward.js';
 import { type EgressLog, logDenied, logRefused } from './egress-log.js';
 import { type CompiledEgressPolicy, compileEgressPolicies, decideEgress } from './egress-policy.js';
 import { parseAbsoluteTarget, parseConnectTarget, type TargetError } from './egress-target.js';
@@ -50,7 +56,14 @@ const kBusy = Symbol('sluice.egress.busy');
 const kSeen = Symbol('sluice.egress.seen');
 /** A CONNECT that waits for the answers ahead of it on its connection (#onConnect). */
 const kAfterBusy = Symbol('sluice.egress.afterBusy');
-type ClientSocket = Socket & { [kBusy]?: number; [kSeen]?: number; [kAfterBusy]?: () => void };
+/** The connection's latest request, when it is being forwarded (for its body's framing errors). */
+const kForwarding = Symbol('sluice.egress.forwarding');
+type ClientSocket = Socket & {
+  [kBusy]?: number;
+  [kSeen]?: number;
+  [kAfterBusy]?: () => void;
+  [kForwarding]?: EgressRequest | undefined;
+};
 
 /** The forward proxy on one listen address. */
 export class EgressServer {
@@ -116,9 +129,18 @@ export class EgressServer {
     this.#server.on('checkContinue', this.#onCheckContinue);
     this.#server.on('connect', this.#onConnect);
     // As on the gateway's listeners: 414, 431, 408 or 400, before any request exists (so no id, no line).
-    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-      if (err.code === 'ECONNRESET' || !socket.writable) socket.destroy();
-      else socket.end(rawErrorResponse(clientErrorCode(err)), () => socket.destroy());
+    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: ClientSocket) => {
+      if (err.code === 'ECONNRESET' || !socket.writable) {
+        socket.destroy();
+        return;
+      }
+      // Bad framing in the body of a request being forwarded: that request answers it (400 with
+      // an id) and logs it, as the gateway does; it was logged as the client gone (499). A FIN
+      // before the body's end (HPE_INVALID_EOF_STATE) is a client that left, and stays so.
+      const code = clientErrorCode(err);
+      const forwarding = err.code === 'HPE_INVALID_EOF_STATE' ? undefined : socket[kForwarding];
+      if (forwarding?.badRequest(code) === true) socket.destroySoon();
+      else socket.end(rawErrorResponse(code), () => socket.destroy());
     });
   }
 
@@ -183,8 +205,11 @@ export class EgressServer {
   ): void => {
     const socket = req.socket as ClientSocket;
     socket[kBusy] = (socket[kBusy] ?? 0) + 1;
+    socket[kForwarding] = undefined;
     res.once('close', () => {
       socket[kBusy] = (socket[kBusy] ?? 1) - 1;
+      // Nothing in flight: no body left whose framing errors a forwarded request would answer.
+      if (socket[kBusy] === 0) socket[kForwarding] = undefined;
       if (socket[kBusy] === 0 && socket[kAfterBusy] !== undefined) {
         const next = socket[kAfterBusy];
         socket[kAfterBusy] = undefined;
@@ -226,7 +251,8 @@ export class EgressServer {
       answerProblem(res, 'SLUICE_E_AUTH_EGRESS_DENIED', id, hasBody(req));
       return;
     }
-    forwardEgress(this.#ctx, req, res, target, source, decision.policy, expectContinue);
+    const socket = req.socket as ClientSocket;
+    socket[kForwarding] = forwardEgress(this.#ctx, req, res, target, source, decision.policy, expectContinue);
   }
 
   readonly #onConnect = (req: http.IncomingMessage, client: ClientSocket, head: Buffer): void => {

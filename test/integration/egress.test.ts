@@ -465,6 +465,83 @@ describe('egress forward proxy', () => {
     ]);
   });
 
+  it.each([
+    ['a Transfer-Encoding not ending in chunked', 'Transfer-Encoding: gzip\r\n\r\nhello'],
+    [
+      'a chunk extension holding a bare CR',
+      'Transfer-Encoding: chunked\r\n\r\n5;a=b\rc\r\nhello\r\n0\r\n\r\n',
+    ],
+  ])(
+    'refuses a request body with bad framing (%s) 400, opening nothing to the origin, and logs it as such',
+    async (_name, rest) => {
+      // An origin of its own: no pooled connection to it that a request could reuse unseen.
+      const fresh = await startUpstream();
+      try {
+        const r = await rawRequest(
+          egress.port,
+          `POST http://127.0.0.1:${fresh.port}/up HTTP/1.1\r\nHost: x\r\n${rest}`,
+        );
+        expect(r.status).toBe(400);
+        expect(r.closed).toBe(true);
+        const id = /x-sluice-error-id: (\w+)/i.exec(r.text)?.[1];
+        expect(id).toBeDefined();
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        expect(fresh.connections).toBe(0);
+        expect(capture.lines).toEqual([
+          expect.objectContaining({
+            level: 'warn',
+            msg: 'egress',
+            method: 'POST',
+            port: fresh.port,
+            status: 400,
+            error: 'SLUICE_E_CLIENT_BAD_REQUEST',
+            error_id: id,
+            bytes_sent: 0,
+          }),
+        ]);
+      } finally {
+        await fresh.close();
+      }
+    },
+  );
+
+  it('answers bad framing that arrives after the upload started 400 too, logged as such, not as the client gone', async () => {
+    const r = await rawRequest(
+      egress.port,
+      [
+        `POST http://127.0.0.1:${origin.port}/up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n`,
+        '5;a=b\rc\r\nworld\r\n0\r\n\r\n',
+      ],
+      { gapMs: 200 },
+    );
+    expect(r.status).toBe(400);
+    const id = /x-sluice-error-id: (\w+)/i.exec(r.text)?.[1];
+    expect(id).toBeDefined();
+    await waitFor(() => capture.lines.length > 0);
+    expect(capture.lines).toEqual([
+      expect.objectContaining({
+        msg: 'egress',
+        status: 400,
+        error: 'SLUICE_E_CLIENT_BAD_REQUEST',
+        error_id: id,
+      }),
+    ]);
+  });
+
+  it('logs a client that ends its side in the middle of its body as gone (499), not as bad framing', async () => {
+    const socket = net.connect(egress.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    await new Promise((r) => socket.once('connect', r));
+    socket.end(
+      `POST http://127.0.0.1:${origin.port}/up HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc`,
+    );
+    await waitFor(() => capture.lines.length > 0);
+    expect(capture.lines).toEqual([
+      expect.objectContaining({ msg: 'egress', status: 499, error: 'client_gone', level: 'info' }),
+    ]);
+    socket.destroy();
+  });
+
   it('answers a request head over the size limit 431, as the gateway does (not 400)', async () => {
     const big = await rawRequest(
       egress.port,
