@@ -236,6 +236,11 @@ export const ERROR_CATALOGUE = {
     title: 'Redis refuses the database number of state.redis',
     hint: "the /DB of state.redis must be below the Redis server's `databases` setting (16 by default: 0 to 15), and its user allowed to SELECT; until it is fixed sluice shares nothing and serves on local state, rather than write to database 0",
   },
+  SLUICE_E_RUNTIME_REDIS_PERMISSION: {
+    status: 0,
+    title: 'the Redis user of state.redis may not do what sluice needs',
+    hint: 'grant the user the keys ~sluice:*, the pub/sub channels &sluice:* (Redis 7 gives a new user none) and the commands sluice sends: +@all, or at least +info +select +set +get +del +scan +evalsha +eval +publish +subscribe and, for its scripts, +time +hmget +hset +pexpire +zadd +zremrangebyscore +zcard; until then sluice shares nothing and serves on local state',
+  },
   SLUICE_E_RUNTIME_INTERNAL: {
     status: 500,
     title: 'Internal Server Error',

@@ -13,7 +13,7 @@ import type { ResolvedBan } from '../config/types.js';
 import { clientNetwork } from '../core/client-network.js';
 import { LruMap } from '../core/lru-map.js';
 import { type Ban, BanList } from './ban-list.js';
-import { PREFIX, type SharedState, type StateLog } from './shared-state.js';
+import { BANS_CHANNEL, missingPermission, PREFIX, type SharedState, type StateLog } from './shared-state.js';
 
 /** What the manager tells the rest of the node. */
 export type BanEvent =
@@ -25,9 +25,6 @@ export type BanEvent =
  * this bound with IPv6 addresses of 19 strikes each (`max: 20`).
  */
 const MAX_STRIKE_KEYS = 100_000;
-
-/** Bans and unbans are announced on `sluice:bans` (`SharedState.channel` adds the database). */
-const CHANNEL = 'bans';
 
 /**
  * The tag of this process's strikes in Redis: a strike is a member of a sorted set, so two with the
@@ -129,14 +126,14 @@ export class BanManager {
 
   constructor(state: SharedState | null, log: StateLog, onChange: (e: BanEvent) => void) {
     this.#state = state;
-    this.#channel = state?.channel(CHANNEL) ?? '';
+    this.#channel = state?.channel(BANS_CHANNEL) ?? '';
     this.#log = log;
     this.#onChange = onChange;
     this.#sweeper = setInterval(() => {
       this.#sweep();
       if (this.#pendingUnbans.size > 0 && this.#state?.up) {
         // Still failing (a Redis that hangs counts as up here): tried again at the next sweep.
-        this.#liftPending().catch(() => undefined);
+        this.#liftPending().catch((err: unknown) => this.#state?.report(err));
       }
       if (this.#pendingBans.size > 0 && this.#state?.up) this.#announcePending().catch(() => undefined);
     }, 10_000);
@@ -145,17 +142,34 @@ export class BanManager {
       // Its own connection (a subscribed one takes no other commands), which may queue the
       // SUBSCRIBE until it connects; ioredis subscribes again after every reconnect.
       const sub = state.redis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined });
+      // Connection errors: the main connection, to the same Redis, reports its own.
       sub.on('error', () => undefined);
       sub.on('message', (_channel: string, text: string) => this.#remote(text));
+      let subscribed = false;
+      const subscribe = async (): Promise<void> => {
+        await sub.subscribe(this.#channel);
+        subscribed = true;
+      };
+      sub.on('close', () => {
+        subscribed = false;
+      });
       // Each time the subscription is (re)confirmed, read the bans Redis holds: a ban another node
       // announced while this connection was still reconnecting is then stored and found. Reading
       // only when the main connection came back missed it whenever that one won the race.
-      // (When the main connection is still away, its own return reads them instead.)
+      // (When the main connection is still away, its own return reads them instead.) A refused
+      // SUBSCRIBE (an ACL without the channel) takes Redis down with the grant it needs: it was
+      // dropped unsaid, and this node never heard another's ban.
       sub.on('ready', () => {
-        sub.subscribe(this.#channel).then(
+        subscribe().then(
           () => (state.up ? this.#resync() : undefined),
-          () => undefined,
+          (err: unknown) => state.report(err),
         );
+      });
+      // Until the subscription is confirmed, Redis is not up for this node: subscribed again at
+      // each probe, so it comes back once the ACL allows it. A connection not ready yet subscribes
+      // when it is (above).
+      state.addCheck(async () => {
+        if (!subscribed && sub.status === 'ready') await subscribe();
       });
       this.#subscriber = sub;
       state.onReady(() => {
@@ -308,8 +322,9 @@ export class BanManager {
     if (this.#state.up) {
       try {
         return Math.max(n, await this.#unbanInRedis(this.#state.redis, address, at));
-      } catch {
-        // Told when Redis is back.
+      } catch (err) {
+        // Told when Redis is back; a refused permission takes it down, and says so.
+        this.#state.report(err);
       }
     }
     this.#pendingUnbans.set(address, at);
@@ -411,7 +426,9 @@ export class BanManager {
         this.#pendingBans.delete(entryId(ban.scope, ban.address));
       }
     } catch (err) {
-      this.#log.warn({ err }, 'shared state: could not resynchronise bans');
+      // A refused permission is reported (once) by the state, which goes down: read again when back.
+      if (missingPermission(err) !== null) this.#state?.report(err);
+      else this.#log.warn({ err }, 'shared state: could not resynchronise bans');
     }
   }
 

@@ -114,6 +114,44 @@ const PROBE_MS = 1000;
 /** The key a probe writes: a write, so a read-only or full Redis does not pass for up. */
 const PROBE_KEY = `${PREFIX}probe`;
 
+/** Bans and unbans are announced on `sluice:bans` (`SharedState.channel` adds the database). */
+export const BANS_CHANNEL = 'bans';
+
+/**
+ * What a probe publishes on the bans channel: a message every subscriber ignores (it is no ban and
+ * no unban), sent on the channel itself because an ACL may grant exactly that channel.
+ */
+const PROBE_MESSAGE = '{"type":"probe"}';
+
+/** What the Redis user lacks, as the log line says it: what was refused and what to grant. */
+export interface MissingPermission {
+  readonly what: string;
+  readonly grant: string;
+}
+
+/**
+ * The permission an error reply says the Redis user lacks, or null when it is no such refusal.
+ * Redis 7.0 words them `NOPERM this user has no permissions to run the 'evalsha' command`, `... to
+ * access one of the channels used as arguments` or `... keys ...`, 7.2 `NOPERM User sl has no
+ * permissions to run the 'hset' command`; a command a script calls was refused by 7.0 as `ERR The
+ * user executing the script can't run this command or subcommand`.
+ */
+export function missingPermission(err: unknown): MissingPermission | null {
+  if (!(err instanceof Error) || err.name !== 'ReplyError') return null;
+  const text = err.message;
+  const command = /^NOPERM\b.*'([^']+)' command/.exec(text)?.[1];
+  if (command !== undefined)
+    return { what: `the ${command.toUpperCase()} command`, grant: `+${command.toLowerCase()}` };
+  if (/^NOPERM\b.*\bchannel/.test(text)) return { what: 'the pub/sub channels sluice:*', grant: '&sluice:*' };
+  if (/^NOPERM\b.*\bkey/.test(text)) return { what: 'the keys sluice:*', grant: '~sluice:*' };
+  if (/^NOPERM\b/.test(text) || /can't run this command or subcommand/.test(text))
+    return {
+      what: "a command of sluice's scripts",
+      grant: '+time +hmget +hset +pexpire +zadd +zremrangebyscore +zcard +del',
+    };
+  return null;
+}
+
 /** How a failed command failed. */
 function failureReason(err: unknown): FailureReason {
   if (err instanceof Error && err.message === 'Command timed out') return 'timeout';
@@ -132,7 +170,8 @@ function timedOut(err: unknown): boolean {
 /**
  * A fail-fast Redis connection with up/down notifications.
  *
- *   connect ─▶ probe (SELECT db, SET sluice:probe) ─▶ up ─▶ 3 failures in a row, or the connection lost ─▶ down
+ *   connect ─▶ probe (SELECT db, SET, PUBLISH, the owners' checks) ─▶ up
+ *   up ─▶ 3 failures in a row, a refused permission, or the connection lost ─▶ down
  *   down ─▶ probe every 1 s while connected ─▶ 3 in a row succeed ─▶ up (onReady listeners resynchronise)
  */
 export class SharedState {
@@ -147,6 +186,9 @@ export class SharedState {
   #wasUp = false;
   #reportedDown = false;
   #reportedDb = false;
+  /** The permission last reported missing (SLUICE_E_RUNTIME_REDIS_PERMISSION), until a probe passes. */
+  #reportedPermission: string | null = null;
+  readonly #checks: (() => Promise<unknown>)[] = [];
   #failures = 0;
   #probes = 0;
   #probing = false;
@@ -241,9 +283,10 @@ export class SharedState {
   }
 
   /**
-   * Checks that Redis takes writes in the configured database; up after SUCCESSES_BEFORE_UP in a
-   * row (one at the first connection). ioredis selects the database itself, but when that fails
-   * (`/99` on a server with 16) it only emits an error and sends every command to database 0.
+   * Checks that Redis takes writes in the configured database, and everything else sluice sends
+   * (see #verify); up after SUCCESSES_BEFORE_UP in a row (one at the first connection). ioredis
+   * selects the database itself, but when that fails (`/99` on a server with 16) it only emits an
+   * error and sends every command to database 0.
    */
   async #probe(): Promise<void> {
     if (this.#probing || this.#up || this.#closing) return;
@@ -255,18 +298,79 @@ export class SharedState {
         this.#refusedDb(refused);
         return;
       }
-      await this.redis.set(PROBE_KEY, '1', 'PX', 10_000);
+      await this.#verify();
       this.#reportedDb = false;
+      this.#reportedPermission = null;
       this.#probes++;
       if (this.#probes >= (this.#wasUp ? SUCCESSES_BEFORE_UP : 1)) this.#upNow();
     } catch (err) {
       this.#probes = 0;
       // Counted like any command: the failures go on climbing for as long as Redis stays broken.
       this.#hooks.failure?.(failureReason(err));
-      this.#down(err instanceof Error ? err.message : String(err), true, !timedOut(err));
+      const missing = missingPermission(err);
+      if (missing !== null) this.#refusedPermission(missing, err);
+      else this.#down(err instanceof Error ? err.message : String(err), true, !timedOut(err));
     } finally {
       this.#probing = false;
     }
+  }
+
+  /**
+   * Sends what sluice needs besides a write: a PUBLISH on the bans channel, then the owners' checks
+   * (the ban manager's SUBSCRIBE). A SET alone passed a user without the channels (Redis 7 gives a
+   * new user none): bans were written but never heard by the other nodes, with Redis said up and
+   * nothing in the log. Sent once a second only while Redis is down.
+   */
+  async #verify(): Promise<void> {
+    await this.redis.set(PROBE_KEY, '1', 'PX', 10_000);
+    await this.redis.publish(this.channel(BANS_CHANNEL), PROBE_MESSAGE);
+    for (const check of this.#checks) await check();
+  }
+
+  /**
+   * Redis refuses something sluice needs: reported once per missing permission (until a probe
+   * passes), as an error with the grant that fixes it, and Redis stays down: retrying would only
+   * fail again, and counting it as up meant a flap every few seconds, or bans nobody heard.
+   */
+  #refusedPermission(missing: MissingPermission, err: unknown): void {
+    if (this.#closing) return;
+    this.#probes = 0;
+    this.#failures = 0;
+    const why = err instanceof Error ? err.message : String(err);
+    if (this.#reportedPermission !== missing.grant) {
+      this.#reportedPermission = missing.grant;
+      this.#log.error(
+        {
+          code: 'SLUICE_E_RUNTIME_REDIS_PERMISSION' satisfies ErrorCode,
+          redis: redactUrl(this.#url),
+          err: why,
+          permission: missing.grant,
+          hint: ERROR_CATALOGUE.SLUICE_E_RUNTIME_REDIS_PERMISSION.hint,
+        },
+        `shared state: the Redis user may not use ${missing.what} (grant ${missing.grant} to it); serving with local state`,
+      );
+    }
+    this.#down(why, false);
+  }
+
+  /**
+   * Another check the probe makes before Redis counts as up, after its own: for what an owner sends
+   * on a connection of its own (the ban manager's SUBSCRIBE). A rejection fails the probe.
+   */
+  addCheck(check: () => Promise<unknown>): void {
+    this.#checks.push(check);
+  }
+
+  /**
+   * A command sent on another connection to this Redis failed (the ban manager's SUBSCRIBE): a
+   * refused permission takes Redis down as one refused here does. Anything else is that
+   * connection's own (a lost connection, reported by this one's own).
+   */
+  report(err: unknown): void {
+    const missing = missingPermission(err);
+    if (missing === null || this.#closing) return;
+    this.#hooks.failure?.('error');
+    this.#refusedPermission(missing, err);
   }
 
   /**
@@ -368,6 +472,12 @@ export class SharedState {
       (err: unknown) => {
         const reason = failureReason(err);
         this.#hooks.failure?.(reason);
+        // A refusal is no passing fault: down at once, with what to grant (3 tries gave 3 failures).
+        const missing = missingPermission(err);
+        if (missing !== null) {
+          if (this.#up) this.#refusedPermission(missing, err);
+          throw err;
+        }
         if (this.#up && ++this.#failures >= FAILURES_BEFORE_DOWN) {
           this.#failures = 0;
           this.#probes = 0;

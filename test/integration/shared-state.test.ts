@@ -397,6 +397,97 @@ describe('shared state in Redis', () => {
     expect(b!.events.filter((e) => e.type === 'ban')).toHaveLength(1);
   });
 
+  /** A SharedState (and a ban manager on it) logging in as `user`, whose password is `pw`. */
+  const connectAs = (user: string, pw: string) => {
+    const log = memoryLog();
+    const failures: string[] = [];
+    const state = new SharedState(`redis://${user}:${pw}@127.0.0.1:${port}/0`, log, {
+      failure: (reason) => failures.push(reason),
+    });
+    closing.push(() => state.close());
+    return { state, log, failures };
+  };
+  const PERMISSION = 'SLUICE_E_RUNTIME_REDIS_PERMISSION';
+  const permissionLines = (log: ReturnType<typeof memoryLog>) =>
+    log.lines.filter((l) => l.obj.code === PERMISSION);
+
+  it('reports a user without the pub/sub channels as SLUICE_E_RUNTIME_REDIS_PERMISSION, once, and stays down until they are granted', async () => {
+    // Redis 7 gives a new user no channels: its bans were written, never heard by the other nodes,
+    // and Redis said up all the while, with nothing in the log.
+    await redisCli('ACL', 'SETUSER', 'nochan', 'on', '>nochan-pw-41', '~sluice:*', '+@all');
+    try {
+      const { state, log, failures } = connectAs('nochan', 'nochan-pw-41');
+      manager(state, log);
+      expect(await state.first).toBe(false);
+      const [line] = await until(
+        () => (permissionLines(log).length > 0 ? permissionLines(log) : undefined),
+        'the refusal reported',
+      );
+      expect(line).toMatchObject({ level: 'error' });
+      expect(line?.obj.permission).toBe('&sluice:*');
+      expect(line?.msg).toMatch(/grant &sluice:\* to it/);
+      expect(String(line?.obj.err)).toMatch(/^NOPERM/);
+      expect(String(line?.obj.hint)).toMatch(/&sluice:\*/);
+      // Probes a second apart: still down, said once, and no "unreachable" besides.
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(state.health).toBe('down');
+      expect(permissionLines(log)).toHaveLength(1);
+      expect(lines(log, DOWN)).toEqual([]);
+      expect(failures.length).toBeGreaterThanOrEqual(3);
+
+      await redisCli('ACL', 'SETUSER', 'nochan', '&sluice:*');
+      await upNow(state);
+      expect(lines(log, BACK)).toHaveLength(1);
+      await until(
+        async () => ((await redisCli('PUBSUB', 'NUMSUB', 'sluice:bans')).endsWith('1') ? true : undefined),
+        'subscribed once the channels are granted',
+      );
+    } finally {
+      await redisCli('ACL', 'DELUSER', 'nochan');
+    }
+  });
+
+  it('reports a refused SUBSCRIBE of the ban manager as SLUICE_E_RUNTIME_REDIS_PERMISSION, and a channel taken away while up at once', async () => {
+    // May publish, may not subscribe: the refusal of the ban manager's own connection was dropped.
+    await redisCli(
+      'ACL',
+      'SETUSER',
+      'nosub',
+      'on',
+      '>nosub-pw-41',
+      '~sluice:*',
+      '&sluice:*',
+      '+@all',
+      '-subscribe',
+    );
+    try {
+      const { state, log } = connectAs('nosub', 'nosub-pw-41');
+      manager(state, log);
+      const [line] = await until(
+        () => (permissionLines(log).length > 0 ? permissionLines(log) : undefined),
+        'the refused SUBSCRIBE reported',
+      );
+      expect(line?.obj.permission).toBe('+subscribe');
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(state.health).toBe('down');
+      expect(permissionLines(log)).toHaveLength(1);
+      await redisCli('ACL', 'SETUSER', 'nosub', '+subscribe');
+      await upNow(state);
+
+      // The channels taken away while up: the next ban's PUBLISH is refused, and Redis is down at
+      // once (3 failures took 3 sweeps, 30 s, and said only "3 commands in a row failed").
+      const { m } = manager(state, log, { ...RULE, max: 1 });
+      await redisCli('ACL', 'SETUSER', 'nosub', 'resetchannels');
+      m.strike('web', '203.0.113.31');
+      await until(() => (state.up ? undefined : true), 'down at the refused PUBLISH');
+      expect(permissionLines(log)).toHaveLength(2);
+      expect(permissionLines(log)[1]?.obj.permission).toBe('&sluice:*');
+      expect(lines(log, DOWN)).toEqual([]);
+    } finally {
+      await redisCli('ACL', 'DELUSER', 'nosub');
+    }
+  });
+
   it('announces a ban whose write to Redis failed once Redis takes writes again, without an outage in between', async () => {
     const { state } = connect();
     const other = connect();
