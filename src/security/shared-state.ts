@@ -114,6 +114,14 @@ const PROBE_MS = 1000;
 /** The key a probe writes: a write, so a read-only or full Redis does not pass for up. */
 const PROBE_KEY = `${PREFIX}probe`;
 
+/**
+ * The keys a probe runs the two scripts on, named like the keys they serve (`sluice:rl:<scope>:<key>`,
+ * `sluice:strikes:<scope>:<address>`) but with one `:` less, so no scope's key is ever one of them.
+ * The take leaves a hash for 2 s (a bucket of 1 at 1/s); the strike, at its max of 1, deletes its set.
+ */
+const PROBE_BUCKET = `${PREFIX}rl:probe`;
+const PROBE_STRIKES = `${PREFIX}strikes:probe`;
+
 /** Bans and unbans are announced on `sluice:bans` (`SharedState.channel` adds the database). */
 export const BANS_CHANNEL = 'bans';
 
@@ -139,9 +147,11 @@ export interface MissingPermission {
 export function missingPermission(err: unknown): MissingPermission | null {
   if (!(err instanceof Error) || err.name !== 'ReplyError') return null;
   const text = err.message;
-  const command = /^NOPERM\b.*'([^']+)' command/.exec(text)?.[1];
-  if (command !== undefined)
-    return { what: `the ${command.toUpperCase()} command`, grant: `+${command.toLowerCase()}` };
+  const command = /^NOPERM\b.*'([^']+)' command/.exec(text)?.[1]?.toLowerCase();
+  // ioredis sends a script with EVAL or EVALSHA as it sees fit: one permission, said once.
+  if (command === 'eval' || command === 'evalsha')
+    return { what: 'the script commands EVALSHA and EVAL', grant: '+evalsha +eval' };
+  if (command !== undefined) return { what: `the ${command.toUpperCase()} command`, grant: `+${command}` };
   if (/^NOPERM\b.*\bchannel/.test(text)) return { what: 'the pub/sub channels sluice:*', grant: '&sluice:*' };
   if (/^NOPERM\b.*\bkey/.test(text)) return { what: 'the keys sluice:*', grant: '~sluice:*' };
   if (/^NOPERM\b/.test(text) || /can't run this command or subcommand/.test(text))
@@ -170,7 +180,7 @@ function timedOut(err: unknown): boolean {
 /**
  * A fail-fast Redis connection with up/down notifications.
  *
- *   connect ─▶ probe (SELECT db, SET, PUBLISH, the owners' checks) ─▶ up
+ *   connect ─▶ probe (SELECT db, SET, both scripts, PUBLISH, the owners' checks) ─▶ up
  *   up ─▶ 3 failures in a row, a refused permission, or the connection lost ─▶ down
  *   down ─▶ probe every 1 s while connected ─▶ 3 in a row succeed ─▶ up (onReady listeners resynchronise)
  */
@@ -316,13 +326,19 @@ export class SharedState {
   }
 
   /**
-   * Sends what sluice needs besides a write: a PUBLISH on the bans channel, then the owners' checks
-   * (the ban manager's SUBSCRIBE). A SET alone passed a user without the channels (Redis 7 gives a
-   * new user none): bans were written but never heard by the other nodes, with Redis said up and
-   * nothing in the log. Sent once a second only while Redis is down.
+   * Sends one of each kind of command sluice sends, in the order that names the first thing a user
+   * may lack: a write, the rate-limit and strike scripts (EVALSHA, EVAL when Redis has not cached
+   * them), a PUBLISH on the bans channel, then the owners' checks (the ban manager's SUBSCRIBE). A
+   * SET alone passed a user without the channels (Redis 7 gives a new user none): bans were written
+   * but never heard by the other nodes, with Redis said up and nothing in the log. And one who may
+   * not run scripts: Redis was up until the first EVALSHA failed, down, up again at the next probes,
+   * a pair of log lines and a ban resync every 3 s per worker under traffic. Five round trips, sent
+   * once a second only while Redis is down.
    */
   async #verify(): Promise<void> {
     await this.redis.set(PROBE_KEY, '1', 'PX', 10_000);
+    await this.redis.sluiceTake(PROBE_BUCKET, 1, 1);
+    await this.redis.sluiceStrike(PROBE_STRIKES, 1000, 1, 'probe', 1);
     await this.redis.publish(this.channel(BANS_CHANNEL), PROBE_MESSAGE);
     for (const check of this.#checks) await check();
   }

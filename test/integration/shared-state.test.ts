@@ -7,8 +7,9 @@ import type { ChildProcess } from 'node:child_process';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { ResolvedBan } from '../../src/config/types.js';
+import type { ResolvedBan, ResolvedRateLimit } from '../../src/config/types.js';
 import { type BanEvent, BanManager } from '../../src/security/ban-manager.js';
+import { SharedRateLimiter } from '../../src/security/rate-limiter.js';
 import { SharedState } from '../../src/security/shared-state.js';
 import { freePort, tempDir } from '../helpers/cli.js';
 import { startRedis, stopRedis } from '../helpers/redis.js';
@@ -485,6 +486,87 @@ describe('shared state in Redis', () => {
       expect(lines(log, DOWN)).toEqual([]);
     } finally {
       await redisCli('ACL', 'DELUSER', 'nosub');
+    }
+  });
+
+  it('keeps a Redis whose user may not run scripts down, said once, while rate limits are taken on local buckets', async () => {
+    // The probe was a SET: Redis came up, the first takes failed (NOPERM evalsha), it went down,
+    // came up 3 probes later, and so on: a pair of lines and a resync every 3 s under traffic.
+    await redisCli(
+      'ACL',
+      'SETUSER',
+      'noscript',
+      'on',
+      '>noscript-pw-41',
+      '~sluice:*',
+      '&sluice:*',
+      '+@all',
+      '-@scripting',
+    );
+    try {
+      const { state, log } = connectAs('noscript', 'noscript-pw-41');
+      const limiter = new SharedRateLimiter(state, 1);
+      closing.push(() => limiter.close());
+      const rule = { perSecond: 1000, burst: 10 } as ResolvedRateLimit;
+      const ups: boolean[] = [];
+      const stop = Date.now() + 5000;
+      while (Date.now() < stop) {
+        ups.push(state.up);
+        expect((await limiter.take('web', '203.0.113.41', rule)).allowed).toBe(true);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(ups.every((up) => !up)).toBe(true);
+      expect(permissionLines(log)).toHaveLength(1);
+      expect(permissionLines(log)[0]?.obj.permission).toBe('+evalsha +eval');
+      expect(lines(log, BACK)).toEqual([]);
+      expect(lines(log, DOWN)).toEqual([]);
+      expect(await redisCli('KEYS', 'sluice:rl:web:*')).toBe('');
+    } finally {
+      await redisCli('ACL', 'DELUSER', 'noscript');
+    }
+  });
+
+  it('works with a user granted just what SLUICE_E_RUNTIME_REDIS_PERMISSION lists', async () => {
+    // The hint's list, and nothing else: if sluice sends one more command, this test says so.
+    await redisCli(
+      'ACL',
+      'SETUSER',
+      'least',
+      'on',
+      '>least-pw-41',
+      '~sluice:*',
+      '&sluice:*',
+      '-@all',
+      ...'+info +select +set +get +del +scan +evalsha +eval +publish +subscribe +time +hmget +hset +pexpire +zadd +zremrangebyscore +zcard'.split(
+        ' ',
+      ),
+    );
+    try {
+      const a = connectAs('least', 'least-pw-41');
+      const b = connectAs('least', 'least-pw-41');
+      await upNow(a.state);
+      await upNow(b.state);
+      const rule = { ...RULE, max: 1 };
+      const one = manager(a.state, a.log, rule);
+      const other = manager(b.state, b.log, rule);
+      await until(
+        async () => ((await redisCli('PUBSUB', 'NUMSUB', 'sluice:bans')).endsWith('2') ? true : undefined),
+        'both subscribed',
+      );
+      expect(await a.state.take('sluice:rl:web:least', 1, 5)).toEqual([1, expect.any(String)]);
+      one.m.strike('web', '203.0.113.42');
+      await until(
+        () => (other.events.some((e) => e.type === 'ban') ? true : undefined),
+        'the other node told',
+      );
+      expect(await one.m.unban('203.0.113.42')).toBe(1);
+      await until(() => (other.events.some((e) => e.type === 'unban') ? true : undefined), 'the unban heard');
+      expect(
+        [...a.log.lines, ...b.log.lines].filter((l) => l.level !== 'info' && l.msg !== 'client banned'),
+      ).toEqual([]);
+      expect(a.state.up && b.state.up).toBe(true);
+    } finally {
+      await redisCli('ACL', 'DELUSER', 'least');
     }
   });
 
