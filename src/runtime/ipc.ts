@@ -33,6 +33,8 @@ export type ToWorker =
     }
   | { readonly type: 'ban'; readonly ban: Ban }
   | { readonly type: 'unban'; readonly address: string }
+  /** Every ban of a scope lifted: a reload removed its `ban:` rule. */
+  | { readonly type: 'unban-scope'; readonly scope: string }
   | { readonly type: 'reload'; readonly id: number; readonly config: ResolvedConfig }
   | { readonly type: 'shutdown'; readonly deadlineMs: number }
   /**

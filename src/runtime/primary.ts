@@ -694,8 +694,9 @@ export class Primary {
     this.#config = next;
     admin.commit();
     if (plan.kind === 'swap') this.#restartCrashLooped();
-    if (previous.state.redis !== next.state.redis) await this.#replaceSharedState(next);
+    // The rules first: a removed rule's bans are lifted before a new manager would adopt them.
     this.#bans.setRules(banRules(next));
+    if (previous.state.redis !== next.state.redis) await this.#replaceSharedState(next);
     const { set } = UpstreamSet.build(next.upstreams, this.#upstreams);
     this.#upstreams.retire();
     this.#upstreams = set;
@@ -944,6 +945,8 @@ export class Primary {
     this.#state = this.#newSharedState(next);
     this.#stateMetrics.showUp(next.state.redis !== null);
     this.#bans = new BanManager(this.#state, this.#loggers.app, (e) => this.#broadcast(e));
+    // Before its first resync, which takes only the bans of scopes with a rule.
+    this.#bans.setRules(banRules(next));
     this.#bans.adopt(old.bans.all());
     old.bans.close();
     await old.state?.close();

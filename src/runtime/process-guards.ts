@@ -6,7 +6,7 @@
  */
 import type { ResolvedConfig } from '../config/types.js';
 import { type Ban, BanList } from '../security/ban-list.js';
-import { BanManager } from '../security/ban-manager.js';
+import { type BanEvent, BanManager } from '../security/ban-manager.js';
 import type { GuardServices } from '../security/guard-services.js';
 import { LocalRateLimiter, type RateLimiter, SharedRateLimiter } from '../security/rate-limiter.js';
 import { SharedState, type StateHooks, type StateLog } from '../security/shared-state.js';
@@ -42,13 +42,23 @@ export class ProcessGuards implements GuardServices {
     const workers = mode.kind === 'worker' ? Math.max(1, mode.workers) : 1;
     this.#limiter =
       this.#state === null ? new LocalRateLimiter(workers) : new SharedRateLimiter(this.#state, workers);
-    this.#manager =
-      mode.kind === 'alone'
-        ? new BanManager(this.#state, log, (e) =>
-            e.type === 'ban' ? this.bans.add(e.ban) : this.bans.remove(e.address),
-          )
-        : null;
+    this.#manager = mode.kind === 'alone' ? new BanManager(this.#state, log, (e) => this.#apply(e)) : null;
     this.#manager?.setRules(banRules(config));
+  }
+
+  /** A lone process's own manager decided: its list follows, as a worker's follows the primary's. */
+  #apply(e: BanEvent): void {
+    switch (e.type) {
+      case 'ban':
+        this.bans.add(e.ban);
+        return;
+      case 'unban':
+        this.bans.remove(e.address);
+        return;
+      case 'unban-scope':
+        this.bans.removeScope(e.scope);
+        return;
+    }
   }
 
   banned(scope: string, address: string): boolean {

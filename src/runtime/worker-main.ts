@@ -72,6 +72,9 @@ async function handle(message: ToWorker): Promise<void> {
     case 'unban':
       instance?.guards.bans.remove(message.address);
       return;
+    case 'unban-scope':
+      instance?.guards.bans.removeScope(message.scope);
+      return;
     case 'reload':
       try {
         await instance?.reload(message.config);

@@ -55,6 +55,18 @@ export class BanList {
     return n;
   }
 
+  /** Lifts every ban of `scope` (a rule a reload removed); how many were in force. */
+  removeScope(scope: string, now = Date.now()): number {
+    let n = 0;
+    for (const [id, ban] of this.#bans) {
+      if (ban.scope === scope) {
+        this.#bans.delete(id);
+        if (ban.until > now) n++;
+      }
+    }
+    return n;
+  }
+
   /** Whether `address` is banned in `scope` at `now`. */
   banned(scope: string, address: string, now = Date.now()): boolean {
     if (this.#bans.size === 0) return false;

@@ -18,7 +18,9 @@ import { BANS_CHANNEL, missingPermission, PREFIX, type SharedState, type StateLo
 /** What the manager tells the rest of the node. */
 export type BanEvent =
   | { readonly type: 'ban'; readonly ban: Ban }
-  | { readonly type: 'unban'; readonly address: string };
+  | { readonly type: 'unban'; readonly address: string }
+  /** Every ban of a scope lifted: a reload removed its rule. */
+  | { readonly type: 'unban-scope'; readonly scope: string };
 
 /**
  * Clients whose strikes a node keeps, the least recently struck going first: 68 MB measured at
@@ -206,9 +208,29 @@ export class BanManager {
     }
   }
 
-  /** The ban rules of the current config, by scope. */
+  /**
+   * The ban rules of the current config, by scope. A scope whose rule is gone has its bans and
+   * strikes lifted here, as fail2ban unbans a stopped jail's: they were no longer enforced, yet
+   * listed by `/api/bans`, counted by `sluice_bans_active`, and (strikes, and bans in the workers)
+   * back in force when a later reload brought the rule back. Redis keeps them: other nodes may
+   * still have the rule. A scope given a rule reads the bans Redis holds for it.
+   */
   setRules(rules: ReadonlyMap<string, ResolvedBan>): void {
+    const previous = this.#rules;
     this.#rules = new Map(rules);
+    for (const scope of previous.keys()) if (!rules.has(scope)) this.#liftScope(scope);
+    const added = [...rules.keys()].some((scope) => !previous.has(scope));
+    if (added && this.#state?.up) void this.#resync();
+  }
+
+  /** Lifts every ban and strike of `scope` on this node. */
+  #liftScope(scope: string): void {
+    const lifted = this.#list.removeScope(scope);
+    for (const id of this.#strikes.keys()) if (id.startsWith(`${scope}\n`)) this.#strikes.delete(id);
+    for (const [id, ban] of this.#pendingBans) if (ban.scope === scope) this.#pendingBans.delete(id);
+    this.#onChange({ type: 'unban-scope', scope });
+    if (lifted > 0)
+      this.#log.info({ audit: true, scope, lifted }, 'bans lifted: the reload removed their rule');
   }
 
   /** Counts `count` listed answers for `address` in `scope`. */
@@ -373,9 +395,12 @@ export class BanManager {
     return at > 0 && at >= made;
   }
 
-  /** Takes over the bans of a manager being replaced (state.redis changed); written to Redis on resync. */
+  /**
+   * Takes over the bans of a manager being replaced (state.redis changed), those of scopes with a
+   * rule (set first); written to Redis on resync.
+   */
   adopt(bans: readonly Ban[]): void {
-    for (const ban of bans) this.#list.add(ban);
+    for (const ban of bans) if (this.#rules.has(ban.scope)) this.#list.add(ban);
   }
 
   /** Every active ban. */
@@ -383,10 +408,14 @@ export class BanManager {
     return this.#list.all(now);
   }
 
-  /** A ban announced by another node. */
+  /**
+   * A ban announced by another node: taken only for a scope this node has a rule for, as only those
+   * are enforced (a ban of another scope was listed and counted here, never enforced).
+   */
   #remote(text: string): void {
     const e = remoteEvent(text);
-    if (e?.type === 'ban' && !this.#list.banned(e.ban.scope, e.ban.address)) this.#apply(e.ban);
+    if (e?.type === 'ban' && this.#rules.has(e.ban.scope) && !this.#list.banned(e.ban.scope, e.ban.address))
+      this.#apply(e.ban);
     else if (e?.type === 'unban' && this.#list.remove(e.address) > 0) this.#onChange(e);
   }
 
@@ -402,6 +431,7 @@ export class BanManager {
         const parts = keyParts(key, 'ban:');
         if (
           parts === null ||
+          !this.#rules.has(parts.scope) ||
           !banTime(until) ||
           until <= now ||
           this.#list.banned(parts.scope, parts.address, now)

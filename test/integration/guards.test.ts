@@ -11,7 +11,7 @@ import type { SluiceConfigInput } from '../../src/config/schema.js';
 import { freePort } from '../helpers/cli.js';
 import { http } from '../helpers/http.js';
 import { rawRequest } from '../helpers/raw-http.js';
-import { startSluice, type TestSluice } from '../helpers/sluice.js';
+import { resolve, startSluice, type TestSluice } from '../helpers/sluice.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 const OPS = 'ops-secret-for-tests';
@@ -493,5 +493,44 @@ describe('a banned client, whatever it sends', () => {
     // A banned client's 403s strike nothing: one ban, logged once.
     await new Promise((r) => setTimeout(r, 300));
     expect(sluice.logs.filter((l) => l.msg === 'client banned' && l.client === '127.0.0.1')).toHaveLength(1);
+  });
+});
+
+describe('a reload that removes the ban rule, in one process', () => {
+  it('lifts its bans and strikes: not listed, and not back with the rule', async () => {
+    const port = await freePort();
+    const config = (withBan: boolean): SluiceConfigInput => ({
+      servers: [
+        {
+          name: 'web',
+          listen: `127.0.0.1:${port}`,
+          trusted_proxies: ['127.0.0.1'],
+          ...(withBan ? { ban: { statuses: [404], max: 2, window: '1m', duration: '10m' } } : {}),
+          routes: [{ match: { path: '/ok' }, respond: { status: 200, body: 'ok' } }],
+        },
+      ],
+    });
+    const sluice = await startSluice(config(true));
+    try {
+      const get = async (path: string, client: string) =>
+        (await http(`${sluice.url}${path}`, { headers: { 'x-forwarded-for': client } })).status;
+      expect(await get('/missing', '203.0.113.71')).toBe(404);
+      expect(await get('/missing', '203.0.113.71')).toBe(404);
+      expect(await get('/ok', '203.0.113.71')).toBe(403);
+      expect(await get('/missing', '203.0.113.72')).toBe(404);
+
+      await sluice.instance.reload(resolve(config(false)));
+      expect(sluice.instance.guards.all()).toEqual([]);
+      expect(await get('/ok', '203.0.113.71')).toBe(200);
+
+      await sluice.instance.reload(resolve(config(true)));
+      expect(await get('/ok', '203.0.113.71')).toBe(200);
+      // One strike before and one after: a fresh count, no ban.
+      expect(await get('/missing', '203.0.113.72')).toBe(404);
+      expect(await get('/ok', '203.0.113.72')).toBe(200);
+      expect(sluice.instance.guards.all()).toEqual([]);
+    } finally {
+      await sluice.close();
+    }
   });
 });

@@ -570,6 +570,41 @@ describe('shared state in Redis', () => {
     }
   });
 
+  it('lifts the bans of a removed rule here only: Redis keeps them for other nodes, and the rule back reads them', async () => {
+    const { state } = connect();
+    const other = connect();
+    await upNow(state);
+    await upNow(other.state);
+    const rule = { ...RULE, max: 1 };
+    const a = manager(state, memoryLog(), rule);
+    const b = manager(other.state, memoryLog(), rule);
+    await until(
+      async () => ((await redisCli('PUBSUB', 'NUMSUB', 'sluice:bans')).endsWith('2') ? true : undefined),
+      'both subscribed',
+    );
+    a.m.strike('web', '203.0.113.61');
+    await until(() => (b.events.some((e) => e.type === 'ban') ? true : undefined), 'the other node told');
+
+    // A reload on node b drops the rule: its ban is lifted there, not in Redis nor on node a.
+    b.m.setRules(new Map());
+    expect(b.m.all()).toEqual([]);
+    expect(b.events.at(-1)).toEqual({ type: 'unban-scope', scope: 'web' });
+    expect(await redisCli('EXISTS', 'sluice:ban:web:203.0.113.61')).toBe('1');
+    expect(a.m.all().map((ban) => ban.address)).toEqual(['203.0.113.61']);
+    // Bans of a scope without a rule are neither taken from the channel nor from Redis.
+    a.m.strike('web', '203.0.113.62');
+    await until(
+      () => (a.events.filter((e) => e.type === 'ban').length === 2 ? true : undefined),
+      'a second ban',
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    expect(b.m.all()).toEqual([]);
+
+    // The rule back: node b reads the bans Redis holds for it.
+    b.m.setRules(new Map([['web', rule]]));
+    await until(() => (b.m.all().length === 2 ? true : undefined), 'the bans read again');
+  });
+
   it('announces a ban whose write to Redis failed once Redis takes writes again, without an outage in between', async () => {
     const { state } = connect();
     const other = connect();
