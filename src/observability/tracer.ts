@@ -67,6 +67,9 @@ export class Tracer {
   readonly #provider: OtelSdk.BasicTracerProvider;
   readonly #tracer: OtelTracer;
   readonly #otel: Otel;
+  readonly #pending = new PendingSpans();
+  readonly #endpoint: string;
+  readonly #warn: (obj: object, msg: string) => void;
 
   /** `warn` hears once when spans start failing to export, and once when they export again. */
   constructor(
@@ -75,6 +78,8 @@ export class Tracer {
   ) {
     const o = otel();
     this.#otel = o;
+    this.#endpoint = redactUrl(config.otlpEndpoint);
+    this.#warn = warn;
     const { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } = o.sdk;
     const { OTLPTraceExporter } = o.exporter;
     const { resourceFromAttributes } = o.resources;
@@ -82,9 +87,13 @@ export class Tracer {
       resource: resourceFromAttributes({ 'service.name': config.serviceName, 'service.version': VERSION }),
       sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.sampleRatio) }),
       spanProcessors: [
-        new BatchSpanProcessor(
-          watchExports(new OTLPTraceExporter({ url: config.otlpEndpoint }), config.otlpEndpoint, warn),
-          { scheduledDelayMillis: 1000 },
+        this.#pending.count(
+          new BatchSpanProcessor(
+            this.#pending.watch(
+              watchExports(new OTLPTraceExporter({ url: config.otlpEndpoint }), config.otlpEndpoint, warn),
+            ),
+            { scheduledDelayMillis: 1000, maxQueueSize: MAX_QUEUE },
+          ),
         ),
       ],
     });
@@ -123,9 +132,92 @@ export class Tracer {
     await this.#provider.forceFlush().catch(() => undefined);
   }
 
-  /** Exports what is buffered and stops. */
-  async shutdown(): Promise<void> {
-    await this.#provider.shutdown().catch(() => undefined);
+  /**
+   * Exports what is buffered and stops, waiting at most `timeoutMs`: the OTLP exporter gives a
+   * collector 10 s per batch and retries a refused connection, so a collector down or hanging held
+   * a stop for 6-12 s, past the primary's kill. Spans still unsent then are dropped, and said once.
+   */
+  async shutdown(timeoutMs = Number.POSITIVE_INFINITY): Promise<void> {
+    const done = this.#provider.shutdown().then(
+      () => true,
+      () => true,
+    );
+    if (timeoutMs === Number.POSITIVE_INFINITY) {
+      await done;
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), Math.max(0, timeoutMs));
+    });
+    const exported = await Promise.race([done, late]);
+    clearTimeout(timer);
+    if (!exported && this.#pending.unsent > 0) {
+      this.#warn(
+        { endpoint: this.#endpoint, spans: this.#pending.unsent, timeout_ms: Math.round(timeoutMs) },
+        'tracing: spans not exported by the stop deadline are dropped',
+      );
+    }
+  }
+}
+
+/** The batch processor's queue bound (the SDK's default), which PendingSpans mirrors. */
+const MAX_QUEUE = 2048;
+
+/**
+ * How many ended spans are not yet exported (queued in the batch processor, or in an export that
+ * has not answered), so a stop cut short can say how many it drops. The SDK keeps its queue private:
+ * this counts spans in as the processor takes them (it drops them past MAX_QUEUE) and out as the
+ * exporter answers, O(1) per span.
+ */
+class PendingSpans {
+  #queued = 0;
+  #exporting = 0;
+  #closed = false;
+
+  /** Spans ended and not yet exported. */
+  get unsent(): number {
+    return this.#queued + this.#exporting;
+  }
+
+  /** The processor, with the spans it takes counted in. */
+  count(processor: OtelSdk.SpanProcessor): OtelSdk.SpanProcessor {
+    return {
+      onStart: (span, parent) => processor.onStart(span, parent),
+      onEnd: (span) => {
+        // The batch processor's own rules: unsampled spans, spans after shutdown and spans past
+        // a full queue never reach the exporter.
+        if (
+          !this.#closed &&
+          (span.spanContext().traceFlags & 1) === 1 /* sampled */ &&
+          this.#queued < MAX_QUEUE
+        )
+          this.#queued++;
+        processor.onEnd(span);
+      },
+      forceFlush: () => processor.forceFlush(),
+      shutdown: () => {
+        this.#closed = true;
+        return processor.shutdown();
+      },
+    };
+  }
+
+  /** The exporter, with the spans it answers for counted out. */
+  watch(exporter: OtelSdk.SpanExporter): OtelSdk.SpanExporter {
+    return {
+      export: (spans, done) => {
+        const n = spans.length;
+        this.#queued = Math.max(0, this.#queued - n);
+        this.#exporting += n;
+        exporter.export(spans, (result) => {
+          this.#exporting -= n;
+          done(result);
+        });
+      },
+      shutdown: () => exporter.shutdown(),
+      forceFlush: () => exporter.forceFlush?.() ?? Promise.resolve(),
+    };
   }
 }
 

@@ -51,6 +51,13 @@ import { type GuardMode, ProcessGuards } from './process-guards.js';
  */
 const CLIENT_CERT_LINES_PER_SECOND = 10;
 
+/**
+ * The least time a stop gives the tracer to export its last spans, even when draining used the
+ * whole deadline: a collector on the host or its network takes a batch in milliseconds, so the spans
+ * of requests cut at the deadline still go out, well inside the primary's kill at the deadline + 5 s.
+ */
+const TRACER_FLUSH_MIN_MS = 500;
+
 /** A bound address, as reported to users and tests. */
 export interface BoundAddress {
   readonly key: string;
@@ -390,6 +397,7 @@ export class SluiceInstance {
 
   async #close(deadlineMs: number): Promise<void> {
     if (this.#state === 'closed') return;
+    const deadline = performance.now() + deadlineMs;
     this.#state = 'closing';
     this.#health?.stop();
     const leftovers = Promise.all(this.#leftovers);
@@ -406,7 +414,17 @@ export class SluiceInstance {
     this.#egress = null;
     await this.#admin.close();
     await this.#tables?.upstreams.destroy();
-    await this.#tracer?.shutdown();
+    // The last spans go out beside the handlers' close() hooks, within what is left of the deadline
+    // (at least TRACER_FLUSH_MIN_MS): awaited first and unbounded, a collector down or hanging held
+    // the stop 6-12 s, and the primary's kill (the deadline plus 5 s) came before any close() ran.
+    const flushMs = Math.max(deadline - performance.now(), TRACER_FLUSH_MIN_MS);
+    await Promise.all([this.#tracer?.shutdown(flushMs), this.#closeHandlers()]);
+    this.#state = 'closed';
+    if (this.#ownsLoggers) await this.#loggers.close();
+  }
+
+  /** Closes the guards and the profiler, then calls each handler module's close(). */
+  async #closeHandlers(): Promise<void> {
     await this.guards.close();
     this.profiler.close();
     for (const handler of this.#handlers.values()) {
@@ -416,8 +434,6 @@ export class SluiceInstance {
         this.#loggers.app.error({ err, module: handler.module }, 'handler close() failed');
       }
     }
-    this.#state = 'closed';
-    if (this.#ownsLoggers) await this.#loggers.close();
   }
 
   async #startEgress(config: ResolvedConfig): Promise<void> {

@@ -4,10 +4,11 @@
  * profiles decoded, and OTLP spans matching what the upstream and the access log saw.
  */
 import { execFileSync } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
 import { Agent, request } from 'undici';
@@ -379,6 +380,66 @@ upstreams:
     expect((tooBig.status as { code?: number }).code ?? 0).toBe(0);
     expect((received[0] as { contentType: string }).contentType).toContain('application/json');
   });
+
+  it.each(['refuses connections', 'never answers'] as const)(
+    'stops within shutdown_timeout, handlers closed, when the collector %s',
+    async (collectorState) => {
+      const sockets: net.Socket[] = [];
+      const hanging = net.createServer((s) => sockets.push(s));
+      await new Promise<void>((r) => hanging.listen(0, '127.0.0.1', r));
+      const hangingPort = (hanging.address() as AddressInfo).port;
+      try {
+        const collectorPort = collectorState === 'never answers' ? hangingPort : await freePort();
+        const port = await freePort();
+        const dir = (await tempDir()).path;
+        const marks = join(dir, 'closed.txt');
+        await writeFile(
+          join(dir, 'app.mjs'),
+          `import { appendFileSync } from 'node:fs';
+export default (req, res) => res.end('ok');
+export function close() { appendFileSync(${JSON.stringify(marks)}, 'closed ' + process.pid + '\\n'); }
+`,
+        );
+        const file = join(dir, 'sluice.yaml');
+        await writeFile(
+          file,
+          `workers: 2
+allow_root_handlers: true
+shutdown_timeout: 1s
+tracing: { otlp_endpoint: "http://127.0.0.1:${collectorPort}/v1/traces" }
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes:
+      - handler: ./app.mjs
+`,
+        );
+        const sluice = spawnCli(['start', '-c', file], { cwd: dir });
+        await waitForPort(port, { proc: sluice });
+        for (let i = 0; i < 5; i++) expect((await text(`http://127.0.0.1:${port}/r${i}`)).status).toBe(200);
+        // Past the batch delay (1 s): the spans are in an export the collector does not answer.
+        await new Promise((r) => setTimeout(r, 1500));
+        const started = performance.now();
+        sluice.signal('SIGTERM');
+        const exit = await sluice.waitForExit(20_000);
+        const took = performance.now() - started;
+        expect(exit.code).toBe(0);
+        // shutdown_timeout (1 s) + 3 s; the primary kills a worker at the deadline + 5 s.
+        expect(took).toBeLessThan(4000);
+        const closed = (await readFile(marks, 'utf8')).trim().split('\n');
+        expect(closed).toHaveLength(2);
+        if (collectorState === 'never answers') {
+          const dropped = sluice
+            .jsonLines()
+            .filter((l) => l.msg === 'tracing: spans not exported by the stop deadline are dropped');
+          expect(dropped.length).toBeGreaterThan(0);
+          expect(dropped.reduce((n, l) => n + Number(l.spans), 0)).toBe(5);
+        }
+      } finally {
+        for (const s of sockets) s.destroy();
+        hanging.close();
+      }
+    },
+  );
 
   it('propagates a fresh trace id upstream even with no exporter configured', async () => {
     const port = await freePort();

@@ -1,6 +1,7 @@
 /** The tracer says when its spans cannot be exported: the SDK drops them without a word. */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
 import { formatProblem } from '../../src/config/problem.js';
@@ -44,6 +45,33 @@ describe('span exports', () => {
       ]);
     } finally {
       await tracer.shutdown();
+      collector.close();
+    }
+  });
+
+  it('stops within the time it is given when the collector never answers, and says what it drops', async () => {
+    // Accepts and never answers: the exporter alone would wait 10 s per batch.
+    const sockets: net.Socket[] = [];
+    const collector = net.createServer((s) => sockets.push(s));
+    await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(collector.address() as AddressInfo).port}/v1/traces`;
+    const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
+    const tracer = new Tracer({ otlpEndpoint: url, sampleRatio: 1, serviceName: 't' }, (obj, msg) =>
+      warnings.push({ obj: obj as Record<string, unknown>, msg }),
+    );
+    try {
+      for (let i = 0; i < 3; i++) tracer.startRequest('GET', '/', null, null).end(null, 200, null);
+      const started = performance.now();
+      await tracer.shutdown(300);
+      expect(performance.now() - started).toBeLessThan(5000);
+      expect(warnings).toEqual([
+        {
+          obj: { endpoint: url, spans: 3, timeout_ms: 300 },
+          msg: 'tracing: spans not exported by the stop deadline are dropped',
+        },
+      ]);
+    } finally {
+      for (const s of sockets) s.destroy();
       collector.close();
     }
   });
