@@ -317,20 +317,31 @@ export class LineWriter {
     }
   }
 
-  /** Reopens the file (after logrotate moved it); a no-op for a plain descriptor. */
-  reopen(): void {
-    if (this.#path === null) return;
+  /**
+   * Reopens the file (after logrotate moved it); a no-op for a plain descriptor. Returns why the
+   * file could not be opened again, or null. Then lines go on to the file open before, as nginx
+   * keeps its old file when a reopen fails: the moved file still takes them, where stdout (the
+   * start's fallback) would mix them into the application log.
+   */
+  reopen(): Error | null {
+    if (this.#path === null) return null;
     const old = this.#fd;
     try {
       this.#fd = openAppend(this.#path);
-      if (this.#used > 0) this.#seal(); // a batch sized for the old descriptor goes out as it is
-      this.#setUp();
-      this.#spare.length = 0;
-      this.#failing = false;
-      fs.close(old, () => undefined);
     } catch (err) {
-      this.#onError(err as Error);
+      return err as Error;
     }
+    if (this.#used > 0) this.#seal(); // a batch sized for the old descriptor goes out as it is
+    this.#setUp();
+    this.#spare.length = 0;
+    this.#failing = false;
+    fs.close(old, () => undefined);
+    return null;
+  }
+
+  /** The file written to, or null for a descriptor given. */
+  get path(): string | null {
+    return this.#path;
   }
 }
 

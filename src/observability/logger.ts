@@ -17,14 +17,20 @@ export interface Loggers {
   readonly accessSink: LineSink | null;
   /** Pretty format: access lines go through this logger instead. */
   readonly access: Logger | null;
-  /** Reopens file destinations (SIGUSR1, logrotate). */
-  reopen(): void;
+  /** Reopens file destinations (SIGUSR1, logrotate); the files that could not be, each with why. */
+  reopen(): readonly ReopenFailure[];
   /** Lines lost so far: the destination failed, or fell more than 16 MiB behind. */
   droppedLines(): number;
   /** Writes out everything buffered, synchronously (before exit). */
   flush(): void;
   /** Writes out everything queued (waiting at most 2 s for a slow destination) and stops. */
   close(): Promise<void>;
+}
+
+/** A log file that could not be opened again: its lines go on to the file open before. */
+export interface ReopenFailure {
+  readonly file: string;
+  readonly reason: string;
 }
 
 /** How long closing waits for log writes in flight before writing the rest synchronously. */
@@ -105,7 +111,12 @@ export function createLoggers(log: ResolvedLog): Loggers {
     access,
     accessSink,
     reopen: () => {
-      for (const w of writers) w.reopen();
+      const failures: ReopenFailure[] = [];
+      for (const w of writers) {
+        const err = w.reopen();
+        if (err !== null) failures.push({ file: w.path ?? '', reason: err.message });
+      }
+      return failures;
     },
     droppedLines: () => writers.reduce((n, w) => n + w.dropped, 0),
     flush,

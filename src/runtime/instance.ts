@@ -232,10 +232,16 @@ export class SluiceInstance {
     return this.#served;
   }
 
-  /** Reopens log files (SIGUSR1 after logrotate). */
+  /** Reopens log files (SIGUSR1 after logrotate); a file that cannot be is logged as an error. */
   reopenLogs(): void {
-    this.#loggers.reopen();
-    this.#loggers.app.info('log files reopened');
+    const failures = this.#loggers.reopen();
+    for (const { file, reason } of failures) {
+      this.#loggers.app.error(
+        { file, reason },
+        'log file not reopened; its lines go on to the file that was open (moved or not)',
+      );
+    }
+    if (failures.length === 0) this.#loggers.app.info('log files reopened');
   }
 
   /** Loads handlers, binds every listener; on a partial failure, closes what was opened and rethrows. */

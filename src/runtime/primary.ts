@@ -822,12 +822,15 @@ export class Primary {
     if (problem !== null) this.#loggers.app.warn(problem);
   }
 
-  /** Asks every worker to reopen its log files, and reopens the primary's. */
+  /**
+   * Asks every worker to reopen its log files. The primary writes to stdout only (access: off): the
+   * files are the workers', and each logs whether it reopened them; a "log files reopened" here
+   * said so before any worker had tried, and also when every one of them failed.
+   */
   reopenLogs(): void {
-    this.#loggers.reopen();
     this.#prepareLogFiles(this.#config);
     this.#broadcast({ type: 'reopen-logs' });
-    this.#loggers.app.info('log files reopened');
+    this.#loggers.app.info('reopening log files in every worker');
   }
 
   /** Drains (or enables) target `index` of `upstream` in every worker; its origin, or null. */

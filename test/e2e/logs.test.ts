@@ -108,4 +108,58 @@ servers:
     expect(everything).toContain('handler failed');
     expect(everything).not.toContain(SECRET);
   });
+  it('says so when SIGUSR1 cannot reopen the access log, and writes on to the file that was open', {
+    timeout: 60_000,
+  }, async () => {
+    const dir = (await tempDir()).path;
+    const port = await freePort();
+    const file = join(dir, 'sluice.yaml');
+    await writeFile(
+      file,
+      `workers: 2
+log: { access: logs/access.log }
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes:
+      - respond: { status: 200, body: "ok" }
+`,
+    );
+    const sluice = spawnCli(['start', '-c', file], { cwd: dir });
+    await waitForPort(port, { proc: sluice });
+    await sluice.waitForJson((l) => l.msg === 'sluice started');
+    const workers = sluice
+      .jsonLines()
+      .filter((l) => l.msg === 'worker ready')
+      .map((l) => l.pid);
+    expect(workers).toHaveLength(2);
+    await (await request(`http://127.0.0.1:${port}/before`)).body.dump();
+
+    // The directory moved away and a plain file in its place: the path cannot be opened again.
+    await rename(join(dir, 'logs'), join(dir, 'logs.old'));
+    await writeFile(join(dir, 'logs'), 'x\n');
+    sluice.signal('SIGUSR1');
+    const failed = await sluice.waitForJson(
+      (l) => l.msg === 'log file not reopened; its lines go on to the file that was open (moved or not)',
+      2,
+      10_000,
+    );
+    expect(new Set(failed.map((l) => l.pid))).toEqual(new Set(workers));
+    for (const l of failed) {
+      expect(l.level).toBe('error');
+      expect(l.file).toBe(join(dir, 'logs/access.log'));
+      expect(String(l.reason)).toContain('EEXIST');
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect(sluice.jsonLines().filter((l) => l.msg === 'log files reopened')).toEqual([]);
+
+    await (await request(`http://127.0.0.1:${port}/after`)).body.dump();
+    const moved = join(dir, 'logs.old/access.log');
+    await until(
+      async () => ((await readFile(moved, 'utf8')).includes('"/after"') ? true : undefined),
+      'the line of /after in the file that was open',
+      5000,
+    );
+    sluice.signal('SIGTERM');
+    await sluice.waitForExit(15_000);
+  });
 });

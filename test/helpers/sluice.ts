@@ -52,7 +52,7 @@ export function memoryLoggers(): { loggers: Loggers; logs: Record<string, unknow
     app,
     access: null,
     accessSink,
-    reopen() {},
+    reopen: () => [],
     droppedLines: () => 0,
     flush() {},
     close: async () => {},
