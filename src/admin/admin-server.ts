@@ -74,9 +74,12 @@ const ASSETS: Record<string, { type: string; file: string }> = {
  */
 export class AdminRequestError extends Error {
   readonly status: number;
-  constructor(status: number, message: string) {
+  /** The catalogue code the problem names, when there is one. */
+  readonly code: ErrorCode | null;
+  constructor(status: number, message: string, code: ErrorCode | null = null) {
     super(message);
     this.status = status;
+    this.code = code;
   }
 }
 
@@ -102,7 +105,13 @@ export class AdminServer {
       this.#route(req, res).catch((err: unknown) => {
         if (res.headersSent) res.destroy();
         else if (err instanceof AdminRequestError)
-          problem(res, err.status, STATUS_CODES[err.status] ?? 'Error', err.message);
+          problem(
+            res,
+            err.status,
+            STATUS_CODES[err.status] ?? 'Error',
+            err.message,
+            err.code === null ? {} : { code: err.code },
+          );
         else if (err instanceof ProfilerBusyError) problem(res, 409, 'Conflict', err.message);
         else problem(res, 500, 'Internal Server Error', err instanceof Error ? err.message : String(err));
       });

@@ -276,6 +276,11 @@ export const ERROR_CATALOGUE = {
     title: 'not an address that can be banned',
     hint: 'give an IPv4 or IPv6 address (e.g. DELETE /api/bans/203.0.113.7), or an IPv6 /64 as listed by GET /api/bans (2001:db8:1:2::/64); percent-encode the / and :',
   },
+  SLUICE_E_ADMIN_WORKER_GONE: {
+    status: 503,
+    title: 'the worker stopped before it answered',
+    hint: 'the worker exited (killed or crashed) before it answered, with the profile it was taking; ask again: the same worker index names its replacement once that one runs (GET /api/status)',
+  },
   SLUICE_E_AUTH_DENIED: {
     status: 403,
     title: 'Forbidden',

@@ -68,17 +68,29 @@ export class Profiler {
     await this.#session.post('HeapProfiler.startSampling', { samplingInterval: HEAP_SAMPLING_BYTES });
   }
 
-  /** Ends the CPU profile being taken now, if any (its caller left). */
+  /** Ends the CPU profile being taken now, if any (its caller left, or the process stops). */
   endCpu(): void {
-    this.#endCpu?.();
+    if (this.#endCpu !== null) this.#endCpu();
+    // Still starting (the inspector's enable and start are awaited): it ends as soon as it runs.
+    else if (this.#cpuBusy) this.#endEarly = true;
   }
 
   #endCpu: (() => void) | null = null;
+  #endEarly = false;
+  /** The CPU profile being taken, settled either way: `close` waits for it. */
+  #cpuRun: Promise<unknown> = Promise.resolve();
 
   /** Samples the CPU for `seconds` (or until endCpu); the pprof bytes. One profile at a time. */
-  async cpu(seconds: number): Promise<Buffer> {
-    if (this.#cpuBusy) throw new ProfilerBusyError();
+  cpu(seconds: number): Promise<Buffer> {
+    if (this.#cpuBusy) return Promise.reject(new ProfilerBusyError());
     this.#cpuBusy = true;
+    this.#endEarly = false;
+    const run = this.#cpu(seconds);
+    this.#cpuRun = run.catch(() => undefined);
+    return run;
+  }
+
+  async #cpu(seconds: number): Promise<Buffer> {
     try {
       await this.#connect();
       await this.#session.post('Profiler.enable');
@@ -92,6 +104,7 @@ export class Profiler {
           resolve();
         }
         this.#endCpu = end;
+        if (this.#endEarly) end();
       });
       this.#endCpu = null;
       const { profile } = (await this.#session.post('Profiler.stop')) as unknown as { profile: CpuProfile };
@@ -111,8 +124,14 @@ export class Profiler {
     return gzipSync(heapToPprof(profile.head));
   }
 
-  /** Detaches from the inspector. */
-  close(): void {
+  /**
+   * Ends a CPU profile being taken, so that its caller gets the samples so far, then detaches from
+   * the inspector. Detached at once, a worker retiring after a rolling reload left the profile
+   * unanswered, and the caller got a 500 when the worker exited.
+   */
+  async close(): Promise<void> {
+    this.endCpu();
+    await this.#cpuRun;
     if (this.#connected) this.#session.disconnect();
     this.#connected = false;
   }

@@ -432,7 +432,7 @@ export class SluiceInstance {
   /** Closes the guards and the profiler, then calls each handler module's close(). */
   async #closeHandlers(): Promise<void> {
     await this.guards.close();
-    this.profiler.close();
+    await this.profiler.close();
     for (const handler of this.#handlers.values()) {
       try {
         await handler.close();

@@ -1037,6 +1037,15 @@ export class Primary {
       (id) => ({ type: 'profile', id, kind, seconds }),
       seconds * 1000 + 15_000,
     );
+    // Gone before it answered (killed, crashed, or stopped): a retry reaches its replacement. (A
+    // worker retiring after a rolling reload answers with the samples it took until it stopped.)
+    if (answer === null && worker.isDead()) {
+      throw new AdminRequestError(
+        503,
+        `worker ${slot?.index} (pid ${worker.process.pid}) exited before its ${kind} profile was done; ask again`,
+        'SLUICE_E_ADMIN_WORKER_GONE',
+      );
+    }
     if (answer === null || answer.data === null) {
       const error = answer?.error ?? 'the worker did not answer';
       if (error === new ProfilerBusyError().message) throw new AdminRequestError(409, error);

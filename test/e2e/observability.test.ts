@@ -268,6 +268,65 @@ export default (_req: unknown, res: { end(s: string): void }) => res.end(String(
   });
 });
 
+describe('a CPU profile of a worker that goes away (2 workers)', () => {
+  afterEach(async () => {
+    await killAll();
+  });
+
+  /** sluice with a handler route (so that every reload rolls the workers) and an admin listener. */
+  async function start() {
+    const port = await freePort();
+    const admin = await freePort();
+    const { file, dir } = await configFile(
+      `workers: 2
+allow_root_handlers: true
+admin: { listen: "127.0.0.1:${admin}" }
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes:
+      - handler: ./app.mjs
+`,
+    );
+    await writeFile(join(dir, 'app.mjs'), `export default (req, res) => res.end('ok');\n`);
+    const sluice = spawnCli(['start', '-c', file], { cwd: dir });
+    await waitForPort(port, { proc: sluice });
+    await waitForPort(admin, { proc: sluice });
+    await sluice.waitForJson((l) => l.msg === 'sluice started');
+    return { sluice, admin };
+  }
+
+  it('answers with the samples taken until a rolling reload retired the worker', async () => {
+    const { sluice, admin } = await start();
+    const old = (await status(admin)).workers[1]!.pid;
+    const started = performance.now();
+    const profile = request(`http://127.0.0.1:${admin}/debug/pprof/profile?seconds=10&worker=1`);
+    await new Promise((r) => setTimeout(r, 1000));
+    sluice.signal('SIGHUP');
+    const res = await profile;
+    const body = Buffer.from(await res.body.arrayBuffer());
+    expect(res.statusCode).toBe(200);
+    const decoded = Profile.decode(gunzipSync(body));
+    // Cut short by the reload: fewer than the 10 s asked for.
+    expect(Number(decoded.durationNanos) / 1e9).toBeLessThan(9);
+    expect(performance.now() - started).toBeLessThan(9000);
+    await waitFor(async () => (await status(admin)).workers[1]?.pid !== old, 'worker 1 replaced');
+  });
+
+  it('is a 503 problem with its code when the worker is killed during the profile', async () => {
+    const { admin } = await start();
+    const pid = (await status(admin)).workers[0]!.pid!;
+    const profile = request(`http://127.0.0.1:${admin}/debug/pprof/profile?seconds=10&worker=0`);
+    await new Promise((r) => setTimeout(r, 1000));
+    process.kill(pid, 'SIGKILL');
+    const res = await profile;
+    const problem = (await res.body.json()) as Record<string, unknown>;
+    expect(res.statusCode).toBe(503);
+    expect(res.headers['content-type']).toBe('application/problem+json');
+    expect(problem).toMatchObject({ status: 503, code: 'SLUICE_E_ADMIN_WORKER_GONE' });
+    expect(String(problem.detail)).toContain('ask again');
+  });
+});
+
 describe('tracing over OTLP/HTTP', () => {
   let up: TestUpstream;
   let collector: http.Server;

@@ -1,7 +1,9 @@
 /** V8 CPU profiles as pprof: what counts as CPU time. */
+import { performance } from 'node:perf_hooks';
+import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
 import { describe, expect, it } from 'vitest';
-import { cpuToPprof } from '../../src/observability/profiler.js';
+import { cpuToPprof, Profiler } from '../../src/observability/profiler.js';
 
 const frame = (functionName: string) => ({
   functionName,
@@ -35,5 +37,19 @@ describe('cpuToPprof', () => {
     expect(names.sort()).toEqual(['(garbage collector)', '(program)', 'handle']);
     const total = decoded.sample.reduce((n, s) => n + Number(s.value[0]), 0);
     expect(total).toBe(3);
+  });
+});
+
+describe('Profiler', () => {
+  // A worker retiring after a rolling reload closes its profiler: the caller gets what was sampled.
+  it.each([0, 300])('close() %i ms into a CPU profile ends it, with the samples so far', async (after) => {
+    const profiler = new Profiler();
+    const started = performance.now();
+    const profile = profiler.cpu(30);
+    await new Promise((r) => setTimeout(r, after));
+    await profiler.close();
+    const decoded = Profile.decode(gunzipSync(await profile));
+    expect(performance.now() - started).toBeLessThan(10_000);
+    expect(Number(decoded.durationNanos)).toBeLessThan(10e9);
   });
 });
