@@ -14,6 +14,7 @@ import type * as OtelSdk from '@opentelemetry/sdk-trace-base';
 import type { ResolvedTracing } from '../config/types.js';
 import { redactUrl } from '../core/redact.js';
 import { VERSION } from '../core/version.js';
+import type { ErrorCode } from '../errors/catalogue.js';
 import type { AttemptCode } from '../proxy/proxy-exchange.js';
 import type { TraceParent } from './trace-context.js';
 
@@ -59,7 +60,8 @@ export interface RequestSpan {
 /** One upstream attempt's span. */
 export interface AttemptSpan {
   readonly spanId: string;
-  end(code: number | AttemptCode): void;
+  /** Ends it with the status or how it failed; `failure` is the catalogue code of what broke it. */
+  end(code: number | AttemptCode, failure?: ErrorCode): void;
 }
 
 /** The exporting tracer of one process. */
@@ -260,17 +262,20 @@ class ServerSpan implements RequestSpan {
     );
     return {
       spanId: span.spanContext().spanId,
-      end(code) {
-        if (typeof code === 'number') {
-          span.setAttribute('http.response.status_code', code);
-          // A CLIENT span is an error for a 4xx too (OTel's HTTP conventions).
-          if (code >= 400) {
-            span.setAttribute('error.type', String(code));
-            span.setStatus({ code: SpanStatusCode.ERROR });
-          }
-        } else {
+      end(code, failure) {
+        if (typeof code === 'number') span.setAttribute('http.response.status_code', code);
+        if (failure !== undefined) {
+          // No answer, or one cut short (a 200 whose body broke off): the error code, as the
+          // SERVER span and the access line name it; the metric keeps its few values.
+          span.setAttribute('error.type', failure);
+          span.setStatus({ code: SpanStatusCode.ERROR, message: failure });
+        } else if (typeof code !== 'number') {
           span.setAttribute('error.type', code);
           span.setStatus({ code: SpanStatusCode.ERROR, message: code });
+        } else if (code >= 400) {
+          // A CLIENT span is an error for a 4xx too (OTel's HTTP conventions).
+          span.setAttribute('error.type', String(code));
+          span.setStatus({ code: SpanStatusCode.ERROR });
         }
         span.end();
       },

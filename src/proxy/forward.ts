@@ -539,7 +539,10 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
       this.onComplete();
       return;
     }
-    this.#finish(this.#status !== 0 ? this.#status : this.#failureCode(err));
+    // What broke the attempt, for its span: the status alone (a 200 whose body was cut off) made
+    // it an OK span. None for an answer discarded to retry on its status, or an attempt abandoned.
+    const failure = this.#discarding || this.#abandoned(err) ? undefined : errorCode(err);
+    this.#finish(this.#status !== 0 ? this.#status : attemptCode(failure), failure);
     if (this.#discarding) {
       this.request.retryDiscarded();
       return;
@@ -559,21 +562,21 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
     return this.#clientGone || err instanceof ClientGoneError || this.request.x.finished;
   }
 
-  /** How an attempt that got no answer ended, for its metric and span. */
-  #failureCode(err: Error): AttemptCode {
-    if (this.#abandoned(err)) return 'aborted';
-    return errorCode(err) === 'SLUICE_E_UPSTREAM_TIMEOUT' ? 'timeout' : 'error';
-  }
-
-  #finish(code: number | AttemptCode = this.#status): void {
+  #finish(code: number | AttemptCode = this.#status, failure?: ErrorCode): void {
     if (this.#done) return;
     this.#done = true;
     this.target.conns--;
-    this.#observer?.done(code);
+    this.#observer?.done(code, failure);
     const x = this.request.x;
     if (this.#onClientClose !== null) x.res.off('close', this.#onClientClose);
     this.#onClientClose = null;
   }
+}
+
+/** How an attempt that got no answer ended, for its metric: `failure` absent means abandoned. */
+function attemptCode(failure: ErrorCode | undefined): AttemptCode {
+  if (failure === undefined) return 'aborted';
+  return failure === 'SLUICE_E_UPSTREAM_TIMEOUT' ? 'timeout' : 'error';
 }
 
 function errorCode(err: Error): ErrorCode {

@@ -13,8 +13,11 @@ export type AttemptCode = 'error' | 'timeout' | 'aborted';
 export interface AttemptObserver {
   /** The `traceparent` to send with the attempt. */
   readonly traceparent: string;
-  /** The attempt ended with this status, or an error or a timeout. */
-  done(code: number | AttemptCode): void;
+  /**
+   * The attempt ended with this status, or an error or a timeout; `failure` is the catalogue code
+   * of what broke it (no answer, or an answer cut short), absent when it ended well.
+   */
+  done(code: number | AttemptCode, failure?: ErrorCode): void;
 }
 
 /** The downstream side of one proxied request. */

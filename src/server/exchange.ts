@@ -338,9 +338,9 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     const observer = this.#observer;
     return {
       traceparent: `00-${this.traceId}-${span?.spanId ?? this.spanId}-${this.traceFlags}`,
-      done(code) {
+      done(code, failure) {
         observer.attemptDone(target, upstream, target.origin, code, (performance.now() - started) / 1000);
-        span?.end(code);
+        span?.end(code, failure);
       },
     };
   }
