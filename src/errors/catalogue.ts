@@ -229,7 +229,7 @@ export const ERROR_CATALOGUE = {
   SLUICE_E_RUNTIME_WORKER: {
     status: 0,
     title: 'a worker process failed',
-    hint: 'the log lines before this one say why; a worker that keeps crashing is not restarted (crash loop)',
+    hint: 'the log lines before this one say why; a worker that keeps dying as it starts is not restarted (crash loop)',
   },
   SLUICE_E_RUNTIME_REDIS_DB: {
     status: 0,

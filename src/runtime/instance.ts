@@ -82,6 +82,8 @@ export interface InstanceOptions {
   readonly admin?: boolean;
   /** How listeners bind (a worker may bind its own socket with SO_REUSEPORT). */
   readonly listen?: ListenOptions;
+  /** Called once, at the first client connection to any of its servers. */
+  readonly onFirstConnection?: () => void;
   /** How this process takes part in bans (alone: its own ban manager; worker: reports to the primary). */
   readonly guardMode?: GuardMode;
   /** The primary's admin actions (a worker's instance has no admin listener; this one runs alone). */
@@ -119,6 +121,14 @@ export class SluiceInstance {
   /** Bans, rate-limit buckets and strikes of this process. */
   readonly guards: ProcessGuards;
   readonly #observer: ExchangeObserver;
+  /** onFirstConnection, at most once for all the listeners (those of a reload included). */
+  readonly #firstConnection = (): void => {
+    const notify = this.#options.onFirstConnection;
+    if (notify === undefined || this.#connected) return;
+    this.#connected = true;
+    notify();
+  };
+  #connected = false;
   #makeObserver(): ExchangeObserver {
     const metrics = this.#metrics;
     const guards = this.guards;
@@ -619,6 +629,7 @@ export class SluiceInstance {
       {
         tlsReloaded: (info) => log.info(info, 'TLS certificate reloaded'),
         tlsRefused: (refusal) => this.#tlsRefused(refusal),
+        firstConnection: this.#firstConnection,
       },
     );
   }

@@ -63,6 +63,8 @@ export type FromWorker =
   /** Sent once the worker listens for messages: anything sent earlier would be lost. */
   | { readonly type: 'hello' }
   | { readonly type: 'ready' }
+  /** Sent once, at the worker's first client connection: it is serving (see crash-tracker.ts). */
+  | { readonly type: 'serving' }
   | {
       readonly type: 'start-failed';
       readonly error: string;

@@ -5,7 +5,7 @@
  *
  *   start ─▶ fork N workers ─▶ each: drop privileges, load handlers, listen ─▶ 'ready'
  *   reload ─▶ validate ─▶ swap in place (routes, upstreams) | roll (new workers ready ─▶ old drain)
- *   crash ─▶ restart with backoff ─▶ 5 crashes in 60 s: crash loop, reported, not restarted
+ *   crash ─▶ restart with backoff ─▶ 5 start-up crashes in 60 s: crash loop, reported, not restarted
  *   stop ─▶ every worker drains (shutdown_timeout) ─▶ exit
  */
 import cluster, { type Worker } from 'node:cluster';
@@ -85,6 +85,27 @@ interface Slot {
   config: ResolvedConfig;
 }
 
+/**
+ * How long a dead worker's IPC channel is waited for: it closes as soon as its last bytes are read
+ * (milliseconds), unless something the worker started still holds it.
+ */
+const CHANNEL_CLOSE_WAIT_MS = 1000;
+
+/** Resolves once a worker's IPC channel has closed (every message it sent has been read). */
+function channelClosed(worker: Worker): Promise<void> {
+  if (!worker.isConnected()) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, CHANNEL_CLOSE_WAIT_MS);
+    timer.unref();
+    worker.once('disconnect', done);
+    function done(): void {
+      clearTimeout(timer);
+      worker.off('disconnect', done);
+      resolve();
+    }
+  });
+}
+
 /** Writes this process's pid; a path it cannot write is a SLUICE_E_RUNTIME_PID_FILE. */
 function writePidFile(file: string): void {
   try {
@@ -142,6 +163,8 @@ export class Primary {
    * reported ready: a stop must end them too, or the primary exits under them.
    */
   readonly #starting = new Map<Worker, 'starting' | 'ready'>();
+  /** The workers that have taken a client connection: their crashes never make a crash loop. */
+  readonly #serving = new WeakSet<Worker>();
   #upstreams: UpstreamSet;
   readonly #health: HealthChecker;
   readonly #admin = new AdminSlot((settings) => this.#newAdmin(settings));
@@ -278,24 +301,34 @@ export class Primary {
     worker.on('exit', (code, signal) => {
       if (slot.worker !== worker || this.#stopping) return;
       slot.worker = null;
-      const decision = slot.crashes.crashed(Date.now());
-      if ('crashLoop' in decision) {
-        this.#crashLoop(slot, decision.crashes);
-        return;
-      }
       slot.state = 'restarting';
-      this.#loggers.app.warn(
-        {
-          slot: slot.index,
-          worker_pid: worker.process.pid,
-          code,
-          signal,
-          restarts: slot.restarts,
-          restart_in_ms: decision.restartInMs,
-        },
-        'worker died; restarting it',
-      );
-      slot.timer = setTimeout(() => void this.#restart(slot), decision.restartInMs);
+      const diedAt = Date.now();
+      // Its `serving` may still be unread in the channel: the exit and the channel's last bytes
+      // come to the primary in either order. The channel closes once they have been read.
+      void channelClosed(worker).then(() => {
+        if (this.#stopping || !this.#slots.includes(slot) || slot.state !== 'restarting') return;
+        const uptimeMs = diedAt - slot.startedAt;
+        const connected = this.#serving.has(worker);
+        const decision = slot.crashes.crashed(diedAt, { uptimeMs, connected });
+        if ('crashLoop' in decision) {
+          this.#crashLoop(slot, decision.crashes);
+          return;
+        }
+        this.#loggers.app.warn(
+          {
+            slot: slot.index,
+            worker_pid: worker.process.pid,
+            code,
+            signal,
+            uptime_ms: uptimeMs,
+            served: connected,
+            restarts: slot.restarts,
+            restart_in_ms: decision.restartInMs,
+          },
+          'worker died; restarting it',
+        );
+        slot.timer = setTimeout(() => void this.#restart(slot), decision.restartInMs);
+      });
     });
   }
 
@@ -327,7 +360,7 @@ export class Primary {
       // Ended by a stop as it started: not a crash (counted, it could end in a crash loop and an exit 1).
       if (this.#stopping) return;
       this.#loggers.app.error({ err, slot: slot.index }, 'worker failed to start');
-      const decision = slot.crashes.crashed(Date.now());
+      const decision = slot.crashes.crashed(Date.now(), { uptimeMs: null, connected: false });
       if ('crashLoop' in decision) this.#crashLoop(slot, decision.crashes);
       else if (this.#slots.includes(slot)) {
         slot.timer = setTimeout(() => void this.#restart(slot), decision.restartInMs);
@@ -376,6 +409,13 @@ export class Primary {
       return Promise.reject(new SluiceError('SLUICE_E_RUNTIME_WORKER', 'sluice is stopping'));
     const worker = cluster.fork({ SLUICE_WORKER: '1' });
     this.#starting.set(worker, 'starting');
+    // Listening before `ready` (SO_REUSEPORT), a worker may take its first connection before it.
+    const onServing = (message: unknown) => {
+      if (!isFromWorker(message) || message.type !== 'serving') return;
+      this.#serving.add(worker);
+      worker.off('message', onServing);
+    };
+    worker.on('message', onServing);
     worker.once('exit', () => this.#starting.delete(worker));
     return new Promise<Worker>((resolve, reject) => {
       const timer = setTimeout(

@@ -44,6 +44,7 @@ async function start(
       healthChecks: false,
       admin: false,
       listen: { reusePort },
+      onFirstConnection: () => send({ type: 'serving' }),
       guardMode: { kind: 'worker', workers, report: (batch) => send({ type: 'strikes', batch }) },
     });
     for (const ban of bans) instance.guards.bans.add(ban);

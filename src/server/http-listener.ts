@@ -51,6 +51,8 @@ export interface ListenerHooks {
   readonly tlsWatchIntervalMs?: number;
   /** A TLS connection was refused before it carried a request (tls-terminator.ts). */
   readonly tlsRefused?: (refusal: TlsRefusal) => void;
+  /** Called at the listener's first client connection (a worker tells its primary it serves). */
+  readonly firstConnection?: () => void;
 }
 
 /**
@@ -303,6 +305,7 @@ export class HttpListener {
       this.#server.on('secureConnection', this.#onSecureConnection);
     }
     this.#applyTimeouts(table);
+    if (hooks.firstConnection !== undefined) this.#server.once('connection', hooks.firstConnection);
     this.#server.on('clientError', this.#onClientError);
     // WebSocket and other Upgrade requests: HTTP/1.1 only (also on an HTTP/2 address, by ALPN).
     this.#server.on('upgrade', this.#onUpgrade);

@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { resolveConfigObject } from '../../src/config/load.js';
 import type { SluiceConfigInput } from '../../src/config/schema.js';
 import type { ResolvedConfig } from '../../src/config/types.js';
-import { CRASH_LOOP_COUNT, CrashTracker } from '../../src/runtime/crash-tracker.js';
+import {
+  CRASH_LOOP_COUNT,
+  CrashTracker,
+  isStartupCrash,
+  MIN_UPTIME_MS,
+  STABLE_UPTIME_MS,
+} from '../../src/runtime/crash-tracker.js';
 import { useReusePort } from '../../src/runtime/listen-mode.js';
 import { Primary, workerV8Flags } from '../../src/runtime/primary.js';
 import { lookupIds, workersKeepRoot } from '../../src/runtime/privileges.js';
@@ -19,28 +25,60 @@ const base: SluiceConfigInput = {
 };
 
 describe('crash tracker', () => {
-  it('backs off exponentially, then reports a crash loop at 5 crashes in 60 s', () => {
+  /** A worker that never reported ready. */
+  const failedStart = { uptimeMs: null, connected: false } as const;
+  /** A worker that had taken connections and then died, after `uptimeMs`. */
+  const served = (uptimeMs: number) => ({ uptimeMs, connected: true });
+
+  it('backs off exponentially, then reports a crash loop at 5 start-up crashes in 60 s', () => {
     const t = new CrashTracker();
-    expect([1000, 2000, 3000, 4000].map((now) => t.crashed(now))).toEqual([
+    expect([1000, 2000, 3000, 4000].map((now) => t.crashed(now, failedStart))).toEqual([
       { restartInMs: 100 },
       { restartInMs: 200 },
       { restartInMs: 400 },
       { restartInMs: 800 },
     ]);
-    expect(t.crashed(5000)).toEqual({ crashLoop: true, crashes: CRASH_LOOP_COUNT });
+    expect(t.crashed(5000, failedStart)).toEqual({ crashLoop: true, crashes: CRASH_LOOP_COUNT });
   });
 
-  it('forgets crashes older than 60 s', () => {
+  it('forgets start-up crashes older than 60 s', () => {
     const t = new CrashTracker();
-    for (let i = 0; i < 4; i++) t.crashed(i * 1000);
-    expect(t.crashed(70_000)).toEqual({ restartInMs: 100 });
+    for (let i = 0; i < 4; i++) t.crashed(i * 1000, failedStart);
+    // The 5th start-up crash, after a worker that lived 66 s: no loop, and the back-off starts again.
+    expect(t.crashed(70_000, { uptimeMs: 66_000, connected: false })).toEqual({ restartInMs: 100 });
   });
 
   it('starts afresh after a reset', () => {
     const t = new CrashTracker();
-    t.crashed(0);
+    t.crashed(0, failedStart);
     t.reset();
-    expect(t.crashed(1)).toEqual({ restartInMs: 100 });
+    expect(t.crashed(1, failedStart)).toEqual({ restartInMs: 100 });
+  });
+
+  // A client that crashes every worker it reaches, every 0.5 s: the node used to give up at the
+  // 5th crash of each slot and exit, and the back-off never went past 800 ms.
+  it('never makes a crash loop of workers that had served, and doubles their back-off to 10 s', () => {
+    const t = new CrashTracker();
+    const delays = Array.from({ length: 10 }, (_, i) => t.crashed(i * 500, served(300)));
+    expect(delays).toEqual(
+      [100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000, 10_000].map((ms) => ({ restartInMs: ms })),
+    );
+    // 30 s of serving resets the back-off.
+    expect(t.crashed(60_000, served(STABLE_UPTIME_MS))).toEqual({ restartInMs: 100 });
+  });
+
+  it('counts an idle worker that dies within the minimum uptime as a start-up crash, not one after it', () => {
+    expect(isStartupCrash({ uptimeMs: 0, connected: false })).toBe(true);
+    expect(isStartupCrash({ uptimeMs: MIN_UPTIME_MS - 1, connected: false })).toBe(true);
+    expect(isStartupCrash({ uptimeMs: MIN_UPTIME_MS, connected: false })).toBe(false);
+    expect(isStartupCrash({ uptimeMs: 10, connected: true })).toBe(false);
+    expect(isStartupCrash(failedStart)).toBe(true);
+    const t = new CrashTracker();
+    for (let i = 0; i < 4; i++)
+      expect(t.crashed(i, { uptimeMs: 100, connected: false })).toHaveProperty('restartInMs');
+    // Stable crashes in between neither count nor hide the start-up ones.
+    expect(t.crashed(5, served(100))).toHaveProperty('restartInMs');
+    expect(t.crashed(6, { uptimeMs: 100, connected: false })).toEqual({ crashLoop: true, crashes: 5 });
   });
 });
 
