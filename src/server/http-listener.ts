@@ -755,6 +755,16 @@ export class HttpListener {
       else if (!current.res.headersSent) current.res.shouldKeepAlive = false;
       return;
     }
+    // The client half-closed its connection (FIN) before the end of its body: Node's parser, told
+    // the input ended, reports HPE_INVALID_EOF_STATE. The client left, as with a reset: 499 (the
+    // exchange sees its connection close), not a 400 "Parse Error" that a ban on 400 would strike.
+    if (err.code === 'HPE_INVALID_EOF_STATE') {
+      const x = (socket as ClientSocket)[kExchange];
+      if (x && !x.finished && !x.req.complete) {
+        socket.destroy();
+        return;
+      }
+    }
     const code = clientErrorCode(err);
     // Bad framing inside a body arrives while its exchange is running (reading the body, or
     // streaming it upstream): the exchange answers, logs, and aborts the upstream attempt.

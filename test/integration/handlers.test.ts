@@ -226,6 +226,44 @@ describe('a request body cut short, over HTTP/1.1', () => {
   });
 });
 
+describe('a client that half-closes (FIN) part-way through its body', () => {
+  // Node's parser ends such a body with HPE_INVALID_EOF_STATE: it was answered and logged 400
+  // "Parse Error", which struck the client under a ban on 400s, where a reset was a 499.
+  it('is logged 499, the handler reads an error, and a ban on 400 does not strike it', async () => {
+    const outcomes: { path: string; outcome: string; code: string }[] = [];
+    (globalThis as { __bodyOutcomes?: unknown }).__bodyOutcomes = outcomes;
+    const sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          limits: { max_body: '2mb' },
+          ban: { statuses: [400], max: 1, window: '1m', duration: '1m' },
+          routes: [{ handler: 'test/fixtures/handlers/body-outcome-app.ts' }],
+        },
+      ],
+    });
+    try {
+      const before = sluice.accessLines().length;
+      const socket = net.connect(sluice.port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      socket.write(
+        `POST /i/half HTTP/1.1\r\nHost: a\r\nContent-Length: 900000\r\n\r\n${'x'.repeat(100_000)}`,
+      );
+      socket.end();
+      const [line] = (await sluice.waitForAccessLines(before + 1)).slice(before);
+      expect(line).toMatchObject({ status: 499, path: '/i/half' });
+      await until(() => (outcomes.length > 0 ? true : undefined), 'the handler to finish reading');
+      expect(outcomes).toMatchObject([{ path: '/i/half', outcome: 'error', code: 'ECONNRESET' }]);
+      // Not struck: the client is served, where max: 1 would have banned it (403) after a 400.
+      const next = await http(`${sluice.url}/i/whole`, { method: 'POST', body: 'y' });
+      expect(next.status).toBe(200);
+      expect(sluice.accessLines().map((l) => l.status)).toEqual([499, 200]);
+    } finally {
+      await sluice.close();
+    }
+  });
+});
+
 describe('fetch-style bodies follow the client', () => {
   let sluice: TestSluice;
   const stats = async () =>
