@@ -95,6 +95,12 @@ export interface InstanceOptions {
   }>;
 }
 
+/**
+ * The least time handler `close()` hooks get when the drain used up shutdown_timeout: the primary
+ * kills a stopping worker 5 s after the deadline, so 1 s leaves the rest for its exit.
+ */
+const HANDLER_CLOSE_MIN_MS = 1000;
+
 /** A running data plane for one resolved config. */
 export class SluiceInstance {
   #config: ResolvedConfig;
@@ -434,22 +440,49 @@ export class SluiceInstance {
     // (at least TRACER_FLUSH_MIN_MS): awaited first and unbounded, a collector down or hanging held
     // the stop 6-12 s, and the primary's kill (the deadline plus 5 s) came before any close() ran.
     const flushMs = Math.max(deadline - performance.now(), TRACER_FLUSH_MIN_MS);
-    await Promise.all([this.#tracer?.shutdown(flushMs), this.#closeHandlers()]);
+    const closeMs = Math.max(deadline - performance.now(), HANDLER_CLOSE_MIN_MS);
+    await Promise.all([this.#tracer?.shutdown(flushMs), this.#closeModules(closeMs)]);
     this.#state = 'closed';
     if (this.#ownsLoggers) await this.#loggers.close();
   }
 
-  /** Closes the guards and the profiler, then calls each handler module's close(). */
-  async #closeHandlers(): Promise<void> {
+  /** Closes the guards and the profiler, then calls the handler modules' close() (#closeHandlers). */
+  async #closeModules(limitMs: number): Promise<void> {
     await this.guards.close();
     await this.profiler.close();
-    for (const handler of this.#handlers.values()) {
-      try {
-        await handler.close();
-      } catch (err) {
-        this.#loggers.app.error({ err, module: handler.module }, 'handler close() failed');
-      }
-    }
+    await this.#closeHandlers(limitMs);
+  }
+
+  /**
+   * Calls every handler module's `close()` side by side, and waits for them for `limitMs` at most.
+   * One after the other, a hook that never settled held the stop until the primary's kill (the
+   * deadline plus 5 s), unlogged, and the hooks after it were never called.
+   */
+  async #closeHandlers(limitMs: number): Promise<void> {
+    const log = this.#loggers.app;
+    let timer: NodeJS.Timeout | undefined;
+    const timeUp = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), limitMs);
+      timer.unref();
+    });
+    await Promise.all(
+      [...this.#handlers.values()].map(async (handler) => {
+        const closing = handler.close().then(
+          () => 'closed' as const,
+          (err: unknown) => {
+            log.error({ err, module: handler.module }, 'handler close() failed');
+            return 'failed' as const;
+          },
+        );
+        if ((await Promise.race([closing, timeUp])) === 'timeout') {
+          log.warn(
+            { module: handler.module, waited_ms: limitMs },
+            'handler close() did not settle in time; stopping without it',
+          );
+        }
+      }),
+    );
+    clearTimeout(timer);
   }
 
   async #startEgress(config: ResolvedConfig): Promise<void> {

@@ -158,6 +158,66 @@ describe('requests in flight at shutdown_timeout', () => {
   });
 });
 
+describe('handler close() hooks at a stop', () => {
+  let dir: Awaited<ReturnType<typeof tempDir>>;
+
+  beforeAll(async () => {
+    dir = await tempDir();
+  });
+  afterAll(async () => {
+    await dir?.remove();
+  });
+
+  // Closed one after the other, the hook that never settled held the stop until the primary's
+  // kill (deadline + 5 s), with nothing logged, and the hooks after it were never called.
+  it('runs side by side within shutdown_timeout: one that hangs is logged and left, one that throws is logged, the rest run', async () => {
+    const hang = join(dir.path, 'hang-close.mjs');
+    const fail = join(dir.path, 'throw-close.mjs');
+    const last = join(dir.path, 'last-close.mjs');
+    await writeFile(
+      hang,
+      'export default () => {};\nexport function close() { return new Promise(() => {}); }\n',
+    );
+    await writeFile(
+      fail,
+      "export default () => {};\nexport function close() { throw new Error('close exploded'); }\n",
+    );
+    await writeFile(
+      last,
+      'export default () => {};\nexport function close() { globalThis.__lastClosed = (globalThis.__lastClosed ?? 0) + 1; }\n',
+    );
+    const g = globalThis as { __lastClosed?: number };
+    g.__lastClosed = 0;
+    const sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          routes: [
+            { match: { path_prefix: '/a/' }, handler: hang },
+            { match: { path_prefix: '/b/' }, handler: fail },
+            { handler: last },
+          ],
+        },
+      ],
+    });
+    const started = Date.now();
+    const closed = await Promise.race([
+      sluice.instance.close(1500).then(() => true),
+      new Promise<false>((r) => setTimeout(() => r(false), 6000)),
+    ]);
+    // Generous: the deadline is 1.5 s, and a stop that waited for the hook would never end.
+    expect(closed).toBe(true);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(g.__lastClosed).toBe(1);
+    expect(sluice.logs.filter((l) => l.msg === 'handler close() failed')).toMatchObject([
+      { level: 'error', module: fail, err: { message: 'close exploded' } },
+    ]);
+    expect(sluice.logs.filter((l) => /close\(\) did not settle/.test(String(l.msg)))).toMatchObject([
+      { level: 'warn', module: hang, waited_ms: expect.any(Number) },
+    ]);
+  });
+});
+
 /** Polls `check` every 10 ms, for at most 5 s. */
 async function until(check: () => boolean): Promise<void> {
   const deadline = Date.now() + 5000;
