@@ -138,6 +138,7 @@ const PIPELINE_PAUSE_AT = 32;
 interface NodePaused {
   _paused: boolean;
   parser?: { pause(): void; resume(): void } | null;
+  _handle?: { reading: boolean; readStart(): number } | null;
 }
 
 /**
@@ -165,12 +166,28 @@ function pausePipeline(socket: ClientSocket): void {
   socket.pause();
 }
 
-/** Reading goes on, unless Node holds it paused itself (answers waiting to be written). */
+/**
+ * Reading goes on, unless Node holds it paused itself (answers waiting to be written). An upgraded
+ * connection (a WebSocket pipelined behind the requests that paused it) is no longer Node's: its
+ * parser is gone, and with it the listener that starts the handle on `resume()`, so the handle,
+ * stopped while Node read it, is started here as that listener does. Left stopped, the tunnel
+ * behind 33 or more pipelined requests never carried a byte from the client.
+ */
 function resumePipeline(socket: ClientSocket): void {
   socket[kPipelinePaused] = false;
   const node = socket as unknown as NodePaused;
+  if (node.parser == null) {
+    node._paused = false;
+    socket.resume();
+    const handle = node._handle;
+    if (handle && !handle.reading) {
+      handle.reading = true;
+      handle.readStart();
+    }
+    return;
+  }
   if (node._paused) return;
-  node.parser?.resume();
+  node.parser.resume();
   socket.resume();
 }
 

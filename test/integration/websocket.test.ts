@@ -206,3 +206,70 @@ describe('a client that leaves during the upgrade handshake', () => {
     }
   });
 });
+
+describe('a WebSocket upgrade pipelined behind many requests', () => {
+  // An upstream answering GETs with "ok", and an Upgrade with a 101 after which it echoes.
+  let up: net.Server;
+  let sluice: TestSluice;
+
+  beforeAll(async () => {
+    up = net.createServer((socket) => {
+      let buf = '';
+      let tunnel = false;
+      socket.on('error', () => undefined);
+      socket.on('data', (d: Buffer) => {
+        if (tunnel) {
+          socket.write(d);
+          return;
+        }
+        buf += d.toString('latin1');
+        for (let end = buf.indexOf('\r\n\r\n'); end !== -1 && !tunnel; end = buf.indexOf('\r\n\r\n')) {
+          const head = buf.slice(0, end);
+          buf = buf.slice(end + 4);
+          if (/\r\nupgrade:/i.test(head)) {
+            tunnel = true;
+            socket.write(
+              'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+            );
+            if (buf !== '') socket.write(buf, 'latin1');
+          } else {
+            socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+          }
+        }
+      });
+    });
+    await new Promise<void>((r) => up.listen(0, '127.0.0.1', () => r()));
+    const port = (up.address() as AddressInfo).port;
+    sluice = await startSluice({
+      servers: [{ listen: '127.0.0.1:0', routes: [{ proxy: { url: `http://127.0.0.1:${port}` } }] }],
+    });
+  });
+
+  afterAll(async () => {
+    await sluice?.close();
+    await new Promise<void>((r) => up.close(() => r()));
+  });
+
+  // Past 32 waiting the connection is no longer read (http-listener.ts): the upgrade's tunnel must
+  // read it again. Behind 33 or more, the client's tunnel bytes never reached the target.
+  it.each([1, 40])('carries tunnel bytes both ways behind %i pipelined GETs', async (n) => {
+    const client = net.connect(sluice.port, '127.0.0.1');
+    client.on('error', () => undefined);
+    let text = '';
+    client.setEncoding('latin1');
+    client.on('data', (d: string) => {
+      text += d;
+    });
+    await new Promise((r) => client.once('connect', r));
+    const gets = 'GET /g HTTP/1.1\r\nHost: a\r\n\r\n'.repeat(n);
+    client.write(
+      `${gets}GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+    );
+    await until(() => text.includes('101 Switching Protocols'));
+    client.write('ping-through-the-tunnel');
+    const echoed = await until(() => text.includes('ping-through-the-tunnel'));
+    client.destroy();
+    expect(text.match(/HTTP\/1\.1 200 /g)).toHaveLength(n);
+    expect(echoed).toBe(true);
+  });
+});
