@@ -11,7 +11,8 @@
  *   read for ever);
  * - a request body the app did not read is read and dropped once the answer is out, as Node does
  *   for listener-style handlers, so the connection can carry the next request;
- * - the connection is the client's: hop-by-hop fields of the `Response` are not copied.
+ * - the connection is the client's: hop-by-hop fields of the `Response` are not copied;
+ * - Node frames the answer: a declared Content-Length is never sent unchecked (see `framing`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
@@ -106,8 +107,93 @@ export interface BodyBytes {
 }
 
 /**
+ * A Response's `Content-Length` as a number, or null when it has none or none that can be used:
+ * not digits, or a list of different values (Headers joins repeated fields with ", "; a list of one
+ * value repeated is that value, RFC 9110 8.6).
+ */
+function declaredLength(value: string | null): number | null {
+  if (value === null) return null;
+  let length: number | null = null;
+  for (const part of value.split(',')) {
+    const v = part.trim();
+    if (!/^\d{1,15}$/.test(v) || (length !== null && Number(v) !== length)) return null;
+    length = Number(v);
+  }
+  return length;
+}
+
+/** What a body reader's `read()` resolves to. */
+type ReadResult = Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']>>;
+
+/** A Response body's first chunks, read before the head is sent. */
+interface AtOnce {
+  readonly chunks: Uint8Array[];
+  readonly bytes: number;
+  /** The body ended: `bytes` is its length. */
+  readonly done: boolean;
+  /** A read still waiting when the event loop turned: the next chunk. */
+  readonly pending: Promise<ReadResult> | null;
+}
+
+/**
+ * At most this many chunks are read before the head: a stream that produces without ever waiting
+ * would otherwise be read for ever. A body given whole is one chunk per part.
+ */
+const AT_ONCE_CHUNKS = 64;
+
+/**
+ * Reads a Response body's first chunk, then what it holds at once: the chunks it gives before the
+ * event loop turns. A string, buffer, ArrayBuffer, Blob or FormData body is whole by then (undici
+ * enqueues it in one chunk per part: one for a 10 MB string or Blob, on Node 20); a stream fed by
+ * I/O (a file, a relayed fetch() body) usually is not. Waiting for the first chunk delays nothing
+ * on HTTP/1.1: Node sends the head with the first body bytes.
+ */
+async function readAtOnce(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<AtOnce> {
+  const head = await reader.read();
+  if (head.done) return { chunks: [], bytes: 0, done: true, pending: null };
+  const chunks: Uint8Array[] = [head.value];
+  let bytes = head.value.byteLength;
+  let immediate: NodeJS.Immediate | undefined;
+  const turned = new Promise<null>((resolve) => {
+    immediate = setImmediate(resolve, null);
+  });
+  try {
+    while (chunks.length < AT_ONCE_CHUNKS) {
+      const read = reader.read();
+      const r = await Promise.race([read, turned]);
+      if (r === null) {
+        read.catch(ignore);
+        return { chunks, bytes, done: false, pending: read };
+      }
+      if (r.done) return { chunks, bytes, done: true, pending: null };
+      chunks.push(r.value);
+      bytes += r.value.byteLength;
+    }
+    return { chunks, bytes, done: false, pending: null };
+  } finally {
+    clearImmediate(immediate);
+  }
+}
+
+/** A body that does not match the Content-Length the app gave it. */
+class LengthMismatchError extends Error {}
+
+/**
  * Writes a web `Response` to the Node response, counting its body bytes into `sent`; rejects with
  * ClientGoneError when the client left first (the body is cancelled then).
+ *
+ * Framing: the app's `Content-Length` is a claim about its body, and sent unchecked it corrupted
+ * the connection (`new Response('abcdefghijkl', { headers: { 'content-length': '3' } })` sent 12
+ * bytes after `content-length: 3`: a keep-alive client read the other 9 as the next answer; 10 for
+ * `'abc'` left the client waiting). With one declared:
+ * - a body whole at once (string, buffer, Blob…: `readAtOnce`) is sent with its real length;
+ * - a stream that has given more than declared by then (the head waits for its first chunk) is
+ *   framed by Node (chunked on HTTP/1.1);
+ * - any other stream keeps the declared length, checked as it goes: a body longer or shorter than
+ *   it breaks the answer (SLUICE_E_HANDLER_ERROR), and the chunk that would complete the declared
+ *   length waits for the stream's end, so a body found longer is never seen whole;
+ * - HEAD, 204 and 304 answers have no body: their length is the one the body would have (RFC 9110
+ *   8.6), kept as declared.
  */
 async function writeResponse(
   req: IncomingMessage,
@@ -118,9 +204,14 @@ async function writeResponse(
 ): Promise<void> {
   let headers: string[] = [];
   let named = null as string[] | null;
+  let declared: string | null = null;
   // (Names arrive lower-case from Headers.)
   response.headers.forEach((value, name) => {
     if (name === 'set-cookie') return;
+    if (name === 'content-length') {
+      declared = value;
+      return;
+    }
     // Fields that describe a connection, not the answer (RFC 9110 7.6.1), are not copied, nor
     // those a `Connection` names: Node frames the answer and sets Connection and Keep-Alive itself,
     // from the client's request (a client's `Connection: close` closes it, RFC 9112 9.6). Copied,
@@ -135,8 +226,12 @@ async function writeResponse(
     response.body?.cancel(new ClientGoneError()).catch(ignore);
     throw new ClientGoneError();
   }
-  res.writeHead(response.status, response.statusText || undefined, headers);
-  if (response.body === null || bodyless(req.method, response.status)) {
+  let length = declaredLength(declared);
+  const noBody = bodyless(req.method, response.status);
+  if (response.body === null || noBody) {
+    // A null body is empty, whatever was declared.
+    if (length !== null) headers.push('content-length', noBody ? String(length) : '0');
+    res.writeHead(response.status, response.statusText || undefined, headers);
     // The answer first: a cancel() that waits on the app's own work does not hold it.
     res.end();
     response.body?.cancel().catch(ignore);
@@ -150,30 +245,90 @@ async function writeResponse(
     reader.cancel(new ClientGoneError()).catch(ignore);
     wake?.();
   };
+  const write = async (chunk: Uint8Array): Promise<void> => {
+    sent.bytesOut += chunk.byteLength;
+    if (res.write(chunk) || watch.gone) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        res.off('drain', done);
+        wake = null;
+        resolve();
+      };
+      wake = done;
+      res.once('drain', done);
+    });
+  };
   try {
+    let first: Uint8Array[] = [];
+    let pending: Promise<ReadResult> | null = null;
+    let ended = false;
+    if (length !== null) {
+      const atOnce = await readAtOnce(reader);
+      if (watch.gone) throw new ClientGoneError();
+      first = atOnce.chunks;
+      pending = atOnce.pending;
+      ended = atOnce.done;
+      if (ended) length = atOnce.bytes;
+      // Known to be wrong before any of it was sent (a relayed fetch() body, decoded, is longer
+      // than the length of its encoded form), or a stream that would end its answer with the head.
+      else if (atOnce.bytes > length || length === 0) length = null;
+    }
+    if (length !== null) headers.push('content-length', String(length));
+    res.writeHead(response.status, response.statusText || undefined, headers);
+    if (ended) {
+      for (const chunk of first) await write(chunk);
+      if (watch.gone) throw new ClientGoneError();
+      res.end();
+      return;
+    }
+    // What the declared length still allows, and the chunk that completes it, held back.
+    let left = length ?? Number.POSITIVE_INFINITY;
+    let held: Uint8Array | null = null;
+    let i = 0;
     for (;;) {
-      const { done, value } = await reader.read();
-      if (done || watch.gone) break;
-      sent.bytesOut += value.byteLength;
-      if (!res.write(value)) {
-        if (watch.gone) break;
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            res.off('drain', done);
-            wake = null;
-            resolve();
-          };
-          wake = done;
-          res.once('drain', done);
-        });
+      let next: ReadResult;
+      if (i < first.length) next = { done: false, value: first[i++]! };
+      else {
+        next = await (pending ?? reader.read());
+        pending = null;
       }
+      if (next.done || watch.gone) break;
+      const chunk = next.value;
+      if (chunk.byteLength === 0) continue;
+      if (held !== null || chunk.byteLength > left) throw longer(length!, response.headers);
+      left -= chunk.byteLength;
+      if (left === 0 && length !== null) {
+        held = chunk;
+        continue;
+      }
+      await write(chunk);
       if (watch.gone) break;
     }
+    if (watch.gone) throw new ClientGoneError();
+    if (length !== null && left > 0)
+      throw new LengthMismatchError(
+        `the response body ended after ${length - left} of the ${length} bytes its Content-Length declares`,
+      );
+    if (held !== null) await write(held);
+    if (watch.gone) throw new ClientGoneError();
+  } catch (err) {
+    if (err instanceof LengthMismatchError) reader.cancel(err).catch(ignore);
+    throw err;
   } finally {
     watch.onGone = null;
   }
-  if (watch.gone) throw new ClientGoneError();
   res.end();
+}
+
+/** The error for a body longer than its declared `length`. */
+function longer(length: number, headers: Headers): LengthMismatchError {
+  // A relayed fetch() body is decoded by undici, which keeps the upstream's encoding and length.
+  const relay = headers.has('content-encoding')
+    ? ' (a fetch() body arrives decoded: delete content-encoding and content-length from headers relayed with it)'
+    : '';
+  return new LengthMismatchError(
+    `the response body is longer than the ${length} bytes its Content-Length declares${relay}`,
+  );
 }
 
 /**

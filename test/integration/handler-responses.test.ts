@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tappedSession } from '../helpers/h2-frames.js';
 import { until } from '../helpers/runtime.js';
@@ -21,6 +22,8 @@ let h2: TestSluice;
 /** An upstream for /f/relay: Node's server answers with `Connection` and `Keep-Alive`, chunked. */
 let upstream: http.Server;
 let relay: string;
+/** What the upstream's /gzip answers, before its gzip encoding. */
+const GZIPPED_TEXT = 'hello world, '.repeat(88);
 
 beforeAll(async () => {
   pki = makePki();
@@ -32,6 +35,13 @@ beforeAll(async () => {
       // Chunked, 100 KB, then the connection is gone with no last chunk.
       res.writeHead(200, { 'content-type': 'application/octet-stream' });
       res.write(Buffer.alloc(100 * 1024, 'x'), () => res.socket?.destroy());
+      return;
+    }
+    if (req.url === '/gzip') {
+      // Encoded, with the length of its encoded form (54 bytes for 1144).
+      const body = gzipSync(GZIPPED_TEXT);
+      res.writeHead(200, { 'content-encoding': 'gzip', 'content-length': body.length });
+      res.end(body);
       return;
     }
     res.write('relayed ');
@@ -280,6 +290,141 @@ describe('hop-by-hop fields of a fetch answer, over HTTP/1.1', () => {
     expect(fields).toMatchObject({ connection: 'close' });
     expect(fields['keep-alive']).toBeUndefined();
     expect(text).toMatch(/relayed body\n/);
+  });
+});
+
+/** One answer of a raw HTTP/1.1 exchange, read by its own framing. */
+interface H1Answer {
+  readonly status: number;
+  readonly fields: Record<string, string>;
+  readonly body: string;
+}
+
+/**
+ * The answers in `text`, each read strictly by its framing (Content-Length, else chunked), as a
+ * keep-alive client reads them; `rest` is what follows the last one that could be read whole.
+ */
+function answersOf(text: string): { answers: H1Answer[]; rest: string } {
+  const answers: H1Answer[] = [];
+  let rest = text;
+  for (;;) {
+    const end = rest.indexOf('\r\n\r\n');
+    const status = /^HTTP\/1\.1 (\d{3}) /.exec(rest);
+    if (end === -1 || status === null) return { answers, rest };
+    const fields = fieldsOf(rest);
+    let after = rest.slice(end + 4);
+    let body = '';
+    if (fields['content-length'] !== undefined) {
+      const length = Number(fields['content-length']);
+      if (after.length < length) return { answers, rest };
+      body = after.slice(0, length);
+      after = after.slice(length);
+    } else if (fields['transfer-encoding'] === 'chunked') {
+      for (;;) {
+        const line = /^([0-9a-f]+)\r\n/i.exec(after);
+        if (line === null) return { answers, rest };
+        const size = Number.parseInt(line[1]!, 16);
+        const chunk = after.slice(line[0].length, line[0].length + size);
+        if (chunk.length < size || after.slice(line[0].length + size, line[0].length + size + 2) !== '\r\n')
+          return { answers, rest };
+        after = after.slice(line[0].length + size + 2);
+        if (size === 0) break;
+        body += chunk;
+      }
+    }
+    answers.push({ status: Number(status[1]), fields, body });
+    rest = after;
+  }
+}
+
+describe('the Content-Length of a fetch answer, over HTTP/1.1', () => {
+  /** GET `path`, then GET /f/keep-alive, on one connection (the second closes it). */
+  async function twoOnOne(path: string): Promise<{ answers: H1Answer[]; rest: string }> {
+    const { text } = await h1Raw(
+      `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\nGET /f/keep-alive HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+    );
+    return answersOf(text);
+  }
+
+  // Sent as declared, the 12 bytes after `content-length: 3` were read by a keep-alive client as the
+  // start of the next answer (HPE_INVALID_CONSTANT); 3 after `content-length: 10` left it waiting.
+  it.each([
+    ['/f/length/long', 'abcdefghijkl'],
+    ['/f/length/short', 'abc'],
+  ])(
+    'of a body given whole (%s) is its real length; the connection serves the next request',
+    async (path, body) => {
+      const { answers, rest } = await twoOnOne(path);
+      expect(answers.map((a) => a.status)).toEqual([200, 200]);
+      expect(answers[0]!.body).toBe(body);
+      expect(answers[0]!.fields['content-length']).toBe(String(body.length));
+      expect(answers[1]!.body).toBe('x');
+      expect(rest).toBe('');
+    },
+  );
+
+  it('of a stream is kept when the stream has that length', async () => {
+    const { answers, rest } = await twoOnOne('/f/length/stream/6');
+    expect(answers.map((a) => a.status)).toEqual([200, 200]);
+    expect(answers[0]!.fields['content-length']).toBe('6');
+    expect(answers[0]!.body).toBe('abcdef');
+    expect(rest).toBe('');
+  });
+
+  // A stream's length is known only once it has ended: the answer was started with the declared
+  // one, and is broken rather than let the client take a wrong body (or the next answer) for it.
+  it.each([
+    ['4', 'longer than the 4 bytes'],
+    ['8', 'ended after 6 of the 8 bytes'],
+  ])('of a stream that does not have the declared %s bytes breaks the answer', async (declared, message) => {
+    const path = `/f/length/stream/${declared}`;
+    const { text, closed } = await h1Raw(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    expect(closed).toBe(true);
+    const { answers, rest } = answersOf(text);
+    // Never a whole answer: the body stops short of its length.
+    expect(answers).toEqual([]);
+    expect(fieldsOf(rest)['content-length']).toBe(declared);
+    expect(rest.slice(rest.indexOf('\r\n\r\n') + 4)).toBe('abc');
+    const line = await accessLine(h1, path);
+    expect(line).toMatchObject({ status: 200, error: 'SLUICE_E_HANDLER_ERROR' });
+    expect(line.error_message).toContain(message);
+  });
+
+  // undici's fetch() decodes the body and keeps the upstream's content-encoding and content-length
+  // (54, for 1144 bytes of text): relayed as they were, the client read 54 bytes of them.
+  it("of a relayed fetch() body that undici decoded is not the upstream's", async () => {
+    const upstreamUrl = new URL(decodeURIComponent(relay.slice(relay.indexOf('=') + 1)));
+    const { answers, rest } = await twoOnOne(
+      `/f/relay?to=${encodeURIComponent(new URL('/gzip', upstreamUrl).href)}`,
+    );
+    expect(answers.map((a) => a.status)).toEqual([200, 200]);
+    expect(answers[0]!.body).toBe(GZIPPED_TEXT);
+    expect(answers[0]!.fields['content-length']).not.toBe('54');
+    expect(rest).toBe('');
+  });
+
+  it('of a null body is 0; a HEAD, 204 or 304 answer keeps the one declared', async () => {
+    const [nullBody] = (await twoOnOne('/f/length/null')).answers;
+    expect(nullBody).toMatchObject({ status: 200, body: '' });
+    expect(nullBody!.fields['content-length']).toBe('0');
+    const { text } = await h1Raw('HEAD /f/length/long HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(fieldsOf(text)['content-length']).toBe('3');
+    const [noContent] = (await twoOnOne('/f/length/no-content')).answers;
+    expect(noContent!.status).toBe(204);
+    expect(noContent!.fields['content-length']).toBe('5');
+  });
+});
+
+describe('the Content-Length of a fetch answer, over HTTP/2', () => {
+  it('is the real one of a body given whole; a stream without the declared length resets', async () => {
+    const whole = (await h2Get('/f/length/long')) as H2Answer;
+    expect(whole.headers['content-length']).toBe('12');
+    expect(whole.body).toBe('abcdefghijkl');
+    expect(whole.wire).toEqual({ endStream: true });
+    const longer = (await h2Get('/f/length/stream/4')) as H2Answer;
+    expect(longer.headers['content-length']).toBe('4');
+    expect(longer.body).toBe('abc');
+    expect(longer.wire).toEqual({ rstCode: http2.constants.NGHTTP2_INTERNAL_ERROR });
   });
 });
 
