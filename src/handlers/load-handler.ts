@@ -50,7 +50,12 @@ export async function loadHandler(module: string): Promise<LoadedHandler> {
         mod = (await tsImport(url, import.meta.url)) as Record<string, unknown>;
       } else {
         const { require: tsxRequire } = await import('tsx/cjs/api');
-        mod = tsxRequire(module, import.meta.url) as Record<string, unknown>;
+        // What Node's import() makes of a CommonJS module: module.exports is the default export,
+        // its properties the named ones. require() hands back module.exports itself, so a
+        // `module.exports = app` (or `export = app`) in .ts or .cts exported "no default", while
+        // the same .js loaded.
+        const exports: unknown = tsxRequire(module, import.meta.url);
+        mod = { ...(exports as object), default: exports };
       }
     } else {
       mod = (await import(url)) as Record<string, unknown>;

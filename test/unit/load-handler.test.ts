@@ -70,6 +70,32 @@ describe('loadHandler', () => {
     expect(frame).not.toContain('data:');
   });
 
+  // Node's import() of a CommonJS .js gives module.exports as the default export; tsx's require
+  // hands back module.exports itself, so the same module as .ts "exported no default".
+  it.each([
+    [
+      'listener.ts',
+      "module.exports = (req: unknown, res: { end(s: string): void }) => res.end('x');\n",
+      'listener',
+    ],
+    ['listener.js', "module.exports = (req, res) => res.end('x');\n", 'listener'],
+    ['export-assign.ts', "export = { fetch: () => new Response('x') };\n", 'fetch'],
+    ['app.cts', "module.exports = { fetch: () => new Response('x') };\n", 'fetch'],
+  ])('loads CommonJS %s, whose module.exports is the handler', async (name, text, kind) => {
+    expect((await loadHandler(file(name, text))).kind).toBe(kind);
+  });
+
+  it('calls the close() a CommonJS .ts module exports beside its handler', async () => {
+    const path = file(
+      'closing.cts',
+      'let closed = 0;\nmodule.exports = (req: unknown, res: { end(s: string): void }) => res.end(String(closed));\nmodule.exports.close = () => { closed++; (globalThis as { closedCjs?: number }).closedCjs = closed; };\n',
+    );
+    const h = await loadHandler(path);
+    expect(h.kind).toBe('listener');
+    await h.close();
+    expect((globalThis as { closedCjs?: number }).closedCjs).toBe(1);
+  });
+
   it('names what the module exported when it is no handler', async () => {
     const r = await failure(file('n.mjs', 'export default 42;\n'));
     expect(r.code).toBe('SLUICE_E_HANDLER_LOAD');
