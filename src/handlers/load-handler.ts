@@ -15,8 +15,8 @@ import { spawnSync } from 'node:child_process';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { userInfo } from 'node:os';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { dirname, isAbsolute, join, sep } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { SluiceError } from '../errors/sluice-error.js';
 
 /** A Node request listener. */
@@ -126,6 +126,8 @@ function loadErrorText(module: string, err: unknown): string {
   const first = lines[0] ?? '';
   if (/^Transform failed with \d+ errors?:$/.test(first) && lines.length > 1)
     return lines.slice(1).join('; ');
+  const where = thrownAt(err);
+  if (where !== null) return `${where}: ${first}`;
   // JavaScript only (node --check cannot read TypeScript on every Node), and only a position in
   // the module itself: a SyntaxError thrown at run time (JSON.parse) or by a dependency is not its.
   if (e.name === 'SyntaxError' && /\.[mc]?js$/.test(module)) {
@@ -133,6 +135,45 @@ function loadErrorText(module: string, err: unknown): string {
     if (where !== null) return `${where}: ${first}`;
   }
   return first;
+}
+
+/** Where sluice's own code is (dist/ or src/): its stack frames are not the module's. */
+const OWN_CODE = `${dirname(dirname(fileURLToPath(import.meta.url)))}${sep}`;
+
+/**
+ * Where an error thrown while a module loaded comes from, as `FILE:LINE`, or null: the place Node's
+ * CommonJS loader puts at the head of the stack of a syntax error (`FILE:LINE`, the source line and
+ * a caret: a dependency's included, which the message alone never named), else the first stack frame
+ * in user code (a top-level throw), past Node's own frames, sluice's and those of packages
+ * (node_modules: tsx). Node's ES module loader gives a syntax error neither: null.
+ */
+function thrownAt(err: unknown): string | null {
+  const stack = (err as { stack?: unknown } | null)?.stack;
+  if (typeof stack !== 'string') return null;
+  const head = /^(\S[^\n]*):(\d+)\n/.exec(stack);
+  if (head !== null) {
+    const file = filePath(head[1]!);
+    if (file !== null) return `${file}:${head[2]}`;
+  }
+  for (const line of stack.split('\n')) {
+    const frame = /^\s+at (?:async )?(?:[^(]*\()?(.+?):(\d+):\d+\)?$/.exec(line);
+    const file = frame === null ? null : filePath(frame[1]!);
+    if (file === null || file.startsWith(OWN_CODE) || file.includes(`${sep}node_modules${sep}`)) continue;
+    return `${file}:${frame![2]}`;
+  }
+  return null;
+}
+
+/** The path of a stack trace's file (a path or a file: URL), or null for node:, data: and the like. */
+function filePath(name: string): string | null {
+  if (name.startsWith('file://')) {
+    try {
+      return fileURLToPath(name);
+    } catch {
+      return null;
+    }
+  }
+  return isAbsolute(name) ? name : null;
 }
 
 /** The `FILE:LINE` of the syntax error `node ARGS` reports for `module`, or null. */

@@ -627,7 +627,15 @@ export class SluiceInstance {
 
   async #loadHandlers(config: ResolvedConfig): Promise<void> {
     for (const module of handlerModules(config)) {
-      if (!this.#handlers.has(module)) this.#handlers.set(module, await loadHandler(module));
+      if (this.#handlers.has(module)) continue;
+      try {
+        this.#handlers.set(module, await loadHandler(module));
+      } catch (err) {
+        // The message says what and where; the stack (the module's error, as `cause`) is for
+        // `log.level: debug`.
+        this.#loggers.app.debug({ err, module }, 'handler module failed to load');
+        throw err;
+      }
     }
   }
 

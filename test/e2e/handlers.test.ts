@@ -459,7 +459,8 @@ describe('sluice serve as root without --user', () => {
     const dir = await mkdtemp(join(tmpdir(), 'sluice-bad-app-'));
     try {
       await writeFile(join(dir, 'bad.js'), 'export default (req, res) => {\n  res.end("x"\n};\n');
-      // Run-time SyntaxErrors are no syntax errors of the module: no line is made up for them.
+      // Run-time SyntaxErrors are no syntax errors of the module: their line is where they were
+      // thrown, not one made up by parsing the file.
       await writeFile(join(dir, 'json.js'), "export default () => undefined;\nJSON.parse('{');\n");
       const serve = async (app: string) =>
         runCli(['serve', app, '--allow-root', '--port', String(await freePort())], { cwd: dir });
@@ -470,7 +471,37 @@ describe('sluice serve as root without --user', () => {
       );
       const json = await serve('json.js');
       expect(json.code).toBe(1);
-      expect(json.stderr).toMatch(/cannot load handler \S+json\.js: [^/\n]*JSON/);
+      expect(json.stderr).toMatch(
+        new RegExp(`cannot load handler \\S+json\\.js: ${join(dir, 'json.js')}:2: [^/\\n]*JSON`),
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  // Only the first line of the error's message was said: "top-level throw", "Unexpected token ';'"
+  // (where Node itself prints dep.js:1).
+  it('says where an app module threw while loading, or which of its imports fails to parse', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sluice-bad-app-'));
+    try {
+      await writeFile(
+        join(dir, 'throws.ts'),
+        "const n: number = 1;\nif (n) throw new Error('top-level throw');\nexport default {};\n",
+      );
+      await writeFile(join(dir, 'dep.js'), 'const x = ;\n');
+      await writeFile(join(dir, 'imports.mjs'), "import './dep.js';\nexport default () => undefined;\n");
+      const serve = async (app: string) =>
+        runCli(['serve', app, '--allow-root', '--port', String(await freePort())], { cwd: dir });
+      const throws = await serve('throws.ts');
+      expect(throws.code).toBe(1);
+      expect(throws.stderr).toContain(
+        `SLUICE_E_HANDLER_LOAD cannot load handler ${join(dir, 'throws.ts')}: ${join(dir, 'throws.ts')}:2: top-level throw`,
+      );
+      const imports = await serve('imports.mjs');
+      expect(imports.code).toBe(1);
+      expect(imports.stderr).toContain(
+        `cannot load handler ${join(dir, 'imports.mjs')}: ${join(dir, 'dep.js')}:1: Unexpected token ';'`,
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

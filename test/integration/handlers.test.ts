@@ -1,12 +1,40 @@
 /** Handler routes in-process: both module styles, errors as 500s with ids, limits, close(). */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SluiceInstance } from '../../src/runtime/instance.js';
 import { http } from '../helpers/http.js';
 import { until } from '../helpers/runtime.js';
-import { startSluice, type TestSluice } from '../helpers/sluice.js';
+import { memoryLoggers, resolve, startSluice, type TestSluice } from '../helpers/sluice.js';
 import { makePki } from '../helpers/tls-pki.js';
+
+describe('a handler module that cannot load', () => {
+  // The error said what and where, and the stack of the module's own error went nowhere.
+  it('fails the start with its stack in the log at debug', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-load-fail-'));
+    try {
+      const module = join(dir, 'throws.mjs');
+      writeFileSync(module, "export default () => undefined;\nthrow new Error('top-level throw');\n");
+      const { loggers, logs } = memoryLoggers();
+      const instance = new SluiceInstance(
+        resolve({ servers: [{ listen: '127.0.0.1:0', routes: [{ handler: module }] }] }),
+        { loggers },
+      );
+      await expect(instance.start()).rejects.toMatchObject({ code: 'SLUICE_E_HANDLER_LOAD' });
+      await instance.close(100).catch(() => undefined);
+      const line = logs.find((l) => l.msg === 'handler module failed to load');
+      expect(line).toMatchObject({ level: 'debug', module });
+      const stack = (line?.err as { stack?: string } | undefined)?.stack ?? '';
+      expect(stack).toContain('caused by: Error: top-level throw');
+      expect(stack).toContain('throws.mjs:2:');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('handler routes', () => {
   let sluice: TestSluice;
