@@ -86,6 +86,8 @@ export interface InstanceOptions {
   readonly onFirstConnection?: () => void;
   /** How this process takes part in bans (alone: its own ban manager; worker: reports to the primary). */
   readonly guardMode?: GuardMode;
+  /** Called as each handler module starts to load (a worker tells the primary). */
+  readonly onHandlerLoading?: (module: string) => void;
   /** The primary's admin actions (a worker's instance has no admin listener; this one runs alone). */
   readonly reloadSource?: () => Promise<{
     ok: boolean;
@@ -628,6 +630,7 @@ export class SluiceInstance {
   async #loadHandlers(config: ResolvedConfig): Promise<void> {
     for (const module of handlerModules(config)) {
       if (this.#handlers.has(module)) continue;
+      this.#options.onHandlerLoading?.(module);
       try {
         this.#handlers.set(module, await loadHandler(module));
       } catch (err) {

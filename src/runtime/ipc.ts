@@ -65,6 +65,8 @@ export type FromWorker =
   | { readonly type: 'ready' }
   /** Sent once, at the worker's first client connection: it is serving (see crash-tracker.ts). */
   | { readonly type: 'serving' }
+  /** Sent as the worker starts to load a handler module: a start that hangs names it. */
+  | { readonly type: 'loading'; readonly module: string }
   | {
       readonly type: 'start-failed';
       readonly error: string;

@@ -130,6 +130,24 @@ function errorProblem(err: unknown, fallback: ErrorCode, prefix = ''): string {
   return `${e.code} ${prefix}${e.message} (hint: ${e.hint})`;
 }
 
+/**
+ * A worker that did not report ready within READY_TIMEOUT_MS, at the start or a reload alike: named
+ * with the handler module it was loading. A module's loading ends when its top-level code does, so
+ * one that never finishes awaits something that never settles.
+ */
+function notReady(pid: number | undefined, loading: string | null): SluiceError {
+  const after = `${READY_TIMEOUT_MS / 1000} s`;
+  if (loading === null)
+    return new SluiceError('SLUICE_E_RUNTIME_WORKER', `worker ${pid} not ready after ${after}`);
+  return new SluiceError(
+    'SLUICE_E_RUNTIME_WORKER',
+    `worker ${pid} not ready after ${after}: handler ${loading} did not finish loading`,
+    {
+      hint: `a handler module must finish loading within ${after}; one that never does probably has a top-level await on a promise that never settles (a connection that never opens, a missing resolve)`,
+    },
+  );
+}
+
 /** A reload problem for an error sluice did not expect, in the form of the others: code, message, hint. */
 function unexpectedProblem(err: unknown, file: string | null = null): string {
   const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
@@ -418,10 +436,9 @@ export class Primary {
     worker.on('message', onServing);
     worker.once('exit', () => this.#starting.delete(worker));
     return new Promise<Worker>((resolve, reject) => {
-      const timer = setTimeout(
-        () => fail(new Error(`worker ${worker.process.pid} not ready after ${READY_TIMEOUT_MS} ms`)),
-        READY_TIMEOUT_MS,
-      );
+      // The handler module the worker is loading, as it last said.
+      let loading: string | null = null;
+      const timer = setTimeout(() => fail(notReady(worker.process.pid, loading)), READY_TIMEOUT_MS);
       const cleanup = () => {
         clearTimeout(timer);
         worker.off('message', onMessage);
@@ -442,6 +459,8 @@ export class Primary {
             workers: workerCount(config),
             bans: this.#bans.all(),
           });
+        } else if (message.type === 'loading') {
+          loading = message.module;
         } else if (message.type === 'ready') {
           cleanup();
           if (this.#starting.has(worker)) this.#starting.set(worker, 'ready');

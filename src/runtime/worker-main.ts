@@ -46,6 +46,7 @@ async function start(
       listen: { reusePort },
       onFirstConnection: () => send({ type: 'serving' }),
       guardMode: { kind: 'worker', workers, report: (batch) => send({ type: 'strikes', batch }) },
+      onHandlerLoading: (module) => send({ type: 'loading', module }),
     });
     for (const ban of bans) instance.guards.bans.add(ban);
     await instance.start();

@@ -507,6 +507,32 @@ describe('sluice serve as root without --user', () => {
     }
   });
 
+  // It failed after 30 s with a raw stack and no code: "sluice: Error: worker N not ready after
+  // 30000 ms at Timeout.<anonymous> (…primary.js)", where a reload said SLUICE_E_RUNTIME_WORKER.
+  it('says which handler never finished loading: SLUICE_E_RUNTIME_WORKER, exit 1', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sluice-hung-app-'));
+    try {
+      await writeFile(
+        join(dir, 'hangs.mjs'),
+        'await new Promise(() => {});\nexport default () => undefined;\n',
+      );
+      const res = await runCli(
+        ['serve', 'hangs.mjs', '--allow-root', '--workers', '1', '--port', String(await freePort())],
+        { cwd: dir, timeoutMs: 50_000 },
+      );
+      expect(res.code).toBe(1);
+      expect(res.stderr).toMatch(
+        new RegExp(
+          `^sluice: SLUICE_E_RUNTIME_WORKER worker \\d+ not ready after 30 s: handler ${join(dir, 'hangs.mjs')} did not finish loading \\(hint: .*top-level await`,
+          'm',
+        ),
+      );
+      expect(res.stderr).not.toContain('    at ');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it.runIf(process.getuid?.() === 0)(
     'is refused: exit 2, SLUICE_E_HANDLER_ROOT, nothing served',
     async () => {
