@@ -177,9 +177,17 @@ export class SluiceInstance {
         );
       },
       handlerError: (x: Exchange, err: unknown) => {
+        // Said as the client sees it: a 500 only when nothing had been sent.
+        const res = x.res;
         this.#loggers.app.error(
           { err, request_id: x.requestId, trace_id: x.traceId, route: x.route?.name ?? null, path: x.path },
-          'handler failed; answered 500',
+          res.writableEnded && !res.destroyed
+            ? 'handler threw after its answer was complete; the answer stands'
+            : res.headersSent
+              ? 'handler failed after its answer started; the answer is broken'
+              : res.destroyed
+                ? 'handler failed; its client had gone'
+                : 'handler failed; answered 500',
         );
       },
     };

@@ -256,6 +256,15 @@ export class Exchange implements ProxyExchange, HandlerExchange {
   handlerFailed(err: unknown): void {
     if (this.#finished) return;
     this.#observer.handlerError(this, err);
+    const res = this.res;
+    if (res.writableEnded && !res.destroyed) {
+      // Thrown once the answer was complete (`res.end()`, then `res.writeHead()`): the answer
+      // stands and goes out whole, its access line written as it finishes, with the error. Broken
+      // like one cut short, it lost what was still queued (8 MB ended, 4.4 MB reached curl).
+      this.errorCode = 'SLUICE_E_HANDLER_ERROR';
+      if (err instanceof Error) this.errorMessage = err.message;
+      return;
+    }
     this.fail('SLUICE_E_HANDLER_ERROR', err);
   }
 

@@ -428,6 +428,30 @@ describe('the Content-Length of a fetch answer, over HTTP/2', () => {
   });
 });
 
+describe('a Node listener that throws after its answer is complete', () => {
+  // The log said "handler failed; answered 500" while the client had its 200, and the connection
+  // was broken under the answer: of 8 MB ended, what was still queued never went out.
+  it('keeps the answer whole and logs what happened, over HTTP/1.1', async () => {
+    const small = await h1Raw('GET /end-then-throw HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(answersOf(small.text)).toMatchObject({ answers: [{ status: 200, body: 'ok\n' }], rest: '' });
+    expect(small.closed).toBe(false);
+    const line = await accessLine(h1, '/end-then-throw');
+    expect(line).toMatchObject({ status: 200, error: 'SLUICE_E_HANDLER_ERROR' });
+    const logged = h1.logs.filter((l) => l.level === 'error' && l.request_id === line.request_id);
+    expect(logged.map((l) => l.msg)).toEqual([
+      'handler threw after its answer was complete; the answer stands',
+    ]);
+
+    const big = await h1Raw(
+      'GET /end-big-then-throw HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+      10_000,
+    );
+    const [answer] = answersOf(big.text).answers;
+    expect(answer?.status).toBe(200);
+    expect(answer?.body.length).toBe(8 * 1024 * 1024);
+  });
+});
+
 describe('bytes_out of a handler answer cut short', () => {
   /** An HTTP/1.1 GET on `port` that resolves once `bytes` have come back; returns its socket. */
   function h1Stream(
