@@ -584,6 +584,32 @@ describe('sluice serve as root without --user', () => {
   );
 });
 
+describe('sluice serve on an IPv6 address', () => {
+  beforeAll(requireBuilt);
+  afterEach(killAll);
+
+  // It logged "http://::1:PORT", which is no URL (RFC 3986 3.2.2: an IPv6 literal is bracketed).
+  it('logs the URL it serves on with the address in brackets', async () => {
+    const port = await freePort();
+    const sluice = spawnCli([
+      'serve',
+      join(ROOT, 'examples/slow-path.ts'),
+      '--port',
+      String(port),
+      '--host',
+      '::1',
+      '--workers',
+      '1',
+      '--user',
+      'nobody',
+    ]);
+    const [serving] = await sluice.waitForJson((l) => l.msg === 'serving', 1, 20_000);
+    expect(serving!.url).toBe(`http://[::1]:${port}`);
+    sluice.signal('SIGTERM');
+    expect(await sluice.waitForExit(15_000)).toEqual({ code: 0, signal: null });
+  });
+});
+
 describe('signals while sluice serve starts', () => {
   beforeAll(requireBuilt);
   afterEach(killAll);

@@ -73,7 +73,9 @@ export async function runServe(
     null,
     async (primary) => {
       const { servers } = await primary.addresses();
-      primary.logger.info({ app, url: `http://${host}:${servers[0]?.port ?? port}` }, 'serving');
+      // An IPv6 literal is bracketed in a URL (RFC 3986 3.2.2), as in the listen address above.
+      const origin = host.includes(':') ? `[${host}]` : host;
+      primary.logger.info({ app, url: `http://${origin}:${servers[0]?.port ?? port}` }, 'serving');
     },
     {
       SLUICE_E_HANDLER_ROOT:
