@@ -260,7 +260,8 @@ export class BanManager {
   }
 
   #ban(scope: string, address: string, rule: ResolvedBan, strikes: number, now: number): void {
-    if (this.#list.banned(scope, address, now)) return;
+    // A strike counted in Redis before a reload removed its rule, answered after it, bans nothing.
+    if (!this.#rules.has(scope) || this.#list.banned(scope, address, now)) return;
     const ban: Ban = { scope, address, until: now + rule.durationMs };
     this.#apply(ban);
     this.#strikes.delete(entryId(scope, address));
