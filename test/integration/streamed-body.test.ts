@@ -40,6 +40,18 @@ function upload(
 
 const bodyOf = (text: string) => text.slice(text.indexOf('\r\n\r\n') + 4);
 
+/** A raw connection to `port` that collects what it receives. */
+function collecting(port: number): { socket: net.Socket; text: () => string } {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  let text = '';
+  socket.setEncoding('latin1');
+  socket.on('data', (d: string) => {
+    text += d;
+  });
+  return { socket, text: () => text };
+}
+
 async function until(check: () => boolean, ms = 3000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -317,20 +329,14 @@ describe('an early answer to a streamed upload', () => {
 
   it('is relayed; once it is complete the rest of the body is not sent, and the connection is not reused', async () => {
     const size = 8 * 1024 * 1024;
-    const client = net.connect(sluice.port, '127.0.0.1');
-    client.on('error', () => undefined);
-    let text = '';
-    client.setEncoding('latin1');
-    client.on('data', (d: string) => {
-      text += d;
-    });
+    const { socket: client, text } = collecting(sluice.port);
     client.write(`PUT /early HTTP/1.1\r\nHost: a\r\nContent-Length: ${size}\r\n\r\n${'x'.repeat(STREAMED)}`);
     const first = () => up.connections[0];
     // The target has answered whole (its body follows its head 300 ms later); then the client goes
     // on sending: none of that reaches the target.
-    await until(() => text.includes('nope'));
-    expect(text).toMatch(/^HTTP\/1\.1 413 /);
-    expect(text.endsWith('\r\n\r\nnope')).toBe(true);
+    await until(() => text().includes('nope'));
+    expect(text()).toMatch(/^HTTP\/1\.1 413 /);
+    expect(text().endsWith('\r\n\r\nnope')).toBe(true);
     client.write('x'.repeat(size - STREAMED));
     await until(() => first()?.closed === true);
     expect(first()?.closed).toBe(true);
@@ -372,34 +378,22 @@ describe('the rest of a streamed upload answered early', () => {
   // the body filled the socket buffers and the client waited in its write until request_timeout.
   it('lets the client finish sending the rest, dropped, and serves its next request on the connection', async () => {
     const size = 8 * 1024 * 1024;
-    const client = net.connect(sluice.port, '127.0.0.1');
-    client.on('error', () => undefined);
-    let text = '';
-    client.setEncoding('latin1');
-    client.on('data', (d: string) => {
-      text += d;
-    });
+    const { socket: client, text } = collecting(sluice.port);
     client.write(`PUT /early HTTP/1.1\r\nHost: a\r\nContent-Length: ${size}\r\n\r\n${'x'.repeat(STREAMED)}`);
-    await until(() => text.includes('nope'));
+    await until(() => text().includes('nope'));
     const sent = client.write('x'.repeat(size - STREAMED));
     if (!sent) await new Promise((r) => client.once('drain', r));
     client.write('GET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
-    await until(() => text.split('HTTP/1.1 413').length === 3, 10_000);
+    await until(() => text().split('HTTP/1.1 413').length === 3, 10_000);
     client.destroy();
-    expect(text.split('HTTP/1.1 413')).toHaveLength(3);
+    expect(text().split('HTTP/1.1 413')).toHaveLength(3);
   });
 
   it('closes the connection of a client that stops sending the rest, within seconds', async () => {
-    const client = net.connect(sluice.port, '127.0.0.1');
-    client.on('error', () => undefined);
-    let text = '';
-    client.setEncoding('latin1');
-    client.on('data', (d: string) => {
-      text += d;
-    });
+    const { socket: client, text } = collecting(sluice.port);
     const closed = new Promise<number>((resolve) => client.on('close', () => resolve(Date.now())));
     client.write(`PUT /early HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n${'x'.repeat(STREAMED)}`);
-    await until(() => text.includes('nope'));
+    await until(() => text().includes('nope'));
     const answered = Date.now();
     // request_timeout is 60 s here: the 5 s bound on the unread rest closes it first.
     const at = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(0), 15_000))]);
