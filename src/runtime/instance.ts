@@ -181,7 +181,7 @@ export class SluiceInstance {
         const res = x.res;
         this.#loggers.app.error(
           { err, request_id: x.requestId, trace_id: x.traceId, route: x.route?.name ?? null, path: x.path },
-          res.writableEnded && !res.destroyed
+          res.writableFinished || (res.writableEnded && !res.destroyed)
             ? 'handler threw after its answer was complete; the answer stands'
             : res.headersSent
               ? 'handler failed after its answer started; the answer is broken'

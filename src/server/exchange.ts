@@ -254,7 +254,13 @@ export class Exchange implements ProxyExchange, HandlerExchange {
   }
 
   handlerFailed(err: unknown): void {
-    if (this.#finished) return;
+    if (this.#finished) {
+      // Rejected after the whole answer went out and was logged: said, and nothing else changes.
+      // After a client left (499), a rejection is what leaving does to a stream (`pipeline()`'s
+      // premature close): not said, as before.
+      if (this.res.writableFinished) this.#observer.handlerError(this, err);
+      return;
+    }
     this.#observer.handlerError(this, err);
     const res = this.res;
     if (res.writableEnded && !res.destroyed) {

@@ -442,6 +442,16 @@ describe('a Node listener that throws after its answer is complete', () => {
       'handler threw after its answer was complete; the answer stands',
     ]);
 
+    // Rejected once the answer is out and logged: said all the same (it was not logged at all).
+    const late = await h1Raw('GET /end-then-reject HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(answersOf(late.text).answers).toMatchObject([{ status: 200, body: 'ok\n' }]);
+    const lateLine = await accessLine(h1, '/end-then-reject');
+    const until = Date.now() + 3000;
+    const lateErrors = () =>
+      h1.logs.filter((l) => l.level === 'error' && l.request_id === lateLine.request_id).map((l) => l.msg);
+    while (lateErrors().length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    expect(lateErrors()).toEqual(['handler threw after its answer was complete; the answer stands']);
+
     const big = await h1Raw(
       'GET /end-big-then-throw HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
       10_000,
