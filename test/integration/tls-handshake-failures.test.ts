@@ -103,7 +103,10 @@ function connect(
         servername,
         ca,
         ...opts.cert,
-        ...(opts.maxVersion === undefined ? {} : { maxVersion: opts.maxVersion, minVersion: 'TLSv1' }),
+        // An old client: OpenSSL 3.5 (Node 24) offers TLS 1.1 only at security level 0.
+        ...(opts.maxVersion === undefined
+          ? {}
+          : { maxVersion: opts.maxVersion, minVersion: 'TLSv1', ciphers: 'DEFAULT@SECLEVEL=0' }),
       },
       () => socket.write(`GET / HTTP/1.1\r\nHost: ${servername}\r\nConnection: close\r\n\r\n`),
     );
