@@ -100,7 +100,7 @@ describe('loadHandler', () => {
 
   it('calls the close() a CommonJS .ts module exports beside its handler', async () => {
     const path = file(
-      'closing.cts',
+      'closing.ts',
       'let closed = 0;\nmodule.exports = (req: unknown, res: { end(s: string): void }) => res.end(String(closed));\nmodule.exports.close = () => { closed++; (globalThis as { closedCjs?: number }).closedCjs = closed; };\n',
     );
     const h = await loadHandler(path);
