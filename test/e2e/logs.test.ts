@@ -127,10 +127,8 @@ servers:
     const sluice = spawnCli(['start', '-c', file], { cwd: dir });
     await waitForPort(port, { proc: sluice });
     await sluice.waitForJson((l) => l.msg === 'sluice started');
-    const workers = sluice
-      .jsonLines()
-      .filter((l) => l.msg === 'worker ready')
-      .map((l) => l.pid);
+    // The workers' lines come on their own pipes: one may follow the primary's 'sluice started'.
+    const workers = (await sluice.waitForJson((l) => l.msg === 'worker ready', 2, 10_000)).map((l) => l.pid);
     expect(workers).toHaveLength(2);
     await (await request(`http://127.0.0.1:${port}/before`)).body.dump();
 
