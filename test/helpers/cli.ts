@@ -252,7 +252,22 @@ export async function killAll(): Promise<void> {
 }
 
 /** A port that was free a moment ago on 127.0.0.1 (listen on 0, read it, close). */
-export function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
+  // The kernel may hand a just-closed port straight back: two calls gave the admin API and a
+  // server one address (SLUICE_E_CONFIG_DUPLICATE_LISTEN). A port is handed out once per process.
+  for (let tries = 0; ; tries++) {
+    const port = await anyFreePort();
+    if (!handedOut.has(port) || tries >= 50) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+}
+
+/** Ports freePort() has handed out in this process. */
+const handedOut = new Set<number>();
+
+function anyFreePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const server = net.createServer();
     server.unref();
