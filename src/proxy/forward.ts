@@ -104,7 +104,7 @@ async function* streamRest(
     timer = null;
   };
   // Whether the client has more to send: the writer stopped pulling (an answer complete before
-  // the body, a failed attempt), not the body ending or failing.
+  // the body, a failed attempt), not the body ending or failing (the catch below).
   let open = true;
   try {
     for (const chunk of first) {
@@ -121,10 +121,7 @@ async function* streamRest(
         return;
       }
       total += step.value.length;
-      if (total > maxBody) {
-        open = false;
-        throw new BodyTooLargeError();
-      }
+      if (total > maxBody) throw new BodyTooLargeError();
       arm();
       yield step.value;
       disarm();
