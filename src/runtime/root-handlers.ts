@@ -19,6 +19,7 @@ export function rootHandlersError(config: ResolvedConfig, root = runningAsRoot()
   const which = config.user === null ? '' : ` (user: ${config.user} is uid 0)`;
   return new SluiceError(
     'SLUICE_E_HANDLER_ROOT',
-    `refusing to run handlers as root${which}: set user: (and group:) to an unprivileged account, or allow_root_handlers: true`,
+    // The what-to-do is the catalogue's hint, printed after the message.
+    `refusing to run handlers as root${which}`,
   );
 }

@@ -716,7 +716,7 @@ servers:
         await write(`"127.0.0.1:${port}"`, true);
         sluice.signal('SIGHUP');
         expect((await refused(2))[1]?.problems).toEqual([
-          'SLUICE_E_HANDLER_ROOT refusing to run handlers as root: set user: (and group:) to an unprivileged account, or allow_root_handlers: true (hint: set user: (and group:) to an unprivileged account, or allow_root_handlers: true if you really mean it)',
+          'SLUICE_E_HANDLER_ROOT refusing to run handlers as root (hint: set user: (and group:) to an unprivileged account, or allow_root_handlers: true if you really mean it)',
         ]);
       }
       expect((await get(port, '/')).body).toBe('up\n');
