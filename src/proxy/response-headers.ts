@@ -26,8 +26,10 @@ export function clientResponseHeaders(
     if (isHopByHop(lower) || drop.has(lower)) continue;
     // Equal Content-Lengths pass the parser (differing ones are a 502); relayed twice, they made
     // Node's and undici's clients refuse the answer. One is sent, as nginx does (RFC 9110 8.6).
+    // A 204 has no content, and RFC 9110 8.6 forbids its Content-Length: relayed over HTTP/2 with
+    // END_STREAM on the head, curl and Node's client reset the stream as malformed. nginx drops it.
     if (lower === 'content-length') {
-      if (length) continue;
+      if (length || status === 204) continue;
       length = true;
     }
     out.push(name, latin1(raw[i + 1]!));

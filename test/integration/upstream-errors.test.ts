@@ -2,11 +2,15 @@
  * Upstream failures become 502/504 answers (or a visibly broken response once the answer has
  * started), never a crash; a client that goes away cancels the upstream request.
  */
+import { readFileSync } from 'node:fs';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/cli.js';
 import { http } from '../helpers/http.js';
 import { rawRequest } from '../helpers/raw-http.js';
 import { startSluice, type TestSluice } from '../helpers/sluice.js';
+import { makePki, type TestPki } from '../helpers/tls-pki.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 /** A TCP upstream whose behaviour per connection is scripted by the request path. */
@@ -203,20 +207,68 @@ describe('upstream failures', () => {
 describe('answers without a body that carry a Content-Length (RFC 9110 8.6)', () => {
   let up: TestUpstream;
   let sluice: TestSluice;
+  let pki: TestPki;
+  let ca: Buffer;
 
   beforeAll(async () => {
     up = await startUpstream((req, res) => {
       res.writeHead(req.url === '/204' ? 204 : 304, { etag: '"v1"', 'content-length': '11' });
       res.end();
     });
+    pki = makePki();
+    const root = pki.ca('root');
+    ca = readFileSync(root.cert);
+    const leaf = root.leaf('a.test', { dns: ['a.test'], usage: 'server' });
     sluice = await startSluice({
-      servers: [{ listen: '127.0.0.1:0', routes: [{ proxy: { url: up.url } }] }],
+      servers: [
+        { listen: '127.0.0.1:0', routes: [{ proxy: { url: up.url } }] },
+        {
+          listen: `127.0.0.1:${await freePort()}`,
+          http2: true,
+          tls: { cert: leaf.cert, key: leaf.key },
+          routes: [{ proxy: { url: up.url } }],
+        },
+      ],
     });
   });
 
   afterAll(async () => {
     await sluice.close();
     await up.close();
+    pki.remove();
+  });
+
+  // A 204 has no content and must not carry a Content-Length; a 304's is the length of the
+  // representation, and stays (nginx does both).
+  it('drops the Content-Length of a 204 and keeps that of a 304', async () => {
+    const head = (path: string) =>
+      rawRequest(sluice.port, `GET ${path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`);
+    expect((await head('/204')).text).not.toMatch(/\r\ncontent-length:/i);
+    expect((await head('/304')).text).toMatch(/\r\ncontent-length: 11\r\n/i);
+  });
+
+  // Relayed over HTTP/2, the 204's Content-Length beside END_STREAM on the head made curl and
+  // Node's client reset the stream as malformed (PROTOCOL_ERROR) while the access line said 204.
+  it.each(['/204', '/304'])('answers %s over HTTP/2 with a stream the client accepts', async (path) => {
+    const client = http2.connect(`https://127.0.0.1:${sluice.instance.addresses().servers[1]!.port}`, {
+      ca,
+      servername: 'a.test',
+    });
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = client.request({ ':path': path });
+        let code = 0;
+        req.on('response', (h) => {
+          code = Number(h[':status']);
+        });
+        req.on('error', reject);
+        req.resume();
+        req.on('end', () => resolve(code));
+      });
+      expect(status).toBe(Number(path.slice(1)));
+    } finally {
+      client.close();
+    }
   });
 
   // undici (https targets, and Upgrade requests the target answers without 101; streamed request
