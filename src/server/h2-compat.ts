@@ -134,7 +134,11 @@ export class H2Response extends http2.Http2ServerResponse<H2Request> {
           >[1];
           // Only a handler's answer can hold such fields: the proxy's and sluice's own never do.
           if (this[kHandlerAnswer] !== true) return writeHead.call(this, status, fields);
-          return writeHead.call(this, status, withoutConnectionFields(this, fields, this[kNamed] ?? null));
+          // A 204's Content-Length (RFC 9110 8.6 forbids it) beside END_STREAM on the head makes
+          // curl and Node's client reset the stream as malformed; nginx drops it, and so does the proxy.
+          const named = this[kNamed] ?? null;
+          const drop = status === 204 ? [...(named ?? []), 'content-length'] : named;
+          return writeHead.call(this, status, withoutConnectionFields(this, fields, drop));
         },
       },
       // Node drops a `Connection` without a trace: the names it lists are kept for writeHead.

@@ -416,6 +416,14 @@ describe('the Content-Length of a fetch answer, over HTTP/1.1', () => {
 });
 
 describe('the Content-Length of a fetch answer, over HTTP/2', () => {
+  // RFC 9110 8.6 forbids it; beside END_STREAM on the head, curl and Node's client reset the stream.
+  it('of a 204 is dropped, so the client takes the answer whole', async () => {
+    const answer = (await h2Get('/f/length/no-content')) as H2Answer;
+    expect(answer.headers[':status']).toBe(204);
+    expect(answer.headers['content-length']).toBeUndefined();
+    expect(answer.wire).toEqual({ endStream: true });
+  });
+
   it('is the real one of a body given whole; a stream without the declared length resets', async () => {
     const whole = (await h2Get('/f/length/long')) as H2Answer;
     expect(whole.headers['content-length']).toBe('12');
