@@ -138,7 +138,7 @@ export const ERROR_CATALOGUE = {
   },
   SLUICE_E_CLIENT_BODY_TOO_LARGE: {
     status: 413,
-    title: 'Content Too Large',
+    title: 'Payload Too Large',
     hint: 'the request body exceeds limits.max_body',
   },
   SLUICE_E_CLIENT_URI_TOO_LONG: {

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { STATUS_CODES } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { errorsMarkdown } from '../../scripts/errors-doc.js';
 import { ERROR_CATALOGUE } from '../../src/errors/catalogue.js';
@@ -15,6 +16,15 @@ describe('docs/errors.md', () => {
         /^SLUICE_E_(CONFIG|CLIENT|ROUTE|UPSTREAM|RUNTIME|CLI|ADMIN|AUTH|HANDLER)_[A-Z_]+$/,
       );
       expect(doc.split(`\`${code}\``).length - 1).toBe(1);
+    }
+  });
+
+  // A client's problem document (about:blank) carries the status phrase as its title (RFC 9457 4.2.1):
+  // the table's "what happened" must be what the client reads. The admin API's own titles differ.
+  it("gives each client-facing code its status's phrase as the title the client reads", () => {
+    for (const [code, spec] of Object.entries(ERROR_CATALOGUE)) {
+      if (spec.status === 0 || code.startsWith('SLUICE_E_ADMIN_')) continue;
+      expect(`${code}: ${spec.title}`).toBe(`${code}: ${STATUS_CODES[spec.status]}`);
     }
   });
 });
