@@ -125,6 +125,11 @@ const kResExchange = Symbol('sluice.resExchange');
 const kReparsed = Symbol('sluice.reparsed');
 /** Pipelined requests (and upgrades) waiting for the answer before them, as steps to run in order. */
 const kPipelined = Symbol('sluice.pipelined');
+/**
+ * Node's parser refused a request behind the answer in progress, and that was dealt with: a
+ * refusal waits its turn (see #refuseInTurn), or the connection closes after that answer.
+ */
+const kRefusalDue = Symbol('sluice.refusalDue');
 /** Reading paused because PIPELINE_PAUSE_AT requests wait. */
 const kPipelinePaused = Symbol('sluice.pipelinePaused');
 /**
@@ -217,6 +222,7 @@ type ClientSocket = Socket & {
   [kH2]?: boolean;
   [kPipelined]?: (() => void)[];
   [kPipelinePaused]?: boolean;
+  [kRefusalDue]?: boolean;
   [kReparsed]?: boolean;
   [kSendDone]?: number;
   [kSendSince]?: number;
@@ -755,6 +761,9 @@ export class HttpListener {
       socket.destroy();
       return;
     }
+    // Node's parser stops at its error and reports it again for every later piece of input, which
+    // is not a request of its own.
+    if ((socket as ClientSocket)[kRefusalDue]) return;
     if (err.code === 'HPE_CLOSED_CONNECTION') {
       // Bytes after a request that asked to close the connection: ignored, as nginx does; the
       // request's answer still goes out (it was answered 400 instead), then the connection closes.
@@ -767,6 +776,7 @@ export class HttpListener {
       // The error is in a request waiting behind the one being answered: that answer goes out
       // whole, the waiting ones are dropped, and the connection closes after it.
       (socket as ClientSocket)[kPipelined] = undefined;
+      (socket as ClientSocket)[kRefusalDue] = true;
       const current = (socket as ClientSocket)[kExchange];
       if (!current || current.finished) socket.destroySoon();
       else if (!current.res.headersSent) current.res.shouldKeepAlive = false;
@@ -783,16 +793,16 @@ export class HttpListener {
       }
     }
     const code = clientErrorCode(err);
-    // Bad framing inside a body arrives while its exchange is running (reading the body, or
-    // streaming it upstream): the exchange answers, logs, and aborts the upstream attempt.
     const x = (socket as ClientSocket)[kExchange];
-    if (x && !x.finished) {
+    if (x && !x.req.complete && !x.finished) {
+      // Bad framing inside a body arrives while its exchange is running (reading the body, or
+      // streaming it upstream): the exchange answers, logs, and aborts the upstream attempt.
       x.fail(code, err);
       socket.destroySoon();
       // Node drops a request from its connection's list once its answer is out (this error
       // answer), so the connection's close no longer aborts its body: whoever still reads it (a
       // handler, the proxy reading or streaming it) would wait for ever. End it as Node does.
-      if (!x.req.complete) socket.once('close', () => abortBody(x.req));
+      socket.once('close', () => abortBody(x.req));
     } else if (x && !x.req.complete) {
       // The error is in a request already answered: a Transfer-Encoding not ending in chunked,
       // which llhttp refuses just after the head sluice answered 400 for it, or bad framing in a
@@ -800,9 +810,28 @@ export class HttpListener {
       // one; refused again, it was logged, counted and struck twice (and a 400 followed a 200).
       socket.destroySoon();
     } else {
-      this.#refuse(socket, code);
+      // The last request read is whole (or there is none): the error is in the one after it,
+      // pipelined, which is refused in its turn. Taken for the request before it, it replaced
+      // that request's answer (already run at its target) with a 400 saying it was not forwarded.
+      this.#refuseInTurn(socket as ClientSocket, code);
     }
   };
+
+  /**
+   * Refuses a request Node's parser could not read (see #refuse) once the answers before it are
+   * out, as nginx does: an answer still going out on the connection (pipelining) goes out whole
+   * first, with its own access line. When that answer closes the connection, the refusal is
+   * dropped with it, unanswered and unlogged. Written at once under an answer in progress, the
+   * refusal could not go out (the connection was closed under that answer) yet was logged.
+   */
+  #refuseInTurn(socket: ClientSocket, code: ErrorCode): void {
+    if ((socket[kBusy] ?? 0) === 0) {
+      this.#refuse(socket, code);
+      return;
+    }
+    socket[kRefusalDue] = true;
+    this.#defer(socket, () => this.#refuse(socket, code));
+  }
 
   /**
    * Answers a connection with no request to serve (see refuse), and logs and counts that answer. A

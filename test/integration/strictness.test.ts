@@ -6,7 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BAD_REQUESTS, H } from '../helpers/hostile-requests.js';
 import { rawRequest } from '../helpers/raw-http.js';
 import { startSluice, type TestSluice } from '../helpers/sluice.js';
-import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { echo, startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 describe('HTTP/1.1 strictness', () => {
   let up: TestUpstream;
@@ -466,5 +466,108 @@ describe('HTTP/1.1 without Host', () => {
     } finally {
       await sluice.close();
     }
+  });
+});
+
+describe('a request Node refuses, pipelined behind one being answered', () => {
+  // The parser's error was taken for the request before it, which may already have run at its
+  // target: that request was answered 400 (its body said "not forwarded") and logged 400, and the
+  // target's answer was thrown away. The refused request is the later one, refused in its turn.
+  let up: TestUpstream;
+  let sluice: TestSluice;
+
+  beforeAll(async () => {
+    up = await startUpstream((req, res, body) => {
+      const delay = req.url === '/slow' ? 400 : 0;
+      setTimeout(() => echo(req, res, body), delay);
+    });
+    sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          limits: { max_header: '8kb' },
+          routes: [{ match: { path: '/respond' }, respond: { body: 'resp\n' } }, { proxy: { url: up.url } }],
+        },
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+    await up.close();
+  });
+
+  beforeEach(() => {
+    up.seen.length = 0;
+  });
+
+  /** Statuses of the answers in `text`, in order. */
+  const statuses = (text: string) => [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
+
+  it.each([
+    [
+      'a bad request line in the segment of a POST and its body',
+      `POST /a HTTP/1.1\r\n${H}Content-Length: 3\r\n\r\nabc\x01\x02garbage\r\n\r\n`,
+      ['/a'],
+      ['POST', '/a', 400],
+    ],
+    [
+      'two Content-Length, sent while a POST is at a slow target (and more bytes after them)',
+      [
+        `POST /slow HTTP/1.1\r\n${H}Content-Length: 3\r\n\r\nabc`,
+        `GET /b HTTP/1.1\r\n${H}Content-Length: 1\r\nContent-Length: 2\r\n\r\nab`,
+        `GET /c HTTP/1.1\r\n${H}\r\n`,
+      ],
+      ['/slow'],
+      ['POST', '/slow', 400],
+    ],
+    [
+      'a head over max_header behind a GET',
+      `GET /a HTTP/1.1\r\n${H}\r\nGET /b HTTP/1.1\r\n${H}X-Big: ${'x'.repeat(9000)}\r\n\r\n`,
+      ['/a'],
+      ['GET', '/a', 431],
+    ],
+  ])(
+    '%s: the first gets its answer, then the refusal, then the connection closes',
+    async (_name, raw, seen, first) => {
+      const before = sluice.accessLines().length;
+      const r = await rawRequest(sluice.port, raw, { gapMs: 100, waitMs: 3000 });
+      const refusal = first[2] as number;
+      expect(statuses(r.text)).toEqual(['200', String(refusal)]);
+      expect(r.text).toContain(`"url":"${first[1]}"`);
+      expect(r.closed).toBe(true);
+      expect(up.seen.map((s) => s.url)).toEqual(seen);
+      const lines = (await sluice.waitForAccessLines(before + 2)).slice(before);
+      await new Promise((res) => setTimeout(res, 100));
+      expect(sluice.accessLines()).toHaveLength(before + 2);
+      expect(lines.map((l) => [l.method, l.path, l.status])).toEqual([
+        [first[0], first[1], 200],
+        ['-', '', refusal],
+      ]);
+      expect(lines[0]!.error).toBeUndefined();
+      expect(sluice.instance.handles().inflight).toEqual([]);
+    },
+  );
+
+  it('answers one behind an answer sluice gave itself (a respond route), after that answer', async () => {
+    const before = sluice.accessLines().length;
+    const r = await rawRequest(sluice.port, `GET /respond HTTP/1.1\r\n${H}\r\nXX YY\r\n\r\n`);
+    // The 200 is still going out when the parser refuses what follows: the 400 waits for it. It
+    // was dropped (the connection closed under the 200) and yet logged and counted.
+    expect(statuses(r.text)).toEqual(['200', '400']);
+    expect(r.text).toContain('resp\n');
+    expect(r.closed).toBe(true);
+    await sluice.waitForAccessLines(before + 2);
+    await new Promise((res) => setTimeout(res, 100));
+    expect(
+      sluice
+        .accessLines()
+        .slice(before)
+        .map((l) => [l.method, l.path, l.status]),
+    ).toEqual([
+      ['GET', '/respond', 200],
+      ['-', '', 400],
+    ]);
+    expect(up.seen).toHaveLength(0);
   });
 });

@@ -492,4 +492,14 @@ describe('HTTP/1.1 strictness over TLS', () => {
     expect(r.closed).toBe(true);
     expect(up.seen).toHaveLength(0);
   });
+
+  it('refuses a request Node cannot read in its turn, after the answer of the one before it', async () => {
+    up.seen.length = 0;
+    const r = await rawTls(
+      'POST /first HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3\r\n\r\nabc\x01\x02bad\r\n\r\n',
+    );
+    expect([...r.text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1])).toEqual(['200', '400']);
+    expect(r.closed).toBe(true);
+    expect(up.seen.map((s) => s.url)).toEqual(['/first']);
+  });
 });
