@@ -316,12 +316,16 @@ export class Exchange implements ProxyExchange, HandlerExchange {
    * out): logged at once with `code`, as a client that left is (499, nothing more sent; an HTTP/2
    * stream is reset with CANCEL, the stream no longer being served, RFC 9113 7). Left to
    * the closing socket and upstream pools, the cut was logged as a failure of a healthy target,
-   * retried on another, or, for a handler, not at all. An open tunnel keeps its 101 line.
+   * retried on another, or, for a handler, not at all. An open tunnel (WebSocket) is logged now
+   * with the 101 its client got, `code`, and its duration and bytes so far; its sockets are closed
+   * next by the listener. Left to their 'close' events, its line came after the instance had
+   * stopped logging (a worker exits then): none at all.
    */
   cut(code: ErrorCode): void {
-    if (this.#finished || this.status === 101) return;
+    if (this.#finished) return;
     this.errorCode = code;
-    this.clientGone();
+    if (this.status === 101) this.#finish();
+    else this.clientGone();
   }
 
   /** Whether the observer has seen this exchange. */

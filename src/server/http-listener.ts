@@ -901,9 +901,9 @@ export class HttpListener {
     clearInterval(sweep);
     clearInterval(this.#sendSweep);
     this.#idle = null;
-    // What is still in flight is cut by the deadline, and logged as such before its connection
-    // closes: the instance destroys its upstream pools next, which may fail the attempts before
-    // the connections' 'close' events have been seen (see Exchange.cut).
+    // What is still in flight (open tunnels included) is cut by the deadline, and logged as such
+    // before its connection closes: the instance destroys its upstream pools next, which may fail
+    // the attempts before the connections' 'close' events have been seen (see Exchange.cut).
     for (const x of [...this.#active]) x.cut('SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT');
     // The RST_STREAMs of cut HTTP/2 streams are written on the next turn: a connection closed now
     // dropped them, and the client saw its stream end with the connection, not as reset.

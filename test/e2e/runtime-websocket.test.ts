@@ -76,7 +76,7 @@ describe('a WebSocket open across a rolling reload (workers 2 → 3)', () => {
   const yaml = (workers: number) => `version: 1
 workers: ${workers}
 shutdown_timeout: ${SHUTDOWN_S}s
-log: { level: info, access: off, format: json }
+log: { level: info, access: stdout, format: json }
 admin: { listen: "127.0.0.1:${admin}" }
 servers:
   - name: web
@@ -163,6 +163,19 @@ upstreams:
     expect(closedAfter).toBeGreaterThanOrEqual(SHUTDOWN_S * 1000 - 500);
     expect(closedAfter).toBeLessThan(SHUTDOWN_S * 1000 + 5000);
     await until(() => (alive(holder.pid!) ? undefined : true), 'the old worker to exit', 10_000);
+    // The cut socket's access line, written by the old worker before it exited (there was none):
+    // the 101 its client got, the cut, and the time it was open.
+    const cut = sluice.jsonLines().filter((l) => l.msg === 'request' && l.path === '/ws/first');
+    expect(cut).toMatchObject([
+      {
+        pid: holder.pid,
+        status: 101,
+        error: 'SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT',
+        bytes_out: expect.any(Number),
+      },
+    ]);
+    expect(cut[0]!.duration_ms).toBeGreaterThanOrEqual(SHUTDOWN_S * 1000 - 500);
+    expect(cut[0]!.bytes_out).toBeGreaterThan(0);
     expect(second.isClosed()).toBe(false);
     expect(await second.echo('still')).toMatch(/^\d+:still$/);
     second.ws.close();

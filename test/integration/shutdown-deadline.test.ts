@@ -3,7 +3,8 @@
  * targets: the cut counts against no target (passive health), is retried nowhere, and the access
  * line says what the client got: 499, `error: SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT`, nothing sent.
  * A handler that never answers is logged the same way, at the deadline, and so is an egress
- * tunnel, under the same deadline.
+ * tunnel, under the same deadline. An open WebSocket tunnel is logged at the deadline too, with
+ * the 101 its client got and the same error.
  */
 import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -114,6 +115,56 @@ describe('requests in flight at shutdown_timeout', () => {
     expect((await answer).status).toBeNull();
     const [line] = await sluice.waitForAccessLines(1);
     expect(line).toMatchObject({ path: '/hang', status: 499, error: 'SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT' });
+  });
+
+  // Its sockets were only destroyed: the line came from their 'close' events, after the deadline
+  // had run (101 with no error), or not at all when the worker exited first.
+  it('an open WebSocket tunnel is logged when it is cut: 101, the error, its duration and bytes, once', async () => {
+    // A target that answers 101 and echoes what the tunnel carries.
+    const target = net.createServer((s) => {
+      s.on('error', () => s.destroy());
+      s.once('data', () => {
+        s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+        s.pipe(s);
+      });
+    });
+    await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+    const sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          routes: [{ proxy: { url: `http://127.0.0.1:${(target.address() as AddressInfo).port}` } }],
+        },
+      ],
+    });
+    const client = net.connect(sluice.port, '127.0.0.1');
+    client.on('error', () => undefined);
+    let text = '';
+    client.setEncoding('latin1');
+    client.on('data', (d: string) => {
+      text += d;
+    });
+    const clientClosed = new Promise<void>((r) => client.once('close', () => r()));
+    const opened = Date.now();
+    client.write('GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    await until(() => text.includes('101 Switching Protocols'));
+    client.write('ping-0123456789');
+    await until(() => text.endsWith('ping-0123456789'));
+    await new Promise((r) => setTimeout(r, 200));
+    await sluice.instance.close(300);
+    await clientClosed;
+    const lived = Date.now() - opened;
+    // Written as the deadline cut it, before close() returned: a worker exits right after.
+    expect(sluice.accessLines()).toMatchObject([
+      { path: '/ws', status: 101, bytes_out: 15, error: 'SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT' },
+    ]);
+    const duration = sluice.accessLines()[0]!.duration_ms as number;
+    expect(duration).toBeGreaterThanOrEqual(400); // 200 ms open, then the 300 ms deadline
+    expect(duration).toBeLessThanOrEqual(lived + 50);
+    // Once: the tunnel's own close, which follows, writes nothing more.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(sluice.accessLines()).toHaveLength(1);
+    await new Promise<void>((r) => target.close(() => r()));
   });
 
   // The egress listener drained after the servers, under a deadline of its own: 2 x
