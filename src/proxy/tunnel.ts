@@ -1,9 +1,13 @@
 /**
  * A WebSocket (or any Upgrade) tunnel after the target answered 101: the 101 head is relayed to
- * the client, then bytes flow both ways with back-pressure (`pipe`) until either side closes.
+ * the client, then bytes flow both ways with back-pressure (`pipe`) until either side ends.
  * The tunnel closes when no byte has moved either way for `timeouts.read` (nginx closes
  * WebSockets after `proxy_read_timeout` of silence the same way; WebSocket pings keep a tunnel
- * open). An error or close on one side closes the other.
+ * open). A FIN, an error or a close on one side closes both, as nginx does (it finalizes an
+ * upgraded request when either side reaches EOF and what it sent has been passed on): what that
+ * side sent is delivered, then each socket is ended and closed once flushed (at most
+ * CLOSE_FLUSH_MS). Passed on as a half-close, a FIN left a target that does not close on FIN,
+ * and so the tunnel and its access line, open until `timeouts.read` (60 s by default).
  */
 import type { Socket } from 'node:net';
 import { headerName } from '../core/header-names.js';
@@ -19,6 +23,12 @@ const DROP_101 = new Set([
   'trailer',
   'transfer-encoding',
 ]);
+
+/**
+ * How long a tunnel being closed may take to hand what is queued to each socket before both are
+ * destroyed, so that a peer that never reads cannot hold it open (nginx's lingering_timeout, 5 s).
+ */
+const CLOSE_FLUSH_MS = 5000;
 
 /** Relays the 101 answer and joins the client and target sockets; `onClose` runs once, when both are closed. */
 export function openTunnel(
@@ -45,20 +55,44 @@ export function openTunnel(
   const early = x.upgradeHead;
   if (early !== null && early.length > 0) upstream.write(early);
 
+  const countOut = (chunk: Buffer): void => {
+    x.bytesOut += chunk.length;
+  };
+  let flushTimer: NodeJS.Timeout | undefined;
   let closed = 0;
   const done = () => {
     if (++closed < 2) return;
+    clearTimeout(flushTimer);
     onClose();
     x.complete();
+  };
+  // Whichever side ended (or failed) first, everything it sent has been written to the other by
+  // now ('end' comes after the last 'data'): no more is read either way, and both are ended.
+  const closeBoth = () => {
+    if (flushTimer !== undefined) return;
+    flushTimer = setTimeout(() => {
+      client.destroy();
+      upstream.destroy();
+    }, CLOSE_FLUSH_MS);
+    flushTimer.unref();
+    client.unpipe(upstream);
+    upstream.unpipe(client);
+    upstream.off('data', countOut);
+    for (const s of [client, upstream]) {
+      s.pause();
+      // Called back once flushed, or at once (with an error) when it could not be: closed either way.
+      s.end(() => s.destroy());
+    }
   };
   const idleMs = route.readTimeoutMs;
   for (const [a, b] of [
     [client, upstream],
     [upstream, client],
   ] as const) {
-    a.on('error', () => b.destroy());
+    a.on('end', closeBoth);
+    a.on('error', closeBoth);
     a.on('close', () => {
-      b.destroy();
+      closeBoth();
       done();
     });
     // A socket's timeout counts reads and writes, so each times out only when the tunnel is
@@ -70,11 +104,10 @@ export function openTunnel(
       });
     }
   }
-  upstream.on('data', (chunk: Buffer) => {
-    x.bytesOut += chunk.length;
-  });
-  client.pipe(upstream);
-  upstream.pipe(client);
+  upstream.on('data', countOut);
+  // Not `end`: a FIN closes the tunnel (closeBoth), it is not passed on as a half-close.
+  client.pipe(upstream, { end: false });
+  upstream.pipe(client, { end: false });
   client.resume();
   upstream.resume();
 }

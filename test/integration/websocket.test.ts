@@ -273,3 +273,172 @@ describe('a WebSocket upgrade pipelined behind many requests', () => {
     expect(echoed).toBe(true);
   });
 });
+
+/**
+ * A target that answers the upgrade with 101 and never closes its side on its own: a FIN from
+ * sluice leaves it half-open (allowHalfOpen), as some WebSocket servers do. Once its peer has sent
+ * FIN it writes a byte every 50 ms, so it notices (a reset, then 'close') when sluice has closed
+ * the connection, not just half-closed it.
+ */
+async function halfOpenTarget() {
+  const sockets: net.Socket[] = [];
+  const conns: { received: string; endedAt: number; closedAt: number; socket: net.Socket }[] = [];
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    sockets.push(socket);
+    const conn = { received: '', endedAt: 0, closedAt: 0, socket };
+    conns.push(conn);
+    let upgraded = false;
+    let timer: NodeJS.Timeout | undefined;
+    socket.on('error', () => undefined);
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => {
+      conn.received += d;
+      if (upgraded || !conn.received.includes('\r\n\r\n')) return;
+      upgraded = true;
+      conn.received = conn.received.slice(conn.received.indexOf('\r\n\r\n') + 4);
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+    });
+    socket.on('end', () => {
+      conn.endedAt = Date.now();
+      timer = setInterval(() => socket.write('.'), 50);
+    });
+    socket.on('close', () => {
+      conn.closedAt = Date.now();
+      clearInterval(timer);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    port: (server.address() as AddressInfo).port,
+    conns,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+describe('a tunnel one side closes', () => {
+  let target: Awaited<ReturnType<typeof halfOpenTarget>>;
+  let sluice: TestSluice;
+
+  beforeAll(async () => {
+    target = await halfOpenTarget();
+    // timeouts.read is the default 60 s: a half-closed tunnel stayed that long.
+    sluice = await startSluice({
+      servers: [{ listen: '127.0.0.1:0', routes: [{ proxy: { url: `http://127.0.0.1:${target.port}` } }] }],
+    });
+  });
+
+  afterAll(async () => {
+    await sluice?.close();
+    await target?.close();
+  });
+
+  /** Opens a tunnel through sluice on a raw socket; resolves once the 101 came back. */
+  async function tunnel(path: string, allowHalfOpen: boolean) {
+    const openedAt = Date.now();
+    const client = net.connect({ port: sluice.port, host: '127.0.0.1', allowHalfOpen });
+    client.on('error', () => undefined);
+    let text = '';
+    let endedAt = 0;
+    let closedAt = 0;
+    client.setEncoding('latin1');
+    client.on('data', (d: string) => {
+      text += d;
+    });
+    client.on('end', () => {
+      endedAt = Date.now();
+    });
+    client.on('close', () => {
+      closedAt = Date.now();
+    });
+    client.write(`GET ${path} HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+    expect(await until(() => text.includes('\r\n\r\n'))).toBe(true);
+    expect(text).toMatch(/^HTTP\/1\.1 101 /);
+    return {
+      client,
+      openedAt,
+      text: () => text,
+      endedAt: () => endedAt,
+      closedAt: () => closedAt,
+    };
+  }
+
+  // The client's FIN was passed on as a half-close: the target kept its side open, and so did
+  // sluice, both connections held until timeouts.read (60 s), and the line came only then.
+  it("closes both sides when the client ends: the client's last bytes reach the target first", async () => {
+    const t = await tunnel('/client-ends', false);
+    const conn = target.conns.at(-1)!;
+    conn.socket.write('from-target');
+    expect(await until(() => t.text().endsWith('from-target'))).toBe(true);
+    await new Promise((r) => setTimeout(r, 300));
+    t.client.end('last-from-client');
+    const endedAt = Date.now();
+    try {
+      // Generous: the close takes a few ms.
+      expect(await until(() => conn.closedAt > 0 && t.closedAt() > 0, 2000)).toBe(true);
+      expect(conn.received).toBe('last-from-client');
+      expect(conn.endedAt).toBeGreaterThan(0);
+      expect(conn.closedAt - endedAt).toBeLessThan(2000);
+      const lines = await sluice.waitForAccessLines(1, 2000);
+      const line = lines.find((l) => l.path === '/client-ends');
+      expect(line).toMatchObject({ status: 101, bytes_out: 'from-target'.length });
+      expect(lines.filter((l) => l.path === '/client-ends')).toHaveLength(1);
+      // About the client's lifetime: open 300 ms past the 101, closed at once after its FIN.
+      const lived = t.closedAt() - t.openedAt;
+      expect(line!.duration_ms as number).toBeGreaterThanOrEqual(endedAt - t.openedAt - 100);
+      expect(line!.duration_ms as number).toBeLessThanOrEqual(lived + 50);
+    } finally {
+      t.client.destroy();
+    }
+  });
+
+  // The flush before the close is bounded (5 s): a client that reads nothing more does not hold
+  // its tunnel, nor the target's connection, which closes at once.
+  it('closes a tunnel whose client ended and reads nothing more, at most 5 s later', async () => {
+    const t = await tunnel('/never-reads', false);
+    const conn = target.conns.at(-1)!;
+    t.client.pause();
+    // More than the kernel buffers on the way hold: sluice is left with bytes the client never takes.
+    conn.socket.write(Buffer.alloc(64 * 1024 * 1024, 'x'));
+    await new Promise((r) => setTimeout(r, 300));
+    t.client.end();
+    const endedAt = Date.now();
+    try {
+      expect(await until(() => conn.closedAt > 0, 2000)).toBe(true);
+      expect(await until(() => sluice.accessLines().some((l) => l.path === '/never-reads'), 8000)).toBe(true);
+      const loggedAfter = Date.now() - endedAt;
+      expect(loggedAfter).toBeGreaterThanOrEqual(4500);
+      expect(loggedAfter).toBeLessThan(7500);
+      expect(sluice.accessLines().find((l) => l.path === '/never-reads')).toMatchObject({ status: 101 });
+    } finally {
+      t.client.destroy();
+    }
+  }, 20_000);
+
+  it("closes both sides when the target ends: the target's last bytes reach the client first", async () => {
+    const t = await tunnel('/target-ends', true);
+    const conn = target.conns.at(-1)!;
+    t.client.write('from-client');
+    expect(await until(() => conn.received === 'from-client')).toBe(true);
+    conn.socket.end('last-from-target');
+    const endedAt = Date.now();
+    // Half-open, the client writes on after sluice's FIN; it is reset once sluice has closed.
+    const ping = setInterval(() => t.client.write('.'), 50);
+    try {
+      expect(await until(() => t.closedAt() > 0, 2000)).toBe(true);
+      expect(t.text().endsWith('last-from-target')).toBe(true);
+      expect(t.endedAt()).toBeGreaterThan(0);
+      expect(t.closedAt() - endedAt).toBeLessThan(2000);
+      const lines = await sluice.waitForAccessLines(1, 2000);
+      const mine = lines.filter((l) => l.path === '/target-ends');
+      expect(mine).toMatchObject([{ status: 101, bytes_out: 'last-from-target'.length }]);
+      expect(mine[0]!.duration_ms as number).toBeLessThanOrEqual(t.closedAt() - t.openedAt + 50);
+    } finally {
+      clearInterval(ping);
+      t.client.destroy();
+    }
+  });
+});
