@@ -328,6 +328,23 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     else this.clientGone();
   }
 
+  /**
+   * The client of an HTTP/2 stream took nothing of its answer for send_timeout (http-listener.ts):
+   * logged with SLUICE_E_CLIENT_SEND_TIMEOUT and the status it was sent (not 499: the client did
+   * not leave), and the stream reset with CANCEL, as a stopped upload whose window stays shut is
+   * (RFC 9113 7: no longer served; nothing failed on this side, which INTERNAL_ERROR would say).
+   * The stream's close cancels the upstream request behind it (forward.ts). An answer logged
+   * already (whole, its end still queued) keeps its line; its stream is reset all the same.
+   */
+  sendTimedOut(): void {
+    if (!this.#finished) {
+      this.errorCode = 'SLUICE_E_CLIENT_SEND_TIMEOUT';
+      this.status = this.res.statusCode;
+    }
+    this.#breakAnswer(h2.NGHTTP2_CANCEL);
+    this.#finish();
+  }
+
   /** Whether the observer has seen this exchange. */
   get finished(): boolean {
     return this.#finished;

@@ -209,6 +209,18 @@ const SEND_SWEEP_MS = 1000;
 /** Bytes of a connection's answers the client had taken at the last sweep, and since when. */
 const kSendDone = Symbol('sluice.sendDone');
 const kSendSince = Symbol('sluice.sendSince');
+/** The exchange of an HTTP/2 answer, kept even once logged: its bytes count the stream's progress. */
+const kH2Exchange = Symbol('sluice.h2Exchange');
+/** The stream was reset for send_timeout (and `kSendSince` is when). */
+const kSendReset = Symbol('sluice.sendReset');
+
+/** An HTTP/2 answer watched for send_timeout (see #sweepStalledStreams). */
+type H2Answer = http2.Http2ServerResponse & {
+  [kH2Exchange]?: Exchange;
+  [kSendDone]?: number;
+  [kSendSince]?: number;
+  [kSendReset]?: true;
+};
 
 /** A client socket with sluice's per-connection marks. */
 type ClientSocket = Socket & {
@@ -237,6 +249,8 @@ export class HttpListener {
   readonly #tls: TlsTerminator | null;
   /** HTTP/2 connections, closed with GOAWAY on drain. */
   readonly #sessions = new SlotSet<http2.ServerHttp2Session>('sluice.sessions');
+  /** HTTP/2 answers whose stream is open, for the send_timeout sweep. */
+  readonly #h2Answers = new SlotSet<H2Answer>('sluice.h2Answers');
   #table: ListenerTable;
   readonly #observer: ExchangeObserver;
   readonly #logError: ListenerErrorLog;
@@ -515,6 +529,8 @@ export class HttpListener {
         this.#active.add(x);
         (res as TrackedResponse)[kResExchange] = x;
       }
+      (res as unknown as H2Answer)[kH2Exchange] = x;
+      this.#h2Answers.add(res as unknown as H2Answer);
       const h2 = req as unknown as H2Request;
       if (!h2.endStream) armH2RequestTimeout(h2, x, this.#table.limits.requestTimeoutMs);
     } catch (err) {
@@ -706,6 +722,8 @@ export class HttpListener {
     if (socket !== undefined) socket[kBusy] = (socket[kBusy] ?? 1) - 1;
     const x = tracked[kResExchange];
     if (x !== undefined) this.#active.delete(x);
+    // No connection marks: an HTTP/2 answer.
+    if (socket === undefined) this.#h2Answers.delete(res as unknown as H2Answer);
     const last = socket?.[kExchange];
     // Forgotten once its request was read whole. Answered before its body was (a refusal, a
     // respond route), it stays while that body is read: a framing error in it is its request's
@@ -923,12 +941,14 @@ export class HttpListener {
    * the upstream connection behind it and the buffered answer for as long as it liked (79 s in a
    * test, and counting). A sweep, not a timer per write: nothing is added to the request path.
    * Progress is the bytes the kernel took (`bytesWritten` counts what is still queued, so the
-   * queue's length is taken off). HTTP/2 streams and WebSocket tunnels are left to their own timeouts.
+   * queue's length is taken off). HTTP/2 streams are timed one by one (#sweepStalledStreams);
+   * WebSocket tunnels are left to their own timeouts.
    */
   #sweepStalledSends(): void {
     const limit = this.#table.limits.sendTimeoutMs;
     if (limit === 0) return;
     const now = performance.now();
+    if (this.#h2Answers.size > 0) this.#sweepStalledStreams(limit, now);
     for (const socket of this.#sockets as Iterable<ClientSocket>) {
       const queued = socket.writableLength;
       if (queued === 0 || socket[kH2] === true || this.#tunnels.has(socket)) {
@@ -945,6 +965,46 @@ export class HttpListener {
         const x = res?.[kResExchange];
         if (x !== undefined && !x.finished) x.errorCode = 'SLUICE_E_CLIENT_SEND_TIMEOUT';
         socket.destroy();
+      }
+    }
+  }
+
+  /**
+   * send_timeout per HTTP/2 stream. Its connection is shared, so the progress is the stream's own:
+   * the bytes written to it (`bytesOut`) less those still waiting in it (`writableLength`). A write
+   * is done once nghttp2 has sent all of it, which a shut flow-control window, the stream's or the
+   * connection's, holds back; a proxied answer is written an upstream read (at most 64 KB) at a
+   * time, so a client taking 1 KB/s keeps its stream under the 60 s default. A stream that made no
+   * progress for send_timeout is reset (Exchange.sendTimedOut), and its close cancels the upstream
+   * request. Before, nothing timed them: a client that advertised a window of 0 held 10 streams,
+   * and their 10 upstream connections, for 150 s and counting (10 connections of 128 streams held
+   * 1,280, and 100 MB), and a session sent GOAWAY (keepalive_timeout, drain) waited for them. A
+   * reset the connection does not carry either (a client that reads nothing at all: nghttp2 sends
+   * nothing more, and closes the stream only once its RST_STREAM is out) has the stream destroyed
+   * a send_timeout later.
+   */
+  #sweepStalledStreams(limit: number, now: number): void {
+    for (const res of this.#h2Answers) {
+      const stream = res.stream;
+      if (stream === undefined || stream.destroyed) continue;
+      if (res[kSendReset] === true) {
+        if (now - res[kSendSince]! >= limit) stream.destroy();
+        continue;
+      }
+      const waiting = stream.writableLength;
+      if (waiting === 0) {
+        res[kSendSince] = undefined;
+        continue;
+      }
+      const x = res[kH2Exchange]!;
+      const done = x.bytesOut - waiting;
+      if (res[kSendSince] === undefined || res[kSendDone] !== done) {
+        res[kSendDone] = done;
+        res[kSendSince] = now;
+      } else if (now - res[kSendSince] >= limit) {
+        res[kSendReset] = true;
+        res[kSendSince] = now;
+        x.sendTimedOut();
       }
     }
   }

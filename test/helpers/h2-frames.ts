@@ -82,3 +82,112 @@ export function tappedSession(port: number, ca: Buffer, servername: string): Tap
     },
   };
 }
+
+/**
+ * A client that writes frames as told and nothing else: no WINDOW_UPDATE unless asked (Node's
+ * client opens its windows as it reads), so a test can keep the server's answers waiting.
+ */
+export interface RawH2Session {
+  /** The server's frames so far. */
+  readonly frames: ServerFrame[];
+  /** Bytes of DATA the server sent on stream `id`. */
+  dataBytes(id: number): number;
+  /** A GET of `path` on stream `id` (HEADERS with END_STREAM). */
+  get(id: number, path: string): void;
+  /** Opens the receive window of stream `id` (0: the connection's) by `bytes`. */
+  windowUpdate(id: number, bytes: number): void;
+  /** Stops reading the connection (the server's writes back up in the kernel), or reads on. */
+  reading(on: boolean): void;
+  /** Settles when the connection has closed. */
+  readonly closed: Promise<void>;
+  destroy(): void;
+}
+
+/** SETTINGS_INITIAL_WINDOW_SIZE (RFC 9113 6.5.2). */
+export const SETTINGS_INITIAL_WINDOW_SIZE = 0x4;
+
+/** Connects to `port` (TLS, ALPN h2) with the client `settings` as [id, value] pairs. */
+export async function rawH2Session(
+  port: number,
+  ca: Buffer,
+  servername: string,
+  settings: readonly (readonly [number, number])[],
+): Promise<RawH2Session> {
+  const socket = tls.connect({ host: '127.0.0.1', port, ca, servername, ALPNProtocols: ['h2'] });
+  socket.on('error', () => undefined);
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('secureConnect', resolve);
+    socket.once('error', reject);
+  });
+  const frame = (type: number, flags: number, stream: number, payload: Buffer): Buffer => {
+    const head = Buffer.alloc(9);
+    head.writeUIntBE(payload.length, 0, 3);
+    head[3] = type;
+    head[4] = flags;
+    head.writeUInt32BE(stream, 5);
+    return Buffer.concat([head, payload]);
+  };
+  const pairs = Buffer.alloc(6 * settings.length);
+  settings.forEach(([id, value], i) => {
+    pairs.writeUInt16BE(id, i * 6);
+    pairs.writeUInt32BE(value, i * 6 + 2);
+  });
+  socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(0x4, 0, 0, pairs)]));
+  const frames: ServerFrame[] = [];
+  const data = new Map<number, number>();
+  let buffered = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    while (buffered.length >= 9) {
+      const length = buffered.readUIntBE(0, 3);
+      if (buffered.length < 9 + length) break;
+      const type = buffered[3]!;
+      const flags = buffered[4]!;
+      const stream = buffered.readUInt32BE(5) & 0x7fffffff;
+      frames.push({
+        type,
+        flags,
+        stream,
+        ...(type === FRAME.RST_STREAM ? { errorCode: buffered.readUInt32BE(9) } : {}),
+      });
+      if (type === FRAME.DATA) data.set(stream, (data.get(stream) ?? 0) + length);
+      // The server's SETTINGS are acknowledged, as RFC 9113 6.5.3 requires.
+      if (type === 0x4 && (flags & 0x1) === 0) socket.write(frame(0x4, 0x1, 0, Buffer.alloc(0)));
+      buffered = buffered.subarray(9 + length);
+    }
+  });
+  // HPACK literal fields without indexing (RFC 7541 6.2.2), short enough for one-byte lengths.
+  const literal = (name: string, value: string): Buffer =>
+    Buffer.concat([
+      Buffer.from([0, name.length]),
+      Buffer.from(name),
+      Buffer.from([value.length]),
+      Buffer.from(value),
+    ]);
+  return {
+    frames,
+    dataBytes: (id) => data.get(id) ?? 0,
+    get(id, path) {
+      const block = Buffer.concat([
+        literal(':method', 'GET'),
+        literal(':scheme', 'https'),
+        literal(':path', path),
+        literal(':authority', servername),
+      ]);
+      // END_HEADERS | END_STREAM
+      socket.write(frame(FRAME.HEADERS, 0x5, id, block));
+    },
+    windowUpdate(id, bytes) {
+      const payload = Buffer.alloc(4);
+      payload.writeUInt32BE(bytes);
+      socket.write(frame(0x8, 0, id, payload));
+    },
+    reading(on) {
+      if (on) socket.resume();
+      else socket.pause();
+    },
+    closed,
+    destroy: () => socket.destroy(),
+  };
+}
