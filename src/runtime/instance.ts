@@ -681,8 +681,32 @@ export class SluiceInstance {
       {
         tlsReloaded: (info) => log.info(info, 'TLS certificate reloaded'),
         tlsRefused: (refusal) => this.#tlsRefused(refusal),
+        h2Refused: (info) => this.#h2Refused(info),
         firstConnection: this.#firstConnection,
       },
+    );
+  }
+
+  /** Lines about HTTP/2 connections closed for Rapid Reset, as many a second as client certificates. */
+  readonly #h2RefusedLines = new LogRateLimit(CLIENT_CERT_LINES_PER_SECOND);
+
+  /**
+   * An HTTP/2 connection closed with ENHANCE_YOUR_CALM for opening streams over the concurrent
+   * limit while its earlier ones were still being let go (Rapid Reset): one warning, rate-limited,
+   * in place of an access line for each of the streams refused.
+   */
+  #h2Refused(info: { listener: string; remoteAddr: string; refused: number }): void {
+    const suppressed = this.#h2RefusedLines.take();
+    if (suppressed === null) return;
+    this.#loggers.app.warn(
+      {
+        event: 'http2_streams_refused',
+        listener: info.listener,
+        remote_addr: info.remoteAddr,
+        refused: info.refused,
+        ...(suppressed > 0 ? { suppressed } : {}),
+      },
+      'HTTP/2 client kept opening streams over the concurrent limit; connection closed (ENHANCE_YOUR_CALM)',
     );
   }
 

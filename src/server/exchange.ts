@@ -43,6 +43,14 @@ export interface ExchangeObserver {
   readonly guards: GuardServices;
 }
 
+/**
+ * A count of the exchanges that still hold something (their stream, an upstream connection), kept
+ * per HTTP/2 connection by the listener to bound what one connection runs at once.
+ */
+export interface LiveCount {
+  live: number;
+}
+
 /** The state of one request. */
 export class Exchange implements ProxyExchange, HandlerExchange {
   readonly req: IncomingMessage;
@@ -101,6 +109,10 @@ export class Exchange implements ProxyExchange, HandlerExchange {
   errorMessage: string | null = null;
   durationMs = 0;
   #finished = false;
+  /** Upstream attempts started and not yet ended (their connection not yet released). */
+  #attemptsOpen = 0;
+  /** Where this exchange is counted while it holds something (HTTP/2), or null. */
+  #liveIn: LiveCount | null = null;
 
   constructor(req: IncomingMessage, res: ServerResponse, scheme: string, observer: ExchangeObserver) {
     this.req = req;
@@ -372,13 +384,38 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     const started = performance.now();
     const span = this.#span?.attempt(upstream, target.origin) ?? null;
     const observer = this.#observer;
+    this.#attemptsOpen++;
+    const x = this;
     return {
       traceparent: `00-${this.traceId}-${span?.spanId ?? this.spanId}-${this.traceFlags}`,
       done(code, failure) {
         observer.attemptDone(target, upstream, target.origin, code, (performance.now() - started) / 1000);
         span?.end(code, failure);
+        x.#attemptsOpen--;
+        if (x.#finished) x.#release();
       },
     };
+  }
+
+  /**
+   * Counts this exchange in `count` until it is finished and its upstream attempts have released
+   * their connections. A client that resets its stream finishes the exchange at once (499), while
+   * the attempt behind it holds an upstream connection until that connection is open and can be
+   * aborted: counting streams alone let one HTTP/2 connection hold 982 upstream connections
+   * (Rapid Reset, CVE-2023-44487) under a limit of 128 streams.
+   */
+  countLiveIn(count: LiveCount): void {
+    if (this.#finished && this.#attemptsOpen === 0) return;
+    count.live++;
+    this.#liveIn = count;
+  }
+
+  /** Leaves the live count once nothing is held any more. */
+  #release(): void {
+    const count = this.#liveIn;
+    if (count === null || this.#attemptsOpen > 0) return;
+    this.#liveIn = null;
+    count.live--;
   }
 
   retrying(): void {
@@ -394,6 +431,7 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     if (this.traceId === '') this.traceId = newTraceId();
     this.#span?.end(this.route?.name ?? null, this.status, this.errorCode);
     this.#observer.finished(this);
+    if (this.#liveIn !== null) this.#release();
   }
 }
 

@@ -23,7 +23,7 @@ import { listenError } from '../errors/listen-error.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { abortBody } from './abort-body.js';
 import { clientErrorCode, problemBody, rawErrorResponse } from './error-response.js';
-import { Exchange, type ExchangeObserver } from './exchange.js';
+import { Exchange, type ExchangeObserver, type LiveCount } from './exchange.js';
 import { handleRequest, isBanned } from './gateway.js';
 import type { ListenerTable } from './gateway-tables.js';
 import { H2Request, H2Response } from './h2-compat.js';
@@ -53,6 +53,11 @@ export interface ListenerHooks {
   readonly tlsRefused?: (refusal: TlsRefusal) => void;
   /** Called at the listener's first client connection (a worker tells its primary it serves). */
   readonly firstConnection?: () => void;
+  /**
+   * An HTTP/2 connection kept opening streams over the concurrent-stream limit (Rapid Reset) and
+   * was closed with GOAWAY(ENHANCE_YOUR_CALM); once per connection.
+   */
+  readonly h2Refused?: (info: { listener: string; remoteAddr: string; refused: number }) => void;
 }
 
 /**
@@ -79,6 +84,22 @@ function armH2RequestTimeout(req: H2Request, x: Exchange, ms: number): void {
 
 /** HTTP/2 settings: nginx's `http2_max_concurrent_streams` default. */
 const H2_MAX_CONCURRENT_STREAMS = 128;
+
+/**
+ * Streams an HTTP/2 connection may have refused for being over H2_MAX_CONCURRENT_STREAMS live
+ * exchanges before it is closed with GOAWAY(ENHANCE_YOUR_CALM). A client that keeps to the
+ * advertised limit is never refused: only one that resets streams and opens new ones before
+ * sluice has let go of the old (Rapid Reset) reaches this.
+ */
+const H2_REFUSALS_BEFORE_GOAWAY = 2 * H2_MAX_CONCURRENT_STREAMS;
+
+/** What an HTTP/2 connection has started, kept on its session (see #onH2Request). */
+interface H2Streams extends LiveCount {
+  /** Streams served, for max_requests_per_connection. */
+  started: number;
+  /** Streams refused while H2_MAX_CONCURRENT_STREAMS exchanges were live. */
+  refused: number;
+}
 
 /**
  * The HTTP/2 header list size (RFC 9113: names, values and 32 octets per field) a stream may
@@ -117,6 +138,8 @@ const kSeen = Symbol('sluice.seen');
 const kRequests = Symbol('sluice.requests');
 /** A TLS socket carrying an HTTP/2 session. */
 const kH2 = Symbol('sluice.h2');
+/** The H2Streams of an HTTP/2 session. */
+const kStreams = Symbol('sluice.h2Streams');
 /** The connection of a response (Node detaches `res.socket` before 'close'). */
 const kSocket = Symbol('sluice.socket');
 /** The exchange of a response, to forget it when the response closes. */
@@ -240,6 +263,9 @@ type ClientSocket = Socket & {
   [kSendSince]?: number;
 };
 
+/** An HTTP/2 session with the count of its streams (set in #onSession). */
+type CountedSession = http2.ServerHttp2Session & { [kStreams]: H2Streams };
+
 /** An HTTP listener bound to one address, serving whatever table it currently holds. */
 export class HttpListener {
   readonly #server: NodeServer;
@@ -258,6 +284,7 @@ export class HttpListener {
   #inflight = 0;
   #draining = false;
   #idle: (() => void) | null = null;
+  readonly #h2Refused: ListenerHooks['h2Refused'];
 
   readonly #listenOptions: ListenOptions;
 
@@ -270,6 +297,7 @@ export class HttpListener {
     hooks: ListenerHooks = {},
   ) {
     this.#listenOptions = listen;
+    this.#h2Refused = hooks.h2Refused;
     const self = this;
     this.#onResponseClose = function (this: http.ServerResponse) {
       self.#responseClosed(this);
@@ -500,6 +528,7 @@ export class HttpListener {
 
   /** An HTTP/2 connection: closed with GOAWAY when idle for keepalive_timeout, or on drain. */
   readonly #onSession = (session: http2.ServerHttp2Session): void => {
+    (session as CountedSession)[kStreams] = { live: 0, started: 0, refused: 0 };
     this.#sessions.add(session);
     session.once('close', () => this.#sessions.delete(session));
     // Marks the TLS socket (the session's socket is a proxy to it) so drain sweeps leave it to GOAWAY.
@@ -521,23 +550,63 @@ export class HttpListener {
    * per-connection marks are kept on it; the response's 'close' still counts it out.
    */
   #onH2Request(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const h2 = req as unknown as H2Request;
+    const session = h2.stream.session as CountedSession;
+    const streams = session[kStreams];
+    // nghttp2 counts the streams open on the wire, and a stream the client reset is closed at once;
+    // what the reset stream started (an upstream connection still being opened) goes on. So new
+    // streams are refused while 128 exchanges are live, however many streams are open.
+    if (streams.live >= H2_MAX_CONCURRENT_STREAMS) {
+      this.#refuseOverLimit(session, h2.stream, streams);
+      return;
+    }
+    // Streams the client sent past the GOAWAY of max_requests_per_connection (below), in the same
+    // read as the last one: refused, so the client sends them again on a new connection.
+    const max = this.#table.limits.maxRequestsPerConnection;
+    if (max > 0 && streams.started >= max) {
+      h2.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    streams.started++;
+    // As nginx's keepalive_requests over HTTP/2 (1.19.7 on): GOAWAY once the last stream has
+    // started; the streams open finish, then the session closes itself.
+    if (streams.started === max) session.close();
     this.#inflight++;
     res.once('close', this.#onResponseClose);
     try {
       const x = handleRequest(req, res, this.#table, this.#scheme, this.#observer);
+      x.countLiveIn(streams);
       if (!x.finished) {
         this.#active.add(x);
         (res as TrackedResponse)[kResExchange] = x;
       }
       (res as unknown as H2Answer)[kH2Exchange] = x;
       this.#h2Answers.add(res as unknown as H2Answer);
-      const h2 = req as unknown as H2Request;
       if (!h2.endStream) armH2RequestTimeout(h2, x, this.#table.limits.requestTimeoutMs);
     } catch (err) {
       this.#logError(err, { listener: this.#table.address.key, url: req.url });
       if (!res.headersSent) res.writeHead(500).end();
       else res.destroy();
     }
+  }
+
+  /**
+   * Refuses a stream over the live-exchange limit with REFUSED_STREAM (RFC 9113 8.7: not
+   * processed, safe to retry), with no access line; past H2_REFUSALS_BEFORE_GOAWAY the connection
+   * is closed with ENHANCE_YOUR_CALM and reported once (the hook logs it, rate-limited).
+   */
+  #refuseOverLimit(session: CountedSession, stream: http2.ServerHttp2Stream, streams: H2Streams): void {
+    stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    if (++streams.refused !== H2_REFUSALS_BEFORE_GOAWAY + 1) return;
+    this.#h2Refused?.({
+      listener: this.#table.address.key,
+      remoteAddr: unmapIpv4(session.socket?.remoteAddress ?? ''),
+      refused: streams.refused,
+    });
+    // GOAWAY first, then closed on the next turn: destroyed at once, the session dropped its
+    // queued GOAWAY and the client saw only the connection close.
+    session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    setImmediate(destroySession, session);
   }
 
   readonly #onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
@@ -1095,6 +1164,10 @@ function setUpgrade(req: http.IncomingMessage, value: string): void {
   req.headers.upgrade = value;
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) if (headerName(raw[i]!) === 'upgrade') raw[i + 1] = value;
+}
+
+function destroySession(session: http2.ServerHttp2Session): void {
+  session.destroy();
 }
 
 /** Answers an HTTP/2 stream that cannot be served with the code's problem document. */
