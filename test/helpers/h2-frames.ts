@@ -106,6 +106,16 @@ export interface RawH2Session {
 /** SETTINGS_INITIAL_WINDOW_SIZE (RFC 9113 6.5.2). */
 export const SETTINGS_INITIAL_WINDOW_SIZE = 0x4;
 
+/** One HTTP/2 frame: its 9-octet head, then `payload`. */
+export function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUIntBE(payload.length, 0, 3);
+  head[3] = type;
+  head[4] = flags;
+  head.writeUInt32BE(stream, 5);
+  return Buffer.concat([head, payload]);
+}
+
 /** Connects to `port` (TLS, ALPN h2) with the client `settings` as [id, value] pairs. */
 export async function rawH2Session(
   port: number,
@@ -120,14 +130,6 @@ export async function rawH2Session(
     socket.once('secureConnect', resolve);
     socket.once('error', reject);
   });
-  const frame = (type: number, flags: number, stream: number, payload: Buffer): Buffer => {
-    const head = Buffer.alloc(9);
-    head.writeUIntBE(payload.length, 0, 3);
-    head[3] = type;
-    head[4] = flags;
-    head.writeUInt32BE(stream, 5);
-    return Buffer.concat([head, payload]);
-  };
   const pairs = Buffer.alloc(6 * settings.length);
   settings.forEach(([id, value], i) => {
     pairs.writeUInt16BE(id, i * 6);

@@ -8,6 +8,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { frame } from '../helpers/h2-frames.js';
 import { startSluice, type TestSluice } from '../helpers/sluice.js';
 import { type CertFiles, makePki, type TestPki } from '../helpers/tls-pki.js';
 
@@ -211,15 +212,6 @@ describe('Rapid Reset (CVE-2023-44487)', () => {
     c.close();
   });
 });
-
-function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const head = Buffer.alloc(9);
-  head.writeUIntBE(payload.length, 0, 3);
-  head[3] = type;
-  head[4] = flags;
-  head.writeUInt32BE(stream, 5);
-  return Buffer.concat([head, payload]);
-}
 
 /** An HPACK literal field without indexing, new name (lengths under 127). */
 function literal(name: string, value: string): Buffer {
