@@ -341,9 +341,10 @@ export class Exchange implements ProxyExchange, HandlerExchange {
   }
 
   /**
-   * The client of an HTTP/2 stream took nothing of its answer for send_timeout (http-listener.ts):
-   * logged with SLUICE_E_CLIENT_SEND_TIMEOUT and the status it was sent (not 499: the client did
-   * not leave), and the stream reset with CANCEL, as a stopped upload whose window stays shut is
+   * The client took nothing of the answer for send_timeout (http-listener.ts): logged with
+   * SLUICE_E_CLIENT_SEND_TIMEOUT and the status it was sent (not 499: the client did not leave), as
+   * nginx logs it. HTTP/1.x closes the connection; an HTTP/2 stream is reset with CANCEL, as a stopped
+   * upload whose window stays shut is
    * (RFC 9113 7: no longer served; nothing failed on this side, which INTERNAL_ERROR would say).
    * The stream's close cancels the upstream request behind it (forward.ts). An answer logged
    * already (whole, its end still queued) keeps its line; its stream is reset all the same.

@@ -1033,10 +1033,10 @@ export class HttpListener {
         socket[kSendDone] = done;
         socket[kSendSince] = now;
       } else if (now - socket[kSendSince] >= limit) {
-        // The answer in progress is logged with why its client was cut (Node's own reference to it).
+        // The answer in progress is logged with why its client was cut and the status it was sent,
+        // as over HTTP/2 and in nginx (Node's own reference to it); it was a 499, as if the client left.
         const res = (socket as { _httpMessage?: TrackedResponse | null })._httpMessage;
-        const x = res?.[kResExchange];
-        if (x !== undefined && !x.finished) x.errorCode = 'SLUICE_E_CLIENT_SEND_TIMEOUT';
+        res?.[kResExchange]?.sendTimedOut();
         socket.destroy();
       }
     }
