@@ -870,7 +870,14 @@ export class HttpListener {
       (socket as ClientSocket)[kRefusalDue] = true;
       const current = (socket as ClientSocket)[kExchange];
       if (!current || current.finished) socket.destroySoon();
-      else if (!current.res.headersSent) current.res.shouldKeepAlive = false;
+      else {
+        if (!current.res.headersSent) current.res.shouldKeepAlive = false;
+        // With its head out, the answer keeps the connection, and Node hands it the next request it
+        // read (dropped here), which nothing answers: no keep-alive timer runs and the parse error
+        // that would have timed out is ignored (kRefusalDue), so the connection stayed open for
+        // ever (25 s and counting in a test). It closes once that answer is out.
+        current.res.once('finish', () => socket.destroySoon());
+      }
       return;
     }
     // The client half-closed its connection (FIN) before the end of its body: Node's parser, told

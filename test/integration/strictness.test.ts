@@ -478,6 +478,13 @@ describe('a request Node refuses, pipelined behind one being answered', () => {
 
   beforeAll(async () => {
     up = await startUpstream((req, res, body) => {
+      if (req.url === '/stream') {
+        // The head and part of the body at once, the rest 600 ms later.
+        res.writeHead(200, { 'content-length': '4' });
+        res.write('ab');
+        setTimeout(() => res.end('cd'), 600);
+        return;
+      }
       const delay = req.url === '/slow' ? 400 : 0;
       setTimeout(() => echo(req, res, body), delay);
     });
@@ -548,6 +555,19 @@ describe('a request Node refuses, pipelined behind one being answered', () => {
       expect(sluice.instance.handles().inflight).toEqual([]);
     },
   );
+
+  // With the streamed answer's head out, Node kept the connection for the valid request read behind
+  // it (dropped with the refusal): nothing answered that one, and nothing closed the connection.
+  it('closes the connection after an answer whose head was out, when a valid request waited too', async () => {
+    const r = await rawRequest(
+      sluice.port,
+      [`GET /stream HTTP/1.1\r\n${H}\r\nGET /b HTTP/1.1\r\n${H}\r\n`, 'XX YY\r\n\r\n'],
+      { gapMs: 200, waitMs: 5000 },
+    );
+    expect(statuses(r.text)).toEqual(['200']);
+    expect(r.text.endsWith('\r\n\r\nabcd')).toBe(true);
+    expect(r.closed).toBe(true);
+  });
 
   it('answers one behind an answer sluice gave itself (a respond route), after that answer', async () => {
     const before = sluice.accessLines().length;
