@@ -294,6 +294,12 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     this.#finish();
   }
 
+  /** Whether the client's side of this exchange is gone (its connection or HTTP/2 stream closed). */
+  get clientLeft(): boolean {
+    const res = this.res as ServerResponse & { stream?: { destroyed: boolean } };
+    return res.destroyed === true || res.stream?.destroyed === true;
+  }
+
   clientGone(): void {
     if (this.#finished) return;
     // nginx's 499: the client closed the connection before the answer was complete.

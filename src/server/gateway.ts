@@ -138,7 +138,12 @@ export function handleRequest(
     if (verdict !== 'pass') {
       verdict.then(
         (r) => {
-          if (r === 'pass') act(x, route);
+          if (r !== 'pass') return;
+          // The client may have left while the guard asked Redis, and nothing was listening for its
+          // 'close' yet: acted on, the proxied attempt waited for ever on an answer nobody read
+          // (no access line, an upstream connection held, a live HTTP/2 exchange counted).
+          if (x.clientLeft) x.clientGone();
+          else act(x, route);
         },
         (err: unknown) => x.fail('SLUICE_E_RUNTIME_INTERNAL', err),
       );
