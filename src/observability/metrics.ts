@@ -42,6 +42,7 @@ export class DataPlaneMetrics {
   readonly rateLimited: Counter<'server'>;
   readonly logLinesDropped: Counter;
   readonly tlsHandshakeFailures: Counter<'reason'>;
+  readonly http2StreamsRefused: Counter<'reason'>;
   /** Keyed by the compiled route (or server, for requests no route took): a lookup, no string built. */
   readonly #perRoute = new WeakMap<object, RouteChildren>();
   /** Keyed by the run-time target object. */
@@ -118,6 +119,13 @@ export class DataPlaneMetrics {
     });
     // Every reason from the start, so a rate over it has a series before the first failure.
     for (const reason of TLS_FAILURE_REASONS) this.tlsHandshakeFailures.labels(reason).inc(0);
+    this.http2StreamsRefused = new client.Counter({
+      name: 'sluice_http2_streams_refused_total',
+      help: 'HTTP/2 streams refused with REFUSED_STREAM, not served, by reason (concurrency: over the exchanges one connection may run, as in Rapid Reset; max_requests: sent past the GOAWAY of max_requests_per_connection).',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of ['concurrency', 'max_requests']) this.http2StreamsRefused.labels(reason).inc(0);
   }
 
   /** Records one answered request; `key` identifies the (server, route) pair. */

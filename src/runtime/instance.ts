@@ -682,6 +682,7 @@ export class SluiceInstance {
         tlsReloaded: (info) => log.info(info, 'TLS certificate reloaded'),
         tlsRefused: (refusal) => this.#tlsRefused(refusal),
         h2Refused: (info) => this.#h2Refused(info),
+        h2StreamRefused: (reason) => this.#metrics.http2StreamsRefused.labels(reason).inc(),
         firstConnection: this.#firstConnection,
       },
     );

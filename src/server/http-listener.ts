@@ -58,6 +58,12 @@ export interface ListenerHooks {
    * was closed with GOAWAY(ENHANCE_YOUR_CALM); once per connection.
    */
   readonly h2Refused?: (info: { listener: string; remoteAddr: string; refused: number }) => void;
+  /**
+   * An HTTP/2 stream was refused with REFUSED_STREAM, not served: `concurrency` (over the live
+   * exchanges a connection may run) or `max_requests` (sent past the GOAWAY of
+   * max_requests_per_connection). Once per stream: only refusals pay for it.
+   */
+  readonly h2StreamRefused?: (reason: 'concurrency' | 'max_requests') => void;
 }
 
 /**
@@ -285,6 +291,7 @@ export class HttpListener {
   #draining = false;
   #idle: (() => void) | null = null;
   readonly #h2Refused: ListenerHooks['h2Refused'];
+  readonly #h2StreamRefused: ListenerHooks['h2StreamRefused'];
 
   readonly #listenOptions: ListenOptions;
 
@@ -298,6 +305,7 @@ export class HttpListener {
   ) {
     this.#listenOptions = listen;
     this.#h2Refused = hooks.h2Refused;
+    this.#h2StreamRefused = hooks.h2StreamRefused;
     const self = this;
     this.#onResponseClose = function (this: http.ServerResponse) {
       self.#responseClosed(this);
@@ -569,6 +577,7 @@ export class HttpListener {
     const max = this.#table.limits.maxRequestsPerConnection;
     if (max > 0 && streams.started >= max) {
       h2.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      this.#h2StreamRefused?.('max_requests');
       return;
     }
     streams.started++;
@@ -601,6 +610,7 @@ export class HttpListener {
    */
   #refuseOverLimit(session: CountedSession, stream: http2.ServerHttp2Stream, streams: H2Streams): void {
     stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    this.#h2StreamRefused?.('concurrency');
     if (++streams.refused !== H2_REFUSALS_BEFORE_GOAWAY + 1) return;
     this.#h2Refused?.({
       listener: this.#table.address.key,

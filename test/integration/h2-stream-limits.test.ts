@@ -198,6 +198,8 @@ describe('Rapid Reset (CVE-2023-44487)', () => {
     // Refused streams write no access line; the closed connection one warning.
     expect(unlimited.accessLines().length).toBeLessThanOrEqual(2 * 128);
     expect(unlimited.logs.filter((l) => l.event === 'http2_streams_refused')).toHaveLength(1);
+    // Each refused stream is counted.
+    expect(await refusedCount(unlimited, 'concurrency')).toBeGreaterThan(2 * 128);
     socket.destroy();
   }, 15_000);
 
@@ -221,4 +223,11 @@ function literal(name: string, value: string): Buffer {
     Buffer.from([value.length]),
     Buffer.from(value),
   ]);
+}
+
+/** sluice_http2_streams_refused_total{reason} of an instance. */
+async function refusedCount(sluice: TestSluice, reason: string): Promise<number> {
+  const text = await sluice.instance.registry.getSingleMetricAsString('sluice_http2_streams_refused_total');
+  const m = new RegExp(`sluice_http2_streams_refused_total\\{reason="${reason}"\\} (\\d+)`).exec(text);
+  return Number(m?.[1] ?? Number.NaN);
 }
