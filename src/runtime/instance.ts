@@ -697,18 +697,32 @@ export class SluiceInstance {
    * in place of an access line for each of the streams refused.
    */
   #h2Refused(info: { listener: string; remoteAddr: string; refused: number }): void {
-    const suppressed = this.#h2RefusedLines.take();
-    if (suppressed === null) return;
-    this.#loggers.app.warn(
+    this.#limitedLine(
+      this.#h2RefusedLines,
+      'warn',
       {
         event: 'http2_streams_refused',
         listener: info.listener,
         remote_addr: info.remoteAddr,
         refused: info.refused,
-        ...(suppressed > 0 ? { suppressed } : {}),
       },
       'HTTP/2 client kept opening streams over the concurrent limit; connection closed (ENHANCE_YOUR_CALM)',
     );
+  }
+
+  /**
+   * Writes a line when `limit` lets it, saying how many of its kind were left out before it
+   * (`suppressed`). Its fields are built even when it is left out: these are refusals, not requests.
+   */
+  #limitedLine(
+    limit: LogRateLimit,
+    level: 'info' | 'warn',
+    fields: Record<string, unknown>,
+    msg: string,
+  ): void {
+    const suppressed = limit.take();
+    if (suppressed === null) return;
+    this.#loggers.app[level](suppressed > 0 ? { ...fields, suppressed } : fields, msg);
   }
 
   /** Lines about refused client certificates: a flood of refused clients writes this many a second. */
@@ -722,9 +736,9 @@ export class SluiceInstance {
   #tlsRefused(r: TlsRefusal): void {
     this.#metrics.tlsHandshakeFailures.labels(r.reason).inc();
     if (!isClientCertFailure(r.reason)) return;
-    const suppressed = this.#clientCertLines.take();
-    if (suppressed === null) return;
-    this.#loggers.app.info(
+    this.#limitedLine(
+      this.#clientCertLines,
+      'info',
       {
         event: 'tls_client_cert_refused',
         listener: r.listener,
@@ -733,7 +747,6 @@ export class SluiceInstance {
         sni: r.sni,
         reason: r.reason,
         tls_error: r.code,
-        ...(suppressed > 0 ? { suppressed } : {}),
       },
       r.reason === 'client_cert_missing'
         ? 'client certificate required and not sent; connection refused'

@@ -235,21 +235,36 @@ const DRAIN_SWEEP_MS = 100;
 
 /** How often connections are looked at for a stalled send (send_timeout is checked to this grain). */
 const SEND_SWEEP_MS = 1000;
-/** Bytes of a connection's answers the client had taken at the last sweep, and since when. */
+/** Bytes of a connection's (or an HTTP/2 stream's) answers the client had taken at the last sweep, and since when. */
 const kSendDone = Symbol('sluice.sendDone');
 const kSendSince = Symbol('sluice.sendSince');
-/** The exchange of an HTTP/2 answer, kept even once logged: its bytes count the stream's progress. */
-const kH2Exchange = Symbol('sluice.h2Exchange');
 /** The stream was reset for send_timeout (and `kSendSince` is when). */
 const kSendReset = Symbol('sluice.sendReset');
 
-/** An HTTP/2 answer watched for send_timeout (see #sweepStalledStreams). */
-type H2Answer = http2.Http2ServerResponse & {
-  [kH2Exchange]?: Exchange;
+/** What a send_timeout sweep keeps of a connection or a stream. */
+interface SendMarks {
   [kSendDone]?: number;
   [kSendSince]?: number;
-  [kSendReset]?: true;
-};
+}
+
+/**
+ * Notes that `done` bytes were taken at `now`; whether none more were taken for `limit` ms (the
+ * same bytes as at the sweep that started the wait).
+ */
+function stalled(marks: SendMarks, done: number, now: number, limit: number): boolean {
+  if (marks[kSendSince] === undefined || marks[kSendDone] !== done) {
+    marks[kSendDone] = done;
+    marks[kSendSince] = now;
+    return false;
+  }
+  return now - marks[kSendSince] >= limit;
+}
+
+/**
+ * An HTTP/2 answer watched for send_timeout (see #sweepStalledStreams). Its exchange stays on it
+ * once logged: the exchange's bytes count the stream's progress.
+ */
+type H2Answer = http2.Http2ServerResponse & SendMarks & { [kResExchange]?: Exchange; [kSendReset]?: true };
 
 /** A client socket with sluice's per-connection marks. */
 type ClientSocket = Socket & {
@@ -589,11 +604,9 @@ export class HttpListener {
     try {
       const x = handleRequest(req, res, this.#table, this.#scheme, this.#observer);
       x.countLiveIn(streams);
-      if (!x.finished) {
-        this.#active.add(x);
-        (res as TrackedResponse)[kResExchange] = x;
-      }
-      (res as unknown as H2Answer)[kH2Exchange] = x;
+      if (!x.finished) this.#active.add(x);
+      // Kept even once logged (unlike HTTP/1.x): the send_timeout sweep reads the stream's progress in it.
+      (res as TrackedResponse)[kResExchange] = x;
       this.#h2Answers.add(res as unknown as H2Answer);
       if (!h2.endStream) armH2RequestTimeout(h2, x, this.#table.limits.requestTimeoutMs);
     } catch (err) {
@@ -1045,11 +1058,7 @@ export class HttpListener {
         socket[kSendSince] = undefined;
         continue;
       }
-      const done = socket.bytesWritten - queued;
-      if (socket[kSendSince] === undefined || socket[kSendDone] !== done) {
-        socket[kSendDone] = done;
-        socket[kSendSince] = now;
-      } else if (now - socket[kSendSince] >= limit) {
+      if (stalled(socket, socket.bytesWritten - queued, now, limit)) {
         // The answer in progress is logged with why its client was cut and the status it was sent,
         // as over HTTP/2 and in nginx (Node's own reference to it); it was a 499, as if the client left.
         const res = (socket as { _httpMessage?: TrackedResponse | null })._httpMessage;
@@ -1086,12 +1095,8 @@ export class HttpListener {
         res[kSendSince] = undefined;
         continue;
       }
-      const x = res[kH2Exchange]!;
-      const done = x.bytesOut - waiting;
-      if (res[kSendSince] === undefined || res[kSendDone] !== done) {
-        res[kSendDone] = done;
-        res[kSendSince] = now;
-      } else if (now - res[kSendSince] >= limit) {
+      const x = res[kResExchange]!;
+      if (stalled(res, x.bytesOut - waiting, now, limit)) {
         res[kSendReset] = true;
         res[kSendSince] = now;
         x.sendTimedOut();
