@@ -6,10 +6,19 @@
 import type { z } from 'zod';
 import { didYouMean } from '../core/did-you-mean.js';
 import { formatDuration, MAX_TIMER_MS } from '../core/duration.js';
+import { formatSize } from '../core/size.js';
 import { ERROR_CATALOGUE } from '../errors/catalogue.js';
 import { isMapping, type KeyPath, valueAtPath } from './key-path.js';
 import type { ProblemCollector } from './problem-collector.js';
-import { banDurationSchema, durationSchema, MAX_BAN_DURATION_MS, sizeSchema } from './schema.js';
+import {
+  banDurationSchema,
+  durationSchema,
+  headerSizeSchema,
+  isSizeSchema,
+  MAX_BAN_DURATION_MS,
+  MAX_HEADER_BYTES,
+  MAX_SIZE_BYTES,
+} from './schema.js';
 import { allowedKeys, schemaAt, unwrapSchema } from './schema-walk.js';
 
 type Issue = z.core.$ZodIssue;
@@ -76,7 +85,7 @@ function reportIssue(
           'SLUICE_E_CONFIG_DURATION',
           `expected a duration such as "10s", got ${kindOf(value)}`,
         );
-      } else if (unit === sizeSchema) {
+      } else if (isSizeSchema(unit)) {
         problems.reject(path, 'SLUICE_E_CONFIG_SIZE', `expected a size such as "16kb", got ${kindOf(value)}`);
       } else {
         problems.reject(
@@ -92,7 +101,7 @@ function reportIssue(
       const unit = target === undefined ? undefined : unwrapSchema(target);
       if (isDurationSchema(unit)) {
         problems.reject(path, 'SLUICE_E_CONFIG_DURATION', `${showValue(value)} is not a duration`);
-      } else if (unit === sizeSchema) {
+      } else if (isSizeSchema(unit)) {
         problems.reject(path, 'SLUICE_E_CONFIG_SIZE', `${showValue(value)} is not a size`);
       } else if (issue.message.startsWith('Invalid')) {
         problems.reject(path, 'SLUICE_E_CONFIG_VALUE', `${showValue(value)} has the wrong format`);
@@ -171,6 +180,12 @@ function reportIssue(
         );
         return;
       }
+      if (isSizeSchema(unit)) {
+        problems.reject(path, 'SLUICE_E_CONFIG_SIZE', `${showValue(value)} is too large: ${issue.message}`, {
+          hint: unit === headerSizeSchema ? LARGE_HEADER_HINT : LARGE_SIZE_HINT,
+        });
+        return;
+      }
       problems.reject(path, 'SLUICE_E_CONFIG_VALUE', `${issue.message} (got ${showValue(value)})`);
       return;
     }
@@ -182,6 +197,8 @@ function reportIssue(
 }
 
 const LONG_TIMER_HINT = `a duration arms a timer, and a timer holds at most ${MAX_TIMER_MS} ms (24.8 days): beyond that it would fire at once; write 24d or less`;
+const LARGE_SIZE_HINT = `write ${formatSize(MAX_SIZE_BYTES)} or less`;
+const LARGE_HEADER_HINT = `a request head is held in memory whole; nginx reads at most 4 header lines of 8k each; write ${formatSize(MAX_HEADER_BYTES)} or less`;
 const LONG_BAN_HINT = `write ${formatDuration(MAX_BAN_DURATION_MS)} or less`;
 
 function isDurationSchema(unit: z.ZodType | undefined): boolean {

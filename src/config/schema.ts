@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { DURATION_PATTERN, durationAtMost, formatDuration, MAX_DURATION_MS } from '../core/duration.js';
-import { SIZE_PATTERN } from '../core/size.js';
+import { formatSize, SIZE_PATTERN, sizeAtMost } from '../core/size.js';
 import { MAX_WORKERS } from './max-workers.js';
 import { unwrapSchema } from './schema-walk.js';
 
@@ -38,11 +38,43 @@ export const banDurationSchema = boundedDuration(
   'A duration with a unit: ms, s, m, h or d (e.g. 10m, 1h, 7d), at most 365d.',
 );
 
-/** A size string such as `16kb`, `10mb` (1 kb = 1024 bytes). */
-export const sizeSchema = z
-  .string()
-  .regex(new RegExp(SIZE_PATTERN))
-  .meta({ description: 'A size with a unit: b, kb, mb or gb (1kb = 1024 bytes).' });
+/**
+ * The largest size any key takes: 1024gb. Past 2^53 bytes a size is no longer an exact number,
+ * and Node refuses such a value where it becomes an option (`99999999gb` as `max_header` killed
+ * every worker as it started, after `sluice check` had passed it).
+ */
+export const MAX_SIZE_BYTES = 1024 ** 4;
+
+/**
+ * The largest `max_header`: 1mb. Node's HTTP/2 settings hold the header list bound (4 × this) in
+ * 32 bits, and a head that large is already 32 times nginx's default buffers (4 × 8k).
+ */
+export const MAX_HEADER_BYTES = 1024 ** 2;
+
+function boundedSize(maxBytes: number, description: string) {
+  return z
+    .string()
+    .regex(new RegExp(SIZE_PATTERN))
+    .refine((text) => sizeAtMost(text, maxBytes), { error: `must be at most ${formatSize(maxBytes)}` })
+    .meta({ description });
+}
+
+/** A size string such as `16kb`, `10mb` (1 kb = 1024 bytes), at most 1024gb. */
+export const sizeSchema = boundedSize(
+  MAX_SIZE_BYTES,
+  'A size with a unit: b, kb, mb or gb (1kb = 1024 bytes), at most 1024gb.',
+);
+
+/** `max_header`: a size of at most 1mb. */
+export const headerSizeSchema = boundedSize(
+  MAX_HEADER_BYTES,
+  'A size with a unit: b, kb, mb or gb (1kb = 1024 bytes), at most 1mb.',
+);
+
+/** Whether `unit` is one of the size schemas (their problems read alike). */
+export function isSizeSchema(unit: unknown): unit is z.ZodString {
+  return unit === sizeSchema || unit === headerSizeSchema;
+}
 
 const stringOrList = (what: string) =>
   z.union([z.string(), z.array(z.string())], { error: `expected ${what}: a string or a list of strings` });
@@ -87,7 +119,7 @@ const limitsSchema = z
     max_body: sizeSchema
       .optional()
       .meta({ description: 'Largest request body (413 beyond it). Default 1mb.' }),
-    max_header: sizeSchema.optional().meta({
+    max_header: headerSizeSchema.optional().meta({
       description: 'Largest request head, request line included (431 beyond it). Default 16kb.',
     }),
     max_uri: sizeSchema.optional().meta({

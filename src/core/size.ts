@@ -22,6 +22,12 @@ export function parseSize(text: string): number | null {
   return Number.isFinite(bytes) ? Math.floor(bytes) : null;
 }
 
+/** Whether `text`, if it is a size, is at most `maxBytes`; one too large to count is not. */
+export function sizeAtMost(text: string, maxBytes: number): boolean {
+  const m = SIZE_RE.exec(text.trim());
+  return m === null || Number(m[1]) * (UNIT_BYTES[m[2]!.toLowerCase()] ?? 0) <= maxBytes;
+}
+
 /** Formats bytes with the largest exact unit, for messages and `--print`. */
 export function formatSize(bytes: number): string {
   for (const unit of ['gb', 'mb', 'kb'] as const) {

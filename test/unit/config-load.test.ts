@@ -901,6 +901,28 @@ describe('state.redis', () => {
   });
 });
 
+describe('sizes', () => {
+  it('refuse one too large to be exact, and a max_header over 1mb, where they are written', () => {
+    // 99999999gb passed `check` and then killed every worker as it started: Node refused it as maxHeaderSize.
+    const text =
+      'servers:\n  - listen: 80\n    limits: { max_header: 99999999gb, max_body: 1025gb }\n    routes: [{ respond: {} }]\n';
+    expect(lines(loadConfigText(text, 's.yaml', {}))).toEqual([
+      's.yaml:3:27: SLUICE_E_CONFIG_SIZE servers[0].limits.max_header: "99999999gb" is too large: must be at most 1mb (hint: a request head is held in memory whole; nginx reads at most 4 header lines of 8k each; write 1mb or less)',
+      's.yaml:3:49: SLUICE_E_CONFIG_SIZE servers[0].limits.max_body: "1025gb" is too large: must be at most 1024gb (hint: write 1024gb or less)',
+    ]);
+  });
+
+  it('accept the largest of each', () => {
+    const ok = loadConfigText(
+      'servers:\n  - listen: 80\n    limits: { max_header: 1mb, max_body: 1024gb }\n    routes: [{ respond: {} }]\n',
+      's.yaml',
+      {},
+    );
+    expect(config(ok).servers[0]?.limits.maxHeader).toBe(1024 ** 2);
+    expect(config(ok).servers[0]?.limits.maxBody).toBe(1024 ** 4);
+  });
+});
+
 describe('durations', () => {
   const text = (lines: string): string =>
     `${lines}servers:\n  - listen: 80\n    routes:\n      - proxy: { url: "http://127.0.0.1:9001", timeouts: { send: 25d } }\n`;
