@@ -57,7 +57,7 @@ export const ERROR_CATALOGUE = {
   },
   SLUICE_E_CONFIG_SIZE: {
     status: 0,
-    title: 'not a size',
+    title: 'not a size, or larger than the key takes (1024gb; max_header 1mb)',
     hint: 'write a number with a unit: 512b, 16kb, 10mb or 1gb (1kb = 1024 bytes)',
   },
   SLUICE_E_CONFIG_ENV: {
@@ -210,6 +210,11 @@ export const ERROR_CATALOGUE = {
     status: 503,
     title: 'Service Unavailable',
     hint: 'the listener is at limits.max_connections; retry shortly, or raise the limit (see sluice doctor)',
+  },
+  SLUICE_E_RUNTIME_FD_LIMIT: {
+    status: 0,
+    title: 'a worker is out of file descriptors',
+    hint: 'raise the nofile limit (LimitNOFILE=, ulimit -n; sluice doctor gives the figure) or lower limits.max_connections; the worker takes connections again once some of its own close',
   },
   SLUICE_E_RUNTIME_DRAINING: {
     status: 503,

@@ -10,11 +10,13 @@
 
 import type { MetricsJson } from '../admin/dashboard-stats.js';
 import type { ResolvedConfig } from '../config/types.js';
+import { ERROR_CATALOGUE } from '../errors/catalogue.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { preopenForLogs } from '../observability/line-writer.js';
 import type { Ban } from '../security/ban-list.js';
 import { SluiceInstance } from './instance.js';
 import type { FromWorker, ToWorker } from './ipc.js';
+import { LostHandoffs } from './lost-handoffs.js';
 import { dropPrivileges } from './privileges.js';
 
 let instance: SluiceInstance | null = null;
@@ -50,6 +52,7 @@ async function start(
     });
     for (const ban of bans) instance.guards.bans.add(ban);
     await instance.start();
+    if (!reusePort) watchDescriptors(instance);
     send({ type: 'ready' });
   } catch (err) {
     send({
@@ -165,6 +168,23 @@ async function handle(message: ToWorker): Promise<void> {
       });
       return;
   }
+}
+
+/**
+ * Round-robin mode: answers a connection the primary passed while this worker was at its nofile
+ * limit (see lost-handoffs.ts); unanswered, the primary never passed it another. (With SO_REUSEPORT
+ * the worker accepts by itself, and libuv sheds connections at EMFILE.)
+ */
+function watchDescriptors(running: SluiceInstance): void {
+  new LostHandoffs({
+    onShort: () =>
+      running.logger.error(
+        { code: 'SLUICE_E_RUNTIME_FD_LIMIT', hint: ERROR_CATALOGUE.SLUICE_E_RUNTIME_FD_LIMIT.hint },
+        'worker out of file descriptors: new connections are closed until some of its own close',
+      ),
+    onRecovered: (lost) =>
+      running.logger.warn({ lost }, 'worker has file descriptors again: new connections are taken'),
+  }).start();
 }
 
 process.on('message', (message: ToWorker) => {

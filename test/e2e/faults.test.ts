@@ -15,6 +15,7 @@
  * A worker SIGKILLed under load is in runtime.test.ts, reloads by `sluice reload` in
  * runtime-reload.test.ts. Each test writes its counts for RELIABILITY.md (reliability.ts).
  */
+import { spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -474,6 +475,57 @@ describe('faults under load (built CLI)', () => {
       await up.up.close();
     }
   }, 60_000);
+
+  it('a worker out of file descriptors: connections past its limit are closed, and it serves again once they go', async () => {
+    const up = await okUpstream();
+    try {
+      const { sluice, port, admin } = await start({
+        workers: 1,
+        access: 'stdout',
+        routes: proxyTo(up.up.url),
+      });
+      const { mode, workers } = await status(admin);
+      const worker = workers[0]!.pid!;
+      // Only the worker is short, as a worker is when its connections fill its nofile limit.
+      const limited = spawnSync('prlimit', ['--pid', String(worker), '--nofile=128:128']);
+      expect(limited.status, String(limited.stderr)).toBe(0);
+      // 300 idle connections: the primary accepts them all; the worker has room for about 90.
+      const idle: net.Socket[] = [];
+      await Promise.all(
+        Array.from(
+          { length: 300 },
+          () =>
+            new Promise<void>((resolve) => {
+              const s = net.connect(port, '127.0.0.1', () => resolve());
+              s.on('error', () => resolve());
+              idle.push(s);
+            }),
+        ),
+      );
+      await sleep(1000);
+      for (const s of idle) s.destroy();
+      // Before, the round-robin queue waited for ever on the worker's answer for a connection it
+      // never received: no later connection was served, and nothing was logged.
+      const answer = await until(
+        async () => ((await get(port, '/after', 1000)).status === 200 ? true : undefined),
+        'a 200 once the idle connections are gone',
+        10_000,
+        200,
+      );
+      expect(answer).toBe(true);
+      expect(sluice.exited()).toBeNull();
+      if (mode === 'round-robin') {
+        const lines = sluice.jsonLines();
+        expect(lines.filter((l) => l.code === 'SLUICE_E_RUNTIME_FD_LIMIT')).toHaveLength(1);
+        await until(
+          () => (sluice.jsonLines().some((l) => typeof l.lost === 'number' && l.lost > 0) ? true : undefined),
+          'the worker saying it has descriptors again',
+        );
+      }
+    } finally {
+      await up.up.close();
+    }
+  }, 30_000);
 
   describe('the log destination unwritable', () => {
     let up: Awaited<ReturnType<typeof okUpstream>>;
