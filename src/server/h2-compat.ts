@@ -7,7 +7,8 @@
  *   one `cookie` field, so the headers forwarded to an HTTP/1.1 upstream are valid there;
  *   `h2RawHeaders` keeps the fields as received for the strictness checks (request-head.ts).
  * - `writeHead(status, statusText, headers)` drops the reason phrase (HTTP/2 has none; Node would
- *   warn) and the connection-specific fields HTTP/2 forbids (h2-response-fields.ts); `shouldKeepAlive`
+ *   warn) and the connection-specific fields HTTP/2 forbids, and keeps the last value of a field
+ *   Node's HTTP/2 sends once at most (h2-response-fields.ts); `shouldKeepAlive`
  *   is a no-op (an HTTP/2 connection closes with GOAWAY, not per response).
  *
  * The listener passes these classes to `http2.createSecureServer`; HTTP/1.1 connections on the
@@ -17,7 +18,7 @@ import http2 from 'node:http2';
 import type { ReadableOptions } from 'node:stream';
 import { connectionTokens, headerName } from '../core/header-names.js';
 import { abortBody } from './abort-body.js';
-import { withoutConnectionFields } from './h2-response-fields.js';
+import { refusedHead, sendableFields, withoutConnectionFields } from './h2-response-fields.js';
 
 const kAssigned = Symbol('sluice.h2RawHeaders');
 
@@ -132,13 +133,22 @@ export class H2Response extends http2.Http2ServerResponse<H2Request> {
           const fields = (statusText ? headers : textOrHeaders) as Parameters<
             typeof withoutConnectionFields
           >[1];
-          // Only a handler's answer can hold such fields: the proxy's and sluice's own never do.
-          if (this[kHandlerAnswer] !== true) return writeHead.call(this, status, fields);
-          // A 204's Content-Length (RFC 9110 8.6 forbids it) beside END_STREAM on the head makes
-          // curl and Node's client reset the stream as malformed; nginx drops it, and so does the proxy.
-          const named = this[kNamed] ?? null;
-          const drop = status === 204 ? [...(named ?? []), 'content-length'] : named;
-          return writeHead.call(this, status, withoutConnectionFields(this, fields, drop));
+          try {
+            // Only a handler's answer is checked first: the proxy's and sluice's own rarely hold such fields.
+            if (this[kHandlerAnswer] !== true) return writeHead.call(this, status, fields);
+            // A 204's Content-Length (RFC 9110 8.6 forbids it) beside END_STREAM on the head makes
+            // curl and Node's client reset the stream as malformed; nginx drops it, and so does the proxy.
+            const named = this[kNamed] ?? null;
+            const drop = status === 204 ? [...(named ?? []), 'content-length'] : named;
+            return writeHead.call(this, status, withoutConnectionFields(this, fields, drop));
+          } catch (err) {
+            // Node refused the head before sending any of it, after storing its fields on `this`:
+            // a single-value field given twice (an upstream's two Content-Types, a handler's
+            // appendHeader), or an upstream's HTTP2-Settings. Sent without them, as HTTP/1.1 sends it.
+            if (!refusedHead(err) || this.stream.headersSent) throw err;
+            sendableFields(this);
+            return writeHead.call(this, status);
+          }
         },
       },
       // Node drops a `Connection` without a trace: the names it lists are kept for writeHead.
@@ -160,8 +170,10 @@ interface Named {
 
 /**
  * Marks an HTTP/2 response as a handler's: its head goes out without the connection-specific
- * fields (h2-response-fields.ts). Proxied answers are not checked: response-headers.ts has
- * already dropped hop-by-hop fields from them, and the check cost a scan per answer.
+ * fields (h2-response-fields.ts). Proxied answers are not checked before their head goes out (the
+ * check cost a scan per answer): response-headers.ts drops the hop-by-hop fields, which are all of
+ * them but `HTTP2-Settings`, kept on HTTP/1.1 as nginx keeps it. When Node refuses a proxied head
+ * for it (or for a single-value field given twice), writeHead drops it then (sendableFields).
  */
 export function handlerAnswer(res: http2.Http2ServerResponse): void {
   (res as Named)[kHandlerAnswer] = true;

@@ -7,13 +7,90 @@
  * fields and threw again, and the stream was never answered. Handlers written for HTTP/1.1 set them
  * (Express's `res.set('Transfer-Encoding')`, a fetch relay copying an upstream's `Keep-Alive`), so
  * they are dropped, as nginx and Envoy drop them; Node already drops `Connection` itself, silently.
+ *
+ * Node also refuses a field it sends once at most (Content-Type, Location, ETag…) given twice, which
+ * HTTP/1.1 relays as given: an upstream's repeated field was a 502 over HTTP/2 only. Such a field
+ * keeps its last value (sendableFields).
  */
 import { CONNECTION_FIELDS, connectionTokens, headerName } from '../core/header-names.js';
 
 /** The header store of an HTTP/2 compat response, as far as this needs it. */
 export interface StoredFields {
   getHeaderNames(): string[];
+  getHeader(name: string): unknown;
+  setHeader(name: string, value: string): unknown;
   removeHeader(name: string): void;
+}
+
+/**
+ * The fields Node's HTTP/2 sends once at most: `respond()` throws ERR_HTTP2_HEADER_SINGLE_VALUE for
+ * one given twice (`kSingleValueHeaders` in Node's lib/internal/http2/util.js, Node 20 to 24,
+ * pseudo-headers aside). HTTP/1.1 sends them as given.
+ */
+const SINGLE_VALUE_FIELDS: ReadonlySet<string> = new Set([
+  'access-control-allow-credentials',
+  'access-control-max-age',
+  'access-control-request-method',
+  'age',
+  'authorization',
+  'content-encoding',
+  'content-language',
+  'content-length',
+  'content-location',
+  'content-md5',
+  'content-range',
+  'content-type',
+  'date',
+  'dnt',
+  'etag',
+  'expires',
+  'from',
+  'host',
+  'if-match',
+  'if-modified-since',
+  'if-none-match',
+  'if-range',
+  'if-unmodified-since',
+  'last-modified',
+  'location',
+  'max-forwards',
+  'proxy-authorization',
+  'range',
+  'referer',
+  'retry-after',
+  'tk',
+  'upgrade-insecure-requests',
+  'user-agent',
+  'x-content-type-options',
+]);
+
+/** The codes of Node's refusals of a head that `sendableFields` removes the cause of. */
+const REFUSED_HEAD: ReadonlySet<unknown> = new Set([
+  'ERR_HTTP2_HEADER_SINGLE_VALUE',
+  'ERR_HTTP2_INVALID_CONNECTION_HEADERS',
+]);
+
+/** Whether `err` is Node refusing a head for fields `sendableFields` can remove. */
+export function refusedHead(err: unknown): boolean {
+  return err instanceof Error && REFUSED_HEAD.has((err as { code?: unknown }).code);
+}
+
+/**
+ * Makes the fields `res` stores sendable over HTTP/2 after Node refused them (`refusedHead`): a
+ * single-value field given more than once keeps its last value, as nginx keeps an upstream's last
+ * Content-Type, and connection-specific fields go. Only after a refusal, so an answer Node takes
+ * (nearly all) pays nothing. Cost: a Set probe per stored field.
+ */
+export function sendableFields(res: StoredFields): void {
+  for (const name of res.getHeaderNames()) {
+    if (CONNECTION_FIELDS.has(name)) {
+      res.removeHeader(name);
+      continue;
+    }
+    if (!SINGLE_VALUE_FIELDS.has(name)) continue;
+    const value = res.getHeader(name);
+    if (Array.isArray(value) && value.length > 1) res.setHeader(name, String(value[value.length - 1]));
+  }
 }
 
 /** The fields `writeHead` takes: an object, a flat `[name, value, …]` list, or a list of pairs. */
