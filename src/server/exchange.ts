@@ -302,10 +302,30 @@ export class Exchange implements ProxyExchange, HandlerExchange {
 
   clientGone(): void {
     if (this.#finished) return;
-    // nginx's 499: the client closed the connection before the answer was complete.
-    this.status = 499;
+    if (this.#malformedStream()) {
+      // nghttp2 reset the stream as malformed (RST_STREAM with PROTOCOL_ERROR): a request whose
+      // DATA disagrees with its content-length, reset before sluice could answer. nginx logs 400 for
+      // a malformed request; 499 said the client had left.
+      this.status = 400;
+      this.errorCode = 'SLUICE_E_CLIENT_BAD_REQUEST';
+      this.errorMessage = 'HTTP/2 stream reset with PROTOCOL_ERROR: malformed request';
+    } else {
+      // nginx's 499: the client closed the connection before the answer was complete.
+      this.status = 499;
+    }
     this.#breakAnswer(h2.NGHTTP2_CANCEL);
     this.#finish();
+  }
+
+  /**
+   * Whether this HTTP/2 request's stream was reset with PROTOCOL_ERROR before its answer began.
+   * nghttp2 resets a malformed stream so; a client's own reset with that code reads the same (Node
+   * tells them apart nowhere), and it too says the request went wrong, not that the client left.
+   */
+  #malformedStream(): boolean {
+    if (this.req.httpVersionMajor !== 2 || this.res.headersSent) return false;
+    const stream = (this.res as unknown as Http2ServerResponse).stream;
+    return stream?.rstCode === h2.NGHTTP2_PROTOCOL_ERROR;
   }
 
   /**

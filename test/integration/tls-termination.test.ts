@@ -451,6 +451,51 @@ describe('HTTP/2 and HTTP/1.1 on one TLS port', () => {
     );
   });
 
+  // nghttp2 resets such a stream (RST_STREAM with PROTOCOL_ERROR) before sluice can answer; it was
+  // logged 499, as if the client had left. nginx logs 400 for a malformed request.
+  it.each([
+    ['3 bytes', 'abc'],
+    ['16 bytes', 'abcdefghijklmnop'],
+  ])('logs 400 for an HTTP/2 request with content-length 10 and %s of DATA', async (_what, body) => {
+    const path = `/length-${body.length}`;
+    const client = http2.connect(`https://127.0.0.1:${sluice.port}`, { ca, servername: 'a.test' });
+    try {
+      const rstCode = await new Promise<number>((resolve) => {
+        const req = client.request({ ':path': path, ':method': 'POST', 'content-length': '10' });
+        req.on('error', () => undefined);
+        req.on('close', () => resolve(req.rstCode ?? -1));
+        req.end(body);
+      });
+      expect(rstCode).toBe(http2.constants.NGHTTP2_PROTOCOL_ERROR);
+    } finally {
+      client.close();
+    }
+    const line = await until(
+      () => sluice.accessLines().find((l) => l.path === path),
+      `the access line of ${path}`,
+    );
+    expect(line).toMatchObject({ status: 400, error: 'SLUICE_E_CLIENT_BAD_REQUEST' });
+  });
+
+  it('still logs 499 for an HTTP/2 request whose client cancels it before END_STREAM', async () => {
+    const client = http2.connect(`https://127.0.0.1:${sluice.port}`, { ca, servername: 'a.test' });
+    try {
+      await new Promise<void>((resolve) => {
+        const req = client.request({ ':path': '/cancelled', ':method': 'POST' });
+        req.on('error', () => undefined);
+        req.on('close', () => resolve());
+        req.write('abc', () => setTimeout(() => req.close(http2.constants.NGHTTP2_CANCEL), 50));
+      });
+    } finally {
+      client.close();
+    }
+    const line = await until(
+      () => sluice.accessLines().find((l) => l.path === '/cancelled'),
+      'the access line of /cancelled',
+    );
+    expect(line).toMatchObject({ status: 499 });
+  });
+
   it('writes access lines for HTTP/2 requests', async () => {
     const before = sluice.accessLines().length;
     await h2Request({ ':path': '/logged' });
