@@ -24,6 +24,13 @@
  *   whole; EAGAIN or a short write (someone made the shared descriptor non-blocking, as Node does
  *   when `process.stdout` is used) puts the rest back first in the queue for `RETRY_AFTER_MS`.
  *
+ * A full disk first shows as a short write that ends mid-line, then as ENOSPC. The line cut in two
+ * is finished before anything else once there is room again (`#tornHead`): dropping its rest glued
+ * the next line written onto the half in the file, losing both. After a reopen the rest of a line
+ * cut in the old file is dropped instead, so the new file starts on a line. On a pipe, terminal or
+ * socket an error means the reader is gone; the rest of a cut line goes with the other lost lines,
+ * as the next reader (a FIFO opened again) must start on a line too.
+ *
  * (pino's SonicBoom batches without regard to line ends, which could interleave half-lines across
  * processes.)
  *
@@ -50,7 +57,7 @@ const FLUSH_AFTER_MS = 100;
 /** How lines reach the destination (see the top of this file). */
 type Mode = 'file' | 'sync' | 'socket';
 
-/** Wait before writing again to a full pipe, terminal or socket (EAGAIN). */
+/** Wait before writing again to a full pipe, terminal or socket (EAGAIN), or a full disk after a cut line. */
 const RETRY_AFTER_MS = 5;
 /** Longest `flushSync` waits in all for a full pipe or socket before it drops what is left. */
 const SYNC_WAIT_MS = 1000;
@@ -89,6 +96,13 @@ export class LineWriter {
   /** A full destination is waited for. */
   #retry: NodeJS.Timeout | null = null;
   #failing = false;
+  /**
+   * The first queued batch starts mid-line: a short write cut that line (set by `#requeue`). Its
+   * rest must be written next, to the same file, or the line stays cut and the next one is glued on.
+   */
+  #tornHead = false;
+  /** Times the file was opened again (`reopen`): a write in flight meanwhile went to the old one. */
+  #reopened = 0;
   /** Lines are being dropped because the queue is full (reported once until it halves). */
   #behind = false;
   /** Waiting for everything queued to be written (`drain`). */
@@ -189,6 +203,8 @@ export class LineWriter {
           this.#waitForRoom();
           return;
         }
+        // The reader is gone: the rest of a cut line goes too (counted in `batch`), see the top.
+        this.#tornHead = false;
         this.#batches.shift();
         this.#queuedBytes -= batch.length;
         this.#failed(err as Error, [batch]);
@@ -217,13 +233,30 @@ export class LineWriter {
     }
     this.#queuedBytes -= size;
     this.#writing = true;
+    const reopened = this.#reopened;
     fs.writev(this.#out, buffers, null, (err, written) => {
       this.#writing = false;
+      // Per write, not per line: a cut line is looked at only when a write fails or stops short.
+      const moved = reopened !== this.#reopened;
       if (err && isFull(err)) {
         this.#requeue(buffers, 0);
+        if (moved) this.#dropTornHead();
         return;
       }
       if (err) {
+        if (this.#tornHead && this.#mode === 'file' && !moved) {
+          // A full disk (or a failing file): keep the rest of the cut line, bounded by one line, and
+          // try it again before the lines after it; the whole lines written with it are lost.
+          const head = buffers[0]!;
+          const rest = head.subarray(0, head.indexOf(10) + 1);
+          this.#failed(err, [head.subarray(rest.length), ...buffers.slice(1)]);
+          for (const b of buffers.slice(1)) this.#recycle(b);
+          this.#batches.unshift(rest);
+          this.#queuedBytes += rest.length;
+          this.#waitForRoom();
+          return;
+        }
+        this.#tornHead = false;
         this.#failed(err, buffers);
         for (const b of buffers) this.#recycle(b);
       } else {
@@ -231,8 +264,10 @@ export class LineWriter {
         if (written < size) {
           // A full socket, or a file whose disk filled: the retry says which.
           this.#requeue(buffers, written);
+          if (moved) this.#dropTornHead();
           return;
         }
+        this.#tornHead = false;
         for (const b of buffers) this.#recycle(b);
       }
       this.#flush();
@@ -242,16 +277,21 @@ export class LineWriter {
   /**
    * Puts back what a write did not take (all of `buffers` after their first `written` bytes), first
    * in the queue, and writes again after `RETRY_AFTER_MS`. Only the buffers written whole are
-   * reused: the others are still to be written.
+   * reused: the others are still to be written. Notes whether the write stopped mid-line.
    */
   #requeue(buffers: readonly Buffer[], written: number): void {
     const rest: Buffer[] = [];
+    // Nothing written: the first batch is the same as before, and so is whether it starts mid-line.
+    if (written > 0) this.#tornHead = false;
     for (const b of buffers) {
       if (written >= b.length) {
         written -= b.length;
         this.#recycle(b);
       } else {
-        rest.push(written > 0 ? b.subarray(written) : b);
+        if (written > 0) {
+          this.#tornHead = b[written - 1] !== 10;
+          rest.push(b.subarray(written));
+        } else rest.push(b);
         written = 0;
       }
     }
@@ -267,6 +307,21 @@ export class LineWriter {
     }, RETRY_AFTER_MS);
     // A destination nobody reads must not keep the process alive, unless someone waits on drain().
     if (this.#drained.length === 0) this.#retry.unref();
+  }
+
+  /**
+   * Drops the rest of a line cut in a file opened before: written to the new file it would start
+   * with half a line. The whole lines after it stay queued.
+   */
+  #dropTornHead(): void {
+    if (!this.#tornHead) return;
+    this.#tornHead = false;
+    const head = this.#batches[0]!;
+    const end = head.indexOf(10) + 1;
+    this.dropped++;
+    this.#queuedBytes -= end;
+    if (end === head.length) this.#batches.shift();
+    else this.#batches[0] = head.subarray(end);
   }
 
   /** Counts what a failed write lost; reports once per failure streak. */
@@ -315,6 +370,7 @@ export class LineWriter {
       this.#queuedBytes -= batch.length;
       if (!writeAllSync(this.#out, batch, deadline)) this.dropped += countLines(batch);
     }
+    this.#tornHead = false;
   }
 
   /**
@@ -332,6 +388,9 @@ export class LineWriter {
       return err as Error;
     }
     if (this.#used > 0) this.#seal(); // a batch sized for the old descriptor goes out as it is
+    this.#reopened++;
+    // A write in flight decides when it ends; else the queue starts with the rest of a cut line.
+    if (!this.#writing) this.#dropTornHead();
     this.#setUp();
     this.#spare.length = 0;
     this.#failing = false;

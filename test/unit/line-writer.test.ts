@@ -6,6 +6,7 @@ import fs, {
   openSync,
   readFileSync,
   readSync,
+  renameSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -219,6 +220,109 @@ describe('LineWriter', () => {
       expect(retried.startsWith(expected)).toBe(true);
     } finally {
       spy.mockRestore();
+    }
+  });
+
+  /**
+   * A disk behind an injected `fs.writev`: it takes at most `free` bytes (a short write), then
+   * answers ENOSPC; `hold` keeps the next writes pending until `release`. What each descriptor got
+   * is in `files`.
+   */
+  function fakeDisk() {
+    const disk = {
+      free: Number.POSITIVE_INFINITY,
+      hold: false,
+      files: new Map<number, string>(),
+      held: [] as { fd: number; bufs: Buffer[]; cb: (e: Error | null, n: number) => void }[],
+      release(fd: number, bufs: Buffer[], cb: (e: Error | null, n: number) => void, take?: number) {
+        const bytes = Buffer.concat(bufs);
+        const n = Math.min(take ?? disk.free, bytes.length);
+        if (n === 0 && bytes.length > 0) {
+          const err = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+          setImmediate(() => cb(err, 0));
+          return;
+        }
+        disk.free -= n;
+        disk.files.set(fd, (disk.files.get(fd) ?? '') + bytes.toString('latin1', 0, n));
+        setImmediate(() => cb(null, n));
+      },
+    };
+    const spy = vi.spyOn(fs, 'writev').mockImplementation(((
+      fd: number,
+      bufs: Buffer[],
+      _pos: null,
+      cb: (e: Error | null, n: number) => void,
+    ) => {
+      if (disk.hold) disk.held.push({ fd, bufs, cb });
+      else disk.release(fd, bufs, cb);
+    }) as never);
+    return { disk, restore: () => spy.mockRestore() };
+  }
+
+  /** A 1000-byte JSON line numbered `i`. */
+  const kline = (i: number) => `{"n":${i},"pad":"${'k'.repeat(1000 - 18 - String(i).length)}"}\n`;
+  const numbers = (text: string) =>
+    text
+      .split('\n')
+      .slice(0, -1)
+      .map((l) => JSON.parse(l).n as number);
+
+  it('on a full disk finishes the line a short write cut before anything else, and counts the lines lost', async () => {
+    const { disk, restore } = fakeDisk();
+    try {
+      const file = join(mkdtempSync(join(tmpdir(), 'sluice-lw-')), 'full.log');
+      const errors: Error[] = [];
+      const w = new LineWriter(file, (e) => errors.push(e));
+      disk.free = 2500; // lines 0 and 1, and half of line 2
+      for (let i = 0; i < 10; i++) w.write(kline(i));
+      await new Promise((r) => setTimeout(r, 200)); // flushed, cut, then ENOSPC and retried meanwhile
+      const [out] = [...disk.files.keys()];
+      expect(disk.files.get(out!)!.length).toBe(2500);
+      expect(w.dropped).toBe(7); // lines 3 to 9; the rest of line 2 waits for room
+      disk.free = Number.POSITIVE_INFINITY; // a filler file was removed
+      w.write(kline(10));
+      await w.drain();
+      expect(numbers(disk.files.get(out!)!)).toEqual([0, 1, 2, 10]);
+      expect(disk.files.get(out!)!.endsWith('\n')).toBe(true);
+      expect(w.dropped).toBe(7);
+      expect(errors.map((e) => (e as NodeJS.ErrnoException).code)).toEqual(['ENOSPC']);
+    } finally {
+      restore();
+    }
+  });
+
+  it('after a reopen, never writes the rest of a line cut in the old file to the new one', async () => {
+    const { disk, restore } = fakeDisk();
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'sluice-lw-'));
+      const file = join(dir, 'r.log');
+      // Cut while waiting for its retry, and cut by a write still in flight during the reopen.
+      for (const inFlight of [false, true]) {
+        disk.files.clear();
+        disk.held.length = 0;
+        disk.hold = true;
+        const w = new LineWriter(file, () => undefined);
+        for (let i = 0; i < 10; i++) w.write(kline(i));
+        await new Promise((r) => setTimeout(r, 150));
+        expect(disk.held).toHaveLength(1);
+        const first = disk.held.shift()!;
+        if (!inFlight) {
+          disk.release(first.fd, first.bufs, first.cb, 2500);
+          await new Promise((r) => setImmediate(r)); // the rest waits RETRY_AFTER_MS
+        }
+        renameSync(file, `${file}.1`);
+        expect(w.reopen()).toBeNull();
+        if (inFlight) disk.release(first.fd, first.bufs, first.cb, 2500);
+        disk.hold = false;
+        w.write(kline(10));
+        await w.drain();
+        expect(disk.files.get(first.fd)!.length).toBe(2500);
+        const [, next] = [...disk.files.entries()].find(([fd]) => fd !== first.fd)!;
+        expect(numbers(next)).toEqual([3, 4, 5, 6, 7, 8, 9, 10]);
+        expect(w.dropped).toBe(1); // line 2, cut in the old file
+      }
+    } finally {
+      restore();
     }
   });
 
