@@ -1,4 +1,5 @@
 /** `proxy:` of a route → `ProxyAction`: the upstream it names (or the implicit one of its url), headers, timeouts. */
+import { routeConfigPath } from '../router/normalise-path.js';
 import type { ProxyDraft } from './config-draft.js';
 import { durationOr } from './config-units.js';
 import { headerNames, headerPairs, withoutManaged } from './header-rules.js';
@@ -44,7 +45,9 @@ export function normaliseProxy(
     });
   }
 
-  const stripPrefix = draft.strip_prefix ?? '';
+  // In the form routes and request paths are matched in, as the route's own path (routeConfigPath).
+  const stripPrefix =
+    draft.strip_prefix === undefined ? '' : (routeConfigPath(draft.strip_prefix) ?? draft.strip_prefix);
   if (stripPrefix !== '' && !stripPrefix.startsWith('/')) {
     problems.error(
       [...path, 'strip_prefix'],

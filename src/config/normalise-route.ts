@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { METHODS } from 'node:http';
 import { parseSize } from '../core/size.js';
+import { normalisePath, routeConfigPath } from '../router/normalise-path.js';
 import type { ConfigDir } from './config-dir.js';
 import type { MatchDraft, RedirectDraft, RespondDraft, RouteDraft } from './config-draft.js';
 import { headerPairs, withoutManaged } from './header-rules.js';
@@ -46,8 +47,9 @@ export function normaliseRoute(
   problems: ProblemCollector,
   baseDir: ConfigDir,
   serverGuards: ResolvedGuards = NO_GUARDS,
+  mergeSlashes = true,
 ): RoutePlan {
-  const match = normaliseMatch(draft.match, [...path, 'match'], problems);
+  const match = normaliseMatch(draft.match, [...path, 'match'], problems, mergeSlashes);
   const given = ACTIONS.filter((a) => draft[a] !== undefined);
   // An action dropped as malformed (`proxy: 3`) is reported already and would skew the count.
   const uncertain = ACTIONS.some((a) => draft[a] === undefined && problems.isNearRejected([...path, a]));
@@ -98,7 +100,12 @@ interface MatchPlan {
   readonly label: string;
 }
 
-function normaliseMatch(draft: MatchDraft | undefined, path: KeyPath, problems: ProblemCollector): MatchPlan {
+function normaliseMatch(
+  draft: MatchDraft | undefined,
+  path: KeyPath,
+  problems: ProblemCollector,
+  mergeSlashes: boolean,
+): MatchPlan {
   const kinds = (['path', 'path_prefix', 'path_regex'] as const).filter((k) => draft?.[k] !== undefined);
   let pathMatch: PathMatch | null = null;
   if (kinds.length > 1) {
@@ -111,15 +118,25 @@ function normaliseMatch(draft: MatchDraft | undefined, path: KeyPath, problems: 
       },
     );
   } else if (draft?.path !== undefined) {
-    if (checkPath(draft.path, [...path, 'path'], problems)) pathMatch = { kind: 'exact', path: draft.path };
+    const exact = checkPath(draft.path, [...path, 'path'], problems, mergeSlashes);
+    if (exact !== null) pathMatch = { kind: 'exact', path: exact };
   } else if (draft?.path_prefix !== undefined) {
-    if (checkPath(draft.path_prefix, [...path, 'path_prefix'], problems)) {
-      pathMatch = { kind: 'prefix', prefix: draft.path_prefix };
-    }
+    const prefix = checkPath(draft.path_prefix, [...path, 'path_prefix'], problems, mergeSlashes);
+    if (prefix !== null) pathMatch = { kind: 'prefix', prefix };
   } else if (draft?.path_regex !== undefined) {
     const error = regexError(draft.path_regex);
-    if (error === undefined) pathMatch = { kind: 'regex', source: draft.path_regex };
-    else problems.error([...path, 'path_regex'], 'SLUICE_E_CONFIG_REGEX', error);
+    if (error === undefined) {
+      pathMatch = { kind: 'regex', source: draft.path_regex };
+      // Requests are matched with non-ASCII bytes escaped (routePathOf): such a pattern never matches.
+      if (/[^\x00-\x7f]/.test(draft.path_regex)) {
+        problems.warn(
+          [...path, 'path_regex'],
+          'SLUICE_E_CONFIG_REGEX',
+          'holds a non-ASCII character, which no request path matches: paths are matched with such bytes percent-encoded',
+          { hint: 'write the UTF-8 escapes upper-case, e.g. ^/na%C3%AFve/ for ^/naïve/' },
+        );
+      }
+    } else problems.error([...path, 'path_regex'], 'SLUICE_E_CONFIG_REGEX', error);
   }
 
   let methods: string[] | null = null;
@@ -177,24 +194,33 @@ function normaliseMatch(draft: MatchDraft | undefined, path: KeyPath, problems: 
     }
   }
 
+  // Named as written, not in the form requests are matched in.
   const label =
     pathMatch === null
       ? '*'
       : pathMatch.kind === 'exact'
-        ? pathMatch.path
+        ? draft!.path!
         : pathMatch.kind === 'prefix'
-          ? pathMatch.prefix
+          ? draft!.path_prefix!
           : `~${pathMatch.source}`;
   return { path: pathMatch, methods, headers, label };
 }
 
-/** A path or prefix must start with `/` and cannot hold a query or fragment (they are never matched). */
-function checkPath(text: string, path: KeyPath, problems: ProblemCollector): boolean {
+/**
+ * A path or prefix must start with `/` and cannot hold a query or fragment (they are never matched).
+ * Returns it in the form request paths are matched in (routeConfigPath), or null after a problem.
+ */
+function checkPath(
+  text: string,
+  path: KeyPath,
+  problems: ProblemCollector,
+  mergeSlashes: boolean,
+): string | null {
   if (!text.startsWith('/')) {
     problems.error(path, 'SLUICE_E_CONFIG_VALUE', `${JSON.stringify(text)} must start with "/"`, {
       hint: 'paths are matched from the root: write "/api/", not "api/"',
     });
-    return false;
+    return null;
   }
   if (/[?#\s]/.test(text)) {
     problems.error(
@@ -205,9 +231,32 @@ function checkPath(text: string, path: KeyPath, problems: ProblemCollector): boo
         hint: 'match the path without its query string; percent-encode spaces as %20',
       },
     );
-    return false;
+    return null;
   }
-  return true;
+  const form = routeConfigPath(text);
+  const normal = form === null ? null : normalisePath(form, mergeSlashes);
+  if (form === null || normal === null) {
+    problems.error(
+      path,
+      'SLUICE_E_CONFIG_VALUE',
+      `${JSON.stringify(text)} holds a malformed escape, %00 or a ".." above the root`,
+      {
+        hint: 'write an escape as % and two hex digits, e.g. %20; a request with %00 is refused anyway',
+      },
+    );
+    return null;
+  }
+  if (normal !== form) {
+    // A request path has its `//` merged and `.` segments removed before it is matched, so the
+    // route as written would never match: matched as normalised, with a warning.
+    problems.warn(
+      path,
+      'SLUICE_E_CONFIG_VALUE',
+      `${JSON.stringify(text)} is matched as ${JSON.stringify(normal)}: request paths have their "//" merged (merge_slashes) and "." and ".." segments removed before routes see them`,
+      { hint: `write ${JSON.stringify(normal)}, or set merge_slashes: false on the server to keep "//"` },
+    );
+  }
+  return normal;
 }
 
 function normaliseRespond(draft: RespondDraft, path: KeyPath, problems: ProblemCollector): RespondAction {

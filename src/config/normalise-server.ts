@@ -79,7 +79,15 @@ export function normaliseServer(
   const plans = (draft.routes ?? []).map((route, i) =>
     route === undefined
       ? undefined
-      : normaliseRoute(route, [...path, 'routes', i], upstreams, problems, baseDir, guards),
+      : normaliseRoute(
+          route,
+          [...path, 'routes', i],
+          upstreams,
+          problems,
+          baseDir,
+          guards,
+          draft.merge_slashes ?? true,
+        ),
   );
   const shadowing = new Map<string, number>();
   plans.forEach((plan, i) => {

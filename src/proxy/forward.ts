@@ -386,8 +386,8 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
     };
     x.res.once('close', this.#onClientClose);
     this.#observer = x.attemptStarted(route.upstream.name, target);
-    // A prefix matched through a `%2F` (x.routePath) is stripped from that decoded form; a `%2F`
-    // after the prefix stays as sent.
+    // A prefix matched through a decoded escape (x.routePath: `%2F`, `%40`...) is stripped from that
+    // decoded form, which holds no character a path may not; a `%2F` after the prefix stays as sent.
     const strip = route.stripPrefix;
     const stripFrom =
       strip === '' || (x.path.startsWith(strip) && !x.path.startsWith('%2F', strip.length))

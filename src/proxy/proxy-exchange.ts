@@ -27,7 +27,7 @@ export interface ProxyExchange extends VariableSource {
   readonly method: string;
   /** Normalised path, no query. */
   readonly path: string;
-  /** The path routes matched (`%2F` read as `/`); `path` itself unless it holds a `%2F`. */
+  /** The path routes matched (`%2F` and path characters decoded, routePathOf); usually `path` itself. */
   readonly routePath: string;
   /** `?...` or ''. */
   readonly query: string;

@@ -75,3 +75,46 @@ function removeDotSegments(path: string): string | null {
   }
   return `/${out.join('/')}`;
 }
+
+/**
+ * The form of a normalised request path (`normalisePath`) that routes match. nginx decodes the path
+ * before it matches locations, so `/%40admin/x` is `/@admin/x` there, as it is to an upstream that
+ * decodes it; matched as sent, it slipped past a route for `/@admin/` (and its access rules). Here
+ * `%2F` is read as `/`, and the escapes of `: @ ! $ & ' ( ) * + , ; =` (characters a path may hold
+ * as they are) as those characters. Escapes of `%`, `?`, `#`, spaces, controls and non-ASCII bytes
+ * stay, upper-case: route paths in the config are read into this same form (`routeConfigPath`).
+ * `null` when decoding leaves a `..` above the root. A path without `%` is itself.
+ */
+export function routePathOf(path: string, mergeSlashes = true): string | null {
+  if (path.indexOf('%') === -1) return path;
+  const decoded = path.replace(DECODED_IN_ROUTES, decodeEscape);
+  return decoded === path ? path : normalisePath(decoded, mergeSlashes);
+}
+
+/** `%XX` as its character. */
+function decodeEscape(text: string): string {
+  return String.fromCharCode(Number.parseInt(text.slice(1), 16));
+}
+
+/** What a client sends as it is in a path: unreserved and path characters, `/`, and `%` of escapes. */
+const RAW_IN_PATHS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]$/;
+
+/** `%2F` and the escapes of `: @ ! $ & ' ( ) * + , ; =`, upper-case as `normalisePath` leaves them. */
+const DECODED_IN_ROUTES = /%(?:2F|3A|40|21|24|26|27|28|29|2A|2B|2C|3B|3D)/g;
+
+/**
+ * A route's `path` or `path_prefix` from the config in the form request paths are matched in
+ * (`routePathOf`): non-ASCII characters (and ASCII ones a client escapes, such as `"`, `<`, `|`) as
+ * upper-case UTF-8 escapes, escapes upper-case, escapes
+ * of unreserved and path characters decoded. `/naïve/`, `/na%c3%afve/` and `/na%C3%AFve/` are one
+ * route; written as they were, the first two never matched. Slashes are not merged here: a route
+ * path with `//` is reported where the server merges them (normalise-route.ts). `null` for a
+ * malformed escape or `%00`.
+ */
+export function routeConfigPath(text: string): string | null {
+  let encoded = '';
+  for (const ch of text) encoded += RAW_IN_PATHS.test(ch) ? ch : encodeURIComponent(ch);
+  const unreserved = encoded.indexOf('%') === -1 ? encoded : decodeUnreserved(encoded);
+  if (unreserved === null) return null;
+  return unreserved.replace(DECODED_IN_ROUTES, decodeEscape);
+}

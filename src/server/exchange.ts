@@ -76,7 +76,7 @@ export class Exchange implements ProxyExchange, HandlerExchange {
   guards: CompiledGuards | null = null;
   route: CompiledRoute | null = null;
   path = '';
-  /** The path routes matched: `path` with `%2F` read as `/` (see gateway.ts); usually `path` itself. */
+  /** The path routes matched: `path` with `%2F` and path characters decoded (routePathOf); usually `path` itself. */
   routePath = '';
   /** The Host header as sent ('' when absent). */
   hostHeader = '';

@@ -17,7 +17,7 @@ import type { ErrorCode } from '../errors/catalogue.js';
 import { serveHandler } from '../handlers/serve-handler.js';
 import { forward } from '../proxy/forward.js';
 import { normaliseHost } from '../router/host-table.js';
-import { normalisePath } from '../router/normalise-path.js';
+import { normalisePath, routePathOf } from '../router/normalise-path.js';
 import type { GuardServices } from '../security/guard-services.js';
 import type { TakeResult } from '../security/token-bucket.js';
 import { Exchange, type ExchangeObserver } from './exchange.js';
@@ -105,13 +105,9 @@ export function handleRequest(
     return x;
   }
   x.path = path;
-  // nginx decodes the path before it matches locations: `/admin%2Fx` is `/admin/x` there, as it is
-  // to an upstream that decodes %2F. Matched as sent, it slipped past a route for `/admin/` (and its
-  // access rules). Routes see `%2F` as `/`; the path forwarded keeps the client's `%2F`.
-  const routePath =
-    path.indexOf('%2F') === -1
-      ? path
-      : normalisePath(path.replaceAll('%2F', '/'), server.config.mergeSlashes);
+  // Routes match the path with `%2F` and path characters decoded, as nginx's locations do
+  // (routePathOf); the path forwarded keeps the client's escapes.
+  const routePath = routePathOf(path, server.config.mergeSlashes);
   if (routePath === null) {
     refuseBeforeRoute(x, server, observer.guards, 'SLUICE_E_CLIENT_BAD_REQUEST', new Error('malformed path'));
     return x;

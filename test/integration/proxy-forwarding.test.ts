@@ -67,6 +67,13 @@ describe('proxy forwarding', () => {
               match: { path_prefix: '/sethost/' },
               proxy: { upstream: 'be', preserve_host: false, set_headers: { Host: 'internal.$host' } },
             },
+            {
+              name: 'team',
+              match: { path_prefix: '/@team/' },
+              proxy: { url: `${up.url}/t`, strip_prefix: '/@team' },
+            },
+            { name: 'naive', match: { path_prefix: '/naïve/' }, respond: { status: 403, body: 'naive' } },
+            { name: 'cafe', match: { path_prefix: '/caf%c3%a9/' }, respond: { status: 403, body: 'cafe' } },
             { name: 'rest', proxy: { upstream: 'be' } },
           ],
         },
@@ -125,6 +132,29 @@ describe('proxy forwarding', () => {
     expect(await kept.json()).toMatchObject({ url: '/v1/projects/group%2Fname' });
     const plain = await fetch(`${sluice.url}/files/a%2Fb`);
     expect(await plain.json()).toMatchObject({ url: '/files/a%2Fb' });
+  });
+
+  it('matches routes with path characters escaped, as nginx decodes them, and forwards the escapes sent', async () => {
+    // Matched as sent, `/%40team/` went past the route for `/@team/` (and its rules) to the catch-all.
+    for (const path of ['/%40team/x', '/@team/x', '/%40te%61m/x']) {
+      const res = await fetch(`${sluice.url}${path}`);
+      expect(await res.json(), path).toMatchObject({ url: '/t/x' });
+    }
+    // After the prefix, what the client escaped stays escaped; nothing a path may not hold goes out.
+    const rest = await fetch(`${sluice.url}/%40team/a%20b%3F%25`);
+    expect(await rest.json()).toMatchObject({ url: '/t/a%20b%3F%25' });
+    // Outside any such route, the path goes out as the client escaped it.
+    const kept = await fetch(`${sluice.url}/files/a%3Bb%40c`);
+    expect(await kept.json()).toMatchObject({ url: '/files/a%3Bb%40c' });
+  });
+
+  it('matches a route written with non-ASCII text or lower-case escapes, which never matched', async () => {
+    for (const path of ['/na%C3%AFve/x', '/na%c3%afve/x']) {
+      const res = await fetch(`${sluice.url}${path}`);
+      expect([res.status, await res.text()], path).toEqual([403, 'naive']);
+    }
+    const cafe = await fetch(`${sluice.url}/caf%C3%A9/menu`);
+    expect([cafe.status, await cafe.text()]).toEqual([403, 'cafe']);
   });
 
   it('applies set_headers with variables and remove_headers', async () => {

@@ -901,6 +901,45 @@ describe('state.redis', () => {
   });
 });
 
+describe('route paths', () => {
+  const routes = (lines: string, server = '') =>
+    `servers:\n  - listen: 80\n${server}    routes:\n${lines}      - respond: {}\n`;
+
+  it('are read in the form request paths are matched in', () => {
+    const ok = loadConfigText(
+      routes(
+        '      - { match: { path_prefix: "/naïve/" }, respond: {} }\n      - { match: { path: "/%40a/caf%c3%a9" }, respond: {} }\n',
+      ),
+      's.yaml',
+      {},
+    );
+    const [naive, cafe] = config(ok).servers[0]!.routes;
+    expect(naive?.path).toEqual({ kind: 'prefix', prefix: '/na%C3%AFve/' });
+    expect(cafe?.path).toEqual({ kind: 'exact', path: '/@a/caf%C3%A9' });
+    // Named as written.
+    expect([naive?.name, cafe?.name]).toEqual(['/naïve/', '/%40a/caf%c3%a9']);
+  });
+
+  it('report one that could never match, and a malformed escape, where they are written', () => {
+    const text = routes(
+      '      - { match: { path_prefix: "/x//y/" }, respond: {} }\n      - { match: { path_regex: "^/naïve" }, respond: {} }\n      - { match: { path: "/a%zz" }, respond: {} }\n',
+    );
+    expect(where(loadConfigText(text, 's.yaml', {}))).toEqual(['6:26 SLUICE_E_CONFIG_VALUE']);
+    const warned = loadConfigText(text.replace('/a%zz', '/a'), 's.yaml', {});
+    expect(warned.ok && warned.warnings.map((w) => `${w.line}:${w.col} ${w.code}`)).toEqual([
+      '4:33 SLUICE_E_CONFIG_VALUE',
+      '5:32 SLUICE_E_CONFIG_REGEX',
+    ]);
+    // With merge_slashes off, `//` is matched as written.
+    const kept = loadConfigText(
+      routes('      - { match: { path_prefix: "/x//y/" }, respond: {} }\n', '    merge_slashes: false\n'),
+      's.yaml',
+      {},
+    );
+    expect(config(kept).servers[0]!.routes[0]?.path).toEqual({ kind: 'prefix', prefix: '/x//y/' });
+  });
+});
+
 describe('sizes', () => {
   it('refuse one too large to be exact, and a max_header over 1mb, where they are written', () => {
     // 99999999gb passed `check` and then killed every worker as it started: Node refused it as maxHeaderSize.

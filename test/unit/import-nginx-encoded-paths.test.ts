@@ -15,7 +15,7 @@ import { loadConfigText } from '../../src/config/load.js';
 import { encodePath, pathSource } from '../../src/ops/import-nginx/encoded-path.js';
 import { importNginx } from '../../src/ops/import-nginx/import-nginx.js';
 import { translatePathRegex } from '../../src/ops/import-nginx/path-regex.js';
-import { normalisePath } from '../../src/router/normalise-path.js';
+import { normalisePath, routePathOf } from '../../src/router/normalise-path.js';
 import { RouteTable } from '../../src/router/route-table.js';
 import { freePort, waitForPort } from '../helpers/cli.js';
 import { rawRequest } from '../helpers/raw-http.js';
@@ -180,7 +180,8 @@ describe.skipIf(nginx === undefined)('escaped paths: sluice chooses as a running
   const sluiceChoice = (server: number, sent: string): string => {
     const path = normalisePath(sent);
     if (path === null) return '(400)';
-    const routePath = path.includes('%2F') ? normalisePath(path.replaceAll('%2F', '/')) : path;
+    // As the gateway reads it (gateway.ts).
+    const routePath = routePathOf(path);
     if (routePath === null) return '(400)';
     const table = tables.get(`s${server}.test`);
     return table?.match(routePath, 'GET', { header: () => undefined }) ?? '(404)';
