@@ -96,16 +96,19 @@ function decodeEscape(text: string): string {
   return String.fromCharCode(Number.parseInt(text.slice(1), 16));
 }
 
-/** What a client sends as it is in a path: unreserved and path characters, `/`, and `%` of escapes. */
-const RAW_IN_PATHS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]$/;
+/**
+ * What a route path keeps as written: printable ASCII. A client may send `[`, `"` or `|` raw or
+ * escaped, and a route written with one matches the raw spelling, as before; non-ASCII text and
+ * controls reach sluice escaped only.
+ */
+const RAW_IN_PATHS = /^[\x21-\x7e]$/;
 
 /** `%2F` and the escapes of `: @ ! $ & ' ( ) * + , ; =`, upper-case as `normalisePath` leaves them. */
 const DECODED_IN_ROUTES = /%(?:2F|3A|40|21|24|26|27|28|29|2A|2B|2C|3B|3D)/g;
 
 /**
  * A route's `path` or `path_prefix` from the config in the form request paths are matched in
- * (`routePathOf`): non-ASCII characters (and ASCII ones a client escapes, such as `"`, `<`, `|`) as
- * upper-case UTF-8 escapes, escapes upper-case, escapes
+ * (`routePathOf`): non-ASCII characters (and controls) as upper-case UTF-8 escapes, escapes upper-case, escapes
  * of unreserved and path characters decoded. `/naïve/`, `/na%c3%afve/` and `/na%C3%AFve/` are one
  * route; written as they were, the first two never matched. Slashes are not merged here: a route
  * path with `//` is reported where the server merges them (normalise-route.ts). `null` for a

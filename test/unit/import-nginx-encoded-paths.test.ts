@@ -234,8 +234,11 @@ describe('the spellings of a decoded path', () => {
     expect(encodePath('/a%20b/')).toEqual({ path: '/a%2520b/', ambiguous: false });
     expect(encodePath('/sp ace/')).toEqual({ path: '/sp%20ace/', ambiguous: false });
     expect(encodePath('/q?x#y')).toEqual({ path: '/q%3Fx%23y', ambiguous: true });
-    expect(encodePath('/@x/')).toEqual({ path: '/@x/', ambiguous: true });
-    expect(pathSource('/@x.')).toBe('/(?:@|%40)x\\.');
+    // Routes see `%40` as `@` (routePathOf): one spelling.
+    expect(encodePath('/@x/')).toEqual({ path: '/@x/', ambiguous: false });
+    expect(pathSource('/@x.')).toBe('/@x\\.');
+    expect(encodePath('/[x/')).toEqual({ path: '/[x/', ambiguous: true });
+    expect(pathSource('/[x')).toBe('/(?:\\[|%5B)x');
     expect(pathSource('/é')).toBe('/(?:\\xC3|%C3)(?:\\xA9|%A9)');
   });
 
@@ -254,19 +257,31 @@ describe('a location path a client may escape otherwise', () => {
   it('gets a regex route for every spelling, and says that strip_prefix takes one of them', () => {
     const r = importNginx({
       file: 'n.conf',
-      text: 'http { server { listen 80; location /@x/ { proxy_pass http://10.0.0.5:8080/v1/; proxy_redirect off; } } }',
+      text: 'http { server { listen 80; location /[x]/ { proxy_pass http://10.0.0.5:8080/v1/; proxy_redirect off; } } }',
     });
     const routes = r.config.servers[0]!.routes;
     expect(routes.map((x) => [x.name, x.match])).toEqual([
-      // nginx's slash redirect for /@x, exact: before every regex.
-      ['= /@x (escaped)', { path_regex: '^/(?:@|%40)x$' }],
-      [undefined, { path: '/@x' }],
-      [undefined, { path_prefix: '/@x/' }],
-      ['/@x/ (escaped)', { path_regex: '^/(?:@|%40)x/' }],
+      // nginx's slash redirect for /[x], exact: before every regex.
+      ['= /[x] (escaped)', { path_regex: '^/(?:\\[|%5B)x(?:\\]|%5D)$' }],
+      [undefined, { path: '/[x]' }],
+      [undefined, { path_prefix: '/[x]/' }],
+      ['/[x]/ (escaped)', { path_regex: '^/(?:\\[|%5B)x(?:\\]|%5D)/' }],
     ]);
     expect(loadConfigText(r.yaml, 'sluice.yaml', {}).ok).toBe(true);
     expect(r.warnings.map((w) => w.message)).toEqual([
-      'location /@x/: a request that escapes its path otherwise (/(?:@|%40)x/) reaches this location as in nginx, but sluice forwards it with the prefix kept (strip_prefix /@x matches one spelling)',
+      'location /[x]/: a request that escapes its path otherwise (/(?:\\[|%5B)x(?:\\]|%5D)/) reaches this location as in nginx, but sluice forwards it with the prefix kept (strip_prefix /[x] matches one spelling)',
     ]);
+  });
+
+  it('needs no second route for a path character, whose escape routes see decoded (/%40x/ is /@x/)', () => {
+    const r = importNginx({
+      file: 'n.conf',
+      text: 'http { server { listen 80; location /@x/ { proxy_pass http://10.0.0.5:8080/v1/; proxy_redirect off; } } }',
+    });
+    expect(r.config.servers[0]!.routes.map((x) => [x.name, x.match])).toEqual([
+      [undefined, { path: '/@x' }],
+      [undefined, { path_prefix: '/@x/' }],
+    ]);
+    expect(r.warnings).toEqual([]);
   });
 });

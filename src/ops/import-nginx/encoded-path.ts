@@ -1,12 +1,12 @@
 /**
  * nginx matches locations against the decoded path (bytes: `/café/` is `/caf\xC3\xA9/`, whatever
- * the client escaped); sluice matches routes against the normalised path, which keeps escapes
+ * the client escaped); sluice matches routes against the normalised path, which keeps most escapes
  * (docs/config.md, "Paths are matched after normalisation"). This file says how each byte of a
  * decoded path can be spelled in sluice's form, so a location can be written for what sluice sees:
  *
  *   A-Z a-z 0-9 - . _ ~  raw only (sluice decodes %41 to A)
- *   /                    raw only (routes see %2F as /)
- *   printable ASCII but % and ?: raw or %XX (! $ & ' ( ) * + , : ; = @ [ ] ...)
+ *   / and ! $ & ' ( ) * + , : ; = @: raw only (routes see %2F as /, %40 as @: routePathOf)
+ *   other printable ASCII but % and ?: raw or %XX (" [ ] | ...)
  *   bytes 0x80-0xFF      %XX, or raw over HTTP/2
  *   % ? space, controls: %XX only (upper-case hex), never raw
  *   NUL                  never (sluice refuses %00)
@@ -21,10 +21,13 @@ export function rawByte(b: number): boolean {
   return (b >= 0x21 && b <= 0x7e && b !== 0x25 && b !== 0x3f) || b >= 0x80;
 }
 
-/** Whether sluice's normalised path can hold `b` as `%XX`. */
+/** Whether the path routes match (routePathOf) can hold `b` as `%XX`. */
 export function encodedByte(b: number): boolean {
-  return b !== 0 && b !== 0x2f && !unreserved(b);
+  return b !== 0 && b !== 0x2f && !unreserved(b) && !DECODED_FOR_ROUTES.has(b);
 }
+
+/** `! $ & ' ( ) * + , : ; = @`: their escapes are decoded for routes, as `%2F` is (routePathOf). */
+const DECODED_FOR_ROUTES: ReadonlySet<number> = new Set([...":@!$&'()*+,;="].map((c) => c.charCodeAt(0)));
 
 function unreserved(b: number): boolean {
   return (
