@@ -314,8 +314,14 @@ class ProxyRequest implements UpstreamPick {
       x.fail(code, err);
       return;
     }
-    if (countsAsFailure(this.upstream.config.retry, failure, stale)) this.#countFailure(call.target);
-    switch (decideRetry(this.upstream.config.retry, facts)) {
+    const decision = decideRetry(this.upstream.config.retry, facts);
+    // A keep-alive race is forgiven only when it is re-sent: a failure on a reused connection that
+    // answers the client (a POST, the race's re-sends used up) counts, as nginx counts it; forgiven
+    // either way, a target resetting every POST on 32 pooled connections gave 32 502s before
+    // max_fails 1 took it out, where nginx gives one.
+    if (countsAsFailure(this.upstream.config.retry, failure, stale && decision === 'retry_stale'))
+      this.#countFailure(call.target);
+    switch (decision) {
       case 'retry_stale':
         this.#staleRetries++;
         x.retrying();

@@ -222,3 +222,61 @@ describe('the keep-alive race retry', () => {
     }
   });
 });
+
+describe('a failure on a reused connection that is not re-sent', () => {
+  it('counts against the target: a target resetting every POST is taken out after max_fails, not after its pool', async () => {
+    // A answers GETs (slowly, so the warm-up opens connections of its own) and resets every POST.
+    let aPosts = 0;
+    const a = http.createServer((req, res) => {
+      req.resume();
+      if (req.method === 'POST') {
+        aPosts++;
+        req.socket.resetAndDestroy();
+        return;
+      }
+      setTimeout(() => res.end('a'), 150);
+    });
+    const b = http.createServer((req, res) => {
+      req.resume();
+      setTimeout(() => res.end('b'), req.method === 'POST' ? 0 : 150);
+    });
+    for (const s of [a, b]) await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    const url = (s: http.Server) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+    const sluice = await startSluice({
+      servers: [{ listen: '127.0.0.1:0', routes: [{ proxy: { upstream: 'app' } }] }],
+      upstreams: {
+        app: {
+          max_fails: 1,
+          fail_timeout: '30s',
+          targets: [{ url: url(a) }, { url: url(b) }],
+        },
+      },
+    });
+    const agent = new Agent({ connections: 16 });
+    try {
+      // Pooled connections to both targets: 16 concurrent GETs, half to each.
+      await Promise.all(
+        Array.from({ length: 16 }, async () =>
+          (await request(`${sluice.url}/warm`, { dispatcher: agent })).body.dump(),
+        ),
+      );
+      const statuses: number[] = [];
+      for (let i = 0; i < 8; i++) {
+        const res = await request(`${sluice.url}/post`, { method: 'POST', body: 'x', dispatcher: agent });
+        await res.body.dump();
+        statuses.push(res.statusCode);
+      }
+      // The first POST to A meets the reset on a pooled connection and is not re-sent (502); it
+      // counts, so A rests and every later POST goes to B. Forgiven, every second POST was a 502.
+      expect(statuses.filter((s) => s === 502)).toHaveLength(1);
+      expect(aPosts).toBe(1);
+    } finally {
+      await agent.close();
+      await sluice.close();
+      for (const s of [a, b]) {
+        s.closeAllConnections();
+        s.close();
+      }
+    }
+  });
+});
