@@ -23,7 +23,8 @@ const rawCache = new Map<ErrorCode, Buffer>();
 
 /**
  * A complete HTTP/1.1 response that closes the connection, for errors found before a request
- * object exists (parse errors, timeouts): written straight to the socket. Cached per code.
+ * object exists and logged nowhere (the egress proxy's parse errors): written straight to the
+ * socket, without an id. Cached per code.
  */
 export function rawErrorResponse(code: ErrorCode): Buffer {
   let buf = rawCache.get(code);
@@ -41,6 +42,54 @@ export function rawErrorResponse(code: ErrorCode): Buffer {
     rawCache.set(code, buf);
   }
   return buf;
+}
+
+/** What a code's raw refusal is without its request id: built once per code. */
+interface RefusalParts {
+  /** The status line and the fields before content-length. */
+  readonly head: string;
+  /** The problem document up to where `request_id` goes (problemBody writes it last). */
+  readonly bodyOpen: string;
+  readonly bodyOpenBytes: number;
+}
+
+const refusalCache = new Map<ErrorCode, RefusalParts>();
+
+/** A raw refusal (see refusal) and the bytes of its body, for `bytes_out`. */
+export interface RawRefusal {
+  readonly text: string;
+  readonly bodyBytes: number;
+}
+
+/**
+ * A complete HTTP/1.1 response that closes the connection, for a refusal written before a request
+ * object exists (a head the parser refused, 431, 408, 503 over max_connections) and logged with
+ * `requestId`: the id goes out as `x-sluice-error-id` and the body's `request_id`, as on every
+ * other error answer. The parts without the id are cached per code, so a flood of refusals costs
+ * one string concat each (the id is 24 hex digits: nothing to escape).
+ */
+export function rawRefusal(code: ErrorCode, requestId: string): RawRefusal {
+  let parts = refusalCache.get(code);
+  if (parts === undefined) {
+    const status = ERROR_CATALOGUE[code].status;
+    const doc = problemBody(code, null);
+    // `{...}\n` without its closing brace and newline.
+    const bodyOpen = doc.slice(0, doc.lastIndexOf('}'));
+    parts = {
+      head: `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/problem+json\r\n`,
+      bodyOpen,
+      bodyOpenBytes: Buffer.byteLength(bodyOpen),
+    };
+    refusalCache.set(code, parts);
+  }
+  const tail = `,"request_id":"${requestId}"}\n`;
+  const bodyBytes = parts.bodyOpenBytes + tail.length;
+  return {
+    text:
+      `${parts.head}content-length: ${bodyBytes}\r\nx-sluice-error-id: ${requestId}\r\n` +
+      `connection: close\r\n\r\n${parts.bodyOpen}${tail}`,
+    bodyBytes,
+  };
 }
 
 /** llhttp and Node errors on a connection that mean "too large" or "too slow" rather than "malformed". */

@@ -128,6 +128,8 @@ export class Exchange implements ProxyExchange, HandlerExchange {
    * request head Node's parser refused (400, 431, 408), a connection over max_connections (503),
    * a CONNECT on a gateway listener. Such answers went to the client with no access line, no
    * metric and no ban strike, so a client sending malformed requests was never banned for them.
+   * `answer` writes the refusal with this exchange's request id (as `x-sluice-error-id` and the
+   * body's `request_id`, as on any error answer) and says how many body bytes it sent.
    */
   static refused(
     socket: Socket,
@@ -136,6 +138,7 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     server: CompiledServer,
     code: ErrorCode,
     observer: ExchangeObserver,
+    answer: (requestId: string) => number,
   ): void {
     const req = {
       method: request?.method ?? '-',
@@ -148,7 +151,7 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     x.remoteAddr = unmapIpv4(socket.remoteAddress ?? '');
     x.forwardedFor = x.remoteAddr;
     x.status = ERROR_CATALOGUE[code].status;
-    x.bytesOut = Buffer.byteLength(problemBody(code, null));
+    x.bytesOut = answer(x.requestId);
     x.errorCode = code;
     x.#finish();
   }

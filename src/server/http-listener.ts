@@ -22,7 +22,7 @@ import { ERROR_CATALOGUE, type ErrorCode } from '../errors/catalogue.js';
 import { listenError } from '../errors/listen-error.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { abortBody } from './abort-body.js';
-import { clientErrorCode, problemBody, rawErrorResponse } from './error-response.js';
+import { clientErrorCode, problemBody, rawRefusal } from './error-response.js';
 import { Exchange, type ExchangeObserver, type LiveCount } from './exchange.js';
 import { handleRequest, isBanned } from './gateway.js';
 import type { ListenerTable } from './gateway-tables.js';
@@ -964,8 +964,9 @@ export class HttpListener {
     const peer = BANNED_INSTEAD.has(code) ? unmapIpv4(socket.remoteAddress ?? '') : '';
     const answer =
       peer !== '' && isBanned(server.guards, this.#observer.guards, peer) ? 'SLUICE_E_AUTH_BANNED' : code;
-    refuse(socket, answer);
-    Exchange.refused(socket, request, this.#scheme, server, answer, this.#observer);
+    Exchange.refused(socket, request, this.#scheme, server, answer, this.#observer, (id) =>
+      refuse(socket, answer, id),
+    );
   }
 
   /**
@@ -978,7 +979,6 @@ export class HttpListener {
     const code: ErrorCode = isBanned(server.guards, this.#observer.guards, peer)
       ? 'SLUICE_E_AUTH_BANNED'
       : 'SLUICE_E_CLIENT_BAD_REQUEST';
-    refuseStream(res, code);
     Exchange.refused(
       req.socket,
       { method: 'CONNECT', url: req.url ?? '' },
@@ -986,6 +986,7 @@ export class HttpListener {
       server,
       code,
       this.#observer,
+      (id) => refuseStream(res, code, id),
     );
   }
 
@@ -1196,14 +1197,20 @@ function destroySession(session: http2.ServerHttp2Session): void {
   session.destroy();
 }
 
-/** Answers an HTTP/2 stream that cannot be served with the code's problem document. */
-function refuseStream(res: http2.Http2ServerResponse, code: ErrorCode): void {
-  const body = problemBody(code, null);
+/**
+ * Answers an HTTP/2 stream that cannot be served with the code's problem document and the id of
+ * its access line; the body bytes sent.
+ */
+function refuseStream(res: http2.Http2ServerResponse, code: ErrorCode, requestId: string): number {
+  const body = problemBody(code, requestId);
+  const bytes = Buffer.byteLength(body);
   res.writeHead(ERROR_CATALOGUE[code].status, {
     'content-type': 'application/problem+json',
-    'content-length': Buffer.byteLength(body),
+    'content-length': bytes,
+    'x-sluice-error-id': requestId,
   });
   res.end(body);
+  return bytes;
 }
 
 /**
@@ -1217,12 +1224,17 @@ const BANNED_INSTEAD: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'SLUICE_E_CLIENT_BODY_TOO_LARGE',
 ]);
 
-/** Writes a canned error answer to a socket whose request cannot be served, then closes it. */
-function refuse(socket: Socket, code: ErrorCode): void {
+/**
+ * Writes a canned error answer with the id of its access line to a socket whose request cannot be
+ * served, then closes it; the body bytes sent (none when the socket could only be closed).
+ */
+function refuse(socket: Socket, code: ErrorCode, requestId: string): number {
   const current = (socket as Socket & { _httpMessage?: http.ServerResponse })._httpMessage;
   if (socket.writable && (current === undefined || current === null || !current.headersSent)) {
-    socket.end(rawErrorResponse(code), () => socket.destroy());
-  } else {
-    socket.destroy();
+    const answer = rawRefusal(code, requestId);
+    socket.end(answer.text, () => socket.destroy());
+    return answer.bodyBytes;
   }
+  socket.destroy();
+  return 0;
 }

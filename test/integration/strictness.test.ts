@@ -2,9 +2,11 @@
  * BEHAVIOUR.md section 5: ambiguous or malformed requests are answered 400 (or the listed 4xx),
  * the connection is closed, and the upstream never sees them.
  */
+import net from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BAD_REQUESTS, H } from '../helpers/hostile-requests.js';
 import { rawRequest } from '../helpers/raw-http.js';
+import { until } from '../helpers/runtime.js';
 import { startSluice, type TestSluice } from '../helpers/sluice.js';
 import { echo, startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
@@ -329,6 +331,51 @@ describe('answers given before a request exists', () => {
       const after = await rawRequest(sluice.port, `GET / HTTP/1.1\r\n${H}Connection: close\r\n\r\n`);
       expect(after.status).toBe(403);
       expect(after.text).toContain('SLUICE_E_AUTH_BANNED');
+    } finally {
+      await sluice.close();
+    }
+  });
+  // They went out without `x-sluice-error-id` or a `request_id` in the body, while their access
+  // line had a request_id: nothing tied the answer a client reports to its line.
+  it('carry the request id of their access line, as x-sluice-error-id and in the body', async () => {
+    const sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          limits: { max_header: '4kb', header_timeout: '1s', max_connections: 1 },
+          routes: [{ respond: { body: 'ok\n' } }],
+        },
+      ],
+    });
+    try {
+      const answers = [
+        await rawRequest(sluice.port, 'GARBAGE\r\n\r\n'),
+        await rawRequest(sluice.port, `GET / HTTP/1.1\r\n${H}X-Big: ${'a'.repeat(8000)}\r\n\r\n`),
+        await rawRequest(sluice.port, 'GET / HTTP/1.1\r\n', { waitMs: 3000 }),
+        await rawRequest(sluice.port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n'),
+      ];
+      // A second connection while one is open: over max_connections.
+      const held = net.connect(sluice.port, '127.0.0.1');
+      held.on('error', () => undefined);
+      await new Promise((r) => held.once('connect', r));
+      await until(() => (sluice.instance.connections() === 1 ? true : undefined), 'the held connection');
+      answers.push(await rawRequest(sluice.port, ''));
+      held.destroy();
+      expect(answers.map((a) => a.status)).toEqual([400, 431, 408, 400, 503]);
+      const lines = await sluice.waitForAccessLines(answers.length);
+      expect(lines.map((l) => l.status)).toEqual([400, 431, 408, 400, 503]);
+      for (const [i, a] of answers.entries()) {
+        const id = lines[i]!.request_id as string;
+        expect(id).toMatch(/^[0-9a-f]{24}$/);
+        const [head, body] = a.text.split('\r\n\r\n') as [string, string];
+        expect(head).toContain(`\r\nx-sluice-error-id: ${id}\r\n`);
+        expect(head).toMatch(/\r\ncontent-type: application\/problem\+json\r\n/);
+        const doc = JSON.parse(body) as Record<string, unknown>;
+        expect(doc).toMatchObject({ status: a.status, code: lines[i]!.error, request_id: id });
+        // The length said is the body sent, and the line counts it.
+        expect(head).toContain(`\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`);
+        expect(lines[i]!.bytes_out).toBe(Buffer.byteLength(body));
+      }
     } finally {
       await sluice.close();
     }

@@ -243,10 +243,15 @@ describe('plain HTTP sent to the TLS port', () => {
     expect(text).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
     expect(text).toContain('SLUICE_E_CLIENT_BAD_REQUEST');
     expect(up.seen.length).toBe(before);
-    await until(
+    const line = await until(
       () => sluice.logs.find((l) => l.msg === 'request' && l.status === 400 && l.method === '-'),
       'the access line of the refusal',
     );
+    // The answer names its access line, as every error answer does.
+    expect(text).toContain(`\r\nx-sluice-error-id: ${String(line.request_id)}\r\n`);
+    expect(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4))).toMatchObject({
+      request_id: line.request_id,
+    });
   });
 });
 
@@ -442,13 +447,15 @@ describe('HTTP/2 and HTTP/1.1 on one TLS port', () => {
   });
 
   // As the same refusal over HTTP/1.1: logged, counted, and a strike for a ban rule (none before).
-  it('writes an access line for a refused HTTP/2 CONNECT', async () => {
+  it('writes an access line for a refused HTTP/2 CONNECT, whose id the answer carries', async () => {
     const before = sluice.accessLines().length;
-    await h2Request({ ':method': 'CONNECT', ':authority': 'b.test:443' });
+    const r = await h2Request({ ':method': 'CONNECT', ':authority': 'b.test:443' });
     const lines = await sluice.waitForAccessLines(before + 1);
-    expect(lines.slice(before)).toContainEqual(
-      expect.objectContaining({ status: 400, method: 'CONNECT', error: 'SLUICE_E_CLIENT_BAD_REQUEST' }),
-    );
+    const line = lines.slice(before).find((l) => l.method === 'CONNECT');
+    expect(line).toMatchObject({ status: 400, method: 'CONNECT', error: 'SLUICE_E_CLIENT_BAD_REQUEST' });
+    expect(r.headers['x-sluice-error-id']).toBe(line!.request_id);
+    expect(JSON.parse(r.body)).toMatchObject({ request_id: line!.request_id });
+    expect(line!.bytes_out).toBe(Buffer.byteLength(r.body));
   });
 
   // nghttp2 resets such a stream (RST_STREAM with PROTOCOL_ERROR) before sluice can answer; it was
