@@ -14,8 +14,7 @@ import type * as OtelSdk from '@opentelemetry/sdk-trace-base';
 import type { ResolvedTracing } from '../config/types.js';
 import { redactUrl } from '../core/redact.js';
 import { VERSION } from '../core/version.js';
-import type { ErrorCode } from '../errors/catalogue.js';
-import type { AttemptCode } from '../proxy/proxy-exchange.js';
+import type { AttemptBreak, AttemptCode } from '../proxy/proxy-exchange.js';
 import type { TraceParent } from './trace-context.js';
 
 /**
@@ -60,8 +59,11 @@ export interface RequestSpan {
 /** One upstream attempt's span. */
 export interface AttemptSpan {
   readonly spanId: string;
-  /** Ends it with the status or how it failed; `failure` is the catalogue code of what broke it. */
-  end(code: number | AttemptCode, failure?: ErrorCode): void;
+  /**
+   * Ends it with the status or how it failed; `failure` is what broke it: the catalogue code, or
+   * `aborted` when sluice's side abandoned it (its status, if the head came, is kept).
+   */
+  end(code: number | AttemptCode, failure?: AttemptBreak): void;
 }
 
 /** The exporting tracer of one process. */
@@ -265,8 +267,9 @@ class ServerSpan implements RequestSpan {
       end(code, failure) {
         if (typeof code === 'number') span.setAttribute('http.response.status_code', code);
         if (failure !== undefined) {
-          // No answer, or one cut short (a 200 whose body broke off): the error code, as the
-          // SERVER span and the access line name it; the metric keeps its few values.
+          // No answer, or one cut short (a 200 whose body broke off, or that the client left
+          // before it was whole): the error code, as the SERVER span and the access line name it,
+          // or `aborted`; the metric keeps its few values.
           span.setAttribute('error.type', failure);
           span.setStatus({ code: SpanStatusCode.ERROR, message: failure });
         } else if (typeof code !== 'number') {

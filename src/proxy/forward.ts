@@ -21,7 +21,7 @@ import type { Dispatcher } from 'undici';
 import type { ErrorCode } from '../errors/catalogue.js';
 import { awaitConnection, type ReuseListener } from './connection-reuse.js';
 import type { H1Handler } from './h1-client.js';
-import type { AttemptCode, AttemptObserver, ProxyExchange } from './proxy-exchange.js';
+import type { AttemptBreak, AttemptCode, AttemptObserver, ProxyExchange } from './proxy-exchange.js';
 import { type ProxyRoute, upstreamPath } from './proxy-route.js';
 import { upstreamRequestHeaders } from './request-headers.js';
 import { clientResponseHeaders, writeTargetHead } from './response-headers.js';
@@ -543,8 +543,14 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
       return;
     }
     // What broke the attempt, for its span: the status alone (a 200 whose body was cut off) made
-    // it an OK span. None for an answer discarded to retry on its status, or an attempt abandoned.
-    const failure = this.#discarding || this.#abandoned(err) ? undefined : errorCode(err);
+    // it an OK span. None for an answer discarded to retry on its status; `aborted` for one
+    // abandoned, also once the target's head came (its metric keeps that status, as nginx's
+    // $upstream_status does, but a 200 whose body the client never got whole is no OK span).
+    const failure: AttemptBreak | undefined = this.#discarding
+      ? undefined
+      : this.#abandoned(err)
+        ? 'aborted'
+        : errorCode(err);
     this.#finish(this.#status !== 0 ? this.#status : attemptCode(failure), failure);
     if (this.#discarding) {
       this.request.retryDiscarded();
@@ -565,7 +571,7 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
     return this.#clientGone || err instanceof ClientGoneError || this.request.x.finished;
   }
 
-  #finish(code: number | AttemptCode = this.#status, failure?: ErrorCode): void {
+  #finish(code: number | AttemptCode = this.#status, failure?: AttemptBreak): void {
     if (this.#done) return;
     this.#done = true;
     this.target.conns--;
@@ -576,9 +582,9 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
   }
 }
 
-/** How an attempt that got no answer ended, for its metric: `failure` absent means abandoned. */
-function attemptCode(failure: ErrorCode | undefined): AttemptCode {
-  if (failure === undefined) return 'aborted';
+/** How an attempt that got no answer ended, for its metric. */
+function attemptCode(failure: AttemptBreak | undefined): AttemptCode {
+  if (failure === undefined || failure === 'aborted') return 'aborted';
   return failure === 'SLUICE_E_UPSTREAM_TIMEOUT' ? 'timeout' : 'error';
 }
 

@@ -6,18 +6,29 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorCode } from '../errors/catalogue.js';
 import type { VariableSource } from './variables.js';
 
-/** How an attempt ended without a status: failed, timed out, or abandoned because the client left. */
+/**
+ * How an attempt ended without a status: failed, timed out, or abandoned (the client left, or
+ * shutdown_timeout cut the request) before the target's answer began.
+ */
 export type AttemptCode = 'error' | 'timeout' | 'aborted';
+
+/**
+ * What broke an attempt, for its span: the catalogue code (no answer, or an answer that broke off),
+ * or `aborted` when sluice's side abandoned it (the client left, shutdown_timeout), before or after
+ * the target's head.
+ */
+export type AttemptBreak = ErrorCode | 'aborted';
 
 /** Observes one upstream attempt (metrics, the attempt's span). */
 export interface AttemptObserver {
   /** The `traceparent` to send with the attempt. */
   readonly traceparent: string;
   /**
-   * The attempt ended with this status, or an error or a timeout; `failure` is the catalogue code
-   * of what broke it (no answer, or an answer cut short), absent when it ended well.
+   * The attempt ended with this status (the target's, once its head came), or an error, a timeout
+   * or abandoned before it; `failure` is what broke it (see AttemptBreak), absent when it ended
+   * well or its answer was discarded to retry on its status.
    */
-  done(code: number | AttemptCode, failure?: ErrorCode): void;
+  done(code: number | AttemptCode, failure?: AttemptBreak): void;
 }
 
 /** The downstream side of one proxied request. */
