@@ -173,8 +173,23 @@ function parseWorkers(value: string): number {
   return n;
 }
 
+/**
+ * `sluice help NAME` for a NAME that is no command, read as `sluice NAME`: commander then says
+ * "unknown command" with its did-you-mean, as for `sluice NAME`. Its own help command printed the
+ * whole help on stderr and exited 2 without saying why (`sluice help help` too: that one is the
+ * help of the whole command).
+ */
+function helpOfUnknown(argv: readonly string[]): string[] {
+  const [node = '', script = '', first, name, ...rest] = argv;
+  if (first !== 'help' || name === undefined || name.startsWith('-')) return [...argv];
+  // The help command is no entry of program.commands: commander failed it the same way.
+  if (name === 'help') return [node, script, 'help'];
+  const known = program.commands.some((c) => c.name() === name || c.aliases().includes(name));
+  return known ? [...argv] : [node, script, name, ...rest];
+}
+
 try {
-  await program.parseAsync(process.argv);
+  await program.parseAsync(helpOfUnknown(process.argv));
 } catch (err) {
   if (err instanceof CommanderError) {
     // --help and --version exit 0; every other parse error is a usage error.

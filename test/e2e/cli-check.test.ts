@@ -367,6 +367,23 @@ describe('sluice check (built CLI)', () => {
     expect(missingArg.stderr).toContain('argument missing');
   });
 
+  it('sluice help NAME for a command that does not exist says so, as sluice NAME does', async () => {
+    const bogus = await runCli(['help', 'bogus']);
+    expect(bogus.code).toBe(2);
+    expect(bogus.stderr).toBe("error: unknown command 'bogus'\n(run sluice --help for usage)\n");
+    expect(bogus.stdout).toBe('');
+    const typo = await runCli(['help', 'strat']);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain("unknown command 'strat'\n(Did you mean start?)");
+    // Known names still print their help, on stdout, exit 0.
+    const known = await runCli(['help', 'init']);
+    expect(known.code).toBe(0);
+    expect(known.stdout).toContain('Usage: sluice init');
+    const self = await runCli(['help', 'help']);
+    expect(self.code).toBe(0);
+    expect(self.stdout).toContain('Usage: sluice [options] [command]');
+  });
+
   it('start --workers 0 is a usage error: exit 2', async () => {
     const r = await runCli(['start', '-c', 'valid.yaml', '--workers', '0'], { cwd: FIXTURES });
     expect(r.code).toBe(2);
