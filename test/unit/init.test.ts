@@ -169,6 +169,23 @@ describe('sluice init systemd', () => {
       expect(directive(unit, key)).toEqual([]);
   });
 
+  // Restart=on-failure with RestartSec=2s and systemd's defaults (5 starts in 10 s) never stopped:
+  // starts 2 s apart plus the second a failing start takes put no 6 inside 10 s, so a port that can
+  // never be bound was retried for ever while the docs said systemd gives up.
+  it('gives up restarting a service that keeps failing: the start limit holds the restarts it counts', () => {
+    const unit = only(render('systemd', inputOf(DEFAULT_CONFIG_TEXT)), 'etc/systemd/system/sluice.service');
+    const section = (name: string) => unit.split(/^\[/m).find((s) => s.startsWith(`${name}]`)) ?? '';
+    const interval = Number(directive(section('Unit'), 'StartLimitIntervalSec')[0]);
+    const burst = Number(directive(section('Unit'), 'StartLimitBurst')[0]);
+    const restartSec = Number.parseFloat(directive(unit, 'RestartSec')[0] ?? '');
+    expect(interval).toBeGreaterThan(0);
+    expect(burst).toBeGreaterThan(0);
+    // The start past the burst comes burst x (RestartSec + a failing start, a few seconds at most)
+    // after the first: inside the interval, so systemd counts it and stops.
+    expect(burst * (restartSec + 5)).toBeLessThan(interval);
+    expect(directive(section('Service'), 'StartLimitIntervalSec')).toEqual([]);
+  });
+
   it('LimitNOFILE: 65536 at least; workers: auto counts the CPUs given', () => {
     const unit = (cpus: number) =>
       only(render('systemd', inputOf(DEFAULT_CONFIG_TEXT, { cpus })), 'etc/systemd/system/sluice.service');

@@ -21,6 +21,17 @@ import {
 /** Where the unit is installed (relative to `/`). */
 export const SYSTEMD_UNIT_PATH = 'etc/systemd/system/sluice.service';
 
+/** Seconds between a failure and the restart. */
+const RESTART_S = 2;
+
+/**
+ * The start limit: StartLimitBurst starts within StartLimitIntervalSec, and the next one is refused.
+ * A failing start is restarted every RESTART_S plus the second or so it takes to fail, so the 6th
+ * start comes 10 to 20 s after the first: well inside 60 s, where systemd counts it and gives up.
+ */
+const START_LIMIT_INTERVAL_S = 60;
+const START_LIMIT_BURST = 5;
+
 /** Renders the unit file. */
 export function renderSystemdUnit(input: InitInput): InitFile[] {
   const { config } = input;
@@ -40,6 +51,11 @@ export function renderSystemdUnit(input: InitInput): InitFile[] {
     '# Start once the network is configured, so listen addresses exist and upstream names resolve.',
     'Wants=network-online.target',
     'After=network-online.target',
+    '# A start that keeps failing (a port that can never be bound) is given up: 6 starts within 60 s',
+    "# stop the restarts. systemd's own limit (5 in 10 s) never applied: starts 2 s apart (RestartSec)",
+    '# plus about 1 s each put no 6 inside 10 s. After a fix: systemctl reset-failed sluice, then start.',
+    `StartLimitIntervalSec=${START_LIMIT_INTERVAL_S}`,
+    `StartLimitBurst=${START_LIMIT_BURST}`,
     '',
     '[Service]',
     '# exec: `systemctl start` fails when the binary cannot be run, instead of reporting success.',
@@ -53,7 +69,7 @@ export function renderSystemdUnit(input: InitInput): InitFile[] {
     '# SIGHUP re-reads the config: a file with problems is refused and the running config keeps serving.',
     'ExecReload=/bin/kill -HUP $MAINPID',
     'Restart=on-failure',
-    'RestartSec=2s',
+    `RestartSec=${RESTART_S}s`,
     '# Exit code 2 is a config or usage error: restarting cannot fix it.',
     'RestartPreventExitStatus=2',
     '',
