@@ -219,8 +219,10 @@ describe('sluice init systemd', () => {
     ].join('\n');
     const unit = only(render('systemd', inputOf(text)), 'etc/systemd/system/sluice.service');
     expect(directive(unit, 'RuntimeDirectory')).toEqual(['"my sluice"']);
-    expect(directive(unit, 'ReadWritePaths')).toEqual(['"/tmp/logs dir"']);
     expect(directive(unit, 'PrivateTmp')).toEqual(['no']);
+    // ProtectSystem=strict makes the shared /tmp read-only, where a private one is writable: tsx
+    // could not create $TMPDIR/tsx-UID and a .ts handler failed to load (mkdir EACCES).
+    expect(directive(unit, 'ReadWritePaths')).toEqual(['"/tmp/logs dir"', '/tmp /var/tmp']);
     const plain = only(
       render('systemd', inputOf('servers: [{ listen: 8080, routes: [{ respond: { body: ok } }] }]')),
       'etc/systemd/system/sluice.service',
@@ -327,6 +329,11 @@ describe('sluice init systemd', () => {
               'servers: [{ listen: 8080, routes: [{ respond: { body: ok } }] }]',
             ].join('\n'),
           ),
+      },
+      {
+        name: 'a config in /tmp (the shared /tmp, writable)',
+        input: async () =>
+          inputOf('servers: [{ listen: 8080, routes: [{ respond: { body: ok } }] }]', {}, '/tmp/sluice.yaml'),
       },
       {
         name: 'an egress config under /home',

@@ -214,14 +214,24 @@ function writableLines(config: ResolvedConfig): string[] {
 
 /**
  * A private /tmp, unless the config or a file it names lives in /tmp or /var/tmp: the service
- * would see an empty one there, and fail to find its config or lose its log.
+ * would see an empty one there, and fail to find its config or lose its log. The shared ones are
+ * then made writable, as the private ones are: under ProtectSystem=strict they were read-only, tsx
+ * could not create its cache ($TMPDIR/tsx-UID) and every .ts handler failed to load (mkdir EACCES).
+ * Writable rather than TMPDIR moved elsewhere: the service sees /tmp as the host's other processes
+ * do, which is what the shared /tmp is chosen for, and a handler's os.tmpdir() is still /tmp.
  */
 function privateTmpLines(input: InitInput): string[] {
   const paths = [input.configPath, ...readFiles(input.config), ...writtenFiles(input.config)];
   const tmp = paths.find((p) => /^\/(var\/)?tmp(\/|$)/.test(p));
   if (tmp === undefined)
     return ['# A private /tmp (tsx keeps the TypeScript it compiles there).', 'PrivateTmp=yes'];
-  return [`# The shared /tmp: ${tmp} lies there, and a private /tmp would hide it.`, 'PrivateTmp=no'];
+  return [
+    `# The shared /tmp: ${tmp} lies there, and a private /tmp would hide it.`,
+    'PrivateTmp=no',
+    '# Writable, as a private /tmp and /var/tmp are: tsx keeps the TypeScript it compiles in /tmp, and',
+    '# ProtectSystem=strict would leave them read-only.',
+    'ReadWritePaths=/tmp /var/tmp',
+  ];
 }
 
 /** /home, /root and /run/user hidden, unless the config or a file it names lives there. */
