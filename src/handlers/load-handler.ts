@@ -14,9 +14,9 @@
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { userInfo } from 'node:os';
 import { dirname, isAbsolute, join, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { currentUser } from '../core/current-user.js';
 import { SluiceError } from '../errors/sluice-error.js';
 
 /** A Node request listener. */
@@ -217,14 +217,5 @@ function isEsm(module: string): boolean {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return false;
     }
     if (dirname(dir) === dir) return false;
-  }
-}
-
-/** The user this process runs as, for messages. */
-function currentUser(): string {
-  try {
-    return `user ${userInfo().username}`;
-  } catch {
-    return `uid ${process.getuid?.() ?? '?'}`;
   }
 }

@@ -6,6 +6,7 @@
  * Runs at start and on reload only.
  */
 import type { ResolvedConfig } from '../config/types.js';
+import { currentUser } from '../core/current-user.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { checkUpstreamTls } from '../proxy/upstream-tls.js';
 import { loadServerTls, serverTlsKey } from './tls-settings.js';
@@ -23,7 +24,7 @@ export function preflightTls(config: ResolvedConfig): void {
       throw new SluiceError(
         'SLUICE_E_RUNTIME_LISTEN',
         `server ${JSON.stringify(server.name)}: cannot use its TLS certificate ${tls.cert} with key ${tls.key}${tls.clientCa === null ? '' : ` and client CA ${tls.clientCa}`}: ${reason(err)}`,
-        { cause: err, hint: FILES_HINT },
+        { cause: err, hint: filesHint(err) },
       );
     }
   }
@@ -37,7 +38,7 @@ export function preflightTls(config: ResolvedConfig): void {
       throw new SluiceError(
         'SLUICE_E_CONFIG_FILE',
         `upstream ${JSON.stringify(upstream.name)}: cannot use its TLS files (${files}): ${reason(err)}`,
-        { cause: err, hint: FILES_HINT },
+        { cause: err, hint: filesHint(err) },
       );
     }
   }
@@ -45,6 +46,22 @@ export function preflightTls(config: ResolvedConfig): void {
 
 const FILES_HINT =
   'a TLS file may have changed since the config was loaded: sluice check -c FILE reads and tries every certificate and key';
+
+/**
+ * The hint for a file that could not be used. One this process may not read (EACCES, EPERM: a key
+ * readable by root only, sluice started as User= by systemd) has not changed since the load: it was
+ * never readable by this user, and `sluice check` as root passes it.
+ */
+function filesHint(err: unknown): string {
+  const e = err as NodeJS.ErrnoException | null;
+  if (e?.code !== 'EACCES' && e?.code !== 'EPERM') return FILES_HINT;
+  const file = typeof e.path === 'string' ? e.path : 'the file';
+  return (
+    `sluice runs as ${currentUser()}, which may not read ${file}: make it readable by that user ` +
+    '(a group the user is in, chmod g+r, and g+x on the directories on its path), or under systemd ' +
+    'pass a copy with LoadCredential= (sluice init systemd warns of such files)'
+  );
+}
 
 function reason(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

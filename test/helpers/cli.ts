@@ -90,13 +90,16 @@ process.once('exit', () => {
 /** Spawns `node dist/cli/bin.js ...args`. */
 export function spawnCli(
   args: readonly string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {},
 ): CliProcess {
   requireBuilt();
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: opts.cwd ?? ROOT,
     env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Another user (a test started as root runs sluice as one that cannot read root's files).
+    ...(opts.uid === undefined ? {} : { uid: opts.uid }),
+    ...(opts.gid === undefined ? {} : { gid: opts.gid }),
   });
   if (child.pid === undefined) throw new Error(`could not spawn ${BIN}`);
   let out = '';
@@ -235,7 +238,7 @@ export interface CliResult {
 /** Runs the CLI to completion (killing it after `timeoutMs`). */
 export async function runCli(
   args: readonly string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; uid?: number; gid?: number } = {},
 ): Promise<CliResult> {
   const p = spawnCli(args, opts);
   try {
