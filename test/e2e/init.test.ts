@@ -2,11 +2,13 @@
  * `sluice init TARGET [-c FILE] [--out DIR] [--force]`, run as the built CLI: printing, writing,
  * refusing to overwrite, usage and config errors, and config values reaching every target.
  */
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { chmod, chown, copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { killAll, requireBuilt, runCli, tempDir } from '../helpers/cli.js';
+import { makePki } from '../helpers/tls-pki.js';
 
 /** workers 3, shutdown_timeout 45s, user edge, ports 8088 (12000 connections) and 8089 (10000). */
 const CONFIG = `workers: 3
@@ -34,6 +36,8 @@ describe('sluice init (built CLI)', () => {
   beforeAll(async () => {
     requireBuilt();
     tmp = await tempDir('sluice-init-e2e-');
+    // mkdtemp makes it 0700: the unit's user could not enter it, and init systemd would say so.
+    await chmod(tmp.path, 0o755);
   });
   afterEach(killAll);
   afterAll(async () => {
@@ -80,6 +84,63 @@ describe('sluice init (built CLI)', () => {
       ]),
     );
   });
+
+  // A TLS key readable by root only (Let's Encrypt's privkey.pem: root:root 0600, under 0700
+  // directories) failed the service at start with EACCES; the unit gave no sign of it.
+  const wwwData = readFileSync('/etc/passwd', 'utf8').match(/^www-data:[^:]*:(\d+):(\d+):/m);
+  it.skipIf(wwwData === null)(
+    'systemd: warns of each file the config names that User= cannot read, and still prints the unit',
+    async () => {
+      const pki = makePki();
+      try {
+        const leaf = pki.ca('ca').leaf('web', { dns: ['localhost'], usage: 'server' });
+        const dir = await workdir();
+        await mkdir(join(dir, 'private'), { mode: 0o700 });
+        for (const d of ['.', 'private']) {
+          await copyFile(leaf.cert, join(dir, d, 'cert.pem'));
+          await copyFile(leaf.key, join(dir, d, 'key.pem'));
+          await chmod(join(dir, d, 'cert.pem'), 0o644);
+          await chmod(join(dir, d, 'key.pem'), 0o600);
+        }
+        const server = (name: string, port: number, d: string) =>
+          `  - { name: ${name}, listen: ${port}, tls: { cert: ${d}/cert.pem, key: ${d}/key.pem }, routes: [{ respond: { body: ok } }] }`;
+        const yaml = [
+          'user: www-data',
+          'servers:',
+          server('open', 8443, '.'),
+          server('shut', 9443, 'private'),
+        ];
+        await writeFile(join(dir, 's.yaml'), `${yaml.join('\n')}\n`);
+        const r = await runCli(['init', 'systemd', '-c', 's.yaml'], { cwd: dir });
+        expect(r.code).toBe(0);
+        expect(r.stdout).toContain('User=www-data\n');
+        const warnings = r.stderr.split('\n').filter((l) => l !== '');
+        expect(warnings).toEqual([
+          expect.stringMatching(
+            new RegExp(
+              `^s\\.yaml: SLUICE_E_CONFIG_FILE warning: server "open" tls\\.key ${dir}/key\\.pem is \\S+ 0600: User=www-data cannot read it, and sluice would fail to start \\(hint: .*chmod g\\+r.*LoadCredential=`,
+            ),
+          ),
+          expect.stringMatching(
+            new RegExp(
+              `^s\\.yaml: SLUICE_E_CONFIG_FILE warning: server "shut" tls\\.cert ${dir}/private/cert\\.pem: ${dir}/private is \\S+ 0700, and User=www-data cannot enter it`,
+            ),
+          ),
+          expect.stringMatching(/warning: server "shut" tls\.key .*\/private is \S+ 0700/),
+        ]);
+        // Readable through its group: no warning for it.
+        if (process.getuid?.() === 0) {
+          await chown(join(dir, 'key.pem'), 0, Number(wwwData![2]));
+          await chmod(join(dir, 'key.pem'), 0o640);
+          const grouped = await runCli(['init', 'systemd', '-c', 's.yaml'], { cwd: dir });
+          expect(grouped.stderr).not.toContain('"open"');
+          expect(grouped.stderr).toContain('"shut"');
+        }
+      } finally {
+        pki.remove();
+      }
+    },
+  );
 
   it('prints both docker files, each after a header line, with the config ports exposed', async () => {
     const dir = await workdir('sluice.yaml');

@@ -16,14 +16,16 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { loadConfigFile, loadConfigText } from '../../src/config/load.js';
 import { RECOMMENDED_NOFILE, SYSCTL_SETTINGS } from '../../src/ops/host-tuning.js';
 import { DEFAULT_CONFIG_PATH, DEFAULT_CONFIG_TEXT } from '../../src/ops/init/default-config.js';
 import { type InitFile, type InitInput, nofileLimit } from '../../src/ops/init/init-input.js';
 import { INIT_TARGETS, type InitTargetName, isInitTarget } from '../../src/ops/init/init-targets.js';
+import { serviceAccount } from '../../src/ops/init/service-account.js';
 import { quoteArg } from '../../src/ops/init/systemd-unit.js';
+import { deniedStep } from '../../src/ops/init/unit-file-access.js';
 import { makePki } from '../helpers/tls-pki.js';
 
 const FIXTURES = 'test/fixtures/init';
@@ -793,5 +795,46 @@ describe('sluice init docker and k8s: paths in the container', () => {
     } finally {
       remove();
     }
+  });
+});
+
+describe('init systemd: files User= cannot read', () => {
+  const root = mkdtempSync(join(tmpdir(), 'sluice-account-'));
+  mkdirSync(join(root, 'etc'));
+  writeFileSync(
+    join(root, 'etc/passwd'),
+    'root:x:0:0:root:/root:/bin/bash\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n',
+  );
+  writeFileSync(
+    join(root, 'etc/group'),
+    'root:x:0:\nwww-data:x:33:\nssl-cert:x:110:www-data,postgres\nadm:x:4:\n',
+  );
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  const step = (mode: number, uid: number, gid: number, directory = true) => ({
+    path: '/x',
+    directory,
+    mode,
+    uid,
+    gid,
+  });
+
+  it('takes the ids systemd gives: uid, Group= or the primary group, and the groups listing the user', () => {
+    const own = serviceAccount('www-data', null, `${root}/`);
+    expect(own.uid).toBe(33);
+    expect(own.gids).toEqual([33, 110]);
+    expect(serviceAccount('www-data', 'adm', `${root}/`).gids).toEqual([4, 110]);
+    expect(serviceAccount('1234', null, `${root}/`)).toMatchObject({ uid: 1234, gids: [] });
+    expect(serviceAccount('sluice', null, `${root}/`)).toMatchObject({ uid: null, gids: [] });
+  });
+
+  it('refuses a directory without search or a file without read for the class the account falls in', () => {
+    const www = serviceAccount('www-data', null, `${root}/`);
+    const file = (mode: number, uid: number, gid: number) => step(mode, uid, gid, false);
+    expect(deniedStep([step(0o755, 0, 0), file(0o600, 0, 0)], www)?.mode).toBe(0o600);
+    expect(deniedStep([step(0o755, 0, 0), file(0o640, 0, 110)], www)).toBeNull();
+    expect(deniedStep([step(0o700, 0, 0), file(0o644, 0, 0)], www)?.mode).toBe(0o700);
+    expect(deniedStep([step(0o750, 0, 110), file(0o644, 0, 0)], www)).toBeNull();
+    // The owner's bits decide for the owner, even when the others' would allow more.
+    expect(deniedStep([step(0o755, 0, 0), file(0o044, 33, 0)], www)?.mode).toBe(0o044);
   });
 });

@@ -15,6 +15,7 @@ import { procSysPath, SYSCTL_SETTINGS } from '../../ops/host-tuning.js';
 import { DEFAULT_CONFIG_PATH, DEFAULT_CONFIG_TEXT } from '../../ops/init/default-config.js';
 import { DEFAULT_SLUICE_BIN, type InitFile, type InitInput } from '../../ops/init/init-input.js';
 import { INIT_TARGETS, type InitTarget, isInitTarget } from '../../ops/init/init-targets.js';
+import { unreadableFileWarnings } from '../../ops/init/unit-file-access.js';
 import { defaultConfigFile } from '../config-source.js';
 import { existing } from '../existing-path.js';
 import { loadConfigLeavingEnv } from '../load-leaving-env.js';
@@ -42,6 +43,13 @@ export async function runInit(target: string, opts: InitOptions): Promise<number
   if (typeof input === 'number') return input;
   const files = generator.render(input);
   const isDefault = input.configPath === DEFAULT_CONFIG_PATH && input.configText === DEFAULT_CONFIG_TEXT;
+  // The unit starts sluice as User= directly: a file it names that this user cannot read (a TLS key
+  // readable by root only) fails the start; said here, as a warning, since the host may yet change.
+  if (target === 'systemd' && !isDefault) {
+    const name = opts.config ?? defaultConfigFile() ?? input.configPath;
+    for (const w of unreadableFileWarnings(input, name))
+      process.stderr.write(`${formatProblem(w, 'warning')}\n`);
+  }
   const defaultConfig = isDefault ? DEFAULT_CONFIG_FILES[target] : undefined;
   if (opts.out === undefined) {
     if (defaultConfig !== undefined)
