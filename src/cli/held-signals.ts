@@ -8,18 +8,22 @@
  * Node's own start and the command-line parser. `runPrimary` acts on a stop at once from when it
  * starts the workers (`onHeldStop`), and takes over once sluice serves, carrying out a reload
  * asked for meanwhile. SIGUSR1 (reopen logs) meanwhile is moot, and a second stop signal exits at
- * once with 1, as it does later.
+ * once with 1, as it does later. SIGQUIT stops as SIGTERM does (nginx's graceful stop); SIGUSR2,
+ * which means nothing to sluice, is held so that Node's default does not end the process.
  */
-const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1'] as const;
+const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const;
 
 let held: NodeJS.Signals[] | null = null;
 const listeners: [NodeJS.Signals, () => void][] = [];
 /** Acts on the first stop signal while it is held (see onHeldStop). */
 let stopHook: ((signal: NodeJS.Signals) => void) | null = null;
 
-const isStop = (s: NodeJS.Signals) => s === 'SIGTERM' || s === 'SIGINT';
+/** The signals that stop sluice gracefully (drain, then exit 0). */
+export const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGQUIT'];
 
-/** Starts holding SIGTERM, SIGINT, SIGHUP and SIGUSR1 (once; again after `takeHeldSignals`). */
+const isStop = (s: NodeJS.Signals) => STOP_SIGNALS.includes(s);
+
+/** Starts holding the stop signals, SIGHUP, SIGUSR1 and SIGUSR2 (once; again after `takeHeldSignals`). */
 export function holdSignals(): void {
   if (held !== null) return;
   const seen: NodeJS.Signals[] = [];
@@ -50,10 +54,11 @@ export function onHeldStop(hook: (signal: NodeJS.Signals) => void): void {
   if (first !== undefined) hook(first);
 }
 
-/** What the held signals asked for: the first stop signal, and whether a reload. */
+/** What the held signals asked for: the first stop signal, whether a reload, and whether a SIGUSR2 came (ignored). */
 export interface HeldSignals {
   readonly stop: NodeJS.Signals | null;
   readonly reload: boolean;
+  readonly ignored: boolean;
 }
 
 /**
@@ -69,5 +74,9 @@ export function takeHeldSignals(): HeldSignals {
   stopHook = null;
   const seen = held ?? [];
   held = null;
-  return { stop: seen.find(isStop) ?? null, reload: seen.includes('SIGHUP') };
+  return {
+    stop: seen.find(isStop) ?? null,
+    reload: seen.includes('SIGHUP'),
+    ignored: seen.includes('SIGUSR2'),
+  };
 }

@@ -202,7 +202,10 @@ process.on('unhandledRejection', (reason) => {
 });
 
 // Signals are for the primary; a worker stops when the primary tells it to (or when it dies).
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1'] as const) process.on(signal, () => undefined);
+// SIGQUIT and SIGUSR2 too: Ctrl-\ at a terminal reaches every process of the group, and Node's
+// default for either ended a worker in the middle of its requests.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const)
+  process.on(signal, () => undefined);
 process.on('disconnect', () => {
   // The primary is gone: stop serving rather than linger as an orphan.
   void (instance?.close(1000) ?? Promise.resolve()).then(() => process.exit(0));

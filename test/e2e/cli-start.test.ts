@@ -6,7 +6,7 @@
  */
 
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
@@ -462,5 +462,70 @@ describe('sluice start failures, and signals before the config is read (built CL
     expect(await res.text()).toBe('second\n');
     p.signal('SIGTERM');
     expect((await p.waitForExit(15_000)).code).toBe(0);
+  });
+});
+
+// SIGQUIT (nginx's graceful stop: `nginx -s quit`, also Ctrl-\ at a terminal) and SIGUSR2 took
+// Node's default and ended the primary at once: no drain, requests in flight cut, nothing logged,
+// the pid file left behind.
+describe('SIGQUIT stops as SIGTERM does, SIGUSR2 is ignored (built CLI)', () => {
+  let tmp: { path: string; remove(): Promise<void> };
+  let up: TestUpstream;
+
+  beforeAll(async () => {
+    requireBuilt();
+    tmp = await tempDir();
+    up = await startUpstream((req, res) => {
+      const answer = () => res.end(`answered ${req.url}`);
+      if (req.url?.startsWith('/slow')) setTimeout(answer, 1000);
+      else answer();
+    });
+  });
+  afterAll(async () => {
+    await killAll();
+    await up?.close();
+    await tmp?.remove();
+  });
+
+  it('SIGUSR2 is logged and changes nothing; SIGQUIT drains a request in flight, removes the pid file, exits 0', async () => {
+    const port = await freePort();
+    const pidFile = join(tmp.path, 'sluice.pid');
+    await writeFile(join(tmp.path, 'sluice.yaml'), `${config(port, up.url)}pid_file: sluice.pid\n`);
+    const p = spawnCli(['start', '-c', 'sluice.yaml'], { cwd: tmp.path });
+    await waitForPort(port, { proc: p });
+    await p.waitForJson((l) => l.msg === 'sluice started');
+    expect(readFileSync(pidFile, 'utf8').trim()).toBe(String(p.pid));
+    const workers = readFileSync(`/proc/${p.pid}/task/${p.pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    expect(workers).toHaveLength(1);
+
+    p.signal('SIGUSR2');
+    const [ignored] = await p.waitForJson((l) => l.signal === 'SIGUSR2');
+    expect(ignored).toMatchObject({ level: 'warn' });
+    expect(String(ignored!.msg)).toMatch(/ignored/);
+    // A worker takes no signal from outside (Ctrl-\ reaches the whole process group): it serves on.
+    for (const worker of workers) {
+      process.kill(worker, 'SIGQUIT');
+      process.kill(worker, 'SIGUSR2');
+    }
+    expect((await request(port, '/hello')).status).toBe(200);
+    expect(p.exited()).toBeNull();
+    expect(p.jsonLines().some((l) => /worker .*exit|exited/.test(String(l.msg)))).toBe(false);
+
+    const slow = request(port, '/api/slow');
+    await until(
+      () => (up.seen.some((s) => s.url === '/slow') ? true : undefined),
+      'the slow request upstream',
+    );
+    p.signal('SIGQUIT');
+    const [stopping] = await p.waitForJson((l) => l.msg === 'stopping');
+    expect(stopping).toMatchObject({ signal: 'SIGQUIT' });
+    const res = await slow;
+    expect(res.status).toBe(200);
+    expect(res.body).toBe('answered /slow');
+    expect(await p.waitForExit(15_000)).toEqual({ code: 0, signal: null });
+    expect(existsSync(pidFile)).toBe(false);
   });
 });

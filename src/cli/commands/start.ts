@@ -1,7 +1,7 @@
 /**
  * `sluice start [-c FILE] [--workers N]`: run the primary and its workers in the foreground until
- * SIGTERM or SIGINT. SIGHUP reloads the config file (a bad file is refused whole and the running
- * config stays); SIGUSR1 reopens log files. Without -c and without ./sluice.yaml: the demo stack.
+ * SIGTERM, SIGINT or SIGQUIT. SIGHUP reloads the config file (a bad file is refused whole and the
+ * running config stays); SIGUSR1 reopens log files; SIGUSR2 is logged and ignored. Without -c and without ./sluice.yaml: the demo stack.
  */
 import { loadConfigFile, resolveConfigObject } from '../../config/load.js';
 import { formatProblem } from '../../config/problem.js';
@@ -11,7 +11,7 @@ import type { ErrorCode } from '../../errors/catalogue.js';
 import { SluiceError } from '../../errors/sluice-error.js';
 import { Primary } from '../../runtime/primary.js';
 import { defaultConfigFile } from '../config-source.js';
-import { holdSignals, onHeldStop, takeHeldSignals } from '../held-signals.js';
+import { holdSignals, onHeldStop, STOP_SIGNALS, takeHeldSignals } from '../held-signals.js';
 
 /** Runs until stopped; returns the exit code. */
 export async function runStart(opts: { config?: string; workers?: number }): Promise<number> {
@@ -126,15 +126,23 @@ export async function runPrimary(
         primary.logger.error({ err }, 'config reload failed; still serving the previous config');
       });
     };
-    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1'] as const) {
+    // SIGUSR2 has no meaning to sluice; Node's default for it would end the process, undrained.
+    const ignore = () =>
+      primary.logger.warn(
+        { signal: 'SIGUSR2' },
+        'SIGUSR2 ignored: it has no meaning to sluice (SIGHUP reloads)',
+      );
+    for (const signal of [...STOP_SIGNALS, 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const) {
       process.on(signal, () => {
         if (signal === 'SIGHUP') reload();
         else if (signal === 'SIGUSR1') primary.reopenLogs();
+        else if (signal === 'SIGUSR2') ignore();
         else stop(signal, 0);
       });
     }
     // Taken over after these handlers are added (see takeHeldSignals).
     const held = takeHeldSignals();
+    if (held.ignored) ignore();
     if (held.stop !== null) stop(held.stop, 0);
     else if (held.reload) reload();
   });
