@@ -172,9 +172,43 @@ describe('sluice bench (built CLI)', () => {
     expect(s.requests.total).toBe(0);
     expect(s.errors.connection).toEqual({ total: 1, byCode: { ECONNREFUSED: 1 } });
 
+    // Nothing answered: no latency, not a latency of 0.
+    expect(s.latencyMs).toEqual({ min: null, mean: null, p50: null, p90: null, p99: null, max: null });
+
     const text = await runCli(['bench', url, '-d', '1s']);
     expect(text.code).toBe(1);
     expect(text.stdout).toMatch(/^ {2}connection +1 \(ECONNREFUSED: 1\)$/m);
+    expect(text.stdout).toMatch(/^latency p99 +-$/m);
+  });
+
+  it('--compare with a target that never answers: no latency and no latency ratio, rather than 0', async () => {
+    const server = await serve((_n, req, res) => {
+      if (req.url !== '/slow') res.end('ok');
+    });
+    const args = [
+      'bench',
+      server.url,
+      '--compare',
+      `${server.url}slow`,
+      '-c',
+      '2',
+      '-d',
+      '2s',
+      '--rounds',
+      '1',
+    ];
+    const text = await runCli([...args, '-t', '1s']);
+    expect(text.code).toBe(1);
+    expect(text.stdout).toMatch(/^latency p99 +\d[\d,.]* ms +- +-$/m);
+    expect(text.stdout).toMatch(/^latency mean +\d[\d,.]* ms +-$/m);
+    expect(text.stdout).toMatch(/^ {2}timeouts +0 +[1-9]\d*$/m);
+    expect(text.stdout).toMatch(/^B \/ A: 0\.00× requests\/s, - p99$/m);
+    const json = await runCli([...args, '-t', '1s', '--json']);
+    const c = JSON.parse(json.stdout) as { a: Summary; b: Summary; ratio: Record<string, number | null> };
+    expect(c.b.latencyMs.p99).toBeNull();
+    expect(c.a.latencyMs.p99).toBeGreaterThan(0);
+    expect(c.ratio).toMatchObject({ latencyP50: null, latencyP90: null, latencyP99: null, latencyMax: null });
+    expect(c.ratio.requestsPerSecond).toBe(0);
   });
 
   it('only non-2xx answers: exit 1', async () => {

@@ -5,7 +5,7 @@
  */
 import type { BenchSummary } from './bench-summary.js';
 
-/** B / A for each metric; null when A's value is 0 (nothing to divide by). */
+/** B / A for each metric; null when A's value is 0 (nothing to divide by), or either has none (no latency). */
 export interface BenchRatios {
   readonly requestsPerSecond: number | null;
   readonly latencyP50: number | null;
@@ -47,9 +47,9 @@ export function compareSummaries(a: BenchSummary, b: BenchSummary): BenchCompari
   };
 }
 
-/** `b / a` to 3 decimals, or null when `a` is 0. */
-function ratio(b: number, a: number): number | null {
-  return a === 0 ? null : Math.round((b / a) * 1000) / 1000;
+/** `b / a` to 3 decimals, or null when `a` is 0 or either is null. */
+function ratio(b: number | null, a: number | null): number | null {
+  return a === null || b === null || a === 0 ? null : Math.round((b / a) * 1000) / 1000;
 }
 
 /** True when [min, max] of `a` and of `b` intersect; false when either is empty. */

@@ -1,6 +1,9 @@
 /** Number formats of the `sluice bench` tables: fixed decimals, thousands separators, no locale. */
 import type { Counts } from './bench-summary.js';
 
+/** What a table shows where there is no value: no latency, no ratio of it. */
+export const NONE = '-';
+
 /** `123456` → `123,456`. */
 export function formatCount(n: number): string {
   return groupThousands(String(Math.round(n)));
@@ -13,9 +16,11 @@ export function formatRate(n: number): string {
 
 /**
  * Milliseconds with about three significant digits: `0.084 ms`, `2.90 ms`, `14.0 ms`, `1,250 ms`;
- * the histogram resolves 1 µs, so a local server's sub-millisecond latency stays readable.
+ * the histogram resolves 1 µs, so a local server's sub-millisecond latency stays readable. `-` for
+ * none (no request got an answer).
  */
-export function formatMs(ms: number): string {
+export function formatMs(ms: number | null): string {
+  if (ms === null) return NONE;
   const digits = ms < 1 ? 3 : ms < 10 ? 2 : ms < 100 ? 1 : 0;
   return `${groupThousands(ms.toFixed(digits))} ms`;
 }

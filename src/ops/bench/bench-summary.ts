@@ -54,14 +54,17 @@ export interface BenchSummary {
     /** Answers per second of each round, in order: their spread is the noise of the measure. */
     readonly perSecondByRound: readonly number[];
   };
-  /** Response times of all answers, any status, in ms (errors and timeouts have none). */
+  /**
+   * Response times of all answers, any status, in ms (errors and timeouts have none); every one
+   * null when no request got an answer (a refused target, only timeouts): there was no latency.
+   */
   readonly latencyMs: {
-    readonly min: number;
-    readonly mean: number;
-    readonly p50: number;
-    readonly p90: number;
-    readonly p99: number;
-    readonly max: number;
+    readonly min: number | null;
+    readonly mean: number | null;
+    readonly p50: number | null;
+    readonly p90: number | null;
+    readonly p99: number | null;
+    readonly max: number | null;
   };
   readonly throughput: {
     /** Response bytes received, head and body. */
@@ -138,14 +141,7 @@ export function summarise(input: SummaryInput): BenchSummary {
     rounds: input.runs.length,
     durationS: round(durationS, 2),
     requests: { total, sent, ok, perSecond: round(rate(total, durationS), 1), perSecondByRound },
-    latencyMs: {
-      min: round(merged.min, 3),
-      mean: round(merged.mean, 3),
-      p50: round(merged.percentile(50), 3),
-      p90: round(merged.percentile(90), 3),
-      p99: round(merged.percentile(99), 3),
-      max: round(merged.max, 3),
-    },
+    latencyMs: latencyOf(merged),
     throughput: { bytes, mbPerSecond: round(rate(bytes, durationS) / 1e6, 3) },
     status: sorted(status),
     errors: {
@@ -161,6 +157,22 @@ export function summarise(input: SummaryInput): BenchSummary {
 /** True when the target answered at least one request with a 2xx: the bench measured something. */
 export function succeeded(summary: BenchSummary): boolean {
   return summary.requests.ok > 0;
+}
+
+/**
+ * The percentiles of the answers' times; null without any answer. The histogram says 0 when empty,
+ * which was printed as a latency of 0.000 ms for a target that never answered.
+ */
+function latencyOf(h: LatencyHistogram): BenchSummary['latencyMs'] {
+  const ms = (value: number) => (h.count === 0 ? null : round(value, 3));
+  return {
+    min: ms(h.min),
+    mean: ms(h.mean),
+    p50: ms(h.percentile(50)),
+    p90: ms(h.percentile(90)),
+    p99: ms(h.percentile(99)),
+    max: ms(h.max),
+  };
 }
 
 function rate(count: number, seconds: number): number {

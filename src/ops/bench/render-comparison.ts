@@ -12,7 +12,7 @@
  *   B / A: 0.93× requests/s, 1.40× p99
  */
 import type { BenchComparison } from './bench-comparison.js';
-import { formatRatio } from './bench-format.js';
+import { formatRatio, NONE } from './bench-format.js';
 import { loadDescription, summaryRows } from './render-summary.js';
 
 const GAP = 4;
@@ -24,8 +24,15 @@ export function renderComparison(c: BenchComparison): string {
   const table: string[][] = [['', 'A', 'B', 'B / A']];
   for (const row of aRows) {
     // A run cut short by Ctrl-C can leave B with fewer rounds, hence rows A has and B lacks.
-    const b = bRows.get(row.label) ?? '-';
-    table.push([row.label, row.value, b, row.ratio === undefined ? '' : formatRatio(c.ratio[row.ratio])]);
+    const b = bRows.get(row.label) ?? NONE;
+    // No value on one side (no answer, so no latency): no ratio either, rather than 0.00× or n/a.
+    const ratio =
+      row.ratio === undefined
+        ? ''
+        : row.value === NONE || b === NONE
+          ? NONE
+          : formatRatio(c.ratio[row.ratio]);
+    table.push([row.label, row.value, b, ratio]);
   }
   const widths = [0, 1, 2].map((col) => Math.max(...table.map((cells) => cells[col]!.length)) + GAP);
   const lines = [
@@ -51,7 +58,9 @@ export function renderComparison(c: BenchComparison): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** The one-line reading: `B / A: 0.93× requests/s, 1.40× p99`. */
+/** The one-line reading: `B / A: 0.93× requests/s, 1.40× p99` (`- p99` when either had no answer). */
 export function comparisonVerdict(c: BenchComparison): string {
-  return `B / A: ${formatRatio(c.ratio.requestsPerSecond)} requests/s, ${formatRatio(c.ratio.latencyP99)} p99`;
+  const p99 =
+    c.a.latencyMs.p99 === null || c.b.latencyMs.p99 === null ? NONE : formatRatio(c.ratio.latencyP99);
+  return `B / A: ${formatRatio(c.ratio.requestsPerSecond)} requests/s, ${p99} p99`;
 }
