@@ -21,6 +21,7 @@ import { parseAllDocuments } from 'yaml';
 import { loadConfigFile, loadConfigText } from '../../src/config/load.js';
 import { RECOMMENDED_NOFILE, SYSCTL_SETTINGS } from '../../src/ops/host-tuning.js';
 import { DEFAULT_CONFIG_PATH, DEFAULT_CONFIG_TEXT } from '../../src/ops/init/default-config.js';
+import { IMAGE_USERS } from '../../src/ops/init/dockerfile.js';
 import { type InitFile, type InitInput, nofileLimit } from '../../src/ops/init/init-input.js';
 import { INIT_TARGETS, type InitTargetName, isInitTarget } from '../../src/ops/init/init-targets.js';
 import { serviceAccount } from '../../src/ops/init/service-account.js';
@@ -795,6 +796,51 @@ describe('sluice init docker and k8s: paths in the container', () => {
     } finally {
       remove();
     }
+  });
+});
+
+describe('init docker: users and written files in node:22-bookworm-slim', () => {
+  const server = 'servers: [{ listen: 8080, routes: [{ respond: { body: ok } }] }]';
+  const dockerfileOf = (text: string) => only(render('docker', inputOf(text)), 'Dockerfile');
+
+  // The file said the image's /etc/passwd had only node; Debian's base users are there too, and
+  // sluice, started as node, switches to no one: user: www-data works as it is.
+  it('a user: the image has is harmless; one it lacks must go, and the file says which the image has', () => {
+    const known = dockerfileOf(`user: www-data\n${server}`);
+    expect(known).toContain("The config's user: www-data is unnecessary here and harmless");
+    expect(known).not.toContain('must go');
+    expect(known).not.toContain('does not have it');
+    const unknown = dockerfileOf(`user: edge\n${server}`);
+    expect(unknown).toContain("The config's user: edge must go");
+    expect(unknown).toContain("Debian's base users (www-data, nobody, daemon...) and node");
+  });
+
+  const master = '/usr/share/base-passwd/passwd.master';
+  it.skipIf(!existsSync(master))("knows Debian's base users as this host's base-passwd lists them", () => {
+    const names = readFileSync(master, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => l.split(':')[0]!);
+    for (const name of names) expect(IMAGE_USERS.has(name), name).toBe(true);
+  });
+
+  // `chown 1000:1000 /run /var/log` gave the server's user the whole directories.
+  it('gives the server a file it writes directly in a directory of the image, not the directory', () => {
+    const dockerfile = dockerfileOf(
+      `pid_file: /run/sluice.pid\nlog: { access: /var/log/sluice.log }\n${server}`,
+    );
+    const runs = dockerfile.split('\n').filter((l) => /chown/.test(l));
+    expect(runs).toEqual([
+      'RUN touch /run/sluice.pid /var/log/sluice.log && chown 1000:1000 /run/sluice.pid /var/log/sluice.log',
+    ]);
+    // A directory of its own is still created and given whole.
+    const own = dockerfileOf(
+      `pid_file: /run/sluice/sluice.pid\nlog: { access: /var/log/sluice.log }\n${server}`,
+    );
+    expect(own.split('\n').filter((l) => /chown/.test(l))).toEqual([
+      'RUN mkdir -p /run/sluice && chown 1000:1000 /run/sluice',
+      'RUN touch /var/log/sluice.log && chown 1000:1000 /var/log/sluice.log',
+    ]);
   });
 });
 

@@ -4,7 +4,7 @@
  * only what the build reads into the context. Built from a checkout of sluice's source with the
  * config beside it.
  */
-import { dirname, isAbsolute, relative } from 'node:path';
+import { dirname, isAbsolute, posix, relative } from 'node:path';
 import {
   configFileName,
   containerPath,
@@ -32,6 +32,55 @@ export const NODE_IMAGE = 'node:22-bookworm-slim';
 /** uid:gid of the `node` user the official Node images ship. */
 const NODE_USER = '1000:1000';
 
+/**
+ * The users in the image's /etc/passwd: Debian 12's base users (base-passwd 3.6.1's passwd.master)
+ * and the `node` user the Node image adds. A `user:` among them is found when sluice looks it up.
+ */
+export const IMAGE_USERS: ReadonlySet<string> = new Set([
+  'root',
+  'daemon',
+  'bin',
+  'sys',
+  'sync',
+  'games',
+  'man',
+  'lp',
+  'mail',
+  'news',
+  'uucp',
+  'proxy',
+  'www-data',
+  'backup',
+  'list',
+  'irc',
+  '_apt',
+  'nobody',
+  'node',
+]);
+
+/**
+ * Directories the image has already, owned by root (/app holds the code): a file sluice writes
+ * directly in one is created and given to the server's user, never the directory, which would
+ * hand it everything else there (another process's pid file, the system's logs, the code).
+ */
+const IMAGE_DIRS: ReadonlySet<string> = new Set([
+  '/app',
+  '/home',
+  '/mnt',
+  '/opt',
+  '/run',
+  '/srv',
+  '/tmp',
+  '/usr',
+  '/usr/local',
+  '/var',
+  '/var/cache',
+  '/var/lib',
+  '/var/log',
+  '/var/run',
+  '/var/tmp',
+]);
+
 /** Renders `Dockerfile` and `.dockerignore`. */
 export function renderDocker(input: InitInput): InitFile[] {
   return [
@@ -47,7 +96,7 @@ function renderDockerfile(input: InitInput): string {
   const ports = offeredPorts(config);
   const grace = stopGraceSeconds(config);
   const publish = ports.map((p) => `-p ${p.port}:${p.port}`).join(' ');
-  const written = directoriesOf(writtenFiles(config).map((f) => containerPath(f, input)));
+  const written = writtenFiles(config).map((f) => containerPath(f, input));
   const check = healthUrl(config);
   const nofile = nofileLimit(config, input.cpus);
   const lines = [
@@ -93,19 +142,14 @@ function renderDockerfile(input: InitInput): string {
     'COPY --from=build /app/dist ./dist',
     '# Owned by root and read-only for the server, which runs as another user.',
     `COPY ${source} ${target}`,
-    ...writableDirLines(written),
+    ...writableLines(written),
     ...handlerLines(input),
     ...readFileLines(
       readFiles(config)
         .filter((f) => !handlerModules(config).includes(f))
         .map((f) => containerPath(f, input)),
     ),
-    ...(config.user !== null && config.user !== 'node'
-      ? [
-          `# The config's user: ${config.user} must go: the container already runs unprivileged, and sluice`,
-          '# looks the name up in this image, whose /etc/passwd does not have it.',
-        ]
-      : []),
+    ...userLines(config.user),
     "# The base image's unprivileged `node` user, by number so Kubernetes' runAsNonRoot can verify it.",
     `USER ${NODE_USER}`,
     ...exposeLines(input),
@@ -134,24 +178,54 @@ function renderDockerfile(input: InitInput): string {
 }
 
 /**
- * Directories the config writes to (pid file, access log), created for the unprivileged user; one
- * that holds the config's directory (`pid_file: ../sluice.pid` is `/etc/sluice.pid`) is said, not
- * given away.
+ * What the config writes (pid file, access log), made writable for the unprivileged user: a
+ * directory of its own is created and given to it; a file directly in a directory the image has
+ * (/run/sluice.pid, /var/log/sluice.log) is created and given alone, where `chown /run /var/log`
+ * gave away the whole directories; one in a directory that holds the config's (`pid_file:
+ * ../sluice.pid` is `/etc/sluice.pid`) is said, not given away.
  */
-function writableDirLines(dirs: readonly string[]): string[] {
-  const own = dirs.filter((d) => !holdsConfigDir(d));
+function writableLines(files: readonly string[]): string[] {
+  const dirs = directoriesOf(files);
   const lines = dirs
     .filter(holdsConfigDir)
     .map(
       (d) =>
         `# ${d} holds ${DEFAULT_CONFIG_DIR} and system files: not given to the server's user. Write to a directory of its own (e.g. /run/sluice), or log.access: stdout.`,
     );
-  if (own.length === 0) return lines;
-  return [
-    ...lines,
+  const own = dirs.filter((d) => !holdsConfigDir(d) && !IMAGE_DIRS.has(d));
+  const single = files.filter((f) => IMAGE_DIRS.has(posix.dirname(f)));
+  if (own.length === 0 && single.length === 0) return lines;
+  lines.push(
     '# The config writes files here (pid file, access log). In a container, log.access: stdout lets',
     '# `docker logs` collect access lines instead.',
-    `RUN mkdir -p ${own.join(' ')} && chown ${NODE_USER} ${own.join(' ')}`,
+  );
+  if (own.length > 0) lines.push(`RUN mkdir -p ${own.join(' ')} && chown ${NODE_USER} ${own.join(' ')}`);
+  if (single.length > 0) {
+    const where = [...new Set(single.map((f) => posix.dirname(f)))].join(' and ');
+    lines.push(
+      `# ${where}: the image's, owned by root; the file alone is given to the server's user (sluice then`,
+      '# cannot remove a pid file there at stop, and says so). Simpler: a directory of its own, e.g. /run/sluice.',
+      `RUN touch ${single.join(' ')} && chown ${NODE_USER} ${single.join(' ')}`,
+    );
+  }
+  return lines;
+}
+
+/**
+ * What the config's `user:` does in the image: nothing when sluice finds it (the container already
+ * runs as `node`, not root, so it switches to no one), a failed start when it does not.
+ */
+function userLines(user: string | null): string[] {
+  if (user === null || user === 'node') return [];
+  if (IMAGE_USERS.has(user) || /^\d+$/.test(user))
+    return [
+      `# The config's user: ${user} is unnecessary here and harmless: it only tells a sluice started as`,
+      '# root which user its workers switch to, and this one starts as node (the image has the name).',
+    ];
+  return [
+    `# The config's user: ${user} must go: sluice looks the name up at start, and this image's /etc/passwd`,
+    "# has only Debian's base users (www-data, nobody, daemon...) and node. The container already runs",
+    '# unprivileged, so no user: is needed.',
   ];
 }
 

@@ -4,8 +4,10 @@
  * a HorizontalPodAutoscaler and a PodDisruptionBudget. Built as objects and printed by the
  * `yaml` package, so quoting is always right; comments are attached to the nodes they explain.
  */
+
 import { createHash } from 'node:crypto';
 import { Document, isMap, isScalar, isSeq } from 'yaml';
+import { IMAGE_USERS } from './dockerfile.js';
 import {
   containerPath,
   DEFAULT_CONFIG_DIR,
@@ -87,12 +89,15 @@ function configMap(input: InitInput): Document {
           'modules under it must be keys of this ConfigMap too (kubectl create configmap --from-file), or live',
           `outside ${DEFAULT_CONFIG_DIR} in the image (a path the config names absolutely).`,
         ]),
-    ...(config.user !== null && config.user !== 'node'
-      ? [
+    ...(config.user === null ||
+    config.user === 'node' ||
+    IMAGE_USERS.has(config.user) ||
+    /^\d+$/.test(config.user)
+      ? []
+      : [
           `The config's user: ${config.user} must go: the pod already runs unprivileged (uid 1000), and`,
-          'sluice looks the name up in the image, whose /etc/passwd does not have it.',
-        ]
-      : []),
+          "sluice looks the name up in the image, whose /etc/passwd has only Debian's base users and node.",
+        ]),
   ]);
   annotate(
     doc,
