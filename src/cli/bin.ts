@@ -66,6 +66,10 @@ program
   .option('--group <group>', "and this group (default: the user's)")
   .option('--allow-root', 'let the handler run as root (refused by default)')
   .option('--access-log <dest>', 'where access lines go: stdout, off, or a file path (default stdout)')
+  .option(
+    '--handler-timeout <duration>',
+    'answer 504 when the app has not started its answer within this (default 60s; 0s: no limit)',
+  )
   .action(
     async (
       app: string,
@@ -77,6 +81,7 @@ program
         group?: string;
         allowRoot?: boolean;
         accessLog?: string;
+        handlerTimeout?: string;
       },
     ) => {
       holdSignals();

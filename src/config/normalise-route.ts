@@ -5,6 +5,7 @@ import { parseSize } from '../core/size.js';
 import { normalisePath, routeConfigPath } from '../router/normalise-path.js';
 import type { ConfigDir } from './config-dir.js';
 import type { MatchDraft, RedirectDraft, RespondDraft, RouteDraft } from './config-draft.js';
+import { durationOr } from './config-units.js';
 import { headerPairs, withoutManaged } from './header-rules.js';
 import { HEADER_NAME_HINT, isHttpToken } from './http-token.js';
 import { isMapping, type KeyPath } from './key-path.js';
@@ -74,6 +75,21 @@ export function normaliseRoute(
     action = normaliseRedirect(draft.redirect, [...path, 'redirect'], problems);
   } else if (draft.handler !== undefined) {
     action = normaliseHandler(draft.handler, [...path, 'handler'], baseDir, problems);
+    if (action !== undefined) {
+      action = { ...action, timeoutMs: durationOr(draft.handler_timeout, HANDLER_TIMEOUT_MS) };
+    }
+  }
+  if (draft.handler_timeout !== undefined && draft.handler === undefined && given.length === 1) {
+    // A warning, as hash_key beside another balance: the key changes nothing on this route.
+    problems.warn(
+      [...path, 'handler_timeout'],
+      'SLUICE_E_CONFIG_VALUE',
+      `handler_timeout applies to handler routes only, not ${given[0]}: it is ignored`,
+      {
+        hint:
+          given[0] === 'proxy' ? 'a proxy route is timed by proxy.timeouts.read' : 'remove handler_timeout',
+      },
+    );
   }
   return {
     explicitName: draft.name,
@@ -327,5 +343,11 @@ function normaliseHandler(
     problems.error(path, 'SLUICE_E_CONFIG_HANDLER', `handler module ${module} does not exist`);
     return undefined;
   }
-  return { kind: 'handler', module };
+  return { kind: 'handler', module, timeoutMs: HANDLER_TIMEOUT_MS };
 }
+
+/**
+ * The default handler_timeout: nginx's proxy_read_timeout, what an app behind nginx had to start
+ * its answer within (504 after it).
+ */
+const HANDLER_TIMEOUT_MS = 60_000;

@@ -327,6 +327,10 @@ const routeSchema = z.strictObject({
   handler: z.string().optional().meta({
     description: 'A module (.ts or .js, relative to the config file) whose default export serves the route.',
   }),
+  handler_timeout: durationSchema.optional().meta({
+    description:
+      "With handler: how long the handler may take to start its answer (send its head); then 504, as nginx's proxy_read_timeout. Default 60s; 0s disables it.",
+  }),
   max_body: sizeSchema.optional().meta({
     description:
       "Largest request body on this route, in place of the server's limits.max_body (nginx: client_max_body_size in a location).",

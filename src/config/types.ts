@@ -93,6 +93,8 @@ export interface HandlerAction {
   readonly kind: 'handler';
   /** Absolute path of the module. */
   readonly module: string;
+  /** `handler_timeout`: how long the handler may take to send its answer's head (0: no limit). */
+  readonly timeoutMs: number;
 }
 
 export type RouteAction = ProxyAction | RespondAction | RedirectAction | HandlerAction;

@@ -261,6 +261,11 @@ export const ERROR_CATALOGUE = {
     title: 'Internal Server Error',
     hint: 'the handler threw or rejected; the log line with this error id has the stack',
   },
+  SLUICE_E_HANDLER_TIMEOUT: {
+    status: 504,
+    title: 'Gateway Timeout',
+    hint: "the handler did not start its answer within the route's handler_timeout (default 60s): look for a code path that never answers (a callback that threw, a missing res.end()), or raise handler_timeout",
+  },
   SLUICE_E_HANDLER_ROOT: {
     status: 0,
     title: 'refusing to run handlers as root',

@@ -18,6 +18,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { CONNECTION_FIELDS, connectionTokens, withoutNamed } from '../core/header-names.js';
 import type { FetchApp } from './load-handler.js';
+import type { HandlerExchange } from './serve-handler.js';
 
 /** A `Request` and what serving it needs to finish its request body. */
 interface FetchRequest {
@@ -54,17 +55,24 @@ class ClientWatch {
     });
   }
 
-  leave(): void {
+  /**
+   * The client left, or (with `reason`) sluice answered in the app's place (handler_timeout): the
+   * signal aborts with the reason, and what writeResponse reads or waits for ends.
+   */
+  leave(reason?: Error): void {
     if (this.gone) return;
     this.gone = true;
-    this.#controller?.abort(new ClientGoneError());
+    if (reason !== undefined) this.#reason = reason;
+    this.#controller?.abort(this.#reason ?? new ClientGoneError());
     this.onGone?.();
   }
+
+  #reason: Error | null = null;
 
   get signal(): AbortSignal {
     if (this.#controller === null) {
       this.#controller = new AbortController();
-      if (this.gone) this.#controller.abort(new ClientGoneError());
+      if (this.gone) this.#controller.abort(this.#reason ?? new ClientGoneError());
     }
     return this.#controller.signal;
   }
@@ -359,9 +367,10 @@ export async function serveFetch(
   res: ServerResponse,
   scheme: string,
   host: string,
-  sent: BodyBytes,
+  sent: BodyBytes & Pick<HandlerExchange, 'abandon'>,
 ): Promise<void> {
   const watch = new ClientWatch(res);
+  sent.abandon = (reason) => watch.leave(reason);
   const { request, body } = toRequest(req, scheme, host, watch);
   const response: unknown = await app.fetch(request);
   // Duck-typed: a Response from another copy of undici (or a framework's subclass) is fine.

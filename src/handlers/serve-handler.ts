@@ -25,13 +25,18 @@ export interface HandlerExchange {
   wireBytesBefore: number;
   /** The handler failed: log it and answer 500 (or break a started answer). */
   handlerFailed(err: unknown): void;
+  /** Answers 504 unless the handler sends its answer's head within `ms` (handler_timeout). */
+  answerWithin(ms: number): void;
+  /** Called, with the exchange as `this`, once sluice answered in the handler's place. */
+  abandon: ((this: HandlerExchange, reason: Error) => void) | null;
   complete(): void;
   clientGone(): void;
 }
 
-/** Runs `handler` for `x`. */
-export function serveHandler(x: HandlerExchange, handler: LoadedHandler): void {
+/** Runs `handler` for `x`, with `timeoutMs` to start its answer (0: no limit). */
+export function serveHandler(x: HandlerExchange, handler: LoadedHandler, timeoutMs: number): void {
   const res = x.res;
+  if (timeoutMs > 0) x.answerWithin(timeoutMs);
   // The listener takes Expect: 100-continue requests itself (to refuse a body over max_body
   // before inviting it), so Node sends no 100: a handler reading the body waited for ever. A
   // handler may read it, so the 100 goes out now (over max_body was answered 413 before this).
@@ -67,12 +72,59 @@ export function serveHandler(x: HandlerExchange, handler: LoadedHandler): void {
     res.on('finish', onH1Finish);
   }
   res.on('close', onClose);
+  x.abandon = abandonListener;
   try {
     const result = handler.listener(x.req, res);
     if (result instanceof Promise) result.catch((err: unknown) => x.handlerFailed(err));
   } catch (err) {
     x.handlerFailed(err);
   }
+}
+
+/**
+ * handler_timeout passed and sluice answered 504 for the listener: what the listener still does
+ * with its response goes nowhere, quietly. Node sends nothing more after the 504, but its
+ * `writeHead()` and `setHeader()` throw once a head is out (ERR_HTTP_HEADERS_SENT), which in a
+ * callback is an uncaught exception, one log line per late answer (and the rest of the callback
+ * skipped); writes are dropped with their callbacks told why, as Node does for a client gone. The
+ * request says 'aborted' (its 'close' and the response's follow the 504), as when a client leaves.
+ */
+function abandonListener(this: HandlerExchange, reason: Error): void {
+  const res = this.res as unknown as Record<string, unknown>;
+  for (const name of ABANDONED_HEAD) res[name] = returnThis;
+  res.write = (...args: unknown[]): boolean => {
+    callBack(args, reason);
+    return true;
+  };
+  res.end = function (this: ServerResponse, ...args: unknown[]): ServerResponse {
+    callBack(args, reason);
+    return this;
+  };
+  const req = this.req;
+  if (!req.readableEnded && !req.destroyed) req.emit('aborted');
+}
+
+/** Response methods that only shape a head: no-ops once sluice has answered. */
+const ABANDONED_HEAD = [
+  'writeHead',
+  'setHeader',
+  'setHeaders',
+  'appendHeader',
+  'removeHeader',
+  'flushHeaders',
+  'writeContinue',
+  'writeEarlyHints',
+  'addTrailers',
+] as const;
+
+function returnThis<T>(this: T): T {
+  return this;
+}
+
+/** Calls the callback among a write's `args` (its last function) with `err`, on the next tick. */
+function callBack(args: readonly unknown[], err: Error): void {
+  const last = args[args.length - 1];
+  if (typeof last === 'function') process.nextTick(last as (err: Error) => void, err);
 }
 
 /**

@@ -179,6 +179,15 @@ export class SluiceInstance {
       handlerError: (x: Exchange, err: unknown) => {
         // Said as the client sees it: a 500 only when nothing had been sent.
         const res = x.res;
+        if (x.errorCode === 'SLUICE_E_HANDLER_TIMEOUT') {
+          // What abandoning a handler does to it (its request.signal aborted, a fetch() it passed
+          // the signal to rejected): the 504 and its access line said what happened.
+          this.#loggers.app.debug(
+            { err, request_id: x.requestId, route: x.route?.name ?? null, path: x.path },
+            'handler failed after handler_timeout had answered 504 in its place',
+          );
+          return;
+        }
         this.#loggers.app.error(
           { err, request_id: x.requestId, trace_id: x.traceId, route: x.route?.name ?? null, path: x.path },
           res.writableFinished || (res.writableEnded && !res.destroyed)

@@ -52,6 +52,8 @@ export interface CompiledRedirect {
 export interface CompiledHandler {
   readonly kind: 'handler';
   readonly handler: LoadedHandler;
+  /** handler_timeout in ms (0: none). */
+  readonly timeoutMs: number;
 }
 
 export type CompiledAction = ProxyRoute | CompiledRespond | CompiledRedirect | CompiledHandler;
@@ -282,7 +284,7 @@ function compileRoute(
       const handler = handlers.get(action.module);
       // Modules are loaded before compiling; a missing one is a programming error.
       if (handler === undefined) throw new Error(`handler ${action.module} was not loaded`);
-      return { name: route.name, action: { kind: 'handler', handler } };
+      return { name: route.name, action: { kind: 'handler', handler, timeoutMs: action.timeoutMs } };
     }
   }
 }

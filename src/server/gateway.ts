@@ -224,7 +224,7 @@ function act(x: Exchange, route: CompiledRoute | null): void {
     case 'handler':
       // On HTTP/2 its head goes out without the connection-specific fields HTTP/1.1 code sets.
       if (x.req.httpVersionMajor === 2) handlerAnswer(x.res as unknown as Http2ServerResponse);
-      serveHandler(x, action.handler);
+      serveHandler(x, action.handler, action.timeoutMs);
       break;
     default:
       assertNever(action, 'route action');

@@ -33,6 +33,14 @@ export class H2Request extends http2.Http2ServerRequest {
   /** The client sent END_STREAM: the body, if any, is whole. */
   #clientEnded: boolean;
 
+  /** Body bytes received so far (DATA of this stream). */
+  #bodyBytes = 0;
+
+  /** Body bytes received so far: the handler deadline is postponed while they grow (exchange.ts). */
+  get bodyBytesReceived(): number {
+    return this.#bodyBytes;
+  }
+
   constructor(
     stream: http2.ServerHttp2Stream,
     headers: http2.IncomingHttpHeaders,
@@ -63,6 +71,7 @@ export class H2Request extends http2.Http2ServerRequest {
    * with an error instead, as HTTP/1.1 does when a connection closes mid-body.
    */
   override push(chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (chunk instanceof Uint8Array) this.#bodyBytes += chunk.byteLength;
     if (chunk === null && !this.#clientEnded) {
       abortBody(this);
       return false;

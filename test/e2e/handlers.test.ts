@@ -277,6 +277,60 @@ describe.each([
   }, 40_000);
 });
 
+describe('sluice serve --handler-timeout', () => {
+  let tmp: Awaited<ReturnType<typeof sharedTempDir>>;
+  let app: string;
+
+  beforeAll(async () => {
+    requireBuilt();
+    tmp = await sharedTempDir();
+    // The callback that would have answered throws: the worker logs it and goes on, and nothing
+    // answers the request. The client waited until it gave up (then logged 499).
+    app = await tmp.write(
+      'lost.ts',
+      `import type { IncomingMessage, ServerResponse } from 'node:http';
+export default function app(req: IncomingMessage, res: ServerResponse): void {
+  if (req.url === '/ok') {
+    res.end('ok\\n');
+    return;
+  }
+  setTimeout(() => {
+    throw new Error('thrown before the answer');
+  }, 10);
+}
+`,
+    );
+  });
+  afterEach(killAll);
+  afterAll(async () => {
+    await killAll();
+    await tmp?.remove();
+  });
+
+  it('answers 504 when the callback that would have answered threw; the worker goes on', async () => {
+    const { sluice, port, workerPids } = await serve(app, ['--handler-timeout', '500ms']);
+    const started = Date.now();
+    const res = await get(port, '/lost');
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(res.status).toBe(504);
+    const doc = JSON.parse(res.body) as Record<string, unknown>;
+    expect(doc).toMatchObject({ status: 504, code: 'SLUICE_E_HANDLER_TIMEOUT' });
+    const [uncaught] = await sluice.waitForJson((l) => /uncaught exception in a worker/.test(String(l.msg)));
+    expect((uncaught!.err as { message?: string }).message).toBe('thrown before the answer');
+    const [access] = await sluice.waitForJson((l) => l.msg === 'request' && l.path === '/lost');
+    expect(access).toMatchObject({
+      status: 504,
+      error: 'SLUICE_E_HANDLER_TIMEOUT',
+      request_id: doc.request_id,
+    });
+    expect(await get(port, '/ok')).toMatchObject({ status: 200, body: 'ok\n' });
+    expect(sluice.jsonLines().some((l) => /worker died|worker restarted/.test(String(l.msg)))).toBe(false);
+    expect(workerPids).toContain(access!.pid);
+    sluice.signal('SIGTERM');
+    expect(await sluice.waitForExit(15_000)).toEqual({ code: 0, signal: null });
+  }, 40_000);
+});
+
 describe('access log files: sluice serve --access-log, and workers running as user: nobody', () => {
   let tmp: Awaited<ReturnType<typeof sharedTempDir>>;
   let app: string;

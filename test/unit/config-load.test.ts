@@ -51,6 +51,7 @@ describe('the full fixture', async () => {
     expect(web.routes.at(-1)?.action).toEqual({
       kind: 'handler',
       module: resolve('test/fixtures/config/handlers/app.ts'),
+      timeoutMs: 60_000,
     });
     expect(c.log).toEqual({
       level: 'info',
@@ -644,6 +645,26 @@ describe('warnings', () => {
     if (!result.ok) return;
     expect(result.warnings.map((w) => formatProblem(w, 'warning'))).toEqual([
       'w.yaml:3:41: SLUICE_E_CONFIG_VALUE warning: upstreams.be.hash_key: hash_key is used only with balance: hash, not round_robin: it is ignored (hint: set balance: hash, or remove hash_key)',
+    ]);
+  });
+
+  it('read handler_timeout on a handler route, and warn that it is ignored on any other', () => {
+    const text = [
+      'servers:',
+      '  - listen: 80',
+      '    routes:',
+      '      - { match: { path: /a }, handler: ../handlers/app.ts, handler_timeout: 90s }',
+      '      - { match: { path: /b }, handler: ../handlers/app.ts, handler_timeout: 0s }',
+      '      - { match: { path: /c }, proxy: { url: http://127.0.0.1:9001 }, handler_timeout: 5s }',
+      '',
+    ].join('\n');
+    const result = loadConfigText(text, 'test/fixtures/config/valid/w.yaml', {});
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    const [a, b] = result.config.servers[0]!.routes;
+    expect([a?.action, b?.action]).toMatchObject([{ timeoutMs: 90_000 }, { timeoutMs: 0 }]);
+    expect(result.warnings.map((w) => formatProblem(w, 'warning'))).toEqual([
+      'test/fixtures/config/valid/w.yaml:6:88: SLUICE_E_CONFIG_VALUE warning: servers[0].routes[2].handler_timeout: handler_timeout applies to handler routes only, not proxy: it is ignored (hint: a proxy route is timed by proxy.timeouts.read)',
     ]);
   });
 

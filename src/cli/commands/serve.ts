@@ -1,7 +1,8 @@
 /**
- * `sluice serve APP [--port P] [--host H] [--workers N] [--access-log DEST]`: run one handler module
- * on every core, no config file needed. The port defaults to $PORT, else 3000; the host to 0.0.0.0;
- * access lines to stdout (`off`, or a file path relative to the current directory, as `log.access`).
+ * `sluice serve APP [--port P] [--host H] [--workers N] [--access-log DEST] [--handler-timeout D]`:
+ * run one handler module on every core, no config file needed. The port defaults to $PORT, else
+ * 3000; the host to 0.0.0.0; access lines to stdout (`off`, or a file path relative to the current
+ * directory, as `log.access`); the answer deadline to 60s (a route's `handler_timeout`).
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -21,6 +22,7 @@ export async function runServe(
     group?: string;
     allowRoot?: boolean;
     accessLog?: string;
+    handlerTimeout?: string;
   },
 ): Promise<number> {
   const env = process.env.PORT;
@@ -49,7 +51,13 @@ export async function runServe(
       {
         name: 'app',
         listen: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`,
-        routes: [{ name: 'app', handler: app }],
+        routes: [
+          {
+            name: 'app',
+            handler: app,
+            ...(opts.handlerTimeout === undefined ? {} : { handler_timeout: opts.handlerTimeout }),
+          },
+        ],
       },
     ],
   };
