@@ -245,7 +245,7 @@ export class Exchange implements ProxyExchange, HandlerExchange {
       // wrong one (a truncated body with a clean end would look complete). The log says which
       // status the client had been sent. An HTTP/2 stream is reset with INTERNAL_ERROR.
       if (res.headersSent) this.status = res.statusCode;
-      this.#breakAnswer(h2.NGHTTP2_INTERNAL_ERROR);
+      this.#breakAnswer(h2.NGHTTP2_INTERNAL_ERROR, true);
       this.#finish();
       return;
     }
@@ -389,12 +389,27 @@ export class Exchange implements ProxyExchange, HandlerExchange {
    * the connection (a body short of its length, or with no last chunk), HTTP/2 resets the stream
    * with `h2Code` (RFC 9113 8.1: only END_STREAM completes an answer). Node's `destroy()` resets an
    * HTTP/2 stream with NO_ERROR, which curl and Node's client read as a clean end (curl exited 0).
+   * With `flush` (the answer failed on this side), what was written to an HTTP/1.1 connection goes
+   * out before it closes, as when an upstream is cut mid-body (the client is not what stopped it).
    */
-  #breakAnswer(h2Code: number): void {
+  #breakAnswer(h2Code: number, flush = false): void {
     const res = this.res;
-    // A Node listener's answer is counted on the wire (serve-handler.ts): what went out so far.
-    if (this.wireBytesBefore >= 0) this.bytesOut = this.req.socket.bytesWritten - this.wireBytesBefore;
     if (this.req.httpVersionMajor !== 2) {
+      const socket = this.req.socket;
+      // Node corks the socket while a response writes, and uncorks it a tick later: a listener that
+      // wrote its head and a part and threw in the same tick had them destroyed unsent (the client
+      // got nothing, curl's "empty reply", while the log said 200 and 167 bytes). Uncorked, they go
+      // to the kernel now; what it cannot take yet is waited for (a write's callback comes once
+      // those before it are out), bounded by send_timeout as any answer.
+      if (flush && !res.destroyed && socket !== null && !socket.destroyed) {
+        while (socket.writableCorked > 0) socket.uncork();
+        this.#countWire();
+        if (socket.writableLength > 0) {
+          socket.write(EMPTY, () => res.destroy());
+          return;
+        }
+      }
+      this.#countWire();
       if (!res.destroyed) res.destroy();
       return;
     }
@@ -403,6 +418,14 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     // Not a close with NO_ERROR: that would wait for the queued data to go out first.
     if (!stream.closed) stream.close(h2Code);
     else res.destroy();
+  }
+
+  /**
+   * A Node listener's answer is counted on the wire (serve-handler.ts): what the socket took so
+   * far (HTTP/1.1; `wireBytesBefore` is -1 otherwise).
+   */
+  #countWire(): void {
+    if (this.wireBytesBefore >= 0) this.bytesOut = this.req.socket.bytesWritten - this.wireBytesBefore;
   }
 
   /**
@@ -528,6 +551,9 @@ export class Exchange implements ProxyExchange, HandlerExchange {
  * TRACE gets).
  */
 const CLOSING_STATUSES: ReadonlySet<number> = new Set([400, 405, 408, 413, 414, 431]);
+
+/** Written after what is queued on a socket, to learn when that is out. */
+const EMPTY = Buffer.alloc(0);
 
 /** Bytes of an unread request body dropped to keep its connection (nginx discards any, for up to 30 s). */
 const UNREAD_BODY_LIMIT = 64 * 1024;

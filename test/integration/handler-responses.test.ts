@@ -396,22 +396,26 @@ describe('the Content-Length of a fetch answer, over HTTP/1.1', () => {
 
   // A stream's length is known only once it has ended: the answer was started with the declared
   // one, and is broken rather than let the client take a wrong body (or the next answer) for it.
+  // What was written before the failure goes out (6 of 8 bytes, still short of the length).
   it.each([
-    ['4', 'longer than the 4 bytes'],
-    ['8', 'ended after 6 of the 8 bytes'],
-  ])('of a stream that does not have the declared %s bytes breaks the answer', async (declared, message) => {
-    const path = `/f/length/stream/${declared}`;
-    const { text, closed } = await h1Raw(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
-    expect(closed).toBe(true);
-    const { answers, rest } = answersOf(text);
-    // Never a whole answer: the body stops short of its length.
-    expect(answers).toEqual([]);
-    expect(fieldsOf(rest)['content-length']).toBe(declared);
-    expect(rest.slice(rest.indexOf('\r\n\r\n') + 4)).toBe('abc');
-    const line = await accessLine(h1, path);
-    expect(line).toMatchObject({ status: 200, error: 'SLUICE_E_HANDLER_ERROR' });
-    expect(line.error_message).toContain(message);
-  });
+    ['4', 'longer than the 4 bytes', 'abc'],
+    ['8', 'ended after 6 of the 8 bytes', 'abcdef'],
+  ])(
+    'of a stream that does not have the declared %s bytes breaks the answer',
+    async (declared, message, sent) => {
+      const path = `/f/length/stream/${declared}`;
+      const { text, closed } = await h1Raw(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      expect(closed).toBe(true);
+      const { answers, rest } = answersOf(text);
+      // Never a whole answer: the body stops short of its length.
+      expect(answers).toEqual([]);
+      expect(fieldsOf(rest)['content-length']).toBe(declared);
+      expect(rest.slice(rest.indexOf('\r\n\r\n') + 4)).toBe(sent);
+      const line = await accessLine(h1, path);
+      expect(line).toMatchObject({ status: 200, error: 'SLUICE_E_HANDLER_ERROR' });
+      expect(line.error_message).toContain(message);
+    },
+  );
 
   // undici's fetch() decodes the body and keeps the upstream's content-encoding and content-length
   // (54, for 1144 bytes of text): relayed as they were, the client read 54 bytes of them.
@@ -525,6 +529,38 @@ describe('bytes_out of a handler answer cut short', () => {
     const { text } = await h1Raw('GET /write-then-reject HTTP/1.1\r\nHost: x\r\n\r\n');
     expect(text).toMatch(/part one\n/);
     const line = await accessLine(h1, '/write-then-reject');
+    expect(line).toMatchObject({ status: 200, error: 'SLUICE_E_HANDLER_ERROR' });
+    expect(line.bytes_out).toBe(Buffer.byteLength(text, 'latin1'));
+  });
+
+  // Thrown in the tick that wrote: the connection was cut while Node still held the head and the
+  // part (it uncorks a tick later), so the client got nothing (curl: exit 52, empty reply) while
+  // the access line said 200 and counted 167 bytes.
+  it('sends what a Node listener wrote before it threw in the same tick, then cuts the answer', async () => {
+    const { text, closed } = await h1Raw('GET /write-then-throw HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(closed).toBe(true);
+    expect(text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(fieldsOf(text)['transfer-encoding']).toBe('chunked');
+    // The part, and no last chunk: a client sees the answer cut short, never a whole one.
+    expect(text.endsWith('\r\n\r\n9\r\npart one\n\r\n')).toBe(true);
+    const line = await accessLine(h1, '/write-then-throw');
+    expect(line).toMatchObject({ status: 200, error: 'SLUICE_E_HANDLER_ERROR' });
+    expect(line.bytes_out).toBe(Buffer.byteLength(text, 'latin1'));
+    // HTTP/2 sent the head and the part, then reset the stream: still so.
+    const answer = (await h2Get('/write-then-throw')) as H2Answer;
+    expect(answer.headers[':status']).toBe(200);
+    expect(answer.body).toBe('part one\n');
+    expect(answer.wire).toEqual({ rstCode: http2.constants.NGHTTP2_INTERNAL_ERROR });
+    expect(await accessLine(h2, '/write-then-throw')).toMatchObject({ status: 200, bytes_out: 9 });
+  });
+
+  it('sends a part larger than the socket takes at once whole before the cut', async () => {
+    const { text, closed } = await h1Raw('GET /write-big-then-throw HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(closed).toBe(true);
+    expect(text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    const body = text.slice(text.indexOf('\r\n\r\n') + 4);
+    expect(body).toBe(`400000\r\n${'x'.repeat(4 * 1024 * 1024)}\r\n`);
+    const line = await accessLine(h1, '/write-big-then-throw');
     expect(line).toMatchObject({ status: 200, error: 'SLUICE_E_HANDLER_ERROR' });
     expect(line.bytes_out).toBe(Buffer.byteLength(text, 'latin1'));
   });
