@@ -373,18 +373,48 @@ export async function serveFetch(
   sent.abandon = (reason) => watch.leave(reason);
   const { request, body } = toRequest(req, scheme, host, watch);
   const response: unknown = await app.fetch(request);
-  // Duck-typed: a Response from another copy of undici (or a framework's subclass) is fine.
+  const wrong = notAResponse(response);
+  if (wrong !== null) throw new TypeError(wrong);
+  await writeResponse(req, res, response as Response, watch, sent);
+  finishRequestBody(req, body);
+}
+
+/**
+ * Why `value` cannot be sent as a fetch app's answer, or null when it can. Duck-typed: a Response
+ * from another copy of undici (or a framework's subclass) is fine. What does not look like one, or
+ * one whose body someone read, failed later with what the failure happened to be ("Cannot read
+ * properties of undefined (reading 'forEach')" for `{ status: 200, body: 'hi' }`, "Invalid state:
+ * ReadableStream is locked" for a used body).
+ */
+function notAResponse(value: unknown): string | null {
+  const response = value as Partial<Response> | null;
   if (
     typeof response !== 'object' ||
     response === null ||
-    typeof (response as Response).status !== 'number'
+    typeof response.status !== 'number' ||
+    typeof response.headers?.forEach !== 'function'
   ) {
-    throw new TypeError(
-      `fetch() must return a Response, got ${response === null ? 'null' : typeof response}`,
-    );
+    return `fetch() must return a Response, got ${kindOf(value)}`;
   }
-  await writeResponse(req, res, response as Response, watch, sent);
-  finishRequestBody(req, body);
+  if (response.bodyUsed === true || response.body?.locked === true) {
+    return 'fetch() returned a Response whose body was already used (read, or held by a reader): return a new Response, or response.clone() before reading it';
+  }
+  return null;
+}
+
+/** `value` in a message: null, undefined, "a string", "an Object (a plain object: ...)", "a Request". */
+function kindOf(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  if (typeof value !== 'object') return withArticle(typeof value);
+  const proto = Object.getPrototypeOf(value) as { constructor?: { name?: string } } | null;
+  if (proto === null || proto === Object.prototype) {
+    return 'an Object (a plain object: wrap it, new Response(body, { status, headers }))';
+  }
+  return withArticle(proto.constructor?.name || 'object');
+}
+
+function withArticle(noun: string): string {
+  return `${/^[aeiou]/i.test(noun) ? 'an' : 'a'} ${noun}`;
 }
 
 function ignore(): void {}

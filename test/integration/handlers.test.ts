@@ -102,6 +102,35 @@ describe('handler routes', () => {
     },
   );
 
+  // They said "Cannot read properties of undefined (reading 'forEach')" and "Invalid state:
+  // ReadableStream is locked".
+  it.each([
+    ['/f/not-a-response', 'fetch() must return a Response, got a string'],
+    [
+      '/f/plain-object',
+      'fetch() must return a Response, got an Object (a plain object: wrap it, new Response(body, { status, headers }))',
+    ],
+    [
+      '/f/used-body',
+      'fetch() returned a Response whose body was already used (read, or held by a reader): return a new Response, or response.clone() before reading it',
+    ],
+    [
+      '/f/locked-body',
+      'fetch() returned a Response whose body was already used (read, or held by a reader): return a new Response, or response.clone() before reading it',
+    ],
+  ])('says what is wrong with what %s returned, and answers 500', async (path, message) => {
+    const res = await http(`${sluice.url}${path}`);
+    expect(res.status).toBe(500);
+    const doc = res.json() as { code: string; request_id: string };
+    const logged = sluice.logs.find((l) => l.request_id === doc.request_id && l.level === 'error');
+    expect((logged?.err as { message?: string } | undefined)?.message).toBe(message);
+    const line = await until(
+      () => sluice.accessLines().find((l) => l.request_id === doc.request_id),
+      'the access line',
+    );
+    expect(line).toMatchObject({ status: 500, error_message: message });
+  });
+
   it.each(['/f/echo', '/expect'])(
     'sends 100 Continue to a client that waits for it before its body (%s)',
     async (path) => {
