@@ -224,7 +224,9 @@ function act(x: Exchange, route: CompiledRoute | null): void {
     case 'handler':
       // On HTTP/2 its head goes out without the connection-specific fields HTTP/1.1 code sets.
       if (x.req.httpVersionMajor === 2) handlerAnswer(x.res as unknown as Http2ServerResponse);
-      serveHandler(x, action.handler, action.timeoutMs);
+      // An Upgrade (WebSocket) handshake is a listener's to take over on the raw socket, where a
+      // 504 written later would land inside its protocol: not timed.
+      serveHandler(x, action.handler, x.upgradeHead === null ? action.timeoutMs : 0);
       break;
     default:
       assertNever(action, 'route action');

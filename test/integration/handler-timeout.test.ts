@@ -178,6 +178,15 @@ describe('a Node listener that never answers, over HTTP/1.1', () => {
     expect(firstAnswer(text)).toMatchObject({ status: 200, body: 'got 8\n' });
   });
 
+  it('does not time an Upgrade handshake, which a listener may take over on the raw socket', async () => {
+    const { text } = await rawRequest(
+      h1.port,
+      'GET /never-upgrade HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
+      { waitMs: 900 },
+    );
+    expect(text).toBe('');
+  });
+
   it('never answers for the handler with handler_timeout: 0s', async () => {
     const { text } = await rawRequest(h1.port, 'GET /untimed/never HTTP/1.1\r\nHost: x\r\n\r\n', {
       waitMs: 900,
