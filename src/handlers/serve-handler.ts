@@ -36,7 +36,6 @@ export interface HandlerExchange {
 /** Runs `handler` for `x`, with `timeoutMs` to start its answer (0: no limit). */
 export function serveHandler(x: HandlerExchange, handler: LoadedHandler, timeoutMs: number): void {
   const res = x.res;
-  if (timeoutMs > 0) x.answerWithin(timeoutMs);
   // The listener takes Expect: 100-continue requests itself (to refuse a body over max_body
   // before inviting it), so Node sends no 100: a handler reading the body waited for ever. A
   // handler may read it, so the 100 goes out now (over max_body was answered 413 before this).
@@ -56,6 +55,7 @@ export function serveHandler(x: HandlerExchange, handler: LoadedHandler, timeout
         else x.handlerFailed(err);
       },
     );
+    armDeadline(x, timeoutMs);
     return;
   }
   // A Node listener writes to `res` itself: watch the response to know how it ended. Listeners
@@ -79,6 +79,17 @@ export function serveHandler(x: HandlerExchange, handler: LoadedHandler, timeout
   } catch (err) {
     x.handlerFailed(err);
   }
+  armDeadline(x, timeoutMs);
+}
+
+/**
+ * Arms handler_timeout once the handler's synchronous part has run, and only when that did not
+ * answer: a listener that answers at once (most do) costs no timer. The deadline counts from here,
+ * later than the call by whatever the handler did synchronously (it held the event loop then, so a
+ * timer armed before could not have fired sooner either).
+ */
+function armDeadline(x: HandlerExchange, timeoutMs: number): void {
+  if (timeoutMs > 0 && !x.res.headersSent && !x.res.writableEnded) x.answerWithin(timeoutMs);
 }
 
 /**
