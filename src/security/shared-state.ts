@@ -111,6 +111,16 @@ const FAILURES_BEFORE_DOWN = 3;
 const SUCCESSES_BEFORE_UP = 3;
 const PROBE_MS = 1000;
 
+/**
+ * A connection without a heartbeat (a worker's) that has sent nothing for this long gets a PING at
+ * the next tick of PROBE_MS: at most about 1.5 s without a command, so Redis's idle-client
+ * `timeout` (from 2 s; managed Redis such as Azure's closes idle clients after about 10 min) never
+ * closes it. Each close of an idle worker's connection was an outage: the warning, the gauge at 0,
+ * and about 3 s on local buckets during which the shared limit let more through. A busy connection
+ * sends no PING; an idle one sends 1 a second.
+ */
+const IDLE_MS = 500;
+
 /** The key a probe writes: a write, so a read-only or full Redis does not pass for up. */
 const PROBE_KEY = `${PREFIX}probe`;
 
@@ -202,7 +212,10 @@ export class SharedState {
   #failures = 0;
   #probes = 0;
   #probing = false;
+  /** Whether the last heartbeat or keep-alive PING still waits for its answer. */
   #beating = false;
+  /** When the last command was sent through `watch` (performance.now()), for the keep-alive PING. */
+  #lastSent = 0;
   /** Whether the connection's last error was a timeout: the close that follows it is the timeout's. */
   #timedOut = false;
   /**
@@ -260,7 +273,8 @@ export class SharedState {
     this.#prober = setInterval(() => {
       if (!this.#up) {
         if (redis.status === 'ready') void this.#probe();
-      } else if (hooks.heartbeat === true) this.#beat();
+      } else if (hooks.heartbeat === true) this.#beat(() => redis.set(PROBE_KEY, '1', 'PX', 10_000));
+      else if (performance.now() - this.#lastSent >= IDLE_MS) this.#beat(() => redis.ping());
     }, PROBE_MS);
     this.#prober.unref();
   }
@@ -427,19 +441,20 @@ export class SharedState {
   }
 
   /**
-   * One heartbeat, unless the last is still waiting for its answer. The primary sends commands
+   * One heartbeat (the primary's write) or keep-alive PING (a worker's, see IDLE_MS), unless the
+   * last is still waiting for its answer; counted like any command. The primary sends commands
    * only for strikes and bans: a Redis that hung or turned read-only went on counting as up in
    * `/api/status` and `sluice_shared_state_up` for as long as nobody was banned, while the workers
    * that served rate-limited requests had gone local. With a write every PROBE_MS, such a Redis is
    * down for the primary after 3 beats (2 to 3 s), whatever the traffic; 1 write a second per node.
    */
-  #beat(): void {
-    if (this.#beating) return;
+  #beat(send: () => Promise<unknown>): void {
+    if (this.#beating || this.redis.status !== 'ready') return;
     this.#beating = true;
     const done = (): void => {
       this.#beating = false;
     };
-    this.watch(this.redis.set(PROBE_KEY, '1', 'PX', 10_000)).then(done, done);
+    this.watch(send()).then(done, done);
   }
 
   #upNow(): void {
@@ -480,6 +495,7 @@ export class SharedState {
    * after timeouts, the connection is made again; it is up again once probes pass (see #probe).
    */
   watch<T>(command: Promise<T>): Promise<T> {
+    this.#lastSent = performance.now();
     return command.then(
       (value) => {
         this.#failures = 0;

@@ -168,6 +168,28 @@ upstreams:
     }
   });
 
+  it('stays up when Redis closes idle clients (its `timeout`), with the workers idle', async () => {
+    const redisCli = async (...args: string[]) =>
+      (await run('redis-cli', ['-p', String(redisPort), ...args])).stdout.trim();
+    const downLines = (n: (typeof nodes)[0]) =>
+      n.proc.jsonLines().filter((l) => String(l.msg).includes('Redis unreachable')).length;
+    const before = nodes.map(downLines);
+    // Managed Redis closes idle clients (Azure after about 10 min). Only the primaries wrote to
+    // Redis while nothing was served: every idle worker's connection was closed, each close an
+    // outage (warned, the gauge at 0, about 3 s on local buckets).
+    await redisCli('CONFIG', 'SET', 'timeout', '2');
+    try {
+      await new Promise((r) => setTimeout(r, 8000));
+      for (const [i, n] of nodes.entries()) {
+        expect(downLines(n)).toBe(before[i]);
+        expect(await redisState(n.admin)).toBe('up');
+        expect(await upGauge(n.admin)).toBe('1');
+      }
+    } finally {
+      await redisCli('CONFIG', 'SET', 'timeout', '0');
+    }
+  }, 20_000);
+
   it('says Redis is down while it hangs, with no traffic at all, and as soon as a worker finds it read-only', async () => {
     const b = nodes[1]!;
     const redisCli = async (...args: string[]) =>

@@ -155,7 +155,8 @@ describe('shared state in Redis', () => {
       heartbeat: true,
     });
     closing.push(() => state.close());
-    // Without one (the workers), nothing is sent when nothing is asked: it stays up.
+    // Without one (the workers), an idle connection sends only PINGs, which a read-only Redis
+    // answers: it stays up.
     const quiet = connect();
     await upNow(state);
     await upNow(quiet.state);
@@ -276,6 +277,23 @@ describe('shared state in Redis', () => {
     ).toEqual(['203.0.113.22', '203.0.113.26']);
     for (const ban of m.all()) expect(new Date(ban.until).toISOString()).toEqual(expect.any(String));
   });
+
+  it("keeps an idle connection open past Redis's idle-client timeout, with no outage", async () => {
+    // Managed Redis closes idle clients (Azure after about 10 min); `timeout 2` here. A worker that
+    // served nothing for that long sent nothing, and each close was an outage: warned, the gauge at
+    // 0, and about 3 s on local buckets that let the shared limit leak.
+    await redisCli('CONFIG', 'SET', 'timeout', '2');
+    try {
+      const { state, log, failures } = connect();
+      await upNow(state);
+      await new Promise((r) => setTimeout(r, 5500));
+      expect(lines(log, DOWN)).toEqual([]);
+      expect(failures).toEqual([]);
+      expect(state.up).toBe(true);
+    } finally {
+      await redisCli('CONFIG', 'SET', 'timeout', '0');
+    }
+  }, 15_000);
 
   it('logs one line per transition while the connection flaps, and comes back only once it holds', async () => {
     const { state, log } = connect();
