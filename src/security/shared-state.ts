@@ -2,7 +2,8 @@
  * The Redis connection behind `state.redis` (ioredis): rate-limit buckets and bans shared by every
  * sluice node. Redis is a helper, never a dependency of serving: commands fail fast (no offline
  * queue, a 250 ms command timeout) so callers fall back to local state at once; losing and
- * regaining the connection is logged once each, and `onReady` listeners resynchronise.
+ * regaining the connection is logged once each (and a new reason while it stays lost), and
+ * `onReady` listeners resynchronise.
  */
 import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';
@@ -121,6 +122,13 @@ const PROBE_MS = 1000;
  */
 const IDLE_MS = 500;
 
+/**
+ * A new reason while Redis stays down is logged at once up to this many times per outage; past
+ * that, or for a reason already logged in it, at most once a minute (RELOG_MS).
+ */
+const REASONS_PER_OUTAGE = 5;
+const RELOG_MS = 60_000;
+
 /** The key a probe writes: a write, so a read-only or full Redis does not pass for up. */
 const PROBE_KEY = `${PREFIX}probe`;
 
@@ -216,6 +224,10 @@ export class SharedState {
   #beating = false;
   /** When the last command was sent through `watch` (performance.now()), for the keep-alive PING. */
   #lastSent = 0;
+  /** The reason last logged in this outage, those logged in it, and when (Date.now()). */
+  #reason: string | null = null;
+  readonly #reasons = new Set<string>();
+  #reasonAt = 0;
   /** Whether the connection's last error was a timeout: the close that follows it is the timeout's. */
   #timedOut = false;
   /**
@@ -261,9 +273,19 @@ export class SharedState {
     redis.on('error', (err: Error) => {
       this.#timedOut = timedOut(err);
       this.#closedBy = err.message;
-      // ioredis's own SELECT at connect fails as an error event on a connection that stays: the
-      // probe reports it (SLUICE_E_RUNTIME_REDIS_DB) and keeps Redis down.
-      if (err.name !== 'ReplyError') this.#lost(err.message, this.#timedOut);
+      // The connection checks ioredis makes before it is ready fail here, not in a command of ours:
+      // a refused login (`WRONGPASS`, `NOAUTH`) is an error reply, a connect not accepted in 2 s or
+      // an INFO not answered in 250 ms a timeout. Neither was counted: against an endpoint that
+      // takes connections and never answers, the log said `Command timed out` and every reason
+      // stayed at 0. ioredis's own SELECT at connect fails here too, on a connection that stays:
+      // the probe counts and reports it (SLUICE_E_RUNTIME_REDIS_DB) and keeps Redis down.
+      if (err.name === 'ReplyError') {
+        if ((err as Error & { command?: { name?: string } }).command?.name !== 'select')
+          this.#hooks.failure?.('error');
+        return;
+      }
+      if (this.#timedOut) this.#hooks.failure?.('timeout');
+      this.#lost(err.message, this.#timedOut);
     });
     // A server that stops (or a proxy that drops the connection) closes it without an error event.
     const closed = () => this.#lost(this.#closedBy ?? 'the connection was closed', this.#timedOut);
@@ -297,13 +319,48 @@ export class SharedState {
     this.#up = false;
     if (this.#closing) return;
     if (verdict) this.#settle(false);
-    if (this.#reportedDown) return;
+    if (this.#reportedDown) {
+      this.#stillDown(why, warn);
+      return;
+    }
     this.#reportedDown = true;
+    this.#noted(why);
     if (warn)
       this.#log.warn(
         { redis: redactUrl(this.#url), err: why },
         'shared state: Redis unreachable; serving with local state',
       );
+  }
+
+  /**
+   * Down already, and maybe for another reason: logged again when it changes, at once for a reason
+   * new to this outage (up to REASONS_PER_OUTAGE of them), else at most once per RELOG_MS. The
+   * first line said why Redis went, and nothing said why it stayed: a password changed on the
+   * server showed as `the connection was closed`, never as the `NOAUTH` that refused every
+   * reconnect after it.
+   */
+  #stillDown(why: string | undefined, warn: boolean): void {
+    if (why === undefined || why === this.#reason) return;
+    // The caller logged it (a refused permission or database).
+    if (!warn) {
+      this.#noted(why);
+      return;
+    }
+    const fresh = !this.#reasons.has(why) && this.#reasons.size < REASONS_PER_OUTAGE;
+    if (!fresh && Date.now() - this.#reasonAt < RELOG_MS) return;
+    this.#noted(why);
+    this.#log.warn(
+      { redis: redactUrl(this.#url), err: why },
+      'shared state: Redis still unreachable; serving with local state',
+    );
+  }
+
+  /** `why` is the reason last logged in this outage. */
+  #noted(why: string | undefined): void {
+    if (why === undefined) return;
+    this.#reason = why;
+    this.#reasons.add(why);
+    this.#reasonAt = Date.now();
   }
 
   /**
@@ -466,6 +523,8 @@ export class SharedState {
     if (this.#reportedDown)
       this.#log.info({ redis: redactUrl(this.#url) }, 'shared state: Redis is back; resynchronising');
     this.#reportedDown = false;
+    this.#reason = null;
+    this.#reasons.clear();
     this.#settle(true);
     for (const f of this.#ready) f();
   }

@@ -172,7 +172,7 @@ upstreams:
     const redisCli = async (...args: string[]) =>
       (await run('redis-cli', ['-p', String(redisPort), ...args])).stdout.trim();
     const downLines = (n: (typeof nodes)[0]) =>
-      n.proc.jsonLines().filter((l) => String(l.msg).includes('Redis unreachable')).length;
+      n.proc.jsonLines().filter((l) => /Redis (still )?unreachable/.test(String(l.msg))).length;
     const before = nodes.map(downLines);
     // Managed Redis closes idle clients (Azure after about 10 min). Only the primaries wrote to
     // Redis while nothing was served: every idle worker's connection was closed, each close an

@@ -5,6 +5,7 @@
 
 import type { ChildProcess } from 'node:child_process';
 import { execFile } from 'node:child_process';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ResolvedBan, ResolvedRateLimit } from '../../src/config/types.js';
@@ -293,6 +294,55 @@ describe('shared state in Redis', () => {
     } finally {
       await redisCli('CONFIG', 'SET', 'timeout', '0');
     }
+  }, 15_000);
+
+  it('says why Redis stays down when the reason changes: a password set after the connection was lost', async () => {
+    const { state, log, failures } = connect();
+    await upNow(state);
+    await redisCli('CONFIG', 'SET', 'requirepass', 'changed-pw-5e2a');
+    try {
+      await redisCli('-a', 'changed-pw-5e2a', '--no-auth-warning', 'CLIENT', 'KILL', 'TYPE', 'normal');
+      // The loss first, then every reconnect refused: once it said only "the connection was closed".
+      const refused = () => log.lines.find((l) => l.level === 'warn' && /^NOAUTH/.test(String(l.obj.err)));
+      await until(() => refused(), 'the refused login logged', 5000);
+      expect(refused()?.msg).toMatch(/Redis (still )?unreachable/);
+      expect(lines(log, DOWN)).toHaveLength(1);
+      // Each refused login is counted, as the error reply it is.
+      await until(
+        () => (failures.filter((r) => r === 'error').length >= 2 ? true : undefined),
+        'refusals counted',
+      );
+      // One line per reason, not one per reconnect.
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(log.lines.filter((l) => /^NOAUTH/.test(String(l.obj.err)))).toHaveLength(1);
+    } finally {
+      await redisCli('-a', 'changed-pw-5e2a', '--no-auth-warning', 'CONFIG', 'SET', 'requirepass', '');
+    }
+    await upNow(state);
+  }, 20_000);
+
+  it('counts connection checks that time out against an endpoint that never answers', async () => {
+    // It takes connections and says nothing (a proxy with no Redis behind it): every connection
+    // check timed out, as the log said, while the failures counted none.
+    const held = new Set<Socket>();
+    const silent = createServer((socket) => void held.add(socket));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    closing.push(
+      () =>
+        new Promise((r) => {
+          for (const socket of held) socket.destroy();
+          silent.close(r);
+        }),
+    );
+    const log = memoryLog();
+    const failures: string[] = [];
+    const state = new SharedState(`redis://127.0.0.1:${(silent.address() as AddressInfo).port}/0`, log, {
+      failure: (reason) => failures.push(reason),
+    });
+    closing.push(() => state.close());
+    await until(() => (failures.length >= 2 ? true : undefined), 'failures counted', 8000);
+    expect(new Set(failures)).toEqual(new Set(['timeout']));
+    expect(state.up).toBe(false);
   }, 15_000);
 
   it('logs one line per transition while the connection flaps, and comes back only once it holds', async () => {
