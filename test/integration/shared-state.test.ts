@@ -345,6 +345,40 @@ describe('shared state in Redis', () => {
     expect(state.up).toBe(false);
   }, 15_000);
 
+  it("does not count a timeout that is this process's own lateness (a stalled event loop) as Redis's failure", async () => {
+    const { state, log, failures } = connect();
+    await upNow(state);
+    const stalledTakes = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        // From a callback of the loop's check phase: the timers run before sockets are read again.
+        await new Promise((r) => setImmediate(r));
+        const take = state.take(`sluice:rl:web:stall${i}`, 1, 5).catch((err: unknown) => err);
+        // Busy for longer than the 250 ms command timeout, as a worker under a load it cannot keep
+        // up with: the reply is in the socket, unread, when the timer fires.
+        const busyUntil = Date.now() + 400;
+        while (Date.now() < busyUntil);
+        await take;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    };
+    await stalledTakes(4);
+    expect(lines(log, DOWN)).toEqual([]);
+    expect(state.up).toBe(true);
+    expect(failures).toEqual([]);
+
+    // A Redis that hangs sends nothing: late or not, its timeouts count.
+    redis.kill('SIGSTOP');
+    try {
+      await stalledTakes(3);
+      expect(failures).toEqual(['timeout', 'timeout', 'timeout']);
+      expect(state.up).toBe(false);
+      expect(lines(log, DOWN)[0]?.obj.err).toBe('3 commands in a row timed out');
+    } finally {
+      redis.kill('SIGCONT');
+    }
+    await upNow(state);
+  }, 20_000);
+
   it('logs one line per transition while the connection flaps, and comes back only once it holds', async () => {
     const { state, log } = connect();
     await upNow(state);
