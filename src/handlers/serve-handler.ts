@@ -3,6 +3,7 @@
  * 500 (with an error id matching one log line carrying the stack), never the worker.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { silenceResponse } from '../server/silence-response.js';
 import { ClientGoneError, serveFetch } from './fetch-adapter.js';
 import type { LoadedHandler } from './load-handler.js';
 
@@ -94,48 +95,13 @@ function armDeadline(x: HandlerExchange, timeoutMs: number): void {
 
 /**
  * handler_timeout passed and sluice answered 504 for the listener: what the listener still does
- * with its response goes nowhere, quietly. Node sends nothing more after the 504, but its
- * `writeHead()` and `setHeader()` throw once a head is out (ERR_HTTP_HEADERS_SENT), which in a
- * callback is an uncaught exception, one log line per late answer (and the rest of the callback
- * skipped); writes are dropped with their callbacks told why, as Node does for a client gone. The
- * request says 'aborted' (its 'close' and the response's follow the 504), as when a client leaves.
+ * with its response goes nowhere, quietly (silence-response.ts). The request says 'aborted' (its
+ * 'close' and the response's follow the 504), as when a client leaves.
  */
 function abandonListener(this: HandlerExchange, reason: Error): void {
-  const res = this.res as unknown as Record<string, unknown>;
-  for (const name of ABANDONED_HEAD) res[name] = returnThis;
-  res.write = (...args: unknown[]): boolean => {
-    callBack(args, reason);
-    return true;
-  };
-  res.end = function (this: ServerResponse, ...args: unknown[]): ServerResponse {
-    callBack(args, reason);
-    return this;
-  };
+  silenceResponse(this.res, reason);
   const req = this.req;
   if (!req.readableEnded && !req.destroyed) req.emit('aborted');
-}
-
-/** Response methods that only shape a head: no-ops once sluice has answered. */
-const ABANDONED_HEAD = [
-  'writeHead',
-  'setHeader',
-  'setHeaders',
-  'appendHeader',
-  'removeHeader',
-  'flushHeaders',
-  'writeContinue',
-  'writeEarlyHints',
-  'addTrailers',
-] as const;
-
-function returnThis<T>(this: T): T {
-  return this;
-}
-
-/** Calls the callback among a write's `args` (its last function) with `err`, on the next tick. */
-function callBack(args: readonly unknown[], err: Error): void {
-  const last = args[args.length - 1];
-  if (typeof last === 'function') process.nextTick(last as (err: Error) => void, err);
 }
 
 /**

@@ -565,6 +565,33 @@ describe('bytes_out of a handler answer cut short', () => {
     expect(line.bytes_out).toBe(Buffer.byteLength(text, 'latin1'));
   });
 
+  // While the written part drains to a client reading late, an end() the listener still makes
+  // must not join it: it went out before the close, and the cut answer ended with a last chunk,
+  // a whole-looking 200.
+  it('drops what a Node listener writes after it threw while the written part drains', async () => {
+    const path = '/write-huge-then-throw-then-end';
+    const { bytes, tail } = await new Promise<{ bytes: number; tail: string }>((resolve, reject) => {
+      const socket = net.connect(h1.port, '127.0.0.1');
+      // 32 MB is more than the kernel takes at once: read from 400 ms on, after the end() at 100 ms.
+      socket.pause();
+      setTimeout(() => socket.resume(), 400);
+      let count = 0;
+      let last = Buffer.alloc(0);
+      socket.on('data', (d: Buffer) => {
+        count += d.length;
+        last = Buffer.concat([last, d]).subarray(-64);
+      });
+      socket.on('end', () => resolve({ bytes: count, tail: last.toString('latin1') }));
+      socket.on('error', reject);
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    });
+    // The part, then the close: no TAIL, no last chunk.
+    expect(tail.endsWith(`${'x'.repeat(32)}\r\n`)).toBe(true);
+    const line = await accessLine(h1, path);
+    expect(line).toMatchObject({ status: 200, error: 'SLUICE_E_HANDLER_ERROR' });
+    expect(bytes).toBeGreaterThan(32 * 1024 * 1024);
+  });
+
   it("counts a Node listener's 500 once, over HTTP/1.1 and HTTP/2", async () => {
     const { text } = await h1Raw('GET /throw HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     const length = Number(fieldsOf(text)['content-length']);
