@@ -41,7 +41,8 @@ export function workersKeepRoot(user: string | null, root = '/'): boolean {
   }
 }
 
-function readDatabase(path: string): string[][] {
+/** The colon-separated records of /etc/passwd or /etc/group (none when it cannot be read). */
+export function readDatabase(path: string): string[][] {
   try {
     return readFileSync(path, 'utf8')
       .split('\n')

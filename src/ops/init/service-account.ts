@@ -3,7 +3,7 @@
  * sets them: uid of User=, gid of Group= (else the user's primary group), and as supplementary
  * groups every group that lists the user as a member (initgroups). Numeric ids are taken as given.
  */
-import { readFileSync } from 'node:fs';
+import { readDatabase } from '../../runtime/privileges.js';
 
 /** A service's user and groups; `uid` null when the user is not in /etc/passwd (yet). */
 export interface ServiceAccount {
@@ -47,15 +47,4 @@ export function serviceAccount(user: string, group: string | null, root = '/'): 
 
 function idOf(text: string | undefined): number | null {
   return text !== undefined && /^\d+$/.test(text) ? Number(text) : null;
-}
-
-function readDatabase(path: string): string[][] {
-  try {
-    return readFileSync(path, 'utf8')
-      .split('\n')
-      .filter((l) => l !== '' && !l.startsWith('#'))
-      .map((l) => l.split(':'));
-  } catch {
-    return [];
-  }
 }
