@@ -74,10 +74,8 @@ export function normaliseRoute(
   } else if (draft.redirect !== undefined) {
     action = normaliseRedirect(draft.redirect, [...path, 'redirect'], problems);
   } else if (draft.handler !== undefined) {
-    action = normaliseHandler(draft.handler, [...path, 'handler'], baseDir, problems);
-    if (action !== undefined) {
-      action = { ...action, timeoutMs: durationOr(draft.handler_timeout, HANDLER_TIMEOUT_MS) };
-    }
+    const timeoutMs = durationOr(draft.handler_timeout, HANDLER_TIMEOUT_MS);
+    action = normaliseHandler(draft.handler, [...path, 'handler'], baseDir, problems, timeoutMs);
   }
   if (draft.handler_timeout !== undefined && draft.handler === undefined && given.length === 1) {
     // A warning, as hash_key beside another balance: the key changes nothing on this route.
@@ -333,6 +331,7 @@ function normaliseHandler(
   path: KeyPath,
   baseDir: ConfigDir,
   problems: ProblemCollector,
+  timeoutMs = HANDLER_TIMEOUT_MS,
 ): HandlerAction | undefined {
   const module = baseDir.resolve(text);
   if (!HANDLER_EXTENSIONS.test(module)) {
@@ -343,7 +342,7 @@ function normaliseHandler(
     problems.error(path, 'SLUICE_E_CONFIG_HANDLER', `handler module ${module} does not exist`);
     return undefined;
   }
-  return { kind: 'handler', module, timeoutMs: HANDLER_TIMEOUT_MS };
+  return { kind: 'handler', module, timeoutMs };
 }
 
 /**

@@ -21,6 +21,12 @@ export function problemBody(code: ErrorCode, requestId: string | null): string {
 
 const rawCache = new Map<ErrorCode, Buffer>();
 
+/** The status line and content-type of a code's raw answer, up to its content-length. */
+function rawHead(code: ErrorCode): string {
+  const status = ERROR_CATALOGUE[code].status;
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/problem+json\r\n`;
+}
+
 /**
  * A complete HTTP/1.1 response that closes the connection, for errors found before a request
  * object exists and logged nowhere (the egress proxy's parse errors): written straight to the
@@ -29,14 +35,9 @@ const rawCache = new Map<ErrorCode, Buffer>();
 export function rawErrorResponse(code: ErrorCode): Buffer {
   let buf = rawCache.get(code);
   if (buf === undefined) {
-    const status = ERROR_CATALOGUE[code].status;
     const body = problemBody(code, null);
     buf = Buffer.from(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
-        'content-type: application/problem+json\r\n' +
-        `content-length: ${Buffer.byteLength(body)}\r\n` +
-        'connection: close\r\n\r\n' +
-        body,
+      `${rawHead(code)}content-length: ${Buffer.byteLength(body)}\r\n` + 'connection: close\r\n\r\n' + body,
       'latin1',
     );
     rawCache.set(code, buf);
@@ -71,12 +72,11 @@ export interface RawRefusal {
 export function rawRefusal(code: ErrorCode, requestId: string): RawRefusal {
   let parts = refusalCache.get(code);
   if (parts === undefined) {
-    const status = ERROR_CATALOGUE[code].status;
     const doc = problemBody(code, null);
     // `{...}\n` without its closing brace and newline.
     const bodyOpen = doc.slice(0, doc.lastIndexOf('}'));
     parts = {
-      head: `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/problem+json\r\n`,
+      head: rawHead(code),
       bodyOpen,
       bodyOpenBytes: Buffer.byteLength(bodyOpen),
     };

@@ -406,8 +406,8 @@ export class Exchange implements ProxyExchange, HandlerExchange {
       // those before it are out), bounded by send_timeout as any answer.
       if (flush && !res.destroyed && socket !== null && !socket.destroyed) {
         while (socket.writableCorked > 0) socket.uncork();
-        this.#countWire();
         if (socket.writableLength > 0) {
+          this.#countWire();
           // Nothing more may join the queue: a write or end() the handler still makes would go out
           // before the close, and a cut body would end cleanly (4 of 4 runs with a 32 MB write to a
           // client reading late: a complete chunked 200).

@@ -39,18 +39,7 @@ describe('CLIENT spans of failed attempts', () => {
   let sluice: TestSluice;
 
   beforeAll(async () => {
-    collector = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const body = JSON.parse(Buffer.concat(chunks).toString()) as {
-          resourceSpans?: { scopeSpans: { spans: OtlpSpan[] }[] }[];
-        };
-        for (const rs of body.resourceSpans ?? []) for (const ss of rs.scopeSpans) spans.push(...ss.spans);
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-      });
-    });
-    await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r));
+    collector = await otlpCollector(spans);
     up = await rawUpstream((path) => ANSWERS[path] ?? ANSWERS['/ok']!);
     silent = await rawUpstream(() => '', { mode: 'silent' });
     const probe = net.createServer();
@@ -155,18 +144,7 @@ describe('CLIENT spans of attempts whose answer was cut after its head', () => {
   let streaming: TestUpstream;
 
   beforeAll(async () => {
-    collector = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const body = JSON.parse(Buffer.concat(chunks).toString()) as {
-          resourceSpans?: { scopeSpans: { spans: OtlpSpan[] }[] }[];
-        };
-        for (const rs of body.resourceSpans ?? []) for (const ss of rs.scopeSpans) spans.push(...ss.spans);
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-      });
-    });
-    await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r));
+    collector = await otlpCollector(spans);
     // 100 bytes every 100 ms, for 20 s.
     streaming = await startUpstream(
       (_req, res) => {
@@ -261,3 +239,20 @@ describe('CLIENT spans of attempts whose answer was cut after its head', () => {
     expect(await attempts(sluice)).toEqual(['200 1']);
   });
 });
+
+/** An OTLP/HTTP JSON receiver on loopback that adds every span it is sent to `spans`. */
+async function otlpCollector(spans: OtlpSpan[]): Promise<http.Server> {
+  const collector = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString()) as {
+        resourceSpans?: { scopeSpans: { spans: OtlpSpan[] }[] }[];
+      };
+      for (const rs of body.resourceSpans ?? []) for (const ss of rs.scopeSpans) spans.push(...ss.spans);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r));
+  return collector;
+}
