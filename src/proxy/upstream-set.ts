@@ -4,7 +4,7 @@
  * refreshes `resolve: true` targets from DNS; applies health-check results.
  */
 import type { ResolvedUpstream } from '../config/types.js';
-import { DnsRefresher, type ResolveHost } from './dns-refresher.js';
+import { DnsRefresher, type FailureStreak, type ResolveHost } from './dns-refresher.js';
 import { Upstream } from './upstream.js';
 import type { TargetSpec, UpstreamTarget } from './upstream-target.js';
 
@@ -14,8 +14,13 @@ export interface UpstreamSetOptions {
   readonly resolve?: ResolveHost;
   /** Called when a DNS refresh changes an upstream's targets (for logs). */
   readonly onResolved?: (upstream: string, host: string, origins: readonly string[]) => void;
-  /** Called when DNS resolution fails; the previous addresses stay. */
-  readonly onResolveError?: (upstream: string, host: string, err: unknown) => void;
+  /**
+   * Called when DNS resolution fails (the first failure of a streak, a new error, then once a
+   * minute: dns-refresher.ts); the previous addresses stay.
+   */
+  readonly onResolveError?: (upstream: string, host: string, err: unknown, streak: FailureStreak) => void;
+  /** Called when resolution works again after a failure streak. */
+  readonly onResolveRecovered?: (upstream: string, host: string, streak: FailureStreak) => void;
 }
 
 /** The upstreams of a config generation. */
@@ -87,7 +92,8 @@ export class UpstreamSet {
             for (const t of upstream.setResolved(index, origins)) this.#retire(t);
             options.onResolved?.(upstream.name, url.hostname, origins);
           },
-          onError: (err) => options.onResolveError?.(upstream.name, url.hostname, err),
+          onError: (err, streak) => options.onResolveError?.(upstream.name, url.hostname, err, streak),
+          onRecovered: (streak) => options.onResolveRecovered?.(upstream.name, url.hostname, streak),
         });
         this.#refreshers.push(refresher);
         firsts.push(refresher.start());

@@ -663,10 +663,15 @@ export class SluiceInstance {
     await set.startDns({
       onResolved: (upstream, host, origins) =>
         this.#loggers.app.info({ upstream, host, targets: origins }, 'dns targets updated'),
-      onResolveError: (upstream, host, err) =>
+      onResolveError: (upstream, host, err, streak) =>
         this.#loggers.app.warn(
-          { upstream, host, err },
+          { upstream, host, err, failures: streak.failures, failed_for_ms: streak.failedForMs },
           'dns resolution failed; keeping the previous targets',
+        ),
+      onResolveRecovered: (upstream, host, streak) =>
+        this.#loggers.app.info(
+          { upstream, host, failures: streak.failures, failed_for_ms: streak.failedForMs },
+          'dns resolution recovered',
         ),
     });
   }

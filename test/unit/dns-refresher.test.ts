@@ -1,11 +1,21 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { DnsRefresher, type HostAddresses } from '../../src/proxy/dns-refresher.js';
+import {
+  DnsRefresher,
+  type FailureStreak,
+  type HostAddresses,
+  REPORT_AGAIN_MS,
+} from '../../src/proxy/dns-refresher.js';
 
 afterEach(() => {
   vi.useRealTimers();
 });
 
-function refresher(answers: (HostAddresses | Error)[], applied: string[][], errors: unknown[]) {
+function refresher(
+  answers: (HostAddresses | Error)[],
+  applied: string[][],
+  errors: unknown[],
+  recovered: FailureStreak[] = [],
+) {
   let calls = 0;
   return {
     calls: () => calls,
@@ -22,6 +32,7 @@ function refresher(answers: (HostAddresses | Error)[], applied: string[][], erro
       },
       apply: (origins) => applied.push([...origins]),
       onError: (err) => errors.push(err),
+      onRecovered: (streak) => recovered.push(streak),
     }),
   };
 }
@@ -91,5 +102,37 @@ describe('DnsRefresher', () => {
     expect(calls()).toBe(4);
     expect(errors).toHaveLength(2);
     expect(applied).toEqual([['http://10.0.0.1:8080'], ['http://10.0.0.9:8080']]);
+  });
+
+  it('reports a failure streak at its start, on a new error and once a minute, and its end', async () => {
+    vi.useFakeTimers();
+    const errors: unknown[] = [];
+    const recovered: FailureStreak[] = [];
+    const down = new Error('queryA ESERVFAIL svc.internal');
+    const { r, calls } = refresher(
+      [
+        { addresses: ['10.0.0.1'], ttlMs: 1000 },
+        ...Array.from({ length: 70 }, () => down),
+        new Error('queryA ETIMEOUT svc.internal'),
+        { addresses: ['10.0.0.1'], ttlMs: 1000 },
+      ],
+      [],
+      errors,
+      recovered,
+    );
+    await r.start();
+    // 70 failures a second apart: reported at the first and 60 s later, not at every retry.
+    await vi.advanceTimersByTimeAsync(70_000);
+    expect(calls()).toBe(71);
+    expect(errors).toEqual([down, down]);
+    expect(REPORT_AGAIN_MS).toBe(60_000);
+    // A different error is reported at once; success ends the streak.
+    await vi.advanceTimersByTimeAsync(1000);
+    expect((errors[2] as Error).message).toContain('ETIMEOUT');
+    expect(recovered).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1000);
+    r.stop();
+    expect(errors).toHaveLength(3);
+    expect(recovered).toEqual([{ failures: 71, failedForMs: 71_000 }]);
   });
 });
