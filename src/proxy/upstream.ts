@@ -202,21 +202,27 @@ export class Upstream {
     return changed;
   }
 
-  /** Stops sending new requests to the target at `index` (requests in flight finish). */
-  drain(index: number): UpstreamTarget | null {
-    const t = this.#all[index];
-    if (t !== undefined) t.drained = true;
-    return t ?? null;
+  /**
+   * Stops sending new requests to the target at `origin` (requests in flight finish). A drain is
+   * kept by URL, not by place in the list: another process, or the next config, may list the
+   * targets in another order. Every target with that URL drains (a `resolve: true` name may
+   * repeat a listed address: the same server). Returns the first, or null.
+   */
+  drain(origin: string): UpstreamTarget | null {
+    const found = this.#all.filter((t) => t.origin === origin);
+    for (const t of found) t.drained = true;
+    return found[0] ?? null;
   }
 
-  /** Sends requests to the target at `index` again, with its failures forgotten. */
-  enable(index: number): UpstreamTarget | null {
-    const t = this.#all[index];
-    if (t === undefined) return null;
-    t.drained = false;
-    clearFailures(t);
-    resetWeights(t);
-    return t;
+  /** Sends requests to the target at `origin` again, with its failures forgotten. */
+  enable(origin: string): UpstreamTarget | null {
+    const found = this.#all.filter((t) => t.origin === origin);
+    for (const t of found) {
+      t.drained = false;
+      clearFailures(t);
+      resetWeights(t);
+    }
+    return found[0] ?? null;
   }
 
   /** The state of a target for status pages. */

@@ -632,15 +632,28 @@ export class SluiceInstance {
    * forgets the target's failures. Returns the target's origin, or null when there is no such target.
    */
   drainTarget(upstream: string, index: number): string | null {
-    const t = this.#tables?.upstreams.find(upstream)?.drain(index) ?? null;
-    if (t !== null) this.#loggers.app.info({ upstream, target: t.origin }, 'target draining');
-    return t?.origin ?? null;
+    return this.#setTargetAt('drain', upstream, index);
   }
 
   /** Sends requests to a drained or failed target again. */
   enableTarget(upstream: string, index: number): string | null {
-    const t = this.#tables?.upstreams.find(upstream)?.enable(index) ?? null;
-    if (t !== null) this.#loggers.app.info({ upstream, target: t.origin }, 'target enabled');
+    return this.#setTargetAt('enable', upstream, index);
+  }
+
+  #setTargetAt(action: 'drain' | 'enable', upstream: string, index: number): string | null {
+    const origin = this.#tables?.upstreams.find(upstream)?.targets[index]?.origin;
+    return origin === undefined ? null : this.setTargetByOrigin(action, upstream, origin);
+  }
+
+  /** Drains or enables the target of a URL (as the primary names it to its workers); its origin, or null. */
+  setTargetByOrigin(action: 'drain' | 'enable', upstream: string, origin: string): string | null {
+    const u = this.#tables?.upstreams.find(upstream);
+    const t = (action === 'drain' ? u?.drain(origin) : u?.enable(origin)) ?? null;
+    if (t !== null)
+      this.#loggers.app.info(
+        { upstream, target: t.origin },
+        action === 'drain' ? 'target draining' : 'target enabled',
+      );
     return t?.origin ?? null;
   }
 

@@ -49,7 +49,11 @@ export type ToWorker =
       readonly id: number;
       readonly action: 'drain' | 'enable';
       readonly upstream: string;
-      readonly index: number;
+      /**
+       * The target by URL: a worker started by a rolling reload lists the next config's targets,
+       * where a place in the primary's list may be another target, or none.
+       */
+      readonly origin: string;
     }
   | { readonly type: 'query'; readonly id: number }
   | { readonly type: 'metrics'; readonly id: number }

@@ -580,7 +580,11 @@ export class Primary {
   /**
    * A new worker learns every health result known so far, and which targets an operator drained:
    * it builds its upstreams from the config, so a worker started by a rolling reload or after a
-   * crash sent its share to a drained target again while the API still said "draining".
+   * crash sent its share to a drained target again while the API still said "draining". Drains
+   * go by URL: a rolling reload's workers list the next config's targets, where the same place
+   * may hold another target (it drained that one instead; with the drained target removed, the
+   * only one left, and every request was a 502). A target the next config removed has nothing
+   * left to drain.
    * Check results go only to upstreams that have a check in the worker's `config`: a rolling
    * reload starts its workers while this set is still the previous config's, and a result of a
    * check the reload removed (a target marked down) would stay in the new worker for good, with
@@ -589,13 +593,13 @@ export class Primary {
   #sendHealthSnapshot(worker: Worker, config: ResolvedConfig): void {
     for (const u of this.#upstreams.all()) {
       const checked = config.upstreams[u.name]?.healthCheck != null;
-      u.targets.forEach((t, index) => {
+      for (const t of u.targets) {
         if (checked && t.health !== 'unknown')
           this.#send(worker, { type: 'health', upstream: u.name, origin: t.origin, up: t.health === 'up' });
         // id 0: no answer is waited for (#ask numbers from 1).
         if (t.drained)
-          this.#send(worker, { type: 'target', id: 0, action: 'drain', upstream: u.name, index });
-      });
+          this.#send(worker, { type: 'target', id: 0, action: 'drain', upstream: u.name, origin: t.origin });
+      }
     }
   }
 
@@ -895,13 +899,17 @@ export class Primary {
   /** Drains (or enables) target `index` of `upstream` in every worker; its origin, or null. */
   async setTarget(action: 'drain' | 'enable', upstream: string, index: number): Promise<string | null> {
     const u = this.#upstreams.find(upstream);
-    const t = action === 'drain' ? u?.drain(index) : u?.enable(index);
-    if (t === undefined || t === null) return null;
+    const origin = u?.targets[index]?.origin;
+    if (u === undefined || origin === undefined) return null;
+    const t = action === 'drain' ? u.drain(origin) : u.enable(origin);
+    if (t === null) return null;
+    // By URL: a worker's list may be in another order (its own DNS answers, or a config a swap
+    // gave it before this process took it).
     await Promise.all(
       this.#slots.map((s) =>
         s.worker === null
           ? null
-          : this.#ask(s.worker, (id) => ({ type: 'target', id, action, upstream, index })),
+          : this.#ask(s.worker, (id) => ({ type: 'target', id, action, upstream, origin: t.origin })),
       ),
     );
     this.#loggers.app.info(

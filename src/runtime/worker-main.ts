@@ -146,10 +146,7 @@ async function handle(message: ToWorker): Promise<void> {
       instance?.applyHealth(message.upstream, message.origin, message.up);
       return;
     case 'target': {
-      const origin =
-        message.action === 'drain'
-          ? (instance?.drainTarget(message.upstream, message.index) ?? null)
-          : (instance?.enableTarget(message.upstream, message.index) ?? null);
+      const origin = instance?.setTargetByOrigin(message.action, message.upstream, message.origin) ?? null;
       send({ type: 'target-result', id: message.id, origin });
       return;
     }

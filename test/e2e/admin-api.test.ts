@@ -394,6 +394,39 @@ servers:
   });
 });
 
+/** A config with an operator token (from SLUICE_TEST_OPS) proxying to upstream `app`, given its keys. */
+const appConfig = (port: number, admin: number, workers: number, app: string) => `workers: ${workers}
+log: { access: off }
+admin:
+  listen: "127.0.0.1:${admin}"
+  tokens: [{ name: ops, role: operator, token_env: SLUICE_TEST_OPS }]
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes:
+      - proxy: { upstream: app }
+upstreams:
+  app:
+${app}
+`;
+
+/** `n` requests, each on a new connection (so spread over every worker); their statuses. */
+async function spread(port: number, n: number): Promise<number[]> {
+  const statuses: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const res = await request(`http://127.0.0.1:${port}/x`, { headers: { connection: 'close' } });
+    statuses.push(res.statusCode);
+    await res.body.dump();
+  }
+  return statuses;
+}
+
+/** Two upstream servers, the ports of a sluice and its admin API, and where its config goes. */
+async function twoTargets() {
+  const [a, b] = [await startUpstream(), await startUpstream()];
+  const file = join((await tempDir()).path, 'sluice.yaml');
+  return { a, b, port: await freePort(), admin: await freePort(), file };
+}
+
 describe('a drained target stays drained in workers started later', () => {
   // A backup's passive failures were dropped from the merged view: it said "backup" while the
   // metric said 0. And "temporarily disabled" was logged only the first time a target went out.
@@ -444,28 +477,11 @@ upstreams:
   }, 40_000);
 
   it('after a worker crash and after a rolling reload, no request reaches it while the API says draining', async () => {
-    const a = await startUpstream();
-    const b = await startUpstream();
-    const dir = (await tempDir()).path;
-    const port = await freePort();
-    const admin = await freePort();
-    const file = join(dir, 'sluice.yaml');
+    const { a, b, port, admin, file } = await twoTargets();
     const write = (workers: number) =>
       writeFile(
         file,
-        `workers: ${workers}
-log: { access: off }
-admin:
-  listen: "127.0.0.1:${admin}"
-  tokens: [{ name: ops, role: operator, token_env: SLUICE_TEST_OPS }]
-servers:
-  - listen: "127.0.0.1:${port}"
-    routes:
-      - proxy: { upstream: app }
-upstreams:
-  app:
-    targets: [{ url: "${a.url}" }, { url: "${b.url}" }]
-`,
+        appConfig(port, admin, workers, `    targets: [{ url: "${a.url}" }, { url: "${b.url}" }]`),
       );
     await write(2);
     const sluice = spawnCli(['start', '-c', file], { env: { SLUICE_TEST_OPS: SECRETS.operator } });
@@ -474,13 +490,6 @@ upstreams:
       await sluice.waitForJson((l) => l.msg === 'sluice started');
       const base = `http://127.0.0.1:${admin}`;
       expect((await call(base, 'POST', '/api/upstreams/app/targets/0/drain', 'operator')).status).toBe(200);
-      // New connections each: spread over every worker.
-      const spread = async (n: number) => {
-        for (let i = 0; i < n; i++) {
-          const res = await request(`http://127.0.0.1:${port}/x`, { headers: { connection: 'close' } });
-          await res.body.dump();
-        }
-      };
       const workerPids = async () =>
         (
           JSON.parse((await call(base, 'GET', '/api/status', 'operator')).body) as {
@@ -494,16 +503,62 @@ upstreams:
       process.kill(before[0]!, 'SIGKILL');
       // Logged once the new worker is ready.
       await sluice.waitForJson((l) => l.msg === 'worker restarted', 1, 20_000);
-      await spread(30);
+      await spread(port, 30);
       expect(a.seen).toHaveLength(0);
       expect(b.seen.length).toBe(30);
 
       await write(3);
       expect((await call(base, 'POST', '/api/reload', 'operator')).status).toBe(200);
-      await spread(30);
+      await spread(port, 30);
       expect(a.seen).toHaveLength(0);
       const listed = JSON.parse((await call(base, 'GET', '/api/upstreams', 'operator')).body);
       expect(JSON.stringify(listed)).toContain('draining');
+    } finally {
+      sluice.signal('SIGTERM');
+      await sluice.waitForExit(10_000);
+      await a.close();
+      await b.close();
+    }
+  }, 60_000);
+
+  // A rolling reload told its new workers which targets were drained by their place in the old
+  // list: with the list changed, they drained another target (with the drained one removed, the
+  // only one left, and every request was a 502). A drain follows the target's URL through reloads.
+  it('a rolling reload that reorders, then removes the drained target', async () => {
+    const { a, b, port, admin, file } = await twoTargets();
+    const write = (workers: number, targets: string) =>
+      writeFile(file, appConfig(port, admin, workers, `    targets: ${targets}`));
+    await write(2, `[{ url: "${a.url}" }, { url: "${b.url}" }]`);
+    const sluice = spawnCli(['start', '-c', file], { env: { SLUICE_TEST_OPS: SECRETS.operator } });
+    const base = `http://127.0.0.1:${admin}`;
+    const reload = async () => {
+      const r = await call(base, 'POST', '/api/reload', 'operator');
+      expect(r.status).toBe(200);
+      return (JSON.parse(r.body) as { how: string }).how;
+    };
+    const states = async () =>
+      (
+        JSON.parse((await call(base, 'GET', '/api/upstreams', 'operator')).body) as {
+          upstreams: { targets: { target: string; state: string }[] }[];
+        }
+      ).upstreams[0]!.targets.map((t) => `${t.target} ${t.state}`);
+    try {
+      await waitForPort(port, { proc: sluice });
+      await sluice.waitForJson((l) => l.msg === 'sluice started');
+      expect((await call(base, 'POST', '/api/upstreams/app/targets/0/drain', 'operator')).status).toBe(200);
+
+      // Reordered: the new workers drained b (now first), and sent everything to the drained a.
+      await write(3, `[{ url: "${b.url}" }, { url: "${a.url}" }]`);
+      expect(await reload()).toBe('roll');
+      expect(await spread(port, 20)).toEqual(Array(20).fill(200));
+      expect(a.seen).toHaveLength(0);
+      expect(await states()).toEqual([`${b.url} up`, `${a.url} draining`]);
+
+      // The drained target removed: its drain goes with it, and b serves on.
+      await write(2, `[{ url: "${b.url}" }]`);
+      expect(await reload()).toBe('roll');
+      expect(await spread(port, 20)).toEqual(Array(20).fill(200));
+      expect(await states()).toEqual([`${b.url} up`]);
     } finally {
       sluice.signal('SIGTERM');
       await sluice.waitForExit(10_000);

@@ -51,7 +51,7 @@ describe('Upstream', () => {
     expect(pick(u)).toBe('c');
     c!.drained = true;
     expect(pick(u)).toBeNull();
-    u.enable(2);
+    u.enable(c!.origin);
     expect(pick(u)).toBe('c');
     expect(u.state(u.targets[0]!, 0)).toBe('down');
   });
@@ -92,6 +92,16 @@ describe('Upstream', () => {
     expect(u.setHealth('http://a:80', true)).toBe(true);
     expect(u.targets.map((t) => t.health)).toEqual(['up', 'up', 'unknown']);
     expect(u.setHealth('http://a:80', true)).toBe(false);
+  });
+
+  it('drains and enables by URL: every target with that origin, none for an unknown one', () => {
+    const u = upstream([target('a'), target('b'), target('a')]);
+    expect(u.drain('http://a:80')).toBe(u.targets[0]);
+    expect(u.targets.map((t) => u.state(t, 0))).toEqual(['draining', 'up', 'draining']);
+    expect([pick(u), pick(u)]).toEqual(['b', 'b']);
+    expect(u.drain('http://gone:80')).toBeNull();
+    expect(u.enable('http://a:80')).toBe(u.targets[0]);
+    expect(u.targets.map((t) => u.state(t, 0))).toEqual(['up', 'up', 'up']);
   });
 
   it('forgets passive failures when a health check passes', () => {
