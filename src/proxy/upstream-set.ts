@@ -1,11 +1,12 @@
 /**
  * All upstreams of one config generation. Built from the resolved config, lending targets (with
- * their state and warm pools) from the previous generation where nothing about them changed;
+ * their state and warm pools) from the previous generation where nothing about them changed, and
+ * carrying a target's state (drain, health) over to its rebuilt self where only settings changed;
  * refreshes `resolve: true` targets from DNS; applies health-check results.
  */
 import type { ResolvedUpstream } from '../config/types.js';
 import { DnsRefresher, type FailureStreak, type ResolveHost } from './dns-refresher.js';
-import { Upstream } from './upstream.js';
+import { type TargetReuse, Upstream } from './upstream.js';
 import type { TargetSpec, UpstreamTarget } from './upstream-target.js';
 
 /** Hooks for what the set cannot decide alone. */
@@ -34,25 +35,34 @@ export class UpstreamSet {
 
   /**
    * Builds the upstreams of a config, reusing targets from `previous` where origin and settings
-   * are unchanged. Returns the set and the previous targets no longer used.
+   * are unchanged (a target whose settings changed takes over its predecessor's state). Returns the set and the previous targets no longer used.
    */
   static build(
     configs: Readonly<Record<string, ResolvedUpstream>>,
     previous?: UpstreamSet,
   ): { set: UpstreamSet; retired: UpstreamTarget[] } {
     const pool = new Map<string, UpstreamTarget[]>();
+    /** The first previous target of each URL, whether kept or not: whose state a rebuilt one takes over. */
+    const predecessors = new Map<string, UpstreamTarget>();
     if (previous !== undefined) {
       for (const u of previous.#byName.values()) {
-        for (const t of u.targets)
-          pool.set(`${u.name}\n${t.origin}`, [...(pool.get(`${u.name}\n${t.origin}`) ?? []), t]);
+        for (const t of u.targets) {
+          const key = `${u.name}\n${t.origin}`;
+          pool.set(key, [...(pool.get(key) ?? []), t]);
+          if (!predecessors.has(key)) predecessors.set(key, t);
+        }
       }
     }
     const set = new UpstreamSet();
     for (const config of Object.values(configs)) {
-      const reuse = (spec: TargetSpec) => {
-        const list = pool.get(`${config.name}\n${spec.origin}`);
+      const reuse: TargetReuse = (spec: TargetSpec) => {
+        const key = `${config.name}\n${spec.origin}`;
+        const list = pool.get(key);
         const i = list?.findIndex((t) => t.reusableFor(spec)) ?? -1;
-        return i >= 0 ? list!.splice(i, 1)[0] : undefined;
+        const kept = i >= 0 ? list?.splice(i, 1)[0] : undefined;
+        if (kept !== undefined) return { target: kept, kept: true };
+        const predecessor = predecessors.get(key);
+        return predecessor === undefined ? undefined : { target: predecessor, kept: false };
       };
       const upstream = new Upstream(config, reuse);
       // Resolved addresses carry over too, so a reload does not empty a DNS upstream until it re-resolves.

@@ -3,9 +3,9 @@
  * keep-alive connections: sluice's own HTTP/1.1 client (h1-client.ts), over TLS for https targets,
  * and undici `Pool`s for Upgrade requests. A target survives a reload (and a DNS refresh) when its
  * origin and connection settings (TLS included) are unchanged, keeping its warm connections and
- * its state. An https target connects with its upstream's TLS settings (upstream-tls.ts); when
- * their files rotate, new pools take the new certificate and the old ones close once their
- * requests are done.
+ * its state; when only its settings changed, a new target takes over that state (`takeOver`). An
+ * https target connects with its upstream's TLS settings (upstream-tls.ts); when their files
+ * rotate, new pools take the new certificate and the old ones close once their requests are done.
  */
 import type { Client, Dispatcher, Pool } from 'undici';
 import type { Peer } from '../balancer/balancer.js';
@@ -172,6 +172,19 @@ export class UpstreamTarget implements Peer, FailCounters {
       s.keepalive === spec.keepalive &&
       s.tlsKey === spec.tlsKey
     );
+  }
+
+  /**
+   * Continues from the target this one replaces (same URL, new settings): its drain, its passive
+   * failures and, when the upstream is still checked, its active-check result. Its balancer
+   * position and its connections start afresh.
+   */
+  takeOver(previous: UpstreamTarget, checked: boolean): void {
+    this.drained = previous.drained;
+    this.fails = previous.fails;
+    this.accessed = previous.accessed;
+    this.checked = previous.checked;
+    if (checked) this.health = previous.health;
   }
 
   /** The TLS files changed: new requests go to new pools; the old ones close when their requests are done. */

@@ -35,8 +35,14 @@ export interface UpstreamPick extends PickContext<UpstreamTarget> {
   readonly now: number;
 }
 
-/** Finds a target from the previous generation that a new spec can keep. */
-export type TargetReuse = (spec: TargetSpec) => UpstreamTarget | undefined;
+/**
+ * The previous generation's target at a new spec's URL: `kept` when it serves on as it is (same
+ * settings), else its predecessor, whose state the new target takes over; undefined when the URL
+ * is new to the upstream.
+ */
+export type TargetReuse = (
+  spec: TargetSpec,
+) => { readonly target: UpstreamTarget; readonly kept: boolean } | undefined;
 
 interface Entry {
   readonly config: ResolvedTarget;
@@ -97,12 +103,18 @@ export class Upstream {
 
   #target(spec: TargetSpec, reuse: TargetReuse): UpstreamTarget {
     const unchecked = this.config.healthCheck === null;
-    const kept = reuse(spec);
-    if (kept === undefined) return new UpstreamTarget(spec, unchecked ? 'up' : 'unknown');
-    // Without a health_check there are no check results: a target the removed check had marked
-    // down (or not yet up) was never probed again, and never served again until a restart.
-    if (unchecked) kept.health = 'up';
-    return kept;
+    const found = reuse(spec);
+    if (found?.kept === true) {
+      // Without a health_check there are no check results: a target the removed check had marked
+      // down (or not yet up) was never probed again, and never served again until a restart.
+      if (unchecked) found.target.health = 'up';
+      return found.target;
+    }
+    const t = new UpstreamTarget(spec, unchecked ? 'up' : 'unknown');
+    // New settings (weight, keepalive…) need new pools, not a new server: what is known of the
+    // URL carries over, the operator's drain first of all.
+    if (found !== undefined) t.takeOver(found.target, !unchecked);
+    return t;
   }
 
   /** Every target, in config order (resolved addresses in place of their entry). */

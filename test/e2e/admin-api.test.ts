@@ -524,11 +524,15 @@ upstreams:
   // A rolling reload told its new workers which targets were drained by their place in the old
   // list: with the list changed, they drained another target (with the drained one removed, the
   // only one left, and every request was a 502). A drain follows the target's URL through reloads.
-  it('a rolling reload that reorders, then removes the drained target', async () => {
+  it('a rolling reload that reorders, then removes the drained target; a swap that rebuilds it', async () => {
     const { a, b, port, admin, file } = await twoTargets();
-    const write = (workers: number, targets: string) =>
-      writeFile(file, appConfig(port, admin, workers, `    targets: ${targets}`));
-    await write(2, `[{ url: "${a.url}" }, { url: "${b.url}" }]`);
+    const write = (workers: number, targets: string, keepalive = 32) =>
+      writeFile(
+        file,
+        appConfig(port, admin, workers, `    keepalive: ${keepalive}\n    targets: ${targets}`),
+      );
+    const both = `[{ url: "${a.url}" }, { url: "${b.url}" }]`;
+    await write(2, both);
     const sluice = spawnCli(['start', '-c', file], { env: { SLUICE_TEST_OPS: SECRETS.operator } });
     const base = `http://127.0.0.1:${admin}`;
     const reload = async () => {
@@ -559,6 +563,18 @@ upstreams:
       expect(await reload()).toBe('roll');
       expect(await spread(port, 20)).toEqual(Array(20).fill(200));
       expect(await states()).toEqual([`${b.url} up`]);
+
+      // Back, and drained again: a swap that changes `keepalive` builds new targets, and the
+      // drain carries over to a's.
+      await write(2, both);
+      expect(await reload()).toBe('swap');
+      expect((await call(base, 'POST', '/api/upstreams/app/targets/0/drain', 'operator')).status).toBe(200);
+      const before = a.seen.length;
+      await write(2, both, 8);
+      expect(await reload()).toBe('swap');
+      expect(await spread(port, 20)).toEqual(Array(20).fill(200));
+      expect(a.seen.length).toBe(before);
+      expect(await states()).toEqual([`${a.url} draining`, `${b.url} up`]);
     } finally {
       sluice.signal('SIGTERM');
       await sluice.waitForExit(10_000);

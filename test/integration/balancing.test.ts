@@ -348,3 +348,52 @@ describe('active health checks', () => {
     expect(new Set(answers.map((r) => r.body))).toEqual(new Set(['a', 'b']));
   });
 });
+
+// A reload that changed a target's weight, or its upstream's keepalive settings, built a new
+// target object for the same URL, and the operator's drain was lost with the old one: requests
+// went to the drained target again while nobody had enabled it.
+describe('a reload that rebuilds a target (new weight or keep-alive settings)', () => {
+  it('keeps its drain, its active-check result and its max_fails rest', async () => {
+    const [a, b, c, d] = await Promise.all(['a', 'b', 'c', 'd'].map((n) => backend(n)));
+    running.backends = [a!, b!, c!, d!];
+    const config = (weight: number, keepaliveTimeout: string) =>
+      ({
+        servers: [{ listen: '127.0.0.1:0', routes: [{ name: 'app', proxy: { upstream: 'app' } }] }],
+        upstreams: {
+          app: {
+            targets: [a!, b!, c!, d!].map((t) => ({ url: t.url, weight })),
+            keepalive_timeout: keepaliveTimeout,
+            max_fails: 1,
+            fail_timeout: '60s',
+            retry: { on: ['error', 'http_502'] },
+            health_check: { path: '/healthz', interval: '100ms', timeout: '500ms', rise: 1, fall: 1 },
+          },
+        },
+      }) as SluiceConfigInput;
+    c!.state.health = 500;
+    const sluice = await startSluice(config(1, '4s'));
+    running.sluice = sluice;
+    const states = () =>
+      (sluice.instance.upstreams().upstreams[0] as { targets: { state: string }[] }).targets.map(
+        (t) => t.state,
+      );
+    const until = Date.now() + 5000;
+    while (states().join() !== 'up,up,down,up' && Date.now() < until) await sleep(20);
+    expect(states()).toEqual(['up', 'up', 'down', 'up']);
+    expect(sluice.instance.drainTarget('app', 0)).toBe(a!.url);
+    // b fails once (max_fails 1): it rests for a minute; the request goes on to d.
+    b!.state.status = 502;
+    while (b!.state.hits === 0 && Date.now() < until) await get(`${sluice.url}/x`);
+    b!.state.status = 200;
+    expect(states()).toEqual(['draining', 'failed', 'down', 'up']);
+
+    for (const next of [config(2, '4s'), config(2, '3s')]) {
+      await sluice.instance.reload(resolve(next));
+      expect(states()).toEqual(['draining', 'failed', 'down', 'up']);
+      const hits = [a!, b!, c!].map((t) => t.state.hits);
+      const answers = await Promise.all(Array.from({ length: 8 }, () => get(`${sluice.url}/x`)));
+      expect(answers.map((r) => r.body)).toEqual(Array(8).fill('d'));
+      expect([a!, b!, c!].map((t) => t.state.hits)).toEqual(hits);
+    }
+  });
+});
