@@ -31,7 +31,8 @@ const HEADER_KEYS = new Set([
 ]);
 
 function redactTree(value: unknown, key = ''): unknown {
-  if (typeof value === 'string') return value.includes('://') ? redactUrl(value) : value;
+  // Every string, not only those with `://`: `http:user:pw@host` is a URL the OTLP exporter takes.
+  if (typeof value === 'string') return redactUrl(value);
   if (Array.isArray(value)) {
     if (HEADER_KEYS.has(key)) return value.map(redactHeader);
     return value.map((v) => redactTree(v));

@@ -23,6 +23,7 @@ import type { ProblemCollector } from './problem-collector.js';
 import type { ResolvedConfig, ResolvedLog, ResolvedTracing } from './types.js';
 import { assignUniqueNames } from './unique-names.js';
 import { UpstreamRegistry } from './upstream-registry.js';
+import { refuseUserinfo } from './url-userinfo.js';
 
 /** Where the admin API listens when `admin:` is given without `listen:`. */
 export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:9090';
@@ -136,67 +137,65 @@ export function normaliseConfig(
 
 function normaliseRedis(url: string | undefined, problems: ProblemCollector): string | null {
   if (url === undefined) return null;
+  const at = ['state', 'redis'];
+  const shown = JSON.stringify(redactUrl(url));
+  if (refuseUserinfo(url, at, problems)) return null;
+  let parsed: URL;
   try {
-    const parsed = new URL(url);
-    if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new Error('scheme');
-    const database = redisDatabase(parsed);
-    if (database.ok) return url;
-    // Refused here: at runtime ioredis read `/abc` as NaN, and its SELECT NaN ended the process.
-    problems.error(
-      ['state', 'redis'],
-      'SLUICE_E_CONFIG_URL',
-      `${JSON.stringify(redactUrl(url))}: the database ${JSON.stringify(database.text)} is not a number from 0 to ${MAX_REDIS_DATABASE}`,
-      {
-        hint: 'write the database number after the port (redis://HOST:PORT/0) or as ?db=0; a Redis server has 16 by default, 0 to 15',
-      },
-    );
-    return null;
+    // As ioredis tells a URL from a host name: `redis:pw@host` is no URL to it.
+    if (!/^rediss?:\/\//i.test(url)) throw new Error('scheme');
+    parsed = new URL(url);
   } catch {
-    problems.error(
-      ['state', 'redis'],
-      'SLUICE_E_CONFIG_URL',
-      `${JSON.stringify(redactUrl(url))} is not a redis:// URL`,
-      {
-        hint: 'write redis://HOST:PORT/DB, e.g. redis://127.0.0.1:6379/0',
-      },
-    );
+    problems.error(at, 'SLUICE_E_CONFIG_URL', `${shown} is not a redis:// URL`, {
+      hint: 'write redis://HOST:PORT/DB, e.g. redis://127.0.0.1:6379/0',
+    });
     return null;
   }
+  const database = redisDatabase(parsed);
+  if (database.ok) return url;
+  // Refused here: at runtime ioredis read `/abc` as NaN, and its SELECT NaN ended the process.
+  problems.error(
+    at,
+    'SLUICE_E_CONFIG_URL',
+    `${shown}: the database ${JSON.stringify(database.text)} is not a number from 0 to ${MAX_REDIS_DATABASE}`,
+    {
+      hint: 'write the database number after the port (redis://HOST:PORT/0) or as ?db=0; a Redis server has 16 by default, 0 to 15',
+    },
+  );
+  return null;
 }
 
 function normaliseTracing(draft: ConfigDraft['tracing'], problems: ProblemCollector): ResolvedTracing {
-  let otlpEndpoint = draft?.otlp_endpoint ?? null;
-  if (otlpEndpoint !== null) {
-    try {
-      const url = new URL(otlpEndpoint);
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('scheme');
-      // The exporter posts to the URL as written: a collector's base address gets spans at `/`,
-      // which collectors answer 404 (the SDK drops them).
-      if (url.pathname === '/' || url.pathname === '') {
-        problems.warn(
-          ['tracing', 'otlp_endpoint'],
-          'SLUICE_E_CONFIG_URL',
-          `${JSON.stringify(redactUrl(otlpEndpoint))} has no path: spans are posted to "/"`,
-          { hint: `OTLP/HTTP collectors take traces at /v1/traces: ${url.origin}/v1/traces` },
-        );
-      }
-    } catch {
-      problems.error(
-        ['tracing', 'otlp_endpoint'],
-        'SLUICE_E_CONFIG_URL',
-        `${JSON.stringify(redactUrl(otlpEndpoint))} is not an http(s) URL`,
-        {
-          hint: 'write the collector URL, e.g. http://127.0.0.1:4318/v1/traces',
-        },
-      );
-      otlpEndpoint = null;
-    }
-  }
+  const endpoint = draft?.otlp_endpoint;
   return {
-    otlpEndpoint,
+    otlpEndpoint: endpoint === undefined ? null : normaliseOtlpEndpoint(endpoint, problems),
     sampleRatio: draft?.sample_ratio ?? 1,
     serviceName: draft?.service_name ?? 'sluice',
   };
+}
+
+function normaliseOtlpEndpoint(endpoint: string, problems: ProblemCollector): string | null {
+  const at = ['tracing', 'otlp_endpoint'];
+  const shown = JSON.stringify(redactUrl(endpoint));
+  if (refuseUserinfo(endpoint, at, problems)) return null;
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('scheme');
+  } catch {
+    problems.error(at, 'SLUICE_E_CONFIG_URL', `${shown} is not an http(s) URL`, {
+      hint: 'write the collector URL, e.g. http://127.0.0.1:4318/v1/traces',
+    });
+    return null;
+  }
+  // The exporter posts to the URL as written: a collector's base address gets spans at `/`,
+  // which collectors answer 404 (the SDK drops them).
+  if (url.pathname === '/' || url.pathname === '') {
+    problems.warn(at, 'SLUICE_E_CONFIG_URL', `${shown} has no path: spans are posted to "/"`, {
+      hint: `OTLP/HTTP collectors take traces at /v1/traces: ${url.origin}/v1/traces`,
+    });
+  }
+  return endpoint;
 }
 
 function normaliseLog(

@@ -14,7 +14,9 @@ export function parseUpstreamUrl(text: string): UpstreamUrl | { error: string } 
   // Shown in problems, which are logged: a password in the URL is not.
   const shown = JSON.stringify(redactUrl(text));
   if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(text)) {
-    return { error: `${shown} is not an absolute URL; write it as http://${text.replace(/^\/+/, '')}` };
+    return {
+      error: `${shown} is not an absolute URL; write it as http://${redactUrl(text).replace(/^\/+/, '')}`,
+    };
   }
   let url: URL;
   try {
@@ -26,9 +28,11 @@ export function parseUpstreamUrl(text: string): UpstreamUrl | { error: string } 
     return { error: `${shown} must use http:// or https://, not ${url.protocol}//` };
   }
   if (url.hostname === '') return { error: `${shown} has no host` };
-  if (url.username !== '' || url.password !== '') {
+  // An `@` anywhere ends userinfo to whoever shows this URL (core/redact.ts): `http://u:1/pw@host`,
+  // a password with a `/`, parses as host `u`, port 1 and path `/pw@host`.
+  if (url.username !== '' || url.password !== '' || text.includes('@')) {
     return {
-      error: `${shown} must not hold credentials; set an Authorization header with set_headers instead`,
+      error: `${shown} must not hold credentials; set an Authorization header with set_headers instead (an @ in a path is written %40)`,
     };
   }
   if (url.search !== '' || url.hash !== '' || text.includes('?') || text.includes('#')) {

@@ -7,11 +7,27 @@
 /** What replaces a secret. */
 export const REDACTED = '[redacted]';
 
+/** What replaces a secret inside a URL: without brackets, which a URL would percent-encode. */
+const URL_REDACTED = 'redacted';
+
 /** Header names whose values are credentials: cookies, and names that say so (`auth` takes Authorization and Proxy-Authorization). */
 const SECRET_HEADER = /^(?:set-)?cookie$|auth|token|secret|passw|api[-_]?key|credential|session|signature/i;
 
 /** Query parameters whose values are credentials. */
 const SECRET_PARAM = /passw|secret|token|api[-_]?key|auth|credential|signature|^(?:key|pass|pwd|sig)$/i;
+
+/**
+ * The scheme of a URL and the slashes after it, as written, typos included (`redis://`, `redis:/`,
+ * `redis:`, `redis//`), or `//` alone; followed by no white space, so that prose (`Note: ...`) is
+ * none.
+ */
+const URL_HEAD = /^(?:[A-Za-z][A-Za-z0-9+.-]*(?::[/\\]*|[/\\]{2,})|[/\\]{2})(?=\S)/;
+
+/** Userinfo with no scheme before it (`user:pw@host`, `:pw@host`): a user name, a colon, no white space. */
+const BARE_USERINFO = /^[\w.~%!$&'*+,;=-]*:\S*@/;
+
+/** One `key=value` of a query, with the character before it. */
+const QUERY_PAIR = /([?&])([^=&#]*)=([^&#]*)/g;
 
 /** True when a header of this name may carry a credential. */
 export function isSecretHeader(name: string): boolean {
@@ -19,31 +35,47 @@ export function isSecretHeader(name: string): boolean {
 }
 
 /**
- * `text` with the password and secret query values of a URL replaced; other text as it is. Text
- * shaped like a URL that does not parse as one (a typo in a config: `redis//:pw@host`) loses what
- * lies between `//` and an `@`, where userinfo would be.
+ * `text` with the userinfo and secret query values of a URL replaced; other text as it is, and what
+ * is kept as written, not as a URL parser would normalise it. The userinfo ends at the last `@`, as
+ * URL parsers take it when several are written: a password may hold `/`, `?`, `#` or `%` (which
+ * leave the text no valid URL, or one whose host is a piece of the password), so the userinfo is not
+ * taken to end where a URL's host would. A path or query with an `@` is shown as if what precedes
+ * it were userinfo: the two cannot be told apart, and showing too little is the safe mistake. Of the
+ * userinfo only the user name is kept (up to the first `:`, which a user name cannot hold), and only
+ * after `//`; userinfo without a `:` is all hidden, being a token or a password as often as a name.
  */
 export function redactUrl(text: string): string {
-  let url: URL;
+  const head = URL_HEAD.exec(text)?.[0] ?? '';
+  // Only text shaped like a URL: other text (a respond body) is no URL and kept as written.
+  if (head === '' && !BARE_USERINFO.test(text)) return text;
+  const rest = text.slice(head.length);
+  const at = rest.lastIndexOf('@');
+  if (at <= 0) return head + redactQuery(rest, false);
+  const userinfo = rest.slice(0, at);
+  const colon = userinfo.indexOf(':');
+  const shown =
+    colon === -1 || !/[/\\]{2}$/.test(head) ? URL_REDACTED : `${userinfo.slice(0, colon)}:${URL_REDACTED}`;
+  // A `?` in what was taken for userinfo may have begun the query: its pairs after the `@` are read as such.
+  return `${head}${shown}@${redactQuery(rest.slice(at + 1), userinfo.includes('?'))}`;
+}
+
+/** `rest` with the values of secret query parameters replaced; `inQuery` when it starts inside the query. */
+function redactQuery(rest: string, inQuery: boolean): string {
+  const start = inQuery ? 0 : rest.indexOf('?');
+  if (start === -1) return rest;
+  const query = rest
+    .slice(start)
+    .replace(QUERY_PAIR, (pair, before: string, key: string) =>
+      SECRET_PARAM.test(decodeQueryKey(key)) ? `${before}${key}=${URL_REDACTED}` : pair,
+    );
+  return rest.slice(0, start) + query;
+}
+
+/** A query key as a server reads it (`pass%77ord` is `password`), or as written when it does not decode. */
+function decodeQueryKey(key: string): string {
   try {
-    url = new URL(text);
+    return decodeURIComponent(key.replaceAll('+', ' '));
   } catch {
-    // Only for text shaped like a URL: other text (a respond body) is no URL and kept as written.
-    if (!/^[A-Za-z][A-Za-z0-9+.-]*:?\/\//.test(text)) return text;
-    return text.replace(/^([^/@]*\/\/)[^@/]*@/, '$1redacted@');
+    return key;
   }
-  let changed = false;
-  // Without brackets, which a URL would percent-encode.
-  if (url.password !== '') {
-    url.password = 'redacted';
-    changed = true;
-  }
-  for (const key of [...url.searchParams.keys()]) {
-    if (SECRET_PARAM.test(key)) {
-      url.searchParams.set(key, 'redacted');
-      changed = true;
-    }
-  }
-  // Unchanged text is returned as written, not as the URL parser would normalise it.
-  return changed ? url.toString() : text;
 }

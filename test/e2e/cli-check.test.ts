@@ -5,7 +5,16 @@ import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DIST_INDEX, killAll, PACKAGE_ROOT, ROOT, requireBuilt, runCli, tempDir } from '../helpers/cli.js';
+import {
+  DIST_INDEX,
+  freePort,
+  killAll,
+  PACKAGE_ROOT,
+  ROOT,
+  requireBuilt,
+  runCli,
+  tempDir,
+} from '../helpers/cli.js';
 
 const FIXTURES = join(ROOT, 'test/fixtures/e2e');
 
@@ -137,6 +146,28 @@ describe('sluice check (built CLI)', () => {
     expect(r.stdout).not.toContain('s3cr3t-value');
     const c = JSON.parse(r.stdout);
     expect(c.state.redis).toContain('127.0.0.1:6379');
+  });
+
+  // check passed a password with a lone %, and start then ended with ioredis's `URIError: URI
+  // malformed` (a reload of it, every worker, again and again).
+  it('refuses a Redis password with a % that starts no escape, in check and start: exit 2', async () => {
+    const dir = join(tmp.path, 'redis-percent');
+    await mkdir(dir);
+    const port = await freePort();
+    await writeFile(
+      join(dir, 'sluice.yaml'),
+      `state: { redis: "redis://:50%off@127.0.0.1:6379/0" }\nservers: [{ listen: "127.0.0.1:${port}", routes: [{ respond: { body: ok } }] }]\n`,
+    );
+    const problem =
+      'sluice.yaml:1:17: SLUICE_E_CONFIG_URL state.redis: "redis://:redacted@127.0.0.1:6379/0" has a user name or password that is not valid percent-encoding (hint: percent-encode % as %25';
+    const check = await runCli(['check', '-c', 'sluice.yaml'], { cwd: dir });
+    expect(check.stdout).toContain(problem);
+    expect(check.code).toBe(2);
+    const start = await runCli(['start', '-c', 'sluice.yaml'], { cwd: dir });
+    expect(start.stderr).toContain(problem);
+    expect(start.stderr).not.toContain('URIError');
+    expect(start.code).toBe(2);
+    expect(`${check.stdout}${check.stderr}${start.stdout}${start.stderr}`).not.toContain('50%off');
   });
 
   it('--print prints the resolved config as JSON: defaults applied, units resolved', async () => {

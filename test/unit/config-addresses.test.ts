@@ -119,8 +119,14 @@ describe('parseUpstreamUrl', () => {
     ['http://a/?', '"http://a/?" must not have a query or fragment'],
     [
       'http://u@a',
-      '"http://u@a" must not hold credentials; set an Authorization header with set_headers instead',
+      '"http://redacted@a" must not hold credentials; set an Authorization header with set_headers instead (an @ in a path is written %40)',
     ],
+    // A password with a /: host u, port 9001, path /pw@a to a URL parser.
+    [
+      'http://u:9001/pw@a',
+      '"http://u:redacted@a" must not hold credentials; set an Authorization header with set_headers instead (an @ in a path is written %40)',
+    ],
+    ['u:pw@a:9001', '"u:redacted@a:9001" is not an absolute URL; write it as http://u:redacted@a:9001'],
     ['http://a:99999', '"http://a:99999" is not a valid URL'],
   ])('rejects %s', (text, error) => expect(parseUpstreamUrl(text)).toEqual({ error }));
 });

@@ -909,8 +909,35 @@ describe('state.redis', () => {
     }
   });
 
+  // ioredis decodes the user name and password with decodeURIComponent: `50%off` threw URIError at
+  // start, after check had passed it. A / of the password ended the userinfo.
+  it.each([
+    ['redis://:50%off@127.0.0.1:6379/0', 'is not valid percent-encoding', 'percent-encode % as %25'],
+    ['redis://u%:pw@127.0.0.1:6379/0', 'is not valid percent-encoding', 'percent-encode % as %25'],
+    ['redis://:%FF@127.0.0.1:6379/0', 'is not valid percent-encoding', 'percent-encode % as %25'],
+    ['redis://:p/w@127.0.0.1:6379/0', 'has an @ after a /, ? or #', 'as %2F, %3F, %23 and %40'],
+    ['redis://u:1/pw@127.0.0.1:6379/0', 'has an @ after a /, ? or #', 'as %2F, %3F, %23 and %40'],
+    ['redis://:p?w@127.0.0.1:6379/0', 'has an @ after a /, ? or #', 'as %2F, %3F, %23 and %40'],
+  ])('refuses %s, whose userinfo ioredis cannot read', (url, message, hint) => {
+    const r = load(url);
+    expect(where(r)).toEqual(['1:17 SLUICE_E_CONFIG_URL']);
+    const [line] = lines(r);
+    expect(line).toContain(message);
+    expect(line).toContain(hint);
+  });
+
+  it('refuses a URL without // after redis:, which ioredis takes for a host name', () => {
+    for (const url of ['redis:pw@127.0.0.1:6379', 'redis:/:pw@127.0.0.1', 'redis:']) {
+      const r = load(url);
+      expect(where(r)).toEqual(['1:17 SLUICE_E_CONFIG_URL']);
+      expect(lines(r)[0]).toContain('is not a redis:// URL');
+    }
+  });
+
   it('takes a database number in the path or the query, or none', () => {
     for (const url of [
+      'redis://:50%25off@127.0.0.1:6379/0',
+      'redis://u%3Ax:p%2Fw%3F%23%40@127.0.0.1:6379/0',
       'redis://127.0.0.1:6379',
       'redis://127.0.0.1:6379/',
       'redis://127.0.0.1:6379/0',
@@ -919,6 +946,31 @@ describe('state.redis', () => {
       'rediss://:pw@127.0.0.1:6379/2147483647',
     ])
       expect(config(load(url)).state.redis).toBe(url);
+  });
+});
+
+describe('tracing.otlp_endpoint', () => {
+  const load = (url: string) =>
+    loadConfigText(
+      `tracing: { otlp_endpoint: "${url}" }\nservers: [{ listen: "127.0.0.1:8080", routes: [{ respond: {} }] }]\n`,
+      'r.yaml',
+      {},
+    );
+
+  // The exporter decodes the userinfo for its Basic authorization: `50%off` failed every export.
+  it.each([
+    ['http://u:50%off@127.0.0.1:4318/v1/traces', 'is not valid percent-encoding'],
+    ['http://u:p/w@127.0.0.1:4318/v1/traces', 'has an @ after a /, ? or #'],
+    ['http:u:50%off@127.0.0.1:4318/v1/traces', 'is not valid percent-encoding'],
+  ])('refuses %s, whose userinfo the exporter cannot read', (url, message) => {
+    const r = load(url);
+    expect(where(r)).toEqual(['1:27 SLUICE_E_CONFIG_URL']);
+    expect(lines(r)[0]).toContain(message);
+  });
+
+  it('takes percent-encoded userinfo', () => {
+    const url = 'http://u:50%25off%2F@127.0.0.1:4318/v1/traces';
+    expect(config(load(url)).tracing.otlpEndpoint).toBe(url);
   });
 });
 
