@@ -14,6 +14,7 @@ import { listenError } from '../errors/listen-error.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { ProfilerBusyError } from '../observability/profiler.js';
 import { banAddress } from '../security/ban-address.js';
+import { isCrossSite } from './cross-site.js';
 import { dashboardPage } from './dashboard-page.js';
 import { dashboardStats, type MetricsJson } from './dashboard-stats.js';
 import { authorize, type Endpoint, MATRIX } from './rbac.js';
@@ -158,6 +159,17 @@ export class AdminServer {
         'without admin.tokens this API answers only requests addressed to a loopback host (127.0.0.1, [::1], localhost)',
       );
     }
+    // A page of another site in a browser on this host reaches the listener too (cross-site.ts).
+    if (!tokensConfigured && isCrossSite(req.headers, req.headers.host ?? '')) {
+      if (changes) this.#audit(req, action, null, params, 'forbidden');
+      return problem(
+        res,
+        403,
+        'Forbidden',
+        'without admin.tokens this API answers no page of another origin: open the dashboard at this address, or call it with curl',
+        { code: 'SLUICE_E_ADMIN_CROSS_SITE' satisfies ErrorCode },
+      );
+    }
     const decision = authorize(endpoint, caller, {
       tokensConfigured,
       metricsAuth: this.#settings.metricsAuth,
@@ -225,15 +237,16 @@ export class AdminServer {
       case 'pprof': {
         if (url.pathname === '/debug/pprof/heap')
           return sendProfile(res, await control.heapProfile(worker), 'heap');
-        // Absent or empty, 30 as in Go's net/http/pprof.
+        // Absent or empty, 30 as in Go's net/http/pprof; else whole seconds in decimal, as Go reads
+        // them: Number() also took `0x1`, `1e0` and `+1`.
         const given = url.searchParams.get('seconds') ?? '';
-        const seconds = given === '' ? 30 : Number(given);
-        if (!Number.isFinite(seconds) || seconds <= 0 || seconds > MAX_PROFILE_SECONDS) {
+        const seconds = given === '' ? 30 : /^\d{1,9}$/.test(given) ? Number(given) : Number.NaN;
+        if (!(seconds >= 1 && seconds <= MAX_PROFILE_SECONDS)) {
           return problem(
             res,
             400,
             'Bad Request',
-            `seconds must be above 0 and at most ${MAX_PROFILE_SECONDS}`,
+            `seconds must be a whole number from 1 to ${MAX_PROFILE_SECONDS}`,
           );
         }
         // A caller that leaves ends the profile: it went on for its full time (up to 60 s) with

@@ -286,6 +286,11 @@ export const ERROR_CATALOGUE = {
     title: 'not an address that can be banned',
     hint: 'give an IPv4 or IPv6 address (e.g. DELETE /api/bans/203.0.113.7), or an IPv6 /64 as listed by GET /api/bans (2001:db8:1:2::/64); percent-encode the / and :',
   },
+  SLUICE_E_ADMIN_CROSS_SITE: {
+    status: 403,
+    title: 'a page of another origin called the admin API',
+    hint: 'without admin.tokens the admin API answers its own dashboard and clients that are no browser (curl, Prometheus), never a page of another site or port (Sec-Fetch-Site cross-site or same-site, or another Origin): open the dashboard at the admin address itself, or configure admin.tokens',
+  },
   SLUICE_E_ADMIN_WORKER_GONE: {
     status: 503,
     title: 'the worker stopped before it answered',

@@ -45,7 +45,7 @@ const MATRIX: { method: string; path: string; allowed: Caller[] | 'anyone' }[] =
   { method: 'GET', path: '/api/stats', allowed: ['viewer', 'developer', 'operator'] },
   { method: 'GET', path: '/metrics', allowed: ['viewer', 'developer', 'operator'] },
   { method: 'GET', path: '/api/config', allowed: ['developer', 'operator'] },
-  { method: 'GET', path: '/debug/pprof/profile?seconds=0.2', allowed: ['developer'] },
+  { method: 'GET', path: '/debug/pprof/profile?seconds=1', allowed: ['developer'] },
   { method: 'GET', path: '/debug/pprof/heap', allowed: ['developer'] },
   { method: 'GET', path: '/debug/handles', allowed: ['developer'] },
   { method: 'POST', path: '/api/reload', allowed: ['operator'] },
@@ -197,7 +197,7 @@ upstreams:
     const [first, second] = await Promise.all([
       call(base(), 'GET', '/debug/pprof/profile?seconds=1', 'developer'),
       new Promise((r) => setTimeout(r, 200)).then(() =>
-        call(base(), 'GET', '/debug/pprof/profile?seconds=0.2', 'developer'),
+        call(base(), 'GET', '/debug/pprof/profile?seconds=1', 'developer'),
       ),
     ]);
     expect(first.status).toBe(200);
@@ -213,8 +213,14 @@ upstreams:
     abandoned.abort();
     expect(await left).toBe('left');
     await new Promise((r) => setTimeout(r, 300));
-    const next = await call(base(), 'GET', '/debug/pprof/profile?seconds=0.2', 'developer');
+    const next = await call(base(), 'GET', '/debug/pprof/profile?seconds=1', 'developer');
     expect(next.status).toBe(200);
+    // Whole seconds in decimal, as Go reads them: Number() took these, and took a profile.
+    for (const seconds of ['0x1', '1e0', '+1', '1.5', '%201', '0', '61']) {
+      const bad = await call(base(), 'GET', `/debug/pprof/profile?seconds=${seconds}`, 'developer');
+      expect([seconds, bad.status]).toEqual([seconds, 400]);
+      expect(JSON.parse(bad.body).detail).toBe('seconds must be a whole number from 1 to 60');
+    }
     // 405 names what is allowed (RFC 9110); a HEAD takes no profile.
     const wrong = await call(base(), 'PUT', '/api/status', 'viewer');
     expect([wrong.status, wrong.headers.allow]).toEqual([405, 'GET, HEAD']);
@@ -226,6 +232,15 @@ upstreams:
     const page = await call(base(), 'GET', '/', 'none');
     expect(page.headers['x-frame-options']).toBe('DENY');
     expect(page.headers['content-security-policy']).toBe("frame-ancestors 'none'");
+  });
+
+  // A browser never adds a bearer token by itself: a token is no request of another site's page.
+  it('serves a caller with a token whatever page it says it comes from', async () => {
+    const res = await request(`${base()}/api/status`, {
+      headers: { ...headersOf('viewer'), 'sec-fetch-site': 'cross-site', origin: 'http://elsewhere.example' },
+    });
+    await res.body.dump();
+    expect(res.statusCode).toBe(200);
   });
 
   it('`sluice reload` goes through the API with SLUICE_ADMIN_TOKEN, and needs an operator token', async () => {
@@ -336,10 +351,15 @@ servers:
 });
 
 describe('admin API without tokens', () => {
-  it('serves the read-only endpoints on loopback and forbids changes', async () => {
+  let sluice: CliProcess;
+  let port: number;
+  let admin: number;
+  const base = () => `http://127.0.0.1:${admin}`;
+
+  beforeAll(async () => {
     const dir = (await tempDir()).path;
-    const port = await freePort();
-    const admin = await freePort();
+    port = await freePort();
+    admin = await freePort();
     const file = join(dir, 'sluice.yaml');
     await writeFile(
       file,
@@ -351,30 +371,79 @@ servers:
     routes: [{ respond: { body: "ok\\n" } }]
 `,
     );
-    const sluice = spawnCli(['start', '-c', file]);
-    try {
-      await waitForPort(admin, { proc: sluice });
-      const base = `http://127.0.0.1:${admin}`;
-      for (const path of ['/api/status', '/api/bans', '/metrics', '/api/config', '/debug/handles']) {
-        expect((await call(base, 'GET', path, 'none')).status, path).toBe(200);
-      }
-      const reload = await call(base, 'POST', '/api/reload', 'none');
-      expect(reload.status).toBe(403);
-      expect(JSON.parse(reload.body).detail).toContain('configure admin.tokens');
-      expect((await call(base, 'DELETE', '/api/bans/192.0.2.1', 'none')).status).toBe(403);
-      expect((await call(base, 'GET', '/api/reload', 'none')).status).toBe(405);
-      expect((await call(base, 'GET', '/api/nope', 'none')).status).toBe(404);
-      // DNS rebinding: a page under another name pointed at 127.0.0.1 reads nothing.
-      const rebound = await request(`${base}/api/config`, { headers: { host: `attacker.example:${admin}` } });
-      expect(rebound.statusCode).toBe(403);
-      await rebound.body.dump();
-      const local = await request(`${base}/api/status`, { headers: { host: `localhost:${admin}` } });
-      expect(local.statusCode).toBe(200);
-      await local.body.dump();
-    } finally {
-      sluice.signal('SIGTERM');
-      await sluice.waitForExit(10_000);
+    sluice = spawnCli(['start', '-c', file]);
+    await waitForPort(admin, { proc: sluice });
+  });
+
+  afterAll(async () => {
+    sluice?.signal('SIGTERM');
+    await sluice?.waitForExit(10_000);
+  });
+
+  it('serves the read-only endpoints on loopback and forbids changes', async () => {
+    for (const path of ['/api/status', '/api/bans', '/metrics', '/api/config', '/debug/handles']) {
+      expect((await call(base(), 'GET', path, 'none')).status, path).toBe(200);
     }
+    const reload = await call(base(), 'POST', '/api/reload', 'none');
+    expect(reload.status).toBe(403);
+    expect(JSON.parse(reload.body).detail).toContain('configure admin.tokens');
+    expect((await call(base(), 'DELETE', '/api/bans/192.0.2.1', 'none')).status).toBe(403);
+    expect((await call(base(), 'GET', '/api/reload', 'none')).status).toBe(405);
+    expect((await call(base(), 'GET', '/api/nope', 'none')).status).toBe(404);
+    // DNS rebinding: a page under another name pointed at 127.0.0.1 reads nothing.
+    const rebound = await request(`${base()}/api/config`, { headers: { host: `attacker.example:${admin}` } });
+    expect(rebound.statusCode).toBe(403);
+    await rebound.body.dump();
+    const local = await request(`${base()}/api/status`, { headers: { host: `localhost:${admin}` } });
+    expect(local.statusCode).toBe(200);
+    await local.body.dump();
+  });
+
+  // A page of any site in a browser on this host reaches a loopback listener: it could not read
+  // the answers, but it kept the profiler busy (<img src=".../debug/pprof/profile?seconds=60">).
+  it('refuses a request from a page of another origin with SLUICE_E_ADMIN_CROSS_SITE, and serves its own', async () => {
+    const get = async (path: string, headers: Record<string, string>, method = 'GET') => {
+      const res = await request(`${base()}${path}`, { method: method as 'GET', headers });
+      return { status: res.statusCode, body: await res.body.text() };
+    };
+    const refusedHeaders: Record<string, string>[] = [
+      { 'sec-fetch-site': 'cross-site' },
+      { 'sec-fetch-site': 'same-site', origin: `http://127.0.0.1:${port}` },
+      { origin: 'http://attacker.example' },
+      { origin: `http://127.0.0.1:${port}` },
+      { origin: `https://127.0.0.1:${admin}` },
+      { origin: 'null' },
+    ];
+    for (const headers of refusedHeaders) {
+      const refused = await get('/api/status', headers);
+      expect([headers, refused.status]).toEqual([headers, 403]);
+      expect(JSON.parse(refused.body)).toMatchObject({
+        status: 403,
+        code: 'SLUICE_E_ADMIN_CROSS_SITE',
+        detail: expect.stringContaining('no page of another origin'),
+      });
+    }
+    // Refused at once: no profile is taken.
+    const started = performance.now();
+    const profile = await get('/debug/pprof/profile?seconds=30', { 'sec-fetch-site': 'cross-site' });
+    expect(profile.status).toBe(403);
+    expect(performance.now() - started).toBeLessThan(6000);
+    const reload = await get('/api/reload', { 'sec-fetch-site': 'cross-site' }, 'POST');
+    expect(JSON.parse(reload.body)).toMatchObject({ status: 403, code: 'SLUICE_E_ADMIN_CROSS_SITE' });
+    // The dashboard's own reads, an address typed in, and clients that are no browser.
+    const servedHeaders: Record<string, string>[] = [
+      { 'sec-fetch-site': 'same-origin' },
+      { 'sec-fetch-site': 'same-origin', origin: base() },
+      { 'sec-fetch-site': 'none' },
+      { origin: `http://localhost:${admin}`, host: `localhost:${admin}` },
+      {},
+    ];
+    for (const headers of servedHeaders) {
+      expect([headers, (await get('/api/status', headers)).status]).toEqual([headers, 200]);
+    }
+    expect((await get('/debug/pprof/profile?seconds=1', { 'sec-fetch-site': 'same-origin' })).status).toBe(
+      200,
+    );
   });
 
   it('refuses a non-loopback admin address: exit 2 with the position and SLUICE_E_ADMIN_EXPOSED', async () => {

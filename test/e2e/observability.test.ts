@@ -239,7 +239,7 @@ export default (_req: unknown, res: { end(s: string): void }) => res.end(String(
     for (const seconds of ['600', '0', 'x']) {
       const bad = await text(`${adminUrl()}/debug/pprof/profile?seconds=${seconds}`);
       expect(bad.status).toBe(400);
-      expect(bad.body).toContain('seconds must be above 0 and at most 60');
+      expect(bad.body).toContain('seconds must be a whole number from 1 to 60');
     }
   });
 

@@ -1,6 +1,7 @@
 /** Pure security decisions: the admin role matrix, token identification, buckets, allow/deny, bans. */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { isCrossSite } from '../../src/admin/cross-site.js';
 import { authorize, type Caller, type Endpoint, MATRIX } from '../../src/admin/rbac.js';
 import { identify } from '../../src/admin/tokens.js';
 import type { AdminRole, ResolvedToken } from '../../src/config/types.js';
@@ -84,6 +85,34 @@ describe('admin token identification', () => {
     expect(identify('Bearer nope', tokens).caller).toBe('unknown-token');
     expect(identify('Basic b3BzLXNlY3JldA==', tokens).caller).toBe('unknown-token');
     expect(identify('Bearer ', tokens).caller).toBe('unknown-token');
+  });
+});
+
+describe('admin requests from pages of other origins (tokenless listener)', () => {
+  const host = '127.0.0.1:9090';
+
+  it.each([
+    [{}, false],
+    [{ 'sec-fetch-site': 'same-origin' }, false],
+    [{ 'sec-fetch-site': 'Same-Origin', origin: 'http://127.0.0.1:9090' }, false],
+    [{ 'sec-fetch-site': 'none' }, false],
+    [{ origin: 'HTTP://127.0.0.1:9090' }, false],
+    [{ 'sec-fetch-site': 'cross-site' }, true],
+    [{ 'sec-fetch-site': 'same-site' }, true],
+    [{ 'sec-fetch-site': 'something-new' }, true],
+    [{ 'sec-fetch-site': 'same-origin', origin: 'http://127.0.0.1:8080' }, true],
+    [{ origin: 'http://localhost:9090' }, true],
+    [{ origin: 'https://127.0.0.1:9090' }, true],
+    [{ origin: 'null' }, true],
+    [{ origin: '' }, true],
+  ])('%j → %s', (headers, refused) => {
+    expect(isCrossSite(headers, host)).toBe(refused);
+  });
+
+  it('compares the origin with the Host the request was sent to, default port and case aside', () => {
+    expect(isCrossSite({ origin: 'http://localhost' }, 'LOCALHOST:80')).toBe(false);
+    expect(isCrossSite({ origin: 'http://[::1]:9090' }, '[::1]:9090')).toBe(false);
+    expect(isCrossSite({ origin: 'http://[::1]:9090' }, '[::1]:9091')).toBe(true);
   });
 });
 
