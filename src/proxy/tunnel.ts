@@ -10,25 +10,44 @@
  * and so the tunnel and its access line, open until `timeouts.read` (60 s by default).
  */
 import type { Socket } from 'node:net';
-import { headerName } from '../core/header-names.js';
+import { connectionTokens, headerName, isHopByHop } from '../core/header-names.js';
 import type { ProxyExchange } from './proxy-exchange.js';
 import type { ProxyRoute } from './proxy-route.js';
-
-/** Hop-by-hop headers dropped from a 101 answer; `Connection` and `Upgrade` are its point and stay. */
-const DROP_101 = new Set([
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'te',
-  'trailer',
-  'transfer-encoding',
-]);
 
 /**
  * How long a tunnel being closed may take to hand what is queued to each socket before both are
  * destroyed, so that a peer that never reads cannot hold it open (nginx's lingering_timeout, 5 s).
  */
 const CLOSE_FLUSH_MS = 5000;
+
+/**
+ * The 101 head relayed to the client (without its final CRLF). Hop-by-hop headers and those the
+ * target's `Connection` names are the target's connection's, not the client's, and are dropped
+ * (RFC 9110 7.6.1), as for any answer (response-headers.ts); `Connection: Upgrade` is sluice's own
+ * and `Upgrade` is relayed, the two being the point of a 101. Two passes over the raw headers, since
+ * `Connection` may come after the headers it names.
+ */
+function switchingHead(x: ProxyExchange, route: ProxyRoute, rawHeaders: readonly Buffer[]): string {
+  let named: string[] | null = null;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (headerName(rawHeaders[i]!.toString('latin1')) === 'connection')
+      named = connectionTokens(rawHeaders[i + 1]!.toString('latin1'), named);
+  }
+  let head = 'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n';
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toString('latin1');
+    const lower = headerName(name);
+    if (lower !== 'upgrade' && (isHopByHop(lower) || route.dropResponse.has(lower) || named?.includes(lower)))
+      continue;
+    head += `${name}: ${rawHeaders[i + 1]!.toString('latin1')}\r\n`;
+  }
+  // A 101 is none of the statuses `response_headers.add` applies to; `add_always` applies.
+  for (const [name, template] of [...route.responseSetHeaders, ...route.responseAddAlwaysHeaders]) {
+    const value = template(x);
+    if (value !== '' && !/[\r\n\0]/.test(value)) head += `${name}: ${value}\r\n`;
+  }
+  return head;
+}
 
 /** Relays the 101 answer and joins the client and target sockets; `onClose` runs once, when both are closed. */
 export function openTunnel(
@@ -39,19 +58,7 @@ export function openTunnel(
   onClose: () => void,
 ): void {
   const client = x.req.socket;
-  let head = 'HTTP/1.1 101 Switching Protocols\r\n';
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!.toString('latin1');
-    const lower = headerName(name);
-    if (DROP_101.has(lower) || route.dropResponse.has(lower)) continue;
-    head += `${name}: ${rawHeaders[i + 1]!.toString('latin1')}\r\n`;
-  }
-  // A 101 is none of the statuses `response_headers.add` applies to; `add_always` applies.
-  for (const [name, template] of [...route.responseSetHeaders, ...route.responseAddAlwaysHeaders]) {
-    const value = template(x);
-    if (value !== '' && !/[\r\n\0]/.test(value)) head += `${name}: ${value}\r\n`;
-  }
-  client.write(`${head}\r\n`);
+  client.write(`${switchingHead(x, route, rawHeaders)}\r\n`);
   const early = x.upgradeHead;
   if (early !== null && early.length > 0) upstream.write(early);
 

@@ -1,10 +1,10 @@
 /** WebSockets through sluice: a real `ws` echo server behind, undici's WebSocket client in front. */
 import net, { type AddressInfo } from 'node:net';
-import { WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { rawRequest } from '../helpers/raw-http.js';
 import { startSluice, type TestSluice } from '../helpers/sluice.js';
+import { openWebSocket as open } from '../helpers/websocket-client.js';
 
 async function echoServer(name: string) {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
@@ -28,17 +28,6 @@ async function echoServer(name: string) {
         wss.close(() => r());
       }),
   };
-}
-
-function open(url: string): Promise<{ ws: WebSocket; messages: string[]; closed: Promise<number> }> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
-    const messages: string[] = [];
-    const closed = new Promise<number>((r) => ws.addEventListener('close', (e) => r(e.code)));
-    ws.addEventListener('message', (e) => messages.push(String(e.data)));
-    ws.addEventListener('open', () => resolve({ ws, messages, closed }));
-    ws.addEventListener('error', () => reject(new Error('websocket failed')));
-  });
 }
 
 const until = async (cond: () => boolean, ms = 3000) => {
@@ -203,6 +192,72 @@ describe('a client that leaves during the upgrade handshake', () => {
       for (const socket of accepted) socket.destroy();
       await sluice.close();
       await new Promise<void>((r) => slow.close(() => r()));
+    }
+  });
+});
+
+/** The fields of a head (lower-case names), each name's values in order. */
+function fieldsOf(head: string): Map<string, string[]> {
+  const fields = new Map<string, string[]>();
+  for (const line of head.split('\r\n').slice(1)) {
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    const name = line.slice(0, colon).toLowerCase();
+    fields.set(name, [...(fields.get(name) ?? []), line.slice(colon + 1).trim()]);
+  }
+  return fields;
+}
+
+describe('the hop-by-hop headers of an upgrade', () => {
+  it("drops the headers each side's Connection names, in both directions (RFC 9110 7.6.1)", async () => {
+    // A real `ws` server whose 101 names X-Hop in its Connection, and which records the handshake.
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise<void>((r) => wss.once('listening', () => r()));
+    const received: Record<string, string | string[] | undefined>[] = [];
+    wss.on('headers', (headers, req) => {
+      received.push(req.headers);
+      const i = headers.findIndex((h) => /^connection:/i.test(h));
+      headers[i] = 'Connection: Upgrade, X-Hop';
+      headers.push('X-Hop: v', 'X-Kept: k');
+    });
+    const sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          routes: [{ proxy: { url: `http://127.0.0.1:${(wss.address() as AddressInfo).port}` } }],
+        },
+      ],
+    });
+    const client = net.connect(sluice.port, '127.0.0.1');
+    try {
+      client.on('error', () => undefined);
+      let text = '';
+      client.setEncoding('latin1');
+      client.on('data', (d: string) => {
+        text += d;
+      });
+      client.write(
+        'GET /hop HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, X-Secret-Hop\r\nUpgrade: websocket\r\n' +
+          'X-Secret-Hop: 1\r\nX-Kept: 1\r\nSec-WebSocket-Version: 13\r\n' +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+      );
+      expect(await until(() => text.includes('\r\n\r\n'))).toBe(true);
+      const head = text.slice(0, text.indexOf('\r\n\r\n'));
+      expect(head).toMatch(/^HTTP\/1\.1 101 /);
+      const fields = fieldsOf(head);
+      expect(fields.get('connection')).toEqual(['Upgrade']);
+      expect(fields.get('upgrade')).toEqual(['websocket']);
+      expect(fields.get('sec-websocket-accept')).toEqual(['s3pPLMBiTxaQ9kYGzzhZRbK+xOo=']);
+      expect(fields.get('x-kept')).toEqual(['k']);
+      expect(fields.has('x-hop')).toBe(false);
+      expect(received).toHaveLength(1);
+      expect(received[0]).toMatchObject({ connection: 'upgrade', upgrade: 'websocket', 'x-kept': '1' });
+      expect(received[0]).not.toHaveProperty('x-secret-hop');
+    } finally {
+      client.destroy();
+      await sluice.close();
+      for (const c of wss.clients) c.terminate();
+      await new Promise<void>((r) => wss.close(() => r()));
     }
   });
 });
