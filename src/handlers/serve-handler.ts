@@ -3,6 +3,7 @@
  * 500 (with an error id matching one log line carrying the stack), never the worker.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { silenceResponse } from '../server/silence-response.js';
 import { ClientGoneError, serveFetch } from './fetch-adapter.js';
 import type { LoadedHandler } from './load-handler.js';
@@ -16,6 +17,8 @@ export interface HandlerExchange {
   readonly hostHeader: string;
   /** `Expect: 100-continue`: the client waits for a 100 before it sends the body. */
   readonly expectContinue: boolean;
+  /** Non-null for an Upgrade request (WebSocket), which a listener may answer on the raw socket. */
+  readonly upgradeHead: Buffer | null;
   status: number;
   /** Counted as the answer goes out, so an answer cut short is logged with what was sent. */
   bytesOut: number;
@@ -71,8 +74,9 @@ export function serveHandler(x: HandlerExchange, handler: LoadedHandler, timeout
   } else {
     x.wireBytesBefore = x.req.socket.bytesWritten;
     res.on('finish', onH1Finish);
+    if (x.upgradeHead !== null) watchRawAnswer(x, x.req.socket);
   }
-  res.on('close', onClose);
+  res.on('close', x.upgradeHead === null ? onClose : onUpgradeClose);
   x.abandon = abandonListener;
   try {
     const result = handler.listener(x.req, res);
@@ -133,6 +137,68 @@ function onH1Finish(this: ServerResponse): void {
 /** 'close' of a response (`this`) that never finished: the client went away. */
 function onClose(this: ServerResponse): void {
   if (!this.writableFinished) (this as Watched)[kWatched]!.clientGone();
+}
+
+/**
+ * 'close' of the response to an Upgrade request (`this`). A listener that took the handshake over
+ * answered on the raw socket (ws's `handleUpgrade` writes its 101 there): its exchange ends with
+ * that socket, logged with the status it wrote and the bytes sent after that head, as a proxied
+ * tunnel is (tunnel.ts), not as a client that left.
+ */
+function onUpgradeClose(this: ServerResponse): void {
+  if (this.writableFinished) return;
+  const x = (this as Watched)[kWatched]!;
+  if (x.status === 0) {
+    x.clientGone();
+    return;
+  }
+  x.bytesOut = x.req.socket.bytesWritten - x.wireBytesBefore;
+  x.complete();
+}
+
+/** The exchange whose listener may write its answer on the socket itself (an Upgrade request). */
+const kRawAnswer = Symbol('sluice.rawAnswer');
+interface RawWatched {
+  [kRawAnswer]?: HandlerExchange;
+}
+
+/** Watches the first write to `socket`, where the listener may write its answer to an Upgrade request itself. */
+function watchRawAnswer(x: HandlerExchange, socket: Socket): void {
+  (socket as RawWatched)[kRawAnswer] = x;
+  socket.write = firstWrite as Socket['write'];
+}
+
+/**
+ * The first write to an upgrading socket (`this`), which puts the socket's own `write` back. A
+ * status line the response did not write is the listener's answer (ws writes `HTTP/1.1 101
+ * Switching Protocols`): its status is the exchange's from now on, which also stops sluice keeping
+ * the client's early bytes for a tunnel (readUntilUpgraded, http-listener.ts: past 64 KB it paused
+ * the socket, and the WebSocket with it), and its bytes are counted from after that head.
+ */
+function firstWrite(this: Socket, ...args: unknown[]): boolean {
+  const x = (this as RawWatched)[kRawAnswer]!;
+  (this as RawWatched)[kRawAnswer] = undefined;
+  delete (this as Partial<Socket>).write;
+  const status = x.res.headersSent ? 0 : statusOf(args[0]);
+  const flushed = (this.write as (...a: unknown[]) => boolean).apply(this, args);
+  if (status !== 0) {
+    x.status = status;
+    x.wireBytesBefore = this.bytesWritten;
+  }
+  return flushed;
+}
+
+/** The status of an HTTP/1.1 status line at the start of `chunk` (101 or 200-599), else 0. */
+function statusOf(chunk: unknown): number {
+  const start =
+    typeof chunk === 'string'
+      ? chunk.slice(0, 12)
+      : chunk instanceof Uint8Array
+        ? Buffer.from(chunk.buffer, chunk.byteOffset, Math.min(chunk.byteLength, 12)).toString('latin1')
+        : '';
+  if (!/^HTTP\/1\.[01] \d{3}$/.test(start)) return 0;
+  const status = Number(start.slice(9));
+  return status === 101 || (status >= 200 && status <= 599) ? status : 0;
 }
 
 /**

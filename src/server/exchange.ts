@@ -448,8 +448,11 @@ export class Exchange implements ProxyExchange, HandlerExchange {
   cut(code: ErrorCode): void {
     if (this.#finished) return;
     this.errorCode = code;
-    if (this.status === 101) this.#finish();
-    else this.clientGone();
+    if (this.status === 101) {
+      // A WebSocket a Node listener accepted is counted on the wire (serve-handler.ts).
+      this.#countWire();
+      this.#finish();
+    } else this.clientGone();
   }
 
   /**
