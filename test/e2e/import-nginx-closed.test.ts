@@ -329,3 +329,22 @@ describe('the response headers nginx hides from clients', () => {
     }
   });
 });
+
+describe('an upstream block named in another case than proxy_pass writes it', () => {
+  let s: Imported;
+  beforeAll(async () => {
+    s = await importAndStart(`
+    upstream Backend { server UP; }
+    server {
+        listen 127.0.0.1:PORT;
+        location / { proxy_pass http://backend; }
+    }`);
+  });
+
+  it('proxies to the upstream, as nginx does (its names are case-insensitive), with Host as proxy_pass writes it', async () => {
+    const r = await s.get('/case');
+    expect(r.status).toBe(200);
+    expect((r.json() as { headers: Record<string, string> }).headers.host).toBe('backend');
+    expect(s.yaml).toContain('upstream: Backend');
+  });
+});

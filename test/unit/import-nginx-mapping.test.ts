@@ -228,6 +228,33 @@ describe('the Host sent upstream', () => {
   });
 });
 
+describe('upstream names', () => {
+  it('finds an upstream block whatever the case proxy_pass writes its name in, as nginx does', () => {
+    const r = convert(
+      [
+        'upstream Backend { server 10.0.0.5:8080; }',
+        'upstream BACKEND { server 10.0.0.6:8080; }',
+        'server { listen 80;',
+        '  location /a/ { proxy_pass http://backend; }',
+        '  location /b/ { proxy_pass http://BACKEND; }',
+        '}',
+      ].join('\n'),
+    );
+    const proxies = r.config.servers[0]!.routes.filter((x) => x.proxy !== undefined).map((x) => x.proxy);
+    // nginx's $proxy_host is the name as proxy_pass writes it.
+    expect(proxies.map((p) => [p?.upstream ?? p?.url, p?.set_headers])).toEqual([
+      ['Backend', { Host: 'backend' }],
+      ['Backend', { Host: 'BACKEND' }],
+    ]);
+    expect(Object.keys(r.config.upstreams ?? {})).toEqual(['Backend']);
+    expect(messages(r)).toEqual([
+      [3, 'duplicate upstream BACKEND (first at n.conf:2); nginx refuses this too, so it is left out'],
+    ]);
+    const routes = resolved(r.yaml).servers[0]!.routes.map((x) => x.action);
+    expect(routes.filter((a) => a.kind === 'proxy').map((a) => a.upstream)).toEqual(['Backend', 'Backend']);
+  });
+});
+
 describe('what sluice cannot do is refused, never served more openly', () => {
   const r = convert(
     [

@@ -17,6 +17,7 @@ export interface ZonePlan {
 /** Shared state of one conversion. */
 export interface ConvertContext {
   readonly warnings: WarningList;
+  /** The `upstream` blocks by lower-case name: nginx compares upstream names case-insensitively. */
   readonly upstreams: ReadonlyMap<string, UpstreamPlan>;
   readonly usage: UpstreamUsage;
   readonly zones: ReadonlyMap<string, ZonePlan>;

@@ -78,7 +78,7 @@ export function convertProxy(
   const uri = m[3];
   const proxy: SluiceProxy = {};
   let base = '';
-  const upstream = ctx.upstreams.get(hostPort);
+  const upstream = ctx.upstreams.get(hostPort.toLowerCase());
   if (upstream !== undefined) {
     if (upstream.targets.length === 0) {
       ctx.warnings.add(

@@ -180,7 +180,9 @@ function readUpstreams(http: readonly NginxDirective[], warnings: WarningList): 
   for (const d of http) {
     if (d.name !== 'upstream' || d.block === null) continue;
     const plan = readUpstream(d, warnings);
-    const twin = out.get(plan.name);
+    // `upstream Backend` and `proxy_pass http://backend` are one upstream to nginx.
+    const key = plan.name.toLowerCase();
+    const twin = out.get(key);
     if (twin !== undefined) {
       warnings.add(
         d,
@@ -188,7 +190,7 @@ function readUpstreams(http: readonly NginxDirective[], warnings: WarningList): 
       );
       continue;
     }
-    out.set(plan.name, plan);
+    out.set(key, plan);
   }
   return out;
 }
