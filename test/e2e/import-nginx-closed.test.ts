@@ -348,3 +348,30 @@ describe('an upstream block named in another case than proxy_pass writes it', ()
     expect(s.yaml).toContain('upstream: Backend');
   });
 });
+
+describe('.example.com beside another server that has example.com on the same address', () => {
+  let s: Imported;
+  beforeAll(async () => {
+    s = await importAndStart(`
+    server {
+        listen 127.0.0.1:PORT;
+        server_name example.com;
+        return 403;
+    }
+    server {
+        listen 127.0.0.1:PORT;
+        server_name .example.com;
+        location / { proxy_pass http://UP; }
+    }`);
+  });
+
+  it('passes sluice check, and the later server leaves both names to the first, as nginx does', async () => {
+    expect(s.warnings).toMatch(
+      /server_name \.example\.com: the server at .* has example\.com on the same address/,
+    );
+    for (const host of ['example.com', 'www.example.com']) {
+      expect((await s.get(`/${host}`, { host })).status).toBe(403);
+    }
+    expect(upstream.seen.some((x) => x.url.endsWith('example.com'))).toBe(false);
+  });
+});

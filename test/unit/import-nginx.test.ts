@@ -323,6 +323,36 @@ describe('conversions', () => {
     resolved(r.yaml);
   });
 
+  it('drops a later name that .example.com overlaps on the same address (or that overlaps it), as nginx ignores it', () => {
+    const r = convert(
+      [
+        'server { listen 80; server_name example.com; location / { return 204; } }',
+        'server { listen 80; server_name .example.com www.example.org; location / { return 204; } }',
+        'server { listen 80; server_name .example.net; location / { return 204; } }',
+        'server { listen 80; server_name *.example.net example.org; location / { return 204; } }',
+        'server { listen 81; server_name .example.com; location / { return 204; } }',
+      ].join('\n'),
+    );
+    expect(r.config.servers.map((s) => s.server_name)).toEqual([
+      ['example.com'],
+      ['www.example.org'],
+      ['.example.net'],
+      ['example.org'],
+      ['.example.com'],
+    ]);
+    expect(warned(r).map((w) => [w.line, w.message])).toEqual([
+      [
+        3,
+        'server_name .example.com: the server at n.conf:2 has example.com on the same address; nginx ignores it here too',
+      ],
+      [
+        5,
+        'server_name *.example.net: the server at n.conf:4 has .example.net on the same address; nginx ignores it here too',
+      ],
+    ]);
+    resolved(r.yaml);
+  });
+
   it('maps http-level guards and limits onto every server', () => {
     const r = convert(
       'limit_req_zone $binary_remote_addr zone=z:1m rate=30r/m;\nlimit_req zone=z burst=5 nodelay;\nlimit_req_status 429;\nallow 10.0.0.0/8;\ndeny all;\nclient_max_body_size 0;\nserver { listen 80; location / { proxy_pass http://127.0.0.1:9000; } }',

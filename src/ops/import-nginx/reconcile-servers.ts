@@ -6,8 +6,9 @@
  *   (server_name still tells the servers apart), and a loopback one allows loopback clients only;
  * - an address one server uses with `ssl` and another without: nginx makes it TLS for both; sluice
  *   sets TLS per server, so the plain server leaves that address;
- * - two `default_server`s on one address, and one name claimed by two servers on one address:
- *   nginx refuses the first and ignores the second name; the later server gives them up.
+ * - two `default_server`s on one address, and one name claimed by two servers on one address
+ *   (`.a.com` claims a.com and *.a.com): nginx refuses the first and ignores the second name; the
+ *   later server gives them up.
  *
  * Each change is a warning at the nginx line it undoes. Then every server gets its `listen`,
  * `default` and a unique `name`.
@@ -164,23 +165,36 @@ function settleDefaults(parts: readonly ServerPart[], warnings: WarningList): vo
 }
 
 function settleNames(parts: readonly ServerPart[], warnings: WarningList): void {
-  const claimed = new Map<string, ServerPart>();
+  /** By address and claimed name: the server, and its name that claims it (`.a.com` for `*.a.com`). */
+  const claimed = new Map<string, { readonly part: ServerPart; readonly name: string }>();
   for (const p of parts) {
     p.names = p.names.filter((n) => {
+      const keys = hostKeys(n.name);
       const clash = p.listens
-        .map((l) => claimed.get(`${l.plan.address.key} ${n.name}`))
-        .find((o) => o !== undefined && o !== p);
+        .flatMap((l) => keys.map((k) => claimed.get(`${l.plan.address.key} ${k}`)))
+        .find((c) => c !== undefined && c.part !== p);
       if (clash !== undefined) {
+        const which = clash.name === n.name ? 'this name' : clash.name;
         warnings.add(
           n.directive,
-          `server_name ${n.name}: the server at ${clash.directive.file}:${clash.directive.line} has this name on the same address; nginx ignores it here too`,
+          `server_name ${n.name}: the server at ${clash.part.directive.file}:${clash.part.directive.line} has ${which} on the same address; nginx ignores it here too`,
         );
         return false;
       }
-      for (const l of p.listens) claimed.set(`${l.plan.address.key} ${n.name}`, p);
+      for (const l of p.listens) {
+        for (const k of keys) claimed.set(`${l.plan.address.key} ${k}`, { part: p, name: n.name });
+      }
       return true;
     });
   }
+}
+
+/**
+ * The names a server name claims: ".example.com" is example.com and *.example.com, to nginx and
+ * to sluice, so it clashes with either; nginx then ignores the later name whole.
+ */
+function hostKeys(name: string): string[] {
+  return name.startsWith('.') ? [name.slice(1), `*${name}`] : [name];
 }
 
 /**
