@@ -375,3 +375,41 @@ describe('.example.com beside another server that has example.com on the same ad
     expect(upstream.seen.some((x) => x.url.endsWith('example.com'))).toBe(false);
   });
 });
+
+describe('header values and a return text written over several lines', () => {
+  let s: Imported;
+  beforeAll(async () => {
+    s = await importAndStart(`
+    server {
+        listen 127.0.0.1:PORT;
+        add_header Content-Security-Policy "default-src 'self';
+            img-src *";
+        location / {
+            proxy_pass http://UP;
+            proxy_set_header X-Multi "a
+                b";
+        }
+        location = /text {
+            default_type "text/plain;
+                charset=utf-8";
+            return 200 "one
+two
+";
+        }
+    }`);
+  });
+
+  it('passes sluice check, and sends each header on one line as clients read nginx folded one', async () => {
+    const proxied = await s.get('/multi');
+    expect(proxied.status).toBe(200);
+    expect(proxied.headers['content-security-policy']).toBe("default-src 'self'; img-src *");
+    expect((proxied.json() as { headers: Record<string, string> }).headers['x-multi']).toBe('a b');
+    const text = await s.get('/text');
+    expect([text.status, text.body.toString(), text.headers['content-type']]).toEqual([
+      200,
+      'one\ntwo\n',
+      'text/plain; charset=utf-8',
+    ]);
+    expect(s.warnings).toMatch(/add_header Content-Security-Policy: the value spans several lines/);
+  });
+});

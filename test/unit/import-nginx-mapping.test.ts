@@ -826,6 +826,57 @@ describe('what nginx accepts gives a config sluice check accepts', () => {
   });
 });
 
+describe('a quoted value written over several lines', () => {
+  const FOLDED =
+    'the value spans several lines, which nginx sends as they are (an obsolete folded header, read by clients as one space per line break); sluice sends it on one line, each line break with the spaces around it as one space';
+
+  it('is folded to one line in a header (as clients read it), and kept as written in a return body', () => {
+    const r = convert(
+      [
+        'server { listen 80;',
+        "  add_header Content-Security-Policy \"default-src 'self';",
+        "      script-src 'self';\r",
+        '      img-src *";',
+        '  location /p { proxy_pass http://10.0.0.5:8080; proxy_set_header X-Multi "a',
+        '     b"; }',
+        '  location /t { default_type "text/plain;',
+        '     charset=utf-8"; return 200 "one',
+        '  two',
+        '"; }',
+        '  location /r { return 301 "https://b.test/',
+        '     x"; }',
+        '}',
+      ].join('\n'),
+    );
+    const csp = "default-src 'self'; script-src 'self'; img-src *";
+    const [proxy, respond, redirect] = r.config.servers[0]!.routes;
+    expect(proxy?.proxy?.set_headers).toEqual({ 'X-Multi': 'a b' });
+    expect(proxy?.proxy?.response_headers?.add).toEqual({ 'Content-Security-Policy': csp });
+    expect(respond?.respond).toEqual({
+      status: 200,
+      body: 'one\n  two\n',
+      headers: { 'content-type': 'text/plain; charset=utf-8', 'Content-Security-Policy': csp },
+    });
+    expect(redirect?.redirect).toEqual({ to: 'https://b.test/ x', status: 301 });
+    expect(messages(r)).toEqual([
+      [3, `add_header Content-Security-Policy: ${FOLDED}`],
+      [
+        3,
+        'add_header Content-Security-Policy: sluice sends redirects without extra headers; not carried over to the redirects',
+      ],
+      [6, `proxy_set_header X-Multi: ${FOLDED}`],
+      [8, `default_type: ${FOLDED}`],
+      [12, `return: ${FOLDED}`],
+    ]);
+    const routes = resolved(r.yaml).servers[0]!.routes.map((x) => x.action);
+    expect(routes.map((a) => (a.kind === 'respond' ? a.body : a.kind))).toEqual([
+      'proxy',
+      'one\n  two\n',
+      'redirect',
+    ]);
+  });
+});
+
 describe('a loopback-only server beside a wildcard of its port', () => {
   // sluice cannot bind 127.0.0.1:8080 beside :8080, so the server listens on :8080: it was
   // reachable from every interface with its Host, where nginx served local clients only.

@@ -14,6 +14,7 @@
 import { isHttpToken } from '../../config/http-token.js';
 import type { NginxDirective } from './ast.js';
 import type { ConvertContext, ServerContext } from './convert-context.js';
+import { foldedHeaderValue } from './folded-header-value.js';
 import { toSluiceTemplate } from './variables.js';
 
 /** What the headers of one location become. */
@@ -50,8 +51,8 @@ export function convertProxyHeaders(list: readonly NginxDirective[], server: Ser
   let preserveHost = false;
   let websocket = false;
   for (const d of list) {
-    const [name, value] = d.args;
-    if (name === undefined || value === undefined || d.args.length !== 2) {
+    const [name, written] = d.args;
+    if (name === undefined || written === undefined || d.args.length !== 2) {
       ctx.warnings.add(d, 'proxy_set_header takes a name and a value; not carried over');
       continue;
     }
@@ -60,6 +61,7 @@ export function convertProxyHeaders(list: readonly NginxDirective[], server: Ser
       ctx.warnings.add(d, `proxy_set_header ${name}: not a valid header name; not carried over`);
       continue;
     }
+    const value = foldedHeaderValue(written, `proxy_set_header ${name}`, d, ctx.warnings);
     if (seen.has(lower)) {
       ctx.warnings.add(d, `proxy_set_header ${name} is set twice; sluice sends the first value only`);
       continue;

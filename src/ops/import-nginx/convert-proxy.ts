@@ -13,6 +13,7 @@ import type { ServerContext } from './convert-context.js';
 import { convertProxyHeaders } from './convert-proxy-headers.js';
 import { convertProxySsl } from './convert-proxy-ssl.js';
 import { encodePath } from './encoded-path.js';
+import { foldedHeaderValue } from './folded-header-value.js';
 import type { LocationMatch } from './location-match.js';
 import { nearest, nearestList, type Scope } from './scope.js';
 import type { SluiceProxy, SluiceRetry } from './sluice-config.js';
@@ -321,16 +322,17 @@ function convertResponseHeaders(
   const add: Record<string, string> = {};
   const always: Record<string, string> = {};
   for (const d of nearestList(scope, 'add_header')?.directives ?? []) {
-    const [name, value, flag] = d.args;
+    const [name, written, flag] = d.args;
     if (
       name === undefined ||
-      value === undefined ||
+      written === undefined ||
       (flag !== undefined && flag !== 'always') ||
       d.args.length > 3
     ) {
       server.ctx.warnings.add(d, 'add_header takes a name, a value and "always"; not carried over');
       continue;
     }
+    const value = foldedHeaderValue(written, `add_header ${name}`, d, server.ctx.warnings);
     const t = toSluiceTemplate(value, { serverName: server.serverName, serverPort: server.serverPort });
     if ('error' in t) {
       server.ctx.warnings.add(d, `add_header ${name} ${value}: ${t.error}; not carried over`);

@@ -12,6 +12,7 @@
  */
 import type { NginxDirective } from './ast.js';
 import type { ServerContext } from './convert-context.js';
+import { foldedHeaderValue } from './folded-header-value.js';
 import { nearestList, type Scope } from './scope.js';
 import type { SluiceRedirect, SluiceRespond } from './sluice-config.js';
 import { hasVariables, toSluiceTemplate } from './variables.js';
@@ -86,7 +87,9 @@ function redirectTo(
   scope: Scope,
   server: ServerContext,
 ): ReturnAction | null {
-  const t = toSluiceTemplate(url, { serverName: server.serverName, serverPort: server.serverPort });
+  // The URL is the Location header nginx sends.
+  const location = foldedHeaderValue(url, d.name, d, server.ctx.warnings);
+  const t = toSluiceTemplate(location, { serverName: server.serverName, serverPort: server.serverPort });
   if ('error' in t) {
     server.ctx.warnings.add(d, `${d.name} ${d.args.join(' ')}: ${t.error}; not carried over`);
     return null;
@@ -113,14 +116,16 @@ function respondHeaders(scope: Scope, server: ServerContext, status: number): Re
   const headers: Record<string, string> = {};
   const type = nearestList(scope, 'default_type');
   // http-level default_type is the stock `application/octet-stream` of nginx.conf: not meant for return.
-  if (type !== undefined && type.scope.kind !== 'http') {
-    const value = type.directives.at(-1)?.args[0];
-    if (value !== undefined && value !== 'text/plain') headers['content-type'] = value;
+  const last = type === undefined || type.scope.kind === 'http' ? undefined : type.directives.at(-1);
+  const contentType = last?.args[0];
+  if (last !== undefined && contentType !== undefined && contentType !== 'text/plain') {
+    headers['content-type'] = foldedHeaderValue(contentType, 'default_type', last, server.ctx.warnings);
   }
   for (const d of nearestList(scope, 'add_header')?.directives ?? []) {
-    const [name, value] = d.args;
-    if (name === undefined || value === undefined) continue;
+    const [name, written] = d.args;
+    if (name === undefined || written === undefined) continue;
     if (!ADD_HEADER_STATUSES.has(status) && d.args[2] !== 'always') continue;
+    const value = foldedHeaderValue(written, `add_header ${name}`, d, server.ctx.warnings);
     if (hasVariables(value)) {
       server.ctx.warnings.add(
         d,
