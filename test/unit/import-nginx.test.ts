@@ -353,6 +353,45 @@ describe('conversions', () => {
     resolved(r.yaml);
   });
 
+  it('says where nginx answers requests without a Host with another server than sluice, which sends them to the default', () => {
+    const r = convert(
+      [
+        'server { listen 80 default_server; server_name _; location / { return 200; } }',
+        'server { listen 80; server_name ""; return 444; }',
+        'server { listen 81; server_name a.test; location / { return 200; } }',
+        'server { listen 81; listen 84; location / { return 404; } }',
+        'server { listen 82; server_name "" b.test; location / { return 204; } }',
+        'server { listen 82; server_name ""; location / { return 404; } }',
+        'server { listen 83 default_server; server_name "" c.test; location / { return 204; } }',
+      ].join('\n'),
+    );
+    expect(warned(r).map((w) => [w.line, w.message])).toEqual([
+      [3, 'return 444: sluice cannot close a connection without answering; it answers 403 instead'],
+      [
+        3,
+        'server_name "": nginx answers requests without a Host header (HTTP/1.0) on :80 with this server; sluice has no server name for them and answers them with the default server of the address, server1 (n.conf:2); with no other name, this server answers no request in sluice',
+      ],
+      [
+        5,
+        'server: without a server_name (nginx\'s default is server_name ""), nginx answers requests without a Host header (HTTP/1.0) on :81 with this server; sluice has no server name for them and answers them with the default server of the address, a.test (n.conf:4)',
+      ],
+    ]);
+    // The first server with "" on :82 and the default of :83 get them in both.
+    expect(r.config.servers.map((s) => s.server_name)).toEqual([
+      undefined,
+      undefined,
+      ['a.test'],
+      undefined,
+      ['b.test'],
+      undefined,
+      ['c.test'],
+    ]);
+    expect(r.yaml).toContain(
+      '# nginx answers requests without a Host header here (server_name ""); sluice answers them',
+    );
+    resolved(r.yaml);
+  });
+
   it('maps http-level guards and limits onto every server', () => {
     const r = convert(
       'limit_req_zone $binary_remote_addr zone=z:1m rate=30r/m;\nlimit_req zone=z burst=5 nodelay;\nlimit_req_status 429;\nallow 10.0.0.0/8;\ndeny all;\nclient_max_body_size 0;\nserver { listen 80; location / { proxy_pass http://127.0.0.1:9000; } }',

@@ -3,7 +3,8 @@
  * sets `tls:` per server, nginx per `listen`): the plain half and the TLS half share the routes.
  *
  *   listen ADDR [ssl] [http2] [default_server] [backlog=N] → listen, tls, http2, default, limits.backlog
- *   server_name a.com *.a.com ~^re$                        → server_name (`_` and "" are dropped)
+ *   server_name a.com *.a.com ~^re$                        → server_name (`_` and "" are dropped;
+ *                                                            "" is noted, see no-host-server.ts)
  *   ssl_certificate(_key), ssl_protocols,
  *   ssl_client_certificate, ssl_verify_client              → tls
  *   client_max_body_size, client_header_timeout,
@@ -55,6 +56,11 @@ export interface ServerPart {
   listens: PlacedListen[];
   /** Server names as written into `server_name`, with the directive they came from. */
   names: { readonly name: string; readonly directive: NginxDirective }[];
+  /**
+   * Where nginx's empty name (requests without a Host) was given to the server: its `server_name
+   * ""`, or the server block when it has no server_name (`""` is nginx's default then).
+   */
+  readonly noHost: NginxDirective | undefined;
   isDefault: boolean;
   readonly tls: boolean;
   /** Comments, at paths relative to the server's node. */
@@ -84,6 +90,8 @@ export function convertServer(
     notes.push({ path: ['listen'], text: 'nginx listens on *:80 when a server has no listen' });
   }
   const names = readServerNames(scope, ctx);
+  const nameLists = own(scope, 'server_name');
+  const noHost = nameLists.length === 0 ? d : nameLists.find((x) => x.args.includes(''));
   const serverName = names.find((n) => !n.name.startsWith('~') && !n.name.includes('*'))?.name;
   const named = new Map<string, NginxDirective>();
   for (const x of scope.directives) {
@@ -176,6 +184,7 @@ export function convertServer(
       server: s,
       listens: chosen,
       names: [...names],
+      noHost,
       isDefault,
       tls: withTls,
       notes: partNotes,
@@ -211,6 +220,8 @@ function byHost(p: ServerPart, hostRedirect: HostRedirect | undefined): ServerPa
     listens: p.listens.map((l) => ({ ...l })),
     names: p.names.filter(tested),
     isDefault: false,
+    // The tested names only: requests without a Host stay with the rest of the server.
+    noHost: undefined,
     notes: [
       ...p.notes.filter((n) => n.path[0] !== 'routes'),
       { path: ['routes', 0], text: hostRedirect.note },

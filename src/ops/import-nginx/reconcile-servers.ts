@@ -11,11 +11,13 @@
  *   later server gives them up.
  *
  * Each change is a warning at the nginx line it undoes. Then every server gets its `listen`,
- * `default` and a unique `name`.
+ * `default` and a unique `name`, and where requests without a Host go differently is a warning
+ * (no-host-requests.ts).
  */
 import { parseListenAddress } from '../../config/listen-address.js';
 import type { ServerPart } from './convert-server.js';
 import { loopbackBlock, onlyFrom } from './loopback-access.js';
+import { reportNoHostRequests } from './no-host-requests.js';
 import type { WarningList } from './warnings.js';
 
 /** Settles the parts against one another; returns those left with an address. */
@@ -33,6 +35,7 @@ export function reconcileServers(given: readonly ServerPart[], warnings: Warning
   settleDefaults(kept, warnings);
   settleNames(kept, warnings);
   nameServers(kept);
+  reportNoHostRequests(kept, warnings);
   return kept;
 }
 
