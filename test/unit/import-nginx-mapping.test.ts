@@ -669,6 +669,22 @@ describe('an if that refuses requests on a condition sluice cannot test', () => 
     const refusals = messages(r).filter(([, m]) => String(m).includes('refuses every request (403)'));
     expect(refusals.map(([line]) => line)).toEqual([3, 5, 6, 7, 9]);
   });
+
+  it('quotes the condition as it was written', () => {
+    const r = convert(
+      [
+        'server { listen 80;',
+        '  location /a/ { if ($cookie_session = "") { return 302 /login; } proxy_pass http://10.0.0.5:8080; }',
+        '  location /b/ { if ( $http_x = "a b" ) { return 403; } proxy_pass http://10.0.0.5:8080; }',
+        '}',
+      ].join('\n'),
+    );
+    const conditions = messages(r)
+      .map(([, m]) => String(m))
+      .filter((m) => m.includes('refuses every request (403)'))
+      .map((m) => m.slice(0, m.indexOf(':')));
+    expect(conditions).toEqual(['if ($cookie_session = "")', 'if ( $http_x = "a b" )']);
+  });
 });
 
 describe('a proxy_set_header whose value sluice cannot build', () => {

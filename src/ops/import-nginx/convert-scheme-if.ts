@@ -11,6 +11,7 @@
 import type { NginxDirective } from './ast.js';
 import type { ServerContext } from './convert-context.js';
 import { firstReturn, rewriteRedirects } from './convert-return.js';
+import { ifConditionText } from './if-condition-text.js';
 import { childScope, type Scope } from './scope.js';
 import type { SluiceRoute } from './sluice-config.js';
 
@@ -51,11 +52,11 @@ export function convertSchemeIf(scope: Scope, server: ServerContext): SchemeRedi
     if (cutBy !== null) {
       server.ctx.warnings.add(
         d,
-        `if ${d.args.join(' ')}: nginx skips it for the paths rewrite ${cutBy.args.join(' ')} (line ${cutBy.line}) matches, which sluice cannot tell apart; the plain addresses answer 502 to every request`,
+        `if ${ifConditionText(d.args)}: nginx skips it for the paths rewrite ${cutBy.args.join(' ')} (line ${cutBy.line}) matches, which sluice cannot tell apart; the plain addresses answer 502 to every request`,
       );
       return {
         route: { respond: { status: 502 } },
-        note: `nginx: if ${d.args.join(' ')} after rewrite ... ${cutBy.args[2]} (not carried over; see the warning)`,
+        note: `nginx: if ${ifConditionText(d.args)} after rewrite ... ${cutBy.args[2]} (not carried over; see the warning)`,
         directive: d,
       };
     }
@@ -67,17 +68,17 @@ export function convertSchemeIf(scope: Scope, server: ServerContext): SchemeRedi
       // must not become the server's routes served over plain HTTP.
       server.ctx.warnings.add(
         d,
-        `if ${d.args.join(' ')}: only a return (or redirecting rewrite) can be carried over from this block; the plain addresses answer 502 to every request`,
+        `if ${ifConditionText(d.args)}: only a return (or redirecting rewrite) can be carried over from this block; the plain addresses answer 502 to every request`,
       );
       return {
         route: { respond: { status: 502 } },
-        note: `nginx: if ${d.args.join(' ')} (not carried over; see the warning)`,
+        note: `nginx: if ${ifConditionText(d.args)} (not carried over; see the warning)`,
         directive: d,
       };
     }
     return {
       route: { ...returned.action },
-      note: `nginx: if ${d.args.join(' ')} { ${returned.directive.name} ${returned.directive.args.join(' ')} } (true on every plain address)`,
+      note: `nginx: if ${ifConditionText(d.args)} { ${returned.directive.name} ${returned.directive.args.join(' ')} } (true on every plain address)`,
       directive: d,
     };
   }

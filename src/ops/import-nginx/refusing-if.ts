@@ -9,6 +9,7 @@
 import type { NginxDirective } from './ast.js';
 import { rewriteRedirects } from './convert-return.js';
 import { isPlainSchemeTest } from './convert-scheme-if.js';
+import { ifConditionText } from './if-condition-text.js';
 import type { Scope } from './scope.js';
 
 /** Directives that keep some requests from what a block would serve (`if` can hold the first four). */
@@ -60,5 +61,5 @@ function refuses(block: readonly NginxDirective[]): boolean {
 
 /** The warning for an `if` that refuses requests on a condition sluice cannot test. */
 export function refusingIfWarning(d: NginxDirective, where: 'location' | 'server'): string {
-  return `if ${d.args.join(' ')}: nginx refuses or redirects the requests this matches, which sluice cannot tell apart, so the ${where} refuses every request (403) instead of serving them all`;
+  return `if ${ifConditionText(d.args)}: nginx refuses or redirects the requests this matches, which sluice cannot tell apart, so the ${where} refuses every request (403) instead of serving them all`;
 }
