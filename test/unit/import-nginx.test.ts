@@ -323,6 +323,25 @@ describe('conversions', () => {
     resolved(r.yaml);
   });
 
+  it("keeps a default_server of some listens only off the others where another server is nginx's default", () => {
+    const r = convert(
+      [
+        'server { listen 80; listen 81 default_server; server_name p; location / { return 200; } }',
+        'server { listen 80 default_server; server_name q; location / { return 204; } }',
+        // The first server of :83 is nginx's default there too: nothing to split.
+        'server { listen 82 default_server; listen 83; server_name r; location / { return 200; } }',
+      ].join('\n'),
+    );
+    expect(r.config.servers.map((s) => [s.name, s.listen, s.default])).toEqual([
+      ['p', [':81'], true],
+      ['p-nondefault', [':80'], undefined],
+      ['q', [':80'], true],
+      ['r', [':82', ':83'], true],
+    ]);
+    expect(warned(r)).toEqual([]);
+    expect(resolved(r.yaml).servers.map((s) => s.routes.length)).toEqual([1, 1, 1, 1]);
+  });
+
   it('drops a later name that .example.com overlaps on the same address (or that overlaps it), as nginx ignores it', () => {
     const r = convert(
       [

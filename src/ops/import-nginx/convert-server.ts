@@ -161,14 +161,8 @@ export function convertServer(
   }
 
   const part = (chosen: PlacedListen[], withTls: boolean, nameSuffix: string): ServerPart => {
+    // A default of some listens only is settled between servers (reconcile-servers.ts).
     const isDefault = chosen.some((l) => l.plan.isDefault);
-    const notDefault = chosen.find((l) => !l.plan.isDefault);
-    if (isDefault && notDefault !== undefined && notDefault.directive !== null) {
-      warnings.add(
-        notDefault.directive,
-        `listen ${notDefault.plan.text}: sluice makes a server the default of all its addresses, so it is the default here too`,
-      );
-    }
     const s: SluiceServer = structuredClone(base);
     let partNotes = structuredClone(notes);
     if (withTls && tls !== undefined) {

@@ -8,11 +8,14 @@
  *   sets TLS per server, so the plain server leaves that address;
  * - two `default_server`s on one address, and one name claimed by two servers on one address
  *   (`.a.com` claims a.com and *.a.com): nginx refuses the first and ignores the second name; the
- *   later server gives them up.
+ *   later server gives them up;
+ * - a server that is the `default_server` of some of its listens only: sluice sets `default` per
+ *   server, nginx per listen, so where another server is nginx's default the listens go to a copy
+ *   of the server that is not the default (nothing is lost: no warning).
  *
- * Each change is a warning at the nginx line it undoes. Then every server gets its `listen`,
- * `default` and a unique `name`, and where requests without a Host go differently is a warning
- * (no-host-requests.ts).
+ * Each change that undoes what nginx does is a warning at that nginx line. Then every server gets
+ * its `listen`, `default` and a unique `name`, and where requests without a Host go differently is
+ * a warning (no-host-requests.ts).
  */
 import { parseListenAddress } from '../../config/listen-address.js';
 import type { ServerPart } from './convert-server.js';
@@ -32,11 +35,12 @@ export function reconcileServers(given: readonly ServerPart[], warnings: Warning
     );
     return false;
   });
-  settleDefaults(kept, warnings);
-  settleNames(kept, warnings);
-  nameServers(kept);
-  reportNoHostRequests(kept, warnings);
-  return kept;
+  const split = splitDefaults(kept);
+  settleDefaults(split, warnings);
+  settleNames(split, warnings);
+  nameServers(split);
+  reportNoHostRequests(split, warnings);
+  return split;
 }
 
 /**
@@ -103,14 +107,7 @@ function widenOverlaps(parts: readonly ServerPart[], warnings: WarningList): Ser
     }
     part.listens = open;
     out.push(part);
-    const copy: ServerPart = {
-      ...part,
-      server: structuredClone(part.server),
-      listens: restricted,
-      names: [...part.names],
-      notes: structuredClone(part.notes),
-      nameSuffix: `${part.nameSuffix}-local`,
-    };
+    const copy = copyOf(part, restricted, '-local');
     restrict(copy, blocks);
     out.push(copy);
   }
@@ -147,6 +144,49 @@ function settleTls(parts: readonly ServerPart[], warnings: WarningList): void {
       return false;
     });
   }
+}
+
+/**
+ * A server that is the `default_server` of some of its listens only: sluice makes a server the
+ * default of all its addresses, so on an address where nginx's default is another server (its
+ * `default_server`, else its first server) the server's listens go to a copy of it that is not
+ * the default, `NAME-nondefault`. Where it is nginx's default anyway (the first server there), it
+ * keeps them.
+ */
+function splitDefaults(parts: readonly ServerPart[]): ServerPart[] {
+  // nginx's default of each address: its default_server, else its first server.
+  const nginxDefault = new Map<string, ServerPart>();
+  const keyed = parts.flatMap((p) => p.listens.map((l) => ({ p, key: l.plan.address.key, l })));
+  for (const { p, key, l } of keyed) if (l.plan.isDefault && !nginxDefault.has(key)) nginxDefault.set(key, p);
+  for (const { p, key } of keyed) if (!nginxDefault.has(key)) nginxDefault.set(key, p);
+  const out: ServerPart[] = [];
+  for (const p of parts) {
+    out.push(p);
+    if (!p.isDefault) continue;
+    const others = p.listens.filter((l) => !l.plan.isDefault && nginxDefault.get(l.plan.address.key) !== p);
+    if (others.length === 0) continue;
+    p.listens = p.listens.filter((l) => !others.includes(l));
+    const copy = copyOf(p, others, '-nondefault');
+    copy.isDefault = false;
+    copy.notes.push({
+      path: [],
+      text: 'the listens of the same nginx server that are not its default_server: sluice makes a server the default of all its addresses, nginx per listen',
+    });
+    out.push(copy);
+  }
+  return out;
+}
+
+/** The part on other listens, named NAME`suffix`: the same server, its own copy of everything. */
+function copyOf(part: ServerPart, listens: ServerPart['listens'], suffix: string): ServerPart {
+  return {
+    ...part,
+    server: structuredClone(part.server),
+    listens,
+    names: [...part.names],
+    notes: structuredClone(part.notes),
+    nameSuffix: `${part.nameSuffix}${suffix}`,
+  };
 }
 
 function settleDefaults(parts: readonly ServerPart[], warnings: WarningList): void {
