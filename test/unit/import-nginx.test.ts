@@ -411,6 +411,23 @@ describe('conversions', () => {
     resolved(r.yaml);
   });
 
+  it('leaves out a name with a final dot, which nginx never matches (it drops the dot of the Host)', () => {
+    const r = convert(
+      [
+        'server { listen 80; server_name example.com.; location / { return 204; } }',
+        'server { listen 80; server_name example.com; location / { return 200; } }',
+      ].join('\n'),
+    );
+    expect(r.config.servers.map((s) => s.server_name)).toEqual([undefined, ['example.com']]);
+    expect(warned(r).map((w) => [w.line, w.message])).toEqual([
+      [
+        2,
+        'server_name example.com.: nginx removes the final dot of a Host before it looks for the server, so this name matches no request; not carried over',
+      ],
+    ]);
+    resolved(r.yaml);
+  });
+
   it('maps http-level guards and limits onto every server', () => {
     const r = convert(
       'limit_req_zone $binary_remote_addr zone=z:1m rate=30r/m;\nlimit_req zone=z burst=5 nodelay;\nlimit_req_status 429;\nallow 10.0.0.0/8;\ndeny all;\nclient_max_body_size 0;\nserver { listen 80; location / { proxy_pass http://127.0.0.1:9000; } }',

@@ -301,6 +301,14 @@ function convertServerName(raw: string, d: NginxDirective, ctx: ConvertContext):
     return null;
   }
   const name = raw.toLowerCase();
+  // sluice drops the dot from the name too, which made it another server's `example.com`.
+  if (name.endsWith('.')) {
+    ctx.warnings.add(
+      d,
+      `server_name ${raw}: nginx removes the final dot of a Host before it looks for the server, so this name matches no request; not carried over`,
+    );
+    return null;
+  }
   if (name.includes('*') && !/^\*\.[^*]+$/.test(name) && !/^[^*]+\.\*$/.test(name)) {
     ctx.warnings.add(
       d,
