@@ -492,8 +492,10 @@ const HOST_HINT =
  * bad IPv4 address; `x..example.com`), and a wildcard over an address (wildcards match names only).
  */
 function policyHost(entry: string): string | { error: string; hint?: string } {
-  const m = /^(\*\.)?(\[[^\]]*\]|[^:[\]]*)(?::(\d+))?$/.exec(entry.trim());
   const what = JSON.stringify(entry);
+  const beyond = beyondHost(entry.trim(), what);
+  if (beyond !== null) return beyond;
+  const m = /^(\*\.)?(\[[^\]]*\]|[^:[\]]*)(?::(\d+))?$/.exec(entry.trim());
   if (m === null) return { error: `${what} is not a host, *.domain or host:port` };
   const wildcard = m[1] !== undefined;
   const written = m[2]!;
@@ -519,4 +521,35 @@ function policyHost(entry: string): string | { error: string; hint?: string } {
   }
   const name = wildcard ? `*.${host}` : host;
   return port === undefined ? name : `${name}:${Number(port)}`;
+}
+
+/** What the proxy can check: HTTPS arrives as a CONNECT tunnel that shows a host and a port, nothing more. */
+const NO_PATHS =
+  'write host, host:PORT or *.domain[:PORT] (api.example.com:443); egress checks only the host and port, not paths: HTTPS goes through CONNECT tunnels, which show the proxy nothing else';
+
+/**
+ * An entry that says more than a host, refused with what it says. The URL host parser behind
+ * canonicalHost stops at `/`, `?`, `#` and `\` and drops what comes before an `@`, so such an
+ * entry was kept as a bare host, wider than written (`localhost/only/this/path` allowed all of
+ * localhost) or another one (`evil.com@api.example.com:443` allowed api.example.com:443); and a
+ * CIDR block was kept as its first address alone.
+ */
+function beyondHost(entry: string, what: string): { error: string; hint: string } | null {
+  const cidr = /^(\[[^\]]*\]|[^/[\]]*)\/\d+(?::\d+)?$/.exec(entry);
+  if (cidr !== null && isIP(cidr[1]!.replace(/^\[(.*)\]$/, '$1')) !== 0) {
+    return {
+      error: `${what} is a CIDR block: hosts match the target as the client wrote it, a name or one address`,
+      hint: 'list each address (10.0.0.7, [fd00::7]) or the names the clients use: a request for a name is never matched by the address it resolves to',
+    };
+  }
+  if (entry.includes('://')) return { error: `${what} is a URL, not a host`, hint: NO_PATHS };
+  if (entry.includes('@')) {
+    return { error: `${what} has a user part before "@", which a host entry cannot have`, hint: NO_PATHS };
+  }
+  if (entry.includes('\\'))
+    return { error: `${what} has a backslash, which a host cannot have`, hint: NO_PATHS };
+  const at = entry.search(/[/?#]/);
+  if (at === -1) return null;
+  const part = entry[at] === '/' ? 'a path' : entry[at] === '?' ? 'a query' : 'a fragment';
+  return { error: `${what} has ${part}: egress allows whole hosts, not URLs`, hint: NO_PATHS };
 }

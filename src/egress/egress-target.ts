@@ -64,6 +64,8 @@ export function parseConnectTarget(authority: string): EgressTarget | { error: T
  * or null when it is not a host: the URL parser refuses it, or it is a name DNS cannot carry.
  */
 export function canonicalHost(host: string): string | null {
+  // The URL parser reads `\` as `/` in http URLs: `a\b.com` was taken for the host `a`.
+  if (host.includes('\\')) return null;
   let name: string;
   try {
     name = new URL(`http://${host}/`).hostname;

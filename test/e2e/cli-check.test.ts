@@ -228,6 +228,46 @@ describe('sluice check (built CLI)', () => {
     expect(r.stderr).toBe('invalid.yaml: 3 problems\n');
   });
 
+  // The URL host parser stopped at the path, query or backslash and dropped the user part, so each
+  // entry was kept as a bare host: all of localhost allowed, or api.example.com for evil.com.
+  it('refuses egress hosts entries that say more than a host, each at its line and column', async () => {
+    const dir = join(tmp.path, 'egress-hosts');
+    await mkdir(dir);
+    await writeFile(
+      join(dir, 'sluice.yaml'),
+      [
+        'egress:',
+        '  listen: 127.0.0.1:21610',
+        '  policies:',
+        '    - name: apps',
+        '      sources: [127.0.0.1]',
+        '      hosts:',
+        '        - localhost/only/this/path',
+        '        - "evil.com@api.example.com:443"',
+        '        - api.example.com?x',
+        "        - 'a\\b.com'",
+        '        - 10.0.0.0/8',
+        '        - "*.example.com:443"',
+        '        - api.example.com',
+        'servers: [{ listen: "127.0.0.1:21611", routes: [{ respond: {} }] }]',
+        '',
+      ].join('\n'),
+    );
+    const r = await runCli(['check', '-c', 'sluice.yaml'], { cwd: dir });
+    expect(r.code).toBe(2);
+    const paths =
+      'write host, host:PORT or *.domain[:PORT] (api.example.com:443); egress checks only the host and port, not paths: HTTPS goes through CONNECT tunnels, which show the proxy nothing else';
+    expect(r.stdout.split('\n')).toEqual([
+      `sluice.yaml:7:11: SLUICE_E_CONFIG_VALUE egress.policies[0].hosts[0]: "localhost/only/this/path" has a path: egress allows whole hosts, not URLs (hint: ${paths})`,
+      `sluice.yaml:8:11: SLUICE_E_CONFIG_VALUE egress.policies[0].hosts[1]: "evil.com@api.example.com:443" has a user part before "@", which a host entry cannot have (hint: ${paths})`,
+      `sluice.yaml:9:11: SLUICE_E_CONFIG_VALUE egress.policies[0].hosts[2]: "api.example.com?x" has a query: egress allows whole hosts, not URLs (hint: ${paths})`,
+      `sluice.yaml:10:11: SLUICE_E_CONFIG_VALUE egress.policies[0].hosts[3]: "a\\\\b.com" has a backslash, which a host cannot have (hint: ${paths})`,
+      'sluice.yaml:11:11: SLUICE_E_CONFIG_VALUE egress.policies[0].hosts[4]: "10.0.0.0/8" is a CIDR block: hosts match the target as the client wrote it, a name or one address (hint: list each address (10.0.0.7, [fd00::7]) or the names the clients use: a request for a name is never matched by the address it resolves to)',
+      '',
+    ]);
+    expect(r.stderr).toBe('sluice.yaml: 5 problems\n');
+  });
+
   it('--workers takes what workers: takes, at most 1024: start and serve refuse more before starting anything', async () => {
     for (const args of [
       ['start', '--workers', '5000', '-c', 'no-such-file.yaml'],

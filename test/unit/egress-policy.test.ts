@@ -174,6 +174,13 @@ describe('egress targets', () => {
     expect(canonicalHost('a b')).toBe(null);
   });
 
+  // The URL parser reads `\` as `/`: `a\b.com` was the host `a`, checked and connected to as such.
+  it('refuses a backslash in a host rather than cutting the name at it', () => {
+    expect(canonicalHost('a\\b.com')).toBe(null);
+    expect(parseConnectTarget('a\\b.com:443')).toEqual({ error: 'invalid' });
+    expect(parseAbsoluteTarget('http://a\\b.com/')).toEqual({ error: 'invalid' });
+  });
+
   it('refuses names DNS cannot carry: empty labels, labels over 63 octets, names over 253, `*`', () => {
     expect(canonicalHost('x.example.com.')).toBe('x.example.com');
     expect(canonicalHost('_dmarc.example.com')).toBe('_dmarc.example.com');
