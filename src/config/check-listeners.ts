@@ -4,9 +4,10 @@
  * "conflicting server name"). Servers sharing an address exactly is fine: virtual hosts.
  */
 import { formatKeyPath } from './key-path.js';
-import { listenAddressesOverlap } from './listen-address.js';
+import { IPV6_ANY, listenAddressesOverlap, ownListenerClashes } from './listen-address.js';
 import type { PlacedAddress, ServerPlan } from './normalise-server.js';
 import type { ProblemCollector } from './problem-collector.js';
+import type { ListenAddress } from './types.js';
 
 /** A server plan with its final name, for messages. */
 export interface NamedPlan {
@@ -41,39 +42,55 @@ export function checkListeners(
     problems.error(
       placed.path,
       'SLUICE_E_CONFIG_DUPLICATE_LISTEN',
-      `${placed.address.key} overlaps ${clash.placed.address.key} of ${label(clash.owner)}: ${
-        placed.address.host === 'localhost' || clash.placed.address.host === 'localhost'
-          ? 'localhost is bound as its loopback address'
-          : `the wildcard address takes port ${placed.address.port} on every interface`
-      }, so both cannot be bound`,
+      `${placed.address.key} overlaps ${clash.placed.address.key} of ${label(clash.owner)}: ${overlapReason(placed.address, clash.placed.address)}, so both cannot be bound`,
       {
         hint: 'write the address the same way everywhere (servers then share it by server_name), or use specific addresses only',
       },
     );
   });
 
-  // The admin API and the egress proxy need addresses of their own. Port 0 (an ephemeral port,
-  // in tests and embedding) never clashes.
+  // The admin API and the egress proxy need addresses of their own, and bind `[::]` dual stack
+  // (ownListenerClashes). Port 0 (an ephemeral port, in tests and embedding) never clashes.
   const own = others.filter((o) => o.placed.address.port !== 0);
   own.forEach((o, i) => {
-    const server = all.find(
-      (e) =>
-        e.placed.address.key === o.placed.address.key ||
-        listenAddressesOverlap(e.placed.address, o.placed.address),
-    );
+    const mine = o.placed.address;
+    const server = all.find((e) => ownListenerClashes(mine, e.placed.address));
     const earlier = own
       .slice(0, i)
-      .find(
-        (e) =>
-          e.placed.address.key === o.placed.address.key ||
-          listenAddressesOverlap(e.placed.address, o.placed.address),
+      .find((e) => ownListenerClashes(mine, e.placed.address) || ownListenerClashes(e.placed.address, mine));
+    const clash =
+      server !== undefined
+        ? { address: server.placed.address, whose: label(server.owner), dualStack: false }
+        : earlier !== undefined
+          ? { address: earlier.placed.address, whose: earlier.what, dualStack: true }
+          : undefined;
+    if (clash === undefined) return;
+    const theirs = clash.address;
+    if (theirs.key === mine.key) {
+      problems.error(
+        o.placed.path,
+        'SLUICE_E_CONFIG_DUPLICATE_LISTEN',
+        `${mine.key} is also a listen address of ${clash.whose}`,
+        { hint: `give ${o.what} its own address, e.g. ${o.example}` },
       );
-    if (server === undefined && earlier === undefined) return;
+      return;
+    }
+    // The dual-stack `[::]` of either side, when the other is an IPv4 address.
+    const dual =
+      mine.host === IPV6_ANY && !theirs.host.includes(':')
+        ? o.what
+        : clash.dualStack && theirs.host === IPV6_ANY && !mine.host.includes(':')
+          ? clash.whose
+          : undefined;
     problems.error(
       o.placed.path,
       'SLUICE_E_CONFIG_DUPLICATE_LISTEN',
-      `${o.placed.address.key} is also a listen address of ${server !== undefined ? label(server.owner) : earlier!.what}`,
-      { hint: `give ${o.what} its own address, e.g. ${o.example}` },
+      `${mine.key} overlaps ${theirs.key} of ${clash.whose}: ${
+        dual !== undefined
+          ? `${dual} binds [::] dual stack, which takes port ${mine.port} for IPv4 too`
+          : overlapReason(mine, theirs)
+      }, so both cannot be bound`,
+      { hint: `give ${o.what} a port of its own, e.g. ${o.example}` },
     );
   });
 
@@ -139,4 +156,11 @@ export function checkListeners(
       );
     }
   }
+}
+
+/** Why two addresses that `listenAddressesOverlap` reports cannot both be bound. */
+function overlapReason(a: ListenAddress, b: ListenAddress): string {
+  return a.host === 'localhost' || b.host === 'localhost'
+    ? 'localhost is bound as its loopback address'
+    : `the wildcard address takes port ${a.port} on every interface`;
 }

@@ -84,3 +84,14 @@ export function listenAddressesOverlap(a: ListenAddress, b: ListenAddress): bool
   if (b.host === 'localhost') return loopback(a);
   return false;
 }
+
+/**
+ * Whether `own`, the admin API's or the egress proxy's single address, cannot be bound beside
+ * `other`: the same address, an overlap as above, or `[::]`, which those two bind dual stack (one
+ * address serves IPv4 clients too) and so clashes with every address on its port, `0.0.0.0` and
+ * `127.0.0.1` included.
+ */
+export function ownListenerClashes(own: ListenAddress, other: ListenAddress): boolean {
+  if (own.port !== other.port) return false;
+  return own.key === other.key || own.host === IPV6_ANY || listenAddressesOverlap(own, other);
+}

@@ -268,6 +268,57 @@ describe('sluice check (built CLI)', () => {
     expect(r.stderr).toBe('sluice.yaml: 5 problems\n');
   });
 
+  // The egress proxy and the admin API bind `[::]` dual stack, so it holds the port on IPv4 too:
+  // check said ok, and start failed with EADDRINUSE.
+  it('refuses an egress or admin [::]:PORT beside another listener on PORT, at the later one, naming the other', async () => {
+    const dir = join(tmp.path, 'egress-listen');
+    await mkdir(dir);
+    const write = (lines: string[]) => writeFile(join(dir, 'sluice.yaml'), `${lines.join('\n')}\n`);
+    const egress = (listen: string) => [
+      'egress:',
+      `  listen: "${listen}"`,
+      '  policies: [{ name: p, sources: [127.0.0.1], hosts: [localhost] }]',
+    ];
+    await write([
+      ...egress('[::]:21630'),
+      'servers:',
+      '  - name: web',
+      '    listen: ["[::]:21631", "127.0.0.1:21630"]',
+      '    routes: [{ respond: {} }]',
+    ]);
+    const r = await runCli(['check', '-c', 'sluice.yaml'], { cwd: dir });
+    expect(r.stdout).toBe(
+      'sluice.yaml:2:11: SLUICE_E_CONFIG_DUPLICATE_LISTEN egress.listen: [::]:21630 overlaps 127.0.0.1:21630 of servers[0] ("web"): the egress proxy binds [::] dual stack, which takes port 21630 for IPv4 too, so both cannot be bound (hint: give the egress proxy a port of its own, e.g. 127.0.0.1:3128)\n',
+    );
+    expect(r.code).toBe(2);
+
+    await write([
+      'admin:',
+      '  listen: "[::]:21632"',
+      `  tokens: [{ name: ops, role: operator, token_sha256: "${'a'.repeat(64)}" }]`,
+      ...egress('127.0.0.1:21632'),
+      'servers:',
+      '  - name: web',
+      '    listen: ["0.0.0.0:21632"]',
+      '    routes: [{ respond: {} }]',
+    ]);
+    const both = await runCli(['check', '-c', 'sluice.yaml'], { cwd: dir });
+    expect(both.stdout.split('\n')).toEqual([
+      'sluice.yaml:2:11: SLUICE_E_CONFIG_DUPLICATE_LISTEN admin.listen: [::]:21632 overlaps 0.0.0.0:21632 of servers[0] ("web"): the admin API binds [::] dual stack, which takes port 21632 for IPv4 too, so both cannot be bound (hint: give the admin API a port of its own, e.g. 127.0.0.1:9090)',
+      'sluice.yaml:5:11: SLUICE_E_CONFIG_DUPLICATE_LISTEN egress.listen: 127.0.0.1:21632 overlaps 0.0.0.0:21632 of servers[0] ("web"): the wildcard address takes port 21632 on every interface, so both cannot be bound (hint: give the egress proxy a port of its own, e.g. 127.0.0.1:3128)',
+      '',
+    ]);
+
+    // A server's [::] is bound IPv6-only: the egress proxy may have the port's IPv4 addresses.
+    await write([
+      ...egress('127.0.0.1:21633'),
+      'servers: [{ listen: "[::]:21633", routes: [{ respond: {} }] }]',
+    ]);
+    const apart = await runCli(['check', '-c', 'sluice.yaml'], { cwd: dir });
+    expect(apart.stdout).toBe('sluice.yaml: ok (1 server, 1 route, 0 upstreams)\n');
+    expect(apart.code).toBe(0);
+  });
+
   it('--workers takes what workers: takes, at most 1024: start and serve refuse more before starting anything', async () => {
     for (const args of [
       ['start', '--workers', '5000', '-c', 'no-such-file.yaml'],
