@@ -33,10 +33,13 @@ export function egressStatus(code: EgressAnswerCode): number {
 }
 
 /**
- * Details for upstream codes whose catalogue hint speaks of the reverse proxy's settings
- * (`proxy.timeouts`), which the egress proxy does not have: its timeouts are fixed.
+ * Details for codes whose catalogue hint speaks of the gateway's settings (`proxy.timeouts`,
+ * `limits.*`), which the egress proxy does not have: its timeouts and limits are fixed.
  */
 const EGRESS_DETAILS: Partial<Record<EgressAnswerCode, string>> = {
+  SLUICE_E_CLIENT_TIMEOUT: 'the request head did not arrive within 30 s (the egress limit)',
+  SLUICE_E_CLIENT_URI_TOO_LONG: 'the request target is over 16 KiB (the egress limit)',
+  SLUICE_E_CLIENT_HEADERS_TOO_LARGE: 'the request head is over 16 KiB (the egress limit)',
   SLUICE_E_UPSTREAM_TIMEOUT:
     'the origin did not connect within 10 s or answer within 60 s (the egress timeouts)',
   SLUICE_E_UPSTREAM_RESET: 'the origin closed or reset the connection before a complete answer',

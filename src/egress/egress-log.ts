@@ -2,7 +2,8 @@
  * The egress log lines, with their field names in one place. One line per proxied request or
  * tunnel, written when it ends: `egress` (info; warn when the origin could not be reached or broke
  * off), `egress denied` (warn) for a policy's refusal, and `egress refused` (warn) for a request
- * refused before any policy was asked (not a proxy request, a malformed target, a drain). A line is one pino call with a flat object: nothing else is
+ * refused before any policy was asked (not a proxy request, a malformed target, a drain, a head the
+ * HTTP parser refused). A line is one pino call with a flat object: nothing else is
  * allocated or formatted on the request path.
  */
 import type { EgressDenyReason } from './egress-policy.js';
@@ -51,10 +52,14 @@ export interface EgressDenial {
 /** A request refused before any policy was asked. */
 export interface EgressRefusal {
   readonly source: string;
+  /** `-` when the parser refused the head: no request was read. */
   readonly method: string;
-  /** The request target as sent (at most 256 characters). */
+  /** The request target as sent (at most 256 characters); empty when the parser refused the head. */
   readonly target: string;
-  /** The code of the answer (`SLUICE_E_CLIENT_EGRESS_NOT_PROXY`, `…_TARGET`, `SLUICE_E_RUNTIME_DRAINING`). */
+  /**
+   * The code of the answer (`SLUICE_E_CLIENT_EGRESS_NOT_PROXY`, `…_TARGET`, `SLUICE_E_RUNTIME_DRAINING`,
+   * and the parser's `SLUICE_E_CLIENT_BAD_REQUEST`, `…_URI_TOO_LONG`, `…_HEADERS_TOO_LARGE`, `…_TIMEOUT`).
+   */
   readonly code: string;
   readonly error_id: string;
 }

@@ -19,7 +19,7 @@ import { unmapIpv4 } from '../core/ip-set.js';
 import { SlotSet } from '../core/slot-set.js';
 import { undici } from '../core/undici.js';
 import { listenError } from '../errors/listen-error.js';
-import { clientErrorCode, rawErrorResponse } from '../server/error-response.js';
+import { clientErrorCode } from '../server/error-response.js';
 import { nextRequestId } from '../server/request-id.js';
 import {
   EGRESS_TIMEOUTS,
@@ -56,10 +56,16 @@ const kBusy = Symbol('sluice.egress.busy');
 const kSeen = Symbol('sluice.egress.seen');
 /** A CONNECT that waits for the answers ahead of it on its connection (#onConnect). */
 const kAfterBusy = Symbol('sluice.egress.afterBusy');
+/** The connection's latest request: a parser error before its end is in its body (#onClientError). */
+const kLatest = Symbol('sluice.egress.latest');
+/** A request the parser refused is answered, or waits to be (#onClientError). */
+const kRefusalDue = Symbol('sluice.egress.refusalDue');
 /** The connection's latest request, when it is being forwarded (for its body's framing errors). */
 const kForwarding = Symbol('sluice.egress.forwarding');
 type ClientSocket = Socket & {
   [kBusy]?: number;
+  [kRefusalDue]?: boolean;
+  [kLatest]?: http.IncomingMessage;
   [kSeen]?: number;
   [kAfterBusy]?: () => void;
   [kForwarding]?: EgressRequest | undefined;
@@ -128,20 +134,7 @@ export class EgressServer {
     // once the policy allows it (forwardEgress).
     this.#server.on('checkContinue', this.#onCheckContinue);
     this.#server.on('connect', this.#onConnect);
-    // As on the gateway's listeners: 414, 431, 408 or 400, before any request exists (so no id, no line).
-    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: ClientSocket) => {
-      if (err.code === 'ECONNRESET' || !socket.writable) {
-        socket.destroy();
-        return;
-      }
-      // Bad framing in the body of a request being forwarded: that request answers it (400 with
-      // an id) and logs it, as the gateway does; it was logged as the client gone (499). A FIN
-      // before the body's end (HPE_INVALID_EOF_STATE) is a client that left, and stays so.
-      const code = clientErrorCode(err);
-      const forwarding = err.code === 'HPE_INVALID_EOF_STATE' ? undefined : socket[kForwarding];
-      if (forwarding?.badRequest(code) === true) socket.destroySoon();
-      else socket.end(rawErrorResponse(code), () => socket.destroy());
-    });
+    this.#server.on('clientError', this.#onClientError);
   }
 
   /** Binds `egress.listen`; rejects with SLUICE_E_RUNTIME_LISTEN. */
@@ -194,6 +187,52 @@ export class EgressServer {
     });
   };
 
+  /**
+   * A request Node's parser refused (400; 414, 431 over the head's size; 408 when it came too
+   * slowly): answered and logged as `egress refused` with an id, as the gateway answers and logs
+   * them. It was answered without either, so nothing showed that a client's calls were failing.
+   */
+  readonly #onClientError = (err: NodeJS.ErrnoException, socket: ClientSocket): void => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    // Node's parser stops at its error and reports it again for every later piece of input.
+    if (socket[kRefusalDue]) return;
+    const code = clientErrorCode(err);
+    const latest = socket[kLatest];
+    if (latest !== undefined && !latest.complete) {
+      // The error is in the body of the latest request. A FIN before its end
+      // (HPE_INVALID_EOF_STATE) is a client that left: the request sees its connection close (499).
+      // Bad framing in a body being forwarded: that request answers it (400 with an id) and logs
+      // it, as the gateway does. A request already answered (refused, its connection to close) is
+      // not answered or logged twice.
+      if (err.code === 'HPE_INVALID_EOF_STATE') socket.destroy();
+      else {
+        socket[kForwarding]?.badRequest(code);
+        socket.destroySoon();
+      }
+      return;
+    }
+    socket[kRefusalDue] = true;
+    // Answers still going out on the connection (requests pipelined ahead) go out whole first, in
+    // request order, as on the gateway: written at once, the refusal came before them and cut
+    // them off. An answer that closes the connection drops the refusal with it, unanswered and
+    // unlogged.
+    if ((socket[kBusy] ?? 0) > 0) socket[kAfterBusy] = () => this.#refuseUnread(socket, code);
+    else this.#refuseUnread(socket, code);
+  };
+
+  /** Answers and logs what the parser refused (#onClientError), unless the client is gone. */
+  #refuseUnread(socket: Socket, code: EgressAnswerCode): void {
+    if (socket.destroyed || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    // No request was read: no method or target to log, as the gateway logs `-` and an empty path.
+    refuse(socket, code, this.#refused(unmapIpv4(socket.remoteAddress ?? ''), '-', '', code));
+  }
+
   readonly #onCheckContinue = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     this.#onRequest(req, res, true);
   };
@@ -205,6 +244,7 @@ export class EgressServer {
   ): void => {
     const socket = req.socket as ClientSocket;
     socket[kBusy] = (socket[kBusy] ?? 0) + 1;
+    socket[kLatest] = req;
     socket[kForwarding] = undefined;
     res.once('close', () => {
       socket[kBusy] = (socket[kBusy] ?? 1) - 1;

@@ -17,6 +17,7 @@ import {
   tempDir,
   waitForPort,
 } from '../helpers/cli.js';
+import { rawRequest } from '../helpers/raw-http.js';
 import { until } from '../helpers/runtime.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
@@ -98,6 +99,84 @@ servers:
     );
     const viaTunnel = await curl(['-p', '-x', proxy, `http://localhost:${origin.port}/tunnel`]);
     expect(viaTunnel.status).toBe(200);
+  });
+});
+
+describe('egress allow-list and refusals (sluice start, 1 worker)', () => {
+  let origin: TestUpstream;
+  let sluice: CliProcess;
+  let egressPort: number;
+  let dir: { path: string; remove(): Promise<void> };
+
+  beforeAll(async () => {
+    origin = await startUpstream();
+    dir = await tempDir();
+    egressPort = await freePort();
+    const file = join(dir.path, 'sluice.yaml');
+    await writeFile(
+      file,
+      `workers: 1
+egress:
+  listen: "127.0.0.1:${egressPort}"
+  policies:
+    - { name: by-port, sources: [127.0.0.0/8], hosts: ["127.0.0.1:${origin.port}", "*.example.com:443"] }
+servers:
+  - listen: "127.0.0.1:${await freePort()}"
+    routes: [{ respond: { body: "ok\\n" } }]
+`,
+    );
+    sluice = spawnCli(['start', '-c', file]);
+    await waitForPort(egressPort, { proc: sluice });
+  });
+
+  afterAll(async () => {
+    sluice?.signal('SIGTERM');
+    await sluice?.waitForExit(10_000).catch(() => undefined);
+    await killAll();
+    await origin?.close();
+    await dir?.remove();
+  });
+
+  it('allows an address on its listed port only', async () => {
+    const proxy = `http://127.0.0.1:${egressPort}`;
+    const allowed = await curl(['-x', proxy, `http://127.0.0.1:${origin.port}/in`]);
+    expect(allowed.status).toBe(200);
+    expect(JSON.parse(allowed.body)).toMatchObject({ url: '/in' });
+    const otherPort = await curl(['-x', proxy, `http://127.0.0.1:${egressPort}/out`]);
+    expect(otherPort.status).toBe(403);
+    const [line] = await sluice.waitForJson((l) => l.msg === 'egress denied' && l.port === egressPort);
+    expect(line).toMatchObject({ host: '127.0.0.1', reason: 'host' });
+  });
+
+  // The parser's refusals were answered with no id and logged nowhere: a client whose calls all
+  // failed left no trace in the proxy's log.
+  it('answers and logs what the parser refuses (400, 414, 431), each with the id of its answer', async () => {
+    const sent = [
+      { payload: 'NOT A REQUEST\r\n\r\n', status: 400, code: 'SLUICE_E_CLIENT_BAD_REQUEST' },
+      {
+        payload: `GET http://127.0.0.1:${origin.port}/${'a'.repeat(20_000)} HTTP/1.1\r\n\r\n`,
+        status: 414,
+        code: 'SLUICE_E_CLIENT_URI_TOO_LONG',
+      },
+      {
+        payload: `GET http://127.0.0.1:${origin.port}/ HTTP/1.1\r\nX-Big: ${'b'.repeat(20_000)}\r\n\r\n`,
+        status: 431,
+        code: 'SLUICE_E_CLIENT_HEADERS_TOO_LARGE',
+      },
+    ];
+    const seen = origin.seen.length;
+    for (const { payload, status, code } of sent) {
+      const r = await rawRequest(egressPort, payload, { waitMs: 5000 });
+      expect([r.status, r.closed]).toEqual([status, true]);
+      const id = /\r\nx-sluice-error-id: ([0-9a-f]+)\r\n/.exec(r.text)?.[1];
+      expect(id).toBeDefined();
+      expect(r.text).toContain(`"request_id":"${id}"`);
+      const [line] = await sluice.waitForJson((l) => l.error_id === id);
+      expect(line).toMatchObject({ level: 'warn', msg: 'egress refused', method: '-', target: '', code });
+      expect(String(line!.source)).toMatch(/^127\./);
+    }
+    expect(origin.seen.length).toBe(seen);
+    expect(sluice.jsonLines().filter((l) => l.msg === 'egress refused')).toHaveLength(3);
   });
 });
 

@@ -979,6 +979,34 @@ describe('egress: a CONNECT pipelined behind a request', () => {
     ]);
   });
 
+  // Refused at once, the bad request's 400 went out before the answer ahead of it, which was cut.
+  it('answers a malformed request behind one being answered after that answer, with an id and a line', async () => {
+    const r = await pipelined(
+      [`GET ${slow.url}/slow HTTP/1.1\r\nHost: x\r\n\r\nNOT A REQUEST\r\n\r\n`],
+      () => false,
+    );
+    expect(r.closed).toBe(true);
+    expect(r.text).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nslow doneHTTP\/1\.1 400 Bad Request\r\n/);
+    const id = /x-sluice-error-id: (\w+)/i.exec(r.text)?.[1];
+    expect(id).toBeDefined();
+    expect(capture.lines.map((l) => [l.msg, l.method, l.status ?? l.code, l.error_id])).toEqual([
+      ['egress', 'GET', 200, null],
+      ['egress refused', '-', 'SLUICE_E_CLIENT_BAD_REQUEST', id],
+    ]);
+  });
+
+  // The 403 closes the connection: the bad framing behind it is not refused (or logged) again.
+  it('refuses a denied request with a malformed body once: its 403, one line', async () => {
+    const r = await pipelined(
+      [`POST http://localhost:${slow.port}/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n`],
+      () => false,
+    );
+    expect(r.closed).toBe(true);
+    expect(r.text).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
+    expect(r.text.match(/HTTP\/1\.1/g)).toHaveLength(1);
+    expect(capture.lines.map((l) => [l.msg, l.method])).toEqual([['egress denied', 'POST']]);
+  });
+
   it('drops a waiting CONNECT whose client left: no tunnel opened, nothing held', async () => {
     const before = echo.connections();
     const seen = slow.seen.length;
