@@ -177,10 +177,12 @@ export class Primary {
   #slots: Slot[] = [];
   readonly #retiring = new Set<Worker>();
   /**
-   * Workers forked by a roll or a restart and not yet in a slot or draining, and whether they
-   * reported ready: a stop must end them too, or the primary exits under them.
+   * Workers forked by a roll or a restart and not yet in a slot or draining, with the config they
+   * started on once they reported ready (null before): a stop must end them too, or the primary
+   * exits under them, and what the slots are told meanwhile (drains, bans, check results) they
+   * must be told as well, or they serve without it once they take a slot.
    */
-  readonly #starting = new Map<Worker, 'starting' | 'ready'>();
+  readonly #starting = new Map<Worker, ResolvedConfig | null>();
   /** The workers that have taken a client connection: their crashes never make a crash loop. */
   readonly #serving = new WeakSet<Worker>();
   #upstreams: UpstreamSet;
@@ -222,7 +224,7 @@ export class Primary {
     );
     this.#stateMetrics.showUp(config.state.redis !== null);
     this.#state = this.#newSharedState(config);
-    this.#bans = new BanManager(this.#state, this.#loggers.app, (e) => this.#broadcast(e));
+    this.#bans = new BanManager(this.#state, this.#loggers.app, (e) => this.#broadcastBan(e));
     this.#bans.setRules(banRules(config));
     this.#control = new ControlPlaneMetrics(this.#registry, {
       workers: () => this.#slots.filter((s) => s.worker !== null).length,
@@ -426,7 +428,7 @@ export class Primary {
     if (this.#stopping)
       return Promise.reject(new SluiceError('SLUICE_E_RUNTIME_WORKER', 'sluice is stopping'));
     const worker = cluster.fork({ SLUICE_WORKER: '1' });
-    this.#starting.set(worker, 'starting');
+    this.#starting.set(worker, null);
     // Listening before `ready` (SO_REUSEPORT), a worker may take its first connection before it.
     const onServing = (message: unknown) => {
       if (!isFromWorker(message) || message.type !== 'serving') return;
@@ -463,7 +465,7 @@ export class Primary {
           loading = message.module;
         } else if (message.type === 'ready') {
           cleanup();
-          if (this.#starting.has(worker)) this.#starting.set(worker, 'ready');
+          if (this.#starting.has(worker)) this.#starting.set(worker, config);
           const pid = worker.process.pid ?? 0;
           worker.on('message', (m: unknown) => this.#onWorkerMessage(worker, pid, m));
           worker.once('exit', () => this.#cluster.retire(pid));
@@ -514,6 +516,22 @@ export class Primary {
 
   #broadcast(message: ToWorker): void {
     for (const slot of this.#slots) if (slot.worker !== null) this.#send(slot.worker, message);
+  }
+
+  /**
+   * The workers a roll or a restart started that reported ready and have no slot yet, with their
+   * config. They had the health snapshot and the bans at `ready`; what changes after it must reach
+   * them too: a roll waits for every new worker, and one that got its snapshot first would
+   * otherwise take its slot without a drain (or a ban) made while the others started.
+   */
+  *#readyStarting(): Iterable<[Worker, ResolvedConfig]> {
+    for (const [worker, config] of this.#starting) if (config !== null) yield [worker, config];
+  }
+
+  /** A ban or an unban, to the workers of the slots and those about to take one. */
+  #broadcastBan(message: ToWorker): void {
+    this.#broadcast(message);
+    for (const [worker] of this.#readyStarting()) this.#send(worker, message);
   }
 
   #onWorkerMessage(worker: Worker, pid: number, message: unknown): void {
@@ -575,6 +593,10 @@ export class Primary {
       );
     }
     this.#broadcast({ type: 'health', upstream, origin, up });
+    // Only where the worker's config still checks it, as in the snapshot (below).
+    for (const [worker, config] of this.#readyStarting())
+      if (config.upstreams[upstream]?.healthCheck != null)
+        this.#send(worker, { type: 'health', upstream, origin, up });
   }
 
   /**
@@ -818,8 +840,8 @@ export class Primary {
     // still starting has served nothing, and is ended at once rather than waited for (loading
     // handlers may take up to READY_TIMEOUT_MS).
     const killed: Worker[] = [];
-    for (const [worker, state] of [...this.#starting]) {
-      if (state === 'ready') this.#retire(worker, deadline);
+    for (const [worker, started] of [...this.#starting]) {
+      if (started !== null) this.#retire(worker, deadline);
       else {
         worker.process.kill('SIGKILL');
         killed.push(worker);
@@ -905,12 +927,10 @@ export class Primary {
     if (t === null) return null;
     // By URL: a worker's list may be in another order (its own DNS answers, or a config a swap
     // gave it before this process took it).
+    const workers = this.#slots.flatMap((s) => (s.worker === null ? [] : [s.worker]));
+    for (const [worker] of this.#readyStarting()) workers.push(worker);
     await Promise.all(
-      this.#slots.map((s) =>
-        s.worker === null
-          ? null
-          : this.#ask(s.worker, (id) => ({ type: 'target', id, action, upstream, origin: t.origin })),
-      ),
+      workers.map((w) => this.#ask(w, (id) => ({ type: 'target', id, action, upstream, origin: t.origin }))),
     );
     this.#loggers.app.info(
       { upstream, target: t.origin },
@@ -1014,7 +1034,7 @@ export class Primary {
     const old = { state: this.#state, bans: this.#bans };
     this.#state = this.#newSharedState(next);
     this.#stateMetrics.showUp(next.state.redis !== null);
-    this.#bans = new BanManager(this.#state, this.#loggers.app, (e) => this.#broadcast(e));
+    this.#bans = new BanManager(this.#state, this.#loggers.app, (e) => this.#broadcastBan(e));
     // Before its first resync, which takes only the bans of scopes with a rule.
     this.#bans.setRules(banRules(next));
     this.#bans.adopt(old.bans.all());

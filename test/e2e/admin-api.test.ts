@@ -6,11 +6,13 @@
  */
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -23,6 +25,7 @@ import {
   tempDir,
   waitForPort,
 } from '../helpers/cli.js';
+import { until } from '../helpers/runtime.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 requireBuilt();
@@ -582,6 +585,52 @@ upstreams:
       expect(a.seen).toHaveLength(0);
       const listed = JSON.parse((await call(base, 'GET', '/api/upstreams', 'operator')).body);
       expect(JSON.stringify(listed)).toContain('draining');
+    } finally {
+      sluice.signal('SIGTERM');
+      await sluice.waitForExit(10_000);
+      await a.close();
+      await b.close();
+    }
+  }, 60_000);
+
+  // A roll waits for every new worker: one that reported ready (and had its snapshot of drains)
+  // before the others had no drain made in between, and sent its share to the drained target
+  // once the roll gave it a slot.
+  it('a drain made while a roll starts its workers reaches the new worker already ready', async () => {
+    const { a, b, port, admin, file } = await twoTargets();
+    const stagger = (await tempDir()).path;
+    const handler = fileURLToPath(new URL('../fixtures/handlers/staggered-load-app.ts', import.meta.url));
+    const write = (workers: number) =>
+      writeFile(
+        file,
+        `allow_root_handlers: true
+${appConfig(port, admin, workers, `    targets: [{ url: "${a.url}" }, { url: "${b.url}" }]`).replace(
+  '      - proxy: { upstream: app }',
+  `      - { match: { path: /app }, handler: "${handler}" }\n      - proxy: { upstream: app }`,
+)}`,
+      );
+    await write(1);
+    const sluice = spawnCli(['start', '-c', file], {
+      env: { SLUICE_TEST_OPS: SECRETS.operator, SLUICE_TEST_STAGGER: stagger },
+    });
+    const base = `http://127.0.0.1:${admin}`;
+    try {
+      await waitForPort(port, { proc: sluice });
+      await sluice.waitForJson((l) => l.msg === 'sluice started');
+      await writeFile(join(stagger, 'armed'), '');
+      await write(2);
+      const reload = call(base, 'POST', '/api/reload', 'operator');
+      // The first new worker is ready well within the 4 s the second one waits.
+      await until(
+        () => (existsSync(join(stagger, 'first')) ? true : undefined),
+        'a new worker loading',
+        20_000,
+      );
+      await sleep(1500);
+      expect((await call(base, 'POST', '/api/upstreams/app/targets/0/drain', 'operator')).status).toBe(200);
+      expect((await reload).status).toBe(200);
+      expect(await spread(port, 30)).toEqual(Array(30).fill(200));
+      expect(a.seen).toHaveLength(0);
     } finally {
       sluice.signal('SIGTERM');
       await sluice.waitForExit(10_000);
