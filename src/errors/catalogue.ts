@@ -103,7 +103,7 @@ export const ERROR_CATALOGUE = {
   },
   SLUICE_E_CONFIG_URL: {
     status: 0,
-    title: 'not a valid upstream URL',
+    title: 'not a valid URL for its key (an upstream target, state.redis or tracing.otlp_endpoint)',
     hint: 'write http://HOST:PORT or https://HOST:PORT, optionally with a base path',
   },
   SLUICE_E_CONFIG_CIDR: {
