@@ -13,6 +13,7 @@ export interface UpstreamUrl {
 export function parseUpstreamUrl(text: string): UpstreamUrl | { error: string } {
   // Shown in problems, which are logged: a password in the URL is not.
   const shown = JSON.stringify(redactUrl(text));
+  if (text.trim() !== text) return { error: `${shown} has white space around it; write it without` };
   if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(text)) {
     return {
       error: `${shown} is not an absolute URL; write it as http://${redactUrl(text).replace(/^\/+/, '')}`,

@@ -45,18 +45,49 @@ export function isSecretHeader(name: string): boolean {
  * after `//`; userinfo without a `:` is all hidden, being a token or a password as often as a name.
  */
 export function redactUrl(text: string): string {
-  const head = URL_HEAD.exec(text)?.[0] ?? '';
+  // Leading white space and controls, which URL parsers skip (`new URL(' redis://…')` parses).
+  const lead = text.slice(0, leadingSpace(text));
+  const url = text.slice(lead.length);
+  const head = URL_HEAD.exec(url)?.[0] ?? '';
   // Only text shaped like a URL: other text (a respond body) is no URL and kept as written.
-  if (head === '' && !BARE_USERINFO.test(text)) return text;
-  const rest = text.slice(head.length);
+  if (head === '' && !BARE_USERINFO.test(url)) return text;
+  const rest = url.slice(head.length);
   const at = rest.lastIndexOf('@');
-  if (at <= 0) return head + redactQuery(rest, false);
+  if (at <= 0) return lead + head + redactQuery(rest, false);
   const userinfo = rest.slice(0, at);
   const colon = userinfo.indexOf(':');
   const shown =
     colon === -1 || !/[/\\]{2}$/.test(head) ? URL_REDACTED : `${userinfo.slice(0, colon)}:${URL_REDACTED}`;
+  // That `@` may be one of a secret query value's (`?password=p@ss`): hidden to the value's end,
+  // or what follows the `@` was shown as if it were the host.
+  const valueEnd = secretValueEndAround(rest, at);
+  if (valueEnd !== -1) return `${lead}${head}${shown}${redactQuery(rest.slice(valueEnd), true)}`;
   // A `?` in what was taken for userinfo may have begun the query: its pairs after the `@` are read as such.
-  return `${head}${shown}@${redactQuery(rest.slice(at + 1), userinfo.includes('?'))}`;
+  return `${lead}${head}${shown}@${redactQuery(rest.slice(at + 1), userinfo.includes('?'))}`;
+}
+
+/** How many characters `text` starts with that a URL parser skips: C0 controls, spaces, a BOM. */
+function leadingSpace(text: string): number {
+  let i = 0;
+  while (i < text.length && (text.charCodeAt(i) <= 0x20 || /\s/.test(text[i]!))) i++;
+  return i;
+}
+
+/**
+ * Where the value of a secret query parameter that holds position `at` of `rest` ends, or -1. The
+ * query is taken to begin at the first `?`, which may be a password's: a pair found there is
+ * hidden all the same (hiding too much is the safe mistake).
+ */
+function secretValueEndAround(rest: string, at: number): number {
+  const start = rest.indexOf('?');
+  if (start === -1 || start > at) return -1;
+  for (const m of rest.slice(start).matchAll(QUERY_PAIR)) {
+    const [, before, key, value] = m as unknown as [string, string, string, string];
+    const valueStart = start + m.index + before.length + key.length + 1;
+    const valueEnd = valueStart + value.length;
+    if (valueStart <= at && at < valueEnd && SECRET_PARAM.test(decodeQueryKey(key))) return valueEnd;
+  }
+  return -1;
 }
 
 /** `rest` with the values of secret query parameters replaced; `inQuery` when it starts inside the query. */

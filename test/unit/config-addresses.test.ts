@@ -113,6 +113,8 @@ describe('parseUpstreamUrl', () => {
   it.each([
     ['127.0.0.1:9001', '"127.0.0.1:9001" is not an absolute URL; write it as http://127.0.0.1:9001'],
     ['/api', '"/api" is not an absolute URL; write it as http://api'],
+    [' http://u:pw@a:9001', '" http://u:redacted@a:9001" has white space around it; write it without'],
+    ['http://a:9001 ', '"http://a:9001 " has white space around it; write it without'],
     ['ws://x', '"ws://x" must use http:// or https://, not ws://'],
     ['http://a/?x=1', '"http://a/?x=1" must not have a query or fragment'],
     ['http://a/#top', '"http://a/#top" must not have a query or fragment'],

@@ -918,6 +918,8 @@ describe('state.redis', () => {
     ['redis://:p/w@127.0.0.1:6379/0', 'has an @ after a /, ? or #', 'as %2F, %3F, %23 and %40'],
     ['redis://u:1/pw@127.0.0.1:6379/0', 'has an @ after a /, ? or #', 'as %2F, %3F, %23 and %40'],
     ['redis://:p?w@127.0.0.1:6379/0', 'has an @ after a /, ? or #', 'as %2F, %3F, %23 and %40'],
+    ['redis://:p?x=1@127.0.0.1:6379/0', 'has an @ after a /, ? or #', 'as %2F, %3F, %23 and %40'],
+    ['redis://:p#w@127.0.0.1:6379/0', 'has an @ after a /, ? or #', 'as %2F, %3F, %23 and %40'],
   ])('refuses %s, whose userinfo ioredis cannot read', (url, message, hint) => {
     const r = load(url);
     expect(where(r)).toEqual(['1:17 SLUICE_E_CONFIG_URL']);
@@ -944,6 +946,8 @@ describe('state.redis', () => {
       'redis://127.0.0.1:6379/15',
       'redis://127.0.0.1:6379?db=2',
       'rediss://:pw@127.0.0.1:6379/2147483647',
+      // An @ of a query value is no userinfo's: ioredis reads ?password= from the query.
+      'redis://127.0.0.1:6379/0?password=p@ss',
     ])
       expect(config(load(url)).state.redis).toBe(url);
   });
@@ -968,9 +972,20 @@ describe('tracing.otlp_endpoint', () => {
     expect(lines(r)[0]).toContain(message);
   });
 
-  it('takes percent-encoded userinfo', () => {
-    const url = 'http://u:50%25off%2F@127.0.0.1:4318/v1/traces';
-    expect(config(load(url)).tracing.otlpEndpoint).toBe(url);
+  it('takes percent-encoded userinfo, and an @ in a query value', () => {
+    for (const url of [
+      'http://u:50%25off%2F@127.0.0.1:4318/v1/traces',
+      'http://127.0.0.1:4318/v1/traces?api_key=a@b',
+    ])
+      expect(config(load(url)).tracing.otlpEndpoint).toBe(url);
+  });
+
+  it('shows none of a password with an @, or after white space', () => {
+    for (const url of [' ftp://u:Leak1@127.0.0.1:4318', 'ftp://127.0.0.1:4318/v1?token=a@Leak2']) {
+      const r = load(url);
+      expect(where(r)).toEqual(['1:27 SLUICE_E_CONFIG_URL']);
+      expect(lines(r)[0]).not.toMatch(/Leak/);
+    }
   });
 });
 

@@ -54,6 +54,15 @@ describe('redactUrl', () => {
     ['http:user:Leak@collector:4318/v1/traces', 'http:redacted@collector:4318/v1/traces'],
     // A query before the last @: its pairs after it are still read.
     ['http://h:1/p?email=a@b&token=Leak', 'http://h:redacted@b&token=redacted'],
+    // The last @ is one of a secret query value's: the value is hidden to its end.
+    ['redis://127.0.0.1:6379/0?password=hunter@2Leak', 'redis://127.0.0.1:redacted'],
+    ['http://h/cb?token=abc@LeakTail&x=1', 'http://redacted&x=1'],
+    ['redis://:Le?password=x@Leak&db=1', 'redis://:redacted&db=1'],
+    // White space and controls before the URL, which URL parsers skip.
+    [' redis://u:Leak@h:6379/0', ' redis://u:redacted@h:6379/0'],
+    ['\t\nhttp://u:Leak@collector:4318/v1/traces', '\t\nhttp://u:redacted@collector:4318/v1/traces'],
+    ['\uFEFFredis://:Leak@h/0', '\uFEFFredis://:redacted@h/0'],
+    [' user:Leak@host', ' user:redacted@host'],
   ])('%s → %s', (text, shown) => {
     expect(redactUrl(text)).toBe(shown);
     expect(redactUrl(text)).not.toMatch(/Leak/);
