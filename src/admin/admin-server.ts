@@ -160,7 +160,9 @@ export class AdminServer {
       );
     }
     // A page of another site in a browser on this host reaches the listener too (cross-site.ts).
-    if (!tokensConfigured && isCrossSite(req.headers, req.headers.host ?? '')) {
+    // The dashboard page holds no data and starts nothing (CONTRACT section 6: anyone who reaches
+    // the listener gets it): a link from a runbook or another local tool opens it.
+    if (!tokensConfigured && endpoint !== 'dashboard' && isCrossSite(req.headers, req.headers.host ?? '')) {
       if (changes) this.#audit(req, action, null, params, 'forbidden');
       return problem(
         res,

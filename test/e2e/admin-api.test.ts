@@ -444,6 +444,10 @@ servers:
     for (const headers of servedHeaders) {
       expect([headers, (await get('/api/status', headers)).status]).toEqual([headers, 200]);
     }
+    // The dashboard page, which holds no data, opens from a link on another site too.
+    const page = await get('/', { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate' });
+    expect(page.status).toBe(200);
+    expect(page.body).toContain('<html');
     expect((await get('/debug/pprof/profile?seconds=1', { 'sec-fetch-site': 'same-origin' })).status).toBe(
       200,
     );
