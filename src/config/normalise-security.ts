@@ -136,14 +136,19 @@ export function normaliseAccess(
 
 const PER = { s: 1, m: 60, h: 3600 } as const;
 
+/** Requests per second of a rate as the schema has it (`100/s`, `600/m`); NaN for another text. */
+export function ratePerSecond(rate: string): number {
+  const [amount = '0', unit = 's'] = rate.split('/');
+  return Number(amount) / (PER[unit as keyof typeof PER] ?? Number.NaN);
+}
+
 function normaliseRateLimit(
   draft: RateDraft,
   path: KeyPath,
   problems: ProblemCollector,
   level: 'server' | 'route',
 ): ResolvedRateLimit {
-  const [amount = '0', unit = 's'] = (draft.rate ?? '0/s').split('/');
-  const perSecond = Number(amount) / PER[unit as keyof typeof PER];
+  const perSecond = ratePerSecond(draft.rate ?? '0/s');
   if (!(perSecond > 0))
     problems.error([...path, 'rate'], 'SLUICE_E_CONFIG_VALUE', 'the rate must be more than 0', {
       hint: 'write requests per unit above 0, e.g. 100/s or 600/m',
@@ -153,7 +158,13 @@ function normaliseRateLimit(
   if ('error' in parsed && !key.includes('$client_spiffe_id')) {
     problems.error([...path, 'key'], 'SLUICE_E_CONFIG_VARIABLE', parsed.error);
   }
-  return { perSecond, burst: draft.burst ?? 0, key, level };
+  const zone = nonEmpty(
+    draft.zone,
+    [...path, 'zone'],
+    'name the zone whose buckets this rule shares, or remove zone: to give it buckets of its own',
+    problems,
+  );
+  return { perSecond, burst: draft.burst ?? 0, key, level, zone };
 }
 
 function normaliseBan(

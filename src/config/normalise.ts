@@ -20,6 +20,7 @@ import { nonEmpty } from './non-empty.js';
 import { normaliseAdmin, normaliseEgress, normaliseTokens } from './normalise-security.js';
 import { normaliseServer, type PlacedAddress } from './normalise-server.js';
 import type { ProblemCollector } from './problem-collector.js';
+import { checkRateLimitZones } from './rate-limit-zones.js';
 import type { ResolvedConfig, ResolvedLog, ResolvedTracing } from './types.js';
 import { assignUniqueNames } from './unique-names.js';
 import { UpstreamRegistry } from './upstream-registry.js';
@@ -87,6 +88,7 @@ export function normaliseConfig(
     }
   }
   checkListeners(named, own, problems);
+  checkRateLimitZones(draft.servers, problems);
 
   const env = options.env ?? process.env;
   let admin: ResolvedConfig['admin'] = null;

@@ -291,6 +291,10 @@ const rateLimitSchema = z
       description:
         'What is limited: $remote_addr (default), $remote_net (an IPv6 client counts as its /64), $http_<name>, $client_spiffe_id.',
     }),
+    zone: z.string().optional().meta({
+      description:
+        "Buckets shared with every rate_limit of this zone, on any server or route (nginx's limit_req_zone); they take the same rate and key.",
+    }),
   })
   .meta({ description: 'Token bucket per key; 429 with Retry-After and RateLimit headers beyond it.' });
 

@@ -135,6 +135,8 @@ export interface ResolvedRateLimit {
   readonly key: string;
   /** Where it was set: buckets are shared by every route using the server's. */
   readonly level: 'server' | 'route';
+  /** The zone whose buckets every rule naming it shares, wherever it is set; `null` without one. */
+  readonly zone: string | null;
 }
 
 /** Ban clients that collect `max` of these statuses within `windowMs`, for `durationMs`. */

@@ -221,7 +221,8 @@ function compileServer(
 
 /**
  * Compiles guards; a rate limit or ban set on the server has the server's scope (one bucket and
- * one ban per client across all its routes), one set on a route its own (`server/route`).
+ * one ban per client across all its routes), one set on a route its own (`server/route`). A rate
+ * limit naming a zone has the zone's (`zone:NAME`), whatever server or route it is set on.
  */
 function compileGuards(g: ResolvedGuards, server: string, route: string | null): CompiledGuards {
   if (g.access === null && g.rateLimit === null && g.ban === null) return NO_CHECKS;
@@ -233,7 +234,7 @@ function compileGuards(g: ResolvedGuards, server: string, route: string | null):
       g.rateLimit === null
         ? null
         : {
-            scope: scope(g.rateLimit.level),
+            scope: g.rateLimit.zone === null ? scope(g.rateLimit.level) : `zone:${g.rateLimit.zone}`,
             rule: g.rateLimit,
             key: compileTemplate(templateParts(g.rateLimit.key)),
           },

@@ -128,6 +128,66 @@ describe('rate limits', () => {
   });
 });
 
+describe('rate limits naming a zone', () => {
+  let sluice: TestSluice;
+
+  beforeAll(async () => {
+    const zoned = { rate: '1/m', zone: 'one' };
+    const listen = `127.0.0.1:${await freePort()}`;
+    sluice = await startSluice({
+      servers: [
+        {
+          name: 'web',
+          listen,
+          server_name: 'web.test',
+          trusted_proxies: ['127.0.0.1'],
+          rate_limit: zoned,
+          routes: [
+            { name: 'a', match: { path_prefix: '/a/' }, proxy: { url: up.url } },
+            {
+              name: 'b',
+              match: { path_prefix: '/b/' },
+              rate_limit: { ...zoned, burst: 1 },
+              proxy: { url: up.url },
+            },
+            {
+              name: 'own',
+              match: { path_prefix: '/own/' },
+              rate_limit: { rate: '1/m' },
+              proxy: { url: up.url },
+            },
+          ],
+        },
+        {
+          name: 'web-copy',
+          listen,
+          server_name: 'copy.test',
+          trusted_proxies: ['127.0.0.1'],
+          rate_limit: zoned,
+          routes: [{ proxy: { url: up.url } }],
+        },
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+  });
+
+  it('count in one bucket per key across servers and routes, as nginx counts a limit_req_zone', async () => {
+    const status = async (host: string, path: string, client: string) =>
+      (await http(`${sluice.url}${path}`, { headers: { host, 'x-forwarded-for': client } })).status;
+    expect(await status('web.test', '/a/1', '198.51.100.30')).toBe(200);
+    expect(await status('copy.test', '/x', '198.51.100.30')).toBe(429);
+    // The route's burst of 1 would hold 2 tokens: the zone's bucket has none left all the same.
+    expect(await status('web.test', '/b/1', '198.51.100.30')).toBe(429);
+    // A rule without the zone keeps buckets of its own, and so does another client.
+    expect(await status('web.test', '/own/1', '198.51.100.30')).toBe(200);
+    expect(await status('copy.test', '/y', '198.51.100.31')).toBe(200);
+    expect(await status('web.test', '/a/2', '198.51.100.31')).toBe(429);
+  });
+});
+
 type WebServer = NonNullable<SluiceConfigInput['servers']>[number];
 
 /** A sluice whose server `web` has `ban` and `routes`, behind a trusted proxy, and its admin URL. */

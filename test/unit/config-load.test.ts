@@ -1255,6 +1255,28 @@ describe('messages', () => {
     ]);
   });
 
+  it("refuse a rate limit that gives its zone another rate or key than the zone's first rule", () => {
+    const text = [
+      'servers:',
+      '  - listen: 80',
+      '    rate_limit: { rate: 1/s, zone: one }',
+      '    routes:',
+      '      - { match: { path: /a }, rate_limit: { rate: 60/m, burst: 5, zone: one }, respond: {} }',
+      '      - { match: { path: /b }, rate_limit: { rate: 2/s, zone: one }, respond: {} }',
+      '      - { match: { path: /c }, rate_limit: { rate: 1/s, key: $http_x_key, zone: one }, respond: {} }',
+      '      - { match: { path: /d }, rate_limit: { rate: 2/s, zone: two }, respond: {} }',
+      '      - { match: { path: /e }, rate_limit: { rate: 1/s, zone: "" }, respond: {} }',
+      '',
+    ].join('\n');
+    const why = 'the rules of a zone share its buckets, so they give the same rate and key';
+    const hint = "(hint: give this rule the zone's rate and key (burst may differ), or name another zone)";
+    expect(problemsOf(text)).toEqual([
+      `m.yaml:6:63: SLUICE_E_CONFIG_VALUE servers[0].routes[1].rate_limit.zone: zone "one" counts 1/s per $remote_addr (servers[0].rate_limit), and this rule 2/s per $remote_addr: ${why} ${hint}`,
+      `m.yaml:7:81: SLUICE_E_CONFIG_VALUE servers[0].routes[2].rate_limit.zone: zone "one" counts 1/s per $remote_addr (servers[0].rate_limit), and this rule 1/s per $http_x_key: ${why} ${hint}`,
+      'm.yaml:9:63: SLUICE_E_CONFIG_VALUE servers[0].routes[4].rate_limit.zone: must not be empty (hint: name the zone whose buckets this rule shares, or remove zone: to give it buckets of its own)',
+    ]);
+  });
+
   // They passed check, and every call made with them was answered 401.
   it('refuse a token an Authorization header cannot carry', () => {
     const text = [

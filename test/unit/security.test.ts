@@ -135,7 +135,7 @@ describe('token bucket', () => {
   });
 
   it('gives each of N workers 1/N of the rate and of the burst + 1 tokens', () => {
-    const rule = { perSecond: 10, burst: 9, key: '$remote_addr', level: 'server' as const };
+    const rule = { perSecond: 10, burst: 9, key: '$remote_addr', level: 'server' as const, zone: null };
     const limiter = new LocalRateLimiter(2);
     const results = Array.from({ length: 8 }, () => limiter.take('web', '10.0.0.1', rule, 1000));
     // burst 9 → 10 tokens, 5 per worker.
@@ -169,7 +169,7 @@ describe('token bucket', () => {
   });
 
   it('with burst 2 over 2 workers, lets 2 through at once in all and says RateLimit-Limit 1', () => {
-    const rule = { perSecond: 1 / 60, burst: 2, key: '$remote_addr', level: 'server' as const };
+    const rule = { perSecond: 1 / 60, burst: 2, key: '$remote_addr', level: 'server' as const, zone: null };
     const workers = [new LocalRateLimiter(2), new LocalRateLimiter(2)];
     // Requests spread over both workers in turn, as the primary hands out connections.
     const results = Array.from({ length: 10 }, (_, i) => workers[i % 2]!.take('web', '10.0.0.1', rule, 1000));
@@ -280,7 +280,7 @@ describe('ban list', () => {
     list.close();
   });
   it('keeps a limited client limited while others flood it with 150,000 new keys (no reset at the bound)', () => {
-    const rule = { perSecond: 1 / 60, burst: 0, key: '$http_x_key', level: 'server' as const };
+    const rule = { perSecond: 1 / 60, burst: 0, key: '$http_x_key', level: 'server' as const, zone: null };
     const limiter = new LocalRateLimiter(1);
     let now = 1000;
     expect(limiter.take('web', 'limited', rule, now).allowed).toBe(true);
