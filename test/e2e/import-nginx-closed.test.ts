@@ -36,17 +36,17 @@ let upstream: TestUpstream;
 let n = 0;
 
 /**
- * Imports `conf` (PORT and UP stand for the listen port and the echo upstream's), requires
- * `sluice check` to accept the output, and starts it.
+ * Imports `conf` (PORT and UP stand for the listen port and the echo upstream's), an http block's
+ * content after `main`'s directives, requires `sluice check` to accept the output, and starts it.
  */
-async function importAndStart(conf: string): Promise<Imported> {
+async function importAndStart(conf: string, main = ''): Promise<Imported> {
   const port = await freePort();
   const dir = join(tmp.path, String(++n));
   const file = `${dir}.conf`;
   const out = `${dir}.yaml`;
   await writeFile(
     file,
-    `events {}\nhttp {\n${conf.replaceAll('PORT', String(port)).replaceAll('UP', `127.0.0.1:${upstream.port}`)}\n}\n`,
+    `${main}events {}\nhttp {\n${conf.replaceAll('PORT', String(port)).replaceAll('UP', `127.0.0.1:${upstream.port}`)}\n}\n`,
   );
   const imported = await runCli(['import', 'nginx', file, '-o', out]);
   expect(imported.code, imported.stderr).toBe(0);
@@ -250,6 +250,41 @@ describe('a loopback-only server beside a wildcard listen of its port', () => {
       expect((await http(`http://${outside}:${s.port}/`)).status).toBe(204);
     },
   );
+});
+
+describe('a limit_req zone of a server that is the default_server of some of its listens only', () => {
+  let s: Imported;
+  beforeAll(async () => {
+    // app.test is the default of 127.0.0.1 but not of 127.0.0.2: two sluice servers, one zone.
+    s = await importAndStart(
+      `
+    limit_req_zone $binary_remote_addr zone=one:10m rate=1r/m;
+    limit_req_status 429;
+    server {
+        listen 127.0.0.2:PORT;
+        server_name other.test;
+        location / { return 204; }
+    }
+    server {
+        listen 127.0.0.1:PORT default_server;
+        listen 127.0.0.2:PORT;
+        server_name app.test;
+        location / { limit_req zone=one; proxy_pass http://UP; }
+    }`,
+      // One bucket of one token: with more workers, each would let a request through.
+      'worker_processes 1;\n',
+    );
+  });
+
+  it("counts the client once on both addresses, in the zone's one bucket, as nginx does", async () => {
+    const statuses = [];
+    for (const address of ['127.0.0.1', '127.0.0.1', '127.0.0.2', '127.0.0.2']) {
+      const r = await http(`http://${address}:${s.port}/zone`, { headers: { host: 'app.test' } });
+      statuses.push(r.status);
+    }
+    expect(statuses).toEqual([200, 429, 429, 429]);
+    expect(s.yaml).toMatch(/name: app\.test-nondefault\n/);
+  });
 });
 
 describe('keepalive_requests 0', () => {

@@ -603,7 +603,7 @@ describe('proxy_redirect and limit_req', () => {
         '}',
       ].join('\n'),
     );
-    expect(r.config.servers[0]!.routes[0]!.rate_limit).toEqual({ rate: '5/s', burst: 10 });
+    expect(r.config.servers[0]!.routes[0]!.rate_limit).toEqual({ rate: '5/s', burst: 10, zone: 'one' });
     expect(messages(r)).toEqual([
       [4, expect.stringMatching(/^limit_req: nginx refuses requests above the rate with 503/)],
       [
@@ -629,7 +629,7 @@ describe('a limit_req key that can be empty', () => {
       ].join('\n'),
     );
     const k = r.config.servers[0]!.routes.find((x) => x.match?.path_prefix === '/k/');
-    expect(k?.rate_limit).toEqual({ rate: '5/s', key: '$http_x_api_key' });
+    expect(k?.rate_limit).toEqual({ rate: '5/s', key: '$http_x_api_key', zone: 'key' });
     expect(messages(r)).toEqual([
       [
         2,
@@ -973,9 +973,9 @@ describe('limit_req as nginx applies it', () => {
     );
     const [one, two] = r.config.servers;
     const byPath = (p: string) => one!.routes.find((x) => x.match?.path_prefix === p);
-    expect(byPath('/p/')?.rate_limit).toEqual({ rate: '5/s', burst: 5 });
+    expect(byPath('/p/')?.rate_limit).toEqual({ rate: '5/s', burst: 5, zone: 'one' });
     expect(byPath('/r/')?.rate_limit).toBeUndefined();
-    expect(two!.rate_limit).toEqual({ rate: '5/s', burst: 5 });
+    expect(two!.rate_limit).toEqual({ rate: '5/s', burst: 5, zone: 'one' });
     const routes = resolved(r.yaml).servers[0]!.routes;
     expect(routes.map((x) => [x.name, x.guards.rateLimit === null])).toEqual([
       ['/p', true],

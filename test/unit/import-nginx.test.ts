@@ -433,7 +433,7 @@ describe('conversions', () => {
       'limit_req_zone $binary_remote_addr zone=z:1m rate=30r/m;\nlimit_req zone=z burst=5 nodelay;\nlimit_req_status 429;\nallow 10.0.0.0/8;\ndeny all;\nclient_max_body_size 0;\nserver { listen 80; location / { proxy_pass http://127.0.0.1:9000; } }',
     );
     const s = r.config.servers[0]!;
-    expect(s.rate_limit).toEqual({ rate: '30/m', burst: 5 });
+    expect(s.rate_limit).toEqual({ rate: '30/m', burst: 5, zone: 'z' });
     expect(s.access).toEqual([{ allow: '10.0.0.0/8' }, { deny: 'all' }]);
     expect(s.limits).toEqual({ max_body: '1024gb' });
     expect(warned(r)).toEqual([]);

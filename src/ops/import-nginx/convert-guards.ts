@@ -1,6 +1,7 @@
 /**
  * `allow`/`deny` → `access:` (the ordered list form, nginx's first-match semantics exactly) and
- * `limit_req` with its `limit_req_zone` → `rate_limit:`. Both sit on a server or a route, and a
+ * `limit_req` with its `limit_req_zone` → `rate_limit:` naming the zone, so the servers and routes
+ * of one zone share its buckets as in nginx (a server split in two included). Both sit on a server or a route, and a
  * route's replaces its server's, as a location's replaces its server's in nginx.
  */
 import { normaliseCidr } from '../../config/ip-cidr.js';
@@ -98,6 +99,8 @@ export function rateLimitAt(scope: Scope, ctx: ConvertContext): GuardPlan<Sluice
   const burst = Number(params.get('burst') ?? '0');
   if (Number.isInteger(burst) && burst > 0) value.burst = burst;
   if (key.text !== '$remote_addr') value.key = key.text;
+  // nginx's zone is one set of buckets for every server and location naming it, and so is sluice's.
+  value.zone = zoneName;
   // A key made only of request parts can be empty: nginx counts no such request, sluice counts them
   // all in one bucket (a client cannot leave its limit by leaving out the header).
   if (/^(?:\$(?:http|cookie|arg)_[a-z0-9_]+)+$/i.test(zone.key.replaceAll(/[{}]/g, ''))) {
