@@ -342,6 +342,39 @@ describe('conversions', () => {
     expect(resolved(r.yaml).servers.map((s) => s.routes.length)).toEqual([1, 1, 1, 1]);
   });
 
+  it('leaves a name an nginx server_name gives to its server, and names the copies sluice makes around it', () => {
+    const r = importNginx({
+      file: join(FIXTURES, 'tls/nginx.conf'),
+      text: [
+        'http {',
+        'server { listen 80; listen 81 default_server; server_name p; location / { return 200; } }',
+        'server { listen 80 default_server; server_name q; location / { return 204; } }',
+        'server { listen 82; server_name p-nondefault; location / { return 201; } }',
+        'server { listen 83; listen 443 ssl; server_name t; ssl_certificate certs/example.com.crt; ssl_certificate_key certs/example.com.key; location / { return 202; } }',
+        'server { listen 84; server_name t-tls; location / { return 203; } }',
+        // server<N> is sluice's name for a server without one: server6 here.
+        'server { listen 85; location / { return 205; } }',
+        'server { listen 86; server_name server6; location / { return 206; } }',
+        '}',
+      ].join('\n'),
+      outputDir: join(FIXTURES, 'tls'),
+    });
+    expect(r.config.servers.map((s) => [s.name, s.listen])).toEqual([
+      ['p', [':81']],
+      ['p-nondefault-2', [':80']],
+      ['q', [':80']],
+      ['p-nondefault', [':82']],
+      ['t', [':83']],
+      ['t-tls-2', [':443']],
+      ['t-tls', [':84']],
+      ['server6-2', [':85']],
+      ['server6', [':86']],
+    ]);
+    expect(resolved(r.yaml, join(FIXTURES, 'tls/sluice.yaml')).servers.map((s) => s.name)).toEqual(
+      r.config.servers.map((s) => s.name),
+    );
+  });
+
   it('drops a later name that .example.com overlaps on the same address (or that overlaps it), as nginx ignores it', () => {
     const r = convert(
       [

@@ -243,24 +243,32 @@ function hostKeys(name: string): string[] {
 /**
  * Writes listen, default and server_name, and names each server after its first plain
  * server_name (`server<N>` without one, N its place among the nginx servers); `-2`, `-3` keep
- * the names unique.
+ * the names unique. A name a server_name gives is its server's, the first to have it: the names
+ * sluice makes (a copy's `NAME-tls` or `NAME-nondefault`, `server<N>`, a `-2`) never take it.
  */
 function nameServers(parts: readonly ServerPart[]): void {
-  const taken = new Set<string>();
   const blocks = [...new Set(parts.map((p) => p.directive))];
-  for (const p of parts) {
+  const named = parts.map((p) => {
+    // ".example.org" stands for example.org and *.example.org: the server is example.org.
+    const plain = p.names.find((n) => !n.name.startsWith('~'))?.name.replace(/^\./, '');
+    const base = `${plain ?? `server${blocks.indexOf(p.directive) + 1}`}${p.nameSuffix}`;
+    return { part: p, base, written: plain !== undefined && p.nameSuffix === '' };
+  });
+  const written = new Set(named.filter((n) => n.written).map((n) => n.base));
+  const taken = new Set<string>();
+  const free = (name: string): boolean => !taken.has(name) && !written.has(name);
+  for (const { part: p, base, written: isWritten } of named) {
     const s = p.server;
     s.listen = p.listens.map((l) => l.plan.text);
     if (p.isDefault) s.default = true;
     if (p.names.length > 0) s.server_name = p.names.map((n) => n.name);
     else delete s.server_name;
-    // ".example.org" stands for example.org and *.example.org: the server is example.org.
-    const plain = p.names.find((n) => !n.name.startsWith('~'))?.name.replace(/^\./, '');
-    const base = `${plain ?? `server${blocks.indexOf(p.directive) + 1}`}${p.nameSuffix}`;
     let name = base;
-    // A TLS server named like a plain one (the usual port 80 and port 443 pair) is NAME-tls.
-    if (taken.has(name) && p.tls && p.nameSuffix === '') name = `${base}-tls`;
-    for (let n = 2; taken.has(name); n++) name = `${base}-${n}`;
+    if (!isWritten || taken.has(name)) {
+      // A TLS server named like a plain one (the usual port 80 and port 443 pair) is NAME-tls.
+      if (taken.has(name) && p.tls && p.nameSuffix === '') name = `${base}-tls`;
+      for (let n = 2; !free(name); n++) name = `${base}-${n}`;
+    }
     taken.add(name);
     s.name = name;
   }
