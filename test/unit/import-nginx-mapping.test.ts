@@ -843,10 +843,11 @@ describe('what nginx accepts gives a config sluice check accepts', () => {
 });
 
 describe('a quoted value written over several lines', () => {
-  const FOLDED =
-    'the value spans several lines, which nginx sends as they are (an obsolete folded header, read by clients as one space per line break); sluice sends it on one line, each line break with the spaces around it as one space';
+  const ONE_LINE = 'sluice sends it on one line, each line break with the spaces around it as one space';
+  const FOLDED = `the value spans several lines, which nginx sends as they are: each line break followed by a space or tab is an obsolete line folding, read as one space by a receiver that accepts it; ${ONE_LINE}`;
+  const BROKEN = `the value spans several lines, which nginx sends as they are: a line break without a space or tab after it ends the header there, and the receiver refuses the message or loses what follows; ${ONE_LINE}`;
 
-  it('is folded to one line in a header (as clients read it), and kept as written in a return body', () => {
+  it('is folded to one line in a header (as a receiver reads the folding), and kept as written in a return body', () => {
     const r = convert(
       [
         'server { listen 80;',
@@ -889,6 +890,28 @@ describe('a quoted value written over several lines', () => {
       'proxy',
       'one\n  two\n',
       'redirect',
+    ]);
+  });
+
+  it('says that a line break without a space or tab after it is no folding: nginx sends a malformed header', () => {
+    const r = convert(
+      [
+        'server { listen 80;',
+        '  location /a { proxy_pass http://10.0.0.5:8080; add_header X-A "one',
+        'two"; }',
+        '  location /b { proxy_pass http://10.0.0.5:8080; add_header X-B "one',
+        '',
+        '  two"; }',
+        '}',
+      ].join('\n'),
+    );
+    expect(r.config.servers[0]!.routes.map((x) => x.proxy?.response_headers?.add)).toEqual([
+      { 'X-A': 'one two' },
+      { 'X-B': 'one two' },
+    ]);
+    expect(messages(r)).toEqual([
+      [3, `add_header X-A: ${BROKEN}`],
+      [5, `add_header X-B: ${BROKEN}`],
     ]);
   });
 });
