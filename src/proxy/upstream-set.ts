@@ -1,8 +1,8 @@
 /**
  * All upstreams of one config generation. Built from the resolved config, lending targets (with
- * their state and warm pools) from the previous generation where nothing about them changed, and
- * carrying a target's state (drain, health) over to its rebuilt self where only settings changed;
- * refreshes `resolve: true` targets from DNS; applies health-check results.
+ * their warm pools) from the previous generation where nothing about them changed; as it starts to
+ * serve, it takes over what the previous generation knows of each URL (drain, health); refreshes
+ * `resolve: true` targets from DNS; applies health-check results.
  */
 import type { ResolvedUpstream } from '../config/types.js';
 import { DnsRefresher, type FailureStreak, type ResolveHost } from './dns-refresher.js';
@@ -35,34 +35,28 @@ export class UpstreamSet {
 
   /**
    * Builds the upstreams of a config, reusing targets from `previous` where origin and settings
-   * are unchanged (a target whose settings changed takes over its predecessor's state). Returns the set and the previous targets no longer used.
+   * are unchanged. Returns the set and the previous targets no longer used. The state of the URLs
+   * it keeps is taken over by `inherit`, once the set serves.
    */
   static build(
     configs: Readonly<Record<string, ResolvedUpstream>>,
     previous?: UpstreamSet,
   ): { set: UpstreamSet; retired: UpstreamTarget[] } {
     const pool = new Map<string, UpstreamTarget[]>();
-    /** The first previous target of each URL, whether kept or not: whose state a rebuilt one takes over. */
-    const predecessors = new Map<string, UpstreamTarget>();
     if (previous !== undefined) {
       for (const u of previous.#byName.values()) {
         for (const t of u.targets) {
           const key = `${u.name}\n${t.origin}`;
           pool.set(key, [...(pool.get(key) ?? []), t]);
-          if (!predecessors.has(key)) predecessors.set(key, t);
         }
       }
     }
     const set = new UpstreamSet();
     for (const config of Object.values(configs)) {
       const reuse: TargetReuse = (spec: TargetSpec) => {
-        const key = `${config.name}\n${spec.origin}`;
-        const list = pool.get(key);
+        const list = pool.get(`${config.name}\n${spec.origin}`);
         const i = list?.findIndex((t) => t.reusableFor(spec)) ?? -1;
-        const kept = i >= 0 ? list?.splice(i, 1)[0] : undefined;
-        if (kept !== undefined) return { target: kept, kept: true };
-        const predecessor = predecessors.get(key);
-        return predecessor === undefined ? undefined : { target: predecessor, kept: false };
+        return i >= 0 ? list?.splice(i, 1)[0] : undefined;
       };
       const upstream = new Upstream(config, reuse);
       // Resolved addresses carry over too, so a reload does not empty a DNS upstream until it re-resolves.
@@ -76,6 +70,17 @@ export class UpstreamSet {
     }
     const retired = [...pool.values()].flat();
     return { set, retired };
+  }
+
+  /**
+   * Takes over the state `previous` has for the URLs both list (see Upstream.inherit): called
+   * right as this set replaces `previous`, so nothing done to `previous` since `build` is lost.
+   */
+  inherit(previous: UpstreamSet): void {
+    for (const upstream of this.#byName.values()) {
+      const old = previous.#byName.get(upstream.name);
+      if (old !== undefined) upstream.inherit(old);
+    }
   }
 
   /**

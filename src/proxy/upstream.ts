@@ -36,13 +36,10 @@ export interface UpstreamPick extends PickContext<UpstreamTarget> {
 }
 
 /**
- * The previous generation's target at a new spec's URL: `kept` when it serves on as it is (same
- * settings), else its predecessor, whose state the new target takes over; undefined when the URL
- * is new to the upstream.
+ * The previous generation's target for a spec when it can serve on as it is (same URL and
+ * settings, warm connections); undefined when a new target is needed.
  */
-export type TargetReuse = (
-  spec: TargetSpec,
-) => { readonly target: UpstreamTarget; readonly kept: boolean } | undefined;
+export type TargetReuse = (spec: TargetSpec) => UpstreamTarget | undefined;
 
 interface Entry {
   readonly config: ResolvedTarget;
@@ -102,19 +99,30 @@ export class Upstream {
   }
 
   #target(spec: TargetSpec, reuse: TargetReuse): UpstreamTarget {
+    return reuse(spec) ?? new UpstreamTarget(spec, this.config.healthCheck === null ? 'up' : 'unknown');
+  }
+
+  /**
+   * Takes over what `previous` (this upstream in the generation being replaced) knows of each URL
+   * it lists too: called right as this generation starts to serve, not when it was built, since a
+   * reload waits for DNS and new listeners in between, and a drain, an enable or a check result
+   * made meanwhile changed only the serving generation's targets. A target built anew for new
+   * settings (weight, keepalive…) needs new pools, not a new server: the operator's drain, the
+   * check result and the passive failures carry over.
+   */
+  inherit(previous: Upstream): void {
     const unchecked = this.config.healthCheck === null;
-    const found = reuse(spec);
-    if (found?.kept === true) {
-      // Without a health_check there are no check results: a target the removed check had marked
-      // down (or not yet up) was never probed again, and never served again until a restart.
-      if (unchecked) found.target.health = 'up';
-      return found.target;
+    for (const t of this.#all) {
+      if (previous.#all.includes(t)) {
+        // Without a health_check there are no check results: a target the removed check had
+        // marked down (or not yet up) was never probed again, and never served again until a restart.
+        if (unchecked) t.health = 'up';
+        continue;
+      }
+      const predecessor = previous.#all.find((p) => p.origin === t.origin);
+      if (predecessor !== undefined) t.takeOver(predecessor, !unchecked);
     }
-    const t = new UpstreamTarget(spec, unchecked ? 'up' : 'unknown');
-    // New settings (weight, keepalive…) need new pools, not a new server: what is known of the
-    // URL carries over, the operator's drain first of all.
-    if (found !== undefined) t.takeOver(found.target, !unchecked);
-    return t;
+    this.#updateAnyUp();
   }
 
   /** Every target, in config order (resolved addresses in place of their entry). */

@@ -27,6 +27,7 @@ import { ControlPlaneMetrics, DataPlaneMetrics, newRegistry } from '../observabi
 import { Profiler } from '../observability/profiler.js';
 import { SharedStateMetrics } from '../observability/shared-state-metrics.js';
 import { Tracer } from '../observability/tracer.js';
+import type { ResolveHost } from '../proxy/dns-refresher.js';
 import { probeTarget } from '../proxy/health-probe.js';
 import type { UpstreamSet } from '../proxy/upstream-set.js';
 import type { UpstreamTarget } from '../proxy/upstream-target.js';
@@ -95,6 +96,8 @@ export interface InstanceOptions {
     problems: readonly string[];
     config: string;
   }>;
+  /** How `resolve: true` names are resolved (tests answer with addresses of their own). */
+  readonly resolve?: ResolveHost;
 }
 
 /**
@@ -389,6 +392,9 @@ export class SluiceInstance {
       throw err;
     }
     current.upstreams.retire();
+    // The state of the targets now, not as it was when the tables were built: a drain, an enable or
+    // a check result may have come while DNS answered and new listeners were bound.
+    tables.upstreams.inherit(current.upstreams);
     this.#tables = tables;
     this.#config = config;
     admin?.commit();
@@ -674,6 +680,7 @@ export class SluiceInstance {
 
   async #startDns(set: UpstreamSet): Promise<void> {
     await set.startDns({
+      ...(this.#options.resolve === undefined ? {} : { resolve: this.#options.resolve }),
       onResolved: (upstream, host, origins) =>
         this.#loggers.app.info({ upstream, host, targets: origins }, 'dns targets updated'),
       onResolveError: (upstream, host, err, streak) =>

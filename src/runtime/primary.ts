@@ -783,6 +783,7 @@ export class Primary {
     this.#bans.setRules(banRules(next));
     if (previous.state.redis !== next.state.redis) await this.#replaceSharedState(next);
     const { set } = UpstreamSet.build(next.upstreams, this.#upstreams);
+    set.inherit(this.#upstreams);
     this.#upstreams.retire();
     this.#upstreams = set;
     await set.startDns();

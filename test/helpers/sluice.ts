@@ -8,7 +8,7 @@ import { resolveConfigObject } from '../../src/config/load.js';
 import { formatProblem } from '../../src/config/problem.js';
 import type { SluiceConfigInput } from '../../src/config/schema.js';
 import type { Loggers } from '../../src/observability/logger.js';
-import { SluiceInstance } from '../../src/runtime/instance.js';
+import { type InstanceOptions, SluiceInstance } from '../../src/runtime/instance.js';
 
 /** A started test instance. */
 export interface TestSluice {
@@ -67,10 +67,16 @@ export function resolve(config: SluiceConfigInput) {
   return result.config;
 }
 
-/** Starts sluice in this process with `config` (use port 0 in listen addresses). */
-export async function startSluice(config: SluiceConfigInput): Promise<TestSluice> {
+/**
+ * Starts sluice in this process with `config` (use port 0 in listen addresses); `options` may set
+ * what the instance would otherwise take from its surroundings (a DNS resolver).
+ */
+export async function startSluice(
+  config: SluiceConfigInput,
+  options: Pick<InstanceOptions, 'resolve'> = {},
+): Promise<TestSluice> {
   const { loggers, logs } = memoryLoggers();
-  const instance = new SluiceInstance(resolve(config), { loggers });
+  const instance = new SluiceInstance(resolve(config), { loggers, ...options });
   await instance.start();
   const port = instance.addresses().servers[0]!.port;
   const accessLines = () => logs.filter((l) => l.msg === 'request');

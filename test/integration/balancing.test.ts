@@ -397,3 +397,65 @@ describe('a reload that rebuilds a target (new weight or keep-alive settings)', 
     }
   });
 });
+
+// A reload builds its new targets, then waits for DNS and binds new listeners before its tables
+// serve: a drain or an enable in between reached only the old tables' targets, and a target the
+// reload rebuilt kept what it had copied before (traffic to a target the API called draining).
+describe('a drain or enable made while a reload waits for DNS', () => {
+  it('holds in the tables the reload swaps in', async () => {
+    const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((n) => backend(n)));
+    running.backends = [a!, b!, c!];
+    const config = (weight: number) =>
+      ({
+        servers: [{ listen: '127.0.0.1:0', routes: [{ name: 'app', proxy: { upstream: 'app' } }] }],
+        upstreams: {
+          app: {
+            targets: [
+              { url: a!.url, weight },
+              { url: b!.url, weight },
+              { url: `http://svc.test:${c!.port}`, resolve: true, backup: true },
+            ],
+          },
+        },
+      }) as SluiceConfigInput;
+    // The reload's first resolution of svc.test waits until the test lets it go.
+    let lookups = 0;
+    let opened = () => {};
+    const reloadWaits = new Promise<void>((r) => {
+      opened = r;
+    });
+    let answer = () => {};
+    const answered = new Promise<void>((r) => {
+      answer = r;
+    });
+    const sluice = await startSluice(config(1), {
+      resolve: async () => {
+        if (++lookups === 2) {
+          opened();
+          await answered;
+        }
+        return { addresses: ['127.0.0.1'], ttlMs: 60_000 };
+      },
+    });
+    running.sluice = sluice;
+    const states = () =>
+      (sluice.instance.upstreams().upstreams[0] as { targets: { state: string }[] }).targets.map(
+        (t) => t.state,
+      );
+    expect(sluice.instance.drainTarget('app', 0)).toBe(a!.url);
+    expect(states()).toEqual(['draining', 'up', 'backup']);
+
+    // A new weight: a and b are built anew.
+    const reloading = sluice.instance.reload(resolve(config(2)));
+    await reloadWaits;
+    expect(sluice.instance.enableTarget('app', 0)).toBe(a!.url);
+    expect(sluice.instance.drainTarget('app', 1)).toBe(b!.url);
+    answer();
+    await reloading;
+
+    expect(states()).toEqual(['up', 'draining', 'backup']);
+    const answers = await Promise.all(Array.from({ length: 6 }, () => get(`${sluice.url}/x`)));
+    expect(answers.map((r) => r.body)).toEqual(Array(6).fill('a'));
+    expect(b!.state.hits).toBe(0);
+  });
+});
