@@ -48,8 +48,6 @@ export class UpstreamTarget implements Peer, FailCounters {
   fails = 0;
   accessed = 0;
   checked = 0;
-  /** Set at run time (admin API): no new requests, the ones in flight finish. */
-  drained = false;
   health: TargetHealth;
   /**
    * For https targets, a fixed server name passed with each Upgrade request, so undici does not
@@ -175,12 +173,11 @@ export class UpstreamTarget implements Peer, FailCounters {
   }
 
   /**
-   * Continues from the target this one replaces (same URL, new settings): its drain, its passive
-   * failures and, when the upstream is still checked, its active-check result. Its balancer
-   * position and its connections start afresh.
+   * Continues from the target this one replaces (same URL, new settings): its passive failures
+   * and, when the upstream is still checked, its active-check result (an operator's drain is the
+   * upstream's, by URL). Its balancer position and its connections start afresh.
    */
   takeOver(previous: UpstreamTarget, checked: boolean): void {
-    this.drained = previous.drained;
     this.fails = previous.fails;
     this.accessed = previous.accessed;
     this.checked = previous.checked;

@@ -65,6 +65,11 @@ export class Upstream {
   #single = false;
   #anyUp = true;
   #triable = 0;
+  /**
+   * The URLs an operator drained. A drain belongs to the URL, not to a target object: a target that
+   * DNS gives at a drained URL (an address also listed on its own, or one it had dropped) drains too.
+   */
+  readonly #drained = new Set<string>();
 
   constructor(config: ResolvedUpstream, reuse: TargetReuse) {
     this.name = config.name;
@@ -122,6 +127,8 @@ export class Upstream {
       const predecessor = previous.#all.find((p) => p.origin === t.origin);
       if (predecessor !== undefined) t.takeOver(predecessor, !unchecked);
     }
+    // A drain holds while the upstream lists its URL; a URL the reload removed takes its drain along.
+    for (const origin of previous.#drained) if (this.#lists(origin)) this.#drained.add(origin);
     this.#updateAnyUp();
   }
 
@@ -176,9 +183,18 @@ export class Upstream {
     this.#anyUp = this.#all.some((t) => t.health === 'up' && !t.spec.down);
   }
 
+  /** The URLs an operator drained (see `drain`). */
+  get drained(): ReadonlySet<string> {
+    return this.#drained;
+  }
+
+  #lists(origin: string): boolean {
+    return this.#all.some((t) => t.origin === origin);
+  }
+
   /** Whether `t` may take a new request now (whatever this request already tried). */
   usable(t: UpstreamTarget, now: number): boolean {
-    if (t.spec.down || t.drained) return false;
+    if (t.spec.down || this.#drained.has(t.origin)) return false;
     if (t.health !== 'up' && (t.health === 'down' || this.#anyUp)) return false;
     if (t.spec.maxConns > 0 && t.conns >= t.spec.maxConns) return false;
     return this.#single || !isFailed(t, this.#policy, now);
@@ -225,20 +241,22 @@ export class Upstream {
   /**
    * Stops sending new requests to the target at `origin` (requests in flight finish). A drain is
    * kept by URL, not by place in the list: another process, or the next config, may list the
-   * targets in another order. Every target with that URL drains (a `resolve: true` name may
-   * repeat a listed address: the same server). Returns the first, or null.
+   * targets in another order. Every target with that URL drains, now and as DNS gives it (a
+   * `resolve: true` name may repeat a listed address: the same server). Returns the first target
+   * at that URL, or null (and nothing is drained: a URL the upstream does not list, such as one a
+   * reload removed before the primary told this process, has nothing to drain).
    */
   drain(origin: string): UpstreamTarget | null {
-    const found = this.#all.filter((t) => t.origin === origin);
-    for (const t of found) t.drained = true;
-    return found[0] ?? null;
+    const found = this.#all.find((t) => t.origin === origin) ?? null;
+    if (found !== null) this.#drained.add(origin);
+    return found;
   }
 
   /** Sends requests to the target at `origin` again, with its failures forgotten. */
   enable(origin: string): UpstreamTarget | null {
+    this.#drained.delete(origin);
     const found = this.#all.filter((t) => t.origin === origin);
     for (const t of found) {
-      t.drained = false;
       clearFailures(t);
       resetWeights(t);
     }
@@ -248,7 +266,7 @@ export class Upstream {
   /** The state of a target for status pages. */
   state(t: UpstreamTarget, now: number): TargetState {
     if (t.spec.down || t.health === 'down' || (t.health === 'unknown' && this.#anyUp)) return 'down';
-    if (t.drained) return 'draining';
+    if (this.#drained.has(t.origin)) return 'draining';
     if (!this.#single && isFailed(t, this.#policy, now)) return 'failed';
     return t.spec.backup ? 'backup' : 'up';
   }

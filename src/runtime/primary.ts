@@ -618,10 +618,10 @@ export class Primary {
       for (const t of u.targets) {
         if (checked && t.health !== 'unknown')
           this.#send(worker, { type: 'health', upstream: u.name, origin: t.origin, up: t.health === 'up' });
-        // id 0: no answer is waited for (#ask numbers from 1).
-        if (t.drained)
-          this.#send(worker, { type: 'target', id: 0, action: 'drain', upstream: u.name, origin: t.origin });
       }
+      // id 0: no answer is waited for (#ask numbers from 1).
+      for (const origin of u.drained)
+        this.#send(worker, { type: 'target', id: 0, action: 'drain', upstream: u.name, origin });
     }
   }
 

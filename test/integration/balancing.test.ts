@@ -459,3 +459,56 @@ describe('a drain or enable made while a reload waits for DNS', () => {
     expect(b!.state.hits).toBe(0);
   });
 });
+
+// A drain belongs to the URL: a `resolve: true` name that started to answer with a drained
+// listed address gave a target at that URL that took traffic while the API said draining.
+describe('a DNS target at a drained URL', () => {
+  it('is drained with it, also after a reload rebuilds it', async () => {
+    const [a, b] = await Promise.all(['a', 'b'].map((n) => backend(n)));
+    running.backends = [a!, b!];
+    const config = (weight: number) =>
+      ({
+        servers: [{ listen: '127.0.0.1:0', routes: [{ name: 'app', proxy: { upstream: 'app' } }] }],
+        upstreams: {
+          app: {
+            targets: [
+              { url: a!.url },
+              { url: `http://svc.test:${a!.port}`, resolve: true, weight },
+              { url: b!.url },
+            ],
+            dns: { min_ttl: '50ms', max_ttl: '50ms' },
+          },
+        },
+      }) as SluiceConfigInput;
+    let addresses: string[] = [];
+    const sluice = await startSluice(config(1), {
+      resolve: async () => {
+        if (addresses.length === 0) throw new Error('svc.test: no such name');
+        return { addresses, ttlMs: 0 };
+      },
+    });
+    running.sluice = sluice;
+    const states = () =>
+      (sluice.instance.upstreams().upstreams[0] as { targets: { state: string }[] }).targets.map(
+        (t) => t.state,
+      );
+    expect(sluice.instance.drainTarget('app', 0)).toBe(a!.url);
+    addresses = ['127.0.0.1'];
+    const until = Date.now() + 5000;
+    while (states().length < 3 && Date.now() < until) await sleep(20);
+    const onlyB = async () => {
+      const answers = await Promise.all(Array.from({ length: 6 }, () => get(`${sluice.url}/x`)));
+      expect(answers.map((r) => r.body)).toEqual(Array(6).fill('b'));
+      expect(a!.state.hits).toBe(0);
+    };
+    expect(states()).toEqual(['draining', 'draining', 'up']);
+    await onlyB();
+
+    // A new weight for the name: its target is built anew, at the same URL.
+    await sluice.instance.reload(resolve(config(2)));
+    expect(states()).toEqual(['draining', 'draining', 'up']);
+    await onlyB();
+    expect(sluice.instance.enableTarget('app', 1)).toBe(a!.url);
+    expect(states()).toEqual(['up', 'up', 'up']);
+  });
+});

@@ -39,7 +39,7 @@ describe('Upstream', () => {
     expect([pick(u), pick(u), pick(u)]).toEqual(['a', 'b', 'a']);
     const [a, b] = u.targets;
     expect(pick(u, 1000, [a!, b!])).toBe('c');
-    a!.drained = true;
+    u.drain(a!.origin);
     expect(pick(u, 1000, [b!])).toBe('c');
   });
 
@@ -49,7 +49,7 @@ describe('Upstream', () => {
     expect(pick(u)).toBe('b');
     b!.conns = 1;
     expect(pick(u)).toBe('c');
-    c!.drained = true;
+    u.drain(c!.origin);
     expect(pick(u)).toBeNull();
     u.enable(c!.origin);
     expect(pick(u)).toBe('c');
@@ -132,5 +132,22 @@ describe('Upstream', () => {
     expect(retired.map((t) => t.origin)).toEqual(['http://10.0.0.2:80']);
     // Host for preserve_host: false is the configured name (port 80 implied).
     expect(u.targets[0]!.hostPort).toBe('svc');
+  });
+
+  // A drain belongs to the URL: DNS answering with a drained URL (an address also listed on its
+  // own, or one it had dropped) gave a new target that took traffic while the URL was draining.
+  it('drains every target DNS gives at a drained URL, whenever it comes', () => {
+    const u = upstream([target('svc', { resolve: true }), target('10.0.0.1')]);
+    const states = () => u.targets.map((t) => `${t.origin.slice(7, -3)} ${u.state(t, 0)}`);
+    expect(u.drain('http://10.0.0.1:80')).toBe(u.targets[0]);
+    u.setResolved(0, ['http://10.0.0.1:80', 'http://10.0.0.2:80']);
+    expect(states()).toEqual(['10.0.0.1 draining', '10.0.0.2 up', '10.0.0.1 draining']);
+    expect(u.drain('http://10.0.0.2:80')).toBe(u.targets[1]);
+    u.setResolved(0, ['http://10.0.0.1:80']);
+    u.setResolved(0, ['http://10.0.0.1:80', 'http://10.0.0.2:80']);
+    expect(states()).toEqual(['10.0.0.1 draining', '10.0.0.2 draining', '10.0.0.1 draining']);
+    u.enable('http://10.0.0.1:80');
+    expect(states()).toEqual(['10.0.0.1 up', '10.0.0.2 draining', '10.0.0.1 up']);
+    expect(pick(u)).toBe('10.0.0.1');
   });
 });
