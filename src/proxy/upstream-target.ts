@@ -8,10 +8,10 @@
  * rotate, new pools take the new certificate and the old ones close once their requests are done.
  */
 import type { Client, Dispatcher, Pool } from 'undici';
-import type { Peer } from '../balancer/balancer.js';
+import { type Peer, resetWeights } from '../balancer/balancer.js';
 import type { ResolvedUpstreamTls } from '../config/types.js';
 import { undici } from '../core/undici.js';
-import type { FailCounters } from '../health/passive-health.js';
+import { clearFailures, type FailCounters } from '../health/passive-health.js';
 import { H1Pool } from './h1-client.js';
 import { hostOf, httpsConnector, UpstreamTls, upstreamServerName } from './upstream-tls.js';
 
@@ -173,15 +173,26 @@ export class UpstreamTarget implements Peer, FailCounters {
   }
 
   /**
-   * Continues from the target this one replaces (same URL, new settings): its passive failures
-   * and, when the upstream is still checked, its active-check result (an operator's drain is the
-   * upstream's, by URL). Its balancer position and its connections start afresh.
+   * Continues from `previous`, the target at this URL in the generation a reload replaces (this
+   * one itself when the reload kept it): its active-check result and its passive failures, each
+   * only where `carry` says it means the same under the new settings; what is not carried starts
+   * as for a new target (`health`, no failures, full weight). An operator's drain is the
+   * upstream's, by URL. A rebuilt target's balancer position and connections start afresh.
    */
-  takeOver(previous: UpstreamTarget, checked: boolean): void {
-    this.fails = previous.fails;
-    this.accessed = previous.accessed;
-    this.checked = previous.checked;
-    if (checked) this.health = previous.health;
+  takeOver(
+    previous: UpstreamTarget,
+    carry: { readonly health: boolean; readonly failures: boolean },
+    health: TargetHealth,
+  ): void {
+    this.health = carry.health ? previous.health : health;
+    if (carry.failures) {
+      this.fails = previous.fails;
+      this.accessed = previous.accessed;
+      this.checked = previous.checked;
+    } else {
+      clearFailures(this);
+      resetWeights(this);
+    }
   }
 
   /** The TLS files changed: new requests go to new pools; the old ones close when their requests are done. */

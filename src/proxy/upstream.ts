@@ -113,19 +113,25 @@ export class Upstream {
    * reload waits for DNS and new listeners in between, and a drain, an enable or a check result
    * made meanwhile changed only the serving generation's targets. A target built anew for new
    * settings (weight, keepalive…) needs new pools, not a new server: the operator's drain, the
-   * check result and the passive failures carry over.
+   * check result and the passive failures carry over, as for a target the reload kept, where they
+   * still mean the same.
    */
   inherit(previous: Upstream): void {
-    const unchecked = this.config.healthCheck === null;
+    const carry = {
+      // A result is one of a check that runs on: without a check there are none (a target the
+      // removed check had marked down was never probed again, and never served again until a
+      // restart), and a check just added has probed nothing yet (an unchecked `up` is no result).
+      health: this.config.healthCheck !== null && previous.config.healthCheck !== null,
+      // Failures count towards max_fails within fail_timeout: under other settings they do not
+      // (one counted under max_fails 0 took the target out at once under max_fails 1).
+      failures:
+        this.#policy.maxFails === previous.#policy.maxFails &&
+        this.#policy.failTimeoutMs === previous.#policy.failTimeoutMs,
+    };
+    const fresh = this.config.healthCheck === null ? 'up' : 'unknown';
     for (const t of this.#all) {
-      if (previous.#all.includes(t)) {
-        // Without a health_check there are no check results: a target the removed check had
-        // marked down (or not yet up) was never probed again, and never served again until a restart.
-        if (unchecked) t.health = 'up';
-        continue;
-      }
-      const predecessor = previous.#all.find((p) => p.origin === t.origin);
-      if (predecessor !== undefined) t.takeOver(predecessor, !unchecked);
+      const predecessor = previous.#all.includes(t) ? t : previous.#all.find((p) => p.origin === t.origin);
+      if (predecessor !== undefined) t.takeOver(predecessor, carry, fresh);
     }
     // A drain holds while the upstream lists its URL; a URL the reload removed takes its drain along.
     for (const origin of previous.#drained) if (this.#lists(origin)) this.#drained.add(origin);

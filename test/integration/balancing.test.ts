@@ -512,3 +512,66 @@ describe('a DNS target at a drained URL', () => {
     expect(states()).toEqual(['up', 'up', 'up']);
   });
 });
+
+// A reload that changed a weight took the target's state over as if nothing else had changed: the
+// `up` of an unchecked target passed for a check result when the same reload added a check (while
+// a target new to the upstream started unknown and was held back), and a failure counted under
+// `max_fails: 0` took the target out at once under the `max_fails: 1` the reload brought.
+describe('a reload that also changes the health settings', () => {
+  const CHECK = { path: '/healthz', interval: '100ms', timeout: '500ms', rise: 1, fall: 1 };
+  const config = (backends: Backend[], weights: number[], upstream: Record<string, unknown>) =>
+    ({
+      servers: [{ listen: '127.0.0.1:0', routes: [{ name: 'app', proxy: { upstream: 'app' } }] }],
+      upstreams: {
+        app: { targets: backends.map((b, i) => ({ url: b.url, weight: weights[i] ?? 1 })), ...upstream },
+      },
+    }) as SluiceConfigInput;
+  const view = (sluice: TestSluice) =>
+    (
+      sluice.instance.upstreams().upstreams[0] as {
+        targets: { state: string; health: string; fails: number }[];
+      }
+    ).targets;
+
+  it('starts every target unknown when it adds a health check', async () => {
+    const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((n) => backend(n)));
+    running.backends = [a!, b!, c!];
+    const sluice = await startSluice(config([a!, b!], [1, 1], {}));
+    running.sluice = sluice;
+    expect(view(sluice).map((t) => t.health)).toEqual(['up', 'up']);
+    // a is built anew (weight), b is kept, c is new.
+    await sluice.instance.reload(resolve(config([a!, b!, c!], [2, 1, 1], { health_check: CHECK })));
+    expect(view(sluice).map((t) => t.health)).toEqual(['unknown', 'unknown', 'unknown']);
+    const answers = await Promise.all(Array.from({ length: 9 }, () => get(`${sluice.url}/x`)));
+    expect(new Set(answers.map((r) => r.body))).toEqual(new Set(['a', 'b', 'c']));
+  });
+
+  it('forgets the failures counted under other max_fails or fail_timeout settings', async () => {
+    const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((n) => backend(n)));
+    running.backends = [a!, b!, c!];
+    const upstream = (maxFails: number) => ({
+      max_fails: maxFails,
+      fail_timeout: '60s',
+      retry: { on: ['error', 'http_502'] },
+    });
+    const sluice = await startSluice(config([a!, b!, c!], [1, 1, 1], upstream(0)));
+    running.sluice = sluice;
+    // b and c fail once each: counted, but max_fails 0 takes no target out.
+    for (const t of [b!, c!]) {
+      t.state.status = 502;
+      const [hits, until] = [t.state.hits, Date.now() + 5000];
+      while (t.state.hits === hits && Date.now() < until) await get(`${sluice.url}/x`);
+      t.state.status = 200;
+    }
+    expect(view(sluice).map((t) => [t.state, t.fails])).toEqual([
+      ['up', 0],
+      ['up', 1],
+      ['up', 1],
+    ]);
+    // b is built anew (weight), c is kept.
+    await sluice.instance.reload(resolve(config([a!, b!, c!], [1, 2, 1], upstream(1))));
+    expect(view(sluice).map((t) => t.state)).toEqual(['up', 'up', 'up']);
+    const answers = await Promise.all(Array.from({ length: 8 }, () => get(`${sluice.url}/x`)));
+    expect(new Set(answers.map((r) => r.body))).toEqual(new Set(['a', 'b', 'c']));
+  });
+});
