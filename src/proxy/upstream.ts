@@ -200,7 +200,8 @@ export class Upstream {
 
   /** Whether `t` may take a new request now (whatever this request already tried). */
   usable(t: UpstreamTarget, now: number): boolean {
-    if (t.spec.down || this.#drained.has(t.origin)) return false;
+    // Balancers ask this of every peer on every pick: no lookup at all while nothing is drained.
+    if (t.spec.down || (this.#drained.size !== 0 && this.#drained.has(t.origin))) return false;
     if (t.health !== 'up' && (t.health === 'down' || this.#anyUp)) return false;
     if (t.spec.maxConns > 0 && t.conns >= t.spec.maxConns) return false;
     return this.#single || !isFailed(t, this.#policy, now);
