@@ -3,10 +3,10 @@
  * 500 (with an error id matching one log line carrying the stack), never the worker.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import { silenceResponse } from '../server/silence-response.js';
 import { ClientGoneError, serveFetch } from './fetch-adapter.js';
 import type { LoadedHandler } from './load-handler.js';
+import { watchRawAnswer } from './raw-answer.js';
 
 /** What serving a handler needs from the request being served (declared here, implemented by the server). */
 export interface HandlerExchange {
@@ -27,6 +27,11 @@ export interface HandlerExchange {
    * exchange counts a listener's answer cut short from it.
    */
   wireBytesBefore: number;
+  /**
+   * The listener wrote on the socket itself (raw-answer.ts; an Upgrade request only): sluice
+   * writes no HTTP answer of its own after those bytes.
+   */
+  rawAnswer: boolean;
   /** The handler failed: log it and answer 500 (or break a started answer). */
   handlerFailed(err: unknown): void;
   /** Answers 504 unless the handler sends its answer's head within `ms` (handler_timeout). */
@@ -141,9 +146,9 @@ function onClose(this: ServerResponse): void {
 
 /**
  * 'close' of the response to an Upgrade request (`this`). A listener that took the handshake over
- * answered on the raw socket (ws's `handleUpgrade` writes its 101 there): its exchange ends with
- * that socket, logged with the status it wrote and the bytes sent after that head, as a proxied
- * tunnel is (tunnel.ts), not as a client that left.
+ * answered on the raw socket (ws's `handleUpgrade` writes its 101 there, its refusals too): its
+ * exchange ends with that socket, logged with the status it wrote (raw-answer.ts) and its bytes,
+ * after the head for a 101 as for a proxied tunnel (tunnel.ts), not as a client that left.
  */
 function onUpgradeClose(this: ServerResponse): void {
   if (this.writableFinished) return;
@@ -154,51 +159,6 @@ function onUpgradeClose(this: ServerResponse): void {
   }
   x.bytesOut = x.req.socket.bytesWritten - x.wireBytesBefore;
   x.complete();
-}
-
-/** The exchange whose listener may write its answer on the socket itself (an Upgrade request). */
-const kRawAnswer = Symbol('sluice.rawAnswer');
-interface RawWatched {
-  [kRawAnswer]?: HandlerExchange;
-}
-
-/** Watches the first write to `socket`, where the listener may write its answer to an Upgrade request itself. */
-function watchRawAnswer(x: HandlerExchange, socket: Socket): void {
-  (socket as RawWatched)[kRawAnswer] = x;
-  socket.write = firstWrite as Socket['write'];
-}
-
-/**
- * The first write to an upgrading socket (`this`), which puts the socket's own `write` back. A
- * status line the response did not write is the listener's answer (ws writes `HTTP/1.1 101
- * Switching Protocols`): its status is the exchange's from now on, which also stops sluice keeping
- * the client's early bytes for a tunnel (readUntilUpgraded, http-listener.ts: past 64 KB it paused
- * the socket, and the WebSocket with it), and its bytes are counted from after that head.
- */
-function firstWrite(this: Socket, ...args: unknown[]): boolean {
-  const x = (this as RawWatched)[kRawAnswer]!;
-  (this as RawWatched)[kRawAnswer] = undefined;
-  delete (this as Partial<Socket>).write;
-  const status = x.res.headersSent ? 0 : statusOf(args[0]);
-  const flushed = (this.write as (...a: unknown[]) => boolean).apply(this, args);
-  if (status !== 0) {
-    x.status = status;
-    x.wireBytesBefore = this.bytesWritten;
-  }
-  return flushed;
-}
-
-/** The status of an HTTP/1.1 status line at the start of `chunk` (101 or 200-599), else 0. */
-function statusOf(chunk: unknown): number {
-  const start =
-    typeof chunk === 'string'
-      ? chunk.slice(0, 12)
-      : chunk instanceof Uint8Array
-        ? Buffer.from(chunk.buffer, chunk.byteOffset, Math.min(chunk.byteLength, 12)).toString('latin1')
-        : '';
-  if (!/^HTTP\/1\.[01] \d{3}$/.test(start)) return 0;
-  const status = Number(start.slice(9));
-  return status === 101 || (status >= 200 && status <= 599) ? status : 0;
 }
 
 /**

@@ -195,7 +195,7 @@ export class SluiceInstance {
           { err, request_id: x.requestId, trace_id: x.traceId, route: x.route?.name ?? null, path: x.path },
           res.writableFinished || (res.writableEnded && !res.destroyed)
             ? 'handler threw after its answer was complete; the answer stands'
-            : res.headersSent
+            : res.headersSent || x.rawAnswer
               ? 'handler failed after its answer started; the answer is broken'
               : res.destroyed
                 ? 'handler failed; its client had gone'

@@ -104,6 +104,8 @@ export class Exchange implements ProxyExchange, HandlerExchange {
   bytesOut = 0;
   /** The socket's `bytesWritten` when a Node listener started (HTTP/1.1; -1 otherwise). */
   wireBytesBefore = -1;
+  /** A Node listener wrote on the socket of its Upgrade request itself (raw-answer.ts). */
+  rawAnswer = false;
   upstream: string | null = null;
   target: string | null = null;
   attempts = 0;
@@ -241,11 +243,15 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     this.errorCode = code;
     if (cause instanceof Error) this.errorMessage = cause.message;
     const res = this.res;
-    if (res.headersSent || res.destroyed) {
+    if (res.headersSent || res.destroyed || this.rawAnswer) {
       // The answer already started: break it, so the client sees a broken response, never a
       // wrong one (a truncated body with a clean end would look complete). The log says which
-      // status the client had been sent. An HTTP/2 stream is reset with INTERNAL_ERROR.
+      // status the client had been sent. An HTTP/2 stream is reset with INTERNAL_ERROR. One a
+      // listener wrote on the socket itself (a WebSocket's 101) is closed with what it wrote, as
+      // an answer of sluice's after it would be read as part of it (a 500 as WebSocket frames);
+      // its status is its own, or this failure's when its bytes said none.
       if (res.headersSent) this.status = res.statusCode;
+      else if (this.rawAnswer && this.status === 0) this.status = ERROR_CATALOGUE[code].status;
       this.#breakAnswer(h2.NGHTTP2_INTERNAL_ERROR, true);
       this.#finish();
       return;

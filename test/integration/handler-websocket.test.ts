@@ -4,11 +4,18 @@
  * `shutdown_timeout` cuts them, with their duration and the bytes sent after the 101.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rawRequest } from '../helpers/raw-http.js';
 import { until } from '../helpers/runtime.js';
 import { startSluice, type TestSluice } from '../helpers/sluice.js';
 import { openWebSocket as open } from '../helpers/websocket-client.js';
 
 const APP = 'test/fixtures/handlers/websocket-listener-app.ts';
+const RAW_APP = 'test/fixtures/handlers/raw-answer-app.ts';
+
+/** A WebSocket handshake for `path`, with `key` as its Sec-WebSocket-Key. */
+const handshake = (path: string, key = 'dGhlIHNhbXBsZSBub25jZQ==') =>
+  `GET ${path} HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+  `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\n\r\n`;
 
 const accessLine = (sluice: TestSluice, path: string) =>
   until(() => sluice.accessLines().find((l) => l.path === path), `the access line of ${path}`);
@@ -66,5 +73,81 @@ describe('a WebSocket a Node listener accepted, at shutdown_timeout', () => {
     const duration = sluice.accessLines()[0]!.duration_ms as number;
     expect(duration).toBeGreaterThanOrEqual(300);
     expect(duration).toBeLessThanOrEqual(lived + 50);
+  });
+});
+
+describe('an Upgrade request a Node listener answers on the raw socket', () => {
+  let sluice: TestSluice;
+
+  beforeAll(async () => {
+    sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          routes: [
+            { name: 'raw', match: { path_prefix: '/raw/' }, handler: RAW_APP },
+            { name: 'ws', handler: APP },
+          ],
+        },
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await sluice?.close();
+  });
+
+  it("is logged with the status of ws's refusal, which it ends the socket with", async () => {
+    const answer = await rawRequest(sluice.port, handshake('/refused-by-ws', 'not a key'));
+    expect(answer.status).toBe(400);
+    const line = await accessLine(sluice, '/refused-by-ws');
+    expect(line).toMatchObject({ status: 400, route: 'ws' });
+    // As any answer of a Node listener on HTTP/1.1: every byte written for it, head included.
+    expect(line.bytes_out).toBe(answer.text.length);
+  });
+
+  it('is logged with the status of a refusal written with socket.end()', async () => {
+    const answer = await rawRequest(sluice.port, handshake('/raw/refused-with-end'));
+    expect(answer.status).toBe(426);
+    const line = await accessLine(sluice, '/raw/refused-with-end');
+    expect(line).toMatchObject({ status: 426, bytes_out: answer.text.length });
+  });
+
+  it('counts the body of a refusal written in the same write as its head', async () => {
+    const answer = await rawRequest(sluice.port, handshake('/raw/refused-with-body'));
+    expect(answer.text).toMatch(/^HTTP\/1\.1 426 .*\r\n\r\nwhat\?\n$/s);
+    const line = await accessLine(sluice, '/raw/refused-with-body');
+    expect(line).toMatchObject({ status: 426, bytes_out: answer.text.length });
+  });
+
+  it('is logged 101 when the head of its 101 comes in pieces, with the bytes after that head', async () => {
+    const answer = await rawRequest(sluice.port, handshake('/raw/head-in-pieces'));
+    expect(answer.status).toBe(101);
+    expect(answer.text.endsWith('\r\n\r\n\x81\x02hi')).toBe(true);
+    const line = await accessLine(sluice, '/raw/head-in-pieces');
+    expect(line).toMatchObject({ status: 101, bytes_out: 4 });
+    expect(line.error).toBeUndefined();
+  });
+
+  it("keeps the listener's own wrapper of socket.write for every write", async () => {
+    const answer = await rawRequest(sluice.port, handshake('/raw/wrapped-write'));
+    expect(answer.status).toBe(101);
+    expect(answer.text.endsWith('\r\n\r\nabcalls=3')).toBe(true);
+    const line = await accessLine(sluice, '/raw/wrapped-write');
+    expect(line).toMatchObject({ status: 101, bytes_out: 'abcalls=3'.length });
+  });
+
+  it('writes no 500 into the stream of a listener that throws after its 101, and closes it', async () => {
+    const answer = await rawRequest(sluice.port, handshake('/throws'));
+    expect(answer.closed).toBe(true);
+    expect(answer.text).toMatch(/^HTTP\/1\.1 101 Switching Protocols\r\n/);
+    expect(answer.text.endsWith('\r\n\r\n')).toBe(true);
+    expect(answer.text).not.toContain('500');
+    const line = await accessLine(sluice, '/throws');
+    expect(line).toMatchObject({ status: 101, bytes_out: 0, error: 'SLUICE_E_HANDLER_ERROR' });
+    expect(sluice.logs.find((l) => l.request_id === line.request_id && l.msg !== 'request')).toMatchObject({
+      level: 'error',
+      err: { message: 'the listener failed after its 101' },
+    });
   });
 });
