@@ -13,6 +13,7 @@ import type http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import { writeTargetHead } from '../proxy/response-headers.js';
+import { flushAtTurnEnd } from '../proxy/turn-batch.js';
 import { isBodylessLengthMismatch, REFUSED_BY_UNDICI, upstreamErrorCode } from '../proxy/upstream-error.js';
 import { nextRequestId } from '../server/request-id.js';
 import type { EgressContext, EgressInFlight } from './egress-context.js';
@@ -202,10 +203,25 @@ class EgressCall implements EgressInFlight, EgressRequest {
     writeTargetHead(this.#res, status, statusText, headers);
     this.#status = status;
     this.#resume = resume;
+    // Node sends the head only with the first body write: a head the origin sends before a body
+    // that waits (Server-Sent Events, long polls) goes out at the turn's end, unless the body or
+    // the end came in the same turn and took it along.
+    this.#headUnsent = true;
+    flushAtTurnEnd(this);
     return true;
   }
 
+  #headUnsent = false;
+
+  /** Sends a head still waiting for its body (turn-batch.ts). */
+  flushTurn(): void {
+    if (!this.#headUnsent) return;
+    this.#headUnsent = false;
+    if (!this.#res.destroyed && !this.#res.writableEnded) this.#res.flushHeaders();
+  }
+
   onData(chunk: Buffer): boolean {
+    this.#headUnsent = false;
     this.#bytesReceived += chunk.length;
     if (this.#res.write(chunk)) return true;
     this.#res.once('drain', this.#onDrain);
@@ -217,6 +233,7 @@ class EgressCall implements EgressInFlight, EgressRequest {
   };
 
   onComplete(): void {
+    this.#headUnsent = false;
     this.#res.end();
     this.#finish(null, null);
   }

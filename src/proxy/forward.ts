@@ -372,6 +372,17 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
   #observer: AttemptObserver | null = null;
   /** The status the target answered, once it did. */
   #status = 0;
+  /**
+   * The answer's head was written (HTTP/1.x) and nothing of its body yet: Node sends a head only
+   * with the first body write, so a target that sends its head and then waits (Server-Sent Events,
+   * long polls) had its client wait for the head too. Sent at the turn's end unless body bytes or
+   * the end came in the same turn (nearly every answer: no extra write for them).
+   */
+  #headUnsent = false;
+  /** The answer is complete: `flushTurn` ends it. */
+  #ending = false;
+  /** In the turn's flush list (turn-batch.ts). */
+  #flushQueued = false;
 
   constructor(request: ProxyRequest, target: UpstreamTarget) {
     this.request = request;
@@ -478,12 +489,17 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
     const x = this.request.x;
     const headers = clientResponseHeaders(rawHeaders, this.request.route, x, status);
     // HTTP/1.x: the answer goes out with the turn's other writes (turn-batch.ts).
-    if (x.req.httpVersionMajor === 1 && x.res.socket !== null) corkUntilTurnEnd(x.res.socket as Socket);
+    const h1 = x.req.httpVersionMajor === 1;
+    if (h1 && x.res.socket !== null) corkUntilTurnEnd(x.res.socket as Socket);
     // Throws on a reason or header value Node refuses (a control character sent by the target);
     // undici catches it, aborts the attempt, and `onError` answers 502.
     writeTargetHead(x.res, status, statusText, headers);
     x.status = status;
     this.#resume = resume;
+    if (h1) {
+      this.#headUnsent = true;
+      this.#queueFlush();
+    }
     return true;
   }
 
@@ -502,6 +518,7 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
 
   onData(chunk: Buffer): boolean {
     const x = this.request.x;
+    this.#headUnsent = false;
     x.bytesOut += chunk.length;
     if (x.res.write(chunk)) return true;
     // More chunks of the same read may follow a `false` (sluice's client delivers a read whole):
@@ -522,18 +539,34 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
 
   onComplete(): void {
     this.#finish();
+    this.#headUnsent = false;
+    this.#ending = true;
     // Ended with the turn's other writes (turn-batch.ts): Node's `res.end()` uncorks the socket
     // fully, so ending here would send the answer at once, whatever the cork.
-    if (this.request.x.req.httpVersionMajor === 1) flushAtTurnEnd(this);
+    if (this.request.x.req.httpVersionMajor === 1) this.#queueFlush();
     else this.flushTurn();
   }
 
-  /** Ends the answer (at the end of the turn, for HTTP/1.x). */
+  #queueFlush(): void {
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    flushAtTurnEnd(this);
+  }
+
+  /** At the end of the turn (HTTP/1.x): ends the answer, or sends a head still waiting for its body. */
   flushTurn(): void {
+    this.#flushQueued = false;
     const x = this.request.x;
-    x.dropUnreadBody();
-    x.res.end();
-    x.complete();
+    if (this.#ending) {
+      x.dropUnreadBody();
+      x.res.end();
+      x.complete();
+      return;
+    }
+    if (!this.#headUnsent) return;
+    this.#headUnsent = false;
+    // Not after the exchange ended otherwise (a cut at shutdown_timeout, the client gone).
+    if (!x.finished && !x.res.destroyed) x.res.flushHeaders();
   }
 
   onError(err: Error): void {
