@@ -84,12 +84,44 @@ export function serveHandler(x: HandlerExchange, handler: LoadedHandler, timeout
   res.on('close', x.upgradeHead === null ? onClose : onUpgradeClose);
   x.abandon = abandonListener;
   try {
-    const result = handler.listener(x.req, res);
-    if (result instanceof Promise) result.catch((err: unknown) => x.handlerFailed(err));
+    const result: unknown = handler.listener(x.req, res);
+    if (result instanceof Promise) {
+      result.then(
+        (value: unknown) => {
+          if (value !== undefined) refuseReturnedResponse(x, value);
+        },
+        (err: unknown) => x.handlerFailed(err),
+      );
+    } else if (result !== undefined) {
+      refuseReturnedResponse(x, result);
+    }
   } catch (err) {
     x.handlerFailed(err);
   }
   armDeadline(x, timeoutMs);
+}
+
+/**
+ * A default export that is a bare function is a Node listener `(req, res)`; one written as a fetch
+ * handler (`async (request) => new Response(...)`) returns its answer instead of writing it to
+ * `res`, and its client waited for handler_timeout (60 s by default) with nothing in the log to say
+ * why. Such a request is answered 500 at once, with the way to export a fetch handler in the log.
+ */
+function refuseReturnedResponse(x: HandlerExchange, value: unknown): void {
+  if (!isResponse(value) || x.res.headersSent || x.res.writableEnded) return;
+  x.handlerFailed(
+    new Error(
+      'the handler is a Node listener (its default export is a function, called with req and res) and it returned a Response instead of answering on res: export a fetch handler as `export default { fetch(request) { ... } }`',
+    ),
+  );
+}
+
+/** A fetch Response (Node's, or another implementation's). */
+function isResponse(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null) return false;
+  return (
+    v instanceof Response || (v as { constructor?: { name?: unknown } }).constructor?.name === 'Response'
+  );
 }
 
 /**

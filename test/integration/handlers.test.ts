@@ -222,6 +222,62 @@ describe('handler routes', () => {
   });
 });
 
+describe('a fetch handler exported as a bare function', () => {
+  // It is a Node listener to sluice (a function default export), so the Response it returned went
+  // nowhere and its client waited for handler_timeout (60 s) with nothing logged but the 504.
+  let sluice: TestSluice;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-bare-fetch-'));
+    writeFileSync(join(dir, 'async.mjs'), "export default async (request) => new Response('bare\\n');\n");
+    writeFileSync(join(dir, 'sync.mjs'), "export default (request) => new Response('bare\\n');\n");
+    writeFileSync(
+      join(dir, 'answers.mjs'),
+      "export default async (req, res) => { res.end('listener\\n'); return new Response('ignored'); };\n",
+    );
+    sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          routes: [
+            { match: { path: '/async' }, handler: join(dir, 'async.mjs') },
+            { match: { path: '/sync' }, handler: join(dir, 'sync.mjs') },
+            { match: { path: '/answers' }, handler: join(dir, 'answers.mjs') },
+          ],
+        },
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await sluice.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it.each(['/async', '/sync'])(
+    '%s: answered 500 at once, the log saying to export { fetch }',
+    async (path) => {
+      const res = await http(`${sluice.url}${path}`);
+      expect(res.status).toBe(500);
+      const doc = res.json() as { code: string; request_id: string };
+      expect(doc.code).toBe('SLUICE_E_HANDLER_ERROR');
+      const logged = sluice.logs.find(
+        (l) => l.msg === 'handler failed; answered 500' && l.request_id === doc.request_id,
+      );
+      expect(String((logged?.err as { message?: string } | undefined)?.message)).toContain(
+        'export default { fetch(request)',
+      );
+    },
+  );
+
+  it('leaves alone a listener that answered on res and returned something besides', async () => {
+    const res = await http(`${sluice.url}/answers`);
+    expect(res.status).toBe(200);
+    expect(res.body).toBe('listener\n');
+  });
+});
+
 describe('a request body cut short, over HTTP/1.1', () => {
   it('reaches the handler as an error, never as a whole body: client gone part-way, or request_timeout', async () => {
     // The fixture app records into this array (sluice runs in the test's process).
