@@ -9,7 +9,6 @@
  *   stop ─▶ every worker drains (shutdown_timeout) ─▶ exit
  */
 import cluster, { type Worker } from 'node:cluster';
-import { rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { AdminRequestError, AdminServer } from '../admin/admin-server.js';
@@ -40,6 +39,7 @@ import { describeServers } from './instance.js';
 import { type FromWorker, isFromWorker, type ToWorker, type WorkerStats } from './ipc.js';
 import { listenFacts, useReusePort } from './listen-mode.js';
 import { prepareWorkerLogFiles } from './log-files.js';
+import { PidFile, type PidFileChange } from './pid-file.js';
 import { planReload } from './reload-plan.js';
 import { rootHandlersError } from './root-handlers.js';
 
@@ -104,18 +104,6 @@ function channelClosed(worker: Worker): Promise<void> {
       resolve();
     }
   });
-}
-
-/** Writes this process's pid; a path it cannot write is a SLUICE_E_RUNTIME_PID_FILE. */
-function writePidFile(file: string): void {
-  try {
-    writeFileSync(file, `${process.pid}\n`);
-  } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    throw new SluiceError('SLUICE_E_RUNTIME_PID_FILE', `cannot write pid_file ${file}: ${reason}`, {
-      cause: err,
-    });
-  }
 }
 
 /**
@@ -188,6 +176,9 @@ export class Primary {
   #upstreams: UpstreamSet;
   readonly #health: HealthChecker;
   readonly #admin = new AdminSlot((settings) => this.#newAdmin(settings));
+  readonly #pidFile = new PidFile((file, reason) =>
+    this.#loggers.app.warn({ file, reason }, 'cannot remove pid_file; left in place'),
+  );
   #reusePort = false;
   #stopping = false;
   #reloading: Promise<ReloadOutcome> | null = null;
@@ -281,7 +272,7 @@ export class Primary {
       await this.#upstreams.startDns();
       this.#health.start();
       await this.#admin.start(this.#config.admin);
-      if (this.#config.pidFile !== null) writePidFile(this.#config.pidFile);
+      this.#pidFile.start(this.#config.pidFile);
       // Fresh worker snapshots every 10 s, so a crash loses at most 10 s of a worker's counts.
       this.#metricsTimer = setInterval(() => void this.#collectWorkerMetrics(), 10_000);
       this.#metricsTimer.unref();
@@ -703,6 +694,22 @@ export class Primary {
     } catch (err) {
       return record({ ok: false, how: 'refused', problems: [errorProblem(err, 'SLUICE_E_RUNTIME_LISTEN')] });
     }
+    // So is a new pid file written: one that cannot be refuses it too (`sluice reload` finds sluice by it).
+    let pidFile: PidFileChange;
+    try {
+      pidFile = this.#pidFile.prepare(next.pidFile);
+    } catch (err) {
+      await admin.abort();
+      return record({
+        ok: false,
+        how: 'refused',
+        problems: [errorProblem(err, 'SLUICE_E_RUNTIME_PID_FILE')],
+      });
+    }
+    const undo = async (): Promise<void> => {
+      pidFile.abort();
+      await admin.abort();
+    };
     this.#prepareLogFiles(next);
     if (plan.kind === 'swap') {
       this.#swapping = next;
@@ -732,7 +739,7 @@ export class Primary {
         // Put the workers that did switch back on the previous config.
         this.#broadcast({ type: 'reload', id: ++this.#messageId, config: previous });
         for (const slot of this.#slots) slot.config = previous;
-        await admin.abort();
+        await undo();
         return record({ ok: false, how: 'failed', problems: errors });
       }
       // A worker restarted while the others switched started on whatever was current then.
@@ -748,7 +755,7 @@ export class Primary {
       try {
         workers = await this.#forkMany(next, workerCount(next));
       } catch (err) {
-        await admin.abort();
+        await undo();
         // The stop ended the workers still starting: that is the stop's doing, not a failed start.
         if (this.#stopping) return record({ ok: false, how: 'refused', problems: ['sluice is stopping'] });
         return record({ ok: false, how: 'failed', problems: [errorProblem(err, 'SLUICE_E_RUNTIME_WORKER')] });
@@ -756,7 +763,7 @@ export class Primary {
       if (this.#stopping) {
         // A stop came while they started: the old workers are draining under it; these go too.
         for (const worker of workers) this.#retire(worker, 0);
-        await admin.abort();
+        await undo();
         return record({ ok: false, how: 'refused', problems: ['sluice is stopping'] });
       }
       const old = this.#slots;
@@ -778,6 +785,7 @@ export class Primary {
     }
     this.#config = next;
     admin.commit();
+    pidFile.commit();
     if (plan.kind === 'swap') this.#restartCrashLooped();
     // The rules first: a removed rule's bans are lifted before a new manager would adopt them.
     this.#bans.setRules(banRules(next));
@@ -881,18 +889,10 @@ export class Primary {
 
   /**
    * Removes the pid file (also for an exit that does not wait for `stop()`: a second signal). One
-   * that cannot be removed is logged and left: a file in a directory only root may change (systemd
-   * creates /run/sluice.pid for the service and removes it after stop) must not fail the stop.
+   * that cannot be removed is logged and left (see PidFile).
    */
   removePidFile(): void {
-    const file = this.#config.pidFile;
-    if (file === null) return;
-    try {
-      rmSync(file, { force: true });
-    } catch (err) {
-      const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      this.#loggers.app.warn({ file, reason }, 'cannot remove pid_file; left in place');
-    }
+    this.#pidFile.remove();
   }
 
   async #killAll(): Promise<void> {

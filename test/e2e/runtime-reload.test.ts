@@ -864,6 +864,62 @@ servers:
     await stop(sluice);
   }, 40_000);
 
+  it('a reload that moves pid_file writes the new file and removes the old; one it cannot write refuses the reload; the stop removes the one in use', async () => {
+    const { port, admin, file } = await place('pid-moved');
+    const dir = join(tmp.path, 'pid-moved');
+    await mkdir(dir, { recursive: true });
+    const [a, b] = [join(dir, 'a.pid'), join(dir, 'b.pid')];
+    const missing = join(dir, 'no-such-dir', 'c.pid');
+    const write = (pidFile: string, workers = 1) =>
+      writeFile(
+        file,
+        `workers: ${workers}
+pid_file: ${pidFile}
+log: { level: info, access: off, format: json }
+admin: { listen: "127.0.0.1:${admin}" }
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes: [{ respond: { body: "up\\n" } }]
+`,
+      );
+    await write(a);
+    const sluice = spawnCli(['start', '-c', file], { cwd: tmp.path });
+    await sluice.waitForJson((l) => l.msg === 'sluice started', 1, 20_000);
+    expect(readFileSync(a, 'utf8')).toBe(`${sluice.pid}\n`);
+
+    // By SIGHUP: `sluice reload` would look for the new file, which the running sluice has not written yet.
+    // With another worker count, the workers roll.
+    await write(b, 2);
+    sluice.signal('SIGHUP');
+    const [rolled] = await sluice.waitForJson((l) => l.msg === 'config reloaded', 1, 20_000);
+    expect(rolled?.how).toBe('roll');
+    expect(readFileSync(b, 'utf8')).toBe(`${sluice.pid}\n`);
+    expect(existsSync(a)).toBe(false);
+
+    await write(missing, 2);
+    sluice.signal('SIGHUP');
+    const [refused] = await sluice.waitForJson(
+      (l) => l.msg === 'config reload refused; still serving the previous config',
+      1,
+      10_000,
+    );
+    expect(refused?.problems).toEqual([
+      expect.stringMatching(
+        /^SLUICE_E_RUNTIME_PID_FILE cannot write pid_file \S+no-such-dir\/c\.pid: ENOENT \(hint: /,
+      ),
+    ]);
+    expect(readFileSync(b, 'utf8')).toBe(`${sluice.pid}\n`);
+
+    // The file in use still finds sluice for `sluice reload`.
+    await write(b, 2);
+    const reload = await runCli(['reload', '-c', file], { cwd: tmp.path });
+    expect(reload.stdout).toMatch(/^reloaded \(swap\)/);
+    expect(reload.code).toBe(0);
+
+    await stop(sluice);
+    expect(await readdir(dir)).toEqual([]);
+  }, 40_000);
+
   // Given another file than the running sluice's, it printed "reloaded (swap); serving config
   // <hash>" and exit 0: the running sluice re-read its own file, and that hash was its.
   it('`sluice reload -c OTHER` is refused when the running sluice reads another file; a hash not the checked one is said', async () => {

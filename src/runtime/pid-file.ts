@@ -1,0 +1,112 @@
+/**
+ * The pid file across reloads, as nginx keeps its `pid` file: a reload that names another path
+ * writes the new file before anything else changes (one that cannot be written refuses the whole
+ * reload, as an admin address that cannot be bound does), and removes the old one once the reload
+ * is done; a stop removes the one in use. Without this, the new file was never written (`sluice
+ * reload` could not find the running sluice) and the old one outlived the stop.
+ */
+import { rmSync, statSync, writeFileSync } from 'node:fs';
+import { SluiceError } from '../errors/sluice-error.js';
+
+/** A prepared change of pid file: applied by `commit`, undone by `abort`. */
+export interface PidFileChange {
+  commit(): void;
+  abort(): void;
+}
+
+/** What a pid file that cannot be removed is reported to. */
+export type PidFileWarn = (file: string, reason: string) => void;
+
+/** Writes this process's pid; a path it cannot write is a SLUICE_E_RUNTIME_PID_FILE. */
+function writePidFile(file: string): void {
+  try {
+    writeFileSync(file, `${process.pid}\n`);
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new SluiceError('SLUICE_E_RUNTIME_PID_FILE', `cannot write pid_file ${file}: ${reason}`, {
+      cause: err,
+    });
+  }
+}
+
+/**
+ * Whether two paths name one file (`/var/run/x.pid` and `/run/x.pid` where /var/run links to /run):
+ * removing the "old" one would then remove the file just written.
+ */
+function sameFile(a: string, b: string): boolean {
+  if (a === b) return true;
+  try {
+    const [x, y] = [statSync(a), statSync(b)];
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
+}
+
+/** The primary's pid file, from the start to the stop, through reloads that move it. */
+export class PidFile {
+  readonly #warn: PidFileWarn;
+  /** The file in use (the served config's `pid_file`). */
+  #current: string | null = null;
+  /** The file a reload wrote and has not committed yet: an exit that comes first removes it too. */
+  #next: string | null = null;
+
+  constructor(warn: PidFileWarn) {
+    this.#warn = warn;
+  }
+
+  /** Writes the first config's pid file; throws SLUICE_E_RUNTIME_PID_FILE when it cannot. */
+  start(file: string | null): void {
+    if (file !== null) writePidFile(file);
+    this.#current = file;
+  }
+
+  /**
+   * Readies the move to `next` (a path, or null for none): writes it now. Throws when it cannot,
+   * having changed nothing.
+   */
+  prepare(next: string | null): PidFileChange {
+    const current = this.#current;
+    if (next === current || (next !== null && current !== null && sameFile(next, current))) {
+      return {
+        commit: () => {
+          this.#current = next;
+        },
+        abort: () => undefined,
+      };
+    }
+    if (next !== null) {
+      writePidFile(next);
+      this.#next = next;
+    }
+    return {
+      commit: () => {
+        this.#current = next;
+        this.#next = null;
+        if (current !== null) this.#remove(current);
+      },
+      abort: () => {
+        if (next === null || this.#next !== next) return;
+        this.#next = null;
+        this.#remove(next);
+      },
+    };
+  }
+
+  /**
+   * Removes the pid file (and one a reload under way wrote). One that cannot be removed is reported
+   * and left: a file in a directory only root may change (systemd creates /run/sluice.pid for the
+   * service and removes it after stop) must not fail the stop.
+   */
+  remove(): void {
+    for (const file of [this.#current, this.#next]) if (file !== null) this.#remove(file);
+  }
+
+  #remove(file: string): void {
+    try {
+      rmSync(file, { force: true });
+    } catch (err) {
+      this.#warn(file, (err as NodeJS.ErrnoException).code ?? (err as Error).message);
+    }
+  }
+}
