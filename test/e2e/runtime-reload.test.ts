@@ -864,6 +864,83 @@ servers:
     await stop(sluice);
   }, 40_000);
 
+  // The move was refused (a new listener's port is held), so its new admin address never served;
+  // the command read only that address and said "no outcome" after 60 s, while the running
+  // address had the problems.
+  it('`sluice reload` of a file that moves admin.listen and is refused prints the problems the running address has', async () => {
+    const { port, admin: adminA, pid, file } = await place('move-refused');
+    const adminB = await freePort();
+    const taken = await freePort();
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(taken, '127.0.0.1', resolve));
+    const write = (adminPort: number, listen: string) =>
+      writeFile(
+        file,
+        `workers: 1
+pid_file: ${pid}
+log: { level: info, access: off, format: json }
+admin: { listen: "127.0.0.1:${adminPort}" }
+servers:
+  - listen: ${listen}
+    routes: [{ respond: { body: "up\\n" } }]
+`,
+      );
+    try {
+      await write(adminA, `"127.0.0.1:${port}"`);
+      const sluice = spawnCli(['start', '-c', file], { cwd: tmp.path });
+      await waitForPort(port, { proc: sluice });
+      await waitForPort(adminA, { proc: sluice });
+      await write(adminB, `["127.0.0.1:${port}", "127.0.0.1:${taken}"]`);
+      const reload = await runCli(['reload', '-c', file], { cwd: tmp.path, timeoutMs: 30_000 });
+      expect(reload.stdout).toMatch(
+        new RegExp(
+          `^SLUICE_E_RUNTIME_LISTEN worker \\d+: cannot listen on 127\\.0\\.0\\.1:${taken}: EADDRINUSE`,
+        ),
+      );
+      expect(reload.stderr).toBe('reload refused; the running config stays\n');
+      expect(reload.code).toBe(1);
+      expect((await status(adminA)).reloads).toMatchObject({ last: { ok: false } });
+      await stop(sluice);
+    } finally {
+      holder.close();
+    }
+  }, 40_000);
+
+  // sluice refused the reload ("sluice is stopping") and exited within a second; the command went
+  // on polling its admin address and said "no outcome within 60 s".
+  it('`sluice reload` ends as soon as sluice stops under it: exit 1, said so', async () => {
+    const { port, admin, pid, file } = await place('stopped-under');
+    await writeFile(
+      join(tmp.path, 'slow-start.mjs'),
+      "await new Promise((r) => setTimeout(r, 3000));\nexport default (req, res) => res.end('slow\\n');\n",
+    );
+    await writeFile(
+      file,
+      `workers: 2
+allow_root_handlers: true
+pid_file: ${pid}
+shutdown_timeout: 5s
+log: { level: info, access: off, format: json }
+admin: { listen: "127.0.0.1:${admin}" }
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes: [{ handler: ./slow-start.mjs }]
+`,
+    );
+    const sluice = spawnCli(['start', '-c', file], { cwd: tmp.path });
+    await sluice.waitForJson((l) => l.msg === 'sluice started', 1, 20_000);
+    const reloading = runCli(['reload', '-c', file], { cwd: tmp.path, timeoutMs: 30_000 });
+    await sluice.waitForJson((l) => l.msg === 'reload: starting new workers', 1, 10_000);
+    sluice.signal('SIGTERM');
+    expect(await sluice.waitForExit(15_000)).toEqual({ code: 0, signal: null });
+    const reload = await reloading;
+    // Either the refusal it read while sluice stopped, or the stop itself.
+    expect(`${reload.stdout}${reload.stderr}`).toMatch(
+      /^sluice is stopping\nreload refused|but it stopped before it reported an outcome/,
+    );
+    expect(reload.code).toBe(1);
+  }, 40_000);
+
   it('a reload that moves pid_file writes the new file and removes the old; one it cannot write refuses the reload; the stop removes the one in use', async () => {
     const { port, admin, file } = await place('pid-moved');
     const dir = join(tmp.path, 'pid-moved');

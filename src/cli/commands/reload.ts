@@ -11,6 +11,7 @@ import { request } from 'undici';
 import { formatProblem } from '../../config/problem.js';
 import type { ResolvedConfig } from '../../config/types.js';
 import { defaultConfigFile } from '../config-source.js';
+import { listeningAddresses } from '../listening-addresses.js';
 import { loadConfigLeavingEnv } from '../load-leaving-env.js';
 
 const WAIT_MS = 60_000;
@@ -39,7 +40,8 @@ export async function runReload(opts: { config?: string }): Promise<number> {
   const token = process.env.SLUICE_ADMIN_TOKEN;
   // A reload re-reads the file the running sluice was started with: given another file, it would
   // report that one's outcome as this one's. Checked where the admin API says which it is.
-  const running = await reloadState(config, token);
+  const url = adminUrl(config.admin?.listen);
+  const running = await reloadState(url, token);
   if (typeof running === 'object' && typeof running?.file === 'string' && !sameFile(running.file, file))
     return otherFile(running.file, file);
   // The hash the running sluice should report: not known when variables were stand-ins here.
@@ -85,7 +87,11 @@ export async function runReload(opts: { config?: string }): Promise<number> {
   // Where the admin API could not say it (no admin API, or no token to read it): the command line.
   const started = startedWith(pid);
   if (started !== null && !sameFile(started, file)) return otherFile(started, file);
-  const seen = await reloadState(config, token);
+  let seen = await reloadState(url, token);
+  // Nothing answers at the file's admin address: the file may move admin.listen. The running
+  // config's address has the outcome of a move it refuses (the new address is never served then).
+  const previous = seen === null && url !== null ? await runningAdmin(pid, config) : null;
+  if (previous !== null) seen = await reloadState(previous, token);
   const before = seen === 'unauthorized' ? null : seen;
   try {
     process.kill(pid, 'SIGHUP');
@@ -93,7 +99,7 @@ export async function runReload(opts: { config?: string }): Promise<number> {
     process.stderr.write(`sluice reload: cannot signal pid ${pid}: ${(err as Error).message}\n`);
     return 1;
   }
-  if (config.admin === null) {
+  if (url === null) {
     warn();
     process.stdout.write(`sent SIGHUP to sluice (pid ${pid}); set admin.listen to see the outcome here\n`);
     return 0;
@@ -101,28 +107,40 @@ export async function runReload(opts: { config?: string }): Promise<number> {
   const until = Date.now() + WAIT_MS;
   while (Date.now() < until) {
     await new Promise((r) => setTimeout(r, 200));
-    const state = await reloadState(config, token);
-    if (state === 'unauthorized') {
+    const states = await Promise.all([url, previous].map((base) => reloadState(base, token)));
+    // This signal's outcome: requests are numbered as they arrive, so one already running when
+    // the signal came (its outcome comes first) is not taken for it.
+    // (A running sluice from before request numbers: the first outcome newer than the one seen.)
+    const ours = (state: ReloadState | 'unauthorized' | null): LastReload | null => {
+      const last = typeof state === 'object' ? (state?.last ?? null) : null;
+      if (last === null) return null;
+      const newer =
+        before?.requested !== undefined
+          ? (last.request ?? 0) > before.requested
+          : last.at !== before?.last?.at;
+      return newer ? last : null;
+    };
+    // From whichever address has it: both are the running sluice's.
+    const last = states.map(ours).find((o) => o !== null) ?? null;
+    if (last !== null) {
+      warn(last);
+      if (last.ok) return done(last);
+      for (const p of last.problems) process.stdout.write(`${p}\n`);
+      process.stderr.write('reload refused; the running config stays\n');
+      return 1;
+    }
+    if (states.includes('unauthorized')) {
       warn();
       process.stdout.write(
         `sent SIGHUP to sluice (pid ${pid}); the outcome is in its log, or set SLUICE_ADMIN_TOKEN to a token of any role to see it here\n`,
       );
       return 0;
     }
-    const last = state?.last ?? null;
-    // This signal's outcome: requests are numbered as they arrive, so one already running when
-    // the signal came (its outcome comes first) is not taken for it.
-    // (A running sluice from before request numbers: the first outcome newer than the one seen.)
-    const ours =
-      last !== null &&
-      (before?.requested !== undefined
-        ? (last.request ?? 0) > before.requested
-        : last.at !== before?.last?.at);
-    if (last !== null && ours) {
-      warn(last);
-      if (last.ok) return done(last);
-      for (const p of last.problems) process.stdout.write(`${p}\n`);
-      process.stderr.write('reload refused; the running config stays\n');
+    // A sluice that stopped (a stop signal, a crash) gives no outcome: waiting on would say nothing more.
+    if (!stillRuns(pid)) {
+      process.stderr.write(
+        `sent SIGHUP to sluice (pid ${pid}), but it stopped before it reported an outcome (its log says why); nothing serves ${file} now\n`,
+      );
       return 1;
     }
   }
@@ -142,12 +160,41 @@ interface LastReload {
   warnings?: string[];
 }
 
-/** The admin API's base URL. */
-function adminUrl(config: ResolvedConfig): string | null {
-  const admin = config.admin?.listen;
+/** The admin API's base URL at a listen address. */
+function adminUrl(admin: { host: string; port: number } | undefined): string | null {
   if (admin === undefined) return null;
   const host = admin.host === '0.0.0.0' ? '127.0.0.1' : admin.host === '::' ? '::1' : admin.host;
   return `http://${host.includes(':') ? `[${host}]` : host}:${admin.port}`;
+}
+
+/**
+ * The admin API of the running sluice `pid`, found among the addresses it listens on (Linux) that
+ * the file does not name for its servers, egress proxy or admin API: the address of a running
+ * config that the file moves. An address counts once it answers `/api/status` as this pid's admin
+ * API does (its status, or the 401 that asks for a token, which is not sent before then); null
+ * when none does or /proc cannot tell.
+ */
+async function runningAdmin(pid: number, config: ResolvedConfig): Promise<string | null> {
+  const named = new Set(
+    [
+      ...config.servers.flatMap((s) => s.listen),
+      ...(config.egress === null ? [] : [config.egress.listen]),
+      ...(config.admin === null ? [] : [config.admin.listen]),
+    ].map((a) => a.port),
+  );
+  for (const address of listeningAddresses(pid) ?? []) {
+    if (named.has(address.port)) continue;
+    const base = adminUrl(address);
+    try {
+      const res = await request(`${base}/api/status`, { headersTimeout: 2000, bodyTimeout: 2000 });
+      const doc = (await res.body.json().catch(() => null)) as { pid?: unknown } | null;
+      if (res.statusCode === 200 && doc?.pid === pid) return base;
+      if (res.statusCode === 401 && res.headers['www-authenticate'] === 'Bearer realm="sluice"') return base;
+    } catch {
+      // Not an HTTP listener, or not answering: not the admin API.
+    }
+  }
+  return null;
 }
 
 function bearer(token: string | undefined): Record<string, string> {
@@ -166,7 +213,7 @@ async function reloadByApi(
   warn: (outcome: Partial<LastReload>) => void,
   done: (outcome: Partial<LastReload>) => number,
 ): Promise<number | 'use-signal'> {
-  const url = `${adminUrl(config)}/api/reload`;
+  const url = `${adminUrl(config.admin?.listen)}/api/reload`;
   let res: Awaited<ReturnType<typeof request>>;
   try {
     res = await request(url, {
@@ -275,10 +322,9 @@ interface ReloadState {
 }
 
 async function reloadState(
-  config: ResolvedConfig,
+  base: string | null,
   token: string | undefined,
 ): Promise<ReloadState | 'unauthorized' | null> {
-  const base = adminUrl(config);
   if (base === null) return null;
   try {
     const res = await request(`${base}/api/status`, {
@@ -298,6 +344,18 @@ async function reloadState(
   } catch {
     return null;
   }
+}
+
+/** Whether `pid` still runs sluice: a process that exited, or one ended and not yet reaped, does not. */
+function stillRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    // EPERM: it runs, as another user.
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
+  }
+  // An ended process not yet reaped by its parent still takes signals, with an empty command line.
+  return looksLikeSluice(pid);
 }
 
 /** Whether `pid` runs sluice, by its command line where /proc tells (elsewhere: assumed). */
