@@ -867,44 +867,57 @@ servers:
   // The move was refused (a new listener's port is held), so its new admin address never served;
   // the command read only that address and said "no outcome" after 60 s, while the running
   // address had the problems.
-  it('`sluice reload` of a file that moves admin.listen and is refused prints the problems the running address has', async () => {
-    const { port, admin: adminA, pid, file } = await place('move-refused');
-    const adminB = await freePort();
-    const taken = await freePort();
-    const holder = net.createServer();
-    await new Promise<void>((resolve) => holder.listen(taken, '127.0.0.1', resolve));
-    const write = (adminPort: number, listen: string) =>
-      writeFile(
+  // The same port on another address: the running address was taken for the file's own (by port).
+  it.each([
+    ['to another port', async (_a: number) => `127.0.0.1:${await freePort()}`],
+    ['to the same port on [::1]', async (a: number) => `[::1]:${a}`],
+  ])(
+    '`sluice reload` of a file that moves admin.listen %s and is refused prints the problems the running address has',
+    async (_case, movedTo) => {
+      const {
+        port,
+        admin: adminA,
+        pid,
         file,
-        `workers: 1
+      } = await place(`move-refused-${_case.includes('::1') ? 'v6' : 'port'}`);
+      const adminB = await movedTo(adminA);
+      const taken = await freePort();
+      const holder = net.createServer();
+      await new Promise<void>((resolve) => holder.listen(taken, '127.0.0.1', resolve));
+      const write = (admin: string, listen: string) =>
+        writeFile(
+          file,
+          `workers: 1
 pid_file: ${pid}
 log: { level: info, access: off, format: json }
-admin: { listen: "127.0.0.1:${adminPort}" }
+admin: { listen: "${admin}" }
 servers:
   - listen: ${listen}
     routes: [{ respond: { body: "up\\n" } }]
 `,
-      );
-    try {
-      await write(adminA, `"127.0.0.1:${port}"`);
-      const sluice = spawnCli(['start', '-c', file], { cwd: tmp.path });
-      await waitForPort(port, { proc: sluice });
-      await waitForPort(adminA, { proc: sluice });
-      await write(adminB, `["127.0.0.1:${port}", "127.0.0.1:${taken}"]`);
-      const reload = await runCli(['reload', '-c', file], { cwd: tmp.path, timeoutMs: 30_000 });
-      expect(reload.stdout).toMatch(
-        new RegExp(
-          `^SLUICE_E_RUNTIME_LISTEN worker \\d+: cannot listen on 127\\.0\\.0\\.1:${taken}: EADDRINUSE`,
-        ),
-      );
-      expect(reload.stderr).toBe('reload refused; the running config stays\n');
-      expect(reload.code).toBe(1);
-      expect((await status(adminA)).reloads).toMatchObject({ last: { ok: false } });
-      await stop(sluice);
-    } finally {
-      holder.close();
-    }
-  }, 40_000);
+        );
+      try {
+        await write(`127.0.0.1:${adminA}`, `"127.0.0.1:${port}"`);
+        const sluice = spawnCli(['start', '-c', file], { cwd: tmp.path });
+        await waitForPort(port, { proc: sluice });
+        await waitForPort(adminA, { proc: sluice });
+        await write(adminB, `["127.0.0.1:${port}", "127.0.0.1:${taken}"]`);
+        const reload = await runCli(['reload', '-c', file], { cwd: tmp.path, timeoutMs: 30_000 });
+        expect(reload.stdout).toMatch(
+          new RegExp(
+            `^SLUICE_E_RUNTIME_LISTEN worker \\d+: cannot listen on 127\\.0\\.0\\.1:${taken}: EADDRINUSE`,
+          ),
+        );
+        expect(reload.stderr).toBe('reload refused; the running config stays\n');
+        expect(reload.code).toBe(1);
+        expect((await status(adminA)).reloads).toMatchObject({ last: { ok: false } });
+        await stop(sluice);
+      } finally {
+        holder.close();
+      }
+    },
+    40_000,
+  );
 
   // sluice refused the reload ("sluice is stopping") and exited within a second; the command went
   // on polling its admin address and said "no outcome within 60 s".

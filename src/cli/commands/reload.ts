@@ -6,6 +6,7 @@
  * `SLUICE_ADMIN_TOKEN` of any role when the admin API has tokens).
  */
 import { existsSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { request } from 'undici';
 import { formatProblem } from '../../config/problem.js';
@@ -175,18 +176,21 @@ function adminUrl(admin: { host: string; port: number } | undefined): string | n
  * when none does or /proc cannot tell.
  */
 async function runningAdmin(pid: number, config: ResolvedConfig): Promise<string | null> {
+  // By address, not port alone: a move from 127.0.0.1:9090 to [::1]:9090 keeps the port. A host
+  // name (not an address) may be any of the addresses on its port.
   const named = new Set(
     [
       ...config.servers.flatMap((s) => s.listen),
       ...(config.egress === null ? [] : [config.egress.listen]),
       ...(config.admin === null ? [] : [config.admin.listen]),
-    ].map((a) => a.port),
+    ].map((a) => addressKey(a.host, a.port)),
   );
   for (const address of listeningAddresses(pid) ?? []) {
-    if (named.has(address.port)) continue;
+    if (named.has(addressKey(address.host, address.port)) || named.has(`* ${address.port}`)) continue;
     const base = adminUrl(address);
     try {
-      const res = await request(`${base}/api/status`, { headersTimeout: 2000, bodyTimeout: 2000 });
+      // Bounded as a whole (a listener that streams its answer would hold the command otherwise).
+      const res = await request(`${base}/api/status`, { signal: AbortSignal.timeout(2000) });
       const doc = (await res.body.json().catch(() => null)) as { pid?: unknown } | null;
       if (res.statusCode === 200 && doc?.pid === pid) return base;
       if (res.statusCode === 401 && res.headers['www-authenticate'] === 'Bearer realm="sluice"') return base;
@@ -195,6 +199,14 @@ async function runningAdmin(pid: number, config: ResolvedConfig): Promise<string
     }
   }
   return null;
+}
+
+/** `host port` with the host as adminUrl reaches it (unspecified → loopback, IPv6 compressed); `* port` for a host name. */
+function addressKey(host: string, port: number): string {
+  const reached = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  const kind = isIP(reached);
+  if (kind === 0) return `* ${port}`;
+  return `${kind === 6 ? new URL(`http://[${reached}]`).hostname : reached} ${port}`;
 }
 
 function bearer(token: string | undefined): Record<string, string> {
