@@ -5,7 +5,8 @@
  * is done; a stop removes the one in use. Without this, the new file was never written (`sluice
  * reload` could not find the running sluice) and the old one outlived the stop.
  */
-import { rmSync, statSync, writeFileSync } from 'node:fs';
+import { realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { SluiceError } from '../errors/sluice-error.js';
 
 /** A prepared change of pid file: applied by `commit`, undone by `abort`. */
@@ -35,12 +36,23 @@ function writePidFile(file: string): void {
  */
 function sameFile(a: string, b: string): boolean {
   if (a === b) return true;
+  // By the real path of the directory (the file itself may be gone: someone deleted it), then by
+  // inode (hard links).
+  try {
+    if (realFile(a) === realFile(b)) return true;
+  } catch {
+    // A directory that does not exist: the file cannot be written there either.
+  }
   try {
     const [x, y] = [statSync(a), statSync(b)];
     return x.dev === y.dev && x.ino === y.ino;
   } catch {
     return false;
   }
+}
+
+function realFile(file: string): string {
+  return join(realpathSync(dirname(resolve(file))), basename(file));
 }
 
 /** The primary's pid file, from the start to the stop, through reloads that move it. */
@@ -67,14 +79,11 @@ export class PidFile {
    */
   prepare(next: string | null): PidFileChange {
     const current = this.#current;
-    if (next === current || (next !== null && current !== null && sameFile(next, current))) {
-      return {
-        commit: () => {
-          this.#current = next;
-        },
-        abort: () => undefined,
-      };
+    if (next === current) {
+      return { commit: () => undefined, abort: () => undefined };
     }
+    // Written even when it names the current file by another path (`/var/run` for `/run`): the
+    // same pid, and the file is there again if someone had deleted it. Compared after the write.
     if (next !== null) {
       writePidFile(next);
       this.#next = next;
@@ -83,14 +92,22 @@ export class PidFile {
       commit: () => {
         this.#current = next;
         this.#next = null;
-        if (current !== null) this.#remove(current);
+        if (current !== null && (next === null || !sameFile(current, next))) this.#remove(current);
       },
       abort: () => {
         if (next === null || this.#next !== next) return;
         this.#next = null;
-        this.#remove(next);
+        if (current === null || !sameFile(next, current)) this.#remove(next);
       },
     };
+  }
+
+  /** Removes the file a reload wrote and did not commit (a reload that failed unexpectedly). */
+  abandonPending(): void {
+    const next = this.#next;
+    if (next === null) return;
+    this.#next = null;
+    if (this.#current === null || !sameFile(next, this.#current)) this.#remove(next);
   }
 
   /**

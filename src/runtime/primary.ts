@@ -666,6 +666,7 @@ export class Primary {
     while (this.#reloading !== null) await this.#reloading.catch(() => undefined);
     this.#reloading = this.#reload(next, (o) => this.#record(o, request, warnings)).catch((err: unknown) => {
       this.#loggers.app.error({ err }, 'config reload failed unexpectedly');
+      this.#pidFile.abandonPending();
       return this.#record(
         { ok: false, how: 'failed', problems: [unexpectedProblem(err)] },
         request,
