@@ -949,7 +949,7 @@ servers:
     const reload = await reloading;
     // Either the refusal it read while sluice stopped, or the stop itself.
     expect(`${reload.stdout}${reload.stderr}`).toMatch(
-      /^sluice is stopping\nreload refused|but it stopped before it reported an outcome/,
+      /^sluice is stopping\nreload refused; sluice is stopping, and serves nothing once it has stopped\n$|but it stopped before it reported an outcome/,
     );
     expect(reload.code).toBe(1);
   }, 40_000);

@@ -127,7 +127,7 @@ export async function runReload(opts: { config?: string }): Promise<number> {
       warn(last);
       if (last.ok) return done(last);
       for (const p of last.problems) process.stdout.write(`${p}\n`);
-      process.stderr.write('reload refused; the running config stays\n');
+      process.stderr.write(refusedLine(last.problems));
       return 1;
     }
     if (states.includes('unauthorized')) {
@@ -160,6 +160,16 @@ interface LastReload {
   /** Absent from servers before reloads returned them. */
   warnings?: string[];
 }
+
+/** The last line of a refusal: the running config stays, unless sluice is stopping. */
+function refusedLine(problems: readonly string[]): string {
+  return problems.includes(STOPPING)
+    ? 'reload refused; sluice is stopping, and serves nothing once it has stopped\n'
+    : 'reload refused; the running config stays\n';
+}
+
+/** The problem a reload gets when a stop came first (runtime/primary.ts). */
+const STOPPING = 'sluice is stopping';
 
 /** The admin API's base URL at a listen address. */
 function adminUrl(admin: { host: string; port: number } | undefined): string | null {
@@ -252,7 +262,7 @@ async function reloadByApi(
   if (res.statusCode === 422) {
     warn(doc);
     for (const p of doc.problems ?? []) process.stdout.write(`${p}\n`);
-    process.stderr.write('reload refused; the running config stays\n');
+    process.stderr.write(refusedLine(doc.problems ?? []));
     return 1;
   }
   process.stderr.write(
