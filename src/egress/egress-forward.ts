@@ -233,7 +233,6 @@ class EgressCall implements EgressInFlight, EgressRequest {
   };
 
   onComplete(): void {
-    this.#headUnsent = false;
     this.#res.end();
     this.#finish(null, null);
   }

@@ -87,12 +87,10 @@ export function serveHandler(x: HandlerExchange, handler: LoadedHandler, timeout
     const result: unknown = handler.listener(x.req, res);
     if (result instanceof Promise) {
       result.then(
-        (value: unknown) => {
-          if (value !== undefined) refuseReturnedResponse(x, value);
-        },
+        (value: unknown) => refuseReturnedResponse(x, value),
         (err: unknown) => x.handlerFailed(err),
       );
-    } else if (result !== undefined) {
+    } else {
       refuseReturnedResponse(x, result);
     }
   } catch (err) {
@@ -108,7 +106,8 @@ export function serveHandler(x: HandlerExchange, handler: LoadedHandler, timeout
  * why. Such a request is answered 500 at once, with the way to export a fetch handler in the log.
  */
 function refuseReturnedResponse(x: HandlerExchange, value: unknown): void {
-  if (!isResponse(value) || x.res.headersSent || x.res.writableEnded) return;
+  // A listener that answered (most, before returning) is done with: nothing more to look at.
+  if (x.res.headersSent || x.res.writableEnded || !isResponse(value)) return;
   x.handlerFailed(
     new Error(
       'the handler is a Node listener (its default export is a function, called with req and res) and it returned a Response instead of answering on res: export a fetch handler as `export default { fetch(request) { ... } }`',

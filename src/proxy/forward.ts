@@ -539,7 +539,6 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
 
   onComplete(): void {
     this.#finish();
-    this.#headUnsent = false;
     this.#ending = true;
     // Ended with the turn's other writes (turn-batch.ts): Node's `res.end()` uncorks the socket
     // fully, so ending here would send the answer at once, whatever the cork.

@@ -5,8 +5,8 @@
  * is done; a stop removes the one in use. Without this, the new file was never written (`sluice
  * reload` could not find the running sluice) and the old one outlived the stop.
  */
-import { realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { rmSync, writeFileSync } from 'node:fs';
+import { sameFile } from '../core/same-file.js';
 import { SluiceError } from '../errors/sluice-error.js';
 
 /** A prepared change of pid file: applied by `commit`, undone by `abort`. */
@@ -28,31 +28,6 @@ function writePidFile(file: string): void {
       cause: err,
     });
   }
-}
-
-/**
- * Whether two paths name one file (`/var/run/x.pid` and `/run/x.pid` where /var/run links to /run):
- * removing the "old" one would then remove the file just written.
- */
-function sameFile(a: string, b: string): boolean {
-  if (a === b) return true;
-  // By the real path of the directory (the file itself may be gone: someone deleted it), then by
-  // inode (hard links).
-  try {
-    if (realFile(a) === realFile(b)) return true;
-  } catch {
-    // A directory that does not exist: the file cannot be written there either.
-  }
-  try {
-    const [x, y] = [statSync(a), statSync(b)];
-    return x.dev === y.dev && x.ino === y.ino;
-  } catch {
-    return false;
-  }
-}
-
-function realFile(file: string): string {
-  return join(realpathSync(dirname(resolve(file))), basename(file));
 }
 
 /** The primary's pid file, from the start to the stop, through reloads that move it. */
@@ -95,9 +70,7 @@ export class PidFile {
         if (current !== null && (next === null || !sameFile(current, next))) this.#remove(current);
       },
       abort: () => {
-        if (next === null || this.#next !== next) return;
-        this.#next = null;
-        if (current === null || !sameFile(next, current)) this.#remove(next);
+        if (next !== null && this.#next === next) this.abandonPending();
       },
     };
   }

@@ -46,6 +46,13 @@ async function holdingUpstream(held: Map<string, http.ServerResponse>): Promise<
   );
 }
 
+/** Ends the answers still held, then sluice and the target. */
+async function closeAll(held: Map<string, http.ServerResponse>, sluice: TestSluice, up: TestUpstream) {
+  for (const res of held.values()) res.destroy();
+  await sluice.close();
+  await up.close();
+}
+
 describe('an answer whose head comes before its body', () => {
   const held = new Map<string, http.ServerResponse>();
   let up: TestUpstream;
@@ -70,9 +77,7 @@ describe('an answer whose head comes before its body', () => {
   });
 
   afterAll(async () => {
-    for (const res of held.values()) res.destroy();
-    await sluice.close();
-    await up.close();
+    await closeAll(held, sluice, up);
   });
 
   it('reaches an HTTP/1.1 client before the body, which follows when the target sends it', async () => {
@@ -126,9 +131,7 @@ describe('an answer whose head comes before its body, over HTTP/2', () => {
   });
 
   afterAll(async () => {
-    for (const res of held.values()) res.destroy();
-    await sluice.close();
-    await up.close();
+    await closeAll(held, sluice, up);
     pki.remove();
   });
 
@@ -174,9 +177,7 @@ describe('an answer whose head comes before its body, through the egress proxy',
   });
 
   afterAll(async () => {
-    for (const res of held.values()) res.destroy();
-    await sluice.close();
-    await up.close();
+    await closeAll(held, sluice, up);
   });
 
   it('reaches the client before the body', async () => {

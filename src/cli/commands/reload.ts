@@ -5,12 +5,13 @@
  * outcome), else by SIGHUP to the pid in `pid_file`, polling `/api/status` for the outcome (with
  * `SLUICE_ADMIN_TOKEN` of any role when the admin API has tokens).
  */
-import { existsSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { request } from 'undici';
 import { formatProblem } from '../../config/problem.js';
 import type { ResolvedConfig } from '../../config/types.js';
+import { sameFile } from '../../core/same-file.js';
 import { defaultConfigFile } from '../config-source.js';
 import { listeningAddresses } from '../listening-addresses.js';
 import { loadConfigLeavingEnv } from '../load-leaving-env.js';
@@ -174,8 +175,13 @@ const STOPPING = 'sluice is stopping';
 /** The admin API's base URL at a listen address. */
 function adminUrl(admin: { host: string; port: number } | undefined): string | null {
   if (admin === undefined) return null;
-  const host = admin.host === '0.0.0.0' ? '127.0.0.1' : admin.host === '::' ? '::1' : admin.host;
+  const host = reachableHost(admin.host);
   return `http://${host.includes(':') ? `[${host}]` : host}:${admin.port}`;
+}
+
+/** The host to connect to for a listen host: the loopback for an unspecified one. */
+function reachableHost(host: string): string {
+  return host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
 }
 
 /**
@@ -213,7 +219,7 @@ async function runningAdmin(pid: number, config: ResolvedConfig): Promise<string
 
 /** `host port` with the host as adminUrl reaches it (unspecified → loopback, IPv6 compressed); `* port` for a host name. */
 function addressKey(host: string, port: number): string {
-  const reached = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  const reached = reachableHost(host);
   const kind = isIP(reached);
   if (kind === 0) return `* ${port}`;
   return `${kind === 6 ? new URL(`http://[${reached}]`).hostname : reached} ${port}`;
@@ -321,18 +327,6 @@ function startedWith(pid: number): string | null {
   } catch {
     return null;
   }
-}
-
-/** Whether two paths name one file (links resolved where they exist). */
-function sameFile(a: string, b: string): boolean {
-  const real = (p: string): string => {
-    try {
-      return realpathSync.native(p);
-    } catch {
-      return resolve(p);
-    }
-  };
-  return real(a) === real(b);
 }
 
 /** `/api/status`: the running config's file, the last reload outcome, and the latest request's number. */
