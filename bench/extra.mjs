@@ -200,7 +200,9 @@ function ensureGo() {
 /**
  * `sluice serve` hello world on every core, with its access log (stdout, the default; here a
  * discarded stream) and without (`--access-log off`, as the others run), against Go net/http
- * (GOMAXPROCS = cores) and one plain node:http process; rounds alternate the targets.
+ * (GOMAXPROCS = cores), one plain node:http process, and plain node:http on every core through
+ * node:cluster (the ceiling of node:http itself on this machine, so that the distance to Go is split
+ * into what sluice adds and what Node costs); rounds alternate the targets.
  */
 export async function serveHello(bin, { rounds = 3, seconds = 5 } = {}) {
   const dir = mkdtempSync(join(os.tmpdir(), 'sluice-bench-serve-'));
@@ -209,6 +211,13 @@ export async function serveHello(bin, { rounds = 3, seconds = 5 } = {}) {
   writeFileSync(
     join(dir, 'plain.mjs'),
     `import http from 'node:http';\nimport hello from './hello.mjs';\nhttp.createServer(hello).listen(${nodePort}, '127.0.0.1');\n`,
+  );
+  const clusterPort = await freePort();
+  writeFileSync(
+    join(dir, 'plain-cluster.mjs'),
+    `import cluster from 'node:cluster';\nimport http from 'node:http';\nimport os from 'node:os';\nimport hello from './hello.mjs';\n` +
+      `if (cluster.isPrimary) { for (let i = 0; i < os.availableParallelism(); i++) cluster.fork(); process.on('SIGTERM', () => { for (const w of Object.values(cluster.workers)) w.kill(); process.exit(0); }); }\n` +
+      `else http.createServer(hello).listen(${clusterPort}, '127.0.0.1');\n`,
   );
   const serve = async (extra) => {
     const port = await freePort();
@@ -230,6 +239,10 @@ export async function serveHello(bin, { rounds = 3, seconds = 5 } = {}) {
     'node:http (1 process)': {
       port: nodePort,
       proc: spawn(process.execPath, [join(dir, 'plain.mjs')], { stdio: 'ignore' }),
+    },
+    'node:http (node:cluster, all cores)': {
+      port: clusterPort,
+      proc: spawn(process.execPath, [join(dir, 'plain-cluster.mjs')], { stdio: 'ignore' }),
     },
   };
   let note = ensureGo();

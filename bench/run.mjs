@@ -206,6 +206,16 @@ function ratios(results) {
         better: 'higher',
       });
     }
+    // What plain node:http reaches on the same cores: how much of the distance to Go is Node's own.
+    const plain = serve.rps['node:http (node:cluster, all cores)'];
+    if (go && plain) {
+      out.push({
+        measure: 'plain node:http (node:cluster, no sluice) vs Go net/http, all cores each',
+        value: ratio(plain, go),
+        target: null,
+        better: 'higher',
+      });
+    }
   }
   return out.map((r) => ({
     ...r,
