@@ -44,7 +44,7 @@ export interface LoadOptions {
 }
 
 /** Extensions loaded as JavaScript modules whose default export is the config object. */
-const MODULE_EXTENSIONS = new Set(['.ts', '.mts', '.cts', '.js', '.mjs', '.cjs']);
+export const MODULE_EXTENSIONS = new Set(['.ts', '.mts', '.cts', '.js', '.mjs', '.cjs']);
 
 /**
  * Reads and resolves a config file. YAML (`.yaml`, `.yml`) and JSON (`.json`, read as YAML) are

@@ -4,6 +4,7 @@
  * running config stays); SIGUSR1 reopens log files; SIGUSR2 is logged and ignored. Without -c and without ./sluice.yaml: the demo stack.
  */
 import { loadConfigFile, resolveConfigObject } from '../../config/load.js';
+import { loadConfigFileOffThread } from '../../config/load-off-thread.js';
 import { formatProblem } from '../../config/problem.js';
 import type { ResolvedConfig } from '../../config/types.js';
 import { type DemoStack, startDemoStack } from '../../demo/demo-stack.js';
@@ -39,7 +40,7 @@ export async function runStart(opts: { config?: string; workers?: number }): Pro
     file === null
       ? null
       : async () => {
-          const result = await loadConfigFile(file, process.env, { hostUsers: true });
+          const result = await loadConfigFileOffThread(file, process.env, { hostUsers: true });
           return result.ok ? { ...result, config: withFlags(result.config) } : result;
         };
   return runPrimary(withFlags(config), file, reloadSource, demo);
