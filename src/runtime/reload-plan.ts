@@ -4,6 +4,7 @@
  * itself changes: the worker count, the user, the log setup, tracing, listener options fixed at
  * creation, or handler code (which may have changed on disk even when the config did not).
  */
+import { defaultServers } from '../config/default-servers.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { handlerModules } from '../server/gateway-tables.js';
 import { listenerModeChanges } from '../server/listener-mode.js';
@@ -30,14 +31,12 @@ export function planReload(
   // A socket cannot turn from plain to TLS (or gain HTTP/2): new workers bind it anew.
   reasons.push(...listenerModeChanges(current, next));
   if (current.egress?.listen.key !== next.egress?.listen.key) reasons.push('egress.listen changed');
-  const limitsByKey = new Map<string, string>();
-  for (const s of current.servers) for (const a of s.listen) limitsByKey.set(a.key, fixedLimits(s.limits));
-  for (const s of next.servers) {
-    for (const a of s.listen) {
-      const before = limitsByKey.get(a.key);
-      if (before !== undefined && before !== fixedLimits(s.limits))
-        reasons.push(`${a.key}: max_header or backlog changed`);
-    }
+  // A listener's max_header and backlog are its default server's, whichever server sets them.
+  const before = defaultServers(current);
+  for (const [key, server] of defaultServers(next)) {
+    const old = before.get(key);
+    if (old !== undefined && fixedLimits(old.limits) !== fixedLimits(server.limits))
+      reasons.push(`${key}: max_header or backlog changed`);
   }
   return reasons.length === 0 ? { kind: 'swap' } : { kind: 'roll', reasons: [...new Set(reasons)] };
 }

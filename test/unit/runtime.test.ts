@@ -123,6 +123,61 @@ describe('reload plan', () => {
   });
 });
 
+describe('reload plan: limits of an address two servers share', () => {
+  // The listener takes max_header and backlog from the address's default server: the first listed,
+  // or the one marked default. Comparing the last server's limits instead ignored a change to them
+  // (a swap left 2kb in force) and rolled the workers on every reload of an unchanged file.
+  const shared = (web: Record<string, unknown>, other: Record<string, unknown> = {}) =>
+    resolved({
+      servers: [
+        { name: 'web', listen: '127.0.0.1:8080', ...web, routes: [{ respond: {} }] },
+        {
+          name: 'other',
+          listen: '127.0.0.1:8080',
+          server_name: ['other.test'],
+          ...other,
+          routes: [{ respond: {} }],
+        },
+      ],
+    });
+  const workers = { current: 1, next: 1 };
+
+  it('rolls when the default server changes them', () => {
+    const before = shared({ limits: { max_header: '2kb' } });
+    expect(planReload(before, shared({ limits: { max_header: '16kb' } }), workers)).toMatchObject({
+      kind: 'roll',
+      reasons: ['127.0.0.1:8080: max_header or backlog changed'],
+    });
+    expect(planReload(before, shared({}), workers).kind).toBe('roll');
+  });
+
+  it('swaps an unchanged file, and a change on a server that is not the default', () => {
+    const before = shared({ limits: { max_header: '2kb' } });
+    expect(planReload(before, shared({ limits: { max_header: '2kb' } }), workers)).toEqual({ kind: 'swap' });
+    expect(
+      planReload(
+        before,
+        shared({ limits: { max_header: '2kb' } }, { limits: { max_header: '8kb' } }),
+        workers,
+      ),
+    ).toEqual({ kind: 'swap' });
+  });
+
+  it('follows default: true', () => {
+    const before = shared({}, { default: true, limits: { max_header: '2kb' } });
+    expect(
+      planReload(before, shared({}, { default: true, limits: { max_header: '4kb' } }), workers).kind,
+    ).toBe('roll');
+    expect(
+      planReload(
+        before,
+        shared({ limits: { max_header: '4kb' } }, { default: true, limits: { max_header: '2kb' } }),
+        workers,
+      ),
+    ).toEqual({ kind: 'swap' });
+  });
+});
+
 describe('listen mode', () => {
   const facts = { nodeHasReusePort: true, migrateReq: true, root: false };
 

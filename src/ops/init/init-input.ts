@@ -4,6 +4,7 @@
  * gathers the input (config, its text, the CPU count), the generators only compute.
  */
 import { basename, dirname, extname, posix, relative, sep } from 'node:path';
+import { defaultServers } from '../../config/default-servers.js';
 import type { ResolvedConfig, ResolvedServer } from '../../config/types.js';
 import { nofileNeeded, RECOMMENDED_NOFILE } from '../host-tuning.js';
 
@@ -56,15 +57,6 @@ export function workerCount(config: ResolvedConfig, cpus: number): number {
   return config.workers === 'auto' ? Math.max(1, cpus) : config.workers;
 }
 
-/**
- * The server whose limits apply to an address: the one marked `default: true` among those
- * listening there, else the first listed (as the gateway picks it).
- */
-function defaultServerOf(config: ResolvedConfig, key: string): ResolvedServer | undefined {
-  const here = config.servers.filter((s) => s.listen.some((l) => l.key === key));
-  return here.find((s) => s.default) ?? here[0];
-}
-
 /** Distinct listen addresses, in config order. */
 export function listenKeys(config: ResolvedConfig): string[] {
   return [...new Set(config.servers.flatMap((s) => s.listen.map((l) => l.key)))];
@@ -72,10 +64,9 @@ export function listenKeys(config: ResolvedConfig): string[] {
 
 /** Client connections one worker may hold: `max_connections` of every listener, added up. */
 export function connectionsPerWorker(config: ResolvedConfig): number {
-  return listenKeys(config).reduce(
-    (n, key) => n + (defaultServerOf(config, key)?.limits.maxConnections ?? 0),
-    0,
-  );
+  let n = 0;
+  for (const server of defaultServers(config).values()) n += server.limits.maxConnections;
+  return n;
 }
 
 /** The open-files limit to set, and how it was reached (for the comment beside it). */
