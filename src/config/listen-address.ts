@@ -1,5 +1,6 @@
 /** Listen addresses as written in the config (`8080`, `":8080"`, `"127.0.0.1:8080"`, `"[::1]:8080"`). */
 import { isIP } from 'node:net';
+import { canonicalIp } from '../core/ip-set.js';
 import type { ListenAddress } from './types.js';
 
 /** The IPv4 wildcard a bare port binds, as nginx's `listen 8080` does. */
@@ -21,7 +22,11 @@ export function parseListenAddress(input: string | number): ListenAddress | { er
     if (isIP(m[1]!) !== 6) return { error: `${JSON.stringify(m[1])} is not an IPv6 address` };
     const zone = zoneIdError(m[1]!);
     if (zone !== undefined) return { error: zone };
-    return withPort(canonicalIpv6(m[1]!), m[2]!);
+    // One spelling per address (`0:0::1` → `::1`), so the same socket has the same key. An
+    // IPv4-mapped address (`[::ffff:127.0.0.1]`) takes only IPv4 connections to the address it
+    // carries: it is that IPv4 address, so the overlap checks, the admin API's loopback rule and the
+    // bound socket all see one address (as IPv6 it passed beside `127.0.0.1` and failed to bind).
+    return withPort(canonicalIp(m[1]!)!, m[2]!);
   }
   const colon = input.lastIndexOf(':');
   if (colon === -1) return { error: `${JSON.stringify(input)} has no port; write HOST:PORT or :PORT` };
@@ -57,11 +62,6 @@ function withPort(host: string, portText: string): ListenAddress | { error: stri
   if (port > 65535) return { error: `port ${port} is out of range 0-65535` };
   const key = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
   return { host, port, key };
-}
-
-/** One spelling per IPv6 address (`0:0::1` → `::1`), so the same socket has the same key. */
-function canonicalIpv6(address: string): string {
-  return new URL(`http://[${address}]/`).hostname.slice(1, -1);
 }
 
 /**

@@ -3,6 +3,7 @@
  * bounds; every default applied and every combination nginx refuses reported.
  */
 import { isIP } from 'node:net';
+import { canonicalIp } from '../core/ip-set.js';
 import type { ConfigDir } from './config-dir.js';
 import type { UpstreamDraft } from './config-draft.js';
 import { durationOr } from './config-units.js';
@@ -143,9 +144,22 @@ export function normaliseUpstream(
   };
 }
 
+/**
+ * The socket a target origin connects to, as one text: an IPv4-mapped address is the IPv4 address
+ * it carries (`http://[::ffff:7f00:1]:80` is `http://127.0.0.1:80`), so two spellings of one
+ * target are reported as listed twice, as `[0:0::1]` and `[::1]` are (the URL parser spells those
+ * alike already).
+ */
+function targetSocket(origin: string): string {
+  const m = /^(https?:\/\/)\[([^\]]+)\](.*)$/.exec(origin);
+  const ip = m === null ? null : canonicalIp(m[2]!);
+  return m === null || ip === null || isIP(ip) !== 4 ? origin : `${m[1]}${ip}${m[3]}`;
+}
+
 function normaliseTargets(draft: UpstreamDraft, path: KeyPath, problems: ProblemCollector): ResolvedTarget[] {
   const targets: ResolvedTarget[] = [];
-  const origins = new Map<string, number>();
+  /** The targets listed so far, by the socket they connect to. */
+  const origins = new Map<string, { index: number; origin: string }>();
   draft.targets?.forEach((target, i) => {
     if (target?.url === undefined) return;
     const at: KeyPath = [...path, 'targets', i, 'url'];
@@ -165,12 +179,17 @@ function normaliseTargets(draft: UpstreamDraft, path: KeyPath, problems: Problem
       );
       return;
     }
-    const first = origins.get(url.origin);
+    const socket = targetSocket(url.origin);
+    const first = origins.get(socket);
     if (first !== undefined) {
+      const mapped =
+        first.origin === url.origin
+          ? ''
+          : ` (${first.origin}: an IPv4-mapped address is the IPv4 address it carries)`;
       problems.error(
         at,
         'SLUICE_E_CONFIG_DUPLICATE_NAME',
-        `target ${url.origin} is already listed as targets[${first}]`,
+        `target ${url.origin} is already listed as targets[${first.index}]${mapped}`,
         {
           hint: 'list each target once; give it a weight to send it a larger share',
         },
@@ -189,7 +208,7 @@ function normaliseTargets(draft: UpstreamDraft, path: KeyPath, problems: Problem
       );
       return;
     }
-    origins.set(url.origin, i);
+    origins.set(socket, { index: i, origin: url.origin });
     targets.push({
       origin: url.origin,
       weight: target.weight ?? 1,

@@ -13,8 +13,10 @@ import {
   ROOT,
   requireBuilt,
   runCli,
+  startConfigured,
   tempDir,
 } from '../helpers/cli.js';
+import { http } from '../helpers/http.js';
 
 const FIXTURES = join(ROOT, 'test/fixtures/e2e');
 
@@ -317,6 +319,62 @@ describe('sluice check (built CLI)', () => {
     const apart = await runCli(['check', '-c', 'sluice.yaml'], { cwd: dir });
     expect(apart.stdout).toBe('sluice.yaml: ok (1 server, 1 route, 0 upstreams)\n');
     expect(apart.code).toBe(0);
+  });
+
+  // A listen address written IPv4-mapped was read as IPv6: check passed addresses that start then
+  // could not bind (EADDRINUSE), and refused `[::]` beside one, which binds (`[::]` is IPv6-only).
+  it('reads an IPv4-mapped listen address as the IPv4 address it carries, in check and in start', async () => {
+    const dir = join(tmp.path, 'mapped-listen');
+    await mkdir(dir);
+    const write = (lines: string[]) => writeFile(join(dir, 'sluice.yaml'), `${lines.join('\n')}\n`);
+    const check = async (lines: string[]) => {
+      await write(lines);
+      return runCli(['check', '-c', 'sluice.yaml'], { cwd: dir });
+    };
+    const [a, b, c, d, e] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
+    const server = (listen: string) =>
+      `servers: [{ listen: ${listen}, routes: [{ respond: { body: "hi" } }] }]`;
+
+    const twice = await check([server(`["127.0.0.1:${a}", "[::ffff:127.0.0.1]:${a}"]`)]);
+    expect(twice.stdout).toContain(
+      `SLUICE_E_CONFIG_DUPLICATE_LISTEN servers[0].listen[1]: 127.0.0.1:${a} is already listed at servers[0].listen[0]`,
+    );
+    expect(twice.code).toBe(2);
+    const wildcard = await check([server(`[":${b}", "[::ffff:127.0.0.1]:${b}"]`)]);
+    expect(wildcard.stdout).toContain(
+      `SLUICE_E_CONFIG_DUPLICATE_LISTEN servers[0].listen[1]: 127.0.0.1:${b} overlaps 0.0.0.0:${b}`,
+    );
+    expect(wildcard.code).toBe(2);
+    const egress = await check([
+      'egress:',
+      `  listen: "[::ffff:127.0.0.1]:${c}"`,
+      '  policies: [{ name: p, sources: [127.0.0.1], hosts: [localhost] }]',
+      server(`"127.0.0.1:${c}"`),
+    ]);
+    expect(egress.stdout).toContain(
+      `SLUICE_E_CONFIG_DUPLICATE_LISTEN egress.listen: 127.0.0.1:${c} is also a listen address of servers[0]`,
+    );
+    expect(egress.code).toBe(2);
+
+    // Both bind; and a loopback admin address without tokens is loopback however it is written.
+    const binds = [
+      'admin:',
+      `  listen: "[::ffff:127.0.0.1]:${d}"`,
+      server(`["[::]:${e}", "[::ffff:127.0.0.1]:${e}"]`),
+    ];
+    const ok = await check(binds);
+    expect(ok.stdout).toBe('sluice.yaml: ok (1 server, 1 route, 0 upstreams)\n');
+    expect(ok.code).toBe(0);
+    await startConfigured(dir, `${binds.join('\n')}\n`, e);
+    expect((await http(`http://127.0.0.1:${e}/`)).body).toBe('hi');
+    expect((await http(`http://[::1]:${e}/`)).body).toBe('hi');
+    expect((await http(`http://127.0.0.1:${d}/api/status`)).status).toBe(200);
   });
 
   it('--workers takes what workers: takes, at most 1024: start and serve refuse more before starting anything', async () => {

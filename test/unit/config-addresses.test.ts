@@ -19,6 +19,10 @@ describe('parseListenAddress', () => {
     ['localhost:8080', 'localhost', 8080, 'localhost:8080'],
     ['Edge-1.Example.com:65535', 'edge-1.example.com', 65535, 'edge-1.example.com:65535'],
     ['127.0.0.1:0', '127.0.0.1', 0, '127.0.0.1:0'],
+    // An IPv4-mapped address takes only IPv4 connections to the address it carries: it is that one.
+    ['[::ffff:127.0.0.1]:8080', '127.0.0.1', 8080, '127.0.0.1:8080'],
+    ['[::FFFF:7f00:1]:8080', '127.0.0.1', 8080, '127.0.0.1:8080'],
+    ['[::ffff:0.0.0.0]:80', '0.0.0.0', 80, '0.0.0.0:80'],
   ])('%j → %s port %d (%s)', (input, host, port, key) => {
     expect(parseListenAddress(input)).toEqual({ host, port, key });
   });
@@ -68,6 +72,10 @@ describe('listenAddressesOverlap', () => {
     ['[::1]:80', 'localhost:80', true],
     ['localhost:80', '127.0.0.1:81', false],
     ['localhost:80', '127.0.0.2:80', false],
+    // Bound as the IPv4 address it carries: beside the IPv4 wildcard it cannot be, beside [::] it can.
+    [':80', '[::ffff:127.0.0.1]:80', true],
+    ['[::]:80', '[::ffff:127.0.0.1]:80', false],
+    ['localhost:80', '[::ffff:127.0.0.1]:80', true],
   ])('%s with %s: %s', (x, y, overlap) => {
     expect(listenAddressesOverlap(a(x), a(y))).toBe(overlap);
   });
