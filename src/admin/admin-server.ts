@@ -8,7 +8,7 @@ import http, { STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
 import { isLoopback } from '../config/normalise-security.js';
 import type { ResolvedAdmin, ResolvedToken } from '../config/types.js';
-import { canonicalIp } from '../core/ip-set.js';
+import { canonicalIp, unmapIpv4 } from '../core/ip-set.js';
 import type { ErrorCode } from '../errors/catalogue.js';
 import { listenError } from '../errors/listen-error.js';
 import { SluiceError } from '../errors/sluice-error.js';
@@ -364,8 +364,10 @@ export class AdminServer {
   ): void {
     // The path parameters, minus `action` (already folded into the action's name).
     const { action: _verb, ...where } = params;
-    // The caller's address: who tried, for refused attempts above all.
-    const from = req.socket.remoteAddress ?? null;
+    // The caller's address: who tried, for refused attempts above all. In the one form client
+    // addresses are logged in: a `[::]` listener reports IPv4 callers as `::ffff:a.b.c.d`.
+    const peer = req.socket.remoteAddress;
+    const from = peer === undefined ? null : unmapIpv4(peer);
     this.#log.info(
       { audit: true, action, token_name: token, ...where, outcome, remote_addr: from, ...extra },
       'admin action',

@@ -133,6 +133,28 @@ describe('admin API: who is asking, before what is asked', () => {
     }
   });
 
+  // A dual-stack listener reports an IPv4 caller as ::ffff:127.0.0.1; the audit line wrote it so,
+  // where every other log line writes client addresses as IPv4.
+  it('audits an IPv4 caller of a [::] listener by its IPv4 address', async () => {
+    const dual = await startSluice({
+      admin: { listen: '[::]:0', tokens: TOKENS },
+      servers: [{ listen: '127.0.0.1:0', routes: [{ respond: { body: 'ok\n' } }] }],
+    });
+    try {
+      const before = audits(dual).length;
+      const r = await rawRequest(
+        portOf(dual),
+        head('DELETE /api/bans/192.0.2.1 HTTP/1.1', `Authorization: Bearer ${SECRETS.operator}`),
+      );
+      expect(r.status).toBe(200);
+      const lines = audits(dual).slice(before);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({ action: 'unban', token_name: 'ops', remote_addr: '127.0.0.1' });
+    } finally {
+      await dual.close();
+    }
+  });
+
   it('without tokens, audits a change refused for its Host as it audits one refused as read-only', async () => {
     const refusals = [
       { line: 'POST /api/reload HTTP/1.1', host: 'evil.example', action: 'reload', detail: /loopback host/ },
