@@ -554,7 +554,11 @@ function isLoopbackHost(host: string | undefined): boolean {
   if (host === undefined) return false;
   const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d*$/, '');
   const lower = name.toLowerCase();
-  return lower === 'localhost' || lower.endsWith('.localhost') || isLoopback(lower);
+  if (lower === 'localhost' || lower.endsWith('.localhost')) return true;
+  // An address literal in any spelling (`[0::1]`, `[::ffff:127.0.0.1]`), as listen addresses are
+  // read; anything else that is not an address stays refused.
+  const ip = canonicalIp(lower);
+  return ip !== null && isLoopback(ip);
 }
 
 function sendProfile(res: http.ServerResponse, profile: Buffer, kind: string): void {

@@ -155,6 +155,27 @@ describe('admin API: who is asking, before what is asked', () => {
     }
   });
 
+  // The Host check read `[0::1]` and `[::ffff:127.0.0.1]` as names, not loopback addresses: 403.
+  it('without tokens, answers a Host that spells a loopback address any way, and no other address', async () => {
+    const port = portOf(open);
+    const hosts = {
+      [`[0::1]:${port}`]: 200,
+      [`[::FFFF:127.0.0.1]:${port}`]: 200,
+      '[::ffff:7f00:2]': 200,
+      '[::2]': 403,
+      '[::ffff:10.0.0.1]': 403,
+      '127.1': 403,
+      '[::1%lo]': 403,
+    };
+    for (const [host, status] of Object.entries(hosts)) {
+      const r = await rawRequest(
+        port,
+        `GET /api/status HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
+      );
+      expect(r.status, host).toBe(status);
+    }
+  });
+
   it('without tokens, audits a change refused for its Host as it audits one refused as read-only', async () => {
     const refusals = [
       { line: 'POST /api/reload HTTP/1.1', host: 'evil.example', action: 'reload', detail: /loopback host/ },
