@@ -25,6 +25,12 @@ export interface Loggers {
   flush(): void;
   /** Writes out everything queued (waiting at most 2 s for a slow destination) and stops. */
   close(): Promise<void>;
+  /**
+   * Takes a new `log:` config's level and format for the application logger (the primary, which
+   * lives across reloads; workers are replaced instead). Access lines are not followed: only
+   * loggers created with `access: off` use this.
+   */
+  follow(log: Pick<ResolvedLog, 'level' | 'format'>): void;
 }
 
 /** A log file that could not be opened again: its lines go on to the file open before. */
@@ -77,11 +83,8 @@ export function createLoggers(log: ResolvedLog): Loggers {
     return w;
   };
 
-  let app: Logger;
-  let access: Logger | null = null;
-  let accessSink: LineSink | null = null;
-  if (log.format === 'pretty') {
-    const pretty = pino.transport({
+  const pretty = (): DestinationStream =>
+    pino.transport({
       target: 'pino-pretty',
       options: {
         destination: 1,
@@ -93,11 +96,21 @@ export function createLoggers(log: ResolvedLog): Loggers {
         errorLikeObjectKeys: ['err'],
       },
     }) as DestinationStream;
-    app = pino(loggerOptions(log.level), pretty);
+
+  let app: Logger;
+  let access: Logger | null = null;
+  let accessSink: LineSink | null = null;
+  let format = log.format;
+  let appStream: DestinationStream;
+  if (log.format === 'pretty') {
+    appStream = pretty();
+    app = pino(loggerOptions(log.level), appStream);
     if (log.access === 'stdout') access = app.child({}, { level: 'info' });
-    else if (log.access !== 'off') access = pino(loggerOptions('info'), safeOpen(open, log.access) ?? pretty);
+    else if (log.access !== 'off')
+      access = pino(loggerOptions('info'), safeOpen(open, log.access) ?? appStream);
   } else {
     const stdout = open(1);
+    appStream = stdout;
     app = pino(loggerOptions(log.level), stdout);
     if (log.access === 'stdout') accessSink = stdout;
     else if (log.access !== 'off') accessSink = safeOpen(open, log.access) ?? stdout;
@@ -128,6 +141,22 @@ export function createLoggers(log: ResolvedLog): Loggers {
       await Promise.race([Promise.all(writers.map((w) => w.drain())), deadline]);
       clearTimeout(timer);
       flush();
+    },
+    follow(next) {
+      app.level = next.level;
+      if (next.format === format) return;
+      format = next.format;
+      const old = appStream;
+      appStream = next.format === 'pretty' ? pretty() : open(1);
+      // pino writes each line to the stream under this (exported) symbol: lines from now on take
+      // the new format, also from those holding this logger (the ban manager, health checks).
+      (app as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym] = appStream;
+      if (old instanceof LineWriter) {
+        writers.splice(writers.indexOf(old), 1);
+        void old.drain();
+      } else {
+        (old as unknown as { end(): void }).end();
+      }
     },
   };
 }

@@ -785,6 +785,8 @@ export class Primary {
       });
     }
     this.#config = next;
+    // Workers with a new log setup are new workers (a roll); the primary stays and follows it.
+    this.#loggers.follow(next.log);
     admin.commit();
     pidFile.commit();
     if (plan.kind === 'swap') this.#restartCrashLooped();

@@ -160,4 +160,56 @@ servers:
     sluice.signal('SIGTERM');
     await sluice.waitForExit(15_000);
   });
+
+  it('the primary follows log.level and log.format across reloads, as its new workers do', {
+    timeout: 60_000,
+  }, async () => {
+    const dir = (await tempDir()).path;
+    const port = await freePort();
+    const file = join(dir, 'sluice.yaml');
+    const yaml = (log: string) => `workers: 1
+log: { ${log} }
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes: [ { respond: { body: "x" } } ]
+`;
+    await writeFile(file, yaml('level: warn'));
+    const sluice = spawnCli(['start', '-c', file], { cwd: dir });
+    await waitForPort(port, { proc: sluice });
+    const primaryReloaded = (l: Record<string, unknown>) =>
+      l.msg === 'config reloaded' && l.pid === sluice.pid;
+
+    // warn → info: the primary's own info lines appear (they stayed hidden).
+    await writeFile(file, yaml('level: info'));
+    sluice.signal('SIGHUP');
+    await sluice.waitForJson(primaryReloaded, 1, 20_000);
+
+    // json → pretty: the primary's lines are pretty too, not JSON beside pretty worker lines.
+    await writeFile(file, yaml('level: info, format: pretty'));
+    sluice.signal('SIGHUP');
+    await sluice.waitFor(
+      ({ stdout }) => /INFO: config reloaded .*"how":"roll"/.test(stdout),
+      'a pretty reload line',
+      20_000,
+    );
+    expect(sluice.jsonLines().filter(primaryReloaded)).toHaveLength(1);
+
+    // and back, at warn: no info line from the primary any more.
+    await writeFile(file, yaml('level: warn'));
+    sluice.signal('SIGHUP');
+    await until(
+      async () => (sluice.stdout().includes('reload: starting new workers {') ? true : undefined),
+      'the roll',
+      20_000,
+    );
+    await until(
+      async () => (await request(`http://127.0.0.1:${port}/`)).statusCode === 200 || undefined,
+      'serving',
+      5000,
+    );
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(sluice.jsonLines().filter(primaryReloaded)).toHaveLength(1);
+    sluice.signal('SIGTERM');
+    expect((await sluice.waitForExit(15_000)).code).toBe(0);
+  });
 });

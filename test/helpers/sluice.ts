@@ -56,6 +56,9 @@ export function memoryLoggers(): { loggers: Loggers; logs: Record<string, unknow
     droppedLines: () => 0,
     flush() {},
     close: async () => {},
+    follow(log) {
+      app.level = log.level;
+    },
   };
   return { loggers, logs };
 }

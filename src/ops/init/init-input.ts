@@ -5,7 +5,7 @@
  */
 import { basename, dirname, extname, posix, relative, sep } from 'node:path';
 import { defaultServers } from '../../config/default-servers.js';
-import type { ResolvedConfig, ResolvedServer } from '../../config/types.js';
+import type { ResolvedConfig } from '../../config/types.js';
 import { nofileNeeded, RECOMMENDED_NOFILE } from '../host-tuning.js';
 
 /** One generated file: a path relative to `--out` (host files mirror their place under `/`) and its text. */
