@@ -22,20 +22,27 @@ export function editDistance(a: string, b: string, max = Number.POSITIVE_INFINIT
 
 /**
  * The candidate closest to `word`, if it is close enough to be a likely typo: within a third of
- * the word's length (at least 1, at most 3 edits), compared case-insensitively.
+ * the word's length (at least 1, at most 3 edits), compared case-insensitively. A candidate that
+ * contains the word or is contained in it (`backend` for `my-backend`) is a likely typo however
+ * far. Ties go to the closer candidate by true edit distance (`u51` before `u5` for `uu51`), then
+ * to one containing or contained in the word, then to the earlier one.
  */
 export function didYouMean(word: string, candidates: Iterable<string>): string | undefined {
   const w = word.toLowerCase();
   const max = Math.min(3, Math.max(1, Math.floor(w.length / 3)));
   let best: string | undefined;
-  let bestDistance = max + 1;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  let bestContained = false;
   for (const c of candidates) {
     const lc = c.toLowerCase();
-    const d =
-      lc.includes(w) || w.includes(lc) ? Math.min(editDistance(w, lc, max), max) : editDistance(w, lc, max);
-    if (d < bestDistance) {
+    const contained = lc.includes(w) || w.includes(lc);
+    // Containment makes the distance the difference in length: deleting the rest is the shortest way.
+    const d = contained ? Math.abs(lc.length - w.length) : editDistance(w, lc, max);
+    if (!contained && d > max) continue;
+    if (d < bestDistance || (d === bestDistance && contained && !bestContained)) {
       best = c;
       bestDistance = d;
+      bestContained = contained;
     }
   }
   return best;

@@ -75,4 +75,22 @@ describe('didYouMean', () => {
     expect(didYouMean('server_names', ['server_name', 'servers'])).toBe('server_name');
     expect(didYouMean('zzzzzz', ['listen', 'routes'])).toBeUndefined();
   });
+
+  it('prefers the closest candidate to one merely contained in the word', () => {
+    const upstreams = Array.from({ length: 300 }, (_, i) => `u${i}`);
+    // `u5` is inside `uu51` but two edits away; `u51` is one.
+    expect(didYouMean('uu51', upstreams)).toBe('u51');
+    expect(didYouMean('uu51', ['u5', 'u51'])).toBe('u51');
+    expect(didYouMean('uu51', ['u51', 'u5'])).toBe('u51');
+  });
+
+  it('breaks ties by distance, then containment, then order', () => {
+    // Both one edit away: the one contained in the word wins, wherever it stands.
+    expect(didYouMean('apis', ['apix', 'api'])).toBe('api');
+    // Both one edit away and neither contained: the first.
+    expect(didYouMean('apix', ['apiy', 'apiz'])).toBe('apiy');
+    // A contained candidate far beyond the limit still counts, but a closer one wins.
+    expect(didYouMean('backend', ['my-backend-service'])).toBe('my-backend-service');
+    expect(didYouMean('backend', ['my-backend-service', 'backnd'])).toBe('backnd');
+  });
 });
