@@ -4,6 +4,7 @@
  * resolves to a named upstream and shares its connection pool with the others using it.
  */
 import { didYouMean } from '../core/did-you-mean.js';
+import { nameList } from '../core/name-list.js';
 import type { ConfigDir } from './config-dir.js';
 import type { UpstreamDraft } from './config-draft.js';
 import { isMapping, type KeyPath } from './key-path.js';
@@ -50,7 +51,7 @@ export class UpstreamRegistry {
       hint:
         names.length === 0
           ? 'define it under upstreams:, or use proxy.url for a single target'
-          : `defined upstreams: ${names.join(', ')}; or use proxy.url for a single target`,
+          : `defined upstreams: ${nameList(names, name)}; or use proxy.url for a single target`,
     });
     return undefined;
   }

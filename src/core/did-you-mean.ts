@@ -24,26 +24,33 @@ export function editDistance(a: string, b: string, max = Number.POSITIVE_INFINIT
  * The candidate closest to `word`, if it is close enough to be a likely typo: within a third of
  * the word's length (at least 1, at most 3 edits), compared case-insensitively. A candidate that
  * contains the word or is contained in it (`backend` for `my-backend`) is a likely typo however
- * far. Ties go to the closer candidate by true edit distance (`u51` before `u5` for `uu51`), then
- * to one containing or contained in the word, then to the earlier one.
+ * far. Ties go as `closeness` ranks them, then to the earlier candidate.
  */
 export function didYouMean(word: string, candidates: Iterable<string>): string | undefined {
   const w = word.toLowerCase();
   const max = Math.min(3, Math.max(1, Math.floor(w.length / 3)));
   let best: string | undefined;
-  let bestDistance = Number.POSITIVE_INFINITY;
-  let bestContained = false;
+  let bestCloseness = Number.POSITIVE_INFINITY;
   for (const c of candidates) {
-    const lc = c.toLowerCase();
-    const contained = lc.includes(w) || w.includes(lc);
-    // Containment makes the distance the difference in length: deleting the rest is the shortest way.
-    const d = contained ? Math.abs(lc.length - w.length) : editDistance(w, lc, max);
-    if (!contained && d > max) continue;
-    if (d < bestDistance || (d === bestDistance && contained && !bestContained)) {
+    const rank = closeness(w, c.toLowerCase(), max);
+    if (rank < bestCloseness) {
       best = c;
-      bestDistance = d;
-      bestContained = contained;
+      bestCloseness = rank;
     }
   }
   return best;
+}
+
+/**
+ * How close `candidate` is to `word` (both lower case) as one number, smaller being closer: the
+ * true edit distance first (`u51` before `u5` for `uu51`), then a candidate containing or
+ * contained in the word before one that is not. Infinite for one more than `max` edits away that
+ * neither contains the word nor is contained in it.
+ */
+export function closeness(word: string, candidate: string, max = Number.POSITIVE_INFINITY): number {
+  // Containment makes the distance the difference in length: deleting the rest is the shortest way.
+  if (candidate.includes(word) || word.includes(candidate))
+    return 2 * Math.abs(candidate.length - word.length);
+  const d = editDistance(word, candidate, max);
+  return d > max ? Number.POSITIVE_INFINITY : 2 * d + 1;
 }

@@ -7,6 +7,7 @@
  * is ignored: sluice serves HTTP/2 over TLS only.
  */
 import type { ResolvedConfig, ResolvedServer } from '../config/types.js';
+import { nameList } from '../core/name-list.js';
 import { SluiceError } from '../errors/sluice-error.js';
 
 /** The protocol setup of one listen address. */
@@ -63,5 +64,5 @@ export function describeMode(mode: ListenerMode): string {
 }
 
 function names(list: readonly string[]): string {
-  return list.map((n) => JSON.stringify(n)).join(', ');
+  return nameList(list.map((n) => JSON.stringify(n)));
 }

@@ -354,6 +354,35 @@ describe('config objects', () => {
   });
 });
 
+describe('a config with many upstreams', () => {
+  const upstreams = Object.fromEntries(
+    Array.from({ length: 300 }, (_, i) => [`u${i}`, { targets: [{ url: `http://127.0.0.1:${9000 + i}` }] }]),
+  );
+  const refused = (names: readonly string[]): string[] =>
+    lines(
+      resolveConfigObject({
+        servers: [{ listen: ':80', routes: names.map((upstream) => ({ proxy: { upstream } })) }],
+        upstreams,
+      }),
+    );
+
+  it('name the closest upstreams in the hint, and how many more there are', () => {
+    expect(refused(['uu51'])).toEqual([
+      'config: SLUICE_E_CONFIG_UNKNOWN_UPSTREAM servers[0].routes[0].proxy.upstream: unknown upstream "uu51"; did you mean "u51"? (hint: defined upstreams: u51, u151, u251, u5, u1, u11, u15, u21 and 292 more; or use proxy.url for a single target)',
+    ]);
+    // Nothing near: the first ones, in written order.
+    expect(refused(['missing0'])[0]).toContain(
+      '(hint: defined upstreams: u0, u1, u2, u3, u4, u5, u6, u7 and 292 more; or use proxy.url',
+    );
+  });
+
+  it('keep each problem line short however many upstreams there are', () => {
+    const all = refused(Array.from({ length: 100 }, (_, i) => `missing${i}`));
+    expect(all).toHaveLength(100);
+    for (const line of all) expect(line.length).toBeLessThan(300);
+  });
+});
+
 describe('files', () => {
   it('reports an unreadable file as SLUICE_E_CONFIG_FILE naming the path as given', async () => {
     expect(lines(await loadConfigFile('no/such/sluice.yaml'))).toEqual([

@@ -8,6 +8,7 @@ import {
   parseDuration,
   timerDelay,
 } from '../../src/core/duration.js';
+import { NAMES_LISTED, nameList } from '../../src/core/name-list.js';
 import { formatSize, parseSize } from '../../src/core/size.js';
 
 describe('parseDuration', () => {
@@ -92,5 +93,24 @@ describe('didYouMean', () => {
     // A contained candidate far beyond the limit still counts, but a closer one wins.
     expect(didYouMean('backend', ['my-backend-service'])).toBe('my-backend-service');
     expect(didYouMean('backend', ['my-backend-service', 'backnd'])).toBe('backnd');
+  });
+});
+
+describe('nameList', () => {
+  const many = Array.from({ length: 300 }, (_, i) => `u${i}`);
+
+  it('lists a few names whole, in written order', () => {
+    expect(nameList(['backend', 'static'], 'assets')).toBe('backend, static');
+    expect(nameList(many.slice(0, NAMES_LISTED))).toBe('u0, u1, u2, u3, u4, u5, u6, u7');
+  });
+
+  it('lists the first of many, and how many more there are', () => {
+    expect(nameList(many)).toBe('u0, u1, u2, u3, u4, u5, u6, u7 and 292 more');
+    expect(nameList(many, 'missing')).toBe('u0, u1, u2, u3, u4, u5, u6, u7 and 292 more');
+  });
+
+  it('lists the closest of many to the word first, then the first ones', () => {
+    // Contained in the word and one edit away; contained and two; then two edits, in written order.
+    expect(nameList(many, 'U299x')).toBe('u299, u29, u99, u199, u209, u219, u229, u239 and 292 more');
   });
 });

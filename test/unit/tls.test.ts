@@ -133,6 +133,13 @@ describe('listenerMode', () => {
       /servers "a" set tls but "b" do not/,
     );
   });
+
+  it('names a few of many servers that disagree on TLS, and how many more there are', () => {
+    const many = Array.from({ length: 300 }, (_, i) => server(`s${i}`, i > 0));
+    expect(() => listenerMode(':443', many)).toThrow(
+      /^cannot listen on :443: servers "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8" and 291 more set tls but "s0" do not;/,
+    );
+  });
 });
 
 describe('WatchedFiles', () => {
