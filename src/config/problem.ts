@@ -31,3 +31,22 @@ export function formatProblem(p: ConfigProblem, severity: 'error' | 'warning' = 
 function oneLine(text: string): string {
   return text.replace(/\r\n|[\r\n]/g, ' ');
 }
+
+/** From how many problems their count says how many of each code there are. */
+const COUNT_CODES_FROM = 10;
+
+/**
+ * How many problems there are, for the line after them: `3 problems`; from COUNT_CODES_FROM on, with
+ * the count of each code, most first, since the list has scrolled away by then:
+ * `5000 problems (4990 SLUICE_E_CONFIG_CIDR, 10 SLUICE_E_CONFIG_UNKNOWN_KEY)`.
+ */
+export function problemCount(problems: readonly ConfigProblem[]): string {
+  const n = problems.length;
+  const count = `${n} problem${n === 1 ? '' : 's'}`;
+  if (n < COUNT_CODES_FROM) return count;
+  const byCode = new Map<string, number>();
+  for (const p of problems) byCode.set(p.code, (byCode.get(p.code) ?? 0) + 1);
+  // Array.prototype.sort is stable: codes as frequent as each other stay in the order first seen.
+  const codes = [...byCode].sort((a, b) => b[1] - a[1]).map(([code, k]) => `${k} ${code}`);
+  return `${count} (${codes.join(', ')})`;
+}

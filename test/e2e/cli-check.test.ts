@@ -397,6 +397,43 @@ describe('sluice check (built CLI)', () => {
     for (const line of lines) expect(line.startsWith(`${file}:`)).toBe(true);
   });
 
+  // 100 unknown upstreams among 300 printed 1.9 KB of upstream names per line; the problems of
+  // one code, thousands of them, ended with a count that did not say which.
+  it('prints every problem of a large file in short lines, and counts them by code at the end', async () => {
+    const dir = join(tmp.path, 'many-problems');
+    await mkdir(dir);
+    const text = [
+      'upstreams:',
+      ...Array.from(
+        { length: 300 },
+        (_, i) => `  u${i}: { targets: [{ url: "http://127.0.0.1:${20000 + i}" }] }`,
+      ),
+      'servers:',
+      '  - listen: "127.0.0.1:21612"',
+      '    access:',
+      ...Array.from({ length: 150 }, (_, i) => `      - deny: 10.0.${i}.0/33`),
+      '    routes:',
+      ...Array.from(
+        { length: 100 },
+        (_, i) => `      - { match: { path_prefix: /s${i}/ }, proxy: { upstream: missing${i} } }`,
+      ),
+      '',
+    ].join('\n');
+    await writeFile(join(dir, 'sluice.yaml'), text);
+    const r = await runCli(['check', '-c', 'sluice.yaml'], { cwd: dir });
+    expect(r.code).toBe(2);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toHaveLength(250);
+    expect(lines.filter((l) => l.includes(' SLUICE_E_CONFIG_CIDR '))).toHaveLength(150);
+    expect(lines[150]).toBe(
+      'sluice.yaml:456:60: SLUICE_E_CONFIG_UNKNOWN_UPSTREAM servers[0].routes[0].proxy.upstream: unknown upstream "missing0" (hint: defined upstreams: u0, u1, u2, u3, u4, u5, u6, u7 and 292 more; or use proxy.url for a single target)',
+    );
+    for (const line of lines) expect(line.length).toBeLessThan(300);
+    expect(r.stderr).toBe(
+      'sluice.yaml: 250 problems (150 SLUICE_E_CONFIG_CIDR, 100 SLUICE_E_CONFIG_UNKNOWN_UPSTREAM)\n',
+    );
+  });
+
   it('a missing file: exit 2 with SLUICE_E_CONFIG_FILE', async () => {
     const r = await runCli(['check', '-c', 'no-such-file.yaml'], { cwd: tmp.path });
     expect(r.code).toBe(2);

@@ -2,7 +2,7 @@
 
 import { redactConfig } from '../../admin/redact-config.js';
 import { loadConfigFile } from '../../config/load.js';
-import { formatProblem } from '../../config/problem.js';
+import { formatProblem, problemCount } from '../../config/problem.js';
 import { rootHandlersError } from '../../runtime/root-handlers.js';
 
 /** Runs the check and returns the exit code. */
@@ -10,8 +10,7 @@ export async function runCheck(opts: { config: string; print?: boolean }): Promi
   const result = await loadConfigFile(opts.config, process.env, { hostUsers: true });
   if (!result.ok) {
     for (const p of result.problems) process.stdout.write(`${formatProblem(p)}\n`);
-    const n = result.problems.length;
-    process.stderr.write(`${opts.config}: ${n} problem${n === 1 ? '' : 's'}\n`);
+    process.stderr.write(`${opts.config}: ${problemCount(result.problems)}\n`);
     return 2;
   }
   for (const w of result.warnings) process.stderr.write(`${formatProblem(w, 'warning')}\n`);

@@ -8,7 +8,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { formatProblem } from '../../config/problem.js';
+import { formatProblem, problemCount } from '../../config/problem.js';
 import { exitCodeFor, runChecks } from '../../ops/doctor/checks.js';
 import { type DoctorSizing, NO_CONFIG_SIZING, sizingFromConfig } from '../../ops/doctor/doctor-sizing.js';
 import { probeHost } from '../../ops/doctor/probe.js';
@@ -30,8 +30,7 @@ export async function runDoctor(opts: { config?: string; json?: boolean; root?: 
     );
     if (!result.ok) {
       for (const p of result.problems) process.stdout.write(`${formatProblem(p)}\n`);
-      const n = result.problems.length;
-      process.stderr.write(`${opts.config}: ${n} problem${n === 1 ? '' : 's'}\n`);
+      process.stderr.write(`${opts.config}: ${problemCount(result.problems)}\n`);
       return 2;
     }
     for (const w of result.warnings) process.stderr.write(`${formatProblem(w, 'warning')}\n`);

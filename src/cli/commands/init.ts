@@ -8,7 +8,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { loadConfigText } from '../../config/load.js';
-import { formatProblem } from '../../config/problem.js';
+import { formatProblem, problemCount } from '../../config/problem.js';
 import { didYouMean } from '../../core/did-you-mean.js';
 import { makeDirectories } from '../../core/make-directories.js';
 import { procSysPath, SYSCTL_SETTINGS } from '../../ops/host-tuning.js';
@@ -113,8 +113,7 @@ async function readInput(option: string | undefined, generator: InitTarget): Pro
     // stderr, as the warnings: stdout is the generated file, often piped straight into place
     // (`sluice init systemd | sudo tee ...`), which must not receive error text instead.
     for (const p of result.problems) process.stderr.write(`${formatProblem(p)}\n`);
-    const n = result.problems.length;
-    process.stderr.write(`${file}: ${n} problem${n === 1 ? '' : 's'}; nothing generated\n`);
+    process.stderr.write(`${file}: ${problemCount(result.problems)}; nothing generated\n`);
     return 2;
   }
   for (const w of result.warnings) process.stderr.write(`${formatProblem(w, 'warning')}\n`);
