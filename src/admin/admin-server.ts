@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { isLoopback } from '../config/normalise-security.js';
 import type { ResolvedAdmin, ResolvedToken } from '../config/types.js';
 import { canonicalIp, unmapIpv4 } from '../core/ip-set.js';
+import { keptProblems } from '../core/kept-problems.js';
 import type { ErrorCode } from '../errors/catalogue.js';
 import { listenError } from '../errors/listen-error.js';
 import { SluiceError } from '../errors/sluice-error.js';
@@ -263,8 +264,11 @@ export class AdminServer {
         return sendJson(res, await control.handles());
       case 'reload': {
         const outcome = await control.reload();
+        // The answer has every problem; the log line keeps as many as /api/status does.
+        const kept = keptProblems(outcome.problems);
         this.#audit(req, 'reload', token?.name ?? null, {}, outcome.ok ? 'success' : 'failure', {
-          problems: outcome.problems,
+          problems: kept.items,
+          problems_omitted: kept.omitted,
         });
         if (outcome.ok) return sendJson(res, outcome);
         // A problem document (CONTRACT section 6), with the outcome's members beside its own.

@@ -19,6 +19,7 @@ import type { ConfigResult } from '../config/load.js';
 import { formatProblem } from '../config/problem.js';
 import type { ResolvedAdmin, ResolvedConfig } from '../config/types.js';
 import { timerDelay } from '../core/duration.js';
+import { keptProblems } from '../core/kept-problems.js';
 import { VERSION } from '../core/version.js';
 import { type ErrorCode, isErrorCode } from '../errors/catalogue.js';
 import { SluiceError } from '../errors/sluice-error.js';
@@ -66,12 +67,22 @@ export interface ReloadOutcome {
   readonly config: string;
   readonly how: 'swap' | 'roll' | 'refused' | 'failed';
   readonly problems: readonly string[];
+  /**
+   * How many problems `problems` leaves out: none in the answer to `POST /api/reload`; past the
+   * first KEPT_PROBLEMS where the outcome is kept (/api/status) and logged.
+   */
+  readonly problems_omitted: number;
   /** The new file's warnings (as `sluice check` prints them), whatever the outcome. */
   readonly warnings: readonly string[];
+  /** How many warnings `warnings` leaves out, as `problems_omitted` counts problems. */
+  readonly warnings_omitted: number;
 }
 
 /** An outcome as the reload steps give it to `#record`. */
-type Recorded = Omit<ReloadOutcome, 'at' | 'config' | 'request' | 'warnings'>;
+type Recorded = Omit<
+  ReloadOutcome,
+  'at' | 'config' | 'request' | 'problems_omitted' | 'warnings' | 'warnings_omitted'
+>;
 
 interface Slot {
   readonly index: number;
@@ -645,8 +656,13 @@ export class Primary {
     }
     // Logged as `sluice start` prints them, and returned with the outcome (they were dropped).
     const warnings = result.warnings.map((w) => formatProblem(w, 'warning'));
-    if (warnings.length > 0)
-      this.#loggers.app.warn({ file: this.#options.file, warnings }, 'config reload: the file has warnings');
+    if (warnings.length > 0) {
+      const kept = keptProblems(warnings);
+      this.#loggers.app.warn(
+        { file: this.#options.file, warnings: kept.items, warnings_omitted: kept.omitted },
+        'config reload: the file has warnings',
+      );
+    }
     return this.#reloadQueued(result.config, request, warnings);
   }
 
@@ -820,11 +836,21 @@ export class Primary {
     const outcome: ReloadOutcome = {
       request,
       ...o,
+      problems_omitted: 0,
       warnings,
+      warnings_omitted: 0,
       at: new Date().toISOString(),
       config: this.#config.hash,
     };
-    this.#lastReload = outcome;
+    const problems = keptProblems(o.problems);
+    const kept = keptProblems(warnings);
+    this.#lastReload = {
+      ...outcome,
+      problems: problems.items,
+      problems_omitted: problems.omitted,
+      warnings: kept.items,
+      warnings_omitted: kept.omitted,
+    };
     this.#control.configReloads.labels(o.ok ? 'success' : 'failure').inc();
     if (o.ok) {
       this.#reloads.success++;
@@ -832,7 +858,7 @@ export class Primary {
     } else {
       this.#reloads.failure++;
       this.#loggers.app.error(
-        { file: this.#options.file, problems: o.problems },
+        { file: this.#options.file, problems: problems.items, problems_omitted: problems.omitted },
         'config reload refused; still serving the previous config',
       );
     }

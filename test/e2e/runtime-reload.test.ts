@@ -1171,6 +1171,92 @@ servers:
     await stop(sluice);
   }, 40_000);
 
+  // A refusal was kept whole: 5,000 problems made /api/status (and /api/stats, which the dashboard
+  // reads every 2 s) megabytes, and the refusal one log line as long.
+  it('a reload refused with many problems answers them all, and keeps the first 100 in /api/status and the log', async () => {
+    const { port, admin, pid, file } = await place('many');
+    const operator = 'an-operator-token-for-the-many-test';
+    const viewer = 'a-viewer-token-for-the-many-test';
+    await writeFile(join(tmp.path, 'many-operator.token'), `${operator}\n`);
+    await writeFile(join(tmp.path, 'many-viewer.token'), `${viewer}\n`);
+    // Each route's URL is the service's ${BACKEND}: "999" there, no URL, so each is a problem; a
+    // shell without BACKEND checks the rest of the file and leaves the variable to the service.
+    const write = (routes: number) =>
+      writeFile(
+        file,
+        `workers: 1
+pid_file: ${pid}
+log: { level: info, access: off, format: json }
+admin:
+  listen: "127.0.0.1:${admin}"
+  tokens:
+    - { name: ops, role: operator, token_file: ./many-operator.token }
+    - { name: watcher, role: viewer, token_file: ./many-viewer.token }
+servers:
+  - listen: "127.0.0.1:${port}"
+    routes:
+${Array.from({ length: routes }, (_, i) => `      - { match: { path: /r${i} }, proxy: { url: "\${BACKEND}" } }\n`).join('')}      - respond: { body: "up\\n" }
+`,
+      );
+    await write(0);
+    const sluice = spawnCli(['start', '-c', file], { cwd: tmp.path, env: { BACKEND: '999' } });
+    await waitForPort(port, { proc: sluice });
+    await waitForPort(admin, { proc: sluice });
+    await write(150);
+    const api = async (method: 'GET' | 'POST', path: string) => {
+      const res = await request(`http://127.0.0.1:${admin}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${operator}` },
+      });
+      return { status: res.statusCode, body: await res.body.text() };
+    };
+    const problem = /many\.yaml:\d+:\d+: SLUICE_E_CONFIG_URL servers\[0\]\.routes\[\d+\]\.proxy\.url: "999"/;
+
+    // The caller of POST /api/reload gets every problem.
+    const byApi = await api('POST', '/api/reload');
+    expect(byApi.status).toBe(422);
+    const answer = JSON.parse(byApi.body);
+    expect(answer.problems).toHaveLength(150);
+    expect(answer.problems_omitted).toBe(0);
+    expect(answer.problems[149]).toMatch(problem);
+    expect(answer.problems[149]).toContain('routes[149]');
+
+    // /api/status, /api/stats and the log lines keep the first 100 and count the rest.
+    const { reloads } = JSON.parse((await api('GET', '/api/status')).body);
+    expect(reloads.last).toMatchObject({
+      ok: false,
+      how: 'refused',
+      problems_omitted: 50,
+      warnings_omitted: 0,
+    });
+    expect(reloads.last.problems).toEqual(answer.problems.slice(0, 100));
+    const stats = JSON.parse((await api('GET', '/api/stats')).body);
+    expect(stats.status.reloads.last.problems).toHaveLength(100);
+    const [refused] = await sluice.waitForJson(
+      (l) => l.msg === 'config reload refused; still serving the previous config',
+    );
+    expect(refused).toMatchObject({ problems: answer.problems.slice(0, 100), problems_omitted: 50 });
+    const [audit] = await sluice.waitForJson((l) => l.audit === true && l.action === 'reload');
+    expect(audit).toMatchObject({
+      outcome: 'failure',
+      problems: answer.problems.slice(0, 100),
+      problems_omitted: 50,
+    });
+
+    // `sluice reload` that reads the outcome from /api/status prints those and says how many more.
+    const byCli = await runCli(['reload', '-c', file], {
+      cwd: tmp.path,
+      env: { SLUICE_ADMIN_TOKEN: viewer },
+    });
+    expect(byCli.code).toBe(1);
+    expect(byCli.stdout.trimEnd().split('\n')).toEqual(answer.problems.slice(0, 100));
+    expect(byCli.stderr).toContain(
+      'and 50 more problems, which the running sluice does not keep; sluice check, run in the environment sluice runs in, lists them all\nreload refused; the running config stays\n',
+    );
+    expect((await get(port, '/')).body).toBe('up\n');
+    await stop(sluice);
+  }, 40_000);
+
   // The reload waited 30 s for the dead worker's answer and its replacement started on the old
   // config, which it kept until the next reload.
   // Node's cluster hands a connection to a worker and forgets it until the worker answers; a

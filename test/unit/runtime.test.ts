@@ -257,7 +257,7 @@ describe('a reload whose config check throws', () => {
           expect.stringMatching(/^sluice\.yaml: SLUICE_E_RUNTIME_INTERNAL TypeError: Invalid URL \(hint: /),
         ],
       });
-      expect(primary.lastReload).toBe(outcome);
+      expect(primary.lastReload).toEqual(outcome);
       const { reloads } = (await primary.status()) as { reloads: Record<string, unknown> };
       expect(reloads).toMatchObject({ requested: 1, success: 0, failure: 1, last: outcome });
     } finally {

@@ -127,8 +127,7 @@ export async function runReload(opts: { config?: string }): Promise<number> {
     if (last !== null) {
       warn(last);
       if (last.ok) return done(last);
-      for (const p of last.problems) process.stdout.write(`${p}\n`);
-      process.stderr.write(refusedLine(last.problems));
+      refused(last);
       return 1;
     }
     if (states.includes('unauthorized')) {
@@ -158,8 +157,22 @@ interface LastReload {
   how: string;
   config: string;
   problems: string[];
+  /** How many problems /api/status leaves out (it keeps the first 100); absent from servers before. */
+  problems_omitted?: number;
   /** Absent from servers before reloads returned them. */
   warnings?: string[];
+}
+
+/** Prints a refused reload's problems on stdout, then how many it left out and its last line on stderr. */
+function refused(outcome: Partial<LastReload>): void {
+  const problems = outcome.problems ?? [];
+  for (const p of problems) process.stdout.write(`${p}\n`);
+  const omitted = outcome.problems_omitted ?? 0;
+  if (omitted > 0)
+    process.stderr.write(
+      `and ${omitted} more problem${omitted === 1 ? '' : 's'}, which the running sluice does not keep; sluice check, run in the environment sluice runs in, lists them all\n`,
+    );
+  process.stderr.write(refusedLine(problems));
 }
 
 /** The last line of a refusal: the running config stays, unless sluice is stopping. */
@@ -267,8 +280,7 @@ async function reloadByApi(
   if (res.statusCode === 403 && fallback) return 'use-signal';
   if (res.statusCode === 422) {
     warn(doc);
-    for (const p of doc.problems ?? []) process.stdout.write(`${p}\n`);
-    process.stderr.write(refusedLine(doc.problems ?? []));
+    refused(doc);
     return 1;
   }
   process.stderr.write(
