@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { ResolvedRoute } from '../../src/config/types.js';
 import { HostTable, normaliseHost } from '../../src/router/host-table.js';
 import { normalisePath } from '../../src/router/normalise-path.js';
 import { RouteTable } from '../../src/router/route-table.js';
+import { resolvedRoute as route } from '../helpers/resolved-route.js';
 
 describe('HostTable (nginx server_name order)', () => {
   const table = new HostTable([
@@ -48,21 +48,6 @@ describe('HostTable (nginx server_name order)', () => {
     expect(normaliseHost('example.com.')).toBe('example.com');
     expect(normaliseHost('[::1]:8080')).toBe('[::1]');
   });
-});
-
-const route = (
-  name: string,
-  path: ResolvedRoute['path'],
-  extra: Partial<ResolvedRoute> = {},
-): ResolvedRoute => ({
-  name,
-  path,
-  methods: null,
-  headers: [],
-  action: { kind: 'respond', status: 200, body: name, headers: [] },
-  guards: { access: null, rateLimit: null, ban: null },
-  maxBody: null,
-  ...extra,
 });
 
 describe('RouteTable (nginx location order)', () => {
