@@ -10,34 +10,55 @@
  *
  * Module configs (`.ts`, `.js`) are code and stay on the primary's thread, as they are at start.
  * When no thread can be started the file is loaded in place, as before: slower to serve during
- * the reload, never a refused reload.
+ * the reload, never a refused reload. A path that is not a regular file (a FIFO, a device) is a
+ * problem: reading a FIFO with no writer blocks one of Node's I/O threads for good, and the
+ * process could no longer exit. A load that takes over LOAD_LIMIT_MS (a file on a hung network
+ * mount) is stopped and is a problem: loaded in place it held the next reload for ever.
  */
+import { stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { deepFreeze } from '../core/deep-freeze.js';
+import { ERROR_CATALOGUE } from '../errors/catalogue.js';
 import type { Environment } from './interpolate.js';
 import { type ConfigResult, loadConfigFile, MODULE_EXTENSIONS } from './load.js';
+
+/** How long reading and checking a file may take (a 2.4 MB file takes about 5 s). */
+export const LOAD_LIMIT_MS = 60_000;
 
 export async function loadConfigFileOffThread(
   file: string,
   env: Environment = process.env,
   options: { readonly hostUsers?: boolean } = {},
+  limitMs = LOAD_LIMIT_MS,
 ): Promise<ConfigResult> {
   if (MODULE_EXTENSIONS.has(extname(file).toLowerCase())) return loadConfigFile(file, env, options);
-  let result: ConfigResult | null;
+  const kind = await stat(file).then(
+    (s) => (s.isFile() || s.isDirectory() ? null : 'it is not a regular file (a FIFO or a device)'),
+    () => null, // the loader reports a missing or unreadable file, and a directory, as it always has
+  );
+  if (kind !== null) return fileProblem(file, `cannot reload from it: ${kind}`);
+  let result: ConfigResult | 'timeout' | null;
   try {
-    result = await inThread(file, env, options.hostUsers === true);
+    result = await inThread(file, env, options.hostUsers === true, limitMs);
   } catch {
     result = null;
   }
   if (result === null) return loadConfigFile(file, env, options);
+  if (result === 'timeout')
+    return fileProblem(file, `reading and checking the file took more than ${limitMs / 1000} s; stopped`);
   if (result.ok) deepFreeze(result.config);
   return result;
 }
 
 /** The thread's result, or null when it could not be run to the end (then the caller loads in place). */
-function inThread(file: string, env: Environment, hostUsers: boolean): Promise<ConfigResult | null> {
+function inThread(
+  file: string,
+  env: Environment,
+  hostUsers: boolean,
+  limitMs: number,
+): Promise<ConfigResult | 'timeout' | null> {
   // Under tsx (sluice's own tests and development) this module is TypeScript, and so is its thread.
   const ts = fileURLToPath(import.meta.url).endsWith('.ts');
   return new Promise((resolve) => {
@@ -47,11 +68,29 @@ function inThread(file: string, env: Environment, hostUsers: boolean): Promise<C
       stdout: false,
       stderr: false,
     });
-    let result: ConfigResult | null = null;
+    let result: ConfigResult | 'timeout' | null = null;
+    const timer = setTimeout(() => {
+      result = 'timeout';
+      // Not waited for: a read blocked in the I/O pool (a FIFO) keeps the thread from exiting.
+      void thread.terminate();
+      resolve(result);
+    }, limitMs);
+    timer.unref();
     thread.once('message', (message: ConfigResult) => {
-      result = message;
+      if (result === null) result = message;
     });
-    thread.once('error', () => resolve(null));
-    thread.once('exit', () => resolve(result));
+    thread.once('error', () => resolve(result === 'timeout' ? result : null));
+    thread.once('exit', () => {
+      clearTimeout(timer);
+      resolve(result);
+    });
   });
+}
+
+function fileProblem(file: string, message: string): ConfigResult {
+  const code = 'SLUICE_E_CONFIG_FILE';
+  return {
+    ok: false,
+    problems: [{ file, line: 0, col: 0, code, message, hint: ERROR_CATALOGUE[code].hint }],
+  };
 }

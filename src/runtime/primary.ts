@@ -193,6 +193,17 @@ export class Primary {
   #reusePort = false;
   #stopping = false;
   #reloading: Promise<ReloadOutcome> | null = null;
+  /**
+   * The config file being read for a reload, when one is: one at a time, in the order asked. Read
+   * off the primary's thread (load-off-thread.ts), two loads could finish out of order, and an older
+   * file that took longer to check replaced the newer one that had been reported reloaded.
+   */
+  #loading: Promise<unknown> = Promise.resolve();
+  /** Settles when a stop begins: a reload still reading its file is then refused at once. */
+  #stopBegun: () => void = () => undefined;
+  readonly #stopped = new Promise<'stopping'>((resolve) => {
+    this.#stopBegun = () => resolve('stopping');
+  });
   #lastReload: ReloadOutcome | null = null;
   readonly #reloads = { success: 0, failure: 0 };
   readonly #startedAt = Date.now();
@@ -636,9 +647,13 @@ export class Primary {
         { ok: false, how: 'refused', problems: ['there is no config file to reload'] },
         request,
       );
-    let result: ConfigResult;
+    let result: ConfigResult | 'stopping';
     try {
-      result = await source();
+      const load = this.#loading.then<ConfigResult | 'stopping'>(() =>
+        this.#stopping ? 'stopping' : source(),
+      );
+      this.#loading = load.catch(() => undefined);
+      result = await Promise.race([load, this.#stopped]);
     } catch (err) {
       // A check that throws is a bug in sluice, not in the file: it must still cost neither the
       // running config nor the reload's answer (it was a 500, and no failure was counted).
@@ -648,6 +663,8 @@ export class Primary {
         request,
       );
     }
+    if (result === 'stopping')
+      return this.#record({ ok: false, how: 'refused', problems: ['sluice is stopping'] }, request);
     if (!result.ok) {
       return this.#record(
         { ok: false, how: 'refused', problems: result.problems.map((p) => formatProblem(p)) },
@@ -869,6 +886,7 @@ export class Primary {
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    this.#stopBegun();
     this.#health.stop();
     if (this.#metricsTimer !== null) clearInterval(this.#metricsTimer);
     const deadline = this.#config.shutdownTimeoutMs;
@@ -926,6 +944,7 @@ export class Primary {
 
   async #killAll(): Promise<void> {
     this.#stopping = true;
+    this.#stopBegun();
     this.#health.stop();
     for (const s of this.#slots) s.worker?.process.kill('SIGKILL');
     await this.#admin.close();

@@ -1,4 +1,5 @@
-import { readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -70,4 +71,29 @@ describe('loading a config file on a worker thread (reloads in the primary)', ()
     // file is read. On a thread it turns throughout.
     expect(offThread).toBeGreaterThan(2 * inPlace + 10);
   }, 30_000);
+});
+
+describe('a load that cannot end', () => {
+  it('refuses a FIFO at once: reading one with no writer would block an I/O thread for good', async () => {
+    const dir = mkdtempSync(join(os.tmpdir(), 'sluice-fifo-'));
+    const fifo = join(dir, 'sluice.yaml');
+    execFileSync('mkfifo', [fifo]);
+    const result = await loadConfigFileOffThread(fifo, {});
+    expect(result.ok).toBe(false);
+    if (!result.ok) {
+      expect(result.problems).toHaveLength(1);
+      expect(result.problems[0]).toMatchObject({ code: 'SLUICE_E_CONFIG_FILE', file: fifo });
+      expect(result.problems[0]!.message).toContain('not a regular file');
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('stops a load past its limit, as a problem', async () => {
+    const file = join(os.tmpdir(), `sluice-slow-${process.pid}.yaml`);
+    writeFileSync(file, bigConfig(150));
+    const result = await loadConfigFileOffThread(file, {}, {}, 1);
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.problems[0]!.message).toContain('took more than 0.001 s');
+    rmSync(file, { force: true });
+  });
 });
