@@ -102,6 +102,8 @@ export function createLoggers(log: ResolvedLog): Loggers {
   let accessSink: LineSink | null = null;
   let format = log.format;
   let appStream: DestinationStream;
+  /** The writer of JSON lines to stdout, once there is one: kept for the life of the loggers. */
+  let stdoutWriter: LineWriter | null = null;
   if (log.format === 'pretty') {
     appStream = pretty();
     app = pino(loggerOptions(log.level), appStream);
@@ -110,6 +112,7 @@ export function createLoggers(log: ResolvedLog): Loggers {
       access = pino(loggerOptions('info'), safeOpen(open, log.access) ?? appStream);
   } else {
     const stdout = open(1);
+    stdoutWriter = stdout;
     appStream = stdout;
     app = pino(loggerOptions(log.level), stdout);
     if (log.access === 'stdout') accessSink = stdout;
@@ -147,16 +150,15 @@ export function createLoggers(log: ResolvedLog): Loggers {
       if (next.format === format) return;
       format = next.format;
       const old = appStream;
-      appStream = next.format === 'pretty' ? pretty() : open(1);
+      // One stdout writer for the life of the loggers (each opens its own descriptor, and close()
+      // flushes every writer): a switch back to JSON takes it up again.
+      stdoutWriter ??= open(1);
+      appStream = next.format === 'pretty' ? pretty() : stdoutWriter;
       // pino writes each line to the stream under this (exported) symbol: lines from now on take
       // the new format, also from those holding this logger (the ban manager, health checks).
       (app as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym] = appStream;
-      if (old instanceof LineWriter) {
-        writers.splice(writers.indexOf(old), 1);
-        void old.drain();
-      } else {
-        (old as unknown as { end(): void }).end();
-      }
+      // The pretty transport's thread writes out what it has and ends.
+      if (!(old instanceof LineWriter)) (old as unknown as { end(): void }).end();
     },
   };
 }
