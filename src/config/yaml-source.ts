@@ -68,7 +68,8 @@ function parseChecked(text: string, file: string): YamlSource {
   }
   const keys = keyProblems(doc, file, position);
   // A key that is a list or mapping has no JavaScript form (toJS would stringify it and print a
-  // process warning), so it stops loading like a syntax error; a repeated key does not.
+  // process warning), nor has `__proto__`, so they stop loading like a syntax error; a repeated
+  // key does not.
   const fatal = problems.length > 0 || keys.some((p) => p.code === 'SLUICE_E_CONFIG_SYNTAX');
   problems.push(...keys);
 
@@ -242,7 +243,10 @@ function syntaxProblem(
   return positioned(file, at, 'SLUICE_E_CONFIG_SYNTAX', message);
 }
 
-/** Keys that are lists or mappings, and keys given twice in one mapping (the last would silently win). */
+/**
+ * Keys that are lists or mappings or `__proto__`, and keys given twice in one mapping (the last
+ * would silently win).
+ */
 function keyProblems(
   doc: Document,
   file: string,
@@ -264,6 +268,18 @@ function keyProblems(
         if (!isScalar(pair.key) || typeof pair.key.value === 'symbol') continue;
         const key = String(pair.key.value);
         const offset = pair.key.range?.[0] ?? 0;
+        if (key === '__proto__') {
+          // In JavaScript data this key sets the object's prototype instead of adding a name: an
+          // upstream so named vanished with the routes to it while `check` said ok.
+          const problem = positioned(
+            file,
+            position(offset),
+            'SLUICE_E_CONFIG_SYNTAX',
+            '"__proto__" cannot be a key',
+          );
+          out.push({ ...problem, hint: 'choose another name' });
+          continue;
+        }
         const first = seen.get(key);
         if (first === undefined) seen.set(key, offset);
         else {
