@@ -8,6 +8,15 @@ import { MAX_WORKERS } from '../config/max-workers.js';
 import { VERSION } from '../core/version.js';
 import { holdSignals } from './held-signals.js';
 
+// A reader that went away (`sluice check | head`) is not a failure of the command: its output is
+// dropped and the command ends with its own exit code, as Unix tools do. Unhandled, the EPIPE
+// ended it with a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
+}
+
 const program = new Command();
 program
   .name('sluice')

@@ -1,11 +1,13 @@
 /**
  * `sluice check`, `--help`, `version` and usage errors, run as the built CLI in a child process.
  */
+import { spawn } from 'node:child_process';
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
+  BIN,
   DIST_INDEX,
   freePort,
   killAll,
@@ -432,6 +434,29 @@ describe('sluice check (built CLI)', () => {
     expect(r.stderr).toBe(
       'sluice.yaml: 250 problems (150 SLUICE_E_CONFIG_CIDR, 100 SLUICE_E_CONFIG_UNKNOWN_UPSTREAM)\n',
     );
+  });
+
+  it('ends with its own exit code when its reader goes away (check | head), without a stack trace', async () => {
+    const dir = join(tmp.path, 'closed-reader');
+    await mkdir(dir);
+    const routes = Array.from({ length: 2000 }, (_, i) => `      - { proxy: { upstream: missing${i} } }`);
+    await writeFile(
+      join(dir, 'sluice.yaml'),
+      ['servers:', '  - listen: "127.0.0.1:21613"', '    routes:', ...routes, ''].join('\n'),
+    );
+    const child = spawn(process.execPath, [BIN, 'check', '-c', 'sluice.yaml'], {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    // The reader takes the first lines and closes its end, as `head -1` does.
+    child.stdout.once('data', () => child.stdout.destroy());
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+    expect(stderr).not.toContain('EPIPE');
+    expect(code).toBe(2);
   });
 
   it('a missing file: exit 2 with SLUICE_E_CONFIG_FILE', async () => {
