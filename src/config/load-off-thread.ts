@@ -10,10 +10,9 @@
  *
  * Module configs (`.ts`, `.js`) are code and stay on the primary's thread, as they are at start.
  * When no thread can be started the file is loaded in place, as before: slower to serve during
- * the reload, never a refused reload. A path that is not a regular file (a FIFO, a device) is a
- * problem: reading a FIFO with no writer blocks one of Node's I/O threads for good, and the
- * process could no longer exit. A load that takes over LOAD_LIMIT_MS (a file on a hung network
- * mount) is stopped and is a problem: loaded in place it held the next reload for ever.
+ * the reload, never a refused reload. A path that is not a regular file (a FIFO) is loaded in
+ * place too. A load that takes over LOAD_LIMIT_MS (a file on a hung network mount) is stopped and
+ * is a problem: loaded in place it held the next reload for ever.
  */
 import { stat } from 'node:fs/promises';
 import { extname } from 'node:path';
@@ -34,11 +33,13 @@ export async function loadConfigFileOffThread(
   limitMs = LOAD_LIMIT_MS,
 ): Promise<ConfigResult> {
   if (MODULE_EXTENSIONS.has(extname(file).toLowerCase())) return loadConfigFile(file, env, options);
-  const kind = await stat(file).then(
-    (s) => (s.isFile() || s.isDirectory() ? null : 'it is not a regular file (a FIFO or a device)'),
-    () => null, // the loader reports a missing or unreadable file, and a directory, as it always has
+  // A FIFO (or a device) is read in place, as at start: its writer decides when the read ends, and
+  // a read blocked in Node's I/O pool would keep a thread from ever exiting.
+  const regular = await stat(file).then(
+    (s) => s.isFile(),
+    () => true, // the loader reports a missing or unreadable file as it always has
   );
-  if (kind !== null) return fileProblem(file, `cannot reload from it: ${kind}`);
+  if (!regular) return loadConfigFile(file, env, options);
   let result: ConfigResult | 'timeout' | null;
   try {
     result = await inThread(file, env, options.hostUsers === true, limitMs);
