@@ -17,6 +17,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { CONNECTION_FIELDS, connectionTokens, withoutNamed } from '../core/header-names.js';
+import { flushAtTurnEnd, type TurnFlush } from '../proxy/turn-batch.js';
 import type { FetchApp } from './load-handler.js';
 import type { HandlerExchange } from './serve-handler.js';
 
@@ -130,58 +131,11 @@ function declaredLength(value: string | null): number | null {
   return length;
 }
 
-/** What a body reader's `read()` resolves to. */
-type ReadResult = Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']>>;
-
-/** A Response body's first chunks, read before the head is sent. */
-interface AtOnce {
-  readonly chunks: Uint8Array[];
-  readonly bytes: number;
-  /** The body ended: `bytes` is its length. */
-  readonly done: boolean;
-  /** A read still waiting when the event loop turned: the next chunk. */
-  readonly pending: Promise<ReadResult> | null;
-}
-
 /**
- * At most this many chunks are read before the head: a stream that produces without ever waiting
- * would otherwise be read for ever. A body given whole is one chunk per part.
+ * At most this many chunks are gathered before the head: a stream that produces without ever
+ * waiting would otherwise be read for ever. A body given whole is one chunk per part.
  */
 const AT_ONCE_CHUNKS = 64;
-
-/**
- * Reads a Response body's first chunk, then what it holds at once: the chunks it gives before the
- * event loop turns. A string, buffer, ArrayBuffer, Blob or FormData body is whole by then (undici
- * enqueues it in one chunk per part: one for a 10 MB string or Blob, on Node 20); a stream fed by
- * I/O (a file, a relayed fetch() body) usually is not. Waiting for the first chunk delays nothing
- * on HTTP/1.1: Node sends the head with the first body bytes.
- */
-async function readAtOnce(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<AtOnce> {
-  const head = await reader.read();
-  if (head.done) return { chunks: [], bytes: 0, done: true, pending: null };
-  const chunks: Uint8Array[] = [head.value];
-  let bytes = head.value.byteLength;
-  let immediate: NodeJS.Immediate | undefined;
-  const turned = new Promise<null>((resolve) => {
-    immediate = setImmediate(resolve, null);
-  });
-  try {
-    while (chunks.length < AT_ONCE_CHUNKS) {
-      const read = reader.read();
-      const r = await Promise.race([read, turned]);
-      if (r === null) {
-        read.catch(ignore);
-        return { chunks, bytes, done: false, pending: read };
-      }
-      if (r.done) return { chunks, bytes, done: true, pending: null };
-      chunks.push(r.value);
-      bytes += r.value.byteLength;
-    }
-    return { chunks, bytes, done: false, pending: null };
-  } finally {
-    clearImmediate(immediate);
-  }
-}
 
 /** A body that does not match the Content-Length the app gave it. */
 class LengthMismatchError extends Error {}
@@ -190,11 +144,21 @@ class LengthMismatchError extends Error {}
  * Writes a web `Response` to the Node response, counting its body bytes into `sent`; rejects with
  * ClientGoneError when the client left first (the body is cancelled then).
  *
+ * The head goes with what the body gives in the turn the answer came (turn-batch.ts), as the reverse
+ * proxy sends a target's head: a body whole by then (a string, buffer or Blob: undici enqueues one
+ * in a chunk per part, one for a 10 MB string on Node 20) goes with its length in one write, as
+ * Deno, Bun and @hono/node-server send it; a stream (fed by I/O or timers: a file, a relayed
+ * fetch() body, server-sent events) sends its head at the turn's end with the chunks it gave, or
+ * alone when it gave none (Node would hold it for them: an event stream's client waited for the
+ * first event, and handler_timeout took the head for sent). A body that fails in that turn fails
+ * before any byte went out: a 500, not an empty reply. With a declared length, the turn starts at
+ * the first chunk.
+ *
  * Framing: the app's `Content-Length` is a claim about its body, and sent unchecked it corrupted
  * the connection (`new Response('abcdefghijkl', { headers: { 'content-length': '3' } })` sent 12
  * bytes after `content-length: 3`: a keep-alive client read the other 9 as the next answer; 10 for
  * `'abc'` left the client waiting). With one declared:
- * - a body whole at once (string, buffer, Blob…: `readAtOnce`) is sent with its real length;
+ * - a body whole at once is sent with its real length;
  * - a stream that has given more than declared by then (the head waits for its first chunk) is
  *   framed by Node (chunked on HTTP/1.1);
  * - any other stream keeps the declared length, checked as it goes: a body longer or shorter than
@@ -266,50 +230,94 @@ async function writeResponse(
       res.once('drain', done);
     });
   };
-  try {
-    let first: Uint8Array[] = [];
-    let pending: Promise<ReadResult> | null = null;
-    let ended = false;
+  // What the declared length still allows, and the chunk that completes it, held back.
+  let left = Number.POSITIVE_INFINITY;
+  let held: Uint8Array | null = null;
+  /** A chunk taken against the declared length: the chunk to write now, or null when held back. */
+  const take = (chunk: Uint8Array): Uint8Array | null => {
+    if (held !== null || chunk.byteLength > left) throw longer(length!, response.headers);
+    left -= chunk.byteLength;
+    if (left === 0 && length !== null) {
+      held = chunk;
+      return null;
+    }
+    return chunk;
+  };
+  // The body read before the head, which goes with it.
+  const gathered: Uint8Array[] = [];
+  let bytes = 0;
+  let headSent = false;
+  let finished = false;
+  let failure: unknown = null;
+  /** Sends the head of a stream, with the chunks gathered so far (alone when none came). */
+  const startStream = (): void => {
+    headSent = true;
+    // Known to be wrong before any of it was sent (a relayed fetch() body, decoded, is longer
+    // than the length of its encoded form), or a stream that would end its answer with the head.
+    if (length !== null && (bytes > length || length === 0)) length = null;
     if (length !== null) {
-      const atOnce = await readAtOnce(reader);
-      if (watch.gone) throw new ClientGoneError();
-      first = atOnce.chunks;
-      pending = atOnce.pending;
-      ended = atOnce.done;
-      if (ended) length = atOnce.bytes;
-      // Known to be wrong before any of it was sent (a relayed fetch() body, decoded, is longer
-      // than the length of its encoded form), or a stream that would end its answer with the head.
-      else if (atOnce.bytes > length || length === 0) length = null;
+      headers.push('content-length', String(length));
+      left = length;
     }
-    if (length !== null) headers.push('content-length', String(length));
     res.writeHead(response.status, response.statusText || undefined, headers);
-    if (ended) {
-      for (const chunk of first) await write(chunk);
-      if (watch.gone) throw new ClientGoneError();
-      res.end();
-      return;
+    let wrote = false;
+    for (const chunk of gathered) {
+      const out = chunk.byteLength === 0 ? null : take(chunk);
+      if (out === null) continue;
+      sent.bytesOut += out.byteLength;
+      res.write(out);
+      wrote = true;
     }
-    // What the declared length still allows, and the chunk that completes it, held back.
-    let left = length ?? Number.POSITIVE_INFINITY;
-    let held: Uint8Array | null = null;
-    let i = 0;
-    for (;;) {
-      let next: ReadResult;
-      if (i < first.length) next = { done: false, value: first[i++]! };
-      else {
-        next = await (pending ?? reader.read());
-        pending = null;
+    gathered.length = 0;
+    // Node sends an HTTP/1.1 head only with body bytes: a stream with none yet (server-sent
+    // events, a long poll) would hold its head, and its client, until it has some.
+    if (!wrote) res.flushHeaders();
+  };
+  const turnEnd: TurnFlush = {
+    flushTurn: () => {
+      if (headSent || finished || watch.gone) return;
+      try {
+        startStream();
+      } catch (err) {
+        // (A field Node refuses in the head.) Told to the read in progress, which it ends.
+        failure = err;
+        reader.cancel(err).catch(ignore);
       }
-      if (next.done || watch.gone) break;
-      const chunk = next.value;
-      if (chunk.byteLength === 0) continue;
-      if (held !== null || chunk.byteLength > left) throw longer(length!, response.headers);
-      left -= chunk.byteLength;
-      if (left === 0 && length !== null) {
-        held = chunk;
+    },
+  };
+  try {
+    // With a declared length, the turn starts at the first chunk, which the head waits for (to
+    // check it against the length).
+    if (length === null) flushAtTurnEnd(turnEnd);
+    for (;;) {
+      const next = await reader.read();
+      if (failure !== null) throw failure;
+      if (watch.gone) throw new ClientGoneError();
+      if (!headSent) {
+        if (next.done) {
+          // The whole body, with its length: head and body in one write.
+          headSent = true;
+          headers.push('content-length', String(bytes));
+          res.writeHead(response.status, response.statusText || undefined, headers);
+          const last = gathered.pop();
+          for (const chunk of gathered) await write(chunk);
+          if (watch.gone) throw new ClientGoneError();
+          if (last !== undefined) sent.bytesOut += last.byteLength;
+          res.end(last);
+          return;
+        }
+        gathered.push(next.value);
+        bytes += next.value.byteLength;
+        if (length !== null && gathered.length === 1) flushAtTurnEnd(turnEnd);
+        else if (gathered.length === AT_ONCE_CHUNKS) startStream();
         continue;
       }
-      await write(chunk);
+      if (next.done) break;
+      const chunk = next.value;
+      if (chunk.byteLength === 0) continue;
+      const out = take(chunk);
+      if (out === null) continue;
+      await write(out);
       if (watch.gone) break;
     }
     if (watch.gone) throw new ClientGoneError();
@@ -323,6 +331,7 @@ async function writeResponse(
     if (err instanceof LengthMismatchError) reader.cancel(err).catch(ignore);
     throw err;
   } finally {
+    finished = true;
     watch.onGone = null;
   }
   res.end();

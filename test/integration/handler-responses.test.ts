@@ -645,3 +645,64 @@ describe('bytes_out of a handler answer cut short', () => {
     expect(listenerLine.bytes_out).toBeGreaterThanOrEqual(listenerStream.received());
   });
 });
+
+describe('the head of a fetch answer whose body has nothing yet, over HTTP/1.1', () => {
+  // Node sends a head with the first body bytes: an event stream's client waited for its first
+  // event, and got nothing at all from one that never came (nor a 504: the head counted as sent).
+  it('goes out at once, and the stream stays open', async () => {
+    const socket = net.connect(h1.port, '127.0.0.1');
+    let text = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => {
+      text += d;
+    });
+    socket.on('error', () => undefined);
+    socket.write('GET /f/silent HTTP/1.1\r\nHost: x\r\n\r\n');
+    await until(() => text.includes('\r\n\r\n') || undefined, 'the head', 5000);
+    socket.destroy();
+    expect(text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(fieldsOf(text)).toMatchObject({
+      'content-type': 'text/event-stream',
+      'transfer-encoding': 'chunked',
+    });
+    expect(text.slice(text.indexOf('\r\n\r\n') + 4)).toBe('');
+    expect(await accessLine(h1, '/f/silent')).toMatchObject({ status: 499 });
+  });
+});
+
+describe('a fetch body that fails at its first read', () => {
+  // No byte of the answer had gone out: the client got an empty reply (curl: exit 52) while the
+  // access line said 200.
+  it('is answered 500 over HTTP/1.1, on a connection that serves the next request', async () => {
+    const { text } = await h1Raw(
+      'GET /f/fail-first HTTP/1.1\r\nHost: x\r\n\r\nGET /f/whole HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+    );
+    const { answers, rest } = answersOf(text);
+    expect(answers.map((a) => a.status)).toEqual([500, 200]);
+    expect(JSON.parse(answers[0]!.body)).toMatchObject({ code: 'SLUICE_E_HANDLER_ERROR' });
+    expect(rest).toBe('');
+    expect(await accessLine(h1, '/f/fail-first')).toMatchObject({
+      status: 500,
+      error: 'SLUICE_E_HANDLER_ERROR',
+      error_message: 'the stream failed at once',
+    });
+  });
+
+  it('is answered 500 over HTTP/2', async () => {
+    const answer = (await h2Get('/f/fail-first')) as H2Answer;
+    expect(answer.headers[':status']).toBe(500);
+    expect(JSON.parse(answer.body)).toMatchObject({ code: 'SLUICE_E_HANDLER_ERROR' });
+    expect(answer.wire).toEqual({ endStream: true });
+  });
+});
+
+describe('a fetch body given whole', () => {
+  // It went chunked, with no length.
+  it('goes with its length, over HTTP/1.1', async () => {
+    const { text } = await h1Raw('GET /f/whole HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    const fields = fieldsOf(text);
+    expect(fields['content-length']).toBe('11');
+    expect(fields['transfer-encoding']).toBeUndefined();
+    expect(answersOf(text).answers).toMatchObject([{ status: 200, body: 'whole body\n' }]);
+  });
+});

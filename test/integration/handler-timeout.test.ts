@@ -238,6 +238,17 @@ describe('a fetch handler that never answers, over HTTP/1.1', () => {
     expect(text.startsWith('HTTP/1.1 200')).toBe(true);
     expect(text.split('data: tick').length - 1).toBeGreaterThan(8);
   });
+
+  // Node sends a head with the first body bytes: the client of a stream with none got nothing,
+  // and no 504 either (the head counted as sent).
+  it('sends the head of a stream that has no chunk yet, and leaves it open past the deadline', async () => {
+    const { text, closed } = await rawRequest(h1.port, 'GET /f/silent HTTP/1.1\r\nHost: x\r\n\r\n', {
+      waitMs: 900,
+    });
+    expect(closed).toBe(false);
+    expect(text).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\n$/);
+    expect(await accessLine(h1, '/f/silent')).toMatchObject({ status: 499 });
+  });
 });
 
 describe('handlers that never answer, over HTTP/2', () => {
