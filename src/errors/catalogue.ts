@@ -129,7 +129,7 @@ export const ERROR_CATALOGUE = {
   SLUICE_E_CLIENT_BAD_REQUEST: {
     status: 400,
     title: 'Bad Request',
-    hint: 'the request was malformed or ambiguous (framing, headers or request target) and was not forwarded',
+    hint: 'the request was malformed or ambiguous (framing, headers or request target) and was not forwarded; for a fetch-style handler, its Host is one no URL can have (1.2.3.256, a.1, xn--zz)',
   },
   SLUICE_E_CLIENT_TIMEOUT: {
     status: 408,
@@ -164,7 +164,7 @@ export const ERROR_CATALOGUE = {
   SLUICE_E_CLIENT_METHOD_NOT_ALLOWED: {
     status: 405,
     title: 'Method Not Allowed',
-    hint: 'TRACE is never served nor forwarded, as in nginx: an upstream echoing the request would reflect its cookies and credentials to a script (cross-site tracing)',
+    hint: 'TRACE is never served nor forwarded, as in nginx: an upstream echoing the request would reflect its cookies and credentials to a script (cross-site tracing); nor is a method the fetch standard forbids (CONNECT, TRACE, TRACK, in any case) given to a fetch-style handler',
   },
   SLUICE_E_ROUTE_NOT_FOUND: {
     status: 404,

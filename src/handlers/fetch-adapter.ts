@@ -17,6 +17,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { CONNECTION_FIELDS, connectionTokens, withoutNamed } from '../core/header-names.js';
+import type { ErrorCode } from '../errors/catalogue.js';
 import { flushAtTurnEnd, type TurnFlush } from '../proxy/turn-batch.js';
 import type { FetchApp } from './load-handler.js';
 import type { HandlerExchange } from './serve-handler.js';
@@ -100,9 +101,53 @@ function toRequest(req: IncomingMessage, scheme: string, host: string, watch: Cl
     init.body = body;
     init.duplex = 'half';
   }
-  const request = new Request(`${scheme}://${host || 'localhost'}${req.url ?? '/'}`, init);
+  const url = `${scheme}://${host || 'localhost'}${req.url ?? '/'}`;
+  let request: Request;
+  try {
+    request = new Request(url, init);
+  } catch (err) {
+    throw unfetchable(method, url) ?? err;
+  }
   Object.defineProperty(request, 'signal', { get: () => watch.signal, configurable: true });
   return { request, body };
+}
+
+/**
+ * Methods the fetch standard forbids (`new Request` throws for them, whatever their case): TRACE is
+ * answered 405 before routing (gateway.ts) only as sent upper-case, CONNECT and TRACK over HTTP/2.
+ */
+const FORBIDDEN_METHODS: ReadonlySet<string> = new Set(['CONNECT', 'TRACE', 'TRACK']);
+
+/**
+ * Why `new Request` refused a request for the client's sake, or null when the client is not why:
+ * a method the fetch standard forbids (405), or a Host that sluice takes but no URL can have (400:
+ * `1.2.3.256`, `a.1`, `xn--zz`, which the WHATWG URL parser refuses). Looked at only once `new
+ * Request` has thrown: nothing is added to a request it takes.
+ */
+function unfetchable(method: string, url: string): RequestRefusedError | null {
+  if (FORBIDDEN_METHODS.has(method.toUpperCase())) {
+    return new RequestRefusedError(
+      'SLUICE_E_CLIENT_METHOD_NOT_ALLOWED',
+      `the method ${method} cannot reach a fetch handler (the fetch standard forbids it)`,
+    );
+  }
+  if (!URL.canParse(url)) {
+    return new RequestRefusedError(
+      'SLUICE_E_CLIENT_BAD_REQUEST',
+      'the request names a host (Host or :authority) that no URL can have, so it cannot be given to a fetch handler',
+    );
+  }
+  return null;
+}
+
+/** A request a fetch handler cannot be given: the client's fault, answered with `code` instead. */
+export class RequestRefusedError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.code = code;
+  }
 }
 
 /** Statuses whose answers have no body (RFC 9110 6.4.1). */

@@ -3,8 +3,9 @@
  * 500 (with an error id matching one log line carrying the stack), never the worker.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ErrorCode } from '../errors/catalogue.js';
 import { silenceResponse } from '../server/silence-response.js';
-import { ClientGoneError, serveFetch } from './fetch-adapter.js';
+import { ClientGoneError, RequestRefusedError, serveFetch } from './fetch-adapter.js';
 import type { LoadedHandler } from './load-handler.js';
 import { watchRawAnswer } from './raw-answer.js';
 
@@ -32,6 +33,8 @@ export interface HandlerExchange {
    * writes no HTTP answer of its own after those bytes.
    */
   rawAnswer: boolean;
+  /** Answers with the error `code` in the handler's place (the request was refused before it ran). */
+  fail(code: ErrorCode, cause?: unknown): void;
   /** The handler failed: log it and answer 500 (or break a started answer). */
   handlerFailed(err: unknown): void;
   /** Answers 504 unless the handler sends its answer's head within `ms` (handler_timeout). */
@@ -61,6 +64,8 @@ export function serveHandler(x: HandlerExchange, handler: LoadedHandler, timeout
       },
       (err: unknown) => {
         if (err instanceof ClientGoneError || (res.destroyed && !res.writableFinished)) x.clientGone();
+        // The app never ran: the request was the client's fault, not the handler's.
+        else if (err instanceof RequestRefusedError) x.fail(err.code, err);
         else x.handlerFailed(err);
       },
     );

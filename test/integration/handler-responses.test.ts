@@ -75,11 +75,19 @@ interface H2Answer {
   readonly wire: { endStream: true } | { rstCode: number } | null;
 }
 
-/** One HTTP/2 request to `port`; settles when the stream closes, or after `timeoutMs`. */
-function h2Get(path: string, timeoutMs = 3000, port = h2.port): Promise<H2Answer | 'timeout'> {
+/**
+ * One HTTP/2 request to `port` (a GET, unless `fields` say otherwise); settles when the stream
+ * closes, or after `timeoutMs`.
+ */
+function h2Get(
+  path: string,
+  timeoutMs = 3000,
+  port = h2.port,
+  fields: http2.OutgoingHttpHeaders = {},
+): Promise<H2Answer | 'timeout'> {
   return new Promise((resolve) => {
     const tapped = tappedSession(port, ca, 'h.test');
-    const req = tapped.session.request({ ':path': path, ':authority': 'h.test' });
+    const req = tapped.session.request({ ':path': path, ':authority': 'h.test', ...fields });
     let headers: http2.IncomingHttpHeaders = {};
     let body = '';
     req.setEncoding('utf8');
@@ -705,4 +713,58 @@ describe('a fetch body given whole', () => {
     expect(fields['transfer-encoding']).toBeUndefined();
     expect(answersOf(text).answers).toMatchObject([{ status: 200, body: 'whole body\n' }]);
   });
+});
+
+describe('a request a fetch handler cannot be given', () => {
+  /** The error-level log lines of the request logged with `line`. */
+  const errorsOf = (sluice: TestSluice, line: Record<string, unknown>) =>
+    sluice.logs.filter((l) => l.level === 'error' && l.request_id === line.request_id);
+
+  // Hosts sluice takes that the WHATWG URL parser refuses: `new Request` threw, a 500 with a stack
+  // in the log (a handler error, counted as one) for a request the app never saw.
+  const hosts = ['1.2.3.256', 'a.1', 'foo.09', '999999999999', 'xn--zz', 'xn--a'];
+
+  it.each(hosts.map((host, i) => [host, i]))(
+    "is refused 400 for Host %s over HTTP/1.1, as the client's fault",
+    async (host, i) => {
+      const path = `/f/host-${i}`;
+      const { text } = await h1Raw(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      const [answer] = answersOf(text).answers;
+      expect(answer?.status).toBe(400);
+      expect(JSON.parse(answer!.body)).toMatchObject({ code: 'SLUICE_E_CLIENT_BAD_REQUEST' });
+      const line = await accessLine(h1, path);
+      expect(line).toMatchObject({ status: 400, error: 'SLUICE_E_CLIENT_BAD_REQUEST', route: 'fetch' });
+      expect(errorsOf(h1, line)).toEqual([]);
+      // The host passes sluice's own checks: a Node listener is given the request.
+      const listener = await h1Raw(`GET /host HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      expect(answersOf(listener.text).answers[0]?.status).toBe(200);
+    },
+  );
+
+  it('is refused 400 for such an :authority over HTTP/2', async () => {
+    const answer = (await h2Get('/f/authority', 3000, h2.port, { ':authority': 'xn--a' })) as H2Answer;
+    expect(answer.headers[':status']).toBe(400);
+    const line = await accessLine(h2, '/f/authority');
+    expect(line).toMatchObject({ status: 400, error: 'SLUICE_E_CLIENT_BAD_REQUEST' });
+    expect(errorsOf(h2, line)).toEqual([]);
+  });
+
+  // `new Request` throws for CONNECT, TRACE and TRACK in any case: a 500 with a stack. TRACE is
+  // refused before routing only as sent upper-case; HTTP/2 carries the others to a route.
+  it.each(['TRACK', 'track', 'trace', 'connect'])(
+    'is refused 405 for the method %s over HTTP/2',
+    async (method) => {
+      const path = `/f/method-${method}`;
+      const answer = (await h2Get(path, 3000, h2.port, { ':method': method })) as H2Answer;
+      expect(answer.headers[':status']).toBe(405);
+      expect(JSON.parse(answer.body)).toMatchObject({ code: 'SLUICE_E_CLIENT_METHOD_NOT_ALLOWED' });
+      const line = await accessLine(h2, path);
+      expect(line).toMatchObject({
+        status: 405,
+        error: 'SLUICE_E_CLIENT_METHOD_NOT_ALLOWED',
+        route: 'fetch',
+      });
+      expect(errorsOf(h2, line)).toEqual([]);
+    },
+  );
 });
