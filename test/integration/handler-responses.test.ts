@@ -24,6 +24,8 @@ let upstream: http.Server;
 let relay: string;
 /** What the upstream's /gzip answers, before its gzip encoding. */
 const GZIPPED_TEXT = 'hello world, '.repeat(88);
+/** Requests the upstream holds unanswered (/f/held, relayed by the fetch app), and whether each closed. */
+const held: { url: string; closed: boolean }[] = [];
 
 beforeAll(async () => {
   pki = makePki();
@@ -35,6 +37,14 @@ beforeAll(async () => {
       // Chunked, 100 KB, then the connection is gone with no last chunk.
       res.writeHead(200, { 'content-type': 'application/octet-stream' });
       res.write(Buffer.alloc(100 * 1024, 'x'), () => res.socket?.destroy());
+      return;
+    }
+    if (req.url?.startsWith('/f/held')) {
+      const request = { url: req.url, closed: false };
+      held.push(request);
+      res.on('close', () => {
+        request.closed = true;
+      });
       return;
     }
     if (req.url === '/gzip') {
@@ -63,6 +73,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all([h1?.close(), h2?.close()]);
+  upstream?.closeAllConnections();
   upstream?.close();
   pki.remove();
 });
@@ -765,6 +776,27 @@ describe('a request a fetch handler cannot be given', () => {
         route: 'fetch',
       });
       expect(errorsOf(h2, line)).toEqual([]);
+    },
+  );
+});
+
+describe("copies of a fetch handler's request", () => {
+  // Only request.signal itself aborted: a relay through a clone or a copy (or fetch(request),
+  // which copies it) kept its upstream request running after the client left.
+  it.each(['clone', 'copy', 'request'])(
+    'abort when the client leaves: fetch() through a %s stops its upstream request',
+    async (via) => {
+      const upstreamHost = `127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+      const socket = net.connect(h1.port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      socket.write(`GET /f/held?via=${via} HTTP/1.1\r\nHost: ${upstreamHost}\r\n\r\n`);
+      const request = await until(
+        () => held.find((r) => r.url === `/f/held?via=${via}`),
+        'the relayed request upstream',
+      );
+      expect(request.closed).toBe(false);
+      socket.destroy();
+      await until(() => request.closed || undefined, 'the relayed request aborted', 5000);
     },
   );
 });
