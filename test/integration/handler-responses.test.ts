@@ -733,7 +733,10 @@ describe('a request a fetch handler cannot be given', () => {
 
   // Hosts sluice takes that the WHATWG URL parser refuses: `new Request` threw, a 500 with a stack
   // in the log (a handler error, counted as one) for a request the app never saw.
-  const hosts = ['1.2.3.256', 'a.1', 'foo.09', '999999999999', 'xn--zz', 'xn--a'];
+  // (Newer URL parsers take `xn--zz` and `xn--a`: where this one does, the app is given them.)
+  const hosts = ['1.2.3.256', 'a.1', 'foo.09', '999999999999', 'xn--zz', 'xn--a'].filter(
+    (host) => !URL.canParse(`http://${host}/`),
+  );
 
   it.each(hosts.map((host, i) => [host, i]))(
     "is refused 400 for Host %s over HTTP/1.1, as the client's fault",
@@ -753,7 +756,7 @@ describe('a request a fetch handler cannot be given', () => {
   );
 
   it('is refused 400 for such an :authority over HTTP/2', async () => {
-    const answer = (await h2Get('/f/authority', 3000, h2.port, { ':authority': 'xn--a' })) as H2Answer;
+    const answer = (await h2Get('/f/authority', 3000, h2.port, { ':authority': '1.2.3.256' })) as H2Answer;
     expect(answer.headers[':status']).toBe(400);
     const line = await accessLine(h2, '/f/authority');
     expect(line).toMatchObject({ status: 400, error: 'SLUICE_E_CLIENT_BAD_REQUEST' });
