@@ -38,7 +38,7 @@ export class ClientGoneError extends Error {
 
 /**
  * Watches the client of one exchange: whether it has gone, and the `request.signal` the app sees,
- * made only when the app (or undici, for a copy of the request) reads it (see `LAZY_SIGNAL`).
+ * made only when the app (or undici, for a copy of the request) reads it (see `lazySignal`).
  */
 class ClientWatch {
   gone: boolean;
@@ -92,25 +92,45 @@ function closed(res: ServerResponse): boolean {
  * 22), which `signal`, `new Request(request)` and `fetch(request)` read; null when it is not (a
  * private field, undici 7).
  */
-const SIGNAL_SLOT: symbol | null = (() => {
+function findSignalSlot(): symbol | null {
   const probe = new Request('http://localhost/');
   const own = probe.signal;
   const slots = Object.getOwnPropertySymbols(probe);
   return slots.find((s) => (probe as unknown as Record<symbol, unknown>)[s] === own) ?? null;
-})();
-
-const cloneRequest = Request.prototype.clone;
+}
 
 /**
- * `clone()` of a request whose signal is lazy (`LAZY_SIGNAL`): a clone that follows the same
+ * How requests get their signal, decided at the first fetch request (`signalMode()`), not when
+ * this module loads: `Request` is undici's, which Node loads on first use, and a worker that
+ * serves no fetch route (a proxy) held 4 MB more for it.
+ */
+interface SignalMode {
+  readonly slot: symbol | null;
+  /** See `lazySignal`. */
+  readonly lazy: boolean;
+  readonly cloneRequest: Request['clone'];
+}
+let mode: SignalMode | null = null;
+function signalMode(): SignalMode {
+  if (mode !== null) return mode;
+  const slot = findSignalSlot();
+  const cloneRequest = Request.prototype.clone;
+  // The probe in lazySignal() goes through followLazily, which reads the slot from here.
+  mode = { slot, lazy: false, cloneRequest };
+  mode = { slot, lazy: slot !== null && lazySignal(), cloneRequest };
+  return mode;
+}
+
+/**
+ * `clone()` of a request whose signal is lazy (`lazySignal`): a clone that follows the same
  * signal. undici's own clone follows a signal only through the follower undici made for a Request
  * given one, which a lazy signal is not. One function and one descriptor for every request: a
  * closure per request cost 5 µs more per request, a subclass of Request 9 µs.
  */
 function cloneFollowing(this: Request): Request {
   const signal = this.signal;
-  const copy = cloneRequest.call(this);
-  Object.defineProperty(copy, SIGNAL_SLOT!, { value: signal, configurable: true });
+  const copy = signalMode().cloneRequest.call(this);
+  Object.defineProperty(copy, signalMode().slot!, { value: signal, configurable: true });
   Object.defineProperty(copy, 'clone', FOLLOWING_CLONE);
   return copy;
 }
@@ -118,7 +138,7 @@ const FOLLOWING_CLONE: PropertyDescriptor = { value: cloneFollowing, configurabl
 
 /** Makes `request.signal` the one `signal()` makes when first read; its copies follow it. */
 function followLazily(request: Request, signal: () => AbortSignal): void {
-  Object.defineProperty(request, SIGNAL_SLOT!, { get: signal, configurable: true });
+  Object.defineProperty(request, signalMode().slot!, { get: signal, configurable: true });
   Object.defineProperty(request, 'clone', FOLLOWING_CLONE);
 }
 
@@ -132,15 +152,14 @@ function followLazily(request: Request, signal: () => AbortSignal): void {
  * bookkeeping, a finalization entry; 150 against 117 µs, medians of wrk -c64 against one worker on
  * a busy 2-core VM).
  */
-const LAZY_SIGNAL: boolean = (() => {
-  if (SIGNAL_SLOT === null) return false;
+function lazySignal(): boolean {
   const controller = new AbortController();
   const probe = new Request('http://localhost/');
   followLazily(probe, () => controller.signal);
   const copies = [new Request(probe), probe.clone(), probe.clone().clone()];
   controller.abort();
   return probe.signal === controller.signal && copies.every((r) => r.signal.aborted);
-})();
+}
 
 /** Builds the web `Request` for a Node request; its `signal` aborts when the client leaves. */
 function toRequest(req: IncomingMessage, scheme: string, host: string, watch: ClientWatch): FetchRequest {
@@ -149,7 +168,8 @@ function toRequest(req: IncomingMessage, scheme: string, host: string, watch: Cl
   for (let i = 0; i < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!);
   const method = req.method ?? 'GET';
   const init: RequestInit & { duplex?: 'half' } = { method, headers };
-  if (!LAZY_SIGNAL) init.signal = watch.signal;
+  const lazy = signalMode().lazy;
+  if (!lazy) init.signal = watch.signal;
   let body: ReadableStream<Uint8Array> | null = null;
   if (method !== 'GET' && method !== 'HEAD') {
     body = Readable.toWeb(req) as unknown as ReadableStream<Uint8Array>;
@@ -163,7 +183,7 @@ function toRequest(req: IncomingMessage, scheme: string, host: string, watch: Cl
   } catch (err) {
     throw unfetchable(method, url) ?? err;
   }
-  if (LAZY_SIGNAL) followLazily(request, () => watch.signal);
+  if (lazy) followLazily(request, () => watch.signal);
   return { request, body };
 }
 
