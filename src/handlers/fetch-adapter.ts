@@ -114,10 +114,9 @@ let mode: SignalMode | null = null;
 function signalMode(): SignalMode {
   if (mode !== null) return mode;
   const slot = findSignalSlot();
-  const cloneRequest = Request.prototype.clone;
-  // The probe in lazySignal() goes through followLazily, which reads the slot from here.
-  mode = { slot, lazy: false, cloneRequest };
-  mode = { slot, lazy: slot !== null && lazySignal(), cloneRequest };
+  // Set before the probe: the probe's clones (cloneFollowing) read the slot from here.
+  mode = { slot, lazy: false, cloneRequest: Request.prototype.clone };
+  if (slot !== null && lazySignal(slot)) mode = { ...mode, lazy: true };
   return mode;
 }
 
@@ -129,16 +128,17 @@ function signalMode(): SignalMode {
  */
 function cloneFollowing(this: Request): Request {
   const signal = this.signal;
-  const copy = signalMode().cloneRequest.call(this);
-  Object.defineProperty(copy, signalMode().slot!, { value: signal, configurable: true });
+  const { cloneRequest, slot } = signalMode();
+  const copy = cloneRequest.call(this);
+  Object.defineProperty(copy, slot!, { value: signal, configurable: true });
   Object.defineProperty(copy, 'clone', FOLLOWING_CLONE);
   return copy;
 }
 const FOLLOWING_CLONE: PropertyDescriptor = { value: cloneFollowing, configurable: true, writable: true };
 
 /** Makes `request.signal` the one `signal()` makes when first read; its copies follow it. */
-function followLazily(request: Request, signal: () => AbortSignal): void {
-  Object.defineProperty(request, signalMode().slot!, { get: signal, configurable: true });
+function followLazily(request: Request, slot: symbol, signal: () => AbortSignal): void {
+  Object.defineProperty(request, slot, { get: signal, configurable: true });
   Object.defineProperty(request, 'clone', FOLLOWING_CLONE);
 }
 
@@ -152,10 +152,10 @@ function followLazily(request: Request, signal: () => AbortSignal): void {
  * bookkeeping, a finalization entry; 150 against 117 µs, medians of wrk -c64 against one worker on
  * a busy 2-core VM).
  */
-function lazySignal(): boolean {
+function lazySignal(slot: symbol): boolean {
   const controller = new AbortController();
   const probe = new Request('http://localhost/');
-  followLazily(probe, () => controller.signal);
+  followLazily(probe, slot, () => controller.signal);
   const copies = [new Request(probe), probe.clone(), probe.clone().clone()];
   controller.abort();
   return probe.signal === controller.signal && copies.every((r) => r.signal.aborted);
@@ -168,7 +168,7 @@ function toRequest(req: IncomingMessage, scheme: string, host: string, watch: Cl
   for (let i = 0; i < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!);
   const method = req.method ?? 'GET';
   const init: RequestInit & { duplex?: 'half' } = { method, headers };
-  const lazy = signalMode().lazy;
+  const { lazy, slot } = signalMode();
   if (!lazy) init.signal = watch.signal;
   let body: ReadableStream<Uint8Array> | null = null;
   if (method !== 'GET' && method !== 'HEAD') {
@@ -183,7 +183,7 @@ function toRequest(req: IncomingMessage, scheme: string, host: string, watch: Cl
   } catch (err) {
     throw unfetchable(method, url) ?? err;
   }
-  if (lazy) followLazily(request, () => watch.signal);
+  if (lazy) followLazily(request, slot!, () => watch.signal);
   return { request, body };
 }
 

@@ -2,15 +2,15 @@
 
 import { redactConfig } from '../../admin/redact-config.js';
 import { loadConfigFile } from '../../config/load.js';
-import { formatProblem, problemCount } from '../../config/problem.js';
+import { formatProblem } from '../../config/problem.js';
 import { rootHandlersError } from '../../runtime/root-handlers.js';
+import { reportProblems } from '../report-problems.js';
 
 /** Runs the check and returns the exit code. */
 export async function runCheck(opts: { config: string; print?: boolean }): Promise<number> {
   const result = await loadConfigFile(opts.config, process.env, { hostUsers: true });
   if (!result.ok) {
-    for (const p of result.problems) process.stdout.write(`${formatProblem(p)}\n`);
-    process.stderr.write(`${opts.config}: ${problemCount(result.problems)}\n`);
+    reportProblems(opts.config, result.problems);
     return 2;
   }
   for (const w of result.warnings) process.stderr.write(`${formatProblem(w, 'warning')}\n`);

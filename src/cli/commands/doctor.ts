@@ -8,13 +8,14 @@
  */
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { formatProblem, problemCount } from '../../config/problem.js';
+import { formatProblem } from '../../config/problem.js';
 import { exitCodeFor, runChecks } from '../../ops/doctor/checks.js';
 import { type DoctorSizing, NO_CONFIG_SIZING, sizingFromConfig } from '../../ops/doctor/doctor-sizing.js';
 import { probeHost } from '../../ops/doctor/probe.js';
 import { renderJson } from '../../ops/doctor/render-json.js';
 import { colorWanted, renderTable } from '../../ops/doctor/render-table.js';
 import { loadConfigLeavingEnv } from '../load-leaving-env.js';
+import { reportProblems } from '../report-problems.js';
 
 /** Runs the audit and returns the exit code. */
 export async function runDoctor(opts: { config?: string; json?: boolean; root?: string }): Promise<number> {
@@ -29,8 +30,7 @@ export async function runDoctor(opts: { config?: string; json?: boolean; root?: 
       (config) => sizingFromConfig(config, file, join(root, '/')),
     );
     if (!result.ok) {
-      for (const p of result.problems) process.stdout.write(`${formatProblem(p)}\n`);
-      process.stderr.write(`${opts.config}: ${problemCount(result.problems)}\n`);
+      reportProblems(opts.config, result.problems);
       return 2;
     }
     for (const w of result.warnings) process.stderr.write(`${formatProblem(w, 'warning')}\n`);
