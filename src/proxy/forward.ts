@@ -44,8 +44,20 @@ type Body = Buffer | AsyncIterable<Buffer> | null;
 /** Forwards the request of `x` along `route`. Never throws: every failure becomes `x.fail(...)`. */
 export function forward(x: ProxyExchange, route: ProxyRoute): void {
   x.upstream = route.upstream.name;
+  // A prefix matched through a decoded escape (x.routePath: `%2F`, `%40`...) is stripped from that
+  // decoded form, which holds no character a path may not; a `%2F` after the prefix stays as sent.
+  const strip = route.stripPrefix;
+  const stripFrom =
+    strip === '' || (x.path.startsWith(strip) && !x.path.startsWith('%2F', strip.length))
+      ? x.path
+      : x.routePath;
+  const path = upstreamPath(route, stripFrom, x.query);
+  if (path === null) {
+    x.fail('SLUICE_E_CLIENT_BAD_REQUEST', new Error('stripping the prefix leaves a dot segment'));
+    return;
+  }
   // An announced body over max_body was refused before (gateway.ts); a chunked one is counted below.
-  const request = new ProxyRequest(x, route);
+  const request = new ProxyRequest(x, route, path);
   if (x.bodyKind === 'none') request.start(null, true);
   else readBody(x, request).catch((err: unknown) => x.fail('SLUICE_E_CLIENT_BAD_REQUEST', err));
 }
@@ -178,6 +190,8 @@ class ProxyRequest implements UpstreamPick {
   readonly route: ProxyRoute;
   readonly upstream: Upstream;
   readonly key: string;
+  /** The path and query sent to every target tried (upstreamPath). */
+  readonly path: string;
   now = 0;
   #tried: Set<UpstreamTarget> | null = null;
   #body: Body = null;
@@ -186,9 +200,10 @@ class ProxyRequest implements UpstreamPick {
   #staleRetries = 0;
   #current: UpstreamCall | null = null;
 
-  constructor(x: ProxyExchange, route: ProxyRoute) {
+  constructor(x: ProxyExchange, route: ProxyRoute, path: string) {
     this.x = x;
     this.route = route;
+    this.path = path;
     this.upstream = route.upstream;
     const u = this.upstream;
     this.key = u.config.balance === 'ip_hash' ? x.remoteAddr : u.hashKey === null ? '' : u.hashKey(x);
@@ -403,14 +418,7 @@ export class UpstreamCall implements ReuseListener, H1Handler, TurnFlush {
     };
     x.res.once('close', this.#onClientClose);
     this.#observer = x.attemptStarted(route.upstream.name, target);
-    // A prefix matched through a decoded escape (x.routePath: `%2F`, `%40`...) is stripped from that
-    // decoded form, which holds no character a path may not; a `%2F` after the prefix stays as sent.
-    const strip = route.stripPrefix;
-    const stripFrom =
-      strip === '' || (x.path.startsWith(strip) && !x.path.startsWith('%2F', strip.length))
-        ? x.path
-        : x.routePath;
-    const path = upstreamPath(route, stripFrom, x.query);
+    const path = this.request.path;
     const headers = upstreamRequestHeaders(x, route, target.hostPort, this.#observer.traceparent);
     // Requests without an Upgrade take sluice's own client, streamed bodies and https included.
     const h1 = x.upgradeHead === null ? target.h1(route.connectTimeoutMs) : null;

@@ -89,17 +89,34 @@ function compileHeaders(
   return pairs.map(([name, value]) => [name, compileTemplate(parse(value))] as const);
 }
 
-/** The path sent upstream: strip the prefix, prepend the base path, keep the query. */
+/**
+ * The path sent upstream: strip the prefix, prepend the base path, keep the query. `null` when the
+ * strip would make a `.` or `..` segment the client's path did not have: `strip_prefix: /api` cuts
+ * `/api../admin` mid-segment, and the `/` put before the rest made `/../admin`, which an upstream
+ * resolving dot segments served from above the base path, past the routes and access rules written
+ * for that path (nginx, adding no `/`, sends `/base../admin`). The caller answers 400.
+ */
 export function upstreamPath(
   route: Pick<ProxyRoute, 'stripPrefix' | 'basePath'>,
   path: string,
   query: string,
-): string {
+): string | null {
   let p = path;
   if (route.stripPrefix !== '' && p.startsWith(route.stripPrefix)) {
     p = p.slice(route.stripPrefix.length);
-    if (p.charCodeAt(0) !== 0x2f /* / */) p = `/${p}`;
+    if (p.charCodeAt(0) !== 0x2f /* / */) {
+      if (startsWithDotSegment(p)) return null;
+      p = `/${p}`;
+    }
   }
   if (route.basePath !== '') p = p === '/' ? `${route.basePath}/` : route.basePath + p;
   return query === '' ? p : p + query;
+}
+
+/** `.`, `..`, `./…` or `../…`: the first segment of `rest` is a dot segment (the path is decoded). */
+function startsWithDotSegment(rest: string): boolean {
+  if (rest.charCodeAt(0) !== 0x2e /* . */) return false;
+  const end = rest.indexOf('/');
+  const first = end === -1 ? rest : rest.slice(0, end);
+  return first === '.' || first === '..';
 }

@@ -72,6 +72,11 @@ describe('proxy forwarding', () => {
               match: { path_prefix: '/@team/' },
               proxy: { url: `${up.url}/t`, strip_prefix: '/@team' },
             },
+            {
+              name: 'mid-segment',
+              match: { path_prefix: '/mid' },
+              proxy: { url: `${up.url}/base`, strip_prefix: '/mid' },
+            },
             { name: 'naive', match: { path_prefix: '/naïve/' }, respond: { status: 403, body: 'naive' } },
             { name: 'cafe', match: { path_prefix: '/caf%c3%a9/' }, respond: { status: 403, body: 'cafe' } },
             { name: 'rest', proxy: { upstream: 'be' } },
@@ -146,6 +151,22 @@ describe('proxy forwarding', () => {
     // Outside any such route, the path goes out as the client escaped it.
     const kept = await fetch(`${sluice.url}/files/a%3Bb%40c`);
     expect(await kept.json()).toMatchObject({ url: '/files/a%3Bb%40c' });
+  });
+
+  it('refuses a strip that would make a dot segment, which let a path climb above the base path', async () => {
+    // Cut mid-segment, the rest gets a `/`: `/midx` goes out as `/base/x`, as before.
+    const plain = await fetch(`${sluice.url}/midx/y?q=1`);
+    expect(await plain.json()).toMatchObject({ url: '/base/x/y?q=1' });
+    const kept = await fetch(`${sluice.url}/mid..x/y`);
+    expect(await kept.json()).toMatchObject({ url: '/base/..x/y' });
+    // `/mid../admin` went out as `/base/../admin`: an upstream resolving it served `/admin`.
+    const before = up.seen.length;
+    for (const path of ['/mid../admin', '/mid%2e%2e/admin', '/mid.%2E/admin', '/mid..', '/mid.', '/mid./x']) {
+      const r = await rawRequest(sluice.port, `GET ${path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`);
+      expect(r.status, path).toBe(400);
+      expect(r.text, path).toContain('SLUICE_E_CLIENT_BAD_REQUEST');
+    }
+    expect(up.seen.length).toBe(before);
   });
 
   it('matches a route written with non-ASCII text or lower-case escapes, which never matched', async () => {
