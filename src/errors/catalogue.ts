@@ -204,7 +204,7 @@ export const ERROR_CATALOGUE = {
   SLUICE_E_RUNTIME_PID_FILE: {
     status: 0,
     title: 'cannot write the pid file',
-    hint: "the pid_file's directory must exist and be writable by the user sluice starts as; under systemd with User=, put it below /run in a RuntimeDirectory=, e.g. /run/sluice/sluice.pid",
+    hint: "the pid_file's directory must exist, be writable by the user sluice starts as and have free space; under systemd with User=, put it below /run in a RuntimeDirectory=, e.g. /run/sluice/sluice.pid",
   },
   SLUICE_E_RUNTIME_OVERLOADED: {
     status: 503,

@@ -5,7 +5,7 @@
  * is done; a stop removes the one in use. Without this, the new file was never written (`sluice
  * reload` could not find the running sluice) and the old one outlived the stop.
  */
-import { rmSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { sameFile } from '../core/same-file.js';
 import { SluiceError } from '../errors/sluice-error.js';
 
@@ -18,11 +18,31 @@ export interface PidFileChange {
 /** What a pid file that cannot be removed is reported to. */
 export type PidFileWarn = (file: string, reason: string) => void;
 
-/** Writes this process's pid; a path it cannot write is a SLUICE_E_RUNTIME_PID_FILE. */
+/**
+ * Writes this process's pid; a path it cannot write is a SLUICE_E_RUNTIME_PID_FILE. The pid goes to
+ * a file beside it, renamed over it: written in place, a full disk left the file empty (truncated,
+ * then nothing written), so `sluice reload` found a pid file "holding no pid" and a file that held
+ * the pid before lost it. A directory only the file itself may be written in (a pid file made
+ * beforehand for sluice's user) is written in place, as before.
+ */
 function writePidFile(file: string): void {
+  const temp = `${file}.${process.pid}.tmp`;
   try {
-    writeFileSync(file, `${process.pid}\n`);
+    try {
+      writeFileSync(temp, `${process.pid}\n`);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EACCES' && code !== 'EPERM') throw err;
+      writeFileSync(file, `${process.pid}\n`);
+      return;
+    }
+    renameSync(temp, file);
   } catch (err) {
+    try {
+      rmSync(temp, { force: true });
+    } catch {
+      // Cannot be removed either: the error below says why the write failed.
+    }
     const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     throw new SluiceError('SLUICE_E_RUNTIME_PID_FILE', `cannot write pid_file ${file}: ${reason}`, {
       cause: err,

@@ -1,9 +1,37 @@
 /** The pid file across reloads: moves, aliases of the same file, undone moves, and a stop. */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PidFile } from '../../src/runtime/pid-file.js';
+
+/** Mounts a 16 KiB tmpfs at `dir` (root only); false where that is not allowed. */
+function mountSmall(dir: string): boolean {
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16k', 'tmpfs', dir], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const canMount = (() => {
+  const probe = mkdtempSync(join(tmpdir(), 'sluice-mount-'));
+  const ok = mountSmall(probe);
+  if (ok) execFileSync('umount', [probe]);
+  rmSync(probe, { recursive: true, force: true });
+  return ok;
+})();
 
 describe('PidFile', () => {
   let dir: string;
@@ -69,5 +97,27 @@ describe('PidFile', () => {
     expect(existsSync(b)).toBe(false);
     expect(existsSync(a)).toBe(true);
     expect(warnings).toEqual([]);
+  });
+
+  // A tmpfs needs root: CI runs as root; elsewhere this one is skipped.
+  it.runIf(canMount)('leaves neither an empty file nor a temporary one when the disk is full', () => {
+    const full = join(dir, 'full');
+    mkdirSync(full);
+    expect(mountSmall(full)).toBe(true);
+    try {
+      const kept = join(full, 'kept.pid');
+      writeFileSync(kept, '123\n');
+      expect(() => writeFileSync(join(full, 'fill'), Buffer.alloc(1024 * 1024))).toThrow(/ENOSPC/);
+      const p = pidFile();
+      const fresh = join(full, 's.pid');
+      expect(() => p.start(fresh)).toThrow(/cannot write pid_file .*ENOSPC/);
+      p.start(null);
+      expect(() => p.prepare(kept)).toThrow(/ENOSPC/);
+      // Before, `s.pid` stayed behind empty ("holding no pid" to `sluice reload`).
+      expect(readdirSync(full).sort()).toEqual(['fill', 'kept.pid']);
+      expect(pidIn(kept)).toBe('123\n');
+    } finally {
+      execFileSync('umount', [full]);
+    }
   });
 });
