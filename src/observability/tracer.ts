@@ -23,6 +23,9 @@ import type { TraceParent } from './trace-context.js';
  * `tracing.otlp_endpoint` should not pay. The packages ship CommonJS, so a synchronous require keeps
  * the constructor synchronous.
  */
+/** Where the tracer reports export trouble: at `warn` unless `level` says otherwise. */
+export type TraceLog = (obj: object, msg: string, level?: 'warn' | 'info') => void;
+
 interface Otel {
   readonly api: typeof OtelApi;
   readonly core: typeof OtelCore;
@@ -73,13 +76,10 @@ export class Tracer {
   readonly #otel: Otel;
   readonly #pending = new PendingSpans();
   readonly #endpoint: string;
-  readonly #warn: (obj: object, msg: string) => void;
+  readonly #warn: TraceLog;
 
   /** `warn` hears once when spans start failing to export, and once when they export again. */
-  constructor(
-    config: ResolvedTracing & { otlpEndpoint: string },
-    warn: (obj: object, msg: string) => void = () => undefined,
-  ) {
+  constructor(config: ResolvedTracing & { otlpEndpoint: string }, warn: TraceLog = () => undefined) {
     const o = otel();
     this.#otel = o;
     this.#endpoint = redactUrl(config.otlpEndpoint);
@@ -323,11 +323,7 @@ function serverOf(origin: string): { readonly address: string; readonly port: nu
  * The exporter, with its failures said once per streak: the SDK drops spans it cannot export
  * without a word, so a wrong endpoint or a collector that is down looked like tracing that works.
  */
-function watchExports(
-  exporter: OtelSdk.SpanExporter,
-  url: string,
-  warn: (obj: object, msg: string) => void,
-): OtelSdk.SpanExporter {
+function watchExports(exporter: OtelSdk.SpanExporter, url: string, warn: TraceLog): OtelSdk.SpanExporter {
   // Logged as the config shows it: credentials in the URL stay out of the log.
   const endpoint = redactUrl(url);
   let failing = false;
@@ -343,7 +339,8 @@ function watchExports(
           );
         } else if (result.code === 0 && failing) {
           failing = false;
-          warn({ endpoint }, 'tracing: spans are exported again');
+          // Good news: logged at info, so an alert on warnings does not fire for the recovery too.
+          warn({ endpoint }, 'tracing: spans are exported again', 'info');
         }
         done(result);
       });

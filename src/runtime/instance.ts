@@ -229,8 +229,8 @@ export class SluiceInstance {
     this.#tracer =
       tracing.otlpEndpoint === null
         ? null
-        : new Tracer({ ...tracing, otlpEndpoint: tracing.otlpEndpoint }, (obj, msg) =>
-            this.#loggers.app.warn(obj, msg),
+        : new Tracer({ ...tracing, otlpEndpoint: tracing.otlpEndpoint }, (obj, msg, level = 'warn') =>
+            this.#loggers.app[level](obj, msg),
           );
     setUpstreamTlsErrorLog((err, info) =>
       this.#loggers.app.error(

@@ -21,9 +21,10 @@ describe('span exports', () => {
     await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
     // Credentials in the URL stay out of the warning.
     const url = `http://user:secret@127.0.0.1:${(collector.address() as AddressInfo).port}/v1/traces`;
-    const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
-    const tracer = new Tracer({ otlpEndpoint: url, sampleRatio: 1, serviceName: 't' }, (obj, msg) =>
-      warnings.push({ obj: obj as Record<string, unknown>, msg }),
+    const warnings: { obj: Record<string, unknown>; msg: string; level: string }[] = [];
+    const tracer = new Tracer(
+      { otlpEndpoint: url, sampleRatio: 1, serviceName: 't' },
+      (obj, msg, level = 'warn') => warnings.push({ obj: obj as Record<string, unknown>, msg, level }),
     );
     const oneSpan = () => tracer.startRequest('GET', '/', null, null).end(null, 200, null);
     try {
@@ -43,6 +44,8 @@ describe('span exports', () => {
         'tracing: spans could not be exported; they are dropped until the collector takes them',
         'tracing: spans are exported again',
       ]);
+      // The recovery is news, not a warning.
+      expect(warnings.map((w) => w.level)).toEqual(['warn', 'info']);
     } finally {
       await tracer.shutdown();
       collector.close();
