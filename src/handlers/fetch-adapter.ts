@@ -256,6 +256,13 @@ function declaredLength(value: string | null): number | null {
  * waiting would otherwise be read for ever. A body given whole is one chunk per part.
  */
 const AT_ONCE_CHUNKS = 64;
+/**
+ * Once the chunks gathered hold this many bytes, a further chunk sends the head: a stream that
+ * produces whenever asked (a `pull` source) was read 64 chunks deep in its first turn whatever
+ * their size, 64 MiB of 1 MiB chunks held for a client that reads nothing. A body given whole
+ * still goes with its length however large: its end comes with the next read.
+ */
+const AT_ONCE_BYTES = 64 * 1024;
 
 /** A body that does not match the Content-Length the app gave it. */
 class LengthMismatchError extends Error {}
@@ -426,10 +433,11 @@ async function writeResponse(
           res.end(last);
           return;
         }
+        const full = bytes >= AT_ONCE_BYTES;
         gathered.push(next.value);
         bytes += next.value.byteLength;
         if (length !== null && gathered.length === 1) flushAtTurnEnd(turnEnd);
-        else if (gathered.length === AT_ONCE_CHUNKS) startStream();
+        else if (full || gathered.length === AT_ONCE_CHUNKS) startStream();
         continue;
       }
       if (next.done) break;

@@ -689,6 +689,29 @@ describe('the head of a fetch answer whose body has nothing yet, over HTTP/1.1',
   });
 });
 
+describe('a fetch stream that produces whenever asked, to a client that does not read', () => {
+  // Before its head, 64 chunks were read whatever their size: 64 MiB of 1 MiB chunks per such
+  // client, held in the worker.
+  it('is read only a little ahead of what the connection takes', async () => {
+    const socket = net.connect(h1.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.pause();
+    socket.write('GET /f/pulled HTTP/1.1\r\nHost: x\r\n\r\n');
+    const count = async () => Number(await (await fetch(`${h1.url}/f/pulled/count`)).text());
+    try {
+      await until(async () => ((await count()) > 0 ? true : undefined), 'the stream read', 5000);
+      // The kernel's buffers both ways take a few MiB of it; then nothing more is read.
+      await new Promise((r) => setTimeout(r, 500));
+      const pulled = await count();
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await count()).toBe(pulled);
+      expect(pulled).toBeLessThan(32);
+    } finally {
+      socket.destroy();
+    }
+  });
+});
+
 describe('a fetch body that fails at its first read', () => {
   // No byte of the answer had gone out: the client got an empty reply (curl: exit 52) while the
   // access line said 200.
