@@ -41,6 +41,8 @@ export interface HandlerExchange {
   answerWithin(ms: number): void;
   /** Called, with the exchange as `this`, once sluice answered in the handler's place. */
   abandon: ((this: HandlerExchange, reason: Error) => void) | null;
+  /** Whether the client's side is gone (its connection or HTTP/2 stream closed). */
+  readonly clientLeft: boolean;
   complete(): void;
   clientGone(): void;
 }
@@ -63,7 +65,10 @@ export function serveHandler(x: HandlerExchange, handler: LoadedHandler, timeout
         x.complete();
       },
       (err: unknown) => {
-        if (err instanceof ClientGoneError || (res.destroyed && !res.writableFinished)) x.clientGone();
+        // Over HTTP/2 a client's reset fails the body the app reads before the stream's 'close'
+        // (ClientWatch) is seen; that failure, rethrown by the app, is the client leaving too (499),
+        // not a 500 written to no one. (`writableEnded`: a reset stream reads as finished.)
+        if (err instanceof ClientGoneError || (x.clientLeft && !res.writableEnded)) x.clientGone();
         // The app never ran: the request was the client's fault, not the handler's.
         else if (err instanceof RequestRefusedError) x.fail(err.code, err);
         else x.handlerFailed(err);

@@ -712,6 +712,27 @@ describe('a fetch stream that produces whenever asked, to a client that does not
   });
 });
 
+describe('a client that leaves a fetch app reading its body, over HTTP/2', () => {
+  // The body's read failed before the stream's close was seen: logged 500 with a stack, and
+  // counted as a server error, for an answer no client was there to take (HTTP/1.1: 499).
+  it('is logged 499', async () => {
+    const logged = h2.logs.length;
+    const tapped = tappedSession(h2.port, ca, 'h.test');
+    const req = tapped.session.request({ ':path': '/f/sink', ':method': 'PUT', ':authority': 'h.test' });
+    req.on('error', () => undefined);
+    tapped.session.on('error', () => undefined);
+    const chunk = Buffer.alloc(16 * 1024, 'u');
+    for (let i = 0; i < 5; i++) {
+      req.write(chunk);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    tapped.session.destroy();
+    expect(await accessLine(h2, '/f/sink')).toMatchObject({ status: 499, bytes_out: 0 });
+    // Nor a handler error with its stack.
+    expect(h2.logs.slice(logged).filter((l) => l.level === 'error')).toEqual([]);
+  });
+});
+
 describe('a fetch body that fails at its first read', () => {
   // No byte of the answer had gone out: the client got an empty reply (curl: exit 52) while the
   // access line said 200.
