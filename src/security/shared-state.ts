@@ -294,7 +294,7 @@ export class SharedState {
         return;
       }
       if (this.#timedOut) this.#hooks.failure?.('timeout');
-      this.#lost(err.message, this.#timedOut);
+      this.#lost(whyFailed(err), this.#timedOut);
     });
     // A server that stops (or a proxy that drops the connection) closes it without an error event.
     const closed = () => this.#lost(this.#closedBy ?? 'the connection was closed', this.#timedOut);
@@ -399,7 +399,7 @@ export class SharedState {
       this.#hooks.failure?.(failureReason(err));
       const missing = missingPermission(err);
       if (missing !== null) this.#refusedPermission(missing, err);
-      else this.#down(err instanceof Error ? err.message : String(err), true, !timedOut(err));
+      else this.#down(whyFailed(err), true, !timedOut(err));
     } finally {
       this.#probing = false;
     }
@@ -619,7 +619,7 @@ export class SharedState {
       this.#down(
         reason === 'timeout'
           ? `${FAILURES_BEFORE_DOWN} commands in a row timed out`
-          : `${FAILURES_BEFORE_DOWN} commands in a row failed; the last: ${err instanceof Error ? err.message : String(err)}`,
+          : `${FAILURES_BEFORE_DOWN} commands in a row failed; the last: ${whyFailed(err)}`,
       );
       // A Redis that does not answer may be behind a dead connection; one that answers errors is not.
       if (reason === 'timeout') this.redis.disconnect(true);
@@ -661,4 +661,17 @@ export class SharedState {
     clearInterval(this.#prober);
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
+}
+
+/** ioredis's words for a command sent while its connection is down (enableOfflineQueue: false). */
+const OFFLINE = "Stream isn't writeable and enableOfflineQueue options is false";
+
+/**
+ * Why a command or the connection failed, for the log: Redis's reply or the system's error as it
+ * came, except ioredis's own wording for "not connected", which named an option of the library
+ * rather than what happened.
+ */
+export function whyFailed(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message === OFFLINE ? 'not connected (reconnecting)' : message;
 }

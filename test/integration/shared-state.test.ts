@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ResolvedBan, ResolvedRateLimit } from '../../src/config/types.js';
 import { type BanEvent, BanManager } from '../../src/security/ban-manager.js';
 import { SharedRateLimiter } from '../../src/security/rate-limiter.js';
-import { SharedState } from '../../src/security/shared-state.js';
+import { SharedState, whyFailed } from '../../src/security/shared-state.js';
 import { freePort, tempDir } from '../helpers/cli.js';
 import { startRedis, stopRedis } from '../helpers/redis.js';
 import { until } from '../helpers/runtime.js';
@@ -115,6 +115,19 @@ describe('shared state in Redis', () => {
       '20 strikes counted',
       5000,
     ).catch(async () => expect(await redisCli('ZCARD', 'sluice:strikes:web:203.0.113.2')).toBe('20'));
+  });
+
+  it("says a command sent while the connection is down is not connected, not ioredis's option name", async () => {
+    const { state } = connect();
+    await upNow(state);
+    state.redis.disconnect();
+    const err = await state.redis.get('x').then(
+      () => null,
+      (e: unknown) => e,
+    );
+    // The log said "Stream isn't writeable and enableOfflineQueue options is false".
+    expect(whyFailed(err)).toBe('not connected (reconnecting)');
+    expect(whyFailed(new Error('NOAUTH Authentication required.'))).toBe('NOAUTH Authentication required.');
   });
 
   it('logs no "Redis unreachable" when the connection is closed on purpose', async () => {
