@@ -77,8 +77,8 @@ export class TlsTerminator {
   #rejectUnauthorized = false;
   #minVersion: tls.SecureVersion = 'TLSv1.2';
   #handshakeTimeoutMs = 10_000;
-  /** SSL_OP_NO_TICKET when the servers here differ in client certificates (see #build). */
-  #secureOptions = 0;
+  /** Sessions are not resumed: the servers here differ in client certificates (see #build). */
+  #noTickets = false;
   #server: tls.Server | null = null;
 
   /** Reads every server's certificate now; throws when one cannot be loaded. */
@@ -98,7 +98,7 @@ export class TlsTerminator {
       requestCert: this.#requestCert,
       rejectUnauthorized: this.#rejectUnauthorized,
       handshakeTimeout: this.#handshakeTimeoutMs,
-      secureOptions: this.#secureOptions,
+      secureOptions: this.#secureOptions(),
     };
   }
 
@@ -192,7 +192,18 @@ export class TlsTerminator {
     // on a server that trusts another CA, or none be needed where one is required. Where the
     // servers differ in client certificates, sessions are not resumed (a full handshake each time).
     const certKeys = new Set(servers.map((s) => clientCertKey(s.config.tls)));
-    this.#secureOptions = certKeys.size > 1 ? constants.SSL_OP_NO_TICKET : 0;
+    this.#noTickets = certKeys.size > 1;
+  }
+
+  /**
+   * The OpenSSL options of the listener's connections. A client's renegotiation (TLS 1.2) is
+   * refused, as nginx refuses it: the connection keeps the client-certificate verdict and identity
+   * of its first handshake, while the certificate of a second one was not checked, so a client
+   * verified once could present a self-signed certificate naming any SPIFFE id, and that id went
+   * upstream as `$client_spiffe_id`.
+   */
+  #secureOptions(): number {
+    return constants.SSL_OP_NO_RENEGOTIATION | (this.#noTickets ? constants.SSL_OP_NO_TICKET : 0);
   }
 
   readonly #sniCallback = (
@@ -264,7 +275,7 @@ export class TlsTerminator {
     server.setSecureContext({
       ...this.#default.options,
       minVersion: this.#minVersion,
-      secureOptions: this.#secureOptions,
+      secureOptions: this.#secureOptions(),
     });
     server.setTicketKeys(keys);
   }
@@ -276,7 +287,7 @@ export class TlsTerminator {
     // content. Where sessions are resumed, every server here names the same client_ca: look at
     // the default's copy now, so that a session verified by the old bundle is not resumed
     // during the up to one second until its own poll.
-    else if (ctx.config.clientCa !== null && this.#secureOptions === 0) void this.#default.poll();
+    else if (ctx.config.clientCa !== null && !this.#noTickets) void this.#default.poll();
     this.#hooks.reloaded?.({ listener: this.#address, cert: ctx.config.cert, key: ctx.config.key });
   }
 

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import https from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSluice, type TestSluice } from '../helpers/sluice.js';
 import { makePki, type TestPki } from '../helpers/tls-pki.js';
@@ -269,5 +270,35 @@ describe('servers of one address asking differently', () => {
       req.end();
     });
     expect(r).toEqual({ status: 200, clientId: 'spiffe://example.org/client' });
+  });
+});
+
+describe('a client that renegotiates (TLS 1.2)', () => {
+  // The second handshake's certificate went unchecked while the connection kept the first one's
+  // verdict: a client verified once could present a self-signed certificate naming any SPIFFE id,
+  // and the upstream was sent that id. nginx refuses renegotiation ("no renegotiation").
+  it.each(['optional.test', 'required.test', 'plain.test'])('is refused on %s', async (name) => {
+    const outcome = await new Promise<string>((resolve) => {
+      const socket = tlsConnect({
+        host: '127.0.0.1',
+        port: shared.port,
+        servername: name,
+        ca,
+        maxVersion: 'TLSv1.2',
+        ...clientCert,
+      });
+      const timer = setTimeout(() => resolve('no answer'), 5000);
+      const done = (what: string) => {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve(what);
+      };
+      socket.on('error', () => done('refused'));
+      socket.on('close', () => done('refused'));
+      socket.on('secureConnect', () => {
+        socket.renegotiate({ rejectUnauthorized: true }, (err) => done(err ? 'refused' : 'renegotiated'));
+      });
+    });
+    expect(outcome).toBe('refused');
   });
 });
