@@ -23,6 +23,7 @@ export function upstreamRequestHeaders(
     const name = raw[i]!;
     const lower = headerName(name);
     if (isHopByHop(lower) || drop.has(lower) || named?.includes(lower)) continue;
+    if (lower.indexOf('_') !== -1 && isSpelledAsDropped(lower, drop)) continue;
     out.push(name, raw[i + 1]!);
   }
   if (!route.preserveHost) out.push('host', targetHost);
@@ -38,4 +39,17 @@ export function upstreamRequestHeaders(
     if (value !== '') out.push(name, value);
   }
   return out;
+}
+
+/**
+ * `x_client_id` for a dropped `x-client-id`. Upstreams that read headers as CGI variables (PHP,
+ * WSGI's wsgiref, Ruby's Rack) turn `-` and `_` alike into `_`: a client's `X_Client_Id` was
+ * forwarded beside the `X-Client-Id` a route sets, and such an upstream read the client's value
+ * (or both, joined) as the trusted one; `X_Forwarded_For` did the same to the client address.
+ * nginx drops every name with `_` (`ignore_invalid_headers`); here only those that spell a header
+ * sluice removes or writes itself, so other names with `_` still pass.
+ */
+function isSpelledAsDropped(lower: string, drop: ReadonlySet<string>): boolean {
+  const dashed = lower.replaceAll('_', '-');
+  return drop.has(dashed) || isHopByHop(dashed);
 }

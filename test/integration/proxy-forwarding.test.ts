@@ -187,6 +187,26 @@ describe('proxy forwarding', () => {
     expect(h['x-req']).toMatch(/^[0-9a-f]{24}$/);
   });
 
+  it('drops a client header spelling with _ one it sets or removes, which CGI-style upstreams read alike', async () => {
+    await fetch(`${sluice.url}/api/x`, {
+      headers: {
+        X_Client: 'spoofed',
+        'X_Drop-Me': '1',
+        X_Forwarded_For: '6.6.6.6',
+        x_real_ip: '6.6.6.6',
+        Proxy_Connection: 'keep-alive',
+        My_Own_Header: 'kept',
+      },
+    });
+    const h = last().headers;
+    // An upstream reading HTTP_X_CLIENT took the client's value (or both, joined) for the route's.
+    for (const name of ['x_client', 'x_drop-me', 'x_forwarded_for', 'x_real_ip', 'proxy_connection'])
+      expect(h[name], name).toBeUndefined();
+    expect(h['x-client']).toBe('127.0.0.1');
+    // Other names with _ pass (nginx drops them all unless underscores_in_headers is on).
+    expect(h.my_own_header).toBe('kept');
+  });
+
   it('applies response_headers set and remove', async () => {
     const res = await fetch(`${sluice.url}/api/x`);
     expect(res.headers.get('x-frame-options')).toBe('DENY');
