@@ -117,6 +117,17 @@ export function normaliseUpstream(
       { hint: 'remove down: true from a target, or the routes that proxy to this upstream' },
     );
   }
+  // `tls:` applies to https:// targets only: beside http:// ones, a `spiffe_id` pin or a CA meant
+  // every target to be checked while some were reached in plain text.
+  const plain = targets.filter((t) => t.origin.startsWith('http://'));
+  if (draft.tls !== undefined && draft.tls !== null && plain.length > 0) {
+    problems.warn(
+      [...path, 'tls'],
+      'SLUICE_E_CONFIG_VALUE',
+      `tls applies to https:// targets only; ${plain.length === targets.length ? 'every target is' : `${plain.length} of the ${targets.length} targets ${plain.length === 1 ? 'is' : 'are'}`} http:// (${plain[0]!.origin}${plain.length > 1 ? ', ...' : ''}) and reached without TLS`,
+      { hint: 'write those targets with https://, or remove tls: if they are meant to be plain HTTP' },
+    );
+  }
   const dnsMinTtlMs = durationOr(draft.dns?.min_ttl, DEFAULT_DNS_MIN_TTL_MS);
   const dnsMaxTtlMs = durationOr(draft.dns?.max_ttl, DEFAULT_DNS_MAX_TTL_MS);
   if (dnsMinTtlMs <= 0 || dnsMaxTtlMs < dnsMinTtlMs) {

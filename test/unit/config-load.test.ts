@@ -697,6 +697,25 @@ describe('warnings', () => {
     ]);
   });
 
+  // A spiffe_id pin beside an http:// target checked nothing for that target: it went in plain text.
+  it('warn that an upstream tls: does not apply to its http:// targets', () => {
+    const text = [
+      'servers: [{ listen: 80, routes: [{ proxy: { upstream: be } }] }]',
+      'upstreams:',
+      '  be:',
+      '    targets: [{ url: http://127.0.0.1:9001 }, { url: https://127.0.0.1:9002 }]',
+      '    tls: { spiffe_id: spiffe://example.org/backend }',
+      '  all: { targets: [{ url: https://127.0.0.1:9003 }], tls: { spiffe_id: spiffe://example.org/backend } }',
+      '',
+    ].join('\n');
+    const result = loadConfigText(text, 'w.yaml', {});
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.warnings.map((w) => formatProblem(w, 'warning'))).toEqual([
+      'w.yaml:5:10: SLUICE_E_CONFIG_VALUE warning: upstreams.be.tls: tls applies to https:// targets only; 1 of the 2 targets is http:// (http://127.0.0.1:9001) and reached without TLS (hint: write those targets with https://, or remove tls: if they are meant to be plain HTTP)',
+    ]);
+  });
+
   // The file looked as if /metrics were protected; without tokens every read is open on loopback.
   it('warn that metrics_auth: true does nothing without admin tokens', () => {
     const text = [
