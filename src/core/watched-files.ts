@@ -9,6 +9,10 @@
  * only when the files stay the same and still fail at the next poll, and once per such state.
  * The timer is unref'd: a watch never keeps a process alive.
  *
+ * A watch may start on a fallback value when the files cannot be loaded at first (a worker started
+ * in place of a dead one while a deploy has its certificate moved away: tls-file-copies.ts); the
+ * files are then loaded as soon as they change, exactly as after a failed reload.
+ *
  *   poll ─▶ signature same as loaded? ─yes─▶ nothing
  *              └─no─▶ failed before with this signature? ─yes─▶ report once
  *                        └─no─▶ load ─ok─▶ swap, onReload │ fail─▶ remember the signature
@@ -41,18 +45,24 @@ export class WatchedFiles<T> {
   #polling = false;
   #closed = false;
 
-  /** Loads the value now (a failure throws) and starts watching. */
+  /**
+   * Loads the value now and starts watching. A failed load throws, unless `fallback` gives a value
+   * for it (it may throw too, and then the constructor does).
+   */
   constructor(
     files: readonly string[],
     load: () => T,
     hooks: WatchedFilesHooks<T> = {},
     intervalMs = WATCH_INTERVAL_MS,
+    fallback?: (err: unknown) => T,
   ) {
     this.#files = files;
     this.#load = load;
     this.#hooks = hooks;
+    // Taken before the load: files that change while it reads them are loaded again at the poll.
+    // On a fallback, the files stay as they failed until they change (as a failed reload waits).
     this.#loaded = signatureSync(files);
-    this.#value = load();
+    this.#value = fallback === undefined ? load() : loadOr(load, fallback);
     this.#timer = setInterval(() => void this.poll(), intervalMs);
     this.#timer.unref();
   }
@@ -98,6 +108,14 @@ export class WatchedFiles<T> {
   close(): void {
     this.#closed = true;
     clearInterval(this.#timer);
+  }
+}
+
+function loadOr<T>(load: () => T, fallback: (err: unknown) => T): T {
+  try {
+    return load();
+  } catch (err) {
+    return fallback(err);
   }
 }
 

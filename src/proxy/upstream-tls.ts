@@ -11,7 +11,9 @@
  *   fails the connection like any certificate error (502, SLUICE_E_UPSTREAM_CONNECT), with a
  *   message naming both ids.
  * - The files are watched (core/watched-files.ts): when the client certificate rotates, targets
- *   open new pools with it; connections already open finish on the old one.
+ *   open new pools with it; connections already open finish on the old one. A worker started in
+ *   place of a dead one while the files cannot be used starts on the node's copies of them
+ *   (core/tls-file-copies.ts) and loads the files once they change.
  *
  * Settings with equal files share one instance across targets and config generations
  * (reference-counted), so a reload that keeps them keeps a single file watch.
@@ -22,6 +24,7 @@ import tls from 'node:tls';
 import type { buildConnector } from 'undici';
 import type { ResolvedUpstreamTls } from '../config/types.js';
 import { spiffeIdOf } from '../core/spiffe-id.js';
+import { type FileReader, TlsFileCopies } from '../core/tls-file-copies.js';
 import { undici } from '../core/undici.js';
 import { WatchedFiles } from '../core/watched-files.js';
 
@@ -32,18 +35,28 @@ interface UpstreamTlsFiles {
   readonly key: Buffer | null;
 }
 
-/** Reports a client certificate or CA that could not be reloaded (the previous one stays). */
-export type UpstreamTlsErrorLog = (err: unknown, info: Record<string, unknown>) => void;
+/** What becomes of an upstream's TLS files that cannot be used, for the runtime's logger. */
+export interface UpstreamTlsLog {
+  /** A client certificate or CA that could not be reloaded (the previous one stays). */
+  readonly reloadFailed: (err: unknown, info: Record<string, unknown>) => void;
+  /** Files that cannot be used as a worker starts: the node's copies of them are used (tls-file-copies.ts). */
+  readonly copyInUse: (err: unknown, info: Record<string, unknown>) => void;
+}
 
-let errorLog: UpstreamTlsErrorLog = (err, info) => {
-  process.emitWarning(
-    `sluice: upstream TLS files ${JSON.stringify(info)} cannot be reloaded: ${String(err)}`,
-  );
+let log: UpstreamTlsLog = {
+  reloadFailed: (err, info) =>
+    process.emitWarning(
+      `sluice: upstream TLS files ${JSON.stringify(info)} cannot be reloaded: ${String(err)}`,
+    ),
+  copyInUse: (err, info) =>
+    process.emitWarning(
+      `sluice: upstream TLS files ${JSON.stringify(info)} cannot be used (${String(err)}); using the node's copies`,
+    ),
 };
 
-/** Where reload failures of upstream TLS files are reported (the runtime's logger). */
-export function setUpstreamTlsErrorLog(log: UpstreamTlsErrorLog): void {
-  errorLog = log;
+/** Where the failures of upstream TLS files are reported (the runtime's logger). */
+export function setUpstreamTlsLog(to: UpstreamTlsLog): void {
+  log = to;
 }
 
 /** The identity of an upstream's `tls:` settings (targets with different keys are different targets). */
@@ -108,11 +121,12 @@ export class UpstreamTls {
   readonly #subscribers = new Set<() => void>();
   #refs = 0;
 
-  /** Reads the files now; throws when one cannot be read. */
+  /** Reads the files now (else the copies a starting worker holds); throws when they cannot be used. */
   constructor(config: ResolvedUpstreamTls, intervalMs?: number) {
     this.config = config;
     this.key = upstreamTlsKey(config);
     const files = [config.ca, config.cert, config.key].filter((f): f is string => f !== null);
+    const named = { ca: config.ca, cert: config.cert, key: config.key };
     this.#static = files.length === 0 ? connectionOptions(config, { ca: null, cert: null, key: null }) : {};
     this.#watch =
       files.length === 0
@@ -124,9 +138,18 @@ export class UpstreamTls {
               onReload: () => {
                 for (const fn of this.#subscribers) fn();
               },
-              onError: (err) => errorLog(err, { ca: config.ca, cert: config.cert, key: config.key }),
+              onError: (err) => log.reloadFailed(err, named),
             },
             intervalMs,
+            (err) => {
+              const { value, report } = TlsFileCopies.fallBack(
+                err,
+                (read) => connectionOptions(config, readFiles(config, read)),
+                config.cert ?? config.ca,
+              );
+              log.copyInUse(err, { ...named, ...report });
+              return value;
+            },
           );
   }
 
@@ -163,16 +186,19 @@ export class UpstreamTls {
   }
 }
 
-/** Reads an upstream's TLS files and builds their context once; throws when they do not make one. */
-export function checkUpstreamTls(config: ResolvedUpstreamTls): void {
-  connectionOptions(config, readFiles(config));
+/**
+ * Reads an upstream's TLS files (from disk, or with `read` from the node's copies) and builds their
+ * context once; throws when they do not make one.
+ */
+export function checkUpstreamTls(config: ResolvedUpstreamTls, read: FileReader = readFileSync): void {
+  connectionOptions(config, readFiles(config, read));
 }
 
-function readFiles(config: ResolvedUpstreamTls): UpstreamTlsFiles {
+function readFiles(config: ResolvedUpstreamTls, read: FileReader = readFileSync): UpstreamTlsFiles {
   return {
-    ca: config.ca === null ? null : readFileSync(config.ca),
-    cert: config.cert === null ? null : readFileSync(config.cert),
-    key: config.key === null ? null : readFileSync(config.key),
+    ca: config.ca === null ? null : read(config.ca),
+    cert: config.cert === null ? null : read(config.cert),
+    key: config.key === null ? null : read(config.key),
   };
 }
 

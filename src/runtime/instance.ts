@@ -31,7 +31,7 @@ import type { ResolveHost } from '../proxy/dns-refresher.js';
 import { probeTarget } from '../proxy/health-probe.js';
 import type { UpstreamSet } from '../proxy/upstream-set.js';
 import type { UpstreamTarget } from '../proxy/upstream-target.js';
-import { setUpstreamTlsErrorLog } from '../proxy/upstream-tls.js';
+import { setUpstreamTlsLog } from '../proxy/upstream-tls.js';
 import type { Exchange, ExchangeObserver } from '../server/exchange.js';
 import {
   compileTables,
@@ -232,12 +232,24 @@ export class SluiceInstance {
         : new Tracer({ ...tracing, otlpEndpoint: tracing.otlpEndpoint }, (obj, msg, level = 'warn') =>
             this.#loggers.app[level](obj, msg),
           );
-    setUpstreamTlsErrorLog((err, info) =>
-      this.#loggers.app.error(
-        { err, ...info },
-        'upstream TLS files not reloaded; the previous ones stay in use',
-      ),
-    );
+    setUpstreamTlsLog({
+      reloadFailed: (err, info) =>
+        this.#loggers.app.error(
+          { err, ...info },
+          'upstream TLS files not reloaded; the previous ones stay in use',
+        ),
+      copyInUse: (err, info) =>
+        this.#loggers.app.warn(
+          {
+            err,
+            event: 'tls_copy_in_use',
+            ...info,
+            detail:
+              'the upstream TLS files cannot be used as this worker starts; it uses the copies the node loaded last, and loads the files as soon as they change',
+          },
+          'upstream TLS files cannot be used; using the copies the node loaded last',
+        ),
+    });
     const stateMetrics = new SharedStateMetrics(this.registry, () => this.guards.redis);
     // Alone, this process is the node's view of Redis; a worker's gauges would be summed.
     if (options.admin !== false) stateMetrics.showUp(config.state.redis !== null);
@@ -714,6 +726,11 @@ export class SluiceInstance {
       this.#options.listen,
       {
         tlsReloaded: (info) => log.info(info, 'TLS certificate reloaded'),
+        tlsCopyInUse: (err, info) =>
+          log.warn(
+            { err, ...info },
+            'TLS certificate files cannot be used; serving the copy the node loaded last',
+          ),
         tlsRefused: (refusal) => this.#tlsRefused(refusal),
         h2Refused: (info) => this.#h2Refused(info),
         h2StreamRefused: (reason) => this.#metrics.http2StreamsRefused.labels(reason).inc(),

@@ -1,6 +1,7 @@
 /** The messages between the primary and its workers (Node's cluster IPC channel, JSON). */
 import type { MetricsJson } from '../admin/dashboard-stats.js';
 import type { ResolvedConfig } from '../config/types.js';
+import type { TlsFileCopiesWire } from '../core/tls-file-copies.js';
 import type { Ban } from '../security/ban-list.js';
 
 /** What a worker reports about itself. */
@@ -30,6 +31,12 @@ export type ToWorker =
        * worker started after a crash or by a rolling reload serving banned clients meanwhile.
        */
       readonly bans: readonly Ban[];
+      /**
+       * For a worker that replaces a dead one, the node's copies of its TLS files: what it loads a
+       * certificate from when the files cannot be used as it starts (tls-file-copies.ts); null
+       * for the workers that apply a config (start, roll), whose files must load.
+       */
+      readonly tlsCopies: TlsFileCopiesWire | null;
     }
   | { readonly type: 'ban'; readonly ban: Ban }
   | { readonly type: 'unban'; readonly address: string }

@@ -6,6 +6,7 @@
  *   start ─▶ fork N workers ─▶ each: drop privileges, load handlers, listen ─▶ 'ready'
  *   reload ─▶ validate ─▶ swap in place (routes, upstreams) | roll (new workers ready ─▶ old drain)
  *   crash ─▶ restart with backoff ─▶ 5 start-up crashes in 60 s: crash loop, reported, not restarted
+ *            (the restarted worker gets the primary's copies of the TLS files: tls-file-keeper.ts)
  *   stop ─▶ every worker drains (shutdown_timeout) ─▶ exit
  */
 import cluster, { type Worker } from 'node:cluster';
@@ -20,6 +21,7 @@ import { formatProblem } from '../config/problem.js';
 import type { ResolvedAdmin, ResolvedConfig } from '../config/types.js';
 import { timerDelay } from '../core/duration.js';
 import { keptProblems } from '../core/kept-problems.js';
+import type { TlsFileCopies } from '../core/tls-file-copies.js';
 import { VERSION } from '../core/version.js';
 import { type ErrorCode, isErrorCode } from '../errors/catalogue.js';
 import { SluiceError } from '../errors/sluice-error.js';
@@ -43,6 +45,7 @@ import { prepareWorkerLogFiles } from './log-files.js';
 import { PidFile, type PidFileChange } from './pid-file.js';
 import { planReload } from './reload-plan.js';
 import { rootHandlersError } from './root-handlers.js';
+import { TlsFileKeeper } from './tls-file-keeper.js';
 
 /** How long a new worker may take to load its handlers and listen. */
 const READY_TIMEOUT_MS = 30_000;
@@ -186,6 +189,8 @@ export class Primary {
   readonly #serving = new WeakSet<Worker>();
   #upstreams: UpstreamSet;
   readonly #health: HealthChecker;
+  /** Copies of the TLS files of the configs in use, for the workers that replace dead ones. */
+  readonly #tlsFiles = new TlsFileKeeper();
   readonly #admin = new AdminSlot((settings) => this.#newAdmin(settings));
   readonly #pidFile = new PidFile((file, reason) =>
     this.#loggers.app.warn({ file, reason }, 'cannot remove pid_file; left in place'),
@@ -280,6 +285,7 @@ export class Primary {
     this.#reusePort = useReusePort(this.#config, listenFacts());
     const count = workerCount(this.#config);
     this.#prepareLogFiles(this.#config);
+    this.#tlsFiles.follow(this.#config);
     // The bans other nodes made are read before any worker serves: otherwise a client they banned
     // was served until the read ended. Bounded, so an unreachable Redis delays start by no more.
     const bans = await this.#bans.loaded(START_BANS_WAIT_MS);
@@ -371,7 +377,9 @@ export class Primary {
     try {
       // During a swap, the config being swapped in: the others are switching to it.
       const config = this.#swapping ?? this.#config;
-      const worker = await this.#fork(config);
+      // With the node's copies of its TLS files: a deploy that has them moved away at this moment
+      // must not turn a crash into a crash loop, while the other workers serve on.
+      const worker = await this.#fork(config, this.#tlsFiles.copies(config));
       // A reload rolled the workers while this one started: it belongs to no slot any more.
       if (!this.#slots.includes(slot) || this.#stopping) {
         this.#retire(worker, 0);
@@ -435,8 +443,10 @@ export class Primary {
   /**
    * Forks one worker with `config`; resolves when it listens, rejects when it fails to. Until the
    * caller puts it in a slot or retires it, the worker is in `#starting`, for a stop to find.
+   * `tlsCopies`: what it may load TLS files from when they cannot be used (a worker that replaces
+   * one; a start or a roll applies a config, whose files must load).
    */
-  #fork(config: ResolvedConfig): Promise<Worker> {
+  #fork(config: ResolvedConfig, tlsCopies: TlsFileCopies | null = null): Promise<Worker> {
     // A reload that was binding its admin address when the stop came forks nothing any more.
     if (this.#stopping)
       return Promise.reject(new SluiceError('SLUICE_E_RUNTIME_WORKER', 'sluice is stopping'));
@@ -473,6 +483,7 @@ export class Primary {
             reusePort: this.#reusePort,
             workers: workerCount(config),
             bans: this.#bans.all(),
+            tlsCopies: tlsCopies?.toWire() ?? null,
           });
         } else if (message.type === 'loading') {
           loading = message.module;
@@ -710,6 +721,7 @@ export class Primary {
       return await this.#reloading;
     } finally {
       this.#reloading = null;
+      this.#tlsFiles.retain([this.#config]);
     }
   }
 
@@ -721,6 +733,8 @@ export class Primary {
       return record({ ok: false, how: 'refused', problems: [errorProblem(asRoot, asRoot.code)] });
     const plan = planReload(this.#config, next, { current: this.#slots.length, next: workerCount(next) });
     const previous = this.#config;
+    // A worker restarted during the reload may start on `next`.
+    this.#tlsFiles.follow(next);
     // A new admin address is bound first: one that cannot be refuses the reload with nothing changed.
     let admin: AdminChange;
     try {
@@ -888,6 +902,7 @@ export class Primary {
     this.#stopping = true;
     this.#stopBegun();
     this.#health.stop();
+    this.#tlsFiles.close();
     if (this.#metricsTimer !== null) clearInterval(this.#metricsTimer);
     const deadline = this.#config.shutdownTimeoutMs;
     // The workers a roll (or a restart) is starting: left out, the primary exited under them, and
@@ -946,6 +961,7 @@ export class Primary {
     this.#stopping = true;
     this.#stopBegun();
     this.#health.stop();
+    this.#tlsFiles.close();
     for (const s of this.#slots) s.worker?.process.kill('SIGKILL');
     await this.#admin.close();
   }

@@ -10,6 +10,7 @@
 
 import type { MetricsJson } from '../admin/dashboard-stats.js';
 import type { ResolvedConfig } from '../config/types.js';
+import { TlsFileCopies, type TlsFileCopiesWire } from '../core/tls-file-copies.js';
 import { ERROR_CATALOGUE } from '../errors/catalogue.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { preopenForLogs } from '../observability/line-writer.js';
@@ -33,7 +34,10 @@ async function start(
   reusePort: boolean,
   workers: number,
   bans: readonly Ban[],
+  tlsCopies: TlsFileCopiesWire | null,
 ): Promise<void> {
+  // Only while it starts: a reload reads the files, or fails, as in every other worker.
+  const release = TlsFileCopies.hold(tlsCopies === null ? null : TlsFileCopies.fromWire(tlsCopies));
   try {
     // With the primary's shared sockets the worker binds nothing itself: drop root first, so no
     // handler code ever runs as root. With SO_REUSEPORT the ports are >= 1024 or root is kept
@@ -63,13 +67,15 @@ async function start(
     });
     process.exitCode = 1;
     setTimeout(() => process.exit(1), 100).unref();
+  } finally {
+    release();
   }
 }
 
 async function handle(message: ToWorker): Promise<void> {
   switch (message.type) {
     case 'start':
-      await start(message.config, message.reusePort, message.workers, message.bans);
+      await start(message.config, message.reusePort, message.workers, message.bans, message.tlsCopies);
       return;
     case 'ban':
       instance?.guards.bans.add(message.ban);

@@ -47,6 +47,8 @@ export type ListenerErrorLog = (err: unknown, context: Record<string, unknown>) 
 export interface ListenerHooks {
   /** A certificate was reloaded from disk (rotation). */
   readonly tlsReloaded?: (info: Record<string, unknown>) => void;
+  /** A starting worker serves the node's copy of a certificate whose files cannot be used (tls-terminator.ts). */
+  readonly tlsCopyInUse?: (err: unknown, info: Record<string, unknown>) => void;
   /** How often certificate files are polled, ms (default 1000; tests use less). */
   readonly tlsWatchIntervalMs?: number;
   /** A TLS connection was refused before it carried a request (tls-terminator.ts). */
@@ -1129,6 +1131,7 @@ function newTerminator(
   const events: TlsTerminatorHooks = {
     failed: logError,
     ...(hooks.tlsReloaded === undefined ? {} : { reloaded: hooks.tlsReloaded }),
+    ...(hooks.tlsCopyInUse === undefined ? {} : { copyInUse: hooks.tlsCopyInUse }),
     ...(hooks.tlsRefused === undefined ? {} : { refused: hooks.tlsRefused }),
   };
   try {

@@ -3,10 +3,13 @@
  * reload whose files cannot be used fails as a whole (the running config stays) instead of
  * half-way through swapping listeners. Config validation tried the same files (config/tls-files.ts),
  * but they may have changed since (a certificate renewed between `sluice check` and the reload).
- * Runs at start and on reload only.
+ * Runs at start and on reload only. A worker started in place of a dead one may use the node's copies
+ * of files that cannot be used at that moment (core/tls-file-copies.ts); the listener and the
+ * upstream report it when they load them.
  */
 import type { ResolvedConfig } from '../config/types.js';
 import { currentUser } from '../core/current-user.js';
+import { type FileReader, TlsFileCopies } from '../core/tls-file-copies.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { checkUpstreamTls } from '../proxy/upstream-tls.js';
 import { loadServerTls, serverTlsKey } from './tls-settings.js';
@@ -19,7 +22,7 @@ export function preflightTls(config: ResolvedConfig): void {
     if (tls === null || seen.has(serverTlsKey(tls))) continue;
     seen.add(serverTlsKey(tls));
     try {
-      loadServerTls(tls);
+      loadOrCopy((read) => loadServerTls(tls, read), tls.cert);
     } catch (err) {
       throw new SluiceError(
         'SLUICE_E_RUNTIME_LISTEN',
@@ -32,7 +35,7 @@ export function preflightTls(config: ResolvedConfig): void {
     const tls = upstream.tls;
     if (tls === null || !upstream.targets.some((t) => t.origin.startsWith('https:'))) continue;
     try {
-      checkUpstreamTls(tls);
+      loadOrCopy((read) => checkUpstreamTls(tls, read), tls.cert ?? tls.ca);
     } catch (err) {
       const files = [tls.ca, tls.cert, tls.key].filter((f) => f !== null).join(', ');
       throw new SluiceError(
@@ -41,6 +44,15 @@ export function preflightTls(config: ResolvedConfig): void {
         { cause: err, hint: filesHint(err) },
       );
     }
+  }
+}
+
+/** Loads from disk, else from the copies a starting worker holds; throws the disk's error. */
+function loadOrCopy(load: (read?: FileReader) => unknown, cert: string | null): void {
+  try {
+    load();
+  } catch (err) {
+    TlsFileCopies.fallBack(err, load, cert);
   }
 }
 

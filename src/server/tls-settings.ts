@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import type { ResolvedServerTls } from '../config/types.js';
+import type { FileReader } from '../core/tls-file-copies.js';
 
 /** Mozilla intermediate (v5.7): TLS 1.3 suites, then TLS 1.2 ECDHE and DHE AEAD suites. */
 export const TLS_CIPHERS = [
@@ -46,12 +47,18 @@ export function serverTlsFiles(config: ResolvedServerTls): string[] {
   return config.clientCa === null ? [config.cert, config.key] : [config.cert, config.key, config.clientCa];
 }
 
-/** Reads a server's certificate, key and client CA, and builds its secure context; throws when they do not make one. */
-export function loadServerTls(config: ResolvedServerTls): ServerSecureContext {
+/**
+ * Reads a server's certificate, key and client CA (from disk, or with `read` from the node's
+ * copies: tls-file-copies.ts), and builds its secure context; throws when they do not make one.
+ */
+export function loadServerTls(
+  config: ResolvedServerTls,
+  read: FileReader = readFileSync,
+): ServerSecureContext {
   const files: ServerTlsFiles = {
-    cert: readFileSync(config.cert),
-    key: readFileSync(config.key),
-    clientCa: config.clientCa === null ? null : readFileSync(config.clientCa),
+    cert: read(config.cert),
+    key: read(config.key),
+    clientCa: config.clientCa === null ? null : read(config.clientCa),
   };
   const options = secureContextOptions(config, files);
   return { options, context: tls.createSecureContext(options) };

@@ -49,6 +49,11 @@ export interface TlsTerminatorHooks {
   readonly reloaded?: (info: Record<string, unknown>) => void;
   /** A server's changed files do not make a certificate; the previous one stays (reported once). */
   readonly failed: (err: unknown, info: Record<string, unknown>) => void;
+  /**
+   * A server's files cannot be used as this worker starts, and its certificate is the node's copy
+   * of them (tls-file-copies.ts) until they change.
+   */
+  readonly copyInUse?: (err: unknown, info: Record<string, unknown>) => void;
   /** A connection was refused before it carried a request. */
   readonly refused?: (refusal: TlsRefusal) => void;
 }
@@ -140,7 +145,11 @@ export class TlsTerminator {
       if (ctx === undefined) {
         ctx = new ServerTlsContext(
           config,
-          { onReload: (c) => this.#reloaded(c), onError: (c, err) => this.#failed(c, err) },
+          {
+            onReload: (c) => this.#reloaded(c),
+            onError: (c, err) => this.#failed(c, err),
+            onCopy: (c, err, report) => this.#copyInUse(c, err, report),
+          },
           this.#watchIntervalMs,
         );
       }
@@ -289,6 +298,19 @@ export class TlsTerminator {
     // during the up to one second until its own poll.
     else if (ctx.config.clientCa !== null && !this.#noTickets) void this.#default.poll();
     this.#hooks.reloaded?.({ listener: this.#address, cert: ctx.config.cert, key: ctx.config.key });
+  }
+
+  #copyInUse(ctx: ServerTlsContext, err: unknown, report: Record<string, unknown>): void {
+    this.#hooks.copyInUse?.(err, {
+      listener: this.#address,
+      event: 'tls_copy_in_use',
+      cert: ctx.config.cert,
+      key: ctx.config.key,
+      ...(ctx.config.clientCa === null ? {} : { client_ca: ctx.config.clientCa }),
+      ...report,
+      detail:
+        'the certificate files cannot be used as this worker starts; it serves the copy the node loaded last, and loads the files as soon as they change',
+    });
   }
 
   #failed(ctx: ServerTlsContext, err: unknown): void {

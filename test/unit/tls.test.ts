@@ -189,3 +189,40 @@ describe('WatchedFiles', () => {
     }
   });
 });
+
+describe('WatchedFiles with a fallback', () => {
+  it('starts on the fallback when the files cannot be loaded, and loads them once they change', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-watch-'));
+    try {
+      const file = join(dir, 'value');
+      const load = () => Number(readFileSync(file, 'utf8'));
+      expect(() => new WatchedFiles([file], load, {}, 60_000)).toThrow(/ENOENT/);
+      const failures: unknown[] = [];
+      const reloads: number[] = [];
+      const watch = new WatchedFiles([file], load, { onReload: (v) => reloads.push(v) }, 60_000, (err) => {
+        failures.push(err);
+        return 0;
+      });
+      try {
+        expect([watch.value, failures.length]).toEqual([0, 1]);
+        await watch.poll();
+        expect([watch.value, reloads]).toEqual([0, []]);
+        writeFileSync(file, '7');
+        await watch.poll();
+        expect([watch.value, reloads]).toEqual([7, [7]]);
+      } finally {
+        watch.close();
+      }
+      // A fallback that throws: the constructor does.
+      rmSync(file);
+      expect(
+        () =>
+          new WatchedFiles([file], load, {}, 60_000, (err) => {
+            throw err;
+          }),
+      ).toThrow(/ENOENT/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
