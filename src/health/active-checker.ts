@@ -23,16 +23,24 @@ export interface HealthTarget {
   readonly health: 'up' | 'down' | 'unknown';
 }
 
-/** Probes one target; resolves true when it passes. Must not reject. */
-export type Probe = (target: HealthTarget) => Promise<boolean>;
+/**
+ * Probes one target; resolves null when it passes, else why it failed (`status 503`, `connect
+ * ECONNREFUSED 127.0.0.1:9001`, `certificate has expired`). Must not reject.
+ */
+export type Probe = (target: HealthTarget) => Promise<string | null>;
 
-/** Receives a state change (or a re-report of a known state). */
-export type HealthReport = (upstream: string, origin: string, up: boolean) => void;
+/**
+ * Receives a state change (or a re-report of a known state); a target found down comes with the
+ * reason its last probe failed: "target down" alone sent the operator to the access log.
+ */
+export type HealthReport = (upstream: string, origin: string, up: boolean, reason: string | null) => void;
 
 interface ProbeState {
   passes: number;
   fails: number;
   status: 'up' | 'down' | 'unknown';
+  /** Why the last probe failed (null after a pass). */
+  reason: string | null;
   nextAt: number;
   probing: boolean;
 }
@@ -84,11 +92,11 @@ export class HealthChecker {
       seen.add(key);
       let state = this.#states.get(key);
       if (state === undefined) {
-        state = { passes: 0, fails: 0, status: 'unknown', nextAt: now, probing: false };
+        state = { passes: 0, fails: 0, status: 'unknown', reason: null, nextAt: now, probing: false };
         this.#states.set(key, state);
       }
       if (state.status !== 'unknown' && state.status !== target.health) {
-        this.#report(target.upstream, target.origin, state.status === 'up');
+        this.#report(target.upstream, target.origin, state.status === 'up', state.reason);
       }
       if (!state.probing && now >= state.nextAt) this.#run(target, state, now);
     }
@@ -106,28 +114,29 @@ export class HealthChecker {
     state.probing = true;
     state.nextAt += target.check.intervalMs;
     if (state.nextAt <= now) state.nextAt = now + target.check.intervalMs;
-    void this.#probe(target).then((passed) => {
+    void this.#probe(target).then((failure) => {
       state.probing = false;
       if (this.#timer === null) return;
-      this.record(target, state, passed);
+      this.record(target, state, failure);
     });
   }
 
-  /** Counts one probe result and reports a change of state. */
-  private record(target: HealthTarget, state: ProbeState, passed: boolean): void {
-    if (passed) {
+  /** Counts one probe result (null: passed, else why not) and reports a change of state. */
+  private record(target: HealthTarget, state: ProbeState, failure: string | null): void {
+    state.reason = failure;
+    if (failure === null) {
       state.passes++;
       state.fails = 0;
       if (state.status !== 'up' && state.passes >= target.check.rise) {
         state.status = 'up';
-        this.#report(target.upstream, target.origin, true);
+        this.#report(target.upstream, target.origin, true, null);
       }
     } else {
       state.fails++;
       state.passes = 0;
       if (state.status !== 'down' && state.fails >= target.check.fall) {
         state.status = 'down';
-        this.#report(target.upstream, target.origin, false);
+        this.#report(target.upstream, target.origin, false, failure);
       }
     }
   }

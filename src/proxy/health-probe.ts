@@ -12,8 +12,8 @@ import { hostOf, httpsConnector, UpstreamTls, upstreamServerName } from './upstr
 
 let agent: Agent | null = null;
 
-/** Probes one target; never rejects. */
-export async function probeTarget(target: HealthTarget): Promise<boolean> {
+/** Probes one target: null when it passes, else why not; never rejects. */
+export async function probeTarget(target: HealthTarget): Promise<string | null> {
   const check = target.check;
   const https = target.origin.startsWith('https:');
   const config = target.tls ?? null;
@@ -39,11 +39,23 @@ export async function probeTarget(target: HealthTarget): Promise<boolean> {
       signal: AbortSignal.timeout(check.timeoutMs),
     });
     await res.body.dump();
-    return check.expectStatus.some(([lo, hi]) => res.statusCode >= lo && res.statusCode <= hi);
-  } catch {
-    return false;
+    return check.expectStatus.some(([lo, hi]) => res.statusCode >= lo && res.statusCode <= hi)
+      ? null
+      : `status ${res.statusCode}`;
+  } catch (err) {
+    return failureOf(err, check.timeoutMs);
   } finally {
     if (dispatcher !== agent) dispatcher.destroy().catch(() => undefined);
     tls?.release();
   }
+}
+
+/** Time limits, as undici and AbortSignal.timeout name them. */
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+/** Why a probe failed, in words: the system's or TLS's error, or its time limit. */
+function failureOf(err: unknown, timeoutMs: number): string {
+  const { name, code } = (err ?? {}) as { name?: unknown; code?: unknown };
+  if (name === 'TimeoutError' || TIMEOUT_CODES.has(String(code))) return `no answer within ${timeoutMs} ms`;
+  return err instanceof Error ? err.message : String(err);
 }

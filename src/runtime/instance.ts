@@ -20,6 +20,7 @@ import { VERSION } from '../core/version.js';
 import { EgressServer } from '../egress/egress-server.js';
 import { type LoadedHandler, loadHandler } from '../handlers/load-handler.js';
 import { HealthChecker } from '../health/active-checker.js';
+import { logHealth } from '../health/health-log.js';
 import { JsonAccessLog, writeAccessLine } from '../observability/access-log.js';
 import { LogRateLimit } from '../observability/log-rate-limit.js';
 import { createLoggers, type Loggers } from '../observability/logger.js';
@@ -263,7 +264,7 @@ export class SluiceInstance {
         : new HealthChecker(
             () => (this.#tables === null ? [] : healthTargets(this.#tables.upstreams)),
             probeTarget,
-            (upstream, origin, up) => this.applyHealth(upstream, origin, up),
+            (upstream, origin, up, reason) => this.applyHealth(upstream, origin, up, reason),
           );
   }
 
@@ -551,13 +552,9 @@ export class SluiceInstance {
   }
 
   /** Applies an active health-check result (from this instance's checker, or from the primary). */
-  applyHealth(upstream: string, origin: string, up: boolean): void {
-    if (this.#tables?.upstreams.setHealth(upstream, origin, up) && this.#health !== null) {
-      this.#loggers.app[up ? 'info' : 'warn'](
-        { upstream, target: origin },
-        up ? 'health check: target up' : 'health check: target down',
-      );
-    }
+  applyHealth(upstream: string, origin: string, up: boolean, reason: string | null = null): void {
+    if (this.#tables?.upstreams.setHealth(upstream, origin, up) && this.#health !== null)
+      logHealth(this.#loggers.app, upstream, origin, up, reason);
   }
 
   /** The addresses being served (ports resolved when the config asked for port 0). */

@@ -26,6 +26,7 @@ import { VERSION } from '../core/version.js';
 import { type ErrorCode, isErrorCode } from '../errors/catalogue.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { HealthChecker } from '../health/active-checker.js';
+import { logHealth } from '../health/health-log.js';
 import { ClusterMetrics } from '../observability/cluster-metrics.js';
 import { createLoggers, type Loggers } from '../observability/logger.js';
 import { ControlPlaneMetrics, newRegistry } from '../observability/metrics.js';
@@ -235,7 +236,7 @@ export class Primary {
     this.#health = new HealthChecker(
       () => healthTargets(this.#upstreams),
       probeTarget,
-      (upstream, origin, up) => this.#applyHealth(upstream, origin, up),
+      (upstream, origin, up, reason) => this.#applyHealth(upstream, origin, up, reason),
     );
     this.#stateMetrics = new SharedStateMetrics(this.#registry, () =>
       this.#redisHealth(this.#redisDownInWorkers),
@@ -609,13 +610,9 @@ export class Primary {
     });
   }
 
-  #applyHealth(upstream: string, origin: string, up: boolean): void {
-    if (this.#upstreams.setHealth(upstream, origin, up)) {
-      this.#loggers.app[up ? 'info' : 'warn'](
-        { upstream, target: origin },
-        up ? 'health check: target up' : 'health check: target down',
-      );
-    }
+  #applyHealth(upstream: string, origin: string, up: boolean, reason: string | null): void {
+    if (this.#upstreams.setHealth(upstream, origin, up))
+      logHealth(this.#loggers.app, upstream, origin, up, reason);
     this.#broadcast({ type: 'health', upstream, origin, up });
     // Only where the worker's config still checks it, as in the snapshot (below).
     for (const [worker, config] of this.#readyStarting())

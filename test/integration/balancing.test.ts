@@ -316,7 +316,12 @@ describe('active health checks', () => {
     await waitFor(() => states().join() === 'up,up');
     const later = await Promise.all(Array.from({ length: 8 }, () => get(`${sluice.url}/x`)));
     expect(new Set(later.map((r) => r.body))).toEqual(new Set(['a', 'b']));
-    expect(sluice.logs.some((l) => l.msg === 'health check: target down' && l.target === b.url)).toBe(true);
+    // With why: the line said only "target down".
+    expect(
+      sluice.logs.find((l) => l.msg === 'health check: target down' && l.target === b.url),
+    ).toMatchObject({
+      reason: 'status 500',
+    });
   });
 
   // The target kept the removed check's last result: nothing probed it again, and it never served

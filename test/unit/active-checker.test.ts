@@ -19,7 +19,7 @@ const check = (intervalMs: number): ResolvedHealthCheck => ({
 function fakeChecker(intervalMs: number, probeMs: number) {
   let now = 0;
   const starts: number[] = [];
-  const running: { endsAt: number; pass: (ok: boolean) => void }[] = [];
+  const running: { endsAt: number; pass: (failure: string | null) => void }[] = [];
   const target: HealthTarget = {
     upstream: 'app',
     origin: 'http://10.0.0.1:8080',
@@ -30,7 +30,7 @@ function fakeChecker(intervalMs: number, probeMs: number) {
   const checker = new HealthChecker(
     () => [target],
     () =>
-      new Promise<boolean>((pass) => {
+      new Promise<string | null>((pass) => {
         starts.push(now);
         running.push({ endsAt: now + probeMs, pass });
       }),
@@ -42,7 +42,7 @@ function fakeChecker(intervalMs: number, probeMs: number) {
     for (; now <= t; now++) {
       for (const p of running.filter((r) => r.endsAt <= now)) {
         running.splice(running.indexOf(p), 1);
-        p.pass(true);
+        p.pass(null);
       }
       await Promise.resolve();
       if (now % 100 === 0) checker.tick();
