@@ -34,7 +34,7 @@ export function egressStatus(code: EgressAnswerCode): number {
 
 /**
  * Details for codes whose catalogue hint speaks of the gateway's settings (`proxy.timeouts`,
- * `limits.*`), which the egress proxy does not have: its timeouts and limits are fixed.
+ * `limits.*`) or upstreams, which the egress proxy does not have: its timeouts and limits are fixed.
  */
 const EGRESS_DETAILS: Partial<Record<EgressAnswerCode, string>> = {
   SLUICE_E_CLIENT_TIMEOUT: 'the request head did not arrive within 30 s (the egress limit)',
@@ -43,6 +43,10 @@ const EGRESS_DETAILS: Partial<Record<EgressAnswerCode, string>> = {
   SLUICE_E_UPSTREAM_TIMEOUT:
     'the origin did not connect within 10 s or answer within 60 s (the egress timeouts)',
   SLUICE_E_UPSTREAM_RESET: 'the origin closed or reset the connection before a complete answer',
+  SLUICE_E_RUNTIME_FD_LIMIT:
+    'sluice is out of file descriptors and could not open a connection to the origin; retry shortly',
+  SLUICE_E_RUNTIME_LOCAL_ADDRESS:
+    'no local port or address to connect to the origin from (every ephemeral port toward it in use, or no address of its family)',
 };
 
 /** The problem document (RFC 9457) for an answer code. */

@@ -29,7 +29,7 @@ import { type AttemptFailure, countsAsFailure, decideRetry } from './retry-polic
 import { openTunnel } from './tunnel.js';
 import { corkUntilTurnEnd, flushAtTurnEnd, type TurnFlush } from './turn-batch.js';
 import type { Upstream, UpstreamPick } from './upstream.js';
-import { isBodylessLengthMismatch, upstreamErrorCode } from './upstream-error.js';
+import { isBodylessLengthMismatch, isLocalFailure, upstreamErrorCode } from './upstream-error.js';
 import type { UpstreamTarget } from './upstream-target.js';
 
 /**
@@ -314,18 +314,29 @@ class ProxyRequest implements UpstreamPick {
       x.fail(code, err);
       return;
     }
+    // This host could not open the connection (upstream-error.ts): said in the log, as the access
+    // line alone would not tell an operator why, and never counted against the target.
+    const local = isLocalFailure(code);
+    if (local) x.localFailure(code, err);
     const failure: AttemptFailure = {
       kind:
         code === 'SLUICE_E_UPSTREAM_TIMEOUT'
           ? 'timeout'
           : code === 'SLUICE_E_UPSTREAM_INVALID_RESPONSE'
             ? 'invalid_header'
-            : 'error',
+            : local
+              ? 'local'
+              : 'error',
     };
     const facts = this.#facts(call, failure);
     const stale = failure.kind === 'error' && call.reused;
-    // Neither is the target's doing: nothing to count against it, and another would fare no better.
-    if (code === 'SLUICE_E_CLIENT_BODY_TOO_LARGE' || code === 'SLUICE_E_RUNTIME_INTERNAL') {
+    // None is the target's doing: nothing to count against it, and another would fare no better
+    // (without a descriptor, no target can be connected to).
+    if (
+      code === 'SLUICE_E_CLIENT_BODY_TOO_LARGE' ||
+      code === 'SLUICE_E_RUNTIME_INTERNAL' ||
+      code === 'SLUICE_E_RUNTIME_FD_LIMIT'
+    ) {
       x.fail(code, err);
       return;
     }

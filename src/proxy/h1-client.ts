@@ -32,7 +32,7 @@ import { SlotSet } from '../core/slot-set.js';
 import { BodyWriter } from './h1-body-writer.js';
 import { InvalidResponseError, ResponseParser, type ResponseSink } from './h1-response-parser.js';
 import { flushAtTurnEnd, type TurnFlush } from './turn-batch.js';
-import { upstreamErrorCode } from './upstream-error.js';
+import { isLocalFailure, upstreamErrorCode } from './upstream-error.js';
 
 /** What a request needs from its caller (forward.ts's UpstreamCall). */
 export interface H1Handler {
@@ -101,11 +101,14 @@ class UpstreamSocketError extends Error {
  * An error before the connection was ready, a TLS handshake's included, is a connect failure
  * whatever its code (nginx: "SSL_do_handshake() failed ... while SSL handshaking to upstream"):
  * OpenSSL's `ERR_SSL_*` and verification codes (`CERT_NOT_YET_VALID`) were logged as a reset of a
- * connection that never carried a request. The code and message are kept in the message.
+ * connection that never carried a request. The code and message are kept in the message. A
+ * failure of this host's (no descriptor, no local port) keeps its code: it is not the target's.
  */
 function connectFailure(err: Error): Error {
   const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string' && upstreamErrorCode(err) === 'SLUICE_E_UPSTREAM_CONNECT') return err;
+  const mapped = upstreamErrorCode(err);
+  if (typeof code === 'string' && (mapped === 'SLUICE_E_UPSTREAM_CONNECT' || isLocalFailure(mapped)))
+    return err;
   const named = typeof code === 'string' ? `${code}: ${err.message}` : err.message;
   return new UpstreamSocketError('SLUICE_CONNECT_FAILED', named);
 }

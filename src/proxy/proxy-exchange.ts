@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorCode } from '../errors/catalogue.js';
+import type { LocalFailureCode } from './upstream-error.js';
 import type { VariableSource } from './variables.js';
 
 /**
@@ -79,6 +80,8 @@ export interface ProxyExchange extends VariableSource {
   retrying(): void;
   /** A target reached max_fails through this request's attempt. */
   targetDisabled(target: string): void;
+  /** An attempt failed on this host's side (no descriptor, no local port): no target is blamed. */
+  localFailure(code: LocalFailureCode, err: Error): void;
   /** The answer is complete before the request body: its rest is dropped within a bound. */
   dropUnreadBody(): void;
   /** The response was fully handed to the socket. */

@@ -1,6 +1,7 @@
 /**
  * Upstream failures mapped to the catalogue (CONTRACT section 3): connect failures and resets
- * are 502, timeouts 504, malformed responses 502 and never passed on.
+ * are 502, timeouts 504, malformed responses 502 and never passed on; a connection this host
+ * could not open (no descriptor, no local port) 503, blamed on no target.
  */
 import type { ErrorCode } from '../errors/catalogue.js';
 
@@ -10,7 +11,6 @@ const CONNECT_CODES = new Set([
   'EAI_AGAIN',
   'EHOSTUNREACH',
   'ENETUNREACH',
-  'EADDRNOTAVAIL',
   'ERR_TLS_CERT_ALTNAME_INVALID',
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
   'DEPTH_ZERO_SELF_SIGNED_CERT',
@@ -52,6 +52,28 @@ export const REFUSED_BY_UNDICI: ReadonlySet<string> = new Set([
   'UND_ERR_NOT_SUPPORTED',
 ]);
 
+/**
+ * Failures of this host, not of the target, which never saw the attempt: out of file descriptors
+ * (EMFILE: the process's nofile limit; ENFILE: the host's fs.file-max), or no local port or
+ * address to connect from (EADDRNOTAVAIL: every ephemeral port toward this target in use, or no
+ * address of the target's family). Counted against the target, one process short of descriptors
+ * took every target out for fail_timeout, and its clients got 502 "no live upstreams" long after
+ * it had descriptors again. nginx likewise answers a failed `socket()` 500 and blames no peer.
+ */
+const LOCAL_CODES: ReadonlyMap<string, LocalFailureCode> = new Map([
+  ['EMFILE', 'SLUICE_E_RUNTIME_FD_LIMIT'],
+  ['ENFILE', 'SLUICE_E_RUNTIME_FD_LIMIT'],
+  ['EADDRNOTAVAIL', 'SLUICE_E_RUNTIME_LOCAL_ADDRESS'],
+]);
+
+/** The catalogue codes of an attempt that failed on this host's side (LOCAL_CODES). */
+export type LocalFailureCode = 'SLUICE_E_RUNTIME_FD_LIMIT' | 'SLUICE_E_RUNTIME_LOCAL_ADDRESS';
+
+/** Whether `code` says the attempt failed on this host's side, the target blameless. */
+export function isLocalFailure(code: ErrorCode): code is LocalFailureCode {
+  return code === 'SLUICE_E_RUNTIME_FD_LIMIT' || code === 'SLUICE_E_RUNTIME_LOCAL_ADDRESS';
+}
+
 /** The catalogue code for an error raised while talking to a target. */
 export function upstreamErrorCode(err: unknown): ErrorCode {
   const e =
@@ -64,6 +86,9 @@ export function upstreamErrorCode(err: unknown): ErrorCode {
   // sluice's own client refuses the same way (a request target or header value it cannot write).
   if (REFUSED_BY_UNDICI.has(code) || code === 'SLUICE_INVALID_REQUEST') return 'SLUICE_E_RUNTIME_INTERNAL';
   if (TIMEOUT_CODES.has(code)) return 'SLUICE_E_UPSTREAM_TIMEOUT';
+  // Before the lookup below: a lookup can fail for want of a descriptor too (EMFILE, getaddrinfo).
+  const local = LOCAL_CODES.get(code);
+  if (local !== undefined) return local;
   // A failed name lookup, whatever its code (EINVAL for a name over 253 octets, ENODATA, EAI_FAIL):
   // nothing was connected to.
   if (CONNECT_CODES.has(code) || e.syscall === 'getaddrinfo') return 'SLUICE_E_UPSTREAM_CONNECT';

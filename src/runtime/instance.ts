@@ -18,6 +18,7 @@ import { redactConfig } from '../admin/redact-config.js';
 import type { ResolvedAdmin, ResolvedConfig } from '../config/types.js';
 import { VERSION } from '../core/version.js';
 import { EgressServer } from '../egress/egress-server.js';
+import { ERROR_CATALOGUE } from '../errors/catalogue.js';
 import { type LoadedHandler, loadHandler } from '../handlers/load-handler.js';
 import { HealthChecker } from '../health/active-checker.js';
 import { logHealth } from '../health/health-log.js';
@@ -30,6 +31,7 @@ import { SharedStateMetrics } from '../observability/shared-state-metrics.js';
 import { Tracer } from '../observability/tracer.js';
 import type { ResolveHost } from '../proxy/dns-refresher.js';
 import { probeTarget } from '../proxy/health-probe.js';
+import type { LocalFailureCode } from '../proxy/upstream-error.js';
 import type { UpstreamSet } from '../proxy/upstream-set.js';
 import type { UpstreamTarget } from '../proxy/upstream-target.js';
 import { setUpstreamTlsLog } from '../proxy/upstream-tls.js';
@@ -180,6 +182,22 @@ export class SluiceInstance {
           'upstream target temporarily disabled',
         );
       },
+      localFailure: (x: Exchange, code: LocalFailureCode, err: Error) =>
+        this.#limitedLine(
+          this.#localFailureLines,
+          'error',
+          {
+            code,
+            hint: ERROR_CATALOGUE[code].hint,
+            upstream: x.upstream,
+            target: x.target,
+            request_id: x.requestId,
+            err,
+          },
+          code === 'SLUICE_E_RUNTIME_FD_LIMIT'
+            ? 'out of file descriptors for a connection to an upstream target: answered 503, no target counted as failed'
+            : 'no local port or address for a connection to an upstream target; the target is not counted as failed',
+        ),
       handlerError: (x: Exchange, err: unknown) => {
         // Said as the client sees it: a 500 only when nothing had been sent.
         const res = x.res;
@@ -759,12 +777,18 @@ export class SluiceInstance {
   }
 
   /**
+   * Lines about upstream connections this host could not open (out of descriptors, of local ports):
+   * as many a second as client certificates; every such request has its access line as well.
+   */
+  readonly #localFailureLines = new LogRateLimit(CLIENT_CERT_LINES_PER_SECOND);
+
+  /**
    * Writes a line when `limit` lets it, saying how many of its kind were left out before it
    * (`suppressed`). Its fields are built even when it is left out: these are refusals, not requests.
    */
   #limitedLine(
     limit: LogRateLimit,
-    level: 'info' | 'warn',
+    level: 'info' | 'warn' | 'error',
     fields: Record<string, unknown>,
     msg: string,
   ): void {

@@ -14,6 +14,7 @@ import type { HandlerExchange } from '../handlers/serve-handler.js';
 import { newSpanId, newTraceId, parseTraceparent } from '../observability/trace-context.js';
 import type { RequestSpan, Tracer } from '../observability/tracer.js';
 import type { AttemptCode, AttemptObserver, ProxyExchange } from '../proxy/proxy-exchange.js';
+import type { LocalFailureCode } from '../proxy/upstream-error.js';
 import type { GuardServices } from '../security/guard-services.js';
 import { clientSpiffeId } from './client-identity.js';
 import { problemBody } from './error-response.js';
@@ -27,6 +28,8 @@ export interface ExchangeObserver {
   finished(x: Exchange): void;
   /** A target reached `max_fails` and rests for `fail_timeout` (nginx: "upstream server temporarily disabled"). */
   targetDisabled(x: Exchange, target: string): void;
+  /** An upstream attempt failed on this host's side (nginx: "socket() failed ... while connecting to upstream"). */
+  localFailure(x: Exchange, code: LocalFailureCode, err: Error): void;
   /** A user handler threw or rejected. */
   handlerError(x: Exchange, err: unknown): void;
   /** An upstream attempt ended (`key` identifies the target). */
@@ -353,6 +356,10 @@ export class Exchange implements ProxyExchange, HandlerExchange {
 
   targetDisabled(target: string): void {
     this.#observer.targetDisabled(this, target);
+  }
+
+  localFailure(code: LocalFailureCode, err: Error): void {
+    this.#observer.localFailure(this, code, err);
   }
 
   complete(): void {

@@ -19,7 +19,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
-import { Agent, request } from 'undici';
+import { Agent, Client, request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   type CliProcess,
@@ -93,6 +93,29 @@ const proxyTo = (url: string, extra = '') => `      - proxy: { url: "${url}"${ex
 async function listenLoopback(server: net.Server): Promise<number> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return (server.address() as net.AddressInfo).port;
+}
+
+/** Opens `n` connections to 127.0.0.1:`port` that send nothing; resolves once each connected or failed. */
+async function idleConnections(port: number, n: number): Promise<net.Socket[]> {
+  const idle: net.Socket[] = [];
+  await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<void>((resolve) => {
+          const s = net.connect(port, '127.0.0.1', () => resolve());
+          s.on('error', () => resolve());
+          idle.push(s);
+        }),
+    ),
+  );
+  return idle;
+}
+
+/** Sets the soft nofile limit of process `pid` (`prlimit --pid`; `hard` too when given). */
+function limitDescriptors(pid: number, soft: number, hard?: number): void {
+  const limited = spawnSync('prlimit', ['--pid', String(pid), `--nofile=${soft}:${hard ?? ''}`]);
+  expect(limited.status, String(limited.stderr)).toBe(0);
 }
 
 /** Sleeps until `ms` after `since`. */
@@ -487,21 +510,9 @@ describe('faults under load (built CLI)', () => {
       const { mode, workers } = await status(admin);
       const worker = workers[0]!.pid!;
       // Only the worker is short, as a worker is when its connections fill its nofile limit.
-      const limited = spawnSync('prlimit', ['--pid', String(worker), '--nofile=128:128']);
-      expect(limited.status, String(limited.stderr)).toBe(0);
+      limitDescriptors(worker, 128, 128);
       // 300 idle connections: the primary accepts them all; the worker has room for about 90.
-      const idle: net.Socket[] = [];
-      await Promise.all(
-        Array.from(
-          { length: 300 },
-          () =>
-            new Promise<void>((resolve) => {
-              const s = net.connect(port, '127.0.0.1', () => resolve());
-              s.on('error', () => resolve());
-              idle.push(s);
-            }),
-        ),
-      );
+      const idle = await idleConnections(port, 300);
       await sleep(1000);
       for (const s of idle) s.destroy();
       // Before, the round-robin queue waited for ever on the worker's answer for a connection it
@@ -524,6 +535,61 @@ describe('faults under load (built CLI)', () => {
       }
     } finally {
       await up.up.close();
+    }
+  }, 30_000);
+
+  it('a worker out of file descriptors answers 503 SLUICE_E_RUNTIME_FD_LIMIT for a request that needs an upstream connection, and blames no target', async () => {
+    const a = await okUpstream();
+    const b = await okUpstream();
+    let client: Client | null = null;
+    try {
+      const { sluice, port, admin } = await start({
+        workers: 1,
+        access: 'stdout',
+        routes: '      - proxy: { upstream: pair }\n',
+        // keepalive 0: every request opens its upstream connection, as the first one to a target does.
+        upstreams: `  pair:\n    keepalive: 0\n    max_fails: 1\n    fail_timeout: 60s\n    targets: [{ url: "${a.up.url}" }, { url: "${b.up.url}" }]\n`,
+      });
+      // One keep-alive client connection, taken by the worker before it runs short.
+      client = new Client(`http://127.0.0.1:${port}`);
+      const ask = async (path: string) => {
+        const res = await client!.request({ method: 'GET', path });
+        return { status: res.statusCode, body: await res.body.text() };
+      };
+      expect((await ask('/warm')).status).toBe(200);
+      const { workers } = await status(admin);
+      limitDescriptors(workers[0]!.pid!, 128, 128);
+      const idle = await idleConnections(port, 300);
+      await sleep(1000);
+      // nginx: 500, "socket() failed (24: Too many open files) while connecting to upstream".
+      // Before, the EMFILE was each target's connect failure: 502 SLUICE_E_UPSTREAM_CONNECT ("check
+      // that it is running"), both targets out for fail_timeout, and 502 NO_LIVE after.
+      const short = await ask('/short');
+      expect(short.status).toBe(503);
+      expect(JSON.parse(short.body)).toMatchObject({ code: 'SLUICE_E_RUNTIME_FD_LIMIT' });
+      const lines = await sluice.waitForJson(
+        (l) => l.code === 'SLUICE_E_RUNTIME_FD_LIMIT' && l.upstream === 'pair',
+      );
+      expect(lines[0]).toMatchObject({ level: 'error', err: { code: 'EMFILE' } });
+      for (const s of idle) s.destroy();
+      // Once the worker has descriptors again, the next request is served (nginx's too).
+      const seen = new Set<number>();
+      await until(
+        async () => {
+          const { status: code } = await ask('/after');
+          seen.add(code);
+          return code === 200 ? true : undefined;
+        },
+        'a 200 once the idle connections are gone',
+        10_000,
+        200,
+      );
+      expect([...seen].filter((code) => code !== 200 && code !== 503)).toEqual([]);
+      expect(sluice.jsonLines().filter((l) => l.msg === 'upstream target temporarily disabled')).toEqual([]);
+    } finally {
+      await client?.close();
+      await a.up.close();
+      await b.up.close();
     }
   }, 30_000);
 

@@ -53,6 +53,11 @@ describe('upstream error mapping', () => {
     [{ code: 'UND_ERR_INVALID_ARG' }, 'SLUICE_E_RUNTIME_INTERNAL'],
     [{ code: 'UND_ERR_NOT_SUPPORTED' }, 'SLUICE_E_RUNTIME_INTERNAL'],
     [{ code: 'SLUICE_INVALID_REQUEST' }, 'SLUICE_E_RUNTIME_INTERNAL'],
+    // This host's failures, not the target's: no descriptor, no local port.
+    [{ code: 'EMFILE', syscall: 'connect' }, 'SLUICE_E_RUNTIME_FD_LIMIT'],
+    [{ code: 'ENFILE', syscall: 'connect' }, 'SLUICE_E_RUNTIME_FD_LIMIT'],
+    [{ code: 'EMFILE', syscall: 'getaddrinfo' }, 'SLUICE_E_RUNTIME_FD_LIMIT'],
+    [{ code: 'EADDRNOTAVAIL', syscall: 'connect' }, 'SLUICE_E_RUNTIME_LOCAL_ADDRESS'],
     [new Error('anything else'), 'SLUICE_E_UPSTREAM_RESET'],
   ])('%j → %s', (err, code) => expect(upstreamErrorCode(err)).toBe(code));
 
