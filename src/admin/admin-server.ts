@@ -13,6 +13,7 @@ import { keptProblems } from '../core/kept-problems.js';
 import type { ErrorCode } from '../errors/catalogue.js';
 import { listenError } from '../errors/listen-error.js';
 import { SluiceError } from '../errors/sluice-error.js';
+import { LogRateLimit } from '../observability/log-rate-limit.js';
 import { ProfilerBusyError } from '../observability/profiler.js';
 import { banAddress } from '../security/ban-address.js';
 import { isCrossSite } from './cross-site.js';
@@ -60,6 +61,26 @@ export interface AdminLog {
 
 const MAX_PROFILE_SECONDS = 60;
 
+/**
+ * Connections the admin listener holds at once; one more is closed as soon as it is accepted. The
+ * listener runs in the primary, which in round-robin mode also accepts every connection of every
+ * server: uncapped, 300 idle admin connections held all of a 256-descriptor primary, and every
+ * client of the data plane was reset until they went. A dashboard tab takes a few connections and
+ * a scraper one; 64 leaves nearly all of even a small nofile limit to the data plane.
+ */
+const ADMIN_MAX_CONNECTIONS = 64;
+
+/**
+ * How long a connection may take to send a request head, from its opening (or the end of its last
+ * answer): admin clients (curl, scrapers, the dashboard) send theirs at once. Node checks it every
+ * `connectionsCheckingInterval`, 30 s by default: idle connections were held 30 to 40 s, each a
+ * descriptor of the primary's.
+ */
+const ADMIN_HEADERS_TIMEOUT_MS = 5_000;
+
+/** Lines a second about admin connections closed at the cap (a flood would write one per connection). */
+const ADMIN_REFUSED_LINES_PER_SECOND = 1;
+
 const require = createRequire(import.meta.url);
 /** uPlot, served as it ships (no build step): 50 KB of chart library. */
 const ASSETS: Record<string, { type: string; file: string }> = {
@@ -103,23 +124,48 @@ export class AdminServer {
     this.#settings = settings;
     this.#control = control;
     this.#log = log;
-    this.#server = http.createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => {
-      this.#route(req, res).catch((err: unknown) => {
-        if (res.headersSent) res.destroy();
-        else if (err instanceof AdminRequestError)
-          problem(
-            res,
-            err.status,
-            STATUS_CODES[err.status] ?? 'Error',
-            err.message,
-            err.code === null ? {} : { code: err.code },
-          );
-        else if (err instanceof ProfilerBusyError) problem(res, 409, 'Conflict', err.message);
-        else problem(res, 500, 'Internal Server Error', err instanceof Error ? err.message : String(err));
-      });
-    });
-    this.#server.headersTimeout = 10_000;
-    this.#server.requestTimeout = 120_000;
+    this.#server = http.createServer(
+      { maxHeaderSize: 16 * 1024, connectionsCheckingInterval: 1_000 },
+      (req, res) => {
+        this.#route(req, res).catch((err: unknown) => {
+          if (res.headersSent) res.destroy();
+          else if (err instanceof AdminRequestError)
+            problem(
+              res,
+              err.status,
+              STATUS_CODES[err.status] ?? 'Error',
+              err.message,
+              err.code === null ? {} : { code: err.code },
+            );
+          else if (err instanceof ProfilerBusyError) problem(res, 409, 'Conflict', err.message);
+          else problem(res, 500, 'Internal Server Error', err instanceof Error ? err.message : String(err));
+        });
+      },
+    );
+    this.#server.maxConnections = ADMIN_MAX_CONNECTIONS;
+    this.#server.headersTimeout = ADMIN_HEADERS_TIMEOUT_MS;
+    // The whole request, a body included; no admin request has one to wait for. (An answer may take
+    // longer: a CPU profile is written after its seconds have passed.)
+    this.#server.requestTimeout = 2 * ADMIN_HEADERS_TIMEOUT_MS;
+    this.#server.keepAliveTimeout = ADMIN_HEADERS_TIMEOUT_MS;
+    this.#server.on('drop', (peer?: { remoteAddress?: string }) =>
+      this.#refusedLine(
+        {
+          remote_addr: peer?.remoteAddress === undefined ? null : unmapIpv4(peer.remoteAddress),
+          max_connections: ADMIN_MAX_CONNECTIONS,
+        },
+        `admin connection closed at once: the admin listener already holds ${ADMIN_MAX_CONNECTIONS}, its most`,
+      ),
+    );
+  }
+
+  readonly #refusedLines = new LogRateLimit(ADMIN_REFUSED_LINES_PER_SECOND);
+
+  /** A warning about a connection not taken, at most ADMIN_REFUSED_LINES_PER_SECOND a second. */
+  #refusedLine(fields: object, msg: string): void {
+    const suppressed = this.#refusedLines.take();
+    if (suppressed === null) return;
+    this.#log.warn(suppressed > 0 ? { ...fields, suppressed } : fields, msg);
   }
 
   async #route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -382,9 +428,19 @@ export class AdminServer {
   async listen(): Promise<void> {
     const { host, port, key } = this.#settings.listen;
     await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(key, err, ' (admin)')));
-      this.#server.listen({ host, port }, () => resolve());
+      const refused = (err: NodeJS.ErrnoException) => reject(listenError(key, err, ' (admin)'));
+      this.#server.once('error', refused);
+      this.#server.listen({ host, port }, () => {
+        this.#server.off('error', refused);
+        resolve();
+      });
     });
+    // Once listening, an error is a connection accept() could not take (EMFILE past libuv's spare
+    // descriptor, ENOBUFS): said, rather than thrown as an 'error' event nobody hears, which would
+    // end the primary.
+    this.#server.on('error', (err: NodeJS.ErrnoException) =>
+      this.#refusedLine({ err }, 'admin listener could not accept a connection'),
+    );
   }
 
   /** The bound port. */

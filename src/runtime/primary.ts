@@ -23,7 +23,7 @@ import { timerDelay } from '../core/duration.js';
 import { keptProblems } from '../core/kept-problems.js';
 import type { TlsFileCopies } from '../core/tls-file-copies.js';
 import { VERSION } from '../core/version.js';
-import { type ErrorCode, isErrorCode } from '../errors/catalogue.js';
+import { ERROR_CATALOGUE, type ErrorCode, isErrorCode } from '../errors/catalogue.js';
 import { SluiceError } from '../errors/sluice-error.js';
 import { HealthChecker } from '../health/active-checker.js';
 import { logHealth } from '../health/health-log.js';
@@ -38,6 +38,7 @@ import { BanManager } from '../security/ban-manager.js';
 import { SharedState } from '../security/shared-state.js';
 import { banRules } from '../server/gateway-tables.js';
 import { CrashTracker } from './crash-tracker.js';
+import { DescriptorWatch } from './descriptor-watch.js';
 import { healthTargets } from './health-targets.js';
 import { describeServers } from './instance.js';
 import { type FromWorker, isFromWorker, type ToWorker, type WorkerStats } from './ipc.js';
@@ -220,6 +221,23 @@ export class Primary {
   readonly #control: ControlPlaneMetrics;
   readonly #cluster = new ClusterMetrics();
   #metricsTimer: NodeJS.Timeout | null = null;
+  /** Says when the primary itself is out of descriptors (descriptor-watch.ts). */
+  readonly #descriptors = new DescriptorWatch({
+    onShort: (err) =>
+      this.#loggers.app.error(
+        {
+          code: 'SLUICE_E_RUNTIME_FD_LIMIT',
+          hint: ERROR_CATALOGUE.SLUICE_E_RUNTIME_FD_LIMIT.hint,
+          reason: err.code,
+        },
+        'primary out of file descriptors: the connections it accepts (every server in round-robin mode, the admin API) are closed at once until some of its own close',
+      ),
+    onRecovered: (shortMs) =>
+      this.#loggers.app.warn(
+        { short_ms: shortMs },
+        'primary has file descriptors again: connections are accepted',
+      ),
+  });
   /** Redis, when `state.redis` is set: bans shared across nodes. */
   #state: SharedState | null;
   /** The node's bans: fed by the workers' strikes, pushed to every worker. */
@@ -305,6 +323,7 @@ export class Primary {
       // Fresh worker snapshots every 10 s, so a crash loses at most 10 s of a worker's counts.
       this.#metricsTimer = setInterval(() => void this.#collectWorkerMetrics(), 10_000);
       this.#metricsTimer.unref();
+      this.#descriptors.start();
     } catch (err) {
       await this.#killAll();
       throw err;
@@ -901,6 +920,7 @@ export class Primary {
     this.#health.stop();
     this.#tlsFiles.close();
     if (this.#metricsTimer !== null) clearInterval(this.#metricsTimer);
+    this.#descriptors.stop();
     const deadline = this.#config.shutdownTimeoutMs;
     // The workers a roll (or a restart) is starting: left out, the primary exited under them, and
     // each crashed in Node's cluster setup (an unhandled EPIPE) or lived on as an orphan. One that

@@ -10,12 +10,16 @@
  * - three reloads by SIGHUP changing the upstream's targets and the worker count: zero failures;
  * - Redis stopped and started while rate limits and bans use it: zero failures;
  * - the log destination unwritable (a file on a full disk, stdout closed by its reader):
- *   serving continues, and stderr says so once.
+ *   serving continues, and stderr says so once;
+ * - file descriptors run out: a worker's (connections past its limit closed, a request that needs
+ *   an upstream connection answered 503 with no target blamed), the primary's (logged, and idle
+ *   admin connections capped so that they cannot use them up).
  *
  * A worker SIGKILLed under load is in runtime.test.ts, reloads by `sluice reload` in
  * runtime-reload.test.ts. Each test writes its counts for RELIABILITY.md (reliability.ts).
  */
 import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -116,6 +120,14 @@ async function idleConnections(port: number, n: number): Promise<net.Socket[]> {
 function limitDescriptors(pid: number, soft: number, hard?: number): void {
   const limited = spawnSync('prlimit', ['--pid', String(pid), `--nofile=${soft}:${hard ?? ''}`]);
   expect(limited.status, String(limited.stderr)).toBe(0);
+}
+
+/** The soft nofile limit of process `pid`, from /proc. */
+function softDescriptorLimit(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/limits`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('Max open files'));
+  return Number(line?.split(/\s{2,}/)[1]);
 }
 
 /** Sleeps until `ms` after `since`. */
@@ -590,6 +602,64 @@ describe('faults under load (built CLI)', () => {
       await client?.close();
       await a.up.close();
       await b.up.close();
+    }
+  }, 30_000);
+
+  it('idle connections to the admin port leave the primary the descriptors to serve the data plane', async () => {
+    const up = await okUpstream();
+    try {
+      const { sluice, port, admin } = await start({ workers: 1, routes: proxyTo(up.up.url) });
+      // The primary at nofile 256, as under `prlimit --nofile=256 sluice start`.
+      limitDescriptors(sluice.pid, 256, 256);
+      const idle = await idleConnections(admin, 300);
+      const closed = new Set<net.Socket>();
+      for (const s of idle) s.on('close', () => closed.add(s)).resume();
+      try {
+        await sleep(500);
+        // Before, the 300 held every descriptor of the primary, which could then accept no client of
+        // any server: each was reset, and nothing was logged.
+        const answer = await get(port, '/data', 3000);
+        expect(answer.status).toBe(200);
+        await sluice.waitForJson((l) => l.max_connections === 64 && l.level === 'warn');
+        // The 64 taken are answered 408 and closed within seconds (before, 30 to 40 s).
+        await until(
+          () => (closed.size === idle.length ? true : undefined),
+          'every idle admin connection closed',
+          15_000,
+          200,
+        );
+      } finally {
+        for (const s of idle) s.destroy();
+      }
+      expect((await status(admin)).workers).toHaveLength(1);
+    } finally {
+      await up.up.close();
+    }
+  }, 30_000);
+
+  it('the primary out of file descriptors: said in the log, and again when it has them back', async () => {
+    const up = await okUpstream();
+    try {
+      const { sluice, port } = await start({ workers: 1, routes: proxyTo(up.up.url) });
+      expect((await get(port, '/before')).status).toBe(200);
+      // A soft limit at the lowest descriptor number free: the primary can open none.
+      const open = new Set(readdirSync(`/proc/${sluice.pid}/fd`).map(Number));
+      let lowestFree = 0;
+      while (open.has(lowestFree)) lowestFree++;
+      const soft = softDescriptorLimit(sluice.pid);
+      limitDescriptors(sluice.pid, lowestFree);
+      // Before, nothing said so: libuv closes what the primary cannot accept, and cluster is silent.
+      const [short] = await sluice.waitForJson((l) => l.code === 'SLUICE_E_RUNTIME_FD_LIMIT', 1, 5000);
+      expect(short).toMatchObject({ level: 'error', pid: sluice.pid, reason: 'EMFILE' });
+      limitDescriptors(sluice.pid, soft);
+      await sluice.waitForJson(
+        (l) => l.msg === 'primary has file descriptors again: connections are accepted',
+        1,
+        5000,
+      );
+      expect((await get(port, '/after')).status).toBe(200);
+    } finally {
+      await up.up.close();
     }
   }, 30_000);
 
