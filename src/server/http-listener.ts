@@ -7,8 +7,9 @@
  * that falls back to HTTP/1.1 by ALPN; certificates by SNI, client certificates and rotation are
  * tls-terminator.ts. HTTP/1.1 over TLS takes the same path as plain HTTP/1.1 (same parser, same
  * limits); HTTP/2 requests arrive as the compat objects of h2-compat.ts, and their connections
- * close by GOAWAY (idle after keepalive_timeout, or on drain). A plain listener's request path
- * is untouched by any of it.
+ * close by GOAWAY (idle after keepalive_timeout, or on drain). A TLS connection whose client
+ * certificate was checked under a policy a reload or a re-read client CA bundle replaced is ended
+ * as a drain ends it (#endStaleTls). A plain listener's request path is untouched by any of it.
  */
 import http from 'node:http';
 import http2 from 'node:http2';
@@ -357,7 +358,7 @@ export class HttpListener {
       this.#server.on('connection', this.#onConnection);
     } else {
       this.#scheme = 'https';
-      this.#tls = newTerminator(table, logError, hooks);
+      this.#tls = newTerminator(table, logError, hooks, () => this.#endStaleTls());
       const tlsOptions = this.#tls.serverOptions();
       if (table.mode.http2) {
         const server = http2.createSecureServer({
@@ -891,18 +892,8 @@ export class HttpListener {
     if ((socket as ClientSocket)[kPipelined] !== undefined) {
       // The error is in a request waiting behind the one being answered: that answer goes out
       // whole, the waiting ones are dropped, and the connection closes after it.
-      (socket as ClientSocket)[kPipelined] = undefined;
       (socket as ClientSocket)[kRefusalDue] = true;
-      const current = (socket as ClientSocket)[kExchange];
-      if (!current || current.finished) socket.destroySoon();
-      else {
-        if (!current.res.headersSent) current.res.shouldKeepAlive = false;
-        // With its head out, the answer keeps the connection, and Node hands it the next request it
-        // read (dropped here), which nothing answers: no keep-alive timer runs and the parse error
-        // that would have timed out is ignored (kRefusalDue), so the connection stayed open for
-        // ever (25 s and counting in a test). It closes once that answer is out.
-        current.res.once('finish', () => socket.destroySoon());
-      }
+      closeAfterAnswer(socket as ClientSocket);
       return;
     }
     // The client half-closed its connection (FIN) before the end of its body: Node's parser, told
@@ -1107,6 +1098,28 @@ export class HttpListener {
     }
   }
 
+  /**
+   * Ends the TLS connections whose client certificate was checked under a policy their server no
+   * longer has (tls-terminator.ts), as nginx's retiring workers end theirs on a reload: an idle
+   * HTTP/1.1 connection is closed at once, a busy one once its answer is out, without serving
+   * another request; an HTTP/2 connection gets GOAWAY (its streams in flight finish, no new one
+   * starts). A WebSocket tunnel, an answer that never ends, is closed at once: a client whose CA
+   * was taken out of the bundle keeps nothing open.
+   */
+  #endStaleTls(): void {
+    const terminator = this.#tls!;
+    for (const session of this.#sessions) {
+      // A session closing already needs no GOAWAY, and its socket may be gone.
+      if (session.closed || session.destroyed) continue;
+      if (terminator.stale(session.socket as tls.TLSSocket)) session.close();
+    }
+    for (const socket of this.#sockets as Iterable<ClientSocket & tls.TLSSocket>) {
+      if (socket[kH2] === true || !terminator.stale(socket)) continue;
+      if (this.#tunnels.has(socket)) socket.destroy();
+      else closeAfterAnswer(socket);
+    }
+  }
+
   /** Closes connections with no request in progress that received nothing since the last sweep. */
   #sweepIdle(): void {
     for (const socket of this.#sockets as Iterable<ClientSocket>) {
@@ -1115,6 +1128,25 @@ export class HttpListener {
       else socket[kSeen] = socket.bytesRead;
     }
   }
+}
+
+/**
+ * Closes an HTTP/1.1 connection once the answer in progress is out, at once when there is none;
+ * the requests waiting behind that answer (pipelined) are dropped unanswered, as nginx drops them.
+ */
+function closeAfterAnswer(socket: ClientSocket): void {
+  socket[kPipelined] = undefined;
+  const current = socket[kExchange];
+  if (!current || current.finished) {
+    socket.destroySoon();
+    return;
+  }
+  if (!current.res.headersSent) current.res.shouldKeepAlive = false;
+  // With its head out, the answer keeps the connection, and Node hands it the next request it
+  // reads: behind a refused pipelined request, which nothing answered, the connection stayed open
+  // for ever (25 s and counting in a test). It closes once that answer is out; a request read after
+  // it finds the connection's end written and is dropped (#onRequest).
+  current.res.once('finish', () => socket.destroySoon());
 }
 
 /** 'end' of a request answered before its body was read (`this`): its connection lets it go. */
@@ -1127,9 +1159,11 @@ function newTerminator(
   table: ListenerTable,
   logError: ListenerErrorLog,
   hooks: ListenerHooks,
+  clientCertsChanged: () => void,
 ): TlsTerminator {
   const events: TlsTerminatorHooks = {
     failed: logError,
+    clientCertsChanged,
     ...(hooks.tlsReloaded === undefined ? {} : { reloaded: hooks.tlsReloaded }),
     ...(hooks.tlsCopyInUse === undefined ? {} : { copyInUse: hooks.tlsCopyInUse }),
     ...(hooks.tlsRefused === undefined ? {} : { refused: hooks.tlsRefused }),

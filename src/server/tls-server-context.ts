@@ -1,7 +1,8 @@
 /**
  * One server's TLS certificate as a listener serves it: the secure context built from its
  * `tls:` files, rebuilt when the files change on disk (certificate rotation, no restart). The
- * next handshake uses the new context; open connections keep the one they began with. A broken
+ * next handshake uses the new context; open connections keep the one they began with, unless the
+ * client CA bundle's content changed (`clientCerts`: the terminator ends those). A broken
  * replacement (unreadable, a key that does not match) keeps the previous context and is reported
  * once. A worker started in place of a dead one while the files cannot be used starts on the node's
  * copies of them (tls-file-copies.ts), reports it, and loads the files once they change.
@@ -56,6 +57,11 @@ export class ServerTlsContext {
   /** The context for the next handshake. */
   get context(): tls.SecureContext {
     return this.#watch.value.context;
+  }
+
+  /** What the current context asks of client certificates, the client CA bundle's content included. */
+  get clientCerts(): string {
+    return this.#watch.value.clientCerts;
   }
 
   /** The options the current context was built from. */

@@ -40,6 +40,8 @@ export interface ServerTlsFiles {
 export interface ServerSecureContext {
   readonly options: tls.SecureContextOptions;
   readonly context: tls.SecureContext;
+  /** What it asks of client certificates, the client CA bundle's content included (see `clientCertPolicy`). */
+  readonly clientCerts: string;
 }
 
 /** The files a server's `tls:` names, in a fixed order (for watching). */
@@ -61,7 +63,7 @@ export function loadServerTls(
     clientCa: config.clientCa === null ? null : read(config.clientCa),
   };
   const options = secureContextOptions(config, files);
-  return { options, context: tls.createSecureContext(options) };
+  return { options, context: tls.createSecureContext(options), clientCerts: clientCertPolicy(config, files) };
 }
 
 /** The secure-context options of a server's `tls:` with its files read. */
@@ -118,4 +120,15 @@ function sessionIdContext(config: ResolvedServerTls, files: ServerTlsFiles): str
 export function clientCertKey(config: ResolvedServerTls | null): string {
   if (config === null || config.clientCa === null) return '';
   return `${config.clientCa}\n${config.requireClientCert}`;
+}
+
+/**
+ * `clientCertKey` with the digest of the client CA bundle as read ('' when no certificate is
+ * asked for): a connection whose handshake was made under another value was not verified as its
+ * server now verifies (tls-terminator.ts ends it). The server's own certificate is not part of it.
+ */
+function clientCertPolicy(config: ResolvedServerTls, files: ServerTlsFiles): string {
+  const key = clientCertKey(config);
+  if (files.clientCa === null) return key;
+  return `${key}\n${createHash('sha256').update(files.clientCa).digest('hex')}`;
 }

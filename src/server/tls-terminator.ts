@@ -16,8 +16,15 @@
  *
  * Each server's context watches its files (tls-server-context.ts): the next handshake uses a new
  * certificate, open connections keep theirs, a broken replacement keeps the old one.
+ *
+ * A connection's client certificate is checked once, in its handshake. When what a server asks of
+ * client certificates changes (a reload changes `client_ca` or `require_client_cert`, or the
+ * bundle's content changes on disk), the connections made for that server under the old policy
+ * are stale (`stale`): the listener ends them as nginx's retiring workers do (the
+ * `clientCertsChanged` hook). A handshake under way across the change is refused when it ends.
  */
 import { constants } from 'node:crypto';
+import type { Socket } from 'node:net';
 import type tls from 'node:tls';
 import type { ResolvedServerTls } from '../config/types.js';
 import { unmapIpv4 } from '../core/ip-set.js';
@@ -56,7 +63,29 @@ export interface TlsTerminatorHooks {
   readonly copyInUse?: (err: unknown, info: Record<string, unknown>) => void;
   /** A connection was refused before it carried a request. */
   readonly refused?: (refusal: TlsRefusal) => void;
+  /**
+   * What a server of the address asks of client certificates changed: the open connections for
+   * which `stale` holds were verified under the old policy.
+   */
+  readonly clientCertsChanged?: () => void;
 }
+
+/** A server's names (and whether it is the default), as JSON, and its context. */
+interface ServedContext {
+  readonly names: string;
+  readonly ctx: ServerTlsContext;
+}
+
+/** The policy epoch a TCP connection was accepted in (see #onConnection). */
+const kEpoch = Symbol('sluice.tlsEpoch');
+/** The `clientCerts` of the context a TLS connection's handshake was made with (unset: ''). */
+const kClientCerts = Symbol('sluice.clientCerts');
+
+/** A TLS connection, with its TCP connection (Node's `_parent`) and the marks kept on them. */
+type MarkedSocket = tls.TLSSocket & {
+  [kClientCerts]?: string;
+  _parent?: { [kEpoch]?: number } | null;
+};
 
 /** What one server asks of a connection beyond what the address enforces. */
 interface ServerPolicy {
@@ -85,6 +114,12 @@ export class TlsTerminator {
   /** Sessions are not resumed: the servers here differ in client certificates (see #build). */
   #noTickets = false;
   #server: tls.Server | null = null;
+  /** The servers' names and contexts, for `#clientCertPolicy`. */
+  #served: readonly ServedContext[] = [];
+  /** What the address asks of client certificates, by server (see #clientCertPolicy). */
+  #clientCerts = '';
+  /** Counts the changes of `#clientCerts`: a handshake accepted in an earlier epoch may be stale. */
+  #epoch = 0;
 
   /** Reads every server's certificate now; throws when one cannot be loaded. */
   constructor(table: ListenerTable, hooks: TlsTerminatorHooks, watchIntervalMs?: number) {
@@ -92,6 +127,7 @@ export class TlsTerminator {
     this.#address = table.address.key;
     this.#watchIntervalMs = watchIntervalMs;
     this.#build(table);
+    this.#clientCerts = this.#clientCertPolicy();
   }
 
   /** Options for `https.createServer` / `http2.createSecureServer`. */
@@ -110,6 +146,7 @@ export class TlsTerminator {
   /** Starts serving `server` (created with `serverOptions()`). */
   attach(server: tls.Server): void {
     this.#server = server;
+    server.on('connection', this.#onConnection);
     server.on('secureConnection', this.#onSecureConnection);
     server.on('tlsClientError', this.#onHandshakeError);
   }
@@ -125,6 +162,16 @@ export class TlsTerminator {
     s.rejectUnauthorized = this.#rejectUnauthorized;
     // The default server, or the lowest version, may have changed.
     this.#setDefaultContext();
+    this.#settleClientCerts();
+  }
+
+  /**
+   * Whether `socket`'s handshake was made under a client-certificate policy that its server (by
+   * SNI) no longer has. Cost: one SNI look-up; called when the policy changes, not per request.
+   */
+  stale(socket: tls.TLSSocket): boolean {
+    const s = socket as MarkedSocket;
+    return (s[kClientCerts] ?? '') !== this.#sni.match(s.servername || undefined).clientCerts;
   }
 
   /** Stops watching certificate files. */
@@ -157,12 +204,17 @@ export class TlsTerminator {
       return ctx;
     };
     let sni: HostTable<ServerTlsContext>;
+    let served: ServedContext[];
     try {
+      served = servers.map((s) => ({
+        names: JSON.stringify([s.config.serverNames, s.config.default]),
+        ctx: contextOf(s.config.tls),
+      }));
       sni = new HostTable(
-        servers.map((s) => ({
+        servers.map((s, i) => ({
           names: s.config.serverNames,
           isDefault: s.config.default,
-          value: contextOf(s.config.tls),
+          value: served[i]!.ctx,
         })),
       );
     } catch (err) {
@@ -174,6 +226,7 @@ export class TlsTerminator {
     this.#contexts = contexts;
     this.#sni = sni;
     this.#default = sni.defaultValue;
+    this.#served = served;
 
     const policies = servers.map((s) => ({
       names: s.config.serverNames,
@@ -215,6 +268,34 @@ export class TlsTerminator {
     return constants.SSL_OP_NO_RENEGOTIATION | (this.#noTickets ? constants.SSL_OP_NO_TICKET : 0);
   }
 
+  /**
+   * What the address asks of client certificates: the one policy of its servers, or each server's
+   * with the names that reach it (which server a name reaches decides what its client was asked).
+   */
+  #clientCertPolicy(): string {
+    const policies = this.#served.map((s) => s.ctx.clientCerts);
+    if (policies.every((p) => p === policies[0])) return policies[0] ?? '';
+    return JSON.stringify(this.#served.map((s, i) => [s.names, policies[i]]));
+  }
+
+  /** After a reload or a re-read bundle: tells the listener when the client-certificate policy changed. */
+  #settleClientCerts(): void {
+    const policy = this.#clientCertPolicy();
+    if (policy === this.#clientCerts) return;
+    this.#clientCerts = policy;
+    this.#epoch++;
+    this.#hooks.clientCertsChanged?.();
+  }
+
+  /**
+   * A TCP connection: the policy epoch it starts in. Its TLS socket's `requestCert` and
+   * `rejectUnauthorized` are the server's of this moment, and its client certificate is checked
+   * against the bundle of the context SNI picks during the handshake.
+   */
+  readonly #onConnection = (socket: Socket): void => {
+    (socket as Socket & { [kEpoch]?: number })[kEpoch] = this.#epoch;
+  };
+
   readonly #sniCallback = (
     servername: string,
     cb: (err: Error | null, ctx?: tls.SecureContext) => void,
@@ -224,6 +305,16 @@ export class TlsTerminator {
 
   /** The per-server checks the address-wide settings cannot make. */
   readonly #onSecureConnection = (socket: tls.TLSSocket): void => {
+    const marked = socket as MarkedSocket;
+    // The policy changed during the handshake, whose settings and bundle may be the old ones: it
+    // is closed before it carries a request, as the connections stale at the change were.
+    const epoch = marked._parent?.[kEpoch];
+    if (epoch !== undefined && epoch !== this.#epoch) {
+      socket.destroy();
+      return;
+    }
+    // Only where a certificate is asked for: elsewhere every connection's policy is ''.
+    if (this.#requestCert) marked[kClientCerts] = this.#sni.match(socket.servername || undefined).clientCerts;
     const policies = this.#policies;
     if (policies === null) return;
     const p = policies.match(socket.servername || undefined);
@@ -290,6 +381,7 @@ export class TlsTerminator {
   }
 
   #reloaded(ctx: ServerTlsContext): void {
+    this.#settleClientCerts();
     if (ctx === this.#default) this.#setDefaultContext();
     // A resumed session is checked against the default context's session id context (the
     // session is looked up before SNI picks a context), which holds the client CA bundle's

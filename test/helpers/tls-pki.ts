@@ -4,7 +4,7 @@
  * EC P-256 keys (RSA 2048 for a leaf that asks), valid for two days.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -143,4 +143,10 @@ export function makePki(): TestPki {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Replaces `target` with a copy of `source` the way rotation tools do: write a temporary file, rename it over. */
+export function replaceFile(target: string, source: string): void {
+  writeFileSync(`${target}.tmp`, readFileSync(source));
+  renameSync(`${target}.tmp`, target);
 }

@@ -6,7 +6,7 @@
  * on an address whose servers share the bundle, from the moment any of them has re-read it.
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import tls from 'node:tls';
@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ListenerTable } from '../../src/server/gateway-tables.js';
 import { TlsTerminator } from '../../src/server/tls-terminator.js';
 import { startSluice, type TestSluice } from '../helpers/sluice.js';
-import { type CertFiles, makePki, type TestCa, type TestPki } from '../helpers/tls-pki.js';
+import { type CertFiles, makePki, replaceFile, type TestCa, type TestPki } from '../helpers/tls-pki.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 let pki: TestPki;
@@ -35,12 +35,6 @@ afterAll(async () => {
   await up?.close();
   pki?.remove();
 });
-
-/** Replaces a file the way rotation tools do: write a temporary file, rename it over. */
-function replace(target: string, source: string): void {
-  writeFileSync(`${target}.tmp`, readFileSync(source));
-  renameSync(`${target}.tmp`, target);
-}
 
 interface Outcome {
   readonly reused: boolean;
@@ -141,8 +135,8 @@ describe.each([
 
   it('still resumes it after the server certificate rotates', async () => {
     const second = root.leaf(`second-${version.slice(1)}`, { dns: ['a.test'], usage: 'server' });
-    replace(live.cert, second.cert);
-    replace(live.key, second.key);
+    replaceFile(live.cert, second.cert);
+    replaceFile(live.key, second.key);
     const fresh = await until(
       () => sClient(sluice.port, version, []),
       (o) => o.subject?.startsWith('second') === true,
@@ -156,7 +150,7 @@ describe.each([
   });
 
   it('does not resume it once client_ca is replaced by another CA', async () => {
-    replace(liveCa, otherRoot.cert);
+    replaceFile(liveCa, otherRoot.cert);
     // The old CA's client certificate no longer verifies on a full handshake: the new bundle is in use.
     const fresh = await until(
       () => sClient(sluice.port, version, withCert()),
@@ -238,7 +232,7 @@ describe('servers of one address sharing a client_ca', () => {
       const { session } = await connect({ cert: readFileSync(client.cert), key: readFileSync(client.key) });
       expect(await connect({ session })).toMatchObject({ reused: true });
 
-      replace(liveCa, otherRoot.cert);
+      replaceFile(liveCa, otherRoot.cert);
       // a.test's context polls at 1000 ms; the default's own poll is not due until 1500 ms.
       vi.advanceTimersByTime(500);
       const waitFor = async (cert: string) => {
