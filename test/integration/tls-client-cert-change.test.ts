@@ -263,7 +263,18 @@ describe('a reload that requires a client certificate', () => {
       await until(() => held.length === 1);
       await sluice.instance.reload(resolve(config(true, { http2: true })));
       expect(await within(goaway, 5000)).not.toBe('timeout');
-      expect(() => client.request({ ':path': '/', ':authority': 'a.test' })).toThrow(/GOAWAY/);
+      // No new stream: Node 20 throws at once, Node 24 fails the stream.
+      const next = await new Promise<string>((r) => {
+        try {
+          const s = client.request({ ':path': '/', ':authority': 'a.test' });
+          s.once('response', () => r('answered'));
+          s.once('error', () => r('refused'));
+          s.once('close', () => r('refused'));
+        } catch {
+          r('refused');
+        }
+      });
+      expect(next).toBe('refused');
       held.shift()!();
       expect(await status).toBe(200);
       expect(await within(closed, 5000)).not.toBe('timeout');
