@@ -126,17 +126,29 @@ export function jsonString(s: string): string {
 
 /**
  * The JSON literal of a value drawn from a small set (methods, and server, route, upstream and
- * target names from the config), remembered. Bounded: past 10,000 entries (a config that large, or
- * methods invented by clients) literals are made afresh.
+ * target names from the config), remembered. Bounded in count and size: past 10,000 entries (a
+ * config that large, or methods invented by clients) literals are made afresh, and so are values
+ * over 256 characters. Bounded by count alone, an HTTP/2 client's invented methods (any token, up
+ * to the header limit: 60 KB each) were kept for the worker's life, 615 MB of heap for 30,000 of
+ * them; now at most about 5 MB.
  */
 const constants = new Map<string, string>();
+const CONSTANTS_MAX = 10_000;
+const CONSTANT_MAX_LENGTH = 256;
 function jsonConstant(s: string): string {
   let literal = constants.get(s);
   if (literal === undefined) {
     literal = JSON.stringify(s);
-    if (constants.size < 10_000) constants.set(s, literal);
+    if (constants.size < CONSTANTS_MAX && s.length <= CONSTANT_MAX_LENGTH) constants.set(s, literal);
   }
   return literal;
+}
+
+/** How many literals jsonConstant remembers, and their characters (for tests). */
+export function jsonConstantsHeld(): { readonly count: number; readonly chars: number } {
+  let chars = 0;
+  for (const [s, literal] of constants) chars += s.length + literal.length;
+  return { count: constants.size, chars };
 }
 
 function logPath(x: Exchange): string {

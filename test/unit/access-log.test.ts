@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { accessFields, JsonAccessLog } from '../../src/observability/access-log.js';
+import { accessFields, JsonAccessLog, jsonConstantsHeld } from '../../src/observability/access-log.js';
 import type { Exchange } from '../../src/server/exchange.js';
 
 /** An exchange as the access log sees it, with awkward strings in every free-text field. */
@@ -54,6 +54,20 @@ describe('JSON access lines', () => {
     });
     expect(doc.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect(lines[0]).not.toContain('secret');
+  });
+
+  // Methods are any token over HTTP/2: 30,000 invented 60 KB methods were kept, 615 MB of heap.
+  it('remember at most a few MB of method and name literals, whatever clients invent', () => {
+    const lines: string[] = [];
+    const log = new JsonAccessLog({ write: (l) => lines.push(l) });
+    const long = 'M'.repeat(60_000);
+    for (let i = 0; i < 200; i++) log.write(exchange({ method: `${long}${i}` }));
+    for (let i = 0; i < 12_000; i++) log.write(exchange({ method: `M${i}` }));
+    expect(JSON.parse(lines[0]!).method).toBe(`${long}0`);
+    expect(JSON.parse(lines.at(-1)!).method).toBe('M11999');
+    const held = jsonConstantsHeld();
+    expect(held.count).toBeLessThanOrEqual(10_000);
+    expect(held.chars).toBeLessThan(6_000_000);
   });
 
   it('match the fields the pretty logger writes', () => {
