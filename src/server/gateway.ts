@@ -18,6 +18,7 @@ import { serveHandler } from '../handlers/serve-handler.js';
 import { forward } from '../proxy/forward.js';
 import { normaliseHost } from '../router/host-table.js';
 import { normalisePath, routePathOf } from '../router/normalise-path.js';
+import { bucketKey } from '../security/bucket-key.js';
 import type { GuardServices } from '../security/guard-services.js';
 import type { TakeResult } from '../security/token-bucket.js';
 import { Exchange, type ExchangeObserver } from './exchange.js';
@@ -251,7 +252,7 @@ function checkGuards(
     return 'refused';
   }
   if (g.rate === null) return 'pass';
-  const key = g.rate.key(x);
+  const key = bucketKey(g.rate.key(x));
   const result = services.take(g.rate.scope, key, g.rate.rule);
   if (result instanceof Promise) return result.then((r) => rateVerdict(x, r));
   return rateVerdict(x, result);
