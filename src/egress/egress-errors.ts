@@ -45,8 +45,6 @@ const EGRESS_DETAILS: Partial<Record<EgressAnswerCode, string>> = {
   SLUICE_E_UPSTREAM_RESET: 'the origin closed or reset the connection before a complete answer',
   SLUICE_E_RUNTIME_FD_LIMIT:
     'sluice is out of file descriptors and could not open a connection to the origin; retry shortly',
-  SLUICE_E_RUNTIME_LOCAL_ADDRESS:
-    'no local port or address to connect to the origin from (every ephemeral port toward it in use, or no address of its family)',
 };
 
 /** The problem document (RFC 9457) for an answer code. */

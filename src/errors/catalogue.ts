@@ -216,11 +216,6 @@ export const ERROR_CATALOGUE = {
     title: 'Service Unavailable',
     hint: "sluice is out of file descriptors (its nofile limit, or the host's fs.file-max): new connections are closed, and a request that needs a new upstream connection is answered 503 with no target counted as failed, until some of its connections close; raise the nofile limit (LimitNOFILE=, ulimit -n; sluice doctor gives the figure) or lower limits.max_connections",
   },
-  SLUICE_E_RUNTIME_LOCAL_ADDRESS: {
-    status: 503,
-    title: 'Service Unavailable',
-    hint: 'no local port or address to connect to the target from: every port of net.ipv4.ip_local_port_range toward it is in use (connections in TIME_WAIT; keep upstream connections alive with keepalive:, see sluice doctor), or the host has no address of its family (an IPv6 target without IPv6); the target is not counted as failed, and another is tried as after a connect failure',
-  },
   SLUICE_E_RUNTIME_DRAINING: {
     status: 503,
     title: 'Service Unavailable',

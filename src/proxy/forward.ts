@@ -314,32 +314,29 @@ class ProxyRequest implements UpstreamPick {
       x.fail(code, err);
       return;
     }
-    // This host could not open the connection (upstream-error.ts): said in the log, as the access
-    // line alone would not tell an operator why, and never counted against the target.
-    const local = isLocalFailure(code);
-    if (local) x.localFailure(code, err);
+    // None is the target's doing: nothing to count against it, and another would fare no better
+    // (without a descriptor, no target can be connected to).
+    if (
+      code === 'SLUICE_E_CLIENT_BODY_TOO_LARGE' ||
+      code === 'SLUICE_E_RUNTIME_INTERNAL' ||
+      isLocalFailure(code)
+    ) {
+      // Out of descriptors (upstream-error.ts): said in the log, as the access line alone would not
+      // tell an operator why.
+      if (isLocalFailure(code)) x.localFailure(code, err);
+      x.fail(code, err);
+      return;
+    }
     const failure: AttemptFailure = {
       kind:
         code === 'SLUICE_E_UPSTREAM_TIMEOUT'
           ? 'timeout'
           : code === 'SLUICE_E_UPSTREAM_INVALID_RESPONSE'
             ? 'invalid_header'
-            : local
-              ? 'local'
-              : 'error',
+            : 'error',
     };
     const facts = this.#facts(call, failure);
     const stale = failure.kind === 'error' && call.reused;
-    // None is the target's doing: nothing to count against it, and another would fare no better
-    // (without a descriptor, no target can be connected to).
-    if (
-      code === 'SLUICE_E_CLIENT_BODY_TOO_LARGE' ||
-      code === 'SLUICE_E_RUNTIME_INTERNAL' ||
-      code === 'SLUICE_E_RUNTIME_FD_LIMIT'
-    ) {
-      x.fail(code, err);
-      return;
-    }
     const decision = decideRetry(this.upstream.config.retry, facts);
     // A keep-alive race is forgiven only when it is re-sent: a failure on a reused connection that
     // answers the client (a POST, the race's re-sends used up) counts, as nginx counts it; forgiven

@@ -9,17 +9,15 @@
  *    target closed the socket as the request went out): retried on a fresh connection to the same
  *    target without using a try, up to 2 times.
  * 5. Otherwise only for the conditions listed in `retry.on`, within `tries` (and one try per
- *    target not configured down, as nginx's `peer.tries`) and `timeout`. A connection this host
- *    had no local port or address for (`local`) is an `error` here: another target has ports of
- *    its own.
+ *    target not configured down, as nginx's `peer.tries`) and `timeout`.
  *
  * Each target is tried at most once per request; that is the caller's bookkeeping.
  */
 import type { ResolvedRetry, RetryCondition } from '../config/types.js';
 
-/** How an attempt failed; `local`: on this host's side, before the target saw anything (upstream-error.ts). */
+/** How an attempt failed. */
 export type AttemptFailure =
-  | { readonly kind: 'error' | 'timeout' | 'invalid_header' | 'local' }
+  | { readonly kind: 'error' | 'timeout' | 'invalid_header' }
   | { readonly kind: 'status'; readonly status: number };
 
 /** What is known about the request when an attempt fails. */
@@ -54,7 +52,6 @@ const NON_IDEMPOTENT = new Set(['POST', 'LOCK', 'PATCH']);
 
 /** The `retry.on` condition a failure falls under, or null for statuses never retried. */
 export function conditionOf(failure: AttemptFailure): RetryCondition | null {
-  if (failure.kind === 'local') return 'error';
   if (failure.kind !== 'status') return failure.kind;
   switch (failure.status) {
     case 500:
@@ -89,15 +86,14 @@ export function decideRetry(policy: ResolvedRetry, f: AttemptFacts): RetryDecisi
 /**
  * Whether the attempt counts as a target failure for `max_fails`: errors, timeouts and invalid
  * headers always; 5xx and 429 only when listed in `retry.on` (and, the caller's part, only when
- * the request is passed on because of it); 403 and 404 never; neither a keep-alive race nor a
- * failure on this host's side is the target's fault.
+ * the request is passed on because of it); 403 and 404 never; a keep-alive race is not the
+ * target's fault.
  */
 export function countsAsFailure(
   policy: ResolvedRetry,
   failure: AttemptFailure,
   staleConnection: boolean,
 ): boolean {
-  if (failure.kind === 'local') return false;
   if (failure.kind !== 'status') return !(staleConnection && failure.kind === 'error');
   const condition = conditionOf(failure);
   if (condition === null || condition === 'http_403' || condition === 'http_404') return false;

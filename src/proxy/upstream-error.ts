@@ -1,7 +1,7 @@
 /**
  * Upstream failures mapped to the catalogue (CONTRACT section 3): connect failures and resets
  * are 502, timeouts 504, malformed responses 502 and never passed on; a connection this host
- * could not open (no descriptor, no local port) 503, blamed on no target.
+ * could not open for want of a descriptor 503, blamed on no target.
  */
 import type { ErrorCode } from '../errors/catalogue.js';
 
@@ -11,6 +11,7 @@ const CONNECT_CODES = new Set([
   'EAI_AGAIN',
   'EHOSTUNREACH',
   'ENETUNREACH',
+  'EADDRNOTAVAIL',
   'ERR_TLS_CERT_ALTNAME_INVALID',
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
   'DEPTH_ZERO_SELF_SIGNED_CERT',
@@ -54,24 +55,24 @@ export const REFUSED_BY_UNDICI: ReadonlySet<string> = new Set([
 
 /**
  * Failures of this host, not of the target, which never saw the attempt: out of file descriptors
- * (EMFILE: the process's nofile limit; ENFILE: the host's fs.file-max), or no local port or
- * address to connect from (EADDRNOTAVAIL: every ephemeral port toward this target in use, or no
- * address of the target's family). Counted against the target, one process short of descriptors
- * took every target out for fail_timeout, and its clients got 502 "no live upstreams" long after
- * it had descriptors again. nginx likewise answers a failed `socket()` 500 and blames no peer.
+ * (EMFILE: the process's nofile limit; ENFILE: the host's fs.file-max). Counted against the target,
+ * one process short of descriptors took every target out for fail_timeout, and its clients got
+ * 502 "no live upstreams" long after it had descriptors again. nginx likewise answers a failed
+ * `socket()` 500 and blames no peer. (EADDRNOTAVAIL stays a connect failure of the target, as in
+ * nginx: no free port toward it, or an address of a family this host has none of, an IPv6 target
+ * on a host without IPv6, which fails every time and must rest like any unreachable target.)
  */
 const LOCAL_CODES: ReadonlyMap<string, LocalFailureCode> = new Map([
   ['EMFILE', 'SLUICE_E_RUNTIME_FD_LIMIT'],
   ['ENFILE', 'SLUICE_E_RUNTIME_FD_LIMIT'],
-  ['EADDRNOTAVAIL', 'SLUICE_E_RUNTIME_LOCAL_ADDRESS'],
 ]);
 
-/** The catalogue codes of an attempt that failed on this host's side (LOCAL_CODES). */
-export type LocalFailureCode = 'SLUICE_E_RUNTIME_FD_LIMIT' | 'SLUICE_E_RUNTIME_LOCAL_ADDRESS';
+/** The catalogue code of an attempt that failed on this host's side (LOCAL_CODES). */
+export type LocalFailureCode = 'SLUICE_E_RUNTIME_FD_LIMIT';
 
 /** Whether `code` says the attempt failed on this host's side, the target blameless. */
 export function isLocalFailure(code: ErrorCode): code is LocalFailureCode {
-  return code === 'SLUICE_E_RUNTIME_FD_LIMIT' || code === 'SLUICE_E_RUNTIME_LOCAL_ADDRESS';
+  return code === 'SLUICE_E_RUNTIME_FD_LIMIT';
 }
 
 /** The catalogue code for an error raised while talking to a target. */

@@ -57,7 +57,7 @@ describe('upstream error mapping', () => {
     [{ code: 'EMFILE', syscall: 'connect' }, 'SLUICE_E_RUNTIME_FD_LIMIT'],
     [{ code: 'ENFILE', syscall: 'connect' }, 'SLUICE_E_RUNTIME_FD_LIMIT'],
     [{ code: 'EMFILE', syscall: 'getaddrinfo' }, 'SLUICE_E_RUNTIME_FD_LIMIT'],
-    [{ code: 'EADDRNOTAVAIL', syscall: 'connect' }, 'SLUICE_E_RUNTIME_LOCAL_ADDRESS'],
+    [{ code: 'EADDRNOTAVAIL', syscall: 'connect' }, 'SLUICE_E_UPSTREAM_CONNECT'],
     [new Error('anything else'), 'SLUICE_E_UPSTREAM_RESET'],
   ])('%j → %s', (err, code) => expect(upstreamErrorCode(err)).toBe(code));
 

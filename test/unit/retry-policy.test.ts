@@ -11,7 +11,6 @@ import {
 const METHODS = ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'POST', 'PATCH', 'LOCK'];
 const FAILURES: AttemptFailure[] = [
   { kind: 'error' },
-  { kind: 'local' },
   { kind: 'timeout' },
   { kind: 'invalid_header' },
   ...[500, 502, 503, 504, 429, 403, 404, 501, 400].map((status) => ({ kind: 'status' as const, status })),
@@ -126,16 +125,5 @@ describe('retry policy details', () => {
     expect(countsAsFailure(everything, { kind: 'status', status: 403 }, false)).toBe(false);
     // The keep-alive race is not the target's fault.
     expect(countsAsFailure(defaults, { kind: 'error' }, true)).toBe(false);
-  });
-
-  it("passes a failure on this host's side (no local port) on as an error, never counting it against the target", () => {
-    expect(decideRetry(defaults, facts({ failure: { kind: 'local' }, sent: false }))).toBe('retry');
-    expect(decideRetry({ ...defaults, on: ['timeout'] }, facts({ failure: { kind: 'local' } }))).toBe('stop');
-    // Never taken for the keep-alive race: the connection was never made.
-    expect(
-      decideRetry({ ...defaults, on: [] }, facts({ failure: { kind: 'local' }, reusedConnection: true })),
-    ).toBe('stop');
-    expect(countsAsFailure(defaults, { kind: 'local' }, false)).toBe(false);
-    expect(countsAsFailure(everything, { kind: 'local' }, false)).toBe(false);
   });
 });
