@@ -91,7 +91,9 @@ export class TlsFileCopies {
   /**
    * `load` again, from the held copies, for a load from disk that failed with `err`: the value,
    * and what it was loaded from (for the warning). Throws `err`, the disk's reason, when no copies
-   * are held or they do not load either.
+   * are held or they do not load either, or when the files are there and refused to this worker
+   * (EACCES, EPERM): the primary read them as root, and a key kept from the workers' user on
+   * purpose must not reach them through the copy.
    */
   static fallBack<T>(
     err: unknown,
@@ -99,7 +101,8 @@ export class TlsFileCopies {
     cert: string | null,
   ): { value: T; report: Record<string, unknown> } {
     const copies = TlsFileCopies.#held;
-    if (copies === null) throw err;
+    const code = (err as NodeJS.ErrnoException | null)?.code;
+    if (copies === null || code === 'EACCES' || code === 'EPERM') throw err;
     let value: T;
     try {
       value = load(copies.read);

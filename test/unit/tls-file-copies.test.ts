@@ -186,6 +186,24 @@ describe('a worker that starts holding the copies', () => {
     }
   });
 
+  // The primary reads as root: a key kept from the workers' user must not reach them this way.
+  it('are not used for files that are there but refused to the worker (EACCES, EPERM)', () => {
+    const copies = primaryCopies(firstFiles());
+    const release = TlsFileCopies.hold(copies);
+    try {
+      for (const code of ['EACCES', 'EPERM']) {
+        const refused = Object.assign(new Error(`${code}: open`), { code });
+        expect(() => TlsFileCopies.fallBack(refused, (read) => read(live.key), live.cert)).toThrow(refused);
+      }
+      const missing = Object.assign(new Error('ENOENT: open'), { code: 'ENOENT' });
+      expect(TlsFileCopies.fallBack(missing, (read) => read(live.key), live.cert).value).toBeInstanceOf(
+        Buffer,
+      );
+    } finally {
+      release();
+    }
+  });
+
   it("uses an upstream's copies when its CA cannot be read, and is told so", () => {
     const c = firstFiles();
     const copies = primaryCopies(c);
