@@ -311,6 +311,11 @@ export const ERROR_CATALOGUE = {
     title: 'Too Many Requests',
     hint: 'the client exceeds a rate limit; retry after the Retry-After seconds',
   },
+  SLUICE_E_AUTH_CLIENT_CERT_CHANGED: {
+    status: 0,
+    title: 'cut: the client-certificate policy changed',
+    hint: "a reload or a replaced client_ca bundle changed what this TLS server asks of client certificates, and this connection's certificate was checked under the old policy: its answers in progress had shutdown_timeout to finish, and this one had not, so its connection was closed; the client reconnects and is checked under the new policy",
+  },
   SLUICE_E_AUTH_EGRESS_DENIED: {
     status: 403,
     title: 'Forbidden',

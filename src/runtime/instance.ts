@@ -750,6 +750,7 @@ export class SluiceInstance {
         h2Refused: (info) => this.#h2Refused(info),
         h2StreamRefused: (reason) => this.#metrics.http2StreamsRefused.labels(reason).inc(),
         firstConnection: this.#firstConnection,
+        staleTlsGraceMs: () => this.#config.shutdownTimeoutMs,
       },
     );
   }

@@ -52,6 +52,11 @@ export interface ListenerHooks {
   readonly tlsCopyInUse?: (err: unknown, info: Record<string, unknown>) => void;
   /** How often certificate files are polled, ms (default 1000; tests use less). */
   readonly tlsWatchIntervalMs?: number;
+  /**
+   * How long a connection whose client-certificate policy changed may finish its answers before it
+   * is cut (#endStaleTls): the config's shutdown_timeout, read when the change comes (default 30 s).
+   */
+  readonly staleTlsGraceMs?: () => number;
   /** A TLS connection was refused before it carried a request (tls-terminator.ts). */
   readonly tlsRefused?: (refusal: TlsRefusal) => void;
   /** Called at the listener's first client connection (a worker tells its primary it serves). */
@@ -235,6 +240,8 @@ type TrackedResponse = http.ServerResponse & { [kSocket]?: ClientSocket; [kResEx
 
 /** How often a draining listener looks at its idle keep-alive connections. */
 const DRAIN_SWEEP_MS = 100;
+/** shutdown_timeout's default: how long stale TLS connections may finish without the hook. */
+const STALE_TLS_GRACE_MS = 30_000;
 
 /** How often connections are looked at for a stalled send (send_timeout is checked to this grain). */
 const SEND_SWEEP_MS = 1000;
@@ -309,6 +316,7 @@ export class HttpListener {
   #draining = false;
   #idle: (() => void) | null = null;
   readonly #h2Refused: ListenerHooks['h2Refused'];
+  readonly #staleTlsGraceMs: ListenerHooks['staleTlsGraceMs'];
   readonly #h2StreamRefused: ListenerHooks['h2StreamRefused'];
 
   readonly #listenOptions: ListenOptions;
@@ -324,6 +332,7 @@ export class HttpListener {
     this.#listenOptions = listen;
     this.#h2Refused = hooks.h2Refused;
     this.#h2StreamRefused = hooks.h2StreamRefused;
+    this.#staleTlsGraceMs = hooks.staleTlsGraceMs;
     const self = this;
     this.#onResponseClose = function (this: http.ServerResponse) {
       self.#responseClosed(this);
@@ -1118,6 +1127,27 @@ export class HttpListener {
       if (this.#tunnels.has(socket)) socket.destroy();
       else closeAfterAnswer(socket);
     }
+    // An answer that never ends (server-sent events, a long poll, a streamed download) would keep
+    // its connection for good: what is left at shutdown_timeout is cut, as a drain cuts it.
+    const timer = setTimeout(() => this.#cutStaleTls(), this.#staleTlsGraceMs?.() ?? STALE_TLS_GRACE_MS);
+    timer.unref();
+  }
+
+  /** Cuts what is still open of the connections #endStaleTls ended (a drain cuts them itself). */
+  #cutStaleTls(): void {
+    const terminator = this.#tls;
+    if (terminator === null || this.#draining) return;
+    // (An HTTP/2 request's socket is Node's proxy of its session's, which throws once that is gone.)
+    const stale = (socket: unknown) => {
+      try {
+        return socket != null && terminator.stale(socket as tls.TLSSocket);
+      } catch {
+        return false;
+      }
+    };
+    for (const x of [...this.#active]) if (stale(x.req.socket)) x.cut('SLUICE_E_AUTH_CLIENT_CERT_CHANGED');
+    for (const session of this.#sessions) if (!session.destroyed && stale(session.socket)) session.destroy();
+    for (const socket of this.#sockets) if (stale(socket)) socket.destroy();
   }
 
   /** Closes connections with no request in progress that received nothing since the last sweep. */

@@ -164,6 +164,7 @@ describe('a reload that requires a client certificate', () => {
    */
   const config = (require: boolean, opts: Options = {}): SluiceConfigInput =>
     ({
+      shutdown_timeout: '1s',
       servers: [
         {
           name: 'a',
@@ -239,6 +240,19 @@ describe('a reload that requires a client certificate', () => {
       held.shift()!();
       expect(await answer).toEqual({ status: 200, clientId: null, close: true });
       expect(await conn.openAfter(5000)).toBe(false);
+    }));
+
+  // An answer that never ends (server-sent events, a long poll) kept its connection for good.
+  it('cuts an answer still in progress at shutdown_timeout', () =>
+    withSluice({}, async (sluice) => {
+      const conn = await openTls(sluice.port, 'a.test');
+      const answer = conn.get('/slow');
+      await until(() => held.length === 1);
+      await sluice.instance.reload(resolve(config(true)));
+      expect(await within(answer, 5000)).toBe('closed');
+      const line = () => sluice.logs.find((l) => l.msg === 'request' && l.path === '/slow');
+      await until(() => line() !== undefined);
+      expect(line()).toMatchObject({ error: 'SLUICE_E_AUTH_CLIENT_CERT_CHANGED' });
     }));
 
   it('refuses a connection whose handshake was under way during the reload', () =>
