@@ -55,6 +55,9 @@ export function compileProxyRoute(
   // traceparent and tracestate are replaced by sluice's own (the client's trace continued).
   const dropRequest = new Set<string>([...overridden, ...FORWARDED, 'expect', 'traceparent', 'tracestate']);
   if (!action.preserveHost) dropRequest.add('host');
+  // A name the route writes with `_` (`X_User`) drops the client's `X-User` too: CGI-style
+  // upstreams read both as one (request-headers.ts drops the other way round).
+  for (const name of [...dropRequest]) if (name.includes('_')) dropRequest.add(name.replaceAll('_', '-'));
   const responseSetNames = action.responseSetHeaders.map(([name]) => name.toLowerCase());
   return {
     kind: 'proxy',
