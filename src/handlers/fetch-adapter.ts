@@ -259,10 +259,12 @@ const AT_ONCE_CHUNKS = 64;
 /**
  * Once the chunks gathered hold this many bytes, a further chunk sends the head: a stream that
  * produces whenever asked (a `pull` source) was read 64 chunks deep in its first turn whatever
- * their size, 64 MiB of 1 MiB chunks held for a client that reads nothing. A body given whole
- * still goes with its length however large: its end comes with the next read.
+ * their size, 64 MiB of 1 MiB chunks held for a client that reads nothing. So at most this much
+ * and two chunks are read ahead of the client (1 MiB chunks: 2 MiB). A body given whole is one
+ * chunk per part (a string, buffer or Blob of any size), so it still goes with its length; a stream
+ * that gives more than this before its end goes chunked.
  */
-const AT_ONCE_BYTES = 64 * 1024;
+const AT_ONCE_BYTES = 1024 * 1024;
 
 /** A body that does not match the Content-Length the app gave it. */
 class LengthMismatchError extends Error {}
