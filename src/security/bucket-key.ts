@@ -13,8 +13,8 @@ const KEY_MAX_LENGTH = 64;
 
 /** `key` as a bucket is stored under it. */
 export function bucketKey(key: string): string {
-  if (key.length <= KEY_MAX_LENGTH) return key;
-  // `#sha256:` cannot collide with a key kept as written by accident: 8 + 43 characters, and a
-  // client that sends exactly this text already knows the key it stands for.
+  // A key kept as written that starts with `#` gets another: `#sha256:…` is then only ever a
+  // digest, and a client cannot send one (read from Redis key names) to share another's bucket.
+  if (key.length <= KEY_MAX_LENGTH) return key.charCodeAt(0) === 0x23 /* # */ ? `#${key}` : key;
   return `#sha256:${createHash('sha256').update(key).digest('base64url')}`;
 }

@@ -126,6 +126,9 @@ describe('rate limits', () => {
     expect(bucketKey('p'.repeat(8000))).toMatch(/^#sha256:[\w-]{43}$/);
     expect(bucketKey('p'.repeat(8000))).not.toBe(bucketKey('q'.repeat(8000)));
     expect(bucketKey('2001:db8::1')).toBe('2001:db8::1');
+    // A digest sent as a key is not that digest's bucket.
+    const digest = bucketKey('p'.repeat(8000));
+    expect(bucketKey(digest)).toBe(`#${digest}`);
   });
 
   it('keys by $remote_net: an IPv6 client is its /64, an IPv4 client its address', async () => {
