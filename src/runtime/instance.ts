@@ -45,6 +45,7 @@ import {
 import { HttpListener, type ListenOptions } from '../server/http-listener.js';
 import { isClientCertFailure } from '../server/tls-handshake-failure.js';
 import type { TlsRefusal } from '../server/tls-terminator.js';
+import { guardExternalMemory } from './external-memory-guard.js';
 import { healthTargets } from './health-targets.js';
 import { type GuardMode, ProcessGuards } from './process-guards.js';
 
@@ -112,6 +113,8 @@ const HANDLER_CLOSE_MIN_MS = 1000;
 /** A running data plane for one resolved config. */
 export class SluiceInstance {
   #config: ResolvedConfig;
+  /** Stops the external-memory watch (external-memory-guard.ts). */
+  #stopMemoryGuard: (() => void) | null = null;
   #tables: GatewayTables | null = null;
   readonly #listeners = new Map<string, HttpListener>();
   readonly #handlers = new Map<string, LoadedHandler>();
@@ -318,6 +321,7 @@ export class SluiceInstance {
     if (this.#state !== 'new') throw new Error(`cannot start an instance that is ${this.#state}`);
     this.#state = 'running';
     try {
+      this.#stopMemoryGuard = guardExternalMemory();
       await this.profiler.startHeapSampling();
       await this.#loadHandlers(this.#config);
       const { tables } = compileTables(this.#config, undefined, this.#handlers);
@@ -475,6 +479,7 @@ export class SluiceInstance {
 
   async #close(deadlineMs: number): Promise<void> {
     if (this.#state === 'closed') return;
+    this.#stopMemoryGuard?.();
     const deadline = performance.now() + deadlineMs;
     this.#state = 'closing';
     this.#health?.stop();
