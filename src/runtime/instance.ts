@@ -756,6 +756,11 @@ export class SluiceInstance {
         h2StreamRefused: (reason) => this.#metrics.http2StreamsRefused.labels(reason).inc(),
         firstConnection: this.#firstConnection,
         staleTlsGraceMs: () => this.#config.shutdownTimeoutMs,
+        tlsClientCertsChanged: (info) =>
+          log.info(
+            info,
+            'TLS client-certificate policy changed: connections checked under the old one are closed after their answers',
+          ),
       },
     );
   }

@@ -57,6 +57,12 @@ export interface ListenerHooks {
    * is cut (#endStaleTls): the config's shutdown_timeout, read when the change comes (default 30 s).
    */
   readonly staleTlsGraceMs?: () => number;
+  /** What a client-certificate policy change ended on this listener (#endStaleTls). */
+  readonly tlsClientCertsChanged?: (info: {
+    listener: string;
+    connections: number;
+    grace_ms: number;
+  }) => void;
   /** A TLS connection was refused before it carried a request (tls-terminator.ts). */
   readonly tlsRefused?: (refusal: TlsRefusal) => void;
   /** Called at the listener's first client connection (a worker tells its primary it serves). */
@@ -317,6 +323,7 @@ export class HttpListener {
   #idle: (() => void) | null = null;
   readonly #h2Refused: ListenerHooks['h2Refused'];
   readonly #staleTlsGraceMs: ListenerHooks['staleTlsGraceMs'];
+  readonly #tlsClientCertsChanged: ListenerHooks['tlsClientCertsChanged'];
   readonly #h2StreamRefused: ListenerHooks['h2StreamRefused'];
 
   readonly #listenOptions: ListenOptions;
@@ -333,6 +340,7 @@ export class HttpListener {
     this.#h2Refused = hooks.h2Refused;
     this.#h2StreamRefused = hooks.h2StreamRefused;
     this.#staleTlsGraceMs = hooks.staleTlsGraceMs;
+    this.#tlsClientCertsChanged = hooks.tlsClientCertsChanged;
     const self = this;
     this.#onResponseClose = function (this: http.ServerResponse) {
       self.#responseClosed(this);
@@ -1117,20 +1125,31 @@ export class HttpListener {
    */
   #endStaleTls(): void {
     const terminator = this.#tls!;
+    let ended = 0;
     for (const session of this.#sessions) {
       // A session closing already needs no GOAWAY, and its socket may be gone.
       if (session.closed || session.destroyed) continue;
-      if (terminator.stale(session.socket as tls.TLSSocket)) session.close();
+      if (!terminator.stale(session.socket as tls.TLSSocket)) continue;
+      session.close();
+      ended++;
     }
     for (const socket of this.#sockets as Iterable<ClientSocket & tls.TLSSocket>) {
       if (socket[kH2] === true || !terminator.stale(socket)) continue;
       if (this.#tunnels.has(socket)) socket.destroy();
       else closeAfterAnswer(socket);
+      ended++;
     }
     // An answer that never ends (server-sent events, a long poll, a streamed download) would keep
     // its connection for good: what is left at shutdown_timeout is cut, as a drain cuts it.
-    const timer = setTimeout(() => this.#cutStaleTls(), this.#staleTlsGraceMs?.() ?? STALE_TLS_GRACE_MS);
+    const graceMs = this.#staleTlsGraceMs?.() ?? STALE_TLS_GRACE_MS;
+    const timer = setTimeout(() => this.#cutStaleTls(), graceMs);
     timer.unref();
+    // Said once per change, so that a wave of reconnections has its cause in the log.
+    this.#tlsClientCertsChanged?.({
+      listener: this.#table.address.key,
+      connections: ended,
+      grace_ms: graceMs,
+    });
   }
 
   /** Cuts what is still open of the connections #endStaleTls ended (a drain cuts them itself). */

@@ -225,6 +225,10 @@ describe('a reload that requires a client certificate', () => {
       expect(await fresh.get()).toBe('closed');
       const again = await openTls(sluice.port, 'a.test', clientCert);
       expect(await again.get()).toMatchObject({ status: 200, clientId: 'spiffe://example.org/client' });
+      // Said once, with how many connections it ended.
+      expect(
+        sluice.logs.filter((l) => String(l.msg).startsWith('TLS client-certificate policy changed')),
+      ).toMatchObject([{ connections: 2, grace_ms: 1000 }]);
       // The other addresses keep their connections.
       expect(await other.get('/', 'b.test')).toMatchObject({ status: 200, close: false });
       expect(await plainConn.get()).toMatchObject({ status: 200, close: false });
