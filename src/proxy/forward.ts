@@ -315,15 +315,11 @@ class ProxyRequest implements UpstreamPick {
       return;
     }
     // None is the target's doing: nothing to count against it, and another would fare no better
-    // (without a descriptor, no target can be connected to).
-    if (
-      code === 'SLUICE_E_CLIENT_BODY_TOO_LARGE' ||
-      code === 'SLUICE_E_RUNTIME_INTERNAL' ||
-      isLocalFailure(code)
-    ) {
-      // Out of descriptors (upstream-error.ts): said in the log, as the access line alone would not
-      // tell an operator why.
-      if (isLocalFailure(code)) x.localFailure(code, err);
+    // (without a descriptor, no target can be connected to). Out of descriptors (upstream-error.ts)
+    // is said in the log, as the access line alone would not tell an operator why.
+    const local = isLocalFailure(code);
+    if (local || code === 'SLUICE_E_CLIENT_BODY_TOO_LARGE' || code === 'SLUICE_E_RUNTIME_INTERNAL') {
+      if (local) x.localFailure(code, err);
       x.fail(code, err);
       return;
     }

@@ -102,7 +102,7 @@ class UpstreamSocketError extends Error {
  * whatever its code (nginx: "SSL_do_handshake() failed ... while SSL handshaking to upstream"):
  * OpenSSL's `ERR_SSL_*` and verification codes (`CERT_NOT_YET_VALID`) were logged as a reset of a
  * connection that never carried a request. The code and message are kept in the message. A
- * failure of this host's (no descriptor, no local port) keeps its code: it is not the target's.
+ * failure of this host's (no file descriptor) keeps its code: it is not the target's.
  */
 function connectFailure(err: Error): Error {
   const code = (err as { code?: unknown }).code;

@@ -80,7 +80,7 @@ export interface ProxyExchange extends VariableSource {
   retrying(): void;
   /** A target reached max_fails through this request's attempt. */
   targetDisabled(target: string): void;
-  /** An attempt failed on this host's side (no descriptor, no local port): no target is blamed. */
+  /** An attempt failed on this host's side (no file descriptor): no target is blamed. */
   localFailure(code: LocalFailureCode, err: Error): void;
   /** The answer is complete before the request body: its rest is dropped within a bound. */
   dropUnreadBody(): void;

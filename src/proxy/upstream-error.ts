@@ -62,12 +62,9 @@ export const REFUSED_BY_UNDICI: ReadonlySet<string> = new Set([
  * nginx: no free port toward it, or an address of a family this host has none of, an IPv6 target
  * on a host without IPv6, which fails every time and must rest like any unreachable target.)
  */
-const LOCAL_CODES: ReadonlyMap<string, LocalFailureCode> = new Map([
-  ['EMFILE', 'SLUICE_E_RUNTIME_FD_LIMIT'],
-  ['ENFILE', 'SLUICE_E_RUNTIME_FD_LIMIT'],
-]);
+const FD_CODES: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE']);
 
-/** The catalogue code of an attempt that failed on this host's side (LOCAL_CODES). */
+/** The catalogue code of an attempt that failed on this host's side (FD_CODES). */
 export type LocalFailureCode = 'SLUICE_E_RUNTIME_FD_LIMIT';
 
 /** Whether `code` says the attempt failed on this host's side, the target blameless. */
@@ -88,8 +85,7 @@ export function upstreamErrorCode(err: unknown): ErrorCode {
   if (REFUSED_BY_UNDICI.has(code) || code === 'SLUICE_INVALID_REQUEST') return 'SLUICE_E_RUNTIME_INTERNAL';
   if (TIMEOUT_CODES.has(code)) return 'SLUICE_E_UPSTREAM_TIMEOUT';
   // Before the lookup below: a lookup can fail for want of a descriptor too (EMFILE, getaddrinfo).
-  const local = LOCAL_CODES.get(code);
-  if (local !== undefined) return local;
+  if (FD_CODES.has(code)) return 'SLUICE_E_RUNTIME_FD_LIMIT';
   // A failed name lookup, whatever its code (EINVAL for a name over 253 octets, ENODATA, EAI_FAIL):
   // nothing was connected to.
   if (CONNECT_CODES.has(code) || e.syscall === 'getaddrinfo') return 'SLUICE_E_UPSTREAM_CONNECT';

@@ -197,9 +197,7 @@ export class SluiceInstance {
             request_id: x.requestId,
             err,
           },
-          code === 'SLUICE_E_RUNTIME_FD_LIMIT'
-            ? 'out of file descriptors for a connection to an upstream target: answered 503, no target counted as failed'
-            : 'no local port or address for a connection to an upstream target; the target is not counted as failed',
+          'out of file descriptors for a connection to an upstream target: answered 503, no target counted as failed',
         ),
       handlerError: (x: Exchange, err: unknown) => {
         // Said as the client sees it: a 500 only when nothing had been sent.

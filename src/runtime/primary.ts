@@ -979,6 +979,7 @@ export class Primary {
     this.#stopBegun();
     this.#health.stop();
     this.#tlsFiles.close();
+    this.#descriptors.stop();
     for (const s of this.#slots) s.worker?.process.kill('SIGKILL');
     await this.#admin.close();
   }
