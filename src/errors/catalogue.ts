@@ -154,7 +154,7 @@ export const ERROR_CATALOGUE = {
   SLUICE_E_CLIENT_SEND_TIMEOUT: {
     status: 0,
     title: 'client send timeout',
-    hint: 'the client took no byte of the response for limits.send_timeout and the connection was closed, or its HTTP/2 stream reset (a client that stopped reading, or a link that stalled)',
+    hint: 'the client took no byte of the response (or of its WebSocket) for limits.send_timeout and the connection was closed, or its HTTP/2 stream reset (a client that stopped reading, or a link that stalled)',
   },
   SLUICE_E_CLIENT_MISDIRECTED: {
     status: 421,
@@ -189,7 +189,7 @@ export const ERROR_CATALOGUE = {
   SLUICE_E_UPSTREAM_TIMEOUT: {
     status: 504,
     title: 'Gateway Timeout',
-    hint: 'the upstream did not connect, accept the body or answer within proxy.timeouts',
+    hint: "the upstream did not connect, accept the body (or a WebSocket's bytes) or answer within proxy.timeouts",
   },
   SLUICE_E_UPSTREAM_NO_LIVE: {
     status: 502,

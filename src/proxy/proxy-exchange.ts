@@ -88,4 +88,6 @@ export interface ProxyExchange extends VariableSource {
   complete(): void;
   /** The client went away before the response was complete (499). */
   clientGone(): void;
+  /** sluice ends the exchange with `code`, logged at once (an open tunnel keeps its 101). */
+  cut(code: ErrorCode): void;
 }

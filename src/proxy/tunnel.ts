@@ -8,6 +8,12 @@
  * side sent is delivered, then each socket is ended and closed once flushed (at most
  * CLOSE_FLUSH_MS). Passed on as a half-close, a FIN left a target that does not close on FIN,
  * and so the tunnel and its access line, open until `timeouts.read` (60 s by default).
+ *
+ * A peer that reads nothing is timed as nginx times an upgraded connection's writes: a target that
+ * takes no byte of what the client sends for `timeouts.send` (proxy_send_timeout) ends the tunnel
+ * here, with SLUICE_E_UPSTREAM_TIMEOUT; a client that takes none for `limits.send_timeout` is the
+ * listener's (its send_timeout sweep). Before, the reader's own traffic (pings) kept the idle
+ * timeout from firing, and the tunnel was held for good.
  */
 import type { Socket } from 'node:net';
 import { connectionTokens, headerName, isHopByHop } from '../core/header-names.js';
@@ -77,6 +83,7 @@ export function openTunnel(
   // now ('end' comes after the last 'data'): no more is read either way, and both are ended.
   const closeBoth = () => {
     if (flushTimer !== undefined) return;
+    stopWatch();
     flushTimer = setTimeout(() => {
       client.destroy();
       upstream.destroy();
@@ -111,10 +118,54 @@ export function openTunnel(
       });
     }
   }
+  const stopWatch = watchStalled(client, upstream, route.sendTimeoutMs, () => {
+    x.cut('SLUICE_E_UPSTREAM_TIMEOUT');
+    client.destroy();
+    upstream.destroy();
+  });
   upstream.on('data', countOut);
   // Not `end`: a FIN closes the tunnel (closeBoth), it is not passed on as a half-close.
   client.pipe(upstream, { end: false });
   upstream.pipe(client, { end: false });
   client.resume();
   upstream.resume();
+}
+
+/**
+ * Calls `onStall` once `to` has taken no byte for `ms` while `from` is held back for it (a pipe
+ * pauses its source when the destination's queue is full, and resumes it once drained): a timer
+ * runs only while held back, so a flowing tunnel pays nothing. Progress is what the kernel took
+ * (`bytesWritten` counts what is still queued). Returns the function that stops the watch.
+ */
+function watchStalled(from: Socket, to: Socket, ms: number, onStall: () => void): () => void {
+  if (ms <= 0) return () => {};
+  let timer: NodeJS.Timeout | undefined;
+  let taken = 0;
+  let stopped = false;
+  const progress = () => to.bytesWritten - to.writableLength;
+  const check = () => {
+    const now = progress();
+    if (now === taken) {
+      timer = undefined;
+      onStall();
+      return;
+    }
+    taken = now;
+    timer = setTimeout(check, ms).unref();
+  };
+  const onPause = () => {
+    if (stopped || timer !== undefined) return;
+    taken = progress();
+    timer = setTimeout(check, ms).unref();
+  };
+  const onResume = () => {
+    clearTimeout(timer);
+    timer = undefined;
+  };
+  from.on('pause', onPause);
+  from.on('resume', onResume);
+  return () => {
+    stopped = true;
+    onResume();
+  };
 }

@@ -1055,8 +1055,10 @@ export class HttpListener {
    * the upstream connection behind it and the buffered answer for as long as it liked (79 s in a
    * test, and counting). A sweep, not a timer per write: nothing is added to the request path.
    * Progress is the bytes the kernel took (`bytesWritten` counts what is still queued, so the
-   * queue's length is taken off). HTTP/2 streams are timed one by one (#sweepStalledStreams);
-   * WebSocket tunnels are left to their own timeouts.
+   * queue's length is taken off). HTTP/2 streams are timed one by one (#sweepStalledStreams).
+   * A WebSocket tunnel's client is timed the same way: one that sent but read nothing held its
+   * tunnel for good (its own traffic kept `timeouts.read` from firing), with what the target sent
+   * it queued.
    */
   #sweepStalledSends(): void {
     const limit = this.#table.limits.sendTimeoutMs;
@@ -1065,15 +1067,24 @@ export class HttpListener {
     if (this.#h2Answers.size > 0) this.#sweepStalledStreams(limit, now);
     for (const socket of this.#sockets as Iterable<ClientSocket>) {
       const queued = socket.writableLength;
-      if (queued === 0 || socket[kH2] === true || this.#tunnels.has(socket)) {
+      if (queued === 0 || socket[kH2] === true) {
         socket[kSendSince] = undefined;
         continue;
       }
       if (stalled(socket, socket.bytesWritten - queued, now, limit)) {
-        // The answer in progress is logged with why its client was cut and the status it was sent,
-        // as over HTTP/2 and in nginx (Node's own reference to it); it was a 499, as if the client left.
-        const res = (socket as { _httpMessage?: TrackedResponse | null })._httpMessage;
-        res?.[kResExchange]?.sendTimedOut();
+        const x = socket[kExchange];
+        if (x?.status === 101 && this.#tunnels.has(socket)) {
+          // A WebSocket (proxied or a handler's) whose client reads nothing: nginx's upgraded
+          // connections time their client's writes with send_timeout too. Logged at the cut, still
+          // 101, as a tunnel cut by shutdown_timeout is.
+          x.cut('SLUICE_E_CLIENT_SEND_TIMEOUT');
+        } else {
+          // The answer in progress is logged with why its client was cut and the status it was
+          // sent, as over HTTP/2 and in nginx (Node's own reference to it); it was a 499, as if the
+          // client left.
+          const res = (socket as { _httpMessage?: TrackedResponse | null })._httpMessage;
+          res?.[kResExchange]?.sendTimedOut();
+        }
         socket.destroy();
       }
     }

@@ -3,6 +3,7 @@
  * socket) are logged and counted as proxied ones are: 101 when they close, or when
  * `shutdown_timeout` cuts them, with their duration and the bytes sent after the 101.
  */
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rawRequest } from '../helpers/raw-http.js';
 import { until } from '../helpers/runtime.js';
@@ -74,6 +75,50 @@ describe('a WebSocket a Node listener accepted, at shutdown_timeout', () => {
     expect(duration).toBeGreaterThanOrEqual(300);
     expect(duration).toBeLessThanOrEqual(lived + 50);
   });
+});
+
+// nginx's send_timeout, as for a proxied tunnel: a client that sent but read nothing held the
+// WebSocket, and all the app sent it queued in the worker, for good.
+describe('a WebSocket a Node listener accepted, whose client reads nothing', () => {
+  it('is closed after send_timeout and logged 101 with the error', async () => {
+    const sluice = await startSluice({
+      servers: [
+        { listen: '127.0.0.1:0', limits: { send_timeout: '1s' }, routes: [{ name: 'app', handler: APP }] },
+      ],
+    });
+    const client = net.connect({ port: sluice.port, host: '127.0.0.1' });
+    client.on('error', () => undefined);
+    let closed = false;
+    client.on('close', () => {
+      closed = true;
+    });
+    try {
+      await new Promise<void>((resolve) => {
+        client.once('data', () => resolve());
+        client.write(handshake('/reads-nothing'));
+      });
+      client.pause();
+      // Binary frames of 1 MiB, masked with a zero key (so the payload is sent as is); each is
+      // echoed, 32 MiB in all, more than the kernel buffers on the way hold.
+      const frame = Buffer.concat([
+        Buffer.from([0x82, 0xff, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0]),
+        Buffer.alloc(1 << 20),
+      ]);
+      for (let i = 0; i < 32; i++) client.write(frame);
+      const line = await until(
+        () => sluice.accessLines().find((l) => l.path === '/reads-nothing'),
+        'the access line',
+        8000,
+      );
+      expect(line).toMatchObject({ status: 101, error: 'SLUICE_E_CLIENT_SEND_TIMEOUT' });
+      // Read again, the client finds its connection closed (a paused socket sees no close).
+      client.resume();
+      await until(() => (closed ? true : undefined), 'the close', 8000);
+    } finally {
+      client.destroy();
+      await sluice.close();
+    }
+  }, 20_000);
 });
 
 describe('an Upgrade request a Node listener answers on the raw socket', () => {

@@ -497,3 +497,115 @@ describe('a tunnel one side closes', () => {
     }
   });
 });
+
+// nginx times an upgraded connection's writes: send_timeout towards the client, proxy_send_timeout
+// towards the target. A side that read nothing, its peer's pings keeping the tunnel busy, held the
+// tunnel (and what the other side sent, queued) for good: timeouts.read never fired.
+describe('a tunnel one side stops reading', () => {
+  let target: Awaited<ReturnType<typeof halfOpenTarget>>;
+  let sluice: TestSluice;
+
+  beforeAll(async () => {
+    target = await halfOpenTarget();
+    sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          limits: { send_timeout: '1s' },
+          routes: [{ proxy: { url: `http://127.0.0.1:${target.port}`, timeouts: { send: '1s' } } }],
+        },
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await sluice?.close();
+    await target?.close();
+  });
+
+  async function tunnel(path: string) {
+    const client = net.connect({ port: sluice.port, host: '127.0.0.1' });
+    client.on('error', () => undefined);
+    let head = '';
+    let closedAt = 0;
+    const onData = (d: Buffer) => {
+      head += d.toString('latin1');
+    };
+    client.on('data', onData);
+    client.on('close', () => {
+      closedAt = Date.now();
+    });
+    client.write(`GET ${path} HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+    expect(await until(() => head.includes('\r\n\r\n'))).toBe(true);
+    expect(head).toMatch(/^HTTP\/1\.1 101 /);
+    return { client, conn: target.conns.at(-1)!, closedAt: () => closedAt };
+  }
+
+  it('closes it when its client takes nothing for send_timeout, though the client sends', async () => {
+    const t = await tunnel('/client-reads-nothing');
+    t.client.pause();
+    // More than the kernel buffers on the way hold.
+    t.conn.socket.write(Buffer.alloc(64 * 1024 * 1024, 'x'));
+    const ping = setInterval(() => t.client.write('.'), 100);
+    const started = Date.now();
+    try {
+      expect(await until(() => t.conn.closedAt > 0, 6000)).toBe(true);
+      // send_timeout (1 s), checked every second.
+      expect(t.conn.closedAt - started).toBeGreaterThanOrEqual(900);
+      expect(t.conn.received.length).toBeGreaterThan(0);
+      expect(
+        await until(() => sluice.accessLines().some((l) => l.path === '/client-reads-nothing'), 2000),
+      ).toBe(true);
+      expect(sluice.accessLines().find((l) => l.path === '/client-reads-nothing')).toMatchObject({
+        status: 101,
+        error: 'SLUICE_E_CLIENT_SEND_TIMEOUT',
+      });
+    } finally {
+      clearInterval(ping);
+      t.client.destroy();
+    }
+  }, 15_000);
+
+  it('closes it when its target takes nothing for timeouts.send, though the target sends', async () => {
+    const t = await tunnel('/target-reads-nothing');
+    t.conn.socket.pause();
+    t.client.write(Buffer.alloc(64 * 1024 * 1024, 'x'));
+    const ping = setInterval(() => t.conn.socket.write('.'), 100);
+    const started = Date.now();
+    try {
+      expect(await until(() => t.closedAt() > 0 && t.conn.closedAt > 0, 6000)).toBe(true);
+      expect(t.closedAt() - started).toBeGreaterThanOrEqual(900);
+      expect(
+        await until(() => sluice.accessLines().some((l) => l.path === '/target-reads-nothing'), 2000),
+      ).toBe(true);
+      expect(sluice.accessLines().find((l) => l.path === '/target-reads-nothing')).toMatchObject({
+        status: 101,
+        error: 'SLUICE_E_UPSTREAM_TIMEOUT',
+      });
+    } finally {
+      clearInterval(ping);
+      t.client.destroy();
+    }
+  }, 15_000);
+
+  it('keeps a tunnel both sides read, past both timeouts', async () => {
+    const t = await tunnel('/both-read');
+    let got = 0;
+    t.client.on('data', (d: Buffer) => {
+      got += d.length;
+    });
+    const ping = setInterval(() => {
+      t.client.write('.');
+      t.conn.socket.write('.');
+    }, 100);
+    try {
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(t.closedAt()).toBe(0);
+      expect(t.conn.closedAt).toBe(0);
+      expect(got).toBeGreaterThan(10);
+    } finally {
+      clearInterval(ping);
+      t.client.destroy();
+    }
+  });
+});
