@@ -174,6 +174,14 @@ function scanH2RequestHead(req: H2Request, head: RequestHead, maxHeader: number)
   return head;
 }
 
+/**
+ * Node's own test for a 100-continue expectation, list members included (`100-continue, foo`).
+ * The two must agree: a request Node takes as expecting 100 but sluice did not got no 100, and
+ * Node then closed the connection after its answer (its body may not have been sent), dropping the
+ * requests pipelined behind it.
+ */
+const CONTINUE_EXPECTED = /(?:^|\W)100-continue(?:$|\W)/i;
+
 /** The fields HTTP/1.1 and HTTP/2 heads carry alike (`name` lower-case). */
 function readSharedField(name: string, value: string, head: RequestHead): void {
   switch (name) {
@@ -199,7 +207,7 @@ function readSharedField(name: string, value: string, head: RequestHead): void {
       head.tracestate = head.tracestate === null ? value : `${head.tracestate},${value}`;
       break;
     case 'expect':
-      if (value.toLowerCase() === '100-continue') head.expectContinue = true;
+      if (CONTINUE_EXPECTED.test(value)) head.expectContinue = true;
       break;
   }
 }

@@ -130,6 +130,20 @@ describe('Expect: 100-continue', () => {
     expect(up.seen.at(-1)?.body.toString()).toBe('hi');
   });
 
+  // Node took the list as expecting 100 and sluice did not: no 100 went out, and Node closed the
+  // connection after the answer, dropping the request pipelined behind it.
+  it('takes 100-continue in a list, keeps the connection and serves what is pipelined behind it', async () => {
+    const r = await rawRequest(
+      sluice.port,
+      'POST /list HTTP/1.1\r\nHost: a\r\nExpect: 100-continue, foo\r\nContent-Length: 5\r\n\r\nhello' +
+        'GET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
+    );
+    const statuses = [...r.text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
+    expect(statuses).toEqual(['100', '200', '200']);
+    expect(r.text.split('\r\n\r\n')[1]).toMatch(/\r\nConnection: keep-alive\r\n/);
+    expect(up.seen.map((s) => s.url).slice(-2)).toEqual(['/list', '/next']);
+  });
+
   it('ignores an expectation it does not know and serves the request, as nginx', async () => {
     const before = sluice.accessLines().length;
     const r = await rawRequest(
