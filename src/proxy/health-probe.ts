@@ -1,7 +1,8 @@
 /**
  * The probe behind active health checks: one GET of `health_check.path` on a fresh connection
  * (a pooled one could hide a target that no longer accepts connections), with the check's
- * timeout for the whole exchange; it passes when the status is in `expect_status`. An https
+ * timeout for the whole exchange, body included; it passes when the status is in `expect_status`
+ * and the body arrives whole (or its first 128 KiB do). An https
  * target is probed with its upstream's TLS settings (CA, client certificate, server name, SPIFFE
  * id), as requests reach it.
  */
@@ -11,6 +12,9 @@ import type { HealthTarget } from '../health/active-checker.js';
 import { hostOf, httpsConnector, UpstreamTls, upstreamServerName } from './upstream-tls.js';
 
 let agent: Agent | null = null;
+
+/** Bytes of a probe's answer body read before it is dropped (undici's `dump()` default). */
+const PROBE_BODY_LIMIT = 128 * 1024;
 
 /** Probes one target: null when it passes, else why not; never rejects. */
 export async function probeTarget(target: HealthTarget): Promise<string | null> {
@@ -38,7 +42,14 @@ export async function probeTarget(target: HealthTarget): Promise<string | null> 
       reset: true,
       signal: AbortSignal.timeout(check.timeoutMs),
     });
-    await res.body.dump();
+    // Read, not `dump()`: dump ends quietly on a body error or timeout, so a target that sent its
+    // head and then stalled (a handler deadlocked mid-answer) passed every probe. A body past
+    // PROBE_BODY_LIMIT is not waited for: the status has been read.
+    let read = 0;
+    for await (const chunk of res.body) {
+      read += (chunk as Buffer).length;
+      if (read > PROBE_BODY_LIMIT) break;
+    }
     return check.expectStatus.some(([lo, hi]) => res.statusCode >= lo && res.statusCode <= hi)
       ? null
       : `status ${res.statusCode}`;
