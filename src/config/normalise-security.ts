@@ -100,7 +100,9 @@ export function normaliseAccess(
     draft.forEach((entry, i) => {
       if (entry === undefined) return;
       const allow = 'allow' in entry && entry.allow !== undefined;
-      const text = allow ? (entry as { allow: string }).allow : (entry as { deny: string }).deny;
+      const text: unknown = allow ? (entry as { allow: string }).allow : (entry as { deny?: string }).deny;
+      // What the schema refused salvages to an entry with neither (`{ alow: x }`, `{}`): reported there.
+      if (typeof text !== 'string') return;
       for (const cidr of cidrs(text, [...path, i, allow ? 'allow' : 'deny'], problems))
         rules.push({ allow, cidr });
     });

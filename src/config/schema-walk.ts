@@ -34,10 +34,16 @@ export function schemaAt(root: z.ZodType, path: KeyPath): z.ZodType | undefined 
   return s;
 }
 
-/** The keys an object schema allows, in schema order; `[]` when the schema is not an object. */
+/**
+ * The keys an object schema allows, in schema order; for a union, those of its object options
+ * (`access: { alow: [...] }` is told `allow, deny`, not nothing); `[]` for anything else.
+ */
 export function allowedKeys(schema: z.ZodType | undefined): string[] {
   const u = schema === undefined ? undefined : unwrapSchema(schema);
-  return u instanceof z.ZodObject ? Object.keys(u.shape) : [];
+  if (u instanceof z.ZodObject) return Object.keys(u.shape);
+  if (u instanceof z.ZodUnion)
+    return [...new Set((u.options as readonly z.ZodType[]).flatMap((o) => allowedKeys(o)))];
+  return [];
 }
 
 /**

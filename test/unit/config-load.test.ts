@@ -1387,3 +1387,38 @@ describe('messages', () => {
     expect(loadConfigText(text('spiffe://example.org/ns/a/sa/b'), 'm.yaml', {}).ok).toBe(true);
   });
 });
+
+describe('access entries the schema refuses', () => {
+  // Salvaged to an entry with neither allow nor deny, `{ alow: x }` threw a TypeError: check,
+  // start and reload ended with a stack trace (exit 1) instead of the problem (exit 2).
+  it('are reported at their position, with no crash, in either form', () => {
+    const text = [
+      'servers:',
+      '  - listen: "127.0.0.1:8080"',
+      '    access: [{ alow: 127.0.0.1 }, {}, { deny: null }, { deny: 5 }, { deny: [] }, { deny: all, x: 1 }]',
+      '    routes:',
+      '      - { access: { allow: 5, deny: all }, respond: {} }',
+      '',
+    ].join('\n');
+    const found = lines(loadConfigText(text, 'a.yaml', {}));
+    expect(found.length).toBeGreaterThanOrEqual(7);
+    for (const line of found) expect(line).toMatch(/^a\.yaml:(3|5):\d+: SLUICE_E_CONFIG_/);
+    expect(found.filter((l) => l.startsWith('a.yaml:3:')).length).toBeGreaterThanOrEqual(6);
+  });
+
+  it('name the keys the mapping form allows, with a did-you-mean', () => {
+    const text = [
+      'servers:',
+      '  - listen: "127.0.0.1:8080"',
+      '    access: { alow: [10.0.0.0/8] }',
+      '    routes: [{ respond: {} }]',
+      '',
+    ];
+    const found = lines(loadConfigText(text.join('\n'), 'a.yaml', {}));
+    expect(found).toContainEqual(
+      expect.stringContaining(
+        'a.yaml:3:15: SLUICE_E_CONFIG_UNKNOWN_KEY servers[0].access: unknown key "alow"; did you mean "allow"? (hint: remove the key or correct its spelling; allowed here: allow, deny)',
+      ),
+    );
+  });
+});
