@@ -56,10 +56,10 @@ export function parseYamlSource(text: string, file: string): YamlSource {
 function parseChecked(text: string, file: string): YamlSource {
   const deep = tooDeepAt(text);
   if (deep !== undefined) return tooDeep(file, text, deep);
-  const lineCounter = new LineCounter();
   // uniqueKeys is off because repeated keys are found below with their key path and both lines;
   // merge keys (`<<: *defaults`) are on because YAML users reach for them to share route blocks.
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false, merge: true });
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: false, merge: true });
+  const lineCounter = lineStarts(text);
   const position = (offset: number): { line: number; col: number } => lineCounter.linePos(offset);
 
   const problems: ConfigProblem[] = [];
@@ -159,12 +159,22 @@ function tooDeepAt(text: string): number | undefined {
   return undefined;
 }
 
-/** The problem of a file nested too deeply, at `offset`. */
-function tooDeep(file: string, text: string, offset: number): YamlSource {
-  // linePos needs the line starts, which the lexer does not record.
+/**
+ * Every line start of `text`, for positions. Not the parser's own LineCounter: the parser records
+ * the newlines of the tokens it reads, and a token it could not place that spans lines (a plain
+ * scalar running into the next line, after a bad indent) left the rest of the file counted on the
+ * line before (`2:56` on a line of 21 characters).
+ */
+function lineStarts(text: string): LineCounter {
   const lineCounter = new LineCounter();
   lineCounter.addNewLine(0);
   for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) lineCounter.addNewLine(i + 1);
+  return lineCounter;
+}
+
+/** The problem of a file nested too deeply, at `offset`. */
+function tooDeep(file: string, text: string, offset: number): YamlSource {
+  const lineCounter = lineStarts(text);
   const message = `the file nests lists and mappings more than ${MAX_DEPTH} levels deep`;
   const problem = positioned(file, lineCounter.linePos(offset), 'SLUICE_E_CONFIG_SYNTAX', message);
   return unreadable(file, { ...problem, hint: TOO_DEEP_HINT });
@@ -210,9 +220,25 @@ function flowEnvReference(text: string, offset: number): string | undefined {
  */
 function withoutFollowOns(text: string, errors: readonly YAMLError[]): YAMLError[] {
   const refs = errors.filter((e) => flowEnvReference(text, e.pos[0]) !== undefined);
-  if (refs.length === 0) return [...errors];
+  if (refs.length === 0) return withoutStreamTokens(errors);
   const first = Math.min(...refs.map((e) => e.pos[0]));
   return errors.filter((e) => e.pos[0] < first || refs.includes(e));
+}
+
+/** What YAML says of each token it finds once its document has ended. */
+const STREAM_TOKEN = / token in YAML stream/;
+
+/**
+ * Once a line's indent ends the document early (one space before the first key), YAML reports
+ * every token after it as "unexpected in YAML stream": 84 problems for one space in a 19-line
+ * file. The first is kept, saying how many followed; the rest are dropped.
+ */
+function withoutStreamTokens(errors: readonly YAMLError[]): YAMLError[] {
+  const stream = errors.filter((e) => STREAM_TOKEN.test(e.message));
+  if (stream.length < 2) return [...errors];
+  const first = stream[0]!;
+  first.message = `${first.message}; YAML read nothing from here on (${stream.length - 1} more tokens after it): look for a line indented more or less than the lines around it, here or above`;
+  return errors.filter((e) => e === first || !STREAM_TOKEN.test(e.message));
 }
 
 function syntaxProblem(

@@ -504,6 +504,37 @@ describe('problems in YAML', () => {
       expect(new Set(result.problems.map((p) => p.code))).toEqual(new Set(['SLUICE_E_CONFIG_SYNTAX']));
   });
 
+  // YAML's own line count missed the newline inside a token it could not place, and every
+  // position after it stayed on the line before (2:56 on a line of 21 characters).
+  it('place the problems after a token that runs over a line break on their own lines', () => {
+    const text =
+      '        respond: { body: "x" }\n    fail_timeout: 10s\n      - { url: http://a:1, backup: true }\n';
+    const found = lines(loadConfigText(text, 'p.yaml', {})).map((l) => l.split(' SLUICE_E_')[0] ?? '');
+    expect(found).toEqual(['p.yaml:2:5:', 'p.yaml:2:17:']);
+    const lengths = text.split('\n').map((l) => l.length);
+    for (const l of found) {
+      const [, line, col] = /:(\d+):(\d+):$/.exec(l)!.map(Number);
+      expect(col).toBeLessThanOrEqual(lengths[line! - 1]! + 1);
+    }
+  });
+
+  // One space before the first key ended the document there, and each token after it was a
+  // problem of its own: 30 lines for a 7-line file.
+  it('report the tokens YAML reads no more as one problem, with their count', () => {
+    const text = [
+      ' version: 1',
+      'servers:',
+      '  - listen: "127.0.0.1:8080"',
+      '    routes:',
+      '      - respond: { body: x }',
+      '',
+    ].join('\n');
+    expect(lines(loadConfigText(text, 'i.yaml', {})).map((l) => l.replace(/ \(hint: .*/, ''))).toEqual([
+      'i.yaml:2:1: SLUICE_E_CONFIG_SYNTAX unexpected scalar at node end',
+      'i.yaml:2:8: SLUICE_E_CONFIG_SYNTAX unexpected map-value-ind token in YAML stream: ":"; YAML read nothing from here on (14 more tokens after it): look for a line indented more or less than the lines around it, here or above',
+    ]);
+  });
+
   it('refuse several documents in one file', () => {
     expect(lines(loadConfigText('servers: []\n---\nx: 1\n', 's.yaml', {}))).toEqual([
       's.yaml:2:1: SLUICE_E_CONFIG_SYNTAX only one YAML document is allowed; remove the "---" separator and what follows it (hint: fix the YAML syntax at the position shown; indentation must use spaces)',
