@@ -249,6 +249,21 @@ const DRAIN_SWEEP_MS = 100;
 /** shutdown_timeout's default: how long stale TLS connections may finish without the hook. */
 const STALE_TLS_GRACE_MS = 30_000;
 
+/**
+ * How often Node looks for connections past header_timeout or request_timeout: each fires up to
+ * this late. Fixed when the listener starts.
+ */
+export function checkingInterval(limits: {
+  readonly headerTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+}): number {
+  const shortest =
+    limits.requestTimeoutMs > 0
+      ? Math.min(limits.headerTimeoutMs, limits.requestTimeoutMs)
+      : limits.headerTimeoutMs;
+  return Math.max(100, Math.min(1000, Math.floor(shortest / 4)));
+}
+
 /** How often connections are looked at for a stalled send (send_timeout is checked to this grain). */
 const SEND_SWEEP_MS = 1000;
 /** Bytes of a connection's (or an HTTP/2 stream's) answers the client had taken at the last sweep, and since when. */
@@ -358,8 +373,10 @@ export class HttpListener {
       joinDuplicateHeaders: false,
       noDelay: true,
       // How often Node enforces header_timeout and request_timeout (its default is 30 s, which
-      // would let a slowloris client hold a connection 30 s past a 10 s header_timeout).
-      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headerTimeoutMs / 4))),
+      // would let a slowloris client hold a connection 30 s past a 10 s header_timeout): a quarter
+      // of the shorter of the two, at most a second. Reckoned from header_timeout alone, a 2 s
+      // request_timeout beside the default 10 s one fired up to 1 s late.
+      connectionsCheckingInterval: checkingInterval(limits),
     };
     // `Expect: 100-continue` is served like any request ('checkContinue'); the 100 goes out only
     // once the body is wanted, so a body over max_body or for a refused request is never invited.
