@@ -7,7 +7,7 @@
  * that falls back to HTTP/1.1 by ALPN; certificates by SNI, client certificates and rotation are
  * tls-terminator.ts. HTTP/1.1 over TLS takes the same path as plain HTTP/1.1 (same parser, same
  * limits); HTTP/2 requests arrive as the compat objects of h2-compat.ts, and their connections
- * close by GOAWAY (idle after keepalive_timeout, or on drain). A TLS connection whose client
+ * close by GOAWAY (keepalive_timeout with no stream open, or on drain). A TLS connection whose client
  * certificate was checked under a policy a reload or a re-read client CA bundle replaced is ended
  * as a drain ends it (#endStaleTls). A plain listener's request path is untouched by any of it.
  */
@@ -28,6 +28,7 @@ import { Exchange, type ExchangeObserver, type LiveCount } from './exchange.js';
 import { handleRequest, isBanned } from './gateway.js';
 import type { ListenerTable } from './gateway-tables.js';
 import { H2Request, H2Response } from './h2-compat.js';
+import { closeWhenIdle } from './h2-idle-close.js';
 import { stopUpload } from './h2-stop-upload.js';
 import { isH2Request } from './request-head.js';
 import { type TlsRefusal, TlsTerminator, type TlsTerminatorHooks } from './tls-terminator.js';
@@ -85,8 +86,8 @@ export interface ListenerHooks {
  * HTTP/1.1 only). When the client has not sent its whole body in time, the exchange answers 408
  * (or is broken, when its answer has started), and the upload is stopped (h2-stop-upload.ts: reset
  * with NO_ERROR once the answer is out), also when a handler had answered already. Without it, a
- * client sending a body a byte at a time would hold a stream for ever: every byte is activity, so
- * the connection's idle timeout never fires, and 128 streams fit in one connection. A body the
+ * client sending a body a byte at a time would hold a stream for ever: keepalive_timeout does not
+ * run while a stream is open (h2-idle-close.ts), and 128 streams fit in one connection. A body the
  * client finished sending (END_STREAM) is not timed, even when sluice is still reading it at the
  * pace of a slow upstream.
  */
@@ -586,7 +587,7 @@ export class HttpListener {
     });
   };
 
-  /** An HTTP/2 connection: closed with GOAWAY when idle for keepalive_timeout, or on drain. */
+  /** An HTTP/2 connection: closed with GOAWAY after keepalive_timeout with no stream open, or on drain. */
   readonly #onSession = (session: http2.ServerHttp2Session): void => {
     (session as CountedSession)[kStreams] = { live: 0, started: 0, refused: 0 };
     this.#sessions.add(session);
@@ -594,7 +595,7 @@ export class HttpListener {
     // Marks the TLS socket (the session's socket is a proxy to it) so drain sweeps leave it to GOAWAY.
     (session.socket as ClientSocket)[kH2] = true;
     const idleMs = this.#table.limits.keepaliveTimeoutMs;
-    if (idleMs > 0) session.setTimeout(idleMs, () => session.close());
+    if (idleMs > 0) closeWhenIdle(session, idleMs);
     if (this.#draining) session.close();
   };
 

@@ -97,6 +97,10 @@ describe('send_timeout over HTTP/2', () => {
       }
       // keepalive_timeout sent GOAWAY; with its streams gone, the connection closes.
       await until(() => h2.frames.some((f) => f.type === FRAME.GOAWAY) || undefined, 'a GOAWAY');
+      // Open streams, held by flow control, are left to send_timeout: keepalive_timeout runs only
+      // once none is open, so its GOAWAY comes after both resets.
+      const goaway = h2.frames.findIndex((f) => f.type === FRAME.GOAWAY);
+      for (const id of [1, 3]) expect(goaway).toBeGreaterThan(h2.frames.indexOf(resets(h2, id)[0]!));
       await Promise.race([h2.closed, sleep(5000).then(() => Promise.reject(new Error('still open')))]);
     } finally {
       h2.destroy();
