@@ -171,9 +171,14 @@ const kReparsed = Symbol('sluice.reparsed');
 const kPipelined = Symbol('sluice.pipelined');
 /**
  * Node's parser refused a request behind the answer in progress, and that was dealt with: a
- * refusal waits its turn (see #refuseInTurn), or the connection closes after that answer.
+ * refusal waits its turn (see #refuseInTurn), the request whose body it was in fails in its turn
+ * (see #serveInTurn), or the connection closes after that answer.
  */
 const kRefusalDue = Symbol('sluice.refusalDue');
+/** The last request read while an answer was in progress: it waits its turn, its body maybe unread. */
+const kLastWaiting = Symbol('sluice.lastWaiting');
+/** The parser's error in the body of a request that was waiting its turn (see #serveInTurn). */
+const kBodyError = Symbol('sluice.bodyError');
 /** Reading paused because PIPELINE_PAUSE_AT requests wait. */
 const kPipelinePaused = Symbol('sluice.pipelinePaused');
 /**
@@ -311,10 +316,14 @@ type ClientSocket = Socket & {
   [kPipelined]?: (() => void)[];
   [kPipelinePaused]?: boolean;
   [kRefusalDue]?: boolean;
+  [kLastWaiting]?: WaitingRequest;
   [kReparsed]?: boolean;
   [kSendDone]?: number;
   [kSendSince]?: number;
 };
+
+/** A pipelined request, with the parser's error in its body when one came while it waited. */
+type WaitingRequest = http.IncomingMessage & { [kBodyError]?: NodeJS.ErrnoException };
 
 /** An HTTP/2 session with the count of its streams (set in #onSession). */
 type CountedSession = http2.ServerHttp2Session & { [kStreams]: H2Streams };
@@ -688,11 +697,26 @@ export class HttpListener {
     // closing the connection (a 400, max_requests_per_connection, a drain) went upstream all the
     // same and was never answered nor counted out. See #responseClosed.
     if ((socket[kBusy] ?? 0) > 0) {
-      this.#defer(socket, () => this.#serve(req, res, socket));
+      socket[kLastWaiting] = req;
+      this.#defer(socket, () => this.#serveInTurn(req, res, socket));
       return;
     }
     this.#serve(req, res, socket);
   };
+
+  /**
+   * Serves a pipelined request in its turn. A parser error in its body that came while it waited
+   * is then its own, as if its body had come only now (nginx reads a body only in its request's
+   * turn): a proxied request is answered 400 before anything goes to its target, logged with its
+   * method and path. Dropped with the connection instead, it had no answer, no access line and no
+   * count.
+   */
+  #serveInTurn(req: WaitingRequest, res: http.ServerResponse, socket: ClientSocket): void {
+    if (socket[kLastWaiting] === req) socket[kLastWaiting] = undefined;
+    this.#serve(req, res, socket);
+    const err = req[kBodyError];
+    if (err !== undefined) this.#readError(socket, err);
+  }
 
   /** Queues a pipelined step until the answers before it are out (see #servePipelined). */
   #defer(socket: ClientSocket, step: () => void): void {
@@ -925,24 +949,39 @@ export class HttpListener {
       return;
     }
     if ((socket as ClientSocket)[kPipelined] !== undefined) {
-      // The error is in a request waiting behind the one being answered: that answer goes out
-      // whole, the waiting ones are dropped, and the connection closes after it.
       (socket as ClientSocket)[kRefusalDue] = true;
+      // The parser reads on after the last request waiting only once its body is whole: an error
+      // while that body is not is in it, and that request's when its turn comes (#serveInTurn).
+      const waiting = (socket as ClientSocket)[kLastWaiting];
+      if (waiting !== undefined && !waiting.complete) {
+        waiting[kBodyError] = err;
+        return;
+      }
+      // The error is in a request after those waiting behind the one being answered: that answer
+      // goes out whole, the waiting ones are dropped, and the connection closes after it.
       closeAfterAnswer(socket as ClientSocket);
       return;
     }
+    this.#readError(socket as ClientSocket, err);
+  };
+
+  /**
+   * A parser error in the body of the last request served on `socket`, or in the request after
+   * it: that request's answer, its body's failure, or the refusal of the next one in its turn.
+   */
+  #readError(socket: ClientSocket, err: NodeJS.ErrnoException): void {
     // The client half-closed its connection (FIN) before the end of its body: Node's parser, told
     // the input ended, reports HPE_INVALID_EOF_STATE. The client left, as with a reset: 499 (the
     // exchange sees its connection close), not a 400 "Parse Error" that a ban on 400 would strike.
     if (err.code === 'HPE_INVALID_EOF_STATE') {
-      const x = (socket as ClientSocket)[kExchange];
+      const x = socket[kExchange];
       if (x && !x.finished && !x.req.complete) {
         socket.destroy();
         return;
       }
     }
     const code = clientErrorCode(err);
-    const x = (socket as ClientSocket)[kExchange];
+    const x = socket[kExchange];
     if (x && !x.req.complete && !x.finished) {
       // Bad framing inside a body arrives while its exchange is running (reading the body, or
       // streaming it upstream): the exchange answers, logs, and aborts the upstream attempt.
@@ -962,9 +1001,9 @@ export class HttpListener {
       // The last request read is whole (or there is none): the error is in the one after it,
       // pipelined, which is refused in its turn. Taken for the request before it, it replaced
       // that request's answer (already run at its target) with a 400 saying it was not forwarded.
-      this.#refuseInTurn(socket as ClientSocket, code);
+      this.#refuseInTurn(socket, code);
     }
-  };
+  }
 
   /**
    * Refuses a request Node's parser could not read (see #refuse) once the answers before it are

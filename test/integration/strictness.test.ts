@@ -603,6 +603,74 @@ describe('a request Node refuses, pipelined behind one being answered', () => {
     },
   );
 
+  /**
+   * Sends `raw` on one connection: the statuses answered, whether it closed, and the access lines
+   * written meanwhile (one per answer is waited for, then 100 ms more for any extra one).
+   */
+  const pipelined = async (raw: string | readonly string[], gapMs = 0) => {
+    const before = sluice.accessLines().length;
+    const r = await rawRequest(sluice.port, raw, { gapMs, waitMs: 5000 });
+    const answered = statuses(r.text);
+    await sluice.waitForAccessLines(before + answered.length);
+    await new Promise((res) => setTimeout(res, 100));
+    const lines = sluice.accessLines().slice(before);
+    return { ...r, answered, lines, logged: lines.map((l) => [l.method, l.path, l.status]) };
+  };
+  const chunked = (path: string, body: string) =>
+    `POST ${path} HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n${body}`;
+  const faults = [
+    ['a chunk size that is no hex number', 'zz\r\n\r\n'],
+    ['a chunk size with 0x', '0xf\r\n\r\n'],
+    ['a chunk size with +', '+f\r\n\r\n'],
+    ['a control character in a chunk extension', '1;\x01\r\nx\r\n0\r\n\r\n'],
+    ['a trailer line without a colon', '0\r\nno-colon\r\n\r\n'],
+  ] as const;
+
+  // The error came while the request waited its turn (its head read, its body not): the connection
+  // closed after the answer before it, and that request had no answer, no access line and no count.
+  it.each(faults.flatMap(([fault, body]) => ['/a', '/slow'].map((first) => [fault, first, body] as const)))(
+    'answers a POST with %s, pipelined behind GET %s, 400 in its turn with its own access line',
+    async (_fault, first, body) => {
+      const r = await pipelined(`GET ${first} HTTP/1.1\r\n${H}\r\n${chunked('/b', body)}`);
+      expect(r.answered).toEqual(['200', '400']);
+      expect(r.closed).toBe(true);
+      expect(up.seen.map((s) => s.url)).toEqual([first]);
+      expect(r.logged).toEqual([
+        ['GET', first, 200],
+        ['POST', '/b', 400],
+      ]);
+      expect(r.lines[1]!.error).toBe('SLUICE_E_CLIENT_BAD_REQUEST');
+      expect(r.text).toContain(`"request_id":"${r.lines[1]!.request_id}"`);
+      expect(sluice.instance.handles().inflight).toEqual([]);
+    },
+  );
+
+  it('answers a body that turns bad while it waits behind two requests, in its turn, and counts it', async () => {
+    const posts400 = async () =>
+      Number(
+        /sluice_http_requests_total\{server="[^"]+",route="[^"]*",method="POST",code="400"\} (\d+)\n/.exec(
+          await sluice.instance.registry.metrics(),
+        )?.[1] ?? 0,
+      );
+    const counted = await posts400();
+    const r = await pipelined(
+      [
+        `GET /slow HTTP/1.1\r\n${H}\r\nGET /c HTTP/1.1\r\n${H}\r\n${chunked('/count', '3\r\nabc\r\n')}`,
+        'zz\r\n\r\n',
+      ],
+      100,
+    );
+    expect(r.answered).toEqual(['200', '200', '400']);
+    expect(r.closed).toBe(true);
+    expect(up.seen.map((s) => s.url)).toEqual(['/slow', '/c']);
+    expect(r.logged).toEqual([
+      ['GET', '/slow', 200],
+      ['GET', '/c', 200],
+      ['POST', '/count', 400],
+    ]);
+    expect(await posts400()).toBe(counted + 1);
+  });
+
   // With the streamed answer's head out, Node kept the connection for the valid request read behind
   // it (dropped with the refusal): nothing answered that one, and nothing closed the connection.
   it('closes the connection after an answer whose head was out, when a valid request waited too', async () => {

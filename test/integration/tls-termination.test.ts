@@ -562,4 +562,21 @@ describe('HTTP/1.1 strictness over TLS', () => {
     expect(r.closed).toBe(true);
     expect(up.seen.map((s) => s.url)).toEqual(['/first']);
   });
+
+  it('answers 400 in its turn a request whose chunked body was malformed while it waited', async () => {
+    up.seen.length = 0;
+    const before = sluice.accessLines().length;
+    const r = await rawTls(
+      'GET /first HTTP/1.1\r\nHost: a.test\r\n\r\n' +
+        'POST /second HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n',
+    );
+    expect([...r.text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1])).toEqual(['200', '400']);
+    expect(r.closed).toBe(true);
+    expect(up.seen.map((s) => s.url)).toEqual(['/first']);
+    const lines = (await sluice.waitForAccessLines(before + 2)).slice(before);
+    expect(lines.map((l) => [l.method, l.path, l.status])).toEqual([
+      ['GET', '/first', 200],
+      ['POST', '/second', 400],
+    ]);
+  });
 });
