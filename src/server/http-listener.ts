@@ -171,8 +171,8 @@ const kReparsed = Symbol('sluice.reparsed');
 const kPipelined = Symbol('sluice.pipelined');
 /**
  * Node's parser refused a request behind the answer in progress, and that was dealt with: a
- * refusal waits its turn (see #refuseInTurn), the request whose body it was in fails in its turn
- * (see #serveInTurn), or the connection closes after that answer.
+ * refusal waits its turn (see #refuseInTurn), or the request whose body it was in fails in its
+ * turn (see #serveInTurn).
  */
 const kRefusalDue = Symbol('sluice.refusalDue');
 /** The last request read while an answer was in progress: it waits its turn, its body maybe unread. */
@@ -957,9 +957,10 @@ export class HttpListener {
         waiting[kBodyError] = err;
         return;
       }
-      // The error is in a request after those waiting behind the one being answered: that answer
-      // goes out whole, the waiting ones are dropped, and the connection closes after it.
-      closeAfterAnswer(socket as ClientSocket);
+      // The error is in a request after those waiting behind the one being answered: they are
+      // served first, each in its turn, then it is refused (nginx reads it only then). The
+      // connection closed after the answer in progress instead, dropping valid requests with it.
+      this.#refuseInTurn(socket as ClientSocket, clientErrorCode(err));
       return;
     }
     this.#readError(socket as ClientSocket, err);

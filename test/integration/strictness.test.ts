@@ -673,15 +673,43 @@ describe('a request Node refuses, pipelined behind one being answered', () => {
 
   // With the streamed answer's head out, Node kept the connection for the valid request read behind
   // it (dropped with the refusal): nothing answered that one, and nothing closed the connection.
-  it('closes the connection after an answer whose head was out, when a valid request waited too', async () => {
-    const r = await rawRequest(
-      sluice.port,
+  // Then the valid request was dropped with the refusal: it is served in its turn, and the refusal
+  // after it.
+  it('serves a valid request waiting behind an answer whose head was out, then refuses the next', async () => {
+    const r = await pipelined(
       [`GET /stream HTTP/1.1\r\n${H}\r\nGET /b HTTP/1.1\r\n${H}\r\n`, 'XX YY\r\n\r\n'],
-      { gapMs: 200, waitMs: 5000 },
+      200,
     );
-    expect(statuses(r.text)).toEqual(['200']);
-    expect(r.text.endsWith('\r\n\r\nabcd')).toBe(true);
+    expect(r.answered).toEqual(['200', '200', '400']);
+    expect(r.text).toContain('\r\n\r\nabcdHTTP/1.1 200');
     expect(r.closed).toBe(true);
+    expect(up.seen.map((s) => s.url)).toEqual(['/stream', '/b']);
+    expect(r.logged).toEqual([
+      ['GET', '/stream', 200],
+      ['GET', '/b', 200],
+      ['-', '', 400],
+    ]);
+  });
+
+  // The connection closed after the answer in progress, and the valid requests waiting behind it
+  // were dropped unanswered with the unreadable one.
+  it.each([
+    ['a bad request line', 'XX YY\r\n\r\n'],
+    ['two Content-Length', `POST /e HTTP/1.1\r\n${H}Content-Length: 1\r\nContent-Length: 2\r\n\r\nab`],
+  ])('serves the requests waiting before %s, each in its turn, then refuses it', async (_name, bad) => {
+    const r = await pipelined(
+      `GET /slow HTTP/1.1\r\n${H}\r\nGET /c HTTP/1.1\r\n${H}\r\nGET /d HTTP/1.1\r\n${H}\r\n${bad}`,
+    );
+    expect(r.answered).toEqual(['200', '200', '200', '400']);
+    expect(r.closed).toBe(true);
+    expect(up.seen.map((s) => s.url)).toEqual(['/slow', '/c', '/d']);
+    expect(r.logged).toEqual([
+      ['GET', '/slow', 200],
+      ['GET', '/c', 200],
+      ['GET', '/d', 200],
+      ['-', '', 400],
+    ]);
+    expect(sluice.instance.handles().inflight).toEqual([]);
   });
 
   it('answers one behind an answer sluice gave itself (a respond route), after that answer', async () => {
