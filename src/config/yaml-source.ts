@@ -291,9 +291,16 @@ function keyProblems(
           );
           continue;
         }
-        if (!isScalar(pair.key) || typeof pair.key.value === 'symbol') continue;
-        const key = String(pair.key.value);
+        if (!isScalar(pair.key)) continue;
         const offset = pair.key.range?.[0] ?? 0;
+        if (typeof pair.key.value === 'symbol') {
+          // A merge key (`<<`): given twice, the second was silently ignored. Several mappings
+          // merge as one list, `<<: [*a, *b]`.
+          if (seen.has('<<')) out.push(duplicateKey(file, position, path, '<<', seen.get('<<')!, offset));
+          else seen.set('<<', offset);
+          continue;
+        }
+        const key = String(pair.key.value);
         if (key === '__proto__') {
           // In JavaScript data this key sets the object's prototype instead of adding a name: an
           // upstream so named vanished with the routes to it while `check` said ok.
@@ -308,11 +315,7 @@ function keyProblems(
         }
         const first = seen.get(key);
         if (first === undefined) seen.set(key, offset);
-        else {
-          const where = formatKeyPath(path);
-          const message = `${where === '' ? '' : `${where}: `}key ${JSON.stringify(key)} is given twice in one mapping (first at line ${position(first).line})`;
-          out.push(positioned(file, position(offset), 'SLUICE_E_CONFIG_DUPLICATE_KEY', message));
-        }
+        else out.push(duplicateKey(file, position, path, key, first, offset));
         visit(pair.value, [...path, key]);
       }
     } else if (isSeq(node)) {
@@ -323,6 +326,20 @@ function keyProblems(
   };
   visit(doc.contents, []);
   return out;
+}
+
+/** A key given twice in the mapping at `path`: at `offset`, first at `first`. */
+function duplicateKey(
+  file: string,
+  position: (offset: number) => { line: number; col: number },
+  path: KeyPath,
+  key: string,
+  first: number,
+  offset: number,
+): ConfigProblem {
+  const where = formatKeyPath(path);
+  const message = `${where === '' ? '' : `${where}: `}key ${JSON.stringify(key)} is given twice in one mapping (first at line ${position(first).line})`;
+  return positioned(file, position(offset), 'SLUICE_E_CONFIG_DUPLICATE_KEY', message);
 }
 
 /**

@@ -535,6 +535,24 @@ describe('problems in YAML', () => {
     ]);
   });
 
+  // The second merge key was silently ignored, as a repeated plain key is not.
+  it('refuse a merge key given twice in one mapping', () => {
+    const text = [
+      'servers:',
+      '  - listen: "127.0.0.1:8080"',
+      '    routes:',
+      '      - proxy: { <<: { upstream: a }, <<: { upstream: b } }',
+      '      - proxy: { <<: [{ upstream: a }, { timeouts: { read: 5s } }] }',
+      'upstreams:',
+      '  a: { targets: [{ url: "http://127.0.0.1:1" }] }',
+      '  b: { targets: [{ url: "http://127.0.0.1:2" }] }',
+      '',
+    ].join('\n');
+    expect(lines(loadConfigText(text, 'm.yaml', {})).map((l) => l.replace(/ \(hint: .*/, ''))).toEqual([
+      'm.yaml:4:39: SLUICE_E_CONFIG_DUPLICATE_KEY servers[0].routes[0].proxy: key "<<" is given twice in one mapping (first at line 4)',
+    ]);
+  });
+
   it('refuse several documents in one file', () => {
     expect(lines(loadConfigText('servers: []\n---\nx: 1\n', 's.yaml', {}))).toEqual([
       's.yaml:2:1: SLUICE_E_CONFIG_SYNTAX only one YAML document is allowed; remove the "---" separator and what follows it (hint: fix the YAML syntax at the position shown; indentation must use spaces)',
