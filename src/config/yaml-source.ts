@@ -146,14 +146,20 @@ function tooDeepAt(text: string): number | undefined {
     }
     if (type === 'space' && lineStart) indent = token.length;
     if (type === 'space' || type === 'comment' || type === 'doc-mode' || type === 'byte-order-mark') continue;
+    // A line indented deeper than the one above opens a level; when it starts with `-` (or `?`),
+    // that indicator is the same level, not one more (a block list 100 deep was refused at 99).
+    let opened = false;
     if (lineStart && flow === 0) {
       while (indents.length > 0 && indents[indents.length - 1]! > indent) indents.pop();
-      if (indents.length === 0 || indents[indents.length - 1]! < indent) indents.push(indent);
+      if (indents.length === 0 || indents[indents.length - 1]! < indent) {
+        indents.push(indent);
+        opened = true;
+      }
     }
     lineStart = false;
     if (type === 'flow-map-start' || type === 'flow-seq-start') flow++;
     else if (type === 'flow-map-end' || type === 'flow-seq-end') flow = Math.max(0, flow - 1);
-    else if (flow === 0 && (type === 'seq-item-ind' || type === 'explicit-key-ind')) indicators++;
+    else if (flow === 0 && (type === 'seq-item-ind' || type === 'explicit-key-ind') && !opened) indicators++;
     if (indents.length + indicators + flow > MAX_DEPTH) return at;
   }
   return undefined;

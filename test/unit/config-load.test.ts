@@ -602,7 +602,7 @@ describe('problems in YAML', () => {
     // same process could abort it (V8 could no longer compile a regular expression).
     for (let i = 0; i < 2; i++) {
       expect(lines(loadConfigText(blockMaps(2500), 'd.yaml', {}))).toEqual(refused('101:101'));
-      expect(lines(loadConfigText(`${'- '.repeat(3000)}1\n`, 'd.yaml', {}))).toEqual(refused('1:199'));
+      expect(lines(loadConfigText(`${'- '.repeat(3000)}1\n`, 'd.yaml', {}))).toEqual(refused('1:201'));
       expect(lines(loadConfigText(`a: ${'['.repeat(3000)}${']'.repeat(3000)}\n`, 'd.yaml', {}))).toEqual(
         refused('1:103'),
       );
@@ -612,6 +612,24 @@ describe('problems in YAML', () => {
       '1:1 SLUICE_E_CONFIG_MISSING_KEY',
       '1:1 SLUICE_E_CONFIG_UNKNOWN_KEY',
     ]);
+    // A block list one level under each line, as deep as the flow one: a line's `-` is the level
+    // its indent opened, not one more (this was refused at 99 lists).
+    const blockLists = (lists: number): string =>
+      `x:\n${Array.from({ length: lists - 1 }, (_, i) => `${' '.repeat(2 * (i + 1))}-`).join('\n')}\n${' '.repeat(2 * lists)}- []\n`;
+    expect(where(loadConfigText(blockLists(98), 'd.yaml', {}))).not.toContain(
+      '99:199 SLUICE_E_CONFIG_SYNTAX',
+    );
+    expect(where(loadConfigText(blockLists(98), 'd.yaml', {})).filter((w) => w.includes('SYNTAX'))).toEqual(
+      [],
+    );
+    expect(
+      where(loadConfigText(`x: ${'['.repeat(99)}${']'.repeat(99)}\n`, 'd.yaml', {})).filter((w) =>
+        w.includes('SYNTAX'),
+      ),
+    ).toEqual([]);
+    expect(
+      where(loadConfigText(blockLists(99), 'd.yaml', {})).filter((w) => w.includes('SYNTAX')),
+    ).toHaveLength(1);
     const head =
       '# [[[[\r\nx: "over\r\n  lines [[["\r\ny: |\r\n  - - [[[ {{{\r\nz: plain\r\n  more - ? [\r\n';
     expect(where(loadConfigText(`${head}w: ${'['.repeat(100)}${']'.repeat(100)}\r\n`, 'd.yaml', {}))).toEqual(
