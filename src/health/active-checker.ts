@@ -24,10 +24,16 @@ export interface HealthTarget {
 }
 
 /**
- * Probes one target; resolves null when it passes, else why it failed (`status 503`, `connect
- * ECONNREFUSED 127.0.0.1:9001`, `certificate has expired`). Must not reject.
+ * A probe this host could not make (no file descriptor left): neither a pass nor a failure of the
+ * target. Counted as one, it took every target down together, as requests once did.
  */
-export type Probe = (target: HealthTarget) => Promise<string | null>;
+export const NOT_PROBED = Symbol('sluice.notProbed');
+
+/**
+ * Probes one target; resolves null when it passes, else why it failed (`status 503`, `connect
+ * ECONNREFUSED 127.0.0.1:9001`, `certificate has expired`), or NOT_PROBED. Must not reject.
+ */
+export type Probe = (target: HealthTarget) => Promise<string | null | typeof NOT_PROBED>;
 
 /**
  * Receives a state change (or a re-report of a known state); a target found down comes with the
@@ -116,7 +122,7 @@ export class HealthChecker {
     if (state.nextAt <= now) state.nextAt = now + target.check.intervalMs;
     void this.#probe(target).then((failure) => {
       state.probing = false;
-      if (this.#timer === null) return;
+      if (this.#timer === null || failure === NOT_PROBED) return;
       this.record(target, state, failure);
     });
   }

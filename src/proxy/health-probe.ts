@@ -8,7 +8,8 @@
  */
 import type { Agent, Dispatcher } from 'undici';
 import { undici } from '../core/undici.js';
-import type { HealthTarget } from '../health/active-checker.js';
+import { type HealthTarget, NOT_PROBED } from '../health/active-checker.js';
+import { isLocalFailure, upstreamErrorCode } from './upstream-error.js';
 import { hostOf, httpsConnector, UpstreamTls, upstreamServerName } from './upstream-tls.js';
 
 let agent: Agent | null = null;
@@ -17,7 +18,7 @@ let agent: Agent | null = null;
 const PROBE_BODY_LIMIT = 128 * 1024;
 
 /** Probes one target: null when it passes, else why not; never rejects. */
-export async function probeTarget(target: HealthTarget): Promise<string | null> {
+export async function probeTarget(target: HealthTarget): Promise<string | null | typeof NOT_PROBED> {
   const check = target.check;
   const https = target.origin.startsWith('https:');
   const config = target.tls ?? null;
@@ -54,6 +55,8 @@ export async function probeTarget(target: HealthTarget): Promise<string | null> 
       ? null
       : `status ${res.statusCode}`;
   } catch (err) {
+    // Out of descriptors here: the target is not to blame (the primary's descriptor watch says so).
+    if (isLocalFailure(upstreamErrorCode(err))) return NOT_PROBED;
     return failureOf(err, check.timeoutMs);
   } finally {
     if (dispatcher !== agent) dispatcher.destroy().catch(() => undefined);

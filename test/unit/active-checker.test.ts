@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ResolvedHealthCheck } from '../../src/config/types.js';
-import { HealthChecker, type HealthTarget } from '../../src/health/active-checker.js';
+import { HealthChecker, type HealthTarget, NOT_PROBED } from '../../src/health/active-checker.js';
 
 const check = (intervalMs: number): ResolvedHealthCheck => ({
   path: '/healthz',
@@ -69,5 +69,48 @@ describe('active health check schedule', () => {
     await c.runTo(2000);
     // Each probe ends at start + 450 and the next starts at the tick after: every 500 ms.
     expect(c.starts).toEqual([0, 500, 1000, 1500, 2000]);
+  });
+});
+
+describe('a probe this host could not make', () => {
+  // With no descriptor left, every probe failed with EMFILE and every target went down at once.
+  it('counts neither as a pass nor as a failure of the target', async () => {
+    const reports: string[] = [];
+    let result: string | null | typeof NOT_PROBED = NOT_PROBED;
+    let now = 0;
+    const target: HealthTarget = {
+      upstream: 'app',
+      origin: 'http://10.0.0.1:8080',
+      hostPort: '10.0.0.1:8080',
+      check: { ...check(100), fall: 2 },
+      health: 'up',
+    };
+    const checker = new HealthChecker(
+      () => [target],
+      () => Promise.resolve(result),
+      (_u, _o, up, reason) => reports.push(`${up ? 'up' : 'down'} ${reason}`),
+      () => now,
+    );
+    checker.start();
+    const ticks = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        now += 100;
+        checker.tick();
+        await new Promise((r) => setImmediate(r));
+      }
+    };
+    await ticks(10);
+    expect(reports).toEqual([]);
+    expect(checker.states()[0]).toMatchObject({ passes: 0, fails: 0 });
+    result = 'status 500';
+    await ticks(1);
+    result = NOT_PROBED;
+    await ticks(5);
+    // One failure, then nothing counted: still short of fall (2).
+    expect(reports).toEqual([]);
+    result = 'status 500';
+    await ticks(1);
+    expect(reports).toEqual(['down status 500']);
+    checker.stop();
   });
 });
