@@ -726,6 +726,54 @@ servers:
     }
   }, 40_000);
 
+  // Without a token for /api/status, the command said "the outcome is in its log" and exited 0,
+  // for a refused reload too: a deploy script's `sluice reload && echo deployed` said deployed.
+  it('`sluice reload` without a token reads the outcome from the counts on /metrics: 0 reloaded, 1 refused', async () => {
+    const { port, admin, pid, file } = await place('by-metrics');
+    const taken = await freePort();
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(taken, '127.0.0.1', resolve));
+    const write = (listen: string) =>
+      writeFile(
+        file,
+        `workers: 1
+pid_file: ${pid}
+log: { level: info, access: off, format: json }
+admin:
+  listen: "127.0.0.1:${admin}"
+  tokens: [{ name: ops, role: operator, token_env: METRICS_RELOAD_TOKEN }]
+servers:
+  - listen: ${listen}
+    routes: [{ respond: { body: "up\\n" } }]
+`,
+      );
+    const env = { METRICS_RELOAD_TOKEN: 'a-token-the-command-does-not-have', SLUICE_ADMIN_TOKEN: '' };
+    try {
+      await write(`"127.0.0.1:${port}"`);
+      const sluice = spawnCli(['start', '-c', file], { cwd: tmp.path, env });
+      await waitForPort(port, { proc: sluice });
+      await waitForPort(admin, { proc: sluice });
+
+      const ok = await runCli(['reload', '-c', file], { cwd: tmp.path, env });
+      expect(ok.stdout).toMatch(
+        /^reloaded \(SIGHUP to pid \d+, counted on \/metrics\); set SLUICE_ADMIN_TOKEN/,
+      );
+      expect(ok.code).toBe(0);
+
+      // Passes the command's check, fails as it is applied: the port is held.
+      await write(`["127.0.0.1:${port}", "127.0.0.1:${taken}"]`);
+      const bad = await runCli(['reload', '-c', file], { cwd: tmp.path, env });
+      expect(bad.stdout).toBe('');
+      expect(bad.stderr).toContain('its reload failed (counted on /metrics); the problems are in its log');
+      expect(bad.stderr).toContain('reload refused; the running config stays');
+      expect(bad.code).toBe(1);
+      expect((await get(port, '/')).body).toBe('up\n');
+      await stop(sluice);
+    } finally {
+      holder.close();
+    }
+  }, 40_000);
+
   it('a second SIGTERM exits 1 at once and removes the pid file', async () => {
     const { port, pid, file } = await place('second');
     await writeFile(

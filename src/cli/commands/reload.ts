@@ -95,6 +95,11 @@ export async function runReload(opts: { config?: string }): Promise<number> {
   const previous = seen === null && url !== null ? await runningAdmin(pid, config) : null;
   if (previous !== null) seen = await reloadState(previous, token);
   const before = seen === 'unauthorized' ? null : seen;
+  // Without a token to read /api/status, the reload counts on /metrics (open unless metrics_auth)
+  // still tell success from refusal: before, the command said "the outcome is in its log" and
+  // exited 0 for a refused reload too.
+  const countsAt = previous ?? url;
+  const countsBefore = seen === 'unauthorized' ? await reloadCounts(countsAt) : null;
   try {
     process.kill(pid, 'SIGHUP');
   } catch (err) {
@@ -131,11 +136,30 @@ export async function runReload(opts: { config?: string }): Promise<number> {
       return 1;
     }
     if (states.includes('unauthorized')) {
-      warn();
-      process.stdout.write(
-        `sent SIGHUP to sluice (pid ${pid}); the outcome is in its log, or set SLUICE_ADMIN_TOKEN to a token of any role to see it here\n`,
-      );
-      return 0;
+      const counted =
+        countsBefore === null ? null : countedOutcome(countsBefore, await reloadCounts(countsAt));
+      if (counted === 'success') {
+        warn();
+        process.stdout.write(
+          `reloaded (SIGHUP to pid ${pid}, counted on /metrics); set SLUICE_ADMIN_TOKEN to a token of any role to see which config it serves\n`,
+        );
+        return 0;
+      }
+      if (counted === 'failure') {
+        warn();
+        process.stderr.write(
+          `sent SIGHUP to sluice (pid ${pid}): its reload failed (counted on /metrics); the problems are in its log, or set SLUICE_ADMIN_TOKEN to a token of any role to see them here\n`,
+        );
+        process.stderr.write(refusedLine([]));
+        return 1;
+      }
+      if (countsBefore === null) {
+        warn();
+        process.stdout.write(
+          `sent SIGHUP to sluice (pid ${pid}); the outcome is in its log, or set SLUICE_ADMIN_TOKEN to a token of any role to see it here\n`,
+        );
+        return 0;
+      }
     }
     // A sluice that stopped (a stop signal, a crash) gives no outcome: waiting on would say nothing more.
     if (!stillRuns(pid)) {
@@ -372,6 +396,44 @@ async function reloadState(
   } catch {
     return null;
   }
+}
+
+interface ReloadCounts {
+  readonly success: number;
+  readonly failure: number;
+}
+
+/** `sluice_config_reloads_total` by result, as `/metrics` at `base` shows it; null when it cannot be read. */
+async function reloadCounts(base: string | null): Promise<ReloadCounts | null> {
+  if (base === null) return null;
+  try {
+    const res = await request(`${base}/metrics`, { headersTimeout: 2000, bodyTimeout: 2000 });
+    if (res.statusCode !== 200) {
+      await res.body.dump();
+      return null;
+    }
+    const text = await res.body.text();
+    const count = (result: string): number | null => {
+      const m = new RegExp(`^sluice_config_reloads_total\\{result="${result}"\\} (\\d+)$`, 'm').exec(text);
+      return m === null ? null : Number(m[1]);
+    };
+    const success = count('success');
+    const failure = count('failure');
+    return success === null || failure === null ? null : { success, failure };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The outcome the counts show: which of them grew since `before` (a reload another client asked
+ * for at the same moment could be taken for this one; /api/status, with a token, tells them apart).
+ */
+function countedOutcome(before: ReloadCounts, now: ReloadCounts | null): 'success' | 'failure' | null {
+  if (now === null) return null;
+  if (now.failure > before.failure) return 'failure';
+  if (now.success > before.success) return 'success';
+  return null;
 }
 
 /** Whether `pid` still runs sluice: a process that exited, or one ended and not yet reaped, does not. */
