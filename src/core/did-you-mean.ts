@@ -1,20 +1,29 @@
 /** "Did you mean" suggestions for misspelt keys and names. */
 
-/** Levenshtein distance with an early exit once `max` is exceeded; O(a·b) time, O(b) space. */
+/**
+ * Edit distance where swapping two adjacent letters is one edit, as typing errs (`uesr` is one
+ * from `user`, not two: plain Levenshtein left such keys of 3 to 5 letters without a suggestion),
+ * with an early exit once `max` is exceeded; O(a·b) time, O(b) space.
+ */
 export function editDistance(a: string, b: string, max = Number.POSITIVE_INFINITY): number {
   if (a === b) return 0;
   if (Math.abs(a.length - b.length) > max) return max + 1;
+  let before: number[] = [];
   let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
     let rowMin = i;
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      const v = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + cost);
+      let v = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        v = Math.min(v, before[j - 2]! + 1);
       cur.push(v);
       if (v < rowMin) rowMin = v;
     }
+    // A row's least value bounds every later one (a swap costs what the substitution below it does).
     if (rowMin > max) return max + 1;
+    before = prev;
     prev = cur;
   }
   return prev[b.length]!;

@@ -71,6 +71,19 @@ describe('didYouMean', () => {
     expect(editDistance('kitten', 'sitting')).toBe(3);
   });
 
+  // Each two edits apart as plain Levenshtein counts them: keys of 3 to 5 letters (one edit
+  // allowed) got no suggestion for the commonest typo.
+  it('counts two adjacent letters swapped as one edit', () => {
+    expect(editDistance('uesr', 'user')).toBe(1);
+    expect(editDistance('paht', 'path')).toBe(1);
+    expect(editDistance('ab', 'ba')).toBe(1);
+    expect(editDistance('abc', 'ca')).toBe(3);
+    expect(didYouMean('uesr', ['user', 'group'])).toBe('user');
+    expect(didYouMean('levle', ['level', 'format'])).toBe('level');
+    expect(didYouMean('mathc', ['match', 'proxy'])).toBe('match');
+    expect(didYouMean('retyr', ['retry', 'targets'])).toBe('retry');
+  });
+
   it('suggests a close key and nothing for a far one', () => {
     expect(didYouMean('listn', ['listen', 'limits', 'routes'])).toBe('listen');
     expect(didYouMean('server_names', ['server_name', 'servers'])).toBe('server_name');
