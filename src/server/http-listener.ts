@@ -103,7 +103,13 @@ function armH2RequestTimeout(req: H2Request, x: Exchange, ms: number): void {
   stream.once('close', () => clearTimeout(timer));
 }
 
-/** HTTP/2 settings: nginx's `http2_max_concurrent_streams` default. */
+/**
+ * HTTP/2 settings: nginx's `http2_max_concurrent_streams` default. Once the client has acknowledged
+ * it, nghttp2 holds the streams open on the wire to it as a connection error: a 129th open stream
+ * ends the connection, where nginx refuses that one stream. Node enforces exactly what it
+ * advertises (a second SETTINGS frame changes both), and advertising more would have clients that
+ * keep to it refused by the live-exchange check (#onH2Request) and soon closed as Rapid Reset.
+ */
 const H2_MAX_CONCURRENT_STREAMS = 128;
 
 /**
