@@ -154,7 +154,7 @@ export const ERROR_CATALOGUE = {
   SLUICE_E_CLIENT_SEND_TIMEOUT: {
     status: 0,
     title: 'client send timeout',
-    hint: 'the client took no byte of the response (or of its WebSocket) for limits.send_timeout and the connection was closed, or its HTTP/2 stream reset (a client that stopped reading, or a link that stalled)',
+    hint: 'the client took no byte of the response (or of its WebSocket) for limits.send_timeout and the connection was closed, or its HTTP/2 stream reset (a client that stopped reading, or a link that stalled); over HTTP/2, also an answer to an upload sluice stopped that the client took none of for 1 s',
   },
   SLUICE_E_CLIENT_MISDIRECTED: {
     status: 421,

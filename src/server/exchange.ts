@@ -1,10 +1,16 @@
 /**
  * One request and its answer: the per-request state the gateway, the proxy and the access log
  * share. One object per request; its fields are filled as the request moves through the gateway,
- * and `finish` hands it to the observer (access log, metrics) exactly once.
+ * and `finish` hands it to the observer (access log, metrics) exactly once (an HTTP/2 answer once
+ * its stream has sent it, or failed to).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Http2ServerRequest, type Http2ServerResponse, constants as h2 } from 'node:http2';
+import {
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  constants as h2,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { formatDuration } from '../core/duration.js';
@@ -19,7 +25,7 @@ import type { GuardServices } from '../security/guard-services.js';
 import { clientSpiffeId } from './client-identity.js';
 import { problemBody } from './error-response.js';
 import type { CompiledGuards, CompiledRoute, CompiledServer } from './gateway-tables.js';
-import { stopUpload } from './h2-stop-upload.js';
+import { stopUpload, unsentAtUploadStop } from './h2-stop-upload.js';
 import { nextRequestId } from './request-id.js';
 import { silenceResponse } from './silence-response.js';
 
@@ -116,6 +122,8 @@ export class Exchange implements ProxyExchange, HandlerExchange {
   errorMessage: string | null = null;
   durationMs = 0;
   #finished = false;
+  /** The HTTP/2 stream still sending this answer, whole on this side; its line waits for it (#answered). */
+  #unsent: ServerHttp2Stream | null = null;
   /** Upstream attempts started and not yet ended (their connection not yet released). */
   #attemptsOpen = 0;
   /** Where this exchange is counted while it holds something (HTTP/2), or null. */
@@ -198,7 +206,7 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     // as they go (serve-handler.ts), this `end` among them: added, an HTTP/2 500 counted twice.
     this.bytesOut =
       this.method === 'HEAD' ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length;
-    this.#finish();
+    this.#answered();
   }
 
   /**
@@ -363,7 +371,80 @@ export class Exchange implements ProxyExchange, HandlerExchange {
   }
 
   complete(): void {
+    this.#answered();
+  }
+
+  /**
+   * The answer is whole on this side. Over HTTP/2 its line waits until the stream has sent it: the
+   * stream takes an answer that fits in its buffer (a small one, or the end of a large one) at
+   * once, so logged now, one whose client kept its flow-control window shut was a clean 200 with
+   * its bytes though none of it went (the send_timeout sweep then only reset the stream). The
+   * stream's close logs it (responseClosed), sent or not; the sweep, as a send timeout
+   * (sendTimedOut). An HTTP/1.x answer is logged now: the kernel takes a small one whether the
+   * client reads or not, and nginx counts it sent then.
+   */
+  #answered(): void {
+    if (this.#finished) return;
+    const stream = this.#h2Stream();
+    if (stream !== undefined && !stream.writableFinished) {
+      // Closed already: a Node listener's answer is done with its stream's close.
+      if (stream.destroyed) this.#notSent(stream);
+      else this.#unsent = stream;
+    }
     this.#finish();
+  }
+
+  /**
+   * The response closed (the listener's 'close' of it, which over HTTP/2 is its stream's): the line
+   * of an answer that waited for its stream (#answered) is written now, sent or not. The listener
+   * watches every response already: no listener of its own on the stream.
+   */
+  responseClosed(): void {
+    const stream = this.#unsent;
+    if (stream === null) return;
+    this.#unsent = null;
+    if (!stream.writableFinished) this.#notSent(stream);
+    this.#log();
+  }
+
+  /** The HTTP/2 stream of this answer (undefined over HTTP/1.x). */
+  #h2Stream(): ServerHttp2Stream | undefined {
+    return this.req.httpVersionMajor === 2 ? (this.res as unknown as Http2ServerResponse).stream : undefined;
+  }
+
+  /**
+   * The stream of a whole answer closed before it sent all of it: the client reset it or its
+   * connection went (a 499, as for any answer it left), or sluice gave up on a stopped upload
+   * whose client kept its window shut (a send timeout, with the status it was sent). Only what
+   * went out is counted.
+   */
+  #notSent(stream: ServerHttp2Stream): void {
+    const unsent = unsentAtUploadStop(stream);
+    if (unsent === null) {
+      this.#countSent(stream.writableLength);
+      this.status = 499;
+    } else {
+      this.#countSent(unsent);
+      this.errorCode = 'SLUICE_E_CLIENT_SEND_TIMEOUT';
+    }
+  }
+
+  /**
+   * Counts in `bytesOut` only what an HTTP/2 stream sent of the answer: the `unsent` bytes of the
+   * writes still queued on it did not go out (whole writes, as Node counts them: one sent in part
+   * counts for none).
+   */
+  #countSent(unsent: number): void {
+    this.bytesOut = Math.max(0, this.bytesOut - unsent);
+  }
+
+  /** Breaks the answer (#breakAnswer) and writes its line now, that of an answer held for its stream too. */
+  #breakAndLog(h2Code: number): void {
+    const held = this.#unsent !== null;
+    this.#unsent = null;
+    this.#breakAnswer(h2Code);
+    if (held) this.#log();
+    else this.#finish();
   }
 
   /** Whether the client's side of this exchange is gone (its connection or HTTP/2 stream closed). */
@@ -373,8 +454,12 @@ export class Exchange implements ProxyExchange, HandlerExchange {
   }
 
   clientGone(): void {
-    if (this.#finished) return;
-    if (this.#malformedStream()) {
+    if (this.#finished && this.#unsent === null) return;
+    if (this.#unsent !== null) {
+      // A whole answer its stream had not sent yet.
+      this.#countSent(this.#unsent.writableLength);
+      this.status = 499;
+    } else if (this.#malformedStream()) {
       // nghttp2 reset the stream as malformed (RST_STREAM with PROTOCOL_ERROR): a request whose
       // DATA disagrees with its content-length, reset before sluice could answer. nginx logs 400 for
       // a malformed request; 499 said the client had left.
@@ -385,8 +470,7 @@ export class Exchange implements ProxyExchange, HandlerExchange {
       // nginx's 499: the client closed the connection before the answer was complete.
       this.status = 499;
     }
-    this.#breakAnswer(h2.NGHTTP2_CANCEL);
-    this.#finish();
+    this.#breakAndLog(h2.NGHTTP2_CANCEL);
   }
 
   /**
@@ -459,7 +543,7 @@ export class Exchange implements ProxyExchange, HandlerExchange {
    * stopped logging (a worker exits then): none at all.
    */
   cut(code: ErrorCode): void {
-    if (this.#finished) return;
+    if (this.#finished && this.#unsent === null) return;
     this.errorCode = code;
     if (this.status === 101) {
       // A WebSocket a Node listener accepted is counted on the wire (serve-handler.ts).
@@ -474,19 +558,24 @@ export class Exchange implements ProxyExchange, HandlerExchange {
    * nginx logs it. HTTP/1.x closes the connection; an HTTP/2 stream is reset with CANCEL, as a stopped
    * upload whose window stays shut is
    * (RFC 9113 7: no longer served; nothing failed on this side, which INTERNAL_ERROR would say).
-   * The stream's close cancels the upstream request behind it (forward.ts). An answer logged
-   * already (whole, its end still queued) keeps its line; its stream is reset all the same.
+   * The stream's close cancels the upstream request behind it (forward.ts). Only what the stream
+   * sent is counted; a whole answer it had not sent was not logged yet (#answered), and is now.
+   * An HTTP/1.x answer logged already (whole, its end still queued) keeps its line.
    */
   sendTimedOut(): void {
-    if (!this.#finished) {
+    if (!this.#finished || this.#unsent !== null) {
       this.errorCode = 'SLUICE_E_CLIENT_SEND_TIMEOUT';
       this.status = this.res.statusCode;
+      const stream = this.#h2Stream();
+      if (stream !== undefined) this.#countSent(stream.writableLength);
     }
-    this.#breakAnswer(h2.NGHTTP2_CANCEL);
-    this.#finish();
+    this.#breakAndLog(h2.NGHTTP2_CANCEL);
   }
 
-  /** Whether the observer has seen this exchange. */
+  /**
+   * Whether the exchange is over: answered, failed, or cut. Its line is written then, or, for an
+   * HTTP/2 answer whose stream has not sent it all yet, once that is settled (#answered).
+   */
   get finished(): boolean {
     return this.#finished;
   }
@@ -558,6 +647,11 @@ export class Exchange implements ProxyExchange, HandlerExchange {
       clearTimeout(this.#deadline);
       this.#deadline = null;
     }
+    if (this.#unsent === null) this.#log();
+  }
+
+  /** Hands the exchange to the observer (access log, metrics, span), once. */
+  #log(): void {
     this.durationMs = performance.now() - this.startedAt;
     // Answered before its trace started (a refused head, 431, 408, a CONNECT, a 414): a fresh
     // trace id, as for any request without traceparent, so that every access line has one.

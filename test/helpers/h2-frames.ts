@@ -94,6 +94,10 @@ export interface RawH2Session {
   dataBytes(id: number): number;
   /** A GET of `path` on stream `id` (HEADERS with END_STREAM). */
   get(id: number, path: string): void;
+  /** A POST of `path` on stream `id` that sends `body` and not its end (HEADERS, then DATA). */
+  postStarted(id: number, path: string, body: string): void;
+  /** Resets stream `id` (RST_STREAM) with `code`. */
+  reset(id: number, code: number): void;
   /** Opens the receive window of stream `id` (0: the connection's) by `bytes`. */
   windowUpdate(id: number, bytes: number): void;
   /** Stops reading the connection (the server's writes back up in the kernel), or reads on. */
@@ -167,18 +171,29 @@ export async function rawH2Session(
       Buffer.from([value.length]),
       Buffer.from(value),
     ]);
+  const head = (method: string, path: string): Buffer =>
+    Buffer.concat([
+      literal(':method', method),
+      literal(':scheme', 'https'),
+      literal(':path', path),
+      literal(':authority', servername),
+    ]);
   return {
     frames,
     dataBytes: (id) => data.get(id) ?? 0,
     get(id, path) {
-      const block = Buffer.concat([
-        literal(':method', 'GET'),
-        literal(':scheme', 'https'),
-        literal(':path', path),
-        literal(':authority', servername),
-      ]);
       // END_HEADERS | END_STREAM
-      socket.write(frame(FRAME.HEADERS, 0x5, id, block));
+      socket.write(frame(FRAME.HEADERS, 0x5, id, head('GET', path)));
+    },
+    postStarted(id, path, body) {
+      // END_HEADERS only, and DATA without END_STREAM.
+      socket.write(frame(FRAME.HEADERS, 0x4, id, head('POST', path)));
+      socket.write(frame(FRAME.DATA, 0, id, Buffer.from(body)));
+    },
+    reset(id, code) {
+      const payload = Buffer.alloc(4);
+      payload.writeUInt32BE(code);
+      socket.write(frame(FRAME.RST_STREAM, 0, id, payload));
     },
     windowUpdate(id, bytes) {
       const payload = Buffer.alloc(4);

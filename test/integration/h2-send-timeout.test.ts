@@ -14,7 +14,7 @@ import {
 } from '../helpers/h2-frames.js';
 import { sleep, until } from '../helpers/runtime.js';
 import { startSluice, type TestSluice } from '../helpers/sluice.js';
-import { makePki, type TestPki } from '../helpers/tls-pki.js';
+import { type CertFiles, makePki, type TestPki } from '../helpers/tls-pki.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 const NGHTTP2_CANCEL = 0x8;
@@ -24,12 +24,17 @@ describe('send_timeout over HTTP/2', () => {
   let sluice: TestSluice;
   let pki: TestPki;
   let ca: Buffer;
+  let leaf: CertFiles;
   /** Paths whose upstream answer was closed before it was whole. */
   const upstreamClosed: string[] = [];
 
   beforeAll(async () => {
     // 256 MB, written as sluice takes it: far more than any buffer on the way holds.
     up = await startUpstream((req, res) => {
+      if (req.url?.startsWith('/small/')) {
+        res.writeHead(200, { 'content-length': '2' }).end('ok');
+        return;
+      }
       const chunk = Buffer.alloc(64 * 1024, 'x');
       let left = 4096;
       res.writeHead(200, { 'content-length': String(chunk.length * left) });
@@ -48,7 +53,7 @@ describe('send_timeout over HTTP/2', () => {
     pki = makePki();
     const root = pki.ca('root');
     ca = readFileSync(root.cert);
-    const leaf = root.leaf('a.test', { dns: ['a.test'], usage: 'server' });
+    leaf = root.leaf('a.test', { dns: ['a.test'], usage: 'server' });
     sluice = await startSluice({
       servers: [
         {
@@ -56,7 +61,10 @@ describe('send_timeout over HTTP/2', () => {
           http2: true,
           tls: { cert: leaf.cert, key: leaf.key },
           limits: { send_timeout: '1s', keepalive_timeout: '1s' },
-          routes: [{ proxy: { url: up.url } }],
+          routes: [
+            { match: { path_prefix: '/ok/' }, respond: { status: 200, body: 'ok\n' } },
+            { proxy: { url: up.url } },
+          ],
         },
       ],
     });
@@ -88,8 +96,12 @@ describe('send_timeout over HTTP/2', () => {
       expect(resets(h2, 1)[0]!.errorCode).toBe(NGHTTP2_CANCEL);
       expect(resets(h2, 3)[0]!.errorCode).toBe(NGHTTP2_CANCEL);
       for (const path of ['/big/shut-1', '/big/shut-3']) {
-        // Logged with the status the client was sent, and why it was cut.
-        expect(await lineOf(path)).toMatchObject({ status: 200, error: 'SLUICE_E_CLIENT_SEND_TIMEOUT' });
+        // Logged with the status the client was sent, why it was cut, and the none of it it got.
+        expect(await lineOf(path)).toMatchObject({
+          status: 200,
+          bytes_out: 0,
+          error: 'SLUICE_E_CLIENT_SEND_TIMEOUT',
+        });
         await until(
           () => upstreamClosed.includes(path) || undefined,
           `the upstream request of ${path} closed`,
@@ -125,6 +137,80 @@ describe('send_timeout over HTTP/2', () => {
         () => upstreamClosed.includes('/big/connection-window') || undefined,
         'the upstream closed',
       );
+    } finally {
+      h2.destroy();
+    }
+  });
+
+  // A small answer fits whole in Node's stream buffer and was logged at once as a clean 200 with
+  // its bytes, though its window stayed shut and the client got none of it.
+  it('logs a small answer held back by a shut window as not sent', async () => {
+    const h2 = await rawH2Session(sluice.port, ca, 'a.test', [[SETTINGS_INITIAL_WINDOW_SIZE, 0]]);
+    h2.get(1, '/ok/shut');
+    h2.get(3, '/small/shut');
+    try {
+      await until(() => (resets(h2, 1).length > 0 && resets(h2, 3).length > 0) || undefined, 'two resets');
+      expect(resets(h2, 1)[0]!.errorCode).toBe(NGHTTP2_CANCEL);
+      expect(resets(h2, 3)[0]!.errorCode).toBe(NGHTTP2_CANCEL);
+      expect(h2.dataBytes(1) + h2.dataBytes(3)).toBe(0);
+      for (const path of ['/ok/shut', '/small/shut']) {
+        expect(await lineOf(path)).toMatchObject({
+          status: 200,
+          bytes_out: 0,
+          error: 'SLUICE_E_CLIENT_SEND_TIMEOUT',
+        });
+      }
+    } finally {
+      h2.destroy();
+    }
+  });
+
+  // The stream's own window is open; the connection's was used up by the download before it.
+  it("logs a small answer held back by the connection's window as not sent", async () => {
+    const h2 = await rawH2Session(sluice.port, ca, 'a.test', [[SETTINGS_INITIAL_WINDOW_SIZE, 1 << 24]]);
+    h2.get(1, '/big/before-ok');
+    try {
+      await until(() => h2.dataBytes(1) === 65_535 || undefined, 'the connection window used up');
+      h2.get(3, '/ok/connection-window');
+      await until(() => resets(h2, 3)[0], 'a reset', 10_000);
+      expect(resets(h2, 3)[0]!.errorCode).toBe(NGHTTP2_CANCEL);
+      expect(h2.dataBytes(3)).toBe(0);
+      expect(await lineOf('/ok/connection-window')).toMatchObject({
+        status: 200,
+        bytes_out: 0,
+        error: 'SLUICE_E_CLIENT_SEND_TIMEOUT',
+      });
+    } finally {
+      h2.destroy();
+    }
+  });
+
+  const headersOf = (h2: RawH2Session, id: number) =>
+    until(() => h2.frames.find((f) => f.type === FRAME.HEADERS && f.stream === id), `the HEADERS of ${id}`);
+
+  it('logs a small answer once its stream has sent it', async () => {
+    const h2 = await rawH2Session(sluice.port, ca, 'a.test', [[SETTINGS_INITIAL_WINDOW_SIZE, 0]]);
+    h2.get(1, '/ok/late');
+    try {
+      await headersOf(h2, 1);
+      // Whole on sluice's side, none of it sent: not logged as an answer the client got.
+      expect(sluice.accessLines().find((l) => l.path === '/ok/late')).toBeUndefined();
+      h2.windowUpdate(1, 1024);
+      await until(() => h2.dataBytes(1) === 3 || undefined, 'the body');
+      expect(await lineOf('/ok/late')).toMatchObject({ status: 200, bytes_out: 3 });
+      expect((await lineOf('/ok/late')).error).toBeUndefined();
+    } finally {
+      h2.destroy();
+    }
+  });
+
+  it('logs a small answer whose client reset its stream before it was sent as a client that left', async () => {
+    const h2 = await rawH2Session(sluice.port, ca, 'a.test', [[SETTINGS_INITIAL_WINDOW_SIZE, 0]]);
+    h2.get(1, '/ok/reset');
+    try {
+      await headersOf(h2, 1);
+      h2.reset(1, NGHTTP2_CANCEL);
+      expect(await lineOf('/ok/reset')).toMatchObject({ status: 499, bytes_out: 0 });
     } finally {
       h2.destroy();
     }
@@ -177,5 +263,56 @@ describe('send_timeout over HTTP/2', () => {
     // The client left: logged as such, not as a send timeout.
     expect(await lineOf('/big/slow')).toMatchObject({ status: 499 });
     expect((await lineOf('/big/slow')).error).toBeUndefined();
+  });
+
+  /** A respond route on the limits' defaults (send_timeout 60 s). */
+  const respondingWithDefaults = async () =>
+    startSluice({
+      servers: [
+        {
+          listen: `127.0.0.1:${await freePort()}`,
+          http2: true,
+          tls: { cert: leaf.cert, key: leaf.key },
+          routes: [{ respond: { status: 200, body: 'ok\n' } }],
+        },
+      ],
+    });
+
+  // A stopped upload's answer has a second to leave, far less than send_timeout (60 s here): the
+  // stream is then reset, and its answer, whole on sluice's side, was logged as sent.
+  it('logs the answer of a stopped upload whose client kept its window shut as not sent', async () => {
+    const other = await respondingWithDefaults();
+    const h2 = await rawH2Session(other.port, ca, 'a.test', [[SETTINGS_INITIAL_WINDOW_SIZE, 0]]);
+    h2.postStarted(1, '/upload', 'abc');
+    try {
+      await until(() => resets(h2, 1)[0], 'a reset');
+      expect(resets(h2, 1)[0]!.errorCode).toBe(NGHTTP2_CANCEL);
+      expect(h2.dataBytes(1)).toBe(0);
+      const line = await until(() => other.accessLines().find((l) => l.path === '/upload'), 'the line');
+      expect(line).toMatchObject({ status: 200, bytes_out: 0, error: 'SLUICE_E_CLIENT_SEND_TIMEOUT' });
+    } finally {
+      h2.destroy();
+      await other.close();
+    }
+  });
+
+  // The answer's line waits for its stream; the stop does not wait for it past shutdown_timeout.
+  it('logs an answer not sent by shutdown_timeout as cut', async () => {
+    const other = await respondingWithDefaults();
+    const h2 = await rawH2Session(other.port, ca, 'a.test', [[SETTINGS_INITIAL_WINDOW_SIZE, 0]]);
+    h2.get(1, '/held');
+    try {
+      await headersOf(h2, 1);
+      await other.close();
+      expect(other.accessLines().find((l) => l.path === '/held')).toMatchObject({
+        status: 499,
+        bytes_out: 0,
+        error: 'SLUICE_E_RUNTIME_SHUTDOWN_TIMEOUT',
+      });
+      await until(() => resets(h2, 1)[0], 'a reset');
+      expect(resets(h2, 1)[0]!.errorCode).toBe(NGHTTP2_CANCEL);
+    } finally {
+      h2.destroy();
+    }
   });
 });

@@ -389,16 +389,20 @@ describe('HTTP/2 and HTTP/1.1 on one TLS port', () => {
   it('answers 431 to a header list over max_header of many small fields or a few large ones, also once SETTINGS are acknowledged, and resets a flood of fields', async () => {
     const client = http2.connect(`https://127.0.0.1:${sluice.port}`, { ca, servername: 'a.test' });
     client.on('error', () => undefined);
-    /** One request on the shared connection: its status, or the RST_STREAM code when it was reset. */
+    /**
+     * One request on the shared connection, once it is over (and logged): its status, or the
+     * RST_STREAM code when it was reset.
+     */
     const send = (headers: http2.OutgoingHttpHeaders) =>
       new Promise<{ status: number } | { reset: number }>((resolve) => {
         const req = client.request(headers);
+        let status = 0;
         req.on('response', (h) => {
           req.resume();
-          resolve({ status: Number(h[':status']) });
+          status = Number(h[':status']);
         });
-        req.on('error', () => resolve({ reset: req.rstCode ?? -1 }));
-        req.on('close', () => resolve({ reset: req.rstCode ?? -1 }));
+        req.on('error', () => undefined);
+        req.on('close', () => resolve(status !== 0 ? { status } : { reset: req.rstCode ?? -1 }));
         req.end();
       });
     const fields = (n: number, value: string): http2.OutgoingHttpHeaders => {
