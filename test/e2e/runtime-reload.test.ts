@@ -733,14 +733,14 @@ servers:
     const taken = await freePort();
     const holder = net.createServer();
     await new Promise<void>((resolve) => holder.listen(taken, '127.0.0.1', resolve));
-    const write = (listen: string) =>
+    const write = (listen: string, adminPort = admin) =>
       writeFile(
         file,
         `workers: 1
 pid_file: ${pid}
 log: { level: info, access: off, format: json }
 admin:
-  listen: "127.0.0.1:${admin}"
+  listen: "127.0.0.1:${adminPort}"
   tokens: [{ name: ops, role: operator, token_env: METRICS_RELOAD_TOKEN }]
 servers:
   - listen: ${listen}
@@ -768,6 +768,16 @@ servers:
       expect(bad.stderr).toContain('reload refused; the running config stays');
       expect(bad.code).toBe(1);
       expect((await get(port, '/')).body).toBe('up\n');
+
+      // A reload that moves admin.listen: the counts are read at the new address once it is served
+      // (the old one waited on for 60 s, then exit 1).
+      const moved = await freePort();
+      await write(`"127.0.0.1:${port}"`, moved);
+      const started = Date.now();
+      const move = await runCli(['reload', '-c', file], { cwd: tmp.path, env });
+      expect(move.stdout).toMatch(/^reloaded \(SIGHUP to pid \d+, counted on \/metrics\)/);
+      expect(move.code).toBe(0);
+      expect(Date.now() - started).toBeLessThan(20_000);
       await stop(sluice);
     } finally {
       holder.close();

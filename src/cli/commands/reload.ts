@@ -98,8 +98,11 @@ export async function runReload(opts: { config?: string }): Promise<number> {
   // Without a token to read /api/status, the reload counts on /metrics (open unless metrics_auth)
   // still tell success from refusal: before, the command said "the outcome is in its log" and
   // exited 0 for a refused reload too.
-  const countsAt = previous ?? url;
-  const countsBefore = seen === 'unauthorized' ? await reloadCounts(countsAt) : null;
+  // From either address: both are the running sluice's (a reload that moves admin.listen serves
+  // the new one once done, and the old one no more).
+  const counts = async (): Promise<ReloadCounts | null> =>
+    (await reloadCounts(url)) ?? (await reloadCounts(previous));
+  const countsBefore = seen === 'unauthorized' ? await counts() : null;
   try {
     process.kill(pid, 'SIGHUP');
   } catch (err) {
@@ -136,8 +139,8 @@ export async function runReload(opts: { config?: string }): Promise<number> {
       return 1;
     }
     if (states.includes('unauthorized')) {
-      const counted =
-        countsBefore === null ? null : countedOutcome(countsBefore, await reloadCounts(countsAt));
+      const now = countsBefore === null ? null : await counts();
+      const counted = countsBefore === null ? null : countedOutcome(countsBefore, now);
       if (counted === 'success') {
         warn();
         process.stdout.write(
@@ -153,7 +156,8 @@ export async function runReload(opts: { config?: string }): Promise<number> {
         process.stderr.write(refusedLine([]));
         return 1;
       }
-      if (countsBefore === null) {
+      // Counts that cannot be read (any more): the outcome is left to the log, as before them.
+      if (countsBefore === null || now === null) {
         warn();
         process.stdout.write(
           `sent SIGHUP to sluice (pid ${pid}); the outcome is in its log, or set SLUICE_ADMIN_TOKEN to a token of any role to see it here\n`,
@@ -426,8 +430,9 @@ async function reloadCounts(base: string | null): Promise<ReloadCounts | null> {
 }
 
 /**
- * The outcome the counts show: which of them grew since `before` (a reload another client asked
- * for at the same moment could be taken for this one; /api/status, with a token, tells them apart).
+ * The outcome the counts show: which of them grew since `before`. A reload another client asked
+ * for at the same moment could be taken for this one, a failure winning over a success;
+ * /api/status, with a token, tells them apart.
  */
 function countedOutcome(before: ReloadCounts, now: ReloadCounts | null): 'success' | 'failure' | null {
   if (now === null) return null;
