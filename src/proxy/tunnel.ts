@@ -118,7 +118,10 @@ export function openTunnel(
       });
     }
   }
-  const stopWatch = watchStalled(client, upstream, route.sendTimeoutMs, () => {
+  // A client that reads nothing stalls an echoing target, which then stops reading too: while the
+  // client has bytes queued, the stall is the client's (the listener's send_timeout), not the target's.
+  const clientFull = (): boolean => client.writableLength > 0;
+  const stopWatch = watchStalled(client, upstream, route.sendTimeoutMs, clientFull, () => {
     x.cut('SLUICE_E_UPSTREAM_TIMEOUT');
     client.destroy();
     upstream.destroy();
@@ -133,11 +136,18 @@ export function openTunnel(
 
 /**
  * Calls `onStall` once `to` has taken no byte for `ms` while `from` is held back for it (a pipe
- * pauses its source when the destination's queue is full, and resumes it once drained): a timer
- * runs only while held back, so a flowing tunnel pays nothing. Progress is what the kernel took
+ * pauses its source when the destination's queue is full, and resumes it once drained), unless
+ * `excused()` says the stall is another's: a timer runs only while held back, so a flowing tunnel
+ * pays nothing. Progress is what the kernel took
  * (`bytesWritten` counts what is still queued). Returns the function that stops the watch.
  */
-function watchStalled(from: Socket, to: Socket, ms: number, onStall: () => void): () => void {
+function watchStalled(
+  from: Socket,
+  to: Socket,
+  ms: number,
+  excused: () => boolean,
+  onStall: () => void,
+): () => void {
   if (ms <= 0) return () => {};
   let timer: NodeJS.Timeout | undefined;
   let taken = 0;
@@ -145,7 +155,7 @@ function watchStalled(from: Socket, to: Socket, ms: number, onStall: () => void)
   const progress = () => to.bytesWritten - to.writableLength;
   const check = () => {
     const now = progress();
-    if (now === taken) {
+    if (now === taken && !excused()) {
       timer = undefined;
       onStall();
       return;

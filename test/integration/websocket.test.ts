@@ -609,3 +609,64 @@ describe('a tunnel one side stops reading', () => {
     }
   });
 });
+
+// An echoing target behind a client that reads nothing stops reading in turn (its writes back are
+// held): the stall is the client's, and it was logged as the target's (SLUICE_E_UPSTREAM_TIMEOUT).
+describe('an echoing tunnel whose client reads nothing', () => {
+  it('is cut as the client not reading, not the target', async () => {
+    const sockets = new Set<net.Socket>();
+    const echo = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      let head = Buffer.alloc(0);
+      const onHead = (d: Buffer) => {
+        head = Buffer.concat([head, d]);
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        socket.off('data', onHead);
+        socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+        const rest = head.subarray(end + 4);
+        if (rest.length > 0) socket.write(rest);
+        socket.pipe(socket);
+      };
+      socket.on('data', onHead);
+    });
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', () => r()));
+    const sluice = await startSluice({
+      servers: [
+        {
+          listen: '127.0.0.1:0',
+          limits: { send_timeout: '1s' },
+          routes: [
+            {
+              proxy: {
+                url: `http://127.0.0.1:${(echo.address() as AddressInfo).port}`,
+                timeouts: { send: '1s' },
+              },
+            },
+          ],
+        },
+      ],
+    });
+    const client = net.connect({ port: sluice.port, host: '127.0.0.1' });
+    client.on('error', () => undefined);
+    try {
+      await new Promise<void>((resolve) => {
+        client.once('data', () => resolve());
+        client.write('GET /echo HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+      });
+      client.pause();
+      client.write(Buffer.alloc(64 * 1024 * 1024, 'x'));
+      expect(await until(() => sluice.accessLines().some((l) => l.path === '/echo'), 8000)).toBe(true);
+      expect(sluice.accessLines().find((l) => l.path === '/echo')).toMatchObject({
+        status: 101,
+        error: 'SLUICE_E_CLIENT_SEND_TIMEOUT',
+      });
+    } finally {
+      client.destroy();
+      await sluice.close();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => echo.close(() => r()));
+    }
+  }, 20_000);
+});
