@@ -9,7 +9,7 @@
 import type { Agent, Dispatcher } from 'undici';
 import { undici } from '../core/undici.js';
 import { type HealthTarget, NOT_PROBED } from '../health/active-checker.js';
-import { isLocalFailure, upstreamErrorCode } from './upstream-error.js';
+import { isBodylessLengthMismatch, isLocalFailure, upstreamErrorCode } from './upstream-error.js';
 import { hostOf, httpsConnector, UpstreamTls, upstreamServerName } from './upstream-tls.js';
 
 let agent: Agent | null = null;
@@ -47,9 +47,14 @@ export async function probeTarget(target: HealthTarget): Promise<string | null |
     // head and then stalled (a handler deadlocked mid-answer) passed every probe. A body past
     // PROBE_BODY_LIMIT is not waited for: the status has been read.
     let read = 0;
-    for await (const chunk of res.body) {
-      read += (chunk as Buffer).length;
-      if (read > PROBE_BODY_LIMIT) break;
+    try {
+      for await (const chunk of res.body) {
+        read += (chunk as Buffer).length;
+        if (read > PROBE_BODY_LIMIT) break;
+      }
+    } catch (err) {
+      // A 204 or 304 with a Content-Length has no body whatever it says, as requests take it.
+      if (!isBodylessLengthMismatch(res.statusCode, err)) throw err;
     }
     return check.expectStatus.some(([lo, hi]) => res.statusCode >= lo && res.statusCode <= hi)
       ? null
