@@ -533,6 +533,14 @@ describe('problems in YAML', () => {
       'i.yaml:2:1: SLUICE_E_CONFIG_SYNTAX unexpected scalar at node end',
       'i.yaml:2:8: SLUICE_E_CONFIG_SYNTAX unexpected map-value-ind token in YAML stream: ":"; YAML read nothing from here on (14 more tokens after it): look for a line indented more or less than the lines around it, here or above',
     ]);
+    // An unquoted ${NAME} after the break is one more of those tokens, not the fault to name.
+    const withRef = `${text}      - respond: { status: \${S} }\n`;
+    expect(
+      lines(loadConfigText(withRef, 'i.yaml', {})).map((l) => l.split(' (hint')[0]!.slice(0, 60)),
+    ).toEqual([
+      'i.yaml:2:1: SLUICE_E_CONFIG_SYNTAX unexpected scalar at node',
+      'i.yaml:2:8: SLUICE_E_CONFIG_SYNTAX unexpected map-value-ind ',
+    ]);
   });
 
   // The second merge key was silently ignored, as a repeated plain key is not.
