@@ -28,7 +28,7 @@ import { Exchange, type ExchangeObserver, type LiveCount } from './exchange.js';
 import { handleRequest, isBanned } from './gateway.js';
 import type { ListenerTable } from './gateway-tables.js';
 import { H2Request, H2Response } from './h2-compat.js';
-import { closeWhenIdle } from './h2-idle-close.js';
+import { closeWhenIdle, goAway, handOverSocket } from './h2-idle-close.js';
 import { stopUpload } from './h2-stop-upload.js';
 import { isH2Request } from './request-head.js';
 import { type TlsRefusal, TlsTerminator, type TlsTerminatorHooks } from './tls-terminator.js';
@@ -594,6 +594,8 @@ export class HttpListener {
   /** A TLS connection after its handshake: tracked like a plain one (drain, sweeps). */
   readonly #onSecureConnection = (socket: tls.TLSSocket): void => {
     if (socket.destroyed || (socket as ClientSocket)[kReparsed]) return;
+    // Node made the connection's HTTP/2 session just before (#onSession): its close gets the socket.
+    handOverSocket(socket);
     void socket.remoteAddress; // kept for the requests to come (see #onConnection)
     this.#sockets.add(socket);
     socket.once('close', () => {
@@ -602,16 +604,19 @@ export class HttpListener {
     });
   };
 
-  /** An HTTP/2 connection: closed with GOAWAY after keepalive_timeout with no stream open, or on drain. */
+  /**
+   * An HTTP/2 connection: closed with GOAWAY after keepalive_timeout with no stream open, or on
+   * drain, and cut header_timeout after its GOAWAY once no stream is open (h2-idle-close.ts).
+   */
   readonly #onSession = (session: http2.ServerHttp2Session): void => {
     (session as CountedSession)[kStreams] = { live: 0, started: 0, refused: 0 };
     this.#sessions.add(session);
     session.once('close', () => this.#sessions.delete(session));
     // Marks the TLS socket (the session's socket is a proxy to it) so drain sweeps leave it to GOAWAY.
     (session.socket as ClientSocket)[kH2] = true;
-    const idleMs = this.#table.limits.keepaliveTimeoutMs;
-    if (idleMs > 0) closeWhenIdle(session, idleMs);
-    if (this.#draining) session.close();
+    const limits = this.#table.limits;
+    closeWhenIdle(session, { idleMs: limits.keepaliveTimeoutMs, graceMs: limits.headerTimeoutMs });
+    if (this.#draining) goAway(session);
   };
 
   /** A request on a TLS address: HTTP/1.1 takes the plain path, HTTP/2 its own. */
@@ -651,7 +656,7 @@ export class HttpListener {
     streams.started++;
     // As nginx's keepalive_requests over HTTP/2 (1.19.7 on): GOAWAY once the last stream has
     // started; the streams open finish, then the session closes itself.
-    if (streams.started === max) session.close();
+    if (streams.started === max) goAway(session);
     this.#inflight++;
     res.once('close', this.#onResponseClose);
     try {
@@ -1080,7 +1085,7 @@ export class HttpListener {
   async close(deadlineMs: number): Promise<void> {
     this.#draining = true;
     // HTTP/2: GOAWAY; streams in flight finish, then each session closes itself.
-    for (const session of this.#sessions) session.close();
+    for (const session of this.#sessions) goAway(session);
     const server = this.#server as NodeServer & { closeIdleConnections: () => void };
     // Node >= 19 closes idle connections inside close(); the sweep below does it gracefully.
     const closeIdle = server.closeIdleConnections;
@@ -1210,7 +1215,7 @@ export class HttpListener {
       // A session closing already needs no GOAWAY, and its socket may be gone.
       if (session.closed || session.destroyed) continue;
       if (!terminator.stale(session.socket as tls.TLSSocket)) continue;
-      session.close();
+      goAway(session);
       ended++;
     }
     for (const socket of this.#sockets as Iterable<ClientSocket & tls.TLSSocket>) {

@@ -7,7 +7,7 @@ import http2 from 'node:http2';
 import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 
-/** A frame the server sent: its type (RFC 9113 6), flags, stream, and a RST_STREAM's error code. */
+/** A frame the server sent: its type (RFC 9113 6), flags, stream, and a RST_STREAM's or GOAWAY's error code. */
 export interface ServerFrame {
   readonly type: number;
   readonly flags: number;
@@ -98,6 +98,13 @@ export interface RawH2Session {
   postStarted(id: number, path: string, body: string): void;
   /** Resets stream `id` (RST_STREAM) with `code`. */
   reset(id: number, code: number): void;
+  /**
+   * The HEADERS of a GET of `path` on stream `id` with these `flags` (END_HEADERS 0x4, END_STREAM
+   * 0x1): without END_HEADERS, a header block the client has not finished.
+   */
+  headers(id: number, path: string, flags: number): void;
+  /** Writes `bytes` as they are (frames the test made with frame()). */
+  send(bytes: Buffer): void;
   /** Opens the receive window of stream `id` (0: the connection's) by `bytes`. */
   windowUpdate(id: number, bytes: number): void;
   /** Stops reading the connection (the server's writes back up in the kernel), or reads on. */
@@ -120,14 +127,28 @@ export function frame(type: number, flags: number, stream: number, payload: Buff
   return Buffer.concat([head, payload]);
 }
 
-/** Connects to `port` (TLS, ALPN h2) with the client `settings` as [id, value] pairs. */
+/**
+ * Connects to `port` (TLS, ALPN h2) with the client `settings` as [id, value] pairs. With
+ * `halfOpen`, the client does not end its side when the server ends its own: only the server's
+ * close (or destroy()) ends the connection.
+ */
 export async function rawH2Session(
   port: number,
   ca: Buffer,
   servername: string,
   settings: readonly (readonly [number, number])[],
+  { halfOpen = false }: { halfOpen?: boolean } = {},
 ): Promise<RawH2Session> {
-  const socket = tls.connect({ host: '127.0.0.1', port, ca, servername, ALPNProtocols: ['h2'] });
+  // A TLSSocket reads allowHalfOpen from these options, which Node's types leave out.
+  const options: tls.ConnectionOptions & { allowHalfOpen: boolean } = {
+    host: '127.0.0.1',
+    port,
+    ca,
+    servername,
+    ALPNProtocols: ['h2'],
+    allowHalfOpen: halfOpen,
+  };
+  const socket = tls.connect(options);
   socket.on('error', () => undefined);
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
   await new Promise<void>((resolve, reject) => {
@@ -156,6 +177,7 @@ export async function rawH2Session(
         flags,
         stream,
         ...(type === FRAME.RST_STREAM ? { errorCode: buffered.readUInt32BE(9) } : {}),
+        ...(type === FRAME.GOAWAY ? { errorCode: buffered.readUInt32BE(13) } : {}),
       });
       if (type === FRAME.DATA) data.set(stream, (data.get(stream) ?? 0) + length);
       // The server's SETTINGS are acknowledged, as RFC 9113 6.5.3 requires.
@@ -178,13 +200,16 @@ export async function rawH2Session(
       literal(':path', path),
       literal(':authority', servername),
     ]);
+  const headers = (id: number, path: string, flags: number): void => {
+    socket.write(frame(FRAME.HEADERS, flags, id, head('GET', path)));
+  };
   return {
     frames,
     dataBytes: (id) => data.get(id) ?? 0,
-    get(id, path) {
-      // END_HEADERS | END_STREAM
-      socket.write(frame(FRAME.HEADERS, 0x5, id, head('GET', path)));
-    },
+    // END_HEADERS | END_STREAM
+    get: (id, path) => headers(id, path, 0x5),
+    headers,
+    send: (bytes) => void socket.write(bytes),
     postStarted(id, path, body) {
       // END_HEADERS only, and DATA without END_STREAM.
       socket.write(frame(FRAME.HEADERS, 0x4, id, head('POST', path)));
