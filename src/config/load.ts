@@ -17,7 +17,7 @@ import type { ConfigDraft } from './config-draft.js';
 import { type Environment, interpolateEnv } from './interpolate.js';
 import { formatKeyPath, isMapping, type KeyPath } from './key-path.js';
 import { normaliseConfig } from './normalise.js';
-import type { ConfigProblem } from './problem.js';
+import { CONFIG_OBJECT, type ConfigProblem } from './problem.js';
 import { type PathProblem, ProblemCollector } from './problem-collector.js';
 import { isTemplateSchema, sluiceConfigSchema } from './schema.js';
 import { reportSchemaIssues } from './schema-issues.js';
@@ -144,7 +144,7 @@ export function resolveConfigObject(
   options: LoadOptions = {},
 ): ConfigResult {
   return check(input, {
-    locator: objectLocator(input, file ?? 'config'),
+    locator: objectLocator(input, file ?? CONFIG_OBJECT),
     absoluteFile: file === null ? null : resolve(file),
     env: null,
     isPlainScalar: () => false,

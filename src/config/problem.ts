@@ -16,13 +16,19 @@ export interface ConfigProblem {
   readonly hint: string;
 }
 
+/** What a config object given in code (no file) is called in its problems. */
+export const CONFIG_OBJECT = 'config';
+
 /**
- * Formats a problem as exactly one line:
- * `FILE:LINE:COL: CODE message (hint: HINT)`, or `FILE: CODE message (hint: HINT)` without a
- * position (config objects). Warnings put `warning: ` before the message.
+ * Formats a problem as exactly one line: `FILE:LINE:COL: CODE message (hint: HINT)`. A problem of
+ * a file with no position (the file cannot be read; a sluice.config.ts, located by key path) is at
+ * `FILE:1:1`, so that every line keeps the form tools parse (CONTRACT section 2); one of a config
+ * object given in code is `config: CODE message (hint: HINT)`. Warnings put `warning: ` before the
+ * message.
  */
 export function formatProblem(p: ConfigProblem, severity: 'error' | 'warning' = 'error'): string {
-  const where = p.line > 0 ? `${p.file}:${p.line}:${p.col}` : p.file;
+  const where =
+    p.line > 0 ? `${p.file}:${p.line}:${p.col}` : p.file === CONFIG_OBJECT ? p.file : `${p.file}:1:1`;
   const message = severity === 'warning' ? `warning: ${p.message}` : p.message;
   return `${where}: ${p.code} ${oneLine(message)} (hint: ${oneLine(p.hint)})`;
 }

@@ -92,7 +92,7 @@ describe('sluice check (built CLI)', () => {
       await write('');
       const r = await runCli(['check', '-c', 'sluice.yaml'], { cwd: dir });
       expect(r.stderr).toBe(
-        'sluice.yaml: SLUICE_E_HANDLER_ROOT warning: handler routes would run as root, which sluice start refuses when run as root, as this check is (hint: set user: (and group:) to an unprivileged account, or allow_root_handlers: true if you really mean it)\n',
+        'sluice.yaml:1:1: SLUICE_E_HANDLER_ROOT warning: handler routes would run as root, which sluice start refuses when run as root, as this check is (hint: set user: (and group:) to an unprivileged account, or allow_root_handlers: true if you really mean it)\n',
       );
       expect(r.stdout).toBe('sluice.yaml: ok (1 server, 1 route, 0 upstreams)\n');
       expect(r.code).toBe(0);
@@ -463,7 +463,7 @@ describe('sluice check (built CLI)', () => {
     const r = await runCli(['check', '-c', 'no-such-file.yaml'], { cwd: tmp.path });
     expect(r.code).toBe(2);
     expect(r.stdout).toMatch(
-      /^no-such-file\.yaml: SLUICE_E_CONFIG_FILE cannot read the file: no such file \(hint: .+\)\n$/,
+      /^no-such-file\.yaml:1:1: SLUICE_E_CONFIG_FILE cannot read the file: no such file \(hint: .+\)\n$/,
     );
     expect(r.stderr).toBe('no-such-file.yaml: 1 problem\n');
   });
@@ -531,7 +531,7 @@ describe('sluice check (built CLI)', () => {
     const r = await runCli(['check', '-c', 'sluice.config.ts'], { cwd: dir });
     expect(r.code).toBe(2);
     expect(r.stdout).toBe(
-      'sluice.config.ts: SLUICE_E_CONFIG_SIZE servers[0].limits.max_body: "lots" is not a size (hint: write a number with a unit: 512b, 16kb, 10mb or 1gb (1kb = 1024 bytes))\n',
+      'sluice.config.ts:1:1: SLUICE_E_CONFIG_SIZE servers[0].limits.max_body: "lots" is not a size (hint: write a number with a unit: 512b, 16kb, 10mb or 1gb (1kb = 1024 bytes))\n',
     );
   });
 

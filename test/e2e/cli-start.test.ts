@@ -314,7 +314,7 @@ describe('sluice start failures, and signals before the config is read (built CL
   it('a missing config file: exit 2 with SLUICE_E_CONFIG_FILE', async () => {
     const p = spawnCli(['start', '-c', 'missing.yaml'], { cwd: tmp.path });
     expect((await p.waitForExit(15_000)).code).toBe(2);
-    expect(p.stderr()).toMatch(/^missing\.yaml: SLUICE_E_CONFIG_FILE cannot read the file: no such file/);
+    expect(p.stderr()).toMatch(/^missing\.yaml:1:1: SLUICE_E_CONFIG_FILE cannot read the file: no such file/);
   });
 
   it('a port already taken: exit 1 with SLUICE_E_RUNTIME_LISTEN', async () => {

@@ -118,12 +118,12 @@ describe('sluice init (built CLI)', () => {
         expect(warnings).toEqual([
           expect.stringMatching(
             new RegExp(
-              `^s\\.yaml: SLUICE_E_CONFIG_FILE warning: server "open" tls\\.key ${dir}/key\\.pem is \\S+ 0600: User=www-data cannot read it, and sluice would fail to start \\(hint: .*chmod g\\+r.*LoadCredential=`,
+              `^s\\.yaml:1:1: SLUICE_E_CONFIG_FILE warning: server "open" tls\\.key ${dir}/key\\.pem is \\S+ 0600: User=www-data cannot read it, and sluice would fail to start \\(hint: .*chmod g\\+r.*LoadCredential=`,
             ),
           ),
           expect.stringMatching(
             new RegExp(
-              `^s\\.yaml: SLUICE_E_CONFIG_FILE warning: server "shut" tls\\.cert ${dir}/private/cert\\.pem: ${dir}/private is \\S+ 0700, and User=www-data cannot enter it`,
+              `^s\\.yaml:1:1: SLUICE_E_CONFIG_FILE warning: server "shut" tls\\.cert ${dir}/private/cert\\.pem: ${dir}/private is \\S+ 0700, and User=www-data cannot enter it`,
             ),
           ),
           expect.stringMatching(/warning: server "shut" tls\.key .*\/private is \S+ 0700/),

@@ -338,7 +338,7 @@ describe('config objects', () => {
       'sluice.config.ts',
     );
     expect(lines(result)).toEqual([
-      'sluice.config.ts: SLUICE_E_CONFIG_LISTEN servers[0].listen: "${PORT}" has no port; write HOST:PORT or :PORT (hint: write PORT, :PORT, HOST:PORT or [IPV6]:PORT, e.g. ":8080" or "127.0.0.1:8080")',
+      'sluice.config.ts:1:1: SLUICE_E_CONFIG_LISTEN servers[0].listen: "${PORT}" has no port; write HOST:PORT or :PORT (hint: write PORT, :PORT, HOST:PORT or [IPV6]:PORT, e.g. ":8080" or "127.0.0.1:8080")',
     ]);
   });
 
@@ -386,7 +386,7 @@ describe('a config with many upstreams', () => {
 describe('files', () => {
   it('reports an unreadable file as SLUICE_E_CONFIG_FILE naming the path as given', async () => {
     expect(lines(await loadConfigFile('no/such/sluice.yaml'))).toEqual([
-      'no/such/sluice.yaml: SLUICE_E_CONFIG_FILE cannot read the file: no such file (hint: check the path (given with -c, or named in the config: relative to its directory) and that the file is readable by this user)',
+      'no/such/sluice.yaml:1:1: SLUICE_E_CONFIG_FILE cannot read the file: no such file (hint: check the path (given with -c, or named in the config: relative to its directory) and that the file is readable by this user)',
     ]);
   });
 
