@@ -30,7 +30,28 @@ export function reportSchemaIssues(
   root: z.ZodType,
   problems: ProblemCollector,
 ): void {
-  for (const issue of issues) reportIssue(issue, [], input, root, problems);
+  for (const issue of withoutLooserBounds(issues)) reportIssue(issue, [], input, root, problems);
+}
+
+/**
+ * Drops a range issue when another at the same path bounds tighter: zod's int() adds its own
+ * safe-integer maximum, and `workers: 99999999999999999999` was told both "at most
+ * 9007199254740991" and "at most 1024", at one place.
+ */
+function withoutLooserBounds(issues: readonly Issue[]): readonly Issue[] {
+  const bound = (i: Issue): number | null =>
+    i.code === 'too_big' ? Number(i.maximum) : i.code === 'too_small' ? -Number(i.minimum) : null;
+  const key = (i: Issue): string => `${i.code} ${i.path.map(String).join('.')}`;
+  const tightest = new Map<string, number>();
+  for (const i of issues) {
+    const b = bound(i);
+    if (b !== null) tightest.set(key(i), Math.min(b, tightest.get(key(i)) ?? Number.POSITIVE_INFINITY));
+  }
+  if (tightest.size === 0) return issues;
+  return issues.filter((i) => {
+    const b = bound(i);
+    return b === null || b === tightest.get(key(i));
+  });
 }
 
 function reportIssue(

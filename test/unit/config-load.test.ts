@@ -561,6 +561,15 @@ describe('problems in YAML', () => {
     ]);
   });
 
+  // zod's int() adds a safe-integer maximum of its own: both bounds were reported at one place.
+  it('report only the tightest bound a value breaks', () => {
+    const text =
+      'workers: 99999999999999999999\nservers: [{ listen: "127.0.0.1:8080", routes: [{ respond: {} }] }]\n';
+    expect(lines(loadConfigText(text, 'w.yaml', {})).map((l) => l.replace(/ \(hint: .*/, ''))).toEqual([
+      'w.yaml:1:10: SLUICE_E_CONFIG_VALUE workers: must be at most 1024, got 100000000000000000000',
+    ]);
+  });
+
   it('refuse several documents in one file', () => {
     expect(lines(loadConfigText('servers: []\n---\nx: 1\n', 's.yaml', {}))).toEqual([
       's.yaml:2:1: SLUICE_E_CONFIG_SYNTAX only one YAML document is allowed; remove the "---" separator and what follows it (hint: fix the YAML syntax at the position shown; indentation must use spaces)',
