@@ -226,11 +226,11 @@ function flowEnvReference(text: string, offset: number): string | undefined {
  */
 function withoutFollowOns(text: string, errors: readonly YAMLError[]): YAMLError[] {
   const refs = errors.filter((e) => flowEnvReference(text, e.pos[0]) !== undefined);
+  const first = Math.min(...refs.map((e) => e.pos[0]));
   // After a break that ended the document, a `${` further on is one more token YAML could not read.
   const stream = errors.find((e) => STREAM_TOKEN.test(e.message));
-  if (refs.length === 0 || (stream !== undefined && stream.pos[0] <= Math.min(...refs.map((e) => e.pos[0]))))
+  if (refs.length === 0 || (stream !== undefined && stream.pos[0] <= first))
     return withoutStreamTokens(errors);
-  const first = Math.min(...refs.map((e) => e.pos[0]));
   return errors.filter((e) => e.pos[0] < first || refs.includes(e));
 }
 

@@ -438,6 +438,11 @@ export class Exchange implements ProxyExchange, HandlerExchange {
     this.bytesOut = Math.max(0, this.bytesOut - unsent);
   }
 
+  /** Whether the line is written: the exchange is over, and no HTTP/2 stream holds its answer (#answered). */
+  get #logged(): boolean {
+    return this.#finished && this.#unsent === null;
+  }
+
   /** Breaks the answer (#breakAnswer) and writes its line now, that of an answer held for its stream too. */
   #breakAndLog(h2Code: number): void {
     const held = this.#unsent !== null;
@@ -454,7 +459,7 @@ export class Exchange implements ProxyExchange, HandlerExchange {
   }
 
   clientGone(): void {
-    if (this.#finished && this.#unsent === null) return;
+    if (this.#logged) return;
     if (this.#unsent !== null) {
       // A whole answer its stream had not sent yet.
       this.#countSent(this.#unsent.writableLength);
@@ -543,7 +548,7 @@ export class Exchange implements ProxyExchange, HandlerExchange {
    * stopped logging (a worker exits then): none at all.
    */
   cut(code: ErrorCode): void {
-    if (this.#finished && this.#unsent === null) return;
+    if (this.#logged) return;
     this.errorCode = code;
     if (this.status === 101) {
       // A WebSocket a Node listener accepted is counted on the wire (serve-handler.ts).
@@ -563,7 +568,7 @@ export class Exchange implements ProxyExchange, HandlerExchange {
    * An HTTP/1.x answer logged already (whole, its end still queued) keeps its line.
    */
   sendTimedOut(): void {
-    if (!this.#finished || this.#unsent !== null) {
+    if (!this.#logged) {
       this.errorCode = 'SLUICE_E_CLIENT_SEND_TIMEOUT';
       this.status = this.res.statusCode;
       const stream = this.#h2Stream();
